@@ -1,0 +1,514 @@
+"""gatehouse worker: runs one WSGI (PEP 3333) application for the gatehouse front.
+
+Standard library only, Python >= 3.8. The front starts this file with one JSON
+argument (the worker settings) and a bidirectional stream on fd 3. Everything
+HTTP (parsing, limits, buffering the request body, writing to slow clients) is
+done by the front; this process only builds `environ`, calls the application
+and sends the response back as frames.
+
+The wire (mirrored in src/wire/frames.ts, which documents it in full):
+every frame is a 9-byte header `<BII` (type, request id, payload length)
+followed by the payload. Strings travel as latin-1, NUL-separated, because
+that is what PEP 3333 "native strings" are and decoding them costs one
+`bytes.decode` and one `str.split`.
+"""
+
+import ast
+import faulthandler
+import importlib
+import importlib.util
+import io
+import json
+import os
+import select
+import signal
+import socket
+import stat
+import struct
+import sys
+import traceback
+
+# Frame types, front -> worker
+REQ = 1
+CANCEL = 2
+# Frame types, worker -> front
+READY = 10
+BOOT_ERROR = 11
+RESPONSE = 12
+START = 13
+BODY = 14
+FILE = 15
+END = 16
+ABORT = 17
+
+HEADER = struct.Struct("<BII")
+HEADER_SIZE = HEADER.size
+U32 = struct.Struct("<I")
+pack_header = HEADER.pack
+unpack_header = HEADER.unpack_from
+unpack_u32 = U32.unpack_from
+
+HOP_BY_HOP = frozenset(
+    (
+        "connection",
+        "keep-alive",
+        "proxy-authenticate",
+        "proxy-authorization",
+        "te",
+        "trailer",
+        "trailers",
+        "transfer-encoding",
+        "upgrade",
+    )
+)
+
+
+class Cancelled(Exception):
+    """The client went away while the response was being produced."""
+
+
+class AppError(Exception):
+    """The application broke the WSGI contract; the message says how."""
+
+
+class FileWrapper:
+    """`wsgi.file_wrapper`: iterates a file-like in blocks.
+
+    When it wraps a real file on disk the worker does not iterate it: it sends
+    the front the file's path, offset and length and the front streams the file
+    itself, so the bytes never pass through Python.
+    """
+
+    def __init__(self, filelike, blksize=8192):
+        self.filelike = filelike
+        self.blksize = blksize
+        if hasattr(filelike, "close"):
+            self.close = filelike.close
+
+    def __iter__(self):
+        read = self.filelike.read
+        blksize = self.blksize
+        while True:
+            data = read(blksize)
+            if not data:
+                return
+            yield data
+
+
+class ErrorStream:
+    """`wsgi.errors`: text written here goes to the front's error log (via stderr)."""
+
+    def __init__(self, stream):
+        self._stream = stream
+
+    def write(self, s):
+        return self._stream.write(s)
+
+    def writelines(self, seq):
+        self._stream.writelines(seq)
+
+    def flush(self):
+        self._stream.flush()
+
+
+def load_app(spec):
+    """Load `module:callable`, `module:factory(args)`, `module`, or `file.py[:name]`."""
+    target, name = spec, None
+    colon = spec.rfind(":")
+    if colon > 0 and "/" not in spec[colon + 1 :]:
+        target, name = spec[:colon], spec[colon + 1 :]
+    if target.endswith(".py") or os.sep in target:
+        path = os.path.abspath(target)
+        directory = os.path.dirname(path)
+        if directory not in sys.path:
+            sys.path.insert(0, directory)
+        module_name = os.path.splitext(os.path.basename(path))[0]
+        loader_spec = importlib.util.spec_from_file_location(module_name, path)
+        if loader_spec is None or loader_spec.loader is None:
+            raise ImportError("cannot load %s: not a Python file" % path)
+        module = importlib.util.module_from_spec(loader_spec)
+        sys.modules[module_name] = module
+        loader_spec.loader.exec_module(module)
+    else:
+        module = importlib.import_module(target)
+    return resolve_callable(module, name or "application", spec)
+
+
+def resolve_callable(module, expr, spec):
+    call_args = None
+    if expr.endswith(")") and "(" in expr:
+        expr, _, arg_text = expr[:-1].partition("(")
+        call_args = parse_call_args(arg_text, spec)
+    obj = module
+    for part in expr.split("."):
+        try:
+            obj = getattr(obj, part)
+        except AttributeError:
+            raise AppError(
+                "%s has no attribute %r (APP was %r)" % (module.__name__, expr, spec)
+            ) from None
+    if call_args is not None:
+        obj = obj(*call_args[0], **call_args[1])
+    if not callable(obj):
+        raise AppError("%r is not callable (APP was %r)" % (expr, spec))
+    return obj
+
+
+def parse_call_args(text, spec):
+    try:
+        call = ast.parse("f(%s)" % text, mode="eval").body
+        args = [ast.literal_eval(a) for a in call.args]
+        kwargs = {k.arg: ast.literal_eval(k.value) for k in call.keywords}
+    except (SyntaxError, ValueError):
+        raise AppError("factory arguments must be Python literals (APP was %r)" % spec)
+    return args, kwargs
+
+
+def encode_head(status, headers):
+    """Status and headers as the latin-1 NUL-separated block the front expects."""
+    parts = [status]
+    for name, value in headers:
+        parts.append(name)
+        parts.append(value)
+    return "\0".join(parts).encode("latin-1")
+
+
+def check_headers(status, headers):
+    if type(status) is not str:
+        raise AppError("status must be a str, got %r" % (status,))
+    if len(status) < 4 or not status[:3].isdigit() or status[3] != " ":
+        raise AppError("status must look like '200 OK', got %r" % status)
+    if type(headers) is not list:
+        raise AppError("response headers must be a list, got %s" % type(headers).__name__)
+    content_length = None
+    for item in headers:
+        if type(item) is not tuple or len(item) != 2:
+            raise AppError("each response header must be a (name, value) tuple, got %r" % (item,))
+        name, value = item
+        if type(name) is not str or type(value) is not str:
+            raise AppError("header names and values must be str: %r" % (item,))
+        lower = name.lower()
+        if lower in HOP_BY_HOP:
+            raise AppError("hop-by-hop header %r is not allowed from a WSGI app (PEP 3333)" % name)
+        if "\0" in name or "\0" in value or "\n" in value or "\r" in value or ":" in name:
+            raise AppError("header %r contains a forbidden character" % name)
+        try:
+            value.encode("latin-1")
+        except UnicodeEncodeError:
+            raise AppError("header %r value is not latin-1: %r" % (name, value)) from None
+        if lower == "content-length":
+            content_length = value
+    return content_length
+
+
+class Worker:
+    def __init__(self, app, sock, settings):
+        self.app = app
+        self.sock = sock
+        self.inbuf = b""
+        self.pending = []  # (rid, payload) received but not started
+        self.cancelled = set()
+        self.stopping = False
+        self.busy = False
+        errors = ErrorStream(sys.stderr)
+        self.base_environ = {
+            "wsgi.version": (1, 0),
+            "wsgi.errors": errors,
+            "wsgi.multithread": False,
+            "wsgi.multiprocess": settings.get("multiprocess", True),
+            "wsgi.run_once": False,
+            "wsgi.file_wrapper": FileWrapper,
+            "wsgi.input_terminated": True,
+            "SERVER_SOFTWARE": settings.get("server_software", "gatehouse"),
+        }
+
+    # ---- reading frames -------------------------------------------------
+
+    def read_frames(self, block):
+        """Read what the stream has and queue the frames; return False at EOF."""
+        if not block:
+            ready, _, _ = select.select((self.sock,), (), (), 0)
+            if not ready:
+                return True
+        data = self.sock.recv(262144)
+        if not data:
+            return False
+        buf = self.inbuf + data if self.inbuf else data
+        pos, size = 0, len(buf)
+        while size - pos >= HEADER_SIZE:
+            kind, rid, length = unpack_header(buf, pos)
+            end = pos + HEADER_SIZE + length
+            if end > size:
+                break
+            if kind == REQ:
+                self.pending.append((rid, buf[pos + HEADER_SIZE : end]))
+            elif kind == CANCEL:
+                self.cancelled.add(rid)
+            pos = end
+        self.inbuf = buf[pos:]
+        return True
+
+    def serve_forever(self):
+        pending = self.pending
+        while not self.stopping:
+            if not pending and not self.read_frames(True):
+                return
+            while pending:
+                rid, payload = pending.pop(0)
+                if rid in self.cancelled:
+                    self.cancelled.discard(rid)
+                    self.sock.sendall(pack_header(END, rid, 0))
+                    continue
+                self.busy = True
+                self.handle(rid, payload)
+                self.busy = False
+                if self.stopping:
+                    return
+
+    # ---- one request ----------------------------------------------------
+
+    def build_environ(self, payload):
+        elen = unpack_u32(payload, 0)[0]
+        parts = payload[4 : 4 + elen].decode("latin-1").split("\0")
+        environ = self.base_environ.copy()
+        it = iter(parts)
+        environ.update(zip(it, it))
+        body_file = environ.pop("gatehouse.body_file", None)
+        if body_file is not None:
+            environ["wsgi.input"] = open(body_file, "rb")
+        else:
+            environ["wsgi.input"] = io.BytesIO(payload[4 + elen :])
+        return environ
+
+    def handle(self, rid, payload):
+        environ = self.build_environ(payload)
+        # [status, headers, content_length, head_sent, bytes_sent]
+        state = [None, None, None, False, 0]
+        send = self.sock.sendall
+
+        def write(data):
+            if type(data) is not bytes:
+                raise AppError("write() needs bytes, got %s" % type(data).__name__)
+            if state[0] is None:
+                raise AppError("write() called before start_response()")
+            self.send_chunk(rid, state, data)
+
+        def start_response(status, headers, exc_info=None):
+            if exc_info:
+                try:
+                    if state[3]:
+                        raise exc_info[1].with_traceback(exc_info[2])
+                finally:
+                    exc_info = None
+            elif state[0] is not None:
+                raise AppError("start_response() called twice without exc_info")
+            state[2] = check_headers(status, headers)
+            state[0] = status
+            state[1] = headers
+            return write
+
+        result = None
+        try:
+            result = self.app(environ, start_response)
+            if (
+                type(result) is list
+                and len(result) == 1
+                and not state[3]
+                and state[0] is not None
+                and type(result[0]) is bytes
+            ):
+                self.send_whole(rid, state, result[0], environ["REQUEST_METHOD"])
+            elif type(result) is FileWrapper and self.send_file(rid, state, result):
+                pass
+            else:
+                for data in result:
+                    if type(data) is not bytes:
+                        raise AppError("the app yielded %s, not bytes" % type(data).__name__)
+                    if data:
+                        if state[0] is None:
+                            raise AppError("the app returned a body before calling start_response()")
+                        self.send_chunk(rid, state, data)
+                        if self.cancelled and rid in self.check_cancelled():
+                            raise Cancelled()
+                self.finish(rid, state)
+        except Cancelled:
+            self.cancelled.discard(rid)
+            send(pack_header(END, rid, 0))
+        except Exception as exc:
+            self.app_failed(rid, state, environ, exc)
+        finally:
+            if result is not None and hasattr(result, "close"):
+                try:
+                    result.close()
+                except Exception as exc:
+                    self.log_exception(environ, exc, "in close() of the response iterable")
+            environ["wsgi.input"].close()
+
+    def check_cancelled(self):
+        self.read_frames(False)
+        return self.cancelled
+
+    def send_whole(self, rid, state, body, method):
+        """The common case: one bytes object; one frame carries the whole response."""
+        headers = state[1]
+        length = len(body)
+        declared = state[2]
+        if declared is None:
+            headers.append(("Content-Length", str(length)))
+        elif declared != str(length) and method != "HEAD":
+            self.send_chunk(rid, state, body)
+            self.finish(rid, state)
+            return
+        head = encode_head(state[0], headers)
+        self.sock.sendall(
+            pack_header(RESPONSE, rid, 4 + len(head) + length) + U32.pack(len(head)) + head + body
+        )
+
+    def send_chunk(self, rid, state, data):
+        if not state[3]:
+            head = encode_head(state[0], state[1])
+            state[3] = True
+            self.sock.sendall(
+                pack_header(START, rid, len(head)) + head + pack_header(BODY, rid, len(data)) + data
+            )
+        else:
+            self.sock.sendall(pack_header(BODY, rid, len(data)) + data)
+        state[4] += len(data)
+
+    def finish(self, rid, state):
+        if state[0] is None:
+            raise AppError("the app returned without calling start_response()")
+        if not state[3]:
+            if state[2] is None:
+                state[1].append(("Content-Length", "0"))
+            head = encode_head(state[0], state[1])
+            state[3] = True
+            self.sock.sendall(pack_header(START, rid, len(head)) + head + pack_header(END, rid, 0))
+            return
+        declared = state[2]
+        if declared is not None and declared.isdigit() and int(declared) != state[4]:
+            sys.stderr.write(
+                "response had Content-Length %s but the app sent %d bytes; connection aborted\n"
+                % (declared, state[4])
+            )
+            self.sock.sendall(pack_header(ABORT, rid, 0))
+            return
+        self.sock.sendall(pack_header(END, rid, 0))
+
+    def send_file(self, rid, state, wrapper):
+        """Hand a real file to the front to stream. False: iterate it instead."""
+        filelike = wrapper.filelike
+        if state[0] is None or state[3]:
+            return False
+        try:
+            fd = filelike.fileno()
+            st = os.fstat(fd)
+            path = os.readlink("/proc/self/fd/%d" % fd)
+            on_disk = os.stat(path)
+            offset = filelike.tell()
+        except (AttributeError, OSError, ValueError, io.UnsupportedOperation):
+            return False
+        if (st.st_dev, st.st_ino) != (on_disk.st_dev, on_disk.st_ino) or not os.path.isabs(path):
+            return False
+        if not stat.S_ISREG(st.st_mode):
+            return False
+        length = max(0, st.st_size - offset)
+        declared = state[2]
+        if declared is not None:
+            if not declared.isdigit():
+                return False
+            length = min(length, int(declared))
+        else:
+            state[1].append(("Content-Length", str(length)))
+        head = encode_head(state[0], state[1])
+        spec = ("%d\0%d\0%d\0%d\0" % (offset, length, st.st_dev, st.st_ino)).encode() + os.fsencode(path)
+        state[3] = True
+        state[4] = length
+        self.sock.sendall(
+            pack_header(START, rid, len(head))
+            + head
+            + pack_header(FILE, rid, len(spec))
+            + spec
+            + pack_header(END, rid, 0)
+        )
+        return True
+
+    def app_failed(self, rid, state, environ, exc):
+        self.log_exception(environ, exc, "")
+        if state[3]:
+            # Headers are out: the client must see a truncated response, never a clean one.
+            self.sock.sendall(pack_header(ABORT, rid, 0))
+            return
+        body = b"Internal Server Error\n"
+        head = encode_head(
+            "500 Internal Server Error",
+            [("Content-Type", "text/plain; charset=utf-8"), ("Content-Length", str(len(body)))],
+        )
+        self.sock.sendall(
+            pack_header(RESPONSE, rid, 4 + len(head) + len(body)) + U32.pack(len(head)) + head + body
+        )
+
+    def log_exception(self, environ, exc, where):
+        request = "%s %s" % (environ.get("REQUEST_METHOD", "?"), environ.get("RAW_URI", "?"))
+        if isinstance(exc, AppError):
+            sys.stderr.write("Error handling request %s: %s\n" % (request, exc))
+        else:
+            sys.stderr.write("Error handling request %s %s\n" % (request, where))
+            traceback.print_exception(type(exc), exc, exc.__traceback__, file=sys.stderr)
+        sys.stderr.flush()
+
+
+def die_with_parent():
+    """Ask Linux to SIGKILL this process when the front dies, even if SIGKILLed."""
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except Exception:
+        pass  # not Linux: the closed stream still ends the worker when it is idle
+
+
+def main():
+    settings = json.loads(sys.argv[1])
+    parent = os.getppid()
+    die_with_parent()
+    if os.getppid() != parent:
+        os._exit(1)
+    sock = socket.socket(fileno=3)
+    for path in reversed(settings.get("pythonpath", [])):
+        sys.path.insert(0, path)
+    if os.getcwd() not in sys.path:
+        sys.path.insert(0, os.getcwd())
+    try:
+        app = load_app(settings["app"])
+    except BaseException as exc:
+        if isinstance(exc, AppError):
+            text = "%s\n" % exc
+        else:
+            text = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
+        payload = text.encode("utf-8", "replace")
+        sock.sendall(pack_header(BOOT_ERROR, 0, len(payload)) + payload)
+        sys.exit(3)
+    worker = Worker(app, sock, settings)
+
+    def stop(signum, frame):
+        # Idle: leave now. Busy: finish the request in hand, then leave.
+        if not worker.busy:
+            sys.exit(0)
+        worker.stopping = True
+
+    signal.signal(signal.SIGTERM, stop)
+    # A hung worker gets SIGABRT: the operator sees where it hung (and where a C extension crashed).
+    faulthandler.enable(file=sys.stderr, all_threads=True)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the front decides; Ctrl-C reaches both
+    info = json.dumps({"pid": os.getpid(), "python": sys.version.split()[0]}).encode()
+    sock.sendall(pack_header(READY, 0, len(info)) + info)
+    try:
+        worker.serve_forever()
+    except (ConnectionError, OSError):
+        pass  # the front went away
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,58 @@
+#!/usr/bin/env node
+/** `gatehouse [options] APP`: parse flags, start, and turn signals into stops. */
+import { helpText, parseCli } from './config/cli-args.js';
+import { GatehouseError } from './errors.js';
+import { Gatehouse, VERSION } from './server.js';
+
+function fail(err: unknown, debug: boolean): never {
+  if (err instanceof GatehouseError) {
+    process.stderr.write(`gatehouse: error: ${err.code}: ${err.message}\n`);
+    if (err.detail) process.stderr.write(err.detail.trimEnd() + '\n');
+    if (debug && err.stack) process.stderr.write(err.stack + '\n');
+    process.exit(err.exitCode);
+  }
+  process.stderr.write(`gatehouse: internal error: ${(err as Error)?.stack ?? String(err)}\n`);
+  process.exit(70);
+}
+
+async function main(): Promise<void> {
+  let cli;
+  try {
+    cli = parseCli(process.argv.slice(2));
+  } catch (err) {
+    fail(err, false);
+  }
+  if (cli.kind === 'help') return void process.stdout.write(helpText());
+  if (cli.kind === 'version') return void process.stdout.write(`gatehouse ${VERSION}\n`);
+
+  const config = cli.config;
+  const debug = config.logLevel === 'debug';
+  let server: Gatehouse | null = null;
+  let stopping = false;
+  const stop = async (graceSeconds: number, signal: string) => {
+    if (stopping) {
+      // A second signal: do not wait any longer.
+      process.exit(1);
+    }
+    stopping = true;
+    server?.logger.info(`Handling signal: ${signal.replace('SIG', '').toLowerCase()}`);
+    await server?.stop(graceSeconds);
+    server?.logger.info('Shutting down: Master');
+    process.exit(0);
+  };
+  // SIGTERM drains (gunicorn's graceful stop); SIGINT and SIGQUIT stop at once.
+  process.on('SIGTERM', () => void stop(config.gracefulTimeout, 'SIGTERM'));
+  process.on('SIGINT', () => void stop(0, 'SIGINT'));
+  process.on('SIGQUIT', () => void stop(0, 'SIGQUIT'));
+
+  try {
+    server = new Gatehouse(config);
+    await server.start();
+  } catch (err) {
+    stopping = true;
+    await server?.stop(0).catch(() => {});
+    fail(err, debug);
+  }
+}
+
+void main();

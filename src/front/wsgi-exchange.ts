@@ -1,0 +1,168 @@
+/**
+ * One HTTP request on its way through a worker pool: turns the worker's
+ * frames into the HTTP response, and owns what the request leaves behind
+ * (temp body file, access log line).
+ */
+import { createReadStream, fstat, open, close } from 'node:fs';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { Logger } from '../log/logger.js';
+import type { AccessLog } from '../log/access-log.js';
+import type { Exchange } from '../pool/exchange.js';
+import type { WorkerProcess } from '../pool/worker-process.js';
+import type { FileSpec } from '../wire/frames.js';
+import { discardBodyFile } from './request-body.js';
+
+/** How much of a response the front holds for a slow client before it stops reading from the worker. */
+const RESPONSE_BUFFER = 1024 * 1024;
+
+export interface ExchangeContext {
+  logger: Logger;
+  accessLog: AccessLog | null;
+}
+
+export function sendPlain(res: ServerResponse, status: number, text: string, close = false): number {
+  const body = Buffer.from(text + '\n');
+  const headers: Record<string, string | number> = { 'Content-Type': 'text/plain; charset=utf-8', 'Content-Length': body.length };
+  if (close) headers.Connection = 'close';
+  res.writeHead(status, headers);
+  res.end(body);
+  return body.length;
+}
+
+const FAIL_TEXT = { 502: 'Bad Gateway', 503: 'Service Unavailable', 504: 'Gateway Timeout' } as const;
+
+export class WsgiExchange implements Exchange {
+  worker: WorkerProcess | null = null;
+  queuedAt = 0;
+  private status = 0;
+  private bytes = 0;
+  private done = false;
+  /** A FILE region is being streamed; END must wait for it. */
+  private streaming = false;
+  private endPending = false;
+
+  constructor(
+    readonly frame: Buffer,
+    private readonly req: IncomingMessage,
+    private readonly res: ServerResponse,
+    private readonly ctx: ExchangeContext,
+    private readonly bodyFile: string | null,
+  ) {}
+
+  get label(): string {
+    return `${this.req.method} ${this.req.url}`;
+  }
+
+  /** The response is over (or the client left): true if this call is the first to say so. */
+  get finished(): boolean {
+    return this.done;
+  }
+
+  response(head: string[], body: Buffer): void {
+    if (this.done) return;
+    if (!this.writeHead(head)) return;
+    this.bytes = body.length;
+    this.res.end(body);
+    this.complete();
+  }
+
+  start(head: string[]): void {
+    if (!this.done) this.writeHead(head);
+  }
+
+  body(chunk: Buffer): boolean {
+    if (this.done) return true;
+    this.bytes += chunk.length;
+    this.res.write(chunk);
+    if (this.res.writableLength <= RESPONSE_BUFFER) return true;
+    const worker = this.worker;
+    this.res.once('drain', () => worker?.resume());
+    return false;
+  }
+
+  file(spec: FileSpec): void {
+    if (this.done || spec.length === 0) return;
+    this.streaming = true;
+    open(spec.path, 'r', (err, fd) => {
+      if (err) return this.fileFailed(`cannot open ${spec.path.toString()}: ${err.code}`);
+      fstat(fd, (statErr, st) => {
+        if (statErr || st.dev !== spec.dev || st.ino !== spec.ino) {
+          close(fd, () => {});
+          return this.fileFailed(`${spec.path.toString()} was replaced before it could be sent`);
+        }
+        const stream = createReadStream('', { fd, start: spec.offset, end: spec.offset + spec.length - 1 });
+        stream.on('error', (e) => this.fileFailed(e.message));
+        stream.on('data', (chunk) => (this.bytes += chunk.length));
+        stream.on('end', () => {
+          this.streaming = false;
+          if (this.endPending) this.end();
+        });
+        stream.pipe(this.res, { end: false });
+      });
+    });
+  }
+
+  end(): void {
+    if (this.done) return;
+    if (this.streaming) {
+      this.endPending = true;
+      return;
+    }
+    this.res.end();
+    this.complete();
+  }
+
+  abort(): void {
+    if (this.done) return;
+    this.res.destroy();
+    this.complete();
+  }
+
+  fail(status: 502 | 503 | 504, reason: string): void {
+    if (this.done) return;
+    if (this.res.headersSent) {
+      this.ctx.logger.warning(`${this.label}: ${reason} after the response started; connection cut`);
+      this.abort();
+      return;
+    }
+    this.status = status;
+    this.bytes = sendPlain(this.res, status, FAIL_TEXT[status]);
+    this.ctx.logger.log(status === 503 ? 'warning' : 'error', `${this.label}: ${status} ${reason}`);
+    this.complete();
+  }
+
+  /** The client went away before the response was complete. */
+  clientGone(): void {
+    if (this.done) return;
+    this.complete();
+  }
+
+  private fileFailed(why: string): void {
+    this.ctx.logger.error(`${this.label}: file response failed: ${why}`);
+    this.streaming = false;
+    this.abort();
+  }
+
+  private writeHead(head: string[]): boolean {
+    const statusLine = head[0]!;
+    this.status = Number(statusLine.slice(0, 3));
+    try {
+      this.res.writeHead(this.status, statusLine.slice(4), head.length > 1 ? head.slice(1) : undefined);
+      return true;
+    } catch (err) {
+      // Node refused a header the worker let through: answer 500 rather than crash.
+      this.ctx.logger.error(`${this.label}: invalid response from the app: ${(err as Error).message}`);
+      this.res.removeHeader('content-length');
+      this.status = 500;
+      this.bytes = sendPlain(this.res, 500, 'Internal Server Error');
+      this.complete();
+      return false;
+    }
+  }
+
+  private complete(): void {
+    this.done = true;
+    discardBodyFile(this.bodyFile);
+    this.ctx.accessLog?.write(this.req, this.status, this.bytes);
+  }
+}

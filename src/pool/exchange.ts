@@ -1,0 +1,32 @@
+/**
+ * What the pool needs from a request travelling through it. The front
+ * implements it (src/front/wsgi-exchange.ts); tests can implement it to drive
+ * a pool without HTTP.
+ */
+import type { FileSpec } from '../wire/frames.js';
+import type { WorkerProcess } from './worker-process.js';
+
+export interface Exchange {
+  /** The REQ frame, built once by the front; the pool writes the request id into it. */
+  readonly frame: Buffer;
+  /** "GET /path", for log lines about this request. */
+  readonly label: string;
+  /** The worker holding this request, while one does. */
+  worker: WorkerProcess | null;
+  /** When it entered the pool's queue (ms, performance.now()). */
+  queuedAt: number;
+
+  /** The whole response at once (RESPONSE frame). */
+  response(head: string[], body: Buffer): void;
+  /** The status and headers of a streamed response. */
+  start(head: string[]): void;
+  /** A body chunk. Returns false when the client is backed up; call `worker.resume()` when it drains. */
+  body(chunk: Buffer): boolean;
+  /** Stream a region of a file; the worker's END follows and must wait for it. */
+  file(spec: FileSpec): void;
+  end(): void;
+  /** The app failed after the head went out: the client must see a truncated response. */
+  abort(): void;
+  /** The pool could not get an answer: 502 worker died, 503 queue full or timed out, 504 timeout. */
+  fail(status: 502 | 503 | 504, reason: string): void;
+}

@@ -1,0 +1,143 @@
+/**
+ * The wire between the front and a Python worker: one persistent stream per
+ * worker (a socketpair on the worker's fd 3), binary length-prefixed frames.
+ *
+ * Written by hand because it is ours: no library speaks it, and its shape is
+ * chosen for what is cheapest to decode in Python (python/gatehouse_worker.py
+ * is the other half and must change with this file).
+ *
+ * Frame: 9-byte header, little-endian `type:u8 id:u32 length:u32`, then
+ * `length` bytes of payload. `id` names the request the frame belongs to.
+ *
+ * front → worker
+ *   REQ     u32 environ length, environ block, then the request body (inline).
+ *           The environ block is latin-1 `KEY\0VALUE\0KEY\0VALUE...`; a key
+ *           `gatehouse.body_file` instead names a temp file holding the body.
+ *   CANCEL  the client went away: stop producing, close(), answer END.
+ * worker → front (exactly one of RESPONSE, END or ABORT ends every REQ)
+ *   READY       id 0, JSON {pid, python}: the app is imported.
+ *   BOOT_ERROR  id 0, the traceback (UTF-8): the app failed to import.
+ *   RESPONSE    the whole response: u32 head length, head block, body.
+ *   START       the head block only; BODY / FILE frames follow, then END.
+ *               Head block: latin-1 `STATUS\0Name\0Value\0Name\0Value...`.
+ *   BODY        a chunk of the body.
+ *   FILE        `offset\0length\0dev\0inode\0path`: the front streams that
+ *               region of the file (checked against dev and inode).
+ *   END         the response is complete.
+ *   ABORT       the app failed after the head went out: cut the connection.
+ */
+
+export const enum Frame {
+  REQ = 1,
+  CANCEL = 2,
+  READY = 10,
+  BOOT_ERROR = 11,
+  RESPONSE = 12,
+  START = 13,
+  BODY = 14,
+  FILE = 15,
+  END = 16,
+  ABORT = 17,
+}
+
+export const HEADER_SIZE = 9;
+
+/** Encodes a REQ frame: one allocation, one latin-1 write. */
+export function encodeRequest(id: number, environ: string, body: Buffer | null): Buffer {
+  const envLen = Buffer.byteLength(environ, 'latin1');
+  const bodyLen = body === null ? 0 : body.length;
+  const payloadLen = 4 + envLen + bodyLen;
+  const frame = Buffer.allocUnsafe(HEADER_SIZE + payloadLen);
+  frame[0] = Frame.REQ;
+  frame.writeUInt32LE(id, 1);
+  frame.writeUInt32LE(payloadLen, 5);
+  frame.writeUInt32LE(envLen, 9);
+  frame.write(environ, 13, envLen, 'latin1');
+  if (body !== null) body.copy(frame, 13 + envLen);
+  return frame;
+}
+
+/** Encodes a frame with no payload (CANCEL). */
+export function encodeEmpty(type: Frame, id: number): Buffer {
+  const frame = Buffer.allocUnsafe(HEADER_SIZE);
+  frame[0] = type;
+  frame.writeUInt32LE(id, 1);
+  frame.writeUInt32LE(0, 5);
+  return frame;
+}
+
+/** Encodes any frame; the worker side uses this shape, tests use it to play a worker. */
+export function encodeFrame(type: Frame, id: number, payload: Buffer): Buffer {
+  const frame = Buffer.allocUnsafe(HEADER_SIZE + payload.length);
+  frame[0] = type;
+  frame.writeUInt32LE(id, 1);
+  frame.writeUInt32LE(payload.length, 5);
+  payload.copy(frame, HEADER_SIZE);
+  return frame;
+}
+
+/** Splits a head block into [status line, name, value, name, value, ...]. */
+export function decodeHead(block: Buffer, start = 0, end = block.length): string[] {
+  return block.toString('latin1', start, end).split('\0');
+}
+
+/** The RESPONSE payload: head block and body. */
+export function decodeResponse(payload: Buffer): { head: string[]; body: Buffer } {
+  const headLen = payload.readUInt32LE(0);
+  return { head: decodeHead(payload, 4, 4 + headLen), body: payload.subarray(4 + headLen) };
+}
+
+export interface FileSpec {
+  offset: number;
+  length: number;
+  dev: number;
+  ino: number;
+  path: Buffer;
+}
+
+export function decodeFile(payload: Buffer): FileSpec {
+  const fields: number[] = [];
+  let pos = 0;
+  for (let i = 0; i < 4; i++) {
+    const nul = payload.indexOf(0, pos);
+    if (nul < 0) throw new Error('malformed FILE frame');
+    fields.push(Number(payload.toString('latin1', pos, nul)));
+    pos = nul + 1;
+  }
+  return { offset: fields[0]!, length: fields[1]!, dev: fields[2]!, ino: fields[3]!, path: payload.subarray(pos) };
+}
+
+export type FrameHandler = (type: number, id: number, payload: Buffer) => void;
+
+/**
+ * Cuts a byte stream into frames. Payloads are views into the received
+ * chunk (no copy) unless a frame straddles two chunks.
+ */
+export class FrameDecoder {
+  private rest: Buffer | null = null;
+
+  constructor(private readonly onFrame: FrameHandler) {}
+
+  push(chunk: Buffer): void {
+    let buf = chunk;
+    if (this.rest !== null) {
+      buf = Buffer.concat([this.rest, chunk]);
+      this.rest = null;
+    }
+    let pos = 0;
+    const size = buf.length;
+    while (size - pos >= HEADER_SIZE) {
+      const length = buf.readUInt32LE(pos + 5);
+      const end = pos + HEADER_SIZE + length;
+      if (end > size) break;
+      this.onFrame(buf[pos]!, buf.readUInt32LE(pos + 1), buf.subarray(pos + HEADER_SIZE, end));
+      pos = end;
+    }
+    if (pos < size) this.rest = buf.subarray(pos);
+  }
+
+  /** Bytes received that do not yet make a whole frame. */
+  get buffered(): number {
+    return this.rest === null ? 0 : this.rest.length;
+  }
+}
