@@ -14,23 +14,27 @@ that is what PEP 3333 "native strings" are and decoding them costs one
 """
 
 import ast
+import collections
 import faulthandler
 import importlib
 import importlib.util
 import io
 import json
 import os
-import select
 import signal
+import select
 import socket
 import stat
 import struct
 import sys
+import threading
+import time
 import traceback
 
 # Frame types, front -> worker
 REQ = 1
 CANCEL = 2
+REVOKE = 3
 # Frame types, worker -> front
 READY = 10
 BOOT_ERROR = 11
@@ -40,6 +44,10 @@ BODY = 14
 FILE = 15
 END = 16
 ABORT = 17
+REVOKED = 18
+
+# How often the watcher thread looks at the stream while a request runs (s).
+WATCH_INTERVAL = 0.01
 
 HEADER = struct.Struct("<BII")
 HEADER_SIZE = HEADER.size
@@ -206,8 +214,13 @@ class Worker:
         self.app = app
         self.sock = sock
         self.inbuf = b""
-        self.pending = []  # (rid, payload) received but not started
+        self.pending = collections.deque()  # (rid, payload) received, not started
         self.cancelled = set()
+        self.inbuf = b""
+        self.lock = threading.Lock()  # pending, current, cancelled
+        self.read_lock = threading.Lock()
+        self.send_lock = threading.Lock()
+        self.current = None  # id of the request the main thread is running
         self.stopping = False
         self.busy = False
         errors = ErrorStream(sys.stderr)
@@ -223,47 +236,92 @@ class Worker:
         }
 
     # ---- reading frames -------------------------------------------------
+    #
+    # The main thread reads the stream itself whenever it has nothing to do:
+    # no thread hand-off on the hot path. While it runs a long request, a
+    # watcher thread polls the stream instead, so the front can still take
+    # back requests that have not started (REVOKE) and stop the running one
+    # (CANCEL). `read_lock` makes sure only one thread reads at a time.
+
+    def send(self, data):
+        with self.send_lock:
+            self.sock.sendall(data)
 
     def read_frames(self, block):
-        """Read what the stream has and queue the frames; return False at EOF."""
-        if not block:
-            ready, _, _ = select.select((self.sock,), (), (), 0)
-            if not ready:
+        """Reads what the stream has and files the frames; False at EOF."""
+        with self.read_lock:
+            if block:
+                if self.pending:
+                    return True  # the watcher filed some while we were not looking
+            elif not select.select((self.sock,), (), (), 0)[0]:
                 return True
-        data = self.sock.recv(262144)
-        if not data:
-            return False
-        buf = self.inbuf + data if self.inbuf else data
-        pos, size = 0, len(buf)
-        while size - pos >= HEADER_SIZE:
-            kind, rid, length = unpack_header(buf, pos)
-            end = pos + HEADER_SIZE + length
-            if end > size:
-                break
-            if kind == REQ:
-                self.pending.append((rid, buf[pos + HEADER_SIZE : end]))
-            elif kind == CANCEL:
-                self.cancelled.add(rid)
-            pos = end
-        self.inbuf = buf[pos:]
-        return True
+            data = self.sock.recv(262144)
+            if not data:
+                return False
+            buf = self.inbuf + data if self.inbuf else data
+            pos, size = 0, len(buf)
+            with self.lock:
+                while size - pos >= HEADER_SIZE:
+                    kind, rid, length = unpack_header(buf, pos)
+                    end = pos + HEADER_SIZE + length
+                    if end > size:
+                        break
+                    if kind == REQ:
+                        self.pending.append((rid, buf[pos + HEADER_SIZE : end]))
+                    elif kind == CANCEL or kind == REVOKE:
+                        self.take_back(kind, rid)
+                    pos = end
+            self.inbuf = buf[pos:]
+            return True
+
+    def take_back(self, kind, rid):
+        """CANCEL or REVOKE: a request not yet started is dropped and answered here."""
+        for item in self.pending:
+            if item[0] == rid:
+                self.pending.remove(item)
+                self.send(pack_header(REVOKED if kind == REVOKE else END, rid, 0))
+                return
+        if kind == CANCEL and rid == self.current:
+            self.cancelled.add(rid)  # running: the main thread stops at the next chunk
+
+    def watch(self):
+        """Polls the stream while the main thread is busy with one request for a while."""
+        seen = None
+        while True:
+            time.sleep(WATCH_INTERVAL)
+            current = self.current
+            if current is not None and current == seen:
+                try:
+                    if not self.read_frames(False):
+                        return
+                except OSError:
+                    return
+            seen = current
 
     def serve_forever(self):
+        threading.Thread(target=self.watch, name="gatehouse-watch", daemon=True).start()
         pending = self.pending
         while not self.stopping:
-            if not pending and not self.read_frames(True):
-                return
-            while pending:
-                rid, payload = pending.pop(0)
-                if rid in self.cancelled:
-                    self.cancelled.discard(rid)
-                    self.sock.sendall(pack_header(END, rid, 0))
-                    continue
-                self.busy = True
-                self.handle(rid, payload)
-                self.busy = False
-                if self.stopping:
+            with self.lock:
+                if self.current is not None:
+                    self.cancelled.discard(self.current)
+                    self.current = None
+                    self.busy = False
+                if pending:
+                    rid, payload = pending.popleft()
+                    self.current = rid
+                    self.busy = True
+                else:
+                    rid = None
+            if rid is None:
+                if not self.read_frames(True):
                     return
+                continue
+            self.handle(rid, payload)
+        # Leaving (SIGTERM): hand back what was queued here so the front sends it elsewhere.
+        with self.lock:
+            while pending:
+                self.send(pack_header(REVOKED, pending.popleft()[0], 0))
 
     # ---- one request ----------------------------------------------------
 
@@ -284,7 +342,6 @@ class Worker:
         environ = self.build_environ(payload)
         # [status, headers, content_length, head_sent, bytes_sent]
         state = [None, None, None, False, 0]
-        send = self.sock.sendall
 
         def write(data):
             if type(data) is not bytes:
@@ -328,12 +385,11 @@ class Worker:
                         if state[0] is None:
                             raise AppError("the app returned a body before calling start_response()")
                         self.send_chunk(rid, state, data)
-                        if self.cancelled and rid in self.check_cancelled():
+                        if rid in self.cancelled:
                             raise Cancelled()
                 self.finish(rid, state)
         except Cancelled:
-            self.cancelled.discard(rid)
-            send(pack_header(END, rid, 0))
+            self.send(pack_header(END, rid, 0))
         except Exception as exc:
             self.app_failed(rid, state, environ, exc)
         finally:
@@ -343,10 +399,6 @@ class Worker:
                 except Exception as exc:
                     self.log_exception(environ, exc, "in close() of the response iterable")
             environ["wsgi.input"].close()
-
-    def check_cancelled(self):
-        self.read_frames(False)
-        return self.cancelled
 
     def send_whole(self, rid, state, body, method):
         """The common case: one bytes object; one frame carries the whole response."""
@@ -360,7 +412,7 @@ class Worker:
             self.finish(rid, state)
             return
         head = encode_head(state[0], headers)
-        self.sock.sendall(
+        self.send(
             pack_header(RESPONSE, rid, 4 + len(head) + length) + U32.pack(len(head)) + head + body
         )
 
@@ -368,11 +420,11 @@ class Worker:
         if not state[3]:
             head = encode_head(state[0], state[1])
             state[3] = True
-            self.sock.sendall(
+            self.send(
                 pack_header(START, rid, len(head)) + head + pack_header(BODY, rid, len(data)) + data
             )
         else:
-            self.sock.sendall(pack_header(BODY, rid, len(data)) + data)
+            self.send(pack_header(BODY, rid, len(data)) + data)
         state[4] += len(data)
 
     def finish(self, rid, state):
@@ -383,7 +435,7 @@ class Worker:
                 state[1].append(("Content-Length", "0"))
             head = encode_head(state[0], state[1])
             state[3] = True
-            self.sock.sendall(pack_header(START, rid, len(head)) + head + pack_header(END, rid, 0))
+            self.send(pack_header(START, rid, len(head)) + head + pack_header(END, rid, 0))
             return
         declared = state[2]
         if declared is not None and declared.isdigit() and int(declared) != state[4]:
@@ -391,9 +443,9 @@ class Worker:
                 "response had Content-Length %s but the app sent %d bytes; connection aborted\n"
                 % (declared, state[4])
             )
-            self.sock.sendall(pack_header(ABORT, rid, 0))
+            self.send(pack_header(ABORT, rid, 0))
             return
-        self.sock.sendall(pack_header(END, rid, 0))
+        self.send(pack_header(END, rid, 0))
 
     def send_file(self, rid, state, wrapper):
         """Hand a real file to the front to stream. False: iterate it instead."""
@@ -424,7 +476,7 @@ class Worker:
         spec = ("%d\0%d\0%d\0%d\0" % (offset, length, st.st_dev, st.st_ino)).encode() + os.fsencode(path)
         state[3] = True
         state[4] = length
-        self.sock.sendall(
+        self.send(
             pack_header(START, rid, len(head))
             + head
             + pack_header(FILE, rid, len(spec))
@@ -437,14 +489,14 @@ class Worker:
         self.log_exception(environ, exc, "")
         if state[3]:
             # Headers are out: the client must see a truncated response, never a clean one.
-            self.sock.sendall(pack_header(ABORT, rid, 0))
+            self.send(pack_header(ABORT, rid, 0))
             return
         body = b"Internal Server Error\n"
         head = encode_head(
             "500 Internal Server Error",
             [("Content-Type", "text/plain; charset=utf-8"), ("Content-Length", str(len(body)))],
         )
-        self.sock.sendall(
+        self.send(
             pack_header(RESPONSE, rid, 4 + len(head) + len(body)) + U32.pack(len(head)) + head + body
         )
 

@@ -27,6 +27,8 @@ export interface WorkerEvents {
   bootError(worker: WorkerProcess, traceback: string): void;
   /** A request finished; the worker may take another. */
   done(worker: WorkerProcess): void;
+  /** A request came back unstarted; it must go to another worker. */
+  revoked(worker: WorkerProcess, x: Exchange): void;
   /** The process is gone and its streams are closed. */
   closed(worker: WorkerProcess, code: number | null, signal: NodeJS.Signals | null): void;
   spawnError(worker: WorkerProcess, err: Error): void;
@@ -48,6 +50,7 @@ export class WorkerProcess {
 
   private readonly stream: Socket;
   private readonly byId = new Map<number, Exchange>();
+  private readonly revoking = new Set<Exchange>();
   private corked = false;
 
   constructor(
@@ -74,7 +77,10 @@ export class WorkerProcess {
     });
   }
 
-  /** Sends a request; frames written in the same tick go out in one write. */
+  /**
+   * Sends a request. Frames are corked until the event loop's check phase, so
+   * requests that arrived on many connections in one poll go out in one write.
+   */
   send(x: Exchange, id: number, now: number): void {
     x.frame.writeUInt32LE(id, 1);
     x.worker = this;
@@ -84,7 +90,7 @@ export class WorkerProcess {
     if (!this.corked) {
       this.corked = true;
       this.stream.cork();
-      process.nextTick(() => {
+      setImmediate(() => {
         this.corked = false;
         this.stream.uncork();
       });
@@ -94,8 +100,25 @@ export class WorkerProcess {
 
   /** The client went away: ask the worker to stop and close() the iterable. */
   cancel(x: Exchange): void {
+    this.tell(Frame.CANCEL, x);
+  }
+
+  /**
+   * The running request is taking long: ask for the ones queued behind it
+   * back (each comes back as REVOKED unless it already started).
+   */
+  revokeQueued(): void {
+    for (let i = 1; i < this.inflight.length; i++) {
+      const x = this.inflight[i]!;
+      if (this.revoking.has(x)) continue;
+      this.revoking.add(x);
+      this.tell(Frame.REVOKE, x);
+    }
+  }
+
+  private tell(type: Frame, x: Exchange): void {
     const id = x.frame.readUInt32LE(1);
-    if (this.byId.get(id) === x && this.state !== 'dead') this.stream.write(encodeEmpty(Frame.CANCEL, id));
+    if (this.byId.get(id) === x && this.state !== 'dead') this.stream.write(encodeEmpty(type, id));
   }
 
   /** Stop reading from the worker until the backed-up client drains. */
@@ -112,6 +135,7 @@ export class WorkerProcess {
     const all = this.inflight.splice(0);
     for (const x of all) x.worker = null;
     this.byId.clear();
+    this.revoking.clear();
     return all;
   }
 
@@ -130,13 +154,18 @@ export class WorkerProcess {
   }
 
   private finish(id: number, x: Exchange): void {
+    this.release(id, x);
+    this.requests++;
+    this.events.done(this);
+  }
+
+  private release(id: number, x: Exchange): void {
     this.byId.delete(id);
+    this.revoking.delete(x);
     const i = this.inflight.indexOf(x);
     this.inflight.splice(i, 1);
     x.worker = null;
-    this.requests++;
     if (i === 0) this.headStartedAt = performance.now();
-    this.events.done(this);
   }
 
   private onFrame(type: number, id: number, payload: Buffer): void {
@@ -175,6 +204,10 @@ export class WorkerProcess {
       case Frame.ABORT:
         this.finish(id, x);
         x.abort();
+        break;
+      case Frame.REVOKED:
+        this.release(id, x);
+        this.events.revoked(this, x);
         break;
       default:
         this.logger.error(`worker ${this.pid} sent an unknown frame type ${type}; stopping it`);

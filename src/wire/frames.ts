@@ -14,7 +14,9 @@
  *           The environ block is latin-1 `KEY\0VALUE\0KEY\0VALUE...`; a key
  *           `gatehouse.body_file` instead names a temp file holding the body.
  *   CANCEL  the client went away: stop producing, close(), answer END.
- * worker → front (exactly one of RESPONSE, END or ABORT ends every REQ)
+ *   REVOKE  give this request back if it has not started: answer REVOKED
+ *           (the front sends it to another worker), else ignore.
+ * worker → front (exactly one of RESPONSE, END, ABORT or REVOKED ends every REQ)
  *   READY       id 0, JSON {pid, python}: the app is imported.
  *   BOOT_ERROR  id 0, the traceback (UTF-8): the app failed to import.
  *   RESPONSE    the whole response: u32 head length, head block, body.
@@ -25,11 +27,13 @@
  *               region of the file (checked against dev and inode).
  *   END         the response is complete.
  *   ABORT       the app failed after the head went out: cut the connection.
+ *   REVOKED     the request was never started (REVOKE, or the worker is leaving).
  */
 
 export const enum Frame {
   REQ = 1,
   CANCEL = 2,
+  REVOKE = 3,
   READY = 10,
   BOOT_ERROR = 11,
   RESPONSE = 12,
@@ -38,6 +42,7 @@ export const enum Frame {
   FILE = 15,
   END = 16,
   ABORT = 17,
+  REVOKED = 18,
 }
 
 export const HEADER_SIZE = 9;
@@ -57,7 +62,7 @@ export function encodeRequest(id: number, environ: string, body: Buffer | null):
   return frame;
 }
 
-/** Encodes a frame with no payload (CANCEL). */
+/** Encodes a frame with no payload (CANCEL, REVOKE). */
 export function encodeEmpty(type: Frame, id: number): Buffer {
   const frame = Buffer.allocUnsafe(HEADER_SIZE);
   frame[0] = type;
