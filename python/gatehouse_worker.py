@@ -205,8 +205,15 @@ def check_headers(status, headers):
         except UnicodeEncodeError:
             raise AppError("header %r value is not latin-1: %r" % (name, value)) from None
         if lower == "content-length":
-            content_length = value
+            if not value.isdigit():
+                raise AppError("Content-Length must be a whole number, got %r" % value)
+            content_length = int(value)
     return content_length
+
+
+def bodiless(status):
+    """1xx, 204 and 304 responses never have a body, nor a Content-Length for one."""
+    return status[0] == "1" or status[:3] in ("204", "304")
 
 
 class Worker:
@@ -340,8 +347,8 @@ class Worker:
 
     def handle(self, rid, payload):
         environ = self.build_environ(payload)
-        # [status, headers, content_length, head_sent, bytes_sent]
-        state = [None, None, None, False, 0]
+        # [status, headers, declared Content-Length, head sent, bytes sent, HEAD request]
+        state = [None, None, None, False, 0, environ["REQUEST_METHOD"] == "HEAD"]
 
         def write(data):
             if type(data) is not bytes:
@@ -374,7 +381,7 @@ class Worker:
                 and state[0] is not None
                 and type(result[0]) is bytes
             ):
-                self.send_whole(rid, state, result[0], environ["REQUEST_METHOD"])
+                self.send_whole(rid, state, result[0])
             elif type(result) is FileWrapper and self.send_file(rid, state, result):
                 pass
             else:
@@ -400,14 +407,15 @@ class Worker:
                     self.log_exception(environ, exc, "in close() of the response iterable")
             environ["wsgi.input"].close()
 
-    def send_whole(self, rid, state, body, method):
+    def send_whole(self, rid, state, body):
         """The common case: one bytes object; one frame carries the whole response."""
         headers = state[1]
         length = len(body)
         declared = state[2]
         if declared is None:
-            headers.append(("Content-Length", str(length)))
-        elif declared != str(length) and method != "HEAD":
+            if not bodiless(state[0]):
+                headers.append(("Content-Length", str(length)))
+        elif declared != length and not state[5]:
             self.send_chunk(rid, state, body)
             self.finish(rid, state)
             return
@@ -417,6 +425,16 @@ class Worker:
         )
 
     def send_chunk(self, rid, state, data):
+        declared = state[2]
+        if declared is not None and state[4] + len(data) > declared:
+            # Never more than Content-Length on the wire: the rest would corrupt the connection.
+            room = declared - state[4]
+            if room <= 0:
+                return
+            sys.stderr.write(
+                "the app sent more than its Content-Length (%d); the rest was dropped\n" % declared
+            )
+            data = data[:room]
         if not state[3]:
             head = encode_head(state[0], state[1])
             state[3] = True
@@ -431,16 +449,16 @@ class Worker:
         if state[0] is None:
             raise AppError("the app returned without calling start_response()")
         if not state[3]:
-            if state[2] is None:
+            if state[2] is None and not bodiless(state[0]):
                 state[1].append(("Content-Length", "0"))
             head = encode_head(state[0], state[1])
             state[3] = True
             self.send(pack_header(START, rid, len(head)) + head + pack_header(END, rid, 0))
             return
         declared = state[2]
-        if declared is not None and declared.isdigit() and int(declared) != state[4]:
+        if declared is not None and state[4] < declared and not state[5]:
             sys.stderr.write(
-                "response had Content-Length %s but the app sent %d bytes; connection aborted\n"
+                "response had Content-Length %d but the app sent %d bytes; connection aborted\n"
                 % (declared, state[4])
             )
             self.send(pack_header(ABORT, rid, 0))
@@ -467,9 +485,9 @@ class Worker:
         length = max(0, st.st_size - offset)
         declared = state[2]
         if declared is not None:
-            if not declared.isdigit():
-                return False
-            length = min(length, int(declared))
+            if declared > length:
+                return False  # iterate it: the short body then aborts the connection
+            length = declared
         else:
             state[1].append(("Content-Length", str(length)))
         head = encode_head(state[0], state[1])

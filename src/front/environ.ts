@@ -64,7 +64,8 @@ export interface EnvironExtras {
   bodyFile: string | null;
 }
 
-export function buildEnviron(req: IncomingMessage, extras: EnvironExtras): string {
+/** The environ block, or null when the path decodes to a NUL (refused with 400: NUL separates the wire's fields). */
+export function buildEnviron(req: IncomingMessage, extras: EnvironExtras): string | null {
   const url = req.url ?? '/';
   let target = url;
   if (target.charCodeAt(0) !== 47 /* '/' */) {
@@ -76,8 +77,10 @@ export function buildEnviron(req: IncomingMessage, extras: EnvironExtras): strin
   const path = q < 0 ? target : target.slice(0, q);
   const query = q < 0 ? '' : target.slice(q + 1);
 
+  const pathInfo = decodePath(path);
+  if (pathInfo.includes('\0')) return null;
   let env =
-    `REQUEST_METHOD\0${req.method}\0SCRIPT_NAME\0\0PATH_INFO\0${decodePath(path)}\0QUERY_STRING\0${query}` +
+    `REQUEST_METHOD\0${req.method}\0SCRIPT_NAME\0\0PATH_INFO\0${pathInfo}\0QUERY_STRING\0${query}` +
     `\0RAW_URI\0${url}\0REQUEST_URI\0${url}\0SERVER_PROTOCOL\0HTTP/${req.httpVersion}\0` +
     connectionEnviron(req.socket, extras.scheme);
   if (extras.bodyLength >= 0) env += `\0CONTENT_LENGTH\0${extras.bodyLength}`;

@@ -13,7 +13,7 @@ import { formatBind } from '../config/bind.js';
 import type { WorkerPool } from '../pool/worker-pool.js';
 import { encodeRequest } from '../wire/frames.js';
 import { buildEnviron } from './environ.js';
-import { readBody } from './request-body.js';
+import { discardBodyFile, readBody } from './request-body.js';
 import { sendPlain, WsgiExchange, type ExchangeContext } from './wsgi-exchange.js';
 
 export interface FrontOptions {
@@ -94,6 +94,7 @@ export class HttpFront {
     const headers = req.headers;
     if (headers['content-length'] === undefined && headers['transfer-encoding'] === undefined) {
       const environ = buildEnviron(req, { scheme: 'http', bodyLength: -1, bodyFile: null });
+      if (environ === null) return this.reject(req, res, 400, 'Bad Request');
       this.dispatch(new WsgiExchange(encodeRequest(0, environ, null), req, res, this.ctx, null), res);
       return;
     }
@@ -106,6 +107,10 @@ export class HttpFront {
         return;
       }
       const environ = buildEnviron(req, { scheme: 'http', bodyLength: result.length, bodyFile: result.file });
+      if (environ === null) {
+        discardBodyFile(result.file);
+        return this.reject(req, res, 400, 'Bad Request');
+      }
       this.dispatch(new WsgiExchange(encodeRequest(0, environ, result.data), req, res, this.ctx, result.file), res);
     });
   }

@@ -4,7 +4,7 @@
  * (temp body file, access log line).
  */
 import { createReadStream, fstat, open, close } from 'node:fs';
-import type { IncomingMessage, ServerResponse } from 'node:http';
+import { STATUS_CODES, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { Logger } from '../log/logger.js';
 import type { AccessLog } from '../log/access-log.js';
 import type { Exchange } from '../pool/exchange.js';
@@ -24,7 +24,7 @@ export function sendPlain(res: ServerResponse, status: number, text: string, clo
   const body = Buffer.from(text + '\n');
   const headers: Record<string, string | number> = { 'Content-Type': 'text/plain; charset=utf-8', 'Content-Length': body.length };
   if (close) headers.Connection = 'close';
-  res.writeHead(status, headers);
+  res.writeHead(status, STATUS_CODES[status] ?? '', headers);
   res.end(body);
   return body.length;
 }
@@ -135,6 +135,8 @@ export class WsgiExchange implements Exchange {
   clientGone(): void {
     if (this.done) return;
     this.complete();
+    // The stream may be paused for this client; frames still to come are dropped.
+    this.worker?.resume();
   }
 
   private fileFailed(why: string): void {

@@ -212,7 +212,7 @@ export class WorkerPool {
         this.logger.error(`Worker (pid:${w.pid}) died: ${cause}`);
         if (w.readyAt > 0 && performance.now() - w.readyAt < 1000) this.bootFailures++;
       }
-      if (!this.started && w.readyAt === 0) {
+      if (!this.started && !this.stopping && w.readyAt === 0) {
         this.failStart(
           new GatehouseError('GH_ERR_WORKER_BOOT', `worker ${w.pid} exited (${code ?? signal}) before loading the application; its output is above`),
         );

@@ -4,6 +4,7 @@
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
+import { availableParallelism } from 'node:os';
 import { fileURLToPath } from 'node:url';
 
 export const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
@@ -63,7 +64,12 @@ export async function startGatehouse(args: string[], opts: { cwd?: string; env?:
   const m = await waitFor(/Listening at: http:\/\/[^:\s]+:(\d+)/);
   const port = Number(m[1]);
   // Ready when every worker has booted.
-  await waitFor(/Booting worker with pid/);
+  const w = full.findIndex((a) => a === '-w' || a === '--workers');
+  const workers = w >= 0 ? Number(full[w + 1]) : availableParallelism();
+  for (let seen = 0; seen < workers; ) {
+    await waitFor(new RegExp(`(?:[^]*?Booting worker with pid){${seen + 1}}`));
+    seen = out.match(/Booting worker with pid/g)?.length ?? 0;
+  }
   return {
     proc,
     port,
