@@ -189,12 +189,15 @@ def check_headers(status, headers):
     if type(headers) is not list:
         raise AppError("response headers must be a list, got %s" % type(headers).__name__)
     content_length = None
-    for item in headers:
+    for i, item in enumerate(headers):
         if type(item) is not tuple or len(item) != 2:
             raise AppError("each response header must be a (name, value) tuple, got %r" % (item,))
         name, value = item
         if type(name) is not str or type(value) is not str:
             raise AppError("header names and values must be str: %r" % (item,))
+        if value[:1] == " " or value[-1:] == " ":
+            value = value.strip()  # Django's cookies start with one; gunicorn strips too
+            headers[i] = (name, value)
         lower = name.lower()
         if lower in HOP_BY_HOP:
             raise AppError("hop-by-hop header %r is not allowed from a WSGI app (PEP 3333)" % name)

@@ -62,7 +62,9 @@ export class Gatehouse {
       },
       this.logger,
     );
-    this.accessLog = config.accessLog ? new AccessLog(config.accessLog) : null;
+    this.accessLog = config.accessLog
+      ? new AccessLog(config.accessLog, (err) => this.logger.error(`access log: ${err.message}`))
+      : null;
     this.front = new HttpFront(this.pool, { logger: this.logger, accessLog: this.accessLog }, {
       maxRequestBody: config.maxRequestBody,
     });
@@ -78,12 +80,16 @@ export class Gatehouse {
     return bound;
   }
 
-  /** Graceful: stop accepting, let in-flight requests finish within `graceSeconds`, stop the workers. */
+  /**
+   * Graceful: stop accepting, let requests under way finish within
+   * `graceSeconds` (bodies still arriving, responses still flowing to slow
+   * clients), then stop the workers and cut what is left.
+   */
   async stop(graceSeconds: number): Promise<void> {
-    const closing = this.front.close();
-    await this.pool.stop(graceSeconds * 1000);
+    const deadline = performance.now() + graceSeconds * 1000;
+    await this.front.drain(deadline);
+    await this.pool.stop(Math.max(0, deadline - performance.now()));
     this.front.closeAll();
-    await closing;
     await this.accessLog?.close();
   }
 }

@@ -1,10 +1,12 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { APPS, startGatehouse, workerPids } from './helpers/gatehouse.js';
+import { APPS, startGatehouse } from './helpers/gatehouse.js';
+import { childPids, isAlive, waitUntil } from './helpers/harness.js';
 
 test('serves a WSGI app over HTTP and leaves no worker behind', async () => {
-  const before = workerPids();
   const gh = await startGatehouse([`${APPS}/basic.py:echo_environ`, '--workers', '2']);
+  const workers = childPids(gh.proc.pid!);
+  assert.equal(workers.length, 2);
   try {
     const res = await fetch(`${gh.url}/a%20b/caf%C3%A9?x=1&y=%20`, { method: 'POST', body: 'payload', headers: { 'X-Thing': 'one' } });
     assert.equal(res.status, 200);
@@ -18,5 +20,5 @@ test('serves a WSGI app over HTTP and leaves no worker behind', async () => {
   } finally {
     assert.equal(await gh.stop(), 0);
   }
-  assert.deepEqual(workerPids().filter((p) => !before.includes(p)), []);
+  assert.ok(await waitUntil(() => workers.every((p) => !isAlive(p)), 2000), 'no worker outlives the server');
 });

@@ -38,7 +38,7 @@ export function parseCli(argv: readonly string[]): CliResult {
     parsed = parseArgs({ args: [...argv], options, allowPositionals: true, strict: true });
   } catch (err) {
     // parseArgs says e.g. "Unknown option '--wrkers'"; keep its words, drop its advice about '--'.
-    const message = (err as Error).message.split('. ')[0]!.replace(/\.$/, '');
+    const message = (err as Error).message.split(/\.(?:\s|$)/)[0]!;
     throw new GatehouseError('GH_ERR_CONFIG', `${message} (see gatehouse --help)`);
   }
   const values = parsed.values as Record<string, string[] | boolean | undefined>;

@@ -21,11 +21,13 @@ const bindAddress = z.string().superRefine((value, ctx) => {
   if (problem) ctx.addIssue({ code: 'custom', message: problem });
 });
 
+const APP_NEEDED = 'name the WSGI application to serve, e.g. gatehouse myproject.wsgi:application or gatehouse app.py';
+
 const seconds = z.number().nonnegative('must be 0 or more seconds');
 
 export const ConfigSchema = z
   .object({
-    app: z.string().min(1, 'name the WSGI application, e.g. myproject.wsgi:application or app.py'),
+    app: z.string({ error: APP_NEEDED }).min(1, APP_NEEDED),
     bind: z.array(bindAddress).min(1).default(['127.0.0.1:8000']),
     workers: z.number().int('must be a whole number').min(1, 'must be at least 1').default(availableParallelism()),
     python: z.string().min(1).default('python3'),

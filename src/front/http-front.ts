@@ -7,6 +7,7 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { lstatSync, unlinkSync } from 'node:fs';
 import type { AddressInfo } from 'node:net';
+import type { Duplex } from 'node:stream';
 import { GatehouseError } from '../errors.js';
 import type { BindAddress } from '../config/bind.js';
 import { formatBind } from '../config/bind.js';
@@ -22,6 +23,10 @@ export interface FrontOptions {
 
 export class HttpFront {
   readonly servers: Server[] = [];
+  /** Responses from the request's arrival until sent (or the client left). */
+  private readonly active = new Set<ServerResponse>();
+  /** Stopping: responses say Connection: close. */
+  private draining = false;
 
   constructor(
     private readonly pool: WorkerPool,
@@ -35,6 +40,10 @@ export class HttpFront {
     for (const bind of binds) {
       const server = createServer({ maxHeaderSize: 16 * 1024 }, (req, res) => this.onRequest(req, res));
       server.on('checkContinue', (req, res) => this.onExpectContinue(req, res));
+      // Without a listener Node drops CONNECT silently; a client deserves an answer.
+      server.on('connect', (_req, socket: Duplex) => {
+        socket.end('HTTP/1.1 405 Method Not Allowed\r\nContent-Length: 0\r\nConnection: close\r\n\r\n');
+      });
       this.servers.push(server);
       if (bind.kind === 'unix') removeStaleSocket(bind.path);
       await new Promise<void>((resolve, reject) => {
@@ -52,17 +61,20 @@ export class HttpFront {
     return bound;
   }
 
-  /** Stops accepting; idle keep-alive connections are closed, busy ones finish. */
-  async close(): Promise<void> {
-    await Promise.all(
-      this.servers.map(
-        (s) =>
-          new Promise<void>((resolve) => {
-            s.close(() => resolve());
-            s.closeIdleConnections();
-          }),
-      ),
-    );
+  /**
+   * Stops accepting and closes idle keep-alive connections; requests under
+   * way (still sending their body, or still receiving the response) go on
+   * until `deadline` (performance.now() ms), and are answered with
+   * Connection: close.
+   */
+  async drain(deadline: number): Promise<void> {
+    this.draining = true;
+    for (const res of this.active) if (!res.headersSent) res.shouldKeepAlive = false;
+    for (const s of this.servers) {
+      s.close();
+      s.closeIdleConnections();
+    }
+    while (this.active.size > 0 && performance.now() < deadline) await new Promise((r) => setTimeout(r, 20));
   }
 
   /** Cuts every connection at once. */
@@ -91,13 +103,32 @@ export class HttpFront {
   }
 
   private onRequest(req: IncomingMessage, res: ServerResponse): void {
+    this.active.add(res);
+    let x: WsgiExchange | null = null;
+    res.once('close', () => {
+      this.active.delete(res);
+      if (x !== null && !x.finished) {
+        x.clientGone();
+        this.pool.cancel(x);
+      }
+    });
+    if (this.draining) res.shouldKeepAlive = false;
+    const dispatch = (environ: string | null, data: Buffer | null, file: string | null) => {
+      if (environ === null) {
+        discardBodyFile(file);
+        return this.reject(req, res, 400, 'Bad Request');
+      }
+      x = new WsgiExchange(encodeRequest(0, environ, data), req, res, this.ctx, file);
+      this.pool.dispatch(x);
+    };
+
     const headers = req.headers;
-    if (headers['content-length'] === undefined && headers['transfer-encoding'] === undefined) {
-      const environ = buildEnviron(req, { scheme: 'http', bodyLength: -1, bodyFile: null });
-      if (environ === null) return this.reject(req, res, 400, 'Bad Request');
-      this.dispatch(new WsgiExchange(encodeRequest(0, environ, null), req, res, this.ctx, null), res);
-      return;
+    const te = headers['transfer-encoding'];
+    if (headers['content-length'] === undefined && te === undefined) {
+      return dispatch(buildEnviron(req, { scheme: 'http', bodyLength: -1, bodyFile: null }), null, null);
     }
+    // llhttp de-chunks; any other coding would reach the app still encoded (nginx: 501 too).
+    if (te !== undefined && te.trim().toLowerCase() !== 'chunked') return this.reject(req, res, 501, 'Not Implemented');
     if (this.tooLarge(req, res)) return;
     readBody(req, this.opts.maxRequestBody, (result) => {
       if (result.kind === 'too-large') return this.reject(req, res, 413, 'Payload Too Large');
@@ -107,21 +138,8 @@ export class HttpFront {
         return;
       }
       const environ = buildEnviron(req, { scheme: 'http', bodyLength: result.length, bodyFile: result.file });
-      if (environ === null) {
-        discardBodyFile(result.file);
-        return this.reject(req, res, 400, 'Bad Request');
-      }
-      this.dispatch(new WsgiExchange(encodeRequest(0, environ, result.data), req, res, this.ctx, result.file), res);
+      dispatch(environ, result.data, result.file);
     });
-  }
-
-  private dispatch(x: WsgiExchange, res: ServerResponse): void {
-    res.once('close', () => {
-      if (x.finished) return;
-      x.clientGone();
-      this.pool.cancel(x);
-    });
-    this.pool.dispatch(x);
   }
 }
 

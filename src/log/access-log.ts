@@ -3,7 +3,8 @@
  * what log analysers read):
  * `host - user [time] "request line" status bytes "referer" "user-agent"`.
  */
-import { createWriteStream, type WriteStream } from 'node:fs';
+import { createWriteStream, openSync, type WriteStream } from 'node:fs';
+import { configError } from '../errors.js';
 import type { IncomingMessage } from 'node:http';
 
 const MONTHS = ['Jan', 'Feb', 'Mar', 'Apr', 'May', 'Jun', 'Jul', 'Aug', 'Sep', 'Oct', 'Nov', 'Dec'];
@@ -35,8 +36,20 @@ function quote(value: string | undefined): string {
 export class AccessLog {
   private readonly out: WriteStream | NodeJS.WriteStream;
 
-  constructor(target: string) {
-    this.out = target === '-' ? process.stdout : createWriteStream(target, { flags: 'a' });
+  /** Opens the file now, so a bad path stops the server at start with the flag named. */
+  constructor(target: string, onError: (err: Error) => void) {
+    if (target === '-') {
+      this.out = process.stdout;
+      return;
+    }
+    let fd: number;
+    try {
+      fd = openSync(target, 'a');
+    } catch (err) {
+      throw configError('--access-log', target, `cannot open: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+    }
+    this.out = createWriteStream('', { fd });
+    this.out.on('error', onError);
   }
 
   write(req: IncomingMessage, status: number, bytes: number): void {

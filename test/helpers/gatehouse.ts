@@ -89,12 +89,6 @@ export function runGatehouse(args: string[], opts: { cwd?: string; timeoutMs?: n
   return { code: r.status, stdout: r.stdout, stderr: r.stderr };
 }
 
-/** Pids of live Python workers started from this checkout (to prove none are left behind). */
-export function workerPids(): number[] {
-  const r = spawnSync('pgrep', ['-f', 'gatehouse_worker.py'], { encoding: 'utf8' });
-  return r.stdout.split('\n').filter(Boolean).map(Number);
-}
-
 /** True when Debian's Python has the module (tests that need it skip otherwise). */
 export function hasSystemModule(module: string): boolean {
   if (!existsSync(SYSTEM_PYTHON)) return false;

@@ -1,0 +1,334 @@
+/**
+ * The command line as a user meets it: --help and --version, errors for bad
+ * flags and values (one line, naming the flag, no stack trace), every APP
+ * form, --chdir/--pythonpath/--venv, the access log, and unix/IPv6 binds.
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, realpathSync, rmSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { APPS, ROOT, SYSTEM_PYTHON } from './helpers/gatehouse.js';
+import { request, runCli, waitUntil, withServer, workerPidsFor } from './helpers/harness.js';
+
+const CLI_APPS = `${APPS}/cli_apps`;
+const FILE_APP = `${CLI_APPS}/cliapp_file.py`;
+const VERSION = (JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { version: string }).version;
+
+/** The lines of stderr that gatehouse's error reporter wrote. */
+function errorLines(stderr: string): string[] {
+  return stderr.split('\n').filter((l) => l.startsWith('gatehouse: '));
+}
+
+/** A config error: non-zero exit, exactly one error line, no stack trace, nothing else on stderr. */
+function assertConfigError(r: { code: number | null; stdout: string; stderr: string }, ...mentions: string[]): string {
+  assert.notEqual(r.code, 0, 'non-zero exit');
+  assert.notEqual(r.code, null, 'exited by itself');
+  const lines = r.stderr.trimEnd().split('\n');
+  assert.equal(lines.length, 1, `one line on stderr, got:\n${r.stderr}`);
+  const line = lines[0]!;
+  assert.match(line, /^gatehouse: error: GH_ERR_CONFIG: /);
+  for (const m of mentions) assert.ok(line.includes(m), `${JSON.stringify(line)} should mention ${JSON.stringify(m)}`);
+  assert.doesNotMatch(r.stderr, /\bat .*:\d+:\d+\)?$/m, 'no stack trace');
+  assert.equal(r.stdout, '');
+  return line;
+}
+
+async function json(target: string | { socketPath: string }, path = '/'): Promise<Record<string, unknown>> {
+  const r = await request(target, path);
+  assert.equal(r.status, 200, r.body);
+  return JSON.parse(r.body) as Record<string, unknown>;
+}
+
+// ---------------------------------------------------------------- help, version, errors
+
+test('--version and -v print the version and exit 0', async () => {
+  for (const flag of ['--version', '-v']) {
+    const r = await runCli([flag]);
+    assert.equal(r.code, 0);
+    assert.equal(r.stdout, `gatehouse ${VERSION}\n`);
+    assert.equal(r.stderr, '');
+  }
+});
+
+test('--help and -h list every flag and exit 0', async () => {
+  for (const flag of ['--help', '-h']) {
+    const r = await runCli([flag]);
+    assert.equal(r.code, 0);
+    assert.equal(r.stderr, '');
+    assert.match(r.stdout, /^Usage: gatehouse \[options\] APP/);
+    for (const f of [
+      '--bind',
+      '-b,',
+      '--workers',
+      '-w,',
+      '--python',
+      '--venv',
+      '--chdir',
+      '--pythonpath',
+      '--timeout',
+      '--graceful-timeout',
+      '--queue-size',
+      '--queue-timeout',
+      '--max-request-body',
+      '--access-log',
+      '--log-level',
+      '--version',
+      '--help',
+    ]) {
+      assert.ok(r.stdout.includes(f), `--help mentions ${f}`);
+    }
+  }
+});
+
+test('an unknown flag (--wrkers 2): one-line error naming it, non-zero exit, no stack trace', async () => {
+  const r = await runCli([FILE_APP, '--wrkers', '2']);
+  assertConfigError(r, '--wrkers');
+});
+
+test('--workers abc / 0 / 1.5: an error naming --workers and the value', async () => {
+  assertConfigError(await runCli([FILE_APP, '--workers', 'abc']), '--workers', 'abc');
+  assertConfigError(await runCli([FILE_APP, '--workers', '0']), '--workers', '0');
+  assertConfigError(await runCli([FILE_APP, '--workers', '1.5']), '--workers', '1.5');
+});
+
+test('--bind 127.0.0.1:99999: an error naming --bind and the address', async () => {
+  assertConfigError(await runCli([FILE_APP, '--bind', '127.0.0.1:99999']), '--bind', '127.0.0.1:99999');
+});
+
+test('a negative number after a flag (--timeout -1, --workers -2): one-line error naming the flag', async () => {
+  assertConfigError(await runCli([FILE_APP, '--timeout=-1']), '--timeout', '-1');
+  assertConfigError(await runCli([FILE_APP, '--timeout', '-1']), '--timeout');
+  assertConfigError(await runCli([FILE_APP, '--workers', '-2']), '--workers');
+});
+
+test('no APP: an error that says an APP is needed and what it looks like', async () => {
+  const line = assertConfigError(await runCli(['--workers', '1']), 'APP');
+  assert.match(line, /application|module:callable|\.py/i, `says what APP should be: ${line}`);
+  assert.doesNotMatch(line, /received undefined|Invalid input/, `no validator jargon: ${line}`);
+});
+
+test('a port already in use: one error line naming the address, non-zero exit, no worker started', async () => {
+  const blocker = createServer();
+  await new Promise<void>((resolve) => blocker.listen(0, '127.0.0.1', resolve));
+  try {
+    const port = (blocker.address() as { port: number }).port;
+    const marker = `${CLI_APPS}/cliapp_file.py:other`;
+    const r = await runCli([marker, '--bind', `127.0.0.1:${port}`, '--workers', '1'], { timeoutMs: 10000 });
+    assert.equal(r.timedOut, false);
+    assert.notEqual(r.code, 0);
+    assert.ok(r.ms < 5000, `took ${r.ms} ms`);
+    const lines = errorLines(r.stderr);
+    assert.equal(lines.length, 1, r.stderr);
+    assert.match(lines[0]!, /GH_ERR_BIND/);
+    assert.ok(lines[0]!.includes(`127.0.0.1:${port}`), lines[0]);
+    assert.match(lines[0]!, /in use/);
+    assert.doesNotMatch(r.stderr, /\bat .*:\d+:\d+\)?$/m, 'no stack trace');
+    assert.doesNotMatch(r.stderr, /Booting worker/);
+    assert.deepEqual(workerPidsFor(marker), []);
+  } finally {
+    blocker.close();
+  }
+});
+
+test('--python and --venv pointing at nothing: errors naming the flag', async () => {
+  const venv = await runCli([FILE_APP, '--venv', '/nonexistent/venv', '--workers', '1']);
+  assert.notEqual(venv.code, 0);
+  assert.equal(errorLines(venv.stderr).length, 1, venv.stderr);
+  assert.match(errorLines(venv.stderr)[0]!, /--venv.*\/nonexistent\/venv/);
+  const chdir = await runCli([FILE_APP, '--chdir', '/nonexistent/dir', '--workers', '1']);
+  assert.notEqual(chdir.code, 0);
+  assert.match(errorLines(chdir.stderr)[0] ?? '', /--chdir.*\/nonexistent\/dir/);
+});
+
+// ---------------------------------------------------------------- APP forms
+
+test('APP module:callable with --chdir (run from another directory)', async () => {
+  await withServer(['cliapp_mod:application', '--chdir', 'test/apps/cli_apps'], async (gh) => {
+    const d = await json(gh.url);
+    assert.equal(d.form, 'module:application');
+    assert.equal(d.module, 'cliapp_mod');
+    assert.equal(d.cwd, realpathSync(CLI_APPS), 'the worker runs in the --chdir directory');
+  }, { cwd: ROOT });
+});
+
+test('APP module:factory() calls the factory', async () => {
+  await withServer(['cliapp_mod:make_app()', '--chdir', CLI_APPS], async (gh) => {
+    assert.equal((await json(gh.url)).form, 'module:factory()');
+  });
+});
+
+test("APP module:factory('x', n=2) passes the literal arguments", async () => {
+  await withServer(["cliapp_mod:make_app_with('x', n=2)", '--chdir', CLI_APPS], async (gh) => {
+    const d = await json(gh.url);
+    assert.equal(d.form, 'module:factory(args)');
+    assert.equal(d.greeting, 'x');
+    assert.equal(d.n, 2);
+  });
+});
+
+test('APP file.py serves its `application`', async () => {
+  await withServer(['test/apps/cli_apps/cliapp_file.py'], async (gh) => {
+    const d = await json(gh.url);
+    assert.equal(d.form, 'file.py');
+    assert.equal(d.module, 'cliapp_file');
+  }, { cwd: ROOT });
+});
+
+test('APP file.py:name serves that name', async () => {
+  await withServer([`${FILE_APP}:other`], async (gh) => {
+    assert.equal((await json(gh.url)).form, 'file.py:other');
+  });
+});
+
+test('APP naming a missing attribute: GH_ERR_APP_IMPORT naming it', async () => {
+  const r = await runCli(['cliapp_mod:nope', '--chdir', CLI_APPS, '--workers', '1']);
+  assert.notEqual(r.code, 0);
+  const lines = errorLines(r.stderr);
+  assert.equal(lines.length, 1, r.stderr);
+  assert.match(lines[0]!, /GH_ERR_APP_IMPORT.*'nope'/);
+});
+
+test('--pythonpath DIR makes a module importable (relative to the current directory)', async () => {
+  await withServer(['cliapp_pp_mod:application', '--pythonpath', 'test/apps/cli_apps/pp'], async (gh) => {
+    const r = await request(gh.url, '/');
+    assert.equal(r.status, 200);
+    assert.match(r.body, /^from --pythonpath; /);
+    assert.ok(r.body.includes(`${CLI_APPS}/pp`), `sys.path starts with the --pythonpath directory: ${r.body}`);
+  }, { cwd: ROOT });
+});
+
+test('--pythonpath takes a comma-separated list', async () => {
+  await withServer(['cliapp_pp_mod:application', '--pythonpath', `${CLI_APPS},${CLI_APPS}/pp`], async (gh) => {
+    assert.equal((await request(gh.url, '/')).status, 200);
+  });
+});
+
+test('--venv DIR runs the workers in that virtualenv (sys.prefix is DIR)', async (t) => {
+  const dir = realpathSync(mkdtempSync(join(tmpdir(), 'gh-venv-')));
+  try {
+    const venv = join(dir, 'venv');
+    const made = spawnSync(SYSTEM_PYTHON, ['-m', 'venv', '--without-pip', '--system-site-packages', venv], { encoding: 'utf8', timeout: 20000 });
+    if (made.status !== 0 || !existsSync(join(venv, 'bin', 'python'))) {
+      t.skip(`cannot make a virtualenv with ${SYSTEM_PYTHON} -m venv (python3-venv missing?): ${(made.stderr || String(made.error)).trim()}`);
+      return;
+    }
+    await withServer(['cliapp_mod:application', '--chdir', CLI_APPS, '--venv', venv], async (gh) => {
+      const d = await json(gh.url);
+      assert.equal(d.prefix, venv);
+    });
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+// ---------------------------------------------------------------- access log
+
+test('--access-log FILE writes Combined Log Format lines as requests complete', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'gh-access-'));
+  const log = join(dir, 'access.log');
+  try {
+    await withServer([FILE_APP, '--access-log', log], async (gh) => {
+      const first = await request(gh.url, '/path?q=1&r=two', { headers: { Referer: 'http://ref.example/page', 'User-Agent': 'test-agent/1.0 (x)' } });
+      assert.equal(first.status, 200);
+      const second = await request(gh.url, '/bare');
+      assert.equal(second.status, 200);
+      // Written while the server runs (operators tail the log), not only at exit.
+      const written = await waitUntil(() => existsSync(log) && readFileSync(log, 'utf8').split('\n').length >= 3, 3000);
+      assert.ok(written, `access log has two lines: ${existsSync(log) ? JSON.stringify(readFileSync(log, 'utf8')) : 'no file'}`);
+      const lines = readFileSync(log, 'utf8').trimEnd().split('\n');
+      assert.equal(lines.length, 2);
+      const clf =
+        /^127\.0\.0\.1 - - \[(\d{2})\/(Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec)\/(\d{4}):(\d{2}):(\d{2}):(\d{2}) ([+-]\d{4})\] "([A-Z]+) (\S+) (HTTP\/1\.[01])" (\d{3}) (\d+|-) "([^"]*)" "([^"]*)"$/;
+      const m1 = clf.exec(lines[0]!);
+      assert.ok(m1, `not Combined Log Format: ${lines[0]}`);
+      assert.equal(m1[8], 'GET');
+      assert.equal(m1[9], '/path?q=1&r=two');
+      assert.equal(m1[10], 'HTTP/1.1');
+      assert.equal(m1[11], '200');
+      assert.equal(m1[12], String(Buffer.byteLength(first.body)), 'bytes is the body size sent');
+      assert.equal(m1[13], 'http://ref.example/page');
+      assert.equal(m1[14], 'test-agent/1.0 (x)');
+      const year = Number(m1[3]);
+      assert.ok(Math.abs(year - new Date().getFullYear()) <= 1);
+      const m2 = clf.exec(lines[1]!);
+      assert.ok(m2, `not Combined Log Format: ${lines[1]}`);
+      assert.equal(m2[9], '/bare');
+      assert.equal(m2[13], '-', 'no Referer is logged as "-"');
+      assert.equal(m2[14], '-', 'no User-Agent is logged as "-"');
+    });
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('--access-log in a directory that does not exist: a clean error naming the flag, no crash', async () => {
+  const log = '/nonexistent/gh-dir/access.log';
+  const r = await runCli([`${FILE_APP}:other`, '--bind', '127.0.0.1:0', '--workers', '1', '--access-log', log], { timeoutMs: 10000 });
+  assert.equal(r.timedOut, false, 'exits by itself');
+  assert.notEqual(r.code, 0);
+  const lines = errorLines(r.stderr);
+  assert.equal(lines.length, 1, `one gatehouse error line; stderr:\n${r.stderr}`);
+  assert.ok(lines[0]!.includes('--access-log') && lines[0]!.includes(log), lines[0]);
+  assert.doesNotMatch(r.stderr, /Unhandled 'error' event|^\s+at /m, `no crash or stack trace; stderr:\n${r.stderr}`);
+  assert.ok(await waitUntil(() => workerPidsFor(`${FILE_APP}:other`).length === 0, 1000), 'no worker left');
+});
+
+// ---------------------------------------------------------------- binds
+
+test('-b unix:PATH serves over a unix socket (alongside a TCP bind), and removes the socket at exit', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'gh-sock-'));
+  const sock = join(dir, 'gh.sock');
+  try {
+    await withServer([FILE_APP, '-b', `unix:${sock}`, '-b', '127.0.0.1:0'], async (gh) => {
+      assert.deepEqual(gh.addresses[0], `unix:${sock}`);
+      const d = await json({ socketPath: sock }, '/over-unix');
+      assert.equal(d.form, 'file.py');
+      assert.equal((await json(gh.url)).form, 'file.py', 'the TCP bind serves too');
+      assert.equal(await gh.stop('SIGTERM'), 0);
+      assert.equal(existsSync(sock), false, 'socket file removed on exit');
+    });
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('-b unix:PATH replaces a stale socket left by a killed server', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'gh-sock-'));
+  const sock = join(dir, 'gh.sock');
+  try {
+    await withServer([FILE_APP, '-b', `unix:${sock}`], async (gh) => {
+      assert.equal((await json({ socketPath: sock })).form, 'file.py');
+      gh.proc.kill('SIGKILL');
+      await gh.exited(5000);
+    });
+    assert.ok(existsSync(sock), 'a SIGKILLed server leaves its socket file');
+    await withServer([FILE_APP, '-b', `unix:${sock}`], async () => {
+      assert.equal((await json({ socketPath: sock })).form, 'file.py');
+    });
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+async function ipv6Loopback(): Promise<boolean> {
+  const s = createServer();
+  return new Promise((resolve) => {
+    s.once('error', () => resolve(false));
+    s.listen(0, '::1', () => s.close(() => resolve(true)));
+  });
+}
+
+test('-b [::1]:0 serves over IPv6 loopback', async (t) => {
+  if (!(await ipv6Loopback())) {
+    t.skip('IPv6 loopback (::1) is not available here');
+    return;
+  }
+  await withServer([FILE_APP, '-b', '[::1]:0'], async (gh) => {
+    assert.match(gh.addresses[0] ?? '', /^\[::1\]:\d+$/);
+    assert.equal(gh.url, `http://${gh.addresses[0]}`);
+    assert.equal((await json(gh.url)).form, 'file.py');
+  });
+});
