@@ -46,6 +46,8 @@ END = 16
 ABORT = 17
 REVOKED = 18
 
+# Bodies of a declared length up to this size are sent in one frame.
+COLLECT_LIMIT = 65536
 # How often the watcher thread looks at the stream while a request runs (s).
 WATCH_INTERVAL = 0.01
 
@@ -388,16 +390,7 @@ class Worker:
             elif type(result) is FileWrapper and self.send_file(rid, state, result):
                 pass
             else:
-                for data in result:
-                    if type(data) is not bytes:
-                        raise AppError("the app yielded %s, not bytes" % type(data).__name__)
-                    if data:
-                        if state[0] is None:
-                            raise AppError("the app returned a body before calling start_response()")
-                        self.send_chunk(rid, state, data)
-                        if rid in self.cancelled:
-                            raise Cancelled()
-                self.finish(rid, state)
+                self.send_iterable(rid, state, result)
         except Cancelled:
             self.send(pack_header(END, rid, 0))
         except Exception as exc:
@@ -409,6 +402,38 @@ class Worker:
                 except Exception as exc:
                     self.log_exception(environ, exc, "in close() of the response iterable")
             environ["wsgi.input"].close()
+
+    def send_iterable(self, rid, state, result):
+        # A small body of declared length is collected and sent as one frame
+        # (Flask and Django return iterators even for a few bytes); anything
+        # else streams chunk by chunk, as the app yields it.
+        declared = state[2]
+        collected = [] if declared is not None and declared <= COLLECT_LIMIT and not state[3] else None
+        size = 0
+        for data in result:
+            if type(data) is not bytes:
+                raise AppError("the app yielded %s, not bytes" % type(data).__name__)
+            if not data:
+                continue
+            if state[0] is None:
+                raise AppError("the app returned a body before calling start_response()")
+            if collected is not None:
+                collected.append(data)
+                size += len(data)
+                if size <= declared:
+                    continue
+                data = b"".join(collected)  # more than declared: send_chunk cuts it
+                collected = None
+            self.send_chunk(rid, state, data)
+            if rid in self.cancelled:
+                raise Cancelled()
+        if collected is not None:
+            body = b"".join(collected)
+            if size == declared or state[5]:
+                return self.send_whole(rid, state, body)
+            if body:
+                self.send_chunk(rid, state, body)
+        self.finish(rid, state)
 
     def send_whole(self, rid, state, body):
         """The common case: one bytes object; one frame carries the whole response."""

@@ -12,6 +12,9 @@
 import type { IncomingMessage } from 'node:http';
 import type { Socket } from 'node:net';
 
+/** Marks for the two headers that describe the body: the front handles them, the app never sees them. */
+const CONTENT_LENGTH = '\x01';
+const TRANSFER_ENCODING = '\x02';
 const cgiNames = new Map<string, string>();
 
 /** `x-forwarded-for` → `HTTP_X_FORWARDED_FOR`; '' for headers that must not pass. */
@@ -19,9 +22,10 @@ function cgiName(raw: string): string {
   let name = cgiNames.get(raw);
   if (name === undefined) {
     const lower = raw.toLowerCase();
-    if (raw.includes('_') || lower === 'transfer-encoding') name = '';
+    if (raw.includes('_')) name = '';
+    else if (lower === 'content-length') name = CONTENT_LENGTH;
+    else if (lower === 'transfer-encoding') name = TRANSFER_ENCODING;
     else if (lower === 'content-type') name = 'CONTENT_TYPE';
-    else if (lower === 'content-length') name = '';
     else name = 'HTTP_' + lower.toUpperCase().replace(/-/g, '_');
     if (cgiNames.size < 4096) cgiNames.set(raw, name);
   }
@@ -56,43 +60,30 @@ function connectionEnviron(socket: EnvSocket, scheme: string): string {
   return env;
 }
 
-export interface EnvironExtras {
-  scheme: string;
-  /** Length of the buffered body, or -1 when the request has none. */
-  bodyLength: number;
-  /** Temp file holding the body, when it was too large to keep in memory. */
-  bodyFile: string | null;
+/** A request's environ block, before the body's keys are added. */
+export interface RequestEnviron {
+  /** The environ block, or null when the path decodes to a NUL (400: NUL separates the wire's fields). */
+  block: string | null;
+  /** The request's Content-Length and Transfer-Encoding headers, if any. */
+  contentLength: string | undefined;
+  transferEncoding: string | undefined;
 }
 
-/** The environ block, or null when the path decodes to a NUL (refused with 400: NUL separates the wire's fields). */
-export function buildEnviron(req: IncomingMessage, extras: EnvironExtras): string | null {
-  const url = req.url ?? '/';
-  let target = url;
-  if (target.charCodeAt(0) !== 47 /* '/' */) {
-    // absolute-form (a proxy-style request line): keep only the path
-    const m = /^[a-zA-Z][a-zA-Z0-9+.-]*:\/\/[^/?#]*/.exec(target);
-    target = m ? target.slice(m[0].length) || '/' : target;
-  }
-  const q = target.indexOf('?');
-  const path = q < 0 ? target : target.slice(0, q);
-  const query = q < 0 ? '' : target.slice(q + 1);
-
-  const pathInfo = decodePath(path);
-  if (pathInfo.includes('\0')) return null;
-  let env =
-    `REQUEST_METHOD\0${req.method}\0SCRIPT_NAME\0\0PATH_INFO\0${pathInfo}\0QUERY_STRING\0${query}` +
-    `\0RAW_URI\0${url}\0REQUEST_URI\0${url}\0SERVER_PROTOCOL\0HTTP/${req.httpVersion}\0` +
-    connectionEnviron(req.socket, extras.scheme);
-  if (extras.bodyLength >= 0) env += `\0CONTENT_LENGTH\0${extras.bodyLength}`;
-  if (extras.bodyFile !== null) env += `\0gatehouse.body_file\0${extras.bodyFile}`;
-
+/** Builds the environ from the request line and one pass over the raw headers. */
+export function buildEnviron(req: IncomingMessage, scheme: string): RequestEnviron {
   const raw = req.rawHeaders;
+  let contentLength: string | undefined;
+  let transferEncoding: string | undefined;
   const seen = new Map<string, number>();
   const parts: string[] = [];
   for (let i = 0; i < raw.length; i += 2) {
     const name = cgiName(raw[i]!);
-    if (name === '') continue;
     const value = raw[i + 1]!;
+    if (name.length <= 1) {
+      if (name === CONTENT_LENGTH) contentLength = value;
+      else if (name === TRANSFER_ENCODING) transferEncoding = transferEncoding === undefined ? value : `${transferEncoding}, ${value}`;
+      continue;
+    }
     const at = seen.get(name);
     if (at === undefined) {
       seen.set(name, parts.length);
@@ -101,6 +92,26 @@ export function buildEnviron(req: IncomingMessage, extras: EnvironExtras): strin
       parts[at + 1] += (name === 'HTTP_COOKIE' ? '; ' : ', ') + value;
     }
   }
-  if (parts.length > 0) env += '\0' + parts.join('\0');
-  return env;
+
+  const url = req.url ?? '/';
+  let target = url;
+  if (target.charCodeAt(0) !== 47 /* '/' */) {
+    // absolute-form (a proxy-style request line): keep only the path
+    const m = /^[a-zA-Z][a-zA-Z0-9+.-]*:\/\/[^/?#]*/.exec(target);
+    target = m ? target.slice(m[0].length) || '/' : target;
+  }
+  const q = target.indexOf('?');
+  const pathInfo = decodePath(q < 0 ? target : target.slice(0, q));
+  if (pathInfo.includes('\0')) return { block: null, contentLength, transferEncoding };
+  let block =
+    `REQUEST_METHOD\0${req.method}\0SCRIPT_NAME\0\0PATH_INFO\0${pathInfo}\0QUERY_STRING\0${q < 0 ? '' : target.slice(q + 1)}` +
+    `\0RAW_URI\0${url}\0REQUEST_URI\0${url}\0SERVER_PROTOCOL\0HTTP/${req.httpVersion}\0` +
+    connectionEnviron(req.socket, scheme);
+  if (parts.length > 0) block += '\0' + parts.join('\0');
+  return { block, contentLength, transferEncoding };
+}
+
+/** The body's keys: its length and, when it was spilled, the temp file holding it. */
+export function bodyEnviron(length: number, file: string | null): string {
+  return file === null ? `\0CONTENT_LENGTH\0${length}` : `\0CONTENT_LENGTH\0${length}\0gatehouse.body_file\0${file}`;
 }

@@ -13,8 +13,8 @@ import type { BindAddress } from '../config/bind.js';
 import { formatBind } from '../config/bind.js';
 import type { WorkerPool } from '../pool/worker-pool.js';
 import { encodeRequest } from '../wire/frames.js';
-import { buildEnviron } from './environ.js';
-import { discardBodyFile, readBody } from './request-body.js';
+import { bodyEnviron, buildEnviron } from './environ.js';
+import { readBody } from './request-body.js';
 import { sendPlain, WsgiExchange, type ExchangeContext } from './wsgi-exchange.js';
 
 export interface FrontOptions {
@@ -89,8 +89,7 @@ export class HttpFront {
     this.onRequest(req, res);
   }
 
-  private tooLarge(req: IncomingMessage, res: ServerResponse): boolean {
-    const declared = req.headers['content-length'];
+  private tooLarge(req: IncomingMessage, res: ServerResponse, declared = req.headers['content-length']): boolean {
     if (declared === undefined || Number(declared) <= this.opts.maxRequestBody) return false;
     this.reject(req, res, 413, 'Payload Too Large');
     return true;
@@ -113,23 +112,18 @@ export class HttpFront {
       }
     });
     if (this.draining) res.shouldKeepAlive = false;
-    const dispatch = (environ: string | null, data: Buffer | null, file: string | null) => {
-      if (environ === null) {
-        discardBodyFile(file);
-        return this.reject(req, res, 400, 'Bad Request');
-      }
-      x = new WsgiExchange(encodeRequest(0, environ, data), req, res, this.ctx, file);
+    const env = buildEnviron(req, 'http');
+    const dispatch = (block: string, data: Buffer | null, file: string | null) => {
+      x = new WsgiExchange(encodeRequest(0, block, data), req, res, this.ctx, file);
       this.pool.dispatch(x);
     };
-
-    const headers = req.headers;
-    const te = headers['transfer-encoding'];
-    if (headers['content-length'] === undefined && te === undefined) {
-      return dispatch(buildEnviron(req, { scheme: 'http', bodyLength: -1, bodyFile: null }), null, null);
-    }
+    if (env.block === null) return this.reject(req, res, 400, 'Bad Request');
+    const block = env.block;
+    const te = env.transferEncoding;
+    if (env.contentLength === undefined && te === undefined) return dispatch(block, null, null);
     // llhttp de-chunks; any other coding would reach the app still encoded (nginx: 501 too).
     if (te !== undefined && te.trim().toLowerCase() !== 'chunked') return this.reject(req, res, 501, 'Not Implemented');
-    if (this.tooLarge(req, res)) return;
+    if (this.tooLarge(req, res, env.contentLength)) return;
     readBody(req, this.opts.maxRequestBody, (result) => {
       if (result.kind === 'too-large') return this.reject(req, res, 413, 'Payload Too Large');
       if (result.kind === 'error') {
@@ -137,8 +131,7 @@ export class HttpFront {
         if (!res.headersSent && !res.destroyed) this.reject(req, res, 400, 'Bad Request');
         return;
       }
-      const environ = buildEnviron(req, { scheme: 'http', bodyLength: result.length, bodyFile: result.file });
-      dispatch(environ, result.data, result.file);
+      dispatch(block + bodyEnviron(result.length, result.file), result.data, result.file);
     });
   }
 }

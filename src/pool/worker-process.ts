@@ -51,7 +51,7 @@ export class WorkerProcess {
   private readonly stream: Socket;
   private readonly byId = new Map<number, Exchange>();
   private readonly revoking = new Set<Exchange>();
-  private corked = false;
+  private outbox: Buffer[] = [];
 
   constructor(
     opts: WorkerSpawnOptions,
@@ -78,7 +78,7 @@ export class WorkerProcess {
   }
 
   /**
-   * Sends a request. Frames are corked until the event loop's check phase, so
+   * Sends a request. Frames are held until the event loop's check phase, so
    * requests that arrived on many connections in one poll go out in one write.
    */
   send(x: Exchange, id: number, now: number): void {
@@ -87,16 +87,15 @@ export class WorkerProcess {
     if (this.inflight.length === 0) this.headStartedAt = now;
     this.inflight.push(x);
     this.byId.set(id, x);
-    if (!this.corked) {
-      this.corked = true;
-      this.stream.cork();
-      setImmediate(() => {
-        this.corked = false;
-        this.stream.uncork();
-      });
-    }
-    this.stream.write(x.frame);
+    if (this.outbox.length === 0) setImmediate(this.flush);
+    this.outbox.push(x.frame);
   }
+
+  private readonly flush = () => {
+    const frames = this.outbox;
+    this.outbox = [];
+    if (this.state !== 'dead') this.stream.write(frames.length === 1 ? frames[0]! : Buffer.concat(frames));
+  };
 
   /** The client went away: ask the worker to stop and close() the iterable. */
   cancel(x: Exchange): void {
@@ -118,7 +117,9 @@ export class WorkerProcess {
 
   private tell(type: Frame, x: Exchange): void {
     const id = x.frame.readUInt32LE(1);
-    if (this.byId.get(id) === x && this.state !== 'dead') this.stream.write(encodeEmpty(type, id));
+    if (this.byId.get(id) !== x || this.state === 'dead') return;
+    if (this.outbox.length === 0) setImmediate(this.flush);
+    this.outbox.push(encodeEmpty(type, id));
   }
 
   /** Stop reading from the worker until the backed-up client drains. */
