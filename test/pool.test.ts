@@ -1,6 +1,10 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync, unlinkSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { APPS, startGatehouse } from './helpers/gatehouse.js';
+import { childPids, sleep, waitUntil } from './helpers/harness.js';
 
 test('requests never stay queued behind a long-running one while another worker is free', async () => {
   const gh = await startGatehouse([`${APPS}/pool_apps.py:sleepy`, '--workers', '2']);
@@ -24,5 +28,27 @@ test('requests never stay queued behind a long-running one while another worker 
     assert.ok(fastBodies.every((b) => b.split(' ')[1] !== slowPid), 'no fast request ran on the busy worker after it');
   } finally {
     await gh.stop();
+  }
+});
+
+test('a replacement worker that cannot boot is retried with backoff while the others keep serving', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'gh-flaky-'));
+  const marker = join(dir, 'broken');
+  const gh = await startGatehouse([`${APPS}/flaky_boot.py`, '--workers', '2'], { env: { FLAKY_MARKER: marker } });
+  try {
+    const [victim, survivor] = childPids(gh.proc.pid!);
+    writeFileSync(marker, '');
+    process.kill(victim!, 'SIGKILL');
+    await sleep(3500);
+    const failures = gh.output().match(/failed to boot/g)?.length ?? 0;
+    assert.ok(failures >= 2 && failures <= 5, `retried with backoff, not in a loop: ${failures} boot failures in 3.5 s`);
+    const res = await fetch(gh.url);
+    assert.equal(res.status, 200);
+    assert.equal(await res.text(), String(survivor), 'the surviving worker serves');
+    unlinkSync(marker);
+    assert.ok(await waitUntil(() => childPids(gh.proc.pid!).length === 2, 10000), 'the pool is back to full size once the app imports again');
+  } finally {
+    await gh.stop();
+    rmSync(dir, { recursive: true, force: true });
   }
 });

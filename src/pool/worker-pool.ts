@@ -192,7 +192,6 @@ export class WorkerPool {
         this.failStart(new GatehouseError('GH_ERR_APP_IMPORT', `cannot load the application: ${lastLine(traceback)}`, traceback));
         return;
       }
-      this.bootFailures++;
       this.logger.error(`worker ${w.pid} failed to boot; retrying with backoff:\n${traceback.trimEnd()}`);
     },
     done: () => {
@@ -204,13 +203,13 @@ export class WorkerPool {
       this.drain();
     },
     closed: (w: WorkerProcess, code: number | null, signal: NodeJS.Signals | null) => {
-      const i = this.workers.indexOf(w);
-      if (i >= 0) this.workers.splice(i, 1);
+      if (!this.forget(w)) return;
       const lost = w.takeAll();
       if (!this.stopping && w.retiredFor === null) {
         const cause = signal ? `signal ${signal}${signal === 'SIGKILL' ? ' (killed: out of memory?)' : ''}` : `exit code ${code}`;
         this.logger.error(`Worker (pid:${w.pid}) died: ${cause}`);
-        if (w.readyAt > 0 && performance.now() - w.readyAt < 1000) this.bootFailures++;
+        // Dying before or right after boot counts toward the respawn backoff.
+        if (w.readyAt === 0 || performance.now() - w.readyAt < 1000) this.bootFailures++;
       }
       if (!this.started && !this.stopping && w.readyAt === 0) {
         this.failStart(
@@ -224,6 +223,8 @@ export class WorkerPool {
     },
     spawnError: (w: WorkerProcess, err: Error) => {
       w.state = 'dead';
+      if (!this.forget(w)) return;
+      this.bootFailures++;
       const error = new GatehouseError(
         'GH_ERR_PYTHON',
         `cannot start the Python interpreter ${JSON.stringify(this.opts.spawn.python)}: ${(err as NodeJS.ErrnoException).code ?? err.message} (set --python or --venv)`,
@@ -232,6 +233,14 @@ export class WorkerPool {
       else this.logger.error(error.message);
     },
   };
+
+  /** Removes a worker from the pool; false if it was already gone. */
+  private forget(w: WorkerProcess): boolean {
+    const i = this.workers.indexOf(w);
+    if (i < 0) return false;
+    this.workers.splice(i, 1);
+    return true;
+  }
 
   /** The first failure while booting decides why start() fails. */
   private failStart(error: GatehouseError): void {
