@@ -3,11 +3,11 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync, unlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { APPS, startGatehouse } from './helpers/gatehouse.js';
-import { childPids, sleep, waitUntil } from './helpers/harness.js';
+import { APPS } from './helpers/gatehouse.js';
+import { childPids, launch, sleep, waitUntil } from './helpers/harness.js';
 
 test('requests never stay queued behind a long-running one while another worker is free', async () => {
-  const gh = await startGatehouse([`${APPS}/pool_apps.py:sleepy`, '--workers', '2']);
+  const gh = await launch([`${APPS}/pool_apps.py:sleepy`, '--workers', '2']);
   try {
     const order: string[] = [];
     const slow = fetch(`${gh.url}/sleep/3`).then(async (r) => {
@@ -34,7 +34,7 @@ test('requests never stay queued behind a long-running one while another worker 
 test('a replacement worker that cannot boot is retried with backoff while the others keep serving', async () => {
   const dir = mkdtempSync(join(tmpdir(), 'gh-flaky-'));
   const marker = join(dir, 'broken');
-  const gh = await startGatehouse([`${APPS}/flaky_boot.py`, '--workers', '2'], { env: { FLAKY_MARKER: marker } });
+  const gh = await launch([`${APPS}/flaky_boot.py`, '--workers', '2'], { env: { FLAKY_MARKER: marker } });
   try {
     const [victim, survivor] = childPids(gh.proc.pid!);
     writeFileSync(marker, '');

@@ -1,10 +1,10 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { APPS, startGatehouse } from './helpers/gatehouse.js';
-import { childPids, isAlive, waitUntil } from './helpers/harness.js';
+import { APPS } from './helpers/gatehouse.js';
+import { childPids, isAlive, launch, waitUntil } from './helpers/harness.js';
 
 test('serves a WSGI app over HTTP and leaves no worker behind', async () => {
-  const gh = await startGatehouse([`${APPS}/basic.py:echo_environ`, '--workers', '2']);
+  const gh = await launch([`${APPS}/basic.py:echo_environ`, '--workers', '2']);
   const workers = childPids(gh.proc.pid!);
   assert.equal(workers.length, 2);
   try {

@@ -16,12 +16,13 @@ import { createHash, randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { APPS, startGatehouse, type RunningGatehouse } from './helpers/gatehouse.js';
+import { APPS } from './helpers/gatehouse.js';
+import { launch, type Server } from './helpers/harness.js';
 
 const APP = `${APPS}/wsgi_cases.py:dispatch`;
 const T = { timeout: 10_000 };
 
-let gh: RunningGatehouse;
+let gh: Server;
 /** Private scratch space: log files for close() tracking, files to serve. */
 let scratch: string;
 /** TMPDIR of the server under test: where it spills large request bodies. */
@@ -31,7 +32,7 @@ before(async () => {
   scratch = mkdtempSync(join(tmpdir(), 'gatehouse-wsgi-test-'));
   bodyTmp = join(scratch, 'tmp');
   mkdirSync(bodyTmp);
-  gh = await startGatehouse([APP, '--workers', '2', '--graceful-timeout', '2'], { env: { TMPDIR: bodyTmp } });
+  gh = await launch([APP, '--workers', '2', '--graceful-timeout', '2'], { env: { TMPDIR: bodyTmp } });
   // startGatehouse returns once the first worker is up; wait for both.
   await gh.waitFor(/Booting worker with pid: \d+[\s\S]*Booting worker with pid: \d+/);
 });
@@ -500,8 +501,8 @@ test('close(): called exactly once when the iterable raises mid-iteration', T, a
 });
 
 /** A 1-worker server of its own, stopped quickly even if its worker is stuck. */
-async function withOwnServer(fn: (server: RunningGatehouse) => Promise<void>): Promise<void> {
-  const server = await startGatehouse([APP, '--workers', '1', '--graceful-timeout', '1']);
+async function withOwnServer(fn: (server: Server) => Promise<void>): Promise<void> {
+  const server = await launch([APP, '--workers', '1', '--graceful-timeout', '1']);
   try {
     await fn(server);
   } finally {
