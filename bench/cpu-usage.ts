@@ -1,0 +1,88 @@
+/**
+ * Where the CPU went during the measured window (between the connection
+ * check's two reads): the server's processes, wrk, kernel threads, and
+ * everything else. The machine has 2 cores and wrk needs a good part of one,
+ * so anything else running at the same time (a test suite, a build) skews a
+ * row; "other" says so, and above OTHER_CPU_LIMIT the row is run again.
+ */
+import { spawnSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { processTable } from './processes.js';
+
+/** % of one core; above this, other processes took enough CPU to skew the run. */
+export const OTHER_CPU_LIMIT = 15;
+
+/** The unit of /proc's CPU times. */
+const CLOCK_TICKS = ((): number => {
+  const n = Number(spawnSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).stdout);
+  return Number.isFinite(n) && n > 0 ? n : 100;
+})();
+
+export interface CpuSample {
+  at: number;
+  /** user + nice + system over all CPUs, in clock ticks (softirq, where loopback TCP partly runs, left out). */
+  busy: number;
+  /** Every process: pid → its label and CPU ticks. */
+  procs: Map<number, { label: string; ticks: number; ours: boolean }>;
+}
+
+/** `groups` label our processes ('' = by their command name); the rest is "kernel" (threads of kthreadd) or other. */
+export function cpuSample(groups: ReadonlyArray<{ label: string; pids: readonly number[] }>): CpuSample {
+  const first = readFileSync('/proc/stat', 'latin1').split('\n')[0] ?? '';
+  const f = first.trim().split(/\s+/).slice(1).map(Number);
+  const busy = (f[0] ?? 0) + (f[1] ?? 0) + (f[2] ?? 0);
+  const label = new Map<number, string>();
+  for (const g of groups) for (const pid of g.pids) if (!label.has(pid)) label.set(pid, g.label);
+  const procs = new Map<number, { label: string; ticks: number; ours: boolean }>();
+  for (const info of processTable().values()) {
+    const ours = label.get(info.pid);
+    if (ours !== undefined) procs.set(info.pid, { label: ours === '' ? info.comm : ours, ticks: info.ticks, ours: true });
+    else procs.set(info.pid, { label: info.pid === 2 || info.ppid === 2 ? 'kernel' : info.comm, ticks: info.ticks, ours: false });
+  }
+  return { at: performance.now(), busy, procs };
+}
+
+export interface CpuReport {
+  seconds: number;
+  /** Our processes: name → % of one core for each process of that name, largest first. */
+  byName: Map<string, number[]>;
+  /** % of one core used by kernel threads (ksoftirqd: network processing). */
+  kernelPct: number;
+  /** % of one core used by everything else: neither the server, wrk, the benchmark nor the kernel. */
+  otherPct: number;
+  /** The biggest of those, by command name. */
+  others: Array<[string, number]>;
+}
+
+export function cpuReport(a: CpuSample, b: CpuSample): CpuReport {
+  const seconds = (b.at - a.at) / 1000;
+  const pct = (ticks: number) => (ticks / CLOCK_TICKS / seconds) * 100;
+  const byName = new Map<string, number[]>();
+  const othersByName = new Map<string, number>();
+  let ours = 0;
+  let kernel = 0;
+  for (const [pid, end] of b.procs) {
+    const used = end.ticks - (a.procs.get(pid)?.ticks ?? 0);
+    if (end.ours) {
+      ours += used;
+      byName.set(end.label, [...(byName.get(end.label) ?? []), pct(used)]);
+    } else if (end.label === 'kernel') kernel += used;
+    else if (used > 0) othersByName.set(end.label, (othersByName.get(end.label) ?? 0) + used);
+  }
+  for (const list of byName.values()) list.sort((x, y) => y - x);
+  const others = [...othersByName].sort((x, y) => y[1] - x[1]).slice(0, 3).map(([name, t]): [string, number] => [name, pct(t)]);
+  // Two estimates of "other": what the visible processes used, and the machine's total minus ours (which also
+  // counts processes that came and went between the samples). Per-process and total ticks are sampled
+  // differently, so take the larger.
+  const visible = [...othersByName.values()].reduce((x, y) => x + y, 0);
+  const otherPct = Math.max(0, pct(visible), pct(b.busy - a.busy - ours - kernel));
+  return { seconds, byName, kernelPct: pct(kernel), otherPct, others };
+}
+
+export function formatCpu(r: CpuReport): string {
+  const parts = [...r.byName].map(([name, list]) => `${name} ${list.map((p) => p.toFixed(0)).join('+')}`);
+  parts.push(`kernel threads ${r.kernelPct.toFixed(0)}`);
+  const top = r.others.filter(([, p]) => p >= 1).map(([name, p]) => `${name} ${p.toFixed(0)}`);
+  parts.push(`other ${r.otherPct.toFixed(0)}${top.length > 0 ? ` (${top.join(', ')})` : ''}`);
+  return `CPU, % of one core over ${r.seconds.toFixed(1)} s: ${parts.join(', ')}`;
+}

@@ -1,0 +1,121 @@
+/** The benchmark's command line: its flags and BENCH_* environment variables. */
+
+export interface Options {
+  /** Seconds of each measured wrk run. */
+  duration: number;
+  quick: boolean;
+  markdown: boolean;
+  only: Set<string> | null;
+  apps: Set<string> | null;
+  control: boolean;
+  workerCost: boolean;
+  /** Copy each server's log here. */
+  logs: string | null;
+  /** Runs again (once) a row during which other processes took more than OTHER_CPU_LIMIT. */
+  retry: boolean;
+  /** Runs per row (each with a fresh server); the median by req/s is shown. */
+  repeat: number;
+}
+
+const USAGE = `Usage: npm run bench -- [--quick] [--markdown] [--only IDS] [--apps hello,flask] [--no-control] [--no-worker-cost] [--no-retry] [--repeat N] [--logs DIR]
+
+  --quick            runs of 3 s (unless BENCH_DURATION is set) and fewer worker-cost iterations; also BENCH_QUICK=1
+  --markdown         print the results table as Markdown
+  --only IDS         servers to run, comma-separated: gatehouse,gunicorn,uwsgi,nginx-uwsgi,waitress,uwsgi-http11
+  --apps IDS         apps to run, comma-separated: hello,flask
+  --no-control       skip the uWSGI --http11-socket control row
+  --no-worker-cost   skip the per-request cost inside the Python worker
+  --no-retry         do not run a row again when other processes took CPU during it
+  --repeat N         run each row N times, each with a fresh server, and show the median (and the range); also BENCH_REPEAT
+  --logs DIR         keep each server's log as DIR/SERVER-APP.log
+Environment: BENCH_DURATION=seconds per wrk run (default 10, 3 with --quick).
+`;
+
+/** Exits with a message, for a bad command line or a machine the benchmark cannot run on. */
+export function fail(message: string): never {
+  process.stderr.write(`bench: ${message}\n`);
+  process.exit(2);
+}
+
+function wholeNumber(text: string | undefined, min: number, max: number): number | null {
+  const n = Number(text);
+  return Number.isInteger(n) && n >= min && n <= max ? n : null;
+}
+
+export function parseOptions(argv: readonly string[]): Options {
+  const quick = process.env.BENCH_QUICK;
+  const opts: Options = {
+    duration: 10,
+    quick: quick !== undefined && quick !== '' && quick !== '0',
+    markdown: false,
+    only: null,
+    apps: null,
+    control: true,
+    workerCost: true,
+    logs: null,
+    retry: true,
+    repeat: 1,
+  };
+  let repeatGiven = false;
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i]!;
+    const eq = a.indexOf('=');
+    const [flag, inline] = eq >= 0 ? [a.slice(0, eq), a.slice(eq + 1)] : [a, undefined];
+    const value = () => inline ?? argv[++i];
+    const list = () => {
+      const v = value();
+      if (v === undefined || v === '') fail(`${flag} needs a value\n${USAGE}`);
+      return new Set(v.split(',').map((s) => s.trim()).filter(Boolean));
+    };
+    switch (flag) {
+      case '--quick':
+        opts.quick = true;
+        break;
+      case '--markdown':
+        opts.markdown = true;
+        break;
+      case '--only':
+        opts.only = list();
+        break;
+      case '--apps':
+        opts.apps = list();
+        break;
+      case '--no-control':
+        opts.control = false;
+        break;
+      case '--no-worker-cost':
+        opts.workerCost = false;
+        break;
+      case '--no-retry':
+        opts.retry = false;
+        break;
+      case '--repeat':
+        opts.repeat = wholeNumber(value(), 1, 20) ?? fail(`--repeat needs a whole number from 1 to 20\n${USAGE}`);
+        repeatGiven = true;
+        break;
+      case '--logs': {
+        const dir = value();
+        if (dir === undefined || dir === '') fail(`--logs needs a directory\n${USAGE}`);
+        opts.logs = dir;
+        break;
+      }
+      case '-h':
+      case '--help':
+        process.stdout.write(USAGE);
+        process.exit(0);
+        break;
+      default:
+        fail(`unknown argument ${JSON.stringify(a)}\n${USAGE}`);
+    }
+  }
+  if (opts.quick) opts.duration = 3;
+  const repeat = process.env.BENCH_REPEAT;
+  if (!repeatGiven && repeat !== undefined && repeat !== '') {
+    opts.repeat = wholeNumber(repeat, 1, 20) ?? fail(`BENCH_REPEAT must be a whole number from 1 to 20, got ${JSON.stringify(repeat)}`);
+  }
+  const duration = process.env.BENCH_DURATION;
+  if (duration !== undefined && duration !== '') {
+    opts.duration = wholeNumber(duration, 1, 600) ?? fail(`BENCH_DURATION must be a whole number of seconds from 1 to 600, got ${JSON.stringify(duration)}`);
+  }
+  return opts;
+}

@@ -1,0 +1,168 @@
+/**
+ * What the benchmark prints. Progress goes to stderr so that stdout (the
+ * results: table, legend, notes, worker cost), plain text or Markdown, can be
+ * pasted as it is.
+ */
+import { cpus, release } from 'node:os';
+import type { Row } from './bench-row.js';
+import { SERVED_SHARE } from './connection-check.js';
+import { formatCpu } from './cpu-usage.js';
+import type { Options } from './options.js';
+import { PROCESSES, PYTHON, WAITRESS_THREADS, type Versions } from './servers.js';
+import type { WorkerCost } from './worker-cost.js';
+import { closesWithoutNotice, CONNECTIONS, errorCount, WARMUP_SECONDS } from './wrk.js';
+
+export function progress(line: string): void {
+  process.stderr.write(`${line}\n`);
+}
+
+function say(line: string): void {
+  process.stdout.write(`${line}\n`);
+}
+
+export const formatInt = (n: number) => Math.round(n).toLocaleString('en-US');
+
+export function formatMs(ms: number): string {
+  if (!Number.isFinite(ms)) return '?';
+  if (ms < 1) return `${(ms * 1000).toFixed(0)} µs`;
+  if (ms < 100) return `${ms.toFixed(2)} ms`;
+  return `${ms.toFixed(0)} ms`;
+}
+
+/** The machine, the load and the software: printed first to stderr, then above the table. */
+export function headerLines(opts: Options, versions: Versions): string[] {
+  const cpu = cpus();
+  return [
+    `gatehouse benchmark: ${new Date().toISOString()}, ${cpu.length} CPU(s) (${cpu[0]?.model.trim() ?? '?'}), Linux ${release()}`,
+    `wrk ${versions.wrk}: wrk -t1 -c${CONNECTIONS} -d${opts.duration}s --latency, after a ${WARMUP_SECONDS} s warm-up${opts.repeat > 1 ? `; each row the median of ${opts.repeat} runs (range in brackets)` : ''}; ${PROCESSES} Python processes per server (waitress: 1 process, ${WAITRESS_THREADS} threads); loopback only`,
+    `Python ${versions.python} (${PYTHON}), Flask ${versions.flask}, Node ${versions.node}`,
+  ];
+}
+
+interface Cells {
+  server: string;
+  app: string;
+  rps: string;
+  p99: string;
+  served: string;
+  errors: string;
+  ratio: string;
+}
+
+const HEAD: Cells = { server: 'server', app: 'app', rps: 'req/s', p99: 'p99', served: 'connections served', errors: 'errors', ratio: 'gatehouse/peer' };
+const KEYS: Array<keyof Cells> = ['server', 'app', 'rps', 'p99', 'served', 'errors', 'ratio'];
+const RIGHT = new Set<keyof Cells>(['rps', 'p99', 'errors', 'ratio']);
+
+/** `rows`: for gatehouse's req/s on the same app. */
+function cells(row: Row, rows: readonly Row[]): Cells {
+  const base = { server: row.server.label, app: row.app.id };
+  if (row.skipped !== null) return { ...base, rps: 'skipped', p99: '', served: '', errors: '', ratio: '' };
+  const w = row.wrk;
+  if (w === null) return { ...base, rps: 'failed', p99: '', served: '', errors: '', ratio: '' };
+  let served = '?';
+  if (row.conn) {
+    served = `${row.conn.served}/${CONNECTIONS}`;
+    if (row.conn.served < CONNECTIONS) served += ' STARVED';
+    if (!row.conn.reliable) served += ` ? (saw ${row.conn.seen})`;
+  }
+  let ratio = '';
+  const gh = rows.find((r) => r.server.id === 'gatehouse' && r.app.id === row.app.id && r.wrk !== null);
+  if (row.server.id === 'gatehouse') ratio = '—';
+  else if (gh?.wrk && w.rps > 0) {
+    ratio = `${(gh.wrk.rps / w.rps).toFixed(2)}×`;
+    if (row.server.control) ratio += ' (control)';
+    else if (row.conn && row.conn.served < CONNECTIONS) ratio += ' (peer starved)';
+  }
+  const errors = formatInt(errorCount(w)) + (closesWithoutNotice(w) ? ' (EOF)' : '');
+  let rps = formatInt(w.rps);
+  if (row.allRps.length > 1) rps += ` (${formatInt(Math.min(...row.allRps))}–${formatInt(Math.max(...row.allRps))})`;
+  return { ...base, rps, p99: formatMs(w.p99ms), served, errors, ratio };
+}
+
+/** A row's result as soon as it is known, with what the final table leaves out. */
+export function rowProgress(row: Row, rows: readonly Row[]): void {
+  const c = cells(row, rows);
+  const conn = row.conn
+    ? ` (saw ${row.conn.seen}: ${row.conn.kept} open at both reads, ${row.conn.starved} of them starved, bytes each ${formatInt(row.conn.minBytes)}..${formatInt(row.conn.maxBytes)}; ${row.conn.renewed} reopened)`
+    : '';
+  progress(`   ${c.rps} req/s, p99 ${c.p99}, served ${c.served}${conn}, errors ${c.errors}`);
+  if (row.cpu) progress(`   ${formatCpu(row.cpu)}`);
+  for (const n of row.notes) progress(`   ! ${n}`);
+}
+
+function textTable(rows: readonly Row[]): string {
+  const all = [HEAD, ...rows.map((r) => cells(r, rows))];
+  const width = (k: keyof Cells) => Math.max(...all.map((c) => c[k].length));
+  const line = (c: Cells) => KEYS.map((k) => (RIGHT.has(k) ? c[k].padStart(width(k)) : c[k].padEnd(width(k)))).join('  ').trimEnd();
+  const rule = KEYS.map((k) => '-'.repeat(width(k))).join('  ');
+  return [line(HEAD), rule, ...all.slice(1).map(line)].join('\n');
+}
+
+function markdownTable(rows: readonly Row[]): string {
+  const esc = (s: string) => s.replace(/\|/g, '\\|');
+  const line = (c: Cells) => `| ${KEYS.map((k) => esc(c[k])).join(' | ')} |`;
+  const rule = `|${KEYS.map((k) => (RIGHT.has(k) ? '---:' : '---')).join('|')}|`;
+  return [line(HEAD), rule, ...rows.map((r) => line(cells(r, rows)))].join('\n');
+}
+
+function legend(rows: readonly Row[], repeat: number): string[] {
+  return [
+    `connections served: ${CONNECTIONS} minus the starved wrk connections: those open at two reads of the kernel's socket table (40% and 80% into the run) that received under ${SERVED_SHARE * 100}% of the mean bytes in between; under ${CONNECTIONS}/${CONNECTIONS} = STARVED, and its req/s is not comparable.`,
+    `errors: wrk's non-2xx/3xx responses plus socket errors (connect, read, write, timeout); "(EOF)": all of them are read errors, one per request, from a server that closes each connection after a complete response without "Connection: close" (not failed requests). gatehouse/peer: gatehouse's req/s over the peer's, same app.`,
+    `gunicorn sync and uWSGI --http-socket close the connection after each response (wrk reconnects); gatehouse, nginx and waitress keep connections alive. nginx: worker_processes 1, keepalive_requests 1000000, uwsgi_pass to a unix socket.`,
+    repeat > 1
+      ? `req/s: the median of ${repeat} runs, each with a fresh server; p99, connections and errors are the median run's.`
+      : `Single runs: on the 2-core machine runs of the same row differ by up to ±15%; use --repeat 3 (or BENCH_REPEAT=3) for numbers to publish.`,
+    ...(rows.some((r) => r.server.control) ? [`control: uWSGI --http11-socket keeps connections alive but serves only a few of them (DESIGN.md): it must show STARVED; if it does not, the connection check is broken.`] : []),
+  ];
+}
+
+function workerCostTable(cost: WorkerCost, markdown: boolean): string[] {
+  const lines: string[] = [];
+  if (markdown) {
+    lines.push('| app | app alone (prebuilt environ) | worker.handle(), wrk GET (Host only) | worker.handle(), 8-header GET | worker overhead (wrk GET) | iterations |');
+    lines.push('|---|---:|---:|---:|---:|---:|');
+  } else {
+    lines.push(`${'app'.padEnd(6)}  ${'app alone'.padStart(10)}  ${'handle(), wrk GET'.padStart(17)}  ${'handle(), 8 headers'.padStart(19)}  ${'overhead'.padStart(9)}  iterations  response frames`);
+  }
+  const us = (n: number) => `${n.toFixed(2)} µs`;
+  for (const [name, a] of Object.entries(cost.apps)) {
+    if (markdown) {
+      lines.push(`| ${name} | ${us(a.app_us)} | ${us(a.handle_wrk_us)} | ${us(a.handle_browser_us)} | ${us(a.handle_wrk_us - a.app_us)} | ${formatInt(a.iterations)} |`);
+    } else {
+      lines.push(
+        `${name.padEnd(6)}  ${us(a.app_us).padStart(10)}  ${us(a.handle_wrk_us).padStart(17)}  ${us(a.handle_browser_us).padStart(19)}  ${us(a.handle_wrk_us - a.app_us).padStart(9)}  ${formatInt(a.iterations).padStart(10)}  ${a.frames}`,
+      );
+    }
+  }
+  for (const [name, why] of Object.entries(cost.skipped)) lines.push(`${name}: skipped: ${why}`);
+  return lines;
+}
+
+/** The results, to stdout. `cost`: null when not measured, a string when it failed. */
+export function printReport(opts: Options, header: readonly string[], rows: readonly Row[], skippedServers: readonly string[], cost: WorkerCost | string | null): void {
+  const item = (line: string) => say(opts.markdown ? `- ${line}` : line);
+  say('');
+  if (opts.markdown) say(`_${header.join(' · ')}_`);
+  else for (const h of header) say(h);
+  say('');
+  say(opts.markdown ? markdownTable(rows) : textTable(rows));
+  say('');
+  for (const l of legend(rows, opts.repeat)) item(l);
+  for (const s of skippedServers) item(s);
+  const noted = rows.filter((r) => r.notes.length > 0);
+  if (noted.length > 0) {
+    say('');
+    say('Notes:');
+    for (const r of noted) for (const n of r.notes) say(`${opts.markdown ? '- ' : '  '}${r.server.label} × ${r.app.id}: ${n}`);
+  }
+  if (cost === null) return;
+  say('');
+  if (typeof cost === 'string') {
+    say(`Per-request cost inside the Python worker: ${cost}`);
+    return;
+  }
+  say(`Per-request cost inside the Python worker (python/gatehouse_worker.py Worker.handle() on a REQ payload as the front builds it, frames discarded; Python ${cost.python}, best of ${Object.values(cost.apps)[0]?.rounds ?? '?'} interleaved rounds):`);
+  say('');
+  for (const l of workerCostTable(cost, opts.markdown)) say(l);
+}

@@ -1,0 +1,84 @@
+/**
+ * gatehouse benchmark suite: the same WSGI apps (bench/apps/) on gatehouse and
+ * on the servers a user could pick instead (gunicorn, uWSGI, nginx + uWSGI,
+ * waitress), each with 2 Python processes, loaded by `wrk -t1 -c50` on
+ * loopback. For each row it reports req/s and p99, and checks that the server
+ * served all 50 connections (connection-check.ts) and that nothing else took
+ * CPU during the run (cpu-usage.ts). It ends with the per-request cost inside
+ * gatehouse's Python worker (worker_cost.py).
+ *
+ *     npm run bench                       # 10 s per run
+ *     npm run bench -- --quick            # 3 s per run, fewer worker-cost iterations
+ *     BENCH_DURATION=5 npm run bench      # any duration (wins over --quick)
+ *     npm run bench -- --markdown         # the results table as Markdown, for the README
+ *     npm run bench -- --only gatehouse,nginx-uwsgi --apps hello
+ *     npm run bench -- --help             # every flag
+ *
+ * Needs wrk, ss (iproute2), Debian's /usr/bin/python3 with python3-flask, and
+ * the peers (a missing one is skipped). Rows run one after the other, never in
+ * parallel; everything started is killed on Ctrl-C.
+ */
+import { existsSync } from 'node:fs';
+import { benchRow, emptyRow, type Row } from './bench-row.js';
+import { fail, parseOptions } from './options.js';
+import { commandPath, installCleanup, killEverything } from './processes.js';
+import { headerLines, printReport, progress, rowProgress } from './report.js';
+import { APPS, detectVersions, hasPythonModule, PYTHON, servers } from './servers.js';
+import { measureWorkerCost, type WorkerCost } from './worker-cost.js';
+import { CONNECTIONS } from './wrk.js';
+
+async function main(): Promise<void> {
+  const opts = parseOptions(process.argv.slice(2));
+  installCleanup();
+  if (commandPath('wrk') === null) fail('wrk is not installed (apt-get install wrk)');
+  if (commandPath('ss') === null) fail('ss is not installed (apt-get install iproute2); it is needed to check every connection is served');
+  if (!existsSync(PYTHON)) fail(`${PYTHON} is missing: the benchmark runs every server with Debian's python3`);
+  const versions = detectVersions();
+  const header = headerLines(opts, versions);
+  const apps = APPS.filter((a) => opts.apps === null || opts.apps.has(a.id));
+  const flaskMissing = hasPythonModule('flask') ? null : `flask is not installed for ${PYTHON} (apt-get install python3-flask)`;
+  const all = servers(versions);
+  if (opts.only) for (const id of opts.only) if (!all.some((s) => s.id === id)) fail(`--only: unknown server ${JSON.stringify(id)} (known: ${all.map((s) => s.id).join(', ')})`);
+  if (opts.apps) for (const id of opts.apps) if (!APPS.some((a) => a.id === id)) fail(`--apps: unknown app ${JSON.stringify(id)} (known: ${APPS.map((a) => a.id).join(', ')})`);
+  // --only names the rows exactly, the control row included.
+  const chosen = all.filter((s) => (opts.only === null ? !s.control || opts.control : opts.only.has(s.id)));
+
+  progress(header.join('\n'));
+  const rows: Row[] = [];
+  const skippedServers: string[] = [];
+  for (const server of chosen) {
+    const missing = server.missing();
+    if (missing !== null) {
+      skippedServers.push(`${server.label}: skipped: ${missing}`);
+      progress(`-- ${server.label}: skipped: ${missing}`);
+      continue;
+    }
+    for (const app of apps) {
+      if (server.apps && !server.apps.includes(app.id)) continue;
+      if (app.id === 'flask' && flaskMissing !== null) {
+        rows.push(emptyRow(server, app, flaskMissing));
+        continue;
+      }
+      progress(`-- ${server.label} × ${app.id} ...`);
+      const row = await benchRow(server, app, opts);
+      if (server.control && row.conn !== null && row.conn.served === CONNECTIONS) {
+        row.notes.push('the control was not flagged STARVED: the connection check did not work in this run');
+      }
+      rows.push(row);
+      rowProgress(row, rows);
+    }
+  }
+
+  let cost: WorkerCost | string | null = null;
+  if (opts.workerCost) {
+    progress('-- per-request cost inside the Python worker ...');
+    cost = await measureWorkerCost(opts.quick);
+  }
+  printReport(opts, header, rows, skippedServers, cost);
+}
+
+main().catch((err: unknown) => {
+  process.stderr.write(`bench: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
+  killEverything();
+  process.exit(1);
+});

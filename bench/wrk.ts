@@ -1,0 +1,60 @@
+/**
+ * wrk, the load generator: its command line, and what its output says.
+ */
+
+/** wrk's keep-alive connections, all opened at the start of a run. */
+export const CONNECTIONS = 50;
+export const WARMUP_SECONDS = 1;
+
+export interface WrkResult {
+  rps: number;
+  p99ms: number;
+  requests: number;
+  non2xx3xx: number;
+  socketErrors: { connect: number; read: number; write: number; timeout: number };
+}
+
+/** One thread: with two cores, the other one is the server's. */
+export function wrkArgs(port: number, seconds: number, latency: boolean): string[] {
+  return ['-t1', `-c${CONNECTIONS}`, `-d${seconds}s`, ...(latency ? ['--latency'] : []), `http://127.0.0.1:${port}/`];
+}
+
+const MS_PER_UNIT: Record<string, number> = { ms: 1, s: 1000, m: 60000, h: 3600000 };
+
+function toMs(value: string, unit: string): number {
+  const n = Number(value);
+  return unit === 'us' ? n / 1000 : n * (MS_PER_UNIT[unit] ?? NaN);
+}
+
+/** Reads the output of `wrk --latency`; null when it is not there (wrk failed). */
+export function parseWrk(out: string): WrkResult | null {
+  const rps = /^Requests\/sec:\s+([\d.]+)/m.exec(out);
+  const p99 = /^\s+99(?:\.0+)?%\s+([\d.]+)(us|ms|s|m|h)\s*$/m.exec(out);
+  const total = /^\s*(\d+) requests in /m.exec(out);
+  if (!rps || !p99 || !total) return null;
+  const non = /Non-2xx or 3xx responses:\s+(\d+)/.exec(out);
+  const sock = /Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)/.exec(out);
+  return {
+    rps: Number(rps[1]),
+    p99ms: toMs(p99[1]!, p99[2]!),
+    requests: Number(total[1]),
+    non2xx3xx: non ? Number(non[1]) : 0,
+    socketErrors: sock
+      ? { connect: Number(sock[1]), read: Number(sock[2]), write: Number(sock[3]), timeout: Number(sock[4]) }
+      : { connect: 0, read: 0, write: 0, timeout: 0 },
+  };
+}
+
+export function errorCount(w: WrkResult): number {
+  const s = w.socketErrors;
+  return w.non2xx3xx + s.connect + s.read + s.write + s.timeout;
+}
+
+/**
+ * uWSGI --http-socket answers HTTP/1.1 with no "Connection: close" and closes:
+ * wrk counts one read error per request, though every request was answered.
+ */
+export function closesWithoutNotice(w: WrkResult): boolean {
+  const s = w.socketErrors;
+  return w.non2xx3xx === 0 && s.connect + s.write + s.timeout === 0 && s.read > 0 && Math.abs(s.read - w.requests) <= Math.max(CONNECTIONS * 2, w.requests * 0.02);
+}
