@@ -225,7 +225,6 @@ class Worker:
     def __init__(self, app, sock, settings):
         self.app = app
         self.sock = sock
-        self.inbuf = b""
         self.pending = collections.deque()  # (rid, payload) received, not started
         self.cancelled = set()
         self.inbuf = b""
@@ -574,10 +573,11 @@ def main():
     if os.getppid() != parent:
         os._exit(1)
     sock = socket.socket(fileno=3)
-    for path in reversed(settings.get("pythonpath", [])):
-        sys.path.insert(0, path)
+    # gunicorn's order: --pythonpath entries, then the working directory (--chdir).
     if os.getcwd() not in sys.path:
         sys.path.insert(0, os.getcwd())
+    for path in reversed(settings.get("pythonpath", [])):
+        sys.path.insert(0, path)
     try:
         app = load_app(settings["app"])
     except BaseException as exc:

@@ -65,7 +65,7 @@ export class Gatehouse {
     this.accessLog = config.accessLog
       ? new AccessLog(config.accessLog, (err) => this.logger.error(`access log: ${err.message}`))
       : null;
-    this.front = new HttpFront(this.pool, { logger: this.logger, accessLog: this.accessLog }, {
+    this.front = new HttpFront(this.pool, { logger: this.logger, accessLog: this.accessLog, draining: false }, {
       maxRequestBody: config.maxRequestBody,
     });
   }

@@ -6,7 +6,7 @@
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { lstatSync, unlinkSync } from 'node:fs';
-import type { AddressInfo } from 'node:net';
+import type { AddressInfo, Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { GatehouseError } from '../errors.js';
 import type { BindAddress } from '../config/bind.js';
@@ -15,7 +15,7 @@ import type { WorkerPool } from '../pool/worker-pool.js';
 import { encodeRequest } from '../wire/frames.js';
 import { bodyEnviron, buildEnviron } from './environ.js';
 import { readBody } from './request-body.js';
-import { sendPlain, WsgiExchange, type ExchangeContext } from './wsgi-exchange.js';
+import { exchangesOf, sendPlain, WsgiExchange, type ExchangeContext } from './wsgi-exchange.js';
 
 export interface FrontOptions {
   maxRequestBody: number;
@@ -23,10 +23,7 @@ export interface FrontOptions {
 
 export class HttpFront {
   readonly servers: Server[] = [];
-  /** Responses from the request's arrival until sent (or the client left). */
-  private readonly active = new Set<ServerResponse>();
-  /** Stopping: responses say Connection: close. */
-  private draining = false;
+  private readonly sockets = new Set<Socket>();
 
   constructor(
     private readonly pool: WorkerPool,
@@ -40,6 +37,10 @@ export class HttpFront {
     for (const bind of binds) {
       const server = createServer({ maxHeaderSize: 16 * 1024 }, (req, res) => this.onRequest(req, res));
       server.on('checkContinue', (req, res) => this.onExpectContinue(req, res));
+      server.on('connection', (socket: Socket) => {
+        this.sockets.add(socket);
+        socket.once('close', () => this.onConnectionClosed(socket));
+      });
       // Without a listener Node drops CONNECT silently; a client deserves an answer.
       server.on('connect', (_req, socket: Duplex) => {
         socket.end('HTTP/1.1 405 Method Not Allowed\r\nContent-Length: 0\r\nConnection: close\r\n\r\n');
@@ -68,18 +69,30 @@ export class HttpFront {
    * Connection: close.
    */
   async drain(deadline: number): Promise<void> {
-    this.draining = true;
-    for (const res of this.active) if (!res.headersSent) res.shouldKeepAlive = false;
-    for (const s of this.servers) {
-      s.close();
-      s.closeIdleConnections();
+    this.ctx.draining = true;
+    for (const s of this.servers) s.close();
+    while (this.sockets.size > 0 && performance.now() < deadline) {
+      // Node counts a connection idle once its response is ended, even while
+      // that response is still being written to a slow client: close idle ones
+      // only when nothing is still on its way out.
+      const flushing = [...this.sockets].some((s) => exchangesOf(s).length > 0 || s.writableLength > 0);
+      if (!flushing) for (const s of this.servers) s.closeIdleConnections();
+      await new Promise((r) => setTimeout(r, 20));
     }
-    while (this.active.size > 0 && performance.now() < deadline) await new Promise((r) => setTimeout(r, 20));
   }
 
   /** Cuts every connection at once. */
   closeAll(): void {
     for (const s of this.servers) s.closeAllConnections();
+  }
+
+  /** The client went away: stop the work still under way for it. */
+  private onConnectionClosed(socket: Socket): void {
+    this.sockets.delete(socket);
+    for (const x of exchangesOf(socket).slice()) {
+      x.clientGone();
+      this.pool.cancel(x);
+    }
   }
 
   private onExpectContinue(req: IncomingMessage, res: ServerResponse): void {
@@ -102,20 +115,9 @@ export class HttpFront {
   }
 
   private onRequest(req: IncomingMessage, res: ServerResponse): void {
-    this.active.add(res);
-    let x: WsgiExchange | null = null;
-    res.once('close', () => {
-      this.active.delete(res);
-      if (x !== null && !x.finished) {
-        x.clientGone();
-        this.pool.cancel(x);
-      }
-    });
-    if (this.draining) res.shouldKeepAlive = false;
     const env = buildEnviron(req, 'http');
     const dispatch = (block: string, data: Buffer | null, file: string | null) => {
-      x = new WsgiExchange(encodeRequest(0, block, data), req, res, this.ctx, file);
-      this.pool.dispatch(x);
+      this.pool.dispatch(new WsgiExchange(encodeRequest(0, block, data), req, res, this.ctx, file));
     };
     if (env.block === null) return this.reject(req, res, 400, 'Bad Request');
     const block = env.block;

@@ -9,6 +9,7 @@ import type { Logger } from '../log/logger.js';
 import type { AccessLog } from '../log/access-log.js';
 import type { Exchange } from '../pool/exchange.js';
 import type { WorkerProcess } from '../pool/worker-process.js';
+import type { Socket } from 'node:net';
 import type { FileSpec } from '../wire/frames.js';
 import { discardBodyFile } from './request-body.js';
 
@@ -18,9 +19,20 @@ const RESPONSE_BUFFER = 1024 * 1024;
 export interface ExchangeContext {
   logger: Logger;
   accessLog: AccessLog | null;
+  /** The server is stopping: responses say Connection: close. */
+  draining: boolean;
 }
 
-export function sendPlain(res: ServerResponse, status: number, text: string, close = false): number {
+const kExchanges = Symbol('gatehouse.exchanges');
+type TrackedSocket = Socket & { [kExchanges]?: WsgiExchange[] };
+
+/** The exchanges still under way on a connection (more than one when the client pipelines). */
+export function exchangesOf(socket: Socket): WsgiExchange[] {
+  return ((socket as TrackedSocket)[kExchanges] ??= []);
+}
+
+/** A small text response from the front itself (errors, refusals). */
+export function sendPlain(res: ServerResponse, status: number, text: string, close: boolean): number {
   const body = Buffer.from(text + '\n');
   const headers: Record<string, string | number> = { 'Content-Type': 'text/plain; charset=utf-8', 'Content-Length': body.length };
   if (close) headers.Connection = 'close';
@@ -47,16 +59,14 @@ export class WsgiExchange implements Exchange {
     private readonly res: ServerResponse,
     private readonly ctx: ExchangeContext,
     private readonly bodyFile: string | null,
-  ) {}
+  ) {
+    exchangesOf(req.socket).push(this);
+  }
 
   get label(): string {
     return `${this.req.method} ${this.req.url}`;
   }
 
-  /** The response is over (or the client left): true if this call is the first to say so. */
-  get finished(): boolean {
-    return this.done;
-  }
 
   response(head: string[], body: Buffer): void {
     if (this.done) return;
@@ -126,14 +136,14 @@ export class WsgiExchange implements Exchange {
       return;
     }
     this.status = status;
-    this.bytes = sendPlain(this.res, status, FAIL_TEXT[status]);
+    this.bytes = sendPlain(this.res, status, FAIL_TEXT[status], this.ctx.draining);
     this.ctx.logger.log(status === 503 ? 'warning' : 'error', `${this.label}: ${status} ${reason}`);
     this.complete();
   }
 
   /** The client went away before the response was complete. */
   clientGone(): void {
-    if (this.done) return;
+    if (!this.res.headersSent) this.status = 499; // nginx's code for "client closed request"
     this.complete();
     // The stream may be paused for this client; frames still to come are dropped.
     this.worker?.resume();
@@ -148,6 +158,7 @@ export class WsgiExchange implements Exchange {
   private writeHead(head: string[]): boolean {
     const statusLine = head[0]!;
     this.status = Number(statusLine.slice(0, 3));
+    if (this.ctx.draining) this.res.shouldKeepAlive = false;
     try {
       this.res.writeHead(this.status, statusLine.slice(4), head.length > 1 ? head.slice(1) : undefined);
       return true;
@@ -156,7 +167,7 @@ export class WsgiExchange implements Exchange {
       this.ctx.logger.error(`${this.label}: invalid response from the app: ${(err as Error).message}`);
       this.res.removeHeader('content-length');
       this.status = 500;
-      this.bytes = sendPlain(this.res, 500, 'Internal Server Error');
+      this.bytes = sendPlain(this.res, 500, 'Internal Server Error', this.ctx.draining);
       this.complete();
       return false;
     }
@@ -164,6 +175,8 @@ export class WsgiExchange implements Exchange {
 
   private complete(): void {
     this.done = true;
+    const list = exchangesOf(this.req.socket);
+    list.splice(list.indexOf(this), 1);
     discardBodyFile(this.bodyFile);
     this.ctx.accessLog?.write(this.req, this.status, this.bytes);
   }

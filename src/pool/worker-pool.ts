@@ -36,6 +36,8 @@ const TICK_MS = 25;
  * ~6k req/s at 1, ~15k at 4, ~19k at 16); see README "Performance".
  */
 const PIPELINE_DEPTH = 16;
+/** A busy worker is topped up to PIPELINE_DEPTH once it holds this few: one write per batch, not per request. */
+const REFILL_AT = PIPELINE_DEPTH / 2;
 /** A busy worker takes more only if its running request started less than this long ago (ms). */
 const SHORT_MS = 5;
 /** Requests queued behind one running longer than this (ms) are taken back and sent elsewhere. */
@@ -142,7 +144,7 @@ export class WorkerPool {
       if (w.state !== 'ready') continue;
       const n = w.inflight.length;
       if (n === 0) return w;
-      if (n < PIPELINE_DEPTH && now - w.headStartedAt < SHORT_MS && (best === null || n < best.inflight.length)) best = w;
+      if (n <= REFILL_AT && now - w.headStartedAt < SHORT_MS && (best === null || n < best.inflight.length)) best = w;
     }
     return best;
   }
@@ -153,9 +155,11 @@ export class WorkerPool {
     while (this.queueHead < this.queue.length) {
       const w = this.pick(now);
       if (w === null) break;
-      const x = this.queue[this.queueHead]!;
-      this.queue[this.queueHead++] = undefined as unknown as Exchange;
-      w.send(x, this.takeId(), now);
+      do {
+        const x = this.queue[this.queueHead]!;
+        this.queue[this.queueHead++] = undefined as unknown as Exchange;
+        w.send(x, this.takeId(), now);
+      } while (this.queueHead < this.queue.length && w.inflight.length < PIPELINE_DEPTH);
     }
     if (this.queueHead > 1024 && this.queueHead * 2 > this.queue.length) {
       this.queue = this.queue.slice(this.queueHead);
