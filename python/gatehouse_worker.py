@@ -21,6 +21,7 @@ import importlib.util
 import io
 import json
 import os
+import queue
 import signal
 import select
 import socket
@@ -231,14 +232,15 @@ class Worker:
         self.lock = threading.Lock()  # pending, current, cancelled
         self.read_lock = threading.Lock()
         self.send_lock = threading.Lock()
-        self.current = None  # id of the request the main thread is running
+        self.current = None  # id of the request the main thread is running (sync mode)
+        self.running = set()  # ids of the requests the threads are running (thread mode)
         self.stopping = False
         self.busy = False
         errors = ErrorStream(sys.stderr)
         self.base_environ = {
             "wsgi.version": (1, 0),
             "wsgi.errors": errors,
-            "wsgi.multithread": False,
+            "wsgi.multithread": settings.get("threads", 1) > 1,
             "wsgi.multiprocess": settings.get("multiprocess", True),
             "wsgi.run_once": False,
             "wsgi.file_wrapper": FileWrapper,
@@ -292,7 +294,7 @@ class Worker:
                 self.pending.remove(item)
                 self.send(pack_header(REVOKED if kind == REVOKE else END, rid, 0))
                 return
-        if kind == CANCEL and rid == self.current:
+        if kind == CANCEL and (rid == self.current or rid in self.running):
             self.cancelled.add(rid)  # running: the main thread stops at the next chunk
 
     def watch(self):
@@ -333,6 +335,46 @@ class Worker:
         with self.lock:
             while pending:
                 self.send(pack_header(REVOKED, pending.popleft()[0], 0))
+
+    def serve_threaded(self, threads):
+        """Thread mode: the main thread reads, `threads` threads run requests.
+
+        The front never sends more requests than there are threads, so each
+        one starts at once and none waits behind another.
+        """
+        work = queue.SimpleQueue()
+
+        def run():
+            while True:
+                item = work.get()
+                if item is None:
+                    return
+                self.handle(item[0], item[1])
+                with self.lock:
+                    self.running.discard(item[0])
+                    self.cancelled.discard(item[0])
+                    last = self.stopping and not self.running
+                if last:
+                    # SIGTERM arrived while requests ran; the last one is answered.
+                    sys.stdout.flush()
+                    sys.stderr.flush()
+                    os._exit(0)
+
+        pool = [threading.Thread(target=run, name="gatehouse-%d" % i, daemon=True) for i in range(threads)]
+        for thread in pool:
+            thread.start()
+        pending = self.pending
+        while self.read_frames(True):
+            with self.lock:
+                while pending:
+                    item = pending.popleft()
+                    self.running.add(item[0])
+                    work.put(item)
+        # The front closed the stream: finish what is running, then leave.
+        for _ in pool:
+            work.put(None)
+        for thread in pool:
+            thread.join()
 
     # ---- one request ----------------------------------------------------
 
@@ -592,7 +634,7 @@ def main():
 
     def stop(signum, frame):
         # Idle: leave now. Busy: finish the request in hand, then leave.
-        if not worker.busy:
+        if not worker.busy and not worker.running:
             sys.exit(0)
         worker.stopping = True
 
@@ -602,8 +644,12 @@ def main():
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the front decides; Ctrl-C reaches both
     info = json.dumps({"pid": os.getpid(), "python": sys.version.split()[0]}).encode()
     sock.sendall(pack_header(READY, 0, len(info)) + info)
+    threads = settings.get("threads", 1)
     try:
-        worker.serve_forever()
+        if threads > 1:
+            worker.serve_threaded(threads)
+        else:
+            worker.serve_forever()
     except (ConnectionError, OSError):
         pass  # the front went away
 

@@ -4,12 +4,12 @@ import { helpText, parseCli } from './config/cli-args.js';
 import { GatehouseError } from './errors.js';
 import { Gatehouse, VERSION } from './server.js';
 
-function fail(err: unknown, debug: boolean): never {
+function fail(err: unknown, debug: boolean, exitCode?: number): never {
   if (err instanceof GatehouseError) {
     process.stderr.write(`gatehouse: error: ${err.code}: ${err.message}\n`);
     if (err.detail) process.stderr.write(err.detail.trimEnd() + '\n');
     if (debug && err.stack) process.stderr.write(err.stack + '\n');
-    process.exit(err.exitCode);
+    process.exit(exitCode ?? err.exitCode);
   }
   process.stderr.write(`gatehouse: internal error: ${(err as Error)?.stack ?? String(err)}\n`);
   process.exit(70);
@@ -27,6 +27,15 @@ async function main(): Promise<void> {
 
   const config = cli.config;
   const debug = config.logLevel === 'debug';
+  if (config.checkConfig) {
+    try {
+      await Gatehouse.check(config);
+    } catch (err) {
+      fail(err, debug, 1); // gunicorn's --check-config exits 1 on any problem
+    }
+    process.stdout.write(`gatehouse: configuration OK; ${config.app} imports\n`);
+    process.exit(0);
+  }
   let server: Gatehouse | null = null;
   let stopping = false;
   const stop = async (graceSeconds: number, signal: string) => {
@@ -44,6 +53,11 @@ async function main(): Promise<void> {
   process.on('SIGTERM', () => void stop(config.gracefulTimeout, 'SIGTERM'));
   process.on('SIGINT', () => void stop(0, 'SIGINT'));
   process.on('SIGQUIT', () => void stop(0, 'SIGQUIT'));
+  // gunicorn's other signals: HUP reloads, TTIN/TTOU add or remove a worker, USR1 reopens logs.
+  process.on('SIGHUP', () => server?.pool.reload('SIGHUP'));
+  process.on('SIGTTIN', () => server?.pool.resize(1));
+  process.on('SIGTTOU', () => server?.pool.resize(-1));
+  process.on('SIGUSR1', () => server?.reopenLogs());
 
   try {
     server = new Gatehouse(config);

@@ -11,6 +11,8 @@ import type { Config } from './config/schema.js';
 import { configError } from './errors.js';
 import { HttpFront } from './front/http-front.js';
 import { AccessLog } from './log/access-log.js';
+import { resolveUser } from './config/users.js';
+import { watchForReload } from './pool/reload-watch.js';
 import { Logger } from './log/logger.js';
 import { WorkerPool } from './pool/worker-pool.js';
 
@@ -41,24 +43,36 @@ export class Gatehouse {
   readonly front: HttpFront;
   private readonly accessLog: AccessLog | null;
   private readonly binds: BindAddress[];
+  private readonly sourceDirs: string[];
+  private stopWatching: (() => void) | null = null;
 
   constructor(readonly config: Config) {
     this.logger = new Logger(config.logLevel);
     this.binds = config.bind.map((b) => parseBind(b).address!);
     const { python, cwd, env } = pythonSetup(config);
     const pythonpath = config.pythonpath.map((p) => resolve(cwd, p));
+    this.sourceDirs = [cwd, ...pythonpath];
+    const owner = resolveUser(config.user, config.group);
+    if (config.reloadOnTouch !== undefined && !existsSync(config.reloadOnTouch)) {
+      throw configError('--reload-on-touch', config.reloadOnTouch, 'no such file');
+    }
     this.pool = new WorkerPool(
       {
         spawn: {
           python,
           cwd,
           env,
-          settings: { app: config.app, pythonpath, server_software: `gatehouse/${VERSION}` },
+          settings: { app: config.app, pythonpath, threads: config.threads, server_software: `gatehouse/${VERSION}` },
+          ...owner,
         },
         workers: config.workers,
+        threads: config.threads,
         timeout: config.timeout,
         queueSize: config.queueSize,
         queueTimeout: config.queueTimeout,
+        maxRequests: config.maxRequests,
+        maxRequestsJitter: config.maxRequestsJitter,
+        maxRss: config.maxRss * 2 ** 20,
       },
       this.logger,
     );
@@ -67,6 +81,7 @@ export class Gatehouse {
       : null;
     this.front = new HttpFront(this.pool, { logger: this.logger, accessLog: this.accessLog, draining: false }, {
       maxRequestBody: config.maxRequestBody,
+      bodyOwner: owner,
     });
   }
 
@@ -75,9 +90,31 @@ export class Gatehouse {
     this.logger.info(`Starting gatehouse ${VERSION}`);
     const bound = await this.front.listen(this.binds);
     for (const address of bound) this.logger.info(`Listening at: http://${address} (${process.pid})`);
-    this.logger.info(`Using worker: sync (${this.config.workers} processes)`);
+    const { workers, threads } = this.config;
+    this.logger.info(`Using worker: ${threads > 1 ? `threads (${threads} per process)` : 'sync'} (${workers} processes)`);
     await this.pool.start();
+    this.stopWatching = watchForReload(
+      { touchFile: this.config.reloadOnTouch, sourceDirs: this.config.reload ? this.sourceDirs : [] },
+      (reason) => this.pool.reload(reason),
+      this.logger,
+    );
     return bound;
+  }
+
+  /** Imports the app in one worker and stops: `--check-config`. */
+  static async check(config: Config): Promise<void> {
+    const server = new Gatehouse({ ...config, workers: 1 });
+    try {
+      await server.pool.start();
+    } finally {
+      await server.pool.stop(0);
+    }
+  }
+
+  /** SIGUSR1: reopen the log files (after logrotate moved them). */
+  reopenLogs(): void {
+    this.accessLog?.reopen();
+    this.logger.info('Reopened log files');
   }
 
   /**
@@ -86,6 +123,7 @@ export class Gatehouse {
    * clients), then stop the workers and cut what is left.
    */
   async stop(graceSeconds: number): Promise<void> {
+    this.stopWatching?.();
     const deadline = performance.now() + graceSeconds * 1000;
     await this.front.drain(deadline);
     await this.pool.stop(Math.max(0, deadline - performance.now()));

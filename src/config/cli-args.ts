@@ -10,7 +10,10 @@ function convert(option: OptionSpec, raw: string | string[]): { value?: unknown;
   switch (option.kind) {
     case 'list':
       return { value: (raw as string[]).flatMap((v) => (option.key === 'pythonpath' ? v.split(',') : [v])) };
+    case 'flag':
+      return { value: true };
     case 'int':
+    case 'number':
     case 'seconds': {
       const n = Number(text);
       if (text.trim() === '' || !Number.isFinite(n)) return { problem: 'must be a number' };
@@ -31,7 +34,7 @@ export function parseCli(argv: readonly string[]): CliResult {
     version: { type: 'boolean', short: 'v' },
   };
   for (const o of OPTIONS) {
-    options[o.flag] = { type: 'string', multiple: true, ...(o.short ? { short: o.short } : {}) };
+    options[o.flag] = { type: o.kind === 'flag' ? 'boolean' : 'string', multiple: true, ...(o.short ? { short: o.short } : {}) };
   }
   let parsed: ReturnType<typeof parseArgs>;
   try {
@@ -54,7 +57,7 @@ export function parseCli(argv: readonly string[]): CliResult {
   for (const o of OPTIONS) {
     const given = values[o.flag];
     if (!Array.isArray(given)) continue;
-    const { value, problem } = convert(o, given);
+    const { value, problem } = convert(o, given as string[]);
     if (problem) problems.push(`--${o.flag}: ${problem} (got ${JSON.stringify(given[given.length - 1])})`);
     else raw[o.key] = value;
   }
@@ -76,7 +79,7 @@ export function helpText(): string {
     'Options:',
   ];
   for (const o of OPTIONS) {
-    const names = `${o.short ? `-${o.short}, ` : '    '}--${o.flag} ${o.arg}`;
+    const names = `${o.short ? `-${o.short}, ` : '    '}--${o.flag}${o.arg ? ` ${o.arg}` : ''}`;
     lines.push(`  ${names.padEnd(32)} ${o.doc}`);
   }
   lines.push(`  ${'-v, --version'.padEnd(32)} Print the version and exit.`);

@@ -30,6 +30,7 @@ export const ConfigSchema = z
     app: z.string({ error: APP_NEEDED }).min(1, APP_NEEDED),
     bind: z.array(bindAddress).min(1).default(['127.0.0.1:8000']),
     workers: z.number().int('must be a whole number').min(1, 'must be at least 1').default(availableParallelism()),
+    threads: z.number().int('must be a whole number').min(1, 'must be at least 1').max(1024).default(1),
     python: z.string().min(1).default('python3'),
     venv: z.string().min(1).optional(),
     chdir: z.string().min(1).optional(),
@@ -41,20 +42,28 @@ export const ConfigSchema = z
     maxRequestBody: z.number().int().min(0).default(100 * 1024 ** 2),
     accessLog: z.string().min(1).optional(),
     logLevel: z.enum(LOG_LEVELS).default('info'),
+    reload: z.boolean().default(false),
+    reloadOnTouch: z.string().min(1).optional(),
+    maxRequests: z.number().int('must be a whole number').min(0).default(0),
+    maxRequestsJitter: z.number().int('must be a whole number').min(0).default(0),
+    maxRss: z.number().min(0, 'must be 0 or more megabytes').default(0),
+    user: z.string().min(1).optional(),
+    group: z.string().min(1).optional(),
+    checkConfig: z.boolean().default(false),
   })
   .strict();
 
 export type Config = Readonly<z.infer<typeof ConfigSchema>>;
 export type ConfigKey = keyof z.infer<typeof ConfigSchema>;
 
-type Kind = 'string' | 'list' | 'int' | 'seconds' | 'size' | 'choice';
+type Kind = 'string' | 'list' | 'int' | 'number' | 'seconds' | 'size' | 'choice' | 'flag';
 
 export interface OptionSpec {
   key: ConfigKey;
   flag: string;
   short?: string;
   kind: Kind;
-  /** Placeholder in --help. */
+  /** Placeholder in --help ('' for a flag that takes no value). */
   arg: string;
   /** User documentation, shown by --help. */
   doc: string;
@@ -65,6 +74,8 @@ export const OPTIONS: readonly OptionSpec[] = [
     doc: 'Address to listen on: HOST:PORT, [::1]:PORT or unix:PATH. Repeat for several. Default 127.0.0.1:8000.' },
   { key: 'workers', flag: 'workers', short: 'w', kind: 'int', arg: 'N',
     doc: 'Number of Python worker processes. Default: the number of CPUs.' },
+  { key: 'threads', flag: 'threads', kind: 'int', arg: 'N',
+    doc: 'Requests each worker runs at once, in threads (wsgi.multithread is then True). Default 1.' },
   { key: 'python', flag: 'python', kind: 'string', arg: 'PATH',
     doc: 'Python interpreter that runs the workers. Default: python3 on PATH.' },
   { key: 'venv', flag: 'venv', kind: 'string', arg: 'DIR',
@@ -87,6 +98,22 @@ export const OPTIONS: readonly OptionSpec[] = [
     doc: "Write an access log in Combined Log Format to FILE, or '-' for stdout. Default: none." },
   { key: 'logLevel', flag: 'log-level', kind: 'choice', arg: 'LEVEL',
     doc: `Error log level: ${LOG_LEVELS.join(', ')}. Default info.` },
+  { key: 'reload', flag: 'reload', kind: 'flag', arg: '',
+    doc: "Development: reload the workers when a .py file changes under --chdir or --pythonpath." },
+  { key: 'reloadOnTouch', flag: 'reload-on-touch', kind: 'string', arg: 'FILE',
+    doc: 'Reload the workers gracefully when FILE is touched (its modification time changes).' },
+  { key: 'maxRequests', flag: 'max-requests', kind: 'int', arg: 'N',
+    doc: 'Replace a worker after it has served N requests (with no request lost). 0 disables. Default 0.' },
+  { key: 'maxRequestsJitter', flag: 'max-requests-jitter', kind: 'int', arg: 'N',
+    doc: 'Add a random 0..N to each worker\'s --max-requests, so workers do not all restart at once. Default 0.' },
+  { key: 'maxRss', flag: 'max-rss', kind: 'number', arg: 'MB',
+    doc: 'Replace a worker, after its current request, when its resident memory exceeds MB megabytes. 0 disables.' },
+  { key: 'user', flag: 'user', short: 'u', kind: 'string', arg: 'USER',
+    doc: 'Run the workers as this user (name or uid) when started as root; the front keeps the sockets.' },
+  { key: 'group', flag: 'group', short: 'g', kind: 'string', arg: 'GROUP',
+    doc: "Run the workers with this group (name or gid). Default: --user's primary group." },
+  { key: 'checkConfig', flag: 'check-config', kind: 'flag', arg: '',
+    doc: 'Check the configuration and that the app imports, then exit 0 (or 1 with the reason).' },
 ];
 
 /** Validates raw settings; returns the frozen config or the list of problems, each naming its key. */

@@ -19,6 +19,8 @@ import { exchangesOf, sendPlain, WsgiExchange, type ExchangeContext } from './ws
 
 export interface FrontOptions {
   maxRequestBody: number;
+  /** Spilled request bodies are handed to this user, who runs the workers. */
+  bodyOwner: { uid?: number; gid?: number };
 }
 
 export class HttpFront {
@@ -126,7 +128,7 @@ export class HttpFront {
     // llhttp de-chunks; any other coding would reach the app still encoded (nginx: 501 too).
     if (te !== undefined && te.trim().toLowerCase() !== 'chunked') return this.reject(req, res, 501, 'Not Implemented');
     if (this.tooLarge(req, res, env.contentLength)) return;
-    readBody(req, this.opts.maxRequestBody, (result) => {
+    readBody(req, this.opts.maxRequestBody, this.opts.bodyOwner, (result) => {
       if (result.kind === 'too-large') return this.reject(req, res, 413, 'Payload Too Large');
       if (result.kind === 'error') {
         this.ctx.logger.debug(`reading the body of ${req.method} ${req.url} failed: ${result.error.message}`);

@@ -3,7 +3,7 @@
  * client costs the front a buffer, never a Python process. Small bodies stay
  * in memory; past SPILL_BYTES the body goes to a temp file the worker opens.
  */
-import { createWriteStream, unlink, type WriteStream } from 'node:fs';
+import { createWriteStream, fchown, unlink, type WriteStream } from 'node:fs';
 import type { IncomingMessage } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -21,7 +21,12 @@ export function discardBodyFile(file: string | null): void {
   if (file !== null) unlink(file, () => {});
 }
 
-export function readBody(req: IncomingMessage, limit: number, done: (result: BodyResult) => void): void {
+export function readBody(
+  req: IncomingMessage,
+  limit: number,
+  owner: { uid?: number; gid?: number },
+  done: (result: BodyResult) => void,
+): void {
   const chunks: Buffer[] = [];
   let length = 0;
   let file: string | null = null;
@@ -57,6 +62,9 @@ export function readBody(req: IncomingMessage, limit: number, done: (result: Bod
       file = join(tmpdir(), `gatehouse-body-${process.pid}-${randomBytes(6).toString('hex')}`);
       out = createWriteStream(file, { mode: 0o600 });
       out.on('error', (error) => finish({ kind: 'error', error }));
+      if (owner.uid !== undefined || owner.gid !== undefined) {
+        out.once('open', (fd) => fchown(fd, owner.uid ?? -1, owner.gid ?? -1, (err) => err && finish({ kind: 'error', error: err })));
+      }
       for (const c of chunks.splice(0)) out.write(c);
     }
   };

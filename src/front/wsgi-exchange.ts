@@ -46,6 +46,7 @@ const FAIL_TEXT = { 502: 'Bad Gateway', 503: 'Service Unavailable', 504: 'Gatewa
 export class WsgiExchange implements Exchange {
   worker: WorkerProcess | null = null;
   queuedAt = 0;
+  sentAt = 0;
   private status = 0;
   private bytes = 0;
   private done = false;

@@ -34,22 +34,38 @@ function quote(value: string | undefined): string {
 }
 
 export class AccessLog {
-  private readonly out: WriteStream | NodeJS.WriteStream;
+  private out: WriteStream | NodeJS.WriteStream;
 
   /** Opens the file now, so a bad path stops the server at start with the flag named. */
-  constructor(target: string, onError: (err: Error) => void) {
-    if (target === '-') {
-      this.out = process.stdout;
-      return;
-    }
+  constructor(
+    private readonly target: string,
+    private readonly onError: (err: Error) => void,
+  ) {
+    this.out = target === '-' ? process.stdout : this.open();
+  }
+
+  private open(): WriteStream {
     let fd: number;
     try {
-      fd = openSync(target, 'a');
+      fd = openSync(this.target, 'a');
     } catch (err) {
-      throw configError('--access-log', target, `cannot open: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+      throw configError('--access-log', this.target, `cannot open: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
     }
-    this.out = createWriteStream('', { fd });
-    this.out.on('error', onError);
+    const out = createWriteStream('', { fd });
+    out.on('error', this.onError);
+    return out;
+  }
+
+  /** Opens the file again by name (logrotate moved the old one away); lines already buffered go to the old file. */
+  reopen(): void {
+    if (this.out === process.stdout) return;
+    const old = this.out as WriteStream;
+    try {
+      this.out = this.open();
+      old.end();
+    } catch (err) {
+      this.onError(err as Error);
+    }
   }
 
   write(req: IncomingMessage, status: number, bytes: number): void {

@@ -15,6 +15,8 @@ export interface Exchange {
   worker: WorkerProcess | null;
   /** When it entered the pool's queue (ms, performance.now()). */
   queuedAt: number;
+  /** When it was sent to its worker (ms, performance.now()). */
+  sentAt: number;
 
   /** The whole response at once (RESPONSE frame). */
   response(head: string[], body: Buffer): void;

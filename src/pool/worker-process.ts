@@ -20,6 +20,9 @@ export interface WorkerSpawnOptions {
   env: NodeJS.ProcessEnv;
   /** JSON-able settings handed to the Python side. */
   settings: Record<string, unknown>;
+  /** Run the worker as this user and group (the front must be root). */
+  uid?: number;
+  gid?: number;
 }
 
 export interface WorkerEvents {
@@ -57,11 +60,17 @@ export class WorkerProcess {
     opts: WorkerSpawnOptions,
     private readonly events: WorkerEvents,
     private readonly logger: Logger,
+    /** Which reload of the pool this worker belongs to. */
+    readonly generation: number,
+    /** Requests after which the worker is replaced (--max-requests plus jitter). */
+    readonly requestLimit: number,
   ) {
     this.child = spawn(opts.python, [WORKER_SCRIPT, JSON.stringify(opts.settings)], {
       cwd: opts.cwd,
       env: opts.env,
       stdio: ['ignore', 'pipe', 'pipe', 'pipe'],
+      ...(opts.uid !== undefined ? { uid: opts.uid } : {}),
+      ...(opts.gid !== undefined ? { gid: opts.gid } : {}),
     });
     this.pid = this.child.pid ?? 0;
     this.stream = this.child.stdio[3] as Socket;
@@ -84,6 +93,7 @@ export class WorkerProcess {
   send(x: Exchange, id: number, now: number): void {
     x.frame.writeUInt32LE(id, 1);
     x.worker = this;
+    x.sentAt = now;
     if (this.inflight.length === 0) this.headStartedAt = now;
     this.inflight.push(x);
     this.byId.set(id, x);
