@@ -4,20 +4,11 @@ Standard library only, Python >= 3.8. The front starts this file with one JSON
 argument (the worker settings) and a bidirectional stream on fd 3. Everything
 HTTP (parsing, limits, buffering the request body, writing to slow clients) is
 done by the front; this process only builds `environ`, calls the application
-and sends the response back as frames.
-
-The wire (mirrored in src/wire/frames.ts, which documents it in full):
-every frame is a 9-byte header `<BII` (type, request id, payload length)
-followed by the payload. Strings travel as latin-1, NUL-separated, because
-that is what PEP 3333 "native strings" are and decoding them costs one
-`bytes.decode` and one `str.split`.
+and sends the response back as frames (gatehouse_wire.py).
 """
 
-import ast
 import collections
 import faulthandler
-import importlib
-import importlib.util
 import io
 import json
 import os
@@ -26,200 +17,37 @@ import signal
 import select
 import socket
 import stat
-import struct
 import sys
 import threading
 import time
 import traceback
 
-# Frame types, front -> worker
-REQ = 1
-CANCEL = 2
-REVOKE = 3
-# Frame types, worker -> front
-READY = 10
-BOOT_ERROR = 11
-RESPONSE = 12
-START = 13
-BODY = 14
-FILE = 15
-END = 16
-ABORT = 17
-REVOKED = 18
+from gatehouse_app import AppError, Cancelled, ErrorStream, FileWrapper, bodiless, check_headers, load_app
+from gatehouse_wire import (
+    ABORT,
+    BODY,
+    BOOT_ERROR,
+    CANCEL,
+    END,
+    FILE,
+    HEADER_SIZE,
+    READY,
+    REQ,
+    RESPONSE,
+    REVOKE,
+    REVOKED,
+    START,
+    U32,
+    encode_head,
+    pack_header,
+    unpack_header,
+    unpack_u32,
+)
 
 # Bodies of a declared length up to this size are sent in one frame.
 COLLECT_LIMIT = 65536
 # How often the watcher thread looks at the stream while a request runs (s).
 WATCH_INTERVAL = 0.01
-
-HEADER = struct.Struct("<BII")
-HEADER_SIZE = HEADER.size
-U32 = struct.Struct("<I")
-pack_header = HEADER.pack
-unpack_header = HEADER.unpack_from
-unpack_u32 = U32.unpack_from
-
-HOP_BY_HOP = frozenset(
-    (
-        "connection",
-        "keep-alive",
-        "proxy-authenticate",
-        "proxy-authorization",
-        "te",
-        "trailer",
-        "trailers",
-        "transfer-encoding",
-        "upgrade",
-    )
-)
-
-
-class Cancelled(Exception):
-    """The client went away while the response was being produced."""
-
-
-class AppError(Exception):
-    """The application broke the WSGI contract; the message says how."""
-
-
-class FileWrapper:
-    """`wsgi.file_wrapper`: iterates a file-like in blocks.
-
-    When it wraps a real file on disk the worker does not iterate it: it sends
-    the front the file's path, offset and length and the front streams the file
-    itself, so the bytes never pass through Python.
-    """
-
-    def __init__(self, filelike, blksize=8192):
-        self.filelike = filelike
-        self.blksize = blksize
-        if hasattr(filelike, "close"):
-            self.close = filelike.close
-
-    def __iter__(self):
-        read = self.filelike.read
-        blksize = self.blksize
-        while True:
-            data = read(blksize)
-            if not data:
-                return
-            yield data
-
-
-class ErrorStream:
-    """`wsgi.errors`: text written here goes to the front's error log (via stderr)."""
-
-    def __init__(self, stream):
-        self._stream = stream
-
-    def write(self, s):
-        return self._stream.write(s)
-
-    def writelines(self, seq):
-        self._stream.writelines(seq)
-
-    def flush(self):
-        self._stream.flush()
-
-
-def load_app(spec):
-    """Load `module:callable`, `module:factory(args)`, `module`, or `file.py[:name]`."""
-    target, name = spec, None
-    colon = spec.rfind(":")
-    if colon > 0 and "/" not in spec[colon + 1 :]:
-        target, name = spec[:colon], spec[colon + 1 :]
-    if target.endswith(".py") or os.sep in target:
-        path = os.path.abspath(target)
-        directory = os.path.dirname(path)
-        if directory not in sys.path:
-            sys.path.insert(0, directory)
-        module_name = os.path.splitext(os.path.basename(path))[0]
-        loader_spec = importlib.util.spec_from_file_location(module_name, path)
-        if loader_spec is None or loader_spec.loader is None:
-            raise ImportError("cannot load %s: not a Python file" % path)
-        module = importlib.util.module_from_spec(loader_spec)
-        sys.modules[module_name] = module
-        loader_spec.loader.exec_module(module)
-    else:
-        module = importlib.import_module(target)
-    return resolve_callable(module, name or "application", spec)
-
-
-def resolve_callable(module, expr, spec):
-    call_args = None
-    if expr.endswith(")") and "(" in expr:
-        expr, _, arg_text = expr[:-1].partition("(")
-        call_args = parse_call_args(arg_text, spec)
-    obj = module
-    for part in expr.split("."):
-        try:
-            obj = getattr(obj, part)
-        except AttributeError:
-            raise AppError(
-                "%s has no attribute %r (APP was %r)" % (module.__name__, expr, spec)
-            ) from None
-    if call_args is not None:
-        obj = obj(*call_args[0], **call_args[1])
-    if not callable(obj):
-        raise AppError("%r is not callable (APP was %r)" % (expr, spec))
-    return obj
-
-
-def parse_call_args(text, spec):
-    try:
-        call = ast.parse("f(%s)" % text, mode="eval").body
-        args = [ast.literal_eval(a) for a in call.args]
-        kwargs = {k.arg: ast.literal_eval(k.value) for k in call.keywords}
-    except (SyntaxError, ValueError):
-        raise AppError("factory arguments must be Python literals (APP was %r)" % spec)
-    return args, kwargs
-
-
-def encode_head(status, headers):
-    """Status and headers as the latin-1 NUL-separated block the front expects."""
-    parts = [status]
-    for name, value in headers:
-        parts.append(name)
-        parts.append(value)
-    return "\0".join(parts).encode("latin-1")
-
-
-def check_headers(status, headers):
-    if type(status) is not str:
-        raise AppError("status must be a str, got %r" % (status,))
-    if len(status) < 4 or not status[:3].isdigit() or status[3] != " ":
-        raise AppError("status must look like '200 OK', got %r" % status)
-    if type(headers) is not list:
-        raise AppError("response headers must be a list, got %s" % type(headers).__name__)
-    content_length = None
-    for i, item in enumerate(headers):
-        if type(item) is not tuple or len(item) != 2:
-            raise AppError("each response header must be a (name, value) tuple, got %r" % (item,))
-        name, value = item
-        if type(name) is not str or type(value) is not str:
-            raise AppError("header names and values must be str: %r" % (item,))
-        if value[:1] == " " or value[-1:] == " ":
-            value = value.strip()  # Django's cookies start with one; gunicorn strips too
-            headers[i] = (name, value)
-        lower = name.lower()
-        if lower in HOP_BY_HOP:
-            raise AppError("hop-by-hop header %r is not allowed from a WSGI app (PEP 3333)" % name)
-        if "\0" in name or "\0" in value or "\n" in value or "\r" in value or ":" in name:
-            raise AppError("header %r contains a forbidden character" % name)
-        try:
-            value.encode("latin-1")
-        except UnicodeEncodeError:
-            raise AppError("header %r value is not latin-1: %r" % (name, value)) from None
-        if lower == "content-length":
-            if not value.isdigit():
-                raise AppError("Content-Length must be a whole number, got %r" % value)
-            content_length = int(value)
-    return content_length
-
-
-def bodiless(status):
-    """1xx, 204 and 304 responses never have a body, nor a Content-Length for one."""
-    return status[0] == "1" or status[:3] in ("204", "304")
 
 
 class Worker:

@@ -1,9 +1,10 @@
 /**
  * One Python worker process and its framed stream (fd 3, a socketpair).
  *
- * Requests sent to a worker are answered in the order sent (a sync worker runs
- * them one after another), so `inflight[0]` is the one running and the rest
- * have not started: if the worker dies, only `inflight[0]` is lost.
+ * A sync worker answers requests in the order sent, so `inflight[0]` is the
+ * one running and the rest have not started: if it dies, only `inflight[0]`
+ * is lost. A threaded worker runs everything it holds (it is never sent more
+ * than it has threads) and answers in any order.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
