@@ -39,7 +39,8 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 sys.path.insert(0, os.path.join(ROOT, "python"))
 
-import gatehouse_worker as gw  # noqa: E402  (needs the sys.path line above)
+import gatehouse_wire as wire  # noqa: E402  (needs the sys.path line above)
+import gatehouse_worker as gw  # noqa: E402
 
 # What wrk sends: `GET / HTTP/1.1` and a Host header, nothing else.
 WRK_HEADERS = [("Host", "127.0.0.1:8000")]
@@ -121,18 +122,18 @@ def check_response(app, payload):
     gw.Worker(app, sock, {}).handle(1, payload)
     kinds, pos, head = [], 0, None
     while pos < len(sock.data):
-        kind, _rid, length = gw.HEADER.unpack_from(sock.data, pos)
-        body = sock.data[pos + gw.HEADER_SIZE : pos + gw.HEADER_SIZE + length]
+        kind, _rid, length = wire.HEADER.unpack_from(sock.data, pos)
+        body = sock.data[pos + wire.HEADER_SIZE : pos + wire.HEADER_SIZE + length]
         kinds.append(kind)
-        if kind == gw.RESPONSE:
-            head = body[4 : 4 + gw.U32.unpack_from(body, 0)[0]]
-        elif kind == gw.START:
+        if kind == wire.RESPONSE:
+            head = body[4 : 4 + wire.U32.unpack_from(body, 0)[0]]
+        elif kind == wire.START:
             head = body
-        pos += gw.HEADER_SIZE + length
+        pos += wire.HEADER_SIZE + length
     status = head.split(b"\0", 1)[0].decode("latin-1") if head is not None else "(no response head)"
     if not status.startswith("200"):
         raise SystemExit("worker_cost: the app answered %r, not 200" % status)
-    names = {gw.RESPONSE: "RESPONSE", gw.START: "START", gw.BODY: "BODY", gw.END: "END"}
+    names = {wire.RESPONSE: "RESPONSE", wire.START: "START", wire.BODY: "BODY", wire.END: "END"}
     return "+".join(names.get(k, str(k)) for k in kinds)
 
 

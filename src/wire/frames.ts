@@ -3,7 +3,7 @@
  * worker (a socketpair on the worker's fd 3), binary length-prefixed frames.
  *
  * Written by hand because it is ours: no library speaks it, and its shape is
- * chosen for what is cheapest to decode in Python (python/gatehouse_worker.py
+ * chosen for what is cheapest to decode in Python (python/gatehouse_wire.py
  * is the other half and must change with this file).
  *
  * Frame: 9-byte header, little-endian `type:u8 id:u32 length:u32`, then
