@@ -12,8 +12,9 @@ import type { WorkerProcess } from '../pool/worker-process.js';
 import type { Socket } from 'node:net';
 import type { FileSpec } from '../wire/frames.js';
 import { discardBodyFile } from './request-body.js';
+import { ResponseSpool } from './response-spool.js';
 
-/** How much of a response the front holds for a slow client before it stops reading from the worker. */
+/** How much of a response the front holds in memory for a slow client; the rest is spooled to disk. */
 const RESPONSE_BUFFER = 1024 * 1024;
 
 export interface ExchangeContext {
@@ -52,6 +53,8 @@ export class WsgiExchange implements Exchange {
   private done = false;
   /** A FILE region is being streamed; END must wait for it. */
   private streaming = false;
+  /** Body the client could not take yet, on disk; END must wait for it too. */
+  private spool: ResponseSpool | null = null;
   private endPending = false;
 
   constructor(
@@ -81,14 +84,17 @@ export class WsgiExchange implements Exchange {
     if (!this.done) this.writeHead(head);
   }
 
-  body(chunk: Buffer): boolean {
-    if (this.done) return true;
+  body(chunk: Buffer): void {
+    if (this.done) return;
     this.bytes += chunk.length;
-    this.res.write(chunk);
-    if (this.res.writableLength <= RESPONSE_BUFFER) return true;
-    const worker = this.worker;
-    this.res.once('drain', () => worker?.resume());
-    return false;
+    if ((this.spool === null || this.spool.empty) && this.res.writableLength <= RESPONSE_BUFFER) {
+      this.res.write(chunk);
+      return;
+    }
+    this.spool ??= new ResponseSpool(this.res, () => {
+      if (this.endPending) this.end();
+    });
+    this.spool.write(chunk);
   }
 
   file(spec: FileSpec): void {
@@ -115,7 +121,7 @@ export class WsgiExchange implements Exchange {
 
   end(): void {
     if (this.done) return;
-    if (this.streaming) {
+    if (this.streaming || (this.spool !== null && !this.spool.empty)) {
       this.endPending = true;
       return;
     }
@@ -146,8 +152,6 @@ export class WsgiExchange implements Exchange {
   clientGone(): void {
     if (!this.res.headersSent) this.status = 499; // nginx's code for "client closed request"
     this.complete();
-    // The stream may be paused for this client; frames still to come are dropped.
-    this.worker?.resume();
   }
 
   private fileFailed(why: string): void {
@@ -176,6 +180,7 @@ export class WsgiExchange implements Exchange {
 
   private complete(): void {
     this.done = true;
+    this.spool?.close();
     const list = exchangesOf(this.req.socket);
     list.splice(list.indexOf(this), 1);
     discardBodyFile(this.bodyFile);

@@ -22,8 +22,8 @@ export interface Exchange {
   response(head: string[], body: Buffer): void;
   /** The status and headers of a streamed response. */
   start(head: string[]): void;
-  /** A body chunk. Returns false when the client is backed up; call `worker.resume()` when it drains. */
-  body(chunk: Buffer): boolean;
+  /** A body chunk; the exchange holds what a slow client cannot take yet (the worker is never paused). */
+  body(chunk: Buffer): void;
   /** Stream a region of a file; the worker's END follows and must wait for it. */
   file(spec: FileSpec): void;
   end(): void;

@@ -199,6 +199,7 @@ export class WorkerPool {
     for (const w of this.workers) {
       if (w.state !== 'ready') continue;
       const n = w.inflight.length;
+      if (n >= w.requestLimit - w.requests) continue; // --max-requests: no more than it may still serve
       if (n === 0) return w;
       if (n > this.refillAt || (sync && now - w.headStartedAt >= SHORT_MS)) continue;
       if (best === null || n < best.inflight.length) best = w;
@@ -216,7 +217,7 @@ export class WorkerPool {
         const x = this.queue[this.queueHead]!;
         this.queue[this.queueHead++] = undefined as unknown as Exchange;
         w.send(x, this.takeId(), now);
-      } while (this.queueHead < this.queue.length && w.inflight.length < this.capacity);
+      } while (this.queueHead < this.queue.length && w.inflight.length < Math.min(this.capacity, w.requestLimit - w.requests));
     }
     if (this.queueHead > 1024 && this.queueHead * 2 > this.queue.length) {
       this.queue = this.queue.slice(this.queueHead);
@@ -304,6 +305,7 @@ export class WorkerPool {
     },
     bootError: (w: WorkerProcess, traceback: string) => {
       w.state = 'dead';
+      if (w.retiredFor !== null) return; // a failed reload's sibling, already reported
       if (!this.started) {
         this.failStart(new GatehouseError('GH_ERR_APP_IMPORT', `cannot load the application: ${lastLine(traceback)}`, traceback));
       } else if (w.generation === this.reloading) {

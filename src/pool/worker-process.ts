@@ -133,15 +133,6 @@ export class WorkerProcess {
     this.outbox.push(encodeEmpty(type, id));
   }
 
-  /** Stop reading from the worker until the backed-up client drains. */
-  pause(): void {
-    this.stream.pause();
-  }
-
-  resume(): void {
-    this.stream.resume();
-  }
-
   /** Takes back every request this worker holds, oldest first, and forgets them. */
   takeAll(): Exchange[] {
     const all = this.inflight.splice(0);
@@ -204,7 +195,7 @@ export class WorkerProcess {
         x.start(decodeHead(payload));
         break;
       case Frame.BODY:
-        if (!x.body(payload)) this.pause();
+        x.body(payload);
         break;
       case Frame.FILE:
         x.file(decodeFile(payload));

@@ -1,0 +1,62 @@
+/**
+ * Response bytes a slow client cannot take yet. Past the in-memory buffer
+ * they go to an unlinked temp file (nginx's proxy_temp), so the worker's
+ * stream is never paused for one client: the other requests on that worker
+ * go on, and memory per response stays bounded.
+ *
+ * Writes and reads are synchronous: they hit the page cache, only slow
+ * clients of large responses take this path, and keeping the order of
+ * appends and reads trivial is worth a few microseconds.
+ */
+import { closeSync, openSync, readSync, unlinkSync, writeSync } from 'node:fs';
+import type { ServerResponse } from 'node:http';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { randomBytes } from 'node:crypto';
+
+const READ_BLOCK = 64 * 1024;
+
+export class ResponseSpool {
+  private readonly fd: number;
+  private written = 0;
+  private sent = 0;
+  private closed = false;
+
+  constructor(
+    private readonly res: ServerResponse,
+    /** Called each time everything spooled has been handed to the response. */
+    private readonly onEmpty: () => void,
+  ) {
+    const path = join(tmpdir(), `gatehouse-response-${process.pid}-${randomBytes(6).toString('hex')}`);
+    this.fd = openSync(path, 'w+', 0o600);
+    unlinkSync(path); // nothing is left behind, whatever happens to this process
+    res.on('drain', this.pump);
+  }
+
+  /** Nothing spooled is waiting to be sent. */
+  get empty(): boolean {
+    return this.sent === this.written;
+  }
+
+  write(chunk: Buffer): void {
+    writeSync(this.fd, chunk, 0, chunk.length, this.written);
+    this.written += chunk.length;
+    if (!this.res.writableNeedDrain) this.pump();
+  }
+
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.res.off('drain', this.pump);
+    closeSync(this.fd);
+  }
+
+  private readonly pump = (): void => {
+    while (!this.closed && this.sent < this.written) {
+      const block = Buffer.allocUnsafe(Math.min(READ_BLOCK, this.written - this.sent));
+      this.sent += readSync(this.fd, block, 0, block.length, this.sent);
+      if (!this.res.write(block)) return; // the next 'drain' goes on
+    }
+    if (!this.closed) this.onEmpty();
+  };
+}
