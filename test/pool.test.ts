@@ -1,6 +1,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync, unlinkSync, writeFileSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { mkdtempSync, readdirSync, rmSync, unlinkSync, writeFileSync } from 'node:fs';
+import { get, type IncomingMessage } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { APPS } from './helpers/gatehouse.js';
@@ -50,5 +52,36 @@ test('a replacement worker that cannot boot is retried with backoff while the ot
   } finally {
     await gh.stop();
     rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('a slow client of a big streamed response does not hold up the worker: the rest is spooled to disk', async () => {
+  const gh = await launch([`${APPS}/pool_apps.py:stream`, '--workers', '1']);
+  try {
+    const mib = 16;
+    // Read nothing yet: the whole response must be taken off the worker by the front.
+    const big = await new Promise<IncomingMessage>((resolve, reject) => get(`${gh.url}/big/${mib}`, resolve).on('error', reject));
+    big.pause();
+    await sleep(300);
+    const res = await fetch(`${gh.url}/small`, { signal: AbortSignal.timeout(5000) });
+    assert.equal(await res.text(), 'small', 'the only worker answered while the first client read nothing');
+
+    const hash = createHash('sha256');
+    let received = 0;
+    big.on('data', (d: Buffer) => {
+      received += d.length;
+      hash.update(d);
+    });
+    const ended = new Promise((resolve) => big.on('end', resolve));
+    big.resume();
+    await ended;
+    const block = Buffer.from(Array.from({ length: 256 }, (_, i) => i));
+    const expected = createHash('sha256');
+    for (let i = 0; i < mib * 4096; i++) expected.update(block);
+    assert.equal(received, mib * 2 ** 20);
+    assert.equal(hash.digest('hex'), expected.digest('hex'), 'byte-exact after the detour through the spool');
+    assert.ok(readdirSync(tmpdir()).every((f) => !f.startsWith('gatehouse-response-')), 'no spool file is left on disk');
+  } finally {
+    await gh.stop();
   }
 });
