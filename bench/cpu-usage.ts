@@ -7,7 +7,7 @@
  */
 import { spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
-import { processTable } from './processes.js';
+import { processTable, type Proc } from './processes.js';
 
 /** % of one core; above this, other processes took enough CPU to skew the run. */
 export const OTHER_CPU_LIMIT = 15;
@@ -42,6 +42,11 @@ export function cpuSample(groups: ReadonlyArray<{ label: string; pids: readonly 
   return { at: performance.now(), busy, procs };
 }
 
+/** cpuSample's groups for a wrk run: the server's processes as they are now (by command name), wrk and the benchmark. */
+export function runGroups(server: readonly Proc[], wrk: Proc): Array<{ label: string; pids: number[] }> {
+  return [...server.map((p) => ({ label: '', pids: p.members() })), { label: 'wrk', pids: wrk.members() }, { label: 'bench', pids: [process.pid] }];
+}
+
 export interface CpuReport {
   seconds: number;
   /** Our processes: name → % of one core for each process of that name, largest first. */
@@ -50,6 +55,11 @@ export interface CpuReport {
   kernelPct: number;
   /** % of one core used by everything else: neither the server, wrk, the benchmark nor the kernel. */
   otherPct: number;
+  /**
+   * What the other processes alive at the second sample used: a floor of otherPct that, unlike it, does not
+   * count our own processes that exited between the samples (a reload's retired workers) as other.
+   */
+  visibleOtherPct: number;
   /** The biggest of those, by command name. */
   others: Array<[string, number]>;
 }
@@ -76,7 +86,14 @@ export function cpuReport(a: CpuSample, b: CpuSample): CpuReport {
   // differently, so take the larger.
   const visible = [...othersByName.values()].reduce((x, y) => x + y, 0);
   const otherPct = Math.max(0, pct(visible), pct(b.busy - a.busy - ours - kernel));
-  return { seconds, byName, kernelPct: pct(kernel), otherPct, others };
+  return { seconds, byName, kernelPct: pct(kernel), otherPct, visibleOtherPct: pct(visible), others };
+}
+
+/** Says that other processes took more than OTHER_CPU_LIMIT (`pct`: otherPct or visibleOtherPct); null when they did not. */
+export function busyMachineNote(r: CpuReport, pct: number): string | null {
+  if (pct <= OTHER_CPU_LIMIT) return null;
+  const top = r.others.map(([name, p]) => `${name} ${p.toFixed(0)}%`).join(', ');
+  return `other processes on this machine used ${pct.toFixed(0)}% of a core during the run (${top}): its numbers are skewed`;
 }
 
 export function formatCpu(r: CpuReport): string {

@@ -9,6 +9,8 @@ export interface Options {
   apps: Set<string> | null;
   control: boolean;
   workerCost: boolean;
+  /** The reload-under-load row (reload-row.ts). */
+  reload: boolean;
   /** Copy each server's log here. */
   logs: string | null;
   /** Runs again (once) a row during which other processes took more than OTHER_CPU_LIMIT. */
@@ -17,7 +19,7 @@ export interface Options {
   repeat: number;
 }
 
-const USAGE = `Usage: npm run bench -- [--quick] [--markdown] [--only IDS] [--apps hello,flask] [--no-control] [--no-worker-cost] [--no-retry] [--repeat N] [--logs DIR]
+const USAGE = `Usage: npm run bench -- [--quick] [--markdown] [--only IDS] [--apps hello,flask] [--no-control] [--no-worker-cost] [--no-reload] [--no-retry] [--repeat N] [--logs DIR]
 
   --quick            runs of 3 s (unless BENCH_DURATION is set) and fewer worker-cost iterations; also BENCH_QUICK=1
   --markdown         print the results table as Markdown
@@ -25,9 +27,10 @@ const USAGE = `Usage: npm run bench -- [--quick] [--markdown] [--only IDS] [--ap
   --apps IDS         apps to run, comma-separated: hello,flask
   --no-control       skip the uWSGI --http11-socket control row
   --no-worker-cost   skip the per-request cost inside the Python worker
+  --no-reload        skip the reload-under-load rows (gatehouse and gunicorn, hello app, SIGHUP every 2 s under wrk)
   --no-retry         do not run a row again when other processes took CPU during it
   --repeat N         run each row N times, each with a fresh server, and show the median (and the range); also BENCH_REPEAT
-  --logs DIR         keep each server's log as DIR/SERVER-APP.log
+  --logs DIR         keep each server's log as DIR/SERVER-APP.log (reload rows: DIR/SERVER-APP-reload.log)
 Environment: BENCH_DURATION=seconds per wrk run (default 10, 3 with --quick).
 `;
 
@@ -52,6 +55,7 @@ export function parseOptions(argv: readonly string[]): Options {
     apps: null,
     control: true,
     workerCost: true,
+    reload: true,
     logs: null,
     retry: true,
     repeat: 1,
@@ -85,6 +89,9 @@ export function parseOptions(argv: readonly string[]): Options {
         break;
       case '--no-worker-cost':
         opts.workerCost = false;
+        break;
+      case '--no-reload':
+        opts.reload = false;
         break;
       case '--no-retry':
         opts.retry = false;

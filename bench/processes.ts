@@ -66,6 +66,11 @@ export class Proc {
     if (this.pid > 0) trySignal(-this.pid, sig);
   }
 
+  /** Sends `sig` to the leader alone, while it runs. */
+  signal(sig: NodeJS.Signals): void {
+    if (this.pid > 0 && this.running) trySignal(this.pid, sig);
+  }
+
   /** Pids of the process group plus every descendant of the leader, alive now. */
   members(): number[] {
     if (this.pid <= 0) return [];

@@ -90,19 +90,22 @@ export function rowProgress(row: Row, rows: readonly Row[]): void {
   for (const n of row.notes) progress(`   ! ${n}`);
 }
 
-function textTable(rows: readonly Row[]): string {
-  const all = [HEAD, ...rows.map((r) => cells(r, rows))];
-  const width = (k: keyof Cells) => Math.max(...all.map((c) => c[k].length));
-  const line = (c: Cells) => KEYS.map((k) => (RIGHT.has(k) ? c[k].padStart(width(k)) : c[k].padEnd(width(k)))).join('  ').trimEnd();
-  const rule = KEYS.map((k) => '-'.repeat(width(k))).join('  ');
-  return [line(HEAD), rule, ...all.slice(1).map(line)].join('\n');
+/** A table as aligned text (the `right` columns right-aligned) or as Markdown. */
+export function renderTable<K extends string>(keys: readonly K[], head: Readonly<Record<K, string>>, body: ReadonlyArray<Readonly<Record<K, string>>>, right: ReadonlySet<K>, markdown: boolean): string {
+  if (markdown) {
+    const esc = (s: string) => s.replace(/\|/g, '\\|');
+    const line = (c: Readonly<Record<K, string>>) => `| ${keys.map((k) => esc(c[k])).join(' | ')} |`;
+    return [line(head), `|${keys.map((k) => (right.has(k) ? '---:' : '---')).join('|')}|`, ...body.map(line)].join('\n');
+  }
+  const width = (k: K) => Math.max(head[k].length, ...body.map((c) => c[k].length));
+  const line = (c: Readonly<Record<K, string>>) => keys.map((k) => (right.has(k) ? c[k].padStart(width(k)) : c[k].padEnd(width(k)))).join('  ').trimEnd();
+  return [line(head), keys.map((k) => '-'.repeat(width(k))).join('  '), ...body.map(line)].join('\n');
 }
 
-function markdownTable(rows: readonly Row[]): string {
-  const esc = (s: string) => s.replace(/\|/g, '\\|');
-  const line = (c: Cells) => `| ${KEYS.map((k) => esc(c[k])).join(' | ')} |`;
-  const rule = `|${KEYS.map((k) => (RIGHT.has(k) ? '---:' : '---')).join('|')}|`;
-  return [line(HEAD), rule, ...rows.map((r) => line(cells(r, rows)))].join('\n');
+/** "Notes:" and each row's notes, after a blank line; none when no row has notes. `what` follows "SERVER × APP". */
+export function noteLines(rows: ReadonlyArray<{ server: { label: string }; app: { id: string }; notes: readonly string[] }>, what: string, markdown: boolean): string[] {
+  const lines = rows.flatMap((r) => r.notes.map((n) => `${markdown ? '- ' : '  '}${r.server.label} × ${r.app.id}${what}: ${n}`));
+  return lines.length > 0 ? ['', 'Notes:', ...lines] : [];
 }
 
 function legend(rows: readonly Row[], repeat: number): string[] {
@@ -139,22 +142,31 @@ function workerCostTable(cost: WorkerCost, markdown: boolean): string[] {
   return lines;
 }
 
-/** The results, to stdout. `cost`: null when not measured, a string when it failed. */
-export function printReport(opts: Options, header: readonly string[], rows: readonly Row[], skippedServers: readonly string[], cost: WorkerCost | string | null): void {
+/**
+ * The results, to stdout. `reloadSection`: the reload-under-load table and its legend (empty when not run);
+ * `cost`: null when not measured, a string when it failed.
+ */
+export function printReport(
+  opts: Options,
+  header: readonly string[],
+  rows: readonly Row[],
+  skippedServers: readonly string[],
+  reloadSection: readonly string[],
+  cost: WorkerCost | string | null,
+): void {
   const item = (line: string) => say(opts.markdown ? `- ${line}` : line);
   say('');
   if (opts.markdown) say(`_${header.join(' · ')}_`);
   else for (const h of header) say(h);
   say('');
-  say(opts.markdown ? markdownTable(rows) : textTable(rows));
+  say(renderTable(KEYS, HEAD, rows.map((r) => cells(r, rows)), RIGHT, opts.markdown));
   say('');
   for (const l of legend(rows, opts.repeat)) item(l);
   for (const s of skippedServers) item(s);
-  const noted = rows.filter((r) => r.notes.length > 0);
-  if (noted.length > 0) {
+  for (const l of noteLines(rows, '', opts.markdown)) say(l);
+  if (reloadSection.length > 0) {
     say('');
-    say('Notes:');
-    for (const r of noted) for (const n of r.notes) say(`${opts.markdown ? '- ' : '  '}${r.server.label} × ${r.app.id}: ${n}`);
+    for (const l of reloadSection) say(l);
   }
   if (cost === null) return;
   say('');

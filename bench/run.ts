@@ -4,14 +4,18 @@
  * waitress), each with 2 Python processes, loaded by `wrk -t1 -c50` on
  * loopback. For each row it reports req/s and p99, and checks that the server
  * served all 50 connections (connection-check.ts) and that nothing else took
- * CPU during the run (cpu-usage.ts). It ends with the per-request cost inside
- * gatehouse's Python worker (worker_cost.py).
+ * CPU during the run (cpu-usage.ts). A second, small table (reload-row.ts)
+ * runs the hello app on gatehouse and gunicorn again with a graceful reload
+ * (SIGHUP) every 2 s under the same load: failed requests and p99 during
+ * reloads. It ends with the per-request cost inside gatehouse's Python worker
+ * (worker_cost.py).
  *
  *     npm run bench                       # 10 s per run
  *     npm run bench -- --quick            # 3 s per run, fewer worker-cost iterations
  *     BENCH_DURATION=5 npm run bench      # any duration (wins over --quick)
  *     npm run bench -- --markdown         # the results table as Markdown, for the README
  *     npm run bench -- --only gatehouse,nginx-uwsgi --apps hello
+ *     npm run bench -- --no-reload --no-worker-cost   # the main table only
  *     npm run bench -- --help             # every flag
  *
  * Needs wrk, ss (iproute2), Debian's /usr/bin/python3 with python3-flask, and
@@ -22,6 +26,7 @@ import { existsSync } from 'node:fs';
 import { benchRow, emptyRow, type Row } from './bench-row.js';
 import { fail, parseOptions } from './options.js';
 import { commandPath, installCleanup, killEverything } from './processes.js';
+import { reloadSection, runReloadRows } from './reload-row.js';
 import { headerLines, printReport, progress, rowProgress } from './report.js';
 import { APPS, detectVersions, hasPythonModule, PYTHON, servers } from './servers.js';
 import { measureWorkerCost, type WorkerCost } from './worker-cost.js';
@@ -69,12 +74,13 @@ async function main(): Promise<void> {
     }
   }
 
+  const reloadRows = await runReloadRows(chosen, apps, opts);
   let cost: WorkerCost | string | null = null;
   if (opts.workerCost) {
     progress('-- per-request cost inside the Python worker ...');
     cost = await measureWorkerCost(opts.quick);
   }
-  printReport(opts, header, rows, skippedServers, cost);
+  printReport(opts, header, rows, skippedServers, reloadSection(reloadRows, opts), cost);
 }
 
 main().catch((err: unknown) => {

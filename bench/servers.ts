@@ -55,7 +55,11 @@ export interface ServerSpec {
   control?: boolean;
   /** Logged lines that count as problems. */
   problemLines: RegExp;
+  /** For the reload row: the signal of a graceful reload, and how many reloads the log says completed (`counted`: how). */
+  reload?: { signal: NodeJS.Signals; completed(log: string): number; counted: string };
 }
+
+const countLines = (log: string, re: RegExp) => log.split('\n').filter((l) => re.test(l)).length;
 
 export function hasPythonModule(module: string): boolean {
   return spawnSync(PYTHON, ['-c', `import ${module}`], { stdio: 'ignore' }).status === 0;
@@ -158,6 +162,7 @@ export function servers(versions: Versions): ServerSpec[] {
         },
       ],
       problemLines: /\[(WARNING|ERROR|CRITICAL)\]|Traceback|internal error/,
+      reload: { signal: 'SIGHUP', completed: (log) => countLines(log, /Reload complete/), counted: "'Reload complete' log lines" },
     },
     {
       id: 'gunicorn',
@@ -173,6 +178,12 @@ export function servers(versions: Versions): ServerSpec[] {
         },
       ],
       problemLines: /\[(WARNING|ERROR|CRITICAL)\]|Traceback/,
+      // gunicorn logs no end of a reload: each one boots PROCESSES new workers (and stops the old ones without waiting for them)
+      reload: {
+        signal: 'SIGHUP',
+        completed: (log) => Math.floor(Math.max(0, countLines(log, /Booting worker with pid/) - PROCESSES) / PROCESSES),
+        counted: `workers booted after the first ${PROCESSES}, ÷ ${PROCESSES}`,
+      },
     },
     {
       id: 'uwsgi',

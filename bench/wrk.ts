@@ -1,6 +1,8 @@
 /**
- * wrk, the load generator: its command line, and what its output says.
+ * wrk, the load generator: its command line, a measured run, and what its
+ * output says.
  */
+import { Proc } from './processes.js';
 
 /** wrk's keep-alive connections, all opened at the start of a run. */
 export const CONNECTIONS = 50;
@@ -17,6 +19,22 @@ export interface WrkResult {
 /** One thread: with two cores, the other one is the server's. */
 export function wrkArgs(port: number, seconds: number, latency: boolean): string[] {
   return ['-t1', `-c${CONNECTIONS}`, `-d${seconds}s`, ...(latency ? ['--latency'] : []), `http://127.0.0.1:${port}/`];
+}
+
+/**
+ * Starts a measured run (`--latency`) now; `done` gives its result once it
+ * ends (null when wrk failed, with its output to say why). Killed when it
+ * runs 30 s past its duration.
+ */
+export function startWrk(port: number, seconds: number): { proc: Proc; done: Promise<{ result: WrkResult | null; out: string }> } {
+  const proc = new Proc('wrk', 'wrk', wrkArgs(port, seconds, true), { capture: true });
+  const limit = setTimeout(() => proc.killGroup('SIGKILL'), (seconds + 30) * 1000);
+  const done = proc.exited.then(async () => {
+    clearTimeout(limit);
+    await proc.stop('SIGKILL', 1000);
+    return { result: parseWrk(proc.output), out: proc.output };
+  });
+  return { proc, done };
 }
 
 const MS_PER_UNIT: Record<string, number> = { ms: 1, s: 1000, m: 60000, h: 3600000 };
@@ -48,6 +66,19 @@ export function parseWrk(out: string): WrkResult | null {
 export function errorCount(w: WrkResult): number {
   const s = w.socketErrors;
   return w.non2xx3xx + s.connect + s.read + s.write + s.timeout;
+}
+
+/** Notes on a run: wrk's output unreadable (`w` null), or what it counted as errors; none for a clean run. */
+export function wrkNotes(w: WrkResult | null, out: string): string[] {
+  if (w === null) return [`could not read wrk's output: ${out.trim().replace(/\s+/g, ' ').slice(0, 300)}`];
+  if (errorCount(w) === 0) return [];
+  const s = w.socketErrors;
+  return [
+    `wrk: ${w.non2xx3xx} non-2xx/3xx responses; socket errors: connect ${s.connect}, read ${s.read}, write ${s.write}, timeout ${s.timeout}` +
+    (closesWithoutNotice(w)
+      ? ` (read errors ≈ requests: the server closes each connection after a complete response without sending "Connection: close", and wrk counts each such close as a read error)`
+      : ''),
+  ];
 }
 
 /**
