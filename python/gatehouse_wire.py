@@ -12,6 +12,7 @@ import struct
 REQ = 1
 CANCEL = 2
 REVOKE = 3
+FORK = 4
 # Frame types, worker -> front
 READY = 10
 BOOT_ERROR = 11
@@ -22,6 +23,7 @@ FILE = 15
 END = 16
 ABORT = 17
 REVOKED = 18
+EXITED = 19
 
 HEADER = struct.Struct("<BII")
 HEADER_SIZE = HEADER.size

@@ -29,7 +29,9 @@ from gatehouse_wire import (
     BOOT_ERROR,
     CANCEL,
     END,
+    EXITED,
     FILE,
+    FORK,
     HEADER_SIZE,
     READY,
     REQ,
@@ -436,6 +438,78 @@ def die_with_parent():
         pass  # not Linux: the closed stream still ends the worker when it is idle
 
 
+def serve(app, sock, settings, token=0):
+    """Runs a worker on `sock` until the front closes it (or SIGTERM)."""
+    worker = Worker(app, sock, settings)
+
+    def stop(signum, frame):
+        # Idle: leave now. Busy: finish the request in hand, then leave.
+        if not worker.busy and not worker.running:
+            sys.exit(0)
+        worker.stopping = True
+
+    signal.signal(signal.SIGTERM, stop)
+    # A hung worker gets SIGABRT: the operator sees where it hung (and where a C extension crashed).
+    faulthandler.enable(file=sys.stderr, all_threads=True)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the front decides; Ctrl-C reaches both
+    info = json.dumps({"pid": os.getpid(), "python": sys.version.split()[0]}).encode()
+    sock.sendall(pack_header(READY, token, len(info)) + info)
+    threads = settings.get("threads", 1)
+    try:
+        if threads > 1:
+            worker.serve_threaded(threads)
+        else:
+            worker.serve_forever()
+    except (ConnectionError, OSError):
+        pass  # the front went away
+
+
+def serve_template(app, sock, settings):
+    """--preload: the app is imported once here; workers are forked from this process.
+
+    The front sends FORK with a token; the child connects to the front's
+    private unix socket and says READY with that token. Children that exit
+    are reported to the front as EXITED (id: pid; payload: exit status).
+    """
+    sock.sendall(pack_header(READY, 0, 0))
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    buf = b""
+    while True:
+        ready = select.select((sock,), (), (), 0.2)[0]
+        while True:
+            try:
+                pid, status = os.waitpid(-1, os.WNOHANG)
+            except ChildProcessError:
+                break
+            if pid == 0:
+                break
+            code = -os.WTERMSIG(status) if os.WIFSIGNALED(status) else os.WEXITSTATUS(status)
+            text = str(code).encode()
+            sock.sendall(pack_header(EXITED, pid, len(text)) + text)
+        if not ready:
+            continue
+        data = sock.recv(65536)
+        if not data:
+            return  # the front is gone or done with us; children follow by PDEATHSIG
+        buf += data
+        while len(buf) >= HEADER_SIZE:
+            kind, token, length = unpack_header(buf, 0)
+            if len(buf) < HEADER_SIZE + length:
+                break
+            buf = buf[HEADER_SIZE + length :]
+            if kind == FORK and os.fork() == 0:
+                sock.close()
+                die_with_parent()
+                child = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+                child.connect(settings["fork_socket"])
+                try:
+                    serve(app, child, settings, token)
+                finally:
+                    sys.stdout.flush()
+                    sys.stderr.flush()
+                    os._exit(0)
+
+
 def main():
     settings = json.loads(sys.argv[1])
     parent = os.getppid()
@@ -458,28 +532,10 @@ def main():
         payload = text.encode("utf-8", "replace")
         sock.sendall(pack_header(BOOT_ERROR, 0, len(payload)) + payload)
         sys.exit(3)
-    worker = Worker(app, sock, settings)
-
-    def stop(signum, frame):
-        # Idle: leave now. Busy: finish the request in hand, then leave.
-        if not worker.busy and not worker.running:
-            sys.exit(0)
-        worker.stopping = True
-
-    signal.signal(signal.SIGTERM, stop)
-    # A hung worker gets SIGABRT: the operator sees where it hung (and where a C extension crashed).
-    faulthandler.enable(file=sys.stderr, all_threads=True)
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the front decides; Ctrl-C reaches both
-    info = json.dumps({"pid": os.getpid(), "python": sys.version.split()[0]}).encode()
-    sock.sendall(pack_header(READY, 0, len(info)) + info)
-    threads = settings.get("threads", 1)
-    try:
-        if threads > 1:
-            worker.serve_threaded(threads)
-        else:
-            worker.serve_forever()
-    except (ConnectionError, OSError):
-        pass  # the front went away
+    if settings.get("fork_socket"):
+        serve_template(app, sock, settings)
+    else:
+        serve(app, sock, settings)
 
 
 if __name__ == "__main__":

@@ -73,6 +73,7 @@ export class Gatehouse {
         maxRequests: config.maxRequests,
         maxRequestsJitter: config.maxRequestsJitter,
         maxRss: config.maxRss * 2 ** 20,
+        preload: config.preload,
       },
       this.logger,
     );

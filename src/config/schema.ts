@@ -50,6 +50,7 @@ export const ConfigSchema = z
     user: z.string().min(1).optional(),
     group: z.string().min(1).optional(),
     checkConfig: z.boolean().default(false),
+    preload: z.boolean().default(false),
   })
   .strict();
 
@@ -112,6 +113,8 @@ export const OPTIONS: readonly OptionSpec[] = [
     doc: 'Run the workers as this user (name or uid) when started as root; the front keeps the sockets.' },
   { key: 'group', flag: 'group', short: 'g', kind: 'string', arg: 'GROUP',
     doc: "Run the workers with this group (name or gid). Default: --user's primary group." },
+  { key: 'preload', flag: 'preload', kind: 'flag', arg: '',
+    doc: 'Import the app once and fork the workers from that process, so they share memory; SIGHUP still loads new code.' },
   { key: 'checkConfig', flag: 'check-config', kind: 'flag', arg: '',
     doc: 'Check the configuration and that the app imports, then exit 0 (or 1 with the reason).' },
 ];

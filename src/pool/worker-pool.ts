@@ -21,6 +21,7 @@ import { readFileSync } from 'node:fs';
 import { GatehouseError } from '../errors.js';
 import type { Logger } from '../log/logger.js';
 import type { Exchange } from './exchange.js';
+import { TemplateProcess } from './template-process.js';
 import { WorkerProcess, type WorkerSpawnOptions } from './worker-process.js';
 
 export interface PoolOptions {
@@ -38,6 +39,8 @@ export interface PoolOptions {
   maxRequestsJitter: number;
   /** Replace a worker whose resident memory exceeds this many bytes (0: no limit). */
   maxRss: number;
+  /** Import the app once in a template process and fork the workers from it. */
+  preload: boolean;
 }
 
 const TICK_MS = 25;
@@ -76,6 +79,9 @@ export class WorkerPool {
   /** The generation a reload is booting, while it does. */
   private reloading: number | null = null;
   private reloadAgain = false;
+  /** --preload: the template new workers are forked from, and older ones still parents of live workers. */
+  private template: TemplateProcess | null = null;
+  private oldTemplates: TemplateProcess[] = [];
   private readonly capacity: number;
   private readonly refillAt: number;
 
@@ -92,7 +98,8 @@ export class WorkerPool {
   start(): Promise<void> {
     return new Promise((resolve, reject) => {
       this.startWaiter = { resolve, reject };
-      for (let i = 0; i < this.target; i++) this.spawnWorker();
+      if (this.opts.preload) this.template = this.startTemplate();
+      else for (let i = 0; i < this.target; i++) this.spawnWorker();
       this.timer = setInterval(() => this.reconcile(), TICK_MS);
       this.timer.unref();
     });
@@ -150,7 +157,13 @@ export class WorkerPool {
     }
     this.reloading = ++this.generation;
     this.logger.info(`Reloading (${reason}): booting ${this.target} new worker(s)`);
-    for (let i = 0; i < this.target; i++) this.spawnWorker();
+    if (this.opts.preload) {
+      // The new template imports the new code; its workers are forked once it is ready.
+      if (this.template) this.oldTemplates.push(this.template);
+      this.template = this.startTemplate();
+    } else {
+      for (let i = 0; i < this.target; i++) this.spawnWorker();
+    }
   }
 
   /** SIGTTIN / SIGTTOU: one worker more or fewer (never fewer than one). */
@@ -185,6 +198,7 @@ export class WorkerPool {
     while (alive.some((w) => w.state !== 'dead') && performance.now() < killAt) await sleep(20);
     for (const w of alive) w.kill('SIGKILL');
     while (alive.some((w) => w.state !== 'dead')) await sleep(10);
+    for (const t of [this.template, ...this.oldTemplates]) t?.stop();
   }
 
   private takeId(): number {
@@ -232,13 +246,60 @@ export class WorkerPool {
     this.queueHead = 0;
   }
 
+  /** Starts a worker: a new process, or with --preload a fork of the ready template (else nothing yet). */
   private spawnWorker(): void {
+    if (this.opts.preload && this.template?.state !== 'ready') return;
     const { maxRequests, maxRequestsJitter } = this.opts;
     const limit = maxRequests > 0 ? maxRequests + randomInt(maxRequestsJitter + 1) : Infinity;
-    const w = new WorkerProcess(this.opts.spawn, this.workerEvents, this.logger, this.generation, limit);
+    const w = new WorkerProcess(this.workerEvents, this.logger, this.generation, limit);
     this.workers.push(w);
-    this.logger.debug(`booting worker with pid ${w.pid}`);
+    if (this.template) {
+      this.template.fork(w);
+      this.logger.debug(`forking a worker from template process ${this.template.pid}`);
+    } else {
+      w.spawn(this.opts.spawn);
+      this.logger.debug(`booting worker with pid ${w.pid}`);
+    }
   }
+
+  private startTemplate(): TemplateProcess {
+    return new TemplateProcess(this.opts.spawn, this.generation, this.templateEvents, this.logger);
+  }
+
+  /** An old template whose workers are all gone is stopped (stopping it earlier would kill them). */
+  private stopIdleTemplates(): void {
+    this.oldTemplates = this.oldTemplates.filter((t) => {
+      if (t.forked.size > 0 && t.state !== 'dead') return true;
+      t.stop();
+      return false;
+    });
+  }
+
+  private readonly templateEvents = {
+    ready: (t: TemplateProcess) => {
+      this.logger.info(`Application preloaded in template process ${t.pid}`);
+      if (t === this.template) for (let i = 0; i < this.target; i++) this.spawnWorker();
+    },
+    bootError: (t: TemplateProcess, traceback: string) => {
+      t.stop();
+      if (!this.started) {
+        this.failStart(new GatehouseError('GH_ERR_APP_IMPORT', `cannot load the application: ${lastLine(traceback)}`, traceback));
+      } else if (t.generation === this.reloading) {
+        this.template = this.oldTemplates.pop() ?? null;
+        this.abortReload(`the new code does not import:\n${traceback.trimEnd()}`);
+      } else {
+        this.logger.error(`the template process failed to import the app; retrying with backoff:\n${traceback.trimEnd()}`);
+        this.bootFailures++;
+      }
+    },
+    closed: (t: TemplateProcess, code: number | null, signal: NodeJS.Signals | null) => {
+      if (t.stopped || this.stopping) return;
+      this.logger.error(`Template process (pid:${t.pid}) died (${signal ?? `exit code ${code}`}); its workers go with it`);
+      if (!this.started) {
+        this.failStart(new GatehouseError('GH_ERR_WORKER_BOOT', `the template process exited (${code ?? signal}) before loading the application`));
+      }
+    },
+  };
 
   /**
    * Takes a worker out of service without losing a request: it gets no new
@@ -378,12 +439,14 @@ export class WorkerPool {
       this.rssCheckedAt = now;
       this.retireOversized();
     }
+    this.stopIdleTemplates();
     const live = this.workers.filter((w) => w.state === 'booting' || w.state === 'ready').length;
     if (live < this.target && this.started) {
       const backoff = this.bootFailures === 0 ? 0 : Math.min(MAX_BACKOFF_MS, 500 * 2 ** (this.bootFailures - 1));
       if (this.respawnAt === 0) this.respawnAt = now + backoff;
       if (now >= this.respawnAt) {
         this.respawnAt = 0;
+        if (this.template?.state === 'dead') this.template = this.startTemplate();
         for (let i = live; i < this.target; i++) this.spawnWorker();
       }
     }

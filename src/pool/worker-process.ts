@@ -8,6 +8,7 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
+import { constants } from 'node:os';
 import type { Socket } from 'node:net';
 import type { Logger } from '../log/logger.js';
 import { decodeFile, decodeHead, decodeResponse, encodeEmpty, Frame, FrameDecoder } from '../wire/frames.js';
@@ -39,8 +40,8 @@ export interface WorkerEvents {
 }
 
 export class WorkerProcess {
-  readonly child: ChildProcess;
-  readonly pid: number;
+  /** 0 for a forked worker until it connects and says READY. */
+  pid = 0;
   state: 'booting' | 'ready' | 'retiring' | 'dead' = 'booting';
   /** Requests sent, oldest (running) first. */
   readonly inflight: Exchange[] = [];
@@ -52,39 +53,74 @@ export class WorkerProcess {
   /** Why we are ending this worker, so its exit is not reported as a crash. */
   retiredFor: string | null = null;
 
-  private readonly stream: Socket;
+  private child: ChildProcess | null = null;
+  private stream: Socket | null = null;
   private readonly byId = new Map<number, Exchange>();
   private readonly revoking = new Set<Exchange>();
   private outbox: Buffer[] = [];
+  /** A forked worker is gone once its exit is reported and its stream is closed. */
+  private exitStatus: number | null = null;
+  private streamClosed = false;
 
   constructor(
-    opts: WorkerSpawnOptions,
     private readonly events: WorkerEvents,
     private readonly logger: Logger,
     /** Which reload of the pool this worker belongs to. */
     readonly generation: number,
     /** Requests after which the worker is replaced (--max-requests plus jitter). */
     readonly requestLimit: number,
-  ) {
-    this.child = spawn(opts.python, [WORKER_SCRIPT, JSON.stringify(opts.settings)], {
+  ) {}
+
+  /** Starts the worker as a child process with its stream on fd 3. */
+  spawn(opts: WorkerSpawnOptions): void {
+    const child = spawn(opts.python, [WORKER_SCRIPT, JSON.stringify(opts.settings)], {
       cwd: opts.cwd,
       env: opts.env,
       stdio: ['ignore', 'pipe', 'pipe', 'pipe'],
       ...(opts.uid !== undefined ? { uid: opts.uid } : {}),
       ...(opts.gid !== undefined ? { gid: opts.gid } : {}),
     });
-    this.pid = this.child.pid ?? 0;
-    this.stream = this.child.stdio[3] as Socket;
-    const decoder = new FrameDecoder((type, id, payload) => this.onFrame(type, id, payload));
-    this.stream.on('data', (chunk: Buffer) => decoder.push(chunk));
-    this.stream.on('error', () => {}); // the child's exit is what we act on
-    this.forwardOutput(this.child.stdout!, 'info');
-    this.forwardOutput(this.child.stderr!, 'error');
-    this.child.on('error', (err) => this.events.spawnError(this, err));
-    this.child.on('close', (code, signal) => {
+    this.child = child;
+    this.pid = child.pid ?? 0;
+    this.listen(child.stdio[3] as Socket);
+    forwardOutput(child.stdout!, 'info', this.logger, this.pid);
+    forwardOutput(child.stderr!, 'error', this.logger, this.pid);
+    child.on('error', (err) => this.events.spawnError(this, err));
+    child.on('close', (code, signal) => {
       this.state = 'dead';
       this.events.closed(this, code, signal);
     });
+  }
+
+  /** A worker forked by the --preload template connected (`first`: what it sent so far). */
+  attach(stream: Socket, first: Buffer): void {
+    this.listen(stream);
+    stream.on('close', () => {
+      this.streamClosed = true;
+      this.closeIfGone();
+    });
+    stream.emit('data', first);
+  }
+
+  /** The template reports that this forked worker exited: its code, or minus the signal. */
+  exited(status: number): void {
+    this.exitStatus = status;
+    this.closeIfGone();
+  }
+
+  private closeIfGone(): void {
+    if (this.state === 'dead' || this.exitStatus === null || !this.streamClosed) return;
+    this.state = 'dead';
+    const status = this.exitStatus;
+    const signal = status < 0 ? (signalName(-status) ?? null) : null;
+    this.events.closed(this, status < 0 ? null : status, signal);
+  }
+
+  private listen(stream: Socket): void {
+    this.stream = stream;
+    const decoder = new FrameDecoder((type, id, payload) => this.onFrame(type, id, payload));
+    stream.on('data', (chunk: Buffer) => decoder.push(chunk));
+    stream.on('error', () => {}); // the process's exit is what we act on
   }
 
   /**
@@ -105,7 +141,7 @@ export class WorkerProcess {
   private readonly flush = () => {
     const frames = this.outbox;
     this.outbox = [];
-    if (this.state !== 'dead') this.stream.write(frames.length === 1 ? frames[0]! : Buffer.concat(frames));
+    if (this.state !== 'dead') this.stream?.write(frames.length === 1 ? frames[0]! : Buffer.concat(frames));
   };
 
   /** The client went away: ask the worker to stop and close() the iterable. */
@@ -148,12 +184,20 @@ export class WorkerProcess {
   }
 
   kill(signal: NodeJS.Signals): void {
-    if (this.child.exitCode === null && this.child.signalCode === null) this.child.kill(signal);
+    if (this.child !== null) {
+      if (this.child.exitCode === null && this.child.signalCode === null) this.child.kill(signal);
+    } else if (this.pid !== 0 && this.exitStatus === null) {
+      try {
+        process.kill(this.pid, signal);
+      } catch {
+        // already gone
+      }
+    }
   }
 
   /** Closing our end makes an idle worker exit by itself. */
   closeStream(): void {
-    this.stream.end();
+    this.stream?.end();
   }
 
   private finish(id: number, x: Exchange): void {
@@ -174,6 +218,7 @@ export class WorkerProcess {
   private onFrame(type: number, id: number, payload: Buffer): void {
     if (type === Frame.READY || type === Frame.BOOT_ERROR) {
       if (type === Frame.READY) {
+        if (this.pid === 0) this.pid = (JSON.parse(payload.toString('utf8')) as { pid: number }).pid;
         this.state = 'ready';
         this.readyAt = performance.now();
         this.events.ready(this);
@@ -217,17 +262,22 @@ export class WorkerProcess {
         this.kill('SIGKILL');
     }
   }
+}
 
-  private forwardOutput(stream: NodeJS.ReadableStream, level: 'info' | 'error'): void {
-    let partial = '';
-    stream.setEncoding('utf8');
-    stream.on('data', (text: string) => {
-      const lines = (partial + text).split('\n');
-      partial = lines.pop()!;
-      for (const line of lines) this.logger.log(level, line, this.pid);
-    });
-    stream.on('end', () => {
-      if (partial) this.logger.log(level, partial, this.pid);
-    });
-  }
+/** Logs a child's output line by line under its pid. */
+export function forwardOutput(stream: NodeJS.ReadableStream, level: 'info' | 'error', logger: Logger, pid: number): void {
+  let partial = '';
+  stream.setEncoding('utf8');
+  stream.on('data', (text: string) => {
+    const lines = (partial + text).split('\n');
+    partial = lines.pop()!;
+    for (const line of lines) logger.log(level, line, pid);
+  });
+  stream.on('end', () => {
+    if (partial) logger.log(level, partial, pid);
+  });
+}
+
+function signalName(n: number): NodeJS.Signals | undefined {
+  return (Object.entries(constants.signals) as Array<[NodeJS.Signals, number]>).find(([, v]) => v === n)?.[0];
 }

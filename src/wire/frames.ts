@@ -16,6 +16,8 @@
  *   CANCEL  the client went away: stop producing, close(), answer END.
  *   REVOKE  give this request back if it has not started: answer REVOKED
  *           (the front sends it to another worker), else ignore.
+ *   FORK    (--preload, to the template process) fork a worker; the child
+ *           connects to the front's unix socket and says READY with this id.
  * worker → front (exactly one of RESPONSE, END, ABORT or REVOKED ends every REQ)
  *   READY       id 0, JSON {pid, python}: the app is imported.
  *   BOOT_ERROR  id 0, the traceback (UTF-8): the app failed to import.
@@ -28,12 +30,15 @@
  *   END         the response is complete.
  *   ABORT       the app failed after the head went out: cut the connection.
  *   REVOKED     the request was never started (REVOKE, or the worker is leaving).
+ *   EXITED      (from the template) the child with pid `id` exited; payload:
+ *               its exit code, or minus the signal that killed it.
  */
 
 export const enum Frame {
   REQ = 1,
   CANCEL = 2,
   REVOKE = 3,
+  FORK = 4,
   READY = 10,
   BOOT_ERROR = 11,
   RESPONSE = 12,
@@ -43,6 +48,7 @@ export const enum Frame {
   END = 16,
   ABORT = 17,
   REVOKED = 18,
+  EXITED = 19,
 }
 
 export const HEADER_SIZE = 9;

@@ -1,0 +1,132 @@
+/**
+ * `--preload`: one Python process imports the app, and workers are forked
+ * from it so they share its memory pages (gunicorn's preload_app, NGINX
+ * Unit's prototype). Unlike gunicorn, a reload makes a new template, so new
+ * code is picked up.
+ *
+ * A forked child cannot inherit a stream made by Node, so the front listens
+ * on a private unix socket; each child connects and says READY with the
+ * token of the FORK that made it. The template reports its children's exits
+ * (EXITED), since they are not Node's children.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { chownSync, mkdtempSync, rmSync } from 'node:fs';
+import { createServer, type Server, type Socket } from 'node:net';
+import { constants, tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { Logger } from '../log/logger.js';
+import { encodeEmpty, Frame, FrameDecoder, HEADER_SIZE } from '../wire/frames.js';
+import { forwardOutput, WORKER_SCRIPT, type WorkerProcess, type WorkerSpawnOptions } from './worker-process.js';
+
+export interface TemplateEvents {
+  ready(t: TemplateProcess): void;
+  bootError(t: TemplateProcess, traceback: string): void;
+  /** The template is gone (its children die with it). */
+  closed(t: TemplateProcess, code: number | null, signal: NodeJS.Signals | null): void;
+}
+
+export class TemplateProcess {
+  readonly child: ChildProcess;
+  readonly pid: number;
+  state: 'booting' | 'ready' | 'dead' = 'booting';
+  /** Set when we end it, so its exit is not reported as a crash. */
+  stopped = false;
+  /** Workers forked from this template that have not exited. */
+  readonly forked = new Set<WorkerProcess>();
+  private readonly dir: string;
+  private readonly server: Server;
+  private readonly waiting = new Map<number, WorkerProcess>();
+  private nextToken = 1;
+
+  constructor(
+    opts: WorkerSpawnOptions,
+    readonly generation: number,
+    private readonly events: TemplateEvents,
+    logger: Logger,
+  ) {
+    this.dir = mkdtempSync(join(tmpdir(), 'gatehouse-fork-'));
+    if (opts.uid !== undefined || opts.gid !== undefined) chownSync(this.dir, opts.uid ?? -1, opts.gid ?? -1);
+    const socketPath = join(this.dir, 'workers.sock');
+    this.server = createServer((socket) => this.onConnection(socket));
+    this.server.listen(socketPath);
+    this.child = spawn(opts.python, [WORKER_SCRIPT, JSON.stringify({ ...opts.settings, fork_socket: socketPath })], {
+      cwd: opts.cwd,
+      env: opts.env,
+      stdio: ['ignore', 'pipe', 'pipe', 'pipe'],
+      ...(opts.uid !== undefined ? { uid: opts.uid } : {}),
+      ...(opts.gid !== undefined ? { gid: opts.gid } : {}),
+    });
+    this.pid = this.child.pid ?? 0;
+    // Forked workers share these pipes: their lines carry the template's pid.
+    forwardOutput(this.child.stdout!, 'info', logger, this.pid);
+    forwardOutput(this.child.stderr!, 'error', logger, this.pid);
+    const stream = this.child.stdio[3] as Socket;
+    stream.on('error', () => {});
+    const decoder = new FrameDecoder((type, id, payload) => this.onFrame(type, id, payload));
+    stream.on('data', (chunk: Buffer) => decoder.push(chunk));
+    this.child.on('error', () => {}); // 'close' follows; the pool reports it
+    this.child.on('close', (code, signal) => {
+      this.state = 'dead';
+      this.cleanUp();
+      // Its children die with it (parent-death signal), and no one is left to report their exits.
+      for (const w of this.forked) w.exited(-constants.signals.SIGKILL);
+      this.forked.clear();
+      this.events.closed(this, code, signal);
+    });
+  }
+
+  /** Asks for a child; `w` learns its pid and stream when the child connects. */
+  fork(w: WorkerProcess): void {
+    const token = this.nextToken++;
+    this.waiting.set(token, w);
+    this.forked.add(w);
+    (this.child.stdio[3] as Socket).write(encodeEmpty(Frame.FORK, token));
+  }
+
+  /** Ends the template; children still running die with it, so call this once they are gone. */
+  stop(): void {
+    if (this.stopped) return;
+    this.stopped = true;
+    this.cleanUp(); // no more forks: the socket can go now, even if we exit before the template does
+    (this.child.stdio[3] as Socket).end();
+    if (this.state !== 'dead') this.child.kill('SIGTERM');
+  }
+
+  private cleanUp(): void {
+    if (this.server.listening) this.server.close();
+    rmSync(this.dir, { recursive: true, force: true });
+  }
+
+  private onFrame(type: number, id: number, payload: Buffer): void {
+    if (type === Frame.READY) {
+      this.state = 'ready';
+      this.events.ready(this);
+    } else if (type === Frame.BOOT_ERROR) {
+      this.events.bootError(this, payload.toString('utf8'));
+    } else if (type === Frame.EXITED) {
+      const status = Number(payload.toString('latin1'));
+      for (const w of this.forked) {
+        if (w.pid !== id) continue;
+        this.forked.delete(w);
+        w.exited(status);
+      }
+    }
+  }
+
+  /** A forked child connected: its first frame's id is the token of its FORK. */
+  private onConnection(socket: Socket): void {
+    let head = Buffer.alloc(0);
+    const onData = (chunk: Buffer) => {
+      head = Buffer.concat([head, chunk]);
+      if (head.length < HEADER_SIZE) return;
+      socket.off('data', onData);
+      const token = head.readUInt32LE(1);
+      const w = this.waiting.get(token);
+      this.waiting.delete(token);
+      if (w === undefined) socket.destroy();
+      else w.attach(socket, head);
+    };
+    socket.on('data', onData);
+    socket.on('error', () => {});
+  }
+}

@@ -1,0 +1,75 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { APPS } from './helpers/gatehouse.js';
+import { childPids, isAlive, launch, waitUntil } from './helpers/harness.js';
+import { failures, runLoad, describeLoad } from './helpers/load.js';
+
+function setup() {
+  const dir = mkdtempSync(join(tmpdir(), 'gh-preload-'));
+  const env = { PRELOAD_VERSION_FILE: join(dir, 'version'), PRELOAD_IMPORTS: join(dir, 'imports') };
+  writeFileSync(env.PRELOAD_VERSION_FILE, 'v1');
+  const imports = () => readFileSync(env.PRELOAD_IMPORTS, 'utf8').trim().split('\n').length;
+  return { dir, env, imports };
+}
+
+async function answers(url: string, n: number): Promise<string[]> {
+  return Promise.all(Array.from({ length: n }, () => fetch(url).then((r) => r.text())));
+}
+
+test('--preload imports the app once and forks the workers from that template', async () => {
+  const { dir, env, imports } = setup();
+  const gh = await launch([`${APPS}/preload_app.py`, '--workers', '3', '--preload'], { env });
+  try {
+    assert.equal(imports(), 1, 'one import for three workers');
+    const [template, ...others] = childPids(gh.pid);
+    assert.equal(others.length, 0, 'the front has one Python child: the template');
+    const workers = childPids(template!);
+    assert.equal(workers.length, 3);
+    const seen = await answers(gh.url, 12);
+    for (const a of seen) {
+      const [version, , ppid] = a.split(' ');
+      assert.equal(version, 'v1');
+      assert.equal(Number(ppid), template, 'a worker is a child of the template');
+    }
+    // A worker that dies is replaced by a new fork: no new import.
+    process.kill(workers[0]!, 'SIGKILL');
+    assert.ok(await waitUntil(() => childPids(template!).length === 3 && !childPids(template!).includes(workers[0]!), 5000));
+    assert.equal(imports(), 1);
+  } finally {
+    const template = childPids(gh.pid)[0];
+    assert.equal(await gh.stop(), 0);
+    if (template !== undefined) assert.ok(await waitUntil(() => !isAlive(template), 3000), 'the template is gone');
+    assert.ok(readdirSync(tmpdir()).every((f) => !f.startsWith('gatehouse-fork-') || !readdirSync(join(tmpdir(), f)).length), 'no fork socket left');
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('--preload: SIGHUP under load makes a new template with the new code, and broken code keeps the old one', async () => {
+  const { dir, env, imports } = setup();
+  const gh = await launch([`${APPS}/preload_app.py`, '--workers', '2', '--preload'], { env });
+  try {
+    const oldTemplate = childPids(gh.pid)[0]!;
+    const load = runLoad({ url: gh.url, concurrency: 8, durationMs: 3000 });
+    await new Promise((r) => setTimeout(r, 700));
+    writeFileSync(env.PRELOAD_VERSION_FILE, 'v2');
+    gh.proc.kill('SIGHUP');
+    const result = await load;
+    assert.equal(failures(result), 0, describeLoad(result));
+    assert.ok(await waitUntil(() => !isAlive(oldTemplate), 5000), 'the old template exits once its workers are gone');
+    assert.equal(imports(), 2, 'the new template imported the new code once');
+    assert.ok((await answers(gh.url, 6)).every((a) => a.startsWith('v2 ')));
+
+    const template = childPids(gh.pid)[0]!;
+    writeFileSync(env.PRELOAD_VERSION_FILE, 'broken');
+    gh.proc.kill('SIGHUP');
+    await gh.waitFor(/Reload failed[^]*simulated broken deploy/, 10000);
+    assert.ok((await answers(gh.url, 6)).every((a) => a.startsWith('v2 ')), 'the old workers keep serving');
+    assert.deepEqual(childPids(gh.pid), [template], 'the working template stays');
+  } finally {
+    await gh.kill();
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
