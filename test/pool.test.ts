@@ -7,6 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { APPS } from './helpers/gatehouse.js';
 import { childPids, launch, sleep, waitUntil } from './helpers/harness.js';
+import { describeLoad, failures, runLoad } from './helpers/load.js';
 
 test('requests never stay queued behind a long-running one while another worker is free', async () => {
   const gh = await launch([`${APPS}/pool_apps.py:sleepy`, '--workers', '2']);
@@ -81,6 +82,23 @@ test('a slow client of a big streamed response does not hold up the worker: the 
     assert.equal(received, mib * 2 ** 20);
     assert.equal(hash.digest('hex'), expected.digest('hex'), 'byte-exact after the detour through the spool');
     assert.ok(readdirSync(tmpdir()).every((f) => !f.startsWith('gatehouse-response-')), 'no spool file is left on disk');
+  } finally {
+    await gh.stop();
+  }
+});
+
+test('a worker SIGKILLed under load fails only the request it was running; those queued on it go to the other worker', async () => {
+  const gh = await launch([`${APPS}/pool_apps.py:sleepy`, '--workers', '2']);
+  try {
+    const load = runLoad({ url: gh.url, path: '/sleep/0.02', concurrency: 12, durationMs: 2500 });
+    await sleep(800);
+    const [victim] = childPids(gh.pid);
+    process.kill(victim!, 'SIGKILL');
+    const result = await load;
+    // 12 clients, 2 workers: the victim held several requests; only the running one may fail.
+    assert.ok(failures(result) <= 1, `at most the running request failed: ${describeLoad(result)}`);
+    assert.ok((result.byStatus[200] ?? 0) > 50, describeLoad(result));
+    assert.ok(await waitUntil(() => childPids(gh.pid).length === 2 && !childPids(gh.pid).includes(victim!), 5000), 'replaced');
   } finally {
     await gh.stop();
   }
