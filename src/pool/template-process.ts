@@ -10,7 +10,7 @@
  * (EXITED), since they are not Node's children.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { chownSync, mkdtempSync, rmSync } from 'node:fs';
+import { chmodSync, chownSync, mkdtempSync, rmSync } from 'node:fs';
 import { createServer, type Server, type Socket } from 'node:net';
 import { constants, tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -48,7 +48,8 @@ export class TemplateProcess {
     if (opts.uid !== undefined || opts.gid !== undefined) chownSync(this.dir, opts.uid ?? -1, opts.gid ?? -1);
     const socketPath = join(this.dir, 'workers.sock');
     this.server = createServer((socket) => this.onConnection(socket));
-    this.server.listen(socketPath);
+    // The directory is private (0700, the workers' owner); the socket itself must be writable by them.
+    this.server.listen(socketPath, () => chmodSync(socketPath, 0o777));
     this.child = spawn(opts.python, [WORKER_SCRIPT, JSON.stringify({ ...opts.settings, fork_socket: socketPath })], {
       cwd: opts.cwd,
       env: opts.env,
