@@ -15,6 +15,7 @@ import { resolveUser } from './config/users.js';
 import { watchForReload } from './pool/reload-watch.js';
 import { Logger } from './log/logger.js';
 import { WorkerPool } from './pool/worker-pool.js';
+import { parseStaticRoute, StaticFiles } from './handlers/static-files.js';
 
 export const VERSION: string = JSON.parse(
   readFileSync(fileURLToPath(new URL('../../package.json', import.meta.url)), 'utf8'),
@@ -83,6 +84,9 @@ export class Gatehouse {
     this.front = new HttpFront(this.pool, { logger: this.logger, accessLog: this.accessLog, draining: false }, {
       maxRequestBody: config.maxRequestBody,
       bodyOwner: owner,
+      statics: config.static
+        .map((text) => new StaticFiles(parseStaticRoute(text).route!))
+        .sort((a, b) => b.route.prefix.length - a.route.prefix.length),
     });
   }
 

@@ -7,6 +7,7 @@ import { availableParallelism } from 'node:os';
 import { z } from 'zod';
 import { LOG_LEVELS } from '../log/logger.js';
 import { parseBind } from './bind.js';
+import { parseStaticRoute } from '../handlers/static-files.js';
 
 /** `100m`, `64k`, `1g` or a plain number of bytes (nginx's size syntax). */
 export function parseSize(text: string): number | undefined {
@@ -23,6 +24,11 @@ const bindAddress = z.string().superRefine((value, ctx) => {
 
 const APP_NEEDED = 'name the WSGI application to serve, e.g. gatehouse myproject.wsgi:application or gatehouse app.py';
 
+const staticRoute = z.string().superRefine((value, ctx) => {
+  const problem = parseStaticRoute(value).problem;
+  if (problem) ctx.addIssue({ code: 'custom', message: problem });
+});
+
 const seconds = z.number().nonnegative('must be 0 or more seconds');
 
 export const ConfigSchema = z
@@ -35,6 +41,7 @@ export const ConfigSchema = z
     venv: z.string().min(1).optional(),
     chdir: z.string().min(1).optional(),
     pythonpath: z.array(z.string().min(1)).default([]),
+    static: z.array(staticRoute).default([]),
     timeout: seconds.default(30),
     gracefulTimeout: seconds.default(30),
     queueSize: z.number().int('must be a whole number').min(0).default(1024),
@@ -85,6 +92,8 @@ export const OPTIONS: readonly OptionSpec[] = [
     doc: 'Change to this directory before loading the app. Default: the current directory.' },
   { key: 'pythonpath', flag: 'pythonpath', kind: 'list', arg: 'DIR',
     doc: 'Add a directory to the front of sys.path. Repeatable; a comma-separated list also works.' },
+  { key: 'static', flag: 'static', kind: 'list', arg: 'URL=DIR',
+    doc: 'Serve the files under DIR at URL from the front, without Python (e.g. /static=./static). Repeatable.' },
   { key: 'timeout', flag: 'timeout', short: 't', kind: 'seconds', arg: 'SECONDS',
     doc: 'A request running longer than this gets 504 and its worker is killed and replaced. 0 disables. Default 30.' },
   { key: 'gracefulTimeout', flag: 'graceful-timeout', kind: 'seconds', arg: 'SECONDS',

@@ -15,10 +15,14 @@ import type { WorkerPool } from '../pool/worker-pool.js';
 import { encodeRequest } from '../wire/frames.js';
 import { bodyEnviron, buildEnviron } from './environ.js';
 import { readBody } from './request-body.js';
-import { exchangesOf, sendPlain, WsgiExchange, type ExchangeContext } from './wsgi-exchange.js';
+import type { StaticFiles } from '../handlers/static-files.js';
+import { sendPlain } from './plain-response.js';
+import { exchangesOf, WsgiExchange, type ExchangeContext } from './wsgi-exchange.js';
 
 export interface FrontOptions {
   maxRequestBody: number;
+  /** --static routes, checked before the app (longest prefix first). */
+  statics: StaticFiles[];
   /** Spilled request bodies are handed to this user, who runs the workers. */
   bodyOwner: { uid?: number; gid?: number };
 }
@@ -88,6 +92,19 @@ export class HttpFront {
     for (const s of this.servers) s.closeAllConnections();
   }
 
+  private serveStatic(req: IncomingMessage, res: ServerResponse): boolean {
+    const url = req.url ?? '/';
+    const q = url.indexOf('?');
+    const path = q < 0 ? url : url.slice(0, q);
+    for (const handler of this.opts.statics) {
+      const rest = handler.match(path);
+      if (rest === null) continue;
+      handler.serve(req, res, rest, (status, bytes) => this.ctx.accessLog?.write(req, status, bytes));
+      return true;
+    }
+    return false;
+  }
+
   /** The client went away: stop the work still under way for it. */
   private onConnectionClosed(socket: Socket): void {
     this.sockets.delete(socket);
@@ -117,6 +134,7 @@ export class HttpFront {
   }
 
   private onRequest(req: IncomingMessage, res: ServerResponse): void {
+    if (this.opts.statics.length > 0 && this.serveStatic(req, res)) return;
     const env = buildEnviron(req, 'http');
     const dispatch = (block: string, data: Buffer | null, file: string | null) => {
       this.pool.dispatch(new WsgiExchange(encodeRequest(0, block, data), req, res, this.ctx, file));

@@ -4,7 +4,7 @@
  * (temp body file, access log line).
  */
 import { createReadStream, fstat, open, close } from 'node:fs';
-import { STATUS_CODES, type IncomingMessage, type ServerResponse } from 'node:http';
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Logger } from '../log/logger.js';
 import type { AccessLog } from '../log/access-log.js';
 import type { Exchange } from '../pool/exchange.js';
@@ -12,6 +12,7 @@ import type { WorkerProcess } from '../pool/worker-process.js';
 import type { Socket } from 'node:net';
 import type { FileSpec } from '../wire/frames.js';
 import { discardBodyFile } from './request-body.js';
+import { sendPlain } from './plain-response.js';
 import { ResponseSpool } from './response-spool.js';
 
 /** How much of a response the front holds in memory for a slow client; the rest is spooled to disk. */
@@ -30,16 +31,6 @@ type TrackedSocket = Socket & { [kExchanges]?: WsgiExchange[] };
 /** The exchanges still under way on a connection (more than one when the client pipelines). */
 export function exchangesOf(socket: Socket): WsgiExchange[] {
   return ((socket as TrackedSocket)[kExchanges] ??= []);
-}
-
-/** A small text response from the front itself (errors, refusals). */
-export function sendPlain(res: ServerResponse, status: number, text: string, close: boolean): number {
-  const body = Buffer.from(text + '\n');
-  const headers: Record<string, string | number> = { 'Content-Type': 'text/plain; charset=utf-8', 'Content-Length': body.length };
-  if (close) headers.Connection = 'close';
-  res.writeHead(status, STATUS_CODES[status] ?? '', headers);
-  res.end(body);
-  return body.length;
 }
 
 const FAIL_TEXT = { 502: 'Bad Gateway', 503: 'Service Unavailable', 504: 'Gateway Timeout' } as const;
