@@ -8,7 +8,7 @@
  * link inside DIR pointing outside it is checked here and answered 404.
  * Dotfiles are never served (404), nor directory listings.
  */
-import { realpath, realpathSync } from 'node:fs';
+import { existsSync, realpath, realpathSync, statSync } from 'node:fs';
 import { STATUS_CODES, type IncomingMessage, type ServerResponse } from 'node:http';
 import { isAbsolute, join, relative, resolve } from 'node:path';
 import send from 'send';
@@ -26,12 +26,11 @@ export function parseStaticRoute(text: string): { route?: StaticRoute; problem?:
   if (eq < 0) return { problem: 'expected URL=DIR, e.g. /static=./static' };
   const prefix = text.slice(0, eq).replace(/\/+$/, '') || '/';
   if (!prefix.startsWith('/')) return { problem: 'the URL part must start with /' };
-  const root = resolve(text.slice(eq + 1));
-  try {
-    realpathSync(root);
-  } catch {
-    return { problem: `directory ${text.slice(eq + 1)} does not exist` };
-  }
+  const dir = text.slice(eq + 1);
+  if (dir === '') return { problem: 'the DIR part is empty (it would serve the current directory)' };
+  const root = resolve(dir);
+  if (!existsSync(root)) return { problem: `directory ${dir} does not exist` };
+  if (!statSync(root).isDirectory()) return { problem: `${dir} is not a directory` };
   return { route: { prefix, root } };
 }
 
@@ -42,14 +41,13 @@ export class StaticFiles {
     this.realRoot = realpathSync(route.root);
   }
 
-  /** The path below the prefix (starting with '/'), or null when `path` is not under this route. */
+  /** The path below the prefix ('' for the prefix itself, else starting with '/'), or null when `path` is not under this route. */
   match(path: string): string | null {
     const { prefix } = this.route;
     if (prefix === '/') return path;
     if (!path.startsWith(prefix)) return null;
     const rest = path.slice(prefix.length);
-    if (rest === '') return '/';
-    return rest.charCodeAt(0) === 47 /* '/' */ ? rest : null;
+    return rest === '' || rest.charCodeAt(0) === 47 /* '/' */ ? rest : null;
   }
 
   /** Answers the request; `done` gets the status and body bytes for the access log. */
@@ -62,6 +60,7 @@ export class StaticFiles {
       res.setHeader('Allow', 'GET, HEAD');
       return this.plain(res, 405);
     }
+    if (rest === '') return this.redirectToSlash(req, res);
     let decoded: string;
     try {
       decoded = decodeURIComponent(rest);
@@ -74,17 +73,21 @@ export class StaticFiles {
     realpath(target, (err, real) => {
       if (!err && !this.inside(real)) return this.plain(res, 404);
       const stream = send(req, rest, { root: this.route.root, dotfiles: 'ignore', index: ['index.html'] });
-      stream.on('error', (e: { status?: number }) => this.plain(res, e.status ?? 500));
-      // send would redirect to its own path, which lacks our prefix: redirect to the request's.
-      stream.on('directory', () => {
-        const url = req.url ?? '/';
-        const q = url.indexOf('?');
-        const location = q < 0 ? `${url}/` : `${url.slice(0, q)}/${url.slice(q)}`;
-        res.setHeader('Location', location);
-        sendPlain(res, 301, `Moved Permanently: ${location}`, false);
-      });
+      // send answers 403 for `..`; like a file that is not there, it gets 404.
+      stream.on('error', (e: { status?: number }) => this.plain(res, e.status === 403 ? 404 : (e.status ?? 500)));
+      // send would redirect to its own path, which lacks our prefix.
+      stream.on('directory', () => this.redirectToSlash(req, res));
       stream.pipe(res);
     });
+  }
+
+  /** A directory asked for without its trailing slash: 301 to the slash form, query kept. */
+  private redirectToSlash(req: IncomingMessage, res: ServerResponse): void {
+    const url = req.url ?? '/';
+    const q = url.indexOf('?');
+    const location = q < 0 ? `${url}/` : `${url.slice(0, q)}/${url.slice(q)}`;
+    res.setHeader('Location', location);
+    sendPlain(res, 301, `Moved Permanently: ${location}`, false);
   }
 
   private inside(path: string): boolean {
