@@ -21,6 +21,7 @@ import { readFileSync } from 'node:fs';
 import { GatehouseError } from '../errors.js';
 import type { Logger } from '../log/logger.js';
 import type { Exchange } from './exchange.js';
+import { RequestQueue } from './request-queue.js';
 import { TemplateProcess } from './template-process.js';
 import { WorkerProcess, type WorkerSpawnOptions } from './worker-process.js';
 
@@ -64,8 +65,7 @@ export class WorkerPool {
   readonly workers: WorkerProcess[] = [];
   /** Workers wanted (changed by SIGTTIN / SIGTTOU). */
   target: number;
-  private queue: Exchange[] = [];
-  private queueHead = 0;
+  private readonly queue = new RequestQueue();
   private nextId = 1;
   private timer: NodeJS.Timeout | null = null;
   private started = false;
@@ -105,27 +105,23 @@ export class WorkerPool {
     });
   }
 
-  get queued(): number {
-    return this.queue.length - this.queueHead;
-  }
-
   /** Requests held by workers or waiting in the queue. */
   get pending(): number {
-    let n = this.queued;
+    let n = this.queue.length;
     for (const w of this.workers) n += w.inflight.length;
     return n;
   }
 
   dispatch(x: Exchange): void {
     const now = performance.now();
-    if (this.queued === 0) {
+    if (this.queue.length === 0) {
       const w = this.pick(now);
       if (w !== null) {
         w.send(x, this.takeId(), now);
         return;
       }
     }
-    if (this.queued >= this.opts.queueSize) {
+    if (this.queue.length >= this.opts.queueSize) {
       x.fail(503, 'queue full');
       return;
     }
@@ -139,8 +135,7 @@ export class WorkerPool {
       x.worker.cancel(x);
       return;
     }
-    const i = this.queue.indexOf(x, this.queueHead);
-    if (i >= 0) this.queue.splice(i, 1);
+    this.queue.remove(x);
   }
 
   /**
@@ -187,8 +182,7 @@ export class WorkerPool {
     const deadline = performance.now() + graceMs;
     while (this.pending > 0 && performance.now() < deadline) await sleep(50);
     if (this.timer) clearInterval(this.timer);
-    for (const x of this.queue.splice(this.queueHead)) x.fail(503, 'server shutting down');
-    this.queueHead = 0;
+    for (const x of this.queue.takeAll()) x.fail(503, 'server shutting down');
     const alive = this.workers.filter((w) => w.state !== 'dead');
     for (const w of alive) {
       w.closeStream();
@@ -222,28 +216,14 @@ export class WorkerPool {
   }
 
   private drain(): void {
-    if (this.queued === 0) return;
+    if (this.queue.length === 0) return;
     const now = performance.now();
-    while (this.queueHead < this.queue.length) {
+    while (this.queue.length > 0) {
       const w = this.pick(now);
       if (w === null) break;
-      do {
-        const x = this.queue[this.queueHead]!;
-        this.queue[this.queueHead++] = undefined as unknown as Exchange;
-        w.send(x, this.takeId(), now);
-      } while (this.queueHead < this.queue.length && w.inflight.length < Math.min(this.capacity, w.requestLimit - w.requests));
+      do w.send(this.queue.shift()!, this.takeId(), now);
+      while (this.queue.length > 0 && w.inflight.length < Math.min(this.capacity, w.requestLimit - w.requests));
     }
-    if (this.queueHead > 1024 && this.queueHead * 2 > this.queue.length) {
-      this.queue = this.queue.slice(this.queueHead);
-      this.queueHead = 0;
-    }
-  }
-
-  /** Puts requests that never started back at the head of the queue, in order. */
-  private requeue(xs: Exchange[]): void {
-    if (xs.length === 0) return;
-    this.queue = [...xs, ...this.queue.slice(this.queueHead)];
-    this.queueHead = 0;
   }
 
   /** Starts a worker: a new process, or with --preload a fork of the ready template (else nothing yet). */
@@ -385,7 +365,7 @@ export class WorkerPool {
       this.drain();
     },
     revoked: (w: WorkerProcess, x: Exchange) => {
-      this.requeue([x]);
+      this.queue.unshift([x]);
       this.closeIfIdle(w);
       this.drain();
     },
@@ -410,7 +390,7 @@ export class WorkerPool {
       }
       // Lost with the worker: what it was running (a sync worker runs one; the rest never started).
       if (code !== 0) for (const x of lost.splice(0, this.opts.threads)) x.fail(502, 'worker died');
-      this.requeue(lost);
+      this.queue.unshift(lost);
       this.reconcile();
     },
     spawnError: (w: WorkerProcess, err: Error) => {
@@ -456,10 +436,8 @@ export class WorkerPool {
   private expireQueued(now: number): void {
     const { queueTimeout } = this.opts;
     if (queueTimeout <= 0) return;
-    while (this.queued > 0 && now - this.queue[this.queueHead]!.queuedAt > queueTimeout * 1000) {
-      const x = this.queue[this.queueHead]!;
-      this.queue[this.queueHead++] = undefined as unknown as Exchange;
-      x.fail(503, `waited more than ${queueTimeout}s for a worker`);
+    while (this.queue.length > 0 && now - this.queue.peek()!.queuedAt > queueTimeout * 1000) {
+      this.queue.shift()!.fail(503, `waited more than ${queueTimeout}s for a worker`);
     }
   }
 
@@ -478,7 +456,7 @@ export class WorkerPool {
       lost.shift()!.fail(504, 'worker timeout');
       // The other requests of a threaded worker were running too.
       if (this.opts.threads > 1) for (const x of lost.splice(0)) x.fail(502, 'its worker was killed after a timeout');
-      this.requeue(lost);
+      this.queue.unshift(lost);
       w.kill('SIGABRT');
       setTimeout(() => w.kill('SIGKILL'), KILL_GRACE_MS).unref();
     }
