@@ -136,13 +136,10 @@ export class HttpFront {
   private onRequest(req: IncomingMessage, res: ServerResponse): void {
     if (this.opts.statics.length > 0 && this.serveStatic(req, res)) return;
     const env = buildEnviron(req, 'http');
-    const dispatch = (block: string, data: Buffer | null, file: string | null) => {
-      this.pool.dispatch(new WsgiExchange(encodeRequest(0, block, data), req, res, this.ctx, file));
-    };
     if (env.block === null) return this.reject(req, res, 400, 'Bad Request');
     const block = env.block;
     const te = env.transferEncoding;
-    if (env.contentLength === undefined && te === undefined) return dispatch(block, null, null);
+    if (env.contentLength === undefined && te === undefined) return this.dispatch(req, res, block, null, null);
     // llhttp de-chunks; any other coding would reach the app still encoded (nginx: 501 too).
     if (te !== undefined && te.trim().toLowerCase() !== 'chunked') return this.reject(req, res, 501, 'Not Implemented');
     if (this.tooLarge(req, res, env.contentLength)) return;
@@ -153,8 +150,12 @@ export class HttpFront {
         if (!res.headersSent && !res.destroyed) this.reject(req, res, 400, 'Bad Request');
         return;
       }
-      dispatch(block + bodyEnviron(result.length, result.file), result.data, result.file);
+      this.dispatch(req, res, block + bodyEnviron(result.length, result.file), result.data, result.file);
     });
+  }
+
+  private dispatch(req: IncomingMessage, res: ServerResponse, block: string, body: Buffer | null, bodyFile: string | null): void {
+    this.pool.dispatch(new WsgiExchange(encodeRequest(0, block, body), req, res, this.ctx, bodyFile));
   }
 }
 

@@ -9,14 +9,14 @@
  * token of the FORK that made it. The template reports its children's exits
  * (EXITED), since they are not Node's children.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { chmodSync, chownSync, mkdtempSync, rmSync } from 'node:fs';
 import { createServer, type Server, type Socket } from 'node:net';
 import { constants, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Logger } from '../log/logger.js';
 import { encodeEmpty, Frame, FrameDecoder, HEADER_SIZE } from '../wire/frames.js';
-import { forwardOutput, WORKER_SCRIPT, type WorkerProcess, type WorkerSpawnOptions } from './worker-process.js';
+import { spawnPython, type WorkerProcess, type WorkerSpawnOptions } from './worker-process.js';
 
 export interface TemplateEvents {
   ready(t: TemplateProcess): void;
@@ -50,17 +50,9 @@ export class TemplateProcess {
     this.server = createServer((socket) => this.onConnection(socket));
     // The directory is private (0700, the workers' owner); the socket itself must be writable by them.
     this.server.listen(socketPath, () => chmodSync(socketPath, 0o777));
-    this.child = spawn(opts.python, [WORKER_SCRIPT, JSON.stringify({ ...opts.settings, fork_socket: socketPath })], {
-      cwd: opts.cwd,
-      env: opts.env,
-      stdio: ['ignore', 'pipe', 'pipe', 'pipe'],
-      ...(opts.uid !== undefined ? { uid: opts.uid } : {}),
-      ...(opts.gid !== undefined ? { gid: opts.gid } : {}),
-    });
+    // Forked workers share the template's stdout/stderr: their lines carry the template's pid.
+    this.child = spawnPython(opts, { ...opts.settings, fork_socket: socketPath }, logger);
     this.pid = this.child.pid ?? 0;
-    // Forked workers share these pipes: their lines carry the template's pid.
-    forwardOutput(this.child.stdout!, 'info', logger, this.pid);
-    forwardOutput(this.child.stderr!, 'error', logger, this.pid);
     const stream = this.child.stdio[3] as Socket;
     stream.on('error', () => {});
     const decoder = new FrameDecoder((type, id, payload) => this.onFrame(type, id, payload));

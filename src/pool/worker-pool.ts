@@ -262,15 +262,10 @@ export class WorkerPool {
     },
     bootError: (t: TemplateProcess, traceback: string) => {
       t.stop();
-      if (!this.started) {
-        this.failStart(new GatehouseError('GH_ERR_APP_IMPORT', `cannot load the application: ${lastLine(traceback)}`, traceback));
-      } else if (t.generation === this.reloading) {
-        this.template = this.oldTemplates.pop() ?? null;
-        this.abortReload(`the new code does not import:\n${traceback.trimEnd()}`);
-      } else {
-        this.logger.error(`the template process failed to import the app; retrying with backoff:\n${traceback.trimEnd()}`);
-        this.bootFailures++;
-      }
+      // A failed reload goes back to the previous template; any other failure counts toward the backoff.
+      if (t.generation === this.reloading) this.template = this.oldTemplates.pop() ?? null;
+      else if (this.started) this.bootFailures++;
+      this.bootFailed(t.generation, traceback, 'the template process');
     },
     closed: (t: TemplateProcess, code: number | null, signal: NodeJS.Signals | null) => {
       if (t.stopped || this.stopping) return;
@@ -303,6 +298,17 @@ export class WorkerPool {
     if (i < 0) return false;
     this.workers.splice(i, 1);
     return true;
+  }
+
+  /** The app did not import: at start the server stops, in a reload the old workers stay, else we retry. */
+  private bootFailed(generation: number, traceback: string, who: string): void {
+    if (!this.started) {
+      this.failStart(new GatehouseError('GH_ERR_APP_IMPORT', `cannot load the application: ${lastLine(traceback)}`, traceback));
+    } else if (generation === this.reloading) {
+      this.abortReload(`the new code does not import:\n${traceback.trimEnd()}`);
+    } else {
+      this.logger.error(`${who} failed to boot; retrying with backoff:\n${traceback.trimEnd()}`);
+    }
   }
 
   /** The first failure while booting decides why start() fails. */
@@ -347,13 +353,7 @@ export class WorkerPool {
     bootError: (w: WorkerProcess, traceback: string) => {
       w.state = 'dead';
       if (w.retiredFor !== null) return; // a failed reload's sibling, already reported
-      if (!this.started) {
-        this.failStart(new GatehouseError('GH_ERR_APP_IMPORT', `cannot load the application: ${lastLine(traceback)}`, traceback));
-      } else if (w.generation === this.reloading) {
-        this.abortReload(`the new code does not import:\n${traceback.trimEnd()}`);
-      } else {
-        this.logger.error(`worker ${w.pid} failed to boot; retrying with backoff:\n${traceback.trimEnd()}`);
-      }
+      this.bootFailed(w.generation, traceback, `worker ${w.pid}`);
     },
     done: (w: WorkerProcess) => {
       this.bootFailures = 0;

@@ -14,7 +14,7 @@ import type { Logger } from '../log/logger.js';
 import { decodeFile, decodeHead, decodeResponse, encodeEmpty, Frame, FrameDecoder } from '../wire/frames.js';
 import type { Exchange } from './exchange.js';
 
-export const WORKER_SCRIPT = fileURLToPath(new URL('../../../python/gatehouse_worker.py', import.meta.url));
+const WORKER_SCRIPT = fileURLToPath(new URL('../../../python/gatehouse_worker.py', import.meta.url));
 
 export interface WorkerSpawnOptions {
   python: string;
@@ -73,18 +73,10 @@ export class WorkerProcess {
 
   /** Starts the worker as a child process with its stream on fd 3. */
   spawn(opts: WorkerSpawnOptions): void {
-    const child = spawn(opts.python, [WORKER_SCRIPT, JSON.stringify(opts.settings)], {
-      cwd: opts.cwd,
-      env: opts.env,
-      stdio: ['ignore', 'pipe', 'pipe', 'pipe'],
-      ...(opts.uid !== undefined ? { uid: opts.uid } : {}),
-      ...(opts.gid !== undefined ? { gid: opts.gid } : {}),
-    });
+    const child = spawnPython(opts, opts.settings, this.logger);
     this.child = child;
     this.pid = child.pid ?? 0;
     this.listen(child.stdio[3] as Socket);
-    forwardOutput(child.stdout!, 'info', this.logger, this.pid);
-    forwardOutput(child.stderr!, 'error', this.logger, this.pid);
     child.on('error', (err) => this.events.spawnError(this, err));
     child.on('close', (code, signal) => {
       this.state = 'dead';
@@ -264,8 +256,25 @@ export class WorkerProcess {
   }
 }
 
+/**
+ * Starts the Python worker script with its framed stream on fd 3 and its
+ * stdout/stderr going to the error log under its pid.
+ */
+export function spawnPython(opts: WorkerSpawnOptions, settings: Record<string, unknown>, logger: Logger): ChildProcess {
+  const child = spawn(opts.python, [WORKER_SCRIPT, JSON.stringify(settings)], {
+    cwd: opts.cwd,
+    env: opts.env,
+    stdio: ['ignore', 'pipe', 'pipe', 'pipe'],
+    ...(opts.uid !== undefined ? { uid: opts.uid } : {}),
+    ...(opts.gid !== undefined ? { gid: opts.gid } : {}),
+  });
+  forwardOutput(child.stdout!, 'info', logger, child.pid ?? 0);
+  forwardOutput(child.stderr!, 'error', logger, child.pid ?? 0);
+  return child;
+}
+
 /** Logs a child's output line by line under its pid. */
-export function forwardOutput(stream: NodeJS.ReadableStream, level: 'info' | 'error', logger: Logger, pid: number): void {
+function forwardOutput(stream: NodeJS.ReadableStream, level: 'info' | 'error', logger: Logger, pid: number): void {
   let partial = '';
   stream.setEncoding('utf8');
   stream.on('data', (text: string) => {
