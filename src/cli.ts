@@ -2,6 +2,7 @@
 /** `gatehouse [options] APP`: parse flags, start, and turn signals into stops. */
 import { helpText, parseCli } from './config/cli-args.js';
 import { GatehouseError } from './errors.js';
+import { loadSite, type Site } from './config/site.js';
 import { Gatehouse, VERSION } from './server.js';
 
 function fail(err: unknown, debug: boolean, exitCode?: number): never {
@@ -16,24 +17,25 @@ function fail(err: unknown, debug: boolean, exitCode?: number): never {
 }
 
 async function main(): Promise<void> {
-  let cli;
+  let site: Site;
   try {
-    cli = parseCli(process.argv.slice(2));
+    const cli = parseCli(process.argv.slice(2));
+    if (cli.kind === 'help') return void process.stdout.write(helpText());
+    if (cli.kind === 'version') return void process.stdout.write(`gatehouse ${VERSION}\n`);
+    site = loadSite(cli.settings, cli.flags);
   } catch (err) {
     fail(err, false);
   }
-  if (cli.kind === 'help') return void process.stdout.write(helpText());
-  if (cli.kind === 'version') return void process.stdout.write(`gatehouse ${VERSION}\n`);
-
-  const config = cli.config;
-  const debug = config.logLevel === 'debug';
-  if (config.checkConfig) {
+  const config = site.settings;
+  const debug = config.log_level === 'debug';
+  if (config.check_config) {
     try {
-      await Gatehouse.check(config);
+      await Gatehouse.check(site);
     } catch (err) {
       fail(err, debug, 1); // gunicorn's --check-config exits 1 on any problem
     }
-    process.stdout.write(`gatehouse: configuration OK; ${config.app} imports\n`);
+    const apps = site.apps.map((a) => a.app).join(', ');
+    process.stdout.write(`gatehouse: configuration OK${apps ? `; ${apps} import${site.apps.length > 1 ? '' : 's'}` : ''}\n`);
     process.exit(0);
   }
   let server: Gatehouse | null = null;
@@ -50,17 +52,17 @@ async function main(): Promise<void> {
     process.exit(0);
   };
   // SIGTERM drains (gunicorn's graceful stop); SIGINT and SIGQUIT stop at once.
-  process.on('SIGTERM', () => void stop(config.gracefulTimeout, 'SIGTERM'));
+  process.on('SIGTERM', () => void stop(config.graceful_timeout, 'SIGTERM'));
   process.on('SIGINT', () => void stop(0, 'SIGINT'));
   process.on('SIGQUIT', () => void stop(0, 'SIGQUIT'));
   // gunicorn's other signals: HUP reloads, TTIN/TTOU add or remove a worker, USR1 reopens logs.
-  process.on('SIGHUP', () => server?.pool.reload('SIGHUP'));
-  process.on('SIGTTIN', () => server?.pool.resize(1));
-  process.on('SIGTTOU', () => server?.pool.resize(-1));
+  process.on('SIGHUP', () => server?.reload('SIGHUP'));
+  process.on('SIGTTIN', () => server?.resize(1));
+  process.on('SIGTTOU', () => server?.resize(-1));
   process.on('SIGUSR1', () => server?.reopenLogs());
 
   try {
-    server = new Gatehouse(config);
+    server = new Gatehouse(site);
     await server.start();
   } catch (err) {
     stopping = true;

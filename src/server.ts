@@ -1,119 +1,139 @@
 /**
- * A running gatehouse: the HTTP front, one worker pool, the logs. Life cycle:
- * `start()` binds first (a port in use fails before any Python starts), then
- * boots the workers; `stop()` is safe after a half-done start.
+ * A running gatehouse: the HTTP front, one worker pool per app, the logs.
+ * Life cycle: `start()` binds first (a port in use fails before any Python
+ * starts), then boots the pools; `stop()` is safe after a half-done start.
  */
-import { existsSync, readFileSync, statSync } from 'node:fs';
-import { delimiter, join, resolve } from 'node:path';
+import { readFileSync } from 'node:fs';
+import { delimiter, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { parseBind, type BindAddress } from './config/bind.js';
-import type { Config } from './config/schema.js';
-import { configError } from './errors.js';
+import type { AppSettings } from './config/schema.js';
+import type { Site } from './config/site.js';
 import { HttpFront } from './front/http-front.js';
+import { Router, type RouteEntry } from './front/router.js';
+import type { ExchangeContext } from './front/wsgi-exchange.js';
+import type { Handler } from './handlers/handler.js';
+import { Redirect } from './handlers/redirect.js';
+import { Respond } from './handlers/respond.js';
+import { StaticFiles } from './handlers/static-files.js';
+import { WsgiApp } from './handlers/wsgi-app.js';
 import { AccessLog } from './log/access-log.js';
 import { resolveUser } from './config/users.js';
 import { watchForReload } from './pool/reload-watch.js';
 import { Logger } from './log/logger.js';
 import { WorkerPool } from './pool/worker-pool.js';
-import { parseStaticRoute, StaticFiles } from './handlers/static-files.js';
 
 export const VERSION: string = JSON.parse(
   readFileSync(fileURLToPath(new URL('../../package.json', import.meta.url)), 'utf8'),
 ).version;
 
-/** Where the worker runs and with which interpreter, after checking the paths exist. */
-function pythonSetup(config: Config): { python: string; cwd: string; env: NodeJS.ProcessEnv } {
-  const cwd = resolve(config.chdir ?? '.');
-  if (!existsSync(cwd) || !statSync(cwd).isDirectory()) throw configError('--chdir', config.chdir, 'no such directory');
-  const env: NodeJS.ProcessEnv = { ...process.env, PYTHONUNBUFFERED: '1' };
-  let python = config.python;
-  if (config.venv !== undefined) {
-    const venv = resolve(config.venv);
-    python = join(venv, 'bin', 'python');
-    if (!existsSync(python)) throw configError('--venv', config.venv, `not a virtualenv: ${python} does not exist`);
-    env.VIRTUAL_ENV = venv;
-    env.PATH = join(venv, 'bin') + delimiter + (env.PATH ?? '');
+/** An app's worker pool, with what it needs to spawn its Python processes. */
+function createPool(app: AppSettings, logger: Logger): { pool: WorkerPool; owner: { uid?: number; gid?: number } } {
+  const cwd = app.chdir ?? process.cwd();
+  const env: NodeJS.ProcessEnv = { ...process.env, ...app.env, PYTHONUNBUFFERED: '1' };
+  let python = app.python;
+  if (app.venv !== undefined) {
+    python = join(app.venv, 'bin', 'python');
+    env.VIRTUAL_ENV = app.venv;
+    env.PATH = join(app.venv, 'bin') + delimiter + (env.PATH ?? '');
     delete env.PYTHONHOME;
   }
-  return { python, cwd, env };
+  const owner = resolveUser(app.user, app.group);
+  const pool = new WorkerPool(
+    {
+      spawn: {
+        python,
+        cwd,
+        env,
+        settings: { app: app.app, pythonpath: app.pythonpath, threads: app.threads, server_software: `gatehouse/${VERSION}` },
+        ...owner,
+      },
+      workers: app.workers,
+      threads: app.threads,
+      timeout: app.timeout,
+      queueSize: app.queue_size,
+      queueTimeout: app.queue_timeout,
+      maxRequests: app.max_requests,
+      maxRequestsJitter: app.max_requests_jitter,
+      maxRss: app.max_rss * 2 ** 20,
+      preload: app.preload,
+    },
+    logger,
+  );
+  return { pool, owner };
 }
 
 export class Gatehouse {
   readonly logger: Logger;
-  readonly pool: WorkerPool;
+  /** The pools by app name. */
+  readonly pools = new Map<string, WorkerPool>();
   readonly front: HttpFront;
   private readonly accessLog: AccessLog | null;
-  private readonly binds: BindAddress[];
-  private readonly sourceDirs: string[];
-  private stopWatching: (() => void) | null = null;
+  private readonly handlers: Handler[] = [];
+  private stopWatching: (() => void)[] = [];
 
-  constructor(readonly config: Config) {
-    this.logger = new Logger(config.logLevel);
-    this.binds = config.bind.map((b) => parseBind(b).address!);
-    const { python, cwd, env } = pythonSetup(config);
-    const pythonpath = config.pythonpath.map((p) => resolve(cwd, p));
-    this.sourceDirs = [cwd, ...pythonpath];
-    const owner = resolveUser(config.user, config.group);
-    if (config.reloadOnTouch !== undefined && !existsSync(config.reloadOnTouch)) {
-      throw configError('--reload-on-touch', config.reloadOnTouch, 'no such file');
-    }
-    this.pool = new WorkerPool(
-      {
-        spawn: {
-          python,
-          cwd,
-          env,
-          settings: { app: config.app, pythonpath, threads: config.threads, server_software: `gatehouse/${VERSION}` },
-          ...owner,
-        },
-        workers: config.workers,
-        threads: config.threads,
-        timeout: config.timeout,
-        queueSize: config.queueSize,
-        queueTimeout: config.queueTimeout,
-        maxRequests: config.maxRequests,
-        maxRequestsJitter: config.maxRequestsJitter,
-        maxRss: config.maxRss * 2 ** 20,
-        preload: config.preload,
-      },
-      this.logger,
-    );
-    this.accessLog = config.accessLog
-      ? new AccessLog(config.accessLog, (err) => this.logger.error(`access log: ${err.message}`))
+  constructor(readonly site: Site) {
+    const settings = site.settings;
+    this.logger = new Logger(settings.log_level);
+    this.accessLog = settings.access_log
+      ? new AccessLog(settings.access_log, (err) => this.logger.error(`access log: ${err.message}`))
       : null;
-    this.front = new HttpFront(this.pool, { logger: this.logger, accessLog: this.accessLog, draining: false }, {
-      maxRequestBody: config.maxRequestBody,
-      bodyOwner: owner,
-      statics: config.static
-        .map((text) => new StaticFiles(parseStaticRoute(text).route!))
-        .sort((a, b) => b.route.prefix.length - a.route.prefix.length),
+    const ctx: ExchangeContext = { logger: this.logger, accessLog: this.accessLog, draining: false };
+    const apps = new Map<string, WsgiApp>();
+    for (const app of site.apps) {
+      const { pool, owner } = createPool(app, this.logger);
+      this.pools.set(app.name, pool);
+      apps.set(app.name, new WsgiApp(pool, ctx, owner));
+    }
+    const entries: RouteEntry[] = site.routes.map((route) => {
+      let handler: Handler;
+      if (route.app !== undefined) handler = apps.get(route.app)!;
+      else if (route.static !== undefined) this.handlers.push((handler = new StaticFiles(route.static)));
+      else if (route.redirect !== undefined) handler = new Redirect(route.redirect.status, route.redirect.location);
+      else handler = new Respond(route.return!.status, route.return!.body, route.return!.content_type);
+      return { hosts: route.host ?? [], path: route.path, maxRequestBody: route.max_request_body ?? settings.max_request_body, handler };
     });
+    this.front = new HttpFront(new Router(entries), ctx, settings);
   }
 
-  /** Binds and boots; returns the addresses actually bound (port 0 resolved). */
+  /** Binds and boots; returns the addresses actually bound (port 0 resolved), as URLs. */
   async start(): Promise<string[]> {
     this.logger.info(`Starting gatehouse ${VERSION}`);
-    const bound = await this.front.listen(this.binds);
-    for (const address of bound) this.logger.info(`Listening at: http://${address} (${process.pid})`);
-    const { workers, threads } = this.config;
-    this.logger.info(`Using worker: ${threads > 1 ? `threads (${threads} per process)` : 'sync'} (${workers} processes)`);
-    await this.pool.start();
-    this.stopWatching = watchForReload(
-      { touchFile: this.config.reloadOnTouch, sourceDirs: this.config.reload ? this.sourceDirs : [] },
-      (reason) => this.pool.reload(reason),
-      this.logger,
-    );
+    if (this.site.file) this.logger.info(`Configuration: ${this.site.file}`);
+    const bound = await this.front.listen(this.site.listeners);
+    for (const address of bound) this.logger.info(`Listening at: ${address} (${process.pid})`);
+    for (const app of this.site.apps) {
+      const mode = app.threads > 1 ? `threads (${app.threads} per process)` : 'sync';
+      const named = this.site.apps.length > 1 ? ` for ${app.name}` : '';
+      this.logger.info(`Using worker: ${mode} (${app.workers} processes)${named}`);
+    }
+    await Promise.all([...this.pools.values()].map((pool) => pool.start()));
+    for (const app of this.site.apps) {
+      const pool = this.pools.get(app.name)!;
+      const sourceDirs = app.reload ? [app.chdir ?? process.cwd(), ...app.pythonpath] : [];
+      this.stopWatching.push(watchForReload({ touchFile: app.reload_on_touch, sourceDirs }, (reason) => pool.reload(reason), this.logger));
+    }
     return bound;
   }
 
-  /** Imports the app in one worker and stops: `--check-config`. */
-  static async check(config: Config): Promise<void> {
-    const server = new Gatehouse({ ...config, workers: 1 });
+  /** Imports each app in one worker and stops: `--check-config`. */
+  static async check(site: Site): Promise<void> {
+    const one = { ...site, apps: site.apps.map((a) => ({ ...a, workers: 1 })) };
+    const server = new Gatehouse(one);
     try {
-      await server.pool.start();
+      for (const pool of server.pools.values()) await pool.start();
     } finally {
-      await server.pool.stop(0);
+      await Promise.all([...server.pools.values()].map((pool) => pool.stop(0)));
     }
+  }
+
+  /** SIGHUP: a graceful reload of every app. */
+  reload(reason: string): void {
+    for (const pool of this.pools.values()) pool.reload(reason);
+  }
+
+  /** SIGTTIN / SIGTTOU: one worker more or less in every app. */
+  resize(delta: 1 | -1): void {
+    for (const pool of this.pools.values()) pool.resize(delta);
   }
 
   /** SIGUSR1: reopen the log files (after logrotate moved them). */
@@ -128,11 +148,12 @@ export class Gatehouse {
    * clients), then stop the workers and cut what is left.
    */
   async stop(graceSeconds: number): Promise<void> {
-    this.stopWatching?.();
+    for (const stop of this.stopWatching) stop();
     const deadline = performance.now() + graceSeconds * 1000;
     await this.front.drain(deadline);
-    await this.pool.stop(Math.max(0, deadline - performance.now()));
+    await Promise.all([...this.pools.values()].map((pool) => pool.stop(Math.max(0, deadline - performance.now()))));
     this.front.closeAll();
+    for (const handler of this.handlers) handler.close?.();
     await this.accessLog?.close();
   }
 }

@@ -1,27 +1,43 @@
-/** Command-line flags, generated from the schema's OPTIONS table (node:util parseArgs does the parsing). */
+/** Command-line flags, generated from the OPTIONS table (node:util parseArgs does the parsing). */
 import { parseArgs, type ParseArgsConfig } from 'node:util';
+import { resolve } from 'node:path';
 import { GatehouseError } from '../errors.js';
-import { OPTIONS, parseSize, validateConfig, type Config, type OptionSpec } from './schema.js';
+import { flagOf, OPTIONS, type OptionSpec } from './options.js';
 
-export type CliResult = { kind: 'run'; config: Config } | { kind: 'help' } | { kind: 'version' };
+/** What the command line asked for: the settings it gives (config keys), and which flag set each. */
+export type CliResult =
+  | { kind: 'run'; settings: Record<string, unknown>; flags: Map<string, string> }
+  | { kind: 'help' }
+  | { kind: 'version' };
 
-function convert(option: OptionSpec, raw: string | string[]): { value?: unknown; problem?: string } {
-  const text = Array.isArray(raw) ? raw[raw.length - 1]! : raw;
+/** A flag's text as the config key's value (the schema validates it). */
+function convert(option: OptionSpec, given: string[]): { value?: unknown; problem?: string } {
+  const text = given[given.length - 1]!;
   switch (option.kind) {
     case 'list':
-      return { value: (raw as string[]).flatMap((v) => (option.key === 'pythonpath' ? v.split(',') : [v])) };
+      // --forwarded-allow-ips and --compress take gunicorn's comma-separated form.
+      return { value: given.flatMap((v) => (option.key === 'static' || option.key === 'bind' ? [v] : v.split(','))).map((v) => v.trim()) };
+    case 'paths':
+      return { value: given.flatMap((v) => v.split(',')).map((p) => resolve(p)) };
+    case 'pairs': {
+      const env: Record<string, string> = {};
+      for (const pair of given) {
+        const eq = pair.indexOf('=');
+        if (eq <= 0) return { problem: `expected KEY=VALUE (got ${JSON.stringify(pair)})` };
+        env[pair.slice(0, eq)] = pair.slice(eq + 1);
+      }
+      return { value: env };
+    }
+    case 'path':
+      return { value: text === '' ? text : resolve(text) };
     case 'flag':
       return { value: true };
     case 'int':
     case 'number':
     case 'seconds': {
       const n = Number(text);
-      if (text.trim() === '' || !Number.isFinite(n)) return { problem: 'must be a number' };
+      if (text.trim() === '' || !Number.isFinite(n)) return { problem: `must be a number (got ${JSON.stringify(text)})` };
       return { value: n };
-    }
-    case 'size': {
-      const n = parseSize(text);
-      return n === undefined ? { problem: 'must be a size such as 1048576, 64k, 10m or 1g' } : { value: n };
     }
     default:
       return { value: text };
@@ -34,7 +50,7 @@ export function parseCli(argv: readonly string[]): CliResult {
     version: { type: 'boolean', short: 'v' },
   };
   for (const o of OPTIONS) {
-    options[o.flag] = { type: o.kind === 'flag' ? 'boolean' : 'string', multiple: true, ...(o.short ? { short: o.short } : {}) };
+    options[flagOf(o)] = { type: o.kind === 'flag' ? 'boolean' : 'string', multiple: true, ...(o.short ? { short: o.short } : {}) };
   }
   let parsed: ReturnType<typeof parseArgs>;
   try {
@@ -44,32 +60,37 @@ export function parseCli(argv: readonly string[]): CliResult {
     const message = (err as Error).message.split(/\.(?:\s|$)/)[0]!;
     throw new GatehouseError('GH_ERR_CONFIG', `${message} (see gatehouse --help)`);
   }
-  const values = parsed.values as Record<string, string[] | boolean | undefined>;
+  const values = parsed.values as Record<string, string[] | boolean[] | undefined>;
   if (values.help) return { kind: 'help' };
   if (values.version) return { kind: 'version' };
 
   if (parsed.positionals.length > 1) {
     throw new GatehouseError('GH_ERR_CONFIG', `expected one APP, got ${parsed.positionals.length}: ${parsed.positionals.join(' ')}`);
   }
-  const raw: Record<string, unknown> = {};
-  if (parsed.positionals[0] !== undefined) raw.app = parsed.positionals[0];
+  const settings: Record<string, unknown> = {};
+  const flags = new Map<string, string>();
+  if (parsed.positionals[0] !== undefined) {
+    settings.app = parsed.positionals[0];
+    flags.set('app', 'APP');
+  }
   const problems: string[] = [];
   for (const o of OPTIONS) {
-    const given = values[o.flag];
+    const given = values[flagOf(o)];
     if (!Array.isArray(given)) continue;
     const { value, problem } = convert(o, given as string[]);
-    if (problem) problems.push(`--${o.flag}: ${problem} (got ${JSON.stringify(given[given.length - 1])})`);
-    else raw[o.key] = value;
+    if (problem) problems.push(`--${flagOf(o)}: ${problem}`);
+    else if (o.key === 'compress' && (value as string[]).join() === 'off') settings.compress = [];
+    else settings[o.key] = value;
+    flags.set(o.key, `--${flagOf(o)}`);
   }
-  const { config, problems: schemaProblems } = validateConfig(raw);
-  problems.push(...schemaProblems);
-  if (problems.length > 0 || !config) throw new GatehouseError('GH_ERR_CONFIG', problems.join('; '));
-  return { kind: 'run', config };
+  if (problems.length > 0) throw new GatehouseError('GH_ERR_CONFIG', problems.join('; '));
+  return { kind: 'run', settings, flags };
 }
 
 export function helpText(): string {
   const lines = [
     'Usage: gatehouse [options] APP',
+    '       gatehouse --config gatehouse.toml [options]',
     '',
     'Serve a WSGI application from a supervised pool of Python workers.',
     '',
@@ -79,7 +100,7 @@ export function helpText(): string {
     'Options:',
   ];
   for (const o of OPTIONS) {
-    const names = `${o.short ? `-${o.short}, ` : '    '}--${o.flag}${o.arg ? ` ${o.arg}` : ''}`;
+    const names = `${o.short ? `-${o.short}, ` : '    '}--${flagOf(o)}${o.arg ? ` ${o.arg}` : ''}`;
     lines.push(`  ${names.padEnd(32)} ${o.doc}`);
   }
   lines.push(`  ${'-v, --version'.padEnd(32)} Print the version and exit.`);

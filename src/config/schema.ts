@@ -1,13 +1,21 @@
 /**
  * The configuration schema: the single source of truth for what gatehouse
- * accepts. CLI flags (src/config/cli-args.ts) are generated from `OPTIONS`;
- * each option's `doc` is its user documentation (`gatehouse --help`).
+ * accepts, in the config file's words (snake_case keys). CLI flags are the
+ * short form of the same keys (`--max-requests` is `max_requests`), generated
+ * from `OPTIONS` (src/config/options.ts); site.ts turns a validated config
+ * into the listeners, apps and routes that run.
+ *
+ * Each field's comment is its user documentation; the README's config file
+ * section follows it.
  */
+import { existsSync, readFileSync, statSync } from 'node:fs';
+import { createSecureContext } from 'node:tls';
+import { isIP } from 'node:net';
 import { availableParallelism } from 'node:os';
+import { resolve } from 'node:path';
 import { z } from 'zod';
 import { LOG_LEVELS } from '../log/logger.js';
 import { parseBind } from './bind.js';
-import { parseStaticRoute } from '../handlers/static-files.js';
 
 /** `100m`, `64k`, `1g` or a plain number of bytes (nginx's size syntax). */
 export function parseSize(text: string): number | undefined {
@@ -17,129 +25,280 @@ export function parseSize(text: string): number | undefined {
   return Number(m[1]) * unit;
 }
 
+const SIZE_HINT = 'must be a size such as 1048576, 64k, 10m or 1g';
+const size = z.union([
+  z.number({ error: SIZE_HINT }).int(SIZE_HINT).min(0, SIZE_HINT),
+  z.string().transform((text, ctx) => {
+    const n = parseSize(text);
+    if (n === undefined) ctx.addIssue({ code: 'custom', message: SIZE_HINT });
+    return n ?? 0;
+  }),
+], { error: SIZE_HINT });
+
+const count = (min: number) => z.number({ error: 'must be a whole number' }).int('must be a whole number').min(min, `must be at least ${min}`);
+const seconds = z.number({ error: 'must be a number of seconds' }).nonnegative('must be 0 or more seconds');
+
+/** A filesystem path, made absolute against the directory the setting came from (the config file's, or the current one). */
+const path = (base: string) => z.string().min(1, 'must not be empty').transform((p) => resolve(base, p));
+const directory = (base: string) =>
+  path(base).superRefine((dir, ctx) => {
+    if (!existsSync(dir)) ctx.addIssue({ code: 'custom', message: `directory ${dir} does not exist` });
+    else if (!statSync(dir).isDirectory()) ctx.addIssue({ code: 'custom', message: `${dir} is not a directory` });
+  });
+const file = (base: string) =>
+  path(base).superRefine((f, ctx) => {
+    if (!existsSync(f)) ctx.addIssue({ code: 'custom', message: `file ${f} does not exist` });
+  });
+
 const bindAddress = z.string().superRefine((value, ctx) => {
   const problem = parseBind(value).problem;
   if (problem) ctx.addIssue({ code: 'custom', message: problem });
 });
 
-const APP_NEEDED = 'name the WSGI application to serve, e.g. gatehouse myproject.wsgi:application or gatehouse app.py';
-
-const staticRoute = z.string().superRefine((value, ctx) => {
-  const problem = parseStaticRoute(value).problem;
-  if (problem) ctx.addIssue({ code: 'custom', message: problem });
+/** A peer allowed to set X-Forwarded-* / Forwarded: an IP, a CIDR block, `unix` (unix-socket clients) or `*`. */
+const trustedPeer = z.string().superRefine((value, ctx) => {
+  if (value === '*' || value === 'unix') return;
+  const [ip, bits, extra] = value.split('/');
+  const family = isIP(ip ?? '');
+  const max = family === 6 ? 128 : 32;
+  const ok = family !== 0 && extra === undefined && (bits === undefined || (/^\d+$/.test(bits) && Number(bits) <= max));
+  if (!ok) ctx.addIssue({ code: 'custom', message: 'must be an IP address, a CIDR block such as 10.0.0.0/8, unix or *' });
 });
 
-const seconds = z.number().nonnegative('must be 0 or more seconds');
+/** A host name a route answers for: `example.com`, `*.example.com`, or `*` for any. */
+const hostPattern = z
+  .string()
+  .transform((h) => h.toLowerCase().replace(/\.$/, ''))
+  .refine((h) => h === '*' || /^(\*\.)?[a-z0-9_]([a-z0-9_-]*[a-z0-9_])?(\.[a-z0-9_]([a-z0-9_-]*[a-z0-9_])?)*$/.test(h) || isIP(h) !== 0, {
+    message: 'must be a host name such as example.com or *.example.com',
+  });
 
-export const ConfigSchema = z
-  .object({
-    app: z.string({ error: APP_NEEDED }).min(1, APP_NEEDED),
-    bind: z.array(bindAddress).min(1).default(['127.0.0.1:8000']),
-    workers: z.number().int('must be a whole number').min(1, 'must be at least 1').default(availableParallelism()),
-    threads: z.number().int('must be a whole number').min(1, 'must be at least 1').max(1024).default(1),
-    python: z.string().min(1).default('python3'),
-    venv: z.string().min(1).optional(),
-    chdir: z.string().min(1).optional(),
-    pythonpath: z.array(z.string().min(1)).default([]),
-    static: z.array(staticRoute).default([]),
-    timeout: seconds.default(30),
-    gracefulTimeout: seconds.default(30),
-    queueSize: z.number().int('must be a whole number').min(0).default(1024),
-    queueTimeout: seconds.default(30),
-    maxRequestBody: z.number().int().min(0).default(100 * 1024 ** 2),
-    accessLog: z.string().min(1).optional(),
-    logLevel: z.enum(LOG_LEVELS).default('info'),
-    reload: z.boolean().default(false),
-    reloadOnTouch: z.string().min(1).optional(),
-    maxRequests: z.number().int('must be a whole number').min(0).default(0),
-    maxRequestsJitter: z.number().int('must be a whole number').min(0).default(0),
-    maxRss: z.number().min(0, 'must be 0 or more megabytes').default(0),
+const urlPath = z.string().refine((p) => p.startsWith('/'), 'must start with /');
+
+export const COMPRESSIONS = ['br', 'gzip'] as const;
+
+/** The settings of one application: its own pool of Python workers. */
+export function appSchema(base: string) {
+  return z.object({
+    /** The WSGI application: module:callable, module:factory(), or a path to a .py file. */
+    app: z.string().min(1, 'must name the WSGI application, e.g. myproject.wsgi:application'),
+    /** Number of Python worker processes. */
+    workers: count(1),
+    /** Requests each worker runs at once, in threads. */
+    threads: count(1).max(1024, 'must be at most 1024'),
+    /** The interpreter: a command on PATH or a path. */
+    python: z.string().min(1).transform((p) => (p.includes('/') ? resolve(base, p) : p)),
+    /** A virtualenv whose interpreter and site-packages the workers use. */
+    venv: directory(base)
+      .superRefine((dir, ctx) => {
+        if (existsSync(dir) && !existsSync(`${dir}/bin/python`)) ctx.addIssue({ code: 'custom', message: `not a virtualenv: ${dir}/bin/python does not exist` });
+      })
+      .optional(),
+    /** The directory the app is loaded from. */
+    chdir: directory(base).optional(),
+    /** Directories added to the front of sys.path. */
+    pythonpath: z.array(path(base)),
+    /** Environment variables for the workers (gunicorn's --env). */
+    env: z.record(z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, 'must be an environment variable name'), z.string()),
+    /** Run the workers as this user / group (needs root). */
     user: z.string().min(1).optional(),
     group: z.string().min(1).optional(),
-    checkConfig: z.boolean().default(false),
-    preload: z.boolean().default(false),
+    /** A request running longer gets 504 and its worker is replaced; 0 disables. */
+    timeout: seconds,
+    /** Requests that may wait for a free worker; past it, 503. */
+    queue_size: count(0),
+    /** A request waiting this long for a worker gets 503; 0 waits forever. */
+    queue_timeout: seconds,
+    /** Replace a worker after this many requests (plus 0..max_requests_jitter); 0 disables. */
+    max_requests: count(0),
+    max_requests_jitter: count(0),
+    /** Replace a worker whose resident memory exceeds this many megabytes; 0 disables. */
+    max_rss: z.number().min(0, 'must be 0 or more megabytes'),
+    /** Import the app once and fork the workers from it. */
+    preload: z.boolean(),
+    /** Development: reload the workers when a .py file changes. */
+    reload: z.boolean(),
+    /** Reload the workers gracefully when this file is touched. */
+    reload_on_touch: file(base).optional(),
+  }).partial().strict();
+}
+
+/** What an app gets for the settings neither it nor the top level gives. */
+export const APP_DEFAULTS = {
+  workers: availableParallelism(),
+  threads: 1,
+  python: 'python3',
+  pythonpath: [] as string[],
+  env: {} as Record<string, string>,
+  timeout: 30,
+  queue_size: 1024,
+  queue_timeout: 30,
+  max_requests: 0,
+  max_requests_jitter: 0,
+  max_rss: 0,
+  preload: false,
+  reload: false,
+};
+
+/** One certificate and its key; `hosts` are the SNI names it serves (default: the names in the certificate). */
+function certificateSchema(base: string) {
+  return z
+    .object({
+      certfile: file(base),
+      keyfile: file(base),
+      hosts: z.array(hostPattern).optional(),
+    })
+    .strict()
+    .superRefine((c, ctx) => {
+      if (!existsSync(c.certfile) || !existsSync(c.keyfile)) return;
+      try {
+        createSecureContext({ cert: readFileSync(c.certfile), key: readFileSync(c.keyfile) });
+      } catch (err) {
+        ctx.addIssue({ code: 'custom', path: ['certfile'], message: `cannot use this certificate and key: ${(err as Error).message}` });
+      }
+    });
+}
+
+export const TLS_VERSIONS = ['1.2', '1.3'] as const;
+
+function listenerSchema(base: string) {
+  return z
+    .object({
+      /** HOST:PORT, [::1]:PORT or unix:PATH. */
+      bind: bindAddress,
+      /** TLS: the certificate and key (PEM) for this listener. */
+      certfile: file(base).optional(),
+      keyfile: file(base).optional(),
+      /** TLS with several certificates, picked by the name the client asks for (SNI); the first is the default. */
+      certificates: z.array(certificateSchema(base)).optional(),
+      /** The oldest TLS version accepted. */
+      tls_min_version: z.enum(TLS_VERSIONS, { error: 'must be "1.2" or "1.3"' }).default('1.2'),
+      /** Offer HTTP/2 by ALPN on a TLS listener (HTTP/1.1 stays available on the same port). */
+      http2: z.boolean().default(true),
+      /** A plain listener answers every request with a redirect to https on this port (true: 443). */
+      redirect_https: z.union([z.boolean(), z.number().int().min(1).max(65535)]).default(false),
+    })
+    .strict()
+    .superRefine((l, ctx) => {
+      if ((l.certfile === undefined) !== (l.keyfile === undefined)) {
+        ctx.addIssue({ code: 'custom', path: [l.certfile === undefined ? 'certfile' : 'keyfile'], message: 'certfile and keyfile go together' });
+      }
+      if (l.redirect_https !== false && (l.certfile !== undefined || l.certificates !== undefined)) {
+        ctx.addIssue({ code: 'custom', path: ['redirect_https'], message: 'only a plain (non-TLS) listener redirects to https' });
+      }
+    });
+}
+
+function staticSchema(base: string) {
+  return z
+    .object({
+      /** The directory served. */
+      root: directory(base),
+      /** Files tried for a directory URL. */
+      index: z.array(z.string().min(1)).default(['index.html']),
+      /** Cache-Control sent with every file, e.g. "public, max-age=86400". */
+      cache_control: z.string().min(1).optional(),
+      /** Seconds until the files expire: sets Expires and Cache-Control max-age (nginx's `expires`). */
+      expires: seconds.optional(),
+      /** Serve FILE.br / FILE.gz instead of FILE when the client accepts it and the sibling exists. */
+      precompressed: z.boolean().default(true),
+      /** Follow symlinks that point outside the root. */
+      allow_outside_symlinks: z.boolean().default(false),
+    })
+    .strict();
+}
+
+const redirectSchema = z
+  .object({
+    status: z.union([z.literal(301), z.literal(302), z.literal(303), z.literal(307), z.literal(308)], { error: 'must be 301, 302, 303, 307 or 308' }).default(301),
+    /** Target URL; $scheme, $host, $request_uri (path and query) and $path (below the route's prefix) are replaced. */
+    location: z.string().min(1),
   })
   .strict();
 
-export type Config = Readonly<z.infer<typeof ConfigSchema>>;
-export type ConfigKey = keyof z.infer<typeof ConfigSchema>;
+const returnSchema = z
+  .object({
+    status: z.number().int().min(100).max(599),
+    body: z.string().default(''),
+    content_type: z.string().min(1).default('text/plain; charset=utf-8'),
+  })
+  .strict();
 
-type Kind = 'string' | 'list' | 'int' | 'number' | 'seconds' | 'size' | 'choice' | 'flag';
-
-export interface OptionSpec {
-  key: ConfigKey;
-  flag: string;
-  short?: string;
-  kind: Kind;
-  /** Placeholder in --help ('' for a flag that takes no value). */
-  arg: string;
-  /** User documentation, shown by --help. */
-  doc: string;
+function routeSchema(base: string) {
+  return z
+    .object({
+      /** Host names this route answers for; absent: any host (the default server). */
+      host: z.union([hostPattern.transform((h) => [h]), z.array(hostPattern).min(1)]).optional(),
+      /** URL prefix; the longest matching prefix wins. */
+      path: urlPath.transform((p) => p.replace(/\/+$/, '') || '/').default('/'),
+      /** Largest request body on this route (413 past it). */
+      max_request_body: size.optional(),
+      /** Actions: exactly one. */
+      app: z.string().min(1).optional(),
+      static: staticSchema(base).optional(),
+      redirect: redirectSchema.optional(),
+      return: returnSchema.optional(),
+    })
+    .strict()
+    .superRefine((r, ctx) => {
+      const actions = (['app', 'static', 'redirect', 'return'] as const).filter((a) => r[a] !== undefined);
+      if (actions.length !== 1) {
+        ctx.addIssue({ code: 'custom', message: actions.length === 0 ? 'needs an action: app, static, redirect or return' : `has ${actions.join(' and ')}: give one action per route` });
+      }
+    });
 }
 
-export const OPTIONS: readonly OptionSpec[] = [
-  { key: 'bind', flag: 'bind', short: 'b', kind: 'list', arg: 'ADDRESS',
-    doc: 'Address to listen on: HOST:PORT, [::1]:PORT or unix:PATH. Repeat for several. Default 127.0.0.1:8000.' },
-  { key: 'workers', flag: 'workers', short: 'w', kind: 'int', arg: 'N',
-    doc: 'Number of Python worker processes. Default: the number of CPUs.' },
-  { key: 'threads', flag: 'threads', kind: 'int', arg: 'N',
-    doc: 'Requests each worker runs at once, in threads (wsgi.multithread is then True). Default 1.' },
-  { key: 'python', flag: 'python', kind: 'string', arg: 'PATH',
-    doc: 'Python interpreter that runs the workers. Default: python3 on PATH.' },
-  { key: 'venv', flag: 'venv', kind: 'string', arg: 'DIR',
-    doc: "Run the workers with this virtualenv's interpreter and site-packages." },
-  { key: 'chdir', flag: 'chdir', kind: 'string', arg: 'DIR',
-    doc: 'Change to this directory before loading the app. Default: the current directory.' },
-  { key: 'pythonpath', flag: 'pythonpath', kind: 'list', arg: 'DIR',
-    doc: 'Add a directory to the front of sys.path. Repeatable; a comma-separated list also works.' },
-  { key: 'static', flag: 'static', kind: 'list', arg: 'URL=DIR',
-    doc: 'Serve the files under DIR at URL from the front, without Python (e.g. /static=./static). Repeatable.' },
-  { key: 'timeout', flag: 'timeout', short: 't', kind: 'seconds', arg: 'SECONDS',
-    doc: 'A request running longer than this gets 504 and its worker is killed and replaced. 0 disables. Default 30.' },
-  { key: 'gracefulTimeout', flag: 'graceful-timeout', kind: 'seconds', arg: 'SECONDS',
-    doc: 'On SIGTERM, how long in-flight requests may take to finish before workers are killed. Default 30.' },
-  { key: 'queueSize', flag: 'queue-size', kind: 'int', arg: 'N',
-    doc: 'Requests that may wait for a free worker; past it new requests get 503. Default 1024.' },
-  { key: 'queueTimeout', flag: 'queue-timeout', kind: 'seconds', arg: 'SECONDS',
-    doc: 'A request waiting this long for a free worker gets 503. 0 waits forever. Default 30.' },
-  { key: 'maxRequestBody', flag: 'max-request-body', kind: 'size', arg: 'SIZE',
-    doc: 'Largest request body accepted (413 past it): bytes or 64k, 10m, 1g. Default 100m.' },
-  { key: 'accessLog', flag: 'access-log', kind: 'string', arg: 'FILE',
-    doc: "Write an access log in Combined Log Format to FILE, or '-' for stdout. Default: none." },
-  { key: 'logLevel', flag: 'log-level', kind: 'choice', arg: 'LEVEL',
-    doc: `Error log level: ${LOG_LEVELS.join(', ')}. Default info.` },
-  { key: 'reload', flag: 'reload', kind: 'flag', arg: '',
-    doc: "Development: reload the workers when a .py file changes under --chdir or --pythonpath." },
-  { key: 'reloadOnTouch', flag: 'reload-on-touch', kind: 'string', arg: 'FILE',
-    doc: 'Reload the workers gracefully when FILE is touched (its modification time changes).' },
-  { key: 'maxRequests', flag: 'max-requests', kind: 'int', arg: 'N',
-    doc: 'Replace a worker after it has served N requests (with no request lost). 0 disables. Default 0.' },
-  { key: 'maxRequestsJitter', flag: 'max-requests-jitter', kind: 'int', arg: 'N',
-    doc: 'Add a random 0..N to each worker\'s --max-requests, so workers do not all restart at once. Default 0.' },
-  { key: 'maxRss', flag: 'max-rss', kind: 'number', arg: 'MB',
-    doc: 'Replace a worker, after its current request, when its resident memory exceeds MB megabytes. 0 disables.' },
-  { key: 'user', flag: 'user', short: 'u', kind: 'string', arg: 'USER',
-    doc: 'Run the workers as this user (name or uid) when started as root; the front keeps the sockets.' },
-  { key: 'group', flag: 'group', short: 'g', kind: 'string', arg: 'GROUP',
-    doc: "Run the workers with this group (name or gid). Default: --user's primary group." },
-  { key: 'preload', flag: 'preload', kind: 'flag', arg: '',
-    doc: 'Import the app once and fork the workers from that process, so they share memory; SIGHUP still loads new code.' },
-  { key: 'checkConfig', flag: 'check-config', kind: 'flag', arg: '',
-    doc: 'Check the configuration and that the app imports, then exit 0 (or 1 with the reason).' },
-];
-
-/** Validates raw settings; returns the frozen config or the list of problems, each naming its key. */
-export function validateConfig(raw: Record<string, unknown>): { config?: Config; problems: string[] } {
-  const result = ConfigSchema.safeParse(raw);
-  if (result.success) return { config: Object.freeze(result.data), problems: [] };
-  const problems = result.error.issues.map((issue) => {
-    const key = issue.path[0];
-    const option = OPTIONS.find((o) => o.key === key);
-    const name = key === 'app' ? 'APP' : option ? `--${option.flag}` : String(issue.path.join('.') || 'config');
-    let value: unknown = raw;
-    for (const part of issue.path) value = (value as Record<PropertyKey, unknown> | undefined)?.[part as PropertyKey];
-    if (issue.code === 'unrecognized_keys') return `unknown setting(s): ${issue.keys.join(', ')}`;
-    return `${name}: ${issue.message}${value === undefined ? '' : ` (got ${JSON.stringify(value)})`}`;
-  });
-  return { problems };
+/**
+ * The whole configuration. The top level holds the flat keys (what the CLI
+ * flags set): server-wide settings, the shorthand for one listener list
+ * (`bind`, `certfile`, `keyfile`), `static` URL=DIR routes, and app settings
+ * that describe the app named `main` when `app` is given and are the
+ * defaults of every `[apps.NAME]` otherwise.
+ */
+export function configSchema(base: string) {
+  return appSchema(base)
+    .extend({
+      bind: z.array(bindAddress).optional(),
+      certfile: file(base).optional(),
+      keyfile: file(base).optional(),
+      /** URL=DIR: serve DIR's files at URL. */
+      static: z.array(z.string().regex(/^[^=]*=.*$/, 'expected URL=DIR, e.g. /static=./static')).default([]),
+      log_level: z.enum(LOG_LEVELS, { error: `must be one of ${LOG_LEVELS.join(', ')}` }).default('info'),
+      /** File for the access log, or '-' for stdout. */
+      access_log: z.string().min(1).optional(),
+      /** combined, json, or a format with gunicorn's atoms (%(h)s %(r)s ...). */
+      access_log_format: z.string().min(1).default('combined'),
+      graceful_timeout: seconds.default(30),
+      max_request_body: size.default(100 * 1024 ** 2),
+      /** Peers whose X-Forwarded-* / Forwarded headers are believed. */
+      forwarded_allow_ips: z.array(trustedPeer).default([]),
+      /** Time a client has to send the request headers (slowloris); 408 and close. */
+      header_timeout: seconds.default(60),
+      /** Time a request body may go without data arriving; 408 and close. */
+      body_timeout: seconds.default(60),
+      /** How long an idle keep-alive connection is kept. */
+      keepalive_timeout: seconds.default(5),
+      /** Largest request head (request line and headers); 431 past it. */
+      max_header_size: size.default(16 * 1024),
+      /** Open client connections at most; past it new connections are refused. 0: no limit. */
+      max_connections: count(0).default(10_000),
+      /** Response compressions offered, in order of preference. */
+      compress: z.array(z.enum(COMPRESSIONS, { error: "must be br or gzip ('off' on the command line for none)" })).default(['br', 'gzip']),
+      /** Responses smaller than this are sent as they are. */
+      compress_min_size: size.default(1024),
+      check_config: z.boolean().default(false),
+      listeners: z.array(listenerSchema(base)).optional(),
+      apps: z.record(z.string().regex(/^[A-Za-z0-9_.-]+$/, 'app names are letters, digits, _ . -'), appSchema(base)).optional(),
+      routes: z.array(routeSchema(base)).optional(),
+    })
+    .strict();
 }
+
+export type RawConfig = z.input<ReturnType<typeof configSchema>>;
+export type Config = z.output<ReturnType<typeof configSchema>>;
+type AppFields = z.output<ReturnType<typeof appSchema>>;
+/** An app's settings once its own, the top level's and the defaults are merged. */
+export type AppSettings = AppFields & typeof APP_DEFAULTS & { name: string; app: string };
+export type ListenerSettings = z.output<ReturnType<typeof listenerSchema>>;
+export type RouteSettings = z.output<ReturnType<typeof routeSchema>>;
+export type StaticSettings = z.output<ReturnType<typeof staticSchema>>;

@@ -54,23 +54,59 @@ function connectionEnviron(socket: EnvSocket, scheme: string): string {
     env =
       `SERVER_NAME\0${tcp ? local : 'localhost'}\0SERVER_PORT\0${tcp ? socket.localPort : ''}` +
       `\0REMOTE_ADDR\0${tcp ? remote : '127.0.0.1'}\0REMOTE_PORT\0${tcp ? socket.remotePort ?? '' : ''}` +
-      `\0wsgi.url_scheme\0${scheme}`;
+      `\0wsgi.url_scheme\0${scheme}` +
+      (scheme === 'https' ? '\0HTTPS\0on' : '');
     socket[kConnEnv] = env;
   }
   return env;
 }
 
+/** The request target, split and decoded once for routing and the environ. */
+export interface RequestTarget {
+  /** The path, percent-decoded to latin-1. */
+  path: string;
+  /** The raw query string, without '?'. */
+  query: string;
+}
+
+/**
+ * Splits `req.url`; null when the path decodes to a NUL (it separates the
+ * wire's fields) or holds a `..` segment (it could climb out of a route's
+ * prefix; nginx refuses one that climbs above the root too): both 400.
+ */
+export function parseTarget(url: string): RequestTarget | null {
+  let target = url;
+  if (target.charCodeAt(0) !== 47 /* '/' */) {
+    // absolute-form (a proxy-style request line): keep only the path
+    const m = /^[a-zA-Z][a-zA-Z0-9+.-]*:\/\/[^/?#]*/.exec(target);
+    target = m ? target.slice(m[0].length) || '/' : target;
+  }
+  const q = target.indexOf('?');
+  const path = decodePath(q < 0 ? target : target.slice(0, q));
+  if (path.includes('\0') || DOT_DOT.test(path)) return null;
+  return { path, query: q < 0 ? '' : target.slice(q + 1) };
+}
+
+const DOT_DOT = /\/\.\.(?:\/|$)/;
+
+/** Where the request goes: its app is mounted at `prefix` (SCRIPT_NAME), `rest` is PATH_INFO. */
+export interface EnvironTarget {
+  scheme: string;
+  prefix: string;
+  rest: string;
+  query: string;
+}
+
 /** A request's environ block, before the body's keys are added. */
 export interface RequestEnviron {
-  /** The environ block, or null when the path decodes to a NUL (400: NUL separates the wire's fields). */
-  block: string | null;
+  block: string;
   /** The request's Content-Length and Transfer-Encoding headers, if any. */
   contentLength: string | undefined;
   transferEncoding: string | undefined;
 }
 
 /** Builds the environ from the request line and one pass over the raw headers. */
-export function buildEnviron(req: IncomingMessage, scheme: string): RequestEnviron {
+export function buildEnviron(req: IncomingMessage, target: EnvironTarget): RequestEnviron {
   const raw = req.rawHeaders;
   let contentLength: string | undefined;
   let transferEncoding: string | undefined;
@@ -92,21 +128,11 @@ export function buildEnviron(req: IncomingMessage, scheme: string): RequestEnvir
       parts[at + 1] += (name === 'HTTP_COOKIE' ? '; ' : ', ') + value;
     }
   }
-
   const url = req.url ?? '/';
-  let target = url;
-  if (target.charCodeAt(0) !== 47 /* '/' */) {
-    // absolute-form (a proxy-style request line): keep only the path
-    const m = /^[a-zA-Z][a-zA-Z0-9+.-]*:\/\/[^/?#]*/.exec(target);
-    target = m ? target.slice(m[0].length) || '/' : target;
-  }
-  const q = target.indexOf('?');
-  const pathInfo = decodePath(q < 0 ? target : target.slice(0, q));
-  if (pathInfo.includes('\0')) return { block: null, contentLength, transferEncoding };
   let block =
-    `REQUEST_METHOD\0${req.method}\0SCRIPT_NAME\0\0PATH_INFO\0${pathInfo}\0QUERY_STRING\0${q < 0 ? '' : target.slice(q + 1)}` +
+    `REQUEST_METHOD\0${req.method}\0SCRIPT_NAME\0${target.prefix}\0PATH_INFO\0${target.rest}\0QUERY_STRING\0${target.query}` +
     `\0RAW_URI\0${url}\0REQUEST_URI\0${url}\0SERVER_PROTOCOL\0HTTP/${req.httpVersion}\0` +
-    connectionEnviron(req.socket, scheme);
+    connectionEnviron(req.socket, target.scheme);
   if (parts.length > 0) block += '\0' + parts.join('\0');
   return { block, contentLength, transferEncoding };
 }

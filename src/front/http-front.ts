@@ -1,30 +1,28 @@
 /**
- * The HTTP/1.1 front: listeners, request limits, body buffering, and handing
- * each request to the worker pool. Node's llhttp parses HTTP: keep-alive,
- * pipelining (answered in order), HTTP/1.0, chunked bodies, and 400 for
- * malformed requests or ones with both Content-Length and Transfer-Encoding.
+ * The HTTP front: listeners, connection limits, routing each request to its
+ * handler. Node's llhttp parses HTTP: keep-alive, pipelining (answered in
+ * order), HTTP/1.0, chunked bodies, and 400 for malformed requests or ones
+ * with both Content-Length and Transfer-Encoding.
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { lstatSync, unlinkSync } from 'node:fs';
 import type { AddressInfo, Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { GatehouseError } from '../errors.js';
-import type { BindAddress } from '../config/bind.js';
-import { formatBind } from '../config/bind.js';
-import type { WorkerPool } from '../pool/worker-pool.js';
-import { encodeRequest } from '../wire/frames.js';
-import { bodyEnviron, buildEnviron } from './environ.js';
-import { readBody } from './request-body.js';
-import type { StaticFiles } from '../handlers/static-files.js';
+import { formatBind, parseBind } from '../config/bind.js';
+import type { Config, ListenerSettings } from '../config/schema.js';
+import type { RouteRequest } from '../handlers/handler.js';
+import { refuse } from '../handlers/wsgi-app.js';
 import { sendPlain } from './plain-response.js';
-import { exchangesOf, WsgiExchange, type ExchangeContext } from './wsgi-exchange.js';
+import { parseTarget } from './environ.js';
+import { hostName, type Router } from './router.js';
+import { exchangesOf, type ExchangeContext } from './wsgi-exchange.js';
 
-export interface FrontOptions {
-  maxRequestBody: number;
-  /** --static routes, checked before the app (longest prefix first). */
-  statics: StaticFiles[];
-  /** Spilled request bodies are handed to this user, who runs the workers. */
-  bodyOwner: { uid?: number; gid?: number };
+/** What the front needs to know about the listener a request came in on. */
+interface ListenerInfo {
+  scheme: 'http' | 'https';
+  /** Redirect every request to https on this port (a plain listener's redirect_https). */
+  httpsPort: number | null;
 }
 
 export class HttpFront {
@@ -32,17 +30,33 @@ export class HttpFront {
   private readonly sockets = new Set<Socket>();
 
   constructor(
-    private readonly pool: WorkerPool,
+    private readonly router: Router,
     private readonly ctx: ExchangeContext,
-    private readonly opts: FrontOptions,
+    private readonly settings: Config,
   ) {}
 
   /** Listens on every address; rejects with GH_ERR_BIND naming the address that failed. */
-  async listen(binds: readonly BindAddress[]): Promise<string[]> {
+  async listen(listeners: readonly ListenerSettings[]): Promise<string[]> {
     const bound: string[] = [];
-    for (const bind of binds) {
-      const server = createServer({ maxHeaderSize: 16 * 1024 }, (req, res) => this.onRequest(req, res));
-      server.on('checkContinue', (req, res) => this.onExpectContinue(req, res));
+    for (const listener of listeners) {
+      const bind = parseBind(listener.bind).address!;
+      const redirect = listener.redirect_https;
+      const info: ListenerInfo = { scheme: 'http', httpsPort: redirect === false ? null : redirect === true ? 443 : redirect };
+      const s = this.settings;
+      const server = createServer(
+        {
+          maxHeaderSize: s.max_header_size,
+          keepAliveTimeout: s.keepalive_timeout * 1000,
+          headersTimeout: s.header_timeout * 1000,
+          // Node checks the header timeout on this tick; its default (30 s) would let slowloris in for that long.
+          connectionsCheckingInterval: Math.min(1000, s.header_timeout * 1000 || 1000),
+          // The body has its own idle timeout (body_timeout); no cap on a whole upload.
+          requestTimeout: 0,
+        },
+        (req, res) => this.onRequest(req, res, info),
+      );
+      if (s.max_connections > 0) server.maxConnections = s.max_connections;
+      server.on('checkContinue', (req, res) => this.onRequest(req, res, info, true));
       server.on('connection', (socket: Socket) => {
         this.sockets.add(socket);
         socket.once('close', () => this.onConnectionClosed(socket));
@@ -63,7 +77,7 @@ export class HttpFront {
         else server.listen({ host: bind.host, port: bind.port }, listening);
       });
       const addr = server.address();
-      bound.push(typeof addr === 'string' || addr === null ? `unix:${addr}` : formatTcp(addr));
+      bound.push(`${info.scheme}://${typeof addr === 'string' || addr === null ? `unix:${addr}` : formatTcp(addr)}`);
     }
     return bound;
   }
@@ -92,70 +106,51 @@ export class HttpFront {
     for (const s of this.servers) s.closeAllConnections();
   }
 
-  private serveStatic(req: IncomingMessage, res: ServerResponse): boolean {
-    const url = req.url ?? '/';
-    const q = url.indexOf('?');
-    const path = q < 0 ? url : url.slice(0, q);
-    for (const handler of this.opts.statics) {
-      const rest = handler.match(path);
-      if (rest === null) continue;
-      handler.serve(req, res, rest, (status, bytes) => this.ctx.accessLog?.write(req, status, bytes));
-      return true;
-    }
-    return false;
-  }
-
   /** The client went away: stop the work still under way for it. */
   private onConnectionClosed(socket: Socket): void {
     this.sockets.delete(socket);
-    for (const x of exchangesOf(socket).slice()) {
-      x.clientGone();
-      this.pool.cancel(x);
+    for (const x of exchangesOf(socket).slice()) x.clientGone();
+  }
+
+  private onRequest(req: IncomingMessage, res: ServerResponse, listener: ListenerInfo, expectsContinue = false): void {
+    const log = (status: number, bytes: number) => this.ctx.accessLog?.write(req, status, bytes);
+    const target = parseTarget(req.url ?? '/');
+    if (target === null) return refuse({ res, log }, 400);
+    const host = hostName(req.headers.host);
+    if (listener.httpsPort !== null) return this.redirectToHttps(req, res, host, listener.httpsPort, log);
+    const match = this.router.match(host, target.path);
+    if (match === null) {
+      if (expectsContinue) return refuse({ res, log }, 404);
+      return log(404, sendPlain(res, 404, 'Not Found', false));
     }
+    const r: RouteRequest = {
+      req,
+      res,
+      scheme: listener.scheme,
+      host,
+      path: target.path,
+      prefix: match.prefix,
+      rest: match.rest,
+      query: target.query,
+      maxRequestBody: match.entry.maxRequestBody,
+      log,
+    };
+    if (expectsContinue) {
+      // Refuse an oversized body before the client sends it.
+      const declared = req.headers['content-length'];
+      if (declared !== undefined && Number(declared) > r.maxRequestBody) return refuse(r, 413);
+      res.writeContinue();
+    }
+    match.entry.handler.serve(r);
   }
 
-  private onExpectContinue(req: IncomingMessage, res: ServerResponse): void {
-    // Refuse an oversized body before the client sends it.
-    if (this.tooLarge(req, res)) return;
-    res.writeContinue();
-    this.onRequest(req, res);
-  }
-
-  private tooLarge(req: IncomingMessage, res: ServerResponse, declared = req.headers['content-length']): boolean {
-    if (declared === undefined || Number(declared) <= this.opts.maxRequestBody) return false;
-    this.reject(req, res, 413, 'Payload Too Large');
-    return true;
-  }
-
-  private reject(req: IncomingMessage, res: ServerResponse, status: number, text: string): void {
-    // The unread body makes the connection unusable: close it after the answer.
-    const bytes = sendPlain(res, status, text, true);
-    this.ctx.accessLog?.write(req, status, bytes);
-  }
-
-  private onRequest(req: IncomingMessage, res: ServerResponse): void {
-    if (this.opts.statics.length > 0 && this.serveStatic(req, res)) return;
-    const env = buildEnviron(req, 'http');
-    if (env.block === null) return this.reject(req, res, 400, 'Bad Request');
-    const block = env.block;
-    const te = env.transferEncoding;
-    if (env.contentLength === undefined && te === undefined) return this.dispatch(req, res, block, null, null);
-    // llhttp de-chunks; any other coding would reach the app still encoded (nginx: 501 too).
-    if (te !== undefined && te.trim().toLowerCase() !== 'chunked') return this.reject(req, res, 501, 'Not Implemented');
-    if (this.tooLarge(req, res, env.contentLength)) return;
-    readBody(req, this.opts.maxRequestBody, this.opts.bodyOwner, (result) => {
-      if (result.kind === 'too-large') return this.reject(req, res, 413, 'Payload Too Large');
-      if (result.kind === 'error') {
-        this.ctx.logger.debug(`reading the body of ${req.method} ${req.url} failed: ${result.error.message}`);
-        if (!res.headersSent && !res.destroyed) this.reject(req, res, 400, 'Bad Request');
-        return;
-      }
-      this.dispatch(req, res, block + bodyEnviron(result.length, result.file), result.data, result.file);
-    });
-  }
-
-  private dispatch(req: IncomingMessage, res: ServerResponse, block: string, body: Buffer | null, bodyFile: string | null): void {
-    this.pool.dispatch(new WsgiExchange(encodeRequest(0, block, body), req, res, this.ctx, bodyFile));
+  private redirectToHttps(req: IncomingMessage, res: ServerResponse, host: string, port: number, log: RouteRequest['log']): void {
+    const authority = host.includes(':') ? `[${host}]` : host || 'localhost';
+    const location = `https://${authority}${port === 443 ? '' : `:${port}`}${req.url ?? '/'}`;
+    res.setHeader('Location', location);
+    // 308 keeps the method and body of a POST; a GET is answered 301 as nginx does.
+    const status = req.method === 'GET' || req.method === 'HEAD' ? 301 : 308;
+    log(status, sendPlain(res, status, `Moved Permanently: ${location}`, req.method !== 'GET' && req.method !== 'HEAD'));
   }
 }
 

@@ -54,6 +54,8 @@ export class WsgiExchange implements Exchange {
     private readonly res: ServerResponse,
     private readonly ctx: ExchangeContext,
     private readonly bodyFile: string | null,
+    /** Takes the request back from its pool (queue or worker). */
+    private readonly cancel: (x: WsgiExchange) => void,
   ) {
     exchangesOf(req.socket).push(this);
   }
@@ -61,7 +63,6 @@ export class WsgiExchange implements Exchange {
   get label(): string {
     return `${this.req.method} ${this.req.url}`;
   }
-
 
   response(head: string[], body: Buffer): void {
     if (this.done) return;
@@ -143,6 +144,7 @@ export class WsgiExchange implements Exchange {
   clientGone(): void {
     if (!this.res.headersSent) this.status = 499; // nginx's code for "client closed request"
     this.complete();
+    this.cancel(this);
   }
 
   private fileFailed(why: string): void {

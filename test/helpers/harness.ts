@@ -80,9 +80,9 @@ export async function waitUntil(check: () => boolean, ms: number): Promise<boole
 export interface Server {
   proc: ChildProcess;
   pid: number;
-  /** What the server logged in its `Listening at: http://ADDR (pid)` lines. */
+  /** What the server logged in its `Listening at: http(s)://ADDR (pid)` lines: the ADDR parts. */
   addresses: string[];
-  /** The first TCP address as `http://host:port` (IPv6 in brackets), or '' if none. */
+  /** The first TCP address as `http(s)://host:port` (IPv6 in brackets), or '' if none. */
   url: string;
   port: number;
   output(): string;
@@ -104,15 +104,21 @@ export function countMatches(text: string, pattern: RegExp): number {
 /**
  * Starts `gatehouse ...args` (the built CLI). Adds `--bind 127.0.0.1:0` when
  * no bind is given and `--workers 1` when no worker count is given, then waits
- * until every worker has booted.
+ * until every worker has booted. With `opts.workers` (a config file's total,
+ * 0 for none) the arguments are used as they are.
  */
-export async function launch(args: string[], opts: { cwd?: string; env?: NodeJS.ProcessEnv; bootMs?: number } = {}): Promise<Server> {
+export async function launch(
+  args: string[],
+  opts: { cwd?: string; env?: NodeJS.ProcessEnv; bootMs?: number; workers?: number } = {},
+): Promise<Server> {
   const full = [...args];
-  if (!full.some((a) => a === '-b' || a === '--bind' || a.startsWith('--bind='))) full.unshift('--bind', '127.0.0.1:0');
-  let workers = 1;
-  const wi = full.findIndex((a) => a === '-w' || a === '--workers');
-  if (wi >= 0) workers = Number(full[wi + 1]);
-  else full.push('--workers', '1');
+  let workers = opts.workers ?? 1;
+  if (opts.workers === undefined) {
+    if (!full.some((a) => a === '-b' || a === '--bind' || a.startsWith('--bind='))) full.unshift('--bind', '127.0.0.1:0');
+    const wi = full.findIndex((a) => a === '-w' || a === '--workers');
+    if (wi >= 0) workers = Number(full[wi + 1]);
+    else full.push('--workers', '1');
+  }
 
   const proc = spawn(process.execPath, [CLI, ...full], {
     cwd: opts.cwd ?? ROOT,
@@ -211,16 +217,19 @@ export async function launch(args: string[], opts: { cwd?: string; env?: NodeJS.
 
   try {
     const bootMs = opts.bootMs ?? 15000;
-    await waitOutput((text) => (countMatches(text, /Using worker: /) > 0 && countMatches(text, /Booting worker with pid/) >= workers ? true : null), `${workers} booted worker(s)`, bootMs);
+    const ready = (text: string) =>
+      workers === 0 ? /Listening at: /.test(text) : countMatches(text, /Using worker: /) > 0 && countMatches(text, /Booting worker with pid/) >= workers;
+    await waitOutput((text) => (ready(text) ? true : null), `${workers} booted worker(s)`, bootMs);
   } catch (err) {
     await server.kill();
     throw err;
   }
-  server.addresses = [...out.matchAll(/Listening at: http:\/\/(\S+) \(/g)].map((m) => m[1]!);
-  const tcp = server.addresses.find((a) => !a.startsWith('unix:'));
+  const listening = [...out.matchAll(/Listening at: (https?):\/\/(\S+) \(/g)];
+  server.addresses = listening.map((m) => m[2]!);
+  const tcp = listening.find((m) => !m[2]!.startsWith('unix:'));
   if (tcp !== undefined) {
-    server.url = `http://${tcp}`;
-    server.port = Number(/:(\d+)$/.exec(tcp)![1]);
+    server.url = `${tcp[1]}://${tcp[2]}`;
+    server.port = Number(/:(\d+)$/.exec(tcp[2]!)![1]);
   }
   return server;
 }

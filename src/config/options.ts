@@ -1,0 +1,90 @@
+/**
+ * The CLI flags: the short form of the config file's top-level keys. Each
+ * flag is the key with `-` for `_` (`--max-requests` sets `max_requests`);
+ * `doc` is the user documentation shown by `gatehouse --help`.
+ */
+import { LOG_LEVELS } from '../log/logger.js';
+
+/**
+ * How a flag's text becomes the key's value: `path` and `paths` are made
+ * absolute against the current directory (a config file's paths are against
+ * its own directory), `list` and `paths` repeat, `pairs` is KEY=VALUE repeated.
+ */
+type Kind = 'string' | 'path' | 'list' | 'paths' | 'pairs' | 'int' | 'number' | 'seconds' | 'size' | 'flag';
+
+export interface OptionSpec {
+  /** The config key, snake_case. */
+  key: string;
+  short?: string;
+  kind: Kind;
+  /** Placeholder in --help ('' for a flag that takes no value). */
+  arg: string;
+  doc: string;
+}
+
+export const OPTIONS: readonly OptionSpec[] = [
+  { key: 'config', short: 'c', kind: 'path', arg: 'FILE',
+    doc: 'Read settings, listeners, apps and routes from a TOML file; flags given too override its top-level keys.' },
+  { key: 'bind', short: 'b', kind: 'list', arg: 'ADDRESS',
+    doc: 'Address to listen on: HOST:PORT, [::1]:PORT or unix:PATH. Repeat for several. Default 127.0.0.1:8000.' },
+  { key: 'certfile', kind: 'path', arg: 'FILE',
+    doc: 'Serve TLS on every --bind address with this certificate (PEM); HTTP/2 is offered too. Needs --keyfile.' },
+  { key: 'keyfile', kind: 'path', arg: 'FILE', doc: "The private key (PEM) of --certfile's certificate." },
+  { key: 'workers', short: 'w', kind: 'int', arg: 'N', doc: 'Number of Python worker processes. Default: the number of CPUs.' },
+  { key: 'threads', kind: 'int', arg: 'N',
+    doc: 'Requests each worker runs at once, in threads (wsgi.multithread is then True). Default 1.' },
+  { key: 'python', kind: 'string', arg: 'PATH', doc: 'Python interpreter that runs the workers. Default: python3 on PATH.' },
+  { key: 'venv', kind: 'path', arg: 'DIR', doc: "Run the workers with this virtualenv's interpreter and site-packages." },
+  { key: 'chdir', kind: 'path', arg: 'DIR', doc: 'Change to this directory before loading the app. Default: the current directory.' },
+  { key: 'pythonpath', kind: 'paths', arg: 'DIR',
+    doc: 'Add a directory to the front of sys.path. Repeatable; a comma-separated list also works.' },
+  { key: 'env', short: 'e', kind: 'pairs', arg: 'KEY=VALUE', doc: 'Set an environment variable for the workers. Repeatable.' },
+  { key: 'static', kind: 'list', arg: 'URL=DIR',
+    doc: 'Serve the files under DIR at URL from the front, without Python (e.g. /static=./static). Repeatable.' },
+  { key: 'timeout', short: 't', kind: 'seconds', arg: 'SECONDS',
+    doc: 'A request running longer than this gets 504 and its worker is killed and replaced. 0 disables. Default 30.' },
+  { key: 'graceful_timeout', kind: 'seconds', arg: 'SECONDS',
+    doc: 'On SIGTERM, how long in-flight requests may take to finish before workers are killed. Default 30.' },
+  { key: 'queue_size', kind: 'int', arg: 'N', doc: 'Requests that may wait for a free worker; past it new requests get 503. Default 1024.' },
+  { key: 'queue_timeout', kind: 'seconds', arg: 'SECONDS',
+    doc: 'A request waiting this long for a free worker gets 503. 0 waits forever. Default 30.' },
+  { key: 'max_request_body', kind: 'size', arg: 'SIZE',
+    doc: 'Largest request body accepted (413 past it): bytes or 64k, 10m, 1g. Default 100m.' },
+  { key: 'header_timeout', kind: 'seconds', arg: 'SECONDS',
+    doc: 'Time a client has to send its request line and headers; then 408 and the connection is closed. Default 60.' },
+  { key: 'body_timeout', kind: 'seconds', arg: 'SECONDS',
+    doc: 'Time a request body may go without any data arriving; then 408 and close. Default 60.' },
+  { key: 'keepalive_timeout', kind: 'seconds', arg: 'SECONDS', doc: 'How long an idle keep-alive connection stays open. Default 5.' },
+  { key: 'max_header_size', kind: 'size', arg: 'SIZE', doc: 'Largest request line plus headers; 431 past it. Default 16k.' },
+  { key: 'max_connections', kind: 'int', arg: 'N',
+    doc: 'Client connections open at once; past it new ones are refused. 0: no limit. Default 10000.' },
+  { key: 'forwarded_allow_ips', kind: 'list', arg: 'IPS',
+    doc: 'Peers (IPs, CIDRs, unix, *) whose X-Forwarded-For/-Proto/-Host and Forwarded headers are used. Comma-separated. Default: none.' },
+  { key: 'compress', kind: 'list', arg: 'CODINGS',
+    doc: "Compress responses with these codings, preferred first: br,gzip (default), gzip, or 'off'." },
+  { key: 'compress_min_size', kind: 'size', arg: 'SIZE', doc: 'Responses smaller than this are not compressed. Default 1k.' },
+  { key: 'access_log', kind: 'string', arg: 'FILE', doc: "Write an access log to FILE, or '-' for stdout. Default: none." },
+  { key: 'access_log_format', kind: 'string', arg: 'FORMAT',
+    doc: "combined (default), json, or a format of gunicorn's atoms, e.g. '%(h)s \"%(r)s\" %(s)s %(D)s'." },
+  { key: 'log_level', kind: 'string', arg: 'LEVEL', doc: `Error log level: ${LOG_LEVELS.join(', ')}. Default info.` },
+  { key: 'reload', kind: 'flag', arg: '', doc: 'Development: reload the workers when a .py file changes under --chdir or --pythonpath.' },
+  { key: 'reload_on_touch', kind: 'path', arg: 'FILE',
+    doc: 'Reload the workers gracefully when FILE is touched (its modification time changes).' },
+  { key: 'max_requests', kind: 'int', arg: 'N',
+    doc: 'Replace a worker after it has served N requests (with no request lost). 0 disables. Default 0.' },
+  { key: 'max_requests_jitter', kind: 'int', arg: 'N',
+    doc: "Add a random 0..N to each worker's --max-requests, so workers do not all restart at once. Default 0." },
+  { key: 'max_rss', kind: 'number', arg: 'MB',
+    doc: 'Replace a worker, after its current request, when its resident memory exceeds MB megabytes. 0 disables.' },
+  { key: 'user', short: 'u', kind: 'string', arg: 'USER',
+    doc: 'Run the workers as this user (name or uid) when started as root; the front keeps the sockets.' },
+  { key: 'group', short: 'g', kind: 'string', arg: 'GROUP', doc: "Run the workers with this group (name or gid). Default: --user's primary group." },
+  { key: 'preload', kind: 'flag', arg: '',
+    doc: 'Import the app once and fork the workers from that process, so they share memory; SIGHUP still loads new code.' },
+  { key: 'check_config', kind: 'flag', arg: '',
+    doc: 'Check the configuration (and the config file) and that every app imports, then exit 0 (or 1 with every problem).' },
+];
+
+export function flagOf(option: OptionSpec): string {
+  return option.key.replace(/_/g, '-');
+}

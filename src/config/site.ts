@@ -1,0 +1,181 @@
+/**
+ * From settings (flags, a TOML file) to the site that runs: its listeners,
+ * its apps (one worker pool each) and its routes. Every problem is reported
+ * at once, each with its key path (`routes[2].static.root: ...`), or the flag
+ * that set it; the result is frozen.
+ */
+import { readFileSync, statSync } from 'node:fs';
+import { dirname, resolve } from 'node:path';
+import { parse as parseToml, TomlError } from 'smol-toml';
+import type { z } from 'zod';
+import { GatehouseError } from '../errors.js';
+import {
+  APP_DEFAULTS,
+  appSchema,
+  configSchema,
+  type AppSettings,
+  type Config,
+  type ListenerSettings,
+  type RouteSettings,
+} from './schema.js';
+
+export interface Site {
+  /** The top-level settings (server-wide ones are read from here). */
+  settings: Config;
+  listeners: ListenerSettings[];
+  apps: AppSettings[];
+  /** In the order given; the router picks by host, then longest prefix. */
+  routes: RouteSettings[];
+  /** The config file, when there is one. */
+  file?: string;
+}
+
+const APP_NEEDED = 'name the WSGI application to serve, e.g. gatehouse myproject.wsgi:application or gatehouse app.py';
+
+/** `['routes', 2, 'static', 'root']` → `routes[2].static.root`. */
+function keyPath(path: readonly PropertyKey[]): string {
+  return path.map((p, i) => (typeof p === 'number' ? `[${p}]` : i === 0 ? String(p) : `.${String(p)}`)).join('');
+}
+
+class Problems {
+  readonly list: string[] = [];
+
+  constructor(
+    private readonly raw: Record<string, unknown>,
+    /** Top-level keys set by a flag, reported by the flag's name. */
+    private readonly flags: Map<string, string>,
+    /** Whether the settings came from a file too (else the app is the APP argument). */
+    private readonly fromFile: boolean,
+  ) {}
+
+  add(path: readonly PropertyKey[], message: string): void {
+    const top = String(path[0] ?? '');
+    const name = this.flags.get(top) ?? (top === 'app' && !this.fromFile ? 'APP' : keyPath(path));
+    let value: unknown = this.raw;
+    for (const part of path) value = (value as Record<PropertyKey, unknown> | undefined)?.[part];
+    const got = value === undefined || typeof value === 'object' ? '' : ` (got ${JSON.stringify(value)})`;
+    this.list.push(`${name || 'config'}: ${message}${got}`);
+  }
+
+  addZod(issues: readonly z.core.$ZodIssue[]): void {
+    for (const issue of issues) {
+      if (issue.code === 'unrecognized_keys') {
+        for (const key of issue.keys) this.list.push(`${keyPath([...issue.path, key])}: unknown setting`);
+      } else if (issue.code === 'invalid_union' && issue.errors.length > 0 && !issue.message.startsWith('must')) {
+        // A union (e.g. a route's host, string or list): report the first alternative's reasons.
+        this.addZod(issue.errors[0]!);
+      } else {
+        this.add(issue.path, issue.message);
+      }
+    }
+  }
+
+  throwIfAny(): void {
+    if (this.list.length === 0) return;
+    if (this.list.length === 1) throw new GatehouseError('GH_ERR_CONFIG', this.list[0]!);
+    throw new GatehouseError('GH_ERR_CONFIG', `${this.list.length} problems in the configuration:`, this.list.map((p) => `  ${p}`).join('\n'));
+  }
+}
+
+function readConfigFile(file: string): Record<string, unknown> {
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (err) {
+    throw new GatehouseError('GH_ERR_CONFIG', `--config: cannot read ${file}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+  }
+  try {
+    return parseToml(text) as Record<string, unknown>;
+  } catch (err) {
+    if (err instanceof TomlError) {
+      const first = err.message.split('\n')[0]!.replace(/^Invalid TOML document: /, '');
+      throw new GatehouseError('GH_ERR_CONFIG', `${file}:${err.line}:${err.column}: ${first}`);
+    }
+    throw err;
+  }
+}
+
+/** Settings from the command line (and the file it names) → the site, or GH_ERR_CONFIG with every problem. */
+export function loadSite(cliSettings: Record<string, unknown>, flags: Map<string, string>): Site {
+  const { config: file, ...fromCli } = cliSettings as { config?: string } & Record<string, unknown>;
+  const raw = file === undefined ? fromCli : { ...readConfigFile(file), ...fromCli };
+  const base = file === undefined ? process.cwd() : dirname(resolve(file));
+  const problems = new Problems(raw, flags, file !== undefined);
+  const parsed = configSchema(base).safeParse(raw);
+  if (!parsed.success) {
+    problems.addZod(parsed.error.issues);
+    problems.throwIfAny();
+  }
+  const settings = parsed.data!;
+  const site = resolveSite(settings, base, problems);
+  problems.throwIfAny();
+  if (file !== undefined) site.file = resolve(file);
+  return deepFreeze(site);
+}
+
+const APP_KEYS = Object.keys(appSchema('/').shape) as (keyof Config)[];
+
+function resolveSite(settings: Config, base: string, problems: Problems): Site {
+  const topApp: Record<string, unknown> = {};
+  for (const key of APP_KEYS) if (settings[key] !== undefined && key !== 'app') topApp[key] = settings[key];
+
+  const apps: AppSettings[] = [];
+  if (settings.app !== undefined) {
+    if (settings.apps?.main) problems.add(['apps', 'main'], 'the top-level app is named main already; give this one another name');
+    apps.push({ ...APP_DEFAULTS, ...topApp, app: settings.app, name: 'main' });
+  }
+  for (const [name, own] of Object.entries(settings.apps ?? {})) {
+    const merged = { ...APP_DEFAULTS, ...topApp, ...own, name } as AppSettings;
+    if (own.app === undefined) problems.add(['apps', name, 'app'], 'must name the WSGI application, e.g. myproject.wsgi:application');
+    apps.push(merged);
+  }
+
+  const routes: RouteSettings[] = [];
+  for (const [i, text] of settings.static.entries()) {
+    const eq = text.indexOf('=');
+    const path = text.slice(0, eq).replace(/\/+$/, '') || '/';
+    const dir = text.slice(eq + 1);
+    const root = resolve(base, dir);
+    const problem = !path.startsWith('/') ? 'the URL part must start with /' : dir === '' ? 'the DIR part is empty (it would serve the current directory)' : directoryProblem(root, dir);
+    if (problem) problems.add(['static', i], problem);
+    routes.push({ path, static: { root, index: ['index.html'], precompressed: true, allow_outside_symlinks: false } });
+  }
+  routes.push(...(settings.routes ?? []));
+  if (settings.routes === undefined) {
+    if (apps.length === 1) routes.push({ path: '/', app: apps[0]!.name });
+    else if (apps.length > 1) problems.add(['routes'], `with several apps (${apps.map((a) => a.name).join(', ')}), routes must say which requests go to which`);
+    else if (routes.length === 0) problems.add(['app'], APP_NEEDED);
+  }
+  for (const [i, route] of (settings.routes ?? []).entries()) {
+    if (route.app !== undefined && !apps.some((a) => a.name === route.app)) {
+      problems.add(['routes', i, 'app'], `no app named ${JSON.stringify(route.app)} (apps: ${apps.map((a) => a.name).join(', ') || 'none'})`);
+    }
+  }
+
+  const listeners: ListenerSettings[] = [];
+  if ((settings.certfile === undefined) !== (settings.keyfile === undefined)) {
+    problems.add([settings.certfile === undefined ? 'keyfile' : 'certfile'], '--certfile and --keyfile go together');
+  }
+  const binds = settings.bind ?? (settings.listeners ? [] : ['127.0.0.1:8000']);
+  for (const bind of binds) {
+    listeners.push({ bind, certfile: settings.certfile, keyfile: settings.keyfile, tls_min_version: '1.2', http2: true, redirect_https: false });
+  }
+  listeners.push(...(settings.listeners ?? []));
+  return { settings, listeners, apps, routes };
+}
+
+function directoryProblem(root: string, given: string): string | undefined {
+  try {
+    return statSync(root).isDirectory() ? undefined : `${given} is not a directory`;
+  } catch {
+    return `directory ${given} does not exist`;
+  }
+}
+
+function deepFreeze<T>(value: T): T {
+  if (value && typeof value === 'object' && !Object.isFrozen(value)) {
+    Object.freeze(value);
+    for (const v of Object.values(value)) deepFreeze(v);
+  }
+  return value;
+}

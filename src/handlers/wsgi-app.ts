@@ -1,0 +1,56 @@
+/**
+ * The `app` action: the request goes to an application's worker pool. The
+ * body is read completely first (a slow client costs a buffer, not a Python
+ * process); the app is mounted at the route's prefix (SCRIPT_NAME), the rest
+ * of the path is PATH_INFO.
+ */
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { WorkerPool } from '../pool/worker-pool.js';
+import { encodeRequest } from '../wire/frames.js';
+import { bodyEnviron, buildEnviron } from '../front/environ.js';
+import { readBody } from '../front/request-body.js';
+import { sendPlain } from '../front/plain-response.js';
+import { WsgiExchange, type ExchangeContext } from '../front/wsgi-exchange.js';
+import type { Handler, RouteRequest } from './handler.js';
+
+export class WsgiApp implements Handler {
+  constructor(
+    readonly pool: WorkerPool,
+    private readonly ctx: ExchangeContext,
+    /** Spilled request bodies are handed to this user, who runs the workers. */
+    private readonly bodyOwner: { uid?: number; gid?: number },
+  ) {}
+
+  private readonly cancel = (x: WsgiExchange) => this.pool.cancel(x);
+
+  serve(r: RouteRequest): void {
+    const { req, res } = r;
+    const env = buildEnviron(req, r);
+    const block = env.block;
+    const te = env.transferEncoding;
+    if (env.contentLength === undefined && te === undefined) return this.dispatch(req, res, block, null, null);
+    // llhttp de-chunks; any other coding would reach the app still encoded (nginx: 501 too).
+    if (te !== undefined && te.trim().toLowerCase() !== 'chunked') return refuse(r, 501);
+    if (env.contentLength !== undefined && Number(env.contentLength) > r.maxRequestBody) return refuse(r, 413);
+    readBody(req, r.maxRequestBody, this.bodyOwner, (result) => {
+      if (result.kind === 'too-large') return refuse(r, 413);
+      if (result.kind === 'error') {
+        this.ctx.logger.debug(`reading the body of ${req.method} ${req.url} failed: ${result.error.message}`);
+        if (!res.headersSent && !res.destroyed) refuse(r, 400);
+        return;
+      }
+      this.dispatch(req, res, block + bodyEnviron(result.length, result.file), result.data, result.file);
+    });
+  }
+
+  private dispatch(req: IncomingMessage, res: ServerResponse, block: string, body: Buffer | null, bodyFile: string | null): void {
+    this.pool.dispatch(new WsgiExchange(encodeRequest(0, block, body), req, res, this.ctx, bodyFile, this.cancel));
+  }
+}
+
+const REFUSALS: Record<number, string> = { 400: 'Bad Request', 413: 'Payload Too Large', 501: 'Not Implemented' };
+
+/** Refuses a request whose body is still unread: the connection is closed after the answer. */
+export function refuse(r: Pick<RouteRequest, 'res' | 'log'>, status: number): void {
+  r.log(status, sendPlain(r.res, status, REFUSALS[status] ?? 'Error', true));
+}
