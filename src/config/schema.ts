@@ -218,7 +218,7 @@ const redirectSchema = z
 
 const returnSchema = z
   .object({
-    status: z.number().int().min(100).max(599),
+    status: z.number({ error: 'must be an HTTP status from 100 to 599' }).int('must be an HTTP status from 100 to 599').min(100, 'must be an HTTP status from 100 to 599').max(599, 'must be an HTTP status from 100 to 599'),
     body: z.string().default(''),
     content_type: z.string().min(1).default('text/plain; charset=utf-8'),
   })

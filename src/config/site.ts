@@ -63,7 +63,7 @@ class Problems {
         for (const key of issue.keys) this.list.push(`${keyPath([...issue.path, key])}: unknown setting`);
       } else if (issue.code === 'invalid_union' && issue.errors.length > 0 && !issue.message.startsWith('must')) {
         // A union (e.g. a route's host, string or list): report the first alternative's reasons.
-        this.addZod(issue.errors[0]!);
+        this.addZod(issue.errors[0]!.map((inner) => ({ ...inner, path: [...issue.path, ...inner.path] })));
       } else {
         this.add(issue.path, issue.message);
       }

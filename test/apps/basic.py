@@ -18,3 +18,21 @@ def echo_environ(environ, start_response):
     out = json.dumps(data).encode()
     start_response("200 OK", [("Content-Type", "application/json")])
     return [out]
+
+
+def whoami(environ, start_response):
+    """Which app (APP_LABEL from its env), process and user answered, and where it was mounted."""
+    import os
+
+    data = {
+        "label": os.environ.get("APP_LABEL"),
+        "pid": os.getpid(),
+        "uid": os.getuid(),
+        "script_name": environ["SCRIPT_NAME"],
+        "path_info": environ["PATH_INFO"],
+        "query": environ["QUERY_STRING"],
+        "host": environ.get("HTTP_HOST"),
+        "body_length": len(environ["wsgi.input"].read()),
+    }
+    start_response("200 OK", [("Content-Type", "application/json")])
+    return [json.dumps(data).encode()]
