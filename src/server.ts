@@ -80,7 +80,7 @@ export class Gatehouse {
     const ctx: ExchangeContext = { logger: this.logger, accessLog: this.accessLog, draining: false };
     const apps = new Map<string, WsgiApp>();
     for (const app of site.apps) {
-      const { pool, owner } = createPool(app, this.logger);
+      const { pool, owner } = createPool(app, site.apps.length > 1 ? this.logger.named(app.name) : this.logger);
       this.pools.set(app.name, pool);
       apps.set(app.name, new WsgiApp(pool, ctx, owner));
     }

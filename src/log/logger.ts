@@ -30,8 +30,17 @@ export class Logger {
   constructor(
     level: LogLevel = 'info',
     private readonly out: NodeJS.WritableStream = process.stderr,
+    /** Starts every message, e.g. `[api] ` for one app's pool when a site has several. */
+    private readonly prefix = '',
   ) {
     this.threshold = RANK[level];
+  }
+
+  /** The same log, its messages prefixed by `[name] `. */
+  named(name: string): Logger {
+    const child = new Logger('info', this.out, `${this.prefix}[${name}] `);
+    child.threshold = this.threshold;
+    return child;
   }
 
   enabled(level: LogLevel): boolean {
@@ -40,7 +49,7 @@ export class Logger {
 
   log(level: LogLevel, message: string, pid: number = process.pid): void {
     if (RANK[level] < this.threshold) return;
-    this.out.write(`[${logTimestamp()}] [${pid}] [${level.toUpperCase()}] ${message}\n`);
+    this.out.write(`[${logTimestamp()}] [${pid}] [${level.toUpperCase()}] ${this.prefix}${message}\n`);
   }
 
   debug(message: string): void {
