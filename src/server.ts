@@ -28,7 +28,6 @@ export const VERSION: string = JSON.parse(
 
 /** An app's worker pool, with what it needs to spawn its Python processes. */
 function createPool(app: AppSettings, logger: Logger): { pool: WorkerPool; owner: { uid?: number; gid?: number } } {
-  const cwd = app.chdir ?? process.cwd();
   const env: NodeJS.ProcessEnv = { ...process.env, ...app.env, PYTHONUNBUFFERED: '1' };
   let python = app.python;
   if (app.venv !== undefined) {
@@ -42,7 +41,7 @@ function createPool(app: AppSettings, logger: Logger): { pool: WorkerPool; owner
     {
       spawn: {
         python,
-        cwd,
+        cwd: app.chdir,
         env,
         settings: { app: app.app, pythonpath: app.pythonpath, threads: app.threads, server_software: `gatehouse/${VERSION}` },
         ...owner,
@@ -109,7 +108,7 @@ export class Gatehouse {
     await Promise.all([...this.pools.values()].map((pool) => pool.start()));
     for (const app of this.site.apps) {
       const pool = this.pools.get(app.name)!;
-      const sourceDirs = app.reload ? [app.chdir ?? process.cwd(), ...app.pythonpath] : [];
+      const sourceDirs = app.reload ? [app.chdir, ...app.pythonpath] : [];
       this.stopWatching.push(watchForReload({ touchFile: app.reload_on_touch, sourceDirs }, (reason) => pool.reload(reason), this.logger));
     }
     return bound;

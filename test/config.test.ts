@@ -9,7 +9,7 @@ import assert from 'node:assert/strict';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { APPS } from './helpers/gatehouse.js';
+import { APPS, ROOT } from './helpers/gatehouse.js';
 import { countMatches, launch, request, runCli } from './helpers/harness.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'gh-config-'));
@@ -165,6 +165,28 @@ test('apps can run as different users: a route to another pool runs as another u
     // A body big enough to be spilled to a temp file is readable by the nobody worker.
     const big = await request(s.url, '/nobody/upload', { method: 'POST', body: 'x'.repeat(300 * 1024) });
     assert.equal((JSON.parse(big.body) as { body_length: number }).body_length, 300 * 1024);
+  } finally {
+    await s.kill();
+  }
+});
+
+test('the example site (examples/site/gatehouse.toml) checks and serves what it says', async () => {
+  const example = join(ROOT, 'examples', 'site', 'gatehouse.toml');
+  const check = await runCli(['--config', example, '--check-config']);
+  assert.equal(check.code, 0, check.stderr);
+  // --bind on the command line replaces the file's listeners.
+  const s = await launch(['--config', example, '--bind', '127.0.0.1:0'], { workers: 4 });
+  try {
+    assert.equal((await request(s.url, '/')).body, 'Hello from gatehouse!\n');
+    assert.deepEqual(JSON.parse((await request(s.url, '/api/v1/items')).body), { api: 'example', script_name: '/api', path_info: '/v1/items' });
+    const css = await request(s.url, '/static/site.css');
+    assert.equal(css.status, 200);
+    assert.match(String(css.headers['content-type']), /^text\/css/);
+    assert.equal((await request(s.url, '/healthz')).body, 'ok\n');
+    const old = await request(s.url, '/old-blog/2019/post');
+    assert.equal(old.status, 301);
+    assert.equal(old.headers.location, 'https://blog.example.com/2019/post');
+    assert.equal(s.addresses.length, 1, 'only the --bind address, not the file\'s 127.0.0.1:8000');
   } finally {
     await s.kill();
   }

@@ -94,7 +94,7 @@ export function appSchema(base: string) {
         if (existsSync(dir) && !existsSync(`${dir}/bin/python`)) ctx.addIssue({ code: 'custom', message: `not a virtualenv: ${dir}/bin/python does not exist` });
       })
       .optional(),
-    /** The directory the app is loaded from. */
+    /** The directory the workers run in and load the app from (on sys.path). Default: the config file's directory, or the current one. */
     chdir: directory(base).optional(),
     /** Directories added to the front of sys.path. */
     pythonpath: z.array(path(base)),
@@ -298,7 +298,7 @@ export type RawConfig = z.input<ReturnType<typeof configSchema>>;
 export type Config = z.output<ReturnType<typeof configSchema>>;
 type AppFields = z.output<ReturnType<typeof appSchema>>;
 /** An app's settings once its own, the top level's and the defaults are merged. */
-export type AppSettings = AppFields & typeof APP_DEFAULTS & { name: string; app: string };
+export type AppSettings = AppFields & typeof APP_DEFAULTS & { name: string; app: string; chdir: string };
 export type ListenerSettings = z.output<ReturnType<typeof listenerSchema>>;
 export type RouteSettings = z.output<ReturnType<typeof routeSchema>>;
 export type StaticSettings = z.output<ReturnType<typeof staticSchema>>;

@@ -99,6 +99,8 @@ function readConfigFile(file: string): Record<string, unknown> {
 export function loadSite(cliSettings: Record<string, unknown>, flags: Map<string, string>): Site {
   const { config: file, ...fromCli } = cliSettings as { config?: string } & Record<string, unknown>;
   const raw = file === undefined ? fromCli : { ...readConfigFile(file), ...fromCli };
+  // --bind on the command line replaces the file's listeners, as any flag replaces what the file says.
+  if (flags.has('bind')) delete raw.listeners;
   const base = file === undefined ? process.cwd() : dirname(resolve(file));
   const problems = new Problems(raw, flags, file !== undefined);
   const parsed = configSchema(base).safeParse(raw);
@@ -122,10 +124,10 @@ function resolveSite(settings: Config, base: string, problems: Problems): Site {
   const apps: AppSettings[] = [];
   if (settings.app !== undefined) {
     if (settings.apps?.main) problems.add(['apps', 'main'], 'the top-level app is named main already; give this one another name');
-    apps.push({ ...APP_DEFAULTS, ...topApp, app: settings.app, name: 'main' });
+    apps.push({ ...APP_DEFAULTS, chdir: base, ...topApp, app: settings.app, name: 'main' });
   }
   for (const [name, own] of Object.entries(settings.apps ?? {})) {
-    const merged = { ...APP_DEFAULTS, ...topApp, ...own, name } as AppSettings;
+    const merged = { ...APP_DEFAULTS, chdir: base, ...topApp, ...own, name } as AppSettings;
     if (own.app === undefined) problems.add(['apps', name, 'app'], 'must name the WSGI application, e.g. myproject.wsgi:application');
     apps.push(merged);
   }
