@@ -36,7 +36,7 @@ function createPool(app: AppSettings, logger: Logger): { pool: WorkerPool; owner
     env.PATH = join(app.venv, 'bin') + delimiter + (env.PATH ?? '');
     delete env.PYTHONHOME;
   }
-  const owner = resolveUser(app.user, app.group);
+  const owner = resolveUser(app.user, app.group, app.name === 'main' ? '--' : `apps.${app.name}.`);
   const pool = new WorkerPool(
     {
       spawn: {

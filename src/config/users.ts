@@ -16,22 +16,23 @@ function lookup(file: string, name: string): string[] | undefined {
   return undefined;
 }
 
-export function resolveUser(user: string | undefined, group: string | undefined): { uid?: number; gid?: number } {
+/** `keys` names the settings in errors: `--` for flags, `apps.NAME.` for an app of the config file. */
+export function resolveUser(user: string | undefined, group: string | undefined, keys = '--'): { uid?: number; gid?: number } {
   if (user === undefined && group === undefined) return {};
   if (process.getuid?.() !== 0) {
-    throw configError(user !== undefined ? '--user' : '--group', user ?? group, 'switching the workers to another user needs gatehouse to start as root');
+    throw configError(user !== undefined ? `${keys}user` : `${keys}group`, user ?? group, 'switching the workers to another user needs gatehouse to start as root');
   }
   let uid: number | undefined;
   let gid: number | undefined;
   if (user !== undefined) {
     const entry = lookup('/etc/passwd', user);
-    if (entry === undefined && !/^\d+$/.test(user)) throw configError('--user', user, 'no such user');
+    if (entry === undefined && !/^\d+$/.test(user)) throw configError(`${keys}user`, user, 'no such user');
     uid = entry ? Number(entry[2]) : Number(user);
     if (entry) gid = Number(entry[3]);
   }
   if (group !== undefined) {
     const entry = lookup('/etc/group', group);
-    if (entry === undefined && !/^\d+$/.test(group)) throw configError('--group', group, 'no such group');
+    if (entry === undefined && !/^\d+$/.test(group)) throw configError(`${keys}group`, group, 'no such group');
     gid = entry ? Number(entry[2]) : Number(group);
   }
   return { uid, gid };
