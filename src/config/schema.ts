@@ -15,6 +15,7 @@ import { availableParallelism } from 'node:os';
 import { resolve } from 'node:path';
 import { z } from 'zod';
 import { LOG_LEVELS } from '../log/logger.js';
+import { accessLogFormat } from '../log/access-log-format.js';
 import { parseBind } from './bind.js';
 
 /** `100m`, `64k`, `1g` or a plain number of bytes (nginx's size syntax). */
@@ -266,8 +267,15 @@ export function configSchema(base: string) {
       log_level: z.enum(LOG_LEVELS, { error: `must be one of ${LOG_LEVELS.join(', ')}` }).default('info'),
       /** File for the access log, or '-' for stdout. */
       access_log: z.string().min(1).optional(),
-      /** combined, json, or a format with gunicorn's atoms (%(h)s %(r)s ...). */
-      access_log_format: z.string().min(1).default('combined'),
+      /** combined, json, or a format with gunicorn's atoms (%(h)s %(r)s ...); see src/log/access-log-format.ts. */
+      access_log_format: z
+        .string()
+        .min(1)
+        .superRefine((format, ctx) => {
+          const problem = accessLogFormat(format).problem;
+          if (problem) ctx.addIssue({ code: 'custom', message: problem });
+        })
+        .default('combined'),
       graceful_timeout: seconds.default(30),
       max_request_body: size.default(100 * 1024 ** 2),
       /** Peers whose X-Forwarded-* / Forwarded headers are believed. */
