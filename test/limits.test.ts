@@ -338,3 +338,18 @@ test('max_connections 3: a 4th connection is closed at once, the 3 keep working,
     }
   });
 });
+
+test('keepalive_timeout 0: no keep-alive (Connection: close), not connections kept forever', async () => {
+  await withServer([APP, '--keepalive-timeout', '0'], async (server) => {
+    const c = await RawConnection.open(server.port);
+    try {
+      c.write(get('/once'));
+      const res = await c.readResponse();
+      assert.equal(answer(res).path, '/once');
+      assert.equal(res.header('connection')?.toLowerCase(), 'close');
+      await c.waitClosed(3000);
+    } finally {
+      c.close();
+    }
+  });
+});

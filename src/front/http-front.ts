@@ -136,6 +136,8 @@ export class HttpFront {
     // First, so that even a refusal is logged with the forwarded client (nginx's real_ip).
     const forwarded = this.proxies?.resolve(req);
     this.ctx.accessLog?.begin(req);
+    // keepalive_timeout 0 means no keep-alive, as in nginx (to Node it would mean no timeout at all).
+    if (this.settings.keepalive_timeout === 0) res.shouldKeepAlive = false;
     const log = (status: number, bytes: number) => this.ctx.accessLog?.write(req, status, bytes, res);
     const target = parseTarget(req.url ?? '/');
     if (target === null) return refuse({ res, log }, 400);
