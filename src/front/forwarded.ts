@@ -49,8 +49,14 @@ export function clientAddress(req: IncomingMessage): string {
   return remote.startsWith('::ffff:') ? remote.slice(7) : remote;
 }
 
+/** A hop's address, as a proxy wrote it in X-Forwarded-For or Forwarded's for=. */
+interface Node {
+  addr: string;
+  port?: string;
+}
+
 /** An address without IPv6 brackets or a port, or undefined when it is not an IP address. */
-function parseNode(text: string): { addr: string; port?: string } | undefined {
+function parseNode(text: string): Node | undefined {
   let addr = text.trim();
   let port: string | undefined;
   const bracketed = /^\[([^\]]+)\](?::(\d{1,5}))?$/.exec(addr);
@@ -148,11 +154,12 @@ export class TrustedProxies {
     // RFC 7239: one element per hop, each with what that proxy received.
     const header = h.forwarded;
     if (header !== undefined) {
-      const elements = listOf(header).map(parseElement);
-      if (!elements.includes(null)) {
-        const fors = (elements as Map<string, string>[]).map((e) => (e.has('for') ? parseNode(e.get('for')!) : undefined));
-        const chosen = this.walk(fors);
-        const element = (elements as Map<string, string>[])[elements.length - 1 - chosen.fromRight];
+      const parsed = listOf(header).map(parseElement);
+      const elements = parsed.filter((e): e is Map<string, string> => e !== null);
+      // One malformed element and the whole header is ignored: its hops could no longer be counted.
+      if (elements.length === parsed.length) {
+        const chosen = this.walk(elements.map((e) => (e.has('for') ? parseNode(e.get('for')!) : undefined)));
+        const element = elements[elements.length - 1 - chosen.fromRight];
         if (chosen.node !== undefined) {
           fwd.addr = chosen.node.addr;
           fwd.port = chosen.node.port;
@@ -170,8 +177,8 @@ export class TrustedProxies {
    * proxy is the client; an unusable one (not an IP) ends the walk there.
    * `fromRight` is the chosen hop's position counted from the right.
    */
-  private walk(nodes: Array<{ addr: string; port?: string } | undefined>): { node?: { addr: string; port?: string }; fromRight: number } {
-    let found: { node?: { addr: string; port?: string }; fromRight: number } = { fromRight: 0 };
+  private walk(nodes: Array<Node | undefined>): { node?: Node; fromRight: number } {
+    let found: { node?: Node; fromRight: number } = { fromRight: 0 };
     for (let i = nodes.length - 1; i >= 0; i--) {
       const node = nodes[i];
       const fromRight = nodes.length - 1 - i;
