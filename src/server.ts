@@ -74,14 +74,14 @@ export class Gatehouse {
     const settings = site.settings;
     this.logger = new Logger(settings.log_level);
     this.accessLog = settings.access_log
-      ? new AccessLog(settings.access_log, (err) => this.logger.error(`access log: ${err.message}`))
+      ? new AccessLog(settings.access_log, settings.access_log_format, (err) => this.logger.error(`access log: ${err.message}`))
       : null;
     const ctx: ExchangeContext = { logger: this.logger, accessLog: this.accessLog, draining: false };
     const apps = new Map<string, WsgiApp>();
     for (const app of site.apps) {
       const { pool, owner } = createPool(app, site.apps.length > 1 ? this.logger.named(app.name) : this.logger);
       this.pools.set(app.name, pool);
-      apps.set(app.name, new WsgiApp(pool, ctx, owner));
+      apps.set(app.name, new WsgiApp(pool, ctx, owner, settings.body_timeout));
     }
     const entries: RouteEntry[] = site.routes.map((route) => {
       let handler: Handler;

@@ -15,6 +15,7 @@ import { availableParallelism } from 'node:os';
 import { resolve } from 'node:path';
 import { z } from 'zod';
 import { LOG_LEVELS } from '../log/logger.js';
+import { accessLogFormat } from '../log/access-log-format.js';
 import { parseBind } from './bind.js';
 
 /** `100m`, `64k`, `1g` or a plain number of bytes (nginx's size syntax). */
@@ -266,11 +267,18 @@ export function configSchema(base: string) {
       log_level: z.enum(LOG_LEVELS, { error: `must be one of ${LOG_LEVELS.join(', ')}` }).default('info'),
       /** File for the access log, or '-' for stdout. */
       access_log: z.string().min(1).optional(),
-      /** combined, json, or a format with gunicorn's atoms (%(h)s %(r)s ...). */
-      access_log_format: z.string().min(1).default('combined'),
+      /** combined, json, or a format with gunicorn's atoms (%(h)s %(r)s ...); see src/log/access-log-format.ts. */
+      access_log_format: z
+        .string()
+        .min(1)
+        .superRefine((format, ctx) => {
+          const problem = accessLogFormat(format).problem;
+          if (problem) ctx.addIssue({ code: 'custom', message: problem });
+        })
+        .default('combined'),
       graceful_timeout: seconds.default(30),
       max_request_body: size.default(100 * 1024 ** 2),
-      /** Peers whose X-Forwarded-* / Forwarded headers are believed. */
+      /** Peers whose X-Forwarded-* / Forwarded headers are believed; none by default, as the edge server (see src/front/forwarded.ts). */
       forwarded_allow_ips: z.array(trustedPeer).default([]),
       /** Time a client has to send the request headers (slowloris); 408 and close. */
       header_timeout: seconds.default(60),
@@ -280,7 +288,7 @@ export function configSchema(base: string) {
       keepalive_timeout: seconds.default(5),
       /** Largest request head (request line and headers); 431 past it. */
       max_header_size: size.default(16 * 1024),
-      /** Open client connections at most; past it new connections are refused. 0: no limit. */
+      /** Open client connections at most, over all listeners; past it new connections are closed at once. 0: no limit. */
       max_connections: count(0).default(10_000),
       /** Response compressions offered, in order of preference. */
       compress: z.array(z.enum(COMPRESSIONS, { error: "must be br or gzip ('off' on the command line for none)" })).default(['br', 'gzip']),

@@ -11,18 +11,22 @@
  */
 import type { IncomingMessage } from 'node:http';
 import type { Socket } from 'node:net';
+import { forwardedOf, type ForwardedRequest } from './forwarded.js';
 
 /** Marks for the two headers that describe the body: the front handles them, the app never sees them. */
 const CONTENT_LENGTH = '\x01';
 const TRANSFER_ENCODING = '\x02';
 const cgiNames = new Map<string, string>();
 
+/** Headers a proxy sets about the client: they reach the app only from a trusted peer (see forwarded.ts). */
+const PROXY_HEADER = /^(?:x-forwarded-[a-z0-9-]+|forwarded|x-real-ip)$/i;
+
 /** `x-forwarded-for` → `HTTP_X_FORWARDED_FOR`; '' for headers that must not pass. */
 function cgiName(raw: string): string {
   let name = cgiNames.get(raw);
   if (name === undefined) {
     const lower = raw.toLowerCase();
-    if (raw.includes('_')) name = '';
+    if (raw.includes('_') || PROXY_HEADER.test(raw)) name = '';
     else if (lower === 'content-length') name = CONTENT_LENGTH;
     else if (lower === 'transfer-encoding') name = TRANSFER_ENCODING;
     else if (lower === 'content-type') name = 'CONTENT_TYPE';
@@ -44,21 +48,25 @@ type EnvSocket = Socket & { [kConnEnv]?: string };
 
 /** The connection's constant part, computed once per connection. */
 function connectionEnviron(socket: EnvSocket, scheme: string): string {
-  let env = socket[kConnEnv];
-  if (env === undefined) {
-    let remote = socket.remoteAddress ?? '';
-    if (remote.startsWith('::ffff:')) remote = remote.slice(7);
-    let local = socket.localAddress ?? '';
-    if (local.startsWith('::ffff:')) local = local.slice(7);
-    const tcp = socket.localPort !== undefined;
-    env =
-      `SERVER_NAME\0${tcp ? local : 'localhost'}\0SERVER_PORT\0${tcp ? socket.localPort : ''}` +
-      `\0REMOTE_ADDR\0${tcp ? remote : '127.0.0.1'}\0REMOTE_PORT\0${tcp ? socket.remotePort ?? '' : ''}` +
-      `\0wsgi.url_scheme\0${scheme}` +
-      (scheme === 'https' ? '\0HTTPS\0on' : '');
-    socket[kConnEnv] = env;
-  }
-  return env;
+  return (socket[kConnEnv] ??= describeConnection(socket, scheme));
+}
+
+/** Server and client addresses and the scheme; a trusted proxy's forwarded client replaces the peer's. */
+function describeConnection(socket: Socket, scheme: string, fwd?: ForwardedRequest): string {
+  let remote = socket.remoteAddress ?? '';
+  if (remote.startsWith('::ffff:')) remote = remote.slice(7);
+  let local = socket.localAddress ?? '';
+  if (local.startsWith('::ffff:')) local = local.slice(7);
+  const tcp = socket.localPort !== undefined;
+  let remoteAddr = tcp ? remote : '127.0.0.1';
+  let remotePort = tcp ? String(socket.remotePort ?? '') : '';
+  if (fwd?.addr !== undefined) [remoteAddr, remotePort] = [fwd.addr, fwd.port ?? ''];
+  return (
+    `SERVER_NAME\0${tcp ? local : 'localhost'}\0SERVER_PORT\0${tcp ? socket.localPort : ''}` +
+    `\0REMOTE_ADDR\0${remoteAddr}\0REMOTE_PORT\0${remotePort}` +
+    `\0wsgi.url_scheme\0${scheme}` +
+    (scheme === 'https' ? '\0HTTPS\0on' : '')
+  );
 }
 
 /** The request target, split and decoded once for routing and the environ. */
@@ -105,20 +113,27 @@ export interface RequestEnviron {
   transferEncoding: string | undefined;
 }
 
-/** Builds the environ from the request line and one pass over the raw headers. */
+/**
+ * Builds the environ from the request line and one pass over the raw headers.
+ * A request from a trusted proxy (forwarded.ts) gets the client, scheme and
+ * host it forwarded, and keeps its X-Forwarded-* headers; from any other peer
+ * they are dropped, so an app reading them directly cannot be fooled either.
+ */
 export function buildEnviron(req: IncomingMessage, target: EnvironTarget): RequestEnviron {
   const raw = req.rawHeaders;
+  const fwd = forwardedOf(req);
   let contentLength: string | undefined;
   let transferEncoding: string | undefined;
   const seen = new Map<string, number>();
   const parts: string[] = [];
   for (let i = 0; i < raw.length; i += 2) {
-    const name = cgiName(raw[i]!);
+    let name = cgiName(raw[i]!);
     const value = raw[i + 1]!;
     if (name.length <= 1) {
       if (name === CONTENT_LENGTH) contentLength = value;
       else if (name === TRANSFER_ENCODING) transferEncoding = transferEncoding === undefined ? value : `${transferEncoding}, ${value}`;
-      continue;
+      if (fwd === undefined || !PROXY_HEADER.test(raw[i]!)) continue;
+      name = 'HTTP_' + raw[i]!.toUpperCase().replace(/-/g, '_');
     }
     const at = seen.get(name);
     if (at === undefined) {
@@ -128,11 +143,16 @@ export function buildEnviron(req: IncomingMessage, target: EnvironTarget): Reque
       parts[at + 1] += (name === 'HTTP_COOKIE' ? '; ' : ', ') + value;
     }
   }
+  if (fwd?.host !== undefined) {
+    const at = seen.get('HTTP_HOST');
+    if (at === undefined) parts.push('HTTP_HOST', fwd.host);
+    else parts[at + 1] = fwd.host;
+  }
   const url = req.url ?? '/';
   let block =
     `REQUEST_METHOD\0${req.method}\0SCRIPT_NAME\0${target.prefix}\0PATH_INFO\0${target.rest}\0QUERY_STRING\0${target.query}` +
     `\0RAW_URI\0${url}\0REQUEST_URI\0${url}\0SERVER_PROTOCOL\0HTTP/${req.httpVersion}\0` +
-    connectionEnviron(req.socket, target.scheme);
+    (fwd === undefined ? connectionEnviron(req.socket, target.scheme) : describeConnection(req.socket, target.scheme, fwd));
   if (parts.length > 0) block += '\0' + parts.join('\0');
   return { block, contentLength, transferEncoding };
 }

@@ -15,6 +15,7 @@ import type { RouteRequest } from '../handlers/handler.js';
 import { refuse } from '../handlers/wsgi-app.js';
 import { sendPlain } from './plain-response.js';
 import { parseTarget } from './environ.js';
+import { TrustedProxies } from './forwarded.js';
 import { hostName, type Router } from './router.js';
 import { exchangesOf, type ExchangeContext } from './wsgi-exchange.js';
 
@@ -28,12 +29,19 @@ interface ListenerInfo {
 export class HttpFront {
   readonly servers: Server[] = [];
   private readonly sockets = new Set<Socket>();
+  /** Null when no peer is trusted (the default): requests then skip forwarded-header handling entirely. */
+  private readonly proxies: TrustedProxies | null;
+  /** Connections refused at max_connections since the last warning, and when that was. */
+  private refused = 0;
+  private refusedWarnedAt = -Infinity;
 
   constructor(
     private readonly router: Router,
     private readonly ctx: ExchangeContext,
     private readonly settings: Config,
-  ) {}
+  ) {
+    this.proxies = settings.forwarded_allow_ips.length > 0 ? new TrustedProxies(settings.forwarded_allow_ips) : null;
+  }
 
   /** Listens on every address; rejects with GH_ERR_BIND naming the address that failed. */
   async listen(listeners: readonly ListenerSettings[]): Promise<string[]> {
@@ -55,9 +63,10 @@ export class HttpFront {
         },
         (req, res) => this.onRequest(req, res, info),
       );
-      if (s.max_connections > 0) server.maxConnections = s.max_connections;
       server.on('checkContinue', (req, res) => this.onRequest(req, res, info, true));
       server.on('connection', (socket: Socket) => {
+        // Counted over every listener (Node's maxConnections is per server).
+        if (s.max_connections > 0 && this.sockets.size >= s.max_connections) return this.refuseConnection(socket);
         this.sockets.add(socket);
         socket.once('close', () => this.onConnectionClosed(socket));
       });
@@ -106,6 +115,17 @@ export class HttpFront {
     for (const s of this.servers) s.closeAllConnections();
   }
 
+  /** Past max_connections: close at once, and say so in the error log at most every 10 s. */
+  private refuseConnection(socket: Socket): void {
+    socket.destroy();
+    this.refused++;
+    const now = performance.now();
+    if (now - this.refusedWarnedAt < 10_000) return;
+    this.ctx.logger.warning(`max_connections (${this.settings.max_connections}) reached: refused ${this.refused} new connection(s)`);
+    this.refused = 0;
+    this.refusedWarnedAt = now;
+  }
+
   /** The client went away: stop the work still under way for it. */
   private onConnectionClosed(socket: Socket): void {
     this.sockets.delete(socket);
@@ -113,11 +133,18 @@ export class HttpFront {
   }
 
   private onRequest(req: IncomingMessage, res: ServerResponse, listener: ListenerInfo, expectsContinue = false): void {
-    const log = (status: number, bytes: number) => this.ctx.accessLog?.write(req, status, bytes);
+    // First, so that even a refusal is logged with the forwarded client (nginx's real_ip).
+    const forwarded = this.proxies?.resolve(req);
+    this.ctx.accessLog?.begin(req);
+    // keepalive_timeout 0 means no keep-alive, as in nginx (to Node it would mean no timeout at all).
+    if (this.settings.keepalive_timeout === 0) res.shouldKeepAlive = false;
+    const log = (status: number, bytes: number) => this.ctx.accessLog?.write(req, status, bytes, res);
     const target = parseTarget(req.url ?? '/');
     if (target === null) return refuse({ res, log }, 400);
     const host = hostName(req.headers.host);
-    if (listener.httpsPort !== null) return this.redirectToHttps(req, res, host, listener.httpsPort, log);
+    // A trusted proxy may say the client came over https (routing keeps the Host the proxy sent).
+    const scheme = forwarded?.proto ?? listener.scheme;
+    if (listener.httpsPort !== null && scheme !== 'https') return this.redirectToHttps(req, res, host, listener.httpsPort, log);
     const match = this.router.match(host, target.path);
     if (match === null) {
       if (expectsContinue) return refuse({ res, log }, 404);
@@ -126,7 +153,7 @@ export class HttpFront {
     const r: RouteRequest = {
       req,
       res,
-      scheme: listener.scheme,
+      scheme,
       host,
       path: target.path,
       prefix: match.prefix,

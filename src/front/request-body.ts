@@ -2,6 +2,8 @@
  * Reads a request body completely before any worker sees it, so a slow
  * client costs the front a buffer, never a Python process. Small bodies stay
  * in memory; past SPILL_BYTES the body goes to a temp file the worker opens.
+ * A body that stops arriving for `idleMs` ends as a timeout (nginx's
+ * client_body_timeout: the clock restarts with each piece of data).
  */
 import { createWriteStream, fchown, unlink, type WriteStream } from 'node:fs';
 import type { IncomingMessage } from 'node:http';
@@ -15,6 +17,7 @@ export const SPILL_BYTES = 256 * 1024;
 export type BodyResult =
   | { kind: 'ok'; length: number; data: Buffer | null; file: string | null }
   | { kind: 'too-large' }
+  | { kind: 'timeout' }
   | { kind: 'error'; error: Error };
 
 export function discardBodyFile(file: string | null): void {
@@ -25,6 +28,7 @@ export function readBody(
   req: IncomingMessage,
   limit: number,
   owner: { uid?: number; gid?: number },
+  idleMs: number,
   done: (result: BodyResult) => void,
 ): void {
   const chunks: Buffer[] = [];
@@ -32,19 +36,30 @@ export function readBody(
   let file: string | null = null;
   let out: WriteStream | null = null;
   let finished = false;
+  let idle: NodeJS.Timeout | undefined;
+  /** (Re)starts the idle clock; not while the front itself holds the client back (disk backpressure). */
+  const arm = () => {
+    if (idleMs <= 0 || finished) return;
+    clearTimeout(idle);
+    idle = setTimeout(() => finish({ kind: 'timeout' }), idleMs);
+  };
 
   const finish = (result: BodyResult) => {
     if (finished) return;
     finished = true;
+    clearTimeout(idle);
     req.removeListener('data', onData);
     if (result.kind !== 'ok') {
-      out?.destroy();
-      discardBodyFile(file);
+      const spilled = file;
+      // The temp file may still be opening: remove it once the stream has let go of it.
+      if (out !== null) out.once('close', () => discardBodyFile(spilled)).destroy();
+      else discardBodyFile(spilled);
     }
     done(result);
   };
 
   const onData = (chunk: Buffer) => {
+    arm();
     length += chunk.length;
     if (length > limit) {
       finish({ kind: 'too-large' });
@@ -53,7 +68,11 @@ export function readBody(
     if (out !== null) {
       if (!out.write(chunk)) {
         req.pause();
-        out.once('drain', () => req.resume());
+        clearTimeout(idle);
+        out.once('drain', () => {
+          req.resume();
+          arm();
+        });
       }
       return;
     }
@@ -69,6 +88,7 @@ export function readBody(
     }
   };
 
+  arm();
   req.on('data', onData);
   req.on('error', (error) => finish({ kind: 'error', error }));
   req.on('end', () => {

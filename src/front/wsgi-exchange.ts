@@ -177,6 +177,6 @@ export class WsgiExchange implements Exchange {
     const list = exchangesOf(this.req.socket);
     list.splice(list.indexOf(this), 1);
     discardBodyFile(this.bodyFile);
-    this.ctx.accessLog?.write(this.req, this.status, this.bytes);
+    this.ctx.accessLog?.write(this.req, this.status, this.bytes, this.res);
   }
 }

@@ -19,6 +19,8 @@ export class WsgiApp implements Handler {
     private readonly ctx: ExchangeContext,
     /** Spilled request bodies are handed to this user, who runs the workers. */
     private readonly bodyOwner: { uid?: number; gid?: number },
+    /** body_timeout in seconds: a body that stops arriving this long gets 408. */
+    private readonly bodyTimeout: number,
   ) {}
 
   private readonly cancel = (x: WsgiExchange) => this.pool.cancel(x);
@@ -32,8 +34,9 @@ export class WsgiApp implements Handler {
     // llhttp de-chunks; any other coding would reach the app still encoded (nginx: 501 too).
     if (te !== undefined && te.trim().toLowerCase() !== 'chunked') return refuse(r, 501);
     if (env.contentLength !== undefined && Number(env.contentLength) > r.maxRequestBody) return refuse(r, 413);
-    readBody(req, r.maxRequestBody, this.bodyOwner, (result) => {
+    readBody(req, r.maxRequestBody, this.bodyOwner, this.bodyTimeout * 1000, (result) => {
       if (result.kind === 'too-large') return refuse(r, 413);
+      if (result.kind === 'timeout') return refuse(r, 408);
       if (result.kind === 'error') {
         this.ctx.logger.debug(`reading the body of ${req.method} ${req.url} failed: ${result.error.message}`);
         if (!res.headersSent && !res.destroyed) refuse(r, 400);
@@ -48,7 +51,7 @@ export class WsgiApp implements Handler {
   }
 }
 
-const REFUSALS: Record<number, string> = { 400: 'Bad Request', 413: 'Payload Too Large', 501: 'Not Implemented' };
+const REFUSALS: Record<number, string> = { 400: 'Bad Request', 408: 'Request Timeout', 413: 'Payload Too Large', 501: 'Not Implemented' };
 
 /** Refuses a request whose body is still unread: the connection is closed after the answer. */
 export function refuse(r: Pick<RouteRequest, 'res' | 'log'>, status: number): void {

@@ -1,46 +1,30 @@
 /**
- * The access log in Combined Log Format (what nginx and Apache write, and
- * what log analysers read):
- * `host - user [time] "request line" status bytes "referer" "user-agent"`.
+ * The access log: one line per request, in the format access_log_format
+ * names (see access-log-format.ts), to a file that SIGUSR1 reopens or to
+ * stdout.
  */
 import { createWriteStream, openSync, type WriteStream } from 'node:fs';
 import { configError } from '../errors.js';
-import type { IncomingMessage } from 'node:http';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { accessLogFormat, type AccessEntry } from './access-log-format.js';
 
-const MONTHS = ['Jan', 'Feb', 'Mar', 'Apr', 'May', 'Jun', 'Jul', 'Aug', 'Sep', 'Oct', 'Nov', 'Dec'];
-
-let cachedSecond = 0;
-let cachedStamp = '';
-
-/** `21/Nov/2026:10:49:00 +0000`, recomputed at most once a second. */
-function clfTime(now: number): string {
-  const second = Math.floor(now / 1000);
-  if (second !== cachedSecond) {
-    cachedSecond = second;
-    const d = new Date(now);
-    const off = -d.getTimezoneOffset();
-    const abs = Math.abs(off);
-    const p = (n: number) => String(n).padStart(2, '0');
-    cachedStamp =
-      `${p(d.getDate())}/${MONTHS[d.getMonth()]}/${d.getFullYear()}:${p(d.getHours())}:${p(d.getMinutes())}:${p(d.getSeconds())} ` +
-      `${off >= 0 ? '+' : '-'}${p(Math.floor(abs / 60))}${p(abs % 60)}`;
-  }
-  return cachedStamp;
-}
-
-function quote(value: string | undefined): string {
-  if (!value) return '"-"';
-  return '"' + value.replace(/["\\]/g, (c) => '\\' + c).replace(/[\x00-\x1f\x7f]/g, (c) => `\\x${c.charCodeAt(0).toString(16).padStart(2, '0')}`) + '"';
-}
+const kStarted = Symbol('gatehouse.requestStarted');
+type TimedRequest = IncomingMessage & { [kStarted]?: number };
 
 export class AccessLog {
   private out: WriteStream | NodeJS.WriteStream;
+  private readonly render: (e: AccessEntry) => string;
 
   /** Opens the file now, so a bad path stops the server at start with the flag named. */
   constructor(
     private readonly target: string,
+    /** access_log_format, already validated by the schema. */
+    format: string,
     private readonly onError: (err: Error) => void,
   ) {
+    const compiled = accessLogFormat(format);
+    if (compiled.render === undefined) throw configError('--access-log-format', format, compiled.problem!);
+    this.render = compiled.render;
     this.out = target === '-' ? process.stdout : this.open();
   }
 
@@ -68,14 +52,16 @@ export class AccessLog {
     }
   }
 
-  write(req: IncomingMessage, status: number, bytes: number): void {
-    let remote = req.socket.remoteAddress ?? '-';
-    if (remote.startsWith('::ffff:')) remote = remote.slice(7);
-    const line = `${req.method} ${req.url} HTTP/${req.httpVersion}`;
-    this.out.write(
-      `${remote} - - [${clfTime(Date.now())}] ${quote(line)} ${status} ${bytes > 0 ? bytes : '-'} ` +
-        `${quote(req.headers.referer)} ${quote(req.headers['user-agent'])}\n`,
-    );
+  /** Notes when a request started, for its duration (%(D)s, duration_ms). */
+  begin(req: IncomingMessage): void {
+    (req as TimedRequest)[kStarted] = performance.now();
+  }
+
+  /** `res` gives the response headers (%({Name}o)s); `bytes` counts the body only. */
+  write(req: IncomingMessage, status: number, bytes: number, res?: ServerResponse): void {
+    const started = (req as TimedRequest)[kStarted];
+    const durationMs = started === undefined ? 0 : performance.now() - started;
+    this.out.write(this.render({ req, res, status, bytes, durationMs, now: Date.now() }) + '\n');
   }
 
   close(): Promise<void> {

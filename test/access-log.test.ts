@@ -1,0 +1,201 @@
+/**
+ * The access log's formats (combined, json, gunicorn's atoms with request
+ * and response headers and durations), its validation, SIGUSR1 reopening
+ * with json, and the error log's --log-level filtering.
+ */
+import { after, before, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { mkdirSync, mkdtempSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { APPS, CLI, ROOT } from './helpers/gatehouse.js';
+import { request, runCli, sleep, waitUntil, withServer, type Server } from './helpers/harness.js';
+
+const APP = `${APPS}/limits_apps.py:app`;
+const dir = mkdtempSync(join(tmpdir(), 'gh-access-log-'));
+const staticDir = join(dir, 'public');
+
+before(() => {
+  mkdirSync(staticDir);
+  writeFileSync(join(staticDir, 'empty.txt'), '');
+  writeFileSync(join(staticDir, 'page.html'), '<p>hi</p>\n');
+});
+
+after(() => rmSync(dir, { recursive: true, force: true }));
+
+let logCount = 0;
+
+/** Runs a server writing its access log to a fresh file; `lines()` reads it. */
+async function withAccessLog(format: string | null, fn: (gh: Server, lines: () => string[], file: string) => Promise<void>, extra: string[] = []): Promise<void> {
+  const file = join(dir, `access-${++logCount}.log`);
+  const args = [APP, '--access-log', file, '--static', `/s=${staticDir}`, ...extra];
+  if (format !== null) args.push('--access-log-format', format);
+  await withServer(args, (gh) => fn(gh, () => readFileSync(file, 'utf8').split('\n').filter((l) => l !== ''), file));
+}
+
+/** Waits until a line containing `marker` is in the log, and returns it. */
+async function lineWith(lines: () => string[], marker: string): Promise<string> {
+  assert.ok(await waitUntil(() => lines().some((l) => l.includes(marker)), 3000), `a line with ${marker} in:\n${lines().join('\n')}`);
+  return lines().find((l) => l.includes(marker))!;
+}
+
+test('combined (the default): host, Basic user, time, request line, status, bytes, referer, user agent; quotes escaped', async () => {
+  await withAccessLog(null, async (gh, lines) => {
+    const auth = `Basic ${Buffer.from('bob:secret').toString('base64')}`;
+    const res = await request(gh.url, '/combined?q=1', { headers: { Authorization: auth, Referer: 'http://ref.test/', 'User-Agent': 'agent "quoted"/1.0' } });
+    const line = await lineWith(lines, '/combined');
+    const m = /^127\.0\.0\.1 - bob \[(\d{2}\/\w{3}\/\d{4}:\d{2}:\d{2}:\d{2} [+-]\d{4})\] "GET \/combined\?q=1 HTTP\/1\.1" 200 (\d+) "http:\/\/ref\.test\/" "agent \\"quoted\\"\/1\.0"$/.exec(line);
+    assert.ok(m, line);
+    assert.equal(Number(m[2]), Buffer.byteLength(res.body));
+    await request(gh.url, '/s/empty.txt');
+    assert.match(await lineWith(lines, '/s/empty.txt'), /^127\.0\.0\.1 - - \[.*\] "GET \/s\/empty\.txt HTTP\/1\.1" 200 - "-" "-"$/);
+  });
+});
+
+test('json: one object per line with the documented keys', async () => {
+  await withAccessLog('json', async (gh, lines) => {
+    const res = await request(gh.url, '/slow?ms=300', { headers: { Referer: 'http://ref.test/', 'User-Agent': 'json-agent', Host: 'site.test' } });
+    await request(gh.url, '/plain', { headers: { Host: 'site.test' } });
+    await lineWith(lines, '/plain');
+    const [slow, plain] = lines().map((l) => JSON.parse(l) as Record<string, unknown>);
+    assert.deepEqual(Object.keys(slow!), ['time', 'remote_addr', 'method', 'path', 'protocol', 'status', 'bytes', 'duration_ms', 'referer', 'user_agent', 'host']);
+    assert.match(String(slow!.time), /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$/);
+    assert.equal(slow!.remote_addr, '127.0.0.1');
+    assert.equal(slow!.method, 'GET');
+    assert.equal(slow!.path, '/slow?ms=300');
+    assert.equal(slow!.protocol, 'HTTP/1.1');
+    assert.equal(slow!.status, 200);
+    assert.equal(slow!.bytes, Buffer.byteLength(res.body));
+    assert.ok(typeof slow!.duration_ms === 'number' && slow!.duration_ms >= 300, `duration_ms covers the app's 300 ms: ${slow!.duration_ms}`);
+    assert.equal(slow!.referer, 'http://ref.test/');
+    assert.equal(slow!.user_agent, 'json-agent');
+    assert.equal(slow!.host, 'site.test');
+    assert.equal(plain!.referer, null);
+    assert.equal(plain!.user_agent, null);
+  });
+});
+
+test("gunicorn's atoms, with request and response headers, durations and %%", async () => {
+  const atoms = 'h l u t r m U q H s B b f a T D M L p {X-Request-Id}i {X-Answer}o {Content-Type}o {X-Missing}i'.split(' ');
+  const format = atoms.map((a) => `%(${a})s`).join('|') + '|100%%';
+  await withAccessLog(format, async (gh, lines) => {
+    const res = await request(gh.url, '/slow?ms=1100', { headers: { 'X-Request-Id': 'req-42', Referer: 'http://r.test/', 'User-Agent': 'ua' } });
+    const line = await lineWith(lines, '/slow');
+    const f = Object.fromEntries(line.split('|').map((v, i) => [atoms[i] ?? 'tail', v]));
+    assert.equal(f.h, '127.0.0.1');
+    assert.equal(f.l, '-');
+    assert.equal(f.u, '-');
+    assert.match(f.t!, /^\[\d{2}\/\w{3}\/\d{4}:\d{2}:\d{2}:\d{2} [+-]\d{4}\]$/);
+    assert.equal(f.r, 'GET /slow?ms=1100 HTTP/1.1');
+    assert.equal(f.m, 'GET');
+    assert.equal(f.U, '/slow');
+    assert.equal(f.q, 'ms=1100');
+    assert.equal(f.H, 'HTTP/1.1');
+    assert.equal(f.s, '200');
+    assert.equal(f.B, String(Buffer.byteLength(res.body)));
+    assert.equal(f.b, f.B);
+    assert.equal(f.f, 'http://r.test/');
+    assert.equal(f.a, 'ua');
+    // The app slept 1.1 s: every duration atom says at least that, in its unit.
+    assert.ok(Number(f.T) >= 1, `T ${f.T}`);
+    assert.ok(Number(f.D) >= 1_100_000, `D ${f.D}`);
+    assert.ok(Number(f.M) >= 1100, `M ${f.M}`);
+    assert.match(f.L!, /^\d+\.\d{6}$/);
+    assert.ok(Number(f.L) >= 1.1, `L ${f.L}`);
+    assert.equal(f.p, `<${gh.pid}>`);
+    assert.equal(f['{X-Request-Id}i'], 'req-42');
+    assert.equal(f['{X-Answer}o'], 'forty-two', 'a response header the app set');
+    assert.equal(f['{Content-Type}o'], 'application/json');
+    assert.equal(f['{X-Missing}i'], '-');
+    assert.equal(f.tail, '100%');
+    // A static file: the response headers come from the front itself; an empty body is b "-" and B 0.
+    await request(gh.url, '/s/empty.txt');
+    const s = Object.fromEntries((await lineWith(lines, '/s/empty.txt')).split('|').map((v, i) => [atoms[i] ?? 'tail', v]));
+    assert.equal(s.B, '0');
+    assert.equal(s.b, '-');
+    assert.match(s['{Content-Type}o']!, /^text\/plain/);
+  });
+});
+
+test('an unknown atom or a malformed format is a config error naming access_log_format and the atom', async () => {
+  const cases: Array<[string, RegExp]> = [
+    ['%(h)s %(zz)s', /--access-log-format: unknown atom %\(zz\)s/],
+    ['%(h)s %({HOME}e)s', /--access-log-format: unknown atom %\(\{HOME\}e\)s \(environ/],
+    ['%(h)d', /--access-log-format: %\(h\) must end with s/],
+    ['%(h)s 100%', /--access-log-format: a lone %/],
+  ];
+  for (const [format, expected] of cases) {
+    const r = await runCli([APP, '--access-log-format', format, '--check-config']);
+    assert.equal(r.code, 1, `${format}: ${r.stdout}${r.stderr}`);
+    assert.match(r.stderr, expected);
+  }
+  const conf = join(dir, 'bad-format.toml');
+  writeFileSync(conf, `app = "${APP}"\naccess_log_format = "%(h)s %(nope)s"\n`);
+  const r = await runCli(['--config', conf, '--check-config']);
+  assert.equal(r.code, 1);
+  assert.match(r.stderr, /access_log_format: unknown atom %\(nope\)s/);
+});
+
+test('SIGUSR1 reopens a json access log after it was moved away', async () => {
+  await withAccessLog('json', async (gh, lines, file) => {
+    await request(gh.url, '/before-rotate');
+    await lineWith(lines, '/before-rotate');
+    renameSync(file, `${file}.1`);
+    process.kill(gh.pid, 'SIGUSR1');
+    await gh.waitFor(/Reopened log files/, 3000);
+    await request(gh.url, '/after-rotate');
+    const entry = JSON.parse(await lineWith(lines, '/after-rotate')) as { path: string; status: number };
+    assert.deepEqual([entry.path, entry.status], ['/after-rotate', 200]);
+    assert.equal(lines().length, 1, 'only the new line in the new file');
+    const old = readFileSync(`${file}.1`, 'utf8').trim().split('\n');
+    assert.deepEqual(old.map((l) => (JSON.parse(l) as { path: string }).path), ['/before-rotate']);
+  });
+});
+
+/**
+ * Starts gatehouse on a unix socket with `--log-level LEVEL` (the boot lines
+ * the usual launcher waits for are INFO, so readiness is polled instead),
+ * requests /log (a line to wsgi.errors, ERROR, and one to stdout, INFO) and
+ * returns everything it printed.
+ */
+async function errorLogAt(level: string): Promise<string> {
+  const sock = join(dir, `level-${level}.sock`);
+  const proc = spawn(process.execPath, [CLI, APP, '--workers', '1', '--bind', `unix:${sock}`, '--log-level', level], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
+  let out = '';
+  proc.stdout.on('data', (d: Buffer) => (out += d.toString()));
+  proc.stderr.on('data', (d: Buffer) => (out += d.toString()));
+  const exited = new Promise((resolve) => proc.on('exit', resolve));
+  try {
+    let answered = false;
+    for (let i = 0; i < 150 && !answered; i++) {
+      answered = await request({ socketPath: sock }, '/log', { timeoutMs: 2000 }).then((r) => r.status === 200, () => false);
+      if (!answered) await sleep(100);
+    }
+    assert.ok(answered, `no answer on ${sock}; output:\n${out}`);
+    // The worker's lines travel through a pipe: give them a moment before stopping.
+    await waitUntil(() => out.includes('app wrote to wsgi.errors') && out.includes('app printed to stdout'), 1000);
+  } finally {
+    proc.kill('SIGTERM');
+    await Promise.race([exited, sleep(10000).then(() => proc.kill('SIGKILL'))]);
+  }
+  return out;
+}
+
+test('--log-level filters the error log: debug shows all, warning hides INFO, critical hides ERROR too', async () => {
+  const debug = await errorLogAt('debug');
+  assert.match(debug, /\[DEBUG\] booting worker with pid \d+/);
+  assert.match(debug, /\[INFO\] app printed to stdout/);
+  assert.match(debug, /\[ERROR\] app wrote to wsgi.errors/);
+
+  const warning = await errorLogAt('warning');
+  assert.match(warning, /\[ERROR\] app wrote to wsgi.errors/);
+  assert.doesNotMatch(warning, /\[(INFO|DEBUG)\]/);
+
+  const critical = await errorLogAt('critical');
+  assert.doesNotMatch(critical, /\[(INFO|DEBUG|WARNING|ERROR)\]/);
+
+  const info = await errorLogAt('info');
+  assert.match(info, /\[INFO\] app printed to stdout/);
+  assert.doesNotMatch(info, /\[DEBUG\]/);
+});

@@ -1,0 +1,355 @@
+/**
+ * Limits and timeouts against bad or slow clients, over raw sockets, with
+ * small values set by flags: header_timeout (slowloris, also trickled byte by
+ * byte and on a keep-alive connection's second request), body_timeout (an
+ * upload that stalls never reaches a worker, its temp file is removed),
+ * keepalive_timeout, max_header_size (431), max_request_body per route (413,
+ * also with Expect: 100-continue and a growing chunked body) and
+ * max_connections.
+ *
+ * The waits are bounded so that each test fails, instead of hanging, when a
+ * limit is not applied: the defaults (60 s, 5 s) are far above the bounds.
+ */
+import { after, before, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { APPS } from './helpers/gatehouse.js';
+import { launch, RawConnection, sleep, waitUntil, withServer, type RawResponse, type Server } from './helpers/harness.js';
+
+const APP = `${APPS}/limits_apps.py:app`;
+
+interface Answer {
+  path: string;
+  body_length: number;
+  served: number;
+}
+
+function answer(res: RawResponse): Answer {
+  assert.equal(res.status, 200, `expected 200, got ${res.status}: ${res.body.toString()}`);
+  return JSON.parse(res.body.toString()) as Answer;
+}
+
+const get = (path: string) => `GET ${path} HTTP/1.1\r\nHost: test\r\n\r\n`;
+
+/** Writes `text` one byte every `ms` until the connection closes or `max` bytes are sent. */
+async function trickle(c: RawConnection, text: string, ms: number): Promise<number> {
+  let sent = 0;
+  for (const ch of text) {
+    if (c.closed) break;
+    c.write(ch);
+    sent++;
+    await sleep(ms);
+  }
+  return sent;
+}
+
+/** A head that would take 40 s to send at one byte a second. */
+const LONG_HEAD = `GET /never-finished HTTP/1.1\r\nHost: test\r\nX-Padding: ${'p'.repeat(40)}\r\n\r\n`;
+
+// ---------------------------------------------------------------- timeouts
+
+let gh: Server;
+/** The server's TMPDIR, where spilled request bodies go. */
+let bodyDir = '';
+
+before(async () => {
+  bodyDir = mkdtempSync(join(tmpdir(), 'gh-limits-body-'));
+  gh = await launch(
+    [APP, '--header-timeout', '1', '--body-timeout', '1', '--keepalive-timeout', '1', '--max-header-size', '2k'],
+    { env: { TMPDIR: bodyDir } },
+  );
+});
+
+after(async () => {
+  await gh?.kill();
+  rmSync(bodyDir, { recursive: true, force: true });
+});
+
+/** How many requests the (single) worker has served so far, this one included. */
+async function served(): Promise<number> {
+  const c = await RawConnection.open(gh.port);
+  try {
+    c.write(get('/served'));
+    return answer(await c.readResponse()).served;
+  } finally {
+    c.close();
+  }
+}
+
+test('header_timeout: an unfinished request head gets 408 and the connection is closed', async () => {
+  const c = await RawConnection.open(gh.port);
+  try {
+    c.write('GET /half HTTP/1.1\r\nHost: test\r\n');
+    await c.waitClosed(8000);
+    const res = await c.readResponse();
+    assert.equal(res.status, 408);
+  } finally {
+    c.close();
+  }
+});
+
+test('header_timeout: a connection that sends nothing is closed', async () => {
+  const c = await RawConnection.open(gh.port);
+  try {
+    await c.waitClosed(8000);
+  } finally {
+    c.close();
+  }
+});
+
+test('header_timeout: trickling the head one byte a second does not restart the clock (slowloris)', async () => {
+  const c = await RawConnection.open(gh.port);
+  try {
+    const sending = trickle(c, LONG_HEAD, 1000);
+    await c.waitClosed(8000);
+    const sent = await sending;
+    assert.ok(sent < LONG_HEAD.length, 'the server closed before the head was complete');
+    assert.equal((await c.readResponse()).status, 408);
+  } finally {
+    c.close();
+  }
+});
+
+test("header_timeout: a keep-alive connection's second request head is timed too", async () => {
+  const c = await RawConnection.open(gh.port);
+  try {
+    c.write(get('/first'));
+    assert.equal(answer(await c.readResponse()).path, '/first');
+    const sending = trickle(c, LONG_HEAD, 300);
+    await c.waitClosed(8000);
+    assert.ok((await sending) < LONG_HEAD.length);
+    assert.equal((await c.readResponse()).status, 408);
+  } finally {
+    c.close();
+  }
+});
+
+test('a response slower than header_timeout and keepalive_timeout is still delivered, and the connection kept', async () => {
+  const c = await RawConnection.open(gh.port);
+  try {
+    c.write(get('/slow?ms=2500'));
+    const res = await c.readResponse(10000);
+    assert.equal(answer(res).path, '/slow');
+    c.write(get('/after'));
+    assert.equal(answer(await c.readResponse()).path, '/after');
+  } finally {
+    c.close();
+  }
+});
+
+test('body_timeout: a body that stops arriving gets 408 and close; no worker sees the request', async () => {
+  const before = await served();
+  const c = await RawConnection.open(gh.port);
+  try {
+    c.write('POST /upload HTTP/1.1\r\nHost: test\r\nContent-Length: 100\r\n\r\n0123456789');
+    await c.waitClosed(8000);
+    const res = await c.readResponse();
+    assert.equal(res.status, 408);
+    assert.equal(res.header('connection')?.toLowerCase(), 'close');
+  } finally {
+    c.close();
+  }
+  assert.equal(await served(), before + 1, 'the worker saw only the /served requests');
+});
+
+test('body_timeout: the clock restarts with each piece of data (a slow, steady upload passes)', async () => {
+  const c = await RawConnection.open(gh.port);
+  try {
+    c.write('POST /steady HTTP/1.1\r\nHost: test\r\nContent-Length: 8\r\n\r\n');
+    // 8 pieces, 400 ms apart: 3.2 s in all, over body_timeout, but never 1 s without data.
+    await trickle(c, 'abcdefgh', 400);
+    const a = answer(await c.readResponse());
+    assert.equal(a.path, '/steady');
+    assert.equal(a.body_length, 8);
+  } finally {
+    c.close();
+  }
+});
+
+test('body_timeout: a large body spilled to a temp file then stalled: 408, and the temp file is removed', async () => {
+  const c = await RawConnection.open(gh.port);
+  try {
+    // Past the 256 KiB kept in memory, so the front writes a temp file.
+    c.write(`POST /big HTTP/1.1\r\nHost: test\r\nContent-Length: ${1024 * 1024}\r\n\r\n`);
+    c.write(Buffer.alloc(400 * 1024, 0x61));
+    const spilled = await waitUntil(() => readdirSync(bodyDir).some((f) => f.startsWith('gatehouse-body-')), 5000);
+    assert.ok(spilled, `a temp body file appeared in ${bodyDir}`);
+    await c.waitClosed(8000);
+    assert.equal((await c.readResponse()).status, 408);
+  } finally {
+    c.close();
+  }
+  const removed = await waitUntil(() => readdirSync(bodyDir).every((f) => !f.startsWith('gatehouse-body-')), 5000);
+  assert.ok(removed, `temp body files left behind: ${readdirSync(bodyDir).join(', ')}`);
+});
+
+test('keepalive_timeout: the idle connection is closed, and the client was told the timeout', async () => {
+  const c = await RawConnection.open(gh.port);
+  try {
+    c.write(get('/ka'));
+    const res = await c.readResponse();
+    assert.equal(answer(res).path, '/ka');
+    assert.equal(res.header('keep-alive'), 'timeout=1');
+    // Node closes a second after the announced time, so a request racing the close is not lost.
+    await c.waitClosed(4000);
+    assert.equal(c.pending.length, 0, 'closed without sending anything (no 408 for an idle keep-alive connection)');
+  } finally {
+    c.close();
+  }
+});
+
+test('max_header_size 2k: a 3 KiB head gets 431 and close; a 1 KiB one passes', async () => {
+  const big = await RawConnection.open(gh.port);
+  try {
+    big.write(`GET /big-head HTTP/1.1\r\nHost: test\r\nX-Big: ${'b'.repeat(3 * 1024)}\r\n\r\n`);
+    assert.equal((await big.readResponse()).status, 431);
+    await big.waitClosed();
+  } finally {
+    big.close();
+  }
+  const ok = await RawConnection.open(gh.port);
+  try {
+    ok.write(`GET /small-head HTTP/1.1\r\nHost: test\r\nX-Small: ${'s'.repeat(1024)}\r\n\r\n`);
+    assert.equal(answer(await ok.readResponse()).path, '/small-head');
+  } finally {
+    ok.close();
+  }
+});
+
+// ---------------------------------------------------------------- per-route body limit
+
+test('max_request_body per route: the route limit (1k) and the top-level one (4k), with Content-Length, Expect: 100-continue and chunked', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'gh-limits-conf-'));
+  try {
+    const config = join(dir, 'gatehouse.toml');
+    writeFileSync(
+      config,
+      `workers = 1\nmax_request_body = "4k"\n\n[[listeners]]\nbind = "127.0.0.1:0"\n\n[apps.main]\napp = "${APP}"\n\n` +
+        `[[routes]]\npath = "/"\napp = "main"\n\n[[routes]]\npath = "/small"\napp = "main"\nmax_request_body = "1k"\n`,
+    );
+    const server = await launch(['--config', config], { workers: 1 });
+    try {
+      const post = async (path: string, head: string, body: string): Promise<RawResponse> => {
+        const c = await RawConnection.open(server.port);
+        try {
+          c.write(`POST ${path} HTTP/1.1\r\nHost: test\r\n${head}\r\n${body}`);
+          return await c.readResponse();
+        } finally {
+          c.close();
+        }
+      };
+      const body2k = 'x'.repeat(2048);
+      assert.equal((await post('/small/up', 'Content-Length: 2048\r\n', body2k)).status, 413, '2 KiB on the 1k route');
+      assert.equal(answer(await post('/up', 'Content-Length: 2048\r\n', body2k)).body_length, 2048, '2 KiB on the 4k route');
+      assert.equal((await post('/up', 'Content-Length: 5000\r\n', 'y'.repeat(5000))).status, 413, '5000 bytes over the top-level 4k');
+
+      // Expect: 100-continue with a declared length over the route's limit: 413 at once, never a 100.
+      const expect = await RawConnection.open(server.port);
+      try {
+        expect.write('POST /small/up HTTP/1.1\r\nHost: test\r\nContent-Length: 2048\r\nExpect: 100-continue\r\n\r\n');
+        const res = await expect.readResponse();
+        assert.equal(res.status, 413);
+        await expect.waitClosed();
+        assert.ok(!expect.pending.toString('latin1').includes(' 100 '), 'no 100 Continue');
+      } finally {
+        expect.close();
+      }
+      // The same upload on the 4k route gets its 100 and goes through.
+      const ok = await RawConnection.open(server.port);
+      try {
+        ok.write('POST /up HTTP/1.1\r\nHost: test\r\nContent-Length: 2048\r\nExpect: 100-continue\r\n\r\n');
+        assert.equal((await ok.readResponse()).status, 100);
+        ok.write(body2k);
+        assert.equal(answer(await ok.readResponse()).body_length, 2048);
+      } finally {
+        ok.close();
+      }
+
+      // A chunked body, no length declared, that grows past 1k before it ends: 413 and close, mid-body.
+      const chunked = await RawConnection.open(server.port);
+      try {
+        const chunk = 'z'.repeat(600);
+        chunked.write(`POST /small/up HTTP/1.1\r\nHost: test\r\nTransfer-Encoding: chunked\r\n\r\n258\r\n${chunk}\r\n258\r\n${chunk}\r\n`);
+        assert.equal((await chunked.readResponse()).status, 413);
+        await chunked.waitClosed();
+      } finally {
+        chunked.close();
+      }
+    } finally {
+      await server.kill();
+    }
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+// ---------------------------------------------------------------- max_connections
+
+test('max_connections 3: a 4th connection is closed at once, the 3 keep working, and the count comes back down', async () => {
+  await withServer([APP, '--max-connections', '3'], async (server) => {
+    const open: RawConnection[] = [];
+    try {
+      for (let i = 0; i < 3; i++) {
+        const c = await RawConnection.open(server.port);
+        open.push(c);
+        c.write(get(`/held${i}`));
+        assert.equal(answer(await c.readResponse()).path, `/held${i}`);
+      }
+      const extra = await RawConnection.open(server.port);
+      try {
+        extra.write(get('/extra'));
+        await extra.waitClosed(3000);
+        assert.equal(extra.pending.length, 0, 'the refused connection got no answer');
+      } finally {
+        extra.close();
+      }
+      for (const [i, c] of open.entries()) {
+        c.write(get(`/again${i}`));
+        assert.equal(answer(await c.readResponse()).path, `/again${i}`, 'the connections already open still work');
+      }
+      await server.waitFor(/\[WARNING\] max_connections \(3\) reached/, 3000);
+
+      for (const c of open.splice(0)) c.close();
+      // Once the server has seen them close, 3 new connections fit again.
+      let fresh: RawConnection[] = [];
+      const recovered = async (): Promise<boolean> => {
+        for (const c of fresh) c.close();
+        fresh = [];
+        for (let i = 0; i < 3; i++) {
+          const c = await RawConnection.open(server.port);
+          fresh.push(c);
+          c.write(get(`/fresh${i}`));
+          const got = await c.readResponse(3000).catch(() => null);
+          if (got === null || got.status !== 200) return false;
+        }
+        return true;
+      };
+      let ok = false;
+      for (let attempt = 0; attempt < 10 && !ok; attempt++) {
+        ok = await recovered();
+        if (!ok) await sleep(200);
+      }
+      for (const c of fresh) c.close();
+      assert.ok(ok, '3 new connections are served once the old ones closed');
+    } finally {
+      for (const c of open) c.close();
+    }
+  });
+});
+
+test('keepalive_timeout 0: no keep-alive (Connection: close), not connections kept forever', async () => {
+  await withServer([APP, '--keepalive-timeout', '0'], async (server) => {
+    const c = await RawConnection.open(server.port);
+    try {
+      c.write(get('/once'));
+      const res = await c.readResponse();
+      assert.equal(answer(res).path, '/once');
+      assert.equal(res.header('connection')?.toLowerCase(), 'close');
+      await c.waitClosed(3000);
+    } finally {
+      c.close();
+    }
+  });
+});
