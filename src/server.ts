@@ -8,6 +8,7 @@ import { delimiter, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { AppSettings } from './config/schema.js';
 import type { Site } from './config/site.js';
+import { Compression } from './front/compression.js';
 import { HttpFront } from './front/http-front.js';
 import { Router, type RouteEntry } from './front/router.js';
 import type { ExchangeContext } from './front/wsgi-exchange.js';
@@ -77,7 +78,8 @@ export class Gatehouse {
     this.accessLog = settings.access_log
       ? new AccessLog(settings.access_log, (err) => this.logger.error(`access log: ${err.message}`))
       : null;
-    const ctx: ExchangeContext = { logger: this.logger, accessLog: this.accessLog, draining: false };
+    const compression = settings.compress.length > 0 ? new Compression(settings.compress, settings.compress_min_size) : null;
+    const ctx: ExchangeContext = { logger: this.logger, accessLog: this.accessLog, draining: false, compression };
     const apps = new Map<string, WsgiApp>();
     for (const app of site.apps) {
       const { pool, owner } = createPool(app, this.logger);
