@@ -15,6 +15,7 @@ import type { ExchangeContext } from './front/wsgi-exchange.js';
 import type { Handler } from './handlers/handler.js';
 import { Redirect } from './handlers/redirect.js';
 import { Respond } from './handlers/respond.js';
+import { FileCache } from './handlers/file-cache.js';
 import { StaticFiles } from './handlers/static-files.js';
 import { WsgiApp } from './handlers/wsgi-app.js';
 import { AccessLog } from './log/access-log.js';
@@ -79,6 +80,7 @@ export class Gatehouse {
       ? new AccessLog(settings.access_log, (err) => this.logger.error(`access log: ${err.message}`))
       : null;
     const compression = settings.compress.length > 0 ? new Compression(settings.compress, settings.compress_min_size) : null;
+    const fileCache = new FileCache(settings.static_cache);
     const ctx: ExchangeContext = { logger: this.logger, accessLog: this.accessLog, draining: false, compression };
     const apps = new Map<string, WsgiApp>();
     for (const app of site.apps) {
@@ -89,7 +91,7 @@ export class Gatehouse {
     const entries: RouteEntry[] = site.routes.map((route) => {
       let handler: Handler;
       if (route.app !== undefined) handler = apps.get(route.app)!;
-      else if (route.static !== undefined) this.handlers.push((handler = new StaticFiles(route.static)));
+      else if (route.static !== undefined) this.handlers.push((handler = new StaticFiles(route.static, compression, fileCache)));
       else if (route.redirect !== undefined) handler = new Redirect(route.redirect.status, route.redirect.location);
       else handler = new Respond(route.return!.status, route.return!.body, route.return!.content_type);
       return { hosts: route.host ?? [], path: route.path, maxRequestBody: route.max_request_body ?? settings.max_request_body, handler };

@@ -48,11 +48,11 @@ export function compressible(contentType: string | undefined): boolean {
 }
 
 /**
- * The coding a client gets for an Accept-Encoding header: among those we
- * offer, the one with the highest q (an explicit entry, else `*`), ties going
- * to our order; null when none is acceptable (q=0, or not named).
+ * The codings a client takes, by its Accept-Encoding header: those we offer
+ * with a q above 0 (an explicit entry, else `*`), highest q first, ties in
+ * our order. Not named, or q=0: not acceptable.
  */
-export function negotiate(header: string, offered: readonly Coding[]): Coding | null {
+export function acceptedCodings(header: string, offered: readonly Coding[]): Coding[] {
   const q = new Map<string, number>();
   for (const part of header.split(',')) {
     const semi = part.indexOf(';');
@@ -67,13 +67,9 @@ export function negotiate(header: string, offered: readonly Coding[]): Coding | 
     }
     q.set(name, Math.max(weight, q.get(name) ?? 0));
   }
-  let best: Coding | null = null;
-  let bestQ = 0;
-  for (const coding of offered) {
-    const weight = q.get(coding) ?? q.get('*') ?? 0;
-    if (weight > bestQ) [best, bestQ] = [coding, weight];
-  }
-  return best;
+  const weight = (coding: Coding) => q.get(coding) ?? q.get('*') ?? 0;
+  // A stable sort: equal weights keep our order.
+  return offered.filter((c) => weight(c) > 0).sort((a, b) => weight(b) - weight(a));
 }
 
 /** A Vary value that names Accept-Encoding, added to what was there (left alone when it has it or is `*`). */
@@ -102,7 +98,7 @@ function brotliOptions(sizeHint: number | undefined): BrotliOptions {
 /** The server's compression settings, and the client's choice (the last Accept-Encoding seen is remembered: clients repeat theirs). */
 export class Compression {
   private lastHeader: string | undefined;
-  private lastChoice: Coding | null = null;
+  private lastAccepted: readonly Coding[] = [];
 
   constructor(
     /** Codings offered, in our order of preference. */
@@ -113,13 +109,18 @@ export class Compression {
 
   /** The coding this client gets for a body of ours, or null (as it is). */
   choose(req: IncomingMessage): Coding | null {
+    return this.accepted(req)[0] ?? null;
+  }
+
+  /** The codings this client takes, best first. */
+  accepted(req: IncomingMessage): readonly Coding[] {
     const header = req.headers['accept-encoding'];
-    if (header === undefined) return null;
+    if (header === undefined) return [];
     if (header !== this.lastHeader) {
-      this.lastChoice = negotiate(header, this.codings);
+      this.lastAccepted = acceptedCodings(header, this.codings);
       this.lastHeader = header;
     }
-    return this.lastChoice;
+    return this.lastAccepted;
   }
 }
 

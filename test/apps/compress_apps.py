@@ -6,14 +6,8 @@ exact bytes a compressed response must decompress to.
 import gzip
 import json
 import os
-import tempfile
 import time
 from urllib.parse import parse_qs
-
-# A text file for the FILE frame path (wsgi.file_wrapper), made once per worker.
-_FILE = os.path.join(tempfile.mkdtemp(prefix="gh-compress-app-"), "big.txt")
-with open(_FILE, "w") as f:
-    f.write("".join("line %06d of a text file streamed by the front\n" % i for i in range(4000)))
 
 
 def _query(environ):
@@ -21,14 +15,17 @@ def _query(environ):
 
 
 def json_body(size):
-    """JSON of about `size` bytes (at least 2)."""
-    items = []
-    n = 0
-    while n < size - 2:
-        item = {"id": len(items), "name": "item %d" % len(items), "tags": ["alpha", "beta"]}
-        items.append(item)
-        n += len(json.dumps(item)) + 2
-    return json.dumps(items).encode()[: max(size, 2)] if size < 40 else json.dumps(items).encode()
+    """Valid JSON of exactly `size` bytes (at least 2): a list of objects, padded with spaces."""
+    parts = []
+    length = 2
+    while True:
+        part = json.dumps({"id": len(parts), "name": "item %d" % len(parts), "tags": ["alpha", "beta"]})
+        extra = len(part) + (2 if parts else 0)
+        if length + extra > size:
+            break
+        parts.append(part)
+        length += extra
+    return ("[" + ", ".join(parts) + "]").encode().ljust(size)
 
 
 def app(environ, start_response):
@@ -75,8 +72,9 @@ def app(environ, start_response):
         start_response("200 OK", [("Content-Type", "text/plain")])
         return _wait(q["until"])
     if path == "/file":
+        # The file named by `path`, through wsgi.file_wrapper: a FILE frame the front streams.
         start_response("200 OK", [("Content-Type", "text/plain")])
-        return environ["wsgi.file_wrapper"](open(_FILE, "rb"))
+        return environ["wsgi.file_wrapper"](open(q["path"], "rb"))
     start_response("404 Not Found", [("Content-Type", "text/plain")])
     return [b"no such case\n"]
 
