@@ -14,9 +14,11 @@ export type Coding = (typeof COMPRESSIONS)[number];
 const BROTLI_QUALITY = 4;
 const GZIP_LEVEL = 6;
 /**
- * Whole bodies up to this size are compressed at once on the main thread:
- * well under a millisecond, and several times cheaper than a zlib stream's
- * round trip through the thread pool. Larger ones go through a stream.
+ * Whole bodies up to this size are compressed at once on the main thread
+ * (under a millisecond), which is cheaper than a zlib stream's trip through
+ * the thread pool: a 20 KiB JSON app response went at 2200 req/s (br) and
+ * 2700 (gzip) this way, 1460 and 1120 through a stream. Larger bodies go
+ * through a stream, so the event loop is never held long.
  */
 export const SYNC_LIMIT = 64 * 1024;
 

@@ -45,14 +45,14 @@ export function sendWholeFile(r: RouteRequest, file: CachedFile, how: WholeFile,
   let body = file.body;
   let coding = how.coding;
   if (coding !== null && !how.precompressed) {
-    if (body !== null) {
+    if (req.method === 'HEAD' || (body === null && req.httpVersion === '1.0')) {
+      // HEAD is not compressed (as nginx); a body compressed from disk has no known length, which HTTP/1.0 needs.
+      coding = null;
+    } else if (body !== null) {
       const encoded = encodedBody(file, body, coding, cache);
-      // Not worth it (already compressed data in a text file): as it is.
+      // Not worth it (a text file of already compressed data): as it is.
       if (encoded.length < body.length) body = encoded;
       else coding = null;
-    } else if (req.method === 'HEAD' || req.httpVersion === '1.0') {
-      // HEAD is not compressed (as nginx); a streamed body's length is unknown, which HTTP/1.0 cannot take.
-      coding = null;
     }
   }
   const length = file.stats!.size;

@@ -108,7 +108,7 @@ export class StaticFiles implements Handler {
   private sibling(r: RouteRequest, f: CachedFile, codings: readonly Coding[], i: number, vary: boolean): void {
     const coding = codings[i];
     if (coding === undefined) {
-      const dynamic = vary && r.req.method === 'GET' ? this.compression!.choose(r.req) : null;
+      const dynamic = vary ? this.compression!.choose(r.req) : null;
       return sendWholeFile(r, f, this.how(f, vary, dynamic, false), this.cache);
     }
     this.lookup(r, f.path + SIBLING[coding], (s) => {

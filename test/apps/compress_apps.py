@@ -3,6 +3,7 @@
 Bodies are deterministic, so a request without Accept-Encoding gives the
 exact bytes a compressed response must decompress to.
 """
+import functools
 import gzip
 import json
 import os
@@ -14,6 +15,7 @@ def _query(environ):
     return {k: v[-1] for k, v in parse_qs(environ.get("QUERY_STRING", "")).items()}
 
 
+@functools.lru_cache(maxsize=16)
 def json_body(size):
     """Valid JSON of exactly `size` bytes (at least 2): a list of objects, padded with spaces."""
     parts = []
