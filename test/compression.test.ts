@@ -14,10 +14,11 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { request as httpRequest, type IncomingHttpHeaders } from 'node:http';
+import { request as httpRequest, type IncomingHttpHeaders, type IncomingMessage } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { brotliDecompressSync, createBrotliDecompress, gunzipSync } from 'node:zlib';
+import { createHash } from 'node:crypto';
+import { brotliDecompressSync, createBrotliDecompress, createGunzip, gunzipSync } from 'node:zlib';
 import { APPS } from './helpers/gatehouse.js';
 import { launch, RawConnection, waitUntil, withServer, type Server } from './helpers/harness.js';
 
@@ -245,6 +246,34 @@ test('app: what a streaming app has sent reaches the client before the app is do
   assert.equal(encoding, 'br');
   assert.ok(firstArrived, 'the first part arrived while the app was still waiting');
   assert.equal(text, 'first part '.repeat(200) + 'second part '.repeat(200));
+});
+
+test('app: a slow client of a big compressed stream does not hold up the worker (spooled before the encoder), and gets every byte', async () => {
+  const mib = 16;
+  const u = new URL(gh.url);
+  const res = await new Promise<IncomingMessage>((resolve, reject) =>
+    httpRequest({ host: u.hostname, port: Number(u.port), path: `/noise?mib=${mib}`, headers: { 'Accept-Encoding': 'gzip' }, agent: false }, resolve)
+      .on('error', reject)
+      .end(),
+  );
+  res.pause();
+  assert.equal(res.headers['content-encoding'], 'gzip');
+  // The app's only worker must be free again while this client reads nothing.
+  const other = await get(gh.url, '/json?size=100');
+  assert.equal(other.status, 200, 'the only worker answered while the first client read nothing');
+  const hash = createHash('sha256');
+  let received = 0;
+  const gunzip = res.pipe(createGunzip());
+  gunzip.on('data', (d: Buffer) => {
+    received += d.length;
+    hash.update(d);
+  });
+  res.resume();
+  await new Promise((resolve, reject) => gunzip.on('end', resolve).on('error', reject));
+  const expected = createHash('sha256');
+  for (let i = 0; i < mib * 2 ** 15; i++) expected.update(createHash('sha256').update(String(i)).digest());
+  assert.equal(received, mib * 2 ** 20);
+  assert.equal(hash.digest('hex'), expected.digest('hex'), 'byte-exact after the spool and the encoder');
 });
 
 test('app: HTTP/1.0 gets a one-frame body compressed (with its length) but a streamed one as it is', async () => {

@@ -5,6 +5,7 @@ exact bytes a compressed response must decompress to.
 """
 import functools
 import gzip
+import hashlib
 import json
 import os
 import time
@@ -69,6 +70,10 @@ def app(environ, start_response):
         n = int(q.get("chunks", "50"))
         start_response("200 OK", [("Content-Type", "text/html; charset=utf-8")])
         return (b"<p>chunk %d of a streamed page, some words to compress</p>\n" % i for i in range(n))
+    if path == "/noise":
+        # `mib` MiB that do not compress (SHA-256 digests of 0, 1, 2...), streamed in 64 KiB chunks, as text.
+        start_response("200 OK", [("Content-Type", "text/plain")])
+        return _noise(int(q["mib"]))
     if path == "/wait":
         # The first part, then nothing until the test creates the file named by `until` (at most 10 s).
         start_response("200 OK", [("Content-Type", "text/plain")])
@@ -79,6 +84,11 @@ def app(environ, start_response):
         return environ["wsgi.file_wrapper"](open(q["path"], "rb"))
     start_response("404 Not Found", [("Content-Type", "text/plain")])
     return [b"no such case\n"]
+
+
+def _noise(mib):
+    for block in range(mib * 16):
+        yield b"".join(hashlib.sha256(str(i).encode()).digest() for i in range(block * 2048, (block + 1) * 2048))
 
 
 def _wait(until):
