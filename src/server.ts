@@ -8,12 +8,14 @@ import { delimiter, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { AppSettings } from './config/schema.js';
 import type { Site } from './config/site.js';
+import { Compression } from './front/compression.js';
 import { HttpFront } from './front/http-front.js';
 import { Router, type RouteEntry } from './front/router.js';
 import type { ExchangeContext } from './front/wsgi-exchange.js';
 import type { Handler } from './handlers/handler.js';
 import { Redirect } from './handlers/redirect.js';
 import { Respond } from './handlers/respond.js';
+import { FileCache } from './handlers/file-cache.js';
 import { StaticFiles } from './handlers/static-files.js';
 import { WsgiApp } from './handlers/wsgi-app.js';
 import { AccessLog } from './log/access-log.js';
@@ -76,7 +78,9 @@ export class Gatehouse {
     this.accessLog = settings.access_log
       ? new AccessLog(settings.access_log, settings.access_log_format, (err) => this.logger.error(`access log: ${err.message}`))
       : null;
-    const ctx: ExchangeContext = { logger: this.logger, accessLog: this.accessLog, draining: false };
+    const compression = settings.compress.length > 0 ? new Compression(settings.compress, settings.compress_min_size) : null;
+    const fileCache = new FileCache(settings.static_cache);
+    const ctx: ExchangeContext = { logger: this.logger, accessLog: this.accessLog, draining: false, compression };
     const apps = new Map<string, WsgiApp>();
     for (const app of site.apps) {
       const { pool, owner } = createPool(app, site.apps.length > 1 ? this.logger.named(app.name) : this.logger);
@@ -86,7 +90,7 @@ export class Gatehouse {
     const entries: RouteEntry[] = site.routes.map((route) => {
       let handler: Handler;
       if (route.app !== undefined) handler = apps.get(route.app)!;
-      else if (route.static !== undefined) this.handlers.push((handler = new StaticFiles(route.static)));
+      else if (route.static !== undefined) this.handlers.push((handler = new StaticFiles(route.static, compression, fileCache)));
       else if (route.redirect !== undefined) handler = new Redirect(route.redirect.status, route.redirect.location);
       else handler = new Respond(route.return!.status, route.return!.body, route.return!.content_type);
       return { hosts: route.host ?? [], path: route.path, maxRequestBody: route.max_request_body ?? settings.max_request_body, handler };

@@ -294,6 +294,8 @@ export function configSchema(base: string) {
       compress: z.array(z.enum(COMPRESSIONS, { error: "must be br or gzip ('off' on the command line for none)" })).default(['br', 'gzip']),
       /** Responses smaller than this are sent as they are. */
       compress_min_size: size.default(1024),
+      /** Memory for small static files (up to 64k each), kept and rechecked every second; 0 disables. */
+      static_cache: size.default(64 * 1024 ** 2),
       check_config: z.boolean().default(false),
       listeners: z.array(listenerSchema(base)).optional(),
       apps: z.record(z.string().regex(/^[A-Za-z0-9_.-]+$/, 'app names are letters, digits, _ . -'), appSchema(base)).optional(),

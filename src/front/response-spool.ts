@@ -9,7 +9,7 @@
  * appends and reads trivial is worth a few microseconds.
  */
 import { closeSync, openSync, readSync, unlinkSync, writeSync } from 'node:fs';
-import type { ServerResponse } from 'node:http';
+import type { Writable } from 'node:stream';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
@@ -23,7 +23,8 @@ export class ResponseSpool {
   private closed = false;
 
   constructor(
-    private readonly res: ServerResponse,
+    /** The response, or the encoder in front of it. */
+    private readonly res: Writable,
     /** Called each time everything spooled has been handed to the response. */
     private readonly onEmpty: () => void,
   ) {

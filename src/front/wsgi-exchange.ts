@@ -14,6 +14,8 @@ import type { FileSpec } from '../wire/frames.js';
 import { discardBodyFile } from './request-body.js';
 import { sendPlain } from './plain-response.js';
 import { ResponseSpool } from './response-spool.js';
+import { compressSync, createEncoder, flushEncoder, SYNC_LIMIT, type Coding, type Compression, type Encoder } from './compression.js';
+import { compressHead } from './compress-head.js';
 
 /** How much of a response the front holds in memory for a slow client; the rest is spooled to disk. */
 const RESPONSE_BUFFER = 1024 * 1024;
@@ -23,6 +25,8 @@ export interface ExchangeContext {
   accessLog: AccessLog | null;
   /** The server is stopping: responses say Connection: close. */
   draining: boolean;
+  /** Response compression; null when it is off. */
+  compression: Compression | null;
 }
 
 const kExchanges = Symbol('gatehouse.exchanges');
@@ -47,6 +51,10 @@ export class WsgiExchange implements Exchange {
   /** Body the client could not take yet, on disk; END must wait for it too. */
   private spool: ResponseSpool | null = null;
   private endPending = false;
+  /** The body is being compressed: it goes through this on its way to the response. */
+  private encoder: Encoder | null = null;
+  private coding: Coding = 'gzip';
+  private flushQueued = false;
 
   constructor(
     readonly frame: Buffer,
@@ -66,6 +74,20 @@ export class WsgiExchange implements Exchange {
 
   response(head: string[], body: Buffer): void {
     if (this.done) return;
+    const z = this.ctx.compression;
+    // Small bodies (the common case) cost one comparison here.
+    if (z !== null && (body.length >= z.minSize || this.req.method === 'HEAD')) {
+      const coding = compressHead(head, z, this.req, body.length, body.length > SYNC_LIMIT);
+      if (coding !== null && body.length > SYNC_LIMIT) {
+        if (this.writeHead(head)) this.encode(coding, body.length);
+        this.body(body);
+        return this.end();
+      }
+      if (coding !== null) {
+        body = compressSync(coding, body);
+        head.push('Content-Length', String(body.length));
+      }
+    }
     if (!this.writeHead(head)) return;
     this.bytes = body.length;
     this.res.end(body);
@@ -73,17 +95,22 @@ export class WsgiExchange implements Exchange {
   }
 
   start(head: string[]): void {
-    if (!this.done) this.writeHead(head);
+    if (this.done) return;
+    const z = this.ctx.compression;
+    const coding = z === null ? null : compressHead(head, z, this.req, undefined, true);
+    if (this.writeHead(head) && coding !== null) this.encode(coding, undefined);
   }
 
   body(chunk: Buffer): void {
     if (this.done) return;
-    this.bytes += chunk.length;
-    if ((this.spool === null || this.spool.empty) && this.res.writableLength <= RESPONSE_BUFFER) {
-      this.res.write(chunk);
+    if (this.encoder === null) this.bytes += chunk.length;
+    else this.flushSoon();
+    const out = this.encoder ?? this.res;
+    if ((this.spool === null || this.spool.empty) && out.writableLength <= RESPONSE_BUFFER) {
+      out.write(chunk);
       return;
     }
-    this.spool ??= new ResponseSpool(this.res, () => {
+    this.spool ??= new ResponseSpool(out, () => {
       if (this.endPending) this.end();
     });
     this.spool.write(chunk);
@@ -101,12 +128,12 @@ export class WsgiExchange implements Exchange {
         }
         const stream = createReadStream('', { fd, start: spec.offset, end: spec.offset + spec.length - 1 });
         stream.on('error', (e) => this.fileFailed(e.message));
-        stream.on('data', (chunk) => (this.bytes += chunk.length));
+        if (this.encoder === null) stream.on('data', (chunk) => (this.bytes += chunk.length));
         stream.on('end', () => {
           this.streaming = false;
           if (this.endPending) this.end();
         });
-        stream.pipe(this.res, { end: false });
+        stream.pipe(this.encoder ?? this.res, { end: false });
       });
     });
   }
@@ -117,6 +144,8 @@ export class WsgiExchange implements Exchange {
       this.endPending = true;
       return;
     }
+    // With an encoder, the response ends when its last bytes are out ('end', in encode()).
+    if (this.encoder !== null) return void this.encoder.end();
     this.res.end();
     this.complete();
   }
@@ -147,6 +176,32 @@ export class WsgiExchange implements Exchange {
     this.cancel(this);
   }
 
+  /** From here on the body goes through an encoder; its output is what the client gets, and what the access log counts. */
+  private encode(coding: Coding, sizeHint: number | undefined): void {
+    const encoder = createEncoder(coding, sizeHint);
+    encoder.pipe(this.res);
+    encoder.on('data', (chunk: Buffer) => (this.bytes += chunk.length));
+    encoder.once('end', () => {
+      if (!this.done) this.complete();
+    });
+    encoder.once('error', (err) => {
+      this.ctx.logger.error(`${this.label}: compression failed: ${err.message}`);
+      this.abort();
+    });
+    this.encoder = encoder;
+    this.coding = coding;
+  }
+
+  /** What an app streams slowly (progress, a page in parts) must not wait in the encoder: flush once this turn's chunks are in. */
+  private flushSoon(): void {
+    if (this.flushQueued) return;
+    this.flushQueued = true;
+    setImmediate(() => {
+      this.flushQueued = false;
+      if (!this.done && this.encoder !== null && !this.encoder.writableEnded) flushEncoder(this.encoder, this.coding);
+    });
+  }
+
   private fileFailed(why: string): void {
     this.ctx.logger.error(`${this.label}: file response failed: ${why}`);
     this.streaming = false;
@@ -174,6 +229,7 @@ export class WsgiExchange implements Exchange {
   private complete(): void {
     this.done = true;
     this.spool?.close();
+    this.encoder?.destroy();
     const list = exchangesOf(this.req.socket);
     list.splice(list.indexOf(this), 1);
     discardBodyFile(this.bodyFile);
