@@ -8,8 +8,10 @@
  * second run. Target: p99 under attack within 2× of p99 alone.
  */
 import { setTimeout as sleep } from 'node:timers/promises';
+import { busyMachineNote, cpuReport, cpuSample, formatCpu, runGroups } from './cpu-usage.js';
 import { clientEvent, countEstablished, startClient, waitForEvent, withFdLimits } from './front-servers.js';
 import type { Options } from './options.js';
+import type { Proc } from './processes.js';
 import { formatInt, formatMs, noteLines, progress, renderTable } from './report.js';
 import { withServer } from './server-run.js';
 import { APPS, gatehouseServer, nginxUwsgiServer, PROCESSES, type ServerSpec, type Versions } from './servers.js';
@@ -57,23 +59,22 @@ async function slowRow(server: ServerSpec, headerTimeout: number, timeout: strin
   const row: SlowRow = { server, timeout, lead, alone: null, attacked: null, slowOpen: null, attack: null, notes: [] };
   const app = APPS.find((a) => a.id === 'flask')!;
   await withServer(withFdLimits(server, n + 1000), app, opts, `${server.id}-slowloris-${timeout.split(' ')[0]}`, row.notes, async (port, procs) => {
-    const alone = await startWrk(port, opts.duration).done;
-    row.alone = alone.result;
-    row.notes.push(...wrkNotes(alone.result, alone.out).map((s) => `alone: ${s}`));
+    const alone = await measuredRun(port, procs, opts.duration, null);
+    row.alone = alone.wrk;
+    row.notes.push(...alone.notes.map((s) => `alone: ${s}`));
     const attacker = startClient('slowloris-client', ['--port', String(port), '--count', String(n), '--max-seconds', String(opts.duration + lead + 60)], n + 1000);
     try {
       const ready = await waitForEvent<{ seconds: number }>(attacker, 'ready', 30000);
       if (ready.value === null) row.notes.push(`the attack did not reach ${n} open connections (${ready.why}); measured anyway`);
       else progress(`   ${formatInt(n)} slow connections open in ${ready.value.seconds.toFixed(1)} s`);
       await sleep(lead * 1000);
-      const { done } = startWrk(port, opts.duration);
-      await sleep((opts.duration * 1000) / 2);
-      const mid = await countEstablished(port, 'dport', attacker.pid);
-      if (typeof mid === 'string') row.notes.push(mid);
-      else row.slowOpen = mid;
-      const attacked = await done;
-      row.attacked = attacked.result;
-      row.notes.push(...wrkNotes(attacked.result, attacked.out).map((s) => `under attack: ${s}`));
+      const attacked = await measuredRun(port, procs, opts.duration, attacker, async () => {
+        const mid = await countEstablished(port, 'dport', attacker.pid);
+        if (typeof mid === 'string') row.notes.push(mid);
+        else row.slowOpen = mid;
+      });
+      row.attacked = attacked.wrk;
+      row.notes.push(...attacked.notes.map((s) => `under attack: ${s}`));
       if (!attacker.running) row.notes.push(`the attacker exited early: ${attacker.output.trim().slice(-300)}`);
     } finally {
       await attacker.stop('SIGTERM', 10000);
@@ -86,6 +87,27 @@ async function slowRow(server: ServerSpec, headerTimeout: number, timeout: strin
     row.notes.push(`attacker: ${a.connectFailures} failed connection attempts; errors ${JSON.stringify(a.errors)}`);
   }
   return row;
+}
+
+/**
+ * One wrk run, with the CPU accounting's two samples (at 20% and 80% of it, the attacker counted as
+ * ours) and `halfway` called in between; notes: wrk's errors and a busy machine.
+ */
+async function measuredRun(port: number, procs: readonly Proc[], seconds: number, attacker: Proc | null, halfway?: () => Promise<void>): Promise<{ wrk: WrkResult | null; notes: string[] }> {
+  const { proc: wrk, done } = startWrk(port, seconds);
+  const started = Date.now();
+  const at = (share: number) => sleep(Math.max(0, started + share * seconds * 1000 - Date.now()));
+  const groups = () => [...runGroups(procs, wrk), ...(attacker === null ? [] : [{ label: 'attacker', pids: attacker.members() }])];
+  await at(0.2);
+  const first = cpuSample(groups());
+  await at(0.5);
+  if (halfway) await halfway();
+  await at(0.8);
+  const cpu = cpuReport(first, cpuSample(groups()));
+  const { result, out } = await done;
+  const busy = busyMachineNote(cpu, cpu.otherPct);
+  progress(`   ${formatCpu(cpu)}`);
+  return { wrk: result, notes: [...wrkNotes(result, out), ...(busy === null ? [] : [busy])] };
 }
 
 /** The rows: gatehouse with the default and a 10 s header timeout, then nginx + uWSGI likewise (unless --only leaves them out). */
@@ -163,7 +185,7 @@ function section(rows: readonly SlowRow[], skipped: readonly string[], opts: Opt
     rpsRatio: 'attacked/alone',
     p99Alone: 'p99 alone',
     p99Attacked: 'p99 attacked',
-    p99Ratio: `p99 ×  (target ≤ ${P99_TARGET}×)`,
+    p99Ratio: `p99 × (target ≤ ${P99_TARGET}×)`,
     slowOpen: 'slow conns open',
     closed: 'closed by server',
   };
