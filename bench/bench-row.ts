@@ -69,12 +69,12 @@ async function benchWithRetry(server: ServerSpec, app: AppSpec, opts: Options): 
 
 async function benchOnce(server: ServerSpec, app: AppSpec, opts: Options): Promise<Row> {
   const row = emptyRow(server, app);
-  await withServer(server, app, opts, `${server.id}-${app.id}`, row.notes, (port, procs) => measureInto(row, port, procs, opts.duration));
+  await withServer(server, app, opts, `${server.id}-${app.id}`, row.notes, (port, procs) => measureInto(row, port, procs, opts.duration, app.path));
   return row;
 }
 
-async function measureInto(row: Row, port: number, procs: readonly Proc[], seconds: number): Promise<void> {
-  const m = await measure(port, seconds, procs);
+async function measureInto(row: Row, port: number, procs: readonly Proc[], seconds: number, path: string | undefined): Promise<void> {
+  const m = await measure(port, seconds, procs, path);
   row.wrk = m.wrk;
   row.conn = m.conn;
   row.cpu = m.cpu;
@@ -95,8 +95,8 @@ interface Measurement {
 }
 
 /** Nothing else runs while wrk does, but the server, the two short `ss` calls and the /proc reads. */
-async function measure(port: number, seconds: number, serverProcs: readonly Proc[]): Promise<Measurement> {
-  const { proc: wrk, done } = startWrk(port, seconds);
+async function measure(port: number, seconds: number, serverProcs: readonly Proc[], path: string | undefined): Promise<Measurement> {
+  const { proc: wrk, done } = startWrk(port, seconds, path);
   const started = Date.now();
   const readAt = async (share: number) => {
     const wait = started + share * seconds * 1000 - Date.now();

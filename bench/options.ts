@@ -1,5 +1,11 @@
 /** The benchmark's command line: its flags and BENCH_* environment variables. */
 
+/** wsgi: the main table (+ reload rows, worker cost); the others: the front-end duties, against nginx. */
+export const SUITES = ['wsgi', 'static', 'idle', 'slowloris'] as const;
+export type Suite = (typeof SUITES)[number];
+/** --suite's shorthands. */
+const SUITE_GROUPS: Record<string, readonly Suite[]> = { front: ['static', 'idle', 'slowloris'], all: SUITES };
+
 export interface Options {
   /** Seconds of each measured wrk run. */
   duration: number;
@@ -17,20 +23,37 @@ export interface Options {
   retry: boolean;
   /** Runs per row (each with a fresh server); the median by req/s is shown. */
   repeat: number;
+  suites: Set<Suite>;
+  /** Idle keep-alive connections the idle suite opens. */
+  idleConnections: number;
+  /** Slow connections the slowloris suite keeps open. */
+  slowConnections: number;
 }
 
-const USAGE = `Usage: npm run bench -- [--quick] [--markdown] [--only IDS] [--apps hello,flask] [--no-control] [--no-worker-cost] [--no-reload] [--no-retry] [--repeat N] [--logs DIR]
+const USAGE = `Usage: npm run bench -- [--suite SUITES] [--quick] [--markdown] [--only IDS] [--apps hello,flask] [--no-control] [--no-worker-cost] [--no-reload] [--no-retry] [--repeat N] [--logs DIR]
+                                [--idle-connections N] [--slow-connections N]
 
+  --suite SUITES     what to run, comma-separated (default wsgi):
+                       wsgi       the WSGI apps on every server (main table), the reload rows and the worker cost
+                       static     a 1 KiB and a 1 MiB file: gatehouse --static against nginx (sendfile on), with the connection check
+                       idle       resident memory with N idle keep-alive connections (--idle-connections): gatehouse against nginx
+                       slowloris  the flask app under wrk, alone and while N connections send headers 1 byte/s (--slow-connections):
+                                  gatehouse (--header-timeout 60 and 10) against nginx + uWSGI
+                       front      static,idle,slowloris (also: npm run bench:front)
+                       all        every suite
   --quick            runs of 3 s (unless BENCH_DURATION is set) and fewer worker-cost iterations; also BENCH_QUICK=1
-  --markdown         print the results table as Markdown
-  --only IDS         servers to run, comma-separated: gatehouse,gunicorn,uwsgi,nginx-uwsgi,waitress,uwsgi-http11
-  --apps IDS         apps to run, comma-separated: hello,flask
+  --markdown         print the results tables as Markdown
+  --only IDS         servers to run, comma-separated: gatehouse,gunicorn,uwsgi,nginx-uwsgi,waitress,uwsgi-http11;
+                     front suites: gatehouse, nginx (static, idle), nginx-uwsgi (slowloris)
+  --apps IDS         apps to run (wsgi suite), comma-separated: hello,flask
   --no-control       skip the uWSGI --http11-socket control row
   --no-worker-cost   skip the per-request cost inside the Python worker
   --no-reload        skip the reload-under-load rows (gatehouse and gunicorn, hello app, SIGHUP every 2 s under wrk)
   --no-retry         do not run a row again when other processes took CPU during it
-  --repeat N         run each row N times, each with a fresh server, and show the median (and the range); also BENCH_REPEAT
+  --repeat N         run each wrk row (wsgi, static) N times, each with a fresh server, and show the median (and the range); also BENCH_REPEAT
   --logs DIR         keep each server's log as DIR/SERVER-APP.log (reload rows: DIR/SERVER-APP-reload.log)
+  --idle-connections N   idle suite: keep-alive connections to hold open (default 10000)
+  --slow-connections N   slowloris suite: slow connections (default 2000)
 Environment: BENCH_DURATION=seconds per wrk run (default 10, 3 with --quick).
 `;
 
@@ -59,6 +82,9 @@ export function parseOptions(argv: readonly string[]): Options {
     logs: null,
     retry: true,
     repeat: 1,
+    suites: new Set<Suite>(['wsgi']),
+    idleConnections: 10000,
+    slowConnections: 2000,
   };
   let repeatGiven = false;
   for (let i = 0; i < argv.length; i++) {
@@ -99,6 +125,20 @@ export function parseOptions(argv: readonly string[]): Options {
       case '--repeat':
         opts.repeat = wholeNumber(value(), 1, 20) ?? fail(`--repeat needs a whole number from 1 to 20\n${USAGE}`);
         repeatGiven = true;
+        break;
+      case '--suite':
+        opts.suites = new Set(
+          [...list()].flatMap((name): readonly Suite[] => {
+            const known = SUITES.find((x) => x === name);
+            return known !== undefined ? [known] : (SUITE_GROUPS[name] ?? fail(`--suite: unknown suite ${JSON.stringify(name)} (known: ${[...SUITES, ...Object.keys(SUITE_GROUPS)].join(', ')})\n${USAGE}`));
+          }),
+        );
+        break;
+      case '--idle-connections':
+        opts.idleConnections = wholeNumber(value(), 1, 60000) ?? fail(`--idle-connections needs a whole number from 1 to 60000\n${USAGE}`);
+        break;
+      case '--slow-connections':
+        opts.slowConnections = wholeNumber(value(), 1, 20000) ?? fail(`--slow-connections needs a whole number from 1 to 20000\n${USAGE}`);
         break;
       case '--logs': {
         const dir = value();

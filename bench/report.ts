@@ -34,7 +34,7 @@ export function headerLines(opts: Options, versions: Versions): string[] {
   const cpu = cpus();
   return [
     `gatehouse benchmark: ${new Date().toISOString()}, ${cpu.length} CPU(s) (${cpu[0]?.model.trim() ?? '?'}), Linux ${release()}`,
-    `wrk ${versions.wrk}: wrk -t1 -c${CONNECTIONS} -d${opts.duration}s --latency, after a ${WARMUP_SECONDS} s warm-up${opts.repeat > 1 ? `; each row the median of ${opts.repeat} runs (range in brackets)` : ''}; ${PROCESSES} Python processes per server (waitress: 1 process, ${WAITRESS_THREADS} threads); loopback only`,
+    `wrk ${versions.wrk}: wrk -t1 -c${CONNECTIONS} -d${opts.duration}s --latency, after a ${WARMUP_SECONDS} s warm-up${opts.repeat > 1 ? `; each row the median of ${opts.repeat} runs (range in brackets)` : ''}${opts.suites.has('wsgi') ? `; ${PROCESSES} Python processes per server (waitress: 1 process, ${WAITRESS_THREADS} threads)` : ''}; loopback only`,
     `Python ${versions.python} (${PYTHON}), Flask ${versions.flask}, Node ${versions.node}`,
   ];
 }
@@ -79,6 +79,11 @@ function cells(row: Row, rows: readonly Row[]): Cells {
   return { ...base, rps, p99: formatMs(w.p99ms), served, errors, ratio };
 }
 
+/** A table of `rows` in the main table's layout (the static suite's too); `head` renames columns. */
+export function rowsTable(rows: readonly Row[], markdown: boolean, head: Partial<Cells> = {}): string {
+  return renderTable(KEYS, { ...HEAD, ...head }, rows.map((r) => cells(r, rows)), RIGHT, markdown);
+}
+
 /** A row's result as soon as it is known, with what the final table leaves out. */
 export function rowProgress(row: Row, rows: readonly Row[]): void {
   const c = cells(row, rows);
@@ -108,9 +113,11 @@ export function noteLines(rows: ReadonlyArray<{ server: { label: string }; app: 
   return lines.length > 0 ? ['', 'Notes:', ...lines] : [];
 }
 
+export const SERVED_LEGEND = `connections served: ${CONNECTIONS} minus the starved wrk connections: those open at two reads of the kernel's socket table (40% and 80% into the run) that received under ${SERVED_SHARE * 100}% of the mean bytes in between; under ${CONNECTIONS}/${CONNECTIONS} = STARVED, and its req/s is not comparable.`;
+
 function legend(rows: readonly Row[], repeat: number): string[] {
   return [
-    `connections served: ${CONNECTIONS} minus the starved wrk connections: those open at two reads of the kernel's socket table (40% and 80% into the run) that received under ${SERVED_SHARE * 100}% of the mean bytes in between; under ${CONNECTIONS}/${CONNECTIONS} = STARVED, and its req/s is not comparable.`,
+    SERVED_LEGEND,
     `errors: wrk's non-2xx/3xx responses plus socket errors (connect, read, write, timeout); "(EOF)": all of them are read errors, one per request, from a server that closes each connection after a complete response without "Connection: close" (not failed requests). gatehouse/peer: gatehouse's req/s over the peer's, same app.`,
     `gunicorn sync and uWSGI --http-socket close the connection after each response (wrk reconnects); gatehouse, nginx and waitress keep connections alive. nginx: worker_processes 1, keepalive_requests 1000000, uwsgi_pass to a unix socket.`,
     repeat > 1
@@ -142,24 +149,32 @@ function workerCostTable(cost: WorkerCost, markdown: boolean): string[] {
   return lines;
 }
 
-/**
- * The results, to stdout. `reloadSection`: the reload-under-load table and its legend (empty when not run);
- * `cost`: null when not measured, a string when it failed.
- */
-export function printReport(
-  opts: Options,
-  header: readonly string[],
-  rows: readonly Row[],
-  skippedServers: readonly string[],
-  reloadSection: readonly string[],
-  cost: WorkerCost | string | null,
-): void {
-  const item = (line: string) => say(opts.markdown ? `- ${line}` : line);
+/** What the wsgi suite measured. */
+export interface WsgiResults {
+  rows: readonly Row[];
+  skippedServers: readonly string[];
+  /** The reload-under-load table and its legend (empty when not run). */
+  reloadSection: readonly string[];
+  /** null when not measured, a string when it failed. */
+  cost: WorkerCost | string | null;
+}
+
+/** The results, to stdout: the header, the wsgi suite's (`wsgi`, null when not run), then the other suites' `sections`. */
+export function printReport(opts: Options, header: readonly string[], wsgi: WsgiResults | null, sections: ReadonlyArray<readonly string[]>): void {
   say('');
   if (opts.markdown) say(`_${header.join(' · ')}_`);
   else for (const h of header) say(h);
+  if (wsgi !== null) printWsgi(opts, wsgi);
+  for (const lines of sections) {
+    say('');
+    for (const l of lines) say(l);
+  }
+}
+
+function printWsgi(opts: Options, { rows, skippedServers, reloadSection, cost }: WsgiResults): void {
+  const item = (line: string) => say(opts.markdown ? `- ${line}` : line);
   say('');
-  say(renderTable(KEYS, HEAD, rows.map((r) => cells(r, rows)), RIGHT, opts.markdown));
+  say(rowsTable(rows, opts.markdown));
   say('');
   for (const l of legend(rows, opts.repeat)) item(l);
   for (const s of skippedServers) item(s);

@@ -18,17 +18,28 @@
  *     npm run bench -- --no-reload --no-worker-cost   # the main table only
  *     npm run bench -- --help             # every flag
  *
+ * That is the wsgi suite, the default. --suite picks others, the front end's
+ * duties against nginx (1 worker, as gatehouse's front is one Node process):
+ * static files (static-row.ts), idle keep-alive memory (idle-memory.ts) and
+ * slowloris (slowloris.ts).
+ *
+ *     npm run bench -- --suite static,idle,slowloris   # or --suite front, or npm run bench:front
+ *     npm run bench -- --suite all
+ *
  * Needs wrk, ss (iproute2), Debian's /usr/bin/python3 with python3-flask, and
  * the peers (a missing one is skipped). Rows run one after the other, never in
  * parallel; everything started is killed on Ctrl-C.
  */
 import { existsSync } from 'node:fs';
 import { benchRow, emptyRow, type Row } from './bench-row.js';
-import { fail, parseOptions } from './options.js';
+import { runIdleSuite } from './idle-memory.js';
+import { fail, parseOptions, type Options } from './options.js';
 import { commandPath, installCleanup, killEverything } from './processes.js';
 import { reloadSection, runReloadRows } from './reload-row.js';
-import { headerLines, printReport, progress, rowProgress } from './report.js';
-import { APPS, detectVersions, hasPythonModule, PYTHON, servers } from './servers.js';
+import { headerLines, printReport, progress, rowProgress, type WsgiResults } from './report.js';
+import { APPS, detectVersions, hasPythonModule, PYTHON, servers, type Versions } from './servers.js';
+import { runSlowlorisSuite } from './slowloris.js';
+import { runStaticSuite } from './static-row.js';
 import { measureWorkerCost, type WorkerCost } from './worker-cost.js';
 import { CONNECTIONS } from './wrk.js';
 
@@ -40,15 +51,27 @@ async function main(): Promise<void> {
   if (!existsSync(PYTHON)) fail(`${PYTHON} is missing: the benchmark runs every server with Debian's python3`);
   const versions = detectVersions();
   const header = headerLines(opts, versions);
-  const apps = APPS.filter((a) => opts.apps === null || opts.apps.has(a.id));
-  const flaskMissing = hasPythonModule('flask') ? null : `flask is not installed for ${PYTHON} (apt-get install python3-flask)`;
   const all = servers(versions);
-  if (opts.only) for (const id of opts.only) if (!all.some((s) => s.id === id)) fail(`--only: unknown server ${JSON.stringify(id)} (known: ${all.map((s) => s.id).join(', ')})`);
+  // the front suites' peer, nginx on its own, is no server of the main table
+  const known = [...all.map((s) => s.id), 'nginx'];
+  if (opts.only) for (const id of opts.only) if (!known.includes(id)) fail(`--only: unknown server ${JSON.stringify(id)} (known: ${known.join(', ')})`);
   if (opts.apps) for (const id of opts.apps) if (!APPS.some((a) => a.id === id)) fail(`--apps: unknown app ${JSON.stringify(id)} (known: ${APPS.map((a) => a.id).join(', ')})`);
-  // --only names the rows exactly, the control row included.
-  const chosen = all.filter((s) => (opts.only === null ? !s.control || opts.control : opts.only.has(s.id)));
 
   progress(header.join('\n'));
+  const wsgi = opts.suites.has('wsgi') ? await runWsgiSuite(versions, opts) : null;
+  const sections: string[][] = [];
+  if (opts.suites.has('static')) sections.push(await runStaticSuite(versions, opts));
+  if (opts.suites.has('idle')) sections.push(await runIdleSuite(versions, opts));
+  if (opts.suites.has('slowloris')) sections.push(await runSlowlorisSuite(versions, opts));
+  printReport(opts, header, wsgi, sections);
+}
+
+/** The main table, the reload rows and the worker cost. */
+async function runWsgiSuite(versions: Versions, opts: Options): Promise<WsgiResults> {
+  const apps = APPS.filter((a) => opts.apps === null || opts.apps.has(a.id));
+  const flaskMissing = hasPythonModule('flask') ? null : `flask is not installed for ${PYTHON} (apt-get install python3-flask)`;
+  // --only names the rows exactly, the control row included.
+  const chosen = servers(versions).filter((s) => (opts.only === null ? !s.control || opts.control : opts.only.has(s.id)));
   const rows: Row[] = [];
   const skippedServers: string[] = [];
   for (const server of chosen) {
@@ -80,7 +103,7 @@ async function main(): Promise<void> {
     progress('-- per-request cost inside the Python worker ...');
     cost = await measureWorkerCost(opts.quick);
   }
-  printReport(opts, header, rows, skippedServers, reloadSection(reloadRows, opts), cost);
+  return { rows, skippedServers, reloadSection: reloadSection(reloadRows, opts), cost };
 }
 
 main().catch((err: unknown) => {

@@ -2,7 +2,8 @@
  * A server's life around one measurement: start it on a free loopback port,
  * wait until it answers 200, warm it up, hand it to the measurement, stop it,
  * and check that none of its processes is left and its log holds no errors.
- * Each step has a time limit; what goes wrong becomes a note.
+ * Each step has a time limit; what goes wrong becomes a note. The warm-up
+ * loads the app's path (AppSpec.path).
  */
 import { copyFileSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { get as httpGet } from 'node:http';
@@ -34,7 +35,7 @@ export async function withServer(server: ServerSpec, app: AppSpec, opts: Options
     if (notReady !== null) {
       notes.push(`did not start: ${notReady}`);
     } else {
-      const warm = await runCommand('wrk (warm-up)', 'wrk', wrkArgs(port, WARMUP_SECONDS, false), (WARMUP_SECONDS + 30) * 1000);
+      const warm = await runCommand('wrk (warm-up)', 'wrk', wrkArgs(port, WARMUP_SECONDS, false, app.path), (WARMUP_SECONDS + 30) * 1000);
       if (warm.code !== 0) notes.push(`warm-up wrk failed: ${firstLine(warm.out)}`);
       await measure(port, procs);
     }

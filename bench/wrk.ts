@@ -16,9 +16,9 @@ export interface WrkResult {
   socketErrors: { connect: number; read: number; write: number; timeout: number };
 }
 
-/** One thread: with two cores, the other one is the server's. */
-export function wrkArgs(port: number, seconds: number, latency: boolean): string[] {
-  return ['-t1', `-c${CONNECTIONS}`, `-d${seconds}s`, ...(latency ? ['--latency'] : []), `http://127.0.0.1:${port}/`];
+/** One thread: with two cores, the other one is the server's. `path`: the URL's path. */
+export function wrkArgs(port: number, seconds: number, latency: boolean, path = '/'): string[] {
+  return ['-t1', `-c${CONNECTIONS}`, `-d${seconds}s`, ...(latency ? ['--latency'] : []), `http://127.0.0.1:${port}${path}`];
 }
 
 /**
@@ -26,8 +26,8 @@ export function wrkArgs(port: number, seconds: number, latency: boolean): string
  * ends (null when wrk failed, with its output to say why). Killed when it
  * runs 30 s past its duration.
  */
-export function startWrk(port: number, seconds: number): { proc: Proc; done: Promise<{ result: WrkResult | null; out: string }> } {
-  const proc = new Proc('wrk', 'wrk', wrkArgs(port, seconds, true), { capture: true });
+export function startWrk(port: number, seconds: number, path = '/'): { proc: Proc; done: Promise<{ result: WrkResult | null; out: string }> } {
+  const proc = new Proc('wrk', 'wrk', wrkArgs(port, seconds, true, path), { capture: true });
   const limit = setTimeout(() => proc.killGroup('SIGKILL'), (seconds + 30) * 1000);
   const done = proc.exited.then(async () => {
     clearTimeout(limit);
