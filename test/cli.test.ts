@@ -332,3 +332,11 @@ test('-b [::1]:0 serves over IPv6 loopback', async (t) => {
     assert.equal((await json(gh.url)).form, 'file.py');
   });
 });
+
+test('the README documents every flag that --help lists', async () => {
+  const readme = readFileSync(join(ROOT, 'README.md'), 'utf8');
+  const help = (await runCli(['--help'])).stdout;
+  const flags = [...help.matchAll(/^ {2}(?:-\w, )?\s*(--[a-z-]+)/gm)].map((m) => m[1]!);
+  assert.ok(flags.length > 30, `flags found in --help: ${flags.join(' ')}`);
+  for (const flag of flags) assert.match(readme, new RegExp(`^\\| \`(?:-\\w, )?${flag}\\b`, 'm'), `README's flag table has ${flag}`);
+});
