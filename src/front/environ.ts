@@ -22,7 +22,8 @@ function cgiName(raw: string): string {
   let name = cgiNames.get(raw);
   if (name === undefined) {
     const lower = raw.toLowerCase();
-    if (raw.includes('_')) name = '';
+    // HTTP/2's pseudo-headers (:path, :method...) are in the request line's keys already.
+    if (raw.includes('_') || raw.charCodeAt(0) === 58 /* ':' */) name = '';
     else if (lower === 'content-length') name = CONTENT_LENGTH;
     else if (lower === 'transfer-encoding') name = TRANSFER_ENCODING;
     else if (lower === 'content-type') name = 'CONTENT_TYPE';

@@ -4,7 +4,8 @@
  * order), HTTP/1.0, chunked bodies, and 400 for malformed requests or ones
  * with both Content-Length and Transfer-Encoding.
  */
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { ServerHttp2Session } from 'node:http2';
 import { lstatSync, unlinkSync } from 'node:fs';
 import type { AddressInfo, Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
@@ -15,7 +16,9 @@ import type { RouteRequest } from '../handlers/handler.js';
 import { refuse } from '../handlers/wsgi-app.js';
 import { sendPlain } from './plain-response.js';
 import { parseTarget } from './environ.js';
+import { createListenerServer, type ListenerServer } from './listener.js';
 import { hostName, type Router } from './router.js';
+import { isTls } from './tls-context.js';
 import { exchangesOf, type ExchangeContext } from './wsgi-exchange.js';
 
 /** What the front needs to know about the listener a request came in on. */
@@ -26,8 +29,9 @@ interface ListenerInfo {
 }
 
 export class HttpFront {
-  readonly servers: Server[] = [];
+  readonly servers: ListenerServer[] = [];
   private readonly sockets = new Set<Socket>();
+  private readonly sessions = new Set<ServerHttp2Session>();
 
   constructor(
     private readonly router: Router,
@@ -41,28 +45,20 @@ export class HttpFront {
     for (const listener of listeners) {
       const bind = parseBind(listener.bind).address!;
       const redirect = listener.redirect_https;
-      const info: ListenerInfo = { scheme: 'http', httpsPort: redirect === false ? null : redirect === true ? 443 : redirect };
-      const s = this.settings;
-      const server = createServer(
-        {
-          maxHeaderSize: s.max_header_size,
-          keepAliveTimeout: s.keepalive_timeout * 1000,
-          headersTimeout: s.header_timeout * 1000,
-          // Node checks the header timeout on this tick; its default (30 s) would let slowloris in for that long.
-          connectionsCheckingInterval: Math.min(1000, s.header_timeout * 1000 || 1000),
-          // The body has its own idle timeout (body_timeout); no cap on a whole upload.
-          requestTimeout: 0,
-        },
-        (req, res) => this.onRequest(req, res, info),
-      );
-      if (s.max_connections > 0) server.maxConnections = s.max_connections;
-      server.on('checkContinue', (req, res) => this.onRequest(req, res, info, true));
-      server.on('connection', (socket: Socket) => {
+      const tls = isTls(listener);
+      const info: ListenerInfo = { scheme: tls ? 'https' : 'http', httpsPort: redirect === false ? null : redirect === true ? 443 : redirect };
+      const server = createListenerServer(listener, this.settings, (req, res) => this.onRequest(req, res, info));
+      if (this.settings.max_connections > 0) server.maxConnections = this.settings.max_connections;
+      server.on('checkContinue', (req: IncomingMessage, res: ServerResponse) => this.onRequest(req, res, info, true));
+      // Requests see the TLS socket, not the TCP one under it: track what they see.
+      server.on(tls ? 'secureConnection' : 'connection', (socket: Socket) => {
         this.sockets.add(socket);
         socket.once('close', () => this.onConnectionClosed(socket));
       });
+      server.on('session', (session: ServerHttp2Session) => this.onSession(session));
+      server.on('tlsClientError', (err: Error, socket: Socket) => this.ctx.logger.debug(`TLS handshake with ${socket.remoteAddress} failed: ${err.message}`));
       // Without a listener Node drops CONNECT silently; a client deserves an answer.
-      server.on('connect', (_req, socket: Duplex) => {
+      server.on('connect', (_req: IncomingMessage, socket: Duplex) => {
         socket.end('HTTP/1.1 405 Method Not Allowed\r\nContent-Length: 0\r\nConnection: close\r\n\r\n');
       });
       this.servers.push(server);
@@ -91,6 +87,8 @@ export class HttpFront {
   async drain(deadline: number): Promise<void> {
     this.ctx.draining = true;
     for (const s of this.servers) s.close();
+    // GOAWAY: the client opens no new stream; the session closes once its streams are done.
+    for (const session of this.sessions) session.close();
     while (this.sockets.size > 0 && performance.now() < deadline) {
       // Node counts a connection idle once its response is ended, even while
       // that response is still being written to a slow client: close idle ones
@@ -103,7 +101,21 @@ export class HttpFront {
 
   /** Cuts every connection at once. */
   closeAll(): void {
-    for (const s of this.servers) s.closeAllConnections();
+    for (const socket of this.sockets) socket.destroy();
+  }
+
+  private onSession(session: ServerHttp2Session): void {
+    if (this.ctx.draining) return void session.close();
+    this.sessions.add(session);
+    session.once('close', () => this.sessions.delete(session));
+    // keepalive_timeout for HTTP/2: a session quiet that long with no stream open is closed (GOAWAY).
+    let open = 0;
+    session.on('stream', (stream: Duplex) => {
+      open++;
+      stream.once('close', () => open--);
+    });
+    const idle = this.settings.keepalive_timeout * 1000;
+    if (idle > 0) session.setTimeout(idle, () => open === 0 && session.close());
   }
 
   /** The client went away: stop the work still under way for it. */

@@ -6,6 +6,7 @@
 import { createWriteStream, openSync, type WriteStream } from 'node:fs';
 import { configError } from '../errors.js';
 import type { IncomingMessage } from 'node:http';
+import { H2Request } from '../front/h2-compat.js';
 
 const MONTHS = ['Jan', 'Feb', 'Mar', 'Apr', 'May', 'Jun', 'Jul', 'Aug', 'Sep', 'Oct', 'Nov', 'Dec'];
 
@@ -69,7 +70,7 @@ export class AccessLog {
   }
 
   write(req: IncomingMessage, status: number, bytes: number): void {
-    let remote = req.socket.remoteAddress ?? '-';
+    let remote = (req instanceof H2Request ? req.peerAddress : req.socket.remoteAddress) ?? '-';
     if (remote.startsWith('::ffff:')) remote = remote.slice(7);
     const line = `${req.method} ${req.url} HTTP/${req.httpVersion}`;
     this.out.write(
