@@ -1,8 +1,9 @@
 /**
  * The HTTP front: listeners, connection limits, routing each request to its
- * handler. Node's llhttp parses HTTP: keep-alive, pipelining (answered in
+ * handler. Node's llhttp parses HTTP/1: keep-alive, pipelining (answered in
  * order), HTTP/1.0, chunked bodies, and 400 for malformed requests or ones
- * with both Content-Length and Transfer-Encoding.
+ * with both Content-Length and Transfer-Encoding. TLS listeners also speak
+ * HTTP/2 (listener.ts); its requests take the same path.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { ServerHttp2Session } from 'node:http2';
@@ -82,7 +83,8 @@ export class HttpFront {
    * Stops accepting and closes idle keep-alive connections; requests under
    * way (still sending their body, or still receiving the response) go on
    * until `deadline` (performance.now() ms), and are answered with
-   * Connection: close.
+   * Connection: close. HTTP/2 sessions get GOAWAY and close once their
+   * streams are done.
    */
   async drain(deadline: number): Promise<void> {
     this.ctx.draining = true;
