@@ -28,7 +28,8 @@ export const OPTIONS: readonly OptionSpec[] = [
   { key: 'bind', short: 'b', kind: 'list', arg: 'ADDRESS',
     doc: 'Address to listen on: HOST:PORT, [::1]:PORT or unix:PATH. Repeat for several. Default 127.0.0.1:8000.' },
   { key: 'certfile', kind: 'path', arg: 'FILE',
-    doc: 'Serve TLS on every --bind address with this certificate (PEM); HTTP/2 is offered too. Needs --keyfile.' },
+    doc: 'Serve TLS on every --bind address with this certificate (PEM, its chain after it), HTTP/2 and HTTP/1.1 on the same port. ' +
+      'Needs --keyfile. Several certificates by SNI, tls_min_version, http2 = false: [[listeners]] in --config.' },
   { key: 'keyfile', kind: 'path', arg: 'FILE', doc: "The private key (PEM) of --certfile's certificate." },
   { key: 'workers', short: 'w', kind: 'int', arg: 'N', doc: 'Number of Python worker processes. Default: the number of CPUs.' },
   { key: 'threads', kind: 'int', arg: 'N',

@@ -141,7 +141,22 @@ export const APP_DEFAULTS = {
   reload: false,
 };
 
-/** One certificate and its key; `hosts` are the SNI names it serves (default: the names in the certificate). */
+/** Why a certificate and key (PEM files that exist) cannot serve TLS, if they cannot: not PEM, or a key of another certificate. */
+export function keyPairProblem(certfile: string, keyfile: string): string | undefined {
+  if (!existsSync(certfile) || !existsSync(keyfile)) return undefined; // reported as missing already
+  try {
+    createSecureContext({ cert: readFileSync(certfile), key: readFileSync(keyfile) });
+    return undefined;
+  } catch (err) {
+    return `cannot use this certificate and key: ${(err as Error).message}`;
+  }
+}
+
+/**
+ * One certificate and its key. `hosts`: the names (SNI) it is served for,
+ * `*.example.com` wildcards one label deep, `*` to make it the default;
+ * by default the DNS names in its subjectAltName (else its CN).
+ */
 function certificateSchema(base: string) {
   return z
     .object({
@@ -151,12 +166,8 @@ function certificateSchema(base: string) {
     })
     .strict()
     .superRefine((c, ctx) => {
-      if (!existsSync(c.certfile) || !existsSync(c.keyfile)) return;
-      try {
-        createSecureContext({ cert: readFileSync(c.certfile), key: readFileSync(c.keyfile) });
-      } catch (err) {
-        ctx.addIssue({ code: 'custom', path: ['certfile'], message: `cannot use this certificate and key: ${(err as Error).message}` });
-      }
+      const problem = keyPairProblem(c.certfile, c.keyfile);
+      if (problem) ctx.addIssue({ code: 'custom', path: ['certfile'], message: problem });
     });
 }
 
@@ -167,22 +178,35 @@ function listenerSchema(base: string) {
     .object({
       /** HOST:PORT, [::1]:PORT or unix:PATH. */
       bind: bindAddress,
-      /** TLS: the certificate and key (PEM) for this listener. */
+      /**
+       * TLS: the certificate (PEM, leaf first, then its chain) and key for
+       * this listener. Apps see wsgi.url_scheme https and HTTPS=on.
+       */
       certfile: file(base).optional(),
       keyfile: file(base).optional(),
-      /** TLS with several certificates, picked by the name the client asks for (SNI); the first is the default. */
+      /**
+       * TLS with several certificates, picked by the name the client asks for
+       * (SNI): an exact name, then a wildcard; the first (after certfile, when
+       * given too) is the default, for unknown names and clients without SNI.
+       */
       certificates: z.array(certificateSchema(base)).optional(),
-      /** The oldest TLS version accepted. */
+      /** The oldest TLS version accepted: "1.2" (default) or "1.3". */
       tls_min_version: z.enum(TLS_VERSIONS, { error: 'must be "1.2" or "1.3"' }).default('1.2'),
-      /** Offer HTTP/2 by ALPN on a TLS listener (HTTP/1.1 stays available on the same port). */
+      /**
+       * On a TLS listener, offer HTTP/2 by ALPN (HTTP/1.1 clients still get
+       * HTTP/1.1 on the same port); false: HTTPS with HTTP/1.1 only.
+       */
       http2: z.boolean().default(true),
-      /** A plain listener answers every request with a redirect to https on this port (true: 443). */
+      /** A plain listener answers every request with a redirect to https on this port (true: 443): 301 for GET/HEAD, 308 otherwise. */
       redirect_https: z.union([z.boolean(), z.number().int().min(1).max(65535)]).default(false),
     })
     .strict()
     .superRefine((l, ctx) => {
       if ((l.certfile === undefined) !== (l.keyfile === undefined)) {
         ctx.addIssue({ code: 'custom', path: [l.certfile === undefined ? 'certfile' : 'keyfile'], message: 'certfile and keyfile go together' });
+      } else if (l.certfile !== undefined && l.keyfile !== undefined) {
+        const problem = keyPairProblem(l.certfile, l.keyfile);
+        if (problem) ctx.addIssue({ code: 'custom', path: ['certfile'], message: problem });
       }
       if (l.redirect_https !== false && (l.certfile !== undefined || l.certificates !== undefined)) {
         ctx.addIssue({ code: 'custom', path: ['redirect_https'], message: 'only a plain (non-TLS) listener redirects to https' });

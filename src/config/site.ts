@@ -13,6 +13,7 @@ import {
   APP_DEFAULTS,
   appSchema,
   configSchema,
+  keyPairProblem,
   type AppSettings,
   type Config,
   type ListenerSettings,
@@ -157,6 +158,9 @@ function resolveSite(settings: Config, base: string, problems: Problems): Site {
   const listeners: ListenerSettings[] = [];
   if ((settings.certfile === undefined) !== (settings.keyfile === undefined)) {
     problems.add([settings.certfile === undefined ? 'keyfile' : 'certfile'], '--certfile and --keyfile go together');
+  } else if (settings.certfile !== undefined && settings.keyfile !== undefined) {
+    const problem = keyPairProblem(settings.certfile, settings.keyfile);
+    if (problem) problems.add(['certfile'], problem);
   }
   const binds = settings.bind ?? (settings.listeners ? [] : ['127.0.0.1:8000']);
   for (const bind of binds) {

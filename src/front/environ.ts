@@ -26,7 +26,8 @@ function cgiName(raw: string): string {
   let name = cgiNames.get(raw);
   if (name === undefined) {
     const lower = raw.toLowerCase();
-    if (raw.includes('_') || PROXY_HEADER.test(raw)) name = '';
+    // HTTP/2's pseudo-headers (:path, :method...) are in the request line's keys already.
+    if (raw.includes('_') || raw.charCodeAt(0) === 58 /* ':' */ || PROXY_HEADER.test(raw)) name = '';
     else if (lower === 'content-length') name = CONTENT_LENGTH;
     else if (lower === 'transfer-encoding') name = TRANSFER_ENCODING;
     else if (lower === 'content-type') name = 'CONTENT_TYPE';

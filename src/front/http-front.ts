@@ -1,10 +1,12 @@
 /**
  * The HTTP front: listeners, connection limits, routing each request to its
- * handler. Node's llhttp parses HTTP: keep-alive, pipelining (answered in
+ * handler. Node's llhttp parses HTTP/1: keep-alive, pipelining (answered in
  * order), HTTP/1.0, chunked bodies, and 400 for malformed requests or ones
- * with both Content-Length and Transfer-Encoding.
+ * with both Content-Length and Transfer-Encoding. TLS listeners also speak
+ * HTTP/2 (listener.ts); its requests take the same path.
  */
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { ServerHttp2Session } from 'node:http2';
 import { lstatSync, unlinkSync } from 'node:fs';
 import type { AddressInfo, Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
@@ -16,7 +18,9 @@ import { refuse } from '../handlers/wsgi-app.js';
 import { sendPlain } from './plain-response.js';
 import { parseTarget } from './environ.js';
 import { TrustedProxies } from './forwarded.js';
+import { createListenerServer, type ListenerServer } from './listener.js';
 import { hostName, type Router } from './router.js';
+import { isTls } from './tls-context.js';
 import { exchangesOf, type ExchangeContext } from './wsgi-exchange.js';
 
 /** What the front needs to know about the listener a request came in on. */
@@ -27,8 +31,11 @@ interface ListenerInfo {
 }
 
 export class HttpFront {
-  readonly servers: Server[] = [];
+  readonly servers: ListenerServer[] = [];
   private readonly sockets = new Set<Socket>();
+  private readonly sessions = new Set<ServerHttp2Session>();
+  /** TCP connections open, over every listener (max_connections). */
+  private open = 0;
   /** Null when no peer is trusted (the default): requests then skip forwarded-header handling entirely. */
   private readonly proxies: TrustedProxies | null;
   /** Connections refused at max_connections since the last warning, and when that was. */
@@ -49,29 +56,24 @@ export class HttpFront {
     for (const listener of listeners) {
       const bind = parseBind(listener.bind).address!;
       const redirect = listener.redirect_https;
-      const info: ListenerInfo = { scheme: 'http', httpsPort: redirect === false ? null : redirect === true ? 443 : redirect };
-      const s = this.settings;
-      const server = createServer(
-        {
-          maxHeaderSize: s.max_header_size,
-          keepAliveTimeout: s.keepalive_timeout * 1000,
-          headersTimeout: s.header_timeout * 1000,
-          // Node checks the header timeout on this tick; its default (30 s) would let slowloris in for that long.
-          connectionsCheckingInterval: Math.min(1000, s.header_timeout * 1000 || 1000),
-          // The body has its own idle timeout (body_timeout); no cap on a whole upload.
-          requestTimeout: 0,
-        },
-        (req, res) => this.onRequest(req, res, info),
-      );
-      server.on('checkContinue', (req, res) => this.onRequest(req, res, info, true));
+      const tls = isTls(listener);
+      const info: ListenerInfo = { scheme: tls ? 'https' : 'http', httpsPort: redirect === false ? null : redirect === true ? 443 : redirect };
+      const server = createListenerServer(listener, this.settings, (req, res) => this.onRequest(req, res, info));
+      server.on('checkContinue', (req: IncomingMessage, res: ServerResponse) => this.onRequest(req, res, info, true));
+      const max = this.settings.max_connections;
       server.on('connection', (socket: Socket) => {
-        // Counted over every listener (Node's maxConnections is per server).
-        if (s.max_connections > 0 && this.sockets.size >= s.max_connections) return this.refuseConnection(socket);
-        this.sockets.add(socket);
-        socket.once('close', () => this.onConnectionClosed(socket));
+        // Counted over every listener (Node's maxConnections is per server), before any TLS handshake.
+        if (max > 0 && this.open >= max) return this.refuseConnection(socket);
+        this.open++;
+        if (tls) socket.once('close', () => this.open--);
+        else this.track(socket, true);
       });
+      // Requests see the TLS socket, not the TCP one under it: track what they see.
+      if (tls) server.on('secureConnection', (socket: Socket) => this.track(socket, false));
+      server.on('session', (session: ServerHttp2Session) => this.onSession(session));
+      server.on('tlsClientError', (err: Error, socket: Socket) => this.ctx.logger.debug(`TLS handshake with ${socket.remoteAddress} failed: ${err.message}`));
       // Without a listener Node drops CONNECT silently; a client deserves an answer.
-      server.on('connect', (_req, socket: Duplex) => {
+      server.on('connect', (_req: IncomingMessage, socket: Duplex) => {
         socket.end('HTTP/1.1 405 Method Not Allowed\r\nContent-Length: 0\r\nConnection: close\r\n\r\n');
       });
       this.servers.push(server);
@@ -95,11 +97,14 @@ export class HttpFront {
    * Stops accepting and closes idle keep-alive connections; requests under
    * way (still sending their body, or still receiving the response) go on
    * until `deadline` (performance.now() ms), and are answered with
-   * Connection: close.
+   * Connection: close. HTTP/2 sessions get GOAWAY and close once their
+   * streams are done.
    */
   async drain(deadline: number): Promise<void> {
     this.ctx.draining = true;
     for (const s of this.servers) s.close();
+    // GOAWAY: the client opens no new stream; the session closes once its streams are done.
+    for (const session of this.sessions) session.close();
     while (this.sockets.size > 0 && performance.now() < deadline) {
       // Node counts a connection idle once its response is ended, even while
       // that response is still being written to a slow client: close idle ones
@@ -112,7 +117,21 @@ export class HttpFront {
 
   /** Cuts every connection at once. */
   closeAll(): void {
-    for (const s of this.servers) s.closeAllConnections();
+    for (const socket of this.sockets) socket.destroy();
+  }
+
+  private onSession(session: ServerHttp2Session): void {
+    if (this.ctx.draining) return void session.close();
+    this.sessions.add(session);
+    session.once('close', () => this.sessions.delete(session));
+    // keepalive_timeout for HTTP/2: a session quiet that long with no stream open is closed (GOAWAY).
+    let open = 0;
+    session.on('stream', (stream: Duplex) => {
+      open++;
+      stream.once('close', () => open--);
+    });
+    const idle = this.settings.keepalive_timeout * 1000;
+    if (idle > 0) session.setTimeout(idle, () => open === 0 && session.close());
   }
 
   /** Past max_connections: close at once, and say so in the error log at most every 10 s. */
@@ -127,6 +146,15 @@ export class HttpFront {
   }
 
   /** The client went away: stop the work still under way for it. */
+  /** A connection requests come in on; `counted` when its close also ends a max_connections count. */
+  private track(socket: Socket, counted: boolean): void {
+    this.sockets.add(socket);
+    socket.once('close', () => {
+      if (counted) this.open--;
+      this.onConnectionClosed(socket);
+    });
+  }
+
   private onConnectionClosed(socket: Socket): void {
     this.sockets.delete(socket);
     for (const x of exchangesOf(socket).slice()) x.clientGone();

@@ -91,6 +91,8 @@ export function readBody(
   arm();
   req.on('data', onData);
   req.on('error', (error) => finish({ kind: 'error', error }));
+  // An HTTP/2 stream reset mid-body ends the request as if it were complete: it must not reach the app.
+  req.on('aborted', () => finish({ kind: 'error', error: new Error('the client aborted the request') }));
   req.on('end', () => {
     if (out === null) {
       const data = chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, length);

@@ -65,7 +65,12 @@ export class WsgiExchange implements Exchange {
     /** Takes the request back from its pool (queue or worker). */
     private readonly cancel: (x: WsgiExchange) => void,
   ) {
-    exchangesOf(req.socket).push(this);
+    if (req.httpVersionMajor === 2) {
+      // An HTTP/2 stream closes on its own (RST_STREAM, or its session going away) before its response is done.
+      res.once('close', () => this.done || this.clientGone());
+    } else {
+      exchangesOf(req.socket).push(this);
+    }
   }
 
   get label(): string {
@@ -230,8 +235,10 @@ export class WsgiExchange implements Exchange {
     this.done = true;
     this.spool?.close();
     this.encoder?.destroy();
-    const list = exchangesOf(this.req.socket);
-    list.splice(list.indexOf(this), 1);
+    if (this.req.httpVersionMajor !== 2) {
+      const list = exchangesOf(this.req.socket);
+      list.splice(list.indexOf(this), 1);
+    }
     discardBodyFile(this.bodyFile);
     this.ctx.accessLog?.write(this.req, this.status, this.bytes, this.res);
   }

@@ -8,6 +8,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { WorkerPool } from '../pool/worker-pool.js';
 import { encodeRequest } from '../wire/frames.js';
 import { bodyEnviron, buildEnviron } from '../front/environ.js';
+import { hasUnsizedH2Body } from '../front/h2-compat.js';
 import { readBody } from '../front/request-body.js';
 import { sendPlain } from '../front/plain-response.js';
 import { WsgiExchange, type ExchangeContext } from '../front/wsgi-exchange.js';
@@ -30,7 +31,7 @@ export class WsgiApp implements Handler {
     const env = buildEnviron(req, r);
     const block = env.block;
     const te = env.transferEncoding;
-    if (env.contentLength === undefined && te === undefined) return this.dispatch(req, res, block, null, null);
+    if (env.contentLength === undefined && te === undefined && !hasUnsizedH2Body(req)) return this.dispatch(req, res, block, null, null);
     // llhttp de-chunks; any other coding would reach the app still encoded (nginx: 501 too).
     if (te !== undefined && te.trim().toLowerCase() !== 'chunked') return refuse(r, 501);
     if (env.contentLength !== undefined && Number(env.contentLength) > r.maxRequestBody) return refuse(r, 413);
