@@ -6,11 +6,11 @@
  */
 import { after, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { APPS, ROOT } from './helpers/gatehouse.js';
-import { countMatches, launch, request, runCli } from './helpers/harness.js';
+import { countMatches, launch, request, runCli, waitUntil } from './helpers/harness.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'gh-config-'));
 after(() => rmSync(dir, { recursive: true, force: true }));
@@ -29,7 +29,8 @@ function errorText(r: { stderr: string }): string {
 }
 
 test('a config file alone serves its app; relative paths are relative to the file, not the current directory', async () => {
-  const file = configFile(['bind = ["127.0.0.1:0"]', 'workers = 1', 'chdir = "code"', 'app = "site_app:whoami"'].join('\n'));
+  const file = configFile(['bind = ["127.0.0.1:0"]', 'workers = 1', 'chdir = "code"', 'app = "site_app:whoami"', 'access_log = "logs/access.log"'].join('\n'));
+  mkdirSync(join(file, '..', 'logs'));
   const code = join(file, '..', 'code');
   mkdirSync(code);
   writeFileSync(join(code, 'site_app.py'), `import sys\nsys.path.insert(0, ${JSON.stringify(APPS)})\nfrom basic import whoami\n`);
@@ -39,6 +40,8 @@ test('a config file alone serves its app; relative paths are relative to the fil
     assert.equal(r.status, 200, r.body);
     assert.equal((JSON.parse(r.body) as { path_info: string }).path_info, '/hi');
     assert.match(s.output(), /Configuration: .*gatehouse\.toml/);
+    const log = join(file, '..', 'logs', 'access.log');
+    assert.ok(await waitUntil(() => existsSync(log) && readFileSync(log, 'utf8').includes('"GET /hi HTTP/1.1" 200'), 5000), 'the access log is next to the file');
   } finally {
     await s.kill();
   }

@@ -29,7 +29,7 @@ function convert(option: OptionSpec, given: string[]): { value?: unknown; proble
       return { value: env };
     }
     case 'path':
-      return { value: text === '' ? text : resolve(text) };
+      return { value: text === '' || text === '-' ? text : resolve(text) };
     case 'flag':
       return { value: true };
     case 'int':

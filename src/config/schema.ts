@@ -290,7 +290,7 @@ export function configSchema(base: string) {
       static: z.array(z.string().regex(/^[^=]*=.*$/, 'expected URL=DIR, e.g. /static=./static')).default([]),
       log_level: z.enum(LOG_LEVELS, { error: `must be one of ${LOG_LEVELS.join(', ')}` }).default('info'),
       /** File for the access log, or '-' for stdout. */
-      access_log: z.string().min(1).optional(),
+      access_log: z.string().min(1).transform((f) => (f === '-' ? f : resolve(base, f))).optional(),
       /** combined, json, or a format with gunicorn's atoms (%(h)s %(r)s ...); see src/log/access-log-format.ts. */
       access_log_format: z
         .string()
