@@ -66,7 +66,7 @@ function section(rows: readonly Row[], skipped: readonly string[], opts: Options
     '',
     ...(target === null ? [] : [`${item}${target}`]),
     `${item}wrk -t1 -c${CONNECTIONS} -d${opts.duration}s --latency on /static/FILE (random bytes), after a ${WARMUP_SECONDS} s warm-up on it, one fresh server per row; keep-alive, no access log on either server, no compression (wrk sends no Accept-Encoding).`,
-    `${item}gatehouse: --static /static=DIR served by the Node front (the send package); the app (bench/apps/hello.py, --workers 1) is only there because the CLI needs one. ` +
+    `${item}gatehouse: --static /static=DIR served by the Node front (from its file cache: files up to 64 KiB in memory); the app (bench/apps/hello.py, --workers 1) is only there because the CLI needs one. ` +
       `nginx: worker_processes 1, location /static/ { alias DIR/; }, sendfile on, keepalive_requests 1000000, Debian's mime.types.`,
     `${item}${SERVED_LEGEND}`,
     ...skipped.map((s) => `${item}${s}`),
