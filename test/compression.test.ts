@@ -20,7 +20,7 @@ import { join } from 'node:path';
 import { createHash } from 'node:crypto';
 import { brotliDecompressSync, createBrotliDecompress, createGunzip, gunzipSync } from 'node:zlib';
 import { APPS } from './helpers/gatehouse.js';
-import { launch, RawConnection, waitUntil, withServer, type Server } from './helpers/harness.js';
+import { launch, RawConnection, request, waitUntil, withServer, type Server } from './helpers/harness.js';
 
 const APP = `${APPS}/compress_apps.py:app`;
 
@@ -75,18 +75,7 @@ interface Reply {
 }
 
 function get(base: string, path: string, headers: Record<string, string> = {}, method = 'GET'): Promise<Reply> {
-  const u = new URL(base);
-  return new Promise((resolve, reject) => {
-    const req = httpRequest({ host: u.hostname, port: Number(u.port), path, method, headers, agent: false }, (res) => {
-      const chunks: Buffer[] = [];
-      res.on('data', (c: Buffer) => chunks.push(c));
-      res.on('error', reject);
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks) }));
-    });
-    req.setTimeout(10000, () => req.destroy(new Error(`no answer to ${path}`)));
-    req.on('error', reject);
-    req.end();
-  });
+  return request(base, path, { headers, method }).then((r) => ({ status: r.status, headers: r.headers, body: r.raw }));
 }
 
 const fetchGh = (path: string, acceptEncoding?: string, method = 'GET') =>

@@ -11,12 +11,12 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdirSync, mkdtempSync, rmSync, symlinkSync, unlinkSync, writeFileSync } from 'node:fs';
-import { request as httpRequest, type IncomingHttpHeaders } from 'node:http';
+import type { IncomingHttpHeaders } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { brotliCompressSync, brotliDecompressSync, gunzipSync, gzipSync } from 'node:zlib';
 import { APPS } from './helpers/gatehouse.js';
-import { launch, sleep, withServer, type Server } from './helpers/harness.js';
+import { launch, request, sleep, withServer, type Server } from './helpers/harness.js';
 
 const APP = `${APPS}/basic.py:hello`;
 const JS = Buffer.from(Array.from({ length: 120 }, (_, i) => `console.log('original app.js line ${i}');\n`).join(''));
@@ -77,18 +77,7 @@ interface Reply {
 }
 
 function get(path: string, headers: Record<string, string> = {}, method = 'GET', base = gh.url): Promise<Reply> {
-  const u = new URL(base);
-  return new Promise((resolve, reject) => {
-    const req = httpRequest({ host: u.hostname, port: Number(u.port), path, method, headers, agent: false }, (res) => {
-      const chunks: Buffer[] = [];
-      res.on('data', (c: Buffer) => chunks.push(c));
-      res.on('error', reject);
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks) }));
-    });
-    req.setTimeout(10000, () => req.destroy(new Error(`no answer to ${path}`)));
-    req.on('error', reject);
-    req.end();
-  });
+  return request(base, path, { headers, method }).then((r) => ({ status: r.status, headers: r.headers, body: r.raw }));
 }
 
 function decoded(r: Reply): Buffer {

@@ -6,7 +6,7 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { readdirSync, readFileSync } from 'node:fs';
-import { request as httpRequest } from 'node:http';
+import { request as httpRequest, type IncomingHttpHeaders } from 'node:http';
 import { connect, type Socket } from 'node:net';
 import { CLI, ROOT } from './gatehouse.js';
 
@@ -465,8 +465,10 @@ export async function withServer<T>(
 
 export interface SimpleResponse {
   status: number;
-  headers: Record<string, string | string[] | undefined>;
+  headers: IncomingHttpHeaders;
   body: string;
+  /** The body's bytes as they came over the wire (still compressed, if they were). */
+  raw: Buffer;
   /** ms from sending the request to the end of the response */
   ms: number;
 }
@@ -493,9 +495,10 @@ export function request(
       const chunks: Buffer[] = [];
       res.on('data', (c: Buffer) => chunks.push(c));
       res.on('error', reject);
-      res.on('end', () =>
-        resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks).toString(), ms: Date.now() - started }),
-      );
+      res.on('end', () => {
+        const raw = Buffer.concat(chunks);
+        resolve({ status: res.statusCode ?? 0, headers: res.headers, body: raw.toString(), raw, ms: Date.now() - started });
+      });
     });
     req.setTimeout(opts.timeoutMs ?? 10000, () => req.destroy(new Error(`no answer to ${path} within ${opts.timeoutMs ?? 10000} ms`)));
     req.on('error', reject);
