@@ -10,7 +10,7 @@ import { mkdirSync, mkdtempSync, readFileSync, renameSync, rmSync, writeFileSync
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { APPS, CLI, ROOT } from './helpers/gatehouse.js';
-import { request, runCli, sleep, waitUntil, withServer, type Server } from './helpers/harness.js';
+import { RawConnection, request, runCli, sleep, waitUntil, withServer, type Server } from './helpers/harness.js';
 
 const APP = `${APPS}/limits_apps.py:app`;
 const dir = mkdtempSync(join(tmpdir(), 'gh-access-log-'));
@@ -198,4 +198,45 @@ test('--log-level filters the error log: debug shows all, warning hides INFO, cr
   const info = await errorLogAt('info');
   assert.match(info, /\[INFO\] app printed to stdout/);
   assert.doesNotMatch(info, /\[DEBUG\]/);
+});
+
+test("requests Node's parser refuses are logged too: 408 for a head not sent in time, 431, 400 (request line \"-\")", async () => {
+  await withAccessLog(
+    null,
+    async (gh, lines) => {
+      const slow = new RawConnection(gh.port);
+      await slow.connected;
+      slow.write('GET /never-finished HTTP/1.1\r\nHost: x\r\n');
+      const timedOut = await slow.readResponse(5000);
+      assert.equal(timedOut.status, 408);
+      const big = new RawConnection(gh.port);
+      await big.connected;
+      big.write(`GET / HTTP/1.1\r\nHost: x\r\nX-Big: ${'a'.repeat(4096)}\r\n\r\n`);
+      assert.equal((await big.readResponse()).status, 431);
+      const bad = new RawConnection(gh.port);
+      await bad.connected;
+      bad.write('NOT A REQUEST\r\n\r\n');
+      assert.equal((await bad.readResponse()).status, 400);
+      for (const status of [408, 431, 400]) {
+        assert.match(await lineWith(lines, `" ${status} `), new RegExp(`^127\\.0\\.0\\.1 - - \\[.*\\] "-" ${status} - "-" "-"$`));
+      }
+      for (const c of [slow, big, bad]) c.socket.destroy();
+    },
+    ['--header-timeout', '1', '--max-header-size', '2k'],
+  );
+});
+
+test('json: a refused request has null method, path and protocol', async () => {
+  await withAccessLog(
+    'json',
+    async (gh, lines) => {
+      const bad = new RawConnection(gh.port);
+      await bad.connected;
+      bad.write('NOT A REQUEST\r\n\r\n');
+      assert.equal((await bad.readResponse()).status, 400);
+      const entry = JSON.parse(await lineWith(lines, '"status":400')) as Record<string, unknown>;
+      assert.deepEqual([entry.method, entry.path, entry.protocol, entry.remote_addr], [null, null, null, '127.0.0.1']);
+      bad.socket.destroy();
+    },
+  );
 });

@@ -5,7 +5,7 @@
  * with both Content-Length and Transfer-Encoding. TLS listeners also speak
  * HTTP/2 (listener.ts); its requests take the same path.
  */
-import type { IncomingMessage, ServerResponse } from 'node:http';
+import { IncomingMessage, STATUS_CODES, type ServerResponse } from 'node:http';
 import type { ServerHttp2Session } from 'node:http2';
 import { lstatSync, unlinkSync } from 'node:fs';
 import type { AddressInfo, Socket } from 'node:net';
@@ -72,6 +72,7 @@ export class HttpFront {
       if (tls) server.on('secureConnection', (socket: Socket) => this.track(socket, false));
       server.on('session', (session: ServerHttp2Session) => this.onSession(session));
       server.on('tlsClientError', (err: Error, socket: Socket) => this.ctx.logger.debug(`TLS handshake with ${socket.remoteAddress} failed: ${err.message}`));
+      server.on('clientError', (err: NodeJS.ErrnoException, socket: Duplex) => this.onClientError(err, socket as Socket));
       // Without a listener Node drops CONNECT silently; a client deserves an answer.
       server.on('connect', (_req: IncomingMessage, socket: Duplex) => {
         socket.end('HTTP/1.1 405 Method Not Allowed\r\nContent-Length: 0\r\nConnection: close\r\n\r\n');
@@ -146,6 +147,22 @@ export class HttpFront {
   }
 
   /** The client went away: stop the work still under way for it. */
+  /**
+   * A request Node's parser refused (malformed, head too large, head not in
+   * time): answered as Node would, and written to the access log as nginx
+   * does, so a slowloris shows there as 408s.
+   */
+  private onClientError(err: NodeJS.ErrnoException, socket: Socket): void {
+    const status = CLIENT_ERRORS[err.code ?? ''] ?? 400;
+    // The client is gone, or a response is already on its way (pipelining): nothing can be said.
+    const replying = err.code !== 'ECONNRESET' && socket.writable && !(socket as SocketWithMessage)._httpMessage?.headersSent;
+    if (replying) {
+      socket.end(`HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\nConnection: close\r\n\r\n`);
+      this.ctx.accessLog?.write(new IncomingMessage(socket), status, 0);
+    }
+    socket.destroy();
+  }
+
   /** A connection requests come in on; `counted` when its close also ends a max_connections count. */
   private track(socket: Socket, counted: boolean): void {
     this.sockets.add(socket);
@@ -208,6 +225,16 @@ export class HttpFront {
     log(status, sendPlain(res, status, `Moved Permanently: ${location}`, req.method !== 'GET' && req.method !== 'HEAD'));
   }
 }
+
+/** Node's parser errors and the status it answers them with (anything else: 400). */
+const CLIENT_ERRORS: Record<string, number> = {
+  HPE_HEADER_OVERFLOW: 431,
+  HPE_CHUNK_EXTENSIONS_OVERFLOW: 413,
+  ERR_HTTP_REQUEST_TIMEOUT: 408,
+};
+
+/** node:http keeps the response being written on its socket (undocumented, but what its own error handler checks). */
+type SocketWithMessage = Socket & { _httpMessage?: { headersSent?: boolean } };
 
 function formatTcp(addr: AddressInfo): string {
   return formatBind({ kind: 'tcp', host: addr.address, port: addr.port });
