@@ -69,7 +69,6 @@ export class Gatehouse {
   readonly pools = new Map<string, WorkerPool>();
   readonly front: HttpFront;
   private readonly accessLog: AccessLog | null;
-  private readonly handlers: Handler[] = [];
   private stopWatching: (() => void)[] = [];
 
   constructor(readonly site: Site) {
@@ -90,7 +89,7 @@ export class Gatehouse {
     const entries: RouteEntry[] = site.routes.map((route) => {
       let handler: Handler;
       if (route.app !== undefined) handler = apps.get(route.app)!;
-      else if (route.static !== undefined) this.handlers.push((handler = new StaticFiles(route.static, compression, fileCache)));
+      else if (route.static !== undefined) handler = new StaticFiles(route.static, compression, fileCache);
       else if (route.redirect !== undefined) handler = new Redirect(route.redirect.status, route.redirect.location);
       else handler = new Respond(route.return!.status, route.return!.body, route.return!.content_type);
       return { hosts: route.host ?? [], path: route.path, maxRequestBody: route.max_request_body ?? settings.max_request_body, handler };
@@ -156,7 +155,6 @@ export class Gatehouse {
     await this.front.drain(deadline);
     await Promise.all([...this.pools.values()].map((pool) => pool.stop(Math.max(0, deadline - performance.now()))));
     this.front.closeAll();
-    for (const handler of this.handlers) handler.close?.();
     await this.accessLog?.close();
   }
 }

@@ -233,6 +233,25 @@ function staticSchema(base: string) {
     .strict();
 }
 
+/** `--static URL=DIR`: a route with a static action, DIR checked as `root` is and the action's defaults. */
+function staticShorthand(base: string) {
+  const action = staticSchema(base);
+  return z.string().transform((text, ctx) => {
+    const eq = text.indexOf('=');
+    const path = text.slice(0, eq).replace(/\/+$/, '') || '/';
+    const dir = text.slice(eq + 1);
+    const problem =
+      eq < 0 ? 'expected URL=DIR, e.g. /static=./static'
+      : !path.startsWith('/') ? 'the URL part must start with /'
+      : dir === '' ? 'the DIR part is empty (it would serve the current directory)'
+      : undefined;
+    const parsed = problem === undefined ? action.safeParse({ root: dir }) : undefined;
+    if (parsed?.success) return { path, static: parsed.data };
+    ctx.addIssue({ code: 'custom', message: problem ?? parsed!.error!.issues[0]!.message });
+    return z.NEVER;
+  });
+}
+
 const redirectSchema = z
   .object({
     status: z.union([z.literal(301), z.literal(302), z.literal(303), z.literal(307), z.literal(308)], { error: 'must be 301, 302, 303, 307 or 308' }).default(301),
@@ -287,7 +306,7 @@ export function configSchema(base: string) {
       certfile: file(base).optional(),
       keyfile: file(base).optional(),
       /** URL=DIR: serve DIR's files at URL. */
-      static: z.array(z.string().regex(/^[^=]*=.*$/, 'expected URL=DIR, e.g. /static=./static')).default([]),
+      static: z.array(staticShorthand(base)).default([]),
       log_level: z.enum(LOG_LEVELS, { error: `must be one of ${LOG_LEVELS.join(', ')}` }).default('info'),
       /** File for the access log, or '-' for stdout. */
       access_log: z.string().min(1).transform((f) => (f === '-' ? f : resolve(base, f))).optional(),

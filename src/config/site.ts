@@ -4,7 +4,7 @@
  * at once, each with its key path (`routes[2].static.root: ...`), or the flag
  * that set it; the result is frozen.
  */
-import { readFileSync, statSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { parse as parseToml, TomlError } from 'smol-toml';
 import type { z } from 'zod';
@@ -133,17 +133,7 @@ function resolveSite(settings: Config, base: string, problems: Problems): Site {
     apps.push(merged);
   }
 
-  const routes: RouteSettings[] = [];
-  for (const [i, text] of settings.static.entries()) {
-    const eq = text.indexOf('=');
-    const path = text.slice(0, eq).replace(/\/+$/, '') || '/';
-    const dir = text.slice(eq + 1);
-    const root = resolve(base, dir);
-    const problem = !path.startsWith('/') ? 'the URL part must start with /' : dir === '' ? 'the DIR part is empty (it would serve the current directory)' : directoryProblem(root, dir);
-    if (problem) problems.add(['static', i], problem);
-    routes.push({ path, static: { root, index: ['index.html'], precompressed: true, allow_outside_symlinks: false } });
-  }
-  routes.push(...(settings.routes ?? []));
+  const routes: RouteSettings[] = [...settings.static, ...(settings.routes ?? [])];
   if (settings.routes === undefined) {
     if (apps.length === 1) routes.push({ path: '/', app: apps[0]!.name });
     else if (apps.length > 1) problems.add(['routes'], `with several apps (${apps.map((a) => a.name).join(', ')}), routes must say which requests go to which`);
@@ -168,14 +158,6 @@ function resolveSite(settings: Config, base: string, problems: Problems): Site {
   }
   listeners.push(...(settings.listeners ?? []));
   return { settings, listeners, apps, routes };
-}
-
-function directoryProblem(root: string, given: string): string | undefined {
-  try {
-    return statSync(root).isDirectory() ? undefined : `${given} is not a directory`;
-  } catch {
-    return `directory ${given} does not exist`;
-  }
 }
 
 function deepFreeze<T>(value: T): T {

@@ -14,8 +14,7 @@ import { GatehouseError } from '../errors.js';
 import { formatBind, parseBind } from '../config/bind.js';
 import type { Config, ListenerSettings } from '../config/schema.js';
 import type { RouteRequest } from '../handlers/handler.js';
-import { refuse } from '../handlers/wsgi-app.js';
-import { sendPlain } from './plain-response.js';
+import { refuse, sendPlain } from './plain-response.js';
 import { parseTarget } from './environ.js';
 import { TrustedProxies } from './forwarded.js';
 import { createListenerServer, type ListenerServer } from './listener.js';
@@ -146,7 +145,6 @@ export class HttpFront {
     this.refusedWarnedAt = now;
   }
 
-  /** The client went away: stop the work still under way for it. */
   /**
    * A request Node's parser refused (malformed, head too large, head not in
    * time): answered as Node would, and written to the access log as nginx
@@ -172,6 +170,7 @@ export class HttpFront {
     });
   }
 
+  /** The client went away: stop the work still under way for it. */
   private onConnectionClosed(socket: Socket): void {
     this.sockets.delete(socket);
     for (const x of exchangesOf(socket).slice()) x.clientGone();
@@ -183,7 +182,8 @@ export class HttpFront {
     this.ctx.accessLog?.begin(req);
     // keepalive_timeout 0 means no keep-alive, as in nginx (to Node it would mean no timeout at all).
     if (this.settings.keepalive_timeout === 0) res.shouldKeepAlive = false;
-    const log = (status: number, bytes: number) => this.ctx.accessLog?.write(req, status, bytes, res);
+    const accessLog = this.ctx.accessLog;
+    const log = accessLog === null ? noLog : (status: number, bytes: number) => accessLog.write(req, status, bytes, res);
     const target = parseTarget(req.url ?? '/');
     if (target === null) return refuse({ res, log }, 400);
     const host = hostName(req.headers.host);
@@ -200,7 +200,6 @@ export class HttpFront {
       res,
       scheme,
       host,
-      path: target.path,
       prefix: match.prefix,
       rest: match.rest,
       query: target.query,
@@ -225,6 +224,9 @@ export class HttpFront {
     log(status, sendPlain(res, status, `Moved Permanently: ${location}`, req.method !== 'GET' && req.method !== 'HEAD'));
   }
 }
+
+/** The request's `log` when there is no access log: nothing to allocate per request. */
+function noLog(): void {}
 
 /** Node's parser errors and the status it answers them with (anything else: 400). */
 const CLIENT_ERRORS: Record<string, number> = {

@@ -35,7 +35,6 @@ export function createListenerServer(listener: ListenerSettings, s: Config, onRe
     connectionsCheckingInterval: Math.min(1000, s.header_timeout * 1000 || 1000),
     // The body has its own idle timeout (body_timeout); no cap on a whole upload.
     requestTimeout: 0,
-    requireHostHeader: true,
   };
   if (!isTls(listener)) return createHttpServer(http1, onRequest);
   // A client that never finishes its handshake is a slowloris too.

@@ -9,3 +9,11 @@ export function sendPlain(res: ServerResponse, status: number, text: string, clo
   res.end(body);
   return body.length;
 }
+
+/**
+ * Refuses a request (its status's own text as the body) and logs it; the
+ * connection is closed after the answer, as the request's body may be unread.
+ */
+export function refuse(r: { res: ServerResponse; log(status: number, bytes: number): void }, status: number): void {
+  r.log(status, sendPlain(r.res, status, STATUS_CODES[status] ?? 'Error', true));
+}

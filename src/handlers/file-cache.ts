@@ -81,11 +81,6 @@ export class FileCache {
     this.evict();
   }
 
-  clear(): void {
-    this.entries.clear();
-    this.total = 0;
-  }
-
   private async check(path: string): Promise<CachedFile> {
     const old = this.entries.get(path);
     let entry: CachedFile;

@@ -26,16 +26,22 @@ export interface WholeFile {
   precompressed: boolean;
 }
 
+/** The route's caching headers, and Vary when the file's response depends on Accept-Encoding: the same on every path a file takes. */
+export function cachingHeaders(how: Pick<WholeFile, 'cacheControl' | 'expires' | 'vary'>): OutgoingHttpHeaders {
+  const headers: OutgoingHttpHeaders = { 'Cache-Control': how.cacheControl };
+  if (how.expires !== undefined) headers.Expires = new Date(Date.now() + how.expires * 1000).toUTCString();
+  if (how.vary) headers.Vary = 'Accept-Encoding';
+  return headers;
+}
+
 export function sendWholeFile(r: RouteRequest, file: CachedFile, how: WholeFile, cache: FileCache): void {
   const { req, res } = r;
   const headers: OutgoingHttpHeaders = {
     'Accept-Ranges': 'bytes',
-    'Cache-Control': how.cacheControl,
+    ...cachingHeaders(how),
     'Last-Modified': file.lastModified,
     ETag: file.etag,
   };
-  if (how.expires !== undefined) headers.Expires = new Date(Date.now() + how.expires * 1000).toUTCString();
-  if (how.vary) headers.Vary = 'Accept-Encoding';
   if (fresh(req.headers, { etag: file.etag, 'last-modified': file.lastModified })) {
     res.writeHead(304, headers);
     res.end();

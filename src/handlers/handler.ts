@@ -11,9 +11,10 @@ export interface RouteRequest {
   scheme: string;
   /** The Host asked for, lower case, without port ('' when the client sent none). */
   host: string;
-  /** The path, percent-decoded to latin-1 ("bytes in a str", as PATH_INFO is). */
-  path: string;
-  /** The route's prefix ('' for `/`) and the path below it ('' or starting with '/'). */
+  /**
+   * The path, percent-decoded to latin-1 ("bytes in a str", as PATH_INFO is),
+   * as the route's prefix ('' for `/`) and the part below it ('' or starting with '/').
+   */
   prefix: string;
   rest: string;
   /** The raw query string, without '?'. */
@@ -26,6 +27,4 @@ export interface RouteRequest {
 
 export interface Handler {
   serve(request: RouteRequest): void;
-  /** Stops what the handler started (file watchers, caches); safe to call more than once. */
-  close?(): void;
 }

@@ -19,7 +19,7 @@ import { sendPlain } from '../front/plain-response.js';
 import { COMPRESSIONS, type StaticSettings } from '../config/schema.js';
 import { compressible, Compression, noTransform, type Coding } from '../front/compression.js';
 import type { CachedFile, FileCache } from './file-cache.js';
-import { sendWholeFile } from './file-response.js';
+import { cachingHeaders, sendWholeFile } from './file-response.js';
 import type { Handler, RouteRequest } from './handler.js';
 import { encodePath } from './redirect.js';
 
@@ -65,10 +65,6 @@ export class StaticFiles implements Handler {
       if (!dirUrl) return this.redirectToSlash(r);
       this.index(r, f.path, 0);
     });
-  }
-
-  close(): void {
-    this.cache.clear();
   }
 
   private lookup(r: RouteRequest, path: string, then: (f: CachedFile) => void): void {
@@ -132,9 +128,9 @@ export class StaticFiles implements Handler {
     const below = Buffer.from(f.path.slice(this.settings.root.length), 'utf8').toString('latin1');
     const stream = send(req, encodePath(below), { root: this.settings.root, dotfiles: 'ignore', index: false, cacheControl: false });
     stream.on('headers', () => {
-      res.setHeader('Cache-Control', this.cacheControl);
-      if (this.settings.expires !== undefined) res.setHeader('Expires', new Date(Date.now() + this.settings.expires * 1000).toUTCString());
-      if (vary) res.setHeader('Vary', 'Accept-Encoding');
+      for (const [name, value] of Object.entries(cachingHeaders({ cacheControl: this.cacheControl, expires: this.settings.expires, vary }))) {
+        res.setHeader(name, value!);
+      }
     });
     // The file went away or changed kind since the lookup; send's 403 (a `..`) is a 404 here too.
     stream.on('error', (e: { status?: number }) => this.plain(r, e.status === 403 ? 404 : (e.status ?? 500), false));

@@ -10,7 +10,7 @@ import { encodeRequest } from '../wire/frames.js';
 import { bodyEnviron, buildEnviron } from '../front/environ.js';
 import { hasUnsizedH2Body } from '../front/h2-compat.js';
 import { readBody } from '../front/request-body.js';
-import { sendPlain } from '../front/plain-response.js';
+import { refuse } from '../front/plain-response.js';
 import { WsgiExchange, type ExchangeContext } from '../front/wsgi-exchange.js';
 import type { Handler, RouteRequest } from './handler.js';
 
@@ -50,11 +50,4 @@ export class WsgiApp implements Handler {
   private dispatch(req: IncomingMessage, res: ServerResponse, block: string, body: Buffer | null, bodyFile: string | null): void {
     this.pool.dispatch(new WsgiExchange(encodeRequest(0, block, body), req, res, this.ctx, bodyFile, this.cancel));
   }
-}
-
-const REFUSALS: Record<number, string> = { 400: 'Bad Request', 408: 'Request Timeout', 413: 'Payload Too Large', 501: 'Not Implemented' };
-
-/** Refuses a request whose body is still unread: the connection is closed after the answer. */
-export function refuse(r: Pick<RouteRequest, 'res' | 'log'>, status: number): void {
-  r.log(status, sendPlain(r.res, status, REFUSALS[status] ?? 'Error', true));
 }
