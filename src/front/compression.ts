@@ -110,12 +110,12 @@ export class Compression {
   ) {}
 
   /** The coding this client gets for a body of ours, or null (as it is). */
-  choose(req: IncomingMessage): Coding | null {
+  choose(req: Pick<IncomingMessage, 'headers'>): Coding | null {
     return this.accepted(req)[0] ?? null;
   }
 
   /** The codings this client takes, best first. */
-  accepted(req: IncomingMessage): readonly Coding[] {
+  accepted(req: Pick<IncomingMessage, 'headers'>): readonly Coding[] {
     const header = req.headers['accept-encoding'];
     if (header === undefined) return [];
     if (header !== this.lastHeader) {

@@ -11,7 +11,7 @@ import { pipeline, type Readable } from 'node:stream';
 import fresh from 'fresh';
 import { compressSync, createEncoder, type Coding } from '../front/compression.js';
 import type { CachedFile, FileCache } from './file-cache.js';
-import type { RouteRequest } from './handler.js';
+import type { MemoryResponse, RequestHead, RouteRequest } from './handler.js';
 
 export interface WholeFile {
   /** The file's own Content-Type (a precompressed sibling has the original's). */
@@ -34,24 +34,32 @@ export function cachingHeaders(how: Pick<WholeFile, 'cacheControl' | 'expires' |
   return headers;
 }
 
-export function sendWholeFile(r: RouteRequest, file: CachedFile, how: WholeFile, cache: FileCache): void {
-  const { req, res } = r;
+/** What a whole file's response is, before anything is written. */
+export interface WholeFileResponse extends MemoryResponse {
+  status: 200 | 304;
+  /** Read the body from disk (the file is not in memory): its length, and the coding to compress it with on the way. */
+  fromDisk: { length: number; coding: Coding | null } | null;
+}
+
+/**
+ * The response to `head` for `file`: 304 when the client's copy is fresh,
+ * the body from memory (compressed form kept in the cache) or else from
+ * disk, none for HEAD. sendWholeFile writes it; the fast path (fast-path.ts)
+ * takes it when it is all in memory.
+ */
+export function wholeFileResponse(head: RequestHead, file: CachedFile, how: WholeFile, cache: FileCache): WholeFileResponse {
   const headers: OutgoingHttpHeaders = {
     'Accept-Ranges': 'bytes',
     ...cachingHeaders(how),
     'Last-Modified': file.lastModified,
     ETag: file.etag,
   };
-  if (fresh(req.headers, { etag: file.etag, 'last-modified': file.lastModified })) {
-    res.writeHead(304, headers);
-    res.end();
-    return r.log(304, 0);
-  }
+  if (fresh(head.headers, { etag: file.etag, 'last-modified': file.lastModified })) return { status: 304, headers, body: null, fromDisk: null };
   headers['Content-Type'] = how.type;
   let body = file.body;
   let coding = how.coding;
   if (coding !== null && !how.precompressed) {
-    if (req.method === 'HEAD' || (body === null && req.httpVersion === '1.0')) {
+    if (head.method === 'HEAD' || (body === null && head.httpVersion === '1.0')) {
       // HEAD is not compressed (as nginx); a body compressed from disk has no known length, which HTTP/1.0 needs.
       coding = null;
     } else if (body !== null) {
@@ -66,18 +74,23 @@ export function sendWholeFile(r: RouteRequest, file: CachedFile, how: WholeFile,
   // Compressed here: ranges of this form are not on offer (nginx drops the header too), and a stream's length is unknown.
   if (coding !== null && !how.precompressed) delete headers['Accept-Ranges'];
   if (coding === null || how.precompressed || body !== null) headers['Content-Length'] = body?.length ?? length;
-  res.writeHead(200, headers);
-  if (req.method === 'HEAD' || length === 0) {
-    res.end();
-    return r.log(200, 0);
-  }
-  if (body !== null) {
-    res.end(body);
-    return r.log(200, body.length);
+  if (head.method === 'HEAD' || length === 0) return { status: 200, headers, body: null, fromDisk: null };
+  if (body !== null) return { status: 200, headers, body, fromDisk: null };
+  return { status: 200, headers, body: null, fromDisk: { length, coding: how.precompressed ? null : coding } };
+}
+
+export function sendWholeFile(r: RouteRequest, file: CachedFile, how: WholeFile, cache: FileCache): void {
+  const { res } = r;
+  const answer = wholeFileResponse(r.req, file, how, cache);
+  res.writeHead(answer.status, answer.headers);
+  const disk = answer.fromDisk;
+  if (disk === null) {
+    res.end(answer.body ?? undefined);
+    return r.log(answer.status, answer.body?.length ?? 0);
   }
   // From disk: what the stat saw, no more (the file may be growing).
-  const stream = createReadStream(file.real, { start: 0, end: length - 1 });
-  const encoder = coding === null || how.precompressed ? null : createEncoder(coding, length);
+  const stream = createReadStream(file.real, { start: 0, end: disk.length - 1 });
+  const encoder = disk.coding === null ? null : createEncoder(disk.coding, disk.length);
   let bytes = 0;
   const last: Readable = encoder ?? stream;
   last.on('data', (chunk: Buffer) => (bytes += chunk.length));

@@ -2,7 +2,7 @@
  * What every route action implements (app, static, redirect, return): it is
  * handed a request the router matched, and answers it.
  */
-import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { IncomingHttpHeaders, IncomingMessage, OutgoingHttpHeaders, ServerResponse } from 'node:http';
 
 export interface RouteRequest {
   req: IncomingMessage;
@@ -25,6 +25,27 @@ export interface RouteRequest {
   log(status: number, bytes: number): void;
 }
 
+/** A request's head: what answering from memory may look at (an IncomingMessage is one). */
+export interface RequestHead {
+  method?: string | undefined;
+  url?: string | undefined;
+  httpVersion: string;
+  headers: IncomingHttpHeaders;
+}
+
+/** A whole response held in memory; `body` null: none (HEAD, 304). */
+export interface MemoryResponse {
+  status: number;
+  headers: OutgoingHttpHeaders;
+  body: Buffer | null;
+}
+
 export interface Handler {
   serve(request: RouteRequest): void;
+  /**
+   * The answer when it is all in memory and needs no more than the head (a
+   * bodiless GET or HEAD): the fast path (fast-path.ts) writes it. Null:
+   * this request needs serve().
+   */
+  answerFromMemory?(head: RequestHead, rest: string): MemoryResponse | null | Promise<MemoryResponse | null>;
 }

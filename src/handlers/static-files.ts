@@ -19,9 +19,21 @@ import { sendPlain } from '../front/plain-response.js';
 import { COMPRESSIONS, type StaticSettings } from '../config/schema.js';
 import { compressible, Compression, noTransform, type Coding } from '../front/compression.js';
 import type { CachedFile, FileCache } from './file-cache.js';
-import { cachingHeaders, sendWholeFile } from './file-response.js';
-import type { Handler, RouteRequest } from './handler.js';
+import { cachingHeaders, sendWholeFile, wholeFileResponse, type WholeFile } from './file-response.js';
+import type { Handler, MemoryResponse, RequestHead, RouteRequest } from './handler.js';
 import { encodePath } from './redirect.js';
+
+/** What a request gets: a whole file, send's handling of the file, the redirect to the directory's slash form, or an error status. */
+type Plan =
+  | { kind: 'file'; file: CachedFile; how: WholeFile }
+  | { kind: 'send'; file: CachedFile; vary: boolean }
+  | { kind: 'slash' }
+  | { kind: 'status'; status: number };
+/** A decision that needs a path the cache does not hold (see plan). */
+type Miss = { kind: 'miss'; path: string };
+type Lookup = (path: string) => CachedFile | undefined;
+const SLASH: Plan = { kind: 'slash' };
+const NOT_FOUND: Plan = { kind: 'status', status: 404 };
 
 /** Which precompressed siblings a client takes, best first (whatever `compress` says: they are files of their own). */
 const PRECOMPRESSED = new Compression(COMPRESSIONS, 0);
@@ -47,36 +59,89 @@ export class StaticFiles implements Handler {
   }
 
   serve(r: RouteRequest): void {
-    const { req, res } = r;
-    if (req.method !== 'GET' && req.method !== 'HEAD') {
-      res.setHeader('Allow', 'GET, HEAD');
-      return this.plain(r, 405);
-    }
-    if (r.rest === '') return this.redirectToSlash(r);
-    // The router decoded the path to bytes; file names are UTF-8.
-    const path = Buffer.from(r.rest, 'latin1').toString('utf8');
-    if (path.includes('/.') || path.includes('\0')) return this.plain(r, 404);
-    const dirUrl = path.endsWith('/');
-    this.lookup(r, join(this.settings.root, path), (f) => {
-      if (f.kind === 'denied') return this.plain(r, 403);
-      if (f.kind === 'error') return this.plain(r, 500);
-      if (f.kind === 'missing' || f.kind === 'other' || !this.allowed(f)) return this.plain(r, 404);
-      if (f.kind === 'file') return dirUrl ? this.plain(r, 404) : this.file(r, f);
-      if (!dirUrl) return this.redirectToSlash(r);
-      this.index(r, f.path, 0);
-    });
-  }
-
-  private lookup(r: RouteRequest, path: string, then: (f: CachedFile) => void): void {
-    const hit = this.cache.get(path);
-    if (hit !== undefined) return then(hit);
-    this.cache
-      .load(path)
-      .then(then)
-      .catch((err: Error) => {
+    const plan = this.plan(r.req, r.rest);
+    if (!(plan instanceof Promise)) return this.carryOut(r, plan);
+    plan.then(
+      (p) => this.carryOut(r, p),
+      (err: Error) => {
         process.emitWarning(err);
         this.plain(r, 500);
-      });
+      },
+    );
+  }
+
+  answerFromMemory(head: RequestHead, rest: string): MemoryResponse | null | Promise<MemoryResponse | null> {
+    const plan = this.plan(head, rest);
+    return plan instanceof Promise ? plan.then((p) => this.inMemory(head, p)) : this.inMemory(head, plan);
+  }
+
+  private inMemory(head: RequestHead, p: Plan): MemoryResponse | null {
+    if (p.kind !== 'file') return null;
+    const answer = wholeFileResponse(head, p.file, p.how, this.cache);
+    return answer.fromDisk === null ? answer : null;
+  }
+
+  private carryOut(r: RouteRequest, p: Plan): void {
+    switch (p.kind) {
+      case 'file':
+        return sendWholeFile(r, p.file, p.how, this.cache);
+      case 'send':
+        return this.viaSend(r, p.file, p.vary);
+      case 'slash':
+        return this.redirectToSlash(r);
+      case 'status':
+        if (p.status === 405) r.res.setHeader('Allow', 'GET, HEAD');
+        return this.plain(r, p.status);
+    }
+  }
+
+  /**
+   * What to answer: worked out from the cache alone when it holds every
+   * path involved (no promise, nothing allocated for it); else each missing
+   * path is loaded and the decision made again.
+   */
+  private plan(head: RequestHead, rest: string): Plan | Promise<Plan> {
+    const first = this.decide(head, rest, this.cached);
+    return first.kind === 'miss' ? this.planLoading(head, rest, first.path) : first;
+  }
+
+  private readonly cached = (path: string) => this.cache.get(path);
+
+  private async planLoading(head: RequestHead, rest: string, path: string): Promise<Plan> {
+    // Kept here too, so a decision never waits on a path twice (and works with static_cache 0).
+    const loaded = new Map<string, CachedFile>();
+    const lookup = (p: string) => loaded.get(p) ?? this.cache.get(p);
+    // Each round loads a path not loaded before; a decision involves a few at most.
+    for (;;) {
+      loaded.set(path, await this.cache.load(path));
+      const p = this.decide(head, rest, lookup);
+      if (p.kind !== 'miss') return p;
+      path = p.path;
+    }
+  }
+
+  private decide(head: RequestHead, rest: string, lookup: Lookup): Plan | Miss {
+    if (head.method !== 'GET' && head.method !== 'HEAD') return { kind: 'status', status: 405 };
+    if (rest === '') return SLASH;
+    // The router decoded the path to bytes; file names are UTF-8.
+    const path = Buffer.from(rest, 'latin1').toString('utf8');
+    if (path.includes('/.') || path.includes('\0')) return NOT_FOUND;
+    const full = join(this.settings.root, path);
+    const f = lookup(full);
+    if (f === undefined) return { kind: 'miss', path: full };
+    if (f.kind === 'denied') return { kind: 'status', status: 403 };
+    if (f.kind === 'error') return { kind: 'status', status: 500 };
+    if (f.kind === 'missing' || f.kind === 'other' || !this.allowed(f)) return NOT_FOUND;
+    if (f.kind === 'file') return path.endsWith('/') ? NOT_FOUND : this.decideFile(head, f, lookup);
+    if (!path.endsWith('/')) return SLASH;
+    // A directory URL: the first index file that exists, else 404 (no listings).
+    for (const name of this.settings.index) {
+      const index = join(full, name);
+      const g = lookup(index);
+      if (g === undefined) return { kind: 'miss', path: index };
+      if (g.kind === 'file' && this.allowed(g)) return this.decideFile(head, g, lookup);
+    }
+    return NOT_FOUND;
   }
 
   /** Symlinks are followed, but only to files inside the root unless the route allows more. */
@@ -84,36 +149,25 @@ export class StaticFiles implements Handler {
     return this.settings.allow_outside_symlinks || f.real.startsWith(this.inside) || f.real + sep === this.inside;
   }
 
-  /** A directory URL: the first index file that exists, else 404 (no listings). */
-  private index(r: RouteRequest, dir: string, i: number): void {
-    const name = this.settings.index[i];
-    if (name === undefined) return this.plain(r, 404);
-    this.lookup(r, join(dir, name), (f) => (f.kind === 'file' && this.allowed(f) ? this.file(r, f) : this.index(r, dir, i + 1)));
-  }
-
-  private file(r: RouteRequest, f: CachedFile): void {
-    const h = r.req.headers;
+  /** The file itself or its first precompressed sibling the client takes; ranges and the rarer preconditions go to send. */
+  private decideFile(head: RequestHead, f: CachedFile, lookup: Lookup): Plan | Miss {
+    const h = head.headers;
     const z = this.compression;
     const vary = z !== null && f.stats!.size >= z.minSize && compressible(f.type);
-    if (h.range !== undefined || h['if-match'] !== undefined || h['if-unmodified-since'] !== undefined) return this.viaSend(r, f, vary);
-    const codings = this.settings.precompressed ? PRECOMPRESSED.accepted(r.req) : [];
-    this.sibling(r, f, codings, 0, vary);
-  }
-
-  /** Serves the first precompressed sibling the client takes, else the file itself. */
-  private sibling(r: RouteRequest, f: CachedFile, codings: readonly Coding[], i: number, vary: boolean): void {
-    const coding = codings[i];
-    if (coding === undefined) {
-      const dynamic = vary ? this.compression!.choose(r.req) : null;
-      return sendWholeFile(r, f, this.how(f, vary, dynamic, false), this.cache);
+    if (h.range !== undefined || h['if-match'] !== undefined || h['if-unmodified-since'] !== undefined) return { kind: 'send', file: f, vary };
+    if (this.settings.precompressed) {
+      for (const coding of PRECOMPRESSED.accepted(head)) {
+        const sibling = f.path + SIBLING[coding];
+        const s = lookup(sibling);
+        if (s === undefined) return { kind: 'miss', path: sibling };
+        if (s.kind === 'file' && this.allowed(s)) return { kind: 'file', file: s, how: this.how(f, true, coding, true) };
+      }
     }
-    this.lookup(r, f.path + SIBLING[coding], (s) => {
-      if (s.kind === 'file' && this.allowed(s)) sendWholeFile(r, s, this.how(f, true, coding, true), this.cache);
-      else this.sibling(r, f, codings, i + 1, vary);
-    });
+    const dynamic = vary ? this.compression!.choose(head) : null;
+    return { kind: 'file', file: f, how: this.how(f, vary, dynamic, false) };
   }
 
-  private how(f: CachedFile, vary: boolean, coding: Coding | null, precompressed: boolean) {
+  private how(f: CachedFile, vary: boolean, coding: Coding | null, precompressed: boolean): WholeFile {
     return { type: f.type, cacheControl: this.cacheControl, expires: this.settings.expires, vary, coding, precompressed };
   }
 
