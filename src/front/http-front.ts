@@ -21,6 +21,7 @@ import { createListenerServer, type ListenerServer } from './listener.js';
 import { hostName, type Router } from './router.js';
 import { isTls } from './tls-context.js';
 import { exchangesOf, type ExchangeContext } from './wsgi-exchange.js';
+import { FastPath } from './fast-path.js';
 
 /** What the front needs to know about the listener a request came in on. */
 interface ListenerInfo {
@@ -35,6 +36,8 @@ export class HttpFront {
   private readonly sessions = new Set<ServerHttp2Session>();
   /** TCP connections open, over every listener (max_connections). */
   private open = 0;
+  /** Plain HTTP/1.1 connections start here when some route can answer from memory (static files). */
+  private readonly fastPath: FastPath | null;
   /** Null when no peer is trusted (the default): requests then skip forwarded-header handling entirely. */
   private readonly proxies: TrustedProxies | null;
   /** Connections refused at max_connections since the last warning, and when that was. */
@@ -47,6 +50,16 @@ export class HttpFront {
     private readonly settings: Config,
   ) {
     this.proxies = settings.forwarded_allow_ips.length > 0 ? new TrustedProxies(settings.forwarded_allow_ips) : null;
+    const fromMemory = router.entries.some((e) => e.handler.answerFromMemory !== undefined);
+    this.fastPath = !fromMemory
+      ? null
+      : new FastPath({
+          router,
+          settings,
+          ctx,
+          proxies: this.proxies,
+          onHeaderTimeout: (socket) => this.onClientError(Object.assign(new Error('header timeout'), { code: 'ERR_HTTP_REQUEST_TIMEOUT' }), socket),
+        });
   }
 
   /** Listens on every address; rejects with GH_ERR_BIND naming the address that failed. */
@@ -60,12 +73,15 @@ export class HttpFront {
       const server = createListenerServer(listener, this.settings, (req, res) => this.onRequest(req, res, info));
       server.on('checkContinue', (req: IncomingMessage, res: ServerResponse) => this.onRequest(req, res, info, true));
       const max = this.settings.max_connections;
+      const fast = this.fastPath !== null && !tls && info.httpsPort === null;
+      const toHttp = fast ? takeConnections(server) : null;
       server.on('connection', (socket: Socket) => {
         // Counted over every listener (Node's maxConnections is per server), before any TLS handshake.
         if (max > 0 && this.open >= max) return this.refuseConnection(socket);
         this.open++;
         if (tls) socket.once('close', () => this.open--);
         else this.track(socket, true);
+        if (toHttp !== null) this.fastPath!.take(socket, toHttp);
       });
       // Requests see the TLS socket, not the TCP one under it: track what they see.
       if (tls) server.on('secureConnection', (socket: Socket) => this.track(socket, false));
@@ -110,7 +126,10 @@ export class HttpFront {
       // that response is still being written to a slow client: close idle ones
       // only when nothing is still on its way out.
       const flushing = [...this.sockets].some((s) => exchangesOf(s).length > 0 || s.writableLength > 0);
-      if (!flushing) for (const s of this.servers) s.closeIdleConnections();
+      if (!flushing) {
+        for (const s of this.servers) s.closeIdleConnections();
+        this.fastPath?.closeIdle();
+      }
       await new Promise((r) => setTimeout(r, 20));
     }
   }
@@ -223,6 +242,19 @@ export class HttpFront {
     const status = req.method === 'GET' || req.method === 'HEAD' ? 301 : 308;
     log(status, sendPlain(res, status, `Moved Permanently: ${location}`, req.method !== 'GET' && req.method !== 'HEAD'));
   }
+}
+
+/**
+ * Takes over a plain listener's connections: node:http's own 'connection'
+ * listener is removed, and returned to be called for each connection the
+ * fast path hands over.
+ */
+function takeConnections(server: ListenerServer): (socket: Socket) => void {
+  const http = server.listeners('connection') as Array<(socket: Socket) => void>;
+  server.removeAllListeners('connection');
+  return (socket) => {
+    for (const listener of http) listener.call(server, socket);
+  };
 }
 
 /** The request's `log` when there is no access log: nothing to allocate per request. */

@@ -30,7 +30,7 @@ import { clientAddress } from '../front/forwarded.js';
 export interface AccessEntry {
   req: IncomingMessage;
   /** Absent for answers written without a response object. */
-  res: ServerResponse | undefined;
+  res: LoggedResponse | undefined;
   status: number;
   bytes: number;
   /** How long the request took, in milliseconds (0 when its start is unknown). */
@@ -38,6 +38,9 @@ export interface AccessEntry {
   /** When the line is written (Date.now()). */
   now: number;
 }
+
+/** What the log reads of a response: node:http's, or the fast path's stand-in. */
+export type LoggedResponse = Pick<ServerResponse, 'getHeader'>;
 
 type Render = (e: AccessEntry) => string;
 
@@ -88,7 +91,7 @@ function requestHeader(req: IncomingMessage, name: string): string | undefined {
  * those passed to writeHead() as a list (the WSGI responses) are read back
  * from the head it wrote.
  */
-function responseHeader(res: ServerResponse | undefined, name: string, inHead: RegExp): string | undefined {
+function responseHeader(res: LoggedResponse | undefined, name: string, inHead: RegExp): string | undefined {
   if (res === undefined) return undefined;
   const v = res.getHeader(name);
   if (v !== undefined) return Array.isArray(v) ? v.join(', ') : String(v);

@@ -5,8 +5,8 @@
  */
 import { createWriteStream, openSync, type WriteStream } from 'node:fs';
 import { configError } from '../errors.js';
-import type { IncomingMessage, ServerResponse } from 'node:http';
-import { accessLogFormat, type AccessEntry } from './access-log-format.js';
+import type { IncomingMessage } from 'node:http';
+import { accessLogFormat, type AccessEntry, type LoggedResponse } from './access-log-format.js';
 
 const kStarted = Symbol('gatehouse.requestStarted');
 type TimedRequest = IncomingMessage & { [kStarted]?: number };
@@ -58,7 +58,7 @@ export class AccessLog {
   }
 
   /** `res` gives the response headers (%({Name}o)s); `bytes` counts the body only. */
-  write(req: IncomingMessage, status: number, bytes: number, res?: ServerResponse): void {
+  write(req: IncomingMessage, status: number, bytes: number, res?: LoggedResponse): void {
     const started = (req as TimedRequest)[kStarted];
     const durationMs = started === undefined ? 0 : performance.now() - started;
     this.out.write(this.render({ req, res, status, bytes, durationMs, now: Date.now() }) + '\n');

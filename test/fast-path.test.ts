@@ -1,0 +1,245 @@
+/**
+ * The fast path of plain HTTP/1.1 listeners (src/front/fast-path.ts): which
+ * request heads it takes (a table: anything it does not read exactly as
+ * llhttp would goes to node:http), and, on a real gatehouse serving static
+ * files next to an app, that a connection moving from the fast path to
+ * node:http loses, reorders and repeats nothing: pipelined mixes, split
+ * heads, HEAD, 304, Connection: close, half-close, a client that does not
+ * read, the timeouts and the access log.
+ */
+import { after, before, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { parseHead } from '../src/front/fast-path.js';
+import { APPS } from './helpers/gatehouse.js';
+import { launch, RawConnection, sleep, waitUntil, type RawResponse, type Server } from './helpers/harness.js';
+
+const HEAD_OK = 'GET /static/a.txt HTTP/1.1\r\nHost: example.com\r\nAccept: */*';
+
+const heads: Array<[string, string, boolean]> = [
+  ['a plain GET', HEAD_OK, true],
+  ['HEAD', 'HEAD / HTTP/1.1\r\nHost: x', true],
+  ['a query and an encoded path', 'GET /a%20b?x=1&y=%2F HTTP/1.1\r\nHost: x', true],
+  ['Connection: keep-alive / close, any case', 'GET / HTTP/1.1\r\nHost: x\r\nConnection: Close', true],
+  ['obs-text in a value', 'GET / HTTP/1.1\r\nHost: x\r\nX-Name: caf\xe9', true],
+  ['POST', 'POST / HTTP/1.1\r\nHost: x', false],
+  ['OPTIONS *', 'OPTIONS * HTTP/1.1\r\nHost: x', false],
+  ['HTTP/1.0', 'GET / HTTP/1.0\r\nHost: x', false],
+  ['HTTP/2.0 on the request line', 'GET / HTTP/2.0\r\nHost: x', false],
+  ['an absolute-form target', 'GET http://x/ HTTP/1.1\r\nHost: x', false],
+  ['a space in the target', 'GET /a b HTTP/1.1\r\nHost: x', false],
+  ['a non-ASCII byte in the target', 'GET /caf\xe9 HTTP/1.1\r\nHost: x', false],
+  ['two spaces after the method', 'GET  / HTTP/1.1\r\nHost: x', false],
+  ['no Host', 'GET / HTTP/1.1\r\nAccept: */*', false],
+  ['two Hosts', 'GET / HTTP/1.1\r\nHost: x\r\nHost: y', false],
+  ['a repeated header', 'GET / HTTP/1.1\r\nHost: x\r\nAccept: a\r\naccept: b', false],
+  ['Content-Length, even 0', 'GET / HTTP/1.1\r\nHost: x\r\nContent-Length: 0', false],
+  ['Transfer-Encoding', 'GET / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked', false],
+  ['Expect', 'GET / HTTP/1.1\r\nHost: x\r\nExpect: 100-continue', false],
+  ['Upgrade', 'GET / HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: websocket', false],
+  ['Connection with another option', 'GET / HTTP/1.1\r\nHost: x\r\nConnection: keep-alive, TE', false],
+  ['a folded line', 'GET / HTTP/1.1\r\nHost: x\r\nX-A: one\r\n two', false],
+  ['a space before the colon', 'GET / HTTP/1.1\r\nHost : x', false],
+  ['no colon', 'GET / HTTP/1.1\r\nHost: x\r\nnonsense', false],
+  ['a control character in a value', 'GET / HTTP/1.1\r\nHost: x\r\nX-A: a\x01b', false],
+  ['a bare LF inside the head', 'GET / HTTP/1.1\r\nHost: x\nX-A: b', false],
+  ['a NUL in a value', 'GET / HTTP/1.1\r\nHost: x\r\nX-A: a\0', false],
+];
+
+for (const [what, head, taken] of heads) {
+  test(`parseHead: ${what} → ${taken ? 'fast path' : 'node:http'}`, () => {
+    assert.equal(parseHead(head) !== null, taken);
+  });
+}
+
+test('parseHead: names lower case, values without the spaces and tabs around them (a non-breaking space stays)', () => {
+  const h = parseHead('GET /x?q HTTP/1.1\r\nHost:  example.com\t\r\nX-Pad: \xa0v\xa0 ')!;
+  assert.equal(h.method, 'GET');
+  assert.equal(h.url, '/x?q');
+  assert.equal(h.headers.host, 'example.com');
+  assert.equal(h.headers['x-pad'], '\xa0v\xa0');
+});
+
+const TEXT = 'a small static file\n';
+const BIG = Buffer.alloc(60 * 1024, 'x');
+let dir = '';
+let gh: Server;
+
+before(async () => {
+  dir = mkdtempSync(join(tmpdir(), 'gh-fast-path-'));
+  writeFileSync(join(dir, 'a.txt'), TEXT);
+  writeFileSync(join(dir, 'big.bin'), BIG);
+  gh = await launch([
+    `${APPS}/basic.py:echo_environ`,
+    '--static',
+    `/static=${dir}`,
+    '--header-timeout',
+    '2',
+    '--keepalive-timeout',
+    '1',
+    '--access-log',
+    '-',
+    '--forwarded-allow-ips',
+    '127.0.0.1',
+  ]);
+});
+
+after(async () => {
+  await gh?.kill();
+  rmSync(dir, { recursive: true, force: true });
+});
+
+const get = (path: string, extra = '') => `GET ${path} HTTP/1.1\r\nHost: test\r\n${extra}\r\n`;
+
+/** What the app saw as the path; the body of a static answer. */
+function served(res: RawResponse): string {
+  assert.equal(res.status, 200, `${res.status}: ${res.body.toString()}`);
+  const type = res.header('content-type') ?? '';
+  return type.startsWith('application/json') ? `app:${(JSON.parse(res.body.toString()) as { PATH_INFO: string }).PATH_INFO}` : res.body.toString();
+}
+
+async function withConnection(fn: (c: RawConnection) => Promise<void>): Promise<void> {
+  const c = await RawConnection.open(gh.port);
+  try {
+    await fn(c);
+  } finally {
+    c.close();
+  }
+}
+
+test('pipelined in one write: static, app, static, a POST with a body, static: answered in order, nothing lost', async () => {
+  await withConnection(async (c) => {
+    const post = 'POST /form HTTP/1.1\r\nHost: test\r\nContent-Length: 5\r\n\r\nhello';
+    c.write(get('/static/a.txt') + get('/one') + get('/static/a.txt') + post + get('/static/a.txt'));
+    const got = [];
+    for (let i = 0; i < 5; i++) got.push(served(await c.readResponse()));
+    assert.deepEqual(got, [TEXT, 'app:/one', TEXT, 'app:/form', TEXT]);
+  });
+});
+
+test('static requests before and after an app request on one keep-alive connection', async () => {
+  await withConnection(async (c) => {
+    for (const path of ['/static/a.txt', '/static/a.txt', '/two', '/static/a.txt']) {
+      c.write(get(path));
+      const res = await c.readResponse();
+      assert.equal(served(res), path === '/two' ? 'app:/two' : TEXT);
+      assert.equal(res.header('connection'), 'keep-alive');
+      assert.equal(res.header('keep-alive'), 'timeout=1');
+      assert.match(res.header('date') ?? '', /^\w{3}, \d\d \w{3} \d{4} \d\d:\d\d:\d\d GMT$/);
+    }
+  });
+});
+
+test('a head split over two writes, and two requests split mid-head: both answered', async () => {
+  await withConnection(async (c) => {
+    const two = get('/static/a.txt') + get('/static/a.txt');
+    c.write(two.slice(0, 10));
+    await sleep(100);
+    c.write(two.slice(10, 60));
+    await sleep(100);
+    c.write(two.slice(60));
+    assert.equal(served(await c.readResponse()), TEXT);
+    assert.equal(served(await c.readResponse()), TEXT);
+  });
+});
+
+test('HEAD: the GET headers without a body, and the connection goes on', async () => {
+  await withConnection(async (c) => {
+    c.write(`HEAD /static/a.txt HTTP/1.1\r\nHost: test\r\n\r\n`);
+    const head = await c.readResponse(5000, { headRequest: true });
+    assert.equal(head.status, 200);
+    assert.equal(head.header('content-length'), String(TEXT.length));
+    c.write(get('/static/a.txt'));
+    const res = await c.readResponse();
+    assert.equal(served(res), TEXT);
+    assert.equal(res.header('etag'), head.header('etag'));
+  });
+});
+
+test('If-None-Match with the ETag: 304 without a body', async () => {
+  await withConnection(async (c) => {
+    c.write(get('/static/a.txt'));
+    const etag = (await c.readResponse()).header('etag')!;
+    c.write(get('/static/a.txt', `If-None-Match: ${etag}\r\n`));
+    const res = await c.readResponse();
+    assert.equal(res.status, 304);
+    assert.equal(res.header('etag'), etag);
+    c.write(get('/static/a.txt'));
+    assert.equal(served(await c.readResponse()), TEXT);
+  });
+});
+
+test('Connection: close: answered with Connection: close, then the server closes; later pipelined bytes are ignored', async () => {
+  await withConnection(async (c) => {
+    c.write(get('/static/a.txt', 'Connection: close\r\n') + get('/static/a.txt'));
+    const res = await c.readResponse();
+    assert.equal(served(res), TEXT);
+    assert.equal(res.header('connection'), 'close');
+    await c.waitClosed(3000);
+    assert.equal(c.pending.length, 0);
+  });
+});
+
+test('a client that half-closes after its request still gets the answer', async () => {
+  await withConnection(async (c) => {
+    c.socket.end(get('/static/a.txt'));
+    assert.equal(served(await c.readResponse()), TEXT);
+    await c.waitClosed(3000);
+  });
+});
+
+test('a client that pipelines 100 requests for a 60 KiB file and reads late gets all 100, whole and in order', async () => {
+  await withConnection(async (c) => {
+    const paths = Array.from({ length: 100 }, (_, i) => (i % 10 === 5 ? `/app-${i}` : '/static/big.bin'));
+    c.write(paths.map((p) => get(p)).join(''));
+    await sleep(300);
+    for (const p of paths) {
+      const res = await c.readResponse(10_000);
+      if (p.startsWith('/app')) assert.equal(served(res), `app:${p}`);
+      else assert.ok(res.body.equals(BIG), `${p}: ${res.body.length} bytes`);
+    }
+  });
+});
+
+test('keepalive_timeout: an idle connection after a static answer is closed without a word', async () => {
+  await withConnection(async (c) => {
+    c.write(get('/static/a.txt'));
+    assert.equal(served(await c.readResponse()), TEXT);
+    await c.waitClosed(5000);
+    assert.equal(c.pending.length, 0);
+  });
+});
+
+test('header_timeout: a connection that sends nothing gets 408 and is closed, and the access log says so', async () => {
+  await withConnection(async (c) => {
+    await c.waitClosed(6000);
+    assert.equal((await c.readResponse()).status, 408);
+  });
+  assert.ok(await waitUntil(() => /"-" 408 /.test(gh.output()), 3000), gh.output().slice(-500));
+});
+
+test('access log: a static answer has its line, with the client a trusted proxy forwarded', async () => {
+  await withConnection(async (c) => {
+    c.write(get('/static/a.txt?from=fast-path-log', 'X-Forwarded-For: 203.0.113.9\r\nUser-Agent: fast-path-test\r\n'));
+    assert.equal(served(await c.readResponse()), TEXT);
+  });
+  const line = new RegExp(`^203\\.0\\.113\\.9 - - \\[[^\\]]+\\] "GET /static/a\\.txt\\?from=fast-path-log HTTP/1\\.1" 200 ${TEXT.length} "-" "fast-path-test"$`, 'm');
+  assert.ok(await waitUntil(() => line.test(gh.output()), 3000), gh.output().slice(-500));
+});
+
+test('SIGTERM: an idle keep-alive connection on the fast path is closed and the server exits', async () => {
+  const server = await launch([`${APPS}/basic.py:hello`, '--static', `/static=${dir}`, '--graceful-timeout', '20']);
+  try {
+    const c = await RawConnection.open(server.port);
+    c.write(get('/static/a.txt'));
+    assert.equal(served(await c.readResponse()), TEXT);
+    process.kill(server.pid, 'SIGTERM');
+    // Well before the 20 s graceful timeout: the connection was idle.
+    await c.waitClosed(5000);
+    assert.equal((await server.exited(10_000)).code, 0);
+  } finally {
+    await server.kill();
+  }
+});
