@@ -128,9 +128,24 @@ export class Gatehouse {
     }
   }
 
-  /** SIGHUP: a graceful reload of every app. */
+  /** SIGHUP: a graceful reload of every app, and of the TLS listeners' certificates (as nginx's reload). */
   reload(reason: string): void {
+    this.reloadCertificates(reason);
     for (const pool of this.pools.values()) pool.reload(reason);
+  }
+
+  /** Listener by listener: one whose files cannot all be used keeps serving its old certificates. */
+  private reloadCertificates(reason: string): void {
+    for (const { tlsContext } of this.front.servers) {
+      if (tlsContext === undefined) continue;
+      const listener = `listener ${tlsContext.listener.bind}`;
+      try {
+        tlsContext.reload();
+        this.logger.info(`Reloaded the certificates of ${listener} (${reason})`);
+      } catch (err) {
+        this.logger.error(`Certificates of ${listener} not reloaded, the old ones keep serving: ${(err as Error).message}`);
+      }
+    }
   }
 
   /** SIGTTIN / SIGTTOU: one worker more or less in every app. */

@@ -5,8 +5,9 @@
  * same port (and http2 = false), the environ of a TLS request, every kind of
  * response over HTTP/2 (app, streamed, file, spooled, static, redirect,
  * return, refusals), many streams on one connection (h2load), a reset stream
- * cancelling only its own request, draining with GOAWAY, redirect_https, and
- * bad certificates as config errors.
+ * cancelling only its own request, draining with GOAWAY, redirect_https,
+ * bad certificates as config errors, and certificates reloaded on SIGHUP
+ * (all or nothing, a bad file logged).
  *
  * The certificates are self-signed, made with openssl in a temp dir; tests
  * skip when openssl (or curl, h2load) is missing.
@@ -14,8 +15,8 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile, spawnSync } from 'node:child_process';
-import { createHash, randomBytes } from 'node:crypto';
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { createHash, randomBytes, X509Certificate } from 'node:crypto';
+import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, unlinkSync, writeFileSync } from 'node:fs';
 import { connect as h2connect, constants as h2, createSecureServer, type ClientHttp2Session, type OutgoingHttpHeaders } from 'node:http2';
 import { request as httpsRequest } from 'node:https';
 import { connect as tlsConnect, type ConnectionOptions } from 'node:tls';
@@ -23,7 +24,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { H2Request, H2Response as CompatResponse } from '../src/front/h2-compat.js';
 import { APPS, hasCommand } from './helpers/gatehouse.js';
-import { launch, request, runCli, waitUntil, type Server } from './helpers/harness.js';
+import { launch, request, runCli, sleep, waitUntil, type Server } from './helpers/harness.js';
 
 const HAS_OPENSSL = hasCommand('openssl');
 const NO_OPENSSL = HAS_OPENSSL ? false : 'openssl is not installed (Debian: openssl)';
@@ -65,6 +66,8 @@ before(async () => {
   makeCertificate('b', 'b.test', 'DNS:b.test');
   makeCertificate('c', 'c.test', null);
   makeCertificate('d', 'd.test', 'DNS:d.test');
+  // b.test renewed: the same names, another certificate.
+  makeCertificate('b2', 'b.test', 'DNS:b.test');
   mkdirSync(join(tmp, 'public'));
   writeFileSync(join(tmp, 'public', 'style.css'), CSS);
   writeFileSync(join(tmp, 'public', 'blob.bin'), randomBytes(300_000));
@@ -207,12 +210,13 @@ function run(cmd: string, args: string[], timeoutMs = 30_000): Promise<{ code: n
   });
 }
 
-/** The certificate's CN and the TLS version a handshake with `servername` ends with. */
-function handshake(port: number, opts: ConnectionOptions = {}): Promise<{ cn: string; protocol: string | null; alpn: string | false }> {
+/** The certificate (CN, SHA-256 fingerprint) and the TLS version a handshake with `servername` ends with. */
+function handshake(port: number, opts: ConnectionOptions = {}): Promise<{ cn: string; fingerprint: string; protocol: string | null; alpn: string | false }> {
   return new Promise((resolve, reject) => {
     const socket = tlsConnect({ host: '127.0.0.1', port, rejectUnauthorized: false, ...opts }, () => {
-      const cn = socket.getPeerCertificate().subject.CN;
-      resolve({ cn: Array.isArray(cn) ? cn.join(',') : (cn ?? ''), protocol: socket.getProtocol(), alpn: socket.alpnProtocol ?? false });
+      const peer = socket.getPeerCertificate();
+      const cn = peer.subject.CN;
+      resolve({ cn: Array.isArray(cn) ? cn.join(',') : (cn ?? ''), fingerprint: peer.fingerprint256, protocol: socket.getProtocol(), alpn: socket.alpnProtocol ?? false });
       socket.end();
     });
     socket.setTimeout(10_000, () => socket.destroy(new Error('handshake timed out')));
@@ -602,6 +606,164 @@ test('keepalive_timeout closes an idle HTTP/2 session with GOAWAY', { skip: NO_O
     await within(goaway, 10_000, 'GOAWAY on the idle session');
   } finally {
     session?.destroy();
+    await gh.kill();
+  }
+});
+
+// ---------------------------------------------------------------- SIGHUP: certificates reloaded
+
+/** Copies certificate `from` and its key over `to.crt` / `to.key`, as a renewal does. */
+function installCertificate(from: string, to: string): void {
+  copyFileSync(cert(from), cert(to));
+  copyFileSync(key(from), key(to));
+}
+
+function fingerprintOf(name: string): string {
+  return new X509Certificate(readFileSync(cert(name))).fingerprint256;
+}
+
+/** Polls new handshakes (at most 10 s) until `port` presents certificate `name` for `servername`. */
+async function presents(port: number, name: string, servername?: string): Promise<boolean> {
+  const wanted = fingerprintOf(name);
+  for (let i = 0; i < 100; i++) {
+    if ((await handshake(port, servername === undefined ? {} : { servername })).fingerprint === wanted) return true;
+    await sleep(100);
+  }
+  return false;
+}
+
+/** A GET over HTTPS/1.1 on a new connection: status and body. */
+function httpsGet(port: number, path: string, servername?: string): Promise<{ status: number; body: string }> {
+  return new Promise((resolve, reject) => {
+    const req = httpsRequest({ host: '127.0.0.1', port, path, servername, rejectUnauthorized: false, agent: false }, (res) => {
+      let body = '';
+      res.on('data', (c: Buffer) => (body += c));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
+    });
+    req.on('error', reject);
+    req.end();
+  });
+}
+
+/** A gatehouse with no app (no worker) on one TLS listener described by `tls` (TOML lines). */
+function launchTls(name: string, tls: string): Promise<Server> {
+  const file = join(tmp, `${name}.toml`);
+  writeFileSync(file, `[[listeners]]\nbind = "127.0.0.1:0"\n${tls}\n\n[[routes]]\npath = "/"\nreturn = { status = 200, body = "ok" }\n`);
+  return launch(['--config', file], { workers: 0 });
+}
+
+function escapeRegExp(text: string): string {
+  return text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+}
+
+test('SIGHUP reloads a renewed certificate: new connections get it, open ones keep theirs, tls_min_version holds', { skip: NO_OPENSSL }, async () => {
+  installCertificate('a', 'renew');
+  const gh = await launchTls('renew', 'certfile = "renew.crt"\nkeyfile = "renew.key"\ntls_min_version = "1.3"');
+  let session: ClientHttp2Session | null = null;
+  try {
+    assert.equal((await handshake(gh.port)).cn, 'a.test');
+    session = await h2session(gh.port);
+    installCertificate('b', 'renew');
+    gh.proc.kill('SIGHUP');
+    assert.ok(await presents(gh.port, 'b'), 'a new connection gets the renewed certificate');
+    await gh.waitFor(/\[INFO\] Reloaded the certificates of listener 127\.0\.0\.1:0 \(SIGHUP\)/);
+    assert.deepEqual(await httpsGet(gh.port, '/'), { status: 200, body: 'ok' });
+    const fresh = await h2session(gh.port);
+    try {
+      assert.equal((await h2request(fresh, '/')).status, 200, 'HTTP/2 on the renewed certificate');
+    } finally {
+      await h2close(fresh);
+    }
+    // The connection made before the reload keeps its certificate and still serves.
+    const before = (session.socket as unknown as { getPeerCertificate(): { subject: { CN: string } } }).getPeerCertificate();
+    assert.equal(before.subject.CN, 'a.test');
+    assert.equal((await h2request(session, '/')).status, 200);
+    await assert.rejects(handshake(gh.port, { maxVersion: 'TLSv1.2' }), 'still TLS 1.3 only after the reload');
+  } finally {
+    session?.destroy();
+    await gh.kill();
+  }
+});
+
+test('SIGHUP with SNI: the renewed one of several certificates is served for its name, the others stay', { skip: NO_OPENSSL }, async () => {
+  installCertificate('a', 'sni-one');
+  installCertificate('b', 'sni-two');
+  const gh = await launchTls('sni', 'certificates = [{ certfile = "sni-one.crt", keyfile = "sni-one.key" }, { certfile = "sni-two.crt", keyfile = "sni-two.key" }]');
+  try {
+    assert.equal((await handshake(gh.port, { servername: 'b.test' })).fingerprint, fingerprintOf('b'));
+    installCertificate('b2', 'sni-two');
+    gh.proc.kill('SIGHUP');
+    assert.ok(await presents(gh.port, 'b2', 'b.test'), 'b.test gets its renewed certificate');
+    assert.equal((await handshake(gh.port, { servername: 'a.test' })).fingerprint, fingerprintOf('a'));
+    assert.equal((await handshake(gh.port)).fingerprint, fingerprintOf('a'), 'no SNI: still the first certificate');
+    assert.deepEqual(await httpsGet(gh.port, '/', 'b.test'), { status: 200, body: 'ok' });
+    const session = await h2session(gh.port, 'b.test');
+    try {
+      const r = await h2request(session, '/');
+      assert.equal(r.status, 200);
+      assert.equal(r.body.toString(), 'ok');
+    } finally {
+      await h2close(session);
+    }
+  } finally {
+    await gh.kill();
+  }
+});
+
+test('SIGHUP with a file that cannot be used: the server keeps every old certificate and logs the file and why', { skip: NO_OPENSSL }, async () => {
+  installCertificate('a', 'bad-one');
+  installCertificate('b', 'bad-two');
+  const gh = await launchTls('bad', 'certificates = [{ certfile = "bad-one.crt", keyfile = "bad-one.key" }, { certfile = "bad-two.crt", keyfile = "bad-two.key" }]');
+  const notReloaded = 'ERROR\\] Certificates of listener 127\\.0\\.0\\.1:0 not reloaded, the old ones keep serving: ';
+  try {
+    const cases: [string, () => void, RegExp][] = [
+      // A good new first certificate, but the second one's key is another certificate's: nothing is swapped.
+      [
+        'a key of another certificate',
+        () => {
+          installCertificate('d', 'bad-one');
+          copyFileSync(cert('b2'), cert('bad-two'));
+        },
+        new RegExp(`${notReloaded}${escapeRegExp(key('bad-two'))}: not the key of ${escapeRegExp(cert('bad-two'))}: .*key values mismatch`),
+      ],
+      [
+        'a certificate file that is not PEM',
+        () => {
+          copyFileSync(key('b2'), key('bad-two'));
+          writeFileSync(cert('bad-one'), 'not a certificate\n');
+        },
+        new RegExp(`${notReloaded}${escapeRegExp(cert('bad-one'))}: not a usable certificate: `),
+      ],
+      [
+        'a missing key',
+        () => {
+          copyFileSync(cert('d'), cert('bad-one'));
+          unlinkSync(key('bad-one'));
+        },
+        new RegExp(`${notReloaded}cannot read ${escapeRegExp(key('bad-one'))}: ENOENT`),
+      ],
+      [
+        'a key file that is not a key',
+        () => writeFileSync(key('bad-one'), 'not a key\n'),
+        new RegExp(`${notReloaded}${escapeRegExp(key('bad-one'))}: not a usable private key: `),
+      ],
+    ];
+    for (const [what, breakFiles, logged] of cases) {
+      breakFiles();
+      gh.proc.kill('SIGHUP');
+      await gh.waitFor(logged, 10_000);
+      assert.equal(gh.proc.exitCode, null, `${what}: the server is still running`);
+      assert.equal((await handshake(gh.port)).fingerprint, fingerprintOf('a'), `${what}: the old default certificate`);
+      assert.equal((await handshake(gh.port, { servername: 'b.test' })).fingerprint, fingerprintOf('b'), `${what}: the old b.test certificate`);
+      assert.equal((await httpsGet(gh.port, '/')).status, 200, `${what}: HTTPS still served`);
+    }
+    assert.doesNotMatch(gh.output(), /Reloaded the certificates/);
+    // Once the files are right again, the next SIGHUP serves them.
+    copyFileSync(key('d'), key('bad-one'));
+    gh.proc.kill('SIGHUP');
+    assert.ok(await presents(gh.port, 'd'), 'the repaired files are served');
+    assert.ok(await presents(gh.port, 'b2', 'b.test'));
+  } finally {
     await gh.kill();
   }
 });

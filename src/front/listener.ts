@@ -16,12 +16,16 @@ import { createSecureServer } from 'node:http2';
 import type { Server as NetServer } from 'node:net';
 import type { Config, ListenerSettings } from '../config/schema.js';
 import { H2Request, H2Response } from './h2-compat.js';
-import { isTls, tlsOptions } from './tls-context.js';
+import { isTls, TlsContext } from './tls-context.js';
 
 export type RequestListener = (req: IncomingMessage, res: ServerResponse) => void;
 
 /** What the front uses of any of the three kinds. */
-export type ListenerServer = NetServer & { closeIdleConnections(): void };
+export type ListenerServer = NetServer & {
+  closeIdleConnections(): void;
+  /** A TLS listener's certificates, for SIGHUP to reload. */
+  readonly tlsContext?: TlsContext;
+};
 
 /** Concurrent streams a client may open on one HTTP/2 connection (nginx's http2_max_concurrent_streams). */
 const MAX_CONCURRENT_STREAMS = 128;
@@ -37,9 +41,14 @@ export function createListenerServer(listener: ListenerSettings, s: Config, onRe
     requestTimeout: 0,
   };
   if (!isTls(listener)) return createHttpServer(http1, onRequest);
+  const tlsContext = new TlsContext(listener);
   // A client that never finishes its handshake is a slowloris too.
-  const tls = { ...tlsOptions(listener), handshakeTimeout: s.header_timeout * 1000 || 120_000 };
-  if (!listener.http2) return createHttpsServer({ ...tls, ...http1, ALPNProtocols: ['http/1.1'] }, onRequest);
+  const tls = { ...tlsContext.serverOptions(), handshakeTimeout: s.header_timeout * 1000 || 120_000 };
+  if (!listener.http2) {
+    const server = createHttpsServer({ ...tls, ...http1, ALPNProtocols: ['http/1.1'] }, onRequest);
+    tlsContext.attach(server);
+    return Object.assign(server, { tlsContext });
+  }
   const server = createSecureServer(
     {
       ...tls,
@@ -51,8 +60,9 @@ export function createListenerServer(listener: ListenerSettings, s: Config, onRe
     // The compat objects stand in for node:http's (see h2-compat.ts).
     onRequest as unknown as (req: H2Request, res: H2Response) => void,
   );
+  tlsContext.attach(server);
   // node:http reads its limits from the server object, for the HTTP/1.1 connections too.
-  Object.assign(server, http1);
+  Object.assign(server, http1, { tlsContext });
   // Node 20 gives an allowHTTP1 server closeIdleConnections, its typings do not.
   return server as unknown as ListenerServer;
 }
