@@ -132,6 +132,34 @@ test('references between sections are checked: an unknown app, several apps with
   assert.match(errorText(missingApp), /apps\.a\.app: must name the WSGI application/);
 });
 
+test('a schema error does not hide the checks across sections: a bad app setting, an unknown app and a missing static root in one go', async () => {
+  const file = configFile(
+    [
+      `[apps.web]\napp = "${APPS}/basic.py:hello"\nworkers = "two"`,
+      `[apps.admin]\napp = "${APPS}/basic.py:whoami"`,
+      '[[routes]]\npath = "/"\napp = "web"',
+      '[[routes]]\npath = "/api"\napp = "api"',
+      '[[routes]]\npath = "/static"\nstatic = { root = "./missing" }',
+      '[[routes]]\npath = "/admin"\napp = "admin"',
+    ].join('\n'),
+  );
+  const r = await runCli(['--config', file, '--check-config']);
+  assert.equal(r.code, 1);
+  const text = errorText(r);
+  assert.match(text, /GH_ERR_CONFIG: 3 problems in the configuration:/, text);
+  assert.match(text, /^ {2}apps\.web\.workers: must be a whole number \(got "two"\)$/m);
+  assert.match(text, /^ {2}routes\[1\]\.app: no app named "api" \(apps: web, admin\) \(got "api"\)$/m, 'the route check runs, the refused app still counts');
+  assert.match(text, /^ {2}routes\[2\]\.static\.root: directory .*missing does not exist \(got "\.\/missing"\)$/m);
+
+  // The index stays the file's when an earlier route is refused; a key refused is not reported twice.
+  const later = await runCli(['--config', configFile(`[apps.web]\napp = ""\n[[routes]]\npath = "nope"\napp = "web"\n[[routes]]\napp = "wbe"`), '--check-config']);
+  const laterText = errorText(later);
+  assert.match(laterText, /GH_ERR_CONFIG: 3 problems in the configuration:/, laterText);
+  assert.match(laterText, /^ {2}apps\.web\.app: must name the WSGI application/m);
+  assert.match(laterText, /^ {2}routes\[0\]\.path: must start with \//m);
+  assert.match(laterText, /^ {2}routes\[1\]\.app: no app named "wbe" \(apps: web\)/m);
+});
+
 test('a TOML syntax error names the file, line and column; a missing file is named too', async () => {
   const file = configFile('workers = 2\nbind = = ["127.0.0.1:0"]\n');
   const r = await runCli(['--config', file]);

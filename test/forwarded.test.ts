@@ -183,6 +183,18 @@ test('routing uses the Host the peer sent; the app sees the forwarded one', asyn
   assert.equal(routed.body, 'the example.com route');
 });
 
+test('on a unix socket, SERVER_NAME/SERVER_PORT follow the forwarded host and scheme from a trusted proxy only', async () => {
+  const pick = (e: Environ) => [e.SERVER_NAME, e.SERVER_PORT];
+  const behindTls = await environ({ socketPath: trustedSock }, { Host: 'backend', 'X-Forwarded-Host': 'www.example.org', 'X-Forwarded-Proto': 'https' });
+  assert.deepEqual(pick(behindTls), ['www.example.org', '443'], 'the forwarded scheme\'s port');
+  const withPort = await environ({ socketPath: trustedSock }, { Host: 'backend', Forwarded: 'host="www.example.org:8443";proto=https' });
+  assert.deepEqual(pick(withPort), ['www.example.org', '8443']);
+  const hostOnly = await environ({ socketPath: trustedSock }, { Host: 'backend:81', 'X-Forwarded-Proto': 'https' });
+  assert.deepEqual(pick(hostOnly), ['backend', '81'], 'no forwarded host: the Host the proxy sent');
+  const spoofed = await environ({ socketPath: untrustedSock }, { ...SPOOF, Host: 'real.test' });
+  assert.deepEqual(pick(spoofed), ['real.test', '80'], 'an untrusted peer cannot set them');
+});
+
 test('redirect_https is skipped when a trusted proxy says the client came over https', async () => {
   const viaTls = await request(`http://127.0.0.1:${redirectPort}`, '/page', { headers: { Host: 'site.test', 'X-Forwarded-Proto': 'https' } });
   assert.equal(viaTls.status, 200);

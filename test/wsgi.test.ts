@@ -93,11 +93,12 @@ interface RawReply {
 }
 
 /** Sends raw bytes, collects what comes back until the server closes, `until` says so, or `ms` pass. */
-function rawRequest(port: number, payload: string | Buffer, opts: { until?: (data: Buffer) => boolean; ms?: number } = {}): Promise<RawReply> {
+/** `target`: a port on 127.0.0.1, or a unix socket's path. */
+function rawRequest(target: number | string, payload: string | Buffer, opts: { until?: (data: Buffer) => boolean; ms?: number } = {}): Promise<RawReply> {
   return new Promise((resolve) => {
     const chunks: Buffer[] = [];
     let settled = false;
-    const sock = connect(port, '127.0.0.1');
+    const sock = typeof target === 'number' ? connect(target, '127.0.0.1') : connect(target);
     const finish = (closed: boolean) => {
       if (settled) return;
       settled = true;
@@ -291,6 +292,49 @@ test('environ: a chunked request body arrives whole, with CONTENT_LENGTH set', T
   assert.equal(env.CONTENT_LENGTH, '11');
   assert.equal(env.HTTP_TRANSFER_ENCODING, undefined);
   assert.equal(env.HTTP_CONTENT_LENGTH, undefined);
+});
+
+test('environ: SERVER_NAME/SERVER_PORT as gunicorn sets them: the TCP listener\'s address; on a unix socket, the Host of each request', T, async () => {
+  const sock = join(scratch, 'server-name.sock');
+  const s = await launch([`${APPS}/basic.py:echo_environ`, '--workers', '1', '-b', '127.0.0.1:0', '-b', `unix:${sock}`]);
+  try {
+    /** The environ of each response on one connection, in order. */
+    const environs = async (target: number | string, requests: string[]): Promise<Environ[]> => {
+      const reply = await rawRequest(target, requests.join(''));
+      const out: Environ[] = [];
+      let rest = reply.data;
+      for (let r = parseResponse(rest); r !== null && r.complete; r = parseResponse(rest)) {
+        out.push(JSON.parse(r.body.toString('utf8')) as Environ);
+        rest = r.rest;
+      }
+      assert.equal(out.length, requests.length, reply.data.toString('latin1'));
+      return out;
+    };
+    const withHost = (host: string) => `GET / HTTP/1.1\r\nHost: ${host}\r\n\r\n`;
+    const noHost = 'GET / HTTP/1.0\r\n\r\n';
+    const pick = (e: Environ) => [e.SERVER_NAME, e.SERVER_PORT];
+
+    // One keep-alive connection: the Host changes from request to request, and so do they.
+    const unix = await environs(sock, [withHost('example.com:8080'), withHost('example.com'), withHost('[::1]:9000'), withHost('[::1]'), noHost]);
+    assert.deepEqual(unix.map(pick), [
+      ['example.com', '8080'],
+      ['example.com', '80'],
+      ['::1', '9000'],
+      ['::1', '80'],
+      ['localhost', ''],
+    ]);
+    assert.equal(unix[0]!.HTTP_HOST, 'example.com:8080');
+
+    // TCP: the address and port the connection came in on, whatever the Host says (the app reads that in HTTP_HOST).
+    const tcp = await environs(s.port, [withHost('example.com:8080'), noHost]);
+    assert.deepEqual(tcp.map(pick), [
+      ['127.0.0.1', String(s.port)],
+      ['127.0.0.1', String(s.port)],
+    ]);
+    assert.equal(tcp[0]!.HTTP_HOST, 'example.com:8080');
+  } finally {
+    await s.kill();
+  }
 });
 
 // ---- wsgi.input ------------------------------------------------------------------------

@@ -9,6 +9,7 @@ import { dirname, resolve } from 'node:path';
 import { parse as parseToml, TomlError } from 'smol-toml';
 import type { z } from 'zod';
 import { GatehouseError } from '../errors.js';
+import { salvage } from './salvage.js';
 import {
   APP_DEFAULTS,
   appSchema,
@@ -40,6 +41,8 @@ function keyPath(path: readonly PropertyKey[]): string {
 
 class Problems {
   readonly list: string[] = [];
+  /** Key paths the schema refused: the checks across sections say nothing more about them. */
+  private readonly refused: string[] = [];
 
   constructor(
     private readonly raw: Record<string, unknown>,
@@ -49,7 +52,19 @@ class Problems {
     private readonly fromFile: boolean,
   ) {}
 
+  /** A problem found across sections, unless it is about a key the schema refused already (or one inside it). */
   add(path: readonly PropertyKey[], message: string): void {
+    const key = keyPath(path);
+    if (!this.refused.some((r) => r === key || key.startsWith(`${r}.`) || key.startsWith(`${r}[`))) this.line(path, message);
+  }
+
+  /** Whether the schema refused this key or one inside it. */
+  has(path: readonly PropertyKey[]): boolean {
+    const key = keyPath(path);
+    return this.refused.some((r) => r === key || r.startsWith(`${key}.`) || r.startsWith(`${key}[`));
+  }
+
+  private line(path: readonly PropertyKey[], message: string): void {
     const top = String(path[0] ?? '');
     const name = this.flags.get(top) ?? (top === 'app' && !this.fromFile ? 'APP' : keyPath(path));
     let value: unknown = this.raw;
@@ -61,12 +76,17 @@ class Problems {
   addZod(issues: readonly z.core.$ZodIssue[]): void {
     for (const issue of issues) {
       if (issue.code === 'unrecognized_keys') {
-        for (const key of issue.keys) this.list.push(`${keyPath([...issue.path, key])}: unknown setting`);
+        for (const key of issue.keys) {
+          this.refused.push(keyPath([...issue.path, key]));
+          this.list.push(`${keyPath([...issue.path, key])}: unknown setting`);
+        }
       } else if (issue.code === 'invalid_union' && issue.errors.length > 0 && !issue.message.startsWith('must')) {
         // A union (e.g. a route's host, string or list): report the first alternative's reasons.
         this.addZod(issue.errors[0]!.map((inner) => ({ ...inner, path: [...issue.path, ...inner.path] })));
       } else {
-        this.add(issue.path, issue.message);
+        this.refused.push(keyPath(issue.path));
+        // A refused record key (an app's name) says why in its inner issue.
+        this.line(issue.path, issue.code === 'invalid_key' ? (issue.issues[0]?.message ?? issue.message) : issue.message);
       }
     }
   }
@@ -104,13 +124,17 @@ export function loadSite(cliSettings: Record<string, unknown>, flags: Map<string
   if (flags.has('bind')) delete raw.listeners;
   const base = file === undefined ? process.cwd() : dirname(resolve(file));
   const problems = new Problems(raw, flags, file !== undefined);
-  const parsed = configSchema(base).safeParse(raw);
+  const schema = configSchema(base);
+  const parsed = schema.safeParse(raw);
   if (!parsed.success) {
     problems.addZod(parsed.error.issues);
+    // The checks across sections still run on what did parse, so every problem shows at once.
+    const rest = salvage(raw, parsed.error.issues);
+    const reparsed = schema.safeParse(rest.raw);
+    if (reparsed.success) resolveSite(reparsed.data, base, problems, rest.routeIndex);
     problems.throwIfAny();
   }
-  const settings = parsed.data!;
-  const site = resolveSite(settings, base, problems);
+  const site = resolveSite(parsed.data!, base, problems);
   problems.throwIfAny();
   if (file !== undefined) site.file = resolve(file);
   return deepFreeze(site);
@@ -118,7 +142,8 @@ export function loadSite(cliSettings: Record<string, unknown>, flags: Map<string
 
 const APP_KEYS = Object.keys(appSchema('/').shape) as (keyof Config)[];
 
-function resolveSite(settings: Config, base: string, problems: Problems): Site {
+/** `routeIndex`: the routes' indices in the file, when some were left out (see salvage.ts). */
+function resolveSite(settings: Config, base: string, problems: Problems, routeIndex?: readonly number[]): Site {
   const topApp: Record<string, unknown> = {};
   for (const key of APP_KEYS) if (settings[key] !== undefined && key !== 'app') topApp[key] = settings[key];
 
@@ -137,18 +162,20 @@ function resolveSite(settings: Config, base: string, problems: Problems): Site {
   if (settings.routes === undefined) {
     if (apps.length === 1) routes.push({ path: '/', app: apps[0]!.name });
     else if (apps.length > 1) problems.add(['routes'], `with several apps (${apps.map((a) => a.name).join(', ')}), routes must say which requests go to which`);
-    else if (routes.length === 0) problems.add(['app'], APP_NEEDED);
+    else if (routes.length === 0 && !problems.has(['apps']) && !problems.has(['static'])) problems.add(['app'], APP_NEEDED);
   }
   for (const [i, route] of (settings.routes ?? []).entries()) {
     if (route.app !== undefined && !apps.some((a) => a.name === route.app)) {
-      problems.add(['routes', i, 'app'], `no app named ${JSON.stringify(route.app)} (apps: ${apps.map((a) => a.name).join(', ') || 'none'})`);
+      problems.add(['routes', routeIndex?.[i] ?? i, 'app'], `no app named ${JSON.stringify(route.app)} (apps: ${apps.map((a) => a.name).join(', ') || 'none'})`);
     }
   }
 
   const listeners: ListenerSettings[] = [];
-  if ((settings.certfile === undefined) !== (settings.keyfile === undefined)) {
+  // One of them refused is left out: no telling whether they would pair.
+  const pairRefused = problems.has(['certfile']) || problems.has(['keyfile']);
+  if (!pairRefused && (settings.certfile === undefined) !== (settings.keyfile === undefined)) {
     problems.add([settings.certfile === undefined ? 'keyfile' : 'certfile'], '--certfile and --keyfile go together');
-  } else if (settings.certfile !== undefined && settings.keyfile !== undefined) {
+  } else if (!pairRefused && settings.certfile !== undefined && settings.keyfile !== undefined) {
     const problem = keyPairProblem(settings.certfile, settings.keyfile);
     if (problem) problems.add(['certfile'], problem);
   }

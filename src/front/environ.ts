@@ -8,6 +8,13 @@
  * (Cookie with "; ", what cookie parsers split on), and header names holding
  * "_" are dropped so that `X_Forwarded_For` cannot pose as `X-Forwarded-For`
  * (nginx and gunicorn drop them too).
+ *
+ * SERVER_NAME and SERVER_PORT as gunicorn sets them: on a TCP listener, the
+ * address and port the connection came in on (the Host header is the app's
+ * to read, in HTTP_HOST); on a unix socket, which has neither, the Host's
+ * name and port (the scheme's, 80 or 443, when it names none), per request
+ * since Host can change on a keep-alive connection; a trusted proxy's
+ * forwarded host and scheme count as the Host and scheme there.
  */
 import type { IncomingMessage } from 'node:http';
 import type { Socket } from 'node:net';
@@ -52,7 +59,10 @@ function connectionEnviron(socket: EnvSocket, scheme: string): string {
   return (socket[kConnEnv] ??= describeConnection(socket, scheme));
 }
 
-/** Server and client addresses and the scheme; a trusted proxy's forwarded client replaces the peer's. */
+/**
+ * Server (TCP only: see serverFromHost) and client addresses and the scheme;
+ * a trusted proxy's forwarded client replaces the peer's.
+ */
 function describeConnection(socket: Socket, scheme: string, fwd?: ForwardedRequest): string {
   let remote = socket.remoteAddress ?? '';
   if (remote.startsWith('::ffff:')) remote = remote.slice(7);
@@ -63,11 +73,26 @@ function describeConnection(socket: Socket, scheme: string, fwd?: ForwardedReque
   let remotePort = tcp ? String(socket.remotePort ?? '') : '';
   if (fwd?.addr !== undefined) [remoteAddr, remotePort] = [fwd.addr, fwd.port ?? ''];
   return (
-    `SERVER_NAME\0${tcp ? local : 'localhost'}\0SERVER_PORT\0${tcp ? socket.localPort : ''}` +
-    `\0REMOTE_ADDR\0${remoteAddr}\0REMOTE_PORT\0${remotePort}` +
+    (tcp ? `SERVER_NAME\0${local}\0SERVER_PORT\0${socket.localPort}\0` : '') +
+    `REMOTE_ADDR\0${remoteAddr}\0REMOTE_PORT\0${remotePort}` +
     `\0wsgi.url_scheme\0${scheme}` +
     (scheme === 'https' ? '\0HTTPS\0on' : '')
   );
+}
+
+/**
+ * A unix socket's SERVER_NAME and SERVER_PORT, from the Host: `name[:port]`
+ * or `[v6]:port` (the name without its brackets, as the TCP listener's own
+ * IPv6 address is given); without a Host, localhost and no port.
+ */
+function serverFromHost(host: string | undefined, scheme: string): string {
+  if (!host) return '\0SERVER_NAME\0localhost\0SERVER_PORT\0';
+  let name = host;
+  let port = '';
+  const colon = host.charCodeAt(0) === 91 /* '[' */ ? host.indexOf(']:') + 1 : host.indexOf(':');
+  if (colon > 0) [name, port] = [host.slice(0, colon), host.slice(colon + 1)];
+  if (name.charCodeAt(0) === 91 && name.charCodeAt(name.length - 1) === 93 /* ']' */) name = name.slice(1, -1);
+  return `\0SERVER_NAME\0${name}\0SERVER_PORT\0${port || (scheme === 'https' ? '443' : '80')}`;
 }
 
 /** The request target, split and decoded once for routing and the environ. */
@@ -154,6 +179,7 @@ export function buildEnviron(req: IncomingMessage, target: EnvironTarget): Reque
     `REQUEST_METHOD\0${req.method}\0SCRIPT_NAME\0${target.prefix}\0PATH_INFO\0${target.rest}\0QUERY_STRING\0${target.query}` +
     `\0RAW_URI\0${url}\0REQUEST_URI\0${url}\0SERVER_PROTOCOL\0HTTP/${req.httpVersion}\0` +
     (fwd === undefined ? connectionEnviron(req.socket, target.scheme) : describeConnection(req.socket, target.scheme, fwd));
+  if (req.socket.localPort === undefined) block += serverFromHost(fwd?.host ?? req.headers.host, target.scheme);
   if (parts.length > 0) block += '\0' + parts.join('\0');
   return { block, contentLength, transferEncoding };
 }
