@@ -12,6 +12,7 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { gunzipSync } from 'node:zlib';
 import { parseHead } from '../src/front/fast-path.js';
 import { APPS } from './helpers/gatehouse.js';
 import { launch, RawConnection, sleep, waitUntil, type RawResponse, type Server } from './helpers/harness.js';
@@ -63,6 +64,7 @@ test('parseHead: names lower case, values without the spaces and tabs around the
 });
 
 const TEXT = 'a small static file\n';
+const CSS = Array.from({ length: 200 }, (_, i) => `.rule-${i} { margin: ${i}px; }\n`).join('');
 const BIG = Buffer.alloc(60 * 1024, 'x');
 let dir = '';
 let gh: Server;
@@ -71,6 +73,7 @@ before(async () => {
   dir = mkdtempSync(join(tmpdir(), 'gh-fast-path-'));
   writeFileSync(join(dir, 'a.txt'), TEXT);
   writeFileSync(join(dir, 'big.bin'), BIG);
+  writeFileSync(join(dir, 'site.css'), CSS);
   gh = await launch([
     `${APPS}/basic.py:echo_environ`,
     '--static',
@@ -168,6 +171,27 @@ test('If-None-Match with the ETag: 304 without a body', async () => {
     assert.equal(res.header('etag'), etag);
     c.write(get('/static/a.txt'));
     assert.equal(served(await c.readResponse()), TEXT);
+  });
+});
+
+test('the same request asked again with Range, or another Accept-Encoding, gets its own answer (206, gzip), not the one before', async () => {
+  await withConnection(async (c) => {
+    for (let i = 0; i < 3; i++) {
+      c.write(get('/static/site.css'));
+      const res = await c.readResponse();
+      assert.equal(res.body.toString(), CSS);
+      assert.equal(res.header('content-encoding'), undefined);
+    }
+    c.write(get('/static/site.css', 'Accept-Encoding: gzip\r\n'));
+    const zipped = await c.readResponse();
+    assert.equal(zipped.header('content-encoding'), 'gzip');
+    assert.equal(gunzipSync(zipped.body).toString(), CSS);
+    assert.equal(zipped.header('vary'), 'Accept-Encoding');
+    // Last: node:http answers ranges, and keeps the connection from then on.
+    c.write(get('/static/site.css', 'Range: bytes=0-5\r\n'));
+    const part = await c.readResponse();
+    assert.equal(part.status, 206);
+    assert.equal(part.body.toString(), CSS.slice(0, 6));
   });
 });
 

@@ -29,9 +29,8 @@ import type { ExchangeContext } from './wsgi-exchange.js';
 
 const END_OF_HEAD = Buffer.from('\r\n\r\n');
 const REQUEST_LINE = /^(GET|HEAD) (\/[\x21-\x7e]*) HTTP\/1\.1$/;
-const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
-/** A field value: visible ASCII, spaces, tabs and obs-text; no control character. */
-const FIELD_VALUE = /^[\t\x20-\x7e\x80-\xff]*$/;
+/** A header line: a token, a colon, and a value of visible ASCII, spaces, tabs and obs-text (no control character). */
+const FIELD = /^([!#$%&'*+\-.^_`|~0-9A-Za-z]+):([\t\x20-\x7e\x80-\xff]*)$/;
 /** Headers that mean a body, a protocol switch or an interim answer: node:http's business. */
 const NOT_HERE = new Set(['content-length', 'transfer-encoding', 'expect', 'upgrade', 'http2-settings']);
 /** More header lines than this: not a request worth a fast path. */
@@ -46,8 +45,43 @@ export interface FastPathOptions {
   onHeaderTimeout(socket: Socket): void;
 }
 
+/** An answer with its status line and headers as text (all but Date and Connection). */
+interface Prepared {
+  answer: MemoryResponse;
+  head: string;
+  /** See MemoryResponse.reuseUntil. */
+  until: number;
+  /** The whole response as last written, for the Date and Connection it had. */
+  wire: Buffer | null;
+  wireDate: string;
+  wireClose: boolean;
+}
+
+function prepare(answer: MemoryResponse): Prepared {
+  let head = `HTTP/1.1 ${answer.status} ${STATUS_CODES[answer.status] ?? ''}\r\n`;
+  for (const name in answer.headers) {
+    const value = answer.headers[name];
+    if (value === undefined) continue;
+    if (Array.isArray(value)) for (const v of value) head += `${name}: ${v}\r\n`;
+    else head += `${name}: ${value}\r\n`;
+  }
+  return { answer, head, until: answer.reuseUntil ?? 0, wire: null, wireDate: '', wireClose: false };
+}
+
+/** Request headers that make an answer particular to the request: never reused (see FastPath.recent). */
+const CONDITIONAL = ['if-none-match', 'if-modified-since', 'range', 'if-range', 'if-match', 'if-unmodified-since'] as const;
+/** Answers kept for reuse at most; more and they are all dropped (a scan of many files should not grow memory). */
+const MAX_RECENT = 1024;
+
 export class FastPath {
   private readonly connections = new Set<FastConnection>();
+  /**
+   * Answers worked out lately, by method, Host, target and Accept-Encoding:
+   * the same request, without conditional headers, gets the same answer
+   * again while what it came from is trusted (MemoryResponse.reuseUntil),
+   * at the cost of a lookup.
+   */
+  private readonly recent = new Map<string, Prepared>();
 
   constructor(private readonly o: FastPathOptions) {}
 
@@ -69,13 +103,27 @@ export class FastPath {
   }
 
   /** @internal the answer to `head` from memory; null when node:http must take it. */
-  answer(head: RequestHead): MemoryResponse | null | Promise<MemoryResponse | null> {
+  answer(head: RequestHead): Prepared | null | Promise<Prepared | null> {
+    const h = head.headers;
+    const key = CONDITIONAL.some((name) => h[name] !== undefined) ? null : `${head.method} ${h.host} ${head.url} ${h['accept-encoding'] ?? ''}`;
+    if (key !== null) {
+      const known = this.recent.get(key);
+      if (known !== undefined && performance.now() < known.until) return known;
+    }
     const target = parseTarget(head.url!);
     if (target === null) return null;
-    const match = this.o.router.match(hostName(head.headers.host), target.path);
+    const match = this.o.router.match(hostName(h.host), target.path);
     const handler = match?.entry.handler;
     if (handler?.answerFromMemory === undefined) return null;
-    return handler.answerFromMemory(head, match!.rest);
+    const answer = handler.answerFromMemory(head, match!.rest);
+    if (answer instanceof Promise) return answer.then((a) => (a === null ? null : prepare(a)));
+    if (answer === null) return null;
+    const prepared = prepare(answer);
+    if (key !== null && answer.reuseUntil !== undefined) {
+      if (this.recent.size >= MAX_RECENT) this.recent.clear();
+      this.recent.set(key, prepared);
+    }
+    return prepared;
   }
 
   /** @internal */
@@ -106,7 +154,9 @@ class FastConnection {
     s.on('error', this.onError);
     s.on('timeout', this.onTimeout);
     s.once('close', this.onClose);
-    this.idle(this.path.options.settings.header_timeout * 1000);
+    // Until the first request is answered, the wait is header_timeout's.
+    const wait = this.path.options.settings.header_timeout;
+    if (wait > 0) s.setTimeout(wait * 1000);
   }
 
   closeIfIdle(): void {
@@ -142,7 +192,6 @@ class FastConnection {
   /** Answers the whole heads that have arrived, in order; hands the connection over at the first it cannot. */
   private work(): void {
     const { settings } = this.path.options;
-    this.socket.setTimeout(0);
     while (this.pending !== null) {
       const end = this.pending.indexOf(END_OF_HEAD);
       // A head still arriving, too large, or a client not reading its answers: node:http's limits and backpressure.
@@ -168,11 +217,9 @@ class FastConnection {
       this.respond(head, answer, rest);
       if (this.ended) return;
     }
-    // As node:http: a second past the announced timeout, so a request racing the close is not lost.
-    if (settings.keepalive_timeout > 0) this.idle(settings.keepalive_timeout * 1000 + 1000);
   }
 
-  private resume(head: RequestHead, answer: MemoryResponse | null, rest: number): void {
+  private resume(head: RequestHead, answer: Prepared | null, rest: number): void {
     this.busy = false;
     if (this.socket.destroyed) return;
     if (answer === null) return this.handOver();
@@ -182,21 +229,22 @@ class FastConnection {
   }
 
   /** Writes the answer to the head at the start of `pending` (`rest` bytes long with its blank line). */
-  private respond(head: RequestHead, answer: MemoryResponse, rest: number): void {
+  private respond(head: RequestHead, prepared: Prepared, rest: number): void {
     const { settings, ctx } = this.path.options;
     this.pending = rest === this.pending!.length ? null : this.pending!.subarray(rest);
     this.served++;
     const close = head.headers.connection?.toLowerCase() === 'close' || settings.keepalive_timeout === 0 || ctx.draining || this.ended;
-    const s = this.socket;
-    s.cork();
-    s.write(headText(answer, close, settings.keepalive_timeout), 'latin1');
-    const body = head.method === 'HEAD' ? null : answer.body;
-    if (body !== null) s.write(body);
-    s.uncork();
-    if (ctx.accessLog !== null) this.log(head, answer, body?.length ?? 0);
+    const bodyBytes = head.method === 'HEAD' ? 0 : (prepared.answer.body?.length ?? 0);
+    this.socket.write(wire(prepared, close, settings.keepalive_timeout, bodyBytes > 0));
+    if (this.served === 1 && settings.keepalive_timeout > 0) {
+      // From now on the wait is for the next request. Node's socket timer restarts on every read and write;
+      // as node:http, a second past the announced timeout, so a request racing the close is not lost.
+      this.socket.setTimeout(settings.keepalive_timeout * 1000 + 1000);
+    }
+    if (ctx.accessLog !== null) this.log(head, prepared.answer, bodyBytes);
     if (close) {
       this.ended = true;
-      s.end();
+      this.socket.end();
     }
   }
 
@@ -212,11 +260,6 @@ class FastConnection {
     req.headers = head.headers;
     proxies?.resolve(req);
     ctx.accessLog!.write(req, answer.status, bytes, { getHeader: (name) => headerValue(answer.headers, name) });
-  }
-
-  /** Waits `ms` for the next request (0: for ever). */
-  private idle(ms: number): void {
-    if (ms > 0) this.socket.setTimeout(ms);
   }
 
   /** node:http takes the connection from here, starting with the bytes not answered. */
@@ -238,21 +281,19 @@ class FastConnection {
 
 /** The head if the fast path may take it (see the module's comment); null: node:http's. */
 export function parseHead(text: string): RequestHead | null {
-  const lines = text.split('\r\n');
-  if (lines.length > MAX_FIELDS + 1) return null;
-  const m = REQUEST_LINE.exec(lines[0]!);
+  let eol = text.indexOf('\r\n');
+  const m = REQUEST_LINE.exec(eol < 0 ? text : text.slice(0, eol));
   if (m === null) return null;
-  const headers: IncomingHttpHeaders = Object.create(null) as IncomingHttpHeaders;
-  for (let i = 1; i < lines.length; i++) {
-    const line = lines[i]!;
-    const colon = line.indexOf(':');
-    if (colon <= 0) return null;
-    const name = line.slice(0, colon);
-    const value = trimSpaces(line.slice(colon + 1));
-    if (!TOKEN.test(name) || !FIELD_VALUE.test(value)) return null;
-    const key = name.toLowerCase();
+  // A plain object: a name such as `constructor` or `__proto__` then looks repeated, and goes to node:http.
+  const headers: IncomingHttpHeaders = {};
+  for (let fields = 1; eol >= 0; fields++) {
+    const start = eol + 2;
+    eol = text.indexOf('\r\n', start);
+    const f = FIELD.exec(eol < 0 ? text.slice(start) : text.slice(start, eol));
+    if (f === null || fields > MAX_FIELDS) return null;
+    const key = f[1]!.toLowerCase();
     if (headers[key] !== undefined || NOT_HERE.has(key)) return null;
-    headers[key] = value;
+    headers[key] = trimSpaces(f[2]!);
   }
   const connection = headers.connection?.toLowerCase();
   if (headers.host === undefined || (connection !== undefined && connection !== 'keep-alive' && connection !== 'close')) return null;
@@ -268,17 +309,18 @@ function trimSpaces(s: string): string {
   return a === 0 && b === s.length ? s : s.slice(a, b);
 }
 
-/** The status line and headers, as node:http writes them (Date, Connection, Keep-Alive). */
-function headText(answer: MemoryResponse, close: boolean, keepAlive: number): string {
-  let text = `HTTP/1.1 ${answer.status} ${STATUS_CODES[answer.status] ?? ''}\r\n`;
-  for (const name in answer.headers) {
-    const value = answer.headers[name];
-    if (value === undefined) continue;
-    if (Array.isArray(value)) for (const v of value) text += `${name}: ${v}\r\n`;
-    else text += `${name}: ${value}\r\n`;
+/** The response's bytes: head (with Date and Connection as node:http writes them) and body, remade once a second. */
+function wire(p: Prepared, close: boolean, keepAlive: number, withBody: boolean): Buffer {
+  const date = httpDate();
+  if (p.wire === null || p.wireDate !== date || p.wireClose !== close) {
+    const connection = close ? 'Connection: close\r\n\r\n' : `Connection: keep-alive\r\nKeep-Alive: timeout=${keepAlive}\r\n\r\n`;
+    const head = Buffer.from(`${p.head}Date: ${date}\r\n${connection}`, 'latin1');
+    const body = p.answer.body;
+    p.wire = body === null ? head : Buffer.concat([head, body]);
+    p.wireDate = date;
+    p.wireClose = close;
   }
-  text += `Date: ${httpDate()}\r\n`;
-  return text + (close ? 'Connection: close\r\n\r\n' : `Connection: keep-alive\r\nKeep-Alive: timeout=${keepAlive}\r\n\r\n`);
+  return withBody || p.answer.body === null ? p.wire : p.wire.subarray(0, p.wire.length - p.answer.body.length);
 }
 
 function headerValue(headers: OutgoingHttpHeaders, name: string): number | string | string[] | undefined {

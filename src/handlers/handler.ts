@@ -38,6 +38,13 @@ export interface MemoryResponse {
   status: number;
   headers: OutgoingHttpHeaders;
   body: Buffer | null;
+  /**
+   * Until when (performance.now() ms) the same request without
+   * conditional headers gets this same answer: what it was worked out
+   * from is trusted that long (the file cache's validity). Absent: work it
+   * out each time.
+   */
+  reuseUntil?: number;
 }
 
 export interface Handler {

@@ -18,7 +18,7 @@ import send from 'send';
 import { sendPlain } from '../front/plain-response.js';
 import { COMPRESSIONS, type StaticSettings } from '../config/schema.js';
 import { compressible, Compression, noTransform, type Coding } from '../front/compression.js';
-import type { CachedFile, FileCache } from './file-cache.js';
+import { VALID_MS, type CachedFile, type FileCache } from './file-cache.js';
 import { cachingHeaders, sendWholeFile, wholeFileResponse, type WholeFile } from './file-response.js';
 import type { Handler, MemoryResponse, RequestHead, RouteRequest } from './handler.js';
 import { encodePath } from './redirect.js';
@@ -72,7 +72,11 @@ export class StaticFiles implements Handler {
 
   answerFromMemory(head: RequestHead, rest: string): MemoryResponse | null | Promise<MemoryResponse | null> {
     const plan = this.plan(head, rest);
-    return plan instanceof Promise ? plan.then((p) => this.inMemory(head, p)) : this.inMemory(head, plan);
+    if (plan instanceof Promise) return plan.then((p) => this.inMemory(head, p));
+    const answer = this.inMemory(head, plan);
+    // Decided from cache entries alone: as good as the oldest of them.
+    if (answer !== null) answer.reuseUntil = this.oldest + VALID_MS;
+    return answer;
   }
 
   private inMemory(head: RequestHead, p: Plan): MemoryResponse | null {
@@ -101,11 +105,19 @@ export class StaticFiles implements Handler {
    * path is loaded and the decision made again.
    */
   private plan(head: RequestHead, rest: string): Plan | Promise<Plan> {
+    this.oldest = Infinity;
     const first = this.decide(head, rest, this.cached);
     return first.kind === 'miss' ? this.planLoading(head, rest, first.path) : first;
   }
 
-  private readonly cached = (path: string) => this.cache.get(path);
+  /** When the oldest cache entry the last decision from the cache alone looked at was checked. */
+  private oldest = Infinity;
+
+  private readonly cached = (path: string) => {
+    const entry = this.cache.get(path);
+    if (entry !== undefined && entry.checkedAt < this.oldest) this.oldest = entry.checkedAt;
+    return entry;
+  };
 
   private async planLoading(head: RequestHead, rest: string, path: string): Promise<Plan> {
     // Kept here too, so a decision never waits on a path twice (and works with static_cache 0).
