@@ -46,6 +46,7 @@ return = { status = 410, body = "v2 is gone" }
 [[routes]]
 path = "/static"
 static = { root = "site" }
+max_request_body = "1k"
 
 [[routes]]
 path = "/old"
@@ -197,6 +198,17 @@ test('max_request_body per route: 413 on the route that limits it, the others ta
   const r = await request(server.url, '/upload', { method: 'POST', body: big });
   assert.equal(r.status, 200);
   assert.equal((JSON.parse(r.body) as { body_length: number }).body_length, 4096);
+});
+
+test('max_request_body holds on every kind of route: a static route refuses a larger body with 413 (not 405), a redirect takes it', async () => {
+  const big = 'x'.repeat(4096);
+  const refused = await request(server.url, '/static/hello.txt', { method: 'POST', body: big });
+  assert.equal(refused.status, 413);
+  assert.equal(refused.headers.connection, 'close');
+  const small = await request(server.url, '/static/hello.txt', { method: 'POST', body: 'x' });
+  assert.equal(small.status, 405);
+  const redirected = await request(server.url, '/old/x', { method: 'POST', body: big });
+  assert.equal(redirected.status, 308);
 });
 
 test('an app that only has host routes: an unmatched request gets 404', async (t) => {

@@ -225,12 +225,11 @@ export class HttpFront {
       maxRequestBody: match.entry.maxRequestBody,
       log,
     };
-    if (expectsContinue) {
-      // Refuse an oversized body before the client sends it.
-      const declared = req.headers['content-length'];
-      if (declared !== undefined && Number(declared) > r.maxRequestBody) return refuse(r, 413);
-      res.writeContinue();
-    }
+    // max_request_body holds on every route, as nginx's client_max_body_size: a declared
+    // body over it is refused before it is read (or, with Expect: 100-continue, sent).
+    const declared = req.headers['content-length'];
+    if (declared !== undefined && Number(declared) > r.maxRequestBody) return refuse(r, 413);
+    if (expectsContinue) res.writeContinue();
     match.entry.handler.serve(r);
   }
 

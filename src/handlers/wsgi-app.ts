@@ -34,7 +34,6 @@ export class WsgiApp implements Handler {
     if (env.contentLength === undefined && te === undefined && !hasUnsizedH2Body(req)) return this.dispatch(req, res, block, null, null);
     // llhttp de-chunks; any other coding would reach the app still encoded (nginx: 501 too).
     if (te !== undefined && te.trim().toLowerCase() !== 'chunked') return refuse(r, 501);
-    if (env.contentLength !== undefined && Number(env.contentLength) > r.maxRequestBody) return refuse(r, 413);
     readBody(req, r.maxRequestBody, this.bodyOwner, this.bodyTimeout * 1000, (result) => {
       if (result.kind === 'too-large') return refuse(r, 413);
       if (result.kind === 'timeout') return refuse(r, 408);
