@@ -1,11 +1,12 @@
 /**
- * The fast path of plain HTTP/1.1 listeners (src/front/fast-path.ts): which
- * request heads it takes (a table: anything it does not read exactly as
+ * The front's own reading of plain HTTP/1.1 requests (src/front/fast-path.ts):
+ * which request heads it takes (a table: anything it does not read exactly as
  * llhttp would goes to node:http), and, on a real gatehouse serving static
- * files next to an app, that a connection moving from the fast path to
- * node:http loses, reorders and repeats nothing: pipelined mixes, split
- * heads, HEAD, 304, Connection: close, half-close, a client that does not
- * read, the timeouts and the access log.
+ * files next to an app, that requests answered from memory, requests given to
+ * the app (bodies included) and a connection moving on to node:http lose,
+ * reorder and repeat nothing: pipelined mixes, split heads and bodies, HEAD,
+ * 304, Connection: close, half-close, a client that does not read, the
+ * timeouts and the access log.
  */
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -13,7 +14,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { gunzipSync } from 'node:zlib';
-import { parseHead } from '../src/front/fast-path.js';
+import { parseHead } from '../src/front/request-head.js';
 import { APPS } from './helpers/gatehouse.js';
 import { launch, RawConnection, sleep, waitUntil, type RawResponse, type Server } from './helpers/harness.js';
 
@@ -25,7 +26,11 @@ const heads: Array<[string, string, boolean]> = [
   ['a query and an encoded path', 'GET /a%20b?x=1&y=%2F HTTP/1.1\r\nHost: x', true],
   ['Connection: keep-alive / close, any case', 'GET / HTTP/1.1\r\nHost: x\r\nConnection: Close', true],
   ['obs-text in a value', 'GET / HTTP/1.1\r\nHost: x\r\nX-Name: caf\xe9', true],
-  ['POST', 'POST / HTTP/1.1\r\nHost: x', false],
+  ['POST with a Content-Length', 'POST /form HTTP/1.1\r\nHost: x\r\nContent-Length: 12', true],
+  ['DELETE', 'DELETE /x HTTP/1.1\r\nHost: x', true],
+  ['CONNECT', 'CONNECT example.com:443 HTTP/1.1\r\nHost: example.com:443', false],
+  ['a method not on the list', 'PROPFIND / HTTP/1.1\r\nHost: x', false],
+  ['a lower-case method', 'get / HTTP/1.1\r\nHost: x', false],
   ['OPTIONS *', 'OPTIONS * HTTP/1.1\r\nHost: x', false],
   ['HTTP/1.0', 'GET / HTTP/1.0\r\nHost: x', false],
   ['HTTP/2.0 on the request line', 'GET / HTTP/2.0\r\nHost: x', false],
@@ -36,7 +41,12 @@ const heads: Array<[string, string, boolean]> = [
   ['no Host', 'GET / HTTP/1.1\r\nAccept: */*', false],
   ['two Hosts', 'GET / HTTP/1.1\r\nHost: x\r\nHost: y', false],
   ['a repeated header', 'GET / HTTP/1.1\r\nHost: x\r\nAccept: a\r\naccept: b', false],
-  ['Content-Length, even 0', 'GET / HTTP/1.1\r\nHost: x\r\nContent-Length: 0', false],
+  ['Content-Length: 0', 'GET / HTTP/1.1\r\nHost: x\r\nContent-Length: 0', true],
+  ['Content-Length with a sign', 'POST / HTTP/1.1\r\nHost: x\r\nContent-Length: +5', false],
+  ['Content-Length as a list', 'POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 5, 5', false],
+  ['two Content-Lengths', 'POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nContent-Length: 5', false],
+  ['Content-Length and Transfer-Encoding', 'POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nTransfer-Encoding: chunked', false],
+  ['a huge Content-Length', 'POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 1234567890123456', false],
   ['Transfer-Encoding', 'GET / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked', false],
   ['Expect', 'GET / HTTP/1.1\r\nHost: x\r\nExpect: 100-continue', false],
   ['Upgrade', 'GET / HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: websocket', false],
@@ -55,12 +65,15 @@ for (const [what, head, taken] of heads) {
   });
 }
 
-test('parseHead: names lower case, values without the spaces and tabs around them (a non-breaking space stays)', () => {
-  const h = parseHead('GET /x?q HTTP/1.1\r\nHost:  example.com\t\r\nX-Pad: \xa0v\xa0 ')!;
-  assert.equal(h.method, 'GET');
+test('parseHead: names lower case, raw names kept, values without the spaces and tabs around them (a non-breaking space stays)', () => {
+  const h = parseHead('POST /x?q HTTP/1.1\r\nHost:  example.com\t\r\nX-Pad: \xa0v\xa0 \r\nContent-Length: 007\r\nConnection: Close')!;
+  assert.equal(h.method, 'POST');
   assert.equal(h.url, '/x?q');
   assert.equal(h.headers.host, 'example.com');
   assert.equal(h.headers['x-pad'], '\xa0v\xa0');
+  assert.deepEqual(h.rawHeaders, ['Host', 'example.com', 'X-Pad', '\xa0v\xa0', 'Content-Length', '007', 'Connection', 'Close']);
+  assert.equal(h.bodyLength, 7);
+  assert.equal(h.close, true);
 });
 
 const TEXT = 'a small static file\n';
@@ -119,6 +132,23 @@ test('pipelined in one write: static, app, static, a POST with a body, static: a
     const got = [];
     for (let i = 0; i < 5; i++) got.push(served(await c.readResponse()));
     assert.deepEqual(got, [TEXT, 'app:/one', TEXT, 'app:/form', TEXT]);
+  });
+});
+
+test('a POST whose body comes in pieces reaches the app whole; the request after it on the connection is read right', async () => {
+  await withConnection(async (c) => {
+    const body = 'a=1&b=' + 'x'.repeat(3000);
+    c.write(`POST /form HTTP/1.1\r\nHost: test\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: ${body.length}\r\n\r\n${body.slice(0, 10)}`);
+    await sleep(100);
+    c.write(body.slice(10, 2000));
+    await sleep(100);
+    c.write(body.slice(2000) + get('/after'));
+    const res = await c.readResponse();
+    const seen = JSON.parse(res.body.toString()) as { body: string; CONTENT_LENGTH: string; CONTENT_TYPE: string };
+    assert.equal(seen.body, body);
+    assert.equal(seen.CONTENT_LENGTH, String(body.length));
+    assert.equal(seen.CONTENT_TYPE, 'application/x-www-form-urlencoded');
+    assert.equal(served(await c.readResponse()), 'app:/after');
   });
 });
 

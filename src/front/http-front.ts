@@ -22,6 +22,7 @@ import { hostName, type Router } from './router.js';
 import { isTls } from './tls-context.js';
 import { exchangesOf, type ExchangeContext } from './wsgi-exchange.js';
 import { FastPath } from './fast-path.js';
+import { MemoryAnswers } from './memory-answers.js';
 
 /** What the front needs to know about the listener a request came in on. */
 interface ListenerInfo {
@@ -36,8 +37,8 @@ export class HttpFront {
   private readonly sessions = new Set<ServerHttp2Session>();
   /** TCP connections open, over every listener (max_connections). */
   private open = 0;
-  /** Plain HTTP/1.1 connections start here when some route can answer from memory (static files). */
-  private readonly fastPath: FastPath | null;
+  /** Plain HTTP/1.1 connections start here (see fast-path.ts). */
+  private readonly fastPath: FastPath;
   /** Null when no peer is trusted (the default): requests then skip forwarded-header handling entirely. */
   private readonly proxies: TrustedProxies | null;
   /** Connections refused at max_connections since the last warning, and when that was. */
@@ -50,16 +51,13 @@ export class HttpFront {
     private readonly settings: Config,
   ) {
     this.proxies = settings.forwarded_allow_ips.length > 0 ? new TrustedProxies(settings.forwarded_allow_ips) : null;
-    const fromMemory = router.entries.some((e) => e.handler.answerFromMemory !== undefined);
-    this.fastPath = !fromMemory
-      ? null
-      : new FastPath({
-          router,
-          settings,
-          ctx,
-          proxies: this.proxies,
-          onHeaderTimeout: (socket) => this.onClientError(Object.assign(new Error('header timeout'), { code: 'ERR_HTTP_REQUEST_TIMEOUT' }), socket),
-        });
+    this.fastPath = new FastPath({
+      memory: new MemoryAnswers(router),
+      settings,
+      ctx,
+      proxies: this.proxies,
+      onHeaderTimeout: (socket) => this.onClientError(Object.assign(new Error('header timeout'), { code: 'ERR_HTTP_REQUEST_TIMEOUT' }), socket),
+    });
   }
 
   /** Listens on every address; rejects with GH_ERR_BIND naming the address that failed. */
@@ -73,15 +71,16 @@ export class HttpFront {
       const server = createListenerServer(listener, this.settings, (req, res) => this.onRequest(req, res, info));
       server.on('checkContinue', (req: IncomingMessage, res: ServerResponse) => this.onRequest(req, res, info, true));
       const max = this.settings.max_connections;
-      const fast = this.fastPath !== null && !tls && info.httpsPort === null;
-      const toHttp = fast ? takeConnections(server) : null;
+      // redirect_https answers every request itself, in onRequest.
+      const toHttp = !tls && info.httpsPort === null ? takeConnections(server) : null;
+      const serve = (req: IncomingMessage, res: ServerResponse) => this.onRequest(req, res, info);
       server.on('connection', (socket: Socket) => {
         // Counted over every listener (Node's maxConnections is per server), before any TLS handshake.
         if (max > 0 && this.open >= max) return this.refuseConnection(socket);
         this.open++;
         if (tls) socket.once('close', () => this.open--);
         else this.track(socket, true);
-        if (toHttp !== null) this.fastPath!.take(socket, toHttp);
+        if (toHttp !== null) this.fastPath.take(socket, serve, toHttp);
       });
       // Requests see the TLS socket, not the TCP one under it: track what they see.
       if (tls) server.on('secureConnection', (socket: Socket) => this.track(socket, false));
@@ -128,7 +127,7 @@ export class HttpFront {
       const flushing = [...this.sockets].some((s) => exchangesOf(s).length > 0 || s.writableLength > 0);
       if (!flushing) {
         for (const s of this.servers) s.closeIdleConnections();
-        this.fastPath?.closeIdle();
+        this.fastPath.closeIdle();
       }
       await new Promise((r) => setTimeout(r, 20));
     }
@@ -183,10 +182,14 @@ export class HttpFront {
   /** A connection requests come in on; `counted` when its close also ends a max_connections count. */
   private track(socket: Socket, counted: boolean): void {
     this.sockets.add(socket);
-    socket.once('close', () => {
-      if (counted) this.open--;
-      this.onConnectionClosed(socket);
-    });
+    (socket as TrackedSocket)[kFront] = { front: this, counted };
+    socket.once('close', onTrackedClose);
+  }
+
+  /** @internal a tracked connection closed. */
+  closed(socket: Socket, counted: boolean): void {
+    if (counted) this.open--;
+    this.onConnectionClosed(socket);
   }
 
   /** The client went away: stop the work still under way for it. */
@@ -254,6 +257,15 @@ function takeConnections(server: ListenerServer): (socket: Socket) => void {
   return (socket) => {
     for (const listener of http) listener.call(server, socket);
   };
+}
+
+const kFront = Symbol('gatehouse.front');
+type TrackedSocket = Socket & { [kFront]?: { front: HttpFront; counted: boolean } };
+
+/** The 'close' listener of every tracked socket: one function, not a closure per connection (idle ones are many). */
+function onTrackedClose(this: TrackedSocket): void {
+  const t = this[kFront]!;
+  t.front.closed(this, t.counted);
 }
 
 /** The request's `log` when there is no access log: nothing to allocate per request. */

@@ -1,0 +1,107 @@
+/**
+ * Answers from memory for the fast path (fast-path.ts): a GET or HEAD that a
+ * route answers without more than its head (Handler.answerFromMemory: hot
+ * static files), as the bytes to write. An answer is reused for the same
+ * request while what it came from is trusted, and its bytes are remade only
+ * when the Date header changes, so a hot file costs a lookup and a write.
+ */
+import { STATUS_CODES, type OutgoingHttpHeaders } from 'node:http';
+import type { MemoryResponse } from '../handlers/handler.js';
+import { parseTarget } from './environ.js';
+import type { ParsedHead } from './request-head.js';
+import { hostName, type Router } from './router.js';
+
+/** An answer with its status line and headers as text (all but Date and Connection). */
+export interface Prepared {
+  answer: MemoryResponse;
+  head: string;
+  /** See MemoryResponse.reuseUntil. */
+  until: number;
+  /** The whole response as last written, for the Date and Connection it had. */
+  wire: Buffer | null;
+  wireDate: string;
+  wireClose: boolean;
+}
+
+/** Request headers that make an answer particular to the request: never reused. */
+const CONDITIONAL = ['if-none-match', 'if-modified-since', 'range', 'if-range', 'if-match', 'if-unmodified-since'] as const;
+/** Answers kept for reuse at most; more and they are all dropped (a scan of many files should not grow memory). */
+const MAX_RECENT = 1024;
+
+export class MemoryAnswers {
+  /** Answers worked out lately, by method, Host, target and Accept-Encoding. */
+  private readonly recent = new Map<string, Prepared>();
+
+  constructor(private readonly router: Router) {}
+
+  /** The answer to `head` from memory; null when the route has none (node:http's request path then). */
+  answer(head: ParsedHead): Prepared | null | Promise<Prepared | null> {
+    if ((head.method !== 'GET' && head.method !== 'HEAD') || head.bodyLength > 0) return null;
+    const h = head.headers;
+    const key = CONDITIONAL.some((name) => h[name] !== undefined) ? null : `${head.method} ${h.host} ${head.url} ${h['accept-encoding'] ?? ''}`;
+    if (key !== null) {
+      const known = this.recent.get(key);
+      if (known !== undefined && performance.now() < known.until) return known;
+    }
+    const target = parseTarget(head.url);
+    if (target === null) return null;
+    const match = this.router.match(hostName(h.host), target.path);
+    const handler = match?.entry.handler;
+    if (handler?.answerFromMemory === undefined) return null;
+    const answer = handler.answerFromMemory(head, match!.rest);
+    if (answer instanceof Promise) return answer.then((a) => (a === null ? null : prepare(a)));
+    if (answer === null) return null;
+    const prepared = prepare(answer);
+    if (key !== null && answer.reuseUntil !== undefined) {
+      if (this.recent.size >= MAX_RECENT) this.recent.clear();
+      this.recent.set(key, prepared);
+    }
+    return prepared;
+  }
+}
+
+function prepare(answer: MemoryResponse): Prepared {
+  let head = `HTTP/1.1 ${answer.status} ${STATUS_CODES[answer.status] ?? ''}\r\n`;
+  for (const name in answer.headers) {
+    const value = answer.headers[name];
+    if (value === undefined) continue;
+    if (Array.isArray(value)) for (const v of value) head += `${name}: ${v}\r\n`;
+    else head += `${name}: ${value}\r\n`;
+  }
+  return { answer, head, until: answer.reuseUntil ?? 0, wire: null, wireDate: '', wireClose: false };
+}
+
+/** The response's bytes: head (with Date and Connection as node:http writes them) and body, remade once a second. */
+export function wire(p: Prepared, close: boolean, keepAlive: number, withBody: boolean): Buffer {
+  const date = httpDate();
+  if (p.wire === null || p.wireDate !== date || p.wireClose !== close) {
+    const connection = close ? 'Connection: close\r\n\r\n' : `Connection: keep-alive\r\nKeep-Alive: timeout=${keepAlive}\r\n\r\n`;
+    const head = Buffer.from(`${p.head}Date: ${date}\r\n${connection}`, 'latin1');
+    const body = p.answer.body;
+    p.wire = body === null ? head : Buffer.concat([head, body]);
+    p.wireDate = date;
+    p.wireClose = close;
+  }
+  return withBody || p.answer.body === null ? p.wire : p.wire.subarray(0, p.wire.length - p.answer.body.length);
+}
+
+/** A response header by name, any case (for the access log's %({Name}o)s). */
+export function headerValue(headers: OutgoingHttpHeaders, name: string): number | string | string[] | undefined {
+  const lower = name.toLowerCase();
+  for (const key in headers) if (key.toLowerCase() === lower) return headers[key];
+  return undefined;
+}
+
+let dateSecond = -1;
+let dateText = '';
+
+/** The Date header's value, made once a second. */
+function httpDate(): string {
+  const now = Date.now();
+  const second = Math.floor(now / 1000);
+  if (second !== dateSecond) {
+    dateSecond = second;
+    dateText = new Date(now).toUTCString();
+  }
+  return dateText;
+}
