@@ -9,9 +9,10 @@
  * node:http would (its body, a plain Content-Length, pushed in as it
  * arrives). Between requests a connection holds only the socket and this
  * object, no parser: an idle keep-alive connection costs about half what it
- * does in node:http (3.6 KiB against 6.9). The first request this path does not take (a chunked
- * body, Expect, an upgrade, HTTP/1.0, a head split across packets, anything
- * unusual) hands the connection, unread bytes included, to node:http for good.
+ * does in node:http (3.6 KiB against 6.9). The first request this path does
+ * not take (a chunked body, Expect, an upgrade, HTTP/1.0, a head split
+ * across packets, anything unusual) hands the connection, unread bytes
+ * included, to node:http for good.
  *
  * Why by hand: node:http spends about 45 µs on each request whatever the
  * answer; on this project's 2-core machine bare node:http sending a 1 KiB
