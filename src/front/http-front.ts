@@ -1,9 +1,10 @@
 /**
  * The HTTP front: listeners, connection limits, routing each request to its
- * handler. Node's llhttp parses HTTP/1: keep-alive, pipelining (answered in
- * order), HTTP/1.0, chunked bodies, and 400 for malformed requests or ones
- * with both Content-Length and Transfer-Encoding. TLS listeners also speak
- * HTTP/2 (listener.ts); its requests take the same path.
+ * handler. On plain listeners the front reads ordinary requests itself
+ * (fast-path.ts); Node's llhttp parses the rest of HTTP/1: HTTP/1.0, chunked
+ * bodies, upgrades, and 400 for malformed requests or ones with both
+ * Content-Length and Transfer-Encoding. TLS listeners (llhttp throughout) also
+ * speak HTTP/2 (listener.ts); every request takes the same onRequest path.
  */
 import { IncomingMessage, STATUS_CODES, type ServerResponse } from 'node:http';
 import type { ServerHttp2Session } from 'node:http2';
