@@ -9,9 +9,10 @@
  * node:http would (its body, a plain Content-Length, pushed in as it
  * arrives). Between requests a connection holds only the socket and this
  * object, no parser: an idle keep-alive connection costs about half what it
- * does in node:http (3.6 KiB against 6.9). The first request this path does
- * not take (a chunked body, Expect, an upgrade, HTTP/1.0, a head split
- * across packets, anything unusual) hands the connection, unread bytes
+ * does in node:http (3.6 KiB against 6.9), and so does a head trickling in
+ * (slowloris), timed here by header_timeout. The first request this path
+ * does not take (a chunked body, Expect, an upgrade, HTTP/1.0, a head over
+ * max_header_size, anything unusual) hands the connection, unread bytes
  * included, to node:http for good.
  *
  * Why by hand: node:http spends about 45 µs on each request whatever the
@@ -103,6 +104,10 @@ class FastConnection {
   /** Requests given to the handler and not yet answered, in order; the first owns the socket, the others' responses wait (as in node:http). */
   private readonly answering: InFlight[] = [];
   private served = 0;
+  /** performance.now() by which the head being read must be whole (header_timeout); 0: no head under way. */
+  private headDeadline = 0;
+  /** The socket's timer is keepalive_timeout's (the wait between requests). */
+  private idleTimer = false;
   /** The client sent FIN, or we are closing: no more requests. */
   private ended = false;
 
@@ -117,9 +122,26 @@ class FastConnection {
     const s = this.socket as FastSocket;
     s[kConnection] = this;
     for (const [event, listener] of LISTENERS) s.on(event, listener);
-    // Until the first request is answered, the wait is header_timeout's.
-    const wait = this.path.options.settings.header_timeout;
-    if (wait > 0) s.setTimeout(wait * 1000);
+    // As node:http, the first request's head is timed from the connection.
+    this.headerClock();
+  }
+
+  /**
+   * header_timeout: the head under way must be whole by the deadline, however
+   * it trickles in (slowloris); the socket's timer is set to what is left.
+   */
+  private headerClock(): boolean {
+    const limit = this.path.options.settings.header_timeout * 1000;
+    if (limit === 0) return true;
+    const now = performance.now();
+    if (this.headDeadline === 0) this.headDeadline = now + limit;
+    if (now >= this.headDeadline) {
+      this.path.options.onHeaderTimeout(this.socket);
+      return false;
+    }
+    this.socket.setTimeout(Math.ceil(this.headDeadline - now));
+    this.idleTimer = false;
+    return true;
   }
 
   /** Waiting for something other than the next request. */
@@ -160,7 +182,8 @@ class FastConnection {
   }
 
   onTimeout(): void {
-    if (this.served === 0) this.path.options.onHeaderTimeout(this.socket);
+    // A head under way (or none yet on a new connection): 408, as node:http; else an idle keep-alive connection.
+    if (this.headDeadline !== 0) this.path.options.onHeaderTimeout(this.socket);
     else this.socket.destroy();
   }
 
@@ -180,11 +203,17 @@ class FastConnection {
     const { settings, memory } = this.path.options;
     while (this.pending !== null && !this.loading && this.receiving === null && !this.ended && this.answering.length < MAX_IN_FLIGHT) {
       const end = this.pending.indexOf(END_OF_HEAD);
+      if (end < 0 && this.pending.length <= settings.max_header_size) {
+        // The rest of the head is on its way: wait for it, on the clock once nothing is under way.
+        if (this.answering.length === 0) this.headerClock();
+        return;
+      }
+      // A head too large: node:http's, with its limits (431), once nothing is under way here.
       if (end < 0 || end + 4 > settings.max_header_size) {
-        // A head still arriving or too large: node:http's, with its limits, once nothing is under way here.
         if (this.answering.length === 0) this.handOver();
         return;
       }
+      this.headDeadline = 0;
       const head = parseHead(this.pending.toString('latin1', 0, end));
       if (head === null) {
         if (this.answering.length === 0) this.handOver();
@@ -260,7 +289,7 @@ class FastConnection {
     const close = this.closing(head);
     const bodyBytes = head.method === 'HEAD' ? 0 : (prepared.answer.body?.length ?? 0);
     this.socket.write(wire(prepared, close, settings.keepalive_timeout, bodyBytes > 0));
-    if (this.served === 1) this.waitForNext();
+    if (!this.idleTimer) this.waitForNext();
     if (ctx.accessLog !== null) this.log(head, prepared, bodyBytes);
     if (close) this.close();
   }
@@ -270,6 +299,7 @@ class FastConnection {
     const keepAlive = this.path.options.settings.keepalive_timeout;
     // As node:http, a second past the announced timeout, so a request racing the close is not lost.
     if (keepAlive > 0) this.socket.setTimeout(keepAlive * 1000 + 1000);
+    this.idleTimer = true;
   }
 
   /**
@@ -282,7 +312,10 @@ class FastConnection {
     const s = this.socket;
     this.consume(rest);
     // The request's own clocks (body_timeout, the app's timeout) apply until it is answered.
-    if (!this.busy) s.setTimeout(0);
+    if (!this.busy) {
+      s.setTimeout(0);
+      this.idleTimer = false;
+    }
     const req = new IncomingMessage(s);
     req.method = head.method;
     req.url = head.url;
