@@ -13,6 +13,14 @@ import { compressSync, createEncoder, type Coding } from '../front/compression.j
 import type { CachedFile, FileCache } from './file-cache.js';
 import type { MemoryResponse, RequestHead, RouteRequest } from './handler.js';
 
+/**
+ * Bytes read from disk at a time for a file not in memory. Node's default
+ * (64 KiB) makes a 1 MiB file 16 trips through the thread pool and 16 socket
+ * writes: 256 KiB halved the front's CPU per 1 MiB response here (2.5–3.5 ms
+ * to 1.6–1.8 ms). A download to a slow client holds about two chunks.
+ */
+const DISK_CHUNK = 256 * 1024;
+
 export interface WholeFile {
   /** The file's own Content-Type (a precompressed sibling has the original's). */
   type: string;
@@ -89,7 +97,7 @@ export function sendWholeFile(r: RouteRequest, file: CachedFile, how: WholeFile,
     return r.log(answer.status, answer.body?.length ?? 0);
   }
   // From disk: what the stat saw, no more (the file may be growing).
-  const stream = createReadStream(file.real, { start: 0, end: disk.length - 1 });
+  const stream = createReadStream(file.real, { start: 0, end: disk.length - 1, highWaterMark: DISK_CHUNK });
   const encoder = disk.coding === null ? null : createEncoder(disk.coding, disk.length);
   let bytes = 0;
   const last: Readable = encoder ?? stream;
