@@ -16,6 +16,7 @@ import { sendPlain } from './plain-response.js';
 import { ResponseSpool } from './response-spool.js';
 import { compressSync, createEncoder, flushEncoder, SYNC_LIMIT, type Coding, type Compression, type Encoder } from './compression.js';
 import { compressHead } from './compress-head.js';
+import { DISK_CHUNK } from '../handlers/file-response.js';
 
 /** How much of a response the front holds in memory for a slow client; the rest is spooled to disk. */
 const RESPONSE_BUFFER = 1024 * 1024;
@@ -131,7 +132,7 @@ export class WsgiExchange implements Exchange {
           close(fd, () => {});
           return this.fileFailed(`${spec.path.toString()} was replaced before it could be sent`);
         }
-        const stream = createReadStream('', { fd, start: spec.offset, end: spec.offset + spec.length - 1 });
+        const stream = createReadStream('', { fd, start: spec.offset, end: spec.offset + spec.length - 1, highWaterMark: DISK_CHUNK });
         stream.on('error', (e) => this.fileFailed(e.message));
         if (this.encoder === null) stream.on('data', (chunk) => (this.bytes += chunk.length));
         stream.on('end', () => {
