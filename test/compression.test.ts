@@ -14,13 +14,13 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { request as httpRequest, type IncomingHttpHeaders, type IncomingMessage } from 'node:http';
+import { request as httpRequest, type IncomingMessage } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createHash } from 'node:crypto';
 import { brotliDecompressSync, createBrotliDecompress, createGunzip, gunzipSync } from 'node:zlib';
 import { APPS } from './helpers/gatehouse.js';
-import { launch, RawConnection, request, waitUntil, withServer, type Server } from './helpers/harness.js';
+import { launch, RawConnection, request, waitUntil, withServer, type Server, type SimpleResponse } from './helpers/harness.js';
 
 const APP = `${APPS}/compress_apps.py:app`;
 
@@ -67,30 +67,23 @@ after(async () => {
 
 // ---------------------------------------------------------------- helpers
 
-interface Reply {
-  status: number;
-  headers: IncomingHttpHeaders;
-  /** As it came over the wire (still compressed). */
-  body: Buffer;
-}
-
-function get(base: string, path: string, headers: Record<string, string> = {}, method = 'GET'): Promise<Reply> {
-  return request(base, path, { headers, method }).then((r) => ({ status: r.status, headers: r.headers, body: r.raw }));
+function get(base: string, path: string, headers: Record<string, string> = {}, method = 'GET'): Promise<SimpleResponse> {
+  return request(base, path, { headers, method });
 }
 
 const fetchGh = (path: string, acceptEncoding?: string, method = 'GET') =>
   get(gh.url, path, acceptEncoding === undefined ? {} : { 'Accept-Encoding': acceptEncoding }, method);
 
 /** The body with its Content-Encoding undone. */
-function decoded(r: Reply): Buffer {
+function decoded(r: SimpleResponse): Buffer {
   const coding = r.headers['content-encoding'];
-  if (coding === 'br') return brotliDecompressSync(r.body);
-  if (coding === 'gzip') return gunzipSync(r.body);
+  if (coding === 'br') return brotliDecompressSync(r.raw);
+  if (coding === 'gzip') return gunzipSync(r.raw);
   assert.equal(coding, undefined, `unexpected Content-Encoding ${coding}`);
-  return r.body;
+  return r.raw;
 }
 
-function varies(r: Reply): boolean {
+function varies(r: SimpleResponse): boolean {
   return String(r.headers.vary ?? '')
     .split(',')
     .some((v) => v.trim().toLowerCase() === 'accept-encoding');
@@ -106,8 +99,8 @@ async function codingsFor(path: string, headers: string[]): Promise<Record<strin
     const r = await fetchGh(path, ae);
     assert.equal(r.status, 200, `${path} (${ae})`);
     got[ae] = r.headers['content-encoding'] ?? 'identity';
-    assert.ok(decoded(r).equals(plain.body), `${path} (${ae}): decompressed body equals the uncompressed one`);
-    if (r.headers['content-length'] !== undefined) assert.equal(Number(r.headers['content-length']), r.body.length, `${path} (${ae}): Content-Length is the compressed size`);
+    assert.ok(decoded(r).equals(plain.raw), `${path} (${ae}): decompressed body equals the uncompressed one`);
+    if (r.headers['content-length'] !== undefined) assert.equal(Number(r.headers['content-length']), r.raw.length, `${path} (${ae}): Content-Length is the compressed size`);
   }
   return got;
 }
@@ -118,7 +111,7 @@ test('app: the coding follows Accept-Encoding, br preferred on a tie; the body d
   const got = await codingsFor('/json', ['br', 'gzip', 'gzip, deflate, br', 'br, gzip', 'deflate, gzip', 'GZIP', 'x-gzip']);
   assert.deepEqual(got, { br: 'br', gzip: 'gzip', 'gzip, deflate, br': 'br', 'br, gzip': 'br', 'deflate, gzip': 'gzip', GZIP: 'gzip', 'x-gzip': 'gzip' });
   const r = await fetchGh('/json', 'br');
-  assert.ok(r.body.length < 20000 / 2, `compressed (${r.body.length} bytes of 20000)`);
+  assert.ok(r.raw.length < 20000 / 2, `compressed (${r.raw.length} bytes of 20000)`);
   assert.ok(varies(r), 'Vary: Accept-Encoding');
 });
 
@@ -174,14 +167,14 @@ test('app: never compressed: images, an encoded body, a 206, no-transform, a bod
     const r = await fetchGh(path, 'br, gzip');
     assert.equal(r.status, plain.status, path);
     assert.equal(r.headers['content-encoding'], plain.headers['content-encoding'], `${path}: Content-Encoding untouched`);
-    assert.ok(r.body.equals(plain.body), `${path}: the same bytes with or without Accept-Encoding`);
-    assert.equal(r.headers['content-length'], String(plain.body.length), `${path}: Content-Length kept`);
+    assert.ok(r.raw.equals(plain.raw), `${path}: the same bytes with or without Accept-Encoding`);
+    assert.equal(r.headers['content-length'], String(plain.raw.length), `${path}: Content-Length kept`);
     if (!vary) assert.ok(!varies(r), `${path}: no Vary on a type that is never compressed`);
   }
   // The app's gzip body passes through as it is (not compressed twice).
   const encoded = await fetchGh('/encoded', 'gzip');
   assert.equal(encoded.headers['content-encoding'], 'gzip');
-  assert.ok(gunzipSync(encoded.body).length > 10000);
+  assert.ok(gunzipSync(encoded.raw).length > 10000);
   // Under the minimum: nothing varies either.
   assert.ok(!varies(await fetchGh('/json?size=500', 'gzip')), 'no Vary under the minimum size');
 });
@@ -192,7 +185,7 @@ test('app: HEAD is not compressed but has Vary and the identity Content-Length',
   assert.equal(r.headers['content-encoding'], undefined);
   assert.equal(r.headers['content-length'], '20000');
   assert.ok(varies(r));
-  assert.equal(r.body.length, 0);
+  assert.equal(r.raw.length, 0);
 });
 
 // ---------------------------------------------------------------- app: streamed bodies
@@ -290,7 +283,7 @@ test('static: text files are compressed from memory (with a length) and from dis
   assert.deepEqual(await codingsFor('/static/style.css', ['br', 'gzip', 'gzip;q=1, br;q=0.9']), { br: 'br', gzip: 'gzip', 'gzip;q=1, br;q=0.9': 'gzip' });
   const css = await fetchGh('/static/style.css', 'br');
   assert.ok(decoded(css).equals(CSS));
-  assert.equal(Number(css.headers['content-length']), css.body.length, 'from memory: the compressed length is known');
+  assert.equal(Number(css.headers['content-length']), css.raw.length, 'from memory: the compressed length is known');
   assert.match(String(css.headers['content-type']), /^text\/css/);
   assert.ok(varies(css));
   assert.deepEqual(await codingsFor('/static/big.json', ['br', 'gzip']), { br: 'br', gzip: 'gzip' });
@@ -302,15 +295,15 @@ test('static: text files are compressed from memory (with a length) and from dis
 test('static: images and small files are sent as they are; only compressible ones carry Vary', async () => {
   const png = await fetchGh('/static/logo.png', 'br, gzip');
   assert.equal(png.headers['content-encoding'], undefined);
-  assert.ok(png.body.equals(PNG));
+  assert.ok(png.raw.equals(PNG));
   assert.ok(!varies(png));
   const small = await fetchGh('/static/small.txt', 'br, gzip');
   assert.equal(small.headers['content-encoding'], undefined);
-  assert.ok(small.body.equals(SMALL));
+  assert.ok(small.raw.equals(SMALL));
   assert.ok(!varies(small));
   const none = await fetchGh('/static/style.css', 'identity');
   assert.equal(none.headers['content-encoding'], undefined);
-  assert.ok(none.body.equals(CSS));
+  assert.ok(none.raw.equals(CSS));
   assert.ok(varies(none), 'a compressible file varies even when sent as it is');
 });
 
@@ -319,7 +312,7 @@ test('static: a Range is served from the original bytes, never compressed', asyn
   assert.equal(r.status, 206);
   assert.equal(r.headers['content-encoding'], undefined);
   assert.equal(r.headers['content-range'], `bytes 100-199/${CSS.length}`);
-  assert.ok(r.body.equals(CSS.subarray(100, 200)));
+  assert.ok(r.raw.equals(CSS.subarray(100, 200)));
   assert.ok(varies(r));
 });
 
@@ -332,7 +325,7 @@ test('static: HEAD is not compressed; a compressed response answers If-None-Matc
   const etag = String(full.headers.etag);
   const again = await get(gh.url, '/static/style.css', { 'Accept-Encoding': 'br', 'If-None-Match': etag });
   assert.equal(again.status, 304);
-  assert.equal(again.body.length, 0);
+  assert.equal(again.raw.length, 0);
   assert.ok(varies(again), '304 keeps Vary');
 });
 
@@ -345,7 +338,7 @@ test('--compress gzip offers gzip only; --compress-min-size moves the threshold'
     assert.ok(!varies(small));
     const big = await get(s.url, '/json?size=40000', { 'Accept-Encoding': 'br, gzip' });
     assert.equal(big.headers['content-encoding'], 'gzip');
-    assert.equal(gunzipSync(big.body).length, 40000);
+    assert.equal(gunzipSync(big.raw).length, 40000);
     const brOnly = await get(s.url, '/json?size=40000', { 'Accept-Encoding': 'br' });
     assert.equal(brOnly.headers['content-encoding'], undefined, 'br is not offered');
   });
@@ -356,7 +349,7 @@ test('--compress off: nothing is compressed and nothing varies', async () => {
     const r = await get(s.url, '/json', { 'Accept-Encoding': 'br, gzip' });
     assert.equal(r.status, 200);
     assert.equal(r.headers['content-encoding'], undefined);
-    assert.equal(r.body.length, 20000);
+    assert.equal(r.raw.length, 20000);
     assert.ok(!varies(r));
     const streamed = await get(s.url, '/stream', { 'Accept-Encoding': 'gzip' });
     assert.equal(streamed.headers['content-encoding'], undefined);

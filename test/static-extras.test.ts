@@ -11,12 +11,11 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdirSync, mkdtempSync, rmSync, symlinkSync, unlinkSync, writeFileSync } from 'node:fs';
-import type { IncomingHttpHeaders } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { brotliCompressSync, brotliDecompressSync, gunzipSync, gzipSync } from 'node:zlib';
 import { APPS } from './helpers/gatehouse.js';
-import { launch, request, sleep, withServer, type Server } from './helpers/harness.js';
+import { launch, request, sleep, withServer, type Server, type SimpleResponse } from './helpers/harness.js';
 
 const APP = `${APPS}/basic.py:hello`;
 const JS = Buffer.from(Array.from({ length: 120 }, (_, i) => `console.log('original app.js line ${i}');\n`).join(''));
@@ -70,21 +69,15 @@ after(async () => {
   if (tmp) rmSync(tmp, { recursive: true, force: true });
 });
 
-interface Reply {
-  status: number;
-  headers: IncomingHttpHeaders;
-  body: Buffer;
+function get(path: string, headers: Record<string, string> = {}, method = 'GET', base = gh.url): Promise<SimpleResponse> {
+  return request(base, path, { headers, method });
 }
 
-function get(path: string, headers: Record<string, string> = {}, method = 'GET', base = gh.url): Promise<Reply> {
-  return request(base, path, { headers, method }).then((r) => ({ status: r.status, headers: r.headers, body: r.raw }));
-}
-
-function decoded(r: Reply): Buffer {
+function decoded(r: SimpleResponse): Buffer {
   const coding = r.headers['content-encoding'];
-  if (coding === 'br') return brotliDecompressSync(r.body);
-  if (coding === 'gzip') return gunzipSync(r.body);
-  return r.body;
+  if (coding === 'br') return brotliDecompressSync(r.raw);
+  if (coding === 'gzip') return gunzipSync(r.raw);
+  return r.raw;
 }
 
 /** waitUntil for an asynchronous check: polls it (one request at a time) until true or `ms` passes. */
@@ -98,12 +91,12 @@ async function waitUntilAsync(check: () => Promise<boolean>, ms: number): Promis
 }
 
 /** Seconds from the response's Date to its Expires. */
-function expiresIn(r: Reply): number {
+function expiresIn(r: SimpleResponse): number {
   return (Date.parse(String(r.headers.expires)) - Date.parse(String(r.headers.date))) / 1000;
 }
 
 /** A GET, then the responses it makes possible: HEAD, a range (send's path), a 304. */
-async function variants(path: string): Promise<Record<string, Reply>> {
+async function variants(path: string): Promise<Record<string, SimpleResponse>> {
   const full = await get(path);
   return {
     full,
@@ -160,7 +153,7 @@ test('precompressed: the .br or .gz sibling the client prefers, with the origina
     assert.ok(decoded(r).equals(content), `${ae}: the ${coding} sibling's content`);
     assert.match(String(r.headers['content-type']), /^(text|application)\/javascript/, ae);
     assert.equal(r.headers.vary, 'Accept-Encoding', ae);
-    assert.equal(Number(r.headers['content-length']), r.body.length, ae);
+    assert.equal(Number(r.headers['content-length']), r.raw.length, ae);
   }
   const onlyGz = await get('/plain/only-gz.css', { 'Accept-Encoding': 'br, gzip' });
   assert.equal(onlyGz.headers['content-encoding'], 'gzip', 'no .br sibling: the .gz one');
@@ -172,13 +165,13 @@ test('precompressed: no Accept-Encoding or identity gets the original; a Range i
   for (const headers of [{}, { 'Accept-Encoding': 'identity' }, { 'Accept-Encoding': 'br;q=0, gzip;q=0' }] as Record<string, string>[]) {
     const r = await get('/plain/app.js', headers);
     assert.equal(r.headers['content-encoding'], undefined, JSON.stringify(headers));
-    assert.ok(r.body.equals(JS), JSON.stringify(headers));
+    assert.ok(r.raw.equals(JS), JSON.stringify(headers));
   }
   const range = await get('/plain/app.js', { 'Accept-Encoding': 'br, gzip', Range: 'bytes=0-10' });
   assert.equal(range.status, 206);
   assert.equal(range.headers['content-encoding'], undefined);
   assert.equal(range.headers['content-range'], `bytes 0-10/${JS.length}`);
-  assert.ok(range.body.equals(JS.subarray(0, 11)));
+  assert.ok(range.raw.equals(JS.subarray(0, 11)));
   const head = await get('/plain/app.js', { 'Accept-Encoding': 'br' }, 'HEAD');
   assert.equal(head.headers['content-encoding'], 'br');
   assert.equal(Number(head.headers['content-length']), brotliCompressSync(JS_BR).length);
@@ -204,17 +197,17 @@ test('index: the first of the list that exists; none → 404', async () => {
   for (const [path, status, body] of cases) {
     const r = await get(path);
     assert.equal(r.status, status, path);
-    if (status === 200) assert.equal(r.body.toString(), body, path);
+    if (status === 200) assert.equal(r.raw.toString(), body, path);
   }
 });
 
 test('allow_outside_symlinks: a link out of the root is 404 by default, served when allowed', async () => {
   const denied = await get('/plain/link.txt');
   assert.equal(denied.status, 404);
-  assert.ok(!denied.body.toString().includes(OUTSIDE));
+  assert.ok(!denied.raw.toString().includes(OUTSIDE));
   const allowed = await get('/outside/link.txt');
   assert.equal(allowed.status, 200);
-  assert.equal(allowed.body.toString(), OUTSIDE);
+  assert.equal(allowed.raw.toString(), OUTSIDE);
 });
 
 // ---------------------------------------------------------------- the file cache
@@ -222,20 +215,20 @@ test('allow_outside_symlinks: a link out of the root is 404 by default, served w
 test('memory cache: an edited file (same size) shows up within the validity window; 304s follow the new validators', async () => {
   const path = '/plain/page.txt';
   const before = await get(path);
-  assert.equal(before.body.toString(), 'version 1\n');
+  assert.equal(before.raw.toString(), 'version 1\n');
   const oldTag = String(before.headers.etag);
   // A later mtime than the first write, whatever the clock's granularity.
   writeFileSync(join(root, 'page.txt'), 'version 2\n');
   let latest = before;
-  const changed = await waitUntilAsync(async () => (latest = await get(path)).body.toString() === 'version 2\n', 5000);
-  assert.ok(changed, `still ${JSON.stringify(latest.body.toString())} after 5 s`);
+  const changed = await waitUntilAsync(async () => (latest = await get(path)).raw.toString() === 'version 2\n', 5000);
+  assert.ok(changed, `still ${JSON.stringify(latest.raw.toString())} after 5 s`);
   const newTag = String(latest.headers.etag);
   assert.notEqual(newTag, oldTag, 'a new ETag');
   assert.equal((await get(path, { 'If-None-Match': newTag })).status, 304);
   assert.equal((await get(path, { 'If-Modified-Since': String(latest.headers['last-modified']) })).status, 304);
   const stale = await get(path, { 'If-None-Match': oldTag });
   assert.equal(stale.status, 200);
-  assert.equal(stale.body.toString(), 'version 2\n');
+  assert.equal(stale.raw.toString(), 'version 2\n');
 });
 
 test('memory cache: a file that appears or goes away is noticed', async () => {
@@ -264,8 +257,8 @@ test('--static-cache 0: files come from disk, an edit shows at once', async () =
   mkdirSync(dir);
   writeFileSync(join(dir, 'f.txt'), 'one\n');
   await withServer([APP, '--static', `/s=${dir}`, '--static-cache', '0'], async (s) => {
-    assert.equal((await get('/s/f.txt', {}, 'GET', s.url)).body.toString(), 'one\n');
+    assert.equal((await get('/s/f.txt', {}, 'GET', s.url)).raw.toString(), 'one\n');
     writeFileSync(join(dir, 'f.txt'), 'two\n');
-    assert.equal((await get('/s/f.txt', {}, 'GET', s.url)).body.toString(), 'two\n');
+    assert.equal((await get('/s/f.txt', {}, 'GET', s.url)).raw.toString(), 'two\n');
   });
 });

@@ -50,7 +50,7 @@ export const OPTIONS: readonly OptionSpec[] = [
   { key: 'queue_timeout', kind: 'seconds', arg: 'SECONDS',
     doc: 'A request waiting this long for a free worker gets 503. 0 waits forever. Default 30.' },
   { key: 'max_request_body', kind: 'size', arg: 'SIZE',
-    doc: 'Largest request body accepted (413 past it): bytes or 64k, 10m, 1g. Default 100m.' },
+    doc: 'Largest request body accepted on any route (413 past it): bytes or 64k, 10m, 1g. Default 100m.' },
   { key: 'header_timeout', kind: 'seconds', arg: 'SECONDS',
     doc: 'Time a client has to send its request line and headers; then 408 and the connection is closed. 0: no limit. Default 60.' },
   { key: 'body_timeout', kind: 'seconds', arg: 'SECONDS',

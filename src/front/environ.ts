@@ -28,7 +28,12 @@ const cgiNames = new Map<string, string>();
 /** Headers a proxy sets about the client: they reach the app only from a trusted peer (see forwarded.ts). */
 const PROXY_HEADER = /^(?:x-forwarded-[a-z0-9-]+|forwarded|x-real-ip)$/i;
 
-/** `x-forwarded-for` → `HTTP_X_FORWARDED_FOR`; '' for headers that must not pass. */
+/** `x-forwarded-for` → `HTTP_X_FORWARDED_FOR`. */
+function httpName(raw: string): string {
+  return 'HTTP_' + raw.toUpperCase().replace(/-/g, '_');
+}
+
+/** The environ key of a header: `HTTP_...`, a mark for the body's two, or '' for headers that must not pass. */
 function cgiName(raw: string): string {
   let name = cgiNames.get(raw);
   if (name === undefined) {
@@ -38,7 +43,7 @@ function cgiName(raw: string): string {
     else if (lower === 'content-length') name = CONTENT_LENGTH;
     else if (lower === 'transfer-encoding') name = TRANSFER_ENCODING;
     else if (lower === 'content-type') name = 'CONTENT_TYPE';
-    else name = 'HTTP_' + lower.toUpperCase().replace(/-/g, '_');
+    else name = httpName(raw);
     if (cgiNames.size < 4096) cgiNames.set(raw, name);
   }
   return name;
@@ -159,7 +164,7 @@ export function buildEnviron(req: IncomingMessage, target: EnvironTarget): Reque
       if (name === CONTENT_LENGTH) contentLength = value;
       else if (name === TRANSFER_ENCODING) transferEncoding = transferEncoding === undefined ? value : `${transferEncoding}, ${value}`;
       if (fwd === undefined || !PROXY_HEADER.test(raw[i]!)) continue;
-      name = 'HTTP_' + raw[i]!.toUpperCase().replace(/-/g, '_');
+      name = httpName(raw[i]!);
     }
     const at = seen.get(name);
     if (at === undefined) {

@@ -103,7 +103,6 @@ class FastConnection {
   private receiving: InFlight | null = null;
   /** Requests given to the handler and not yet answered, in order; the first owns the socket, the others' responses wait (as in node:http). */
   private readonly answering: InFlight[] = [];
-  private served = 0;
   /** performance.now() by which the head being read must be whole (header_timeout); 0: no head under way. */
   private headDeadline = 0;
   /** The socket's timer is keepalive_timeout's (the wait between requests). */
@@ -130,18 +129,14 @@ class FastConnection {
    * header_timeout: the head under way must be whole by the deadline, however
    * it trickles in (slowloris); the socket's timer is set to what is left.
    */
-  private headerClock(): boolean {
+  private headerClock(): void {
     const limit = this.path.options.settings.header_timeout * 1000;
-    if (limit === 0) return true;
+    if (limit === 0) return;
     const now = performance.now();
     if (this.headDeadline === 0) this.headDeadline = now + limit;
-    if (now >= this.headDeadline) {
-      this.path.options.onHeaderTimeout(this.socket);
-      return false;
-    }
+    if (now >= this.headDeadline) return this.path.options.onHeaderTimeout(this.socket);
     this.socket.setTimeout(Math.ceil(this.headDeadline - now));
     this.idleTimer = false;
-    return true;
   }
 
   /** Waiting for something other than the next request. */
@@ -221,14 +216,7 @@ class FastConnection {
       }
       const rest = end + 4;
       // Memory answers go out at once: only when no response is waiting to be written before them.
-      let answer: ReturnType<MemoryAnswers['answer']> = null;
-      if (this.answering.length === 0 && !this.socket.writableNeedDrain) {
-        try {
-          answer = memory.answer(head);
-        } catch {
-          answer = null;
-        }
-      }
+      const answer = this.answering.length === 0 && !this.socket.writableNeedDrain ? memory.answer(head) : null;
       if (answer instanceof Promise) {
         this.loading = true;
         answer.then(
@@ -273,7 +261,6 @@ class FastConnection {
   /** The head at the start of `pending` (`rest` bytes with its blank line) is read. */
   private consume(rest: number): void {
     this.pending = rest === this.pending!.length ? null : this.pending!.subarray(rest);
-    this.served++;
   }
 
   /** The connection's last answer: asked for, or no keep-alive at all, or the server is stopping. */
@@ -287,10 +274,9 @@ class FastConnection {
     const { settings, ctx } = this.path.options;
     this.consume(rest);
     const close = this.closing(head);
-    const bodyBytes = head.method === 'HEAD' ? 0 : (prepared.answer.body?.length ?? 0);
-    this.socket.write(wire(prepared, close, settings.keepalive_timeout, bodyBytes > 0));
+    this.socket.write(wire(prepared, close, settings.keepalive_timeout));
     if (!this.idleTimer) this.waitForNext();
-    if (ctx.accessLog !== null) this.log(head, prepared, bodyBytes);
+    if (ctx.accessLog !== null) this.log(head, prepared);
     if (close) this.close();
   }
 
@@ -316,14 +302,7 @@ class FastConnection {
       s.setTimeout(0);
       this.idleTimer = false;
     }
-    const req = new IncomingMessage(s);
-    req.method = head.method;
-    req.url = head.url;
-    req.httpVersion = '1.1';
-    req.httpVersionMajor = 1;
-    req.httpVersionMinor = 1;
-    req.headers = head.headers;
-    req.rawHeaders = head.rawHeaders;
+    const req = toRequest(s, head);
     const res = new ServerResponse(req) as NodeResponse;
     res.shouldKeepAlive = !this.closing(head);
     // node:http's server sets it so that the response says Keep-Alive: timeout=N.
@@ -335,11 +314,7 @@ class FastConnection {
     this.serve(req, res);
     if (x.bodyLeft === 0) return endBody(req);
     this.receiving = x;
-    if (this.pending !== null) {
-      const body = this.pending;
-      this.pending = null;
-      this.pending = this.feedBody(body);
-    }
+    if (this.pending !== null) this.pending = this.feedBody(this.pending);
   }
 
   /** Pushes the body's part of `chunk` into the request receiving it; what follows it, if anything. */
@@ -373,17 +348,13 @@ class FastConnection {
     this.idleOrNext();
   }
 
-  private log(head: ParsedHead, prepared: Prepared, bytes: number): void {
+  private log(head: ParsedHead, prepared: Prepared): void {
     const { ctx, proxies } = this.path.options;
     // The access log reads what node:http's requests have: this one is made up only for it.
-    const req = new IncomingMessage(this.socket);
-    req.method = head.method;
-    req.url = head.url;
-    req.httpVersion = '1.1';
-    req.headers = head.headers;
+    const req = toRequest(this.socket, head);
     proxies?.resolve(req);
     const answer = prepared.answer;
-    ctx.accessLog!.write(req, answer.status, bytes, { getHeader: (name) => headerValue(answer.headers, name) });
+    ctx.accessLog!.write(req, answer.status, answer.body?.length ?? 0, { getHeader: (name) => headerValue(answer.headers, name) });
   }
 
   /** node:http takes the connection from here, starting with the bytes not read. */
@@ -398,6 +369,19 @@ class FastConnection {
     this.pending = null;
     if (pending !== null) s.emit('data', pending);
   }
+}
+
+/** node:http's request object for a head read here (its body, if any, is pushed in later). */
+function toRequest(socket: Socket, head: ParsedHead): IncomingMessage {
+  const req = new IncomingMessage(socket);
+  req.method = head.method;
+  req.url = head.url;
+  req.httpVersion = '1.1';
+  req.httpVersionMajor = 1;
+  req.httpVersionMinor = 1;
+  req.headers = head.headers;
+  req.rawHeaders = head.rawHeaders;
+  return req;
 }
 
 /** The request's body is all in (node:http's message-complete). */

@@ -69,12 +69,12 @@ export class HttpFront {
       const redirect = listener.redirect_https;
       const tls = isTls(listener);
       const info: ListenerInfo = { scheme: tls ? 'https' : 'http', httpsPort: redirect === false ? null : redirect === true ? 443 : redirect };
-      const server = createListenerServer(listener, this.settings, (req, res) => this.onRequest(req, res, info));
+      const serve = (req: IncomingMessage, res: ServerResponse) => this.onRequest(req, res, info);
+      const server = createListenerServer(listener, this.settings, serve);
       server.on('checkContinue', (req: IncomingMessage, res: ServerResponse) => this.onRequest(req, res, info, true));
       const max = this.settings.max_connections;
       // redirect_https answers every request itself, in onRequest.
       const toHttp = !tls && info.httpsPort === null ? takeConnections(server) : null;
-      const serve = (req: IncomingMessage, res: ServerResponse) => this.onRequest(req, res, info);
       server.on('connection', (socket: Socket) => {
         // Counted over every listener (Node's maxConnections is per server), before any TLS handshake.
         if (max > 0 && this.open >= max) return this.refuseConnection(socket);

@@ -5,7 +5,7 @@
  * request while what it came from is trusted, and its bytes are remade only
  * when the Date header changes, so a hot file costs a lookup and a write.
  */
-import { STATUS_CODES, type OutgoingHttpHeaders } from 'node:http';
+import { STATUS_CODES, type IncomingHttpHeaders, type OutgoingHttpHeaders } from 'node:http';
 import type { MemoryResponse } from '../handlers/handler.js';
 import { parseTarget } from './environ.js';
 import type { ParsedHead } from './request-head.js';
@@ -32,13 +32,18 @@ export class MemoryAnswers {
   /** Answers worked out lately, by method, Host, target and Accept-Encoding. */
   private readonly recent = new Map<string, Prepared>();
 
-  constructor(private readonly router: Router) {}
+  /** Some route can answer from memory: without one, requests go straight to the handler path, not routed twice. */
+  private readonly any: boolean;
+
+  constructor(private readonly router: Router) {
+    this.any = router.entries.some((e) => e.handler.answerFromMemory !== undefined);
+  }
 
   /** The answer to `head` from memory; null when the route has none (node:http's request path then). */
   answer(head: ParsedHead): Prepared | null | Promise<Prepared | null> {
-    if ((head.method !== 'GET' && head.method !== 'HEAD') || head.bodyLength > 0) return null;
+    if (!this.any || (head.method !== 'GET' && head.method !== 'HEAD') || head.bodyLength > 0) return null;
     const h = head.headers;
-    const key = CONDITIONAL.some((name) => h[name] !== undefined) ? null : `${head.method} ${h.host} ${head.url} ${h['accept-encoding'] ?? ''}`;
+    const key = conditional(h) ? null : `${head.method} ${h.host} ${head.url} ${h['accept-encoding'] ?? ''}`;
     if (key !== null) {
       const known = this.recent.get(key);
       if (known !== undefined && performance.now() < known.until) return known;
@@ -60,6 +65,11 @@ export class MemoryAnswers {
   }
 }
 
+function conditional(h: IncomingHttpHeaders): boolean {
+  for (const name of CONDITIONAL) if (h[name] !== undefined) return true;
+  return false;
+}
+
 function prepare(answer: MemoryResponse): Prepared {
   let head = `HTTP/1.1 ${answer.status} ${STATUS_CODES[answer.status] ?? ''}\r\n`;
   for (const name in answer.headers) {
@@ -72,7 +82,7 @@ function prepare(answer: MemoryResponse): Prepared {
 }
 
 /** The response's bytes: head (with Date and Connection as node:http writes them) and body, remade once a second. */
-export function wire(p: Prepared, close: boolean, keepAlive: number, withBody: boolean): Buffer {
+export function wire(p: Prepared, close: boolean, keepAlive: number): Buffer {
   const date = httpDate();
   if (p.wire === null || p.wireDate !== date || p.wireClose !== close) {
     const connection = close ? 'Connection: close\r\n\r\n' : `Connection: keep-alive\r\nKeep-Alive: timeout=${keepAlive}\r\n\r\n`;
@@ -82,7 +92,7 @@ export function wire(p: Prepared, close: boolean, keepAlive: number, withBody: b
     p.wireDate = date;
     p.wireClose = close;
   }
-  return withBody || p.answer.body === null ? p.wire : p.wire.subarray(0, p.wire.length - p.answer.body.length);
+  return p.wire;
 }
 
 /** A response header by name, any case (for the access log's %({Name}o)s). */

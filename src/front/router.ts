@@ -35,7 +35,7 @@ export class Router {
   private readonly wildcards: { suffix: string; candidates: Candidate[] }[] = [];
   private readonly fallback: Candidate[] = [];
 
-  constructor(entries: readonly RouteEntry[]) {
+  constructor(readonly entries: readonly RouteEntry[]) {
     for (const entry of entries) {
       const candidate = { entry, prefix: entry.path === '/' ? '' : Buffer.from(entry.path, 'utf8').toString('latin1') };
       if (entry.hosts.length === 0 || entry.hosts.includes('*')) this.fallback.push(candidate);
