@@ -1,7 +1,7 @@
 """Per-request cost inside the gatehouse Python worker, with no HTTP and no front.
 
 Times `Worker.handle(rid, payload)` from python/gatehouse_worker.py on a REQ
-payload built the way the front builds it (src/front/environ.ts,
+payload built the way the front builds it (src/wsgi/environ.ts,
 src/wire/frames.ts): u32 little-endian environ length, then the latin-1
 environ block `KEY\\0VALUE\\0...`, then the body (none for a GET). The socket
 is a stand-in whose sendall() discards the frames, so what is measured is:
@@ -59,7 +59,7 @@ BROWSER_HEADERS = [
 
 
 def environ_block(headers, path="/", query=""):
-    """The environ block as src/front/environ.ts buildEnviron() writes it for a bodiless GET."""
+    """The environ block as src/wsgi/environ.ts buildEnviron() writes it for a bodiless GET."""
     url = path + ("?" + query if query else "")
     parts = [
         "REQUEST_METHOD", "GET",

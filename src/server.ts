@@ -8,17 +8,17 @@ import { delimiter, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { AppSettings } from './config/schema.js';
 import type { Site } from './config/site.js';
-import { Compression } from './front/compression.js';
+import { Compression } from './http/compression.js';
 import { HttpFront } from './front/http-front.js';
 import { Router, type RouteEntry } from './front/router.js';
-import type { ExchangeContext } from './front/wsgi-exchange.js';
-import type { Handler } from './handlers/handler.js';
+import type { ExchangeContext, Handler } from './http/handler.js';
 import { Redirect } from './handlers/redirect.js';
 import { Respond } from './handlers/respond.js';
 import { FileCache } from './handlers/file-cache.js';
 import { StaticFiles } from './handlers/static-files.js';
-import { WsgiApp } from './handlers/wsgi-app.js';
+import { WsgiApp } from './wsgi/wsgi-app.js';
 import { AccessLog } from './log/access-log.js';
+import { clientAddress } from './http/forwarded.js';
 import { resolveUser } from './config/users.js';
 import { watchForReload } from './pool/reload-watch.js';
 import { Logger } from './log/logger.js';
@@ -75,7 +75,7 @@ export class Gatehouse {
     const settings = site.settings;
     this.logger = new Logger(settings.log_level);
     this.accessLog = settings.access_log
-      ? new AccessLog(settings.access_log, settings.access_log_format, (err) => this.logger.error(`access log: ${err.message}`))
+      ? new AccessLog(settings.access_log, settings.access_log_format, (err) => this.logger.error(`access log: ${err.message}`), clientAddress)
       : null;
     const compression = settings.compress.length > 0 ? new Compression(settings.compress, settings.compress_min_size) : null;
     const fileCache = new FileCache(settings.static_cache);

@@ -321,7 +321,7 @@ export function configSchema(base: string) {
         .default('combined'),
       graceful_timeout: seconds.default(30),
       max_request_body: size.default(100 * 1024 ** 2),
-      /** Peers whose X-Forwarded-* / Forwarded headers are believed; none by default, as the edge server (see src/front/forwarded.ts). */
+      /** Peers whose X-Forwarded-* / Forwarded headers are believed; none by default, as the edge server (see src/http/forwarded.ts). */
       forwarded_allow_ips: z.array(trustedPeer).default([]),
       /** Time a client has to send the request headers (slowloris); 408 and close. */
       header_timeout: seconds.default(60),

@@ -24,10 +24,10 @@
 import { IncomingMessage, ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
 import type { Config } from '../config/schema.js';
-import type { TrustedProxies } from './forwarded.js';
+import type { TrustedProxies } from '../http/forwarded.js';
 import { headerValue, wire, type MemoryAnswers, type Prepared } from './memory-answers.js';
 import { parseHead, type ParsedHead } from './request-head.js';
-import type { ExchangeContext } from './wsgi-exchange.js';
+import type { ExchangeContext } from '../http/handler.js';
 
 const END_OF_HEAD = Buffer.from('\r\n\r\n');
 /** Pipelined bytes held while a request is answered; past this the socket is not read until it is. */

@@ -78,11 +78,3 @@ function withoutConnectionHeaders(headers: OutgoingHttpHeaders | readonly string
   for (const [name, value] of Object.entries(headers)) if (!CONNECTION_SPECIFIC.has(name.toLowerCase())) kept[name] = value;
   return kept;
 }
-
-/**
- * An HTTP/2 request carries a body without Content-Length when its HEADERS
- * frame did not end the stream (HTTP/1 would say Transfer-Encoding: chunked).
- */
-export function hasUnsizedH2Body(req: IncomingMessage): boolean {
-  return req instanceof H2Request && !req.stream.endAfterHeaders;
-}

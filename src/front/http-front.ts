@@ -14,14 +14,14 @@ import type { Duplex } from 'node:stream';
 import { GatehouseError } from '../errors.js';
 import { formatBind, parseBind } from '../config/bind.js';
 import type { Config, ListenerSettings } from '../config/schema.js';
-import type { RouteRequest } from '../handlers/handler.js';
-import { refuse, sendPlain } from './plain-response.js';
-import { parseTarget } from './environ.js';
-import { TrustedProxies } from './forwarded.js';
+import type { ExchangeContext, RouteRequest } from '../http/handler.js';
+import { refuse, sendPlain } from '../http/plain-response.js';
+import { parseTarget } from '../http/request-target.js';
+import { TrustedProxies } from '../http/forwarded.js';
+import { inFlightOn } from '../http/in-flight.js';
 import { createListenerServer, type ListenerServer } from './listener.js';
 import { hostName, type Router } from './router.js';
 import { isTls } from './tls-context.js';
-import { exchangesOf, type ExchangeContext } from './wsgi-exchange.js';
 import { FastPath } from './fast-path.js';
 import { MemoryAnswers } from './memory-answers.js';
 
@@ -125,7 +125,7 @@ export class HttpFront {
       // Node counts a connection idle once its response is ended, even while
       // that response is still being written to a slow client: close idle ones
       // only when nothing is still on its way out.
-      const flushing = [...this.sockets].some((s) => exchangesOf(s).length > 0 || s.writableLength > 0);
+      const flushing = [...this.sockets].some((s) => inFlightOn(s).length > 0 || s.writableLength > 0);
       if (!flushing) {
         for (const s of this.servers) s.closeIdleConnections();
         this.fastPath.closeIdle();
@@ -196,7 +196,7 @@ export class HttpFront {
   /** The client went away: stop the work still under way for it. */
   private onConnectionClosed(socket: Socket): void {
     this.sockets.delete(socket);
-    for (const x of exchangesOf(socket).slice()) x.clientGone();
+    for (const x of inFlightOn(socket).slice()) x.clientGone();
   }
 
   private onRequest(req: IncomingMessage, res: ServerResponse, listener: ListenerInfo, expectsContinue = false): void {

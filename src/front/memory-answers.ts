@@ -6,8 +6,8 @@
  * when the Date header changes, so a hot file costs a lookup and a write.
  */
 import { STATUS_CODES, type IncomingHttpHeaders, type OutgoingHttpHeaders } from 'node:http';
-import type { MemoryResponse } from '../handlers/handler.js';
-import { parseTarget } from './environ.js';
+import type { MemoryResponse } from '../http/handler.js';
+import { parseTarget } from '../http/request-target.js';
 import type { ParsedHead } from './request-head.js';
 import { hostName, type Router } from './router.js';
 

@@ -8,7 +8,7 @@
  * keep-alive or close. Anything else is null: node:http reads it.
  */
 import type { IncomingHttpHeaders } from 'node:http';
-import type { RequestHead } from '../handlers/handler.js';
+import type { RequestHead } from '../http/handler.js';
 
 export interface ParsedHead extends RequestHead {
   method: string;

@@ -5,7 +5,7 @@
  * routes the longest path prefix. A prefix matches whole segments: `/api`
  * matches `/api` and `/api/x`, not `/apix`.
  */
-import type { Handler } from '../handlers/handler.js';
+import type { Handler } from '../http/handler.js';
 
 export interface RouteEntry {
   /** Host patterns, lower case; empty for any host. */

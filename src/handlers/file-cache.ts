@@ -14,7 +14,7 @@ import { readFile, realpath, stat } from 'node:fs/promises';
 import { extname } from 'node:path';
 import etag from 'etag';
 import mime from 'mime-types';
-import type { Coding } from '../front/compression.js';
+import type { Coding } from '../http/compression.js';
 
 /** How long an entry is believed without a stat (nginx's open_file_cache_valid is 60 s; edits should show sooner). */
 export const VALID_MS = 1000;

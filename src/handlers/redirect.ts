@@ -4,8 +4,8 @@
  * and query as sent) and `$path` (the path below the route's prefix, as sent)
  * are replaced.
  */
-import type { Handler, RouteRequest } from './handler.js';
-import { sendPlain } from '../front/plain-response.js';
+import type { Handler, RouteRequest } from '../http/handler.js';
+import { sendPlain } from '../http/plain-response.js';
 
 export class Redirect implements Handler {
   constructor(private readonly status: number, private readonly location: string) {}

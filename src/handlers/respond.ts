@@ -1,6 +1,6 @@
 /** The `return` action (nginx's `return CODE TEXT`): a fixed status and body. */
 import { STATUS_CODES } from 'node:http';
-import type { Handler, RouteRequest } from './handler.js';
+import type { Handler, RouteRequest } from '../http/handler.js';
 
 export class Respond implements Handler {
   private readonly body: Buffer;

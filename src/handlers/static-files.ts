@@ -15,12 +15,12 @@ import { realpathSync } from 'node:fs';
 import { STATUS_CODES } from 'node:http';
 import { join, sep } from 'node:path';
 import send from 'send';
-import { sendPlain } from '../front/plain-response.js';
+import { sendPlain } from '../http/plain-response.js';
 import { COMPRESSIONS, type StaticSettings } from '../config/schema.js';
-import { compressible, Compression, noTransform, type Coding } from '../front/compression.js';
+import { compressible, Compression, noTransform, type Coding } from '../http/compression.js';
 import { VALID_MS, type CachedFile, type FileCache } from './file-cache.js';
 import { cachingHeaders, sendWholeFile, wholeFileResponse, type WholeFile } from './file-response.js';
-import type { Handler, MemoryResponse, RequestHead, RouteRequest } from './handler.js';
+import type { Handler, MemoryResponse, RequestHead, RouteRequest } from '../http/handler.js';
 import { encodePath } from './redirect.js';
 
 /** What a request gets: a whole file, send's handling of the file, the redirect to the directory's slash form, or an error status. */

@@ -24,11 +24,12 @@
  * request (see forwarded.ts), as with nginx's real_ip.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { clientAddress } from '../front/forwarded.js';
 
 /** One finished request, as the access log sees it. */
 export interface AccessEntry {
   req: IncomingMessage;
+  /** The client's address (a trusted proxy's forwarded one), '-' when unknown. */
+  client: string;
   /** Absent for answers written without a response object. */
   res: LoggedResponse | undefined;
   status: number;
@@ -108,7 +109,7 @@ function target(req: IncomingMessage): { path: string; query: string } {
 }
 
 const ATOMS: Record<string, Render> = {
-  h: (e) => safe(clientAddress(e.req)),
+  h: (e) => safe(e.client),
   l: () => '-',
   u: (e) => safe(basicUser(e.req.headers.authorization)),
   t: (e) => `[${clfTime(e.now)}]`,
@@ -171,7 +172,7 @@ export function compileFormat(format: string): { render?: Render; problem?: stri
 function json(e: AccessEntry): string {
   return JSON.stringify({
     time: new Date(e.now).toISOString(),
-    remote_addr: clientAddress(e.req),
+    remote_addr: e.client,
     method: e.req.method ?? null,
     path: e.req.method ? e.req.url : null,
     protocol: e.req.httpVersion ? `HTTP/${e.req.httpVersion}` : null,

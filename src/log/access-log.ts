@@ -21,6 +21,8 @@ export class AccessLog {
     /** access_log_format, already validated by the schema. */
     format: string,
     private readonly onError: (err: Error) => void,
+    /** The client's address as the log shows it (the front knows about trusted proxies). */
+    private readonly clientOf: (req: IncomingMessage) => string,
   ) {
     const compiled = accessLogFormat(format);
     if (compiled.render === undefined) throw configError('--access-log-format', format, compiled.problem!);
@@ -61,7 +63,7 @@ export class AccessLog {
   write(req: IncomingMessage, status: number, bytes: number, res?: LoggedResponse): void {
     const started = (req as TimedRequest)[kStarted];
     const durationMs = started === undefined ? 0 : performance.now() - started;
-    this.out.write(this.render({ req, res, status, bytes, durationMs, now: Date.now() }) + '\n');
+    this.out.write(this.render({ req, client: this.clientOf(req), res, status, bytes, durationMs, now: Date.now() }) + '\n');
   }
 
   close(): Promise<void> {

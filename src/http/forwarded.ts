@@ -17,7 +17,6 @@
  * sent (nginx routes on the Host it received too); the app sees the
  * forwarded one in HTTP_HOST. X-Forwarded-Port and -Prefix are not applied.
  */
-import { H2Request } from './h2-compat.js';
 import { BlockList, isIP } from 'node:net';
 import type { IncomingMessage } from 'node:http';
 import type { Socket } from 'node:net';
@@ -46,7 +45,7 @@ export function clientAddress(req: IncomingMessage): string {
   const fwd = (req as ForwardedReq)[kForwarded];
   if (fwd?.addr !== undefined) return fwd.addr;
   // An HTTP/2 request's socket no longer leads to the connection once its stream closed.
-  const remote = req instanceof H2Request ? req.peerAddress : req.socket.remoteAddress;
+  const remote = 'peerAddress' in req ? (req.peerAddress as string | undefined) : req.socket.remoteAddress;
   if (remote === undefined) return '-';
   return remote.startsWith('::ffff:') ? remote.slice(7) : remote;
 }

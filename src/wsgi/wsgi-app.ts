@@ -7,12 +7,11 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { WorkerPool } from '../pool/worker-pool.js';
 import { encodeRequest } from '../wire/frames.js';
-import { bodyEnviron, buildEnviron } from '../front/environ.js';
-import { hasUnsizedH2Body } from '../front/h2-compat.js';
-import { readBody } from '../front/request-body.js';
-import { refuse } from '../front/plain-response.js';
-import { WsgiExchange, type ExchangeContext } from '../front/wsgi-exchange.js';
-import type { Handler, RouteRequest } from './handler.js';
+import { bodyEnviron, buildEnviron } from './environ.js';
+import { hasUnsizedH2Body, readBody } from './request-body.js';
+import { refuse } from '../http/plain-response.js';
+import { WsgiExchange } from './wsgi-exchange.js';
+import type { ExchangeContext, Handler, RouteRequest } from '../http/handler.js';
 
 export class WsgiApp implements Handler {
   constructor(

@@ -18,7 +18,7 @@
  */
 import type { IncomingMessage } from 'node:http';
 import type { Socket } from 'node:net';
-import { forwardedOf, type ForwardedRequest } from './forwarded.js';
+import { forwardedOf, type ForwardedRequest } from '../http/forwarded.js';
 
 /** Marks for the two headers that describe the body: the front handles them, the app never sees them. */
 const CONTENT_LENGTH = '\x01';
@@ -47,13 +47,6 @@ function cgiName(raw: string): string {
     if (cgiNames.size < 4096) cgiNames.set(raw, name);
   }
   return name;
-}
-
-const PERCENT = /%([0-9A-Fa-f]{2})/g;
-
-/** Percent-decodes to a latin-1 string: each byte becomes one char, as PEP 3333 wants. */
-export function decodePath(path: string): string {
-  return path.includes('%') ? path.replace(PERCENT, (_, hex: string) => String.fromCharCode(parseInt(hex, 16))) : path;
 }
 
 const kConnEnv = Symbol('gatehouse.connEnviron');
@@ -100,33 +93,6 @@ function serverFromHost(host: string | undefined, scheme: string): string {
   return `\0SERVER_NAME\0${name}\0SERVER_PORT\0${port || (scheme === 'https' ? '443' : '80')}`;
 }
 
-/** The request target, split and decoded once for routing and the environ. */
-export interface RequestTarget {
-  /** The path, percent-decoded to latin-1. */
-  path: string;
-  /** The raw query string, without '?'. */
-  query: string;
-}
-
-/**
- * Splits `req.url`; null when the path decodes to a NUL (it separates the
- * wire's fields) or holds a `..` segment (it could climb out of a route's
- * prefix; nginx refuses one that climbs above the root too): both 400.
- */
-export function parseTarget(url: string): RequestTarget | null {
-  let target = url;
-  if (target.charCodeAt(0) !== 47 /* '/' */) {
-    // absolute-form (a proxy-style request line): keep only the path
-    const m = /^[a-zA-Z][a-zA-Z0-9+.-]*:\/\/[^/?#]*/.exec(target);
-    target = m ? target.slice(m[0].length) || '/' : target;
-  }
-  const q = target.indexOf('?');
-  const path = decodePath(q < 0 ? target : target.slice(0, q));
-  if (path.includes('\0') || DOT_DOT.test(path)) return null;
-  return { path, query: q < 0 ? '' : target.slice(q + 1) };
-}
-
-const DOT_DOT = /\/\.\.(?:\/|$)/;
 
 /** Where the request goes: its app is mounted at `prefix` (SCRIPT_NAME), `rest` is PATH_INFO. */
 export interface EnvironTarget {

@@ -3,6 +3,19 @@
  * handed a request the router matched, and answers it.
  */
 import type { IncomingHttpHeaders, IncomingMessage, OutgoingHttpHeaders, ServerResponse } from 'node:http';
+import type { AccessLog } from '../log/access-log.js';
+import type { Logger } from '../log/logger.js';
+import type { Compression } from './compression.js';
+
+/** What the front shares with the route actions that answer asynchronously. */
+export interface ExchangeContext {
+  logger: Logger;
+  accessLog: AccessLog | null;
+  /** The server is stopping: responses say Connection: close. */
+  draining: boolean;
+  /** Response compression; null when it is off. */
+  compression: Compression | null;
+}
 
 export interface RouteRequest {
   req: IncomingMessage;

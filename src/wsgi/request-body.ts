@@ -102,3 +102,8 @@ export function readBody(
     }
   });
 }
+
+/** An HTTP/2 request whose body has no Content-Length: its stream did not end with the headers. */
+export function hasUnsizedH2Body(req: IncomingMessage): boolean {
+  return req.httpVersionMajor === 2 && (req as { stream?: { endAfterHeaders: boolean } }).stream?.endAfterHeaders === false;
+}

@@ -3,44 +3,27 @@
  * frames into the HTTP response, and owns what the request leaves behind
  * (temp body file, access log line).
  */
-import { createReadStream, fstat, open, close } from 'node:fs';
+import { fstat, open, close } from 'node:fs';
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import type { Logger } from '../log/logger.js';
-import type { AccessLog } from '../log/access-log.js';
 import type { Exchange } from '../pool/exchange.js';
 import type { WorkerProcess } from '../pool/worker-process.js';
 import type { Socket } from 'node:net';
 import type { FileSpec } from '../wire/frames.js';
 import { discardBodyFile } from './request-body.js';
-import { sendPlain } from './plain-response.js';
+import { sendPlain } from '../http/plain-response.js';
+import type { ExchangeContext } from '../http/handler.js';
+import { inFlightOn, type InFlight } from '../http/in-flight.js';
+import { readFileRegion } from '../http/file-region.js';
 import { ResponseSpool } from './response-spool.js';
-import { compressSync, createEncoder, flushEncoder, SYNC_LIMIT, type Coding, type Compression, type Encoder } from './compression.js';
-import { compressHead } from './compress-head.js';
-import { DISK_CHUNK } from '../handlers/file-response.js';
+import { compressSync, createEncoder, flushEncoder, SYNC_LIMIT, type Coding, type Compression, type Encoder } from '../http/compression.js';
+import { compressHead } from '../http/compress-head.js';
 
 /** How much of a response the front holds in memory for a slow client; the rest is spooled to disk. */
 const RESPONSE_BUFFER = 1024 * 1024;
 
-export interface ExchangeContext {
-  logger: Logger;
-  accessLog: AccessLog | null;
-  /** The server is stopping: responses say Connection: close. */
-  draining: boolean;
-  /** Response compression; null when it is off. */
-  compression: Compression | null;
-}
-
-const kExchanges = Symbol('gatehouse.exchanges');
-type TrackedSocket = Socket & { [kExchanges]?: WsgiExchange[] };
-
-/** The exchanges still under way on a connection (more than one when the client pipelines). */
-export function exchangesOf(socket: Socket): WsgiExchange[] {
-  return ((socket as TrackedSocket)[kExchanges] ??= []);
-}
-
 const FAIL_TEXT = { 502: 'Bad Gateway', 503: 'Service Unavailable', 504: 'Gateway Timeout' } as const;
 
-export class WsgiExchange implements Exchange {
+export class WsgiExchange implements Exchange, InFlight {
   worker: WorkerProcess | null = null;
   queuedAt = 0;
   sentAt = 0;
@@ -70,7 +53,7 @@ export class WsgiExchange implements Exchange {
       // An HTTP/2 stream closes on its own (RST_STREAM, or its session going away) before its response is done.
       res.once('close', () => this.done || this.clientGone());
     } else {
-      exchangesOf(req.socket).push(this);
+      inFlightOn(req.socket).push(this);
     }
   }
 
@@ -132,7 +115,7 @@ export class WsgiExchange implements Exchange {
           close(fd, () => {});
           return this.fileFailed(`${spec.path.toString()} was replaced before it could be sent`);
         }
-        const stream = createReadStream('', { fd, start: spec.offset, end: spec.offset + spec.length - 1, highWaterMark: DISK_CHUNK });
+        const stream = readFileRegion(fd, spec.offset, spec.offset + spec.length - 1);
         stream.on('error', (e) => this.fileFailed(e.message));
         if (this.encoder === null) stream.on('data', (chunk) => (this.bytes += chunk.length));
         stream.on('end', () => {
@@ -237,7 +220,7 @@ export class WsgiExchange implements Exchange {
     this.spool?.close();
     this.encoder?.destroy();
     if (this.req.httpVersionMajor !== 2) {
-      const list = exchangesOf(this.req.socket);
+      const list = inFlightOn(this.req.socket);
       list.splice(list.indexOf(this), 1);
     }
     discardBodyFile(this.bodyFile);

@@ -1,0 +1,39 @@
+/**
+ * The request target as routing and the environ see it: the path
+ * percent-decoded to latin-1 (PEP 3333's "bytes in a str", as PATH_INFO is)
+ * and the raw query string.
+ */
+const PERCENT = /%([0-9A-Fa-f]{2})/g;
+
+/** Percent-decodes to a latin-1 string: each byte becomes one char, as PEP 3333 wants. */
+export function decodePath(path: string): string {
+  return path.includes('%') ? path.replace(PERCENT, (_, hex: string) => String.fromCharCode(parseInt(hex, 16))) : path;
+}
+
+/** The request target, split and decoded once for routing and the environ. */
+export interface RequestTarget {
+  /** The path, percent-decoded to latin-1. */
+  path: string;
+  /** The raw query string, without '?'. */
+  query: string;
+}
+
+/**
+ * Splits `req.url`; null when the path decodes to a NUL (it separates the
+ * wire's fields) or holds a `..` segment (it could climb out of a route's
+ * prefix; nginx refuses one that climbs above the root too): both 400.
+ */
+export function parseTarget(url: string): RequestTarget | null {
+  let target = url;
+  if (target.charCodeAt(0) !== 47 /* '/' */) {
+    // absolute-form (a proxy-style request line): keep only the path
+    const m = /^[a-zA-Z][a-zA-Z0-9+.-]*:\/\/[^/?#]*/.exec(target);
+    target = m ? target.slice(m[0].length) || '/' : target;
+  }
+  const q = target.indexOf('?');
+  const path = decodePath(q < 0 ? target : target.slice(0, q));
+  if (path.includes('\0') || DOT_DOT.test(path)) return null;
+  return { path, query: q < 0 ? '' : target.slice(q + 1) };
+}
+
+const DOT_DOT = /\/\.\.(?:\/|$)/;
