@@ -11,7 +11,7 @@ import type { Site } from './config/site.js';
 import { Compression } from './http/compression.js';
 import { HttpFront } from './front/http-front.js';
 import { Router, type RouteEntry } from './front/router.js';
-import type { ExchangeContext, Handler } from './http/handler.js';
+import type { ExchangeContext, Handler, RequestInfo } from './http/handler.js';
 import { Redirect } from './handlers/redirect.js';
 import { Respond } from './handlers/respond.js';
 import { FileCache } from './handlers/file-cache.js';
@@ -68,7 +68,7 @@ export class Gatehouse {
   /** The pools by app name. */
   readonly pools = new Map<string, WorkerPool>();
   readonly front: HttpFront;
-  private readonly accessLog: AccessLog | null;
+  private readonly accessLog: AccessLog<RequestInfo> | null;
   private stopWatching: (() => void)[] = [];
 
   constructor(readonly site: Site) {

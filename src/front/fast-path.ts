@@ -27,7 +27,8 @@ import type { Config } from '../config/schema.js';
 import type { TrustedProxies } from '../http/forwarded.js';
 import { headerValue, wire, type MemoryAnswers, type Prepared } from './memory-answers.js';
 import { parseHead, type ParsedHead } from './request-head.js';
-import type { ExchangeContext } from '../http/handler.js';
+import type { ExchangeContext, HttpResponse, RequestInfo } from '../http/handler.js';
+import { Http1Response } from './http1-response.js';
 
 const END_OF_HEAD = Buffer.from('\r\n\r\n');
 /** Pipelined bytes held while a request is answered; past this the socket is not read until it is. */
@@ -42,8 +43,19 @@ export interface FastPathOptions {
   onHeaderTimeout(socket: Socket): void;
 }
 
-/** What a listener does with a request: the front's request handler. */
-export type Serve = (req: IncomingMessage, res: ServerResponse) => void;
+/** What a listener does with a request: the front's request handlers, for node:http's objects and for the lean ones. */
+export interface Serve {
+  node(req: IncomingMessage, res: ServerResponse): void;
+  lean(req: RequestInfo, res: HttpResponse, lean: LeanParts): void;
+}
+
+/** What comes with a lean request: its body, and node:http's objects for an action that needs them. */
+export interface LeanParts {
+  /** The body as it arrives (node:http's IncomingMessage, which is also the request); null: none. */
+  body: IncomingMessage | null;
+  /** Replaces the lean request and response by node:http's; call before anything is written. */
+  toNode(): { req: IncomingMessage; res: ServerResponse };
+}
 
 /** node:http's internals that its own server uses around a response, and so does this path. */
 type NodeResponse = ServerResponse & { _keepAliveTimeout: number; _last: boolean };
@@ -73,10 +85,16 @@ export class FastPath {
 
 /** A request given to the handler, until both its body is in and its response is written. */
 interface InFlight {
-  req: IncomingMessage;
-  res: NodeResponse;
+  head: ParsedHead;
+  /** The body, pushed in as it arrives; null when there is none. */
+  body: IncomingMessage | null;
+  res: NodeResponse | Http1Response;
   bodyLeft: number;
 }
+
+/** Lingering close (nginx's lingering_timeout and lingering_time). */
+const LINGER_MS = 5000;
+const LINGER_MAX_MS = 30_000;
 
 /** Requests answered at once on one connection (pipelining); more wait unread. */
 const MAX_IN_FLIGHT = 16;
@@ -109,6 +127,8 @@ class FastConnection {
   private idleTimer = false;
   /** The client sent FIN, or we are closing: no more requests. */
   private ended = false;
+  /** Lingering close (see close()) until this performance.now(); 0: not lingering. */
+  private lingerUntil = 0;
 
   constructor(
     private readonly path: FastPath,
@@ -151,6 +171,7 @@ class FastConnection {
   // The socket's events, through LISTENERS.
 
   onData(chunk: Buffer): void {
+    if (this.lingerUntil !== 0) return this.lingered();
     const rest = this.receiving !== null ? this.feedBody(chunk) : chunk;
     if (rest === null) return;
     this.pending = this.pending === null ? rest : Buffer.concat([this.pending, rest]);
@@ -159,17 +180,19 @@ class FastConnection {
   }
 
   onEnd(): void {
+    if (this.lingerUntil !== 0) return void this.socket.destroy();
     if (this.ended) return;
     this.ended = true;
     // A body cut short can never be complete.
-    this.receiving?.req.destroy(aborted());
+    this.receiving?.body!.destroy(aborted());
     if (!this.busy) this.socket.end();
   }
 
   /** node:http's socketOnDrain: the response writing now may go on. */
   onDrain(): void {
     const res = this.answering[0]?.res;
-    if (res !== undefined && res.writableNeedDrain) res.emit('drain');
+    if (res instanceof Http1Response) res.onSocketDrain();
+    else if (res !== undefined && res.writableNeedDrain) res.emit('drain');
   }
 
   onError(): void {
@@ -185,8 +208,7 @@ class FastConnection {
   onClose(): void {
     this.path.forget(this);
     // As node:http: the requests under way are aborted (their responses emit 'close' by themselves).
-    for (const x of this.answering) x.req.destroy(aborted());
-    this.receiving?.req.destroy(aborted());
+    for (const x of this.answering) x.body?.destroy(aborted());
   }
 
   /**
@@ -249,13 +271,30 @@ class FastConnection {
     if (this.socket.isPaused() && (this.pending?.length ?? 0) <= MAX_HELD) this.socket.resume();
   }
 
-  /** The last answer is on its way: close once it is written (node:http's destroySoon), whether or not the client closes its side. */
-  private close(): void {
+  /**
+   * The last answer is on its way: close once it is written (node:http's
+   * destroySoon), whether or not the client closes its side. With request
+   * bytes still unread (a body refused with 413, say), nginx's lingering
+   * close instead: what the client still sends is read and dropped until it
+   * closes, or is quiet for LINGER_MS, so the answer is not lost to a reset.
+   */
+  private close(unread = false): void {
     this.ended = true;
     const s = this.socket;
     s.end();
-    if (s.writableFinished) s.destroy();
+    if (unread) {
+      this.pending = null;
+      this.receiving = null;
+      this.lingerUntil = performance.now() + LINGER_MAX_MS;
+      s.setTimeout(LINGER_MS);
+      s.resume();
+    } else if (s.writableFinished) s.destroy();
     else s.once('finish', () => s.destroy());
+  }
+
+  /** Bytes read while lingering: dropped, and no longer than LINGER_MAX_MS in all. */
+  private lingered(): void {
+    if (performance.now() > this.lingerUntil) this.socket.destroy();
   }
 
   /** The head at the start of `pending` (`rest` bytes with its blank line) is read. */
@@ -289,9 +328,10 @@ class FastConnection {
   }
 
   /**
-   * Gives the request to the front's handler as node:http's own request and
-   * response (what its server does per request): the response owns the
-   * socket, or waits for the ones before it.
+   * Gives the request to the front's handler, as a lean request record and
+   * response writer (http1-response.ts), which the handler may exchange for
+   * node:http's own objects; the response owns the socket, or waits for the
+   * ones before it.
    */
   private dispatch(head: ParsedHead, rest: number): void {
     const { settings } = this.path.options;
@@ -302,31 +342,49 @@ class FastConnection {
       s.setTimeout(0);
       this.idleTimer = false;
     }
-    const req = toRequest(s, head);
-    const res = new ServerResponse(req) as NodeResponse;
+    const body = head.headers['content-length'] === undefined ? null : toRequest(s, head);
+    const req: RequestInfo = body ?? leanRequest(s, head);
+    const res = new Http1Response(head.method, settings.keepalive_timeout);
     res.shouldKeepAlive = !this.closing(head);
-    // node:http's server sets it so that the response says Keep-Alive: timeout=N.
-    res._keepAliveTimeout = settings.keepalive_timeout * 1000;
-    const x: InFlight = { req, res, bodyLeft: head.bodyLength };
+    const x: InFlight = { head, body, res, bodyLeft: head.bodyLength };
     if (this.answering.length === 0) res.assignSocket(s);
     this.answering.push(x);
     res.once('finish', () => this.finished(x));
-    this.serve(req, res);
-    if (x.bodyLeft === 0) return endBody(req);
+    this.serve.lean(req, res, { body, toNode: () => this.toNode(x) });
+    if (body === null) return;
+    if (x.bodyLeft === 0) return endBody(body);
     this.receiving = x;
     if (this.pending !== null) this.pending = this.feedBody(this.pending);
+  }
+
+  /** node:http's request and response in place of the lean ones (what node:http's server makes per request). */
+  private toNode(x: InFlight): { req: IncomingMessage; res: ServerResponse } {
+    const lean = x.res as Http1Response;
+    const req = x.body ?? toRequest(this.socket, x.head);
+    const res = new ServerResponse(req) as NodeResponse;
+    res.shouldKeepAlive = lean.shouldKeepAlive;
+    // node:http's server sets it so that the response says Keep-Alive: timeout=N.
+    res._keepAliveTimeout = this.path.options.settings.keepalive_timeout * 1000;
+    if (this.answering[0] === x) {
+      lean.detachSocket();
+      res.assignSocket(this.socket);
+    }
+    x.res = res;
+    res.once('finish', () => this.finished(x));
+    return { req, res };
   }
 
   /** Pushes the body's part of `chunk` into the request receiving it; what follows it, if anything. */
   private feedBody(chunk: Buffer): Buffer | null {
     const x = this.receiving!;
+    const body = x.body!;
     const n = Math.min(x.bodyLeft, chunk.length);
     x.bodyLeft -= n;
     // Not read fast enough: the socket waits (IncomingMessage resumes it when read again).
-    if (!x.req.push(n === chunk.length ? chunk : chunk.subarray(0, n))) this.socket.pause();
+    if (!body.push(n === chunk.length ? chunk : chunk.subarray(0, n))) this.socket.pause();
     if (x.bodyLeft === 0) {
       this.receiving = null;
-      endBody(x.req);
+      endBody(body);
       queueMicrotask(() => this.idleOrNext());
     }
     return n === chunk.length ? null : chunk.subarray(n);
@@ -334,16 +392,14 @@ class FastConnection {
 
   /** A response is written (node:http's resOnFinish): the next one gets the socket, or the connection waits for requests. */
   private finished(x: InFlight): void {
-    const { req, res } = x;
+    const { body, res } = x;
     // A body nobody read is read and dropped, so the next request can be found after it.
-    if (!req.readableEnded) req.resume();
+    if (body !== null && !body.readableEnded) body.resume();
     res.detachSocket(this.socket);
     process.nextTick(() => res.emit('close'));
     this.answering.splice(this.answering.indexOf(x), 1);
-    if (res._last || this.socket.destroyed) {
-      this.receiving = null;
-      return this.close();
-    }
+    const last = res instanceof Http1Response ? res.last : res._last;
+    if (last || this.socket.destroyed) return this.close(this.receiving !== null || this.pending !== null);
     this.answering[0]?.res.assignSocket(this.socket);
     this.idleOrNext();
   }
@@ -382,6 +438,11 @@ function toRequest(socket: Socket, head: ParsedHead): IncomingMessage {
   req.headers = head.headers;
   req.rawHeaders = head.rawHeaders;
   return req;
+}
+
+/** The fast path's own record of a request without a body (no node:http object). */
+function leanRequest(socket: Socket, head: ParsedHead): RequestInfo {
+  return { method: head.method, url: head.url, httpVersion: '1.1', httpVersionMajor: 1, headers: head.headers, rawHeaders: head.rawHeaders, socket };
 }
 
 /** The request's body is all in (node:http's message-complete). */

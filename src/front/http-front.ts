@@ -14,7 +14,7 @@ import type { Duplex } from 'node:stream';
 import { GatehouseError } from '../errors.js';
 import { formatBind, parseBind } from '../config/bind.js';
 import type { Config, ListenerSettings } from '../config/schema.js';
-import type { ExchangeContext, RouteRequest } from '../http/handler.js';
+import type { ExchangeContext, Handler, HttpResponse, RequestInfo, RouteRequest } from '../http/handler.js';
 import { refuse, sendPlain } from '../http/plain-response.js';
 import { parseTarget } from '../http/request-target.js';
 import { TrustedProxies } from '../http/forwarded.js';
@@ -22,7 +22,7 @@ import { inFlightOn } from '../http/in-flight.js';
 import { createListenerServer, type ListenerServer } from './listener.js';
 import { hostName, type Router } from './router.js';
 import { isTls } from './tls-context.js';
-import { FastPath } from './fast-path.js';
+import { FastPath, type LeanParts, type Serve } from './fast-path.js';
 import { MemoryAnswers } from './memory-answers.js';
 
 /** What the front needs to know about the listener a request came in on. */
@@ -69,8 +69,11 @@ export class HttpFront {
       const redirect = listener.redirect_https;
       const tls = isTls(listener);
       const info: ListenerInfo = { scheme: tls ? 'https' : 'http', httpsPort: redirect === false ? null : redirect === true ? 443 : redirect };
-      const serve = (req: IncomingMessage, res: ServerResponse) => this.onRequest(req, res, info);
-      const server = createListenerServer(listener, this.settings, serve);
+      const serve: Serve = {
+        node: (req, res) => this.onRequest(req, res, info),
+        lean: (req, res, lean) => this.onLeanRequest(req, res, info, lean),
+      };
+      const server = createListenerServer(listener, this.settings, serve.node);
       server.on('checkContinue', (req: IncomingMessage, res: ServerResponse) => this.onRequest(req, res, info, true));
       const max = this.settings.max_connections;
       // redirect_https answers every request itself, in onRequest.
@@ -199,26 +202,61 @@ export class HttpFront {
     for (const x of inFlightOn(socket).slice()) x.clientGone();
   }
 
+  /** A request as node:http has it (TLS, HTTP/2, and what the fast path hands over). */
   private onRequest(req: IncomingMessage, res: ServerResponse, listener: ListenerInfo, expectsContinue = false): void {
+    const r = this.route(req, res, listener, expectsContinue);
+    if (r === null) return;
+    if (expectsContinue) res.writeContinue();
+    r.handler.serve(r);
+  }
+
+  /**
+   * A request the fast path read, with its lean request record and response
+   * writer: an action that takes them gets them; any other gets node:http's
+   * objects, made now (`lean.toNode`).
+   */
+  private onLeanRequest(req: RequestInfo, res: HttpResponse, listener: ListenerInfo, lean: LeanParts): void {
+    const r = this.route(req, res, listener, false);
+    if (r === null) return;
+    if (r.handler.serveLean !== undefined) return r.handler.serveLean({ ...r, body: lean.body });
+    const node = lean.toNode();
+    this.ctx.accessLog?.begin(node.req);
+    r.handler.serve({ ...r, req: node.req, res: node.res, log: this.logFor(node.req, node.res) });
+  }
+
+  /**
+   * What every request goes through before its route's action takes it:
+   * the forwarded client, the target, redirect_https, the route and
+   * max_request_body. Null when the front has answered already.
+   */
+  private route<Req extends RequestInfo, Res extends HttpResponse>(
+    req: Req,
+    res: Res,
+    listener: ListenerInfo,
+    expectsContinue: boolean,
+  ): (RouteRequest<Req, Res> & { handler: Handler }) | null {
     // First, so that even a refusal is logged with the forwarded client (nginx's real_ip).
     const forwarded = this.proxies?.resolve(req);
     this.ctx.accessLog?.begin(req);
     // keepalive_timeout 0 means no keep-alive, as in nginx (to Node it would mean no timeout at all).
     if (this.settings.keepalive_timeout === 0) res.shouldKeepAlive = false;
-    const accessLog = this.ctx.accessLog;
-    const log = accessLog === null ? noLog : (status: number, bytes: number) => accessLog.write(req, status, bytes, res);
+    const log = this.logFor(req, res);
     const target = parseTarget(req.url ?? '/');
-    if (target === null) return refuse({ res, log }, 400);
+    if (target === null) return refused({ res, log }, 400);
     const host = hostName(req.headers.host);
     // A trusted proxy may say the client came over https (routing keeps the Host the proxy sent).
     const scheme = forwarded?.proto ?? listener.scheme;
-    if (listener.httpsPort !== null && scheme !== 'https') return this.redirectToHttps(req, res, host, listener.httpsPort, log);
+    if (listener.httpsPort !== null && scheme !== 'https') {
+      redirectToHttps(req, res, host, listener.httpsPort, log);
+      return null;
+    }
     const match = this.router.match(host, target.path);
     if (match === null) {
-      if (expectsContinue) return refuse({ res, log }, 404);
-      return log(404, sendPlain(res, 404, 'Not Found', false));
+      if (expectsContinue) return refused({ res, log }, 404);
+      log(404, sendPlain(res, 404, 'Not Found', false));
+      return null;
     }
-    const r: RouteRequest = {
+    const r = {
       req,
       res,
       scheme,
@@ -228,23 +266,33 @@ export class HttpFront {
       query: target.query,
       maxRequestBody: match.entry.maxRequestBody,
       log,
+      handler: match.entry.handler,
     };
     // max_request_body holds on every route, as nginx's client_max_body_size: a declared
     // body over it is refused before it is read (or, with Expect: 100-continue, sent).
     const declared = req.headers['content-length'];
-    if (declared !== undefined && Number(declared) > r.maxRequestBody) return refuse(r, 413);
-    if (expectsContinue) res.writeContinue();
-    match.entry.handler.serve(r);
+    if (declared !== undefined && Number(declared) > r.maxRequestBody) return refused(r, 413);
+    return r;
   }
 
-  private redirectToHttps(req: IncomingMessage, res: ServerResponse, host: string, port: number, log: RouteRequest['log']): void {
-    const authority = host.includes(':') ? `[${host}]` : host || 'localhost';
-    const location = `https://${authority}${port === 443 ? '' : `:${port}`}${req.url ?? '/'}`;
-    res.setHeader('Location', location);
-    // 308 keeps the method and body of a POST; a GET is answered 301 as nginx does.
-    const status = req.method === 'GET' || req.method === 'HEAD' ? 301 : 308;
-    log(status, sendPlain(res, status, `Moved Permanently: ${location}`, req.method !== 'GET' && req.method !== 'HEAD'));
+  private logFor(req: RequestInfo, res: HttpResponse): RouteRequest['log'] {
+    const accessLog = this.ctx.accessLog;
+    return accessLog === null ? noLog : (status: number, bytes: number) => accessLog.write(req, status, bytes, res);
   }
+}
+
+function redirectToHttps(req: RequestInfo, res: HttpResponse, host: string, port: number, log: RouteRequest['log']): void {
+  const authority = host.includes(':') ? `[${host}]` : host || 'localhost';
+  const location = `https://${authority}${port === 443 ? '' : `:${port}`}${req.url ?? '/'}`;
+  // 308 keeps the method and body of a POST; a GET is answered 301 as nginx does.
+  const status = req.method === 'GET' || req.method === 'HEAD' ? 301 : 308;
+  log(status, sendPlain(res, status, `Moved Permanently: ${location}`, req.method !== 'GET' && req.method !== 'HEAD', { Location: location }));
+}
+
+/** refuse(), for route(): the request is answered. */
+function refused(r: { res: HttpResponse; log: RouteRequest['log'] }, status: number): null {
+  refuse(r, status);
+  return null;
 }
 
 /**

@@ -10,6 +10,7 @@ import type { MemoryResponse } from '../http/handler.js';
 import { parseTarget } from '../http/request-target.js';
 import type { ParsedHead } from './request-head.js';
 import { hostName, type Router } from './router.js';
+import { httpDate } from './http-date.js';
 
 /** An answer with its status line and headers as text (all but Date and Connection). */
 export interface Prepared {
@@ -100,18 +101,4 @@ export function headerValue(headers: OutgoingHttpHeaders, name: string): number 
   const lower = name.toLowerCase();
   for (const key in headers) if (key.toLowerCase() === lower) return headers[key];
   return undefined;
-}
-
-let dateSecond = -1;
-let dateText = '';
-
-/** The Date header's value, made once a second. */
-function httpDate(): string {
-  const now = Date.now();
-  const second = Math.floor(now / 1000);
-  if (second !== dateSecond) {
-    dateSecond = second;
-    dateText = new Date(now).toUTCString();
-  }
-  return dateText;
 }

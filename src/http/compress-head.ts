@@ -3,7 +3,7 @@
  * worker sent (`[status line, name, value, name, value, ...]`) and written
  * into it, so the response goes out with the headers it needs.
  */
-import type { IncomingMessage } from 'node:http';
+import type { RequestHead } from './handler.js';
 import { compressible, noTransform, varyWithAcceptEncoding, weakEtag, type Coding, type Compression } from './compression.js';
 
 /**
@@ -18,7 +18,7 @@ import { compressible, noTransform, varyWithAcceptEncoding, weakEtag, type Codin
  * the head counts first); `streamed` says the compressed body's length will
  * not be known, so it goes chunked, which HTTP/1.0 clients do not have.
  */
-export function compressHead(head: string[], z: Compression, req: IncomingMessage, length: number | undefined, streamed: boolean): Coding | null {
+export function compressHead(head: string[], z: Compression, req: RequestHead, length: number | undefined, streamed: boolean): Coding | null {
   const status = Number(head[0]!.slice(0, 3));
   if (status < 200 || status === 204 || status === 206 || status === 304) return null;
   let type: string | undefined;

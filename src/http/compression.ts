@@ -4,7 +4,7 @@
  * Accept-Encoding picks the coding, only text-like types are worth it, and a
  * response that varies with Accept-Encoding says so (Vary).
  */
-import type { IncomingMessage } from 'node:http';
+import type { IncomingHttpHeaders } from 'node:http';
 import { brotliCompressSync, constants, createBrotliCompress, createGzip, gzipSync, type BrotliCompress, type BrotliOptions, type Gzip } from 'node:zlib';
 import type { COMPRESSIONS } from '../config/schema.js';
 
@@ -110,12 +110,12 @@ export class Compression {
   ) {}
 
   /** The coding this client gets for a body of ours, or null (as it is). */
-  choose(req: Pick<IncomingMessage, 'headers'>): Coding | null {
+  choose(req: { headers: IncomingHttpHeaders }): Coding | null {
     return this.accepted(req)[0] ?? null;
   }
 
   /** The codings this client takes, best first. */
-  accepted(req: Pick<IncomingMessage, 'headers'>): readonly Coding[] {
+  accepted(req: { headers: IncomingHttpHeaders }): readonly Coding[] {
     const header = req.headers['accept-encoding'];
     if (header === undefined) return [];
     if (header !== this.lastHeader) {

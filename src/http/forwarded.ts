@@ -18,7 +18,7 @@
  * forwarded one in HTTP_HOST. X-Forwarded-Port and -Prefix are not applied.
  */
 import { BlockList, isIP } from 'node:net';
-import type { IncomingMessage } from 'node:http';
+import type { RequestInfo } from './handler.js';
 import type { Socket } from 'node:net';
 
 /** What a trusted peer forwarded; each field only when the peer gave a valid one. */
@@ -32,16 +32,16 @@ export interface ForwardedRequest {
 
 const kForwarded = Symbol('gatehouse.forwarded');
 const kTrusted = Symbol('gatehouse.trustedPeer');
-type ForwardedReq = IncomingMessage & { [kForwarded]?: ForwardedRequest };
+type ForwardedReq = RequestInfo & { [kForwarded]?: ForwardedRequest };
 type TrustSocket = Socket & { [kTrusted]?: boolean };
 
 /** What a trusted peer forwarded for this request; undefined when the peer is not trusted. */
-export function forwardedOf(req: IncomingMessage): ForwardedRequest | undefined {
+export function forwardedOf(req: RequestInfo): ForwardedRequest | undefined {
   return (req as ForwardedReq)[kForwarded];
 }
 
 /** The client's address for the logs: the forwarded one from a trusted peer, else the socket's. */
-export function clientAddress(req: IncomingMessage): string {
+export function clientAddress(req: RequestInfo): string {
   const fwd = (req as ForwardedReq)[kForwarded];
   if (fwd?.addr !== undefined) return fwd.addr;
   // An HTTP/2 request's socket no longer leads to the connection once its stream closed.
@@ -141,7 +141,7 @@ export class TrustedProxies {
    * For a request from a trusted peer, works out what it forwarded and keeps
    * it on the request (see forwardedOf); undefined for any other peer.
    */
-  resolve(req: IncomingMessage): ForwardedRequest | undefined {
+  resolve(req: RequestInfo): ForwardedRequest | undefined {
     if (!this.trustsPeer(req.socket)) return undefined;
     const h = req.headers as Record<string, string | undefined>;
     const fwd: ForwardedRequest = {};

@@ -2,7 +2,10 @@
  * What every route action implements (app, static, redirect, return): it is
  * handed a request the router matched, and answers it.
  */
+import type { EventEmitter } from 'node:events';
 import type { IncomingHttpHeaders, IncomingMessage, OutgoingHttpHeaders, ServerResponse } from 'node:http';
+import type { Socket } from 'node:net';
+import type { Readable } from 'node:stream';
 import type { AccessLog } from '../log/access-log.js';
 import type { Logger } from '../log/logger.js';
 import type { Compression } from './compression.js';
@@ -10,16 +13,48 @@ import type { Compression } from './compression.js';
 /** What the front shares with the route actions that answer asynchronously. */
 export interface ExchangeContext {
   logger: Logger;
-  accessLog: AccessLog | null;
+  accessLog: AccessLog<RequestInfo> | null;
   /** The server is stopping: responses say Connection: close. */
   draining: boolean;
   /** Response compression; null when it is off. */
   compression: Compression | null;
 }
 
-export interface RouteRequest {
-  req: IncomingMessage;
-  res: ServerResponse;
+/**
+ * A request as the front has it: node:http's IncomingMessage is one, and so
+ * is the record the front's own HTTP/1.1 reader makes of a head.
+ */
+export interface RequestInfo extends RequestHead {
+  httpVersionMajor: number;
+  /** Names as sent, then values. */
+  rawHeaders: string[];
+  /** The connection (for HTTP/2, the stream's session socket until the stream closes). */
+  socket: Socket;
+}
+
+/**
+ * What an answer is written to: node:http's ServerResponse, HTTP/2's
+ * compatibility response (h2-compat.ts) and the front's own HTTP/1.1 writer
+ * (http1-response.ts) all are. 'drain' and 'close' are its events.
+ */
+export interface HttpResponse extends EventEmitter {
+  readonly headersSent: boolean;
+  readonly destroyed: boolean;
+  readonly writableLength: number;
+  readonly writableNeedDrain: boolean;
+  shouldKeepAlive: boolean;
+  /** `headers` as `[name, value, name, value...]` or an object. */
+  writeHead(status: number, reason: string, headers?: OutgoingHttpHeaders | string[]): this;
+  removeHeader(name: string): void;
+  getHeader(name: string): number | string | string[] | undefined;
+  write(chunk: Buffer): boolean;
+  end(chunk?: Buffer): this;
+  destroy(): void;
+}
+
+export interface RouteRequest<Req extends RequestInfo = IncomingMessage, Res extends HttpResponse = ServerResponse> {
+  req: Req;
+  res: Res;
   /** `http` or `https`, as the client sees it. */
   scheme: string;
   /** The Host asked for, lower case, without port ('' when the client sent none). */
@@ -36,6 +71,12 @@ export interface RouteRequest {
   maxRequestBody: number;
   /** Writes the access log line once the answer is sent. */
   log(status: number, bytes: number): void;
+}
+
+/** A request for an action that needs no node:http objects (Handler.serveLean). */
+export interface LeanRouteRequest extends RouteRequest<RequestInfo, HttpResponse> {
+  /** The request body as it arrives; null when there is none. */
+  body: Readable | null;
 }
 
 /** A request's head: what answering from memory may look at (an IncomingMessage is one). */
@@ -62,6 +103,12 @@ export interface MemoryResponse {
 
 export interface Handler {
   serve(request: RouteRequest): void;
+  /**
+   * Present when the action needs no node:http objects (the app bridge): the
+   * front's own HTTP/1.1 reader then hands it its own lean request record
+   * and response writer, which cost less than node:http's.
+   */
+  serveLean?(request: LeanRouteRequest): void;
   /**
    * The answer when it is all in memory and needs no more than the head (a
    * bodiless GET or HEAD): the fast path (fast-path.ts) writes it. Null:

@@ -23,11 +23,19 @@
  * The remote address is the forwarded client's when a trusted proxy sent the
  * request (see forwarded.ts), as with nginx's real_ip.
  */
-import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { IncomingHttpHeaders } from 'node:http';
 
 /** One finished request, as the access log sees it. */
+/** What the log reads of a request (node:http's IncomingMessage is one). */
+export interface LoggedRequest {
+  method?: string | undefined;
+  url?: string | undefined;
+  httpVersion: string;
+  headers: IncomingHttpHeaders;
+}
+
 export interface AccessEntry {
-  req: IncomingMessage;
+  req: LoggedRequest;
   /** The client's address (a trusted proxy's forwarded one), '-' when unknown. */
   client: string;
   /** Absent for answers written without a response object. */
@@ -41,7 +49,9 @@ export interface AccessEntry {
 }
 
 /** What the log reads of a response: node:http's, or the fast path's stand-in. */
-export type LoggedResponse = Pick<ServerResponse, 'getHeader'>;
+export interface LoggedResponse {
+  getHeader(name: string): number | string | string[] | undefined;
+}
 
 type Render = (e: AccessEntry) => string;
 
@@ -82,7 +92,7 @@ function basicUser(header: string | undefined): string | undefined {
   return colon < 0 ? undefined : decoded.slice(0, colon);
 }
 
-function requestHeader(req: IncomingMessage, name: string): string | undefined {
+function requestHeader(req: LoggedRequest, name: string): string | undefined {
   const v = req.headers[name];
   return Array.isArray(v) ? v.join(', ') : v;
 }
@@ -102,7 +112,7 @@ function responseHeader(res: LoggedResponse | undefined, name: string, inHead: R
   return values.length > 0 ? values.join(', ') : undefined;
 }
 
-function target(req: IncomingMessage): { path: string; query: string } {
+function target(req: LoggedRequest): { path: string; query: string } {
   const url = req.url ?? '/';
   const q = url.indexOf('?');
   return q < 0 ? { path: url, query: '' } : { path: url.slice(0, q), query: url.slice(q + 1) };

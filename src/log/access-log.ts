@@ -5,13 +5,12 @@
  */
 import { createWriteStream, openSync, type WriteStream } from 'node:fs';
 import { configError } from '../errors.js';
-import type { IncomingMessage } from 'node:http';
-import { accessLogFormat, type AccessEntry, type LoggedResponse } from './access-log-format.js';
+import { accessLogFormat, type AccessEntry, type LoggedRequest, type LoggedResponse } from './access-log-format.js';
 
 const kStarted = Symbol('gatehouse.requestStarted');
-type TimedRequest = IncomingMessage & { [kStarted]?: number };
+type TimedRequest = LoggedRequest & { [kStarted]?: number };
 
-export class AccessLog {
+export class AccessLog<Req extends LoggedRequest = LoggedRequest> {
   private out: WriteStream | NodeJS.WriteStream;
   private readonly render: (e: AccessEntry) => string;
 
@@ -22,7 +21,7 @@ export class AccessLog {
     format: string,
     private readonly onError: (err: Error) => void,
     /** The client's address as the log shows it (the front knows about trusted proxies). */
-    private readonly clientOf: (req: IncomingMessage) => string,
+    private readonly clientOf: (req: Req) => string,
   ) {
     const compiled = accessLogFormat(format);
     if (compiled.render === undefined) throw configError('--access-log-format', format, compiled.problem!);
@@ -55,12 +54,12 @@ export class AccessLog {
   }
 
   /** Notes when a request started, for its duration (%(D)s, duration_ms). */
-  begin(req: IncomingMessage): void {
+  begin(req: Req): void {
     (req as TimedRequest)[kStarted] = performance.now();
   }
 
   /** `res` gives the response headers (%({Name}o)s); `bytes` counts the body only. */
-  write(req: IncomingMessage, status: number, bytes: number, res?: LoggedResponse): void {
+  write(req: Req, status: number, bytes: number, res?: LoggedResponse): void {
     const started = (req as TimedRequest)[kStarted];
     const durationMs = started === undefined ? 0 : performance.now() - started;
     this.out.write(this.render({ req, client: this.clientOf(req), res, status, bytes, durationMs, now: Date.now() }) + '\n');

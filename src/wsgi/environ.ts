@@ -16,7 +16,7 @@
  * since Host can change on a keep-alive connection; a trusted proxy's
  * forwarded host and scheme count as the Host and scheme there.
  */
-import type { IncomingMessage } from 'node:http';
+import type { RequestInfo } from '../http/handler.js';
 import type { Socket } from 'node:net';
 import { forwardedOf, type ForwardedRequest } from '../http/forwarded.js';
 
@@ -116,7 +116,7 @@ export interface RequestEnviron {
  * host it forwarded, and keeps its X-Forwarded-* headers; from any other peer
  * they are dropped, so an app reading them directly cannot be fooled either.
  */
-export function buildEnviron(req: IncomingMessage, target: EnvironTarget): RequestEnviron {
+export function buildEnviron(req: RequestInfo, target: EnvironTarget): RequestEnviron {
   const raw = req.rawHeaders;
   const fwd = forwardedOf(req);
   let contentLength: string | undefined;

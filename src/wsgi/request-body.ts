@@ -6,7 +6,8 @@
  * client_body_timeout: the clock restarts with each piece of data).
  */
 import { createWriteStream, fchown, unlink, type WriteStream } from 'node:fs';
-import type { IncomingMessage } from 'node:http';
+import type { Readable } from 'node:stream';
+import type { RequestInfo } from '../http/handler.js';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
@@ -25,7 +26,7 @@ export function discardBodyFile(file: string | null): void {
 }
 
 export function readBody(
-  req: IncomingMessage,
+  req: Readable,
   limit: number,
   owner: { uid?: number; gid?: number },
   idleMs: number,
@@ -104,6 +105,6 @@ export function readBody(
 }
 
 /** An HTTP/2 request whose body has no Content-Length: its stream did not end with the headers. */
-export function hasUnsizedH2Body(req: IncomingMessage): boolean {
+export function hasUnsizedH2Body(req: RequestInfo): boolean {
   return req.httpVersionMajor === 2 && (req as { stream?: { endAfterHeaders: boolean } }).stream?.endAfterHeaders === false;
 }

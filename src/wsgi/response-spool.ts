@@ -9,12 +9,22 @@
  * appends and reads trivial is worth a few microseconds.
  */
 import { closeSync, openSync, readSync, unlinkSync, writeSync } from 'node:fs';
-import type { Writable } from 'node:stream';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 
 const READ_BLOCK = 64 * 1024;
+
+/** Where a response's bytes are written: the response itself, or the encoder in front of it. */
+export interface ByteSink {
+  write(chunk: Buffer): boolean;
+  end(): unknown;
+  readonly writableLength: number;
+  readonly writableNeedDrain: boolean;
+  on(event: 'drain', listener: () => void): unknown;
+  once(event: 'drain', listener: () => void): unknown;
+  off(event: 'drain', listener: () => void): unknown;
+}
 
 export class ResponseSpool {
   private readonly fd: number;
@@ -23,8 +33,7 @@ export class ResponseSpool {
   private closed = false;
 
   constructor(
-    /** The response, or the encoder in front of it. */
-    private readonly res: Writable,
+    private readonly res: ByteSink,
     /** Called each time everything spooled has been handed to the response. */
     private readonly onEmpty: () => void,
   ) {

@@ -4,14 +4,14 @@
  * process); the app is mounted at the route's prefix (SCRIPT_NAME), the rest
  * of the path is PATH_INFO.
  */
-import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { Readable } from 'node:stream';
 import type { WorkerPool } from '../pool/worker-pool.js';
 import { encodeRequest } from '../wire/frames.js';
 import { bodyEnviron, buildEnviron } from './environ.js';
 import { hasUnsizedH2Body, readBody } from './request-body.js';
 import { refuse } from '../http/plain-response.js';
 import { WsgiExchange } from './wsgi-exchange.js';
-import type { ExchangeContext, Handler, RouteRequest } from '../http/handler.js';
+import type { ExchangeContext, Handler, HttpResponse, LeanRouteRequest, RequestInfo, RouteRequest } from '../http/handler.js';
 
 export class WsgiApp implements Handler {
   constructor(
@@ -26,14 +26,24 @@ export class WsgiApp implements Handler {
   private readonly cancel = (x: WsgiExchange) => this.pool.cancel(x);
 
   serve(r: RouteRequest): void {
+    this.answer(r, r.req);
+  }
+
+  serveLean(r: LeanRouteRequest): void {
+    this.answer(r, r.body);
+  }
+
+  private answer(r: RouteRequest<RequestInfo, HttpResponse>, body: Readable | null): void {
     const { req, res } = r;
     const env = buildEnviron(req, r);
     const block = env.block;
     const te = env.transferEncoding;
     if (env.contentLength === undefined && te === undefined && !hasUnsizedH2Body(req)) return this.dispatch(req, res, block, null, null);
+    // The front's own reader gives no stream for a declared empty body.
+    if (body === null) return this.dispatch(req, res, block + bodyEnviron(0, null), null, null);
     // llhttp de-chunks; any other coding would reach the app still encoded (nginx: 501 too).
     if (te !== undefined && te.trim().toLowerCase() !== 'chunked') return refuse(r, 501);
-    readBody(req, r.maxRequestBody, this.bodyOwner, this.bodyTimeout * 1000, (result) => {
+    readBody(body, r.maxRequestBody, this.bodyOwner, this.bodyTimeout * 1000, (result) => {
       if (result.kind === 'too-large') return refuse(r, 413);
       if (result.kind === 'timeout') return refuse(r, 408);
       if (result.kind === 'error') {
@@ -45,7 +55,7 @@ export class WsgiApp implements Handler {
     });
   }
 
-  private dispatch(req: IncomingMessage, res: ServerResponse, block: string, body: Buffer | null, bodyFile: string | null): void {
+  private dispatch(req: RequestInfo, res: HttpResponse, block: string, body: Buffer | null, bodyFile: string | null): void {
     this.pool.dispatch(new WsgiExchange(encodeRequest(0, block, body), req, res, this.ctx, bodyFile, this.cancel));
   }
 }

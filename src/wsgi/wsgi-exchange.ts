@@ -4,17 +4,17 @@
  * (temp body file, access log line).
  */
 import { fstat, open, close } from 'node:fs';
-import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { Readable } from 'node:stream';
 import type { Exchange } from '../pool/exchange.js';
 import type { WorkerProcess } from '../pool/worker-process.js';
 import type { Socket } from 'node:net';
 import type { FileSpec } from '../wire/frames.js';
 import { discardBodyFile } from './request-body.js';
 import { sendPlain } from '../http/plain-response.js';
-import type { ExchangeContext } from '../http/handler.js';
+import type { ExchangeContext, HttpResponse, RequestInfo } from '../http/handler.js';
 import { inFlightOn, type InFlight } from '../http/in-flight.js';
 import { readFileRegion } from '../http/file-region.js';
-import { ResponseSpool } from './response-spool.js';
+import { ResponseSpool, type ByteSink } from './response-spool.js';
 import { compressSync, createEncoder, flushEncoder, SYNC_LIMIT, type Coding, type Compression, type Encoder } from '../http/compression.js';
 import { compressHead } from '../http/compress-head.js';
 
@@ -42,8 +42,8 @@ export class WsgiExchange implements Exchange, InFlight {
 
   constructor(
     readonly frame: Buffer,
-    private readonly req: IncomingMessage,
-    private readonly res: ServerResponse,
+    private readonly req: RequestInfo,
+    private readonly res: HttpResponse,
     private readonly ctx: ExchangeContext,
     private readonly bodyFile: string | null,
     /** Takes the request back from its pool (queue or worker). */
@@ -122,7 +122,7 @@ export class WsgiExchange implements Exchange, InFlight {
           this.streaming = false;
           if (this.endPending) this.end();
         });
-        stream.pipe(this.encoder ?? this.res, { end: false });
+        pipeInto(stream, this.encoder ?? this.res, false);
       });
     });
   }
@@ -168,7 +168,7 @@ export class WsgiExchange implements Exchange, InFlight {
   /** From here on the body goes through an encoder; its output is what the client gets, and what the access log counts. */
   private encode(coding: Coding, sizeHint: number | undefined): void {
     const encoder = createEncoder(coding, sizeHint);
-    encoder.pipe(this.res);
+    pipeInto(encoder, this.res, true);
     encoder.on('data', (chunk: Buffer) => (this.bytes += chunk.length));
     encoder.once('end', () => {
       if (!this.done) this.complete();
@@ -226,4 +226,20 @@ export class WsgiExchange implements Exchange, InFlight {
     discardBodyFile(this.bodyFile);
     this.ctx.accessLog?.write(this.req, this.status, this.bytes, this.res);
   }
+}
+
+/** Readable.pipe for a destination that need not be a stream (a response): the source waits while the destination is full. */
+function pipeInto(src: Readable, dest: ByteSink, endDest: boolean): void {
+  let waiting = false;
+  const resume = () => {
+    waiting = false;
+    src.resume();
+  };
+  src.on('data', (chunk: Buffer) => {
+    if (dest.write(chunk) || waiting) return;
+    waiting = true;
+    src.pause();
+    dest.once('drain', resume);
+  });
+  if (endDest) src.once('end', () => dest.end());
 }

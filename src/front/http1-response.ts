@@ -1,0 +1,220 @@
+/**
+ * The fast path's own HTTP/1.1 response writer (see fast-path.ts), for the
+ * route actions that need no node:http objects (the app bridge): what
+ * node:http's ServerResponse does for them, in a few lines.
+ *
+ * The head is built once from the status and the headers the app sent (the
+ * worker has checked them: no hop-by-hop header, no CR, LF or NUL, latin-1),
+ * plus Date, Connection (and Keep-Alive), and `Transfer-Encoding: chunked`
+ * when there is a body of unknown length, as node:http writes them. The head
+ * goes out with the first body bytes in one write: a whole response is one
+ * buffer and one system call. A response waiting behind earlier pipelined
+ * ones holds its bytes until the connection gives it the socket.
+ *
+ * Why by hand: a ServerResponse (and the IncomingMessage beside it) costs
+ * the front more per request than the rest of an app request's work; this
+ * writer is the part of it an app's answer needs.
+ */
+import { EventEmitter } from 'node:events';
+import type { OutgoingHttpHeaders } from 'node:http';
+import type { Socket } from 'node:net';
+import type { HttpResponse } from '../http/handler.js';
+import { httpDate } from './http-date.js';
+
+/** Bytes held for a response that does not have the socket yet before writers are asked to wait. */
+const HELD_LIMIT = 16 * 1024;
+/** Up to this size the head and a body are copied into one buffer; past it they go as two writes, corked. */
+const JOIN_LIMIT = 64 * 1024;
+const CRLF = Buffer.from('\r\n');
+const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
+const BAD_VALUE = /[^\t\x20-\x7e\x80-\xff]/;
+const LAST_CHUNK = Buffer.from('0\r\n\r\n');
+
+export class Http1Response extends EventEmitter implements HttpResponse {
+  shouldKeepAlive = true;
+  headersSent = false;
+  destroyed = false;
+  /** The connection ends after this response (asked for, or decided by the head). */
+  last = false;
+  finished = false;
+  /** The head, until it goes out with the first body bytes. */
+  private head: string | null = null;
+  private headers: string[] = [];
+  private chunked = false;
+  /** No body may be sent: HEAD, 1xx, 204, 304. */
+  private bodiless: boolean;
+  private socket: Socket | null = null;
+  /** Bytes written before the socket was ours, in order. */
+  private held: Buffer[] = [];
+  private heldBytes = 0;
+  private needDrain = false;
+
+  constructor(
+    method: string,
+    /** keepalive_timeout in seconds, announced in Keep-Alive. */
+    private readonly keepAliveTimeout: number,
+  ) {
+    super();
+    this.bodiless = method === 'HEAD';
+  }
+
+  get writableLength(): number {
+    return this.socket === null ? this.heldBytes : this.socket.writableLength;
+  }
+
+  get writableNeedDrain(): boolean {
+    return this.needDrain;
+  }
+
+  writeHead(status: number, reason: string, headers?: OutgoingHttpHeaders | readonly string[]): this {
+    if (this.headersSent) throw new Error('the response head was already written');
+    const flat = headers === undefined ? [] : Array.isArray(headers) ? (headers as string[]) : flatten(headers as OutgoingHttpHeaders);
+    let head = `HTTP/1.1 ${status} ${reason}\r\n`;
+    let length = false;
+    let date = false;
+    let connection = false;
+    let close = false;
+    for (let i = 0; i < flat.length; i += 2) {
+      const name = flat[i]!;
+      const value = flat[i + 1]!;
+      // As node:http: a name that is no token or a value with a control character is refused (the caller answers 500).
+      if (!TOKEN.test(name) || BAD_VALUE.test(value)) throw new Error(`invalid response header ${JSON.stringify(name)}`);
+      head += `${name}: ${value}\r\n`;
+      // Only the front's own answers set Connection (close); the worker lets no app do it.
+      if (name.length === 14 && name.toLowerCase() === 'content-length') length = true;
+      else if (name.length === 4 && name.toLowerCase() === 'date') date = true;
+      else if (name.length === 10 && name.toLowerCase() === 'connection') {
+        connection = true;
+        close = value.toLowerCase() === 'close';
+      }
+    }
+    if (status < 200 || status === 204 || status === 304) this.bodiless = true;
+    if (!date) head += `Date: ${httpDate()}\r\n`;
+    if (close) this.shouldKeepAlive = false;
+    this.last = !this.shouldKeepAlive;
+    if (!connection) head += this.last ? 'Connection: close\r\n' : `Connection: keep-alive\r\nKeep-Alive: timeout=${this.keepAliveTimeout}\r\n`;
+    if (!length && !this.bodiless) {
+      this.chunked = true;
+      head += 'Transfer-Encoding: chunked\r\n';
+    }
+    this.head = head + '\r\n';
+    this.headers = flat;
+    this.headersSent = true;
+    return this;
+  }
+
+  getHeader(name: string): string | undefined {
+    const lower = name.toLowerCase();
+    for (let i = 0; i < this.headers.length; i += 2) if (this.headers[i]!.toLowerCase() === lower) return this.headers[i + 1];
+    return undefined;
+  }
+
+  /** The head is made whole in writeHead, which cannot fail halfway (node:http's can): nothing is left to remove. */
+  removeHeader(): void {}
+
+  write(chunk: Buffer): boolean {
+    if (this.finished || this.destroyed) return false;
+    if (this.bodiless || chunk.length === 0) return this.flushHead();
+    if (this.chunked) return this.out([Buffer.from(`${chunk.length.toString(16)}\r\n`, 'latin1'), chunk, CRLF]);
+    return this.out([chunk]);
+  }
+
+  end(chunk?: Buffer): this {
+    if (this.finished || this.destroyed) return this;
+    if (!this.headersSent) this.writeHead(200, 'OK');
+    this.finished = true;
+    const body = chunk !== undefined && chunk.length > 0 && !this.bodiless ? chunk : null;
+    if (this.chunked) this.out(body === null ? [LAST_CHUNK] : [Buffer.from(`${body.length.toString(16)}\r\n`, 'latin1'), body, CRLF, LAST_CHUNK]);
+    else if (body !== null) this.out([body]);
+    else this.flushHead();
+    if (this.socket !== null) this.finishSoon();
+    return this;
+  }
+
+  destroy(): void {
+    if (this.destroyed) return;
+    this.destroyed = true;
+    // Once this response has the socket, the connection is cut (earlier responses are out by then).
+    this.socket?.destroy();
+  }
+
+  /** The connection's socket is this response's now: what it held goes out. */
+  assignSocket(socket: Socket): void {
+    this.socket = socket;
+    if (this.destroyed) return void socket.destroy();
+    if (this.held.length === 0) return this.finished ? this.finishSoon() : undefined;
+    const held = this.held;
+    this.held = [];
+    this.heldBytes = 0;
+    const ok = this.send(held);
+    if (this.finished) return this.finishSoon();
+    if (this.needDrain && ok) {
+      this.needDrain = false;
+      this.emit('drain');
+    }
+  }
+
+  detachSocket(): void {
+    this.socket = null;
+  }
+
+  /** The socket drained (the connection passes its 'drain' on). */
+  onSocketDrain(): void {
+    if (!this.needDrain) return;
+    this.needDrain = false;
+    this.emit('drain');
+  }
+
+  /** As node:http's 'finish', once the last bytes are on the socket: the connection hands it on (after the caller's own bookkeeping). */
+  private finishSoon(): void {
+    queueMicrotask(() => this.emit('finish'));
+  }
+
+  private flushHead(): boolean {
+    return this.head === null ? !this.needDrain : this.out([]);
+  }
+
+  /** Writes `parts` (with the head first if it has not gone out), or holds them until the socket is ours. */
+  private out(parts: Buffer[]): boolean {
+    if (this.head !== null) {
+      parts.unshift(Buffer.from(this.head, 'latin1'));
+      this.head = null;
+    }
+    if (this.socket === null) {
+      for (const p of parts) {
+        this.held.push(p);
+        this.heldBytes += p.length;
+      }
+      if (this.heldBytes > HELD_LIMIT) this.needDrain = true;
+      return !this.needDrain;
+    }
+    const ok = this.send(parts);
+    if (!ok) this.needDrain = true;
+    return ok;
+  }
+
+  private send(parts: Buffer[]): boolean {
+    const s = this.socket!;
+    if (parts.length === 1) return s.write(parts[0]!);
+    let size = 0;
+    for (const p of parts) size += p.length;
+    if (size <= JOIN_LIMIT) return s.write(Buffer.concat(parts, size));
+    s.cork();
+    let ok = true;
+    for (const p of parts) ok = s.write(p);
+    s.uncork();
+    return ok;
+  }
+}
+
+/** An object of headers (the front's own plain answers) as `[name, value, ...]`. */
+function flatten(headers: OutgoingHttpHeaders): string[] {
+  const flat: string[] = [];
+  for (const name in headers) {
+    const value = headers[name];
+    if (value === undefined) continue;
+    if (Array.isArray(value)) for (const v of value) flat.push(name, v);
+    else flat.push(name, String(value));
+  }
+  return flat;
+}
