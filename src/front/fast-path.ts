@@ -39,8 +39,12 @@ export interface FastPathOptions {
   settings: Config;
   ctx: ExchangeContext;
   proxies: TrustedProxies | null;
-  /** Answers a connection that sent nothing within header_timeout (408), as node:http would. */
-  onHeaderTimeout(socket: Socket): void;
+  /**
+   * Answers a client error on the socket and closes it, as node:http does for
+   * its parser's errors: ERR_HTTP_REQUEST_TIMEOUT (408, header_timeout) or a
+   * head that can never be read (400).
+   */
+  onClientError(socket: Socket, code: string): void;
 }
 
 /** What a listener does with a request: the front's request handlers, for node:http's objects and for the lean ones. */
@@ -127,6 +131,10 @@ class FastConnection {
   private idleTimer = false;
   /** The client sent FIN, or we are closing: no more requests. */
   private ended = false;
+  /** A request that ends the connection was read: what follows it is dropped. */
+  private lastRead = false;
+  /** Bytes were dropped after it (the close then lingers). */
+  private unread = false;
   /** Lingering close (see close()) until this performance.now(); 0: not lingering. */
   private lingerUntil = 0;
 
@@ -154,7 +162,7 @@ class FastConnection {
     if (limit === 0) return;
     const now = performance.now();
     if (this.headDeadline === 0) this.headDeadline = now + limit;
-    if (now >= this.headDeadline) return this.path.options.onHeaderTimeout(this.socket);
+    if (now >= this.headDeadline) return this.path.options.onClientError(this.socket, 'ERR_HTTP_REQUEST_TIMEOUT');
     this.socket.setTimeout(Math.ceil(this.headDeadline - now));
     this.idleTimer = false;
   }
@@ -174,6 +182,8 @@ class FastConnection {
     if (this.lingerUntil !== 0) return this.lingered();
     const rest = this.receiving !== null ? this.feedBody(chunk) : chunk;
     if (rest === null) return;
+    // After a request that ends the connection nothing more is read as a request (RFC 9112 §9.6).
+    if (this.lastRead) return void (this.unread = true);
     this.pending = this.pending === null ? rest : Buffer.concat([this.pending, rest]);
     if (!this.ended) this.work();
     if (this.pending !== null && this.pending.length > MAX_HELD) this.socket.pause();
@@ -201,7 +211,7 @@ class FastConnection {
 
   onTimeout(): void {
     // A head under way (or none yet on a new connection): 408, as node:http; else an idle keep-alive connection.
-    if (this.headDeadline !== 0) this.path.options.onHeaderTimeout(this.socket);
+    if (this.headDeadline !== 0) this.path.options.onClientError(this.socket, 'ERR_HTTP_REQUEST_TIMEOUT');
     else this.socket.destroy();
   }
 
@@ -218,8 +228,14 @@ class FastConnection {
    */
   private work(): void {
     const { settings, memory } = this.path.options;
-    while (this.pending !== null && !this.loading && this.receiving === null && !this.ended && this.answering.length < MAX_IN_FLIGHT) {
+    while (this.pending !== null && !this.loading && this.receiving === null && !this.ended && !this.lastRead && this.answering.length < MAX_IN_FLIGHT) {
       const end = this.pending.indexOf(END_OF_HEAD);
+      if (end < 0 && unreadable(this.pending)) {
+        // Waiting for the rest could only end in a timeout: refused now, as llhttp refuses.
+        if (this.answering.length === 0) this.path.options.onClientError(this.socket, 'HPE_INVALID_HEAD');
+        else this.lastRead = true;
+        return;
+      }
       if (end < 0 && this.pending.length <= settings.max_header_size) {
         // The rest of the head is on its way: wait for it, on the clock once nothing is under way.
         if (this.answering.length === 0) this.headerClock();
@@ -297,9 +313,15 @@ class FastConnection {
     if (performance.now() > this.lingerUntil) this.socket.destroy();
   }
 
-  /** The head at the start of `pending` (`rest` bytes with its blank line) is read. */
-  private consume(rest: number): void {
+  /** The head at the start of `pending` (`rest` bytes with its blank line) is read; after the connection's last, nothing more is. */
+  private consume(head: ParsedHead, rest: number): void {
     this.pending = rest === this.pending!.length ? null : this.pending!.subarray(rest);
+    if (!this.closing(head)) return;
+    this.lastRead = true;
+    if (head.bodyLength === 0 && this.pending !== null) {
+      this.pending = null;
+      this.unread = true;
+    }
   }
 
   /** The connection's last answer: asked for, or no keep-alive at all, or the server is stopping. */
@@ -311,7 +333,7 @@ class FastConnection {
   /** Writes an answer from memory. */
   private respond(head: ParsedHead, prepared: Prepared, rest: number): void {
     const { settings, ctx } = this.path.options;
-    this.consume(rest);
+    this.consume(head, rest);
     const close = this.closing(head);
     this.socket.write(wire(prepared, close, settings.keepalive_timeout));
     if (!this.idleTimer) this.waitForNext();
@@ -336,7 +358,7 @@ class FastConnection {
   private dispatch(head: ParsedHead, rest: number): void {
     const { settings } = this.path.options;
     const s = this.socket;
-    this.consume(rest);
+    this.consume(head, rest);
     // The request's own clocks (body_timeout, the app's timeout) apply until it is answered.
     if (!this.busy) {
       s.setTimeout(0);
@@ -399,7 +421,7 @@ class FastConnection {
     process.nextTick(() => res.emit('close'));
     this.answering.splice(this.answering.indexOf(x), 1);
     const last = res instanceof Http1Response ? res.last : res._last;
-    if (last || this.socket.destroyed) return this.close(this.receiving !== null || this.pending !== null);
+    if (last || this.socket.destroyed) return this.close(this.receiving !== null || this.pending !== null || this.unread);
     this.answering[0]?.res.assignSocket(this.socket);
     this.idleOrNext();
   }
@@ -426,6 +448,25 @@ class FastConnection {
     if (pending !== null) s.emit('data', pending);
   }
 }
+
+/**
+ * A head that can never be read, known before its end arrives: a first line
+ * that is no HTTP/1 request line (HTTP/0.9's `GET /`, say) or a bare LF line
+ * end. Such heads get 400 at once rather than waiting for header_timeout.
+ */
+function unreadable(pending: Buffer): boolean {
+  // Empty lines before a request line are allowed (RFC 9112 §2.2; some clients send one after a body).
+  let start = 0;
+  while (pending[start] === 13 && pending[start + 1] === 10) start += 2;
+  let lf = pending.indexOf(10, start);
+  if (lf < 0) return false;
+  if (lf === start || pending[lf - 1] !== 13 || !REQUEST_LINE_SHAPE.test(pending.toString('latin1', start, lf - 1))) return true;
+  while ((lf = pending.indexOf(10, lf + 1)) >= 0) if (pending[lf - 1] !== 13) return true;
+  return false;
+}
+
+/** Method, target and an HTTP/1 version: what llhttp reads as a request line (the rest it refuses, or takes as HTTP/0.9). */
+const REQUEST_LINE_SHAPE = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+ [^ ]+ HTTP\/1\.[0-9]$/;
 
 /** node:http's request object for a head read here (its body, if any, is pushed in later). */
 function toRequest(socket: Socket, head: ParsedHead): IncomingMessage {

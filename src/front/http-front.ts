@@ -57,7 +57,7 @@ export class HttpFront {
       settings,
       ctx,
       proxies: this.proxies,
-      onHeaderTimeout: (socket) => this.onClientError(Object.assign(new Error('header timeout'), { code: 'ERR_HTTP_REQUEST_TIMEOUT' }), socket),
+      onClientError: (socket, code) => this.onClientError(Object.assign(new Error(code), { code }), socket),
     });
   }
 
@@ -173,6 +173,9 @@ export class HttpFront {
    * does, so a slowloris shows there as 408s.
    */
   private onClientError(err: NodeJS.ErrnoException, socket: Socket): void {
+    // Bytes after a request that ends the connection (RFC 9112 §9.6): ignored; the
+    // answer under way goes out, then the connection closes (llhttp keeps reading them).
+    if (err.code === 'HPE_CLOSED_CONNECTION') return;
     const status = CLIENT_ERRORS[err.code ?? ''] ?? 400;
     // The client is gone, or a response is already on its way (pipelining): nothing can be said.
     const replying = err.code !== 'ECONNRESET' && socket.writable && !(socket as SocketWithMessage)._httpMessage?.headersSent;
@@ -204,6 +207,10 @@ export class HttpFront {
 
   /** A request as node:http has it (TLS, HTTP/2, and what the fast path hands over). */
   private onRequest(req: IncomingMessage, res: ServerResponse, listener: ListenerInfo, expectsContinue = false): void {
+    if (faultyFraming(req)) {
+      this.ctx.accessLog?.begin(req);
+      return refuse({ res, log: this.logFor(req, res) }, 400);
+    }
     const r = this.route(req, res, listener, expectsContinue);
     if (r === null) return;
     if (expectsContinue) res.writeContinue();
@@ -279,6 +286,20 @@ export class HttpFront {
     const accessLog = this.ctx.accessLog;
     return accessLog === null ? noLog : (status: number, bytes: number) => accessLog.write(req, status, bytes, res);
   }
+}
+
+/**
+ * What llhttp lets through and RFC 9112 refuses with 400: an HTTP/0.9
+ * request line (no version: llhttp makes it a request), Transfer-Encoding
+ * in HTTP/1.0 (§6.1: the framing is faulty), more than one Host (§3.2).
+ */
+function faultyFraming(req: IncomingMessage): boolean {
+  if (req.httpVersionMajor !== 1) return req.httpVersionMajor === 0;
+  if (req.httpVersionMinor === 0 && req.headers['transfer-encoding'] !== undefined) return true;
+  let hosts = 0;
+  const raw = req.rawHeaders;
+  for (let i = 0; i < raw.length; i += 2) if (raw[i]!.length === 4 && raw[i]!.toLowerCase() === 'host') hosts++;
+  return hosts > 1;
 }
 
 function redirectToHttps(req: RequestInfo, res: HttpResponse, host: string, port: number, log: RouteRequest['log']): void {

@@ -30,6 +30,9 @@ export function parseTarget(url: string): RequestTarget | null {
     const m = /^[a-zA-Z][a-zA-Z0-9+.-]*:\/\/[^/?#]*/.exec(target);
     target = m ? target.slice(m[0].length) || '/' : target;
   }
+  // A fragment is the client's own business (RFC 9110 §4.2.4): never part of the path or the query.
+  const hash = target.indexOf('#');
+  if (hash >= 0) target = target.slice(0, hash);
   const q = target.indexOf('?');
   const path = decodePath(q < 0 ? target : target.slice(0, q));
   if (path.includes('\0') || DOT_DOT.test(path)) return null;

@@ -1,0 +1,149 @@
+/**
+ * HTTP/1 framing as RFC 9112 wants it, on both of the front's readers (its
+ * own fast path and node:http's llhttp, which takes what the fast path hands
+ * over): a table of raw requests in, what the client gets back and what the
+ * app saw out. Nothing after a request that ends the connection is read as a
+ * request (§9.6); faulty framing is 400 (§6.1, §3.2); a head that can never
+ * be read is refused at once, not after the header timeout; a fragment never
+ * reaches the app.
+ */
+import { after, before, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { APPS } from './helpers/gatehouse.js';
+import { launch, RawConnection, sleep, type Server } from './helpers/harness.js';
+
+let gh: Server;
+
+before(async () => {
+  gh = await launch([`${APPS}/basic.py:echo_environ`, '--workers', '2', '--access-log', '-']);
+});
+
+after(async () => {
+  await gh.kill();
+});
+
+/** The access log lines written since `from` (an index into the output). */
+function logLines(from: number): string[] {
+  return gh
+    .output()
+    .slice(from)
+    .split('\n')
+    .filter((l) => /" \d{3} /.test(l));
+}
+
+/** Sends `bytes`, reads until the server closes (or `ms`), returns everything received. */
+async function exchange(bytes: string, ms = 3000): Promise<{ text: string; closed: boolean }> {
+  const c = new RawConnection(gh.port);
+  await c.connected;
+  c.write(Buffer.from(bytes, 'latin1'));
+  let closed = true;
+  try {
+    await c.waitClosed(ms);
+  } catch {
+    closed = false;
+  }
+  const text = c.pending.toString('latin1');
+  c.close();
+  return { text, closed };
+}
+
+function statuses(text: string): number[] {
+  return [...text.matchAll(/HTTP\/1\.1 (\d{3}) /g)].map((m) => Number(m[1]));
+}
+
+interface Case {
+  name: string;
+  bytes: string;
+  /** The statuses of the responses, in order. */
+  answers: number[];
+  /** Request lines (method and path) the app saw, per the access log. */
+  served: string[];
+}
+
+const CASES: Case[] = [
+  {
+    name: 'HTTP/1.0 without keep-alive, then more bytes: the first is answered, the rest ignored (no 400, no 499)',
+    bytes: 'GET /a HTTP/1.0\r\n\r\nGET /b HTTP/1.0\r\n\r\n',
+    answers: [200],
+    served: ['GET /a'],
+  },
+  {
+    name: 'Connection: close on the fast path: a request pipelined after it never reaches the app',
+    bytes: 'GET /a HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\nGET /b HTTP/1.1\r\nHost: x\r\n\r\n',
+    answers: [200],
+    served: ['GET /a'],
+  },
+  {
+    name: 'Connection: close with a body on the fast path: the request after the body is not read',
+    bytes: 'POST /a HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nConnection: close\r\n\r\nhelloGET /b HTTP/1.1\r\nHost: x\r\n\r\n',
+    answers: [200],
+    served: ['POST /a'],
+  },
+  {
+    name: 'Connection: close on the node:http path (a chunked body), then more bytes: answered, the rest ignored',
+    bytes: 'POST /a HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n5\r\nhello\r\n0\r\n\r\nGET /b HTTP/1.1\r\nHost: x\r\n\r\n',
+    answers: [200],
+    served: ['POST /a'],
+  },
+  {
+    name: 'HTTP/1.0 with Transfer-Encoding: chunked is faulty framing: 400 and close, the app never sees it',
+    bytes: 'POST /a HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n',
+    answers: [400],
+    served: [],
+  },
+  {
+    name: 'two Host headers: 400',
+    bytes: 'GET /a HTTP/1.1\r\nHost: a.example\r\nHost: b.example\r\n\r\n',
+    answers: [400],
+    served: [],
+  },
+  {
+    name: 'an HTTP/0.9 request line, whole: 400 at once',
+    bytes: 'GET /a\r\n\r\n',
+    answers: [400],
+    served: [],
+  },
+  {
+    name: 'an HTTP/0.9 request line without the blank line: 400 at once, not after the header timeout',
+    bytes: 'GET /a\r\n',
+    answers: [400],
+    served: [],
+  },
+  {
+    name: 'a head with bare LF line ends: 400 at once, not after the header timeout',
+    bytes: 'GET /a HTTP/1.1\nHost: x\n\n',
+    answers: [400],
+    served: [],
+  },
+  {
+    name: 'a bare LF after a good request line: 400 at once',
+    bytes: 'GET /a HTTP/1.1\r\nHost: x\n\n',
+    answers: [400],
+    served: [],
+  },
+];
+
+for (const c of CASES) {
+  test(c.name, async () => {
+    const from = gh.output().length;
+    const { text, closed } = await exchange(c.bytes);
+    assert.ok(closed, `the server did not close the connection; got ${JSON.stringify(text)}`);
+    assert.deepEqual(statuses(text), c.answers, JSON.stringify(text));
+    // The access log line is written once the answer is out.
+    await sleep(50);
+    const lines = logLines(from);
+    const served = lines.filter((l) => / 200 /.test(l)).map((l) => /"([A-Z]+ \S+) HTTP/.exec(l)?.[1]);
+    assert.deepEqual(served, c.served, lines.join('\n'));
+    assert.ok(!lines.some((l) => / 499 /.test(l)), `a request was cut off:\n${lines.join('\n')}`);
+  });
+}
+
+test('a #fragment in the target reaches neither PATH_INFO nor QUERY_STRING (RAW_URI keeps what was sent)', async () => {
+  for (const path of ['/frag/x?q=1#top', '/frag/x#top?q=2']) {
+    const { text } = await exchange(`GET ${path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n`);
+    const environ = JSON.parse(text.slice(text.indexOf('\r\n\r\n') + 4)) as Record<string, string>;
+    assert.equal(environ.PATH_INFO, '/frag/x');
+    assert.equal(environ.QUERY_STRING, path.includes('?q=1') ? 'q=1' : '');
+    assert.equal(environ.RAW_URI, path);
+  }
+});
