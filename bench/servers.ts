@@ -55,6 +55,8 @@ export interface ServerSpec {
   apps?: string[];
   /** A control row: expected to starve connections; no gatehouse/peer ratio. */
   control?: boolean;
+  /** Listens with TLS: the readiness check, the warm-up and wrk use https. */
+  tls?: boolean;
   /** Logged lines that count as problems. */
   problemLines: RegExp;
   /** For the reload row: the signal of a graceful reload, and how many reloads the log says completed (`counted`: how). */
@@ -121,6 +123,8 @@ export interface NginxTuning {
   keepaliveTimeout?: number;
   /** More directives for the http block, e.g. `client_header_timeout 10s;`. */
   http?: string[];
+  /** Listen with TLS (and h2 by ALPN, nginx 1.22's `listen ... ssl http2`) with this certificate and key (PEM files). */
+  tls?: { certfile: string; keyfile: string };
 }
 
 /**
@@ -151,11 +155,21 @@ http {
     keepalive_timeout ${tuning.keepaliveTimeout ?? 65};
     keepalive_requests 1000000;
 ${(tuning.http ?? []).map((d) => `    ${d}\n`).join('')}    server {
-        listen 127.0.0.1:${port};
+${listen(port, tuning)}
 ${locations}
     }
 }
 `;
+}
+
+/** The server block's listen line, and with TLS its certificate. */
+function listen(port: number, tuning: NginxTuning): string {
+  if (tuning.tls === undefined) return `        listen 127.0.0.1:${port};`;
+  return [
+    `        listen 127.0.0.1:${port} ssl http2;`,
+    `        ssl_certificate ${tuning.tls.certfile};`,
+    `        ssl_certificate_key ${tuning.tls.keyfile};`,
+  ].join('\n');
 }
 
 /** Writes `tmp`/nginx.conf and returns nginx's launch; nginx's worker runs as nobody: it must reach `tmp`. */
