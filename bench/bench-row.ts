@@ -32,10 +32,10 @@ export function emptyRow(server: ServerSpec, app: AppSpec, skipped: string | nul
 }
 
 /** opts.repeat runs; the median by req/s of 2xx/3xx answers stands for the row, with the range of all runs. */
-export async function benchRow(server: ServerSpec, app: AppSpec, opts: Options): Promise<Row> {
+export async function benchRow(server: ServerSpec, app: AppSpec, opts: Options, logName = `${server.id}-${app.id}`): Promise<Row> {
   const runs: Row[] = [];
   for (let i = 0; i < opts.repeat; i++) {
-    const r = await benchWithRetry(server, app, opts);
+    const r = await benchWithRetry(server, app, opts, logName);
     if (opts.repeat > 1) {
       const non = r.wrk && r.wrk.non2xx3xx > 0 ? ` (${formatInt(r.wrk.non2xx3xx)} non-2xx/3xx answers)` : '';
       progress(`   run ${i + 1}/${opts.repeat}: ${r.wrk ? `${formatInt(okRps(r.wrk))} req/s${non}, p99 ${formatMs(r.wrk.p99ms)}` : 'failed'}${r.conn ? `, served ${r.conn.served}/${CONNECTIONS}` : ''}`);
@@ -57,12 +57,12 @@ export async function benchRow(server: ServerSpec, app: AppSpec, opts: Options):
 }
 
 /** One run, run again once when other processes took CPU during it (the cleaner of the two is kept). */
-async function benchWithRetry(server: ServerSpec, app: AppSpec, opts: Options): Promise<Row> {
-  const row = await benchOnce(server, app, opts);
+async function benchWithRetry(server: ServerSpec, app: AppSpec, opts: Options, logName: string): Promise<Row> {
+  const row = await benchOnce(server, app, opts, logName);
   if (!opts.retry || row.cpu === null || row.cpu.otherPct <= OTHER_CPU_LIMIT) return row;
   progress(`   (${row.wrk ? formatInt(okRps(row.wrk)) : '?'} req/s, but other processes took ${row.cpu.otherPct.toFixed(0)}% of a core during the run: running it again)`);
   await sleep(3000);
-  const again = await benchOnce(server, app, opts);
+  const again = await benchOnce(server, app, opts, logName);
   if (again.cpu !== null && again.cpu.otherPct < row.cpu.otherPct) {
     again.notes.unshift(`run twice: other processes took ${row.cpu.otherPct.toFixed(0)}% of a core during the first run; this is the second`);
     return again;
@@ -71,9 +71,9 @@ async function benchWithRetry(server: ServerSpec, app: AppSpec, opts: Options): 
   return row;
 }
 
-async function benchOnce(server: ServerSpec, app: AppSpec, opts: Options): Promise<Row> {
+async function benchOnce(server: ServerSpec, app: AppSpec, opts: Options, logName: string): Promise<Row> {
   const row = emptyRow(server, app);
-  await withServer(server, app, opts, `${server.id}-${app.id}`, row.notes, (port, procs) => measureInto(row, port, procs, opts.duration, app.path, server.tls === true));
+  await withServer(server, app, opts, logName, row.notes, (port, procs) => measureInto(row, port, procs, opts.duration, app.path, server.tls === true));
   return row;
 }
 

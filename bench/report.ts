@@ -5,7 +5,7 @@
  */
 import { cpus, release } from 'node:os';
 import type { Row } from './bench-row.js';
-import { SERVED_SHARE } from './connection-check.js';
+import { SERVED_SHARE, type ConnectionVerdict } from './connection-check.js';
 import { formatCpu } from './cpu-usage.js';
 import type { Options } from './options.js';
 import { PROCESSES, PYTHON, WAITRESS_THREADS, type Versions } from './servers.js';
@@ -35,7 +35,7 @@ export function headerLines(opts: Options, versions: Versions): string[] {
   return [
     `gatehouse benchmark: ${new Date().toISOString()}, ${cpu.length} CPU(s) (${cpu[0]?.model.trim() ?? '?'}), Linux ${release()}`,
     `wrk ${versions.wrk}: wrk -t1 -c${CONNECTIONS} -d${opts.duration}s --latency, after a ${WARMUP_SECONDS} s warm-up${opts.repeat > 1 ? `; each row the median of ${opts.repeat} runs (range in brackets)` : ''}${opts.suites.has('wsgi') ? `; ${PROCESSES} Python processes per server (waitress: 1 process, ${WAITRESS_THREADS} threads)` : ''}; loopback only`,
-    `Python ${versions.python} (${PYTHON}), Flask ${versions.flask}, Node ${versions.node}`,
+    `Python ${versions.python} (${PYTHON}), Flask ${versions.flask}, Node ${versions.node}${opts.suites.has('tls') ? `; h2load ${versions.h2load}, OpenSSL ${versions.openssl}` : ''}`,
   ];
 }
 
@@ -54,15 +54,24 @@ const HEAD: Cells = { server: 'server', app: 'app', rps: 'req/s', p99: 'p99', se
 const KEYS: Array<keyof Cells> = ['server', 'app', 'rps', 'p99', 'served', 'non2xx', 'errors', 'ratio'];
 const RIGHT = new Set<keyof Cells>(['rps', 'p99', 'non2xx', 'errors', 'ratio']);
 
-/** Answers that were not 2xx/3xx, as a count, their share and the flag any of them raises: "0" for none. */
-export function flaggedCount(bad: number, all: number): string {
+/** Bad answers as a count (`what`: which, e.g. "5xx"), their share of `all` and the flag any of them raises: "0" for none. */
+export function flaggedCount(bad: number, all: number, what = ''): string {
   if (bad === 0) return '0';
   const share = all > 0 ? (bad / all) * 100 : 100;
-  return `${formatInt(bad)} (${share < 1 ? share.toFixed(2) : share.toFixed(0)}%) FLAGGED`;
+  return `${formatInt(bad)}${what === '' ? '' : ` ${what}`} (${share < 1 ? share.toFixed(2) : share.toFixed(0)}%) FLAGGED`;
 }
 
 /** The main table's non-2xx/3xx cell for a wrk run. */
 export const wrkNon2xx = (w: WrkResult) => flaggedCount(w.non2xx3xx, w.requests);
+
+/** The connection check's verdict as a cell: "50/50", "2/50 STARVED", "?" when it did not run. */
+export function servedCell(conn: ConnectionVerdict | null): string {
+  if (conn === null) return '?';
+  let served = `${conn.served}/${CONNECTIONS}`;
+  if (conn.served < CONNECTIONS) served += ' STARVED';
+  if (!conn.reliable) served += ` ? (saw ${conn.seen})`;
+  return served;
+}
 
 /** `rows`: for gatehouse's req/s on the same app. */
 function cells(row: Row, rows: readonly Row[]): Cells {
@@ -71,12 +80,7 @@ function cells(row: Row, rows: readonly Row[]): Cells {
   if (row.skipped !== null) return { ...base, ...none, rps: 'skipped' };
   const w = row.wrk;
   if (w === null) return { ...base, ...none, rps: 'failed' };
-  let served = '?';
-  if (row.conn) {
-    served = `${row.conn.served}/${CONNECTIONS}`;
-    if (row.conn.served < CONNECTIONS) served += ' STARVED';
-    if (!row.conn.reliable) served += ` ? (saw ${row.conn.seen})`;
-  }
+  const served = servedCell(row.conn);
   let ratio = '';
   const gh = rows.find((r) => r.server.id === 'gatehouse' && r.app.id === row.app.id && r.wrk !== null);
   if (row.server.id === 'gatehouse') ratio = '—';

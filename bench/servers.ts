@@ -88,6 +88,8 @@ export function detectVersions() {
     uwsgi: v('uwsgi', ['--version'], /^(\S+)/),
     nginx: v('nginx', ['-v'], /nginx\/(\S+)/),
     waitress: pythonPackage('waitress'),
+    h2load: v('h2load', ['--version'], /nghttp2\/(\S+)/),
+    openssl: v('openssl', ['version'], /^OpenSSL (\S+)/),
     flask: pythonPackage('flask'),
   };
 }
@@ -169,6 +171,8 @@ function listen(port: number, tuning: NginxTuning): string {
     `        listen 127.0.0.1:${port} ssl http2;`,
     `        ssl_certificate ${tuning.tls.certfile};`,
     `        ssl_certificate_key ${tuning.tls.keyfile};`,
+    // nginx 1.22 leaves TLSv1.3 out by default (1.23.4 added it); Node offers 1.2 and 1.3: the same on both
+    '        ssl_protocols TLSv1.2 TLSv1.3;',
   ].join('\n');
 }
 
