@@ -54,7 +54,8 @@ const USAGE = `Usage: npm run bench -- [--suite SUITES] [--quick] [--markdown] [
   --no-reload        skip the reload-under-load rows (gatehouse and gunicorn, hello app, SIGHUP every 2 s under wrk)
   --no-retry         do not run a row again when other processes took CPU during it
   --repeat N         run each wrk or h2load row (wsgi, static, tls) N times, each with a fresh server, and show the median (and the range); also BENCH_REPEAT
-  --logs DIR         keep each server's log as DIR/SERVER-APP.log (reload rows: DIR/SERVER-APP-reload.log)
+  --logs DIR         keep each server's log as DIR/SERVER-APP.log (reload rows: DIR/SERVER-APP-reload.log; tls: DIR/tls-SERVER-APP-WORKLOAD.log);
+                     nginx's error log is appended to its server's
   --idle-connections N   idle suite: keep-alive connections to hold open (default 10000)
   --slow-connections N   slowloris suite: slow connections (default 2000)
 Environment: BENCH_DURATION=seconds per wrk run (default 10, 3 with --quick); the tls suite's h2load runs make 4000 requests per second of it.

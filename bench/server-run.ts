@@ -5,7 +5,7 @@
  * Each step has a time limit; what goes wrong becomes a note. The warm-up
  * loads the app's path (AppSpec.path).
  */
-import { copyFileSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { appendFileSync, copyFileSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { get as httpGet } from 'node:http';
 import { get as httpsGet } from 'node:https';
 import { createServer } from 'node:net';
@@ -48,6 +48,8 @@ export async function withServer(server: ServerSpec, app: AppSpec, opts: Options
     for (const p of procs) {
       if (p.exitCode !== null && p.exitCode !== 0 && notReady === null) notes.push(`${p.name} exited with code ${p.exitCode} after its stop signal`);
     }
+    // nginx writes its errors (a 502's cause) to its own file: checked and kept with the rest
+    for (const l of launches) for (const f of l.logFiles ?? []) if (existsSync(f)) appendFileSync(log, `==> ${l.name}: ${f}\n${readFileSync(f, 'utf8')}`);
     const text = existsSync(log) ? readFileSync(log, 'utf8') : '';
     const bad = text.split('\n').filter((l) => !l.startsWith('==> ') && server.problemLines.test(l));
     if (bad.length > 0) {

@@ -42,6 +42,8 @@ export interface Launch {
   stopSignal: NodeJS.Signals;
   /** Start the next process only once this path exists (a back end's unix socket). */
   waitForPath?: string;
+  /** Files it logs to besides its output (nginx's error_log): added to the server's log once it stops. */
+  logFiles?: string[];
 }
 
 export interface ServerSpec {
@@ -173,6 +175,9 @@ function listen(port: number, tuning: NginxTuning): string {
     `        ssl_certificate_key ${tuning.tls.keyfile};`,
     // nginx 1.22 leaves TLSv1.3 out by default (1.23.4 added it); Node offers 1.2 and 1.3: the same on both
     '        ssl_protocols TLSv1.2 TLSv1.3;',
+    // Node picks the cipher by its own order (TLS_AES_256_GCM_SHA384 first, as OpenSSL's default), nginx by the
+    // client's (h2load puts AES-128 first): the server's order on both, so that both do the same crypto
+    '        ssl_prefer_server_ciphers on;',
   ].join('\n');
 }
 
@@ -181,7 +186,8 @@ export function nginxLaunch(tmp: string, port: number, locations: string, tuning
   chmodSync(tmp, 0o755);
   for (const d of ['client_body', 'proxy', 'fastcgi', 'uwsgi', 'scgi']) mkdirSync(join(tmp, d), { recursive: true });
   writeFileSync(join(tmp, 'nginx.conf'), nginxConfig(tmp, port, locations, tuning));
-  return { name: 'nginx', cmd: 'nginx', args: ['-p', tmp, '-c', join(tmp, 'nginx.conf'), '-e', join(tmp, 'nginx-error.log')], cwd: tmp, stopSignal: 'SIGQUIT' };
+  const errorLog = join(tmp, 'nginx-error.log');
+  return { name: 'nginx', cmd: 'nginx', args: ['-p', tmp, '-c', join(tmp, 'nginx.conf'), '-e', errorLog], cwd: tmp, stopSignal: 'SIGQUIT', logFiles: [errorLog] };
 }
 
 export const nginxMissing = (): string | null => (commandPath('nginx') === null ? 'nginx is not installed (apt-get install nginx)' : null);
