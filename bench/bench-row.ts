@@ -11,7 +11,7 @@ import type { Proc } from './processes.js';
 import { formatInt, formatMs, progress } from './report.js';
 import { withServer } from './server-run.js';
 import type { AppSpec, ServerSpec } from './servers.js';
-import { CONNECTIONS, startWrk, wrkNotes, type WrkResult } from './wrk.js';
+import { CONNECTIONS, okRps, startWrk, wrkNotes, type WrkResult } from './wrk.js';
 
 export interface Row {
   server: ServerSpec;
@@ -23,7 +23,7 @@ export interface Row {
   notes: string[];
   /** Why the row was not run. */
   skipped: string | null;
-  /** req/s of every run, when the row was run more than once. */
+  /** req/s (of 2xx/3xx answers) of every run, when the row was run more than once. */
   allRps: number[];
 }
 
@@ -31,34 +31,38 @@ export function emptyRow(server: ServerSpec, app: AppSpec, skipped: string | nul
   return { server, app, wrk: null, conn: null, cpu: null, notes: [], skipped, allRps: [] };
 }
 
-/** opts.repeat runs; the median by req/s stands for the row, with the range of all runs. */
-export async function benchRow(server: ServerSpec, app: AppSpec, opts: Options): Promise<Row> {
+/** opts.repeat runs; the median by req/s of 2xx/3xx answers stands for the row, with the range of all runs. */
+export async function benchRow(server: ServerSpec, app: AppSpec, opts: Options, logName = `${server.id}-${app.id}`): Promise<Row> {
   const runs: Row[] = [];
   for (let i = 0; i < opts.repeat; i++) {
-    const r = await benchWithRetry(server, app, opts);
-    if (opts.repeat > 1) progress(`   run ${i + 1}/${opts.repeat}: ${r.wrk ? `${formatInt(r.wrk.rps)} req/s, p99 ${formatMs(r.wrk.p99ms)}` : 'failed'}${r.conn ? `, served ${r.conn.served}/${CONNECTIONS}` : ''}`);
+    const r = await benchWithRetry(server, app, opts, logName);
+    if (opts.repeat > 1) {
+      const non = r.wrk && r.wrk.non2xx3xx > 0 ? ` (${formatInt(r.wrk.non2xx3xx)} non-2xx/3xx answers)` : '';
+      progress(`   run ${i + 1}/${opts.repeat}: ${r.wrk ? `${formatInt(okRps(r.wrk))} req/s${non}, p99 ${formatMs(r.wrk.p99ms)}` : 'failed'}${r.conn ? `, served ${r.conn.served}/${CONNECTIONS}` : ''}`);
+    }
     runs.push(r);
   }
-  const ok = runs.filter((r) => r.wrk !== null).sort((a, b) => a.wrk!.rps - b.wrk!.rps);
+  const ok = runs.filter((r) => r.wrk !== null).sort((a, b) => okRps(a.wrk!) - okRps(b.wrk!));
   if (runs.length === 1 || ok.length === 0) return runs[0]!;
   const median = ok[Math.floor((ok.length - 1) / 2)]!;
-  median.allRps = ok.map((r) => r.wrk!.rps);
+  median.allRps = ok.map((r) => okRps(r.wrk!));
   for (const [i, r] of runs.entries()) {
     if (r === median) continue;
     for (const note of r.notes) median.notes.push(`run ${i + 1}: ${note}`);
     if (r.conn !== null && r.conn.served < CONNECTIONS) median.notes.push(`run ${i + 1}: served only ${r.conn.served}/${CONNECTIONS} connections`);
+    if (r.wrk !== null && r.wrk.non2xx3xx > 0) median.notes.push(`run ${i + 1}: ${formatInt(r.wrk.non2xx3xx)} non-2xx/3xx answers`);
   }
   if (ok.length < runs.length) median.notes.push(`${runs.length - ok.length} of ${runs.length} runs failed`);
   return median;
 }
 
 /** One run, run again once when other processes took CPU during it (the cleaner of the two is kept). */
-async function benchWithRetry(server: ServerSpec, app: AppSpec, opts: Options): Promise<Row> {
-  const row = await benchOnce(server, app, opts);
+async function benchWithRetry(server: ServerSpec, app: AppSpec, opts: Options, logName: string): Promise<Row> {
+  const row = await benchOnce(server, app, opts, logName);
   if (!opts.retry || row.cpu === null || row.cpu.otherPct <= OTHER_CPU_LIMIT) return row;
-  progress(`   (${row.wrk ? formatInt(row.wrk.rps) : '?'} req/s, but other processes took ${row.cpu.otherPct.toFixed(0)}% of a core during the run: running it again)`);
+  progress(`   (${row.wrk ? formatInt(okRps(row.wrk)) : '?'} req/s, but other processes took ${row.cpu.otherPct.toFixed(0)}% of a core during the run: running it again)`);
   await sleep(3000);
-  const again = await benchOnce(server, app, opts);
+  const again = await benchOnce(server, app, opts, logName);
   if (again.cpu !== null && again.cpu.otherPct < row.cpu.otherPct) {
     again.notes.unshift(`run twice: other processes took ${row.cpu.otherPct.toFixed(0)}% of a core during the first run; this is the second`);
     return again;
@@ -67,14 +71,14 @@ async function benchWithRetry(server: ServerSpec, app: AppSpec, opts: Options): 
   return row;
 }
 
-async function benchOnce(server: ServerSpec, app: AppSpec, opts: Options): Promise<Row> {
+async function benchOnce(server: ServerSpec, app: AppSpec, opts: Options, logName: string): Promise<Row> {
   const row = emptyRow(server, app);
-  await withServer(server, app, opts, `${server.id}-${app.id}`, row.notes, (port, procs) => measureInto(row, port, procs, opts.duration, app.path));
+  await withServer(server, app, opts, logName, row.notes, (port, procs) => measureInto(row, port, procs, opts.duration, app.path, server.tls === true));
   return row;
 }
 
-async function measureInto(row: Row, port: number, procs: readonly Proc[], seconds: number, path: string | undefined): Promise<void> {
-  const m = await measure(port, seconds, procs, path);
+async function measureInto(row: Row, port: number, procs: readonly Proc[], seconds: number, path: string | undefined, tls: boolean): Promise<void> {
+  const m = await measure(port, seconds, procs, path, tls);
   row.wrk = m.wrk;
   row.conn = m.conn;
   row.cpu = m.cpu;
@@ -95,8 +99,8 @@ interface Measurement {
 }
 
 /** Nothing else runs while wrk does, but the server, the two short `ss` calls and the /proc reads. */
-async function measure(port: number, seconds: number, serverProcs: readonly Proc[], path: string | undefined): Promise<Measurement> {
-  const { proc: wrk, done } = startWrk(port, seconds, path);
+async function measure(port: number, seconds: number, serverProcs: readonly Proc[], path: string | undefined, tls: boolean): Promise<Measurement> {
+  const { proc: wrk, done } = startWrk(port, seconds, path, tls);
   const started = Date.now();
   const readAt = async (share: number) => {
     const wait = started + share * seconds * 1000 - Date.now();

@@ -42,9 +42,9 @@ export function cpuSample(groups: ReadonlyArray<{ label: string; pids: readonly 
   return { at: performance.now(), busy, procs };
 }
 
-/** cpuSample's groups for a wrk run: the server's processes as they are now (by command name), wrk and the benchmark. */
-export function runGroups(server: readonly Proc[], wrk: Proc): Array<{ label: string; pids: number[] }> {
-  return [...server.map((p) => ({ label: '', pids: p.members() })), { label: 'wrk', pids: wrk.members() }, { label: 'bench', pids: [process.pid] }];
+/** cpuSample's groups for a run: the server's processes as they are now (by command name), the load generator (`load`, wrk or h2load) and the benchmark. */
+export function runGroups(server: readonly Proc[], load: Proc): Array<{ label: string; pids: number[] }> {
+  return [...server.map((p) => ({ label: '', pids: p.members() })), { label: load.name, pids: load.members() }, { label: 'bench', pids: [process.pid] }];
 }
 
 export interface CpuReport {

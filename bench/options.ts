@@ -1,7 +1,7 @@
 /** The benchmark's command line: its flags and BENCH_* environment variables. */
 
-/** wsgi: the main table (+ reload rows, worker cost); the others: the front-end duties, against nginx. */
-export const SUITES = ['wsgi', 'static', 'idle', 'slowloris'] as const;
+/** wsgi: the main table (+ reload rows, worker cost); static, idle, slowloris: the front-end duties, against nginx; tls: TLS and HTTP/2 against nginx + uWSGI. */
+export const SUITES = ['wsgi', 'static', 'idle', 'slowloris', 'tls'] as const;
 export type Suite = (typeof SUITES)[number];
 /** --suite's shorthands. */
 const SUITE_GROUPS: Record<string, readonly Suite[]> = { front: ['static', 'idle', 'slowloris'], all: SUITES };
@@ -39,22 +39,26 @@ const USAGE = `Usage: npm run bench -- [--suite SUITES] [--quick] [--markdown] [
                        idle       resident memory with N idle keep-alive connections (--idle-connections): gatehouse against nginx
                        slowloris  the flask app under wrk, alone and while N connections send headers 1 byte/s (--slow-connections):
                                   gatehouse (--header-timeout 60 and 10) against nginx + uWSGI
+                       tls        the hello and flask apps over TLS, same certificate, gatehouse against nginx (listen ssl http2) + uWSGI:
+                                  HTTP/1.1 (wrk -c50 over https), h2 (h2load -c10 -m5 -n 4000×duration) and h2 with 200 streams
+                                  (h2load -c4 -m50); req/s of 2xx answers, non-2xx counts, CPU per answer (needs h2load, openssl)
                        front      static,idle,slowloris (also: npm run bench:front)
                        all        every suite
   --quick            runs of 3 s (unless BENCH_DURATION is set) and fewer worker-cost iterations; also BENCH_QUICK=1
   --markdown         print the results tables as Markdown
   --only IDS         servers to run, comma-separated: gatehouse,gunicorn,uwsgi,nginx-uwsgi,waitress,uwsgi-http11;
-                     front suites: gatehouse, nginx (static, idle), nginx-uwsgi (slowloris)
-  --apps IDS         apps to run (wsgi suite), comma-separated: hello,flask
+                     front suites: gatehouse, nginx (static, idle), nginx-uwsgi (slowloris); tls: gatehouse, nginx-uwsgi
+  --apps IDS         apps to run (wsgi and tls suites), comma-separated: hello,flask
   --no-control       skip the uWSGI --http11-socket control row
   --no-worker-cost   skip the per-request cost inside the Python worker
   --no-reload        skip the reload-under-load rows (gatehouse and gunicorn, hello app, SIGHUP every 2 s under wrk)
   --no-retry         do not run a row again when other processes took CPU during it
-  --repeat N         run each wrk row (wsgi, static) N times, each with a fresh server, and show the median (and the range); also BENCH_REPEAT
-  --logs DIR         keep each server's log as DIR/SERVER-APP.log (reload rows: DIR/SERVER-APP-reload.log)
+  --repeat N         run each wrk or h2load row (wsgi, static, tls) N times, each with a fresh server, and show the median (and the range); also BENCH_REPEAT
+  --logs DIR         keep each server's log as DIR/SERVER-APP.log (reload rows: DIR/SERVER-APP-reload.log; tls: DIR/tls-SERVER-APP-WORKLOAD.log);
+                     nginx's error log is appended to its server's
   --idle-connections N   idle suite: keep-alive connections to hold open (default 10000)
   --slow-connections N   slowloris suite: slow connections (default 2000)
-Environment: BENCH_DURATION=seconds per wrk run (default 10, 3 with --quick).
+Environment: BENCH_DURATION=seconds per wrk run (default 10, 3 with --quick); the tls suite's h2load runs make 4000 requests per second of it.
 `;
 
 /** Exits with a message, for a bad command line or a machine the benchmark cannot run on. */

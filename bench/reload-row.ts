@@ -14,7 +14,7 @@ import type { Options } from './options.js';
 import { formatInt, formatMs, noteLines, progress, renderTable } from './report.js';
 import { withServer } from './server-run.js';
 import type { AppSpec, ServerSpec } from './servers.js';
-import { CONNECTIONS, errorCount, startWrk, WARMUP_SECONDS, wrkNotes, type WrkResult } from './wrk.js';
+import { CONNECTIONS, errorCount, okRps, startWrk, WARMUP_SECONDS, wrkNotes, type WrkResult } from './wrk.js';
 
 export const RELOAD_EVERY_SECONDS = 2;
 /** The app the reload rows run: the cheapest, so that the reloads weigh most. */
@@ -103,7 +103,8 @@ const RIGHT = new Set<keyof Cells>(['reloads', 'rps', 'p99', 'failed']);
 function cells(row: ReloadRow): Cells {
   const base = { server: row.server.label, app: row.app.id, reloads: `${row.completed}/${row.sent}` };
   if (row.wrk === null) return { ...base, rps: 'failed', p99: '', failed: '' };
-  return { ...base, rps: formatInt(row.wrk.rps), p99: formatMs(row.wrk.p99ms), failed: formatInt(errorCount(row.wrk)) };
+  const non = row.wrk.non2xx3xx > 0 ? ` (${formatInt(row.wrk.non2xx3xx)} non-2xx/3xx)` : '';
+  return { ...base, rps: formatInt(okRps(row.wrk)), p99: formatMs(row.wrk.p99ms), failed: formatInt(errorCount(row.wrk)) + non };
 }
 
 /** The rows' table, its legend and notes, as lines for stdout; none when no row ran. */
@@ -112,7 +113,7 @@ export function reloadSection(rows: readonly ReloadRow[], opts: Options): string
   const counted = rows.flatMap((r) => (r.server.reload ? [`${r.server.id}: ${r.server.reload.counted}`] : [])).join('; ');
   const legend =
     `wrk -t1 -c${CONNECTIONS} -d${opts.duration}s --latency (after a ${WARMUP_SECONDS} s warm-up, one run per server) while the server gets SIGHUP every ${RELOAD_EVERY_SECONDS} s, a graceful reload; ` +
-    `failed requests: wrk's non-2xx/3xx responses plus socket errors; reloads: completed/sent, completed as the log tells (${counted}).`;
+    `req/s: of 2xx/3xx answers; failed requests: wrk's non-2xx/3xx responses (their count in brackets) plus socket errors; reloads: completed/sent, completed as the log tells (${counted}).`;
   const item = opts.markdown ? '- ' : '';
   return ['Reload under load:', '', renderTable(KEYS, HEAD, rows.map(cells), RIGHT, opts.markdown), '', `${item}${legend}`, ...noteLines(rows, ', reload under load', opts.markdown)];
 }

@@ -5,12 +5,12 @@
  */
 import { cpus, release } from 'node:os';
 import type { Row } from './bench-row.js';
-import { SERVED_SHARE } from './connection-check.js';
+import { SERVED_SHARE, type ConnectionVerdict } from './connection-check.js';
 import { formatCpu } from './cpu-usage.js';
 import type { Options } from './options.js';
 import { PROCESSES, PYTHON, WAITRESS_THREADS, type Versions } from './servers.js';
 import type { WorkerCost } from './worker-cost.js';
-import { closesWithoutNotice, CONNECTIONS, errorCount, WARMUP_SECONDS } from './wrk.js';
+import { closesWithoutNotice, CONNECTIONS, okRps, socketErrorCount, WARMUP_SECONDS, type WrkResult } from './wrk.js';
 
 export function progress(line: string): void {
   process.stderr.write(`${line}\n`);
@@ -35,7 +35,7 @@ export function headerLines(opts: Options, versions: Versions): string[] {
   return [
     `gatehouse benchmark: ${new Date().toISOString()}, ${cpu.length} CPU(s) (${cpu[0]?.model.trim() ?? '?'}), Linux ${release()}`,
     `wrk ${versions.wrk}: wrk -t1 -c${CONNECTIONS} -d${opts.duration}s --latency, after a ${WARMUP_SECONDS} s warm-up${opts.repeat > 1 ? `; each row the median of ${opts.repeat} runs (range in brackets)` : ''}${opts.suites.has('wsgi') ? `; ${PROCESSES} Python processes per server (waitress: 1 process, ${WAITRESS_THREADS} threads)` : ''}; loopback only`,
-    `Python ${versions.python} (${PYTHON}), Flask ${versions.flask}, Node ${versions.node}`,
+    `Python ${versions.python} (${PYTHON}), Flask ${versions.flask}, Node ${versions.node}${opts.suites.has('tls') ? `; h2load ${versions.h2load}, OpenSSL ${versions.openssl}` : ''}`,
   ];
 }
 
@@ -45,38 +45,55 @@ interface Cells {
   rps: string;
   p99: string;
   served: string;
+  non2xx: string;
   errors: string;
   ratio: string;
 }
 
-const HEAD: Cells = { server: 'server', app: 'app', rps: 'req/s', p99: 'p99', served: 'connections served', errors: 'errors', ratio: 'gatehouse/peer' };
-const KEYS: Array<keyof Cells> = ['server', 'app', 'rps', 'p99', 'served', 'errors', 'ratio'];
-const RIGHT = new Set<keyof Cells>(['rps', 'p99', 'errors', 'ratio']);
+const HEAD: Cells = { server: 'server', app: 'app', rps: 'req/s', p99: 'p99', served: 'connections served', non2xx: 'non-2xx/3xx', errors: 'errors', ratio: 'gatehouse/peer' };
+const KEYS: Array<keyof Cells> = ['server', 'app', 'rps', 'p99', 'served', 'non2xx', 'errors', 'ratio'];
+const RIGHT = new Set<keyof Cells>(['rps', 'p99', 'non2xx', 'errors', 'ratio']);
+
+/** Bad answers as a count (`what`: which, e.g. "5xx"), their share of `all` and the flag any of them raises: "0" for none. */
+export function flaggedCount(bad: number, all: number, what = ''): string {
+  if (bad === 0) return '0';
+  const share = all > 0 ? (bad / all) * 100 : 100;
+  return `${formatInt(bad)}${what === '' ? '' : ` ${what}`} (${share < 1 ? share.toFixed(2) : share.toFixed(0)}%) FLAGGED`;
+}
+
+/** The main table's non-2xx/3xx cell for a wrk run. */
+export const wrkNon2xx = (w: WrkResult) => flaggedCount(w.non2xx3xx, w.requests);
+
+/** The connection check's verdict as a cell: "50/50", "2/50 STARVED", "?" when it did not run. */
+export function servedCell(conn: ConnectionVerdict | null): string {
+  if (conn === null) return '?';
+  let served = `${conn.served}/${CONNECTIONS}`;
+  if (conn.served < CONNECTIONS) served += ' STARVED';
+  if (!conn.reliable) served += ` ? (saw ${conn.seen})`;
+  return served;
+}
 
 /** `rows`: for gatehouse's req/s on the same app. */
 function cells(row: Row, rows: readonly Row[]): Cells {
   const base = { server: row.server.label, app: row.app.id };
-  if (row.skipped !== null) return { ...base, rps: 'skipped', p99: '', served: '', errors: '', ratio: '' };
+  const none = { p99: '', served: '', non2xx: '', errors: '', ratio: '' };
+  if (row.skipped !== null) return { ...base, ...none, rps: 'skipped' };
   const w = row.wrk;
-  if (w === null) return { ...base, rps: 'failed', p99: '', served: '', errors: '', ratio: '' };
-  let served = '?';
-  if (row.conn) {
-    served = `${row.conn.served}/${CONNECTIONS}`;
-    if (row.conn.served < CONNECTIONS) served += ' STARVED';
-    if (!row.conn.reliable) served += ` ? (saw ${row.conn.seen})`;
-  }
+  if (w === null) return { ...base, ...none, rps: 'failed' };
+  const served = servedCell(row.conn);
   let ratio = '';
   const gh = rows.find((r) => r.server.id === 'gatehouse' && r.app.id === row.app.id && r.wrk !== null);
   if (row.server.id === 'gatehouse') ratio = '—';
-  else if (gh?.wrk && w.rps > 0) {
-    ratio = `${(gh.wrk.rps / w.rps).toFixed(2)}×`;
+  else if (gh?.wrk && okRps(w) > 0) {
+    ratio = `${(okRps(gh.wrk) / okRps(w)).toFixed(2)}×`;
     if (row.server.control) ratio += ' (control)';
     else if (row.conn && row.conn.served < CONNECTIONS) ratio += ' (peer starved)';
+    if (gh.wrk.non2xx3xx > 0 || w.non2xx3xx > 0) ratio += ' (non-2xx/3xx)';
   }
-  const errors = formatInt(errorCount(w)) + (closesWithoutNotice(w) ? ' (EOF)' : '');
-  let rps = formatInt(w.rps);
+  const errors = formatInt(socketErrorCount(w)) + (closesWithoutNotice(w) ? ' (EOF)' : '');
+  let rps = formatInt(okRps(w));
   if (row.allRps.length > 1) rps += ` (${formatInt(Math.min(...row.allRps))}–${formatInt(Math.max(...row.allRps))})`;
-  return { ...base, rps, p99: formatMs(w.p99ms), served, errors, ratio };
+  return { ...base, rps, p99: formatMs(w.p99ms), served, non2xx: wrkNon2xx(w), errors, ratio };
 }
 
 /** A table of `rows` in the main table's layout (the static suite's too); `head` renames columns. */
@@ -90,7 +107,8 @@ export function rowProgress(row: Row, rows: readonly Row[]): void {
   const conn = row.conn
     ? ` (saw ${row.conn.seen}: ${row.conn.kept} open at both reads, ${row.conn.starved} of them starved, bytes each ${formatInt(row.conn.minBytes)}..${formatInt(row.conn.maxBytes)}; ${row.conn.renewed} reopened)`
     : '';
-  progress(`   ${c.rps} req/s, p99 ${c.p99}, served ${c.served}${conn}, errors ${c.errors}`);
+  const all = row.wrk && row.wrk.non2xx3xx > 0 ? ` (${formatInt(row.wrk.rps)} with the non-2xx/3xx)` : '';
+  progress(`   ${c.rps} req/s${all}, p99 ${c.p99}, served ${c.served}${conn}, non-2xx/3xx ${c.non2xx}, errors ${c.errors}`);
   if (row.cpu) progress(`   ${formatCpu(row.cpu)}`);
   for (const n of row.notes) progress(`   ! ${n}`);
 }
@@ -113,12 +131,15 @@ export function noteLines(rows: ReadonlyArray<{ server: { label: string }; app: 
   return lines.length > 0 ? ['', 'Notes:', ...lines] : [];
 }
 
+export const NON2XX_LEGEND = `req/s: of 2xx/3xx answers only (wrk's req/s × its requests less its "Non-2xx or 3xx responses", over its requests), so a server answering errors fast does not look fast; non-2xx/3xx: that count of wrk's (4xx and 5xx answers), with its share of all answers; any at all flags the row (FLAGGED) and its gatehouse/peer ratio ("(non-2xx/3xx)").`;
+
 export const SERVED_LEGEND = `connections served: ${CONNECTIONS} minus the starved wrk connections: those open at two reads of the kernel's socket table (40% and 80% into the run) that received under ${SERVED_SHARE * 100}% of the mean bytes in between; under ${CONNECTIONS}/${CONNECTIONS} = STARVED, and its req/s is not comparable.`;
 
 function legend(rows: readonly Row[], repeat: number): string[] {
   return [
     SERVED_LEGEND,
-    `errors: wrk's non-2xx/3xx responses plus socket errors (connect, read, write, timeout); "(EOF)": all of them are read errors, one per request, from a server that closes each connection after a complete response without "Connection: close" (not failed requests). gatehouse/peer: gatehouse's req/s over the peer's, same app.`,
+    NON2XX_LEGEND,
+    `errors: wrk's socket errors (connect, read, write, timeout); "(EOF)": all of them are read errors, one per request, from a server that closes each connection after a complete response without "Connection: close" (not failed requests). gatehouse/peer: gatehouse's req/s over the peer's, same app.`,
     `gunicorn sync and uWSGI --http-socket close the connection after each response (wrk reconnects); gatehouse, nginx and waitress keep connections alive. nginx: worker_processes 1, keepalive_requests 1000000, uwsgi_pass to a unix socket.`,
     repeat > 1
       ? `req/s: the median of ${repeat} runs, each with a fresh server; p99, connections and errors are the median run's.`

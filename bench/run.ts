@@ -26,8 +26,19 @@
  *     npm run bench -- --suite static,idle,slowloris   # or --suite front, or npm run bench:front
  *     npm run bench -- --suite all
  *
+ * --suite tls (tls-suite.ts) runs gatehouse and nginx + uWSGI over TLS with
+ * one self-signed certificate made at the start, 2 Python processes each, on
+ * the hello and flask apps: HTTP/1.1 over TLS (wrk -c50, as the main table),
+ * h2 (h2load -c10 -m5 -n 4000×duration, h2load.ts) and h2 with 200
+ * concurrent streams (h2load -c4 -m50), where nginx + uWSGI answers many
+ * 502s. req/s counts 2xx answers only, and every row shows its non-2xx
+ * answers; ratios gatehouse / nginx + uWSGI and CPU per answer of each front.
+ *
+ *     npm run bench -- --suite tls --repeat 3 --markdown
+ *
  * Needs wrk, ss (iproute2), Debian's /usr/bin/python3 with python3-flask, and
- * the peers (a missing one is skipped). Rows run one after the other, never in
+ * the peers (a missing one is skipped); the tls suite also h2load
+ * (nghttp2-client) and openssl. Rows run one after the other, never in
  * parallel; everything started is killed on Ctrl-C.
  */
 import { existsSync } from 'node:fs';
@@ -40,6 +51,7 @@ import { headerLines, printReport, progress, rowProgress, type WsgiResults } fro
 import { APPS, detectVersions, hasPythonModule, PYTHON, servers, type Versions } from './servers.js';
 import { runSlowlorisSuite } from './slowloris.js';
 import { runStaticSuite } from './static-row.js';
+import { runTlsSuite } from './tls-suite.js';
 import { measureWorkerCost, type WorkerCost } from './worker-cost.js';
 import { CONNECTIONS } from './wrk.js';
 
@@ -48,6 +60,10 @@ async function main(): Promise<void> {
   installCleanup();
   if (commandPath('wrk') === null) fail('wrk is not installed (apt-get install wrk)');
   if (commandPath('ss') === null) fail('ss is not installed (apt-get install iproute2); it is needed to check every connection is served');
+  if (opts.suites.has('tls')) {
+    if (commandPath('h2load') === null) fail('h2load is not installed (apt-get install nghttp2-client); the tls suite needs it');
+    if (commandPath('openssl') === null) fail('openssl is not installed (apt-get install openssl); the tls suite makes its certificate with it');
+  }
   if (!existsSync(PYTHON)) fail(`${PYTHON} is missing: the benchmark runs every server with Debian's python3`);
   const versions = detectVersions();
   const header = headerLines(opts, versions);
@@ -63,6 +79,7 @@ async function main(): Promise<void> {
   if (opts.suites.has('static')) sections.push(await runStaticSuite(versions, opts));
   if (opts.suites.has('idle')) sections.push(await runIdleSuite(versions, opts));
   if (opts.suites.has('slowloris')) sections.push(await runSlowlorisSuite(versions, opts));
+  if (opts.suites.has('tls')) sections.push(await runTlsSuite(versions, opts));
   printReport(opts, header, wsgi, sections);
 }
 

@@ -5,8 +5,9 @@
  * Each step has a time limit; what goes wrong becomes a note. The warm-up
  * loads the app's path (AppSpec.path).
  */
-import { copyFileSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { appendFileSync, copyFileSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { get as httpGet } from 'node:http';
+import { get as httpsGet } from 'node:https';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -31,11 +32,11 @@ export async function withServer(server: ServerSpec, app: AppSpec, opts: Options
     const port = await freePort();
     const launches = server.launch(app, port, tmp);
     await start(launches, log, procs);
-    const notReady = await waitReady(port, procs, 30000);
+    const notReady = await waitReady(port, server.tls === true, procs, 30000);
     if (notReady !== null) {
       notes.push(`did not start: ${notReady}`);
     } else {
-      const warm = await runCommand('wrk (warm-up)', 'wrk', wrkArgs(port, WARMUP_SECONDS, false, app.path), (WARMUP_SECONDS + 30) * 1000);
+      const warm = await runCommand('wrk (warm-up)', 'wrk', wrkArgs(port, WARMUP_SECONDS, false, app.path, server.tls), (WARMUP_SECONDS + 30) * 1000);
       if (warm.code !== 0) notes.push(`warm-up wrk failed: ${firstLine(warm.out)}`);
       await measure(port, procs);
     }
@@ -47,6 +48,8 @@ export async function withServer(server: ServerSpec, app: AppSpec, opts: Options
     for (const p of procs) {
       if (p.exitCode !== null && p.exitCode !== 0 && notReady === null) notes.push(`${p.name} exited with code ${p.exitCode} after its stop signal`);
     }
+    // nginx writes its errors (a 502's cause) to its own file: checked and kept with the rest
+    for (const l of launches) for (const f of l.logFiles ?? []) if (existsSync(f)) appendFileSync(log, `==> ${l.name}: ${f}\n${readFileSync(f, 'utf8')}`);
     const text = existsSync(log) ? readFileSync(log, 'utf8') : '';
     const bad = text.split('\n').filter((l) => !l.startsWith('==> ') && server.problemLines.test(l));
     if (bad.length > 0) {
@@ -96,10 +99,11 @@ function freePort(): Promise<number> {
   });
 }
 
-/** The status of GET /, 0 when there is no answer. */
-function getStatus(port: number): Promise<number> {
+/** The status of GET /, 0 when there is no answer; over `tls`, any certificate (the bench's own is self-signed). */
+function getStatus(port: number, tls: boolean): Promise<number> {
   return new Promise((resolve) => {
-    const req = httpGet({ host: '127.0.0.1', port, path: '/', agent: false, timeout: 1000 }, (res) => {
+    const get = tls ? httpsGet : httpGet;
+    const req = get({ host: '127.0.0.1', port, path: '/', agent: false, timeout: 1000, rejectUnauthorized: false }, (res) => {
       res.resume();
       res.on('end', () => resolve(res.statusCode ?? 0));
       res.on('error', () => resolve(0));
@@ -110,14 +114,14 @@ function getStatus(port: number): Promise<number> {
 }
 
 /** Waits until GET / answers 200 (the app is imported and serving); null then, else why not. */
-async function waitReady(port: number, procs: readonly Proc[], timeoutMs: number): Promise<string | null> {
+async function waitReady(port: number, tls: boolean, procs: readonly Proc[], timeoutMs: number): Promise<string | null> {
   const deadline = Date.now() + timeoutMs;
   let last = 0;
   while (Date.now() < deadline) {
     for (const p of procs) if (!p.running) return `${p.name} exited (code ${p.exitCode}, signal ${p.exitSignal}) before answering`;
-    last = await getStatus(port);
+    last = await getStatus(port, tls);
     if (last === 200) return null;
     await sleep(100);
   }
-  return `no 200 from 127.0.0.1:${port} within ${timeoutMs / 1000} s (last status ${last || 'none: no connection'})`;
+  return `no 200 from ${tls ? 'https' : 'http'}://127.0.0.1:${port} within ${timeoutMs / 1000} s (last status ${last || 'none: no connection'})`;
 }

@@ -42,6 +42,8 @@ export interface Launch {
   stopSignal: NodeJS.Signals;
   /** Start the next process only once this path exists (a back end's unix socket). */
   waitForPath?: string;
+  /** Files it logs to besides its output (nginx's error_log): added to the server's log once it stops. */
+  logFiles?: string[];
 }
 
 export interface ServerSpec {
@@ -55,6 +57,8 @@ export interface ServerSpec {
   apps?: string[];
   /** A control row: expected to starve connections; no gatehouse/peer ratio. */
   control?: boolean;
+  /** Listens with TLS: the readiness check, the warm-up and wrk use https. */
+  tls?: boolean;
   /** Logged lines that count as problems. */
   problemLines: RegExp;
   /** For the reload row: the signal of a graceful reload, and how many reloads the log says completed (`counted`: how). */
@@ -86,6 +90,8 @@ export function detectVersions() {
     uwsgi: v('uwsgi', ['--version'], /^(\S+)/),
     nginx: v('nginx', ['-v'], /nginx\/(\S+)/),
     waitress: pythonPackage('waitress'),
+    h2load: v('h2load', ['--version'], /nghttp2\/(\S+)/),
+    openssl: v('openssl', ['version'], /^OpenSSL (\S+)/),
     flask: pythonPackage('flask'),
   };
 }
@@ -121,6 +127,8 @@ export interface NginxTuning {
   keepaliveTimeout?: number;
   /** More directives for the http block, e.g. `client_header_timeout 10s;`. */
   http?: string[];
+  /** Listen with TLS (and h2 by ALPN, nginx 1.22's `listen ... ssl http2`) with this certificate and key (PEM files). */
+  tls?: { certfile: string; keyfile: string };
 }
 
 /**
@@ -151,11 +159,26 @@ http {
     keepalive_timeout ${tuning.keepaliveTimeout ?? 65};
     keepalive_requests 1000000;
 ${(tuning.http ?? []).map((d) => `    ${d}\n`).join('')}    server {
-        listen 127.0.0.1:${port};
+${listen(port, tuning)}
 ${locations}
     }
 }
 `;
+}
+
+/** The server block's listen line, and with TLS its certificate. */
+function listen(port: number, tuning: NginxTuning): string {
+  if (tuning.tls === undefined) return `        listen 127.0.0.1:${port};`;
+  return [
+    `        listen 127.0.0.1:${port} ssl http2;`,
+    `        ssl_certificate ${tuning.tls.certfile};`,
+    `        ssl_certificate_key ${tuning.tls.keyfile};`,
+    // nginx 1.22 leaves TLSv1.3 out by default (1.23.4 added it); Node offers 1.2 and 1.3: the same on both
+    '        ssl_protocols TLSv1.2 TLSv1.3;',
+    // Node picks the cipher by its own order (TLS_AES_256_GCM_SHA384 first, as OpenSSL's default), nginx by the
+    // client's (h2load puts AES-128 first): the server's order on both, so that both do the same crypto
+    '        ssl_prefer_server_ciphers on;',
+  ].join('\n');
 }
 
 /** Writes `tmp`/nginx.conf and returns nginx's launch; nginx's worker runs as nobody: it must reach `tmp`. */
@@ -163,7 +186,8 @@ export function nginxLaunch(tmp: string, port: number, locations: string, tuning
   chmodSync(tmp, 0o755);
   for (const d of ['client_body', 'proxy', 'fastcgi', 'uwsgi', 'scgi']) mkdirSync(join(tmp, d), { recursive: true });
   writeFileSync(join(tmp, 'nginx.conf'), nginxConfig(tmp, port, locations, tuning));
-  return { name: 'nginx', cmd: 'nginx', args: ['-p', tmp, '-c', join(tmp, 'nginx.conf'), '-e', join(tmp, 'nginx-error.log')], cwd: tmp, stopSignal: 'SIGQUIT' };
+  const errorLog = join(tmp, 'nginx-error.log');
+  return { name: 'nginx', cmd: 'nginx', args: ['-p', tmp, '-c', join(tmp, 'nginx.conf'), '-e', errorLog], cwd: tmp, stopSignal: 'SIGQUIT', logFiles: [errorLog] };
 }
 
 export const nginxMissing = (): string | null => (commandPath('nginx') === null ? 'nginx is not installed (apt-get install nginx)' : null);

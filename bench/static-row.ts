@@ -11,7 +11,7 @@ import { benchRow, type Row } from './bench-row.js';
 import { makeStaticDir, nginxFront, STATIC_FILES } from './front-servers.js';
 import type { Options } from './options.js';
 import { removeTempDir } from './processes.js';
-import { noteLines, progress, rowProgress, rowsTable, SERVED_LEGEND } from './report.js';
+import { NON2XX_LEGEND, noteLines, progress, rowProgress, rowsTable, SERVED_LEGEND } from './report.js';
 import { gatehouseServer, type AppSpec, type Versions } from './servers.js';
 import { CONNECTIONS, WARMUP_SECONDS } from './wrk.js';
 
@@ -69,6 +69,7 @@ function section(rows: readonly Row[], skipped: readonly string[], opts: Options
     `${item}gatehouse: --static /static=DIR served by the Node front (from its file cache: files up to 64 KiB in memory); the app (bench/apps/hello.py, --workers 1) is only there because the CLI needs one. ` +
       `nginx: worker_processes 1, location /static/ { alias DIR/; }, sendfile on, keepalive_requests 1000000, Debian's mime.types.`,
     `${item}${SERVED_LEGEND}`,
+    `${item}${NON2XX_LEGEND}`,
     ...skipped.map((s) => `${item}${s}`),
     ...noteLines(rows, ', static', opts.markdown),
   ];

@@ -16,9 +16,9 @@ export interface WrkResult {
   socketErrors: { connect: number; read: number; write: number; timeout: number };
 }
 
-/** One thread: with two cores, the other one is the server's. `path`: the URL's path. */
-export function wrkArgs(port: number, seconds: number, latency: boolean, path = '/'): string[] {
-  return ['-t1', `-c${CONNECTIONS}`, `-d${seconds}s`, ...(latency ? ['--latency'] : []), `http://127.0.0.1:${port}${path}`];
+/** One thread: with two cores, the other one is the server's. `path`: the URL's path; `tls`: https (wrk offers no ALPN: HTTP/1.1). */
+export function wrkArgs(port: number, seconds: number, latency: boolean, path = '/', tls = false): string[] {
+  return ['-t1', `-c${CONNECTIONS}`, `-d${seconds}s`, ...(latency ? ['--latency'] : []), `${tls ? 'https' : 'http'}://127.0.0.1:${port}${path}`];
 }
 
 /**
@@ -26,8 +26,8 @@ export function wrkArgs(port: number, seconds: number, latency: boolean, path = 
  * ends (null when wrk failed, with its output to say why). Killed when it
  * runs 30 s past its duration.
  */
-export function startWrk(port: number, seconds: number, path = '/'): { proc: Proc; done: Promise<{ result: WrkResult | null; out: string }> } {
-  const proc = new Proc('wrk', 'wrk', wrkArgs(port, seconds, true, path), { capture: true });
+export function startWrk(port: number, seconds: number, path = '/', tls = false): { proc: Proc; done: Promise<{ result: WrkResult | null; out: string }> } {
+  const proc = new Proc('wrk', 'wrk', wrkArgs(port, seconds, true, path, tls), { capture: true });
   const limit = setTimeout(() => proc.killGroup('SIGKILL'), (seconds + 30) * 1000);
   const done = proc.exited.then(async () => {
     clearTimeout(limit);
@@ -64,8 +64,20 @@ export function parseWrk(out: string): WrkResult | null {
 }
 
 export function errorCount(w: WrkResult): number {
+  return w.non2xx3xx + socketErrorCount(w);
+}
+
+export function socketErrorCount(w: WrkResult): number {
   const s = w.socketErrors;
-  return w.non2xx3xx + s.connect + s.read + s.write + s.timeout;
+  return s.connect + s.read + s.write + s.timeout;
+}
+
+/**
+ * req/s of 2xx/3xx answers (wrk tells no 2xx from 3xx): a server that answers
+ * 502s fast must not look fast. Equal to rps when every answer was one.
+ */
+export function okRps(w: WrkResult): number {
+  return w.requests > 0 ? (w.rps * Math.max(0, w.requests - w.non2xx3xx)) / w.requests : 0;
 }
 
 /** Notes on a run: wrk's output unreadable (`w` null), or what it counted as errors; none for a clean run. */

@@ -1,0 +1,460 @@
+/**
+ * The tls suite: gatehouse against nginx + uWSGI over TLS, both with the same
+ * self-signed certificate (made with openssl at the start, in a temporary
+ * directory) and 2 Python processes, on the hello and flask apps, in three
+ * workloads:
+ *
+ * - HTTP/1.1 over TLS: wrk -t1 -c50 keep-alive, run as a main-table row
+ *   (bench-row.ts: the connection check, the CPU accounting, --repeat, the
+ *   retry). wrk offers no ALPN, so both servers speak HTTP/1.1.
+ * - h2: h2load -c10 -m5, -n scaled with the duration (40,000 for 10 s).
+ * - h2 with 200 concurrent streams: h2load -c4 -m50. nginx passes each
+ *   stream to uWSGI on a connection of its own, uWSGI's listen queue (100)
+ *   overflows and nginx answers 502 to the streams that do not fit; gatehouse
+ *   queues them for its workers. The counts of non-2xx answers show it.
+ *
+ * Every row counts non-2xx answers and unanswered requests, and its req/s is
+ * that of 2xx answers, so a server answering 502s fast does not look fast.
+ * Each row is the median of --repeat runs, each on a fresh server.
+ */
+import { chmodSync, existsSync, rmSync } from 'node:fs';
+import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { benchRow, type Row } from './bench-row.js';
+import { SERVED_SHARE } from './connection-check.js';
+import { busyMachineNote, cpuReport, cpuSample, formatCpu, OTHER_CPU_LIMIT, runGroups, type CpuReport } from './cpu-usage.js';
+import { H2_WARMUP_REQUESTS, h2loadArgs, h2loadLimitMs, non2xx, ok2xxRps, startH2load, unanswered, waitProgress, type H2Load, type H2Result } from './h2load.js';
+import type { Options } from './options.js';
+import { firstLine, makeTempDir, removeTempDir, runCommand, type Proc } from './processes.js';
+import { flaggedCount, formatInt, formatMs, noteLines, progress, renderTable, rowProgress, servedCell, SERVED_LEGEND } from './report.js';
+import { withServer } from './server-run.js';
+import { APPS, gatehouseServer, hasPythonModule, nginxUwsgiServer, PROCESSES, PYTHON, type AppSpec, type ServerSpec, type Versions } from './servers.js';
+import { CONNECTIONS, okRps, socketErrorCount, closesWithoutNotice, WARMUP_SECONDS } from './wrk.js';
+
+/** h2load requests per second of --duration: 40,000 for the default 10 s, as `h2load -n 40000`. */
+const H2_REQUESTS_PER_SECOND = 4000;
+
+type Workload = { id: string; title: string } & ({ kind: 'wrk' } | { kind: 'h2'; clients: number; streams: number });
+
+const WORKLOADS: readonly Workload[] = [
+  { id: 'h1', title: `HTTP/1.1 + TLS (wrk -c${CONNECTIONS})`, kind: 'wrk' },
+  { id: 'h2', title: 'h2 (h2load -c10 -m5)', kind: 'h2', clients: 10, streams: 5 },
+  { id: 'h2-200', title: 'h2, 200 streams (h2load -c4 -m50)', kind: 'h2', clients: 4, streams: 50 },
+];
+
+/** Where each server's front and Python processes show in the CPU accounting (by command name). */
+const PROCESS_NAMES: Record<string, { front: string; python: string }> = {
+  gatehouse: { front: 'node', python: 'python3' },
+  'nginx-uwsgi': { front: 'nginx', python: 'uwsgi' },
+};
+
+/** One server × app × workload: the median run's figures, as the tables need them. */
+interface TlsRow {
+  server: ServerSpec;
+  app: AppSpec;
+  workload: Workload;
+  /** null: not run (`skipped` says why) or failed. */
+  okRps: number | null;
+  /** Every answer per second, 2xx or not. */
+  answerRps: number | null;
+  p99ms: number | null;
+  /** Answers that were not 2xx (wrk: not 2xx/3xx) and requests with no answer. */
+  bad: number;
+  unanswered: number;
+  /** Table cells. */
+  served: string;
+  non2xx: string;
+  errors: string;
+  /** µs of CPU per answer: the front process(es) and the Python processes. */
+  frontUs: number | null;
+  pythonUs: number | null;
+  /** req/s of 2xx answers of every run, when run more than once. */
+  allOk: number[];
+  /** Negotiated: "h2, TLSv1.3, TLS_AES_256_GCM_SHA384" (h2load's report); null for wrk (it says nothing). */
+  negotiated: string | null;
+  notes: string[];
+  skipped: string | null;
+}
+
+function emptyTlsRow(server: ServerSpec, app: AppSpec, workload: Workload, skipped: string | null = null): TlsRow {
+  return { server, app, workload, okRps: null, answerRps: null, p99ms: null, bad: 0, unanswered: 0, served: '', non2xx: '', errors: '', frontUs: null, pythonUs: null, allOk: [], negotiated: null, notes: [], skipped };
+}
+
+/** µs of CPU per answer of the processes named `name`, from `cpu` (% of a core over its window) and the answers per second in that window. */
+function usPerAnswer(cpu: CpuReport | null, name: string, answersPerSecond: number): number | null {
+  const list = cpu?.byName.get(name);
+  if (list === undefined || answersPerSecond <= 0) return null;
+  return (list.reduce((a, b) => a + b, 0) / 100 / answersPerSecond) * 1e6;
+}
+
+// ---------------------------------------------------------------- the certificate
+
+/**
+ * A self-signed certificate for localhost and 127.0.0.1 (RSA 2048, as most
+ * sites still use) in a new temporary directory, readable by nginx's worker
+ * (nobody) and by gatehouse; the directory is removed on exit.
+ */
+async function makeCertificate(): Promise<{ dir: string; certfile: string; keyfile: string }> {
+  const dir = makeTempDir('gatehouse-bench-tls-');
+  chmodSync(dir, 0o755);
+  const certfile = join(dir, 'cert.pem');
+  const keyfile = join(dir, 'key.pem');
+  const r = await runCommand('openssl', 'openssl', [
+    'req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-days', '2', '-subj', '/CN=localhost',
+    '-addext', 'subjectAltName=DNS:localhost,IP:127.0.0.1',
+    '-keyout', keyfile, '-out', certfile,
+  ], 60000);
+  if (r.code !== 0 || !existsSync(certfile) || !existsSync(keyfile)) throw new Error(`openssl could not make the certificate: ${r.out.trim().slice(-300)}`);
+  chmodSync(keyfile, 0o644);
+  return { dir, certfile, keyfile };
+}
+
+// ---------------------------------------------------------------- rows
+
+/** The HTTP/1.1 + TLS row: a main-table row (wrk over https) made into a TlsRow. */
+async function wrkRow(server: ServerSpec, app: AppSpec, workload: Workload, opts: Options): Promise<TlsRow> {
+  const r: Row = await benchRow(server, app, opts, `tls-${server.id}-${app.id}-${workload.id}`);
+  rowProgress(r, [r]);
+  const row = emptyTlsRow(server, app, workload);
+  row.notes = r.notes;
+  const w = r.wrk;
+  if (w === null) return row;
+  const names = PROCESS_NAMES[server.id]!;
+  Object.assign(row, {
+    okRps: okRps(w),
+    answerRps: w.rps,
+    p99ms: w.p99ms,
+    bad: w.non2xx3xx,
+    unanswered: 0,
+    served: servedCell(r.conn),
+    non2xx: flaggedCount(w.non2xx3xx, w.requests),
+    errors: formatInt(socketErrorCount(w)) + (closesWithoutNotice(w) ? ' (EOF)' : ''),
+    // the CPU window is 40–80% into the run; wrk's mean rate stands for that window's
+    frontUs: usPerAnswer(r.cpu, names.front, w.rps),
+    pythonUs: usPerAnswer(r.cpu, names.python, w.rps),
+    allOk: r.allRps,
+  });
+  return row;
+}
+
+/** One h2load run on a fresh server. */
+interface H2Run {
+  result: H2Result | null;
+  cpu: CpuReport | null;
+  /** Answers per second between the CPU samples. */
+  windowRps: number;
+  notes: string[];
+}
+
+async function h2Once(server: ServerSpec, app: AppSpec, load: H2Load, opts: Options, logName: string, dir: string): Promise<H2Run> {
+  const run: H2Run = { result: null, cpu: null, windowRps: 0, notes: [] };
+  const logFile = join(dir, `h2load-${process.pid}-${Date.now()}.log`);
+  try {
+    await withServer(server, app, opts, logName, run.notes, async (port, procs) => {
+      const url = `https://127.0.0.1:${port}${app.path ?? '/'}`;
+      // withServer warmed the app up over HTTP/1.1; this warms the front's h2 code too
+      const warm = { ...load, requests: Math.min(H2_WARMUP_REQUESTS, load.requests) };
+      const w = await runCommand('h2load (warm-up)', 'h2load', h2loadArgs(url, warm), h2loadLimitMs(warm));
+      if (w.code !== 0) run.notes.push(`warm-up h2load failed: ${firstLine(w.out)}`);
+      await measureH2(run, url, load, procs, logFile);
+    });
+  } finally {
+    rmSync(logFile, { force: true });
+  }
+  return run;
+}
+
+/**
+ * The measured run, with the CPU samples at h2load's "10% done" and "90%
+ * done" lines: 80% of the requests answered in between, away from the
+ * connects and the tail.
+ */
+async function measureH2(run: H2Run, url: string, load: H2Load, procs: readonly Proc[], logFile: string): Promise<void> {
+  const { proc, done } = startH2load(url, load, logFile);
+  let first: { at: number; sample: ReturnType<typeof cpuSample> } | null = null;
+  if (await waitProgress(proc, 10)) first = { at: Date.now(), sample: cpuSample(runGroups(procs, proc)) };
+  if (first !== null && (await waitProgress(proc, 90))) {
+    const second = cpuSample(runGroups(procs, proc));
+    run.cpu = cpuReport(first.sample, second);
+    run.windowRps = (0.8 * load.requests) / run.cpu.seconds;
+  }
+  const { result, out } = await done;
+  run.result = result;
+  for (const p of procs) if (!p.running) run.notes.push(`${p.name} died during the run (code ${p.exitCode}, signal ${p.exitSignal})`);
+  if (result === null) {
+    run.notes.push(`could not read h2load's output: ${out.trim().replace(/\s+/g, ' ').slice(-300)}`);
+    return;
+  }
+  if (result.protocol !== 'h2') run.notes.push(`h2load negotiated ${result.protocol ?? 'no protocol'}, not h2`);
+  if (run.cpu === null) run.notes.push('no CPU figures: h2load did not report its 10% and 90% progress');
+  else {
+    const busy = busyMachineNote(run.cpu, run.cpu.otherPct);
+    if (busy !== null) run.notes.push(busy);
+  }
+  const s = result.status;
+  if (non2xx(result) > 0 || unanswered(result) > 0) {
+    run.notes.push(
+      `h2load: ${formatInt(s.s2xx)} 2xx, ${formatInt(s.s3xx)} 3xx, ${formatInt(s.s4xx)} 4xx, ${formatInt(s.s5xx)} 5xx of ${formatInt(result.requests)} requests; ` +
+        `${formatInt(result.failed)} failed, ${formatInt(result.errored)} errored, ${formatInt(result.timedOut)} timed out`,
+    );
+  }
+  const c = result.clientRps;
+  if (c !== null && c.min < SERVED_SHARE * c.mean) run.notes.push(`the slowest h2 connection made ${formatInt(c.min)} req/s against a mean of ${formatInt(c.mean)}: starved`);
+}
+
+/** One run, run again once when other processes took CPU during it (the cleaner of the two is kept), as bench-row.ts does. */
+async function h2WithRetry(server: ServerSpec, app: AppSpec, load: H2Load, opts: Options, logName: string, dir: string): Promise<H2Run> {
+  const run = await h2Once(server, app, load, opts, logName, dir);
+  if (!opts.retry || run.cpu === null || run.cpu.otherPct <= OTHER_CPU_LIMIT) return run;
+  progress(`   (other processes took ${run.cpu.otherPct.toFixed(0)}% of a core during the run: running it again)`);
+  await sleep(3000);
+  const again = await h2Once(server, app, load, opts, logName, dir);
+  if (again.cpu !== null && again.cpu.otherPct < run.cpu.otherPct) {
+    again.notes.unshift(`run twice: other processes took ${run.cpu.otherPct.toFixed(0)}% of a core during the first run; this is the second`);
+    return again;
+  }
+  run.notes.unshift('run twice: other processes took CPU both times; this is the first run');
+  return run;
+}
+
+/** An h2 row: opts.repeat runs, the median by req/s of 2xx answers. */
+async function h2Row(server: ServerSpec, app: AppSpec, workload: Workload & { kind: 'h2' }, opts: Options, dir: string): Promise<TlsRow> {
+  const load: H2Load = { clients: workload.clients, streams: workload.streams, requests: H2_REQUESTS_PER_SECOND * opts.duration };
+  const runs: H2Run[] = [];
+  for (let i = 0; i < opts.repeat; i++) {
+    const run = await h2WithRetry(server, app, load, opts, `tls-${server.id}-${app.id}-${workload.id}`, dir);
+    progress(`   ${opts.repeat > 1 ? `run ${i + 1}/${opts.repeat}: ` : ''}${run.result ? h2Summary(run.result) : 'failed'}`);
+    if (run.cpu) progress(`   ${formatCpu(run.cpu)}`);
+    runs.push(run);
+  }
+  const ok = runs.filter((r) => r.result !== null).sort((a, b) => ok2xxRps(a.result!) - ok2xxRps(b.result!));
+  const median = ok[Math.floor((ok.length - 1) / 2)] ?? runs[0]!;
+  const row = emptyTlsRow(server, app, workload);
+  for (const [i, r] of runs.entries()) row.notes.push(...(r === median || runs.length === 1 ? r.notes : r.notes.map((n) => `run ${i + 1}: ${n}`)));
+  if (ok.length < runs.length) row.notes.push(`${runs.length - ok.length} of ${runs.length} runs failed`);
+  const h = median.result;
+  if (h === null) return row;
+  const names = PROCESS_NAMES[server.id]!;
+  const bad = non2xx(h);
+  const lost = unanswered(h);
+  const c = h.clientRps;
+  Object.assign(row, {
+    okRps: ok2xxRps(h),
+    answerRps: h.seconds > 0 ? (h.status.s2xx + bad) / h.seconds : 0,
+    p99ms: h.p99ms,
+    bad,
+    unanswered: lost,
+    served: c === null ? '?' : c.min < SERVED_SHARE * c.mean ? 'STARVED' : `${load.clients}/${load.clients}`,
+    non2xx: h2Non2xx(h),
+    errors: lost === 0 ? '0' : `${formatInt(lost)} FLAGGED`,
+    frontUs: usPerAnswer(median.cpu, names.front, median.windowRps),
+    pythonUs: usPerAnswer(median.cpu, names.python, median.windowRps),
+    allOk: runs.length > 1 ? ok.map((r) => ok2xxRps(r.result!)) : [],
+    negotiated: [h.protocol, h.tls, h.cipher].filter((x) => x !== null).join(', '),
+  });
+  return row;
+}
+
+/** "0", or the non-2xx answers with their classes ("227 5xx", "3 4xx + 227 5xx"), their share of all requests and FLAGGED. */
+function h2Non2xx(h: H2Result): string {
+  const classes = (['s3xx', 's4xx', 's5xx'] as const).filter((k) => h.status[k] > 0);
+  if (classes.length === 1) return flaggedCount(non2xx(h), h.requests, classes[0]!.slice(1));
+  return flaggedCount(non2xx(h), h.requests, `(${classes.map((k) => `${k.slice(1)} ${formatInt(h.status[k])}`).join(', ')})`);
+}
+
+function h2Summary(h: H2Result): string {
+  const s = h.status;
+  return (
+    `${formatInt(ok2xxRps(h))} req/s of 2xx (h2load: ${formatInt(h.rps)} req/s, ${formatInt(h.done)}/${formatInt(h.requests)} done in ${h.seconds.toFixed(2)} s), ` +
+    `2xx ${formatInt(s.s2xx)}, 3xx ${formatInt(s.s3xx)}, 4xx ${formatInt(s.s4xx)}, 5xx ${formatInt(s.s5xx)}, failed ${formatInt(h.failed)}, errored ${formatInt(h.errored)}, timeout ${formatInt(h.timedOut)}; ` +
+    `p99 (2xx) ${h.p99ms === null ? '?' : formatMs(h.p99ms)}, mean ${formatMs(h.meanMs)}, max ${formatMs(h.maxMs)}` +
+    (h.clientRps ? `; per connection ${formatInt(h.clientRps.min)}..${formatInt(h.clientRps.mean)} req/s (min..mean)` : '') +
+    `; ${[h.protocol, h.tls, h.cipher].filter((x) => x !== null).join(', ')}`
+  );
+}
+
+// ---------------------------------------------------------------- the suite
+
+/** Runs the rows, app by app, workload by workload (gatehouse, then nginx + uWSGI); the section's lines for stdout. */
+export async function runTlsSuite(versions: Versions, opts: Options): Promise<string[]> {
+  const cert = await makeCertificate();
+  try {
+    const files = { certfile: cert.certfile, keyfile: cert.keyfile };
+    const specs: ServerSpec[] = [
+      { ...gatehouseServer(versions, PROCESSES, ['--certfile', cert.certfile, '--keyfile', cert.keyfile], '--certfile --keyfile'), tls: true },
+      {
+        ...nginxUwsgiServer(versions, { tls: files }),
+        label: `nginx ${versions.nginx} (1 worker, listen ssl http2) + uWSGI (uwsgi_pass, --processes ${PROCESSES})`,
+        tls: true,
+      },
+    ].filter((s) => opts.only === null || opts.only.has(s.id));
+    const apps = APPS.filter((a) => opts.apps === null || opts.apps.has(a.id));
+    const flaskMissing = hasPythonModule('flask') ? null : `flask is not installed for ${PYTHON} (apt-get install python3-flask)`;
+    const rows: TlsRow[] = [];
+    const skipped: string[] = [];
+    for (const server of specs) {
+      const missing = server.missing();
+      if (missing !== null) skipped.push(`${server.label}: skipped: ${missing}`);
+    }
+    for (const app of apps) {
+      for (const workload of WORKLOADS) {
+        for (const server of specs) {
+          if (server.missing() !== null) continue;
+          if (app.id === 'flask' && flaskMissing !== null) {
+            rows.push(emptyTlsRow(server, app, workload, flaskMissing));
+            continue;
+          }
+          progress(`-- tls: ${server.label} × ${app.id} × ${workload.title} ...`);
+          const row = workload.kind === 'wrk' ? await wrkRow(server, app, workload, opts) : await h2Row(server, app, workload, opts, cert.dir);
+          if (workload.kind === 'h2') for (const n of row.notes) progress(`   ! ${n}`);
+          rows.push(row);
+        }
+      }
+    }
+    return section(rows, apps, skipped, opts);
+  } finally {
+    removeTempDir(cert.dir);
+  }
+}
+
+// ---------------------------------------------------------------- the report
+
+const PEER = 'nginx-uwsgi';
+
+const find = (rows: readonly TlsRow[], server: string, app: string, workload: string) =>
+  rows.find((r) => r.server.id === server && r.app.id === app && r.workload.id === workload);
+
+/** gatehouse's req/s of 2xx answers over nginx + uWSGI's, "(non-2xx)" when either had any, '' without both. */
+function ratio(gh: TlsRow | undefined, peer: TlsRow | undefined): string {
+  if (gh?.okRps == null || peer?.okRps == null || peer.okRps <= 0) return '';
+  const flagged = gh.bad + gh.unanswered + peer.bad + peer.unanswered > 0;
+  return `${(gh.okRps / peer.okRps).toFixed(2)}×${flagged ? ' (non-2xx)' : ''}`;
+}
+
+/** req/s of 2xx answers (with the range of the runs), flagged with what else the server answered. */
+function rpsCell(row: TlsRow | undefined): string {
+  if (row === undefined) return '';
+  if (row.skipped !== null) return 'skipped';
+  if (row.okRps === null) return 'failed';
+  let cell = formatInt(row.okRps);
+  if (row.allOk.length > 1) cell += ` (${formatInt(Math.min(...row.allOk))}–${formatInt(Math.max(...row.allOk))})`;
+  const what = [...(row.bad > 0 ? [`${formatInt(row.bad)} non-2xx`] : []), ...(row.unanswered > 0 ? [`${formatInt(row.unanswered)} unanswered`] : [])];
+  return what.length > 0 ? `${cell} FLAGGED (${what.join(', ')})` : cell;
+}
+
+/** The summary: one line per workload, per app gatehouse's and nginx + uWSGI's req/s of 2xx answers and their ratio. */
+function summaryTable(rows: readonly TlsRow[], apps: readonly AppSpec[], markdown: boolean): string {
+  const keys = ['workload', ...apps.flatMap((a) => [`${a.id}-gh`, `${a.id}-peer`, `${a.id}-ratio`])];
+  const head: Record<string, string> = { workload: 'workload' };
+  for (const a of apps) {
+    head[`${a.id}-gh`] = `${a.id}: gatehouse`;
+    head[`${a.id}-peer`] = `${a.id}: nginx + uWSGI`;
+    head[`${a.id}-ratio`] = `${a.id}: gatehouse/nginx+uWSGI`;
+  }
+  const body = WORKLOADS.map((w) => {
+    const line: Record<string, string> = { workload: w.title };
+    for (const a of apps) {
+      const gh = find(rows, 'gatehouse', a.id, w.id);
+      const peer = find(rows, PEER, a.id, w.id);
+      line[`${a.id}-gh`] = rpsCell(gh);
+      line[`${a.id}-peer`] = rpsCell(peer);
+      line[`${a.id}-ratio`] = ratio(gh, peer);
+    }
+    return line;
+  });
+  return renderTable(keys, head, body, new Set(keys.filter((k) => k !== 'workload')), markdown);
+}
+
+interface Cells {
+  workload: string;
+  server: string;
+  app: string;
+  rps: string;
+  p99: string;
+  served: string;
+  non2xx: string;
+  errors: string;
+  front: string;
+  python: string;
+  ratio: string;
+}
+
+const us = (n: number | null) => (n === null ? '?' : `${n.toFixed(0)} µs`);
+
+function cells(row: TlsRow, rows: readonly TlsRow[]): Cells {
+  const base = { workload: row.workload.title, server: row.server.label, app: row.app.id };
+  if (row.okRps === null) return { ...base, rps: row.skipped !== null ? 'skipped' : 'failed', p99: '', served: '', non2xx: '', errors: '', front: '', python: '', ratio: '' };
+  let rps = formatInt(row.okRps);
+  if (row.allOk.length > 1) rps += ` (${formatInt(Math.min(...row.allOk))}–${formatInt(Math.max(...row.allOk))})`;
+  return {
+    ...base,
+    rps,
+    p99: row.p99ms === null ? '?' : formatMs(row.p99ms),
+    served: row.served,
+    non2xx: row.non2xx,
+    errors: row.errors,
+    front: us(row.frontUs),
+    python: us(row.pythonUs),
+    ratio: row.server.id === 'gatehouse' ? '—' : ratio(find(rows, 'gatehouse', row.app.id, row.workload.id), row),
+  };
+}
+
+function detailTable(rows: readonly TlsRow[], markdown: boolean): string {
+  const head: Cells = {
+    workload: 'workload',
+    server: 'server',
+    app: 'app',
+    rps: 'req/s (2xx)',
+    p99: 'p99',
+    served: 'connections served',
+    non2xx: 'non-2xx',
+    errors: 'errors',
+    front: 'front CPU/answer',
+    python: 'Python CPU/answer',
+    ratio: 'gatehouse/peer',
+  };
+  const keys = Object.keys(head) as Array<keyof Cells>;
+  const right = new Set<keyof Cells>(['rps', 'p99', 'non2xx', 'errors', 'front', 'python', 'ratio']);
+  return renderTable(keys, head, rows.map((r) => cells(r, rows)), right, markdown);
+}
+
+/** What TLS each server negotiated with h2load, once per distinct answer. */
+function negotiatedLine(rows: readonly TlsRow[]): string | null {
+  const seen = new Map<string, Set<string>>();
+  for (const r of rows) if (r.negotiated) seen.set(r.server.id, (seen.get(r.server.id) ?? new Set()).add(r.negotiated));
+  if (seen.size === 0) return null;
+  const all = new Set([...seen.values()].flatMap((set) => [...set]));
+  return `negotiated with h2load: ${[...seen].map(([id, set]) => `${id} ${[...set].join(' / ')}`).join('; ')}${all.size > 1 ? ' — NOT THE SAME: the servers did not do the same TLS work' : ''}.`;
+}
+
+function section(rows: readonly TlsRow[], apps: readonly AppSpec[], skipped: readonly string[], opts: Options): string[] {
+  const item = opts.markdown ? '- ' : '';
+  const n = H2_REQUESTS_PER_SECOND * opts.duration;
+  const negotiated = negotiatedLine(rows);
+  return [
+    'TLS and HTTP/2, against nginx + uWSGI (req/s of 2xx answers):',
+    '',
+    summaryTable(rows, apps, opts.markdown),
+    '',
+    detailTable(rows, opts.markdown),
+    '',
+    `${item}Both servers: the same self-signed certificate (RSA 2048, made with openssl at the start of the suite), ${PROCESSES} Python processes, loopback. ` +
+      `gatehouse: --workers ${PROCESSES} --certfile --keyfile (h2 offered by ALPN, HTTP/1.1 clients served on the same port by node:http, not by the front's own reader of plain HTTP/1.1). ` +
+      `nginx: worker_processes 1, \`listen 127.0.0.1:PORT ssl http2\`, ssl_protocols TLSv1.2 TLSv1.3 and ssl_prefer_server_ciphers on (as Node: TLS 1.2–1.3, the server's cipher order), keepalive_requests 1000000, uwsgi_pass to a unix socket; uWSGI --processes ${PROCESSES}, its default listen queue (100).`,
+    `${item}HTTP/1.1 + TLS: wrk -t1 -c${CONNECTIONS} -d${opts.duration}s --latency over https (wrk offers no ALPN), after a ${WARMUP_SECONDS} s warm-up. ` +
+      `h2: h2load -t1 -n ${formatInt(n)} (${formatInt(H2_REQUESTS_PER_SECOND)} per second of --duration) with -c and -m as shown, after the same wrk warm-up and h2load -n ${formatInt(H2_WARMUP_REQUESTS)}; each connection makes n/c of the requests.`,
+    `${item}One fresh server per run${opts.repeat > 1 ? `; each row the median of ${opts.repeat} runs by req/s of 2xx answers (range in brackets), the other columns the median run's` : ''}.`,
+    `${item}req/s (2xx): wrk: of 2xx/3xx answers (wrk does not split them); h2: 2xx answers over h2load's "finished in". p99: wrk: of every answer; h2: of the 2xx answers, from h2load --log-file. ` +
+      `non-2xx: wrk's "Non-2xx or 3xx responses"; h2load's 3xx/4xx/5xx counts; with their share of all requests. errors: wrk's socket errors; h2: requests with no answer (errored, timed out or never done). Any non-2xx or error flags the row (FLAGGED) and its ratio.`,
+    `${item}connections served: wrk: ${SERVED_LEGEND.replace(/^connections served: /, '')} h2: the slowest connection's req/s (h2load's "req/s" line) under ${SERVED_SHARE * 100}% of the mean = STARVED (with a fixed count per connection a starved one makes the run longer, not faster).`,
+    `${item}CPU/answer: CPU time of the front (gatehouse's node process, nginx's processes) and of the Python processes (gatehouse's workers, uWSGI's) per answer, from /proc between two samples: wrk 40% and 80% into the run (at wrk's mean rate), h2load at its "10% done" and "90% done" lines (80% of the requests). An answer is any status: a 502 costs less than a 200.`,
+    `${item}h2, 200 streams: 4 connections × 50 streams. nginx opens an upstream connection per stream; uWSGI's listen queue (100) overflows and nginx answers 502 at once to those that do not fit (its error log: "Resource temporarily unavailable"). gatehouse queues requests for its workers (--queue-size 1024).`,
+    ...(negotiated === null ? [] : [`${item}${negotiated}`]),
+    ...skipped.map((s) => `${item}${s}`),
+    ...noteLines(
+      rows.map((r) => ({ ...r, app: { id: `${r.app.id}, ${r.workload.title}` } })),
+      ', tls',
+      opts.markdown,
+    ),
+  ];
+}
