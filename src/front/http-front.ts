@@ -10,6 +10,7 @@ import { IncomingMessage, STATUS_CODES, type ServerResponse } from 'node:http';
 import type { ServerHttp2Session } from 'node:http2';
 import { lstatSync, unlinkSync } from 'node:fs';
 import type { AddressInfo, Socket } from 'node:net';
+import type { TLSSocket } from 'node:tls';
 import type { Duplex } from 'node:stream';
 import { GatehouseError } from '../errors.js';
 import { formatBind, parseBind } from '../config/bind.js';
@@ -77,17 +78,24 @@ export class HttpFront {
       server.on('checkContinue', (req: IncomingMessage, res: ServerResponse) => this.onRequest(req, res, info, true));
       const max = this.settings.max_connections;
       // redirect_https answers every request itself, in onRequest.
-      const toHttp = !tls && info.httpsPort === null ? takeConnections(server) : null;
+      const toHttp = info.httpsPort === null ? takeConnections(server, tls ? 'secureConnection' : 'connection') : null;
       server.on('connection', (socket: Socket) => {
         // Counted over every listener (Node's maxConnections is per server), before any TLS handshake.
         if (max > 0 && this.open >= max) return this.refuseConnection(socket);
         this.open++;
-        if (tls) socket.once('close', () => this.open--);
-        else this.track(socket, true);
+        if (tls) return void socket.once('close', () => this.open--);
+        this.track(socket, true);
         if (toHttp !== null) this.fastPath.take(socket, serve, toHttp);
       });
-      // Requests see the TLS socket, not the TCP one under it: track what they see.
-      if (tls) server.on('secureConnection', (socket: Socket) => this.track(socket, false));
+      // Requests see the TLS socket, not the TCP one under it: track what they see. HTTP/1.1
+      // over TLS is read by the fast path too; HTTP/2 sessions go to node:http2.
+      if (tls) {
+        server.on('secureConnection', (socket: TLSSocket) => {
+          this.track(socket, false);
+          if (socket.alpnProtocol === 'h2') toHttp!(socket);
+          else this.fastPath.take(socket, serve, toHttp!);
+        });
+      }
       server.on('session', (session: ServerHttp2Session) => this.onSession(session));
       server.on('tlsClientError', (err: Error, socket: Socket) => this.ctx.logger.debug(`TLS handshake with ${socket.remoteAddress} failed: ${err.message}`));
       server.on('clientError', (err: NodeJS.ErrnoException, socket: Duplex) => this.onClientError(err, socket as Socket));
@@ -317,13 +325,14 @@ function refused(r: { res: HttpResponse; log: RouteRequest['log'] }, status: num
 }
 
 /**
- * Takes over a plain listener's connections: node:http's own 'connection'
- * listener is removed, and returned to be called for each connection the
- * fast path hands over.
+ * Takes over a listener's connections: node's own listener for `event`
+ * ('connection', or 'secureConnection' on TLS) is removed, and returned to be
+ * called for each connection the fast path hands over (or, on TLS, each
+ * HTTP/2 one).
  */
-function takeConnections(server: ListenerServer): (socket: Socket) => void {
-  const http = server.listeners('connection') as Array<(socket: Socket) => void>;
-  server.removeAllListeners('connection');
+function takeConnections(server: ListenerServer, event: 'connection' | 'secureConnection'): (socket: Socket) => void {
+  const http = server.listeners(event) as Array<(socket: Socket) => void>;
+  server.removeAllListeners(event);
   return (socket) => {
     for (const listener of http) listener.call(server, socket);
   };
