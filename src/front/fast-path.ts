@@ -88,12 +88,22 @@ export class FastPath {
 }
 
 /** A request given to the handler, until both its body is in and its response is written. */
-interface InFlight {
-  head: ParsedHead;
-  /** The body, pushed in as it arrives; null when there is none. */
-  body: IncomingMessage | null;
-  res: NodeResponse | Http1Response;
+class InFlight implements LeanParts {
   bodyLeft: number;
+
+  constructor(
+    private readonly connection: FastConnection,
+    readonly head: ParsedHead,
+    /** The body, pushed in as it arrives; null when there is none. */
+    readonly body: IncomingMessage | null,
+    public res: NodeResponse | Http1Response,
+  ) {
+    this.bodyLeft = head.bodyLength;
+  }
+
+  toNode(): { req: IncomingMessage; res: ServerResponse } {
+    return this.connection.toNode(this);
+  }
 }
 
 /** Lingering close (nginx's lingering_timeout and lingering_time). */
@@ -368,19 +378,19 @@ class FastConnection {
     const req: RequestInfo = body ?? leanRequest(s, head);
     const res = new Http1Response(head.method, settings.keepalive_timeout);
     res.shouldKeepAlive = !this.closing(head);
-    const x: InFlight = { head, body, res, bodyLeft: head.bodyLength };
+    const x = new InFlight(this, head, body, res);
     if (this.answering.length === 0) res.assignSocket(s);
     this.answering.push(x);
     res.once('finish', () => this.finished(x));
-    this.serve.lean(req, res, { body, toNode: () => this.toNode(x) });
+    this.serve.lean(req, res, x);
     if (body === null) return;
     if (x.bodyLeft === 0) return endBody(body);
     this.receiving = x;
     if (this.pending !== null) this.pending = this.feedBody(this.pending);
   }
 
-  /** node:http's request and response in place of the lean ones (what node:http's server makes per request). */
-  private toNode(x: InFlight): { req: IncomingMessage; res: ServerResponse } {
+  /** @internal node:http's request and response in place of the lean ones (what node:http's server makes per request). */
+  toNode(x: InFlight): { req: IncomingMessage; res: ServerResponse } {
     const lean = x.res as Http1Response;
     const req = x.body ?? toRequest(this.socket, x.head);
     const res = new ServerResponse(req) as NodeResponse;

@@ -11,7 +11,7 @@ import type { ServerHttp2Session } from 'node:http2';
 import { lstatSync, unlinkSync } from 'node:fs';
 import type { AddressInfo, Socket } from 'node:net';
 import type { TLSSocket } from 'node:tls';
-import type { Duplex } from 'node:stream';
+import type { Duplex, Readable } from 'node:stream';
 import { GatehouseError } from '../errors.js';
 import { formatBind, parseBind } from '../config/bind.js';
 import type { Config, ListenerSettings } from '../config/schema.js';
@@ -233,7 +233,8 @@ export class HttpFront {
   private onLeanRequest(req: RequestInfo, res: HttpResponse, listener: ListenerInfo, lean: LeanParts): void {
     const r = this.route(req, res, listener, false);
     if (r === null) return;
-    if (r.handler.serveLean !== undefined) return r.handler.serveLean({ ...r, body: lean.body });
+    r.body = lean.body;
+    if (r.handler.serveLean !== undefined) return r.handler.serveLean(r);
     const node = lean.toNode();
     this.ctx.accessLog?.begin(node.req);
     r.handler.serve({ ...r, req: node.req, res: node.res, log: this.logFor(node.req, node.res) });
@@ -249,7 +250,7 @@ export class HttpFront {
     res: Res,
     listener: ListenerInfo,
     expectsContinue: boolean,
-  ): (RouteRequest<Req, Res> & { handler: Handler }) | null {
+  ): (RouteRequest<Req, Res> & { handler: Handler; body: Readable | null }) | null {
     // First, so that even a refusal is logged with the forwarded client (nginx's real_ip).
     const forwarded = this.proxies?.resolve(req);
     this.ctx.accessLog?.begin(req);
@@ -282,6 +283,7 @@ export class HttpFront {
       maxRequestBody: match.entry.maxRequestBody,
       log,
       handler: match.entry.handler,
+      body: null as Readable | null,
     };
     // max_request_body holds on every route, as nginx's client_max_body_size: a declared
     // body over it is refused before it is read (or, with Expect: 100-continue, sent).

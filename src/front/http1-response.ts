@@ -146,7 +146,7 @@ export class Http1Response extends EventEmitter implements HttpResponse {
     const held = this.held;
     this.held = [];
     this.heldBytes = 0;
-    const ok = this.send(held);
+    const ok = this.send(null, held);
     if (this.finished) return this.finishSoon();
     if (this.needDrain && ok) {
       this.needDrain = false;
@@ -176,30 +176,38 @@ export class Http1Response extends EventEmitter implements HttpResponse {
 
   /** Writes `parts` (with the head first if it has not gone out), or holds them until the socket is ours. */
   private out(parts: Buffer[]): boolean {
-    if (this.head !== null) {
-      parts.unshift(Buffer.from(this.head, 'latin1'));
-      this.head = null;
-    }
+    const head = this.head;
+    this.head = null;
     if (this.socket === null) {
-      for (const p of parts) {
-        this.held.push(p);
-        this.heldBytes += p.length;
-      }
+      if (head !== null) this.hold(Buffer.from(head, 'latin1'));
+      for (const p of parts) this.hold(p);
       if (this.heldBytes > HELD_LIMIT) this.needDrain = true;
       return !this.needDrain;
     }
-    const ok = this.send(parts);
+    const ok = this.send(head, parts);
     if (!ok) this.needDrain = true;
     return ok;
   }
 
-  private send(parts: Buffer[]): boolean {
+  private hold(part: Buffer): void {
+    this.held.push(part);
+    this.heldBytes += part.length;
+  }
+
+  /** One write when it all fits in JOIN_LIMIT (the head is written straight into the buffer), else corked writes. */
+  private send(head: string | null, parts: Buffer[]): boolean {
     const s = this.socket!;
-    if (parts.length === 1) return s.write(parts[0]!);
-    let size = 0;
+    if (head === null && parts.length === 1) return s.write(parts[0]!);
+    let size = head === null ? 0 : head.length;
     for (const p of parts) size += p.length;
-    if (size <= JOIN_LIMIT) return s.write(Buffer.concat(parts, size));
+    if (size <= JOIN_LIMIT) {
+      const buf = Buffer.allocUnsafe(size);
+      let at = head === null ? 0 : buf.write(head, 0, 'latin1');
+      for (const p of parts) at += p.copy(buf, at);
+      return s.write(buf);
+    }
     s.cork();
+    if (head !== null) s.write(head, 'latin1');
     let ok = true;
     for (const p of parts) ok = s.write(p);
     s.uncork();
