@@ -10,16 +10,23 @@ const MAX_MS = 30_000;
 
 export class BootBackoff {
   private failures = 0;
+  private lastFailureAt = 0;
   /** When the next replacement may start (0: not decided yet). */
   private retryAt = 0;
 
   failed(): void {
     this.failures++;
+    this.lastFailureAt = performance.now();
   }
 
-  /** A worker served a request: the app boots again. */
-  served(): void {
-    this.failures = 0;
+  /**
+   * A worker finished a request. Only one started after the last failure
+   * shows that the app boots again: workers that were serving all along
+   * would otherwise reset the backoff on every request, and a broken app
+   * would be retried every 500 ms for as long as traffic flows.
+   */
+  served(w: { readonly spawnedAt: number }): void {
+    if (w.spawnedAt > this.lastFailureAt) this.failures = 0;
   }
 
   /** Whether missing workers may be replaced now; the first call after they went missing starts the wait. */

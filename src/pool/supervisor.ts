@@ -4,12 +4,13 @@
  * the hung, replaces the dead and the retired, and moves the pool toward its
  * target size.
  *
- * A worker that fails to import the app at start stops the server; later
- * boot failures are retried with backoff. A reload boots a new generation
- * first and retires the old one only once every new worker has imported the
- * app. Workers are recycled after --max-requests; the watchdog
- * (watchdog.ts) kills the hung and retires those past --max-rss; with
- * --preload workers are forked from a template process (preload-templates.ts).
+ * A worker that cannot import the app is retried with backoff; only when
+ * every worker fails at first start does the server stop (first-start.ts).
+ * A reload boots a new generation first and retires the old one only once
+ * every new worker has imported the app. Workers are recycled after
+ * --max-requests; the watchdog (watchdog.ts) kills the hung and retires
+ * those past --max-rss; with --preload workers are forked from a template
+ * process (preload-templates.ts).
  *
  * Which worker gets which request is the scheduler's business: the
  * supervisor hands it back the requests a worker will not run, and tells it
@@ -60,7 +61,7 @@ export class Supervisor {
   target: number;
   private timer: NodeJS.Timeout | null = null;
   private stopping = false;
-  private readonly firstStart = new FirstStart();
+  private readonly firstStart: FirstStart;
   private readonly backoff = new BootBackoff();
   /** Workers spawned now belong to this generation; a reload starts the next. */
   private generation = 0;
@@ -78,11 +79,12 @@ export class Supervisor {
     private readonly logger: Logger,
   ) {
     this.target = opts.workers;
+    this.firstStart = new FirstStart(workers, (w, error) => this.retrying(`worker ${w.pid}`, error.detail ?? error.message));
     this.templates = opts.preload ? new PreloadTemplates(opts.spawn, this.templateEvents, logger) : null;
     this.watchdog = new Watchdog(opts, { retire: (w, reason) => this.retire(w, reason), requeue: (xs) => dispatcher.requeue(xs) }, logger);
   }
 
-  /** Spawns the workers; resolves when all have imported the app, rejects if one cannot. */
+  /** Spawns the workers; resolves once none is still booting and one serves, rejects if all failed. */
   start(): Promise<void> {
     const started = this.firstStart.begin();
     if (this.templates) this.templates.start(this.generation);
@@ -168,10 +170,16 @@ export class Supervisor {
     },
     bootError: (t, traceback) => {
       t.stop();
-      // A failed reload goes back to the previous template; any other failure counts toward the backoff.
-      if (t.generation === this.reloading) this.templates?.rollBack();
-      else if (this.firstStart.done) this.backoff.failed();
-      this.bootFailed(t.generation, traceback, 'the template process');
+      // At first start nothing can serve; a failed reload goes back to the previous template.
+      if (!this.firstStart.done) {
+        this.firstStart.fail(importError(traceback));
+      } else if (t.generation === this.reloading) {
+        this.templates?.rollBack();
+        this.abortReload(`the new code does not import:\n${traceback.trimEnd()}`);
+      } else {
+        this.backoff.failed();
+        this.retrying('the template process', traceback);
+      }
     },
     closed: (t, code, signal) => {
       if (t.stopped || this.stopping) return;
@@ -206,15 +214,8 @@ export class Supervisor {
     return true;
   }
 
-  /** The app did not import: at start the server stops, in a reload the old workers stay, else we retry. */
-  private bootFailed(generation: number, traceback: string, who: string): void {
-    if (!this.firstStart.done) {
-      this.firstStart.fail(new GatehouseError('GH_ERR_APP_IMPORT', `cannot load the application: ${lastLine(traceback)}`, traceback));
-    } else if (generation === this.reloading) {
-      this.abortReload(`the new code does not import:\n${traceback.trimEnd()}`);
-    } else {
-      this.logger.error(`${who} failed to boot; retrying with backoff:\n${traceback.trimEnd()}`);
-    }
+  private retrying(who: string, why: string): void {
+    this.logger.error(`${who} failed to boot; retrying with backoff:\n${why.trimEnd()}`);
   }
 
   /** A worker of the generation being reloaded failed to boot: keep the old generation. */
@@ -232,7 +233,7 @@ export class Supervisor {
   private readonly workerEvents: WorkerEvents = {
     ready: (w) => {
       this.logger.info(`Booting worker with pid: ${w.pid}`);
-      this.firstStart.ready(this.workers);
+      this.firstStart.settle();
       const fresh = this.workers.filter((o) => o.generation === this.reloading);
       if (this.reloading !== null && fresh.length > 0 && fresh.every((o) => o.state === 'ready')) {
         const generation = this.reloading;
@@ -247,12 +248,20 @@ export class Supervisor {
       this.dispatcher.drain();
     },
     bootError: (w, traceback) => {
-      w.state = 'dead';
-      if (w.retiredFor !== null) return; // a failed reload's sibling, already reported
-      this.bootFailed(w.generation, traceback, `worker ${w.pid}`);
+      if (w.retiredFor !== null) {
+        w.state = 'dead'; // a failed reload's sibling, already reported
+      } else if (w.generation === this.reloading) {
+        this.abortReload(`the new code does not import:\n${traceback.trimEnd()}`);
+      } else {
+        // It exits by itself. Counted now, not at its exit, so that its replacement waits out the backoff.
+        w.retire('boot error');
+        this.backoff.failed();
+        if (this.firstStart.done) this.retrying(`worker ${w.pid}`, traceback);
+        else this.firstStart.workerFailed(w, importError(traceback));
+      }
     },
     done: (w) => {
-      this.backoff.served();
+      this.backoff.served(w);
       if (w.requests >= w.requestLimit && w.state === 'ready') {
         this.logger.info(`Worker (pid:${w.pid}) served ${w.requests} requests: replacing it (--max-requests)`);
         this.retire(w, 'max-requests');
@@ -279,10 +288,9 @@ export class Supervisor {
         if (w.readyAt === 0 || performance.now() - w.readyAt < 1000) this.backoff.failed();
         if (w.readyAt === 0 && w.generation === this.reloading) this.abortReload(`worker ${w.pid} died while booting (${cause})`);
       }
-      if (!this.firstStart.done && !this.stopping && w.readyAt === 0) {
-        this.firstStart.fail(
-          new GatehouseError('GH_ERR_WORKER_BOOT', `worker ${w.pid} exited (${code ?? signal}) before loading the application; its output is above`),
-        );
+      if (!this.firstStart.done && !this.stopping && w.readyAt === 0 && w.retiredFor === null) {
+        const why = `worker ${w.pid} exited (${code ?? signal}) before loading the application; its output is above`;
+        this.firstStart.workerFailed(w, new GatehouseError('GH_ERR_WORKER_BOOT', why));
       }
       // Lost with the worker: what it was running (a sync worker runs one; the rest never started).
       if (code !== 0) for (const x of lost.splice(0, this.opts.threads)) x.fail(502, 'worker died');
@@ -297,7 +305,7 @@ export class Supervisor {
         'GH_ERR_PYTHON',
         `cannot start the Python interpreter ${JSON.stringify(this.opts.spawn.python)}: ${(err as NodeJS.ErrnoException).code ?? err.message} (set --python or --venv)`,
       );
-      if (this.firstStart.waiting) this.firstStart.fail(error);
+      if (this.firstStart.waiting) this.firstStart.workerFailed(w, error);
       else this.logger.error(error.message);
     },
   };
@@ -316,6 +324,10 @@ export class Supervisor {
     }
     this.dispatcher.drain();
   }
+}
+
+function importError(traceback: string): GatehouseError {
+  return new GatehouseError('GH_ERR_APP_IMPORT', `cannot load the application: ${lastLine(traceback)}`, traceback);
 }
 
 function lastLine(text: string): string {
