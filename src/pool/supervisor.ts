@@ -1,0 +1,340 @@
+/**
+ * Keeps a pool's Python workers alive: gunicorn's arbiter, as a
+ * reconciliation loop. Events only record what happened; `reconcile()` kills
+ * the hung, replaces the dead and the retired, and moves the pool toward its
+ * target size.
+ *
+ * A worker that cannot import the app is retried with backoff; only when
+ * every worker fails at first start does the server stop (first-start.ts).
+ * A reload boots a new generation first and retires the old one only once
+ * every new worker has imported the app. Workers are recycled after
+ * --max-requests; the watchdog (watchdog.ts) kills the hung and retires
+ * those past --max-rss; with --preload workers are forked from a template
+ * process (preload-templates.ts).
+ *
+ * Which worker gets which request is the scheduler's business: the
+ * supervisor hands it back the requests a worker will not run, and tells it
+ * when a worker has room.
+ */
+import { randomInt } from 'node:crypto';
+import { GatehouseError } from '../errors.js';
+import type { Logger } from '../log/logger.js';
+import { BootBackoff } from './boot-backoff.js';
+import type { Exchange } from './exchange.js';
+import { FirstStart } from './first-start.js';
+import { PreloadTemplates } from './preload-templates.js';
+import type { TemplateEvents } from './template-process.js';
+import { Watchdog } from './watchdog.js';
+import { WorkerProcess, type WorkerEvents, type WorkerSpawnOptions } from './worker-process.js';
+
+export interface SupervisorOptions {
+  spawn: WorkerSpawnOptions;
+  workers: number;
+  /** Requests a worker runs at once (1: a sync worker). */
+  threads: number;
+  /** Seconds a request may run before its worker is killed (0: no limit). */
+  timeout: number;
+  /** Replace a worker after this many requests, plus 0..maxRequestsJitter (0: never). */
+  maxRequests: number;
+  maxRequestsJitter: number;
+  /** Replace a worker whose resident memory exceeds this many bytes (0: no limit). */
+  maxRss: number;
+  /** Import the app once in a template process and fork the workers from it. */
+  preload: boolean;
+}
+
+/** What the supervisor tells the scheduler. */
+export interface Dispatcher {
+  /** Requests a worker gave back before running them: they go first. */
+  requeue(xs: Exchange[]): void;
+  /** A worker may have room for waiting requests. */
+  drain(): void;
+  /** A pass of the loop, before the supervisor's own work. */
+  tick(now: number): void;
+}
+
+const TICK_MS = 25;
+const KILL_GRACE_MS = 1000;
+
+export class Supervisor {
+  /** Workers wanted (changed by SIGTTIN / SIGTTOU). */
+  target: number;
+  private timer: NodeJS.Timeout | null = null;
+  private stopping = false;
+  private readonly firstStart: FirstStart;
+  private readonly backoff = new BootBackoff();
+  /** Workers spawned now belong to this generation; a reload starts the next. */
+  private generation = 0;
+  /** The generation a reload is booting, while it does. */
+  private reloading: number | null = null;
+  private reloadAgain = false;
+  private readonly templates: PreloadTemplates | null;
+  private readonly watchdog: Watchdog;
+
+  constructor(
+    /** The pool's workers: the supervisor adds and removes them, the scheduler reads them. */
+    private readonly workers: WorkerProcess[],
+    private readonly dispatcher: Dispatcher,
+    private readonly opts: SupervisorOptions,
+    private readonly logger: Logger,
+  ) {
+    this.target = opts.workers;
+    this.firstStart = new FirstStart(workers, (w, error) => this.retrying(`worker ${w.pid}`, error.detail ?? error.message));
+    this.templates = opts.preload ? new PreloadTemplates(opts.spawn, this.templateEvents, logger) : null;
+    this.watchdog = new Watchdog(opts, { retire: (w, reason) => this.retire(w, reason), requeue: (xs) => dispatcher.requeue(xs) }, logger);
+  }
+
+  /** Spawns the workers; resolves once none is still booting and one serves, rejects if all failed. */
+  start(): Promise<void> {
+    const started = this.firstStart.begin();
+    if (this.templates) this.templates.start(this.generation);
+    else for (let i = 0; i < this.target; i++) this.spawnWorker();
+    this.timer = setInterval(() => this.reconcile(), TICK_MS);
+    this.timer.unref();
+    return started;
+  }
+
+  /**
+   * Graceful reload: boot a new generation of workers (importing the code as
+   * it is now on disk); once all of them are ready, retire the old ones after
+   * their current requests. If the new code fails to import, the old workers
+   * keep serving and the traceback is logged.
+   */
+  reload(reason: string): void {
+    if (!this.firstStart.done || this.stopping) return;
+    if (this.reloading !== null) {
+      this.reloadAgain = true;
+      return;
+    }
+    this.reloading = ++this.generation;
+    this.logger.info(`Reloading (${reason}): booting ${this.target} new worker(s)`);
+    // With --preload the new template imports the new code; its workers are forked once it is ready.
+    if (this.templates) this.templates.replace(this.generation);
+    else for (let i = 0; i < this.target; i++) this.spawnWorker();
+  }
+
+  /** SIGTTIN / SIGTTOU: one worker more or fewer (never fewer than one). */
+  resize(delta: 1 | -1): void {
+    if (this.stopping || this.target + delta < 1) return;
+    this.target += delta;
+    this.logger.info(`Number of workers: ${this.target}`);
+    if (delta < 0) {
+      const newest = this.workers.filter((w) => w.state === 'ready' || w.state === 'booting').pop();
+      if (newest) this.retire(newest, 'fewer workers');
+    }
+    this.reconcile();
+  }
+
+  /** The pool is stopping: no more reconciling, reloads or resizing; events are no longer reported. */
+  halt(): void {
+    this.stopping = true;
+    if (this.timer) clearInterval(this.timer);
+  }
+
+  /** Asks every worker to exit, kills those that do not, then ends the templates. */
+  async terminate(): Promise<void> {
+    this.halt();
+    const alive = this.workers.filter((w) => w.state !== 'dead');
+    for (const w of alive) {
+      w.closeStream();
+      w.kill('SIGTERM');
+    }
+    const killAt = performance.now() + KILL_GRACE_MS;
+    while (alive.some((w) => w.state !== 'dead') && performance.now() < killAt) await sleep(20);
+    for (const w of alive) w.kill('SIGKILL');
+    while (alive.some((w) => w.state !== 'dead')) await sleep(10);
+    this.templates?.stopAll();
+  }
+
+  /** Starts a worker: a new process, or with --preload a fork of the ready template (else nothing yet). */
+  private spawnWorker(): void {
+    const template = this.templates?.current ?? null;
+    if (this.templates && template?.state !== 'ready') return;
+    const { maxRequests, maxRequestsJitter } = this.opts;
+    const limit = maxRequests > 0 ? maxRequests + randomInt(maxRequestsJitter + 1) : Infinity;
+    const w = new WorkerProcess(this.workerEvents, this.logger, this.generation, limit);
+    this.workers.push(w);
+    if (template) {
+      template.fork(w);
+      this.logger.debug(`forking a worker from template process ${template.pid}`);
+    } else {
+      w.spawn(this.opts.spawn);
+      this.logger.debug(`booting worker with pid ${w.pid}`);
+    }
+  }
+
+  private readonly templateEvents: TemplateEvents = {
+    ready: (t) => {
+      this.logger.info(`Application preloaded in template process ${t.pid}`);
+      if (t === this.templates?.current) for (let i = 0; i < this.target; i++) this.spawnWorker();
+    },
+    bootError: (t, traceback) => {
+      t.stop();
+      // At first start nothing can serve; a failed reload goes back to the previous template.
+      if (!this.firstStart.done) {
+        this.firstStart.fail(importError(traceback));
+      } else if (t.generation === this.reloading) {
+        this.templates?.rollBack();
+        this.abortReload(`the new code does not import:\n${traceback.trimEnd()}`);
+      } else {
+        this.backoff.failed();
+        this.retrying('the template process', traceback);
+      }
+    },
+    closed: (t, code, signal) => {
+      if (t.stopped || this.stopping) return;
+      this.logger.error(`Template process (pid:${t.pid}) died (${signal ?? `exit code ${code}`}); its workers go with it`);
+      if (!this.firstStart.done) {
+        this.firstStart.fail(new GatehouseError('GH_ERR_WORKER_BOOT', `the template process exited (${code ?? signal}) before loading the application`));
+      }
+    },
+  };
+
+  /**
+   * Takes a worker out of service without losing a request: it gets no new
+   * ones, those queued on it and not started come back, and its stream is
+   * closed (it then exits by itself) once its running requests are answered.
+   */
+  private retire(w: WorkerProcess, reason: string): void {
+    if (w.state === 'retiring' || w.state === 'dead') return;
+    w.retire(reason);
+    if (this.opts.threads === 1) w.revokeQueued();
+    this.closeIfIdle(w);
+  }
+
+  private closeIfIdle(w: WorkerProcess): void {
+    if (w.state === 'retiring' && w.inflight.length === 0) w.closeStream();
+  }
+
+  /** Removes a worker from the pool; false if it was already gone. */
+  private forget(w: WorkerProcess): boolean {
+    const i = this.workers.indexOf(w);
+    if (i < 0) return false;
+    this.workers.splice(i, 1);
+    return true;
+  }
+
+  private retrying(who: string, why: string): void {
+    this.logger.error(`${who} failed to boot; retrying with backoff:\n${why.trimEnd()}`);
+  }
+
+  /** A worker of the generation being reloaded failed to boot: keep the old generation. */
+  private abortReload(why: string): void {
+    const failed = this.reloading;
+    this.reloading = null;
+    this.reloadAgain = false;
+    this.logger.error(`Reload failed, the running workers keep serving: ${why}`);
+    for (const w of this.workers.filter((o) => o.generation === failed)) {
+      w.retire('failed reload');
+      w.kill('SIGKILL');
+    }
+  }
+
+  private readonly workerEvents: WorkerEvents = {
+    ready: (w) => {
+      this.logger.info(`Booting worker with pid: ${w.pid}`);
+      this.firstStart.settle();
+      const fresh = this.workers.filter((o) => o.generation === this.reloading);
+      if (this.reloading !== null && fresh.length > 0 && fresh.every((o) => o.state === 'ready')) {
+        const generation = this.reloading;
+        this.reloading = null;
+        for (const old of this.workers.filter((o) => o.generation < generation)) this.retire(old, 'reload');
+        this.logger.info(`Reload complete: ${fresh.length} new worker(s) serving`);
+        if (this.reloadAgain) {
+          this.reloadAgain = false;
+          this.reload('changed again during the reload');
+        }
+      }
+      this.dispatcher.drain();
+    },
+    bootError: (w, traceback) => {
+      if (w.retiredFor !== null) {
+        w.state = 'dead'; // a failed reload's sibling, already reported
+      } else if (w.generation === this.reloading) {
+        this.abortReload(`the new code does not import:\n${traceback.trimEnd()}`);
+      } else {
+        // It exits by itself. Counted now, not at its exit, so that its replacement waits out the backoff.
+        w.retire('boot error');
+        this.backoff.failed();
+        if (this.firstStart.done) this.retrying(`worker ${w.pid}`, traceback);
+        else this.firstStart.workerFailed(w, importError(traceback));
+      }
+    },
+    done: (w) => {
+      this.backoff.served(w);
+      if (w.requests >= w.requestLimit && w.state === 'ready') {
+        this.logger.info(`Worker (pid:${w.pid}) served ${w.requests} requests: replacing it (--max-requests)`);
+        this.retire(w, 'max-requests');
+      }
+      this.closeIfIdle(w);
+      this.dispatcher.drain();
+    },
+    revoked: (w, x) => {
+      this.dispatcher.requeue([x]);
+      this.closeIfIdle(w);
+      this.dispatcher.drain();
+    },
+    closed: (w, code, signal) => {
+      if (!this.forget(w)) return;
+      const lost = w.takeAll();
+      if (this.stopping) {
+        // nothing to report
+      } else if (w.retiredFor !== null) {
+        this.logger.info(`Worker (pid:${w.pid}) exited (${w.retiredFor})`);
+      } else {
+        const cause = signal ? `signal ${signal}${signal === 'SIGKILL' ? ' (killed: out of memory?)' : ''}` : `exit code ${code}`;
+        this.logger.error(`Worker (pid:${w.pid}) died: ${cause}`);
+        // Dying before or right after boot counts toward the respawn backoff.
+        if (w.readyAt === 0 || performance.now() - w.readyAt < 1000) this.backoff.failed();
+        if (w.readyAt === 0 && w.generation === this.reloading) this.abortReload(`worker ${w.pid} died while booting (${cause})`);
+      }
+      if (!this.firstStart.done && !this.stopping && w.readyAt === 0 && w.retiredFor === null) {
+        const why = `worker ${w.pid} exited (${code ?? signal}) before loading the application; its output is above`;
+        this.firstStart.workerFailed(w, new GatehouseError('GH_ERR_WORKER_BOOT', why));
+      }
+      // Lost with the worker: what it was running (a sync worker runs one; the rest never started).
+      if (code !== 0) for (const x of lost.splice(0, this.opts.threads)) x.fail(502, 'worker died');
+      this.dispatcher.requeue(lost);
+      this.reconcile();
+    },
+    spawnError: (w, err) => {
+      w.state = 'dead';
+      if (!this.forget(w)) return;
+      this.backoff.failed();
+      const error = new GatehouseError(
+        'GH_ERR_PYTHON',
+        `cannot start the Python interpreter ${JSON.stringify(this.opts.spawn.python)}: ${(err as NodeJS.ErrnoException).code ?? err.message} (set --python or --venv)`,
+      );
+      if (this.firstStart.waiting) this.firstStart.workerFailed(w, error);
+      else this.logger.error(error.message);
+    },
+  };
+
+  /** Moves the pool toward its target: kill the hung, recycle the oversized, replace the dead and retired. */
+  private reconcile(): void {
+    if (this.stopping) return;
+    const now = performance.now();
+    this.dispatcher.tick(now);
+    this.watchdog.check(this.workers, now);
+    this.templates?.stopIdle();
+    const live = this.workers.filter((w) => w.state === 'booting' || w.state === 'ready').length;
+    if (live < this.target && this.firstStart.done && this.backoff.due(now)) {
+      this.templates?.restartIfDead(this.generation);
+      for (let i = live; i < this.target; i++) this.spawnWorker();
+    }
+    this.dispatcher.drain();
+  }
+}
+
+function importError(traceback: string): GatehouseError {
+  return new GatehouseError('GH_ERR_APP_IMPORT', `cannot load the application: ${lastLine(traceback)}`, traceback);
+}
+
+function lastLine(text: string): string {
+  const lines = text.trim().split('\n');
+  return lines[lines.length - 1] ?? text;
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((r) => setTimeout(r, ms));
+}

@@ -1,0 +1,90 @@
+/**
+ * The supervisor's periodic look at workers that are alive but must go: one
+ * whose request runs past --timeout is killed (after dumping its Python
+ * stack), one past --max-rss is replaced after its current request.
+ */
+import { readFileSync } from 'node:fs';
+import type { Logger } from '../log/logger.js';
+import type { Exchange } from './exchange.js';
+import type { WorkerProcess } from './worker-process.js';
+
+export interface WatchdogOptions {
+  /** Requests a worker runs at once (1: a sync worker). */
+  threads: number;
+  /** Seconds a request may run before its worker is killed (0: no limit). */
+  timeout: number;
+  /** Replace a worker whose resident memory exceeds this many bytes (0: no limit). */
+  maxRss: number;
+}
+
+/** What the watchdog asks of the supervisor. */
+export interface WatchdogActions {
+  /** Take a worker out of service after its running requests. */
+  retire(w: WorkerProcess, reason: string): void;
+  /** Requests a killed worker never started. */
+  requeue(xs: Exchange[]): void;
+}
+
+const KILL_GRACE_MS = 1000;
+const RSS_CHECK_MS = 1000;
+
+export class Watchdog {
+  private rssCheckedAt = 0;
+
+  constructor(
+    private readonly opts: WatchdogOptions,
+    private readonly actions: WatchdogActions,
+    private readonly logger: Logger,
+  ) {}
+
+  check(workers: readonly WorkerProcess[], now: number): void {
+    if (this.opts.timeout > 0) this.killHung(workers, now);
+    if (this.opts.maxRss > 0 && now - this.rssCheckedAt >= RSS_CHECK_MS) {
+      this.rssCheckedAt = now;
+      this.retireOversized(workers);
+    }
+  }
+
+  /** A request past --timeout: 504 for it, SIGABRT (Python dumps its stack to the log), then SIGKILL. */
+  private killHung(workers: readonly WorkerProcess[], now: number): void {
+    const limit = this.opts.timeout * 1000;
+    for (const w of workers) {
+      if (w.state === 'dead' || w.retiredFor === 'timeout' || w.inflight.length === 0) continue;
+      // A sync worker runs its oldest request; a threaded one runs them all, the oldest first.
+      const startedAt = this.opts.threads === 1 ? w.headStartedAt : w.inflight[0]!.sentAt;
+      if (now - startedAt < limit) continue;
+      const hung = w.inflight[0]!;
+      this.logger.error(`Worker (pid:${w.pid}) timed out after ${((now - startedAt) / 1000).toFixed(1)}s on ${hung.label}; killing it`);
+      w.retire('timeout');
+      const lost = w.takeAll();
+      lost.shift()!.fail(504, 'worker timeout');
+      // The other requests of a threaded worker were running too.
+      if (this.opts.threads > 1) for (const x of lost.splice(0)) x.fail(502, 'its worker was killed after a timeout');
+      this.actions.requeue(lost);
+      w.kill('SIGABRT');
+      setTimeout(() => w.kill('SIGKILL'), KILL_GRACE_MS).unref();
+    }
+  }
+
+  private retireOversized(workers: readonly WorkerProcess[]): void {
+    for (const w of workers) {
+      if (w.state !== 'ready') continue;
+      const rss = residentBytes(w.pid);
+      if (rss <= this.opts.maxRss) continue;
+      this.logger.warning(
+        `Worker (pid:${w.pid}) uses ${Math.round(rss / 2 ** 20)} MB, over --max-rss ${Math.round(this.opts.maxRss / 2 ** 20)}: replacing it after its current request`,
+      );
+      this.actions.retire(w, 'max-rss');
+    }
+  }
+}
+
+/** Resident memory of a process (VmRSS), 0 if it is gone. */
+function residentBytes(pid: number): number {
+  try {
+    const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'latin1'));
+    return m ? Number(m[1]) * 1024 : 0;
+  } catch {
+    return 0;
+  }
+}
