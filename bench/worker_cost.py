@@ -1,6 +1,6 @@
 """Per-request cost inside the gatehouse Python worker, with no HTTP and no front.
 
-Times `Worker.handle(rid, payload)` from python/gatehouse_worker.py on a REQ
+Times `Handler.handle(rid, payload)` from python/gatehouse_wsgi.py on a REQ
 payload built the way the front builds it (src/wsgi/environ.ts,
 src/wire/frames.ts): u32 little-endian environ length, then the latin-1
 environ block `KEY\\0VALUE\\0...`, then the body (none for a GET). The socket
@@ -40,7 +40,7 @@ ROOT = os.path.dirname(HERE)
 sys.path.insert(0, os.path.join(ROOT, "python"))
 
 import gatehouse_wire as wire  # noqa: E402  (needs the sys.path line above)
-import gatehouse_worker as gw  # noqa: E402
+import gatehouse_wsgi as gw  # noqa: E402
 
 # What wrk sends: `GET / HTTP/1.1` and a Host header, nothing else.
 WRK_HEADERS = [("Host", "127.0.0.1:8000")]
@@ -119,7 +119,7 @@ def load(path, name):
 def check_response(app, payload):
     """One request through a capturing socket: the app must answer 200. Returns the frame kinds."""
     sock = CaptureSock()
-    gw.Worker(app, sock, {}).handle(1, payload)
+    gw.Handler(app, wire.Stream(sock), {}).handle(1, payload)
     kinds, pos, head = [], 0, None
     while pos < len(sock.data):
         kind, _rid, length = wire.HEADER.unpack_from(sock.data, pos)
@@ -159,7 +159,7 @@ def measure(app, iterations, rounds):
     wrk_payload = req_payload(WRK_HEADERS)
     browser_payload = req_payload(BROWSER_HEADERS)
     frames = check_response(app, wrk_payload)
-    worker = gw.Worker(app, NullSock(), {})
+    worker = gw.Handler(app, wire.Stream(NullSock()), {})
     handle = worker.handle
     environ = worker.build_environ(wrk_payload)
 

@@ -6,7 +6,10 @@ what PEP 3333 "native strings" are, and decoding them costs one
 `bytes.decode` and one `str.split`.
 """
 
+import collections
+import select
 import struct
+import threading
 
 # Frame types, front -> worker
 REQ = 1
@@ -42,3 +45,67 @@ def encode_head(status, headers):
     return "\0".join(parts).encode("latin-1")
 
 
+
+
+class Stream:
+    """The worker's end of its stream to the front: reads and files frames, sends frames.
+
+    Requests received and not started wait in `pending`; `current` (sync mode)
+    and `running` (thread mode) are the ones started, so CANCEL and REVOKE can
+    tell a queued request from a running one. `lock` guards those four and
+    `cancelled`; `read_lock` makes sure only one thread reads at a time.
+    """
+
+    def __init__(self, sock):
+        self.sock = sock
+        self.pending = collections.deque()  # (rid, payload) received, not started
+        self.cancelled = set()
+        self.inbuf = b""
+        self.lock = threading.Lock()  # pending, current, running, cancelled
+        self.read_lock = threading.Lock()
+        self.send_lock = threading.Lock()
+        self.current = None  # id of the request the main thread is running (sync mode)
+        self.running = set()  # ids of the requests the threads are running (thread mode)
+        self.stopping = False
+        self.busy = False
+
+    def send(self, data):
+        with self.send_lock:
+            self.sock.sendall(data)
+
+    def read_frames(self, block):
+        """Reads what the stream has and files the frames; False at EOF."""
+        with self.read_lock:
+            if block:
+                if self.pending:
+                    return True  # the watcher filed some while we were not looking
+            elif not select.select((self.sock,), (), (), 0)[0]:
+                return True
+            data = self.sock.recv(262144)
+            if not data:
+                return False
+            buf = self.inbuf + data if self.inbuf else data
+            pos, size = 0, len(buf)
+            with self.lock:
+                while size - pos >= HEADER_SIZE:
+                    kind, rid, length = unpack_header(buf, pos)
+                    end = pos + HEADER_SIZE + length
+                    if end > size:
+                        break
+                    if kind == REQ:
+                        self.pending.append((rid, buf[pos + HEADER_SIZE : end]))
+                    elif kind == CANCEL or kind == REVOKE:
+                        self.take_back(kind, rid)
+                    pos = end
+            self.inbuf = buf[pos:]
+            return True
+
+    def take_back(self, kind, rid):
+        """CANCEL or REVOKE: a request not yet started is dropped and answered here."""
+        for item in self.pending:
+            if item[0] == rid:
+                self.pending.remove(item)
+                self.send(pack_header(REVOKED if kind == REVOKE else END, rid, 0))
+                return
+        if kind == CANCEL and (rid == self.current or rid in self.running):
+            self.cancelled.add(rid)  # running: the request stops at its next chunk
