@@ -63,6 +63,9 @@ class Handler:
 
     def handle(self, rid, payload):
         environ = self.build_environ(payload)
+        # Middleware (wsgiref.validate, for one) may replace wsgi.input with its own
+        # object, which is not ours to close: close what we opened.
+        body = environ["wsgi.input"]
         # [status, headers, declared Content-Length, head sent, bytes sent, HEAD request]
         state = [None, None, None, False, 0, environ["REQUEST_METHOD"] == "HEAD"]
 
@@ -112,7 +115,11 @@ class Handler:
                     result.close()
                 except Exception as exc:
                     self.log_exception(environ, exc, "in close() of the response iterable")
-            environ["wsgi.input"].close()
+            try:
+                body.close()
+            except Exception as exc:
+                # The response is out; a worker that died here would take the next requests with it.
+                self.log_exception(environ, exc, "while closing wsgi.input")
 
     def send_iterable(self, rid, state, result):
         # A small body of declared length is collected and sent as one frame
