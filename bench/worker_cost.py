@@ -1,29 +1,40 @@
 """Per-request cost inside the gatehouse Python worker, with no HTTP and no front.
 
-Times `Handler.handle(rid, payload)` from python/gatehouse_wsgi.py on a REQ
-payload built the way the front builds it (src/wsgi/environ.ts,
-src/wire/frames.ts): u32 little-endian environ length, then the latin-1
-environ block `KEY\\0VALUE\\0...`, then the body (none for a GET). The socket
-is a stand-in whose sendall() discards the frames, so what is measured is:
-decode the environ block, build the environ dict, call the app, check the
-headers, encode the response frames.
+Two measurements, each against the bare app call:
 
-Each number is the best of 10 interleaved rounds (--rounds), in microseconds
-per request.
+1. `Handler.handle(rid, payload)` from python/gatehouse_wsgi.py, in this
+   process, on a REQ payload built the way the front builds it
+   (src/wsgi/environ.ts, src/wire/frames.ts): u32 little-endian environ
+   length, then the latin-1 environ block `KEY\\0VALUE\\0...`, then the body
+   (none for a GET). The stream is a stand-in whose sendall() discards the
+   frames, so what is timed is: decode the environ block, build the environ
+   dict, call the app, check the headers, encode the response frames.
 
-The baseline is the app alone: called with a prebuilt environ dict and a
+2. The whole worker: python/gatehouse_worker.py started as the front starts it
+   (settings as JSON, a socketpair on fd 3), sent wrk GETs as REQ frames the
+   way the front sends them to a busy sync worker (16 unanswered at most,
+   topped up in one write once 8 are answered) and, separately, one at a
+   time. What is measured is the worker process's CPU time (all its threads,
+   user and system, from /proc/PID/task/*/schedstat) per request: the loop,
+   reading and writing frames, system calls. This is the figure to hold
+   against the bare app call.
+
+The bare app call is the app alone: called with a prebuilt environ dict and a
 trivial start_response, its body joined and its close() called (the least any
 WSGI server must do). The difference is the worker's own overhead.
 
-Two payloads are timed: what wrk sends (a Host header only) and a typical
-browser GET (8 headers).
+Each number is the best of 10 interleaved rounds (--rounds), in microseconds
+per request. Two payloads are timed in (1): what wrk sends (a Host header
+only) and a typical browser GET (8 headers); (2) uses the first.
 
 Run it with Debian's interpreter (Flask comes from python3-flask):
 
     /usr/bin/python3 bench/worker_cost.py            # human-readable
     /usr/bin/python3 bench/worker_cost.py --json     # what bench/run.ts reads
+    /usr/bin/python3 bench/worker_cost.py --app flaskapp=test/apps/flaskapp/flask_demo.py@/api/items/1
 
 Standard library only besides Flask (the flask case is skipped without it).
+Linux only for (2) (/proc and posix_spawn); --loop-scale 0 skips it.
 """
 
 import argparse
@@ -31,6 +42,7 @@ import gc
 import importlib.util
 import json
 import os
+import socket
 import struct
 import sys
 import time
@@ -41,6 +53,11 @@ sys.path.insert(0, os.path.join(ROOT, "python"))
 
 import gatehouse_wire as wire  # noqa: E402  (needs the sys.path line above)
 import gatehouse_wsgi as gw  # noqa: E402
+
+WORKER = os.path.join(ROOT, "python", "gatehouse_worker.py")
+# The front's batching of requests to a busy sync worker (src/pool/worker-pool.ts).
+PIPELINE_DEPTH = 16
+REFILL_AT = PIPELINE_DEPTH // 2
 
 # What wrk sends: `GET / HTTP/1.1` and a Host header, nothing else.
 WRK_HEADERS = [("Host", "127.0.0.1:8000")]
@@ -87,9 +104,9 @@ def environ_block(headers, path="/", query=""):
     return "\0".join(parts).encode("latin-1")
 
 
-def req_payload(headers, body=b""):
+def req_payload(headers, body=b"", path="/"):
     """The REQ frame's payload (src/wire/frames.ts encodeRequest() minus the 9-byte header)."""
-    block = environ_block(headers)
+    block = environ_block(headers, path)
     return struct.pack("<I", len(block)) + block + body
 
 
@@ -137,6 +154,95 @@ def check_response(app, payload):
     return "+".join(names.get(k, str(k)) for k in kinds)
 
 
+# ---- the whole worker: a real process on a real stream ----------------------
+
+
+def thread_cpu_ns(pid):
+    """CPU time of all of a process's threads so far, in ns (/proc/PID/task/*/schedstat)."""
+    total = 0
+    for tid in os.listdir("/proc/%d/task" % pid):
+        try:
+            with open("/proc/%d/task/%s/schedstat" % (pid, tid)) as f:
+                total += int(f.read().split()[0])
+        except (OSError, ValueError, IndexError):
+            pass  # a thread that just ended
+    return total
+
+
+class WorkerProcess:
+    """gatehouse_worker.py started as the front starts it: settings as JSON, its stream on fd 3."""
+
+    def __init__(self, app_spec, settings=None):
+        self.sock, child = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+        # dup() first: POSIX_SPAWN_DUP2 from fd 3 to fd 3 would leave it close-on-exec.
+        src = os.dup(child.fileno())
+        argv = [sys.executable, WORKER, json.dumps(dict(settings or {}, app=app_spec))]
+        try:
+            self.pid = os.posix_spawn(sys.executable, argv, os.environ, file_actions=[(os.POSIX_SPAWN_DUP2, src, 3)])
+        finally:
+            os.close(src)
+            child.close()
+        self.buf = b""
+        kind, _rid, payload = self.read_frame()
+        if kind != wire.READY:
+            raise SystemExit("worker_cost: the worker did not boot: %s" % payload.decode("utf-8", "replace"))
+
+    def read_frame(self):
+        while True:
+            if len(self.buf) >= wire.HEADER_SIZE:
+                kind, rid, length = wire.unpack_header(self.buf, 0)
+                end = wire.HEADER_SIZE + length
+                if len(self.buf) >= end:
+                    payload = self.buf[wire.HEADER_SIZE : end]
+                    self.buf = self.buf[end:]
+                    return kind, rid, payload
+            data = self.sock.recv(1 << 20)
+            if not data:
+                raise SystemExit("worker_cost: the worker closed its stream")
+            self.buf += data
+
+    def drive(self, payload, n, depth):
+        """Sends n REQ frames, never more than `depth` unanswered, topped up in one write once
+        half are answered (as the front does); returns when all n are answered."""
+        frames = [wire.pack_header(wire.REQ, i + 1, len(payload)) + payload for i in range(1024)]
+        refill_at = depth // 2
+        sock = self.sock
+        unpack = wire.unpack_header
+        size = wire.HEADER_SIZE
+        enders = (wire.RESPONSE, wire.END, wire.ABORT)
+        sent = done = 0
+        buf = self.buf
+        while done < n:
+            inflight = sent - done
+            if inflight <= refill_at and sent < n:
+                k = min(depth - inflight, n - sent)
+                sock.sendall(b"".join(frames[(sent + i) & 1023] for i in range(k)))
+                sent += k
+            data = sock.recv(1 << 20)
+            if not data:
+                raise SystemExit("worker_cost: the worker closed its stream")
+            buf = buf + data if buf else data
+            pos, end = 0, len(buf)
+            while end - pos >= size:
+                kind, _rid, length = unpack(buf, pos)
+                if end - pos < size + length:
+                    break
+                if kind in enders:
+                    done += 1
+                pos += size + length
+            buf = buf[pos:]
+        self.buf = buf
+
+    def cpu_us_per_request(self, payload, n, depth):
+        before = thread_cpu_ns(self.pid)
+        self.drive(payload, n, depth)
+        return (thread_cpu_ns(self.pid) - before) / n / 1000.0
+
+    def close(self):
+        self.sock.close()  # an idle worker leaves when its stream closes
+        os.waitpid(self.pid, 0)
+
+
 def best_us(loops, n, rounds):
     """Runs each loop n times in all, as `rounds` interleaved rounds of n // rounds calls.
 
@@ -155,13 +261,14 @@ def best_us(loops, n, rounds):
     return {name: t / chunk * 1e6 for name, t in best.items()}
 
 
-def measure(app, iterations, rounds):
-    wrk_payload = req_payload(WRK_HEADERS)
-    browser_payload = req_payload(BROWSER_HEADERS)
+def measure(app_file, path, iterations, rounds, loop_iterations):
+    app = load(app_file, "app")
+    wrk_payload = req_payload(WRK_HEADERS, path=path)
+    browser_payload = req_payload(BROWSER_HEADERS, path=path)
     frames = check_response(app, wrk_payload)
-    worker = gw.Handler(app, wire.Stream(NullSock()), {})
-    handle = worker.handle
-    environ = worker.build_environ(wrk_payload)
+    handler = gw.Handler(app, wire.Stream(NullSock()), {})
+    handle = handler.handle
+    environ = handler.build_environ(wrk_payload)
 
     def write(data):
         pass
@@ -195,7 +302,7 @@ def measure(app, iterations, rounds):
         iterations,
         rounds,
     )
-    return dict(
+    result = dict(
         us,
         iterations=iterations,
         rounds=rounds,
@@ -203,6 +310,27 @@ def measure(app, iterations, rounds):
         wrk_environ_bytes=len(wrk_payload),
         browser_environ_bytes=len(browser_payload),
     )
+    if loop_iterations:
+        result.update(measure_loop(app_file, wrk_payload, loop_iterations, rounds))
+    return result
+
+
+def measure_loop(app_file, payload, n, rounds):
+    """The worker process's CPU per request (all its threads, system calls included) while it
+    serves wrk GETs: one at a time (depth 1: an idle server) and batched as the front batches
+    them for a busy worker (depth 16). Best of `rounds`."""
+    worker = WorkerProcess(app_file + ":app")
+    try:
+        worker.drive(payload, min(n, 1000), PIPELINE_DEPTH)  # warm up
+        # One at a time, each request waits for a wake-up on both sides: a tenth as many.
+        runs = (("loop_depth16_us", PIPELINE_DEPTH, max(1, n // rounds)), ("loop_depth1_us", 1, max(1, n // rounds // 10)))
+        best = {key: float("inf") for key, _, _ in runs}
+        for _ in range(rounds):
+            for key, depth, chunk in runs:
+                best[key] = min(best[key], worker.cpu_us_per_request(payload, chunk, depth))
+    finally:
+        worker.close()
+    return dict(best, loop_iterations=n)
 
 
 def main():
@@ -210,18 +338,34 @@ def main():
     parser.add_argument("--hello-iterations", type=int, default=200000)
     parser.add_argument("--flask-iterations", type=int, default=20000)
     parser.add_argument("--rounds", type=int, default=10, help="interleaved rounds per measurement; the best is kept")
+    parser.add_argument(
+        "--loop-scale", type=float, default=1.0,
+        help="requests for the whole-worker measurement, as a share of each app's iterations (0: skip it)",
+    )
+    parser.add_argument(
+        "--app", action="append", default=[], metavar="NAME=FILE.py[@PATH]",
+        help="also measure FILE.py's `app`, requested at PATH (default /); repeatable",
+    )
+    parser.add_argument("--only", help="apps to measure, comma-separated (default all)")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     args = parser.parse_args()
 
     results = {"python": sys.version.split()[0], "apps": {}, "skipped": {}}
-    apps = [("hello", os.path.join(HERE, "apps", "hello.py"), args.hello_iterations)]
+    apps = [("hello", os.path.join(HERE, "apps", "hello.py"), "/", args.hello_iterations)]
     if importlib.util.find_spec("flask") is None:
         results["skipped"]["flask"] = "flask is not installed for %s" % sys.executable
     else:
-        apps.append(("flask", os.path.join(HERE, "apps", "flask_json.py"), args.flask_iterations))
+        apps.append(("flask", os.path.join(HERE, "apps", "flask_json.py"), "/", args.flask_iterations))
+    for spec in args.app:
+        name, _, rest = spec.partition("=")
+        app_file, _, path = rest.partition("@")
+        apps.append((name, os.path.abspath(app_file), path or "/", args.flask_iterations))
+    if args.only:
+        wanted = args.only.split(",")
+        apps = [a for a in apps if a[0] in wanted]
     gc.collect()
-    for name, path, iterations in apps:
-        results["apps"][name] = measure(load(path, "app"), iterations, args.rounds)
+    for name, app_file, path, iterations in apps:
+        results["apps"][name] = measure(app_file, path, iterations, args.rounds, int(iterations * args.loop_scale))
 
     if args.json:
         print(json.dumps(results))
@@ -229,11 +373,18 @@ def main():
     print("Per-request cost inside the Python worker (Python %s, best of %d rounds)" % (results["python"], args.rounds))
     for name, r in results["apps"].items():
         print(
-            "  %-6s app alone %8.2f us   worker.handle(): wrk GET %8.2f us, 8-header GET %8.2f us"
+            "  %-8s bare app call %8.2f us   Handler.handle(): wrk GET %8.2f us, 8-header GET %8.2f us"
             "   (overhead %.2f us; %d iterations; frames %s)"
             % (name, r["app_us"], r["handle_wrk_us"], r["handle_browser_us"],
                r["handle_wrk_us"] - r["app_us"], r["iterations"], r["frames"])
         )
+        if "loop_depth16_us" in r:
+            print(
+                "  %-8s bare app call %8.2f us   worker process CPU per request: batched (depth %d) %8.2f us"
+                " (overhead %.2f us), one at a time %8.2f us (overhead %.2f us; %d + %d requests)"
+                % (name, r["app_us"], PIPELINE_DEPTH, r["loop_depth16_us"], r["loop_depth16_us"] - r["app_us"],
+                   r["loop_depth1_us"], r["loop_depth1_us"] - r["app_us"], r["loop_iterations"], r["loop_iterations"] // 10)
+            )
     for name, why in results["skipped"].items():
         print("  %-6s skipped: %s" % (name, why))
 
