@@ -28,6 +28,11 @@ ABORT = 17
 REVOKED = 18
 EXITED = 19
 
+# Bytes asked for per read. Under glibc's mmap threshold (128 KiB): a bigger
+# buffer is mapped and unmapped on every recv(), which costs more than the
+# request itself.
+RECV_SIZE = 65536
+
 HEADER = struct.Struct("<BII")
 HEADER_SIZE = HEADER.size
 U32 = struct.Struct("<I")
@@ -60,7 +65,9 @@ class Stream:
         self.sock = sock
         self.pending = collections.deque()  # (rid, payload) received, not started
         self.cancelled = set()
-        self.inbuf = b""
+        self.parts = []  # the start of a frame not yet whole: bytes objects
+        self.have = 0  # their total length
+        self.need = 0  # the length that makes it whole (its header's, or a header's)
         self.lock = threading.Lock()  # pending, current, running, cancelled
         self.read_lock = threading.Lock()
         self.send_lock = threading.Lock()
@@ -81,23 +88,34 @@ class Stream:
                     return True  # the watcher filed some while we were not looking
             elif not select.select((self.sock,), (), (), 0)[0]:
                 return True
-            data = self.sock.recv(262144)
+            data = self.sock.recv(RECV_SIZE)
             if not data:
                 return False
-            buf = self.inbuf + data if self.inbuf else data
-            pos, size = 0, len(buf)
+            if self.parts:
+                # A frame bigger than one read: its pieces are joined once, when it is whole.
+                self.parts.append(data)
+                self.have += len(data)
+                if self.have < self.need:
+                    return True
+                data = b"".join(self.parts)
+                self.parts = []
+            pos, size = 0, len(data)
             with self.lock:
                 while size - pos >= HEADER_SIZE:
-                    kind, rid, length = unpack_header(buf, pos)
+                    kind, rid, length = unpack_header(data, pos)
                     end = pos + HEADER_SIZE + length
                     if end > size:
                         break
                     if kind == REQ:
-                        self.pending.append((rid, buf[pos + HEADER_SIZE : end]))
+                        self.pending.append((rid, data[pos + HEADER_SIZE : end]))
                     elif kind == CANCEL or kind == REVOKE:
                         self.take_back(kind, rid)
                     pos = end
-            self.inbuf = buf[pos:]
+            if pos < size:
+                rest = data[pos:]
+                self.parts = [rest]
+                self.have = len(rest)
+                self.need = HEADER_SIZE + unpack_header(rest, 0)[2] if len(rest) >= HEADER_SIZE else HEADER_SIZE
             return True
 
     def take_back(self, kind, rid):
