@@ -37,6 +37,8 @@ HEADER = struct.Struct("<BII")
 HEADER_SIZE = HEADER.size
 U32 = struct.Struct("<I")
 pack_header = HEADER.pack
+# A RESPONSE frame's header and its payload's first field (the head's length) in one pack.
+pack_response = struct.Struct("<BIII").pack
 unpack_header = HEADER.unpack_from
 unpack_u32 = U32.unpack_from
 

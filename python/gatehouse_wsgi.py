@@ -15,11 +15,13 @@ from gatehouse_wire import (
     FILE,
     RESPONSE,
     START,
-    U32,
     encode_head,
     pack_header,
+    pack_response,
     unpack_u32,
 )
+
+BytesIO = io.BytesIO
 
 # Bodies of a declared length up to this size are sent in one frame.
 COLLECT_LIMIT = 65536
@@ -57,8 +59,10 @@ class Handler:
         body_file = environ.pop("gatehouse.body_file", None)
         if body_file is not None:
             environ["wsgi.input"] = open(body_file, "rb")
+        elif len(payload) > 4 + elen:
+            environ["wsgi.input"] = BytesIO(payload[4 + elen :])
         else:
-            environ["wsgi.input"] = io.BytesIO(payload[4 + elen :])
+            environ["wsgi.input"] = BytesIO()  # cheaper than BytesIO(b"")
         return environ
 
     def handle(self, rid, payload):
@@ -166,9 +170,7 @@ class Handler:
             self.finish(rid, state)
             return
         head = encode_head(state[0], headers)
-        self.send(
-            pack_header(RESPONSE, rid, 4 + len(head) + length) + U32.pack(len(head)) + head + body
-        )
+        self.send(b"".join((pack_response(RESPONSE, rid, 4 + len(head) + length, len(head)), head, body)))
 
     def send_chunk(self, rid, state, data):
         declared = state[2]
@@ -260,9 +262,7 @@ class Handler:
             "500 Internal Server Error",
             [("Content-Type", "text/plain; charset=utf-8"), ("Content-Length", str(len(body)))],
         )
-        self.send(
-            pack_header(RESPONSE, rid, 4 + len(head) + len(body)) + U32.pack(len(head)) + head + body
-        )
+        self.send(pack_response(RESPONSE, rid, 4 + len(head) + len(body), len(head)) + head + body)
 
     def log_exception(self, environ, exc, where):
         request = "%s %s" % (environ.get("REQUEST_METHOD", "?"), environ.get("RAW_URI", "?"))
