@@ -24,8 +24,8 @@ trivial start_response, its body joined and its close() called (the least any
 WSGI server must do). The difference is the worker's own overhead.
 
 Each number is the best of 10 interleaved rounds (--rounds), in microseconds
-per request. Two payloads are timed in (1): what wrk sends (a Host header
-only) and a typical browser GET (8 headers); (2) uses the first.
+of CPU time per request. Two payloads are timed in (1): what wrk sends (a
+Host header only) and a typical browser GET (8 headers); (2) uses the first.
 
 Run it with Debian's interpreter (Flask comes from python3-flask):
 
@@ -246,18 +246,20 @@ class WorkerProcess:
 def best_us(loops, n, rounds):
     """Runs each loop n times in all, as `rounds` interleaved rounds of n // rounds calls.
 
-    Returns the best round of each, in microseconds per call. Interleaving and
-    keeping the best round make the numbers robust to other work on the
-    machine: what interrupts one round does not hit the others.
+    Returns the best round of each, in microseconds of this thread's CPU time
+    per call (the unit of the whole-worker figures, and blind to the time other
+    processes take the CPU). Interleaving and keeping the best round make the
+    numbers robust to other work on the machine: what disturbs one round does
+    not hit the others.
     """
     chunk = max(1, n // rounds)
     best = {name: float("inf") for name in loops}
-    perf_counter = time.perf_counter
+    clock = time.thread_time
     for _ in range(rounds):
         for name, loop in loops.items():
-            t0 = perf_counter()
+            t0 = clock()
             loop(chunk)
-            best[name] = min(best[name], perf_counter() - t0)
+            best[name] = min(best[name], clock() - t0)
     return {name: t / chunk * 1e6 for name, t in best.items()}
 
 
