@@ -34,25 +34,28 @@ def serve_sync(stream, handle):
     """Runs `handle(rid, payload)` for each request until EOF or SIGTERM (`stream.stopping`)."""
     threading.Thread(target=watch, args=(stream,), name="gatehouse-watch", daemon=True).start()
     pending = stream.pending
+    popleft = pending.popleft
     lock = stream.lock
+    cancelled = stream.cancelled
+    read_frames = stream.read_frames
     while not stream.stopping:
         with lock:
-            if stream.current is not None:
-                stream.cancelled.discard(stream.current)
-                stream.current = None
-                stream.busy = False
             if pending:
-                rid, payload = pending.popleft()
+                rid, payload = popleft()
                 stream.current = rid
-                stream.busy = True
             else:
-                rid = None
+                rid = stream.current = None
         if rid is None:
-            if not stream.read_frames(True):
+            stream.busy = False  # idle: SIGTERM may end the process at once
+            if not read_frames(True):
                 return
             continue
+        stream.busy = True
         handle(rid, payload)
+        if cancelled:
+            with lock:
+                cancelled.discard(rid)
     # Leaving (SIGTERM): hand back what was queued here so the front sends it elsewhere.
     with lock:
         while pending:
-            stream.send(pack_header(REVOKED, pending.popleft()[0], 0))
+            stream.send(pack_header(REVOKED, popleft()[0], 0))
