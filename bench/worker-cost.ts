@@ -22,11 +22,13 @@ export interface WorkerCostApp {
   app_us: number;
   handle_wrk_us: number;
   handle_browser_us: number;
-  /** The whole worker process's CPU per request (all threads, system calls included), requests batched as the front batches them for a busy worker. */
+  /** The whole worker process's CPU per request (all threads, system calls included), requests sent 16 at a time as the front tops up a busy worker. */
   loop_depth16_us?: number;
   /** The same, one request at a time (an idle server). */
   loop_depth1_us?: number;
   loop_iterations?: number;
+  /** With worker_cost.py --compare DIR: that worker's figures, measured in the same rounds. */
+  compare?: { worker: string; loop_depth16_us: number; loop_depth1_us: number };
 }
 
 export interface WorkerCost {

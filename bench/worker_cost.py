@@ -11,27 +11,33 @@ Two measurements, each against the bare app call:
    dict, call the app, check the headers, encode the response frames.
 
 2. The whole worker: python/gatehouse_worker.py started as the front starts it
-   (settings as JSON, a socketpair on fd 3), sent wrk GETs as REQ frames the
-   way the front sends them to a busy sync worker (16 unanswered at most,
-   topped up in one write once 8 are answered) and, separately, one at a
-   time. What is measured is the worker process's CPU time (all its threads,
-   user and system, from /proc/PID/task/*/schedstat) per request: the loop,
-   reading and writing frames, system calls. This is the figure to hold
-   against the bare app call.
+   (settings as JSON, a socketpair on fd 3), sent wrk GETs as REQ frames in
+   batches of 16 in one write (the most the front hands a busy sync worker)
+   and, separately, one at a time. What is measured is the worker process's
+   CPU time (all its threads, user and system, from
+   /proc/PID/task/*/schedstat) per request: the loop, reading and writing
+   frames, system calls, and what system calls cost the code after them (on
+   a kernel with page-table isolation each one empties the TLB). This is the
+   figure to hold against the bare app call. While a batch is worked on this
+   process sleeps, so the worker runs alone, as the bare call does.
 
 The bare app call is the app alone: called with a prebuilt environ dict and a
 trivial start_response, its body joined and its close() called (the least any
 WSGI server must do). The difference is the worker's own overhead.
 
-Each number is the best of 10 interleaved rounds (--rounds), in microseconds
-of CPU time per request. Two payloads are timed in (1): what wrk sends (a
+Each number is the best of 10 rounds (--rounds), in microseconds of CPU time
+per request; the rounds of all the figures of an app are interleaved, so they
+all see the same machine. Two payloads are timed in (1): what wrk sends (a
 Host header only) and a typical browser GET (8 headers); (2) uses the first.
+--compare DIR measures another worker's python/ directory (an older checkout)
+in the same interleaved rounds.
 
 Run it with Debian's interpreter (Flask comes from python3-flask):
 
     /usr/bin/python3 bench/worker_cost.py            # human-readable
     /usr/bin/python3 bench/worker_cost.py --json     # what bench/run.ts reads
     /usr/bin/python3 bench/worker_cost.py --app flaskapp=test/apps/flaskapp/flask_demo.py@/api/items/1
+    /usr/bin/python3 bench/worker_cost.py --compare /tmp/old-checkout/python
 
 Standard library only besides Flask (the flask case is skipped without it).
 Linux only for (2) (/proc and posix_spawn); --loop-scale 0 skips it.
@@ -55,9 +61,8 @@ import gatehouse_wire as wire  # noqa: E402  (needs the sys.path line above)
 import gatehouse_wsgi as gw  # noqa: E402
 
 WORKER = os.path.join(ROOT, "python", "gatehouse_worker.py")
-# The front's batching of requests to a busy sync worker (src/pool/worker-pool.ts).
+# The most requests the front hands a busy sync worker at once (src/pool/worker-pool.ts).
 PIPELINE_DEPTH = 16
-REFILL_AT = PIPELINE_DEPTH // 2
 
 # What wrk sends: `GET / HTTP/1.1` and a Host header, nothing else.
 WRK_HEADERS = [("Host", "127.0.0.1:8000")]
@@ -172,17 +177,18 @@ def thread_cpu_ns(pid):
 class WorkerProcess:
     """gatehouse_worker.py started as the front starts it: settings as JSON, its stream on fd 3."""
 
-    def __init__(self, app_spec, settings=None):
+    def __init__(self, app_spec, settings=None, script=WORKER):
         self.sock, child = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
         # dup() first: POSIX_SPAWN_DUP2 from fd 3 to fd 3 would leave it close-on-exec.
         src = os.dup(child.fileno())
-        argv = [sys.executable, WORKER, json.dumps(dict(settings or {}, app=app_spec))]
+        argv = [sys.executable, script, json.dumps(dict(settings or {}, app=app_spec))]
         try:
             self.pid = os.posix_spawn(sys.executable, argv, os.environ, file_actions=[(os.POSIX_SPAWN_DUP2, src, 3)])
         finally:
             os.close(src)
             child.close()
         self.buf = b""
+        self.nap = 20e-6
         kind, _rid, payload = self.read_frame()
         if kind != wire.READY:
             raise SystemExit("worker_cost: the worker did not boot: %s" % payload.decode("utf-8", "replace"))
@@ -202,36 +208,51 @@ class WorkerProcess:
             self.buf += data
 
     def drive(self, payload, n, depth):
-        """Sends n REQ frames, never more than `depth` unanswered, topped up in one write once
-        half are answered (as the front does); returns when all n are answered."""
+        """Sends n REQ frames, `depth` at a time in one write (as the front tops up a busy
+        worker), and reads the answers; returns when all n are answered.
+
+        With depth > 1 this process sleeps while a batch is worked on, for about as long as
+        the last batches took, so the worker runs alone, as the bare app call does in this
+        process (a reader woken by every answer would run beside it, on the other CPU or
+        hyperthread, and slow it down). With depth 1 it waits in recv() for each answer.
+        """
         frames = [wire.pack_header(wire.REQ, i + 1, len(payload)) + payload for i in range(1024)]
-        refill_at = depth // 2
         sock = self.sock
         unpack = wire.unpack_header
         size = wire.HEADER_SIZE
         enders = (wire.RESPONSE, wire.END, wire.ABORT)
-        sent = done = 0
+        sleep = time.sleep
+        done = 0
         buf = self.buf
+        nap = self.nap  # seconds per request
         while done < n:
-            inflight = sent - done
-            if inflight <= refill_at and sent < n:
-                k = min(depth - inflight, n - sent)
-                sock.sendall(b"".join(frames[(sent + i) & 1023] for i in range(k)))
-                sent += k
-            data = sock.recv(1 << 20)
-            if not data:
-                raise SystemExit("worker_cost: the worker closed its stream")
-            buf = buf + data if buf else data
-            pos, end = 0, len(buf)
-            while end - pos >= size:
-                kind, _rid, length = unpack(buf, pos)
-                if end - pos < size + length:
-                    break
-                if kind in enders:
-                    done += 1
-                pos += size + length
-            buf = buf[pos:]
+            k = min(depth, n - done)
+            sock.sendall(b"".join(frames[(done + i) & 1023] for i in range(k)))
+            if depth > 1:
+                sleep(nap * k)
+            first = True
+            answered = 0
+            while answered < k:
+                data = sock.recv(1 << 20)
+                if not data:
+                    raise SystemExit("worker_cost: the worker closed its stream")
+                buf = buf + data if buf else data
+                pos, end = 0, len(buf)
+                while end - pos >= size:
+                    kind, _rid, length = unpack(buf, pos)
+                    if end - pos < size + length:
+                        break
+                    if kind in enders:
+                        answered += 1
+                    pos += size + length
+                buf = buf[pos:]
+                if first and depth > 1:
+                    # Slept long enough: try a little less; too little: rather more.
+                    nap = nap * 0.95 if answered == k else nap * 1.2
+                first = False
+            done += k
         self.buf = buf
+        self.nap = nap
 
     def cpu_us_per_request(self, payload, n, depth):
         before = thread_cpu_ns(self.pid)
@@ -243,27 +264,37 @@ class WorkerProcess:
         os.waitpid(self.pid, 0)
 
 
-def best_us(loops, n, rounds):
-    """Runs each loop n times in all, as `rounds` interleaved rounds of n // rounds calls.
+def best_us(loops, rounds):
+    """Runs each measurement `rounds` times, interleaved: {name: (run, calls)}, where
+    run(calls) returns microseconds per call.
 
-    Returns the best round of each, in microseconds of this thread's CPU time
-    per call (the unit of the whole-worker figures, and blind to the time other
-    processes take the CPU). Interleaving and keeping the best round make the
-    numbers robust to other work on the machine: what disturbs one round does
-    not hit the others.
+    Returns the best round of each. Interleaving and keeping the best round make
+    the numbers robust to other work on the machine: what disturbs one round does
+    not hit the others, and every figure sees the same machine.
     """
-    chunk = max(1, n // rounds)
     best = {name: float("inf") for name in loops}
+    for r in range(rounds):
+        names = list(loops) if r % 2 == 0 else list(reversed(loops))
+        for name in names:
+            run, calls = loops[name]
+            best[name] = min(best[name], run(calls))
+    return best
+
+
+def timed(loop):
+    """loop(n) as run(n) for best_us(): this thread's CPU time per call, in microseconds
+    (the unit of the whole-worker figures, and blind to other processes taking the CPU)."""
     clock = time.thread_time
-    for _ in range(rounds):
-        for name, loop in loops.items():
-            t0 = clock()
-            loop(chunk)
-            best[name] = min(best[name], clock() - t0)
-    return {name: t / chunk * 1e6 for name, t in best.items()}
+
+    def run(n):
+        t0 = clock()
+        loop(n)
+        return (clock() - t0) / n * 1e6
+
+    return run
 
 
-def measure(app_file, path, iterations, rounds, loop_iterations):
+def measure(app_file, path, iterations, rounds, loop_iterations, compare=None):
     app = load(app_file, "app")
     wrk_payload = req_payload(WRK_HEADERS, path=path)
     browser_payload = req_payload(BROWSER_HEADERS, path=path)
@@ -295,17 +326,32 @@ def measure(app_file, path, iterations, rounds, loop_iterations):
 
     app_alone(min(iterations, 1000))  # warm caches (Flask builds things on first use)
     handle_loop(wrk_payload)(min(iterations, 1000))
-    us = best_us(
-        {
-            "app_us": app_alone,
-            "handle_wrk_us": handle_loop(wrk_payload),
-            "handle_browser_us": handle_loop(browser_payload),
-        },
-        iterations,
-        rounds,
-    )
-    result = dict(
-        us,
+    chunk = max(1, iterations // rounds)
+    loops = {
+        "app_us": (timed(app_alone), chunk),
+        "handle_wrk_us": (timed(handle_loop(wrk_payload)), chunk),
+        "handle_browser_us": (timed(handle_loop(browser_payload)), chunk),
+    }
+    # The whole worker (and with --compare another one): see WorkerProcess.drive().
+    scripts = {"": WORKER}
+    if compare:
+        scripts["compare_"] = os.path.join(compare, "gatehouse_worker.py")
+    workers = []
+    try:
+        if loop_iterations:
+            for prefix, script in scripts.items():
+                worker = WorkerProcess(app_file + ":app", script=script)
+                workers.append(worker)
+                worker.drive(wrk_payload, min(loop_iterations, 1000), PIPELINE_DEPTH)  # warm up
+                per_round = max(1, loop_iterations // rounds)
+                loops[prefix + "loop_depth16_us"] = (bind(worker.cpu_us_per_request, wrk_payload, PIPELINE_DEPTH), per_round)
+                # One at a time, each request waits for a wake-up on both sides: a tenth as many.
+                loops[prefix + "loop_depth1_us"] = (bind(worker.cpu_us_per_request, wrk_payload, 1), max(1, per_round // 10))
+        result = best_us(loops, rounds)
+    finally:
+        for worker in workers:
+            worker.close()
+    result.update(
         iterations=iterations,
         rounds=rounds,
         frames=frames,
@@ -313,26 +359,15 @@ def measure(app_file, path, iterations, rounds, loop_iterations):
         browser_environ_bytes=len(browser_payload),
     )
     if loop_iterations:
-        result.update(measure_loop(app_file, wrk_payload, loop_iterations, rounds))
+        result["loop_iterations"] = loop_iterations
+    if compare:
+        result["compare"] = {key[len("compare_") :]: result.pop(key) for key in list(result) if key.startswith("compare_")}
+        result["compare"]["worker"] = scripts["compare_"]
     return result
 
 
-def measure_loop(app_file, payload, n, rounds):
-    """The worker process's CPU per request (all its threads, system calls included) while it
-    serves wrk GETs: one at a time (depth 1: an idle server) and batched as the front batches
-    them for a busy worker (depth 16). Best of `rounds`."""
-    worker = WorkerProcess(app_file + ":app")
-    try:
-        worker.drive(payload, min(n, 1000), PIPELINE_DEPTH)  # warm up
-        # One at a time, each request waits for a wake-up on both sides: a tenth as many.
-        runs = (("loop_depth16_us", PIPELINE_DEPTH, max(1, n // rounds)), ("loop_depth1_us", 1, max(1, n // rounds // 10)))
-        best = {key: float("inf") for key, _, _ in runs}
-        for _ in range(rounds):
-            for key, depth, chunk in runs:
-                best[key] = min(best[key], worker.cpu_us_per_request(payload, chunk, depth))
-    finally:
-        worker.close()
-    return dict(best, loop_iterations=n)
+def bind(cpu_us_per_request, payload, depth):
+    return lambda n: cpu_us_per_request(payload, n, depth)
 
 
 def main():
@@ -349,6 +384,10 @@ def main():
         help="also measure FILE.py's `app`, requested at PATH (default /); repeatable",
     )
     parser.add_argument("--only", help="apps to measure, comma-separated (default all)")
+    parser.add_argument(
+        "--compare", metavar="DIR",
+        help="another worker's python/ directory (an older checkout): its whole-worker figures, in interleaved rounds",
+    )
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     args = parser.parse_args()
 
@@ -367,7 +406,9 @@ def main():
         apps = [a for a in apps if a[0] in wanted]
     gc.collect()
     for name, app_file, path, iterations in apps:
-        results["apps"][name] = measure(app_file, path, iterations, args.rounds, int(iterations * args.loop_scale))
+        results["apps"][name] = measure(
+            app_file, path, iterations, args.rounds, int(iterations * args.loop_scale), args.compare and os.path.abspath(args.compare)
+        )
 
     if args.json:
         print(json.dumps(results))
@@ -386,6 +427,13 @@ def main():
                 " (overhead %.2f us), one at a time %8.2f us (overhead %.2f us; %d + %d requests)"
                 % (name, r["app_us"], PIPELINE_DEPTH, r["loop_depth16_us"], r["loop_depth16_us"] - r["app_us"],
                    r["loop_depth1_us"], r["loop_depth1_us"] - r["app_us"], r["loop_iterations"], r["loop_iterations"] // 10)
+            )
+        if "compare" in r:
+            c = r["compare"]
+            print(
+                "  %-8s %s: batched %8.2f us (overhead %.2f us), one at a time %8.2f us (overhead %.2f us)"
+                % (name, c["worker"], c["loop_depth16_us"], c["loop_depth16_us"] - r["app_us"],
+                   c["loop_depth1_us"], c["loop_depth1_us"] - r["app_us"])
             )
     for name, why in results["skipped"].items():
         print("  %-6s skipped: %s" % (name, why))
