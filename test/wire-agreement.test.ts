@@ -32,7 +32,7 @@ function tsFrames(): Map<string, number> {
 /**
  * gatehouse_wire.py's frame constants: the `NAME = N` lines from the first
  * `# Frame types` comment to the first line that is neither such an
- * assignment, a comment nor blank.
+ * assignment nor another `# Frame types` comment (a blank line ends it).
  */
 function pyFrames(): Map<string, number> {
   const lines = PY.split('\n');
@@ -40,7 +40,7 @@ function pyFrames(): Map<string, number> {
   assert.ok(start >= 0, 'python/gatehouse_wire.py has a `# Frame types` block');
   const out = new Map<string, number>();
   for (const line of lines.slice(start)) {
-    if (line.trim() === '' || line.startsWith('#')) continue;
+    if (line.startsWith('# Frame types')) continue;
     const m = /^([A-Z][A-Z0-9_]*) = (\d+)\s*(#.*)?$/.exec(line);
     if (!m) break;
     out.set(m[1]!, Number(m[2]));
