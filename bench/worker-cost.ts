@@ -20,6 +20,8 @@ export interface WorkerCostApp {
   frames: string;
   /** The bare app call: prebuilt environ, trivial start_response, body joined, close(). */
   app_us: number;
+  /** The bare app call plus writing the body to /dev/null: the one system call any server makes per response. */
+  app_write_us?: number;
   handle_wrk_us: number;
   handle_browser_us: number;
   /** The whole worker process's CPU per request (all threads, system calls included), requests sent 16 at a time as the front tops up a busy worker. */
@@ -53,10 +55,11 @@ export async function measureWorkerCost(quick: boolean): Promise<WorkerCost | st
 /** Bare app call against the worker's CPU per request, one line per app. */
 export function workerCostLines(cost: WorkerCost): string[] {
   const us = (n: number | undefined) => (n === undefined ? '-' : `${n.toFixed(2)} µs`);
-  const head = ['app', 'bare app call', 'worker CPU/request (batched)', 'overhead', 'one at a time', 'Handler.handle()'];
+  const head = ['app', 'bare app call', '+ write', 'worker CPU/request (batched)', 'overhead', 'one at a time', 'Handler.handle()'];
   const rows = Object.entries(cost.apps).map(([name, a]) => [
     name,
     us(a.app_us),
+    us(a.app_write_us),
     us(a.loop_depth16_us),
     a.loop_depth16_us === undefined ? '-' : `+${(a.loop_depth16_us - a.app_us).toFixed(2)} µs`,
     us(a.loop_depth1_us),

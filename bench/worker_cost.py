@@ -23,7 +23,10 @@ Two measurements, each against the bare app call:
 
 The bare app call is the app alone: called with a prebuilt environ dict and a
 trivial start_response, its body joined and its close() called (the least any
-WSGI server must do). The difference is the worker's own overhead.
+WSGI server must do). The difference is the worker's own overhead. "Bare app
+call + write" also writes the body to /dev/null: one system call, the least
+any server must make per response, and on a kernel with page-table isolation
+(this VM's) not only the call's own time but a cold TLB for the code after it.
 
 Each number is the best of 10 rounds (--rounds), in microseconds of CPU time
 per request; the rounds of all the figures of an app are interleaved, so they
@@ -317,6 +320,16 @@ def measure(app_file, path, iterations, rounds, loop_iterations, compare=None):
             if close is not None:
                 close()
 
+    devnull = os.open(os.devnull, os.O_WRONLY)
+
+    def app_write(n):
+        for _ in range(n):
+            result = app(environ, start_response)
+            os.write(devnull, b"".join(result))
+            close = getattr(result, "close", None)
+            if close is not None:
+                close()
+
     def handle_loop(payload):
         def run(n):
             for _ in range(n):
@@ -329,6 +342,7 @@ def measure(app_file, path, iterations, rounds, loop_iterations, compare=None):
     chunk = max(1, iterations // rounds)
     loops = {
         "app_us": (timed(app_alone), chunk),
+        "app_write_us": (timed(app_write), chunk),
         "handle_wrk_us": (timed(handle_loop(wrk_payload)), chunk),
         "handle_browser_us": (timed(handle_loop(browser_payload)), chunk),
     }
@@ -351,6 +365,7 @@ def measure(app_file, path, iterations, rounds, loop_iterations, compare=None):
     finally:
         for worker in workers:
             worker.close()
+        os.close(devnull)
     result.update(
         iterations=iterations,
         rounds=rounds,
@@ -416,9 +431,9 @@ def main():
     print("Per-request cost inside the Python worker (Python %s, best of %d rounds)" % (results["python"], args.rounds))
     for name, r in results["apps"].items():
         print(
-            "  %-8s bare app call %8.2f us   Handler.handle(): wrk GET %8.2f us, 8-header GET %8.2f us"
+            "  %-8s bare app call %8.2f us (+ write %.2f us)   Handler.handle(): wrk GET %8.2f us, 8-header GET %8.2f us"
             "   (overhead %.2f us; %d iterations; frames %s)"
-            % (name, r["app_us"], r["handle_wrk_us"], r["handle_browser_us"],
+            % (name, r["app_us"], r["app_write_us"], r["handle_wrk_us"], r["handle_browser_us"],
                r["handle_wrk_us"] - r["app_us"], r["iterations"], r["frames"])
         )
         if "loop_depth16_us" in r:
