@@ -55,7 +55,7 @@ export async function measureWorkerCost(quick: boolean): Promise<WorkerCost | st
 /** Bare app call against the worker's CPU per request, one line per app. */
 export function workerCostLines(cost: WorkerCost): string[] {
   const us = (n: number | undefined) => (n === undefined ? '-' : `${n.toFixed(2)} µs`);
-  const head = ['app', 'bare app call', '+ write', 'worker CPU/request (batched)', 'overhead', 'one at a time', 'Handler.handle()'];
+  const head = ['app', 'bare app call', 'with a write', 'worker CPU/request (batched)', 'overhead', 'one at a time', 'Handler.handle()'];
   const rows = Object.entries(cost.apps).map(([name, a]) => [
     name,
     us(a.app_us),

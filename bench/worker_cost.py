@@ -431,7 +431,7 @@ def main():
     print("Per-request cost inside the Python worker (Python %s, best of %d rounds)" % (results["python"], args.rounds))
     for name, r in results["apps"].items():
         print(
-            "  %-8s bare app call %8.2f us (+ write %.2f us)   Handler.handle(): wrk GET %8.2f us, 8-header GET %8.2f us"
+            "  %-8s bare app call %8.2f us (with a write: %.2f us)   Handler.handle(): wrk GET %8.2f us, 8-header GET %8.2f us"
             "   (overhead %.2f us; %d iterations; frames %s)"
             % (name, r["app_us"], r["app_write_us"], r["handle_wrk_us"], r["handle_browser_us"],
                r["handle_wrk_us"] - r["app_us"], r["iterations"], r["frames"])
