@@ -66,7 +66,11 @@ class Handler:
         return environ
 
     def handle(self, rid, payload):
-        environ = self.build_environ(payload)
+        try:
+            environ = self.build_environ(payload)
+        except OSError as exc:
+            self.body_lost(rid, payload, exc)
+            return
         # Middleware (wsgiref.validate, for one) may replace wsgi.input with its own
         # object, which is not ours to close: close what we opened.
         body = environ["wsgi.input"]
@@ -124,6 +128,13 @@ class Handler:
             except Exception as exc:
                 # The response is out; a worker that died here would take the next requests with it.
                 self.log_exception(environ, exc, "while closing wsgi.input")
+
+    def body_lost(self, rid, payload, exc):
+        """The request body's temp file cannot be opened: the front removed it (its
+        client went away) or the worker may not read it. That request fails alone."""
+        elen = unpack_u32(payload, 0)[0]
+        it = iter(payload[4 : 4 + elen].decode("latin-1").split("\0"))
+        self.app_failed(rid, [None, None, None, False, 0, False], dict(zip(it, it)), exc)
 
     def send_iterable(self, rid, state, result):
         # A small body of declared length is collected and sent as one frame

@@ -115,21 +115,3 @@ test('validator: GET, POST bodies (in the frame and spilled to a file), streamin
     assert.doesNotMatch(gh.output(), TROUBLE);
   });
 });
-
-test('a failure in the worker\'s own clean-up after a request is logged with the request named; the worker keeps serving', T, async () => {
-  await withServer([`${APPS}/validated_apps.py:both`, '--workers', '1'], async (gh) => {
-    const worker = onlyWorker(gh);
-    // A body over the front's in-memory limit reaches the worker as a file; the app closes its descriptor.
-    const res = await request(gh.url, '/close-fd?x=1', { method: 'POST', body: Buffer.alloc(300 * 1024, 'x') });
-    assert.equal(res.status, 200);
-    assert.equal(res.body, `closed from ${worker}`);
-    await gh.waitFor(/Error handling request POST \/close-fd\?x=1/, 5000);
-    for (let i = 0; i < 3; i++) {
-      const next = await request(gh.url, '/hello');
-      assert.equal(next.status, 200);
-      assert.equal(next.body, `hello from ${worker}`, 'the same worker serves the next requests');
-    }
-    assert.deepEqual(childPids(gh.pid), [worker]);
-    assert.doesNotMatch(gh.output(), /died/);
-  });
-});

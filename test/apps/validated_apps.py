@@ -65,15 +65,3 @@ def _inner(environ, start_response):
 
 app = validator(_inner)
 
-
-def closes_input_fd(environ, start_response):
-    """Closes the file descriptor under the worker's wsgi.input (a spilled body's
-    temp file), so the worker's own clean-up of that file fails."""
-    os.close(environ["wsgi.input"].fileno())
-    return _text(start_response, b"closed from %d" % os.getpid())
-
-
-def both(environ, start_response):
-    if environ["PATH_INFO"] == "/close-fd":
-        return closes_input_fd(environ, start_response)
-    return app(environ, start_response)
