@@ -52,8 +52,6 @@ def encode_head(status, headers):
     return "\0".join(parts).encode("latin-1")
 
 
-
-
 class Stream:
     """The worker's end of its stream to the front: reads and files frames, sends frames.
 
