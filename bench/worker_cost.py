@@ -1,29 +1,49 @@
 """Per-request cost inside the gatehouse Python worker, with no HTTP and no front.
 
-Times `Worker.handle(rid, payload)` from python/gatehouse_worker.py on a REQ
-payload built the way the front builds it (src/wsgi/environ.ts,
-src/wire/frames.ts): u32 little-endian environ length, then the latin-1
-environ block `KEY\\0VALUE\\0...`, then the body (none for a GET). The socket
-is a stand-in whose sendall() discards the frames, so what is measured is:
-decode the environ block, build the environ dict, call the app, check the
-headers, encode the response frames.
+Two measurements, each against the bare app call:
 
-Each number is the best of 10 interleaved rounds (--rounds), in microseconds
-per request.
+1. `Handler.handle(rid, payload)` from python/gatehouse_wsgi.py, in this
+   process, on a REQ payload built the way the front builds it
+   (src/wsgi/environ.ts, src/wire/frames.ts): u32 little-endian environ
+   length, then the latin-1 environ block `KEY\\0VALUE\\0...`, then the body
+   (none for a GET). The stream is a stand-in whose sendall() discards the
+   frames, so what is timed is: decode the environ block, build the environ
+   dict, call the app, check the headers, encode the response frames.
 
-The baseline is the app alone: called with a prebuilt environ dict and a
+2. The whole worker: python/gatehouse_worker.py started as the front starts it
+   (settings as JSON, a socketpair on fd 3), sent wrk GETs as REQ frames in
+   batches of 16 in one write (the most the front hands a busy sync worker)
+   and, separately, one at a time. What is measured is the worker process's
+   CPU time (all its threads, user and system, from
+   /proc/PID/task/*/schedstat) per request: the loop, reading and writing
+   frames, system calls, and what system calls cost the code after them (on
+   a kernel with page-table isolation each one empties the TLB). This is the
+   figure to hold against the bare app call. While a batch is worked on this
+   process sleeps, so the worker runs alone, as the bare call does.
+
+The bare app call is the app alone: called with a prebuilt environ dict and a
 trivial start_response, its body joined and its close() called (the least any
-WSGI server must do). The difference is the worker's own overhead.
+WSGI server must do). The difference is the worker's own overhead. "Bare app
+call + write" also writes the body to /dev/null: one system call, the least
+any server must make per response, and on a kernel with page-table isolation
+(this VM's) not only the call's own time but a cold TLB for the code after it.
 
-Two payloads are timed: what wrk sends (a Host header only) and a typical
-browser GET (8 headers).
+Each number is the best of 10 rounds (--rounds), in microseconds of CPU time
+per request; the rounds of all the figures of an app are interleaved, so they
+all see the same machine. Two payloads are timed in (1): what wrk sends (a
+Host header only) and a typical browser GET (8 headers); (2) uses the first.
+--compare DIR measures another worker's python/ directory (an older checkout)
+in the same interleaved rounds.
 
 Run it with Debian's interpreter (Flask comes from python3-flask):
 
     /usr/bin/python3 bench/worker_cost.py            # human-readable
     /usr/bin/python3 bench/worker_cost.py --json     # what bench/run.ts reads
+    /usr/bin/python3 bench/worker_cost.py --app flaskapp=test/apps/flaskapp/flask_demo.py@/api/items/1
+    /usr/bin/python3 bench/worker_cost.py --compare /tmp/old-checkout/python
 
 Standard library only besides Flask (the flask case is skipped without it).
+Linux only for (2) (/proc and posix_spawn); --loop-scale 0 skips it.
 """
 
 import argparse
@@ -31,6 +51,7 @@ import gc
 import importlib.util
 import json
 import os
+import socket
 import struct
 import sys
 import time
@@ -40,7 +61,11 @@ ROOT = os.path.dirname(HERE)
 sys.path.insert(0, os.path.join(ROOT, "python"))
 
 import gatehouse_wire as wire  # noqa: E402  (needs the sys.path line above)
-import gatehouse_worker as gw  # noqa: E402
+import gatehouse_wsgi as gw  # noqa: E402
+
+WORKER = os.path.join(ROOT, "python", "gatehouse_worker.py")
+# The most requests the front hands a busy sync worker at once (src/pool/worker-pool.ts).
+PIPELINE_DEPTH = 16
 
 # What wrk sends: `GET / HTTP/1.1` and a Host header, nothing else.
 WRK_HEADERS = [("Host", "127.0.0.1:8000")]
@@ -87,9 +112,9 @@ def environ_block(headers, path="/", query=""):
     return "\0".join(parts).encode("latin-1")
 
 
-def req_payload(headers, body=b""):
+def req_payload(headers, body=b"", path="/"):
     """The REQ frame's payload (src/wire/frames.ts encodeRequest() minus the 9-byte header)."""
-    block = environ_block(headers)
+    block = environ_block(headers, path)
     return struct.pack("<I", len(block)) + block + body
 
 
@@ -119,7 +144,7 @@ def load(path, name):
 def check_response(app, payload):
     """One request through a capturing socket: the app must answer 200. Returns the frame kinds."""
     sock = CaptureSock()
-    gw.Worker(app, sock, {}).handle(1, payload)
+    gw.Handler(app, wire.Stream(sock), {}).handle(1, payload)
     kinds, pos, head = [], 0, None
     while pos < len(sock.data):
         kind, _rid, length = wire.HEADER.unpack_from(sock.data, pos)
@@ -137,31 +162,149 @@ def check_response(app, payload):
     return "+".join(names.get(k, str(k)) for k in kinds)
 
 
-def best_us(loops, n, rounds):
-    """Runs each loop n times in all, as `rounds` interleaved rounds of n // rounds calls.
+# ---- the whole worker: a real process on a real stream ----------------------
 
-    Returns the best round of each, in microseconds per call. Interleaving and
-    keeping the best round make the numbers robust to other work on the
-    machine: what interrupts one round does not hit the others.
+
+def thread_cpu_ns(pid):
+    """CPU time of all of a process's threads so far, in ns (/proc/PID/task/*/schedstat)."""
+    total = 0
+    for tid in os.listdir("/proc/%d/task" % pid):
+        try:
+            with open("/proc/%d/task/%s/schedstat" % (pid, tid)) as f:
+                total += int(f.read().split()[0])
+        except (OSError, ValueError, IndexError):
+            pass  # a thread that just ended
+    return total
+
+
+class WorkerProcess:
+    """gatehouse_worker.py started as the front starts it: settings as JSON, its stream on fd 3."""
+
+    def __init__(self, app_spec, settings=None, script=WORKER):
+        self.sock, child = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+        # dup() first: POSIX_SPAWN_DUP2 from fd 3 to fd 3 would leave it close-on-exec.
+        src = os.dup(child.fileno())
+        argv = [sys.executable, script, json.dumps(dict(settings or {}, app=app_spec))]
+        try:
+            self.pid = os.posix_spawn(sys.executable, argv, os.environ, file_actions=[(os.POSIX_SPAWN_DUP2, src, 3)])
+        finally:
+            os.close(src)
+            child.close()
+        self.buf = b""
+        self.nap = 20e-6
+        kind, _rid, payload = self.read_frame()
+        if kind != wire.READY:
+            raise SystemExit("worker_cost: the worker did not boot: %s" % payload.decode("utf-8", "replace"))
+
+    def read_frame(self):
+        while True:
+            if len(self.buf) >= wire.HEADER_SIZE:
+                kind, rid, length = wire.unpack_header(self.buf, 0)
+                end = wire.HEADER_SIZE + length
+                if len(self.buf) >= end:
+                    payload = self.buf[wire.HEADER_SIZE : end]
+                    self.buf = self.buf[end:]
+                    return kind, rid, payload
+            data = self.sock.recv(1 << 20)
+            if not data:
+                raise SystemExit("worker_cost: the worker closed its stream")
+            self.buf += data
+
+    def drive(self, payload, n, depth):
+        """Sends n REQ frames, `depth` at a time in one write (as the front tops up a busy
+        worker), and reads the answers; returns when all n are answered.
+
+        With depth > 1 this process sleeps while a batch is worked on, for about as long as
+        the last batches took, so the worker runs alone, as the bare app call does in this
+        process (a reader woken by every answer would run beside it, on the other CPU or
+        hyperthread, and slow it down). With depth 1 it waits in recv() for each answer.
+        """
+        frames = [wire.pack_header(wire.REQ, i + 1, len(payload)) + payload for i in range(1024)]
+        sock = self.sock
+        unpack = wire.unpack_header
+        size = wire.HEADER_SIZE
+        enders = (wire.RESPONSE, wire.END, wire.ABORT)
+        sleep = time.sleep
+        done = 0
+        buf = self.buf
+        nap = self.nap  # seconds per request
+        while done < n:
+            k = min(depth, n - done)
+            sock.sendall(b"".join(frames[(done + i) & 1023] for i in range(k)))
+            if depth > 1:
+                sleep(nap * k)
+            first = True
+            answered = 0
+            while answered < k:
+                data = sock.recv(1 << 20)
+                if not data:
+                    raise SystemExit("worker_cost: the worker closed its stream")
+                buf = buf + data if buf else data
+                pos, end = 0, len(buf)
+                while end - pos >= size:
+                    kind, _rid, length = unpack(buf, pos)
+                    if end - pos < size + length:
+                        break
+                    if kind in enders:
+                        answered += 1
+                    pos += size + length
+                buf = buf[pos:]
+                if first and depth > 1:
+                    # Slept long enough: try a little less; too little: rather more.
+                    nap = nap * 0.95 if answered == k else nap * 1.2
+                first = False
+            done += k
+        self.buf = buf
+        self.nap = nap
+
+    def cpu_us_per_request(self, payload, n, depth):
+        before = thread_cpu_ns(self.pid)
+        self.drive(payload, n, depth)
+        return (thread_cpu_ns(self.pid) - before) / n / 1000.0
+
+    def close(self):
+        self.sock.close()  # an idle worker leaves when its stream closes
+        os.waitpid(self.pid, 0)
+
+
+def best_us(loops, rounds):
+    """Runs each measurement `rounds` times, interleaved: {name: (run, calls)}, where
+    run(calls) returns microseconds per call.
+
+    Returns the best round of each. Interleaving and keeping the best round make
+    the numbers robust to other work on the machine: what disturbs one round does
+    not hit the others, and every figure sees the same machine.
     """
-    chunk = max(1, n // rounds)
     best = {name: float("inf") for name in loops}
-    perf_counter = time.perf_counter
-    for _ in range(rounds):
-        for name, loop in loops.items():
-            t0 = perf_counter()
-            loop(chunk)
-            best[name] = min(best[name], perf_counter() - t0)
-    return {name: t / chunk * 1e6 for name, t in best.items()}
+    for r in range(rounds):
+        names = list(loops) if r % 2 == 0 else list(reversed(loops))
+        for name in names:
+            run, calls = loops[name]
+            best[name] = min(best[name], run(calls))
+    return best
 
 
-def measure(app, iterations, rounds):
-    wrk_payload = req_payload(WRK_HEADERS)
-    browser_payload = req_payload(BROWSER_HEADERS)
+def timed(loop):
+    """loop(n) as run(n) for best_us(): this thread's CPU time per call, in microseconds
+    (the unit of the whole-worker figures, and blind to other processes taking the CPU)."""
+    clock = time.thread_time
+
+    def run(n):
+        t0 = clock()
+        loop(n)
+        return (clock() - t0) / n * 1e6
+
+    return run
+
+
+def measure(app_file, path, iterations, rounds, loop_iterations, compare=None):
+    app = load(app_file, "app")
+    wrk_payload = req_payload(WRK_HEADERS, path=path)
+    browser_payload = req_payload(BROWSER_HEADERS, path=path)
     frames = check_response(app, wrk_payload)
-    worker = gw.Worker(app, NullSock(), {})
-    handle = worker.handle
-    environ = worker.build_environ(wrk_payload)
+    handler = gw.Handler(app, wire.Stream(NullSock()), {})
+    handle = handler.handle
+    environ = handler.build_environ(wrk_payload)
 
     def write(data):
         pass
@@ -177,6 +320,16 @@ def measure(app, iterations, rounds):
             if close is not None:
                 close()
 
+    devnull = os.open(os.devnull, os.O_WRONLY)
+
+    def app_write(n):
+        for _ in range(n):
+            result = app(environ, start_response)
+            os.write(devnull, b"".join(result))
+            close = getattr(result, "close", None)
+            if close is not None:
+                close()
+
     def handle_loop(payload):
         def run(n):
             for _ in range(n):
@@ -186,23 +339,50 @@ def measure(app, iterations, rounds):
 
     app_alone(min(iterations, 1000))  # warm caches (Flask builds things on first use)
     handle_loop(wrk_payload)(min(iterations, 1000))
-    us = best_us(
-        {
-            "app_us": app_alone,
-            "handle_wrk_us": handle_loop(wrk_payload),
-            "handle_browser_us": handle_loop(browser_payload),
-        },
-        iterations,
-        rounds,
-    )
-    return dict(
-        us,
+    chunk = max(1, iterations // rounds)
+    loops = {
+        "app_us": (timed(app_alone), chunk),
+        "app_write_us": (timed(app_write), chunk),
+        "handle_wrk_us": (timed(handle_loop(wrk_payload)), chunk),
+        "handle_browser_us": (timed(handle_loop(browser_payload)), chunk),
+    }
+    # The whole worker (and with --compare another one): see WorkerProcess.drive().
+    scripts = {"": WORKER}
+    if compare:
+        scripts["compare_"] = os.path.join(compare, "gatehouse_worker.py")
+    workers = []
+    try:
+        if loop_iterations:
+            for prefix, script in scripts.items():
+                worker = WorkerProcess(app_file + ":app", script=script)
+                workers.append(worker)
+                worker.drive(wrk_payload, min(loop_iterations, 1000), PIPELINE_DEPTH)  # warm up
+                per_round = max(1, loop_iterations // rounds)
+                loops[prefix + "loop_depth16_us"] = (bind(worker.cpu_us_per_request, wrk_payload, PIPELINE_DEPTH), per_round)
+                # One at a time, each request waits for a wake-up on both sides: a tenth as many.
+                loops[prefix + "loop_depth1_us"] = (bind(worker.cpu_us_per_request, wrk_payload, 1), max(1, per_round // 10))
+        result = best_us(loops, rounds)
+    finally:
+        for worker in workers:
+            worker.close()
+        os.close(devnull)
+    result.update(
         iterations=iterations,
         rounds=rounds,
         frames=frames,
         wrk_environ_bytes=len(wrk_payload),
         browser_environ_bytes=len(browser_payload),
     )
+    if loop_iterations:
+        result["loop_iterations"] = loop_iterations
+    if compare:
+        result["compare"] = {key[len("compare_") :]: result.pop(key) for key in list(result) if key.startswith("compare_")}
+        result["compare"]["worker"] = scripts["compare_"]
+    return result
+
+
+def bind(cpu_us_per_request, payload, depth):
+    return lambda n: cpu_us_per_request(payload, n, depth)
 
 
 def main():
@@ -210,18 +390,40 @@ def main():
     parser.add_argument("--hello-iterations", type=int, default=200000)
     parser.add_argument("--flask-iterations", type=int, default=20000)
     parser.add_argument("--rounds", type=int, default=10, help="interleaved rounds per measurement; the best is kept")
+    parser.add_argument(
+        "--loop-scale", type=float, default=1.0,
+        help="requests for the whole-worker measurement, as a share of each app's iterations (0: skip it)",
+    )
+    parser.add_argument(
+        "--app", action="append", default=[], metavar="NAME=FILE.py[@PATH]",
+        help="also measure FILE.py's `app`, requested at PATH (default /); repeatable",
+    )
+    parser.add_argument("--only", help="apps to measure, comma-separated (default all)")
+    parser.add_argument(
+        "--compare", metavar="DIR",
+        help="another worker's python/ directory (an older checkout): its whole-worker figures, in interleaved rounds",
+    )
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     args = parser.parse_args()
 
     results = {"python": sys.version.split()[0], "apps": {}, "skipped": {}}
-    apps = [("hello", os.path.join(HERE, "apps", "hello.py"), args.hello_iterations)]
+    apps = [("hello", os.path.join(HERE, "apps", "hello.py"), "/", args.hello_iterations)]
     if importlib.util.find_spec("flask") is None:
         results["skipped"]["flask"] = "flask is not installed for %s" % sys.executable
     else:
-        apps.append(("flask", os.path.join(HERE, "apps", "flask_json.py"), args.flask_iterations))
+        apps.append(("flask", os.path.join(HERE, "apps", "flask_json.py"), "/", args.flask_iterations))
+    for spec in args.app:
+        name, _, rest = spec.partition("=")
+        app_file, _, path = rest.partition("@")
+        apps.append((name, os.path.abspath(app_file), path or "/", args.flask_iterations))
+    if args.only:
+        wanted = args.only.split(",")
+        apps = [a for a in apps if a[0] in wanted]
     gc.collect()
-    for name, path, iterations in apps:
-        results["apps"][name] = measure(load(path, "app"), iterations, args.rounds)
+    for name, app_file, path, iterations in apps:
+        results["apps"][name] = measure(
+            app_file, path, iterations, args.rounds, int(iterations * args.loop_scale), args.compare and os.path.abspath(args.compare)
+        )
 
     if args.json:
         print(json.dumps(results))
@@ -229,11 +431,25 @@ def main():
     print("Per-request cost inside the Python worker (Python %s, best of %d rounds)" % (results["python"], args.rounds))
     for name, r in results["apps"].items():
         print(
-            "  %-6s app alone %8.2f us   worker.handle(): wrk GET %8.2f us, 8-header GET %8.2f us"
+            "  %-8s bare app call %8.2f us (with a write: %.2f us)   Handler.handle(): wrk GET %8.2f us, 8-header GET %8.2f us"
             "   (overhead %.2f us; %d iterations; frames %s)"
-            % (name, r["app_us"], r["handle_wrk_us"], r["handle_browser_us"],
+            % (name, r["app_us"], r["app_write_us"], r["handle_wrk_us"], r["handle_browser_us"],
                r["handle_wrk_us"] - r["app_us"], r["iterations"], r["frames"])
         )
+        if "loop_depth16_us" in r:
+            print(
+                "  %-8s bare app call %8.2f us   worker process CPU per request: batched (depth %d) %8.2f us"
+                " (overhead %.2f us), one at a time %8.2f us (overhead %.2f us; %d + %d requests)"
+                % (name, r["app_us"], PIPELINE_DEPTH, r["loop_depth16_us"], r["loop_depth16_us"] - r["app_us"],
+                   r["loop_depth1_us"], r["loop_depth1_us"] - r["app_us"], r["loop_iterations"], r["loop_iterations"] // 10)
+            )
+        if "compare" in r:
+            c = r["compare"]
+            print(
+                "  %-8s %s: batched %8.2f us (overhead %.2f us), one at a time %8.2f us (overhead %.2f us)"
+                % (name, c["worker"], c["loop_depth16_us"], c["loop_depth16_us"] - r["app_us"],
+                   c["loop_depth1_us"], c["loop_depth1_us"] - r["app_us"])
+            )
     for name, why in results["skipped"].items():
         print("  %-6s skipped: %s" % (name, why))
 

@@ -124,23 +124,46 @@ def parse_call_args(text, spec):
     return args, kwargs
 
 
+# What passed check_headers before: statuses, and header tuples mapped to their
+# Content-Length (-1 for other headers). Most apps send the same few every time;
+# a tuple of two str that passed once passes again. Bounded: emptied when full.
+_good_statuses = set()
+_good_headers = {}
+_CACHE_LIMIT = 4096
+
+
 def check_headers(status, headers):
-    if type(status) is not str:
-        raise AppError("status must be a str, got %r" % (status,))
-    if len(status) < 4 or not status[:3].isdigit() or status[3] != " ":
-        raise AppError("status must look like '200 OK', got %r" % status)
+    if type(status) is not str or status not in _good_statuses:
+        if type(status) is not str:
+            raise AppError("status must be a str, got %r" % (status,))
+        if len(status) < 4 or not status[:3].isdigit() or status[3] != " ":
+            raise AppError("status must look like '200 OK', got %r" % status)
+        if len(_good_statuses) >= _CACHE_LIMIT:
+            _good_statuses.clear()
+        _good_statuses.add(status)
     if type(headers) is not list:
         raise AppError("response headers must be a list, got %s" % type(headers).__name__)
     content_length = None
-    for i, item in enumerate(headers):
+    good = _good_headers
+    for item in headers:
+        if type(item) is tuple:
+            try:
+                known = good.get(item)
+            except TypeError:  # something unhashable in it: refused below
+                known = None
+            if known is not None:
+                if known >= 0:
+                    content_length = known
+                continue
         if type(item) is not tuple or len(item) != 2:
             raise AppError("each response header must be a (name, value) tuple, got %r" % (item,))
         name, value = item
         if type(name) is not str or type(value) is not str:
             raise AppError("header names and values must be str: %r" % (item,))
-        if value[:1] == " " or value[-1:] == " ":
+        stripped = value[:1] == " " or value[-1:] == " "
+        if stripped:
             value = value.strip()  # Django's cookies start with one; gunicorn strips too
-            headers[i] = (name, value)
+            headers[headers.index(item)] = (name, value)
         lower = name.lower()
         if lower in HOP_BY_HOP:
             raise AppError("hop-by-hop header %r is not allowed from a WSGI app (PEP 3333)" % name)
@@ -150,10 +173,15 @@ def check_headers(status, headers):
             value.encode("latin-1")
         except UnicodeEncodeError:
             raise AppError("header %r value is not latin-1: %r" % (name, value)) from None
+        known = -1
         if lower == "content-length":
             if not value.isdigit():
                 raise AppError("Content-Length must be a whole number, got %r" % value)
-            content_length = int(value)
+            content_length = known = int(value)
+        if not stripped:
+            if len(good) >= _CACHE_LIMIT:
+                good.clear()
+            good[item] = known
     return content_length
 
 

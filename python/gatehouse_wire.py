@@ -6,7 +6,10 @@ what PEP 3333 "native strings" are, and decoding them costs one
 `bytes.decode` and one `str.split`.
 """
 
+import collections
+import select
 import struct
+import threading
 
 # Frame types, front -> worker
 REQ = 1
@@ -25,10 +28,17 @@ ABORT = 17
 REVOKED = 18
 EXITED = 19
 
+# Bytes asked for per read. Under glibc's mmap threshold (128 KiB): a bigger
+# buffer is mapped and unmapped on every recv(), which costs more than the
+# request itself.
+RECV_SIZE = 65536
+
 HEADER = struct.Struct("<BII")
 HEADER_SIZE = HEADER.size
 U32 = struct.Struct("<I")
 pack_header = HEADER.pack
+# A RESPONSE frame's header and its payload's first field (the head's length) in one pack.
+pack_response = struct.Struct("<BIII").pack
 unpack_header = HEADER.unpack_from
 unpack_u32 = U32.unpack_from
 
@@ -42,3 +52,78 @@ def encode_head(status, headers):
     return "\0".join(parts).encode("latin-1")
 
 
+class Stream:
+    """The worker's end of its stream to the front: reads and files frames, sends frames.
+
+    Requests received and not started wait in `pending`; `current` (sync mode)
+    and `running` (thread mode) are the ones started, so CANCEL and REVOKE can
+    tell a queued request from a running one. `lock` guards those four and
+    `cancelled`; `read_lock` makes sure only one thread reads at a time.
+    """
+
+    def __init__(self, sock):
+        self.sock = sock
+        self.pending = collections.deque()  # (rid, payload) received, not started
+        self.cancelled = set()
+        self.parts = []  # the start of a frame not yet whole: bytes objects
+        self.have = 0  # their total length
+        self.need = 0  # the length that makes it whole (its header's, or a header's)
+        self.lock = threading.Lock()  # pending, current, running, cancelled
+        self.read_lock = threading.Lock()
+        self.send_lock = threading.Lock()
+        self.current = None  # id of the request the main thread is running (sync mode)
+        self.running = set()  # ids of the requests the threads are running (thread mode)
+        self.stopping = False
+        self.busy = False
+
+    def send(self, data):
+        with self.send_lock:
+            self.sock.sendall(data)
+
+    def read_frames(self, block):
+        """Reads what the stream has and files the frames; False at EOF."""
+        with self.read_lock:
+            if block:
+                if self.pending:
+                    return True  # the watcher filed some while we were not looking
+            elif not select.select((self.sock,), (), (), 0)[0]:
+                return True
+            data = self.sock.recv(RECV_SIZE)
+            if not data:
+                return False
+            if self.parts:
+                # A frame bigger than one read: its pieces are joined once, when it is whole.
+                self.parts.append(data)
+                self.have += len(data)
+                if self.have < self.need:
+                    return True
+                data = b"".join(self.parts)
+                self.parts = []
+            pos, size = 0, len(data)
+            with self.lock:
+                while size - pos >= HEADER_SIZE:
+                    kind, rid, length = unpack_header(data, pos)
+                    end = pos + HEADER_SIZE + length
+                    if end > size:
+                        break
+                    if kind == REQ:
+                        self.pending.append((rid, data[pos + HEADER_SIZE : end]))
+                    elif kind == CANCEL or kind == REVOKE:
+                        self.take_back(kind, rid)
+                    pos = end
+            if pos < size:
+                rest = data[pos:]
+                self.parts = [rest]
+                self.have = len(rest)
+                self.need = HEADER_SIZE + unpack_header(rest, 0)[2] if len(rest) >= HEADER_SIZE else HEADER_SIZE
+            return True
+
+    def take_back(self, kind, rid):
+        """CANCEL or REVOKE: a request not yet started is dropped and answered here."""
+        for item in self.pending:
+            if item[0] == rid:
+                self.pending.remove(item)
+                self.send(pack_header(REVOKED if kind == REVOKE else END, rid, 0))
+                return
+        if kind == CANCEL and (rid == self.current or rid in self.running):
+            self.cancelled.add(rid)  # running: the request stops at its next chunk

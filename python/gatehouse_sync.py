@@ -1,0 +1,61 @@
+"""Sync mode: the main thread runs one request at a time, in the order received.
+
+The main thread reads the stream itself whenever it has nothing to do: no
+thread hand-off on the hot path. While it runs a long request, a watcher
+thread polls the stream instead, so the front can still take back requests
+that have not started (REVOKE) and stop the running one (CANCEL).
+"""
+
+import threading
+import time
+
+from gatehouse_wire import REVOKED, pack_header
+
+# How often the watcher thread looks at the stream while a request runs (s).
+WATCH_INTERVAL = 0.01
+
+
+def watch(stream):
+    """Polls the stream while the main thread is busy with one request for a while."""
+    seen = None
+    while True:
+        time.sleep(WATCH_INTERVAL)
+        current = stream.current
+        if current is not None and current == seen:
+            try:
+                if not stream.read_frames(False):
+                    return
+            except OSError:
+                return
+        seen = current
+
+
+def serve_sync(stream, handle):
+    """Runs `handle(rid, payload)` for each request until EOF or SIGTERM (`stream.stopping`)."""
+    threading.Thread(target=watch, args=(stream,), name="gatehouse-watch", daemon=True).start()
+    pending = stream.pending
+    popleft = pending.popleft
+    lock = stream.lock
+    cancelled = stream.cancelled
+    read_frames = stream.read_frames
+    while not stream.stopping:
+        with lock:
+            if pending:
+                rid, payload = popleft()
+                stream.current = rid
+            else:
+                rid = stream.current = None
+        if rid is None:
+            stream.busy = False  # idle: SIGTERM may end the process at once
+            if not read_frames(True):
+                return
+            continue
+        stream.busy = True
+        handle(rid, payload)
+        if cancelled:
+            with lock:
+                cancelled.discard(rid)
+    # Leaving (SIGTERM): hand back what was queued here so the front sends it elsewhere.
+    with lock:
+        while pending:
+            stream.send(pack_header(REVOKED, popleft()[0], 0))
