@@ -1,0 +1,179 @@
+/**
+ * Sending the same bytes to gatehouse and to a reference, over real sockets
+ * (test/request-head-fuzz.test.ts, test/request-head-fixtures.test.ts).
+ *
+ * The reference is a plain node:http server in the test process (llhttp,
+ * max header size 16k as gatehouse's default, node's own answers to what
+ * llhttp refuses). What it parses goes through head-compare.ts's refusalOf
+ * and viewOf — what gatehouse does with a request once read — and comes back
+ * as test/apps/echo_head.py's answer does: 200 with the view in X-Echo.
+ *
+ * An exchange writes the bytes at once and reads answers (status and X-Echo
+ * of each; bodies are not needed) until it is settled: the server closed the
+ * connection, or gatehouse answered 408 (header timeout), or nothing more
+ * came for a short quiet time. Gatehouse's side waits at least for as many
+ * answers as the reference gave, so a slow Python worker is never taken for
+ * a missing answer.
+ */
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { connect } from 'node:net';
+import { refusalOf, viewOf, type Answer, type AppView, type Outcome, type Parsed } from './head-compare.js';
+
+/** What the reference parsed on each request, for the report of a failing case. */
+export interface Reference {
+  port: number;
+  /** The requests node:http parsed since the last take(), in order. */
+  take(): Parsed[];
+  close(): Promise<void>;
+}
+
+export async function startReference(maxHeaderSize = 16 * 1024): Promise<Reference> {
+  let parsed: Parsed[] = [];
+  const handle = (req: IncomingMessage, res: ServerResponse, expectsContinue: boolean) => {
+    const p: Parsed = { method: req.method!, url: req.url!, httpVersion: req.httpVersion, rawHeaders: req.rawHeaders };
+    parsed.push(p);
+    const refusal = refusalOf(p);
+    const refuse = (status: number) => {
+      res.writeHead(status, { 'Content-Length': 0, Connection: 'close' });
+      res.end();
+    };
+    if (refusal?.beforeContinue) return refuse(refusal.status);
+    if (expectsContinue) res.writeContinue();
+    if (refusal !== null) return refuse(refusal.status);
+    const chunks: Buffer[] = [];
+    req.on('data', (c: Buffer) => chunks.push(c));
+    req.on('error', () => {});
+    req.on('end', () => {
+      const echo = Buffer.from(JSON.stringify(viewOf(p, Buffer.concat(chunks)))).toString('base64');
+      res.writeHead(200, { 'Content-Type': 'application/octet-stream', 'Content-Length': 0, 'X-Echo': echo });
+      res.end();
+    });
+  };
+  // As gatehouse's listener (listener.ts, http-front.ts), with the header timeout left long.
+  const server: Server = createServer({ maxHeaderSize, requestTimeout: 0, keepAliveTimeout: 5000 }, (req, res) => handle(req, res, false));
+  server.on('checkContinue', (req: IncomingMessage, res: ServerResponse) => handle(req, res, true));
+  server.on('connect', (req: IncomingMessage, socket) => {
+    parsed.push({ method: req.method!, url: req.url!, httpVersion: req.httpVersion, rawHeaders: req.rawHeaders });
+    socket.end('HTTP/1.1 405 Method Not Allowed\r\nContent-Length: 0\r\nConnection: close\r\n\r\n');
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const port = (server.address() as { port: number }).port;
+  return {
+    port,
+    take: () => {
+      const p = parsed;
+      parsed = [];
+      return p;
+    },
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.closeAllConnections();
+        server.close(() => resolve());
+      }),
+  };
+}
+
+/** One response head as read off the wire. */
+interface RawAnswer {
+  status: number;
+  close: boolean;
+  echo: AppView | undefined;
+}
+
+const STATUS_LINE = /HTTP\/1\.[01] (\d{3})[^\r\n]*\r\n/g;
+
+/** Every response head in `text` (a status line at the start or after a line end, then headers up to an empty line). */
+function answersIn(text: string): RawAnswer[] {
+  const out: RawAnswer[] = [];
+  STATUS_LINE.lastIndex = 0;
+  for (let m = STATUS_LINE.exec(text); m !== null; m = STATUS_LINE.exec(text)) {
+    if (m.index > 0 && text[m.index - 1] !== '\n') continue;
+    const end = text.indexOf('\r\n\r\n', m.index);
+    if (end < 0) break;
+    const lines = text.slice(m.index + m[0].length, end + 2).split('\r\n');
+    let close = false;
+    let echo: AppView | undefined;
+    for (const line of lines) {
+      const colon = line.indexOf(':');
+      const name = line.slice(0, colon).toLowerCase();
+      const value = line.slice(colon + 1).trim();
+      if (name === 'connection' && /close/i.test(value)) close = true;
+      if (name === 'x-echo') echo = JSON.parse(Buffer.from(value, 'base64').toString()) as AppView;
+    }
+    out.push({ status: Number(m[1]), close, echo });
+    STATUS_LINE.lastIndex = end + 4;
+  }
+  return out;
+}
+
+export interface ExchangeOptions {
+  /** Done once this many answers came (and `quietMs` passed with nothing more); gatehouse's side waits for the reference's count, Infinity until it is known. */
+  atLeast?: () => number;
+  /** Nothing more for this long: settled. */
+  quietMs?: number;
+  /** Give up waiting (the outcome is what came so far, the connection 'open'). */
+  capMs?: number;
+  /** 408 is gatehouse's header timeout (the reference's is long): the end, not an answer. */
+  timeout408?: boolean;
+}
+
+/** Writes `bytes` on a new connection to `port` and reads the outcome. */
+export function exchange(port: number, bytes: Buffer, opts: ExchangeOptions = {}): Promise<Outcome> {
+  const { atLeast = () => 0, quietMs = 30, capMs = 5000, timeout408 = false } = opts;
+  return new Promise((resolve) => {
+    const socket = connect(port, '127.0.0.1');
+    const chunks: Buffer[] = [];
+    let closed = false;
+    let finished = false;
+    let quiet: NodeJS.Timeout | undefined;
+    let activity = 0;
+    const outcome = (): { answers: RawAnswer[]; end: Outcome['end']; settled: boolean } => {
+      const raw = answersIn(Buffer.concat(chunks).toString('latin1'));
+      if (timeout408 && raw.length > 0 && raw[raw.length - 1]!.status === 408 && raw[raw.length - 1]!.echo === undefined) {
+        return { answers: raw.slice(0, -1), end: 'timeout', settled: true };
+      }
+      const last = raw[raw.length - 1];
+      // An answer saying Connection: close: settled only once the close is seen.
+      const settled = closed || (raw.length >= atLeast() && !(last?.close ?? false));
+      return { answers: raw, end: closed ? 'closed' : 'open', settled };
+    };
+    const finish = () => {
+      if (finished) return;
+      finished = true;
+      clearTimeout(quiet);
+      clearTimeout(cap);
+      socket.destroy();
+      const o = outcome();
+      resolve({ answers: o.answers.map((a): Answer => (a.echo === undefined ? { status: a.status } : { status: a.status, view: a.echo })), end: o.end });
+    };
+    // Quiet means no bytes for quietMs, and none pending behind a timer that fired late (two setImmediate: a poll phase each).
+    const arm = () => {
+      clearTimeout(quiet);
+      const seen = activity;
+      quiet = setTimeout(() => setImmediate(() => setImmediate(() => {
+        if (activity === seen && outcome().settled) finish();
+        else if (!finished) arm();
+      })), quietMs);
+    };
+    const cap = setTimeout(finish, capMs);
+    socket.on('data', (d: Buffer) => {
+      chunks.push(d);
+      activity++;
+      const o = outcome();
+      if (o.end === 'timeout' || closed) return finish();
+      arm();
+    });
+    const onClose = () => {
+      closed = true;
+      activity++;
+      finish();
+    };
+    socket.on('end', onClose);
+    socket.on('close', onClose);
+    socket.on('error', () => {});
+    socket.on('connect', () => {
+      socket.write(bytes);
+      arm();
+    });
+  });
+}
