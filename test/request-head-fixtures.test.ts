@@ -180,6 +180,13 @@ const FIXTURES: Fixture[] = [
   { name: 'Connection: keep-alive, close', bytes: head('GET / HTTP/1.1', 'Host: x', 'Connection: keep-alive, close'), reader: 'llhttp', llhttp: { statuses: [200], end: 'closed' }, verdict: 'same' },
   { name: 'HTTP/1.0 with Connection: keep-alive, then another request', bytes: head('GET / HTTP/1.0', 'Connection: keep-alive') + head('GET /2 HTTP/1.1', 'Host: x'), reader: 'llhttp', llhttp: { statuses: [200, 200], end: 'open' }, verdict: 'same' },
 
+  // Found by the fuzzer: the fast path read these otherwise than llhttp (fixed in src/front/request-head.ts).
+  { name: 'found by the fuzzer: Proxy-Connection: close (llhttp reads it as Connection: close)', bytes: head('GET / HTTP/1.1', 'Host: x', 'Proxy-Connection: close'), reader: 'llhttp', llhttp: { statuses: [200], end: 'closed' }, verdict: 'same' },
+  { name: 'found by the fuzzer: a request pipelined after Proxy-Connection: close', bytes: head('GET / HTTP/1.1', 'Host: x', 'proxy-connection: close') + head('GET /2 HTTP/1.1', 'Host: x'), reader: 'llhttp', llhttp: { statuses: [400], end: 'closed' }, verdict: 'same' },
+  { name: 'found by the fuzzer: Connection: close and a tab (not close to llhttp)', bytes: head('GET / HTTP/1.1', 'Host: x', 'Connection: close\t'), reader: 'llhttp', llhttp: { statuses: [200], end: 'open' }, sees: { headers: { HTTP_HOST: 'x', HTTP_CONNECTION: 'close' } }, verdict: 'same' },
+  { name: 'found by the fuzzer: Connection: close, a space and a tab', bytes: head('GET / HTTP/1.1', 'Connection: close \t', 'Host: x') + head('GET /2 HTTP/1.1', 'Host: x'), reader: 'llhttp', llhttp: { statuses: [200, 200], end: 'open' }, verdict: 'same' },
+  { name: 'found by the fuzzer: Content-Length and a tab (invalid to llhttp)', bytes: head('POST / HTTP/1.1', 'Host: x', 'Content-Length: 3\t') + 'abc', reader: 'llhttp', llhttp: { statuses: [400], end: 'closed' }, verdict: 'same' },
+
   // The known items of issue 9 (being changed elsewhere), as they are today.
   { name: 'known: a request pipelined after Connection: close', bytes: head('GET / HTTP/1.1', 'Host: x', 'Connection: close') + head('GET /2 HTTP/1.1', 'Host: x'), reader: 'fast', llhttp: { statuses: [400], end: 'closed' }, verdict: 'data-after-close' },
   { name: 'known: HTTP/1.0 with Transfer-Encoding: chunked (llhttp de-chunks it)', bytes: head('POST / HTTP/1.0', 'Transfer-Encoding: chunked') + '3\r\nabc\r\n0\r\n\r\n', reader: 'llhttp', llhttp: { statuses: [200], end: 'closed' }, sees: { protocol: 'HTTP/1.0', body: 'abc', content_length: '3' }, verdict: 'same' },
