@@ -25,7 +25,7 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
-import { caseBytes, requestCase } from './helpers/head-arbitrary.js';
+import { caseBytes, caseChunks, requestCase } from './helpers/head-arbitrary.js';
 import { gatehousePath } from './helpers/head-compare.js';
 import { report, startServers, type Result, type Servers } from './helpers/head-run.js';
 import { isAlive } from './helpers/harness.js';
@@ -51,7 +51,7 @@ test(`the front reads ${RUNS} generated request heads as llhttp does (seed ${SEE
   const found: Result[] = [];
   await fc.assert(
     fc.asyncProperty(requestCase, async (c) => {
-      const r = await servers.runCase(caseBytes(c));
+      const r = await servers.runCase(caseBytes(c), caseChunks(c));
       last = r;
       count(readers, gatehousePath(r.case.bytes).join('→') || '(nothing)');
       count(verdicts, r.verdict.kind === 'documented' ? `documented: ${r.verdict.difference.id}` : r.verdict.kind);

@@ -7,7 +7,8 @@
  * colon, absolute-form, authority and asterisk targets, raw UTF-8 and a
  * #fragment in the target, heads just under and over 16k, HTTP/0.9, 1.0,
  * 2.0 and other versions, unusual methods, two Hosts, Expect, Upgrade,
- * chunk extensions, pipelined requests and trailing bytes.
+ * chunk extensions, pipelined requests and trailing bytes; sometimes sent in
+ * pieces, so that heads and bodies arrive split.
  *
  * A case is a structure (so fast-check shrinks it to a small failing
  * request) serialized to bytes by caseBytes.
@@ -54,6 +55,8 @@ export interface GenCase {
   flip: { at: number; byte: string } | null;
   /** Bytes after the requests. */
   trailing: string;
+  /** Where the bytes are cut into pieces sent a few milliseconds apart (each modulo their length); none: one write. */
+  splits: number[];
 }
 
 const MAX_HEADER_SIZE = 16 * 1024;
@@ -226,6 +229,7 @@ export const requestCase: fc.Arbitrary<GenCase> = fc.record({
   fold: fc.oneof({ weight: 20, arbitrary: fc.constant(null) }, { weight: 1, arbitrary: fc.record({ at: fc.nat({ max: 4 }), text: fc.constantFrom(' folded', '\tfolded', ' ', ' Host: evil') }) }),
   flip: fc.oneof({ weight: 8, arbitrary: fc.constant(null) }, { weight: 1, arbitrary: fc.record({ at: fc.nat(), byte: fc.constantFrom('\x00', '\t', ' ', '\r', '\n', '\x7f', '\x80', '\xff', ':', ',', ';', '#', '?', '%', '"', 'A') }) }),
   trailing: fc.oneof({ weight: 20, arbitrary: fc.constant('') }, { weight: 1, arbitrary: fc.constantFrom('\r\n', 'x', 'GET / HTTP/1.1\r\nHost: s\r\n\r\n', 'GET /half HTTP/1.1\r\n', '0\r\n\r\n') }),
+  splits: fc.oneof({ weight: 8, arbitrary: fc.constant<number[]>([]) }, { weight: 1, arbitrary: fc.array(fc.nat(), { minLength: 1, maxLength: 3 }) }),
 });
 
 /** A chunked body, its size lines in the given style. */
@@ -276,6 +280,20 @@ function requestLines(r: Request): { lines: string[]; body: string } {
     lines.push(`X-Pad: ${'p'.repeat(Math.max(0, MAX_HEADER_SIZE + r.padTo - size))}`);
   }
   return { lines, body };
+}
+
+/** The bytes of a case cut where its splits say: the pieces to write one after the other. */
+export function caseChunks(c: GenCase): Buffer[] {
+  const bytes = caseBytes(c);
+  if (bytes.length < 2) return [bytes];
+  const cuts = [...new Set(c.splits.map((n) => 1 + (n % (bytes.length - 1))))].sort((a, b) => a - b);
+  const out: Buffer[] = [];
+  let from = 0;
+  for (const cut of [...cuts, bytes.length]) {
+    out.push(bytes.subarray(from, cut));
+    from = cut;
+  }
+  return out;
 }
 
 /** The bytes of a case, as latin-1. */

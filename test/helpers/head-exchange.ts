@@ -12,26 +12,42 @@
  * of each; bodies are not needed) until it is settled: the server closed the
  * connection, or gatehouse answered 408 (header timeout), or nothing more
  * came for a short quiet time. Gatehouse's side waits at least for as many
- * answers as the reference gave, so a slow Python worker is never taken for
- * a missing answer.
+ * answers as the reference gave, and for the close when the reference
+ * closed, so a slow Python worker is never taken for a missing answer.
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import { connect } from 'node:net';
+import { connect, type Socket } from 'node:net';
 import { refusalOf, viewOf, type Answer, type AppView, type Outcome, type Parsed } from './head-compare.js';
 
 /** What the reference parsed on each request, for the report of a failing case. */
 export interface Reference {
   port: number;
-  /** The requests node:http parsed since the last take(), in order. */
-  take(): Parsed[];
+  /** The requests node:http parsed on the connection from client port `port`, in order (forgotten once taken). */
+  take(port: number): Parsed[];
+  /**
+   * Whether the reference has done all it will do on that connection until
+   * the client sends more: it read the `sent` bytes, every request it read
+   * whole is answered (its response flushed), and the client has seen `seen`
+   * of those answers. (Or it closed the connection.)
+   */
+  idle(port: number, sent: number, seen: number): boolean;
   close(): Promise<void>;
 }
 
 export async function startReference(maxHeaderSize = 16 * 1024): Promise<Reference> {
-  let parsed: Parsed[] = [];
+  /** Per connection, by the client's port: what was parsed, and the exchanges under way. */
+  const parsed = new Map<number, Parsed[]>();
+  const sockets = new Map<number, Socket>();
+  const exchanges = new Map<number, Array<{ req: IncomingMessage; res: ServerResponse }>>();
+  const record = (req: IncomingMessage, p: Parsed) => {
+    const port = req.socket.remotePort ?? 0;
+    parsed.set(port, [...(parsed.get(port) ?? []), p]);
+  };
   const handle = (req: IncomingMessage, res: ServerResponse, expectsContinue: boolean) => {
     const p: Parsed = { method: req.method!, url: req.url!, httpVersion: req.httpVersion, rawHeaders: req.rawHeaders };
-    parsed.push(p);
+    record(req, p);
+    const port = req.socket.remotePort ?? 0;
+    exchanges.set(port, [...(exchanges.get(port) ?? []), { req, res }]);
     const refusal = refusalOf(p);
     const refuse = (status: number) => {
       res.writeHead(status, { 'Content-Length': 0, Connection: 'close' });
@@ -53,16 +69,39 @@ export async function startReference(maxHeaderSize = 16 * 1024): Promise<Referen
   const server: Server = createServer({ maxHeaderSize, requestTimeout: 0, keepAliveTimeout: 5000 }, (req, res) => handle(req, res, false));
   server.on('checkContinue', (req: IncomingMessage, res: ServerResponse) => handle(req, res, true));
   server.on('connect', (req: IncomingMessage, socket) => {
-    parsed.push({ method: req.method!, url: req.url!, httpVersion: req.httpVersion, rawHeaders: req.rawHeaders });
+    record(req, { method: req.method!, url: req.url!, httpVersion: req.httpVersion, rawHeaders: req.rawHeaders });
     socket.end('HTTP/1.1 405 Method Not Allowed\r\nContent-Length: 0\r\nConnection: close\r\n\r\n');
+  });
+  server.on('connection', (socket: Socket) => {
+    const port = socket.remotePort ?? 0;
+    // A new connection from a port used before starts afresh.
+    sockets.set(port, socket);
+    exchanges.delete(port);
+    parsed.delete(port);
+    // Kept a while after the close, for take(); the timer does not keep the process alive.
+    socket.once('close', () => setTimeout(() => {
+      if (sockets.get(port) !== socket) return;
+      sockets.delete(port);
+      exchanges.delete(port);
+      parsed.delete(port);
+    }, 10_000).unref());
   });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   const port = (server.address() as { port: number }).port;
   return {
     port,
-    take: () => {
-      const p = parsed;
-      parsed = [];
+    idle: (port, sent, seen) => {
+      const socket = sockets.get(port);
+      // Not yet accepted; or closed, which the client is about to see.
+      if (socket === undefined || socket.destroyed) return false;
+      const list = exchanges.get(port) ?? [];
+      // A request still receiving its body waits for the client; one read whole must have its answer out.
+      const answered = list.filter((x) => x.res.writableFinished).length;
+      return socket.bytesRead >= sent && list.every((x) => !x.req.complete || x.res.writableFinished) && seen >= answered;
+    },
+    take: (port) => {
+      const p = parsed.get(port) ?? [];
+      parsed.delete(port);
       return p;
     },
     close: () =>
@@ -115,16 +154,27 @@ export interface ExchangeOptions {
   capMs?: number;
   /** 408 is gatehouse's header timeout (the reference's is long): the end, not an answer. */
   timeout408?: boolean;
+  /** Not settled until the server closes the connection (or capMs): the reference closed it. */
+  untilClosed?: () => boolean;
+  /** Not settled until this says so (the reference's own view of the connection, from the client's port, the bytes sent and the final answers seen). */
+  ready?: (clientPort: number, sent: number, seen: number) => boolean;
 }
 
-/** Writes `bytes` on a new connection to `port` and reads the outcome. */
-export function exchange(port: number, bytes: Buffer, opts: ExchangeOptions = {}): Promise<Outcome> {
-  const { atLeast = () => 0, quietMs = 30, capMs = 5000, timeout408 = false } = opts;
+/** Pieces of a request sent apart wait this long between them (ms). */
+const PIECE_GAP = 5;
+
+/** Writes `bytes` (or its pieces, PIECE_GAP ms apart) on a new connection to `port` and reads the outcome; `port` in it is the client's. */
+export function exchange(port: number, bytes: Buffer | Buffer[], opts: ExchangeOptions = {}): Promise<Outcome & { port: number }> {
+  const pieces = Array.isArray(bytes) ? bytes : [bytes];
+  const { atLeast = () => 0, quietMs = 30, capMs = 5000, timeout408 = false, untilClosed = () => false, ready = () => true } = opts;
+  const total = pieces.reduce((n, p) => n + p.length, 0);
   return new Promise((resolve) => {
     const socket = connect(port, '127.0.0.1');
+    let clientPort = 0;
     const chunks: Buffer[] = [];
     let closed = false;
     let finished = false;
+    let writing = true;
     let quiet: NodeJS.Timeout | undefined;
     let activity = 0;
     const outcome = (): { answers: RawAnswer[]; end: Outcome['end']; settled: boolean } => {
@@ -133,8 +183,9 @@ export function exchange(port: number, bytes: Buffer, opts: ExchangeOptions = {}
         return { answers: raw.slice(0, -1), end: 'timeout', settled: true };
       }
       const last = raw[raw.length - 1];
+      const final = raw.filter((a) => a.status >= 200).length;
       // An answer saying Connection: close: settled only once the close is seen.
-      const settled = closed || (raw.length >= atLeast() && !(last?.close ?? false));
+      const settled = closed || (raw.length >= atLeast() && !(last?.close ?? false) && !untilClosed() && ready(clientPort, total, final));
       return { answers: raw, end: closed ? 'closed' : 'open', settled };
     };
     const finish = () => {
@@ -144,14 +195,14 @@ export function exchange(port: number, bytes: Buffer, opts: ExchangeOptions = {}
       clearTimeout(cap);
       socket.destroy();
       const o = outcome();
-      resolve({ answers: o.answers.map((a): Answer => (a.echo === undefined ? { status: a.status } : { status: a.status, view: a.echo })), end: o.end });
+      resolve({ answers: o.answers.map((a): Answer => (a.echo === undefined ? { status: a.status } : { status: a.status, view: a.echo })), end: o.end, port: clientPort });
     };
     // Quiet means no bytes for quietMs, and none pending behind a timer that fired late (two setImmediate: a poll phase each).
     const arm = () => {
       clearTimeout(quiet);
       const seen = activity;
       quiet = setTimeout(() => setImmediate(() => setImmediate(() => {
-        if (activity === seen && outcome().settled) finish();
+        if (activity === seen && !writing && outcome().settled) finish();
         else if (!finished) arm();
       })), quietMs);
     };
@@ -172,8 +223,15 @@ export function exchange(port: number, bytes: Buffer, opts: ExchangeOptions = {}
     socket.on('close', onClose);
     socket.on('error', () => {});
     socket.on('connect', () => {
-      socket.write(bytes);
-      arm();
+      clientPort = socket.localPort ?? 0;
+      const next = (i: number) => {
+        if (finished) return;
+        socket.write(pieces[i]!);
+        if (i + 1 < pieces.length) return void setTimeout(() => next(i + 1), PIECE_GAP);
+        writing = false;
+        arm();
+      };
+      next(0);
     });
   });
 }

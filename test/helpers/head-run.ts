@@ -16,6 +16,8 @@ export const HEADER_TIMEOUT = 0.3;
 
 export interface Result {
   case: Case;
+  /** In how many pieces the bytes were sent. */
+  pieces: number;
   /** What node:http parsed, request by request. */
   parsed: Parsed[];
   ref: Outcome;
@@ -26,7 +28,8 @@ export interface Result {
 export interface Servers {
   gatehouse: Server;
   reference: Reference;
-  runCase(bytes: Buffer): Promise<Result>;
+  /** Sends `bytes` (in these pieces, a few ms apart, if given) to both servers and judges the outcomes. */
+  runCase(bytes: Buffer, pieces?: Buffer[]): Promise<Result>;
   stop(): Promise<void>;
 }
 
@@ -39,27 +42,40 @@ export async function startServers(): Promise<Servers> {
     await reference.close();
     throw err;
   }
-  const runCase = async (bytes: Buffer): Promise<Result> => {
-    reference.take();
+  const runCase = async (bytes: Buffer, pieces: Buffer[] = [bytes]): Promise<Result> => {
     const c = caseOf(bytes);
-    // Gatehouse's side waits for at least as many answers as the reference gave (Python may be slower),
-    // and as its fast path will give: an answer llhttp would not give is not missed for being late.
-    const fastCount = c.reads.fast.filter((f) => f.next <= bytes.length).length;
-    let refCount = Infinity;
-    const refRun = exchange(reference.port, bytes).then((o) => {
-      refCount = o.answers.length;
-      return o;
-    });
-    const ghRun = exchange(gatehouse.port, bytes, { timeout408: true, atLeast: () => Math.max(refCount, fastCount), capMs: 5000 + HEADER_TIMEOUT * 1000 });
-    const [ref, gh] = await Promise.all([refRun, ghRun]);
-    ref.parsed = reference.take();
-    // What node:http makes of the bytes the fast path leaves to it, on their own.
+    // The reference on the whole, and (when gatehouse's fast path reads some requests and leaves the
+    // rest to node:http) on what the fast path leaves, alone: what node:http makes of it in gatehouse.
     const last = c.reads.fast[c.reads.fast.length - 1];
-    if (last !== undefined && c.reads.then === 'llhttp') {
-      ref.rest = await exchange(reference.port, bytes.subarray(last.next));
-      reference.take();
+    const ready = reference.idle;
+    const refRun = exchange(reference.port, pieces, { ready });
+    const restRun = last !== undefined && c.reads.then === 'llhttp' ? exchange(reference.port, bytes.subarray(last.next), { ready }) : null;
+    const refs = Promise.all([refRun, restRun]);
+    // Gatehouse's side waits for at least as many answers as the reference gave (Python may be slower),
+    // and as its fast path will give, and for the close if the reference closed: an answer or a close is
+    // not missed for coming late.
+    const fastCount = c.reads.fast.filter((f) => f.next <= bytes.length).length;
+    let expected = Infinity;
+    let closes = false;
+    void refs.then(([ref, rest]) => {
+      expected = Math.max(ref.answers.length, rest === null ? fastCount : fastCount + rest.answers.length);
+      closes = ref.end === 'closed' || rest?.end === 'closed';
+    });
+    const ghRun = exchange(gatehouse.port, pieces, {
+      timeout408: true,
+      atLeast: () => expected,
+      untilClosed: () => closes,
+      capMs: 5000 + HEADER_TIMEOUT * 1000,
+    });
+    const [[ref, rest], gh] = await Promise.all([refs, ghRun]);
+    const outcome = ({ port: _, ...o }: Outcome & { port: number }): Outcome => o;
+    const refOutcome: Outcome = { ...outcome(ref), parsed: reference.take(ref.port) };
+    if (rest !== null) {
+      reference.take(rest.port);
+      refOutcome.rest = outcome(rest);
     }
-    return { case: c, parsed: ref.parsed, ref, gh, verdict: judge(c, ref, gh) };
+    const ghOutcome = outcome(gh);
+    return { case: c, pieces: pieces.length, parsed: refOutcome.parsed!, ref: refOutcome, gh: ghOutcome, verdict: judge(c, refOutcome, ghOutcome) };
   };
   return {
     gatehouse,
@@ -82,7 +98,7 @@ export function report(r: Result): string {
   const show = (o: Outcome) =>
     `${o.answers.map((a) => (a.view === undefined ? String(a.status) : `${a.status} ${compact(a.view)}`)).join('\n    ') || '(no answer)'}\n    [${o.end}]`;
   return [
-    `bytes: ${compact(r.case.bytes.toString('latin1'))}`,
+    `bytes: ${compact(r.case.bytes.toString('latin1'))}${r.pieces > 1 ? ` (sent in ${r.pieces} pieces)` : ''}`,
     `gatehouse reads it with: ${gatehousePath(r.case.bytes).join(' → ') || '(nothing)'}`,
     `its fast path parsed: ${compact(r.case.reads.fast.map((f) => f.parsed))}`,
     `llhttp parsed: ${compact(r.parsed)}`,
