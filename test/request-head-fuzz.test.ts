@@ -42,7 +42,10 @@ after(async () => {
   await servers?.stop();
 });
 
-test(`the front reads ${RUNS} generated request heads as llhttp does (seed ${SEED})`, { timeout: Math.max(120_000, RUNS * 2000) }, async (t) => {
+/** The whole run, shrinking included; fast-check stops (a failure) a little before. */
+const TIMEOUT = Math.max(120_000, RUNS * 100);
+
+test(`the front reads ${RUNS} generated request heads as llhttp does (seed ${SEED})`, { timeout: TIMEOUT }, async (t) => {
   const started = Date.now();
   const readers = new Map<string, number>();
   const verdicts = new Map<string, number>();
@@ -59,7 +62,7 @@ test(`the front reads ${RUNS} generated request heads as llhttp does (seed ${SEE
       if (KEEP_GOING) found.push(r);
       else throw new Error(`gatehouse reads this head otherwise than llhttp:\n${report(r)}`);
     }),
-    { numRuns: RUNS, seed: SEED, includeErrorInReport: true },
+    { numRuns: RUNS, seed: SEED, includeErrorInReport: true, interruptAfterTimeLimit: TIMEOUT - 15_000, markInterruptAsFailure: true },
   );
   const sorted = (m: Map<string, number>) => [...m].sort((a, b) => b[1] - a[1]).map(([k, n]) => `${n} ${k}`).join(', ');
   t.diagnostic(`${RUNS} cases in ${((Date.now() - started) / 1000).toFixed(1)} s (shrinking included, if any)`);
@@ -67,8 +70,10 @@ test(`the front reads ${RUNS} generated request heads as llhttp does (seed ${SEE
   t.diagnostic(`verdicts: ${sorted(verdicts)}`);
   assert.ok(last !== null);
   assert.equal(found.length, 0, `${found.length} discrepancies:\n\n${found.map(report).join('\n\n')}`);
-  // The generator must reach both readers, or the property proves little.
-  assert.ok([...readers.keys()].some((k) => k.startsWith('fast')), 'no case went to the fast path');
+  // The generator must reach both readers, the fast path often, or the property proves little.
+  const total = [...readers.values()].reduce((a, b) => a + b, 0);
+  const fast = [...readers].filter(([k]) => k.startsWith('fast')).reduce((n, [, v]) => n + v, 0);
+  assert.ok(fast >= total / 10, `only ${fast} of ${total} cases went to the fast path`);
   assert.ok([...readers.keys()].some((k) => k.includes('llhttp')), 'no case went to llhttp');
   assert.ok(isAlive(servers.gatehouse.pid), 'gatehouse died during the run');
 });

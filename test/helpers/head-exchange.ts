@@ -19,48 +19,69 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import { connect, type Socket } from 'node:net';
 import { refusalOf, viewOf, type Answer, type AppView, type Outcome, type Parsed } from './head-compare.js';
 
-/** What the reference parsed on each request, for the report of a failing case. */
+/** What the reference read on one connection, and the answers it decided to give, request by request. */
+export interface ReferenceRecord {
+  parsed: Parsed[];
+  /**
+   * Its answers in request order, whether or not node:http got to write
+   * them (an interim 100 before the answer it precedes); null while a body
+   * is still arriving.
+   */
+  decided: Array<Answer | null>;
+}
+
 export interface Reference {
   port: number;
-  /** The requests node:http parsed on the connection from client port `port`, in order (forgotten once taken). */
-  take(port: number): Parsed[];
+  /** What node:http read and decided on the connection from client port `port` (forgotten once taken). */
+  take(port: number): ReferenceRecord;
   /**
    * Whether the reference has done all it will do on that connection until
    * the client sends more: it read the `sent` bytes, every request it read
    * whole is answered (its response flushed), and the client has seen `seen`
-   * of those answers. (Or it closed the connection.)
+   * of those answers.
    */
   idle(port: number, sent: number, seen: number): boolean;
   close(): Promise<void>;
 }
 
+/** One connection to the reference. */
+interface Conn extends ReferenceRecord {
+  socket: Socket;
+  exchanges: Array<{ req: IncomingMessage; res: ServerResponse }>;
+}
+
 export async function startReference(maxHeaderSize = 16 * 1024): Promise<Reference> {
-  /** Per connection, by the client's port: what was parsed, and the exchanges under way. */
-  const parsed = new Map<number, Parsed[]>();
-  const sockets = new Map<number, Socket>();
-  const exchanges = new Map<number, Array<{ req: IncomingMessage; res: ServerResponse }>>();
-  const record = (req: IncomingMessage, p: Parsed) => {
-    const port = req.socket.remotePort ?? 0;
-    parsed.set(port, [...(parsed.get(port) ?? []), p]);
-  };
+  /** By the client's port. */
+  const conns = new Map<number, Conn>();
+  const connOf = (req: IncomingMessage): Conn | undefined => conns.get(req.socket.remotePort ?? 0);
+  const parsedOf = (req: IncomingMessage): Parsed => ({ method: req.method!, url: req.url!, httpVersion: req.httpVersion, rawHeaders: req.rawHeaders });
   const handle = (req: IncomingMessage, res: ServerResponse, expectsContinue: boolean) => {
-    const p: Parsed = { method: req.method!, url: req.url!, httpVersion: req.httpVersion, rawHeaders: req.rawHeaders };
-    record(req, p);
-    const port = req.socket.remotePort ?? 0;
-    exchanges.set(port, [...(exchanges.get(port) ?? []), { req, res }]);
+    const p = parsedOf(req);
+    const conn = connOf(req);
+    conn?.parsed.push(p);
+    conn?.exchanges.push({ req, res });
+    const decide = (a: Answer) => conn?.decided.push(a);
     const refusal = refusalOf(p);
     const refuse = (status: number) => {
+      decide({ status });
       res.writeHead(status, { 'Content-Length': 0, Connection: 'close' });
       res.end();
     };
     if (refusal?.beforeContinue) return refuse(refusal.status);
-    if (expectsContinue) res.writeContinue();
+    if (expectsContinue) {
+      decide({ status: 100 });
+      res.writeContinue();
+    }
     if (refusal !== null) return refuse(refusal.status);
+    // Its place in the order is taken now; the answer is known once the body is in.
+    const at = conn?.decided.push(null);
     const chunks: Buffer[] = [];
     req.on('data', (c: Buffer) => chunks.push(c));
     req.on('error', () => {});
     req.on('end', () => {
-      const echo = Buffer.from(JSON.stringify(viewOf(p, Buffer.concat(chunks)))).toString('base64');
+      const view = viewOf(p, Buffer.concat(chunks));
+      if (conn !== undefined && at !== undefined) conn.decided[at - 1] = { status: 200, view };
+      const echo = Buffer.from(JSON.stringify(view)).toString('base64');
       res.writeHead(200, { 'Content-Type': 'application/octet-stream', 'Content-Length': 0, 'X-Echo': echo });
       res.end();
     });
@@ -68,22 +89,28 @@ export async function startReference(maxHeaderSize = 16 * 1024): Promise<Referen
   // As gatehouse's listener (listener.ts, http-front.ts), with the header timeout left long.
   const server: Server = createServer({ maxHeaderSize, requestTimeout: 0, keepAliveTimeout: 5000 }, (req, res) => handle(req, res, false));
   server.on('checkContinue', (req: IncomingMessage, res: ServerResponse) => handle(req, res, true));
+  // What node:http does with an Expect it does not know when nothing listens (gatehouse does not), recorded.
+  server.on('checkExpectation', (req: IncomingMessage, res: ServerResponse) => {
+    const conn = connOf(req);
+    conn?.parsed.push(parsedOf(req));
+    conn?.exchanges.push({ req, res });
+    conn?.decided.push({ status: 417 });
+    res.writeHead(417);
+    res.end();
+  });
   server.on('connect', (req: IncomingMessage, socket) => {
-    record(req, { method: req.method!, url: req.url!, httpVersion: req.httpVersion, rawHeaders: req.rawHeaders });
+    const conn = connOf(req);
+    conn?.parsed.push(parsedOf(req));
+    conn?.decided.push({ status: 405 });
     socket.end('HTTP/1.1 405 Method Not Allowed\r\nContent-Length: 0\r\nConnection: close\r\n\r\n');
   });
   server.on('connection', (socket: Socket) => {
     const port = socket.remotePort ?? 0;
     // A new connection from a port used before starts afresh.
-    sockets.set(port, socket);
-    exchanges.delete(port);
-    parsed.delete(port);
+    conns.set(port, { socket, parsed: [], decided: [], exchanges: [] });
     // Kept a while after the close, for take(); the timer does not keep the process alive.
     socket.once('close', () => setTimeout(() => {
-      if (sockets.get(port) !== socket) return;
-      sockets.delete(port);
-      exchanges.delete(port);
-      parsed.delete(port);
+      if (conns.get(port)?.socket === socket) conns.delete(port);
     }, 10_000).unref());
   });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
@@ -91,18 +118,17 @@ export async function startReference(maxHeaderSize = 16 * 1024): Promise<Referen
   return {
     port,
     idle: (port, sent, seen) => {
-      const socket = sockets.get(port);
+      const conn = conns.get(port);
       // Not yet accepted; or closed, which the client is about to see.
-      if (socket === undefined || socket.destroyed) return false;
-      const list = exchanges.get(port) ?? [];
+      if (conn === undefined || conn.socket.destroyed) return false;
       // A request still receiving its body waits for the client; one read whole must have its answer out.
-      const answered = list.filter((x) => x.res.writableFinished).length;
-      return socket.bytesRead >= sent && list.every((x) => !x.req.complete || x.res.writableFinished) && seen >= answered;
+      const answered = conn.exchanges.filter((x) => x.res.writableFinished).length;
+      return conn.socket.bytesRead >= sent && conn.exchanges.every((x) => !x.req.complete || x.res.writableFinished) && seen >= answered;
     },
     take: (port) => {
-      const p = parsed.get(port) ?? [];
-      parsed.delete(port);
-      return p;
+      const conn = conns.get(port);
+      conns.delete(port);
+      return { parsed: conn?.parsed ?? [], decided: conn?.decided ?? [] };
     },
     close: () =>
       new Promise<void>((resolve) => {

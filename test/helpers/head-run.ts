@@ -69,11 +69,8 @@ export async function startServers(): Promise<Servers> {
     });
     const [[ref, rest], gh] = await Promise.all([refs, ghRun]);
     const outcome = ({ port: _, ...o }: Outcome & { port: number }): Outcome => o;
-    const refOutcome: Outcome = { ...outcome(ref), parsed: reference.take(ref.port) };
-    if (rest !== null) {
-      reference.take(rest.port);
-      refOutcome.rest = outcome(rest);
-    }
+    const refOutcome: Outcome = { ...outcome(ref), ...reference.take(ref.port) };
+    if (rest !== null) refOutcome.rest = { ...outcome(rest), ...reference.take(rest.port) };
     const ghOutcome = outcome(gh);
     return { case: c, pieces: pieces.length, parsed: refOutcome.parsed!, ref: refOutcome, gh: ghOutcome, verdict: judge(c, refOutcome, ghOutcome) };
   };
