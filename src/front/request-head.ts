@@ -4,8 +4,9 @@
  * so that no request can be read two ways: a method from a short list, an
  * origin-form target, HTTP/1.1, token header names, values without control
  * characters, no folded line, no repeated header, a Host, a body only as one
- * plain Content-Length, no Transfer-Encoding, Expect or Upgrade, Connection
- * keep-alive or close. Anything else is null: node:http reads it.
+ * plain Content-Length, no Transfer-Encoding, Expect, Upgrade or
+ * Proxy-Connection, Connection keep-alive or close. Anything else is null:
+ * node:http reads it. test/request-head-fuzz.test.ts checks it against llhttp.
  */
 import type { IncomingHttpHeaders } from 'node:http';
 import type { RequestHead } from '../http/handler.js';
@@ -24,8 +25,11 @@ export interface ParsedHead extends RequestHead {
 const REQUEST_LINE = /^(GET|HEAD|POST|PUT|PATCH|DELETE|OPTIONS) (\/[\x21-\x7e]*) HTTP\/1\.1$/;
 /** A header line: a token, a colon, and a value of visible ASCII, spaces, tabs and obs-text (no control character). */
 const FIELD = /^([!#$%&'*+\-.^_`|~0-9A-Za-z]+):([\t\x20-\x7e\x80-\xff]*)$/;
-/** Headers that mean a chunked body, a protocol switch or an interim answer. */
-const NOT_HERE = new Set(['transfer-encoding', 'expect', 'upgrade', 'http2-settings']);
+/**
+ * Headers that mean a chunked body, a protocol switch or an interim answer;
+ * and Proxy-Connection, which llhttp reads as Connection (close, upgrade).
+ */
+const NOT_HERE = new Set(['transfer-encoding', 'expect', 'upgrade', 'http2-settings', 'proxy-connection']);
 /** Content-Length as digits only (no sign, no list); more than 15 of them is no real body. */
 const LENGTH = /^\d{1,15}$/;
 /** More header lines than this: not an ordinary request. */
@@ -47,6 +51,10 @@ export function parseHead(text: string): ParsedHead | null {
     const name = f[1]!;
     const key = name.toLowerCase();
     if (headers[key] !== undefined || NOT_HERE.has(key)) return null;
+    // llhttp (9.3) allows only spaces after a Content-Length or a Connection
+    // token: after a tab, the length is invalid (400), the token unknown
+    // (`close\t` is not close).
+    if ((key === 'content-length' || key === 'connection') && f[2]!.includes('\t')) return null;
     const value = trimSpaces(f[2]!);
     headers[key] = value;
     rawHeaders.push(name, value);

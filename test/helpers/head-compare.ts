@@ -1,0 +1,410 @@
+/**
+ * What "gatehouse reads a request head as llhttp does" means, as pure
+ * functions (test/request-head-fuzz.test.ts and
+ * test/request-head-fixtures.test.ts run requests through them):
+ *
+ * - viewOf / refusalOf: what the app sees of a request that llhttp parsed
+ *   (PEP 3333's environ, built as src/wsgi/environ.ts documents it), or the
+ *   status gatehouse refuses it with after reading it (a `..` path, an
+ *   unsupported Transfer-Encoding...). The reference server applies them to
+ *   what node:http parsed, so that both sides differ only in the reading.
+ * - gatehousePath: which reader gatehouse uses for each request on a
+ *   connection (its fast path, src/front/request-head.ts, or node:http's
+ *   llhttp), worked out as fast-path.ts decides it.
+ * - judge: the reference's and gatehouse's outcomes compared: the same, a
+ *   difference documented in DIFFERENCES, or a discrepancy (a test failure).
+ *
+ * DIFFERENCES is the table of every known way gatehouse answers otherwise
+ * than llhttp would, with the reason. When the front's reader changes on
+ * purpose, its entry changes here (and the fixtures that show it).
+ */
+import { parseHead } from '../../src/front/request-head.js';
+import { parseTarget } from '../../src/http/request-target.js';
+
+/** What the app saw of one request, in environ's terms (test/apps/echo_head.py sends the same fields). */
+export interface AppView {
+  method: string;
+  /** RAW_URI */
+  target: string;
+  /** PATH_INFO */
+  path: string;
+  query: string;
+  /** SERVER_PROTOCOL */
+  protocol: string;
+  /** Every HTTP_* key. */
+  headers: Record<string, string>;
+  content_type: string | null;
+  content_length: string | null;
+  /** latin-1 */
+  body: string;
+}
+
+/** One answer on the connection: its status and, when the app (or the reference's stand-in) took the request, what it saw. */
+export interface Answer {
+  status: number;
+  view?: AppView;
+}
+
+/**
+ * How the exchange ended: the connection still open (waiting for more, or
+ * keep-alive), closed by the server, or answered 408 because the head was not
+ * whole within the header timeout (only gatehouse's is short in these tests;
+ * the 408 itself is not in `answers`).
+ */
+export type End = 'open' | 'closed' | 'timeout';
+
+export interface Outcome {
+  answers: Answer[];
+  end: End;
+  /** The reference's only: what llhttp parsed, request by request (not compared: the answers say it). */
+  parsed?: Parsed[];
+  /**
+   * The reference's only: the answers it decided to give, in request order,
+   * whether or not node:http got to write them (null: a body still arriving).
+   */
+  decided?: Array<Answer | null>;
+  /**
+   * The reference's only, when gatehouse's fast path reads some requests and
+   * hands the rest to node:http: the reference's outcome on those remaining
+   * bytes alone, on a connection of their own (what node:http makes of them
+   * in gatehouse).
+   */
+  rest?: Outcome;
+}
+
+/** What node:http parsed of one request (the reference server records it). */
+export interface Parsed {
+  method: string;
+  url: string;
+  httpVersion: string;
+  rawHeaders: string[];
+}
+
+// ------------------------------------------------------------ after reading
+
+/** Headers a proxy sets about the client: with no trusted proxy (these tests) environ.ts drops them. */
+const PROXY_HEADER = /^(?:x-forwarded-[a-z0-9-]+|forwarded|x-real-ip)$/i;
+
+/** The largest declared body gatehouse takes by default (max_request_body 100m). */
+const MAX_BODY = 100 * 1024 * 1024;
+
+/** The request's Transfer-Encoding headers, joined as environ.ts joins them. */
+function transferEncoding(p: Parsed): string | undefined {
+  let te: string | undefined;
+  for (let i = 0; i < p.rawHeaders.length; i += 2) {
+    if (p.rawHeaders[i]!.toLowerCase() === 'transfer-encoding') te = te === undefined ? p.rawHeaders[i + 1]! : `${te}, ${p.rawHeaders[i + 1]!}`;
+  }
+  return te;
+}
+
+function contentLength(p: Parsed): string | undefined {
+  let cl: string | undefined;
+  for (let i = 0; i < p.rawHeaders.length; i += 2) if (p.rawHeaders[i]!.toLowerCase() === 'content-length') cl = p.rawHeaders[i + 1]!;
+  return cl;
+}
+
+/**
+ * The status gatehouse refuses a request with once it is read, whoever read
+ * it (http-front.ts's onRequest, wsgi-app.ts): `beforeContinue` when it is
+ * refused before a `100 Continue` would be sent. Null: the app gets it.
+ */
+export function refusalOf(p: Parsed): { status: number; beforeContinue: boolean } | null {
+  if (parseTarget(p.url) === null) return { status: 400, beforeContinue: true };
+  const cl = contentLength(p);
+  if (cl !== undefined && Number(cl) > MAX_BODY) return { status: 413, beforeContinue: true };
+  const te = transferEncoding(p);
+  if (te !== undefined && te.trim().toLowerCase() !== 'chunked') return { status: 501, beforeContinue: false };
+  return null;
+}
+
+/** What the app sees of a request llhttp parsed with this body (environ.ts's rules; no trusted proxy). */
+export function viewOf(p: Parsed, body: Buffer): AppView {
+  const target = parseTarget(p.url)!;
+  const headers: Record<string, string> = {};
+  let contentType: string | null = null;
+  let bodyHeader = false;
+  for (let i = 0; i < p.rawHeaders.length; i += 2) {
+    const raw = p.rawHeaders[i]!;
+    const value = p.rawHeaders[i + 1]!;
+    const lower = raw.toLowerCase();
+    if (raw.includes('_') || PROXY_HEADER.test(raw)) continue;
+    if (lower === 'content-length' || lower === 'transfer-encoding') {
+      bodyHeader = true;
+      continue;
+    }
+    if (lower === 'content-type') {
+      contentType = contentType === null ? value : `${contentType}, ${value}`;
+      continue;
+    }
+    const key = 'HTTP_' + raw.toUpperCase().replace(/-/g, '_');
+    headers[key] = headers[key] === undefined ? value : headers[key] + (key === 'HTTP_COOKIE' ? '; ' : ', ') + value;
+  }
+  return {
+    method: p.method,
+    target: p.url,
+    path: target.path,
+    query: target.query,
+    protocol: `HTTP/${p.httpVersion}`,
+    headers,
+    content_type: contentType,
+    content_length: bodyHeader ? String(body.length) : null,
+    body: body.toString('latin1'),
+  };
+}
+
+// ------------------------------------------------------------ which reader
+
+/** Which reader gatehouse uses for one request of a connection. */
+export type Reader = 'fast' | 'llhttp' | 'waiting';
+
+/** A request gatehouse's fast path reads: what it parsed (request-head.ts's parseHead), its body, and whether it asked to close. */
+export interface FastRead {
+  parsed: Parsed;
+  body: Buffer;
+  close: boolean;
+  /** Where the bytes after it start. */
+  next: number;
+}
+
+/**
+ * How gatehouse reads the requests in `bytes`, as fast-path.ts's work()
+ * decides: the requests its fast path takes, in order, then what happens to
+ * the rest: 'llhttp' when it hands the connection over, 'waiting' when it
+ * waits for the rest of a head (it needs CRLFCRLF), null when nothing is
+ * left or the last request asked to close (the fast path reads no further).
+ */
+export function gatehouseReads(bytes: Buffer, maxHeaderSize = 16 * 1024): { fast: FastRead[]; then: 'llhttp' | 'waiting' | null } {
+  const fast: FastRead[] = [];
+  let pos = 0;
+  while (pos < bytes.length) {
+    const end = bytes.indexOf('\r\n\r\n', pos, 'latin1');
+    if (end < 0 && bytes.length - pos <= maxHeaderSize) return { fast, then: 'waiting' };
+    if (end < 0 || end - pos + 4 > maxHeaderSize) return { fast, then: 'llhttp' };
+    const head = parseHead(bytes.toString('latin1', pos, end));
+    if (head === null) return { fast, then: 'llhttp' };
+    const next = end + 4 + head.bodyLength;
+    const parsed: Parsed = { method: head.method, url: head.url, httpVersion: head.httpVersion, rawHeaders: head.rawHeaders };
+    fast.push({ parsed, body: bytes.subarray(end + 4, Math.min(next, bytes.length)), close: head.close, next });
+    if (head.close) break;
+    pos = next;
+  }
+  return { fast, then: null };
+}
+
+/** The readers gatehouse uses, request by request: gatehouseReads as a list ('fast', 'fast', 'llhttp'...). */
+export function gatehousePath(bytes: Buffer, maxHeaderSize = 16 * 1024): Reader[] {
+  const r = gatehouseReads(bytes, maxHeaderSize);
+  return [...r.fast.map((): Reader => 'fast'), ...(r.then === null ? [] : [r.then])];
+}
+
+/** What gatehouse answers a request its fast path read (a refusal, or the app's echo of what it saw). */
+export function fastAnswer(f: FastRead): Answer {
+  const refusal = refusalOf(f.parsed);
+  return refusal !== null ? { status: refusal.status } : { status: 200, view: viewOf(f.parsed, f.body) };
+}
+
+// ------------------------------------------------------------ the comparison
+
+/** A request sent, as the comparison sees it. */
+export interface Case {
+  bytes: Buffer;
+  /** gatehouseReads(bytes): what gatehouse's fast path read of it, and what happens to the rest. */
+  reads: ReturnType<typeof gatehouseReads>;
+}
+
+export function caseOf(bytes: Buffer): Case {
+  return { bytes, reads: gatehouseReads(bytes) };
+}
+
+export interface Difference {
+  /** Short name, used by the fixtures and in the run's summary. */
+  id: string;
+  /**
+   * 'deliberate': gatehouse means to answer otherwise; 'pending': a known
+   * item of issue 9 being changed now, recorded here as it is observed today;
+   * 'timing': node:http's own answer depends on timing, on either side (no
+   * difference in reading); 'bug': a known bug outside the reader, reported.
+   */
+  kind: 'deliberate' | 'pending' | 'timing' | 'bug';
+  /** Why gatehouse answers otherwise, and how. */
+  reason: string;
+  /** True when the request is one this entry is about and gatehouse's outcome is the one it describes. */
+  explains(c: Case, ref: Outcome, gh: Outcome): boolean;
+}
+
+/** llhttp parsed the requests that gatehouse's fast path read as it did (the reference's requests start with them). */
+function readTheSame(c: Case, ref: Outcome): boolean {
+  const parsed = ref.parsed ?? [];
+  return c.reads.fast.every((f, i) => parsed[i] !== undefined && JSON.stringify(parsed[i]) === JSON.stringify(f.parsed));
+}
+
+/** Gatehouse's answers to the requests its fast path read, as it would give them. */
+function fastAnswers(c: Case): Answer[] {
+  return c.reads.fast.filter((f) => f.next <= c.bytes.length).map(fastAnswer);
+}
+
+/** A refusal node:http writes by itself (no app saw the request). */
+function isRefusal(a: Answer | undefined): boolean {
+  return a !== undefined && a.view === undefined && a.status >= 400;
+}
+
+/** How many of `answers`, from the first, are the `decided` ones. */
+function decidedPrefix(answers: Answer[], decided: Array<Answer | null>): number {
+  let n = 0;
+  const same = (x: Answer, y: Answer) => differs({ answers: [x], end: 'open' }, { answers: [y], end: 'open' }) === null;
+  while (n < answers.length && n < decided.length && decided[n] !== null && same(decided[n]!, answers[n]!)) n++;
+  return n;
+}
+
+/**
+ * Whether `o` is an outcome node:http may give on a connection where the
+ * reference (`ref`, with its decided answers) read the same bytes: the
+ * answers it decided, in order, as far as they were written, then at most a
+ * refusal of a later request (the same as the reference's, if it wrote
+ * one), and the connection closed, as the reference's. See
+ * unwritten-answers-dropped.
+ */
+function nodeMay(o: Outcome, ref: Outcome): boolean {
+  const decided = ref.decided ?? [];
+  if (o.end !== 'closed' || ref.end !== 'closed') return false;
+  const n = decidedPrefix(o.answers, decided);
+  if (n === o.answers.length) return true;
+  if (n !== o.answers.length - 1 || !isRefusal(o.answers[n])) return false;
+  // The reference's own refusal, if it wrote one, is the same.
+  const m = decidedPrefix(ref.answers, decided);
+  const theirs = m === ref.answers.length - 1 && isRefusal(ref.answers[m]) ? ref.answers[m]! : null;
+  return theirs === null || theirs.status === o.answers[n]!.status;
+}
+
+/**
+ * Every known way gatehouse answers otherwise than llhttp (node:http with
+ * the same limits), with the reason. Entries of kind 'pending' record what
+ * is observed today for an item being changed.
+ */
+export const DIFFERENCES: readonly Difference[] = [
+  {
+    id: 'waits-for-crlfcrlf',
+    kind: 'pending',
+    reason:
+      'The fast path waits for CRLFCRLF before it reads a head or hands it over; a head whose lines end in a bare LF ' +
+      '(or a bare CR) never has one, so gatehouse answers nothing, then 408 at header_timeout, where llhttp answers ' +
+      'at once: 400, as llhttp 9 wants CRLF (an HTTP/0.9 request line too: `GET /\\n\\n` is a 400; `GET /\\r\\n\\r\\n` is ' +
+      'read, by llhttp in both).',
+    explains: (c, ref, gh) =>
+      c.reads.then === 'waiting' &&
+      (ref.answers.length > c.reads.fast.length || ref.end === 'closed') &&
+      differs({ answers: fastAnswers(c), end: 'timeout' }, gh) === null,
+  },
+  {
+    id: 'data-after-close',
+    kind: 'pending',
+    reason:
+      'A request pipelined after one with Connection: close: llhttp refuses the bytes after it ("Data after ' +
+      '`Connection: close`"), and node:http writes that 400 at once, in place of the answers not yet written; the ' +
+      'fast path answers the requests it read, the last with Connection: close, and closes without reading the rest.',
+    explains: (c, ref, gh) => {
+      const last = c.reads.fast[c.reads.fast.length - 1];
+      return (
+        last !== undefined && last.close && last.next < c.bytes.length && readTheSame(c, ref) &&
+        ref.end === 'closed' && ref.answers[ref.answers.length - 1]?.status === 400 &&
+        differs({ answers: fastAnswers(c), end: 'closed' }, gh) === null
+      );
+    },
+  },
+  {
+    id: 'handed-over-after-answers',
+    kind: 'deliberate',
+    reason:
+      'Requests the fast path reads, then a request it leaves to node:http: gatehouse answers the requests it read, ' +
+      'then hands the connection over, and node:http reads the rest as it would on a connection of its own. On ' +
+      'one node:http connection, a refusal of a later pipelined request (400 from llhttp) is written at once in ' +
+      'place of the answers not yet written, and those requests, already read, are never answered; in gatehouse ' +
+      'they are. llhttp must have parsed every request the fast path read as it did, and node:http\'s part must be ' +
+      'what node:http may answer to the rest (see unwritten-answers-dropped).',
+    explains: (c, ref, gh) => {
+      const rest = ref.rest;
+      if (c.reads.fast.length === 0 || c.reads.then !== 'llhttp' || rest === undefined || !readTheSame(c, ref)) return false;
+      const fast = fastAnswers(c);
+      if (differs({ answers: gh.answers.slice(0, fast.length), end: gh.end }, { answers: fast, end: gh.end }) !== null) return false;
+      const tail: Outcome = { answers: gh.answers.slice(fast.length), end: gh.end };
+      return differs(rest, tail) === null || nodeMay(tail, rest);
+    },
+  },
+  {
+    id: 'unwritten-answers-dropped',
+    kind: 'timing',
+    reason:
+      'When llhttp refuses a pipelined request (400, 431...), node:http writes the refusal at once in place of the ' +
+      'answers not yet written and closes, or, when an answer is being written at that moment, closes without it: ' +
+      'either way the requests read before it and not yet answered are never answered. How many answers go out ' +
+      'first depends on timing (the reference answers in the test process, gatehouse\'s app in Python), so on ' +
+      'node:http gatehouse\'s answers must be the first of those the reference decided to give for what llhttp ' +
+      'read, then at most the same refusal, and the connection closed.',
+    explains: (c, ref, gh) => c.reads.fast.length === 0 && c.reads.then === 'llhttp' && nodeMay(gh, ref),
+  },
+  {
+    id: 'continue-after-final-answer',
+    kind: 'bug',
+    reason:
+      'A request with Expect: 100-continue pipelined behind one still being answered, when gatehouse\'s app answers ' +
+      'it first: node:http (20.20) writes its 100 Continue AFTER its final answer, because OutgoingMessage._send ' +
+      'puts the head of a response with a Buffer body in front of what is already buffered (the 100 Continue) ' +
+      'instead of after it; a client then takes that 100 for the answer to its next request. Not the reader: ' +
+      'node:http does it in gatehouse (WsgiExchange ends the response with a Buffer) and not in the reference ' +
+      '(which ends it with none).',
+    explains: (c, ref, gh) => {
+      if (c.reads.fast.length > 0 || ref.answers.length !== gh.answers.length || differs({ answers: [], end: ref.end }, { answers: [], end: gh.end }) !== null) return false;
+      const i = ref.answers.findIndex((a, k) => a.status === 100 && gh.answers[k]?.status !== 100);
+      if (i < 0 || gh.answers[i + 1]?.status !== 100) return false;
+      const swapped = [...gh.answers];
+      [swapped[i], swapped[i + 1]] = [swapped[i + 1]!, swapped[i]!];
+      return differs(ref, { answers: swapped, end: gh.end }) === null;
+    },
+  },
+];
+
+/** Why two outcomes differ, or null when they are the same. */
+export function differs(ref: Outcome, gh: Outcome): string | null {
+  const n = Math.max(ref.answers.length, gh.answers.length);
+  for (let i = 0; i < n; i++) {
+    const a = ref.answers[i];
+    const b = gh.answers[i];
+    if (a === undefined) return `answer ${i + 1}: llhttp gave none, gatehouse ${describe(b!)}`;
+    if (b === undefined) return `answer ${i + 1}: llhttp gave ${describe(a)}, gatehouse none`;
+    if (a.status !== b.status) return `answer ${i + 1}: llhttp status ${a.status}, gatehouse ${b.status}`;
+    if ((a.view === undefined) !== (b.view === undefined)) return `answer ${i + 1}: ${a.view === undefined ? 'only gatehouse' : 'only llhttp'} gave the request to the app`;
+    if (a.view !== undefined) {
+      const why = viewDiffers(a.view, b.view!);
+      if (why !== null) return `answer ${i + 1}: ${why}`;
+    }
+  }
+  // Both wait for the rest of a head: the reference's header timeout is only longer.
+  const ends = new Set([ref.end, gh.end]);
+  if (ref.end !== gh.end && !(ends.has('open') && ends.has('timeout'))) return `connection: llhttp ${ref.end}, gatehouse ${gh.end}`;
+  return null;
+}
+
+function describe(a: Answer): string {
+  return a.view === undefined ? String(a.status) : `${a.status} (${a.view.method} ${JSON.stringify(a.view.target)})`;
+}
+
+function viewDiffers(a: AppView, b: AppView): string | null {
+  for (const key of ['method', 'target', 'path', 'query', 'protocol', 'content_type', 'content_length', 'body'] as const) {
+    if (a[key] !== b[key]) return `${key}: llhttp ${JSON.stringify(a[key])}, gatehouse ${JSON.stringify(b[key])}`;
+  }
+  const names = new Set([...Object.keys(a.headers), ...Object.keys(b.headers)]);
+  for (const name of [...names].sort()) {
+    if (a.headers[name] !== b.headers[name]) return `${name}: llhttp ${JSON.stringify(a.headers[name])}, gatehouse ${JSON.stringify(b.headers[name])}`;
+  }
+  return null;
+}
+
+export type Verdict = { kind: 'same' } | { kind: 'documented'; difference: Difference } | { kind: 'discrepancy'; why: string };
+
+/** The same, a documented difference (the first entry of `table` that explains gatehouse's outcome), or a discrepancy. */
+export function judge(c: Case, ref: Outcome, gh: Outcome, table: readonly Difference[] = DIFFERENCES): Verdict {
+  const why = differs(ref, gh);
+  if (why === null) return { kind: 'same' };
+  for (const d of table) if (d.explains(c, ref, gh)) return { kind: 'documented', difference: d };
+  return { kind: 'discrepancy', why };
+}
