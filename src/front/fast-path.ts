@@ -26,7 +26,7 @@ import type { Socket } from 'node:net';
 import type { Config } from '../config/schema.js';
 import type { TrustedProxies } from '../http/forwarded.js';
 import { headerValue, wire, type MemoryAnswers, type Prepared } from './memory-answers.js';
-import { parseHead, type ParsedHead } from './request-head.js';
+import { parseHead, unreadableHead, type ParsedHead } from './request-head.js';
 import type { ExchangeContext, HttpResponse, RequestInfo } from '../http/handler.js';
 import { Http1Response } from './http1-response.js';
 
@@ -240,7 +240,7 @@ class FastConnection {
     const { settings, memory } = this.path.options;
     while (this.pending !== null && !this.loading && this.receiving === null && !this.ended && !this.lastRead && this.answering.length < MAX_IN_FLIGHT) {
       const end = this.pending.indexOf(END_OF_HEAD);
-      if (end < 0 && unreadable(this.pending)) {
+      if (end < 0 && unreadableHead(this.pending)) {
         // Waiting for the rest could only end in a timeout: refused now, as llhttp refuses.
         if (this.answering.length === 0) this.path.options.onClientError(this.socket, 'HPE_INVALID_HEAD');
         else this.lastRead = true;
@@ -458,25 +458,6 @@ class FastConnection {
     if (pending !== null) s.emit('data', pending);
   }
 }
-
-/**
- * A head that can never be read, known before its end arrives: a first line
- * that is no HTTP/1 request line (HTTP/0.9's `GET /`, say) or a bare LF line
- * end. Such heads get 400 at once rather than waiting for header_timeout.
- */
-function unreadable(pending: Buffer): boolean {
-  // Empty lines before a request line are allowed (RFC 9112 §2.2; some clients send one after a body).
-  let start = 0;
-  while (pending[start] === 13 && pending[start + 1] === 10) start += 2;
-  let lf = pending.indexOf(10, start);
-  if (lf < 0) return false;
-  if (lf === start || pending[lf - 1] !== 13 || !REQUEST_LINE_SHAPE.test(pending.toString('latin1', start, lf - 1))) return true;
-  while ((lf = pending.indexOf(10, lf + 1)) >= 0) if (pending[lf - 1] !== 13) return true;
-  return false;
-}
-
-/** Method, target and an HTTP/1 version: what llhttp reads as a request line (the rest it refuses, or takes as HTTP/0.9). */
-const REQUEST_LINE_SHAPE = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+ [^ ]+ HTTP\/1\.[0-9]$/;
 
 /** node:http's request object for a head read here (its body, if any, is pushed in later). */
 function toRequest(socket: Socket, head: ParsedHead): IncomingMessage {

@@ -74,3 +74,25 @@ function trimSpaces(s: string): string {
   while (b > a && (s.charCodeAt(b - 1) === 32 || s.charCodeAt(b - 1) === 9)) b--;
   return a === 0 && b === s.length ? s : s.slice(a, b);
 }
+
+/**
+ * A head that can never be read, known before its end (CRLFCRLF) arrives: a
+ * first line that is no HTTP/1 request line (HTTP/0.9's `GET /`, say), a
+ * bare LF line end or a bare CR. llhttp refuses these (or, for HTTP/0.9,
+ * reads a request gatehouse refuses): the fast path answers 400 at once
+ * rather than waiting for header_timeout.
+ */
+export function unreadableHead(pending: Buffer): boolean {
+  // Empty lines before a request line are allowed (RFC 9112 §2.2; some clients send one after a body).
+  let start = 0;
+  while (pending[start] === 13 && pending[start + 1] === 10) start += 2;
+  for (let cr = pending.indexOf(13, start); cr >= 0 && cr + 1 < pending.length; cr = pending.indexOf(13, cr + 1)) if (pending[cr + 1] !== 10) return true;
+  let lf = pending.indexOf(10, start);
+  if (lf < 0) return false;
+  if (lf === start || pending[lf - 1] !== 13 || !REQUEST_LINE_SHAPE.test(pending.toString('latin1', start, lf - 1))) return true;
+  while ((lf = pending.indexOf(10, lf + 1)) >= 0) if (pending[lf - 1] !== 13) return true;
+  return false;
+}
+
+/** Method, target and an HTTP/1 version: what llhttp reads as a request line (the rest it refuses, or takes as HTTP/0.9). */
+const REQUEST_LINE_SHAPE = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+ [^ ]+ HTTP\/1\.[0-9]$/;

@@ -18,7 +18,7 @@
  * than llhttp would, with the reason. When the front's reader changes on
  * purpose, its entry changes here (and the fixtures that show it).
  */
-import { parseHead } from '../../src/front/request-head.js';
+import { parseHead, unreadableHead } from '../../src/front/request-head.js';
 import { parseTarget } from '../../src/http/request-target.js';
 
 /** What the app saw of one request, in environ's terms (test/apps/echo_head.py sends the same fields). */
@@ -109,12 +109,21 @@ function contentLength(p: Parsed): string | undefined {
  * refused before a `100 Continue` would be sent. Null: the app gets it.
  */
 export function refusalOf(p: Parsed): { status: number; beforeContinue: boolean } | null {
-  if (parseTarget(p.url) === null) return { status: 400, beforeContinue: true };
+  if (parseTarget(p.url) === null || faultyFraming(p)) return { status: 400, beforeContinue: true };
   const cl = contentLength(p);
   if (cl !== undefined && Number(cl) > MAX_BODY) return { status: 413, beforeContinue: true };
   const te = transferEncoding(p);
   if (te !== undefined && te.trim().toLowerCase() !== 'chunked') return { status: 501, beforeContinue: false };
   return null;
+}
+
+/** RFC 9112's framing faults llhttp lets through (http-front.ts's faultyFraming): HTTP/0.9, Transfer-Encoding in HTTP/1.0, two Hosts. */
+function faultyFraming(p: Parsed): boolean {
+  if (p.httpVersion === '0.9') return true;
+  if (p.httpVersion === '1.0' && transferEncoding(p) !== undefined) return true;
+  let hosts = 0;
+  for (let i = 0; i < p.rawHeaders.length; i += 2) if (p.rawHeaders[i]!.toLowerCase() === 'host') hosts++;
+  return hosts > 1;
 }
 
 /** What the app sees of a request llhttp parsed with this body (environ.ts's rules; no trusted proxy). */
@@ -154,8 +163,8 @@ export function viewOf(p: Parsed, body: Buffer): AppView {
 
 // ------------------------------------------------------------ which reader
 
-/** Which reader gatehouse uses for one request of a connection. */
-export type Reader = 'fast' | 'llhttp' | 'waiting';
+/** Which reader gatehouse uses for one request of a connection ('refused': a head it can never read, answered 400 at once). */
+export type Reader = 'fast' | 'llhttp' | 'waiting' | 'refused';
 
 /** A request gatehouse's fast path reads: what it parsed (request-head.ts's parseHead), its body, and whether it asked to close. */
 export interface FastRead {
@@ -170,14 +179,17 @@ export interface FastRead {
  * How gatehouse reads the requests in `bytes`, as fast-path.ts's work()
  * decides: the requests its fast path takes, in order, then what happens to
  * the rest: 'llhttp' when it hands the connection over, 'waiting' when it
- * waits for the rest of a head (it needs CRLFCRLF), null when nothing is
- * left or the last request asked to close (the fast path reads no further).
+ * waits for the rest of a head (it needs CRLFCRLF), 'refused' when what came
+ * of a head can never be read (request-head.ts's unreadableHead: 400 at once),
+ * null when nothing is left or the last request asked to close (the fast
+ * path reads no further).
  */
-export function gatehouseReads(bytes: Buffer, maxHeaderSize = 16 * 1024): { fast: FastRead[]; then: 'llhttp' | 'waiting' | null } {
+export function gatehouseReads(bytes: Buffer, maxHeaderSize = 16 * 1024): { fast: FastRead[]; then: 'llhttp' | 'waiting' | 'refused' | null } {
   const fast: FastRead[] = [];
   let pos = 0;
   while (pos < bytes.length) {
     const end = bytes.indexOf('\r\n\r\n', pos, 'latin1');
+    if (end < 0 && unreadableHead(bytes.subarray(pos))) return { fast, then: 'refused' };
     if (end < 0 && bytes.length - pos <= maxHeaderSize) return { fast, then: 'waiting' };
     if (end < 0 || end - pos + 4 > maxHeaderSize) return { fast, then: 'llhttp' };
     const head = parseHead(bytes.toString('latin1', pos, end));
@@ -243,6 +255,21 @@ function fastAnswers(c: Case): Answer[] {
   return c.reads.fast.filter((f) => f.next <= c.bytes.length).map(fastAnswer);
 }
 
+/** The request ends the connection, as llhttp reads it (Connection or Proxy-Connection: close; HTTP/1.0 without keep-alive). */
+function endsConnection(p: Parsed): boolean {
+  let close = false;
+  let keepAlive = false;
+  for (let i = 0; i < p.rawHeaders.length; i += 2) {
+    const name = p.rawHeaders[i]!.toLowerCase();
+    if (name !== 'connection' && name !== 'proxy-connection') continue;
+    for (const token of p.rawHeaders[i + 1]!.toLowerCase().split(',')) {
+      if (token.trim() === 'close') close = true;
+      if (token.trim() === 'keep-alive') keepAlive = true;
+    }
+  }
+  return close || (p.httpVersion === '1.0' && !keepAlive);
+}
+
 /** A refusal node:http writes by itself (no app saw the request). */
 function isRefusal(a: Answer | undefined): boolean {
   return a !== undefined && a.view === undefined && a.status >= 400;
@@ -283,32 +310,47 @@ function nodeMay(o: Outcome, ref: Outcome): boolean {
  */
 export const DIFFERENCES: readonly Difference[] = [
   {
-    id: 'waits-for-crlfcrlf',
-    kind: 'pending',
+    id: 'refused-at-once',
+    kind: 'deliberate',
     reason:
-      'The fast path waits for CRLFCRLF before it reads a head or hands it over; a head whose lines end in a bare LF ' +
-      '(or a bare CR) never has one, so gatehouse answers nothing, then 408 at header_timeout, where llhttp answers ' +
-      'at once: 400, as llhttp 9 wants CRLF (an HTTP/0.9 request line too: `GET /\\n\\n` is a 400; `GET /\\r\\n\\r\\n` is ' +
-      'read, by llhttp in both).',
+      'What came of a head can never be read (request-head.ts\'s unreadableHead): its first line is no HTTP/1 ' +
+      'request line, or a line ends in a bare LF or CR. gatehouse answers 400 and closes at once, without waiting ' +
+      'for the rest; llhttp refuses those at once too, except an HTTP/0.9 line (`GET /\\r\\n`), for which it ' +
+      'waits for the blank line and then reads a request (that gatehouse refuses with 400 as well: see refusalOf).',
+    explains: (c, ref, gh) =>
+      c.reads.then === 'refused' &&
+      ref.end === 'open' &&
+      differs({ answers: [...fastAnswers(c), { status: 400 }], end: 'closed' }, gh) === null,
+  },
+  {
+    id: 'waits-for-line',
+    kind: 'deliberate',
+    reason:
+      'A head not yet whole whose first bytes llhttp already refuses (no method in its table starts so, say): ' +
+      'llhttp answers 400 at once; the fast path waits for the line to end, then refuses it (400) or hands it to ' +
+      'llhttp, which does; a client that sends nothing more gets 408 at header_timeout. (node:http writes its ' +
+      'refusal in place of the answers not yet written; gatehouse answers the requests before it.)',
     explains: (c, ref, gh) =>
       c.reads.then === 'waiting' &&
-      (ref.answers.length > c.reads.fast.length || ref.end === 'closed') &&
+      ref.end === 'closed' &&
+      isRefusal(ref.answers[ref.answers.length - 1]) &&
       differs({ answers: fastAnswers(c), end: 'timeout' }, gh) === null,
   },
   {
     id: 'data-after-close',
-    kind: 'pending',
+    kind: 'deliberate',
     reason:
-      'A request pipelined after one with Connection: close: llhttp refuses the bytes after it ("Data after ' +
-      '`Connection: close`"), and node:http writes that 400 at once, in place of the answers not yet written; the ' +
-      'fast path answers the requests it read, the last with Connection: close, and closes without reading the rest.',
+      'Bytes after a request that ends the connection (Connection or Proxy-Connection: close, HTTP/1.0 without ' +
+      'keep-alive): RFC 9112 §9.6 says they are not requests. gatehouse answers every request before them, the ' +
+      'last with Connection: close, and closes without reading the rest, on its fast path and on node:http\'s ' +
+      '(where llhttp\'s "Data after `Connection: close`" error is ignored); node:http alone writes a 400 at once ' +
+      'in place of the answers not yet written.',
     explains: (c, ref, gh) => {
-      const last = c.reads.fast[c.reads.fast.length - 1];
-      return (
-        last !== undefined && last.close && last.next < c.bytes.length && readTheSame(c, ref) &&
-        ref.end === 'closed' && ref.answers[ref.answers.length - 1]?.status === 400 &&
-        differs({ answers: fastAnswers(c), end: 'closed' }, gh) === null
-      );
+      const decided = ref.decided ?? [];
+      if (gh.end !== 'closed' || ref.end !== 'closed' || !isRefusal(ref.answers[ref.answers.length - 1])) return false;
+      const last = (ref.parsed ?? [])[decided.length - 1];
+      if (last === undefined || !endsConnection(last) || decided.some((d) => d === null)) return false;
+      return decidedPrefix(gh.answers, decided) === gh.answers.length && gh.answers.length === decided.length;
     },
   },
   {
