@@ -242,8 +242,8 @@ class FastConnection {
       const end = this.pending.indexOf(END_OF_HEAD);
       if (end < 0 && unreadableHead(this.pending)) {
         // Waiting for the rest could only end in a timeout: refused now, as llhttp refuses.
+        // After the answers under way (this runs again once they are written).
         if (this.answering.length === 0) this.path.options.onClientError(this.socket, 'HPE_INVALID_HEAD');
-        else this.lastRead = true;
         return;
       }
       if (end < 0 && this.pending.length <= settings.max_header_size) {

@@ -24,6 +24,7 @@ import { createListenerServer, type ListenerServer } from './listener.js';
 import { hostName, type Router } from './router.js';
 import { isTls } from './tls-context.js';
 import { FastPath, type LeanParts, type Serve } from './fast-path.js';
+import { H2Request } from './h2-compat.js';
 import { MemoryAnswers } from './memory-answers.js';
 
 /** What the front needs to know about the listener a request came in on. */
@@ -187,11 +188,12 @@ export class HttpFront {
     const status = CLIENT_ERRORS[err.code ?? ''] ?? 400;
     // The client is gone, or a response is already on its way (pipelining): nothing can be said.
     const replying = err.code !== 'ECONNRESET' && socket.writable && !(socket as SocketWithMessage)._httpMessage?.headersSent;
-    if (replying) {
-      socket.end(`HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\nConnection: close\r\n\r\n`);
-      this.ctx.accessLog?.write(new IncomingMessage(socket), status, 0);
-    }
-    socket.destroy();
+    if (!replying) return void socket.destroy();
+    socket.end(`HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\nConnection: close\r\n\r\n`);
+    this.ctx.accessLog?.write(new IncomingMessage(socket), status, 0);
+    // Once written (answers before it may still be on their way), whether or not the client closes its side.
+    if (socket.writableFinished) socket.destroy();
+    else socket.once('finish', () => socket.destroy());
   }
 
   /** A connection requests come in on; `counted` when its close also ends a max_connections count. */
@@ -215,9 +217,10 @@ export class HttpFront {
 
   /** A request as node:http has it (TLS, HTTP/2, and what the fast path hands over). */
   private onRequest(req: IncomingMessage, res: ServerResponse, listener: ListenerInfo, expectsContinue = false): void {
-    if (faultyFraming(req)) {
+    const fault = req instanceof H2Request ? 0 : framingFault(req);
+    if (fault !== 0) {
       this.ctx.accessLog?.begin(req);
-      return refuse({ res, log: this.logFor(req, res) }, 400);
+      return refuse({ res, log: this.logFor(req, res) }, fault);
     }
     const r = this.route(req, res, listener, expectsContinue);
     if (r === null) return;
@@ -299,17 +302,19 @@ export class HttpFront {
 }
 
 /**
- * What llhttp lets through and RFC 9112 refuses with 400: an HTTP/0.9
- * request line (no version: llhttp makes it a request), Transfer-Encoding
- * in HTTP/1.0 (§6.1: the framing is faulty), more than one Host (§3.2).
+ * What llhttp lets through on an HTTP/1 connection and RFC 9112 refuses:
+ * an HTTP/0.9 request line (no version: llhttp makes it a request), 400;
+ * a version 2 or above on the request line, 505 as nginx answers;
+ * Transfer-Encoding in HTTP/1.0 (§6.1: the framing is faulty) and more than
+ * one Host (§3.2), 400. The status, or 0 when there is no fault.
  */
-function faultyFraming(req: IncomingMessage): boolean {
-  if (req.httpVersionMajor !== 1) return req.httpVersionMajor === 0;
-  if (req.httpVersionMinor === 0 && req.headers['transfer-encoding'] !== undefined) return true;
+function framingFault(req: IncomingMessage): number {
+  if (req.httpVersionMajor !== 1) return req.httpVersionMajor === 0 ? 400 : 505;
+  if (req.httpVersionMinor === 0 && req.headers['transfer-encoding'] !== undefined) return 400;
   let hosts = 0;
   const raw = req.rawHeaders;
   for (let i = 0; i < raw.length; i += 2) if (raw[i]!.length === 4 && raw[i]!.toLowerCase() === 'host') hosts++;
-  return hosts > 1;
+  return hosts > 1 ? 400 : 0;
 }
 
 function redirectToHttps(req: RequestInfo, res: HttpResponse, host: string, port: number, log: RouteRequest['log']): void {

@@ -109,7 +109,9 @@ function contentLength(p: Parsed): string | undefined {
  * refused before a `100 Continue` would be sent. Null: the app gets it.
  */
 export function refusalOf(p: Parsed): { status: number; beforeContinue: boolean } | null {
-  if (parseTarget(p.url) === null || faultyFraming(p)) return { status: 400, beforeContinue: true };
+  const fault = framingFault(p);
+  if (fault !== 0) return { status: fault, beforeContinue: true };
+  if (parseTarget(p.url) === null) return { status: 400, beforeContinue: true };
   const cl = contentLength(p);
   if (cl !== undefined && Number(cl) > MAX_BODY) return { status: 413, beforeContinue: true };
   const te = transferEncoding(p);
@@ -117,13 +119,13 @@ export function refusalOf(p: Parsed): { status: number; beforeContinue: boolean 
   return null;
 }
 
-/** RFC 9112's framing faults llhttp lets through (http-front.ts's faultyFraming): HTTP/0.9, Transfer-Encoding in HTTP/1.0, two Hosts. */
-function faultyFraming(p: Parsed): boolean {
-  if (p.httpVersion === '0.9') return true;
-  if (p.httpVersion === '1.0' && transferEncoding(p) !== undefined) return true;
+/** RFC 9112's framing faults llhttp lets through (http-front.ts's framingFault): HTTP/0.9 (400), version 2+ (505), Transfer-Encoding in HTTP/1.0, two Hosts (400); 0: none. */
+function framingFault(p: Parsed): number {
+  if (!p.httpVersion.startsWith('1.')) return p.httpVersion === '0.9' ? 400 : 505;
+  if (p.httpVersion === '1.0' && transferEncoding(p) !== undefined) return 400;
   let hosts = 0;
   for (let i = 0; i < p.rawHeaders.length; i += 2) if (p.rawHeaders[i]!.toLowerCase() === 'host') hosts++;
-  return hosts > 1;
+  return hosts > 1 ? 400 : 0;
 }
 
 /** What the app sees of a request llhttp parsed with this body (environ.ts's rules; no trusted proxy). */
@@ -316,10 +318,12 @@ export const DIFFERENCES: readonly Difference[] = [
       'What came of a head can never be read (request-head.ts\'s unreadableHead): its first line is no HTTP/1 ' +
       'request line, or a line ends in a bare LF or CR. gatehouse answers 400 and closes at once, without waiting ' +
       'for the rest; llhttp refuses those at once too, except an HTTP/0.9 line (`GET /\\r\\n`), for which it ' +
-      'waits for the blank line and then reads a request (that gatehouse refuses with 400 as well: see refusalOf).',
+      'waits for the blank line and then reads a request (that gatehouse refuses with 400 as well: see refusalOf). ' +
+      'After pipelined requests, gatehouse answers them first; node:http writes its 400 in place of the answers ' +
+      'not yet written.',
     explains: (c, ref, gh) =>
       c.reads.then === 'refused' &&
-      ref.end === 'open' &&
+      (ref.end === 'open' || (ref.end === 'closed' && isRefusal(ref.answers[ref.answers.length - 1]))) &&
       differs({ answers: [...fastAnswers(c), { status: 400 }], end: 'closed' }, gh) === null,
   },
   {
