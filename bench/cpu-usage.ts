@@ -103,3 +103,19 @@ export function formatCpu(r: CpuReport): string {
   parts.push(`other ${r.otherPct.toFixed(0)}${top.length > 0 ? ` (${top.join(', ')})` : ''}`);
   return `CPU, % of one core over ${r.seconds.toFixed(1)} s: ${parts.join(', ')}`;
 }
+
+/** Where a server's front and Python processes show in the CPU accounting (by command name); the others have no front of their own. */
+export const PROCESS_NAMES: Record<string, { front: string; python: string }> = {
+  gatehouse: { front: 'node', python: 'python3' },
+  'nginx-uwsgi': { front: 'nginx', python: 'uwsgi' },
+};
+
+/** µs of CPU per answer of the processes named `name`, at `answersPerSecond`; null when none ran. */
+export function usPerAnswer(cpu: CpuReport | null, name: string, answersPerSecond: number): number | null {
+  const list = cpu?.byName.get(name);
+  if (list === undefined || answersPerSecond <= 0) return null;
+  return (list.reduce((a, b) => a + b, 0) / 100 / answersPerSecond) * 1e6;
+}
+
+/** A CPU-per-answer cell. */
+export const usCell = (n: number | null) => (n === null ? '?' : `${n.toFixed(0)} µs`);

@@ -6,7 +6,7 @@
 import { cpus, release } from 'node:os';
 import type { Row } from './bench-row.js';
 import { SERVED_SHARE, type ConnectionVerdict } from './connection-check.js';
-import { formatCpu } from './cpu-usage.js';
+import { formatCpu, PROCESS_NAMES, usCell, usPerAnswer } from './cpu-usage.js';
 import type { Options } from './options.js';
 import { PROCESSES, PYTHON, WAITRESS_THREADS, type Versions } from './servers.js';
 import type { WorkerCost } from './worker-cost.js';
@@ -47,12 +47,17 @@ interface Cells {
   served: string;
   non2xx: string;
   errors: string;
+  front: string;
+  python: string;
   ratio: string;
 }
 
-const HEAD: Cells = { server: 'server', app: 'app', rps: 'req/s', p99: 'p99', served: 'connections served', non2xx: 'non-2xx/3xx', errors: 'errors', ratio: 'gatehouse/peer' };
-const KEYS: Array<keyof Cells> = ['server', 'app', 'rps', 'p99', 'served', 'non2xx', 'errors', 'ratio'];
-const RIGHT = new Set<keyof Cells>(['rps', 'p99', 'non2xx', 'errors', 'ratio']);
+const HEAD: Cells = {
+  server: 'server', app: 'app', rps: 'req/s', p99: 'p99', served: 'connections served', non2xx: 'non-2xx/3xx', errors: 'errors',
+  front: 'front CPU/req', python: 'Python CPU/req', ratio: 'gatehouse/peer',
+};
+const KEYS: Array<keyof Cells> = ['server', 'app', 'rps', 'p99', 'served', 'non2xx', 'errors', 'front', 'python', 'ratio'];
+const RIGHT = new Set<keyof Cells>(['rps', 'p99', 'non2xx', 'errors', 'front', 'python', 'ratio']);
 
 /** Bad answers as a count (`what`: which, e.g. "5xx"), their share of `all` and the flag any of them raises: "0" for none. */
 export function flaggedCount(bad: number, all: number, what = ''): string {
@@ -76,7 +81,7 @@ export function servedCell(conn: ConnectionVerdict | null): string {
 /** `rows`: for gatehouse's req/s on the same app. */
 function cells(row: Row, rows: readonly Row[]): Cells {
   const base = { server: row.server.label, app: row.app.id };
-  const none = { p99: '', served: '', non2xx: '', errors: '', ratio: '' };
+  const none = { p99: '', served: '', non2xx: '', errors: '', front: '', python: '', ratio: '' };
   if (row.skipped !== null) return { ...base, ...none, rps: 'skipped' };
   const w = row.wrk;
   if (w === null) return { ...base, ...none, rps: 'failed' };
@@ -93,7 +98,11 @@ function cells(row: Row, rows: readonly Row[]): Cells {
   const errors = formatInt(socketErrorCount(w)) + (closesWithoutNotice(w) ? ' (EOF)' : '');
   let rps = formatInt(okRps(w));
   if (row.allRps.length > 1) rps += ` (${formatInt(Math.min(...row.allRps))}–${formatInt(Math.max(...row.allRps))})`;
-  return { ...base, rps, p99: formatMs(w.p99ms), served, non2xx: wrkNon2xx(w), errors, ratio };
+  // CPU between the run's two samples, over its answers per second (servers with a front process of their own).
+  const names = PROCESS_NAMES[row.server.id];
+  const front = names === undefined ? '' : usCell(usPerAnswer(row.cpu, names.front, w.rps));
+  const python = names === undefined ? '' : usCell(usPerAnswer(row.cpu, names.python, w.rps));
+  return { ...base, rps, p99: formatMs(w.p99ms), served, non2xx: wrkNon2xx(w), errors, front, python, ratio };
 }
 
 /** A table of `rows` in the main table's layout (the static suite's too); `head` renames columns. */
@@ -140,6 +149,7 @@ function legend(rows: readonly Row[], repeat: number): string[] {
     SERVED_LEGEND,
     NON2XX_LEGEND,
     `errors: wrk's socket errors (connect, read, write, timeout); "(EOF)": all of them are read errors, one per request, from a server that closes each connection after a complete response without "Connection: close" (not failed requests). gatehouse/peer: gatehouse's req/s over the peer's, same app.`,
+    `front CPU/req and Python CPU/req: CPU time (user + system, all threads) of the front process (gatehouse's node, nginx) and of the Python processes (gatehouse's workers, uWSGI) between the run's two samples (40% and 80% into it), over wrk's answers per second; shown for the servers with a front of their own.`,
     `gunicorn sync and uWSGI --http-socket close the connection after each response (wrk reconnects); gatehouse, nginx and waitress keep connections alive. nginx: worker_processes 1, keepalive_requests 1000000, uwsgi_pass to a unix socket.`,
     repeat > 1
       ? `req/s: the median of ${repeat} runs, each with a fresh server; p99, connections and errors are the median run's.`

@@ -22,7 +22,7 @@ import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { benchRow, type Row } from './bench-row.js';
 import { SERVED_SHARE } from './connection-check.js';
-import { busyMachineNote, cpuReport, cpuSample, formatCpu, OTHER_CPU_LIMIT, runGroups, type CpuReport } from './cpu-usage.js';
+import { busyMachineNote, cpuReport, cpuSample, formatCpu, OTHER_CPU_LIMIT, PROCESS_NAMES, runGroups, usCell as us, usPerAnswer, type CpuReport } from './cpu-usage.js';
 import { H2_WARMUP_REQUESTS, h2loadArgs, h2loadLimitMs, non2xx, ok2xxRps, startH2load, unanswered, waitProgress, type H2Load, type H2Result } from './h2load.js';
 import type { Options } from './options.js';
 import { firstLine, makeTempDir, removeTempDir, runCommand, type Proc } from './processes.js';
@@ -41,12 +41,6 @@ const WORKLOADS: readonly Workload[] = [
   { id: 'h2', title: 'h2 (h2load -c10 -m5)', kind: 'h2', clients: 10, streams: 5 },
   { id: 'h2-200', title: 'h2, 200 streams (h2load -c4 -m50)', kind: 'h2', clients: 4, streams: 50 },
 ];
-
-/** Where each server's front and Python processes show in the CPU accounting (by command name). */
-const PROCESS_NAMES: Record<string, { front: string; python: string }> = {
-  gatehouse: { front: 'node', python: 'python3' },
-  'nginx-uwsgi': { front: 'nginx', python: 'uwsgi' },
-};
 
 /** One server × app × workload: the median run's figures, as the tables need them. */
 interface TlsRow {
@@ -81,11 +75,6 @@ function emptyTlsRow(server: ServerSpec, app: AppSpec, workload: Workload, skipp
 }
 
 /** µs of CPU per answer of the processes named `name`, from `cpu` (% of a core over its window) and the answers per second in that window. */
-function usPerAnswer(cpu: CpuReport | null, name: string, answersPerSecond: number): number | null {
-  const list = cpu?.byName.get(name);
-  if (list === undefined || answersPerSecond <= 0) return null;
-  return (list.reduce((a, b) => a + b, 0) / 100 / answersPerSecond) * 1e6;
-}
 
 // ---------------------------------------------------------------- the certificate
 
@@ -379,7 +368,6 @@ interface Cells {
   ratio: string;
 }
 
-const us = (n: number | null) => (n === null ? '?' : `${n.toFixed(0)} µs`);
 
 function cells(row: TlsRow, rows: readonly TlsRow[]): Cells {
   const base = { workload: row.workload.title, server: row.server.label, app: row.app.id };
