@@ -192,6 +192,7 @@ const FIXTURES: Fixture[] = [
   { name: 'a space after the version', bytes: head('GET / HTTP/1.1 ', 'Host: x'), reader: 'llhttp', llhttp: { statuses: [400], end: 'closed' }, verdict: 'same' },
   { name: 'HTTP/1.2', bytes: head('GET / HTTP/1.2', 'Host: x'), reader: 'llhttp', llhttp: { statuses: [400], end: 'closed' }, verdict: 'same' },
   { name: 'a malformed request pipelined after good ones, all on node:http (its answers not yet written are dropped)', bytes: head('PUT /a HTTP/1.1', 'Host: x', 'Host: y', 'Content-Length: 7') + 'caf\xe9\x00\r\n' + head('OPTIONS /a%00 HTTP/1.1', 'Host: x', 'Content-Length: 7') + 'a=1&b=2' + head('DELETE /m HTTP/1.1', 'Host: x') + 'a=1&b=2', reader: 'llhttp', llhttp: { statuses: [200, 400], end: 'closed' }, verdict: 'unwritten-answers-dropped' },
+  { name: 'found by the fuzzer: a good request, a refused one (`..`), then bytes llhttp refuses', bytes: head('PUT /a HTTP/1.1', 'Host: x') + head('PATCH /.. HTTP/1.1', 'Host: x') + 'a=1&b=2', reader: 'fast → fast → waiting', llhttp: { statuses: [400], end: 'closed' }, verdict: 'fast-answers-then-close' },
   { name: 'a malformed request pipelined after a good one', bytes: head('GET / HTTP/1.1', 'Host: x') + head('GET / HTTP/1.1', 'Host : y'), reader: 'fast → llhttp', llhttp: { statuses: [400], end: 'closed' }, verdict: 'handed-over-after-answers' },
 
   // Other request lines and targets.
