@@ -427,7 +427,7 @@ function section(rows: readonly TlsRow[], apps: readonly AppSpec[], skipped: rea
     detailTable(rows, opts.markdown),
     '',
     `${item}Both servers: the same self-signed certificate (RSA 2048, made with openssl at the start of the suite), ${PROCESSES} Python processes, loopback. ` +
-      `gatehouse: --workers ${PROCESSES} --certfile --keyfile (h2 offered by ALPN, HTTP/1.1 clients served on the same port by node:http, not by the front's own reader of plain HTTP/1.1). ` +
+      `gatehouse: --workers ${PROCESSES} --certfile --keyfile (h2 offered by ALPN and served by node:http2; HTTP/1.1 clients on the same port read and answered by the front's own HTTP/1.1 reader, as on a plain listener). ` +
       `nginx: worker_processes 1, \`listen 127.0.0.1:PORT ssl http2\`, ssl_protocols TLSv1.2 TLSv1.3 and ssl_prefer_server_ciphers on (as Node: TLS 1.2–1.3, the server's cipher order), keepalive_requests 1000000, uwsgi_pass to a unix socket; uWSGI --processes ${PROCESSES}, its default listen queue (100).`,
     `${item}HTTP/1.1 + TLS: wrk -t1 -c${CONNECTIONS} -d${opts.duration}s --latency over https (wrk offers no ALPN), after a ${WARMUP_SECONDS} s warm-up. ` +
       `h2: h2load -t1 -n ${formatInt(n)} (${formatInt(H2_REQUESTS_PER_SECOND)} per second of --duration) with -c and -m as shown, after the same wrk warm-up and h2load -n ${formatInt(H2_WARMUP_REQUESTS)}; each connection makes n/c of the requests.`,

@@ -193,6 +193,7 @@ const FIXTURES: Fixture[] = [
   { name: 'a space after the version', bytes: head('GET / HTTP/1.1 ', 'Host: x'), reader: 'llhttp', llhttp: { statuses: [400], end: 'closed' }, verdict: 'same' },
   { name: 'HTTP/1.2', bytes: head('GET / HTTP/1.2', 'Host: x'), reader: 'llhttp', llhttp: { statuses: [400], end: 'closed' }, verdict: 'same' },
   { name: 'a malformed request pipelined after good ones, all on node:http (its answers not yet written are dropped)', bytes: head('PUT /a HTTP/1.1', 'Host: x', 'Accept: a', 'Accept: b', 'Content-Length: 7') + 'caf\xe9\x00\r\n' + head('OPTIONS /a%00 HTTP/1.1', 'Host: x', 'Content-Length: 7') + 'a=1&b=2' + head('DELETE /m HTTP/1.1', 'Host: x') + 'a=1&b=2', reader: 'llhttp', llhttp: { statuses: [200, 400], end: 'closed' }, verdict: 'unwritten-answers-dropped' },
+  { name: 'found by the fuzzer: a good request, a refused one (`..`), then bytes llhttp refuses', bytes: head('PUT /a HTTP/1.1', 'Host: x') + head('PATCH /.. HTTP/1.1', 'Host: x') + 'a=1&b=2', reader: 'fast → fast → waiting', llhttp: { statuses: [400], end: 'closed' }, verdict: 'fast-answers-then-close' },
   { name: 'a malformed request pipelined after a good one', bytes: head('GET / HTTP/1.1', 'Host: x') + head('GET / HTTP/1.1', 'Host : y'), reader: 'fast → llhttp', llhttp: { statuses: [400], end: 'closed' }, verdict: 'handed-over-after-answers' },
 
   // Other request lines and targets.
@@ -218,7 +219,7 @@ const FIXTURES: Fixture[] = [
   { name: 'found by the fuzzer: a request pipelined after Proxy-Connection: close', bytes: head('GET / HTTP/1.1', 'Host: x', 'proxy-connection: close') + head('GET /2 HTTP/1.1', 'Host: x'), reader: 'llhttp', llhttp: { statuses: [400], end: 'closed' }, verdict: 'data-after-close' },
   { name: 'found by the fuzzer: Connection: close and a tab (not close to llhttp)', bytes: head('GET / HTTP/1.1', 'Host: x', 'Connection: close\t'), reader: 'llhttp', llhttp: { statuses: [200], end: 'open' }, sees: { headers: { HTTP_HOST: 'x', HTTP_CONNECTION: 'close' } }, verdict: 'same' },
   { name: 'found by the fuzzer: Connection: close, a space and a tab', bytes: head('GET / HTTP/1.1', 'Connection: close \t', 'Host: x') + head('GET /2 HTTP/1.1', 'Host: x'), reader: 'llhttp', llhttp: { statuses: [200, 200], end: 'open' }, verdict: 'same' },
-  { name: 'found by the fuzzer: Content-Length and a tab (invalid to llhttp)', bytes: head('POST / HTTP/1.1', 'Host: x', 'Content-Length: 3\t') + 'abc', reader: 'llhttp', llhttp: { statuses: [400], end: 'closed' }, verdict: 'same' },
+  { name: 'found next to the fuzzer\'s Connection finding: Content-Length and a tab (invalid to llhttp)', bytes: head('POST / HTTP/1.1', 'Host: x', 'Content-Length: 3\t') + 'abc', reader: 'llhttp', llhttp: { statuses: [400], end: 'closed' }, verdict: 'same' },
 
   // The known items of issue 9 (being changed elsewhere), as they are today.
   { name: 'a request pipelined after Connection: close is not read (RFC 9112 §9.6)', bytes: head('GET / HTTP/1.1', 'Host: x', 'Connection: close') + head('GET /2 HTTP/1.1', 'Host: x'), reader: 'fast', llhttp: { statuses: [400], end: 'closed' }, verdict: 'data-after-close' },

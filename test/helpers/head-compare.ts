@@ -272,6 +272,22 @@ function endsConnection(p: Parsed): boolean {
   return close || (p.httpVersion === '1.0' && !keepAlive);
 }
 
+/**
+ * Gatehouse's answers to the requests its fast path read, up to the one
+ * after which it closes: a refusal (always with Connection: close) or a
+ * request that asked to close. Requests read after it are never answered.
+ */
+function fastUntilClose(c: Case): Answer[] {
+  const out: Answer[] = [];
+  for (const f of c.reads.fast) {
+    if (f.next > c.bytes.length) break;
+    const a = fastAnswer(f);
+    out.push(a);
+    if (a.view === undefined || f.close) break;
+  }
+  return out;
+}
+
 /** A refusal node:http writes by itself (no app saw the request). */
 function isRefusal(a: Answer | undefined): boolean {
   return a !== undefined && a.view === undefined && a.status >= 400;
@@ -374,6 +390,25 @@ export const DIFFERENCES: readonly Difference[] = [
       if (differs({ answers: gh.answers.slice(0, fast.length), end: gh.end }, { answers: fast, end: gh.end }) !== null) return false;
       const tail: Outcome = { answers: gh.answers.slice(fast.length), end: gh.end };
       return differs(rest, tail) === null || nodeMay(tail, rest);
+    },
+  },
+  {
+    id: 'fast-answers-then-close',
+    kind: 'deliberate',
+    reason:
+      'Requests the fast path reads, up to one after which gatehouse closes (a refusal such as 400 for a `..` ' +
+      'path, sent with Connection: close), with more bytes after them that llhttp refuses: node:http writes that ' +
+      'refusal at once in place of the answers not yet written and closes; gatehouse answers every request it ' +
+      'read, up to the one it closes after, and never reads the rest. llhttp must have parsed the requests the ' +
+      'fast path read as it did.',
+    explains: (c, ref, gh) => {
+      const fast = fastUntilClose(c);
+      const last = ref.answers[ref.answers.length - 1];
+      return (
+        fast.length > 0 && readTheSame(c, ref) && ref.end === 'closed' && isRefusal(last) &&
+        (fast[fast.length - 1]!.view === undefined || c.reads.fast[fast.length - 1]!.close) &&
+        differs({ answers: fast, end: 'closed' }, gh) === null
+      );
     },
   },
   {
