@@ -1,0 +1,374 @@
+/**
+ * One connection on the fast path (fast-path.ts): reads its heads as they
+ * arrive, answers from memory or gives each request to the front's handler,
+ * keeps pipelined answers in order, times heads (header_timeout) and idle
+ * waits (keepalive_timeout), closes (lingering when request bytes are
+ * unread), and hands the connection to node:http at the first request it
+ * does not take.
+ */
+import { IncomingMessage, ServerResponse } from 'node:http';
+import type { Socket } from 'node:net';
+import type { RequestInfo } from '../http/handler.js';
+import type { FastPath, Serve } from './fast-path.js';
+import { Http1Response } from './http1-response.js';
+import { aborted, endBody, InFlight, leanRequest, toRequest, type NodeResponse } from './in-flight-request.js';
+import { headerValue, wire, type Prepared } from './memory-answers.js';
+import { parseHead, unreadableHead, type ParsedHead } from './request-head.js';
+
+const END_OF_HEAD = Buffer.from('\r\n\r\n');
+/** Pipelined bytes held while a request is answered; past this the socket is not read until it is. */
+const MAX_HELD = 64 * 1024;
+
+
+/** Lingering close (nginx's lingering_timeout and lingering_time). */
+const LINGER_MS = 5000;
+const LINGER_MAX_MS = 30_000;
+
+/** Requests answered at once on one connection (pipelining); more wait unread. */
+const MAX_IN_FLIGHT = 16;
+
+const kConnection = Symbol('gatehouse.fastConnection');
+type FastSocket = Socket & { [kConnection]?: FastConnection };
+
+/** The socket's listeners, the same functions for every connection: idle connections are many, and closures cost memory each. */
+const LISTENERS: ReadonlyArray<[string, (this: FastSocket, ...args: Buffer[]) => void]> = [
+  ['data', function (this: FastSocket, chunk: Buffer) { this[kConnection]!.onData(chunk); }],
+  ['end', function (this: FastSocket) { this[kConnection]!.onEnd(); }],
+  ['error', function (this: FastSocket) { this[kConnection]!.onError(); }],
+  ['timeout', function (this: FastSocket) { this[kConnection]!.onTimeout(); }],
+  ['drain', function (this: FastSocket) { this[kConnection]!.onDrain(); }],
+  ['close', function (this: FastSocket) { this[kConnection]!.onClose(); }],
+];
+
+export class FastConnection {
+  /** Bytes received and not yet read as a request. */
+  private pending: Buffer | null = null;
+  /** Waiting for a memory answer being loaded. */
+  private loading = false;
+  /** The request whose body is still arriving. */
+  private receiving: InFlight | null = null;
+  /** Requests given to the handler and not yet answered, in order; the first owns the socket, the others' responses wait (as in node:http). */
+  private readonly answering: InFlight[] = [];
+  /** performance.now() by which the head being read must be whole (header_timeout); 0: no head under way. */
+  private headDeadline = 0;
+  /** The socket's timer is keepalive_timeout's (the wait between requests). */
+  private idleTimer = false;
+  /** The client sent FIN, or we are closing: no more requests. */
+  private ended = false;
+  /** A request that ends the connection was read: what follows it is dropped. */
+  private lastRead = false;
+  /** Bytes were dropped after it (the close then lingers). */
+  private unread = false;
+  /** Lingering close (see close()) until this performance.now(); 0: not lingering. */
+  private lingerUntil = 0;
+
+  constructor(
+    private readonly path: FastPath,
+    private readonly socket: Socket,
+    private readonly serve: Serve,
+    private readonly toHttp: (socket: Socket) => void,
+  ) {}
+
+  start(): void {
+    const s = this.socket as FastSocket;
+    s[kConnection] = this;
+    for (const [event, listener] of LISTENERS) s.on(event, listener);
+    // As node:http, the first request's head is timed from the connection.
+    this.headerClock();
+  }
+
+  /**
+   * header_timeout: the head under way must be whole by the deadline, however
+   * it trickles in (slowloris); the socket's timer is set to what is left.
+   */
+  private headerClock(): void {
+    const limit = this.path.options.settings.header_timeout * 1000;
+    if (limit === 0) return;
+    const now = performance.now();
+    if (this.headDeadline === 0) this.headDeadline = now + limit;
+    if (now >= this.headDeadline) return this.path.options.onClientError(this.socket, 'ERR_HTTP_REQUEST_TIMEOUT');
+    this.socket.setTimeout(Math.ceil(this.headDeadline - now));
+    this.idleTimer = false;
+  }
+
+  /** Waiting for something other than the next request. */
+  private get busy(): boolean {
+    return this.loading || this.receiving !== null || this.answering.length > 0;
+  }
+
+  closeIfIdle(): void {
+    if (!this.busy && !this.ended) this.close();
+  }
+
+  // The socket's events, through LISTENERS.
+
+  onData(chunk: Buffer): void {
+    if (this.lingerUntil !== 0) return this.lingered();
+    const rest = this.receiving !== null ? this.feedBody(chunk) : chunk;
+    if (rest === null) return;
+    // After a request that ends the connection nothing more is read as a request (RFC 9112 §9.6).
+    if (this.lastRead) return void (this.unread = true);
+    this.pending = this.pending === null ? rest : Buffer.concat([this.pending, rest]);
+    if (!this.ended) this.work();
+    if (this.pending !== null && this.pending.length > MAX_HELD) this.socket.pause();
+  }
+
+  onEnd(): void {
+    if (this.lingerUntil !== 0) return void this.socket.destroy();
+    if (this.ended) return;
+    this.ended = true;
+    // A body cut short can never be complete.
+    this.receiving?.body!.destroy(aborted());
+    if (!this.busy) this.socket.end();
+  }
+
+  /** node:http's socketOnDrain: the response writing now may go on. */
+  onDrain(): void {
+    const res = this.answering[0]?.res;
+    if (res instanceof Http1Response) res.onSocketDrain();
+    else if (res !== undefined && res.writableNeedDrain) res.emit('drain');
+  }
+
+  onError(): void {
+    this.socket.destroy();
+  }
+
+  onTimeout(): void {
+    // A head under way (or none yet on a new connection): 408, as node:http; else an idle keep-alive connection.
+    if (this.headDeadline !== 0) this.path.options.onClientError(this.socket, 'ERR_HTTP_REQUEST_TIMEOUT');
+    else this.socket.destroy();
+  }
+
+  onClose(): void {
+    this.path.forget(this);
+    // As node:http: the requests under way are aborted (their responses emit 'close' by themselves).
+    for (const x of this.answering) x.body?.destroy(aborted());
+  }
+
+  /**
+   * Reads the whole heads that have arrived, in order, while nothing else
+   * is read (a body) or awaited (a file loading); hands the connection over
+   * at the first it cannot take.
+   */
+  private work(): void {
+    const { settings, memory } = this.path.options;
+    while (this.pending !== null && !this.loading && this.receiving === null && !this.ended && !this.lastRead && this.answering.length < MAX_IN_FLIGHT) {
+      const end = this.pending.indexOf(END_OF_HEAD);
+      if (end < 0 && unreadableHead(this.pending)) {
+        // Waiting for the rest could only end in a timeout: refused now, as llhttp refuses.
+        // After the answers under way (this runs again once they are written).
+        if (this.answering.length === 0) this.path.options.onClientError(this.socket, 'HPE_INVALID_HEAD');
+        return;
+      }
+      if (end < 0 && this.pending.length <= settings.max_header_size) {
+        // The rest of the head is on its way: wait for it, on the clock once nothing is under way.
+        if (this.answering.length === 0) this.headerClock();
+        return;
+      }
+      // A head too large: node:http's, with its limits (431), once nothing is under way here.
+      if (end < 0 || end + 4 > settings.max_header_size) {
+        if (this.answering.length === 0) this.handOver();
+        return;
+      }
+      this.headDeadline = 0;
+      const head = parseHead(this.pending.toString('latin1', 0, end));
+      if (head === null) {
+        if (this.answering.length === 0) this.handOver();
+        return;
+      }
+      const rest = end + 4;
+      // Memory answers go out at once: only when no response is waiting to be written before them.
+      const answer = this.answering.length === 0 && !this.socket.writableNeedDrain ? memory.answer(head) : null;
+      if (answer instanceof Promise) {
+        this.loading = true;
+        answer.then(
+          (a) => this.afterLoad(head, a, rest),
+          () => this.afterLoad(head, null, rest),
+        );
+        return;
+      }
+      if (answer === null) this.dispatch(head, rest);
+      else this.respond(head, answer, rest);
+    }
+  }
+
+  private afterLoad(head: ParsedHead, answer: Prepared | null, rest: number): void {
+    this.loading = false;
+    if (this.socket.destroyed) return;
+    if (answer === null) this.dispatch(head, rest);
+    else this.respond(head, answer, rest);
+    this.idleOrNext();
+  }
+
+  /** A body is in or a response written: read on (pipelined requests), or wait for the next request. */
+  private idleOrNext(): void {
+    if (this.loading || this.receiving !== null) return;
+    if (this.answering.length === 0) {
+      if (this.ended) return void this.socket.end();
+      this.waitForNext();
+    }
+    this.work();
+    if (this.socket.isPaused() && (this.pending?.length ?? 0) <= MAX_HELD) this.socket.resume();
+  }
+
+  /**
+   * The last answer is on its way: close once it is written (node:http's
+   * destroySoon), whether or not the client closes its side. With request
+   * bytes still unread (a body refused with 413, say), nginx's lingering
+   * close instead: what the client still sends is read and dropped until it
+   * closes, or is quiet for LINGER_MS, so the answer is not lost to a reset.
+   */
+  private close(unread = false): void {
+    this.ended = true;
+    const s = this.socket;
+    s.end();
+    if (unread) {
+      this.pending = null;
+      this.receiving = null;
+      this.lingerUntil = performance.now() + LINGER_MAX_MS;
+      s.setTimeout(LINGER_MS);
+      s.resume();
+    } else if (s.writableFinished) s.destroy();
+    else s.once('finish', () => s.destroy());
+  }
+
+  /** Bytes read while lingering: dropped, and no longer than LINGER_MAX_MS in all. */
+  private lingered(): void {
+    if (performance.now() > this.lingerUntil) this.socket.destroy();
+  }
+
+  /** The head at the start of `pending` (`rest` bytes with its blank line) is read; after the connection's last, nothing more is. */
+  private consume(head: ParsedHead, rest: number): void {
+    this.pending = rest === this.pending!.length ? null : this.pending!.subarray(rest);
+    if (!this.closing(head)) return;
+    this.lastRead = true;
+    if (head.bodyLength === 0 && this.pending !== null) {
+      this.pending = null;
+      this.unread = true;
+    }
+  }
+
+  /** The connection's last answer: asked for, or no keep-alive at all, or the server is stopping. */
+  private closing(head: ParsedHead): boolean {
+    const { settings, ctx } = this.path.options;
+    return head.close || settings.keepalive_timeout === 0 || ctx.draining || this.ended;
+  }
+
+  /** Writes an answer from memory. */
+  private respond(head: ParsedHead, prepared: Prepared, rest: number): void {
+    const { settings, ctx } = this.path.options;
+    this.consume(head, rest);
+    const close = this.closing(head);
+    this.socket.write(wire(prepared, close, settings.keepalive_timeout));
+    if (!this.idleTimer) this.waitForNext();
+    if (ctx.accessLog !== null) this.log(head, prepared);
+    if (close) this.close();
+  }
+
+  /** From now on the wait is for the next request (Node's socket timer restarts on every read and write). */
+  private waitForNext(): void {
+    const keepAlive = this.path.options.settings.keepalive_timeout;
+    // As node:http, a second past the announced timeout, so a request racing the close is not lost.
+    if (keepAlive > 0) this.socket.setTimeout(keepAlive * 1000 + 1000);
+    this.idleTimer = true;
+  }
+
+  /**
+   * Gives the request to the front's handler, as a lean request record and
+   * response writer (http1-response.ts), which the handler may exchange for
+   * node:http's own objects; the response owns the socket, or waits for the
+   * ones before it.
+   */
+  private dispatch(head: ParsedHead, rest: number): void {
+    const { settings } = this.path.options;
+    const s = this.socket;
+    this.consume(head, rest);
+    // The request's own clocks (body_timeout, the app's timeout) apply until it is answered.
+    if (!this.busy) {
+      s.setTimeout(0);
+      this.idleTimer = false;
+    }
+    const body = head.headers['content-length'] === undefined ? null : toRequest(s, head);
+    const req: RequestInfo = body ?? leanRequest(s, head);
+    const res = new Http1Response(head.method, settings.keepalive_timeout);
+    res.shouldKeepAlive = !this.closing(head);
+    const x = new InFlight(this, head, body, res);
+    if (this.answering.length === 0) res.assignSocket(s);
+    this.answering.push(x);
+    res.once('finish', () => this.finished(x));
+    this.serve.lean(req, res, x);
+    if (body === null) return;
+    if (x.bodyLeft === 0) return endBody(body);
+    this.receiving = x;
+    if (this.pending !== null) this.pending = this.feedBody(this.pending);
+  }
+
+  /** @internal node:http's request and response in place of the lean ones (what node:http's server makes per request). */
+  toNode(x: InFlight): { req: IncomingMessage; res: ServerResponse } {
+    const lean = x.res as Http1Response;
+    const req = x.body ?? toRequest(this.socket, x.head);
+    const res = new ServerResponse(req) as NodeResponse;
+    res.shouldKeepAlive = lean.shouldKeepAlive;
+    // node:http's server sets it so that the response says Keep-Alive: timeout=N.
+    res._keepAliveTimeout = this.path.options.settings.keepalive_timeout * 1000;
+    if (this.answering[0] === x) {
+      lean.detachSocket();
+      res.assignSocket(this.socket);
+    }
+    x.res = res;
+    res.once('finish', () => this.finished(x));
+    return { req, res };
+  }
+
+  /** Pushes the body's part of `chunk` into the request receiving it; what follows it, if anything. */
+  private feedBody(chunk: Buffer): Buffer | null {
+    const x = this.receiving!;
+    const body = x.body!;
+    const n = Math.min(x.bodyLeft, chunk.length);
+    x.bodyLeft -= n;
+    // Not read fast enough: the socket waits (IncomingMessage resumes it when read again).
+    if (!body.push(n === chunk.length ? chunk : chunk.subarray(0, n))) this.socket.pause();
+    if (x.bodyLeft === 0) {
+      this.receiving = null;
+      endBody(body);
+      queueMicrotask(() => this.idleOrNext());
+    }
+    return n === chunk.length ? null : chunk.subarray(n);
+  }
+
+  /** A response is written (node:http's resOnFinish): the next one gets the socket, or the connection waits for requests. */
+  private finished(x: InFlight): void {
+    const { body, res } = x;
+    // A body nobody read is read and dropped, so the next request can be found after it.
+    if (body !== null && !body.readableEnded) body.resume();
+    res.detachSocket(this.socket);
+    process.nextTick(() => res.emit('close'));
+    this.answering.splice(this.answering.indexOf(x), 1);
+    const last = res instanceof Http1Response ? res.last : res._last;
+    if (last || this.socket.destroyed) return this.close(this.receiving !== null || this.pending !== null || this.unread);
+    this.answering[0]?.res.assignSocket(this.socket);
+    this.idleOrNext();
+  }
+
+  private log(head: ParsedHead, prepared: Prepared): void {
+    const { ctx, proxies } = this.path.options;
+    // The access log reads what node:http's requests have: this one is made up only for it.
+    const req = toRequest(this.socket, head);
+    proxies?.resolve(req);
+    const answer = prepared.answer;
+    ctx.accessLog!.write(req, answer.status, answer.body?.length ?? 0, { getHeader: (name) => headerValue(answer.headers, name) });
+  }
+
+  /** node:http takes the connection from here, starting with the bytes not read. */
+  private handOver(): void {
+    const s = this.socket as FastSocket;
+    this.path.forget(this);
+    s.setTimeout(0);
+    for (const [event, listener] of LISTENERS) s.removeListener(event, listener);
+    s[kConnection] = undefined;
+    this.toHttp(s);
+    const pending = this.pending;
+    this.pending = null;
+    if (pending !== null) s.emit('data', pending);
+  }
+}

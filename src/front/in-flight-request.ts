@@ -1,0 +1,62 @@
+/**
+ * A request the fast path gave to the front's handler (fast-connection.ts),
+ * until its body is in and its response written, and the node:http objects
+ * the fast path makes when a handler needs them.
+ */
+import { IncomingMessage, type ServerResponse } from 'node:http';
+import type { Socket } from 'node:net';
+import type { RequestInfo } from '../http/handler.js';
+import type { FastConnection } from './fast-connection.js';
+import type { LeanParts } from './fast-path.js';
+import type { Http1Response } from './http1-response.js';
+import type { ParsedHead } from './request-head.js';
+
+/** node:http's internals that its own server uses around a response, and so does this path. */
+export type NodeResponse = ServerResponse & { _keepAliveTimeout: number; _last: boolean };
+
+/** A request given to the handler, until both its body is in and its response is written. */
+export class InFlight implements LeanParts {
+  bodyLeft: number;
+
+  constructor(
+    private readonly connection: FastConnection,
+    readonly head: ParsedHead,
+    /** The body, pushed in as it arrives; null when there is none. */
+    readonly body: IncomingMessage | null,
+    public res: NodeResponse | Http1Response,
+  ) {
+    this.bodyLeft = head.bodyLength;
+  }
+
+  toNode(): { req: IncomingMessage; res: ServerResponse } {
+    return this.connection.toNode(this);
+  }
+}
+
+/** node:http's request object for a head read here (its body, if any, is pushed in later). */
+export function toRequest(socket: Socket, head: ParsedHead): IncomingMessage {
+  const req = new IncomingMessage(socket);
+  req.method = head.method;
+  req.url = head.url;
+  req.httpVersion = '1.1';
+  req.httpVersionMajor = 1;
+  req.httpVersionMinor = 1;
+  req.headers = head.headers;
+  req.rawHeaders = head.rawHeaders;
+  return req;
+}
+
+/** The fast path's own record of a request without a body (no node:http object). */
+export function leanRequest(socket: Socket, head: ParsedHead): RequestInfo {
+  return { method: head.method, url: head.url, httpVersion: '1.1', httpVersionMajor: 1, headers: head.headers, rawHeaders: head.rawHeaders, socket };
+}
+
+/** The request's body is all in (node:http's message-complete). */
+export function endBody(req: IncomingMessage): void {
+  req.complete = true;
+  req.push(null);
+}
+
+export function aborted(): Error {
+  return Object.assign(new Error('aborted'), { code: 'ECONNRESET' });
+}
