@@ -228,8 +228,7 @@ export class FastConnection {
       this.lingerUntil = performance.now() + LINGER_MAX_MS;
       s.setTimeout(LINGER_MS);
       s.resume();
-    } else if (s.writableFinished) s.destroy();
-    else s.once('finish', () => s.destroy());
+    } else s.destroySoon();
   }
 
   /** Bytes read while lingering: dropped, and no longer than LINGER_MAX_MS in all. */
@@ -237,15 +236,20 @@ export class FastConnection {
     if (performance.now() > this.lingerUntil) this.socket.destroy();
   }
 
-  /** The head at the start of `pending` (`rest` bytes with its blank line) is read; after the connection's last, nothing more is. */
-  private consume(head: ParsedHead, rest: number): void {
+  /**
+   * The head at the start of `pending` (`rest` bytes with its blank line) is
+   * read; true when its answer is the connection's last, after which nothing
+   * more is read.
+   */
+  private consume(head: ParsedHead, rest: number): boolean {
     this.pending = rest === this.pending!.length ? null : this.pending!.subarray(rest);
-    if (!this.closing(head)) return;
+    if (!this.closing(head)) return false;
     this.lastRead = true;
     if (head.bodyLength === 0 && this.pending !== null) {
       this.pending = null;
       this.unread = true;
     }
+    return true;
   }
 
   /** The connection's last answer: asked for, or no keep-alive at all, or the server is stopping. */
@@ -257,8 +261,7 @@ export class FastConnection {
   /** Writes an answer from memory. */
   private respond(head: ParsedHead, prepared: Prepared, rest: number): void {
     const { settings, ctx } = this.path.options;
-    this.consume(head, rest);
-    const close = this.closing(head);
+    const close = this.consume(head, rest);
     this.socket.write(wire(prepared, close, settings.keepalive_timeout));
     if (!this.idleTimer) this.waitForNext();
     if (ctx.accessLog !== null) this.log(head, prepared);
@@ -282,7 +285,7 @@ export class FastConnection {
   private dispatch(head: ParsedHead, rest: number): void {
     const { settings } = this.path.options;
     const s = this.socket;
-    this.consume(head, rest);
+    const close = this.consume(head, rest);
     // The request's own clocks (body_timeout, the app's timeout) apply until it is answered.
     if (!this.busy) {
       s.setTimeout(0);
@@ -291,7 +294,7 @@ export class FastConnection {
     const body = head.headers['content-length'] === undefined ? null : toRequest(s, head);
     const req: RequestInfo = body ?? leanRequest(s, head);
     const res = new Http1Response(head.method, settings.keepalive_timeout);
-    res.shouldKeepAlive = !this.closing(head);
+    res.shouldKeepAlive = !close;
     const x = new InFlight(this, head, body, res);
     if (this.answering.length === 0) res.assignSocket(s);
     this.answering.push(x);

@@ -189,11 +189,10 @@ export class HttpFront {
     // The client is gone, or a response is already on its way (pipelining): nothing can be said.
     const replying = err.code !== 'ECONNRESET' && socket.writable && !(socket as SocketWithMessage)._httpMessage?.headersSent;
     if (!replying) return void socket.destroy();
-    socket.end(`HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\nConnection: close\r\n\r\n`);
+    socket.write(`HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\nConnection: close\r\n\r\n`);
     this.ctx.accessLog?.write(new IncomingMessage(socket), status, 0);
     // Once written (answers before it may still be on their way), whether or not the client closes its side.
-    if (socket.writableFinished) socket.destroy();
-    else socket.once('finish', () => socket.destroy());
+    socket.destroySoon();
   }
 
   /** A connection requests come in on; `counted` when its close also ends a max_connections count. */

@@ -4,8 +4,8 @@
  * node:http's ServerResponse does for them, in a few lines.
  *
  * The head is built once from the status and the headers the app sent (the
- * worker has checked them: no hop-by-hop header, no CR, LF or NUL, latin-1),
- * plus Date, Connection (and Keep-Alive), and `Transfer-Encoding: chunked`
+ * worker has checked them: no hop-by-hop header, token names, values
+ * without control characters, latin-1), plus Date, Connection (and Keep-Alive), and `Transfer-Encoding: chunked`
  * when there is a body of unknown length, as node:http writes them. The head
  * goes out with the first body bytes in one write: a whole response is one
  * buffer and one system call. A response waiting behind earlier pipelined
@@ -19,15 +19,13 @@ import { EventEmitter } from 'node:events';
 import type { OutgoingHttpHeaders } from 'node:http';
 import type { Socket } from 'node:net';
 import type { HttpResponse } from '../http/handler.js';
-import { httpDate } from './http-date.js';
+import { connectionLines, httpDate } from './response-lines.js';
 
 /** Bytes held for a response that does not have the socket yet before writers are asked to wait. */
 const HELD_LIMIT = 16 * 1024;
 /** Up to this size the head and a body are copied into one buffer; past it they go as two writes, corked. */
 const JOIN_LIMIT = 64 * 1024;
 const CRLF = Buffer.from('\r\n');
-const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
-const BAD_VALUE = /[^\t\x20-\x7e\x80-\xff]/;
 const LAST_CHUNK = Buffer.from('0\r\n\r\n');
 
 export class Http1Response extends EventEmitter implements HttpResponse {
@@ -77,8 +75,6 @@ export class Http1Response extends EventEmitter implements HttpResponse {
     for (let i = 0; i < flat.length; i += 2) {
       const name = flat[i]!;
       const value = flat[i + 1]!;
-      // As node:http: a name that is no token or a value with a control character is refused (the caller answers 500).
-      if (!TOKEN.test(name) || BAD_VALUE.test(value)) throw new Error(`invalid response header ${JSON.stringify(name)}`);
       head += `${name}: ${value}\r\n`;
       // Only the front's own answers set Connection (close); the worker lets no app do it.
       if (name.length === 14 && name.toLowerCase() === 'content-length') length = true;
@@ -92,7 +88,7 @@ export class Http1Response extends EventEmitter implements HttpResponse {
     if (!date) head += `Date: ${httpDate()}\r\n`;
     if (close) this.shouldKeepAlive = false;
     this.last = !this.shouldKeepAlive;
-    if (!connection) head += this.last ? 'Connection: close\r\n' : `Connection: keep-alive\r\nKeep-Alive: timeout=${this.keepAliveTimeout}\r\n`;
+    if (!connection) head += connectionLines(this.last, this.keepAliveTimeout);
     if (!length && !this.bodiless) {
       this.chunked = true;
       head += 'Transfer-Encoding: chunked\r\n';

@@ -10,7 +10,7 @@ import type { MemoryResponse } from '../http/handler.js';
 import { parseTarget } from '../http/request-target.js';
 import type { ParsedHead } from './request-head.js';
 import { hostName, type Router } from './router.js';
-import { httpDate } from './http-date.js';
+import { connectionLines, httpDate } from './response-lines.js';
 
 /** An answer with its status line and headers as text (all but Date and Connection). */
 export interface Prepared {
@@ -86,8 +86,7 @@ function prepare(answer: MemoryResponse): Prepared {
 export function wire(p: Prepared, close: boolean, keepAlive: number): Buffer {
   const date = httpDate();
   if (p.wire === null || p.wireDate !== date || p.wireClose !== close) {
-    const connection = close ? 'Connection: close\r\n\r\n' : `Connection: keep-alive\r\nKeep-Alive: timeout=${keepAlive}\r\n\r\n`;
-    const head = Buffer.from(`${p.head}Date: ${date}\r\n${connection}`, 'latin1');
+    const head = Buffer.from(`${p.head}Date: ${date}\r\n${connectionLines(close, keepAlive)}\r\n`, 'latin1');
     const body = p.answer.body;
     p.wire = body === null ? head : Buffer.concat([head, body]);
     p.wireDate = date;

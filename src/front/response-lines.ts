@@ -1,0 +1,23 @@
+/**
+ * Header lines every response the front writes itself carries (memory
+ * answers, http1-response.ts), as node:http writes them.
+ */
+
+/** The Connection (and Keep-Alive) header lines node:http writes on a response, `close` or not. */
+export function connectionLines(close: boolean, keepAliveTimeout: number): string {
+  return close ? 'Connection: close\r\n' : `Connection: keep-alive\r\nKeep-Alive: timeout=${keepAliveTimeout}\r\n`;
+}
+
+/** The Date header's value, made once a second (node:http caches it the same way). */
+let dateSecond = -1;
+let dateText = '';
+
+export function httpDate(): string {
+  const now = Date.now();
+  const second = Math.floor(now / 1000);
+  if (second !== dateSecond) {
+    dateSecond = second;
+    dateText = new Date(now).toUTCString();
+  }
+  return dateText;
+}
