@@ -11,7 +11,7 @@ import type { Socket } from 'node:net';
 import type { RequestInfo } from '../http/handler.js';
 import type { FastPath, Serve } from './fast-path.js';
 import { Http1Response } from './http1-response.js';
-import { aborted, endBody, InFlight, leanRequest, toRequest, type NodeResponse } from './in-flight-request.js';
+import { aborted, endBody, FastRequest, leanRequest, toRequest, type NodeResponse } from './fast-request.js';
 import { headerValue, wire, type Prepared } from './memory-answers.js';
 import { parseHead, unreadableHead, type ParsedHead } from './request-head.js';
 
@@ -46,9 +46,9 @@ export class FastConnection {
   /** Waiting for a memory answer being loaded. */
   private loading = false;
   /** The request whose body is still arriving. */
-  private receiving: InFlight | null = null;
+  private receiving: FastRequest | null = null;
   /** Requests given to the handler and not yet answered, in order; the first owns the socket, the others' responses wait (as in node:http). */
-  private readonly answering: InFlight[] = [];
+  private readonly answering: FastRequest[] = [];
   /** performance.now() by which the head being read must be whole (header_timeout); 0: no head under way. */
   private headDeadline = 0;
   /** The socket's timer is keepalive_timeout's (the wait between requests). */
@@ -295,7 +295,7 @@ export class FastConnection {
     const req: RequestInfo = body ?? leanRequest(s, head);
     const res = new Http1Response(head.method, settings.keepalive_timeout);
     res.shouldKeepAlive = !close;
-    const x = new InFlight(this, head, body, res);
+    const x = new FastRequest(this, head, body, res);
     if (this.answering.length === 0) res.assignSocket(s);
     this.answering.push(x);
     res.once('finish', () => this.finished(x));
@@ -307,7 +307,7 @@ export class FastConnection {
   }
 
   /** @internal node:http's request and response in place of the lean ones (what node:http's server makes per request). */
-  toNode(x: InFlight): { req: IncomingMessage; res: ServerResponse } {
+  toNode(x: FastRequest): { req: IncomingMessage; res: ServerResponse } {
     const lean = x.res as Http1Response;
     const req = x.body ?? toRequest(this.socket, x.head);
     const res = new ServerResponse(req) as NodeResponse;
@@ -340,7 +340,7 @@ export class FastConnection {
   }
 
   /** A response is written (node:http's resOnFinish): the next one gets the socket, or the connection waits for requests. */
-  private finished(x: InFlight): void {
+  private finished(x: FastRequest): void {
     const { body, res } = x;
     // A body nobody read is read and dropped, so the next request can be found after it.
     if (body !== null && !body.readableEnded) body.resume();

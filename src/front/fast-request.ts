@@ -15,7 +15,7 @@ import type { ParsedHead } from './request-head.js';
 export type NodeResponse = ServerResponse & { _keepAliveTimeout: number; _last: boolean };
 
 /** A request given to the handler, until both its body is in and its response is written. */
-export class InFlight implements LeanParts {
+export class FastRequest implements LeanParts {
   bodyLeft: number;
 
   constructor(
