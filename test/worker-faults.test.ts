@@ -8,7 +8,7 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { APPS } from './helpers/gatehouse.js';
@@ -62,6 +62,26 @@ test('a request whose body file is gone when it starts gets 500, alone; the work
       await gh.waitFor(/Error handling request POST \/echo/, 5000);
       await stillServing(gh, worker);
     }, { env: { TMPDIR: dir } });
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('an app that exits its worker with status 0 mid-request gets 502 for that request, which runs once; a new worker serves', T, async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'gh-faults-'));
+  const ran = join(dir, 'ran');
+  try {
+    await withServer([APP, '--workers', '1'], async (gh) => {
+      const worker = onlyWorker(gh);
+      const res = await request(gh.url, `/exit?${ran}`);
+      assert.equal(res.status, 502);
+      await gh.waitFor(/Worker \(pid:\d+\) died: exit code 0/, 5000);
+      await sleep(1500);
+      assert.equal(readFileSync(ran, 'utf8'), 'ran\n', 'the request ran once, not again on the next worker');
+      const next = await request(gh.url, '/hello');
+      assert.equal(next.status, 200);
+      assert.notEqual(next.body, `hello from ${worker}`);
+    });
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }

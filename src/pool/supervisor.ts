@@ -293,7 +293,9 @@ export class Supervisor {
         this.firstStart.workerFailed(w, new GatehouseError('GH_ERR_WORKER_BOOT', why));
       }
       // Lost with the worker: what it was running (a sync worker runs one; the rest never started).
-      if (code !== 0) for (const x of lost.splice(0, this.opts.threads)) x.fail(502, 'worker died');
+      // A retired worker that exits 0 finished what it ran; any other exit, even 0 (sys.exit() in
+      // a view), must not run that request again elsewhere.
+      if (code !== 0 || w.retiredFor === null) for (const x of lost.splice(0, this.opts.threads)) x.fail(502, 'worker died');
       this.dispatcher.requeue(lost);
       this.reconcile();
     },

@@ -2,6 +2,7 @@
 the request concerned may fail, the worker must not. Standard library only."""
 import glob
 import os
+import sys
 import tempfile
 import time
 
@@ -29,6 +30,12 @@ def app(environ, start_response):
         for name in swept:
             os.unlink(name)
         return _text(start_response, b"swept %d" % len(swept))
+    if path == "/exit":
+        # An app that ends its own process mid-request (sys.exit(0) in a view): counted in a
+        # file, so the test sees how often the request ran.
+        with open(environ["QUERY_STRING"], "a") as f:
+            f.write("ran\n")
+        sys.exit(0)
     if path == "/echo":
         return _text(start_response, b"%d bytes to %d" % (len(environ["wsgi.input"].read()), pid))
     return _text(start_response, b"not found", "404 Not Found")
