@@ -53,8 +53,6 @@ def serve(app, sock, settings, token=0):
         stream.stopping = True
 
     signal.signal(signal.SIGTERM, stop)
-    # A hung worker gets SIGABRT: the operator sees where it hung (and where a C extension crashed).
-    faulthandler.enable(file=sys.stderr, all_threads=True)
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the front decides; Ctrl-C reaches both
     info = json.dumps({"pid": os.getpid(), "python": sys.version.split()[0]}).encode()
     sock.sendall(pack_header(READY, token, len(info)) + info)
@@ -121,6 +119,9 @@ def main():
     if os.getppid() != parent:
         os._exit(1)
     sock = socket.socket(fileno=3)
+    # A worker hung in a request or in the app's import gets SIGABRT: the operator sees where it
+    # hung (and where a C extension crashed).
+    faulthandler.enable(file=sys.stderr, all_threads=True)
     # gunicorn's order: --pythonpath entries, then the working directory (--chdir).
     if os.getcwd() not in sys.path:
         sys.path.insert(0, os.getcwd())

@@ -104,7 +104,7 @@ export function appSchema(base: string) {
     /** Run the workers as this user / group (needs root). */
     user: z.string().min(1).optional(),
     group: z.string().min(1).optional(),
-    /** A request running longer gets 504 and its worker is replaced; 0 disables. */
+    /** A request running longer gets 504 and its worker is replaced; a worker still loading the app after this long is killed (a boot failure); 0 disables. */
     timeout: seconds,
     /** Requests that may wait for a free worker; past it, 503. */
     queue_size: count(0),

@@ -81,7 +81,18 @@ export class Supervisor {
     this.target = opts.workers;
     this.firstStart = new FirstStart(workers, (w, error) => this.retrying(`worker ${w.pid}`, error.detail ?? error.message));
     this.templates = opts.preload ? new PreloadTemplates(opts.spawn, this.templateEvents, logger) : null;
-    this.watchdog = new Watchdog(opts, { retire: (w, reason) => this.retire(w, reason), requeue: (xs) => dispatcher.requeue(xs) }, logger);
+    this.watchdog = new Watchdog(
+      opts,
+      {
+        retire: (w, reason) => this.retire(w, reason),
+        requeue: (xs) => dispatcher.requeue(xs),
+        bootTimedOut: (w, seconds) => {
+          const why = `worker ${w.pid} has not loaded the application after ${seconds}s (--timeout ${opts.timeout}): killed (SIGABRT: Python prints where it was). Raise --timeout if the import is just slow`;
+          this.bootFailed(w, why, new GatehouseError('GH_ERR_WORKER_BOOT', why));
+        },
+      },
+      logger,
+    );
   }
 
   /** Spawns the workers; resolves once none is still booting and one serves, rejects if all failed. */
@@ -214,6 +225,25 @@ export class Supervisor {
     return true;
   }
 
+  /**
+   * A worker that cannot load the app (it exits, or is killed): a reload's
+   * ends the reload; otherwise it is retried with backoff, or, before any
+   * worker serves, it is the first start's failure.
+   */
+  private bootFailed(w: WorkerProcess, why: string, error: GatehouseError): void {
+    if (w.retiredFor !== null) {
+      w.state = 'dead'; // a failed reload's sibling, already reported
+    } else if (w.generation === this.reloading) {
+      this.abortReload(why);
+    } else {
+      // Counted now, not at its exit, so that its replacement waits out the backoff.
+      w.retire('boot error');
+      this.backoff.failed();
+      if (this.firstStart.done) this.retrying(`worker ${w.pid}`, error.detail ?? error.message);
+      else this.firstStart.workerFailed(w, error);
+    }
+  }
+
   private retrying(who: string, why: string): void {
     this.logger.error(`${who} failed to boot; retrying with backoff:\n${why.trimEnd()}`);
   }
@@ -247,19 +277,7 @@ export class Supervisor {
       }
       this.dispatcher.drain();
     },
-    bootError: (w, traceback) => {
-      if (w.retiredFor !== null) {
-        w.state = 'dead'; // a failed reload's sibling, already reported
-      } else if (w.generation === this.reloading) {
-        this.abortReload(`the new code does not import:\n${traceback.trimEnd()}`);
-      } else {
-        // It exits by itself. Counted now, not at its exit, so that its replacement waits out the backoff.
-        w.retire('boot error');
-        this.backoff.failed();
-        if (this.firstStart.done) this.retrying(`worker ${w.pid}`, traceback);
-        else this.firstStart.workerFailed(w, importError(traceback));
-      }
-    },
+    bootError: (w, traceback) => this.bootFailed(w, `the new code does not import:\n${traceback.trimEnd()}`, importError(traceback)),
     done: (w) => {
       this.backoff.served(w);
       if (w.requests >= w.requestLimit && w.state === 'ready') {

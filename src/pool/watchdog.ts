@@ -1,7 +1,8 @@
 /**
  * The supervisor's periodic look at workers that are alive but must go: one
- * whose request runs past --timeout is killed (after dumping its Python
- * stack), one past --max-rss is replaced after its current request.
+ * whose request runs past --timeout, or that has not loaded the app within
+ * --timeout (gunicorn's WORKER TIMEOUT at boot), is killed after dumping its
+ * Python stack; one past --max-rss is replaced after its current request.
  */
 import { readFileSync } from 'node:fs';
 import type { Logger } from '../log/logger.js';
@@ -23,6 +24,8 @@ export interface WatchdogActions {
   retire(w: WorkerProcess, reason: string): void;
   /** Requests a killed worker never started. */
   requeue(xs: Exchange[]): void;
+  /** A worker still loading the app after --timeout: a boot failure (the watchdog kills it). */
+  bootTimedOut(w: WorkerProcess, seconds: number): void;
 }
 
 const KILL_GRACE_MS = 1000;
@@ -38,7 +41,10 @@ export class Watchdog {
   ) {}
 
   check(workers: readonly WorkerProcess[], now: number): void {
-    if (this.opts.timeout > 0) this.killHung(workers, now);
+    if (this.opts.timeout > 0) {
+      this.killHung(workers, now);
+      this.killStuckBooting(workers, now);
+    }
     if (this.opts.maxRss > 0 && now - this.rssCheckedAt >= RSS_CHECK_MS) {
       this.rssCheckedAt = now;
       this.retireOversized(workers);
@@ -61,8 +67,15 @@ export class Watchdog {
       // The other requests of a threaded worker were running too.
       if (this.opts.threads > 1) for (const x of lost.splice(0)) x.fail(502, 'its worker was killed after a timeout');
       this.actions.requeue(lost);
-      w.kill('SIGABRT');
-      setTimeout(() => w.kill('SIGKILL'), KILL_GRACE_MS).unref();
+      abort(w);
+    }
+  }
+
+  private killStuckBooting(workers: readonly WorkerProcess[], now: number): void {
+    for (const w of workers) {
+      if (w.state !== 'booting' || w.retiredFor !== null || now - w.spawnedAt < this.opts.timeout * 1000) continue;
+      this.actions.bootTimedOut(w, Math.round((now - w.spawnedAt) / 1000));
+      abort(w);
     }
   }
 
@@ -77,6 +90,12 @@ export class Watchdog {
       this.actions.retire(w, 'max-rss');
     }
   }
+}
+
+/** SIGABRT (Python dumps its stack to the log), then SIGKILL. */
+function abort(w: WorkerProcess): void {
+  w.kill('SIGABRT');
+  setTimeout(() => w.kill('SIGKILL'), KILL_GRACE_MS).unref();
 }
 
 /** Resident memory of a process (VmRSS), 0 if it is gone. */
