@@ -62,3 +62,17 @@ test('a reload whose new workers hang at import is abandoned after --timeout; th
     rmSync(dir, { recursive: true, force: true });
   }
 });
+
+test('with --preload, a template that never finishes importing stops the server after --timeout with GH_ERR_WORKER_BOOT', T, async () => {
+  const { dir, marker, env, args } = setup();
+  try {
+    writeFileSync(marker, '');
+    const r = await runCli([...args, '--bind', '127.0.0.1:0', '--workers', '2', '--preload'], { env, timeoutMs: 20_000 });
+    assert.equal(r.timedOut, false, `still running after 20 s; output:\n${r.stderr}`);
+    assert.equal(r.code, 3, r.stderr);
+    assert.match(r.stderr, /gatehouse: error: GH_ERR_WORKER_BOOT: the template process \d+ has not loaded the application after 2s \(--timeout 2\)/);
+    assert.ok(await waitUntil(() => workerPidsFor(dir).length === 0, 2000), 'no process left behind');
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});

@@ -23,7 +23,7 @@ import { BootBackoff } from './boot-backoff.js';
 import type { Exchange } from './exchange.js';
 import { FirstStart } from './first-start.js';
 import { PreloadTemplates } from './preload-templates.js';
-import type { TemplateEvents } from './template-process.js';
+import type { TemplateEvents, TemplateProcess } from './template-process.js';
 import { Watchdog } from './watchdog.js';
 import { WorkerProcess, type WorkerEvents, type WorkerSpawnOptions } from './worker-process.js';
 
@@ -81,14 +81,20 @@ export class Supervisor {
     this.target = opts.workers;
     this.firstStart = new FirstStart(workers, (w, error) => this.retrying(`worker ${w.pid}`, error.detail ?? error.message));
     this.templates = opts.preload ? new PreloadTemplates(opts.spawn, this.templateEvents, logger) : null;
+    const bootTimeout = (what: string, seconds: number) =>
+      `${what} has not loaded the application after ${seconds}s (--timeout ${opts.timeout}): killed (SIGABRT: Python prints where it was). Raise --timeout if the import is just slow`;
     this.watchdog = new Watchdog(
       opts,
       {
         retire: (w, reason) => this.retire(w, reason),
         requeue: (xs) => dispatcher.requeue(xs),
         bootTimedOut: (w, seconds) => {
-          const why = `worker ${w.pid} has not loaded the application after ${seconds}s (--timeout ${opts.timeout}): killed (SIGABRT: Python prints where it was). Raise --timeout if the import is just slow`;
+          const why = bootTimeout(`worker ${w.pid}`, seconds);
           this.bootFailed(w, why, new GatehouseError('GH_ERR_WORKER_BOOT', why));
+        },
+        templateTimedOut: (t, seconds) => {
+          const why = bootTimeout(`the template process ${t.pid}`, seconds);
+          this.templateFailed(t, why, new GatehouseError('GH_ERR_WORKER_BOOT', why));
         },
       },
       logger,
@@ -179,19 +185,7 @@ export class Supervisor {
       this.logger.info(`Application preloaded in template process ${t.pid}`);
       if (t === this.templates?.current) for (let i = 0; i < this.target; i++) this.spawnWorker();
     },
-    bootError: (t, traceback) => {
-      t.stop();
-      // At first start nothing can serve; a failed reload goes back to the previous template.
-      if (!this.firstStart.done) {
-        this.firstStart.fail(importError(traceback));
-      } else if (t.generation === this.reloading) {
-        this.templates?.rollBack();
-        this.abortReload(`the new code does not import:\n${traceback.trimEnd()}`);
-      } else {
-        this.backoff.failed();
-        this.retrying('the template process', traceback);
-      }
-    },
+    bootError: (t, traceback) => this.templateFailed(t, `the new code does not import:\n${traceback.trimEnd()}`, importError(traceback)),
     closed: (t, code, signal) => {
       if (t.stopped || this.stopping) return;
       this.logger.error(`Template process (pid:${t.pid}) died (${signal ?? `exit code ${code}`}); its workers go with it`);
@@ -200,6 +194,20 @@ export class Supervisor {
       }
     },
   };
+
+  /** The template could not load the app. At first start nothing can serve; a failed reload goes back to the previous template. */
+  private templateFailed(t: TemplateProcess, why: string, error: GatehouseError): void {
+    t.stop();
+    if (!this.firstStart.done) {
+      this.firstStart.fail(error);
+    } else if (t.generation === this.reloading) {
+      this.templates?.rollBack();
+      this.abortReload(why);
+    } else {
+      this.backoff.failed();
+      this.retrying('the template process', error.detail ?? error.message);
+    }
+  }
 
   /**
    * Takes a worker out of service without losing a request: it gets no new
@@ -335,7 +343,7 @@ export class Supervisor {
     if (this.stopping) return;
     const now = performance.now();
     this.dispatcher.tick(now);
-    this.watchdog.check(this.workers, now);
+    this.watchdog.check(this.workers, this.templates?.current ?? null, now);
     this.templates?.stopIdle();
     const live = this.workers.filter((w) => w.state === 'booting' || w.state === 'ready').length;
     if (live < this.target && this.firstStart.done && this.backoff.due(now)) {

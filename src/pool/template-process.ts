@@ -29,6 +29,7 @@ export class TemplateProcess {
   readonly child: ChildProcess;
   readonly pid: number;
   state: 'booting' | 'ready' | 'dead' = 'booting';
+  readonly spawnedAt = performance.now();
   /** Set when we end it, so its exit is not reported as a crash. */
   stopped = false;
   /** Workers forked from this template that have not exited. */
@@ -74,6 +75,10 @@ export class TemplateProcess {
     this.waiting.set(token, w);
     this.forked.add(w);
     (this.child.stdio[3] as Socket).write(encodeEmpty(Frame.FORK, token));
+  }
+
+  kill(signal: NodeJS.Signals): void {
+    if (this.state !== 'dead') this.child.kill(signal);
   }
 
   /** Ends the template; children still running die with it, so call this once they are gone. */

@@ -7,6 +7,7 @@
 import { readFileSync } from 'node:fs';
 import type { Logger } from '../log/logger.js';
 import type { Exchange } from './exchange.js';
+import type { TemplateProcess } from './template-process.js';
 import type { WorkerProcess } from './worker-process.js';
 
 export interface WatchdogOptions {
@@ -26,6 +27,8 @@ export interface WatchdogActions {
   requeue(xs: Exchange[]): void;
   /** A worker still loading the app after --timeout: a boot failure (the watchdog kills it). */
   bootTimedOut(w: WorkerProcess, seconds: number): void;
+  /** The --preload template still loading the app after --timeout (the watchdog kills it). */
+  templateTimedOut(t: TemplateProcess, seconds: number): void;
 }
 
 const KILL_GRACE_MS = 1000;
@@ -40,10 +43,10 @@ export class Watchdog {
     private readonly logger: Logger,
   ) {}
 
-  check(workers: readonly WorkerProcess[], now: number): void {
+  check(workers: readonly WorkerProcess[], template: TemplateProcess | null, now: number): void {
     if (this.opts.timeout > 0) {
       this.killHung(workers, now);
-      this.killStuckBooting(workers, now);
+      this.killStuckBooting(workers, template, now);
     }
     if (this.opts.maxRss > 0 && now - this.rssCheckedAt >= RSS_CHECK_MS) {
       this.rssCheckedAt = now;
@@ -71,11 +74,16 @@ export class Watchdog {
     }
   }
 
-  private killStuckBooting(workers: readonly WorkerProcess[], now: number): void {
+  private killStuckBooting(workers: readonly WorkerProcess[], template: TemplateProcess | null, now: number): void {
+    const limit = this.opts.timeout * 1000;
     for (const w of workers) {
-      if (w.state !== 'booting' || w.retiredFor !== null || now - w.spawnedAt < this.opts.timeout * 1000) continue;
+      if (w.state !== 'booting' || w.retiredFor !== null || now - w.spawnedAt < limit) continue;
       this.actions.bootTimedOut(w, Math.round((now - w.spawnedAt) / 1000));
       abort(w);
+    }
+    if (template !== null && template.state === 'booting' && !template.stopped && now - template.spawnedAt >= limit) {
+      abort(template);
+      this.actions.templateTimedOut(template, Math.round((now - template.spawnedAt) / 1000));
     }
   }
 
@@ -93,7 +101,7 @@ export class Watchdog {
 }
 
 /** SIGABRT (Python dumps its stack to the log), then SIGKILL. */
-function abort(w: WorkerProcess): void {
+function abort(w: { kill(signal: NodeJS.Signals): void }): void {
   w.kill('SIGABRT');
   setTimeout(() => w.kill('SIGKILL'), KILL_GRACE_MS).unref();
 }
