@@ -101,15 +101,15 @@ test('judge: node:http\'s timing (unwritten-answers-dropped) explains only a pre
   assert.equal(verdict([a1, a2], 'open'), 'discrepancy');
 });
 
-test('judge: the 100 Continue written after its final answer (continue-after-final-answer) is only that swap', () => {
+test('judge: a 100 Continue skipped because the answer was ready first (continue-skipped-once-answered) is only that', () => {
   const c = caseOf(Buffer.from('POST /a HTTP/1.1\r\nHost: x\r\nconstructor: y\r\n\r\nPUT /b HTTP/1.1\r\nExpect: 100-continue\r\nHost: y\r\nContent-Length: 0\r\n\r\n', 'latin1'));
   const post = { status: 200, view: VIEW };
   const put = { status: 200, view: { ...VIEW, method: 'PUT' } };
   const ref: Outcome = { answers: [post, { status: 100 }, put], end: 'open' };
-  const v = judge(c, ref, { answers: [post, put, { status: 100 }], end: 'open' });
-  assert.equal(v.kind === 'documented' && v.difference.id, 'continue-after-final-answer');
-  assert.equal(judge(c, ref, { answers: [post, put], end: 'open' }).kind, 'discrepancy');
-  assert.equal(judge(c, ref, { answers: [put, post, { status: 100 }], end: 'open' }).kind, 'discrepancy');
+  const v = judge(c, ref, { answers: [post, put], end: 'open' });
+  assert.equal(v.kind === 'documented' && v.difference.id, 'continue-skipped-once-answered');
+  assert.equal(judge(c, ref, { answers: [post, put, { status: 100 }], end: 'open' }).kind, 'discrepancy');
+  assert.equal(judge(c, ref, { answers: [put, post], end: 'open' }).kind, 'discrepancy');
 });
 
 test('differs names what differs', () => {

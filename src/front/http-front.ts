@@ -223,7 +223,7 @@ export class HttpFront {
     }
     const r = this.route(req, res, listener, expectsContinue);
     if (r === null) return;
-    if (expectsContinue) res.writeContinue();
+    if (expectsContinue) continueInTurn(res);
     r.handler.serve(r);
   }
 
@@ -314,6 +314,21 @@ function framingFault(req: IncomingMessage): number {
   const raw = req.rawHeaders;
   for (let i = 0; i < raw.length; i += 2) if (raw[i]!.length === 4 && raw[i]!.toLowerCase() === 'host') hosts++;
   return hosts > 1 ? 400 : 0;
+}
+
+/**
+ * 100 Continue, once this response is the connection's current one (behind
+ * pipelined ones it has no socket yet) and only while its final answer has
+ * not begun (RFC 9110 §10.1.1 lets a server skip it then). Written earlier,
+ * node:http (20) would put it after the final answer's head when that is
+ * written with a Buffer body (OutgoingMessage._send puts the head in front of
+ * what is queued), and the client would take it for its next answer.
+ */
+function continueInTurn(res: ServerResponse): void {
+  if (res.socket !== null) return void res.writeContinue();
+  res.once('socket', () => {
+    if (!res.headersSent) res.writeContinue();
+  });
 }
 
 function redirectToHttps(req: RequestInfo, res: HttpResponse, host: string, port: number, log: RouteRequest['log']): void {
