@@ -139,6 +139,18 @@ test('a response slower than header_timeout and keepalive_timeout is still deliv
   }
 });
 
+test('an idle keep-alive connection whose last answer was slower than keepalive_timeout is still closed', async () => {
+  const c = await RawConnection.open(gh.port);
+  try {
+    c.write(get('/slow?ms=2500'));
+    assert.equal(answer(await c.readResponse(10000)).path, '/slow');
+    await c.waitClosed(4000);
+    assert.equal(c.pending.length, 0, 'closed without a word');
+  } finally {
+    c.close();
+  }
+});
+
 test('body_timeout: a body that stops arriving gets 408 and close; no worker sees the request', async () => {
   const before = await served();
   const c = await RawConnection.open(gh.port);

@@ -7,6 +7,7 @@
  * does not take.
  */
 import { IncomingMessage, ServerResponse } from 'node:http';
+import type { EventEmitter } from 'node:events';
 import type { Socket } from 'node:net';
 import type { RequestInfo } from '../http/handler.js';
 import type { FastPath, Serve } from './fast-path.js';
@@ -39,6 +40,10 @@ const LISTENERS: ReadonlyArray<[string, (this: FastSocket, ...args: Buffer[]) =>
   ['drain', function (this: FastSocket) { this[kConnection]!.onDrain(); }],
   ['close', function (this: FastSocket) { this[kConnection]!.onClose(); }],
 ];
+
+function emitClose(res: EventEmitter): void {
+  res.emit('close');
+}
 
 export class FastConnection {
   /** Bytes received and not yet read as a request. */
@@ -134,6 +139,10 @@ export class FastConnection {
   }
 
   onTimeout(): void {
+    // The socket's timer is left running under a request rather than set again for each one
+    // (a timer each): until the request is answered its own clocks apply (body_timeout, the
+    // app's timeout), and the wait for the next one starts from its answer.
+    if (this.busy && this.lingerUntil === 0) return void (this.idleTimer = false);
     // A head under way (or none yet on a new connection): 408, as node:http; else an idle keep-alive connection.
     if (this.headDeadline !== 0) this.path.options.onClientError(this.socket, 'ERR_HTTP_REQUEST_TIMEOUT');
     else this.socket.destroy();
@@ -263,13 +272,14 @@ export class FastConnection {
     const { settings, ctx } = this.path.options;
     const close = this.consume(head, rest);
     this.socket.write(wire(prepared, close, settings.keepalive_timeout));
-    if (!this.idleTimer) this.waitForNext();
+    this.waitForNext();
     if (ctx.accessLog !== null) this.log(head, prepared);
     if (close) this.close();
   }
 
   /** From now on the wait is for the next request (Node's socket timer restarts on every read and write). */
   private waitForNext(): void {
+    if (this.idleTimer) return;
     const keepAlive = this.path.options.settings.keepalive_timeout;
     // As node:http, a second past the announced timeout, so a request racing the close is not lost.
     if (keepAlive > 0) this.socket.setTimeout(keepAlive * 1000 + 1000);
@@ -286,19 +296,14 @@ export class FastConnection {
     const { settings } = this.path.options;
     const s = this.socket;
     const close = this.consume(head, rest);
-    // The request's own clocks (body_timeout, the app's timeout) apply until it is answered.
-    if (!this.busy) {
-      s.setTimeout(0);
-      this.idleTimer = false;
-    }
     const body = head.headers['content-length'] === undefined ? null : toRequest(s, head);
     const req: RequestInfo = body ?? leanRequest(s, head);
     const res = new Http1Response(head.method, settings.keepalive_timeout);
     res.shouldKeepAlive = !close;
     const x = new FastRequest(this, head, body, res);
+    res.request = x;
     if (this.answering.length === 0) res.assignSocket(s);
     this.answering.push(x);
-    res.once('finish', () => this.finished(x));
     this.serve.lean(req, res, x);
     if (body === null) return;
     if (x.bodyLeft === 0) return endBody(body);
@@ -340,13 +345,16 @@ export class FastConnection {
   }
 
   /** A response is written (node:http's resOnFinish): the next one gets the socket, or the connection waits for requests. */
-  private finished(x: FastRequest): void {
+  finished(x: FastRequest): void {
     const { body, res } = x;
     // A body nobody read is read and dropped, so the next request can be found after it.
     if (body !== null && !body.readableEnded) body.resume();
     res.detachSocket(this.socket);
-    process.nextTick(() => res.emit('close'));
-    this.answering.splice(this.answering.indexOf(x), 1);
+    if (res.listenerCount('close') > 0) process.nextTick(emitClose, res);
+    const at = this.answering.indexOf(x);
+    // shift(), not splice(): no array made per request.
+    if (at === 0) this.answering.shift();
+    else this.answering.splice(at, 1);
     const last = res instanceof Http1Response ? res.last : res._last;
     if (last || this.socket.destroyed) return this.close(this.receiving !== null || this.pending !== null || this.unread);
     this.answering[0]?.res.assignSocket(this.socket);

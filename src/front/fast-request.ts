@@ -31,6 +31,11 @@ export class FastRequest implements LeanParts {
   toNode(): { req: IncomingMessage; res: ServerResponse } {
     return this.connection.toNode(this);
   }
+
+  /** Its response is written (Http1Response calls this, node:http's responses emit 'finish'). */
+  finished(): void {
+    this.connection.finished(this);
+  }
 }
 
 /** node:http's request object for a head read here (its body, if any, is pushed in later). */

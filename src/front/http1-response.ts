@@ -46,6 +46,8 @@ export class Http1Response extends EventEmitter implements HttpResponse {
   private held: Buffer[] = [];
   private heldBytes = 0;
   private needDrain = false;
+  /** The request this answers, told when the response is written. */
+  request: { finished(): void } | null = null;
 
   constructor(
     method: string,
@@ -161,9 +163,9 @@ export class Http1Response extends EventEmitter implements HttpResponse {
     this.emit('drain');
   }
 
-  /** As node:http's 'finish', once the last bytes are on the socket: the connection hands it on (after the caller's own bookkeeping). */
+  /** As node:http's 'finish', once the last bytes are on the socket: the request's connection hands it on (after the caller's own bookkeeping). */
   private finishSoon(): void {
-    queueMicrotask(() => this.emit('finish'));
+    process.nextTick(finish, this);
   }
 
   private flushHead(): boolean {
@@ -209,6 +211,11 @@ export class Http1Response extends EventEmitter implements HttpResponse {
     s.uncork();
     return ok;
   }
+}
+
+function finish(res: Http1Response): void {
+  res.emit('finish');
+  res.request?.finished();
 }
 
 /** An object of headers (the front's own plain answers) as `[name, value, ...]`. */

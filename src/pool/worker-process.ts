@@ -202,7 +202,8 @@ export class WorkerProcess {
     this.byId.delete(id);
     this.revoking.delete(x);
     const i = this.inflight.indexOf(x);
-    this.inflight.splice(i, 1);
+    if (i === 0) this.inflight.shift();
+    else this.inflight.splice(i, 1);
     x.worker = null;
     if (i === 0) this.headStartedAt = performance.now();
   }

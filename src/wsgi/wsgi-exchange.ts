@@ -221,7 +221,9 @@ export class WsgiExchange implements Exchange, InFlight {
     this.encoder?.destroy();
     if (this.req.httpVersionMajor !== 2) {
       const list = inFlightOn(this.req.socket);
-      list.splice(list.indexOf(this), 1);
+      const at = list.indexOf(this);
+      if (at === 0) list.shift();
+      else list.splice(at, 1);
     }
     discardBodyFile(this.bodyFile);
     this.ctx.accessLog?.write(this.req, this.status, this.bytes, this.res);
