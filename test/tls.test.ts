@@ -21,6 +21,7 @@ import { connect as h2connect, constants as h2, createSecureServer, type ClientH
 import { request as httpsRequest } from 'node:https';
 import { connect as tlsConnect, type ConnectionOptions } from 'node:tls';
 import { tmpdir } from 'node:os';
+import { gunzipSync } from 'node:zlib';
 import { join } from 'node:path';
 import { H2Request, H2Response as CompatResponse } from '../src/front/h2-compat.js';
 import { APPS, hasCommand } from './helpers/gatehouse.js';
@@ -418,6 +419,48 @@ test('HTTP/2 request bodies: with Content-Length, without one, and spilled to a 
   } finally {
     await h2close(session);
   }
+});
+
+test('HTTP/2 streams: Expect: 100-continue, a gzip answer, app and static file on one session, each in the access log', { skip: NO_OPENSSL }, async () => {
+  const session = await h2session(portOf(site!, 0));
+  const tag = randomBytes(4).toString('hex');
+  try {
+    // Expect: the 100 comes first (the client sends the body only then), then the answer.
+    const continued = await new Promise<{ interim: number[]; status: number; body: string }>((resolve, reject) => {
+      const stream = session.request({ ':path': `/post-${tag}`, ':method': 'POST', expect: '100-continue', 'content-length': '5' }, { endStream: false });
+      const interim: number[] = [];
+      let status = 0;
+      const chunks: Buffer[] = [];
+      stream.on('continue', () => {
+        interim.push(100);
+        stream.end('hello');
+      });
+      stream.on('response', (h) => (status = Number(h[':status'])));
+      stream.on('data', (c: Buffer) => chunks.push(c));
+      stream.on('error', reject);
+      stream.on('end', () => resolve({ interim, status, body: Buffer.concat(chunks).toString() }));
+    });
+    assert.deepEqual(continued.interim, [100]);
+    assert.equal(continued.status, 200);
+    assert.equal((JSON.parse(continued.body) as { body: string }).body, 'hello');
+    // A compressible answer past compress_min_size is gzipped on the stream.
+    const text = 'gatehouse '.repeat(500);
+    const zipped = await h2request(session, `/post-${tag}`, { method: 'POST', headers: { 'accept-encoding': 'gzip' }, body: text });
+    assert.equal(zipped.headers['content-encoding'], 'gzip');
+    assert.equal((JSON.parse(gunzipSync(zipped.body).toString()) as { body: string }).body, text);
+    // A static file (node:http2's own objects, made for that action) beside the app's streams.
+    const css = await h2request(session, `/static/style.css?${tag}`);
+    assert.equal(css.status, 200);
+    assert.equal(css.body.toString(), CSS);
+    const missing = await h2request(session, `/static/none-${tag}.css`);
+    assert.equal(missing.status, 404);
+  } finally {
+    await h2close(session);
+  }
+  assert.ok(await waitUntil(() => accessLines().filter((l) => l.includes(tag)).length === 4, 5000), accessLines().filter((l) => l.includes(tag)).join('\n'));
+  const lines = accessLines().filter((l) => l.includes(tag));
+  assert.ok(lines.every((l) => l.startsWith('127.0.0.1 ') && l.includes('HTTP/2.0"')), lines.join('\n'));
+  assert.deepEqual(lines.map((l) => / (\d{3}) /.exec(l)?.[1]).sort(), ['200', '200', '200', '404']);
 });
 
 test('a body cut short (END_STREAM before its Content-Length) never reaches the app', { skip: NO_OPENSSL }, async () => {

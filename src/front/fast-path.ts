@@ -23,6 +23,7 @@
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
+import type { Readable } from 'node:stream';
 import type { Config } from '../config/schema.js';
 import type { TrustedProxies } from '../http/forwarded.js';
 import type { ExchangeContext, HttpResponse, RequestInfo } from '../http/handler.js';
@@ -50,8 +51,8 @@ export interface Serve {
 
 /** What comes with a lean request: its body, and node:http's objects for an action that needs them. */
 export interface LeanParts {
-  /** The body as it arrives (node:http's IncomingMessage, which is also the request); null: none. */
-  body: IncomingMessage | null;
+  /** The body as it arrives (node:http's IncomingMessage, which is also the request, or an HTTP/2 stream); null: none. */
+  body: Readable | null;
   /** Replaces the lean request and response by node:http's; call before anything is written. */
   toNode(): { req: IncomingMessage; res: ServerResponse };
 }

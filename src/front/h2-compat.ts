@@ -1,8 +1,10 @@
 /**
- * HTTP/2 requests through the same code as HTTP/1 ones. Node's compatibility
- * API (Http2ServerRequest / Http2ServerResponse) mirrors IncomingMessage and
- * ServerResponse; these subclasses smooth the few places where the front's
- * HTTP/1 habits would be wrong for HTTP/2:
+ * HTTP/2 requests for the route actions that need node:http's objects
+ * (made on demand by the front; the app bridge takes the lean ones of
+ * http2-response.ts). Node's compatibility API (Http2ServerRequest /
+ * Http2ServerResponse) mirrors IncomingMessage and ServerResponse; these
+ * subclasses smooth the few places where the front's HTTP/1 habits would be
+ * wrong for HTTP/2:
  *
  * - the request gets a Host header from `:authority` (what routing, the
  *   environ's HTTP_HOST and redirects read), when the client sent none, and
@@ -17,8 +19,8 @@
 import type { IncomingMessage, OutgoingHttpHeaders } from 'node:http';
 import { Http2ServerRequest, Http2ServerResponse, type IncomingHttpHeaders, type ServerHttp2Stream } from 'node:http2';
 import type { ReadableOptions } from 'node:stream';
+import { CONNECTION_SPECIFIC } from './http2-response.js';
 
-const CONNECTION_SPECIFIC = new Set(['connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'upgrade']);
 
 export class H2Request extends Http2ServerRequest {
   /** The client's address, kept: once the stream is closed `socket` no longer leads to the connection. */

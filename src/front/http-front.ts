@@ -7,7 +7,7 @@
  * speak HTTP/2 (listener.ts); every request takes the same onRequest path.
  */
 import { IncomingMessage, STATUS_CODES, type ServerResponse } from 'node:http';
-import type { ServerHttp2Session } from 'node:http2';
+import type { IncomingHttpHeaders, ServerHttp2Session, ServerHttp2Stream } from 'node:http2';
 import { lstatSync, unlinkSync } from 'node:fs';
 import type { AddressInfo, Socket } from 'node:net';
 import type { TLSSocket } from 'node:tls';
@@ -24,7 +24,8 @@ import { createListenerServer, type ListenerServer } from './listener.js';
 import { hostName, type Router } from './router.js';
 import { isTls } from './tls-context.js';
 import { FastPath, type LeanParts, type Serve } from './fast-path.js';
-import { H2Request } from './h2-compat.js';
+import { H2Request, H2Response } from './h2-compat.js';
+import { h2Request, Http2Response } from './http2-response.js';
 import { MemoryAnswers } from './memory-answers.js';
 
 /** What the front needs to know about the listener a request came in on. */
@@ -98,6 +99,8 @@ export class HttpFront {
         });
       }
       server.on('session', (session: ServerHttp2Session) => this.onSession(session));
+      server.on('stream', (stream: ServerHttp2Stream, headers: IncomingHttpHeaders, _flags: number, rawHeaders: string[]) =>
+        this.onStream(stream, headers, rawHeaders, info, serve.lean));
       server.on('tlsClientError', (err: Error, socket: Socket) => this.ctx.logger.debug(`TLS handshake with ${socket.remoteAddress} failed: ${err.message}`));
       server.on('clientError', (err: NodeJS.ErrnoException, socket: Duplex) => this.onClientError(err, socket as Socket));
       // Without a listener Node drops CONNECT silently; a client deserves an answer.
@@ -225,6 +228,29 @@ export class HttpFront {
     if (r === null) return;
     if (expectsContinue) continueInTurn(res);
     r.handler.serve(r);
+  }
+
+  /**
+   * An HTTP/2 stream: a lean request record and response writer
+   * (http2-response.ts), through the same path as the fast path's requests;
+   * an action that needs node:http's objects gets node:http2's look-alikes
+   * (h2-compat.ts), made then. Expect and CONNECT as node:http2 answers them.
+   */
+  private onStream(stream: ServerHttp2Stream, headers: IncomingHttpHeaders, rawHeaders: string[], listener: ListenerInfo, lean: Serve['lean']): void {
+    const method = headers[':method'];
+    if (method === 'CONNECT' || (headers.expect !== undefined && headers.expect !== '100-continue')) {
+      stream.on('error', () => {});
+      stream.respond({ ':status': method === 'CONNECT' ? 405 : 417 }, { endStream: true });
+      return;
+    }
+    if (headers.expect !== undefined) stream.additionalHeaders({ ':status': 100 });
+    const req = h2Request(stream, headers, rawHeaders);
+    const body = stream.endAfterHeaders ? null : stream;
+    const toNode = () => {
+      const nodeReq = new H2Request(stream, headers, {}, rawHeaders);
+      return { req: nodeReq as unknown as IncomingMessage, res: new H2Response(stream) as unknown as ServerResponse };
+    };
+    lean(req, new Http2Response(stream, method), { body, toNode });
   }
 
   /**

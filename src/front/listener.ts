@@ -8,14 +8,14 @@
  * - TLS with `http2 = false`: node:https, HTTP/1.1 only.
  *
  * Every kind calls the same request listener with (IncomingMessage,
- * ServerResponse); HTTP/2 requests come as the look-alikes of h2-compat.ts.
+ * ServerResponse) for HTTP/1; HTTP/2 streams are the 'stream' event's (the
+ * front's onStream).
  */
 import { createServer as createHttpServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import { createServer as createHttpsServer } from 'node:https';
 import { createSecureServer } from 'node:http2';
 import type { Server as NetServer } from 'node:net';
 import type { Config, ListenerSettings } from '../config/schema.js';
-import { H2Request, H2Response } from './h2-compat.js';
 import { isTls, TlsContext } from './tls-context.js';
 
 export type RequestListener = (req: IncomingMessage, res: ServerResponse) => void;
@@ -49,17 +49,17 @@ export function createListenerServer(listener: ListenerSettings, s: Config, onRe
     tlsContext.attach(server);
     return Object.assign(server, { tlsContext });
   }
-  const server = createSecureServer(
-    {
-      ...tls,
-      allowHTTP1: true,
-      settings: { maxConcurrentStreams: MAX_CONCURRENT_STREAMS, maxHeaderListSize: s.max_header_size },
-      Http2ServerRequest: H2Request,
-      Http2ServerResponse: H2Response,
-    },
-    // The compat objects stand in for node:http's (see h2-compat.ts).
-    onRequest as unknown as (req: H2Request, res: H2Response) => void,
-  );
+  const server = createSecureServer({
+    ...tls,
+    allowHTTP1: true,
+    settings: { maxConcurrentStreams: MAX_CONCURRENT_STREAMS, maxHeaderListSize: s.max_header_size },
+  });
+  // A 'request' listener would make node:http2 build its compatibility objects for every
+  // stream (its 'newListener' hook): HTTP/2 streams come through 'stream' instead (the front's
+  // onStream), and 'request' serves the HTTP/1.1 connections handed to node:http.
+  for (const hook of server.listeners('newListener')) if (hook.name === 'setupCompat') server.removeListener('newListener', hook as () => void);
+  server.on('request', onRequest);
+  if (server.listenerCount('stream') !== 0) throw new Error('node:http2 set up its compatibility API anyway: HTTP/2 streams would be answered twice');
   tlsContext.attach(server);
   // node:http reads its limits from the server object, for the HTTP/1.1 connections too.
   Object.assign(server, http1, { tlsContext });

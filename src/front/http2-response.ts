@@ -1,0 +1,139 @@
+/**
+ * HTTP/2 streams without node:http2's compatibility objects, for the route
+ * actions that take the lean contract (the app bridge): the stream's request
+ * as a plain record, and a response writer straight onto the stream.
+ *
+ * Why: Http2ServerRequest and Http2ServerResponse (made by node:http2 for
+ * every stream once a server has a 'request' listener) cost more than the
+ * rest of an HTTP/2 request's work in the front. Actions that need them
+ * (static files through `send`, say) still get them, made on demand
+ * (h2-compat.ts).
+ */
+import { EventEmitter } from 'node:events';
+import type { OutgoingHttpHeaders } from 'node:http';
+import { constants, type IncomingHttpHeaders, type ServerHttp2Stream } from 'node:http2';
+import type { HttpResponse, RequestInfo } from '../http/handler.js';
+
+/** Header fields HTTP/2 forbids (RFC 9113 §8.2.2): dropped from an answer rather than failing it. */
+export const CONNECTION_SPECIFIC = new Set(['connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'upgrade']);
+
+/** A stream's request as the front's handlers read it; Host from `:authority` when the client sent none. */
+export function h2Request(stream: ServerHttp2Stream, headers: IncomingHttpHeaders, rawHeaders: string[]): RequestInfo {
+  const authority = headers[':authority'];
+  if (headers.host === undefined && authority !== undefined) {
+    headers.host = authority;
+    rawHeaders.push('host', authority);
+  }
+  return {
+    method: headers[':method'],
+    url: headers[':path'],
+    httpVersion: '2.0',
+    httpVersionMajor: 2,
+    headers,
+    rawHeaders,
+    // The connection's socket: unlike the stream's, it still says who the client is once the stream closes.
+    socket: stream.session!.socket as RequestInfo['socket'],
+    // As Http2ServerRequest has it: the app bridge asks whether a body without a length follows.
+    stream,
+  } as RequestInfo;
+}
+
+/** The stream's errors: its 'close' follows, which is what the front acts on. */
+function ignore(): void {}
+
+function onStreamDrain(this: ServerHttp2Stream & { [kResponse]?: Http2Response }): void {
+  this[kResponse]?.emit('drain');
+}
+
+function onStreamClose(this: ServerHttp2Stream & { [kResponse]?: Http2Response }): void {
+  this[kResponse]?.emit('close');
+}
+
+const kResponse = Symbol('gatehouse.h2Response');
+
+export class Http2Response extends EventEmitter implements HttpResponse {
+  /** Set by the front while draining; an HTTP/2 session is closed with GOAWAY instead. */
+  shouldKeepAlive = true;
+  headersSent = false;
+  private headers: OutgoingHttpHeaders = {};
+  /** No body may be sent: HEAD, 1xx, 204, 304. */
+  private bodiless: boolean;
+
+  constructor(private readonly stream: ServerHttp2Stream, method: string | undefined) {
+    super();
+    this.bodiless = method === 'HEAD';
+    (stream as { [kResponse]?: Http2Response })[kResponse] = this;
+    stream.on('drain', onStreamDrain);
+    stream.on('close', onStreamClose);
+    stream.on('error', ignore);
+  }
+
+  get destroyed(): boolean {
+    // A reset stream is closed before it is destroyed; either way it takes no more writes (they would throw).
+    return this.stream.destroyed || this.stream.closed;
+  }
+
+  get writableLength(): number {
+    return this.stream.writableLength;
+  }
+
+  get writableNeedDrain(): boolean {
+    return this.stream.writableNeedDrain;
+  }
+
+  /** `headers` as `[name, value, ...]` (names as the app gave them) or an object; the reason phrase is HTTP/1's only. */
+  writeHead(status: number, _reason: string, headers?: OutgoingHttpHeaders | readonly string[]): this {
+    if (this.headersSent) throw new Error('the response head was already written');
+    const out: OutgoingHttpHeaders = { [constants.HTTP2_HEADER_STATUS]: status };
+    if (Array.isArray(headers)) {
+      const flat = headers as readonly string[];
+      for (let i = 0; i < flat.length; i += 2) add(out, flat[i]!.toLowerCase(), flat[i + 1]!);
+    } else if (headers !== undefined) {
+      for (const name in headers) {
+        const value = (headers as OutgoingHttpHeaders)[name];
+        if (value === undefined) continue;
+        if (Array.isArray(value)) for (const v of value) add(out, name.toLowerCase(), v);
+        else add(out, name.toLowerCase(), String(value));
+      }
+    }
+    if (status < 200 || status === 204 || status === 304) this.bodiless = true;
+    // Throws on a header node:http2 refuses (the caller answers 500 then); nothing is sent before.
+    this.stream.respond(out, { endStream: this.bodiless });
+    this.headers = out;
+    this.headersSent = true;
+    return this;
+  }
+
+  getHeader(name: string): number | string | string[] | undefined {
+    return this.headers[name.toLowerCase()];
+  }
+
+  /** The head goes out whole in writeHead: nothing is left to remove. */
+  removeHeader(): void {}
+
+  write(chunk: Buffer): boolean {
+    if (this.destroyed || this.bodiless || chunk.length === 0) return !this.writableNeedDrain;
+    return this.stream.write(chunk);
+  }
+
+  end(chunk?: Buffer): this {
+    if (this.destroyed) return this;
+    if (!this.headersSent) this.writeHead(200, 'OK');
+    if (this.bodiless) return this;
+    if (chunk !== undefined && chunk.length > 0) this.stream.end(chunk);
+    else this.stream.end();
+    return this;
+  }
+
+  destroy(): void {
+    if (!this.destroyed) this.stream.close(constants.NGHTTP2_INTERNAL_ERROR);
+  }
+}
+
+function add(out: OutgoingHttpHeaders, name: string, value: string): void {
+  if (CONNECTION_SPECIFIC.has(name)) return;
+  const had = out[name];
+  if (had === undefined) out[name] = value;
+  else if (Array.isArray(had)) had.push(value);
+  else out[name] = [String(had), value];
+}
