@@ -17,6 +17,7 @@ import { Respond } from './handlers/respond.js';
 import { FileCache } from './handlers/file-cache.js';
 import { StaticFiles } from './handlers/static-files.js';
 import { WsgiApp } from './wsgi/wsgi-app.js';
+import { HttpProxy } from './upstream/http-proxy.js';
 import { AccessLog } from './log/access-log.js';
 import { clientAddress } from './http/forwarded.js';
 import { resolveUser } from './config/users.js';
@@ -70,6 +71,7 @@ export class Gatehouse {
   readonly front: HttpFront;
   private readonly accessLog: AccessLog<RequestInfo> | null;
   private stopWatching: (() => void)[] = [];
+  private readonly proxies: HttpProxy[] = [];
 
   constructor(readonly site: Site) {
     const settings = site.settings;
@@ -90,6 +92,7 @@ export class Gatehouse {
       let handler: Handler;
       if (route.app !== undefined) handler = apps.get(route.app)!;
       else if (route.static !== undefined) handler = new StaticFiles(route.static, compression, fileCache);
+      else if (route.proxy !== undefined) this.proxies.push((handler = new HttpProxy(route.proxy, this.logger, settings.body_timeout)));
       else if (route.redirect !== undefined) handler = new Redirect(route.redirect.status, route.redirect.location);
       else handler = new Respond(route.return!.status, route.return!.body, route.return!.content_type);
       return { hosts: route.host ?? [], path: route.path, maxRequestBody: route.max_request_body ?? settings.max_request_body, handler };
@@ -103,6 +106,7 @@ export class Gatehouse {
     if (this.site.file) this.logger.info(`Configuration: ${this.site.file}`);
     const bound = await this.front.listen(this.site.listeners);
     for (const address of bound) this.logger.info(`Listening at: ${address} (${process.pid})`);
+    for (const proxy of this.proxies) proxy.start();
     for (const app of this.site.apps) {
       const mode = app.threads > 1 ? `threads (${app.threads} per process)` : 'sync';
       const named = this.site.apps.length > 1 ? ` for ${app.name}` : '';
@@ -170,6 +174,7 @@ export class Gatehouse {
     await this.front.drain(deadline);
     await Promise.all([...this.pools.values()].map((pool) => pool.stop(Math.max(0, deadline - performance.now()))));
     this.front.closeAll();
+    await Promise.all(this.proxies.map((proxy) => proxy.stop()));
     await this.accessLog?.close();
   }
 }
