@@ -53,8 +53,8 @@ const healthCheckSchema = z
 export function proxySchema(base: string, size: z.ZodType<number, unknown>) {
   return z
     .object({
-      /** Where requests go: one or more addresses, each a string or a table with weight, max_fails, fail_timeout. */
-      upstreams: z.union([upstreamSchema.transform((u) => [u]), z.array(upstreamSchema).min(1, 'needs at least one upstream')]),
+      /** Where requests go: a list of addresses, each a string or a table with weight, max_fails, fail_timeout. */
+      upstreams: z.array(upstreamSchema).min(1, 'needs at least one upstream'),
       /**
        * How an upstream is picked: `round_robin` (by weight, the default),
        * `least_conn` (fewest requests under way), or `hash` on `hash_key`

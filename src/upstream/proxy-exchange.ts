@@ -139,7 +139,7 @@ export class ProxyExchange implements Dispatcher.DispatchHandlers, InFlight {
     if (status < 200) return true;
     clearTimeout(this.sendTimer);
     const peer = this.peer!;
-    if ((status === 502 || status === 503) && this.retryTo(true) !== null) {
+    if ((status === 502 || status === 503) && this.retryTo(false) !== null) {
       this.route.balancer.failed(peer);
       this.route.logger.warning(`${this.what()}: upstream ${peer.name} answered ${status}; trying ${this.reserved!.name}`);
       this.discarding = true;
