@@ -8,6 +8,7 @@
 import type { ProxySettings } from '../config/proxy.js';
 import type { Logger } from '../log/logger.js';
 import type { ProxyPeer } from './proxy-exchange.js';
+import { requestServername } from './proxy-target.js';
 
 type CheckSettings = NonNullable<ProxySettings['health_check']>;
 
@@ -39,7 +40,7 @@ export class HealthChecks {
     const ms = this.check.timeout * 1000;
     let why: string;
     try {
-      const res = await peer.pool.request({ path: this.check.path, method: 'GET', headers: { host: peer.target.authority }, headersTimeout: ms, bodyTimeout: ms });
+      const res = await peer.pool.request({ ...requestServername(peer.target), path: this.check.path, method: 'GET', headers: { host: peer.target.authority }, headersTimeout: ms, bodyTimeout: ms });
       await res.body.dump();
       const ok = this.check.status === undefined ? res.statusCode >= 200 && res.statusCode < 400 : this.check.status.includes(res.statusCode);
       why = ok ? '' : `answered ${res.statusCode}`;

@@ -17,7 +17,8 @@
  */
 import { readFileSync } from 'node:fs';
 import type { Readable } from 'node:stream';
-import { Pool } from 'undici';
+import { buildConnector, Pool } from 'undici';
+import { isIP } from 'node:net';
 import type { ProxySettings } from '../config/proxy.js';
 import type { Handler, HttpResponse, LeanRouteRequest, RequestInfo, RouteRequest, UpgradeRequest } from '../http/handler.js';
 import { clientAddress } from '../http/forwarded.js';
@@ -49,7 +50,7 @@ export class HttpProxy implements Handler {
         connections: settings.max_connections || null,
         keepAliveTimeout: settings.keepalive_timeout * 1000,
         keepAliveMaxTimeout: settings.keepalive_timeout * 1000,
-        connect: { timeout: settings.connect_timeout * 1000, rejectUnauthorized: settings.tls_verify, ...(ca === undefined ? {} : { ca }) },
+        connect: connector(target, { timeout: settings.connect_timeout * 1000, rejectUnauthorized: settings.tls_verify, ...(ca === undefined ? {} : { ca }) }),
       });
       return { name: u.address, weight: u.weight, maxFails: u.max_fails, failTimeout: u.fail_timeout * 1000, active: 0, current: 0, fails: 0, firstFailAt: -Infinity, downUntil: 0, healthy: true, pool, target };
     });
@@ -122,4 +123,19 @@ export class HttpProxy implements Handler {
     }
     return '';
   }
+}
+
+/**
+ * undici names the TLS server (SNI, and the name its certificate is checked
+ * against) after each request's Host header; a proxy passes the client's
+ * Host, but the certificate is the upstream's. The name is the upstream
+ * address's, as nginx's proxy_ssl_name (none for an IP address, whose
+ * certificate is then checked for that IP).
+ */
+function connector(target: ProxyTarget, options: buildConnector.BuildOptions): buildConnector.BuildOptions | buildConnector.connector {
+  if (!target.tls) return options;
+  const connect = buildConnector(options);
+  const host = target.authority.replace(/:\d+$/, '').replace(/^\[|\]$/g, '');
+  const servername = isIP(host) === 0 ? host : undefined;
+  return (opts, callback) => connect({ ...opts, servername }, callback);
 }

@@ -22,7 +22,7 @@ import type { Logger } from '../log/logger.js';
 import { discardBodyFile } from '../wsgi/request-body.js';
 import type { Balancer, Peer } from './balancer.js';
 import { clientResponseHeaders, upstreamRequestHeaders, upstreamTarget, type HeaderRules } from './proxy-headers.js';
-import type { ProxyTarget } from './proxy-target.js';
+import { requestServername, type ProxyTarget } from './proxy-target.js';
 import { UpstreamError, upstreamFailed, type UpstreamPhase } from './upstream-failure.js';
 
 export interface ProxyPeer extends Peer {
@@ -97,6 +97,7 @@ export class ProxyExchange implements Dispatcher.DispatchHandlers, InFlight {
     const read = s.read_timeout * 1000;
     peer.pool.dispatch(
       {
+        ...requestServername(peer.target),
         path: this.target,
         method: req.method as Dispatcher.HttpMethod,
         headers: this.headers,

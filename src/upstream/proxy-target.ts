@@ -16,6 +16,16 @@ export interface ProxyTarget {
   name: string;
 }
 
+/**
+ * What each request tells undici its TLS server name is: always the same
+ * per upstream, so that undici, which otherwise takes it from the Host
+ * header and reconnects when it changes, keeps its connections (the name
+ * actually used is the connector's, see http-proxy.ts).
+ */
+export function requestServername(target: ProxyTarget): { servername?: string } {
+  return target.tls ? { servername: target.authority } : {};
+}
+
 /** The target, or why the text is not one. */
 export function parseProxyTarget(text: string): ProxyTarget | string {
   const scheme = /^(https?):\/\//i.exec(text);

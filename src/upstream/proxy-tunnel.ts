@@ -12,6 +12,7 @@ import type { Dispatcher } from 'undici';
 import type { UpgradeRequest } from '../http/handler.js';
 import { clientResponseHeaders, upstreamRequestHeaders, upstreamTarget } from './proxy-headers.js';
 import type { ProxyRoute } from './proxy-exchange.js';
+import { requestServername } from './proxy-target.js';
 import { UpstreamError } from './upstream-failure.js';
 
 export function tunnel(route: ProxyRoute, u: UpgradeRequest, key: string): void {
@@ -85,6 +86,7 @@ export function tunnel(route: ProxyRoute, u: UpgradeRequest, key: string): void 
   };
   peer.pool.dispatch(
     {
+      ...requestServername(peer.target),
       path: upstreamTarget(u, route.rules.passPath),
       method: 'GET',
       headers,
