@@ -17,6 +17,7 @@ import { join } from 'node:path';
 import { APPS, hasCommand, SYSTEM_PYTHON } from './helpers/gatehouse.js';
 import { launch, request, type Server } from './helpers/harness.js';
 import { refusedAddress } from './helpers/upstreams.js';
+import { WebSocket, WebSocketServer } from 'ws';
 
 const HAVE = { gunicorn: hasCommand('gunicorn'), nginx: hasCommand('nginx'), openssl: hasCommand('openssl') };
 const dir = mkdtempSync(join(tmpdir(), 'gh-proxy-peers-'));
@@ -31,6 +32,7 @@ let httpsPort = 0;
 let backlogFull: ChildProcess | null = null;
 let backlogPort = 0;
 const fillers: Socket[] = [];
+let wss: WebSocketServer | null = null;
 /** Accepts connections and never reads from them. */
 let deaf: NetServer;
 let deafPort = 0;
@@ -109,6 +111,10 @@ before(async () => {
     httpsPort = (https.address() as AddressInfo).port;
     route('/tls', `upstreams = ["https://127.0.0.1:${httpsPort}"]\ntls_ca = "${join(dir, 'up.crt')}"`);
     route('/tls-untrusted', `upstreams = ["https://127.0.0.1:${httpsPort}"]`);
+    wss = new WebSocketServer({ host: '127.0.0.1', port: 0 });
+    await new Promise((resolve) => wss!.once('listening', resolve));
+    wss.on('connection', (ws, req) => ws.on('message', (m) => ws.send(`${req.headers['x-forwarded-proto']}: ${m.toString()}`)));
+    route('/ws', `upstreams = ["127.0.0.1:${(wss.address() as AddressInfo).port}"]`);
     route('/tls-unverified', `upstreams = ["https://127.0.0.1:${httpsPort}"]\ntls_verify = false`);
   }
   backlogFull = spawn(SYSTEM_PYTHON, ['-c', "import socket,time\ns=socket.socket()\ns.bind(('127.0.0.1',0))\ns.listen(0)\nprint(s.getsockname()[1],flush=True)\ntime.sleep(120)"], { stdio: ['ignore', 'pipe', 'ignore'] });
@@ -147,6 +153,7 @@ after(async () => {
   for (const p of [gunicorn, nginx, backlogFull]) p?.kill('SIGTERM');
   for (const s of fillers) s.destroy();
   https?.close();
+  wss?.close();
   deaf?.close();
   await new Promise((r) => setTimeout(r, 200));
   rmSync(dir, { recursive: true, force: true });
@@ -200,7 +207,7 @@ test('https upstream: verified against tls_ca; refused (502) when untrusted; tls
 test('HTTP/2 clients reach HTTP/1.1 upstreams (GET and a POST body)', { skip: HAVE.openssl && HAVE.nginx ? false : 'needs openssl and nginx (Debian)' }, async () => {
   // The TLS listener's line may come after the first one launch() waited for.
   const tlsAddress = (await server.waitFor(/Listening at: https:\/\/(\S+) \(/))[1]!;
-  const session = h2connect(`https://${tlsAddress}`, { ca: readFileSync(join(dir, 'up.crt')), servername: 'localhost' });
+  const session = h2connect(`https://${tlsAddress}`, { ca: readFileSync(join(dir, 'up.crt')) });
   const ask = (path: string, method = 'GET', body?: string) =>
     new Promise<{ status: number; body: string }>((resolve, reject) => {
       const s = session.request({ ':path': path, ':method': method, ...(body ? { 'content-type': 'text/plain' } : {}) });
@@ -215,10 +222,11 @@ test('HTTP/2 clients reach HTTP/1.1 upstreams (GET and a POST body)', { skip: HA
   try {
     const got = await ask('/nginx/h2?y=2');
     assert.equal(got.status, 200);
-    assert.match(got.body, /^nginx uri=\/h2\?y=2 .*host=localhost/);
+    // The Host sent up is the client's :authority.
+    assert.match(got.body, /^nginx uri=\/h2\?y=2 .*host=127\.0\.0\.1 /);
     const tls = await ask('/tls/posted', 'POST', 'hello over h2');
     assert.equal(tls.status, 200);
-    assert.match(tls.body, /tls upstream \/tls\/posted host=localhost/);
+    assert.equal(tls.body, `tls upstream /tls/posted host=${tlsAddress}`);
   } finally {
     session.close();
   }
@@ -237,4 +245,17 @@ test('send timeout: an upstream that stops reading the request body is a 504 aft
   const r = await request(server.url, '/send-timeout/x', { method: 'POST', body, timeoutMs: 15000 });
   assert.equal(r.status, 504);
   await server.waitFor(/POST \/send-timeout\/x: upstream 127\.0\.0\.1:\d+ failed while sending the request: no progress for send_timeout \(0\.5 s\) \(504\)/);
+});
+
+test('WebSocket over TLS (wss) through the TLS listener and the proxy', { skip: HAVE.openssl ? false : 'openssl is not installed (Debian: openssl)' }, async () => {
+  const tlsAddress = (await server.waitFor(/Listening at: https:\/\/(\S+) \(/))[1]!;
+  const ws = new WebSocket(`wss://${tlsAddress}/ws`, { ca: readFileSync(join(dir, 'up.crt')) });
+  await new Promise((resolve, reject) => {
+    ws.once('open', resolve);
+    ws.once('error', reject);
+  });
+  const reply = new Promise<string>((resolve) => ws.once('message', (m) => resolve(m.toString())));
+  ws.send('over tls');
+  assert.equal(await reply, 'https: over tls');
+  ws.close();
 });

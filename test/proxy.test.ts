@@ -59,6 +59,8 @@ ${route('/cookiehash', `upstreams = ["${a}", "${b}", "${ups.c!.address}"]\nbalan
 ${route('/retry', `upstreams = ["${refused}", "${ups.e!.address}"]`)}
 ${route('/retry503', `upstreams = [{ address = "${ups.f!.address}", max_fails = 0 }, { address = "${ups.g!.address}", max_fails = 0 }]`)}
 ${route('/once503', `upstreams = ["${ups.f!.address}"]`)}
+${route('/tries1', `upstreams = ["${refused}", "${ups.e!.address}"]\ntries = 1`)}
+${route('/tries-time', `upstreams = [{ address = "${ups.f!.address}", max_fails = 0 }, { address = "${ups.g!.address}", max_fails = 0 }]\ntries_timeout = 0.2`)}
 ${route('/passive', `upstreams = [{ address = "${malformed}", max_fails = 1, fail_timeout = 30 }, "${b}"]`)}
 ${route('/refused', `upstreams = ["${refused}"]`)}
 ${route('/silent', `upstreams = ["${silent}"]\nread_timeout = 0.5`)}
@@ -202,6 +204,28 @@ test('a 503 is retried on the other upstream for GET, never for POST, never on t
   const before = f.total();
   assert.equal((await request(server.url, '/once503/status-503')).status, 503);
   assert.equal(f.total(), before + 1);
+});
+
+test('tries and tries_timeout bound the retries', async () => {
+  // Round robin starts with the first upstream: refused, and no second try.
+  assert.equal((await request(server.url, '/tries1/x')).status, 502);
+  const g = ups.g!.total();
+  const f = ups.f!.total();
+  // The first try took longer than tries_timeout: its 503 goes to the client.
+  assert.equal((await request(server.url, '/tries-time/slow-503')).status, 503);
+  assert.equal(ups.f!.total() + ups.g!.total(), f + g + 1);
+});
+
+test('a client that goes away: the upstream request is cancelled, logged as 499', async () => {
+  const conn = await RawConnection.open(server.port);
+  conn.write('GET /asis/sleep-600 HTTP/1.1\r\nHost: x\r\n\r\n');
+  await waitUntil(() => ups.a!.hits.has('/asis/sleep-600'), 2000);
+  // A reset: a FIN alone is a half-close, after which the front still sends the answer.
+  conn.socket.resetAndDestroy();
+  assert.ok(await waitUntil(() => /"GET \/asis\/sleep-600 HTTP\/1.1" 499/.test(readFileSync(accessLog, 'utf8')), 3000));
+  // The upstream's connection was closed under it: its answer never went out.
+  await new Promise((r) => setTimeout(r, 700));
+  assert.equal(ups.a!.finished.has('/asis/sleep-600'), false);
 });
 
 test('passive health: after max_fails an upstream gets no requests for fail_timeout', async () => {

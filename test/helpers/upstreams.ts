@@ -108,6 +108,10 @@ function handle(up: Upstream, req: IncomingMessage, res: ServerResponse): void {
     res.end();
     return;
   }
+  if (last === 'slow-503') {
+    setTimeout(() => res.writeHead(503, { 'Content-Length': '0' }).end(), 300);
+    return;
+  }
   const status = /^status-(\d{3})$/.exec(last);
   const sleep = /^sleep-(\d+)$/.exec(last);
   const chunks: Buffer[] = [];
