@@ -246,7 +246,7 @@ export class HttpFront {
     const onError = () => socket.destroy();
     socket.on('error', onError);
     const res = new ServerResponse(req);
-    res.shouldKeepAlive = req.headers.connection?.toLowerCase().includes('close') !== true;
+    res.shouldKeepAlive = req.httpVersionMinor >= 1 && req.headers.connection?.toLowerCase().includes('close') !== true;
     res.assignSocket(socket);
     res.once('finish', () => {
       res.detachSocket(socket);

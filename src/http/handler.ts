@@ -133,7 +133,7 @@ export interface Handler {
    * action writes the 101 (or any other answer) to the socket itself, calls
    * `log` once (101 and the bytes sent to the client, when the tunnel
    * closes) and closes the socket. Absent: such a request goes to serve()
-   * as any other, and its connection closes after the answer.
+   * as any other, and its connection goes on after the answer.
    */
   upgrade?(request: UpgradeRequest): void;
 }
