@@ -26,7 +26,7 @@ let wss: WebSocketServer;
 let wsPort = 0;
 
 before(async () => {
-  for (const name of ['a', 'b', 'c', 'd', 'e', 'f', 'g', 'h']) ups[name] = await startUpstream(name);
+  for (const name of ['a', 'b', 'c', 'd', 'e', 'f', 'g', 'h', 'k1', 'k2']) ups[name] = await startUpstream(name);
   ups.unix = await startUpstream('unix', join(dir, 'up.sock'));
   const bad = await startRawUpstream('HTTP/1.1 abc Broken\r\nContent-Length: 2\r\n\r\nno');
   const quiet = await startRawUpstream(null);
@@ -61,6 +61,7 @@ ${route('/retry503', `upstreams = [{ address = "${ups.f!.address}", max_fails = 
 ${route('/once503', `upstreams = ["${ups.f!.address}"]`)}
 ${route('/tries1', `upstreams = ["${refused}", "${ups.e!.address}"]\ntries = 1`)}
 ${route('/tries-time', `upstreams = [{ address = "${ups.f!.address}", max_fails = 0 }, { address = "${ups.g!.address}", max_fails = 0 }]\ntries_timeout = 0.2`)}
+${route('/failover', `upstreams = ["${ups.k1!.address}", "${ups.k2!.address}"]`)}
 ${route('/passive', `upstreams = [{ address = "${malformed}", max_fails = 1, fail_timeout = 30 }, "${b}"]`)}
 ${route('/refused', `upstreams = ["${refused}"]`)}
 ${route('/silent', `upstreams = ["${silent}"]\nread_timeout = 0.5`)}
@@ -226,6 +227,28 @@ test('a client that goes away: the upstream request is cancelled, logged as 499'
   // The upstream's connection was closed under it: its answer never went out.
   await new Promise((r) => setTimeout(r, 700));
   assert.equal(ups.a!.finished.has('/asis/sleep-600'), false);
+});
+
+test('failover: an upstream killed under load costs no GET', async () => {
+  let failed = 0;
+  let done = 0;
+  const worker = async () => {
+    for (let i = 0; i < 30; i++) {
+      const r = await request(server.url, '/failover/sleep-20').catch(() => null);
+      if (r === null || r.status !== 200) failed++;
+      done++;
+    }
+  };
+  const load = Promise.all([1, 2, 3, 4, 5, 6, 7, 8].map(worker));
+  await waitUntil(() => done >= 60, 10000);
+  // Killed: every connection to it cut (mid-request for some), and nothing listens any more.
+  const k1 = ups.k1!;
+  k1.server.close();
+  k1.server.closeAllConnections();
+  await load;
+  assert.equal(done, 240);
+  assert.equal(failed, 0);
+  assert.ok(ups.k2!.total() > 120, `k2 took over: ${ups.k2!.total()}`);
 });
 
 test('passive health: after max_fails an upstream gets no requests for fail_timeout', async () => {
