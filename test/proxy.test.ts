@@ -433,3 +433,22 @@ test('bad proxy config: exit non-zero naming the key path and value', async () =
     assert.match(r.stderr + r.stdout, pattern, body);
   }
 });
+
+test('--proxy URL=UPSTREAM: a reverse proxy from the command line, no app needed; a path after the address replaces URL', async () => {
+  const a = ups.a!.address;
+  const short = await launch(['--bind', '127.0.0.1:0', '--proxy', `/=${a}`, '--proxy', `/v=http://${a}/inner/`], { workers: 0 });
+  try {
+    assert.equal(json((await request(short.url, '/x?y=1')).body).url, '/x?y=1');
+    assert.equal(json((await request(short.url, '/v/z')).body).url, '/inner/z');
+  } finally {
+    await short.kill();
+  }
+  for (const [flag, pattern] of [
+    ['/api=ftp://x:1', /--proxy: must be HOST:PORT, unix:PATH, http:\/\/HOST:PORT or https:\/\/HOST:PORT \(no other scheme\) \(got "\/api=ftp:\/\/x:1"\)/],
+    ['api', /--proxy: expected URL=UPSTREAM/],
+  ] as const) {
+    const r = await runCli(['--proxy', flag, '--check-config']);
+    assert.equal(r.code, 1, flag);
+    assert.match(r.stderr, pattern);
+  }
+});

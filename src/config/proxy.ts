@@ -121,3 +121,29 @@ export function proxySchema(base: string, size: z.ZodType<number, unknown>) {
 
 export type ProxySettings = z.output<ReturnType<typeof proxySchema>>;
 export type ProxyUpstreamSettings = ProxySettings['upstreams'][number];
+
+/**
+ * `--proxy URL=UPSTREAM`: a route at URL with a proxy action to one
+ * upstream and the defaults. UPSTREAM as in `upstreams`; a path after an
+ * http(s):// authority is `pass_path` (`/api=http://127.0.0.1:9000/` sends
+ * /api/x up as /x, as nginx's `proxy_pass http://127.0.0.1:9000/`).
+ */
+export function proxyShorthand(base: string, size: z.ZodType<number, unknown>) {
+  const action = proxySchema(base, size);
+  return z.string().transform((text, ctx) => {
+    const eq = text.indexOf('=');
+    const path = text.slice(0, eq).replace(/\/+$/, '') || '/';
+    const m = /^(https?:\/\/[^/]+)(\/.*)?$/i.exec(text.slice(eq + 1));
+    const upstream = m === null ? text.slice(eq + 1) : m[1]!;
+    const target = parseProxyTarget(upstream);
+    const problem =
+      eq < 0 ? 'expected URL=UPSTREAM, e.g. /api=http://127.0.0.1:9000'
+      : !path.startsWith('/') ? 'the URL part must start with /'
+      : typeof target === 'string' ? target
+      : undefined;
+    const parsed = problem === undefined ? action.safeParse({ upstreams: [upstream], ...(m?.[2] === undefined ? {} : { pass_path: m[2] }) }) : undefined;
+    if (parsed?.success) return { path, proxy: parsed.data };
+    ctx.addIssue({ code: 'custom', message: problem ?? parsed!.error!.issues[0]!.message });
+    return z.NEVER;
+  });
+}
