@@ -88,11 +88,15 @@ export class Gatehouse {
       this.pools.set(app.name, pool);
       apps.set(app.name, new WsgiApp(pool, ctx, owner, settings.body_timeout));
     }
-    const entries: RouteEntry[] = site.routes.map((route) => {
+    // site.routes: the --static and --proxy routes first, then the file's.
+    const shorthands = settings.static.length + settings.proxy.length;
+    const entries: RouteEntry[] = site.routes.map((route, i) => {
       let handler: Handler;
       if (route.app !== undefined) handler = apps.get(route.app)!;
       else if (route.static !== undefined) handler = new StaticFiles(route.static, compression, fileCache);
-      else if (route.proxy !== undefined) this.proxies.push((handler = new HttpProxy(route.proxy, this.logger, settings.body_timeout)));
+      else if (route.proxy !== undefined) {
+        this.proxies.push((handler = new HttpProxy(route.proxy, this.logger, settings.body_timeout, i < shorthands ? '--proxy' : `routes[${i - shorthands}].proxy`)));
+      }
       else if (route.redirect !== undefined) handler = new Redirect(route.redirect.status, route.redirect.location);
       else handler = new Respond(route.return!.status, route.return!.body, route.return!.content_type);
       return { hosts: route.host ?? [], path: route.path, maxRequestBody: route.max_request_body ?? settings.max_request_body, handler };
@@ -104,9 +108,9 @@ export class Gatehouse {
   async start(): Promise<string[]> {
     this.logger.info(`Starting gatehouse ${VERSION}`);
     if (this.site.file) this.logger.info(`Configuration: ${this.site.file}`);
+    await Promise.all(this.proxies.map((proxy) => proxy.start()));
     const bound = await this.front.listen(this.site.listeners);
     for (const address of bound) this.logger.info(`Listening at: ${address} (${process.pid})`);
-    for (const proxy of this.proxies) proxy.start();
     for (const app of this.site.apps) {
       const mode = app.threads > 1 ? `threads (${app.threads} per process)` : 'sync';
       const named = this.site.apps.length > 1 ? ` for ${app.name}` : '';
@@ -121,13 +125,15 @@ export class Gatehouse {
     return bound;
   }
 
-  /** Imports each app in one worker and stops: `--check-config`. */
+  /** Imports each app in one worker, resolves the proxies' upstream names, and stops: `--check-config`. */
   static async check(site: Site): Promise<void> {
     const one = { ...site, apps: site.apps.map((a) => ({ ...a, workers: 1 })) };
     const server = new Gatehouse(one);
     try {
+      for (const proxy of server.proxies) await proxy.start();
       for (const pool of server.pools.values()) await pool.start();
     } finally {
+      await Promise.all(server.proxies.map((proxy) => proxy.stop()));
       await Promise.all([...server.pools.values()].map((pool) => pool.stop(0)));
     }
   }

@@ -425,6 +425,7 @@ test('bad proxy config: exit non-zero naming the key path and value', async () =
     ['upstreams = ["127.0.0.1:1"]\nbalance = "random"', /routes\[0\]\.proxy\.balance: must be round_robin, least_conn or hash/],
     ['upstreams = ["127.0.0.1:1"]\nhash_key = "query:x"', /routes\[0\]\.proxy\.hash_key/],
     ['upstreams = ["127.0.0.1:1"]\nbogus = 1', /routes\[0\]\.proxy.*bogus/],
+    ['upstreams = ["127.0.0.1:1", "no-such-host.invalid:80"]', /routes\[0\]\.proxy\.upstreams\[1\]: cannot resolve no-such-host\.invalid/],
   ];
   for (const [body, pattern] of cases) {
     writeFileSync(file, `[[routes]]\npath = "/"\n[routes.proxy]\n${body}\n`);

@@ -19,6 +19,8 @@ import { readFileSync } from 'node:fs';
 import type { Readable } from 'node:stream';
 import { buildConnector, Pool } from 'undici';
 import { isIP } from 'node:net';
+import { lookup } from 'node:dns/promises';
+import { GatehouseError } from '../errors.js';
 import type { ProxySettings } from '../config/proxy.js';
 import type { Handler, HttpResponse, LeanRouteRequest, RequestInfo, RouteRequest, UpgradeRequest } from '../http/handler.js';
 import { clientAddress } from '../http/forwarded.js';
@@ -41,6 +43,8 @@ export class HttpProxy implements Handler {
     logger: Logger,
     /** body_timeout in seconds: a request body that stops arriving this long gets 408. */
     private readonly bodyTimeout: number,
+    /** Where the settings came from, for errors: `routes[2].proxy`, or `--proxy`. */
+    private readonly where: string,
   ) {
     const ca = settings.tls_ca === undefined ? undefined : readFileSync(settings.tls_ca);
     const peers: ProxyPeer[] = settings.upstreams.map((u) => {
@@ -69,7 +73,20 @@ export class HttpProxy implements Handler {
     this.checks = settings.health_check === undefined ? null : new HealthChecks(peers, settings.health_check, logger);
   }
 
-  start(): void {
+  /** Rejects with GH_ERR_CONFIG when an upstream's host name does not resolve (later connections resolve it again each time). */
+  async start(): Promise<void> {
+    await Promise.all(
+      this.route.balancer.peers.map(async (peer, i) => {
+        const host = peer.target.authority.replace(/:\d+$/, '').replace(/^\[|\]$/g, '');
+        if (peer.target.socketPath !== undefined || isIP(host) !== 0) return;
+        try {
+          await lookup(host);
+        } catch (err) {
+          const key = this.where.startsWith('--') ? this.where : `${this.where}.upstreams[${i}]`;
+          throw new GatehouseError('GH_ERR_CONFIG', `${key}: cannot resolve ${host} (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`);
+        }
+      }),
+    );
     this.checks?.start();
   }
 
