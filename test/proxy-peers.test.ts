@@ -99,6 +99,7 @@ before(async () => {
     await startNginx();
     route('/nginx', `upstreams = ["127.0.0.1:${nginxPort}"]\npass_path = "/"`);
     route('/one', `upstreams = ["127.0.0.1:${nginxPort}"]\npass_path = "/"\nmax_connections = 1`);
+    route('/short-idle', `upstreams = ["127.0.0.1:${nginxPort}"]\npass_path = "/"\nkeepalive_timeout = 0.3`);
   }
   if (HAVE.openssl) {
     const made = spawnSync('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', join(dir, 'up.key'), '-out', join(dir, 'up.crt'), '-days', '2', '-subj', '/CN=localhost', '-addext', 'subjectAltName=DNS:localhost,IP:127.0.0.1'], { encoding: 'utf8' });
@@ -192,6 +193,14 @@ test('max_connections = 1: concurrent requests share one upstream connection', {
   const bodies = await Promise.all([1, 2, 3, 4, 5].map((i) => request(server.url, `/one/${i}`).then((r) => r.body)));
   const conns = new Set(bodies.map((b) => /conn=(\d+)/.exec(b)![1]));
   assert.equal(conns.size, 1, bodies.join(''));
+});
+
+test('keepalive_timeout: an upstream connection idle longer is closed, the next request opens another', { skip: HAVE.nginx ? false : 'nginx is not installed (Debian: nginx)' }, async () => {
+  const conn = async () => /conn=(\d+)/.exec((await request(server.url, '/short-idle/k')).body)![1];
+  const first = await conn();
+  assert.equal(await conn(), first, 'kept while busy');
+  await new Promise((r) => setTimeout(r, 800));
+  assert.notEqual(await conn(), first);
 });
 
 test('https upstream: verified against tls_ca; refused (502) when untrusted; tls_verify = false skips the check', { skip: HAVE.openssl ? false : 'openssl is not installed (Debian: openssl)' }, async () => {
