@@ -46,6 +46,12 @@ const IDEMPOTENT = new Set(['GET', 'HEAD', 'OPTIONS', 'TRACE', 'PUT', 'DELETE'])
 
 class SendTimeout extends Error {}
 
+/** undici's parser refused the answer, or its body did not match its Content-Length. */
+function malformed(err: Error): boolean {
+  const code = (err as { code?: string }).code ?? '';
+  return code.startsWith('HPE_') || code === 'UND_ERR_RES_CONTENT_LENGTH_MISMATCH';
+}
+
 export class ProxyExchange implements Dispatcher.DispatchHandlers, InFlight {
   private peer: ProxyPeer | null = null;
   private readonly tried = new Set<ProxyPeer>();
@@ -65,6 +71,8 @@ export class ProxyExchange implements Dispatcher.DispatchHandlers, InFlight {
   private done = false;
   private readonly target: string;
   private readonly headers: string[];
+  /** The Host sent up: a Location at it points at the upstream too. */
+  private readonly sentHost: string;
   private readonly onDrain = () => this.resume?.();
 
   constructor(
@@ -76,6 +84,8 @@ export class ProxyExchange implements Dispatcher.DispatchHandlers, InFlight {
     const length = body === null ? null : Buffer.isBuffer(body) ? body.length : 'file' in body ? body.length : null;
     this.headers = upstreamRequestHeaders(r, route.rules, length);
     this.target = upstreamTarget(r, route.rules.passPath);
+    const at = this.headers.findIndex((h, i) => i % 2 === 0 && h.toLowerCase() === 'host');
+    this.sentHost = at < 0 ? '' : this.headers[at + 1]!;
     if (r.req.httpVersionMajor === 2) r.res.once('close', () => this.done || this.clientGone());
     else inFlightOn(r.req.socket).push(this);
   }
@@ -104,8 +114,6 @@ export class ProxyExchange implements Dispatcher.DispatchHandlers, InFlight {
         body: this.bodyForTry(),
         headersTimeout: read,
         bodyTimeout: read,
-        // Never behind another request on one connection: a slow answer must not hold others up.
-        blocking: true,
       },
       this,
     );
@@ -149,8 +157,7 @@ export class ProxyExchange implements Dispatcher.DispatchHandlers, InFlight {
     this.route.balancer.succeeded(peer);
     this.status = status;
     this.resume = resume;
-    const bases = [peer.target.authority, this.headers[this.headers.lastIndexOf('Host') + 1]!];
-    const headers = clientResponseHeaders(raw, this.route.rules, this.r, bases);
+    const headers = clientResponseHeaders(raw, this.route.rules, this.r, [peer.target.authority, this.sentHost]);
     this.r.res.writeHead(status, statusText || STATUS_CODES[status] || '', headers);
     return true;
   }
@@ -185,7 +192,7 @@ export class ProxyExchange implements Dispatcher.DispatchHandlers, InFlight {
     const failure = this.classify(err);
     if (this.status === 0) {
       this.route.balancer.failed(peer);
-      const retryable = failure.phase === 'connect' || (failure.status === 502 && !/malformed/.test(failure.message));
+      const retryable = failure.phase === 'connect' || (failure.status === 502 && !malformed(err));
       if (retryable && this.retryTo(failure.phase === 'connect') !== null) {
         this.route.logger.warning(`${this.what()}: upstream ${peer.name} failed while ${failure.phase === 'connect' ? 'connecting' : 'waiting for the response'} (${failure.message}); trying ${this.reserved!.name}`);
         return this.send(this.reserved!);
@@ -222,7 +229,7 @@ export class ProxyExchange implements Dispatcher.DispatchHandlers, InFlight {
     if (err instanceof SendTimeout) return new UpstreamError(504, 'send', `no progress for send_timeout (${this.route.settings.send_timeout} s)`);
     if (!this.connected) return new UpstreamError(code === 'UND_ERR_CONNECT_TIMEOUT' ? 504 : 502, 'connect', `${err.message}${code && !err.message.includes(code) ? ` (${code})` : ''}`);
     if (code === 'UND_ERR_HEADERS_TIMEOUT' || code === 'UND_ERR_BODY_TIMEOUT') return new UpstreamError(504, 'read', `no data for read_timeout (${this.route.settings.read_timeout} s)`);
-    if (code.startsWith('HPE_') || code === 'UND_ERR_RES_CONTENT_LENGTH_MISMATCH') return new UpstreamError(502, 'read', `malformed response: ${err.message}`);
+    if (malformed(err)) return new UpstreamError(502, 'read', `malformed response: ${err.message}`);
     return new UpstreamError(502, this.sent || this.status !== 0 ? 'read' : 'send', err.message);
   }
 

@@ -48,7 +48,7 @@ export function tunnel(route: ProxyRoute, u: UpgradeRequest, key: string): void 
       status = code;
       socket.removeListener('close', clientGone);
       const lines = [`HTTP/1.1 ${code} ${STATUS_CODES[code] ?? ''}`];
-      const h = (raw ?? []).map((x) => x.toString());
+      const h = (raw ?? []).map((x) => (Buffer.isBuffer(x) ? x.toString('latin1') : x));
       for (let i = 0; i < h.length; i += 2) lines.push(`${h[i]}: ${h[i + 1]}`);
       socket.write(lines.join('\r\n') + '\r\n\r\n');
       if (u.head.length > 0) upstream.write(u.head);
