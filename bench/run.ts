@@ -36,6 +36,9 @@
  *
  *     npm run bench -- --suite tls --repeat 3 --markdown
  *
+ * --suite proxy (proxy-suite.ts): gatehouse's proxy action against nginx's
+ * proxy_pass, both in front of the same gunicorn.
+ *
  * Needs wrk, ss (iproute2), Debian's /usr/bin/python3 with python3-flask, and
  * the peers (a missing one is skipped); the tls suite also h2load
  * (nghttp2-client) and openssl. Rows run one after the other, never in
@@ -52,6 +55,7 @@ import { APPS, detectVersions, hasPythonModule, PYTHON, servers, type Versions }
 import { runSlowlorisSuite } from './slowloris.js';
 import { runStaticSuite } from './static-row.js';
 import { runTlsSuite } from './tls-suite.js';
+import { runProxySuite } from './proxy-suite.js';
 import { measureWorkerCost, type WorkerCost } from './worker-cost.js';
 import { CONNECTIONS } from './wrk.js';
 
@@ -80,6 +84,7 @@ async function main(): Promise<void> {
   if (opts.suites.has('idle')) sections.push(await runIdleSuite(versions, opts));
   if (opts.suites.has('slowloris')) sections.push(await runSlowlorisSuite(versions, opts));
   if (opts.suites.has('tls')) sections.push(await runTlsSuite(versions, opts));
+  if (opts.suites.has('proxy')) sections.push(await runProxySuite(versions, opts));
   printReport(opts, header, wsgi, sections);
 }
 

@@ -17,6 +17,7 @@ import { Respond } from './handlers/respond.js';
 import { FileCache } from './handlers/file-cache.js';
 import { StaticFiles } from './handlers/static-files.js';
 import { WsgiApp } from './wsgi/wsgi-app.js';
+import { HttpProxy } from './upstream/http-proxy.js';
 import { AccessLog } from './log/access-log.js';
 import { clientAddress } from './http/forwarded.js';
 import { resolveUser } from './config/users.js';
@@ -70,6 +71,7 @@ export class Gatehouse {
   readonly front: HttpFront;
   private readonly accessLog: AccessLog<RequestInfo> | null;
   private stopWatching: (() => void)[] = [];
+  private readonly proxies: HttpProxy[] = [];
 
   constructor(readonly site: Site) {
     const settings = site.settings;
@@ -86,10 +88,15 @@ export class Gatehouse {
       this.pools.set(app.name, pool);
       apps.set(app.name, new WsgiApp(pool, ctx, owner, settings.body_timeout));
     }
-    const entries: RouteEntry[] = site.routes.map((route) => {
+    // site.routes: the --static and --proxy routes first, then the file's.
+    const shorthands = settings.static.length + settings.proxy.length;
+    const entries: RouteEntry[] = site.routes.map((route, i) => {
       let handler: Handler;
       if (route.app !== undefined) handler = apps.get(route.app)!;
       else if (route.static !== undefined) handler = new StaticFiles(route.static, compression, fileCache);
+      else if (route.proxy !== undefined) {
+        this.proxies.push((handler = new HttpProxy(route.proxy, this.logger, settings.body_timeout, i < shorthands ? '--proxy' : `routes[${i - shorthands}].proxy`)));
+      }
       else if (route.redirect !== undefined) handler = new Redirect(route.redirect.status, route.redirect.location);
       else handler = new Respond(route.return!.status, route.return!.body, route.return!.content_type);
       return { hosts: route.host ?? [], path: route.path, maxRequestBody: route.max_request_body ?? settings.max_request_body, handler };
@@ -101,6 +108,7 @@ export class Gatehouse {
   async start(): Promise<string[]> {
     this.logger.info(`Starting gatehouse ${VERSION}`);
     if (this.site.file) this.logger.info(`Configuration: ${this.site.file}`);
+    await Promise.all(this.proxies.map((proxy) => proxy.start()));
     const bound = await this.front.listen(this.site.listeners);
     for (const address of bound) this.logger.info(`Listening at: ${address} (${process.pid})`);
     for (const app of this.site.apps) {
@@ -117,13 +125,15 @@ export class Gatehouse {
     return bound;
   }
 
-  /** Imports each app in one worker and stops: `--check-config`. */
+  /** Imports each app in one worker, resolves the proxies' upstream names, and stops: `--check-config`. */
   static async check(site: Site): Promise<void> {
     const one = { ...site, apps: site.apps.map((a) => ({ ...a, workers: 1 })) };
     const server = new Gatehouse(one);
     try {
+      for (const proxy of server.proxies) await proxy.start();
       for (const pool of server.pools.values()) await pool.start();
     } finally {
+      await Promise.all(server.proxies.map((proxy) => proxy.stop()));
       await Promise.all([...server.pools.values()].map((pool) => pool.stop(0)));
     }
   }
@@ -170,6 +180,7 @@ export class Gatehouse {
     await this.front.drain(deadline);
     await Promise.all([...this.pools.values()].map((pool) => pool.stop(Math.max(0, deadline - performance.now()))));
     this.front.closeAll();
+    await Promise.all(this.proxies.map((proxy) => proxy.stop()));
     await this.accessLog?.close();
   }
 }

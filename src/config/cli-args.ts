@@ -16,7 +16,7 @@ function convert(option: OptionSpec, given: string[]): { value?: unknown; proble
   switch (option.kind) {
     case 'list':
       // --forwarded-allow-ips and --compress take gunicorn's comma-separated form.
-      return { value: given.flatMap((v) => (option.key === 'static' || option.key === 'bind' ? [v] : v.split(','))).map((v) => v.trim()) };
+      return { value: given.flatMap((v) => (option.key === 'static' || option.key === 'proxy' || option.key === 'bind' ? [v] : v.split(','))).map((v) => v.trim()) };
     case 'paths':
       return { value: given.flatMap((v) => v.split(',')).map((p) => resolve(p)) };
     case 'pairs': {

@@ -42,6 +42,8 @@ export const OPTIONS: readonly OptionSpec[] = [
   { key: 'env', short: 'e', kind: 'pairs', arg: 'KEY=VALUE', doc: 'Set an environment variable for the workers. Repeatable.' },
   { key: 'static', kind: 'list', arg: 'URL=DIR',
     doc: 'Serve the files under DIR at URL from the front, without Python (e.g. /static=./static). Repeatable.' },
+  { key: 'proxy', kind: 'list', arg: 'URL=UPSTREAM',
+    doc: 'Pass requests at URL to an HTTP upstream: host:port, unix:PATH, http:// or https:// (e.g. /api=http://127.0.0.1:9000/; a path after the address replaces URL). Repeatable.' },
   { key: 'timeout', short: 't', kind: 'seconds', arg: 'SECONDS',
     doc: 'A request running longer than this gets 504 and its worker is killed and replaced; a worker still loading the app after this long is killed too (a boot failure). 0 disables. Default 30.' },
   { key: 'graceful_timeout', kind: 'seconds', arg: 'SECONDS',

@@ -17,6 +17,7 @@ import { z } from 'zod';
 import { LOG_LEVELS } from '../log/logger.js';
 import { accessLogFormat } from '../log/access-log-format.js';
 import { parseBind } from './bind.js';
+import { proxySchema, proxyShorthand } from './proxy.js';
 
 /** `100m`, `64k`, `1g` or a plain number of bytes (nginx's size syntax). */
 export function parseSize(text: string): number | undefined {
@@ -282,12 +283,14 @@ function routeSchema(base: string) {
       static: staticSchema(base).optional(),
       redirect: redirectSchema.optional(),
       return: returnSchema.optional(),
+      /** Reverse proxy to HTTP upstreams (README: "Reverse proxy"). */
+      proxy: proxySchema(base, size).optional(),
     })
     .strict()
     .superRefine((r, ctx) => {
-      const actions = (['app', 'static', 'redirect', 'return'] as const).filter((a) => r[a] !== undefined);
+      const actions = (['app', 'static', 'redirect', 'return', 'proxy'] as const).filter((a) => r[a] !== undefined);
       if (actions.length !== 1) {
-        ctx.addIssue({ code: 'custom', message: actions.length === 0 ? 'needs an action: app, static, redirect or return' : `has ${actions.join(' and ')}: give one action per route` });
+        ctx.addIssue({ code: 'custom', message: actions.length === 0 ? 'needs an action: app, static, redirect, return or proxy' : `has ${actions.join(' and ')}: give one action per route` });
       }
     });
 }
@@ -307,6 +310,8 @@ export function configSchema(base: string) {
       keyfile: file(base).optional(),
       /** URL=DIR: serve DIR's files at URL. */
       static: z.array(staticShorthand(base)).default([]),
+      /** URL=UPSTREAM: pass requests at URL to UPSTREAM (see the proxy action). */
+      proxy: z.array(proxyShorthand(base, size)).default([]),
       log_level: z.enum(LOG_LEVELS, { error: `must be one of ${LOG_LEVELS.join(', ')}` }).default('info'),
       /** File for the access log, or '-' for stdout. */
       access_log: z.string().min(1).transform((f) => (f === '-' ? f : resolve(base, f))).optional(),

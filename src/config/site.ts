@@ -158,11 +158,11 @@ function resolveSite(settings: Config, base: string, problems: Problems, routeIn
     apps.push(merged);
   }
 
-  const routes: RouteSettings[] = [...settings.static, ...(settings.routes ?? [])];
+  const routes: RouteSettings[] = [...settings.static, ...settings.proxy, ...(settings.routes ?? [])];
   if (settings.routes === undefined) {
     if (apps.length === 1) routes.push({ path: '/', app: apps[0]!.name });
     else if (apps.length > 1) problems.add(['routes'], `with several apps (${apps.map((a) => a.name).join(', ')}), routes must say which requests go to which`);
-    else if (routes.length === 0 && !problems.has(['apps']) && !problems.has(['static'])) problems.add(['app'], APP_NEEDED);
+    else if (routes.length === 0 && !problems.has(['apps']) && !problems.has(['static']) && !problems.has(['proxy'])) problems.add(['app'], APP_NEEDED);
   }
   for (const [i, route] of (settings.routes ?? []).entries()) {
     if (route.app !== undefined && !apps.some((a) => a.name === route.app)) {

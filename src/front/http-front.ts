@@ -5,8 +5,10 @@
  * bodies, upgrades, and 400 for malformed requests or ones with both
  * Content-Length and Transfer-Encoding. TLS listeners (llhttp throughout) also
  * speak HTTP/2 (listener.ts); every request takes the same onRequest path.
+ * An HTTP/1.1 request asking to switch protocols (Upgrade) is routed the
+ * same way and given to its action's upgrade() (onUpgrade).
  */
-import { IncomingMessage, STATUS_CODES, type ServerResponse } from 'node:http';
+import { IncomingMessage, ServerResponse, STATUS_CODES } from 'node:http';
 import type { IncomingHttpHeaders, ServerHttp2Session, ServerHttp2Stream } from 'node:http2';
 import { lstatSync, unlinkSync } from 'node:fs';
 import type { AddressInfo, Socket } from 'node:net';
@@ -81,6 +83,9 @@ export class HttpFront {
       const max = this.settings.max_connections;
       // redirect_https answers every request itself, in onRequest.
       const toHttp = info.httpsPort === null ? takeConnections(server, tls ? 'secureConnection' : 'connection') : null;
+      // After an answer that switched no protocol, the connection goes on as one just accepted.
+      const resume = toHttp === null ? null : (socket: Socket) => this.fastPath.take(socket, serve, toHttp);
+      server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => this.onUpgrade(req, socket as Socket, head, info, resume));
       server.on('connection', (socket: Socket) => {
         // Counted over every listener (Node's maxConnections is per server), before any TLS handshake.
         if (max > 0 && this.open >= max) return this.refuseConnection(socket);
@@ -251,6 +256,44 @@ export class HttpFront {
       return { req: nodeReq as unknown as IncomingMessage, res: new H2Response(stream) as unknown as ServerResponse };
     };
     lean(req, new Http2Response(stream, method), { body, toNode });
+  }
+
+  /**
+   * A request asking to switch protocols: node:http has let go of the socket
+   * (its 'upgrade' event). Routed as any other; an action with upgrade()
+   * takes the socket. Any other answer (a refusal, or an action without
+   * upgrade(), which sees the request as any other) goes through a
+   * ServerResponse of our own on the socket; once it is sent the connection
+   * goes on with its next request (`resume`), as node:http would have done
+   * without an 'upgrade' listener, unless the answer closes it.
+   */
+  private onUpgrade(req: IncomingMessage, socket: Socket, head: Buffer, listener: ListenerInfo, resume: ((socket: Socket) => void) | null): void {
+    // node:http took its own error listener away with the socket.
+    const onError = () => socket.destroy();
+    socket.on('error', onError);
+    const res = new ServerResponse(req);
+    res.shouldKeepAlive = req.httpVersionMinor >= 1 && req.headers.connection?.toLowerCase().includes('close') !== true;
+    res.assignSocket(socket);
+    res.once('finish', () => {
+      res.detachSocket(socket);
+      // node:http's own `_last`: the answer said Connection: close (shouldKeepAlive off, or the action's header).
+      const last = (res as unknown as { _last?: boolean })._last === true;
+      if (last || resume === null || this.ctx.draining || !req.complete) return void socket.destroySoon();
+      socket.removeListener('error', onError);
+      if (head.length > 0) socket.unshift(head);
+      resume(socket);
+    });
+    const fault = framingFault(req);
+    if (fault !== 0) {
+      this.ctx.accessLog?.begin(req);
+      return refuse({ res, log: this.logFor(req, res) }, fault);
+    }
+    const r = this.route(req, res, listener, false);
+    if (r === null) return;
+    const { handler, res: _res, body: _body, ...routed } = r;
+    if (handler.upgrade === undefined) return handler.serve(r);
+    res.detachSocket(socket);
+    handler.upgrade({ ...routed, socket, head });
   }
 
   /**

@@ -73,6 +73,18 @@ export interface RouteRequest<Req extends RequestInfo = IncomingMessage, Res ext
   log(status: number, bytes: number): void;
 }
 
+/**
+ * A request that asks to switch protocols (an HTTP/1.1 `Upgrade`, such as a
+ * WebSocket handshake), routed as any other, for Handler.upgrade. The action
+ * owns `socket` from then on: node:http no longer reads or writes it.
+ */
+export interface UpgradeRequest extends Omit<RouteRequest, 'res'> {
+  /** The client connection. */
+  socket: Socket;
+  /** What the client sent past the request head (the new protocol's first bytes, often none). */
+  head: Buffer;
+}
+
 /** A request for an action that needs no node:http objects (Handler.serveLean). */
 export interface LeanRouteRequest extends RouteRequest<RequestInfo, HttpResponse> {
   /** The request body as it arrives; null when there is none. */
@@ -115,4 +127,13 @@ export interface Handler {
    * this request needs serve().
    */
   answerFromMemory?(head: RequestHead, rest: string): MemoryResponse | null | Promise<MemoryResponse | null>;
+  /**
+   * Present when the action can switch protocols: an HTTP/1.1 request with
+   * `Connection: upgrade` and `Upgrade` comes here instead of serve(). The
+   * action writes the 101 (or any other answer) to the socket itself, calls
+   * `log` once (101 and the bytes sent to the client, when the tunnel
+   * closes) and closes the socket. Absent: such a request goes to serve()
+   * as any other, and its connection goes on after the answer.
+   */
+  upgrade?(request: UpgradeRequest): void;
 }

@@ -1,0 +1,130 @@
+/**
+ * The proxy suite: gatehouse's `proxy` route action against nginx's
+ * `proxy_pass`, each in front of the same upstream: gunicorn (sync, 2
+ * processes) on a unix socket, started fresh for each row, serving the
+ * hello and flask apps. Each row is a main-table row (bench-row.ts: wrk on
+ * `/`, the connection check, the CPU accounting, --repeat, the retry).
+ * Target: gatehouse/nginx ≥ TARGET.
+ *
+ *     npm run bench -- --suite proxy
+ */
+import { existsSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { benchRow, type Row } from './bench-row.js';
+import type { Options } from './options.js';
+import { noteLines, NON2XX_LEGEND, progress, rowProgress, rowsTable, SERVED_LEGEND } from './report.js';
+import { APPS, CLI, hasPythonModule, nginxLaunch, nginxMissing, NGINX_PROBLEMS, PROCESSES, PYTHON, ROOT, type AppSpec, type Launch, type ServerSpec, type Versions } from './servers.js';
+import { CONNECTIONS, WARMUP_SECONDS } from './wrk.js';
+
+export const TARGET = 1.0;
+
+const APPS_DIR = join(ROOT, 'bench', 'apps');
+
+const gunicornMissing = () => (hasPythonModule('gunicorn') ? null : `gunicorn is not installed for ${PYTHON} (apt-get install gunicorn)`);
+
+/** The upstream of both rows: gunicorn on `sock`. */
+function gunicornLaunch(app: AppSpec, sock: string): Launch {
+  return {
+    name: 'gunicorn',
+    cmd: PYTHON,
+    args: ['-m', 'gunicorn', '-w', String(PROCESSES), '--worker-class', 'sync', '-b', `unix:${sock}`, '--chdir', APPS_DIR, `${app.module}:app`],
+    cwd: ROOT,
+    stopSignal: 'SIGTERM',
+    waitForPath: sock,
+  };
+}
+
+function proxyServers(versions: Versions): ServerSpec[] {
+  return [
+    {
+      id: 'gatehouse',
+      label: `gatehouse ${versions.gatehouse} proxy → gunicorn ${versions.gunicorn} (-w ${PROCESSES})`,
+      missing: () => (existsSync(CLI) ? null : `${CLI} is missing (run tsc -p .)`) ?? gunicornMissing(),
+      launch: (app, port, tmp) => {
+        const sock = join(tmp, 'gunicorn.sock');
+        const config = join(tmp, 'gatehouse.toml');
+        writeFileSync(config, `[[listeners]]\nbind = "127.0.0.1:${port}"\n\n[[routes]]\nproxy = { upstreams = ["unix:${sock}"] }\n`);
+        return [gunicornLaunch(app, sock), { name: 'gatehouse', cmd: process.execPath, args: [CLI, '--config', config], cwd: ROOT, stopSignal: 'SIGTERM' }];
+      },
+      problemLines: /\[(WARNING|ERROR|CRITICAL)\]|Traceback|internal error/,
+    },
+    {
+      id: 'nginx',
+      label: `nginx ${versions.nginx} (1 worker) proxy_pass → gunicorn ${versions.gunicorn} (-w ${PROCESSES})`,
+      missing: () => nginxMissing() ?? gunicornMissing(),
+      launch: (app, port, tmp) => {
+        const sock = join(tmp, 'gunicorn.sock');
+        const location = [
+          '        location / {',
+          '            proxy_pass http://backend;',
+          '            proxy_http_version 1.1;',
+          '            proxy_set_header Connection "";',
+          '            proxy_set_header Host $host;',
+          '            proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;',
+          '            proxy_set_header X-Forwarded-Proto $scheme;',
+          '        }',
+        ].join('\n');
+        return [gunicornLaunch(app, sock), nginxLaunch(tmp, port, location, { http: [`upstream backend { server unix:${sock}; keepalive 16; }`] })];
+      },
+      problemLines: NGINX_PROBLEMS,
+    },
+  ];
+}
+
+/** Runs the rows, app by app (gatehouse then nginx); the section's lines for stdout. */
+export async function runProxySuite(versions: Versions, opts: Options): Promise<string[]> {
+  const specs = proxyServers(versions).filter((s) => opts.only === null || opts.only.has(s.id));
+  const apps = APPS.filter((a) => opts.apps === null || opts.apps.has(a.id));
+  const rows: Row[] = [];
+  const skipped: string[] = [];
+  for (const server of specs) {
+    const missing = server.missing();
+    if (missing !== null) skipped.push(`${server.label}: skipped: ${missing}`);
+  }
+  for (const app of apps) {
+    if (app.id === 'flask' && !hasPythonModule('flask')) {
+      skipped.push(`flask: skipped: flask is not installed for ${PYTHON} (apt-get install python3-flask)`);
+      continue;
+    }
+    for (const server of specs) {
+      if (server.missing() !== null) continue;
+      progress(`-- proxy: ${server.label} × ${app.id} ...`);
+      const row = await benchRow(server, app, opts, `proxy-${server.id}-${app.id}`);
+      rows.push(row);
+      rowProgress(row, rows);
+    }
+  }
+  return section(rows, skipped, opts);
+}
+
+/** "met" or "MISSED" for each app's ratio. */
+function targetLines(rows: readonly Row[]): string[] {
+  const ids = [...new Set(rows.map((r) => r.app.id))];
+  return ids.flatMap((id) => {
+    const rps = (server: string) => rows.find((r) => r.server.id === server && r.app.id === id)?.wrk?.rps;
+    const gh = rps('gatehouse');
+    const nginx = rps('nginx');
+    if (gh === undefined || nginx === undefined || nginx <= 0) return [];
+    const ratio = gh / nginx;
+    return [`${id}: gatehouse/nginx ${ratio.toFixed(2)}×, target ≥ ${TARGET}×: ${ratio >= TARGET ? 'met' : 'MISSED'}.`];
+  });
+}
+
+function section(rows: readonly Row[], skipped: readonly string[], opts: Options): string[] {
+  const item = opts.markdown ? '- ' : '';
+  return [
+    'Reverse proxy to gunicorn:',
+    '',
+    rowsTable(rows, opts.markdown, { ratio: 'gatehouse/nginx' }),
+    '',
+    ...targetLines(rows).map((l) => `${item}${l}`),
+    `${item}wrk -t1 -c${CONNECTIONS} -d${opts.duration}s --latency on /, after a ${WARMUP_SECONDS} s warm-up, one fresh server and upstream per row; keep-alive from wrk, no access log.`,
+    `${item}The upstream: gunicorn sync, -w ${PROCESSES}, on a unix socket (it closes each connection after its answer). ` +
+      `gatehouse: one route, proxy = { upstreams = ["unix:SOCK"] } (defaults: buffering on, request bodies buffered). ` +
+      `nginx: worker_processes 1, proxy_pass to an upstream block with keepalive 16, proxy_http_version 1.1, Host, X-Forwarded-For and -Proto set.`,
+    `${item}${SERVED_LEGEND}`,
+    `${item}${NON2XX_LEGEND}`,
+    ...skipped.map((s) => `${item}${s}`),
+    ...noteLines(rows, ', proxy', opts.markdown),
+  ];
+}

@@ -1,0 +1,158 @@
+/**
+ * The `proxy` route action: requests go to HTTP/1.1 upstreams (nginx's
+ * `proxy_pass` to an `upstream` block), through undici's Pool, one per
+ * upstream (kept-alive connections, at most max_connections). HTTP/2
+ * clients reach HTTP/1.1 upstreams the same way; upgrades (WebSocket) go
+ * through proxy-tunnel.ts.
+ *
+ * The request body is read whole first by default (request-body.ts, as for
+ * the app action: a slow client holds no upstream connection, and a retry
+ * can send it again); with request_buffering off it is streamed, and not
+ * retried. Picking (balancer.ts), the tries and the response
+ * (proxy-exchange.ts), headers and paths (proxy-headers.ts).
+ *
+ * Life cycle: constructed from validated settings; start() begins the
+ * active health checks; stop() ends them and closes the connections (safe
+ * before start).
+ */
+import { readFileSync } from 'node:fs';
+import type { Readable } from 'node:stream';
+import { buildConnector, Pool } from 'undici';
+import { isIP } from 'node:net';
+import { lookup } from 'node:dns/promises';
+import { GatehouseError } from '../errors.js';
+import type { ProxySettings } from '../config/proxy.js';
+import type { Handler, HttpResponse, LeanRouteRequest, RequestInfo, RouteRequest, UpgradeRequest } from '../http/handler.js';
+import { clientAddress } from '../http/forwarded.js';
+import { refuse } from '../http/plain-response.js';
+import type { Logger } from '../log/logger.js';
+import { hasUnsizedH2Body, readBody } from '../wsgi/request-body.js';
+import { Balancer } from './balancer.js';
+import { HealthChecks } from './health-check.js';
+import { headerTable } from './proxy-headers.js';
+import { ProxyExchange, type ProxyPeer, type ProxyRoute, type UpstreamBody } from './proxy-exchange.js';
+import { parseProxyTarget, type ProxyTarget } from './proxy-target.js';
+import { tunnel } from './proxy-tunnel.js';
+
+export class HttpProxy implements Handler {
+  private readonly route: ProxyRoute;
+  private readonly checks: HealthChecks | null;
+
+  constructor(
+    settings: ProxySettings,
+    logger: Logger,
+    /** body_timeout in seconds: a request body that stops arriving this long gets 408. */
+    private readonly bodyTimeout: number,
+    /** Where the settings came from, for errors: `routes[2].proxy`, or `--proxy`. */
+    private readonly where: string,
+  ) {
+    const ca = settings.tls_ca === undefined ? undefined : readFileSync(settings.tls_ca);
+    const peers: ProxyPeer[] = settings.upstreams.map((u) => {
+      const target = parseProxyTarget(u.address) as ProxyTarget;
+      const pool = new Pool(target.origin, {
+        ...(target.socketPath === undefined ? {} : { socketPath: target.socketPath }),
+        connections: settings.max_connections || null,
+        keepAliveTimeout: settings.keepalive_timeout * 1000,
+        keepAliveMaxTimeout: settings.keepalive_timeout * 1000,
+        connect: connector(target, { timeout: settings.connect_timeout * 1000, rejectUnauthorized: settings.tls_verify, ...(ca === undefined ? {} : { ca }) }),
+      });
+      return { name: u.address, weight: u.weight, maxFails: u.max_fails, failTimeout: u.fail_timeout * 1000, active: 0, current: 0, fails: 0, firstFailAt: -Infinity, downUntil: 0, healthy: true, pool, target };
+    });
+    this.route = {
+      balancer: new Balancer(peers, settings.balance, logger),
+      rules: {
+        host: settings.host,
+        requestHeaders: headerTable(settings.request_headers),
+        responseHeaders: headerTable(settings.response_headers),
+        passPath: settings.pass_path,
+        rewriteLocation: settings.rewrite_location,
+      },
+      settings,
+      logger,
+    };
+    this.checks = settings.health_check === undefined ? null : new HealthChecks(peers, settings.health_check, logger);
+  }
+
+  /** Rejects with GH_ERR_CONFIG when an upstream's host name does not resolve (later connections resolve it again each time). */
+  async start(): Promise<void> {
+    await Promise.all(
+      this.route.balancer.peers.map(async (peer, i) => {
+        const host = peer.target.authority.replace(/:\d+$/, '').replace(/^\[|\]$/g, '');
+        if (peer.target.socketPath !== undefined || isIP(host) !== 0) return;
+        try {
+          await lookup(host);
+        } catch (err) {
+          const key = this.where.startsWith('--') ? this.where : `${this.where}.upstreams[${i}]`;
+          throw new GatehouseError('GH_ERR_CONFIG', `${key}: cannot resolve ${host} (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`);
+        }
+      }),
+    );
+    this.checks?.start();
+  }
+
+  async stop(): Promise<void> {
+    this.checks?.stop();
+    await Promise.all(this.route.balancer.peers.map((p) => p.pool.destroy().catch(() => {})));
+  }
+
+  serve(r: RouteRequest): void {
+    this.answer(r, r.req);
+  }
+
+  serveLean(r: LeanRouteRequest): void {
+    this.answer(r, r.body);
+  }
+
+  upgrade(u: UpgradeRequest): void {
+    tunnel(this.route, u, this.hashKey(u.req));
+  }
+
+  private answer(r: RouteRequest<RequestInfo, HttpResponse>, body: Readable | null): void {
+    const req = r.req;
+    const go = (b: UpstreamBody) => new ProxyExchange(this.route, r, b, this.hashKey(req)).start();
+    const sized = req.headers['content-length'] !== undefined;
+    if (!sized && req.headers['transfer-encoding'] === undefined && !hasUnsizedH2Body(req)) return go(null);
+    // The front's own reader gives no stream for a declared empty body.
+    if (body === null) return go(Buffer.alloc(0));
+    if (!this.route.settings.request_buffering) return go(body);
+    readBody(body, r.maxRequestBody, {}, this.bodyTimeout * 1000, (result) => {
+      if (result.kind === 'too-large') return refuse(r, 413);
+      if (result.kind === 'timeout') return refuse(r, 408);
+      if (result.kind === 'error') {
+        this.route.logger.debug(`reading the body of ${req.method} ${req.url} failed: ${result.error.message}`);
+        if (!r.res.headersSent && !r.res.destroyed) refuse(r, 400);
+        return;
+      }
+      go(result.file === null ? (result.data ?? Buffer.alloc(0)) : { file: result.file, length: result.length });
+    });
+  }
+
+  /** What `hash` balances on; '' for other methods. */
+  private hashKey(req: RequestInfo): string {
+    const key = this.route.settings.hash_key;
+    if (this.route.settings.balance !== 'hash') return '';
+    if (key === 'client') return clientAddress(req);
+    if (key.startsWith('header:')) return String(req.headers[key.slice(7).toLowerCase()] ?? '');
+    const name = key.slice(7);
+    for (const pair of String(req.headers.cookie ?? '').split(';')) {
+      const eq = pair.indexOf('=');
+      if (eq > 0 && pair.slice(0, eq).trim() === name) return pair.slice(eq + 1).trim();
+    }
+    return '';
+  }
+}
+
+/**
+ * undici names the TLS server (SNI, and the name its certificate is checked
+ * against) after each request's Host header; a proxy passes the client's
+ * Host, but the certificate is the upstream's. The name is the upstream
+ * address's, as nginx's proxy_ssl_name (none for an IP address, whose
+ * certificate is then checked for that IP).
+ */
+function connector(target: ProxyTarget, options: buildConnector.BuildOptions): buildConnector.BuildOptions | buildConnector.connector {
+  if (!target.tls) return options;
+  const connect = buildConnector(options);
+  const host = target.authority.replace(/:\d+$/, '').replace(/^\[|\]$/g, '');
+  const servername = isIP(host) === 0 ? host : undefined;
+  return (opts, callback) => connect({ ...opts, servername }, callback);
+}

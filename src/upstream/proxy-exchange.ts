@@ -1,0 +1,264 @@
+/**
+ * One request through the `proxy` action: its tries (each on another
+ * upstream), and the response streamed back as undici's dispatch handler
+ * (undici's lowest API: raw headers, and the parser paused for backpressure).
+ *
+ * A try that fails before any response byte reached the client may go on
+ * to the next upstream: after a connect failure (the request was never
+ * sent: any method), or a reset or a 502/503 answer (idempotent methods
+ * only, unless retry_non_idempotent), within `tries` and `tries_timeout`.
+ * A read timeout is not retried (the upstream may still be working on it).
+ * Once the response head went out, a failure cuts the client connection
+ * (upstream-failure.ts): a half-forwarded response never looks complete.
+ */
+import { createReadStream } from 'node:fs';
+import { STATUS_CODES } from 'node:http';
+import type { Readable } from 'node:stream';
+import type { Dispatcher, Pool } from 'undici';
+import type { ProxySettings } from '../config/proxy.js';
+import type { HttpResponse, RequestInfo, RouteRequest } from '../http/handler.js';
+import { inFlightOn, type InFlight } from '../http/in-flight.js';
+import type { Logger } from '../log/logger.js';
+import { discardBodyFile } from '../wsgi/request-body.js';
+import type { Balancer, Peer } from './balancer.js';
+import { clientResponseHeaders, upstreamRequestHeaders, upstreamTarget, type HeaderRules } from './proxy-headers.js';
+import { requestServername, type ProxyTarget } from './proxy-target.js';
+import { UpstreamError, upstreamFailed, type UpstreamPhase } from './upstream-failure.js';
+
+export interface ProxyPeer extends Peer {
+  readonly pool: Pool;
+  readonly target: ProxyTarget;
+}
+
+/** What every request of one proxy route shares. */
+export interface ProxyRoute {
+  balancer: Balancer<ProxyPeer>;
+  rules: HeaderRules;
+  settings: ProxySettings;
+  logger: Logger;
+}
+
+/** The request body as it goes up: none, in memory, spilled to a file, or streamed from the client. */
+export type UpstreamBody = null | Buffer | { file: string; length: number } | Readable;
+
+/** RFC 9110 §9.2.2. */
+const IDEMPOTENT = new Set(['GET', 'HEAD', 'OPTIONS', 'TRACE', 'PUT', 'DELETE']);
+
+class SendTimeout extends Error {}
+
+/** undici's parser refused the answer, or its body did not match its Content-Length. */
+function malformed(err: Error): boolean {
+  const code = (err as { code?: string }).code ?? '';
+  return code.startsWith('HPE_') || code === 'UND_ERR_RES_CONTENT_LENGTH_MISMATCH';
+}
+
+export class ProxyExchange implements Dispatcher.DispatchHandlers, InFlight {
+  private peer: ProxyPeer | null = null;
+  private readonly tried = new Set<ProxyPeer>();
+  private readonly startedAt = performance.now();
+  /** The upstream picked for the next try, when one is decided on. */
+  private reserved: ProxyPeer | null = null;
+  private abort: ((err?: Error) => void) | null = null;
+  /** This try's request is on a connection / wholly written. */
+  private connected = false;
+  private sent = false;
+  /** This try's answer (a 502/503) is being read and dropped, for a retry. */
+  private discarding = false;
+  private status = 0;
+  private bytes = 0;
+  private resume: (() => void) | null = null;
+  private sendTimer: NodeJS.Timeout | undefined;
+  private done = false;
+  private readonly target: string;
+  private readonly headers: string[];
+  /** The Host sent up: a Location at it points at the upstream too. */
+  private readonly sentHost: string;
+  private readonly onDrain = () => this.resume?.();
+
+  constructor(
+    private readonly route: ProxyRoute,
+    private readonly r: RouteRequest<RequestInfo, HttpResponse>,
+    private readonly body: UpstreamBody,
+    private readonly key: string,
+  ) {
+    const length = body === null ? null : Buffer.isBuffer(body) ? body.length : 'file' in body ? body.length : null;
+    this.headers = upstreamRequestHeaders(r, route.rules, length);
+    this.target = upstreamTarget(r, route.rules.passPath);
+    const at = this.headers.findIndex((h, i) => i % 2 === 0 && h.toLowerCase() === 'host');
+    this.sentHost = at < 0 ? '' : this.headers[at + 1]!;
+    if (r.req.httpVersionMajor === 2) r.res.once('close', () => this.done || this.clientGone());
+    else inFlightOn(r.req.socket).push(this);
+  }
+
+  start(): void {
+    const peer = this.route.balancer.pick(this.tried, this.key);
+    if (peer === null) return this.fail(this.route.balancer.peers.map((p) => p.name).join(', '), new UpstreamError(502, 'connect', 'no live upstreams'));
+    this.send(peer);
+  }
+
+  private send(peer: ProxyPeer): void {
+    const s = this.route.settings;
+    this.tried.add(peer);
+    this.peer = peer;
+    this.reserved = null;
+    this.connected = this.sent = this.discarding = false;
+    peer.active++;
+    const req = this.r.req;
+    const read = s.read_timeout * 1000;
+    peer.pool.dispatch(
+      {
+        ...requestServername(peer.target),
+        path: this.target,
+        method: req.method as Dispatcher.HttpMethod,
+        headers: this.headers,
+        body: this.bodyForTry(),
+        headersTimeout: read,
+        bodyTimeout: read,
+      },
+      this,
+    );
+  }
+
+  private bodyForTry(): Buffer | Readable | null {
+    const body = this.body;
+    if (body === null || Buffer.isBuffer(body)) return body;
+    return 'file' in body ? createReadStream(body.file) : body;
+  }
+
+  // undici's dispatch handler.
+
+  onConnect(abort: (err?: Error) => void): void {
+    this.abort = abort;
+    this.connected = true;
+    if (this.done) return abort();
+    if (this.body !== null) this.armSend();
+  }
+
+  onBodySent(): void {
+    this.armSend();
+  }
+
+  onRequestSent(): void {
+    this.sent = true;
+    clearTimeout(this.sendTimer);
+  }
+
+  onHeaders(status: number, raw: Buffer[], resume: () => void, statusText: string): boolean {
+    if (this.done) return false;
+    if (status < 200) return true;
+    clearTimeout(this.sendTimer);
+    const peer = this.peer!;
+    if ((status === 502 || status === 503) && this.retryTo(false) !== null) {
+      this.route.balancer.failed(peer);
+      this.route.logger.warning(`${this.what()}: upstream ${peer.name} answered ${status}; trying ${this.reserved!.name}`);
+      this.discarding = true;
+      return true;
+    }
+    this.route.balancer.succeeded(peer);
+    this.status = status;
+    this.resume = resume;
+    const headers = clientResponseHeaders(raw, this.route.rules, this.r, [peer.target.authority, this.sentHost]);
+    this.r.res.writeHead(status, statusText || STATUS_CODES[status] || '', headers);
+    return true;
+  }
+
+  onData(chunk: Buffer): boolean {
+    if (this.discarding || this.done) return !this.done;
+    this.bytes += chunk.length;
+    const res = this.r.res;
+    if (res.write(chunk)) return true;
+    // buffering: keep reading while what waits for the client fits in buffer_size.
+    const s = this.route.settings;
+    if (s.buffering && res.writableLength < s.buffer_size) return true;
+    res.once('drain', this.onDrain);
+    return false;
+  }
+
+  onComplete(): void {
+    this.peer!.active--;
+    if (this.done) return;
+    if (this.discarding) return this.send(this.reserved!);
+    this.r.res.end();
+    this.finish(this.status, this.bytes);
+  }
+
+  onError(err: Error): void {
+    clearTimeout(this.sendTimer);
+    const peer = this.peer!;
+    peer.active--;
+    this.r.res.removeListener('drain', this.onDrain);
+    if (this.done) return;
+    if (this.discarding) return this.send(this.reserved!);
+    const failure = this.classify(err);
+    if (this.status === 0) {
+      this.route.balancer.failed(peer);
+      const retryable = failure.phase === 'connect' || (failure.status === 502 && !malformed(err));
+      if (retryable && this.retryTo(failure.phase === 'connect') !== null) {
+        this.route.logger.warning(`${this.what()}: upstream ${peer.name} failed while ${failure.phase === 'connect' ? 'connecting' : 'waiting for the response'} (${failure.message}); trying ${this.reserved!.name}`);
+        return this.send(this.reserved!);
+      }
+    }
+    this.fail(peer.name, failure);
+  }
+
+  /** The client went away: the upstream request is cancelled. */
+  clientGone(): void {
+    if (this.done) return;
+    this.abort?.(new Error('the client went away'));
+    const body = this.body;
+    if (body !== null && !Buffer.isBuffer(body) && !('file' in body)) body.destroy();
+    // nginx's 499: the client closed the connection before the answer was complete.
+    this.finish(499, this.bytes);
+  }
+
+  /** The upstream for another try, or null when this request may not have one. `unsent`: the failed try never reached its upstream. */
+  private retryTo(unsent: boolean): ProxyPeer | null {
+    const s = this.route.settings;
+    const body = this.body;
+    // A body streamed from the client cannot be sent twice.
+    if (body !== null && !Buffer.isBuffer(body) && !('file' in body)) return null;
+    if (!unsent && !s.retry_non_idempotent && !IDEMPOTENT.has(this.r.req.method ?? '')) return null;
+    const tries = s.tries === 0 ? this.route.balancer.peers.length : s.tries;
+    if (this.tried.size >= tries) return null;
+    if (s.tries_timeout > 0 && performance.now() - this.startedAt >= s.tries_timeout * 1000) return null;
+    return (this.reserved = this.route.balancer.pick(this.tried, this.key));
+  }
+
+  private classify(err: Error): UpstreamError {
+    const code = (err as { code?: string }).code ?? '';
+    if (err instanceof SendTimeout) return new UpstreamError(504, 'send', `no progress for send_timeout (${this.route.settings.send_timeout} s)`);
+    if (!this.connected) return new UpstreamError(code === 'UND_ERR_CONNECT_TIMEOUT' ? 504 : 502, 'connect', `${err.message}${code && !err.message.includes(code) ? ` (${code})` : ''}`);
+    if (code === 'UND_ERR_HEADERS_TIMEOUT' || code === 'UND_ERR_BODY_TIMEOUT') return new UpstreamError(504, 'read', `no data for read_timeout (${this.route.settings.read_timeout} s)`);
+    if (malformed(err)) return new UpstreamError(502, 'read', `malformed response: ${err.message}`);
+    return new UpstreamError(502, this.sent || this.status !== 0 ? 'read' : 'send', err.message);
+  }
+
+  private armSend(): void {
+    const ms = this.route.settings.send_timeout * 1000;
+    if (ms === 0) return;
+    clearTimeout(this.sendTimer);
+    this.sendTimer = setTimeout(() => this.abort?.(new SendTimeout()), ms);
+  }
+
+  private fail(upstream: string, failure: UpstreamError): void {
+    const bytes = upstreamFailed(this.r, this.route.logger, upstream, failure, false);
+    this.finish(this.status || failure.status, this.bytes + bytes);
+  }
+
+  private what(): string {
+    return `${this.r.req.method} ${this.r.req.url}`;
+  }
+
+  private finish(status: number, bytes: number): void {
+    this.done = true;
+    clearTimeout(this.sendTimer);
+    if (this.r.req.httpVersionMajor !== 2) {
+      const list = inFlightOn(this.r.req.socket);
+      const at = list.indexOf(this);
+      if (at >= 0) list.splice(at, 1);
+    }
+    const body = this.body;
+    if (body !== null && !Buffer.isBuffer(body) && 'file' in body) discardBodyFile(body.file);
+    this.r.log(status, bytes);
+  }
+}
