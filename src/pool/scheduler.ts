@@ -40,18 +40,25 @@ const RESCUE_MS = 50;
 export class Scheduler {
   private readonly queue = new RequestQueue();
   private nextId = 1;
-  private readonly sync: boolean;
-  private readonly capacity: number;
-  private readonly refillAt: number;
+  private sync: boolean;
+  private capacity: number;
+  private refillAt: number;
 
   constructor(
     /** The pool's workers, kept by the supervisor. */
     private readonly workers: readonly WorkerProcess[],
     private readonly opts: SchedulerOptions,
   ) {
-    this.sync = opts.threads === 1;
-    this.capacity = this.sync ? PIPELINE_DEPTH : opts.threads;
-    this.refillAt = this.sync ? REFILL_AT : opts.threads - 1;
+    this.sync = true;
+    this.capacity = this.refillAt = 0;
+    this.setConcurrency(opts.threads);
+  }
+
+  /** Requests a worker runs at once: 1 (sync), its threads, or an ASGI worker's --max-concurrency. */
+  setConcurrency(n: number): void {
+    this.sync = n === 1;
+    this.capacity = this.sync ? PIPELINE_DEPTH : n;
+    this.refillAt = this.sync ? REFILL_AT : n - 1;
   }
 
   /** Requests held by workers or waiting in the queue. */
@@ -99,8 +106,9 @@ export class Scheduler {
     while (this.queue.length > 0) {
       const w = this.pick(now);
       if (w === null) break;
+      // A sync worker is filled in one batch; the others take one each, so each request goes to the least busy.
       do w.send(this.queue.shift()!, this.takeId(), now);
-      while (this.queue.length > 0 && w.inflight.length < Math.min(this.capacity, w.requestLimit - w.requests));
+      while (this.sync && this.queue.length > 0 && w.inflight.length < Math.min(this.capacity, w.requestLimit - w.requests));
     }
   }
 
