@@ -78,6 +78,14 @@ async def app(scope, receive, send):
         await read_body(receive)
         message = await receive()
         EVENTS.append(message["type"])
+    elif path.endswith("/sse-forever"):
+        await send({"type": "http.response.start", "status": 200, "headers": [(b"content-type", b"text/event-stream")]})
+        try:
+            while True:
+                await send({"type": "http.response.body", "body": b"data: tick\n\n", "more_body": True})
+                await asyncio.sleep(0.05)
+        except OSError as exc:
+            EVENTS.append(type(exc).__name__)
     elif path.endswith("/events"):
         await send_json(send, EVENTS)
     elif path.endswith("/slow"):
