@@ -1,0 +1,112 @@
+/**
+ * ASGI pools under the supervisor: lifespan (startup before serving, its
+ * failure a clear boot failure, apps without it still served, shutdown on
+ * stop and reload), --timeout cancelling a request's task while its worker
+ * serves on, an event loop blocked by sync code found by its missing
+ * heartbeats and the worker replaced with its stack logged, reloads under
+ * load losing nothing, --max-requests recycling, and the auto guess refusing
+ * what it cannot tell.
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { APPS, SYSTEM_PYTHON } from './helpers/gatehouse.js';
+import { countMatches, request, runCli, sleep, waitUntil, withServer, type SimpleResponse } from './helpers/harness.js';
+import { describeLoad, failures, startLoad } from './helpers/load.js';
+
+const APP = `${APPS}/asgi_apps.py`;
+const PY = ['--python', SYSTEM_PYTHON];
+
+function pidOf(r: SimpleResponse): number {
+  assert.equal(r.status, 200, `expected 200, got ${r.status}: ${r.body}`);
+  return (JSON.parse(r.body) as { pid: number }).pid;
+}
+
+test('lifespan.startup.failed is a boot failure: exit non-zero with the app\'s message, no respawn loop', async () => {
+  const r = await runCli([`${APP}:failing_startup`, ...PY, '--workers', '2', '--bind', '127.0.0.1:0']);
+  assert.notEqual(r.code, 0);
+  assert.equal(r.timedOut, false);
+  const out = r.stdout + r.stderr;
+  assert.match(out, /ASGI lifespan startup failed: the database is not there/);
+  assert.ok(countMatches(out, /Booting worker with pid/) === 0, out);
+});
+
+test('an app without lifespan support is served with --lifespan auto, refused with --lifespan on', async () => {
+  await withServer([`${APP}:no_lifespan`, ...PY], async (gh) => {
+    assert.match(gh.output(), /ASGI lifespan not supported by the app \(AssertionError/);
+    const r = await request(gh.url, '/');
+    assert.equal(r.status, 200);
+    assert.deepEqual(JSON.parse(r.body), { lifespan: 'none' });
+  });
+  const on = await runCli([`${APP}:no_lifespan`, ...PY, '--lifespan', 'on', '--bind', '127.0.0.1:0']);
+  assert.notEqual(on.code, 0);
+  assert.match(on.stdout + on.stderr, /the app does not support lifespan \(--lifespan on\)/);
+});
+
+test('--interface auto refuses a callable it cannot classify, with a clear error', async () => {
+  const r = await runCli([`${APP}:three_args`, ...PY, '--bind', '127.0.0.1:0']);
+  assert.notEqual(r.code, 0);
+  assert.match(r.stdout + r.stderr, /cannot tell whether the app is WSGI or ASGI.*give --interface asgi/);
+  await withServer([`${APP}:three_args`, ...PY, '--interface', 'asgi'], async (gh) => {
+    assert.equal((await request(gh.url, '/pid')).status, 200);
+  });
+});
+
+test('--timeout cancels the slow request\'s task (504) and the worker serves on, the other requests untouched', async () => {
+  await withServer([`${APP}:app`, ...PY, '--timeout', '1'], async (gh) => {
+    const pid = pidOf(await request(gh.url, '/pid'));
+    const [slow, quick] = await Promise.all([request(gh.url, '/slow?s=5'), sleep(200).then(() => request(gh.url, '/slow?s=0.2'))]);
+    assert.equal(slow.status, 504);
+    assert.ok(slow.ms < 3000, `504 after about 1 s, not ${slow.ms} ms`);
+    assert.equal(pidOf(quick), pid);
+    assert.equal(pidOf(await request(gh.url, '/pid')), pid, 'the same worker still serves');
+    assert.match(gh.output(), /GET \/slow\?s=5: timed out after 1s; its task was cancelled/);
+    assert.doesNotMatch(gh.output(), /Worker \(pid:\d+\) .*killing it/);
+  });
+});
+
+test('an event loop blocked by sync code past --timeout: the worker is replaced and its stack logged', async () => {
+  await withServer([`${APP}:app`, ...PY, '--timeout', '1'], async (gh) => {
+    const pid = pidOf(await request(gh.url, '/pid'));
+    const blocked = await request(gh.url, '/block?s=20');
+    assert.equal(blocked.status, 504);
+    assert.ok(blocked.ms < 5000, `answered within seconds, not ${blocked.ms} ms`);
+    await gh.waitFor(/Worker \(pid:\d+\) event loop blocked for [\d.]+s \(sync code in an async app\?\); killing it/);
+    await gh.waitFor(/asgi_apps\.py", line \d+ in app/);
+    assert.ok(await waitUntil(() => countMatches(gh.output(), /Booting worker with pid/) >= 2, 10000), gh.output());
+    const next = pidOf(await request(gh.url, '/pid'));
+    assert.notEqual(next, pid);
+  });
+});
+
+test('SIGHUP under load: no request fails; old workers run lifespan shutdown', async () => {
+  await withServer([`${APP}:app`, ...PY, '--workers', '2'], async (gh) => {
+    const load = startLoad({ url: gh.url, path: '/slow?s=0.05', concurrency: 8, durationMs: 4000 });
+    await sleep(800);
+    process.kill(gh.pid, 'SIGHUP');
+    await gh.waitFor(/Reload complete/, 10000);
+    await sleep(800);
+    process.kill(gh.pid, 'SIGHUP');
+    const result = await load.done;
+    assert.equal(failures(result), 0, describeLoad(result));
+    assert.ok(result.requests > 100, describeLoad(result));
+    assert.ok(await waitUntil(() => countMatches(gh.output(), /lifespan shutdown in \d+/) >= 4, 10000), gh.output());
+  }, { bootMs: 20000 });
+});
+
+test('--max-requests recycles an ASGI worker; SIGTERM runs lifespan shutdown', async () => {
+  await withServer([`${APP}:app`, ...PY, '--max-requests', '3'], async (gh) => {
+    const first = pidOf(await request(gh.url, '/pid'));
+    await request(gh.url, '/pid');
+    await request(gh.url, '/pid');
+    await gh.waitFor(/served 3 requests: replacing it/);
+    let next = first;
+    for (let i = 0; i < 50 && next === first; i++) {
+      next = pidOf(await request(gh.url, '/pid'));
+      if (next === first) await sleep(50);
+    }
+    assert.notEqual(next, first);
+    await gh.waitFor(new RegExp(`lifespan shutdown in ${first}`));
+    assert.equal(await gh.stop(), 0);
+    assert.match(gh.output(), new RegExp(`lifespan shutdown in ${next}`));
+  });
+});
