@@ -115,10 +115,9 @@ export class Gatehouse {
     const bound = await this.front.listen(this.site.listeners);
     for (const address of bound) this.logger.info(`Listening at: ${address} (${process.pid})`);
     for (const app of this.site.apps) {
-      const mode =
-        app.interface === 'asgi' ? `asgi (up to ${app.max_concurrency} requests at once per process)`
-        : app.threads > 1 ? `threads (${app.threads} per process)`
-        : 'sync';
+      const wsgi = app.threads > 1 ? `threads (${app.threads} per process)` : 'sync';
+      const asgi = `asgi (up to ${app.max_concurrency} requests at once per process)`;
+      const mode = app.interface === 'asgi' ? asgi : app.interface === 'wsgi' ? wsgi : `${wsgi} for a WSGI app, ${asgi} for an ASGI one`;
       const named = this.site.apps.length > 1 ? ` for ${app.name}` : '';
       this.logger.info(`Using worker: ${mode} (${app.workers} processes)${named}`);
     }

@@ -9,6 +9,9 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { APPS, SYSTEM_PYTHON } from './helpers/gatehouse.js';
 import { countMatches, request, runCli, sleep, waitUntil, withServer, type SimpleResponse } from './helpers/harness.js';
 import { describeLoad, failures, startLoad } from './helpers/load.js';
@@ -28,6 +31,23 @@ test('lifespan.startup.failed is a boot failure: exit non-zero with the app\'s m
   const out = r.stdout + r.stderr;
   assert.match(out, /ASGI lifespan startup failed: the database is not there/);
   assert.ok(countMatches(out, /Booting worker with pid/) === 0, out);
+});
+
+test('a reload whose lifespan startup fails: the old workers keep serving', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'gh-asgi-flag-'));
+  const flag = join(dir, 'broken');
+  try {
+    await withServer([`${APP}:fails_when_flagged`, ...PY, '--env', `FAIL_FLAG=${flag}`], async (gh) => {
+      const pid = pidOf(await request(gh.url, '/'));
+      writeFileSync(flag, '');
+      process.kill(gh.pid, 'SIGHUP');
+      await gh.waitFor(/Reload failed, the running workers keep serving: the new code does not import:\nASGI lifespan startup failed: flagged broken/);
+      assert.equal(pidOf(await request(gh.url, '/')), pid);
+      assert.equal(countMatches(gh.output(), /Reloading/), 1, 'no retry storm');
+    });
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 });
 
 test('an app without lifespan support is served with --lifespan auto, refused with --lifespan on', async () => {

@@ -128,6 +128,22 @@ async def failing_startup(scope, receive, send):
     await send_json(send, {})
 
 
+async def fails_when_flagged(scope, receive, send):
+    """Its lifespan startup fails while the file named by FAIL_FLAG exists (a broken deploy)."""
+    if scope["type"] == "lifespan":
+        while True:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                if os.path.exists(os.environ["FAIL_FLAG"]):
+                    await send({"type": "lifespan.startup.failed", "message": "flagged broken"})
+                    return
+                await send({"type": "lifespan.startup.complete"})
+            else:
+                await send({"type": "lifespan.shutdown.complete"})
+                return
+    await send_json(send, {"pid": os.getpid()})
+
+
 def three_args(scope, receive, send):
     """Neither a coroutine function nor a two-argument WSGI callable: auto cannot tell."""
     return app(scope, receive, send)
