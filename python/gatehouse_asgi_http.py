@@ -190,7 +190,7 @@ class HttpRequest:
                 # The whole response in one message: one frame, with its length.
                 self.complete = self.ended = True
                 headers = self.headers
-                if self.declared is None and not bodiless(self.status) and self.scope["method"] != "HEAD":
+                if self.declared is None and not bodiless(self.status) and (body or self.scope["method"] != "HEAD"):
                     headers.append(("Content-Length", str(len(body))))
                 head = encode_head(self.status, headers)
                 send(b"".join((pack_response(RESPONSE, rid, 4 + len(head) + len(body), len(head)), head, body)))

@@ -113,6 +113,21 @@ test('SIGHUP under load: no request fails; old workers run lifespan shutdown', a
   }, { bootMs: 20000 });
 });
 
+test('--preload: workers forked from the template each run lifespan and serve', async () => {
+  await withServer([`${APP}:app`, ...PY, '--preload', '--workers', '2'], async (gh) => {
+    assert.match(gh.output(), /Application preloaded in template process/);
+    const pids = new Set<number>();
+    for (let i = 0; i < 20 && pids.size < 2; i++) {
+      const all = await Promise.all([request(gh.url, '/scope'), request(gh.url, '/scope')]);
+      for (const r of all) {
+        const scope = JSON.parse(r.body) as { state: { pid: number } };
+        pids.add(scope.state.pid);
+      }
+    }
+    assert.equal(pids.size, 2, 'each worker ran its own lifespan startup (state.pid)');
+  }, { bootMs: 20000 });
+});
+
 test('--max-requests recycles an ASGI worker; SIGTERM runs lifespan shutdown', async () => {
   await withServer([`${APP}:app`, ...PY, '--max-requests', '3'], async (gh) => {
     const first = pidOf(await request(gh.url, '/pid'));

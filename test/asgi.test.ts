@@ -126,6 +126,12 @@ test('a response with more_body is streamed out chunked; a whole one gets a Cont
   const whole = await conn.readResponse();
   assert.equal(whole.header('content-length'), '3');
   assert.equal(whole.body.toString(), 'abc');
+  // HEAD: the length of the body the app gave, and no body.
+  conn.write('HEAD /api/events HTTP/1.1\r\nHost: x\r\n\r\nPOST /api/echo HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\nok');
+  const head = await conn.readResponse(5000, { headRequest: true });
+  assert.equal(head.status, 200);
+  assert.ok(Number(head.header('content-length')) >= 2);
+  assert.equal((await conn.readResponse()).body.toString(), 'ok');
   conn.close();
 });
 

@@ -174,15 +174,19 @@ export class Supervisor {
     if (this.timer) clearInterval(this.timer);
   }
 
-  /** Asks every worker to exit, kills those that do not, then ends the templates. */
-  async terminate(): Promise<void> {
+  /**
+   * Asks every worker to exit, kills those that do not within `graceMs` (at
+   * least a second: an ASGI worker runs its lifespan shutdown), then ends
+   * the templates.
+   */
+  async terminate(graceMs = 0): Promise<void> {
     this.halt();
     const alive = this.workers.filter((w) => w.state !== 'dead');
     for (const w of alive) {
       w.closeStream();
       w.kill('SIGTERM');
     }
-    const killAt = performance.now() + KILL_GRACE_MS;
+    const killAt = performance.now() + Math.max(KILL_GRACE_MS, graceMs);
     while (alive.some((w) => w.state !== 'dead') && performance.now() < killAt) await sleep(20);
     for (const w of alive) w.kill('SIGKILL');
     while (alive.some((w) => w.state !== 'dead')) await sleep(10);

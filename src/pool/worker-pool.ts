@@ -85,7 +85,7 @@ export class WorkerPool {
     const deadline = performance.now() + graceMs;
     while (this.pending > 0 && performance.now() < deadline) await sleep(50);
     this.scheduler.failWaiting('server shutting down');
-    await this.supervisor.terminate();
+    await this.supervisor.terminate(deadline - performance.now());
   }
 }
 
