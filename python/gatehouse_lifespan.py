@@ -37,7 +37,8 @@ class Lifespan:
             if self.mode == "on":
                 detail = "".join(traceback.format_exception(type(failure), failure, failure.__traceback__)) if failure else ""
                 return "%sASGI lifespan startup failed: the app does not support lifespan (--lifespan on)\n" % detail
-            sys.stderr.write("ASGI lifespan not supported by the app (%s); serving without it\n" % describe(failure))
+            # Not an error: many apps know only HTTP (stdout is the info log).
+            print("ASGI lifespan not supported by the app (%s); serving without it" % describe(failure), flush=True)
             return None
         if reply["type"] == "lifespan.startup.failed":
             return "ASGI lifespan startup failed: %s\n" % (reply.get("message") or "(no message)")
