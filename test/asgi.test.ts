@@ -10,10 +10,12 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { request as httpRequest } from 'node:http';
+import { connect as h2connect } from 'node:http2';
+import { spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { APPS, SYSTEM_PYTHON } from './helpers/gatehouse.js';
+import { APPS, hasCommand, SYSTEM_PYTHON } from './helpers/gatehouse.js';
 import { launch, RawConnection, request, withServer, type Server, type SimpleResponse } from './helpers/harness.js';
 
 const ASGI_APPS = `${APPS}/asgi_apps.py`;
@@ -223,5 +225,31 @@ test('--max-concurrency: a worker never runs more than that at once', async () =
     const ms = Date.now() - t0;
     for (const r of all) assert.equal(r.status, 200);
     assert.ok(ms >= 1150, `4 requests, 2 at a time, of 0.6 s each took ${ms} ms`);
+  });
+});
+
+test('over HTTPS and HTTP/2: scheme https, http_version 2, no pseudo-headers', { skip: hasCommand('openssl') ? false : 'openssl is not installed' }, async () => {
+  const crt = join(dir, 'h2.crt');
+  const key = join(dir, 'h2.key');
+  const made = spawnSync('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', key, '-out', crt, '-days', '2', '-subj', '/CN=localhost'], { encoding: 'utf8' });
+  assert.equal(made.status, 0, made.stderr);
+  await withServer([`${ASGI_APPS}:app`, '--python', SYSTEM_PYTHON, '--certfile', crt, '--keyfile', key], async (gh) => {
+    const session = h2connect(`https://127.0.0.1:${gh.port}`, { rejectUnauthorized: false });
+    try {
+      const body = await new Promise<string>((resolve, reject) => {
+        const stream = session.request({ ':path': '/scope?h2=1' });
+        let text = '';
+        stream.on('data', (c: Buffer) => (text += c.toString()));
+        stream.on('end', () => resolve(text));
+        stream.on('error', reject);
+      });
+      const scope = JSON.parse(body) as { http_version: string; scheme: string; query_string: string; headers: Array<[string, string]> };
+      assert.equal(scope.http_version, '2');
+      assert.equal(scope.scheme, 'https');
+      assert.equal(scope.query_string, 'h2=1');
+      assert.ok(scope.headers.every(([n]) => !n.startsWith(':')), JSON.stringify(scope.headers));
+    } finally {
+      session.close();
+    }
   });
 });
