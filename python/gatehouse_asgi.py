@@ -89,7 +89,6 @@ class AsgiWorker:
         self.write = None
         self.stopping = False
         self.idle = None  # set once stopping and no request runs
-        self.server_software = settings.get("server_software", "gatehouse")
 
     async def run(self, sock, token):
         loop = asyncio.get_running_loop()

@@ -128,6 +128,16 @@ test('--preload: workers forked from the template each run lifespan and serve', 
   }, { bootMs: 20000 });
 });
 
+test('a lifespan shutdown longer than --timeout on reload is not taken for a blocked loop', async () => {
+  await withServer([`${APP}:app`, ...PY, '--timeout', '1', '--env', 'SHUTDOWN_DELAY=2'], async (gh) => {
+    const old = pidOf(await request(gh.url, '/pid'));
+    process.kill(gh.pid, 'SIGHUP');
+    await gh.waitFor(new RegExp(`lifespan shutdown in ${old}`), 10000);
+    await gh.waitFor(/Worker \(pid:\d+\) exited \(reload\)/);
+    assert.doesNotMatch(gh.output(), /event loop blocked/);
+  });
+});
+
 test('--max-requests recycles an ASGI worker; SIGTERM runs lifespan shutdown', async () => {
   await withServer([`${APP}:app`, ...PY, '--max-requests', '3'], async (gh) => {
     const first = pidOf(await request(gh.url, '/pid'));

@@ -70,7 +70,9 @@ export class Watchdog {
   private killBlocked(workers: readonly WorkerProcess[], now: number): void {
     const limit = this.opts.timeout * 1000;
     for (const w of workers) {
-      if ((w.state !== 'ready' && w.state !== 'retiring') || w.retiredFor === 'timeout' || now - w.beatAt < limit) continue;
+      // A retired worker with nothing in flight is leaving: its stream is closed (no more beats) while lifespan shutdown runs.
+      const leaving = w.state === 'retiring' && w.inflight.length === 0;
+      if ((w.state !== 'ready' && w.state !== 'retiring') || leaving || w.retiredFor === 'timeout' || now - w.beatAt < limit) continue;
       const silent = ((now - w.beatAt) / 1000).toFixed(1);
       this.kill(w, `Worker (pid:${w.pid}) event loop blocked for ${silent}s (sync code in an async app?); killing it, its stack follows`);
     }

@@ -51,6 +51,7 @@ async def app(scope, receive, send):
                 scope["state"]["pid"] = os.getpid()
                 await send({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":
+                await asyncio.sleep(float(os.environ.get("SHUTDOWN_DELAY", "0")))
                 print("lifespan shutdown in %d" % os.getpid(), flush=True)
                 await send({"type": "lifespan.shutdown.complete"})
                 return
