@@ -22,6 +22,8 @@ from gatehouse_app import HOP_BY_HOP, AppError, bodiless, check_headers
 from gatehouse_wire import ABORT, BODY, END, FILE, RESPONSE, START, encode_head, pack_header, pack_response, unpack_u32
 
 BODY_CHUNK = 65536
+# A task cancelled for --timeout that is still running this long after (s) is answered for.
+CANCEL_GRACE = 1.0
 REASONS = {s.value: s.phrase for s in http.HTTPStatus}
 ASGI = {"version": "3.0", "spec_version": "2.3"}
 EXTENSIONS = {"http.response.pathsend": {}}
@@ -118,6 +120,15 @@ class HttpRequest:
     def time_out(self):
         self.timed_out = True
         self.task.cancel()
+        asyncio.get_running_loop().call_later(CANCEL_GRACE, self.abandon)
+
+    def abandon(self):
+        """The app swallowed its cancellation: the client gets its 504 now, and the task's sends fail from here on."""
+        if self.task.done() or self.ended:
+            return
+        self.log("timed out after %ss and ignored its cancellation; answered without it" % self.worker.timeout)
+        self.fail(504, "Gateway Timeout\n")
+        self.client_gone()
 
     def client_gone(self):
         self.disconnected = True

@@ -80,6 +80,12 @@ test('--timeout cancels the slow request\'s task (504) and the worker serves on,
     assert.equal(pidOf(quick), pid);
     assert.equal(pidOf(await request(gh.url, '/pid')), pid, 'the same worker still serves');
     assert.match(gh.output(), /GET \/slow\?s=5: timed out after 1s; its task was cancelled/);
+    // An app that swallows the cancellation still gets its client a 504, a moment later.
+    const stubborn = await request(gh.url, '/stubborn');
+    assert.equal(stubborn.status, 504);
+    assert.ok(stubborn.ms < 4000, `${stubborn.ms} ms`);
+    assert.match(gh.output(), /GET \/stubborn: timed out after 1s and ignored its cancellation/);
+    assert.equal(pidOf(await request(gh.url, '/pid')), pid);
     assert.doesNotMatch(gh.output(), /Worker \(pid:\d+\) .*killing it/);
   });
 });
@@ -126,6 +132,15 @@ test('--preload: workers forked from the template each run lifespan and serve', 
     }
     assert.equal(pids.size, 2, 'each worker ran its own lifespan startup (state.pid)');
   }, { bootMs: 20000 });
+});
+
+test('--max-rss replaces an ASGI worker over the limit, with no request lost', async () => {
+  await withServer([`${APP}:app`, ...PY, '--max-rss', '1'], async (gh) => {
+    const first = pidOf(await request(gh.url, '/pid'));
+    await gh.waitFor(new RegExp(`Worker \\(pid:${first}\\) uses \\d+ MB, over --max-rss 1`));
+    for (let i = 0; i < 10; i++) assert.equal((await request(gh.url, '/slow?s=0.05')).status, 200);
+    await gh.waitFor(new RegExp(`Worker \\(pid:${first}\\) exited \\(max-rss\\)`));
+  });
 });
 
 test('a lifespan shutdown longer than --timeout on reload is not taken for a blocked loop', async () => {

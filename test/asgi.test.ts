@@ -115,6 +115,12 @@ test('request bodies: a small one in one http.request, a large (spilled) one in 
   assert.equal(r.status, 200);
   assert.ok(r.raw.equals(big), 'the body comes back byte for byte');
   assert.ok(Number(r.headers['x-messages']) > 1, `streamed to the app in pieces: ${String(r.headers['x-messages'])} messages`);
+  // A chunked body reaches the app de-chunked.
+  const conn = await RawConnection.open(server.port);
+  conn.write('POST /api/echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n4\r\ndefg\r\n0\r\n\r\n');
+  const chunked = await conn.readResponse();
+  conn.close();
+  assert.equal(chunked.body.toString(), 'abcdefg');
 });
 
 test('a response with more_body is streamed out chunked; a whole one gets a Content-Length', async () => {

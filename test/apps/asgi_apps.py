@@ -92,6 +92,11 @@ async def app(scope, receive, send):
     elif path.endswith("/slow"):
         await asyncio.sleep(float(scope["query_string"].decode().partition("=")[2] or "1"))
         await send_json(send, {"pid": os.getpid()})
+    elif path.endswith("/stubborn"):
+        try:
+            await asyncio.sleep(30)
+        except asyncio.CancelledError:
+            await asyncio.sleep(30)  # ignores being cancelled
     elif path.endswith("/block"):
         time.sleep(float(scope["query_string"].decode().partition("=")[2] or "5"))
         await send_json(send, {"blocked": True})
