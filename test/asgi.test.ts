@@ -199,10 +199,10 @@ test('http.response.pathsend: the front sends the file', async () => {
 test('the app failing: before the start 500, after it the connection is cut, no start at all 500', async () => {
   const before = await request(server.url, '/api/raise-before');
   assert.equal(before.status, 500);
-  assert.match(server.output(), /Error handling request GET \/api\/raise-before[\s\S]*RuntimeError: boom before the start/);
+  await server.waitFor(/Error handling request GET \/api\/raise-before[\s\S]*RuntimeError: boom before the start/);
   const none = await request(server.url, '/api/no-response');
   assert.equal(none.status, 500);
-  assert.match(server.output(), /returned without starting a response/);
+  await server.waitFor(/returned without starting a response/);
   for (const path of ['/api/raise-after', '/api/unfinished']) {
     const conn = await RawConnection.open(server.port);
     conn.write(`GET ${path} HTTP/1.1\r\nHost: x\r\n\r\n`);
@@ -220,7 +220,7 @@ test('one worker runs many slow requests at once', async () => {
   const ms = Date.now() - t0;
   for (const r of all) assert.equal(r.status, 200, r.body);
   assert.equal(new Set(all.map((r) => r.body)).size, 1, 'one worker process served them all');
-  assert.ok(ms < 3500, `40 requests of 1 s on one worker took ${ms} ms`);
+  assert.ok(ms < 6000, `40 requests of 1 s on one worker took ${ms} ms`);
 });
 
 test('--max-concurrency: a worker never runs more than that at once', async () => {
