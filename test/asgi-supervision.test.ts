@@ -50,6 +50,22 @@ test('a reload whose lifespan startup fails: the old workers keep serving', asyn
   }
 });
 
+test('a reload that turns the app from WSGI into ASGI is refused: the WSGI workers keep serving', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'gh-asgi-switch-'));
+  const flag = join(dir, 'asgi');
+  try {
+    await withServer([`${APP}:switching`, ...PY, '--env', `SWITCH_FLAG=${flag}`], async (gh) => {
+      assert.equal(JSON.parse((await request(gh.url, '/x')).body).interface, 'wsgi');
+      writeFileSync(flag, '');
+      process.kill(gh.pid, 'SIGHUP');
+      await gh.waitFor(/Reload failed, the running workers keep serving: worker \d+ loaded an ASGI app into a WSGI pool; restart gatehouse to switch/);
+      assert.equal(JSON.parse((await request(gh.url, '/x')).body).interface, 'wsgi');
+    });
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
 test('an app without lifespan support is served with --lifespan auto, refused with --lifespan on', async () => {
   await withServer([`${APP}:no_lifespan`, ...PY], async (gh) => {
     await gh.waitFor(/ASGI lifespan not supported by the app \(AssertionError/);

@@ -151,8 +151,13 @@ export class Supervisor {
     const why = `worker ${w.pid} loaded a${found === 'asgi' ? 'n ASGI' : ' WSGI'} app into a ${this.opts.interface.toUpperCase()} pool; restart gatehouse to switch`;
     w.retire('wrong interface');
     w.kill('SIGKILL');
-    if (w.generation === this.reloading) this.abortReload(why);
-    else this.logger.error(why);
+    if (w.generation === this.reloading) {
+      this.abortReload(why);
+    } else {
+      // A replacement that imported changed code: retried with backoff, as a boot failure is.
+      this.backoff.failed();
+      this.retrying(`worker ${w.pid}`, why);
+    }
     return false;
   }
 

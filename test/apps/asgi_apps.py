@@ -159,3 +159,7 @@ def wsgi_app(environ, start_response):
     body = json.dumps({"interface": "wsgi", "path": environ["PATH_INFO"], "script": environ["SCRIPT_NAME"]}).encode()
     start_response("200 OK", [("Content-Type", "application/json"), ("Content-Length", str(len(body)))])
     return [body]
+
+
+# WSGI until the file named by SWITCH_FLAG exists, then ASGI: the app changing interface across a reload.
+switching = app if os.path.exists(os.environ.get("SWITCH_FLAG", "")) else wsgi_app
