@@ -186,3 +186,12 @@ test('--max-requests recycles an ASGI worker; SIGTERM runs lifespan shutdown', a
     assert.match(gh.output(), new RegExp(`lifespan shutdown in ${next}`));
   });
 });
+
+test('bad ASGI settings: exit 1 naming each flag and value', async () => {
+  const r = await runCli([`${APP}:app`, '--interface', 'foo', '--lifespan', 'maybe', '--max-concurrency', '0']);
+  assert.equal(r.code, 1);
+  const out = r.stdout + r.stderr;
+  assert.match(out, /--interface: must be auto, wsgi or asgi \(got "foo"\)/);
+  assert.match(out, /--lifespan: must be auto, on or off \(got "maybe"\)/);
+  assert.match(out, /--max-concurrency: must be at least 1 \(got 0\)/);
+});
