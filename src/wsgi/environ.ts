@@ -25,7 +25,6 @@ const CONTENT_LENGTH = '\x01';
 const TRANSFER_ENCODING = '\x02';
 const cgiNames = new Map<string, string>();
 
-
 /** `x-forwarded-for` → `HTTP_X_FORWARDED_FOR`. */
 function httpName(raw: string): string {
   return 'HTTP_' + raw.toUpperCase().replace(/-/g, '_');
