@@ -19,6 +19,8 @@ import type { WorkerProcess } from './worker-process.js';
 export interface SchedulerOptions {
   /** Requests a worker runs at once (1: a sync worker). */
   threads: number;
+  /** An ASGI worker starts every request it is sent at once, so it is never sent more than `threads`, even 1. */
+  interface: 'auto' | 'wsgi' | 'asgi';
   queueSize: number;
   /** Seconds a request may wait for a worker (0: no limit). */
   queueTimeout: number;
@@ -51,12 +53,12 @@ export class Scheduler {
   ) {
     this.sync = true;
     this.capacity = this.refillAt = 0;
-    this.setConcurrency(opts.threads);
+    this.setConcurrency(opts.threads, opts.interface === 'asgi');
   }
 
-  /** Requests a worker runs at once: 1 (sync), its threads, or an ASGI worker's --max-concurrency. */
-  setConcurrency(n: number): void {
-    this.sync = n === 1;
+  /** Requests a worker runs at once: 1 (sync: pipelined), its threads, or an ASGI worker's --max-concurrency. */
+  setConcurrency(n: number, asgi: boolean): void {
+    this.sync = n === 1 && !asgi;
     this.capacity = this.sync ? PIPELINE_DEPTH : n;
     this.refillAt = this.sync ? REFILL_AT : n - 1;
   }

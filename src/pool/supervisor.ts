@@ -60,7 +60,7 @@ export interface Dispatcher {
   /** A pass of the loop, before the supervisor's own work. */
   tick(now: number): void;
   /** Workers now run this many requests at once (an app found to be ASGI). */
-  setConcurrency(n: number): void;
+  setConcurrency(n: number, asgi: boolean): void;
 }
 
 const TICK_MS = 25;
@@ -142,7 +142,7 @@ export class Supervisor {
       if (found === 'asgi') {
         this.logger.info(`The application is ASGI: up to ${this.opts.maxConcurrency} requests at once per worker`);
         this.opts.threads = this.opts.maxConcurrency;
-        this.dispatcher.setConcurrency(this.opts.maxConcurrency);
+        this.dispatcher.setConcurrency(this.opts.maxConcurrency, true);
       }
       for (const fn of this.interfaceWaiters.splice(0)) fn();
       return true;

@@ -7,6 +7,7 @@ import time
 
 # What the lifespan left, and what requests saw of a client going away.
 EVENTS = []
+RUNNING = [0, 0]  # /slow requests running now, and the most at once so far
 BIG_FILE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "asgi_apps.py")
 
 
@@ -90,8 +91,15 @@ async def app(scope, receive, send):
     elif path.endswith("/events"):
         await send_json(send, EVENTS)
     elif path.endswith("/slow"):
-        await asyncio.sleep(float(scope["query_string"].decode().partition("=")[2] or "1"))
+        RUNNING[0] += 1
+        RUNNING[1] = max(RUNNING)
+        try:
+            await asyncio.sleep(float(scope["query_string"].decode().partition("=")[2] or "1"))
+        finally:
+            RUNNING[0] -= 1
         await send_json(send, {"pid": os.getpid()})
+    elif path.endswith("/most-at-once"):
+        await send_json(send, {"most": RUNNING[1]})
     elif path.endswith("/stubborn"):
         try:
             await asyncio.sleep(30)
