@@ -1,7 +1,7 @@
 /** The benchmark's command line: its flags and BENCH_* environment variables. */
 
-/** wsgi: the main table (+ reload rows, worker cost); static, idle, slowloris: the front-end duties, against nginx; tls: TLS and HTTP/2 against nginx + uWSGI. */
-export const SUITES = ['wsgi', 'static', 'idle', 'slowloris', 'tls', 'proxy'] as const;
+/** wsgi: the main table (+ reload rows, worker cost); static, idle, slowloris: the front-end duties, against nginx; tls: TLS and HTTP/2 against nginx + uWSGI; proxy: the proxy action against nginx proxy_pass; asgi: ASGI apps against uvicorn. */
+export const SUITES = ['wsgi', 'static', 'idle', 'slowloris', 'tls', 'proxy', 'asgi'] as const;
 export type Suite = (typeof SUITES)[number];
 /** --suite's shorthands. */
 const SUITE_GROUPS: Record<string, readonly Suite[]> = { front: ['static', 'idle', 'slowloris'], all: SUITES };
@@ -44,12 +44,15 @@ const USAGE = `Usage: npm run bench -- [--suite SUITES] [--quick] [--markdown] [
                                   (h2load -c4 -m50); req/s of 2xx answers, non-2xx counts, CPU per answer (needs h2load, openssl)
                        proxy      the hello and flask apps on gunicorn (-w 2, unix socket): gatehouse's proxy action against
                                   nginx proxy_pass (upstream keepalive), with the connection check
+                       asgi       a raw ASGI hello and a FastAPI JSON route: gatehouse --interface asgi against uvicorn (--workers, uvloop)
+                                  and gunicorn -k uvicorn.workers.UvicornWorker
                        front      static,idle,slowloris (also: npm run bench:front)
                        all        every suite
   --quick            runs of 3 s (unless BENCH_DURATION is set) and fewer worker-cost iterations; also BENCH_QUICK=1
   --markdown         print the results tables as Markdown
   --only IDS         servers to run, comma-separated: gatehouse,gunicorn,uwsgi,nginx-uwsgi,waitress,uwsgi-http11;
-                     front suites: gatehouse, nginx (static, idle), nginx-uwsgi (slowloris); tls: gatehouse, nginx-uwsgi; proxy: gatehouse, nginx
+                     front suites: gatehouse, nginx (static, idle), nginx-uwsgi (slowloris); tls: gatehouse, nginx-uwsgi; proxy: gatehouse, nginx;
+                     asgi: gatehouse, uvicorn, gunicorn-uvicorn
   --apps IDS         apps to run (wsgi, tls and proxy suites), comma-separated: hello,flask
   --no-control       skip the uWSGI --http11-socket control row
   --no-worker-cost   skip the per-request cost inside the Python worker

@@ -26,6 +26,9 @@
  *     npm run bench -- --suite static,idle,slowloris   # or --suite front, or npm run bench:front
  *     npm run bench -- --suite all
  *
+ * --suite asgi (asgi-suite.ts) runs ASGI apps on gatehouse, uvicorn and
+ * gunicorn with uvicorn's worker class.
+ *
  * --suite tls (tls-suite.ts) runs gatehouse and nginx + uWSGI over TLS with
  * one self-signed certificate made at the start, 2 Python processes each, on
  * the hello and flask apps: HTTP/1.1 over TLS (wrk -c50, as the main table),
@@ -45,6 +48,7 @@
  * parallel; everything started is killed on Ctrl-C.
  */
 import { existsSync } from 'node:fs';
+import { asgiServers, runAsgiSuite } from './asgi-suite.js';
 import { benchRow, emptyRow, type Row } from './bench-row.js';
 import { runIdleSuite } from './idle-memory.js';
 import { fail, parseOptions, type Options } from './options.js';
@@ -73,7 +77,7 @@ async function main(): Promise<void> {
   const header = headerLines(opts, versions);
   const all = servers(versions);
   // the front suites' peer, nginx on its own, is no server of the main table
-  const known = [...all.map((s) => s.id), 'nginx'];
+  const known = [...new Set([...all.map((s) => s.id), 'nginx', ...asgiServers(versions).map((s) => s.id)])];
   if (opts.only) for (const id of opts.only) if (!known.includes(id)) fail(`--only: unknown server ${JSON.stringify(id)} (known: ${known.join(', ')})`);
   if (opts.apps) for (const id of opts.apps) if (!APPS.some((a) => a.id === id)) fail(`--apps: unknown app ${JSON.stringify(id)} (known: ${APPS.map((a) => a.id).join(', ')})`);
 
@@ -85,6 +89,7 @@ async function main(): Promise<void> {
   if (opts.suites.has('slowloris')) sections.push(await runSlowlorisSuite(versions, opts));
   if (opts.suites.has('tls')) sections.push(await runTlsSuite(versions, opts));
   if (opts.suites.has('proxy')) sections.push(await runProxySuite(versions, opts));
+  if (opts.suites.has('asgi')) sections.push(await runAsgiSuite(versions, opts));
   printReport(opts, header, wsgi, sections);
 }
 

@@ -12,7 +12,7 @@ import { fileURLToPath } from 'node:url';
 import { commandPath } from './processes.js';
 
 export const ROOT = fileURLToPath(new URL('../../', import.meta.url));
-const APPS_DIR = join(ROOT, 'bench', 'apps');
+export const APPS_DIR = join(ROOT, 'bench', 'apps');
 export const CLI = join(ROOT, 'dist', 'src', 'cli.js');
 export const PYTHON = '/usr/bin/python3';
 export const PROCESSES = 2;
@@ -93,6 +93,7 @@ export function detectVersions() {
     h2load: v('h2load', ['--version'], /nghttp2\/(\S+)/),
     openssl: v('openssl', ['version'], /^OpenSSL (\S+)/),
     flask: pythonPackage('flask'),
+    uvicorn: pythonPackage('uvicorn'),
   };
 }
 

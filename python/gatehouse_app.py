@@ -2,8 +2,10 @@
 checking what it returns, `wsgi.file_wrapper` and `wsgi.errors`."""
 
 import ast
+import asyncio
 import importlib
 import importlib.util
+import inspect
 import os
 import re
 import sys
@@ -93,6 +95,35 @@ def load_app(spec):
     else:
         module = importlib.import_module(target)
     return resolve_callable(module, name or "application", spec)
+
+
+def detect_interface(app, wanted):
+    """'wsgi' or 'asgi': `wanted` unless it is 'auto', then guessed from the callable.
+
+    A coroutine function, or an object whose __call__ is one (Starlette,
+    FastAPI, Django's ASGIHandler), is ASGI 3. A plain callable is WSGI,
+    unless it takes exactly three positional arguments, as an ASGI app does:
+    a wrapper returning a coroutine cannot be told from a WSGI app, so the
+    user must say which.
+    """
+    if wanted != "auto":
+        return wanted
+    call = getattr(app, "__call__", None)
+    for fn in (app, call):
+        if fn is not None and (asyncio.iscoroutinefunction(fn) or inspect.iscoroutinefunction(fn)):
+            return "asgi"
+    try:
+        params = inspect.signature(app).parameters.values()
+    except (TypeError, ValueError):
+        return "wsgi"
+    positional = (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
+    required = [p for p in params if p.kind in positional and p.default is inspect.Parameter.empty]
+    if len(required) == 3:
+        raise AppError(
+            "cannot tell whether the app is WSGI or ASGI: it takes three arguments like an ASGI app "
+            "but is not a coroutine function; give --interface asgi (or wsgi)"
+        )
+    return "wsgi"
 
 
 def resolve_callable(module, expr, spec):

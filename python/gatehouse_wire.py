@@ -27,6 +27,7 @@ END = 16
 ABORT = 17
 REVOKED = 18
 EXITED = 19
+HEARTBEAT = 20
 
 # Bytes asked for per read. Under glibc's mmap threshold (128 KiB): a bigger
 # buffer is mapped and unmapped on every recv(), which costs more than the

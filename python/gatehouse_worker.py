@@ -12,6 +12,7 @@ and sends the response back as frames.
     gatehouse_wsgi.py     one request: environ, start_response, response frames
     gatehouse_sync.py     sync mode: one request at a time on the main thread
     gatehouse_threads.py  thread mode: N requests at once
+    gatehouse_asgi.py     ASGI mode: an asyncio loop, many requests at once
 """
 
 import faulthandler
@@ -23,7 +24,7 @@ import socket
 import sys
 import traceback
 
-from gatehouse_app import AppError, load_app
+from gatehouse_app import AppError, detect_interface, load_app
 from gatehouse_sync import serve_sync
 from gatehouse_threads import serve_threads
 from gatehouse_wire import BOOT_ERROR, EXITED, FORK, HEADER_SIZE, READY, Stream, pack_header, unpack_header
@@ -43,6 +44,12 @@ def die_with_parent():
 
 def serve(app, sock, settings, token=0):
     """Runs a worker on `sock` until the front closes it (or SIGTERM)."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the front decides; Ctrl-C reaches both
+    if settings["interface"] == "asgi":
+        from gatehouse_asgi import serve_asgi
+
+        serve_asgi(app, sock, settings, token)
+        return
     stream = Stream(sock)
     handle = Handler(app, stream, settings).handle
 
@@ -53,8 +60,7 @@ def serve(app, sock, settings, token=0):
         stream.stopping = True
 
     signal.signal(signal.SIGTERM, stop)
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the front decides; Ctrl-C reaches both
-    info = json.dumps({"pid": os.getpid(), "python": sys.version.split()[0]}).encode()
+    info = json.dumps({"pid": os.getpid(), "python": sys.version.split()[0], "interface": "wsgi"}).encode()
     sock.sendall(pack_header(READY, token, len(info)) + info)
     threads = settings.get("threads", 1)
     try:
@@ -129,6 +135,7 @@ def main():
         sys.path.insert(0, path)
     try:
         app = load_app(settings["app"])
+        settings["interface"] = detect_interface(app, settings.get("interface", "auto"))
     except BaseException as exc:
         if isinstance(exc, AppError):
             text = "%s\n" % exc

@@ -30,7 +30,7 @@ export const VERSION: string = JSON.parse(
 ).version;
 
 /** An app's worker pool, with what it needs to spawn its Python processes. */
-function createPool(app: AppSettings, logger: Logger): { pool: WorkerPool; owner: { uid?: number; gid?: number } } {
+function createPool(app: AppSettings, gracefulTimeout: number, logger: Logger): { pool: WorkerPool; owner: { uid?: number; gid?: number } } {
   const env: NodeJS.ProcessEnv = { ...process.env, ...app.env, PYTHONUNBUFFERED: '1' };
   let python = app.python;
   if (app.venv !== undefined) {
@@ -46,11 +46,22 @@ function createPool(app: AppSettings, logger: Logger): { pool: WorkerPool; owner
         python,
         cwd: app.chdir,
         env,
-        settings: { app: app.app, pythonpath: app.pythonpath, threads: app.threads, server_software: `gatehouse/${VERSION}` },
+        settings: {
+          app: app.app,
+          pythonpath: app.pythonpath,
+          threads: app.threads,
+          server_software: `gatehouse/${VERSION}`,
+          interface: app.interface,
+          lifespan: app.lifespan,
+          timeout: app.timeout,
+          graceful_timeout: gracefulTimeout,
+        },
         ...owner,
       },
       workers: app.workers,
-      threads: app.threads,
+      threads: app.interface === 'asgi' ? app.max_concurrency : app.threads,
+      interface: app.interface,
+      maxConcurrency: app.max_concurrency,
       timeout: app.timeout,
       queueSize: app.queue_size,
       queueTimeout: app.queue_timeout,
@@ -84,7 +95,7 @@ export class Gatehouse {
     const ctx: ExchangeContext = { logger: this.logger, accessLog: this.accessLog, draining: false, compression };
     const apps = new Map<string, WsgiApp>();
     for (const app of site.apps) {
-      const { pool, owner } = createPool(app, site.apps.length > 1 ? this.logger.named(app.name) : this.logger);
+      const { pool, owner } = createPool(app, settings.graceful_timeout, site.apps.length > 1 ? this.logger.named(app.name) : this.logger);
       this.pools.set(app.name, pool);
       apps.set(app.name, new WsgiApp(pool, ctx, owner, settings.body_timeout));
     }
@@ -112,7 +123,9 @@ export class Gatehouse {
     const bound = await this.front.listen(this.site.listeners);
     for (const address of bound) this.logger.info(`Listening at: ${address} (${process.pid})`);
     for (const app of this.site.apps) {
-      const mode = app.threads > 1 ? `threads (${app.threads} per process)` : 'sync';
+      const wsgi = app.threads > 1 ? `threads (${app.threads} per process)` : 'sync';
+      const asgi = `asgi (up to ${app.max_concurrency} requests at once per process)`;
+      const mode = app.interface === 'asgi' ? asgi : app.interface === 'wsgi' ? wsgi : `${wsgi} for a WSGI app, ${asgi} for an ASGI one`;
       const named = this.site.apps.length > 1 ? ` for ${app.name}` : '';
       this.logger.info(`Using worker: ${mode} (${app.workers} processes)${named}`);
     }

@@ -82,8 +82,18 @@ export const COMPRESSIONS = ['br', 'gzip'] as const;
 /** The settings of one application: its own pool of Python workers. */
 export function appSchema(base: string) {
   return z.object({
-    /** The WSGI application: module:callable, module:factory(), or a path to a .py file. */
+    /** The WSGI or ASGI application: module:callable, module:factory(), or a path to a .py file. */
     app: z.string().min(1, 'must name the WSGI application, e.g. myproject.wsgi:application'),
+    /**
+     * wsgi, asgi, or auto: a coroutine function, or an object whose __call__
+     * is one (FastAPI, Starlette, Django's get_asgi_application()), is ASGI,
+     * another callable WSGI.
+     */
+    interface: z.enum(['auto', 'wsgi', 'asgi'], { error: 'must be auto, wsgi or asgi' }),
+    /** ASGI: requests each worker runs at once on its event loop. */
+    max_concurrency: count(1).max(1_000_000, 'must be at most 1000000'),
+    /** ASGI lifespan: auto (used when the app supports it), on (required), off. */
+    lifespan: z.enum(['auto', 'on', 'off'], { error: 'must be auto, on or off' }),
     /** Number of Python worker processes. */
     workers: count(1),
     /** Requests each worker runs at once, in threads. */
@@ -129,6 +139,9 @@ export function appSchema(base: string) {
 export const APP_DEFAULTS = {
   workers: availableParallelism(),
   threads: 1,
+  interface: 'auto' as 'auto' | 'wsgi' | 'asgi',
+  max_concurrency: 1000,
+  lifespan: 'auto' as 'auto' | 'on' | 'off',
   python: 'python3',
   pythonpath: [] as string[],
   env: {} as Record<string, string>,

@@ -30,6 +30,9 @@ export interface ForwardedRequest {
   host?: string;
 }
 
+/** Headers a proxy sets about the client: they reach the app only from a trusted peer. */
+export const PROXY_HEADER = /^(?:x-forwarded-[a-z0-9-]+|forwarded|x-real-ip)$/i;
+
 const kForwarded = Symbol('gatehouse.forwarded');
 const kTrusted = Symbol('gatehouse.trustedPeer');
 type ForwardedReq = RequestInfo & { [kForwarded]?: ForwardedRequest };

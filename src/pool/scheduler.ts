@@ -19,6 +19,8 @@ import type { WorkerProcess } from './worker-process.js';
 export interface SchedulerOptions {
   /** Requests a worker runs at once (1: a sync worker). */
   threads: number;
+  /** An ASGI worker starts every request it is sent at once, so it is never sent more than `threads`, even 1. */
+  interface: 'auto' | 'wsgi' | 'asgi';
   queueSize: number;
   /** Seconds a request may wait for a worker (0: no limit). */
   queueTimeout: number;
@@ -40,18 +42,25 @@ const RESCUE_MS = 50;
 export class Scheduler {
   private readonly queue = new RequestQueue();
   private nextId = 1;
-  private readonly sync: boolean;
-  private readonly capacity: number;
-  private readonly refillAt: number;
+  private sync: boolean;
+  private capacity: number;
+  private refillAt: number;
 
   constructor(
     /** The pool's workers, kept by the supervisor. */
     private readonly workers: readonly WorkerProcess[],
     private readonly opts: SchedulerOptions,
   ) {
-    this.sync = opts.threads === 1;
-    this.capacity = this.sync ? PIPELINE_DEPTH : opts.threads;
-    this.refillAt = this.sync ? REFILL_AT : opts.threads - 1;
+    this.sync = true;
+    this.capacity = this.refillAt = 0;
+    this.setConcurrency(opts.threads, opts.interface === 'asgi');
+  }
+
+  /** Requests a worker runs at once: 1 (sync: pipelined), its threads, or an ASGI worker's --max-concurrency. */
+  setConcurrency(n: number, asgi: boolean): void {
+    this.sync = n === 1 && !asgi;
+    this.capacity = this.sync ? PIPELINE_DEPTH : n;
+    this.refillAt = this.sync ? REFILL_AT : n - 1;
   }
 
   /** Requests held by workers or waiting in the queue. */
@@ -99,8 +108,9 @@ export class Scheduler {
     while (this.queue.length > 0) {
       const w = this.pick(now);
       if (w === null) break;
+      // A sync worker is filled in one batch; the others take one each, so each request goes to the least busy.
       do w.send(this.queue.shift()!, this.takeId(), now);
-      while (this.queue.length > 0 && w.inflight.length < Math.min(this.capacity, w.requestLimit - w.requests));
+      while (this.sync && this.queue.length > 0 && w.inflight.length < Math.min(this.capacity, w.requestLimit - w.requests));
     }
   }
 

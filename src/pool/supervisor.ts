@@ -41,6 +41,14 @@ export interface SupervisorOptions {
   maxRss: number;
   /** Import the app once in a template process and fork the workers from it. */
   preload: boolean;
+  /**
+   * WSGI or ASGI; "auto" until the first worker that boots says which (its
+   * READY frame), then that for good. An ASGI pool's `threads` becomes
+   * `maxConcurrency`: its workers run that many requests at once.
+   */
+  interface: 'auto' | 'wsgi' | 'asgi';
+  /** ASGI: requests a worker runs at once on its event loop. */
+  maxConcurrency: number;
 }
 
 /** What the supervisor tells the scheduler. */
@@ -51,6 +59,8 @@ export interface Dispatcher {
   drain(): void;
   /** A pass of the loop, before the supervisor's own work. */
   tick(now: number): void;
+  /** Workers now run this many requests at once (an app found to be ASGI). */
+  setConcurrency(n: number, asgi: boolean): void;
 }
 
 const TICK_MS = 25;
@@ -70,6 +80,8 @@ export class Supervisor {
   private reloadAgain = false;
   private readonly templates: PreloadTemplates | null;
   private readonly watchdog: Watchdog;
+  /** Run once the app's interface is known. */
+  private interfaceWaiters: (() => void)[] = [];
 
   constructor(
     /** The pool's workers: the supervisor adds and removes them, the scheduler reads them. */
@@ -130,6 +142,42 @@ export class Supervisor {
     else for (let i = 0; i < this.target; i++) this.spawnWorker();
   }
 
+  whenInterfaceKnown(fn: () => void): void {
+    if (this.opts.interface === 'auto') this.interfaceWaiters.push(fn);
+    else fn();
+  }
+
+  /**
+   * A worker is ready: its app's interface must be the pool's (the first one
+   * decides it with "auto"). An app switched between WSGI and ASGI by a
+   * reload is refused: the old workers keep serving.
+   */
+  private adopt(w: WorkerProcess): boolean {
+    const found = w.interface;
+    if (this.opts.interface === 'auto') {
+      this.opts.interface = found;
+      if (found === 'asgi') {
+        this.logger.info(`The application is ASGI: up to ${this.opts.maxConcurrency} requests at once per worker`);
+        this.opts.threads = this.opts.maxConcurrency;
+        this.dispatcher.setConcurrency(this.opts.maxConcurrency, true);
+      }
+      for (const fn of this.interfaceWaiters.splice(0)) fn();
+      return true;
+    }
+    if (found === this.opts.interface) return true;
+    const why = `worker ${w.pid} loaded a${found === 'asgi' ? 'n ASGI' : ' WSGI'} app into a ${this.opts.interface.toUpperCase()} pool; restart gatehouse to switch`;
+    w.retire('wrong interface');
+    w.kill('SIGKILL');
+    if (w.generation === this.reloading) {
+      this.abortReload(why);
+    } else {
+      // A replacement that imported changed code: retried with backoff, as a boot failure is.
+      this.backoff.failed();
+      this.retrying(`worker ${w.pid}`, why);
+    }
+    return false;
+  }
+
   /** SIGTTIN / SIGTTOU: one worker more or fewer (never fewer than one). */
   resize(delta: 1 | -1): void {
     if (this.stopping || this.target + delta < 1) return;
@@ -148,15 +196,19 @@ export class Supervisor {
     if (this.timer) clearInterval(this.timer);
   }
 
-  /** Asks every worker to exit, kills those that do not, then ends the templates. */
-  async terminate(): Promise<void> {
+  /**
+   * Asks every worker to exit, kills those that do not within `graceMs` (at
+   * least a second: an ASGI worker runs its lifespan shutdown), then ends
+   * the templates.
+   */
+  async terminate(graceMs = 0): Promise<void> {
     this.halt();
     const alive = this.workers.filter((w) => w.state !== 'dead');
     for (const w of alive) {
       w.closeStream();
       w.kill('SIGTERM');
     }
-    const killAt = performance.now() + KILL_GRACE_MS;
+    const killAt = performance.now() + Math.max(KILL_GRACE_MS, graceMs);
     while (alive.some((w) => w.state !== 'dead') && performance.now() < killAt) await sleep(20);
     for (const w of alive) w.kill('SIGKILL');
     while (alive.some((w) => w.state !== 'dead')) await sleep(10);
@@ -270,6 +322,7 @@ export class Supervisor {
 
   private readonly workerEvents: WorkerEvents = {
     ready: (w) => {
+      if (!this.adopt(w)) return;
       this.logger.info(`Booting worker with pid: ${w.pid}`);
       this.firstStart.settle();
       const fresh = this.workers.filter((o) => o.generation === this.reloading);

@@ -3,6 +3,10 @@
  * whose request runs past --timeout, or that has not loaded the app within
  * --timeout (gunicorn's WORKER TIMEOUT at boot), is killed after dumping its
  * Python stack; one past --max-rss is replaced after its current request.
+ *
+ * An ASGI worker times out its own requests (it cancels their tasks and
+ * serves on); it is killed only when its event loop stops sending
+ * heartbeats for --timeout: sync code is blocking every request it holds.
  */
 import { readFileSync } from 'node:fs';
 import type { Logger } from '../log/logger.js';
@@ -13,6 +17,7 @@ import type { WorkerProcess } from './worker-process.js';
 export interface WatchdogOptions {
   /** Requests a worker runs at once (1: a sync worker). */
   threads: number;
+  interface: 'auto' | 'wsgi' | 'asgi';
   /** Seconds a request may run before its worker is killed (0: no limit). */
   timeout: number;
   /** Replace a worker whose resident memory exceeds this many bytes (0: no limit). */
@@ -45,7 +50,8 @@ export class Watchdog {
 
   check(workers: readonly WorkerProcess[], template: TemplateProcess | null, now: number): void {
     if (this.opts.timeout > 0) {
-      this.killHung(workers, now);
+      if (this.opts.interface === 'asgi') this.killBlocked(workers, now);
+      else this.killHung(workers, now);
       this.killStuckBooting(workers, template, now);
     }
     if (this.opts.maxRss > 0 && now - this.rssCheckedAt >= RSS_CHECK_MS) {
@@ -63,15 +69,32 @@ export class Watchdog {
       const startedAt = this.opts.threads === 1 ? w.headStartedAt : w.inflight[0]!.sentAt;
       if (now - startedAt < limit) continue;
       const hung = w.inflight[0]!;
-      this.logger.error(`Worker (pid:${w.pid}) timed out after ${((now - startedAt) / 1000).toFixed(1)}s on ${hung.label}; killing it`);
-      w.retire('timeout');
-      const lost = w.takeAll();
-      lost.shift()!.fail(504, 'worker timeout');
-      // The other requests of a threaded worker were running too.
-      if (this.opts.threads > 1) for (const x of lost.splice(0)) x.fail(502, 'its worker was killed after a timeout');
-      this.actions.requeue(lost);
-      abort(w);
+      this.kill(w, `Worker (pid:${w.pid}) timed out after ${((now - startedAt) / 1000).toFixed(1)}s on ${hung.label}; killing it`);
     }
+  }
+
+  /** An ASGI worker whose event loop sent no heartbeat for --timeout: blocked by sync code. */
+  private killBlocked(workers: readonly WorkerProcess[], now: number): void {
+    const limit = this.opts.timeout * 1000;
+    for (const w of workers) {
+      // A retired worker with nothing in flight is leaving: its stream is closed (no more beats) while lifespan shutdown runs.
+      const leaving = w.state === 'retiring' && w.inflight.length === 0;
+      if ((w.state !== 'ready' && w.state !== 'retiring') || leaving || w.retiredFor === 'timeout' || now - w.beatAt < limit) continue;
+      const silent = ((now - w.beatAt) / 1000).toFixed(1);
+      this.kill(w, `Worker (pid:${w.pid}) event loop blocked for ${silent}s (sync code in an async app?); killing it, its stack follows`);
+    }
+  }
+
+  /** 504 for the oldest request, SIGABRT (Python dumps its stack to the log), then SIGKILL. */
+  private kill(w: WorkerProcess, message: string): void {
+    this.logger.error(message);
+    w.retire('timeout');
+    const lost = w.takeAll();
+    lost.shift()?.fail(504, 'worker timeout');
+    // The other requests of a threaded or ASGI worker were running too.
+    if (this.opts.threads > 1) for (const x of lost.splice(0)) x.fail(502, 'its worker was killed after a timeout');
+    this.actions.requeue(lost);
+    abort(w);
   }
 
   private killStuckBooting(workers: readonly WorkerProcess[], template: TemplateProcess | null, now: number): void {

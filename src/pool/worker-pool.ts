@@ -18,7 +18,10 @@ export class WorkerPool {
   private readonly scheduler: Scheduler;
   private readonly supervisor: Supervisor;
 
-  constructor(opts: PoolOptions, logger: Logger) {
+  constructor(
+    private readonly opts: PoolOptions,
+    logger: Logger,
+  ) {
     this.scheduler = new Scheduler(this.list, opts);
     this.supervisor = new Supervisor(this.list, this.scheduler, opts, logger);
   }
@@ -31,6 +34,17 @@ export class WorkerPool {
   /** Workers wanted (changed by SIGTTIN / SIGTTOU). */
   get target(): number {
     return this.supervisor.target;
+  }
+
+  /** Whether the app is ASGI; null until the first worker has told (interface "auto"). */
+  get asgi(): boolean | null {
+    const i = this.opts.interface;
+    return i === 'auto' ? null : i === 'asgi';
+  }
+
+  /** Runs `fn` once the app's interface is known. */
+  whenInterfaceKnown(fn: () => void): void {
+    this.supervisor.whenInterfaceKnown(fn);
   }
 
   /** Requests held by workers or waiting in the queue. */
@@ -71,7 +85,7 @@ export class WorkerPool {
     const deadline = performance.now() + graceMs;
     while (this.pending > 0 && performance.now() < deadline) await sleep(50);
     this.scheduler.failWaiting('server shutting down');
-    await this.supervisor.terminate();
+    await this.supervisor.terminate(deadline - performance.now());
   }
 }
 

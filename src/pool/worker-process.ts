@@ -49,6 +49,10 @@ export class WorkerProcess {
   headStartedAt = 0;
   readonly spawnedAt = performance.now();
   readyAt = 0;
+  /** The app's interface, as the worker said when ready. */
+  interface: 'wsgi' | 'asgi' = 'wsgi';
+  /** An ASGI worker's last HEARTBEAT (ms, performance.now()): its event loop was free then. */
+  beatAt = 0;
   requests = 0;
   /** Why we are ending this worker, so its exit is not reported as a crash. */
   retiredFor: string | null = null;
@@ -211,9 +215,12 @@ export class WorkerProcess {
   private onFrame(type: number, id: number, payload: Buffer): void {
     if (type === Frame.READY || type === Frame.BOOT_ERROR) {
       if (type === Frame.READY) {
-        if (this.pid === 0) this.pid = (JSON.parse(payload.toString('utf8')) as { pid: number }).pid;
+        // The --preload template says READY with no payload.
+        const info = payload.length > 0 ? (JSON.parse(payload.toString('utf8')) as { pid: number; interface?: 'wsgi' | 'asgi' }) : null;
+        if (this.pid === 0 && info !== null) this.pid = info.pid;
+        if (info?.interface === 'asgi') this.interface = 'asgi';
         this.state = 'ready';
-        this.readyAt = performance.now();
+        this.readyAt = this.beatAt = performance.now();
         this.events.ready(this);
       } else {
         this.events.bootError(this, payload.toString('utf8'));
@@ -221,7 +228,11 @@ export class WorkerProcess {
       return;
     }
     const x = this.byId.get(id);
-    if (x === undefined) return; // already answered (timed out) or cancelled
+    if (x === undefined) {
+      // id 0 is never a request's.
+      if (type === Frame.HEARTBEAT) this.beatAt = performance.now();
+      return; // already answered (timed out) or cancelled
+    }
     switch (type) {
       case Frame.RESPONSE: {
         const { head, body } = decodeResponse(payload);

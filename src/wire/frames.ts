@@ -11,6 +11,7 @@
  *
  * front → worker
  *   REQ     u32 environ length, environ block, then the request body (inline).
+ *           An ASGI worker gets a scope block instead (src/asgi/scope.ts).
  *           The environ block is latin-1 `KEY\0VALUE\0KEY\0VALUE...`; a key
  *           `gatehouse.body_file` instead names a temp file holding the body.
  *   CANCEL  the client went away: stop producing, close(), answer END.
@@ -19,7 +20,8 @@
  *   FORK    (--preload, to the template process) fork a worker; the child
  *           connects to the front's unix socket and says READY with this id.
  * worker → front (exactly one of RESPONSE, END, ABORT or REVOKED ends every REQ)
- *   READY       id 0, JSON {pid, python}: the app is imported.
+ *   READY       id 0, JSON {pid, python, interface}: the app is imported
+ *               (interface: "wsgi" or "asgi"; an ASGI app's lifespan startup is done).
  *   BOOT_ERROR  id 0, the traceback (UTF-8): the app failed to import.
  *   RESPONSE    the whole response: u32 head length, head block, body.
  *   START       the head block only; BODY / FILE frames follow, then END.
@@ -30,6 +32,8 @@
  *   END         the response is complete.
  *   ABORT       the app failed after the head went out: cut the connection.
  *   REVOKED     the request was never started (REVOKE, or the worker is leaving).
+ *   HEARTBEAT   id 0, empty: an ASGI worker's event loop is not blocked (sent
+ *               every min(1 s, timeout / 4) while --timeout is on).
  *   EXITED      (from the template) the child with pid `id` exited; payload:
  *               its exit code, or minus the signal that killed it.
  */
@@ -49,6 +53,7 @@ export const enum Frame {
   ABORT = 17,
   REVOKED = 18,
   EXITED = 19,
+  HEARTBEAT = 20,
 }
 
 export const HEADER_SIZE = 9;

@@ -18,15 +18,12 @@
  */
 import type { RequestInfo } from '../http/handler.js';
 import type { Socket } from 'node:net';
-import { forwardedOf, type ForwardedRequest } from '../http/forwarded.js';
+import { forwardedOf, PROXY_HEADER, type ForwardedRequest } from '../http/forwarded.js';
 
 /** Marks for the two headers that describe the body: the front handles them, the app never sees them. */
 const CONTENT_LENGTH = '\x01';
 const TRANSFER_ENCODING = '\x02';
 const cgiNames = new Map<string, string>();
-
-/** Headers a proxy sets about the client: they reach the app only from a trusted peer (see forwarded.ts). */
-const PROXY_HEADER = /^(?:x-forwarded-[a-z0-9-]+|forwarded|x-real-ip)$/i;
 
 /** `x-forwarded-for` → `HTTP_X_FORWARDED_FOR`. */
 function httpName(raw: string): string {

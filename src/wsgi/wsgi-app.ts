@@ -1,13 +1,19 @@
 /**
  * The `app` action: the request goes to an application's worker pool. The
  * body is read completely first (a slow client costs a buffer, not a Python
- * process); the app is mounted at the route's prefix (SCRIPT_NAME), the rest
- * of the path is PATH_INFO.
+ * process); the app is mounted at the route's prefix (SCRIPT_NAME, or an
+ * ASGI scope's root_path), the rest of the path is PATH_INFO.
+ *
+ * The pool's interface decides the request block: a WSGI environ or an ASGI
+ * scope (src/asgi/scope.ts); the response frames are the same. With
+ * `interface = "auto"` it is known once the first worker has imported the
+ * app; a request arriving before that waits for it.
  */
 import type { Readable } from 'node:stream';
 import type { WorkerPool } from '../pool/worker-pool.js';
 import { encodeRequest } from '../wire/frames.js';
 import { bodyEnviron, buildEnviron } from './environ.js';
+import { buildScope, scopeBody } from '../asgi/scope.js';
 import { hasUnsizedH2Body, readBody } from './request-body.js';
 import { refuse } from '../http/plain-response.js';
 import { WsgiExchange } from './wsgi-exchange.js';
@@ -34,13 +40,16 @@ export class WsgiApp implements Handler {
   }
 
   private answer(r: RouteRequest<RequestInfo, HttpResponse>, body: Readable | null): void {
+    const asgi = this.pool.asgi;
+    if (asgi === null) return this.pool.whenInterfaceKnown(() => this.answer(r, body));
     const { req, res } = r;
-    const env = buildEnviron(req, r);
+    const env = asgi ? buildScope(req, r) : buildEnviron(req, r);
+    const bodyKeys = asgi ? scopeBody : bodyEnviron;
     const block = env.block;
     const te = env.transferEncoding;
-    if (env.contentLength === undefined && te === undefined && !hasUnsizedH2Body(req)) return this.dispatch(req, res, block, null, null);
+    if (env.contentLength === undefined && te === undefined && !hasUnsizedH2Body(req)) return this.dispatch(req, res, asgi ? block + scopeBody(0, null) : block, null, null);
     // The front's own reader gives no stream for a declared empty body.
-    if (body === null) return this.dispatch(req, res, block + bodyEnviron(0, null), null, null);
+    if (body === null) return this.dispatch(req, res, block + bodyKeys(0, null), null, null);
     // llhttp de-chunks; any other coding would reach the app still encoded (nginx: 501 too).
     if (te !== undefined && te.trim().toLowerCase() !== 'chunked') return refuse(r, 501);
     readBody(body, r.maxRequestBody, this.bodyOwner, this.bodyTimeout * 1000, (result) => {
@@ -51,7 +60,7 @@ export class WsgiApp implements Handler {
         if (!res.headersSent && !res.destroyed) refuse(r, 400);
         return;
       }
-      this.dispatch(req, res, block + bodyEnviron(result.length, result.file), result.data, result.file);
+      this.dispatch(req, res, block + bodyKeys(result.length, result.file), result.data, result.file);
     });
   }
 

@@ -1,0 +1,91 @@
+/**
+ * The asgi suite: ASGI 3 apps (bench/apps/asgi_hello.py, a raw hello world;
+ * bench/apps/fastapi_json.py, a FastAPI JSON route) on gatehouse
+ * (--interface asgi) and on the ASGI servers a user could pick instead, each
+ * with PROCESSES worker processes: uvicorn (--workers, uvloop) and gunicorn
+ * with uvicorn's worker class, all from Debian. Each row is a main-table row
+ * (bench-row.ts: wrk, the connection check, the CPU accounting, --repeat).
+ * Hypercorn, daphne and the WebSocket echo rows are not here yet.
+ */
+import { benchRow, emptyRow, type Row } from './bench-row.js';
+import type { Options } from './options.js';
+import { NON2XX_LEGEND, noteLines, progress, rowProgress, rowsTable, SERVED_LEGEND } from './report.js';
+import { APPS_DIR, gatehouseServer, hasPythonModule, PROCESSES, PYTHON, type AppSpec, type ServerSpec, type Versions } from './servers.js';
+import { CONNECTIONS, WARMUP_SECONDS } from './wrk.js';
+
+const ASGI_APPS: AppSpec[] = [
+  { id: 'asgi-hello', module: 'asgi_hello' },
+  { id: 'fastapi', module: 'fastapi_json', path: '/items/7?q=tea' },
+];
+
+const uvicornMissing = () => (hasPythonModule('uvicorn') ? null : `uvicorn is not installed for ${PYTHON} (apt-get install uvicorn python3-uvloop)`);
+
+export function asgiServers(versions: Versions): ServerSpec[] {
+  return [
+    gatehouseServer(versions, PROCESSES, ['--interface', 'asgi']),
+    {
+      id: 'uvicorn',
+      label: `uvicorn ${versions.uvicorn} (--workers ${PROCESSES}, --loop uvloop)`,
+      missing: uvicornMissing,
+      launch: (app, port) => [
+        {
+          name: 'uvicorn',
+          cmd: PYTHON,
+          args: ['-m', 'uvicorn', '--workers', String(PROCESSES), '--loop', 'uvloop', '--host', '127.0.0.1', '--port', String(port), '--no-access-log', '--app-dir', APPS_DIR, `${app.module}:app`],
+          cwd: APPS_DIR,
+          stopSignal: 'SIGTERM',
+        },
+      ],
+      problemLines: /Traceback|\bERROR\b/,
+    },
+    {
+      id: 'gunicorn-uvicorn',
+      label: `gunicorn ${versions.gunicorn} -k uvicorn.workers.UvicornWorker (-w ${PROCESSES})`,
+      missing: () => uvicornMissing() ?? (hasPythonModule('gunicorn') ? null : `gunicorn is not installed for ${PYTHON} (apt-get install gunicorn)`),
+      launch: (app, port) => [
+        {
+          name: 'gunicorn',
+          cmd: PYTHON,
+          args: ['-m', 'gunicorn', '-w', String(PROCESSES), '-k', 'uvicorn.workers.UvicornWorker', '-b', `127.0.0.1:${port}`, '--chdir', APPS_DIR, `${app.module}:app`],
+          cwd: APPS_DIR,
+          stopSignal: 'SIGTERM',
+        },
+      ],
+      problemLines: /\[(WARNING|ERROR|CRITICAL)\]|Traceback/,
+    },
+  ];
+}
+
+/** Runs the rows, app by app; the section's lines for stdout. */
+export async function runAsgiSuite(versions: Versions, opts: Options): Promise<string[]> {
+  const specs = asgiServers(versions).filter((s) => opts.only === null || opts.only.has(s.id));
+  const fastapiMissing = hasPythonModule('fastapi') ? null : `fastapi is not installed for ${PYTHON} (apt-get install python3-fastapi)`;
+  const rows: Row[] = [];
+  const skipped = specs.flatMap((s) => (s.missing() === null ? [] : [`${s.label}: skipped: ${s.missing()!}`]));
+  for (const app of ASGI_APPS) {
+    for (const server of specs) {
+      if (server.missing() !== null) continue;
+      if (app.id === 'fastapi' && fastapiMissing !== null) {
+        rows.push(emptyRow(server, app, fastapiMissing));
+        continue;
+      }
+      progress(`-- asgi: ${server.label} × ${app.id} ...`);
+      const row = await benchRow(server, app, opts, `asgi-${server.id}-${app.id}`);
+      rows.push(row);
+      rowProgress(row, rows);
+    }
+  }
+  const item = opts.markdown ? '- ' : '';
+  return [
+    'ASGI apps:',
+    '',
+    rowsTable(rows, opts.markdown, { ratio: 'gatehouse/peer' }),
+    '',
+    `${item}wrk -t1 -c${CONNECTIONS} -d${opts.duration}s --latency, after a ${WARMUP_SECONDS} s warm-up, one fresh server per row; ${PROCESSES} Python processes each, Debian's ${PYTHON}; asgi-hello: a raw ASGI app, fastapi: GET /items/7?q=tea.`,
+    `${item}Targets (issue 11): FastAPI ≥ 1.0× uvicorn with p99 at or below its; raw ASGI hello ≥ 0.8× uvicorn.`,
+    `${item}${SERVED_LEGEND}`,
+    `${item}${NON2XX_LEGEND}`,
+    ...skipped.map((s) => `${item}${s}`),
+    ...noteLines(rows, ', asgi', opts.markdown),
+  ];
+}

@@ -1,0 +1,162 @@
+"""ASGI mode: one asyncio event loop (uvloop when it imports) runs many requests at once.
+
+The front sends a REQ only when this worker has room (--max-concurrency), so
+every request starts as a task at once and none waits behind another. The
+loop sends a HEARTBEAT frame every fraction of --timeout: when sync code
+blocks the loop, the heartbeats stop and the front replaces the worker
+(faulthandler prints where it was stuck). A request running past --timeout
+has its task cancelled (504, or a cut connection if its response started);
+the worker goes on serving the others.
+
+    gatehouse_asgi.py        this loop: the stream to the front, tasks, stopping
+    gatehouse_asgi_http.py   one HTTP request: scope, receive(), send()
+    gatehouse_lifespan.py    the lifespan protocol (startup before READY, shutdown at exit)
+"""
+
+import asyncio
+import json
+import os
+import signal
+import sys
+
+from gatehouse_asgi_http import HttpRequest
+from gatehouse_lifespan import Lifespan
+from gatehouse_wire import BOOT_ERROR, CANCEL, HEADER_SIZE, HEARTBEAT, READY, REQ, REVOKED, pack_header, unpack_header
+
+# The front replaces a worker whose heartbeats stop for --timeout; beats go at least this often (s).
+BEAT_MAX_INTERVAL = 1.0
+
+
+def new_loop():
+    try:
+        import uvloop
+    except ImportError:
+        return asyncio.new_event_loop()
+    return uvloop.new_event_loop()
+
+
+class FrontProtocol(asyncio.Protocol):
+    """The worker's end of its stream: cuts it into frames, and holds the app back while the front is behind."""
+
+    def __init__(self, worker):
+        self.worker = worker
+        self.buf = b""
+        self.transport = None
+        self.unpaused = None  # a future while writing is paused
+
+    def connection_made(self, transport):
+        self.transport = transport
+
+    def data_received(self, data):
+        buf = self.buf + data if self.buf else data
+        pos, size = 0, len(buf)
+        worker = self.worker
+        while size - pos >= HEADER_SIZE:
+            kind, rid, length = unpack_header(buf, pos)
+            end = pos + HEADER_SIZE + length
+            if end > size:
+                break
+            if kind == REQ:
+                worker.start(rid, buf[pos + HEADER_SIZE : end])
+            elif kind == CANCEL:
+                worker.cancel(rid)
+            # REVOKE: every request here started at once, so there is nothing to give back.
+            pos = end
+        self.buf = buf[pos:] if pos < size else b""
+
+    def pause_writing(self):
+        self.unpaused = asyncio.get_running_loop().create_future()
+
+    def resume_writing(self):
+        if self.unpaused is not None and not self.unpaused.done():
+            self.unpaused.set_result(None)
+        self.unpaused = None
+
+    def connection_lost(self, exc):
+        self.resume_writing()
+        self.worker.front_gone()
+
+
+class AsgiWorker:
+    def __init__(self, app, settings):
+        self.app = app
+        self.timeout = settings.get("timeout", 0) or 0
+        self.state = {}  # lifespan state; each request gets a copy in scope["state"]
+        self.lifespan = Lifespan(app, settings.get("lifespan", "auto"), self.state)
+        self.shutdown_timeout = settings.get("graceful_timeout", 30)
+        self.requests = {}
+        self.protocol = None
+        self.write = None
+        self.stopping = False
+        self.idle = None  # set once stopping and no request runs
+
+    async def run(self, sock, token):
+        loop = asyncio.get_running_loop()
+        failure = await self.lifespan.startup()
+        if failure is not None:
+            payload = failure.encode("utf-8", "replace")
+            sock.sendall(pack_header(BOOT_ERROR, 0, len(payload)) + payload)
+            return 3
+        self.idle = asyncio.Event()
+        sock.setblocking(False)
+        transport, self.protocol = await loop.create_connection(lambda: FrontProtocol(self), sock=sock)
+        self.write = transport.write
+        loop.add_signal_handler(signal.SIGTERM, self.stop)
+        info = json.dumps({"pid": os.getpid(), "python": sys.version.split()[0], "interface": "asgi"}).encode()
+        self.write(pack_header(READY, token, len(info)) + info)
+        if self.timeout > 0:
+            self.beat(loop, min(BEAT_MAX_INTERVAL, self.timeout / 4))
+        await self.idle.wait()
+        await self.lifespan.shutdown(self.shutdown_timeout)
+        transport.close()
+        return 0
+
+    def beat(self, loop, interval):
+        if not self.protocol.transport.is_closing():
+            self.write(pack_header(HEARTBEAT, 0, 0))
+        loop.call_later(interval, self.beat, loop, interval)
+
+    def start(self, rid, payload):
+        if self.stopping:
+            self.write(pack_header(REVOKED, rid, 0))  # the front sends it to another worker
+            return
+        request = HttpRequest(self, rid, payload)
+        self.requests[rid] = request
+        request.task = asyncio.get_running_loop().create_task(request.run())
+
+    def cancel(self, rid):
+        request = self.requests.get(rid)
+        if request is not None:
+            request.client_gone()
+
+    def finished(self, rid):
+        del self.requests[rid]
+        if self.stopping and not self.requests:
+            self.idle.set()
+
+    async def drain(self):
+        """Waits while the stream to the front is full (the front reads it at once, so briefly)."""
+        waiting = self.protocol.unpaused
+        if waiting is not None:
+            await waiting
+
+    def stop(self):
+        """SIGTERM, or the front closed the stream: finish what runs, then shut down."""
+        self.stopping = True
+        if not self.requests:
+            self.idle.set()
+
+    def front_gone(self):
+        self.stop()
+
+
+def serve_asgi(app, sock, settings, token=0):
+    loop = new_loop()
+    asyncio.set_event_loop(loop)
+    try:
+        code = loop.run_until_complete(AsgiWorker(app, settings).run(sock, token))
+    except (ConnectionError, OSError):
+        code = 0  # the front went away
+    sys.stdout.flush()
+    sys.stderr.flush()
+    sys.exit(code)

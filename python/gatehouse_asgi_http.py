@@ -1,0 +1,262 @@
+"""One ASGI HTTP request: the scope from a REQ payload, receive() and send().
+
+The REQ payload's block is latin-1 NUL-separated, built by src/asgi/scope.ts:
+method, scheme, http_version, root_path, path below it (both percent-decoded
+bytes), raw path, query string, client host, client port, server host,
+server port, then header names (lower case) and values, and last the temp
+file holding the body ('' when the body is inline, after the block).
+
+The front has the whole body before the request gets here (a slow client
+never holds a task or its memory), so receive() hands it out at once: an
+inline body as one message, a spilled one in BODY_CHUNK pieces, each read
+only when the app asks for it.
+"""
+
+import asyncio
+import http
+import os
+import sys
+import traceback
+
+from gatehouse_app import HOP_BY_HOP, AppError, bodiless, check_headers
+from gatehouse_wire import ABORT, BODY, END, FILE, RESPONSE, START, encode_head, pack_header, pack_response, unpack_u32
+
+BODY_CHUNK = 65536
+# A task cancelled for --timeout that is still running this long after (s) is answered for.
+CANCEL_GRACE = 1.0
+REASONS = {s.value: s.phrase for s in http.HTTPStatus}
+ASGI = {"version": "3.0", "spec_version": "2.3"}
+EXTENSIONS = {"http.response.pathsend": {}}
+HTTP_VERSIONS = {b"1.0": "1.0", b"1.1": "1.1", b"2.0": "2"}
+
+
+class ClientDisconnected(OSError):
+    """send() after the client went away (what the ASGI spec asks servers to raise)."""
+
+
+def plain(status, text):
+    body = text.encode()
+    head = encode_head(
+        "%d %s" % (status, REASONS[status]),
+        [("Content-Type", "text/plain; charset=utf-8"), ("Content-Length", str(len(body)))],
+    )
+    return head, body
+
+
+class HttpRequest:
+    __slots__ = (
+        "worker", "rid", "scope", "body", "body_file", "task", "status", "headers", "declared",
+        "head_sent", "complete", "ended", "disconnected", "timed_out", "waiter",
+    )
+
+    def __init__(self, worker, rid, payload):
+        self.worker = worker
+        self.rid = rid
+        blen = unpack_u32(payload, 0)[0]
+        f = payload[4 : 4 + blen].split(b"\0")
+        self.body = payload[4 + blen :]
+        self.body_file = f[-1].decode("latin-1") or None
+        it = iter(f[11:-1])
+        client = (f[7].decode("latin-1"), int(f[8])) if f[7] else None
+        server = (f[9].decode("latin-1"), int(f[10])) if f[9] else None
+        self.scope = {
+            "type": "http",
+            "asgi": ASGI,
+            "http_version": HTTP_VERSIONS.get(f[2], "1.1"),
+            "method": f[0].decode("latin-1"),
+            "scheme": f[1].decode("latin-1"),
+            "path": (f[3] + f[4]).decode("utf-8", "replace"),
+            "raw_path": f[5],
+            "query_string": f[6],
+            "root_path": f[3].decode("utf-8", "replace"),
+            "headers": list(zip(it, it)),
+            "client": client,
+            "server": server,
+            "extensions": EXTENSIONS,
+            "state": worker.state.copy(),
+        }
+        self.task = None
+        self.status = None  # the status line once http.response.start came
+        self.headers = None
+        self.declared = None  # Content-Length the app declared
+        self.head_sent = False
+        self.complete = False  # the app sent its last body message
+        self.ended = False  # the front got the frame that ends this request
+        self.disconnected = False
+        self.timed_out = False
+        self.waiter = None  # a receive() waiting for the disconnect
+
+    async def run(self):
+        worker = self.worker
+        loop = asyncio.get_running_loop()
+        timer = loop.call_later(worker.timeout, self.time_out) if worker.timeout > 0 else None
+        try:
+            await worker.app(self.scope, self.receive, self.send)
+        except asyncio.CancelledError:
+            if self.timed_out:
+                self.log("timed out after %ss; its task was cancelled" % worker.timeout)
+                self.fail(504, "Gateway Timeout\n")
+            else:
+                self.end(ABORT)
+        except Exception as exc:
+            if not self.disconnected:
+                self.log_exception(exc)
+            self.fail(500, "Internal Server Error\n")
+        else:
+            if self.status is None:
+                self.log("the app returned without starting a response")
+                self.fail(500, "Internal Server Error\n")
+            elif not self.complete:
+                self.log("the app returned before its response was complete; connection cut")
+                self.end(ABORT)
+        finally:
+            if timer is not None:
+                timer.cancel()
+            if self.body is not None and not isinstance(self.body, bytes):
+                self.body.close()
+            self.end(END)  # after a disconnect: the front only waits for the request to be over
+            worker.finished(self.rid)
+
+    def time_out(self):
+        self.timed_out = True
+        self.task.cancel()
+        asyncio.get_running_loop().call_later(CANCEL_GRACE, self.abandon)
+
+    def abandon(self):
+        """The app swallowed its cancellation: the client gets its 504 now, and the task's sends fail from here on."""
+        if self.task.done() or self.ended:
+            return
+        self.log("timed out after %ss and ignored its cancellation; answered without it" % self.worker.timeout)
+        self.fail(504, "Gateway Timeout\n")
+        self.client_gone()
+
+    def client_gone(self):
+        self.disconnected = True
+        self.wake()
+
+    def wake(self):
+        if self.waiter is not None and not self.waiter.done():
+            self.waiter.set_result(None)
+
+    async def receive(self):
+        body = self.body
+        if body is not None:
+            if self.body_file is None:
+                self.body = None
+                return {"type": "http.request", "body": body, "more_body": False}
+            if isinstance(body, bytes):
+                body = self.body = open(self.body_file, "rb")
+            chunk = body.read(BODY_CHUNK)
+            more = len(chunk) == BODY_CHUNK and body.peek(1) != b""
+            if not more:
+                body.close()
+                self.body = None
+            return {"type": "http.request", "body": chunk, "more_body": more}
+        if not self.disconnected and not self.complete:
+            self.waiter = asyncio.get_running_loop().create_future()
+            await self.waiter
+            self.waiter = None
+        return {"type": "http.disconnect"}
+
+    async def send(self, message):
+        if self.disconnected:
+            raise ClientDisconnected("the client went away")
+        kind = message["type"]
+        if kind == "http.response.start":
+            self.start(message)
+        elif kind == "http.response.body":
+            if self.status is None:
+                raise AppError("http.response.body before http.response.start")
+            if self.complete:
+                raise AppError("http.response.body after the response was complete")
+            self.body_part(message.get("body", b""), message.get("more_body", False))
+            await self.worker.drain()
+        elif kind == "http.response.pathsend":
+            self.pathsend(message["path"])
+        else:
+            raise AppError("unexpected ASGI message type %r" % (kind,))
+
+    def start(self, message):
+        if self.status is not None:
+            raise AppError("http.response.start sent twice")
+        status = message["status"]
+        if type(status) is not int or not 100 <= status <= 599:
+            raise AppError("the status must be an int from 100 to 599, got %r" % (status,))
+        line = "%d %s" % (status, REASONS.get(status, ""))
+        headers = []
+        for name, value in message.get("headers", ()):
+            name = name.decode("latin-1")
+            if name.lower() not in HOP_BY_HOP:  # the front owns the connection's framing
+                headers.append((name, value.decode("latin-1")))
+        self.declared = check_headers(line, headers)
+        self.status = line
+        self.headers = headers
+
+    def body_part(self, body, more):
+        send = self.worker.write
+        rid = self.rid
+        if not self.head_sent:
+            self.head_sent = True
+            if not more:
+                # The whole response in one message: one frame, with its length.
+                self.complete = self.ended = True
+                headers = self.headers
+                if self.declared is None and not bodiless(self.status) and (body or self.scope["method"] != "HEAD"):
+                    headers.append(("Content-Length", str(len(body))))
+                head = encode_head(self.status, headers)
+                send(b"".join((pack_response(RESPONSE, rid, 4 + len(head) + len(body), len(head)), head, body)))
+                self.wake()
+                return
+            head = encode_head(self.status, self.headers)
+            send(pack_header(START, rid, len(head)) + head)
+        if body:
+            send(pack_header(BODY, rid, len(body)) + body)
+        if not more:
+            self.complete = True
+            self.end(END)
+            self.wake()
+
+    def pathsend(self, path):
+        if self.status is None or self.head_sent:
+            raise AppError("http.response.pathsend needs http.response.start and no body before it")
+        st = os.stat(path)
+        length = st.st_size if self.declared is None else min(self.declared, st.st_size)
+        if self.declared is None:
+            self.headers.append(("Content-Length", str(length)))
+        head = encode_head(self.status, self.headers)
+        spec = ("0\0%d\0%d\0%d\0" % (length, st.st_dev, st.st_ino)).encode() + os.fsencode(os.path.abspath(path))
+        self.head_sent = self.complete = True
+        self.worker.write(pack_header(START, self.rid, len(head)) + head + pack_header(FILE, self.rid, len(spec)) + spec)
+        self.end(END)
+        self.wake()
+
+    def end(self, kind):
+        """The frame that ends the request for the front: sent once."""
+        if not self.ended:
+            self.ended = True
+            self.worker.write(pack_header(kind, self.rid, 0))
+
+    def fail(self, status, text):
+        """An answer from the worker when the app gave none; a response already started is cut."""
+        if self.head_sent or self.ended:
+            self.end(ABORT)
+            return
+        self.ended = True
+        head, body = plain(status, text)
+        self.worker.write(pack_response(RESPONSE, self.rid, 4 + len(head) + len(body), len(head)) + head + body)
+
+    def label(self):
+        scope = self.scope
+        raw = scope["raw_path"] + (b"?" + scope["query_string"] if scope["query_string"] else b"")
+        return "%s %s" % (scope["method"], raw.decode("latin-1"))
+
+    def log(self, text):
+        sys.stderr.write("Error handling request %s: %s\n" % (self.label(), text))
+        sys.stderr.flush()
+
+    def log_exception(self, exc):
+        if isinstance(exc, AppError):
+            return self.log(str(exc))
+        sys.stderr.write("Error handling request %s\n" % self.label())
+        traceback.print_exception(type(exc), exc, exc.__traceback__, file=sys.stderr)
+        sys.stderr.flush()

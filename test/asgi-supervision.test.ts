@@ -1,0 +1,197 @@
+/**
+ * ASGI pools under the supervisor: lifespan (startup before serving, its
+ * failure a clear boot failure, apps without it still served, shutdown on
+ * stop and reload), --timeout cancelling a request's task while its worker
+ * serves on, an event loop blocked by sync code found by its missing
+ * heartbeats and the worker replaced with its stack logged, reloads under
+ * load losing nothing, --max-requests recycling, and the auto guess refusing
+ * what it cannot tell.
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { APPS, SYSTEM_PYTHON } from './helpers/gatehouse.js';
+import { countMatches, request, runCli, sleep, waitUntil, withServer, type SimpleResponse } from './helpers/harness.js';
+import { describeLoad, failures, startLoad } from './helpers/load.js';
+
+const APP = `${APPS}/asgi_apps.py`;
+const PY = ['--python', SYSTEM_PYTHON];
+
+function pidOf(r: SimpleResponse): number {
+  assert.equal(r.status, 200, `expected 200, got ${r.status}: ${r.body}`);
+  return (JSON.parse(r.body) as { pid: number }).pid;
+}
+
+test('lifespan.startup.failed is a boot failure: exit non-zero with the app\'s message, no respawn loop', async () => {
+  const r = await runCli([`${APP}:failing_startup`, ...PY, '--workers', '2', '--bind', '127.0.0.1:0']);
+  assert.notEqual(r.code, 0);
+  assert.equal(r.timedOut, false);
+  const out = r.stdout + r.stderr;
+  assert.match(out, /ASGI lifespan startup failed: the database is not there/);
+  assert.ok(countMatches(out, /Booting worker with pid/) === 0, out);
+});
+
+test('a reload whose lifespan startup fails: the old workers keep serving', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'gh-asgi-flag-'));
+  const flag = join(dir, 'broken');
+  try {
+    await withServer([`${APP}:fails_when_flagged`, ...PY, '--env', `FAIL_FLAG=${flag}`], async (gh) => {
+      const pid = pidOf(await request(gh.url, '/'));
+      writeFileSync(flag, '');
+      process.kill(gh.pid, 'SIGHUP');
+      await gh.waitFor(/Reload failed, the running workers keep serving: the new code does not import:\nASGI lifespan startup failed: flagged broken/);
+      assert.equal(pidOf(await request(gh.url, '/')), pid);
+      assert.equal(countMatches(gh.output(), /Reloading/), 1, 'no retry storm');
+    });
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('a reload that turns the app from WSGI into ASGI is refused: the WSGI workers keep serving', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'gh-asgi-switch-'));
+  const flag = join(dir, 'asgi');
+  try {
+    await withServer([`${APP}:switching`, ...PY, '--env', `SWITCH_FLAG=${flag}`], async (gh) => {
+      assert.equal(JSON.parse((await request(gh.url, '/x')).body).interface, 'wsgi');
+      writeFileSync(flag, '');
+      process.kill(gh.pid, 'SIGHUP');
+      await gh.waitFor(/Reload failed, the running workers keep serving: worker \d+ loaded an ASGI app into a WSGI pool; restart gatehouse to switch/);
+      assert.equal(JSON.parse((await request(gh.url, '/x')).body).interface, 'wsgi');
+    });
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('an app without lifespan support is served with --lifespan auto, refused with --lifespan on', async () => {
+  await withServer([`${APP}:no_lifespan`, ...PY], async (gh) => {
+    await gh.waitFor(/ASGI lifespan not supported by the app \(AssertionError/);
+    const r = await request(gh.url, '/');
+    assert.equal(r.status, 200);
+    assert.deepEqual(JSON.parse(r.body), { lifespan: 'none' });
+  });
+  const on = await runCli([`${APP}:no_lifespan`, ...PY, '--lifespan', 'on', '--bind', '127.0.0.1:0']);
+  assert.notEqual(on.code, 0);
+  assert.match(on.stdout + on.stderr, /the app does not support lifespan \(--lifespan on\)/);
+});
+
+test('--interface auto refuses a callable it cannot classify, with a clear error', async () => {
+  const r = await runCli([`${APP}:three_args`, ...PY, '--bind', '127.0.0.1:0']);
+  assert.notEqual(r.code, 0);
+  assert.match(r.stdout + r.stderr, /cannot tell whether the app is WSGI or ASGI.*give --interface asgi/);
+  await withServer([`${APP}:three_args`, ...PY, '--interface', 'asgi'], async (gh) => {
+    assert.equal((await request(gh.url, '/pid')).status, 200);
+  });
+});
+
+test('--timeout cancels the slow request\'s task (504) and the worker serves on, the other requests untouched', async () => {
+  await withServer([`${APP}:app`, ...PY, '--timeout', '1'], async (gh) => {
+    const pid = pidOf(await request(gh.url, '/pid'));
+    const [slow, quick] = await Promise.all([request(gh.url, '/slow?s=5'), sleep(200).then(() => request(gh.url, '/slow?s=0.2'))]);
+    assert.equal(slow.status, 504);
+    assert.ok(slow.ms < 5000, `504 after about 1 s, not ${slow.ms} ms`);
+    assert.equal(pidOf(quick), pid);
+    assert.equal(pidOf(await request(gh.url, '/pid')), pid, 'the same worker still serves');
+    await gh.waitFor(/GET \/slow\?s=5: timed out after 1s; its task was cancelled/);
+    // An app that swallows the cancellation still gets its client a 504, a moment later.
+    const stubborn = await request(gh.url, '/stubborn');
+    assert.equal(stubborn.status, 504);
+    assert.ok(stubborn.ms < 6000, `${stubborn.ms} ms`);
+    await gh.waitFor(/GET \/stubborn: timed out after 1s and ignored its cancellation/);
+    assert.equal(pidOf(await request(gh.url, '/pid')), pid);
+    assert.doesNotMatch(gh.output(), /Worker \(pid:\d+\) .*killing it/);
+  });
+});
+
+test('an event loop blocked by sync code past --timeout: the worker is replaced and its stack logged', async () => {
+  await withServer([`${APP}:app`, ...PY, '--timeout', '1'], async (gh) => {
+    const pid = pidOf(await request(gh.url, '/pid'));
+    const blocked = await request(gh.url, '/block?s=20');
+    assert.equal(blocked.status, 504);
+    assert.ok(blocked.ms < 8000, `answered within seconds, not ${blocked.ms} ms`);
+    await gh.waitFor(/Worker \(pid:\d+\) event loop blocked for [\d.]+s \(sync code in an async app\?\); killing it/);
+    await gh.waitFor(/asgi_apps\.py", line \d+ in app/);
+    assert.ok(await waitUntil(() => countMatches(gh.output(), /Booting worker with pid/) >= 2, 10000), gh.output());
+    const next = pidOf(await request(gh.url, '/pid'));
+    assert.notEqual(next, pid);
+  });
+});
+
+test('SIGHUP under load: no request fails; old workers run lifespan shutdown', async () => {
+  await withServer([`${APP}:app`, ...PY, '--workers', '2'], async (gh) => {
+    const load = startLoad({ url: gh.url, path: '/slow?s=0.05', concurrency: 8, durationMs: 4000 });
+    await sleep(800);
+    process.kill(gh.pid, 'SIGHUP');
+    await gh.waitFor(/Reload complete/, 10000);
+    await sleep(800);
+    process.kill(gh.pid, 'SIGHUP');
+    const result = await load.done;
+    assert.equal(failures(result), 0, describeLoad(result));
+    assert.ok(result.requests > 100, describeLoad(result));
+    assert.ok(await waitUntil(() => countMatches(gh.output(), /lifespan shutdown in \d+/) >= 4, 10000), gh.output());
+  }, { bootMs: 20000 });
+});
+
+test('--preload: workers forked from the template each run lifespan and serve', async () => {
+  await withServer([`${APP}:app`, ...PY, '--preload', '--workers', '2'], async (gh) => {
+    assert.match(gh.output(), /Application preloaded in template process/);
+    const pids = new Set<number>();
+    for (let i = 0; i < 20 && pids.size < 2; i++) {
+      const all = await Promise.all([request(gh.url, '/scope'), request(gh.url, '/scope')]);
+      for (const r of all) {
+        const scope = JSON.parse(r.body) as { state: { pid: number } };
+        pids.add(scope.state.pid);
+      }
+    }
+    assert.equal(pids.size, 2, 'each worker ran its own lifespan startup (state.pid)');
+  }, { bootMs: 20000 });
+});
+
+test('--max-rss replaces an ASGI worker over the limit, with no request lost', async () => {
+  await withServer([`${APP}:app`, ...PY, '--max-rss', '1'], async (gh) => {
+    const first = pidOf(await request(gh.url, '/pid'));
+    await gh.waitFor(new RegExp(`Worker \\(pid:${first}\\) uses \\d+ MB, over --max-rss 1`));
+    for (let i = 0; i < 10; i++) assert.equal((await request(gh.url, '/slow?s=0.05')).status, 200);
+    await gh.waitFor(new RegExp(`Worker \\(pid:${first}\\) exited \\(max-rss\\)`));
+  });
+});
+
+test('a lifespan shutdown longer than --timeout on reload is not taken for a blocked loop', async () => {
+  await withServer([`${APP}:app`, ...PY, '--timeout', '1', '--env', 'SHUTDOWN_DELAY=2'], async (gh) => {
+    const old = pidOf(await request(gh.url, '/pid'));
+    process.kill(gh.pid, 'SIGHUP');
+    await gh.waitFor(new RegExp(`lifespan shutdown in ${old}`), 10000);
+    await gh.waitFor(/Worker \(pid:\d+\) exited \(reload\)/);
+    assert.doesNotMatch(gh.output(), /event loop blocked/);
+  });
+});
+
+test('--max-requests recycles an ASGI worker; SIGTERM runs lifespan shutdown', async () => {
+  await withServer([`${APP}:app`, ...PY, '--max-requests', '3'], async (gh) => {
+    const first = pidOf(await request(gh.url, '/pid'));
+    await request(gh.url, '/pid');
+    await request(gh.url, '/pid');
+    await gh.waitFor(/served 3 requests: replacing it/);
+    let next = first;
+    for (let i = 0; i < 50 && next === first; i++) {
+      next = pidOf(await request(gh.url, '/pid'));
+      if (next === first) await sleep(50);
+    }
+    assert.notEqual(next, first);
+    await gh.waitFor(new RegExp(`lifespan shutdown in ${first}`));
+    assert.equal(await gh.stop(), 0);
+    assert.match(gh.output(), new RegExp(`lifespan shutdown in ${next}`));
+  });
+});
+
+test('bad ASGI settings: exit 1 naming each flag and value', async () => {
+  const r = await runCli([`${APP}:app`, '--interface', 'foo', '--lifespan', 'maybe', '--max-concurrency', '0']);
+  assert.equal(r.code, 1);
+  const out = r.stdout + r.stderr;
+  assert.match(out, /--interface: must be auto, wsgi or asgi \(got "foo"\)/);
+  assert.match(out, /--lifespan: must be auto, on or off \(got "maybe"\)/);
+  assert.match(out, /--max-concurrency: must be at least 1 \(got 0\)/);
+});
