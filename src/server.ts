@@ -17,6 +17,8 @@ import { Respond } from './handlers/respond.js';
 import { FileCache } from './handlers/file-cache.js';
 import { StaticFiles } from './handlers/static-files.js';
 import { WsgiApp } from './wsgi/wsgi-app.js';
+import { CacheTier } from './cache/cache-tier.js';
+import { cacheSettings, routeCacheRules } from './config/cache-schema.js';
 import { AccessLog } from './log/access-log.js';
 import { clientAddress } from './http/forwarded.js';
 import { resolveUser } from './config/users.js';
@@ -86,9 +88,13 @@ export class Gatehouse {
       this.pools.set(app.name, pool);
       apps.set(app.name, new WsgiApp(pool, ctx, owner, settings.body_timeout));
     }
+    let cache: CacheTier | undefined;
     const entries: RouteEntry[] = site.routes.map((route) => {
       let handler: Handler;
-      if (route.app !== undefined) handler = apps.get(route.app)!;
+      const cacheRules = routeCacheRules(settings.cache, route.cache);
+      if (route.app !== undefined && cacheRules !== null) {
+        handler = (cache ??= new CacheTier(cacheSettings(settings.cache), this.logger)).wrap(apps.get(route.app)!, cacheRules);
+      } else if (route.app !== undefined) handler = apps.get(route.app)!;
       else if (route.static !== undefined) handler = new StaticFiles(route.static, compression, fileCache);
       else if (route.redirect !== undefined) handler = new Redirect(route.redirect.status, route.redirect.location);
       else handler = new Respond(route.return!.status, route.return!.body, route.return!.content_type);

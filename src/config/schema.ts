@@ -17,6 +17,7 @@ import { z } from 'zod';
 import { LOG_LEVELS } from '../log/logger.js';
 import { accessLogFormat } from '../log/access-log-format.js';
 import { parseBind } from './bind.js';
+import { cacheSchema, routeCacheSchema } from './cache-schema.js';
 
 /** `100m`, `64k`, `1g` or a plain number of bytes (nginx's size syntax). */
 export function parseSize(text: string): number | undefined {
@@ -75,6 +76,8 @@ const hostPattern = z
   });
 
 const urlPath = z.string().refine((p) => p.startsWith('/'), 'must start with /');
+
+const cacheParts = { size, seconds, trustedPeer };
 
 export const COMPRESSIONS = ['br', 'gzip'] as const;
 
@@ -282,9 +285,12 @@ function routeSchema(base: string) {
       static: staticSchema(base).optional(),
       redirect: redirectSchema.optional(),
       return: returnSchema.optional(),
+      /** Cache this route's responses (app routes): false, true or a table of rules (src/config/cache-schema.ts). */
+      cache: routeCacheSchema(cacheParts).optional(),
     })
     .strict()
     .superRefine((r, ctx) => {
+      if (r.cache !== undefined && r.cache !== false && r.app === undefined) ctx.addIssue({ code: 'custom', path: ['cache'], message: 'only app routes are cached' });
       const actions = (['app', 'static', 'redirect', 'return'] as const).filter((a) => r[a] !== undefined);
       if (actions.length !== 1) {
         ctx.addIssue({ code: 'custom', message: actions.length === 0 ? 'needs an action: app, static, redirect or return' : `has ${actions.join(' and ')}: give one action per route` });
@@ -339,6 +345,8 @@ export function configSchema(base: string) {
       compress_min_size: size.default(1024),
       /** Memory for small static files (up to 64k each), kept and rechecked every second; 0 disables. */
       static_cache: size.default(64 * 1024 ** 2),
+      /** The HTTP cache for every app route: a size (--cache 256m) or a table (src/config/cache-schema.ts). */
+      cache: cacheSchema(cacheParts).optional(),
       check_config: z.boolean().default(false),
       listeners: z.array(listenerSchema(base)).optional(),
       apps: z.record(z.string().regex(/^[A-Za-z0-9_.-]+$/, 'app names are letters, digits, _ . -'), appSchema(base)).optional(),

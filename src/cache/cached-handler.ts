@@ -1,0 +1,329 @@
+/**
+ * The cache around a route's handler (the Varnish tier): GET and HEAD are
+ * answered from the store when a stored response may answer them, else the
+ * inner handler answers (one fetch per key at a time) and what it answers is
+ * stored when the policy allows; stale responses are revalidated with the
+ * origin, refreshed in the background (stale-while-revalidate) or served
+ * when the origin fails (stale-if-error, grace). Every response of the route
+ * says what the cache did in `Cache-Status` (RFC 9211).
+ *
+ * The inner handler takes lean requests (Handler.serveLean) and writes to a
+ * CaptureResponse, which records while passing on to the client.
+ */
+import { STATUS_CODES, type IncomingHttpHeaders } from 'node:http';
+import type { Handler, HttpResponse, LeanRouteRequest, MemoryResponse, RequestHead, RouteRequest } from '../http/handler.js';
+import type { Logger } from '../log/logger.js';
+import { sendPlain } from '../http/plain-response.js';
+import { cacheKey, cookieValue, DEFAULT_KEY } from './cache-key.js';
+import { ageOf, evaluate, refreshed, toStore, variantOf, type PolicySettings, type StoredResponse, type Verdict } from './cache-policy.js';
+import type { CacheStore } from './cache-store.js';
+import { CaptureResponse, type Captured, type HeaderMap } from './capture-response.js';
+import type { FetchLock } from './fetch-lock.js';
+import { detachedSocket, originRequest } from './origin-request.js';
+import type { PurgeAccess } from './purge-access.js';
+import { storedAnswer } from './stored-answer.js';
+
+/** A route's cache settings. */
+export interface CacheRouteSettings extends PolicySettings {
+  /** The key template (cache-key.ts). */
+  key: string;
+  /** Requests carrying one of these cookies, or headers, go to the origin and are not stored. */
+  bypassCookies: readonly string[];
+  bypassHeaders: readonly string[];
+  purge: PurgeAccess;
+}
+
+/** What the cached routes share: one store, one lock table. */
+export interface CacheShared {
+  store: CacheStore;
+  /** Bodies larger than this are passed on, not stored. */
+  maxObjectSize: number;
+  lock: FetchLock;
+  logger: Logger;
+}
+
+/** A handler the cache can wrap: one that takes lean requests. */
+export type LeanHandler = Handler & Required<Pick<Handler, 'serveLean'>>;
+
+/** The cache's name in Cache-Status. */
+const NAME = 'gatehouse';
+const UNSAFE = new Set(['POST', 'PUT', 'DELETE', 'PATCH']);
+/** How long a key whose response was not storable skips coalescing (Varnish's hit-for-miss). */
+const PASS_MS = 10_000;
+const MAX_PASS_KEYS = 10_000;
+const EMPTY = Buffer.alloc(0);
+
+/** What a fetch from the origin is for. */
+interface Fetch {
+  key: string;
+  /** The stored response being revalidated (a 304 refreshes it). */
+  revalidating: StoredResponse | null;
+  /** A stale response that may answer if the origin fails. */
+  fallback: StoredResponse | null;
+  /** Holds the key's lock (releases it when done). */
+  locked: boolean;
+  /** Why it goes to the origin, for Cache-Status' fwd. */
+  fwd: string;
+}
+
+export class CachedHandler implements Handler {
+  /** Keys whose last response was not storable, until when (ms): their requests do not wait for each other. */
+  private readonly pass = new Map<string, number>();
+
+  constructor(
+    private readonly inner: LeanHandler,
+    private readonly settings: CacheRouteSettings,
+    private readonly shared: CacheShared,
+  ) {}
+
+  serve(r: RouteRequest): void {
+    this.handle({ ...r, body: r.req });
+  }
+
+  serveLean(r: LeanRouteRequest): void {
+    this.handle(r);
+  }
+
+  /** A fresh hit, written by the front's fast path; null for anything else (serveLean then handles it). */
+  answerFromMemory(head: RequestHead): MemoryResponse | null {
+    const h = head.headers;
+    if (head.scheme === undefined || h['x-forwarded-proto'] !== undefined || h.forwarded !== undefined || this.bypass(h)) return null;
+    const key = this.keyOf(head.scheme, (h.host ?? '').toLowerCase(), head.url ?? '/', h);
+    const found = this.lookup(key, h);
+    if (found === null || found.verdict.kind !== 'fresh') return null;
+    return this.hit(found.stored, head.method ?? 'GET', h, '');
+  }
+
+  private handle(r: LeanRouteRequest): void {
+    const method = r.req.method ?? 'GET';
+    if (method === 'PURGE') return this.purge(r);
+    if (method !== 'GET' && method !== 'HEAD') return this.forward(r, UNSAFE.has(method) ? 'method' : 'bypass');
+    const h = r.req.headers;
+    if (this.bypass(h)) return this.forward(r, 'bypass');
+    const key = this.keyOf(r.scheme, r.host, r.req.url ?? '/', h);
+    this.lookUpAndAnswer(r, key);
+  }
+
+  private lookUpAndAnswer(r: LeanRouteRequest, key: string): void {
+    if (r.res.destroyed) return;
+    const h = r.req.headers;
+    const found = this.lookup(key, h);
+    const verdict: Verdict = found?.verdict ?? { kind: 'miss' };
+    if (found !== null && verdict.kind === 'fresh') return this.send(r, this.hit(found.stored, r.req.method!, h, ''));
+    const { lock } = this.shared;
+    if (found !== null && verdict.kind === 'stale-while-revalidate') {
+      this.send(r, this.hit(found.stored, r.req.method!, h, '; detail=stale-while-revalidate'));
+      if (lock.acquire(key)) this.refreshInBackground(r, key, found.stored);
+      return;
+    }
+    const passing = (this.pass.get(key) ?? 0) > Date.now();
+    const fetch: Fetch = {
+      key,
+      revalidating: verdict.kind === 'revalidate' ? found!.stored : null,
+      fallback: this.fallback(key, h),
+      locked: false,
+      fwd: verdict.kind === 'revalidate' ? 'stale' : found === null ? 'uri-miss' : 'vary-miss',
+    };
+    if (!passing && !lock.acquire(key)) {
+      return lock.wait(key, (timedOut) => (timedOut ? this.fetch(r, fetch, verdict) : this.lookUpAndAnswer(r, key)));
+    }
+    fetch.locked = !passing;
+    this.fetch(r, fetch, verdict);
+  }
+
+  /** The stored variant for this request and how it may answer, or null. */
+  private lookup(key: string, h: IncomingHttpHeaders): { stored: StoredResponse; verdict: Verdict } | null {
+    let best: { stored: StoredResponse; verdict: Verdict } | null = null;
+    for (const stored of this.shared.store.get(key)) {
+      const verdict = evaluate(stored, key, h);
+      if (verdict.kind === 'fresh' || verdict.kind === 'stale-while-revalidate') return { stored, verdict };
+      if (verdict.kind === 'revalidate' && best === null) best = { stored, verdict };
+    }
+    return best;
+  }
+
+  /** A stored variant of this request that may still answer while the origin fails. */
+  private fallback(key: string, h: IncomingHttpHeaders): StoredResponse | null {
+    const now = Date.now();
+    for (const stored of this.shared.store.get(key)) {
+      if (stored.errorUntil > now && stored.variant === variantOf(joinedVary(stored.headers), h)) return stored;
+    }
+    return null;
+  }
+
+  private hit(stored: StoredResponse, method: string, h: IncomingHttpHeaders, detail: string): MemoryResponse {
+    const { age, ttl } = ageOf(stored);
+    return storedAnswer(stored, method, h, age, `${NAME}; hit; ttl=${ttl}${detail}`);
+  }
+
+  /** Asks the inner handler; what it answers goes to the client (unless held back) and, if storable, to the store. */
+  private fetch(r: LeanRouteRequest, f: Fetch, verdict: Verdict): void {
+    const method = r.req.method!;
+    const h = r.req.headers;
+    let storing: StoredResponse | null = null;
+    const capture = new CaptureResponse(r.res, this.shared.maxObjectSize, {
+      head: (status, headers) => {
+        if (status === 304 && f.revalidating !== null) return { hold: true, cacheStatus: '' };
+        if (status >= 500 && f.fallback !== null) return { hold: true, cacheStatus: '' };
+        const judged = toStore(f.key, h, status, headers, EMPTY, this.settings);
+        const tooLarge = Number(headers['content-length'] ?? 0) > this.shared.maxObjectSize;
+        storing = typeof judged === 'string' || tooLarge ? null : judged;
+        const detail = typeof judged === 'string' ? `; detail=${judged}` : tooLarge ? '; detail=too-large' : '';
+        return { hold: method === 'HEAD', cacheStatus: `${NAME}; fwd=${f.fwd}; fwd-status=${status}${storing !== null ? '; stored' : detail}` };
+      },
+      done: (captured) => {
+        this.fetched(r, f, captured, storing);
+        if (f.locked) this.shared.lock.release(f.key);
+      },
+    });
+    const add = verdict.kind === 'revalidate' ? verdict.headers : {};
+    this.inner.serveLean({ ...r, req: originRequest(r.req, add), res: capture, body: null });
+  }
+
+  /** The origin's answer is complete (or cut short): store it, and answer the client if the answer was held back. */
+  private fetched(r: LeanRouteRequest, f: Fetch, captured: Captured | null, storing: StoredResponse | null): void {
+    const h = r.req.headers;
+    const method = r.req.method!;
+    if (captured !== null && captured.status === 304 && f.revalidating !== null) {
+      const renewed = refreshed(f.revalidating, f.key, h, captured.headers, this.settings);
+      if (typeof renewed === 'string') {
+        this.shared.store.delete(f.key);
+        return this.send(r, storedAnswer(f.revalidating, method, h, 0, `${NAME}; fwd=stale; fwd-status=304; detail=${renewed}`));
+      }
+      this.shared.store.put(f.key, renewed);
+      return this.send(r, storedAnswer(renewed, method, h, 0, `${NAME}; fwd=stale; fwd-status=304; stored`));
+    }
+    if (captured === null || (captured.held && captured.status >= 500 && f.fallback !== null)) {
+      if (f.fallback !== null && !(captured === null && r.res.headersSent)) {
+        const status = captured === null ? 'fwd-status=502' : `fwd-status=${captured.status}`;
+        this.shared.logger.warning(`cache: ${f.key}: origin failed (${status}), answering with the stale response`);
+        return this.send(r, this.hit(f.fallback, method, h, `; ${status}; detail=stale-if-error`));
+      }
+      if (captured === null && !r.res.headersSent && !r.res.destroyed) {
+        r.log(502, sendPlain(r.res, 502, 'Bad Gateway', true));
+      }
+      return;
+    }
+    let answer: StoredResponse | null = null;
+    if (storing !== null && captured.body !== null && this.shared.store.put(f.key, (answer = { ...storing, body: captured.body }))) {
+      this.pass.delete(f.key);
+    } else {
+      answer = null;
+      if (this.pass.size >= MAX_PASS_KEYS) this.pass.clear();
+      this.pass.set(f.key, Date.now() + PASS_MS);
+    }
+    if (!captured.held) return;
+    // HEAD: the origin was asked for the GET, the client gets its head.
+    const cacheStatus = `${NAME}; fwd=${f.fwd}; fwd-status=${captured.status}${answer !== null ? '; stored' : ''}`;
+    if (answer !== null) return this.send(r, storedAnswer(answer, method, h, 0, cacheStatus));
+    const headers: HeaderMap = { ...captured.headers, 'cache-status': cacheStatus };
+    if (captured.body !== null) headers['content-length'] = String(captured.body.length);
+    this.send(r, { status: captured.status, headers, body: null });
+  }
+
+  /** stale-while-revalidate: the inner handler answers a copy of the request with no client; the store gets the result. */
+  private refreshInBackground(r: LeanRouteRequest, key: string, stale: StoredResponse): void {
+    const h = r.req.headers;
+    const validators: Record<string, string> = {};
+    if (typeof stale.headers.etag === 'string') validators['if-none-match'] = stale.headers.etag;
+    const capture = new CaptureResponse(null, this.shared.maxObjectSize, {
+      head: () => ({ hold: true, cacheStatus: '' }),
+      done: (captured) => {
+        this.shared.lock.release(key);
+        if (captured === null || captured.body === null) return;
+        const result =
+          captured.status === 304 ? refreshed(stale, key, h, captured.headers, this.settings)
+          : captured.status >= 500 ? 'origin-error'
+          : toStore(key, h, captured.status, captured.headers, captured.body, this.settings);
+        if (typeof result === 'string') this.shared.logger.debug(`cache: ${key}: background refresh not stored (${result})`);
+        else this.shared.store.put(key, result);
+      },
+    });
+    const req = originRequest(r.req, validators, detachedSocket(r.req.socket));
+    this.inner.serveLean({ ...r, req, res: capture, body: null, log: () => {} });
+  }
+
+  /** To the origin without the store; an unsafe method that succeeds invalidates the URL and its Location / Content-Location. */
+  private forward(r: LeanRouteRequest, fwd: string): void {
+    const unsafe = fwd === 'method';
+    const capture = new CaptureResponse(r.res, 0, {
+      head: () => ({ hold: false, cacheStatus: `${NAME}; fwd=${fwd}` }),
+      done: (captured) => {
+        if (!unsafe || captured === null || captured.status >= 400) return;
+        this.invalidate(r, r.req.url ?? '/');
+        for (const name of ['location', 'content-location']) {
+          const value = captured.headers[name];
+          if (typeof value === 'string') this.invalidate(r, value);
+        }
+      },
+    });
+    this.inner.serveLean({ ...r, res: capture });
+  }
+
+  /** Drops what is stored for a URL of this request's origin (another origin's URL is left alone, RFC 9111 §4.4). */
+  private invalidate(r: LeanRouteRequest, target: string): void {
+    const base = `${r.scheme}://${r.req.headers.host ?? r.host}`;
+    let url: URL;
+    try {
+      url = new URL(target, `${base}/`);
+    } catch {
+      return;
+    }
+    if (url.origin !== new URL(base).origin) return;
+    this.shared.store.delete(this.keyOf(r.scheme, r.host, url.pathname + url.search, r.req.headers));
+  }
+
+  /**
+   * PURGE from an allowed address: the URL's stored responses; with a
+   * Cache-Tag request header, every response carrying one of its tags; with
+   * `Cache-Flush: all`, everything.
+   */
+  private purge(r: LeanRouteRequest): void {
+    const { req, res } = r;
+    if (!this.settings.purge.allows(req.socket.remoteAddress)) return void r.log(403, sendPlain(res, 403, 'Forbidden', false));
+    const store = this.shared.store;
+    const tags = req.headers['cache-tag'];
+    let text: string;
+    if (req.headers['cache-flush'] === 'all') {
+      store.flush();
+      text = 'Flushed';
+    } else if (typeof tags === 'string') {
+      const n = tags.split(/[\s,]+/).filter((t) => t !== '').reduce((sum, tag) => sum + store.deleteTag(tag), 0);
+      text = `Purged ${n}`;
+    } else {
+      const key = this.keyOf(r.scheme, r.host, req.url ?? '/', req.headers);
+      if (!store.delete(key)) return void r.log(404, sendPlain(res, 404, 'Not in cache', false));
+      text = 'Purged';
+    }
+    r.log(200, sendPlain(res, 200, text, false));
+  }
+
+  /** Varnish's built-in rule (Authorization) and the route's bypass cookies and headers. */
+  private bypass(h: IncomingHttpHeaders): boolean {
+    if (h.authorization !== undefined) return true;
+    const s = this.settings;
+    for (const name of s.bypassHeaders) if (h[name] !== undefined) return true;
+    if (s.bypassCookies.length > 0 && h.cookie !== undefined) {
+      for (const name of s.bypassCookies) if (cookieValue(h.cookie, name) !== undefined) return true;
+    }
+    return false;
+  }
+
+  private keyOf(scheme: string, host: string, url: string, h: IncomingHttpHeaders): string {
+    const template = this.settings.key;
+    return cacheKey(template, { scheme, host, url, cookie: template === DEFAULT_KEY ? undefined : h.cookie });
+  }
+
+  private send(r: LeanRouteRequest, answer: MemoryResponse): void {
+    const res: HttpResponse = r.res;
+    if (res.destroyed || res.headersSent) return;
+    res.writeHead(answer.status, STATUS_CODES[answer.status] ?? '', answer.headers);
+    res.end(answer.body ?? undefined);
+    r.log(answer.status, answer.body?.length ?? 0);
+  }
+}
+
+function joinedVary(headers: HeaderMap): string {
+  const vary = headers.vary;
+  return vary === undefined ? '' : Array.isArray(vary) ? vary.join(',') : vary;
+}
