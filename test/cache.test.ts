@@ -120,6 +120,43 @@ for (const c of NOT_STORED) {
   });
 }
 
+test("requests' Cache-Control: no-cache and max-age=0 revalidate, only-if-cached never reaches the origin", async () => {
+  const path = at('/req-cc', { cc: 'max-age=60', etag: '"r1"' });
+  await get(server, path);
+  const noCache = await get(server, path, { 'cache-control': 'no-cache' });
+  assert.match(status(noCache), /fwd=stale; fwd-status=304; stored/);
+  const maxAge0 = await get(server, path, { 'cache-control': 'max-age=0' });
+  assert.match(status(maxAge0), /fwd=stale; fwd-status=304/);
+  assert.match(status(await get(server, path, { 'cache-control': 'max-stale=5' })), /hit/);
+  assert.deepEqual(await calls(server, '/req-cc'), { calls: 3, not_modified: 2 });
+  const cached = await get(server, path, { 'cache-control': 'only-if-cached' });
+  assert.equal(cached.status, 200);
+  const uncached = await get(server, at('/req-cc-none', { cc: 'max-age=60' }), { 'cache-control': 'only-if-cached' });
+  assert.equal(uncached.status, 504);
+  assert.equal((await calls(server, '/req-cc-none')).calls, 0);
+});
+
+test('must-revalidate: answered while fresh (the library alone would not)', async () => {
+  const path = at('/must', { cc: 'max-age=60, must-revalidate' });
+  await get(server, path);
+  assert.match(status(await get(server, path)), /hit/);
+  assert.equal((await calls(server, '/must')).calls, 1);
+});
+
+test('the client of a coalesced miss leaves: the requests waiting for it are still answered', async () => {
+  const path = at('/leaver', { cc: 'max-age=60', sleep: '0.5' });
+  const leaver = request(server.url, path, { timeoutMs: 100 }).then(
+    () => 'answered',
+    () => 'left',
+  );
+  await sleep(50);
+  const waiter = get(server, path);
+  assert.equal(await leaver, 'left');
+  const answer = await waiter;
+  assert.equal(answer.status, 200);
+  assert.match(answer.body, /^GET \/leaver call \d /);
+});
+
 test('HEAD is answered from a stored GET, and a HEAD miss stores the GET', async () => {
   const path = at('/head', { cc: 'max-age=60' });
   const head = await get(server, path, {}, 'HEAD');

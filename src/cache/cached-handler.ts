@@ -116,6 +116,10 @@ export class CachedHandler implements Handler {
       if (lock.acquire(key)) this.refreshInBackground(r, key, found.stored);
       return;
     }
+    if (/\bonly-if-cached\b/i.test(String(h['cache-control'] ?? ''))) {
+      // RFC 9111 §5.2.1.7: nothing usable stored, and the client asked not to go further.
+      return this.send(r, { status: 504, headers: { 'content-type': 'text/plain', 'content-length': '0', 'cache-status': `${NAME}; fwd=miss; detail=only-if-cached` }, body: EMPTY });
+    }
     const passing = (this.pass.get(key) ?? 0) > Date.now();
     const fetch: Fetch = {
       key,
