@@ -1,22 +1,31 @@
 /**
  * Where stored responses live. A key holds its variants (one per
  * combination of the request headers its Vary names). The memory store
- * answers at once; a shared store (memcached, Redis) will answer later, which
- * is why the cache handler treats a lookup as possibly asynchronous.
+ * answers at once; a shared store (Redis) answers later, so every method may
+ * return a promise. A shared store that fails answers as if empty (a miss),
+ * never with an error: the cache is an optimisation.
  */
 import type { StoredResponse } from './cache-policy.js';
 
+export type Maybe<T> = T | Promise<T>;
+
 export interface CacheStore {
   /** The variants stored under `key` (empty when none). */
-  get(key: string): StoredResponse[];
-  /** Stores a variant, replacing the one of the same `variant`. False: not stored (too large). */
-  put(key: string, stored: StoredResponse): boolean;
+  get(key: string): Maybe<StoredResponse[]>;
+  /** Stores a variant, replacing the one of the same `variant`. */
+  put(key: string, stored: StoredResponse): Maybe<void>;
   /** Drops every variant of `key`; true if there was one. */
-  delete(key: string): boolean;
-  /** Drops every response tagged `tag`; returns how many. */
-  deleteTag(tag: string): number;
+  delete(key: string): Maybe<boolean>;
+  /** Drops every response tagged `tag`; returns how many keys. */
+  deleteTag(tag: string): Maybe<number>;
   /** Drops everything. */
-  flush(): void;
-  /** Bytes held. */
-  readonly size: number;
+  flush(): Maybe<void>;
+  /** Closes the connection to a shared store. */
+  stop(): Promise<void>;
+}
+
+/** Calls `then` with what a store answered, at once when it answered at once. */
+export function when<T>(value: Maybe<T>, then: (result: T) => void): void {
+  if (value instanceof Promise) void value.then(then);
+  else then(value);
 }

@@ -16,7 +16,7 @@ import type { Logger } from '../log/logger.js';
 import { sendPlain } from '../http/plain-response.js';
 import { cacheKey, cookieValue, DEFAULT_KEY } from './cache-key.js';
 import { ageOf, evaluate, refreshed, toStore, variantOf, type PolicySettings, type StoredResponse, type Verdict } from './cache-policy.js';
-import type { CacheStore } from './cache-store.js';
+import { when, type CacheStore, type Maybe } from './cache-store.js';
 import { CaptureResponse, type Captured, type HeaderMap } from './capture-response.js';
 import type { FetchLock } from './fetch-lock.js';
 import { detachedSocket, originRequest } from './origin-request.js';
@@ -85,13 +85,16 @@ export class CachedHandler implements Handler {
   }
 
   /** A fresh hit, written by the front's fast path; null for anything else (serveLean then handles it). */
-  answerFromMemory(head: RequestHead): MemoryResponse | null {
+  answerFromMemory(head: RequestHead): MemoryResponse | null | Promise<MemoryResponse | null> {
     const h = head.headers;
     if (head.scheme === undefined || h['x-forwarded-proto'] !== undefined || h.forwarded !== undefined || this.bypass(h)) return null;
     const key = this.keyOf(head.scheme, (h.host ?? '').toLowerCase(), head.url ?? '/', h);
-    const found = this.lookup(key, h);
-    if (found === null || found.verdict.kind !== 'fresh') return null;
-    return this.hit(found.stored, head.method ?? 'GET', h, '');
+    const freshHit = (variants: StoredResponse[]) => {
+      const found = lookup(variants, key, h);
+      return found === null || found.verdict.kind !== 'fresh' ? null : this.hit(found.stored, head.method ?? 'GET', h, '');
+    };
+    const variants = this.shared.store.get(key);
+    return variants instanceof Promise ? variants.then(freshHit) : freshHit(variants);
   }
 
   private handle(r: LeanRouteRequest): void {
@@ -105,9 +108,12 @@ export class CachedHandler implements Handler {
   }
 
   private lookUpAndAnswer(r: LeanRouteRequest, key: string): void {
-    if (r.res.destroyed) return;
+    if (!r.res.destroyed) when(this.shared.store.get(key), (variants) => this.answer(r, key, variants));
+  }
+
+  private answer(r: LeanRouteRequest, key: string, variants: StoredResponse[]): void {
     const h = r.req.headers;
-    const found = this.lookup(key, h);
+    const found = lookup(variants, key, h);
     const verdict: Verdict = found?.verdict ?? { kind: 'miss' };
     if (found !== null && verdict.kind === 'fresh') return this.send(r, this.hit(found.stored, r.req.method!, h, ''));
     const { lock } = this.shared;
@@ -124,7 +130,7 @@ export class CachedHandler implements Handler {
     const fetch: Fetch = {
       key,
       revalidating: verdict.kind === 'revalidate' ? found!.stored : null,
-      fallback: this.fallback(key, h),
+      fallback: fallback(variants, h),
       locked: false,
       fwd: verdict.kind === 'revalidate' ? 'stale' : found === null ? 'uri-miss' : 'vary-miss',
     };
@@ -133,26 +139,6 @@ export class CachedHandler implements Handler {
     }
     fetch.locked = !passing;
     this.fetch(r, fetch, verdict);
-  }
-
-  /** The stored variant for this request and how it may answer, or null. */
-  private lookup(key: string, h: IncomingHttpHeaders): { stored: StoredResponse; verdict: Verdict } | null {
-    let best: { stored: StoredResponse; verdict: Verdict } | null = null;
-    for (const stored of this.shared.store.get(key)) {
-      const verdict = evaluate(stored, key, h);
-      if (verdict.kind === 'fresh' || verdict.kind === 'stale-while-revalidate') return { stored, verdict };
-      if (verdict.kind === 'revalidate' && best === null) best = { stored, verdict };
-    }
-    return best;
-  }
-
-  /** A stored variant of this request that may still answer while the origin fails. */
-  private fallback(key: string, h: IncomingHttpHeaders): StoredResponse | null {
-    const now = Date.now();
-    for (const stored of this.shared.store.get(key)) {
-      if (stored.errorUntil > now && stored.variant === variantOf(joinedVary(stored.headers), h)) return stored;
-    }
-    return null;
   }
 
   private hit(stored: StoredResponse, method: string, h: IncomingHttpHeaders, detail: string): MemoryResponse {
@@ -176,8 +162,8 @@ export class CachedHandler implements Handler {
         return { hold: method === 'HEAD', cacheStatus: `${NAME}; fwd=${f.fwd}; fwd-status=${status}${storing !== null ? '; stored' : detail}` };
       },
       done: (captured) => {
-        this.fetched(r, f, captured, storing);
-        if (f.locked) this.shared.lock.release(f.key);
+        // Waiters look the store up once what this fetch stores is there.
+        when(this.fetched(r, f, captured, storing), () => f.locked && this.shared.lock.release(f.key));
       },
     });
     const add = verdict.kind === 'revalidate' ? verdict.headers : {};
@@ -185,17 +171,17 @@ export class CachedHandler implements Handler {
   }
 
   /** The origin's answer is complete (or cut short): store it, and answer the client if the answer was held back. */
-  private fetched(r: LeanRouteRequest, f: Fetch, captured: Captured | null, storing: StoredResponse | null): void {
+  private fetched(r: LeanRouteRequest, f: Fetch, captured: Captured | null, storing: StoredResponse | null): Maybe<unknown> {
     const h = r.req.headers;
     const method = r.req.method!;
     if (captured !== null && captured.status === 304 && f.revalidating !== null) {
       const renewed = refreshed(f.revalidating, f.key, h, captured.headers, this.settings);
       if (typeof renewed === 'string') {
-        this.shared.store.delete(f.key);
-        return this.send(r, storedAnswer(f.revalidating, method, h, 0, `${NAME}; fwd=stale; fwd-status=304; detail=${renewed}`));
+        this.send(r, storedAnswer(f.revalidating, method, h, 0, `${NAME}; fwd=stale; fwd-status=304; detail=${renewed}`));
+        return this.shared.store.delete(f.key);
       }
-      this.shared.store.put(f.key, renewed);
-      return this.send(r, storedAnswer(renewed, method, h, 0, `${NAME}; fwd=stale; fwd-status=304; stored`));
+      this.send(r, storedAnswer(renewed, method, h, 0, `${NAME}; fwd=stale; fwd-status=304; stored`));
+      return this.shared.store.put(f.key, renewed);
     }
     if (captured === null || (captured.held && captured.status >= 500 && f.fallback !== null)) {
       if (f.fallback !== null && !(captured === null && r.res.headersSent)) {
@@ -208,21 +194,26 @@ export class CachedHandler implements Handler {
       }
       return;
     }
-    let answer: StoredResponse | null = null;
-    if (storing !== null && captured.body !== null && this.shared.store.put(f.key, (answer = { ...storing, body: captured.body }))) {
+    // The capture keeps no body past the maximum object size.
+    const answer = storing !== null && captured.body !== null ? { ...storing, body: captured.body } : null;
+    if (answer !== null) {
       this.pass.delete(f.key);
     } else {
-      answer = null;
       if (this.pass.size >= MAX_PASS_KEYS) this.pass.clear();
       this.pass.set(f.key, Date.now() + PASS_MS);
     }
-    if (!captured.held) return;
-    // HEAD: the origin was asked for the GET, the client gets its head.
-    const cacheStatus = `${NAME}; fwd=${f.fwd}; fwd-status=${captured.status}${answer !== null ? '; stored' : ''}`;
-    if (answer !== null) return this.send(r, storedAnswer(answer, method, h, 0, cacheStatus));
-    const headers: HeaderMap = { ...captured.headers, 'cache-status': cacheStatus };
-    if (captured.body !== null) headers['content-length'] = String(captured.body.length);
-    this.send(r, { status: captured.status, headers, body: null });
+    if (captured.held) {
+      // HEAD: the origin was asked for the GET, the client gets its head.
+      const cacheStatus = `${NAME}; fwd=${f.fwd}; fwd-status=${captured.status}${answer !== null ? '; stored' : ''}`;
+      if (answer !== null) {
+        this.send(r, storedAnswer(answer, method, h, 0, cacheStatus));
+      } else {
+        const headers: HeaderMap = { ...captured.headers, 'cache-status': cacheStatus };
+        if (captured.body !== null) headers['content-length'] = String(captured.body.length);
+        this.send(r, { status: captured.status, headers, body: null });
+      }
+    }
+    return answer === null ? undefined : this.shared.store.put(f.key, answer);
   }
 
   /** stale-while-revalidate: the inner handler answers a copy of the request with no client; the store gets the result. */
@@ -233,14 +224,15 @@ export class CachedHandler implements Handler {
     const capture = new CaptureResponse(null, this.shared.maxObjectSize, {
       head: () => ({ hold: true, cacheStatus: '' }),
       done: (captured) => {
-        this.shared.lock.release(key);
-        if (captured === null || captured.body === null) return;
+        const release = () => this.shared.lock.release(key);
+        if (captured === null || captured.body === null) return release();
         const result =
           captured.status === 304 ? refreshed(stale, key, h, captured.headers, this.settings)
           : captured.status >= 500 ? 'origin-error'
           : toStore(key, h, captured.status, captured.headers, captured.body, this.settings);
-        if (typeof result === 'string') this.shared.logger.debug(`cache: ${key}: background refresh not stored (${result})`);
-        else this.shared.store.put(key, result);
+        if (typeof result !== 'string') return when(this.shared.store.put(key, result), release);
+        this.shared.logger.debug(`cache: ${key}: background refresh not stored (${result})`);
+        release();
       },
     });
     const req = originRequest(r.req, validators, detachedSocket(r.req.socket));
@@ -274,7 +266,7 @@ export class CachedHandler implements Handler {
       return;
     }
     if (url.origin !== new URL(base).origin) return;
-    this.shared.store.delete(this.keyOf(r.scheme, r.host, url.pathname + url.search, r.req.headers));
+    void this.shared.store.delete(this.keyOf(r.scheme, r.host, url.pathname + url.search, r.req.headers));
   }
 
   /**
@@ -287,19 +279,14 @@ export class CachedHandler implements Handler {
     if (!this.settings.purge.allows(req.socket.remoteAddress)) return void r.log(403, sendPlain(res, 403, 'Forbidden', false));
     const store = this.shared.store;
     const tags = req.headers['cache-tag'];
-    let text: string;
-    if (req.headers['cache-flush'] === 'all') {
-      store.flush();
-      text = 'Flushed';
-    } else if (typeof tags === 'string') {
-      const n = tags.split(/[\s,]+/).filter((t) => t !== '').reduce((sum, tag) => sum + store.deleteTag(tag), 0);
-      text = `Purged ${n}`;
-    } else {
-      const key = this.keyOf(r.scheme, r.host, req.url ?? '/', req.headers);
-      if (!store.delete(key)) return void r.log(404, sendPlain(res, 404, 'Not in cache', false));
-      text = 'Purged';
+    const answer = (status: number, text: string) => r.log(status, sendPlain(res, status, text, false));
+    if (req.headers['cache-flush'] === 'all') return when(store.flush(), () => answer(200, 'Flushed'));
+    if (typeof tags === 'string') {
+      const counts = tags.split(/[\s,]+/).filter((t) => t !== '').map((tag) => store.deleteTag(tag));
+      return void Promise.all(counts).then((n) => answer(200, `Purged ${n.reduce((a, b) => a + b, 0)}`));
     }
-    r.log(200, sendPlain(res, 200, text, false));
+    const key = this.keyOf(r.scheme, r.host, req.url ?? '/', req.headers);
+    when(store.delete(key), (found) => (found ? answer(200, 'Purged') : answer(404, 'Not in cache')));
   }
 
   /** Varnish's built-in rule (Authorization) and the route's bypass cookies and headers. */
@@ -325,6 +312,26 @@ export class CachedHandler implements Handler {
     res.end(answer.body ?? undefined);
     r.log(answer.status, answer.body?.length ?? 0);
   }
+}
+
+/** The stored variant for this request and how it may answer, or null. */
+function lookup(variants: readonly StoredResponse[], key: string, h: IncomingHttpHeaders): { stored: StoredResponse; verdict: Verdict } | null {
+  let best: { stored: StoredResponse; verdict: Verdict } | null = null;
+  for (const stored of variants) {
+    const verdict = evaluate(stored, key, h);
+    if (verdict.kind === 'fresh' || verdict.kind === 'stale-while-revalidate') return { stored, verdict };
+    if (verdict.kind === 'revalidate' && best === null) best = { stored, verdict };
+  }
+  return best;
+}
+
+/** A stored variant of this request that may still answer while the origin fails. */
+function fallback(variants: readonly StoredResponse[], h: IncomingHttpHeaders): StoredResponse | null {
+  const now = Date.now();
+  for (const stored of variants) {
+    if (stored.errorUntil > now && stored.variant === variantOf(joinedVary(stored.headers), h)) return stored;
+  }
+  return null;
 }
 
 function joinedVary(headers: HeaderMap): string {

@@ -28,10 +28,6 @@ export class MemoryStore implements CacheStore {
     readonly maxObjectSize: number,
   ) {}
 
-  get size(): number {
-    return this.bytes;
-  }
-
   get(key: string): StoredResponse[] {
     const variants = this.entries.get(key);
     if (variants === undefined) return [];
@@ -47,9 +43,9 @@ export class MemoryStore implements CacheStore {
     return variants;
   }
 
-  put(key: string, stored: StoredResponse): boolean {
+  put(key: string, stored: StoredResponse): void {
     const cost = costOf(stored);
-    if (stored.body.length > this.maxObjectSize || cost > this.maxSize) return false;
+    if (stored.body.length > this.maxObjectSize || cost > this.maxSize) return;
     const variants = (this.entries.get(key) ?? []).filter((v) => {
       if (v.variant !== stored.variant) return true;
       this.bytes -= costOf(v);
@@ -64,7 +60,6 @@ export class MemoryStore implements CacheStore {
       if (this.bytes <= this.maxSize) break;
       this.delete(oldest);
     }
-    return true;
   }
 
   delete(key: string): boolean {
@@ -88,5 +83,9 @@ export class MemoryStore implements CacheStore {
     this.entries.clear();
     this.tags.clear();
     this.bytes = 0;
+  }
+
+  stop(): Promise<void> {
+    return Promise.resolve();
   }
 }
