@@ -72,6 +72,8 @@ export class Gatehouse {
   readonly front: HttpFront;
   private readonly accessLog: AccessLog<RequestInfo> | null;
   private stopWatching: (() => void)[] = [];
+  /** The HTTP cache, when some route is cached. */
+  private cache: CacheTier | undefined;
 
   constructor(readonly site: Site) {
     const settings = site.settings;
@@ -88,12 +90,11 @@ export class Gatehouse {
       this.pools.set(app.name, pool);
       apps.set(app.name, new WsgiApp(pool, ctx, owner, settings.body_timeout));
     }
-    let cache: CacheTier | undefined;
     const entries: RouteEntry[] = site.routes.map((route) => {
       let handler: Handler;
-      const cacheRules = routeCacheRules(settings.cache, route.cache);
+      const cacheRules = routeCacheRules(settings, route.cache);
       if (route.app !== undefined && cacheRules !== null) {
-        handler = (cache ??= new CacheTier(cacheSettings(settings.cache), this.logger)).wrap(apps.get(route.app)!, cacheRules);
+        handler = (this.cache ??= new CacheTier(cacheSettings(settings), this.logger)).wrap(apps.get(route.app)!, cacheRules);
       } else if (route.app !== undefined) handler = apps.get(route.app)!;
       else if (route.static !== undefined) handler = new StaticFiles(route.static, compression, fileCache);
       else if (route.redirect !== undefined) handler = new Redirect(route.redirect.status, route.redirect.location);
@@ -131,6 +132,7 @@ export class Gatehouse {
       for (const pool of server.pools.values()) await pool.start();
     } finally {
       await Promise.all([...server.pools.values()].map((pool) => pool.stop(0)));
+      await server.cache?.stop();
     }
   }
 
@@ -176,6 +178,7 @@ export class Gatehouse {
     await this.front.drain(deadline);
     await Promise.all([...this.pools.values()].map((pool) => pool.stop(Math.max(0, deadline - performance.now()))));
     this.front.closeAll();
+    await this.cache?.stop();
     await this.accessLog?.close();
   }
 }

@@ -14,6 +14,7 @@ import { STATUS_CODES, type IncomingHttpHeaders } from 'node:http';
 import type { Handler, HttpResponse, LeanRouteRequest, MemoryResponse, RequestHead, RouteRequest } from '../http/handler.js';
 import type { Logger } from '../log/logger.js';
 import { sendPlain } from '../http/plain-response.js';
+import { hostName } from '../http/request-target.js';
 import { cacheKey, cookieValue, DEFAULT_KEY } from './cache-key.js';
 import { ageOf, evaluate, refreshed, toStore, variantOf, type PolicySettings, type StoredResponse, type Verdict } from './cache-policy.js';
 import { when, type CacheStore, type Maybe } from './cache-store.js';
@@ -88,7 +89,7 @@ export class CachedHandler implements Handler {
   answerFromMemory(head: RequestHead): MemoryResponse | null | Promise<MemoryResponse | null> {
     const h = head.headers;
     if (head.scheme === undefined || h['x-forwarded-proto'] !== undefined || h.forwarded !== undefined || this.bypass(h)) return null;
-    const key = this.keyOf(head.scheme, (h.host ?? '').toLowerCase(), head.url ?? '/', h);
+    const key = this.keyOf(head.scheme, hostName(h.host), head.url ?? '/', h);
     const freshHit = (variants: StoredResponse[]) => {
       const found = lookup(variants, key, h);
       return found === null || found.verdict.kind !== 'fresh' ? null : this.hit(found.stored, head.method ?? 'GET', h, '');

@@ -71,12 +71,36 @@ export function cacheSchema(p: SchemaParts) {
   return z.union([p.size.transform((size) => ({ size })), table], { error: 'must be a size such as 256m, or a table of cache settings' });
 }
 
+/** `--cache-store`: a shared store instead of this process's memory. */
+export const cacheStoreSchema = z.string().superRefine((text, ctx) => {
+  const problem = storeProblem(text);
+  if (problem) ctx.addIssue({ code: 'custom', message: problem });
+});
+
+function storeProblem(text: string): string | undefined {
+  const hint = 'must be redis://HOST:PORT or redis://HOST:PORT/DB';
+  if (text.startsWith('memcached://')) return `memcached stores are not supported yet; ${hint}`;
+  let url: URL;
+  try {
+    url = new URL(text);
+  } catch {
+    return hint;
+  }
+  if (url.protocol !== 'redis:' || url.hostname === '' || !/^(\/\d{0,2})?$/.test(url.pathname) || url.search !== '') return hint;
+  return undefined;
+}
+
 /** A route's `cache`: false leaves the route out of the cache, true or a table puts it in. */
 export function routeCacheSchema(p: SchemaParts) {
   return z.union([z.boolean(), z.object(ruleFields(p)).strict()], { error: 'must be true, false or a table of cache settings' });
 }
 
 export type CacheConfig = z.output<ReturnType<typeof cacheSchema>>;
+/** The top-level keys the cache reads. */
+export interface TopSettings {
+  cache?: CacheConfig | undefined;
+  cache_store?: string | undefined;
+}
 export type RouteCacheConfig = z.output<ReturnType<typeof routeCacheSchema>>;
 type Rules = z.output<z.ZodObject<ReturnType<typeof ruleFields>>>;
 
@@ -101,8 +125,10 @@ export const CACHE_DEFAULTS = {
  * defaults), or null when the route is not cached: `cache = false`, or no
  * cache at the top level and none asked for by the route.
  */
-export function routeCacheRules(top: CacheConfig | undefined, route: RouteCacheConfig | undefined): CacheRouteSettings | null {
-  const on = route === true || typeof route === 'object' || (route === undefined && top !== undefined && (top.size ?? 1) > 0);
+export function routeCacheRules(settings: TopSettings, route: RouteCacheConfig | undefined): CacheRouteSettings | null {
+  const top = settings.cache;
+  const everyRoute = (top !== undefined && (top.size ?? 1) > 0) || settings.cache_store !== undefined;
+  const on = route === true || typeof route === 'object' || (route === undefined && everyRoute);
   if (!on) return null;
   const own = typeof route === 'object' ? route : {};
   const merged: Record<string, unknown> = { ...CACHE_DEFAULTS };
@@ -123,8 +149,10 @@ export function routeCacheRules(top: CacheConfig | undefined, route: RouteCacheC
 }
 
 /** The store's settings: the top level's, or the defaults when only routes ask for the cache. */
-export function cacheSettings(top: CacheConfig | undefined): CacheTierSettings {
+export function cacheSettings(settings: TopSettings): CacheTierSettings {
+  const top = settings.cache;
   return {
+    store: settings.cache_store,
     size: top?.size ?? CACHE_DEFAULTS.size,
     maxObjectSize: (top && 'max_object_size' in top ? top.max_object_size : undefined) ?? CACHE_DEFAULTS.max_object_size,
     lockTimeout: (top && 'lock_timeout' in top ? top.lock_timeout : undefined) ?? CACHE_DEFAULTS.lock_timeout,

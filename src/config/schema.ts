@@ -17,7 +17,7 @@ import { z } from 'zod';
 import { LOG_LEVELS } from '../log/logger.js';
 import { accessLogFormat } from '../log/access-log-format.js';
 import { parseBind } from './bind.js';
-import { cacheSchema, routeCacheSchema } from './cache-schema.js';
+import { cacheSchema, cacheStoreSchema, routeCacheSchema } from './cache-schema.js';
 
 /** `100m`, `64k`, `1g` or a plain number of bytes (nginx's size syntax). */
 export function parseSize(text: string): number | undefined {
@@ -347,6 +347,8 @@ export function configSchema(base: string) {
       static_cache: size.default(64 * 1024 ** 2),
       /** The HTTP cache for every app route: a size (--cache 256m) or a table (src/config/cache-schema.ts). */
       cache: cacheSchema(cacheParts).optional(),
+      /** A store shared by several gatehouse instances, redis://HOST:PORT[/DB]; caches every app route. */
+      cache_store: cacheStoreSchema.optional(),
       check_config: z.boolean().default(false),
       listeners: z.array(listenerSchema(base)).optional(),
       apps: z.record(z.string().regex(/^[A-Za-z0-9_.-]+$/, 'app names are letters, digits, _ . -'), appSchema(base)).optional(),
