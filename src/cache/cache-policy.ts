@@ -138,11 +138,22 @@ export type Verdict =
   | { kind: 'revalidate'; headers: Record<string, string> }
   | { kind: 'miss' };
 
+const FRESH: Verdict = { kind: 'fresh' };
+
+/** The Vary of a stored response, as one string. */
+export function varyOf(stored: StoredResponse): string {
+  return joined(stored.headers.vary);
+}
+
 export function evaluate(stored: StoredResponse, key: string, req: IncomingHttpHeaders): Verdict {
   const coding = stored.headers['content-encoding'];
   if (typeof coding === 'string' && coding !== 'identity' && !acceptsCoding(req['accept-encoding'], coding)) return { kind: 'miss' };
+  // The common case without the library's work (it copies the response headers for each answer).
+  if (req['cache-control'] === undefined && req.pragma === undefined && stored.variant === variantOf(varyOf(stored), req) && !stored.policy.stale()) {
+    return FRESH;
+  }
   const result = stored.policy.evaluateRequest(policyRequest(key, req));
-  if (result.response !== undefined && !(stored.mustRevalidate && stored.policy.stale())) return result.revalidation === undefined ? { kind: 'fresh' } : { kind: 'stale-while-revalidate' };
+  if (result.response !== undefined && !(stored.mustRevalidate && stored.policy.stale())) return result.revalidation === undefined ? FRESH : { kind: 'stale-while-revalidate' };
   if (stored.headers.etag === undefined && stored.headers['last-modified'] === undefined) return { kind: 'miss' };
   const headers: Record<string, string> = {};
   const all = result.revalidation!.headers;

@@ -16,7 +16,7 @@ import type { Logger } from '../log/logger.js';
 import { sendPlain } from '../http/plain-response.js';
 import { hostName } from '../http/request-target.js';
 import { cacheKey, cookieValue, DEFAULT_KEY } from './cache-key.js';
-import { ageOf, evaluate, refreshed, toStore, variantOf, type PolicySettings, type StoredResponse, type Verdict } from './cache-policy.js';
+import { ageOf, evaluate, refreshed, toStore, variantOf, varyOf, type PolicySettings, type StoredResponse, type Verdict } from './cache-policy.js';
 import { when, type CacheStore, type Maybe } from './cache-store.js';
 import { CaptureResponse, type Captured, type HeaderMap } from './capture-response.js';
 import type { FetchLock } from './fetch-lock.js';
@@ -53,6 +53,8 @@ const UNSAFE = new Set(['POST', 'PUT', 'DELETE', 'PATCH']);
 const PASS_MS = 10_000;
 const MAX_PASS_KEYS = 10_000;
 const EMPTY = Buffer.alloc(0);
+/** Request headers that make an answer particular to the request. */
+const CLIENT_CONDITIONS = ['if-none-match', 'if-modified-since', 'range', 'if-range'] as const;
 
 /** What a fetch from the origin is for. */
 interface Fetch {
@@ -70,6 +72,12 @@ interface Fetch {
 export class CachedHandler implements Handler {
   /** Keys whose last response was not storable, until when (ms): their requests do not wait for each other. */
   private readonly pass = new Map<string, number>();
+  /**
+   * The last plain answer made from each stored response: the same object
+   * while its Age is the same second, so the front writes the bytes it made
+   * for it before (memory-answers.ts).
+   */
+  private readonly answers = new WeakMap<StoredResponse, { age: number; ttl: number; method: string; answer: MemoryResponse }>();
 
   constructor(
     private readonly inner: LeanHandler,
@@ -144,7 +152,12 @@ export class CachedHandler implements Handler {
 
   private hit(stored: StoredResponse, method: string, h: IncomingHttpHeaders, detail: string): MemoryResponse {
     const { age, ttl } = ageOf(stored);
-    return storedAnswer(stored, method, h, age, `${NAME}; hit; ttl=${ttl}${detail}`);
+    const plain = detail === '' && !CLIENT_CONDITIONS.some((name) => h[name] !== undefined);
+    const known = plain ? this.answers.get(stored) : undefined;
+    if (known !== undefined && known.age === age && known.ttl === ttl && known.method === method) return known.answer;
+    const answer = storedAnswer(stored, method, h, age, `${NAME}; hit; ttl=${ttl}${detail}`);
+    if (plain) this.answers.set(stored, { age, ttl, method, answer });
+    return answer;
   }
 
   /** Asks the inner handler; what it answers goes to the client (unless held back) and, if storable, to the store. */
@@ -330,12 +343,8 @@ function lookup(variants: readonly StoredResponse[], key: string, h: IncomingHtt
 function fallback(variants: readonly StoredResponse[], h: IncomingHttpHeaders): StoredResponse | null {
   const now = Date.now();
   for (const stored of variants) {
-    if (stored.errorUntil > now && stored.variant === variantOf(joinedVary(stored.headers), h)) return stored;
+    if (stored.errorUntil > now && stored.variant === variantOf(varyOf(stored), h)) return stored;
   }
   return null;
 }
 
-function joinedVary(headers: HeaderMap): string {
-  const vary = headers.vary;
-  return vary === undefined ? '' : Array.isArray(vary) ? vary.join(',') : vary;
-}
