@@ -34,6 +34,8 @@ export interface StoredResponse {
   variant: string;
   /** Cache-Tag / Surrogate-Key values, for invalidation by tag. */
   tags: string[];
+  /** The memcached store's record of its tags' versions when it was stored (memcached-store.ts). */
+  tagVersions?: Record<string, string>;
   /** must-revalidate or proxy-revalidate: never answers once stale, not even when the origin fails. */
   mustRevalidate: boolean;
   /** Date.now() ms until which it may answer when the origin fails (stale-if-error, grace). */

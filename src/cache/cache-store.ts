@@ -16,8 +16,8 @@ export interface CacheStore {
   put(key: string, stored: StoredResponse): Maybe<void>;
   /** Drops every variant of `key`; true if there was one. */
   delete(key: string): Maybe<boolean>;
-  /** Drops every response tagged `tag`; returns how many keys. */
-  deleteTag(tag: string): Maybe<number>;
+  /** Drops every response tagged `tag`; returns how many keys, or null when the store cannot tell. */
+  deleteTag(tag: string): Maybe<number | null>;
   /** Drops everything. */
   flush(): Maybe<void>;
   /** Closes the connection to a shared store. */

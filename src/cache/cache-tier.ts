@@ -7,11 +7,12 @@
 import type { Logger } from '../log/logger.js';
 import { CachedHandler, type CacheRouteSettings, type CacheShared, type LeanHandler } from './cached-handler.js';
 import { FetchLock } from './fetch-lock.js';
+import { MemcachedStore } from './memcached-store.js';
 import { MemoryStore } from './memory-store.js';
 import { RedisStore } from './redis-store.js';
 
 export interface CacheTierSettings {
-  /** redis://... for a shared store; undefined: this process's memory. */
+  /** redis://... or memcached://... for a shared store; undefined: this process's memory. */
   store: string | undefined;
   /** Bytes of memory for stored responses. */
   size: number;
@@ -25,7 +26,10 @@ export class CacheTier {
 
   constructor(settings: CacheTierSettings, logger: Logger) {
     this.shared = {
-      store: settings.store === undefined ? new MemoryStore(settings.size, settings.maxObjectSize) : new RedisStore(settings.store, logger),
+      store:
+        settings.store === undefined ? new MemoryStore(settings.size, settings.maxObjectSize)
+        : settings.store.startsWith('memcached:') ? new MemcachedStore(settings.store, logger)
+        : new RedisStore(settings.store, logger),
       maxObjectSize: settings.maxObjectSize,
       lock: new FetchLock(settings.lockTimeout * 1000),
       logger,

@@ -297,7 +297,7 @@ export class CachedHandler implements Handler {
     if (req.headers['cache-flush'] === 'all') return when(store.flush(), () => answer(200, 'Flushed'));
     if (typeof tags === 'string') {
       const counts = tags.split(/[\s,]+/).filter((t) => t !== '').map((tag) => store.deleteTag(tag));
-      return void Promise.all(counts).then((n) => answer(200, `Purged ${n.reduce((a, b) => a + b, 0)}`));
+      return void Promise.all(counts).then((n) => answer(200, n.includes(null) ? 'Purged' : `Purged ${n.reduce<number>((a, b) => a + (b ?? 0), 0)}`));
     }
     const key = this.keyOf(r.scheme, r.host, req.url ?? '/', req.headers);
     when(store.delete(key), (found) => (found ? answer(200, 'Purged') : answer(404, 'Not in cache')));

@@ -78,15 +78,16 @@ export const cacheStoreSchema = z.string().superRefine((text, ctx) => {
 });
 
 function storeProblem(text: string): string | undefined {
-  const hint = 'must be redis://HOST:PORT or redis://HOST:PORT/DB';
-  if (text.startsWith('memcached://')) return `memcached stores are not supported yet; ${hint}`;
+  const hint = 'must be memcached://HOST:PORT, redis://HOST:PORT or redis://HOST:PORT/DB';
   let url: URL;
   try {
     url = new URL(text);
   } catch {
     return hint;
   }
-  if (url.protocol !== 'redis:' || url.hostname === '' || !/^(\/\d{0,2})?$/.test(url.pathname) || url.search !== '') return hint;
+  const path = url.protocol === 'redis:' ? /^(\/\d{0,2})?$/ : /^\/?$/;
+  const known = url.protocol === 'redis:' || url.protocol === 'memcached:';
+  if (!known || url.hostname === '' || !path.test(url.pathname) || url.search !== '' || url.username !== '') return hint;
   return undefined;
 }
 

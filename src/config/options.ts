@@ -70,7 +70,7 @@ export const OPTIONS: readonly OptionSpec[] = [
   { key: 'cache', kind: 'size', arg: 'SIZE',
     doc: 'Cache the responses of every app route in this much memory (e.g. 256m), as a shared cache (RFC 9111). Rules per route: [cache] and a route\'s cache in --config.' },
   { key: 'cache_store', kind: 'string', arg: 'URL',
-    doc: 'Keep the cache in Redis (redis://HOST:PORT[/DB]), shared by every gatehouse using it, instead of memory; caches every app route.' },
+    doc: 'Keep the cache in memcached (memcached://HOST:PORT) or Redis (redis://HOST:PORT[/DB]), shared by every gatehouse using it, instead of memory; caches every app route.' },
   { key: 'access_log', kind: 'path', arg: 'FILE', doc: "Write an access log to FILE, or '-' for stdout. Default: none." },
   { key: 'access_log_format', kind: 'string', arg: 'FORMAT',
     doc: "combined (default), json, or a format of gunicorn's atoms, e.g. '%(h)s \"%(r)s\" %(s)s %(D)s'." },

@@ -347,7 +347,7 @@ export function configSchema(base: string) {
       static_cache: size.default(64 * 1024 ** 2),
       /** The HTTP cache for every app route: a size (--cache 256m) or a table (src/config/cache-schema.ts). */
       cache: cacheSchema(cacheParts).optional(),
-      /** A store shared by several gatehouse instances, redis://HOST:PORT[/DB]; caches every app route. */
+      /** A store shared by several gatehouse instances, memcached://HOST:PORT or redis://HOST:PORT[/DB]; caches every app route. */
       cache_store: cacheStoreSchema.optional(),
       check_config: z.boolean().default(false),
       listeners: z.array(listenerSchema(base)).optional(),
