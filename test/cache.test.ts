@@ -370,7 +370,7 @@ test('bad cache settings: GH_ERR_CONFIG naming the key', async () => {
   assert.notEqual(bad.code, 0);
   assert.match(bad.stderr + bad.stdout, /GH_ERR_CONFIG: --cache: must be a size such as 256m/);
   const store = await runCli([APP, '--cache-store', 'redis://127.0.0.1:6379/db', '--python', SYSTEM_PYTHON]);
-  assert.match(store.stderr + store.stdout, /GH_ERR_CONFIG: --cache-store: must be redis:\/\/HOST:PORT or redis:\/\/HOST:PORT\/DB \(got "redis:\/\/127\.0\.0\.1:6379\/db"\)/);
+  assert.match(store.stderr + store.stdout, /GH_ERR_CONFIG: --cache-store: must be memcached:\/\/HOST:PORT, redis:\/\/HOST:PORT or redis:\/\/HOST:PORT\/DB \(got "redis:\/\/127\.0\.0\.1:6379\/db"\)/);
   const file = join(dir, 'bad.toml');
   writeFileSync(
     file,
