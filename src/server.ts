@@ -6,7 +6,7 @@
 import { readFileSync } from 'node:fs';
 import { delimiter, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import type { AppSettings } from './config/schema.js';
+import type { AppSettings, MemcachedSettings } from './config/schema.js';
 import type { Site } from './config/site.js';
 import { Compression } from './http/compression.js';
 import { HttpFront } from './front/http-front.js';
@@ -18,6 +18,7 @@ import { FileCache } from './handlers/file-cache.js';
 import { StaticFiles } from './handlers/static-files.js';
 import { WsgiApp } from './wsgi/wsgi-app.js';
 import { CacheTier } from './cache/cache-tier.js';
+import { MemcachedPages } from './cache/memcached-pages.js';
 import { cacheSettings, routeCacheRules } from './config/cache-schema.js';
 import { AccessLog } from './log/access-log.js';
 import { clientAddress } from './http/forwarded.js';
@@ -93,15 +94,22 @@ export class Gatehouse {
     const entries: RouteEntry[] = site.routes.map((route) => {
       let handler: Handler;
       const cacheRules = routeCacheRules(settings, route.cache);
-      if (route.app !== undefined && cacheRules !== null) {
-        handler = (this.cache ??= new CacheTier(cacheSettings(settings), this.logger)).wrap(apps.get(route.app)!, cacheRules);
-      } else if (route.app !== undefined) handler = apps.get(route.app)!;
-      else if (route.static !== undefined) handler = new StaticFiles(route.static, compression, fileCache);
+      if (route.app !== undefined) {
+        const app = route.memcached === undefined ? apps.get(route.app)! : this.memcachedPages(apps.get(route.app)!, route.memcached);
+        handler = cacheRules === null ? app : (this.cache ??= new CacheTier(cacheSettings(settings), this.logger)).wrap(app, cacheRules);
+      } else if (route.static !== undefined) handler = new StaticFiles(route.static, compression, fileCache);
       else if (route.redirect !== undefined) handler = new Redirect(route.redirect.status, route.redirect.location);
       else handler = new Respond(route.return!.status, route.return!.body, route.return!.content_type);
       return { hosts: route.host ?? [], path: route.path, maxRequestBody: route.max_request_body ?? settings.max_request_body, handler };
     });
     this.front = new HttpFront(new Router(entries), ctx, settings);
+  }
+
+  /** The memcached lookup before an app (a route's `memcached`). */
+  private memcachedPages(app: WsgiApp, m: MemcachedSettings): MemcachedPages {
+    const pages = new MemcachedPages(app, { server: m.server, key: m.key, contentType: m.content_type }, this.logger);
+    this.stopWatching.push(() => pages.stop());
+    return pages;
   }
 
   /** Binds and boots; returns the addresses actually bound (port 0 resolved), as URLs. */

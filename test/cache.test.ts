@@ -389,6 +389,16 @@ cache = { key = "$path", ttl = 5 }
 path = "/s"
 return = { status = 200 }
 cache = true
+
+[[routes]]
+path = "/m"
+app = "main"
+memcached = { server = "localhost", key = "$uri" }
+
+[[routes]]
+path = "/n"
+return = { status = 200 }
+memcached = { server = "127.0.0.1:11211" }
 `,
   );
   const r = await runCli(['--config', file]);
@@ -399,4 +409,6 @@ cache = true
   assert.match(text, /routes\[0\]\.cache\.key: must use at least one of \$scheme/);
   assert.match(text, /routes\[0\]\.cache\.ttl: unknown setting/);
   assert.match(text, /routes\[1\]\.cache: only app routes are cached/);
+  assert.match(text, /routes\[2\]\.memcached\.server: must be HOST:PORT/);
+  assert.match(text, /routes\[3\]\.memcached: needs the app a miss falls through to/);
 });

@@ -18,6 +18,7 @@ import { LOG_LEVELS } from '../log/logger.js';
 import { accessLogFormat } from '../log/access-log-format.js';
 import { parseBind } from './bind.js';
 import { cacheSchema, cacheStoreSchema, routeCacheSchema } from './cache-schema.js';
+import { memcachedSchema } from './memcached-schema.js';
 
 /** `100m`, `64k`, `1g` or a plain number of bytes (nginx's size syntax). */
 export function parseSize(text: string): number | undefined {
@@ -287,10 +288,13 @@ function routeSchema(base: string) {
       return: returnSchema.optional(),
       /** Cache this route's responses (app routes): false, true or a table of rules (src/config/cache-schema.ts). */
       cache: routeCacheSchema(cacheParts).optional(),
+      /** Serve pages the app put in memcached, falling through to the app on a miss (src/config/memcached-schema.ts). */
+      memcached: memcachedSchema.optional(),
     })
     .strict()
     .superRefine((r, ctx) => {
       if (r.cache !== undefined && r.cache !== false && r.app === undefined) ctx.addIssue({ code: 'custom', path: ['cache'], message: 'only app routes are cached' });
+      if (r.memcached !== undefined && r.app === undefined) ctx.addIssue({ code: 'custom', path: ['memcached'], message: 'needs the app a miss falls through to' });
       const actions = (['app', 'static', 'redirect', 'return'] as const).filter((a) => r[a] !== undefined);
       if (actions.length !== 1) {
         ctx.addIssue({ code: 'custom', message: actions.length === 0 ? 'needs an action: app, static, redirect or return' : `has ${actions.join(' and ')}: give one action per route` });
@@ -365,3 +369,4 @@ export type AppSettings = AppFields & typeof APP_DEFAULTS & { name: string; app:
 export type ListenerSettings = z.output<ReturnType<typeof listenerSchema>>;
 export type RouteSettings = z.output<ReturnType<typeof routeSchema>>;
 export type StaticSettings = z.output<ReturnType<typeof staticSchema>>;
+export type MemcachedSettings = z.output<typeof memcachedSchema>;
