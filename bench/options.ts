@@ -1,7 +1,7 @@
 /** The benchmark's command line: its flags and BENCH_* environment variables. */
 
 /** wsgi: the main table (+ reload rows, worker cost); static, idle, slowloris: the front-end duties, against nginx; tls: TLS and HTTP/2 against nginx + uWSGI. */
-export const SUITES = ['wsgi', 'static', 'idle', 'slowloris', 'tls'] as const;
+export const SUITES = ['wsgi', 'static', 'idle', 'slowloris', 'tls', 'cache'] as const;
 export type Suite = (typeof SUITES)[number];
 /** --suite's shorthands. */
 const SUITE_GROUPS: Record<string, readonly Suite[]> = { front: ['static', 'idle', 'slowloris'], all: SUITES };
@@ -42,12 +42,14 @@ const USAGE = `Usage: npm run bench -- [--suite SUITES] [--quick] [--markdown] [
                        tls        the hello and flask apps over TLS, same certificate, gatehouse against nginx (listen ssl http2) + uWSGI:
                                   HTTP/1.1 (wrk -c50 over https), h2 (h2load -c10 -m5 -n 4000×duration) and h2 with 200 streams
                                   (h2load -c4 -m50); req/s of 2xx answers, non-2xx counts, CPU per answer (needs h2load, openssl)
+                       cache      hits on a cached 1 KiB and 64 KiB page: gatehouse --cache against Varnish and nginx uwsgi_cache,
+                                  both in front of uWSGI (needs varnish)
                        front      static,idle,slowloris (also: npm run bench:front)
                        all        every suite
   --quick            runs of 3 s (unless BENCH_DURATION is set) and fewer worker-cost iterations; also BENCH_QUICK=1
   --markdown         print the results tables as Markdown
   --only IDS         servers to run, comma-separated: gatehouse,gunicorn,uwsgi,nginx-uwsgi,waitress,uwsgi-http11;
-                     front suites: gatehouse, nginx (static, idle), nginx-uwsgi (slowloris); tls: gatehouse, nginx-uwsgi
+                     front suites: gatehouse, nginx (static, idle), nginx-uwsgi (slowloris); tls: gatehouse, nginx-uwsgi; cache: gatehouse, varnish, nginx-cache
   --apps IDS         apps to run (wsgi and tls suites), comma-separated: hello,flask
   --no-control       skip the uWSGI --http11-socket control row
   --no-worker-cost   skip the per-request cost inside the Python worker

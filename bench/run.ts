@@ -52,6 +52,7 @@ import { APPS, detectVersions, hasPythonModule, PYTHON, servers, type Versions }
 import { runSlowlorisSuite } from './slowloris.js';
 import { runStaticSuite } from './static-row.js';
 import { runTlsSuite } from './tls-suite.js';
+import { runCacheSuite } from './cache-suite.js';
 import { measureWorkerCost, type WorkerCost } from './worker-cost.js';
 import { CONNECTIONS } from './wrk.js';
 
@@ -69,7 +70,7 @@ async function main(): Promise<void> {
   const header = headerLines(opts, versions);
   const all = servers(versions);
   // the front suites' peer, nginx on its own, is no server of the main table
-  const known = [...all.map((s) => s.id), 'nginx'];
+  const known = [...all.map((s) => s.id), 'nginx', 'varnish', 'nginx-cache'];
   if (opts.only) for (const id of opts.only) if (!known.includes(id)) fail(`--only: unknown server ${JSON.stringify(id)} (known: ${known.join(', ')})`);
   if (opts.apps) for (const id of opts.apps) if (!APPS.some((a) => a.id === id)) fail(`--apps: unknown app ${JSON.stringify(id)} (known: ${APPS.map((a) => a.id).join(', ')})`);
 
@@ -80,6 +81,7 @@ async function main(): Promise<void> {
   if (opts.suites.has('idle')) sections.push(await runIdleSuite(versions, opts));
   if (opts.suites.has('slowloris')) sections.push(await runSlowlorisSuite(versions, opts));
   if (opts.suites.has('tls')) sections.push(await runTlsSuite(versions, opts));
+  if (opts.suites.has('cache')) sections.push(await runCacheSuite(versions, opts));
   printReport(opts, header, wsgi, sections);
 }
 
