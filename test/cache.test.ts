@@ -234,6 +234,10 @@ test('a compressed variant never goes to a client that did not accept it', async
   const plainHit = await get(server, path);
   assert.match(status(plainHit), /hit/);
   assert.equal(plainHit.headers['content-encoding'], undefined);
+  const spelledOtherwise = await get(server, path, { 'accept-encoding': 'deflate;q=0, GZIP' });
+  assert.match(status(spelledOtherwise), /hit/, 'Accept-Encoding that accepts the same codings: the same variant');
+  assert.equal(spelledOtherwise.headers['content-encoding'], 'gzip');
+  assert.equal((await calls(server, '/gz')).calls, 2);
 });
 
 test('100 concurrent misses of one key: one origin call', async () => {

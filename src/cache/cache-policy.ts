@@ -49,7 +49,20 @@ const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'proxy-connection', 'te'
 
 /** The request as http-cache-semantics reads it: the URL is the cache key, Host is part of the key already. */
 function policyRequest(key: string, headers: IncomingHttpHeaders): CachePolicy.Request {
-  return { url: key, method: 'GET', headers: { ...headers, host: '' } };
+  return { url: key, method: 'GET', headers: { ...headers, host: '', 'accept-encoding': acceptedCodings(headers['accept-encoding']) } };
+}
+
+/** Codings a cache may see in Content-Encoding. */
+const CODINGS = ['br', 'gzip', 'deflate', 'zstd'] as const;
+
+/**
+ * Accept-Encoding as the codings it accepts, in one order: clients that
+ * accept the same share one variant of a response that varies with it,
+ * however they spell the header (Varnish normalises it too).
+ */
+function acceptedCodings(accept: string | undefined): string {
+  if (accept === undefined) return '';
+  return CODINGS.filter((c) => acceptsCoding(accept, c)).join(',');
 }
 
 function joined(value: string | string[] | undefined): string {
@@ -127,7 +140,10 @@ export function variantOf(vary: string, req: IncomingHttpHeaders): string {
   return vary
     .toLowerCase()
     .split(',')
-    .map((name) => joined(req[name.trim()]))
+    .map((name) => {
+      const header = name.trim();
+      return header === 'accept-encoding' ? acceptedCodings(req[header]) : joined(req[header]);
+    })
     .join('\n');
 }
 
