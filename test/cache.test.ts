@@ -12,7 +12,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { gunzipSync } from 'node:zlib';
 import { APPS, SYSTEM_PYTHON } from './helpers/gatehouse.js';
-import { launch, request, runCli, sleep, waitUntil, type Server, type SimpleResponse } from './helpers/harness.js';
+import { launch, RawConnection, request, runCli, sleep, waitUntil, type Server, type SimpleResponse } from './helpers/harness.js';
 
 const APP = `${APPS}/cache_origin.py:app`;
 const dir = mkdtempSync(join(tmpdir(), 'gh-cache-'));
@@ -155,6 +155,31 @@ test('the client of a coalesced miss leaves: the requests waiting for it are sti
   const answer = await waiter;
   assert.equal(answer.status, 200);
   assert.match(answer.body, /^GET \/leaver call \d /);
+});
+
+test("requests node:http reads (HTTP/1.0, a chunked body) are cached and invalidate as the front's own do", async () => {
+  const page = at('/node-path', { cc: 'max-age=60' });
+  const ask10 = async () => {
+    const c = await RawConnection.open(server.port);
+    c.write(`GET ${page} HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n`);
+    const r = await c.readResponse();
+    c.socket.destroy();
+    return r;
+  };
+  const first = await ask10();
+  assert.equal(first.status, 200);
+  assert.match(first.header('cache-status') ?? '', /fwd=uri-miss; fwd-status=200; stored/);
+  const second = await ask10();
+  assert.match(second.header('cache-status') ?? '', /^gatehouse; hit/);
+  assert.equal(second.body.toString(), first.body.toString());
+  assert.match((await get(server, page)).headers['cache-status'] as string, /hit/, 'the same key on the fast path');
+  const c = await RawConnection.open(server.port);
+  c.write(`POST ${page} HTTP/1.1\r\nHost: 127.0.0.1\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n3\r\nabc\r\n0\r\n\r\n`);
+  const post = await c.readResponse();
+  c.socket.destroy();
+  assert.equal(post.status, 200);
+  assert.equal(post.header('cache-status'), 'gatehouse; fwd=method');
+  assert.match(status(await get(server, page)), /miss/);
 });
 
 test('HEAD is answered from a stored GET, and a HEAD miss stores the GET', async () => {

@@ -204,7 +204,7 @@ export class CachedHandler implements Handler {
         return this.send(r, this.hit(f.fallback, method, h, `; ${status}; detail=stale-if-error`));
       }
       if (captured === null && !r.res.headersSent && !r.res.destroyed) {
-        r.log(502, sendPlain(r.res, 502, 'Bad Gateway', true));
+        r.log(502, sendPlain(r.res, 502, 'Bad Gateway', true, { 'Cache-Status': `${NAME}; fwd=${f.fwd}; detail=origin-failed` }));
       }
       return;
     }
