@@ -18,6 +18,7 @@ import { hostName } from '../http/request-target.js';
 import { cacheKey, cookieValue, DEFAULT_KEY } from './cache-key.js';
 import { ageOf, evaluate, refreshed, toStore, variantOf, varyOf, type PolicySettings, type StoredResponse, type Verdict } from './cache-policy.js';
 import { when, type CacheStore, type Maybe } from './cache-store.js';
+import { invalidate, purge, type KeyOf } from './cache-purge.js';
 import { CaptureResponse, type Captured, type HeaderMap } from './capture-response.js';
 import type { FetchLock } from './fetch-lock.js';
 import { detachedSocket, originRequest } from './origin-request.js';
@@ -108,7 +109,7 @@ export class CachedHandler implements Handler {
 
   private handle(r: LeanRouteRequest): void {
     const method = r.req.method ?? 'GET';
-    if (method === 'PURGE') return this.purge(r);
+    if (method === 'PURGE') return purge(r, this.settings.purge, this.shared.store, this.keyOf);
     if (method !== 'GET' && method !== 'HEAD') return this.forward(r, UNSAFE.has(method) ? 'method' : 'bypass');
     const h = r.req.headers;
     if (this.bypass(h)) return this.forward(r, 'bypass');
@@ -259,48 +260,10 @@ export class CachedHandler implements Handler {
     const capture = new CaptureResponse(r.res, 0, {
       head: () => ({ hold: false, cacheStatus: `${NAME}; fwd=${fwd}` }),
       done: (captured) => {
-        if (!unsafe || captured === null || captured.status >= 400) return;
-        this.invalidate(r, r.req.url ?? '/');
-        for (const name of ['location', 'content-location']) {
-          const value = captured.headers[name];
-          if (typeof value === 'string') this.invalidate(r, value);
-        }
+        if (unsafe && captured !== null && captured.status < 400) invalidate(r, captured.headers, this.shared.store, this.keyOf);
       },
     });
     this.inner.serveLean({ ...r, res: capture });
-  }
-
-  /** Drops what is stored for a URL of this request's origin (another origin's URL is left alone, RFC 9111 §4.4). */
-  private invalidate(r: LeanRouteRequest, target: string): void {
-    const base = `${r.scheme}://${r.req.headers.host ?? r.host}`;
-    let url: URL;
-    try {
-      url = new URL(target, `${base}/`);
-    } catch {
-      return;
-    }
-    if (url.origin !== new URL(base).origin) return;
-    void this.shared.store.delete(this.keyOf(r.scheme, r.host, url.pathname + url.search, r.req.headers));
-  }
-
-  /**
-   * PURGE from an allowed address: the URL's stored responses; with a
-   * Cache-Tag request header, every response carrying one of its tags; with
-   * `Cache-Flush: all`, everything.
-   */
-  private purge(r: LeanRouteRequest): void {
-    const { req, res } = r;
-    if (!this.settings.purge.allows(req.socket.remoteAddress)) return void r.log(403, sendPlain(res, 403, 'Forbidden', false));
-    const store = this.shared.store;
-    const tags = req.headers['cache-tag'];
-    const answer = (status: number, text: string) => r.log(status, sendPlain(res, status, text, false));
-    if (req.headers['cache-flush'] === 'all') return when(store.flush(), () => answer(200, 'Flushed'));
-    if (typeof tags === 'string') {
-      const counts = tags.split(/[\s,]+/).filter((t) => t !== '').map((tag) => store.deleteTag(tag));
-      return void Promise.all(counts).then((n) => answer(200, n.includes(null) ? 'Purged' : `Purged ${n.reduce<number>((a, b) => a + (b ?? 0), 0)}`));
-    }
-    const key = this.keyOf(r.scheme, r.host, req.url ?? '/', req.headers);
-    when(store.delete(key), (found) => (found ? answer(200, 'Purged') : answer(404, 'Not in cache')));
   }
 
   /** Varnish's built-in rule (Authorization) and the route's bypass cookies and headers. */
@@ -314,10 +277,10 @@ export class CachedHandler implements Handler {
     return false;
   }
 
-  private keyOf(scheme: string, host: string, url: string, h: IncomingHttpHeaders): string {
+  private readonly keyOf: KeyOf = (scheme, host, url, h) => {
     const template = this.settings.key;
     return cacheKey(template, { scheme, host, url, cookie: template === DEFAULT_KEY ? undefined : h.cookie });
-  }
+  };
 
   private send(r: LeanRouteRequest, answer: MemoryResponse): void {
     const res: HttpResponse = r.res;
