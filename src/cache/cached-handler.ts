@@ -142,7 +142,7 @@ export class CachedHandler implements Handler {
       revalidating: verdict.kind === 'revalidate' ? found!.stored : null,
       fallback: fallback(variants, h),
       locked: false,
-      fwd: verdict.kind === 'revalidate' ? 'stale' : found === null ? 'uri-miss' : 'vary-miss',
+      fwd: forwardReason(variants, verdict, h),
     };
     if (!passing && !lock.acquire(key)) {
       return lock.wait(key, (timedOut) => (timedOut ? this.fetch(r, fetch, verdict) : this.lookUpAndAnswer(r, key)));
@@ -289,6 +289,13 @@ export class CachedHandler implements Handler {
     res.end(answer.body ?? undefined);
     r.log(answer.status, answer.body?.length ?? 0);
   }
+}
+
+/** Cache-Status' fwd for a request the store could not answer (RFC 9211 §2.2). */
+function forwardReason(variants: readonly StoredResponse[], verdict: Verdict, h: IncomingHttpHeaders): string {
+  if (verdict.kind === 'revalidate') return 'stale';
+  if (variants.length === 0) return 'uri-miss';
+  return variants.some((v) => v.variant === variantOf(varyOf(v), h)) ? 'stale' : 'vary-miss';
 }
 
 /** The stored variant for this request and how it may answer, or null. */
