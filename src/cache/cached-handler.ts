@@ -199,12 +199,14 @@ export class CachedHandler implements Handler {
       return this.shared.store.put(f.key, renewed);
     }
     if (captured === null || (captured.held && captured.status >= 500 && f.fallback !== null)) {
-      if (f.fallback !== null && !(captured === null && r.res.headersSent)) {
+      // The client left (or its answer was under way when the origin broke off): no one to answer.
+      if (r.res.destroyed || r.res.headersSent) return;
+      if (f.fallback !== null) {
         const status = captured === null ? 'fwd-status=502' : `fwd-status=${captured.status}`;
         this.shared.logger.warning(`cache: ${f.key}: origin failed (${status}), answering with the stale response`);
         return this.send(r, this.hit(f.fallback, method, h, `; ${status}; detail=stale-if-error`));
       }
-      if (captured === null && !r.res.headersSent && !r.res.destroyed) {
+      if (captured === null) {
         r.log(502, sendPlain(r.res, 502, 'Bad Gateway', true, { 'Cache-Status': `${NAME}; fwd=${f.fwd}; detail=origin-failed` }));
       }
       return;
