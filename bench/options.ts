@@ -1,7 +1,7 @@
 /** The benchmark's command line: its flags and BENCH_* environment variables. */
 
-/** wsgi: the main table (+ reload rows, worker cost); static, idle, slowloris: the front-end duties, against nginx; tls: TLS and HTTP/2 against nginx + uWSGI; proxy: the proxy action against nginx proxy_pass; asgi: ASGI apps against uvicorn. */
-export const SUITES = ['wsgi', 'static', 'idle', 'slowloris', 'tls', 'proxy', 'asgi'] as const;
+/** wsgi: the main table (+ reload rows, worker cost); static, idle, slowloris: the front-end duties, against nginx; tls: TLS and HTTP/2 against nginx + uWSGI; proxy: the proxy action against nginx proxy_pass; asgi: ASGI apps against uvicorn; cache: cache hits against Varnish and nginx. */
+export const SUITES = ['wsgi', 'static', 'idle', 'slowloris', 'tls', 'proxy', 'asgi', 'cache'] as const;
 export type Suite = (typeof SUITES)[number];
 /** --suite's shorthands. */
 const SUITE_GROUPS: Record<string, readonly Suite[]> = { front: ['static', 'idle', 'slowloris'], all: SUITES };
@@ -46,13 +46,15 @@ const USAGE = `Usage: npm run bench -- [--suite SUITES] [--quick] [--markdown] [
                                   nginx proxy_pass (upstream keepalive), with the connection check
                        asgi       a raw ASGI hello and a FastAPI JSON route: gatehouse --interface asgi against uvicorn (--workers, uvloop)
                                   and gunicorn -k uvicorn.workers.UvicornWorker
+                       cache      hits on a cached 1 KiB and 64 KiB page: gatehouse --cache against Varnish and nginx uwsgi_cache,
+                                  both in front of uWSGI (needs varnish)
                        front      static,idle,slowloris (also: npm run bench:front)
                        all        every suite
   --quick            runs of 3 s (unless BENCH_DURATION is set) and fewer worker-cost iterations; also BENCH_QUICK=1
   --markdown         print the results tables as Markdown
   --only IDS         servers to run, comma-separated: gatehouse,gunicorn,uwsgi,nginx-uwsgi,waitress,uwsgi-http11;
                      front suites: gatehouse, nginx (static, idle), nginx-uwsgi (slowloris); tls: gatehouse, nginx-uwsgi; proxy: gatehouse, nginx;
-                     asgi: gatehouse, uvicorn, gunicorn-uvicorn
+                     asgi: gatehouse, uvicorn, gunicorn-uvicorn; cache: gatehouse, varnish, nginx-cache
   --apps IDS         apps to run (wsgi, tls and proxy suites), comma-separated: hello,flask
   --no-control       skip the uWSGI --http11-socket control row
   --no-worker-cost   skip the per-request cost inside the Python worker

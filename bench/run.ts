@@ -60,6 +60,7 @@ import { runSlowlorisSuite } from './slowloris.js';
 import { runStaticSuite } from './static-row.js';
 import { runTlsSuite } from './tls-suite.js';
 import { runProxySuite } from './proxy-suite.js';
+import { runCacheSuite } from './cache-suite.js';
 import { measureWorkerCost, type WorkerCost } from './worker-cost.js';
 import { CONNECTIONS } from './wrk.js';
 
@@ -77,7 +78,7 @@ async function main(): Promise<void> {
   const header = headerLines(opts, versions);
   const all = servers(versions);
   // the front suites' peer, nginx on its own, is no server of the main table
-  const known = [...new Set([...all.map((s) => s.id), 'nginx', ...asgiServers(versions).map((s) => s.id)])];
+  const known = [...new Set([...all.map((s) => s.id), 'nginx', 'varnish', 'nginx-cache', ...asgiServers(versions).map((s) => s.id)])];
   if (opts.only) for (const id of opts.only) if (!known.includes(id)) fail(`--only: unknown server ${JSON.stringify(id)} (known: ${known.join(', ')})`);
   if (opts.apps) for (const id of opts.apps) if (!APPS.some((a) => a.id === id)) fail(`--apps: unknown app ${JSON.stringify(id)} (known: ${APPS.map((a) => a.id).join(', ')})`);
 
@@ -90,6 +91,7 @@ async function main(): Promise<void> {
   if (opts.suites.has('tls')) sections.push(await runTlsSuite(versions, opts));
   if (opts.suites.has('proxy')) sections.push(await runProxySuite(versions, opts));
   if (opts.suites.has('asgi')) sections.push(await runAsgiSuite(versions, opts));
+  if (opts.suites.has('cache')) sections.push(await runCacheSuite(versions, opts));
   printReport(opts, header, wsgi, sections);
 }
 

@@ -97,7 +97,7 @@ export function detectVersions() {
   };
 }
 
-function uwsgiMissing(): string | null {
+export function uwsgiMissing(): string | null {
   const path = commandPath('uwsgi');
   if (path === null) return 'uwsgi is not installed (apt-get install uwsgi uwsgi-plugin-python3)';
   const r = spawnSync(path, ['--plugin', 'python3', '--version'], { encoding: 'utf8' });
@@ -105,7 +105,7 @@ function uwsgiMissing(): string | null {
   return null;
 }
 
-function uwsgiLaunch(app: AppSpec, socketArgs: string[], waitForPath?: string): Launch {
+export function uwsgiLaunch(app: AppSpec, socketArgs: string[], waitForPath?: string): Launch {
   const args = [
     '--plugin', 'python3',
     ...socketArgs,

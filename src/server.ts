@@ -6,7 +6,7 @@
 import { readFileSync } from 'node:fs';
 import { delimiter, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import type { AppSettings } from './config/schema.js';
+import type { AppSettings, MemcachedSettings } from './config/schema.js';
 import type { Site } from './config/site.js';
 import { Compression } from './http/compression.js';
 import { HttpFront } from './front/http-front.js';
@@ -18,6 +18,9 @@ import { FileCache } from './handlers/file-cache.js';
 import { StaticFiles } from './handlers/static-files.js';
 import { WsgiApp } from './wsgi/wsgi-app.js';
 import { HttpProxy } from './upstream/http-proxy.js';
+import { CacheTier } from './cache/cache-tier.js';
+import { MemcachedPages } from './cache/memcached-pages.js';
+import { cacheSettings, routeCacheRules } from './config/cache-schema.js';
 import { AccessLog } from './log/access-log.js';
 import { clientAddress } from './http/forwarded.js';
 import { resolveUser } from './config/users.js';
@@ -83,6 +86,8 @@ export class Gatehouse {
   private readonly accessLog: AccessLog<RequestInfo> | null;
   private stopWatching: (() => void)[] = [];
   private readonly proxies: HttpProxy[] = [];
+  /** The HTTP cache, when some route is cached. */
+  private cache: CacheTier | undefined;
 
   constructor(readonly site: Site) {
     const settings = site.settings;
@@ -103,8 +108,11 @@ export class Gatehouse {
     const shorthands = settings.static.length + settings.proxy.length;
     const entries: RouteEntry[] = site.routes.map((route, i) => {
       let handler: Handler;
-      if (route.app !== undefined) handler = apps.get(route.app)!;
-      else if (route.static !== undefined) handler = new StaticFiles(route.static, compression, fileCache);
+      const cacheRules = routeCacheRules(settings, route.cache);
+      if (route.app !== undefined) {
+        const app = route.memcached === undefined ? apps.get(route.app)! : this.memcachedPages(apps.get(route.app)!, route.memcached);
+        handler = cacheRules === null ? app : (this.cache ??= new CacheTier(cacheSettings(settings), this.logger)).wrap(app, cacheRules);
+      } else if (route.static !== undefined) handler = new StaticFiles(route.static, compression, fileCache);
       else if (route.proxy !== undefined) {
         this.proxies.push((handler = new HttpProxy(route.proxy, this.logger, settings.body_timeout, i < shorthands ? '--proxy' : `routes[${i - shorthands}].proxy`)));
       }
@@ -113,6 +121,13 @@ export class Gatehouse {
       return { hosts: route.host ?? [], path: route.path, maxRequestBody: route.max_request_body ?? settings.max_request_body, handler };
     });
     this.front = new HttpFront(new Router(entries), ctx, settings);
+  }
+
+  /** The memcached lookup before an app (a route's `memcached`). */
+  private memcachedPages(app: WsgiApp, m: MemcachedSettings): MemcachedPages {
+    const pages = new MemcachedPages(app, { server: m.server, key: m.key, contentType: m.content_type }, this.logger);
+    this.stopWatching.push(() => pages.stop());
+    return pages;
   }
 
   /** Binds and boots; returns the addresses actually bound (port 0 resolved), as URLs. */
@@ -148,6 +163,7 @@ export class Gatehouse {
     } finally {
       await Promise.all(server.proxies.map((proxy) => proxy.stop()));
       await Promise.all([...server.pools.values()].map((pool) => pool.stop(0)));
+      await server.cache?.stop();
     }
   }
 
@@ -194,6 +210,7 @@ export class Gatehouse {
     await Promise.all([...this.pools.values()].map((pool) => pool.stop(Math.max(0, deadline - performance.now()))));
     this.front.closeAll();
     await Promise.all(this.proxies.map((proxy) => proxy.stop()));
+    await this.cache?.stop();
     await this.accessLog?.close();
   }
 }

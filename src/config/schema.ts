@@ -18,6 +18,8 @@ import { LOG_LEVELS } from '../log/logger.js';
 import { accessLogFormat } from '../log/access-log-format.js';
 import { parseBind } from './bind.js';
 import { proxySchema, proxyShorthand } from './proxy.js';
+import { cacheSchema, cacheStoreSchema, routeCacheSchema } from './cache-schema.js';
+import { memcachedSchema } from './memcached-schema.js';
 
 /** `100m`, `64k`, `1g` or a plain number of bytes (nginx's size syntax). */
 export function parseSize(text: string): number | undefined {
@@ -76,6 +78,8 @@ const hostPattern = z
   });
 
 const urlPath = z.string().refine((p) => p.startsWith('/'), 'must start with /');
+
+const cacheParts = { size, seconds, trustedPeer };
 
 export const COMPRESSIONS = ['br', 'gzip'] as const;
 
@@ -298,9 +302,15 @@ function routeSchema(base: string) {
       return: returnSchema.optional(),
       /** Reverse proxy to HTTP upstreams (README: "Reverse proxy"). */
       proxy: proxySchema(base, size).optional(),
+      /** Cache this route's responses (app routes): false, true or a table of rules (src/config/cache-schema.ts). */
+      cache: routeCacheSchema(cacheParts).optional(),
+      /** Serve pages the app put in memcached, falling through to the app on a miss (src/config/memcached-schema.ts). */
+      memcached: memcachedSchema.optional(),
     })
     .strict()
     .superRefine((r, ctx) => {
+      if (r.cache !== undefined && r.cache !== false && r.app === undefined) ctx.addIssue({ code: 'custom', path: ['cache'], message: 'only app routes are cached' });
+      if (r.memcached !== undefined && r.app === undefined) ctx.addIssue({ code: 'custom', path: ['memcached'], message: 'needs the app a miss falls through to' });
       const actions = (['app', 'static', 'redirect', 'return', 'proxy'] as const).filter((a) => r[a] !== undefined);
       if (actions.length !== 1) {
         ctx.addIssue({ code: 'custom', message: actions.length === 0 ? 'needs an action: app, static, redirect, return or proxy' : `has ${actions.join(' and ')}: give one action per route` });
@@ -357,6 +367,10 @@ export function configSchema(base: string) {
       compress_min_size: size.default(1024),
       /** Memory for small static files (up to 64k each), kept and rechecked every second; 0 disables. */
       static_cache: size.default(64 * 1024 ** 2),
+      /** The HTTP cache for every app route: a size (--cache 256m) or a table (src/config/cache-schema.ts). */
+      cache: cacheSchema(cacheParts).optional(),
+      /** A store shared by several gatehouse instances, memcached://HOST:PORT or redis://HOST:PORT[/DB]; caches every app route. */
+      cache_store: cacheStoreSchema.optional(),
       check_config: z.boolean().default(false),
       listeners: z.array(listenerSchema(base)).optional(),
       apps: z.record(z.string().regex(/^[A-Za-z0-9_.-]+$/, 'app names are letters, digits, _ . -'), appSchema(base)).optional(),
@@ -373,3 +387,4 @@ export type AppSettings = AppFields & typeof APP_DEFAULTS & { name: string; app:
 export type ListenerSettings = z.output<ReturnType<typeof listenerSchema>>;
 export type RouteSettings = z.output<ReturnType<typeof routeSchema>>;
 export type StaticSettings = z.output<ReturnType<typeof staticSchema>>;
+export type MemcachedSettings = z.output<typeof memcachedSchema>;

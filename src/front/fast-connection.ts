@@ -9,6 +9,7 @@
 import { IncomingMessage, ServerResponse } from 'node:http';
 import type { EventEmitter } from 'node:events';
 import type { Socket } from 'node:net';
+import type { TLSSocket } from 'node:tls';
 import type { RequestInfo } from '../http/handler.js';
 import type { FastPath, Serve } from './fast-path.js';
 import { Http1Response } from './http1-response.js';
@@ -186,6 +187,7 @@ export class FastConnection {
         return;
       }
       const rest = end + 4;
+      head.scheme = (this.socket as TLSSocket).encrypted === true ? 'https' : 'http';
       // Memory answers go out at once: only when no response is waiting to be written before them.
       const answer = this.answering.length === 0 && !this.socket.writableNeedDrain ? memory.answer(head) : null;
       if (answer instanceof Promise) {

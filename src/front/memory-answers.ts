@@ -33,6 +33,9 @@ export class MemoryAnswers {
   /** Answers worked out lately, by method, Host, target and Accept-Encoding. */
   private readonly recent = new Map<string, Prepared>();
 
+  /** The bytes of answers a handler hands out again (the same object: a cache hit within one second), made once. */
+  private readonly prepared = new WeakMap<MemoryResponse, Prepared>();
+
   /** Some route can answer from memory: without one, requests go straight to the handler path, not routed twice. */
   private readonly any: boolean;
 
@@ -55,13 +58,21 @@ export class MemoryAnswers {
     const handler = match?.entry.handler;
     if (handler?.answerFromMemory === undefined) return null;
     const answer = handler.answerFromMemory(head, match!.rest);
-    if (answer instanceof Promise) return answer.then((a) => (a === null ? null : prepare(a)));
+    if (answer instanceof Promise) return answer.then((a) => (a === null ? null : this.prepare(a)));
     if (answer === null) return null;
-    const prepared = prepare(answer);
+    const prepared = this.prepare(answer);
     if (key !== null && answer.reuseUntil !== undefined) {
       if (this.recent.size >= MAX_RECENT) this.recent.clear();
       this.recent.set(key, prepared);
     }
+    return prepared;
+  }
+
+  private prepare(answer: MemoryResponse): Prepared {
+    let prepared = this.prepared.get(answer);
+    if (prepared === undefined) this.prepared.set(answer, (prepared = prepare(answer)));
+    // A handler may hand out the same answer with a later reuseUntil (static-files.ts does).
+    else prepared.until = answer.reuseUntil ?? 0;
     return prepared;
   }
 }

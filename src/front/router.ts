@@ -7,6 +7,8 @@
  */
 import type { Handler } from '../http/handler.js';
 
+export { hostName } from '../http/request-target.js';
+
 export interface RouteEntry {
   /** Host patterns, lower case; empty for any host. */
   hosts: readonly string[];
@@ -72,12 +74,3 @@ export class Router {
   }
 }
 
-/** The Host header's name part, lower case: `Example.COM:8443` → `example.com`, `[::1]:80` → `::1`. */
-export function hostName(header: string | undefined): string {
-  if (!header) return '';
-  let host = header.toLowerCase();
-  if (host.startsWith('[')) return host.slice(1, host.indexOf(']') >>> 0);
-  const colon = host.indexOf(':');
-  if (colon >= 0) host = host.slice(0, colon);
-  return host.endsWith('.') ? host.slice(0, -1) : host;
-}

@@ -97,6 +97,8 @@ export interface RequestHead {
   url?: string | undefined;
   httpVersion: string;
   headers: IncomingHttpHeaders;
+  /** `http` or `https` as the connection is, when the front's fast path read the head (answerFromMemory has no other way to know). */
+  scheme?: string;
 }
 
 /** A whole response held in memory; `body` null: none (HEAD, 304). */

@@ -40,3 +40,13 @@ export function parseTarget(url: string): RequestTarget | null {
 }
 
 const DOT_DOT = /\/\.\.(?:\/|$)/;
+
+/** The Host header's name part, lower case: `Example.COM:8443` → `example.com`, `[::1]:80` → `::1`. */
+export function hostName(header: string | undefined): string {
+  if (!header) return '';
+  let host = header.toLowerCase();
+  if (host.startsWith('[')) return host.slice(1, host.indexOf(']') >>> 0);
+  const colon = host.indexOf(':');
+  if (colon >= 0) host = host.slice(0, colon);
+  return host.endsWith('.') ? host.slice(0, -1) : host;
+}

@@ -1,0 +1,209 @@
+/**
+ * What may be stored and for how long, and how a stored response may answer
+ * a request: RFC 9111 as a shared cache, by http-cache-semantics. Written
+ * here only what it leaves to the cache: the route's overrides (a default
+ * TTL, stale-while-revalidate and stale-if-error defaults, storing responses
+ * with Set-Cookie or `private` when the route says so), Vary: * never
+ * stored, grace, and the Content-Encoding check.
+ */
+import CachePolicy from 'http-cache-semantics';
+import type { IncomingHttpHeaders } from 'node:http';
+import type { HeaderMap } from './capture-response.js';
+
+/** A route's cache settings, as the policy needs them (seconds). */
+export interface PolicySettings {
+  /** Freshness for a storable response that states none; 0: the RFC's rules only. */
+  defaultTtl: number;
+  /** Applied when the response gives no such directive. */
+  staleWhileRevalidate: number;
+  staleIfError: number;
+  /** How long past staleness a stored response may still answer when the origin fails (Varnish's grace). */
+  grace: number;
+  storeSetCookie: boolean;
+  storePrivate: boolean;
+}
+
+/** A response in the store. */
+export interface StoredResponse {
+  status: number;
+  /** Without hop-by-hop headers, Date and Content-Length (written per answer). */
+  headers: HeaderMap;
+  body: Buffer;
+  policy: CachePolicy;
+  /** The request header values its Vary names: tells a key's variants apart. */
+  variant: string;
+  /** Cache-Tag / Surrogate-Key values, for invalidation by tag. */
+  tags: string[];
+  /** The memcached store's record of its tags' versions when it was stored (memcached-store.ts). */
+  tagVersions?: Record<string, string>;
+  /** must-revalidate or proxy-revalidate: never answers once stale, not even when the origin fails. */
+  mustRevalidate: boolean;
+  /** Date.now() ms until which it may answer when the origin fails (stale-if-error, grace). */
+  errorUntil: number;
+  /** Date.now() ms past which it is of no more use: the store drops it. */
+  keepUntil: number;
+}
+
+/** Headers that belong to one connection, never stored (RFC 9111 §3.1). */
+const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'proxy-connection', 'te', 'trailer', 'transfer-encoding', 'upgrade', 'date', 'content-length']);
+
+/** The request as http-cache-semantics reads it: the URL is the cache key, Host is part of the key already. */
+function policyRequest(key: string, headers: IncomingHttpHeaders): CachePolicy.Request {
+  return { url: key, method: 'GET', headers: { ...headers, host: '', 'accept-encoding': acceptedCodings(headers['accept-encoding']) } };
+}
+
+/** Codings a cache may see in Content-Encoding. */
+const CODINGS = ['br', 'gzip', 'deflate', 'zstd'] as const;
+
+/**
+ * Accept-Encoding as the codings it accepts, in one order: clients that
+ * accept the same share one variant of a response that varies with it,
+ * however they spell the header (Varnish normalises it too).
+ */
+function acceptedCodings(accept: string | undefined): string {
+  if (accept === undefined) return '';
+  return CODINGS.filter((c) => acceptsCoding(accept, c)).join(',');
+}
+
+function joined(value: string | string[] | undefined): string {
+  return value === undefined ? '' : Array.isArray(value) ? value.join(', ') : value;
+}
+
+/** The response headers the policy judges by: the origin's, with the route's defaults added. */
+function judgedHeaders(headers: HeaderMap, s: PolicySettings): HeaderMap {
+  // must-revalidate is the cache's to apply (StoredResponse.mustRevalidate): http-cache-semantics
+  // refuses such a response even while it is fresh, and takes proxy-revalidate as no freshness at all.
+  let cc = joined(headers['cache-control']).toLowerCase().replace(/\b(must|proxy)-revalidate\b/g, '');
+  if (s.storePrivate) cc = cc.replace(/\bprivate\b(="[^"]*")?/g, '');
+  const extra: string[] = [];
+  if (s.defaultTtl > 0 && headers.expires === undefined && !/\b(s-maxage|max-age|no-cache|no-store)\b/.test(cc)) extra.push(`s-maxage=${s.defaultTtl}`);
+  if (s.staleWhileRevalidate > 0 && !cc.includes('stale-while-revalidate')) extra.push(`stale-while-revalidate=${s.staleWhileRevalidate}`);
+  if (s.staleIfError > 0 && !cc.includes('stale-if-error')) extra.push(`stale-if-error=${s.staleIfError}`);
+  const judged: HeaderMap = { ...headers };
+  // The library keeps a response with cookies fresh for no time unless it is public.
+  if (s.storeSetCookie) delete judged['set-cookie'];
+  const value = [cc, ...extra].filter((d) => d.replace(/[\s,]/g, '') !== '').join(', ');
+  if (value === '') delete judged['cache-control'];
+  else judged['cache-control'] = value;
+  return judged;
+}
+
+/** A seconds directive of a Cache-Control value, or 0. */
+function directive(cc: string, name: string): number {
+  const m = new RegExp(`\\b${name}=(\\d+)`).exec(cc);
+  return m === null ? 0 : Number(m[1]);
+}
+
+/** The value of a response header listing tokens (Cache-Tag, Surrogate-Key). */
+function tagsOf(headers: HeaderMap): string[] {
+  const text = `${joined(headers['cache-tag'])} ${joined(headers['surrogate-key'])}`;
+  return text.split(/[\s,]+/).filter((t) => t !== '');
+}
+
+/**
+ * The stored form of a complete response to a GET, or a reason it is not
+ * stored (for Cache-Status' detail).
+ */
+export function toStore(key: string, req: IncomingHttpHeaders, status: number, headers: HeaderMap, body: Buffer, s: PolicySettings): StoredResponse | string {
+  if (headers['set-cookie'] !== undefined && !s.storeSetCookie) return 'set-cookie';
+  const vary = joined(headers.vary);
+  if (vary.trim() === '*') return 'vary-star';
+  const judged = judgedHeaders(headers, s);
+  const policy = new CachePolicy(policyRequest(key, req), { status, headers: judged }, { shared: true });
+  if (!policy.storable()) return 'not-storable';
+  const cc = joined(judged['cache-control']);
+  const ttl = policy.timeToLive();
+  const validator = headers.etag !== undefined || headers['last-modified'] !== undefined;
+  const afterStale = Math.max(directive(cc, 'stale-while-revalidate'), directive(cc, 'stale-if-error'), s.grace) * 1000;
+  if (ttl <= 0 && !validator && afterStale === 0) return 'stale-at-once';
+  const now = Date.now();
+  const mustRevalidate = /\b(must|proxy)-revalidate\b/i.test(joined(headers['cache-control']));
+  const kept: HeaderMap = {};
+  for (const name in headers) if (!HOP_BY_HOP.has(name)) kept[name] = headers[name]!;
+  return {
+    status,
+    headers: kept,
+    body,
+    policy,
+    variant: variantOf(vary, req),
+    tags: tagsOf(headers),
+    mustRevalidate,
+    errorUntil: now + ttl + (mustRevalidate ? 0 : Math.max(directive(cc, 'stale-if-error'), s.grace) * 1000),
+    // A response with a validator stays while it can be revalidated; without one, only while stale use is allowed.
+    keepUntil: now + ttl + (validator ? Math.max(afterStale, 3600_000) : afterStale),
+  };
+}
+
+/** The request's values of the headers a response's Vary names. */
+export function variantOf(vary: string, req: IncomingHttpHeaders): string {
+  if (vary === '') return '';
+  return vary
+    .toLowerCase()
+    .split(',')
+    .map((name) => {
+      const header = name.trim();
+      return header === 'accept-encoding' ? acceptedCodings(req[header]) : joined(req[header]);
+    })
+    .join('\n');
+}
+
+/** How a stored response can answer a request. */
+export type Verdict =
+  | { kind: 'fresh' }
+  /** Stale within stale-while-revalidate: answer, and refresh in the background. */
+  | { kind: 'stale-while-revalidate' }
+  /** Ask the origin with these headers (its validators); a 304 refreshes the stored one. */
+  | { kind: 'revalidate'; headers: Record<string, string> }
+  | { kind: 'miss' };
+
+const FRESH: Verdict = { kind: 'fresh' };
+
+/** The Vary of a stored response, as one string. */
+export function varyOf(stored: StoredResponse): string {
+  return joined(stored.headers.vary);
+}
+
+export function evaluate(stored: StoredResponse, key: string, req: IncomingHttpHeaders): Verdict {
+  const coding = stored.headers['content-encoding'];
+  if (typeof coding === 'string' && coding !== 'identity' && !acceptsCoding(req['accept-encoding'], coding)) return { kind: 'miss' };
+  // The common case without the library's work (it copies the response headers for each answer).
+  if (req['cache-control'] === undefined && req.pragma === undefined && stored.variant === variantOf(varyOf(stored), req) && !stored.policy.stale()) {
+    return FRESH;
+  }
+  const result = stored.policy.evaluateRequest(policyRequest(key, req));
+  if (result.response !== undefined && !(stored.mustRevalidate && stored.policy.stale())) return result.revalidation === undefined ? FRESH : { kind: 'stale-while-revalidate' };
+  if (stored.headers.etag === undefined && stored.headers['last-modified'] === undefined) return { kind: 'miss' };
+  const headers: Record<string, string> = {};
+  const all = result.revalidation!.headers;
+  for (const name of ['if-none-match', 'if-modified-since']) {
+    const value = all[name];
+    if (typeof value === 'string') headers[name] = value;
+  }
+  return Object.keys(headers).length === 0 ? { kind: 'miss' } : { kind: 'revalidate', headers };
+}
+
+/** A 304 from the origin: the stored response with its headers refreshed (RFC 9111 §4.3.4). */
+export function refreshed(stored: StoredResponse, key: string, req: IncomingHttpHeaders, headers: HeaderMap, s: PolicySettings): StoredResponse | string {
+  const merged: HeaderMap = { ...stored.headers };
+  for (const name in headers) if (!HOP_BY_HOP.has(name) && !name.startsWith('content-')) merged[name] = headers[name]!;
+  return toStore(key, req, stored.status, merged, stored.body, s);
+}
+
+/** Whether an Accept-Encoding value allows `coding` (named, or `*`, with a q above 0). */
+export function acceptsCoding(accept: string | undefined, coding: string): boolean {
+  if (accept === undefined) return false;
+  let star = false;
+  for (const part of accept.toLowerCase().split(',')) {
+    const [name, ...params] = part.split(';').map((p) => p.trim());
+    const zero = params.some((p) => /^q=0(\.0*)?$/.test(p));
+    if (name === coding) return !zero;
+    if (name === '*') star = !zero;
+  }
+  return star;
+}
+
+/** The age of a stored response in whole seconds, and its remaining freshness (negative once stale). */
+export function ageOf(stored: StoredResponse): { age: number; ttl: number } {
+  const age = stored.policy.age();
+  return { age: Math.floor(age), ttl: Math.floor(stored.policy.maxAge() - age) };
+}

@@ -1,0 +1,322 @@
+/**
+ * The cache around a route's handler (the Varnish tier): GET and HEAD are
+ * answered from the store when a stored response may answer them, else the
+ * inner handler answers (one fetch per key at a time) and what it answers is
+ * stored when the policy allows; stale responses are revalidated with the
+ * origin, refreshed in the background (stale-while-revalidate) or served
+ * when the origin fails (stale-if-error, grace). Every response of the route
+ * says what the cache did in `Cache-Status` (RFC 9211).
+ *
+ * The inner handler takes lean requests (Handler.serveLean) and writes to a
+ * CaptureResponse, which records while passing on to the client.
+ */
+import { STATUS_CODES, type IncomingHttpHeaders } from 'node:http';
+import type { Handler, HttpResponse, LeanRouteRequest, MemoryResponse, RequestHead, RouteRequest } from '../http/handler.js';
+import type { Logger } from '../log/logger.js';
+import { sendPlain } from '../http/plain-response.js';
+import { hostName } from '../http/request-target.js';
+import { cacheKey, cookieValue, DEFAULT_KEY } from './cache-key.js';
+import { ageOf, evaluate, refreshed, toStore, variantOf, varyOf, type PolicySettings, type StoredResponse, type Verdict } from './cache-policy.js';
+import { when, type CacheStore, type Maybe } from './cache-store.js';
+import { invalidate, purge, type KeyOf } from './cache-purge.js';
+import { CaptureResponse, type Captured, type HeaderMap } from './capture-response.js';
+import type { FetchLock } from './fetch-lock.js';
+import { detachedSocket, originRequest } from './origin-request.js';
+import type { PurgeAccess } from './purge-access.js';
+import { storedAnswer } from './stored-answer.js';
+
+/** A route's cache settings. */
+export interface CacheRouteSettings extends PolicySettings {
+  /** The key template (cache-key.ts). */
+  key: string;
+  /** Requests carrying one of these cookies, or headers, go to the origin and are not stored. */
+  bypassCookies: readonly string[];
+  bypassHeaders: readonly string[];
+  purge: PurgeAccess;
+}
+
+/** What the cached routes share: one store, one lock table. */
+export interface CacheShared {
+  store: CacheStore;
+  /** Bodies larger than this are passed on, not stored. */
+  maxObjectSize: number;
+  lock: FetchLock;
+  logger: Logger;
+}
+
+/** A handler the cache can wrap: one that takes lean requests. */
+export type LeanHandler = Handler & Required<Pick<Handler, 'serveLean'>>;
+
+/** The cache's name in Cache-Status. */
+const NAME = 'gatehouse';
+const UNSAFE = new Set(['POST', 'PUT', 'DELETE', 'PATCH']);
+/** How long a key whose response was not storable skips coalescing (Varnish's hit-for-miss). */
+const PASS_MS = 10_000;
+const MAX_PASS_KEYS = 10_000;
+const EMPTY = Buffer.alloc(0);
+/** Request headers that make an answer particular to the request. */
+const CLIENT_CONDITIONS = ['if-none-match', 'if-modified-since', 'range', 'if-range'] as const;
+
+/** What a fetch from the origin is for. */
+interface Fetch {
+  key: string;
+  /** The stored response being revalidated (a 304 refreshes it). */
+  revalidating: StoredResponse | null;
+  /** A stale response that may answer if the origin fails. */
+  fallback: StoredResponse | null;
+  /** Holds the key's lock (releases it when done). */
+  locked: boolean;
+  /** Why it goes to the origin, for Cache-Status' fwd. */
+  fwd: string;
+}
+
+export class CachedHandler implements Handler {
+  /** Keys whose last response was not storable, until when (ms): their requests do not wait for each other. */
+  private readonly pass = new Map<string, number>();
+  /**
+   * The last plain answer made from each stored response: the same object
+   * while its Age is the same second, so the front writes the bytes it made
+   * for it before (memory-answers.ts).
+   */
+  private readonly answers = new WeakMap<StoredResponse, { age: number; ttl: number; method: string; answer: MemoryResponse }>();
+
+  constructor(
+    private readonly inner: LeanHandler,
+    private readonly settings: CacheRouteSettings,
+    private readonly shared: CacheShared,
+  ) {}
+
+  serve(r: RouteRequest): void {
+    this.handle({ ...r, body: r.req });
+  }
+
+  serveLean(r: LeanRouteRequest): void {
+    this.handle(r);
+  }
+
+  /** A fresh hit, written by the front's fast path; null for anything else (serveLean then handles it). */
+  answerFromMemory(head: RequestHead): MemoryResponse | null | Promise<MemoryResponse | null> {
+    const h = head.headers;
+    if (head.scheme === undefined || h['x-forwarded-proto'] !== undefined || h.forwarded !== undefined || this.bypass(h)) return null;
+    const key = this.keyOf(head.scheme, hostName(h.host), head.url ?? '/', h);
+    const freshHit = (variants: StoredResponse[]) => {
+      const found = lookup(variants, key, h);
+      return found === null || found.verdict.kind !== 'fresh' ? null : this.hit(found.stored, head.method ?? 'GET', h, '');
+    };
+    const variants = this.shared.store.get(key);
+    return variants instanceof Promise ? variants.then(freshHit) : freshHit(variants);
+  }
+
+  private handle(r: LeanRouteRequest): void {
+    const method = r.req.method ?? 'GET';
+    if (method === 'PURGE') return purge(r, this.settings.purge, this.shared.store, this.keyOf);
+    if (method !== 'GET' && method !== 'HEAD') return this.forward(r, UNSAFE.has(method) ? 'method' : 'bypass');
+    const h = r.req.headers;
+    if (this.bypass(h)) return this.forward(r, 'bypass');
+    const key = this.keyOf(r.scheme, r.host, r.req.url ?? '/', h);
+    this.lookUpAndAnswer(r, key);
+  }
+
+  private lookUpAndAnswer(r: LeanRouteRequest, key: string): void {
+    if (!r.res.destroyed) when(this.shared.store.get(key), (variants) => this.answer(r, key, variants));
+  }
+
+  private answer(r: LeanRouteRequest, key: string, variants: StoredResponse[]): void {
+    const h = r.req.headers;
+    const found = lookup(variants, key, h);
+    const verdict: Verdict = found?.verdict ?? { kind: 'miss' };
+    if (found !== null && verdict.kind === 'fresh') return this.send(r, this.hit(found.stored, r.req.method!, h, ''));
+    const { lock } = this.shared;
+    if (found !== null && verdict.kind === 'stale-while-revalidate') {
+      this.send(r, this.hit(found.stored, r.req.method!, h, '; detail=stale-while-revalidate'));
+      if (lock.acquire(key)) this.refreshInBackground(r, key, found.stored);
+      return;
+    }
+    if (/\bonly-if-cached\b/i.test(String(h['cache-control'] ?? ''))) {
+      // RFC 9111 §5.2.1.7: nothing usable stored, and the client asked not to go further.
+      return this.send(r, { status: 504, headers: { 'content-type': 'text/plain', 'content-length': '0', 'cache-status': `${NAME}; fwd=miss; detail=only-if-cached` }, body: EMPTY });
+    }
+    const passing = (this.pass.get(key) ?? 0) > Date.now();
+    const fetch: Fetch = {
+      key,
+      revalidating: verdict.kind === 'revalidate' ? found!.stored : null,
+      fallback: fallback(variants, h),
+      locked: false,
+      fwd: forwardReason(variants, verdict, h),
+    };
+    if (!passing && !lock.acquire(key)) {
+      return lock.wait(key, (timedOut) => (timedOut ? this.fetch(r, fetch, verdict) : this.lookUpAndAnswer(r, key)));
+    }
+    fetch.locked = !passing;
+    this.fetch(r, fetch, verdict);
+  }
+
+  private hit(stored: StoredResponse, method: string, h: IncomingHttpHeaders, detail: string): MemoryResponse {
+    const { age, ttl } = ageOf(stored);
+    const plain = detail === '' && !CLIENT_CONDITIONS.some((name) => h[name] !== undefined);
+    const known = plain ? this.answers.get(stored) : undefined;
+    if (known !== undefined && known.age === age && known.ttl === ttl && known.method === method) return known.answer;
+    const answer = storedAnswer(stored, method, h, age, `${NAME}; hit; ttl=${ttl}${detail}`);
+    if (plain) this.answers.set(stored, { age, ttl, method, answer });
+    return answer;
+  }
+
+  /** Asks the inner handler; what it answers goes to the client (unless held back) and, if storable, to the store. */
+  private fetch(r: LeanRouteRequest, f: Fetch, verdict: Verdict): void {
+    const method = r.req.method!;
+    const h = r.req.headers;
+    let storing: StoredResponse | null = null;
+    const capture = new CaptureResponse(r.res, this.shared.maxObjectSize, {
+      head: (status, headers) => {
+        if (status === 304 && f.revalidating !== null) return { hold: true, cacheStatus: '' };
+        if (status >= 500 && f.fallback !== null) return { hold: true, cacheStatus: '' };
+        const judged = toStore(f.key, h, status, headers, EMPTY, this.settings);
+        const tooLarge = Number(headers['content-length'] ?? 0) > this.shared.maxObjectSize;
+        storing = typeof judged === 'string' || tooLarge ? null : judged;
+        const detail = typeof judged === 'string' ? `; detail=${judged}` : tooLarge ? '; detail=too-large' : '';
+        return { hold: method === 'HEAD', cacheStatus: `${NAME}; fwd=${f.fwd}; fwd-status=${status}${storing !== null ? '; stored' : detail}` };
+      },
+      done: (captured) => {
+        // Waiters look the store up once what this fetch stores is there.
+        when(this.fetched(r, f, captured, storing), () => f.locked && this.shared.lock.release(f.key));
+      },
+    });
+    const add = verdict.kind === 'revalidate' ? verdict.headers : {};
+    this.inner.serveLean({ ...r, req: originRequest(r.req, add), res: capture, body: null });
+  }
+
+  /** The origin's answer is complete (or cut short): store it, and answer the client if the answer was held back. */
+  private fetched(r: LeanRouteRequest, f: Fetch, captured: Captured | null, storing: StoredResponse | null): Maybe<unknown> {
+    const h = r.req.headers;
+    const method = r.req.method!;
+    if (captured !== null && captured.status === 304 && f.revalidating !== null) {
+      const renewed = refreshed(f.revalidating, f.key, h, captured.headers, this.settings);
+      if (typeof renewed === 'string') {
+        this.send(r, storedAnswer(f.revalidating, method, h, 0, `${NAME}; fwd=stale; fwd-status=304; detail=${renewed}`));
+        return this.shared.store.delete(f.key);
+      }
+      this.send(r, storedAnswer(renewed, method, h, 0, `${NAME}; fwd=stale; fwd-status=304; stored`));
+      return this.shared.store.put(f.key, renewed);
+    }
+    if (captured === null || (captured.held && captured.status >= 500 && f.fallback !== null)) {
+      // The client left (or its answer was under way when the origin broke off): no one to answer.
+      if (r.res.destroyed || r.res.headersSent) return;
+      if (f.fallback !== null) {
+        const status = captured === null ? 'fwd-status=502' : `fwd-status=${captured.status}`;
+        this.shared.logger.warning(`cache: ${f.key}: origin failed (${status}), answering with the stale response`);
+        return this.send(r, this.hit(f.fallback, method, h, `; ${status}; detail=stale-if-error`));
+      }
+      if (captured === null) {
+        r.log(502, sendPlain(r.res, 502, 'Bad Gateway', true, { 'Cache-Status': `${NAME}; fwd=${f.fwd}; detail=origin-failed` }));
+      }
+      return;
+    }
+    // The capture keeps no body past the maximum object size.
+    const answer = storing !== null && captured.body !== null ? { ...storing, body: captured.body } : null;
+    if (answer !== null) {
+      this.pass.delete(f.key);
+    } else {
+      if (this.pass.size >= MAX_PASS_KEYS) this.pass.clear();
+      this.pass.set(f.key, Date.now() + PASS_MS);
+    }
+    if (captured.held) {
+      // HEAD: the origin was asked for the GET, the client gets its head.
+      const cacheStatus = `${NAME}; fwd=${f.fwd}; fwd-status=${captured.status}${answer !== null ? '; stored' : ''}`;
+      if (answer !== null) {
+        this.send(r, storedAnswer(answer, method, h, 0, cacheStatus));
+      } else {
+        const headers: HeaderMap = { ...captured.headers, 'cache-status': cacheStatus };
+        if (captured.body !== null) headers['content-length'] = String(captured.body.length);
+        this.send(r, { status: captured.status, headers, body: null });
+      }
+    }
+    return answer === null ? undefined : this.shared.store.put(f.key, answer);
+  }
+
+  /** stale-while-revalidate: the inner handler answers a copy of the request with no client; the store gets the result. */
+  private refreshInBackground(r: LeanRouteRequest, key: string, stale: StoredResponse): void {
+    const h = r.req.headers;
+    const validators: Record<string, string> = {};
+    if (typeof stale.headers.etag === 'string') validators['if-none-match'] = stale.headers.etag;
+    const capture = new CaptureResponse(null, this.shared.maxObjectSize, {
+      head: () => ({ hold: true, cacheStatus: '' }),
+      done: (captured) => {
+        const release = () => this.shared.lock.release(key);
+        if (captured === null || captured.body === null) return release();
+        const result =
+          captured.status === 304 ? refreshed(stale, key, h, captured.headers, this.settings)
+          : captured.status >= 500 ? 'origin-error'
+          : toStore(key, h, captured.status, captured.headers, captured.body, this.settings);
+        if (typeof result !== 'string') return when(this.shared.store.put(key, result), release);
+        this.shared.logger.debug(`cache: ${key}: background refresh not stored (${result})`);
+        release();
+      },
+    });
+    const req = originRequest(r.req, validators, detachedSocket(r.req.socket));
+    this.inner.serveLean({ ...r, req, res: capture, body: null, log: () => {} });
+  }
+
+  /** To the origin without the store; an unsafe method that succeeds invalidates the URL and its Location / Content-Location. */
+  private forward(r: LeanRouteRequest, fwd: string): void {
+    const unsafe = fwd === 'method';
+    const capture = new CaptureResponse(r.res, 0, {
+      head: () => ({ hold: false, cacheStatus: `${NAME}; fwd=${fwd}` }),
+      done: (captured) => {
+        if (unsafe && captured !== null && captured.status < 400) invalidate(r, captured.headers, this.shared.store, this.keyOf);
+      },
+    });
+    this.inner.serveLean({ ...r, res: capture });
+  }
+
+  /** Varnish's built-in rule (Authorization) and the route's bypass cookies and headers. */
+  private bypass(h: IncomingHttpHeaders): boolean {
+    if (h.authorization !== undefined) return true;
+    const s = this.settings;
+    for (const name of s.bypassHeaders) if (h[name] !== undefined) return true;
+    if (s.bypassCookies.length > 0 && h.cookie !== undefined) {
+      for (const name of s.bypassCookies) if (cookieValue(h.cookie, name) !== undefined) return true;
+    }
+    return false;
+  }
+
+  private readonly keyOf: KeyOf = (scheme, host, url, h) => {
+    const template = this.settings.key;
+    return cacheKey(template, { scheme, host, url, cookie: template === DEFAULT_KEY ? undefined : h.cookie });
+  };
+
+  private send(r: LeanRouteRequest, answer: MemoryResponse): void {
+    const res: HttpResponse = r.res;
+    if (res.destroyed || res.headersSent) return;
+    res.writeHead(answer.status, STATUS_CODES[answer.status] ?? '', answer.headers);
+    res.end(answer.body ?? undefined);
+    r.log(answer.status, answer.body?.length ?? 0);
+  }
+}
+
+/** Cache-Status' fwd for a request the store could not answer (RFC 9211 §2.2). */
+function forwardReason(variants: readonly StoredResponse[], verdict: Verdict, h: IncomingHttpHeaders): string {
+  if (verdict.kind === 'revalidate') return 'stale';
+  if (variants.length === 0) return 'uri-miss';
+  return variants.some((v) => v.variant === variantOf(varyOf(v), h)) ? 'stale' : 'vary-miss';
+}
+
+/** The stored variant for this request and how it may answer, or null. */
+function lookup(variants: readonly StoredResponse[], key: string, h: IncomingHttpHeaders): { stored: StoredResponse; verdict: Verdict } | null {
+  let best: { stored: StoredResponse; verdict: Verdict } | null = null;
+  for (const stored of variants) {
+    const verdict = evaluate(stored, key, h);
+    if (verdict.kind === 'fresh' || verdict.kind === 'stale-while-revalidate') return { stored, verdict };
+    if (verdict.kind === 'revalidate' && best === null) best = { stored, verdict };
+  }
+  return best;
+}
+
+/** A stored variant of this request that may still answer while the origin fails. */
+function fallback(variants: readonly StoredResponse[], h: IncomingHttpHeaders): StoredResponse | null {
+  const now = Date.now();
+  for (const stored of variants) {
+    if (stored.errorUntil > now && stored.variant === variantOf(varyOf(stored), h)) return stored;
+  }
+  return null;
+}
+

@@ -1,0 +1,176 @@
+/**
+ * The response a cached route's inner handler writes to: it records status,
+ * headers and body (for the store) while passing them on to the client's
+ * response, or holds them back from the client when the cache will answer
+ * from what it recorded instead (a 304 to a revalidation, an origin error
+ * while a stale copy may be served). With no client at all (a background
+ * refresh) it only records.
+ */
+import { EventEmitter } from 'node:events';
+import type { OutgoingHttpHeaders } from 'node:http';
+import type { HttpResponse } from '../http/handler.js';
+
+/** Response headers as the store keeps them: lower-case names. */
+export type HeaderMap = Record<string, string | string[]>;
+
+export interface Captured {
+  status: number;
+  headers: HeaderMap;
+  /** Null when the body outgrew the capture's limit, or was held back and not kept. */
+  body: Buffer | null;
+  /** Held back from the client: the cache answers it. */
+  held: boolean;
+}
+
+export interface CaptureHooks {
+  /**
+   * At the head: `hold` keeps the response from the client (the cache
+   * answers it once the capture ends); else it goes on with `cacheStatus`
+   * as its Cache-Status.
+   */
+  head(status: number, headers: HeaderMap): { hold: boolean; cacheStatus: string };
+  /** The response is complete; null: it was cut short (the origin failed mid-way, or the client left). */
+  done(captured: Captured | null): void;
+}
+
+/** `writeHead`'s headers (a flat list or an object) as a map with lower-case names. */
+export function headerMap(headers: OutgoingHttpHeaders | string[] | undefined): HeaderMap {
+  const map: HeaderMap = {};
+  if (headers === undefined) return map;
+  const add = (name: string, value: string) => {
+    const key = name.toLowerCase();
+    const had = map[key];
+    map[key] = had === undefined ? value : Array.isArray(had) ? [...had, value] : [had, value];
+  };
+  if (Array.isArray(headers)) {
+    for (let i = 0; i + 1 < headers.length; i += 2) add(headers[i]!, headers[i + 1]!);
+  } else {
+    for (const [name, value] of Object.entries(headers)) {
+      if (value === undefined) continue;
+      for (const v of Array.isArray(value) ? value : [value]) add(name, String(v));
+    }
+  }
+  return map;
+}
+
+function withHeader(headers: OutgoingHttpHeaders | string[] | undefined, name: string, value: string): OutgoingHttpHeaders | string[] {
+  if (headers === undefined) return [name, value];
+  return Array.isArray(headers) ? [...headers, name, value] : { ...headers, [name]: value };
+}
+
+export class CaptureResponse extends EventEmitter implements HttpResponse {
+  private status = 0;
+  private headers: HeaderMap = {};
+  private chunks: Buffer[] = [];
+  private size = 0;
+  private keep = true;
+  private held = false;
+  private started = false;
+  private finished = false;
+  private cut = false;
+
+  constructor(
+    /** The client's response; null for a background refresh. */
+    private readonly client: HttpResponse | null,
+    /** Bodies larger than this are passed on but not kept. */
+    private readonly limit: number,
+    private readonly hooks: CaptureHooks,
+  ) {
+    super();
+    if (client !== null) {
+      client.on('drain', () => this.emit('drain'));
+      client.once('close', () => {
+        // The client left before the answer was complete (its request is cancelled): the fetch is over.
+        this.fail();
+        this.emit('close');
+      });
+    }
+  }
+
+  private get passing(): HttpResponse | null {
+    return this.held ? null : this.client;
+  }
+
+  get headersSent(): boolean {
+    return this.started;
+  }
+
+  get destroyed(): boolean {
+    return this.cut || (this.passing?.destroyed ?? false);
+  }
+
+  get writableLength(): number {
+    return this.passing?.writableLength ?? 0;
+  }
+
+  get writableNeedDrain(): boolean {
+    return this.passing?.writableNeedDrain ?? false;
+  }
+
+  get shouldKeepAlive(): boolean {
+    return this.client?.shouldKeepAlive ?? false;
+  }
+
+  set shouldKeepAlive(value: boolean) {
+    if (this.client !== null) this.client.shouldKeepAlive = value;
+  }
+
+  writeHead(status: number, reason: string, headers?: OutgoingHttpHeaders | string[]): this {
+    this.status = status;
+    this.headers = headerMap(headers);
+    const { hold, cacheStatus } = this.hooks.head(status, this.headers);
+    this.held = hold || this.client === null;
+    this.started = true;
+    if (!this.held) this.client!.writeHead(status, reason, withHeader(headers, 'Cache-Status', cacheStatus));
+    return this;
+  }
+
+  removeHeader(name: string): void {
+    delete this.headers[name.toLowerCase()];
+    this.passing?.removeHeader(name);
+  }
+
+  getHeader(name: string): number | string | string[] | undefined {
+    return this.passing?.getHeader(name) ?? this.headers[name.toLowerCase()];
+  }
+
+  write(chunk: Buffer): boolean {
+    this.record(chunk);
+    return this.passing?.write(chunk) ?? true;
+  }
+
+  end(chunk?: Buffer): this {
+    if (this.finished) return this;
+    if (chunk !== undefined) this.record(chunk);
+    this.finished = true;
+    this.passing?.end(chunk);
+    const body = this.keep ? (this.chunks.length === 1 ? this.chunks[0]! : Buffer.concat(this.chunks)) : null;
+    this.chunks = [];
+    this.hooks.done({ status: this.status, headers: this.headers, body, held: this.held });
+    return this;
+  }
+
+  destroy(): void {
+    this.passing?.destroy();
+    this.fail();
+  }
+
+  private fail(): void {
+    if (this.finished) return;
+    this.finished = true;
+    this.cut = true;
+    this.chunks = [];
+    this.hooks.done(null);
+  }
+
+  private record(chunk: Buffer): void {
+    if (!this.keep) return;
+    this.size += chunk.length;
+    if (this.size > this.limit) {
+      this.keep = false;
+      this.chunks = [];
+    } else {
+      this.chunks.push(chunk);
+    }
+  }
+}

@@ -1,0 +1,115 @@
+/**
+ * The memcached store, shared by several gatehouse instances (memjs, the
+ * binary protocol). memcached cannot list keys, so tags and flushes are
+ * versions: a tag's version is a counter, each stored variant records the
+ * versions of its tags, and a variant whose tag moved on since is dropped
+ * when read; a flush moves a generation that is part of every key name
+ * (read again at most once a second, so another instance's flush shows
+ * within a second). Key names are hashed: memcached takes at most 250
+ * bytes, no spaces.
+ *
+ * A memcached that is down or slow answers as an empty store (a miss):
+ * see memcached-connection.ts.
+ */
+import { createHash } from 'node:crypto';
+import type { Logger } from '../log/logger.js';
+import type { StoredResponse } from './cache-policy.js';
+import type { CacheStore } from './cache-store.js';
+import { MemcachedConnection } from './memcached-connection.js';
+import { decodeVariants, encodeVariants } from './store-codec.js';
+
+const GENERATION_MS = 1000;
+/** memcached reads a longer expiry as a point in time. */
+const MAX_EXPIRY_S = 30 * 24 * 3600;
+
+function hashed(text: string): string {
+  return createHash('sha1').update(text).digest('base64url');
+}
+
+export class MemcachedStore implements CacheStore {
+  private readonly memcached: MemcachedConnection;
+  private generation = '0';
+  private generationAt = -Infinity;
+
+  constructor(
+    /** memcached://HOST:PORT */
+    url: string,
+    logger: Logger,
+    private readonly prefix = 'gatehouse:',
+  ) {
+    this.memcached = new MemcachedConnection(new URL(url).host, logger, `cache store ${url}`);
+  }
+
+  async get(key: string): Promise<StoredResponse[]> {
+    return (await this.memcached.run('get', () => this.variants(key), [])).filter((v) => v.keepUntil > Date.now());
+  }
+
+  put(key: string, stored: StoredResponse): Promise<void> {
+    return this.memcached.run('put', async (client) => {
+      const variants = (await this.variants(key)).filter((v) => v.variant !== stored.variant);
+      variants.push({ ...stored, tagVersions: await this.tagVersions(stored.tags) });
+      const until = Math.max(...variants.map((v) => v.keepUntil));
+      const expires = Math.min(MAX_EXPIRY_S, Math.max(1, Math.ceil((until - Date.now()) / 1000)));
+      await client.set(await this.name(key), encodeVariants(variants), { expires });
+    }, undefined);
+  }
+
+  delete(key: string): Promise<boolean> {
+    return this.memcached.run('delete', async (client) => client.delete(await this.name(key)), false);
+  }
+
+  /** How many keys carried the tag is not known here: null. */
+  deleteTag(tag: string): Promise<number | null> {
+    return this.memcached.run('purge by tag', async (client) => {
+      await client.increment(this.tagName(tag), 1, { initial: 1 });
+      return null;
+    }, null);
+  }
+
+  flush(): Promise<void> {
+    return this.memcached.run('flush', async (client) => {
+      const { value } = await client.increment(`${this.prefix}generation`, 1, { initial: 1 });
+      this.generation = String(value ?? 1);
+      this.generationAt = performance.now();
+    }, undefined);
+  }
+
+  async stop(): Promise<void> {
+    this.memcached.close();
+  }
+
+  /** A key's variants, without those whose tags were invalidated since they were stored. */
+  private async variants(key: string): Promise<StoredResponse[]> {
+    const { value } = await this.memcached.client.get(await this.name(key));
+    if (value === null) return [];
+    const variants = decodeVariants(value);
+    const tags = [...new Set(variants.flatMap((v) => v.tags))];
+    if (tags.length === 0) return variants;
+    const now = await this.tagVersions(tags);
+    return variants.filter((v) => v.tags.every((t) => v.tagVersions?.[t] === now[t]));
+  }
+
+  private async tagVersions(tags: readonly string[]): Promise<Record<string, string>> {
+    const versions: Record<string, string> = {};
+    await Promise.all(
+      tags.map(async (tag) => {
+        const { value } = await this.memcached.client.get(this.tagName(tag));
+        versions[tag] = value?.toString() ?? '0';
+      }),
+    );
+    return versions;
+  }
+
+  private async name(key: string): Promise<string> {
+    if (performance.now() - this.generationAt > GENERATION_MS) {
+      const { value } = await this.memcached.client.get(`${this.prefix}generation`);
+      this.generation = value?.toString() ?? '0';
+      this.generationAt = performance.now();
+    }
+    return `${this.prefix}${this.generation}:${hashed(key)}`;
+  }
+
+  private tagName(tag: string): string {
+    return `${this.prefix}tag:${hashed(tag)}`;
+  }
+}

@@ -1,0 +1,275 @@
+/**
+ * The cache shared through Redis and memcached (Debian's redis-server and
+ * memcached, started here), the same tests for each: two gatehouse
+ * instances, each with its own origin app that counts its calls, see each
+ * other's stored responses, purges, tag invalidations and flushes; a store
+ * killed under load turns hits into misses, never into errors, and the cache
+ * comes back with the store.
+ */
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { connect, createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import memjs from 'memjs';
+import { APPS, hasCommand, SYSTEM_PYTHON } from './helpers/gatehouse.js';
+import { launch, request, sleep, type Server, type SimpleResponse } from './helpers/harness.js';
+
+const APP = `${APPS}/cache_origin.py:app`;
+
+interface StoreKind {
+  name: string;
+  command: string;
+  args(port: number, dir: string): string[];
+  url(port: number): string;
+  /** What PURGE by tag answers for one tagged key (memcached cannot count). */
+  purgedOne: string;
+  /** A flush on one instance shows on another within this long (memcached: its generation is read once a second). */
+  flushMs: number;
+}
+
+const STORES: StoreKind[] = [
+  {
+    name: 'Redis',
+    command: 'redis-server',
+    args: (port, dir) => ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', dir],
+    url: (port) => `redis://127.0.0.1:${port}/3`,
+    purgedOne: 'Purged 1',
+    flushMs: 0,
+  },
+  {
+    name: 'memcached',
+    command: 'memcached',
+    // memcached refuses to run as root without a user to switch to.
+    args: (port) => ['-p', String(port), '-l', '127.0.0.1', '-U', '0', '-m', '16', ...(process.getuid?.() === 0 ? ['-u', 'nobody'] : [])],
+    url: (port) => `memcached://127.0.0.1:${port}`,
+    purgedOne: 'Purged',
+    flushMs: 1500,
+  },
+];
+
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const s = createServer();
+    s.once('error', reject);
+    s.listen(0, '127.0.0.1', () => {
+      const p = (s.address() as { port: number }).port;
+      s.close(() => resolve(p));
+    });
+  });
+}
+
+function accepts(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const c = connect(port, '127.0.0.1');
+    c.once('connect', () => {
+      c.destroy();
+      resolve(true);
+    });
+    c.once('error', () => resolve(false));
+  });
+}
+
+function at(path: string, q: Record<string, string> = {}): string {
+  const query = new URLSearchParams(q).toString();
+  return query === '' ? path : `${path}?${query}`;
+}
+
+async function calls(s: Server, path: string): Promise<number> {
+  return (JSON.parse((await request(s.url, at('/__calls', { path }))).body) as { calls: number }).calls;
+}
+
+function get(s: Server, path: string, headers: Record<string, string> = {}, method = 'GET'): Promise<SimpleResponse> {
+  return request(s.url, path, { headers, method });
+}
+
+/**
+ * GET on `s`, then waits until the store has what it stored (asking `s`
+ * with only-if-cached, which never reaches the app): the store is written
+ * once the client has its answer, so another instance may look too early.
+ */
+async function getAndStore(s: Server, path: string): Promise<SimpleResponse> {
+  const r = await get(s, path);
+  for (let i = 0; i < 100 && (await get(s, path, { 'cache-control': 'only-if-cached' })).status !== 200; i++) await sleep(20);
+  return r;
+}
+
+/** GETs until the answer is a miss (a flush on another instance may take flushMs to show). */
+async function missWithin(s: Server, path: string, ms: number): Promise<string> {
+  const deadline = Date.now() + ms;
+  for (;;) {
+    const r = status(await get(s, path, { 'cache-control': 'only-if-cached' }));
+    if (!/hit/.test(r) || Date.now() >= deadline) return r;
+    await sleep(50);
+  }
+}
+
+function status(r: SimpleResponse): string {
+  return String(r.headers['cache-status'] ?? '');
+}
+
+for (const kind of STORES) {
+  const skip = hasCommand(kind.command) ? false : `needs ${kind.command} (Debian package ${kind.command})`;
+  describe(`cache shared through ${kind.name}`, { skip }, () => {
+    const dir = mkdtempSync(join(tmpdir(), 'gh-cache-shared-'));
+    let port = 0;
+    let store: ChildProcess | null = null;
+    let a: Server;
+    let b: Server;
+
+    async function startStore(): Promise<void> {
+      store = spawn(kind.command, kind.args(port, dir), { stdio: 'ignore' });
+      for (let i = 0; i < 200; i++) {
+        if (await accepts(port)) return;
+        await sleep(25);
+      }
+      throw new Error(`${kind.command} does not accept connections on port ${port}`);
+    }
+
+    function stopStore(): Promise<void> {
+      const proc = store;
+      store = null;
+      if (proc === null || proc.exitCode !== null) return Promise.resolve();
+      return new Promise((resolve) => {
+        proc.once('exit', () => resolve());
+        proc.kill('SIGKILL');
+      });
+    }
+
+    before(async () => {
+      port = await freePort();
+      await startStore();
+      const args = [APP, '--python', SYSTEM_PYTHON, '--cache-store', kind.url(port), '--threads', '4'];
+      [a, b] = await Promise.all([launch(args), launch(args)]);
+    });
+
+    after(async () => {
+      await a?.kill();
+      await b?.kill();
+      await stopStore();
+      rmSync(dir, { recursive: true, force: true });
+    });
+
+    test('a response stored by one instance is a hit on the other', async () => {
+      const path = at('/shared', { cc: 'max-age=60', etag: '"s1"' });
+      const first = await getAndStore(a, path);
+      assert.match(status(first), /stored/);
+      const fromB = await get(b, path);
+      assert.match(status(fromB), /^gatehouse; hit; ttl=\d+$/);
+      assert.equal(fromB.body, first.body);
+      const notModified = await get(b, path, { 'if-none-match': '"s1"' });
+      assert.equal(notModified.status, 304);
+      assert.equal(await calls(b, '/shared'), 0);
+    });
+
+    test('100 concurrent misses of one key: one origin call', async () => {
+      const path = at('/shared-herd', { cc: 'max-age=60', sleep: '0.3' });
+      const answers = await Promise.all(Array.from({ length: 100 }, () => get(a, path)));
+      assert.ok(answers.every((r) => r.status === 200 && /call 1 /.test(r.body)));
+      assert.equal(await calls(a, '/shared-herd'), 1);
+    });
+
+    test('PURGE, tag invalidation and flush on one instance are seen by the other', async () => {
+      const page = at('/shared-purge', { cc: 'max-age=60' });
+      await getAndStore(a, page);
+      assert.match(status(await get(b, page)), /hit/);
+      assert.equal((await get(b, page, {}, 'PURGE')).status, 200);
+      assert.match(status(await get(a, page)), /miss/);
+
+      const tagged = at('/shared-tag', { cc: 'max-age=60', tag: 'news' });
+      const other = at('/shared-other', { cc: 'max-age=60', tag: 'sport' });
+      await getAndStore(a, tagged);
+      await getAndStore(a, other);
+      assert.equal((await get(a, '/', { 'cache-tag': 'news' }, 'PURGE')).body.trim(), kind.purgedOne);
+      assert.match(status(await get(b, tagged)), /miss/);
+      assert.match(status(await get(b, other)), /hit/);
+
+      assert.equal((await get(b, '/', { 'cache-flush': 'all' }, 'PURGE')).status, 200);
+      assert.doesNotMatch(await missWithin(a, other, kind.flushMs + 2000), /hit/);
+    });
+
+    test('the store killed under load: misses, no client errors; back once it is', async () => {
+      const path = at('/shared-load', { cc: 'max-age=60' });
+      await getAndStore(a, path);
+      const results: number[] = [];
+      for (let i = 0; i < 150; i++) {
+        const batch = await Promise.all(Array.from({ length: 4 }, () => get(a, path).then((r) => r.status, () => 0)));
+        results.push(...batch);
+        if (i === 30) await stopStore();
+      }
+      assert.equal(results.length, 600);
+      assert.deepEqual([...new Set(results)], [200], 'every request answered 200');
+      assert.ok((await calls(a, '/shared-load')) > 1, 'misses reached the origin once the store was gone');
+      await a.waitFor(/cache store \S+: (get|put|connection) failed, answering as a miss/);
+
+      await startStore();
+      let back = '';
+      for (let i = 0; i < 60 && !/hit/.test(back); i++) {
+        await get(a, path);
+        await sleep(100);
+        back = status(await get(a, path));
+      }
+      assert.match(back, /hit/, 'the cache is back with the store');
+    });
+  });
+}
+
+describe("the memcached route option: pages the app put in memcached, the app on a miss", { skip: hasCommand('memcached') ? false : 'needs memcached (Debian package memcached)' }, () => {
+  const dir = mkdtempSync(join(tmpdir(), 'gh-memcached-pages-'));
+  let port = 0;
+  let memcached: ChildProcess | null = null;
+  let server: Server;
+  let writer: memjs.Client;
+
+  before(async () => {
+    port = await freePort();
+    memcached = spawn('memcached', ['-p', String(port), '-l', '127.0.0.1', '-U', '0', '-m', '16', ...(process.getuid?.() === 0 ? ['-u', 'nobody'] : [])], { stdio: 'ignore' });
+    for (let i = 0; i < 200 && !(await accepts(port)); i++) await sleep(25);
+    const config = join(dir, 'gatehouse.toml');
+    writeFileSync(
+      config,
+      `python = "${SYSTEM_PYTHON}"
+workers = 1
+bind = ["127.0.0.1:0"]
+app = "${APP}"
+
+[[routes]]
+path = "/"
+app = "main"
+memcached = { server = "127.0.0.1:${port}", key = "page:$uri" }
+`,
+    );
+    server = await launch(['--config', config], { workers: 1 });
+    writer = memjs.Client.create(`127.0.0.1:${port}`, { logger: { log: () => {} } });
+  });
+
+  after(async () => {
+    writer?.close();
+    await server?.kill();
+    memcached?.kill('SIGKILL');
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  test('a page in memcached is served from there; a miss goes to the app; memcached gone: the app', async () => {
+    const miss = await get(server, '/article?x=1');
+    assert.match(miss.body, /^GET \/article call 1 /);
+    await writer.set('page:/article', Buffer.from('<h1>from memcached</h1>'), {});
+    const hit = await get(server, '/article?x=1');
+    assert.equal(hit.status, 200);
+    assert.equal(hit.body, '<h1>from memcached</h1>');
+    assert.equal(hit.headers['content-type'], 'text/html; charset=utf-8');
+    const head = await get(server, '/article', {}, 'HEAD');
+    assert.equal(head.headers['content-length'], String('<h1>from memcached</h1>'.length));
+    assert.equal(head.body, '');
+    const post = await get(server, '/article', {}, 'POST');
+    assert.match(post.body, /^POST \/article call 2 /, 'only GET and HEAD look memcached up');
+    memcached!.kill('SIGKILL');
+    await sleep(100);
+    const fallback = await get(server, '/article');
+    assert.equal(fallback.status, 200);
+    assert.match(fallback.body, /^GET \/article call 3 /);
+    assert.equal(await calls(server, '/article'), 3);
+  });
+});

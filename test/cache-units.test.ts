@@ -1,0 +1,144 @@
+/**
+ * The cache's parts on their own: key templates, Accept-Encoding, the
+ * memory store's LRU bound, the codec of a shared store, and the agreement
+ * between the key a miss stores under (serveLean, the route's host) and the
+ * key the front's fast path looks up (answerFromMemory, the Host header).
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { EventEmitter } from 'node:events';
+import type { OutgoingHttpHeaders } from 'node:http';
+import type { Socket } from 'node:net';
+import { cacheKey, DEFAULT_KEY } from '../src/cache/cache-key.js';
+import { acceptsCoding, evaluate, toStore, type PolicySettings, type StoredResponse } from '../src/cache/cache-policy.js';
+import { CachedHandler, type LeanHandler } from '../src/cache/cached-handler.js';
+import { FetchLock } from '../src/cache/fetch-lock.js';
+import { MemoryStore } from '../src/cache/memory-store.js';
+import { PurgeAccess } from '../src/cache/purge-access.js';
+import { decodeVariants, encodeVariants } from '../src/cache/store-codec.js';
+import type { HttpResponse, LeanRouteRequest, MemoryResponse } from '../src/http/handler.js';
+import { Logger } from '../src/log/logger.js';
+
+const POLICY: PolicySettings = { defaultTtl: 0, staleWhileRevalidate: 0, staleIfError: 0, grace: 0, storeSetCookie: false, storePrivate: false };
+
+test('key templates', () => {
+  const parts = { scheme: 'https', host: 'example.com', url: '/a/b?x=1&y=2', cookie: 'lang=fr; sid=9' };
+  const cases: [string, string][] = [
+    [DEFAULT_KEY, 'https://example.com/a/b?x=1&y=2'],
+    ['$host$uri', 'example.com/a/b'],
+    ['$uri?$args', '/a/b?x=1&y=2'],
+    ['$host$uri#$cookie_lang', 'example.com/a/b#fr'],
+    ['$host$uri#$cookie_none', 'example.com/a/b#'],
+  ];
+  for (const [template, key] of cases) assert.equal(cacheKey(template, parts), key, template);
+});
+
+test('Accept-Encoding', () => {
+  const cases: [string | undefined, string, boolean][] = [
+    [undefined, 'gzip', false],
+    ['gzip, br', 'gzip', true],
+    ['br', 'gzip', false],
+    ['gzip;q=0, *', 'gzip', false],
+    ['*', 'br', true],
+    ['*;q=0', 'br', false],
+    ['GZIP;q=0.5', 'gzip', true],
+  ];
+  for (const [accept, coding, ok] of cases) assert.equal(acceptsCoding(accept, coding), ok, `${accept} / ${coding}`);
+});
+
+function stored(key: string, size: number, cc = 'max-age=60'): StoredResponse {
+  const s = toStore(key, {}, 200, { 'cache-control': cc }, Buffer.alloc(size, 'x'), POLICY);
+  assert.notEqual(typeof s, 'string');
+  return s as StoredResponse;
+}
+
+test('the memory store drops the least recently used past its bound, and never stores past the object size', () => {
+  const store = new MemoryStore(5000, 1500); // room for two of 1000 bytes (each costs 1000 + its overhead)
+  store.put('a', stored('a', 1000));
+  store.put('b', stored('b', 1000));
+  assert.equal(store.get('a').length, 1); // a is now the most recently used
+  store.put('c', stored('c', 1000));
+  assert.equal(store.get('b').length, 0, 'b was the least recently used');
+  assert.equal(store.get('a').length, 1);
+  assert.equal(store.get('c').length, 1);
+  store.put('big', stored('big', 2000));
+  assert.equal(store.get('big').length, 0);
+});
+
+test("a shared store's codec keeps bodies and policies", () => {
+  const variants = [stored('k', 10), stored('k', 0, 'max-age=60, stale-if-error=5')];
+  const back = decodeVariants(encodeVariants(variants));
+  assert.equal(back.length, 2);
+  assert.deepEqual(back[0]!.body, variants[0]!.body);
+  assert.equal(evaluate(back[0]!, 'k', {}).kind, 'fresh');
+  assert.deepEqual(decodeVariants(Buffer.from('not ours')), []);
+});
+
+/** Records what is written to it, as a client's response would be sent. */
+class Recorder extends EventEmitter implements HttpResponse {
+  headersSent = false;
+  destroyed = false;
+  writableLength = 0;
+  writableNeedDrain = false;
+  shouldKeepAlive = true;
+  status = 0;
+  body = Buffer.alloc(0);
+  writeHead(status: number, _reason: string, _headers?: OutgoingHttpHeaders | string[]): this {
+    this.status = status;
+    this.headersSent = true;
+    return this;
+  }
+  removeHeader(): void {}
+  getHeader(): undefined {
+    return undefined;
+  }
+  write(chunk: Buffer): boolean {
+    this.body = Buffer.concat([this.body, chunk]);
+    return true;
+  }
+  end(chunk?: Buffer): this {
+    if (chunk) this.write(chunk);
+    return this;
+  }
+  destroy(): void {
+    this.destroyed = true;
+  }
+}
+
+test("what a miss stores, the fast path's lookup finds (the Host's port is not part of the key)", async () => {
+  let calls = 0;
+  const inner: LeanHandler = {
+    serve() {},
+    serveLean(r) {
+      calls++;
+      r.res.writeHead(200, 'OK', ['Cache-Control', 'max-age=60', 'Content-Type', 'text/plain']);
+      r.res.write(Buffer.from('hel'));
+      r.res.end(Buffer.from('lo'));
+    },
+  };
+  const rules = { ...POLICY, key: DEFAULT_KEY, bypassCookies: [], bypassHeaders: [], purge: new PurgeAccess([]) };
+  const handler = new CachedHandler(inner, rules, { store: new MemoryStore(1 << 20, 1 << 16), maxObjectSize: 1 << 16, lock: new FetchLock(1000), logger: new Logger('error') });
+  const headers = { host: 'Example.com:8080' };
+  const client = new Recorder();
+  const r: LeanRouteRequest = {
+    req: { method: 'GET', url: '/page', httpVersion: '1.1', httpVersionMajor: 1, headers, rawHeaders: ['Host', headers.host], socket: {} as Socket },
+    res: client,
+    scheme: 'http',
+    host: 'example.com',
+    prefix: '',
+    rest: '/page',
+    query: '',
+    maxRequestBody: 1024,
+    log() {},
+    body: null,
+  };
+  handler.serveLean(r);
+  assert.equal(client.body.toString(), 'hello');
+  const answer = (await handler.answerFromMemory({ method: 'GET', url: '/page', httpVersion: '1.1', headers, scheme: 'http' })) as MemoryResponse;
+  assert.equal(answer.status, 200);
+  assert.equal(answer.body?.toString(), 'hello');
+  assert.match(String(answer.headers['cache-status']), /^gatehouse; hit/);
+  assert.equal(await handler.answerFromMemory({ method: 'GET', url: '/page', httpVersion: '1.1', headers, scheme: 'https' }), null, 'another scheme, another key');
+  assert.equal(await handler.answerFromMemory({ method: 'GET', url: '/page', httpVersion: '1.1', headers: { ...headers, authorization: 'x' }, scheme: 'http' }), null);
+  assert.equal(calls, 1);
+});
