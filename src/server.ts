@@ -17,6 +17,7 @@ import { Respond } from './handlers/respond.js';
 import { FileCache } from './handlers/file-cache.js';
 import { StaticFiles } from './handlers/static-files.js';
 import { WsgiApp } from './wsgi/wsgi-app.js';
+import { UpstreamAction } from './upstream/upstream-action.js';
 import { AccessLog } from './log/access-log.js';
 import { clientAddress } from './http/forwarded.js';
 import { resolveUser } from './config/users.js';
@@ -70,6 +71,7 @@ export class Gatehouse {
   readonly front: HttpFront;
   private readonly accessLog: AccessLog<RequestInfo> | null;
   private stopWatching: (() => void)[] = [];
+  private readonly upstreams: UpstreamAction[] = [];
 
   constructor(readonly site: Site) {
     const settings = site.settings;
@@ -91,10 +93,18 @@ export class Gatehouse {
       if (route.app !== undefined) handler = apps.get(route.app)!;
       else if (route.static !== undefined) handler = new StaticFiles(route.static, compression, fileCache);
       else if (route.redirect !== undefined) handler = new Redirect(route.redirect.status, route.redirect.location);
+      else if (route.fastcgi !== undefined) handler = this.upstream(UpstreamAction.fastcgi(route.fastcgi, ctx, `gatehouse/${VERSION}`, settings.body_timeout));
+      else if (route.scgi !== undefined) handler = this.upstream(UpstreamAction.scgi(route.scgi, ctx, `gatehouse/${VERSION}`, settings.body_timeout));
+      else if (route.uwsgi !== undefined) handler = this.upstream(UpstreamAction.uwsgi(route.uwsgi, ctx, `gatehouse/${VERSION}`, settings.body_timeout));
       else handler = new Respond(route.return!.status, route.return!.body, route.return!.content_type);
       return { hosts: route.host ?? [], path: route.path, maxRequestBody: route.max_request_body ?? settings.max_request_body, handler };
     });
     this.front = new HttpFront(new Router(entries), ctx, settings);
+  }
+
+  private upstream(action: UpstreamAction): UpstreamAction {
+    this.upstreams.push(action);
+    return action;
   }
 
   /** Binds and boots; returns the addresses actually bound (port 0 resolved), as URLs. */
@@ -170,6 +180,7 @@ export class Gatehouse {
     await this.front.drain(deadline);
     await Promise.all([...this.pools.values()].map((pool) => pool.stop(Math.max(0, deadline - performance.now()))));
     this.front.closeAll();
+    for (const upstream of this.upstreams) upstream.close();
     await this.accessLog?.close();
   }
 }

@@ -17,6 +17,7 @@ import { z } from 'zod';
 import { LOG_LEVELS } from '../log/logger.js';
 import { accessLogFormat } from '../log/access-log-format.js';
 import { parseBind } from './bind.js';
+import { fastcgiSchema, scgiSchema, uwsgiSchema } from './upstream-actions.js';
 
 /** `100m`, `64k`, `1g` or a plain number of bytes (nginx's size syntax). */
 export function parseSize(text: string): number | undefined {
@@ -282,12 +283,15 @@ function routeSchema(base: string) {
       static: staticSchema(base).optional(),
       redirect: redirectSchema.optional(),
       return: returnSchema.optional(),
+      fastcgi: fastcgiSchema(base).optional(),
+      scgi: scgiSchema(base).optional(),
+      uwsgi: uwsgiSchema(base).optional(),
     })
     .strict()
     .superRefine((r, ctx) => {
-      const actions = (['app', 'static', 'redirect', 'return'] as const).filter((a) => r[a] !== undefined);
+      const actions = (['app', 'static', 'redirect', 'return', 'fastcgi', 'scgi', 'uwsgi'] as const).filter((a) => r[a] !== undefined);
       if (actions.length !== 1) {
-        ctx.addIssue({ code: 'custom', message: actions.length === 0 ? 'needs an action: app, static, redirect or return' : `has ${actions.join(' and ')}: give one action per route` });
+        ctx.addIssue({ code: 'custom', message: actions.length === 0 ? 'needs an action: app, static, redirect, return, fastcgi, scgi or uwsgi' : `has ${actions.join(' and ')}: give one action per route` });
       }
     });
 }
