@@ -174,6 +174,9 @@ function certificateSchema(base: string) {
 
 export const TLS_VERSIONS = ['1.2', '1.3'] as const;
 
+export const GATEWAY_PROTOCOLS = ['http', 'uwsgi', 'fastcgi', 'scgi'] as const;
+const socketMode = z.string().regex(/^0?[0-7]{3}$/, 'must be an octal mode such as 660 or 666');
+
 function listenerSchema(base: string) {
   return z
     .object({
@@ -198,6 +201,14 @@ function listenerSchema(base: string) {
        * HTTP/1.1 on the same port); false: HTTPS with HTTP/1.1 only.
        */
       http2: z.boolean().default(true),
+      /**
+       * What the listener speaks: "http", or a front end's back-end protocol,
+       * "uwsgi", "fastcgi" or "scgi" (nginx's uwsgi_pass, fastcgi_pass,
+       * scgi_pass); the requests go through the same routes.
+       */
+      protocol: z.enum(GATEWAY_PROTOCOLS, { error: 'must be "http", "uwsgi", "fastcgi" or "scgi"' }).default('http'),
+      /** A unix socket's mode, octal as chmod takes it (e.g. "660"). */
+      chmod: socketMode.optional(),
       /** A plain listener answers every request with a redirect to https on this port (true: 443): 301 for GET/HEAD, 308 otherwise. */
       redirect_https: z.union([z.boolean(), z.number().int().min(1).max(65535)]).default(false),
     })
@@ -208,6 +219,9 @@ function listenerSchema(base: string) {
       } else if (l.certfile !== undefined && l.keyfile !== undefined) {
         const problem = keyPairProblem(l.certfile, l.keyfile);
         if (problem) ctx.addIssue({ code: 'custom', path: ['certfile'], message: problem });
+      }
+      if (l.protocol !== 'http' && (l.certfile !== undefined || l.certificates !== undefined || l.redirect_https !== false)) {
+        ctx.addIssue({ code: 'custom', path: ['protocol'], message: `a ${l.protocol} listener takes no TLS or redirect_https (the front end in front of it does)` });
       }
       if (l.redirect_https !== false && (l.certfile !== undefined || l.certificates !== undefined)) {
         ctx.addIssue({ code: 'custom', path: ['redirect_https'], message: 'only a plain (non-TLS) listener redirects to https' });
@@ -307,6 +321,11 @@ export function configSchema(base: string) {
   return appSchema(base)
     .extend({
       bind: z.array(bindAddress).optional(),
+      /** Listeners for the uwsgi, FastCGI and SCGI protocols (uWSGI's flags), beside `bind`; unix sockets get `chmod_socket`. */
+      uwsgi_socket: z.array(bindAddress).default([]),
+      fastcgi_socket: z.array(bindAddress).default([]),
+      scgi_socket: z.array(bindAddress).default([]),
+      chmod_socket: socketMode.optional(),
       certfile: file(base).optional(),
       keyfile: file(base).optional(),
       /** URL=DIR: serve DIR's files at URL. */

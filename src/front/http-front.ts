@@ -8,7 +8,7 @@
  */
 import { IncomingMessage, STATUS_CODES, type ServerResponse } from 'node:http';
 import type { ServerHttp2Session } from 'node:http2';
-import { lstatSync, unlinkSync } from 'node:fs';
+import { chmod, lstatSync, unlinkSync } from 'node:fs';
 import type { AddressInfo, Socket } from 'node:net';
 import type { TLSSocket } from 'node:tls';
 import type { Duplex, Readable } from 'node:stream';
@@ -26,6 +26,8 @@ import { isTls } from './tls-context.js';
 import { FastPath, type LeanParts, type Serve } from './fast-path.js';
 import { H2Request } from './h2-compat.js';
 import { MemoryAnswers } from './memory-answers.js';
+import { createGatewayServer } from './gateway-listener.js';
+import { gatewayScheme } from './gateway-stream.js';
 
 /** What the front needs to know about the listener a request came in on. */
 interface ListenerInfo {
@@ -75,11 +77,15 @@ export class HttpFront {
         node: (req, res) => this.onRequest(req, res, info),
         lean: (req, res, lean) => this.onLeanRequest(req, res, info, lean),
       };
-      const server = createListenerServer(listener, this.settings, serve.node);
-      server.on('checkContinue', (req: IncomingMessage, res: ServerResponse) => this.onRequest(req, res, info, true));
+      const http = createListenerServer(listener, this.settings, serve.node);
+      // A uwsgi/FastCGI/SCGI listener hands node:http one stream per request (gateway-listener.ts).
+      const protocol = listener.protocol;
+      const gateway = protocol !== 'http';
+      const server = protocol !== 'http' ? createGatewayServer(protocol, (stream) => http.emit('connection', stream), this.ctx.logger) : http;
+      http.on('checkContinue', (req: IncomingMessage, res: ServerResponse) => this.onRequest(req, res, info, true));
       const max = this.settings.max_connections;
       // redirect_https answers every request itself, in onRequest.
-      const toHttp = info.httpsPort === null ? takeConnections(server, tls ? 'secureConnection' : 'connection') : null;
+      const toHttp = info.httpsPort === null && !gateway ? takeConnections(server, tls ? 'secureConnection' : 'connection') : null;
       server.on('connection', (socket: Socket) => {
         // Counted over every listener (Node's maxConnections is per server), before any TLS handshake.
         if (max > 0 && this.open >= max) return this.refuseConnection(socket);
@@ -99,9 +105,9 @@ export class HttpFront {
       }
       server.on('session', (session: ServerHttp2Session) => this.onSession(session));
       server.on('tlsClientError', (err: Error, socket: Socket) => this.ctx.logger.debug(`TLS handshake with ${socket.remoteAddress} failed: ${err.message}`));
-      server.on('clientError', (err: NodeJS.ErrnoException, socket: Duplex) => this.onClientError(err, socket as Socket));
+      http.on('clientError', (err: NodeJS.ErrnoException, socket: Duplex) => this.onClientError(err, socket as Socket));
       // Without a listener Node drops CONNECT silently; a client deserves an answer.
-      server.on('connect', (_req: IncomingMessage, socket: Duplex) => {
+      http.on('connect', (_req: IncomingMessage, socket: Duplex) => {
         socket.end('HTTP/1.1 405 Method Not Allowed\r\nContent-Length: 0\r\nConnection: close\r\n\r\n');
       });
       this.servers.push(server);
@@ -112,11 +118,11 @@ export class HttpFront {
           reject(new GatehouseError('GH_ERR_BIND', `cannot listen on ${formatBind(bind)}: ${why}`));
         });
         const listening = () => resolve();
-        if (bind.kind === 'unix') server.listen(bind.path, listening);
+        if (bind.kind === 'unix') server.listen(bind.path, () => (listener.chmod === undefined ? listening() : chmod(bind.path, parseInt(listener.chmod, 8), (err) => (err ? reject(err) : listening()))));
         else server.listen({ host: bind.host, port: bind.port }, listening);
       });
       const addr = server.address();
-      bound.push(`${info.scheme}://${typeof addr === 'string' || addr === null ? `unix:${addr}` : formatTcp(addr)}`);
+      bound.push(`${gateway ? listener.protocol : info.scheme}://${typeof addr === 'string' || addr === null ? `unix:${addr}` : formatTcp(addr)}`);
     }
     return bound;
   }
@@ -263,7 +269,7 @@ export class HttpFront {
     if (target === null) return refused({ res, log }, 400);
     const host = hostName(req.headers.host);
     // A trusted proxy may say the client came over https (routing keeps the Host the proxy sent).
-    const scheme = forwarded?.proto ?? listener.scheme;
+    const scheme = forwarded?.proto ?? gatewayScheme(req.socket) ?? listener.scheme;
     if (listener.httpsPort !== null && scheme !== 'https') {
       redirectToHttps(req, res, host, listener.httpsPort, log);
       return null;
