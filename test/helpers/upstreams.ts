@@ -129,3 +129,32 @@ export async function countingRelay(target: string): Promise<{ port: number; con
       }),
   };
 }
+
+/** Free TCP ports on loopback, for a peer that cannot be told to pick its own (nginx). */
+export async function freePorts(n: number): Promise<number[]> {
+  const servers = await Promise.all(
+    Array.from({ length: n }, () => new Promise<NetServer>((resolve) => {
+      const s = createServer();
+      s.listen(0, '127.0.0.1', () => resolve(s));
+    })),
+  );
+  const ports = servers.map((s) => (s.address() as { port: number }).port);
+  await Promise.all(servers.map((s) => new Promise((resolve) => s.close(resolve))));
+  return ports;
+}
+
+/** nginx in the foreground with `http` as its http {} block; its temp files and logs in `dir`. */
+export async function startNginx(dir: string, http: string, ports: number[]): Promise<Peer> {
+  const temps = ['client_body', 'proxy', 'fastcgi', 'uwsgi', 'scgi'].map((t) => `${t}_temp_path ${join(dir, `ngx-${t}`)};`).join(' ');
+  const conf = join(dir, 'nginx.conf');
+  const log = join(dir, 'nginx-error.log');
+  writeFileSync(
+    conf,
+    `daemon off; worker_processes 1; pid ${join(dir, 'nginx.pid')}; error_log ${log};\n` +
+      (process.getuid?.() === 0 ? 'user root;\n' : '') +
+      `events { worker_connections 256; }\nhttp { access_log off; ${temps}\n${http}\n}\n`,
+  );
+  const peer = startPeer('nginx', ['-c', conf, '-p', dir, '-e', log], dir, log);
+  await ready(peer, ports);
+  return peer;
+}
