@@ -29,6 +29,9 @@ export const VERSION: string = JSON.parse(
   readFileSync(fileURLToPath(new URL('../../package.json', import.meta.url)), 'utf8'),
 ).version;
 
+/** SERVER_SOFTWARE, for the apps and the back ends of the fastcgi, scgi and uwsgi actions. */
+const SOFTWARE = `gatehouse/${VERSION}`;
+
 /** An app's worker pool, with what it needs to spawn its Python processes. */
 function createPool(app: AppSettings, logger: Logger): { pool: WorkerPool; owner: { uid?: number; gid?: number } } {
   const env: NodeJS.ProcessEnv = { ...process.env, ...app.env, PYTHONUNBUFFERED: '1' };
@@ -46,7 +49,7 @@ function createPool(app: AppSettings, logger: Logger): { pool: WorkerPool; owner
         python,
         cwd: app.chdir,
         env,
-        settings: { app: app.app, pythonpath: app.pythonpath, threads: app.threads, server_software: `gatehouse/${VERSION}` },
+        settings: { app: app.app, pythonpath: app.pythonpath, threads: app.threads, server_software: SOFTWARE },
         ...owner,
       },
       workers: app.workers,
@@ -93,9 +96,9 @@ export class Gatehouse {
       if (route.app !== undefined) handler = apps.get(route.app)!;
       else if (route.static !== undefined) handler = new StaticFiles(route.static, compression, fileCache);
       else if (route.redirect !== undefined) handler = new Redirect(route.redirect.status, route.redirect.location);
-      else if (route.fastcgi !== undefined) handler = this.upstream(UpstreamAction.fastcgi(route.fastcgi, ctx, `gatehouse/${VERSION}`, settings.body_timeout));
-      else if (route.scgi !== undefined) handler = this.upstream(UpstreamAction.scgi(route.scgi, ctx, `gatehouse/${VERSION}`, settings.body_timeout));
-      else if (route.uwsgi !== undefined) handler = this.upstream(UpstreamAction.uwsgi(route.uwsgi, ctx, `gatehouse/${VERSION}`, settings.body_timeout));
+      else if (route.fastcgi !== undefined) handler = this.upstream(UpstreamAction.fastcgi(route.fastcgi, ctx, SOFTWARE, settings.body_timeout));
+      else if (route.scgi !== undefined) handler = this.upstream(UpstreamAction.scgi(route.scgi, ctx, SOFTWARE, settings.body_timeout));
+      else if (route.uwsgi !== undefined) handler = this.upstream(UpstreamAction.uwsgi(route.uwsgi, ctx, SOFTWARE, settings.body_timeout));
       else handler = new Respond(route.return!.status, route.return!.body, route.return!.content_type);
       return { hosts: route.host ?? [], path: route.path, maxRequestBody: route.max_request_body ?? settings.max_request_body, handler };
     });

@@ -174,7 +174,7 @@ function certificateSchema(base: string) {
 
 export const TLS_VERSIONS = ['1.2', '1.3'] as const;
 
-export const GATEWAY_PROTOCOLS = ['http', 'uwsgi', 'fastcgi', 'scgi'] as const;
+export const LISTENER_PROTOCOLS = ['http', 'uwsgi', 'fastcgi', 'scgi'] as const;
 const socketMode = z.string().regex(/^0?[0-7]{3}$/, 'must be an octal mode such as 660 or 666');
 
 function listenerSchema(base: string) {
@@ -206,7 +206,7 @@ function listenerSchema(base: string) {
        * "uwsgi", "fastcgi" or "scgi" (nginx's uwsgi_pass, fastcgi_pass,
        * scgi_pass); the requests go through the same routes.
        */
-      protocol: z.enum(GATEWAY_PROTOCOLS, { error: 'must be "http", "uwsgi", "fastcgi" or "scgi"' }).default('http'),
+      protocol: z.enum(LISTENER_PROTOCOLS, { error: 'must be "http", "uwsgi", "fastcgi" or "scgi"' }).default('http'),
       /** A unix socket's mode, octal as chmod takes it (e.g. "660"). */
       chmod: socketMode.optional(),
       /** A plain listener answers every request with a redirect to https on this port (true: 443): 301 for GET/HEAD, 308 otherwise. */

@@ -81,7 +81,7 @@ export class HttpFront {
       // A uwsgi/FastCGI/SCGI listener hands node:http one stream per request (gateway-listener.ts).
       const protocol = listener.protocol;
       const gateway = protocol !== 'http';
-      const server = protocol !== 'http' ? createGatewayServer(protocol, (stream) => http.emit('connection', stream), this.ctx.logger) : http;
+      const server = gateway ? createGatewayServer(protocol, (stream) => http.emit('connection', stream), this.ctx.logger) : http;
       http.on('checkContinue', (req: IncomingMessage, res: ServerResponse) => this.onRequest(req, res, info, true));
       const max = this.settings.max_connections;
       // redirect_https answers every request itself, in onRequest.
@@ -118,11 +118,14 @@ export class HttpFront {
           reject(new GatehouseError('GH_ERR_BIND', `cannot listen on ${formatBind(bind)}: ${why}`));
         });
         const listening = () => resolve();
-        if (bind.kind === 'unix') server.listen(bind.path, () => (listener.chmod === undefined ? listening() : chmod(bind.path, parseInt(listener.chmod, 8), (err) => (err ? reject(err) : listening()))));
+        const mode = listener.chmod === undefined ? undefined : parseInt(listener.chmod, 8);
+        const chmodded = (path: string) => () =>
+          chmod(path, mode!, (err) => (err ? reject(new GatehouseError('GH_ERR_BIND', `cannot chmod ${path}: ${err.code ?? err.message}`)) : listening()));
+        if (bind.kind === 'unix') server.listen(bind.path, mode === undefined ? listening : chmodded(bind.path));
         else server.listen({ host: bind.host, port: bind.port }, listening);
       });
       const addr = server.address();
-      bound.push(`${gateway ? listener.protocol : info.scheme}://${typeof addr === 'string' || addr === null ? `unix:${addr}` : formatTcp(addr)}`);
+      bound.push(`${gateway ? protocol : info.scheme}://${typeof addr === 'string' || addr === null ? `unix:${addr}` : formatTcp(addr)}`);
     }
     return bound;
   }

@@ -6,11 +6,12 @@
  * line once, however the exchange ends.
  */
 import type { ExchangeContext, HttpResponse, RequestInfo, RouteRequest } from '../http/handler.js';
+import { inFlightOn, type InFlight } from '../http/in-flight.js';
 import { sendPlain } from '../http/plain-response.js';
 import type { CgiHead } from './cgi-response.js';
 import { upstreamFailed, UpstreamError } from './upstream-failure.js';
 
-export class ResponseRelay {
+export class ResponseRelay implements InFlight {
   done = false;
   private status = 0;
   private bytes = 0;
@@ -22,14 +23,18 @@ export class ResponseRelay {
     private readonly ctx: ExchangeContext,
     private readonly upstream: string,
     /** The client went away first: the back end's connection is of no more use. */
-    onClientGone: () => void,
+    private readonly onClientGone: () => void,
   ) {
-    r.res.once('close', () => {
-      if (this.done) return;
-      if (!r.res.headersSent) this.status = 499; // nginx's code for "client closed request"
-      this.complete();
-      onClientGone();
-    });
+    // As for the app action: an HTTP/2 stream says when it closes, an HTTP/1 connection is watched by the front.
+    if (r.req.httpVersionMajor === 2) r.res.once('close', () => this.clientGone());
+    else inFlightOn(r.req.socket).push(this);
+  }
+
+  clientGone(): void {
+    if (this.done) return;
+    if (!this.r.res.headersSent) this.status = 499; // nginx's code for "client closed request"
+    this.complete();
+    this.onClientGone();
   }
 
   get headSent(): boolean {
@@ -98,6 +103,11 @@ export class ResponseRelay {
 
   private complete(): void {
     this.done = true;
+    if (this.r.req.httpVersionMajor !== 2) {
+      const list = inFlightOn(this.r.req.socket);
+      const at = list.indexOf(this);
+      if (at >= 0) list.splice(at, 1);
+    }
     this.r.log(this.status, this.bytes);
   }
 }
