@@ -124,6 +124,7 @@ const HEAD_CASES: HeadCase[] = [
   { name: 'Location alone: 302', input: 'Location: /next\r\n\r\n', status: 302, headers: ['Location', '/next'] },
   { name: 'Location with Status', input: 'Status: 301\r\nLocation: http://e/\r\n\r\n', status: 301 },
   { name: 'HTTP status line (uwsgi)', input: 'HTTP/1.1 418 Teapot\r\nX-A: 1\r\n\r\n', status: 418, reason: 'Teapot', headers: ['X-A', '1'] },
+  { name: 'status line with the request\'s HTTP/2.0', input: 'HTTP/2.0 200 OK\r\n\r\n', status: 200, reason: 'OK', headers: [] },
   { name: 'hop-by-hop dropped', input: 'Connection: close\r\nTransfer-Encoding: chunked\r\nKeep-Alive: 5\r\nX: y\r\n\r\n', headers: ['X', 'y'] },
   { name: 'Content-Length kept and known', input: 'Content-Length: 3\r\n\r\nabc', contentLength: 3, headers: ['Content-Length', '3'], body: 'abc' },
   { name: 'empty head', input: '\r\nbody', status: 200, headers: [], body: 'body' },

@@ -8,10 +8,12 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
+import { spawnSync } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
+import { connect as h2connect } from 'node:http2';
 import { join } from 'node:path';
 import { launch, request, type Server } from './helpers/harness.js';
-import { APPS } from './helpers/gatehouse.js';
+import { APPS, hasCommand } from './helpers/gatehouse.js';
 import { hasUwsgi, startUwsgi, tempDir, type Peer } from './helpers/upstreams.js';
 
 const skip = hasUwsgi() ? false : 'needs Debian uwsgi and uwsgi-plugin-python3';
@@ -123,4 +125,32 @@ test('back end hung past read_timeout: 504, and the next request is served', { s
   assert.ok(Date.now() - started < 4000, `${Date.now() - started} ms`);
   await gh.waitFor(/GET \/hung\/sleep: upstream unix:\S+uwsgi\.sock failed while reading the response: timed out after 1 s \(504\)/, 3000);
   assert.equal((await request(gh.url, '/u/x')).status, 200);
+});
+
+test('HTTP/2 clients reach uwsgi and scgi back ends (uWSGI answers "HTTP/2.0 200 OK")', { skip: skip || (hasCommand('openssl') ? false : 'needs openssl') }, async () => {
+  const cert = join(tmp.dir, 'cert.pem');
+  const key = join(tmp.dir, 'key.pem');
+  const made = spawnSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-keyout', key, '-out', cert, '-subj', '/CN=localhost', '-days', '1']);
+  assert.equal(made.status, 0, String(made.stderr));
+  const tls = await launch(['--config', join(tmp.dir, 'site.toml'), '--bind', '127.0.0.1:0', '--certfile', cert, '--keyfile', key], { workers: 0 });
+  const session = h2connect(tls.url, { rejectUnauthorized: false });
+  try {
+    for (const path of ['/u/big', '/s/big', '/u/status']) {
+      const got = await new Promise<{ status: number; length: number; protocol: string }>((resolve, reject) => {
+        const stream = session.request({ ':path': path });
+        let length = 0;
+        let status = 0;
+        stream.on('response', (h) => (status = Number(h[':status'])));
+        stream.on('data', (d: Buffer) => (length += d.length));
+        stream.on('end', () => resolve({ status, length, protocol: session.alpnProtocol ?? '' }));
+        stream.on('error', reject);
+      });
+      assert.equal(got.protocol, 'h2');
+      assert.equal(got.status, path === '/u/status' ? 404 : 200, path);
+      if (path !== '/u/status') assert.equal(got.length, 5 * 1024 * 1024, path);
+    }
+  } finally {
+    session.close();
+    await tls.kill();
+  }
 });

@@ -20,7 +20,8 @@ export interface CgiHead {
 
 const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'transfer-encoding', 'te', 'trailer', 'upgrade', 'proxy-connection', 'status']);
 const TOKEN = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
-const STATUS_LINE = /^HTTP\/1\.[01] (\d{3})(?: (.*))?$/;
+/** uWSGI writes the request's SERVER_PROTOCOL there: `HTTP/2.0 200 OK` for an HTTP/2 client. */
+const STATUS_LINE = /^HTTP\/\d(?:\.\d)? (\d{3})(?: (.*))?$/;
 
 /**
  * Collects bytes until the head is complete. `push` returns null while it is
