@@ -7,11 +7,13 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { get } from 'node:http';
-import { createServer, type Server as NetServer, type Socket } from 'node:net';
+import { connect, createServer, type Server as NetServer, type Socket } from 'node:net';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { launch, request, type Server } from './helpers/harness.js';
-import { tempDir } from './helpers/upstreams.js';
+import { tempDir, waitForSocket } from './helpers/upstreams.js';
+import { spawn } from 'node:child_process';
+import { SYSTEM_PYTHON } from './helpers/gatehouse.js';
 import { encodeEndRequest, encodeRecord, FCGI, FCGI_OVERLOADED } from '../src/upstream/fastcgi-records.js';
 
 /** What each fake back end writes once it has read the request's end (the empty STDIN record). */
@@ -25,6 +27,10 @@ const ANSWERS: Record<string, (s: Socket) => void> = {
 };
 
 let tmp: ReturnType<typeof tempDir>;
+/** A back end that takes the connection and never reads: the request cannot all be sent. */
+let deaf: NetServer;
+/** A TCP listener that never accepts, its backlog filled: connecting hangs. */
+let full: { port: number; stop(): void } | null = null;
 let gh: Server;
 const servers: NetServer[] = [];
 
@@ -44,14 +50,24 @@ before(async () => {
     servers.push(server);
     routes += `[[routes]]\npath = "/${name}"\nfastcgi = { pass = "127.0.0.1:${(server.address() as { port: number }).port}" }\n`;
   }
+  deaf = createServer((s) => {
+    s.on('error', () => {});
+    s.pause();
+  });
+  await new Promise<void>((resolve) => deaf.listen(0, '127.0.0.1', resolve));
+  routes += `[[routes]]\npath = "/deaf"\nfastcgi = { pass = "127.0.0.1:${(deaf.address() as { port: number }).port}", send_timeout = 1 }\n`;
+  full = await backlogFull();
+  if (full !== null) routes += `[[routes]]\npath = "/full"\nuwsgi = { pass = "127.0.0.1:${full.port}", connect_timeout = 1 }\n`;
   const config = join(tmp.dir, 'site.toml');
-  writeFileSync(config, routes);
+  writeFileSync(config, `max_request_body = "64m"\n` + routes);
   gh = await launch(['--config', config, '--bind', '127.0.0.1:0'], { workers: 0 });
 });
 
 after(async () => {
   await gh?.kill();
   for (const s of servers) s.close();
+  deaf?.close();
+  full?.stop();
   tmp.remove();
 });
 
@@ -91,4 +107,29 @@ test('a FastCGI answer that breaks after its head: the client connection is cut,
   await gh.waitFor(/GET \/halfway\/x: upstream \S+ failed while reading the response: the connection closed before the response ended; response cut/, 3000);
   // The front is unharmed.
   assert.equal((await request(gh.url, '/garbage/y')).status, 502);
+});
+
+/** Python's listen(0) with no accept(): once a few connections wait in the queue, Linux drops the next SYNs. */
+async function backlogFull(): Promise<{ port: number; stop(): void } | null> {
+  const py = spawn(SYSTEM_PYTHON, ['-c', 'import socket,time\ns=socket.socket()\ns.bind(("127.0.0.1",0))\ns.listen(0)\nprint(s.getsockname()[1],flush=True)\ntime.sleep(120)']);
+  const port = await new Promise<number>((resolve) => py.stdout.once('data', (d: Buffer) => resolve(Number(d.toString().trim()))));
+  await waitForSocket(port).catch(() => {});
+  const fillers: Socket[] = [];
+  for (let i = 0; i < 4; i++) fillers.push(connect(port, '127.0.0.1').on('error', () => {}));
+  await new Promise((r) => setTimeout(r, 200));
+  return { port, stop: () => (fillers.forEach((f) => f.destroy()), py.kill()) };
+}
+
+test('a back end that stops reading the request: 504 after send_timeout, naming the phase', async () => {
+  const res = await request(gh.url, '/deaf/x', { method: 'POST', body: Buffer.alloc(16 * 1024 * 1024, 1), timeoutMs: 10000 });
+  assert.equal(res.status, 504);
+  await gh.waitFor(/POST \/deaf\/x: upstream 127\.0\.0\.1:\d+ failed while sending the request: timed out after 1 s \(504\)/, 3000);
+});
+
+test('a back end that does not accept the connection: 504 after connect_timeout, naming the phase', async () => {
+  const started = Date.now();
+  const res = await request(gh.url, '/full/x');
+  assert.equal(res.status, 504);
+  assert.ok(Date.now() - started < 3000);
+  await gh.waitFor(/GET \/full\/x: upstream 127\.0\.0\.1:\d+ failed while connecting: timed out after 1 s \(504\)/, 3000);
 });
