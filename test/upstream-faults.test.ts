@@ -1,8 +1,9 @@
 /**
  * Broken back ends: small FastCGI peers on loopback that answer garbage,
- * refuse, or die halfway. A malformed answer is a 502 with a log line; one
- * that breaks after its head went out cuts the client's connection, so the
- * client never takes a half response for a whole one.
+ * refuse, or die halfway, one that never reads, one that never accepts. A
+ * malformed answer is a 502 with a log line; one that breaks after its head
+ * went out cuts the client's connection, so the client never takes a half
+ * response for a whole one; send and connect timeouts are 504s.
  */
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';

@@ -72,6 +72,7 @@ function socketSink(socket: Socket, frame: (chunk: Buffer) => Buffer[], end: () 
     },
     end,
     abort: () => socket.destroy(),
+    resume: () => socket.resume(),
   };
 }
 
@@ -85,7 +86,7 @@ function oneRequest(protocol: 'uwsgi' | 'scgi', socket: Socket, serve: (stream: 
     if (stream !== null) {
       const body = chunk.subarray(0, remaining);
       remaining -= body.length;
-      if (body.length > 0) stream.body(body);
+      if (body.length > 0 && !stream.body(body)) socket.pause();
       return;
     }
     pending = Buffer.concat([pending, chunk]);
@@ -179,7 +180,7 @@ function fastcgiConnection(socket: Socket, serve: (stream: Duplex) => void, garb
         else start(current.id, current.keep, current.params);
       } else if (type === FCGI.STDIN) {
         if (current.stream === null) return garbage('FCGI_STDIN before the end of FCGI_PARAMS');
-        if (content.length > 0) current.stream.body(content);
+        if (content.length > 0 && !current.stream.body(content)) socket.pause();
       } else if (type === FCGI.ABORT_REQUEST) {
         const { stream, keep } = current;
         current = null;

@@ -98,8 +98,13 @@ export function gatewayRequest(pairs: readonly (readonly [string, string])[]): G
   };
 }
 
-/** Where the response goes: `write` calls back once the protocol's connection took it (backpressure); `end` after the last byte. */
+/**
+ * The protocol's connection: where the response goes (`write` calls back
+ * once the connection took it, `end` after the last byte), and the body's
+ * source, paused while node:http has not read what came.
+ */
 export interface GatewaySink {
+  resume(): void;
   write(chunk: Buffer, done: () => void): void;
   end(): void;
   /** node:http or the client side gave up on the request. */
@@ -124,12 +129,18 @@ export class GatewayStream extends Duplex {
     this.push(request.head);
   }
 
-  /** Body bytes from the front end. The stream is never ended: to node:http that would be a client closing early. */
-  body(chunk: Buffer): void {
-    this.push(chunk);
+  /**
+   * Body bytes from the front end; false: pause the source until the sink's
+   * resume(). The stream is never ended: to node:http that would be a
+   * client closing early.
+   */
+  body(chunk: Buffer): boolean {
+    return this.push(chunk);
   }
 
-  override _read(): void {}
+  override _read(): void {
+    this.sink.resume();
+  }
 
   override _write(chunk: Buffer, _encoding: BufferEncoding, done: (err?: Error | null) => void): void {
     this.sink.write(chunk, () => done());

@@ -186,7 +186,8 @@ export class UpstreamExchange {
 
   private closed(): void {
     if (this.relay.done) return;
-    if (this.decoder.eofEnds && this.headDone && this.sent) return this.ended();
+    // A whole head then the close: the response is complete, even if the back end did not read all of the request.
+    if (this.decoder.eofEnds && this.headDone) return this.ended();
     this.broken('the connection closed before the response ended');
   }
 
