@@ -3,6 +3,7 @@ import { after, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { connect } from 'node:net';
 import { launch, runCli } from './helpers/harness.js';
 import { APPS, SYSTEM_PYTHON } from './helpers/gatehouse.js';
 import { tempDir } from './helpers/upstreams.js';
@@ -54,13 +55,21 @@ test('bad protocol-listener flags are named by the flag', async () => {
   assert.match(text, /--chmod-socket: must be an octal mode such as 660 or 666 \(got "rw"\)/);
 });
 
-test('-s / --socket is --uwsgi-socket; alone it adds no HTTP listener', async () => {
+test('-s / --socket is --uwsgi-socket; alone it adds no HTTP listener; a silent connection is closed after --header-timeout', async () => {
   const sock = join(tmp.dir, 'app.sock');
-  const server = await launch([join(APPS, 'upstream_wsgi.py'), '--python', SYSTEM_PYTHON, '--workers', '1', '--socket', `unix:${sock}`, '-s', '127.0.0.1:0'], { workers: 1 });
+  const server = await launch([join(APPS, 'upstream_wsgi.py'), '--python', SYSTEM_PYTHON, '--workers', '1', '--socket', `unix:${sock}`, '-s', '127.0.0.1:0', '--header-timeout', '1'], { workers: 1 });
   try {
     await server.waitFor(/Listening at: uwsgi:\/\/unix:\S+app\.sock/);
     await server.waitFor(/Listening at: uwsgi:\/\/127\.0\.0\.1:\d+/);
     assert.doesNotMatch(server.output(), /Listening at: http/);
+    const started = Date.now();
+    await new Promise<void>((resolve, reject) => {
+      const silent = connect(sock);
+      silent.on('error', reject);
+      silent.on('close', () => resolve());
+    });
+    const waited = Date.now() - started;
+    assert.ok(waited > 700 && waited < 3000, `closed after ${waited} ms`);
   } finally {
     await server.kill();
   }

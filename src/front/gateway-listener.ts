@@ -44,7 +44,11 @@ export interface GatewayServer extends Server {
   closeIdleConnections(): void;
 }
 
-export function createGatewayServer(protocol: GatewayProtocol, serve: (stream: Duplex) => void, logger: Logger): GatewayServer {
+/**
+ * `waitMs` (header_timeout): how long a connection may take to send a
+ * request's variables, or stay idle between two FastCGI requests.
+ */
+export function createGatewayServer(protocol: GatewayProtocol, serve: (stream: Duplex) => void, logger: Logger, waitMs: number): GatewayServer {
   const idle = new Set<Socket>();
   const server = createServer((socket) => {
     socket.on('error', () => {});
@@ -52,7 +56,10 @@ export function createGatewayServer(protocol: GatewayProtocol, serve: (stream: D
       logger.warning(`${protocol} connection from ${socket.remoteAddress ?? 'a unix socket'}: ${why}; closed`);
       socket.destroy();
     };
-    if (protocol === 'fastcgi') fastcgiConnection(socket, serve, garbage, idle);
+    // Armed while no request is under way.
+    socket.on('timeout', () => socket.destroy());
+    socket.setTimeout(waitMs);
+    if (protocol === 'fastcgi') fastcgiConnection(socket, serve, garbage, idle, waitMs);
     else oneRequest(protocol, socket, serve, garbage);
   }) as GatewayServer;
   server.closeIdleConnections = () => {
@@ -75,7 +82,6 @@ function socketSink(socket: Socket, frame: (chunk: Buffer) => Buffer[], end: () 
     resume: () => socket.resume(),
   };
 }
-
 
 /** uwsgi and SCGI: the vars, then CONTENT_LENGTH bytes of body, one request per connection. */
 function oneRequest(protocol: 'uwsgi' | 'scgi', socket: Socket, serve: (stream: Duplex) => void, garbage: (why: string) => void): void {
@@ -106,6 +112,7 @@ function oneRequest(protocol: 'uwsgi' | 'scgi', socket: Socket, serve: (stream: 
     }
     const request = gatewayRequest(pairs);
     if (typeof request === 'string') return garbage(request);
+    socket.setTimeout(0);
     stream = new GatewayStream(request, socketSink(socket, (c) => [c], () => socket.end()));
     socket.once('close', () => stream!.destroy());
     remaining = request.contentLength;
@@ -118,7 +125,7 @@ function oneRequest(protocol: 'uwsgi' | 'scgi', socket: Socket, serve: (stream: 
 }
 
 /** FastCGI: records; one request at a time, kept connections take the next. */
-function fastcgiConnection(socket: Socket, serve: (stream: Duplex) => void, garbage: (why: string) => void, idle: Set<Socket>): void {
+function fastcgiConnection(socket: Socket, serve: (stream: Duplex) => void, garbage: (why: string) => void, idle: Set<Socket>, waitMs: number): void {
   const reader = new RecordReader();
   let current: { id: number; keep: boolean; params: Buffer[]; stream: GatewayStream | null } | null = null;
   idle.add(socket);
@@ -145,8 +152,9 @@ function fastcgiConnection(socket: Socket, serve: (stream: Duplex) => void, garb
         socket.write(encodeRecord(FCGI.STDOUT, id));
         socket.write(encodeEndRequest(id, 0, FCGI_REQUEST_COMPLETE));
         current = null;
-        if (keep) idle.add(socket);
-        else socket.end();
+        if (!keep) return void socket.end();
+        idle.add(socket);
+        socket.setTimeout(waitMs);
       },
     );
     // node:http gave up on the request (the front end's ABORT_REQUEST clears `current` first).
@@ -154,6 +162,7 @@ function fastcgiConnection(socket: Socket, serve: (stream: Duplex) => void, garb
     const stream = new GatewayStream(request, sink);
     current!.stream = stream;
     idle.delete(socket);
+    socket.setTimeout(0);
     serve(stream);
   };
 
