@@ -49,6 +49,8 @@ export class SocketPool {
     };
     // Bytes while idle break the protocol's framing: the connection is of no more use.
     socket.on('data', drop).on('close', drop).on('error', drop).on('timeout', drop);
+    // Its last exchange may have paused it for a slow client: idle, it must see the back end close.
+    socket.resume();
     socket.setTimeout(this.idleMs);
     socket.unref();
     this.idle.push(socket);
