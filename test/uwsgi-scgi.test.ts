@@ -12,7 +12,8 @@ import { spawnSync } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { connect as h2connect } from 'node:http2';
 import { join } from 'node:path';
-import { launch, request, type Server } from './helpers/harness.js';
+import { launch, request, sleep, type Server } from './helpers/harness.js';
+import { get } from 'node:http';
 import { APPS, hasCommand } from './helpers/gatehouse.js';
 import { hasUwsgi, startUwsgi, tempDir, type Peer } from './helpers/upstreams.js';
 
@@ -153,4 +154,24 @@ test('HTTP/2 clients reach uwsgi and scgi back ends (uWSGI answers "HTTP/2.0 200
     session.close();
     await tls.kill();
   }
+});
+
+test('a client slower than read_timeout still gets the whole response: the back end waits for it, the clock stops meanwhile', { skip }, async () => {
+  const got = await new Promise<{ length: number; complete: boolean }>((resolve, reject) => {
+    get(`${gh.url}/hung/big`, { agent: false }, (res) => {
+      let length = 0;
+      let stalled = false;
+      res.on('data', (d: Buffer) => {
+        length += d.length;
+        if (stalled) return;
+        stalled = true;
+        res.pause();
+        void sleep(2500).then(() => res.resume());
+      });
+      res.on('end', () => resolve({ length, complete: res.complete }));
+      res.on('error', reject);
+    }).on('error', reject);
+  });
+  assert.deepEqual(got, { length: 5 * 1024 * 1024, complete: true });
+  assert.doesNotMatch(gh.output(), /GET \/hung\/big/);
 });

@@ -73,6 +73,8 @@ export class UpstreamExchange {
   private decoder: ResponseDecoder;
   private timer: NodeJS.Timeout | undefined;
   private bodyStream: ReadStream | null = null;
+  /** Reading from the back end waits for the client to drain. */
+  private paused = false;
 
   constructor(
     private readonly r: RouteRequest<RequestInfo, HttpResponse>,
@@ -166,11 +168,13 @@ export class UpstreamExchange {
       if (!this.relay.head(got.head)) return this.finish(false);
       chunk = got.rest;
     }
-    if (this.relay.body(chunk) || this.relay.done) return;
+    if (this.relay.body(chunk) || this.relay.done || this.paused) return;
     const socket = this.socket!;
+    this.paused = true;
     socket.pause();
     this.arm(0);
     this.relay.whenDrained(() => {
+      this.paused = false;
       if (this.relay.done) return;
       if (this.sent) this.arm(this.target.readMs);
       socket.resume();
