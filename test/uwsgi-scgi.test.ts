@@ -35,7 +35,8 @@ before(async () => {
     `max_header_size = "256k"\nmax_request_body = "16m"\n` +
       `[[routes]]\npath = "/u"\nuwsgi = { pass = "unix:${uwsgiSock}", params = { EXTRA = "yes" } }\n` +
       `[[routes]]\npath = "/s"\nscgi = { pass = "unix:${scgiSock}" }\n` +
-      `[[routes]]\npath = "/hung"\nuwsgi = { pass = "unix:${uwsgiSock}", read_timeout = 1 }\n` +
+      `[[routes]]\npath = "/hung"\nuwsgi = { pass = "unix:${uwsgiSock}", read_timeout = 1, buffering = false }\n` +
+      `[[routes]]\npath = "/unbuffered"\nuwsgi = { pass = "unix:${uwsgiSock}", buffering = false }\n` +
       `[[routes]]\npath = "/down"\nscgi = { pass = "unix:${join(tmp.dir, 'nothing.sock')}" }\n` +
       `[[routes]]\npath = "/refused"\nuwsgi = { pass = "127.0.0.1:1" }\n`,
   );
@@ -156,9 +157,10 @@ test('HTTP/2 clients reach uwsgi and scgi back ends (uWSGI answers "HTTP/2.0 200
   }
 });
 
-test('a client slower than read_timeout still gets the whole response: the back end waits for it, the clock stops meanwhile', { skip }, async () => {
-  const got = await new Promise<{ length: number; complete: boolean }>((resolve, reject) => {
-    get(`${gh.url}/hung/big`, { agent: false }, (res) => {
+/** A GET whose client stops reading for `ms` after the first bytes; resolves with what it got in the end. */
+function stalledGet(url: string, ms: number): Promise<{ length: number; complete: boolean }> {
+  return new Promise((resolve, reject) => {
+    get(url, { agent: false }, (res) => {
       let length = 0;
       let stalled = false;
       res.on('data', (d: Buffer) => {
@@ -166,12 +168,31 @@ test('a client slower than read_timeout still gets the whole response: the back 
         if (stalled) return;
         stalled = true;
         res.pause();
-        void sleep(2500).then(() => res.resume());
+        void sleep(ms).then(() => res.resume());
       });
       res.on('end', () => resolve({ length, complete: res.complete }));
       res.on('error', reject);
     }).on('error', reject);
   });
+}
+
+test('buffering (the default): slow clients do not hold the back end; with buffering = false they do', { skip }, async () => {
+  const size = 32 * 1024 * 1024;
+  for (const [prefix, buffered] of [['/u', true], ['/unbuffered', false]] as const) {
+    // uWSGI runs 2 processes: two stalled clients of a big response, then a third request.
+    const stalls = [stalledGet(`${gh.url}${prefix}/big?${size}`, 3000), stalledGet(`${gh.url}${prefix}/big?${size}`, 3000)];
+    await sleep(700);
+    const started = Date.now();
+    assert.equal((await request(gh.url, `${prefix}/x`)).status, 200);
+    const took = Date.now() - started;
+    if (buffered) assert.ok(took < 1500, `buffered: the third request waited ${took} ms`);
+    else assert.ok(took >= 1500, `unbuffered: the third request waited only ${took} ms`);
+    for (const got of await Promise.all(stalls)) assert.deepEqual(got, { length: size, complete: true });
+  }
+});
+
+test('unbuffered, a client slower than read_timeout still gets the whole response: the clock stops while it is waited for', { skip }, async () => {
+  const got = await stalledGet(`${gh.url}/hung/big`, 2500);
   assert.deepEqual(got, { length: 5 * 1024 * 1024, complete: true });
   assert.doesNotMatch(gh.output(), /GET \/hung\/big/);
 });

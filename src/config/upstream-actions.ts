@@ -35,6 +35,13 @@ function common(base: string) {
     send_timeout: seconds.default(60),
     /** Time the back end may take to send the next bytes of the response (the first ones included); 504 past it. */
     read_timeout: seconds.default(60),
+    /**
+     * Take the response from the back end as fast as it comes, holding what
+     * a slow client cannot take yet (in memory up to 1 MiB, then in a temp
+     * file), so the back end is free at once (nginx's fastcgi_buffering);
+     * false: the back end waits for the client.
+     */
+    buffering: z.boolean().default(true),
   };
 }
 
@@ -98,4 +105,4 @@ export function uwsgiSchema(base: string) {
 export type FastcgiSettings = z.output<ReturnType<typeof fastcgiSchema>>;
 export type ScgiSettings = z.output<ReturnType<typeof scgiSchema>>;
 export type UwsgiSettings = z.output<ReturnType<typeof uwsgiSchema>>;
-export type UpstreamCommon = Pick<ScgiSettings, 'pass' | 'params' | 'connect_timeout' | 'send_timeout' | 'read_timeout'>;
+export type UpstreamCommon = Pick<ScgiSettings, 'pass' | 'params' | 'connect_timeout' | 'send_timeout' | 'read_timeout' | 'buffering'>;

@@ -1,18 +1,25 @@
 /**
  * The client side of an upstream exchange: writes the back end's response
- * head and body to the client as they come, says when the client cannot
- * take more (the caller stops reading the back end until 'drain'), checks
- * the body against a declared Content-Length, and writes the access log
- * line once, however the exchange ends.
+ * head and body to the client as they come; what a slow client cannot take
+ * yet is spooled (buffering) or the caller is told to stop reading the back
+ * end until 'drain'. Checks the body against a declared Content-Length, and
+ * writes the access log line once, however the exchange ends.
  */
 import type { ExchangeContext, HttpResponse, RequestInfo, RouteRequest } from '../http/handler.js';
 import { inFlightOn, type InFlight } from '../http/in-flight.js';
 import { sendPlain } from '../http/plain-response.js';
+import { ResponseSpool } from '../http/response-spool.js';
 import type { CgiHead } from './cgi-response.js';
 import { upstreamFailed, UpstreamError } from './upstream-failure.js';
 
+/** How much of a response the front holds in memory for a slow client before spooling to disk (as for apps). */
+const RESPONSE_BUFFER = 1024 * 1024;
+
 export class ResponseRelay implements InFlight {
   done = false;
+  /** Body the client could not take yet, on disk; the end waits for it. */
+  private spool: ResponseSpool | null = null;
+  private endPending = false;
   private status = 0;
   private bytes = 0;
   /** Body bytes still due by the declared Content-Length; undefined when none was declared (or none is sent). */
@@ -24,6 +31,8 @@ export class ResponseRelay implements InFlight {
     private readonly upstream: string,
     /** The client went away first: the back end's connection is of no more use. */
     private readonly onClientGone: () => void,
+    /** Spool what the client cannot take yet rather than slow the back end down. */
+    private readonly buffering: boolean,
   ) {
     // As for the app action: an HTTP/2 stream says when it closes, an HTTP/1 connection is watched by the front.
     if (r.req.httpVersionMajor === 2) r.res.once('close', () => this.clientGone());
@@ -68,7 +77,11 @@ export class ResponseRelay implements InFlight {
       this.remaining -= chunk.length;
     }
     this.bytes += chunk.length;
-    return this.r.res.write(chunk);
+    const res = this.r.res;
+    if (!this.buffering) return res.write(chunk);
+    if ((this.spool === null || this.spool.empty) && res.writableLength <= RESPONSE_BUFFER) res.write(chunk);
+    else (this.spool ??= new ResponseSpool(res, () => this.endPending && this.end())).write(chunk);
+    return true;
   }
 
   whenDrained(resume: () => void): void {
@@ -78,6 +91,10 @@ export class ResponseRelay implements InFlight {
   /** The back end finished the response. */
   end(): void {
     if (this.done) return;
+    if (this.spool !== null && !this.spool.empty) {
+      this.endPending = true;
+      return;
+    }
     if (this.remaining !== undefined && this.remaining > 0) {
       this.fail(new UpstreamError(502, 'read', `the body ended ${this.remaining} bytes short of its Content-Length`));
       return;
@@ -103,6 +120,7 @@ export class ResponseRelay implements InFlight {
 
   private complete(): void {
     this.done = true;
+    this.spool?.close();
     if (this.r.req.httpVersionMajor !== 2) {
       const list = inFlightOn(this.r.req.socket);
       const at = list.indexOf(this);

@@ -50,6 +50,7 @@ export class UpstreamAction implements Handler {
       connectMs: settings.connect_timeout * 1000,
       sendMs: settings.send_timeout * 1000,
       readMs: settings.read_timeout * 1000,
+      buffering: settings.buffering,
     };
     this.pool = keepalive > 0 ? new SocketPool(keepalive, IDLE_MS) : undefined;
     this.protocol = protocol(this);

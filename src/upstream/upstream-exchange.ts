@@ -31,6 +31,8 @@ export interface UpstreamTarget {
   connectMs: number;
   sendMs: number;
   readMs: number;
+  /** Responses are spooled for slow clients (see ResponseRelay). */
+  buffering: boolean;
 }
 
 /** A request body read completely by the front: in memory, or in a temp file. */
@@ -83,7 +85,7 @@ export class UpstreamExchange {
     private readonly wire: ExchangeWire,
     private readonly body: BufferedBody | null,
   ) {
-    this.relay = new ResponseRelay(r, ctx, target.label, () => this.finish(false));
+    this.relay = new ResponseRelay(r, ctx, target.label, () => this.finish(false), target.buffering);
     this.decoder = wire.decoder();
   }
 
@@ -184,8 +186,9 @@ export class UpstreamExchange {
   /** The response is complete. */
   private ended(): void {
     if (!this.headDone) return this.fail(502, 'the response ended before its head was complete');
+    // The relay may still be sending spooled bytes to a slow client: the back end's part is over.
     this.relay.end();
-    this.finish(this.decoder.reusable && this.relay.done);
+    this.finish(this.decoder.reusable);
   }
 
   private closed(): void {
