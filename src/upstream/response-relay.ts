@@ -7,7 +7,6 @@
  */
 import type { ExchangeContext, HttpResponse, RequestInfo, RouteRequest } from '../http/handler.js';
 import { inFlightOn, type InFlight } from '../http/in-flight.js';
-import { sendPlain } from '../http/plain-response.js';
 import { ResponseSpool } from '../http/response-spool.js';
 import type { CgiHead } from './cgi-response.js';
 import { upstreamFailed, UpstreamError } from './upstream-failure.js';
@@ -107,14 +106,6 @@ export class ResponseRelay implements InFlight {
     if (this.done) return;
     if (!this.headSent) this.status = error.status;
     this.bytes += upstreamFailed(this.r, this.ctx.logger, this.upstream, error, this.ctx.draining);
-    this.complete();
-  }
-
-  /** A refusal of the front's own (400, 413, 431...) before the back end saw the request. */
-  refuse(status: number, text: string): void {
-    if (this.done) return;
-    this.status = status;
-    this.bytes = sendPlain(this.r.res, status, text, true);
     this.complete();
   }
 

@@ -31,8 +31,6 @@ const mounted = (r: RouteRequest<RequestInfo, HttpResponse>): CgiTarget => ({ sc
 
 export class UpstreamAction implements Handler {
   private readonly target: UpstreamTarget;
-  private readonly pool: SocketPool | undefined;
-  private readonly protocol: Protocol;
 
   private constructor(
     private readonly settings: UpstreamCommon,
@@ -41,8 +39,9 @@ export class UpstreamAction implements Handler {
     private readonly software: string,
     /** body_timeout in seconds: a body that stops arriving this long gets 408. */
     private readonly bodyTimeout: number,
-    protocol: (self: UpstreamAction) => Protocol,
-    keepalive = 0,
+    private readonly protocol: Protocol,
+    /** Kept-alive connections (FastCGI), closed with the action. */
+    private readonly pool?: SocketPool,
   ) {
     this.target = {
       address: parseUpstream(settings.pass) as UpstreamAddress,
@@ -52,33 +51,33 @@ export class UpstreamAction implements Handler {
       readMs: settings.read_timeout * 1000,
       buffering: settings.buffering,
     };
-    this.pool = keepalive > 0 ? new SocketPool(keepalive, IDLE_MS) : undefined;
-    this.protocol = protocol(this);
   }
 
   static fastcgi(s: FastcgiSettings, ctx: ExchangeContext, software: string, bodyTimeout: number): UpstreamAction {
     const stderr = stderrLogger(ctx.logger, s.pass);
-    return new UpstreamAction(s, ctx, software, bodyTimeout, (self) => ({
+    const pool = s.keepalive > 0 ? new SocketPool(s.keepalive, IDLE_MS) : undefined;
+    const protocol: Protocol = {
       target: (r) => (s.root === undefined ? mounted(r) : scriptTarget(r.prefix + r.rest || '/', s.root, s.index, s.split_path_info)),
-      wire: (pairs, body) => fastcgiWire(pairs, body, self.pool, stderr),
-    }), s.keepalive);
+      wire: (pairs, body) => fastcgiWire(pairs, body, pool, stderr),
+    };
+    return new UpstreamAction(s, ctx, software, bodyTimeout, protocol, pool);
   }
 
   static scgi(s: UpstreamCommon, ctx: ExchangeContext, software: string, bodyTimeout: number): UpstreamAction {
-    return new UpstreamAction(s, ctx, software, bodyTimeout, () => ({
+    return new UpstreamAction(s, ctx, software, bodyTimeout, {
       target: mounted,
       wire: (pairs, body) => ({ head: [encodeScgiHead(body?.length ?? 0, pairs)], frame: (c) => [c], tail: [], decoder: untilClose }),
-    }));
+    });
   }
 
   static uwsgi(s: UwsgiSettings, ctx: ExchangeContext, software: string, bodyTimeout: number): UpstreamAction {
-    return new UpstreamAction(s, ctx, software, bodyTimeout, () => ({
+    return new UpstreamAction(s, ctx, software, bodyTimeout, {
       target: mounted,
       wire: (pairs, body) => {
         const packet = encodeUwsgiPacket(body === null ? pairs : [...pairs, ['CONTENT_LENGTH', String(body.length)]], s.modifier1, s.modifier2);
         return packet && { head: [packet], frame: (c) => [c], tail: [], decoder: untilClose };
       },
-    }));
+    });
   }
 
   serve(r: RouteRequest): void {
