@@ -2,9 +2,10 @@
  * One request to a FastCGI, SCGI or uwsgi back end, once its body is
  * buffered: connects (or takes a kept-alive connection), writes the request
  * (the protocol's head, the body in its framing, its tail) with a send
- * timeout, and streams the response to the client with backpressure and a
- * read timeout. The protocols differ only in the bytes (ExchangeWire); the
- * response is read CGI style (cgi-response.ts).
+ * timeout, and streams the response to the client with a read timeout
+ * (what a slow client cannot take is spooled, or with buffering off the back
+ * end waits for it). The protocols differ only in the bytes (ExchangeWire);
+ * the response is read CGI style (cgi-response.ts).
  *
  * A kept-alive connection the back end closed before answering (php-fpm
  * recycling a child) is retried once on a fresh one: the request is
@@ -207,6 +208,7 @@ export class UpstreamExchange {
       this.decoder = this.wire.decoder();
       this.headReader = new CgiHeadReader(HEAD_LIMIT);
       this.sent = false;
+      this.paused = false;
       return this.start();
     }
     this.fail(502, why);
