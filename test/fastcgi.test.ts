@@ -12,7 +12,7 @@ import { mkdirSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { launch, request, type Server } from './helpers/harness.js';
 import { APPS } from './helpers/gatehouse.js';
-import { countingRelay, hasPhpFpm, startPhpFpm, tempDir, type Peer } from './helpers/upstreams.js';
+import { countingRelay, hasPhpFpm, startPhpFpm, tempDir, type Peer } from './helpers/back-ends.js';
 
 const skip = hasPhpFpm() ? false : 'needs Debian php-fpm (php-fpm8.2)';
 const ROOT = join(APPS, 'php');

@@ -10,7 +10,7 @@ import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
 import { launch, request, type SimpleResponse } from './helpers/harness.js';
 import { APPS, hasCommand, hasSystemModule, SYSTEM_PYTHON } from './helpers/gatehouse.js';
-import { freePorts, startNginx, tempDir } from './helpers/upstreams.js';
+import { freePorts, startNginx, tempDir } from './helpers/back-ends.js';
 
 const DJANGO_DIR = join(APPS, 'djangoproject');
 const skip = !hasCommand('nginx') ? 'needs Debian nginx' : !hasSystemModule('django') ? 'needs python3-django' : false;

@@ -15,7 +15,7 @@ import { connect } from 'node:net';
 import { join } from 'node:path';
 import { launch, request, type Server } from './helpers/harness.js';
 import { APPS, hasCommand, hasSystemModule, SYSTEM_PYTHON } from './helpers/gatehouse.js';
-import { freePorts, startNginx, tempDir, type Peer } from './helpers/upstreams.js';
+import { freePorts, startNginx, tempDir, type Peer } from './helpers/back-ends.js';
 import {
   decodeEndRequest,
   decodePairs,

@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { connect } from 'node:net';
 import { launch, runCli } from './helpers/harness.js';
 import { APPS, SYSTEM_PYTHON } from './helpers/gatehouse.js';
-import { tempDir } from './helpers/upstreams.js';
+import { tempDir } from './helpers/back-ends.js';
 
 const tmp = tempDir('upstream-config');
 after(() => tmp.remove());

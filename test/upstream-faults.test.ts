@@ -12,7 +12,7 @@ import { connect, createServer, type Server as NetServer, type Socket } from 'no
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { launch, request, type Server } from './helpers/harness.js';
-import { tempDir, waitForSocket } from './helpers/upstreams.js';
+import { tempDir, waitForSocket } from './helpers/back-ends.js';
 import { spawn } from 'node:child_process';
 import { SYSTEM_PYTHON } from './helpers/gatehouse.js';
 import { encodeEndRequest, encodeRecord, FCGI, FCGI_OVERLOADED } from '../src/upstream/fastcgi-records.js';

@@ -15,7 +15,7 @@ import { join } from 'node:path';
 import { launch, request, sleep, type Server } from './helpers/harness.js';
 import { get } from 'node:http';
 import { APPS, hasCommand } from './helpers/gatehouse.js';
-import { hasUwsgi, startUwsgi, tempDir, type Peer } from './helpers/upstreams.js';
+import { hasUwsgi, startUwsgi, tempDir, type Peer } from './helpers/back-ends.js';
 
 const skip = hasUwsgi() ? false : 'needs Debian uwsgi and uwsgi-plugin-python3';
 let tmp: ReturnType<typeof tempDir>;

@@ -57,7 +57,7 @@ export function headerVariables(req: RequestInfo, fwd: ForwardedRequest | undefi
   const raw = req.rawHeaders;
   let contentLength: string | undefined;
   let transferEncoding: string | undefined;
-  const seen = new Map<string, number>();
+  // Names and values; a repeated name is joined to its first (a linear search: heads have a few headers).
   const parts: string[] = [];
   for (let i = 0; i < raw.length; i += 2) {
     let name = cgiName(raw[i]!);
@@ -68,18 +68,19 @@ export function headerVariables(req: RequestInfo, fwd: ForwardedRequest | undefi
       if (fwd === undefined || !PROXY_HEADER.test(raw[i]!)) continue;
       name = httpName(raw[i]!);
     }
-    const at = seen.get(name);
-    if (at === undefined) {
-      seen.set(name, parts.length);
-      parts.push(name, value);
-    } else {
-      parts[at + 1] += (name === 'HTTP_COOKIE' ? '; ' : ', ') + value;
-    }
+    const at = indexOfName(parts, name);
+    if (at < 0) parts.push(name, value);
+    else parts[at + 1] += (name === 'HTTP_COOKIE' ? '; ' : ', ') + value;
   }
   if (fwd?.host !== undefined) {
-    const at = seen.get('HTTP_HOST');
-    if (at === undefined) parts.push('HTTP_HOST', fwd.host);
+    const at = indexOfName(parts, 'HTTP_HOST');
+    if (at < 0) parts.push('HTTP_HOST', fwd.host);
     else parts[at + 1] = fwd.host;
   }
   return { parts, contentLength, transferEncoding };
+}
+
+function indexOfName(parts: readonly string[], name: string): number {
+  for (let i = 0; i < parts.length; i += 2) if (parts[i] === name) return i;
+  return -1;
 }
