@@ -91,14 +91,16 @@ export class Gatehouse {
       this.pools.set(app.name, pool);
       apps.set(app.name, new WsgiApp(pool, ctx, owner, settings.body_timeout));
     }
-    const entries: RouteEntry[] = site.routes.map((route) => {
+    // site.routes: the --static routes first, then the file's.
+    const keyPath = (i: number, action: string) => `routes[${i - settings.static.length}].${action}`;
+    const entries: RouteEntry[] = site.routes.map((route, i) => {
       let handler: Handler;
       if (route.app !== undefined) handler = apps.get(route.app)!;
       else if (route.static !== undefined) handler = new StaticFiles(route.static, compression, fileCache);
       else if (route.redirect !== undefined) handler = new Redirect(route.redirect.status, route.redirect.location);
-      else if (route.fastcgi !== undefined) handler = this.upstream(UpstreamAction.fastcgi(route.fastcgi, ctx, SOFTWARE, settings.body_timeout));
-      else if (route.scgi !== undefined) handler = this.upstream(UpstreamAction.scgi(route.scgi, ctx, SOFTWARE, settings.body_timeout));
-      else if (route.uwsgi !== undefined) handler = this.upstream(UpstreamAction.uwsgi(route.uwsgi, ctx, SOFTWARE, settings.body_timeout));
+      else if (route.fastcgi !== undefined) handler = this.upstream(UpstreamAction.fastcgi(route.fastcgi, ctx, SOFTWARE, settings.body_timeout, keyPath(i, 'fastcgi')));
+      else if (route.scgi !== undefined) handler = this.upstream(UpstreamAction.scgi(route.scgi, ctx, SOFTWARE, settings.body_timeout, keyPath(i, 'scgi')));
+      else if (route.uwsgi !== undefined) handler = this.upstream(UpstreamAction.uwsgi(route.uwsgi, ctx, SOFTWARE, settings.body_timeout, keyPath(i, 'uwsgi')));
       else handler = new Respond(route.return!.status, route.return!.body, route.return!.content_type);
       return { hosts: route.host ?? [], path: route.path, maxRequestBody: route.max_request_body ?? settings.max_request_body, handler };
     });
@@ -114,6 +116,7 @@ export class Gatehouse {
   async start(): Promise<string[]> {
     this.logger.info(`Starting gatehouse ${VERSION}`);
     if (this.site.file) this.logger.info(`Configuration: ${this.site.file}`);
+    await Promise.all(this.upstreams.map((upstream) => upstream.start()));
     const bound = await this.front.listen(this.site.listeners);
     for (const address of bound) this.logger.info(`Listening at: ${address} (${process.pid})`);
     for (const app of this.site.apps) {
@@ -130,13 +133,15 @@ export class Gatehouse {
     return bound;
   }
 
-  /** Imports each app in one worker and stops: `--check-config`. */
+  /** Imports each app in one worker, resolves the upstreams' host names, and stops: `--check-config`. */
   static async check(site: Site): Promise<void> {
     const one = { ...site, apps: site.apps.map((a) => ({ ...a, workers: 1 })) };
     const server = new Gatehouse(one);
     try {
+      for (const upstream of server.upstreams) await upstream.start();
       for (const pool of server.pools.values()) await pool.start();
     } finally {
+      for (const upstream of server.upstreams) upstream.stop();
       await Promise.all([...server.pools.values()].map((pool) => pool.stop(0)));
     }
   }
@@ -183,7 +188,7 @@ export class Gatehouse {
     await this.front.drain(deadline);
     await Promise.all([...this.pools.values()].map((pool) => pool.stop(Math.max(0, deadline - performance.now()))));
     this.front.closeAll();
-    for (const upstream of this.upstreams) upstream.close();
+    for (const upstream of this.upstreams) upstream.stop();
     await this.accessLog?.close();
   }
 }

@@ -74,3 +74,14 @@ test('-s / --socket is --uwsgi-socket; alone it adds no HTTP listener; a silent 
     await server.kill();
   }
 });
+
+test('an upstream host name that does not resolve is a config error naming its key path; one that does is fine', async () => {
+  const file = join(tmp.dir, 'dns.toml');
+  writeFileSync(file, ['static = ["/s=."]', '[[routes]]', 'path = "/a"', 'scgi = { pass = "localhost:4000" }', '[[routes]]', 'path = "/b"', 'fastcgi = { pass = "no-such-host.invalid:9000" }'].join('\n'));
+  const bad = await runCli(['--config', file, '--check-config']);
+  assert.equal(bad.code, 1);
+  assert.match(errorLines(bad.stderr), /GH_ERR_CONFIG: routes\[1\]\.fastcgi\.pass: cannot resolve no-such-host\.invalid: \S+ \(got "no-such-host\.invalid:9000"\)/);
+  const good = join(tmp.dir, 'dns-good.toml');
+  writeFileSync(good, ['[[routes]]', 'path = "/a"', 'scgi = { pass = "localhost:4000" }'].join('\n'));
+  assert.equal((await runCli(['--config', good, '--check-config'])).code, 0);
+});

@@ -4,7 +4,10 @@
  * client costs a buffer, never a back-end connection), then it goes to the
  * back end in the protocol's framing (UpstreamExchange).
  */
+import { lookup } from 'node:dns/promises';
+import { isIP } from 'node:net';
 import type { Readable } from 'node:stream';
+import { GatehouseError } from '../errors.js';
 import type { ExchangeContext, Handler, HttpResponse, LeanRouteRequest, RequestInfo, RouteRequest } from '../http/handler.js';
 import { refuse } from '../http/plain-response.js';
 import { hasUnsizedH2Body, readBody } from '../http/request-body.js';
@@ -40,6 +43,8 @@ export class UpstreamAction implements Handler {
     /** body_timeout in seconds: a body that stops arriving this long gets 408. */
     private readonly bodyTimeout: number,
     private readonly protocol: Protocol,
+    /** Where the settings came from, for errors: `routes[2].fastcgi`. */
+    private readonly keyPath: string,
     /** Kept-alive connections (FastCGI), closed with the action. */
     private readonly pool?: SocketPool,
   ) {
@@ -53,31 +58,31 @@ export class UpstreamAction implements Handler {
     };
   }
 
-  static fastcgi(s: FastcgiSettings, ctx: ExchangeContext, software: string, bodyTimeout: number): UpstreamAction {
+  static fastcgi(s: FastcgiSettings, ctx: ExchangeContext, software: string, bodyTimeout: number, keyPath: string): UpstreamAction {
     const stderr = stderrLogger(ctx.logger, s.pass);
     const pool = s.keepalive > 0 ? new SocketPool(s.keepalive, IDLE_MS) : undefined;
     const protocol: Protocol = {
       target: (r) => (s.root === undefined ? mounted(r) : scriptTarget(r.prefix + r.rest || '/', s.root, s.index, s.split_path_info)),
       wire: (pairs, body) => fastcgiWire(pairs, body, pool, stderr),
     };
-    return new UpstreamAction(s, ctx, software, bodyTimeout, protocol, pool);
+    return new UpstreamAction(s, ctx, software, bodyTimeout, protocol, keyPath, pool);
   }
 
-  static scgi(s: UpstreamCommon, ctx: ExchangeContext, software: string, bodyTimeout: number): UpstreamAction {
+  static scgi(s: UpstreamCommon, ctx: ExchangeContext, software: string, bodyTimeout: number, keyPath: string): UpstreamAction {
     return new UpstreamAction(s, ctx, software, bodyTimeout, {
       target: mounted,
       wire: (pairs, body) => ({ head: [encodeScgiHead(body?.length ?? 0, pairs)], frame: (c) => [c], tail: [], decoder: untilClose }),
-    });
+    }, keyPath);
   }
 
-  static uwsgi(s: UwsgiSettings, ctx: ExchangeContext, software: string, bodyTimeout: number): UpstreamAction {
+  static uwsgi(s: UwsgiSettings, ctx: ExchangeContext, software: string, bodyTimeout: number, keyPath: string): UpstreamAction {
     return new UpstreamAction(s, ctx, software, bodyTimeout, {
       target: mounted,
       wire: (pairs, body) => {
         const packet = encodeUwsgiPacket(body === null ? pairs : [...pairs, ['CONTENT_LENGTH', String(body.length)]], s.modifier1, s.modifier2);
         return packet && { head: [packet], frame: (c) => [c], tail: [], decoder: untilClose };
       },
-    });
+    }, keyPath);
   }
 
   serve(r: RouteRequest): void {
@@ -88,8 +93,24 @@ export class UpstreamAction implements Handler {
     this.answer(r, r.body);
   }
 
+  /**
+   * A host name that does not resolve at start is a configuration error;
+   * each new connection resolves it again (a changed DNS record is
+   * followed).
+   */
+  async start(): Promise<void> {
+    const address = this.target.address;
+    if (address.kind !== 'tcp' || isIP(address.host) !== 0) return;
+    try {
+      await lookup(address.host);
+    } catch (err) {
+      const why = (err as NodeJS.ErrnoException).code ?? (err as Error).message;
+      throw new GatehouseError('GH_ERR_CONFIG', `${this.keyPath}.pass: cannot resolve ${address.host}: ${why} (got ${JSON.stringify(this.settings.pass)})`);
+    }
+  }
+
   /** Closes the idle kept-alive connections. */
-  close(): void {
+  stop(): void {
     this.pool?.close();
   }
 
