@@ -151,6 +151,19 @@ test('HTTP/2 clients reach uwsgi and scgi back ends (uWSGI answers "HTTP/2.0 200
       assert.equal(got.status, path === '/u/status' ? 404 : 200, path);
       if (path !== '/u/status') assert.equal(got.length, 5 * 1024 * 1024, path);
     }
+    for (const prefix of ['/u', '/s']) {
+      const body = await new Promise<string>((resolve, reject) => {
+        const stream = session.request({ ':path': `${prefix}/env` });
+        let text = '';
+        stream.on('data', (d: Buffer) => (text += d.toString()));
+        stream.on('end', () => resolve(text));
+        stream.on('error', reject);
+      });
+      const env = (JSON.parse(body) as { environ: Record<string, string> }).environ;
+      assert.equal(env.HTTPS, 'on', prefix);
+      assert.equal(env['wsgi.url_scheme'], 'https', `${prefix}: uWSGI takes the scheme from HTTPS=on`);
+      assert.equal(env.SERVER_PROTOCOL, 'HTTP/2.0', prefix);
+    }
   } finally {
     session.close();
     await tls.kill();
