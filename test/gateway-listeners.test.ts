@@ -96,6 +96,7 @@ for (const protocol of ['uwsgi', 'fastcgi', 'scgi'] as const) {
     assert.equal(env.PATH_INFO, '/a b/c');
     assert.equal(env.QUERY_STRING, 'x=1');
     assert.equal(env.REQUEST_METHOD, 'POST');
+    assert.equal(env.SERVER_PROTOCOL, 'HTTP/1.1', "the front end's");
     assert.equal(env.REMOTE_ADDR, '127.0.0.1');
     assert.match(env.REMOTE_PORT!, /^\d+$/);
     assert.equal(env.SERVER_PORT, new URL(url[protocol]!).port);
@@ -109,6 +110,9 @@ for (const protocol of ['uwsgi', 'fastcgi', 'scgi'] as const) {
     const res = await request(url[protocol]!, '/big', { timeoutMs: 20000 });
     assert.equal(res.status, 200);
     assert.equal(res.raw.length, 5 * 1024 * 1024);
+    // No Content-Length: the stream's end delimits it, never chunked framing inside the protocol.
+    const streamed = await request(url[protocol]!, '/stream');
+    assert.equal(streamed.body, Array.from({ length: 1000 }, (_, i) => `part ${i}\n`).join(''));
     const status = await request(url[protocol]!, '/status');
     assert.equal(status.status, 404);
     assert.deepEqual(status.headers['set-cookie'], ['a=1', 'b=2']);

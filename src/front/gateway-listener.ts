@@ -14,6 +14,7 @@
  * (FCGI_MPXS_CONNS=0). A connection that sends garbage is closed, with
  * one line in the error log.
  */
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import { createServer, type Server, type Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import type { Logger } from '../log/logger.js';
@@ -40,6 +41,9 @@ export type GatewayProtocol = 'uwsgi' | 'fastcgi' | 'scgi';
 /** The largest vars block taken (uWSGI's own cap is 64 KiB). */
 const MAX_VARS = 64 * 1024;
 
+/** The node:http server the requests go to (only its 'connection' and 'request' events are used). */
+type HttpServer = Pick<Server, 'emit' | 'prependListener'>;
+
 export interface GatewayServer extends Server {
   closeIdleConnections(): void;
 }
@@ -48,8 +52,11 @@ export interface GatewayServer extends Server {
  * `waitMs` (header_timeout): how long a connection may take to send a
  * request's variables, or stay idle between two FastCGI requests.
  */
-export function createGatewayServer(protocol: GatewayProtocol, serve: (stream: Duplex) => void, logger: Logger, waitMs: number): GatewayServer {
+export function createGatewayServer(protocol: GatewayProtocol, http: HttpServer, logger: Logger, waitMs: number): GatewayServer {
   const idle = new Set<Socket>();
+  const serve = (stream: Duplex) => http.emit('connection', stream);
+  // The end of the stream ends the response: node:http must not chunk it for an HTTP/1.1 request.
+  http.prependListener('request', (_req: IncomingMessage, res: ServerResponse) => (res.useChunkedEncodingByDefault = false));
   const server = createServer((socket) => {
     socket.on('error', () => {});
     const garbage = (why: string) => {

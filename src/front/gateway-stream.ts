@@ -7,8 +7,10 @@
  * environ, the access log and forwarded-header trust see the real client;
  * and whether the client came over https (HTTPS=on).
  *
- * HTTP/1.0 because one request per stream is all there is: node:http then
- * sends no chunked framing and ends the stream after the response.
+ * The request line carries the front end's SERVER_PROTOCOL when it is
+ * HTTP/1.0 or HTTP/1.1 (else HTTP/1.1), with `Connection: close`: one
+ * request per stream is all there is, and the response is delimited by the
+ * stream's end, never chunked (gateway-listener.ts tells node:http so).
  */
 import { Duplex } from 'node:stream';
 import type { Socket } from 'node:net';
@@ -68,7 +70,8 @@ export function gatewayRequest(pairs: readonly (readonly [string, string])[]): G
   if (!target.startsWith('/')) return `a request target that is not a path (${JSON.stringify(target.slice(0, 40))})`;
   const contentLength = Number(vars.get('CONTENT_LENGTH') || '0');
   if (!Number.isSafeInteger(contentLength) || contentLength < 0) return `an invalid CONTENT_LENGTH`;
-  const lines = [`${method} ${requestTarget(target)} HTTP/1.0`];
+  const version = vars.get('SERVER_PROTOCOL') === 'HTTP/1.0' ? '1.0' : '1.1';
+  const lines = [`${method} ${requestTarget(target)} HTTP/${version}`, 'Connection: close'];
   let host = false;
   for (const [name, value] of vars) {
     // A value that would break the head is dropped; so are names no header could have.
@@ -76,7 +79,8 @@ export function gatewayRequest(pairs: readonly (readonly [string, string])[]): G
     if (name.startsWith('HTTP_') && name.length > 5 && /^[A-Z0-9_]+$/.test(name)) {
       const header = headerName(name);
       // The body's headers come from CONTENT_TYPE and CONTENT_LENGTH (nginx sends both forms).
-      if (header === 'Content-Length' || header === 'Content-Type' || header === 'Transfer-Encoding' || header === 'Connection') continue;
+      // The front end has dealt with Expect and the connection's own headers.
+      if (/^(?:Content-Length|Content-Type|Transfer-Encoding|Connection|Keep-Alive|Expect|Upgrade)$/.test(header)) continue;
       host ||= header === 'Host';
       lines.push(`${header}: ${value}`);
     }

@@ -81,7 +81,7 @@ export class HttpFront {
       // A uwsgi/FastCGI/SCGI listener hands node:http one stream per request (gateway-listener.ts).
       const protocol = listener.protocol;
       const gateway = protocol !== 'http';
-      const server = gateway ? createGatewayServer(protocol, (stream) => http.emit('connection', stream), this.ctx.logger, this.settings.header_timeout * 1000) : http;
+      const server = gateway ? createGatewayServer(protocol, http, this.ctx.logger, this.settings.header_timeout * 1000) : http;
       http.on('checkContinue', (req: IncomingMessage, res: ServerResponse) => this.onRequest(req, res, info, true));
       const max = this.settings.max_connections;
       // redirect_https answers every request itself, in onRequest.

@@ -11,6 +11,9 @@ def application(environ, start_response):
         start_response('200 OK', [('Content-Type', 'application/octet-stream'), ('Content-Length', str(n))])
         chunk = b'0123456789abcdef' * 4096
         return (chunk[: min(len(chunk), n - i)] for i in range(0, n, len(chunk)))
+    if path == '/stream':
+        start_response('200 OK', [('Content-Type', 'text/plain')])
+        return (b'part %d\n' % i for i in range(1000))
     if path == '/sleep':
         time.sleep(5)
         start_response('200 OK', [('Content-Type', 'text/plain')])
