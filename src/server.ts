@@ -21,6 +21,7 @@ import { HttpProxy } from './upstream/http-proxy.js';
 import { CacheTier } from './cache/cache-tier.js';
 import { MemcachedPages } from './cache/memcached-pages.js';
 import { cacheSettings, routeCacheRules } from './config/cache-schema.js';
+import { UpstreamAction } from './upstream/upstream-action.js';
 import { AccessLog } from './log/access-log.js';
 import { clientAddress } from './http/forwarded.js';
 import { resolveUser } from './config/users.js';
@@ -31,6 +32,15 @@ import { WorkerPool } from './pool/worker-pool.js';
 export const VERSION: string = JSON.parse(
   readFileSync(fileURLToPath(new URL('../../package.json', import.meta.url)), 'utf8'),
 ).version;
+
+/** A route action with a life cycle: start() resolves its back ends' names, stop() closes its connections. */
+interface Upstream {
+  start(): Promise<void>;
+  stop(): void | Promise<void>;
+}
+
+/** SERVER_SOFTWARE, for the apps and the back ends of the fastcgi, scgi and uwsgi actions. */
+const SOFTWARE = `gatehouse/${VERSION}`;
 
 /** An app's worker pool, with what it needs to spawn its Python processes. */
 function createPool(app: AppSettings, gracefulTimeout: number, logger: Logger): { pool: WorkerPool; owner: { uid?: number; gid?: number } } {
@@ -53,7 +63,7 @@ function createPool(app: AppSettings, gracefulTimeout: number, logger: Logger): 
           app: app.app,
           pythonpath: app.pythonpath,
           threads: app.threads,
-          server_software: `gatehouse/${VERSION}`,
+          server_software: SOFTWARE,
           interface: app.interface,
           lifespan: app.lifespan,
           timeout: app.timeout,
@@ -85,7 +95,8 @@ export class Gatehouse {
   readonly front: HttpFront;
   private readonly accessLog: AccessLog<RequestInfo> | null;
   private stopWatching: (() => void)[] = [];
-  private readonly proxies: HttpProxy[] = [];
+  /** The back ends of proxy, fastcgi, scgi and uwsgi routes: started (names resolved) before listening. */
+  private readonly upstreams: Upstream[] = [];
   /** The HTTP cache, when some route is cached. */
   private cache: CacheTier | undefined;
 
@@ -106,6 +117,7 @@ export class Gatehouse {
     }
     // site.routes: the --static and --proxy routes first, then the file's.
     const shorthands = settings.static.length + settings.proxy.length;
+    const keyPath = (i: number, action: string) => (i < shorthands ? `--${action}` : `routes[${i - shorthands}].${action}`);
     const entries: RouteEntry[] = site.routes.map((route, i) => {
       let handler: Handler;
       const cacheRules = routeCacheRules(settings, route.cache);
@@ -113,10 +125,11 @@ export class Gatehouse {
         const app = route.memcached === undefined ? apps.get(route.app)! : this.memcachedPages(apps.get(route.app)!, route.memcached);
         handler = cacheRules === null ? app : (this.cache ??= new CacheTier(cacheSettings(settings), this.logger)).wrap(app, cacheRules);
       } else if (route.static !== undefined) handler = new StaticFiles(route.static, compression, fileCache);
-      else if (route.proxy !== undefined) {
-        this.proxies.push((handler = new HttpProxy(route.proxy, this.logger, settings.body_timeout, i < shorthands ? '--proxy' : `routes[${i - shorthands}].proxy`)));
-      }
+      else if (route.proxy !== undefined) handler = this.upstream(new HttpProxy(route.proxy, this.logger, settings.body_timeout, keyPath(i, 'proxy')));
       else if (route.redirect !== undefined) handler = new Redirect(route.redirect.status, route.redirect.location);
+      else if (route.fastcgi !== undefined) handler = this.upstream(UpstreamAction.fastcgi(route.fastcgi, ctx, SOFTWARE, settings.body_timeout, keyPath(i, 'fastcgi')));
+      else if (route.scgi !== undefined) handler = this.upstream(UpstreamAction.scgi(route.scgi, ctx, SOFTWARE, settings.body_timeout, keyPath(i, 'scgi')));
+      else if (route.uwsgi !== undefined) handler = this.upstream(UpstreamAction.uwsgi(route.uwsgi, ctx, SOFTWARE, settings.body_timeout, keyPath(i, 'uwsgi')));
       else handler = new Respond(route.return!.status, route.return!.body, route.return!.content_type);
       return { hosts: route.host ?? [], path: route.path, maxRequestBody: route.max_request_body ?? settings.max_request_body, handler };
     });
@@ -130,11 +143,16 @@ export class Gatehouse {
     return pages;
   }
 
+  private upstream<T extends Upstream>(action: T): T {
+    this.upstreams.push(action);
+    return action;
+  }
+
   /** Binds and boots; returns the addresses actually bound (port 0 resolved), as URLs. */
   async start(): Promise<string[]> {
     this.logger.info(`Starting gatehouse ${VERSION}`);
     if (this.site.file) this.logger.info(`Configuration: ${this.site.file}`);
-    await Promise.all(this.proxies.map((proxy) => proxy.start()));
+    await Promise.all(this.upstreams.map((upstream) => upstream.start()));
     const bound = await this.front.listen(this.site.listeners);
     for (const address of bound) this.logger.info(`Listening at: ${address} (${process.pid})`);
     for (const app of this.site.apps) {
@@ -153,15 +171,15 @@ export class Gatehouse {
     return bound;
   }
 
-  /** Imports each app in one worker, resolves the proxies' upstream names, and stops: `--check-config`. */
+  /** Imports each app in one worker, resolves the upstreams' host names, and stops: `--check-config`. */
   static async check(site: Site): Promise<void> {
     const one = { ...site, apps: site.apps.map((a) => ({ ...a, workers: 1 })) };
     const server = new Gatehouse(one);
     try {
-      for (const proxy of server.proxies) await proxy.start();
+      for (const upstream of server.upstreams) await upstream.start();
       for (const pool of server.pools.values()) await pool.start();
     } finally {
-      await Promise.all(server.proxies.map((proxy) => proxy.stop()));
+      await Promise.all(server.upstreams.map((upstream) => upstream.stop()));
       await Promise.all([...server.pools.values()].map((pool) => pool.stop(0)));
       await server.cache?.stop();
     }
@@ -209,7 +227,7 @@ export class Gatehouse {
     await this.front.drain(deadline);
     await Promise.all([...this.pools.values()].map((pool) => pool.stop(Math.max(0, deadline - performance.now()))));
     this.front.closeAll();
-    await Promise.all(this.proxies.map((proxy) => proxy.stop()));
+    await Promise.all(this.upstreams.map((upstream) => upstream.stop()));
     await this.cache?.stop();
     await this.accessLog?.close();
   }

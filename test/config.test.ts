@@ -108,7 +108,7 @@ test('--check-config reports every problem at once, each with its key path, and 
     /^ {2}routes\[3\]\.return\.status: must be an HTTP status from 100 to 599 \(got 700\)$/m,
     /^ {2}routes\[3\]: has redirect and return: give one action per route$/m,
     /^ {2}routes\[4\]\.host: must be a host name such as example\.com or \*\.example\.com \(got "bad host!"\)$/m,
-    /^ {2}routes\[5\]: needs an action: app, static, redirect, return or proxy$/m,
+    /^ {2}routes\[5\]: needs an action: app, static, redirect, return, proxy, fastcgi, scgi or uwsgi$/m,
   ]) {
     assert.match(text, expected);
   }

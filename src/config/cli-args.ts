@@ -51,6 +51,7 @@ export function parseCli(argv: readonly string[]): CliResult {
   };
   for (const o of OPTIONS) {
     options[flagOf(o)] = { type: o.kind === 'flag' ? 'boolean' : 'string', multiple: true, ...(o.short ? { short: o.short } : {}) };
+    if (o.alias) options[o.alias] = { type: 'string', multiple: true };
   }
   let parsed: ReturnType<typeof parseArgs>;
   try {
@@ -75,7 +76,7 @@ export function parseCli(argv: readonly string[]): CliResult {
   }
   const problems: string[] = [];
   for (const o of OPTIONS) {
-    const given = values[flagOf(o)];
+    const given = o.alias && values[o.alias] ? [...((values[flagOf(o)] as string[] | undefined) ?? []), ...(values[o.alias] as string[])] : values[flagOf(o)];
     if (!Array.isArray(given)) continue;
     const { value, problem } = convert(o, given as string[]);
     if (problem) problems.push(`--${flagOf(o)}: ${problem}`);
@@ -100,7 +101,7 @@ export function helpText(): string {
     'Options:',
   ];
   for (const o of OPTIONS) {
-    const names = `${o.short ? `-${o.short}, ` : '    '}--${flagOf(o)}${o.arg ? ` ${o.arg}` : ''}`;
+    const names = `${o.short ? `-${o.short}, ` : '    '}--${flagOf(o)}${o.alias ? `, --${o.alias}` : ''}${o.arg ? ` ${o.arg}` : ''}`;
     lines.push(`  ${names.padEnd(32)} ${o.doc}`);
   }
   lines.push(`  ${'-v, --version'.padEnd(32)} Print the version and exit.`);

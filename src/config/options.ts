@@ -16,6 +16,8 @@ export interface OptionSpec {
   /** The config key, snake_case. */
   key: string;
   short?: string;
+  /** Another long name for the flag (uWSGI's spelling). */
+  alias?: string;
   kind: Kind;
   /** Placeholder in --help ('' for a flag that takes no value). */
   arg: string;
@@ -27,6 +29,12 @@ export const OPTIONS: readonly OptionSpec[] = [
     doc: 'Read settings, listeners, apps and routes from a TOML file; flags given too override its top-level keys.' },
   { key: 'bind', short: 'b', kind: 'list', arg: 'ADDRESS',
     doc: 'Address to listen on: HOST:PORT, [::1]:PORT or unix:PATH. Repeat for several. Default 127.0.0.1:8000.' },
+  { key: 'uwsgi_socket', short: 's', alias: 'socket', kind: 'list', arg: 'ADDRESS',
+    doc: "Also listen for the uwsgi protocol (nginx's uwsgi_pass) at ADDRESS, as for --bind. Repeatable. Alone, no HTTP listener is added." },
+  { key: 'fastcgi_socket', kind: 'list', arg: 'ADDRESS', doc: "Also listen for FastCGI (nginx's fastcgi_pass) at ADDRESS. Repeatable." },
+  { key: 'scgi_socket', kind: 'list', arg: 'ADDRESS', doc: "Also listen for SCGI (nginx's scgi_pass) at ADDRESS. Repeatable." },
+  { key: 'chmod_socket', kind: 'string', arg: 'MODE',
+    doc: 'Octal mode for the unix sockets of --uwsgi-socket, --fastcgi-socket and --scgi-socket (e.g. 660), so a front end running as another user can connect.' },
   { key: 'certfile', kind: 'path', arg: 'FILE',
     doc: 'Serve TLS on every --bind address with this certificate (PEM, its chain after it), HTTP/2 and HTTP/1.1 on the same port. ' +
       'Needs --keyfile. Several certificates by SNI, tls_min_version, http2 = false: [[listeners]] in --config.' },

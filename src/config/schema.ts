@@ -20,6 +20,7 @@ import { parseBind } from './bind.js';
 import { proxySchema, proxyShorthand } from './proxy.js';
 import { cacheSchema, cacheStoreSchema, routeCacheSchema } from './cache-schema.js';
 import { memcachedSchema } from './memcached-schema.js';
+import { fastcgiSchema, scgiSchema, uwsgiSchema } from './upstream-actions.js';
 
 /** `100m`, `64k`, `1g` or a plain number of bytes (nginx's size syntax). */
 export function parseSize(text: string): number | undefined {
@@ -191,6 +192,9 @@ function certificateSchema(base: string) {
 
 export const TLS_VERSIONS = ['1.2', '1.3'] as const;
 
+export const LISTENER_PROTOCOLS = ['http', 'uwsgi', 'fastcgi', 'scgi'] as const;
+const socketMode = z.string().regex(/^0?[0-7]{3}$/, 'must be an octal mode such as 660 or 666');
+
 function listenerSchema(base: string) {
   return z
     .object({
@@ -215,6 +219,14 @@ function listenerSchema(base: string) {
        * HTTP/1.1 on the same port); false: HTTPS with HTTP/1.1 only.
        */
       http2: z.boolean().default(true),
+      /**
+       * What the listener speaks: "http", or a front end's back-end protocol,
+       * "uwsgi", "fastcgi" or "scgi" (nginx's uwsgi_pass, fastcgi_pass,
+       * scgi_pass); the requests go through the same routes.
+       */
+      protocol: z.enum(LISTENER_PROTOCOLS, { error: 'must be "http", "uwsgi", "fastcgi" or "scgi"' }).default('http'),
+      /** A unix socket's mode, octal as chmod takes it (e.g. "660"). */
+      chmod: socketMode.optional(),
       /** A plain listener answers every request with a redirect to https on this port (true: 443): 301 for GET/HEAD, 308 otherwise. */
       redirect_https: z.union([z.boolean(), z.number().int().min(1).max(65535)]).default(false),
     })
@@ -225,6 +237,9 @@ function listenerSchema(base: string) {
       } else if (l.certfile !== undefined && l.keyfile !== undefined) {
         const problem = keyPairProblem(l.certfile, l.keyfile);
         if (problem) ctx.addIssue({ code: 'custom', path: ['certfile'], message: problem });
+      }
+      if (l.protocol !== 'http' && (l.certfile !== undefined || l.certificates !== undefined || l.redirect_https !== false)) {
+        ctx.addIssue({ code: 'custom', path: ['protocol'], message: `a ${l.protocol} listener takes no TLS or redirect_https (the front end in front of it does)` });
       }
       if (l.redirect_https !== false && (l.certfile !== undefined || l.certificates !== undefined)) {
         ctx.addIssue({ code: 'custom', path: ['redirect_https'], message: 'only a plain (non-TLS) listener redirects to https' });
@@ -302,6 +317,10 @@ function routeSchema(base: string) {
       return: returnSchema.optional(),
       /** Reverse proxy to HTTP upstreams (README: "Reverse proxy"). */
       proxy: proxySchema(base, size).optional(),
+      /** A FastCGI, SCGI or uwsgi back end (README: "Back ends"). */
+      fastcgi: fastcgiSchema(base).optional(),
+      scgi: scgiSchema(base).optional(),
+      uwsgi: uwsgiSchema(base).optional(),
       /** Cache this route's responses (app routes): false, true or a table of rules (src/config/cache-schema.ts). */
       cache: routeCacheSchema(cacheParts).optional(),
       /** Serve pages the app put in memcached, falling through to the app on a miss (src/config/memcached-schema.ts). */
@@ -311,9 +330,9 @@ function routeSchema(base: string) {
     .superRefine((r, ctx) => {
       if (r.cache !== undefined && r.cache !== false && r.app === undefined) ctx.addIssue({ code: 'custom', path: ['cache'], message: 'only app routes are cached' });
       if (r.memcached !== undefined && r.app === undefined) ctx.addIssue({ code: 'custom', path: ['memcached'], message: 'needs the app a miss falls through to' });
-      const actions = (['app', 'static', 'redirect', 'return', 'proxy'] as const).filter((a) => r[a] !== undefined);
+      const actions = (['app', 'static', 'redirect', 'return', 'proxy', 'fastcgi', 'scgi', 'uwsgi'] as const).filter((a) => r[a] !== undefined);
       if (actions.length !== 1) {
-        ctx.addIssue({ code: 'custom', message: actions.length === 0 ? 'needs an action: app, static, redirect, return or proxy' : `has ${actions.join(' and ')}: give one action per route` });
+        ctx.addIssue({ code: 'custom', message: actions.length === 0 ? 'needs an action: app, static, redirect, return, proxy, fastcgi, scgi or uwsgi' : `has ${actions.join(' and ')}: give one action per route` });
       }
     });
 }
@@ -329,6 +348,11 @@ export function configSchema(base: string) {
   return appSchema(base)
     .extend({
       bind: z.array(bindAddress).optional(),
+      /** Listeners for the uwsgi, FastCGI and SCGI protocols (uWSGI's flags), beside `bind`; unix sockets get `chmod_socket`. */
+      uwsgi_socket: z.array(bindAddress).default([]),
+      fastcgi_socket: z.array(bindAddress).default([]),
+      scgi_socket: z.array(bindAddress).default([]),
+      chmod_socket: socketMode.optional(),
       certfile: file(base).optional(),
       keyfile: file(base).optional(),
       /** URL=DIR: serve DIR's files at URL. */

@@ -179,9 +179,13 @@ function resolveSite(settings: Config, base: string, problems: Problems, routeIn
     const problem = keyPairProblem(settings.certfile, settings.keyfile);
     if (problem) problems.add(['certfile'], problem);
   }
-  const binds = settings.bind ?? (settings.listeners ? [] : ['127.0.0.1:8000']);
+  const gateways = (['uwsgi', 'fastcgi', 'scgi'] as const).flatMap((protocol) => settings[`${protocol}_socket`].map((bind) => ({ bind, protocol })));
+  const binds = settings.bind ?? (settings.listeners || gateways.length > 0 ? [] : ['127.0.0.1:8000']);
   for (const bind of binds) {
-    listeners.push({ bind, certfile: settings.certfile, keyfile: settings.keyfile, tls_min_version: '1.2', http2: true, redirect_https: false });
+    listeners.push({ bind, certfile: settings.certfile, keyfile: settings.keyfile, tls_min_version: '1.2', http2: true, redirect_https: false, protocol: 'http' });
+  }
+  for (const { bind, protocol } of gateways) {
+    listeners.push({ bind, protocol, chmod: settings.chmod_socket, tls_min_version: '1.2', http2: true, redirect_https: false });
   }
   listeners.push(...(settings.listeners ?? []));
   return { settings, listeners, apps, routes };

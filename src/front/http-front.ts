@@ -10,7 +10,7 @@
  */
 import { IncomingMessage, ServerResponse, STATUS_CODES } from 'node:http';
 import type { IncomingHttpHeaders, ServerHttp2Session, ServerHttp2Stream } from 'node:http2';
-import { lstatSync, unlinkSync } from 'node:fs';
+import { chmod, lstatSync, unlinkSync } from 'node:fs';
 import type { AddressInfo, Socket } from 'node:net';
 import type { TLSSocket } from 'node:tls';
 import type { Duplex, Readable } from 'node:stream';
@@ -29,6 +29,8 @@ import { FastPath, type LeanParts, type Serve } from './fast-path.js';
 import { H2Request, H2Response } from './h2-compat.js';
 import { h2Request, Http2Response } from './http2-response.js';
 import { MemoryAnswers } from './memory-answers.js';
+import { createGatewayServer } from './gateway-listener.js';
+import { gatewayScheme } from './gateway-stream.js';
 
 /** What the front needs to know about the listener a request came in on. */
 interface ListenerInfo {
@@ -78,14 +80,18 @@ export class HttpFront {
         node: (req, res) => this.onRequest(req, res, info),
         lean: (req, res, lean) => this.onLeanRequest(req, res, info, lean),
       };
-      const server = createListenerServer(listener, this.settings, serve.node);
-      server.on('checkContinue', (req: IncomingMessage, res: ServerResponse) => this.onRequest(req, res, info, true));
+      const http = createListenerServer(listener, this.settings, serve.node);
+      // A uwsgi/FastCGI/SCGI listener hands node:http one stream per request (gateway-listener.ts).
+      const protocol = listener.protocol;
+      const gateway = protocol !== 'http';
+      const server = gateway ? createGatewayServer(protocol, http, this.ctx.logger, this.settings.header_timeout * 1000) : http;
+      http.on('checkContinue', (req: IncomingMessage, res: ServerResponse) => this.onRequest(req, res, info, true));
       const max = this.settings.max_connections;
       // redirect_https answers every request itself, in onRequest.
-      const toHttp = info.httpsPort === null ? takeConnections(server, tls ? 'secureConnection' : 'connection') : null;
+      const toHttp = info.httpsPort === null && !gateway ? takeConnections(server, tls ? 'secureConnection' : 'connection') : null;
       // After an answer that switched no protocol, the connection goes on as one just accepted.
       const resume = toHttp === null ? null : (socket: Socket) => this.fastPath.take(socket, serve, toHttp);
-      server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => this.onUpgrade(req, socket as Socket, head, info, resume));
+      http.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => this.onUpgrade(req, socket as Socket, head, info, resume));
       server.on('connection', (socket: Socket) => {
         // Counted over every listener (Node's maxConnections is per server), before any TLS handshake.
         if (max > 0 && this.open >= max) return this.refuseConnection(socket);
@@ -107,9 +113,9 @@ export class HttpFront {
       server.on('stream', (stream: ServerHttp2Stream, headers: IncomingHttpHeaders, _flags: number, rawHeaders: string[]) =>
         this.onStream(stream, headers, rawHeaders, info, serve.lean));
       server.on('tlsClientError', (err: Error, socket: Socket) => this.ctx.logger.debug(`TLS handshake with ${socket.remoteAddress} failed: ${err.message}`));
-      server.on('clientError', (err: NodeJS.ErrnoException, socket: Duplex) => this.onClientError(err, socket as Socket));
+      http.on('clientError', (err: NodeJS.ErrnoException, socket: Duplex) => this.onClientError(err, socket as Socket));
       // Without a listener Node drops CONNECT silently; a client deserves an answer.
-      server.on('connect', (_req: IncomingMessage, socket: Duplex) => {
+      http.on('connect', (_req: IncomingMessage, socket: Duplex) => {
         socket.end('HTTP/1.1 405 Method Not Allowed\r\nContent-Length: 0\r\nConnection: close\r\n\r\n');
       });
       this.servers.push(server);
@@ -120,11 +126,14 @@ export class HttpFront {
           reject(new GatehouseError('GH_ERR_BIND', `cannot listen on ${formatBind(bind)}: ${why}`));
         });
         const listening = () => resolve();
-        if (bind.kind === 'unix') server.listen(bind.path, listening);
+        const mode = listener.chmod === undefined ? undefined : parseInt(listener.chmod, 8);
+        const chmodded = (path: string) => () =>
+          chmod(path, mode!, (err) => (err ? reject(new GatehouseError('GH_ERR_BIND', `cannot chmod ${path}: ${err.code ?? err.message}`)) : listening()));
+        if (bind.kind === 'unix') server.listen(bind.path, mode === undefined ? listening : chmodded(bind.path));
         else server.listen({ host: bind.host, port: bind.port }, listening);
       });
       const addr = server.address();
-      bound.push(`${info.scheme}://${typeof addr === 'string' || addr === null ? `unix:${addr}` : formatTcp(addr)}`);
+      bound.push(`${gateway ? protocol : info.scheme}://${typeof addr === 'string' || addr === null ? `unix:${addr}` : formatTcp(addr)}`);
     }
     return bound;
   }
@@ -332,7 +341,7 @@ export class HttpFront {
     if (target === null) return refused({ res, log }, 400);
     const host = hostName(req.headers.host);
     // A trusted proxy may say the client came over https (routing keeps the Host the proxy sent).
-    const scheme = forwarded?.proto ?? listener.scheme;
+    const scheme = forwarded?.proto ?? gatewayScheme(req.socket) ?? listener.scheme;
     if (listener.httpsPort !== null && scheme !== 'https') {
       redirectToHttps(req, res, host, listener.httpsPort, log);
       return null;

@@ -26,7 +26,7 @@ import type { Handler, HttpResponse, LeanRouteRequest, RequestInfo, RouteRequest
 import { clientAddress } from '../http/forwarded.js';
 import { refuse } from '../http/plain-response.js';
 import type { Logger } from '../log/logger.js';
-import { hasUnsizedH2Body, readBody } from '../wsgi/request-body.js';
+import { hasUnsizedH2Body, readBody } from '../http/request-body.js';
 import { Balancer } from './balancer.js';
 import { HealthChecks } from './health-check.js';
 import { headerTable } from './proxy-headers.js';

@@ -19,7 +19,7 @@ import type { ProxySettings } from '../config/proxy.js';
 import type { HttpResponse, RequestInfo, RouteRequest } from '../http/handler.js';
 import { inFlightOn, type InFlight } from '../http/in-flight.js';
 import type { Logger } from '../log/logger.js';
-import { discardBodyFile } from '../wsgi/request-body.js';
+import { discardBodyFile } from '../http/request-body.js';
 import type { Balancer, Peer } from './balancer.js';
 import { clientResponseHeaders, upstreamRequestHeaders, upstreamTarget, type HeaderRules } from './proxy-headers.js';
 import { requestServername, type ProxyTarget } from './proxy-target.js';

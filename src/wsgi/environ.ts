@@ -3,11 +3,8 @@
  * `KEY\0VALUE\0...` block (the worker adds the wsgi.* constants).
  *
  * PEP 3333 rules applied here: PATH_INFO is percent-decoded and kept as
- * latin-1 ("bytes in a str"), QUERY_STRING stays raw, CONTENT_TYPE and
- * CONTENT_LENGTH have no HTTP_ prefix, repeated headers are joined with ", "
- * (Cookie with "; ", what cookie parsers split on), and header names holding
- * "_" are dropped so that `X_Forwarded_For` cannot pose as `X-Forwarded-For`
- * (nginx and gunicorn drop them too).
+ * latin-1 ("bytes in a str"), QUERY_STRING stays raw; the headers become
+ * variables as cgi-headers.ts says.
  *
  * SERVER_NAME and SERVER_PORT as gunicorn sets them: on a TCP listener, the
  * address and port the connection came in on (the Host header is the app's
@@ -18,33 +15,8 @@
  */
 import type { RequestInfo } from '../http/handler.js';
 import type { Socket } from 'node:net';
-import { forwardedOf, PROXY_HEADER, type ForwardedRequest } from '../http/forwarded.js';
-
-/** Marks for the two headers that describe the body: the front handles them, the app never sees them. */
-const CONTENT_LENGTH = '\x01';
-const TRANSFER_ENCODING = '\x02';
-const cgiNames = new Map<string, string>();
-
-/** `x-forwarded-for` → `HTTP_X_FORWARDED_FOR`. */
-function httpName(raw: string): string {
-  return 'HTTP_' + raw.toUpperCase().replace(/-/g, '_');
-}
-
-/** The environ key of a header: `HTTP_...`, a mark for the body's two, or '' for headers that must not pass. */
-function cgiName(raw: string): string {
-  let name = cgiNames.get(raw);
-  if (name === undefined) {
-    const lower = raw.toLowerCase();
-    // HTTP/2's pseudo-headers (:path, :method...) are in the request line's keys already.
-    if (raw.includes('_') || raw.charCodeAt(0) === 58 /* ':' */ || PROXY_HEADER.test(raw)) name = '';
-    else if (lower === 'content-length') name = CONTENT_LENGTH;
-    else if (lower === 'transfer-encoding') name = TRANSFER_ENCODING;
-    else if (lower === 'content-type') name = 'CONTENT_TYPE';
-    else name = httpName(raw);
-    if (cgiNames.size < 4096) cgiNames.set(raw, name);
-  }
-  return name;
-}
+import { forwardedOf, type ForwardedRequest } from '../http/forwarded.js';
+import { headerVariables } from '../http/cgi-headers.js';
 
 const kConnEnv = Symbol('gatehouse.connEnviron');
 type EnvSocket = Socket & { [kConnEnv]?: string };
@@ -114,30 +86,8 @@ export interface RequestEnviron {
  * they are dropped, so an app reading them directly cannot be fooled either.
  */
 export function buildEnviron(req: RequestInfo, target: EnvironTarget): RequestEnviron {
-  const raw = req.rawHeaders;
   const fwd = forwardedOf(req);
-  let contentLength: string | undefined;
-  let transferEncoding: string | undefined;
-  // Names and values; a repeated name is joined to its first (a linear search: heads have a few headers).
-  const parts: string[] = [];
-  for (let i = 0; i < raw.length; i += 2) {
-    let name = cgiName(raw[i]!);
-    const value = raw[i + 1]!;
-    if (name.length <= 1) {
-      if (name === CONTENT_LENGTH) contentLength = value;
-      else if (name === TRANSFER_ENCODING) transferEncoding = transferEncoding === undefined ? value : `${transferEncoding}, ${value}`;
-      if (fwd === undefined || !PROXY_HEADER.test(raw[i]!)) continue;
-      name = httpName(raw[i]!);
-    }
-    const at = indexOfName(parts, name);
-    if (at < 0) parts.push(name, value);
-    else parts[at + 1] += (name === 'HTTP_COOKIE' ? '; ' : ', ') + value;
-  }
-  if (fwd?.host !== undefined) {
-    const at = indexOfName(parts, 'HTTP_HOST');
-    if (at < 0) parts.push('HTTP_HOST', fwd.host);
-    else parts[at + 1] = fwd.host;
-  }
+  const { parts, contentLength, transferEncoding } = headerVariables(req, fwd);
   const url = req.url ?? '/';
   let block =
     `REQUEST_METHOD\0${req.method}\0SCRIPT_NAME\0${target.prefix}\0PATH_INFO\0${target.rest}\0QUERY_STRING\0${target.query}` +
@@ -148,10 +98,6 @@ export function buildEnviron(req: RequestInfo, target: EnvironTarget): RequestEn
   return { block, contentLength, transferEncoding };
 }
 
-function indexOfName(parts: readonly string[], name: string): number {
-  for (let i = 0; i < parts.length; i += 2) if (parts[i] === name) return i;
-  return -1;
-}
 
 /** The body's keys: its length and, when it was spilled, the temp file holding it. */
 export function bodyEnviron(length: number, file: string | null): string {

@@ -14,7 +14,7 @@ import type { WorkerPool } from '../pool/worker-pool.js';
 import { encodeRequest } from '../wire/frames.js';
 import { bodyEnviron, buildEnviron } from './environ.js';
 import { buildScope, scopeBody } from '../asgi/scope.js';
-import { hasUnsizedH2Body, readBody } from './request-body.js';
+import { hasUnsizedH2Body, readBody } from '../http/request-body.js';
 import { refuse } from '../http/plain-response.js';
 import { WsgiExchange } from './wsgi-exchange.js';
 import type { ExchangeContext, Handler, HttpResponse, LeanRouteRequest, RequestInfo, RouteRequest } from '../http/handler.js';

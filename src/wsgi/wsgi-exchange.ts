@@ -9,12 +9,12 @@ import type { Exchange } from '../pool/exchange.js';
 import type { WorkerProcess } from '../pool/worker-process.js';
 import type { Socket } from 'node:net';
 import type { FileSpec } from '../wire/frames.js';
-import { discardBodyFile } from './request-body.js';
+import { discardBodyFile } from '../http/request-body.js';
 import { sendPlain } from '../http/plain-response.js';
 import type { ExchangeContext, HttpResponse, RequestInfo } from '../http/handler.js';
 import { inFlightOn, type InFlight } from '../http/in-flight.js';
 import { readFileRegion } from '../http/file-region.js';
-import { ResponseSpool, type ByteSink } from './response-spool.js';
+import { ResponseSpool, type ByteSink } from '../http/response-spool.js';
 import { compressSync, createEncoder, flushEncoder, SYNC_LIMIT, type Coding, type Compression, type Encoder } from '../http/compression.js';
 import { compressHead } from '../http/compress-head.js';
 

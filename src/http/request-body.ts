@@ -7,7 +7,7 @@
  */
 import { createWriteStream, fchown, unlink, type WriteStream } from 'node:fs';
 import type { Readable } from 'node:stream';
-import type { RequestInfo } from '../http/handler.js';
+import type { RequestInfo } from './handler.js';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';

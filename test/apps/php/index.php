@@ -1,0 +1,1 @@
+<?php echo "index of ", $_SERVER['SCRIPT_NAME'];

@@ -1,0 +1,189 @@
+/**
+ * Listeners that speak uwsgi, FastCGI and SCGI, behind a real nginx
+ * (Debian's; the tests skip without it, or without Flask): nginx's stock
+ * uwsgi_params, fastcgi_params and scgi_params reach the same routes and
+ * apps as HTTP would, the environ carries what nginx sent (the client's
+ * address, https, the real path), bodies go through whole; FastCGI's
+ * management records, keep-alive and multiplexing refusal, garbage, and
+ * --chmod-socket, with a raw FastCGI client.
+ */
+import { after, before, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { createHash, randomBytes } from 'node:crypto';
+import { statSync, writeFileSync } from 'node:fs';
+import { connect } from 'node:net';
+import { join } from 'node:path';
+import { launch, request, type Server } from './helpers/harness.js';
+import { APPS, hasCommand, hasSystemModule, SYSTEM_PYTHON } from './helpers/gatehouse.js';
+import { freePorts, startNginx, tempDir, type Peer } from './helpers/back-ends.js';
+import {
+  decodeEndRequest,
+  decodePairs,
+  encodeBeginRequest,
+  encodePairs,
+  encodeRecord,
+  encodeStream,
+  FCGI,
+  FCGI_CANT_MPX_CONN,
+  RecordReader,
+  type FcgiRecord,
+} from '../src/upstream/fastcgi-records.js';
+
+const skip = !hasCommand('nginx') ? 'needs Debian nginx' : !hasSystemModule('flask') ? 'needs python3-flask' : false;
+let tmp: ReturnType<typeof tempDir>;
+let gh: Server;
+let nginx: Peer;
+const url: Record<string, string> = {};
+let fcgiSock: string;
+
+before(async () => {
+  if (skip) return;
+  tmp = tempDir('gateway');
+  const sock = (name: string) => join(tmp.dir, `${name}.sock`);
+  fcgiSock = sock('fastcgi');
+  const config = join(tmp.dir, 'gatehouse.toml');
+  writeFileSync(
+    config,
+    `uwsgi_socket = ["unix:${sock('uwsgi')}"]\nfastcgi_socket = ["unix:${fcgiSock}"]\nscgi_socket = ["unix:${sock('scgi')}"]\n` +
+      `chmod_socket = "666"\nworkers = 1\npython = "${SYSTEM_PYTHON}"\nmax_request_body = "16m"\n` +
+      `[apps.dump]\napp = ${JSON.stringify(join(APPS, 'upstream_wsgi.py'))}\n` +
+      `[apps.flask]\napp = "flask_demo:app"\nchdir = ${JSON.stringify(join(APPS, 'flaskapp'))}\n` +
+      `[[routes]]\npath = "/"\napp = "dump"\n[[routes]]\npath = "/flask"\napp = "flask"\n`,
+  );
+  gh = await launch(['--config', config], { workers: 2 });
+  const ports = await freePorts(3);
+  const [pu, pf, ps] = ports as [number, number, number];
+  nginx = await startNginx(
+    tmp.dir,
+    `client_max_body_size 16m;\n` +
+      `upstream fcgi { server unix:${fcgiSock}; keepalive 4; }\n` +
+      `server { listen 127.0.0.1:${pu}; location / { include /etc/nginx/uwsgi_params; uwsgi_pass unix:${sock('uwsgi')}; } }\n` +
+      `server { listen 127.0.0.1:${pf}; location / { include /etc/nginx/fastcgi_params; fastcgi_param HTTPS on; fastcgi_pass fcgi; fastcgi_keep_conn on; } }\n` +
+      `server { listen 127.0.0.1:${ps}; location / { include /etc/nginx/scgi_params; scgi_pass unix:${sock('scgi')}; } }\n`,
+    ports,
+  );
+  Object.assign(url, { uwsgi: `http://127.0.0.1:${pu}`, fastcgi: `http://127.0.0.1:${pf}`, scgi: `http://127.0.0.1:${ps}` });
+});
+
+after(async () => {
+  if (skip) return;
+  await nginx?.stop();
+  await gh?.kill();
+  tmp.remove();
+});
+
+for (const protocol of ['uwsgi', 'fastcgi', 'scgi'] as const) {
+  test(`nginx ${protocol}_pass → gatehouse: a Flask app mounted at /flask answers`, { skip }, async () => {
+    const res = await request(url[protocol]!, '/flask/api/search?q=tea');
+    assert.equal(res.status, 200, res.body);
+    assert.deepEqual(JSON.parse(res.body), { q: 'tea', hits: [{ id: 1, name: 'teapot', tags: ['kitchen', '418'] }] });
+    const missing = await request(url[protocol]!, '/flask/api/items/9');
+    assert.equal(missing.status, 404);
+    assert.deepEqual(JSON.parse(missing.body), { error: 'not found', path: '/api/items/9' });
+    const form = await request(url[protocol]!, '/flask/form', { method: 'POST', body: 'name=x&colour=red&colour=blue', headers: { 'Content-Type': 'application/x-www-form-urlencoded' } });
+    assert.deepEqual(JSON.parse(form.body), { name: 'x', colours: ['red', 'blue'], content_type: 'application/x-www-form-urlencoded' });
+  });
+
+  test(`nginx ${protocol}_pass → gatehouse: the environ has the real path, client and scheme; a 2 MiB body arrives whole`, { skip }, async () => {
+    const body = randomBytes(2 * 1024 * 1024);
+    const res = await request(url[protocol]!, '/a%20b/c?x=1', { method: 'POST', body, headers: { 'X-Custom': 'v', 'Content-Type': 'application/octet-stream' }, timeoutMs: 20000 });
+    assert.equal(res.status, 200, res.body);
+    const got = JSON.parse(res.body) as { environ: Record<string, string>; length: number; md5: string };
+    assert.equal(got.length, body.length);
+    assert.equal(got.md5, createHash('md5').update(body).digest('hex'));
+    const env = got.environ;
+    assert.equal(env.SCRIPT_NAME, '');
+    assert.equal(env.PATH_INFO, '/a b/c');
+    assert.equal(env.QUERY_STRING, 'x=1');
+    assert.equal(env.REQUEST_METHOD, 'POST');
+    assert.equal(env.SERVER_PROTOCOL, 'HTTP/1.1', "the front end's");
+    assert.equal(env.REMOTE_ADDR, '127.0.0.1');
+    assert.match(env.REMOTE_PORT!, /^\d+$/);
+    assert.equal(env.SERVER_PORT, new URL(url[protocol]!).port);
+    assert.equal(env.HTTP_X_CUSTOM, 'v');
+    assert.equal(env.CONTENT_TYPE, 'application/octet-stream');
+    assert.equal(env.CONTENT_LENGTH, String(body.length));
+    assert.equal(env['wsgi.url_scheme'], protocol === 'fastcgi' ? 'https' : 'http', 'fastcgi_param HTTPS on');
+  });
+
+  test(`nginx ${protocol}_pass → gatehouse: a 5 MiB response streams back`, { skip }, async () => {
+    const res = await request(url[protocol]!, '/big', { timeoutMs: 20000 });
+    assert.equal(res.status, 200);
+    assert.equal(res.raw.length, 5 * 1024 * 1024);
+    // No Content-Length: the stream's end delimits it, never chunked framing inside the protocol.
+    const streamed = await request(url[protocol]!, '/stream');
+    assert.equal(streamed.body, Array.from({ length: 1000 }, (_, i) => `part ${i}\n`).join(''));
+    const status = await request(url[protocol]!, '/status');
+    assert.equal(status.status, 404);
+    assert.deepEqual(status.headers['set-cookie'], ['a=1', 'b=2']);
+  });
+}
+
+test('--chmod-socket sets the protocol sockets\' mode', { skip }, () => {
+  for (const name of ['uwsgi', 'fastcgi', 'scgi']) assert.equal(statSync(join(tmp.dir, `${name}.sock`)).mode & 0o777, 0o666, name);
+});
+
+/** A raw FastCGI connection: sends records, collects what comes back until `until` says enough. */
+async function fcgiExchange(send: Buffer[], until: (records: FcgiRecord[]) => boolean): Promise<{ records: FcgiRecord[]; closed: boolean }> {
+  const socket = connect(fcgiSock);
+  const reader = new RecordReader();
+  const records: FcgiRecord[] = [];
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`no answer: ${records.map((r) => r.type).join(',')}`)), 10000);
+    const done = (closed: boolean) => {
+      clearTimeout(timer);
+      socket.destroy();
+      resolve({ records, closed });
+    };
+    socket.on('data', (d: Buffer) => {
+      const got = reader.push(d);
+      if (typeof got === 'string') return reject(new Error(got));
+      records.push(...got);
+      if (until(records)) done(false);
+    });
+    socket.on('close', () => done(true));
+    socket.on('error', () => {});
+    for (const b of send) socket.write(b);
+  });
+}
+
+function fcgiRequest(id: number, keep: boolean, path: string): Buffer[] {
+  return [
+    encodeBeginRequest(id, keep),
+    ...encodeStream(FCGI.PARAMS, id, encodePairs([['REQUEST_METHOD', 'GET'], ['REQUEST_URI', path], ['SERVER_NAME', 'localhost']])),
+    encodeRecord(FCGI.PARAMS, id),
+    encodeRecord(FCGI.STDIN, id),
+  ];
+}
+
+const ends = (records: FcgiRecord[]) => records.filter((r) => r.type === FCGI.END_REQUEST);
+
+test('FastCGI: GET_VALUES says no multiplexing; a second request on a busy connection gets CANT_MPX_CONN; kept connections serve the next', { skip }, async () => {
+  const values = await fcgiExchange([encodeRecord(FCGI.GET_VALUES, 0, encodePairs([['FCGI_MPXS_CONNS', ''], ['FCGI_MAX_REQS', '']]))], (r) => r.length > 0);
+  assert.equal(values.records[0]!.type, FCGI.GET_VALUES_RESULT);
+  assert.deepEqual(decodePairs(values.records[0]!.content), [['FCGI_MPXS_CONNS', '0'], ['FCGI_MAX_REQS', '1024']]);
+
+  // Request 1 and, before it is answered, request 2 on the same connection; then request 3 after 1 ended.
+  const mpx = await fcgiExchange([...fcgiRequest(1, true, '/one'), ...fcgiRequest(2, true, '/two')], (r) => ends(r).length >= 2);
+  const [first, second] = ends(mpx.records);
+  assert.equal(second!.requestId, 1);
+  assert.equal(first!.requestId, 2);
+  assert.equal(decodeEndRequest(first!.content)!.protocolStatus, FCGI_CANT_MPX_CONN);
+  const stdout = Buffer.concat(mpx.records.filter((r) => r.type === FCGI.STDOUT && r.requestId === 1).map((r) => r.content)).toString();
+  assert.match(stdout, /^Status: 200 OK\r\n/);
+  assert.match(stdout, /"PATH_INFO": "\/one"/);
+
+  const kept = await fcgiExchange(fcgiRequest(1, true, '/a'), (r) => ends(r).length >= 1);
+  assert.equal(kept.closed, false, 'FCGI_KEEP_CONN: the connection stays open');
+  const closes = await fcgiExchange(fcgiRequest(1, false, '/a'), () => false);
+  assert.equal(closes.closed, true, 'without FCGI_KEEP_CONN the connection closes after END_REQUEST');
+  assert.equal(ends(closes.records).length, 1);
+});
+
+test('a protocol listener that receives garbage closes that connection and logs one line; the next request is served', { skip }, async () => {
+  const got = await fcgiExchange([Buffer.from('GET / HTTP/1.1\r\nHost: x\r\n\r\n')], () => false);
+  assert.equal(got.closed, true);
+  await gh.waitFor(/\[WARNING\] fastcgi connection from a unix socket: unsupported FastCGI version 71; closed/, 3000);
+  const res = await request(url.uwsgi!, '/flask/api/items/1');
+  assert.equal(res.status, 200);
+});

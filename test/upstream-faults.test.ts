@@ -1,0 +1,136 @@
+/**
+ * Broken back ends: small FastCGI peers on loopback that answer garbage,
+ * refuse, or die halfway, one that never reads, one that never accepts. A
+ * malformed answer is a 502 with a log line; one that breaks after its head
+ * went out cuts the client's connection, so the client never takes a half
+ * response for a whole one; send and connect timeouts are 504s.
+ */
+import { after, before, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { get } from 'node:http';
+import { connect, createServer, type Server as NetServer, type Socket } from 'node:net';
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { launch, request, type Server } from './helpers/harness.js';
+import { tempDir, waitForSocket } from './helpers/back-ends.js';
+import { spawn } from 'node:child_process';
+import { SYSTEM_PYTHON } from './helpers/gatehouse.js';
+import { encodeEndRequest, encodeRecord, FCGI, FCGI_OVERLOADED } from '../src/upstream/fastcgi-records.js';
+
+/** What each fake back end writes once it has read the request's end (the empty STDIN record). */
+const ANSWERS: Record<string, (s: Socket) => void> = {
+  garbage: (s) => s.end('HTTP/1.0 200 OK\r\n\r\nnot FastCGI'),
+  overloaded: (s) => s.end(encodeEndRequest(1, 0, FCGI_OVERLOADED)),
+  badhead: (s) => s.end(Buffer.concat([encodeRecord(FCGI.STDOUT, 1, Buffer.from('no colon here\r\n\r\n')), encodeEndRequest(1, 0, 0)])),
+  halfway: (s) => s.end(encodeRecord(FCGI.STDOUT, 1, Buffer.from('Content-Type: text/plain\r\n\r\nthe first part of'))),
+  short: (s) => s.end(Buffer.concat([encodeRecord(FCGI.STDOUT, 1, Buffer.from('Content-Length: 100\r\n\r\nten bytes.')), encodeRecord(FCGI.STDOUT, 1), encodeEndRequest(1, 0, 0)])),
+  noend: (s) => s.end(Buffer.concat([encodeRecord(FCGI.STDOUT, 1, Buffer.from('Status: 200\r\n\r\nbody'))])),
+};
+
+let tmp: ReturnType<typeof tempDir>;
+/** A back end that takes the connection and never reads: the request cannot all be sent. */
+let deaf: NetServer;
+/** A TCP listener that never accepts, its backlog filled: connecting hangs. */
+let full: { port: number; stop(): void } | null = null;
+let gh: Server;
+const servers: NetServer[] = [];
+
+before(async () => {
+  tmp = tempDir('faults');
+  let routes = '';
+  for (const [name, answer] of Object.entries(ANSWERS)) {
+    const server = createServer((s) => {
+      s.on('error', () => {});
+      let seen = Buffer.alloc(0);
+      s.on('data', (d: Buffer) => {
+        seen = Buffer.concat([seen, d]);
+        if (seen.includes(encodeRecord(FCGI.STDIN, 1))) answer(s);
+      });
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    servers.push(server);
+    routes += `[[routes]]\npath = "/${name}"\nfastcgi = { pass = "127.0.0.1:${(server.address() as { port: number }).port}" }\n`;
+  }
+  deaf = createServer((s) => {
+    s.on('error', () => {});
+    s.pause();
+  });
+  await new Promise<void>((resolve) => deaf.listen(0, '127.0.0.1', resolve));
+  routes += `[[routes]]\npath = "/deaf"\nfastcgi = { pass = "127.0.0.1:${(deaf.address() as { port: number }).port}", send_timeout = 1 }\n`;
+  full = await backlogFull();
+  if (full !== null) routes += `[[routes]]\npath = "/full"\nuwsgi = { pass = "127.0.0.1:${full.port}", connect_timeout = 1 }\n`;
+  const config = join(tmp.dir, 'site.toml');
+  writeFileSync(config, `max_request_body = "64m"\n` + routes);
+  gh = await launch(['--config', config, '--bind', '127.0.0.1:0'], { workers: 0 });
+});
+
+after(async () => {
+  await gh?.kill();
+  for (const s of servers) s.close();
+  deaf?.close();
+  full?.stop();
+  tmp.remove();
+});
+
+/** A GET that tells a complete response from one whose connection was cut. */
+function fetchOutcome(url: string): Promise<{ status: number; body: string; complete: boolean }> {
+  return new Promise((resolve, reject) => {
+    const req = get(url, { agent: false }, (res) => {
+      let body = '';
+      res.on('data', (d: Buffer) => (body += d.toString()));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, body, complete: res.complete }));
+      res.on('error', () => resolve({ status: res.statusCode ?? 0, body, complete: false }));
+    });
+    req.on('error', reject);
+  });
+}
+
+test('a malformed FastCGI answer is a 502 with a log line naming the upstream', async () => {
+  for (const [name, why] of [
+    ['garbage', /unsupported FastCGI version 72/],
+    ['overloaded', /the application refused the request: FCGI_OVERLOADED/],
+    ['badhead', /the back end sent an invalid header line/],
+  ] as const) {
+    const res = await request(gh.url, `/${name}/x`);
+    assert.equal(res.status, 502, name);
+    assert.equal(res.body, 'Bad Gateway\n');
+    await gh.waitFor(new RegExp(`GET /${name}/x: upstream 127\\.0\\.0\\.1:\\d+ failed while reading the response: ${why.source}.*\\(502\\)`), 3000);
+  }
+});
+
+test('a FastCGI answer that breaks after its head: the client connection is cut, never a clean end', async () => {
+  for (const name of ['halfway', 'short', 'noend']) {
+    const got = await fetchOutcome(`${gh.url}/${name}/x`);
+    assert.equal(got.status, 200, name);
+    assert.equal(got.complete, false, `${name}: looked complete with ${JSON.stringify(got.body)}`);
+  }
+  await gh.waitFor(/GET \/short\/x: upstream \S+ failed while reading the response: the body ended 90 bytes short of its Content-Length; response cut/, 3000);
+  await gh.waitFor(/GET \/halfway\/x: upstream \S+ failed while reading the response: the connection closed before the response ended; response cut/, 3000);
+  // The front is unharmed.
+  assert.equal((await request(gh.url, '/garbage/y')).status, 502);
+});
+
+/** Python's listen(0) with no accept(): once a few connections wait in the queue, Linux drops the next SYNs. */
+async function backlogFull(): Promise<{ port: number; stop(): void } | null> {
+  const py = spawn(SYSTEM_PYTHON, ['-c', 'import socket,time\ns=socket.socket()\ns.bind(("127.0.0.1",0))\ns.listen(0)\nprint(s.getsockname()[1],flush=True)\ntime.sleep(120)']);
+  const port = await new Promise<number>((resolve) => py.stdout.once('data', (d: Buffer) => resolve(Number(d.toString().trim()))));
+  await waitForSocket(port).catch(() => {});
+  const fillers: Socket[] = [];
+  for (let i = 0; i < 4; i++) fillers.push(connect(port, '127.0.0.1').on('error', () => {}));
+  await new Promise((r) => setTimeout(r, 200));
+  return { port, stop: () => (fillers.forEach((f) => f.destroy()), py.kill()) };
+}
+
+test('a back end that stops reading the request: 504 after send_timeout, naming the phase', async () => {
+  const res = await request(gh.url, '/deaf/x', { method: 'POST', body: Buffer.alloc(16 * 1024 * 1024, 1), timeoutMs: 10000 });
+  assert.equal(res.status, 504);
+  await gh.waitFor(/POST \/deaf\/x: upstream 127\.0\.0\.1:\d+ failed while sending the request: timed out after 1 s \(504\)/, 3000);
+});
+
+test('a back end that does not accept the connection: 504 after connect_timeout, naming the phase', async () => {
+  const started = Date.now();
+  const res = await request(gh.url, '/full/x');
+  assert.equal(res.status, 504);
+  assert.ok(Date.now() - started < 3000);
+  await gh.waitFor(/GET \/full\/x: upstream 127\.0\.0\.1:\d+ failed while connecting: timed out after 1 s \(504\)/, 3000);
+});
