@@ -182,7 +182,9 @@ export class CachedHandler implements Handler {
       },
     });
     const add = verdict.kind === 'revalidate' ? verdict.headers : {};
-    this.inner.serveLean({ ...r, req: originRequest(r.req, add), res: capture, body: null });
+    // A held answer is the cache's to log (send()); one passed on is logged as the client got it.
+    const log: LeanRouteRequest['log'] = (status, bytes) => capture.holding || r.log(status, bytes);
+    this.inner.serveLean({ ...r, req: originRequest(r.req, add), res: capture, body: null, log });
   }
 
   /** The origin's answer is complete (or cut short): store it, and answer the client if the answer was held back. */

@@ -87,6 +87,11 @@ export class CaptureResponse extends EventEmitter implements HttpResponse {
     }
   }
 
+  /** The origin's answer is kept from the client (the cache answers it, and writes its access log line). */
+  get holding(): boolean {
+    return this.held;
+  }
+
   private get passing(): HttpResponse | null {
     return this.held ? null : this.client;
   }

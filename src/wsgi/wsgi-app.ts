@@ -47,9 +47,9 @@ export class WsgiApp implements Handler {
     const bodyKeys = asgi ? scopeBody : bodyEnviron;
     const block = env.block;
     const te = env.transferEncoding;
-    if (env.contentLength === undefined && te === undefined && !hasUnsizedH2Body(req)) return this.dispatch(req, res, asgi ? block + scopeBody(0, null) : block, null, null);
+    if (env.contentLength === undefined && te === undefined && !hasUnsizedH2Body(req)) return this.dispatch(r, asgi ? block + scopeBody(0, null) : block, null, null);
     // The front's own reader gives no stream for a declared empty body.
-    if (body === null) return this.dispatch(req, res, block + bodyKeys(0, null), null, null);
+    if (body === null) return this.dispatch(r, block + bodyKeys(0, null), null, null);
     // llhttp de-chunks; any other coding would reach the app still encoded (nginx: 501 too).
     if (te !== undefined && te.trim().toLowerCase() !== 'chunked') return refuse(r, 501);
     readBody(body, r.maxRequestBody, this.bodyOwner, this.bodyTimeout * 1000, (result) => {
@@ -60,11 +60,11 @@ export class WsgiApp implements Handler {
         if (!res.headersSent && !res.destroyed) refuse(r, 400);
         return;
       }
-      this.dispatch(req, res, block + bodyKeys(result.length, result.file), result.data, result.file);
+      this.dispatch(r, block + bodyKeys(result.length, result.file), result.data, result.file);
     });
   }
 
-  private dispatch(req: RequestInfo, res: HttpResponse, block: string, body: Buffer | null, bodyFile: string | null): void {
-    this.pool.dispatch(new WsgiExchange(encodeRequest(0, block, body), req, res, this.ctx, bodyFile, this.cancel));
+  private dispatch(r: RouteRequest<RequestInfo, HttpResponse>, block: string, body: Buffer | null, bodyFile: string | null): void {
+    this.pool.dispatch(new WsgiExchange(encodeRequest(0, block, body), r.req, r.res, this.ctx, bodyFile, this.cancel, r.log));
   }
 }

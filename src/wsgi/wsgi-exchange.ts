@@ -11,7 +11,7 @@ import type { Socket } from 'node:net';
 import type { FileSpec } from '../wire/frames.js';
 import { discardBodyFile } from '../http/request-body.js';
 import { sendPlain } from '../http/plain-response.js';
-import type { ExchangeContext, HttpResponse, RequestInfo } from '../http/handler.js';
+import type { ExchangeContext, HttpResponse, RequestInfo, RouteRequest } from '../http/handler.js';
 import { inFlightOn, type InFlight } from '../http/in-flight.js';
 import { readFileRegion } from '../http/file-region.js';
 import { ResponseSpool, type ByteSink } from '../http/response-spool.js';
@@ -48,6 +48,8 @@ export class WsgiExchange implements Exchange, InFlight {
     private readonly bodyFile: string | null,
     /** Takes the request back from its pool (queue or worker). */
     private readonly cancel: (x: WsgiExchange) => void,
+    /** Writes the access log line (the route's: a cache fetching from the app may keep it quiet). */
+    private readonly log: RouteRequest['log'],
   ) {
     if (req.httpVersionMajor === 2) {
       // An HTTP/2 stream closes on its own (RST_STREAM, or its session going away) before its response is done.
@@ -226,7 +228,7 @@ export class WsgiExchange implements Exchange, InFlight {
       else list.splice(at, 1);
     }
     discardBodyFile(this.bodyFile);
-    this.ctx.accessLog?.write(this.req, this.status, this.bytes, this.res);
+    this.log(this.status, this.bytes);
   }
 }
 
