@@ -5,7 +5,8 @@
  * (the next requests do not wait for it again), and both answer a given
  * fallback value, with a log line at most every few seconds.
  */
-import memjs from 'memjs';
+import { createRequire } from 'node:module';
+import type memjs from 'memjs';
 import type { Logger } from '../log/logger.js';
 
 const TIMEOUT_S = 0.25;
@@ -26,7 +27,9 @@ export class MemcachedConnection {
     /** Names the user's setting in log lines. */
     private readonly label: string,
   ) {
-    this.client = memjs.Client.create(address, { retries: 0, timeout: TIMEOUT_S, conntimeout: TIMEOUT_S, keepAlive: true, logger: { log: () => {} } });
+    // Loaded only when memcached is used: servers without it do not carry its memory.
+    const { Client } = createRequire(import.meta.url)('memjs') as typeof memjs;
+    this.client = Client.create(address, { retries: 0, timeout: TIMEOUT_S, conntimeout: TIMEOUT_S, keepAlive: true, logger: { log: () => {} } });
   }
 
   /** Runs `command`, or answers `otherwise` when memcached is paused, fails or is late. */

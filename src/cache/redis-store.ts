@@ -8,7 +8,8 @@
  * queued while disconnected and time out quickly, and every failure answers
  * as an empty store (a miss), with a log line at most every few seconds.
  */
-import { Redis } from 'ioredis';
+import { createRequire } from 'node:module';
+import type { Redis } from 'ioredis';
 import type { Logger } from '../log/logger.js';
 import type { StoredResponse } from './cache-policy.js';
 import type { CacheStore } from './cache-store.js';
@@ -31,7 +32,9 @@ export class RedisStore implements CacheStore {
     /** Names every key and tag set, so a flush drops only the cache's own. */
     private readonly prefix = 'gatehouse:',
   ) {
-    this.redis = new Redis(url, {
+    // Loaded only for a Redis store: servers without one do not carry its memory.
+    const { Redis: Client } = createRequire(import.meta.url)('ioredis') as typeof import('ioredis');
+    this.redis = new Client(url, {
       enableOfflineQueue: false,
       maxRetriesPerRequest: 0,
       commandTimeout: COMMAND_TIMEOUT_MS,

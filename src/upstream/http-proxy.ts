@@ -17,7 +17,8 @@
  */
 import { readFileSync } from 'node:fs';
 import type { Readable } from 'node:stream';
-import { buildConnector, Pool } from 'undici';
+import { createRequire } from 'node:module';
+import type { buildConnector } from 'undici';
 import { isIP } from 'node:net';
 import { lookup } from 'node:dns/promises';
 import { GatehouseError } from '../errors.js';
@@ -34,6 +35,10 @@ import { ProxyExchange, type ProxyPeer, type ProxyRoute, type UpstreamBody } fro
 import { parseProxyTarget, type ProxyTarget } from './proxy-target.js';
 import { tunnel } from './proxy-tunnel.js';
 
+
+/** undici is loaded when a proxy route exists: servers without one do not carry its memory. */
+const undici = (): typeof import('undici') => createRequire(import.meta.url)('undici') as typeof import('undici');
+
 export class HttpProxy implements Handler {
   private readonly route: ProxyRoute;
   private readonly checks: HealthChecks | null;
@@ -49,7 +54,7 @@ export class HttpProxy implements Handler {
     const ca = settings.tls_ca === undefined ? undefined : readFileSync(settings.tls_ca);
     const peers: ProxyPeer[] = settings.upstreams.map((u) => {
       const target = parseProxyTarget(u.address) as ProxyTarget;
-      const pool = new Pool(target.origin, {
+      const pool = new (undici().Pool)(target.origin, {
         ...(target.socketPath === undefined ? {} : { socketPath: target.socketPath }),
         connections: settings.max_connections || null,
         keepAliveTimeout: settings.keepalive_timeout * 1000,
@@ -151,7 +156,7 @@ export class HttpProxy implements Handler {
  */
 function connector(target: ProxyTarget, options: buildConnector.BuildOptions): buildConnector.BuildOptions | buildConnector.connector {
   if (!target.tls) return options;
-  const connect = buildConnector(options);
+  const connect = undici().buildConnector(options);
   const host = target.authority.replace(/:\d+$/, '').replace(/^\[|\]$/g, '');
   const servername = isIP(host) === 0 ? host : undefined;
   return (opts, callback) => connect({ ...opts, servername }, callback);
