@@ -19,7 +19,9 @@
 import { randomInt } from 'node:crypto';
 import { GatehouseError } from '../errors.js';
 import type { Logger } from '../log/logger.js';
+import { AppInterface, type Interface } from './app-interface.js';
 import { BootBackoff } from './boot-backoff.js';
+import { bootTimeoutError, importError, reloadFailure } from './boot-errors.js';
 import type { Exchange } from './exchange.js';
 import { FirstStart } from './first-start.js';
 import { PreloadTemplates } from './preload-templates.js';
@@ -46,7 +48,7 @@ export interface SupervisorOptions {
    * READY frame), then that for good. An ASGI pool's `threads` becomes
    * `maxConcurrency`: its workers run that many requests at once.
    */
-  interface: 'auto' | 'wsgi' | 'asgi';
+  interface: 'auto' | Interface;
   /** ASGI: requests a worker runs at once on its event loop. */
   maxConcurrency: number;
 }
@@ -80,8 +82,7 @@ export class Supervisor {
   private reloadAgain = false;
   private readonly templates: PreloadTemplates | null;
   private readonly watchdog: Watchdog;
-  /** Run once the app's interface is known. */
-  private interfaceWaiters: (() => void)[] = [];
+  private readonly appInterface: AppInterface;
 
   constructor(
     /** The pool's workers: the supervisor adds and removes them, the scheduler reads them. */
@@ -93,21 +94,19 @@ export class Supervisor {
     this.target = opts.workers;
     this.firstStart = new FirstStart(workers, (w, error) => this.retrying(`worker ${w.pid}`, error.detail ?? error.message));
     this.templates = opts.preload ? new PreloadTemplates(opts.spawn, this.templateEvents, logger) : null;
-    const bootTimeout = (what: string, seconds: number) =>
-      `${what} has not loaded the application after ${seconds}s (--timeout ${opts.timeout}): killed (SIGABRT: Python prints where it was). Raise --timeout if the import is just slow`;
+    this.appInterface = new AppInterface(opts, (found) => {
+      if (found !== 'asgi') return;
+      this.logger.info(`The application is ASGI: up to ${opts.maxConcurrency} requests at once per worker`);
+      opts.threads = opts.maxConcurrency;
+      dispatcher.setConcurrency(opts.maxConcurrency, true);
+    });
     this.watchdog = new Watchdog(
       opts,
       {
         retire: (w, reason) => this.retire(w, reason),
         requeue: (xs) => dispatcher.requeue(xs),
-        bootTimedOut: (w, seconds) => {
-          const why = bootTimeout(`worker ${w.pid}`, seconds);
-          this.bootFailed(w, why, new GatehouseError('GH_ERR_WORKER_BOOT', why));
-        },
-        templateTimedOut: (t, seconds) => {
-          const why = bootTimeout(`the template process ${t.pid}`, seconds);
-          this.templateFailed(t, why, new GatehouseError('GH_ERR_WORKER_BOOT', why));
-        },
+        bootTimedOut: (w, seconds) => this.bootFailed(w, bootTimeoutError(`worker ${w.pid}`, seconds, opts.timeout)),
+        templateTimedOut: (t, seconds) => this.templateFailed(t, bootTimeoutError(`the template process ${t.pid}`, seconds, opts.timeout)),
       },
       logger,
     );
@@ -143,37 +142,21 @@ export class Supervisor {
   }
 
   whenInterfaceKnown(fn: () => void): void {
-    if (this.opts.interface === 'auto') this.interfaceWaiters.push(fn);
-    else fn();
+    this.appInterface.whenKnown(fn);
   }
 
-  /**
-   * A worker is ready: its app's interface must be the pool's (the first one
-   * decides it with "auto"). An app switched between WSGI and ASGI by a
-   * reload is refused: the old workers keep serving.
-   */
+  /** A worker is ready: its app must speak the pool's interface (a reload may have switched it): else it goes. */
   private adopt(w: WorkerProcess): boolean {
-    const found = w.interface;
-    if (this.opts.interface === 'auto') {
-      this.opts.interface = found;
-      if (found === 'asgi') {
-        this.logger.info(`The application is ASGI: up to ${this.opts.maxConcurrency} requests at once per worker`);
-        this.opts.threads = this.opts.maxConcurrency;
-        this.dispatcher.setConcurrency(this.opts.maxConcurrency, true);
-      }
-      for (const fn of this.interfaceWaiters.splice(0)) fn();
-      return true;
-    }
-    if (found === this.opts.interface) return true;
-    const why = `worker ${w.pid} loaded a${found === 'asgi' ? 'n ASGI' : ' WSGI'} app into a ${this.opts.interface.toUpperCase()} pool; restart gatehouse to switch`;
+    const mismatch = this.appInterface.check(w.interface, w.pid);
+    if (mismatch === null) return true;
     w.retire('wrong interface');
     w.kill('SIGKILL');
     if (w.generation === this.reloading) {
-      this.abortReload(why);
+      this.abortReload(mismatch);
     } else {
       // A replacement that imported changed code: retried with backoff, as a boot failure is.
       this.backoff.failed();
-      this.retrying(`worker ${w.pid}`, why);
+      this.retrying(`worker ${w.pid}`, mismatch);
     }
     return false;
   }
@@ -237,7 +220,7 @@ export class Supervisor {
       this.logger.info(`Application preloaded in template process ${t.pid}`);
       if (t === this.templates?.current) for (let i = 0; i < this.target; i++) this.spawnWorker();
     },
-    bootError: (t, traceback) => this.templateFailed(t, `the new code does not import:\n${traceback.trimEnd()}`, importError(traceback)),
+    bootError: (t, traceback) => this.templateFailed(t, importError(traceback)),
     closed: (t, code, signal) => {
       if (t.stopped || this.stopping) return;
       this.logger.error(`Template process (pid:${t.pid}) died (${signal ?? `exit code ${code}`}); its workers go with it`);
@@ -248,13 +231,13 @@ export class Supervisor {
   };
 
   /** The template could not load the app. At first start nothing can serve; a failed reload goes back to the previous template. */
-  private templateFailed(t: TemplateProcess, why: string, error: GatehouseError): void {
+  private templateFailed(t: TemplateProcess, error: GatehouseError): void {
     t.stop();
     if (!this.firstStart.done) {
       this.firstStart.fail(error);
     } else if (t.generation === this.reloading) {
       this.templates?.rollBack();
-      this.abortReload(why);
+      this.abortReload(reloadFailure(error));
     } else {
       this.backoff.failed();
       this.retrying('the template process', error.detail ?? error.message);
@@ -290,11 +273,11 @@ export class Supervisor {
    * ends the reload; otherwise it is retried with backoff, or, before any
    * worker serves, it is the first start's failure.
    */
-  private bootFailed(w: WorkerProcess, why: string, error: GatehouseError): void {
+  private bootFailed(w: WorkerProcess, error: GatehouseError): void {
     if (w.retiredFor !== null) {
       w.state = 'dead'; // a failed reload's sibling, already reported
     } else if (w.generation === this.reloading) {
-      this.abortReload(why);
+      this.abortReload(reloadFailure(error));
     } else {
       // Counted now, not at its exit, so that its replacement waits out the backoff.
       w.retire('boot error');
@@ -338,7 +321,7 @@ export class Supervisor {
       }
       this.dispatcher.drain();
     },
-    bootError: (w, traceback) => this.bootFailed(w, `the new code does not import:\n${traceback.trimEnd()}`, importError(traceback)),
+    bootError: (w, traceback) => this.bootFailed(w, importError(traceback)),
     done: (w) => {
       this.backoff.served(w);
       if (w.requests >= w.requestLimit && w.state === 'ready') {
@@ -405,15 +388,6 @@ export class Supervisor {
     }
     this.dispatcher.drain();
   }
-}
-
-function importError(traceback: string): GatehouseError {
-  return new GatehouseError('GH_ERR_APP_IMPORT', `cannot load the application: ${lastLine(traceback)}`, traceback);
-}
-
-function lastLine(text: string): string {
-  const lines = text.trim().split('\n');
-  return lines[lines.length - 1] ?? text;
 }
 
 function sleep(ms: number): Promise<void> {

@@ -1,0 +1,36 @@
+/**
+ * Which interface a pool's app speaks, WSGI or ASGI. Given as "auto", the
+ * first worker to load the app decides it, and requests that arrive before
+ * wait for that; a later worker that loaded the other kind (the code changed
+ * and a reload picked it up) does not fit the pool.
+ */
+export type Interface = 'wsgi' | 'asgi';
+
+export class AppInterface {
+  private waiters: (() => void)[] = [];
+
+  constructor(
+    /** The pool's options, whose `interface` this settles (the scheduler and the watchdog read it). */
+    private readonly opts: { interface: 'auto' | Interface },
+    /** Told once, when "auto" is settled. */
+    private readonly decided: (found: Interface) => void,
+  ) {}
+
+  /** Runs `fn` once the interface is known. */
+  whenKnown(fn: () => void): void {
+    if (this.opts.interface === 'auto') this.waiters.push(fn);
+    else fn();
+  }
+
+  /** A worker loaded an app of kind `found`: null when it fits the pool, else why not. */
+  check(found: Interface, pid: number): string | null {
+    if (this.opts.interface === 'auto') {
+      this.opts.interface = found;
+      this.decided(found);
+      for (const fn of this.waiters.splice(0)) fn();
+      return null;
+    }
+    if (found === this.opts.interface) return null;
+    return `worker ${pid} loaded a${found === 'asgi' ? 'n ASGI' : ' WSGI'} app into a ${this.opts.interface.toUpperCase()} pool; restart gatehouse to switch`;
+  }
+}
