@@ -33,6 +33,13 @@ test('lifespan.startup.failed is a boot failure: exit non-zero with the app\'s m
   assert.ok(countMatches(out, /Booting worker with pid/) === 0, out);
 });
 
+test('a lifespan startup that never completes: the server stops after --timeout with GH_ERR_WORKER_BOOT', async () => {
+  const r = await runCli([`${APP}:hanging_startup`, ...PY, '--workers', '1', '--timeout', '2', '--bind', '127.0.0.1:0'], { timeoutMs: 20_000 });
+  assert.equal(r.timedOut, false, `still running after 20 s:\n${r.stderr}`);
+  assert.equal(r.code, 3, r.stderr);
+  assert.match(r.stdout + r.stderr, /GH_ERR_WORKER_BOOT: worker \d+ has not loaded the application after 2s \(--timeout 2\)/);
+});
+
 test('a reload whose lifespan startup fails: the old workers keep serving', async () => {
   const dir = mkdtempSync(join(tmpdir(), 'gh-asgi-flag-'));
   const flag = join(dir, 'broken');

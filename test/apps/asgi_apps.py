@@ -142,6 +142,14 @@ async def failing_startup(scope, receive, send):
     await send_json(send, {})
 
 
+async def hanging_startup(scope, receive, send):
+    """Its lifespan startup never completes (it waits on a service that is not there)."""
+    if scope["type"] == "lifespan":
+        await receive()
+        await asyncio.Event().wait()
+    await send_json(send, {})
+
+
 async def fails_when_flagged(scope, receive, send):
     """Its lifespan startup fails while the file named by FAIL_FLAG exists (a broken deploy)."""
     if scope["type"] == "lifespan":
