@@ -533,7 +533,10 @@ test('a stream reset by the client cancels its request only: the other streams o
   assert.ok(await waitUntil(() => accessLines().some((l) => l.includes(`/slow?ms=3000&tag=${tag}`)), 5000), 'the reset request is logged');
   const line = accessLines().find((l) => l.includes(`/slow?ms=3000&tag=${tag}`))!;
   assert.match(line, /^127\.0\.0\.1 - - .*"GET \/slow\?ms=3000&tag=\w+ HTTP\/2\.0" 499 - /);
-  assert.equal(accessLines().filter((l) => l.includes(tag) && / 200 /.test(l)).length, 11);
+  // The log file is written asynchronously: wait for the answered requests' lines too.
+  const answered = () => accessLines().filter((l) => l.includes(tag) && / 200 /.test(l)).length;
+  await waitUntil(() => answered() >= 11, 5000);
+  assert.equal(answered(), 11);
 });
 
 test('HTTP/1.1 on a TLS port keeps the HTTP/1 limits: a head over --max-header-size gets 431', { skip: NO_OPENSSL }, async () => {
