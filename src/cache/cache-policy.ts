@@ -167,7 +167,7 @@ export function evaluate(stored: StoredResponse, key: string, req: IncomingHttpH
   const coding = stored.headers['content-encoding'];
   if (typeof coding === 'string' && coding !== 'identity' && !acceptsCoding(req['accept-encoding'], coding)) return { kind: 'miss' };
   // The common case without the library's work (it copies the response headers for each answer).
-  if (req['cache-control'] === undefined && req.pragma === undefined && stored.variant === variantOf(varyOf(stored), req) && !stored.policy.stale()) {
+  if (req['cache-control'] === undefined && req.pragma === undefined && stored.variant === variantOf(varyOf(stored), req) && !isStale(stored)) {
     return FRESH;
   }
   const result = stored.policy.evaluateRequest(policyRequest(key, req));
@@ -202,8 +202,27 @@ export function acceptsCoding(accept: string | undefined, coding: string): boole
   return star;
 }
 
+/**
+ * A stored policy's clock: its age at one moment and its freshness lifetime,
+ * which the library works out from the headers on every call; a hit needs
+ * them on every request, so they are worked out once per policy.
+ */
+const clocks = new WeakMap<CachePolicy, { base: number; at: number; maxAge: number }>();
+
+function ageAndLifetime(policy: CachePolicy): { age: number; maxAge: number } {
+  let c = clocks.get(policy);
+  if (c === undefined) clocks.set(policy, (c = { base: policy.age(), at: Date.now(), maxAge: policy.maxAge() }));
+  return { age: c.base + (Date.now() - c.at) / 1000, maxAge: c.maxAge };
+}
+
+/** The library's stale(), from the policy's clock. */
+function isStale(stored: StoredResponse): boolean {
+  const { age, maxAge } = ageAndLifetime(stored.policy);
+  return maxAge <= age;
+}
+
 /** The age of a stored response in whole seconds, and its remaining freshness (negative once stale). */
 export function ageOf(stored: StoredResponse): { age: number; ttl: number } {
-  const age = stored.policy.age();
-  return { age: Math.floor(age), ttl: Math.floor(stored.policy.maxAge() - age) };
+  const { age, maxAge } = ageAndLifetime(stored.policy);
+  return { age: Math.floor(age), ttl: Math.floor(maxAge - age) };
 }
