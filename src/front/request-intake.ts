@@ -1,0 +1,233 @@
+/**
+ * Where every request enters, whatever brought it: node:http's objects (TLS,
+ * what the fast path hands over, gateway listeners), the fast path's lean
+ * ones, an HTTP/2 stream, or an Upgrade. Each goes through route(): the
+ * forwarded client, the target, redirect_https, the route and
+ * max_request_body; then its route's action takes it. The listeners and
+ * connections these come from are http-front.ts's.
+ */
+import { IncomingMessage, ServerResponse } from 'node:http';
+import type { IncomingHttpHeaders, ServerHttp2Stream } from 'node:http2';
+import type { Socket } from 'node:net';
+import type { Readable } from 'node:stream';
+import type { Config } from '../config/schema.js';
+import type { ExchangeContext, Handler, HttpResponse, RequestInfo, RouteRequest } from '../http/handler.js';
+import { refuse, sendPlain } from '../http/plain-response.js';
+import { parseTarget } from '../http/request-target.js';
+import type { TrustedProxies } from '../http/forwarded.js';
+import { hostName, type Router } from './router.js';
+import type { LeanParts, Serve } from './fast-path.js';
+import { H2Request, H2Response } from './h2-compat.js';
+import { h2Request, Http2Response } from './http2-response.js';
+import { gatewayScheme } from './gateway-stream.js';
+
+/** What the front needs to know about the listener a request came in on. */
+export interface ListenerInfo {
+  scheme: 'http' | 'https';
+  /** Redirect every request to https on this port (a plain listener's redirect_https). */
+  httpsPort: number | null;
+}
+
+export class RequestIntake {
+  constructor(
+    private readonly router: Router,
+    private readonly ctx: ExchangeContext,
+    private readonly settings: Config,
+    /** Null when no peer is trusted (the default): requests then skip forwarded-header handling entirely. */
+    private readonly proxies: TrustedProxies | null,
+  ) {}
+
+  /** A request as node:http has it (TLS, HTTP/2, and what the fast path hands over). */
+  onRequest(req: IncomingMessage, res: ServerResponse, listener: ListenerInfo, expectsContinue = false): void {
+    const fault = req instanceof H2Request ? 0 : framingFault(req);
+    if (fault !== 0) {
+      this.ctx.accessLog?.begin(req);
+      return refuse({ res, log: this.logFor(req, res) }, fault);
+    }
+    const r = this.route(req, res, listener, expectsContinue);
+    if (r === null) return;
+    if (expectsContinue) continueInTurn(res);
+    r.handler.serve(r);
+  }
+
+  /**
+   * An HTTP/2 stream: a lean request record and response writer
+   * (http2-response.ts), through the same path as the fast path's requests;
+   * an action that needs node:http's objects gets node:http2's look-alikes
+   * (h2-compat.ts), made then. Expect and CONNECT as node:http2 answers them.
+   */
+  onStream(stream: ServerHttp2Stream, headers: IncomingHttpHeaders, rawHeaders: string[], listener: ListenerInfo, lean: Serve['lean']): void {
+    const method = headers[':method'];
+    if (method === 'CONNECT' || (headers.expect !== undefined && headers.expect !== '100-continue')) {
+      stream.on('error', () => {});
+      stream.respond({ ':status': method === 'CONNECT' ? 405 : 417 }, { endStream: true });
+      return;
+    }
+    if (headers.expect !== undefined) stream.additionalHeaders({ ':status': 100 });
+    const req = h2Request(stream, headers, rawHeaders);
+    const body = stream.endAfterHeaders ? null : stream;
+    const toNode = () => {
+      const nodeReq = new H2Request(stream, headers, {}, rawHeaders);
+      return { req: nodeReq as unknown as IncomingMessage, res: new H2Response(stream) as unknown as ServerResponse };
+    };
+    lean(req, new Http2Response(stream, method), { body, toNode });
+  }
+
+  /**
+   * A request asking to switch protocols: node:http has let go of the socket
+   * (its 'upgrade' event). Routed as any other; an action with upgrade()
+   * takes the socket. Any other answer (a refusal, or an action without
+   * upgrade(), which sees the request as any other) goes through a
+   * ServerResponse of our own on the socket; once it is sent the connection
+   * goes on with its next request (`resume`), as node:http would have done
+   * without an 'upgrade' listener, unless the answer closes it.
+   */
+  onUpgrade(req: IncomingMessage, socket: Socket, head: Buffer, listener: ListenerInfo, resume: ((socket: Socket) => void) | null): void {
+    // node:http took its own error listener away with the socket.
+    const onError = () => socket.destroy();
+    socket.on('error', onError);
+    const res = new ServerResponse(req);
+    res.shouldKeepAlive = req.httpVersionMinor >= 1 && req.headers.connection?.toLowerCase().includes('close') !== true;
+    res.assignSocket(socket);
+    res.once('finish', () => {
+      res.detachSocket(socket);
+      // node:http's own `_last`: the answer said Connection: close (shouldKeepAlive off, or the action's header).
+      const last = (res as unknown as { _last?: boolean })._last === true;
+      if (last || resume === null || this.ctx.draining || !req.complete) return void socket.destroySoon();
+      socket.removeListener('error', onError);
+      if (head.length > 0) socket.unshift(head);
+      resume(socket);
+    });
+    const fault = framingFault(req);
+    if (fault !== 0) {
+      this.ctx.accessLog?.begin(req);
+      return refuse({ res, log: this.logFor(req, res) }, fault);
+    }
+    const r = this.route(req, res, listener, false);
+    if (r === null) return;
+    const { handler, res: _res, body: _body, ...routed } = r;
+    if (handler.upgrade === undefined) return handler.serve(r);
+    res.detachSocket(socket);
+    handler.upgrade({ ...routed, socket, head });
+  }
+
+  /**
+   * A request the fast path read, with its lean request record and response
+   * writer: an action that takes them gets them; any other gets node:http's
+   * objects, made now (`lean.toNode`).
+   */
+  onLeanRequest(req: RequestInfo, res: HttpResponse, listener: ListenerInfo, lean: LeanParts): void {
+    const r = this.route(req, res, listener, false);
+    if (r === null) return;
+    r.body = lean.body;
+    if (r.handler.serveLean !== undefined) return r.handler.serveLean(r);
+    const node = lean.toNode();
+    this.ctx.accessLog?.begin(node.req);
+    r.handler.serve({ ...r, req: node.req, res: node.res, log: this.logFor(node.req, node.res) });
+  }
+
+  /**
+   * What every request goes through before its route's action takes it:
+   * the forwarded client, the target, redirect_https, the route and
+   * max_request_body. Null when the front has answered already.
+   */
+  private route<Req extends RequestInfo, Res extends HttpResponse>(
+    req: Req,
+    res: Res,
+    listener: ListenerInfo,
+    expectsContinue: boolean,
+  ): (RouteRequest<Req, Res> & { handler: Handler; body: Readable | null }) | null {
+    // First, so that even a refusal is logged with the forwarded client (nginx's real_ip).
+    const forwarded = this.proxies?.resolve(req);
+    this.ctx.accessLog?.begin(req);
+    // keepalive_timeout 0 means no keep-alive, as in nginx (to Node it would mean no timeout at all).
+    if (this.settings.keepalive_timeout === 0) res.shouldKeepAlive = false;
+    const log = this.logFor(req, res);
+    const target = parseTarget(req.url ?? '/');
+    if (target === null) return refused({ res, log }, 400);
+    const host = hostName(req.headers.host);
+    // A trusted proxy may say the client came over https (routing keeps the Host the proxy sent).
+    const scheme = forwarded?.proto ?? gatewayScheme(req.socket) ?? listener.scheme;
+    if (listener.httpsPort !== null && scheme !== 'https') {
+      redirectToHttps(req, res, host, listener.httpsPort, log);
+      return null;
+    }
+    const match = this.router.match(host, target.path);
+    if (match === null) {
+      if (expectsContinue) return refused({ res, log }, 404);
+      log(404, sendPlain(res, 404, 'Not Found', false));
+      return null;
+    }
+    const r = {
+      req,
+      res,
+      scheme,
+      host,
+      prefix: match.prefix,
+      rest: match.rest,
+      query: target.query,
+      maxRequestBody: match.entry.maxRequestBody,
+      log,
+      handler: match.entry.handler,
+      body: null as Readable | null,
+    };
+    // max_request_body holds on every route, as nginx's client_max_body_size: a declared
+    // body over it is refused before it is read (or, with Expect: 100-continue, sent).
+    const declared = req.headers['content-length'];
+    if (declared !== undefined && Number(declared) > r.maxRequestBody) return refused(r, 413);
+    return r;
+  }
+
+  private logFor(req: RequestInfo, res: HttpResponse): RouteRequest['log'] {
+    const accessLog = this.ctx.accessLog;
+    return accessLog === null ? noLog : (status: number, bytes: number) => accessLog.write(req, status, bytes, res);
+  }
+}
+
+/**
+ * What llhttp lets through on an HTTP/1 connection and RFC 9112 refuses:
+ * an HTTP/0.9 request line (no version: llhttp makes it a request), 400;
+ * a version 2 or above on the request line, 505 as nginx answers;
+ * Transfer-Encoding in HTTP/1.0 (§6.1: the framing is faulty) and more than
+ * one Host (§3.2), 400. The status, or 0 when there is no fault.
+ */
+function framingFault(req: IncomingMessage): number {
+  if (req.httpVersionMajor !== 1) return req.httpVersionMajor === 0 ? 400 : 505;
+  if (req.httpVersionMinor === 0 && req.headers['transfer-encoding'] !== undefined) return 400;
+  let hosts = 0;
+  const raw = req.rawHeaders;
+  for (let i = 0; i < raw.length; i += 2) if (raw[i]!.length === 4 && raw[i]!.toLowerCase() === 'host') hosts++;
+  return hosts > 1 ? 400 : 0;
+}
+
+/**
+ * 100 Continue, once this response is the connection's current one (behind
+ * pipelined ones it has no socket yet) and only while its final answer has
+ * not begun (RFC 9110 §10.1.1 lets a server skip it then). Written earlier,
+ * node:http (20) would put it after the final answer's head when that is
+ * written with a Buffer body (OutgoingMessage._send puts the head in front of
+ * what is queued), and the client would take it for its next answer.
+ */
+function continueInTurn(res: ServerResponse): void {
+  if (res.socket !== null) return void res.writeContinue();
+  res.once('socket', () => {
+    if (!res.headersSent) res.writeContinue();
+  });
+}
+
+function redirectToHttps(req: RequestInfo, res: HttpResponse, host: string, port: number, log: RouteRequest['log']): void {
+  const authority = host.includes(':') ? `[${host}]` : host || 'localhost';
+  const location = `https://${authority}${port === 443 ? '' : `:${port}`}${req.url ?? '/'}`;
+  // 308 keeps the method and body of a POST; a GET is answered 301 as nginx does.
+  const status = req.method === 'GET' || req.method === 'HEAD' ? 301 : 308;
+  log(status, sendPlain(res, status, `Moved Permanently: ${location}`, req.method !== 'GET' && req.method !== 'HEAD', { Location: location }));
+}
+
+/** refuse(), for route(): the request is answered. */
+function refused(r: { res: HttpResponse; log: RouteRequest['log'] }, status: number): null {
+  refuse(r, status);
+  return null;
+}
+
+/** The request's `log` when there is no access log: nothing to allocate per request. */
+function noLog(): void {}
