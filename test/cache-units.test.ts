@@ -14,7 +14,7 @@ import { acceptsCoding, evaluate, toStore, type PolicySettings, type StoredRespo
 import { CachedHandler, type LeanHandler } from '../src/cache/cached-handler.js';
 import { FetchLock } from '../src/cache/fetch-lock.js';
 import { MemoryStore } from '../src/cache/memory-store.js';
-import { PurgeAccess } from '../src/cache/purge-access.js';
+import { PeerList } from '../src/http/peer-list.js';
 import { decodeVariants, encodeVariants } from '../src/cache/store-codec.js';
 import type { HttpResponse, LeanRouteRequest, MemoryResponse } from '../src/http/handler.js';
 import { Logger } from '../src/log/logger.js';
@@ -116,7 +116,7 @@ test("what a miss stores, the fast path's lookup finds (the Host's port is not p
       r.res.end(Buffer.from('lo'));
     },
   };
-  const rules = { ...POLICY, key: DEFAULT_KEY, bypassCookies: [], bypassHeaders: [], purge: new PurgeAccess([]) };
+  const rules = { ...POLICY, key: DEFAULT_KEY, bypassCookies: [], bypassHeaders: [], purge: new PeerList([]) };
   const handler = new CachedHandler(inner, rules, { store: new MemoryStore(1 << 20, 1 << 16), maxObjectSize: 1 << 16, lock: new FetchLock(1000), logger: new Logger('error') });
   const headers = { host: 'Example.com:8080' };
   const client = new Recorder();

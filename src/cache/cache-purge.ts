@@ -8,7 +8,7 @@ import type { LeanRouteRequest } from '../http/handler.js';
 import { sendPlain } from '../http/plain-response.js';
 import type { HeaderMap } from './capture-response.js';
 import { when, type CacheStore } from './cache-store.js';
-import type { PurgeAccess } from './purge-access.js';
+import type { PeerList } from '../http/peer-list.js';
 
 /** The route's key rule. */
 export type KeyOf = (scheme: string, host: string, url: string, h: IncomingHttpHeaders) => string;
@@ -17,10 +17,10 @@ export type KeyOf = (scheme: string, host: string, url: string, h: IncomingHttpH
  * PURGE: the URL's stored responses; with a Cache-Tag request header, every
  * response carrying one of its tags; with `Cache-Flush: all`, everything.
  */
-export function purge(r: LeanRouteRequest, access: PurgeAccess, store: CacheStore, keyOf: KeyOf): void {
+export function purge(r: LeanRouteRequest, access: PeerList, store: CacheStore, keyOf: KeyOf): void {
   const { req, res } = r;
   const answer = (status: number, text: string) => r.log(status, sendPlain(res, status, text, false));
-  if (!access.allows(req.socket.remoteAddress)) return answer(403, 'Forbidden');
+  if (!access.hasPeer(req.socket.remoteAddress)) return answer(403, 'Forbidden');
   const tags = req.headers['cache-tag'];
   if (req.headers['cache-flush'] === 'all') return when(store.flush(), () => answer(200, 'Flushed'));
   if (typeof tags === 'string') {

@@ -22,7 +22,7 @@ import { invalidate, purge, type KeyOf } from './cache-purge.js';
 import { CaptureResponse, type Captured, type HeaderMap } from './capture-response.js';
 import type { FetchLock } from './fetch-lock.js';
 import { detachedSocket, originRequest } from './origin-request.js';
-import type { PurgeAccess } from './purge-access.js';
+import type { PeerList } from '../http/peer-list.js';
 import { storedAnswer } from './stored-answer.js';
 
 /** A route's cache settings. */
@@ -32,7 +32,8 @@ export interface CacheRouteSettings extends PolicySettings {
   /** Requests carrying one of these cookies, or headers, go to the origin and are not stored. */
   bypassCookies: readonly string[];
   bypassHeaders: readonly string[];
-  purge: PurgeAccess;
+  /** Who may send PURGE (purge_allow). */
+  purge: PeerList;
 }
 
 /** What the cached routes share: one store, one lock table. */

@@ -7,7 +7,8 @@
  */
 import { z } from 'zod';
 import { DEFAULT_KEY, keyTemplateProblem } from '../cache/cache-key.js';
-import { DEFAULT_PURGE_ALLOW, PurgeAccess } from '../cache/purge-access.js';
+import { DEFAULT_PURGE_ALLOW } from '../cache/purge-access.js';
+import { PeerList } from '../http/peer-list.js';
 import type { CacheRouteSettings } from '../cache/cached-handler.js';
 import type { CacheTierSettings } from '../cache/cache-tier.js';
 
@@ -145,7 +146,7 @@ export function routeCacheRules(settings: TopSettings, route: RouteCacheConfig |
     grace: r.grace,
     storeSetCookie: r.store_set_cookie,
     storePrivate: r.store_private,
-    purge: new PurgeAccess(r.purge_allow),
+    purge: new PeerList(r.purge_allow),
   };
 }
 

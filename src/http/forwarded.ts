@@ -17,7 +17,8 @@
  * sent (nginx routes on the Host it received too); the app sees the
  * forwarded one in HTTP_HOST. X-Forwarded-Port and -Prefix are not applied.
  */
-import { BlockList, isIP } from 'node:net';
+import { isIP } from 'node:net';
+import { PeerList } from './peer-list.js';
 import type { RequestInfo } from './handler.js';
 import type { Socket } from 'node:net';
 
@@ -106,27 +107,15 @@ function parseElement(text: string): Map<string, string> | null {
 }
 
 export class TrustedProxies {
-  private readonly list = new BlockList();
-  private readonly unix: boolean;
+  private readonly peers: PeerList;
 
   constructor(peers: readonly string[]) {
-    this.unix = peers.includes('unix') || peers.includes('*');
-    for (const peer of peers) {
-      if (peer === 'unix') continue;
-      if (peer === '*') {
-        this.list.addSubnet('0.0.0.0', 0, 'ipv4');
-        this.list.addSubnet('::', 0, 'ipv6');
-        continue;
-      }
-      const [ip, bits] = peer.split('/') as [string, string | undefined];
-      const type = isIP(ip) === 6 ? 'ipv6' : 'ipv4';
-      this.list.addSubnet(ip, bits === undefined ? (type === 'ipv6' ? 128 : 32) : Number(bits), type);
-    }
+    this.peers = new PeerList(peers);
   }
 
   /** Whether an address (as parsed from a header) is a trusted proxy. */
   private trusts(addr: string): boolean {
-    return this.list.check(addr, isIP(addr) === 6 ? 'ipv6' : 'ipv4');
+    return this.peers.has(addr);
   }
 
   /** Whether the connection's peer is trusted; remembered per connection. */
@@ -134,7 +123,7 @@ export class TrustedProxies {
     let trusted = socket[kTrusted];
     if (trusted === undefined) {
       const remote = socket.remoteAddress;
-      trusted = remote === undefined ? this.unix : this.trusts(parseNode(remote)?.addr ?? remote);
+      trusted = remote === undefined ? this.peers.unix : this.trusts(parseNode(remote)?.addr ?? remote);
       socket[kTrusted] = trusted;
     }
     return trusted;
