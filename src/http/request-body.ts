@@ -7,7 +7,9 @@
  */
 import { createWriteStream, fchown, unlink, type WriteStream } from 'node:fs';
 import type { Readable } from 'node:stream';
-import type { RequestInfo } from './handler.js';
+import type { HttpResponse, RequestInfo, RouteRequest } from './handler.js';
+import type { Logger } from '../log/logger.js';
+import { refuse } from './plain-response.js';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
@@ -20,6 +22,31 @@ export type BodyResult =
   | { kind: 'too-large' }
   | { kind: 'timeout' }
   | { kind: 'error'; error: Error };
+
+export type ReadBody = Extract<BodyResult, { kind: 'ok' }>;
+
+/**
+ * A route's request body read whole for its action, or the request refused
+ * as nginx would: 413 past max_request_body, 408 when the body stops
+ * arriving, 400 when it breaks off (logged at debug level). `done` runs only
+ * once the body is in.
+ */
+export function readRouteBody(
+  r: RouteRequest<RequestInfo, HttpResponse>,
+  body: Readable,
+  owner: { uid?: number; gid?: number },
+  idleMs: number,
+  logger: Logger,
+  done: (body: ReadBody) => void,
+): void {
+  readBody(body, r.maxRequestBody, owner, idleMs, (result) => {
+    if (result.kind === 'ok') return done(result);
+    if (result.kind === 'too-large') return refuse(r, 413);
+    if (result.kind === 'timeout') return refuse(r, 408);
+    logger.debug(`reading the body of ${r.req.method} ${r.req.url} failed: ${result.error.message}`);
+    if (!r.res.headersSent && !r.res.destroyed) refuse(r, 400);
+  });
+}
 
 export function discardBodyFile(file: string | null): void {
   if (file !== null) unlink(file, () => {});

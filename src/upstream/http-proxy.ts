@@ -25,9 +25,8 @@ import { GatehouseError } from '../errors.js';
 import type { ProxySettings } from '../config/proxy.js';
 import type { Handler, HttpResponse, LeanRouteRequest, RequestInfo, RouteRequest, UpgradeRequest } from '../http/handler.js';
 import { clientAddress } from '../http/forwarded.js';
-import { refuse } from '../http/plain-response.js';
 import type { Logger } from '../log/logger.js';
-import { hasUnsizedH2Body, readBody } from '../http/request-body.js';
+import { hasUnsizedH2Body, readRouteBody } from '../http/request-body.js';
 import { Balancer } from './balancer.js';
 import { HealthChecks } from './health-check.js';
 import { headerTable } from './proxy-headers.js';
@@ -120,16 +119,9 @@ export class HttpProxy implements Handler {
     // The front's own reader gives no stream for a declared empty body.
     if (body === null) return go(Buffer.alloc(0));
     if (!this.route.settings.request_buffering) return go(body);
-    readBody(body, r.maxRequestBody, {}, this.bodyTimeout * 1000, (result) => {
-      if (result.kind === 'too-large') return refuse(r, 413);
-      if (result.kind === 'timeout') return refuse(r, 408);
-      if (result.kind === 'error') {
-        this.route.logger.debug(`reading the body of ${req.method} ${req.url} failed: ${result.error.message}`);
-        if (!r.res.headersSent && !r.res.destroyed) refuse(r, 400);
-        return;
-      }
-      go(result.file === null ? (result.data ?? Buffer.alloc(0)) : { file: result.file, length: result.length });
-    });
+    readRouteBody(r, body, {}, this.bodyTimeout * 1000, this.route.logger, (read) =>
+      go(read.file === null ? (read.data ?? Buffer.alloc(0)) : { file: read.file, length: read.length }),
+    );
   }
 
   /** What `hash` balances on; '' for other methods. */

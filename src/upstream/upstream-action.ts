@@ -10,7 +10,7 @@ import type { Readable } from 'node:stream';
 import { GatehouseError } from '../errors.js';
 import type { ExchangeContext, Handler, HttpResponse, LeanRouteRequest, RequestInfo, RouteRequest } from '../http/handler.js';
 import { refuse } from '../http/plain-response.js';
-import { hasUnsizedH2Body, readBody } from '../http/request-body.js';
+import { hasUnsizedH2Body, readRouteBody } from '../http/request-body.js';
 import type { FastcgiSettings, UpstreamCommon, UwsgiSettings } from '../config/upstream-actions.js';
 import { cgiParams, scriptTarget, type CgiTarget, type Pairs } from './cgi-params.js';
 import { fastcgiWire, stderrLogger } from './fastcgi-protocol.js';
@@ -115,7 +115,7 @@ export class UpstreamAction implements Handler {
   }
 
   private answer(r: RouteRequest<RequestInfo, HttpResponse>, body: Readable | null): void {
-    const { req, res } = r;
+    const req = r.req;
     const cgi = cgiParams(r, this.protocol.target(r), this.software, this.settings.params);
     const te = cgi.transferEncoding;
     const go = (buffered: BufferedBody | null) => {
@@ -130,15 +130,6 @@ export class UpstreamAction implements Handler {
     if (body === null) return go({ length: 0, data: null, file: null });
     // llhttp de-chunks; any other coding would reach the back end still encoded (nginx: 501 too).
     if (te !== undefined && te.trim().toLowerCase() !== 'chunked') return refuse(r, 501);
-    readBody(body, r.maxRequestBody, {}, this.bodyTimeout * 1000, (result) => {
-      if (result.kind === 'too-large') return refuse(r, 413);
-      if (result.kind === 'timeout') return refuse(r, 408);
-      if (result.kind === 'error') {
-        this.ctx.logger.debug(`reading the body of ${req.method} ${req.url} failed: ${result.error.message}`);
-        if (!res.headersSent && !res.destroyed) refuse(r, 400);
-        return;
-      }
-      go(result);
-    });
+    readRouteBody(r, body, {}, this.bodyTimeout * 1000, this.ctx.logger, go);
   }
 }

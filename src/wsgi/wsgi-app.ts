@@ -14,7 +14,7 @@ import type { WorkerPool } from '../pool/worker-pool.js';
 import { encodeRequest } from '../wire/frames.js';
 import { bodyEnviron, buildEnviron } from './environ.js';
 import { buildScope, scopeBody } from '../asgi/scope.js';
-import { hasUnsizedH2Body, readBody } from '../http/request-body.js';
+import { hasUnsizedH2Body, readRouteBody } from '../http/request-body.js';
 import { refuse } from '../http/plain-response.js';
 import { WsgiExchange } from './wsgi-exchange.js';
 import type { ExchangeContext, Handler, HttpResponse, LeanRouteRequest, RequestInfo, RouteRequest } from '../http/handler.js';
@@ -42,7 +42,7 @@ export class WsgiApp implements Handler {
   private answer(r: RouteRequest<RequestInfo, HttpResponse>, body: Readable | null): void {
     const asgi = this.pool.asgi;
     if (asgi === null) return this.pool.whenInterfaceKnown(() => this.answer(r, body));
-    const { req, res } = r;
+    const req = r.req;
     const env = asgi ? buildScope(req, r) : buildEnviron(req, r);
     const bodyKeys = asgi ? scopeBody : bodyEnviron;
     const block = env.block;
@@ -52,16 +52,9 @@ export class WsgiApp implements Handler {
     if (body === null) return this.dispatch(r, block + bodyKeys(0, null), null, null);
     // llhttp de-chunks; any other coding would reach the app still encoded (nginx: 501 too).
     if (te !== undefined && te.trim().toLowerCase() !== 'chunked') return refuse(r, 501);
-    readBody(body, r.maxRequestBody, this.bodyOwner, this.bodyTimeout * 1000, (result) => {
-      if (result.kind === 'too-large') return refuse(r, 413);
-      if (result.kind === 'timeout') return refuse(r, 408);
-      if (result.kind === 'error') {
-        this.ctx.logger.debug(`reading the body of ${req.method} ${req.url} failed: ${result.error.message}`);
-        if (!res.headersSent && !res.destroyed) refuse(r, 400);
-        return;
-      }
-      this.dispatch(r, block + bodyKeys(result.length, result.file), result.data, result.file);
-    });
+    readRouteBody(r, body, this.bodyOwner, this.bodyTimeout * 1000, this.ctx.logger, (read) =>
+      this.dispatch(r, block + bodyKeys(read.length, read.file), read.data, read.file),
+    );
   }
 
   private dispatch(r: RouteRequest<RequestInfo, HttpResponse>, block: string, body: Buffer | null, bodyFile: string | null): void {
