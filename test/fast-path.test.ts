@@ -61,12 +61,12 @@ const heads: Array<[string, string, boolean]> = [
 
 for (const [what, head, taken] of heads) {
   test(`parseHead: ${what} → ${taken ? 'fast path' : 'node:http'}`, () => {
-    assert.equal(parseHead(head) !== null, taken);
+    assert.equal(parseHead(head, 'http') !== null, taken);
   });
 }
 
 test('parseHead: names lower case, raw names kept, values without the spaces and tabs around them (a non-breaking space stays)', () => {
-  const h = parseHead('POST /x?q HTTP/1.1\r\nHost:  example.com\t\r\nX-Pad: \xa0v\xa0 \r\nContent-Length: 007\r\nConnection: Close')!;
+  const h = parseHead('POST /x?q HTTP/1.1\r\nHost:  example.com\t\r\nX-Pad: \xa0v\xa0 \r\nContent-Length: 007\r\nConnection: Close', 'http')!;
   assert.equal(h.method, 'POST');
   assert.equal(h.url, '/x?q');
   assert.equal(h.headers.host, 'example.com');

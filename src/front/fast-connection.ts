@@ -67,13 +67,17 @@ export class FastConnection {
   private unread = false;
   /** Lingering close (see close()) until this performance.now(); 0: not lingering. */
   private lingerUntil = 0;
+  /** The connection's own scheme, for the heads read on it (the cache's key needs it). */
+  private readonly scheme: 'http' | 'https';
 
   constructor(
     private readonly path: FastPath,
     private readonly socket: Socket,
     private readonly serve: Serve,
     private readonly toHttp: (socket: Socket) => void,
-  ) {}
+  ) {
+    this.scheme = (socket as TLSSocket).encrypted === true ? 'https' : 'http';
+  }
 
   start(): void {
     const s = this.socket as FastSocket;
@@ -181,13 +185,12 @@ export class FastConnection {
         return;
       }
       this.headDeadline = 0;
-      const head = parseHead(this.pending.toString('latin1', 0, end));
+      const head = parseHead(this.pending.toString('latin1', 0, end), this.scheme);
       if (head === null) {
         if (this.answering.length === 0) this.handOver();
         return;
       }
       const rest = end + 4;
-      head.scheme = (this.socket as TLSSocket).encrypted === true ? 'https' : 'http';
       // Memory answers go out at once: only when no response is waiting to be written before them.
       const answer = this.answering.length === 0 && !this.socket.writableNeedDrain ? memory.answer(head) : null;
       if (answer instanceof Promise) {

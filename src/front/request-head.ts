@@ -36,7 +36,7 @@ const LENGTH = /^\d{1,15}$/;
 const MAX_FIELDS = 100;
 
 /** The head (without its blank line) if the fast path may take it; null: node:http's. */
-export function parseHead(text: string): ParsedHead | null {
+export function parseHead(text: string, scheme: 'http' | 'https'): ParsedHead | null {
   let eol = text.indexOf('\r\n');
   const m = REQUEST_LINE.exec(eol < 0 ? text : text.slice(0, eol));
   if (m === null) return null;
@@ -63,7 +63,7 @@ export function parseHead(text: string): ParsedHead | null {
   if (headers.host === undefined || (connection !== undefined && connection !== 'keep-alive' && connection !== 'close')) return null;
   const length = headers['content-length'];
   if (length !== undefined && !LENGTH.test(length)) return null;
-  return { method: m[1]!, url: m[2]!, httpVersion: '1.1', headers, rawHeaders, bodyLength: length === undefined ? 0 : Number(length), close: connection === 'close' };
+  return { method: m[1]!, url: m[2]!, httpVersion: '1.1', headers, rawHeaders, bodyLength: length === undefined ? 0 : Number(length), close: connection === 'close', scheme };
 }
 
 /** Without the spaces and tabs around a field value (String#trim would take obs-text's NBSP too). */

@@ -194,7 +194,7 @@ export function gatehouseReads(bytes: Buffer, maxHeaderSize = 16 * 1024): { fast
     if (end < 0 && unreadableHead(bytes.subarray(pos))) return { fast, then: 'refused' };
     if (end < 0 && bytes.length - pos <= maxHeaderSize) return { fast, then: 'waiting' };
     if (end < 0 || end - pos + 4 > maxHeaderSize) return { fast, then: 'llhttp' };
-    const head = parseHead(bytes.toString('latin1', pos, end));
+    const head = parseHead(bytes.toString('latin1', pos, end), 'http');
     if (head === null) return { fast, then: 'llhttp' };
     const next = end + 4 + head.bodyLength;
     const parsed: Parsed = { method: head.method, url: head.url, httpVersion: head.httpVersion, rawHeaders: head.rawHeaders };
