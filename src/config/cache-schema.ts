@@ -9,15 +9,9 @@ import { z } from 'zod';
 import { DEFAULT_KEY, keyTemplateProblem } from '../cache/cache-key.js';
 import { DEFAULT_PURGE_ALLOW } from '../cache/purge-access.js';
 import { PeerList } from '../http/peer-list.js';
+import { seconds, size, trustedPeer } from './setting-types.js';
 import type { CacheRouteSettings } from '../cache/cached-handler.js';
 import type { CacheTierSettings } from '../cache/cache-tier.js';
-
-/** What schema.ts shares with this file (passed in, so the two modules do not import each other). */
-export interface SchemaParts {
-  size: z.ZodType<number, unknown>;
-  seconds: z.ZodNumber;
-  trustedPeer: z.ZodType<string, string>;
-}
 
 const headerName = z
   .string()
@@ -25,7 +19,7 @@ const headerName = z
   .transform((h) => h.toLowerCase());
 
 /** The rules a route may set, each optional (the top level's, then the defaults, apply). */
-function ruleFields(p: SchemaParts) {
+function ruleFields() {
   return {
     /** The cache key: a template of $scheme, $host, $uri, $args, $request_uri, $cookie_NAME. Default `$scheme://$host$request_uri`. */
     key: z
@@ -40,36 +34,36 @@ function ruleFields(p: SchemaParts) {
     /** Requests carrying one of these headers go to the app and are not stored (Authorization always does). */
     bypass_headers: z.array(headerName).optional(),
     /** Seconds of freshness for a storable response that states none (nginx's proxy_cache_valid). Default 0: the RFC's rules. */
-    default_ttl: p.seconds.optional(),
+    default_ttl: seconds.optional(),
     /** Seconds a stale response is served while it is refreshed in the background, when the response gives no stale-while-revalidate. */
-    stale_while_revalidate: p.seconds.optional(),
+    stale_while_revalidate: seconds.optional(),
     /** Seconds a stale response is served when the app fails, when the response gives no stale-if-error. */
-    stale_if_error: p.seconds.optional(),
+    stale_if_error: seconds.optional(),
     /** Seconds past staleness a stored response may still answer when the app fails or times out (Varnish's grace). Default 10. */
-    grace: p.seconds.optional(),
+    grace: seconds.optional(),
     /** Store responses that set cookies (by default they are passed on, never stored). */
     store_set_cookie: z.boolean().optional(),
     /** Store responses marked `private` (by default never: this is a shared cache). */
     store_private: z.boolean().optional(),
     /** Addresses (IPs, CIDRs, unix, *) allowed to send PURGE. Default: loopback. */
-    purge_allow: z.array(p.trustedPeer).optional(),
+    purge_allow: z.array(trustedPeer).optional(),
   };
 }
 
 /** Top-level `cache`: a size (the memory it may use), or a table. */
-export function cacheSchema(p: SchemaParts) {
+export function cacheSchema() {
   const table = z
     .object({
       /** Memory for stored responses (least recently used dropped first). Default 64m. */
-      size: p.size.optional(),
+      size: size.optional(),
       /** Larger responses are passed on, never stored. Default 8m. */
-      max_object_size: p.size.optional(),
+      max_object_size: size.optional(),
       /** Seconds a request waits for another request's fetch of the same key before asking the app itself. Default 5. */
-      lock_timeout: p.seconds.optional(),
-      ...ruleFields(p),
+      lock_timeout: seconds.optional(),
+      ...ruleFields(),
     })
     .strict();
-  return z.union([p.size.transform((size) => ({ size })), table], { error: 'must be a size such as 256m, or a table of cache settings' });
+  return z.union([size.transform((bytes) => ({ size: bytes })), table], { error: 'must be a size such as 256m, or a table of cache settings' });
 }
 
 /** `--cache-store`: a shared store instead of this process's memory. */
@@ -93,8 +87,8 @@ function storeProblem(text: string): string | undefined {
 }
 
 /** A route's `cache`: false leaves the route out of the cache, true or a table puts it in. */
-export function routeCacheSchema(p: SchemaParts) {
-  return z.union([z.boolean(), z.object(ruleFields(p)).strict()], { error: 'must be true, false or a table of cache settings' });
+export function routeCacheSchema() {
+  return z.union([z.boolean(), z.object(ruleFields()).strict()], { error: 'must be true, false or a table of cache settings' });
 }
 
 export type CacheConfig = z.output<ReturnType<typeof cacheSchema>>;

@@ -7,6 +7,7 @@ import { existsSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { z } from 'zod';
 import { parseProxyTarget } from '../upstream/proxy-target.js';
+import { size } from './setting-types.js';
 
 const seconds = z.number({ error: 'must be a number of seconds' }).nonnegative('must be 0 or more seconds');
 const count = (min: number) => z.number({ error: 'must be a whole number' }).int('must be a whole number').min(min, `must be at least ${min}`);
@@ -49,8 +50,7 @@ const healthCheckSchema = z
   })
   .strict();
 
-/** `size`: the config's byte sizes (`1m`, `64k`), as schema.ts reads them. */
-export function proxySchema(base: string, size: z.ZodType<number, unknown>) {
+export function proxySchema(base: string) {
   return z
     .object({
       /** Where requests go: a list of addresses, each a string or a table with weight, max_fails, fail_timeout. */
@@ -128,8 +128,8 @@ export type ProxyUpstreamSettings = ProxySettings['upstreams'][number];
  * http(s):// authority is `pass_path` (`/api=http://127.0.0.1:9000/` sends
  * /api/x up as /x, as nginx's `proxy_pass http://127.0.0.1:9000/`).
  */
-export function proxyShorthand(base: string, size: z.ZodType<number, unknown>) {
-  const action = proxySchema(base, size);
+export function proxyShorthand(base: string) {
+  const action = proxySchema(base);
   return z.string().transform((text, ctx) => {
     const eq = text.indexOf('=');
     const path = text.slice(0, eq).replace(/\/+$/, '') || '/';

@@ -22,7 +22,6 @@ import { memcachedSchema } from './memcached-schema.js';
 import { fastcgiSchema, scgiSchema, uwsgiSchema } from './upstream-actions.js';
 
 
-const cacheParts = { size, seconds, trustedPeer };
 
 export const COMPRESSIONS = ['br', 'gzip'] as const;
 
@@ -258,13 +257,13 @@ function routeSchema(base: string) {
       redirect: redirectSchema.optional(),
       return: returnSchema.optional(),
       /** Reverse proxy to HTTP upstreams (README: "Reverse proxy"). */
-      proxy: proxySchema(base, size).optional(),
+      proxy: proxySchema(base).optional(),
       /** A FastCGI, SCGI or uwsgi back end (README: "Back ends"). */
       fastcgi: fastcgiSchema(base).optional(),
       scgi: scgiSchema(base).optional(),
       uwsgi: uwsgiSchema(base).optional(),
       /** Cache this route's responses (app routes): false, true or a table of rules (src/config/cache-schema.ts). */
-      cache: routeCacheSchema(cacheParts).optional(),
+      cache: routeCacheSchema().optional(),
       /** Serve pages the app put in memcached, falling through to the app on a miss (src/config/memcached-schema.ts). */
       memcached: memcachedSchema.optional(),
     })
@@ -300,7 +299,7 @@ export function configSchema(base: string) {
       /** URL=DIR: serve DIR's files at URL. */
       static: z.array(staticShorthand(base)).default([]),
       /** URL=UPSTREAM: pass requests at URL to UPSTREAM (see the proxy action). */
-      proxy: z.array(proxyShorthand(base, size)).default([]),
+      proxy: z.array(proxyShorthand(base)).default([]),
       log_level: z.enum(LOG_LEVELS, { error: `must be one of ${LOG_LEVELS.join(', ')}` }).default('info'),
       /** File for the access log, or '-' for stdout. */
       access_log: z.string().min(1).transform((f) => (f === '-' ? f : resolve(base, f))).optional(),
@@ -334,7 +333,7 @@ export function configSchema(base: string) {
       /** Memory for small static files (up to 64k each), kept and rechecked every second; 0 disables. */
       static_cache: size.default(64 * 1024 ** 2),
       /** The HTTP cache for every app route: a size (--cache 256m) or a table (src/config/cache-schema.ts). */
-      cache: cacheSchema(cacheParts).optional(),
+      cache: cacheSchema().optional(),
       /** A store shared by several gatehouse instances, memcached://HOST:PORT or redis://HOST:PORT[/DB]; caches every app route. */
       cache_store: cacheStoreSchema.optional(),
       check_config: z.boolean().default(false),

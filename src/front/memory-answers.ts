@@ -9,7 +9,8 @@ import { STATUS_CODES, type IncomingHttpHeaders, type OutgoingHttpHeaders } from
 import type { MemoryResponse } from '../http/handler.js';
 import { parseTarget } from '../http/request-target.js';
 import type { ParsedHead } from './request-head.js';
-import { hostName, type Router } from './router.js';
+import { hostName } from '../http/request-target.js';
+import type { Router } from './router.js';
 import { connectionLines, httpDate } from './response-lines.js';
 
 /** An answer with its status line and headers as text (all but Date and Connection). */

@@ -7,8 +7,6 @@
  */
 import type { Handler } from '../http/handler.js';
 
-export { hostName } from '../http/request-target.js';
-
 export interface RouteEntry {
   /** Host patterns, lower case; empty for any host. */
   hosts: readonly string[];
