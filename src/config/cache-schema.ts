@@ -7,11 +7,13 @@
  */
 import { z } from 'zod';
 import { DEFAULT_KEY, keyTemplateProblem } from '../cache/cache-key.js';
-import { DEFAULT_PURGE_ALLOW } from '../cache/purge-access.js';
 import { PeerList } from '../http/peer-list.js';
 import { seconds, size, trustedPeer } from './setting-types.js';
 import type { CacheRouteSettings } from '../cache/cached-handler.js';
 import type { CacheTierSettings } from '../cache/cache-tier.js';
+
+/** Who may send PURGE to a cached route by default: loopback only. */
+const DEFAULT_PURGE_ALLOW = ['127.0.0.1', '::1'];
 
 const headerName = z
   .string()
