@@ -99,6 +99,16 @@ test('a fresh response is stored and answered from the cache, with Age and Cache
   assert.equal((await calls(server, '/fresh')).calls, 1);
 });
 
+test('a hit answered again from the front (same second) is not given to requests it does not fit', async () => {
+  const path = at('/reused', { cc: 'max-age=60', etag: '"x1"' });
+  await get(server, path);
+  for (let i = 0; i < 3; i++) assert.match(status(await get(server, path)), /^gatehouse; hit; ttl=\d+$/);
+  assert.match(status(await get(server, path, { authorization: 'Basic dTpw' })), /^gatehouse; fwd=bypass$/);
+  assert.match(status(await get(server, path, { 'cache-control': 'no-cache' })), /fwd=stale; fwd-status=304/);
+  assert.match(status(await get(server, path, { pragma: 'no-cache' })), /fwd=stale; fwd-status=304/);
+  assert.deepEqual(await calls(server, '/reused'), { calls: 4, not_modified: 2 });
+});
+
 // Each is asked twice: none may answer from the cache, so the origin answers both.
 const NOT_STORED: { name: string; q: Record<string, string>; headers?: Record<string, string>; status: RegExp }[] = [
   { name: 'no-store', q: { cc: 'no-store' }, status: /fwd=uri-miss; fwd-status=200; detail=not-storable/ },

@@ -221,8 +221,13 @@ function isStale(stored: StoredResponse): boolean {
   return maxAge <= age;
 }
 
-/** The age of a stored response in whole seconds, and its remaining freshness (negative once stale). */
-export function ageOf(stored: StoredResponse): { age: number; ttl: number } {
+/**
+ * The age of a stored response in whole seconds, its remaining freshness
+ * (negative once stale), and how many ms both stay as they are.
+ */
+export function ageOf(stored: StoredResponse): { age: number; ttl: number; steadyMs: number } {
   const { age, maxAge } = ageAndLifetime(stored.policy);
-  return { age: Math.floor(age), ttl: Math.floor(maxAge - age) };
+  const left = maxAge - age;
+  const steady = Math.min(Math.floor(age) + 1 - age, left - Math.floor(left));
+  return { age: Math.floor(age), ttl: Math.floor(left), steadyMs: steady * 1000 };
 }

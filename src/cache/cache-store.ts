@@ -20,6 +20,11 @@ export interface CacheStore {
   deleteTag(tag: string): Maybe<number | null>;
   /** Drops everything. */
   flush(): Maybe<void>;
+  /**
+   * In a store that answers at once: whether `stored` is still one of
+   * `key`'s variants (not purged, flushed, replaced or evicted since).
+   */
+  holds?(key: string, stored: StoredResponse): boolean;
   /** Closes the connection to a shared store. */
   stop(): Promise<void>;
 }

@@ -95,17 +95,21 @@ export class CachedHandler implements Handler {
     this.handle(r);
   }
 
-  /** A fresh hit, written by the front's fast path; null for anything else (serveLean then handles it). */
+  /**
+   * A fresh hit, written by the front's fast path; null for anything else
+   * (serveLean then handles it). From the memory store, the front may give
+   * the same answer to the same plain request until its Age changes.
+   */
   answerFromMemory(head: RequestHead): MemoryResponse | null | Promise<MemoryResponse | null> {
     const h = head.headers;
     if (head.scheme === undefined || h['x-forwarded-proto'] !== undefined || h.forwarded !== undefined || this.bypass(h)) return null;
     const key = this.keyOf(head.scheme, hostName(h.host), head.url ?? '/', h);
-    const freshHit = (variants: StoredResponse[]) => {
+    const freshHit = (variants: StoredResponse[], reusable: boolean) => {
       const found = lookup(variants, key, h);
-      return found === null || found.verdict.kind !== 'fresh' ? null : this.hit(found.stored, head.method ?? 'GET', h, '');
+      return found === null || found.verdict.kind !== 'fresh' ? null : this.hit(found.stored, head.method ?? 'GET', h, '', reusable ? key : null);
     };
     const variants = this.shared.store.get(key);
-    return variants instanceof Promise ? variants.then(freshHit) : freshHit(variants);
+    return variants instanceof Promise ? variants.then((v) => freshHit(v, false)) : freshHit(variants, this.settings.key === DEFAULT_KEY);
   }
 
   private handle(r: LeanRouteRequest): void {
@@ -152,14 +156,27 @@ export class CachedHandler implements Handler {
     this.fetch(r, fetch, verdict);
   }
 
-  private hit(stored: StoredResponse, method: string, h: IncomingHttpHeaders, detail: string): MemoryResponse {
-    const { age, ttl } = ageOf(stored);
+  /** `reuseKey`: the key of a store that answers at once, when the front may reuse a plain answer (MemoryResponse.reusableFor). */
+  private hit(stored: StoredResponse, method: string, h: IncomingHttpHeaders, detail: string, reuseKey: string | null = null): MemoryResponse {
+    const { age, ttl, steadyMs } = ageOf(stored);
     const plain = detail === '' && !CLIENT_CONDITIONS.some((name) => h[name] !== undefined);
     const known = plain ? this.answers.get(stored) : undefined;
     if (known !== undefined && known.age === age && known.ttl === ttl && known.method === method) return known.answer;
     const answer = storedAnswer(stored, method, h, age, `${NAME}; hit; ttl=${ttl}${detail}`);
-    if (plain) this.answers.set(stored, { age, ttl, method, answer });
+    if (!plain) return answer;
+    const { store } = this.shared;
+    if (reuseKey !== null && store.holds !== undefined) {
+      answer.reuseUntil = performance.now() + steadyMs;
+      answer.reusableFor = (other) => store.holds!(reuseKey, stored) && this.answersPlainly(stored, other);
+    }
+    this.answers.set(stored, { age, ttl, method, answer });
     return answer;
+  }
+
+  /** Whether a stored response answers a request with these headers as it is, with nothing asked of the origin or of the request's own rules. */
+  private answersPlainly(stored: StoredResponse, h: IncomingHttpHeaders): boolean {
+    if (h['cache-control'] !== undefined || h.pragma !== undefined || h['x-forwarded-proto'] !== undefined || h.forwarded !== undefined) return false;
+    return !this.bypass(h) && stored.variant === variantOf(varyOf(stored), h);
   }
 
   /** Asks the inner handler; what it answers goes to the client (unless held back) and, if storable, to the store. */

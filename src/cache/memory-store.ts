@@ -43,6 +43,10 @@ export class MemoryStore implements CacheStore {
     return variants;
   }
 
+  holds(key: string, stored: StoredResponse): boolean {
+    return this.entries.get(key)?.includes(stored) === true;
+  }
+
   put(key: string, stored: StoredResponse): void {
     const cost = costOf(stored);
     if (stored.body.length > this.maxObjectSize || cost > this.maxSize) return;

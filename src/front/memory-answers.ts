@@ -31,7 +31,7 @@ const CONDITIONAL = ['if-none-match', 'if-modified-since', 'range', 'if-range', 
 const MAX_RECENT = 1024;
 
 export class MemoryAnswers {
-  /** Answers worked out lately, by method, Host, target and Accept-Encoding. */
+  /** Answers worked out lately, by method, scheme, Host, target and Accept-Encoding. */
   private readonly recent = new Map<string, Prepared>();
 
   /** The bytes of answers a handler hands out again (the same object: a cache hit within one second), made once. */
@@ -48,10 +48,10 @@ export class MemoryAnswers {
   answer(head: ParsedHead): Prepared | null | Promise<Prepared | null> {
     if (!this.any || (head.method !== 'GET' && head.method !== 'HEAD') || head.bodyLength > 0) return null;
     const h = head.headers;
-    const key = conditional(h) ? null : `${head.method} ${h.host} ${head.url} ${h['accept-encoding'] ?? ''}`;
+    const key = conditional(h) ? null : `${head.method} ${head.scheme} ${h.host} ${head.url} ${h['accept-encoding'] ?? ''}`;
     if (key !== null) {
       const known = this.recent.get(key);
-      if (known !== undefined && performance.now() < known.until) return known;
+      if (known !== undefined && performance.now() < known.until && (known.answer.reusableFor?.(h) ?? true)) return known;
     }
     const target = parseTarget(head.url);
     if (target === null) return null;

@@ -113,6 +113,14 @@ export interface MemoryResponse {
    * out each time.
    */
   reuseUntil?: number;
+  /**
+   * Present when the answer depends on more of the request than its method,
+   * scheme, Host, target and Accept-Encoding (a cache hit: Authorization,
+   * Vary, the request's Cache-Control), or on more than time (the stored
+   * response may be purged): another request gets it again only while this
+   * holds for its headers.
+   */
+  reusableFor?(headers: IncomingHttpHeaders): boolean;
 }
 
 export interface Handler {
