@@ -76,10 +76,26 @@ class Stream:
         self.running = set()  # ids of the requests the threads are running (thread mode)
         self.stopping = False
         self.busy = False
+        self.held = None  # whole responses kept to be sent together (sync mode), or None
 
     def send(self, data):
         with self.send_lock:
             self.sock.sendall(data)
+
+    def respond(self, data):
+        """Sends a whole response, or keeps it for flush() while responses are held."""
+        with self.send_lock:
+            if self.held is None:
+                self.sock.sendall(data)
+            else:
+                self.held.append(data)
+
+    def flush(self):
+        """Sends the held responses in one write, and holds no more."""
+        with self.send_lock:
+            held, self.held = self.held, None
+            if held:
+                self.sock.sendall(b"".join(held))
 
     def read_frames(self, block):
         """Reads what the stream has and files the frames; False at EOF."""

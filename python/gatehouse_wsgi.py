@@ -37,6 +37,7 @@ class Handler:
     def __init__(self, app, stream, settings):
         self.app = app
         self.send = stream.send
+        self.respond = stream.respond
         self.cancelled = stream.cancelled
         errors = ErrorStream(sys.stderr)
         self.base_environ = {
@@ -181,7 +182,7 @@ class Handler:
             self.finish(rid, state)
             return
         head = encode_head(state[0], headers)
-        self.send(b"".join((pack_response(RESPONSE, rid, 4 + len(head) + length, len(head)), head, body)))
+        self.respond(b"".join((pack_response(RESPONSE, rid, 4 + len(head) + length, len(head)), head, body)))
 
     def send_chunk(self, rid, state, data):
         declared = state[2]
@@ -273,7 +274,7 @@ class Handler:
             "500 Internal Server Error",
             [("Content-Type", "text/plain; charset=utf-8"), ("Content-Length", str(len(body)))],
         )
-        self.send(pack_response(RESPONSE, rid, 4 + len(head) + len(body), len(head)) + head + body)
+        self.respond(pack_response(RESPONSE, rid, 4 + len(head) + len(body), len(head)) + head + body)
 
     def log_exception(self, environ, exc, where):
         request = "%s %s" % (environ.get("REQUEST_METHOD", "?"), environ.get("RAW_URI", "?"))
