@@ -117,7 +117,8 @@ test("what a miss stores, the fast path's lookup finds (the Host's port is not p
     },
   };
   const rules = { ...POLICY, key: DEFAULT_KEY, bypassCookies: [], bypassHeaders: [], purge: new PeerList([]) };
-  const handler = new CachedHandler(inner, rules, { store: new MemoryStore(1 << 20, 1 << 16), maxObjectSize: 1 << 16, lock: new FetchLock(1000), logger: new Logger('error') });
+  const store = new MemoryStore(1 << 20, 1 << 16);
+  const handler = new CachedHandler(inner, rules, { store, maxObjectSize: 1 << 16, lock: new FetchLock(1000, store), logger: new Logger('error') });
   const headers = { host: 'Example.com:8080' };
   const client = new Recorder();
   const r: LeanRouteRequest = {
