@@ -6,22 +6,14 @@
  */
 import type { IncomingHttpHeaders, OutgoingHttpHeaders } from 'node:http';
 import parseRange from 'range-parser';
-import { multipartBody, multipartRanges } from '../http/byte-ranges.js';
+import { ifRangeHolds, multipartBody, multipartRanges } from '../http/byte-ranges.js';
 import type { MemoryResponse } from '../http/handler.js';
+import { preconditionStatus } from '../http/preconditions.js';
 import type { StoredResponse } from './cache-policy.js';
-import { preconditionStatus } from './preconditions.js';
 
 /** The headers a 304 carries (RFC 9110 §15.4.5). */
 const NOT_MODIFIED_HEADERS = ['etag', 'cache-control', 'content-location', 'expires', 'vary', 'last-modified'];
 const PRECONDITION_FAILED = Buffer.from('Precondition Failed\n');
-
-/** Whether an If-Range allows the range for this response: its strong ETag, or its Last-Modified date exactly. */
-function ifRangeHolds(ifRange: string | undefined, headers: StoredResponse['headers']): boolean {
-  if (ifRange === undefined) return true;
-  const etag = headers.etag;
-  if (ifRange.startsWith('"') || ifRange.startsWith('W/')) return typeof etag === 'string' && !etag.startsWith('W/') && etag === ifRange;
-  return typeof headers['last-modified'] === 'string' && headers['last-modified'] === ifRange;
-}
 
 export function storedAnswer(stored: StoredResponse, method: string, req: IncomingHttpHeaders, age: number, cacheStatus: string): MemoryResponse {
   const headers: OutgoingHttpHeaders = {};
@@ -41,7 +33,7 @@ export function storedAnswer(stored: StoredResponse, method: string, req: Incomi
   headers.age = String(age);
   headers['cache-status'] = cacheStatus;
   const range = req.range;
-  if (stored.status === 200 && range !== undefined && (method === 'GET' || method === 'HEAD') && ifRangeHolds(req['if-range'] as string | undefined, stored.headers)) {
+  if (stored.status === 200 && range !== undefined && (method === 'GET' || method === 'HEAD') && ifRangeHolds(req['if-range'], stored.headers.etag, stored.headers['last-modified'])) {
     const ranges = parseRange(body.length, range, { combine: true });
     if (ranges === -1) {
       headers['content-range'] = `bytes */${body.length}`;

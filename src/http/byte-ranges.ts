@@ -1,6 +1,7 @@
 /**
  * A multipart/byteranges body (RFC 9110 §14.6): the answer to a Range that
- * asks for several parts, as nginx gives it. Each part carries the
+ * asks for several parts, as nginx gives it (the cache, static files); and
+ * If-Range. Each part carries the
  * representation's Content-Type and its Content-Range; the boundary is
  * random, so it cannot be guessed to occur in the data.
  */
@@ -10,6 +11,14 @@ export interface ByteRange {
   start: number;
   /** Inclusive. */
   end: number;
+}
+
+/** Whether an If-Range allows the range for a response: its strong ETag, or its Last-Modified date exactly. */
+export function ifRangeHolds(ifRange: string | string[] | undefined, etag: string | string[] | undefined, lastModified: string | string[] | undefined): boolean {
+  if (ifRange === undefined) return true;
+  if (typeof ifRange !== 'string') return false;
+  if (ifRange.startsWith('"') || ifRange.startsWith('W/')) return typeof etag === 'string' && !etag.startsWith('W/') && etag === ifRange;
+  return typeof lastModified === 'string' && lastModified === ifRange;
 }
 
 export interface MultipartRanges {

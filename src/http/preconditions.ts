@@ -1,12 +1,15 @@
 /**
- * A client's preconditions evaluated against a stored response, in RFC 9110
- * §13.2.2's order: If-Match (else If-Unmodified-Since) may fail with 412,
- * then If-None-Match (else If-Modified-Since) may answer 304. nginx does the
- * same for the responses it answers from its cache. Only for a stored 2xx:
- * a recipient ignores preconditions on any other status.
+ * A client's preconditions evaluated against a response the server has in
+ * hand (the cache's stored one, a static file's), in RFC 9110 §13.2.2's
+ * order: If-Match (else If-Unmodified-Since) may fail with 412, then
+ * If-None-Match (else If-Modified-Since) may answer 304. nginx does the same
+ * for the responses it answers from its cache. Only for a 2xx: a recipient
+ * ignores preconditions on any other status.
  */
 import type { IncomingHttpHeaders } from 'node:http';
-import type { HeaderMap } from './capture-response.js';
+
+/** The response's validators (lower-case names). */
+type Validators = { etag?: string | string[] | undefined; 'last-modified'?: string | string[] | undefined };
 
 /** Whether an If-Match / If-None-Match list names `etag` (strong: weak tags never match). */
 function listed(list: string, etag: string | undefined, strong: boolean): boolean {
@@ -27,7 +30,7 @@ function dateOf(value: string | string[] | undefined): number | undefined {
 }
 
 /** 412 or 304 when a precondition decides the answer; null: answer with the stored response. */
-export function preconditionStatus(status: number, headers: HeaderMap, req: IncomingHttpHeaders): 304 | 412 | null {
+export function preconditionStatus(status: number, headers: Validators, req: IncomingHttpHeaders): 304 | 412 | null {
   if (status < 200 || status > 299) return null;
   const etag = typeof headers.etag === 'string' ? headers.etag : undefined;
   const lastModified = dateOf(headers['last-modified']);
