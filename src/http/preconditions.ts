@@ -32,16 +32,17 @@ function dateOf(value: string | string[] | undefined): number | undefined {
 /** 412 or 304 when a precondition decides the answer; null: answer with the stored response. */
 export function preconditionStatus(status: number, headers: Validators, req: IncomingHttpHeaders): 304 | 412 | null {
   if (status < 200 || status > 299) return null;
+  const { 'if-match': ifMatch, 'if-none-match': ifNoneMatch } = req;
+  // The common case, on the cache's hit path: no preconditions, no date parsed.
+  if (ifMatch === undefined && ifNoneMatch === undefined && req['if-unmodified-since'] === undefined && req['if-modified-since'] === undefined) return null;
   const etag = typeof headers.etag === 'string' ? headers.etag : undefined;
   const lastModified = dateOf(headers['last-modified']);
-  const ifMatch = req['if-match'];
   if (ifMatch !== undefined) {
     if (!listed(ifMatch, etag, true)) return 412;
   } else {
     const since = dateOf(req['if-unmodified-since']);
     if (since !== undefined && lastModified !== undefined && lastModified > since) return 412;
   }
-  const ifNoneMatch = req['if-none-match'];
   if (ifNoneMatch !== undefined) return listed(ifNoneMatch, etag, false) ? 304 : null;
   const since = dateOf(req['if-modified-since']);
   return since !== undefined && lastModified !== undefined && lastModified <= since ? 304 : null;
