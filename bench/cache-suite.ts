@@ -5,10 +5,12 @@
  * front of uWSGI serving the same app over a unix socket. The warm-up run
  * fills each cache, so the measured run is all hits. Each row is a main-table
  * row (bench-row.ts). Targets (issue 12): 1 KiB hits ≥ 1.1× the faster of
- * Varnish and nginx, 64 KiB ≥ 1.0×.
+ * Varnish and nginx, 64 KiB ≥ 1.0×; then what misses add to the uncached
+ * page's latency (cache-miss-row.ts), target under 10%.
  */
 import { join } from 'node:path';
 import { benchRow, type Row } from './bench-row.js';
+import { missLatencyLines } from './cache-miss-row.js';
 import type { Options } from './options.js';
 import { commandPath } from './processes.js';
 import { NON2XX_LEGEND, noteLines, progress, rowProgress, rowsTable, SERVED_LEGEND } from './report.js';
@@ -77,7 +79,8 @@ function nginxCacheServer(): ServerSpec {
 
 /** Runs the rows, page by page; the section's lines for stdout. */
 export async function runCacheSuite(versions: Versions, opts: Options): Promise<string[]> {
-  const specs = [gatehouseServer(versions, PROCESSES, ['--cache', '64m']), varnishServer(), nginxCacheServer()].filter((s) => opts.only === null || opts.only.has(s.id));
+  const cached = gatehouseServer(versions, PROCESSES, ['--cache', '64m']);
+  const specs = [cached, varnishServer(), nginxCacheServer()].filter((s) => opts.only === null || opts.only.has(s.id));
   const skipped = specs.flatMap((s) => (s.missing() === null ? [] : [`${s.label}: skipped: ${s.missing()}`]));
   const rows: Row[] = [];
   for (const page of PAGES) {
@@ -90,12 +93,14 @@ export async function runCacheSuite(versions: Versions, opts: Options): Promise<
     }
   }
   const item = opts.markdown ? '- ' : '';
+  const misses = cached.missing() !== null || (opts.only !== null && !opts.only.has('gatehouse')) ? [] : await missLatencyLines(gatehouseServer(versions, PROCESSES), cached, opts);
   return [
     'HTTP cache hits:',
     '',
     rowsTable(rows, opts.markdown, { app: 'page', ratio: 'gatehouse/faster peer' }),
     '',
     ...PAGES.map((p) => `${item}${targetLine(rows, p.id)}`),
+    ...misses,
     `${item}wrk -t1 -c${CONNECTIONS} -d${opts.duration}s --latency on the page, after a ${WARMUP_SECONDS} s warm-up on it that fills the cache; one fresh server per row; keep-alive, no access log, no compression (wrk sends no Accept-Encoding).`,
     `${item}gatehouse: --cache 64m in front of its own workers; Varnish and nginx in front of uWSGI over a unix socket.`,
     `${item}${SERVED_LEGEND}`,

@@ -14,10 +14,14 @@ import { connect, createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import memjs from 'memjs';
+import { toStore, type PolicySettings, type StoredResponse } from '../src/cache/cache-policy.js';
+import { RedisStore } from '../src/cache/redis-store.js';
+import { Logger } from '../src/log/logger.js';
 import { APPS, hasCommand, SYSTEM_PYTHON } from './helpers/gatehouse.js';
 import { launch, request, sleep, type Server, type SimpleResponse } from './helpers/harness.js';
 
 const APP = `${APPS}/cache_origin.py:app`;
+const POLICY: PolicySettings = { defaultTtl: 0, staleWhileRevalidate: 0, staleIfError: 0, grace: 0, storeSetCookie: false, storePrivate: false };
 
 interface StoreKind {
   name: string;
@@ -170,6 +174,39 @@ for (const kind of STORES) {
       assert.ok(answers.every((r) => r.status === 200 && /call 1 /.test(r.body)));
       assert.equal(await calls(a, '/shared-herd'), 1);
     });
+
+    test('50 concurrent misses of one key spread over both instances: one origin call between them', async () => {
+      const path = at('/shared-burst', { cc: 'max-age=60', sleep: '0.3' });
+      const answers = await Promise.all(Array.from({ length: 50 }, (_, i) => get(i % 2 === 0 ? a : b, path)));
+      assert.deepEqual([...new Set(answers.map((r) => r.status))], [200]);
+      assert.equal(new Set(answers.map((r) => r.body)).size, 1, 'every client got the one answer');
+      assert.equal((await calls(a, '/shared-burst')) + (await calls(b, '/shared-burst')), 1);
+    });
+
+    if (kind.name === 'Redis') {
+      test('two instances storing variants of one key at once lose none', async () => {
+        const stores = [new RedisStore(kind.url(port), new Logger('error')), new RedisStore(kind.url(port), new Logger('error'))];
+        try {
+          const langs = ['de', 'en', 'fr', 'it'];
+          const variant = (key: string, lang: string) =>
+            toStore(key, { 'accept-language': lang }, 200, { 'cache-control': 'max-age=60', vary: 'Accept-Language' }, Buffer.from(lang), POLICY) as StoredResponse;
+          // Connected: each store reads back what it wrote (until then its commands fail, as a miss).
+          for (const store of stores) {
+            for (let i = 0; i < 100 && (await store.get('probe')).length === 0; i++) {
+              await store.put('probe', variant('probe', 'de'));
+              await sleep(20);
+            }
+          }
+          for (let round = 0; round < 20; round++) {
+            const key = `atomic-${round}`;
+            await Promise.all(langs.map((lang, i) => stores[i % 2]!.put(key, variant(key, lang))));
+            assert.deepEqual((await stores[round % 2]!.get(key)).map((v) => v.body.toString()).sort(), langs, `round ${round}`);
+          }
+        } finally {
+          await Promise.all(stores.map((s) => s.stop()));
+        }
+      });
+    }
 
     test('PURGE, tag invalidation and flush on one instance are seen by the other', async () => {
       const page = at('/shared-purge', { cc: 'max-age=60' });

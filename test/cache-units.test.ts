@@ -2,7 +2,8 @@
  * The cache's parts on their own: key templates, Accept-Encoding, the
  * memory store's LRU bound, the codec of a shared store, and the agreement
  * between the key a miss stores under (serveLean, the route's host) and the
- * key the front's fast path looks up (answerFromMemory, the Host header).
+ * key the front's fast path looks up (answerFromMemory, the Host header);
+ * what the fetch lock tells its waiters.
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -117,7 +118,8 @@ test("what a miss stores, the fast path's lookup finds (the Host's port is not p
     },
   };
   const rules = { ...POLICY, key: DEFAULT_KEY, bypassCookies: [], bypassHeaders: [], purge: new PeerList([]) };
-  const handler = new CachedHandler(inner, rules, { store: new MemoryStore(1 << 20, 1 << 16), maxObjectSize: 1 << 16, lock: new FetchLock(1000), logger: new Logger('error') });
+  const store = new MemoryStore(1 << 20, 1 << 16);
+  const handler = new CachedHandler(inner, rules, { store, maxObjectSize: 1 << 16, lock: new FetchLock(1000, store), logger: new Logger('error') });
   const headers = { host: 'Example.com:8080' };
   const client = new Recorder();
   const r: LeanRouteRequest = {
@@ -141,4 +143,25 @@ test("what a miss stores, the fast path's lookup finds (the Host's port is not p
   assert.equal(await handler.answerFromMemory({ method: 'GET', url: '/page', httpVersion: '1.1', headers, scheme: 'https' }), null, 'another scheme, another key');
   assert.equal(await handler.answerFromMemory({ method: 'GET', url: '/page', httpVersion: '1.1', headers: { ...headers, authorization: 'x' }, scheme: 'http' }), null);
   assert.equal(calls, 1);
+});
+
+test('the fetch lock: waiters learn whether the fetch failed or their wait timed out; a memory store needs no shared lock', async () => {
+  const store = new MemoryStore(1 << 20, 1 << 16);
+  const lock = new FetchLock(50, store);
+  assert.equal(lock.acquire('k'), true);
+  assert.equal(lock.acquire('k'), false);
+  let shared = '';
+  lock.acquireShared('k', (outcome) => (shared = outcome));
+  assert.equal(shared, 'acquired', 'at once');
+  const outcomes: string[] = [];
+  lock.wait('k', (o) => outcomes.push(o));
+  lock.wait('k', (o) => outcomes.push(o));
+  lock.release('k', true);
+  assert.deepEqual(outcomes, ['failed', 'failed']);
+  lock.acquire('k');
+  const timedOut = await new Promise((resolve) => lock.wait('k', resolve));
+  assert.equal(timedOut, 'timeout');
+  lock.release('k');
+  lock.wait('k', (o) => outcomes.push(o));
+  assert.equal(outcomes.at(-1), 'done', 'nothing under way: at once');
 });

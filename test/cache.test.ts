@@ -53,6 +53,7 @@ app = "${APP}"
 [cache]
 size = "4m"
 max_object_size = "1k"
+lock_timeout = 1
 default_ttl = 60
 bypass_cookies = ["session"]
 purge_allow = ["10.0.0.0/8"]
@@ -227,6 +228,60 @@ test("clients' conditional and range requests are answered from the stored full 
   assert.deepEqual(await calls(server, '/cond'), { calls: 1, not_modified: 0 });
 });
 
+test("If-Match and If-Unmodified-Since on a hit: 412 when they fail, evaluated in RFC 9110's order", async () => {
+  const path = at('/precond', { cc: 'max-age=60', etag: '"p1"', lm: 'Wed, 01 Jan 2025 00:00:00 GMT' });
+  await get(server, path);
+  const before = 'Tue, 31 Dec 2024 00:00:00 GMT';
+  const after = 'Thu, 02 Jan 2025 00:00:00 GMT';
+  const cases: [Record<string, string>, number][] = [
+    [{ 'if-match': '"p1"' }, 200],
+    [{ 'if-match': '"p0", "p1"' }, 200],
+    [{ 'if-match': '*' }, 200],
+    [{ 'if-match': '"p0"' }, 412],
+    [{ 'if-match': 'W/"p1"' }, 412],
+    [{ 'if-unmodified-since': after }, 200],
+    [{ 'if-unmodified-since': before }, 412],
+    [{ 'if-unmodified-since': 'not a date' }, 200],
+    [{ 'if-match': '"p1"', 'if-unmodified-since': before }, 200],
+    [{ 'if-match': '"p0"', 'if-none-match': '"p1"' }, 412],
+    [{ 'if-match': '"p1"', 'if-none-match': '"p1"' }, 304],
+    [{ 'if-none-match': '"p1"', 'if-modified-since': before }, 304],
+    [{ 'if-unmodified-since': before, range: 'bytes=0-3' }, 412],
+  ];
+  for (const [headers, expected] of cases) {
+    const r = await get(server, path, headers);
+    assert.equal(r.status, expected, JSON.stringify(headers));
+    assert.match(status(r), /^gatehouse; hit/);
+  }
+  const head = await get(server, path, { 'if-match': '"p0"' }, 'HEAD');
+  assert.equal(head.status, 412);
+  assert.equal(head.body, '');
+  const notStoredStatus = at('/precond-404', { cc: 'max-age=60', etag: '"p1"', status: '404' });
+  await get(server, notStoredStatus);
+  assert.equal((await get(server, notStoredStatus, { 'if-match': '"p0"' })).status, 404, 'preconditions apply to 2xx answers only');
+  assert.equal((await calls(server, '/precond')).calls, 1);
+});
+
+test('several ranges of a stored response: one multipart/byteranges 206, as nginx', async () => {
+  const path = at('/multi', { cc: 'max-age=60', size: '100' });
+  const full = (await get(server, path)).body;
+  const r = await get(server, path, { range: 'bytes=0-9,20-29' });
+  assert.equal(r.status, 206);
+  assert.match(status(r), /^gatehouse; hit/);
+  const boundary = /^multipart\/byteranges; boundary=(\S+)$/.exec(String(r.headers['content-type']))?.[1];
+  assert.ok(boundary !== undefined, String(r.headers['content-type']));
+  const part = (from: number, to: number) => `--${boundary}\r\nContent-Type: text/plain\r\nContent-Range: bytes ${from}-${to}/100\r\n\r\n${full.slice(from, to + 1)}`;
+  assert.equal(r.body, `${part(0, 9)}\r\n${part(20, 29)}\r\n--${boundary}--\r\n`);
+  assert.equal(r.headers['content-length'], String(r.raw.length));
+  const head = await get(server, path, { range: 'bytes=0-9,20-29' }, 'HEAD');
+  assert.equal(head.status, 206);
+  assert.equal(head.body, '');
+  const overlapping = await get(server, path, { range: 'bytes=0-9,5-14' });
+  assert.equal(overlapping.headers['content-range'], 'bytes 0-14/100', 'overlapping ranges are one part');
+  assert.equal(overlapping.body, full.slice(0, 15));
+  assert.equal((await calls(server, '/multi')).calls, 1);
+});
+
 test('a stale response is revalidated with the origin; its 304 refreshes the stored one', async () => {
   const path = at('/reval', { cc: 'max-age=1', etag: '"e1"' });
   const first = await get(server, path);
@@ -353,6 +408,51 @@ test('stale-if-error and grace: a stale response answers while the origin fails'
   } finally {
     await request(server.url, at('/__fail', { on: '0' }));
   }
+});
+
+test('requests waiting on a fetch that fails get the stale response within grace, not a fetch each', async () => {
+  const path = at('/grace-herd', { cc: 'max-age=1', sleep: '0.3' });
+  const first = await get(server, path);
+  await sleep(2100);
+  await request(server.url, at('/__fail', { on: '1' }));
+  try {
+    const answers = await Promise.all(Array.from({ length: 8 }, () => get(server, path)));
+    for (const a of answers) {
+      assert.equal(a.status, 200);
+      assert.equal(a.body, first.body);
+      assert.match(status(a), /^gatehouse; hit; ttl=-\d+;( fwd-status=503;)? detail=stale-if-error$/);
+    }
+    assert.equal((await calls(server, '/grace-herd')).calls, 2, 'one fetch for all of them');
+  } finally {
+    await request(server.url, at('/__fail', { on: '0' }));
+  }
+});
+
+test('requests waiting past the lock timeout on a slow fetch get the stale response within grace', async () => {
+  // routed: lock_timeout = 1
+  const path = at('/slow-herd', { cc: 'max-age=1', sleep: '1.6' });
+  const first = await get(routed, path);
+  await sleep(2100);
+  const answers = await Promise.all(Array.from({ length: 4 }, () => get(routed, path)));
+  const stale = answers.filter((a) => /detail=lock-timeout/.test(status(a)));
+  assert.equal(stale.length, 3, answers.map(status).join('\n'));
+  for (const a of stale) assert.equal(a.body, first.body);
+  assert.equal((await calls(routed, '/slow-herd')).calls, 2);
+});
+
+test('Cache-Status says `stored` only when it is known at the head: a chunked body may outgrow max_object_size', async () => {
+  // routed: max_object_size = 1k
+  const big = at('/chunked-big', { cc: 'max-age=60', size: '3000', chunked: '1' });
+  const first = await get(routed, big);
+  assert.equal(first.headers['content-length'], undefined, 'the body went chunked');
+  assert.equal(first.body.length, 3000);
+  assert.equal(status(first), 'gatehouse; fwd=uri-miss; fwd-status=200');
+  assert.match(status(await get(routed, big)), /fwd=/, 'it was not stored');
+  const small = at('/chunked-small', { cc: 'max-age=60', size: '600', chunked: '1' });
+  assert.equal(status(await get(routed, small)), 'gatehouse; fwd=uri-miss; fwd-status=200');
+  assert.match(status(await get(routed, small)), /^gatehouse; hit/, 'stored all the same');
+  const known = at('/chunked-known', { cc: 'max-age=60', size: '600' });
+  assert.equal(status(await get(routed, known)), 'gatehouse; fwd=uri-miss; fwd-status=200; stored', 'a Content-Length tells at the head');
 });
 
 test('PURGE of a URL, of a tag, and a flush', async () => {

@@ -427,6 +427,36 @@ test('If-Range: the current ETag gives 206, a stale one the whole file (200)', a
   assert.ok((await bytesOf(stale)).equals(BLOB));
 });
 
+test('several ranges → one multipart/byteranges 206 (as nginx, and as the cache answers them), from disk and from memory', async () => {
+  const cases: Array<[string, Buffer, string, Array<[number, number]>]> = [
+    ['/static/blob.bin', BLOB, 'bytes=0-9,50000-50099,-10', [[0, 9], [50000, 50099], [BLOB.length - 10, BLOB.length - 1]]],
+    ['/static/style.css', Buffer.from(CSS), 'bytes=0-3,10-', [[0, 3], [10, CSS.length - 1]]],
+  ];
+  for (const [path, content, range, parts] of cases) {
+    const type = (await get(path, { method: 'HEAD' })).headers.get('content-type');
+    const res = await get(path, { headers: { Range: range } });
+    assert.equal(res.status, 206, path);
+    const boundary = /^multipart\/byteranges; boundary=(\S+)$/.exec(res.headers.get('content-type') ?? '')?.[1];
+    assert.ok(boundary !== undefined, String(res.headers.get('content-type')));
+    const expected = Buffer.concat([
+      ...parts.map(([from, to], i) =>
+        Buffer.concat([
+          Buffer.from(`${i === 0 ? '' : '\r\n'}--${boundary}\r\nContent-Type: ${type}\r\nContent-Range: bytes ${from}-${to}/${content.length}\r\n\r\n`),
+          content.subarray(from, to + 1),
+        ]),
+      ),
+      Buffer.from(`\r\n--${boundary}--\r\n`),
+    ]);
+    const body = await bytesOf(res);
+    assert.ok(body.equals(expected), `${path}: ${body.toString('latin1').slice(0, 300)}`);
+    assert.equal(res.headers.get('content-length'), String(expected.length));
+  }
+  const overlapping = await get('/static/blob.bin', { headers: { Range: 'bytes=0-9,5-19' } });
+  assert.equal(overlapping.headers.get('content-range'), `bytes 0-19/${BLOB.length}`, 'overlapping ranges are one part');
+  const stale = await get('/static/blob.bin', { headers: { Range: 'bytes=0-9,20-29', 'If-Range': '"stale-etag"' } });
+  assert.equal(stale.status, 200);
+});
+
 // ---------------------------------------------------------------- directories
 
 test('a directory with a trailing slash serves its index.html', async () => {

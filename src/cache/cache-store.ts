@@ -25,6 +25,16 @@ export interface CacheStore {
    * `key`'s variants (not purged, flushed, replaced or evicted since).
    */
   holds?(key: string, stored: StoredResponse): boolean;
+  /**
+   * Shared stores: the fetch lock of `key` across the instances sharing the
+   * store, taken for `ms` (fetch-lock.ts). True when this instance has it,
+   * and when the store fails (the request then fetches by itself).
+   */
+  lock?(key: string, ms: number): Promise<boolean>;
+  /** Whether the key's lock is held (false when the store fails). */
+  locked?(key: string): Promise<boolean>;
+  /** Lets go of a lock this instance took. */
+  unlock?(key: string): Promise<void>;
   /** Closes the connection to a shared store. */
   stop(): Promise<void>;
 }

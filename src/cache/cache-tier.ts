@@ -25,15 +25,11 @@ export class CacheTier {
   private readonly shared: CacheShared;
 
   constructor(settings: CacheTierSettings, logger: Logger) {
-    this.shared = {
-      store:
-        settings.store === undefined ? new MemoryStore(settings.size, settings.maxObjectSize)
-        : settings.store.startsWith('memcached:') ? new MemcachedStore(settings.store, logger)
-        : new RedisStore(settings.store, logger),
-      maxObjectSize: settings.maxObjectSize,
-      lock: new FetchLock(settings.lockTimeout * 1000),
-      logger,
-    };
+    const store =
+      settings.store === undefined ? new MemoryStore(settings.size, settings.maxObjectSize)
+      : settings.store.startsWith('memcached:') ? new MemcachedStore(settings.store, logger)
+      : new RedisStore(settings.store, logger);
+    this.shared = { store, maxObjectSize: settings.maxObjectSize, lock: new FetchLock(settings.lockTimeout * 1000, store), logger };
   }
 
   /** Closes the connection to a shared store. */

@@ -20,7 +20,7 @@ import { ageOf, evaluate, refreshed, toStore, variantOf, varyOf, type PolicySett
 import { when, type CacheStore, type Maybe } from './cache-store.js';
 import { invalidate, purge, type KeyOf } from './cache-purge.js';
 import { CaptureResponse, type Captured, type HeaderMap } from './capture-response.js';
-import type { FetchLock } from './fetch-lock.js';
+import type { FetchLock, WaitOutcome } from './fetch-lock.js';
 import { detachedSocket, originRequest } from './origin-request.js';
 import type { PeerList } from '../http/peer-list.js';
 import { storedAnswer } from './stored-answer.js';
@@ -56,7 +56,7 @@ const PASS_MS = 10_000;
 const MAX_PASS_KEYS = 10_000;
 const EMPTY = Buffer.alloc(0);
 /** Request headers that make an answer particular to the request. */
-const CLIENT_CONDITIONS = ['if-none-match', 'if-modified-since', 'range', 'if-range'] as const;
+const CLIENT_CONDITIONS = ['if-none-match', 'if-modified-since', 'if-match', 'if-unmodified-since', 'range', 'if-range'] as const;
 
 /** What a fetch from the origin is for. */
 interface Fetch {
@@ -149,11 +149,43 @@ export class CachedHandler implements Handler {
       locked: false,
       fwd: forwardReason(variants, verdict, h),
     };
-    if (!passing && !lock.acquire(key)) {
-      return lock.wait(key, (timedOut) => (timedOut ? this.fetch(r, fetch, verdict) : this.lookUpAndAnswer(r, key)));
-    }
-    fetch.locked = !passing;
-    this.fetch(r, fetch, verdict);
+    if (passing) return this.fetch(r, fetch, verdict);
+    if (!lock.acquire(key)) return lock.wait(key, (outcome) => this.afterWait(r, fetch, verdict, outcome));
+    fetch.locked = true;
+    lock.acquireShared(key, (outcome) => (outcome === 'acquired' ? this.fetch(r, fetch, verdict) : this.afterSharedWait(r, fetch, verdict, outcome)));
+  }
+
+  /** Another request's fetch of the key is over, or the wait for it timed out: a stale answer within grace when it failed, else the store again. */
+  private afterWait(r: LeanRouteRequest, f: Fetch, verdict: Verdict, outcome: WaitOutcome): void {
+    if (outcome !== 'done' && this.answerStale(r, f, outcome)) return;
+    if (outcome === 'timeout') return this.fetch(r, f, verdict);
+    this.lookUpAndAnswer(r, f.key);
+  }
+
+  /**
+   * Another instance sharing the store fetched the key (or its lock timed
+   * out): answer from the store if it now can, else fetch. This request
+   * still holds the key's lock here, so this process's waiters follow it.
+   */
+  private afterSharedWait(r: LeanRouteRequest, f: Fetch, verdict: Verdict, outcome: 'done' | 'timeout'): void {
+    const { lock, store } = this.shared;
+    if (r.res.destroyed) return lock.release(f.key);
+    if (outcome === 'timeout' && this.answerStale(r, f, outcome)) return lock.release(f.key, true);
+    when(store.get(f.key), (variants) => {
+      const found = lookup(variants, f.key, r.req.headers);
+      if (r.res.destroyed) return lock.release(f.key);
+      if (found === null || found.verdict.kind !== 'fresh') return this.fetch(r, f, verdict);
+      this.send(r, this.hit(found.stored, r.req.method!, r.req.headers, ''));
+      lock.release(f.key);
+    });
+  }
+
+  /** Answers with the request's stale variant while it may still answer when the origin fails (grace); false when there is none. */
+  private answerStale(r: LeanRouteRequest, f: Fetch, outcome: WaitOutcome): boolean {
+    if (f.fallback === null || f.fallback.errorUntil <= Date.now()) return false;
+    const detail = outcome === 'timeout' ? 'lock-timeout' : 'stale-if-error';
+    this.send(r, this.hit(f.fallback, r.req.method!, r.req.headers, `; detail=${detail}`));
+    return true;
   }
 
   /** `reuseKey`: the key of a store that answers at once, when the front may reuse a plain answer (MemoryResponse.reusableFor). */
@@ -189,14 +221,19 @@ export class CachedHandler implements Handler {
         if (status === 304 && f.revalidating !== null) return { hold: true, cacheStatus: '' };
         if (status >= 500 && f.fallback !== null) return { hold: true, cacheStatus: '' };
         const judged = toStore(f.key, h, status, headers, EMPTY, this.settings);
-        const tooLarge = Number(headers['content-length'] ?? 0) > this.shared.maxObjectSize;
+        const length = headers['content-length'];
+        const tooLarge = Number(length ?? 0) > this.shared.maxObjectSize;
         storing = typeof judged === 'string' || tooLarge ? null : judged;
         const detail = typeof judged === 'string' ? `; detail=${judged}` : tooLarge ? '; detail=too-large' : '';
-        return { hold: method === 'HEAD', cacheStatus: `${NAME}; fwd=${f.fwd}; fwd-status=${status}${storing !== null ? '; stored' : detail}` };
+        // Without a Content-Length the body may still outgrow max_object_size: `stored` only when it is known now (RFC 9211 §2.5: a true value says it was).
+        const stored = storing === null ? detail : length === undefined ? '' : '; stored';
+        return { hold: method === 'HEAD', cacheStatus: `${NAME}; fwd=${f.fwd}; fwd-status=${status}${stored}` };
       },
       done: (captured) => {
         // Waiters look the store up once what this fetch stores is there.
-        when(this.fetched(r, f, captured, storing), () => f.locked && this.shared.lock.release(f.key));
+        // Failed: the origin broke off or answered 5xx (a client that left fails nothing).
+        const failed = captured === null ? !r.res.destroyed : captured.status >= 500;
+        when(this.fetched(r, f, captured, storing), () => f.locked && this.shared.lock.release(f.key, failed));
       },
     });
     const add = verdict.kind === 'revalidate' ? verdict.headers : {};

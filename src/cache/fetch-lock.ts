@@ -1,49 +1,85 @@
 /**
  * Request coalescing (nginx's proxy_cache_lock, Varnish's waiting list): one
  * origin fetch per key at a time; requests for a key being fetched wait for
- * it, then look the store up again. A waiter that waits longer than the lock
- * timeout goes to the origin itself, so a slow origin never holds a queue.
+ * it, then look the store up again, or answer with a stale response when the
+ * fetch failed. A waiter that waits longer than the lock timeout goes on by
+ * itself, so a slow origin never holds a queue.
+ *
+ * With a shared store (Redis, memcached) the one fetch is across every
+ * instance sharing it: the request that holds this process's lock also takes
+ * the store's (CacheStore.lock, which expires after the lock timeout), or
+ * polls until the instance that has it is done or the lock timeout passes.
  */
+import type { CacheStore } from './cache-store.js';
+
+/** How a wait for another request's fetch ended. */
+export type WaitOutcome = 'done' | 'failed' | 'timeout';
+
+/** How often a request waiting on another instance's fetch asks the store whether it is over. */
+const POLL_MS = 20;
+
 export class FetchLock {
   /** Keys being fetched, with the requests waiting for each. */
-  private readonly waiting = new Map<string, Set<() => void>>();
+  private readonly waiting = new Map<string, Set<(outcome: WaitOutcome) => void>>();
+  /** Keys whose lock in the shared store this process holds. */
+  private readonly sharedHeld = new Set<string>();
 
   constructor(
     /** ms a request waits for another's fetch of the same key. */
     private readonly timeoutMs: number,
+    private readonly store: CacheStore,
   ) {}
 
-  /** Takes the key's lock: true when this caller fetches (and must call release), false when one is under way. */
+  /** Takes the key's lock in this process: true when this caller fetches (and must call release), false when one is under way. */
   acquire(key: string): boolean {
     if (this.waiting.has(key)) return false;
     this.waiting.set(key, new Set());
     return true;
   }
 
-  /** Whether a fetch of `key` is under way. */
-  held(key: string): boolean {
-    return this.waiting.has(key);
+  /**
+   * For the holder of the key's lock here: takes it in the shared store too
+   * ('acquired': fetch), or waits until the instance that has it is done
+   * ('done': look the store up) or the lock timeout passes. At once
+   * 'acquired' when the store is not shared or coalescing is off.
+   */
+  acquireShared(key: string, then: (outcome: 'acquired' | 'done' | 'timeout') => void): void {
+    const store = this.store;
+    if (store.lock === undefined || store.locked === undefined || this.timeoutMs === 0) return then('acquired');
+    const deadline = performance.now() + this.timeoutMs;
+    void store.lock(key, this.timeoutMs).then(async (got) => {
+      if (got) {
+        this.sharedHeld.add(key);
+        return then('acquired');
+      }
+      for (;;) {
+        await new Promise((resolve) => setTimeout(resolve, POLL_MS));
+        if (performance.now() >= deadline) return then('timeout');
+        if (!(await store.locked!(key))) return then('done');
+      }
+    });
   }
 
-  /** Calls `then` once the key's fetch is over, or the lock timeout passed (`timedOut`). */
-  wait(key: string, then: (timedOut: boolean) => void): void {
+  /** Calls `then` once the key's fetch is over ('done', or 'failed' when the origin failed), or the lock timeout passed. */
+  wait(key: string, then: (outcome: WaitOutcome) => void): void {
     const set = this.waiting.get(key);
-    if (set === undefined) return then(false);
+    if (set === undefined) return then('done');
     const timer = setTimeout(() => {
       set.delete(wake);
-      then(true);
+      then('timeout');
     }, this.timeoutMs);
-    const wake = () => {
+    const wake = (outcome: WaitOutcome) => {
       clearTimeout(timer);
-      then(false);
+      then(outcome);
     };
     set.add(wake);
   }
 
-  /** The fetch of `key` is over (stored or not): its waiters go on. */
-  release(key: string): void {
+  /** The fetch of `key` is over (stored or not; `failed`: the origin failed): its waiters go on. */
+  release(key: string, failed = false): void {
     const set = this.waiting.get(key);
     this.waiting.delete(key);
-    if (set !== undefined) for (const wake of set) wake();
+    if (this.sharedHeld.delete(key)) void this.store.unlock?.(key);
+    if (set !== undefined) for (const wake of set) wake(failed ? 'failed' : 'done');
   }
 }

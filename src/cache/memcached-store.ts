@@ -8,6 +8,7 @@
  * within a second). Key names are hashed: memcached takes at most 250
  * bytes, no spaces.
  *
+ * The fetch lock across instances is a key taken with `add` (fetch-lock.ts).
  * A memcached that is down or slow answers as an empty store (a miss):
  * see memcached-connection.ts.
  */
@@ -66,6 +67,21 @@ export class MemcachedStore implements CacheStore {
     }, null);
   }
 
+  /** memcached's `add` stores only when the key is absent: the lock, with an expiry of whole seconds. */
+  lock(key: string, ms: number): Promise<boolean> {
+    const expires = Math.max(1, Math.ceil(ms / 1000));
+    return this.memcached.run('lock', (client) => client.add(this.lockName(key), Buffer.from('1'), { expires }), true);
+  }
+
+  locked(key: string): Promise<boolean> {
+    return this.memcached.run('lock', async (client) => (await client.get(this.lockName(key))).value !== null, false);
+  }
+
+  /** Deleted whoever holds it (memjs has no delete-if-unchanged): only when a fetch outlived the lock timeout can it be another's. */
+  async unlock(key: string): Promise<void> {
+    await this.memcached.run('unlock', (client) => client.delete(this.lockName(key)), false);
+  }
+
   flush(): Promise<void> {
     return this.memcached.run('flush', async (client) => {
       const { value } = await client.increment(`${this.prefix}generation`, 1, { initial: 1 });
@@ -107,6 +123,10 @@ export class MemcachedStore implements CacheStore {
       this.generationAt = performance.now();
     }
     return `${this.prefix}${this.generation}:${hashed(key)}`;
+  }
+
+  private lockName(key: string): string {
+    return `${this.prefix}lock:${hashed(key)}`;
   }
 
   private tagName(tag: string): string {

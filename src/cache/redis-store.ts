@@ -1,14 +1,17 @@
 /**
  * The Redis store, shared by several gatehouse instances: a key's variants
- * as one value (store-codec.ts) that expires when the last of them is of no
- * more use, and a set per tag naming the keys that carry it. Redis bounds
- * its own memory (maxmemory and its eviction policy).
+ * as a hash, one field per variant (store-codec.ts), so instances storing
+ * two variants at once lose neither; the hash expires when the last of them
+ * is of no more use. A set per tag names the keys that carry it. Redis
+ * bounds its own memory (maxmemory and its eviction policy). The fetch lock
+ * across instances is a key taken with SET NX PX, let go only by its holder.
  *
  * A store that is down or slow must never fail a request: commands are not
  * queued while disconnected and time out quickly, and every failure answers
  * as an empty store (a miss), with a log line at most every few seconds.
  */
 import { createRequire } from 'node:module';
+import { randomBytes } from 'node:crypto';
 import type { Redis } from 'ioredis';
 import type { Logger } from '../log/logger.js';
 import type { StoredResponse } from './cache-policy.js';
@@ -21,9 +24,23 @@ const RECONNECT_MS = 1000;
 const WARN_EVERY_MS = 5000;
 const TAG_SET_MS = 24 * 3600_000;
 
+/** Sets one variant's field and makes the hash live at least `ttl` ms more, in one step. */
+const PUT_VARIANT = `redis.call('hset', KEYS[1], ARGV[1], ARGV[2])
+if redis.call('pttl', KEYS[1]) < tonumber(ARGV[3]) then redis.call('pexpire', KEYS[1], ARGV[3]) end`;
+/** Deletes a lock only if it still holds this instance's token (it may have expired and been taken by another). */
+const UNLOCK = `if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) end return 0`;
+
+/** The commands defined from the scripts above. */
+interface Scripts {
+  putVariant(key: string, field: string, value: Buffer, ttl: number): Promise<unknown>;
+  unlockIfOurs(key: string, token: string): Promise<unknown>;
+}
+
 export class RedisStore implements CacheStore {
-  private readonly redis: Redis;
+  private readonly redis: Redis & Scripts;
   private warnedAt = -Infinity;
+  /** This instance's token in each lock it holds. */
+  private readonly tokens = new Map<string, string>();
 
   constructor(
     /** redis://HOST:PORT[/DB] */
@@ -34,23 +51,25 @@ export class RedisStore implements CacheStore {
   ) {
     // Loaded only for a Redis store: servers without one do not carry its memory.
     const { Redis: Client } = createRequire(import.meta.url)('ioredis') as typeof import('ioredis');
-    this.redis = new Client(url, {
+    const redis = new Client(url, {
       enableOfflineQueue: false,
       maxRetriesPerRequest: 0,
       commandTimeout: COMMAND_TIMEOUT_MS,
       retryStrategy: () => RECONNECT_MS,
       lazyConnect: false,
     });
+    redis.defineCommand('putVariant', { numberOfKeys: 1, lua: PUT_VARIANT });
+    redis.defineCommand('unlockIfOurs', { numberOfKeys: 1, lua: UNLOCK });
+    this.redis = redis as Redis & Scripts;
     this.redis.on('error', (err: Error) => this.failed('connection', err));
     this.redis.on('ready', () => this.logger.info(`cache store ${url}: connected`));
   }
 
   async get(key: string): Promise<StoredResponse[]> {
     try {
-      const value = await this.redis.getBuffer(this.keyName(key));
-      if (value === null) return [];
+      const fields = await this.redis.hgetallBuffer(this.keyName(key));
       const now = Date.now();
-      return decodeVariants(value).filter((v) => v.keepUntil > now);
+      return Object.values(fields).flatMap((value) => decodeVariants(value).filter((v) => v.keepUntil > now));
     } catch (err) {
       this.failed('get', err as Error);
       return [];
@@ -59,12 +78,11 @@ export class RedisStore implements CacheStore {
 
   async put(key: string, stored: StoredResponse): Promise<void> {
     try {
-      const variants = (await this.get(key)).filter((v) => v.variant !== stored.variant);
-      variants.push(stored);
-      const until = Math.max(...variants.map((v) => v.keepUntil));
-      const ttl = Math.max(1, Math.ceil(until - Date.now()));
-      const multi = this.redis.multi().set(this.keyName(key), encodeVariants(variants), 'PX', ttl);
+      const ttl = Math.max(1, Math.ceil(stored.keepUntil - Date.now()));
+      await this.redis.putVariant(this.keyName(key), stored.variant, encodeVariants([stored]), ttl);
+      if (stored.tags.length === 0) return;
       // A tag's set outlives the keys in it (the longest-lived of them is not known here).
+      const multi = this.redis.multi();
       for (const tag of stored.tags) multi.sadd(this.tagName(tag), key).pexpire(this.tagName(tag), Math.max(ttl, TAG_SET_MS));
       await multi.exec();
     } catch (err) {
@@ -93,6 +111,38 @@ export class RedisStore implements CacheStore {
     }
   }
 
+  async lock(key: string, ms: number): Promise<boolean> {
+    const token = randomBytes(9).toString('base64');
+    try {
+      if ((await this.redis.set(this.lockName(key), token, 'PX', ms, 'NX')) !== 'OK') return false;
+      this.tokens.set(key, token);
+      return true;
+    } catch (err) {
+      this.failed('lock', err as Error);
+      return true;
+    }
+  }
+
+  async locked(key: string): Promise<boolean> {
+    try {
+      return (await this.redis.exists(this.lockName(key))) > 0;
+    } catch (err) {
+      this.failed('lock', err as Error);
+      return false;
+    }
+  }
+
+  async unlock(key: string): Promise<void> {
+    const token = this.tokens.get(key);
+    this.tokens.delete(key);
+    if (token === undefined) return;
+    try {
+      await this.redis.unlockIfOurs(this.lockName(key), token);
+    } catch (err) {
+      this.failed('unlock', err as Error);
+    }
+  }
+
   async flush(): Promise<void> {
     try {
       let cursor = '0';
@@ -111,7 +161,12 @@ export class RedisStore implements CacheStore {
   }
 
   private keyName(key: string): string {
-    return `${this.prefix}k:${key}`;
+    // `v:` (a hash), not the single value `k:` once was: an older instance's value is never read as a hash.
+    return `${this.prefix}v:${key}`;
+  }
+
+  private lockName(key: string): string {
+    return `${this.prefix}l:${key}`;
   }
 
   private tagName(tag: string): string {

@@ -60,7 +60,7 @@ export function cacheSchema() {
       size: size.optional(),
       /** Larger responses are passed on, never stored. Default 8m. */
       max_object_size: size.optional(),
-      /** Seconds a request waits for another request's fetch of the same key before asking the app itself. Default 5. */
+      /** Seconds a request waits for another request's fetch of the same key (on any instance sharing the store) before answering with a stale response within grace, or else asking the app itself. Default 5. */
       lock_timeout: seconds.optional(),
       ...ruleFields(),
     })

@@ -8,7 +8,8 @@
  * (symlinks followed) is outside the root is 404 unless allow_outside_symlinks.
  * Whole files go out from memory or disk (file-response.ts), as a
  * precompressed FILE.br / FILE.gz sibling when the client takes it, or
- * compressed on the way. Ranges and If-Match / If-Unmodified-Since go to
+ * compressed on the way. Several ranges get one multipart/byteranges 206
+ * (file-ranges.ts); other ranges and If-Match / If-Unmodified-Since go to
  * `send`, which does those parts of HTTP on the original file.
  */
 import { realpathSync } from 'node:fs';
@@ -20,6 +21,7 @@ import { COMPRESSIONS, type StaticSettings } from '../config/schema.js';
 import { compressible, Compression, noTransform, type Coding } from '../http/compression.js';
 import { VALID_MS, type CachedFile, type FileCache } from './file-cache.js';
 import { cachingHeaders, sendWholeFile, wholeFileResponse, type WholeFile } from './file-response.js';
+import { sendRanges } from './file-ranges.js';
 import type { Handler, MemoryResponse, RequestHead, RouteRequest } from '../http/handler.js';
 import { encodePath } from './redirect.js';
 
@@ -185,6 +187,8 @@ export class StaticFiles implements Handler {
 
   /** Ranges and the rarer preconditions: send does them, on the original file, with our headers. */
   private viaSend(r: RouteRequest, f: CachedFile, vary: boolean): void {
+    const caching = cachingHeaders({ cacheControl: this.cacheControl, expires: this.settings.expires, vary });
+    if (sendRanges(r, f, caching)) return;
     const { req, res } = r;
     res.once('finish', () => {
       const length = Number(res.getHeader('content-length') ?? 0);
@@ -194,7 +198,7 @@ export class StaticFiles implements Handler {
     const below = Buffer.from(f.path.slice(this.settings.root.length), 'utf8').toString('latin1');
     const stream = send(req, encodePath(below), { root: this.settings.root, dotfiles: 'ignore', index: false, cacheControl: false });
     stream.on('headers', () => {
-      for (const [name, value] of Object.entries(cachingHeaders({ cacheControl: this.cacheControl, expires: this.settings.expires, vary }))) {
+      for (const [name, value] of Object.entries(caching)) {
         res.setHeader(name, value!);
       }
     });

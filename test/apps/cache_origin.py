@@ -3,7 +3,8 @@ with the headers the query asks for.
 
 Query: cc (Cache-Control), vary, etag, lm (Last-Modified), cookie (Set-Cookie),
 tag (Cache-Tag), ce (Content-Encoding), loc (Location), status, sleep
-(seconds), size (body bytes). /__calls?path=P tells how often P was called
+(seconds), size (body bytes), chunked=1 (no Content-Length: the body in
+parts of 256 bytes, so it goes out chunked). /__calls?path=P tells how often P was called
 (and how many of those were answered 304); /__fail?on=1 makes every other
 request fail with 503 until /__fail?on=0.
 """
@@ -53,5 +54,8 @@ def app(environ, start_response):
     if "size" in q:
         body = (body * (int(q["size"]) // len(body) + 1))[: int(q["size"])]
     status = q.get("status", "200")
+    if q.get("chunked") == "1":
+        start_response("%s X" % status, headers)
+        return [body[i:i + 256] for i in range(0, len(body), 256)]
     start_response("%s X" % status, headers + [("Content-Length", str(len(body)))])
     return [body]

@@ -1,0 +1,77 @@
+/**
+ * What the cache adds to a miss (issue 12's target: under 10% of the
+ * uncached route's latency): the same 1 KiB page through gatehouse with the
+ * cache off, then on with every request a miss — a query string of its own
+ * each time (a wrk script), so each is looked up, fetched, and stored, the
+ * whole miss path. Latency at a moderate load (wrk -t1 -c4, well below
+ * saturation), mean and p99; one fresh server per run.
+ */
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import type { Options } from './options.js';
+import { firstLine, makeTempDir, removeTempDir, runCommand } from './processes.js';
+import { formatMs } from './report.js';
+import { withServer } from './server-run.js';
+import type { AppSpec, ServerSpec } from './servers.js';
+import { parseWrk } from './wrk.js';
+
+const MISS_CONNECTIONS = 4;
+const PAGE: AppSpec = { id: '1KiB-miss', module: 'cached_page', path: '/1k' };
+const TARGET = 0.1;
+/** A query string of its own for every request: every one a miss. */
+const UNIQUE_URLS = `counter = 0
+request = function()
+  counter = counter + 1
+  return wrk.format(nil, "/1k?miss=" .. counter)
+end
+`;
+
+interface MissLatency {
+  meanMs: number;
+  p99Ms: number;
+}
+
+/** wrk's mean latency (its Thread Stats line). */
+function meanMs(out: string): number | null {
+  const m = /^\s+Latency\s+([\d.]+)(us|ms|s)\b/m.exec(out);
+  if (m === null) return null;
+  const n = Number(m[1]);
+  return m[2] === 'us' ? n / 1000 : m[2] === 's' ? n * 1000 : n;
+}
+
+async function missLatency(server: ServerSpec, opts: Options, logName: string, notes: string[]): Promise<MissLatency | null> {
+  const dir = makeTempDir('gatehouse-bench-miss-');
+  const script = join(dir, 'unique-urls.lua');
+  writeFileSync(script, UNIQUE_URLS);
+  let result: MissLatency | null = null;
+  try {
+    await withServer(server, PAGE, opts, logName, notes, async (port) => {
+      const args = ['-t1', `-c${MISS_CONNECTIONS}`, `-d${opts.duration}s`, '--latency', '-s', script, `http://127.0.0.1:${port}/1k`];
+      const run = await runCommand('wrk', 'wrk', args, (opts.duration + 30) * 1000);
+      const parsed = parseWrk(run.out);
+      const mean = meanMs(run.out);
+      if (parsed === null || mean === null) notes.push(`could not read wrk's output: ${firstLine(run.out)}`);
+      else if (parsed.non2xx3xx > 0) notes.push(`${parsed.non2xx3xx} non-2xx/3xx answers`);
+      else result = { meanMs: mean, p99Ms: parsed.p99ms };
+    });
+  } finally {
+    removeTempDir(dir);
+  }
+  return result;
+}
+
+/** The section's lines: the cache off and on (all misses), and what the misses added. */
+export async function missLatencyLines(uncached: ServerSpec, cached: ServerSpec, opts: Options): Promise<string[]> {
+  const notes: string[] = [];
+  const off = await missLatency(uncached, opts, 'cache-miss-off', notes);
+  const on = await missLatency(cached, opts, 'cache-miss-on', notes);
+  const item = opts.markdown ? '- ' : '';
+  const cell = (m: MissLatency | null) => (m === null ? 'failed' : `mean ${formatMs(m.meanMs)}, p99 ${formatMs(m.p99Ms)}`);
+  const lines = [`${item}cache misses, 1 KiB page, wrk -t1 -c${MISS_CONNECTIONS} -d${opts.duration}s with a query string of its own per request: cache off ${cell(off)}; cache on, every request a miss: ${cell(on)}.`];
+  if (off !== null && on !== null) {
+    const added = on.meanMs / off.meanMs - 1;
+    const pct = (x: number) => `${x >= 0 ? '+' : ''}${(x * 100).toFixed(1)}%`;
+    lines.push(`${item}misses add ${pct(added)} to the mean latency (p99 ${pct(on.p99Ms / off.p99Ms - 1)}), target under +${TARGET * 100}%: ${added < TARGET ? 'met' : 'MISSED'}.`);
+  }
+  return [...lines, ...notes.map((n) => `${item}cache misses: ${n}`)];
+}
