@@ -59,7 +59,6 @@ export class WorkerProcess {
 
   private child: ChildProcess | null = null;
   private stream: Socket | null = null;
-  private readonly byId = new Map<number, Exchange>();
   private readonly revoking = new Set<Exchange>();
   private outbox: Buffer[] = [];
   /** A forked worker is gone once its exit is reported and its stream is closed. */
@@ -129,7 +128,6 @@ export class WorkerProcess {
     x.sentAt = now;
     if (this.inflight.length === 0) this.headStartedAt = now;
     this.inflight.push(x);
-    this.byId.set(id, x);
     if (this.outbox.length === 0) setImmediate(this.flush);
     this.outbox.push(x.frame);
   }
@@ -159,17 +157,15 @@ export class WorkerProcess {
   }
 
   private tell(type: Frame, x: Exchange): void {
-    const id = x.frame.readUInt32LE(1);
-    if (this.byId.get(id) !== x || this.state === 'dead') return;
+    if (x.worker !== this || this.state === 'dead') return;
     if (this.outbox.length === 0) setImmediate(this.flush);
-    this.outbox.push(encodeEmpty(type, id));
+    this.outbox.push(encodeEmpty(type, x.frame.readUInt32LE(1)));
   }
 
   /** Takes back every request this worker holds, oldest first, and forgets them. */
   takeAll(): Exchange[] {
     const all = this.inflight.splice(0);
     for (const x of all) x.worker = null;
-    this.byId.clear();
     this.revoking.clear();
     return all;
   }
@@ -196,20 +192,31 @@ export class WorkerProcess {
     this.stream?.end();
   }
 
-  private finish(id: number, x: Exchange): void {
-    this.release(id, x);
+  private finish(x: Exchange): void {
+    this.release(x);
     this.requests++;
     this.events.done(this);
   }
 
-  private release(id: number, x: Exchange): void {
-    this.byId.delete(id);
+  private release(x: Exchange): void {
     this.revoking.delete(x);
     const i = this.inflight.indexOf(x);
     if (i === 0) this.inflight.shift();
     else this.inflight.splice(i, 1);
     x.worker = null;
     if (i === 0) this.headStartedAt = performance.now();
+  }
+
+  /**
+   * The request `id` names, if this worker still holds it: a sync worker's
+   * answer is for the first. Not a Map: V8 links each Map table it outgrows
+   * to its successor, so one promoted dead table keeps every later table and
+   * the requests in them alive until the next full GC (most requests then
+   * reached old space).
+   */
+  private holding(id: number): Exchange | undefined {
+    for (const x of this.inflight) if (x.frame.readUInt32LE(1) === id) return x;
+    return undefined;
   }
 
   private onFrame(type: number, id: number, payload: Buffer): void {
@@ -227,7 +234,7 @@ export class WorkerProcess {
       }
       return;
     }
-    const x = this.byId.get(id);
+    const x = this.holding(id);
     if (x === undefined) {
       // id 0 is never a request's.
       if (type === Frame.HEARTBEAT) this.beatAt = performance.now();
@@ -236,7 +243,7 @@ export class WorkerProcess {
     switch (type) {
       case Frame.RESPONSE: {
         const { head, body } = decodeResponse(payload);
-        this.finish(id, x);
+        this.finish(x);
         x.response(head, body);
         break;
       }
@@ -250,15 +257,15 @@ export class WorkerProcess {
         x.file(decodeFile(payload));
         break;
       case Frame.END:
-        this.finish(id, x);
+        this.finish(x);
         x.end();
         break;
       case Frame.ABORT:
-        this.finish(id, x);
+        this.finish(x);
         x.abort();
         break;
       case Frame.REVOKED:
-        this.release(id, x);
+        this.release(x);
         this.events.revoked(this, x);
         break;
       default:
