@@ -109,7 +109,7 @@ export function countMatches(text: string, pattern: RegExp): number {
  */
 export async function launch(
   args: string[],
-  opts: { cwd?: string; env?: NodeJS.ProcessEnv; bootMs?: number; workers?: number } = {},
+  opts: { cwd?: string; env?: NodeJS.ProcessEnv; bootMs?: number; workers?: number; nodeArgs?: string[] } = {},
 ): Promise<Server> {
   const full = [...args];
   let workers = opts.workers ?? 1;
@@ -120,7 +120,7 @@ export async function launch(
     else full.push('--workers', '1');
   }
 
-  const proc = spawn(process.execPath, [CLI, ...full], {
+  const proc = spawn(process.execPath, [...(opts.nodeArgs ?? []), CLI, ...full], {
     cwd: opts.cwd ?? ROOT,
     env: { ...process.env, ...opts.env },
     stdio: ['ignore', 'pipe', 'pipe'],
