@@ -71,6 +71,8 @@ export class ProxyExchange implements Dispatcher.DispatchHandlers, InFlight {
   private sent = false;
   /** This try's answer (a 502/503) is being read and dropped, for a retry. */
   private discarding = false;
+  /** The upstream said it closes the connection after this answer. */
+  private closing = false;
   private status = 0;
   private readonly sink: BodySink;
   /** undici's: reading the upstream goes on (after onData returned false). */
@@ -175,6 +177,7 @@ export class ProxyExchange implements Dispatcher.DispatchHandlers, InFlight {
     const length = contentLength(raw);
     this.status = status;
     this.resume = resume;
+    this.closing = saysClose(raw);
     this.sink.head(this.route.compression, this.r.req, status, statusText || STATUS_CODES[status] || '', headers, length);
     return true;
   }
@@ -187,6 +190,7 @@ export class ProxyExchange implements Dispatcher.DispatchHandlers, InFlight {
   }
 
   onComplete(): void {
+    if (this.closing) unstackedUntilMicrotask();
     this.peer!.active--;
     if (this.done) return;
     if (this.discarding) return this.send(this.reserved!);
@@ -298,6 +302,34 @@ export class ProxyExchange implements Dispatcher.DispatchHandlers, InFlight {
     if (body !== null && !Buffer.isBuffer(body) && 'file' in body) discardBodyFile(body.file);
     this.r.log(status, bytes + this.sink.bytes);
   }
+}
+
+/** Whether raw response headers hold `Connection: close`. */
+function saysClose(raw: readonly Buffer[]): boolean {
+  for (let i = 0; i < raw.length; i += 2) {
+    if (raw[i]!.length === 10 && raw[i]!.toString('latin1').toLowerCase() === 'connection' && /\bclose\b/i.test(raw[i + 1]!.toString('latin1'))) return true;
+  }
+  return false;
+}
+
+let unstacked = false;
+
+/**
+ * Right after a `Connection: close` answer's onComplete, undici closes the
+ * socket with a new error object that nobody reads, and the socket's destroy
+ * formats its stack: with a back end that closes every connection (gunicorn's
+ * sync workers) that is a stack captured and formatted per request. Errors
+ * made until this task's synchronous work ends carry no stack frames.
+ */
+function unstackedUntilMicrotask(): void {
+  if (unstacked) return;
+  unstacked = true;
+  const limit = Error.stackTraceLimit;
+  Error.stackTraceLimit = 0;
+  queueMicrotask(() => {
+    Error.stackTraceLimit = limit;
+    unstacked = false;
+  });
 }
 
 /** The Content-Length of raw response headers, when there is one. */
