@@ -18,6 +18,7 @@ import { discardBodyFile } from '../http/request-body.js';
 import { CgiHeadReader } from './cgi-response.js';
 import { ResponseRelay } from './response-relay.js';
 import { detach, type SocketPool } from './socket-pool.js';
+import type { DnsCache } from './dns-cache.js';
 import { connectOptions, type UpstreamAddress } from './upstream-address.js';
 import { UpstreamError, type UpstreamPhase } from './upstream-failure.js';
 
@@ -27,6 +28,8 @@ const FILE_CHUNK = 64 * 1024;
 
 export interface UpstreamTarget {
   address: UpstreamAddress;
+  /** Resolves a host name (dns-cache.ts). */
+  lookup: DnsCache['lookup'];
   /** How the log names it: the address as configured. */
   label: string;
   connectMs: number;
@@ -94,7 +97,7 @@ export class UpstreamExchange {
     const kept = this.retried ? null : (this.wire.pool?.take() ?? null);
     this.reused = kept !== null;
     if (kept !== null) return this.attach(kept);
-    const socket = createConnection(connectOptions(this.target.address));
+    const socket = createConnection({ ...connectOptions(this.target.address), lookup: this.target.lookup });
     this.phase = 'connect';
     this.arm(this.target.connectMs);
     socket.once('connect', () => this.attach(socket));
