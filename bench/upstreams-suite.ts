@@ -79,7 +79,8 @@ function fastcgiServers(versions: Versions): ServerSpec[] {
       launch: (_app, port, tmp) => {
         const sock = join(tmp, 'php-fpm.sock');
         const config = join(tmp, 'gatehouse.toml');
-        const route = `fastcgi = { pass = "unix:${sock}", root = "${join(tmp, 'www')}", keepalive = 16 }`;
+        // php-fpm's child stays with the kept-alive connection it took: past its children, requests queue in gatehouse.
+        const route = `fastcgi = { pass = "unix:${sock}", root = "${join(tmp, 'www')}", keepalive = ${PROCESSES}, max_connections = ${PROCESSES} }`;
         writeFileSync(config, `[[listeners]]\nbind = "127.0.0.1:${port}"\n\n[[routes]]\n${route}\n`);
         return [phpFpmLaunch(tmp, sock), { name: 'gatehouse', cmd: process.execPath, args: [CLI, '--config', config], cwd: ROOT, stopSignal: 'SIGTERM' }];
       },
@@ -130,7 +131,7 @@ export async function runUpstreamsSuite(versions: Versions, opts: Options): Prom
     `${item}wrk -t1 -c${CONNECTIONS} -d${opts.duration}s --latency on /, after a ${WARMUP_SECONDS} s warm-up, fresh servers for each row; keep-alive from wrk, no access logs; every back end on a unix socket.`,
     `${item}uwsgi: nginx (1 worker, stock uwsgi_params) in front of gatehouse --uwsgi-socket --workers ${PROCESSES} or of uWSGI --socket --processes ${PROCESSES} --master; front CPU: nginx; back end CPU: gatehouse's Node process and Python workers together, or uWSGI's processes.`,
     `${item}proxy: gunicorn sync -w ${PROCESSES} (it closes each connection after its answer); gatehouse proxy = { upstreams = ["unix:SOCK"] } (defaults) or nginx proxy_pass to an upstream block with keepalive 16; back end CPU: gunicorn's python3.`,
-    `${item}fastcgi: ${PHP_FPM} -n, pm static, ${PROCESSES} children, a PHP hello (bench/apps/hello.php); gatehouse fastcgi = { pass, root, keepalive = 16 } or nginx fastcgi_pass to an upstream block with keepalive 16 and fastcgi_keep_conn on, stock fastcgi_params.`,
+    `${item}fastcgi: ${PHP_FPM} -n, pm static, ${PROCESSES} children, a PHP hello (bench/apps/hello.php); gatehouse fastcgi = { pass, root, keepalive = ${PROCESSES}, max_connections = ${PROCESSES} } (a php-fpm child serves one kept-alive connection until it closes: more connections than children wait unserved in php-fpm's listen queue, so requests past them wait in gatehouse) or nginx fastcgi_pass to an upstream block with keepalive 16 and fastcgi_keep_conn on, stock fastcgi_params.`,
     `${item}${SERVED_LEGEND}`,
     `${item}${NON2XX_LEGEND}`,
     ...skipped.map((s) => `${item}${s}`),

@@ -17,6 +17,7 @@ import { finishedWhileClientStalls, refusedAddress, startUpstream, type Upstream
 const tmp = tempDir('proxy-extras');
 let server: Server;
 let fpm: Peer | null = null;
+let fpm1: Peer | null = null;
 const ups: Record<string, Upstream> = {};
 
 before(async () => {
@@ -45,6 +46,14 @@ before(async () => {
     const sock = join(tmp.dir, 'php.sock');
     fpm = await startPhpFpm(tmp.dir, sock);
     config += `[[routes]]\npath = "/php"\nfastcgi = { pass = "unix:${sock}", root = "${phpRoot}" }\n`;
+    // One child, which keeps serving the kept-alive connection it took: a second connection would wait unserved.
+    const dir1 = join(tmp.dir, 'one');
+    mkdirSync(dir1);
+    const sock1 = join(dir1, 'php.sock');
+    fpm1 = await startPhpFpm(dir1, sock1, { 'pm.max_children': 1 });
+    config += `[[routes]]\npath = "/php1"\nfastcgi = { pass = "unix:${sock1}", root = "${join(tmp.dir, 'www1')}", keepalive = 1, max_connections = 1, connect_timeout = 5 }\n`;
+    mkdirSync(join(tmp.dir, 'www1', 'php1'), { recursive: true });
+    writeFileSync(join(tmp.dir, 'www1', 'php1', 'slow.php'), '<?php usleep(100000); echo "done";\n');
   }
   writeFileSync(join(tmp.dir, 'gatehouse.toml'), config);
   server = await launch(['--config', join(tmp.dir, 'gatehouse.toml')], { workers: 0 });
@@ -53,6 +62,7 @@ before(async () => {
 after(async () => {
   await server?.kill();
   await fpm?.stop();
+  await fpm1?.stop();
   for (const up of Object.values(ups)) await up.close();
   tmp.remove();
 });
@@ -117,6 +127,14 @@ test('compression of a FastCGI response (php-fpm)', { skip: hasPhpFpm() ? false 
   assert.equal(gunzipSync(r.raw).toString(), '<p>hello</p>'.repeat(400));
 });
 
+test('fastcgi max_connections: requests past it wait for a kept-alive connection instead of a php-fpm child that never comes', { skip: hasPhpFpm() ? false : 'needs Debian php-fpm (php-fpm8.2)' }, async () => {
+  const started = Date.now();
+  const answers = await Promise.all([1, 2, 3, 4].map(() => request(server.url, '/php1/slow.php', { timeoutMs: 4000 })));
+  assert.deepEqual(answers.map((r) => `${r.status} ${r.body}`), ['200 done', '200 done', '200 done', '200 done']);
+  // One after the other on the one connection.
+  assert.ok(Date.now() - started >= 400, 'the requests ran one at a time');
+});
+
 test('request_buffering = false: a chunked body past max_request_body is refused with 413', async () => {
   const conn = new RawConnection(server.port);
   await conn.connected;
@@ -125,7 +143,7 @@ test('request_buffering = false: a chunked body past max_request_body is refused
   conn.socket.write('0\r\n\r\n');
   const res = await conn.readResponse();
   conn.socket.destroy();
-  assert.equal(res.status, 413);
+  assert.equal(res.status, 413, server.output().slice(-1500));
   // Within the limit, it goes up.
   const ok = await request(server.url, '/capped/y', { method: 'POST', body: 'x'.repeat(500), headers: { 'Transfer-Encoding': 'chunked' } });
   assert.equal(ok.status, 200);

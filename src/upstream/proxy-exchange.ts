@@ -219,23 +219,25 @@ export class ProxyExchange implements Dispatcher.DispatchHandlers, InFlight {
   /** The client went away: the upstream request is cancelled. */
   clientGone(): void {
     if (this.done) return;
+    // nginx's 499: the client closed the connection before the answer was complete.
+    this.finish(499, 0);
+    // After finish(): undici may call onError at once, which must find the request done.
     this.abort?.(new Error('the client went away'));
     const body = this.body;
     if (body !== null && !Buffer.isBuffer(body) && !('file' in body)) body.destroy();
-    // nginx's 499: the client closed the connection before the answer was complete.
-    this.finish(499, 0);
   }
 
   /** A body streamed from the client went past max_request_body: 413 when no answer has started, else the answer is cut. */
   bodyTooLarge(): void {
     if (this.done) return;
-    this.abort?.(new Error('the request body is over max_request_body'));
     if (this.r.res.headersSent) {
       this.route.logger.warning(`${this.what()}: the request body went past max_request_body after the response started; connection cut`);
       this.r.res.destroy();
-      return this.finish(this.status, 0);
+      this.finish(this.status, 0);
+    } else {
+      this.finish(413, sendPlain(this.r.res, 413, 'Payload Too Large', true));
     }
-    this.finish(413, sendPlain(this.r.res, 413, 'Payload Too Large', true));
+    this.abort?.(new Error('the request body is over max_request_body'));
   }
 
   /** tries_timeout passed: no response head yet, so this try ends (504) and no other starts. */

@@ -14,6 +14,7 @@ import type { FastcgiSettings, UpstreamCommon, UwsgiSettings } from '../config/u
 import { cgiParams, scriptTarget, type CgiTarget, type Pairs } from './cgi-params.js';
 import { fastcgiWire, stderrLogger } from './fastcgi-protocol.js';
 import { encodeScgiHead } from './netstring.js';
+import { ConnectionLimit } from './connection-limit.js';
 import { DnsCache } from './dns-cache.js';
 import { SocketPool } from './socket-pool.js';
 import { parseUpstream, type UpstreamAddress } from './upstream-address.js';
@@ -53,6 +54,7 @@ export class UpstreamAction implements Handler {
     this.target = {
       address: parseUpstream(settings.pass) as UpstreamAddress,
       lookup: this.dns.lookup,
+      limit: new ConnectionLimit(settings.max_connections),
       label: settings.pass,
       connectMs: settings.connect_timeout * 1000,
       sendMs: settings.send_timeout * 1000,

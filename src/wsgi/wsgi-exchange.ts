@@ -4,7 +4,6 @@
  * (temp body file, access log line).
  */
 import { fstat, open, close } from 'node:fs';
-import type { Readable } from 'node:stream';
 import type { Exchange } from '../pool/exchange.js';
 import type { WorkerProcess } from '../pool/worker-process.js';
 import type { Socket } from 'node:net';
