@@ -19,10 +19,10 @@ import { CONNECTIONS, WARMUP_SECONDS } from './wrk.js';
 
 export const TARGET = 1.0;
 
-export const gunicornMissing = () => (hasPythonModule('gunicorn') ? null : `gunicorn is not installed for ${PYTHON} (apt-get install gunicorn)`);
+const gunicornMissing = () => (hasPythonModule('gunicorn') ? null : `gunicorn is not installed for ${PYTHON} (apt-get install gunicorn)`);
 
 /** The upstream of both rows: gunicorn on `sock`. */
-export function gunicornLaunch(app: AppSpec, sock: string): Launch {
+function gunicornLaunch(app: AppSpec, sock: string): Launch {
   return {
     name: 'gunicorn',
     cmd: PYTHON,
