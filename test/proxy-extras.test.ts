@@ -51,9 +51,10 @@ before(async () => {
     mkdirSync(dir1);
     const sock1 = join(dir1, 'php.sock');
     fpm1 = await startPhpFpm(dir1, sock1, { 'pm.max_children': 1 });
-    config += `[[routes]]\npath = "/php1"\nfastcgi = { pass = "unix:${sock1}", root = "${join(tmp.dir, 'www1')}", keepalive = 1, max_connections = 1, connect_timeout = 5 }\n`;
+    config += `[[routes]]\npath = "/php1"\nfastcgi = { pass = "unix:${sock1}", root = "${join(tmp.dir, 'www1')}", keepalive = 1, max_connections = 1, connect_timeout = 1 }\n`;
     mkdirSync(join(tmp.dir, 'www1', 'php1'), { recursive: true });
     writeFileSync(join(tmp.dir, 'www1', 'php1', 'slow.php'), '<?php usleep(100000); echo "done";\n');
+    writeFileSync(join(tmp.dir, 'www1', 'php1', 'slower.php'), '<?php usleep(1600000); echo "done";\n');
   }
   writeFileSync(join(tmp.dir, 'gatehouse.toml'), config);
   server = await launch(['--config', join(tmp.dir, 'gatehouse.toml')], { workers: 0 });
@@ -133,6 +134,11 @@ test('fastcgi max_connections: requests past it wait for a kept-alive connection
   assert.deepEqual(answers.map((r) => `${r.status} ${r.body}`), ['200 done', '200 done', '200 done', '200 done']);
   // One after the other on the one connection.
   assert.ok(Date.now() - started >= 400, 'the requests ran one at a time');
+  // A request that waits longer than connect_timeout for the connection: 504, logged as connecting.
+  const [slow, waited] = await Promise.all([request(server.url, '/php1/slower.php', { timeoutMs: 4000 }), sleep(100).then(() => request(server.url, '/php1/slow.php', { timeoutMs: 4000 }))]);
+  assert.equal(slow.status, 200);
+  assert.equal(waited.status, 504);
+  assert.match(server.output(), /GET \/php1\/slow.php: upstream unix:\S+ failed while connecting: timed out after 1 s/);
 });
 
 test('request_buffering = false: a chunked body past max_request_body is refused with 413', async () => {
