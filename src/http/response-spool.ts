@@ -73,7 +73,10 @@ export class ResponseSpool {
       this.sent += readSync(this.fd, block, 0, block.length, this.sent);
       if (!this.res.write(block)) return; // the next 'drain' goes on
     }
-    if (!this.closed) this.onEmpty();
+    if (this.closed) return;
+    // All sent: the file is written from its start again, so it never holds more than what waits at once.
+    this.written = this.sent = 0;
+    this.onEmpty();
   };
 }
 
