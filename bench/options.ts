@@ -1,7 +1,7 @@
 /** The benchmark's command line: its flags and BENCH_* environment variables. */
 
-/** wsgi: the main table (+ reload rows, worker cost); static, idle, slowloris: the front-end duties, against nginx; tls: TLS and HTTP/2 against nginx + uWSGI; proxy: the proxy action against nginx proxy_pass; asgi: ASGI apps against uvicorn; cache: cache hits against Varnish and nginx. */
-export const SUITES = ['wsgi', 'static', 'idle', 'slowloris', 'tls', 'proxy', 'asgi', 'cache'] as const;
+/** wsgi: the main table (+ reload rows, worker cost); static, idle, slowloris: the front-end duties, against nginx; tls: TLS and HTTP/2 against nginx + uWSGI; proxy: the proxy action against nginx proxy_pass; asgi: ASGI apps against uvicorn; cache: cache hits against Varnish and nginx; upstreams: nginx → gatehouse's uwsgi listener, the proxy and the fastcgi action, each against nginx. */
+export const SUITES = ['wsgi', 'static', 'idle', 'slowloris', 'tls', 'proxy', 'asgi', 'cache', 'upstreams'] as const;
 export type Suite = (typeof SUITES)[number];
 /** --suite's shorthands. */
 const SUITE_GROUPS: Record<string, readonly Suite[]> = { front: ['static', 'idle', 'slowloris'], all: SUITES };
@@ -48,13 +48,16 @@ const USAGE = `Usage: npm run bench -- [--suite SUITES] [--quick] [--markdown] [
                                   and gunicorn -k uvicorn.workers.UvicornWorker
                        cache      hits on a cached 1 KiB and 64 KiB page: gatehouse --cache against Varnish and nginx uwsgi_cache,
                                   both in front of uWSGI (needs varnish)
+                       upstreams  nginx uwsgi_pass → gatehouse against → uWSGI (flask), the proxy suite's rows, and gatehouse fastcgi
+                                  against nginx fastcgi_pass, both → php-fpm (2 children, PHP hello) (needs php-fpm)
                        front      static,idle,slowloris (also: npm run bench:front)
                        all        every suite
   --quick            runs of 3 s (unless BENCH_DURATION is set) and fewer worker-cost iterations; also BENCH_QUICK=1
   --markdown         print the results tables as Markdown
   --only IDS         servers to run, comma-separated: gatehouse,gunicorn,uwsgi,nginx-uwsgi,waitress,uwsgi-http11;
                      front suites: gatehouse, nginx (static, idle), nginx-uwsgi (slowloris); tls: gatehouse, nginx-uwsgi; proxy: gatehouse, nginx;
-                     asgi: gatehouse, uvicorn, gunicorn-uvicorn; cache: gatehouse, varnish, nginx-cache
+                     asgi: gatehouse, uvicorn, gunicorn-uvicorn; cache: gatehouse, varnish, nginx-cache;
+                     upstreams: gatehouse, nginx-uwsgi, nginx
   --apps IDS         apps to run (wsgi, tls and proxy suites), comma-separated: hello,flask
   --no-control       skip the uWSGI --http11-socket control row
   --no-worker-cost   skip the per-request cost inside the Python worker

@@ -10,15 +10,14 @@
  */
 import { existsSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { benchRow, type Row } from './bench-row.js';
+import type { Row } from './bench-row.js';
 import type { Options } from './options.js';
-import { noteLines, NON2XX_LEGEND, progress, rowProgress, rowsTable, SERVED_LEGEND } from './report.js';
-import { APPS, CLI, hasPythonModule, nginxLaunch, nginxMissing, NGINX_PROBLEMS, PROCESSES, PYTHON, ROOT, type AppSpec, type Launch, type ServerSpec, type Versions } from './servers.js';
+import { noteLines, NON2XX_LEGEND, rowsTable, SERVED_LEGEND } from './report.js';
+import { runPairings, targetLines } from './suite-rows.js';
+import { APPS, CLI, hasPythonModule, nginxLaunch, nginxMissing, NGINX_PROBLEMS, PROCESSES, PYTHON, ROOT, APPS_DIR, type AppSpec, type Launch, type ServerSpec, type Versions } from './servers.js';
 import { CONNECTIONS, WARMUP_SECONDS } from './wrk.js';
 
 export const TARGET = 1.0;
-
-const APPS_DIR = join(ROOT, 'bench', 'apps');
 
 const gunicornMissing = () => (hasPythonModule('gunicorn') ? null : `gunicorn is not installed for ${PYTHON} (apt-get install gunicorn)`);
 
@@ -34,7 +33,7 @@ function gunicornLaunch(app: AppSpec, sock: string): Launch {
   };
 }
 
-function proxyServers(versions: Versions): ServerSpec[] {
+export function proxyServers(versions: Versions): ServerSpec[] {
   return [
     {
       id: 'gatehouse',
@@ -47,6 +46,7 @@ function proxyServers(versions: Versions): ServerSpec[] {
         return [gunicornLaunch(app, sock), { name: 'gatehouse', cmd: process.execPath, args: [CLI, '--config', config], cwd: ROOT, stopSignal: 'SIGTERM' }];
       },
       problemLines: /\[(WARNING|ERROR|CRITICAL)\]|Traceback|internal error/,
+      cpuNames: { front: 'node', python: 'python3' },
     },
     {
       id: 'nginx',
@@ -67,47 +67,16 @@ function proxyServers(versions: Versions): ServerSpec[] {
         return [gunicornLaunch(app, sock), nginxLaunch(tmp, port, location, { http: [`upstream backend { server unix:${sock}; keepalive 16; }`] })];
       },
       problemLines: NGINX_PROBLEMS,
+      cpuNames: { front: 'nginx', python: 'python3' },
     },
   ];
 }
 
 /** Runs the rows, app by app (gatehouse then nginx); the section's lines for stdout. */
 export async function runProxySuite(versions: Versions, opts: Options): Promise<string[]> {
-  const specs = proxyServers(versions).filter((s) => opts.only === null || opts.only.has(s.id));
   const apps = APPS.filter((a) => opts.apps === null || opts.apps.has(a.id));
-  const rows: Row[] = [];
-  const skipped: string[] = [];
-  for (const server of specs) {
-    const missing = server.missing();
-    if (missing !== null) skipped.push(`${server.label}: skipped: ${missing}`);
-  }
-  for (const app of apps) {
-    if (app.id === 'flask' && !hasPythonModule('flask')) {
-      skipped.push(`flask: skipped: flask is not installed for ${PYTHON} (apt-get install python3-flask)`);
-      continue;
-    }
-    for (const server of specs) {
-      if (server.missing() !== null) continue;
-      progress(`-- proxy: ${server.label} × ${app.id} ...`);
-      const row = await benchRow(server, app, opts, `proxy-${server.id}-${app.id}`);
-      rows.push(row);
-      rowProgress(row, rows);
-    }
-  }
+  const { rows, skipped } = await runPairings('proxy', apps.flatMap((app) => proxyServers(versions).map((server) => ({ server, app }))), opts);
   return section(rows, skipped, opts);
-}
-
-/** "met" or "MISSED" for each app's ratio. */
-function targetLines(rows: readonly Row[]): string[] {
-  const ids = [...new Set(rows.map((r) => r.app.id))];
-  return ids.flatMap((id) => {
-    const rps = (server: string) => rows.find((r) => r.server.id === server && r.app.id === id)?.wrk?.rps;
-    const gh = rps('gatehouse');
-    const nginx = rps('nginx');
-    if (gh === undefined || nginx === undefined || nginx <= 0) return [];
-    const ratio = gh / nginx;
-    return [`${id}: gatehouse/nginx ${ratio.toFixed(2)}×, target ≥ ${TARGET}×: ${ratio >= TARGET ? 'met' : 'MISSED'}.`];
-  });
 }
 
 function section(rows: readonly Row[], skipped: readonly string[], opts: Options): string[] {
@@ -117,7 +86,7 @@ function section(rows: readonly Row[], skipped: readonly string[], opts: Options
     '',
     rowsTable(rows, opts.markdown, { ratio: 'gatehouse/nginx' }),
     '',
-    ...targetLines(rows).map((l) => `${item}${l}`),
+    ...targetLines(rows, TARGET).map((l) => `${item}${l}`),
     `${item}wrk -t1 -c${CONNECTIONS} -d${opts.duration}s --latency on /, after a ${WARMUP_SECONDS} s warm-up, one fresh server and upstream per row; keep-alive from wrk, no access log.`,
     `${item}The upstream: gunicorn sync, -w ${PROCESSES}, on a unix socket (it closes each connection after its answer). ` +
       `gatehouse: one route, proxy = { upstreams = ["unix:SOCK"] } (defaults: buffering on, request bodies buffered). ` +

@@ -99,11 +99,15 @@ function cells(row: Row, rows: readonly Row[]): Cells {
   let rps = formatInt(okRps(w));
   if (row.allRps.length > 1) rps += ` (${formatInt(Math.min(...row.allRps))}–${formatInt(Math.max(...row.allRps))})`;
   // CPU between the run's two samples, over its answers per second (servers with a front process of their own).
-  const names = PROCESS_NAMES[row.server.id];
-  const front = names === undefined ? '' : usCell(usPerAnswer(row.cpu, names.front, w.rps));
-  const python = names === undefined ? '' : usCell(usPerAnswer(row.cpu, names.python, w.rps));
+  const names = row.server.cpuNames ?? PROCESS_NAMES[row.server.id];
+  const perAnswer = (list: string) => usCell(sumOrNull(list.split('+').map((name) => usPerAnswer(row.cpu, name, w.rps))));
+  const front = names === undefined ? '' : perAnswer(names.front);
+  const python = names === undefined ? '' : perAnswer(names.python);
   return { ...base, rps, p99: formatMs(w.p99ms), served, non2xx: wrkNon2xx(w), errors, front, python, ratio };
 }
+
+/** The sum; null when any is unknown. */
+const sumOrNull = (list: ReadonlyArray<number | null>) => (list.includes(null) ? null : (list as number[]).reduce((a, b) => a + b, 0));
 
 /** A table of `rows` in the main table's layout (the static suite's too); `head` renames columns. */
 export function rowsTable(rows: readonly Row[], markdown: boolean, head: Partial<Cells> = {}): string {

@@ -42,6 +42,10 @@
  * --suite proxy (proxy-suite.ts): gatehouse's proxy action against nginx's
  * proxy_pass, both in front of the same gunicorn.
  *
+ * --suite upstreams (upstreams-suite.ts): nginx uwsgi_pass → gatehouse against
+ * → uWSGI, the proxy rows, and gatehouse fastcgi against nginx fastcgi_pass,
+ * both → php-fpm.
+ *
  * Needs wrk, ss (iproute2), Debian's /usr/bin/python3 with python3-flask, and
  * the peers (a missing one is skipped); the tls suite also h2load
  * (nghttp2-client) and openssl. Rows run one after the other, never in
@@ -61,6 +65,7 @@ import { runStaticSuite } from './static-row.js';
 import { runTlsSuite } from './tls-suite.js';
 import { runProxySuite } from './proxy-suite.js';
 import { runCacheSuite } from './cache-suite.js';
+import { runUpstreamsSuite } from './upstreams-suite.js';
 import { measureWorkerCost, type WorkerCost } from './worker-cost.js';
 import { CONNECTIONS } from './wrk.js';
 
@@ -92,6 +97,7 @@ async function main(): Promise<void> {
   if (opts.suites.has('proxy')) sections.push(await runProxySuite(versions, opts));
   if (opts.suites.has('asgi')) sections.push(await runAsgiSuite(versions, opts));
   if (opts.suites.has('cache')) sections.push(await runCacheSuite(versions, opts));
+  if (opts.suites.has('upstreams')) sections.push(await runUpstreamsSuite(versions, opts));
   printReport(opts, header, wsgi, sections);
 }
 

@@ -61,6 +61,8 @@ export interface ServerSpec {
   tls?: boolean;
   /** Logged lines that count as problems. */
   problemLines: RegExp;
+  /** The command names of its front's and its back end's processes in the CPU columns ('+' sums several); default PROCESS_NAMES by id. */
+  cpuNames?: { front: string; python: string };
   /** For the reload row: the signal of a graceful reload, and how many reloads the log says completed (`counted`: how). */
   reload?: { signal: NodeJS.Signals; completed(log: string): number; counted: string };
 }

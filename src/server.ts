@@ -125,7 +125,7 @@ export class Gatehouse {
         const app = route.memcached === undefined ? apps.get(route.app)! : this.memcachedPages(apps.get(route.app)!, route.memcached);
         handler = cacheRules === null ? app : (this.cache ??= new CacheTier(cacheSettings(settings), this.logger)).wrap(app, cacheRules);
       } else if (route.static !== undefined) handler = new StaticFiles(route.static, compression, fileCache);
-      else if (route.proxy !== undefined) handler = this.upstream(new HttpProxy(route.proxy, this.logger, settings.body_timeout, keyPath(i, 'proxy')));
+      else if (route.proxy !== undefined) handler = this.upstream(new HttpProxy(route.proxy, this.logger, settings.body_timeout, keyPath(i, 'proxy'), compression));
       else if (route.redirect !== undefined) handler = new Redirect(route.redirect.status, route.redirect.location);
       else if (route.fastcgi !== undefined) handler = this.upstream(UpstreamAction.fastcgi(route.fastcgi, ctx, SOFTWARE, settings.body_timeout, keyPath(i, 'fastcgi')));
       else if (route.scgi !== undefined) handler = this.upstream(UpstreamAction.scgi(route.scgi, ctx, SOFTWARE, settings.body_timeout, keyPath(i, 'scgi')));

@@ -19,7 +19,7 @@ const address = z.string().superRefine((text, ctx) => {
 });
 
 const upstreamSchema = z.union([
-  address.transform((a) => ({ address: a, weight: 1, max_fails: 1, fail_timeout: 10 })),
+  address.transform((a) => ({ address: a, weight: 1, max_fails: 1, fail_timeout: 10, backup: false })),
   z
     .object({
       address,
@@ -28,6 +28,8 @@ const upstreamSchema = z.union([
       /** Failures within fail_timeout that mark the upstream down for fail_timeout; 0: never marked down. */
       max_fails: count(0).default(1),
       fail_timeout: seconds.default(10),
+      /** Used only while every other upstream is down or has failed this request (nginx's `server ... backup`); not with balance = "hash". */
+      backup: z.boolean().default(false),
     })
     .strict(),
 ]);
@@ -90,18 +92,30 @@ export function proxySchema(base: string) {
        * client takes it.
        */
       buffering: z.boolean().default(true),
-      /** Memory a response may use while the client is slower than the upstream (buffering on); past it the upstream waits. */
+      /** Memory a response may use while the client is slower than the upstream (buffering on); past it the rest goes to a temp file. */
       buffer_size: size.default(1024 ** 2),
+      /**
+       * Bytes of a response the temp file holds at most for a slow client
+       * (nginx's proxy_max_temp_file_size); past them the upstream waits for
+       * the client. 0: no temp file, the upstream waits past buffer_size.
+       */
+      max_temp_file_size: size.default(1024 ** 3),
       /** Read the whole request body before an upstream is picked (a slow client holds no upstream connection); false: stream it. */
       request_buffering: z.boolean().default(true),
       /** Tries at most, in all, for one request (each on another upstream); 0: as many as there are upstreams. */
       tries: count(0).default(0),
-      /** Seconds after which no further try starts; 0: no limit. */
+      /**
+       * Seconds a request may spend on its tries (nginx's
+       * proxy_next_upstream_timeout): no further try starts after it, and a
+       * try still waiting for its response head then ends in 504; 0: no limit.
+       */
       tries_timeout: seconds.default(0),
       /** Also retry requests that are not idempotent (POST, PATCH, LOCK): only if the upstream can take them twice. */
       retry_non_idempotent: z.boolean().default(false),
       /** Seconds an idle kept-alive connection stays open. */
       keepalive_timeout: seconds.default(60),
+      /** Seconds an upstream host name's addresses are used before it is resolved again (nginx's `resolver ... valid=`). */
+      resolve_ttl: z.number({ error: 'must be a number of seconds' }).positive('must be more than 0 seconds').default(30),
       /** Connections to each upstream at most (requests past it wait); 0: no limit. */
       max_connections: count(0).default(0),
       /** For https:// upstreams: check the certificate (on by default). */
@@ -116,7 +130,12 @@ export function proxySchema(base: string) {
       /** Active health checks: each upstream is asked for `path` every `interval`; one that fails gets no traffic until a check passes. */
       health_check: healthCheckSchema.optional(),
     })
-    .strict();
+    .strict()
+    .superRefine((p, ctx) => {
+      const backups = p.upstreams.flatMap((u, i) => (u.backup ? [i] : []));
+      if (p.balance === 'hash') for (const i of backups) ctx.addIssue({ code: 'custom', path: ['upstreams', i, 'backup'], message: 'cannot be used with balance = "hash"' });
+      else if (backups.length === p.upstreams.length) ctx.addIssue({ code: 'custom', path: ['upstreams'], message: 'needs at least one upstream that is not a backup' });
+    });
 }
 
 export type ProxySettings = z.output<ReturnType<typeof proxySchema>>;

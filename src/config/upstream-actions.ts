@@ -42,6 +42,13 @@ function common(base: string) {
      * false: the back end waits for the client.
      */
     buffering: z.boolean().default(true),
+    /**
+     * Connections to the back end at once at most; requests past it wait
+     * (up to connect_timeout, then 504) for one to be free. 0: no limit.
+     */
+    max_connections: z.number().int('must be a whole number').min(0, 'must be 0 or more').default(0),
+    /** Seconds a host name's addresses are used before it is resolved again (nginx's `resolver ... valid=`). */
+    resolve_ttl: seconds.default(30),
   };
 }
 
@@ -105,4 +112,4 @@ export function uwsgiSchema(base: string) {
 export type FastcgiSettings = z.output<ReturnType<typeof fastcgiSchema>>;
 export type ScgiSettings = z.output<ReturnType<typeof scgiSchema>>;
 export type UwsgiSettings = z.output<ReturnType<typeof uwsgiSchema>>;
-export type UpstreamCommon = Pick<ScgiSettings, 'pass' | 'params' | 'connect_timeout' | 'send_timeout' | 'read_timeout' | 'buffering'>;
+export type UpstreamCommon = Pick<ScgiSettings, 'pass' | 'params' | 'connect_timeout' | 'send_timeout' | 'read_timeout' | 'buffering' | 'resolve_ttl' | 'max_connections'>;

@@ -6,7 +6,7 @@
  * client_body_timeout: the clock restarts with each piece of data).
  */
 import { createWriteStream, fchown, unlink, type WriteStream } from 'node:fs';
-import type { Readable } from 'node:stream';
+import { Transform, type Readable } from 'node:stream';
 import type { HttpResponse, RequestInfo, RouteRequest } from './handler.js';
 import type { Logger } from '../log/logger.js';
 import { refuse } from './plain-response.js';
@@ -134,4 +134,23 @@ export function readBody(
 /** An HTTP/2 request whose body has no Content-Length: its stream did not end with the headers. */
 export function hasUnsizedH2Body(req: RequestInfo): boolean {
   return req.httpVersionMajor === 2 && (req as { stream?: { endAfterHeaders: boolean } }).stream?.endAfterHeaders === false;
+}
+
+/**
+ * A body streamed to its action as it comes (no Content-Length: chunked, or
+ * HTTP/2), cut at `limit` bytes: `over` runs when a byte past it arrives,
+ * then the stream ends in an error (the front checks declared lengths).
+ */
+export function capBody(body: Readable, limit: number, over: () => void): Readable {
+  let length = 0;
+  const capped = new Transform({
+    transform(chunk: Buffer, _encoding, callback) {
+      length += chunk.length;
+      if (length <= limit) return callback(null, chunk);
+      over();
+      callback(new Error('the request body is over max_request_body'));
+    },
+  });
+  body.once('error', (err) => capped.destroy(err));
+  return body.pipe(capped);
 }

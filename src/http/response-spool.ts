@@ -12,6 +12,7 @@ import { closeSync, openSync, readSync, unlinkSync, writeSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
+import type { Readable } from 'node:stream';
 
 const READ_BLOCK = 64 * 1024;
 
@@ -48,6 +49,11 @@ export class ResponseSpool {
     return this.sent === this.written;
   }
 
+  /** Bytes spooled and not sent yet. */
+  get pending(): number {
+    return this.written - this.sent;
+  }
+
   write(chunk: Buffer): void {
     writeSync(this.fd, chunk, 0, chunk.length, this.written);
     this.written += chunk.length;
@@ -67,6 +73,25 @@ export class ResponseSpool {
       this.sent += readSync(this.fd, block, 0, block.length, this.sent);
       if (!this.res.write(block)) return; // the next 'drain' goes on
     }
-    if (!this.closed) this.onEmpty();
+    if (this.closed) return;
+    // All sent: the file is written from its start again, so it never holds more than what waits at once.
+    this.written = this.sent = 0;
+    this.onEmpty();
   };
+}
+
+/** Readable.pipe for a destination that need not be a stream (a response): the source waits while the destination is full. */
+export function pipeInto(src: Readable, dest: ByteSink, endDest: boolean): void {
+  let waiting = false;
+  const resume = () => {
+    waiting = false;
+    src.resume();
+  };
+  src.on('data', (chunk: Buffer) => {
+    if (dest.write(chunk) || waiting) return;
+    waiting = true;
+    src.pause();
+    dest.once('drain', resume);
+  });
+  if (endDest) src.once('end', () => dest.end());
 }

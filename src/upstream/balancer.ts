@@ -10,7 +10,8 @@
  * within fail_timeout mark the upstream down for fail_timeout; one alone is
  * never marked down, as in nginx), and the verdict of active checks
  * (health-check.ts). A request is never sent twice to the same upstream: the
- * caller passes the ones it tried.
+ * caller passes the ones it tried. Backup upstreams are picked, by the same
+ * rule among themselves, only when no other upstream is usable.
  */
 import type { Logger } from '../log/logger.js';
 
@@ -33,6 +34,8 @@ export interface Peer {
   downUntil: number;
   /** The active checks' verdict (true when there are none). */
   healthy: boolean;
+  /** Picked only when no other upstream is usable (nginx's `backup`). */
+  readonly backup: boolean;
 }
 
 /** Points per unit of weight on the hash ring (nginx uses 160). */
@@ -41,12 +44,16 @@ const POINTS = 160;
 export class Balancer<P extends Peer = Peer> {
   private readonly ring: { point: number; peer: P }[] = [];
   private rotation = 0;
+  private readonly primaries: readonly P[];
+  private readonly backups: readonly P[];
 
   constructor(
     readonly peers: readonly P[],
     private readonly balance: Balance,
     private readonly logger: Logger,
   ) {
+    this.primaries = peers.filter((p) => !p.backup);
+    this.backups = peers.filter((p) => p.backup);
     if (balance !== 'hash') return;
     for (const peer of peers) for (let i = 0; i < POINTS * peer.weight; i++) this.ring.push({ point: fnv1a(`${peer.name}-${i}`), peer });
     this.ring.sort((a, b) => a.point - b.point);
@@ -72,19 +79,24 @@ export class Balancer<P extends Peer = Peer> {
       }
       return null;
     }
+    return this.pickIn(this.primaries, usable) ?? (this.backups.length === 0 ? null : this.pickIn(this.backups, usable));
+  }
+
+  /** round_robin or least_conn among `group`. */
+  private pickIn(group: readonly P[], usable: (p: P) => boolean): P | null {
     let best: P | null = null;
     if (this.balance === 'least_conn') {
       // Ties go round: the scan starts one further each time.
-      const n = this.peers.length;
+      const n = group.length;
       const start = this.rotation++ % n;
       for (let i = 0; i < n; i++) {
-        const p = this.peers[(start + i) % n]!;
+        const p = group[(start + i) % n]!;
         if (usable(p) && (best === null || p.active * best.weight < best.active * p.weight)) best = p;
       }
       return best;
     }
     let total = 0;
-    for (const p of this.peers) {
+    for (const p of group) {
       if (!usable(p)) continue;
       p.current += p.weight;
       total += p.weight;

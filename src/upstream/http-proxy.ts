@@ -20,14 +20,15 @@ import type { Readable } from 'node:stream';
 import { createRequire } from 'node:module';
 import type { buildConnector } from 'undici';
 import { isIP } from 'node:net';
-import { lookup } from 'node:dns/promises';
 import { GatehouseError } from '../errors.js';
 import type { ProxySettings } from '../config/proxy.js';
 import type { Handler, HttpResponse, LeanRouteRequest, RequestInfo, RouteRequest, UpgradeRequest } from '../http/handler.js';
 import { clientAddress } from '../http/forwarded.js';
 import type { Logger } from '../log/logger.js';
-import { hasUnsizedH2Body, readRouteBody } from '../http/request-body.js';
+import { capBody, hasUnsizedH2Body, readRouteBody } from '../http/request-body.js';
+import type { Compression } from '../http/compression.js';
 import { Balancer } from './balancer.js';
+import { DnsCache } from './dns-cache.js';
 import { HealthChecks } from './health-check.js';
 import { headerTable } from './proxy-headers.js';
 import { ProxyExchange, type ProxyPeer, type ProxyRoute, type UpstreamBody } from './proxy-exchange.js';
@@ -41,6 +42,7 @@ const undici = (): typeof import('undici') => createRequire(import.meta.url)('un
 export class HttpProxy implements Handler {
   private readonly route: ProxyRoute;
   private readonly checks: HealthChecks | null;
+  private readonly dns: DnsCache;
 
   constructor(
     settings: ProxySettings,
@@ -49,8 +51,11 @@ export class HttpProxy implements Handler {
     private readonly bodyTimeout: number,
     /** Where the settings came from, for errors: `routes[2].proxy`, or `--proxy`. */
     private readonly where: string,
+    /** The front's response compression, applied to what the upstream did not compress. */
+    compression: Compression | null,
   ) {
     const ca = settings.tls_ca === undefined ? undefined : readFileSync(settings.tls_ca);
+    const dns = (this.dns = new DnsCache(settings.resolve_ttl * 1000));
     const peers: ProxyPeer[] = settings.upstreams.map((u) => {
       const target = parseProxyTarget(u.address) as ProxyTarget;
       const pool = new (undici().Pool)(target.origin, {
@@ -58,9 +63,9 @@ export class HttpProxy implements Handler {
         connections: settings.max_connections || null,
         keepAliveTimeout: settings.keepalive_timeout * 1000,
         keepAliveMaxTimeout: settings.keepalive_timeout * 1000,
-        connect: connector(target, { timeout: settings.connect_timeout * 1000, rejectUnauthorized: settings.tls_verify, ...(ca === undefined ? {} : { ca }) }),
+        connect: connector(target, { timeout: settings.connect_timeout * 1000, rejectUnauthorized: settings.tls_verify, lookup: dns.lookup, ...(ca === undefined ? {} : { ca }) }),
       });
-      return { name: u.address, weight: u.weight, maxFails: u.max_fails, failTimeout: u.fail_timeout * 1000, active: 0, current: 0, fails: 0, firstFailAt: -Infinity, downUntil: 0, healthy: true, pool, target };
+      return { name: u.address, weight: u.weight, maxFails: u.max_fails, failTimeout: u.fail_timeout * 1000, active: 0, current: 0, fails: 0, firstFailAt: -Infinity, downUntil: 0, healthy: true, backup: u.backup, pool, target };
     });
     this.route = {
       balancer: new Balancer(peers, settings.balance, logger),
@@ -73,18 +78,19 @@ export class HttpProxy implements Handler {
       },
       settings,
       logger,
+      compression,
     };
     this.checks = settings.health_check === undefined ? null : new HealthChecks(peers, settings.health_check, logger);
   }
 
-  /** Rejects with GH_ERR_CONFIG when an upstream's host name does not resolve (later connections resolve it again each time). */
+  /** Rejects with GH_ERR_CONFIG when an upstream's host name does not resolve (later connections resolve it again once per resolve_ttl). */
   async start(): Promise<void> {
     await Promise.all(
       this.route.balancer.peers.map(async (peer, i) => {
         const host = peer.target.authority.replace(/:\d+$/, '').replace(/^\[|\]$/g, '');
         if (peer.target.socketPath !== undefined || isIP(host) !== 0) return;
         try {
-          await lookup(host);
+          await this.dns.resolve(host);
         } catch (err) {
           const key = this.where.startsWith('--') ? this.where : `${this.where}.upstreams[${i}]`;
           throw new GatehouseError('GH_ERR_CONFIG', `${key}: cannot resolve ${host} (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`);
@@ -118,7 +124,13 @@ export class HttpProxy implements Handler {
     if (!sized && req.headers['transfer-encoding'] === undefined && !hasUnsizedH2Body(req)) return go(null);
     // The front's own reader gives no stream for a declared empty body.
     if (body === null) return go(Buffer.alloc(0));
-    if (!this.route.settings.request_buffering) return go(body);
+    if (!this.route.settings.request_buffering) {
+      if (sized) return go(body); // the front refused a declared length over the limit
+      let exchange: ProxyExchange | null = null;
+      const capped = capBody(body, r.maxRequestBody, () => exchange?.bodyTooLarge());
+      exchange = new ProxyExchange(this.route, r, capped, this.hashKey(req));
+      return exchange.start();
+    }
     readRouteBody(r, body, {}, this.bodyTimeout * 1000, this.route.logger, (read) =>
       go(read.file === null ? (read.data ?? Buffer.alloc(0)) : { file: read.file, length: read.length }),
     );

@@ -8,6 +8,8 @@
  * sent: any method), or a reset or a 502/503 answer (idempotent methods
  * only, unless retry_non_idempotent), within `tries` and `tries_timeout`.
  * A read timeout is not retried (the upstream may still be working on it).
+ * tries_timeout also ends a try that has no response head by then (504).
+ * The body goes out through body-sink.ts (compression, temp file).
  * Once the response head went out, a failure cuts the client connection
  * (upstream-failure.ts): a half-forwarded response never looks complete.
  */
@@ -17,10 +19,13 @@ import type { Readable } from 'node:stream';
 import type { Dispatcher, Pool } from 'undici';
 import type { ProxySettings } from '../config/proxy.js';
 import type { HttpResponse, RequestInfo, RouteRequest } from '../http/handler.js';
+import type { Compression } from '../http/compression.js';
+import { sendPlain } from '../http/plain-response.js';
 import { inFlightOn, type InFlight } from '../http/in-flight.js';
 import type { Logger } from '../log/logger.js';
 import { discardBodyFile } from '../http/request-body.js';
 import type { Balancer, Peer } from './balancer.js';
+import { BodySink } from './body-sink.js';
 import { clientResponseHeaders, upstreamRequestHeaders, upstreamTarget, type HeaderRules } from './proxy-headers.js';
 import { requestServername, type ProxyTarget } from './proxy-target.js';
 import { UpstreamError, upstreamFailed, type UpstreamPhase } from './upstream-failure.js';
@@ -36,6 +41,7 @@ export interface ProxyRoute {
   rules: HeaderRules;
   settings: ProxySettings;
   logger: Logger;
+  compression: Compression | null;
 }
 
 /** The request body as it goes up: none, in memory, spilled to a file, or streamed from the client. */
@@ -45,6 +51,7 @@ export type UpstreamBody = null | Buffer | { file: string; length: number } | Re
 const IDEMPOTENT = new Set(['GET', 'HEAD', 'OPTIONS', 'TRACE', 'PUT', 'DELETE']);
 
 class SendTimeout extends Error {}
+class TriesTimeout extends Error {}
 
 /** undici's parser refused the answer, or its body did not match its Content-Length. */
 function malformed(err: Error): boolean {
@@ -64,16 +71,19 @@ export class ProxyExchange implements Dispatcher.DispatchHandlers, InFlight {
   private sent = false;
   /** This try's answer (a 502/503) is being read and dropped, for a retry. */
   private discarding = false;
+  /** The upstream said it closes the connection after this answer. */
+  private closing = false;
   private status = 0;
-  private bytes = 0;
-  private resume: (() => void) | null = null;
+  private readonly sink: BodySink;
+  /** undici's: reading the upstream goes on (after onData returned false). */
+  private resume: () => void = () => {};
   private sendTimer: NodeJS.Timeout | undefined;
+  private triesTimer: NodeJS.Timeout | undefined;
   private done = false;
   private readonly target: string;
   private readonly headers: string[];
   /** The Host sent up: a Location at it points at the upstream too. */
   private readonly sentHost: string;
-  private readonly onDrain = () => this.resume?.();
 
   constructor(
     private readonly route: ProxyRoute,
@@ -86,11 +96,18 @@ export class ProxyExchange implements Dispatcher.DispatchHandlers, InFlight {
     this.target = upstreamTarget(r, route.rules.passPath);
     const at = this.headers.findIndex((h, i) => i % 2 === 0 && h.toLowerCase() === 'host');
     this.sentHost = at < 0 ? '' : this.headers[at + 1]!;
+    const s = route.settings;
+    this.sink = new BodySink(r.res, { buffering: s.buffering, memory: s.buffer_size, maxFile: s.max_temp_file_size }, (err) => {
+      this.abort?.(err);
+      this.fail(this.peer!.name, new UpstreamError(502, 'read', `compression failed: ${err.message}`));
+    });
     if (r.req.httpVersionMajor === 2) r.res.once('close', () => this.done || this.clientGone());
     else inFlightOn(r.req.socket).push(this);
   }
 
   start(): void {
+    const limit = this.route.settings.tries_timeout * 1000;
+    if (limit > 0) this.triesTimer = setTimeout(() => this.triesExpired(), limit);
     const peer = this.route.balancer.pick(this.tried, this.key);
     if (peer === null) return this.fail(this.route.balancer.peers.map((p) => p.name).join(', '), new UpstreamError(502, 'connect', 'no live upstreams'));
     this.send(peer);
@@ -155,38 +172,36 @@ export class ProxyExchange implements Dispatcher.DispatchHandlers, InFlight {
       return true;
     }
     this.route.balancer.succeeded(peer);
+    clearTimeout(this.triesTimer);
+    const headers = clientResponseHeaders(raw, this.route.rules, this.r, [peer.target.authority, this.sentHost]);
+    const length = contentLength(raw);
     this.status = status;
     this.resume = resume;
-    const headers = clientResponseHeaders(raw, this.route.rules, this.r, [peer.target.authority, this.sentHost]);
-    this.r.res.writeHead(status, statusText || STATUS_CODES[status] || '', headers);
+    this.closing = saysClose(raw);
+    this.sink.head(this.route.compression, this.r.req, status, statusText || STATUS_CODES[status] || '', headers, length);
     return true;
   }
 
   onData(chunk: Buffer): boolean {
     if (this.discarding || this.done) return !this.done;
-    this.bytes += chunk.length;
-    const res = this.r.res;
-    if (res.write(chunk)) return true;
-    // buffering: keep reading while what waits for the client fits in buffer_size.
-    const s = this.route.settings;
-    if (s.buffering && res.writableLength < s.buffer_size) return true;
-    res.once('drain', this.onDrain);
+    if (this.sink.write(chunk)) return true;
+    this.sink.whenReady(this.resume);
     return false;
   }
 
   onComplete(): void {
+    if (this.closing) unstackedUntilMicrotask();
     this.peer!.active--;
     if (this.done) return;
     if (this.discarding) return this.send(this.reserved!);
-    this.r.res.end();
-    this.finish(this.status, this.bytes);
+    // A slow client may still be taking the temp file's bytes: the upstream's part is over.
+    this.sink.end(() => this.finish(this.status, 0));
   }
 
   onError(err: Error): void {
     clearTimeout(this.sendTimer);
     const peer = this.peer!;
     peer.active--;
-    this.r.res.removeListener('drain', this.onDrain);
     if (this.done) return;
     if (this.discarding) return this.send(this.reserved!);
     const failure = this.classify(err);
@@ -204,11 +219,36 @@ export class ProxyExchange implements Dispatcher.DispatchHandlers, InFlight {
   /** The client went away: the upstream request is cancelled. */
   clientGone(): void {
     if (this.done) return;
+    // nginx's 499: the client closed the connection before the answer was complete.
+    this.finish(499, 0);
+    // After finish(): undici may call onError at once, which must find the request done.
     this.abort?.(new Error('the client went away'));
     const body = this.body;
     if (body !== null && !Buffer.isBuffer(body) && !('file' in body)) body.destroy();
-    // nginx's 499: the client closed the connection before the answer was complete.
-    this.finish(499, this.bytes);
+  }
+
+  /** A body streamed from the client went past max_request_body: 413 when no answer has started, else the answer is cut. */
+  bodyTooLarge(): void {
+    if (this.done) return;
+    if (this.r.res.headersSent) {
+      this.route.logger.warning(`${this.what()}: the request body went past max_request_body after the response started; connection cut`);
+      this.r.res.destroy();
+      this.finish(this.status, 0);
+    } else {
+      this.finish(413, sendPlain(this.r.res, 413, 'Payload Too Large', true));
+    }
+    this.abort?.(new Error('the request body is over max_request_body'));
+  }
+
+  /** tries_timeout passed: no response head yet, so this try ends (504) and no other starts. */
+  private triesExpired(): void {
+    if (this.done || this.status !== 0) return;
+    const failure = new UpstreamError(504, this.connected ? (this.sent ? 'read' : 'send') : 'connect', `no response within tries_timeout (${this.route.settings.tries_timeout} s)`);
+    const peer = this.peer!;
+    this.route.balancer.failed(peer);
+    this.fail(peer.name, failure);
+    // After fail(): the try's onError finds the request done.
+    this.abort?.(new TriesTimeout());
   }
 
   /** The upstream for another try, or null when this request may not have one. `unsent`: the failed try never reached its upstream. */
@@ -242,16 +282,19 @@ export class ProxyExchange implements Dispatcher.DispatchHandlers, InFlight {
 
   private fail(upstream: string, failure: UpstreamError): void {
     const bytes = upstreamFailed(this.r, this.route.logger, upstream, failure, false);
-    this.finish(this.status || failure.status, this.bytes + bytes);
+    this.finish(this.status || failure.status, bytes);
   }
 
   private what(): string {
     return `${this.r.req.method} ${this.r.req.url}`;
   }
 
+  /** `bytes`: those the front wrote itself, besides the upstream's body. */
   private finish(status: number, bytes: number): void {
     this.done = true;
     clearTimeout(this.sendTimer);
+    clearTimeout(this.triesTimer);
+    this.sink.close();
     if (this.r.req.httpVersionMajor !== 2) {
       const list = inFlightOn(this.r.req.socket);
       const at = list.indexOf(this);
@@ -259,6 +302,42 @@ export class ProxyExchange implements Dispatcher.DispatchHandlers, InFlight {
     }
     const body = this.body;
     if (body !== null && !Buffer.isBuffer(body) && 'file' in body) discardBodyFile(body.file);
-    this.r.log(status, bytes);
+    this.r.log(status, bytes + this.sink.bytes);
   }
+}
+
+/** Whether raw response headers hold `Connection: close`. */
+function saysClose(raw: readonly Buffer[]): boolean {
+  for (let i = 0; i < raw.length; i += 2) {
+    if (raw[i]!.length === 10 && raw[i]!.toString('latin1').toLowerCase() === 'connection' && /\bclose\b/i.test(raw[i + 1]!.toString('latin1'))) return true;
+  }
+  return false;
+}
+
+let unstacked = false;
+
+/**
+ * Right after a `Connection: close` answer's onComplete, undici closes the
+ * socket with a new error object that nobody reads, and the socket's destroy
+ * formats its stack: with a back end that closes every connection (gunicorn's
+ * sync workers) that is a stack captured and formatted per request. Errors
+ * made until this task's synchronous work ends carry no stack frames.
+ */
+function unstackedUntilMicrotask(): void {
+  if (unstacked) return;
+  unstacked = true;
+  const limit = Error.stackTraceLimit;
+  Error.stackTraceLimit = 0;
+  queueMicrotask(() => {
+    Error.stackTraceLimit = limit;
+    unstacked = false;
+  });
+}
+
+/** The Content-Length of raw response headers, when there is one. */
+function contentLength(raw: readonly Buffer[]): number | undefined {
+  for (let i = 0; i < raw.length; i += 2) {
+    if (raw[i]!.length === 14 && raw[i]!.toString('latin1').toLowerCase() === 'content-length') return Number(raw[i + 1]!.toString('latin1'));
+  }
+  return undefined;
 }

@@ -1,25 +1,27 @@
 /**
  * The client side of an upstream exchange: writes the back end's response
- * head and body to the client as they come; what a slow client cannot take
- * yet is spooled (buffering) or the caller is told to stop reading the back
- * end until 'drain'. Checks the body against a declared Content-Length, and
- * writes the access log line once, however the exchange ends.
+ * head and body to the client as they come, through body-sink.ts
+ * (compression; what a slow client cannot take yet spooled, or the caller
+ * told to stop reading the back end until it can). Checks the body against
+ * a declared Content-Length, and writes the access log line once, however
+ * the exchange ends.
  */
 import type { ExchangeContext, HttpResponse, RequestInfo, RouteRequest } from '../http/handler.js';
 import { inFlightOn, type InFlight } from '../http/in-flight.js';
-import { ResponseSpool } from '../http/response-spool.js';
+import { BodySink } from './body-sink.js';
 import type { CgiHead } from './cgi-response.js';
 import { upstreamFailed, UpstreamError } from './upstream-failure.js';
 
 /** How much of a response the front holds in memory for a slow client before spooling to disk (as for apps). */
 const RESPONSE_BUFFER = 1024 * 1024;
+/** nginx's default fastcgi_max_temp_file_size: past it the back end waits for the client. */
+const MAX_TEMP_FILE = 1024 ** 3;
 
 export class ResponseRelay implements InFlight {
   done = false;
-  /** Body the client could not take yet, on disk; the end waits for it. */
-  private spool: ResponseSpool | null = null;
-  private endPending = false;
+  private readonly sink: BodySink;
   private status = 0;
+  /** Bytes the front wrote itself (an error answer). */
   private bytes = 0;
   /** Body bytes still due by the declared Content-Length; undefined when none was declared (or none is sent). */
   private remaining: number | undefined;
@@ -33,6 +35,7 @@ export class ResponseRelay implements InFlight {
     /** Spool what the client cannot take yet rather than slow the back end down. */
     private readonly buffering: boolean,
   ) {
+    this.sink = new BodySink(r.res, { buffering, memory: RESPONSE_BUFFER, maxFile: MAX_TEMP_FILE }, (err) => this.fail(new UpstreamError(502, 'read', `compression failed: ${err.message}`)));
     // As for the app action: an HTTP/2 stream says when it closes, an HTTP/1 connection is watched by the front.
     if (r.req.httpVersionMajor === 2) r.res.once('close', () => this.clientGone());
     else inFlightOn(r.req.socket).push(this);
@@ -56,7 +59,7 @@ export class ResponseRelay implements InFlight {
     const bodiless = req.method === 'HEAD' || head.status === 204 || head.status === 304;
     this.remaining = bodiless ? undefined : head.contentLength;
     try {
-      res.writeHead(head.status, head.reason, head.headers);
+      this.sink.head(this.ctx.compression, req, head.status, head.reason, head.headers, head.contentLength);
     } catch (err) {
       this.fail(new UpstreamError(502, 'read', `an invalid response head: ${(err as Error).message}`));
       return false;
@@ -75,31 +78,21 @@ export class ResponseRelay implements InFlight {
       }
       this.remaining -= chunk.length;
     }
-    this.bytes += chunk.length;
-    const res = this.r.res;
-    if (!this.buffering) return res.write(chunk);
-    if ((this.spool === null || this.spool.empty) && res.writableLength <= RESPONSE_BUFFER) res.write(chunk);
-    else (this.spool ??= new ResponseSpool(res, () => this.endPending && this.end())).write(chunk);
-    return true;
+    return this.sink.write(chunk);
   }
 
   whenDrained(resume: () => void): void {
-    this.r.res.once('drain', resume);
+    this.sink.whenReady(resume);
   }
 
   /** The back end finished the response. */
   end(): void {
     if (this.done) return;
-    if (this.spool !== null && !this.spool.empty) {
-      this.endPending = true;
-      return;
-    }
     if (this.remaining !== undefined && this.remaining > 0) {
       this.fail(new UpstreamError(502, 'read', `the body ended ${this.remaining} bytes short of its Content-Length`));
       return;
     }
-    this.r.res.end();
-    this.complete();
+    this.sink.end(() => this.complete());
   }
 
   fail(error: UpstreamError): void {
@@ -111,12 +104,12 @@ export class ResponseRelay implements InFlight {
 
   private complete(): void {
     this.done = true;
-    this.spool?.close();
+    this.sink.close();
     if (this.r.req.httpVersionMajor !== 2) {
       const list = inFlightOn(this.r.req.socket);
       const at = list.indexOf(this);
       if (at >= 0) list.splice(at, 1);
     }
-    this.r.log(this.status, this.bytes);
+    this.r.log(this.status, this.bytes + this.sink.bytes);
   }
 }

@@ -4,7 +4,6 @@
  * client costs a buffer, never a back-end connection), then it goes to the
  * back end in the protocol's framing (UpstreamExchange).
  */
-import { lookup } from 'node:dns/promises';
 import { isIP } from 'node:net';
 import type { Readable } from 'node:stream';
 import { GatehouseError } from '../errors.js';
@@ -15,6 +14,8 @@ import type { FastcgiSettings, UpstreamCommon, UwsgiSettings } from '../config/u
 import { cgiParams, scriptTarget, type CgiTarget, type Pairs } from './cgi-params.js';
 import { fastcgiWire, stderrLogger } from './fastcgi-protocol.js';
 import { encodeScgiHead } from './netstring.js';
+import { ConnectionLimit } from './connection-limit.js';
+import { DnsCache } from './dns-cache.js';
 import { SocketPool } from './socket-pool.js';
 import { parseUpstream, type UpstreamAddress } from './upstream-address.js';
 import { untilClose, UpstreamExchange, type BufferedBody, type ExchangeWire, type UpstreamTarget } from './upstream-exchange.js';
@@ -34,6 +35,7 @@ const mounted = (r: RouteRequest<RequestInfo, HttpResponse>): CgiTarget => ({ sc
 
 export class UpstreamAction implements Handler {
   private readonly target: UpstreamTarget;
+  private readonly dns: DnsCache;
 
   private constructor(
     private readonly settings: UpstreamCommon,
@@ -48,8 +50,11 @@ export class UpstreamAction implements Handler {
     /** Kept-alive connections (FastCGI), closed with the action. */
     private readonly pool?: SocketPool,
   ) {
+    this.dns = new DnsCache(settings.resolve_ttl * 1000);
     this.target = {
       address: parseUpstream(settings.pass) as UpstreamAddress,
+      lookup: this.dns.lookup,
+      limit: new ConnectionLimit(settings.max_connections),
       label: settings.pass,
       connectMs: settings.connect_timeout * 1000,
       sendMs: settings.send_timeout * 1000,
@@ -95,14 +100,14 @@ export class UpstreamAction implements Handler {
 
   /**
    * A host name that does not resolve at start is a configuration error;
-   * each new connection resolves it again (a changed DNS record is
-   * followed).
+   * afterwards it is resolved again once per resolve_ttl (a changed DNS
+   * record is followed).
    */
   async start(): Promise<void> {
     const address = this.target.address;
     if (address.kind !== 'tcp' || isIP(address.host) !== 0) return;
     try {
-      await lookup(address.host);
+      await this.dns.resolve(address.host);
     } catch (err) {
       const why = (err as NodeJS.ErrnoException).code ?? (err as Error).message;
       throw new GatehouseError('GH_ERR_CONFIG', `${this.keyPath}.pass: cannot resolve ${address.host}: ${why} (got ${JSON.stringify(this.settings.pass)})`);

@@ -18,6 +18,8 @@ import { discardBodyFile } from '../http/request-body.js';
 import { CgiHeadReader } from './cgi-response.js';
 import { ResponseRelay } from './response-relay.js';
 import { detach, type SocketPool } from './socket-pool.js';
+import type { ConnectionLimit } from './connection-limit.js';
+import type { DnsCache } from './dns-cache.js';
 import { connectOptions, type UpstreamAddress } from './upstream-address.js';
 import { UpstreamError, type UpstreamPhase } from './upstream-failure.js';
 
@@ -27,6 +29,9 @@ const FILE_CHUNK = 64 * 1024;
 
 export interface UpstreamTarget {
   address: UpstreamAddress;
+  /** Resolves a host name (dns-cache.ts). */
+  lookup: DnsCache['lookup'];
+  limit: ConnectionLimit;
   /** How the log names it: the address as configured. */
   label: string;
   connectMs: number;
@@ -78,6 +83,9 @@ export class UpstreamExchange {
   private bodyStream: ReadStream | null = null;
   /** Reading from the back end waits for the client to drain. */
   private paused = false;
+  /** A connection of target.limit is this exchange's. */
+  private holding = false;
+  private cancelWait: () => void = () => {};
 
   constructor(
     private readonly r: RouteRequest<RequestInfo, HttpResponse>,
@@ -91,10 +99,19 @@ export class UpstreamExchange {
   }
 
   start(): void {
+    // Waiting for a free connection counts as connecting.
+    this.arm(this.target.connectMs);
+    this.cancelWait = this.target.limit.acquire(() => {
+      this.holding = true;
+      this.connect();
+    });
+  }
+
+  private connect(): void {
     const kept = this.retried ? null : (this.wire.pool?.take() ?? null);
     this.reused = kept !== null;
     if (kept !== null) return this.attach(kept);
-    const socket = createConnection(connectOptions(this.target.address));
+    const socket = createConnection({ ...connectOptions(this.target.address), lookup: this.target.lookup });
     this.phase = 'connect';
     this.arm(this.target.connectMs);
     socket.once('connect', () => this.attach(socket));
@@ -209,7 +226,7 @@ export class UpstreamExchange {
       this.headReader = new CgiHeadReader(HEAD_LIMIT);
       this.sent = false;
       this.paused = false;
-      return this.start();
+      return this.connect();
     }
     this.fail(502, why);
   }
@@ -248,6 +265,11 @@ export class UpstreamExchange {
       this.reset();
     }
     discardBodyFile(this.body?.file ?? null);
+    this.cancelWait();
+    if (this.holding) {
+      this.holding = false;
+      this.target.limit.release();
+    }
   }
 }
 

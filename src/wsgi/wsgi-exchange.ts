@@ -4,7 +4,6 @@
  * (temp body file, access log line).
  */
 import { fstat, open, close } from 'node:fs';
-import type { Readable } from 'node:stream';
 import type { Exchange } from '../pool/exchange.js';
 import type { WorkerProcess } from '../pool/worker-process.js';
 import type { Socket } from 'node:net';
@@ -14,7 +13,7 @@ import { sendPlain } from '../http/plain-response.js';
 import type { ExchangeContext, HttpResponse, RequestInfo, RouteRequest } from '../http/handler.js';
 import { inFlightOn, type InFlight } from '../http/in-flight.js';
 import { readFileRegion } from '../http/file-region.js';
-import { ResponseSpool, type ByteSink } from '../http/response-spool.js';
+import { pipeInto, ResponseSpool } from '../http/response-spool.js';
 import { compressSync, createEncoder, flushEncoder, SYNC_LIMIT, type Coding, type Compression, type Encoder } from '../http/compression.js';
 import { compressHead } from '../http/compress-head.js';
 
@@ -230,20 +229,4 @@ export class WsgiExchange implements Exchange, InFlight {
     discardBodyFile(this.bodyFile);
     this.log(this.status, this.bytes);
   }
-}
-
-/** Readable.pipe for a destination that need not be a stream (a response): the source waits while the destination is full. */
-function pipeInto(src: Readable, dest: ByteSink, endDest: boolean): void {
-  let waiting = false;
-  const resume = () => {
-    waiting = false;
-    src.resume();
-  };
-  src.on('data', (chunk: Buffer) => {
-    if (dest.write(chunk) || waiting) return;
-    waiting = true;
-    src.pause();
-    dest.once('drain', resume);
-  });
-  if (endDest) src.once('end', () => dest.end());
 }

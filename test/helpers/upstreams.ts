@@ -5,7 +5,9 @@
  * raw TCP servers that answer bytes no HTTP parser accepts.
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import { createServer as createNetServer, type AddressInfo, type Server as NetServer, type Socket } from 'node:net';
+import { connect, createServer as createNetServer, type AddressInfo, type Server as NetServer, type Socket } from 'node:net';
+import { gzipSync } from 'node:zlib';
+import { waitUntil } from './harness.js';
 
 export interface Upstream {
   name: string;
@@ -83,6 +85,14 @@ function handle(up: Upstream, req: IncomingMessage, res: ServerResponse): void {
       res.end();
     };
     pump();
+    return;
+  }
+  if (last === 'page' || last === 'gzipped') {
+    // A compressible page of 4.8 KB, as it is or already compressed by the upstream.
+    const page = Buffer.from('<p>hello</p>'.repeat(400));
+    const body = last === 'page' ? page : gzipSync(page);
+    res.writeHead(200, { 'Content-Type': 'text/html', ...(last === 'gzipped' ? { 'Content-Encoding': 'gzip' } : {}) });
+    res.end(body);
     return;
   }
   if (last === 'hop') {
@@ -180,4 +190,15 @@ export async function refusedAddress(): Promise<string> {
   const port = (server.address() as AddressInfo).port;
   await new Promise<void>((resolve) => server.close(() => resolve()));
   return `127.0.0.1:${port}`;
+}
+
+/** Asks gatehouse (at `port`) for 32 MiB from `up` at `route`/big without reading it; says whether `up` got rid of all of it (`stalled` runs before the client goes). */
+export async function finishedWhileClientStalls(port: number, route: string, up: Upstream, stalled = () => {}): Promise<boolean> {
+  const socket = connect({ port, host: '127.0.0.1' });
+  socket.pause();
+  socket.write(`GET ${route}/big?mb=32 HTTP/1.1\r\nHost: x\r\n\r\n`);
+  const finished = await waitUntil(() => up.finished.has(`${route}/big?mb=32`), 3000);
+  stalled();
+  socket.destroy();
+  return finished;
 }

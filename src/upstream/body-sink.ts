@@ -1,0 +1,140 @@
+/**
+ * Where a back end's response body goes on its way to the client, for every
+ * upstream action (proxy, fastcgi, scgi, uwsgi): through the front's
+ * compression when the response gets it (compress-head.ts decides, as for
+ * app responses), and, with buffering, what a slow client cannot take yet
+ * is held in memory up to `memory` bytes, then in an unlinked temp file up
+ * to `maxFile` (nginx's proxy_buffers, proxy_temp_path and
+ * proxy_max_temp_file_size): the back end is read to its end and freed
+ * while the client takes its time, and the front's memory stays bounded.
+ * Without buffering, or with the file full, the caller stops reading the
+ * back end until `whenReady`.
+ */
+import type { HttpResponse, RequestHead } from '../http/handler.js';
+import { compressHead } from '../http/compress-head.js';
+import { createEncoder, flushEncoder, type Coding, type Compression, type Encoder } from '../http/compression.js';
+import { pipeInto, ResponseSpool } from '../http/response-spool.js';
+
+export interface BodySinkLimits {
+  buffering: boolean;
+  /** Bytes waiting for the client in memory before the temp file is used. */
+  memory: number;
+  /** Bytes waiting in the temp file at most; 0: no temp file (past `memory` the back end waits). */
+  maxFile: number;
+}
+
+export class BodySink {
+  /** Bytes handed to the client (compressed ones when compressing). */
+  bytes = 0;
+  private encoder: Encoder | null = null;
+  private coding: Coding = 'gzip';
+  private flushQueued = false;
+  private spool: ResponseSpool | null = null;
+  /** The caller's reader, waiting for the temp file to empty. */
+  private resume: (() => void) | null = null;
+  /** end() was called while the temp file still held bytes. */
+  private ending: (() => void) | null = null;
+  private closed = false;
+
+  constructor(
+    private readonly res: HttpResponse,
+    private readonly limits: BodySinkLimits,
+    private readonly onError: (err: Error) => void,
+  ) {}
+
+  /**
+   * Writes the response head (headers: names and values), compressed as the
+   * front's settings say when the back end did not compress it; throws when
+   * Node refuses the head. `length`: the body's declared length.
+   */
+  head(z: Compression | null, req: RequestHead, status: number, reason: string, headers: string[], length: number | undefined): void {
+    let coding: Coding | null = null;
+    if (z !== null) {
+      const head = [`${status} ${reason}`, ...headers];
+      coding = compressHead(head, z, req, length, true);
+      headers = head.slice(1);
+    }
+    this.res.writeHead(status, reason, headers);
+    if (coding !== null) this.compress(coding, length);
+  }
+
+  private compress(coding: Coding, sizeHint: number | undefined): void {
+    const encoder = createEncoder(coding, sizeHint);
+    pipeInto(encoder, this.res, true);
+    encoder.on('data', (chunk: Buffer) => (this.bytes += chunk.length));
+    encoder.once('error', (err) => this.onError(err));
+    this.encoder = encoder;
+    this.coding = coding;
+  }
+
+  /** A piece of the body; false: stop reading the back end until `whenReady`. */
+  write(chunk: Buffer): boolean {
+    if (this.closed) return false;
+    if (this.encoder === null) this.bytes += chunk.length;
+    else this.flushSoon();
+    const out = this.encoder ?? this.res;
+    const { buffering, memory, maxFile } = this.limits;
+    if (this.spool === null || this.spool.empty) {
+      if (!buffering) return out.write(chunk);
+      if (out.writableLength <= memory || maxFile === 0) {
+        out.write(chunk);
+        return maxFile > 0 || out.writableLength <= memory;
+      }
+    }
+    this.spool ??= new ResponseSpool(out, this.spoolEmptied);
+    this.spool.write(chunk);
+    return this.spool.pending < maxFile;
+  }
+
+  /** Runs `resume` once the client has taken enough. */
+  whenReady(resume: () => void): void {
+    if (this.spool !== null && !this.spool.empty) this.resume = resume;
+    else {
+      const out: { once(event: 'drain', listener: () => void): unknown } = this.encoder ?? this.res;
+      out.once('drain', () => this.closed || resume());
+    }
+  }
+
+  /** The body is complete: `done` runs once its last byte was handed to the client. */
+  end(done: () => void): void {
+    if (this.closed) return;
+    this.ending = done;
+    if (this.spool === null || this.spool.empty) this.finish();
+  }
+
+  /** Lets go of the temp file and the encoder (the exchange ended, well or not). */
+  close(): void {
+    this.closed = true;
+    this.spool?.close();
+    if (this.encoder !== null && !this.encoder.writableEnded) this.encoder.destroy();
+  }
+
+  private readonly spoolEmptied = (): void => {
+    if (this.ending !== null) return this.finish();
+    const resume = this.resume;
+    this.resume = null;
+    resume?.();
+  };
+
+  private finish(): void {
+    const done = this.ending!;
+    this.ending = null;
+    if (this.encoder === null) {
+      this.res.end();
+      return done();
+    }
+    // pipeInto ends the response on the encoder's 'end', before this listener runs.
+    this.encoder.once('end', done);
+    this.encoder.end();
+  }
+
+  /** What a back end streams slowly must not wait in the encoder: flushed once this turn's chunks are in. */
+  private flushSoon(): void {
+    if (this.flushQueued) return;
+    this.flushQueued = true;
+    setImmediate(() => {
+      this.flushQueued = false;
+      if (!this.closed && this.encoder !== null && !this.encoder.writableEnded) flushEncoder(this.encoder, this.coding);
+    });
+  }
+}
