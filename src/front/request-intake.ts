@@ -77,7 +77,7 @@ export class RequestIntake {
    * A request asking to switch protocols: node:http has let go of the socket
    * (its 'upgrade' event). Routed as any other; an action with upgrade()
    * takes the socket. Any other answer (a refusal, or an action without
-   * upgrade(), which sees the request as any other) goes through a
+   * upgrade() or that declines, which sees the request as any other) goes through a
    * ServerResponse of our own on the socket; once it is sent the connection
    * goes on with its next request (`resume`), as node:http would have done
    * without an 'upgrade' listener, unless the answer closes it.
@@ -108,7 +108,11 @@ export class RequestIntake {
     const { handler, res: _res, body: _body, ...routed } = r;
     if (handler.upgrade === undefined) return handler.serve(r);
     res.detachSocket(socket);
-    handler.upgrade({ ...routed, socket, head });
+    const decline = () => {
+      res.assignSocket(socket);
+      handler.serve(r);
+    };
+    handler.upgrade({ ...routed, socket, head, decline });
   }
 
   /**

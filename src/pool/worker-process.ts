@@ -14,6 +14,9 @@ import type { Logger } from '../log/logger.js';
 import { decodeFile, decodeHead, decodeResponse, encodeEmpty, Frame, FrameDecoder } from '../wire/frames.js';
 import type { Exchange } from './exchange.js';
 
+/** Bytes waiting for the worker past which relay() says to stop reading the clients. */
+const RELAY_HIGH_WATER = 4 * 1024 * 1024;
+
 const WORKER_SCRIPT = fileURLToPath(new URL('../../../python/gatehouse_worker.py', import.meta.url));
 
 export interface WorkerSpawnOptions {
@@ -62,6 +65,8 @@ export class WorkerProcess {
   private readonly byId = new Map<number, Exchange>();
   private readonly revoking = new Set<Exchange>();
   private outbox: Buffer[] = [];
+  /** Waiting for the stream to the worker to drain (relay()). */
+  private drainWaiters: (() => void)[] = [];
   /** A forked worker is gone once its exit is reported and its stream is closed. */
   private exitStatus: number | null = null;
   private streamClosed = false;
@@ -117,6 +122,11 @@ export class WorkerProcess {
     const decoder = new FrameDecoder((type, id, payload) => this.onFrame(type, id, payload));
     stream.on('data', (chunk: Buffer) => decoder.push(chunk));
     stream.on('error', () => {}); // the process's exit is what we act on
+    stream.on('drain', () => {
+      const waiters = this.drainWaiters;
+      this.drainWaiters = [];
+      for (const fn of waiters) fn();
+    });
   }
 
   /**
@@ -139,6 +149,24 @@ export class WorkerProcess {
     this.outbox = [];
     if (this.state !== 'dead') this.stream?.write(frames.length === 1 ? frames[0]! : Buffer.concat(frames));
   };
+
+  /**
+   * Sends a frame of the protocol `x` switched to (a WebSocket message),
+   * given with any id: `x`'s is written into it. False when the stream to
+   * the worker is full: whenDrained() says when to send more.
+   */
+  relay(x: Exchange, frame: Buffer): boolean {
+    const id = x.frame.readUInt32LE(1);
+    if (this.byId.get(id) !== x || this.state === 'dead') return true;
+    frame.writeUInt32LE(id, 1);
+    if (this.outbox.length === 0) setImmediate(this.flush);
+    this.outbox.push(frame);
+    return this.stream === null || this.stream.writableLength < RELAY_HIGH_WATER;
+  }
+
+  whenDrained(fn: () => void): void {
+    this.drainWaiters.push(fn);
+  }
 
   /** The client went away: ask the worker to stop and close() the iterable. */
   cancel(x: Exchange): void {
@@ -262,6 +290,7 @@ export class WorkerProcess {
         this.events.revoked(this, x);
         break;
       default:
+        if (type >= Frame.WS_ACCEPT && type <= Frame.WS_RESUME && x.relayed !== undefined) return x.relayed(type, payload);
         this.logger.error(`worker ${this.pid} sent an unknown frame type ${type}; stopping it`);
         this.kill('SIGKILL');
     }
