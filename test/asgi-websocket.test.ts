@@ -17,7 +17,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { WebSocket } from 'ws';
 import { APPS, hasSystemModule, SYSTEM_PYTHON } from './helpers/gatehouse.js';
-import { launch, request, sleep, type Server } from './helpers/harness.js';
+import { launch, request, runCli, sleep, type Server } from './helpers/harness.js';
 import { closed, denied, nextMessage, opened } from './helpers/ws-client.js';
 
 const APP = `${APPS}/asgi_websockets.py`;
@@ -249,4 +249,11 @@ asyncio.run(main())
   const r = spawnSync(SYSTEM_PYTHON, ['-c', script, `${base}/live/echo`], { encoding: 'utf8', timeout: 10000 });
   assert.equal(r.status, 0, r.stderr);
   assert.equal(r.stdout.trim(), 'chat from python 0001');
+});
+
+test('bad WebSocket settings: exit 1 naming the flag and the value', async () => {
+  const r = await runCli([APP + ':app', '--python', SYSTEM_PYTHON, '--ws-max-size', 'lots', '--ws-per-message-deflate', 'maybe', '--check-config']);
+  assert.equal(r.code, 1);
+  assert.match(r.stderr, /--ws-max-size: must be a size .*\(got "lots"\)/);
+  assert.match(r.stderr, /--ws-per-message-deflate: must be true, false, on or off \(got "maybe"\)/);
 });
