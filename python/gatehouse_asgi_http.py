@@ -36,7 +36,7 @@ def read_scope(payload, state):
     f = payload[4 : 4 + blen].split(b"\0")
     it = iter(f[11:-1])
     client = (f[7].decode("latin-1"), int(f[8])) if f[7] else None
-    server = (f[9].decode("latin-1"), int(f[10])) if f[9] else None
+    server = (f[9].decode("latin-1"), int(f[10]) if f[10] else None) if f[9] else None  # a unix socket: (path, None)
     scope = {
         "type": "http",
         "asgi": ASGI,
