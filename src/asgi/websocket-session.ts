@@ -17,12 +17,13 @@
  * --graceful-timeout (shutdown()); a worker that dies takes them with 1011.
  */
 import { STATUS_CODES } from 'node:http';
+import type { Socket } from 'node:net';
 import { WebSocket } from 'ws';
 import type { Exchange } from '../pool/exchange.js';
 import type { WorkerProcess } from '../pool/worker-process.js';
 import type { Logger } from '../log/logger.js';
 import type { UpgradeRequest } from '../http/handler.js';
-import { decodeHead, encodeClose, encodeEmpty, encodeFrame, Frame, type FileSpec } from '../wire/frames.js';
+import { encodeClose, encodeEmpty, encodeFrame, Frame, HEADER_SIZE, type FileSpec } from '../wire/frames.js';
 import type { HandshakeOwner, Keepalive, WebSocketFront } from './websocket-front.js';
 
 /** Bytes queued for a slow client past which the app's sends wait, and below which they go on. */
@@ -61,18 +62,24 @@ export class WebSocketSession implements Exchange, HandshakeOwner, Keepalive {
   /** The close code ws sent for a protocol error of the client's. */
   private errorCode = 0;
 
+  /** "GET /path", for log lines. */
+  readonly label: string;
+  /** The request's objects are not kept (an idle socket should cost little): only what the socket needs. */
+  private readonly socket: Socket;
+  private readonly log: UpgradeRequest['log'];
+
   constructor(
-    readonly frame: Buffer,
-    private readonly u: UpgradeRequest,
+    /** The WS_OPEN frame; once the socket is open only its header is kept (the pool reads the id there). */
+    public frame: Buffer,
+    u: UpgradeRequest,
     private readonly front: WebSocketFront,
     private readonly pool: { dispatch(x: Exchange): void; cancel(x: Exchange): void },
     private readonly logger: Logger,
   ) {
+    this.label = `${u.req.method} ${u.req.url}`;
+    this.socket = u.socket;
+    this.log = u.log;
     u.socket.once('close', () => this.socketClosed());
-  }
-
-  get label(): string {
-    return `${this.u.req.method} ${this.u.req.url}`;
   }
 
   // ---- the handshake (WebSocketFront)
@@ -137,11 +144,11 @@ export class WebSocketSession implements Exchange, HandshakeOwner, Keepalive {
     if (this.closed || this.ws !== null) return;
     this.answered = true;
     this.status = Number(head[0]!.slice(0, 3));
-    this.u.socket.write(httpHead(head));
+    this.socket.write(httpHead(head));
   }
 
   body(chunk: Buffer): void {
-    if (this.answered && !this.closed) this.u.socket.write(chunk);
+    if (this.answered && !this.closed) this.socket.write(chunk);
   }
 
   file(_spec: FileSpec): void {
@@ -150,13 +157,13 @@ export class WebSocketSession implements Exchange, HandshakeOwner, Keepalive {
 
   end(): void {
     this.finish();
-    if (this.answered) this.u.socket.end();
+    if (this.answered) this.socket.end();
     else if (this.ws?.readyState === WebSocket.OPEN) this.ws.close(1000);
   }
 
   abort(): void {
     this.finish();
-    this.u.socket.destroy();
+    this.socket.destroy();
   }
 
   fail(status: 502 | 503 | 504, reason: string): void {
@@ -183,6 +190,7 @@ export class WebSocketSession implements Exchange, HandshakeOwner, Keepalive {
     const accept = this.accept;
     if (accept === null || this.ws !== null || this.answered) return;
     this.accept = null;
+    this.frame = Buffer.from(this.frame.subarray(0, HEADER_SIZE));
     const f = block.toString('latin1').split('\0');
     this.subprotocol = f[0] || null;
     for (let i = 1; i + 1 < f.length; i += 2) {
@@ -255,7 +263,7 @@ export class WebSocketSession implements Exchange, HandshakeOwner, Keepalive {
       this.status ||= 499;
       this.pool.cancel(this);
     }
-    this.u.log(this.status, this.u.socket.bytesWritten);
+    this.log(this.status, this.socket.bytesWritten);
   }
 
   private finish(): void {
@@ -269,7 +277,7 @@ export class WebSocketSession implements Exchange, HandshakeOwner, Keepalive {
     this.answered = true;
     this.status = Number(head[0]!.slice(0, 3));
     if (!head.some((h, i) => i % 2 === 1 && h.toLowerCase() === 'content-length')) head.push('Content-Length', String(body.length));
-    this.u.socket.end(Buffer.concat([httpHead(head), body]));
+    this.socket.end(Buffer.concat([httpHead(head), body]));
   }
 }
 
