@@ -4,11 +4,16 @@
  * on reload the old worker's sockets go on for --graceful-timeout, then the
  * client gets 1012 and new sockets reach the new worker; a worker that dies
  * closes its sockets with 1011; a graceful stop closes them with 1012.
+ * Also the listeners: wss:// on a TLS listener (scheme wss) and a unix socket.
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { WebSocket } from 'ws';
-import { APPS, SYSTEM_PYTHON } from './helpers/gatehouse.js';
+import { APPS, hasCommand, SYSTEM_PYTHON } from './helpers/gatehouse.js';
 import { countMatches, launch, sleep, waitUntil, withServer, workerPidsFor } from './helpers/harness.js';
 import { closed, nextMessage, opened } from './helpers/ws-client.js';
 
@@ -88,5 +93,33 @@ test('a graceful stop closes open sockets with 1012 after --graceful-timeout, an
     assert.equal((await server.exited()).code, 0);
   } finally {
     await server.kill();
+  }
+});
+
+test('wss:// on a TLS listener (scope scheme wss), and ws+unix:// on a unix-socket listener (server [path, None])', { skip: !hasCommand('openssl') && 'openssl is not installed' }, async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'gh-ws-tls-'));
+  try {
+    const crt = join(dir, 'ws.crt');
+    const key = join(dir, 'ws.key');
+    const made = spawnSync('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', key, '-out', crt, '-days', '2', '-subj', '/CN=localhost'], { encoding: 'utf8' });
+    assert.equal(made.status, 0, made.stderr);
+    const sock = join(dir, 'ws.sock');
+    await withServer([...ARGS, '--certfile', crt, '--keyfile', key], async (server) => {
+      const tls = new WebSocket(`wss://127.0.0.1:${server.port}/scope`, { rejectUnauthorized: false });
+      await opened(tls);
+      const scope = JSON.parse((await nextMessage(tls)).data.toString()) as { scheme: string };
+      assert.equal(scope.scheme, 'wss');
+      tls.close();
+    });
+    await withServer([...ARGS, '--bind', `unix:${sock}`], async () => {
+      const unix = new WebSocket(`ws+unix://${sock}:/scope`);
+      await opened(unix);
+      const unixScope = JSON.parse((await nextMessage(unix)).data.toString()) as { scheme: string; server: unknown; client: unknown };
+      assert.deepEqual(unixScope.server, [sock, null]);
+      assert.equal(unixScope.client, null);
+      unix.close();
+    });
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
   }
 });
