@@ -96,8 +96,8 @@ class WebSocket(Responder):
     def failed(self):
         if self.state == OPEN:
             self.close(1011, "")
-        elif not self.disconnected:
-            self.fail(500, "Internal Server Error\n")
+        elif self.state == CONNECTING or self.state == RESPONDING:
+            self.fail(500, "Internal Server Error\n")  # a denial response already started is cut
 
     # --- from the front
 
