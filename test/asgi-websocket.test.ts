@@ -159,6 +159,23 @@ test('close codes both ways: the app\'s code and reason reach the client, the cl
   assert.deepEqual(log.disconnects.slice(-2), [[4001, 'see you'], [4002, 'ciao']]);
 });
 
+test('a client gone while the app decides: the app\'s receive() says websocket.disconnect 1006, and nothing is logged as an error', async () => {
+  const ws = new WebSocket(`${base}/live/slow-accept`);
+  ws.on('error', () => {});
+  await sleep(100);
+  ws.terminate();
+  await sleep(800);
+  assert.deepEqual((await appLog()).disconnects.at(-1), [1006, '']);
+  assert.doesNotMatch(server.output(), /slow-accept.*(Traceback|ERROR)|ERROR.*slow-accept/);
+});
+
+test('a close code the app may not send (1005): the client gets 1011 and the error log says why', async () => {
+  const ws = new WebSocket(`${base}/live/bad-close`);
+  await opened(ws);
+  assert.equal((await closed(ws)).code, 1011);
+  await server.waitFor(/bad-close: the app closed its WebSocket with a code or reason RFC 6455 does not allow/, 2000);
+});
+
 test('a message over ws_max_size is refused with 1009, and the app hears 1009', async () => {
   const ws = new WebSocket(`${base}/live/echo`);
   await opened(ws);

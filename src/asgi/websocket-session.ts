@@ -48,6 +48,8 @@ export class WebSocketSession implements Exchange, HandshakeOwner, Keepalive {
   pingAt = 0;
   lastPing = 0;
   private accept: (() => void) | null = null;
+  /** Ends the watch on the socket during the handshake (watchHandshake); null once ended. */
+  private unwatch: (() => void) | null;
   /** The pool is done with it (END, or it failed). */
   private done = false;
   /** The client's socket is closed (access log written). */
@@ -80,6 +82,7 @@ export class WebSocketSession implements Exchange, HandshakeOwner, Keepalive {
     this.socket = u.socket;
     this.log = u.log;
     u.socket.once('close', () => this.socketClosed());
+    this.unwatch = watchHandshake(u.socket);
   }
 
   // ---- the handshake (WebSocketFront)
@@ -191,6 +194,8 @@ export class WebSocketSession implements Exchange, HandshakeOwner, Keepalive {
     if (accept === null || this.ws !== null || this.answered) return;
     this.accept = null;
     this.frame = Buffer.from(this.frame.subarray(0, HEADER_SIZE));
+    this.unwatch?.();
+    this.unwatch = null;
     const f = block.toString('latin1').split('\0');
     this.subprotocol = f[0] || null;
     for (let i = 1; i + 1 < f.length; i += 2) {
@@ -279,6 +284,36 @@ export class WebSocketSession implements Exchange, HandshakeOwner, Keepalive {
     if (!head.some((h, i) => i % 2 === 1 && h.toLowerCase() === 'content-length')) head.push('Content-Length', String(body.length));
     this.socket.end(Buffer.concat([httpHead(head), body]));
   }
+}
+
+/** Bytes a client may send before its handshake is answered (RFC 6455 says none). */
+const EARLY_LIMIT = 64 * 1024;
+
+/**
+ * Reads the socket while the app decides on the handshake (or it waits for a
+ * worker), so that a client that leaves is seen at once: the app's
+ * receive() says so, and a queued handshake leaves the queue. What the
+ * client sends meanwhile is given back to the socket when the returned
+ * function ends the watch, right before ws takes the socket (same turn).
+ */
+function watchHandshake(socket: Socket): () => void {
+  const early: Buffer[] = [];
+  let size = 0;
+  const onData = (chunk: Buffer) => {
+    size += chunk.length;
+    if (size > EARLY_LIMIT) return void socket.destroy();
+    early.push(chunk);
+  };
+  const onEnd = () => socket.destroy();
+  socket.on('data', onData);
+  socket.once('end', onEnd);
+  socket.resume();
+  return () => {
+    socket.removeListener('data', onData);
+    socket.removeListener('end', onEnd);
+    // Still flowing: ws's 'data' listener, added in this same turn, gets what comes next.
+    if (early.length > 0) socket.unshift(Buffer.concat(early));
+  };
 }
 
 /** `STATUS\0Name\0Value...` as an HTTP/1.1 head that closes the connection. */

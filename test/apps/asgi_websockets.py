@@ -86,6 +86,21 @@ async def boom_late(scope, receive, send):
     raise RuntimeError("failed after accepting")
 
 
+async def slow_accept(scope, receive, send):
+    """Thinks before accepting: the client may be gone by then."""
+    await receive()
+    await asyncio.sleep(0.5)
+    await until_disconnect(receive)
+
+
+async def bad_close(scope, receive, send):
+    """Closes with 1005, a code RFC 6455 keeps off the wire."""
+    await receive()
+    await send({"type": "websocket.accept"})
+    await send({"type": "websocket.close", "code": 1005})
+    await until_disconnect(receive)
+
+
 async def deaf(scope, receive, send):
     """Accepts and never reads: the front must stop reading the client."""
     await receive()
@@ -114,6 +129,8 @@ ROUTES = {
     "/boom-early": boom_early,
     "/boom-late": boom_late,
     "/deaf": deaf,
+    "/slow-accept": slow_accept,
+    "/bad-close": bad_close,
     "/firehose": firehose,
 }
 
