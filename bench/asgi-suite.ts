@@ -2,11 +2,13 @@
  * The asgi suite: ASGI 3 apps (bench/apps/asgi_hello.py, a raw hello world;
  * bench/apps/fastapi_json.py, a FastAPI JSON route) on gatehouse
  * (--interface asgi) and on the ASGI servers a user could pick instead, each
- * with PROCESSES worker processes: uvicorn (--workers, uvloop) and gunicorn
- * with uvicorn's worker class, all from Debian. Each row is a main-table row
- * (bench-row.ts: wrk, the connection check, the CPU accounting, --repeat).
- * Hypercorn, daphne and the WebSocket echo rows are not here yet.
+ * with PROCESSES worker processes: uvicorn (--workers, uvloop), gunicorn
+ * with uvicorn's worker class and hypercorn (-w, uvloop), all from Debian,
+ * and daphne (one process: it has no workers option). Each row is a
+ * main-table row (bench-row.ts: wrk, the connection check, the CPU
+ * accounting, --repeat). The WebSocket rows follow (asgi-websocket-rows.ts).
  */
+import { runWebSocketRows } from './asgi-websocket-rows.js';
 import { benchRow, emptyRow, type Row } from './bench-row.js';
 import type { Options } from './options.js';
 import { NON2XX_LEGEND, noteLines, progress, rowProgress, rowsTable, SERVED_LEGEND } from './report.js';
@@ -53,6 +55,37 @@ export function asgiServers(versions: Versions): ServerSpec[] {
       ],
       problemLines: /\[(WARNING|ERROR|CRITICAL)\]|Traceback/,
     },
+    {
+      id: 'hypercorn',
+      label: `hypercorn ${versions.hypercorn} (-w ${PROCESSES}, -k uvloop)`,
+      missing: () => (hasPythonModule('hypercorn') ? null : `hypercorn is not installed for ${PYTHON} (apt-get install python3-hypercorn)`),
+      launch: (app, port) => [
+        {
+          name: 'hypercorn',
+          cmd: PYTHON,
+          args: ['-m', 'hypercorn', '-w', String(PROCESSES), '-k', 'uvloop', '--bind', `127.0.0.1:${port}`, `${app.module}:app`],
+          cwd: APPS_DIR,
+          stopSignal: 'SIGTERM',
+        },
+      ],
+      problemLines: /Traceback|\bERROR\b|CRITICAL/,
+    },
+    {
+      id: 'daphne',
+      label: `daphne ${versions.daphne} (1 process: daphne has no workers option)`,
+      missing: () => (hasPythonModule('daphne') ? null : `daphne is not installed for ${PYTHON} (apt-get install daphne)`),
+      launch: (app, port) => [
+        {
+          name: 'daphne',
+          cmd: PYTHON,
+          // -v 0: no access log (the others keep none either).
+          args: ['-m', 'daphne', '-v', '0', '-b', '127.0.0.1', '-p', String(port), `${app.module}:app`],
+          cwd: APPS_DIR,
+          stopSignal: 'SIGTERM',
+        },
+      ],
+      problemLines: /Traceback|\bERROR\b|CRITICAL/,
+    },
   ];
 }
 
@@ -75,17 +108,20 @@ export async function runAsgiSuite(versions: Versions, opts: Options): Promise<s
       rowProgress(row, rows);
     }
   }
+  const websockets = await runWebSocketRows(versions, opts);
   const item = opts.markdown ? '- ' : '';
   return [
     'ASGI apps:',
     '',
     rowsTable(rows, opts.markdown, { ratio: 'gatehouse/peer' }),
     '',
-    `${item}wrk -t1 -c${CONNECTIONS} -d${opts.duration}s --latency, after a ${WARMUP_SECONDS} s warm-up, one fresh server per row; ${PROCESSES} Python processes each, Debian's ${PYTHON}; asgi-hello: a raw ASGI app, fastapi: GET /items/7?q=tea.`,
+    `${item}wrk -t1 -c${CONNECTIONS} -d${opts.duration}s --latency, after a ${WARMUP_SECONDS} s warm-up, one fresh server per row; ${PROCESSES} Python processes each (daphne: 1), Debian's ${PYTHON}; asgi-hello: a raw ASGI app, fastapi: GET /items/7?q=tea.`,
     `${item}Targets (issue 11): FastAPI ≥ 1.0× uvicorn with p99 at or below its; raw ASGI hello ≥ 0.8× uvicorn.`,
     `${item}${SERVED_LEGEND}`,
     `${item}${NON2XX_LEGEND}`,
     ...skipped.map((s) => `${item}${s}`),
     ...noteLines(rows, ', asgi', opts.markdown),
+    '',
+    ...websockets,
   ];
 }

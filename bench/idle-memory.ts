@@ -23,7 +23,7 @@ const OPEN_TIMEOUT_MS = 120000;
 const HOLD_SECONDS = 300;
 
 /** Resident memory in MiB: RSS counts shared pages in each process, PSS splits them. */
-interface Memory {
+export interface Memory {
   processes: number;
   rss: number;
   pss: number;
@@ -54,7 +54,7 @@ function kib(pid: number, file: string, field: string): number {
 }
 
 /** The server's processes now; for gatehouse, the front is the leader and the rest are Python. */
-function memoryOf(procs: readonly Proc[], server: ServerSpec): Memory {
+export function memoryOf(procs: readonly Proc[], server: ServerSpec): Memory {
   const all = procs.flatMap((p) => p.members());
   const front = server.id === 'gatehouse' ? procs.map((p) => p.pid) : all;
   const sum = (pids: readonly number[], file: string, field: string) => pids.reduce((n, pid) => n + kib(pid, file, field), 0) / 1024;
@@ -62,15 +62,15 @@ function memoryOf(procs: readonly Proc[], server: ServerSpec): Memory {
 }
 
 /** The memory is read once the total RSS moved less than SETTLE_MB over SETTLE_SAMPLES one-second samples, or after SETTLE_MAX_S. */
-const SETTLE_SAMPLES = 5;
-const SETTLE_MB = 1;
-const SETTLE_MAX_S = 30;
+export const SETTLE_SAMPLES = 5;
+export const SETTLE_MB = 1;
+export const SETTLE_MAX_S = 30;
 
 /**
  * Waits for the server's memory to settle: V8 keeps collecting and growing its heap for a few seconds after
  * the connections have opened, with no request going on. The seconds it took, null when it did not.
  */
-async function settle(procs: readonly Proc[], server: ServerSpec): Promise<number | null> {
+export async function settle(procs: readonly Proc[], server: ServerSpec): Promise<number | null> {
   const samples: number[] = [];
   for (let s = 1; s <= SETTLE_MAX_S; s++) {
     await sleep(1000);
@@ -82,7 +82,7 @@ async function settle(procs: readonly Proc[], server: ServerSpec): Promise<numbe
 }
 
 /** The client's source addresses: one while the ephemeral ports leave room (half of them, TIME_WAIT from earlier runs aside). */
-function sourcesFor(connections: number): number {
+export function sourcesFor(connections: number): number {
   const [low, high] = readFileSync('/proc/sys/net/ipv4/ip_local_port_range', 'latin1').trim().split(/\s+/).map(Number);
   const ports = (high ?? 60999) - (low ?? 32768) + 1;
   return Math.max(1, Math.ceil(connections / (ports / 2)));

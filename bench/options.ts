@@ -44,8 +44,9 @@ const USAGE = `Usage: npm run bench -- [--suite SUITES] [--quick] [--markdown] [
                                   (h2load -c4 -m50); req/s of 2xx answers, non-2xx counts, CPU per answer (needs h2load, openssl)
                        proxy      the hello and flask apps on gunicorn (-w 2, unix socket): gatehouse's proxy action against
                                   nginx proxy_pass (upstream keepalive), with the connection check
-                       asgi       a raw ASGI hello and a FastAPI JSON route: gatehouse --interface asgi against uvicorn (--workers, uvloop)
-                                  and gunicorn -k uvicorn.workers.UvicornWorker
+                       asgi       a raw ASGI hello and a FastAPI JSON route: gatehouse --interface asgi against uvicorn (--workers, uvloop),
+                                  gunicorn -k uvicorn.workers.UvicornWorker, hypercorn and daphne; WebSocket echo messages/s (50 clients)
+                                  and the memory of N idle WebSockets (--idle-connections): gatehouse against uvicorn (websockets, wsproto)
                        cache      hits on a cached 1 KiB and 64 KiB page: gatehouse --cache against Varnish and nginx uwsgi_cache,
                                   both in front of uWSGI (needs varnish)
                        upstreams  nginx uwsgi_pass → gatehouse against → uWSGI (flask), the proxy suite's rows, and gatehouse fastcgi
@@ -56,7 +57,7 @@ const USAGE = `Usage: npm run bench -- [--suite SUITES] [--quick] [--markdown] [
   --markdown         print the results tables as Markdown
   --only IDS         servers to run, comma-separated: gatehouse,gunicorn,uwsgi,nginx-uwsgi,waitress,uwsgi-http11;
                      front suites: gatehouse, nginx (static, idle), nginx-uwsgi (slowloris); tls: gatehouse, nginx-uwsgi; proxy: gatehouse, nginx;
-                     asgi: gatehouse, uvicorn, gunicorn-uvicorn; cache: gatehouse, varnish, nginx-cache;
+                     asgi: gatehouse, uvicorn, gunicorn-uvicorn, hypercorn, daphne, uvicorn-websockets, uvicorn-wsproto; cache: gatehouse, varnish, nginx-cache;
                      upstreams: gatehouse, nginx-uwsgi, nginx
   --apps IDS         apps to run (wsgi, tls and proxy suites), comma-separated: hello,flask
   --no-control       skip the uWSGI --http11-socket control row
@@ -66,7 +67,7 @@ const USAGE = `Usage: npm run bench -- [--suite SUITES] [--quick] [--markdown] [
   --repeat N         run each wrk or h2load row (wsgi, static, tls) N times, each with a fresh server, and show the median (and the range); also BENCH_REPEAT
   --logs DIR         keep each server's log as DIR/SERVER-APP.log (reload rows: DIR/SERVER-APP-reload.log; tls: DIR/tls-SERVER-APP-WORKLOAD.log);
                      nginx's error log is appended to its server's
-  --idle-connections N   idle suite: keep-alive connections to hold open (default 10000)
+  --idle-connections N   idle suite: keep-alive connections to hold open; asgi suite: idle WebSockets (default 10000)
   --slow-connections N   slowloris suite: slow connections (default 2000)
 Environment: BENCH_DURATION=seconds per wrk run (default 10, 3 with --quick); the tls suite's h2load runs make 4000 requests per second of it.
 `;

@@ -96,6 +96,9 @@ export function detectVersions() {
     openssl: v('openssl', ['version'], /^OpenSSL (\S+)/),
     flask: pythonPackage('flask'),
     uvicorn: pythonPackage('uvicorn'),
+    hypercorn: pythonPackage('hypercorn'),
+    daphne: pythonPackage('daphne'),
+    websockets: pythonPackage('websockets'),
   };
 }
 

@@ -10,6 +10,7 @@ the worker goes on serving the others.
 
     gatehouse_asgi.py        this loop: the stream to the front, tasks, stopping
     gatehouse_asgi_http.py   one HTTP request: scope, receive(), send()
+    gatehouse_asgi_websocket.py  one WebSocket: scope, receive(), send()
     gatehouse_lifespan.py    the lifespan protocol (startup before READY, shutdown at exit)
 """
 
@@ -20,8 +21,11 @@ import signal
 import sys
 
 from gatehouse_asgi_http import HttpRequest
+from gatehouse_asgi_websocket import WebSocket
 from gatehouse_lifespan import Lifespan
-from gatehouse_wire import BOOT_ERROR, CANCEL, HEADER_SIZE, HEARTBEAT, READY, REQ, REVOKED, pack_header, unpack_header
+from gatehouse_wire import (
+    BOOT_ERROR, CANCEL, HEADER_SIZE, HEARTBEAT, READY, REQ, REVOKED, WS_OPEN, WS_RESUME, WS_TEXT, pack_header, unpack_header,
+)
 
 # The front replaces a worker whose heartbeats stop for --timeout; beats go at least this often (s).
 BEAT_MAX_INTERVAL = 1.0
@@ -57,7 +61,13 @@ class FrontProtocol(asyncio.Protocol):
             if end > size:
                 break
             if kind == REQ:
-                worker.start(rid, buf[pos + HEADER_SIZE : end])
+                worker.start(rid, buf[pos + HEADER_SIZE : end], HttpRequest)
+            elif WS_TEXT <= kind <= WS_RESUME:
+                socket = worker.requests.get(rid)
+                if socket is not None:
+                    socket.on_frame(kind, buf[pos + HEADER_SIZE : end])
+            elif kind == WS_OPEN:
+                worker.start(rid, buf[pos + HEADER_SIZE : end], WebSocket)
             elif kind == CANCEL:
                 worker.cancel(rid)
             # REVOKE: every request here started at once, so there is nothing to give back.
@@ -116,11 +126,11 @@ class AsgiWorker:
             self.write(pack_header(HEARTBEAT, 0, 0))
         loop.call_later(interval, self.beat, loop, interval)
 
-    def start(self, rid, payload):
+    def start(self, rid, payload, kind):
         if self.stopping:
             self.write(pack_header(REVOKED, rid, 0))  # the front sends it to another worker
             return
-        request = HttpRequest(self, rid, payload)
+        request = kind(self, rid, payload)
         self.requests[rid] = request
         request.task = asyncio.get_running_loop().create_task(request.run())
 
@@ -147,6 +157,9 @@ class AsgiWorker:
             self.idle.set()
 
     def front_gone(self):
+        for request in self.requests.values():
+            if isinstance(request, WebSocket):
+                request.gone(1012, "")  # their sockets went with the front
         self.stop()
 
 

@@ -30,6 +30,32 @@ EXTENSIONS = {"http.response.pathsend": {}}
 HTTP_VERSIONS = {b"1.0": "1.0", b"1.1": "1.1", b"2.0": "2"}
 
 
+def read_scope(payload, state):
+    """A REQ or WS_OPEN payload: the HTTP scope, the inline body, and the spilled body's file ('' for none)."""
+    blen = unpack_u32(payload, 0)[0]
+    f = payload[4 : 4 + blen].split(b"\0")
+    it = iter(f[11:-1])
+    client = (f[7].decode("latin-1"), int(f[8])) if f[7] else None
+    server = (f[9].decode("latin-1"), int(f[10]) if f[10] else None) if f[9] else None  # a unix socket: (path, None)
+    scope = {
+        "type": "http",
+        "asgi": ASGI,
+        "http_version": HTTP_VERSIONS.get(f[2], "1.1"),
+        "method": f[0].decode("latin-1"),
+        "scheme": f[1].decode("latin-1"),
+        "path": (f[3] + f[4]).decode("utf-8", "replace"),
+        "raw_path": f[5],
+        "query_string": f[6],
+        "root_path": f[3].decode("utf-8", "replace"),
+        "headers": list(zip(it, it)),
+        "client": client,
+        "server": server,
+        "extensions": EXTENSIONS,
+        "state": state.copy(),
+    }
+    return scope, payload[4 + blen :], f[-1].decode("latin-1")
+
+
 class ClientDisconnected(OSError):
     """send() after the client went away (what the ASGI spec asks servers to raise)."""
 
@@ -43,7 +69,84 @@ def plain(status, text):
     return head, body
 
 
-class HttpRequest:
+class Responder:
+    """What sends an HTTP response over the wire (an ASGI HTTP request, or a WebSocket's denial)."""
+
+    __slots__ = ()
+
+    def start(self, message):
+        if self.status is not None:
+            raise AppError("http.response.start sent twice")
+        status = message["status"]
+        if type(status) is not int or not 100 <= status <= 599:
+            raise AppError("the status must be an int from 100 to 599, got %r" % (status,))
+        line = "%d %s" % (status, REASONS.get(status, ""))
+        headers = []
+        for name, value in message.get("headers", ()):
+            name = name.decode("latin-1")
+            if name.lower() not in HOP_BY_HOP:  # the front owns the connection's framing
+                headers.append((name, value.decode("latin-1")))
+        self.declared = check_headers(line, headers)
+        self.status = line
+        self.headers = headers
+
+    def body_part(self, body, more):
+        send = self.worker.write
+        rid = self.rid
+        if not self.head_sent:
+            self.head_sent = True
+            if not more:
+                # The whole response in one message: one frame, with its length.
+                self.complete = self.ended = True
+                headers = self.headers
+                if self.declared is None and not bodiless(self.status) and (body or self.scope.get("method") != "HEAD"):
+                    headers.append(("Content-Length", str(len(body))))
+                head = encode_head(self.status, headers)
+                send(b"".join((pack_response(RESPONSE, rid, 4 + len(head) + len(body), len(head)), head, body)))
+                self.wake()
+                return
+            head = encode_head(self.status, self.headers)
+            send(pack_header(START, rid, len(head)) + head)
+        if body:
+            send(pack_header(BODY, rid, len(body)) + body)
+        if not more:
+            self.complete = True
+            self.end(END)
+            self.wake()
+
+    def end(self, kind):
+        """The frame that ends the request for the front: sent once."""
+        if not self.ended:
+            self.ended = True
+            self.worker.write(pack_header(kind, self.rid, 0))
+
+    def fail(self, status, text):
+        """An answer from the worker when the app gave none; a response already started is cut."""
+        if self.head_sent or self.ended:
+            self.end(ABORT)
+            return
+        self.ended = True
+        head, body = plain(status, text)
+        self.worker.write(pack_response(RESPONSE, self.rid, 4 + len(head) + len(body), len(head)) + head + body)
+
+    def label(self):
+        scope = self.scope
+        raw = scope["raw_path"] + (b"?" + scope["query_string"] if scope["query_string"] else b"")
+        return "%s %s" % (scope.get("method", "WEBSOCKET"), raw.decode("latin-1"))
+
+    def log(self, text):
+        sys.stderr.write("Error handling request %s: %s\n" % (self.label(), text))
+        sys.stderr.flush()
+
+    def log_exception(self, exc):
+        if isinstance(exc, AppError):
+            return self.log(str(exc))
+        sys.stderr.write("Error handling request %s\n" % self.label())
+        traceback.print_exception(type(exc), exc, exc.__traceback__, file=sys.stderr)
+        sys.stderr.flush()
+
+
+class HttpRequest(Responder):
     __slots__ = (
         "worker", "rid", "scope", "body", "body_file", "task", "status", "headers", "declared",
         "head_sent", "complete", "ended", "disconnected", "timed_out", "waiter",
@@ -52,29 +155,8 @@ class HttpRequest:
     def __init__(self, worker, rid, payload):
         self.worker = worker
         self.rid = rid
-        blen = unpack_u32(payload, 0)[0]
-        f = payload[4 : 4 + blen].split(b"\0")
-        self.body = payload[4 + blen :]
-        self.body_file = f[-1].decode("latin-1") or None
-        it = iter(f[11:-1])
-        client = (f[7].decode("latin-1"), int(f[8])) if f[7] else None
-        server = (f[9].decode("latin-1"), int(f[10])) if f[9] else None
-        self.scope = {
-            "type": "http",
-            "asgi": ASGI,
-            "http_version": HTTP_VERSIONS.get(f[2], "1.1"),
-            "method": f[0].decode("latin-1"),
-            "scheme": f[1].decode("latin-1"),
-            "path": (f[3] + f[4]).decode("utf-8", "replace"),
-            "raw_path": f[5],
-            "query_string": f[6],
-            "root_path": f[3].decode("utf-8", "replace"),
-            "headers": list(zip(it, it)),
-            "client": client,
-            "server": server,
-            "extensions": EXTENSIONS,
-            "state": worker.state.copy(),
-        }
+        self.scope, self.body, body_file = read_scope(payload, worker.state)
+        self.body_file = body_file or None
         self.task = None
         self.status = None  # the status line once http.response.start came
         self.headers = None
@@ -176,46 +258,6 @@ class HttpRequest:
         else:
             raise AppError("unexpected ASGI message type %r" % (kind,))
 
-    def start(self, message):
-        if self.status is not None:
-            raise AppError("http.response.start sent twice")
-        status = message["status"]
-        if type(status) is not int or not 100 <= status <= 599:
-            raise AppError("the status must be an int from 100 to 599, got %r" % (status,))
-        line = "%d %s" % (status, REASONS.get(status, ""))
-        headers = []
-        for name, value in message.get("headers", ()):
-            name = name.decode("latin-1")
-            if name.lower() not in HOP_BY_HOP:  # the front owns the connection's framing
-                headers.append((name, value.decode("latin-1")))
-        self.declared = check_headers(line, headers)
-        self.status = line
-        self.headers = headers
-
-    def body_part(self, body, more):
-        send = self.worker.write
-        rid = self.rid
-        if not self.head_sent:
-            self.head_sent = True
-            if not more:
-                # The whole response in one message: one frame, with its length.
-                self.complete = self.ended = True
-                headers = self.headers
-                if self.declared is None and not bodiless(self.status) and (body or self.scope["method"] != "HEAD"):
-                    headers.append(("Content-Length", str(len(body))))
-                head = encode_head(self.status, headers)
-                send(b"".join((pack_response(RESPONSE, rid, 4 + len(head) + len(body), len(head)), head, body)))
-                self.wake()
-                return
-            head = encode_head(self.status, self.headers)
-            send(pack_header(START, rid, len(head)) + head)
-        if body:
-            send(pack_header(BODY, rid, len(body)) + body)
-        if not more:
-            self.complete = True
-            self.end(END)
-            self.wake()
-
     def pathsend(self, path):
         if self.status is None or self.head_sent:
             raise AppError("http.response.pathsend needs http.response.start and no body before it")
@@ -229,34 +271,3 @@ class HttpRequest:
         self.worker.write(pack_header(START, self.rid, len(head)) + head + pack_header(FILE, self.rid, len(spec)) + spec)
         self.end(END)
         self.wake()
-
-    def end(self, kind):
-        """The frame that ends the request for the front: sent once."""
-        if not self.ended:
-            self.ended = True
-            self.worker.write(pack_header(kind, self.rid, 0))
-
-    def fail(self, status, text):
-        """An answer from the worker when the app gave none; a response already started is cut."""
-        if self.head_sent or self.ended:
-            self.end(ABORT)
-            return
-        self.ended = True
-        head, body = plain(status, text)
-        self.worker.write(pack_response(RESPONSE, self.rid, 4 + len(head) + len(body), len(head)) + head + body)
-
-    def label(self):
-        scope = self.scope
-        raw = scope["raw_path"] + (b"?" + scope["query_string"] if scope["query_string"] else b"")
-        return "%s %s" % (scope["method"], raw.decode("latin-1"))
-
-    def log(self, text):
-        sys.stderr.write("Error handling request %s: %s\n" % (self.label(), text))
-        sys.stderr.flush()
-
-    def log_exception(self, exc):
-        if isinstance(exc, AppError):
-            return self.log(str(exc))
-        sys.stderr.write("Error handling request %s\n" % self.label())
-        traceback.print_exception(type(exc), exc, exc.__traceback__, file=sys.stderr)
-        sys.stderr.flush()

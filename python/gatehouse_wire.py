@@ -16,6 +16,7 @@ REQ = 1
 CANCEL = 2
 REVOKE = 3
 FORK = 4
+WS_OPEN = 5
 # Frame types, worker -> front
 READY = 10
 BOOT_ERROR = 11
@@ -28,6 +29,13 @@ ABORT = 17
 REVOKED = 18
 EXITED = 19
 HEARTBEAT = 20
+WS_ACCEPT = 21
+# Frame types, both ways (an open WebSocket)
+WS_TEXT = 22
+WS_BINARY = 23
+WS_CLOSE = 24
+WS_PAUSE = 25
+WS_RESUME = 26
 
 # Bytes asked for per read. Under glibc's mmap threshold (128 KiB): a bigger
 # buffer is mapped and unmapped on every recv(), which costs more than the

@@ -28,6 +28,7 @@ import { resolveUser } from './config/users.js';
 import { watchForReload } from './pool/reload-watch.js';
 import { Logger } from './log/logger.js';
 import { WorkerPool } from './pool/worker-pool.js';
+import { WebSocketFront } from './asgi/websocket-front.js';
 
 export const VERSION: string = JSON.parse(
   readFileSync(fileURLToPath(new URL('../../package.json', import.meta.url)), 'utf8'),
@@ -75,6 +76,7 @@ function createPool(app: AppSettings, gracefulTimeout: number, logger: Logger): 
       threads: app.interface === 'asgi' ? app.max_concurrency : app.threads,
       interface: app.interface,
       maxConcurrency: app.max_concurrency,
+      gracefulTimeout,
       timeout: app.timeout,
       queueSize: app.queue_size,
       queueTimeout: app.queue_timeout,
@@ -99,6 +101,8 @@ export class Gatehouse {
   private readonly upstreams: Upstream[] = [];
   /** The HTTP cache, when some route is cached. */
   private cache: CacheTier | undefined;
+  /** The ASGI apps' WebSockets (their keepalive pings). */
+  private readonly websockets: WebSocketFront;
 
   constructor(readonly site: Site) {
     const settings = site.settings;
@@ -110,10 +114,16 @@ export class Gatehouse {
     const fileCache = new FileCache(settings.static_cache);
     const ctx: ExchangeContext = { logger: this.logger, accessLog: this.accessLog, draining: false, compression };
     const apps = new Map<string, WsgiApp>();
+    this.websockets = new WebSocketFront({
+      maxSize: settings.ws_max_size,
+      pingInterval: settings.ws_ping_interval,
+      pingTimeout: settings.ws_ping_timeout,
+      perMessageDeflate: settings.ws_per_message_deflate,
+    });
     for (const app of site.apps) {
       const { pool, owner } = createPool(app, settings.graceful_timeout, site.apps.length > 1 ? this.logger.named(app.name) : this.logger);
       this.pools.set(app.name, pool);
-      apps.set(app.name, new WsgiApp(pool, ctx, owner, settings.body_timeout));
+      apps.set(app.name, new WsgiApp(pool, ctx, owner, settings.body_timeout, this.websockets));
     }
     // site.routes: the --static and --proxy routes first, then the file's.
     const shorthands = settings.static.length + settings.proxy.length;
@@ -227,6 +237,7 @@ export class Gatehouse {
     await this.front.drain(deadline);
     await Promise.all([...this.pools.values()].map((pool) => pool.stop(Math.max(0, deadline - performance.now()))));
     this.front.closeAll();
+    this.websockets.stop();
     await Promise.all(this.upstreams.map((upstream) => upstream.stop()));
     await this.cache?.stop();
     await this.accessLog?.close();

@@ -259,3 +259,12 @@ test('over HTTPS and HTTP/2: scheme https, http_version 2, no pseudo-headers', {
     }
   });
 });
+
+test('on a unix-socket listener the scope\'s server is [path, None] and client is None', async () => {
+  const sock = join(dir, 'asgi.sock');
+  await withServer([`${ASGI_APPS}:app`, '--bind', `unix:${sock}`, '--python', SYSTEM_PYTHON], async () => {
+    const scope = json(await request({ socketPath: sock }, '/scope'));
+    assert.deepEqual(scope.server, [sock, null]);
+    assert.equal(scope.client, null);
+  });
+});

@@ -3,7 +3,8 @@
  * NUL-separated block (python/gatehouse_asgi_http.py reads it): method,
  * scheme, HTTP version, root_path (the route's mount) and the path below it
  * (both percent-decoded bytes, which the worker decodes as UTF-8), raw path,
- * query string, client host and port, server host and port, then the
+ * query string, client host and port, server host and port (a unix
+ * listener: its path and an empty port), then the
  * headers as name (lower case) and value, then the spilled body's temp file.
  *
  * Headers pass as the client sent them (repeats stay separate, as ASGI
@@ -11,6 +12,7 @@
  * trusted proxies, the X-Forwarded-* family (as for WSGI: see forwarded.ts).
  * A trusted proxy's client address and host replace the peer's.
  */
+import type { Socket } from 'node:net';
 import type { RequestInfo } from '../http/handler.js';
 import { forwardedOf, PROXY_HEADER } from '../http/forwarded.js';
 
@@ -32,6 +34,12 @@ export interface RequestScope {
 function bare(address: string | undefined): string {
   if (address === undefined) return '';
   return address.startsWith('::ffff:') ? address.slice(7) : address;
+}
+
+/** A unix-socket listener's path (ASGI's `server` is then [path, None]); '' when there is none. */
+function unixPath(socket: Socket): string {
+  const address = (socket as Socket & { server?: { address(): unknown } }).server?.address();
+  return typeof address === 'string' ? address : '';
 }
 
 export function buildScope(req: RequestInfo, target: ScopeTarget): RequestScope {
@@ -56,7 +64,7 @@ export function buildScope(req: RequestInfo, target: ScopeTarget): RequestScope 
   if (fwd?.host !== undefined) headers += `\0host\0${fwd.host}`;
   const tcp = socket.localPort !== undefined;
   const client = fwd?.addr !== undefined ? `${fwd.addr}\0${fwd.port ?? '0'}` : tcp ? `${bare(socket.remoteAddress)}\0${socket.remotePort ?? 0}` : '\0';
-  const server = tcp ? `${bare(socket.localAddress)}\0${socket.localPort}` : '\0';
+  const server = tcp ? `${bare(socket.localAddress)}\0${socket.localPort}` : `${unixPath(socket)}\0`;
   const block =
     `${req.method}\0${target.scheme}\0${req.httpVersion}\0${target.prefix}\0${target.rest}\0${q < 0 ? url : url.slice(0, q)}` +
     `\0${target.query}\0${client}\0${server}${headers}`;

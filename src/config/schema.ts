@@ -313,6 +313,14 @@ export function configSchema(base: string) {
         })
         .default('combined'),
       graceful_timeout: seconds.default(30),
+      /** ASGI WebSockets: the largest message taken from a client; past it the socket is closed with 1009. */
+      ws_max_size: size.default(16 * 1024 ** 2),
+      /** ASGI WebSockets: seconds between pings to each client; 0: none. */
+      ws_ping_interval: seconds.default(20),
+      /** ASGI WebSockets: a pong not back within this many seconds ends the socket. */
+      ws_ping_timeout: seconds.default(20),
+      /** ASGI WebSockets: permessage-deflate when the client offers it (true, or "on" / "off"). */
+      ws_per_message_deflate: z.union([z.boolean(), z.enum(['on', 'off']).transform((v) => v === 'on')], { error: 'must be true, false, on or off' }).default(true),
       max_request_body: size.default(100 * 1024 ** 2),
       /** Peers whose X-Forwarded-* / Forwarded headers are believed; none by default, as the edge server (see src/http/forwarded.ts). */
       forwarded_allow_ips: z.array(trustedPeer).default([]),

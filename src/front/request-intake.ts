@@ -77,15 +77,15 @@ export class RequestIntake {
    * A request asking to switch protocols: node:http has let go of the socket
    * (its 'upgrade' event). Routed as any other; an action with upgrade()
    * takes the socket. Any other answer (a refusal, or an action without
-   * upgrade(), which sees the request as any other) goes through a
+   * upgrade() or that declines, which sees the request as any other) goes through a
    * ServerResponse of our own on the socket; once it is sent the connection
    * goes on with its next request (`resume`), as node:http would have done
    * without an 'upgrade' listener, unless the answer closes it.
    */
   onUpgrade(req: IncomingMessage, socket: Socket, head: Buffer, listener: ListenerInfo, resume: ((socket: Socket) => void) | null): void {
-    // node:http took its own error listener away with the socket.
-    const onError = () => socket.destroy();
-    socket.on('error', onError);
+    // node:http took its own error listener away with the socket. Not a closure: an action
+    // keeping the socket (an open WebSocket) must not keep this request's objects with it.
+    socket.on('error', destroySocket);
     const res = new ServerResponse(req);
     res.shouldKeepAlive = req.httpVersionMinor >= 1 && req.headers.connection?.toLowerCase().includes('close') !== true;
     res.assignSocket(socket);
@@ -94,7 +94,7 @@ export class RequestIntake {
       // node:http's own `_last`: the answer said Connection: close (shouldKeepAlive off, or the action's header).
       const last = (res as unknown as { _last?: boolean })._last === true;
       if (last || resume === null || this.ctx.draining || !req.complete) return void socket.destroySoon();
-      socket.removeListener('error', onError);
+      socket.removeListener('error', destroySocket);
       if (head.length > 0) socket.unshift(head);
       resume(socket);
     });
@@ -108,7 +108,11 @@ export class RequestIntake {
     const { handler, res: _res, body: _body, ...routed } = r;
     if (handler.upgrade === undefined) return handler.serve(r);
     res.detachSocket(socket);
-    handler.upgrade({ ...routed, socket, head });
+    const decline = () => {
+      res.assignSocket(socket);
+      handler.serve(r);
+    };
+    handler.upgrade({ ...routed, socket, head, decline });
   }
 
   /**
@@ -227,6 +231,10 @@ function redirectToHttps(req: RequestInfo, res: HttpResponse, host: string, port
 function refused(r: { res: HttpResponse; log: RouteRequest['log'] }, status: number): null {
   refuse(r, status);
   return null;
+}
+
+function destroySocket(this: Socket): void {
+  this.destroy();
 }
 
 /** The request's `log` when there is no access log: nothing to allocate per request. */

@@ -83,6 +83,8 @@ export interface UpgradeRequest extends Omit<RouteRequest, 'res'> {
   socket: Socket;
   /** What the client sent past the request head (the new protocol's first bytes, often none). */
   head: Buffer;
+  /** The action switches no protocol for this request: it is served as any other (serve()), and the connection goes on after it. */
+  decline(): void;
 }
 
 /** A request for an action that needs no node:http objects (Handler.serveLean). */

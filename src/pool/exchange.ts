@@ -31,4 +31,12 @@ export interface Exchange {
   abort(): void;
   /** The pool could not get an answer: 502 worker died, 503 queue full or timed out, 504 timeout. */
   fail(status: 502 | 503 | 504, reason: string): void;
+  /**
+   * Present on an exchange that can switch protocols (an ASGI WebSocket): the
+   * worker's frames of that protocol (WS_ACCEPT, WS_TEXT...). Its END comes
+   * when the app is done with it.
+   */
+  relayed?(type: number, payload: Buffer): void;
+  /** The worker is leaving (reload, stop): a long-lived exchange (an open WebSocket) ends now, cleanly. */
+  shutdown?(): void;
 }

@@ -51,6 +51,8 @@ export interface SupervisorOptions {
   interface: 'auto' | Interface;
   /** ASGI: requests a worker runs at once on its event loop. */
   maxConcurrency: number;
+  /** Seconds a retiring worker's long-lived exchanges (open WebSockets) may go on before they are ended (1012). */
+  gracefulTimeout: number;
 }
 
 /** What the supervisor tells the scheduler. */
@@ -248,12 +250,29 @@ export class Supervisor {
    * Takes a worker out of service without losing a request: it gets no new
    * ones, those queued on it and not started come back, and its stream is
    * closed (it then exits by itself) once its running requests are answered.
+   * Its open WebSockets are closed (1012) after --graceful-timeout.
    */
   private retire(w: WorkerProcess, reason: string): void {
     if (w.state === 'retiring' || w.state === 'dead') return;
     w.retire(reason);
     if (this.opts.threads === 1) w.revokeQueued();
     this.closeIfIdle(w);
+    if (w.inflight.some((x) => x.shutdown !== undefined)) {
+      setTimeout(() => w.state === 'retiring' && this.shutdownLongLived([w]), this.opts.gracefulTimeout * 1000).unref();
+    }
+  }
+
+  /** Tells the workers' long-lived exchanges (open WebSockets) to end now; false if there were none. */
+  shutdownLongLived(workers: readonly WorkerProcess[]): boolean {
+    let any = false;
+    for (const w of workers) {
+      for (const x of [...w.inflight]) {
+        if (x.shutdown === undefined) continue;
+        any = true;
+        x.shutdown();
+      }
+    }
+    return any;
   }
 
   private closeIfIdle(w: WorkerProcess): void {

@@ -11,6 +11,9 @@ import { Scheduler, type SchedulerOptions } from './scheduler.js';
 import { Supervisor, type SupervisorOptions } from './supervisor.js';
 import type { WorkerProcess } from './worker-process.js';
 
+/** How long exchanges told to shut down (open WebSockets) have to end before the workers are stopped (ms). */
+const SHUTDOWN_MS = 1000;
+
 export type PoolOptions = SupervisorOptions & SchedulerOptions;
 
 export class WorkerPool {
@@ -78,12 +81,18 @@ export class WorkerPool {
 
   /**
    * Stops the pool: waits up to `graceMs` for queued and running requests,
-   * then asks workers to exit, killing those that do not.
+   * then closes open WebSockets (1012), then asks workers to exit, killing
+   * those that do not.
    */
   async stop(graceMs: number): Promise<void> {
     this.supervisor.halt();
     const deadline = performance.now() + graceMs;
     while (this.pending > 0 && performance.now() < deadline) await sleep(50);
+    // What is still open at the deadline and can end cleanly (a WebSocket: 1012) does, and gets a moment to.
+    if (this.supervisor.shutdownLongLived(this.list)) {
+      const until = performance.now() + SHUTDOWN_MS;
+      while (this.pending > 0 && performance.now() < until) await sleep(20);
+    }
     this.scheduler.failWaiting('server shutting down');
     await this.supervisor.terminate(deadline - performance.now());
   }

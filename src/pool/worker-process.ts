@@ -14,6 +14,9 @@ import type { Logger } from '../log/logger.js';
 import { decodeFile, decodeHead, decodeResponse, encodeEmpty, Frame, FrameDecoder } from '../wire/frames.js';
 import type { Exchange } from './exchange.js';
 
+/** Bytes waiting for the worker past which relay() says to stop reading the clients. */
+const RELAY_HIGH_WATER = 4 * 1024 * 1024;
+
 const WORKER_SCRIPT = fileURLToPath(new URL('../../../python/gatehouse_worker.py', import.meta.url));
 
 export interface WorkerSpawnOptions {
@@ -45,6 +48,13 @@ export class WorkerProcess {
   state: 'booting' | 'ready' | 'retiring' | 'dead' = 'booting';
   /** Requests sent, oldest (running) first. */
   readonly inflight: Exchange[] = [];
+  /**
+   * The same requests by id. A plain object, not a Map: V8 links each Map
+   * table it outgrows to its successor, so one promoted dead table kept every
+   * later table and the requests in them alive until the next full GC (most
+   * requests then reached old space).
+   */
+  private byId: Record<number, Exchange | undefined> = {};
   /** When inflight[0] started running (ms, performance.now()). */
   headStartedAt = 0;
   readonly spawnedAt = performance.now();
@@ -61,6 +71,8 @@ export class WorkerProcess {
   private stream: Socket | null = null;
   private readonly revoking = new Set<Exchange>();
   private outbox: Buffer[] = [];
+  /** Waiting for the stream to the worker to drain (relay()). */
+  private drainWaiters: (() => void)[] = [];
   /** A forked worker is gone once its exit is reported and its stream is closed. */
   private exitStatus: number | null = null;
   private streamClosed = false;
@@ -116,6 +128,11 @@ export class WorkerProcess {
     const decoder = new FrameDecoder((type, id, payload) => this.onFrame(type, id, payload));
     stream.on('data', (chunk: Buffer) => decoder.push(chunk));
     stream.on('error', () => {}); // the process's exit is what we act on
+    stream.on('drain', () => {
+      const waiters = this.drainWaiters;
+      this.drainWaiters = [];
+      for (const fn of waiters) fn();
+    });
   }
 
   /**
@@ -128,6 +145,7 @@ export class WorkerProcess {
     x.sentAt = now;
     if (this.inflight.length === 0) this.headStartedAt = now;
     this.inflight.push(x);
+    this.byId[id] = x;
     if (this.outbox.length === 0) setImmediate(this.flush);
     this.outbox.push(x.frame);
   }
@@ -137,6 +155,24 @@ export class WorkerProcess {
     this.outbox = [];
     if (this.state !== 'dead') this.stream?.write(frames.length === 1 ? frames[0]! : Buffer.concat(frames));
   };
+
+  /**
+   * Sends a frame of the protocol `x` switched to (a WebSocket message),
+   * given with any id: `x`'s is written into it. False when the stream to
+   * the worker is full: whenDrained() says when to send more.
+   */
+  relay(x: Exchange, frame: Buffer): boolean {
+    const id = x.frame.readUInt32LE(1);
+    if (x.worker !== this || this.state === 'dead') return true;
+    frame.writeUInt32LE(id, 1);
+    if (this.outbox.length === 0) setImmediate(this.flush);
+    this.outbox.push(frame);
+    return this.stream === null || this.stream.writableLength < RELAY_HIGH_WATER;
+  }
+
+  whenDrained(fn: () => void): void {
+    this.drainWaiters.push(fn);
+  }
 
   /** The client went away: ask the worker to stop and close() the iterable. */
   cancel(x: Exchange): void {
@@ -166,6 +202,7 @@ export class WorkerProcess {
   takeAll(): Exchange[] {
     const all = this.inflight.splice(0);
     for (const x of all) x.worker = null;
+    this.byId = {};
     this.revoking.clear();
     return all;
   }
@@ -199,24 +236,13 @@ export class WorkerProcess {
   }
 
   private release(x: Exchange): void {
+    delete this.byId[x.frame.readUInt32LE(1)];
     this.revoking.delete(x);
     const i = this.inflight.indexOf(x);
     if (i === 0) this.inflight.shift();
     else this.inflight.splice(i, 1);
     x.worker = null;
     if (i === 0) this.headStartedAt = performance.now();
-  }
-
-  /**
-   * The request `id` names, if this worker still holds it: a sync worker's
-   * answer is for the first. Not a Map: V8 links each Map table it outgrows
-   * to its successor, so one promoted dead table keeps every later table and
-   * the requests in them alive until the next full GC (most requests then
-   * reached old space).
-   */
-  private holding(id: number): Exchange | undefined {
-    for (const x of this.inflight) if (x.frame.readUInt32LE(1) === id) return x;
-    return undefined;
   }
 
   private onFrame(type: number, id: number, payload: Buffer): void {
@@ -234,7 +260,7 @@ export class WorkerProcess {
       }
       return;
     }
-    const x = this.holding(id);
+    const x = this.byId[id];
     if (x === undefined) {
       // id 0 is never a request's.
       if (type === Frame.HEARTBEAT) this.beatAt = performance.now();
@@ -269,6 +295,7 @@ export class WorkerProcess {
         this.events.revoked(this, x);
         break;
       default:
+        if (type >= Frame.WS_ACCEPT && type <= Frame.WS_RESUME && x.relayed !== undefined) return x.relayed(type, payload);
         this.logger.error(`worker ${this.pid} sent an unknown frame type ${type}; stopping it`);
         this.kill('SIGKILL');
     }

@@ -19,6 +19,10 @@
  *           (the front sends it to another worker), else ignore.
  *   FORK    (--preload, to the template process) fork a worker; the child
  *           connects to the front's unix socket and says READY with this id.
+ *   WS_OPEN a WebSocket handshake for an ASGI app: u32 scope length, the
+ *           scope block (as REQ's, with an empty body). The app answers
+ *           with WS_ACCEPT, or with an HTTP response (RESPONSE, or START,
+ *           BODY..., END: the denial, or 403 for a close before accept).
  * worker → front (exactly one of RESPONSE, END, ABORT or REVOKED ends every REQ)
  *   READY       id 0, JSON {pid, python, interface}: the app is imported
  *               (interface: "wsgi" or "asgi"; an ASGI app's lifespan startup is done).
@@ -36,6 +40,16 @@
  *               every min(1 s, timeout / 4) while --timeout is on).
  *   EXITED      (from the template) the child with pid `id` exited; payload:
  *               its exit code, or minus the signal that killed it.
+ *   WS_ACCEPT   the app accepted the WebSocket: latin-1
+ *               `SUBPROTOCOL\0Name\0Value...` (subprotocol '' for none).
+ *               The socket's END comes when the app has returned.
+ * both ways, on an open WebSocket
+ *   WS_TEXT     a text message (UTF-8); WS_BINARY a binary one.
+ *   WS_CLOSE    u16 close code, then the reason (UTF-8): from the worker,
+ *               the app closes; from the front, the socket closed (the
+ *               app's websocket.disconnect).
+ *   WS_PAUSE    the receiver holds too much of this socket's messages:
+ *               stop sending them until WS_RESUME.
  */
 
 export const enum Frame {
@@ -43,6 +57,7 @@ export const enum Frame {
   CANCEL = 2,
   REVOKE = 3,
   FORK = 4,
+  WS_OPEN = 5,
   READY = 10,
   BOOT_ERROR = 11,
   RESPONSE = 12,
@@ -54,6 +69,12 @@ export const enum Frame {
   REVOKED = 18,
   EXITED = 19,
   HEARTBEAT = 20,
+  WS_ACCEPT = 21,
+  WS_TEXT = 22,
+  WS_BINARY = 23,
+  WS_CLOSE = 24,
+  WS_PAUSE = 25,
+  WS_RESUME = 26,
 }
 
 export const HEADER_SIZE = 9;
@@ -70,6 +91,18 @@ export function encodeRequest(id: number, environ: string, body: Buffer | null):
   frame.writeUInt32LE(envLen, 9);
   frame.write(environ, 13, envLen, 'latin1');
   if (body !== null) body.copy(frame, 13 + envLen);
+  return frame;
+}
+
+/** Encodes a frame with a u16 code and a UTF-8 text (WS_CLOSE). */
+export function encodeClose(id: number, code: number, reason: string): Buffer {
+  const len = 2 + Buffer.byteLength(reason);
+  const frame = Buffer.allocUnsafe(HEADER_SIZE + len);
+  frame[0] = Frame.WS_CLOSE;
+  frame.writeUInt32LE(id, 1);
+  frame.writeUInt32LE(len, 5);
+  frame.writeUInt16LE(code, HEADER_SIZE);
+  frame.write(reason, HEADER_SIZE + 2, 'utf8');
   return frame;
 }
 

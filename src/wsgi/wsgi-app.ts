@@ -7,17 +7,20 @@
  * The pool's interface decides the request block: a WSGI environ or an ASGI
  * scope (src/asgi/scope.ts); the response frames are the same. With
  * `interface = "auto"` it is known once the first worker has imported the
- * app; a request arriving before that waits for it.
+ * app; a request arriving before that waits for it. An ASGI app also takes
+ * WebSockets (upgrade()).
  */
 import type { Readable } from 'node:stream';
 import type { WorkerPool } from '../pool/worker-pool.js';
-import { encodeRequest } from '../wire/frames.js';
+import { encodeRequest, Frame } from '../wire/frames.js';
 import { bodyEnviron, buildEnviron } from './environ.js';
 import { buildScope, scopeBody } from '../asgi/scope.js';
 import { hasUnsizedH2Body, readRouteBody } from '../http/request-body.js';
 import { refuse } from '../http/plain-response.js';
 import { WsgiExchange } from './wsgi-exchange.js';
-import type { ExchangeContext, Handler, HttpResponse, LeanRouteRequest, RequestInfo, RouteRequest } from '../http/handler.js';
+import { WebSocketSession } from '../asgi/websocket-session.js';
+import type { WebSocketFront } from '../asgi/websocket-front.js';
+import type { ExchangeContext, Handler, HttpResponse, LeanRouteRequest, RequestInfo, RouteRequest, UpgradeRequest } from '../http/handler.js';
 
 export class WsgiApp implements Handler {
   constructor(
@@ -27,6 +30,8 @@ export class WsgiApp implements Handler {
     private readonly bodyOwner: { uid?: number; gid?: number },
     /** body_timeout in seconds: a body that stops arriving this long gets 408. */
     private readonly bodyTimeout: number,
+    /** WebSockets for an ASGI app. */
+    private readonly websockets: WebSocketFront,
   ) {}
 
   private readonly cancel = (x: WsgiExchange) => this.pool.cancel(x);
@@ -37,6 +42,19 @@ export class WsgiApp implements Handler {
 
   serveLean(r: LeanRouteRequest): void {
     this.answer(r, r.body);
+  }
+
+  /**
+   * A WebSocket handshake to an ASGI app (src/asgi/websocket-session.ts).
+   * Any other upgrade, or any to a WSGI app, is served as an ordinary request.
+   */
+  upgrade(u: UpgradeRequest): void {
+    const asgi = this.pool.asgi;
+    if (asgi === null) return this.pool.whenInterfaceKnown(() => this.upgrade(u));
+    if (!asgi || u.req.headers.upgrade?.toLowerCase() !== 'websocket') return u.decline();
+    const frame = encodeRequest(0, buildScope(u.req, u).block + scopeBody(0, null), null);
+    frame[0] = Frame.WS_OPEN;
+    this.websockets.handshake(u.req, u.socket, u.head, new WebSocketSession(frame, u, this.websockets, this.pool, this.ctx.logger));
   }
 
   private answer(r: RouteRequest<RequestInfo, HttpResponse>, body: Readable | null): void {

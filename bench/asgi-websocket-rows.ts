@@ -1,0 +1,168 @@
+/**
+ * The asgi suite's WebSocket rows (bench/apps/ws_echo.py), gatehouse against
+ * uvicorn (Debian's, --ws websockets and --ws wsproto), PROCESSES worker
+ * processes each:
+ *
+ * - echo: messages per second with ECHO_CLIENTS clients, each with one
+ *   message in flight (ws-echo-client.ts, a process of its own);
+ * - idle: the resident memory of --idle-connections open, silent
+ *   WebSockets (ws-idle-client.ts), all of the server's processes, read as
+ *   the idle suite reads it (idle-memory.ts) once it has settled.
+ */
+import { countEstablished, clientEvent, startClient, waitForEvent, withFdLimits } from './front-servers.js';
+import { memoryOf, settle, sourcesFor, TARGET_MB, type Memory } from './idle-memory.js';
+import type { Options } from './options.js';
+import { formatInt, noteLines, progress, renderTable } from './report.js';
+import { withServer } from './server-run.js';
+import { APPS_DIR, gatehouseServer, hasPythonModule, PROCESSES, PYTHON, type AppSpec, type ServerSpec, type Versions } from './servers.js';
+
+/** The --only names of the peers here (gatehouse is gatehouse). */
+export const WEBSOCKET_SERVER_IDS = ['uvicorn-websockets', 'uvicorn-wsproto'];
+
+const APP: AppSpec = { id: 'ws-echo', module: 'ws_echo' };
+const ECHO_CLIENTS = 50;
+const MESSAGE_SIZE = 32;
+const OPEN_TIMEOUT_MS = 120000;
+const HOLD_SECONDS = 300;
+
+function uvicorn(versions: Versions, ws: 'websockets' | 'wsproto', extra: string[] = []): ServerSpec {
+  return {
+    id: `uvicorn-${ws}`,
+    label: `uvicorn ${versions.uvicorn} (--workers ${PROCESSES}, --loop uvloop, --ws ${ws}${ws === 'websockets' ? ` ${versions.websockets}` : ''})`,
+    missing: () => (hasPythonModule('uvicorn') && hasPythonModule(ws) ? null : `uvicorn or ${ws} is not installed for ${PYTHON} (apt-get install uvicorn python3-${ws})`),
+    launch: (app, port) => [
+      {
+        name: 'uvicorn',
+        cmd: PYTHON,
+        args: ['-m', 'uvicorn', '--workers', String(PROCESSES), '--loop', 'uvloop', '--ws', ws, '--host', '127.0.0.1', '--port', String(port), '--no-access-log', ...extra, '--app-dir', APPS_DIR, `${app.module}:app`],
+        cwd: APPS_DIR,
+        stopSignal: 'SIGTERM',
+      },
+    ],
+    problemLines: /Traceback|\bERROR\b/,
+  };
+}
+
+interface EchoRow {
+  server: ServerSpec;
+  done: { messages: number; seconds: number; min: number; max: number; opened: number; errors: Record<string, number> } | null;
+  notes: string[];
+}
+
+async function echoRow(server: ServerSpec, opts: Options): Promise<EchoRow> {
+  const row: EchoRow = { server, done: null, notes: [] };
+  await withServer(server, APP, opts, `asgi-${server.id}-ws-echo`, row.notes, async (port) => {
+    const args = ['--url', `ws://127.0.0.1:${port}/echo`, '--clients', String(ECHO_CLIENTS), '--seconds', String(opts.duration), '--warmup', '2', '--size', String(MESSAGE_SIZE)];
+    const client = startClient('ws-echo-client', args, 4096);
+    const done = await waitForEvent<NonNullable<EchoRow['done']>>(client, 'done', (opts.duration + 60) * 1000);
+    await client.stop('SIGTERM', 5000);
+    if (done.value === null) return void row.notes.push(done.why);
+    row.done = done.value;
+    if (done.value.opened < ECHO_CLIENTS) row.notes.push(`only ${done.value.opened}/${ECHO_CLIENTS} clients connected: ${JSON.stringify(done.value.errors)}`);
+    if (done.value.min === 0) row.notes.push('a client got no echo at all (starved)');
+  });
+  return row;
+}
+
+interface IdleRow {
+  server: ServerSpec;
+  asked: number;
+  open: number | null;
+  before: Memory | null;
+  after: Memory | null;
+  notes: string[];
+}
+
+async function idleRow(server: ServerSpec, opts: Options): Promise<IdleRow> {
+  const n = opts.idleConnections;
+  const row: IdleRow = { server, asked: n, open: null, before: null, after: null, notes: [] };
+  await withServer(withFdLimits(server, n + 1000), APP, opts, `asgi-${server.id}-ws-idle`, row.notes, async (port, procs) => {
+    row.before = memoryOf(procs, server);
+    const sources = sourcesFor(n);
+    const args = ['--url', `ws://127.0.0.1:${port}/echo`, '--count', String(n), '--sources', String(sources), '--max-seconds', String(HOLD_SECONDS)];
+    const client = startClient('ws-idle-client', args, n + 1000);
+    try {
+      const ready = await waitForEvent<{ opened: number; failed: number; errors: Record<string, number>; seconds: number }>(client, 'ready', OPEN_TIMEOUT_MS);
+      if (ready.value === null) return void row.notes.push(ready.why);
+      const r = ready.value;
+      progress(`   ${formatInt(r.opened)} WebSockets open in ${r.seconds.toFixed(1)} s${r.failed > 0 ? `, ${r.failed} failed: ${JSON.stringify(r.errors)}` : ''}`);
+      if (r.failed > 0) row.notes.push(`${r.failed} of ${n} WebSockets failed: ${JSON.stringify(r.errors)}`);
+      if ((await settle(procs, server)) === null) row.notes.push('the memory was still changing 30 s after the sockets opened: read then');
+      const serverSide = await countEstablished(port, 'sport');
+      row.after = memoryOf(procs, server);
+      const clientSide = await countEstablished(port, 'dport');
+      if (typeof serverSide === 'string' || typeof clientSide === 'string') row.notes.push(`ss: ${serverSide} / ${clientSide}`);
+      else row.open = Math.min(serverSide, clientSide);
+      if (row.open !== null && row.open < n) row.notes.push(`only ${row.open} of ${n} sockets were open when the memory was read`);
+    } finally {
+      await client.stop('SIGTERM', 10000);
+      const end = clientEvent<{ closedByServer: number }>(client, 'end');
+      if (end !== null && end.closedByServer > 0) row.notes.push(`the server closed ${end.closedByServer} socket(s) before the end`);
+    }
+  });
+  return row;
+}
+
+const mb = (n: number) => `${n.toFixed(1)} MB`;
+
+/** The WebSocket rows, for the asgi suite; the section's lines for stdout. */
+export async function runWebSocketRows(versions: Versions, opts: Options): Promise<string[]> {
+  const n = opts.idleConnections;
+  const keep = (s: ServerSpec) => opts.only === null || opts.only.has(s.id) || (s.id.startsWith('uvicorn') && opts.only.has('uvicorn'));
+  const echoServers = [gatehouseServer(versions, PROCESSES, ['--interface', 'asgi']), uvicorn(versions, 'websockets'), uvicorn(versions, 'wsproto')].filter(keep);
+  const idleServers = [
+    gatehouseServer(versions, PROCESSES, ['--interface', 'asgi', '--max-concurrency', String(n), '--max-connections', String(n + 100)]),
+    uvicorn(versions, 'websockets', ['--backlog', '4096']),
+  ].filter(keep);
+  const skipped = [...echoServers, ...idleServers].flatMap((s) => (s.missing() === null ? [] : [`${s.label}: skipped: ${s.missing()!}`]));
+  const echoes: EchoRow[] = [];
+  for (const server of echoServers) {
+    if (server.missing() !== null) continue;
+    progress(`-- asgi: ${server.label} × WebSocket echo, ${ECHO_CLIENTS} clients ...`);
+    const row = await echoRow(server, opts);
+    if (row.done) progress(`   ${formatInt(row.done.messages / row.done.seconds)} messages/s`);
+    for (const note of row.notes) progress(`   ! ${note}`);
+    echoes.push(row);
+  }
+  const idles: IdleRow[] = [];
+  for (const server of idleServers) {
+    if (server.missing() !== null) continue;
+    progress(`-- asgi: ${server.label} × ${formatInt(n)} idle WebSockets ...`);
+    const row = await idleRow(server, opts);
+    if (row.after) progress(`   RSS ${mb(row.before!.rss)} → ${mb(row.after.rss)}`);
+    for (const note of row.notes) progress(`   ! ${note}`);
+    idles.push(row);
+  }
+  const gatehouseRate = echoes.find((r) => r.server.id === 'gatehouse')?.done;
+  const rate = (d: EchoRow['done']) => (d === null ? 0 : d.messages / d.seconds);
+  const echoHead = { server: 'server', rate: 'messages/s', spread: 'per client (fewest–most)', ratio: 'gatehouse/peer' };
+  const echoBody = echoes.map((r) => ({
+    server: r.server.label,
+    rate: r.done === null ? 'failed' : formatInt(rate(r.done)),
+    spread: r.done === null ? '' : `${formatInt(r.done.min)}–${formatInt(r.done.max)}`,
+    ratio: r.server.id === 'gatehouse' || !gatehouseRate || r.done === null ? '—' : `${(rate(gatehouseRate) / rate(r.done)).toFixed(2)}×`,
+  }));
+  const idleHead = { server: 'server', open: 'open (ss)', before: 'RSS before', after: `RSS with ${formatInt(n)}`, front: 'of which front', per: 'per socket', target: `target < ${TARGET_MB} MB` };
+  const idleBody = idles.map((r) => ({
+    server: r.server.label,
+    open: r.open === null ? '?' : `${formatInt(r.open)}/${formatInt(n)}`,
+    before: r.before ? mb(r.before.rss) : '?',
+    after: r.after ? mb(r.after.rss) : 'failed',
+    front: r.after && r.server.id === 'gatehouse' ? mb(r.after.frontRss) : '',
+    per: r.after && r.before ? `${(((r.after.rss - r.before.rss) * 1024) / n).toFixed(2)} KiB` : '',
+    target: r.server.id !== 'gatehouse' || r.after === null ? '' : r.after.rss < TARGET_MB ? 'met' : 'MISSED',
+  }));
+  const item = opts.markdown ? '- ' : '';
+  return [
+    'ASGI WebSockets:',
+    '',
+    renderTable(['server', 'rate', 'spread', 'ratio'] as const, echoHead, echoBody, new Set(['rate', 'spread', 'ratio'] as const), opts.markdown),
+    '',
+    renderTable(['server', 'open', 'before', 'after', 'front', 'per', 'target'] as const, idleHead, idleBody, new Set(['open', 'before', 'after', 'front', 'per'] as const), opts.markdown),
+    '',
+    `${item}Echo: ${ECHO_CLIENTS} WebSocket clients (npm ws, one Node process, no compression) each send a ${MESSAGE_SIZE}-byte text message and the next when its echo is back, 2 s warm-up then ${opts.duration} s counted; bench/apps/ws_echo.py (raw ASGI). ${PROCESSES} Python processes each.`,
+    `${item}Idle: ${formatInt(n)} WebSockets opened (64 handshakes at a time) and left silent; resident memory (MB = MiB) of all the server's processes once it settled, as the idle suite reads it; "of which front": gatehouse's Node process. Targets (issue 11): echo ≥ 1.0× uvicorn; ${formatInt(n)} idle WebSockets < ${TARGET_MB} MB in all.`,
+    ...skipped.map((s) => `${item}${s}`),
+    ...noteLines([...echoes, ...idles].map((r) => ({ server: r.server, app: APP, notes: r.notes })), ', WebSockets', opts.markdown),
+  ];
+}

@@ -1,0 +1,131 @@
+/**
+ * The front's side of ASGI WebSockets: RFC 6455 by the npm `ws` package (no
+ * framing of our own), one WebSocketServer in noServer mode for every ASGI
+ * route, and the keepalive pings of every open socket.
+ *
+ * ws checks the handshake first (a bad one gets 400, or 405 for a method
+ * other than GET, before the app hears of it), then asks verifyClient: that
+ * is where the app is asked (websocket.connect) and its answer awaited.
+ * handleProtocols takes the app's subprotocol, the 'headers' event adds its
+ * accept headers.
+ *
+ * Pings go out every pingInterval seconds; a socket whose pong is not back
+ * within pingTimeout is cut (what uvicorn's --ws-ping-interval and
+ * --ws-ping-timeout do), unless the front itself is not reading it
+ * (backpressure: the app is not taking its messages). One timer looks at every socket, rather than a
+ * timer per socket, so an idle socket costs no timer.
+ */
+import type { IncomingMessage } from 'node:http';
+import type { Socket } from 'node:net';
+import { WebSocketServer, type WebSocket } from 'ws';
+
+export interface WebSocketSettings {
+  /** Largest message taken from a client (bytes); past it the socket is closed with 1009. */
+  maxSize: number;
+  /** Seconds between pings (0: none). */
+  pingInterval: number;
+  /** Seconds a pong may take before the socket is cut. */
+  pingTimeout: number;
+  /** permessage-deflate when the client offers it. */
+  perMessageDeflate: boolean;
+}
+
+/** A WebSocket whose handshake waits for its app (websocket-session.ts). */
+export interface HandshakeOwner {
+  /** ws found the handshake sound: ask the app, and call `accept` if it accepts. */
+  verify(accept: () => void): void;
+  /** The subprotocol the app chose, null for none. */
+  readonly subprotocol: string | null;
+  /** The app's accept headers, as `Name: value` lines. */
+  readonly acceptHeaders: string[];
+  /** The 101 is sent: the socket is open. */
+  opened(ws: WebSocket): void;
+  /** ws refused the handshake as malformed. */
+  malformed(status: number, why: string): void;
+}
+
+/** What the keepalive sweep needs of an open socket. */
+export interface Keepalive {
+  readonly ws: WebSocket | null;
+  /** When the unanswered ping went out (performance.now() ms), 0 when none is. */
+  pingAt: number;
+  /** When the last ping went out. */
+  lastPing: number;
+  /** The front is not reading the socket (backpressure): its pong cannot arrive, and that is not the client's fault. */
+  readonly holding: boolean;
+}
+
+const SWEEP_MAX_MS = 1000;
+
+export class WebSocketFront {
+  private readonly server: WebSocketServer;
+  private readonly owners = new WeakMap<IncomingMessage, HandshakeOwner>();
+  private readonly open = new Set<Keepalive>();
+  private timer: NodeJS.Timeout | null = null;
+
+  constructor(private readonly settings: WebSocketSettings) {
+    this.server = new WebSocketServer({
+      noServer: true,
+      clientTracking: false,
+      maxPayload: settings.maxSize,
+      // What uvicorn's websockets gets by default: a 4 KiB window and memLevel 5 on our side, so a compressing socket costs less memory.
+      perMessageDeflate: settings.perMessageDeflate ? { serverMaxWindowBits: 12, zlibDeflateOptions: { memLevel: 5 } } : false,
+      verifyClient: (info: { req: IncomingMessage }, done: (ok: boolean) => void) => this.owners.get(info.req)!.verify(() => done(true)),
+      handleProtocols: (offered: Set<string>, req: IncomingMessage) => {
+        const chosen = this.owners.get(req)!.subprotocol;
+        return chosen !== null && offered.has(chosen) ? chosen : false;
+      },
+    });
+    this.server.on('headers', (headers: string[], req: IncomingMessage) => headers.push(...this.owners.get(req)!.acceptHeaders));
+    this.server.on('wsClientError', (err: Error, _socket: Socket, req: IncomingMessage) => this.owners.get(req)!.malformed(req.method === 'GET' ? 400 : 405, err.message));
+  }
+
+  /** Takes an upgrade request: ws checks it, `owner` gets the app's answer. */
+  handshake(req: IncomingMessage, socket: Socket, head: Buffer, owner: HandshakeOwner): void {
+    this.owners.set(req, owner);
+    this.server.handleUpgrade(req, socket, head, (ws) => owner.opened(ws));
+  }
+
+  /** An open socket to keep pinging. */
+  watch(k: Keepalive): void {
+    const every = this.settings.pingInterval * 1000;
+    if (every <= 0) return;
+    k.lastPing = performance.now();
+    this.open.add(k);
+    if (this.timer === null) {
+      const tick = Math.min(SWEEP_MAX_MS, every / 2, Math.max(1, this.settings.pingTimeout * 500));
+      this.timer = setInterval(() => this.sweep(), tick);
+      this.timer.unref();
+    }
+  }
+
+  /** The pong: the socket is alive. */
+  answered(k: Keepalive): void {
+    k.pingAt = 0;
+  }
+
+  unwatch(k: Keepalive): void {
+    this.open.delete(k);
+    if (this.open.size === 0) this.stop();
+  }
+
+  stop(): void {
+    if (this.timer !== null) clearInterval(this.timer);
+    this.timer = null;
+  }
+
+  private sweep(): void {
+    const now = performance.now();
+    const every = this.settings.pingInterval * 1000;
+    const timeout = this.settings.pingTimeout * 1000;
+    for (const k of this.open) {
+      const ws = k.ws!;
+      if (k.pingAt !== 0) {
+        if (timeout > 0 && now - k.pingAt >= timeout && !k.holding) ws.terminate();
+      } else if (now - k.lastPing >= every) {
+        k.pingAt = k.lastPing = now;
+        ws.ping();
+      }
+    }
+  }
+}

@@ -1,0 +1,325 @@
+/**
+ * One ASGI WebSocket on its way through a worker pool (the pool's Exchange;
+ * python/gatehouse_asgi_websocket.py is the other half). The handshake
+ * waits for the app: WS_ACCEPT completes it (ws writes the 101), an HTTP
+ * response from the worker (the denial extension, 403 for a close before
+ * accept, 500 for a failure) goes to the client as it is and the connection
+ * closes. Then messages travel as WS_TEXT / WS_BINARY frames both ways, and
+ * WS_CLOSE both ways.
+ *
+ * Backpressure both ways: the worker says WS_PAUSE when the app has not
+ * taken this socket's messages, and the stream to the worker may be full:
+ * either stops reading the client until both are cleared. A client slow to
+ * read makes this side send WS_PAUSE: the app's websocket.send waits.
+ *
+ * The socket holds its worker's --max-concurrency slot until the app has
+ * returned (END). A retiring worker's sockets are closed with 1012 after
+ * --graceful-timeout (shutdown()); a worker that dies takes them with 1011.
+ */
+import { STATUS_CODES } from 'node:http';
+import type { Socket } from 'node:net';
+import { WebSocket } from 'ws';
+import type { Exchange } from '../pool/exchange.js';
+import type { WorkerProcess } from '../pool/worker-process.js';
+import type { Logger } from '../log/logger.js';
+import type { UpgradeRequest } from '../http/handler.js';
+import { encodeClose, encodeEmpty, encodeFrame, Frame, HEADER_SIZE, type FileSpec } from '../wire/frames.js';
+import type { HandshakeOwner, Keepalive, WebSocketFront } from './websocket-front.js';
+
+/** Bytes queued for a slow client past which the app's sends wait, and below which they go on. */
+const CLIENT_HIGH = 1024 * 1024;
+const CLIENT_LOW = CLIENT_HIGH / 4;
+/** Why reading from the client is paused: the app has not taken its messages, or the stream to the worker is full. */
+const HELD_BY_APP = 1;
+const HELD_BY_STREAM = 2;
+/** Headers ws writes itself in the 101: the app's are dropped. */
+const OWN_HEADERS = new Set(['upgrade', 'connection', 'sec-websocket-accept', 'sec-websocket-protocol', 'sec-websocket-extensions']);
+/** The close code ws sends for each of its errors (its receiver's); 1002 for the rest. */
+const WS_ERROR_CLOSE: Record<string, number> = { WS_ERR_UNSUPPORTED_MESSAGE_LENGTH: 1009, WS_ERR_INVALID_UTF8: 1007 };
+const TOKEN = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
+
+export class WebSocketSession implements Exchange, HandshakeOwner, Keepalive {
+  worker: WorkerProcess | null = null;
+  queuedAt = 0;
+  sentAt = 0;
+  subprotocol: string | null = null;
+  acceptHeaders: string[] = [];
+  ws: WebSocket | null = null;
+  pingAt = 0;
+  lastPing = 0;
+  private accept: (() => void) | null = null;
+  /** Ends the watch on the socket during the handshake (watchHandshake); null once ended. */
+  private unwatch: (() => void) | null;
+  /** The pool is done with it (END, or it failed). */
+  private done = false;
+  /** The client's socket is closed (access log written). */
+  private closed = false;
+  /** The worker was told this socket closed (its websocket.disconnect). */
+  private told = false;
+  /** An HTTP response went to the client instead of the 101. */
+  private answered = false;
+  private held = 0;
+  private clientSlow = false;
+  private status = 0;
+  /** The close code ws sent for a protocol error of the client's. */
+  private errorCode = 0;
+
+  /** "GET /path", for log lines. */
+  readonly label: string;
+  /** The request's objects are not kept (an idle socket should cost little): only what the socket needs. */
+  private readonly socket: Socket;
+  private readonly log: UpgradeRequest['log'];
+
+  constructor(
+    /** The WS_OPEN frame; once the socket is open only its header is kept (the pool reads the id there). */
+    public frame: Buffer,
+    u: UpgradeRequest,
+    private readonly front: WebSocketFront,
+    private readonly pool: { dispatch(x: Exchange): void; cancel(x: Exchange): void },
+    private readonly logger: Logger,
+  ) {
+    this.label = `${u.req.method} ${u.req.url}`;
+    this.socket = u.socket;
+    this.log = u.log;
+    u.socket.once('close', () => this.socketClosed());
+    this.unwatch = watchHandshake(u.socket);
+  }
+
+  // ---- the handshake (WebSocketFront)
+
+  verify(accept: () => void): void {
+    this.accept = accept;
+    this.pool.dispatch(this);
+  }
+
+  malformed(status: number, why: string): void {
+    this.logger.debug(`${this.label}: WebSocket handshake refused: ${why}`);
+    this.finish();
+    this.answer([`${status} ${STATUS_CODES[status]}`, 'Content-Type', 'text/plain; charset=utf-8'], Buffer.from(`${why}\n`));
+  }
+
+  opened(ws: WebSocket): void {
+    this.ws = ws;
+    this.status = 101;
+    ws.on('message', (data: Buffer, binary: boolean) => this.fromClient(data, binary));
+    ws.on('close', (code: number, reason: Buffer) => this.wsClosed(code, reason));
+    ws.on('pong', () => this.front.answered(this));
+    ws.on('error', (err: Error & { code?: string }) => {
+      this.errorCode = WS_ERROR_CLOSE[err.code ?? ''] ?? 1002;
+      this.logger.debug(`${this.label}: WebSocket: ${err.message}`);
+    });
+    this.front.watch(this);
+  }
+
+  // ---- frames from the worker (the pool's Exchange)
+
+  relayed(type: number, payload: Buffer): void {
+    if (this.closed) return;
+    const ws = this.ws;
+    switch (type) {
+      case Frame.WS_ACCEPT:
+        return this.accepted(payload);
+      case Frame.WS_TEXT:
+      case Frame.WS_BINARY:
+        return this.toClient(payload, type === Frame.WS_BINARY);
+      case Frame.WS_CLOSE:
+        if (ws === null) return;
+        try {
+          ws.close(payload.readUInt16LE(0), payload.subarray(2));
+        } catch (err) {
+          this.logger.error(`${this.label}: the app closed its WebSocket with a code or reason RFC 6455 does not allow: ${(err as Error).message}; closed with 1011`);
+          ws.close(1011);
+        }
+        return;
+      case Frame.WS_PAUSE:
+        return this.hold(HELD_BY_APP);
+      case Frame.WS_RESUME:
+        return this.release(HELD_BY_APP);
+    }
+  }
+
+  response(head: string[], body: Buffer): void {
+    this.finish();
+    this.answer(head, body);
+  }
+
+  start(head: string[]): void {
+    if (this.closed || this.ws !== null) return;
+    this.answered = true;
+    this.status = Number(head[0]!.slice(0, 3));
+    this.socket.write(httpHead(head));
+  }
+
+  body(chunk: Buffer): void {
+    if (this.answered && !this.closed) this.socket.write(chunk);
+  }
+
+  file(_spec: FileSpec): void {
+    // pathsend is an HTTP extension: python/gatehouse_asgi_websocket.py sends none.
+  }
+
+  end(): void {
+    this.finish();
+    if (this.answered) this.socket.end();
+    else if (this.ws?.readyState === WebSocket.OPEN) this.ws.close(1000);
+  }
+
+  abort(): void {
+    this.finish();
+    this.socket.destroy();
+  }
+
+  fail(status: 502 | 503 | 504, reason: string): void {
+    if (this.done) return;
+    this.finish();
+    this.logger.log(status === 503 ? 'warning' : 'error', `${this.label}: ${status} ${reason}`);
+    if (this.ws === null) return this.answer([`${status} ${STATUS_CODES[status]}`, 'Content-Type', 'text/plain; charset=utf-8'], Buffer.from(`${STATUS_CODES[status]}\n`));
+    this.ws.close(1011);
+  }
+
+  shutdown(): void {
+    if (this.done) return;
+    if (this.ws === null) {
+      this.fail(503, 'its worker is leaving');
+      return this.pool.cancel(this);
+    }
+    this.ws.close(1012, 'service restart');
+    this.tell(1012, '');
+  }
+
+  // ---- the client
+
+  private accepted(block: Buffer): void {
+    const accept = this.accept;
+    if (accept === null || this.ws !== null || this.answered) return;
+    this.accept = null;
+    this.frame = Buffer.from(this.frame.subarray(0, HEADER_SIZE));
+    this.unwatch?.();
+    this.unwatch = null;
+    const f = block.toString('latin1').split('\0');
+    this.subprotocol = f[0] || null;
+    for (let i = 1; i + 1 < f.length; i += 2) {
+      const name = f[i]!;
+      const value = f[i + 1]!;
+      if (!TOKEN.test(name) || /[\r\n\0]/.test(value) || OWN_HEADERS.has(name.toLowerCase())) continue;
+      this.acceptHeaders.push(`${name}: ${value}`);
+    }
+    accept();
+  }
+
+  private fromClient(data: Buffer, binary: boolean): void {
+    const w = this.worker;
+    if (w === null || this.done) return;
+    if (w.relay(this, encodeFrame(binary ? Frame.WS_BINARY : Frame.WS_TEXT, 0, data))) return;
+    this.hold(HELD_BY_STREAM);
+    w.whenDrained(() => this.release(HELD_BY_STREAM));
+  }
+
+  private toClient(data: Buffer, binary: boolean): void {
+    const ws = this.ws;
+    if (ws === null || ws.readyState !== WebSocket.OPEN) return;
+    if (!this.clientSlow && ws.bufferedAmount + data.length <= CLIENT_HIGH) return ws.send(data, { binary });
+    if (!this.clientSlow) {
+      this.clientSlow = true;
+      this.worker?.relay(this, encodeEmpty(Frame.WS_PAUSE, 0));
+    }
+    ws.send(data, { binary }, () => {
+      if (!this.clientSlow || ws.bufferedAmount > CLIENT_LOW) return;
+      this.clientSlow = false;
+      this.worker?.relay(this, encodeEmpty(Frame.WS_RESUME, 0));
+    });
+  }
+
+  private hold(reason: number): void {
+    if (this.held === 0) this.ws?.pause();
+    this.held |= reason;
+  }
+
+  private release(reason: number): void {
+    if (this.held === 0) return;
+    this.held &= ~reason;
+    if (this.held !== 0) return;
+    this.ws?.resume();
+    this.pingAt = 0; // a pong held back meanwhile is no sign of a dead client
+  }
+
+  get holding(): boolean {
+    return this.held !== 0;
+  }
+
+  /** The app's websocket.disconnect, once. */
+  private tell(code: number, reason: string): void {
+    if (this.told) return;
+    this.told = true;
+    this.worker?.relay(this, encodeClose(0, code, reason));
+  }
+
+  private wsClosed(code: number, reason: Buffer): void {
+    this.front.unwatch(this);
+    // ws closed it for a protocol error: that code went to the client, and is the app's too.
+    this.tell(code === 1006 && this.errorCode !== 0 ? this.errorCode : code, reason.toString('utf8'));
+  }
+
+  private socketClosed(): void {
+    if (this.closed) return;
+    this.closed = true;
+    if (this.ws === null && !this.done) {
+      // Gone during the handshake: the app's websocket.disconnect (CANCEL), or off the queue.
+      this.status ||= 499;
+      this.pool.cancel(this);
+    }
+    this.log(this.status, this.socket.bytesWritten);
+  }
+
+  private finish(): void {
+    this.done = true;
+    this.accept = null;
+  }
+
+  /** An HTTP answer instead of the 101; the connection closes after it. */
+  private answer(head: string[], body: Buffer): void {
+    if (this.closed || this.ws !== null || this.answered) return;
+    this.answered = true;
+    this.status = Number(head[0]!.slice(0, 3));
+    if (!head.some((h, i) => i % 2 === 1 && h.toLowerCase() === 'content-length')) head.push('Content-Length', String(body.length));
+    this.socket.end(Buffer.concat([httpHead(head), body]));
+  }
+}
+
+/** Bytes a client may send before its handshake is answered (RFC 6455 says none). */
+const EARLY_LIMIT = 64 * 1024;
+
+/**
+ * Reads the socket while the app decides on the handshake (or it waits for a
+ * worker), so that a client that leaves is seen at once: the app's
+ * receive() says so, and a queued handshake leaves the queue. What the
+ * client sends meanwhile is given back to the socket when the returned
+ * function ends the watch, right before ws takes the socket (same turn).
+ */
+function watchHandshake(socket: Socket): () => void {
+  const early: Buffer[] = [];
+  let size = 0;
+  const onData = (chunk: Buffer) => {
+    size += chunk.length;
+    if (size > EARLY_LIMIT) return void socket.destroy();
+    early.push(chunk);
+  };
+  const onEnd = () => socket.destroy();
+  socket.on('data', onData);
+  socket.once('end', onEnd);
+  socket.resume();
+  return () => {
+    socket.removeListener('data', onData);
+    socket.removeListener('end', onEnd);
+    // Still flowing: ws's 'data' listener, added in this same turn, gets what comes next.
+    if (early.length > 0) socket.unshift(Buffer.concat(early));
+  };
+}
+
+/** `STATUS\0Name\0Value...` as an HTTP/1.1 head that closes the connection. */
+function httpHead(head: string[]): Buffer {
+  const lines = [`HTTP/1.1 ${head[0]}`];
+  for (let i = 1; i + 1 < head.length; i += 2) lines.push(`${head[i]}: ${head[i + 1]}`);
+  lines.push('Connection: close', '', '');
+  return Buffer.from(lines.join('\r\n'), 'latin1');
+}
