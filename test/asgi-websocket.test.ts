@@ -89,6 +89,20 @@ test('echo: text and bytes come back as they went, the app picks the subprotocol
   assert.equal((await closed(ws)).code, 1000);
 });
 
+test('a cached route passes WebSockets on to its app (--cache)', async () => {
+  const cached = await launch([`${APP}:app`, '--interface', 'asgi', '--python', SYSTEM_PYTHON, '--cache', '1m'], { workers: 1 });
+  try {
+    const ws = new WebSocket(`${cached.url.replace(/^http/, 'ws')}/echo`, ['chat']);
+    await opened(ws);
+    ws.send('through the cache');
+    assert.equal((await nextMessage(ws)).data.toString(), 'through the cache');
+    ws.close(1000);
+    assert.equal((await closed(ws)).code, 1000);
+  } finally {
+    await cached.stop();
+  }
+});
+
 test('no subprotocol offered: none chosen; permessage-deflate is taken when offered and compresses a large message', async () => {
   const ws = new WebSocket(`${base}/live/echo`);
   await opened(ws);

@@ -72,6 +72,8 @@ interface Fetch {
 }
 
 export class CachedHandler implements Handler {
+  /** Upgrades (WebSockets) are the inner handler's: nothing to cache or look up. */
+  readonly upgrade: Handler['upgrade'];
   /** Keys whose last response was not storable, until when (ms): their requests do not wait for each other. */
   private readonly pass = new Map<string, number>();
   /**
@@ -85,7 +87,9 @@ export class CachedHandler implements Handler {
     private readonly inner: LeanHandler,
     private readonly settings: CacheRouteSettings,
     private readonly shared: CacheShared,
-  ) {}
+  ) {
+    this.upgrade = inner.upgrade?.bind(inner);
+  }
 
   serve(r: RouteRequest): void {
     this.handle({ ...r, body: r.req });

@@ -25,6 +25,8 @@ export interface MemcachedPagesSettings {
 const KEY = /^[\x21-\x7e\x80-\uffff]{1,250}$/;
 
 export class MemcachedPages implements Handler {
+  /** Upgrades (WebSockets) are the inner handler's: nothing to cache or look up. */
+  readonly upgrade: Handler['upgrade'];
   private readonly memcached: MemcachedConnection;
 
   constructor(
@@ -32,6 +34,7 @@ export class MemcachedPages implements Handler {
     private readonly settings: MemcachedPagesSettings,
     logger: Logger,
   ) {
+    this.upgrade = inner.upgrade?.bind(inner);
     this.memcached = new MemcachedConnection(settings.server, logger, `memcached ${settings.server}`);
   }
 
