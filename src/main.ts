@@ -1,5 +1,4 @@
-#!/usr/bin/env node
-/** `gatehouse [options] APP`: parse flags, start, and turn signals into stops. */
+/** The gatehouse command (cli.ts loads it): parse flags, start, and turn signals into stops. */
 import { helpText, parseCli } from './config/cli-args.js';
 import { GatehouseError } from './errors.js';
 import { loadSite, type Site } from './config/site.js';
