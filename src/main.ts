@@ -61,7 +61,7 @@ async function main(): Promise<void> {
   process.on('SIGUSR1', () => server?.reopenLogs());
 
   try {
-    server = new Gatehouse(site);
+    server = await Gatehouse.create(site);
     await server.start();
   } catch (err) {
     stopping = true;
