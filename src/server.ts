@@ -14,8 +14,8 @@ import { Router, type RouteEntry } from './front/router.js';
 import type { ExchangeContext, Handler, RequestInfo } from './http/handler.js';
 import { Redirect } from './handlers/redirect.js';
 import { Respond } from './handlers/respond.js';
-import { FileCache } from './handlers/file-cache.js';
-import { StaticFiles } from './handlers/static-files.js';
+import type { FileCache } from './handlers/file-cache.js';
+import type { StaticFiles } from './handlers/static-files.js';
 import { WsgiApp } from './wsgi/wsgi-app.js';
 import type { HttpProxy } from './upstream/http-proxy.js';
 import type { CacheTier } from './cache/cache-tier.js';
@@ -44,6 +44,8 @@ const SOFTWARE = `gatehouse/${VERSION}`;
 
 /** The classes of the route actions that not every site uses: see importActions. */
 interface OptionalActions {
+  StaticFiles?: typeof StaticFiles;
+  FileCache?: typeof FileCache;
   HttpProxy?: typeof HttpProxy;
   UpstreamAction?: typeof UpstreamAction;
   CacheTier?: typeof CacheTier;
@@ -51,20 +53,29 @@ interface OptionalActions {
 }
 
 /**
- * Imports the proxy, fastcgi/scgi/uwsgi, cache and memcached actions only
- * when some route uses them: a server without such routes never reads their
+ * Imports the static, proxy, fastcgi/scgi/uwsgi, cache and memcached actions
+ * only when some route uses them: a server without such routes never reads their
  * modules, nor the libraries under them, and is that much smaller in memory.
  */
 async function importActions(site: Site): Promise<OptionalActions> {
   const uses = (action: keyof RouteSettings) => site.routes.some((route) => route[action] !== undefined);
   const cached = site.routes.some((route) => route.app !== undefined && routeCacheRules(site.settings, route.cache) !== null);
-  const [proxy, upstream, cache, memcached] = await Promise.all([
+  const [files, fileCache, proxy, upstream, cache, memcached] = await Promise.all([
+    uses('static') ? import('./handlers/static-files.js') : undefined,
+    uses('static') ? import('./handlers/file-cache.js') : undefined,
     uses('proxy') ? import('./upstream/http-proxy.js') : undefined,
     uses('fastcgi') || uses('scgi') || uses('uwsgi') ? import('./upstream/upstream-action.js') : undefined,
     cached ? import('./cache/cache-tier.js') : undefined,
     uses('memcached') ? import('./cache/memcached-pages.js') : undefined,
   ]);
-  return { HttpProxy: proxy?.HttpProxy, UpstreamAction: upstream?.UpstreamAction, CacheTier: cache?.CacheTier, MemcachedPages: memcached?.MemcachedPages };
+  return {
+    StaticFiles: files?.StaticFiles,
+    FileCache: fileCache?.FileCache,
+    HttpProxy: proxy?.HttpProxy,
+    UpstreamAction: upstream?.UpstreamAction,
+    CacheTier: cache?.CacheTier,
+    MemcachedPages: memcached?.MemcachedPages,
+  };
 }
 
 /** An app's worker pool, with what it needs to spawn its Python processes. */
@@ -140,7 +151,7 @@ export class Gatehouse {
       ? new AccessLog(settings.access_log, settings.access_log_format, (err) => this.logger.error(`access log: ${err.message}`), clientAddress)
       : null;
     const compression = settings.compress.length > 0 ? new Compression(settings.compress, settings.compress_min_size) : null;
-    const fileCache = new FileCache(settings.static_cache);
+    let fileCache: FileCache | undefined;
     const ctx: ExchangeContext = { logger: this.logger, accessLog: this.accessLog, draining: false, compression };
     const apps = new Map<string, WsgiApp>();
     for (const app of site.apps) {
@@ -157,7 +168,10 @@ export class Gatehouse {
       if (route.app !== undefined) {
         const app = route.memcached === undefined ? apps.get(route.app)! : this.memcachedPages(apps.get(route.app)!, route.memcached);
         handler = cacheRules === null ? app : (this.cache ??= new actions.CacheTier!(cacheSettings(settings), this.logger)).wrap(app, cacheRules);
-      } else if (route.static !== undefined) handler = new StaticFiles(route.static, compression, fileCache);
+      } else if (route.static !== undefined) {
+        fileCache ??= new actions.FileCache!(settings.static_cache);
+        handler = new actions.StaticFiles!(route.static, compression, fileCache);
+      }
       else if (route.proxy !== undefined) handler = this.upstream(new actions.HttpProxy!(route.proxy, this.logger, settings.body_timeout, keyPath(i, 'proxy')));
       else if (route.redirect !== undefined) handler = new Redirect(route.redirect.status, route.redirect.location);
       else if (route.fastcgi !== undefined) handler = this.upstream(actions.UpstreamAction!.fastcgi(route.fastcgi, ctx, SOFTWARE, settings.body_timeout, keyPath(i, 'fastcgi')));
