@@ -17,7 +17,7 @@ import { formatInt, noteLines, progress, renderTable } from './report.js';
 import { withServer } from './server-run.js';
 import { APPS, gatehouseServer, type ServerSpec, type Versions } from './servers.js';
 
-export const TARGET_MB = 150;
+export const TARGET_MB = 120;
 /** The client has this long to open the connections, and the whole row this long to hold them. */
 const OPEN_TIMEOUT_MS = 120000;
 const HOLD_SECONDS = 300;

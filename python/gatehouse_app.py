@@ -2,7 +2,6 @@
 checking what it returns, `wsgi.file_wrapper` and `wsgi.errors`."""
 
 import ast
-import asyncio
 import importlib
 import importlib.util
 import inspect
@@ -109,8 +108,12 @@ def detect_interface(app, wanted):
     if wanted != "auto":
         return wanted
     call = getattr(app, "__call__", None)
+    # asyncio's test also knows functions marked with asyncio's own marker (asgiref's
+    # markcoroutinefunction before Python 3.12); only an app that loaded asyncio can have
+    # marked one, and a WSGI worker need not load it (it is the bulk of an idle worker's memory).
+    asyncio = sys.modules.get("asyncio")
     for fn in (app, call):
-        if fn is not None and (asyncio.iscoroutinefunction(fn) or inspect.iscoroutinefunction(fn)):
+        if fn is not None and (inspect.iscoroutinefunction(fn) or (asyncio is not None and asyncio.iscoroutinefunction(fn))):
             return "asgi"
     try:
         params = inspect.signature(app).parameters.values()

@@ -6,7 +6,7 @@
 import { readFileSync } from 'node:fs';
 import { delimiter, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import type { AppSettings, MemcachedSettings } from './config/schema.js';
+import type { AppSettings, MemcachedSettings, RouteSettings } from './config/schema.js';
 import type { Site } from './config/site.js';
 import { Compression } from './http/compression.js';
 import { HttpFront } from './front/http-front.js';
@@ -14,14 +14,14 @@ import { Router, type RouteEntry } from './front/router.js';
 import type { ExchangeContext, Handler, RequestInfo } from './http/handler.js';
 import { Redirect } from './handlers/redirect.js';
 import { Respond } from './handlers/respond.js';
-import { FileCache } from './handlers/file-cache.js';
-import { StaticFiles } from './handlers/static-files.js';
+import type { FileCache } from './handlers/file-cache.js';
+import type { StaticFiles } from './handlers/static-files.js';
 import { WsgiApp } from './wsgi/wsgi-app.js';
-import { HttpProxy } from './upstream/http-proxy.js';
-import { CacheTier } from './cache/cache-tier.js';
-import { MemcachedPages } from './cache/memcached-pages.js';
+import type { HttpProxy } from './upstream/http-proxy.js';
+import type { CacheTier } from './cache/cache-tier.js';
+import type { MemcachedPages } from './cache/memcached-pages.js';
 import { cacheSettings, routeCacheRules } from './config/cache-schema.js';
-import { UpstreamAction } from './upstream/upstream-action.js';
+import type { UpstreamAction } from './upstream/upstream-action.js';
 import { AccessLog } from './log/access-log.js';
 import { clientAddress } from './http/forwarded.js';
 import { resolveUser } from './config/users.js';
@@ -42,6 +42,42 @@ interface Upstream {
 
 /** SERVER_SOFTWARE, for the apps and the back ends of the fastcgi, scgi and uwsgi actions. */
 const SOFTWARE = `gatehouse/${VERSION}`;
+
+/** The classes of the route actions that not every site uses: see importActions. */
+interface OptionalActions {
+  StaticFiles?: typeof StaticFiles;
+  FileCache?: typeof FileCache;
+  HttpProxy?: typeof HttpProxy;
+  UpstreamAction?: typeof UpstreamAction;
+  CacheTier?: typeof CacheTier;
+  MemcachedPages?: typeof MemcachedPages;
+}
+
+/**
+ * Imports the static, proxy, fastcgi/scgi/uwsgi, cache and memcached actions
+ * only when some route uses them: a server without such routes never reads their
+ * modules, nor the libraries under them, and is that much smaller in memory.
+ */
+async function importActions(site: Site): Promise<OptionalActions> {
+  const uses = (action: keyof RouteSettings) => site.routes.some((route) => route[action] !== undefined);
+  const cached = site.routes.some((route) => route.app !== undefined && routeCacheRules(site.settings, route.cache) !== null);
+  const [files, fileCache, proxy, upstream, cache, memcached] = await Promise.all([
+    uses('static') ? import('./handlers/static-files.js') : undefined,
+    uses('static') ? import('./handlers/file-cache.js') : undefined,
+    uses('proxy') ? import('./upstream/http-proxy.js') : undefined,
+    uses('fastcgi') || uses('scgi') || uses('uwsgi') ? import('./upstream/upstream-action.js') : undefined,
+    cached ? import('./cache/cache-tier.js') : undefined,
+    uses('memcached') ? import('./cache/memcached-pages.js') : undefined,
+  ]);
+  return {
+    StaticFiles: files?.StaticFiles,
+    FileCache: fileCache?.FileCache,
+    HttpProxy: proxy?.HttpProxy,
+    UpstreamAction: upstream?.UpstreamAction,
+    CacheTier: cache?.CacheTier,
+    MemcachedPages: memcached?.MemcachedPages,
+  };
+}
 
 /** An app's worker pool, with what it needs to spawn its Python processes. */
 function createPool(app: AppSettings, gracefulTimeout: number, logger: Logger): { pool: WorkerPool; owner: { uid?: number; gid?: number } } {
@@ -104,14 +140,22 @@ export class Gatehouse {
   /** The ASGI apps' WebSockets (their keepalive pings). */
   private readonly websockets: WebSocketFront;
 
-  constructor(readonly site: Site) {
+  /** A server for `site`, with the route actions it uses loaded (importActions). */
+  static async create(site: Site): Promise<Gatehouse> {
+    return new Gatehouse(site, await importActions(site));
+  }
+
+  private constructor(
+    readonly site: Site,
+    private readonly actions: OptionalActions,
+  ) {
     const settings = site.settings;
     this.logger = new Logger(settings.log_level);
     this.accessLog = settings.access_log
       ? new AccessLog(settings.access_log, settings.access_log_format, (err) => this.logger.error(`access log: ${err.message}`), clientAddress)
       : null;
     const compression = settings.compress.length > 0 ? new Compression(settings.compress, settings.compress_min_size) : null;
-    const fileCache = new FileCache(settings.static_cache);
+    let fileCache: FileCache | undefined;
     const ctx: ExchangeContext = { logger: this.logger, accessLog: this.accessLog, draining: false, compression };
     const apps = new Map<string, WsgiApp>();
     this.websockets = new WebSocketFront({
@@ -133,13 +177,16 @@ export class Gatehouse {
       const cacheRules = routeCacheRules(settings, route.cache);
       if (route.app !== undefined) {
         const app = route.memcached === undefined ? apps.get(route.app)! : this.memcachedPages(apps.get(route.app)!, route.memcached);
-        handler = cacheRules === null ? app : (this.cache ??= new CacheTier(cacheSettings(settings), this.logger)).wrap(app, cacheRules);
-      } else if (route.static !== undefined) handler = new StaticFiles(route.static, compression, fileCache);
-      else if (route.proxy !== undefined) handler = this.upstream(new HttpProxy(route.proxy, this.logger, settings.body_timeout, keyPath(i, 'proxy'), compression));
+        handler = cacheRules === null ? app : (this.cache ??= new actions.CacheTier!(cacheSettings(settings), this.logger)).wrap(app, cacheRules);
+      } else if (route.static !== undefined) {
+        fileCache ??= new actions.FileCache!(settings.static_cache);
+        handler = new actions.StaticFiles!(route.static, compression, fileCache);
+      }
+      else if (route.proxy !== undefined) handler = this.upstream(new actions.HttpProxy!(route.proxy, this.logger, settings.body_timeout, keyPath(i, 'proxy'), compression));
       else if (route.redirect !== undefined) handler = new Redirect(route.redirect.status, route.redirect.location);
-      else if (route.fastcgi !== undefined) handler = this.upstream(UpstreamAction.fastcgi(route.fastcgi, ctx, SOFTWARE, settings.body_timeout, keyPath(i, 'fastcgi')));
-      else if (route.scgi !== undefined) handler = this.upstream(UpstreamAction.scgi(route.scgi, ctx, SOFTWARE, settings.body_timeout, keyPath(i, 'scgi')));
-      else if (route.uwsgi !== undefined) handler = this.upstream(UpstreamAction.uwsgi(route.uwsgi, ctx, SOFTWARE, settings.body_timeout, keyPath(i, 'uwsgi')));
+      else if (route.fastcgi !== undefined) handler = this.upstream(actions.UpstreamAction!.fastcgi(route.fastcgi, ctx, SOFTWARE, settings.body_timeout, keyPath(i, 'fastcgi')));
+      else if (route.scgi !== undefined) handler = this.upstream(actions.UpstreamAction!.scgi(route.scgi, ctx, SOFTWARE, settings.body_timeout, keyPath(i, 'scgi')));
+      else if (route.uwsgi !== undefined) handler = this.upstream(actions.UpstreamAction!.uwsgi(route.uwsgi, ctx, SOFTWARE, settings.body_timeout, keyPath(i, 'uwsgi')));
       else handler = new Respond(route.return!.status, route.return!.body, route.return!.content_type);
       return { hosts: route.host ?? [], path: route.path, maxRequestBody: route.max_request_body ?? settings.max_request_body, handler };
     });
@@ -148,7 +195,7 @@ export class Gatehouse {
 
   /** The memcached lookup before an app (a route's `memcached`). */
   private memcachedPages(app: WsgiApp, m: MemcachedSettings): MemcachedPages {
-    const pages = new MemcachedPages(app, { server: m.server, key: m.key, contentType: m.content_type }, this.logger);
+    const pages = new this.actions.MemcachedPages!(app, { server: m.server, key: m.key, contentType: m.content_type }, this.logger);
     this.stopWatching.push(() => pages.stop());
     return pages;
   }
@@ -184,7 +231,7 @@ export class Gatehouse {
   /** Imports each app in one worker, resolves the upstreams' host names, and stops: `--check-config`. */
   static async check(site: Site): Promise<void> {
     const one = { ...site, apps: site.apps.map((a) => ({ ...a, workers: 1 })) };
-    const server = new Gatehouse(one);
+    const server = await Gatehouse.create(one);
     try {
       for (const upstream of server.upstreams) await upstream.start();
       for (const pool of server.pools.values()) await pool.start();

@@ -360,6 +360,8 @@ export class FastConnection {
     // shift(), not splice(): no array made per request.
     if (at === 0) this.answering.shift();
     else this.answering.splice(at, 1);
+    // Setting length 0 releases the list's storage, which shift() keeps: an idle connection (they are many) holds none.
+    if (this.answering.length === 0) this.answering.length = 0;
     const last = res instanceof Http1Response ? res.last : res._last;
     if (last || this.socket.destroyed) return this.close(this.receiving !== null || this.pending !== null || this.unread);
     this.answering[0]?.res.assignSocket(this.socket);

@@ -41,6 +41,9 @@ export class HttpFront {
   /** Connections refused at max_connections since the last warning, and when that was. */
   private refused = 0;
   private refusedWarnedAt = -Infinity;
+  /** What a tracked socket points to (see track()): two records for all of them, not one each. */
+  private readonly counted: Tracking = { front: this, counted: true };
+  private readonly uncounted: Tracking = { front: this, counted: false };
 
   constructor(
     router: Router,
@@ -205,8 +208,9 @@ export class HttpFront {
   /** A connection requests come in on; `counted` when its close also ends a max_connections count. */
   private track(socket: Socket, counted: boolean): void {
     this.sockets.add(socket);
-    (socket as TrackedSocket)[kFront] = { front: this, counted };
-    socket.once('close', onTrackedClose);
+    (socket as TrackedSocket)[kFront] = counted ? this.counted : this.uncounted;
+    // 'close' comes once: on(), not once() and the wrapper once() makes per connection.
+    socket.on('close', onTrackedClose);
   }
 
   /** @internal a tracked connection closed. */
@@ -238,7 +242,11 @@ function takeConnections(server: ListenerServer, event: 'connection' | 'secureCo
 }
 
 const kFront = Symbol('gatehouse.front');
-type TrackedSocket = Socket & { [kFront]?: { front: HttpFront; counted: boolean } };
+interface Tracking {
+  front: HttpFront;
+  counted: boolean;
+}
+type TrackedSocket = Socket & { [kFront]?: Tracking };
 
 /** The 'close' listener of every tracked socket: one function, not a closure per connection (idle ones are many). */
 function onTrackedClose(this: TrackedSocket): void {

@@ -18,3 +18,21 @@ type TrackedSocket = Socket & { [kInFlight]?: InFlight[] };
 export function inFlightOn(socket: Socket): InFlight[] {
   return ((socket as TrackedSocket)[kInFlight] ??= []);
 }
+
+/** `work` starts on the connection. */
+export function addInFlight(socket: Socket, work: InFlight): void {
+  const s = socket as TrackedSocket;
+  const list = s[kInFlight];
+  if (list === undefined) s[kInFlight] = [work];
+  else list.push(work);
+}
+
+/** `work` is done; a list left empty is dropped, so that an idle keep-alive connection (they are many) holds none. */
+export function removeInFlight(socket: Socket, work: InFlight): void {
+  const s = socket as TrackedSocket;
+  const list = s[kInFlight];
+  const at = list?.indexOf(work) ?? -1;
+  if (at === 0) list!.shift();
+  else if (at > 0) list!.splice(at, 1);
+  if (list?.length === 0) s[kInFlight] = undefined;
+}

@@ -39,12 +39,11 @@ function describeConnection(socket: Socket, scheme: string, fwd?: ForwardedReque
   let remoteAddr = tcp ? remote : '127.0.0.1';
   let remotePort = tcp ? String(socket.remotePort ?? '') : '';
   if (fwd?.addr !== undefined) [remoteAddr, remotePort] = [fwd.addr, fwd.port ?? ''];
-  return (
-    (tcp ? `SERVER_NAME\0${local}\0SERVER_PORT\0${socket.localPort}\0` : '') +
-    `REMOTE_ADDR\0${remoteAddr}\0REMOTE_PORT\0${remotePort}` +
-    `\0wsgi.url_scheme\0${scheme}` +
-    (scheme === 'https' ? '\0HTTPS\0on' : '')
-  );
+  const vars = tcp ? ['SERVER_NAME', local, 'SERVER_PORT', String(socket.localPort)] : [];
+  vars.push('REMOTE_ADDR', remoteAddr, 'REMOTE_PORT', remotePort, 'wsgi.url_scheme', scheme);
+  if (scheme === 'https') vars.push('HTTPS', 'on');
+  // join() makes one flat string; `+` would keep a rope of a dozen pieces on every idle connection.
+  return vars.join('\0');
 }
 
 /**

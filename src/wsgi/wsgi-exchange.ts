@@ -11,7 +11,7 @@ import type { FileSpec } from '../wire/frames.js';
 import { discardBodyFile } from '../http/request-body.js';
 import { sendPlain } from '../http/plain-response.js';
 import type { ExchangeContext, HttpResponse, RequestInfo, RouteRequest } from '../http/handler.js';
-import { inFlightOn, type InFlight } from '../http/in-flight.js';
+import { addInFlight, removeInFlight, type InFlight } from '../http/in-flight.js';
 import { readFileRegion } from '../http/file-region.js';
 import { pipeInto, ResponseSpool } from '../http/response-spool.js';
 import { compressSync, createEncoder, flushEncoder, SYNC_LIMIT, type Coding, type Compression, type Encoder } from '../http/compression.js';
@@ -54,7 +54,7 @@ export class WsgiExchange implements Exchange, InFlight {
       // An HTTP/2 stream closes on its own (RST_STREAM, or its session going away) before its response is done.
       res.once('close', () => this.done || this.clientGone());
     } else {
-      inFlightOn(req.socket).push(this);
+      addInFlight(req.socket, this);
     }
   }
 
@@ -220,12 +220,7 @@ export class WsgiExchange implements Exchange, InFlight {
     this.done = true;
     this.spool?.close();
     this.encoder?.destroy();
-    if (this.req.httpVersionMajor !== 2) {
-      const list = inFlightOn(this.req.socket);
-      const at = list.indexOf(this);
-      if (at === 0) list.shift();
-      else list.splice(at, 1);
-    }
+    if (this.req.httpVersionMajor !== 2) removeInFlight(this.req.socket, this);
     discardBodyFile(this.bodyFile);
     this.log(this.status, this.bytes);
   }
