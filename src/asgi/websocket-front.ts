@@ -18,6 +18,7 @@
 import type { IncomingMessage } from 'node:http';
 import type { Socket } from 'node:net';
 import { WebSocketServer, type WebSocket } from 'ws';
+import { MemberList } from '../http/member-list.js';
 
 export interface WebSocketSettings {
   /** Largest message taken from a client (bytes); past it the socket is closed with 1009. */
@@ -60,7 +61,7 @@ const SWEEP_MAX_MS = 1000;
 export class WebSocketFront {
   private readonly server: WebSocketServer;
   private readonly owners = new WeakMap<IncomingMessage, HandshakeOwner>();
-  private readonly open = new Set<Keepalive>();
+  private readonly open = new MemberList<Keepalive>();
   private timer: NodeJS.Timeout | null = null;
 
   constructor(private readonly settings: WebSocketSettings) {

@@ -29,6 +29,7 @@ import type { TrustedProxies } from '../http/forwarded.js';
 import type { ExchangeContext, HttpResponse, RequestInfo } from '../http/handler.js';
 import type { MemoryAnswers } from './memory-answers.js';
 import { FastConnection } from './fast-connection.js';
+import { MemberList } from '../http/member-list.js';
 
 export interface FastPathOptions {
   memory: MemoryAnswers;
@@ -58,7 +59,7 @@ export interface LeanParts {
 }
 
 export class FastPath {
-  private readonly connections = new Set<FastConnection>();
+  private readonly connections = new MemberList<FastConnection>();
 
   constructor(readonly options: FastPathOptions) {}
 

@@ -34,6 +34,7 @@ import {
 } from '../upstream/fastcgi-records.js';
 import { decodeScgiHead } from '../upstream/netstring.js';
 import { decodeUwsgiPacket } from '../upstream/uwsgi-packet.js';
+import { MemberList } from '../http/member-list.js';
 import { gatewayRequest, GatewayStream, type GatewaySink } from './gateway-stream.js';
 
 export type GatewayProtocol = 'uwsgi' | 'fastcgi' | 'scgi';
@@ -53,7 +54,7 @@ export interface GatewayServer extends Server {
  * request's variables, or stay idle between two FastCGI requests.
  */
 export function createGatewayServer(protocol: GatewayProtocol, http: HttpServer, logger: Logger, waitMs: number): GatewayServer {
-  const idle = new Set<Socket>();
+  const idle = new MemberList<Socket>();
   const serve = (stream: Duplex) => http.emit('connection', stream);
   // The end of the stream ends the response: node:http must not chunk it for an HTTP/1.1 request.
   http.prependListener('request', (_req: IncomingMessage, res: ServerResponse) => (res.useChunkedEncodingByDefault = false));
@@ -132,7 +133,7 @@ function oneRequest(protocol: 'uwsgi' | 'scgi', socket: Socket, serve: (stream: 
 }
 
 /** FastCGI: records; one request at a time, kept connections take the next. */
-function fastcgiConnection(socket: Socket, serve: (stream: Duplex) => void, garbage: (why: string) => void, idle: Set<Socket>, waitMs: number): void {
+function fastcgiConnection(socket: Socket, serve: (stream: Duplex) => void, garbage: (why: string) => void, idle: MemberList<Socket>, waitMs: number): void {
   const reader = new RecordReader();
   let current: { id: number; keep: boolean; params: Buffer[]; stream: GatewayStream | null } | null = null;
   idle.add(socket);

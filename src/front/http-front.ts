@@ -26,11 +26,12 @@ import { FastPath, type Serve } from './fast-path.js';
 import { MemoryAnswers } from './memory-answers.js';
 import { createGatewayServer } from './gateway-listener.js';
 import { RequestIntake, type ListenerInfo } from './request-intake.js';
+import { MemberList } from '../http/member-list.js';
 
 export class HttpFront {
   readonly servers: ListenerServer[] = [];
-  private readonly sockets = new Set<Socket>();
-  private readonly sessions = new Set<ServerHttp2Session>();
+  private readonly sockets = new MemberList<Socket>();
+  private readonly sessions = new MemberList<ServerHttp2Session>();
   /** TCP connections open, over every listener (max_connections). */
   private open = 0;
   /** Plain HTTP/1.1 connections start here (see fast-path.ts). */
