@@ -17,7 +17,8 @@
  */
 import type { IncomingMessage } from 'node:http';
 import type { Socket } from 'node:net';
-import { WebSocketServer, type WebSocket } from 'ws';
+import { createRequire } from 'node:module';
+import type { WebSocket, WebSocketServer } from 'ws';
 import { MemberList } from '../http/member-list.js';
 
 export interface WebSocketSettings {
@@ -59,13 +60,18 @@ export interface Keepalive {
 const SWEEP_MAX_MS = 1000;
 
 export class WebSocketFront {
-  private readonly server: WebSocketServer;
+  /** Made at the first handshake: servers without WebSockets do not load `ws`. */
+  private server: WebSocketServer | null = null;
   private readonly owners = new WeakMap<IncomingMessage, HandshakeOwner>();
   private readonly open = new MemberList<Keepalive>();
   private timer: NodeJS.Timeout | null = null;
 
-  constructor(private readonly settings: WebSocketSettings) {
-    this.server = new WebSocketServer({
+  constructor(private readonly settings: WebSocketSettings) {}
+
+  private makeServer(): WebSocketServer {
+    const settings = this.settings;
+    const { WebSocketServer } = createRequire(import.meta.url)('ws') as typeof import('ws');
+    const server = new WebSocketServer({
       noServer: true,
       clientTracking: false,
       maxPayload: settings.maxSize,
@@ -77,14 +83,15 @@ export class WebSocketFront {
         return chosen !== null && offered.has(chosen) ? chosen : false;
       },
     });
-    this.server.on('headers', (headers: string[], req: IncomingMessage) => headers.push(...this.owners.get(req)!.acceptHeaders));
-    this.server.on('wsClientError', (err: Error, _socket: Socket, req: IncomingMessage) => this.owners.get(req)!.malformed(req.method === 'GET' ? 400 : 405, err.message));
+    server.on('headers', (headers: string[], req: IncomingMessage) => headers.push(...this.owners.get(req)!.acceptHeaders));
+    server.on('wsClientError', (err: Error, _socket: Socket, req: IncomingMessage) => this.owners.get(req)!.malformed(req.method === 'GET' ? 400 : 405, err.message));
+    return server;
   }
 
   /** Takes an upgrade request: ws checks it, `owner` gets the app's answer. */
   handshake(req: IncomingMessage, socket: Socket, head: Buffer, owner: HandshakeOwner): void {
     this.owners.set(req, owner);
-    this.server.handleUpgrade(req, socket, head, (ws) => owner.opened(ws));
+    (this.server ??= this.makeServer()).handleUpgrade(req, socket, head, (ws) => owner.opened(ws));
   }
 
   /** An open socket to keep pinging. */

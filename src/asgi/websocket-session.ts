@@ -18,13 +18,16 @@
  */
 import { STATUS_CODES } from 'node:http';
 import type { Socket } from 'node:net';
-import { WebSocket } from 'ws';
+import type { WebSocket } from 'ws';
 import type { Exchange } from '../pool/exchange.js';
 import type { WorkerProcess } from '../pool/worker-process.js';
 import type { Logger } from '../log/logger.js';
 import type { UpgradeRequest } from '../http/handler.js';
 import { encodeClose, encodeEmpty, encodeFrame, Frame, HEADER_SIZE, type FileSpec } from '../wire/frames.js';
 import type { HandshakeOwner, Keepalive, WebSocketFront } from './websocket-front.js';
+
+/** ws's WebSocket.OPEN (its module is loaded by websocket-front.ts, at the first handshake). */
+const OPEN = 1;
 
 /** Bytes queued for a slow client past which the app's sends wait, and below which they go on. */
 const CLIENT_HIGH = 1024 * 1024;
@@ -161,7 +164,7 @@ export class WebSocketSession implements Exchange, HandshakeOwner, Keepalive {
   end(): void {
     this.finish();
     if (this.answered) this.socket.end();
-    else if (this.ws?.readyState === WebSocket.OPEN) this.ws.close(1000);
+    else if (this.ws?.readyState === OPEN) this.ws.close(1000);
   }
 
   abort(): void {
@@ -217,7 +220,7 @@ export class WebSocketSession implements Exchange, HandshakeOwner, Keepalive {
 
   private toClient(data: Buffer, binary: boolean): void {
     const ws = this.ws;
-    if (ws === null || ws.readyState !== WebSocket.OPEN) return;
+    if (ws === null || ws.readyState !== OPEN) return;
     if (!this.clientSlow && ws.bufferedAmount + data.length <= CLIENT_HIGH) return ws.send(data, { binary });
     if (!this.clientSlow) {
       this.clientSlow = true;
