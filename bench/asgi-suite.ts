@@ -9,11 +9,11 @@
  * accounting, --repeat). The WebSocket rows follow (asgi-websocket-rows.ts).
  */
 import { runWebSocketRows } from './asgi-websocket-rows.js';
-import { benchRow, emptyRow, type Row } from './bench-row.js';
 import type { Options } from './options.js';
-import { NON2XX_LEGEND, noteLines, progress, rowProgress, rowsTable, SERVED_LEGEND } from './report.js';
-import { APPS_DIR, gatehouseServer, hasPythonModule, PROCESSES, PYTHON, type AppSpec, type ServerSpec, type Versions } from './servers.js';
-import { CONNECTIONS, WARMUP_SECONDS } from './wrk.js';
+import { rowsSection, rowsTable, wrkCommand } from './report.js';
+import { APPS_DIR, gatehouseServer, gunicornMissing, hasPythonModule, uvicornLaunch, PROCESSES, PYTHON, type AppSpec, type ServerSpec, type Versions } from './servers.js';
+import { runAppsOnServers } from './suite-rows.js';
+import { WARMUP_SECONDS } from './wrk.js';
 
 const ASGI_APPS: AppSpec[] = [
   { id: 'asgi-hello', module: 'asgi_hello' },
@@ -29,21 +29,13 @@ export function asgiServers(versions: Versions): ServerSpec[] {
       id: 'uvicorn',
       label: `uvicorn ${versions.uvicorn} (--workers ${PROCESSES}, --loop uvloop)`,
       missing: uvicornMissing,
-      launch: (app, port) => [
-        {
-          name: 'uvicorn',
-          cmd: PYTHON,
-          args: ['-m', 'uvicorn', '--workers', String(PROCESSES), '--loop', 'uvloop', '--host', '127.0.0.1', '--port', String(port), '--no-access-log', '--app-dir', APPS_DIR, `${app.module}:app`],
-          cwd: APPS_DIR,
-          stopSignal: 'SIGTERM',
-        },
-      ],
+      launch: (app, port) => [uvicornLaunch(app, port)],
       problemLines: /Traceback|\bERROR\b/,
     },
     {
       id: 'gunicorn-uvicorn',
       label: `gunicorn ${versions.gunicorn} -k uvicorn.workers.UvicornWorker (-w ${PROCESSES})`,
-      missing: () => uvicornMissing() ?? (hasPythonModule('gunicorn') ? null : `gunicorn is not installed for ${PYTHON} (apt-get install gunicorn)`),
+      missing: () => uvicornMissing() ?? gunicornMissing(),
       launch: (app, port) => [
         {
           name: 'gunicorn',
@@ -91,37 +83,12 @@ export function asgiServers(versions: Versions): ServerSpec[] {
 
 /** Runs the rows, app by app; the section's lines for stdout. */
 export async function runAsgiSuite(versions: Versions, opts: Options): Promise<string[]> {
-  const specs = asgiServers(versions).filter((s) => opts.only === null || opts.only.has(s.id));
   const fastapiMissing = hasPythonModule('fastapi') ? null : `fastapi is not installed for ${PYTHON} (apt-get install python3-fastapi)`;
-  const rows: Row[] = [];
-  const skipped = specs.flatMap((s) => (s.missing() === null ? [] : [`${s.label}: skipped: ${s.missing()!}`]));
-  for (const app of ASGI_APPS) {
-    for (const server of specs) {
-      if (server.missing() !== null) continue;
-      if (app.id === 'fastapi' && fastapiMissing !== null) {
-        rows.push(emptyRow(server, app, fastapiMissing));
-        continue;
-      }
-      progress(`-- asgi: ${server.label} × ${app.id} ...`);
-      const row = await benchRow(server, app, opts, `asgi-${server.id}-${app.id}`);
-      rows.push(row);
-      rowProgress(row, rows);
-    }
-  }
+  const { rows, skipped } = await runAppsOnServers('asgi', asgiServers(versions), ASGI_APPS, opts, { appMissing: (app) => (app.id === 'fastapi' ? fastapiMissing : null) });
   const websockets = await runWebSocketRows(versions, opts);
-  const item = opts.markdown ? '- ' : '';
-  return [
-    'ASGI apps:',
-    '',
-    rowsTable(rows, opts.markdown, { ratio: 'gatehouse/peer' }),
-    '',
-    `${item}wrk -t1 -c${CONNECTIONS} -d${opts.duration}s --latency, after a ${WARMUP_SECONDS} s warm-up, one fresh server per row; ${PROCESSES} Python processes each (daphne: 1), Debian's ${PYTHON}; asgi-hello: a raw ASGI app, fastapi: GET /items/7?q=tea.`,
-    `${item}Targets (issue 11): FastAPI ≥ 1.0× uvicorn with p99 at or below its; raw ASGI hello ≥ 0.8× uvicorn.`,
-    `${item}${SERVED_LEGEND}`,
-    `${item}${NON2XX_LEGEND}`,
-    ...skipped.map((s) => `${item}${s}`),
-    ...noteLines(rows, ', asgi', opts.markdown),
-    '',
-    ...websockets,
+  const lines = [
+    `${wrkCommand(opts)}, after a ${WARMUP_SECONDS} s warm-up, one fresh server per row; ${PROCESSES} Python processes each (daphne: 1), Debian's ${PYTHON}; asgi-hello: a raw ASGI app, fastapi: GET /items/7?q=tea.`,
+    `Targets (issue 11): FastAPI ≥ 1.0× uvicorn with p99 at or below its; raw ASGI hello ≥ 0.8× uvicorn.`,
   ];
+  return [...rowsSection(opts, 'ASGI apps:', rowsTable(rows, opts.markdown, { ratio: 'gatehouse/peer' }), lines, skipped, rows, ', asgi'), '', ...websockets];
 }

@@ -12,9 +12,10 @@
 import { countEstablished, clientEvent, startClient, waitForEvent, withFdLimits } from './front-servers.js';
 import { memoryOf, settle, sourcesFor, TARGET_MB, type Memory } from './idle-memory.js';
 import type { Options } from './options.js';
-import { formatInt, noteLines, progress, renderTable } from './report.js';
+import { formatInt, noteLines, notesProgress, progress, renderTable } from './report.js';
 import { withServer } from './server-run.js';
-import { APPS_DIR, gatehouseServer, hasPythonModule, PROCESSES, PYTHON, type AppSpec, type ServerSpec, type Versions } from './servers.js';
+import { skippedServers } from './suite-rows.js';
+import { gatehouseServer, hasPythonModule, uvicornLaunch, PROCESSES, PYTHON, type AppSpec, type ServerSpec, type Versions } from './servers.js';
 
 /** The --only names of the peers here (gatehouse is gatehouse). */
 export const WEBSOCKET_SERVER_IDS = ['uvicorn-websockets', 'uvicorn-wsproto'];
@@ -30,15 +31,7 @@ function uvicorn(versions: Versions, ws: 'websockets' | 'wsproto', extra: string
     id: `uvicorn-${ws}`,
     label: `uvicorn ${versions.uvicorn} (--workers ${PROCESSES}, --loop uvloop, --ws ${ws}${ws === 'websockets' ? ` ${versions.websockets}` : ''})`,
     missing: () => (hasPythonModule('uvicorn') && hasPythonModule(ws) ? null : `uvicorn or ${ws} is not installed for ${PYTHON} (apt-get install uvicorn python3-${ws})`),
-    launch: (app, port) => [
-      {
-        name: 'uvicorn',
-        cmd: PYTHON,
-        args: ['-m', 'uvicorn', '--workers', String(PROCESSES), '--loop', 'uvloop', '--ws', ws, '--host', '127.0.0.1', '--port', String(port), '--no-access-log', ...extra, '--app-dir', APPS_DIR, `${app.module}:app`],
-        cwd: APPS_DIR,
-        stopSignal: 'SIGTERM',
-      },
-    ],
+    launch: (app, port) => [uvicornLaunch(app, port, ['--ws', ws, ...extra])],
     problemLines: /Traceback|\bERROR\b/,
   };
 }
@@ -114,14 +107,14 @@ export async function runWebSocketRows(versions: Versions, opts: Options): Promi
     gatehouseServer(versions, PROCESSES, ['--interface', 'asgi', '--max-concurrency', String(n), '--max-connections', String(n + 100)]),
     uvicorn(versions, 'websockets', ['--backlog', '4096']),
   ].filter(keep);
-  const skipped = [...echoServers, ...idleServers].flatMap((s) => (s.missing() === null ? [] : [`${s.label}: skipped: ${s.missing()!}`]));
+  const skipped = skippedServers([...echoServers, ...idleServers]);
   const echoes: EchoRow[] = [];
   for (const server of echoServers) {
     if (server.missing() !== null) continue;
     progress(`-- asgi: ${server.label} × WebSocket echo, ${ECHO_CLIENTS} clients ...`);
     const row = await echoRow(server, opts);
     if (row.done) progress(`   ${formatInt(row.done.messages / row.done.seconds)} messages/s`);
-    for (const note of row.notes) progress(`   ! ${note}`);
+    notesProgress(row.notes);
     echoes.push(row);
   }
   const idles: IdleRow[] = [];
@@ -130,7 +123,7 @@ export async function runWebSocketRows(versions: Versions, opts: Options): Promi
     progress(`-- asgi: ${server.label} × ${formatInt(n)} idle WebSockets ...`);
     const row = await idleRow(server, opts);
     if (row.after) progress(`   RSS ${mb(row.before!.rss)} → ${mb(row.after.rss)}`);
-    for (const note of row.notes) progress(`   ! ${note}`);
+    notesProgress(row.notes);
     idles.push(row);
   }
   const gatehouseRate = echoes.find((r) => r.server.id === 'gatehouse')?.done;

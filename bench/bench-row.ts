@@ -35,16 +35,15 @@ export function emptyRow(server: ServerSpec, app: AppSpec, skipped: string | nul
 export async function benchRow(server: ServerSpec, app: AppSpec, opts: Options, logName = `${server.id}-${app.id}`): Promise<Row> {
   const runs: Row[] = [];
   for (let i = 0; i < opts.repeat; i++) {
-    const r = await benchWithRetry(server, app, opts, logName);
+    const r = await retryWhenBusy(opts, () => benchOnce(server, app, opts, logName), (row) => `${row.wrk ? formatInt(okRps(row.wrk)) : '?'} req/s, but `);
     if (opts.repeat > 1) {
       const non = r.wrk && r.wrk.non2xx3xx > 0 ? ` (${formatInt(r.wrk.non2xx3xx)} non-2xx/3xx answers)` : '';
       progress(`   run ${i + 1}/${opts.repeat}: ${r.wrk ? `${formatInt(okRps(r.wrk))} req/s${non}, p99 ${formatMs(r.wrk.p99ms)}` : 'failed'}${r.conn ? `, served ${r.conn.served}/${CONNECTIONS}` : ''}`);
     }
     runs.push(r);
   }
-  const ok = runs.filter((r) => r.wrk !== null).sort((a, b) => okRps(a.wrk!) - okRps(b.wrk!));
-  if (runs.length === 1 || ok.length === 0) return runs[0]!;
-  const median = ok[Math.floor((ok.length - 1) / 2)]!;
+  const { median, ok } = medianRun(runs, (r) => (r.wrk === null ? null : okRps(r.wrk)));
+  if (runs.length === 1 || ok.length === 0) return median;
   median.allRps = ok.map((r) => okRps(r.wrk!));
   for (const [i, r] of runs.entries()) {
     if (r === median) continue;
@@ -52,23 +51,31 @@ export async function benchRow(server: ServerSpec, app: AppSpec, opts: Options, 
     if (r.conn !== null && r.conn.served < CONNECTIONS) median.notes.push(`run ${i + 1}: served only ${r.conn.served}/${CONNECTIONS} connections`);
     if (r.wrk !== null && r.wrk.non2xx3xx > 0) median.notes.push(`run ${i + 1}: ${formatInt(r.wrk.non2xx3xx)} non-2xx/3xx answers`);
   }
-  if (ok.length < runs.length) median.notes.push(`${runs.length - ok.length} of ${runs.length} runs failed`);
+  if (ok.length < runs.length) median.notes.push(failedRuns(runs, ok));
   return median;
 }
 
-/** One run, run again once when other processes took CPU during it (the cleaner of the two is kept). */
-async function benchWithRetry(server: ServerSpec, app: AppSpec, opts: Options, logName: string): Promise<Row> {
-  const row = await benchOnce(server, app, opts, logName);
-  if (!opts.retry || row.cpu === null || row.cpu.otherPct <= OTHER_CPU_LIMIT) return row;
-  progress(`   (${row.wrk ? formatInt(okRps(row.wrk)) : '?'} req/s, but other processes took ${row.cpu.otherPct.toFixed(0)}% of a core during the run: running it again)`);
+/** The runs that did not fail (`value` null), by `value`; the median of those (the first run when all failed). */
+export function medianRun<R>(runs: readonly R[], value: (run: R) => number | null): { median: R; ok: R[] } {
+  const ok = runs.filter((r) => value(r) !== null).sort((a, b) => value(a)! - value(b)!);
+  return { median: ok[Math.floor((ok.length - 1) / 2)] ?? runs[0]!, ok };
+}
+
+export const failedRuns = (runs: readonly unknown[], ok: readonly unknown[]) => `${runs.length - ok.length} of ${runs.length} runs failed`;
+
+/** One run, run again once when other processes took CPU during it (the cleaner of the two is kept); `said`: the progress line's start. */
+export async function retryWhenBusy<R extends { cpu: CpuReport | null; notes: string[] }>(opts: Options, once: () => Promise<R>, said: (run: R) => string): Promise<R> {
+  const run = await once();
+  if (!opts.retry || run.cpu === null || run.cpu.otherPct <= OTHER_CPU_LIMIT) return run;
+  progress(`   (${said(run)}other processes took ${run.cpu.otherPct.toFixed(0)}% of a core during the run: running it again)`);
   await sleep(3000);
-  const again = await benchOnce(server, app, opts, logName);
-  if (again.cpu !== null && again.cpu.otherPct < row.cpu.otherPct) {
-    again.notes.unshift(`run twice: other processes took ${row.cpu.otherPct.toFixed(0)}% of a core during the first run; this is the second`);
+  const again = await once();
+  if (again.cpu !== null && again.cpu.otherPct < run.cpu.otherPct) {
+    again.notes.unshift(`run twice: other processes took ${run.cpu.otherPct.toFixed(0)}% of a core during the first run; this is the second`);
     return again;
   }
-  row.notes.unshift('run twice: other processes took CPU both times; this is the first run');
-  return row;
+  run.notes.unshift('run twice: other processes took CPU both times; this is the first run');
+  return run;
 }
 
 async function benchOnce(server: ServerSpec, app: AppSpec, opts: Options, logName: string): Promise<Row> {

@@ -60,18 +60,17 @@ async function missLatency(server: ServerSpec, opts: Options, logName: string, n
   return result;
 }
 
-/** The section's lines: the cache off and on (all misses), and what the misses added. */
+/** The section's lines (list items): the cache off and on (all misses), and what the misses added. */
 export async function missLatencyLines(uncached: ServerSpec, cached: ServerSpec, opts: Options): Promise<string[]> {
   const notes: string[] = [];
   const off = await missLatency(uncached, opts, 'cache-miss-off', notes);
   const on = await missLatency(cached, opts, 'cache-miss-on', notes);
-  const item = opts.markdown ? '- ' : '';
   const cell = (m: MissLatency | null) => (m === null ? 'failed' : `mean ${formatMs(m.meanMs)}, p99 ${formatMs(m.p99Ms)}`);
-  const lines = [`${item}cache misses, 1 KiB page, wrk -t1 -c${MISS_CONNECTIONS} -d${opts.duration}s with a query string of its own per request: cache off ${cell(off)}; cache on, every request a miss: ${cell(on)}.`];
+  const lines = [`cache misses, 1 KiB page, wrk -t1 -c${MISS_CONNECTIONS} -d${opts.duration}s with a query string of its own per request: cache off ${cell(off)}; cache on, every request a miss: ${cell(on)}.`];
   if (off !== null && on !== null) {
     const added = on.meanMs / off.meanMs - 1;
     const pct = (x: number) => `${x >= 0 ? '+' : ''}${(x * 100).toFixed(1)}%`;
-    lines.push(`${item}misses add ${pct(added)} to the mean latency (p99 ${pct(on.p99Ms / off.p99Ms - 1)}), target under +${TARGET * 100}%: ${added < TARGET ? 'met' : 'MISSED'}.`);
+    lines.push(`misses add ${pct(added)} to the mean latency (p99 ${pct(on.p99Ms / off.p99Ms - 1)}), target under +${TARGET * 100}%: ${added < TARGET ? 'met' : 'MISSED'}.`);
   }
-  return [...lines, ...notes.map((n) => `${item}cache misses: ${n}`)];
+  return [...lines, ...notes.map((n) => `cache misses: ${n}`)];
 }

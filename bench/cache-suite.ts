@@ -9,14 +9,15 @@
  * page's latency (cache-miss-row.ts), target under 10%.
  */
 import { join } from 'node:path';
-import { benchRow, type Row } from './bench-row.js';
+import type { Row } from './bench-row.js';
 import { missLatencyLines } from './cache-miss-row.js';
 import type { Options } from './options.js';
 import { commandPath } from './processes.js';
-import { NON2XX_LEGEND, noteLines, progress, rowProgress, rowsTable, SERVED_LEGEND } from './report.js';
+import { rowsSection, rowsTable, targetVerdict, wrkCommand } from './report.js';
 import { gatehouseServer, nginxLaunch, nginxMissing, NGINX_PROBLEMS, PROCESSES, uwsgiLaunch, uwsgiMissing, type AppSpec, type ServerSpec, type Versions } from './servers.js';
 import { writeFileSync } from 'node:fs';
-import { CONNECTIONS, WARMUP_SECONDS } from './wrk.js';
+import { runAppsOnServers } from './suite-rows.js';
+import { WARMUP_SECONDS } from './wrk.js';
 
 const PAGES: AppSpec[] = [
   { id: '1KiB', module: 'cached_page', path: '/1k' },
@@ -80,34 +81,18 @@ function nginxCacheServer(): ServerSpec {
 /** Runs the rows, page by page; the section's lines for stdout. */
 export async function runCacheSuite(versions: Versions, opts: Options): Promise<string[]> {
   const cached = gatehouseServer(versions, PROCESSES, ['--cache', '64m']);
-  const specs = [cached, varnishServer(), nginxCacheServer()].filter((s) => opts.only === null || opts.only.has(s.id));
-  const skipped = specs.flatMap((s) => (s.missing() === null ? [] : [`${s.label}: skipped: ${s.missing()}`]));
-  const rows: Row[] = [];
-  for (const page of PAGES) {
-    for (const server of specs) {
-      if (server.missing() !== null) continue;
-      progress(`-- cache: ${server.label} × ${page.id} (${page.path}) ...`);
-      const row = await benchRow(server, page, opts, `cache-${server.id}-${page.path!.slice(1)}`);
-      rows.push(row);
-      rowProgress(row, rows);
-    }
-  }
-  const item = opts.markdown ? '- ' : '';
+  const { rows, skipped } = await runAppsOnServers('cache', [cached, varnishServer(), nginxCacheServer()], PAGES, opts, {
+    shown: (page) => `${page.id} (${page.path})`,
+    logName: (server, page) => `cache-${server.id}-${page.path!.slice(1)}`,
+  });
   const misses = cached.missing() !== null || (opts.only !== null && !opts.only.has('gatehouse')) ? [] : await missLatencyLines(gatehouseServer(versions, PROCESSES), cached, opts);
-  return [
-    'HTTP cache hits:',
-    '',
-    rowsTable(rows, opts.markdown, { app: 'page', ratio: 'gatehouse/faster peer' }),
-    '',
-    ...PAGES.map((p) => `${item}${targetLine(rows, p.id)}`),
+  const lines = [
+    ...PAGES.map((p) => targetLine(rows, p.id)),
     ...misses,
-    `${item}wrk -t1 -c${CONNECTIONS} -d${opts.duration}s --latency on the page, after a ${WARMUP_SECONDS} s warm-up on it that fills the cache; one fresh server per row; keep-alive, no access log, no compression (wrk sends no Accept-Encoding).`,
-    `${item}gatehouse: --cache 64m in front of its own workers; Varnish and nginx in front of uWSGI over a unix socket.`,
-    `${item}${SERVED_LEGEND}`,
-    `${item}${NON2XX_LEGEND}`,
-    ...skipped.map((s) => `${item}${s}`),
-    ...noteLines(rows, ', cache', opts.markdown),
+    `${wrkCommand(opts)} on the page, after a ${WARMUP_SECONDS} s warm-up on it that fills the cache; one fresh server per row; keep-alive, no access log, no compression (wrk sends no Accept-Encoding).`,
+    `gatehouse: --cache 64m in front of its own workers; Varnish and nginx in front of uWSGI over a unix socket.`,
   ];
+  return rowsSection(opts, 'HTTP cache hits:', rowsTable(rows, opts.markdown, { app: 'page', ratio: 'gatehouse/faster peer' }), lines, skipped, rows, ', cache');
 }
 
 function targetLine(rows: readonly Row[], page: string): string {
@@ -115,6 +100,5 @@ function targetLine(rows: readonly Row[], page: string): string {
   const gh = rps('gatehouse');
   const peers = [rps('varnish'), rps('nginx-cache')].filter((v): v is number => v !== undefined && v > 0);
   if (gh === undefined || peers.length === 0) return `${page}: no ratio (a row is missing).`;
-  const ratio = gh / Math.max(...peers);
-  return `${page}: gatehouse / the faster peer ${ratio.toFixed(2)}×, target ≥ ${TARGETS[page]}×: ${ratio >= TARGETS[page]! ? 'met' : 'MISSED'}.`;
+  return targetVerdict(`${page}: gatehouse / the faster peer`, gh / Math.max(...peers), TARGETS[page]!);
 }

@@ -13,7 +13,8 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { clientEvent, countEstablished, nginxFront, startClient, waitForEvent, withFdLimits } from './front-servers.js';
 import type { Options } from './options.js';
 import type { Proc } from './processes.js';
-import { formatInt, noteLines, progress, renderTable } from './report.js';
+import { formatInt, noteLines, notesProgress, progress, renderTable } from './report.js';
+import { chosenServers, skippedServers } from './suite-rows.js';
 import { withServer } from './server-run.js';
 import { APPS, gatehouseServer, type ServerSpec, type Versions } from './servers.js';
 
@@ -137,27 +138,22 @@ const nginxConnections = (n: number) => Math.ceil(n * 1.25) + 100;
 /** The suite's rows: gatehouse, then nginx (unless --only leaves one out); the section's lines for stdout. */
 export async function runIdleSuite(versions: Versions, opts: Options): Promise<string[]> {
   const n = opts.idleConnections;
-  const specs = [
+  const specs = chosenServers([
     gatehouseServer(versions, 1, ['--keepalive-timeout', '300', '--max-connections', String(n + 100)]),
     // nginx closes idle keep-alive connections once fewer than 1/16 of worker_connections are free
     nginxFront(versions, null, { keepaliveTimeout: 300, workerConnections: nginxConnections(n) }),
-  ].filter((s) => opts.only === null || opts.only.has(s.id));
+  ], opts);
   const rows: IdleRow[] = [];
-  const skipped: string[] = [];
   for (const server of specs) {
-    const missing = server.missing();
-    if (missing !== null) {
-      skipped.push(`${server.label}: skipped: ${missing}`);
-      continue;
-    }
+    if (server.missing() !== null) continue;
     progress(`-- idle keep-alive memory: ${server.label}, ${formatInt(n)} connections ...`);
     const row = await idleRow(server, opts);
     const c = cells(row);
     progress(`   open ${c.open}, RSS ${c.before} → ${c.after} (front ${c.front}, ${c.perConn}/connection), PSS ${c.pss}`);
-    for (const note of row.notes) progress(`   ! ${note}`);
+    notesProgress(row.notes);
     rows.push(row);
   }
-  return section(rows, skipped, opts);
+  return section(rows, skippedServers(specs), opts);
 }
 
 interface Cells {

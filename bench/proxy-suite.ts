@@ -8,18 +8,14 @@
  *
  *     npm run bench -- --suite proxy
  */
-import { existsSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import type { Row } from './bench-row.js';
 import type { Options } from './options.js';
-import { noteLines, NON2XX_LEGEND, rowsTable, SERVED_LEGEND } from './report.js';
+import { rowsSection, rowsTable, wrkCommand } from './report.js';
 import { runPairings, targetLines } from './suite-rows.js';
-import { APPS, CLI, hasPythonModule, nginxLaunch, nginxMissing, NGINX_PROBLEMS, PROCESSES, PYTHON, ROOT, APPS_DIR, type AppSpec, type Launch, type ServerSpec, type Versions } from './servers.js';
-import { CONNECTIONS, WARMUP_SECONDS } from './wrk.js';
+import { APPS, APPS_DIR, gatehouseMissing, gatehouseRouteLaunch, GATEHOUSE_PROBLEMS, gunicornMissing, nginxLaunch, nginxMissing, NGINX_PROBLEMS, PROCESSES, PYTHON, ROOT, type AppSpec, type Launch, type ServerSpec, type Versions } from './servers.js';
+import { WARMUP_SECONDS } from './wrk.js';
 
 export const TARGET = 1.0;
-
-const gunicornMissing = () => (hasPythonModule('gunicorn') ? null : `gunicorn is not installed for ${PYTHON} (apt-get install gunicorn)`);
 
 /** The upstream of both rows: gunicorn on `sock`. */
 function gunicornLaunch(app: AppSpec, sock: string): Launch {
@@ -38,14 +34,12 @@ export function proxyServers(versions: Versions): ServerSpec[] {
     {
       id: 'gatehouse',
       label: `gatehouse ${versions.gatehouse} proxy → gunicorn ${versions.gunicorn} (-w ${PROCESSES})`,
-      missing: () => (existsSync(CLI) ? null : `${CLI} is missing (run tsc -p .)`) ?? gunicornMissing(),
+      missing: () => gatehouseMissing() ?? gunicornMissing(),
       launch: (app, port, tmp) => {
         const sock = join(tmp, 'gunicorn.sock');
-        const config = join(tmp, 'gatehouse.toml');
-        writeFileSync(config, `[[listeners]]\nbind = "127.0.0.1:${port}"\n\n[[routes]]\nproxy = { upstreams = ["unix:${sock}"] }\n`);
-        return [gunicornLaunch(app, sock), { name: 'gatehouse', cmd: process.execPath, args: [CLI, '--config', config], cwd: ROOT, stopSignal: 'SIGTERM' }];
+        return [gunicornLaunch(app, sock), gatehouseRouteLaunch(tmp, port, `proxy = { upstreams = ["unix:${sock}"] }`)];
       },
-      problemLines: /\[(WARNING|ERROR|CRITICAL)\]|Traceback|internal error/,
+      problemLines: GATEHOUSE_PROBLEMS,
       cpuNames: { front: 'node', python: 'python3' },
     },
     {
@@ -76,24 +70,12 @@ export function proxyServers(versions: Versions): ServerSpec[] {
 export async function runProxySuite(versions: Versions, opts: Options): Promise<string[]> {
   const apps = APPS.filter((a) => opts.apps === null || opts.apps.has(a.id));
   const { rows, skipped } = await runPairings('proxy', apps.flatMap((app) => proxyServers(versions).map((server) => ({ server, app }))), opts);
-  return section(rows, skipped, opts);
-}
-
-function section(rows: readonly Row[], skipped: readonly string[], opts: Options): string[] {
-  const item = opts.markdown ? '- ' : '';
-  return [
-    'Reverse proxy to gunicorn:',
-    '',
-    rowsTable(rows, opts.markdown, { ratio: 'gatehouse/nginx' }),
-    '',
-    ...targetLines(rows, TARGET).map((l) => `${item}${l}`),
-    `${item}wrk -t1 -c${CONNECTIONS} -d${opts.duration}s --latency on /, after a ${WARMUP_SECONDS} s warm-up, one fresh server and upstream per row; keep-alive from wrk, no access log.`,
-    `${item}The upstream: gunicorn sync, -w ${PROCESSES}, on a unix socket (it closes each connection after its answer). ` +
+  const lines = [
+    ...targetLines(rows, TARGET),
+    `${wrkCommand(opts)} on /, after a ${WARMUP_SECONDS} s warm-up, one fresh server and upstream per row; keep-alive from wrk, no access log.`,
+    `The upstream: gunicorn sync, -w ${PROCESSES}, on a unix socket (it closes each connection after its answer). ` +
       `gatehouse: one route, proxy = { upstreams = ["unix:SOCK"] } (defaults: buffering on, request bodies buffered). ` +
       `nginx: worker_processes 1, proxy_pass to an upstream block with keepalive 16, proxy_http_version 1.1, Host, X-Forwarded-For and -Proto set.`,
-    `${item}${SERVED_LEGEND}`,
-    `${item}${NON2XX_LEGEND}`,
-    ...skipped.map((s) => `${item}${s}`),
-    ...noteLines(rows, ', proxy', opts.markdown),
   ];
+  return rowsSection(opts, 'Reverse proxy to gunicorn:', rowsTable(rows, opts.markdown, { ratio: 'gatehouse/nginx' }), lines, skipped, rows, ', proxy');
 }

@@ -11,7 +11,7 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { busyMachineNote, cpuReport, cpuSample, runGroups } from './cpu-usage.js';
 import type { Options } from './options.js';
-import { formatInt, formatMs, noteLines, progress, renderTable } from './report.js';
+import { formatInt, formatMs, noteLines, notesProgress, progress, renderTable } from './report.js';
 import { withServer } from './server-run.js';
 import type { AppSpec, ServerSpec } from './servers.js';
 import { CONNECTIONS, errorCount, okRps, startWrk, WARMUP_SECONDS, wrkNotes, type WrkResult } from './wrk.js';
@@ -52,7 +52,7 @@ export async function runReloadRows(chosen: readonly ServerSpec[], apps: readonl
     const row = await reloadRow(server, reload, app, opts);
     const c = cells(row);
     progress(`   ${c.rps} req/s, p99 ${c.p99}, failed ${c.failed}, reloads ${c.reloads}`);
-    for (const n of row.notes) progress(`   ! ${n}`);
+    notesProgress(row.notes);
     rows.push(row);
   }
   return rows;

@@ -29,17 +29,21 @@ export function formatMs(ms: number): string {
   return `${ms.toFixed(0)} ms`;
 }
 
+/** The load of a main-table row, for the sections' lines: "wrk -t1 -c50 -d10s --latency". */
+export const wrkCommand = (opts: Options) => `wrk -t1 -c${CONNECTIONS} -d${opts.duration}s --latency`;
+
 /** The machine, the load and the software: printed first to stderr, then above the table. */
 export function headerLines(opts: Options, versions: Versions): string[] {
   const cpu = cpus();
   return [
     `gatehouse benchmark: ${new Date().toISOString()}, ${cpu.length} CPU(s) (${cpu[0]?.model.trim() ?? '?'}), Linux ${release()}`,
-    `wrk ${versions.wrk}: wrk -t1 -c${CONNECTIONS} -d${opts.duration}s --latency, after a ${WARMUP_SECONDS} s warm-up${opts.repeat > 1 ? `; each row the median of ${opts.repeat} runs (range in brackets)` : ''}${opts.suites.has('wsgi') ? `; ${PROCESSES} Python processes per server (waitress: 1 process, ${WAITRESS_THREADS} threads)` : ''}; loopback only`,
+    `wrk ${versions.wrk}: ${wrkCommand(opts)}, after a ${WARMUP_SECONDS} s warm-up${opts.repeat > 1 ? `; each row the median of ${opts.repeat} runs (range in brackets)` : ''}${opts.suites.has('wsgi') ? `; ${PROCESSES} Python processes per server (waitress: 1 process, ${WAITRESS_THREADS} threads)` : ''}; loopback only`,
     `Python ${versions.python} (${PYTHON}), Flask ${versions.flask}, Node ${versions.node}${opts.suites.has('tls') ? `; h2load ${versions.h2load}, OpenSSL ${versions.openssl}` : ''}`,
   ];
 }
 
-interface Cells {
+/** The main table's columns (the tls suite's detail table adds its workload). */
+export interface Cells {
   server: string;
   app: string;
   rps: string;
@@ -52,12 +56,12 @@ interface Cells {
   ratio: string;
 }
 
-const HEAD: Cells = {
+export const HEAD: Cells = {
   server: 'server', app: 'app', rps: 'req/s', p99: 'p99', served: 'connections served', non2xx: 'non-2xx/3xx', errors: 'errors',
   front: 'front CPU/req', python: 'Python CPU/req', ratio: 'gatehouse/peer',
 };
-const KEYS: Array<keyof Cells> = ['server', 'app', 'rps', 'p99', 'served', 'non2xx', 'errors', 'front', 'python', 'ratio'];
-const RIGHT = new Set<keyof Cells>(['rps', 'p99', 'non2xx', 'errors', 'front', 'python', 'ratio']);
+export const KEYS: Array<keyof Cells> = ['server', 'app', 'rps', 'p99', 'served', 'non2xx', 'errors', 'front', 'python', 'ratio'];
+export const RIGHT = new Set<keyof Cells>(['rps', 'p99', 'non2xx', 'errors', 'front', 'python', 'ratio']);
 
 /** Bad answers as a count (`what`: which, e.g. "5xx"), their share of `all` and the flag any of them raises: "0" for none. */
 export function flaggedCount(bad: number, all: number, what = ''): string {
@@ -68,6 +72,18 @@ export function flaggedCount(bad: number, all: number, what = ''): string {
 
 /** The main table's non-2xx/3xx cell for a wrk run. */
 export const wrkNon2xx = (w: WrkResult) => flaggedCount(w.non2xx3xx, w.requests);
+
+/** The main table's errors cell for a wrk run. */
+export const wrkErrors = (w: WrkResult) => formatInt(socketErrorCount(w)) + (closesWithoutNotice(w) ? ' (EOF)' : '');
+
+/** A req/s cell: with the range of all runs in brackets when there were several. */
+export const rpsCell = (rps: number, all: readonly number[]) => formatInt(rps) + (all.length > 1 ? ` (${formatInt(Math.min(...all))}–${formatInt(Math.max(...all))})` : '');
+
+/** The cells of a row that has no figures (skipped or failed): only its req/s cell says which. */
+export const BLANK_CELLS = { p99: '', served: '', non2xx: '', errors: '', front: '', python: '', ratio: '' } as const;
+
+/** A target line: "WHAT 1.05×, target ≥ 1×: met" (or MISSED). */
+export const targetVerdict = (what: string, ratio: number, target: number) => `${what} ${ratio.toFixed(2)}×, target ≥ ${target}×: ${ratio >= target ? 'met' : 'MISSED'}.`;
 
 /** The connection check's verdict as a cell: "50/50", "2/50 STARVED", "?" when it did not run. */
 export function servedCell(conn: ConnectionVerdict | null): string {
@@ -81,10 +97,9 @@ export function servedCell(conn: ConnectionVerdict | null): string {
 /** `rows`: for gatehouse's req/s on the same app. */
 function cells(row: Row, rows: readonly Row[]): Cells {
   const base = { server: row.server.label, app: row.app.id };
-  const none = { p99: '', served: '', non2xx: '', errors: '', front: '', python: '', ratio: '' };
-  if (row.skipped !== null) return { ...base, ...none, rps: 'skipped' };
+  if (row.skipped !== null) return { ...base, ...BLANK_CELLS, rps: 'skipped' };
   const w = row.wrk;
-  if (w === null) return { ...base, ...none, rps: 'failed' };
+  if (w === null) return { ...base, ...BLANK_CELLS, rps: 'failed' };
   const served = servedCell(row.conn);
   let ratio = '';
   const gh = rows.find((r) => r.server.id === 'gatehouse' && r.app.id === row.app.id && r.wrk !== null);
@@ -95,15 +110,12 @@ function cells(row: Row, rows: readonly Row[]): Cells {
     else if (row.conn && row.conn.served < CONNECTIONS) ratio += ' (peer starved)';
     if (gh.wrk.non2xx3xx > 0 || w.non2xx3xx > 0) ratio += ' (non-2xx/3xx)';
   }
-  const errors = formatInt(socketErrorCount(w)) + (closesWithoutNotice(w) ? ' (EOF)' : '');
-  let rps = formatInt(okRps(w));
-  if (row.allRps.length > 1) rps += ` (${formatInt(Math.min(...row.allRps))}–${formatInt(Math.max(...row.allRps))})`;
   // CPU between the run's two samples, over its answers per second (servers with a front process of their own).
   const names = row.server.cpuNames ?? PROCESS_NAMES[row.server.id];
   const perAnswer = (list: string) => usCell(sumOrNull(list.split('+').map((name) => usPerAnswer(row.cpu, name, w.rps))));
   const front = names === undefined ? '' : perAnswer(names.front);
   const python = names === undefined ? '' : perAnswer(names.python);
-  return { ...base, rps, p99: formatMs(w.p99ms), served, non2xx: wrkNon2xx(w), errors, front, python, ratio };
+  return { ...base, rps: rpsCell(okRps(w), row.allRps), p99: formatMs(w.p99ms), served, non2xx: wrkNon2xx(w), errors: wrkErrors(w), front, python, ratio };
 }
 
 /** The sum; null when any is unknown. */
@@ -123,7 +135,12 @@ export function rowProgress(row: Row, rows: readonly Row[]): void {
   const all = row.wrk && row.wrk.non2xx3xx > 0 ? ` (${formatInt(row.wrk.rps)} with the non-2xx/3xx)` : '';
   progress(`   ${c.rps} req/s${all}, p99 ${c.p99}, served ${c.served}${conn}, non-2xx/3xx ${c.non2xx}, errors ${c.errors}`);
   if (row.cpu) progress(`   ${formatCpu(row.cpu)}`);
-  for (const n of row.notes) progress(`   ! ${n}`);
+  notesProgress(row.notes);
+}
+
+/** A row's notes, as progress lines. */
+export function notesProgress(notes: readonly string[]): void {
+  for (const n of notes) progress(`   ! ${n}`);
 }
 
 /** A table as aligned text (the `right` columns right-aligned) or as Markdown. */
@@ -142,6 +159,12 @@ export function renderTable<K extends string>(keys: readonly K[], head: Readonly
 export function noteLines(rows: ReadonlyArray<{ server: { label: string }; app: { id: string }; notes: readonly string[] }>, what: string, markdown: boolean): string[] {
   const lines = rows.flatMap((r) => r.notes.map((n) => `${markdown ? '- ' : '  '}${r.server.label} × ${r.app.id}${what}: ${n}`));
   return lines.length > 0 ? ['', 'Notes:', ...lines] : [];
+}
+
+/** What a suite of main-table rows prints: its title and table, then as list items its `lines` (targets, load, setup), the legends and the skipped servers, then the rows' notes (`what` follows "SERVER × APP"). */
+export function rowsSection(opts: Options, title: string, table: string, lines: readonly string[], skipped: readonly string[], rows: readonly Row[], what: string): string[] {
+  const item = opts.markdown ? '- ' : '';
+  return [title, '', table, '', ...[...lines, SERVED_LEGEND, NON2XX_LEGEND, ...skipped].map((l) => `${item}${l}`), ...noteLines(rows, what, opts.markdown)];
 }
 
 export const NON2XX_LEGEND = `req/s: of 2xx/3xx answers only (wrk's req/s × its requests less its "Non-2xx or 3xx responses", over its requests), so a server answering errors fast does not look fast; non-2xx/3xx: that count of wrk's (4xx and 5xx answers), with its share of all answers; any at all flags the row (FLAGGED) and its gatehouse/peer ratio ("(non-2xx/3xx)").`;

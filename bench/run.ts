@@ -60,7 +60,8 @@ import { fail, parseOptions, type Options } from './options.js';
 import { commandPath, installCleanup, killEverything } from './processes.js';
 import { reloadSection, runReloadRows } from './reload-row.js';
 import { headerLines, printReport, progress, rowProgress, type WsgiResults } from './report.js';
-import { APPS, detectVersions, hasPythonModule, PYTHON, servers, type Versions } from './servers.js';
+import { APPS, detectVersions, PYTHON, servers, type Versions } from './servers.js';
+import { flaskMissing } from './suite-rows.js';
 import { runSlowlorisSuite } from './slowloris.js';
 import { runStaticSuite } from './static-row.js';
 import { runTlsSuite } from './tls-suite.js';
@@ -105,7 +106,6 @@ async function main(): Promise<void> {
 /** The main table, the reload rows and the worker cost. */
 async function runWsgiSuite(versions: Versions, opts: Options): Promise<WsgiResults> {
   const apps = APPS.filter((a) => opts.apps === null || opts.apps.has(a.id));
-  const flaskMissing = hasPythonModule('flask') ? null : `flask is not installed for ${PYTHON} (apt-get install python3-flask)`;
   // --only names the rows exactly, the control row included.
   const chosen = servers(versions).filter((s) => (opts.only === null ? !s.control || opts.control : opts.only.has(s.id)));
   const rows: Row[] = [];
@@ -119,8 +119,9 @@ async function runWsgiSuite(versions: Versions, opts: Options): Promise<WsgiResu
     }
     for (const app of apps) {
       if (server.apps && !server.apps.includes(app.id)) continue;
-      if (app.id === 'flask' && flaskMissing !== null) {
-        rows.push(emptyRow(server, app, flaskMissing));
+      const appMissing = flaskMissing(app);
+      if (appMissing !== null) {
+        rows.push(emptyRow(server, app, appMissing));
         continue;
       }
       progress(`-- ${server.label} × ${app.id} ...`);

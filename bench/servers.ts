@@ -214,12 +214,34 @@ export function nginxUwsgiServer(versions: Versions, tuning: NginxTuning = {}): 
   };
 }
 
+export const gatehouseMissing = () => (existsSync(CLI) ? null : `${CLI} is missing (run tsc -p .)`);
+export const gunicornMissing = () => (hasPythonModule('gunicorn') ? null : `gunicorn is not installed for ${PYTHON} (apt-get install gunicorn)`);
+export const GATEHOUSE_PROBLEMS = /\[(WARNING|ERROR|CRITICAL)\]|Traceback|internal error/;
+
+/** gatehouse on 127.0.0.1:`port` with one route (`route`: its action, a TOML line), from a config file in `tmp`. */
+export function gatehouseRouteLaunch(tmp: string, port: number, route: string): Launch {
+  const config = join(tmp, 'gatehouse.toml');
+  writeFileSync(config, `[[listeners]]\nbind = "127.0.0.1:${port}"\n\n[[routes]]\n${route}\n`);
+  return { name: 'gatehouse', cmd: process.execPath, args: [CLI, '--config', config], cwd: ROOT, stopSignal: 'SIGTERM' };
+}
+
+/** uvicorn (`PROCESSES` workers, uvloop, no access log) serving `app` on 127.0.0.1:`port`, with more flags (`flags`). */
+export function uvicornLaunch(app: AppSpec, port: number, flags: readonly string[] = []): Launch {
+  return {
+    name: 'uvicorn',
+    cmd: PYTHON,
+    args: ['-m', 'uvicorn', '--workers', String(PROCESSES), '--loop', 'uvloop', ...flags, '--host', '127.0.0.1', '--port', String(port), '--no-access-log', '--app-dir', APPS_DIR, `${app.module}:app`],
+    cwd: APPS_DIR,
+    stopSignal: 'SIGTERM',
+  };
+}
+
 /** gatehouse with `app`, `workers` Python processes and more flags (`args`, shown in the label as `shown`). */
 export function gatehouseServer(versions: Versions, workers: number, args: string[] = [], shown = args.join(' ')): ServerSpec {
   return {
     id: 'gatehouse',
     label: `gatehouse ${versions.gatehouse} (--workers ${workers}${shown === '' ? '' : ` ${shown}`})`,
-    missing: () => (existsSync(CLI) ? null : `${CLI} is missing (run tsc -p .)`),
+    missing: gatehouseMissing,
     launch: (app, port) => [
       {
         name: 'gatehouse',
@@ -229,7 +251,7 @@ export function gatehouseServer(versions: Versions, workers: number, args: strin
         stopSignal: 'SIGTERM',
       },
     ],
-    problemLines: /\[(WARNING|ERROR|CRITICAL)\]|Traceback|internal error/,
+    problemLines: GATEHOUSE_PROBLEMS,
     reload: { signal: 'SIGHUP', completed: (log) => countLines(log, /Reload complete/), counted: "'Reload complete' log lines" },
   };
 }
@@ -242,7 +264,7 @@ export function servers(versions: Versions): ServerSpec[] {
     {
       id: 'gunicorn',
       label: `gunicorn ${versions.gunicorn} sync (-w ${PROCESSES})`,
-      missing: () => (hasPythonModule('gunicorn') ? null : `gunicorn is not installed for ${PYTHON} (apt-get install gunicorn)`),
+      missing: gunicornMissing,
       launch: (app, port) => [
         {
           name: 'gunicorn',

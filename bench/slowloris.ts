@@ -12,7 +12,7 @@ import { busyMachineNote, cpuReport, cpuSample, formatCpu, runGroups } from './c
 import { clientEvent, countEstablished, startClient, waitForEvent, withFdLimits } from './front-servers.js';
 import type { Options } from './options.js';
 import type { Proc } from './processes.js';
-import { formatInt, formatMs, noteLines, progress, renderTable } from './report.js';
+import { formatInt, formatMs, noteLines, notesProgress, progress, renderTable } from './report.js';
 import { withServer } from './server-run.js';
 import { APPS, gatehouseServer, nginxUwsgiServer, PROCESSES, type ServerSpec, type Versions } from './servers.js';
 import { CONNECTIONS, startWrk, WARMUP_SECONDS, wrkNotes, type WrkResult } from './wrk.js';
@@ -132,7 +132,7 @@ export async function runSlowlorisSuite(versions: Versions, opts: Options): Prom
     const row = await slowRow(server, seconds, timeout, opts);
     const c = cells(row);
     progress(`   alone ${c.rpsAlone} req/s, p99 ${c.p99Alone}; attacked ${c.rpsAttacked} req/s, p99 ${c.p99Attacked} (${c.p99Ratio}); slow open ${c.slowOpen}, closed by server ${c.closed}`);
-    for (const note of row.notes) progress(`   ! ${note}`);
+    notesProgress(row.notes);
     rows.push(row);
   }
   return section(rows, [...skipped], opts);

@@ -19,17 +19,17 @@
  */
 import { chmodSync, existsSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
-import { setTimeout as sleep } from 'node:timers/promises';
-import { benchRow, type Row } from './bench-row.js';
+import { benchRow, failedRuns, medianRun, retryWhenBusy, type Row } from './bench-row.js';
 import { SERVED_SHARE } from './connection-check.js';
-import { busyMachineNote, cpuReport, cpuSample, formatCpu, OTHER_CPU_LIMIT, PROCESS_NAMES, runGroups, usCell as us, usPerAnswer, type CpuReport } from './cpu-usage.js';
+import { busyMachineNote, cpuReport, cpuSample, formatCpu, PROCESS_NAMES, runGroups, usCell as us, usPerAnswer, type CpuReport } from './cpu-usage.js';
 import { H2_WARMUP_REQUESTS, h2loadArgs, h2loadLimitMs, non2xx, ok2xxRps, startH2load, unanswered, waitProgress, type H2Load, type H2Result } from './h2load.js';
 import type { Options } from './options.js';
 import { firstLine, makeTempDir, removeTempDir, runCommand, type Proc } from './processes.js';
-import { flaggedCount, formatInt, formatMs, noteLines, progress, renderTable, rowProgress, servedCell, SERVED_LEGEND } from './report.js';
+import { BLANK_CELLS, flaggedCount, formatInt, formatMs, HEAD, KEYS, noteLines, notesProgress, progress, renderTable, RIGHT, rowProgress, rpsCell, servedCell, SERVED_LEGEND, wrkErrors, wrkNon2xx, type Cells } from './report.js';
 import { withServer } from './server-run.js';
-import { APPS, gatehouseServer, hasPythonModule, nginxUwsgiServer, PROCESSES, PYTHON, type AppSpec, type ServerSpec, type Versions } from './servers.js';
-import { CONNECTIONS, okRps, socketErrorCount, closesWithoutNotice, WARMUP_SECONDS } from './wrk.js';
+import { APPS, gatehouseServer, nginxUwsgiServer, PROCESSES, type AppSpec, type ServerSpec, type Versions } from './servers.js';
+import { chosenServers, flaskMissing, skippedServers } from './suite-rows.js';
+import { CONNECTIONS, okRps, WARMUP_SECONDS } from './wrk.js';
 
 /** h2load requests per second of --duration: 40,000 for the default 10 s, as `h2load -n 40000`. */
 const H2_REQUESTS_PER_SECOND = 4000;
@@ -74,8 +74,6 @@ function emptyTlsRow(server: ServerSpec, app: AppSpec, workload: Workload, skipp
   return { server, app, workload, okRps: null, answerRps: null, p99ms: null, bad: 0, unanswered: 0, served: '', non2xx: '', errors: '', frontUs: null, pythonUs: null, allOk: [], negotiated: null, notes: [], skipped };
 }
 
-/** µs of CPU per answer of the processes named `name`, from `cpu` (% of a core over its window) and the answers per second in that window. */
-
 // ---------------------------------------------------------------- the certificate
 
 /**
@@ -116,8 +114,8 @@ async function wrkRow(server: ServerSpec, app: AppSpec, workload: Workload, opts
     bad: w.non2xx3xx,
     unanswered: 0,
     served: servedCell(r.conn),
-    non2xx: flaggedCount(w.non2xx3xx, w.requests),
-    errors: formatInt(socketErrorCount(w)) + (closesWithoutNotice(w) ? ' (EOF)' : ''),
+    non2xx: wrkNon2xx(w),
+    errors: wrkErrors(w),
     // the CPU window is 40–80% into the run; wrk's mean rate stands for that window's
     frontUs: usPerAnswer(r.cpu, names.front, w.rps),
     pythonUs: usPerAnswer(r.cpu, names.python, w.rps),
@@ -191,36 +189,20 @@ async function measureH2(run: H2Run, url: string, load: H2Load, procs: readonly 
   if (c !== null && c.min < SERVED_SHARE * c.mean) run.notes.push(`the slowest h2 connection made ${formatInt(c.min)} req/s against a mean of ${formatInt(c.mean)}: starved`);
 }
 
-/** One run, run again once when other processes took CPU during it (the cleaner of the two is kept), as bench-row.ts does. */
-async function h2WithRetry(server: ServerSpec, app: AppSpec, load: H2Load, opts: Options, logName: string, dir: string): Promise<H2Run> {
-  const run = await h2Once(server, app, load, opts, logName, dir);
-  if (!opts.retry || run.cpu === null || run.cpu.otherPct <= OTHER_CPU_LIMIT) return run;
-  progress(`   (other processes took ${run.cpu.otherPct.toFixed(0)}% of a core during the run: running it again)`);
-  await sleep(3000);
-  const again = await h2Once(server, app, load, opts, logName, dir);
-  if (again.cpu !== null && again.cpu.otherPct < run.cpu.otherPct) {
-    again.notes.unshift(`run twice: other processes took ${run.cpu.otherPct.toFixed(0)}% of a core during the first run; this is the second`);
-    return again;
-  }
-  run.notes.unshift('run twice: other processes took CPU both times; this is the first run');
-  return run;
-}
-
 /** An h2 row: opts.repeat runs, the median by req/s of 2xx answers. */
 async function h2Row(server: ServerSpec, app: AppSpec, workload: Workload & { kind: 'h2' }, opts: Options, dir: string): Promise<TlsRow> {
   const load: H2Load = { clients: workload.clients, streams: workload.streams, requests: H2_REQUESTS_PER_SECOND * opts.duration };
   const runs: H2Run[] = [];
   for (let i = 0; i < opts.repeat; i++) {
-    const run = await h2WithRetry(server, app, load, opts, `tls-${server.id}-${app.id}-${workload.id}`, dir);
+    const run = await retryWhenBusy(opts, () => h2Once(server, app, load, opts, `tls-${server.id}-${app.id}-${workload.id}`, dir), () => '');
     progress(`   ${opts.repeat > 1 ? `run ${i + 1}/${opts.repeat}: ` : ''}${run.result ? h2Summary(run.result) : 'failed'}`);
     if (run.cpu) progress(`   ${formatCpu(run.cpu)}`);
     runs.push(run);
   }
-  const ok = runs.filter((r) => r.result !== null).sort((a, b) => ok2xxRps(a.result!) - ok2xxRps(b.result!));
-  const median = ok[Math.floor((ok.length - 1) / 2)] ?? runs[0]!;
+  const { median, ok } = medianRun(runs, (r) => (r.result === null ? null : ok2xxRps(r.result)));
   const row = emptyTlsRow(server, app, workload);
   for (const [i, r] of runs.entries()) row.notes.push(...(r === median || runs.length === 1 ? r.notes : r.notes.map((n) => `run ${i + 1}: ${n}`)));
-  if (ok.length < runs.length) row.notes.push(`${runs.length - ok.length} of ${runs.length} runs failed`);
+  if (ok.length < runs.length) row.notes.push(failedRuns(runs, ok));
   const h = median.result;
   if (h === null) return row;
   const names = PROCESS_NAMES[server.id]!;
@@ -276,31 +258,27 @@ export async function runTlsSuite(versions: Versions, opts: Options): Promise<st
         label: `nginx ${versions.nginx} (1 worker, listen ssl http2) + uWSGI (uwsgi_pass, --processes ${PROCESSES})`,
         tls: true,
       },
-    ].filter((s) => opts.only === null || opts.only.has(s.id));
+    ];
     const apps = APPS.filter((a) => opts.apps === null || opts.apps.has(a.id));
-    const flaskMissing = hasPythonModule('flask') ? null : `flask is not installed for ${PYTHON} (apt-get install python3-flask)`;
+    const chosen = chosenServers(specs, opts);
     const rows: TlsRow[] = [];
-    const skipped: string[] = [];
-    for (const server of specs) {
-      const missing = server.missing();
-      if (missing !== null) skipped.push(`${server.label}: skipped: ${missing}`);
-    }
     for (const app of apps) {
       for (const workload of WORKLOADS) {
-        for (const server of specs) {
+        for (const server of chosen) {
           if (server.missing() !== null) continue;
-          if (app.id === 'flask' && flaskMissing !== null) {
-            rows.push(emptyTlsRow(server, app, workload, flaskMissing));
+          const appMissing = flaskMissing(app);
+          if (appMissing !== null) {
+            rows.push(emptyTlsRow(server, app, workload, appMissing));
             continue;
           }
           progress(`-- tls: ${server.label} × ${app.id} × ${workload.title} ...`);
           const row = workload.kind === 'wrk' ? await wrkRow(server, app, workload, opts) : await h2Row(server, app, workload, opts, cert.dir);
-          if (workload.kind === 'h2') for (const n of row.notes) progress(`   ! ${n}`);
+          if (workload.kind === 'h2') notesProgress(row.notes);
           rows.push(row);
         }
       }
     }
-    return section(rows, apps, skipped, opts);
+    return section(rows, apps, skippedServers(chosen), opts);
   } finally {
     removeTempDir(cert.dir);
   }
@@ -321,12 +299,11 @@ function ratio(gh: TlsRow | undefined, peer: TlsRow | undefined): string {
 }
 
 /** req/s of 2xx answers (with the range of the runs), flagged with what else the server answered. */
-function rpsCell(row: TlsRow | undefined): string {
+function summaryCell(row: TlsRow | undefined): string {
   if (row === undefined) return '';
   if (row.skipped !== null) return 'skipped';
   if (row.okRps === null) return 'failed';
-  let cell = formatInt(row.okRps);
-  if (row.allOk.length > 1) cell += ` (${formatInt(Math.min(...row.allOk))}–${formatInt(Math.max(...row.allOk))})`;
+  const cell = rpsCell(row.okRps, row.allOk);
   const what = [...(row.bad > 0 ? [`${formatInt(row.bad)} non-2xx`] : []), ...(row.unanswered > 0 ? [`${formatInt(row.unanswered)} unanswered`] : [])];
   return what.length > 0 ? `${cell} FLAGGED (${what.join(', ')})` : cell;
 }
@@ -345,8 +322,8 @@ function summaryTable(rows: readonly TlsRow[], apps: readonly AppSpec[], markdow
     for (const a of apps) {
       const gh = find(rows, 'gatehouse', a.id, w.id);
       const peer = find(rows, PEER, a.id, w.id);
-      line[`${a.id}-gh`] = rpsCell(gh);
-      line[`${a.id}-peer`] = rpsCell(peer);
+      line[`${a.id}-gh`] = summaryCell(gh);
+      line[`${a.id}-peer`] = summaryCell(peer);
       line[`${a.id}-ratio`] = ratio(gh, peer);
     }
     return line;
@@ -354,29 +331,15 @@ function summaryTable(rows: readonly TlsRow[], apps: readonly AppSpec[], markdow
   return renderTable(keys, head, body, new Set(keys.filter((k) => k !== 'workload')), markdown);
 }
 
-interface Cells {
-  workload: string;
-  server: string;
-  app: string;
-  rps: string;
-  p99: string;
-  served: string;
-  non2xx: string;
-  errors: string;
-  front: string;
-  python: string;
-  ratio: string;
-}
+/** The detail table's columns: the main table's and the workload. */
+type TlsCells = Cells & { workload: string };
 
-
-function cells(row: TlsRow, rows: readonly TlsRow[]): Cells {
+function cells(row: TlsRow, rows: readonly TlsRow[]): TlsCells {
   const base = { workload: row.workload.title, server: row.server.label, app: row.app.id };
-  if (row.okRps === null) return { ...base, rps: row.skipped !== null ? 'skipped' : 'failed', p99: '', served: '', non2xx: '', errors: '', front: '', python: '', ratio: '' };
-  let rps = formatInt(row.okRps);
-  if (row.allOk.length > 1) rps += ` (${formatInt(Math.min(...row.allOk))}–${formatInt(Math.max(...row.allOk))})`;
+  if (row.okRps === null) return { ...base, ...BLANK_CELLS, rps: row.skipped !== null ? 'skipped' : 'failed' };
   return {
     ...base,
-    rps,
+    rps: rpsCell(row.okRps, row.allOk),
     p99: row.p99ms === null ? '?' : formatMs(row.p99ms),
     served: row.served,
     non2xx: row.non2xx,
@@ -388,22 +351,8 @@ function cells(row: TlsRow, rows: readonly TlsRow[]): Cells {
 }
 
 function detailTable(rows: readonly TlsRow[], markdown: boolean): string {
-  const head: Cells = {
-    workload: 'workload',
-    server: 'server',
-    app: 'app',
-    rps: 'req/s (2xx)',
-    p99: 'p99',
-    served: 'connections served',
-    non2xx: 'non-2xx',
-    errors: 'errors',
-    front: 'front CPU/answer',
-    python: 'Python CPU/answer',
-    ratio: 'gatehouse/peer',
-  };
-  const keys = Object.keys(head) as Array<keyof Cells>;
-  const right = new Set<keyof Cells>(['rps', 'p99', 'non2xx', 'errors', 'front', 'python', 'ratio']);
-  return renderTable(keys, head, rows.map((r) => cells(r, rows)), right, markdown);
+  const head: TlsCells = { ...HEAD, workload: 'workload', rps: 'req/s (2xx)', non2xx: 'non-2xx', front: 'front CPU/answer', python: 'Python CPU/answer' };
+  return renderTable(['workload', ...KEYS], head, rows.map((r) => cells(r, rows)), RIGHT, markdown);
 }
 
 /** What TLS each server negotiated with h2load, once per distinct answer. */

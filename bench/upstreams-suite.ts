@@ -13,23 +13,21 @@
  *
  *     npm run bench -- --suite upstreams
  */
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Options } from './options.js';
 import { commandPath } from './processes.js';
 import { proxyServers, TARGET } from './proxy-suite.js';
-import { noteLines, NON2XX_LEGEND, rowsTable, SERVED_LEGEND } from './report.js';
-import { APPS, APPS_DIR, appFile, CLI, nginxLaunch, nginxMissing, nginxUwsgiServer, NGINX_PROBLEMS, PROCESSES, PYTHON, ROOT, type AppSpec, type Launch, type ServerSpec, type Versions } from './servers.js';
+import { rowsSection, rowsTable, wrkCommand } from './report.js';
+import { APPS, APPS_DIR, appFile, CLI, gatehouseMissing, gatehouseRouteLaunch, GATEHOUSE_PROBLEMS, nginxLaunch, nginxMissing, nginxUwsgiServer, NGINX_PROBLEMS, PROCESSES, PYTHON, ROOT, type AppSpec, type Launch, type ServerSpec, type Versions } from './servers.js';
 import { runPairings, targetLines, type Pairing } from './suite-rows.js';
-import { CONNECTIONS, WARMUP_SECONDS } from './wrk.js';
+import { WARMUP_SECONDS } from './wrk.js';
 
 const PHP_FPM = 'php-fpm8.2';
-const GATEHOUSE_PROBLEMS = /\[(WARNING|ERROR|CRITICAL)\]|Traceback|internal error/;
 
 const uwsgiFlask: AppSpec = { id: 'uwsgi-flask', module: 'flask_json' };
 const php: AppSpec = { id: 'fastcgi-php', module: 'hello.php' };
 
-const gatehouseMissing = () => (existsSync(CLI) ? null : `${CLI} is missing (run tsc -p .)`);
 const phpMissing = () => (commandPath(PHP_FPM) === null ? `${PHP_FPM} is not installed (apt-get install php-fpm)` : null);
 
 /** nginx → gatehouse's uwsgi listener, as nginx → uWSGI (nginxUwsgiServer) but for the back end. */
@@ -78,11 +76,9 @@ function fastcgiServers(versions: Versions): ServerSpec[] {
       missing: () => gatehouseMissing() ?? phpMissing(),
       launch: (_app, port, tmp) => {
         const sock = join(tmp, 'php-fpm.sock');
-        const config = join(tmp, 'gatehouse.toml');
         // php-fpm's child stays with the kept-alive connection it took: past its children, requests queue in gatehouse.
         const route = `fastcgi = { pass = "unix:${sock}", root = "${join(tmp, 'www')}", keepalive = ${PROCESSES}, max_connections = ${PROCESSES} }`;
-        writeFileSync(config, `[[listeners]]\nbind = "127.0.0.1:${port}"\n\n[[routes]]\n${route}\n`);
-        return [phpFpmLaunch(tmp, sock), { name: 'gatehouse', cmd: process.execPath, args: [CLI, '--config', config], cwd: ROOT, stopSignal: 'SIGTERM' }];
+        return [phpFpmLaunch(tmp, sock), gatehouseRouteLaunch(tmp, port, route)];
       },
       problemLines: GATEHOUSE_PROBLEMS,
       cpuNames: { front: 'node', python: PHP_FPM },
@@ -121,20 +117,13 @@ export async function runUpstreamsSuite(versions: Versions, opts: Options): Prom
     ...fastcgiServers(versions).map((server) => ({ server, app: php })),
   ];
   const { rows, skipped } = await runPairings('upstreams', pairings, opts);
-  const item = opts.markdown ? '- ' : '';
-  return [
-    'Back ends and bridges (uwsgi, proxy, fastcgi):',
-    '',
-    rowsTable(rows, opts.markdown, { python: 'back end CPU/req', ratio: 'gatehouse/nginx' }),
-    '',
-    ...targetLines(rows, TARGET).map((l) => `${item}${l}`),
-    `${item}wrk -t1 -c${CONNECTIONS} -d${opts.duration}s --latency on /, after a ${WARMUP_SECONDS} s warm-up, fresh servers for each row; keep-alive from wrk, no access logs; every back end on a unix socket.`,
-    `${item}uwsgi: nginx (1 worker, stock uwsgi_params) in front of gatehouse --uwsgi-socket --workers ${PROCESSES} or of uWSGI --socket --processes ${PROCESSES} --master; front CPU: nginx; back end CPU: gatehouse's Node process and Python workers together, or uWSGI's processes.`,
-    `${item}proxy: gunicorn sync -w ${PROCESSES} (it closes each connection after its answer); gatehouse proxy = { upstreams = ["unix:SOCK"] } (defaults) or nginx proxy_pass to an upstream block with keepalive 16; back end CPU: gunicorn's python3.`,
-    `${item}fastcgi: ${PHP_FPM} -n, pm static, ${PROCESSES} children, a PHP hello (bench/apps/hello.php); gatehouse fastcgi = { pass, root, keepalive = ${PROCESSES}, max_connections = ${PROCESSES} } (a php-fpm child serves one kept-alive connection until it closes: more connections than children wait unserved in php-fpm's listen queue, so requests past them wait in gatehouse) or nginx fastcgi_pass to an upstream block with keepalive 16 and fastcgi_keep_conn on, stock fastcgi_params.`,
-    `${item}${SERVED_LEGEND}`,
-    `${item}${NON2XX_LEGEND}`,
-    ...skipped.map((s) => `${item}${s}`),
-    ...noteLines(rows, ', upstreams', opts.markdown),
+  const lines = [
+    ...targetLines(rows, TARGET),
+    `${wrkCommand(opts)} on /, after a ${WARMUP_SECONDS} s warm-up, fresh servers for each row; keep-alive from wrk, no access logs; every back end on a unix socket.`,
+    `uwsgi: nginx (1 worker, stock uwsgi_params) in front of gatehouse --uwsgi-socket --workers ${PROCESSES} or of uWSGI --socket --processes ${PROCESSES} --master; front CPU: nginx; back end CPU: gatehouse's Node process and Python workers together, or uWSGI's processes.`,
+    `proxy: gunicorn sync -w ${PROCESSES} (it closes each connection after its answer); gatehouse proxy = { upstreams = ["unix:SOCK"] } (defaults) or nginx proxy_pass to an upstream block with keepalive 16; back end CPU: gunicorn's python3.`,
+    `fastcgi: ${PHP_FPM} -n, pm static, ${PROCESSES} children, a PHP hello (bench/apps/hello.php); gatehouse fastcgi = { pass, root, keepalive = ${PROCESSES}, max_connections = ${PROCESSES} } (a php-fpm child serves one kept-alive connection until it closes: more connections than children wait unserved in php-fpm's listen queue, so requests past them wait in gatehouse) or nginx fastcgi_pass to an upstream block with keepalive 16 and fastcgi_keep_conn on, stock fastcgi_params.`,
   ];
+  const table = rowsTable(rows, opts.markdown, { python: 'back end CPU/req', ratio: 'gatehouse/nginx' });
+  return rowsSection(opts, 'Back ends and bridges (uwsgi, proxy, fastcgi):', table, lines, skipped, rows, ', upstreams');
 }
