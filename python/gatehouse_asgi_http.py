@@ -6,22 +6,31 @@ bytes), raw path, query string, client host, client port, server host,
 server port, then header names (lower case) and values, and last the temp
 file holding the body ('' when the body is inline, after the block).
 
-The front has the whole body before the request gets here (a slow client
-never holds a task or its memory), so receive() hands it out at once: an
-inline body as one message, a spilled one in BODY_CHUNK pieces, each read
-only when the app asks for it.
+A small body comes whole with the request (REQ), and receive() hands it out
+at once: an inline body as one message, a spilled one in BODY_CHUNK pieces,
+each read only when the app asks for it. A large or unsized one is streamed
+(REQ_STREAM, then REQ_BODY frames and REQ_END): each piece is an
+http.request with more_body, and past BODY_HIGH bytes not yet taken by the
+app the front is told WS_PAUSE (it stops reading the client) until the app
+has taken most of them (WS_RESUME).
 """
 
 import asyncio
+import collections
 import http
 import os
 import sys
 import traceback
 
 from gatehouse_app import HOP_BY_HOP, AppError, bodiless, check_headers
-from gatehouse_wire import ABORT, BODY, END, FILE, RESPONSE, START, encode_head, pack_header, pack_response, unpack_u32
+from gatehouse_wire import (
+    ABORT, BODY, END, FILE, REQ_END, RESPONSE, START, WS_PAUSE, WS_RESUME, encode_head, pack_header, pack_response, unpack_u32,
+)
 
 BODY_CHUNK = 65536
+# A streamed body's bytes received and not yet taken by the app past which the front stops reading the client.
+BODY_HIGH = 1 << 20
+BODY_LOW = BODY_HIGH // 4
 # A task cancelled for --timeout that is still running this long after (s) is answered for.
 CANCEL_GRACE = 1.0
 REASONS = {s.value: s.phrase for s in http.HTTPStatus}
@@ -149,7 +158,7 @@ class Responder:
 class HttpRequest(Responder):
     __slots__ = (
         "worker", "rid", "scope", "body", "body_file", "task", "status", "headers", "declared",
-        "head_sent", "complete", "ended", "disconnected", "timed_out", "waiter",
+        "head_sent", "complete", "ended", "disconnected", "timed_out", "waiter", "inbox", "held", "paused",
     )
 
     def __init__(self, worker, rid, payload):
@@ -166,7 +175,10 @@ class HttpRequest(Responder):
         self.ended = False  # the front got the frame that ends this request
         self.disconnected = False
         self.timed_out = False
-        self.waiter = None  # a receive() waiting for the disconnect
+        self.waiter = None  # a receive() waiting for the disconnect, or for a streamed body
+        self.inbox = None  # a streamed body's pieces not yet taken, then None once REQ_END is
+        self.held = 0  # their bytes
+        self.paused = False  # the front was told WS_PAUSE
 
     async def run(self):
         worker = self.worker
@@ -220,7 +232,49 @@ class HttpRequest(Responder):
         if self.waiter is not None and not self.waiter.done():
             self.waiter.set_result(None)
 
+    def stream_body(self):
+        self.body = None
+        self.inbox = collections.deque()
+
+    def body_frame(self, kind, data):
+        """REQ_BODY or REQ_END of a streamed body."""
+        inbox = self.inbox
+        if inbox is None:
+            return
+        inbox.append(data if kind != REQ_END else None)
+        self.held += len(data)
+        if self.held > BODY_HIGH and not self.paused:
+            self.paused = True
+            self.worker.write(pack_header(WS_PAUSE, self.rid, 0))
+        self.wake()
+
+    async def next_piece(self):
+        """The next http.request of a streamed body, or None once the request is over."""
+        inbox = self.inbox
+        while not inbox and not self.disconnected and not self.complete:
+            self.waiter = asyncio.get_running_loop().create_future()
+            await self.waiter
+            self.waiter = None
+        if not inbox:
+            return None
+        data = inbox.popleft()
+        if data is None:
+            self.inbox = None
+            return {"type": "http.request", "body": b"", "more_body": False}
+        self.held -= len(data)
+        if self.paused and self.held <= BODY_LOW:
+            self.paused = False
+            self.worker.write(pack_header(WS_RESUME, self.rid, 0))
+        if inbox and inbox[0] is None:
+            self.inbox = None
+            return {"type": "http.request", "body": data, "more_body": False}
+        return {"type": "http.request", "body": data, "more_body": True}
+
     async def receive(self):
+        if self.inbox is not None and not self.disconnected:
+            message = await self.next_piece()
+            if message is not None:
+                return message
         body = self.body
         if body is not None:
             if self.body_file is None:

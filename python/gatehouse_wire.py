@@ -17,6 +17,9 @@ CANCEL = 2
 REVOKE = 3
 FORK = 4
 WS_OPEN = 5
+REQ_STREAM = 6  # a REQ whose body follows as REQ_BODY frames, then REQ_END
+REQ_BODY = 7
+REQ_END = 8
 # Frame types, worker -> front
 READY = 10
 BOOT_ERROR = 11

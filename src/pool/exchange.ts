@@ -31,10 +31,13 @@ export interface Exchange {
   abort(): void;
   /** The pool could not get an answer: 502 worker died, 503 queue full or timed out, 504 timeout. */
   fail(status: 502 | 503 | 504, reason: string): void;
+  /** Present on an exchange whose body follows its REQ (REQ_STREAM): the REQ is now on its way to `worker`. */
+  sent?(): void;
   /**
    * Present on an exchange that can switch protocols (an ASGI WebSocket): the
    * worker's frames of that protocol (WS_ACCEPT, WS_TEXT...). Its END comes
-   * when the app is done with it.
+   * when the app is done with it. A streamed request body gets WS_PAUSE and
+   * WS_RESUME here.
    */
   relayed?(type: number, payload: Buffer): void;
   /** The worker is leaving (reload, stop): a long-lived exchange (an open WebSocket) ends now, cleanly. */

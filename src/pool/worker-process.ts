@@ -148,6 +148,7 @@ export class WorkerProcess {
     this.byId[id] = x;
     if (this.outbox.length === 0) setImmediate(this.flush);
     this.outbox.push(x.frame);
+    x.sent?.();
   }
 
   private readonly flush = () => {

@@ -19,6 +19,11 @@
  *           (the front sends it to another worker), else ignore.
  *   FORK    (--preload, to the template process) fork a worker; the child
  *           connects to the front's unix socket and says READY with this id.
+ *   REQ_STREAM  (ASGI) a REQ whose body follows as REQ_BODY frames (the
+ *           app reads it as it arrives), then REQ_END. The worker holds
+ *           the front back with WS_PAUSE / WS_RESUME under that id.
+ *   REQ_BODY    a piece of a streamed request body.
+ *   REQ_END     the streamed body is complete (empty).
  *   WS_OPEN a WebSocket handshake for an ASGI app: u32 scope length, the
  *           scope block (as REQ's, with an empty body). The app answers
  *           with WS_ACCEPT, or with an HTTP response (RESPONSE, or START,
@@ -49,7 +54,8 @@
  *               the app closes; from the front, the socket closed (the
  *               app's websocket.disconnect).
  *   WS_PAUSE    the receiver holds too much of this socket's messages:
- *               stop sending them until WS_RESUME.
+ *               stop sending them until WS_RESUME. From the worker, also
+ *               for a streamed request body (REQ_STREAM).
  */
 
 export const enum Frame {
@@ -58,6 +64,9 @@ export const enum Frame {
   REVOKE = 3,
   FORK = 4,
   WS_OPEN = 5,
+  REQ_STREAM = 6,
+  REQ_BODY = 7,
+  REQ_END = 8,
   READY = 10,
   BOOT_ERROR = 11,
   RESPONSE = 12,

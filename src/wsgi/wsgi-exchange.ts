@@ -26,9 +26,9 @@ export class WsgiExchange implements Exchange, InFlight {
   worker: WorkerProcess | null = null;
   queuedAt = 0;
   sentAt = 0;
-  private status = 0;
-  private bytes = 0;
-  private done = false;
+  protected status = 0;
+  protected bytes = 0;
+  protected done = false;
   /** A FILE region is being streamed; END must wait for it. */
   private streaming = false;
   /** Body the client could not take yet, on disk; END must wait for it too. */
@@ -41,12 +41,12 @@ export class WsgiExchange implements Exchange, InFlight {
 
   constructor(
     readonly frame: Buffer,
-    private readonly req: RequestInfo,
-    private readonly res: HttpResponse,
-    private readonly ctx: ExchangeContext,
+    protected readonly req: RequestInfo,
+    protected readonly res: HttpResponse,
+    protected readonly ctx: ExchangeContext,
     private readonly bodyFile: string | null,
     /** Takes the request back from its pool (queue or worker). */
-    private readonly cancel: (x: WsgiExchange) => void,
+    protected readonly cancel: (x: WsgiExchange) => void,
     /** Writes the access log line (the route's: a cache fetching from the app may keep it quiet). */
     private readonly log: RouteRequest['log'],
   ) {
@@ -216,7 +216,7 @@ export class WsgiExchange implements Exchange, InFlight {
     }
   }
 
-  private complete(): void {
+  protected complete(): void {
     this.done = true;
     this.spool?.close();
     this.encoder?.destroy();
