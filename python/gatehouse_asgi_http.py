@@ -24,7 +24,7 @@ import traceback
 
 from gatehouse_app import HOP_BY_HOP, AppError, bodiless, check_headers
 from gatehouse_wire import (
-    ABORT, BODY, END, FILE, REQ_END, RESPONSE, START, WS_PAUSE, WS_RESUME, encode_head, pack_header, pack_response, unpack_u32,
+    ABORT, BODY, END, FILE, REQ_END, RESPONSE, START, START_TRAILERS, TRAILERS, WS_PAUSE, WS_RESUME, encode_head, pack_header, pack_response, unpack_u32,
 )
 
 BODY_CHUNK = 65536
@@ -36,6 +36,8 @@ CANCEL_GRACE = 1.0
 REASONS = {s.value: s.phrase for s in http.HTTPStatus}
 ASGI = {"version": "3.0", "spec_version": "2.3"}
 EXTENSIONS = {"http.response.pathsend": {}}
+# Offered when the client said it takes trailers (TE: trailers).
+EXTENSIONS_TRAILERS = {"http.response.pathsend": {}, "http.response.trailers": {}}
 HTTP_VERSIONS = {b"1.0": "1.0", b"1.1": "1.1", b"2.0": "2"}
 
 
@@ -44,6 +46,7 @@ def read_scope(payload, state):
     blen = unpack_u32(payload, 0)[0]
     f = payload[4 : 4 + blen].split(b"\0")
     it = iter(f[11:-1])
+    headers = list(zip(it, it))
     client = (f[7].decode("latin-1"), int(f[8])) if f[7] else None
     server = (f[9].decode("latin-1"), int(f[10]) if f[10] else None) if f[9] else None  # a unix socket: (path, None)
     scope = {
@@ -56,13 +59,20 @@ def read_scope(payload, state):
         "raw_path": f[5],
         "query_string": f[6],
         "root_path": f[3].decode("utf-8", "replace"),
-        "headers": list(zip(it, it)),
+        "headers": headers,
         "client": client,
         "server": server,
-        "extensions": EXTENSIONS,
+        "extensions": EXTENSIONS_TRAILERS if b"\0te\0" in payload[4 : 4 + blen] and takes_trailers(headers) else EXTENSIONS,
         "state": state.copy(),
     }
     return scope, payload[4 + blen :], f[-1].decode("latin-1")
+
+
+def takes_trailers(headers):
+    for name, value in headers:
+        if name == b"te" and b"trailers" in [v.strip().split(b";")[0].lower() for v in value.split(b",")]:
+            return True
+    return False
 
 
 class ClientDisconnected(OSError):
@@ -82,6 +92,7 @@ class Responder:
     """What sends an HTTP response over the wire (an ASGI HTTP request, or a WebSocket's denial)."""
 
     __slots__ = ()
+    trailing = 0  # HttpRequest's own: trailers follow the body
 
     def start(self, message):
         if self.status is not None:
@@ -115,7 +126,7 @@ class Responder:
                 self.wake()
                 return
             head = encode_head(self.status, self.headers)
-            send(pack_header(START, rid, len(head)) + head)
+            send(pack_header(START_TRAILERS if self.trailing else START, rid, len(head)) + head)
         if body:
             send(pack_header(BODY, rid, len(body)) + body)
         if not more:
@@ -159,6 +170,7 @@ class HttpRequest(Responder):
     __slots__ = (
         "worker", "rid", "scope", "body", "body_file", "task", "status", "headers", "declared",
         "head_sent", "complete", "ended", "disconnected", "timed_out", "waiter", "inbox", "held", "paused",
+        "trailing",
     )
 
     def __init__(self, worker, rid, payload):
@@ -179,6 +191,7 @@ class HttpRequest(Responder):
         self.inbox = None  # a streamed body's pieces not yet taken, then None once REQ_END is
         self.held = 0  # their bytes
         self.paused = False  # the front was told WS_PAUSE
+        self.trailing = 0  # 1: trailers follow the body (http.response.trailers); 2: the body is over, they are due
 
     async def run(self):
         worker = self.worker
@@ -300,17 +313,36 @@ class HttpRequest(Responder):
         kind = message["type"]
         if kind == "http.response.start":
             self.start(message)
+            if message.get("trailers", False):
+                self.trailing = 1
         elif kind == "http.response.body":
             if self.status is None:
                 raise AppError("http.response.body before http.response.start")
-            if self.complete:
-                raise AppError("http.response.body after the response was complete")
-            self.body_part(message.get("body", b""), message.get("more_body", False))
+            if self.complete or self.trailing == 2:
+                raise AppError("http.response.body after the response body was complete")
+            more = message.get("more_body", False)
+            self.body_part(message.get("body", b""), more or self.trailing == 1)
+            if self.trailing and not more:
+                self.trailing = 2
             await self.worker.drain()
+        elif kind == "http.response.trailers":
+            self.send_trailers(message)
         elif kind == "http.response.pathsend":
             self.pathsend(message["path"])
         else:
             raise AppError("unexpected ASGI message type %r" % (kind,))
+
+    def send_trailers(self, message):
+        if self.trailing != 2:
+            raise AppError("http.response.trailers needs trailers=True in http.response.start and the body's last part before it")
+        fields = [(n.decode("latin-1"), v.decode("latin-1")) for n, v in message.get("headers", ())]
+        check_headers(self.status, fields)
+        block = "\0".join(part for field in fields for part in field).encode("latin-1")
+        self.worker.write(pack_header(TRAILERS, self.rid, len(block)) + block)
+        if not message.get("more_trailers", False):
+            self.complete = True
+            self.end(END)
+            self.wake()
 
     def pathsend(self, path):
         if self.status is None or self.head_sent:

@@ -39,6 +39,9 @@ WS_BINARY = 23
 WS_CLOSE = 24
 WS_PAUSE = 25
 WS_RESUME = 26
+# worker -> front: a START whose TRAILERS follow the body; trailer fields
+START_TRAILERS = 27
+TRAILERS = 28
 
 # Bytes asked for per read. Under glibc's mmap threshold (128 KiB): a bigger
 # buffer is mapped and unmapped on every recv(), which costs more than the

@@ -20,8 +20,10 @@ export interface Exchange {
 
   /** The whole response at once (RESPONSE frame). */
   response(head: string[], body: Buffer): void;
-  /** The status and headers of a streamed response. */
-  start(head: string[]): void;
+  /** The status and headers of a streamed response; `trailers`: trailer fields come after its body. */
+  start(head: string[], trailers?: boolean): void;
+  /** Trailer fields, sent after the body (before end()). */
+  trailers?(fields: Array<[string, string]>): void;
   /** A body chunk; the exchange holds what a slow client cannot take yet (the worker is never paused). */
   body(chunk: Buffer): void;
   /** Stream a region of a file; the worker's END follows and must wait for it. */

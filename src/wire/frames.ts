@@ -34,10 +34,13 @@
  *   BOOT_ERROR  id 0, the traceback (UTF-8): the app failed to import.
  *   RESPONSE    the whole response: u32 head length, head block, body.
  *   START       the head block only; BODY / FILE frames follow, then END.
+ *   START_TRAILERS  as START, and TRAILERS frames come after the body, before END.
  *               Head block: latin-1 `STATUS\0Name\0Value\0Name\0Value...`.
  *   BODY        a chunk of the body.
  *   FILE        `offset\0length\0dev\0inode\0path`: the front streams that
  *               region of the file (checked against dev and inode).
+ *   TRAILERS    trailer fields, latin-1 `Name\0Value\0...` (the ASGI
+ *               http.response.trailers extension).
  *   END         the response is complete.
  *   ABORT       the app failed after the head went out: cut the connection.
  *   REVOKED     the request was never started (REVOKE, or the worker is leaving).
@@ -84,6 +87,8 @@ export const enum Frame {
   WS_CLOSE = 24,
   WS_PAUSE = 25,
   WS_RESUME = 26,
+  START_TRAILERS = 27,
+  TRAILERS = 28,
 }
 
 export const HEADER_SIZE = 9;
@@ -137,6 +142,14 @@ export function encodeFrame(type: Frame, id: number, payload: Buffer): Buffer {
 /** Splits a head block into [status line, name, value, name, value, ...]. */
 export function decodeHead(block: Buffer, start = 0, end = block.length): string[] {
   return block.toString('latin1', start, end).split('\0');
+}
+
+/** A TRAILERS payload as `[[name, value], ...]`. */
+export function decodeFields(payload: Buffer): Array<[string, string]> {
+  const flat = payload.length === 0 ? [] : payload.toString('latin1').split('\0');
+  const fields: Array<[string, string]> = [];
+  for (let i = 0; i + 1 < flat.length; i += 2) fields.push([flat[i]!, flat[i + 1]!]);
+  return fields;
 }
 
 /** The RESPONSE payload: head block and body. */

@@ -84,8 +84,9 @@ export class WsgiExchange implements Exchange, InFlight {
     this.complete();
   }
 
-  start(head: string[]): void {
+  start(head: string[], trailers = false): void {
     if (this.done) return;
+    if (trailers) this.res.expectTrailers?.();
     const z = this.ctx.compression;
     const coding = z === null ? null : compressHead(head, z, this.req, undefined, true);
     if (this.writeHead(head) && coding !== null) this.encode(coding, undefined);
@@ -104,6 +105,11 @@ export class WsgiExchange implements Exchange, InFlight {
       if (this.endPending) this.end();
     });
     this.spool.write(chunk);
+  }
+
+  /** Kept by the response until its end: written after the last body bytes (the encoder's too). */
+  trailers(fields: Array<[string, string]>): void {
+    if (!this.done) this.res.addTrailers?.(fields);
   }
 
   file(spec: FileSpec): void {
