@@ -6,13 +6,13 @@ bytes), raw path, query string, client host, client port, server host,
 server port, then header names (lower case) and values, and last the temp
 file holding the body ('' when the body is inline, after the block).
 
-A small body comes whole with the request (REQ), and receive() hands it out
-at once: an inline body as one message, a spilled one in BODY_CHUNK pieces,
-each read only when the app asks for it. A large or unsized one is streamed
+A body of up to 256 KiB with a Content-Length comes whole with the request
+(REQ) and is one http.request message. A larger or unsized one is streamed
 (REQ_STREAM, then REQ_BODY frames and REQ_END): each piece is an
 http.request with more_body, and past BODY_HIGH bytes not yet taken by the
 app the front is told WS_PAUSE (it stops reading the client) until the app
-has taken most of them (WS_RESUME).
+has taken most of them (WS_RESUME). (The block's body file field is always
+'' for an ASGI app: the front streams what it would have spilled.)
 """
 
 import asyncio
@@ -27,7 +27,6 @@ from gatehouse_wire import (
     ABORT, BODY, END, FILE, REQ_END, RESPONSE, START, START_TRAILERS, TRAILERS, WS_PAUSE, WS_RESUME, encode_head, pack_header, pack_response, unpack_u32,
 )
 
-BODY_CHUNK = 65536
 # A streamed body's bytes received and not yet taken by the app past which the front stops reading the client.
 BODY_HIGH = 1 << 20
 BODY_LOW = BODY_HIGH // 4
@@ -42,7 +41,7 @@ HTTP_VERSIONS = {b"1.0": "1.0", b"1.1": "1.1", b"2.0": "2"}
 
 
 def read_scope(payload, state):
-    """A REQ or WS_OPEN payload: the HTTP scope, the inline body, and the spilled body's file ('' for none)."""
+    """A REQ or WS_OPEN payload: the HTTP scope and the inline body."""
     blen = unpack_u32(payload, 0)[0]
     f = payload[4 : 4 + blen].split(b"\0")
     it = iter(f[11:-1])
@@ -65,7 +64,7 @@ def read_scope(payload, state):
         "extensions": EXTENSIONS_TRAILERS if b"\0te\0" in payload[4 : 4 + blen] and takes_trailers(headers) else EXTENSIONS,
         "state": state.copy(),
     }
-    return scope, payload[4 + blen :], f[-1].decode("latin-1")
+    return scope, payload[4 + blen :]
 
 
 def takes_trailers(headers):
@@ -168,7 +167,7 @@ class Responder:
 
 class HttpRequest(Responder):
     __slots__ = (
-        "worker", "rid", "scope", "body", "body_file", "task", "status", "headers", "declared",
+        "worker", "rid", "scope", "body", "task", "status", "headers", "declared",
         "head_sent", "complete", "ended", "disconnected", "timed_out", "waiter", "inbox", "held", "paused",
         "trailing",
     )
@@ -176,8 +175,7 @@ class HttpRequest(Responder):
     def __init__(self, worker, rid, payload):
         self.worker = worker
         self.rid = rid
-        self.scope, self.body, body_file = read_scope(payload, worker.state)
-        self.body_file = body_file or None
+        self.scope, self.body = read_scope(payload, worker.state)
         self.task = None
         self.status = None  # the status line once http.response.start came
         self.headers = None
@@ -219,8 +217,6 @@ class HttpRequest(Responder):
         finally:
             if timer is not None:
                 timer.cancel()
-            if self.body is not None and not isinstance(self.body, bytes):
-                self.body.close()
             self.end(END)  # after a disconnect: the front only waits for the request to be over
             worker.finished(self.rid)
 
@@ -290,17 +286,8 @@ class HttpRequest(Responder):
                 return message
         body = self.body
         if body is not None:
-            if self.body_file is None:
-                self.body = None
-                return {"type": "http.request", "body": body, "more_body": False}
-            if isinstance(body, bytes):
-                body = self.body = open(self.body_file, "rb")
-            chunk = body.read(BODY_CHUNK)
-            more = len(chunk) == BODY_CHUNK and body.peek(1) != b""
-            if not more:
-                body.close()
-                self.body = None
-            return {"type": "http.request", "body": chunk, "more_body": more}
+            self.body = None
+            return {"type": "http.request", "body": body, "more_body": False}
         if not self.disconnected and not self.complete:
             self.waiter = asyncio.get_running_loop().create_future()
             await self.waiter
