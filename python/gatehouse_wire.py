@@ -11,13 +11,13 @@ import select
 import struct
 import threading
 
-# Frame types, front -> worker
+# Frame types, front -> worker (REQ_STREAM: a REQ whose body follows as REQ_BODY frames, then REQ_END)
 REQ = 1
 CANCEL = 2
 REVOKE = 3
 FORK = 4
 WS_OPEN = 5
-REQ_STREAM = 6  # a REQ whose body follows as REQ_BODY frames, then REQ_END
+REQ_STREAM = 6
 REQ_BODY = 7
 REQ_END = 8
 # Frame types, worker -> front
@@ -33,15 +33,14 @@ REVOKED = 18
 EXITED = 19
 HEARTBEAT = 20
 WS_ACCEPT = 21
+START_TRAILERS = 27  # a START whose TRAILERS frames follow the body
+TRAILERS = 28
 # Frame types, both ways (an open WebSocket)
 WS_TEXT = 22
 WS_BINARY = 23
 WS_CLOSE = 24
 WS_PAUSE = 25
 WS_RESUME = 26
-# worker -> front: a START whose TRAILERS follow the body; trailer fields
-START_TRAILERS = 27
-TRAILERS = 28
 
 # Bytes asked for per read. Under glibc's mmap threshold (128 KiB): a bigger
 # buffer is mapped and unmapped on every recv(), which costs more than the
