@@ -61,7 +61,7 @@ def read_scope(payload, state):
         "headers": headers,
         "client": client,
         "server": server,
-        "extensions": EXTENSIONS_TRAILERS if b"\0te\0" in payload[4 : 4 + blen] and takes_trailers(headers) else EXTENSIONS,
+        "extensions": EXTENSIONS_TRAILERS if payload.find(b"\0te\0", 4, 4 + blen) >= 0 and takes_trailers(headers) else EXTENSIONS,
         "state": state.copy(),
     }
     return scope, payload[4 + blen :]

@@ -34,8 +34,8 @@
  *   BOOT_ERROR  id 0, the traceback (UTF-8): the app failed to import.
  *   RESPONSE    the whole response: u32 head length, head block, body.
  *   START       the head block only; BODY / FILE frames follow, then END.
- *   START_TRAILERS  as START, and TRAILERS frames come after the body, before END.
  *               Head block: latin-1 `STATUS\0Name\0Value\0Name\0Value...`.
+ *   START_TRAILERS  as START, and TRAILERS frames come after the body, before END.
  *   BODY        a chunk of the body.
  *   FILE        `offset\0length\0dev\0inode\0path`: the front streams that
  *               region of the file (checked against dev and inode).
