@@ -165,6 +165,21 @@ test('a chunked body past the route max_request_body gets 413 mid-stream', async
   assert.equal(after.status, 200);
 });
 
+test('past max_request_body after the response started: the connection is cut, the response never ends', async () => {
+  const conn = await RawConnection.open(server.port);
+  conn.write('POST /small/early HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n');
+  await conn.waitForData((b) => b.includes('started\n'));
+  const piece = chunked(Buffer.alloc(256 * 1024, 3));
+  for (let i = 0; i < 6 && !conn.closed; i++) {
+    conn.write(piece);
+    await sleep(20);
+  }
+  await conn.waitClosed();
+  const text = conn.pending.toString('latin1');
+  assert.match(text, /^HTTP\/1\.1 200 /);
+  assert.doesNotMatch(text, /done\n|\r\n0\r\n\r\n$/);
+});
+
 test('a body that stops arriving for body_timeout gets 408, and the app receive() says http.disconnect', async () => {
   await withServer([`${UPLOAD_APPS}:app`, '--python', SYSTEM_PYTHON, '--body-timeout', '1'], async (gh) => {
     const conn = await RawConnection.open(gh.port);
@@ -180,22 +195,24 @@ test('a body that stops arriving for body_timeout gets 408, and the app receive(
   });
 });
 
-test('a client that resets mid-body: the app receive() gets http.disconnect', async () => {
-  const conn = await RawConnection.open(server.port);
-  conn.write('POST /hold HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n');
-  conn.write(chunked(Buffer.from('first')));
-  await sleep(300);
-  conn.socket.resetAndDestroy();
-  let seen: string[] = [];
-  assert.ok(
-    await waitUntil(() => {
-      void request(server.url, '/seen').then((r) => (seen = (JSON.parse(r.body) as { seen: string[] }).seen), () => {});
-      return seen.includes('http.disconnect');
-    }, 5000),
-    `the app saw ${JSON.stringify(seen)}`,
-  );
-  assert.deepEqual(seen, ['http.request', 'http.disconnect']);
-});
+for (const framing of ['Transfer-Encoding: chunked', 'Content-Length: 1000000']) {
+  test(`a client that resets mid-body (${framing}): the app receive() gets http.disconnect`, async () => {
+    const conn = await RawConnection.open(server.port);
+    conn.write(`POST /hold HTTP/1.1\r\nHost: x\r\n${framing}\r\n\r\n`);
+    conn.write(framing.startsWith('Transfer') ? chunked(Buffer.from('first')) : 'first');
+    await sleep(300);
+    conn.socket.resetAndDestroy();
+    let seen: string[] = [];
+    assert.ok(
+      await waitUntil(() => {
+        void request(server.url, '/seen').then((r) => (seen = (JSON.parse(r.body) as { seen: string[] }).seen), () => {});
+        return seen.includes('http.disconnect');
+      }, 5000),
+      `the app saw ${JSON.stringify(seen)}`,
+    );
+    assert.deepEqual(seen, ['http.request', 'http.disconnect']);
+  });
+}
 
 test('Starlette: request.body() and request.stream() get a streamed body whole', { skip: !HAS_STARLETTE && 'python3-starlette is not installed' }, async () => {
   const body = randomBytes(3 * 1024 * 1024 + 7);

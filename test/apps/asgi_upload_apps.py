@@ -48,6 +48,17 @@ async def hold(receive, send):
     await send_json(send, {"seen": SEEN})
 
 
+async def answer_first(receive, send):
+    """Starts its response, then reads the body."""
+    await send({"type": "http.response.start", "status": 200, "headers": [(b"content-type", b"text/plain")]})
+    await send({"type": "http.response.body", "body": b"started\n", "more_body": True})
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect" or not message.get("more_body", False):
+            break
+    await send({"type": "http.response.body", "body": b"done\n"})
+
+
 async def app(scope, receive, send):
     if scope["type"] == "lifespan":
         return
@@ -58,6 +69,8 @@ async def app(scope, receive, send):
         await never_read(receive, send)
     elif path.endswith("/hold"):
         await hold(receive, send)
+    elif path.endswith("/early"):
+        await answer_first(receive, send)
     elif path.endswith("/seen"):
         await send_json(send, {"seen": SEEN})
     else:
