@@ -24,7 +24,8 @@ from gatehouse_asgi_http import HttpRequest
 from gatehouse_asgi_websocket import WebSocket
 from gatehouse_lifespan import Lifespan
 from gatehouse_wire import (
-    BOOT_ERROR, CANCEL, HEADER_SIZE, HEARTBEAT, READY, REQ, REVOKED, WS_OPEN, WS_RESUME, WS_TEXT, pack_header, unpack_header,
+    BOOT_ERROR, CANCEL, HEADER_SIZE, HEARTBEAT, READY, REQ, REQ_BODY, REQ_END, REQ_STREAM, REVOKED, WS_OPEN, WS_RESUME,
+    WS_TEXT, pack_header, unpack_header,
 )
 
 # The front replaces a worker whose heartbeats stop for --timeout; beats go at least this often (s).
@@ -62,6 +63,14 @@ class FrontProtocol(asyncio.Protocol):
                 break
             if kind == REQ:
                 worker.start(rid, buf[pos + HEADER_SIZE : end], HttpRequest)
+            elif kind == REQ_BODY or kind == REQ_END:
+                request = worker.requests.get(rid)
+                if request is not None:
+                    request.body_frame(kind, buf[pos + HEADER_SIZE : end])
+            elif kind == REQ_STREAM:
+                request = worker.start(rid, buf[pos + HEADER_SIZE : end], HttpRequest)
+                if request is not None:
+                    request.stream_body()
             elif WS_TEXT <= kind <= WS_RESUME:
                 socket = worker.requests.get(rid)
                 if socket is not None:
@@ -129,10 +138,11 @@ class AsgiWorker:
     def start(self, rid, payload, kind):
         if self.stopping:
             self.write(pack_header(REVOKED, rid, 0))  # the front sends it to another worker
-            return
+            return None
         request = kind(self, rid, payload)
         self.requests[rid] = request
         request.task = asyncio.get_running_loop().create_task(request.run())
+        return request
 
     def cancel(self, rid):
         request = self.requests.get(rid)

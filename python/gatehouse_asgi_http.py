@@ -6,35 +6,46 @@ bytes), raw path, query string, client host, client port, server host,
 server port, then header names (lower case) and values, and last the temp
 file holding the body ('' when the body is inline, after the block).
 
-The front has the whole body before the request gets here (a slow client
-never holds a task or its memory), so receive() hands it out at once: an
-inline body as one message, a spilled one in BODY_CHUNK pieces, each read
-only when the app asks for it.
+A body of up to 256 KiB with a Content-Length comes whole with the request
+(REQ) and is one http.request message. A larger or unsized one is streamed
+(REQ_STREAM, then REQ_BODY frames and REQ_END): each piece is an
+http.request with more_body, and past BODY_HIGH bytes not yet taken by the
+app the front is told WS_PAUSE (it stops reading the client) until the app
+has taken most of them (WS_RESUME). (The block's body file field is always
+'' for an ASGI app: the front streams what it would have spilled.)
 """
 
 import asyncio
+import collections
 import http
 import os
 import sys
 import traceback
 
 from gatehouse_app import HOP_BY_HOP, AppError, bodiless, check_headers
-from gatehouse_wire import ABORT, BODY, END, FILE, RESPONSE, START, encode_head, pack_header, pack_response, unpack_u32
+from gatehouse_wire import (
+    ABORT, BODY, END, FILE, REQ_END, RESPONSE, START, START_TRAILERS, TRAILERS, WS_PAUSE, WS_RESUME, encode_head, pack_header, pack_response, unpack_u32,
+)
 
-BODY_CHUNK = 65536
+# A streamed body's bytes received and not yet taken by the app past which the front stops reading the client.
+BODY_HIGH = 1 << 20
+BODY_LOW = BODY_HIGH // 4
 # A task cancelled for --timeout that is still running this long after (s) is answered for.
 CANCEL_GRACE = 1.0
 REASONS = {s.value: s.phrase for s in http.HTTPStatus}
 ASGI = {"version": "3.0", "spec_version": "2.3"}
 EXTENSIONS = {"http.response.pathsend": {}}
+# Offered when the client said it takes trailers (TE: trailers).
+EXTENSIONS_TRAILERS = {"http.response.pathsend": {}, "http.response.trailers": {}}
 HTTP_VERSIONS = {b"1.0": "1.0", b"1.1": "1.1", b"2.0": "2"}
 
 
 def read_scope(payload, state):
-    """A REQ or WS_OPEN payload: the HTTP scope, the inline body, and the spilled body's file ('' for none)."""
+    """A REQ or WS_OPEN payload: the HTTP scope and the inline body."""
     blen = unpack_u32(payload, 0)[0]
     f = payload[4 : 4 + blen].split(b"\0")
     it = iter(f[11:-1])
+    headers = list(zip(it, it))
     client = (f[7].decode("latin-1"), int(f[8])) if f[7] else None
     server = (f[9].decode("latin-1"), int(f[10]) if f[10] else None) if f[9] else None  # a unix socket: (path, None)
     scope = {
@@ -47,13 +58,20 @@ def read_scope(payload, state):
         "raw_path": f[5],
         "query_string": f[6],
         "root_path": f[3].decode("utf-8", "replace"),
-        "headers": list(zip(it, it)),
+        "headers": headers,
         "client": client,
         "server": server,
-        "extensions": EXTENSIONS,
+        "extensions": EXTENSIONS_TRAILERS if payload.find(b"\0te\0", 4, 4 + blen) >= 0 and takes_trailers(headers) else EXTENSIONS,
         "state": state.copy(),
     }
-    return scope, payload[4 + blen :], f[-1].decode("latin-1")
+    return scope, payload[4 + blen :]
+
+
+def takes_trailers(headers):
+    for name, value in headers:
+        if name == b"te" and b"trailers" in [v.strip().split(b";")[0].lower() for v in value.split(b",")]:
+            return True
+    return False
 
 
 class ClientDisconnected(OSError):
@@ -73,6 +91,7 @@ class Responder:
     """What sends an HTTP response over the wire (an ASGI HTTP request, or a WebSocket's denial)."""
 
     __slots__ = ()
+    trailing = 0  # HttpRequest's own: trailers follow the body
 
     def start(self, message):
         if self.status is not None:
@@ -106,7 +125,7 @@ class Responder:
                 self.wake()
                 return
             head = encode_head(self.status, self.headers)
-            send(pack_header(START, rid, len(head)) + head)
+            send(pack_header(START_TRAILERS if self.trailing else START, rid, len(head)) + head)
         if body:
             send(pack_header(BODY, rid, len(body)) + body)
         if not more:
@@ -148,15 +167,15 @@ class Responder:
 
 class HttpRequest(Responder):
     __slots__ = (
-        "worker", "rid", "scope", "body", "body_file", "task", "status", "headers", "declared",
-        "head_sent", "complete", "ended", "disconnected", "timed_out", "waiter",
+        "worker", "rid", "scope", "body", "task", "status", "headers", "declared",
+        "head_sent", "complete", "ended", "disconnected", "timed_out", "waiter", "inbox", "held", "paused",
+        "trailing",
     )
 
     def __init__(self, worker, rid, payload):
         self.worker = worker
         self.rid = rid
-        self.scope, self.body, body_file = read_scope(payload, worker.state)
-        self.body_file = body_file or None
+        self.scope, self.body = read_scope(payload, worker.state)
         self.task = None
         self.status = None  # the status line once http.response.start came
         self.headers = None
@@ -166,7 +185,11 @@ class HttpRequest(Responder):
         self.ended = False  # the front got the frame that ends this request
         self.disconnected = False
         self.timed_out = False
-        self.waiter = None  # a receive() waiting for the disconnect
+        self.waiter = None  # a receive() waiting for the disconnect, or for a streamed body
+        self.inbox = None  # a streamed body's pieces not yet taken, then None once REQ_END is
+        self.held = 0  # their bytes
+        self.paused = False  # the front was told WS_PAUSE
+        self.trailing = 0  # 1: trailers follow the body (http.response.trailers); 2: the body is over, they are due
 
     async def run(self):
         worker = self.worker
@@ -194,8 +217,6 @@ class HttpRequest(Responder):
         finally:
             if timer is not None:
                 timer.cancel()
-            if self.body is not None and not isinstance(self.body, bytes):
-                self.body.close()
             self.end(END)  # after a disconnect: the front only waits for the request to be over
             worker.finished(self.rid)
 
@@ -220,20 +241,53 @@ class HttpRequest(Responder):
         if self.waiter is not None and not self.waiter.done():
             self.waiter.set_result(None)
 
+    def stream_body(self):
+        self.body = None
+        self.inbox = collections.deque()
+
+    def body_frame(self, kind, data):
+        """REQ_BODY or REQ_END of a streamed body."""
+        inbox = self.inbox
+        if inbox is None:
+            return
+        inbox.append(data if kind != REQ_END else None)
+        self.held += len(data)
+        if self.held > BODY_HIGH and not self.paused:
+            self.paused = True
+            self.worker.write(pack_header(WS_PAUSE, self.rid, 0))
+        self.wake()
+
+    async def next_piece(self):
+        """The next http.request of a streamed body, or None once the request is over."""
+        inbox = self.inbox
+        while not inbox and not self.disconnected and not self.complete:
+            self.waiter = asyncio.get_running_loop().create_future()
+            await self.waiter
+            self.waiter = None
+        if not inbox:
+            return None
+        data = inbox.popleft()
+        if data is None:
+            self.inbox = None
+            return {"type": "http.request", "body": b"", "more_body": False}
+        self.held -= len(data)
+        if self.paused and self.held <= BODY_LOW:
+            self.paused = False
+            self.worker.write(pack_header(WS_RESUME, self.rid, 0))
+        if inbox and inbox[0] is None:
+            self.inbox = None
+            return {"type": "http.request", "body": data, "more_body": False}
+        return {"type": "http.request", "body": data, "more_body": True}
+
     async def receive(self):
+        if self.inbox is not None and not self.disconnected:
+            message = await self.next_piece()
+            if message is not None:
+                return message
         body = self.body
         if body is not None:
-            if self.body_file is None:
-                self.body = None
-                return {"type": "http.request", "body": body, "more_body": False}
-            if isinstance(body, bytes):
-                body = self.body = open(self.body_file, "rb")
-            chunk = body.read(BODY_CHUNK)
-            more = len(chunk) == BODY_CHUNK and body.peek(1) != b""
-            if not more:
-                body.close()
-                self.body = None
-            return {"type": "http.request", "body": chunk, "more_body": more}
+            self.body = None
+            return {"type": "http.request", "body": body, "more_body": False}
         if not self.disconnected and not self.complete:
             self.waiter = asyncio.get_running_loop().create_future()
             await self.waiter
@@ -246,17 +300,36 @@ class HttpRequest(Responder):
         kind = message["type"]
         if kind == "http.response.start":
             self.start(message)
+            if message.get("trailers", False):
+                self.trailing = 1
         elif kind == "http.response.body":
             if self.status is None:
                 raise AppError("http.response.body before http.response.start")
-            if self.complete:
-                raise AppError("http.response.body after the response was complete")
-            self.body_part(message.get("body", b""), message.get("more_body", False))
+            if self.complete or self.trailing == 2:
+                raise AppError("http.response.body after the response body was complete")
+            more = message.get("more_body", False)
+            self.body_part(message.get("body", b""), more or self.trailing == 1)
+            if self.trailing and not more:
+                self.trailing = 2
             await self.worker.drain()
+        elif kind == "http.response.trailers":
+            self.send_trailers(message)
         elif kind == "http.response.pathsend":
             self.pathsend(message["path"])
         else:
             raise AppError("unexpected ASGI message type %r" % (kind,))
+
+    def send_trailers(self, message):
+        if self.trailing != 2:
+            raise AppError("http.response.trailers needs trailers=True in http.response.start and the body's last part before it")
+        fields = [(n.decode("latin-1"), v.decode("latin-1")) for n, v in message.get("headers", ())]
+        check_headers(self.status, fields)
+        block = "\0".join(part for field in fields for part in field).encode("latin-1")
+        self.worker.write(pack_header(TRAILERS, self.rid, len(block)) + block)
+        if not message.get("more_trailers", False):
+            self.complete = True
+            self.end(END)
+            self.wake()
 
     def pathsend(self, path):
         if self.status is None or self.head_sent:

@@ -11,12 +11,15 @@ import select
 import struct
 import threading
 
-# Frame types, front -> worker
+# Frame types, front -> worker (REQ_STREAM: a REQ whose body follows as REQ_BODY frames, then REQ_END)
 REQ = 1
 CANCEL = 2
 REVOKE = 3
 FORK = 4
 WS_OPEN = 5
+REQ_STREAM = 6
+REQ_BODY = 7
+REQ_END = 8
 # Frame types, worker -> front
 READY = 10
 BOOT_ERROR = 11
@@ -30,6 +33,8 @@ REVOKED = 18
 EXITED = 19
 HEARTBEAT = 20
 WS_ACCEPT = 21
+START_TRAILERS = 27  # a START whose TRAILERS frames follow the body
+TRAILERS = 28
 # Frame types, both ways (an open WebSocket)
 WS_TEXT = 22
 WS_BINARY = 23

@@ -39,6 +39,8 @@ export class Http1Response extends EventEmitter implements HttpResponse {
   private head: string | null = null;
   private headers: string[] = [];
   private chunked = false;
+  /** Trailer lines for the last chunk (addTrailers), '' for none. */
+  private trailerLines = '';
   /** No body may be sent: HEAD, 1xx, 204, 304. */
   private bodiless: boolean;
   private socket: Socket | null = null;
@@ -110,6 +112,11 @@ export class Http1Response extends EventEmitter implements HttpResponse {
   /** The head is made whole in writeHead, which cannot fail halfway (node:http's can): nothing is left to remove. */
   removeHeader(): void {}
 
+  /** Sent in the last chunk; as node:http, dropped from a body that is not chunked (it has no place for them). */
+  addTrailers(trailers: ReadonlyArray<[string, string]>): void {
+    for (const [name, value] of trailers) this.trailerLines += `${name}: ${value}\r\n`;
+  }
+
   write(chunk: Buffer): boolean {
     if (this.finished || this.destroyed) return false;
     if (this.bodiless || chunk.length === 0) return this.flushHead();
@@ -122,8 +129,10 @@ export class Http1Response extends EventEmitter implements HttpResponse {
     if (!this.headersSent) this.writeHead(200, 'OK');
     this.finished = true;
     const body = chunk !== undefined && chunk.length > 0 && !this.bodiless ? chunk : null;
-    if (this.chunked) this.out(body === null ? [LAST_CHUNK] : [Buffer.from(`${body.length.toString(16)}\r\n`, 'latin1'), body, CRLF, LAST_CHUNK]);
-    else if (body !== null) this.out([body]);
+    if (this.chunked) {
+      const last = this.trailerLines === '' ? LAST_CHUNK : Buffer.from(`0\r\n${this.trailerLines}\r\n`, 'latin1');
+      this.out(body === null ? [last] : [Buffer.from(`${body.length.toString(16)}\r\n`, 'latin1'), body, CRLF, last]);
+    } else if (body !== null) this.out([body]);
     else this.flushHead();
     if (this.socket !== null) this.finishSoon();
     return this;

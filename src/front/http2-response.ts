@@ -58,6 +58,8 @@ export class Http2Response extends EventEmitter implements HttpResponse {
   private headers: OutgoingHttpHeaders = {};
   /** No body may be sent: HEAD, 1xx, 204, 304. */
   private bodiless: boolean;
+  /** Trailer fields, sent once the body has ended; null when the head did not say that trailers follow. */
+  private trailerFields: OutgoingHttpHeaders | null = null;
 
   constructor(private readonly stream: ServerHttp2Stream, method: string | undefined) {
     super();
@@ -98,7 +100,9 @@ export class Http2Response extends EventEmitter implements HttpResponse {
     }
     if (status < 200 || status === 204 || status === 304) this.bodiless = true;
     // Throws on a header node:http2 refuses (the caller answers 500 then); nothing is sent before.
-    this.stream.respond(out, { endStream: this.bodiless });
+    const trailing = this.trailerFields !== null && !this.bodiless;
+    this.stream.respond(out, { endStream: this.bodiless, waitForTrailers: trailing });
+    if (trailing) this.stream.once('wantTrailers', () => this.stream.sendTrailers(this.trailerFields!));
     this.headers = out;
     this.headersSent = true;
     return this;
@@ -110,6 +114,16 @@ export class Http2Response extends EventEmitter implements HttpResponse {
 
   /** The head goes out whole in writeHead: nothing is left to remove. */
   removeHeader(): void {}
+
+  expectTrailers(): void {
+    this.trailerFields ??= {};
+  }
+
+  /** Sent after the body when expectTrailers() came before the head, else dropped. */
+  addTrailers(trailers: ReadonlyArray<[string, string]>): void {
+    if (this.trailerFields === null) return;
+    for (const [name, value] of trailers) add(this.trailerFields, name.toLowerCase(), value);
+  }
 
   write(chunk: Buffer): boolean {
     if (this.destroyed || this.bodiless || chunk.length === 0) return !this.writableNeedDrain;

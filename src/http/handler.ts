@@ -50,6 +50,13 @@ export interface HttpResponse extends EventEmitter {
   write(chunk: Buffer): boolean;
   end(chunk?: Buffer): this;
   destroy(): void;
+  /**
+   * Trailer fields, sent after the body (HTTP/1.1: in the last chunk, so
+   * only for a chunked body; HTTP/2: a trailing HEADERS frame). Call before end().
+   */
+  addTrailers?(trailers: ReadonlyArray<[string, string]>): void;
+  /** Present where the head must say that trailers follow (HTTP/2): call before writeHead(). */
+  expectTrailers?(): void;
 }
 
 export interface RouteRequest<Req extends RequestInfo = IncomingMessage, Res extends HttpResponse = ServerResponse> {

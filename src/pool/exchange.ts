@@ -20,8 +20,10 @@ export interface Exchange {
 
   /** The whole response at once (RESPONSE frame). */
   response(head: string[], body: Buffer): void;
-  /** The status and headers of a streamed response. */
-  start(head: string[]): void;
+  /** The status and headers of a streamed response; `trailers`: trailer fields come after its body. */
+  start(head: string[], trailers?: boolean): void;
+  /** Trailer fields, sent after the body (before end()). */
+  trailers?(fields: Array<[string, string]>): void;
   /** A body chunk; the exchange holds what a slow client cannot take yet (the worker is never paused). */
   body(chunk: Buffer): void;
   /** Stream a region of a file; the worker's END follows and must wait for it. */
@@ -31,10 +33,13 @@ export interface Exchange {
   abort(): void;
   /** The pool could not get an answer: 502 worker died, 503 queue full or timed out, 504 timeout. */
   fail(status: 502 | 503 | 504, reason: string): void;
+  /** Present on an exchange whose body follows its REQ (REQ_STREAM): the REQ is now on its way to `worker`. */
+  sent?(): void;
   /**
    * Present on an exchange that can switch protocols (an ASGI WebSocket): the
    * worker's frames of that protocol (WS_ACCEPT, WS_TEXT...). Its END comes
-   * when the app is done with it.
+   * when the app is done with it. A streamed request body gets WS_PAUSE and
+   * WS_RESUME here.
    */
   relayed?(type: number, payload: Buffer): void;
   /** The worker is leaving (reload, stop): a long-lived exchange (an open WebSocket) ends now, cleanly. */

@@ -11,7 +11,7 @@ import { fileURLToPath } from 'node:url';
 import { constants } from 'node:os';
 import type { Socket } from 'node:net';
 import type { Logger } from '../log/logger.js';
-import { decodeFile, decodeHead, decodeResponse, encodeEmpty, Frame, FrameDecoder } from '../wire/frames.js';
+import { decodeFields, decodeFile, decodeHead, decodeResponse, encodeEmpty, Frame, FrameDecoder } from '../wire/frames.js';
 import type { Exchange } from './exchange.js';
 
 /** Bytes waiting for the worker past which relay() says to stop reading the clients. */
@@ -148,6 +148,7 @@ export class WorkerProcess {
     this.byId[id] = x;
     if (this.outbox.length === 0) setImmediate(this.flush);
     this.outbox.push(x.frame);
+    x.sent?.();
   }
 
   private readonly flush = () => {
@@ -275,6 +276,12 @@ export class WorkerProcess {
       }
       case Frame.START:
         x.start(decodeHead(payload));
+        break;
+      case Frame.START_TRAILERS:
+        x.start(decodeHead(payload), true);
+        break;
+      case Frame.TRAILERS:
+        x.trailers?.(decodeFields(payload));
         break;
       case Frame.BODY:
         x.body(payload);

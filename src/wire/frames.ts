@@ -19,6 +19,11 @@
  *           (the front sends it to another worker), else ignore.
  *   FORK    (--preload, to the template process) fork a worker; the child
  *           connects to the front's unix socket and says READY with this id.
+ *   REQ_STREAM  (ASGI) a REQ whose body follows as REQ_BODY frames (the
+ *           app reads it as it arrives), then REQ_END. The worker holds
+ *           the front back with WS_PAUSE / WS_RESUME under that id.
+ *   REQ_BODY    a piece of a streamed request body.
+ *   REQ_END     the streamed body is complete (empty).
  *   WS_OPEN a WebSocket handshake for an ASGI app: u32 scope length, the
  *           scope block (as REQ's, with an empty body). The app answers
  *           with WS_ACCEPT, or with an HTTP response (RESPONSE, or START,
@@ -30,9 +35,12 @@
  *   RESPONSE    the whole response: u32 head length, head block, body.
  *   START       the head block only; BODY / FILE frames follow, then END.
  *               Head block: latin-1 `STATUS\0Name\0Value\0Name\0Value...`.
+ *   START_TRAILERS  as START, and TRAILERS frames come after the body, before END.
  *   BODY        a chunk of the body.
  *   FILE        `offset\0length\0dev\0inode\0path`: the front streams that
  *               region of the file (checked against dev and inode).
+ *   TRAILERS    trailer fields, latin-1 `Name\0Value\0...` (the ASGI
+ *               http.response.trailers extension).
  *   END         the response is complete.
  *   ABORT       the app failed after the head went out: cut the connection.
  *   REVOKED     the request was never started (REVOKE, or the worker is leaving).
@@ -49,7 +57,8 @@
  *               the app closes; from the front, the socket closed (the
  *               app's websocket.disconnect).
  *   WS_PAUSE    the receiver holds too much of this socket's messages:
- *               stop sending them until WS_RESUME.
+ *               stop sending them until WS_RESUME. From the worker, also
+ *               for a streamed request body (REQ_STREAM).
  */
 
 export const enum Frame {
@@ -58,6 +67,9 @@ export const enum Frame {
   REVOKE = 3,
   FORK = 4,
   WS_OPEN = 5,
+  REQ_STREAM = 6,
+  REQ_BODY = 7,
+  REQ_END = 8,
   READY = 10,
   BOOT_ERROR = 11,
   RESPONSE = 12,
@@ -75,6 +87,8 @@ export const enum Frame {
   WS_CLOSE = 24,
   WS_PAUSE = 25,
   WS_RESUME = 26,
+  START_TRAILERS = 27,
+  TRAILERS = 28,
 }
 
 export const HEADER_SIZE = 9;
@@ -128,6 +142,14 @@ export function encodeFrame(type: Frame, id: number, payload: Buffer): Buffer {
 /** Splits a head block into [status line, name, value, name, value, ...]. */
 export function decodeHead(block: Buffer, start = 0, end = block.length): string[] {
   return block.toString('latin1', start, end).split('\0');
+}
+
+/** A TRAILERS payload as `[[name, value], ...]`. */
+export function decodeFields(payload: Buffer): Array<[string, string]> {
+  const flat = payload.length === 0 ? [] : payload.toString('latin1').split('\0');
+  const fields: Array<[string, string]> = [];
+  for (let i = 0; i + 1 < flat.length; i += 2) fields.push([flat[i]!, flat[i + 1]!]);
+  return fields;
 }
 
 /** The RESPONSE payload: head block and body. */

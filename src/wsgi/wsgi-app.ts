@@ -1,7 +1,8 @@
 /**
- * The `app` action: the request goes to an application's worker pool. The
- * body is read completely first (a slow client costs a buffer, not a Python
- * process); the app is mounted at the route's prefix (SCRIPT_NAME, or an
+ * The `app` action: the request goes to an application's worker pool. For
+ * a WSGI app the body is read completely first (a slow client costs a
+ * buffer, not a Python process); an ASGI app gets a large or unsized body as
+ * it arrives (src/asgi/streamed-exchange.ts). The app is mounted at the route's prefix (SCRIPT_NAME, or an
  * ASGI scope's root_path), the rest of the path is PATH_INFO.
  *
  * The pool's interface decides the request block: a WSGI environ or an ASGI
@@ -15,9 +16,10 @@ import type { WorkerPool } from '../pool/worker-pool.js';
 import { encodeRequest, Frame } from '../wire/frames.js';
 import { bodyEnviron, buildEnviron } from './environ.js';
 import { buildScope, scopeBody } from '../asgi/scope.js';
-import { hasUnsizedH2Body, readRouteBody } from '../http/request-body.js';
+import { hasUnsizedH2Body, readRouteBody, SPILL_BYTES } from '../http/request-body.js';
 import { refuse } from '../http/plain-response.js';
 import { WsgiExchange } from './wsgi-exchange.js';
+import { StreamedExchange } from '../asgi/streamed-exchange.js';
 import { WebSocketSession } from '../asgi/websocket-session.js';
 import type { WebSocketFront } from '../asgi/websocket-front.js';
 import type { ExchangeContext, Handler, HttpResponse, LeanRouteRequest, RequestInfo, RouteRequest, UpgradeRequest } from '../http/handler.js';
@@ -70,6 +72,10 @@ export class WsgiApp implements Handler {
     if (body === null) return this.dispatch(r, block + bodyKeys(0, null), null, null);
     // llhttp de-chunks; any other coding would reach the app still encoded (nginx: 501 too).
     if (te !== undefined && te.trim().toLowerCase() !== 'chunked') return refuse(r, 501);
+    // An ASGI app reads a body of unknown or large size as it arrives; a small one travels whole, in the REQ.
+    if (asgi && (env.contentLength === undefined || Number(env.contentLength) > SPILL_BYTES)) {
+      return this.pool.dispatch(new StreamedExchange(encodeRequest(0, block + scopeBody(0, null), null), r, this.ctx, this.cancel, body, this.bodyTimeout * 1000));
+    }
     readRouteBody(r, body, this.bodyOwner, this.bodyTimeout * 1000, this.ctx.logger, (read) =>
       this.dispatch(r, block + bodyKeys(read.length, read.file), read.data, read.file),
     );

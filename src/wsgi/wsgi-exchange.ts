@@ -26,9 +26,9 @@ export class WsgiExchange implements Exchange, InFlight {
   worker: WorkerProcess | null = null;
   queuedAt = 0;
   sentAt = 0;
-  private status = 0;
-  private bytes = 0;
-  private done = false;
+  protected status = 0;
+  protected bytes = 0;
+  protected done = false;
   /** A FILE region is being streamed; END must wait for it. */
   private streaming = false;
   /** Body the client could not take yet, on disk; END must wait for it too. */
@@ -41,12 +41,12 @@ export class WsgiExchange implements Exchange, InFlight {
 
   constructor(
     readonly frame: Buffer,
-    private readonly req: RequestInfo,
-    private readonly res: HttpResponse,
-    private readonly ctx: ExchangeContext,
+    protected readonly req: RequestInfo,
+    protected readonly res: HttpResponse,
+    protected readonly ctx: ExchangeContext,
     private readonly bodyFile: string | null,
     /** Takes the request back from its pool (queue or worker). */
-    private readonly cancel: (x: WsgiExchange) => void,
+    protected readonly cancel: (x: WsgiExchange) => void,
     /** Writes the access log line (the route's: a cache fetching from the app may keep it quiet). */
     private readonly log: RouteRequest['log'],
   ) {
@@ -84,8 +84,9 @@ export class WsgiExchange implements Exchange, InFlight {
     this.complete();
   }
 
-  start(head: string[]): void {
+  start(head: string[], trailers = false): void {
     if (this.done) return;
+    if (trailers) this.res.expectTrailers?.();
     const z = this.ctx.compression;
     const coding = z === null ? null : compressHead(head, z, this.req, undefined, true);
     if (this.writeHead(head) && coding !== null) this.encode(coding, undefined);
@@ -104,6 +105,11 @@ export class WsgiExchange implements Exchange, InFlight {
       if (this.endPending) this.end();
     });
     this.spool.write(chunk);
+  }
+
+  /** Kept by the response until its end: written after the last body bytes (the encoder's too). */
+  trailers(fields: Array<[string, string]>): void {
+    if (!this.done) this.res.addTrailers?.(fields);
   }
 
   file(spec: FileSpec): void {
@@ -216,7 +222,7 @@ export class WsgiExchange implements Exchange, InFlight {
     }
   }
 
-  private complete(): void {
+  protected complete(): void {
     this.done = true;
     this.spool?.close();
     this.encoder?.destroy();
