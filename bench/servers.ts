@@ -14,6 +14,8 @@ import { commandPath } from './processes.js';
 export const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 export const APPS_DIR = join(ROOT, 'bench', 'apps');
 export const CLI = join(ROOT, 'dist', 'src', 'cli.js');
+/** The node flags the `gatehouse` command runs with (its first line, src/cli.ts): the bench runs what users run. */
+export const GATEHOUSE_NODE_FLAGS: string[] = existsSync(CLI) ? readFileSync(CLI, 'utf8').split('\n', 1)[0]!.split(/\s+/).filter((w) => w.startsWith('--')) : [];
 export const PYTHON = '/usr/bin/python3';
 export const PROCESSES = 2;
 export const WAITRESS_THREADS = 4;
@@ -222,7 +224,7 @@ export const GATEHOUSE_PROBLEMS = /\[(WARNING|ERROR|CRITICAL)\]|Traceback|intern
 export function gatehouseRouteLaunch(tmp: string, port: number, route: string): Launch {
   const config = join(tmp, 'gatehouse.toml');
   writeFileSync(config, `[[listeners]]\nbind = "127.0.0.1:${port}"\n\n[[routes]]\n${route}\n`);
-  return { name: 'gatehouse', cmd: process.execPath, args: [CLI, '--config', config], cwd: ROOT, stopSignal: 'SIGTERM' };
+  return { name: 'gatehouse', cmd: process.execPath, args: [...GATEHOUSE_NODE_FLAGS, CLI, '--config', config], cwd: ROOT, stopSignal: 'SIGTERM' };
 }
 
 /** uvicorn (`PROCESSES` workers, uvloop, no access log) serving `app` on 127.0.0.1:`port`, with more flags (`flags`). */
@@ -246,7 +248,7 @@ export function gatehouseServer(versions: Versions, workers: number, args: strin
       {
         name: 'gatehouse',
         cmd: process.execPath,
-        args: [CLI, `${appFile(app)}:app`, '--workers', String(workers), '--bind', `127.0.0.1:${port}`, '--python', PYTHON, ...args],
+        args: [...GATEHOUSE_NODE_FLAGS, CLI, `${appFile(app)}:app`, '--workers', String(workers), '--bind', `127.0.0.1:${port}`, '--python', PYTHON, ...args],
         cwd: ROOT,
         stopSignal: 'SIGTERM',
       },

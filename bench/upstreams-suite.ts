@@ -19,7 +19,7 @@ import type { Options } from './options.js';
 import { commandPath } from './processes.js';
 import { proxyServers, TARGET } from './proxy-suite.js';
 import { rowsSection, rowsTable, wrkCommand } from './report.js';
-import { APPS, APPS_DIR, appFile, CLI, gatehouseMissing, gatehouseRouteLaunch, GATEHOUSE_PROBLEMS, nginxLaunch, nginxMissing, nginxUwsgiServer, NGINX_PROBLEMS, PROCESSES, PYTHON, ROOT, type AppSpec, type Launch, type ServerSpec, type Versions } from './servers.js';
+import { APPS, APPS_DIR, appFile, CLI, GATEHOUSE_NODE_FLAGS, gatehouseMissing, gatehouseRouteLaunch, GATEHOUSE_PROBLEMS, nginxLaunch, nginxMissing, nginxUwsgiServer, NGINX_PROBLEMS, PROCESSES, PYTHON, ROOT, type AppSpec, type Launch, type ServerSpec, type Versions } from './servers.js';
 import { runPairings, targetLines, type Pairing } from './suite-rows.js';
 import { WARMUP_SECONDS } from './wrk.js';
 
@@ -42,7 +42,7 @@ function nginxGatehouse(versions: Versions): ServerSpec {
       const gatehouse: Launch = {
         name: 'gatehouse',
         cmd: process.execPath,
-        args: [CLI, `${appFile(app)}:app`, '--workers', String(PROCESSES), '--uwsgi-socket', `unix:${sock}`, '--chmod-socket', '666', '--python', PYTHON],
+        args: [...GATEHOUSE_NODE_FLAGS, CLI, `${appFile(app)}:app`, '--workers', String(PROCESSES), '--uwsgi-socket', `unix:${sock}`, '--chmod-socket', '666', '--python', PYTHON],
         cwd: ROOT,
         stopSignal: 'SIGTERM',
         waitForPath: sock,

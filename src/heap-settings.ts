@@ -2,14 +2,17 @@
  * V8's heap settings for the front, applied when this module is evaluated:
  * cli.ts imports it before it loads the rest, whose reading already grows the heap.
  *
- * The young generation stays at its initial size (two 1 MiB semi-spaces)
- * instead of growing to two 16 MiB ones after the first burst of requests or
- * connections, and keeping them: a front's idle memory is mostly that space
- * otherwise. A front's garbage is per request and dies young, so scavenges
- * come more often but each is shorter; the price is a little CPU per request
- * (the README says how much). A semi-space flag given to node (command line
- * or NODE_OPTIONS, e.g. --max-semi-space-size=16 for V8's default) is left to
- * rule instead.
+ * The young generation is capped at two 4 MiB semi-spaces, not V8's two
+ * 16 MiB ones, which it would take after the first burst of requests or
+ * connections and keep: a front's idle memory is otherwise mostly that
+ * space, and a front's garbage dies young, so 4 MiB is as fast under load.
+ * That cap can only be given on node's command line (V8 sizes the heap
+ * before any code runs): the `gatehouse` command's first line does
+ * (cli.ts). Started another way without a semi-space flag, the young
+ * generation is kept at its initial two 1 MiB semi-spaces instead, which
+ * saves the same memory but costs HTTP/2 answers some CPU (the README says
+ * how much). A semi-space flag given to node (command line or NODE_OPTIONS,
+ * e.g. --max-semi-space-size=16 for V8's default) is left to rule.
  */
 import { setFlagsFromString } from 'node:v8';
 
