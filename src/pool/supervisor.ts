@@ -25,6 +25,7 @@ import { bootTimeoutError, importError, reloadFailure } from './boot-errors.js';
 import type { Exchange } from './exchange.js';
 import { FirstStart } from './first-start.js';
 import { PreloadTemplates } from './preload-templates.js';
+import { closeIfIdle, retire, stopAll } from './retirement.js';
 import type { TemplateEvents, TemplateProcess } from './template-process.js';
 import { Watchdog } from './watchdog.js';
 import { WorkerProcess, type WorkerEvents, type WorkerSpawnOptions } from './worker-process.js';
@@ -68,7 +69,6 @@ export interface Dispatcher {
 }
 
 const TICK_MS = 25;
-const KILL_GRACE_MS = 1000;
 
 export class Supervisor {
   /** Workers wanted (changed by SIGTTIN / SIGTTOU). */
@@ -181,22 +181,10 @@ export class Supervisor {
     if (this.timer) clearInterval(this.timer);
   }
 
-  /**
-   * Asks every worker to exit, kills those that do not within `graceMs` (at
-   * least a second: an ASGI worker runs its lifespan shutdown), then ends
-   * the templates.
-   */
+  /** Asks every worker to exit, kills those that do not within `graceMs` (retirement.ts), then ends the templates. */
   async terminate(graceMs = 0): Promise<void> {
     this.halt();
-    const alive = this.workers.filter((w) => w.state !== 'dead');
-    for (const w of alive) {
-      w.closeStream();
-      w.kill('SIGTERM');
-    }
-    const killAt = performance.now() + Math.max(KILL_GRACE_MS, graceMs);
-    while (alive.some((w) => w.state !== 'dead') && performance.now() < killAt) await sleep(20);
-    for (const w of alive) w.kill('SIGKILL');
-    while (alive.some((w) => w.state !== 'dead')) await sleep(10);
+    await stopAll(this.workers, graceMs);
     this.templates?.stopAll();
   }
 
@@ -246,37 +234,9 @@ export class Supervisor {
     }
   }
 
-  /**
-   * Takes a worker out of service without losing a request: it gets no new
-   * ones, those queued on it and not started come back, and its stream is
-   * closed (it then exits by itself) once its running requests are answered.
-   * Its open WebSockets are closed (1012) after --graceful-timeout.
-   */
+  /** Takes a worker out of service without losing a request (retirement.ts). */
   private retire(w: WorkerProcess, reason: string): void {
-    if (w.state === 'retiring' || w.state === 'dead') return;
-    w.retire(reason);
-    if (this.opts.threads === 1) w.revokeQueued();
-    this.closeIfIdle(w);
-    if (w.inflight.some((x) => x.shutdown !== undefined)) {
-      setTimeout(() => w.state === 'retiring' && this.shutdownLongLived([w]), this.opts.gracefulTimeout * 1000).unref();
-    }
-  }
-
-  /** Tells the workers' long-lived exchanges (open WebSockets) to end now; false if there were none. */
-  shutdownLongLived(workers: readonly WorkerProcess[]): boolean {
-    let any = false;
-    for (const w of workers) {
-      for (const x of [...w.inflight]) {
-        if (x.shutdown === undefined) continue;
-        any = true;
-        x.shutdown();
-      }
-    }
-    return any;
-  }
-
-  private closeIfIdle(w: WorkerProcess): void {
-    if (w.state === 'retiring' && w.inflight.length === 0) w.closeStream();
+    retire(w, reason, this.opts);
   }
 
   /** Removes a worker from the pool; false if it was already gone. */
@@ -347,12 +307,12 @@ export class Supervisor {
         this.logger.info(`Worker (pid:${w.pid}) served ${w.requests} requests: replacing it (--max-requests)`);
         this.retire(w, 'max-requests');
       }
-      this.closeIfIdle(w);
+      closeIfIdle(w);
       this.dispatcher.drain();
     },
     revoked: (w, x) => {
       this.dispatcher.requeue([x]);
-      this.closeIfIdle(w);
+      closeIfIdle(w);
       this.dispatcher.drain();
     },
     closed: (w, code, signal) => {
@@ -407,8 +367,4 @@ export class Supervisor {
     }
     this.dispatcher.drain();
   }
-}
-
-function sleep(ms: number): Promise<void> {
-  return new Promise((r) => setTimeout(r, ms));
 }

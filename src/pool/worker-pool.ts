@@ -8,6 +8,7 @@
 import type { Logger } from '../log/logger.js';
 import type { Exchange } from './exchange.js';
 import { Scheduler, type SchedulerOptions } from './scheduler.js';
+import { shutdownLongLived } from './retirement.js';
 import { Supervisor, type SupervisorOptions } from './supervisor.js';
 import type { WorkerProcess } from './worker-process.js';
 
@@ -89,7 +90,7 @@ export class WorkerPool {
     const deadline = performance.now() + graceMs;
     while (this.pending > 0 && performance.now() < deadline) await sleep(50);
     // What is still open at the deadline and can end cleanly (a WebSocket: 1012) does, and gets a moment to.
-    if (this.supervisor.shutdownLongLived(this.list)) {
+    if (shutdownLongLived(this.list)) {
       const until = performance.now() + SHUTDOWN_MS;
       while (this.pending > 0 && performance.now() < until) await sleep(20);
     }
