@@ -4,6 +4,7 @@
  * for it before closing connections when the server drains. Route actions
  * that answer asynchronously (an app, later a proxy) register here.
  */
+import type { EventEmitter } from 'node:events';
 import type { Socket } from 'node:net';
 
 export interface InFlight {
@@ -20,7 +21,7 @@ export function inFlightOn(socket: Socket): InFlight[] {
 }
 
 /** `work` starts on the connection. */
-export function addInFlight(socket: Socket, work: InFlight): void {
+function addInFlight(socket: Socket, work: InFlight): void {
   const s = socket as TrackedSocket;
   const list = s[kInFlight];
   if (list === undefined) s[kInFlight] = [work];
@@ -28,11 +29,32 @@ export function addInFlight(socket: Socket, work: InFlight): void {
 }
 
 /** `work` is done; a list left empty is dropped, so that an idle keep-alive connection (they are many) holds none. */
-export function removeInFlight(socket: Socket, work: InFlight): void {
+function removeInFlight(socket: Socket, work: InFlight): void {
   const s = socket as TrackedSocket;
   const list = s[kInFlight];
   const at = list?.indexOf(work) ?? -1;
   if (at === 0) list!.shift();
   else if (at > 0) list!.splice(at, 1);
   if (list?.length === 0) s[kInFlight] = undefined;
+}
+
+/** A request's connection: HTTP/2 streams are watched through their response. */
+interface Watched {
+  httpVersionMajor: number;
+  socket: Socket;
+}
+
+/**
+ * Stops `work` if the client goes away before it is done: an HTTP/2 stream
+ * says so itself ('close' on its response); an HTTP/1 connection is watched
+ * by the front. `work.clientGone()` must do nothing once the work is done.
+ */
+export function watchClient(req: Watched, res: EventEmitter, work: InFlight): void {
+  if (req.httpVersionMajor === 2) res.once('close', () => work.clientGone());
+  else addInFlight(req.socket, work);
+}
+
+/** `work` is done: the client is no longer watched for it. */
+export function unwatchClient(req: Watched, work: InFlight): void {
+  if (req.httpVersionMajor !== 2) removeInFlight(req.socket, work);
 }

@@ -21,7 +21,7 @@ import type { ProxySettings } from '../config/proxy.js';
 import type { HttpResponse, RequestInfo, RouteRequest } from '../http/handler.js';
 import type { Compression } from '../http/compression.js';
 import { sendPlain } from '../http/plain-response.js';
-import { inFlightOn, type InFlight } from '../http/in-flight.js';
+import { unwatchClient, watchClient, type InFlight } from '../http/in-flight.js';
 import type { Logger } from '../log/logger.js';
 import { discardBodyFile } from '../http/request-body.js';
 import type { Balancer, Peer } from './balancer.js';
@@ -101,8 +101,7 @@ export class ProxyExchange implements Dispatcher.DispatchHandlers, InFlight {
       this.abort?.(err);
       this.fail(this.peer!.name, new UpstreamError(502, 'read', `compression failed: ${err.message}`));
     });
-    if (r.req.httpVersionMajor === 2) r.res.once('close', () => this.done || this.clientGone());
-    else inFlightOn(r.req.socket).push(this);
+    watchClient(r.req, r.res, this);
   }
 
   start(): void {
@@ -295,11 +294,7 @@ export class ProxyExchange implements Dispatcher.DispatchHandlers, InFlight {
     clearTimeout(this.sendTimer);
     clearTimeout(this.triesTimer);
     this.sink.close();
-    if (this.r.req.httpVersionMajor !== 2) {
-      const list = inFlightOn(this.r.req.socket);
-      const at = list.indexOf(this);
-      if (at >= 0) list.splice(at, 1);
-    }
+    unwatchClient(this.r.req, this);
     const body = this.body;
     if (body !== null && !Buffer.isBuffer(body) && 'file' in body) discardBodyFile(body.file);
     this.r.log(status, bytes + this.sink.bytes);

@@ -7,7 +7,7 @@
  * the exchange ends.
  */
 import type { ExchangeContext, HttpResponse, RequestInfo, RouteRequest } from '../http/handler.js';
-import { inFlightOn, type InFlight } from '../http/in-flight.js';
+import { unwatchClient, watchClient, type InFlight } from '../http/in-flight.js';
 import { BodySink } from './body-sink.js';
 import type { CgiHead } from './cgi-response.js';
 import { upstreamFailed, UpstreamError } from './upstream-failure.js';
@@ -36,9 +36,7 @@ export class ResponseRelay implements InFlight {
     private readonly buffering: boolean,
   ) {
     this.sink = new BodySink(r.res, { buffering, memory: RESPONSE_BUFFER, maxFile: MAX_TEMP_FILE }, (err) => this.fail(new UpstreamError(502, 'read', `compression failed: ${err.message}`)));
-    // As for the app action: an HTTP/2 stream says when it closes, an HTTP/1 connection is watched by the front.
-    if (r.req.httpVersionMajor === 2) r.res.once('close', () => this.clientGone());
-    else inFlightOn(r.req.socket).push(this);
+    watchClient(r.req, r.res, this);
   }
 
   clientGone(): void {
@@ -105,11 +103,7 @@ export class ResponseRelay implements InFlight {
   private complete(): void {
     this.done = true;
     this.sink.close();
-    if (this.r.req.httpVersionMajor !== 2) {
-      const list = inFlightOn(this.r.req.socket);
-      const at = list.indexOf(this);
-      if (at >= 0) list.splice(at, 1);
-    }
+    unwatchClient(this.r.req, this);
     this.r.log(this.status, this.bytes + this.sink.bytes);
   }
 }

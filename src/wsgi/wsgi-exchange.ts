@@ -11,10 +11,10 @@ import type { FileSpec } from '../wire/frames.js';
 import { discardBodyFile } from '../http/request-body.js';
 import { sendPlain } from '../http/plain-response.js';
 import type { ExchangeContext, HttpResponse, RequestInfo, RouteRequest } from '../http/handler.js';
-import { addInFlight, removeInFlight, type InFlight } from '../http/in-flight.js';
+import { unwatchClient, watchClient, type InFlight } from '../http/in-flight.js';
 import { readFileRegion } from '../http/file-region.js';
 import { pipeInto, ResponseSpool } from '../http/response-spool.js';
-import { compressSync, createEncoder, flushEncoder, SYNC_LIMIT, type Coding, type Compression, type Encoder } from '../http/compression.js';
+import { compressSync, createEncoder, flushSoon, SYNC_LIMIT, type Coding, type Compression, type Encoder } from '../http/compression.js';
 import { compressHead } from '../http/compress-head.js';
 
 /** How much of a response the front holds in memory for a slow client; the rest is spooled to disk. */
@@ -37,7 +37,6 @@ export class WsgiExchange implements Exchange, InFlight {
   /** The body is being compressed: it goes through this on its way to the response. */
   private encoder: Encoder | null = null;
   private coding: Coding = 'gzip';
-  private flushQueued = false;
 
   constructor(
     readonly frame: Buffer,
@@ -50,12 +49,7 @@ export class WsgiExchange implements Exchange, InFlight {
     /** Writes the access log line (the route's: a cache fetching from the app may keep it quiet). */
     private readonly log: RouteRequest['log'],
   ) {
-    if (req.httpVersionMajor === 2) {
-      // An HTTP/2 stream closes on its own (RST_STREAM, or its session going away) before its response is done.
-      res.once('close', () => this.done || this.clientGone());
-    } else {
-      addInFlight(req.socket, this);
-    }
+    watchClient(req, res, this);
   }
 
   get label(): string {
@@ -95,7 +89,7 @@ export class WsgiExchange implements Exchange, InFlight {
   body(chunk: Buffer): void {
     if (this.done) return;
     if (this.encoder === null) this.bytes += chunk.length;
-    else this.flushSoon();
+    else flushSoon(this.encoder, this.coding);
     const out = this.encoder ?? this.res;
     if ((this.spool === null || this.spool.empty) && out.writableLength <= RESPONSE_BUFFER) {
       out.write(chunk);
@@ -167,6 +161,7 @@ export class WsgiExchange implements Exchange, InFlight {
 
   /** The client went away before the response was complete. */
   clientGone(): void {
+    if (this.done) return;
     if (!this.res.headersSent) this.status = 499; // nginx's code for "client closed request"
     this.complete();
     this.cancel(this);
@@ -186,16 +181,6 @@ export class WsgiExchange implements Exchange, InFlight {
     });
     this.encoder = encoder;
     this.coding = coding;
-  }
-
-  /** What an app streams slowly (progress, a page in parts) must not wait in the encoder: flush once this turn's chunks are in. */
-  private flushSoon(): void {
-    if (this.flushQueued) return;
-    this.flushQueued = true;
-    setImmediate(() => {
-      this.flushQueued = false;
-      if (!this.done && this.encoder !== null && !this.encoder.writableEnded) flushEncoder(this.encoder, this.coding);
-    });
   }
 
   private fileFailed(why: string): void {
@@ -226,7 +211,7 @@ export class WsgiExchange implements Exchange, InFlight {
     this.done = true;
     this.spool?.close();
     this.encoder?.destroy();
-    if (this.req.httpVersionMajor !== 2) removeInFlight(this.req.socket, this);
+    unwatchClient(this.req, this);
     discardBodyFile(this.bodyFile);
     this.log(this.status, this.bytes);
   }
