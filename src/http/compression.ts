@@ -142,3 +142,19 @@ export function createEncoder(coding: Coding, sizeHint?: number): Encoder {
 export function flushEncoder(encoder: Encoder, coding: Coding): void {
   encoder.flush(coding === 'br' ? constants.BROTLI_OPERATION_FLUSH : constants.Z_SYNC_FLUSH);
 }
+
+const kFlushQueued = Symbol('gatehouse.flushQueued');
+
+/**
+ * What an app or back end streams slowly (progress, a page in parts) must
+ * not wait in the encoder: flushed once this turn's chunks are in.
+ */
+export function flushSoon(encoder: Encoder, coding: Coding): void {
+  const e = encoder as Encoder & { [kFlushQueued]?: boolean };
+  if (e[kFlushQueued] === true) return;
+  e[kFlushQueued] = true;
+  setImmediate(() => {
+    e[kFlushQueued] = false;
+    if (!e.writableEnded && !e.destroyed) flushEncoder(e, coding);
+  });
+}

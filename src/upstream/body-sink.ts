@@ -12,7 +12,7 @@
  */
 import type { HttpResponse, RequestHead } from '../http/handler.js';
 import { compressHead } from '../http/compress-head.js';
-import { createEncoder, flushEncoder, type Coding, type Compression, type Encoder } from '../http/compression.js';
+import { createEncoder, flushSoon, type Coding, type Compression, type Encoder } from '../http/compression.js';
 import { pipeInto, ResponseSpool } from '../http/response-spool.js';
 
 export interface BodySinkLimits {
@@ -28,7 +28,6 @@ export class BodySink {
   bytes = 0;
   private encoder: Encoder | null = null;
   private coding: Coding = 'gzip';
-  private flushQueued = false;
   private spool: ResponseSpool | null = null;
   /** The caller's reader, waiting for the temp file to empty. */
   private resume: (() => void) | null = null;
@@ -71,7 +70,7 @@ export class BodySink {
   write(chunk: Buffer): boolean {
     if (this.closed) return false;
     if (this.encoder === null) this.bytes += chunk.length;
-    else this.flushSoon();
+    else flushSoon(this.encoder, this.coding);
     const out = this.encoder ?? this.res;
     const { buffering, memory, maxFile } = this.limits;
     if (this.spool === null || this.spool.empty) {
@@ -126,15 +125,5 @@ export class BodySink {
     // pipeInto ends the response on the encoder's 'end', before this listener runs.
     this.encoder.once('end', done);
     this.encoder.end();
-  }
-
-  /** What a back end streams slowly must not wait in the encoder: flushed once this turn's chunks are in. */
-  private flushSoon(): void {
-    if (this.flushQueued) return;
-    this.flushQueued = true;
-    setImmediate(() => {
-      this.flushQueued = false;
-      if (!this.closed && this.encoder !== null && !this.encoder.writableEnded) flushEncoder(this.encoder, this.coding);
-    });
   }
 }
