@@ -65,19 +65,16 @@ export class RedisStore implements CacheStore {
     this.redis.on('ready', () => this.logger.info(`cache store ${url}: connected`));
   }
 
-  async get(key: string): Promise<StoredResponse[]> {
-    try {
+  get(key: string): Promise<StoredResponse[]> {
+    return this.guarded('get', [], async () => {
       const fields = await this.redis.hgetallBuffer(this.keyName(key));
       const now = Date.now();
       return Object.values(fields).flatMap((value) => decodeVariants(value).filter((v) => v.keepUntil > now));
-    } catch (err) {
-      this.failed('get', err as Error);
-      return [];
-    }
+    });
   }
 
-  async put(key: string, stored: StoredResponse): Promise<void> {
-    try {
+  put(key: string, stored: StoredResponse): Promise<void> {
+    return this.guarded('put', undefined, async () => {
       const ttl = Math.max(1, Math.ceil(stored.keepUntil - Date.now()));
       await this.redis.putVariant(this.keyName(key), stored.variant, encodeVariants([stored]), ttl);
       if (stored.tags.length === 0) return;
@@ -85,75 +82,52 @@ export class RedisStore implements CacheStore {
       const multi = this.redis.multi();
       for (const tag of stored.tags) multi.sadd(this.tagName(tag), key).pexpire(this.tagName(tag), Math.max(ttl, TAG_SET_MS));
       await multi.exec();
-    } catch (err) {
-      this.failed('put', err as Error);
-    }
+    });
   }
 
-  async delete(key: string): Promise<boolean> {
-    try {
-      return (await this.redis.del(this.keyName(key))) > 0;
-    } catch (err) {
-      this.failed('delete', err as Error);
-      return false;
-    }
+  delete(key: string): Promise<boolean> {
+    return this.guarded('delete', false, async () => (await this.redis.del(this.keyName(key))) > 0);
   }
 
-  async deleteTag(tag: string): Promise<number> {
-    try {
+  deleteTag(tag: string): Promise<number> {
+    return this.guarded('purge by tag', 0, async () => {
       const keys = await this.redis.smembers(this.tagName(tag));
       const deleted = keys.length === 0 ? 0 : await this.redis.del(...keys.map((k) => this.keyName(k)));
       await this.redis.del(this.tagName(tag));
       return deleted;
-    } catch (err) {
-      this.failed('purge by tag', err as Error);
-      return 0;
-    }
+    });
   }
 
-  async lock(key: string, ms: number): Promise<boolean> {
+  /** A store that fails counts as a lock taken: the request then fetches by itself. */
+  lock(key: string, ms: number): Promise<boolean> {
     const token = randomBytes(9).toString('base64');
-    try {
+    return this.guarded('lock', true, async () => {
       if ((await this.redis.set(this.lockName(key), token, 'PX', ms, 'NX')) !== 'OK') return false;
       this.tokens.set(key, token);
       return true;
-    } catch (err) {
-      this.failed('lock', err as Error);
-      return true;
-    }
+    });
   }
 
-  async locked(key: string): Promise<boolean> {
-    try {
-      return (await this.redis.exists(this.lockName(key))) > 0;
-    } catch (err) {
-      this.failed('lock', err as Error);
-      return false;
-    }
+  locked(key: string): Promise<boolean> {
+    return this.guarded('lock', false, async () => (await this.redis.exists(this.lockName(key))) > 0);
   }
 
   async unlock(key: string): Promise<void> {
     const token = this.tokens.get(key);
     this.tokens.delete(key);
     if (token === undefined) return;
-    try {
-      await this.redis.unlockIfOurs(this.lockName(key), token);
-    } catch (err) {
-      this.failed('unlock', err as Error);
-    }
+    await this.guarded('unlock', undefined, async () => void (await this.redis.unlockIfOurs(this.lockName(key), token)));
   }
 
-  async flush(): Promise<void> {
-    try {
+  flush(): Promise<void> {
+    return this.guarded('flush', undefined, async () => {
       let cursor = '0';
       do {
         const [next, names] = await this.redis.scan(cursor, 'MATCH', `${this.prefix}*`, 'COUNT', 1000);
         if (names.length > 0) await this.redis.del(...names);
         cursor = next;
       } while (cursor !== '0');
-    } catch (err) {
-      this.failed('flush', err as Error);
-    }
+    });
   }
 
   async stop(): Promise<void> {
@@ -171,6 +145,16 @@ export class RedisStore implements CacheStore {
 
   private tagName(tag: string): string {
     return `${this.prefix}t:${tag}`;
+  }
+
+  /** `op`, or `fallback` when Redis fails (logged): the cache is an optimisation. */
+  private async guarded<T>(what: string, fallback: T, op: () => Promise<T>): Promise<T> {
+    try {
+      return await op();
+    } catch (err) {
+      this.failed(what, err as Error);
+      return fallback;
+    }
   }
 
   private failed(what: string, err: Error): void {
