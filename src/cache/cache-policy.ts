@@ -49,7 +49,11 @@ const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'proxy-connection', 'te'
 
 /** The request as http-cache-semantics reads it: the URL is the cache key, Host is part of the key already. */
 function policyRequest(key: string, headers: IncomingHttpHeaders): CachePolicy.Request {
-  return { url: key, method: 'GET', headers: { ...headers, host: '', 'accept-encoding': acceptedCodings(headers['accept-encoding']) } };
+  const cc = headers['cache-control'];
+  // A request's max-age=0 (a browser's reload) wants the origin asked: the library would take a
+  // response stored within the same millisecond (its age, 0, is not above 0).
+  const cacheControl = cc !== undefined && /(?:^|,)\s*max-age\s*=\s*0\s*(?:,|$)/i.test(cc) ? `${cc}, no-cache` : cc;
+  return { url: key, method: 'GET', headers: { ...headers, host: '', 'cache-control': cacheControl, 'accept-encoding': acceptedCodings(headers['accept-encoding']) } };
 }
 
 /** Codings a cache may see in Content-Encoding. */
