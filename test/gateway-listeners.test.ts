@@ -10,7 +10,7 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
-import { statSync, writeFileSync } from 'node:fs';
+import { mkdirSync, statSync, writeFileSync } from 'node:fs';
 import { connect } from 'node:net';
 import { join } from 'node:path';
 import { launch, request, type Server } from './helpers/harness.js';
@@ -42,13 +42,17 @@ before(async () => {
   const sock = (name: string) => join(tmp.dir, `${name}.sock`);
   fcgiSock = sock('fastcgi');
   const config = join(tmp.dir, 'gatehouse.toml');
+  mkdirSync(join(tmp.dir, 'files'));
+  writeFileSync(join(tmp.dir, 'files', 'page.html'), '<p>static through the protocol</p>'.repeat(100));
   writeFileSync(
     config,
     `uwsgi_socket = ["unix:${sock('uwsgi')}"]\nfastcgi_socket = ["unix:${fcgiSock}"]\nscgi_socket = ["unix:${sock('scgi')}"]\n` +
       `chmod_socket = "666"\nworkers = 1\npython = "${SYSTEM_PYTHON}"\nmax_request_body = "16m"\n` +
       `[apps.dump]\napp = ${JSON.stringify(join(APPS, 'upstream_wsgi.py'))}\n` +
       `[apps.flask]\napp = "flask_demo:app"\nchdir = ${JSON.stringify(join(APPS, 'flaskapp'))}\n` +
-      `[[routes]]\npath = "/"\napp = "dump"\n[[routes]]\npath = "/flask"\napp = "flask"\n`,
+      `[[routes]]\npath = "/"\napp = "dump"\n[[routes]]\npath = "/flask"\napp = "flask"\n` +
+      `[[routes]]\npath = "/files"\nstatic = { root = ${JSON.stringify(join(tmp.dir, 'files'))} }\n` +
+      `[[routes]]\npath = "/gone"\nreturn = { status = 410, body = "gone here" }\n`,
   );
   gh = await launch(['--config', config], { workers: 2 });
   const ports = await freePorts(3);
@@ -106,6 +110,23 @@ for (const protocol of ['uwsgi', 'fastcgi', 'scgi'] as const) {
     assert.equal(env['wsgi.url_scheme'], protocol === 'fastcgi' ? 'https' : 'http', 'fastcgi_param HTTPS on');
   });
 
+  test(`nginx ${protocol}_pass → gatehouse: static files and return routes (node:http's objects on the protocol) answer`, { skip }, async () => {
+    const page = await request(url[protocol]!, '/files/page.html');
+    assert.equal(page.status, 200);
+    assert.equal(page.body, '<p>static through the protocol</p>'.repeat(100));
+    assert.equal(page.headers['content-type'], 'text/html; charset=utf-8');
+    const head = await request(url[protocol]!, '/files/page.html', { method: 'HEAD' });
+    assert.equal(head.status, 200);
+    assert.equal(head.headers['content-length'], String(page.body.length));
+    const missing = await request(url[protocol]!, '/files/nope.html');
+    assert.equal(missing.status, 404);
+    const gone = await request(url[protocol]!, '/gone');
+    assert.equal(gone.status, 410);
+    assert.equal(gone.body, 'gone here');
+    // The kept FastCGI connection goes on after them.
+    assert.equal((await request(url[protocol]!, '/flask/api/items/1')).status, 200);
+  });
+
   test(`nginx ${protocol}_pass → gatehouse: a 5 MiB response streams back`, { skip }, async () => {
     const res = await request(url[protocol]!, '/big', { timeoutMs: 20000 });
     assert.equal(res.status, 200);
@@ -123,8 +144,8 @@ test('--chmod-socket sets the protocol sockets\' mode', { skip }, () => {
   for (const name of ['uwsgi', 'fastcgi', 'scgi']) assert.equal(statSync(join(tmp.dir, `${name}.sock`)).mode & 0o777, 0o666, name);
 });
 
-/** A raw FastCGI connection: sends records, collects what comes back until `until` says enough. */
-async function fcgiExchange(send: Buffer[], until: (records: FcgiRecord[]) => boolean): Promise<{ records: FcgiRecord[]; closed: boolean }> {
+/** A raw FastCGI connection: sends records (`then` once the first request ended), collects what comes back until `until` says enough. */
+async function fcgiExchange(send: Buffer[], until: (records: FcgiRecord[]) => boolean, then: Buffer[] = []): Promise<{ records: FcgiRecord[]; closed: boolean }> {
   const socket = connect(fcgiSock);
   const reader = new RecordReader();
   const records: FcgiRecord[] = [];
@@ -139,6 +160,7 @@ async function fcgiExchange(send: Buffer[], until: (records: FcgiRecord[]) => bo
       const got = reader.push(d);
       if (typeof got === 'string') return reject(new Error(got));
       records.push(...got);
+      if (then.length > 0 && ends(records).length > 0) socket.write(Buffer.concat(then.splice(0)));
       if (until(records)) done(false);
     });
     socket.on('close', () => done(true));
@@ -147,11 +169,14 @@ async function fcgiExchange(send: Buffer[], until: (records: FcgiRecord[]) => bo
   });
 }
 
-function fcgiRequest(id: number, keep: boolean, path: string): Buffer[] {
+function fcgiRequest(id: number, keep: boolean, path: string, body?: Buffer): Buffer[] {
+  const params: [string, string][] = [['REQUEST_METHOD', body === undefined ? 'GET' : 'POST'], ['REQUEST_URI', path], ['SERVER_NAME', 'localhost']];
+  if (body !== undefined) params.push(['CONTENT_LENGTH', String(body.length)]);
   return [
     encodeBeginRequest(id, keep),
-    ...encodeStream(FCGI.PARAMS, id, encodePairs([['REQUEST_METHOD', 'GET'], ['REQUEST_URI', path], ['SERVER_NAME', 'localhost']])),
+    ...encodeStream(FCGI.PARAMS, id, encodePairs(params)),
     encodeRecord(FCGI.PARAMS, id),
+    ...(body === undefined ? [] : encodeStream(FCGI.STDIN, id, body)),
     encodeRecord(FCGI.STDIN, id),
   ];
 }
@@ -178,6 +203,15 @@ test('FastCGI: GET_VALUES says no multiplexing; a second request on a busy conne
   const closes = await fcgiExchange(fcgiRequest(1, false, '/a'), () => false);
   assert.equal(closes.closed, true, 'without FCGI_KEEP_CONN the connection closes after END_REQUEST');
   assert.equal(ends(closes.records).length, 1);
+});
+
+test('FastCGI: a kept connection serves the next request after a body that came in many records at once', { skip }, async () => {
+  const body = randomBytes(1024 * 1024);
+  // All in one write: the connection is paused while the body waits to be read, mid-chunk.
+  const got = await fcgiExchange([Buffer.concat(fcgiRequest(1, true, '/upload', body))], (r) => ends(r).length >= 2, fcgiRequest(2, true, '/after'));
+  const out = (id: number) => Buffer.concat(got.records.filter((r) => r.type === FCGI.STDOUT && r.requestId === id).map((r) => r.content)).toString();
+  assert.match(out(1), new RegExp(`"md5": "${createHash('md5').update(body).digest('hex')}"`));
+  assert.match(out(2), /"PATH_INFO": "\/after"/);
 });
 
 test('a protocol listener that receives garbage closes that connection and logs one line; the next request is served', { skip }, async () => {

@@ -74,44 +74,11 @@ export class HttpFront {
         node: (req, res) => this.intake.onRequest(req, res, info),
         lean: (req, res, lean) => this.intake.onLeanRequest(req, res, info, lean),
       };
-      const http = createListenerServer(listener, this.settings, serve.node);
-      // A uwsgi/FastCGI/SCGI listener hands node:http one stream per request (gateway-listener.ts).
+      // A uwsgi/FastCGI/SCGI listener reads its own requests (gateway-listener.ts).
       const protocol = listener.protocol;
       const gateway = protocol !== 'http';
-      const server = gateway ? createGatewayServer(protocol, http, this.ctx.logger, this.settings.header_timeout * 1000) : http;
-      http.on('checkContinue', (req: IncomingMessage, res: ServerResponse) => this.intake.onRequest(req, res, info, true));
-      const max = this.settings.max_connections;
-      // redirect_https answers every request itself, in onRequest.
-      const toHttp = info.httpsPort === null && !gateway ? takeConnections(server, tls ? 'secureConnection' : 'connection') : null;
-      // After an answer that switched no protocol, the connection goes on as one just accepted.
-      const resume = toHttp === null ? null : (socket: Socket) => this.fastPath.take(socket, serve, toHttp);
-      http.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => this.intake.onUpgrade(req, socket as Socket, head, info, resume));
-      server.on('connection', (socket: Socket) => {
-        // Counted over every listener (Node's maxConnections is per server), before any TLS handshake.
-        if (max > 0 && this.open >= max) return this.refuseConnection(socket);
-        this.open++;
-        if (tls) return void socket.once('close', () => this.open--);
-        this.track(socket, true);
-        if (toHttp !== null) this.fastPath.take(socket, serve, toHttp);
-      });
-      // Requests see the TLS socket, not the TCP one under it: track what they see. HTTP/1.1
-      // over TLS is read by the fast path too; HTTP/2 sessions go to node:http2.
-      if (tls) {
-        server.on('secureConnection', (socket: TLSSocket) => {
-          this.track(socket, false);
-          if (socket.alpnProtocol === 'h2') toHttp!(socket);
-          else this.fastPath.take(socket, serve, toHttp!);
-        });
-      }
-      server.on('session', (session: ServerHttp2Session) => this.onSession(session));
-      server.on('stream', (stream: ServerHttp2Stream, headers: IncomingHttpHeaders, _flags: number, rawHeaders: string[]) =>
-        this.intake.onStream(stream, headers, rawHeaders, info, serve.lean));
-      server.on('tlsClientError', (err: Error, socket: Socket) => this.ctx.logger.debug(`TLS handshake with ${socket.remoteAddress} failed: ${err.message}`));
-      http.on('clientError', (err: NodeJS.ErrnoException, socket: Duplex) => this.onClientError(err, socket as Socket));
-      // Without a listener Node drops CONNECT silently; a client deserves an answer.
-      http.on('connect', (_req: IncomingMessage, socket: Duplex) => {
-        socket.end('HTTP/1.1 405 Method Not Allowed\r\nContent-Length: 0\r\nConnection: close\r\n\r\n');
-      });
+      const server = protocol === 'http' ? this.httpServer(listener, info, serve) : createGatewayServer(protocol, serve.lean, this.ctx.logger, this.settings.header_timeout * 1000);
+      if (gateway) server.on('connection', (socket: Socket) => this.admit(socket, false));
       this.servers.push(server);
       if (bind.kind === 'unix') removeStaleSocket(bind.path);
       await new Promise<void>((resolve, reject) => {
@@ -130,6 +97,56 @@ export class HttpFront {
       bound.push(`${gateway ? protocol : info.scheme}://${typeof addr === 'string' || addr === null ? `unix:${addr}` : formatTcp(addr)}`);
     }
     return bound;
+  }
+
+  /**
+   * A new connection, counted over every listener (Node's maxConnections is
+   * per server) before any TLS handshake; false: refused, past max_connections.
+   */
+  private admit(socket: Socket, tls: boolean): boolean {
+    const max = this.settings.max_connections;
+    if (max > 0 && this.open >= max) {
+      this.refuseConnection(socket);
+      return false;
+    }
+    this.open++;
+    if (tls) socket.once('close', () => this.open--);
+    else this.track(socket, true);
+    return true;
+  }
+
+  /** An HTTP listener: the fast path reads its connections, node:http (or node:http2) what the fast path hands over. */
+  private httpServer(listener: ListenerSettings, info: ListenerInfo, serve: Serve): ListenerServer {
+    const tls = isTls(listener);
+    const server = createListenerServer(listener, this.settings, serve.node);
+    server.on('checkContinue', (req: IncomingMessage, res: ServerResponse) => this.intake.onRequest(req, res, info, true));
+    // redirect_https answers every request itself, in onRequest.
+    const toHttp = info.httpsPort === null ? takeConnections(server, tls ? 'secureConnection' : 'connection') : null;
+    // After an answer that switched no protocol, the connection goes on as one just accepted.
+    const resume = toHttp === null ? null : (socket: Socket) => this.fastPath.take(socket, serve, toHttp);
+    server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => this.intake.onUpgrade(req, socket as Socket, head, info, resume));
+    server.on('connection', (socket: Socket) => {
+      if (this.admit(socket, tls) && !tls && toHttp !== null) this.fastPath.take(socket, serve, toHttp);
+    });
+    // Requests see the TLS socket, not the TCP one under it: track what they see. HTTP/1.1
+    // over TLS is read by the fast path too; HTTP/2 sessions go to node:http2.
+    if (tls) {
+      server.on('secureConnection', (socket: TLSSocket) => {
+        this.track(socket, false);
+        if (socket.alpnProtocol === 'h2') toHttp!(socket);
+        else this.fastPath.take(socket, serve, toHttp!);
+      });
+    }
+    server.on('session', (session: ServerHttp2Session) => this.onSession(session));
+    server.on('stream', (stream: ServerHttp2Stream, headers: IncomingHttpHeaders, _flags: number, rawHeaders: string[]) =>
+      this.intake.onStream(stream, headers, rawHeaders, info, serve.lean));
+    server.on('tlsClientError', (err: Error, socket: Socket) => this.ctx.logger.debug(`TLS handshake with ${socket.remoteAddress} failed: ${err.message}`));
+    server.on('clientError', (err: NodeJS.ErrnoException, socket: Duplex) => this.onClientError(err, socket as Socket));
+    // Without a listener Node drops CONNECT silently; a client deserves an answer.
+    server.on('connect', (_req: IncomingMessage, socket: Duplex) => {
+      socket.end('HTTP/1.1 405 Method Not Allowed\r\nContent-Length: 0\r\nConnection: close\r\n\r\n');
+    });
+    return server;
   }
 
   /**

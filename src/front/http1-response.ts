@@ -228,7 +228,7 @@ function finish(res: Http1Response): void {
 }
 
 /** An object of headers (the front's own plain answers) as `[name, value, ...]`. */
-function flatten(headers: OutgoingHttpHeaders): string[] {
+export function flatten(headers: OutgoingHttpHeaders): string[] {
   const flat: string[] = [];
   for (const name in headers) {
     const value = headers[name];

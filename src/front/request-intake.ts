@@ -19,7 +19,7 @@ import type { Router } from './router.js';
 import type { LeanParts, Serve } from './fast-path.js';
 import { H2Request, H2Response } from './h2-compat.js';
 import { h2Request, Http2Response } from './http2-response.js';
-import { gatewayScheme } from './gateway-stream.js';
+import { gatewayScheme } from './gateway-request.js';
 
 /** What the front needs to know about the listener a request came in on. */
 export interface ListenerInfo {

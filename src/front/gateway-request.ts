@@ -1,0 +1,146 @@
+/**
+ * A request that came in over uwsgi, FastCGI or SCGI, made from the front
+ * end's CGI variables into the same lean record the fast path makes of an
+ * HTTP/1.1 head (http/handler.ts RequestInfo): the routes, limits, logs and
+ * actions take it as any other request, with no HTTP text made up and
+ * parsed again in between.
+ *
+ * Its `socket` is a GatewayPeer: the client's and server's addresses the
+ * front end sent, so the environ, the access log and forwarded-header trust
+ * see the real client (one FastCGI connection carries many clients'
+ * requests, one after another), and whether the client came over https.
+ */
+import type { IncomingHttpHeaders } from 'node:http';
+import type { Socket } from 'node:net';
+import type { RequestInfo } from '../http/handler.js';
+
+const kScheme = Symbol('gatehouse.gatewayScheme');
+
+/** The scheme a front end said its client used; undefined for an ordinary connection. */
+export function gatewayScheme(socket: Socket): 'http' | 'https' | undefined {
+  return (socket as { [kScheme]?: 'http' | 'https' })[kScheme];
+}
+
+/** What a gateway request's `socket` is: the ends of the client's connection to the front end. */
+class GatewayPeer {
+  readonly [kScheme]: 'http' | 'https';
+
+  constructor(
+    readonly remoteAddress: string,
+    readonly remotePort: number | undefined,
+    readonly localAddress: string,
+    readonly localPort: number | undefined,
+    scheme: 'http' | 'https',
+  ) {
+    this[kScheme] = scheme;
+  }
+}
+
+/** Gives `target` (a stand-in socket) the client, server and scheme of a gateway request's `socket`. */
+export function copyPeer(socket: Socket, target: object): void {
+  const { remoteAddress, remotePort, localAddress, localPort } = socket;
+  Object.defineProperties(target, {
+    remoteAddress: { value: remoteAddress },
+    remotePort: { value: remotePort },
+    localAddress: { value: localAddress },
+    localPort: { value: localPort },
+    [kScheme]: { value: gatewayScheme(socket) },
+  });
+}
+
+export interface GatewayRequest {
+  req: RequestInfo;
+  /** CONTENT_LENGTH: the body's bytes that follow (uwsgi, SCGI) or come as STDIN (FastCGI). */
+  contentLength: number;
+}
+
+const TOKEN = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
+const HEADER_VARIABLE = /^HTTP_[A-Z0-9_]+$/;
+/** The body's headers come from CONTENT_TYPE and CONTENT_LENGTH (nginx sends both forms); the front end has dealt with the connection's own. */
+const NOT_PASSED = new Set(['content-length', 'content-type', 'transfer-encoding', 'connection', 'keep-alive', 'expect', 'upgrade']);
+const UNSAFE_VALUE = /[\0\r\n]/;
+
+/** `HTTP_X_FORWARDED_FOR` → `X-Forwarded-For`. */
+function headerName(variable: string): string {
+  return variable
+    .slice(5)
+    .split('_')
+    .map((w) => w.charAt(0) + w.slice(1).toLowerCase())
+    .join('-');
+}
+
+/** Percent-encodes what cannot stand in a request line (a front end may pass a decoded path). */
+function requestTarget(text: string): string {
+  return text.replace(/[^\x21-\x7e]/g, (c) => `%${c.charCodeAt(0).toString(16).toUpperCase().padStart(2, '0')}`);
+}
+
+function portOf(text: string | undefined): number | undefined {
+  return text && /^\d{1,5}$/.test(text) ? Number(text) : undefined;
+}
+
+/**
+ * The request the front end's variables describe, or why they do not. The
+ * target is REQUEST_URI when given, else DOCUMENT_URI or SCRIPT_NAME +
+ * PATH_INFO with QUERY_STRING (nginx's stock params send no PATH_INFO for
+ * FastCGI and SCGI): the routes and the app see the real path. A header
+ * sent twice is joined as node:http joins it (`; ` for Cookie, else `, `).
+ */
+export function gatewayRequest(pairs: readonly (readonly [string, string])[]): GatewayRequest | string {
+  const vars = new Map<string, string>();
+  const headers: IncomingHttpHeaders = {};
+  const rawHeaders: string[] = [];
+  for (const [name, value] of pairs) {
+    vars.set(name, value);
+    // A value that would break a head is dropped; so are names no header could have.
+    if (name.length <= 5 || !HEADER_VARIABLE.test(name) || UNSAFE_VALUE.test(value)) continue;
+    const header = headerName(name);
+    const key = header.toLowerCase();
+    if (NOT_PASSED.has(key)) continue;
+    rawHeaders.push(header, value);
+    const before = headers[key];
+    headers[key] = before === undefined ? value : `${before}${key === 'cookie' ? '; ' : ', '}${value}`;
+  }
+  const method = vars.get('REQUEST_METHOD') ?? '';
+  if (!TOKEN.test(method)) return `no valid REQUEST_METHOD (${JSON.stringify(method.slice(0, 20))})`;
+  const query = vars.get('QUERY_STRING') ?? '';
+  let target = vars.get('REQUEST_URI') || '';
+  if (target === '') {
+    const path = vars.get('DOCUMENT_URI') || (vars.get('SCRIPT_NAME') ?? '') + (vars.get('PATH_INFO') ?? '') || '/';
+    target = query === '' ? path : `${path}?${query}`;
+  }
+  if (!target.startsWith('/')) return `a request target that is not a path (${JSON.stringify(target.slice(0, 40))})`;
+  const contentLength = Number(vars.get('CONTENT_LENGTH') || '0');
+  if (!Number.isSafeInteger(contentLength) || contentLength < 0) return `an invalid CONTENT_LENGTH`;
+  const serverName = vars.get('SERVER_NAME');
+  if (headers.host === undefined && serverName && !UNSAFE_VALUE.test(serverName)) {
+    headers.host = serverName;
+    rawHeaders.push('Host', serverName);
+  }
+  const contentType = vars.get('CONTENT_TYPE') || vars.get('HTTP_CONTENT_TYPE');
+  if (contentType && !UNSAFE_VALUE.test(contentType)) {
+    headers['content-type'] = contentType;
+    rawHeaders.push('Content-Type', contentType);
+  }
+  if (contentLength > 0) {
+    headers['content-length'] = String(contentLength);
+    rawHeaders.push('Content-Length', String(contentLength));
+  }
+  const https = /^(on|1|true)$/i.test(vars.get('HTTPS') ?? '') || /^https$/i.test(vars.get('REQUEST_SCHEME') ?? vars.get('UWSGI_SCHEME') ?? '');
+  const peer = new GatewayPeer(
+    vars.get('REMOTE_ADDR') || '127.0.0.1',
+    portOf(vars.get('REMOTE_PORT')),
+    vars.get('SERVER_ADDR') || serverName || '127.0.0.1',
+    portOf(vars.get('SERVER_PORT')),
+    https ? 'https' : 'http',
+  );
+  const req: RequestInfo = {
+    method,
+    url: requestTarget(target),
+    httpVersion: vars.get('SERVER_PROTOCOL') === 'HTTP/1.0' ? '1.0' : '1.1',
+    httpVersionMajor: 1,
+    headers,
+    rawHeaders,
+    socket: peer as unknown as Socket,
+  };
+  return { req, contentLength };
+}
