@@ -54,19 +54,49 @@ export interface GatewayRequest {
   contentLength: number;
 }
 
+/** The CGI variables the request is made from (besides the headers). */
+const USED_NAMES = [
+  'REQUEST_METHOD',
+  'REQUEST_URI',
+  'DOCUMENT_URI',
+  'SCRIPT_NAME',
+  'PATH_INFO',
+  'QUERY_STRING',
+  'CONTENT_LENGTH',
+  'CONTENT_TYPE',
+  'SERVER_PROTOCOL',
+  'SERVER_NAME',
+  'SERVER_ADDR',
+  'SERVER_PORT',
+  'REMOTE_ADDR',
+  'REMOTE_PORT',
+  'HTTPS',
+  'REQUEST_SCHEME',
+  'UWSGI_SCHEME',
+] as const;
+const USED: ReadonlySet<string> = new Set(USED_NAMES);
+type CgiVariables = Partial<Record<(typeof USED_NAMES)[number] | 'HTTP_CONTENT_TYPE', string>>;
+
 const TOKEN = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
 const HEADER_VARIABLE = /^HTTP_[A-Z0-9_]+$/;
 /** The body's headers come from CONTENT_TYPE and CONTENT_LENGTH (nginx sends both forms); the front end has dealt with the connection's own. */
 const NOT_PASSED = new Set(['content-length', 'content-type', 'transfer-encoding', 'connection', 'keep-alive', 'expect', 'upgrade']);
 const UNSAFE_VALUE = /[\0\r\n]/;
 
+/** Header names made from variables so far: the same few come with every request. */
+const headerNames = new Map<string, string>();
+
 /** `HTTP_X_FORWARDED_FOR` → `X-Forwarded-For`. */
 function headerName(variable: string): string {
-  return variable
+  let name = headerNames.get(variable);
+  if (name !== undefined) return name;
+  name = variable
     .slice(5)
     .split('_')
     .map((w) => w.charAt(0) + w.slice(1).toLowerCase())
     .join('-');
+  if (headerNames.size < 1000) headerNames.set(variable, name);
+  return name;
 }
 
 /** Percent-encodes what cannot stand in a request line (a front end may pass a decoded path). */
@@ -86,11 +116,15 @@ function portOf(text: string | undefined): number | undefined {
  * sent twice is joined as node:http joins it (`; ` for Cookie, else `, `).
  */
 export function gatewayRequest(pairs: readonly (readonly [string, string])[]): GatewayRequest | string {
-  const vars = new Map<string, string>();
+  const vars: CgiVariables = {};
   const headers: IncomingHttpHeaders = {};
   const rawHeaders: string[] = [];
   for (const [name, value] of pairs) {
-    vars.set(name, value);
+    if (!name.startsWith('HTTP_')) {
+      if (USED.has(name)) vars[name as keyof CgiVariables] = value;
+      continue;
+    }
+    if (name === 'HTTP_CONTENT_TYPE') vars.HTTP_CONTENT_TYPE = value;
     // A value that would break a head is dropped; so are names no header could have.
     if (name.length <= 5 || !HEADER_VARIABLE.test(name) || UNSAFE_VALUE.test(value)) continue;
     const header = headerName(name);
@@ -100,23 +134,23 @@ export function gatewayRequest(pairs: readonly (readonly [string, string])[]): G
     const before = headers[key];
     headers[key] = before === undefined ? value : `${before}${key === 'cookie' ? '; ' : ', '}${value}`;
   }
-  const method = vars.get('REQUEST_METHOD') ?? '';
+  const method = vars.REQUEST_METHOD ?? '';
   if (!TOKEN.test(method)) return `no valid REQUEST_METHOD (${JSON.stringify(method.slice(0, 20))})`;
-  const query = vars.get('QUERY_STRING') ?? '';
-  let target = vars.get('REQUEST_URI') || '';
+  const query = vars.QUERY_STRING ?? '';
+  let target = vars.REQUEST_URI || '';
   if (target === '') {
-    const path = vars.get('DOCUMENT_URI') || (vars.get('SCRIPT_NAME') ?? '') + (vars.get('PATH_INFO') ?? '') || '/';
+    const path = vars.DOCUMENT_URI || (vars.SCRIPT_NAME ?? '') + (vars.PATH_INFO ?? '') || '/';
     target = query === '' ? path : `${path}?${query}`;
   }
   if (!target.startsWith('/')) return `a request target that is not a path (${JSON.stringify(target.slice(0, 40))})`;
-  const contentLength = Number(vars.get('CONTENT_LENGTH') || '0');
+  const contentLength = Number(vars.CONTENT_LENGTH || '0');
   if (!Number.isSafeInteger(contentLength) || contentLength < 0) return `an invalid CONTENT_LENGTH`;
-  const serverName = vars.get('SERVER_NAME');
+  const serverName = vars.SERVER_NAME;
   if (headers.host === undefined && serverName && !UNSAFE_VALUE.test(serverName)) {
     headers.host = serverName;
     rawHeaders.push('Host', serverName);
   }
-  const contentType = vars.get('CONTENT_TYPE') || vars.get('HTTP_CONTENT_TYPE');
+  const contentType = vars.CONTENT_TYPE || vars.HTTP_CONTENT_TYPE;
   if (contentType && !UNSAFE_VALUE.test(contentType)) {
     headers['content-type'] = contentType;
     rawHeaders.push('Content-Type', contentType);
@@ -125,18 +159,18 @@ export function gatewayRequest(pairs: readonly (readonly [string, string])[]): G
     headers['content-length'] = String(contentLength);
     rawHeaders.push('Content-Length', String(contentLength));
   }
-  const https = /^(on|1|true)$/i.test(vars.get('HTTPS') ?? '') || /^https$/i.test(vars.get('REQUEST_SCHEME') ?? vars.get('UWSGI_SCHEME') ?? '');
+  const https = /^(on|1|true)$/i.test(vars.HTTPS ?? '') || /^https$/i.test(vars.REQUEST_SCHEME ?? vars.UWSGI_SCHEME ?? '');
   const peer = new GatewayPeer(
-    vars.get('REMOTE_ADDR') || '127.0.0.1',
-    portOf(vars.get('REMOTE_PORT')),
-    vars.get('SERVER_ADDR') || serverName || '127.0.0.1',
-    portOf(vars.get('SERVER_PORT')),
+    vars.REMOTE_ADDR || '127.0.0.1',
+    portOf(vars.REMOTE_PORT),
+    vars.SERVER_ADDR || serverName || '127.0.0.1',
+    portOf(vars.SERVER_PORT),
     https ? 'https' : 'http',
   );
   const req: RequestInfo = {
     method,
     url: requestTarget(target),
-    httpVersion: vars.get('SERVER_PROTOCOL') === 'HTTP/1.0' ? '1.0' : '1.1',
+    httpVersion: vars.SERVER_PROTOCOL === 'HTTP/1.0' ? '1.0' : '1.1',
     httpVersionMajor: 1,
     headers,
     rawHeaders,
