@@ -10,10 +10,10 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
-import { mkdirSync, statSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { connect } from 'node:net';
 import { join } from 'node:path';
-import { launch, request, type Server } from './helpers/harness.js';
+import { launch, request, waitUntil, type Server } from './helpers/harness.js';
 import { APPS, hasCommand, hasSystemModule, SYSTEM_PYTHON } from './helpers/gatehouse.js';
 import { freePorts, startNginx, tempDir, type Peer } from './helpers/back-ends.js';
 import {
@@ -28,6 +28,7 @@ import {
   RecordReader,
   type FcgiRecord,
 } from '../src/upstream/fastcgi-records.js';
+import { encodeUwsgiPacket } from '../src/upstream/uwsgi-packet.js';
 
 const skip = !hasCommand('nginx') ? 'needs Debian nginx' : !hasSystemModule('flask') ? 'needs python3-flask' : false;
 let tmp: ReturnType<typeof tempDir>;
@@ -47,7 +48,7 @@ before(async () => {
   writeFileSync(
     config,
     `uwsgi_socket = ["unix:${sock('uwsgi')}"]\nfastcgi_socket = ["unix:${fcgiSock}"]\nscgi_socket = ["unix:${sock('scgi')}"]\n` +
-      `chmod_socket = "666"\nworkers = 1\npython = "${SYSTEM_PYTHON}"\nmax_request_body = "16m"\n` +
+      `chmod_socket = "666"\nworkers = 1\npython = "${SYSTEM_PYTHON}"\nmax_request_body = "16m"\naccess_log = "${join(tmp.dir, 'access.log')}"\n` +
       `[apps.dump]\napp = ${JSON.stringify(join(APPS, 'upstream_wsgi.py'))}\n` +
       `[apps.flask]\napp = "flask_demo:app"\nchdir = ${JSON.stringify(join(APPS, 'flaskapp'))}\n` +
       `[[routes]]\npath = "/"\napp = "dump"\n[[routes]]\npath = "/flask"\napp = "flask"\n` +
@@ -212,6 +213,22 @@ test('FastCGI: a kept connection serves the next request after a body that came 
   const out = (id: number) => Buffer.concat(got.records.filter((r) => r.type === FCGI.STDOUT && r.requestId === id).map((r) => r.content)).toString();
   assert.match(out(1), new RegExp(`"md5": "${createHash('md5').update(body).digest('hex')}"`));
   assert.match(out(2), /"PATH_INFO": "\/after"/);
+});
+
+test('a front end that closes its connection mid-request: the request is logged as 499 (uwsgi, FastCGI)', { skip }, async () => {
+  const log = join(tmp.dir, 'access.log');
+  const uwsgi = connect(join(tmp.dir, 'uwsgi.sock'));
+  uwsgi.on('error', () => {});
+  uwsgi.write(encodeUwsgiPacket([['REQUEST_METHOD', 'GET'], ['REQUEST_URI', '/sleep?uwsgi'], ['SERVER_PROTOCOL', 'HTTP/1.1']])!);
+  const fastcgi = connect(fcgiSock);
+  fastcgi.on('error', () => {});
+  fastcgi.write(Buffer.concat(fcgiRequest(1, true, '/sleep?fastcgi')));
+  await new Promise((r) => setTimeout(r, 300));
+  uwsgi.destroy();
+  fastcgi.destroy();
+  for (const which of ['uwsgi', 'fastcgi']) {
+    assert.ok(await waitUntil(() => new RegExp(`"GET /sleep\\?${which} HTTP/1.1" 499 `).test(readFileSync(log, 'utf8')), 3000), `${which}: ${readFileSync(log, 'utf8')}`);
+  }
 });
 
 test('a protocol listener that receives garbage closes that connection and logs one line; the next request is served', { skip }, async () => {
