@@ -169,7 +169,7 @@ class HttpRequest(Responder):
     __slots__ = (
         "worker", "rid", "scope", "body", "task", "status", "headers", "declared",
         "head_sent", "complete", "ended", "disconnected", "timed_out", "waiter", "inbox", "held", "paused",
-        "trailing",
+        "trailing", "timer", "clock_at", "time_left",
     )
 
     def __init__(self, worker, rid, payload):
@@ -190,11 +190,15 @@ class HttpRequest(Responder):
         self.held = 0  # their bytes
         self.paused = False  # the front was told WS_PAUSE
         self.trailing = 0  # 1: trailers follow the body (http.response.trailers); 2: the body is over, they are due
+        self.timer = None  # --timeout's call, while the clock runs
+        self.clock_at = 0.0  # when it last started running
+        self.time_left = None  # of --timeout, None: no timeout
 
     async def run(self):
         worker = self.worker
-        loop = asyncio.get_running_loop()
-        timer = loop.call_later(worker.timeout, self.time_out) if worker.timeout > 0 else None
+        if worker.timeout > 0:
+            self.time_left = worker.timeout
+            self.run_clock()
         try:
             await worker.app(self.scope, self.receive, self.send)
         except asyncio.CancelledError:
@@ -215,12 +219,26 @@ class HttpRequest(Responder):
                 self.log("the app returned before its response was complete; connection cut")
                 self.end(ABORT)
         finally:
-            if timer is not None:
-                timer.cancel()
+            self.stop_clock()
+            self.time_left = None
             self.end(END)  # after a disconnect: the front only waits for the request to be over
             worker.finished(self.rid)
 
+    def run_clock(self):
+        """--timeout counts the app's time: it runs, except while the app waits for the client's next body bytes."""
+        if self.time_left is not None and self.timer is None:
+            loop = asyncio.get_running_loop()
+            self.clock_at = loop.time()
+            self.timer = loop.call_later(max(self.time_left, 0), self.time_out)
+
+    def stop_clock(self):
+        if self.timer is not None:
+            self.timer.cancel()
+            self.timer = None
+            self.time_left -= asyncio.get_running_loop().time() - self.clock_at
+
     def time_out(self):
+        self.timer = None
         self.timed_out = True
         self.task.cancel()
         asyncio.get_running_loop().call_later(CANCEL_GRACE, self.abandon)
@@ -262,7 +280,12 @@ class HttpRequest(Responder):
         inbox = self.inbox
         while not inbox and not self.disconnected and not self.complete:
             self.waiter = asyncio.get_running_loop().create_future()
-            await self.waiter
+            # A slow client is not the app's time (body_timeout, in the front, is the client's).
+            self.stop_clock()
+            try:
+                await self.waiter
+            finally:
+                self.run_clock()
             self.waiter = None
         if not inbox:
             return None

@@ -125,6 +125,25 @@ test('a chunked body sent slowly does not block the worker: other requests are a
   assert.ok(seen.messages >= 5, `the body came in ${seen.messages} messages`);
 });
 
+test('--timeout counts the app\'s time, not a slow client\'s: a body sent over longer than --timeout is answered', async () => {
+  await withServer([`${UPLOAD_APPS}:app`, '--python', SYSTEM_PYTHON, '--timeout', '1'], async (gh) => {
+    const conn = await RawConnection.open(gh.port);
+    conn.write('POST /hash HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n');
+    const sent: Buffer[] = [];
+    for (let i = 0; i < 5; i++) {
+      const piece = Buffer.from(`piece ${i};`);
+      sent.push(piece);
+      conn.write(chunked(piece));
+      await sleep(400);
+    }
+    conn.write('0\r\n\r\n');
+    const r = await conn.readResponse();
+    conn.close();
+    assert.equal(r.status, 200, r.body.toString());
+    assert.equal((JSON.parse(r.body.toString()) as { sha256: string }).sha256, sha256(sent));
+  });
+});
+
 test('an app that never reads the body holds the client back, and its answer still arrives', async () => {
   const piece = Buffer.alloc(256 * 1024, 1);
   const total = 256;
