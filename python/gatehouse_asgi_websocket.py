@@ -37,6 +37,36 @@ CLOSE_CODE = struct.Struct("<H")
 
 CONNECTING, OPEN, CLOSING, CLOSED, RESPONDING = range(5)
 
+# An open socket keeps its scope as long as it is open: what many scopes hold alike (header names,
+# these headers' values, the server, the client's host, the path) is one object for all of them,
+# from a table emptied when it is full (a client sending ever new names only keeps it turning over).
+SHARED_MAX = 4096
+SHARED_VALUES = frozenset((
+    b"host", b"upgrade", b"connection", b"origin", b"user-agent", b"accept-encoding", b"accept-language",
+    b"cache-control", b"pragma", b"sec-websocket-version", b"sec-websocket-extensions", b"sec-websocket-protocol",
+))
+_shared = {}
+
+
+def shared(value):
+    got = _shared.get(value)
+    if got is None:
+        if len(_shared) >= SHARED_MAX:
+            _shared.clear()
+        _shared[value] = got = value
+    return got
+
+
+def share_scope(scope):
+    scope["headers"] = [(shared(n), shared(v) if n in SHARED_VALUES else v) for n, v in scope["headers"]]
+    client = scope["client"]
+    if client is not None:
+        scope["client"] = (shared(client[0]), client[1])
+    scope["server"] = shared(scope["server"])
+    scope["path"] = shared(scope["path"])
+    scope["raw_path"] = shared(scope["raw_path"])
+    scope["root_path"] = shared(scope["root_path"])
+
 
 class WebSocket(Responder):
     __slots__ = (
@@ -55,6 +85,7 @@ class WebSocket(Responder):
         offered = [v.decode("latin-1") for n, v in scope["headers"] if n == b"sec-websocket-protocol"]
         scope["subprotocols"] = [p.strip() for v in offered for p in v.split(",") if p.strip()]
         scope["extensions"] = EXTENSIONS
+        share_scope(scope)
         self.scope = scope
         self.task = None
         self.state = CONNECTING

@@ -14,6 +14,9 @@
  * --ws-ping-timeout do), unless the front itself is not reading it
  * (backpressure: the app is not taking its messages). One timer looks at every socket, rather than a
  * timer per socket, so an idle socket costs no timer.
+ *
+ * An open socket's events go straight to its owner (OwnedSocket.emit), not
+ * through listeners: four closures and an event table per socket otherwise.
  */
 import type { IncomingMessage } from 'node:http';
 import type { Socket } from 'node:net';
@@ -32,14 +35,23 @@ export interface WebSocketSettings {
   perMessageDeflate: boolean;
 }
 
+/** What an open socket's owner hears of ws's events. */
+export interface SocketEvents {
+  onMessage(data: Buffer, binary: boolean): void;
+  /** ws's 'close': the socket itself is closed too. */
+  onClose(code: number, reason: Buffer): void;
+  onPong(): void;
+  onError(err: Error & { code?: string }): void;
+}
+
 /** A WebSocket whose handshake waits for its app (websocket-session.ts). */
-export interface HandshakeOwner {
+export interface HandshakeOwner extends SocketEvents {
   /** ws found the handshake sound: ask the app, and call `accept` if it accepts. */
   verify(accept: () => void): void;
   /** The subprotocol the app chose, null for none. */
   readonly subprotocol: string | null;
   /** The app's accept headers, as `Name: value` lines. */
-  readonly acceptHeaders: string[];
+  readonly acceptHeaders: readonly string[];
   /** The 101 is sent: the socket is open. */
   opened(ws: WebSocket): void;
   /** ws refused the handshake as malformed. */
@@ -59,6 +71,35 @@ export interface Keepalive {
 
 const SWEEP_MAX_MS = 1000;
 
+type OwnedSocket = WebSocket & { owner: SocketEvents | null };
+
+/** ws's WebSocket, whose events go to its owner once it has one (ws emits at most two arguments). */
+function ownedSocket(base: typeof WebSocket): typeof WebSocket {
+  return class extends base {
+    owner: SocketEvents | null = null;
+
+    override emit(event: string | symbol, a?: unknown, b?: unknown): boolean {
+      const owner = this.owner;
+      if (owner === null) return super.emit(event, a, b);
+      switch (event) {
+        case 'message':
+          owner.onMessage(a as Buffer, b as boolean);
+          return true;
+        case 'close':
+          owner.onClose(a as number, b as Buffer);
+          return true;
+        case 'pong':
+          owner.onPong();
+          return true;
+        case 'error':
+          owner.onError(a as Error);
+          return true;
+      }
+      return false;
+    }
+  };
+}
+
 export class WebSocketFront {
   /** Made at the first handshake: servers without WebSockets do not load `ws`. */
   private server: WebSocketServer | null = null;
@@ -70,9 +111,10 @@ export class WebSocketFront {
 
   private makeServer(): WebSocketServer {
     const settings = this.settings;
-    const { WebSocketServer } = createRequire(import.meta.url)('ws') as typeof import('ws');
+    const { WebSocketServer, WebSocket } = createRequire(import.meta.url)('ws') as typeof import('ws');
     const server = new WebSocketServer({
       noServer: true,
+      WebSocket: ownedSocket(WebSocket),
       clientTracking: false,
       maxPayload: settings.maxSize,
       // What uvicorn's websockets gets by default: a 4 KiB window and memLevel 5 on our side, so a compressing socket costs less memory.
@@ -91,7 +133,10 @@ export class WebSocketFront {
   /** Takes an upgrade request: ws checks it, `owner` gets the app's answer. */
   handshake(req: IncomingMessage, socket: Socket, head: Buffer, owner: HandshakeOwner): void {
     this.owners.set(req, owner);
-    (this.server ??= this.makeServer()).handleUpgrade(req, socket, head, (ws) => owner.opened(ws));
+    (this.server ??= this.makeServer()).handleUpgrade(req, socket, head, (ws) => {
+      (ws as OwnedSocket).owner = owner;
+      owner.opened(ws);
+    });
   }
 
   /** An open socket to keep pinging. */

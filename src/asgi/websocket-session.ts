@@ -40,18 +40,19 @@ const OWN_HEADERS = new Set(['upgrade', 'connection', 'sec-websocket-accept', 's
 /** The close code ws sends for each of its errors (its receiver's); 1002 for the rest. */
 const WS_ERROR_CLOSE: Record<string, number> = { WS_ERR_UNSUPPORTED_MESSAGE_LENGTH: 1009, WS_ERR_INVALID_UTF8: 1007 };
 const TOKEN = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
+const NO_HEADERS: readonly string[] = [];
 
 export class WebSocketSession implements Exchange, HandshakeOwner, Keepalive {
   worker: WorkerProcess | null = null;
   queuedAt = 0;
   sentAt = 0;
   subprotocol: string | null = null;
-  acceptHeaders: string[] = [];
+  acceptHeaders: readonly string[] = NO_HEADERS;
   ws: WebSocket | null = null;
   pingAt = 0;
   lastPing = 0;
   private accept: (() => void) | null = null;
-  /** Ends the watch on the socket during the handshake (watchHandshake); null once ended. */
+  /** Ends the watch on the socket during the handshake (watchHandshake); null once ended: ws's 'close' says it then. */
   private unwatch: (() => void) | null;
   /** The pool is done with it (END, or it failed). */
   private done = false;
@@ -84,8 +85,7 @@ export class WebSocketSession implements Exchange, HandshakeOwner, Keepalive {
     this.label = `${u.req.method} ${u.req.url}`;
     this.socket = u.socket;
     this.log = u.log;
-    u.socket.once('close', () => this.socketClosed());
-    this.unwatch = watchHandshake(u.socket);
+    this.unwatch = watchHandshake(u.socket, () => this.socketClosed());
   }
 
   // ---- the handshake (WebSocketFront)
@@ -104,14 +104,31 @@ export class WebSocketSession implements Exchange, HandshakeOwner, Keepalive {
   opened(ws: WebSocket): void {
     this.ws = ws;
     this.status = 101;
-    ws.on('message', (data: Buffer, binary: boolean) => this.fromClient(data, binary));
-    ws.on('close', (code: number, reason: Buffer) => this.wsClosed(code, reason));
-    ws.on('pong', () => this.front.answered(this));
-    ws.on('error', (err: Error & { code?: string }) => {
-      this.errorCode = WS_ERROR_CLOSE[err.code ?? ''] ?? 1002;
-      this.logger.debug(`${this.label}: WebSocket: ${err.message}`);
-    });
+    this.subprotocol = null;
+    this.acceptHeaders = NO_HEADERS;
     this.front.watch(this);
+  }
+
+  // ---- the open socket's events (WebSocketFront)
+
+  onMessage(data: Buffer, binary: boolean): void {
+    this.fromClient(data, binary);
+  }
+
+  onClose(code: number, reason: Buffer): void {
+    this.front.unwatch(this);
+    // ws closed it for a protocol error: that code went to the client, and is the app's too.
+    this.tell(code === 1006 && this.errorCode !== 0 ? this.errorCode : code, reason.toString('utf8'));
+    this.socketClosed();
+  }
+
+  onPong(): void {
+    this.front.answered(this);
+  }
+
+  onError(err: Error & { code?: string }): void {
+    this.errorCode = WS_ERROR_CLOSE[err.code ?? ''] ?? 1002;
+    this.logger.debug(`${this.label}: WebSocket: ${err.message}`);
   }
 
   // ---- frames from the worker (the pool's Exchange)
@@ -196,18 +213,23 @@ export class WebSocketSession implements Exchange, HandshakeOwner, Keepalive {
     const accept = this.accept;
     if (accept === null || this.ws !== null || this.answered) return;
     this.accept = null;
-    this.frame = Buffer.from(this.frame.subarray(0, HEADER_SIZE));
-    this.unwatch?.();
-    this.unwatch = null;
+    this.frame = keepHeader(this.frame);
     const f = block.toString('latin1').split('\0');
     this.subprotocol = f[0] || null;
+    const headers: string[] = [];
     for (let i = 1; i + 1 < f.length; i += 2) {
       const name = f[i]!;
       const value = f[i + 1]!;
       if (!TOKEN.test(name) || /[\r\n\0]/.test(value) || OWN_HEADERS.has(name.toLowerCase())) continue;
-      this.acceptHeaders.push(`${name}: ${value}`);
+      headers.push(`${name}: ${value}`);
     }
+    if (headers.length > 0) this.acceptHeaders = headers;
+    // The watch ends before ws listens to the socket, whose 'close' then needs no listener of ours.
+    this.unwatch?.();
+    this.unwatch = null;
     accept();
+    // ws did not take the socket (it was closing, or the server is): it closes without ws.
+    if (this.ws === null) this.socket.once('close', () => this.socketClosed());
   }
 
   private fromClient(data: Buffer, binary: boolean): void {
@@ -257,12 +279,6 @@ export class WebSocketSession implements Exchange, HandshakeOwner, Keepalive {
     this.worker?.relay(this, encodeClose(0, code, reason));
   }
 
-  private wsClosed(code: number, reason: Buffer): void {
-    this.front.unwatch(this);
-    // ws closed it for a protocol error: that code went to the client, and is the app's too.
-    this.tell(code === 1006 && this.errorCode !== 0 ? this.errorCode : code, reason.toString('utf8'));
-  }
-
   private socketClosed(): void {
     if (this.closed) return;
     this.closed = true;
@@ -289,6 +305,26 @@ export class WebSocketSession implements Exchange, HandshakeOwner, Keepalive {
   }
 }
 
+/**
+ * Open sockets' frame headers, side by side in slabs of their own: a copy from
+ * Node's shared pool would keep its whole 8 KiB slab alive, with whatever else
+ * was cut from it, as long as the socket is open.
+ */
+const SLAB_SIZE = 4096;
+let slab = Buffer.allocUnsafeSlow(SLAB_SIZE);
+let slabUsed = 0;
+
+function keepHeader(frame: Buffer): Buffer {
+  if (slabUsed + HEADER_SIZE > SLAB_SIZE) {
+    slab = Buffer.allocUnsafeSlow(SLAB_SIZE);
+    slabUsed = 0;
+  }
+  const header = slab.subarray(slabUsed, slabUsed + HEADER_SIZE);
+  frame.copy(header, 0, 0, HEADER_SIZE);
+  slabUsed += HEADER_SIZE;
+  return header;
+}
+
 /** Bytes a client may send before its handshake is answered (RFC 6455 says none). */
 const EARLY_LIMIT = 64 * 1024;
 
@@ -299,7 +335,7 @@ const EARLY_LIMIT = 64 * 1024;
  * client sends meanwhile is given back to the socket when the returned
  * function ends the watch, right before ws takes the socket (same turn).
  */
-function watchHandshake(socket: Socket): () => void {
+function watchHandshake(socket: Socket, onClose: () => void): () => void {
   const early: Buffer[] = [];
   let size = 0;
   const onData = (chunk: Buffer) => {
@@ -310,10 +346,12 @@ function watchHandshake(socket: Socket): () => void {
   const onEnd = () => socket.destroy();
   socket.on('data', onData);
   socket.once('end', onEnd);
+  socket.on('close', onClose);
   socket.resume();
   return () => {
     socket.removeListener('data', onData);
     socket.removeListener('end', onEnd);
+    socket.removeListener('close', onClose);
     // Still flowing: ws's 'data' listener, added in this same turn, gets what comes next.
     if (early.length > 0) socket.unshift(Buffer.concat(early));
   };
