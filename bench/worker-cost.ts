@@ -18,8 +18,12 @@ export interface WorkerCostApp {
   rounds: number;
   /** The response's frames, e.g. RESPONSE or START+BODY+END. */
   frames: string;
-  /** The bare app call: prebuilt environ, trivial start_response, body joined, close(). */
+  /** The bare app call: a fresh copy of a prebuilt environ, trivial start_response, body joined, close(). */
   app_us: number;
+  /** The bare app call paced as the worker runs: 16 calls, then a blocking wait as long as the worker's between batches (caches cool down as the worker's do). */
+  app_paced16_us?: number;
+  /** The same, one call per blocking round trip. */
+  app_paced1_us?: number;
   /** The bare app call plus writing the body to /dev/null: the one system call any server makes per response. */
   app_write_us?: number;
   handle_wrk_us: number;
@@ -55,13 +59,14 @@ export async function measureWorkerCost(quick: boolean): Promise<WorkerCost | st
 /** Bare app call against the worker's CPU per request, one line per app. */
 export function workerCostLines(cost: WorkerCost): string[] {
   const us = (n: number | undefined) => (n === undefined ? '-' : `${n.toFixed(2)} µs`);
-  const head = ['app', 'bare app call', 'with a write', 'worker CPU/request (batched)', 'overhead', 'one at a time', 'Handler.handle()'];
+  const head = ['app', 'bare app call', 'with a write', 'paced (batched)', 'worker CPU/request (batched)', 'overhead', 'one at a time', 'Handler.handle()'];
   const rows = Object.entries(cost.apps).map(([name, a]) => [
     name,
     us(a.app_us),
     us(a.app_write_us),
+    us(a.app_paced16_us),
     us(a.loop_depth16_us),
-    a.loop_depth16_us === undefined ? '-' : `+${(a.loop_depth16_us - a.app_us).toFixed(2)} µs`,
+    a.loop_depth16_us === undefined || a.app_paced16_us === undefined ? '-' : `${(a.loop_depth16_us - a.app_paced16_us).toFixed(2)} µs`,
     us(a.loop_depth1_us),
     us(a.handle_wrk_us),
   ]);

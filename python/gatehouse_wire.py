@@ -97,11 +97,15 @@ class Stream:
 
     def respond(self, data):
         """Sends a whole response, or keeps it for flush() while responses are held."""
-        with self.send_lock:
+        # Once per request: acquire()/release() cost less than `with`.
+        self.send_lock.acquire()
+        try:
             if self.held is None:
                 self.sock.sendall(data)
             else:
                 self.held.append(data)
+        finally:
+            self.send_lock.release()
 
     def flush(self):
         """Sends the held responses in one write, and holds no more."""
