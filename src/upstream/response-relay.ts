@@ -69,28 +69,33 @@ export class ResponseRelay implements InFlight {
   /** A piece of the body; false when the client is full (wait for `whenDrained`) or the body broke its Content-Length. */
   body(chunk: Buffer): boolean {
     if (this.done || chunk.length === 0) return !this.done;
-    if (this.remaining !== undefined) {
-      if (chunk.length > this.remaining) {
-        this.fail(new UpstreamError(502, 'read', `a body longer than its Content-Length`));
-        return false;
-      }
-      this.remaining -= chunk.length;
+    return this.counted(chunk) && this.sink.write(chunk);
+  }
+
+  /** Counts `chunk` against the declared Content-Length: false (and a 502) when it goes past it. */
+  private counted(chunk: Buffer): boolean {
+    if (this.remaining === undefined) return true;
+    if (chunk.length > this.remaining) {
+      this.fail(new UpstreamError(502, 'read', `a body longer than its Content-Length`));
+      return false;
     }
-    return this.sink.write(chunk);
+    this.remaining -= chunk.length;
+    return true;
   }
 
   whenDrained(resume: () => void): void {
     this.sink.whenReady(resume);
   }
 
-  /** The back end finished the response. */
-  end(): void {
+  /** The back end finished the response; `last`: its last body bytes, written with the end. */
+  end(last: Buffer | null = null): void {
     if (this.done) return;
+    if (last !== null && last.length > 0 && !this.counted(last)) return;
     if (this.remaining !== undefined && this.remaining > 0) {
       this.fail(new UpstreamError(502, 'read', `the body ended ${this.remaining} bytes short of its Content-Length`));
       return;
     }
-    this.sink.end(() => this.complete());
+    this.sink.end(() => this.complete(), last);
   }
 
   fail(error: UpstreamError): void {
