@@ -8,6 +8,7 @@ import {
   encodeEndRequest,
   encodePairs,
   encodeRecord,
+  encodeRequest,
   encodeStream,
   FCGI,
   RecordReader,
@@ -52,6 +53,30 @@ test('FastCGI name-value pairs: 1-byte lengths below 128, 4-byte ones (high bit 
   assert.deepEqual(decodePairs(encodePairs(many)), many);
   assert.equal(decodePairs(Buffer.from([5, 1, 0x41])), null, 'lengths past the end');
   assert.equal(decodePairs(Buffer.from([0x80, 0])), null, 'a cut 4-byte length');
+});
+
+test('FastCGI request in one buffer: the same bytes as its records one by one, whatever the params, body and end', () => {
+  const short: [string, string][] = [['REQUEST_METHOD', 'GET'], ['HTTP_X', 'é'.repeat(200)], ['EMPTY', ''], ['X'.repeat(40), 'long enough for a native write']];
+  // Params past one record's 65535 bytes are cut into several PARAMS records.
+  const long: [string, string][] = [...short, ['BIG', 'v'.repeat(70_000)]];
+  for (const pairs of [[], short, long]) {
+    const params = encodePairs(pairs);
+    for (const stdin of [null, Buffer.alloc(0), Buffer.from('abc'), Buffer.alloc(65535 + 9, 1)]) {
+      for (const [keep, end] of [[true, true], [false, false]] as const) {
+        const expected = Buffer.concat([
+          encodeBeginRequest(3, keep),
+          ...encodeStream(FCGI.PARAMS, 3, params),
+          encodeRecord(FCGI.PARAMS, 3),
+          ...(stdin === null ? [] : encodeStream(FCGI.STDIN, 3, stdin)),
+          ...(end ? [encodeRecord(FCGI.STDIN, 3)] : []),
+        ]);
+        assert.ok(encodeRequest(3, keep, pairs, stdin, end).equals(expected), `${pairs.length} pairs, stdin ${stdin?.length}, keep ${keep}`);
+      }
+    }
+  }
+  const records = new RecordReader().push(encodeRequest(1, true, short, null, true)) as FcgiRecord[];
+  assert.deepEqual(records.map((r) => r.type), [FCGI.BEGIN_REQUEST, FCGI.PARAMS, FCGI.PARAMS, FCGI.STDIN]);
+  assert.deepEqual(decodePairs(records[1]!.content), short);
 });
 
 test('FastCGI record reader: the same records whatever the chunking; a bad version is an error', () => {

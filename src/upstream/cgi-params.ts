@@ -46,7 +46,7 @@ export function cgiParams(
   const socket = req.socket;
   const tcp = socket.localPort !== undefined;
   const serverAddr = tcp ? unmapped(socket.localAddress) : 'unix:';
-  const vars = new Map<string, string>([
+  const pairs: Pairs = [
     ['GATEWAY_INTERFACE', 'CGI/1.1'],
     ['SERVER_SOFTWARE', software],
     ['REQUEST_METHOD', req.method ?? 'GET'],
@@ -62,14 +62,19 @@ export function cgiParams(
     ['SERVER_ADDR', serverAddr],
     ['SERVER_PORT', tcp ? String(socket.localPort) : r.scheme === 'https' ? '443' : '80'],
     ['SERVER_NAME', r.host || serverAddr],
-  ]);
-  if (r.scheme === 'https') vars.set('HTTPS', 'on');
-  if (target.documentRoot !== undefined) vars.set('DOCUMENT_ROOT', target.documentRoot);
-  if (target.scriptFilename !== undefined) vars.set('SCRIPT_FILENAME', target.scriptFilename);
+  ];
+  if (r.scheme === 'https') pairs.push(['HTTPS', 'on']);
+  if (target.documentRoot !== undefined) pairs.push(['DOCUMENT_ROOT', target.documentRoot]);
+  if (target.scriptFilename !== undefined) pairs.push(['SCRIPT_FILENAME', target.scriptFilename]);
+  // No header variable (HTTP_*, CONTENT_TYPE) has the name of one above: they are added without a search.
   const headers = headerVariables(req, fwd);
-  for (let i = 0; i < headers.parts.length; i += 2) vars.set(headers.parts[i]!, headers.parts[i + 1]!);
-  for (const [name, value] of Object.entries(extra)) vars.set(name, value);
-  return { pairs: [...vars], contentLength: headers.contentLength, transferEncoding: headers.transferEncoding };
+  for (let i = 0; i < headers.parts.length; i += 2) pairs.push([headers.parts[i]!, headers.parts[i + 1]!]);
+  for (const name in extra) {
+    const at = pairs.findIndex((pair) => pair[0] === name);
+    if (at < 0) pairs.push([name, extra[name]!]);
+    else pairs[at]![1] = extra[name]!;
+  }
+  return { pairs, contentLength: headers.contentLength, transferEncoding: headers.transferEncoding };
 }
 
 /**

@@ -32,16 +32,17 @@ const REFUSALS: Record<number, string> = {
 /** Up to this size an in-memory body is copied into the request's buffer; past it, it goes as its own records beside it. */
 const JOIN_LIMIT = 64 * 1024;
 
+/** `pairs`: the request's own (CONTENT_LENGTH is added to them). */
 export function fastcgiWire(pairs: Pairs, body: BufferedBody | null, pool: SocketPool | undefined, stderr: (line: string) => void): ExchangeWire {
   const length = body?.length ?? 0;
-  const all: Pairs = [...pairs, ['CONTENT_LENGTH', length > 0 || body !== null ? String(length) : '']];
+  pairs.push(['CONTENT_LENGTH', length > 0 || body !== null ? String(length) : '']);
   const keep = pool !== undefined;
   const data = body?.data ?? null;
   const inFile = Boolean(body?.file);
   const head =
     data === null || data.length <= JOIN_LIMIT
-      ? [encodeRequest(ID, keep, all, data, !inFile)]
-      : [encodeRequest(ID, keep, all, null, false), ...encodeStream(FCGI.STDIN, ID, data), ...(inFile ? [] : [END_STDIN])];
+      ? [encodeRequest(ID, keep, pairs, data, !inFile)]
+      : [encodeRequest(ID, keep, pairs, null, false), ...encodeStream(FCGI.STDIN, ID, data), ...(inFile ? [] : [END_STDIN])];
   return { head, frame: (chunk) => encodeStream(FCGI.STDIN, ID, chunk), tail: [END_STDIN], decoder: () => new FastcgiDecoder(stderr), pool };
 }
 

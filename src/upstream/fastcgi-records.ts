@@ -118,7 +118,12 @@ const lengthSize = (n: number): number => (n < 128 ? 1 : 4);
 
 function pairsSize(pairs: PairList): number {
   let size = 0;
-  for (const [name, value] of pairs) size += lengthSize(name.length) + lengthSize(value.length) + name.length + value.length;
+  for (let i = 0; i < pairs.length; i++) {
+    const pair = pairs[i]!;
+    const name = pair[0];
+    const value = pair[1];
+    size += lengthSize(name.length) + lengthSize(value.length) + name.length + value.length;
+  }
   return size;
 }
 
@@ -133,13 +138,23 @@ function writeLength(out: Buffer, at: number, n: number): number {
 
 /** Writes the pairs at `at` (pairsSize bytes); returns where they end. */
 function writePairs(out: Buffer, at: number, pairs: PairList): number {
-  for (const [name, value] of pairs) {
+  for (let i = 0; i < pairs.length; i++) {
+    const pair = pairs[i]!;
+    const name = pair[0];
+    const value = pair[1];
     at = writeLength(out, at, name.length);
     at = writeLength(out, at, value.length);
-    at += out.write(name, at, 'latin1');
-    at += out.write(value, at, 'latin1');
+    at = writeLatin1(out, at, name);
+    at = writeLatin1(out, at, value);
   }
   return at;
+}
+
+/** Short strings (most names and values) are copied here: cheaper than a call into Buffer's native write. */
+function writeLatin1(out: Buffer, at: number, text: string): number {
+  if (text.length > 32) return at + out.write(text, at, 'latin1');
+  for (let i = 0; i < text.length; i++) out[at + i] = text.charCodeAt(i) & 0xff;
+  return at + text.length;
 }
 
 /** Name-value pairs (latin-1: CGI variables are bytes) as one buffer, to be cut into PARAMS records. */
@@ -165,7 +180,7 @@ export function encodeRequest(requestId: number, keepConn: boolean, pairs: PairL
   out[10] = keepConn ? FCGI_KEEP_CONN : 0;
   out.fill(0, 11, 16);
   let at = 16;
-  if (paramsLength <= MAX_CONTENT) {
+  if (paramsLength > 0 && paramsLength <= MAX_CONTENT) {
     // The common case, written in place: one record.
     const padding = paddingOf(paramsLength);
     writeHeader(out, at, FCGI.PARAMS, requestId, paramsLength, padding);
