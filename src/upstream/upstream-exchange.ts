@@ -16,6 +16,7 @@ import { createConnection, type Socket } from 'node:net';
 import type { ExchangeContext, HttpResponse, RequestInfo, RouteRequest } from '../http/handler.js';
 import { discardBodyFile } from '../http/request-body.js';
 import { CgiHeadReader } from './cgi-response.js';
+import { Deadlines, type Expiring } from './deadlines.js';
 import { ResponseRelay } from './response-relay.js';
 import { useSocket, type SocketPool, type SocketUser } from './socket-pool.js';
 import type { ConnectionLimit } from './connection-limit.js';
@@ -80,7 +81,10 @@ function writeAll(socket: Socket, parts: readonly Buffer[]): boolean {
   return ok;
 }
 
-export class UpstreamExchange implements SocketUser {
+/** One for all exchanges. */
+const deadlines = new Deadlines();
+
+export class UpstreamExchange implements SocketUser, Expiring {
   private readonly relay: ResponseRelay;
   private socket: Socket | null = null;
   private reused = false;
@@ -91,11 +95,8 @@ export class UpstreamExchange implements SocketUser {
   private headReader = new CgiHeadReader(HEAD_LIMIT);
   private headDone = false;
   private decoder: ResponseDecoder;
-  /** The current phase's timeout, its deadline (performance.now(); 0: none) and the timer that checks it. */
+  /** The current phase's timeout. */
   private timeoutMs = 0;
-  private deadline = 0;
-  private timer: NodeJS.Timeout | undefined;
-  private timerAt = 0;
   private bodyStream: ReadStream | null = null;
   /** Reading from the back end waits for the client to drain. */
   private paused = false;
@@ -268,44 +269,18 @@ export class UpstreamExchange implements SocketUser {
     this.finish(false);
   }
 
-  /**
-   * Starts the timeout of the current phase; 0 stops it. Phases change a
-   * few times per request: a later deadline is only noted, and the timer,
-   * when it fires, looks again.
-   */
+  /** Starts the timeout of the current phase; 0 stops it. */
   private arm(ms: number): void {
     this.timeoutMs = ms;
-    if (ms === 0) {
-      this.deadline = 0;
-      return;
-    }
-    this.deadline = performance.now() + ms;
-    if (this.timer !== undefined && this.timerAt <= this.deadline) return;
-    this.schedule(ms);
+    deadlines.set(this, ms);
   }
 
-  private schedule(ms: number): void {
-    clearTimeout(this.timer);
-    this.timerAt = performance.now() + ms;
-    this.timer = setTimeout(this.expired, ms);
-  }
-
-  private readonly expired = (): void => {
-    this.timer = undefined;
-    if (this.deadline === 0) return;
-    const left = this.deadline - performance.now();
-    if (left >= 1) return this.schedule(Math.ceil(left));
+  expire(): void {
     this.fail(504, `timed out after ${this.timeoutMs / 1000} s`);
-  };
-
-  private stopTimer(): void {
-    clearTimeout(this.timer);
-    this.timer = undefined;
-    this.deadline = 0;
   }
 
   private reset(): void {
-    this.stopTimer();
+    this.arm(0);
     this.bodyStream?.destroy();
     this.bodyStream = null;
     const socket = this.socket;
@@ -318,7 +293,7 @@ export class UpstreamExchange implements SocketUser {
   /** Lets go of the connection: back to the pool after a clean end, else closed. */
   private finish(reusable: boolean): void {
     if (reusable && this.socket !== null && this.wire.pool !== undefined) {
-      this.stopTimer();
+      this.arm(0);
       const socket = this.socket;
       this.socket = null;
       this.wire.pool.give(socket);
