@@ -156,6 +156,10 @@ const HEAD_CASES: HeadCase[] = [
   { name: 'bad status', input: 'Status: abc\r\n\r\n', error: /invalid status/ },
   { name: 'status out of range', input: 'Status: 99\r\n\r\n', error: /invalid status/ },
   { name: 'line without colon', input: 'garbage\r\n\r\n', error: /invalid header line/ },
+  { name: 'a CR inside a value', input: 'X-A: 1\r\nX-B: a\rb\r\n\r\n', error: /invalid value in the X-B header/ },
+  { name: 'a NUL in a value', input: 'X-A: a\0b\n\n', error: /invalid value in the X-A header/ },
+  { name: 'a CR before the line\'s own CRLF is trimmed with the spaces', input: 'X-A: 1\r\r\n\r\n', headers: ['X-A', '1'] },
+  { name: 'the same names in any case, Status and Location among them', input: 'status: 404\r\nLOCATION: /x\r\nx-a: 1\r\nX-A: 2\r\n\r\n', status: 404, headers: ['LOCATION', '/x', 'x-a', '1', 'X-A', '2'] },
   { name: 'bad Content-Length', input: 'Content-Length: -1\r\n\r\n', error: /Content-Length/ },
   { name: 'conflicting Content-Length', input: 'Content-Length: 1\r\nContent-Length: 2\r\n\r\n', error: /Content-Length/ },
 ];
