@@ -54,6 +54,11 @@ function writeHeader(out: Buffer, at: number, type: number, requestId: number, c
 
 const paddingOf = (length: number): number => (8 - (length % 8)) % 8;
 
+/** A few bytes of an allocUnsafe buffer set to 0 (Buffer.fill costs more for so few). */
+function zero(out: Buffer, from: number, to: number): void {
+  for (let i = from; i < to; i++) out[i] = 0;
+}
+
 /** One record, content ≤ 65535 bytes, padded to 8. */
 export function encodeRecord(type: number, requestId: number, content?: Buffer): Buffer {
   const length = content?.length ?? 0;
@@ -86,7 +91,7 @@ function writeStream(out: Buffer, at: number, type: number, requestId: number, d
     writeHeader(out, at, type, requestId, length, padding);
     data.copy(out, at + 8, from, from + length);
     at += 8 + length;
-    out.fill(0, at, at + padding);
+    zero(out, at, at + padding);
     at += padding;
   }
   return at;
@@ -178,14 +183,14 @@ export function encodeRequest(requestId: number, keepConn: boolean, pairs: PairL
   out[8] = 0;
   out[9] = FCGI_RESPONDER;
   out[10] = keepConn ? FCGI_KEEP_CONN : 0;
-  out.fill(0, 11, 16);
+  zero(out, 11, 16);
   let at = 16;
   if (paramsLength > 0 && paramsLength <= MAX_CONTENT) {
     // The common case, written in place: one record.
     const padding = paddingOf(paramsLength);
     writeHeader(out, at, FCGI.PARAMS, requestId, paramsLength, padding);
     at = writePairs(out, at + 8, pairs);
-    out.fill(0, at, at + padding);
+    zero(out, at, at + padding);
     at += padding;
   } else at = writeStream(out, at, FCGI.PARAMS, requestId, encodePairs(pairs));
   writeHeader(out, at, FCGI.PARAMS, requestId, 0, 0);
