@@ -75,18 +75,22 @@ function lowerName(name: string): string | null {
 /** A NUL, or a CR that does not end a line: only then are the values looked at one by one. */
 const SUSPECT = /\0|\r(?!\n|$)/;
 
+/** Where the line from `from` ends: its LF, or the end of the text. */
+function lineEnd(text: string, from: number): number {
+  const nl = text.indexOf('\n', from);
+  return nl < 0 ? text.length : nl;
+}
+
+/** The line from `from` to `nl`, without its CR. */
+const lineAt = (text: string, from: number, nl: number): string => text.slice(from, nl > from && text.charCodeAt(nl - 1) === 13 ? nl - 1 : nl);
+
 export function parseHead(text: string): CgiHead | string {
   let status: number | undefined;
   let reason = '';
   let at = 0;
-  const lineEnd = (from: number): number => {
-    const nl = text.indexOf('\n', from);
-    return nl < 0 ? text.length : nl;
-  };
-  const lineAt = (from: number, nl: number): string => text.slice(from, nl > from && text.charCodeAt(nl - 1) === 13 ? nl - 1 : nl);
   if (text.startsWith('HTTP/')) {
-    const nl = lineEnd(0);
-    const first = STATUS_LINE.exec(lineAt(0, nl));
+    const nl = lineEnd(text, 0);
+    const first = STATUS_LINE.exec(lineAt(text, 0, nl));
     if (first !== null) {
       status = Number(first[1]);
       reason = first[2] ?? '';
@@ -99,8 +103,8 @@ export function parseHead(text: string): CgiHead | string {
   let location = false;
   let contentLength: number | undefined;
   while (at < text.length) {
-    const nl = lineEnd(at);
-    const line = lineAt(at, nl);
+    const nl = lineEnd(text, at);
+    const line = lineAt(text, at, nl);
     at = nl + 1;
     const colon = line.indexOf(':');
     const name = colon > 0 ? line.slice(0, colon) : '';

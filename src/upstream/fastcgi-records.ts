@@ -222,12 +222,12 @@ export function decodePairs(data: Buffer): [string, string][] | null {
   return pairs;
 }
 
+const EMPTY = Buffer.alloc(0);
+
 /**
  * Cuts a byte stream into records, whatever the chunking. A version other
  * than 1 is a protocol error: `push` returns it as a message.
  */
-const EMPTY = Buffer.alloc(0);
-
 export class RecordReader {
   private pending: Buffer = EMPTY;
 
