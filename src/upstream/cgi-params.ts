@@ -24,6 +24,8 @@ export interface CgiTarget {
 
 export type Pairs = [string, string][];
 
+const PROTOCOLS: Readonly<Record<string, string>> = { '1.1': 'HTTP/1.1', '1.0': 'HTTP/1.0', '2.0': 'HTTP/2.0' };
+
 function unmapped(address: string | undefined): string {
   return address === undefined ? '' : address.startsWith('::ffff:') ? address.slice(7) : address;
 }
@@ -55,7 +57,7 @@ export function cgiParams(
     ['QUERY_STRING', r.query],
     ['SCRIPT_NAME', target.scriptName],
     ['PATH_INFO', target.pathInfo],
-    ['SERVER_PROTOCOL', `HTTP/${req.httpVersion}`],
+    ['SERVER_PROTOCOL', PROTOCOLS[req.httpVersion] ?? `HTTP/${req.httpVersion}`],
     ['REQUEST_SCHEME', r.scheme],
     ['REMOTE_ADDR', fwd?.addr ?? (tcp ? unmapped(socket.remoteAddress) : '127.0.0.1')],
     ['REMOTE_PORT', fwd?.addr !== undefined ? (fwd.port ?? '') : tcp ? String(socket.remotePort ?? '') : ''],

@@ -16,6 +16,10 @@ import { upstreamFailed, UpstreamError } from './upstream-failure.js';
 const RESPONSE_BUFFER = 1024 * 1024;
 /** nginx's default fastcgi_max_temp_file_size: past it the back end waits for the client. */
 const MAX_TEMP_FILE = 1024 ** 3;
+const LIMITS = {
+  buffered: { buffering: true, memory: RESPONSE_BUFFER, maxFile: MAX_TEMP_FILE },
+  unbuffered: { buffering: false, memory: RESPONSE_BUFFER, maxFile: MAX_TEMP_FILE },
+};
 
 export class ResponseRelay implements InFlight {
   done = false;
@@ -35,7 +39,7 @@ export class ResponseRelay implements InFlight {
     /** Spool what the client cannot take yet rather than slow the back end down. */
     private readonly buffering: boolean,
   ) {
-    this.sink = new BodySink(r.res, { buffering, memory: RESPONSE_BUFFER, maxFile: MAX_TEMP_FILE }, (err) => this.fail(new UpstreamError(502, 'read', `compression failed: ${err.message}`)));
+    this.sink = new BodySink(r.res, buffering ? LIMITS.buffered : LIMITS.unbuffered, (err) => this.fail(new UpstreamError(502, 'read', `compression failed: ${err.message}`)));
     watchClient(r.req, r.res, this);
   }
 

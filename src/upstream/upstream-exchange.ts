@@ -102,7 +102,7 @@ export class UpstreamExchange implements SocketUser, Expiring {
   private paused = false;
   /** A connection of target.limit is this exchange's. */
   private holding = false;
-  private cancelWait: () => void = () => {};
+  private cancelWait: (() => void) | null = null;
 
   constructor(
     private readonly r: RouteRequest<RequestInfo, HttpResponse>,
@@ -301,7 +301,7 @@ export class UpstreamExchange implements SocketUser, Expiring {
       this.reset();
     }
     discardBodyFile(this.body?.file ?? null);
-    this.cancelWait();
+    this.cancelWait?.();
     if (this.holding) {
       this.holding = false;
       this.target.limit.release();
