@@ -27,7 +27,8 @@ export class Deadlines {
     }
     if (this.timer === undefined) {
       this.now = performance.now();
-      this.timer = setInterval(() => this.tick(), TICK_MS);
+      // Unreferenced: an exchange's connections keep the process alive, its deadline need not.
+      this.timer = setInterval(() => this.tick(), TICK_MS).unref();
     }
     // `now` may be a tick old: one tick more keeps the deadline from coming early.
     this.due.set(item, this.now + TICK_MS + ms);

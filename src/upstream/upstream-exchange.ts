@@ -233,9 +233,10 @@ export class UpstreamExchange implements SocketUser, Expiring {
   /** The response is complete, `last` its last body bytes. */
   private ended(last: Buffer | null): void {
     if (!this.headDone) return this.fail(502, 'the response ended before its head was complete');
-    // The relay may still be sending spooled bytes to a slow client: the back end's part is over.
-    this.relay.end(last);
+    // The back end's part is over: its connection goes to the next request first, so that the back end works on it
+    // while this response is written to the client (the relay may still be sending spooled bytes to a slow one).
     this.finish(this.decoder.reusable);
+    this.relay.end(last);
   }
 
   closed(): void {
