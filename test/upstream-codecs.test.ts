@@ -8,6 +8,7 @@ import {
   encodeEndRequest,
   encodePairs,
   encodeRecord,
+  encodeRequest,
   encodeStream,
   FCGI,
   RecordReader,
@@ -52,6 +53,30 @@ test('FastCGI name-value pairs: 1-byte lengths below 128, 4-byte ones (high bit 
   assert.deepEqual(decodePairs(encodePairs(many)), many);
   assert.equal(decodePairs(Buffer.from([5, 1, 0x41])), null, 'lengths past the end');
   assert.equal(decodePairs(Buffer.from([0x80, 0])), null, 'a cut 4-byte length');
+});
+
+test('FastCGI request in one buffer: the same bytes as its records one by one, whatever the params, body and end', () => {
+  const short: [string, string][] = [['REQUEST_METHOD', 'GET'], ['HTTP_X', 'é'.repeat(200)], ['EMPTY', ''], ['X'.repeat(40), 'long enough for a native write']];
+  // Params past one record's 65535 bytes are cut into several PARAMS records.
+  const long: [string, string][] = [...short, ['BIG', 'v'.repeat(70_000)]];
+  for (const pairs of [[], short, long]) {
+    const params = encodePairs(pairs);
+    for (const stdin of [null, Buffer.alloc(0), Buffer.from('abc'), Buffer.alloc(65535 + 9, 1)]) {
+      for (const [keep, end] of [[true, true], [false, false]] as const) {
+        const expected = Buffer.concat([
+          encodeBeginRequest(3, keep),
+          ...encodeStream(FCGI.PARAMS, 3, params),
+          encodeRecord(FCGI.PARAMS, 3),
+          ...(stdin === null ? [] : encodeStream(FCGI.STDIN, 3, stdin)),
+          ...(end ? [encodeRecord(FCGI.STDIN, 3)] : []),
+        ]);
+        assert.ok(encodeRequest(3, keep, pairs, stdin, end).equals(expected), `${pairs.length} pairs, stdin ${stdin?.length}, keep ${keep}`);
+      }
+    }
+  }
+  const records = new RecordReader().push(encodeRequest(1, true, short, null, true)) as FcgiRecord[];
+  assert.deepEqual(records.map((r) => r.type), [FCGI.BEGIN_REQUEST, FCGI.PARAMS, FCGI.PARAMS, FCGI.STDIN]);
+  assert.deepEqual(decodePairs(records[1]!.content), short);
 });
 
 test('FastCGI record reader: the same records whatever the chunking; a bad version is an error', () => {
@@ -131,6 +156,10 @@ const HEAD_CASES: HeadCase[] = [
   { name: 'bad status', input: 'Status: abc\r\n\r\n', error: /invalid status/ },
   { name: 'status out of range', input: 'Status: 99\r\n\r\n', error: /invalid status/ },
   { name: 'line without colon', input: 'garbage\r\n\r\n', error: /invalid header line/ },
+  { name: 'a CR inside a value', input: 'X-A: 1\r\nX-B: a\rb\r\n\r\n', error: /invalid value in the X-B header/ },
+  { name: 'a NUL in a value', input: 'X-A: a\0b\n\n', error: /invalid value in the X-A header/ },
+  { name: 'a CR before the line\'s own CRLF is trimmed with the spaces', input: 'X-A: 1\r\r\n\r\n', headers: ['X-A', '1'] },
+  { name: 'the same names in any case, Status and Location among them', input: 'status: 404\r\nLOCATION: /x\r\nx-a: 1\r\nX-A: 2\r\n\r\n', status: 404, headers: ['LOCATION', '/x', 'x-a', '1', 'X-A', '2'] },
   { name: 'bad Content-Length', input: 'Content-Length: -1\r\n\r\n', error: /Content-Length/ },
   { name: 'conflicting Content-Length', input: 'Content-Length: 1\r\nContent-Length: 2\r\n\r\n', error: /Content-Length/ },
 ];

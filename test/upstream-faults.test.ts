@@ -14,8 +14,11 @@ import { join } from 'node:path';
 import { launch, request, type Server } from './helpers/harness.js';
 import { tempDir, waitForSocket } from './helpers/back-ends.js';
 import { spawn } from 'node:child_process';
+import { gunzipSync } from 'node:zlib';
 import { SYSTEM_PYTHON } from './helpers/gatehouse.js';
 import { encodeEndRequest, encodeRecord, FCGI, FCGI_OVERLOADED } from '../src/upstream/fastcgi-records.js';
+
+const WHOLE_TAIL = 'and the rest, long enough to be compressed. '.repeat(40);
 
 /** What each fake back end writes once it has read the request's end (the empty STDIN record). */
 const ANSWERS: Record<string, (s: Socket) => void> = {
@@ -25,6 +28,9 @@ const ANSWERS: Record<string, (s: Socket) => void> = {
   halfway: (s) => s.end(encodeRecord(FCGI.STDOUT, 1, Buffer.from('Content-Type: text/plain\r\n\r\nthe first part of'))),
   short: (s) => s.end(Buffer.concat([encodeRecord(FCGI.STDOUT, 1, Buffer.from('Content-Length: 100\r\n\r\nten bytes.')), encodeRecord(FCGI.STDOUT, 1), encodeEndRequest(1, 0, 0)])),
   noend: (s) => s.end(Buffer.concat([encodeRecord(FCGI.STDOUT, 1, Buffer.from('Status: 200\r\n\r\nbody'))])),
+  // The last body bytes in the same read as END_REQUEST (they go to the client with the response's end).
+  whole: (s) => s.write(Buffer.concat([encodeRecord(FCGI.STDOUT, 1, Buffer.from('Content-Type: text/plain\r\n\r\nfirst,')), encodeRecord(FCGI.STDOUT, 1, Buffer.from(WHOLE_TAIL)), encodeEndRequest(1, 0, 0)])),
+  long: (s) => s.write(Buffer.concat([encodeRecord(FCGI.STDOUT, 1, Buffer.from('Content-Length: 3\r\n\r\n')), encodeRecord(FCGI.STDOUT, 1, Buffer.from('three is too long')), encodeEndRequest(1, 0, 0)])),
 };
 
 let tmp: ReturnType<typeof tempDir>;
@@ -108,6 +114,22 @@ test('a FastCGI answer that breaks after its head: the client connection is cut,
   await gh.waitFor(/GET \/halfway\/x: upstream \S+ failed while reading the response: the connection closed before the response ended; response cut/, 3000);
   // The front is unharmed.
   assert.equal((await request(gh.url, '/garbage/y')).status, 502);
+});
+
+test('a FastCGI answer whose last body bytes come with END_REQUEST: sent whole, compressed when asked; past its Content-Length, cut', async () => {
+  for (let i = 0; i < 2; i++) {
+    // Twice: the second request takes the connection the first one left in the pool.
+    const plain = await request(gh.url, '/whole/x');
+    assert.equal(plain.status, 200);
+    assert.equal(plain.body, `first,${WHOLE_TAIL}`);
+  }
+  const zipped = await request(gh.url, '/whole/x', { headers: { 'accept-encoding': 'gzip' } });
+  assert.equal(zipped.headers['content-encoding'], 'gzip');
+  assert.equal(gunzipSync(zipped.raw).toString(), `first,${WHOLE_TAIL}`);
+  // The head waits for the first body bytes: here the connection is cut before anything was sent.
+  const got = await fetchOutcome(`${gh.url}/long/x`).catch((err: Error) => ({ complete: false, body: err.message }));
+  assert.equal(got.complete, false, `looked complete with ${JSON.stringify(got.body)}`);
+  await gh.waitFor(/GET \/long\/x: upstream \S+ failed while reading the response: a body longer than its Content-Length; response cut/, 3000);
 });
 
 /** Python's listen(0) with no accept(): once a few connections wait in the queue, Linux drops the next SYNs. */

@@ -94,11 +94,23 @@ export class BodySink {
     }
   }
 
-  /** The body is complete: `done` runs once its last byte was handed to the client. */
-  end(done: () => void): void {
+  /**
+   * The body is complete: `done` runs once its last byte was handed to the
+   * client. `last`: the body's last bytes, written with the end when nothing
+   * is waiting before them (one write to the client).
+   */
+  end(done: () => void, last: Buffer | null = null): void {
     if (this.closed) return;
     this.ending = done;
-    if (this.spool === null || this.spool.empty) this.finish();
+    if (last !== null && last.length > 0) {
+      if (this.spoolEmpty && this.encoder === null && (!this.limits.buffering || this.res.writableLength <= this.limits.memory)) return this.finish(last);
+      this.write(last);
+    }
+    if (this.spoolEmpty) this.finish();
+  }
+
+  private get spoolEmpty(): boolean {
+    return this.spool === null || this.spool.empty;
   }
 
   /** Lets go of the temp file and the encoder (the exchange ended, well or not). */
@@ -115,11 +127,12 @@ export class BodySink {
     resume?.();
   };
 
-  private finish(): void {
+  private finish(last?: Buffer): void {
     const done = this.ending!;
     this.ending = null;
     if (this.encoder === null) {
-      this.res.end();
+      if (last !== undefined) this.bytes += last.length;
+      this.res.end(last);
       return done();
     }
     // pipeInto ends the response on the encoder's 'end', before this listener runs.

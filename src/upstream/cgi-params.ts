@@ -24,6 +24,8 @@ export interface CgiTarget {
 
 export type Pairs = [string, string][];
 
+const PROTOCOLS: Readonly<Record<string, string>> = { '1.1': 'HTTP/1.1', '1.0': 'HTTP/1.0', '2.0': 'HTTP/2.0' };
+
 function unmapped(address: string | undefined): string {
   return address === undefined ? '' : address.startsWith('::ffff:') ? address.slice(7) : address;
 }
@@ -46,7 +48,7 @@ export function cgiParams(
   const socket = req.socket;
   const tcp = socket.localPort !== undefined;
   const serverAddr = tcp ? unmapped(socket.localAddress) : 'unix:';
-  const vars = new Map<string, string>([
+  const pairs: Pairs = [
     ['GATEWAY_INTERFACE', 'CGI/1.1'],
     ['SERVER_SOFTWARE', software],
     ['REQUEST_METHOD', req.method ?? 'GET'],
@@ -55,21 +57,26 @@ export function cgiParams(
     ['QUERY_STRING', r.query],
     ['SCRIPT_NAME', target.scriptName],
     ['PATH_INFO', target.pathInfo],
-    ['SERVER_PROTOCOL', `HTTP/${req.httpVersion}`],
+    ['SERVER_PROTOCOL', PROTOCOLS[req.httpVersion] ?? `HTTP/${req.httpVersion}`],
     ['REQUEST_SCHEME', r.scheme],
     ['REMOTE_ADDR', fwd?.addr ?? (tcp ? unmapped(socket.remoteAddress) : '127.0.0.1')],
     ['REMOTE_PORT', fwd?.addr !== undefined ? (fwd.port ?? '') : tcp ? String(socket.remotePort ?? '') : ''],
     ['SERVER_ADDR', serverAddr],
     ['SERVER_PORT', tcp ? String(socket.localPort) : r.scheme === 'https' ? '443' : '80'],
     ['SERVER_NAME', r.host || serverAddr],
-  ]);
-  if (r.scheme === 'https') vars.set('HTTPS', 'on');
-  if (target.documentRoot !== undefined) vars.set('DOCUMENT_ROOT', target.documentRoot);
-  if (target.scriptFilename !== undefined) vars.set('SCRIPT_FILENAME', target.scriptFilename);
+  ];
+  if (r.scheme === 'https') pairs.push(['HTTPS', 'on']);
+  if (target.documentRoot !== undefined) pairs.push(['DOCUMENT_ROOT', target.documentRoot]);
+  if (target.scriptFilename !== undefined) pairs.push(['SCRIPT_FILENAME', target.scriptFilename]);
+  // No header variable (HTTP_*, CONTENT_TYPE) has the name of one above: they are added without a search.
   const headers = headerVariables(req, fwd);
-  for (let i = 0; i < headers.parts.length; i += 2) vars.set(headers.parts[i]!, headers.parts[i + 1]!);
-  for (const [name, value] of Object.entries(extra)) vars.set(name, value);
-  return { pairs: [...vars], contentLength: headers.contentLength, transferEncoding: headers.transferEncoding };
+  for (let i = 0; i < headers.parts.length; i += 2) pairs.push([headers.parts[i]!, headers.parts[i + 1]!]);
+  for (const name in extra) {
+    const at = pairs.findIndex((pair) => pair[0] === name);
+    if (at < 0) pairs.push([name, extra[name]!]);
+    else pairs[at]![1] = extra[name]!;
+  }
+  return { pairs, contentLength: headers.contentLength, transferEncoding: headers.transferEncoding };
 }
 
 /**

@@ -29,18 +29,19 @@ const STATUS_LINE = /^HTTP\/\d(?:\.\d)? (\d{3})(?: (.*))?$/;
  * error message (a malformed head, or one past `limit` bytes).
  */
 export class CgiHeadReader {
-  private chunks: Buffer[] = [];
-  private length = 0;
+  /** Bytes of a head not complete yet. */
+  private pending: Buffer | null = null;
 
   constructor(private readonly limit: number) {}
 
   push(chunk: Buffer): { head: CgiHead; rest: Buffer } | string | null {
-    this.chunks.push(chunk);
-    this.length += chunk.length;
-    const data = this.chunks.length === 1 ? chunk : Buffer.concat(this.chunks, this.length);
-    this.chunks = [data];
+    const data = this.pending === null ? chunk : Buffer.concat([this.pending, chunk]);
     const end = headEnd(data);
-    if (end === null) return this.length > this.limit ? `a response head over ${this.limit} bytes` : null;
+    if (end === null) {
+      this.pending = data;
+      return data.length > this.limit ? `a response head over ${this.limit} bytes` : null;
+    }
+    this.pending = null;
     const head = parseHead(data.toString('latin1', 0, end.at));
     return typeof head === 'string' ? head : { head, rest: data.subarray(end.at + end.size) };
   }
@@ -57,27 +58,60 @@ function headEnd(data: Buffer): { at: number; size: number } | null {
   return null;
 }
 
+/** Valid header names seen, and their lower case (a back end sends the same few names again and again). */
+const names = new Map<string, string>();
+
+/** `name` in lower case; null when it is not a token. */
+function lowerName(name: string): string | null {
+  let lower = names.get(name);
+  if (lower === undefined) {
+    if (!TOKEN.test(name)) return null;
+    lower = name.toLowerCase();
+    if (names.size < 1024) names.set(name, lower);
+  }
+  return lower;
+}
+
+/** A NUL, or a CR that does not end a line: only then are the values looked at one by one. */
+const SUSPECT = /\0|\r(?!\n|$)/;
+
+/** Where the line from `from` ends: its LF, or the end of the text. */
+function lineEnd(text: string, from: number): number {
+  const nl = text.indexOf('\n', from);
+  return nl < 0 ? text.length : nl;
+}
+
+/** The line from `from` to `nl`, without its CR. */
+const lineAt = (text: string, from: number, nl: number): string => text.slice(from, nl > from && text.charCodeAt(nl - 1) === 13 ? nl - 1 : nl);
+
 export function parseHead(text: string): CgiHead | string {
-  const lines = text === '' ? [] : text.split('\n').map((l) => (l.endsWith('\r') ? l.slice(0, -1) : l));
   let status: number | undefined;
   let reason = '';
-  const first = lines[0] !== undefined ? STATUS_LINE.exec(lines[0]) : null;
-  if (first !== null) {
-    lines.shift();
-    status = Number(first[1]);
-    reason = first[2] ?? '';
+  let at = 0;
+  if (text.startsWith('HTTP/')) {
+    const nl = lineEnd(text, 0);
+    const first = STATUS_LINE.exec(lineAt(text, 0, nl));
+    if (first !== null) {
+      status = Number(first[1]);
+      reason = first[2] ?? '';
+      at = nl + 1;
+    }
   }
+  const suspect = SUSPECT.test(text);
   const headers: string[] = [];
   let statusHeader: string | undefined;
   let location = false;
   let contentLength: number | undefined;
-  for (const line of lines) {
+  while (at < text.length) {
+    const nl = lineEnd(text, at);
+    const line = lineAt(text, at, nl);
+    at = nl + 1;
     const colon = line.indexOf(':');
     const name = colon > 0 ? line.slice(0, colon) : '';
-    if (!TOKEN.test(name)) return `an invalid header line ${JSON.stringify(line.slice(0, 80))}`;
+    const lower = lowerName(name);
+    if (lower === null) return `an invalid header line ${JSON.stringify(line.slice(0, 80))}`;
     const value = line.slice(colon + 1).trim();
-    if (/[\0\r\n]/.test(value)) return `an invalid value in the ${name} header`;
-    const lower = name.toLowerCase();
+    if (suspect && /[\0\r\n]/.test(value)) return `an invalid value in the ${name} header`;
     if (lower === 'status') statusHeader = value;
     else if (lower === 'location') location = true;
     else if (lower === 'content-length') {

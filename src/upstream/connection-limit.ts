@@ -5,6 +5,9 @@
  * connection, so connections past its children would wait unserved in its
  * listen queue; queued here they take the next free connection instead.
  */
+/** What cancels a wait that is over (or never began). */
+const NOTHING_TO_CANCEL = (): void => {};
+
 export class ConnectionLimit {
   private open = 0;
   private readonly waiting: Array<() => void> = [];
@@ -17,7 +20,7 @@ export class ConnectionLimit {
     if (this.max === 0 || this.open < this.max) {
       this.open++;
       go();
-      return () => {};
+      return NOTHING_TO_CANCEL;
     }
     this.waiting.push(go);
     return () => {

@@ -10,9 +10,8 @@ import type { Logger } from '../log/logger.js';
 import type { Pairs } from './cgi-params.js';
 import {
   decodeEndRequest,
-  encodeBeginRequest,
-  encodePairs,
   encodeRecord,
+  encodeRequest,
   encodeStream,
   FCGI,
   FCGI_CANT_MPX_CONN,
@@ -24,21 +23,27 @@ import type { BufferedBody, ExchangeWire, ResponseDecoder } from './upstream-exc
 import type { SocketPool } from './socket-pool.js';
 
 const ID = 1;
+const END_STDIN = encodeRecord(FCGI.STDIN, ID);
 const REFUSALS: Record<number, string> = {
   [FCGI_CANT_MPX_CONN]: 'FCGI_CANT_MPX_CONN',
   [FCGI_OVERLOADED]: 'FCGI_OVERLOADED (the application is overloaded)',
 };
 
+/** Up to this size an in-memory body is copied into the request's buffer; past it, it goes as its own records beside it. */
+const JOIN_LIMIT = 64 * 1024;
+
+/** `pairs`: the request's own (CONTENT_LENGTH is added to them). */
 export function fastcgiWire(pairs: Pairs, body: BufferedBody | null, pool: SocketPool | undefined, stderr: (line: string) => void): ExchangeWire {
   const length = body?.length ?? 0;
-  const params = encodePairs([...pairs, ['CONTENT_LENGTH', length > 0 || body !== null ? String(length) : '']]);
-  return {
-    head: [encodeBeginRequest(ID, pool !== undefined), ...encodeStream(FCGI.PARAMS, ID, params), encodeRecord(FCGI.PARAMS, ID)],
-    frame: (chunk) => encodeStream(FCGI.STDIN, ID, chunk),
-    tail: [encodeRecord(FCGI.STDIN, ID)],
-    decoder: () => new FastcgiDecoder(stderr),
-    pool,
-  };
+  pairs.push(['CONTENT_LENGTH', length > 0 || body !== null ? String(length) : '']);
+  const keep = pool !== undefined;
+  const data = body?.data ?? null;
+  const inFile = Boolean(body?.file);
+  const head =
+    data === null || data.length <= JOIN_LIMIT
+      ? [encodeRequest(ID, keep, pairs, data, !inFile)]
+      : [encodeRequest(ID, keep, pairs, null, false), ...encodeStream(FCGI.STDIN, ID, data), ...(inFile ? [] : [END_STDIN])];
+  return { head, frame: (chunk) => encodeStream(FCGI.STDIN, ID, chunk), tail: [END_STDIN], decoder: () => new FastcgiDecoder(stderr), pool };
 }
 
 /** STDERR lines for the error log, as nginx writes them (trailing newlines and dots trimmed). */

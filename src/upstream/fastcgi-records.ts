@@ -40,16 +40,32 @@ export interface FcgiRecord {
   content: Buffer;
 }
 
+/** Writes a record header at `at`; the content follows it, then `padding` bytes. */
+function writeHeader(out: Buffer, at: number, type: number, requestId: number, contentLength: number, padding: number): void {
+  out[at] = 1;
+  out[at + 1] = type;
+  out[at + 2] = requestId >> 8;
+  out[at + 3] = requestId & 0xff;
+  out[at + 4] = contentLength >> 8;
+  out[at + 5] = contentLength & 0xff;
+  out[at + 6] = padding;
+  out[at + 7] = 0;
+}
+
+const paddingOf = (length: number): number => (8 - (length % 8)) % 8;
+
+/** A few bytes of an allocUnsafe buffer set to 0 (Buffer.fill costs more for so few). */
+function zero(out: Buffer, from: number, to: number): void {
+  for (let i = from; i < to; i++) out[i] = 0;
+}
+
 /** One record, content ≤ 65535 bytes, padded to 8. */
-export function encodeRecord(type: number, requestId: number, content: Buffer = Buffer.alloc(0)): Buffer {
-  const padding = (8 - (content.length % 8)) % 8;
-  const out = Buffer.alloc(8 + content.length + padding);
-  out[0] = 1;
-  out[1] = type;
-  out.writeUInt16BE(requestId, 2);
-  out.writeUInt16BE(content.length, 4);
-  out[6] = padding;
-  content.copy(out, 8);
+export function encodeRecord(type: number, requestId: number, content?: Buffer): Buffer {
+  const length = content?.length ?? 0;
+  const padding = paddingOf(length);
+  const out = Buffer.alloc(8 + length + padding);
+  writeHeader(out, 0, type, requestId, length, padding);
+  content?.copy(out, 8);
   return out;
 }
 
@@ -58,6 +74,27 @@ export function encodeStream(type: number, requestId: number, data: Buffer): Buf
   const out: Buffer[] = [];
   for (let at = 0; at < data.length; at += MAX_CONTENT) out.push(encodeRecord(type, requestId, data.subarray(at, at + MAX_CONTENT)));
   return out;
+}
+
+/** Bytes of `length` stream bytes as records (no closing empty record). */
+function streamSize(length: number): number {
+  const whole = Math.floor(length / MAX_CONTENT);
+  const rest = length % MAX_CONTENT;
+  return whole * (8 + MAX_CONTENT + paddingOf(MAX_CONTENT)) + (rest > 0 ? 8 + rest + paddingOf(rest) : 0);
+}
+
+/** Writes `data` as records at `at` (as encodeStream, in place, padding zeroed); returns where they end. */
+function writeStream(out: Buffer, at: number, type: number, requestId: number, data: Buffer): number {
+  for (let from = 0; from < data.length; from += MAX_CONTENT) {
+    const length = Math.min(MAX_CONTENT, data.length - from);
+    const padding = paddingOf(length);
+    writeHeader(out, at, type, requestId, length, padding);
+    data.copy(out, at + 8, from, from + length);
+    at += 8 + length;
+    zero(out, at, at + padding);
+    at += padding;
+  }
+  return at;
 }
 
 export function encodeBeginRequest(requestId: number, keepConn: boolean, role = FCGI_RESPONDER): Buffer {
@@ -79,22 +116,88 @@ export function decodeEndRequest(content: Buffer): { appStatus: number; protocol
   return { appStatus: content.readUInt32BE(0), protocolStatus: content[4]! };
 }
 
-function lengthBytes(n: number): Buffer {
-  if (n < 128) return Buffer.from([n]);
-  const b = Buffer.alloc(4);
-  b.writeUInt32BE((n | 0x80000000) >>> 0, 0);
-  return b;
+type PairList = readonly (readonly [string, string])[];
+
+/** Latin-1: one byte a character (CGI variables are bytes). */
+const lengthSize = (n: number): number => (n < 128 ? 1 : 4);
+
+function pairsSize(pairs: PairList): number {
+  let size = 0;
+  for (let i = 0; i < pairs.length; i++) {
+    const pair = pairs[i]!;
+    const name = pair[0];
+    const value = pair[1];
+    size += lengthSize(name.length) + lengthSize(value.length) + name.length + value.length;
+  }
+  return size;
+}
+
+function writeLength(out: Buffer, at: number, n: number): number {
+  if (n < 128) {
+    out[at] = n;
+    return at + 1;
+  }
+  out.writeUInt32BE((n | 0x80000000) >>> 0, at);
+  return at + 4;
+}
+
+/** Writes the pairs at `at` (pairsSize bytes); returns where they end. */
+function writePairs(out: Buffer, at: number, pairs: PairList): number {
+  for (let i = 0; i < pairs.length; i++) {
+    const pair = pairs[i]!;
+    const name = pair[0];
+    const value = pair[1];
+    at = writeLength(out, at, name.length);
+    at = writeLength(out, at, value.length);
+    at = writeLatin1(out, at, name);
+    at = writeLatin1(out, at, value);
+  }
+  return at;
+}
+
+/** Short strings (most names and values) are copied here: cheaper than a call into Buffer's native write. */
+function writeLatin1(out: Buffer, at: number, text: string): number {
+  if (text.length > 32) return at + out.write(text, at, 'latin1');
+  for (let i = 0; i < text.length; i++) out[at + i] = text.charCodeAt(i) & 0xff;
+  return at + text.length;
 }
 
 /** Name-value pairs (latin-1: CGI variables are bytes) as one buffer, to be cut into PARAMS records. */
-export function encodePairs(pairs: readonly (readonly [string, string])[]): Buffer {
-  const parts: Buffer[] = [];
-  for (const [name, value] of pairs) {
-    const n = Buffer.from(name, 'latin1');
-    const v = Buffer.from(value, 'latin1');
-    parts.push(lengthBytes(n.length), lengthBytes(v.length), n, v);
-  }
-  return Buffer.concat(parts);
+export function encodePairs(pairs: PairList): Buffer {
+  const out = Buffer.allocUnsafe(pairsSize(pairs));
+  writePairs(out, 0, pairs);
+  return out;
+}
+
+/**
+ * A responder request's records in one buffer, so that it goes out in one
+ * write: BEGIN_REQUEST, the pairs as PARAMS and the empty PARAMS that ends
+ * them, then `stdin` as STDIN records and, with `end`, the empty STDIN that
+ * ends the body (without it, more STDIN is to follow).
+ */
+export function encodeRequest(requestId: number, keepConn: boolean, pairs: PairList, stdin: Buffer | null, end: boolean): Buffer {
+  const paramsLength = pairsSize(pairs);
+  const size = 16 + streamSize(paramsLength) + 8 + (stdin === null ? 0 : streamSize(stdin.length)) + (end ? 8 : 0);
+  const out = Buffer.allocUnsafe(size);
+  writeHeader(out, 0, FCGI.BEGIN_REQUEST, requestId, 8, 0);
+  out[8] = 0;
+  out[9] = FCGI_RESPONDER;
+  out[10] = keepConn ? FCGI_KEEP_CONN : 0;
+  zero(out, 11, 16);
+  let at = 16;
+  if (paramsLength > 0 && paramsLength <= MAX_CONTENT) {
+    // The common case, written in place: one record.
+    const padding = paddingOf(paramsLength);
+    writeHeader(out, at, FCGI.PARAMS, requestId, paramsLength, padding);
+    at = writePairs(out, at + 8, pairs);
+    zero(out, at, at + padding);
+    at += padding;
+  } else at = writeStream(out, at, FCGI.PARAMS, requestId, encodePairs(pairs));
+  writeHeader(out, at, FCGI.PARAMS, requestId, 0, 0);
+  at += 8;
+  if (stdin !== null) at = writeStream(out, at, FCGI.STDIN, requestId, stdin);
+  if (end) writeHeader(out, at, FCGI.STDIN, requestId, 0, 0);
+  return out;
 }
 
 /** The pairs in a PARAMS stream or a GET_VALUES body; null when it is malformed. */
@@ -119,12 +222,14 @@ export function decodePairs(data: Buffer): [string, string][] | null {
   return pairs;
 }
 
+const EMPTY = Buffer.alloc(0);
+
 /**
  * Cuts a byte stream into records, whatever the chunking. A version other
  * than 1 is a protocol error: `push` returns it as a message.
  */
 export class RecordReader {
-  private pending: Buffer = Buffer.alloc(0);
+  private pending: Buffer = EMPTY;
 
   /** The whole records in `chunk` (and what came before it); an error message when the stream is not FastCGI. */
   push(chunk: Buffer): FcgiRecord[] | string {
@@ -140,7 +245,7 @@ export class RecordReader {
       at += total;
     }
     // Copied so a small remainder does not pin a large chunk.
-    this.pending = at === data.length ? Buffer.alloc(0) : Buffer.from(data.subarray(at));
+    this.pending = at === data.length ? EMPTY : Buffer.from(data.subarray(at));
     return records;
   }
 

@@ -16,6 +16,10 @@ import { upstreamFailed, UpstreamError } from './upstream-failure.js';
 const RESPONSE_BUFFER = 1024 * 1024;
 /** nginx's default fastcgi_max_temp_file_size: past it the back end waits for the client. */
 const MAX_TEMP_FILE = 1024 ** 3;
+const LIMITS = {
+  buffered: { buffering: true, memory: RESPONSE_BUFFER, maxFile: MAX_TEMP_FILE },
+  unbuffered: { buffering: false, memory: RESPONSE_BUFFER, maxFile: MAX_TEMP_FILE },
+};
 
 export class ResponseRelay implements InFlight {
   done = false;
@@ -35,7 +39,7 @@ export class ResponseRelay implements InFlight {
     /** Spool what the client cannot take yet rather than slow the back end down. */
     private readonly buffering: boolean,
   ) {
-    this.sink = new BodySink(r.res, { buffering, memory: RESPONSE_BUFFER, maxFile: MAX_TEMP_FILE }, (err) => this.fail(new UpstreamError(502, 'read', `compression failed: ${err.message}`)));
+    this.sink = new BodySink(r.res, buffering ? LIMITS.buffered : LIMITS.unbuffered, (err) => this.fail(new UpstreamError(502, 'read', `compression failed: ${err.message}`)));
     watchClient(r.req, r.res, this);
   }
 
@@ -69,28 +73,33 @@ export class ResponseRelay implements InFlight {
   /** A piece of the body; false when the client is full (wait for `whenDrained`) or the body broke its Content-Length. */
   body(chunk: Buffer): boolean {
     if (this.done || chunk.length === 0) return !this.done;
-    if (this.remaining !== undefined) {
-      if (chunk.length > this.remaining) {
-        this.fail(new UpstreamError(502, 'read', `a body longer than its Content-Length`));
-        return false;
-      }
-      this.remaining -= chunk.length;
+    return this.counted(chunk) && this.sink.write(chunk);
+  }
+
+  /** Counts `chunk` against the declared Content-Length: false (and a 502) when it goes past it. */
+  private counted(chunk: Buffer): boolean {
+    if (this.remaining === undefined) return true;
+    if (chunk.length > this.remaining) {
+      this.fail(new UpstreamError(502, 'read', `a body longer than its Content-Length`));
+      return false;
     }
-    return this.sink.write(chunk);
+    this.remaining -= chunk.length;
+    return true;
   }
 
   whenDrained(resume: () => void): void {
     this.sink.whenReady(resume);
   }
 
-  /** The back end finished the response. */
-  end(): void {
+  /** The back end finished the response; `last`: its last body bytes, written with the end. */
+  end(last: Buffer | null = null): void {
     if (this.done) return;
+    if (last !== null && last.length > 0 && !this.counted(last)) return;
     if (this.remaining !== undefined && this.remaining > 0) {
       this.fail(new UpstreamError(502, 'read', `the body ended ${this.remaining} bytes short of its Content-Length`));
       return;
     }
-    this.sink.end(() => this.complete());
+    this.sink.end(() => this.complete(), last);
   }
 
   fail(error: UpstreamError): void {

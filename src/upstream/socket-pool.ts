@@ -2,14 +2,42 @@
  * Kept-alive connections to one back end, idle between requests (nginx's
  * `keepalive N` in an upstream block): the most recently used is taken
  * first, one the back end closes (or writes to while idle) leaves the pool,
- * and an idle one is closed after `idleMs`. Idle connections do not keep
- * the process alive.
+ * and one idle for `idleMs` is closed (checked a few times per `idleMs`).
+ * Idle connections do not keep the process alive.
+ *
+ * A connection's listeners are added once (useSocket) and pass its events
+ * to whoever has it, an exchange or the pool: handing a connection over is
+ * a field's change, not listeners removed and added on every request.
  */
 import type { Socket } from 'node:net';
 
-export class SocketPool {
-  private readonly idle: Socket[] = [];
-  private closed = false;
+/** Where a back-end connection's events go. */
+export interface SocketUser {
+  data(chunk: Buffer, socket: Socket): void;
+  error(err: NodeJS.ErrnoException, socket: Socket): void;
+  closed(socket: Socket): void;
+}
+
+const kUser = Symbol('gatehouse.socketUser');
+const kIdleSince = Symbol('gatehouse.idleSince');
+type UsedSocket = Socket & { [kUser]?: SocketUser | null; [kIdleSince]?: number };
+
+/** From now on the socket's events go to `user` (null: nowhere; the socket is being closed). */
+export function useSocket(socket: Socket, user: SocketUser | null): void {
+  const s = socket as UsedSocket;
+  if (s[kUser] === undefined) {
+    socket.on('data', (chunk: Buffer) => s[kUser]?.data(chunk, socket));
+    socket.on('error', (err: NodeJS.ErrnoException) => s[kUser]?.error(err, socket));
+    socket.on('close', () => s[kUser]?.closed(socket));
+  }
+  s[kUser] = user;
+}
+
+export class SocketPool implements SocketUser {
+  /** Oldest first. */
+  private readonly idle: UsedSocket[] = [];
+  private shut = false;
+  private sweeper: NodeJS.Timeout | undefined;
 
   constructor(
     /** Idle connections kept at most; 0 keeps none. */
@@ -23,8 +51,6 @@ export class SocketPool {
 
   take(): Socket | null {
     for (let socket = this.idle.pop(); socket !== undefined; socket = this.idle.pop()) {
-      detach(socket);
-      socket.setTimeout(0);
       if (socket.destroyed || socket.readableEnded) {
         socket.destroy();
         continue;
@@ -35,34 +61,52 @@ export class SocketPool {
     return null;
   }
 
-  /** A connection whose exchange ended cleanly, with nothing left unread. */
+  /** A connection whose exchange ended cleanly, with nothing left unread (its listeners added by useSocket). */
   give(socket: Socket): void {
-    detach(socket);
-    if (this.closed || socket.destroyed || this.idle.length >= this.max) {
+    const s = socket as UsedSocket;
+    if (this.shut || socket.destroyed || this.idle.length >= this.max) {
+      useSocket(socket, null);
       socket.destroy();
       return;
     }
-    const drop = () => {
-      const at = this.idle.indexOf(socket);
-      if (at >= 0) this.idle.splice(at, 1);
-      socket.destroy();
-    };
-    // Bytes while idle break the protocol's framing: the connection is of no more use.
-    socket.on('data', drop).on('close', drop).on('error', drop).on('timeout', drop);
+    useSocket(socket, this);
+    // A request that never drained its write leaves its listener behind.
+    socket.removeAllListeners('drain');
     // Its last exchange may have paused it for a slow client: idle, it must see the back end close.
-    socket.resume();
-    socket.setTimeout(this.idleMs);
+    if (socket.isPaused()) socket.resume();
     socket.unref();
-    this.idle.push(socket);
+    s[kIdleSince] = performance.now();
+    this.idle.push(s);
+    this.sweeper ??= setInterval(() => this.sweep(), Math.max(this.idleMs / 4, 250)).unref();
   }
 
   close(): void {
-    this.closed = true;
+    this.shut = true;
+    clearInterval(this.sweeper);
     for (const socket of this.idle.splice(0)) socket.destroy();
   }
-}
 
-/** Removes an exchange's listeners (never all of them: net.Socket keeps its own 'end' handler). */
-export function detach(socket: Socket): void {
-  for (const event of ['data', 'error', 'close', 'drain', 'timeout', 'connect']) socket.removeAllListeners(event);
+  /** Bytes while idle break the protocol's framing: the connection is of no more use. */
+  data(_chunk: Buffer, socket: Socket): void {
+    this.drop(socket);
+  }
+
+  error(_err: NodeJS.ErrnoException, socket: Socket): void {
+    this.drop(socket);
+  }
+
+  closed(socket: Socket): void {
+    this.drop(socket);
+  }
+
+  private drop(socket: Socket): void {
+    const at = this.idle.indexOf(socket);
+    if (at >= 0) this.idle.splice(at, 1);
+    socket.destroy();
+  }
+
+  private sweep(): void {
+    const oldest = performance.now() - this.idleMs;
+    while (this.idle.length > 0 && this.idle[0]![kIdleSince]! <= oldest) this.idle.shift()!.destroy();
+  }
 }

@@ -30,6 +30,14 @@ interface Protocol {
   wire(pairs: Pairs, body: BufferedBody | null): ExchangeWire | null;
 }
 
+/** SCGI and uwsgi: the head, the body's bytes as they are, the response until the connection closes. */
+const rawBodyWire = (head: Buffer, body: BufferedBody | null): ExchangeWire => ({
+  head: body?.data ? [head, body.data] : [head],
+  frame: (c) => [c],
+  tail: [],
+  decoder: untilClose,
+});
+
 /** An app mounted at the route's path: SCRIPT_NAME is the prefix, PATH_INFO the rest (as for the `app` action). */
 const mounted = (r: RouteRequest<RequestInfo, HttpResponse>): CgiTarget => ({ scriptName: r.prefix, pathInfo: r.rest });
 
@@ -76,7 +84,7 @@ export class UpstreamAction implements Handler {
   static scgi(s: UpstreamCommon, ctx: ExchangeContext, software: string, bodyTimeout: number, keyPath: string): UpstreamAction {
     return new UpstreamAction(s, ctx, software, bodyTimeout, {
       target: mounted,
-      wire: (pairs, body) => ({ head: [encodeScgiHead(body?.length ?? 0, pairs)], frame: (c) => [c], tail: [], decoder: untilClose }),
+      wire: (pairs, body) => rawBodyWire(encodeScgiHead(body?.length ?? 0, pairs), body),
     }, keyPath);
   }
 
@@ -85,7 +93,7 @@ export class UpstreamAction implements Handler {
       target: mounted,
       wire: (pairs, body) => {
         const packet = encodeUwsgiPacket(body === null ? pairs : [...pairs, ['CONTENT_LENGTH', String(body.length)]], s.modifier1, s.modifier2);
-        return packet && { head: [packet], frame: (c) => [c], tail: [], decoder: untilClose };
+        return packet && rawBodyWire(packet, body);
       },
     }, keyPath);
   }

@@ -16,8 +16,9 @@ import { createConnection, type Socket } from 'node:net';
 import type { ExchangeContext, HttpResponse, RequestInfo, RouteRequest } from '../http/handler.js';
 import { discardBodyFile } from '../http/request-body.js';
 import { CgiHeadReader } from './cgi-response.js';
+import { Deadlines, type Expiring } from './deadlines.js';
 import { ResponseRelay } from './response-relay.js';
-import { detach, type SocketPool } from './socket-pool.js';
+import { useSocket, type SocketPool, type SocketUser } from './socket-pool.js';
 import type { ConnectionLimit } from './connection-limit.js';
 import type { DnsCache } from './dns-cache.js';
 import { connectOptions, type UpstreamAddress } from './upstream-address.js';
@@ -59,16 +60,31 @@ export interface ResponseDecoder {
 }
 
 export interface ExchangeWire {
+  /** The request's bytes: all of them when its body is in memory (or there is none), else those before the body. */
   head: Buffer[];
-  /** One body chunk as it goes on the wire. */
+  /** A chunk of a body read from its file, as it goes on the wire. */
   frame(chunk: Buffer): Buffer[];
+  /** After a body read from its file. */
   tail: Buffer[];
   decoder(): ResponseDecoder;
   /** Kept-alive connections; absent: a connection per request. */
   pool?: SocketPool;
 }
 
-export class UpstreamExchange {
+/** Writes `parts` in one system call (corked when more than one); false when the socket's buffer is full. */
+function writeAll(socket: Socket, parts: readonly Buffer[]): boolean {
+  if (parts.length === 1) return socket.write(parts[0]!);
+  socket.cork();
+  let ok = true;
+  for (const part of parts) ok = socket.write(part);
+  socket.uncork();
+  return ok;
+}
+
+/** One for all exchanges. */
+const deadlines = new Deadlines();
+
+export class UpstreamExchange implements SocketUser, Expiring {
   private readonly relay: ResponseRelay;
   private socket: Socket | null = null;
   private reused = false;
@@ -79,13 +95,14 @@ export class UpstreamExchange {
   private headReader = new CgiHeadReader(HEAD_LIMIT);
   private headDone = false;
   private decoder: ResponseDecoder;
-  private timer: NodeJS.Timeout | undefined;
+  /** The current phase's timeout. */
+  private timeoutMs = 0;
   private bodyStream: ReadStream | null = null;
   /** Reading from the back end waits for the client to drain. */
   private paused = false;
   /** A connection of target.limit is this exchange's. */
   private holding = false;
-  private cancelWait: () => void = () => {};
+  private cancelWait: (() => void) | null = null;
 
   constructor(
     private readonly r: RouteRequest<RequestInfo, HttpResponse>,
@@ -110,30 +127,29 @@ export class UpstreamExchange {
   private connect(): void {
     const kept = this.retried ? null : (this.wire.pool?.take() ?? null);
     this.reused = kept !== null;
-    if (kept !== null) return this.attach(kept);
-    const socket = createConnection({ ...connectOptions(this.target.address), lookup: this.target.lookup });
+    if (kept !== null) {
+      this.own(kept);
+      return this.send(kept);
+    }
+    const socket = createConnection({ ...connectOptions(this.target.address), lookup: this.target.lookup, noDelay: true });
     this.phase = 'connect';
     this.arm(this.target.connectMs);
-    socket.once('connect', () => this.attach(socket));
-    this.listen(socket);
+    socket.once('connect', () => this.send(socket));
+    this.own(socket);
   }
 
-  private listen(socket: Socket): void {
+  private own(socket: Socket): void {
     this.socket = socket;
-    socket.on('error', (err: NodeJS.ErrnoException) => this.broken(err.code ?? err.message));
-    socket.on('close', () => this.closed());
+    useSocket(socket, this);
   }
 
-  private attach(socket: Socket): void {
-    if (this.socket !== socket) this.listen(socket);
-    socket.setNoDelay(true);
-    socket.on('data', (chunk: Buffer) => this.data(chunk));
+  /** Writes the request: its bytes in memory at once, a body in a file as it is read. */
+  private send(socket: Socket): void {
     this.phase = 'send';
     this.arm(0);
-    for (const b of this.wire.head) socket.write(b);
-    if (this.body?.data) for (const b of this.wire.frame(this.body.data)) socket.write(b);
+    const ok = writeAll(socket, this.wire.head);
     if (this.body?.file) return this.sendFile(socket, this.body.file);
-    this.sendTail(socket);
+    this.whenWritten(socket, ok);
   }
 
   private sendFile(socket: Socket, file: string): void {
@@ -141,9 +157,7 @@ export class UpstreamExchange {
     this.bodyStream = stream;
     stream.on('error', (err) => this.fail(502, `cannot read the buffered body: ${err.message}`));
     stream.on('data', (chunk) => {
-      let ok = true;
-      for (const b of this.wire.frame(chunk as Buffer)) ok = socket.write(b);
-      if (ok) return;
+      if (writeAll(socket, this.wire.frame(chunk as Buffer))) return;
       stream.pause();
       this.arm(this.target.sendMs);
       socket.once('drain', () => {
@@ -151,12 +165,11 @@ export class UpstreamExchange {
         stream.resume();
       });
     });
-    stream.on('end', () => this.sendTail(socket));
+    stream.on('end', () => this.whenWritten(socket, writeAll(socket, this.wire.tail)));
   }
 
-  private sendTail(socket: Socket): void {
-    let ok = true;
-    for (const b of this.wire.tail) ok = socket.write(b);
+  /** The request is written (`ok`), or will be once the socket drains: the read timeout starts. */
+  private whenWritten(socket: Socket, ok: boolean): void {
     const sent = () => {
       this.sent = true;
       this.phase = 'read';
@@ -167,27 +180,43 @@ export class UpstreamExchange {
     socket.once('drain', sent);
   }
 
-  private data(chunk: Buffer): void {
+  data(chunk: Buffer): void {
     if (this.relay.done) return;
     this.received = true;
     this.phase = 'read';
     if (this.sent) this.arm(this.target.readMs);
     const decoded = this.decoder.push(chunk);
     if (typeof decoded === 'string') return this.fail(502, decoded);
-    for (const piece of decoded.data) this.output(piece);
-    if (decoded.ended && !this.relay.done) this.ended();
+    const { data, ended } = decoded;
+    for (let i = 0; i < data.length; i++) {
+      const body = this.bodyOf(data[i]!);
+      if (this.relay.done) return;
+      if (body === null) continue;
+      // The last bytes go out with the end of the response (one write to the client).
+      if (ended && i === data.length - 1) return this.ended(body);
+      this.forward(body);
+    }
+    if (ended && !this.relay.done) this.ended(null);
   }
 
-  private output(chunk: Buffer): void {
-    if (this.relay.done) return;
-    if (!this.headDone) {
-      const got = this.headReader.push(chunk);
-      if (got === null) return;
-      if (typeof got === 'string') return this.fail(502, `the back end sent ${got}`);
-      this.headDone = true;
-      if (!this.relay.head(got.head)) return this.finish(false);
-      chunk = got.rest;
+  /** The body bytes in `chunk` once the head is complete and written; null while it is not (or when it failed). */
+  private bodyOf(chunk: Buffer): Buffer | null {
+    if (this.headDone) return chunk;
+    const got = this.headReader.push(chunk);
+    if (got === null) return null;
+    if (typeof got === 'string') {
+      this.fail(502, `the back end sent ${got}`);
+      return null;
     }
+    this.headDone = true;
+    if (!this.relay.head(got.head)) {
+      this.finish(false);
+      return null;
+    }
+    return got.rest;
+  }
+
+  private forward(chunk: Buffer): void {
     if (this.relay.body(chunk) || this.relay.done || this.paused) return;
     const socket = this.socket!;
     this.paused = true;
@@ -195,25 +224,30 @@ export class UpstreamExchange {
     this.arm(0);
     this.relay.whenDrained(() => {
       this.paused = false;
-      if (this.relay.done) return;
+      if (this.relay.done || this.socket !== socket) return;
       if (this.sent) this.arm(this.target.readMs);
       socket.resume();
     });
   }
 
-  /** The response is complete. */
-  private ended(): void {
+  /** The response is complete, `last` its last body bytes. */
+  private ended(last: Buffer | null): void {
     if (!this.headDone) return this.fail(502, 'the response ended before its head was complete');
-    // The relay may still be sending spooled bytes to a slow client: the back end's part is over.
-    this.relay.end();
+    // The back end's part is over: its connection goes to the next request first, so that the back end works on it
+    // while this response is written to the client (the relay may still be sending spooled bytes to a slow one).
     this.finish(this.decoder.reusable);
+    this.relay.end(last);
   }
 
-  private closed(): void {
+  closed(): void {
     if (this.relay.done) return;
     // A whole head then the close: the response is complete, even if the back end did not read all of the request.
-    if (this.decoder.eofEnds && this.headDone) return this.ended();
+    if (this.decoder.eofEnds && this.headDone) return this.ended(null);
     this.broken('the connection closed before the response ended');
+  }
+
+  error(err: NodeJS.ErrnoException): void {
+    this.broken(err.code ?? err.message);
   }
 
   private broken(why: string): void {
@@ -236,28 +270,31 @@ export class UpstreamExchange {
     this.finish(false);
   }
 
-  /** (Re)starts the timer of the current phase; 0 stops it. */
+  /** Starts the timeout of the current phase; 0 stops it. */
   private arm(ms: number): void {
-    clearTimeout(this.timer);
-    this.timer = ms > 0 ? setTimeout(() => this.fail(504, `timed out after ${ms / 1000} s`), ms) : undefined;
+    this.timeoutMs = ms;
+    deadlines.set(this, ms);
+  }
+
+  expire(): void {
+    this.fail(504, `timed out after ${this.timeoutMs / 1000} s`);
   }
 
   private reset(): void {
-    clearTimeout(this.timer);
+    this.arm(0);
     this.bodyStream?.destroy();
     this.bodyStream = null;
     const socket = this.socket;
     this.socket = null;
     if (socket === null) return;
-    detach(socket);
-    socket.on('error', () => {});
+    useSocket(socket, null);
     socket.destroy();
   }
 
   /** Lets go of the connection: back to the pool after a clean end, else closed. */
   private finish(reusable: boolean): void {
     if (reusable && this.socket !== null && this.wire.pool !== undefined) {
-      clearTimeout(this.timer);
+      this.arm(0);
       const socket = this.socket;
       this.socket = null;
       this.wire.pool.give(socket);
@@ -265,7 +302,7 @@ export class UpstreamExchange {
       this.reset();
     }
     discardBodyFile(this.body?.file ?? null);
-    this.cancelWait();
+    this.cancelWait?.();
     if (this.holding) {
       this.holding = false;
       this.target.limit.release();
