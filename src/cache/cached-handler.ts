@@ -21,7 +21,7 @@ import { when, type CacheStore, type Maybe } from './cache-store.js';
 import { invalidate, purge, type KeyOf } from './cache-purge.js';
 import { CaptureResponse, type Captured, type HeaderMap } from './capture-response.js';
 import type { FetchLock, WaitOutcome } from './fetch-lock.js';
-import { detachedSocket, originRequest } from './origin-request.js';
+import { detachedSocket, hasClientOnly, originRequest } from './origin-request.js';
 import type { PeerList } from '../http/peer-list.js';
 import { storedAnswer } from './stored-answer.js';
 
@@ -55,8 +55,6 @@ const UNSAFE = new Set(['POST', 'PUT', 'DELETE', 'PATCH']);
 const PASS_MS = 10_000;
 const MAX_PASS_KEYS = 10_000;
 const EMPTY = Buffer.alloc(0);
-/** Request headers that make an answer particular to the request. */
-const CLIENT_CONDITIONS = ['if-none-match', 'if-modified-since', 'if-match', 'if-unmodified-since', 'range', 'if-range'] as const;
 
 /** What a fetch from the origin is for. */
 interface Fetch {
@@ -195,7 +193,7 @@ export class CachedHandler implements Handler {
   /** `reuseKey`: the key of a store that answers at once, when the front may reuse a plain answer (MemoryResponse.reusableFor). */
   private hit(stored: StoredResponse, method: string, h: IncomingHttpHeaders, detail: string, reuseKey: string | null = null): MemoryResponse {
     const { age, ttl, steadyMs } = ageOf(stored);
-    const plain = detail === '' && !CLIENT_CONDITIONS.some((name) => h[name] !== undefined);
+    const plain = detail === '' && !hasClientOnly(h);
     const known = plain ? this.answers.get(stored) : undefined;
     if (known !== undefined && known.age === age && known.ttl === ttl && known.method === method) return known.answer;
     const answer = storedAnswer(stored, method, h, age, `${NAME}; hit; ttl=${ttl}${detail}`);
@@ -272,8 +270,8 @@ export class CachedHandler implements Handler {
       }
       return;
     }
-    // The capture keeps no body past the maximum object size.
-    const answer = storing !== null && captured.body !== null ? { ...storing, body: captured.body } : null;
+    // The capture keeps no body past the maximum object size. `storing` was made for this fetch alone.
+    const answer = storing !== null && captured.body !== null ? Object.assign(storing, { body: captured.body }) : null;
     if (answer !== null) {
       this.pass.delete(f.key);
     } else {
