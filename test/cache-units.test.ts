@@ -66,6 +66,27 @@ test('the memory store drops the least recently used past its bound, and never s
   assert.equal(store.get('big').length, 0);
 });
 
+test('the memory store keeps its use order through deletes from any place, replacements and a flush', () => {
+  const store = new MemoryStore(7000, 1500); // room for three of 1000 bytes
+  const present = (keys: string[]) => keys.filter((k) => store.holds(k, store.get(k)[0]!));
+  for (const k of ['a', 'b', 'c']) store.put(k, stored(k, 1000));
+  assert.equal(store.delete('b'), true); // from the middle
+  store.get('a');
+  store.put('c', stored('c', 1000)); // a new response for c: used last
+  store.put('d', stored('d', 1000));
+  store.put('e', stored('e', 1000));
+  assert.deepEqual(present(['a', 'c', 'd', 'e']), ['c', 'd', 'e'], 'a was the least recently used');
+  assert.equal(store.delete('e'), true); // the most recently used (get() above made e so)
+  assert.equal(store.delete('c'), true); // the least
+  for (const k of ['f', 'g']) store.put(k, stored(k, 1000));
+  assert.deepEqual(present(['d', 'f', 'g']), ['d', 'f', 'g']);
+  store.put('h', stored('h', 1000));
+  assert.deepEqual(present(['d', 'f', 'g', 'h']), ['f', 'g', 'h']);
+  store.flush();
+  for (const k of ['i', 'j', 'k', 'l']) store.put(k, stored(k, 1000));
+  assert.deepEqual(present(['f', 'i', 'j', 'k', 'l']), ['j', 'k', 'l']);
+});
+
 test("a shared store's codec keeps bodies and policies", () => {
   const variants = [stored('k', 10), stored('k', 0, 'max-age=60, stale-if-error=5')];
   const back = decodeVariants(encodeVariants(variants));

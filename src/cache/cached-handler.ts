@@ -80,6 +80,15 @@ export class CachedHandler implements Handler {
    * for it before (memory-answers.ts).
    */
   private readonly answers = new WeakMap<StoredResponse, { age: number; ttl: number; method: string; answer: MemoryResponse }>();
+  /**
+   * The key answerFromMemory made last, and for which request head: when it
+   * finds no fresh hit, serveLean gets that same request next and takes the
+   * same key string (its hash, for every Map the key goes through, is then
+   * worked out once).
+   */
+  private lastHeaders: IncomingHttpHeaders | null = null;
+  private lastScheme = '';
+  private lastKey = '';
 
   constructor(
     private readonly inner: LeanHandler,
@@ -106,6 +115,9 @@ export class CachedHandler implements Handler {
     const h = head.headers;
     if (head.scheme === undefined || h['x-forwarded-proto'] !== undefined || h.forwarded !== undefined || this.bypass(h)) return null;
     const key = this.keyOf(head.scheme, hostName(h.host), head.url ?? '/', h);
+    this.lastHeaders = h;
+    this.lastScheme = head.scheme;
+    this.lastKey = key;
     const freshHit = (variants: StoredResponse[], reusable: boolean) => {
       const found = lookup(variants, key, h);
       return found === null || found.verdict.kind !== 'fresh' ? null : this.hit(found.stored, head.method ?? 'GET', h, '', reusable ? key : null);
@@ -120,7 +132,8 @@ export class CachedHandler implements Handler {
     if (method !== 'GET' && method !== 'HEAD') return this.forward(r, UNSAFE.has(method) ? 'method' : 'bypass');
     const h = r.req.headers;
     if (this.bypass(h)) return this.forward(r, 'bypass');
-    const key = this.keyOf(r.scheme, r.host, r.req.url ?? '/', h);
+    const key = h === this.lastHeaders && r.scheme === this.lastScheme ? this.lastKey : this.keyOf(r.scheme, r.host, r.req.url ?? '/', h);
+    this.lastHeaders = null;
     this.lookUpAndAnswer(r, key);
   }
 
