@@ -94,6 +94,9 @@ function joined(value: string | string[] | undefined): string {
 /** The response headers http-cache-semantics reads besides Cache-Control (and Set-Cookie, which never reaches it: see judgedHeaders). */
 const POLICY_HEADERS = ['expires', 'date', 'age', 'last-modified', 'etag', 'vary', 'pragma'] as const;
 
+/** A Cache-Control value with no directive in it. */
+const BLANK = /^[\s,]*$/;
+
 /**
  * The response headers the policy judges by: the origin's, with the
  * route's defaults added; only those the library reads, as it keeps them
@@ -112,8 +115,8 @@ function judgedHeaders(headers: HeaderMap, s: PolicySettings): Record<string, st
   // public, and one that the route does not store with its cookies is refused before (toStore).
   const judged: Record<string, string> = {};
   for (const name of POLICY_HEADERS) if (headers[name] !== undefined) judged[name] = joined(headers[name]);
-  const value = [cc, ...extra].filter((d) => d.replace(/[\s,]/g, '') !== '').join(', ');
-  if (value !== '') judged['cache-control'] = value;
+  const value = extra.length === 0 ? cc : [cc, ...extra].filter((d) => !BLANK.test(d)).join(', ');
+  if (!BLANK.test(value)) judged['cache-control'] = value;
   return judged;
 }
 
@@ -126,8 +129,12 @@ function directive(cc: string, pattern: RegExp): number {
   return m === null ? 0 : Number(m[1]);
 }
 
+/** Shared by the responses without tags (most): never written to. */
+const NO_TAGS: string[] = [];
+
 /** The value of a response header listing tokens (Cache-Tag, Surrogate-Key). */
 function tagsOf(headers: HeaderMap): string[] {
+  if (headers['cache-tag'] === undefined && headers['surrogate-key'] === undefined) return NO_TAGS;
   const text = `${joined(headers['cache-tag'])} ${joined(headers['surrogate-key'])}`;
   return text.split(/[\s,]+/).filter((t) => t !== '');
 }
