@@ -140,6 +140,28 @@ function tagsOf(headers: HeaderMap): string[] {
 }
 
 /**
+ * The last policy made for a response whose request had no Cache-Control
+ * and no Authorization and which has no Vary, as the library serializes it,
+ * and what it was made from: the next such response with the same status
+ * and judged headers gets its policy from it (with its own time and URL)
+ * instead of the library parsing the same headers again. A route's misses
+ * mostly look alike. The serialized form's objects are shared: the library
+ * writes to them only while constructing a policy.
+ */
+let lastPlain: { made: string; policy: CachePolicy.CachePolicyObject } | null = null;
+
+function policyOf(key: string, req: IncomingHttpHeaders, status: number, judged: Record<string, string>, vary: string): CachePolicy {
+  const make = () => new CachePolicy(policyRequest(key, req, vary), { status, headers: judged }, { shared: true });
+  if (vary !== '' || req['cache-control'] !== undefined || req.authorization !== undefined) return make();
+  let made = String(status);
+  for (const name in judged) made += `\n${name}: ${judged[name]}`;
+  if (lastPlain !== null && lastPlain.made === made) return CachePolicy.fromObject({ ...lastPlain.policy, t: Date.now(), u: key });
+  const policy = make();
+  lastPlain = { made, policy: policy.toObject() };
+  return policy;
+}
+
+/**
  * The stored form of a complete response to a GET, or a reason it is not
  * stored (for Cache-Status' detail).
  */
@@ -148,7 +170,7 @@ export function toStore(key: string, req: IncomingHttpHeaders, status: number, h
   const vary = joined(headers.vary);
   if (vary.trim() === '*') return 'vary-star';
   const judged = judgedHeaders(headers, s);
-  const policy = new CachePolicy(policyRequest(key, req, vary), { status, headers: judged }, { shared: true });
+  const policy = policyOf(key, req, status, judged, vary);
   if (!policy.storable()) return 'not-storable';
   const cc = judged['cache-control'] ?? '';
   const ttl = policy.timeToLive();
