@@ -68,16 +68,17 @@ export class MemoryStore implements CacheStore {
     if (stored.body.length > this.maxObjectSize || cost > this.maxSize) return;
     let entry = this.entries.get(key);
     if (entry === undefined) {
-      entry = { key, variants: [], newer: null, older: null };
+      // Lists made whole, not grown by push: a pushed-to list keeps room for more, in every entry.
+      entry = { key, variants: [stored], newer: null, older: null };
       this.entries.set(key, entry);
     } else {
-      entry.variants = entry.variants.filter((v) => {
+      const others = entry.variants.filter((v) => {
         if (v.variant !== stored.variant) return true;
         this.bytes -= costOf(v);
         return false;
       });
+      entry.variants = [...others, stored];
     }
-    entry.variants.push(stored);
     this.touch(entry);
     this.bytes += cost;
     this.tags.add(key, stored.tags);
