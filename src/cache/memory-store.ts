@@ -20,10 +20,15 @@ function costOf(stored: StoredResponse): number {
   return stored.body.length + OVERHEAD;
 }
 
+function variantsOf(entry: Entry): StoredResponse[] {
+  return Array.isArray(entry.stored) ? entry.stored : [entry.stored];
+}
+
 /** A key's variants, and its place in the use order. */
 interface Entry {
   key: string;
-  variants: StoredResponse[];
+  /** The key's variant, or its list of them when it has several: most keys have one, and keep no list. */
+  stored: StoredResponse | StoredResponse[];
   /** Used more lately: toward the front; less: toward the back (null at the ends). */
   newer: Entry | null;
   older: Entry | null;
@@ -47,20 +52,22 @@ export class MemoryStore implements CacheStore {
   get(key: string): StoredResponse[] {
     const entry = this.entries.get(key);
     if (entry === undefined) return [];
+    const variants = variantsOf(entry);
     const now = Date.now();
-    for (const v of entry.variants) {
+    for (const v of variants) {
       if (v.keepUntil > now) continue;
-      const live = entry.variants.filter((x) => x.keepUntil > now);
+      const live = variants.filter((x) => x.keepUntil > now);
       this.delete(key);
       for (const x of live) this.put(key, x);
       return live;
     }
     this.touch(entry);
-    return entry.variants;
+    return variants;
   }
 
   holds(key: string, stored: StoredResponse): boolean {
-    return this.entries.get(key)?.variants.includes(stored) === true;
+    const had = this.entries.get(key)?.stored;
+    return had !== undefined && (Array.isArray(had) ? had.includes(stored) : had === stored);
   }
 
   put(key: string, stored: StoredResponse): void {
@@ -68,16 +75,16 @@ export class MemoryStore implements CacheStore {
     if (stored.body.length > this.maxObjectSize || cost > this.maxSize) return;
     let entry = this.entries.get(key);
     if (entry === undefined) {
-      // Lists made whole, not grown by push: a pushed-to list keeps room for more, in every entry.
-      entry = { key, variants: [stored], newer: null, older: null };
+      entry = { key, stored, newer: null, older: null };
       this.entries.set(key, entry);
     } else {
-      const others = entry.variants.filter((v) => {
+      const others = variantsOf(entry).filter((v) => {
         if (v.variant !== stored.variant) return true;
         this.bytes -= costOf(v);
         return false;
       });
-      entry.variants = [...others, stored];
+      // A list made whole, not grown by push (which would keep room for more).
+      entry.stored = others.length === 0 ? stored : [...others, stored];
     }
     this.touch(entry);
     this.bytes += cost;
@@ -90,7 +97,7 @@ export class MemoryStore implements CacheStore {
     if (entry === undefined) return false;
     this.entries.delete(key);
     this.unlink(entry);
-    for (const v of entry.variants) {
+    for (const v of variantsOf(entry)) {
       this.bytes -= costOf(v);
       this.tags.remove(key, v.tags);
     }
