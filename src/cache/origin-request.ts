@@ -16,7 +16,7 @@ import type { RequestInfo } from '../http/handler.js';
 const CLIENT_ONLY = new Set(['if-none-match', 'if-modified-since', 'if-match', 'if-unmodified-since', 'range', 'if-range']);
 
 export function originRequest(req: RequestInfo, add: Record<string, string>, socket?: Socket): RequestInfo {
-  // The common miss: a plain GET goes on as it came (a copy costs the origin's every read of it).
+  // The common miss: a plain GET goes on as it came (every read of a copy goes through its prototype).
   if (req.method === 'GET' && socket === undefined && !hasClientOnly(req.headers) && Object.keys(add).length === 0) return req;
   const headers: IncomingHttpHeaders = {};
   const rawHeaders: string[] = [];
