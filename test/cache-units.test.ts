@@ -1,6 +1,7 @@
 /**
  * The cache's parts on their own: key templates, Accept-Encoding, the
- * memory store's LRU bound, the codec of a shared store, and the agreement
+ * memory store's LRU bound, policies made for responses alike, the codec
+ * of a shared store, and the agreement
  * between the key a miss stores under (serveLean, the route's host) and the
  * key the front's fast path looks up (answerFromMemory, the Host header);
  * what the fetch lock tells its waiters.
@@ -64,6 +65,40 @@ test('the memory store drops the least recently used past its bound, and never s
   assert.equal(store.get('c').length, 1);
   store.put('big', stored('big', 2000));
   assert.equal(store.get('big').length, 0);
+});
+
+test('the memory store keeps its use order through deletes from any place, replacements and a flush', () => {
+  const store = new MemoryStore(7000, 1500); // room for three of 1000 bytes
+  const present = (keys: string[]) => keys.filter((k) => store.get(k).length > 0);
+  for (const k of ['a', 'b', 'c']) store.put(k, stored(k, 1000));
+  assert.equal(store.delete('b'), true); // from the middle
+  store.get('a');
+  store.put('c', stored('c', 1000)); // a new response for c: used last
+  store.put('d', stored('d', 1000));
+  store.put('e', stored('e', 1000));
+  assert.deepEqual(present(['a', 'c', 'd', 'e']), ['c', 'd', 'e'], 'a was the least recently used');
+  assert.equal(store.delete('e'), true); // the most recently used (get() above made e so)
+  assert.equal(store.delete('c'), true); // the least
+  for (const k of ['f', 'g']) store.put(k, stored(k, 1000));
+  assert.deepEqual(present(['d', 'f', 'g']), ['d', 'f', 'g']);
+  store.put('h', stored('h', 1000));
+  assert.deepEqual(present(['d', 'f', 'g', 'h']), ['f', 'g', 'h']);
+  store.flush();
+  for (const k of ['i', 'j', 'k', 'l']) store.put(k, stored(k, 1000));
+  assert.deepEqual(present(['f', 'i', 'j', 'k', 'l']), ['j', 'k', 'l']);
+});
+
+test('responses stored one after another with the same headers each get a policy of their own', async () => {
+  const directive = { 'cache-control': 'max-age=600' }; // a request directive: the library's own matching, URL included
+  const first = toStore('k1', {}, 200, { 'cache-control': 'max-age=1' }, Buffer.from('1'), POLICY) as StoredResponse;
+  await new Promise((resolve) => setTimeout(resolve, 5));
+  const second = toStore('k2', {}, 200, { 'cache-control': 'max-age=1' }, Buffer.from('2'), POLICY) as StoredResponse;
+  assert.equal(evaluate(second, 'k2', directive).kind, 'fresh');
+  assert.equal(evaluate(second, 'k1', directive).kind, 'miss', 'made for its own URL');
+  assert.equal(evaluate(first, 'k1', directive).kind, 'fresh');
+  assert.ok(second.policy.age() < first.policy.age(), 'its own time of arrival');
+  const other = toStore('k3', {}, 200, { 'cache-control': 'no-store' }, Buffer.from('3'), POLICY);
+  assert.equal(other, 'not-storable', 'other headers: judged on their own');
 });
 
 test("a shared store's codec keeps bodies and policies", () => {

@@ -307,6 +307,10 @@ test('Vary: each variant stored apart', async () => {
   assert.match(status(enAgain), /hit/);
   const frAgain = await get(server, path, { 'accept-language': 'fr' });
   assert.equal(frAgain.body, fr.body);
+  // A request directive: the library matches the Vary headers itself, against those it kept of the stored response's request.
+  const withDirective = await get(server, path, { 'accept-language': 'en', 'cache-control': 'max-age=600' });
+  assert.equal(withDirective.body, en.body);
+  assert.match(status(withDirective), /hit/);
   assert.equal((await calls(server, '/vary')).calls, 2);
 });
 

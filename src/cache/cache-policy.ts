@@ -47,13 +47,31 @@ export interface StoredResponse {
 /** Headers that belong to one connection, never stored (RFC 9111 §3.1). */
 const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'proxy-connection', 'te', 'trailer', 'transfer-encoding', 'upgrade', 'date', 'content-length']);
 
-/** The request as http-cache-semantics reads it: the URL is the cache key, Host is part of the key already. */
-function policyRequest(key: string, headers: IncomingHttpHeaders): CachePolicy.Request {
+/**
+ * The request as http-cache-semantics reads it: the URL is the cache key,
+ * Host is part of the key already. `vary`: for a response being stored, the
+ * policy keeps only what it reads of the request then (Cache-Control,
+ * Authorization, the headers Vary names), not a copy of every header.
+ */
+function policyRequest(key: string, headers: IncomingHttpHeaders, vary?: string): CachePolicy.Request {
   const cc = headers['cache-control'];
   // A request's max-age=0 (a browser's reload) wants the origin asked: the library would take a
   // response stored within the same millisecond (its age, 0, is not above 0).
   const cacheControl = cc !== undefined && /(?:^|,)\s*max-age\s*=\s*0\s*(?:,|$)/i.test(cc) ? `${cc}, no-cache` : cc;
-  return { url: key, method: 'GET', headers: { ...headers, host: '', 'cache-control': cacheControl, 'accept-encoding': acceptedCodings(headers['accept-encoding']) } };
+  const copy: IncomingHttpHeaders = vary === undefined ? { ...headers } : namedHeaders(vary, headers);
+  copy.host = '';
+  copy['cache-control'] = cacheControl;
+  copy['accept-encoding'] = acceptedCodings(headers['accept-encoding']);
+  return { url: key, method: 'GET', headers: copy };
+}
+
+/** The request headers a stored policy may read: Authorization, and those Vary names (split as the library splits them). */
+function namedHeaders(vary: string, headers: IncomingHttpHeaders): IncomingHttpHeaders {
+  const named: IncomingHttpHeaders = {};
+  if (headers.authorization !== undefined) named.authorization = headers.authorization;
+  if (vary === '') return named;
+  for (const name of vary.trim().toLowerCase().split(/\s*,\s*/)) if (Object.hasOwn(headers, name)) named[name] = headers[name];
+  return named;
 }
 
 /** Codings a cache may see in Content-Encoding. */
@@ -73,8 +91,18 @@ function joined(value: string | string[] | undefined): string {
   return value === undefined ? '' : Array.isArray(value) ? value.join(', ') : value;
 }
 
-/** The response headers the policy judges by: the origin's, with the route's defaults added. */
-function judgedHeaders(headers: HeaderMap, s: PolicySettings): HeaderMap {
+/** The response headers http-cache-semantics reads besides Cache-Control (and Set-Cookie, which never reaches it: see judgedHeaders). */
+const POLICY_HEADERS = ['expires', 'date', 'age', 'last-modified', 'etag', 'vary', 'pragma'] as const;
+
+/** A Cache-Control value with no directive in it. */
+const BLANK = /^[\s,]*$/;
+
+/**
+ * The response headers the policy judges by: the origin's, with the
+ * route's defaults added; only those the library reads, as it keeps them
+ * for as long as the response is stored.
+ */
+function judgedHeaders(headers: HeaderMap, s: PolicySettings): Record<string, string> {
   // must-revalidate is the cache's to apply (StoredResponse.mustRevalidate): http-cache-semantics
   // refuses such a response even while it is fresh, and takes proxy-revalidate as no freshness at all.
   let cc = joined(headers['cache-control']).toLowerCase().replace(/\b(must|proxy)-revalidate\b/g, '');
@@ -83,25 +111,54 @@ function judgedHeaders(headers: HeaderMap, s: PolicySettings): HeaderMap {
   if (s.defaultTtl > 0 && headers.expires === undefined && !/\b(s-maxage|max-age|no-cache|no-store)\b/.test(cc)) extra.push(`s-maxage=${s.defaultTtl}`);
   if (s.staleWhileRevalidate > 0 && !cc.includes('stale-while-revalidate')) extra.push(`stale-while-revalidate=${s.staleWhileRevalidate}`);
   if (s.staleIfError > 0 && !cc.includes('stale-if-error')) extra.push(`stale-if-error=${s.staleIfError}`);
-  const judged: HeaderMap = { ...headers };
-  // The library keeps a response with cookies fresh for no time unless it is public.
-  if (s.storeSetCookie) delete judged['set-cookie'];
-  const value = [cc, ...extra].filter((d) => d.replace(/[\s,]/g, '') !== '').join(', ');
-  if (value === '') delete judged['cache-control'];
-  else judged['cache-control'] = value;
+  // Set-Cookie is left out: the library keeps a response with cookies fresh for no time unless it is
+  // public, and one that the route does not store with its cookies is refused before (toStore).
+  const judged: Record<string, string> = {};
+  for (const name of POLICY_HEADERS) if (headers[name] !== undefined) judged[name] = joined(headers[name]);
+  const value = extra.length === 0 ? cc : [cc, ...extra].filter((d) => !BLANK.test(d)).join(', ');
+  if (!BLANK.test(value)) judged['cache-control'] = value;
   return judged;
 }
 
+const STALE_WHILE_REVALIDATE = /\bstale-while-revalidate=(\d+)/;
+const STALE_IF_ERROR = /\bstale-if-error=(\d+)/;
+
 /** A seconds directive of a Cache-Control value, or 0. */
-function directive(cc: string, name: string): number {
-  const m = new RegExp(`\\b${name}=(\\d+)`).exec(cc);
+function directive(cc: string, pattern: RegExp): number {
+  const m = pattern.exec(cc);
   return m === null ? 0 : Number(m[1]);
 }
 
+/** Shared by the responses without tags (most): never written to. */
+const NO_TAGS: string[] = [];
+
 /** The value of a response header listing tokens (Cache-Tag, Surrogate-Key). */
 function tagsOf(headers: HeaderMap): string[] {
+  if (headers['cache-tag'] === undefined && headers['surrogate-key'] === undefined) return NO_TAGS;
   const text = `${joined(headers['cache-tag'])} ${joined(headers['surrogate-key'])}`;
   return text.split(/[\s,]+/).filter((t) => t !== '');
+}
+
+/**
+ * The last policy made for a response whose request had no Cache-Control
+ * and no Authorization and which has no Vary, as the library serializes it,
+ * and what it was made from: the next such response with the same status
+ * and judged headers gets its policy from it (with its own time and URL)
+ * instead of the library parsing the same headers again. A route's misses
+ * mostly look alike. The serialized form's objects are shared: the library
+ * writes to them only while constructing a policy.
+ */
+let lastPlain: { made: string; policy: CachePolicy.CachePolicyObject } | null = null;
+
+function policyOf(key: string, req: IncomingHttpHeaders, status: number, judged: Record<string, string>, vary: string): CachePolicy {
+  const make = () => new CachePolicy(policyRequest(key, req, vary), { status, headers: judged }, { shared: true });
+  if (vary !== '' || req['cache-control'] !== undefined || req.authorization !== undefined) return make();
+  let made = String(status);
+  for (const name in judged) made += `\n${name}: ${judged[name]}`;
+  if (lastPlain !== null && lastPlain.made === made) return CachePolicy.fromObject({ ...lastPlain.policy, t: Date.now(), u: key });
+  const policy = make();
+  lastPlain = { made, policy: policy.toObject() };
+  return policy;
 }
 
 /**
@@ -113,12 +170,12 @@ export function toStore(key: string, req: IncomingHttpHeaders, status: number, h
   const vary = joined(headers.vary);
   if (vary.trim() === '*') return 'vary-star';
   const judged = judgedHeaders(headers, s);
-  const policy = new CachePolicy(policyRequest(key, req), { status, headers: judged }, { shared: true });
+  const policy = policyOf(key, req, status, judged, vary);
   if (!policy.storable()) return 'not-storable';
-  const cc = joined(judged['cache-control']);
+  const cc = judged['cache-control'] ?? '';
   const ttl = policy.timeToLive();
   const validator = headers.etag !== undefined || headers['last-modified'] !== undefined;
-  const afterStale = Math.max(directive(cc, 'stale-while-revalidate'), directive(cc, 'stale-if-error'), s.grace) * 1000;
+  const afterStale = Math.max(directive(cc, STALE_WHILE_REVALIDATE), directive(cc, STALE_IF_ERROR), s.grace) * 1000;
   if (ttl <= 0 && !validator && afterStale === 0) return 'stale-at-once';
   const now = Date.now();
   const mustRevalidate = /\b(must|proxy)-revalidate\b/i.test(joined(headers['cache-control']));
@@ -132,7 +189,7 @@ export function toStore(key: string, req: IncomingHttpHeaders, status: number, h
     variant: variantOf(vary, req),
     tags: tagsOf(headers),
     mustRevalidate,
-    errorUntil: now + ttl + (mustRevalidate ? 0 : Math.max(directive(cc, 'stale-if-error'), s.grace) * 1000),
+    errorUntil: now + ttl + (mustRevalidate ? 0 : Math.max(directive(cc, STALE_IF_ERROR), s.grace) * 1000),
     // A response with a validator stays while it can be revalidated; without one, only while stale use is allowed.
     keepUntil: now + ttl + (validator ? Math.max(afterStale, 3600_000) : afterStale),
   };

@@ -21,7 +21,7 @@ import { when, type CacheStore, type Maybe } from './cache-store.js';
 import { invalidate, purge, type KeyOf } from './cache-purge.js';
 import { CaptureResponse, type Captured, type HeaderMap } from './capture-response.js';
 import type { FetchLock, WaitOutcome } from './fetch-lock.js';
-import { detachedSocket, originRequest } from './origin-request.js';
+import { detachedSocket, hasClientOnly, originRequest } from './origin-request.js';
 import type { PeerList } from '../http/peer-list.js';
 import { storedAnswer } from './stored-answer.js';
 
@@ -55,8 +55,6 @@ const UNSAFE = new Set(['POST', 'PUT', 'DELETE', 'PATCH']);
 const PASS_MS = 10_000;
 const MAX_PASS_KEYS = 10_000;
 const EMPTY = Buffer.alloc(0);
-/** Request headers that make an answer particular to the request. */
-const CLIENT_CONDITIONS = ['if-none-match', 'if-modified-since', 'if-match', 'if-unmodified-since', 'range', 'if-range'] as const;
 
 /** What a fetch from the origin is for. */
 interface Fetch {
@@ -82,6 +80,15 @@ export class CachedHandler implements Handler {
    * for it before (memory-answers.ts).
    */
   private readonly answers = new WeakMap<StoredResponse, { age: number; ttl: number; method: string; answer: MemoryResponse }>();
+  /**
+   * The key answerFromMemory made last, and for which request head: when it
+   * finds no fresh hit, serveLean gets that same request next and takes the
+   * same key string (its hash, for every Map the key goes through, is then
+   * worked out once).
+   */
+  private lastHeaders: IncomingHttpHeaders | null = null;
+  private lastScheme = '';
+  private lastKey = '';
 
   constructor(
     private readonly inner: LeanHandler,
@@ -108,6 +115,9 @@ export class CachedHandler implements Handler {
     const h = head.headers;
     if (head.scheme === undefined || h['x-forwarded-proto'] !== undefined || h.forwarded !== undefined || this.bypass(h)) return null;
     const key = this.keyOf(head.scheme, hostName(h.host), head.url ?? '/', h);
+    this.lastHeaders = h;
+    this.lastScheme = head.scheme;
+    this.lastKey = key;
     const freshHit = (variants: StoredResponse[], reusable: boolean) => {
       const found = lookup(variants, key, h);
       return found === null || found.verdict.kind !== 'fresh' ? null : this.hit(found.stored, head.method ?? 'GET', h, '', reusable ? key : null);
@@ -122,7 +132,8 @@ export class CachedHandler implements Handler {
     if (method !== 'GET' && method !== 'HEAD') return this.forward(r, UNSAFE.has(method) ? 'method' : 'bypass');
     const h = r.req.headers;
     if (this.bypass(h)) return this.forward(r, 'bypass');
-    const key = this.keyOf(r.scheme, r.host, r.req.url ?? '/', h);
+    const key = h === this.lastHeaders && r.scheme === this.lastScheme ? this.lastKey : this.keyOf(r.scheme, r.host, r.req.url ?? '/', h);
+    this.lastHeaders = null;
     this.lookUpAndAnswer(r, key);
   }
 
@@ -195,7 +206,7 @@ export class CachedHandler implements Handler {
   /** `reuseKey`: the key of a store that answers at once, when the front may reuse a plain answer (MemoryResponse.reusableFor). */
   private hit(stored: StoredResponse, method: string, h: IncomingHttpHeaders, detail: string, reuseKey: string | null = null): MemoryResponse {
     const { age, ttl, steadyMs } = ageOf(stored);
-    const plain = detail === '' && !CLIENT_CONDITIONS.some((name) => h[name] !== undefined);
+    const plain = detail === '' && !hasClientOnly(h);
     const known = plain ? this.answers.get(stored) : undefined;
     if (known !== undefined && known.age === age && known.ttl === ttl && known.method === method) return known.answer;
     const answer = storedAnswer(stored, method, h, age, `${NAME}; hit; ttl=${ttl}${detail}`);
@@ -272,8 +283,8 @@ export class CachedHandler implements Handler {
       }
       return;
     }
-    // The capture keeps no body past the maximum object size.
-    const answer = storing !== null && captured.body !== null ? { ...storing, body: captured.body } : null;
+    // The capture keeps no body past the maximum object size. `storing` was made for this fetch alone.
+    const answer = storing !== null && captured.body !== null ? Object.assign(storing, { body: captured.body }) : null;
     if (answer !== null) {
       this.pass.delete(f.key);
     } else {

@@ -79,13 +79,15 @@ export class CaptureResponse extends EventEmitter implements HttpResponse {
     super();
     if (client !== null) {
       client.on('drain', () => this.emit('drain'));
-      client.once('close', () => {
-        // The client left before the answer was complete (its request is cancelled): the fetch is over.
-        this.fail();
-        this.emit('close');
-      });
+      client.on('close', this.onClientClose);
     }
   }
+
+  private readonly onClientClose = (): void => {
+    // The client left before the answer was complete (its request is cancelled): the fetch is over.
+    this.fail();
+    this.emit('close');
+  };
 
   /** The origin's answer is kept from the client (the cache answers it, and writes its access log line). */
   get holding(): boolean {
@@ -149,6 +151,9 @@ export class CaptureResponse extends EventEmitter implements HttpResponse {
     if (chunk !== undefined) this.record(chunk);
     this.finished = true;
     this.passing?.end(chunk);
+    // Past the end the client's 'close' only matters to those listening here; with none, it need not be
+    // listened for (the front's writer then has no 'close' to emit once the response is written).
+    if (this.listenerCount('close') === 0) this.client?.removeListener('close', this.onClientClose);
     const body = this.keep ? (this.chunks.length === 1 ? this.chunks[0]! : Buffer.concat(this.chunks)) : null;
     this.chunks = [];
     this.hooks.done({ status: this.status, headers: this.headers, body, held: this.held });

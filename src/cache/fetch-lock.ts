@@ -19,8 +19,8 @@ export type WaitOutcome = 'done' | 'failed' | 'timeout';
 const POLL_MS = 20;
 
 export class FetchLock {
-  /** Keys being fetched, with the requests waiting for each. */
-  private readonly waiting = new Map<string, Set<(outcome: WaitOutcome) => void>>();
+  /** Keys being fetched, with the requests waiting for each (null until one waits: most fetches have none). */
+  private readonly waiting = new Map<string, Set<(outcome: WaitOutcome) => void> | null>();
   /** Keys whose lock in the shared store this process holds. */
   private readonly sharedHeld = new Set<string>();
 
@@ -33,7 +33,7 @@ export class FetchLock {
   /** Takes the key's lock in this process: true when this caller fetches (and must call release), false when one is under way. */
   acquire(key: string): boolean {
     if (this.waiting.has(key)) return false;
-    this.waiting.set(key, new Set());
+    this.waiting.set(key, null);
     return true;
   }
 
@@ -62,8 +62,9 @@ export class FetchLock {
 
   /** Calls `then` once the key's fetch is over ('done', or 'failed' when the origin failed), or the lock timeout passed. */
   wait(key: string, then: (outcome: WaitOutcome) => void): void {
-    const set = this.waiting.get(key);
+    let set = this.waiting.get(key);
     if (set === undefined) return then('done');
+    if (set === null) this.waiting.set(key, (set = new Set()));
     const timer = setTimeout(() => {
       set.delete(wake);
       then('timeout');
@@ -80,6 +81,6 @@ export class FetchLock {
     const set = this.waiting.get(key);
     this.waiting.delete(key);
     if (this.sharedHeld.delete(key)) void this.store.unlock?.(key);
-    if (set !== undefined) for (const wake of set) wake(failed ? 'failed' : 'done');
+    if (set !== undefined && set !== null) for (const wake of set) wake(failed ? 'failed' : 'done');
   }
 }
