@@ -4,25 +4,27 @@
  * cache off, then on with every request a miss — a query string of its own
  * each time (a wrk script), so each is looked up, fetched, and stored, the
  * whole miss path. Latency at a moderate load (wrk -t1 -c4, well below
- * saturation), mean and p99; one fresh server per run.
+ * saturation), mean and p99 of the median run of --repeat on one server,
+ * each with URLs of its own, after a warm-up of misses.
  */
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Options } from './options.js';
 import { firstLine, makeTempDir, removeTempDir, runCommand } from './processes.js';
+import { medianRun } from './bench-row.js';
 import { formatMs } from './report.js';
 import { withServer } from './server-run.js';
 import type { AppSpec, ServerSpec } from './servers.js';
-import { parseWrk } from './wrk.js';
+import { parseWrk, WARMUP_SECONDS } from './wrk.js';
 
 const MISS_CONNECTIONS = 4;
 const PAGE: AppSpec = { id: '1KiB-miss', module: 'cached_page', path: '/1k' };
 const TARGET = 0.1;
-/** A query string of its own for every request: every one a miss. */
-const UNIQUE_URLS = `counter = 0
+/** A query string of its own for every request (`run` keeps runs on one server apart): every one a miss. */
+const uniqueUrls = (run: string) => `counter = 0
 request = function()
   counter = counter + 1
-  return wrk.format(nil, "/1k?miss=" .. counter)
+  return wrk.format(nil, "/1k?${run}=" .. counter)
 end
 `;
 
@@ -39,25 +41,35 @@ function meanMs(out: string): number | null {
   return m[2] === 'us' ? n / 1000 : m[2] === 's' ? n * 1000 : n;
 }
 
+/**
+ * The median of --repeat runs on one server, after a warm-up of misses of
+ * its own (the server's warm-up asks for the plain page: for the cache, hits).
+ */
 async function missLatency(server: ServerSpec, opts: Options, logName: string, notes: string[]): Promise<MissLatency | null> {
   const dir = makeTempDir('gatehouse-bench-miss-');
-  const script = join(dir, 'unique-urls.lua');
-  writeFileSync(script, UNIQUE_URLS);
-  let result: MissLatency | null = null;
+  const runs: MissLatency[] = [];
+  const wrk = async (port: number, run: string, seconds: number) => {
+    const script = join(dir, `${run}.lua`);
+    writeFileSync(script, uniqueUrls(run));
+    const args = ['-t1', `-c${MISS_CONNECTIONS}`, `-d${seconds}s`, '--latency', '-s', script, `http://127.0.0.1:${port}/1k`];
+    return runCommand('wrk', 'wrk', args, (seconds + 30) * 1000);
+  };
   try {
     await withServer(server, PAGE, opts, logName, notes, async (port) => {
-      const args = ['-t1', `-c${MISS_CONNECTIONS}`, `-d${opts.duration}s`, '--latency', '-s', script, `http://127.0.0.1:${port}/1k`];
-      const run = await runCommand('wrk', 'wrk', args, (opts.duration + 30) * 1000);
-      const parsed = parseWrk(run.out);
-      const mean = meanMs(run.out);
-      if (parsed === null || mean === null) notes.push(`could not read wrk's output: ${firstLine(run.out)}`);
-      else if (parsed.non2xx3xx > 0) notes.push(`${parsed.non2xx3xx} non-2xx/3xx answers`);
-      else result = { meanMs: mean, p99Ms: parsed.p99ms };
+      await wrk(port, 'warm', WARMUP_SECONDS);
+      for (let i = 1; i <= opts.repeat; i++) {
+        const run = await wrk(port, `run${i}`, opts.duration);
+        const parsed = parseWrk(run.out);
+        const mean = meanMs(run.out);
+        if (parsed === null || mean === null) notes.push(`could not read wrk's output: ${firstLine(run.out)}`);
+        else if (parsed.non2xx3xx > 0) notes.push(`${parsed.non2xx3xx} non-2xx/3xx answers`);
+        else runs.push({ meanMs: mean, p99Ms: parsed.p99ms });
+      }
     });
   } finally {
     removeTempDir(dir);
   }
-  return result;
+  return runs.length === 0 ? null : medianRun(runs, (r) => r.meanMs).median;
 }
 
 /** The section's lines (list items): the cache off and on (all misses), and what the misses added. */
@@ -66,7 +78,7 @@ export async function missLatencyLines(uncached: ServerSpec, cached: ServerSpec,
   const off = await missLatency(uncached, opts, 'cache-miss-off', notes);
   const on = await missLatency(cached, opts, 'cache-miss-on', notes);
   const cell = (m: MissLatency | null) => (m === null ? 'failed' : `mean ${formatMs(m.meanMs)}, p99 ${formatMs(m.p99Ms)}`);
-  const lines = [`cache misses, 1 KiB page, wrk -t1 -c${MISS_CONNECTIONS} -d${opts.duration}s with a query string of its own per request: cache off ${cell(off)}; cache on, every request a miss: ${cell(on)}.`];
+  const lines = [`cache misses, 1 KiB page, wrk -t1 -c${MISS_CONNECTIONS} -d${opts.duration}s with a query string of its own per request (median of ${opts.repeat} runs after ${WARMUP_SECONDS} s of misses): cache off ${cell(off)}; cache on, every request a miss: ${cell(on)}.`];
   if (off !== null && on !== null) {
     const added = on.meanMs / off.meanMs - 1;
     const pct = (x: number) => `${x >= 0 ? '+' : ''}${(x * 100).toFixed(1)}%`;
