@@ -36,6 +36,7 @@ let gh: Server;
 let nginx: Peer;
 const url: Record<string, string> = {};
 let fcgiSock: string;
+let uwsgiTcpPort: number;
 
 before(async () => {
   if (skip) return;
@@ -43,11 +44,12 @@ before(async () => {
   const sock = (name: string) => join(tmp.dir, `${name}.sock`);
   fcgiSock = sock('fastcgi');
   const config = join(tmp.dir, 'gatehouse.toml');
+  [uwsgiTcpPort] = (await freePorts(1)) as [number];
   mkdirSync(join(tmp.dir, 'files'));
   writeFileSync(join(tmp.dir, 'files', 'page.html'), '<p>static through the protocol</p>'.repeat(100));
   writeFileSync(
     config,
-    `uwsgi_socket = ["unix:${sock('uwsgi')}"]\nfastcgi_socket = ["unix:${fcgiSock}"]\nscgi_socket = ["unix:${sock('scgi')}"]\n` +
+    `uwsgi_socket = ["unix:${sock('uwsgi')}", "127.0.0.1:${uwsgiTcpPort}"]\nfastcgi_socket = ["unix:${fcgiSock}"]\nscgi_socket = ["unix:${sock('scgi')}"]\n` +
       `chmod_socket = "666"\nworkers = 1\npython = "${SYSTEM_PYTHON}"\nmax_request_body = "16m"\naccess_log = "${join(tmp.dir, 'access.log')}"\n` +
       `[apps.dump]\napp = ${JSON.stringify(join(APPS, 'upstream_wsgi.py'))}\n` +
       `[apps.flask]\napp = "flask_demo:app"\nchdir = ${JSON.stringify(join(APPS, 'flaskapp'))}\n` +
@@ -213,6 +215,28 @@ test('FastCGI: a kept connection serves the next request after a body that came 
   const out = (id: number) => Buffer.concat(got.records.filter((r) => r.type === FCGI.STDOUT && r.requestId === id).map((r) => r.content)).toString();
   assert.match(out(1), new RegExp(`"md5": "${createHash('md5').update(body).digest('hex')}"`));
   assert.match(out(2), /"PATH_INFO": "\/after"/);
+});
+
+test('uwsgi over TCP: a POST whose body comes in pieces is answered whole, then the connection closes', { skip }, async () => {
+  const body = randomBytes(300 * 1024);
+  const socket = connect(uwsgiTcpPort, '127.0.0.1');
+  const got: Buffer[] = [];
+  const closed = new Promise<void>((resolve, reject) => {
+    socket.on('data', (d: Buffer) => got.push(d));
+    socket.on('end', resolve);
+    socket.on('error', reject);
+  });
+  socket.write(encodeUwsgiPacket([['REQUEST_METHOD', 'POST'], ['REQUEST_URI', '/tcp'], ['CONTENT_LENGTH', String(body.length)], ['SERVER_PROTOCOL', 'HTTP/1.1']])!);
+  for (let at = 0; at < body.length; at += 64 * 1024) {
+    socket.write(body.subarray(at, at + 64 * 1024));
+    await new Promise((r) => setTimeout(r, 20));
+  }
+  await closed;
+  const answer = Buffer.concat(got).toString('latin1');
+  assert.match(answer, /^HTTP\/1\.1 200 OK\r\n/);
+  const json = JSON.parse(answer.slice(answer.indexOf('\r\n\r\n') + 4)) as { length: number; md5: string };
+  assert.equal(json.length, body.length);
+  assert.equal(json.md5, createHash('md5').update(body).digest('hex'));
 });
 
 test('a front end that closes its connection mid-request: the request is logged as 499 (uwsgi, FastCGI)', { skip }, async () => {
