@@ -19,7 +19,7 @@ import { readFileSync } from 'node:fs';
 import type { Readable } from 'node:stream';
 import { createRequire } from 'node:module';
 import type { buildConnector } from 'undici';
-import { connect as netConnect, isIP } from 'node:net';
+import { connect as netConnect, isIP, type NetConnectOpts } from 'node:net';
 import { GatehouseError } from '../errors.js';
 import type { ProxySettings } from '../config/proxy.js';
 import type { Handler, HttpResponse, LeanRouteRequest, RequestInfo, RouteRequest, UpgradeRequest } from '../http/handler.js';
@@ -175,7 +175,8 @@ function connector(target: ProxyTarget, options: buildConnector.BuildOptions): b
 
 function unixConnect(path: string, callback: buildConnector.Callback): void {
   let pending: buildConnector.Callback | null = callback;
-  const socket = netConnect(path);
+  // undici's connector's read buffer (large bodies come in fewer reads).
+  const socket = netConnect({ path, highWaterMark: 64 * 1024 } as NetConnectOpts);
   // Kept after the connect (as undici's connector does): an error before undici listens is not thrown.
   socket.on('error', (err) => {
     pending?.(err, null);
