@@ -84,7 +84,7 @@ export function upstreamRequestHeaders(r: Routed, rules: HeaderRules, bodyLength
     const value = raw[i + 1]!;
     const key = name.toLowerCase();
     // HTTP/2 pseudo-headers (:authority stands in for Host).
-    if (key.charCodeAt(0) === 58) {
+    if (key.startsWith(':')) {
       if (key === ':authority' && clientHost === '') clientHost = value;
       continue;
     }
@@ -152,7 +152,8 @@ export interface ClientResponseHead {
 
 /**
  * The response head sent to the client, from undici's raw header buffers,
- * in one pass over them. `upstreamBases`: the authorities the upstream may
+ * with the Content-Length and `Connection: close` the exchange needs found in
+ * the same walk. `upstreamBases`: the authorities the upstream may
  * put in a Location for this route (its own and the Host sent), each
  * followed by pass_path.
  */
