@@ -69,6 +69,8 @@ ${route('/buffered', `upstreams = ["${ups.h!.address}"]\nbuffer_size = "64m"`)}
 ${route('/unbuffered', `upstreams = ["${ups.h!.address}"]\nbuffering = false`)}
 ${route('/streamed', `upstreams = ["${a}"]\nrequest_buffering = false`)}
 ${route('/unix', `upstreams = ["unix:${join(dir, 'up.sock')}"]\npass_path = "/"`)}
+${route('/unix-missing', `upstreams = ["unix:${join(dir, 'missing.sock')}"]`)}
+${route('/unix-refused', `upstreams = ["unix:${join(dir, 'not-a-socket')}"]`)}
 ${route('/health', `upstreams = ["${ups.c!.address}", "${ups.d!.address}"]\nhealth_check = { interval = 0.2, path = "/health", timeout = 0.5 }`)}
 ${route('/ws', `upstreams = ["127.0.0.1:${wsPort}"]\npass_path = "/socket"`)}
 [[routes]]
@@ -349,6 +351,19 @@ test('a unix-socket upstream', async () => {
   assert.equal(r.status, 200);
   assert.equal(json(r.body).name, 'unix');
   assert.equal(json(r.body).url, '/u?v=1');
+  const big = await request(server.url, '/unix/big?mb=4');
+  assert.equal(big.status, 200);
+  assert.equal(big.raw.length, 4 * 1024 * 1024);
+});
+
+test('a unix-socket upstream that is not there, or not a socket: 502 at once, logged as connecting', async () => {
+  writeFileSync(join(dir, 'not-a-socket'), '');
+  for (const [path, code] of [['/unix-missing/x', 'ENOENT'], ['/unix-refused/x', 'ECONNREFUSED']] as const) {
+    const r = await request(server.url, path);
+    assert.equal(r.status, 502, path);
+    assert.ok(r.ms < 2000, path);
+    await server.waitFor(new RegExp(`GET ${path}: upstream unix:\\S+ failed while connecting: .*${code}.*\\(502\\)`));
+  }
 });
 
 test('active health checks: an upstream failing its check gets no requests until it passes again', async () => {

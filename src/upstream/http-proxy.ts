@@ -19,7 +19,7 @@ import { readFileSync } from 'node:fs';
 import type { Readable } from 'node:stream';
 import { createRequire } from 'node:module';
 import type { buildConnector } from 'undici';
-import { isIP } from 'node:net';
+import { connect as netConnect, isIP, type NetConnectOpts } from 'node:net';
 import { GatehouseError } from '../errors.js';
 import type { ProxySettings } from '../config/proxy.js';
 import type { Handler, HttpResponse, LeanRouteRequest, RequestInfo, RouteRequest, UpgradeRequest } from '../http/handler.js';
@@ -59,7 +59,6 @@ export class HttpProxy implements Handler {
     const peers: ProxyPeer[] = settings.upstreams.map((u) => {
       const target = parseProxyTarget(u.address) as ProxyTarget;
       const pool = new (undici().Pool)(target.origin, {
-        ...(target.socketPath === undefined ? {} : { socketPath: target.socketPath }),
         connections: settings.max_connections || null,
         keepAliveTimeout: settings.keepalive_timeout * 1000,
         keepAliveMaxTimeout: settings.keepalive_timeout * 1000,
@@ -152,16 +151,39 @@ export class HttpProxy implements Handler {
 }
 
 /**
- * undici names the TLS server (SNI, and the name its certificate is checked
+ * How undici opens a connection to an upstream. A unix socket connects at
+ * once or fails (it never waits, so no connect timeout applies) and has no
+ * TCP options: a plain net.connect is all it needs, where undici's own
+ * connector adds a timer and a socket options pass to every connection (with
+ * a back end that closes each connection, one per request).
+ *
+ * TLS: undici names the server (SNI, and the name its certificate is checked
  * against) after each request's Host header; a proxy passes the client's
  * Host, but the certificate is the upstream's. The name is the upstream
  * address's, as nginx's proxy_ssl_name (none for an IP address, whose
  * certificate is then checked for that IP).
  */
 function connector(target: ProxyTarget, options: buildConnector.BuildOptions): buildConnector.BuildOptions | buildConnector.connector {
+  const path = target.socketPath;
+  if (path !== undefined) return (_opts, callback) => unixConnect(path, callback);
   if (!target.tls) return options;
   const connect = undici().buildConnector(options);
   const host = target.authority.replace(/:\d+$/, '').replace(/^\[|\]$/g, '');
   const servername = isIP(host) === 0 ? host : undefined;
   return (opts, callback) => connect({ ...opts, servername }, callback);
+}
+
+function unixConnect(path: string, callback: buildConnector.Callback): void {
+  let pending: buildConnector.Callback | null = callback;
+  // undici's connector's read buffer (large bodies come in fewer reads).
+  const socket = netConnect({ path, highWaterMark: 64 * 1024 } as NetConnectOpts);
+  // Kept after the connect (as undici's connector does): an error before undici listens is not thrown.
+  socket.on('error', (err) => {
+    pending?.(err, null);
+    pending = null;
+  });
+  socket.once('connect', () => {
+    pending?.(null, socket);
+    pending = null;
+  });
 }

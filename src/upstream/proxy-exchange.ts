@@ -26,7 +26,7 @@ import type { Logger } from '../log/logger.js';
 import { discardBodyFile } from '../http/request-body.js';
 import type { Balancer, Peer } from './balancer.js';
 import { BodySink } from './body-sink.js';
-import { clientResponseHeaders, upstreamRequestHeaders, upstreamTarget, type HeaderRules } from './proxy-headers.js';
+import { clientResponseHead, upstreamRequestHeaders, upstreamTarget, type HeaderRules } from './proxy-headers.js';
 import { requestServername, type ProxyTarget } from './proxy-target.js';
 import { UpstreamError, upstreamFailed, type UpstreamPhase } from './upstream-failure.js';
 
@@ -172,12 +172,11 @@ export class ProxyExchange implements Dispatcher.DispatchHandlers, InFlight {
     }
     this.route.balancer.succeeded(peer);
     clearTimeout(this.triesTimer);
-    const headers = clientResponseHeaders(raw, this.route.rules, this.r, [peer.target.authority, this.sentHost]);
-    const length = contentLength(raw);
+    const head = clientResponseHead(raw, this.route.rules, this.r, [peer.target.authority, this.sentHost]);
     this.status = status;
     this.resume = resume;
-    this.closing = saysClose(raw);
-    this.sink.head(this.route.compression, this.r.req, status, statusText || STATUS_CODES[status] || '', headers, length);
+    this.closing = head.close;
+    this.sink.head(this.route.compression, this.r.req, status, statusText || STATUS_CODES[status] || '', head.headers, head.length);
     return true;
   }
 
@@ -301,14 +300,6 @@ export class ProxyExchange implements Dispatcher.DispatchHandlers, InFlight {
   }
 }
 
-/** Whether raw response headers hold `Connection: close`. */
-function saysClose(raw: readonly Buffer[]): boolean {
-  for (let i = 0; i < raw.length; i += 2) {
-    if (raw[i]!.length === 10 && raw[i]!.toString('latin1').toLowerCase() === 'connection' && /\bclose\b/i.test(raw[i + 1]!.toString('latin1'))) return true;
-  }
-  return false;
-}
-
 let unstacked = false;
 
 /**
@@ -327,12 +318,4 @@ function unstackedUntilMicrotask(): void {
     Error.stackTraceLimit = limit;
     unstacked = false;
   });
-}
-
-/** The Content-Length of raw response headers, when there is one. */
-function contentLength(raw: readonly Buffer[]): number | undefined {
-  for (let i = 0; i < raw.length; i += 2) {
-    if (raw[i]!.length === 14 && raw[i]!.toString('latin1').toLowerCase() === 'content-length') return Number(raw[i + 1]!.toString('latin1'));
-  }
-  return undefined;
 }

@@ -41,10 +41,10 @@ export function headerTable(table: Record<string, string>): Map<string, [string,
   return new Map(Object.entries(table).map(([name, value]) => [name.toLowerCase(), [name, value]]));
 }
 
-/** The names Connection lists, lower case: hop-by-hop too. */
-function connectionTokens(values: string[]): Set<string> {
-  const tokens = new Set<string>();
-  for (const v of values) for (const t of v.split(',')) tokens.add(t.trim().toLowerCase());
+/** Adds the names a Connection value lists, lower case (hop-by-hop too), to `tokens` (made on the first). */
+function connectionTokens(tokens: Set<string> | null, value: string): Set<string> {
+  tokens ??= new Set();
+  for (const t of value.split(',')) tokens.add(t.trim().toLowerCase());
   return tokens;
 }
 
@@ -64,15 +64,20 @@ function peerAddress(req: RequestInfo): string {
   return remote.startsWith('::ffff:') ? remote.slice(7) : remote;
 }
 
+/** A trusted peer's values of a forwarding header, then ours. */
+function appended(prior: Map<string, string[]> | null, key: string, ours: string): string {
+  const before = prior?.get(key);
+  return before === undefined ? ours : [...before, ours].join(', ');
+}
+
 /** The request head sent upstream, as `[name, value, ...]`; `bodyLength`: a buffered body's length (Content-Length). */
 export function upstreamRequestHeaders(r: Routed, rules: HeaderRules, bodyLength: number | null): string[] {
   const raw = r.req.rawHeaders;
-  const trusted = forwardedOf(r.req) !== undefined;
-  const connection: string[] = [];
-  for (let i = 0; i < raw.length; i += 2) if (raw[i]!.toLowerCase() === 'connection') connection.push(raw[i + 1]!);
-  const named = connectionTokens(connection);
+  // Per request: the common head (no Connection header, untrusted peer) makes no Set, Map or closure.
+  let named: Set<string> | null = null;
+  for (let i = 0; i < raw.length; i += 2) if (raw[i]!.length === 10 && raw[i]!.toLowerCase() === 'connection') named = connectionTokens(named, raw[i + 1]!);
+  const prior = forwardedOf(r.req) === undefined ? null : new Map<string, string[]>();
   const out: string[] = [];
-  const prior = new Map<string, string[]>();
   let clientHost = '';
   for (let i = 0; i < raw.length; i += 2) {
     const name = raw[i]!;
@@ -83,14 +88,14 @@ export function upstreamRequestHeaders(r: Routed, rules: HeaderRules, bodyLength
       if (key === ':authority' && clientHost === '') clientHost = value;
       continue;
     }
-    if (HOP_BY_HOP.has(key) || named.has(key) || key === 'expect') continue;
+    if (HOP_BY_HOP.has(key) || named?.has(key) === true || key === 'expect') continue;
     if (key === 'host') {
       clientHost = value;
       continue;
     }
     if (bodyLength !== null && key === 'content-length') continue;
     if (FORWARDING.has(key)) {
-      if (trusted) prior.set(key, [...(prior.get(key) ?? []), value]);
+      if (prior !== null) prior.set(key, [...(prior.get(key) ?? []), value]);
       continue;
     }
     out.push(name, value);
@@ -98,13 +103,12 @@ export function upstreamRequestHeaders(r: Routed, rules: HeaderRules, bodyLength
   if (bodyLength !== null) out.push('Content-Length', String(bodyLength));
   out.push('Host', rules.host ?? (clientHost || 'localhost'));
   const addr = peerAddress(r.req);
-  const appended = (key: string, ours: string) => [...(prior.get(key) ?? []), ours].join(', ');
-  out.push('X-Forwarded-For', appended('x-forwarded-for', addr));
-  out.push('X-Forwarded-Proto', appended('x-forwarded-proto', r.scheme));
-  if (clientHost !== '') out.push('X-Forwarded-Host', appended('x-forwarded-host', clientHost));
+  out.push('X-Forwarded-For', appended(prior, 'x-forwarded-for', addr));
+  out.push('X-Forwarded-Proto', appended(prior, 'x-forwarded-proto', r.scheme));
+  if (clientHost !== '') out.push('X-Forwarded-Host', appended(prior, 'x-forwarded-host', clientHost));
   const node = addr.includes(':') ? `"[${addr}]"` : addr;
   const host = clientHost !== '' ? `;host=${quoteIfNeeded(clientHost)}` : '';
-  out.push('Forwarded', appended('forwarded', `for=${node};proto=${r.scheme}${host}`));
+  out.push('Forwarded', appended(prior, 'forwarded', `for=${node};proto=${r.scheme}${host}`));
   return applyTable(out, rules.requestHeaders);
 }
 
@@ -136,26 +140,49 @@ function encodeLatin1(path: string): string {
   return path.replace(/[^\x21-\x7e]|%/g, (c) => `%${c.charCodeAt(0).toString(16).toUpperCase().padStart(2, '0')}`);
 }
 
+/** The response head for the client, and what the proxy reads from the upstream's. */
+export interface ClientResponseHead {
+  /** `[name, value, ...]`. */
+  headers: string[];
+  /** The upstream's Content-Length, when it sent one. */
+  length: number | undefined;
+  /** The upstream said `Connection: close`. */
+  close: boolean;
+}
+
 /**
- * The response head sent to the client, as `[name, value, ...]`, from
- * undici's raw header buffers. `upstreamBases`: the URLs the upstream may
- * put in a Location for this route (`http://its-authority` and
- * `http://the-Host-sent`, each followed by pass_path).
+ * The response head sent to the client, from undici's raw header buffers,
+ * with the Content-Length and `Connection: close` the exchange needs found in
+ * the same walk. `upstreamBases`: the authorities the upstream may
+ * put in a Location for this route (its own and the Host sent), each
+ * followed by pass_path.
  */
-export function clientResponseHeaders(raw: Buffer[], rules: HeaderRules, r: Routed, upstreamBases: readonly string[]): string[] {
-  const connection: string[] = [];
-  for (let i = 0; i < raw.length; i += 2) if (raw[i]!.length === 10 && raw[i]!.toString('latin1').toLowerCase() === 'connection') connection.push(raw[i + 1]!.toString('latin1'));
-  const named = connectionTokens(connection);
+export function clientResponseHead(raw: Buffer[], rules: HeaderRules, r: Routed, upstreamBases: readonly string[]): ClientResponseHead {
+  let named: Set<string> | null = null;
+  let close = false;
+  for (let i = 0; i < raw.length; i += 2) {
+    if (raw[i]!.length !== 10 || raw[i]!.toString('latin1').toLowerCase() !== 'connection') continue;
+    const value = raw[i + 1]!.toString('latin1');
+    named = connectionTokens(named, value);
+    close ||= /\bclose\b/i.test(value);
+  }
   const out: string[] = [];
+  let length: number | undefined;
   for (let i = 0; i < raw.length; i += 2) {
     const name = raw[i]!.toString('latin1');
     const key = name.toLowerCase();
-    if (HOP_BY_HOP.has(key) || named.has(key)) continue;
+    if (key === 'content-length') length ??= Number(raw[i + 1]!.toString('latin1'));
+    if (HOP_BY_HOP.has(key) || named?.has(key) === true) continue;
     let value = raw[i + 1]!.toString('latin1');
     if (rules.rewriteLocation && (key === 'location' || key === 'refresh')) value = rewriteLocation(value, r, rules.passPath, upstreamBases);
     out.push(name, value);
   }
-  return applyTable(out, rules.responseHeaders);
+  return { headers: applyTable(out, rules.responseHeaders), length, close };
+}
+
+/** The response head sent to the client, as `[name, value, ...]` (see clientResponseHead). */
+export function clientResponseHeaders(raw: Buffer[], rules: HeaderRules, r: Routed, upstreamBases: readonly string[]): string[] {
+  return clientResponseHead(raw, rules, r, upstreamBases).headers;
 }
 
 /** `http://upstream/pass_path/x` → `/prefix/x` (Refresh: the part after `url=`). */
