@@ -12,13 +12,13 @@
  * buffered, so it can be sent again whole.
  */
 import { createReadStream, type ReadStream } from 'node:fs';
-import { createConnection, type Socket } from 'node:net';
+import type { Socket } from 'node:net';
 import type { ExchangeContext, HttpResponse, RequestInfo, RouteRequest } from '../http/handler.js';
 import { discardBodyFile } from '../http/request-body.js';
 import { CgiHeadReader } from './cgi-response.js';
 import { Deadlines, type Expiring } from './deadlines.js';
 import { ResponseRelay } from './response-relay.js';
-import { useSocket, type SocketPool, type SocketUser } from './socket-pool.js';
+import { openSocket, useSocket, type SocketPool, type SocketUser } from './socket-pool.js';
 import type { ConnectionLimit } from './connection-limit.js';
 import type { DnsCache } from './dns-cache.js';
 import { connectOptions, type UpstreamAddress } from './upstream-address.js';
@@ -128,19 +128,15 @@ export class UpstreamExchange implements SocketUser, Expiring {
     const kept = this.retried ? null : (this.wire.pool?.take() ?? null);
     this.reused = kept !== null;
     if (kept !== null) {
-      this.own(kept);
+      this.socket = kept;
+      useSocket(kept, this);
       return this.send(kept);
     }
-    const socket = createConnection({ ...connectOptions(this.target.address), lookup: this.target.lookup, noDelay: true });
+    const socket = openSocket({ ...connectOptions(this.target.address), lookup: this.target.lookup, noDelay: true }, this);
+    this.socket = socket;
     this.phase = 'connect';
     this.arm(this.target.connectMs);
     socket.once('connect', () => this.send(socket));
-    this.own(socket);
-  }
-
-  private own(socket: Socket): void {
-    this.socket = socket;
-    useSocket(socket, this);
   }
 
   /** Writes the request: its bytes in memory at once, a body in a file as it is read. */
