@@ -142,10 +142,10 @@ export class UpstreamExchange implements SocketUser, Expiring {
   /** Writes the request: its bytes in memory at once, a body in a file as it is read. */
   private send(socket: Socket): void {
     this.phase = 'send';
-    this.arm(0);
     const ok = writeAll(socket, this.wire.head);
-    if (this.body?.file) return this.sendFile(socket, this.body.file);
-    this.whenWritten(socket, ok);
+    if (!this.body?.file) return this.whenWritten(socket, ok);
+    this.arm(0);
+    this.sendFile(socket, this.body.file);
   }
 
   private sendFile(socket: Socket, file: string): void {
@@ -166,24 +166,26 @@ export class UpstreamExchange implements SocketUser, Expiring {
 
   /** The request is written (`ok`), or will be once the socket drains: the read timeout starts. */
   private whenWritten(socket: Socket, ok: boolean): void {
-    const sent = () => {
-      this.sent = true;
-      this.phase = 'read';
-      this.arm(this.target.readMs);
-    };
-    if (ok) return sent();
+    if (ok) return this.written();
     this.arm(this.target.sendMs);
-    socket.once('drain', sent);
+    socket.once('drain', () => this.written());
+  }
+
+  private written(): void {
+    this.sent = true;
+    this.phase = 'read';
+    this.arm(this.target.readMs);
   }
 
   data(chunk: Buffer): void {
     if (this.relay.done) return;
     this.received = true;
     this.phase = 'read';
-    if (this.sent) this.arm(this.target.readMs);
     const decoded = this.decoder.push(chunk);
     if (typeof decoded === 'string') return this.fail(502, decoded);
     const { data, ended } = decoded;
+    // The read timeout runs again from here, unless the response is complete (its end stops it).
+    if (this.sent && !ended) this.arm(this.target.readMs);
     for (let i = 0; i < data.length; i++) {
       const body = this.bodyOf(data[i]!);
       if (this.relay.done) return;
