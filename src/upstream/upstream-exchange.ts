@@ -103,6 +103,8 @@ export class UpstreamExchange implements SocketUser, Expiring {
   /** A connection of target.limit is this exchange's. */
   private holding = false;
   private cancelWait: (() => void) | null = null;
+  deadlineSlot = -1;
+  deadlineDue = 0;
 
   constructor(
     private readonly r: RouteRequest<RequestInfo, HttpResponse>,
