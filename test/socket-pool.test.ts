@@ -1,8 +1,8 @@
 /** The back ends' kept-alive connection pool, on real loopback sockets: hand-overs, what drops an idle connection, the idle timeout. */
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { connect, createServer, type Server, type Socket } from 'node:net';
-import { SocketPool, useSocket, type SocketUser } from '../src/upstream/socket-pool.js';
+import { createServer, type Server, type Socket } from 'node:net';
+import { openSocket, SocketPool, useSocket, type SocketUser } from '../src/upstream/socket-pool.js';
 
 let server: Server;
 /** The back end's side of each connection, in order. */
@@ -20,8 +20,7 @@ after(() => {
 
 /** A connected socket whose events go to `user`, and the back end's side of it. */
 async function open(user: SocketUser): Promise<{ socket: Socket; peer: Socket }> {
-  const socket = connect((server.address() as { port: number }).port, '127.0.0.1');
-  useSocket(socket, user);
+  const socket = openSocket({ port: (server.address() as { port: number }).port, host: '127.0.0.1' }, user);
   await new Promise((resolve) => socket.once('connect', resolve));
   while (peers.length === 0 || peers.at(-1)!.remotePort !== socket.localPort) await new Promise((r) => setTimeout(r, 5));
   return { socket, peer: peers.at(-1)! };
@@ -54,11 +53,25 @@ test('a connection goes back and forth between exchanges and the pool with its l
     await until('the answer reaches its exchange', () => got.length > 0);
     assert.deepEqual(got, [`answer ${i}`]);
   }
-  assert.equal(socket.listenerCount('data'), 1);
   assert.equal(socket.listenerCount('close'), 1);
+  assert.equal(socket.listenerCount('error'), 1);
   pool.give(socket);
   pool.close();
   assert.ok(socket.destroyed, 'closing the pool closes its idle connections');
+});
+
+test('bytes read stay as they came when later reads on other connections reuse the shared read buffer', async () => {
+  const kept: Buffer[] = [];
+  const user: SocketUser = { data: (c) => void kept.push(c), error: () => {}, closed: () => {} };
+  const a = await open(user);
+  const b = await open(user);
+  a.peer.write('first answer');
+  await until('the first answer is read', () => kept.length === 1);
+  b.peer.write('SECOND');
+  await until('the second answer is read', () => kept.length === 2);
+  assert.deepEqual(kept.map(String), ['first answer', 'SECOND']);
+  a.socket.destroy();
+  b.socket.destroy();
 });
 
 test('an idle connection is dropped when the back end writes to it or closes it, and past max it is closed at once', async () => {

@@ -42,16 +42,18 @@ export class BodySink {
   ) {}
 
   /**
-   * Writes the response head (headers: names and values), compressed as the
-   * front's settings say when the back end did not compress it; throws when
-   * Node refuses the head. `length`: the body's declared length.
+   * Writes the response head (headers: names and values, changed in place
+   * for compression), compressed as the front's settings say when the back
+   * end did not compress it; throws when Node refuses the head. `length`:
+   * the body's declared length.
    */
   head(z: Compression | null, req: RequestHead, status: number, reason: string, headers: string[], length: number | undefined): void {
     let coding: Coding | null = null;
     if (z !== null) {
-      const head = [`${status} ${reason}`, ...headers];
-      coding = compressHead(head, z, req, length, true);
-      headers = head.slice(1);
+      // compressHead takes the head block (status line first): the status line goes in front of the headers for it.
+      headers.unshift(`${status} ${reason}`);
+      coding = compressHead(headers, z, req, length, true);
+      headers.shift();
     }
     this.res.writeHead(status, reason, headers);
     if (coding !== null) this.compress(coding, length);

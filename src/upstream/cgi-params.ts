@@ -91,5 +91,5 @@ export function scriptTarget(path: string, root: string, index: string, split: R
   const m = split?.exec(path);
   if (m) [scriptName, pathInfo] = [m[1] ?? '', m[2] ?? ''];
   if (scriptName.endsWith('/')) scriptName += index;
-  return { scriptName, pathInfo, documentRoot: root, scriptFilename: root.replace(/\/+$/, '') + scriptName };
+  return { scriptName, pathInfo, documentRoot: root, scriptFilename: (root.endsWith('/') ? root.replace(/\/+$/, '') : root) + scriptName };
 }

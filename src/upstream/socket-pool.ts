@@ -5,11 +5,14 @@
  * and one idle for `idleMs` is closed (checked a few times per `idleMs`).
  * Idle connections do not keep the process alive.
  *
- * A connection's listeners are added once (useSocket) and pass its events
+ * A connection's listeners are added once (openSocket) and pass its events
  * to whoever has it, an exchange or the pool: handing a connection over is
- * a field's change, not listeners removed and added on every request.
+ * a field's change (useSocket), not listeners removed and added on every
+ * request. Its bytes are read into one buffer shared by all connections
+ * (Node's `onread`), each read copied out to its own small Buffer: no
+ * stream machinery and no buffer allocated per read.
  */
-import type { Socket } from 'node:net';
+import { createConnection, type NetConnectOpts, type Socket } from 'node:net';
 
 /** Where a back-end connection's events go. */
 export interface SocketUser {
@@ -22,15 +25,30 @@ const kUser = Symbol('gatehouse.socketUser');
 const kIdleSince = Symbol('gatehouse.idleSince');
 type UsedSocket = Socket & { [kUser]?: SocketUser | null; [kIdleSince]?: number };
 
+/** Where every connection's reads land; what a read brings is copied out before the next one. */
+const readBuffer = Buffer.allocUnsafe(64 * 1024);
+
+/** A connection whose events go to `user`. */
+export function openSocket(options: NetConnectOpts, user: SocketUser): Socket {
+  const socket: UsedSocket = createConnection({
+    ...options,
+    onread: {
+      buffer: readBuffer,
+      callback: (n, buf) => {
+        socket[kUser]?.data(Buffer.from(buf.subarray(0, n)), socket);
+        return true;
+      },
+    },
+  });
+  socket[kUser] = user;
+  socket.on('error', (err: NodeJS.ErrnoException) => socket[kUser]?.error(err, socket));
+  socket.on('close', () => socket[kUser]?.closed(socket));
+  return socket;
+}
+
 /** From now on the socket's events go to `user` (null: nowhere; the socket is being closed). */
 export function useSocket(socket: Socket, user: SocketUser | null): void {
-  const s = socket as UsedSocket;
-  if (s[kUser] === undefined) {
-    socket.on('data', (chunk: Buffer) => s[kUser]?.data(chunk, socket));
-    socket.on('error', (err: NodeJS.ErrnoException) => s[kUser]?.error(err, socket));
-    socket.on('close', () => s[kUser]?.closed(socket));
-  }
-  s[kUser] = user;
+  (socket as UsedSocket)[kUser] = user;
 }
 
 export class SocketPool implements SocketUser {
@@ -61,7 +79,7 @@ export class SocketPool implements SocketUser {
     return null;
   }
 
-  /** A connection whose exchange ended cleanly, with nothing left unread (its listeners added by useSocket). */
+  /** A connection whose exchange ended cleanly, with nothing left unread (opened by openSocket). */
   give(socket: Socket): void {
     const s = socket as UsedSocket;
     if (this.shut || socket.destroyed || this.idle.length >= this.max) {

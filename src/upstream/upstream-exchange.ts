@@ -12,13 +12,13 @@
  * buffered, so it can be sent again whole.
  */
 import { createReadStream, type ReadStream } from 'node:fs';
-import { createConnection, type Socket } from 'node:net';
+import type { Socket } from 'node:net';
 import type { ExchangeContext, HttpResponse, RequestInfo, RouteRequest } from '../http/handler.js';
 import { discardBodyFile } from '../http/request-body.js';
 import { CgiHeadReader } from './cgi-response.js';
 import { Deadlines, type Expiring } from './deadlines.js';
 import { ResponseRelay } from './response-relay.js';
-import { useSocket, type SocketPool, type SocketUser } from './socket-pool.js';
+import { openSocket, useSocket, type SocketPool, type SocketUser } from './socket-pool.js';
 import type { ConnectionLimit } from './connection-limit.js';
 import type { DnsCache } from './dns-cache.js';
 import { connectOptions, type UpstreamAddress } from './upstream-address.js';
@@ -103,6 +103,8 @@ export class UpstreamExchange implements SocketUser, Expiring {
   /** A connection of target.limit is this exchange's. */
   private holding = false;
   private cancelWait: (() => void) | null = null;
+  deadlineSlot = -1;
+  deadlineDue = 0;
 
   constructor(
     private readonly r: RouteRequest<RequestInfo, HttpResponse>,
@@ -128,28 +130,24 @@ export class UpstreamExchange implements SocketUser, Expiring {
     const kept = this.retried ? null : (this.wire.pool?.take() ?? null);
     this.reused = kept !== null;
     if (kept !== null) {
-      this.own(kept);
+      this.socket = kept;
+      useSocket(kept, this);
       return this.send(kept);
     }
-    const socket = createConnection({ ...connectOptions(this.target.address), lookup: this.target.lookup, noDelay: true });
+    const socket = openSocket({ ...connectOptions(this.target.address), lookup: this.target.lookup, noDelay: true }, this);
+    this.socket = socket;
     this.phase = 'connect';
     this.arm(this.target.connectMs);
     socket.once('connect', () => this.send(socket));
-    this.own(socket);
-  }
-
-  private own(socket: Socket): void {
-    this.socket = socket;
-    useSocket(socket, this);
   }
 
   /** Writes the request: its bytes in memory at once, a body in a file as it is read. */
   private send(socket: Socket): void {
     this.phase = 'send';
-    this.arm(0);
     const ok = writeAll(socket, this.wire.head);
-    if (this.body?.file) return this.sendFile(socket, this.body.file);
-    this.whenWritten(socket, ok);
+    if (!this.body?.file) return this.whenWritten(socket, ok);
+    this.arm(0);
+    this.sendFile(socket, this.body.file);
   }
 
   private sendFile(socket: Socket, file: string): void {
@@ -170,24 +168,26 @@ export class UpstreamExchange implements SocketUser, Expiring {
 
   /** The request is written (`ok`), or will be once the socket drains: the read timeout starts. */
   private whenWritten(socket: Socket, ok: boolean): void {
-    const sent = () => {
-      this.sent = true;
-      this.phase = 'read';
-      this.arm(this.target.readMs);
-    };
-    if (ok) return sent();
+    if (ok) return this.written();
     this.arm(this.target.sendMs);
-    socket.once('drain', sent);
+    socket.once('drain', () => this.written());
+  }
+
+  private written(): void {
+    this.sent = true;
+    this.phase = 'read';
+    this.arm(this.target.readMs);
   }
 
   data(chunk: Buffer): void {
     if (this.relay.done) return;
     this.received = true;
     this.phase = 'read';
-    if (this.sent) this.arm(this.target.readMs);
     const decoded = this.decoder.push(chunk);
     if (typeof decoded === 'string') return this.fail(502, decoded);
     const { data, ended } = decoded;
+    // The read timeout runs again from here, unless the response is complete (its end stops it).
+    if (this.sent && !ended) this.arm(this.target.readMs);
     for (let i = 0; i < data.length; i++) {
       const body = this.bodyOf(data[i]!);
       if (this.relay.done) return;
