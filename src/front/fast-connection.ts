@@ -193,17 +193,19 @@ export class FastConnection {
       const rest = end + 4;
       // Memory answers go out at once: only when no response is waiting to be written before them.
       const answer = this.answering.length === 0 && !this.socket.writableNeedDrain ? memory.answer(head) : null;
-      if (answer instanceof Promise) {
-        this.loading = true;
-        answer.then(
-          (a) => this.afterLoad(head, a, rest),
-          () => this.afterLoad(head, null, rest),
-        );
-        return;
-      }
+      if (answer instanceof Promise) return this.load(head, answer, rest);
       if (answer === null) this.dispatch(head, rest);
       else this.respond(head, answer, rest);
     }
+  }
+
+  /** Apart from work(): the closures' variables would be allocated on each pass of its loop. */
+  private load(head: ParsedHead, answer: Promise<Prepared | null>, rest: number): void {
+    this.loading = true;
+    answer.then(
+      (a) => this.afterLoad(head, a, rest),
+      () => this.afterLoad(head, null, rest),
+    );
   }
 
   private afterLoad(head: ParsedHead, answer: Prepared | null, rest: number): void {

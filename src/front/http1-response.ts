@@ -27,6 +27,8 @@ const HELD_LIMIT = 16 * 1024;
 const JOIN_LIMIT = 64 * 1024;
 const CRLF = Buffer.from('\r\n');
 const LAST_CHUNK = Buffer.from('0\r\n\r\n');
+/** Every response's header list until writeHead: no empty array made for each. */
+const NO_HEADERS: readonly string[] = [];
 
 export class Http1Response extends EventEmitter implements HttpResponse {
   shouldKeepAlive = true;
@@ -37,15 +39,15 @@ export class Http1Response extends EventEmitter implements HttpResponse {
   finished = false;
   /** The head, until it goes out with the first body bytes. */
   private head: string | null = null;
-  private headers: string[] = [];
+  private headers: readonly string[] = NO_HEADERS;
   private chunked = false;
   /** Trailer lines for the last chunk (addTrailers), '' for none. */
   private trailerLines = '';
   /** No body may be sent: HEAD, 1xx, 204, 304. */
   private bodiless: boolean;
   private socket: Socket | null = null;
-  /** Bytes written before the socket was ours, in order. */
-  private held: Buffer[] = [];
+  /** Bytes written before the socket was ours, in order (null: none, as for most responses). */
+  private held: Buffer[] | null = null;
   private heldBytes = 0;
   private needDrain = false;
   /** The request this answers, told when the response is written. */
@@ -81,9 +83,9 @@ export class Http1Response extends EventEmitter implements HttpResponse {
       const value = flat[i + 1]!;
       head += `${name}: ${value}\r\n`;
       // Only the front's own answers set Connection (close); the worker lets no app do it.
-      if (name.length === 14 && name.toLowerCase() === 'content-length') length = true;
-      else if (name.length === 4 && name.toLowerCase() === 'date') date = true;
-      else if (name.length === 10 && name.toLowerCase() === 'connection') {
+      if (isName(name, 'content-length')) length = true;
+      else if (isName(name, 'date')) date = true;
+      else if (isName(name, 'connection')) {
         connection = true;
         close = value.toLowerCase() === 'close';
       }
@@ -149,9 +151,9 @@ export class Http1Response extends EventEmitter implements HttpResponse {
   assignSocket(socket: Socket): void {
     this.socket = socket;
     if (this.destroyed) return void socket.destroy();
-    if (this.held.length === 0) return this.finished ? this.finishSoon() : undefined;
     const held = this.held;
-    this.held = [];
+    if (held === null) return this.finished ? this.finishSoon() : undefined;
+    this.held = null;
     this.heldBytes = 0;
     const ok = this.send(null, held);
     if (this.finished) return this.finishSoon();
@@ -197,7 +199,7 @@ export class Http1Response extends EventEmitter implements HttpResponse {
   }
 
   private hold(part: Buffer): void {
-    this.held.push(part);
+    (this.held ??= []).push(part);
     this.heldBytes += part.length;
   }
 
@@ -225,6 +227,13 @@ export class Http1Response extends EventEmitter implements HttpResponse {
 function finish(res: Http1Response): void {
   res.emit('finish');
   res.request?.finished();
+}
+
+/** `name` is `lower` in any case, compared without making a lower-case copy of it. */
+function isName(name: string, lower: string): boolean {
+  if (name.length !== lower.length) return false;
+  for (let i = 0; i < name.length; i++) if ((name.charCodeAt(i) | 0x20) !== lower.charCodeAt(i)) return false;
+  return true;
 }
 
 /** An object of headers (the front's own plain answers) as `[name, value, ...]`. */

@@ -61,7 +61,7 @@ export class WsgiApp implements Handler {
 
   private answer(r: RouteRequest<RequestInfo, HttpResponse>, body: Readable | null): void {
     const asgi = this.pool.asgi;
-    if (asgi === null) return this.pool.whenInterfaceKnown(() => this.answer(r, body));
+    if (asgi === null) return this.whenInterfaceKnown(r, body);
     const req = r.req;
     const env = asgi ? buildScope(req, r) : buildEnviron(req, r);
     const bodyKeys = asgi ? scopeBody : bodyEnviron;
@@ -76,6 +76,15 @@ export class WsgiApp implements Handler {
     if (asgi && (env.contentLength === undefined || Number(env.contentLength) > SPILL_BYTES)) {
       return this.pool.dispatch(new StreamedExchange(encodeRequest(0, block + scopeBody(0, null), null), r, this.ctx, this.cancel, body, this.bodyTimeout * 1000));
     }
+    this.readBody(r, body, block, bodyKeys);
+  }
+
+  // These two apart from answer(): their closures' variables would be allocated on every call of it.
+  private whenInterfaceKnown(r: RouteRequest<RequestInfo, HttpResponse>, body: Readable | null): void {
+    this.pool.whenInterfaceKnown(() => this.answer(r, body));
+  }
+
+  private readBody(r: RouteRequest<RequestInfo, HttpResponse>, body: Readable, block: string, bodyKeys: (length: number, file: string | null) => string): void {
     readRouteBody(r, body, this.bodyOwner, this.bodyTimeout * 1000, this.ctx.logger, (read) =>
       this.dispatch(r, block + bodyKeys(read.length, read.file), read.data, read.file),
     );
