@@ -16,6 +16,7 @@ import type { Socket } from 'node:net';
 import type { RequestInfo } from '../http/handler.js';
 import { forwardedOf, PROXY_HEADER, type ForwardedRequest } from '../http/forwarded.js';
 import { isHeaderName } from '../http/header-name.js';
+import type { BodyHeaders } from '../http/cgi-headers.js';
 import type { BlockWriter } from '../wire/block-writer.js';
 
 /** Where the request goes: the app is mounted at `prefix`, `rest` is the path below it. */
@@ -24,12 +25,6 @@ export interface ScopeTarget {
   prefix: string;
   rest: string;
   query: string;
-}
-
-/** The request's body headers (the scope block itself is written into a BlockWriter, without its last field: see scopeBody()). */
-export interface RequestScope {
-  contentLength: string | undefined;
-  transferEncoding: string | undefined;
 }
 
 const kConnScope = Symbol('gatehouse.connScope');
@@ -59,8 +54,8 @@ function describeConnection(socket: Socket): string {
   return [client, server].join('\0');
 }
 
-/** Writes the request's scope block into `w` (from its start). */
-export function buildScope(req: RequestInfo, target: ScopeTarget, w: BlockWriter): RequestScope {
+/** Writes the request's scope block into `w` (from its start), all but its last field (scopeBody()). */
+export function buildScope(req: RequestInfo, target: ScopeTarget, w: BlockWriter): BodyHeaders {
   const raw = req.rawHeaders;
   const fwd = forwardedOf(req);
   const url = req.url ?? '/';

@@ -16,7 +16,7 @@
 import type { RequestInfo } from '../http/handler.js';
 import type { Socket } from 'node:net';
 import { forwardedOf, type ForwardedRequest } from '../http/forwarded.js';
-import { headerVariables } from '../http/cgi-headers.js';
+import { writeHeaderVariables, type BodyHeaders } from '../http/cgi-headers.js';
 import type { BlockWriter } from '../wire/block-writer.js';
 
 const kConnEnv = Symbol('gatehouse.connEnviron');
@@ -71,12 +71,6 @@ export interface EnvironTarget {
   query: string;
 }
 
-/** The request's body headers (the environ block itself is written into a BlockWriter, before the body's keys). */
-export interface RequestEnviron {
-  contentLength: string | undefined;
-  transferEncoding: string | undefined;
-}
-
 /**
  * Writes the environ block into `w` (from its start), from the request line
  * and one pass over the raw headers.
@@ -84,9 +78,8 @@ export interface RequestEnviron {
  * host it forwarded, and keeps its X-Forwarded-* headers; from any other peer
  * they are dropped, so an app reading them directly cannot be fooled either.
  */
-export function buildEnviron(req: RequestInfo, target: EnvironTarget, w: BlockWriter): RequestEnviron {
+export function buildEnviron(req: RequestInfo, target: EnvironTarget, w: BlockWriter): BodyHeaders {
   const fwd = forwardedOf(req);
-  const { parts, contentLength, transferEncoding } = headerVariables(req, fwd);
   const url = req.url ?? '/';
   w.reset();
   w.text('REQUEST_METHOD');
@@ -105,8 +98,7 @@ export function buildEnviron(req: RequestInfo, target: EnvironTarget, w: BlockWr
   w.field(req.httpVersion === '1.1' ? 'HTTP/1.1' : `HTTP/${req.httpVersion}`);
   w.field(fwd === undefined ? connectionEnviron(req.socket, target.scheme) : describeConnection(req.socket, target.scheme, fwd));
   if (req.socket.localPort === undefined) w.text(serverFromHost(fwd?.host ?? req.headers.host, target.scheme));
-  for (const part of parts) w.field(part);
-  return { contentLength, transferEncoding };
+  return writeHeaderVariables(req, fwd, w);
 }
 
 /** The body's keys: its length and, when it was spilled, the temp file holding it. */
