@@ -34,7 +34,18 @@ const NO_HEADERS: readonly string[] = [];
 const DATE = 'Date: ';
 const CHUNKED = 'Transfer-Encoding: chunked\r\n';
 
-export class Http1Response extends EventEmitter implements HttpResponse {
+/**
+ * EventEmitter's methods without its constructor, which makes a table of
+ * listeners for every response: Node's methods make it at the first
+ * listener, and most responses get none.
+ */
+function LazyEmitter(): void {}
+Object.setPrototypeOf(LazyEmitter.prototype, EventEmitter.prototype);
+
+export class Http1Response extends (LazyEmitter as unknown as typeof EventEmitter) implements HttpResponse {
+  /** EventEmitter's own fields, present from the start so that a first listener does not change the object's shape. */
+  _events: object | undefined = undefined;
+  _eventsCount = 0;
   shouldKeepAlive = true;
   headersSent = false;
   destroyed = false;
