@@ -43,6 +43,8 @@ const MAX_FIELDS = 100;
 /** Header names as sent, lower-cased once (a lower-case copy per request otherwise), up to this many. */
 const MAX_NAMES = 4096;
 const lowerNames = new Map<string, string>();
+/** The head's names and values as read, copied out at its end: an array grown by push would make room for 17 of them. */
+const read: string[] = [];
 
 /** The head (without its blank line) if the fast path may take it; null: node:http's. */
 export function parseHead(text: string, scheme: 'http' | 'https'): ParsedHead | null {
@@ -53,7 +55,7 @@ export function parseHead(text: string, scheme: 'http' | 'https'): ParsedHead | 
   const url = text.slice(space + 1, text.indexOf(' ', space + 1));
   // A plain object: a name such as `constructor` or `__proto__` then looks repeated, and goes to node:http.
   const headers: IncomingHttpHeaders = {};
-  const rawHeaders: string[] = [];
+  let count = 0;
   for (let start = REQUEST_LINE.lastIndex, fields = 1; start < text.length; fields++) {
     FIELD_NAME.lastIndex = start;
     if (fields > MAX_FIELDS || !FIELD_NAME.test(text)) return null;
@@ -72,7 +74,8 @@ export function parseHead(text: string, scheme: 'http' | 'https'): ParsedHead | 
     if ((key === 'content-length' || key === 'connection') && hasTab(text, colon + 1, eol)) return null;
     const value = trimSpaces(text, colon + 1, eol);
     headers[key] = value;
-    rawHeaders.push(name, value);
+    read[count++] = name;
+    read[count++] = value;
     // A line ending the head's text is the last (the head's text does not end with CRLF).
     start = eol === next ? text.length : next;
   }
@@ -80,6 +83,8 @@ export function parseHead(text: string, scheme: 'http' | 'https'): ParsedHead | 
   if (headers.host === undefined || (connection !== undefined && connection !== 'keep-alive' && connection !== 'close')) return null;
   const length = headers['content-length'];
   if (length !== undefined && !LENGTH.test(length)) return null;
+  const rawHeaders = read.slice(0, count);
+  read.fill('', 0, count);
   return { method, url, httpVersion: '1.1', headers, rawHeaders, bodyLength: length === undefined ? 0 : Number(length), close: connection === 'close', scheme };
 }
 
