@@ -14,7 +14,10 @@
  */
 import type { Socket } from 'node:net';
 import type { RequestInfo } from '../http/handler.js';
-import { forwardedOf, PROXY_HEADER } from '../http/forwarded.js';
+import { forwardedOf, PROXY_HEADER, type ForwardedRequest } from '../http/forwarded.js';
+import { isHeaderName } from '../http/header-name.js';
+import type { BodyHeaders } from '../http/cgi-headers.js';
+import type { BlockWriter } from '../wire/block-writer.js';
 
 /** Where the request goes: the app is mounted at `prefix`, `rest` is the path below it. */
 export interface ScopeTarget {
@@ -24,12 +27,8 @@ export interface ScopeTarget {
   query: string;
 }
 
-/** The scope block without its last field (the body file): see scopeBody(). */
-export interface RequestScope {
-  block: string;
-  contentLength: string | undefined;
-  transferEncoding: string | undefined;
-}
+const kConnScope = Symbol('gatehouse.connScope');
+type ScopeSocket = Socket & { [kConnScope]?: string };
 
 function bare(address: string | undefined): string {
   if (address === undefined) return '';
@@ -42,33 +41,62 @@ function unixPath(socket: Socket): string {
   return typeof address === 'string' ? address : '';
 }
 
-export function buildScope(req: RequestInfo, target: ScopeTarget): RequestScope {
+/** The peer's client and server fields, made once per connection. */
+function connectionFields(socket: ScopeSocket): string {
+  return (socket[kConnScope] ??= describeConnection(socket));
+}
+
+function describeConnection(socket: Socket): string {
+  const tcp = socket.localPort !== undefined;
+  const client = tcp ? `${bare(socket.remoteAddress)}\0${socket.remotePort ?? 0}` : '\0';
+  const server = tcp ? `${bare(socket.localAddress)}\0${socket.localPort}` : `${unixPath(socket)}\0`;
+  // join() makes one flat string: a rope of pieces kept on every idle connection would cost more.
+  return [client, server].join('\0');
+}
+
+/** Writes the request's scope block into `w` (from its start), all but its last field (scopeBody()). */
+export function buildScope(req: RequestInfo, target: ScopeTarget, w: BlockWriter): BodyHeaders {
   const raw = req.rawHeaders;
   const fwd = forwardedOf(req);
-  const socket = req.socket;
   const url = req.url ?? '/';
   const q = url.indexOf('?');
+  w.reset();
+  w.text(req.method ?? '');
+  w.field(target.scheme);
+  w.field(req.httpVersion);
+  w.field(target.prefix);
+  w.field(target.rest);
+  w.field('');
+  w.text(url, 0, q < 0 ? url.length : q);
+  w.field(target.query);
+  w.field(fwd === undefined ? connectionFields(req.socket) : forwardedFields(req.socket, fwd));
   let contentLength: string | undefined;
   let transferEncoding: string | undefined;
-  let headers = '';
   for (let i = 0; i < raw.length; i += 2) {
-    const name = raw[i]!.toLowerCase();
+    const name = raw[i]!;
     const value = raw[i + 1]!;
     if (name.charCodeAt(0) === 58 /* ':' */) continue;
-    if (name === 'content-length') contentLength = value;
-    else if (name === 'transfer-encoding') transferEncoding = transferEncoding === undefined ? value : `${transferEncoding}, ${value}`;
-    else if (name === 'host' && fwd?.host !== undefined) continue;
+    if (isHeaderName(name, 'content-length')) contentLength = value;
+    else if (isHeaderName(name, 'transfer-encoding')) transferEncoding = transferEncoding === undefined ? value : `${transferEncoding}, ${value}`;
+    else if (fwd?.host !== undefined && isHeaderName(name, 'host')) continue;
     else if (fwd === undefined && PROXY_HEADER.test(name)) continue;
-    headers += `\0${name}\0${value}`;
+    w.lowerField(name);
+    w.field(value);
   }
-  if (fwd?.host !== undefined) headers += `\0host\0${fwd.host}`;
-  const tcp = socket.localPort !== undefined;
-  const client = fwd?.addr !== undefined ? `${fwd.addr}\0${fwd.port ?? '0'}` : tcp ? `${bare(socket.remoteAddress)}\0${socket.remotePort ?? 0}` : '\0';
-  const server = tcp ? `${bare(socket.localAddress)}\0${socket.localPort}` : `${unixPath(socket)}\0`;
-  const block =
-    `${req.method}\0${target.scheme}\0${req.httpVersion}\0${target.prefix}\0${target.rest}\0${q < 0 ? url : url.slice(0, q)}` +
-    `\0${target.query}\0${client}\0${server}${headers}`;
-  return { block, contentLength, transferEncoding };
+  if (fwd?.host !== undefined) {
+    w.field('host');
+    w.field(fwd.host);
+  }
+  return { contentLength, transferEncoding };
+}
+
+/** A trusted proxy's client (the peer's when it gave none) and the server. */
+function forwardedFields(socket: Socket, fwd: ForwardedRequest): string {
+  if (fwd.addr === undefined) return connectionFields(socket);
+  const own = connectionFields(socket);
+  // The server's fields follow the client's two.
+  const server = own.slice(own.indexOf('\0', own.indexOf('\0') + 1) + 1);
+  return `${fwd.addr}\0${fwd.port ?? '0'}\0${server}`;
 }
 
 /** The block's last field: the temp file holding a spilled body, '' when the body travels in the frame. */

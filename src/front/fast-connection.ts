@@ -12,6 +12,7 @@ import type { Socket } from 'node:net';
 import type { TLSSocket } from 'node:tls';
 import type { RequestInfo } from '../http/handler.js';
 import type { FastPath, Serve } from './fast-path.js';
+import { AnswerQueue } from './answer-queue.js';
 import { Http1Response } from './http1-response.js';
 import { aborted, endBody, FastRequest, leanRequest, toRequest, type NodeResponse } from './fast-request.js';
 import { headerValue, wire, type Prepared } from './memory-answers.js';
@@ -54,7 +55,7 @@ export class FastConnection {
   /** The request whose body is still arriving. */
   private receiving: FastRequest | null = null;
   /** Requests given to the handler and not yet answered, in order; the first owns the socket, the others' responses wait (as in node:http). */
-  private readonly answering: FastRequest[] = [];
+  private readonly answering = new AnswerQueue<FastRequest>();
   /** performance.now() by which the head being read must be whole (header_timeout); 0: no head under way. */
   private headDeadline = 0;
   /** The socket's timer is keepalive_timeout's (the wait between requests). */
@@ -134,7 +135,7 @@ export class FastConnection {
 
   /** node:http's socketOnDrain: the response writing now may go on. */
   onDrain(): void {
-    const res = this.answering[0]?.res;
+    const res = this.answering.first?.res;
     if (res instanceof Http1Response) res.onSocketDrain();
     else if (res !== undefined && res.writableNeedDrain) res.emit('drain');
   }
@@ -156,7 +157,7 @@ export class FastConnection {
   onClose(): void {
     this.path.forget(this);
     // As node:http: the requests under way are aborted (their responses emit 'close' by themselves).
-    for (const x of this.answering) x.body?.destroy(aborted());
+    for (const x of this.answering.all()) x.body?.destroy(aborted());
   }
 
   /**
@@ -193,17 +194,19 @@ export class FastConnection {
       const rest = end + 4;
       // Memory answers go out at once: only when no response is waiting to be written before them.
       const answer = this.answering.length === 0 && !this.socket.writableNeedDrain ? memory.answer(head) : null;
-      if (answer instanceof Promise) {
-        this.loading = true;
-        answer.then(
-          (a) => this.afterLoad(head, a, rest),
-          () => this.afterLoad(head, null, rest),
-        );
-        return;
-      }
+      if (answer instanceof Promise) return this.load(head, answer, rest);
       if (answer === null) this.dispatch(head, rest);
       else this.respond(head, answer, rest);
     }
+  }
+
+  /** Apart from work(): the closures' variables would be allocated on each pass of its loop. */
+  private load(head: ParsedHead, answer: Promise<Prepared | null>, rest: number): void {
+    this.loading = true;
+    answer.then(
+      (a) => this.afterLoad(head, a, rest),
+      () => this.afterLoad(head, null, rest),
+    );
   }
 
   private afterLoad(head: ParsedHead, answer: Prepared | null, rest: number): void {
@@ -324,7 +327,7 @@ export class FastConnection {
     res.shouldKeepAlive = lean.shouldKeepAlive;
     // node:http's server sets it so that the response says Keep-Alive: timeout=N.
     res._keepAliveTimeout = this.path.options.settings.keepalive_timeout * 1000;
-    if (this.answering[0] === x) {
+    if (this.answering.first === x) {
       lean.detachSocket();
       res.assignSocket(this.socket);
     }
@@ -356,15 +359,10 @@ export class FastConnection {
     if (body !== null && !body.readableEnded) body.resume();
     res.detachSocket(this.socket);
     if (res.listenerCount('close') > 0) process.nextTick(emitClose, res);
-    const at = this.answering.indexOf(x);
-    // shift(), not splice(): no array made per request.
-    if (at === 0) this.answering.shift();
-    else this.answering.splice(at, 1);
-    // Setting length 0 releases the list's storage, which shift() keeps: an idle connection (they are many) holds none.
-    if (this.answering.length === 0) this.answering.length = 0;
+    this.answering.remove(x);
     const last = res instanceof Http1Response ? res.last : res._last;
     if (last || this.socket.destroyed) return this.close(this.receiving !== null || this.pending !== null || this.unread);
-    this.answering[0]?.res.assignSocket(this.socket);
+    this.answering.first?.res.assignSocket(this.socket);
     this.idleOrNext();
   }
 

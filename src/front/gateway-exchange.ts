@@ -72,7 +72,7 @@ export class GatewayExchange {
   /** The front end went away, or gave up on the request: the work under way for it stops. */
   gone(why: string): void {
     if (this.left > 0) this.body?.destroy(Object.assign(new Error(why), { code: 'ECONNRESET' }));
-    for (const x of inFlightOn(this.request.req.socket).slice()) x.clientGone();
+    for (const x of inFlightOn(this.request.req.socket)) x.clientGone();
     this.res.close();
   }
 }

@@ -240,7 +240,7 @@ export class HttpFront {
   /** The client went away: stop the work still under way for it. */
   private onConnectionClosed(socket: Socket): void {
     this.sockets.delete(socket);
-    for (const x of inFlightOn(socket).slice()) x.clientGone();
+    for (const x of inFlightOn(socket)) x.clientGone();
   }
 
 }

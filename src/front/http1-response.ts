@@ -19,6 +19,8 @@ import { EventEmitter } from 'node:events';
 import type { OutgoingHttpHeaders } from 'node:http';
 import type { Socket } from 'node:net';
 import type { HttpResponse } from '../http/handler.js';
+import { isHeaderName } from '../http/header-name.js';
+import { writeLatin1 } from '../wire/block-writer.js';
 import { connectionLines, httpDate } from './response-lines.js';
 
 /** Bytes held for a response that does not have the socket yet before writers are asked to wait. */
@@ -27,25 +29,50 @@ const HELD_LIMIT = 16 * 1024;
 const JOIN_LIMIT = 64 * 1024;
 const CRLF = Buffer.from('\r\n');
 const LAST_CHUNK = Buffer.from('0\r\n\r\n');
+/** Every response's header list until writeHead: no empty array made for each. */
+const NO_HEADERS: readonly string[] = [];
+const DATE = 'Date: ';
+const CHUNKED = 'Transfer-Encoding: chunked\r\n';
 
-export class Http1Response extends EventEmitter implements HttpResponse {
+/**
+ * EventEmitter's methods without its constructor, which makes a table of
+ * listeners for every response: Node's methods make it at the first
+ * listener, and most responses get none.
+ */
+function LazyEmitter(): void {}
+Object.setPrototypeOf(LazyEmitter.prototype, EventEmitter.prototype);
+
+export class Http1Response extends (LazyEmitter as unknown as typeof EventEmitter) implements HttpResponse {
+  /** EventEmitter's own fields, present from the start so that a first listener does not change the object's shape. */
+  _events: object | undefined = undefined;
+  _eventsCount = 0;
   shouldKeepAlive = true;
   headersSent = false;
   destroyed = false;
   /** The connection ends after this response (asked for, or decided by the head). */
   last = false;
   finished = false;
-  /** The head, until it goes out with the first body bytes. */
-  private head: string | null = null;
-  private headers: string[] = [];
+  /**
+   * The head's size while it waits to go out with the first body bytes; 0
+   * once out. Its bytes are written from these fields straight into the
+   * buffer that goes out (putHead), not built as a string first.
+   */
+  private headSize = 0;
+  private status = 0;
+  private reason = '';
+  private headers: readonly string[] = NO_HEADERS;
+  /** The Date header's value, '' when the app gave one. */
+  private date = '';
+  /** The Connection lines, '' when the headers had one. */
+  private connectionText = '';
   private chunked = false;
   /** Trailer lines for the last chunk (addTrailers), '' for none. */
   private trailerLines = '';
   /** No body may be sent: HEAD, 1xx, 204, 304. */
   private bodiless: boolean;
   private socket: Socket | null = null;
-  /** Bytes written before the socket was ours, in order. */
-  private held: Buffer[] = [];
+  /** Bytes written before the socket was ours, in order (null: none, as for most responses). */
+  private held: Buffer[] | null = null;
   private heldBytes = 0;
   private needDrain = false;
   /** The request this answers, told when the response is written. */
@@ -70,8 +97,9 @@ export class Http1Response extends EventEmitter implements HttpResponse {
 
   writeHead(status: number, reason: string, headers?: OutgoingHttpHeaders | readonly string[]): this {
     if (this.headersSent) throw new Error('the response head was already written');
-    const flat = headers === undefined ? [] : Array.isArray(headers) ? (headers as string[]) : flatten(headers as OutgoingHttpHeaders);
-    let head = `HTTP/1.1 ${status} ${reason}\r\n`;
+    const flat = headers === undefined ? NO_HEADERS : Array.isArray(headers) ? (headers as string[]) : flatten(headers as OutgoingHttpHeaders);
+    // "HTTP/1.1 ", the code, a space, the reason and CRLF; the blank line at the end.
+    let size = 9 + String(status).length + 1 + reason.length + 2 + 2;
     let length = false;
     let date = false;
     let connection = false;
@@ -79,25 +107,30 @@ export class Http1Response extends EventEmitter implements HttpResponse {
     for (let i = 0; i < flat.length; i += 2) {
       const name = flat[i]!;
       const value = flat[i + 1]!;
-      head += `${name}: ${value}\r\n`;
+      size += name.length + value.length + 4;
       // Only the front's own answers set Connection (close); the worker lets no app do it.
-      if (name.length === 14 && name.toLowerCase() === 'content-length') length = true;
-      else if (name.length === 4 && name.toLowerCase() === 'date') date = true;
-      else if (name.length === 10 && name.toLowerCase() === 'connection') {
+      if (isHeaderName(name, 'content-length')) length = true;
+      else if (isHeaderName(name, 'date')) date = true;
+      else if (isHeaderName(name, 'connection')) {
         connection = true;
         close = value.toLowerCase() === 'close';
       }
     }
     if (status < 200 || status === 204 || status === 304) this.bodiless = true;
-    if (!date) head += `Date: ${httpDate()}\r\n`;
+    if (!date) {
+      this.date = httpDate();
+      size += DATE.length + this.date.length + 2;
+    }
     if (close) this.shouldKeepAlive = false;
     this.last = !this.shouldKeepAlive;
-    if (!connection) head += connectionLines(this.last, this.keepAliveTimeout);
+    if (!connection) size += (this.connectionText = connectionLines(this.last, this.keepAliveTimeout)).length;
     if (!length && !this.bodiless) {
       this.chunked = true;
-      head += 'Transfer-Encoding: chunked\r\n';
+      size += CHUNKED.length;
     }
-    this.head = head + '\r\n';
+    this.status = status;
+    this.reason = reason;
+    this.headSize = size;
     this.headers = flat;
     this.headersSent = true;
     return this;
@@ -149,11 +182,11 @@ export class Http1Response extends EventEmitter implements HttpResponse {
   assignSocket(socket: Socket): void {
     this.socket = socket;
     if (this.destroyed) return void socket.destroy();
-    if (this.held.length === 0) return this.finished ? this.finishSoon() : undefined;
     const held = this.held;
-    this.held = [];
+    if (held === null) return this.finished ? this.finishSoon() : undefined;
+    this.held = null;
     this.heldBytes = 0;
-    const ok = this.send(null, held);
+    const ok = this.send(false, held);
     if (this.finished) return this.finishSoon();
     if (this.needDrain && ok) {
       this.needDrain = false;
@@ -178,15 +211,14 @@ export class Http1Response extends EventEmitter implements HttpResponse {
   }
 
   private flushHead(): boolean {
-    return this.head === null ? !this.needDrain : this.out([]);
+    return this.headSize === 0 ? !this.needDrain : this.out([]);
   }
 
   /** Writes `parts` (with the head first if it has not gone out), or holds them until the socket is ours. */
   private out(parts: Buffer[]): boolean {
-    const head = this.head;
-    this.head = null;
+    const head = this.headSize !== 0;
     if (this.socket === null) {
-      if (head !== null) this.hold(Buffer.from(head, 'latin1'));
+      if (head) this.hold(this.putHead(Buffer.allocUnsafe(this.headSize)));
       for (const p of parts) this.hold(p);
       if (this.heldBytes > HELD_LIMIT) this.needDrain = true;
       return !this.needDrain;
@@ -197,28 +229,55 @@ export class Http1Response extends EventEmitter implements HttpResponse {
   }
 
   private hold(part: Buffer): void {
-    this.held.push(part);
+    (this.held ??= []).push(part);
     this.heldBytes += part.length;
   }
 
   /** One write when it all fits in JOIN_LIMIT (the head is written straight into the buffer), else corked writes. */
-  private send(head: string | null, parts: Buffer[]): boolean {
+  private send(head: boolean, parts: Buffer[]): boolean {
     const s = this.socket!;
-    if (head === null && parts.length === 1) return s.write(parts[0]!);
-    let size = head === null ? 0 : head.length;
+    if (!head && parts.length === 1) return s.write(parts[0]!);
+    let size = head ? this.headSize : 0;
     for (const p of parts) size += p.length;
     if (size <= JOIN_LIMIT) {
       const buf = Buffer.allocUnsafe(size);
-      let at = head === null ? 0 : buf.write(head, 0, 'latin1');
+      let at = head ? this.headSize : 0;
+      if (head) this.putHead(buf);
       for (const p of parts) at += p.copy(buf, at);
       return s.write(buf);
     }
     s.cork();
-    if (head !== null) s.write(head, 'latin1');
+    if (head) s.write(this.putHead(Buffer.allocUnsafe(this.headSize)));
     let ok = true;
     for (const p of parts) ok = s.write(p);
     s.uncork();
     return ok;
+  }
+
+  /** Writes the head at the start of `buf` (headSize bytes), which is then out. */
+  private putHead(buf: Buffer): Buffer {
+    let at = writeLatin1(buf, 0, 'HTTP/1.1 ');
+    at = writeLatin1(buf, at, String(this.status));
+    buf[at++] = 32;
+    at = writeLatin1(buf, at, this.reason);
+    at = writeLatin1(buf, at, '\r\n');
+    const h = this.headers;
+    for (let i = 0; i < h.length; i += 2) {
+      at = writeLatin1(buf, at, h[i]!);
+      at = writeLatin1(buf, at, ': ');
+      at = writeLatin1(buf, at, h[i + 1]!);
+      at = writeLatin1(buf, at, '\r\n');
+    }
+    if (this.date !== '') {
+      at = writeLatin1(buf, at, DATE);
+      at = writeLatin1(buf, at, this.date);
+      at = writeLatin1(buf, at, '\r\n');
+    }
+    at = writeLatin1(buf, at, this.connectionText);
+    if (this.chunked) at = writeLatin1(buf, at, CHUNKED);
+    writeLatin1(buf, at, '\r\n');
+    this.headSize = 0;
+    return buf;
   }
 }
 

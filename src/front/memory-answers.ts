@@ -58,7 +58,7 @@ export class MemoryAnswers {
     const match = this.router.match(hostName(h.host), target.path);
     const handler = match?.entry.handler;
     if (handler?.answerFromMemory === undefined) return null;
-    const answer = handler.answerFromMemory(head, match!.rest);
+    const answer = handler.answerFromMemory(head, target.path.slice(match!.prefix.length));
     if (answer instanceof Promise) return answer.then((a) => (a === null ? null : this.prepare(a)));
     if (answer === null) return null;
     const prepared = this.prepare(answer);

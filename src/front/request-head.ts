@@ -22,9 +22,15 @@ export interface ParsedHead extends RequestHead {
   close: boolean;
 }
 
-const REQUEST_LINE = /^(GET|HEAD|POST|PUT|PATCH|DELETE|OPTIONS) (\/[\x21-\x7e]*) HTTP\/1\.1$/;
-/** A header line: a token, a colon, and a value of visible ASCII, spaces, tabs and obs-text (no control character). */
-const FIELD = /^([!#$%&'*+\-.^_`|~0-9A-Za-z]+):([\t\x20-\x7e\x80-\xff]*)$/;
+/**
+ * The patterns are sticky and only tested (the positions come from
+ * lastIndex): exec() would make a match array and a string per group for
+ * every line of every request.
+ */
+const REQUEST_LINE = /(?:GET|HEAD|POST|PUT|PATCH|DELETE|OPTIONS) \/[\x21-\x7e]* HTTP\/1\.1(?:\r\n|$)/y;
+/** A header line: a token, a colon, and a value of visible ASCII, spaces, tabs and obs-text (no control character), to its CRLF or the head's end. */
+const FIELD_NAME = /[!#$%&'*+\-.^_`|~0-9A-Za-z]+:/y;
+const FIELD_VALUE = /[\t\x20-\x7e\x80-\xff]*(?:\r\n|$)/y;
 /**
  * Headers that mean a chunked body, a protocol switch or an interim answer;
  * and Proxy-Connection, which llhttp reads as Connection (close, upgrade).
@@ -34,45 +40,86 @@ const NOT_HERE = new Set(['transfer-encoding', 'expect', 'upgrade', 'http2-setti
 const LENGTH = /^\d{1,15}$/;
 /** More header lines than this: not an ordinary request. */
 const MAX_FIELDS = 100;
+/** Header names as sent, lower-cased once (a lower-case copy per request otherwise), up to this many. */
+const MAX_NAMES = 4096;
+const lowerNames = new Map<string, string>();
+/** The head's names and values as read, copied out at its end: an array grown by push would make room for 17 of them. */
+const read: string[] = [];
 
 /** The head (without its blank line) if the fast path may take it; null: node:http's. */
 export function parseHead(text: string, scheme: 'http' | 'https'): ParsedHead | null {
-  let eol = text.indexOf('\r\n');
-  const m = REQUEST_LINE.exec(eol < 0 ? text : text.slice(0, eol));
-  if (m === null) return null;
+  REQUEST_LINE.lastIndex = 0;
+  if (!REQUEST_LINE.test(text)) return null;
+  const space = text.indexOf(' ');
+  const method = methodOf(text, space);
+  const url = text.slice(space + 1, text.indexOf(' ', space + 1));
   // A plain object: a name such as `constructor` or `__proto__` then looks repeated, and goes to node:http.
   const headers: IncomingHttpHeaders = {};
-  const rawHeaders: string[] = [];
-  for (let fields = 1; eol >= 0; fields++) {
-    const start = eol + 2;
-    eol = text.indexOf('\r\n', start);
-    const f = FIELD.exec(eol < 0 ? text.slice(start) : text.slice(start, eol));
-    if (f === null || fields > MAX_FIELDS) return null;
-    const name = f[1]!;
-    const key = name.toLowerCase();
+  let count = 0;
+  for (let start = REQUEST_LINE.lastIndex, fields = 1; start < text.length; fields++) {
+    FIELD_NAME.lastIndex = start;
+    if (fields > MAX_FIELDS || !FIELD_NAME.test(text)) return null;
+    const colon = FIELD_NAME.lastIndex - 1;
+    FIELD_VALUE.lastIndex = colon + 1;
+    if (!FIELD_VALUE.test(text)) return null;
+    const next = FIELD_VALUE.lastIndex;
+    // The line ends at its CRLF, or at the head's end (a value holds no LF).
+    const eol = text.charCodeAt(next - 1) === 10 ? next - 2 : next;
+    const name = text.slice(start, colon);
+    const key = lowerName(name);
     if (headers[key] !== undefined || NOT_HERE.has(key)) return null;
     // llhttp (9.3) allows only spaces after a Content-Length or a Connection
     // token: after a tab, the length is invalid (400), the token unknown
     // (`close\t` is not close).
-    if ((key === 'content-length' || key === 'connection') && f[2]!.includes('\t')) return null;
-    const value = trimSpaces(f[2]!);
+    if ((key === 'content-length' || key === 'connection') && hasTab(text, colon + 1, eol)) return null;
+    const value = trimSpaces(text, colon + 1, eol);
     headers[key] = value;
-    rawHeaders.push(name, value);
+    read[count++] = name;
+    read[count++] = value;
+    // A line ending the head's text is the last (the head's text does not end with CRLF).
+    start = eol === next ? text.length : next;
   }
   const connection = headers.connection?.toLowerCase();
   if (headers.host === undefined || (connection !== undefined && connection !== 'keep-alive' && connection !== 'close')) return null;
   const length = headers['content-length'];
   if (length !== undefined && !LENGTH.test(length)) return null;
-  return { method: m[1]!, url: m[2]!, httpVersion: '1.1', headers, rawHeaders, bodyLength: length === undefined ? 0 : Number(length), close: connection === 'close', scheme };
+  const rawHeaders = read.slice(0, count);
+  read.fill('', 0, count);
+  return { method, url, httpVersion: '1.1', headers, rawHeaders, bodyLength: length === undefined ? 0 : Number(length), close: connection === 'close', scheme };
 }
 
-/** Without the spaces and tabs around a field value (String#trim would take obs-text's NBSP too). */
-function trimSpaces(s: string): string {
-  let a = 0;
-  let b = s.length;
-  while (a < b && (s.charCodeAt(a) === 32 || s.charCodeAt(a) === 9)) a++;
-  while (b > a && (s.charCodeAt(b - 1) === 32 || s.charCodeAt(b - 1) === 9)) b--;
-  return a === 0 && b === s.length ? s : s.slice(a, b);
+/** The method of a request line REQUEST_LINE took, as a constant string (not a new one per request). */
+function methodOf(text: string, length: number): string {
+  switch (text.charCodeAt(0)) {
+    case 71: return 'GET';
+    case 72: return 'HEAD';
+    case 68: return 'DELETE';
+    case 79: return 'OPTIONS';
+    default: return length === 3 ? 'PUT' : length === 4 ? 'POST' : 'PATCH';
+  }
+}
+
+function lowerName(name: string): string {
+  let lower = lowerNames.get(name);
+  if (lower === undefined) {
+    lower = name.toLowerCase();
+    // A copy of its own: a slice of the head may keep the whole head's text alive.
+    const own = Buffer.from(name, 'latin1').toString('latin1');
+    if (lowerNames.size < MAX_NAMES) lowerNames.set(own, lower === name ? own : lower);
+  }
+  return lower;
+}
+
+function hasTab(text: string, from: number, to: number): boolean {
+  const tab = text.indexOf('\t', from);
+  return tab >= 0 && tab < to;
+}
+
+/** `text` from `a` to `b` without the spaces and tabs around it (String#trim would take obs-text's NBSP too). */
+function trimSpaces(text: string, a: number, b: number): string {
+  while (a < b && (text.charCodeAt(a) === 32 || text.charCodeAt(a) === 9)) a++;
+  while (b > a && (text.charCodeAt(b - 1) === 32 || text.charCodeAt(b - 1) === 9)) b--;
+  return text.slice(a, b);
 }
 
 /**

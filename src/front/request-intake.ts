@@ -15,6 +15,7 @@ import type { ExchangeContext, Handler, HttpResponse, RequestInfo, RouteRequest 
 import { refuse, sendPlain } from '../http/plain-response.js';
 import { hostName, parseTarget } from '../http/request-target.js';
 import type { TrustedProxies } from '../http/forwarded.js';
+import type { AccessLog } from '../log/access-log.js';
 import type { Router } from './router.js';
 import type { LeanParts, Serve } from './fast-path.js';
 import { H2Request, H2Response } from './h2-compat.js';
@@ -168,7 +169,7 @@ export class RequestIntake {
       scheme,
       host,
       prefix: match.prefix,
-      rest: match.rest,
+      rest: target.path.slice(match.prefix.length),
       query: target.query,
       maxRequestBody: match.entry.maxRequestBody,
       log,
@@ -184,8 +185,13 @@ export class RequestIntake {
 
   private logFor(req: RequestInfo, res: HttpResponse): RouteRequest['log'] {
     const accessLog = this.ctx.accessLog;
-    return accessLog === null ? noLog : (status: number, bytes: number) => accessLog.write(req, status, bytes, res);
+    return accessLog === null ? noLog : logTo(accessLog, req, res);
   }
+}
+
+/** Apart from logFor(): a closure's variables would make every call of it allocate them, access log or not. */
+function logTo(accessLog: AccessLog<RequestInfo>, req: RequestInfo, res: HttpResponse): RouteRequest['log'] {
+  return (status, bytes) => accessLog.write(req, status, bytes, res);
 }
 
 /**

@@ -5,8 +5,17 @@
 
 /** The Connection (and Keep-Alive) header lines node:http writes on a response, `close` or not. */
 export function connectionLines(close: boolean, keepAliveTimeout: number): string {
-  return close ? 'Connection: close\r\n' : `Connection: keep-alive\r\nKeep-Alive: timeout=${keepAliveTimeout}\r\n`;
+  if (close) return 'Connection: close\r\n';
+  // The timeout is the server's own setting: the lines are made once, not for each response.
+  if (keepAliveTimeout !== linesTimeout) {
+    linesTimeout = keepAliveTimeout;
+    keepAliveText = `Connection: keep-alive\r\nKeep-Alive: timeout=${keepAliveTimeout}\r\n`;
+  }
+  return keepAliveText;
 }
+
+let linesTimeout = -1;
+let keepAliveText = '';
 
 /** The Date header's value, made once a second (node:http caches it the same way). */
 let dateSecond = -1;

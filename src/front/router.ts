@@ -16,18 +16,14 @@ export interface RouteEntry {
   handler: Handler;
 }
 
+/** The route matched; the path below its prefix is `path.slice(prefix.length)`. The router's own record: nothing is made per request. */
 export interface RouteMatch {
-  entry: RouteEntry;
-  /** The prefix in the request's own (latin-1) terms, '' for '/'. */
-  prefix: string;
-  rest: string;
+  readonly entry: RouteEntry;
+  /** The prefix in the request's own (latin-1) terms, the form PATH_INFO is in; '' for '/'. */
+  readonly prefix: string;
 }
 
-interface Candidate {
-  entry: RouteEntry;
-  /** The prefix as latin-1 bytes, the form PATH_INFO is in. */
-  prefix: string;
-}
+type Candidate = RouteMatch;
 
 export class Router {
   private readonly exact = new Map<string, Candidate[]>();
@@ -62,11 +58,9 @@ export class Router {
   /** `host` lower case without port; `path` percent-decoded (latin-1). */
   match(host: string, path: string): RouteMatch | null {
     const candidates = this.exact.get(host) ?? this.wildcards.find((w) => host.endsWith(w.suffix))?.candidates ?? this.fallback;
-    for (const { entry, prefix } of candidates) {
-      if (prefix === '') return { entry, prefix, rest: path };
-      if (path.startsWith(prefix) && (path.length === prefix.length || path.charCodeAt(prefix.length) === 47 /* '/' */)) {
-        return { entry, prefix, rest: path.slice(prefix.length) };
-      }
+    for (const c of candidates) {
+      const prefix = c.prefix;
+      if (prefix === '' || (path.startsWith(prefix) && (path.length === prefix.length || path.charCodeAt(prefix.length) === 47 /* '/' */))) return c;
     }
     return null;
   }

@@ -37,47 +37,72 @@ function cgiName(raw: string): string {
   return name;
 }
 
-export interface HeaderVariables {
-  /** Names and values, alternating. */
-  parts: string[];
-  /** The request's Content-Length and Transfer-Encoding headers, if any. */
+/** The request's Content-Length and Transfer-Encoding headers, if any. */
+export interface BodyHeaders {
   contentLength: string | undefined;
   transferEncoding: string | undefined;
 }
 
-/**
- * One pass over the raw headers. From a trusted proxy (`fwd` given) the
- * X-Forwarded-* headers pass and its forwarded host is HTTP_HOST; from any
- * other peer they are dropped, so a back end reading them cannot be fooled.
- */
+export interface HeaderVariables extends BodyHeaders {
+  /** Names and values, alternating. */
+  parts: string[];
+}
+
+/** Where writeHeaderVariables() puts each name and each value, in turn (a REQ frame's BlockWriter). */
+export interface FieldSink {
+  field(s: string): void;
+}
+
+/** The variables as an array, for the back ends that build their params from one. */
 export function headerVariables(req: RequestInfo, fwd: ForwardedRequest | undefined): HeaderVariables {
-  const raw = req.rawHeaders;
-  let contentLength: string | undefined;
-  let transferEncoding: string | undefined;
-  // Names and values; a repeated name is joined to its first (a linear search: heads have a few headers).
   const parts: string[] = [];
-  for (let i = 0; i < raw.length; i += 2) {
-    let name = cgiName(raw[i]!);
-    const value = raw[i + 1]!;
-    if (name.length <= 1) {
-      if (name === CONTENT_LENGTH) contentLength = value;
-      else if (name === TRANSFER_ENCODING) transferEncoding = transferEncoding === undefined ? value : `${transferEncoding}, ${value}`;
-      if (fwd === undefined || !PROXY_HEADER.test(raw[i]!)) continue;
-      name = httpName(raw[i]!);
-    }
-    const at = indexOfName(parts, name);
-    if (at < 0) parts.push(name, value);
-    else parts[at + 1] += (name === 'HTTP_COOKIE' ? '; ' : ', ') + value;
-  }
-  if (fwd?.host !== undefined) {
-    const at = indexOfName(parts, 'HTTP_HOST');
-    if (at < 0) parts.push('HTTP_HOST', fwd.host);
-    else parts[at + 1] = fwd.host;
-  }
+  const { contentLength, transferEncoding } = writeHeaderVariables(req, fwd, { field: (s) => parts.push(s) });
   return { parts, contentLength, transferEncoding };
 }
 
-function indexOfName(parts: readonly string[], name: string): number {
-  for (let i = 0; i < parts.length; i += 2) if (parts[i] === name) return i;
-  return -1;
+/** Each header's variable name ('' or a mark when it passes as none), by header; reused (past the head's count, stale entries are never read). */
+const names: string[] = [];
+
+/**
+ * One pass over the raw headers, each variable written to `out` as name then
+ * value, in the order of their first header; a repeated name's values are
+ * joined there (a search among the few names of a head, no list of parts
+ * built). From a trusted proxy (`fwd` given) the X-Forwarded-* headers pass
+ * and its forwarded host is HTTP_HOST; from any other peer they are dropped,
+ * so a back end reading them cannot be fooled.
+ */
+export function writeHeaderVariables(req: RequestInfo, fwd: ForwardedRequest | undefined, out: FieldSink): BodyHeaders {
+  const raw = req.rawHeaders;
+  const n = raw.length >> 1;
+  let contentLength: string | undefined;
+  let transferEncoding: string | undefined;
+  for (let k = 0; k < n; k++) {
+    const rawName = raw[2 * k]!;
+    const value = raw[2 * k + 1]!;
+    let name = cgiName(rawName);
+    if (name.length <= 1) {
+      if (name === CONTENT_LENGTH) contentLength = value;
+      else if (name === TRANSFER_ENCODING) transferEncoding = transferEncoding === undefined ? value : `${transferEncoding}, ${value}`;
+      if (fwd !== undefined && PROXY_HEADER.test(rawName)) name = httpName(rawName);
+    }
+    names[k] = name;
+  }
+  let host = false;
+  for (let k = 0; k < n; k++) {
+    const name = names[k]!;
+    if (name.length <= 1 || names.indexOf(name) < k) continue;
+    let value = raw[2 * k + 1]!;
+    for (let j = k + 1; j < n; j++) if (names[j] === name) value += (name === 'HTTP_COOKIE' ? '; ' : ', ') + raw[2 * j + 1]!;
+    if (name === 'HTTP_HOST' && fwd?.host !== undefined) {
+      value = fwd.host;
+      host = true;
+    }
+    out.field(name);
+    out.field(value);
+  }
+  if (fwd?.host !== undefined && !host) {
+    out.field('HTTP_HOST');
+    out.field(fwd.host);
+  }
+  return { contentLength, transferEncoding };
 }

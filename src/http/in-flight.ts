@@ -13,29 +13,34 @@ export interface InFlight {
 }
 
 const kInFlight = Symbol('gatehouse.inFlight');
-type TrackedSocket = Socket & { [kInFlight]?: InFlight[] };
+/** One piece of work alone (the usual case: no list made per request), or several in order (pipelining). */
+type TrackedSocket = Socket & { [kInFlight]?: InFlight | InFlight[] };
 
-/** The work still under way on a connection. */
+/** The work still under way on a connection, oldest first (a list of its own: the caller may stop each). */
 export function inFlightOn(socket: Socket): InFlight[] {
-  return ((socket as TrackedSocket)[kInFlight] ??= []);
+  const work = (socket as TrackedSocket)[kInFlight];
+  return work === undefined ? [] : Array.isArray(work) ? work.slice() : [work];
 }
 
 /** `work` starts on the connection. */
 function addInFlight(socket: Socket, work: InFlight): void {
   const s = socket as TrackedSocket;
-  const list = s[kInFlight];
-  if (list === undefined) s[kInFlight] = [work];
-  else list.push(work);
+  const under = s[kInFlight];
+  if (under === undefined) s[kInFlight] = work;
+  else if (Array.isArray(under)) under.push(work);
+  else s[kInFlight] = [under, work];
 }
 
-/** `work` is done; a list left empty is dropped, so that an idle keep-alive connection (they are many) holds none. */
+/** `work` is done; nothing is left on a connection without work, so that an idle keep-alive connection (they are many) holds none. */
 function removeInFlight(socket: Socket, work: InFlight): void {
   const s = socket as TrackedSocket;
-  const list = s[kInFlight];
-  const at = list?.indexOf(work) ?? -1;
-  if (at === 0) list!.shift();
-  else if (at > 0) list!.splice(at, 1);
-  if (list?.length === 0) s[kInFlight] = undefined;
+  const under = s[kInFlight];
+  if (under === work) return void (s[kInFlight] = undefined);
+  if (!Array.isArray(under)) return;
+  const at = under.indexOf(work);
+  if (at === 0) under.shift();
+  else if (at > 0) under.splice(at, 1);
+  if (under.length === 0) s[kInFlight] = undefined;
 }
 
 /** A request's connection: HTTP/2 streams are watched through their response. */

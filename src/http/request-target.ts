@@ -44,6 +44,17 @@ const DOT_DOT = /\/\.\.(?:\/|$)/;
 /** The Host header's name part, lower case: `Example.COM:8443` → `example.com`, `[::1]:80` → `::1`. */
 export function hostName(header: string | undefined): string {
   if (!header) return '';
+  // Most requests name the host the one before named: its name is not made again.
+  if (header === lastHost) return lastName;
+  lastName = nameOfHost(header);
+  lastHost = header;
+  return lastName;
+}
+
+let lastHost = '';
+let lastName = '';
+
+function nameOfHost(header: string): string {
   let host = header.toLowerCase();
   if (host.startsWith('[')) return host.slice(1, host.indexOf(']') >>> 0);
   const colon = host.indexOf(':');

@@ -99,13 +99,18 @@ export function encodeRequest(id: number, environ: string, body: Buffer | null):
   const bodyLen = body === null ? 0 : body.length;
   const payloadLen = 4 + envLen + bodyLen;
   const frame = Buffer.allocUnsafe(HEADER_SIZE + payloadLen);
-  frame[0] = Frame.REQ;
-  frame.writeUInt32LE(id, 1);
-  frame.writeUInt32LE(payloadLen, 5);
-  frame.writeUInt32LE(envLen, 9);
+  writeRequestHeader(frame, id, envLen, bodyLen);
   frame.write(environ, 13, envLen, 'latin1');
   if (body !== null) body.copy(frame, 13 + envLen);
   return frame;
+}
+
+/** A REQ frame's first 13 bytes: its header, then the request block's length. */
+export function writeRequestHeader(frame: Buffer, id: number, blockLength: number, bodyLength: number): void {
+  frame[0] = Frame.REQ;
+  frame.writeUInt32LE(id, 1);
+  frame.writeUInt32LE(4 + blockLength + bodyLength, 5);
+  frame.writeUInt32LE(blockLength, 9);
 }
 
 /** Encodes a frame with a u16 code and a UTF-8 text (WS_CLOSE). */

@@ -1,5 +1,5 @@
 /**
- * Builds the per-request part of a WSGI environ as the wire's latin-1
+ * Writes the per-request part of a WSGI environ as the wire's latin-1
  * `KEY\0VALUE\0...` block (the worker adds the wsgi.* constants).
  *
  * PEP 3333 rules applied here: PATH_INFO is percent-decoded and kept as
@@ -16,7 +16,8 @@
 import type { RequestInfo } from '../http/handler.js';
 import type { Socket } from 'node:net';
 import { forwardedOf, type ForwardedRequest } from '../http/forwarded.js';
-import { headerVariables } from '../http/cgi-headers.js';
+import { writeHeaderVariables, type BodyHeaders } from '../http/cgi-headers.js';
+import type { BlockWriter } from '../wire/block-writer.js';
 
 const kConnEnv = Symbol('gatehouse.connEnviron');
 type EnvSocket = Socket & { [kConnEnv]?: string };
@@ -70,33 +71,35 @@ export interface EnvironTarget {
   query: string;
 }
 
-/** A request's environ block, before the body's keys are added. */
-export interface RequestEnviron {
-  block: string;
-  /** The request's Content-Length and Transfer-Encoding headers, if any. */
-  contentLength: string | undefined;
-  transferEncoding: string | undefined;
-}
-
 /**
- * Builds the environ from the request line and one pass over the raw headers.
+ * Writes the environ block into `w` (from its start), from the request line
+ * and one pass over the raw headers.
  * A request from a trusted proxy (forwarded.ts) gets the client, scheme and
  * host it forwarded, and keeps its X-Forwarded-* headers; from any other peer
  * they are dropped, so an app reading them directly cannot be fooled either.
  */
-export function buildEnviron(req: RequestInfo, target: EnvironTarget): RequestEnviron {
+export function buildEnviron(req: RequestInfo, target: EnvironTarget, w: BlockWriter): BodyHeaders {
   const fwd = forwardedOf(req);
-  const { parts, contentLength, transferEncoding } = headerVariables(req, fwd);
   const url = req.url ?? '/';
-  let block =
-    `REQUEST_METHOD\0${req.method}\0SCRIPT_NAME\0${target.prefix}\0PATH_INFO\0${target.rest}\0QUERY_STRING\0${target.query}` +
-    `\0RAW_URI\0${url}\0REQUEST_URI\0${url}\0SERVER_PROTOCOL\0HTTP/${req.httpVersion}\0` +
-    (fwd === undefined ? connectionEnviron(req.socket, target.scheme) : describeConnection(req.socket, target.scheme, fwd));
-  if (req.socket.localPort === undefined) block += serverFromHost(fwd?.host ?? req.headers.host, target.scheme);
-  if (parts.length > 0) block += '\0' + parts.join('\0');
-  return { block, contentLength, transferEncoding };
+  w.reset();
+  w.text('REQUEST_METHOD');
+  w.field(req.method ?? '');
+  w.field('SCRIPT_NAME');
+  w.field(target.prefix);
+  w.field('PATH_INFO');
+  w.field(target.rest);
+  w.field('QUERY_STRING');
+  w.field(target.query);
+  w.field('RAW_URI');
+  w.field(url);
+  w.field('REQUEST_URI');
+  w.field(url);
+  w.field('SERVER_PROTOCOL');
+  w.field(req.httpVersion === '1.1' ? 'HTTP/1.1' : `HTTP/${req.httpVersion}`);
+  w.field(fwd === undefined ? connectionEnviron(req.socket, target.scheme) : describeConnection(req.socket, target.scheme, fwd));
+  if (req.socket.localPort === undefined) w.text(serverFromHost(fwd?.host ?? req.headers.host, target.scheme));
+  return writeHeaderVariables(req, fwd, w);
 }
-
 
 /** The body's keys: its length and, when it was spilled, the temp file holding it. */
 export function bodyEnviron(length: number, file: string | null): string {

@@ -14,6 +14,7 @@
 import type { Readable } from 'node:stream';
 import type { WorkerPool } from '../pool/worker-pool.js';
 import { encodeRequest, Frame } from '../wire/frames.js';
+import { BlockWriter } from '../wire/block-writer.js';
 import { bodyEnviron, buildEnviron } from './environ.js';
 import { buildScope, scopeBody } from '../asgi/scope.js';
 import { hasUnsizedH2Body, readRouteBody, SPILL_BYTES } from '../http/request-body.js';
@@ -37,6 +38,8 @@ export class WsgiApp implements Handler {
   ) {}
 
   private readonly cancel = (x: WsgiExchange) => this.pool.cancel(x);
+  /** Where each request's environ or scope is written, and its frame taken from (synchronously). */
+  private readonly block = new BlockWriter();
 
   serve(r: RouteRequest): void {
     this.answer(r, r.req);
@@ -54,34 +57,43 @@ export class WsgiApp implements Handler {
     const asgi = this.pool.asgi;
     if (asgi === null) return this.pool.whenInterfaceKnown(() => this.upgrade(u));
     if (!asgi || u.req.headers.upgrade?.toLowerCase() !== 'websocket') return u.decline();
-    const frame = encodeRequest(0, buildScope(u.req, u).block + scopeBody(0, null), null);
+    buildScope(u.req, u, this.block);
+    const frame = this.block.frame(scopeBody(0, null), null);
     frame[0] = Frame.WS_OPEN;
     this.websockets.handshake(u.req, u.socket, u.head, new WebSocketSession(frame, u, this.websockets, this.pool, this.ctx.logger));
   }
 
   private answer(r: RouteRequest<RequestInfo, HttpResponse>, body: Readable | null): void {
     const asgi = this.pool.asgi;
-    if (asgi === null) return this.pool.whenInterfaceKnown(() => this.answer(r, body));
+    if (asgi === null) return this.whenInterfaceKnown(r, body);
     const req = r.req;
-    const env = asgi ? buildScope(req, r) : buildEnviron(req, r);
+    const env = asgi ? buildScope(req, r, this.block) : buildEnviron(req, r, this.block);
     const bodyKeys = asgi ? scopeBody : bodyEnviron;
-    const block = env.block;
     const te = env.transferEncoding;
-    if (env.contentLength === undefined && te === undefined && !hasUnsizedH2Body(req)) return this.dispatch(r, asgi ? block + scopeBody(0, null) : block, null, null);
+    if (env.contentLength === undefined && te === undefined && !hasUnsizedH2Body(req)) return this.dispatch(r, this.block.frame(asgi ? scopeBody(0, null) : '', null), null);
     // The front's own reader gives no stream for a declared empty body.
-    if (body === null) return this.dispatch(r, block + bodyKeys(0, null), null, null);
+    if (body === null) return this.dispatch(r, this.block.frame(bodyKeys(0, null), null), null);
     // llhttp de-chunks; any other coding would reach the app still encoded (nginx: 501 too).
     if (te !== undefined && te.trim().toLowerCase() !== 'chunked') return refuse(r, 501);
     // An ASGI app reads a body of unknown or large size as it arrives; a small one travels whole, in the REQ.
     if (asgi && (env.contentLength === undefined || Number(env.contentLength) > SPILL_BYTES)) {
-      return this.pool.dispatch(new StreamedExchange(encodeRequest(0, block + scopeBody(0, null), null), r, this.ctx, this.cancel, body, this.bodyTimeout * 1000));
+      return this.pool.dispatch(new StreamedExchange(this.block.frame(scopeBody(0, null), null), r, this.ctx, this.cancel, body, this.bodyTimeout * 1000));
     }
+    this.readBody(r, body, this.block.toString(), bodyKeys);
+  }
+
+  // These two apart from answer(): their closures' variables would be allocated on every call of it.
+  private whenInterfaceKnown(r: RouteRequest<RequestInfo, HttpResponse>, body: Readable | null): void {
+    this.pool.whenInterfaceKnown(() => this.answer(r, body));
+  }
+
+  private readBody(r: RouteRequest<RequestInfo, HttpResponse>, body: Readable, block: string, bodyKeys: (length: number, file: string | null) => string): void {
     readRouteBody(r, body, this.bodyOwner, this.bodyTimeout * 1000, this.ctx.logger, (read) =>
-      this.dispatch(r, block + bodyKeys(read.length, read.file), read.data, read.file),
+      this.dispatch(r, encodeRequest(0, block + bodyKeys(read.length, read.file), read.data), read.file),
     );
   }
 
-  private dispatch(r: RouteRequest<RequestInfo, HttpResponse>, block: string, body: Buffer | null, bodyFile: string | null): void {
-    this.pool.dispatch(new WsgiExchange(encodeRequest(0, block, body), r.req, r.res, this.ctx, bodyFile, this.cancel, r.log));
+  private dispatch(r: RouteRequest<RequestInfo, HttpResponse>, frame: Buffer, bodyFile: string | null): void {
+    this.pool.dispatch(new WsgiExchange(frame, r.req, r.res, this.ctx, bodyFile, this.cancel, r.log));
   }
 }

@@ -189,12 +189,13 @@ export class WsgiExchange implements Exchange, InFlight {
     this.abort();
   }
 
+  /** Writes `head` (its status line taken off: the rest is the headers, not copied into an array of their own). */
   private writeHead(head: string[]): boolean {
-    const statusLine = head[0]!;
+    const statusLine = head.shift()!;
     this.status = Number(statusLine.slice(0, 3));
     if (this.ctx.draining) this.res.shouldKeepAlive = false;
     try {
-      this.res.writeHead(this.status, statusLine.slice(4), head.length > 1 ? head.slice(1) : undefined);
+      this.res.writeHead(this.status, statusLine.slice(4), head.length > 0 ? head : undefined);
       return true;
     } catch (err) {
       // Node refused a header the worker let through: answer 500 rather than crash.
