@@ -19,6 +19,7 @@ import {
   FCGI_RESPONDER,
   FCGI_UNKNOWN_ROLE,
   RecordReader,
+  recordHeader,
   type FcgiRecord,
 } from '../upstream/fastcgi-records.js';
 import { GatewayExchange, writeAll, type GatewayListener } from './gateway-exchange.js';
@@ -145,13 +146,6 @@ export class FastcgiConnection {
 function stdoutRecords(id: number, data: Buffer, out: Buffer[]): void {
   for (let at = 0; at < data.length; at += MAX_RECORD) {
     const piece = data.subarray(at, at + MAX_RECORD);
-    const header = Buffer.allocUnsafe(8);
-    header[0] = 1;
-    header[1] = FCGI.STDOUT;
-    header.writeUInt16BE(id, 2);
-    header.writeUInt16BE(piece.length, 4);
-    header[6] = 0;
-    header[7] = 0;
-    out.push(header, piece);
+    out.push(recordHeader(FCGI.STDOUT, id, piece.length), piece);
   }
 }

@@ -5,7 +5,7 @@
  */
 import type { Socket } from 'node:net';
 import { Readable } from 'node:stream';
-import { inFlightOn } from '../http/in-flight.js';
+import { clientGoneFrom } from '../http/in-flight.js';
 import type { MemberList } from '../http/member-list.js';
 import type { Serve } from './fast-path.js';
 import type { GatewayRequest } from './gateway-request.js';
@@ -72,7 +72,7 @@ export class GatewayExchange {
   /** The front end went away, or gave up on the request: the work under way for it stops. */
   gone(why: string): void {
     if (this.left > 0) this.body?.destroy(Object.assign(new Error(why), { code: 'ECONNRESET' }));
-    for (const x of inFlightOn(this.request.req.socket)) x.clientGone();
+    clientGoneFrom(this.request.req.socket);
     this.res.close();
   }
 }

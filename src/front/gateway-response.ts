@@ -9,16 +9,14 @@
  * CGI response with `Status:`. Nothing is chunked and no Date or Connection
  * is added: the front end frames the answer to its client itself, and the
  * end of the response is the connection's end (uwsgi, SCGI) or
- * END_REQUEST (FastCGI). A whole small response is one write.
+ * END_REQUEST (FastCGI). A whole small response is one write (the wire's).
  */
 import { EventEmitter } from 'node:events';
 import type { OutgoingHttpHeaders } from 'node:http';
 import type { Socket } from 'node:net';
 import type { HttpResponse } from '../http/handler.js';
+import { flatHeader } from '../http/header-name.js';
 import { flatten } from './http1-response.js';
-
-/** Up to this size the head and a body piece are copied into one buffer; past it they go as two. */
-const JOIN_LIMIT = 64 * 1024;
 
 /** How one protocol carries a response on its connection. */
 export interface GatewayWire {
@@ -36,7 +34,7 @@ export class GatewayResponse extends EventEmitter implements HttpResponse {
   destroyed = false;
   finished = false;
   private head: string | null = null;
-  private headers: string[] = [];
+  private headers: readonly string[] = [];
   private bodiless: boolean;
   private needDrain = false;
   private closed = false;
@@ -70,9 +68,7 @@ export class GatewayResponse extends EventEmitter implements HttpResponse {
   }
 
   getHeader(name: string): string | undefined {
-    const lower = name.toLowerCase();
-    for (let i = 0; i < this.headers.length; i += 2) if (this.headers[i]!.toLowerCase() === lower) return this.headers[i + 1];
-    return undefined;
+    return flatHeader(this.headers, name);
   }
 
   /** The head is made whole in writeHead: nothing is left to remove. */
@@ -114,16 +110,12 @@ export class GatewayResponse extends EventEmitter implements HttpResponse {
     this.emit('drain');
   }
 
-  /** `body` with the head in front of it if the head has not gone out (one buffer when small). */
+  /** `body` with the head in front of it if the head has not gone out (the wire joins what is small into one write). */
   private withHead(body: Buffer | null): Buffer[] {
-    const head = this.head;
-    if (head === null) return body === null || body.length === 0 ? [] : [body];
+    const parts: Buffer[] = this.head === null ? [] : [Buffer.from(this.head, 'latin1')];
     this.head = null;
-    if (body === null || body.length === 0) return [Buffer.from(head, 'latin1')];
-    if (head.length + body.length > JOIN_LIMIT) return [Buffer.from(head, 'latin1'), body];
-    const buf = Buffer.allocUnsafe(head.length + body.length);
-    body.copy(buf, buf.write(head, 0, 'latin1'));
-    return [buf];
+    if (body !== null && body.length > 0) parts.push(body);
+    return parts;
   }
 
 }

@@ -18,7 +18,7 @@ import { formatBind, parseBind } from '../config/bind.js';
 import type { Config, ListenerSettings } from '../config/schema.js';
 import type { ExchangeContext } from '../http/handler.js';
 import { TrustedProxies } from '../http/forwarded.js';
-import { inFlightOn } from '../http/in-flight.js';
+import { clientGoneFrom, inFlightOn } from '../http/in-flight.js';
 import { createListenerServer, type ListenerServer } from './listener.js';
 import type { Router } from './router.js';
 import { isTls } from './tls-context.js';
@@ -240,7 +240,7 @@ export class HttpFront {
   /** The client went away: stop the work still under way for it. */
   private onConnectionClosed(socket: Socket): void {
     this.sockets.delete(socket);
-    for (const x of inFlightOn(socket)) x.clientGone();
+    clientGoneFrom(socket);
   }
 
 }

@@ -19,7 +19,7 @@ import { EventEmitter } from 'node:events';
 import type { OutgoingHttpHeaders } from 'node:http';
 import type { Socket } from 'node:net';
 import type { HttpResponse } from '../http/handler.js';
-import { isHeaderName } from '../http/header-name.js';
+import { flatHeader, isHeaderName } from '../http/header-name.js';
 import { writeLatin1 } from '../wire/block-writer.js';
 import { connectionLines, httpDate } from './response-lines.js';
 
@@ -137,9 +137,7 @@ export class Http1Response extends (LazyEmitter as unknown as typeof EventEmitte
   }
 
   getHeader(name: string): string | undefined {
-    const lower = name.toLowerCase();
-    for (let i = 0; i < this.headers.length; i += 2) if (this.headers[i]!.toLowerCase() === lower) return this.headers[i + 1];
-    return undefined;
+    return flatHeader(this.headers, name);
   }
 
   /** The head is made whole in writeHead, which cannot fail halfway (node:http's can): nothing is left to remove. */

@@ -1,5 +1,12 @@
 /** Header names compared in any case without making a lower-case copy of each (a heap object per request). */
 
+/** The value of header `name` (any case) in a `[name, value, ...]` list, the first if several. */
+export function flatHeader(flat: readonly string[], name: string): string | undefined {
+  const lower = name.toLowerCase();
+  for (let i = 0; i < flat.length; i += 2) if (isHeaderName(flat[i]!, lower)) return flat[i + 1];
+  return undefined;
+}
+
 /** `name` is `lower` (a lower-case token) in any case. */
 export function isHeaderName(name: string, lower: string): boolean {
   if (name.length !== lower.length) return false;

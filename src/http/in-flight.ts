@@ -22,6 +22,11 @@ export function inFlightOn(socket: Socket): InFlight[] {
   return work === undefined ? [] : Array.isArray(work) ? work.slice() : [work];
 }
 
+/** The connection went away: the work under way for it stops. */
+export function clientGoneFrom(socket: Socket): void {
+  for (const x of inFlightOn(socket)) x.clientGone();
+}
+
 /** `work` starts on the connection. */
 function addInFlight(socket: Socket, work: InFlight): void {
   const s = socket as TrackedSocket;

@@ -10,6 +10,8 @@
  * itself is small.
  */
 
+import { writeLatin1 } from '../wire/block-writer.js';
+
 export const FCGI = {
   BEGIN_REQUEST: 1,
   ABORT_REQUEST: 2,
@@ -50,6 +52,13 @@ function writeHeader(out: Buffer, at: number, type: number, requestId: number, c
   out[at + 5] = contentLength & 0xff;
   out[at + 6] = padding;
   out[at + 7] = 0;
+}
+
+/** The header of a record with no padding, `contentLength` bytes of content to follow it. */
+export function recordHeader(type: number, requestId: number, contentLength: number): Buffer {
+  const out = Buffer.allocUnsafe(8);
+  writeHeader(out, 0, type, requestId, contentLength, 0);
+  return out;
 }
 
 const paddingOf = (length: number): number => (8 - (length % 8)) % 8;
@@ -153,13 +162,6 @@ function writePairs(out: Buffer, at: number, pairs: PairList): number {
     at = writeLatin1(out, at, value);
   }
   return at;
-}
-
-/** Short strings (most names and values) are copied here: cheaper than a call into Buffer's native write. */
-function writeLatin1(out: Buffer, at: number, text: string): number {
-  if (text.length > 32) return at + out.write(text, at, 'latin1');
-  for (let i = 0; i < text.length; i++) out[at + i] = text.charCodeAt(i) & 0xff;
-  return at + text.length;
 }
 
 /** Name-value pairs (latin-1: CGI variables are bytes) as one buffer, to be cut into PARAMS records. */
