@@ -100,19 +100,22 @@ test('a 64 MiB upload reaches the app in many http.request messages, while the c
   assert.ok(grew < 48 * 1024 * 1024, `the front's peak RSS grew by ${grew} bytes`);
 });
 
+/** A chunked POST /hash of five pieces, `gapMs` apart (each piece pushed to `sent` as it goes). */
+async function slowHashUpload(conn: RawConnection, sent: Buffer[], gapMs: number): Promise<void> {
+  conn.write('POST /hash HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n');
+  for (let i = 0; i < 5; i++) {
+    const piece = Buffer.from(`piece ${i};`);
+    sent.push(piece);
+    conn.write(chunked(piece));
+    await sleep(gapMs);
+  }
+  conn.write('0\r\n\r\n');
+}
+
 test('a chunked body sent slowly does not block the worker: other requests are answered meanwhile', async () => {
   const conn = await RawConnection.open(server.port);
-  conn.write('POST /hash HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n');
   const sent: Buffer[] = [];
-  const slow = (async () => {
-    for (let i = 0; i < 5; i++) {
-      const piece = Buffer.from(`piece ${i};`);
-      sent.push(piece);
-      conn.write(chunked(piece));
-      await sleep(250);
-    }
-    conn.write('0\r\n\r\n');
-  })();
+  const slow = slowHashUpload(conn, sent, 250);
   await sleep(100);
   const fast = await request(server.url, '/fast');
   assert.equal(fast.status, 200);
@@ -128,15 +131,8 @@ test('a chunked body sent slowly does not block the worker: other requests are a
 test('--timeout counts the app\'s time, not a slow client\'s: a body sent over longer than --timeout is answered', async () => {
   await withServer([`${UPLOAD_APPS}:app`, '--python', SYSTEM_PYTHON, '--timeout', '1'], async (gh) => {
     const conn = await RawConnection.open(gh.port);
-    conn.write('POST /hash HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n');
     const sent: Buffer[] = [];
-    for (let i = 0; i < 5; i++) {
-      const piece = Buffer.from(`piece ${i};`);
-      sent.push(piece);
-      conn.write(chunked(piece));
-      await sleep(400);
-    }
-    conn.write('0\r\n\r\n');
+    await slowHashUpload(conn, sent, 400);
     const r = await conn.readResponse();
     conn.close();
     assert.equal(r.status, 200, r.body.toString());
