@@ -9,7 +9,7 @@
  */
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { connect } from 'node:net';
+import { connect, createServer, type Server as NetServer } from 'node:net';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { APPS } from './helpers/gatehouse.js';
@@ -17,12 +17,17 @@ import { launch, RawConnection, waitUntil, type Server } from './helpers/harness
 import { tempDir } from './helpers/back-ends.js';
 import { startUpstream, type Upstream } from './helpers/upstreams.js';
 import { encodeScgiHead } from '../src/upstream/netstring.js';
+import { encodeRecord, FCGI } from '../src/upstream/fastcgi-records.js';
 
 let tmp: ReturnType<typeof tempDir>;
 let up: Upstream;
 let gh: Server;
 let accessLog: string;
 let scgiSock: string;
+/** A FastCGI back end that reads requests and never answers; how many of its connections gatehouse closed. */
+let fcgi: NetServer;
+let fcgiRequests = 0;
+let fcgiClosed = 0;
 
 before(async () => {
   tmp = tempDir('half-close');
@@ -30,13 +35,37 @@ before(async () => {
   accessLog = join(tmp.dir, 'access.log');
   scgiSock = join(tmp.dir, 'scgi.sock');
   writeFileSync(join(tmp.dir, 'a.txt'), 'static text\n');
-  gh = await launch([`${APPS}/pool_apps.py:sleepy`, '--workers', '2', '--access-log', accessLog,
-    '--proxy', `/up=${up.address}`, '--static', `/static=${tmp.dir}`, '--scgi-socket', `unix:${scgiSock}`]);
+  fcgi = createServer((s) => {
+    s.on('error', () => {});
+    s.on('data', (d: Buffer) => d.includes(encodeRecord(FCGI.STDIN, 1)) && fcgiRequests++);
+    s.once('close', () => fcgiClosed++);
+  });
+  await new Promise<void>((resolve) => fcgi.listen(0, '127.0.0.1', resolve));
+  const config = join(tmp.dir, 'site.toml');
+  writeFileSync(config, `access_log = "${accessLog}"
+[apps.main]
+app = "${APPS}/pool_apps.py:sleepy"
+workers = 2
+[[routes]]
+path = "/php"
+fastcgi = { pass = "127.0.0.1:${(fcgi.address() as { port: number }).port}" }
+[[routes]]
+path = "/up"
+proxy = { upstreams = ["${up.address}"] }
+[[routes]]
+path = "/static"
+static = { root = "${tmp.dir}" }
+[[routes]]
+path = "/"
+app = "main"
+`);
+  gh = await launch(['--config', config, '--bind', '127.0.0.1:0', '--scgi-socket', `unix:${scgiSock}`], { workers: 2 });
 });
 
 after(async () => {
   await gh?.kill();
   await up?.close();
+  fcgi?.close();
   tmp?.remove();
 });
 
@@ -88,6 +117,17 @@ test('a half-close while the upstream works on a proxied request: the upstream r
   // The upstream's connections were closed under them: none of its answers went out.
   await new Promise((r) => setTimeout(r, 500));
   assert.deepEqual([...up.finished], []);
+});
+
+test('a half-close while a FastCGI back end works on the request: its connection is closed, 499', async () => {
+  const c = await RawConnection.open(gh.port);
+  c.write('GET /php/index.php HTTP/1.1\r\nHost: x\r\n\r\n');
+  assert.ok(await waitUntil(() => fcgiRequests === 1, 3000));
+  c.socket.end();
+  await c.waitClosed(3000);
+  assert.equal(c.pending.length, 0);
+  assert.ok(await waitUntil(() => fcgiClosed === 1, 3000), 'the back end connection was left open');
+  assert.ok(await logged(/"GET \/php\/index\.php HTTP\/1\.1" 499 /), readFileSync(accessLog, 'utf8'));
 });
 
 test('a half-close after a request that needs no app: the answer still goes out (fast path and node:http)', async () => {
