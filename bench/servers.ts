@@ -14,8 +14,8 @@ import { commandPath } from './processes.js';
 export const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 export const APPS_DIR = join(ROOT, 'bench', 'apps');
 export const CLI = join(ROOT, 'dist', 'src', 'cli.js');
-/** The node flags the `gatehouse` command runs with (its first line, src/cli.ts): the bench runs what users run. */
-export const GATEHOUSE_NODE_FLAGS: string[] = existsSync(CLI) ? readFileSync(CLI, 'utf8').split('\n', 1)[0]!.split(/\s+/).filter((w) => w.startsWith('--')) : [];
+/** The node flags the `gatehouse` command runs with (its first two lines, src/cli.ts): the bench runs what users run. */
+export const GATEHOUSE_NODE_FLAGS: string[] = existsSync(CLI) ? readFileSync(CLI, 'utf8').split('\n', 2).join(' ').split(/\s+/).filter((w) => w.startsWith('--')) : [];
 export const PYTHON = '/usr/bin/python3';
 export const PROCESSES = 2;
 export const WAITRESS_THREADS = 4;

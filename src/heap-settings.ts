@@ -7,7 +7,7 @@
  * connections and keep: a front's idle memory is otherwise mostly that
  * space, and a front's garbage dies young, so 4 MiB is as fast under load.
  * That cap can only be given on node's command line (V8 sizes the heap
- * before any code runs): the `gatehouse` command's first line does
+ * before any code runs): the `gatehouse` command's first lines do
  * (cli.ts). Started another way without a semi-space flag, the young
  * generation is kept at its initial two 1 MiB semi-spaces instead, which
  * saves the same memory but costs HTTP/2 answers some CPU (the README says

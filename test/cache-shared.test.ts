@@ -15,6 +15,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import memjs from 'memjs';
 import { toStore, type PolicySettings, type StoredResponse } from '../src/cache/cache-policy.js';
+import type { CacheStore } from '../src/cache/cache-store.js';
+import { MemcachedStore } from '../src/cache/memcached-store.js';
 import { RedisStore } from '../src/cache/redis-store.js';
 import { Logger } from '../src/log/logger.js';
 import { APPS, hasCommand, SYSTEM_PYTHON } from './helpers/gatehouse.js';
@@ -110,6 +112,11 @@ async function missWithin(s: Server, path: string, ms: number): Promise<string> 
   }
 }
 
+/** A stored variant of `key` for Accept-Language `lang`, its body the language. */
+function variant(key: string, lang: string): StoredResponse {
+  return toStore(key, { 'accept-language': lang }, 200, { 'cache-control': 'max-age=60', vary: 'Accept-Language' }, Buffer.from(lang), POLICY) as StoredResponse;
+}
+
 function status(r: SimpleResponse): string {
   return String(r.headers['cache-status'] ?? '');
 }
@@ -183,30 +190,53 @@ for (const kind of STORES) {
       assert.equal((await calls(a, '/shared-burst')) + (await calls(b, '/shared-burst')), 1);
     });
 
-    if (kind.name === 'Redis') {
-      test('two instances storing variants of one key at once lose none', async () => {
-        const stores = [new RedisStore(kind.url(port), new Logger('error')), new RedisStore(kind.url(port), new Logger('error'))];
-        try {
-          const langs = ['de', 'en', 'fr', 'it'];
-          const variant = (key: string, lang: string) =>
-            toStore(key, { 'accept-language': lang }, 200, { 'cache-control': 'max-age=60', vary: 'Accept-Language' }, Buffer.from(lang), POLICY) as StoredResponse;
-          // Connected: each store reads back what it wrote (until then its commands fail, as a miss).
-          for (const store of stores) {
-            for (let i = 0; i < 100 && (await store.get('probe')).length === 0; i++) {
-              await store.put('probe', variant('probe', 'de'));
-              await sleep(20);
-            }
-          }
-          for (let round = 0; round < 20; round++) {
-            const key = `atomic-${round}`;
-            await Promise.all(langs.map((lang, i) => stores[i % 2]!.put(key, variant(key, lang))));
-            assert.deepEqual((await stores[round % 2]!.get(key)).map((v) => v.body.toString()).sort(), langs, `round ${round}`);
-          }
-        } finally {
-          await Promise.all(stores.map((s) => s.stop()));
+    /** Two stores on the same server, as two gatehouse instances have, each connected (until then its commands fail, as a miss). */
+    async function twoStores(): Promise<CacheStore[]> {
+      const open = () => (kind.name === 'Redis' ? new RedisStore(kind.url(port), new Logger('error')) : new MemcachedStore(kind.url(port), new Logger('error')));
+      const stores = [open(), open()];
+      for (const store of stores) {
+        for (let i = 0; i < 100 && (await store.get('probe')).length === 0; i++) {
+          await store.put('probe', variant('probe', 'de'));
+          await sleep(20);
         }
-      });
+      }
+      return stores;
     }
+
+    test('two instances storing variants of one key at once lose none', async () => {
+      const stores = await twoStores();
+      try {
+        const langs = ['de', 'en', 'fr', 'it', 'nl', 'pt'];
+        for (let round = 0; round < 20; round++) {
+          const key = `atomic-${round}`;
+          await Promise.all(langs.map((lang, i) => stores[i % 2]!.put(key, variant(key, lang))));
+          assert.deepEqual((await stores[round % 2]!.get(key)).map((v) => v.body.toString()).sort(), langs, `round ${round}`);
+        }
+      } finally {
+        await Promise.all(stores.map((s) => s.stop()));
+      }
+    });
+
+    test("an instance whose fetch lock expired and was taken by another does not let go of the other's", async () => {
+      const [first, second] = await twoStores();
+      try {
+        // memcached's expiry is in whole seconds: one second is the shortest lock there.
+        assert.equal(await first!.lock!('locked-key', 1000), true);
+        assert.equal(await second!.lock!('locked-key', 1000), false);
+        let taken = false;
+        for (let i = 0; i < 60 && !taken; i++) {
+          await sleep(50);
+          taken = await second!.lock!('locked-key', 5000);
+        }
+        assert.ok(taken, 'the lock never expired');
+        await first!.unlock!('locked-key');
+        assert.equal(await second!.locked!('locked-key'), true, "the first instance deleted the second's lock");
+        await second!.unlock!('locked-key');
+        assert.equal(await second!.locked!('locked-key'), false);
+      } finally {
+        await Promise.all([first!.stop(), second!.stop()]);
+      }
+    });
 
     test('PURGE, tag invalidation and flush on one instance are seen by the other', async () => {
       const page = at('/shared-purge', { cc: 'max-age=60' });

@@ -5,12 +5,12 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, realpathSync, rmSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { APPS, ROOT, SYSTEM_PYTHON } from './helpers/gatehouse.js';
+import { APPS, CLI, hasCommand, ROOT, SYSTEM_PYTHON } from './helpers/gatehouse.js';
 import { request, runCli, waitUntil, withServer, workerPidsFor } from './helpers/harness.js';
 
 const CLI_APPS = `${APPS}/cli_apps`;
@@ -339,4 +339,25 @@ test('the README documents every flag that --help lists', async () => {
   const flags = [...help.matchAll(/^ {2}(?:-\w, )?\s*(--[a-z-]+)/gm)].map((m) => m[1]!);
   assert.ok(flags.length > 30, `flags found in --help: ${flags.join(' ')}`);
   for (const flag of flags) assert.match(readme, new RegExp(`^\\| [^|]*\`(?:-\\w, )?${flag}\\b`, 'm'), `README's flag table has ${flag}`);
+});
+
+test("the gatehouse command's first lines: sh (dash, BusyBox's) execs node with the young generation's cap, in the same process", async () => {
+  const shells: string[][] = [['sh']];
+  if (hasCommand('busybox')) shells.push(['busybox', 'sh']);
+  for (const shell of shells) {
+    // As the kernel runs the script (npm's bin link and npx do the same): `sh PATH ARGS`.
+    const child = spawn(shell[0]!, [...shell.slice(1), CLI, '--proxy', '/=127.0.0.1:1', '--bind', '127.0.0.1:0'], { stdio: ['ignore', 'pipe', 'pipe'] });
+    try {
+      let out = '';
+      child.stderr.on('data', (d: Buffer) => (out += d.toString()));
+      child.stdout.on('data', (d: Buffer) => (out += d.toString()));
+      assert.ok(await waitUntil(() => /Listening at: /.test(out), 10_000), `${shell.join(' ')}: ${out}`);
+      assert.equal(new RegExp(`\\[${child.pid}\\] \\[INFO\\] Listening at`).test(out), true, `${shell.join(' ')}: node is the process started (exec), not a child: ${out}`);
+      const argv = readFileSync(`/proc/${child.pid}/cmdline`, 'utf8').split('\0');
+      assert.deepEqual(argv.slice(0, 3), ['node', '--max-semi-space-size=4', CLI], shell.join(' '));
+      assert.doesNotMatch(out, /Permission denied|not found|can't/, shell.join(' '));
+    } finally {
+      child.kill();
+    }
+  }
 });

@@ -224,7 +224,7 @@ test('a client that goes away: the upstream request is cancelled, logged as 499'
   const conn = await RawConnection.open(server.port);
   conn.write('GET /asis/sleep-600 HTTP/1.1\r\nHost: x\r\n\r\n');
   await waitUntil(() => ups.a!.hits.has('/asis/sleep-600'), 2000);
-  // A reset: a FIN alone is a half-close, after which the front still sends the answer.
+  // A reset (a FIN does the same: client-half-close.test.ts).
   conn.socket.resetAndDestroy();
   assert.ok(await waitUntil(() => /"GET \/asis\/sleep-600 HTTP\/1.1" 499/.test(readFileSync(accessLog, 'utf8')), 3000));
   // The upstream's connection was closed under it: its answer never went out.

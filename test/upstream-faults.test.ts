@@ -1,9 +1,11 @@
 /**
- * Broken back ends: small FastCGI peers on loopback that answer garbage,
- * refuse, or die halfway, one that never reads, one that never accepts. A
- * malformed answer is a 502 with a log line; one that breaks after its head
- * went out cuts the client's connection, so the client never takes a half
- * response for a whole one; send and connect timeouts are 504s.
+ * Broken back ends: small FastCGI and SCGI peers on loopback that answer
+ * garbage, refuse, die halfway or send more than their Content-Length, one
+ * that never reads, one that never accepts. A malformed answer is a 502 with
+ * a log line; one that breaks after its head went out cuts the client's
+ * connection, so the client never takes a half response for a whole one; a
+ * body past its Content-Length is cut to it, with a warning, and that
+ * connection is not reused (nginx); send and connect timeouts are 504s.
  */
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -31,7 +33,14 @@ const ANSWERS: Record<string, (s: Socket) => void> = {
   // The last body bytes in the same read as END_REQUEST (they go to the client with the response's end).
   whole: (s) => s.write(Buffer.concat([encodeRecord(FCGI.STDOUT, 1, Buffer.from('Content-Type: text/plain\r\n\r\nfirst,')), encodeRecord(FCGI.STDOUT, 1, Buffer.from(WHOLE_TAIL)), encodeEndRequest(1, 0, 0)])),
   long: (s) => s.write(Buffer.concat([encodeRecord(FCGI.STDOUT, 1, Buffer.from('Content-Length: 3\r\n\r\n')), encodeRecord(FCGI.STDOUT, 1, Buffer.from('three is too long')), encodeEndRequest(1, 0, 0)])),
+  // Past its Content-Length in a later read, the head and part of the body gone to the client already.
+  later: (s) => {
+    s.write(encodeRecord(FCGI.STDOUT, 1, Buffer.from('Content-Length: 12\r\n\r\nfirst,')));
+    setTimeout(() => s.write(Buffer.concat([encodeRecord(FCGI.STDOUT, 1, Buffer.from('second and more')), encodeEndRequest(1, 0, 0)])), 100);
+  },
 };
+/** Connections each fake back end accepted. */
+const accepted: Record<string, number> = {};
 
 let tmp: ReturnType<typeof tempDir>;
 /** A back end that takes the connection and never reads: the request cannot all be sent. */
@@ -45,7 +54,9 @@ before(async () => {
   tmp = tempDir('faults');
   let routes = '';
   for (const [name, answer] of Object.entries(ANSWERS)) {
+    accepted[name] = 0;
     const server = createServer((s) => {
+      accepted[name]!++;
       s.on('error', () => {});
       let seen = Buffer.alloc(0);
       s.on('data', (d: Buffer) => {
@@ -63,6 +74,14 @@ before(async () => {
   });
   await new Promise<void>((resolve) => deaf.listen(0, '127.0.0.1', resolve));
   routes += `[[routes]]\npath = "/deaf"\nfastcgi = { pass = "127.0.0.1:${(deaf.address() as { port: number }).port}", send_timeout = 1 }\n`;
+  // SCGI: the answer overruns its Content-Length and the back end keeps the connection open.
+  const scgi = createServer((s) => {
+    s.on('error', () => {});
+    s.once('data', () => s.write('Status: 200 OK\r\nContent-Length: 5\r\n\r\nhello, and more'));
+  });
+  await new Promise<void>((resolve) => scgi.listen(0, '127.0.0.1', resolve));
+  servers.push(scgi);
+  routes += `[[routes]]\npath = "/scgi-long"\nscgi = { pass = "127.0.0.1:${(scgi.address() as { port: number }).port}", read_timeout = 30 }\n`;
   full = await backlogFull();
   if (full !== null) routes += `[[routes]]\npath = "/full"\nuwsgi = { pass = "127.0.0.1:${full.port}", connect_timeout = 1 }\n`;
   const config = join(tmp.dir, 'site.toml');
@@ -116,7 +135,7 @@ test('a FastCGI answer that breaks after its head: the client connection is cut,
   assert.equal((await request(gh.url, '/garbage/y')).status, 502);
 });
 
-test('a FastCGI answer whose last body bytes come with END_REQUEST: sent whole, compressed when asked; past its Content-Length, cut', async () => {
+test('a FastCGI answer whose last body bytes come with END_REQUEST: sent whole, compressed when asked', async () => {
   for (let i = 0; i < 2; i++) {
     // Twice: the second request takes the connection the first one left in the pool.
     const plain = await request(gh.url, '/whole/x');
@@ -126,10 +145,22 @@ test('a FastCGI answer whose last body bytes come with END_REQUEST: sent whole, 
   const zipped = await request(gh.url, '/whole/x', { headers: { 'accept-encoding': 'gzip' } });
   assert.equal(zipped.headers['content-encoding'], 'gzip');
   assert.equal(gunzipSync(zipped.raw).toString(), `first,${WHOLE_TAIL}`);
-  // The head waits for the first body bytes: here the connection is cut before anything was sent.
-  const got = await fetchOutcome(`${gh.url}/long/x`).catch((err: Error) => ({ complete: false, body: err.message }));
-  assert.equal(got.complete, false, `looked complete with ${JSON.stringify(got.body)}`);
-  await gh.waitFor(/GET \/long\/x: upstream \S+ failed while reading the response: a body longer than its Content-Length; response cut/, 3000);
+});
+
+test('an answer past its Content-Length: the client gets the declared length, a warning names the upstream, the connection is not reused', async () => {
+  for (const [name, body] of [['long', 'thr'], ['later', 'first,second']] as const) {
+    for (let i = 1; i <= 2; i++) {
+      const got = await fetchOutcome(`${gh.url}/${name}/x`);
+      assert.deepEqual(got, { status: 200, body, complete: true }, name);
+      // Each request on a connection of its own: the one that overran is closed, not pooled.
+      assert.equal(accepted[name], i, name);
+    }
+    await gh.waitFor(new RegExp(`\\[WARNING\\] GET /${name}/x: upstream 127\\.0\\.0\\.1:\\d+ sent more data than specified in its Content-Length; the rest was dropped`), 3000);
+  }
+  // SCGI (uwsgi reads the same way): the answer ends at its declared length, without waiting for the back end to close.
+  const got = await fetchOutcome(`${gh.url}/scgi-long/x`);
+  assert.deepEqual(got, { status: 200, body: 'hello', complete: true });
+  await gh.waitFor(/\[WARNING\] GET \/scgi-long\/x: upstream 127\.0\.0\.1:\d+ sent more data than specified in its Content-Length/, 3000);
 });
 
 /** Python's listen(0) with no accept(): once a few connections wait in the queue, Linux drops the next SYNs. */

@@ -8,11 +8,15 @@
  * within a second). Key names are hashed: memcached takes at most 250
  * bytes, no spaces.
  *
- * The fetch lock across instances is a key taken with `add` (fetch-lock.ts).
- * A memcached that is down or slow answers as an empty store (a miss):
- * see memcached-connection.ts.
+ * A key's variants are one item, rewritten with compare-and-swap: two
+ * instances storing variants of one URL at once lose neither (the second
+ * write fails, and is made again over the first). The fetch lock across
+ * instances is a key taken with `add`, holding a token of its holder, and let
+ * go only by it (a delete while the token is still there, with CAS). A
+ * memcached that is down or slow answers as an empty store (a miss): see
+ * memcached-connection.ts.
  */
-import { createHash } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import type { Logger } from '../log/logger.js';
 import type { StoredResponse } from './cache-policy.js';
 import type { CacheStore } from './cache-store.js';
@@ -22,6 +26,8 @@ import { decodeVariants, encodeVariants } from './store-codec.js';
 const GENERATION_MS = 1000;
 /** memcached reads a longer expiry as a point in time. */
 const MAX_EXPIRY_S = 30 * 24 * 3600;
+/** Writes of a key's variants lost to other instances' before this one gives up (the cache is an optimisation). */
+const CAS_TRIES = 8;
 
 function hashed(text: string): string {
   return createHash('sha1').update(text).digest('base64url');
@@ -31,6 +37,8 @@ export class MemcachedStore implements CacheStore {
   private readonly memcached: MemcachedConnection;
   private generation = '0';
   private generationAt = -Infinity;
+  /** This instance's token in each lock it holds. */
+  private readonly tokens = new Map<string, string>();
 
   constructor(
     /** memcached://HOST:PORT */
@@ -42,16 +50,22 @@ export class MemcachedStore implements CacheStore {
   }
 
   async get(key: string): Promise<StoredResponse[]> {
-    return (await this.memcached.run('get', () => this.variants(key), [])).filter((v) => v.keepUntil > Date.now());
+    return this.memcached.run('get', async (client) => this.live((await client.get(await this.name(key))).value), []);
   }
 
   put(key: string, stored: StoredResponse): Promise<void> {
     return this.memcached.run('put', async (client) => {
-      const variants = (await this.variants(key)).filter((v) => v.variant !== stored.variant);
-      variants.push({ ...stored, tagVersions: await this.tagVersions(stored.tags) });
-      const until = Math.max(...variants.map((v) => v.keepUntil));
-      const expires = Math.min(MAX_EXPIRY_S, Math.max(1, Math.ceil((until - Date.now()) / 1000)));
-      await client.set(await this.name(key), encodeVariants(variants), { expires });
+      const name = await this.name(key);
+      const entry = { ...stored, tagVersions: await this.tagVersions(stored.tags) };
+      for (let i = 0; i < CAS_TRIES; i++) {
+        const { value, cas } = await this.memcached.gets(name);
+        const variants = (await this.live(value)).filter((v) => v.variant !== stored.variant);
+        variants.push(entry);
+        const until = Math.max(...variants.map((v) => v.keepUntil));
+        const expires = Math.min(MAX_EXPIRY_S, Math.max(1, Math.ceil((until - Date.now()) / 1000)));
+        const encoded = encodeVariants(variants);
+        if (cas === null ? await client.add(name, encoded, { expires }) : await this.memcached.setIfUnchanged(name, encoded, expires, cas)) return;
+      }
     }, undefined);
   }
 
@@ -70,16 +84,27 @@ export class MemcachedStore implements CacheStore {
   /** memcached's `add` stores only when the key is absent: the lock, with an expiry of whole seconds. */
   lock(key: string, ms: number): Promise<boolean> {
     const expires = Math.max(1, Math.ceil(ms / 1000));
-    return this.memcached.run('lock', (client) => client.add(this.lockName(key), Buffer.from('1'), { expires }), true);
+    const token = randomBytes(9).toString('base64');
+    return this.memcached.run('lock', async (client) => {
+      if (!(await client.add(this.lockName(key), Buffer.from(token), { expires }))) return false;
+      this.tokens.set(key, token);
+      return true;
+    }, true);
   }
 
   locked(key: string): Promise<boolean> {
     return this.memcached.run('lock', async (client) => (await client.get(this.lockName(key))).value !== null, false);
   }
 
-  /** Deleted whoever holds it (memjs has no delete-if-unchanged): only when a fetch outlived the lock timeout can it be another's. */
+  /** Deletes the lock only while it holds this instance's token: once it expired, another instance may have it. */
   async unlock(key: string): Promise<void> {
-    await this.memcached.run('unlock', (client) => client.delete(this.lockName(key)), false);
+    const token = this.tokens.get(key);
+    this.tokens.delete(key);
+    if (token === undefined) return;
+    await this.memcached.run('unlock', async () => {
+      const { value, cas } = await this.memcached.gets(this.lockName(key));
+      if (cas !== null && value!.toString() === token) await this.memcached.deleteIfUnchanged(this.lockName(key), cas);
+    }, undefined);
   }
 
   flush(): Promise<void> {
@@ -94,15 +119,15 @@ export class MemcachedStore implements CacheStore {
     this.memcached.close();
   }
 
-  /** A key's variants, without those whose tags were invalidated since they were stored. */
-  private async variants(key: string): Promise<StoredResponse[]> {
-    const { value } = await this.memcached.client.get(await this.name(key));
+  /** The variants in a key's item that are still of use: not expired, none of their tags invalidated since they were stored. */
+  private async live(value: Buffer | null): Promise<StoredResponse[]> {
     if (value === null) return [];
-    const variants = decodeVariants(value);
+    const now = Date.now();
+    const variants = decodeVariants(value).filter((v) => v.keepUntil > now);
     const tags = [...new Set(variants.flatMap((v) => v.tags))];
     if (tags.length === 0) return variants;
-    const now = await this.tagVersions(tags);
-    return variants.filter((v) => v.tags.every((t) => v.tagVersions?.[t] === now[t]));
+    const versions = await this.tagVersions(tags);
+    return variants.filter((v) => v.tags.every((t) => v.tagVersions?.[t] === versions[t]));
   }
 
   private async tagVersions(tags: readonly string[]): Promise<Record<string, string>> {

@@ -18,7 +18,7 @@ import { formatBind, parseBind } from '../config/bind.js';
 import type { Config, ListenerSettings } from '../config/schema.js';
 import type { ExchangeContext } from '../http/handler.js';
 import { TrustedProxies } from '../http/forwarded.js';
-import { clientGoneFrom, inFlightOn } from '../http/in-flight.js';
+import { clientEnded, clientGoneFrom, inFlightOn } from '../http/in-flight.js';
 import { createListenerServer, type ListenerServer } from './listener.js';
 import type { Router } from './router.js';
 import { isTls } from './tls-context.js';
@@ -229,6 +229,9 @@ export class HttpFront {
     (socket as TrackedSocket)[kFront] = counted ? this.counted : this.uncounted;
     // 'close' comes once: on(), not once() and the wrapper once() makes per connection.
     socket.on('close', onTrackedClose);
+    // A FIN while a request is with an app or a back end: the client went away, as nginx sees it (on the
+    // fast path and node:http alike; a gateway listener's connection ends its requests as it closes).
+    socket.on('end', onTrackedEnd);
   }
 
   /** @internal a tracked connection closed. */
@@ -270,6 +273,10 @@ type TrackedSocket = Socket & { [kFront]?: Tracking };
 function onTrackedClose(this: TrackedSocket): void {
   const t = this[kFront]!;
   t.front.closed(this, t.counted);
+}
+
+function onTrackedEnd(this: Socket): void {
+  clientEnded(this);
 }
 
 

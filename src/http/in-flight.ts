@@ -13,8 +13,9 @@ export interface InFlight {
 }
 
 const kInFlight = Symbol('gatehouse.inFlight');
+const kEnded = Symbol('gatehouse.clientEnded');
 /** One piece of work alone (the usual case: no list made per request), or several in order (pipelining). */
-type TrackedSocket = Socket & { [kInFlight]?: InFlight | InFlight[] };
+type TrackedSocket = Socket & { [kInFlight]?: InFlight | InFlight[]; [kEnded]?: true };
 
 /** The work still under way on a connection, oldest first (a list of its own: the caller may stop each). */
 export function inFlightOn(socket: Socket): InFlight[] {
@@ -25,6 +26,26 @@ export function inFlightOn(socket: Socket): InFlight[] {
 /** The connection went away: the work under way for it stops. */
 export function clientGoneFrom(socket: Socket): void {
   for (const x of inFlightOn(socket)) x.clientGone();
+}
+
+/**
+ * The client half-closed its HTTP/1 connection (FIN): as nginx sees it
+ * (recv() returning 0 while the request is with an upstream), it went away.
+ * The work under way for it stops now, and work that starts later (a
+ * request whose body was still being buffered, or which waited for its
+ * app) as soon as it starts; the connection is cut then. Answers that need
+ * no such work still go out.
+ */
+export function clientEnded(socket: Socket): void {
+  const s = socket as TrackedSocket;
+  s[kEnded] = true;
+  if (s[kInFlight] !== undefined) cut(socket);
+}
+
+/** Stops the work under way before the socket's 'close' (a loop turn later), so that no answer is taken for sent meanwhile. */
+function cut(socket: Socket): void {
+  clientGoneFrom(socket);
+  socket.destroy();
 }
 
 /** `work` starts on the connection. */
@@ -60,8 +81,10 @@ interface Watched {
  * by the front. `work.clientGone()` must do nothing once the work is done.
  */
 export function watchClient(req: Watched, res: EventEmitter, work: InFlight): void {
-  if (req.httpVersionMajor === 2) res.once('close', () => work.clientGone());
-  else addInFlight(req.socket, work);
+  if (req.httpVersionMajor === 2) return void res.once('close', () => work.clientGone());
+  addInFlight(req.socket, work);
+  // Once the caller has set the work going.
+  if ((req.socket as TrackedSocket)[kEnded]) queueMicrotask(() => cut(req.socket));
 }
 
 /** `work` is done: the client is no longer watched for it. */

@@ -2,9 +2,12 @@
  * An upgrade (WebSocket) through the `proxy` action: the client's request
  * goes to one upstream with its Upgrade; a 101 there is a 101 to the client
  * and then the two sockets are joined, bytes both ways with backpressure,
- * until either side closes (or neither sends for read_timeout, as nginx's
- * proxy_read_timeout closes an idle WebSocket). Any other answer goes to
- * the client as it is, and the connection closes after it.
+ * until either side closes or ends (its bytes passed on first), or neither
+ * sends for read_timeout (as nginx's proxy_read_timeout closes an idle
+ * WebSocket). Any other answer goes to the client as it is, and the
+ * connection closes after it. A client that closes or half-closes before the
+ * answer has gone away (nginx's 499): the upstream request is aborted, its
+ * connection closed as soon as it is made.
  */
 import { STATUS_CODES } from 'node:http';
 import type { Duplex } from 'node:stream';
@@ -14,6 +17,9 @@ import { clientResponseHeaders, upstreamRequestHeaders, upstreamTarget } from '.
 import type { ProxyRoute } from './proxy-exchange.js';
 import { requestServername } from './proxy-target.js';
 import { UpstreamError } from './upstream-failure.js';
+
+/** Bytes a client may send before the upstream's answer; past them it is no longer read until then. */
+const EARLY_LIMIT = 64 * 1024;
 
 export function tunnel(route: ProxyRoute, u: UpgradeRequest, key: string): void {
   const { req, socket } = u;
@@ -30,11 +36,25 @@ export function tunnel(route: ProxyRoute, u: UpgradeRequest, key: string): void 
     logged = true;
     u.log(s, bytes);
   };
+  // Read until the answer, so that a FIN is seen; bytes sent before it (a client should wait for the 101) go up after it.
+  const early: Buffer[] = [];
+  let earlyBytes = 0;
+  const keepEarly = (chunk: Buffer) => {
+    early.push(chunk);
+    earlyBytes += chunk.length;
+    if (earlyBytes > EARLY_LIMIT) socket.pause();
+  };
   const clientGone = () => {
     abort?.();
+    // Undici's connection, still being made, is closed in onConnect.
+    socket.destroy();
     log(status || 499);
   };
-  socket.once('close', clientGone);
+  const watching = [['data', keepEarly], ['end', clientGone], ['close', clientGone]] as const;
+  for (const [event, listener] of watching) socket.on(event, listener);
+  const unwatch = () => {
+    for (const [event, listener] of watching) socket.removeListener(event, listener);
+  };
   peer.active++;
   const handler: Dispatcher.DispatchHandlers = {
     onConnect(a) {
@@ -46,12 +66,14 @@ export function tunnel(route: ProxyRoute, u: UpgradeRequest, key: string): void 
       peer.active--;
       route.balancer.succeeded(peer);
       status = code;
-      socket.removeListener('close', clientGone);
+      unwatch();
+      socket.pause();
       const lines = [`HTTP/1.1 ${code} ${STATUS_CODES[code] ?? ''}`];
       const h = (raw ?? []).map((x) => (Buffer.isBuffer(x) ? x.toString('latin1') : x));
       for (let i = 0; i < h.length; i += 2) lines.push(`${h[i]}: ${h[i + 1]}`);
       socket.write(lines.join('\r\n') + '\r\n\r\n');
       if (u.head.length > 0) upstream.write(u.head);
+      for (const chunk of early) upstream.write(chunk);
       join(socket, upstream, route.settings.read_timeout * 1000, (n) => (bytes += n), () => log(101));
     },
     onHeaders(code, raw, _resume, text) {
@@ -97,7 +119,11 @@ export function tunnel(route: ProxyRoute, u: UpgradeRequest, key: string): void 
   );
 }
 
-/** Both ways until one side ends; `counted` gets the bytes sent to the client. */
+/**
+ * Both ways until one side closes, or ends and what it sent is written to
+ * the other (as nginx: a half-closed tunnel is not kept); `counted` gets the
+ * bytes sent to the client.
+ */
 function join(client: Duplex, upstream: Duplex, idleMs: number, counted: (n: number) => void, closed: () => void): void {
   upstream.on('data', (chunk: Buffer) => counted(chunk.length));
   client.pipe(upstream);
@@ -110,6 +136,8 @@ function join(client: Duplex, upstream: Duplex, idleMs: number, counted: (n: num
   for (const s of [client, upstream]) {
     s.on('error', end);
     s.on('close', end);
+    // The other side ended, and pipe() ended this one once all was written.
+    s.on('finish', end);
     if (idleMs > 0 && 'setTimeout' in s) (s as Duplex & { setTimeout(ms: number, cb: () => void): void }).setTimeout(idleMs, end);
   }
 }

@@ -3,8 +3,11 @@
  * head and body to the client as they come, through body-sink.ts
  * (compression; what a slow client cannot take yet spooled, or the caller
  * told to stop reading the back end until it can). Checks the body against
- * a declared Content-Length, and writes the access log line once, however
- * the exchange ends.
+ * a declared Content-Length: bytes past it are dropped with a warning and
+ * the response ends there (nginx 1.19.1 and later: the client gets the
+ * declared length, and that back-end connection is not reused); a body that
+ * ends short is cut. Writes the access log line once, however the exchange
+ * ends.
  */
 import type { ExchangeContext, HttpResponse, RequestInfo, RouteRequest } from '../http/handler.js';
 import { unwatchClient, watchClient, type InFlight } from '../http/in-flight.js';
@@ -22,7 +25,12 @@ const LIMITS = {
 };
 
 export class ResponseRelay implements InFlight {
+  /** Nothing more is wanted from the back end: its response ended (or overran), failed, or the client went away. */
   done = false;
+  /** The body went past its Content-Length (the back end's connection is not to be reused). */
+  overran = false;
+  /** The access log line is written: the exchange is over on the client's side too. */
+  private closed = false;
   private readonly sink: BodySink;
   private status = 0;
   /** Bytes the front wrote itself (an error answer). */
@@ -44,10 +52,11 @@ export class ResponseRelay implements InFlight {
   }
 
   clientGone(): void {
-    if (this.done) return;
+    if (this.closed) return;
     if (!this.r.res.headersSent) this.status = 499; // nginx's code for "client closed request"
+    const backEndDone = this.done;
     this.complete();
-    this.onClientGone();
+    if (!backEndDone) this.onClientGone();
   }
 
   get headSent(): boolean {
@@ -70,21 +79,37 @@ export class ResponseRelay implements InFlight {
     return true;
   }
 
-  /** A piece of the body; false when the client is full (wait for `whenDrained`) or the body broke its Content-Length. */
+  /**
+   * A piece of the body; false when the client is full (wait for
+   * `whenDrained`) or the body is over (`done`: it reached past its
+   * Content-Length, and what fitted was written with the end).
+   */
   body(chunk: Buffer): boolean {
     if (this.done || chunk.length === 0) return !this.done;
-    return this.counted(chunk) && this.sink.write(chunk);
+    const part = this.fitted(chunk);
+    if (!this.overran) return this.sink.write(part);
+    this.finishBody(part);
+    return false;
   }
 
-  /** Counts `chunk` against the declared Content-Length: false (and a 502) when it goes past it. */
-  private counted(chunk: Buffer): boolean {
-    if (this.remaining === undefined) return true;
-    if (chunk.length > this.remaining) {
-      this.fail(new UpstreamError(502, 'read', `a body longer than its Content-Length`));
-      return false;
+  /** All of `chunk` that the declared Content-Length leaves room for; past it, the rest is dropped with a warning. */
+  private fitted(chunk: Buffer): Buffer {
+    const remaining = this.remaining;
+    if (remaining === undefined) return chunk;
+    if (chunk.length <= remaining) {
+      this.remaining = remaining - chunk.length;
+      return chunk;
     }
-    this.remaining -= chunk.length;
-    return true;
+    this.overran = true;
+    this.remaining = 0;
+    const { method, url } = this.r.req;
+    this.ctx.logger.warning(`${method} ${url}: upstream ${this.upstream} sent more data than specified in its Content-Length; the rest was dropped`);
+    return chunk.subarray(0, remaining);
+  }
+
+  /** The declared Content-Length has all been received (undefined: none was declared). */
+  get lengthReached(): boolean {
+    return this.remaining === 0;
   }
 
   whenDrained(resume: () => void): void {
@@ -94,16 +119,21 @@ export class ResponseRelay implements InFlight {
   /** The back end finished the response; `last`: its last body bytes, written with the end. */
   end(last: Buffer | null = null): void {
     if (this.done) return;
-    if (last !== null && last.length > 0 && !this.counted(last)) return;
+    const part = last === null ? null : this.fitted(last);
     if (this.remaining !== undefined && this.remaining > 0) {
       this.fail(new UpstreamError(502, 'read', `the body ended ${this.remaining} bytes short of its Content-Length`));
       return;
     }
+    this.finishBody(part);
+  }
+
+  private finishBody(last: Buffer | null): void {
+    this.done = true;
     this.sink.end(() => this.complete(), last);
   }
 
   fail(error: UpstreamError): void {
-    if (this.done) return;
+    if (this.closed) return;
     if (!this.headSent) this.status = error.status;
     this.bytes += upstreamFailed(this.r, this.ctx.logger, this.upstream, error, this.ctx.draining);
     this.complete();
@@ -111,6 +141,7 @@ export class ResponseRelay implements InFlight {
 
   private complete(): void {
     this.done = true;
+    this.closed = true;
     this.sink.close();
     unwatchClient(this.r.req, this);
     this.r.log(this.status, this.bytes + this.sink.bytes);

@@ -103,6 +103,7 @@ export class UpstreamExchange implements SocketUser, Expiring {
   /** A connection of target.limit is this exchange's. */
   private holding = false;
   private cancelWait: (() => void) | null = null;
+  private finished = false;
   deadlineSlot = -1;
   deadlineDue = 0;
 
@@ -196,7 +197,8 @@ export class UpstreamExchange implements SocketUser, Expiring {
       if (ended && i === data.length - 1) return this.ended(body);
       this.forward(body);
     }
-    if (ended && !this.relay.done) this.ended(null);
+    // The declared length is all here: SCGI and uwsgi answers end there rather than at the close (as in nginx).
+    if (!this.relay.done && (ended || (this.decoder.eofEnds && this.relay.lengthReached))) this.ended(null);
   }
 
   /** The body bytes in `chunk` once the head is complete and written; null while it is not (or when it failed). */
@@ -217,7 +219,10 @@ export class UpstreamExchange implements SocketUser, Expiring {
   }
 
   private forward(chunk: Buffer): void {
-    if (this.relay.body(chunk) || this.relay.done || this.paused) return;
+    if (this.relay.body(chunk)) return;
+    // The body overran its Content-Length (what fitted went out with the end), or the exchange is over.
+    if (this.relay.done) return this.finish(false);
+    if (this.paused) return;
     const socket = this.socket!;
     this.paused = true;
     socket.pause();
@@ -233,10 +238,10 @@ export class UpstreamExchange implements SocketUser, Expiring {
   /** The response is complete, `last` its last body bytes. */
   private ended(last: Buffer | null): void {
     if (!this.headDone) return this.fail(502, 'the response ended before its head was complete');
-    // The back end's part is over: its connection goes to the next request first, so that the back end works on it
-    // while this response is written to the client (the relay may still be sending spooled bytes to a slow one).
-    this.finish(this.decoder.reusable);
+    // The back end's part is over: its connection goes to the next request, unless its answer overran its
+    // Content-Length (the relay may still be sending spooled bytes to a slow client).
     this.relay.end(last);
+    this.finish(this.decoder.reusable && !this.relay.overran);
   }
 
   closed(): void {
@@ -291,8 +296,10 @@ export class UpstreamExchange implements SocketUser, Expiring {
     socket.destroy();
   }
 
-  /** Lets go of the connection: back to the pool after a clean end, else closed. */
+  /** Lets go of the connection (once): back to the pool after a clean end, else closed. */
   private finish(reusable: boolean): void {
+    if (this.finished) return;
+    this.finished = true;
     if (reusable && this.socket !== null && this.wire.pool !== undefined) {
       this.arm(0);
       const socket = this.socket;
