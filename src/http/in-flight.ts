@@ -54,14 +54,21 @@ interface Watched {
   socket: Socket;
 }
 
+/** A response that stops the work for its request itself when its stream closes (the front's HTTP/2 one). */
+interface WatchingResponse {
+  watch(work: InFlight): void;
+}
+
 /**
  * Stops `work` if the client goes away before it is done: an HTTP/2 stream
- * says so itself ('close' on its response); an HTTP/1 connection is watched
- * by the front. `work.clientGone()` must do nothing once the work is done.
+ * says so itself ('close' on its response, or its watch()); an HTTP/1
+ * connection is watched by the front. `work.clientGone()` must do nothing
+ * once the work is done.
  */
-export function watchClient(req: Watched, res: EventEmitter, work: InFlight): void {
-  if (req.httpVersionMajor === 2) res.once('close', () => work.clientGone());
-  else addInFlight(req.socket, work);
+export function watchClient(req: Watched, res: EventEmitter | WatchingResponse, work: InFlight): void {
+  if (req.httpVersionMajor !== 2) addInFlight(req.socket, work);
+  else if ('watch' in res) res.watch(work);
+  else res.once('close', () => work.clientGone());
 }
 
 /** `work` is done: the client is no longer watched for it. */
