@@ -193,7 +193,11 @@ export class HttpFront {
     trackSession(session, conn);
     // keepalive_timeout for HTTP/2: a session quiet that long with no stream open is closed (GOAWAY).
     const idle = this.settings.keepalive_timeout * 1000;
-    if (idle > 0) session.setTimeout(idle, () => conn.open === 0 && session.close());
+    if (idle <= 0) return;
+    // on(), not setTimeout's callback: node:http2 adds that with once(), and a timeout that
+    // came while a stream was open would leave the session without one for good.
+    session.setTimeout(idle);
+    session.on('timeout', () => conn.open === 0 && session.close());
   }
 
   /** Past max_connections: close at once, and say so in the error log at most every 10 s. */
