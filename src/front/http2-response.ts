@@ -89,7 +89,7 @@ export class Http2Response extends EventEmitter implements HttpResponse {
   private trailerFields: OutgoingHttpHeaders | null = null;
   /** The stream's 'drain' is passed on once a write has had to wait (the only time it matters). */
   private drainWatched = false;
-  /** Stopped if the stream closes first (watchClient): one field, not a closure and a listener per request. */
+  /** Stopped if the stream closes first (watchClient): a field, not a closure and a listener per request. */
   private work: InFlight | null = null;
 
   constructor(
@@ -107,7 +107,8 @@ export class Http2Response extends EventEmitter implements HttpResponse {
 
   /** The client going away (the stream closing before the answer is done) stops `work`. */
   watch(work: InFlight): void {
-    this.work = work;
+    if (this.work === null) this.work = work;
+    else this.once('close', () => work.clientGone());
   }
 
   /** @internal the stream closed, answered or reset. */
