@@ -82,7 +82,8 @@ export class Http2Response extends EventEmitter implements HttpResponse {
   /** Set by the front while draining; an HTTP/2 session is closed with GOAWAY instead. */
   shouldKeepAlive = true;
   headersSent = false;
-  private headers: OutgoingHttpHeaders = {};
+  /** The head as sent (getHeader); null before writeHead. */
+  private headers: OutgoingHttpHeaders | null = null;
   /** No body may be sent: HEAD, 1xx, 204, 304. */
   private bodiless: boolean;
   /** Trailer fields, sent once the body has ended; null when the head did not say that trailers follow. */
@@ -136,7 +137,7 @@ export class Http2Response extends EventEmitter implements HttpResponse {
   /** `headers` as `[name, value, ...]` (names as the app gave them) or an object; the reason phrase is HTTP/1's only. */
   writeHead(status: number, _reason: string, headers?: OutgoingHttpHeaders | readonly string[]): this {
     if (this.headersSent) throw new Error('the response head was already written');
-    const out: OutgoingHttpHeaders = { [constants.HTTP2_HEADER_STATUS]: status };
+    const out: OutgoingHttpHeaders = { ':status': status };
     if (Array.isArray(headers)) {
       const flat = headers as readonly string[];
       for (let i = 0; i < flat.length; i += 2) add(out, flat[i]!.toLowerCase(), flat[i + 1]!);
@@ -159,7 +160,7 @@ export class Http2Response extends EventEmitter implements HttpResponse {
   }
 
   getHeader(name: string): number | string | string[] | undefined {
-    return this.headers[name.toLowerCase()];
+    return this.headers?.[name.toLowerCase()];
   }
 
   /** The head goes out whole in writeHead: nothing is left to remove. */
