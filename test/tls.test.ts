@@ -277,6 +277,17 @@ test('environ over HTTP/2: url_scheme https, HTTPS on, HTTP_HOST from :authority
     assert.equal(env.CONTENT_LENGTH, '7');
     assert.equal(env.body, 'a=1&b=2');
     assert.deepEqual(Object.keys(env).filter((k) => k.includes(':')), [], 'pseudo-headers do not become environ keys');
+    // The connection's addresses, read from the TLS socket; a bodiless GET on the same session after the POST.
+    const get = JSON.parse((await h2request(session, '/again')).body.toString()) as Record<string, string>;
+    for (const e of [env, get]) {
+      assert.equal(e.REMOTE_ADDR, '127.0.0.1');
+      assert.equal(e.REMOTE_PORT, String(session.socket.localPort));
+      assert.equal(e.SERVER_NAME, '127.0.0.1');
+      assert.equal(e.SERVER_PORT, String(port));
+    }
+    assert.equal(get.REQUEST_METHOD, 'GET');
+    assert.equal(get.PATH_INFO, '/again');
+    assert.equal(get.CONTENT_LENGTH ?? '', '');
   } finally {
     await h2close(session);
   }
@@ -650,6 +661,27 @@ test('keepalive_timeout closes an idle HTTP/2 session with GOAWAY', { skip: NO_O
     const goaway = new Promise<void>((resolve) => session!.once('goaway', () => resolve()));
     assert.equal((await h2request(session, '/')).status, 200);
     await within(goaway, 10_000, 'GOAWAY on the idle session');
+  } finally {
+    session?.destroy();
+    await gh.kill();
+  }
+});
+
+test('keepalive_timeout leaves an HTTP/2 session alone while a stream is under way, then closes it', { skip: NO_OPENSSL }, async () => {
+  const gh = await launch(['--certfile', cert('a'), '--keyfile', key('a'), '--keepalive-timeout', '1', ECHO]);
+  let session: ClientHttp2Session | null = null;
+  try {
+    session = await h2session(gh.port);
+    session.on('error', () => {});
+    let goawayAt: 'during' | 'after' | null = null;
+    let answered = false;
+    const goaway = new Promise<void>((resolve) => session!.once('goaway', () => resolve(void (goawayAt = answered ? 'after' : 'during'))));
+    // The app sleeps past the timeout: the session is quiet, but a stream is open.
+    const slow = await h2request(session, '/slow?ms=2500');
+    answered = true;
+    assert.equal(slow.status, 200);
+    await within(goaway, 10_000, 'GOAWAY once the session is idle');
+    assert.equal(goawayAt, 'after');
   } finally {
     session?.destroy();
     await gh.kill();

@@ -26,6 +26,7 @@ import { FastPath, type Serve } from './fast-path.js';
 import { MemoryAnswers } from './memory-answers.js';
 import { createGatewayServer } from './gateway-listener.js';
 import { RequestIntake, type ListenerInfo } from './request-intake.js';
+import { trackSession, type H2Connection } from './http2-response.js';
 import { MemberList } from '../http/member-list.js';
 
 export class HttpFront {
@@ -42,6 +43,8 @@ export class HttpFront {
   /** Connections refused at max_connections since the last warning, and when that was. */
   private refused = 0;
   private refusedWarnedAt = -Infinity;
+  /** The TLS socket node:http2 is making a session of (onSession runs while it does). */
+  private h2Socket: TLSSocket | null = null;
   /** What a tracked socket points to (see track()): two records for all of them, not one each. */
   private readonly counted: Tracking = { front: this, counted: true };
   private readonly uncounted: Tracking = { front: this, counted: false };
@@ -133,8 +136,11 @@ export class HttpFront {
     if (tls) {
       server.on('secureConnection', (socket: TLSSocket) => {
         this.track(socket, false);
-        if (socket.alpnProtocol === 'h2') toHttp!(socket);
-        else this.fastPath.take(socket, serve, toHttp!);
+        if (socket.alpnProtocol !== 'h2') return this.fastPath.take(socket, serve, toHttp!);
+        // node:http2 makes the session and emits 'session' (onSession) at once.
+        this.h2Socket = socket;
+        toHttp!(socket);
+        this.h2Socket = null;
       });
     }
     server.on('session', (session: ServerHttp2Session) => this.onSession(session));
@@ -183,14 +189,15 @@ export class HttpFront {
     if (this.ctx.draining) return void session.close();
     this.sessions.add(session);
     session.once('close', () => this.sessions.delete(session));
+    const conn: H2Connection = { socket: this.h2Socket ?? (session.socket as TLSSocket), open: 0 };
+    trackSession(session, conn);
     // keepalive_timeout for HTTP/2: a session quiet that long with no stream open is closed (GOAWAY).
-    let open = 0;
-    session.on('stream', (stream: Duplex) => {
-      open++;
-      stream.once('close', () => open--);
-    });
     const idle = this.settings.keepalive_timeout * 1000;
-    if (idle > 0) session.setTimeout(idle, () => open === 0 && session.close());
+    if (idle <= 0) return;
+    // on(), not setTimeout's callback: node:http2 adds that with once(), and a timeout that
+    // came while a stream was open would leave the session without one for good.
+    session.setTimeout(idle);
+    session.on('timeout', () => conn.open === 0 && session.close());
   }
 
   /** Past max_connections: close at once, and say so in the error log at most every 10 s. */

@@ -11,14 +11,41 @@
  */
 import { EventEmitter } from 'node:events';
 import type { OutgoingHttpHeaders } from 'node:http';
-import { constants, type IncomingHttpHeaders, type ServerHttp2Stream } from 'node:http2';
+import { constants, type IncomingHttpHeaders, type ServerHttp2Session, type ServerHttp2Stream } from 'node:http2';
+import type { TLSSocket } from 'node:tls';
 import type { HttpResponse, RequestInfo } from '../http/handler.js';
+import type { InFlight } from '../http/in-flight.js';
 
 /** Header fields HTTP/2 forbids (RFC 9113 §8.2.2): dropped from an answer rather than failing it. */
 export const CONNECTION_SPECIFIC = new Set(['connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'upgrade']);
 
+/** What the front keeps for one HTTP/2 connection (session). */
+export interface H2Connection {
+  /**
+   * The TLS socket itself: `session.socket` is a Proxy that routes every
+   * property read through a trap (and throws once the session is gone).
+   */
+  readonly socket: TLSSocket;
+  /** Streams with a response under way (keepalive_timeout closes a session only when none is). */
+  open: number;
+}
+
+const kConnection = Symbol('gatehouse.h2Connection');
+type TrackedSession = ServerHttp2Session & { [kConnection]?: H2Connection };
+
+/** Starts keeping `conn` for `session`. */
+export function trackSession(session: ServerHttp2Session, conn: H2Connection): void {
+  (session as TrackedSession)[kConnection] = conn;
+}
+
+/** The connection a stream came on (its session must not be destroyed yet, as in the 'stream' event). */
+export function connectionOf(stream: ServerHttp2Stream): H2Connection {
+  const session = stream.session as TrackedSession;
+  return (session[kConnection] ??= { socket: session.socket as TLSSocket, open: 0 });
+}
+
 /** A stream's request as the front's handlers read it; Host from `:authority` when the client sent none. */
-export function h2Request(stream: ServerHttp2Stream, headers: IncomingHttpHeaders, rawHeaders: string[]): RequestInfo {
+export function h2Request(stream: ServerHttp2Stream, headers: IncomingHttpHeaders, rawHeaders: string[], socket: TLSSocket): RequestInfo {
   const authority = headers[':authority'];
   if (headers.host === undefined && authority !== undefined) {
     headers.host = authority;
@@ -32,7 +59,7 @@ export function h2Request(stream: ServerHttp2Stream, headers: IncomingHttpHeader
     headers,
     rawHeaders,
     // The connection's socket: unlike the stream's, it still says who the client is once the stream closes.
-    socket: stream.session!.socket as RequestInfo['socket'],
+    socket,
     // As Http2ServerRequest has it: the app bridge asks whether a body without a length follows.
     stream,
   } as RequestInfo;
@@ -46,7 +73,7 @@ function onStreamDrain(this: ServerHttp2Stream & { [kResponse]?: Http2Response }
 }
 
 function onStreamClose(this: ServerHttp2Stream & { [kResponse]?: Http2Response }): void {
-  this[kResponse]?.emit('close');
+  this[kResponse]?.closed();
 }
 
 const kResponse = Symbol('gatehouse.h2Response');
@@ -55,19 +82,43 @@ export class Http2Response extends EventEmitter implements HttpResponse {
   /** Set by the front while draining; an HTTP/2 session is closed with GOAWAY instead. */
   shouldKeepAlive = true;
   headersSent = false;
-  private headers: OutgoingHttpHeaders = {};
+  /** The head as sent (getHeader); null before writeHead. */
+  private headers: OutgoingHttpHeaders | null = null;
   /** No body may be sent: HEAD, 1xx, 204, 304. */
   private bodiless: boolean;
   /** Trailer fields, sent once the body has ended; null when the head did not say that trailers follow. */
   private trailerFields: OutgoingHttpHeaders | null = null;
+  /** The stream's 'drain' is passed on once a write has had to wait (the only time it matters). */
+  private drainWatched = false;
+  /** Stopped if the stream closes first (watchClient): a field, not a closure and a listener per request. */
+  private work: InFlight | null = null;
 
-  constructor(private readonly stream: ServerHttp2Stream, method: string | undefined) {
+  constructor(
+    private readonly stream: ServerHttp2Stream,
+    method: string | undefined,
+    private readonly conn: H2Connection,
+  ) {
     super();
     this.bodiless = method === 'HEAD';
+    conn.open++;
     (stream as { [kResponse]?: Http2Response })[kResponse] = this;
-    stream.on('drain', onStreamDrain);
     stream.on('close', onStreamClose);
     stream.on('error', ignore);
+  }
+
+  /** The client going away (the stream closing before the answer is done) stops `work`. */
+  watch(work: InFlight): void {
+    if (this.work === null) this.work = work;
+    else this.once('close', () => work.clientGone());
+  }
+
+  /** @internal the stream closed, answered or reset. */
+  closed(): void {
+    this.conn.open--;
+    const work = this.work;
+    this.work = null;
+    work?.clientGone();
+    this.emit('close');
   }
 
   get destroyed(): boolean {
@@ -86,7 +137,7 @@ export class Http2Response extends EventEmitter implements HttpResponse {
   /** `headers` as `[name, value, ...]` (names as the app gave them) or an object; the reason phrase is HTTP/1's only. */
   writeHead(status: number, _reason: string, headers?: OutgoingHttpHeaders | readonly string[]): this {
     if (this.headersSent) throw new Error('the response head was already written');
-    const out: OutgoingHttpHeaders = { [constants.HTTP2_HEADER_STATUS]: status };
+    const out: OutgoingHttpHeaders = { ':status': status };
     if (Array.isArray(headers)) {
       const flat = headers as readonly string[];
       for (let i = 0; i < flat.length; i += 2) add(out, flat[i]!.toLowerCase(), flat[i + 1]!);
@@ -109,7 +160,7 @@ export class Http2Response extends EventEmitter implements HttpResponse {
   }
 
   getHeader(name: string): number | string | string[] | undefined {
-    return this.headers[name.toLowerCase()];
+    return this.headers?.[name.toLowerCase()];
   }
 
   /** The head goes out whole in writeHead: nothing is left to remove. */
@@ -127,7 +178,12 @@ export class Http2Response extends EventEmitter implements HttpResponse {
 
   write(chunk: Buffer): boolean {
     if (this.destroyed || this.bodiless || chunk.length === 0) return !this.writableNeedDrain;
-    return this.stream.write(chunk);
+    if (this.stream.write(chunk)) return true;
+    if (!this.drainWatched) {
+      this.drainWatched = true;
+      this.stream.on('drain', onStreamDrain);
+    }
+    return false;
   }
 
   end(chunk?: Buffer): this {

@@ -19,7 +19,7 @@ import type { AccessLog } from '../log/access-log.js';
 import type { Router } from './router.js';
 import type { LeanParts, Serve } from './fast-path.js';
 import { H2Request, H2Response } from './h2-compat.js';
-import { h2Request, Http2Response } from './http2-response.js';
+import { connectionOf, h2Request, Http2Response } from './http2-response.js';
 import { gatewayScheme } from './gateway-request.js';
 
 /** What the front needs to know about the listener a request came in on. */
@@ -65,13 +65,12 @@ export class RequestIntake {
       return;
     }
     if (headers.expect !== undefined) stream.additionalHeaders({ ':status': 100 });
-    const req = h2Request(stream, headers, rawHeaders);
-    const body = stream.endAfterHeaders ? null : stream;
-    const toNode = () => {
-      const nodeReq = new H2Request(stream, headers, {}, rawHeaders);
-      return { req: nodeReq as unknown as IncomingMessage, res: new H2Response(stream) as unknown as ServerResponse };
-    };
-    lean(req, new Http2Response(stream, method), { body, toNode });
+    const conn = connectionOf(stream);
+    const req = h2Request(stream, headers, rawHeaders, conn.socket);
+    lean(req, new Http2Response(stream, method, conn), new H2LeanParts(stream, headers, rawHeaders));
+    // Nothing to read: without this, node:http2 would resume the stream once it closes, and
+    // first close it again from an immediate of its own (for a client still sending).
+    if (stream.endAfterHeaders) stream.pause();
   }
 
   /**
@@ -186,6 +185,24 @@ export class RequestIntake {
   private logFor(req: RequestInfo, res: HttpResponse): RouteRequest['log'] {
     const accessLog = this.ctx.accessLog;
     return accessLog === null ? noLog : logTo(accessLog, req, res);
+  }
+}
+
+/** An HTTP/2 stream's LeanParts: node:http2's compatibility objects are made only if an action asks. */
+class H2LeanParts implements LeanParts {
+  readonly body: Readable | null;
+
+  constructor(
+    private readonly stream: ServerHttp2Stream,
+    private readonly headers: IncomingHttpHeaders,
+    private readonly rawHeaders: string[],
+  ) {
+    this.body = stream.endAfterHeaders ? null : stream;
+  }
+
+  toNode(): { req: IncomingMessage; res: ServerResponse } {
+    const req = new H2Request(this.stream, this.headers, {}, this.rawHeaders);
+    return { req: req as unknown as IncomingMessage, res: new H2Response(this.stream) as unknown as ServerResponse };
   }
 }
 

@@ -75,13 +75,23 @@ interface Watched {
   socket: Socket;
 }
 
+/** A response that stops the work for its request itself when its stream closes (the front's HTTP/2 one). */
+interface WatchingResponse {
+  watch(work: InFlight): void;
+}
+
 /**
  * Stops `work` if the client goes away before it is done: an HTTP/2 stream
- * says so itself ('close' on its response); an HTTP/1 connection is watched
- * by the front. `work.clientGone()` must do nothing once the work is done.
+ * says so itself ('close' on its response, or its watch()); an HTTP/1
+ * connection is watched by the front. `work.clientGone()` must do nothing
+ * once the work is done.
  */
-export function watchClient(req: Watched, res: EventEmitter, work: InFlight): void {
-  if (req.httpVersionMajor === 2) return void res.once('close', () => work.clientGone());
+export function watchClient(req: Watched, res: EventEmitter | WatchingResponse, work: InFlight): void {
+  if (req.httpVersionMajor === 2) {
+    if ('watch' in res) res.watch(work);
+    else res.once('close', () => work.clientGone());
+    return;
+  }
   addInFlight(req.socket, work);
   // Once the caller has set the work going.
   if ((req.socket as TrackedSocket)[kEnded]) queueMicrotask(() => cut(req.socket));
