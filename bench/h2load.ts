@@ -44,8 +44,12 @@ export interface H2Result {
   cipher: string | null;
 }
 
-/** Requests h2load runs a warm-up with (a fresh server, h2 code paths not yet JIT-compiled). */
-export const H2_WARMUP_REQUESTS = 2000;
+/**
+ * Requests h2load runs a warm-up with: a fresh server's h2 code paths are not
+ * yet JIT-compiled, and a few thousand answers still left V8 compiling during
+ * the measured run, which is short (a second or two at these rates).
+ */
+export const H2_WARMUP_REQUESTS = 10000;
 
 /** Seconds without any activity on a connection after which h2load gives up on it: a stuck server cannot hang the run. */
 const INACTIVITY_SECONDS = 10;
