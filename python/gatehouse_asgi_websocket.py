@@ -38,8 +38,9 @@ CLOSE_CODE = struct.Struct("<H")
 CONNECTING, OPEN, CLOSING, CLOSED, RESPONDING = range(5)
 
 # An open socket keeps its scope as long as it is open: what many scopes hold alike (header names,
-# these headers' values, the server, the client's host, the path) is one object for all of them,
-# from a table emptied when it is full (a client sending ever new names only keeps it turning over).
+# these headers' values and those (name, value) pairs, the server, the client's host, the path) is one
+# object for all of them, from a table emptied when it is full (a client sending ever new names only
+# keeps it turning over).
 SHARED_MAX = 4096
 SHARED_VALUES = frozenset((
     b"host", b"upgrade", b"connection", b"origin", b"user-agent", b"accept-encoding", b"accept-language",
@@ -57,15 +58,34 @@ def shared(value):
     return got
 
 
-def share_scope(scope):
-    scope["headers"] = [(shared(n), shared(v) if n in SHARED_VALUES else v) for n, v in scope["headers"]]
-    client = scope["client"]
-    if client is not None:
-        scope["client"] = (shared(client[0]), client[1])
-    scope["server"] = shared(scope["server"])
-    scope["path"] = shared(scope["path"])
-    scope["raw_path"] = shared(scope["raw_path"])
-    scope["root_path"] = shared(scope["root_path"])
+class _Scope:
+    """Its instances' dicts are the scopes: filled in the same order, they share one table of keys
+    (PEP 412, as instance dicts do) and hold only their values, less than half a dict's size."""
+
+
+def websocket_scope(payload, state):
+    """The WebSocket scope from a WS_OPEN payload, what it shares with other scopes shared."""
+    http = read_scope(payload, state)[0]
+    headers = http["headers"]
+    offered = [v.decode("latin-1") for n, v in headers if n == b"sec-websocket-protocol"]
+    client = http["client"]
+    scheme = http["scheme"]
+    scope = _Scope().__dict__
+    scope["type"] = "websocket"
+    scope["asgi"] = ASGI
+    scope["http_version"] = http["http_version"]
+    scope["scheme"] = SCHEMES.get(scheme, scheme)
+    scope["path"] = shared(http["path"])
+    scope["raw_path"] = shared(http["raw_path"])
+    scope["query_string"] = http["query_string"]
+    scope["root_path"] = shared(http["root_path"])
+    scope["headers"] = [shared((n, v)) if n in SHARED_VALUES else (shared(n), v) for n, v in headers]
+    scope["client"] = None if client is None else (shared(client[0]), client[1])
+    scope["server"] = shared(http["server"])
+    scope["subprotocols"] = [p.strip() for v in offered for p in v.split(",") if p.strip()]
+    scope["extensions"] = EXTENSIONS
+    scope["state"] = http["state"]
+    return scope
 
 
 class WebSocket(Responder):
@@ -77,16 +97,7 @@ class WebSocket(Responder):
     def __init__(self, worker, rid, payload):
         self.worker = worker
         self.rid = rid
-        scope = read_scope(payload, worker.state)[0]
-        del scope["method"]
-        scope["type"] = "websocket"
-        scope["asgi"] = ASGI
-        scope["scheme"] = SCHEMES.get(scope["scheme"], scope["scheme"])
-        offered = [v.decode("latin-1") for n, v in scope["headers"] if n == b"sec-websocket-protocol"]
-        scope["subprotocols"] = [p.strip() for v in offered for p in v.split(",") if p.strip()]
-        scope["extensions"] = EXTENSIONS
-        share_scope(scope)
-        self.scope = scope
+        self.scope = websocket_scope(payload, worker.state)
         self.task = None
         self.state = CONNECTING
         # A list rather than a deque: a deque costs a 64-slot block per socket; this one is short (INBOX_HIGH).
