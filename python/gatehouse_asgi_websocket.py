@@ -18,6 +18,7 @@ when the client is slow to read: websocket.send then waits.
 """
 
 import asyncio
+import contextvars
 import struct
 
 from gatehouse_app import AppError
@@ -34,6 +35,7 @@ INBOX_LOW = INBOX_HIGH // 4
 # What a waiting message costs besides its bytes (its dict and tuple), so that tiny messages are held back too.
 MESSAGE_COST = 256
 CLOSE_CODE = struct.Struct("<H")
+DONE_CONTEXT = contextvars.Context()
 
 CONNECTING, OPEN, CLOSING, CLOSED, RESPONDING = range(5)
 
@@ -123,7 +125,8 @@ class WebSocket(Responder):
         except Exception as exc:  # the call itself failed: done() says so as for a failure inside
             task = loop.create_future()
             task.set_exception(exc)
-        task.add_done_callback(self.done)
+        # done() reads no context variable: one context for all, not a copy per socket.
+        task.add_done_callback(self.done, context=DONE_CONTEXT)
         return task
 
     def done(self, task):
