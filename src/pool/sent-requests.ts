@@ -11,6 +11,8 @@
  */
 export class SentRequests<T> implements Iterable<T> {
   private items: (T | undefined)[] = [];
+  /** The id of each request in `items`. */
+  private ids: number[] = [];
   /** Below it every slot of `items` is a hole. */
   private head = 0;
   /**
@@ -29,6 +31,7 @@ export class SentRequests<T> implements Iterable<T> {
   add(id: number, x: T): void {
     this.at[id] = this.items.length;
     this.items.push(x);
+    this.ids.push(id);
     this.count++;
   }
 
@@ -52,12 +55,7 @@ export class SentRequests<T> implements Iterable<T> {
     this.count--;
     this.skipHoles();
     const oldest = i < this.head;
-    if (this.count === 0) {
-      this.items = [];
-      this.head = 0;
-    } else if (this.items.length - this.count > Math.max(16, this.count)) {
-      this.compact();
-    }
+    if (this.items.length - this.count > Math.max(16, this.count)) this.compact();
     return oldest;
   }
 
@@ -65,6 +63,7 @@ export class SentRequests<T> implements Iterable<T> {
   takeAll(): T[] {
     const all = [...this];
     this.items = [];
+    this.ids = [];
     this.head = 0;
     this.at = {};
     this.count = 0;
@@ -86,16 +85,18 @@ export class SentRequests<T> implements Iterable<T> {
   }
 
   private compact(): void {
-    const kept: T[] = [];
-    const rank: number[] = new Array(this.items.length);
+    const items: T[] = [];
+    const ids: number[] = [];
     for (let i = this.head; i < this.items.length; i++) {
       const x = this.items[i];
       if (x === undefined) continue;
-      rank[i] = kept.length;
-      kept.push(x);
+      const id = this.ids[i]!;
+      this.at[id] = items.length;
+      items.push(x);
+      ids.push(id);
     }
-    for (const id in this.at) this.at[Number(id)] = rank[this.at[Number(id)]!];
-    this.items = kept;
+    this.items = items;
+    this.ids = ids;
     this.head = 0;
   }
 }
