@@ -3,8 +3,8 @@
  *
  * A sync worker answers requests in the order sent, so the oldest in
  * `inflight` is the one running and the rest have not started: if it dies,
- * only that one is lost. A threaded worker runs everything it holds (it is never sent more
- * than it has threads) and answers in any order.
+ * only that one is lost. A threaded worker runs everything it holds (it is
+ * never sent more than it has threads) and answers in any order.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
