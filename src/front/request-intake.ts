@@ -103,9 +103,7 @@ export class RequestIntake {
       return r?.handler.serve(r);
     }
     // The 101 is the action's to write: the access log gets no response of ours.
-    const accessLog = this.ctx.accessLog;
-    const log = accessLog === null ? noLog : logTo(accessLog, req, undefined);
-    place.handler.upgrade(new Upgrade(this, req, socket, head, place, log, listener, resume));
+    place.handler.upgrade(new Upgrade(this, req, socket, head, place, this.logFor(req, undefined), listener, resume));
   }
 
   /** @internal An action declined an upgrade: it is served as any other request. */
@@ -120,7 +118,7 @@ export class RequestIntake {
    * request (`resume`), as node:http would have done without an 'upgrade'
    * listener, unless the answer closes it.
    */
-  upgradeResponse(req: IncomingMessage, socket: Socket, head: Buffer, resume: ((socket: Socket) => void) | null): ServerResponse {
+  private upgradeResponse(req: IncomingMessage, socket: Socket, head: Buffer, resume: ((socket: Socket) => void) | null): ServerResponse {
     const res = new ServerResponse(req);
     res.shouldKeepAlive = req.httpVersionMinor >= 1 && req.headers.connection?.toLowerCase().includes('close') !== true;
     res.assignSocket(socket);
@@ -207,7 +205,7 @@ export class RequestIntake {
     return null;
   }
 
-  private logFor(req: RequestInfo, res: HttpResponse): RouteRequest['log'] {
+  private logFor(req: RequestInfo, res: HttpResponse | undefined): RouteRequest['log'] {
     const accessLog = this.ctx.accessLog;
     return accessLog === null ? noLog : logTo(accessLog, req, res);
   }
