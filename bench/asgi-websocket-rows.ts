@@ -125,7 +125,7 @@ export async function runWebSocketRows(versions: Versions, opts: Options): Promi
     if (server.missing() !== null) continue;
     progress(`-- asgi: ${server.label} × ${formatInt(n)} idle WebSockets ...`);
     const row = await idleRow(server, opts);
-    if (row.after) progress(`   RSS ${mb(row.before!.rss)} → ${mb(row.after.rss)}`);
+    if (row.after) progress(`   RSS ${mb(row.before!.rss)} → ${mb(row.after.rss)} (PSS ${mb(row.after.pss)})`);
     notesProgress(row.notes);
     idles.push(row);
   }
@@ -138,7 +138,7 @@ export async function runWebSocketRows(versions: Versions, opts: Options): Promi
     spread: r.done === null ? '' : `${formatInt(r.done.min)}–${formatInt(r.done.max)}`,
     ratio: r.server.id === 'gatehouse' || !gatehouseRate || r.done === null ? '—' : `${(rate(gatehouseRate) / rate(r.done)).toFixed(2)}×`,
   }));
-  const idleHead = { server: 'server', open: 'open (ss)', before: 'RSS before', after: `RSS with ${formatInt(n)}`, front: 'of which front', per: 'per socket', target: `target < ${TARGET_MB} MB` };
+  const idleHead = { server: 'server', open: 'open (ss)', before: 'RSS before', after: `RSS with ${formatInt(n)}`, front: 'of which front', per: 'per socket', pss: `PSS with ${formatInt(n)}`, target: `target < ${TARGET_MB} MB` };
   const idleBody = idles.map((r) => ({
     server: r.server.label,
     open: r.open === null ? '?' : `${formatInt(r.open)}/${formatInt(n)}`,
@@ -146,6 +146,7 @@ export async function runWebSocketRows(versions: Versions, opts: Options): Promi
     after: r.after ? mb(r.after.rss) : 'failed',
     front: r.after && r.server.id === 'gatehouse' ? mb(r.after.frontRss) : '',
     per: r.after && r.before ? `${(((r.after.rss - r.before.rss) * 1024) / n).toFixed(2)} KiB` : '',
+    pss: r.after ? mb(r.after.pss) : '',
     target: r.server.id !== 'gatehouse' || r.after === null ? '' : r.after.rss < TARGET_MB ? 'met' : 'MISSED',
   }));
   const item = opts.markdown ? '- ' : '';
@@ -154,10 +155,10 @@ export async function runWebSocketRows(versions: Versions, opts: Options): Promi
     '',
     renderTable(['server', 'rate', 'spread', 'ratio'] as const, echoHead, echoBody, new Set(['rate', 'spread', 'ratio'] as const), opts.markdown),
     '',
-    renderTable(['server', 'open', 'before', 'after', 'front', 'per', 'target'] as const, idleHead, idleBody, new Set(['open', 'before', 'after', 'front', 'per'] as const), opts.markdown),
+    renderTable(['server', 'open', 'before', 'after', 'front', 'per', 'pss', 'target'] as const, idleHead, idleBody, new Set(['open', 'before', 'after', 'front', 'per', 'pss'] as const), opts.markdown),
     '',
     `${item}Echo: ${ECHO_CLIENTS} WebSocket clients (npm ws, one Node process, no compression) each send a ${MESSAGE_SIZE}-byte text message and the next when its echo is back, 2 s warm-up then ${opts.duration} s counted; bench/apps/ws_echo.py (raw ASGI). ${PROCESSES} Python processes each.`,
-    `${item}Idle: ${formatInt(n)} WebSockets opened (64 handshakes at a time) and left silent; resident memory (MB = MiB) of all the server's processes once it settled, as the idle suite reads it; "of which front": gatehouse's Node process. Targets (issue 11): echo ≥ 1.0× uvicorn; ${formatInt(n)} idle WebSockets < ${TARGET_MB} MB in all.`,
+    `${item}Idle: ${formatInt(n)} WebSockets opened (64 handshakes at a time) and left silent; resident memory (MB = MiB) of all the server's processes once it settled, as the idle suite reads it; "of which front": gatehouse's Node process; PSS splits the pages processes share between them (Python's and Node's code and libraries, also with processes outside the server: the client is a Node process too). Targets (issue 11): echo ≥ 1.0× uvicorn; ${formatInt(n)} idle WebSockets < ${TARGET_MB} MB in all.`,
     ...skipped.map((s) => `${item}${s}`),
     ...noteLines([...echoes, ...idles].map((r) => ({ server: r.server, app: APP, notes: r.notes })), ', WebSockets', opts.markdown),
   ];

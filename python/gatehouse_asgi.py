@@ -141,7 +141,7 @@ class AsgiWorker:
             return None
         request = kind(self, rid, payload)
         self.requests[rid] = request
-        request.task = asyncio.get_running_loop().create_task(request.run())
+        request.task = request.launch(asyncio.get_running_loop())
         return request
 
     def cancel(self, rid):

@@ -194,6 +194,9 @@ class HttpRequest(Responder):
         self.clock_at = 0.0  # when it last started running
         self.time_left = None  # of --timeout, None: no timeout
 
+    def launch(self, loop):
+        return loop.create_task(self.run())
+
     async def run(self):
         worker = self.worker
         if worker.timeout > 0:

@@ -18,6 +18,7 @@ when the client is slow to read: websocket.send then waits.
 """
 
 import asyncio
+import contextvars
 import struct
 
 from gatehouse_app import AppError
@@ -34,12 +35,14 @@ INBOX_LOW = INBOX_HIGH // 4
 # What a waiting message costs besides its bytes (its dict and tuple), so that tiny messages are held back too.
 MESSAGE_COST = 256
 CLOSE_CODE = struct.Struct("<H")
+DONE_CONTEXT = contextvars.Context()
 
 CONNECTING, OPEN, CLOSING, CLOSED, RESPONDING = range(5)
 
 # An open socket keeps its scope as long as it is open: what many scopes hold alike (header names,
-# these headers' values, the server, the client's host, the path) is one object for all of them,
-# from a table emptied when it is full (a client sending ever new names only keeps it turning over).
+# these headers' values and those (name, value) pairs, the server, the client's host, the path) is one
+# object for all of them, from a table emptied when it is full (a client sending ever new names only
+# keeps it turning over).
 SHARED_MAX = 4096
 SHARED_VALUES = frozenset((
     b"host", b"upgrade", b"connection", b"origin", b"user-agent", b"accept-encoding", b"accept-language",
@@ -57,15 +60,34 @@ def shared(value):
     return got
 
 
-def share_scope(scope):
-    scope["headers"] = [(shared(n), shared(v) if n in SHARED_VALUES else v) for n, v in scope["headers"]]
-    client = scope["client"]
-    if client is not None:
-        scope["client"] = (shared(client[0]), client[1])
-    scope["server"] = shared(scope["server"])
-    scope["path"] = shared(scope["path"])
-    scope["raw_path"] = shared(scope["raw_path"])
-    scope["root_path"] = shared(scope["root_path"])
+class _Scope:
+    """Its instances' dicts are the scopes: filled in the same order, they share one table of keys
+    (PEP 412, as instance dicts do) and hold only their values, less than half a dict's size."""
+
+
+def websocket_scope(payload, state):
+    """The WebSocket scope from a WS_OPEN payload, what it shares with other scopes shared."""
+    http = read_scope(payload, state)[0]
+    headers = http["headers"]
+    offered = [v.decode("latin-1") for n, v in headers if n == b"sec-websocket-protocol"]
+    client = http["client"]
+    scheme = http["scheme"]
+    scope = _Scope().__dict__
+    scope["type"] = "websocket"
+    scope["asgi"] = ASGI
+    scope["http_version"] = http["http_version"]
+    scope["scheme"] = SCHEMES.get(scheme, scheme)
+    scope["path"] = shared(http["path"])
+    scope["raw_path"] = shared(http["raw_path"])
+    scope["query_string"] = http["query_string"]
+    scope["root_path"] = shared(http["root_path"])
+    scope["headers"] = [shared((n, v)) if n in SHARED_VALUES else (shared(n), v) for n, v in headers]
+    scope["client"] = None if client is None else (shared(client[0]), client[1])
+    scope["server"] = shared(http["server"])
+    scope["subprotocols"] = [p.strip() for v in offered for p in v.split(",") if p.strip()]
+    scope["extensions"] = EXTENSIONS
+    scope["state"] = http["state"]
+    return scope
 
 
 class WebSocket(Responder):
@@ -77,16 +99,7 @@ class WebSocket(Responder):
     def __init__(self, worker, rid, payload):
         self.worker = worker
         self.rid = rid
-        scope = read_scope(payload, worker.state)[0]
-        del scope["method"]
-        scope["type"] = "websocket"
-        scope["asgi"] = ASGI
-        scope["scheme"] = SCHEMES.get(scope["scheme"], scope["scheme"])
-        offered = [v.decode("latin-1") for n, v in scope["headers"] if n == b"sec-websocket-protocol"]
-        scope["subprotocols"] = [p.strip() for v in offered for p in v.split(",") if p.strip()]
-        scope["extensions"] = EXTENSIONS
-        share_scope(scope)
-        self.scope = scope
+        self.scope = websocket_scope(payload, worker.state)
         self.task = None
         self.state = CONNECTING
         # A list rather than a deque: a deque costs a 64-slot block per socket; this one is short (INBOX_HIGH).
@@ -104,17 +117,27 @@ class WebSocket(Responder):
         self.complete = False
         self.ended = False
 
-    async def run(self):
+    def launch(self, loop):
+        """The app's coroutine is the task itself, with no coroutine of ours around it (an open socket
+        costs one less); done() finishes what the app left."""
         try:
-            await self.worker.app(self.scope, self.receive, self.send)
-        except asyncio.CancelledError:
-            self.failed()
-        except Exception as exc:
-            if not self.disconnected:
-                self.log_exception(exc)
-            self.failed()
-        else:
-            if self.state == CONNECTING:
+            task = asyncio.ensure_future(self.worker.app(self.scope, self.receive, self.send), loop=loop)
+        except Exception as exc:  # the call itself failed: done() says so as for a failure inside
+            task = loop.create_future()
+            task.set_exception(exc)
+        # done() reads no context variable: one context for all, not a copy per socket.
+        task.add_done_callback(self.done, context=DONE_CONTEXT)
+        return task
+
+    def done(self, task):
+        try:
+            if task.cancelled():
+                self.failed()
+            elif task.exception() is not None:
+                if not self.disconnected:
+                    self.log_exception(task.exception())
+                self.failed()
+            elif self.state == CONNECTING:
                 self.log("the app returned without accepting or closing the WebSocket")
                 self.fail(500, "Internal Server Error\n")
             elif self.state == OPEN:

@@ -183,6 +183,16 @@ test('a client gone while the app decides: the app\'s receive() says websocket.d
   assert.doesNotMatch(server.output(), /slow-accept.*(Traceback|ERROR)|ERROR.*slow-accept/);
 });
 
+test('an app that returns: before accepting, a 500 and a log line; after accepting, the socket closes with 1000', async () => {
+  assert.equal((await denied(`${base}/live/silent`)).status, 500);
+  assert.match(server.output(), /the app returned without accepting or closing the WebSocket/);
+  const ws = new WebSocket(`${base}/live/bye`);
+  const message = nextMessage(ws);
+  await opened(ws);
+  assert.equal((await message).data.toString(), 'bye');
+  assert.equal((await closed(ws)).code, 1000);
+});
+
 test('a close code the app may not send (1005): the client gets 1011 and the error log says why', async () => {
   const ws = new WebSocket(`${base}/live/bad-close`);
   await opened(ws);

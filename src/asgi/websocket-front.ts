@@ -77,6 +77,12 @@ type OwnedSocket = WebSocket & { owner: SocketEvents | null };
 function ownedSocket(base: typeof WebSocket): typeof WebSocket {
   return class extends base {
     owner: SocketEvents | null = null;
+    /**
+     * No event table: EventEmitter's empty one is a dictionary-mode object
+     * (its literal has a null prototype), about 180 bytes per open socket.
+     * EventEmitter makes one again if a listener is ever added.
+     */
+    _events = undefined;
 
     override emit(event: string | symbol, a?: unknown, b?: unknown): boolean {
       const owner = this.owner;

@@ -11,7 +11,7 @@ import type { IncomingHttpHeaders, ServerHttp2Stream } from 'node:http2';
 import type { Socket } from 'node:net';
 import type { Readable } from 'node:stream';
 import type { Config } from '../config/schema.js';
-import type { ExchangeContext, Handler, HttpResponse, RequestInfo, RouteRequest } from '../http/handler.js';
+import type { ExchangeContext, Handler, HttpResponse, RequestInfo, RouteRequest, UpgradeRequest } from '../http/handler.js';
 import { refuse, sendPlain } from '../http/plain-response.js';
 import { hostName, parseTarget } from '../http/request-target.js';
 import type { TrustedProxies } from '../http/forwarded.js';
@@ -21,6 +21,11 @@ import type { LeanParts, Serve } from './fast-path.js';
 import { H2Request, H2Response } from './h2-compat.js';
 import { connectionOf, h2Request, Http2Response } from './http2-response.js';
 import { gatewayScheme } from './gateway-request.js';
+
+/** Where route() sends a request: its route's action and the request's place under it. */
+type Placement = Omit<RouteRequest, 'req' | 'res' | 'log'> & { handler: Handler };
+/** Or why the front answers the request itself: a status, or 'https' for redirect_https. */
+type Placing = Placement | 400 | 404 | 413 | 'https';
 
 /** What the front needs to know about the listener a request came in on. */
 export interface ListenerInfo {
@@ -76,16 +81,43 @@ export class RequestIntake {
   /**
    * A request asking to switch protocols: node:http has let go of the socket
    * (its 'upgrade' event). Routed as any other; an action with upgrade()
-   * takes the socket. Any other answer (a refusal, or an action without
-   * upgrade() or that declines, which sees the request as any other) goes through a
-   * ServerResponse of our own on the socket; once it is sent the connection
-   * goes on with its next request (`resume`), as node:http would have done
-   * without an 'upgrade' listener, unless the answer closes it.
+   * takes the socket, and nothing is made for an answer it does not send.
+   * Any other answer (a refusal, or an action without upgrade() or that
+   * declines, which sees the request as any other) goes through a
+   * ServerResponse of our own on the socket (upgradeResponse()).
    */
   onUpgrade(req: IncomingMessage, socket: Socket, head: Buffer, listener: ListenerInfo, resume: ((socket: Socket) => void) | null): void {
     // node:http took its own error listener away with the socket. Not a closure: an action
     // keeping the socket (an open WebSocket) must not keep this request's objects with it.
     socket.on('error', destroySocket);
+    const fault = framingFault(req);
+    if (fault !== 0) {
+      this.ctx.accessLog?.begin(req);
+      const res = this.upgradeResponse(req, socket, head, resume);
+      return refuse({ res, log: this.logFor(req, res) }, fault);
+    }
+    const place = this.place(req, listener);
+    if (typeof place !== 'object' || place.handler.upgrade === undefined) {
+      const r = this.placed(req, this.upgradeResponse(req, socket, head, resume), place, listener, false);
+      return r?.handler.serve(r);
+    }
+    // The 101 is the action's to write: the access log gets no response of ours.
+    place.handler.upgrade(new Upgrade(this, req, socket, head, place, this.logFor(req, undefined), listener, resume));
+  }
+
+  /** @internal An action declined an upgrade: it is served as any other request. */
+  declined(u: Upgrade, place: Placement, listener: ListenerInfo, resume: ((socket: Socket) => void) | null): void {
+    const r = this.placed(u.req, this.upgradeResponse(u.req, u.socket, u.head, resume), place, listener, false)!;
+    r.handler.serve(r);
+  }
+
+  /**
+   * node:http's response on an upgrade's socket, for an answer that switches
+   * no protocol; once it is sent the connection goes on with its next
+   * request (`resume`), as node:http would have done without an 'upgrade'
+   * listener, unless the answer closes it.
+   */
+  private upgradeResponse(req: IncomingMessage, socket: Socket, head: Buffer, resume: ((socket: Socket) => void) | null): ServerResponse {
     const res = new ServerResponse(req);
     res.shouldKeepAlive = req.httpVersionMinor >= 1 && req.headers.connection?.toLowerCase().includes('close') !== true;
     res.assignSocket(socket);
@@ -98,21 +130,7 @@ export class RequestIntake {
       if (head.length > 0) socket.unshift(head);
       resume(socket);
     });
-    const fault = framingFault(req);
-    if (fault !== 0) {
-      this.ctx.accessLog?.begin(req);
-      return refuse({ res, log: this.logFor(req, res) }, fault);
-    }
-    const r = this.route(req, res, listener, false);
-    if (r === null) return;
-    const { handler, res: _res, body: _body, ...routed } = r;
-    if (handler.upgrade === undefined) return handler.serve(r);
-    res.detachSocket(socket);
-    const decline = () => {
-      res.assignSocket(socket);
-      handler.serve(r);
-    };
-    handler.upgrade({ ...routed, socket, head, decline });
+    return res;
   }
 
   /**
@@ -141,48 +159,52 @@ export class RequestIntake {
     listener: ListenerInfo,
     expectsContinue: boolean,
   ): (RouteRequest<Req, Res> & { handler: Handler; body: Readable | null }) | null {
+    return this.placed(req, res, this.place(req, listener), listener, expectsContinue);
+  }
+
+  /** Where a request goes (see Placing). */
+  private place(req: RequestInfo, listener: ListenerInfo): Placing {
     // First, so that even a refusal is logged with the forwarded client (nginx's real_ip).
     const forwarded = this.proxies?.resolve(req);
     this.ctx.accessLog?.begin(req);
-    // keepalive_timeout 0 means no keep-alive, as in nginx (to Node it would mean no timeout at all).
-    if (this.settings.keepalive_timeout === 0) res.shouldKeepAlive = false;
-    const log = this.logFor(req, res);
     const target = parseTarget(req.url ?? '/');
-    if (target === null) return refused({ res, log }, 400);
+    if (target === null) return 400;
     const host = hostName(req.headers.host);
     // A trusted proxy may say the client came over https (routing keeps the Host the proxy sent).
     const scheme = forwarded?.proto ?? gatewayScheme(req.socket) ?? listener.scheme;
-    if (listener.httpsPort !== null && scheme !== 'https') {
-      redirectToHttps(req, res, host, listener.httpsPort, log);
-      return null;
-    }
+    if (listener.httpsPort !== null && scheme !== 'https') return 'https';
     const match = this.router.match(host, target.path);
-    if (match === null) {
-      if (expectsContinue) return refused({ res, log }, 404);
-      log(404, sendPlain(res, 404, 'Not Found', false));
-      return null;
-    }
-    const r = {
-      req,
-      res,
-      scheme,
-      host,
-      prefix: match.prefix,
-      rest: target.path.slice(match.prefix.length),
-      query: target.query,
-      maxRequestBody: match.entry.maxRequestBody,
-      log,
-      handler: match.entry.handler,
-      body: null as Readable | null,
-    };
+    if (match === null) return 404;
+    const maxRequestBody = match.entry.maxRequestBody;
     // max_request_body holds on every route, as nginx's client_max_body_size: a declared
     // body over it is refused before it is read (or, with Expect: 100-continue, sent).
     const declared = req.headers['content-length'];
-    if (declared !== undefined && Number(declared) > r.maxRequestBody) return refused(r, 413);
-    return r;
+    if (declared !== undefined && Number(declared) > maxRequestBody) return 413;
+    return { scheme, host, prefix: match.prefix, rest: target.path.slice(match.prefix.length), query: target.query, maxRequestBody, handler: match.entry.handler };
   }
 
-  private logFor(req: RequestInfo, res: HttpResponse): RouteRequest['log'] {
+  /** route() once the request is placed: its answer if the front gives it (null then), else what its action takes. */
+  private placed<Req extends RequestInfo, Res extends HttpResponse>(
+    req: Req,
+    res: Res,
+    place: Placing,
+    listener: ListenerInfo,
+    expectsContinue: boolean,
+  ): (RouteRequest<Req, Res> & { handler: Handler; body: Readable | null }) | null {
+    // keepalive_timeout 0 means no keep-alive, as in nginx (to Node it would mean no timeout at all).
+    if (this.settings.keepalive_timeout === 0) res.shouldKeepAlive = false;
+    const log = this.logFor(req, res);
+    if (typeof place === 'object') {
+      const { scheme, host, prefix, rest, query, maxRequestBody, handler } = place;
+      return { req, res, scheme, host, prefix, rest, query, maxRequestBody, log, handler, body: null };
+    }
+    if (place === 'https') redirectToHttps(req, res, hostName(req.headers.host), listener.httpsPort!, log);
+    else if (place === 404 && !expectsContinue) log(404, sendPlain(res, 404, 'Not Found', false));
+    else refuse({ res, log }, place);
+    return null;
+  }
+
+  private logFor(req: RequestInfo, res: HttpResponse | undefined): RouteRequest['log'] {
     const accessLog = this.ctx.accessLog;
     return accessLog === null ? noLog : logTo(accessLog, req, res);
   }
@@ -207,7 +229,7 @@ class H2LeanParts implements LeanParts {
 }
 
 /** Apart from logFor(): a closure's variables would make every call of it allocate them, access log or not. */
-function logTo(accessLog: AccessLog<RequestInfo>, req: RequestInfo, res: HttpResponse): RouteRequest['log'] {
+function logTo(accessLog: AccessLog<RequestInfo>, req: RequestInfo, res: HttpResponse | undefined): RouteRequest['log'] {
   return (status, bytes) => accessLog.write(req, status, bytes, res);
 }
 
@@ -250,15 +272,36 @@ function redirectToHttps(req: RequestInfo, res: HttpResponse, host: string, port
   log(status, sendPlain(res, status, `Moved Permanently: ${location}`, req.method !== 'GET' && req.method !== 'HEAD', { Location: location }));
 }
 
-/** refuse(), for route(): the request is answered. */
-function refused(r: { res: HttpResponse; log: RouteRequest['log'] }, status: number): null {
-  refuse(r, status);
-  return null;
-}
-
 function destroySocket(this: Socket): void {
   this.destroy();
 }
 
 /** The request's `log` when there is no access log: nothing to allocate per request. */
 function noLog(): void {}
+
+/** An upgrade for an action (Handler.upgrade); decline() makes the ServerResponse only then. */
+class Upgrade implements UpgradeRequest {
+  readonly scheme: string;
+  readonly host: string;
+  readonly prefix: string;
+  readonly rest: string;
+  readonly query: string;
+  readonly maxRequestBody: number;
+
+  constructor(
+    private readonly intake: RequestIntake,
+    readonly req: IncomingMessage,
+    readonly socket: Socket,
+    readonly head: Buffer,
+    private readonly place: Placement,
+    readonly log: RouteRequest['log'],
+    private readonly listener: ListenerInfo,
+    private readonly resume: ((socket: Socket) => void) | null,
+  ) {
+    ({ scheme: this.scheme, host: this.host, prefix: this.prefix, rest: this.rest, query: this.query, maxRequestBody: this.maxRequestBody } = place);
+  }
+
+  decline(): void {
+    this.intake.declined(this, this.place, this.listener, this.resume);
+  }
+}

@@ -23,7 +23,7 @@ export function retire(w: WorkerProcess, reason: string, opts: RetirementOptions
   w.retire(reason);
   if (opts.threads === 1) w.revokeQueued();
   closeIfIdle(w);
-  if (w.inflight.some((x) => x.shutdown !== undefined)) {
+  if ([...w.inflight].some((x) => x.shutdown !== undefined)) {
     setTimeout(() => w.state === 'retiring' && shutdownLongLived([w]), opts.gracefulTimeout * 1000).unref();
   }
 }

@@ -66,9 +66,9 @@ export class Watchdog {
     for (const w of workers) {
       if (w.state === 'dead' || w.retiredFor === 'timeout' || w.inflight.length === 0) continue;
       // A sync worker runs its oldest request; a threaded one runs them all, the oldest first.
-      const startedAt = this.opts.threads === 1 ? w.headStartedAt : w.inflight[0]!.sentAt;
+      const hung = w.inflight.first()!;
+      const startedAt = this.opts.threads === 1 ? w.headStartedAt : hung.sentAt;
       if (now - startedAt < limit) continue;
-      const hung = w.inflight[0]!;
       this.kill(w, `Worker (pid:${w.pid}) timed out after ${((now - startedAt) / 1000).toFixed(1)}s on ${hung.label}; killing it`);
     }
   }

@@ -1,10 +1,10 @@
 /**
  * One Python worker process and its framed stream (fd 3, a socketpair).
  *
- * A sync worker answers requests in the order sent, so `inflight[0]` is the
- * one running and the rest have not started: if it dies, only `inflight[0]`
- * is lost. A threaded worker runs everything it holds (it is never sent more
- * than it has threads) and answers in any order.
+ * A sync worker answers requests in the order sent, so the oldest in
+ * `inflight` is the one running and the rest have not started: if it dies,
+ * only that one is lost. A threaded worker runs everything it holds (it is
+ * never sent more than it has threads) and answers in any order.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
@@ -13,6 +13,7 @@ import type { Socket } from 'node:net';
 import type { Logger } from '../log/logger.js';
 import { decodeFields, decodeFile, decodeHead, decodeResponse, encodeEmpty, Frame, FrameDecoder } from '../wire/frames.js';
 import type { Exchange } from './exchange.js';
+import { SentRequests } from './sent-requests.js';
 
 /** Bytes waiting for the worker past which relay() says to stop reading the clients. */
 const RELAY_HIGH_WATER = 4 * 1024 * 1024;
@@ -46,16 +47,9 @@ export class WorkerProcess {
   /** 0 for a forked worker until it connects and says READY. */
   pid = 0;
   state: 'booting' | 'ready' | 'retiring' | 'dead' = 'booting';
-  /** Requests sent, oldest (running) first. */
-  readonly inflight: Exchange[] = [];
-  /**
-   * The same requests by id. A plain object, not a Map: V8 links each Map
-   * table it outgrows to its successor, so one promoted dead table kept every
-   * later table and the requests in them alive until the next full GC (most
-   * requests then reached old space).
-   */
-  private byId: Record<number, Exchange | undefined> = {};
-  /** When inflight[0] started running (ms, performance.now()). */
+  /** Requests sent, oldest (running) first, by id. */
+  readonly inflight = new SentRequests<Exchange>();
+  /** When the oldest in `inflight` started running (ms, performance.now()). */
   headStartedAt = 0;
   readonly spawnedAt = performance.now();
   readyAt = 0;
@@ -144,8 +138,7 @@ export class WorkerProcess {
     x.worker = this;
     x.sentAt = now;
     if (this.inflight.length === 0) this.headStartedAt = now;
-    this.inflight.push(x);
-    this.byId[id] = x;
+    this.inflight.add(id, x);
     if (this.outbox.length === 0) setImmediate(this.flush);
     this.outbox.push(x.frame);
     x.sent?.();
@@ -185,9 +178,9 @@ export class WorkerProcess {
    * back (each comes back as REVOKED unless it already started).
    */
   revokeQueued(): void {
-    for (let i = 1; i < this.inflight.length; i++) {
-      const x = this.inflight[i]!;
-      if (this.revoking.has(x)) continue;
+    const running = this.inflight.first();
+    for (const x of this.inflight) {
+      if (x === running || this.revoking.has(x)) continue;
       this.revoking.add(x);
       this.tell(Frame.REVOKE, x);
     }
@@ -201,9 +194,8 @@ export class WorkerProcess {
 
   /** Takes back every request this worker holds, oldest first, and forgets them. */
   takeAll(): Exchange[] {
-    const all = this.inflight.splice(0);
+    const all = this.inflight.takeAll();
     for (const x of all) x.worker = null;
-    this.byId = {};
     this.revoking.clear();
     return all;
   }
@@ -237,13 +229,10 @@ export class WorkerProcess {
   }
 
   private release(x: Exchange): void {
-    delete this.byId[x.frame.readUInt32LE(1)];
+    const oldest = this.inflight.delete(x.frame.readUInt32LE(1));
     this.revoking.delete(x);
-    const i = this.inflight.indexOf(x);
-    if (i === 0) this.inflight.shift();
-    else this.inflight.splice(i, 1);
     x.worker = null;
-    if (i === 0) this.headStartedAt = performance.now();
+    if (oldest === true) this.headStartedAt = performance.now();
   }
 
   private onFrame(type: number, id: number, payload: Buffer): void {
@@ -261,7 +250,7 @@ export class WorkerProcess {
       }
       return;
     }
-    const x = this.byId[id];
+    const x = this.inflight.get(id);
     if (x === undefined) {
       // id 0 is never a request's.
       if (type === Frame.HEARTBEAT) this.beatAt = performance.now();

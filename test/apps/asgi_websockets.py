@@ -121,8 +121,22 @@ async def firehose(scope, receive, send):
         pass
 
 
+async def silent(scope, receive, send):
+    """Returns without accepting or closing: a 500."""
+    await receive()
+
+
+async def bye(scope, receive, send):
+    """Accepts, says bye and returns: the socket closes with 1000."""
+    await receive()
+    await send({"type": "websocket.accept"})
+    await send({"type": "websocket.send", "text": "bye"})
+
+
 ROUTES = {
     "/echo": echo,
+    "/silent": silent,
+    "/bye": bye,
     "/scope": scope_app,
     "/deny": deny,
     "/reject": reject,

@@ -1,0 +1,104 @@
+/**
+ * Upgrade requests through the front's intake (src/front/request-intake.ts),
+ * real gatehouse on loopback: an upgrade the front itself refuses (no route,
+ * max_request_body, two Hosts) or that its app declines (a WSGI app) is
+ * answered as any request, and a declined one's connection goes on with the
+ * next request; a WebSocket the app accepts gets its access log line (101)
+ * when it closes.
+ */
+import { after, before, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { WebSocket } from 'ws';
+import { APPS, SYSTEM_PYTHON } from './helpers/gatehouse.js';
+import { launch, RawConnection, waitUntil, type Server } from './helpers/harness.js';
+import { closed, nextMessage, opened } from './helpers/ws-client.js';
+
+const APP = `${APPS}/asgi_websockets.py`;
+const dir = mkdtempSync(join(tmpdir(), 'gh-upgrade-'));
+const accessLog = join(dir, 'access.log');
+let server: Server;
+
+const CONFIG = `
+workers = 1
+python = "${SYSTEM_PYTHON}"
+access_log = "${accessLog}"
+
+[[listeners]]
+bind = "127.0.0.1:0"
+
+[apps.web]
+app = "${APP}:wsgi_app"
+
+[apps.live]
+app = "${APP}:app"
+interface = "asgi"
+
+[[routes]]
+path = "/web"
+app = "web"
+max_request_body = "1k"
+
+[[routes]]
+path = "/live"
+app = "live"
+`;
+
+before(async () => {
+  writeFileSync(join(dir, 'gatehouse.toml'), CONFIG);
+  server = await launch(['--config', join(dir, 'gatehouse.toml')], { workers: 2 });
+});
+
+after(async () => {
+  await server?.kill();
+  rmSync(dir, { recursive: true, force: true });
+});
+
+const upgrade = (path: string, extra = '') => `GET ${path} HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n${extra}\r\n`;
+
+test('an upgrade the app declines is answered as any request, and the connection goes on', async () => {
+  const c = await RawConnection.open(server.port);
+  try {
+    c.write(upgrade('/web/first'));
+    const first = await c.readResponse();
+    assert.equal(first.status, 200);
+    assert.deepEqual(JSON.parse(first.body.toString()), { interface: 'wsgi', upgrade: 'websocket' });
+    c.write('GET /web/second HTTP/1.1\r\nHost: x\r\n\r\n');
+    const second = await c.readResponse();
+    assert.equal(second.status, 200);
+    assert.deepEqual(JSON.parse(second.body.toString()), { interface: 'wsgi', upgrade: '' });
+    assert.equal(c.closed, false);
+  } finally {
+    c.close();
+  }
+});
+
+test('an upgrade the front refuses gets its status: no route 404, a body over max_request_body 413, two Hosts 400', async () => {
+  for (const [request, status] of [
+    [upgrade('/nowhere'), 404],
+    [upgrade('/web/big', 'Content-Length: 5000\r\n'), 413],
+    [upgrade('/live/echo', 'Host: y\r\n'), 400],
+  ] as const) {
+    const c = await RawConnection.open(server.port);
+    try {
+      c.write(request);
+      assert.equal((await c.readResponse()).status, status, request);
+    } finally {
+      c.close();
+    }
+  }
+});
+
+test("an accepted WebSocket's access log line says 101 once it closes", async () => {
+  const ws = new WebSocket(`ws://127.0.0.1:${server.port}/live/echo?logged=1`, { perMessageDeflate: false });
+  await opened(ws);
+  ws.send('hi');
+  assert.equal((await nextMessage(ws)).data.toString(), 'hi');
+  ws.close();
+  await closed(ws);
+  const line = () => readFileSync(accessLog, 'utf8').split('\n').find((l) => l.includes('/live/echo?logged=1'));
+  assert.ok(await waitUntil(() => line() !== undefined, 5000), 'no access log line');
+  assert.match(line()!, /"GET \/live\/echo\?logged=1 HTTP\/1\.1" 101 /);
+});
