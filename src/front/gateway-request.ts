@@ -83,20 +83,26 @@ const HEADER_VARIABLE = /^HTTP_[A-Z0-9_]+$/;
 const NOT_PASSED = new Set(['content-length', 'content-type', 'transfer-encoding', 'connection', 'keep-alive', 'expect', 'upgrade']);
 const UNSAFE_VALUE = /[\0\r\n]/;
 
-/** Header names made from variables so far: the same few come with every request. */
-const headerNames = new Map<string, string>();
+/** A header variable's name as sent (`X-Forwarded-For`) and as a key (`x-forwarded-for`); null: not passed on. */
+type HeaderNames = { header: string; key: string } | null;
 
-/** `HTTP_X_FORWARDED_FOR` → `X-Forwarded-For`. */
-function headerName(variable: string): string {
-  let name = headerNames.get(variable);
-  if (name !== undefined) return name;
-  name = variable
+/** Header names made from variables so far: the same few come with every request. */
+const headerNames = new Map<string, HeaderNames>();
+
+/** `HTTP_X_FORWARDED_FOR` → `X-Forwarded-For`; null for a name no header could have, or one not passed on. */
+function headerNamesOf(variable: string): HeaderNames {
+  let names = headerNames.get(variable);
+  if (names !== undefined) return names;
+  if (variable.length <= 5 || !HEADER_VARIABLE.test(variable)) return null;
+  const header = variable
     .slice(5)
     .split('_')
     .map((w) => w.charAt(0) + w.slice(1).toLowerCase())
     .join('-');
-  if (headerNames.size < 1000) headerNames.set(variable, name);
-  return name;
+  const key = header.toLowerCase();
+  names = NOT_PASSED.has(key) ? null : { header, key };
+  if (headerNames.size < 1000) headerNames.set(variable, names);
+  return names;
 }
 
 /** Percent-encodes what cannot stand in a request line (a front end may pass a decoded path). */
@@ -126,10 +132,9 @@ export function gatewayRequest(pairs: readonly (readonly [string, string])[]): G
     }
     if (name === 'HTTP_CONTENT_TYPE') vars.HTTP_CONTENT_TYPE = value;
     // A value that would break a head is dropped; so are names no header could have.
-    if (name.length <= 5 || !HEADER_VARIABLE.test(name) || UNSAFE_VALUE.test(value)) continue;
-    const header = headerName(name);
-    const key = header.toLowerCase();
-    if (NOT_PASSED.has(key)) continue;
+    const names = headerNamesOf(name);
+    if (names === null || UNSAFE_VALUE.test(value)) continue;
+    const { header, key } = names;
     rawHeaders.push(header, value);
     const before = headers[key];
     headers[key] = before === undefined ? value : `${before}${key === 'cookie' ? '; ' : ', '}${value}`;
