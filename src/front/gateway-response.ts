@@ -116,11 +116,12 @@ export class GatewayResponse extends EventEmitter implements HttpResponse {
   /** `body` with the head in front of it if the head has not gone out: one buffer when small (the wire writes it at once). */
   private withHead(body: Buffer | null): Buffer[] {
     const head = this.head;
-    const size = body === null ? 0 : body.length;
-    if (head === null) return size === 0 ? [] : [body!];
+    const empty = body === null || body.length === 0;
+    if (head === null) return empty ? [] : [body!];
     this.head = null;
-    if (size === 0 || head.length + size > JOIN_LIMIT) return size === 0 ? [Buffer.from(head, 'latin1')] : [Buffer.from(head, 'latin1'), body!];
-    const joined = Buffer.allocUnsafe(head.length + size);
+    if (empty) return [Buffer.from(head, 'latin1')];
+    if (head.length + body!.length > JOIN_LIMIT) return [Buffer.from(head, 'latin1'), body!];
+    const joined = Buffer.allocUnsafe(head.length + body!.length);
     joined.write(head, 0, 'latin1');
     body!.copy(joined, head.length);
     return [joined];
