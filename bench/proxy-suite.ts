@@ -18,7 +18,7 @@ import { WARMUP_SECONDS } from './wrk.js';
 export const TARGET = 1.0;
 
 /** The upstream of both rows: gunicorn on `sock`. */
-function gunicornLaunch(app: AppSpec, sock: string): Launch {
+export function gunicornLaunch(app: AppSpec, sock: string): Launch {
   return {
     name: 'gunicorn',
     cmd: PYTHON,

@@ -85,7 +85,7 @@ async function main(): Promise<void> {
   const header = headerLines(opts, versions);
   const all = servers(versions);
   // the front suites' peer, nginx on its own, is no server of the main table
-  const known = [...new Set([...all.map((s) => s.id), 'nginx', 'varnish', 'nginx-cache', ...asgiServers(versions).map((s) => s.id), ...WEBSOCKET_SERVER_IDS])];
+  const known = [...new Set([...all.map((s) => s.id), 'nginx', 'varnish', 'nginx-cache', 'node-floor', ...asgiServers(versions).map((s) => s.id), ...WEBSOCKET_SERVER_IDS])];
   if (opts.only) for (const id of opts.only) if (!known.includes(id)) fail(`--only: unknown server ${JSON.stringify(id)} (known: ${known.join(', ')})`);
   if (opts.apps) for (const id of opts.apps) if (!APPS.some((a) => a.id === id)) fail(`--apps: unknown app ${JSON.stringify(id)} (known: ${APPS.map((a) => a.id).join(', ')})`);
 

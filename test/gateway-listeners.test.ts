@@ -239,6 +239,56 @@ test('uwsgi over TCP: a POST whose body comes in pieces is answered whole, then 
   assert.equal(json.md5, createHash('md5').update(body).digest('hex'));
 });
 
+/** One request as a raw uwsgi packet on the TCP listener; the dump app's environ from the answer. */
+async function uwsgiEnviron(pairs: [string, string][]): Promise<Record<string, string>> {
+  const socket = connect(uwsgiTcpPort, '127.0.0.1');
+  const got: Buffer[] = [];
+  await new Promise<void>((resolve, reject) => {
+    socket.on('data', (d: Buffer) => got.push(d));
+    socket.on('end', resolve);
+    socket.on('error', reject);
+    socket.write(encodeUwsgiPacket(pairs)!);
+  });
+  const answer = Buffer.concat(got).toString('latin1');
+  assert.match(answer, /^HTTP\/1\.1 200 OK\r\n/, answer);
+  return (JSON.parse(answer.slice(answer.indexOf('\r\n\r\n') + 4)) as { environ: Record<string, string> }).environ;
+}
+
+test('uwsgi vars become the request as sent, every time: repeated headers joined, hop-by-hop and malformed names dropped, latin-1 kept', { skip }, async () => {
+  const pairs: [string, string][] = [
+    ['REQUEST_METHOD', 'GET'],
+    ['REQUEST_URI', '/vars?q=tea'],
+    ['QUERY_STRING', 'q=tea'],
+    ['SERVER_PROTOCOL', 'HTTP/1.1'],
+    ['DOCUMENT_ROOT', '/not/used'],
+    ['', ''],
+    ['HTTP_X_MULTI', 'one'],
+    ['HTTP_X_MULTI', 'caf\u00e9'],
+    ['HTTP_COOKIE', 'a=1'],
+    ['HTTP_COOKIE', 'b=2'],
+    ['HTTP_CONNECTION', 'keep-alive'],
+    ['HTTP_TRANSFER_ENCODING', 'chunked'],
+    ['HTTP_KEEP_ALIVE', 'timeout=5'],
+    ['HTTP_UPGRADE', 'websocket'],
+    ['HTTP_EXPECT', '100-continue'],
+    ['HTTP_x_lower', 'dropped'],
+    ['HTTP_', 'dropped'],
+    ['HTTP_CONTENT_TYPE', 'text/x-from-header'],
+    ['HTTP_X_LONG_HEADER_NAME_FOR_A_SLICED_STRING', 'v'.repeat(300)],
+  ];
+  // The second request finds the header names already made.
+  for (const round of [1, 2]) {
+    const env = await uwsgiEnviron(pairs);
+    assert.equal(env.PATH_INFO, '/vars', `round ${round}`);
+    assert.equal(env.QUERY_STRING, 'q=tea');
+    assert.equal(env.HTTP_X_MULTI, 'one, caf\u00e9');
+    assert.equal(env.HTTP_COOKIE, 'a=1; b=2');
+    assert.equal(env.CONTENT_TYPE, 'text/x-from-header');
+    assert.equal(env.HTTP_X_LONG_HEADER_NAME_FOR_A_SLICED_STRING, 'v'.repeat(300));
+    for (const name of ['HTTP_CONNECTION', 'HTTP_TRANSFER_ENCODING', 'HTTP_KEEP_ALIVE', 'HTTP_UPGRADE', 'HTTP_EXPECT', 'HTTP_X_LOWER', 'HTTP_x_lower', 'DOCUMENT_ROOT']) assert.equal(env[name], undefined, `${name}, round ${round}`);
+  }
+});
+
 test('a front end that closes its connection mid-request: the request is logged as 499 (uwsgi, FastCGI)', { skip }, async () => {
   const log = join(tmp.dir, 'access.log');
   const uwsgi = connect(join(tmp.dir, 'uwsgi.sock'));

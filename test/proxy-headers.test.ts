@@ -112,6 +112,18 @@ const RESPONSES: Array<{ name: string; raw: string[]; opts?: Parameters<typeof r
     absent: ['connection', 'x-private', 'keep-alive', 'transfer-encoding', 'upgrade', 'trailer'],
   },
   {
+    name: 'the usual Connection: close names close; a second Connection adds its names to it',
+    raw: ['Connection', 'close', 'Close', 'x', 'Connection', 'X-Two', 'X-Two', '2', 'Content-Length', '0'],
+    want: ['content-length: 0'],
+    absent: ['connection', 'close', 'x-two'],
+  },
+  {
+    name: 'Connection: close alone drops no other header (what an earlier head named stays its own)',
+    raw: ['Connection', 'CLOSE', 'X-Two', '2', 'Connection', 'keep-alive', 'Keep-Alive', 'timeout=5'],
+    want: ['x-two: 2'],
+    absent: ['connection', 'keep-alive'],
+  },
+  {
     name: 'response_headers set and remove',
     raw: ['Server', 'gunicorn', 'X-Powered-By', 'PHP', 'Cache-Control', 'no-cache'],
     rules: { responseHeaders: headerTable({ Server: '', 'X-Powered-By': '', 'Cache-Control': 'public', 'X-Frame-Options': 'DENY' }) },

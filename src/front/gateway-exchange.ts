@@ -9,11 +9,8 @@ import { clientGoneFrom } from '../http/in-flight.js';
 import type { MemberList } from '../http/member-list.js';
 import type { Serve } from './fast-path.js';
 import type { GatewayRequest } from './gateway-request.js';
-import { GatewayResponse, type GatewayWire } from './gateway-response.js';
+import { GatewayResponse, JOIN_LIMIT, type GatewayWire } from './gateway-response.js';
 import { nodeObjects } from './gateway-node.js';
-
-/** Up to this size a response's pieces are joined into one write. */
-const JOIN_LIMIT = 64 * 1024;
 
 /** What the connections of one gateway listener share. */
 export interface GatewayListener {

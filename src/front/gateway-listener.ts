@@ -67,18 +67,29 @@ function destroy(this: Socket): void {
   this.destroy();
 }
 
+const kRequest = Symbol('gatehouse.gatewayRequest');
+type RequestSocket = Socket & { [kRequest]?: OneRequest };
+
+/** A uwsgi or SCGI connection's listeners, the same functions for every connection (a connection per request: no closures made for each). */
+const LISTENERS: ReadonlyArray<[string, (this: RequestSocket, chunk: Buffer) => void]> = [
+  ['data', function (this: RequestSocket, chunk: Buffer) { this[kRequest]!.onData(chunk); }],
+  ['drain', function (this: RequestSocket) { this[kRequest]!.exchange?.res.onDrain(); }],
+  ['close', function (this: RequestSocket) { this[kRequest]!.exchange?.gone('the front end closed the connection'); }],
+];
+
 /** uwsgi and SCGI: the vars, then CONTENT_LENGTH bytes of body; the response ends with the connection. */
 class OneRequest implements GatewayWire {
   readonly statusPrefix = 'HTTP/1.1 ';
   private pending: Buffer | null = null;
-  private exchange: GatewayExchange | null = null;
+  exchange: GatewayExchange | null = null;
 
   constructor(
     private readonly protocol: 'uwsgi' | 'scgi',
     readonly socket: Socket,
     private readonly listener: GatewayListener,
   ) {
-    socket.on('data', (chunk: Buffer) => this.onData(chunk));
+    (socket as RequestSocket)[kRequest] = this;
+    for (const [event, fn] of LISTENERS) socket.on(event, fn);
   }
 
   send(data: Buffer[], last: boolean): boolean {
@@ -91,7 +102,7 @@ class OneRequest implements GatewayWire {
     return ok;
   }
 
-  private onData(chunk: Buffer): void {
+  onData(chunk: Buffer): void {
     const socket = this.socket;
     if (this.exchange !== null) {
       if (!this.exchange.feed(chunk)) socket.pause();
@@ -105,9 +116,7 @@ class OneRequest implements GatewayWire {
     const request = gatewayRequest(head.pairs);
     if (typeof request === 'string') return this.listener.garbage(socket, request);
     socket.setTimeout(0);
-    const x = (this.exchange = new GatewayExchange(request, this, this.listener.serve));
-    socket.on('drain', () => x.res.onDrain());
-    socket.once('close', () => x.gone('the front end closed the connection'));
+    this.exchange = new GatewayExchange(request, this, this.listener.serve);
     if (head.used < data.length) this.onData(data.subarray(head.used));
   }
 }

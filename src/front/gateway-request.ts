@@ -74,8 +74,10 @@ const USED_NAMES = [
   'REQUEST_SCHEME',
   'UWSGI_SCHEME',
 ] as const;
-const USED: ReadonlySet<string> = new Set(USED_NAMES);
-type CgiVariables = Partial<Record<(typeof USED_NAMES)[number] | 'HTTP_CONTENT_TYPE', string>>;
+type UsedName = (typeof USED_NAMES)[number];
+/** Each used variable's place in a request's values (a Map and an array: names are fresh strings, which as object keys would be interned one by one). */
+const USED_AT = new Map<string, number>(USED_NAMES.map((n, i) => [n, i]));
+const AT = Object.fromEntries(USED_NAMES.map((n, i) => [n, i])) as Record<UsedName, number>;
 
 const TOKEN = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
 const HEADER_VARIABLE = /^HTTP_[A-Z0-9_]+$/;
@@ -83,24 +85,34 @@ const HEADER_VARIABLE = /^HTTP_[A-Z0-9_]+$/;
 const NOT_PASSED = new Set(['content-length', 'content-type', 'transfer-encoding', 'connection', 'keep-alive', 'expect', 'upgrade']);
 const UNSAFE_VALUE = /[\0\r\n]/;
 
-/** Header names made from variables so far: the same few come with every request. */
-const headerNames = new Map<string, string>();
+/** A header variable's name as sent (`X-Forwarded-For`) and as a key (`x-forwarded-for`); null: not passed on. */
+type HeaderNames = { header: string; key: string } | null;
 
-/** `HTTP_X_FORWARDED_FOR` → `X-Forwarded-For`. */
-function headerName(variable: string): string {
-  let name = headerNames.get(variable);
-  if (name !== undefined) return name;
-  name = variable
+/** Header names made from variables so far: the same few come with every request. */
+const headerNames = new Map<string, HeaderNames>();
+
+/** `HTTP_X_FORWARDED_FOR` → `X-Forwarded-For`; null for a name no header could have, or one not passed on. */
+function headerNamesOf(variable: string): HeaderNames {
+  let names = headerNames.get(variable);
+  if (names !== undefined) return names;
+  if (variable.length <= 5 || !HEADER_VARIABLE.test(variable)) return null;
+  const header = variable
     .slice(5)
     .split('_')
     .map((w) => w.charAt(0) + w.slice(1).toLowerCase())
     .join('-');
-  if (headerNames.size < 1000) headerNames.set(variable, name);
-  return name;
+  const key = header.toLowerCase();
+  names = NOT_PASSED.has(key) ? null : { header, key };
+  if (headerNames.size < 1000) headerNames.set(variable, names);
+  return names;
 }
+
+const NOT_IN_TARGET = /[^\x21-\x7e]/;
 
 /** Percent-encodes what cannot stand in a request line (a front end may pass a decoded path). */
 function requestTarget(text: string): string {
+  // Tested first: a replace with a function goes through the runtime even when nothing matches.
+  if (!NOT_IN_TARGET.test(text)) return text;
   return text.replace(/[^\x21-\x7e]/g, (c) => `%${c.charCodeAt(0).toString(16).toUpperCase().padStart(2, '0')}`);
 }
 
@@ -116,41 +128,42 @@ function portOf(text: string | undefined): number | undefined {
  * sent twice is joined as node:http joins it (`; ` for Cookie, else `, `).
  */
 export function gatewayRequest(pairs: readonly (readonly [string, string])[]): GatewayRequest | string {
-  const vars: CgiVariables = {};
+  const values: (string | undefined)[] = new Array(USED_NAMES.length);
+  let httpContentType: string | undefined;
   const headers: IncomingHttpHeaders = {};
   const rawHeaders: string[] = [];
   for (const [name, value] of pairs) {
     if (!name.startsWith('HTTP_')) {
-      if (USED.has(name)) vars[name as keyof CgiVariables] = value;
+      const at = USED_AT.get(name);
+      if (at !== undefined) values[at] = value;
       continue;
     }
-    if (name === 'HTTP_CONTENT_TYPE') vars.HTTP_CONTENT_TYPE = value;
+    if (name === 'HTTP_CONTENT_TYPE') httpContentType = value;
     // A value that would break a head is dropped; so are names no header could have.
-    if (name.length <= 5 || !HEADER_VARIABLE.test(name) || UNSAFE_VALUE.test(value)) continue;
-    const header = headerName(name);
-    const key = header.toLowerCase();
-    if (NOT_PASSED.has(key)) continue;
+    const names = headerNamesOf(name);
+    if (names === null || UNSAFE_VALUE.test(value)) continue;
+    const { header, key } = names;
     rawHeaders.push(header, value);
     const before = headers[key];
     headers[key] = before === undefined ? value : `${before}${key === 'cookie' ? '; ' : ', '}${value}`;
   }
-  const method = vars.REQUEST_METHOD ?? '';
+  const method = values[AT.REQUEST_METHOD] ?? '';
   if (!TOKEN.test(method)) return `no valid REQUEST_METHOD (${JSON.stringify(method.slice(0, 20))})`;
-  const query = vars.QUERY_STRING ?? '';
-  let target = vars.REQUEST_URI || '';
+  const query = values[AT.QUERY_STRING] ?? '';
+  let target = values[AT.REQUEST_URI] || '';
   if (target === '') {
-    const path = vars.DOCUMENT_URI || (vars.SCRIPT_NAME ?? '') + (vars.PATH_INFO ?? '') || '/';
+    const path = values[AT.DOCUMENT_URI] || (values[AT.SCRIPT_NAME] ?? '') + (values[AT.PATH_INFO] ?? '') || '/';
     target = query === '' ? path : `${path}?${query}`;
   }
   if (!target.startsWith('/')) return `a request target that is not a path (${JSON.stringify(target.slice(0, 40))})`;
-  const contentLength = Number(vars.CONTENT_LENGTH || '0');
+  const contentLength = Number(values[AT.CONTENT_LENGTH] || '0');
   if (!Number.isSafeInteger(contentLength) || contentLength < 0) return `an invalid CONTENT_LENGTH`;
-  const serverName = vars.SERVER_NAME;
+  const serverName = values[AT.SERVER_NAME];
   if (headers.host === undefined && serverName && !UNSAFE_VALUE.test(serverName)) {
     headers.host = serverName;
     rawHeaders.push('Host', serverName);
   }
-  const contentType = vars.CONTENT_TYPE || vars.HTTP_CONTENT_TYPE;
+  const contentType = values[AT.CONTENT_TYPE] || httpContentType;
   if (contentType && !UNSAFE_VALUE.test(contentType)) {
     headers['content-type'] = contentType;
     rawHeaders.push('Content-Type', contentType);
@@ -159,18 +172,18 @@ export function gatewayRequest(pairs: readonly (readonly [string, string])[]): G
     headers['content-length'] = String(contentLength);
     rawHeaders.push('Content-Length', String(contentLength));
   }
-  const https = /^(on|1|true)$/i.test(vars.HTTPS ?? '') || /^https$/i.test(vars.REQUEST_SCHEME ?? vars.UWSGI_SCHEME ?? '');
+  const https = /^(on|1|true)$/i.test(values[AT.HTTPS] ?? '') || /^https$/i.test(values[AT.REQUEST_SCHEME] ?? values[AT.UWSGI_SCHEME] ?? '');
   const peer = new GatewayPeer(
-    vars.REMOTE_ADDR || '127.0.0.1',
-    portOf(vars.REMOTE_PORT),
-    vars.SERVER_ADDR || serverName || '127.0.0.1',
-    portOf(vars.SERVER_PORT),
+    values[AT.REMOTE_ADDR] || '127.0.0.1',
+    portOf(values[AT.REMOTE_PORT]),
+    values[AT.SERVER_ADDR] || serverName || '127.0.0.1',
+    portOf(values[AT.SERVER_PORT]),
     https ? 'https' : 'http',
   );
   const req: RequestInfo = {
     method,
     url: requestTarget(target),
-    httpVersion: vars.SERVER_PROTOCOL === 'HTTP/1.0' ? '1.0' : '1.1',
+    httpVersion: values[AT.SERVER_PROTOCOL] === 'HTTP/1.0' ? '1.0' : '1.1',
     httpVersionMajor: 1,
     headers,
     rawHeaders,

@@ -18,6 +18,9 @@ import type { HttpResponse } from '../http/handler.js';
 import { flatHeader } from '../http/header-name.js';
 import { flatten } from './http1-response.js';
 
+/** Up to this size a response's pieces are joined into one write. */
+export const JOIN_LIMIT = 64 * 1024;
+
 /** How one protocol carries a response on its connection. */
 export interface GatewayWire {
   readonly socket: Socket;
@@ -110,14 +113,19 @@ export class GatewayResponse extends EventEmitter implements HttpResponse {
     this.emit('drain');
   }
 
-  /** `body` with the head in front of it if the head has not gone out (the wire joins what is small into one write). */
+  /** `body` with the head in front of it if the head has not gone out: one buffer when small (the wire writes it at once). */
   private withHead(body: Buffer | null): Buffer[] {
-    const parts: Buffer[] = this.head === null ? [] : [Buffer.from(this.head, 'latin1')];
+    const head = this.head;
+    const empty = body === null || body.length === 0;
+    if (head === null) return empty ? [] : [body!];
     this.head = null;
-    if (body !== null && body.length > 0) parts.push(body);
-    return parts;
+    if (empty) return [Buffer.from(head, 'latin1')];
+    if (head.length + body!.length > JOIN_LIMIT) return [Buffer.from(head, 'latin1'), body!];
+    const joined = Buffer.allocUnsafe(head.length + body!.length);
+    joined.write(head, 0, 'latin1');
+    body!.copy(joined, head.length);
+    return [joined];
   }
-
 }
 
 /** As node:http's 'finish' and 'close'. */

@@ -205,6 +205,8 @@ export function encodeRequest(requestId: number, keepConn: boolean, pairs: PairL
 /** The pairs in a PARAMS stream or a GET_VALUES body; null when it is malformed. */
 export function decodePairs(data: Buffer): [string, string][] | null {
   const pairs: [string, string][] = [];
+  // One latin-1 string (a byte per character) cut by the lengths: one native decode, not one per name and value.
+  const text = data.toString('latin1');
   let at = 0;
   const length = (): number => {
     if (at >= data.length) return -1;
@@ -218,7 +220,7 @@ export function decodePairs(data: Buffer): [string, string][] | null {
     const n = length();
     const v = n < 0 ? -1 : length();
     if (v < 0 || at + n + v > data.length) return null;
-    pairs.push([data.toString('latin1', at, at + n), data.toString('latin1', at + n, at + n + v)]);
+    pairs.push([text.slice(at, at + n), text.slice(at + n, at + n + v)]);
     at += n + v;
   }
   return pairs;

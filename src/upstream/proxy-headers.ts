@@ -41,11 +41,18 @@ export function headerTable(table: Record<string, string>): Map<string, [string,
   return new Map(Object.entries(table).map(([name, value]) => [name.toLowerCase(), [name, value]]));
 }
 
-/** Adds the names a Connection value lists, lower case (hop-by-hop too), to `tokens` (made on the first). */
-function connectionTokens(tokens: Set<string> | null, value: string): Set<string> {
-  tokens ??= new Set();
-  for (const t of value.split(',')) tokens.add(t.trim().toLowerCase());
-  return tokens;
+/** What the usual `Connection: close` names: shared, never added to. */
+const CLOSE_ONLY: ReadonlySet<string> = new Set(['close']);
+
+/** The names a Connection value lists, lower case, with those of `tokens` (the usual `close` or `keep-alive` make no Set). */
+function connectionTokens(tokens: ReadonlySet<string> | null, value: string): ReadonlySet<string> | null {
+  const lower = value.toLowerCase();
+  if (tokens === null && lower === 'close') return CLOSE_ONLY;
+  // keep-alive is hop-by-hop: dropped without being named.
+  if (lower === 'keep-alive') return tokens;
+  const more = new Set(tokens);
+  for (const t of lower.split(',')) more.add(t.trim());
+  return more;
 }
 
 /** Applies a header table to `[name, value, ...]`: a name in it is replaced (or removed when ''). */
@@ -74,7 +81,7 @@ function appended(prior: Map<string, string[]> | null, key: string, ours: string
 export function upstreamRequestHeaders(r: Routed, rules: HeaderRules, bodyLength: number | null): string[] {
   const raw = r.req.rawHeaders;
   // Per request: the common head (no Connection header, untrusted peer) makes no Set, Map or closure.
-  let named: Set<string> | null = null;
+  let named: ReadonlySet<string> | null = null;
   for (let i = 0; i < raw.length; i += 2) if (raw[i]!.length === 10 && raw[i]!.toLowerCase() === 'connection') named = connectionTokens(named, raw[i + 1]!);
   const prior = forwardedOf(r.req) === undefined ? null : new Map<string, string[]>();
   const out: string[] = [];
@@ -158,26 +165,40 @@ export interface ClientResponseHead {
  * followed by pass_path.
  */
 export function clientResponseHead(raw: Buffer[], rules: HeaderRules, r: Routed, upstreamBases: readonly string[]): ClientResponseHead {
-  let named: Set<string> | null = null;
+  const text = latin1Strings(raw);
+  let named: ReadonlySet<string> | null = null;
   let close = false;
-  for (let i = 0; i < raw.length; i += 2) {
-    if (raw[i]!.length !== 10 || raw[i]!.toString('latin1').toLowerCase() !== 'connection') continue;
-    const value = raw[i + 1]!.toString('latin1');
+  for (let i = 0; i < text.length; i += 2) {
+    if (text[i]!.length !== 10 || text[i]!.toLowerCase() !== 'connection') continue;
+    const value = text[i + 1]!;
     named = connectionTokens(named, value);
     close ||= /\bclose\b/i.test(value);
   }
   const out: string[] = [];
   let length: number | undefined;
-  for (let i = 0; i < raw.length; i += 2) {
-    const name = raw[i]!.toString('latin1');
+  for (let i = 0; i < text.length; i += 2) {
+    const name = text[i]!;
     const key = name.toLowerCase();
-    if (key === 'content-length') length ??= Number(raw[i + 1]!.toString('latin1'));
+    if (key === 'content-length') length ??= Number(text[i + 1]!);
     if (HOP_BY_HOP.has(key) || named?.has(key) === true) continue;
-    let value = raw[i + 1]!.toString('latin1');
+    let value = text[i + 1]!;
     if (rules.rewriteLocation && (key === 'location' || key === 'refresh')) value = rewriteLocation(value, r, rules.passPath, upstreamBases);
     out.push(name, value);
   }
   return { headers: applyTable(out, rules.responseHeaders), length, close };
+}
+
+/** undici's raw header buffers as strings: one latin-1 decode for all (a byte per character), cut by their lengths. */
+function latin1Strings(raw: Buffer[]): string[] {
+  const text = Buffer.concat(raw).toString('latin1');
+  const out: string[] = new Array(raw.length);
+  let at = 0;
+  for (let i = 0; i < raw.length; i++) {
+    const end = at + raw[i]!.length;
+    out[i] = text.slice(at, end);
+    at = end;
+  }
+  return out;
 }
 
 /** The response head sent to the client, as `[name, value, ...]` (see clientResponseHead). */
