@@ -13,6 +13,7 @@
 import { STATUS_CODES, type IncomingHttpHeaders } from 'node:http';
 import type { Handler, HttpResponse, LeanRouteRequest, MemoryResponse, RequestHead, RouteRequest } from '../http/handler.js';
 import type { Logger } from '../log/logger.js';
+import { unwatchClient, watchClient, type InFlight } from '../http/in-flight.js';
 import { sendPlain } from '../http/plain-response.js';
 import { hostName } from '../http/request-target.js';
 import { cacheKey, cookieValue, DEFAULT_KEY } from './cache-key.js';
@@ -165,9 +166,34 @@ export class CachedHandler implements Handler {
       fwd: forwardReason(variants, verdict, h),
     };
     if (passing) return this.fetch(r, fetch, verdict);
-    if (!lock.acquire(key)) return lock.wait(key, (outcome) => this.afterWait(r, fetch, verdict, outcome));
+    if (!lock.acquire(key)) return this.waitForFetch(r, fetch, verdict);
     fetch.locked = true;
     lock.acquireShared(key, (outcome) => (outcome === 'acquired' ? this.fetch(r, fetch, verdict) : this.afterSharedWait(r, fetch, verdict, outcome)));
+  }
+
+  /**
+   * Waits for another request's fetch of the key as the request's work under
+   * way (in-flight.ts): a client that goes away meanwhile (a reset, or a FIN
+   * as nginx sees it) stops waiting, and the access log says 499.
+   */
+  private waitForFetch(r: LeanRouteRequest, f: Fetch, verdict: Verdict): void {
+    let waiting = true;
+    const work: InFlight = {
+      clientGone: () => {
+        if (!waiting) return;
+        waiting = false;
+        stop();
+        unwatchClient(r.req, work);
+        r.log(499, 0);
+      },
+    };
+    // Before the wait starts: the front calls clientGone() a microtask later at the soonest.
+    watchClient(r.req, r.res, work);
+    const stop = this.shared.lock.wait(f.key, (outcome) => {
+      waiting = false;
+      unwatchClient(r.req, work);
+      this.afterWait(r, f, verdict, outcome);
+    });
   }
 
   /** Another request's fetch of the key is over, or the wait for it timed out: a stale answer within grace when it failed, else the store again. */

@@ -60,20 +60,32 @@ export class FetchLock {
     });
   }
 
-  /** Calls `then` once the key's fetch is over ('done', or 'failed' when the origin failed), or the lock timeout passed. */
-  wait(key: string, then: (outcome: WaitOutcome) => void): void {
+  /**
+   * Calls `then` once the key's fetch is over ('done', or 'failed' when the
+   * origin failed), or the lock timeout passed. Returns what stops the wait
+   * (`then` is then never called).
+   */
+  wait(key: string, then: (outcome: WaitOutcome) => void): () => void {
     let set = this.waiting.get(key);
-    if (set === undefined) return then('done');
+    if (set === undefined) {
+      then('done');
+      return () => {};
+    }
     if (set === null) this.waiting.set(key, (set = new Set()));
+    const waiters = set;
     const timer = setTimeout(() => {
-      set.delete(wake);
+      waiters.delete(wake);
       then('timeout');
     }, this.timeoutMs);
     const wake = (outcome: WaitOutcome) => {
       clearTimeout(timer);
       then(outcome);
     };
-    set.add(wake);
+    waiters.add(wake);
+    return () => {
+      clearTimeout(timer);
+      waiters.delete(wake);
+    };
   }
 
   /** The fetch of `key` is over (stored or not; `failed`: the origin failed): its waiters go on. */
