@@ -13,7 +13,7 @@
 import { STATUS_CODES, type IncomingHttpHeaders } from 'node:http';
 import type { Handler, HttpResponse, LeanRouteRequest, MemoryResponse, RequestHead, RouteRequest } from '../http/handler.js';
 import type { Logger } from '../log/logger.js';
-import { unwatchClient, watchClient, type InFlight } from '../http/in-flight.js';
+import { hasEnded, unwatchClient, watchClient, type InFlight } from '../http/in-flight.js';
 import { sendPlain } from '../http/plain-response.js';
 import { hostName } from '../http/request-target.js';
 import { cacheKey, cookieValue, DEFAULT_KEY } from './cache-key.js';
@@ -186,6 +186,7 @@ export class CachedHandler implements Handler {
         unwatchClient(r.req, work);
         r.log(499, 0);
       },
+      clientResponse: r.res,
     };
     // Before the wait starts: the front calls clientGone() a microtask later at the soonest.
     watchClient(r.req, r.res, work);
@@ -299,6 +300,8 @@ export class CachedHandler implements Handler {
     if (captured === null || (captured.held && captured.status >= 500 && f.fallback !== null)) {
       // The client left (or its answer was under way when the origin broke off): no one to answer.
       if (r.res.destroyed || r.res.headersSent) return;
+      // Its FIN cut the fetch of an answer held back (in-flight.ts cut the capture): the connection ends here.
+      if (hasEnded(r.req.socket)) return r.res.destroy();
       if (f.fallback !== null) {
         const status = captured === null ? 'fwd-status=502' : `fwd-status=${captured.status}`;
         this.shared.logger.warning(`cache: ${f.key}: origin failed (${status}), answering with the stale response`);

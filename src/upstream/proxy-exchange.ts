@@ -227,6 +227,10 @@ export class ProxyExchange implements CarriedHandler, InFlight {
     warnPastEnd(this.route.logger, this.what(), upstream, this.declaredLength);
   }
 
+  get clientResponse(): HttpResponse {
+    return this.r.res;
+  }
+
   /** The client went away: the upstream request is cancelled. */
   clientGone(): void {
     if (this.done) return;

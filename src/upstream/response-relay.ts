@@ -59,6 +59,10 @@ export class ResponseRelay implements InFlight {
     if (!backEndDone) this.onClientGone();
   }
 
+  get clientResponse(): HttpResponse {
+    return this.r.res;
+  }
+
   get headSent(): boolean {
     return this.r.res.headersSent;
   }
