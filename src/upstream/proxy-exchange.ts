@@ -151,8 +151,6 @@ export class ProxyExchange implements CarriedHandler, InFlight {
   onConnect(abort: (err?: Error) => void): void {
     this.abort = abort;
     this.connected = true;
-    // Bytes past an answer's end are the earlier answer's only until this request goes out.
-    if (this.carrier !== null) this.carrier.answered = null;
     if (this.done) return abort();
     if (this.body !== null) this.armSend();
   }

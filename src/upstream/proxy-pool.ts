@@ -22,7 +22,7 @@ export interface CarriedHandler extends Dispatcher.DispatchHandlers {
   pastEnd(upstream: string): void;
 }
 
-/** An upstream connection's client: the handler whose answer ended last on it, until another request goes out on it. */
+/** An upstream connection's client: the handler whose answer ended last on it. */
 export interface Carrier {
   answered: CarriedHandler | null;
 }
@@ -61,6 +61,9 @@ function carryingClient(): new (origin: URL, opts: object) => Client & Carrier {
     answered: CarriedHandler | null = null;
 
     override dispatch(options: Dispatcher.DispatchOptions, handler: Dispatcher.DispatchHandlers): boolean {
+      // Bytes past an answer's end are that answer's only until another request goes out here (the
+      // pool gives a client its next request once the last one is over).
+      this.answered = null;
       if ('pastEnd' in handler) (handler as CarriedHandler).carrier = this;
       return super.dispatch(options, handler);
     }
