@@ -56,10 +56,10 @@ async function firstFetch(target: string, path: string): Promise<{ answer: Promi
 }
 
 /**
- * A raw client of `target` (the same cache key as request()'s) whose User-Agent is `agent`: it half-closes right
- * after its request (`fin`), or resets its connection a moment later
- * (`reset`). `closed` resolves with what it received once the connection is
- * closed.
+ * A raw client of `target` (the same cache key as request()'s, with
+ * User-Agent `agent`): it half-closes right after its request (`fin`), or
+ * resets its connection a moment later (`reset`). `closed` resolves with what
+ * it received once the connection is closed.
  */
 function leavingClient(target: string, agent: string, how: 'fin' | 'reset'): { closed: Promise<string> } {
   const socket = connect({ port: gh.port, host: '127.0.0.1' });

@@ -1,11 +1,12 @@
 /**
- * Broken back ends: small FastCGI and SCGI peers on loopback that answer
- * garbage, refuse, die halfway or send more than their Content-Length, one
- * that never reads, one that never accepts. A malformed answer is a 502 with
- * a log line; one that breaks after its head went out cuts the client's
- * connection, so the client never takes a half response for a whole one; a
- * body past its Content-Length is cut to it, with a warning, and that
- * connection is not reused (nginx); send and connect timeouts are 504s.
+ * Broken back ends: small FastCGI, SCGI and HTTP (proxy) peers on loopback
+ * that answer garbage, refuse, die halfway or send more than their
+ * Content-Length (or after their last chunk), one that never reads, one
+ * that never accepts. A malformed answer is a 502 with a log line; one that
+ * breaks after its head went out cuts the client's connection, so the client
+ * never takes a half response for a whole one; a body past its end is cut
+ * there, with a warning, and that connection is not reused (nginx); send and
+ * connect timeouts are 504s.
  */
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
