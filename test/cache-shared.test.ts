@@ -152,7 +152,7 @@ for (const kind of STORES) {
     before(async () => {
       port = await freePort();
       await startStore();
-      const args = [APP, '--python', SYSTEM_PYTHON, '--cache-store', kind.url(port), '--threads', '4'];
+      const args = [APP, '--python', SYSTEM_PYTHON, '--cache-store', kind.url(port), '--threads', '4', '--access-log', '-'];
       [a, b] = await Promise.all([launch(args), launch(args)]);
     });
 
@@ -188,6 +188,29 @@ for (const kind of STORES) {
       assert.deepEqual([...new Set(answers.map((r) => r.status))], [200]);
       assert.equal(new Set(answers.map((r) => r.body)).size, 1, 'every client got the one answer');
       assert.equal((await calls(a, '/shared-burst')) + (await calls(b, '/shared-burst')), 1);
+    });
+
+    test("a client that leaves while its instance waits for the other's fetch: 499, nothing sent, and the requests waiting behind it are answered", async () => {
+      const path = at('/shared-leaver', { cc: 'max-age=60', sleep: '1' });
+      const first = get(a, path);
+      for (let i = 0; i < 100 && (await calls(a, '/shared-leaver')) === 0; i++) await sleep(20);
+      // On b: the leaver holds b's lock and waits for a's (in the store); another request waits behind it.
+      const leaver = connect({ port: b.port, host: '127.0.0.1' });
+      let got = '';
+      leaver.on('data', (d: Buffer) => (got += d.toString('latin1')));
+      leaver.write(`GET ${path} HTTP/1.1\r\nHost: 127.0.0.1:${b.port}\r\nUser-Agent: shared-leaver\r\n\r\n`);
+      await sleep(150);
+      const behind = get(b, path);
+      await sleep(150);
+      leaver.end();
+      await new Promise((resolve) => leaver.once('close', resolve));
+      assert.equal(got, '', 'nothing sent to the client that half-closed');
+      for (const answer of [await first, await behind]) {
+        assert.equal(answer.status, 200);
+        assert.match(answer.body, /^GET \/shared-leaver call 1 /);
+      }
+      assert.match((await b.waitFor(/"GET \/shared-leaver\S* HTTP\/1\.1" (\d+) .*"shared-leaver"/, 3000))[1]!, /^499$/);
+      assert.equal((await calls(a, '/shared-leaver')) + (await calls(b, '/shared-leaver')), 1);
     });
 
     /** Two stores on the same server, as two gatehouse instances have, each connected (until then its commands fail, as a miss). */

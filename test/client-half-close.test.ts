@@ -19,6 +19,7 @@ import { startUpstream, type Upstream } from './helpers/upstreams.js';
 import { encodeScgiHead } from '../src/upstream/netstring.js';
 import { encodeRecord, FCGI } from '../src/upstream/fastcgi-records.js';
 
+const LARGE = 24 * 1024 * 1024;
 let tmp: ReturnType<typeof tempDir>;
 let up: Upstream;
 let gh: Server;
@@ -35,6 +36,9 @@ before(async () => {
   accessLog = join(tmp.dir, 'access.log');
   scgiSock = join(tmp.dir, 'scgi.sock');
   writeFileSync(join(tmp.dir, 'a.txt'), 'static text\n');
+  for (const name of ['p1', 'p2', 'p3', 'q1', 'q2']) writeFileSync(join(tmp.dir, `${name}.txt`), `file ${name}\n`);
+  // Too large to be answered from memory: streamed, and more than the socket buffers hold.
+  writeFileSync(join(tmp.dir, 'large.bin'), Buffer.alloc(LARGE, 'L'));
   fcgi = createServer((s) => {
     s.on('error', () => {});
     s.on('data', (d: Buffer) => d.includes(encodeRecord(FCGI.STDIN, 1)) && fcgiRequests++);
@@ -147,4 +151,61 @@ test('a gateway listener (SCGI) treats a front end that half-closes the same way
   const head = encodeScgiHead(0, [['REQUEST_METHOD', 'GET'], ['REQUEST_URI', '/sleep/0.3?scgi'], ['SERVER_PROTOCOL', 'HTTP/1.1'], ['HTTP_HOST', 'x'], ['SERVER_NAME', 'x'], ['SERVER_PORT', '80']]);
   assert.equal(await halfClose(head, { path: scgiSock }), '');
   assert.ok(await logged(/"GET \/sleep\/0\.3\?scgi HTTP\/1\.1" 499 /), readFileSync(accessLog, 'utf8'));
+});
+
+/** The bodies of the whole responses in `got`, in order (bodies with a Content-Length, as static files have). */
+function bodies(got: Buffer): string[] {
+  const out: string[] = [];
+  let at = 0;
+  for (;;) {
+    const end = got.indexOf('\r\n\r\n', at);
+    if (end < 0) return out;
+    const length = Number(/content-length: (\d+)/i.exec(got.toString('latin1', at, end))?.[1]);
+    if (end + 4 + length > got.length) return out;
+    out.push(got.toString('latin1', end + 4, Math.min(end + 4 + length, end + 4 + 40)));
+    at = end + 4 + length;
+  }
+}
+
+/**
+ * Pipelines GETs of `paths`, then half-closes once `finWhen` resolves; reads
+ * nothing until then (and `pauseMs` more), then all that comes until the
+ * server closes.
+ */
+async function pipelineThenFin(paths: string[], finWhen: Promise<unknown> = Promise.resolve(), pauseMs = 0): Promise<Buffer> {
+  const socket = connect({ port: gh.port, host: '127.0.0.1' });
+  const chunks: Buffer[] = [];
+  socket.on('data', (d: Buffer) => chunks.push(d));
+  socket.on('error', () => {});
+  socket.pause();
+  socket.write(paths.map((p) => `GET ${p} HTTP/1.1\r\nHost: x\r\n\r\n`).join(''));
+  await finWhen;
+  socket.end();
+  setTimeout(() => socket.resume(), pauseMs);
+  await new Promise((resolve) => socket.once('close', resolve));
+  return Buffer.concat(chunks);
+}
+
+// nginx (checked with 1.22 in front of a slow back end) answers pipelined requests one at a time:
+// those before the one that goes to a back end are answered, that one is logged 499 when the FIN
+// is seen, and nothing after it is read.
+test('pipelined requests, then FIN: each one sent before the FIN is answered, in order', async () => {
+  // Files not read before: their answers load (the FIN is seen meanwhile).
+  assert.deepEqual(bodies(await pipelineThenFin(['/static/p1.txt', '/static/p2.txt', '/static/p3.txt'])), ['file p1\n', 'file p2\n', 'file p3\n']);
+});
+
+test('pipelined requests, then FIN: those before an app request are answered, the app request is cut (499), nothing after it is', async () => {
+  const got = await pipelineThenFin(['/static/q1.txt', '/sleep/0.5?pipelined', '/static/q2.txt']);
+  assert.deepEqual(bodies(got), ['file q1\n']);
+  assert.ok(await logged(/"GET \/sleep\/0\.5\?pipelined HTTP\/1\.1" 499 /), readFileSync(accessLog, 'utf8'));
+});
+
+test('pipelined requests, then FIN: an answer being written before a proxied request that is cut still goes out whole', async () => {
+  const path = '/up/after-large/sleep-500';
+  // The FIN once the upstream has the request; the client has read nothing: the large answer is still being written.
+  const got = await pipelineThenFin(['/static/large.bin', path, '/static/a.txt'], waitUntil(() => up.hits.has(path), 3000), 200);
+  const head = got.indexOf('\r\n\r\n');
+  assert.match(got.toString('latin1', 0, head), new RegExp(`^HTTP/1\\.1 200 OK\r\n[^]*content-length: ${LARGE}`, 'i'));
+  assert.equal(got.length - head - 4, LARGE);
+  assert.ok(await logged(/"GET \/up\/after-large\/sleep-500 HTTP\/1\.1" 499 /), readFileSync(accessLog, 'utf8'));
 });

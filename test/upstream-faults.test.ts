@@ -1,11 +1,12 @@
 /**
- * Broken back ends: small FastCGI and SCGI peers on loopback that answer
- * garbage, refuse, die halfway or send more than their Content-Length, one
- * that never reads, one that never accepts. A malformed answer is a 502 with
- * a log line; one that breaks after its head went out cuts the client's
- * connection, so the client never takes a half response for a whole one; a
- * body past its Content-Length is cut to it, with a warning, and that
- * connection is not reused (nginx); send and connect timeouts are 504s.
+ * Broken back ends: small FastCGI, SCGI and HTTP (proxy) peers on loopback
+ * that answer garbage, refuse, die halfway or send more than their
+ * Content-Length (or after their last chunk), one that never reads, one
+ * that never accepts. A malformed answer is a 502 with a log line; one that
+ * breaks after its head went out cuts the client's connection, so the client
+ * never takes a half response for a whole one; a body past its end is cut
+ * there, with a warning, and that connection is not reused (nginx); send and
+ * connect timeouts are 504s.
  */
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -39,6 +40,16 @@ const ANSWERS: Record<string, (s: Socket) => void> = {
     setTimeout(() => s.write(Buffer.concat([encodeRecord(FCGI.STDOUT, 1, Buffer.from('second and more')), encodeEndRequest(1, 0, 0)])), 100);
   },
 };
+/** HTTP upstreams for the proxy action that go on past their answer's end, keeping the connection open. */
+const HTTP_ANSWERS: Record<string, (s: Socket) => void> = {
+  'proxy-long': (s) => s.write('HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello, and more'),
+  'proxy-chunked': (s) => s.write('HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\nand more'),
+  // The rest a moment later, while the connection waits in the pool.
+  'proxy-later': (s) => {
+    s.write('HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello');
+    setTimeout(() => s.write(', and more'), 100);
+  },
+};
 /** Connections each fake back end accepted. */
 const accepted: Record<string, number> = {};
 
@@ -67,6 +78,17 @@ before(async () => {
     await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
     servers.push(server);
     routes += `[[routes]]\npath = "/${name}"\nfastcgi = { pass = "127.0.0.1:${(server.address() as { port: number }).port}" }\n`;
+  }
+  for (const [name, answer] of Object.entries(HTTP_ANSWERS)) {
+    accepted[name] = 0;
+    const server = createServer((s) => {
+      accepted[name]!++;
+      s.on('error', () => {});
+      s.on('data', () => answer(s));
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    servers.push(server);
+    routes += `[[routes]]\npath = "/${name}"\nproxy = { upstreams = ["127.0.0.1:${(server.address() as { port: number }).port}"] }\n`;
   }
   deaf = createServer((s) => {
     s.on('error', () => {});
@@ -161,6 +183,17 @@ test('an answer past its Content-Length: the client gets the declared length, a 
   const got = await fetchOutcome(`${gh.url}/scgi-long/x`);
   assert.deepEqual(got, { status: 200, body: 'hello', complete: true });
   await gh.waitFor(/\[WARNING\] GET \/scgi-long\/x: upstream 127\.0\.0\.1:\d+ sent more data than specified in its Content-Length/, 3000);
+});
+
+test('proxy: an answer that goes on past its end is cut there, with a warning naming the request and the upstream, and its connection is not reused', async () => {
+  for (const [name, sent] of [['proxy-long', 'more data than specified in its Content-Length'], ['proxy-chunked', 'data after its last chunk'], ['proxy-later', 'more data than specified in its Content-Length']] as const) {
+    for (let i = 1; i <= 2; i++) {
+      const got = await fetchOutcome(`${gh.url}/${name}/${i}`);
+      assert.deepEqual(got, { status: 200, body: 'hello', complete: true }, name);
+      assert.equal(accepted[name], i, name);
+      await gh.waitFor(new RegExp(`\\[WARNING\\] GET /${name}/${i}: upstream 127\\.0\\.0\\.1:\\d+ sent ${sent}; the rest was dropped`), 3000);
+    }
+  }
 });
 
 /** Python's listen(0) with no accept(): once a few connections wait in the queue, Linux drops the next SYNs. */

@@ -13,6 +13,7 @@
 import { STATUS_CODES, type IncomingHttpHeaders } from 'node:http';
 import type { Handler, HttpResponse, LeanRouteRequest, MemoryResponse, RequestHead, RouteRequest } from '../http/handler.js';
 import type { Logger } from '../log/logger.js';
+import { hasEnded, unwatchClient, watchClient, type InFlight } from '../http/in-flight.js';
 import { sendPlain } from '../http/plain-response.js';
 import { hostName } from '../http/request-target.js';
 import { cacheKey, cookieValue, DEFAULT_KEY } from './cache-key.js';
@@ -20,7 +21,7 @@ import { ageOf, evaluate, refreshed, toStore, variantOf, varyOf, type PolicySett
 import { when, type CacheStore, type Maybe } from './cache-store.js';
 import { invalidate, purge, type KeyOf } from './cache-purge.js';
 import { CaptureResponse, type Captured, type HeaderMap } from './capture-response.js';
-import type { FetchLock, WaitOutcome } from './fetch-lock.js';
+import type { FetchLock, SharedOutcome, WaitOutcome } from './fetch-lock.js';
 import { detachedSocket, hasClientOnly, originRequest } from './origin-request.js';
 import type { PeerList } from '../http/peer-list.js';
 import { storedAnswer } from './stored-answer.js';
@@ -165,9 +166,16 @@ export class CachedHandler implements Handler {
       fwd: forwardReason(variants, verdict, h),
     };
     if (passing) return this.fetch(r, fetch, verdict);
-    if (!lock.acquire(key)) return lock.wait(key, (outcome) => this.afterWait(r, fetch, verdict, outcome));
+    if (!lock.acquire(key)) return watchedWait<WaitOutcome>(r, (then) => lock.wait(key, then), (outcome) => this.afterWait(r, fetch, verdict, outcome));
     fetch.locked = true;
-    lock.acquireShared(key, (outcome) => (outcome === 'acquired' ? this.fetch(r, fetch, verdict) : this.afterSharedWait(r, fetch, verdict, outcome)));
+    if (!lock.shared) return this.fetch(r, fetch, verdict);
+    // Waiting for another instance's fetch: if this client leaves, this process's waiters go on without it.
+    watchedWait<SharedOutcome>(
+      r,
+      (then) => lock.acquireShared(key, then),
+      (outcome) => (outcome === 'acquired' ? this.fetch(r, fetch, verdict) : this.afterSharedWait(r, fetch, verdict, outcome)),
+      () => lock.release(key),
+    );
   }
 
   /** Another request's fetch of the key is over, or the wait for it timed out: a stale answer within grace when it failed, else the store again. */
@@ -273,6 +281,8 @@ export class CachedHandler implements Handler {
     if (captured === null || (captured.held && captured.status >= 500 && f.fallback !== null)) {
       // The client left (or its answer was under way when the origin broke off): no one to answer.
       if (r.res.destroyed || r.res.headersSent) return;
+      // Its FIN cut the fetch of an answer held back (in-flight.ts cut the capture): the connection ends here.
+      if (hasEnded(r.req.socket)) return r.res.destroy();
       if (f.fallback !== null) {
         const status = captured === null ? 'fwd-status=502' : `fwd-status=${captured.status}`;
         this.shared.logger.warning(`cache: ${f.key}: origin failed (${status}), answering with the stale response`);
@@ -363,6 +373,34 @@ export class CachedHandler implements Handler {
     res.end(answer.body ?? undefined);
     r.log(answer.status, answer.body?.length ?? 0);
   }
+}
+
+/**
+ * Runs `wait` (which returns what stops it) as the request's work under way
+ * (in-flight.ts): a client that goes away before it calls back (a reset, or
+ * a FIN as nginx sees it) stops it, `left` runs, and the access log says
+ * 499. For waits on another request's fetch of the same key.
+ */
+function watchedWait<T>(r: LeanRouteRequest, wait: (then: (outcome: T) => void) => () => void, then: (outcome: T) => void, left?: () => void): void {
+  let waiting = true;
+  const work: InFlight = {
+    clientGone: () => {
+      if (!waiting) return;
+      waiting = false;
+      stop();
+      unwatchClient(r.req, work);
+      left?.();
+      r.log(499, 0);
+    },
+    clientResponse: r.res,
+  };
+  // Before the wait starts: the front calls clientGone() a microtask later at the soonest.
+  watchClient(r.req, r.res, work);
+  const stop = wait((outcome) => {
+    waiting = false;
+    unwatchClient(r.req, work);
+    then(outcome);
+  });
 }
 
 /** Cache-Status' fwd for a request the store could not answer (RFC 9211 §2.2). */

@@ -14,6 +14,8 @@ import type { CacheStore } from './cache-store.js';
 
 /** How a wait for another request's fetch ended. */
 export type WaitOutcome = 'done' | 'failed' | 'timeout';
+/** How the wait for the shared store's lock ended. */
+export type SharedOutcome = 'acquired' | 'done' | 'timeout';
 
 /** How often a request waiting on another instance's fetch asks the store whether it is over. */
 const POLL_MS = 20;
@@ -37,43 +39,72 @@ export class FetchLock {
     return true;
   }
 
+  /** Fetches are coalesced across the instances sharing the store too (acquireShared waits). */
+  get shared(): boolean {
+    return this.store.lock !== undefined && this.store.locked !== undefined && this.timeoutMs > 0;
+  }
+
   /**
    * For the holder of the key's lock here: takes it in the shared store too
    * ('acquired': fetch), or waits until the instance that has it is done
    * ('done': look the store up) or the lock timeout passes. At once
-   * 'acquired' when the store is not shared or coalescing is off.
+   * 'acquired' when the store is not shared or coalescing is off. Returns
+   * what stops the wait (`then` is then never called).
    */
-  acquireShared(key: string, then: (outcome: 'acquired' | 'done' | 'timeout') => void): void {
+  acquireShared(key: string, then: (outcome: SharedOutcome) => void): () => void {
     const store = this.store;
-    if (store.lock === undefined || store.locked === undefined || this.timeoutMs === 0) return then('acquired');
+    if (!this.shared) {
+      then('acquired');
+      return () => {};
+    }
+    let stopped = false;
     const deadline = performance.now() + this.timeoutMs;
-    void store.lock(key, this.timeoutMs).then(async (got) => {
+    void store.lock!(key, this.timeoutMs).then(async (got) => {
+      if (got && stopped) return void store.unlock?.(key);
       if (got) {
         this.sharedHeld.add(key);
         return then('acquired');
       }
       for (;;) {
         await new Promise((resolve) => setTimeout(resolve, POLL_MS));
+        if (stopped) return;
         if (performance.now() >= deadline) return then('timeout');
-        if (!(await store.locked!(key))) return then('done');
+        const locked = await store.locked!(key);
+        if (stopped) return;
+        if (!locked) return then('done');
       }
     });
+    return () => {
+      stopped = true;
+    };
   }
 
-  /** Calls `then` once the key's fetch is over ('done', or 'failed' when the origin failed), or the lock timeout passed. */
-  wait(key: string, then: (outcome: WaitOutcome) => void): void {
+  /**
+   * Calls `then` once the key's fetch is over ('done', or 'failed' when the
+   * origin failed), or the lock timeout passed. Returns what stops the wait
+   * (`then` is then never called).
+   */
+  wait(key: string, then: (outcome: WaitOutcome) => void): () => void {
     let set = this.waiting.get(key);
-    if (set === undefined) return then('done');
+    if (set === undefined) {
+      then('done');
+      return () => {};
+    }
     if (set === null) this.waiting.set(key, (set = new Set()));
+    const waiters = set;
     const timer = setTimeout(() => {
-      set.delete(wake);
+      waiters.delete(wake);
       then('timeout');
     }, this.timeoutMs);
     const wake = (outcome: WaitOutcome) => {
       clearTimeout(timer);
       then(outcome);
     };
-    set.add(wake);
+    waiters.add(wake);
+    return () => {
+      clearTimeout(timer);
+      waiters.delete(wake);
+    };
   }
 
   /** The fetch of `key` is over (stored or not; `failed`: the origin failed): its waiters go on. */

@@ -60,8 +60,15 @@ export class FastConnection {
   private headDeadline = 0;
   /** The socket's timer is keepalive_timeout's (the wait between requests). */
   private idleTimer = false;
-  /** The client sent FIN, or we are closing: no more requests. */
+  /** The client sent FIN, or we are closing: no more requests arrive. */
   private ended = false;
+  /**
+   * The client sent FIN: the requests it sent before are still read and
+   * answered, one at a time (as nginx: an answer is written before the next
+   * request is read, so the one that goes to an app or a back end is the
+   * last, cut with 499 by in-flight.ts).
+   */
+  private finReceived = false;
   /** A request that ends the connection was read: what follows it is dropped. */
   private lastRead = false;
   /** Bytes were dropped after it (the close then lingers). */
@@ -127,10 +134,10 @@ export class FastConnection {
   onEnd(): void {
     if (this.lingerUntil !== 0) return void this.socket.destroy();
     if (this.ended) return;
-    this.ended = true;
+    this.ended = this.finReceived = true;
     // A body cut short can never be complete.
     this.receiving?.body!.destroy(aborted());
-    if (!this.busy) this.socket.end();
+    if (!this.busy) this.idleOrNext();
   }
 
   /** node:http's socketOnDrain: the response writing now may go on. */
@@ -167,7 +174,7 @@ export class FastConnection {
    */
   private work(): void {
     const { settings, memory } = this.path.options;
-    while (this.pending !== null && !this.loading && this.receiving === null && !this.ended && !this.lastRead && this.answering.length < MAX_IN_FLIGHT) {
+    while (this.pending !== null && !this.loading && this.receiving === null && (!this.ended || (this.finReceived && this.answering.length === 0)) && !this.lastRead && this.answering.length < MAX_IN_FLIGHT) {
       const end = this.pending.indexOf(END_OF_HEAD);
       if (end < 0 && unreadableHead(this.pending)) {
         // Waiting for the rest could only end in a timeout: refused now, as llhttp refuses.
@@ -220,11 +227,10 @@ export class FastConnection {
   /** A body is in or a response written: read on (pipelined requests), or wait for the next request. */
   private idleOrNext(): void {
     if (this.loading || this.receiving !== null) return;
-    if (this.answering.length === 0) {
-      if (this.ended) return void this.socket.end();
-      this.waitForNext();
-    }
+    if (this.answering.length === 0 && !this.ended) this.waitForNext();
     this.work();
+    // After the FIN: once the requests it left are answered (what remains is no whole request).
+    if (this.ended) return void (this.busy || this.socket.end());
     if (this.socket.isPaused() && (this.pending?.length ?? 0) <= MAX_HELD) this.socket.resume();
   }
 
@@ -272,7 +278,7 @@ export class FastConnection {
   /** The connection's last answer: asked for, or no keep-alive at all, or the server is stopping. */
   private closing(head: ParsedHead): boolean {
     const { settings, ctx } = this.path.options;
-    return head.close || settings.keepalive_timeout === 0 || ctx.draining || this.ended;
+    return head.close || settings.keepalive_timeout === 0 || ctx.draining;
   }
 
   /** Writes an answer from memory. */
@@ -377,6 +383,8 @@ export class FastConnection {
 
   /** node:http takes the connection from here, starting with the bytes not read. */
   private handOver(): void {
+    // Its 'end' has come and gone: node:http would wait for it.
+    if (this.finReceived) return;
     const s = this.socket as FastSocket;
     this.path.forget(this);
     s.setTimeout(0);

@@ -32,6 +32,9 @@ const LAST_CHUNK = Buffer.from('0\r\n\r\n');
 /** Every response's header list until writeHead: no empty array made for each. */
 const NO_HEADERS: readonly string[] = [];
 const DATE = 'Date: ';
+/** How long a cut connection waits for the answers written before the cut to go out (a client that does not read them). */
+const FLUSH_MS = 10_000;
+const EMPTY = Buffer.alloc(0);
 const CHUNKED = 'Transfer-Encoding: chunked\r\n';
 
 /**
@@ -172,14 +175,14 @@ export class Http1Response extends (LazyEmitter as unknown as typeof EventEmitte
   destroy(): void {
     if (this.destroyed) return;
     this.destroyed = true;
-    // Once this response has the socket, the connection is cut (earlier responses are out by then).
-    this.socket?.destroy();
+    // Once this response has the socket, the connection is cut (earlier responses are written by then).
+    if (this.socket !== null) cutAfterWrites(this.socket);
   }
 
   /** The connection's socket is this response's now: what it held goes out. */
   assignSocket(socket: Socket): void {
     this.socket = socket;
-    if (this.destroyed) return void socket.destroy();
+    if (this.destroyed) return cutAfterWrites(socket);
     const held = this.held;
     if (held === null) return this.finished ? this.finishSoon() : undefined;
     this.held = null;
@@ -294,4 +297,18 @@ export function flatten(headers: OutgoingHttpHeaders): string[] {
     else flat.push(name, String(value));
   }
   return flat;
+}
+
+/**
+ * Cuts `socket` once what was written to it has gone out: the answers ahead
+ * of a response cut short are not lost in the socket's buffer (a response's
+ * own part, chunked or sized, still shows as cut). At most FLUSH_MS.
+ */
+function cutAfterWrites(socket: Socket): void {
+  if (socket.writableLength === 0) return void socket.destroy();
+  const timer = setTimeout(() => socket.destroy(), FLUSH_MS);
+  socket.write(EMPTY, () => {
+    clearTimeout(timer);
+    socket.destroy();
+  });
 }

@@ -10,6 +10,12 @@ import type { Socket } from 'node:net';
 export interface InFlight {
   /** The client went away before the answer was complete. */
   clientGone(): void;
+  /**
+   * The response the work answers through. Destroyed, it cuts the
+   * connection where it stands among pipelined answers: those before it
+   * still go out (nginx answers pipelined requests in order).
+   */
+  readonly clientResponse: { destroy(): void };
 }
 
 const kInFlight = Symbol('gatehouse.inFlight');
@@ -42,10 +48,19 @@ export function clientEnded(socket: Socket): void {
   if (s[kInFlight] !== undefined) cut(socket);
 }
 
+/** The client half-closed the connection (clientEnded). */
+export function hasEnded(socket: Socket): boolean {
+  return (socket as TrackedSocket)[kEnded] === true;
+}
+
 /** Stops the work under way before the socket's 'close' (a loop turn later), so that no answer is taken for sent meanwhile. */
 function cut(socket: Socket): void {
-  clientGoneFrom(socket);
-  socket.destroy();
+  const work = inFlightOn(socket);
+  // Done meanwhile (it started after the FIN and answered at once): its answer goes out.
+  if (work.length === 0) return;
+  // The connection ends where the oldest of them would have answered; nothing they write after goes out.
+  work[0]!.clientResponse.destroy();
+  for (const x of work) x.clientGone();
 }
 
 /** `work` starts on the connection. */

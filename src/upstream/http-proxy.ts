@@ -17,9 +17,7 @@
  */
 import { readFileSync } from 'node:fs';
 import type { Readable } from 'node:stream';
-import { createRequire } from 'node:module';
-import type { buildConnector } from 'undici';
-import { connect as netConnect, isIP, type NetConnectOpts } from 'node:net';
+import { isIP } from 'node:net';
 import { GatehouseError } from '../errors.js';
 import type { ProxySettings } from '../config/proxy.js';
 import type { Handler, HttpResponse, LeanRouteRequest, RequestInfo, RouteRequest, UpgradeRequest } from '../http/handler.js';
@@ -33,11 +31,8 @@ import { HealthChecks } from './health-check.js';
 import { headerTable } from './proxy-headers.js';
 import { ProxyExchange, type ProxyPeer, type ProxyRoute, type UpstreamBody } from './proxy-exchange.js';
 import { parseProxyTarget, type ProxyTarget } from './proxy-target.js';
+import { upstreamPool } from './proxy-pool.js';
 import { tunnel } from './proxy-tunnel.js';
-
-
-/** undici is loaded when a proxy route exists: servers without one do not carry its memory. */
-const undici = (): typeof import('undici') => createRequire(import.meta.url)('undici') as typeof import('undici');
 
 export class HttpProxy implements Handler {
   private readonly route: ProxyRoute;
@@ -58,11 +53,10 @@ export class HttpProxy implements Handler {
     const dns = (this.dns = new DnsCache(settings.resolve_ttl * 1000));
     const peers: ProxyPeer[] = settings.upstreams.map((u) => {
       const target = parseProxyTarget(u.address) as ProxyTarget;
-      const pool = new (undici().Pool)(target.origin, {
+      const pool = upstreamPool(u.address, target, {
         connections: settings.max_connections || null,
-        keepAliveTimeout: settings.keepalive_timeout * 1000,
-        keepAliveMaxTimeout: settings.keepalive_timeout * 1000,
-        connect: connector(target, { timeout: settings.connect_timeout * 1000, rejectUnauthorized: settings.tls_verify, lookup: dns.lookup, ...(ca === undefined ? {} : { ca }) }),
+        keepAliveMs: settings.keepalive_timeout * 1000,
+        connect: { timeout: settings.connect_timeout * 1000, rejectUnauthorized: settings.tls_verify, lookup: dns.lookup, ...(ca === undefined ? {} : { ca }) },
       });
       return { name: u.address, weight: u.weight, maxFails: u.max_fails, failTimeout: u.fail_timeout * 1000, active: 0, current: 0, fails: 0, firstFailAt: -Infinity, downUntil: 0, healthy: true, backup: u.backup, pool, target };
     });
@@ -148,42 +142,4 @@ export class HttpProxy implements Handler {
     }
     return '';
   }
-}
-
-/**
- * How undici opens a connection to an upstream. A unix socket connects at
- * once or fails (it never waits, so no connect timeout applies) and has no
- * TCP options: a plain net.connect is all it needs, where undici's own
- * connector adds a timer and a socket options pass to every connection (with
- * a back end that closes each connection, one per request).
- *
- * TLS: undici names the server (SNI, and the name its certificate is checked
- * against) after each request's Host header; a proxy passes the client's
- * Host, but the certificate is the upstream's. The name is the upstream
- * address's, as nginx's proxy_ssl_name (none for an IP address, whose
- * certificate is then checked for that IP).
- */
-function connector(target: ProxyTarget, options: buildConnector.BuildOptions): buildConnector.BuildOptions | buildConnector.connector {
-  const path = target.socketPath;
-  if (path !== undefined) return (_opts, callback) => unixConnect(path, callback);
-  if (!target.tls) return options;
-  const connect = undici().buildConnector(options);
-  const host = target.authority.replace(/:\d+$/, '').replace(/^\[|\]$/g, '');
-  const servername = isIP(host) === 0 ? host : undefined;
-  return (opts, callback) => connect({ ...opts, servername }, callback);
-}
-
-function unixConnect(path: string, callback: buildConnector.Callback): void {
-  let pending: buildConnector.Callback | null = callback;
-  // undici's connector's read buffer (large bodies come in fewer reads).
-  const socket = netConnect({ path, highWaterMark: 64 * 1024 } as NetConnectOpts);
-  // Kept after the connect (as undici's connector does): an error before undici listens is not thrown.
-  socket.on('error', (err) => {
-    pending?.(err, null);
-    pending = null;
-  });
-  socket.once('connect', () => {
-    pending?.(null, socket);
-    pending = null;
-  });
 }

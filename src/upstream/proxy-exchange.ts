@@ -27,8 +27,9 @@ import { discardBodyFile } from '../http/request-body.js';
 import type { Balancer, Peer } from './balancer.js';
 import { BodySink } from './body-sink.js';
 import { clientResponseHead, upstreamRequestHeaders, upstreamTarget, type HeaderRules } from './proxy-headers.js';
+import type { CarriedHandler, Carrier } from './proxy-pool.js';
 import { requestServername, type ProxyTarget } from './proxy-target.js';
-import { UpstreamError, upstreamFailed, type UpstreamPhase } from './upstream-failure.js';
+import { UpstreamError, upstreamFailed, warnPastEnd, type UpstreamPhase } from './upstream-failure.js';
 
 export interface ProxyPeer extends Peer {
   readonly pool: Pool;
@@ -59,7 +60,7 @@ function malformed(err: Error): boolean {
   return code.startsWith('HPE_') || code === 'UND_ERR_RES_CONTENT_LENGTH_MISMATCH';
 }
 
-export class ProxyExchange implements Dispatcher.DispatchHandlers, InFlight {
+export class ProxyExchange implements CarriedHandler, InFlight {
   private peer: ProxyPeer | null = null;
   private readonly tried = new Set<ProxyPeer>();
   private readonly startedAt = performance.now();
@@ -73,6 +74,10 @@ export class ProxyExchange implements Dispatcher.DispatchHandlers, InFlight {
   private discarding = false;
   /** The upstream said it closes the connection after this answer. */
   private closing = false;
+  /** The answer declared its length (else it is chunked). */
+  private declaredLength = false;
+  /** This try's connection (proxy-pool.ts). */
+  carrier: Carrier | null = null;
   private status = 0;
   private readonly sink: BodySink;
   /** undici's: reading the upstream goes on (after onData returned false). */
@@ -176,6 +181,7 @@ export class ProxyExchange implements Dispatcher.DispatchHandlers, InFlight {
     this.status = status;
     this.resume = resume;
     this.closing = head.close;
+    this.declaredLength = head.length !== undefined;
     this.sink.head(this.route.compression, this.r.req, status, statusText || STATUS_CODES[status] || '', head.headers, head.length);
     return true;
   }
@@ -192,6 +198,7 @@ export class ProxyExchange implements Dispatcher.DispatchHandlers, InFlight {
     this.peer!.active--;
     if (this.done) return;
     if (this.discarding) return this.send(this.reserved!);
+    if (this.carrier !== null) this.carrier.answered = this;
     // A slow client may still be taking the temp file's bytes: the upstream's part is over.
     this.sink.end(() => this.finish(this.status, 0));
   }
@@ -212,6 +219,14 @@ export class ProxyExchange implements Dispatcher.DispatchHandlers, InFlight {
       }
     }
     this.fail(peer.name, failure);
+  }
+
+  pastEnd(upstream: string): void {
+    warnPastEnd(this.route.logger, this.what(), upstream, this.declaredLength);
+  }
+
+  get clientResponse(): HttpResponse {
+    return this.r.res;
   }
 
   /** The client went away: the upstream request is cancelled. */

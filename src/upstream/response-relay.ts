@@ -13,7 +13,7 @@ import type { ExchangeContext, HttpResponse, RequestInfo, RouteRequest } from '.
 import { unwatchClient, watchClient, type InFlight } from '../http/in-flight.js';
 import { BodySink } from './body-sink.js';
 import type { CgiHead } from './cgi-response.js';
-import { upstreamFailed, UpstreamError } from './upstream-failure.js';
+import { upstreamFailed, UpstreamError, warnPastEnd } from './upstream-failure.js';
 
 /** How much of a response the front holds in memory for a slow client before spooling to disk (as for apps). */
 const RESPONSE_BUFFER = 1024 * 1024;
@@ -59,6 +59,10 @@ export class ResponseRelay implements InFlight {
     if (!backEndDone) this.onClientGone();
   }
 
+  get clientResponse(): HttpResponse {
+    return this.r.res;
+  }
+
   get headSent(): boolean {
     return this.r.res.headersSent;
   }
@@ -102,8 +106,7 @@ export class ResponseRelay implements InFlight {
     }
     this.overran = true;
     this.remaining = 0;
-    const { method, url } = this.r.req;
-    this.ctx.logger.warning(`${method} ${url}: upstream ${this.upstream} sent more data than specified in its Content-Length; the rest was dropped`);
+    warnPastEnd(this.ctx.logger, `${this.r.req.method} ${this.r.req.url}`, this.upstream, true);
     return chunk.subarray(0, remaining);
   }
 

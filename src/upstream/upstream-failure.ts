@@ -40,3 +40,13 @@ export function upstreamFailed(
   logger.error(`${what} (${error.status})`);
   return sendPlain(r.res, error.status, error.status === 504 ? 'Gateway Timeout' : 'Bad Gateway', close);
 }
+
+/**
+ * nginx's warning for an answer that goes on past its end: bytes beyond its
+ * Content-Length (`declaredLength`) or after its last chunk are dropped, and
+ * its connection is not reused. `what`: the request, as `GET /x`.
+ */
+export function warnPastEnd(logger: Logger, what: string, upstream: string, declaredLength: boolean): void {
+  const sent = declaredLength ? 'more data than specified in its Content-Length' : 'data after its last chunk';
+  logger.warning(`${what}: upstream ${upstream} sent ${sent}; the rest was dropped`);
+}

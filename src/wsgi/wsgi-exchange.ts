@@ -52,6 +52,10 @@ export class WsgiExchange implements Exchange, InFlight {
     watchClient(req, res, this);
   }
 
+  get clientResponse(): HttpResponse {
+    return this.res;
+  }
+
   get label(): string {
     return `${this.req.method} ${this.req.url}`;
   }

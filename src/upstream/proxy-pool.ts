@@ -1,0 +1,109 @@
+/**
+ * The undici Pool for one upstream of a `proxy` route: how it connects (a
+ * unix socket; the name TLS checks), and what it does with bytes an
+ * upstream sends past the end of an answer. undici stops reading the answer
+ * at its declared end (its Content-Length, or the last chunk) and closes
+ * the connection when more comes ('bad response'), so that it is not
+ * reused; its clients here remember whose answer ended last on their
+ * connection, for nginx's warning naming that request and the upstream.
+ */
+import { createRequire } from 'node:module';
+import { connect as netConnect, isIP, type NetConnectOpts } from 'node:net';
+import type { buildConnector, Client, Dispatcher, Pool } from 'undici';
+import type { ProxyTarget } from './proxy-target.js';
+
+/** undici is loaded when a proxy route exists: servers without one do not carry its memory. */
+const undici = (): typeof import('undici') => createRequire(import.meta.url)('undici') as typeof import('undici');
+
+/** A request's handler that wants to know its connection (proxy-exchange.ts's). */
+export interface CarriedHandler extends Dispatcher.DispatchHandlers {
+  carrier: Carrier | null;
+  /** The upstream sent bytes after this handler's answer had ended. */
+  pastEnd(upstream: string): void;
+}
+
+/** An upstream connection's client: the handler whose answer ended last on it. */
+export interface Carrier {
+  answered: CarriedHandler | null;
+}
+
+export interface PoolOptions {
+  connections: number | null;
+  keepAliveMs: number;
+  connect: buildConnector.BuildOptions;
+}
+
+/** The Pool for the upstream `name` at `target`. */
+export function upstreamPool(name: string, target: ProxyTarget, options: PoolOptions): Pool {
+  const Carrying = carryingClient();
+  const pool = new (undici().Pool)(target.origin, {
+    connections: options.connections,
+    keepAliveTimeout: options.keepAliveMs,
+    keepAliveMaxTimeout: options.keepAliveMs,
+    connect: connector(target, options.connect),
+    factory: (origin, opts) => new Carrying(origin, opts),
+  });
+  pool.on('disconnect', (_origin, targets, err) => {
+    const client = targets[targets.length - 1] as Partial<Carrier>;
+    const answered = client.answered;
+    if (answered === undefined || answered === null) return;
+    client.answered = null;
+    // undici's word for bytes that came while no request was waiting for any.
+    if (err.code === 'UND_ERR_SOCKET' && err.message === 'bad response') answered.pastEnd(name);
+  });
+  return pool;
+}
+
+let carrying: (new (origin: URL, opts: object) => Client & Carrier) | null = null;
+
+function carryingClient(): new (origin: URL, opts: object) => Client & Carrier {
+  return (carrying ??= class extends undici().Client implements Carrier {
+    answered: CarriedHandler | null = null;
+
+    override dispatch(options: Dispatcher.DispatchOptions, handler: Dispatcher.DispatchHandlers): boolean {
+      // Bytes past an answer's end are that answer's only until another request goes out here (the
+      // pool gives a client its next request once the last one is over).
+      this.answered = null;
+      if ('pastEnd' in handler) (handler as CarriedHandler).carrier = this;
+      return super.dispatch(options, handler);
+    }
+  });
+}
+
+/**
+ * How undici opens a connection to an upstream. A unix socket connects at
+ * once or fails (it never waits, so no connect timeout applies) and has no
+ * TCP options: a plain net.connect is all it needs, where undici's own
+ * connector adds a timer and a socket options pass to every connection (with
+ * a back end that closes each connection, one per request).
+ *
+ * TLS: undici names the server (SNI, and the name its certificate is checked
+ * against) after each request's Host header; a proxy passes the client's
+ * Host, but the certificate is the upstream's. The name is the upstream
+ * address's, as nginx's proxy_ssl_name (none for an IP address, whose
+ * certificate is then checked for that IP).
+ */
+function connector(target: ProxyTarget, options: buildConnector.BuildOptions): buildConnector.BuildOptions | buildConnector.connector {
+  const path = target.socketPath;
+  if (path !== undefined) return (_opts, callback) => unixConnect(path, callback);
+  if (!target.tls) return options;
+  const connect = undici().buildConnector(options);
+  const host = target.authority.replace(/:\d+$/, '').replace(/^\[|\]$/g, '');
+  const servername = isIP(host) === 0 ? host : undefined;
+  return (opts, callback) => connect({ ...opts, servername }, callback);
+}
+
+function unixConnect(path: string, callback: buildConnector.Callback): void {
+  let pending: buildConnector.Callback | null = callback;
+  // undici's connector's read buffer (large bodies come in fewer reads).
+  const socket = netConnect({ path, highWaterMark: 64 * 1024 } as NetConnectOpts);
+  // Kept after the connect (as undici's connector does): an error before undici listens is not thrown.
+  socket.on('error', (err) => {
+    pending?.(err, null);
+    pending = null;
+  });
+  socket.once('connect', () => {
+    pending?.(null, socket);
+    pending = null;
+  });
+}
