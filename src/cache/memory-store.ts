@@ -4,67 +4,65 @@
  * object size is never stored. Tags are indexed so invalidation by tag does
  * not scan the store.
  *
- * A response is kept packed (packed-response.ts: one Buffer of its own) and
- * unpacked the first time it answers, then kept unpacked beside it: a store
- * filled by misses holds a few objects per response, so filling it costs
- * the collector little, while a hit finds the same StoredResponse each time
- * (the answers made from it are reused by identity).
+ * A response is kept packed (packed-response.ts: one block of memory of its
+ * own) and unpacked the first time it answers, then kept unpacked beside it.
+ * Most keys (one variant, no tags, not used since stored) are their packed
+ * block alone in the Map: a store filled by misses holds a key and a block
+ * per response, so filling it costs the collector little, while a hit finds
+ * the same StoredResponse each time (answers made from it are reused by
+ * identity).
  *
- * The use order is a list through the entries themselves: a hit moves its
- * entry to the front with a few pointer writes, where taking its key out of
- * the Map and putting it back (the Map's own order) would leave a deleted
- * slot in the Map's table on every hit, for eviction to skip over.
+ * The use order is the Map's own (a key used or stored again is taken out
+ * and put back at the end). The least recently used is found by one
+ * iterator kept across evictions: every key before it has been taken out,
+ * so it never walks over the slots they leave in the Map's table.
  */
 import type { StoredResponse } from './cache-policy.js';
 import type { CacheStore } from './cache-store.js';
-import { packedKeepUntil, packedVariant, packResponse, unpackResponse } from './packed-response.js';
+import { packedVariant, packResponse, unpackResponse } from './packed-response.js';
 import { TagIndex } from './tag-index.js';
 
-/**
- * What a stored key costs beyond its packed bytes and its key: the entry,
- * its place in the Map, the Buffer and its allocation (an estimate).
- */
-const ENTRY_COST = 256;
-/** What a response costs once unpacked (its StoredResponse, headers and policy; the body stays in the packed bytes). */
-const UNPACKED_COST = 1024;
+/** What a stored key costs beyond its packed bytes and its key: its place in the Map, the block's object and allocation (an estimate). */
+const KEY_COST = 160;
+/** What a response costs once unpacked (its StoredResponse, headers and policy: the body stays in the packed bytes), and its Entry. */
+const UNPACKED_COST = 1200;
 
 const NO_TAGS: readonly string[] = [];
 const NONE: StoredResponse[] = [];
 
-/** A key's variants, and its place in the use order. */
+/** A key with more than a packed response: several variants, tags, or its variants unpacked. */
 class Entry {
   /** Unpacked, in the order of `packed`, once one has answered; null until then and after a change. */
   unpacked: StoredResponse[] | null = null;
-  /** Bytes counted against the bound. */
-  cost = 0;
-  /** Used more lately: toward the front; less: toward the back (null at the ends). */
-  newer: Entry | null = null;
-  older: Entry | null = null;
 
   constructor(
-    readonly key: string,
-    /** The key's variant, or its list of them when it has several: most keys have one, and keep no list. */
-    public packed: Buffer | Buffer[],
+    readonly packed: readonly ArrayBuffer[],
     /** The tags of its variants (for the index). */
-    public tags: readonly string[],
+    readonly tags: readonly string[],
   ) {}
 }
 
-function packedOf(entry: Entry): Buffer[] {
-  return Array.isArray(entry.packed) ? entry.packed : [entry.packed];
+type Slot = ArrayBuffer | Entry;
+
+function packedOf(slot: Slot): readonly ArrayBuffer[] {
+  return slot instanceof Entry ? slot.packed : [slot];
 }
 
-function costOf(entry: Entry): number {
-  let cost = ENTRY_COST + entry.key.length;
-  for (const p of packedOf(entry)) cost += p.length;
-  return entry.unpacked === null ? cost : cost + UNPACKED_COST * entry.unpacked.length;
+function unpack(block: ArrayBuffer): StoredResponse {
+  return unpackResponse(Buffer.from(block));
+}
+
+/** Bytes counted against the bound. */
+function costOf(key: string, slot: Slot): number {
+  let cost = KEY_COST + key.length;
+  for (const p of packedOf(slot)) cost += p.byteLength;
+  return slot instanceof Entry && slot.unpacked !== null ? cost + UNPACKED_COST * slot.unpacked.length : cost;
 }
 
 export class MemoryStore implements CacheStore {
-  private readonly entries = new Map<string, Entry>();
-  /** The most and least recently used entries. */
-  private newest: Entry | null = null;
-  private oldest: Entry | null = null;
+  private readonly entries = new Map<string, Slot>();
+  /** Where the least recently used key is: null until the first eviction, and after a flush. */
+  private cursor: MapIterator<string> | null = null;
   private readonly tags = new TagIndex();
   private bytes = 0;
 
@@ -86,55 +84,47 @@ export class MemoryStore implements CacheStore {
   }
 
   get(key: string): StoredResponse[] {
-    const entry = this.entries.get(key);
-    if (entry === undefined) return NONE;
+    const slot = this.entries.get(key);
+    if (slot === undefined) return NONE;
+    const before = costOf(key, slot);
+    const entry = slot instanceof Entry ? slot : new Entry([slot], NO_TAGS);
     const now = Date.now();
-    let variants = entry.unpacked;
-    if (variants === null) {
-      const packed = packedOf(entry);
-      if (packed.some((p) => packedKeepUntil(p) <= now)) return this.dropExpired(key, packed.map(unpackResponse), now);
-      entry.unpacked = variants = packed.map(unpackResponse);
-      this.recost(entry);
-    } else if (variants.some((v) => v.keepUntil <= now)) {
-      return this.dropExpired(key, variants, now);
-    }
-    this.touch(entry);
+    const variants = entry.unpacked ?? entry.packed.map(unpack);
+    if (variants.some((v) => v.keepUntil <= now)) return this.dropExpired(key, variants, now);
+    entry.unpacked = variants;
+    this.place(key, entry, before);
     this.evict();
     return variants;
   }
 
   holds(key: string, stored: StoredResponse): boolean {
-    return this.entries.get(key)?.unpacked?.includes(stored) ?? false;
+    const slot = this.entries.get(key);
+    return slot instanceof Entry && slot.unpacked !== null && slot.unpacked.includes(stored);
   }
 
   put(key: string, stored: StoredResponse): void {
     if (stored.body.length > this.maxObjectSize) return;
-    const packed = packResponse(stored);
-    if (ENTRY_COST + key.length + packed.length > this.maxSize) return;
-    let entry = this.entries.get(key);
-    if (entry === undefined) {
-      entry = new Entry(key, packed, stored.tags.length === 0 ? NO_TAGS : stored.tags);
-      this.entries.set(key, entry);
-    } else {
-      const others = packedOf(entry).filter((p) => packedVariant(p) !== stored.variant);
-      // A list made whole, not grown by push (which would keep room for more).
-      entry.packed = others.length === 0 ? packed : [...others, packed];
-      entry.unpacked = null;
-      if (stored.tags.length > 0) entry.tags = [...new Set([...entry.tags, ...stored.tags])];
+    const packed = packResponse(stored).buffer as ArrayBuffer;
+    if (KEY_COST + key.length + packed.byteLength > this.maxSize) return;
+    const had = this.entries.get(key);
+    let slot: Slot = packed;
+    if (had !== undefined || stored.tags.length > 0) {
+      const others = had === undefined ? [] : packedOf(had).filter((p) => packedVariant(Buffer.from(p)) !== stored.variant);
+      const hadTags = had instanceof Entry ? had.tags : NO_TAGS;
+      const tags = stored.tags.length === 0 ? hadTags : [...new Set([...hadTags, ...stored.tags])];
+      if (others.length > 0 || tags.length > 0) slot = new Entry([...others, packed], tags);
     }
-    this.recost(entry);
-    this.touch(entry);
+    this.place(key, slot, had === undefined ? 0 : costOf(key, had));
     this.tags.add(key, stored.tags);
     this.evict();
   }
 
   delete(key: string): boolean {
-    const entry = this.entries.get(key);
-    if (entry === undefined) return false;
+    const slot = this.entries.get(key);
+    if (slot === undefined) return false;
     this.entries.delete(key);
-    this.unlink(entry);
-    this.bytes -= entry.cost;
-    this.tags.remove(key, entry.tags);
+    this.bytes -= costOf(key, slot);
+    if (slot instanceof Entry) this.tags.remove(key, slot.tags);
     return true;
   }
 
@@ -146,7 +136,7 @@ export class MemoryStore implements CacheStore {
 
   flush(): void {
     this.entries.clear();
-    this.newest = this.oldest = null;
+    this.cursor = null;
     this.tags.clear();
     this.bytes = 0;
   }
@@ -163,33 +153,22 @@ export class MemoryStore implements CacheStore {
     return live;
   }
 
-  /** The entry's cost, after a change, in the store's count. */
-  private recost(entry: Entry): void {
-    const cost = costOf(entry);
-    this.bytes += cost - entry.cost;
-    entry.cost = cost;
+  /** `key` holds `slot` now, as the most recently used; it was counted as `before` bytes. */
+  private place(key: string, slot: Slot, before: number): void {
+    this.entries.delete(key);
+    this.entries.set(key, slot);
+    this.bytes += costOf(key, slot) - before;
   }
 
-  /** The least recently used go until the store is within its bound again (a new or grown entry is the newest: it stays if it fits alone). */
+  /** The least recently used go until the store is within its bound again. */
   private evict(): void {
-    while (this.bytes > this.maxSize && this.oldest !== null) this.delete(this.oldest.key);
-  }
-
-  /** `entry` is the most recently used now. */
-  private touch(entry: Entry): void {
-    if (this.newest === entry) return;
-    this.unlink(entry);
-    entry.older = this.newest;
-    if (this.newest !== null) this.newest.newer = entry;
-    this.newest = entry;
-    this.oldest ??= entry;
-  }
-
-  private unlink(entry: Entry): void {
-    if (entry.newer !== null) entry.newer.older = entry.older;
-    else if (this.newest === entry) this.newest = entry.older;
-    if (entry.older !== null) entry.older.newer = entry.newer;
-    else if (this.oldest === entry) this.oldest = entry.newer;
-    entry.newer = entry.older = null;
+    while (this.bytes > this.maxSize && this.entries.size > 0) {
+      let next = this.cursor?.next();
+      if (next === undefined || next.done === true) {
+        this.cursor = this.entries.keys();
+        next = this.cursor.next();
+      }
+      this.delete(next.value as string);
+    }
   }
 }

@@ -1,7 +1,8 @@
 /**
  * A stored response as one Buffer, for the memory store: a fixed binary
- * head (status, times, the policy's numbers and flags), its strings as one
- * run of length-prefixed text, then the body. A response the store keeps is
+ * head (status, times, the policy's numbers and flags), a descriptor per
+ * string, list and record (kind and length), the strings' text run together,
+ * then the body. A response the store keeps is
  * then one off-heap block and a few small objects, not the dozen and more a
  * StoredResponse and its policy are made of: those would each survive the
  * young generation, be copied and promoted, and be marked on every full
@@ -23,13 +24,13 @@ const MUST_REVALIDATE = 1;
 const SHARED = 2;
 const IGNORE_CARGO_CULT = 4;
 const NO_AUTHORIZATION = 8;
-const HAS_TAG_VERSIONS = 16;
 
 /** Offsets in the fixed head. */
 const FLAGS = 1;
 const STATUS = 2;
 const POLICY_STATUS = 4;
-const TEXT_LENGTH = 8;
+const TOKENS = 8;
+const TEXT_LENGTH = 12;
 const ERROR_UNTIL = 16;
 const KEEP_UNTIL = 24;
 const RESPONSE_TIME = 32;
@@ -37,76 +38,107 @@ const HEURISTIC = 40;
 const IMMUTABLE_MIN_TTL = 48;
 const HEAD_SIZE = 56;
 
+/**
+ * What a token is: its kind in the low bits of its descriptor (a u32), the
+ * length of its text (UTF-16 units) or its count above them.
+ */
+const STRING = 0;
+const TRUE = 1;
+const FALSE = 2;
+/** A list of strings: its count, then each. */
+const LIST = 3;
+/** A record: its count, then each name and value. */
+const RECORD = 4;
+/** An absent string or record. */
+const NONE = 5;
+const KIND_BITS = 3;
+const KIND_MASK = 7;
+
 /** A record as the policy and the headers keep them (a request header copy may hold names without a value, left out as JSON leaves them). */
 type Flat = Record<string, string | string[] | boolean | undefined> | null | undefined;
+type Value = string | string[] | boolean;
 
-/** The strings of a response as `length:text` tokens, one after another. */
-class Text {
-  s = '';
+/**
+ * The tokens of a response: descriptors, and the text of its strings run
+ * together (joined once: building the text piece by piece would leave a
+ * string behind for every piece).
+ */
+class Tokens {
+  readonly descs: number[] = [];
+  readonly texts: string[] = [];
 
-  put(value: string): void {
-    this.s += `${value.length}:${value}`;
+  put(value: string | undefined): void {
+    if (value === undefined) return void this.descs.push(NONE);
+    this.descs.push((value.length << KIND_BITS) | STRING);
+    this.texts.push(value);
   }
 
-  /** A string that may be missing. */
-  maybe(value: string | undefined): void {
-    this.put(value === undefined ? '-' : `s${value}`);
+  value(value: Value): void {
+    if (typeof value === 'string') return this.put(value);
+    if (typeof value === 'boolean') return void this.descs.push(value ? TRUE : FALSE);
+    this.descs.push((value.length << KIND_BITS) | LIST);
+    for (const v of value) this.put(v);
   }
 
-  /** A flat record: its size ('-' for none), then each name and value ('s' string, 't'/'f' boolean, 'a' and a count: a list). */
   record(rec: Flat): void {
-    if (rec === null || rec === undefined) return this.put('-');
+    if (rec === null || rec === undefined) return void this.descs.push(NONE);
+    const at = this.descs.length;
+    this.descs.push(RECORD);
     let n = 0;
-    for (const name in rec) if (rec[name] !== undefined) n++;
-    this.put(String(n));
     for (const name in rec) {
       const value = rec[name];
       if (value === undefined) continue;
       this.put(name);
-      if (typeof value === 'string') this.put(`s${value}`);
-      else if (typeof value === 'boolean') this.put(value ? 't' : 'f');
-      else {
-        this.put(`a${value.length}`);
-        for (const v of value) this.put(v);
-      }
+      this.value(value);
+      n++;
     }
+    this.descs[at] = (n << KIND_BITS) | RECORD;
   }
 }
 
-/** Reads the tokens Text wrote. */
+/** Reads the tokens Tokens wrote. */
 class Reader {
-  at = 0;
+  private d = 0;
+  private at = 0;
 
-  constructor(private readonly s: string) {}
+  constructor(
+    private readonly blob: Buffer,
+    private readonly text: string,
+  ) {}
 
-  next(): string {
-    const colon = this.s.indexOf(':', this.at);
-    const length = Number(this.s.slice(this.at, colon));
-    if (colon < 0 || !Number.isInteger(length)) throw new Error('bad packed response');
-    this.at = colon + 1 + length;
-    return this.s.slice(colon + 1, this.at);
+  private desc(): number {
+    return this.blob.readUInt32LE(HEAD_SIZE + 4 * this.d++);
   }
 
-  maybe(): string | undefined {
-    const token = this.next();
-    return token === '-' ? undefined : token.slice(1);
+  private string(desc: number): string {
+    const end = this.at + (desc >>> KIND_BITS);
+    const s = this.text.slice(this.at, end);
+    this.at = end;
+    return s;
   }
 
-  record(): Record<string, string | string[] | boolean> | null {
-    const size = this.next();
-    if (size === '-') return null;
-    const rec: Record<string, string | string[] | boolean> = {};
-    for (let n = Number(size); n > 0; n--) {
-      const name = this.next();
-      const value = this.next();
-      const kind = value[0];
-      if (kind === 's') rec[name] = value.slice(1);
-      else if (kind === 't' || kind === 'f') rec[name] = kind === 't';
-      else {
-        const list: string[] = [];
-        for (let i = Number(value.slice(1)); i > 0; i--) list.push(this.next());
-        rec[name] = list;
-      }
+  next(): string | undefined {
+    const desc = this.desc();
+    return (desc & KIND_MASK) === NONE ? undefined : this.string(desc);
+  }
+
+  value(): Value {
+    const desc = this.desc();
+    const kind = desc & KIND_MASK;
+    if (kind === STRING) return this.string(desc);
+    if (kind === TRUE || kind === FALSE) return kind === TRUE;
+    const list: string[] = [];
+    for (let n = desc >>> KIND_BITS; n > 0; n--) list.push(this.next()!);
+    return list;
+  }
+
+  record(): Record<string, Value> | null {
+    const desc = this.desc();
+    if ((desc & KIND_MASK) === NONE) return null;
+    const rec: Record<string, Value> = {};
+    for (let n = desc >>> KIND_BITS; n > 0; n--) {
+      const name = this.next()!;
+      rec[name] = this.value();
     }
     return rec;
   }
@@ -114,54 +146,57 @@ class Reader {
 
 export function packResponse(stored: StoredResponse): Buffer {
   const p = stored.policy.toObject() as CachePolicy.CachePolicyObject & { icc?: boolean };
-  const text = new Text();
-  text.put(stored.variant);
-  text.put(String(stored.tags.length));
-  for (const tag of stored.tags) text.put(tag);
-  text.record(stored.headers);
-  text.record(stored.tagVersions);
-  text.maybe(p.m);
-  text.maybe(p.u);
-  text.maybe(p.h);
-  text.record(p.resh);
-  text.record(p.rescc);
-  text.record(p.reqh);
-  text.record(p.reqcc);
-  const textLength = Buffer.byteLength(text.s);
+  const t = new Tokens();
+  t.put(stored.variant);
+  t.value(stored.tags);
+  t.record(stored.headers);
+  t.record(stored.tagVersions);
+  t.put(p.m);
+  t.put(p.u);
+  t.put(p.h);
+  t.record(p.resh);
+  t.record(p.rescc);
+  t.record(p.reqh);
+  t.record(p.reqcc);
+  const text = t.texts.join('');
+  const textLength = Buffer.byteLength(text);
+  const textAt = HEAD_SIZE + 4 * t.descs.length;
   const body = stored.body;
   // Memory of its own, of its exact size: a slice of a shared pool would keep the pool's other bytes.
-  const blob = Buffer.allocUnsafeSlow(HEAD_SIZE + textLength + body.length);
+  const blob = Buffer.allocUnsafeSlow(textAt + textLength + body.length);
   blob[0] = VERSION;
-  blob[FLAGS] =
-    (stored.mustRevalidate ? MUST_REVALIDATE : 0) |
-    (p.sh ? SHARED : 0) |
-    (p.icc === true ? IGNORE_CARGO_CULT : 0) |
-    (p.a ? NO_AUTHORIZATION : 0) |
-    (stored.tagVersions !== undefined ? HAS_TAG_VERSIONS : 0);
+  blob[FLAGS] = (stored.mustRevalidate ? MUST_REVALIDATE : 0) | (p.sh ? SHARED : 0) | (p.icc === true ? IGNORE_CARGO_CULT : 0) | (p.a ? NO_AUTHORIZATION : 0);
   blob.writeUInt16LE(stored.status, STATUS);
   blob.writeUInt16LE(p.st, POLICY_STATUS);
+  blob.writeUInt32LE(t.descs.length, TOKENS);
   blob.writeUInt32LE(textLength, TEXT_LENGTH);
   blob.writeDoubleLE(stored.errorUntil, ERROR_UNTIL);
   blob.writeDoubleLE(stored.keepUntil, KEEP_UNTIL);
   blob.writeDoubleLE(p.t, RESPONSE_TIME);
   blob.writeDoubleLE(p.ch, HEURISTIC);
   blob.writeDoubleLE(p.imm, IMMUTABLE_MIN_TTL);
-  blob.write(text.s, HEAD_SIZE, textLength, 'utf8');
-  body.copy(blob, HEAD_SIZE + textLength);
+  for (let i = 0; i < t.descs.length; i++) blob.writeUInt32LE(t.descs[i]!, HEAD_SIZE + 4 * i);
+  blob.write(text, textAt, textLength, 'utf8');
+  body.copy(blob, textAt + textLength);
   return blob;
+}
+
+/** Where a packed response's text starts, and ends (its body starts). */
+function textRange(blob: Buffer): [number, number] {
+  const at = HEAD_SIZE + 4 * blob.readUInt32LE(TOKENS);
+  return [at, at + blob.readUInt32LE(TEXT_LENGTH)];
 }
 
 /** The response packResponse packed; its body is a view of `blob`. Throws if `blob` is not one. */
 export function unpackResponse(blob: Buffer): StoredResponse {
-  if (blob[0] !== VERSION) throw new Error('bad packed response');
+  if (blob[0] !== VERSION) throw new Error('not a packed response');
   const flags = blob[FLAGS]!;
-  const textLength = blob.readUInt32LE(TEXT_LENGTH);
-  const text = new Reader(blob.toString('utf8', HEAD_SIZE, HEAD_SIZE + textLength));
-  const variant = text.next();
-  const tags: string[] = [];
-  for (let n = Number(text.next()); n > 0; n--) tags.push(text.next());
-  const headers = text.record() as HeaderMap;
-  const tagVersions = text.record() as Record<string, string> | null;
+  const [textAt, bodyAt] = textRange(blob);
+  const r = new Reader(blob, blob.toString('utf8', textAt, bodyAt));
+  const variant = r.next()!;
+  const tags = r.value() as string[];
+  const headers = r.record() as HeaderMap;
+  const tagVersions = r.record() as Record<string, string> | null;
   const policy = CachePolicy.fromObject({
     v: 1,
     t: blob.readDoubleLE(RESPONSE_TIME),
@@ -170,19 +205,19 @@ export function unpackResponse(blob: Buffer): StoredResponse {
     imm: blob.readDoubleLE(IMMUTABLE_MIN_TTL),
     icc: (flags & IGNORE_CARGO_CULT) !== 0,
     st: blob.readUInt16LE(POLICY_STATUS),
-    m: text.maybe(),
-    u: text.maybe(),
-    h: text.maybe(),
-    resh: text.record(),
-    rescc: text.record(),
+    m: r.next(),
+    u: r.next(),
+    h: r.next(),
+    resh: r.record(),
+    rescc: r.record(),
     a: (flags & NO_AUTHORIZATION) !== 0,
-    reqh: text.record(),
-    reqcc: text.record(),
+    reqh: r.record(),
+    reqcc: r.record(),
   } as CachePolicy.CachePolicyObject);
   const stored: StoredResponse = {
     status: blob.readUInt16LE(STATUS),
     headers,
-    body: blob.subarray(HEAD_SIZE + textLength),
+    body: blob.subarray(bodyAt),
     policy,
     variant,
     tags,
@@ -190,19 +225,13 @@ export function unpackResponse(blob: Buffer): StoredResponse {
     errorUntil: blob.readDoubleLE(ERROR_UNTIL),
     keepUntil: blob.readDoubleLE(KEEP_UNTIL),
   };
-  if ((flags & HAS_TAG_VERSIONS) !== 0) stored.tagVersions = tagVersions!;
+  if (tagVersions !== null) stored.tagVersions = tagVersions;
   return stored;
 }
 
 /** The Vary values a packed response was stored for (StoredResponse.variant), without unpacking the rest. */
 export function packedVariant(blob: Buffer): string {
-  const textLength = blob.readUInt32LE(TEXT_LENGTH);
-  // The variant is the first token: its length, a colon, itself.
-  const head = blob.toString('utf8', HEAD_SIZE, HEAD_SIZE + textLength);
-  return new Reader(head).next();
-}
-
-/** When a packed response is of no more use (StoredResponse.keepUntil). */
-export function packedKeepUntil(blob: Buffer): number {
-  return blob.readDoubleLE(KEEP_UNTIL);
+  const [textAt, bodyAt] = textRange(blob);
+  // The variant is the first token (its length counts UTF-16 units, not bytes).
+  return blob.toString('utf8', textAt, bodyAt).slice(0, blob.readUInt32LE(HEAD_SIZE) >>> KIND_BITS);
 }
