@@ -166,3 +166,30 @@ test('the memory store drops a response past its use on the next look-up', () =>
   assert.equal(store.has('k'), false);
   assert.equal(store.size, 0);
 });
+
+test('a store of some size packs small responses into slabs: each answers with its own bytes, the bound holds, and answering ones do not keep their slabs', () => {
+  const max = 16 << 20;
+  const store = new MemoryStore(max, 1 << 16);
+  const key = (i: number) => `http://example.com/p?${i}`;
+  const put = (i: number) => store.put(key(i), stored(key(i), {}, { 'cache-control': 'max-age=60', 'x-i': String(i) }, Buffer.alloc(1024, i % 251)));
+  const kept = (from: number, to: number) => [...Array(to - from).keys()].map((i) => from + i).filter((i) => store.has(key(i)));
+  const answersRight = (i: number) => {
+    const [v] = store.get(key(i));
+    return v !== undefined && v.headers['x-i'] === String(i) && v.body.length === 1024 && v.body.every((b) => b === i % 251);
+  };
+  for (let i = 0; i < 30000; i++) put(i);
+  const full = kept(0, 30000);
+  assert.ok(store.size <= max);
+  assert.ok(full.length > max / 2048, `most of the room holds responses (${full.length} kept)`);
+  assert.deepEqual(full, [...Array(full.length).keys()].map((i) => 30000 - full.length + i), 'the newest kept');
+  const hot = full.filter((_, n) => n % 200 === 0);
+  for (const i of hot) assert.ok(answersRight(i), `response ${i}`);
+  for (let i = 30000; i < 30000 + full.length / 2; i++) put(i);
+  assert.ok(hot.every((i) => store.has(key(i))), 'the ones that answered stayed');
+  const now = kept(0, 30000 + full.length);
+  assert.ok(now.length > full.length * 0.9, `the ones that answered keep no slab from the others (${now.length} kept, ${full.length} before)`);
+  assert.ok(store.size <= max);
+  for (const i of [...hot, now[0]!, now[now.length - 1]!]) assert.ok(answersRight(i), `response ${i}`);
+  for (const i of now) store.delete(key(i));
+  assert.ok(store.size < 1 << 20, `only the slab being filled is left (${store.size})`);
+});

@@ -12,6 +12,13 @@
  * the same StoredResponse each time (answers made from it are reused by
  * identity).
  *
+ * In a store of some size, small responses are packed one after another
+ * into slabs of the store's own, which saves an allocation per response and
+ * leaves the collector few blocks to track. A slab counts whole against the
+ * bound while a response in it is stored; a response is moved out to a
+ * block of its own when it first answers, so slabs hold responses not used
+ * since stored, which go oldest first, and whole slabs are let go.
+ *
  * The use order is the Map's own (a key used or stored again is taken out
  * and put back at the end). The least recently used is found by one
  * iterator kept across evictions: every key before it has been taken out,
@@ -19,11 +26,16 @@
  */
 import type { StoredResponse } from './cache-policy.js';
 import type { CacheStore } from './cache-store.js';
-import { packedVariant, packResponse, unpackResponse } from './packed-response.js';
+import { packedKeepUntil, packedVariant, packResponse, unpackResponse } from './packed-response.js';
 import { TagIndex } from './tag-index.js';
 
-/** What a stored key costs beyond its packed bytes and its key: its place in the Map, the block's object and allocation (an estimate). */
-const KEY_COST = 160;
+/** What a stored key costs beyond its packed bytes and its key: its place in the Map, the block's objects and allocation (an estimate). */
+const KEY_COST = 200;
+const SLAB_SIZE = 256 * 1024;
+/** Larger responses get a block of their own. */
+const SLAB_MAX_BLOCK = SLAB_SIZE / 16;
+/** Smaller stores keep no slabs (a slab is then too large a part of the bound). */
+const SLAB_MIN_STORE = 64 * SLAB_SIZE;
 /** What a response costs once unpacked (its StoredResponse, headers and policy: the body stays in the packed bytes), and its Entry. */
 const UNPACKED_COST = 1200;
 
@@ -36,31 +48,24 @@ class Entry {
   unpacked: StoredResponse[] | null = null;
 
   constructor(
-    readonly packed: readonly ArrayBuffer[],
+    readonly packed: readonly Buffer[],
     /** The tags of its variants (for the index). */
     readonly tags: readonly string[],
   ) {}
 }
 
-type Slot = ArrayBuffer | Entry;
+type Slot = Buffer | Entry;
 
-function packedOf(slot: Slot): readonly ArrayBuffer[] {
+function packedOf(slot: Slot): readonly Buffer[] {
   return slot instanceof Entry ? slot.packed : [slot];
-}
-
-function unpack(block: ArrayBuffer): StoredResponse {
-  return unpackResponse(Buffer.from(block));
-}
-
-/** Bytes counted against the bound. */
-function costOf(key: string, slot: Slot): number {
-  let cost = KEY_COST + key.length;
-  for (const p of packedOf(slot)) cost += p.byteLength;
-  return slot instanceof Entry && slot.unpacked !== null ? cost + UNPACKED_COST * slot.unpacked.length : cost;
 }
 
 export class MemoryStore implements CacheStore {
   private readonly entries = new Map<string, Slot>();
+  /** The slabs holding stored responses (and the one being filled), with the bytes of those in each. */
+  private readonly slabs = new Map<ArrayBufferLike, number>();
+  private slab: Buffer | null = null;
+  private slabUsed = 0;
   /** Where the least recently used key is: null until the first eviction, and after a flush. */
   private cursor: MapIterator<string> | null = null;
   private readonly tags = new TagIndex();
@@ -86,14 +91,20 @@ export class MemoryStore implements CacheStore {
   get(key: string): StoredResponse[] {
     const slot = this.entries.get(key);
     if (slot === undefined) return NONE;
-    const before = costOf(key, slot);
-    const entry = slot instanceof Entry ? slot : new Entry([slot], NO_TAGS);
+    const before = this.costOf(key, slot);
     const now = Date.now();
-    const variants = entry.unpacked ?? entry.packed.map(unpack);
-    if (variants.some((v) => v.keepUntil <= now)) return this.dropExpired(key, variants, now);
+    if (slot instanceof Entry && slot.unpacked !== null) {
+      if (slot.unpacked.some((v) => v.keepUntil <= now)) return this.dropExpired(key, slot.unpacked, now);
+      this.place(key, slot, before);
+      return slot.unpacked;
+    }
+    const packed = packedOf(slot);
+    if (packed.some((p) => packedKeepUntil(p) <= now)) return this.dropExpired(key, packed.map(unpackResponse), now);
+    const own = packed.map((p) => this.ownBlock(p));
+    const entry = new Entry(own, slot instanceof Entry ? slot.tags : NO_TAGS);
+    const variants = own.map(unpackResponse);
     entry.unpacked = variants;
     this.place(key, entry, before);
-    this.evict();
     return variants;
   }
 
@@ -104,26 +115,30 @@ export class MemoryStore implements CacheStore {
 
   put(key: string, stored: StoredResponse): void {
     if (stored.body.length > this.maxObjectSize) return;
-    const packed = packResponse(stored).buffer as ArrayBuffer;
-    if (KEY_COST + key.length + packed.byteLength > this.maxSize) return;
+    const packed = packResponse(stored, (size) => this.block(size));
+    if (KEY_COST + key.length + packed.byteLength > this.maxSize) {
+      this.free(packed);
+      return;
+    }
     const had = this.entries.get(key);
+    const before = had === undefined ? 0 : this.costOf(key, had);
     let slot: Slot = packed;
     if (had !== undefined || stored.tags.length > 0) {
-      const others = had === undefined ? [] : packedOf(had).filter((p) => packedVariant(Buffer.from(p)) !== stored.variant);
+      const others = had === undefined ? [] : packedOf(had).filter((p) => packedVariant(p) !== stored.variant || this.free(p));
       const hadTags = had instanceof Entry ? had.tags : NO_TAGS;
       const tags = stored.tags.length === 0 ? hadTags : [...new Set([...hadTags, ...stored.tags])];
       if (others.length > 0 || tags.length > 0) slot = new Entry([...others, packed], tags);
     }
-    this.place(key, slot, had === undefined ? 0 : costOf(key, had));
     this.tags.add(key, stored.tags);
-    this.evict();
+    this.place(key, slot, before);
   }
 
   delete(key: string): boolean {
     const slot = this.entries.get(key);
     if (slot === undefined) return false;
     this.entries.delete(key);
-    this.bytes -= costOf(key, slot);
+    this.bytes -= this.costOf(key, slot);
+    for (const p of packedOf(slot)) this.free(p);
     if (slot instanceof Entry) this.tags.remove(key, slot.tags);
     return true;
   }
@@ -136,6 +151,8 @@ export class MemoryStore implements CacheStore {
 
   flush(): void {
     this.entries.clear();
+    this.slabs.clear();
+    this.slab = null;
     this.cursor = null;
     this.tags.clear();
     this.bytes = 0;
@@ -157,7 +174,54 @@ export class MemoryStore implements CacheStore {
   private place(key: string, slot: Slot, before: number): void {
     this.entries.delete(key);
     this.entries.set(key, slot);
-    this.bytes += costOf(key, slot) - before;
+    this.bytes += this.costOf(key, slot) - before;
+    this.evict();
+  }
+
+  /** Bytes counted against the bound (those of a response in a slab are counted with the slab). */
+  private costOf(key: string, slot: Slot): number {
+    let cost = KEY_COST + key.length;
+    for (const p of packedOf(slot)) if (!this.slabs.has(p.buffer)) cost += p.byteLength;
+    return slot instanceof Entry && slot.unpacked !== null ? cost + UNPACKED_COST * slot.unpacked.length : cost;
+  }
+
+  /** Memory for a packed response of `size` bytes: in the slab being filled, or of its own. */
+  private block(size: number): Buffer {
+    if (this.maxSize < SLAB_MIN_STORE || size > SLAB_MAX_BLOCK) return Buffer.allocUnsafeSlow(size);
+    if (this.slab === null || this.slabUsed + size > SLAB_SIZE) {
+      if (this.slab !== null && this.slabs.get(this.slab.buffer) === 0) this.dropSlab(this.slab.buffer);
+      this.slab = Buffer.allocUnsafeSlow(SLAB_SIZE);
+      this.slabUsed = 0;
+      this.slabs.set(this.slab.buffer, 0);
+      this.bytes += SLAB_SIZE;
+    }
+    const block = this.slab.subarray(this.slabUsed, this.slabUsed + size);
+    this.slabUsed += size;
+    this.slabs.set(block.buffer, this.slabs.get(block.buffer)! + size);
+    return block;
+  }
+
+  /** `block` is no longer stored; false (for filters). */
+  private free(block: Buffer): false {
+    const live = this.slabs.get(block.buffer);
+    if (live === undefined) return false;
+    this.slabs.set(block.buffer, live - block.byteLength);
+    if (live === block.byteLength && block.buffer !== this.slab?.buffer) this.dropSlab(block.buffer);
+    return false;
+  }
+
+  private dropSlab(slab: ArrayBufferLike): void {
+    this.slabs.delete(slab);
+    this.bytes -= SLAB_SIZE;
+  }
+
+  /** A packed response in memory of its own: one that answers moves out of its slab, so the slab can go with its neighbours. */
+  private ownBlock(block: Buffer): Buffer {
+    if (!this.slabs.has(block.buffer)) return block;
+    const own = Buffer.allocUnsafeSlow(block.byteLength);
+    block.copy(own);
+    this.free(block);
+    return own;
   }
 
   /** The least recently used go until the store is within its bound again. */

@@ -144,7 +144,12 @@ class Reader {
   }
 }
 
-export function packResponse(stored: StoredResponse): Buffer {
+/**
+ * `alloc` gives the memory to pack into, of the size asked: by default a
+ * block of its own, of its exact size (a slice of a pool shared with the
+ * rest of the process would keep the pool's other bytes).
+ */
+export function packResponse(stored: StoredResponse, alloc: (size: number) => Buffer = Buffer.allocUnsafeSlow): Buffer {
   const p = stored.policy.toObject() as CachePolicy.CachePolicyObject & { icc?: boolean };
   const t = new Tokens();
   t.put(stored.variant);
@@ -162,8 +167,7 @@ export function packResponse(stored: StoredResponse): Buffer {
   const textLength = Buffer.byteLength(text);
   const textAt = HEAD_SIZE + 4 * t.descs.length;
   const body = stored.body;
-  // Memory of its own, of its exact size: a slice of a shared pool would keep the pool's other bytes.
-  const blob = Buffer.allocUnsafeSlow(textAt + textLength + body.length);
+  const blob = alloc(textAt + textLength + body.length);
   blob[0] = VERSION;
   blob[FLAGS] = (stored.mustRevalidate ? MUST_REVALIDATE : 0) | (p.sh ? SHARED : 0) | (p.icc === true ? IGNORE_CARGO_CULT : 0) | (p.a ? NO_AUTHORIZATION : 0);
   blob.writeUInt16LE(stored.status, STATUS);
@@ -234,4 +238,9 @@ export function packedVariant(blob: Buffer): string {
   const [textAt, bodyAt] = textRange(blob);
   // The variant is the first token (its length counts UTF-16 units, not bytes).
   return blob.toString('utf8', textAt, bodyAt).slice(0, blob.readUInt32LE(HEAD_SIZE) >>> KIND_BITS);
+}
+
+/** When a packed response is of no more use (StoredResponse.keepUntil), without unpacking it. */
+export function packedKeepUntil(blob: Buffer): number {
+  return blob.readDoubleLE(KEEP_UNTIL);
 }
