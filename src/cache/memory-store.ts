@@ -17,7 +17,9 @@
  * leaves the collector few blocks to track. A slab counts whole against the
  * bound while a response in it is stored; a response is moved out to a
  * block of its own when it first answers, so slabs hold responses not used
- * since stored, which go oldest first, and whole slabs are let go.
+ * since stored, which go oldest first, and whole slabs are let go: the
+ * last few are kept to be filled again (nothing outside the store sees into
+ * a slab), so a full store that keeps evicting allocates nothing new.
  *
  * The use order is the Map's own (a key used or stored again is taken out
  * and put back at the end). The least recently used is found by one
@@ -34,6 +36,8 @@ const KEY_COST = 200;
 const SLAB_SIZE = 256 * 1024;
 /** Larger responses get a block of their own. */
 const SLAB_MAX_BLOCK = SLAB_SIZE / 16;
+/** Emptied slabs kept to be filled again (counted against the bound). */
+const SPARE_SLABS = 2;
 /** Smaller stores keep no slabs (a slab is then too large a part of the bound). */
 const SLAB_MIN_STORE = 64 * SLAB_SIZE;
 /** What a response costs once unpacked (its StoredResponse, headers and policy: the body stays in the packed bytes), and its Entry. */
@@ -66,6 +70,7 @@ export class MemoryStore implements CacheStore {
   private readonly slabs = new Map<ArrayBufferLike, number>();
   private slab: Buffer | null = null;
   private slabUsed = 0;
+  private spares: Buffer[] = [];
   /** Where the least recently used key is: null until the first eviction, and after a flush. */
   private cursor: MapIterator<string> | null = null;
   private readonly tags = new TagIndex();
@@ -99,7 +104,8 @@ export class MemoryStore implements CacheStore {
       return slot.unpacked;
     }
     const packed = packedOf(slot);
-    if (packed.some((p) => packedKeepUntil(p) <= now)) return this.dropExpired(key, packed.map(unpackResponse), now);
+    // Unpacked from copies: what is returned must not see into a slab, whose bytes are used again.
+    if (packed.some((p) => packedKeepUntil(p) <= now)) return this.dropExpired(key, packed.map((p) => unpackResponse(Buffer.from(p))), now);
     const own = packed.map((p) => this.ownBlock(p));
     const entry = new Entry(own, slot instanceof Entry ? slot.tags : NO_TAGS);
     const variants = own.map(unpackResponse);
@@ -153,6 +159,7 @@ export class MemoryStore implements CacheStore {
     this.entries.clear();
     this.slabs.clear();
     this.slab = null;
+    this.spares = [];
     this.cursor = null;
     this.tags.clear();
     this.bytes = 0;
@@ -189,11 +196,15 @@ export class MemoryStore implements CacheStore {
   private block(size: number): Buffer {
     if (this.maxSize < SLAB_MIN_STORE || size > SLAB_MAX_BLOCK) return Buffer.allocUnsafeSlow(size);
     if (this.slab === null || this.slabUsed + size > SLAB_SIZE) {
-      if (this.slab !== null && this.slabs.get(this.slab.buffer) === 0) this.dropSlab(this.slab.buffer);
-      this.slab = Buffer.allocUnsafeSlow(SLAB_SIZE);
+      const full = this.slab;
+      this.slab = this.spares.pop() ?? null;
+      if (this.slab === null) {
+        this.slab = Buffer.allocUnsafeSlow(SLAB_SIZE);
+        this.bytes += SLAB_SIZE;
+      }
       this.slabUsed = 0;
       this.slabs.set(this.slab.buffer, 0);
-      this.bytes += SLAB_SIZE;
+      if (full !== null && this.slabs.get(full.buffer) === 0) this.emptied(full);
     }
     const block = this.slab.subarray(this.slabUsed, this.slabUsed + size);
     this.slabUsed += size;
@@ -206,13 +217,15 @@ export class MemoryStore implements CacheStore {
     const live = this.slabs.get(block.buffer);
     if (live === undefined) return false;
     this.slabs.set(block.buffer, live - block.byteLength);
-    if (live === block.byteLength && block.buffer !== this.slab?.buffer) this.dropSlab(block.buffer);
+    if (live === block.byteLength && block.buffer !== this.slab?.buffer) this.emptied(Buffer.from(block.buffer));
     return false;
   }
 
-  private dropSlab(slab: ArrayBufferLike): void {
-    this.slabs.delete(slab);
-    this.bytes -= SLAB_SIZE;
+  /** No stored response is in `slab` any more: kept to be filled again, or let go. */
+  private emptied(slab: Buffer): void {
+    this.slabs.delete(slab.buffer);
+    if (this.spares.length < SPARE_SLABS) this.spares.push(slab);
+    else this.bytes -= SLAB_SIZE;
   }
 
   /** A packed response in memory of its own: one that answers moves out of its slab, so the slab can go with its neighbours. */
