@@ -144,8 +144,12 @@ export class MemoryStore implements CacheStore {
     if (slot === undefined) return false;
     this.entries.delete(key);
     this.bytes -= this.costOf(key, slot);
-    for (const p of packedOf(slot)) this.free(p);
-    if (slot instanceof Entry) this.tags.remove(key, slot.tags);
+    if (slot instanceof Entry) {
+      for (const p of slot.packed) this.free(p);
+      this.tags.remove(key, slot.tags);
+    } else {
+      this.free(slot);
+    }
     return true;
   }
 
@@ -187,9 +191,14 @@ export class MemoryStore implements CacheStore {
 
   /** Bytes counted against the bound (those of a response in a slab are counted with the slab). */
   private costOf(key: string, slot: Slot): number {
+    if (!(slot instanceof Entry)) return KEY_COST + key.length + this.ownBytes(slot);
     let cost = KEY_COST + key.length;
-    for (const p of packedOf(slot)) if (!this.slabs.has(p.buffer)) cost += p.byteLength;
-    return slot instanceof Entry && slot.unpacked !== null ? cost + UNPACKED_COST * slot.unpacked.length : cost;
+    for (const p of slot.packed) cost += this.ownBytes(p);
+    return slot.unpacked === null ? cost : cost + UNPACKED_COST * slot.unpacked.length;
+  }
+
+  private ownBytes(block: Buffer): number {
+    return this.slabs.has(block.buffer) ? 0 : block.byteLength;
   }
 
   /** Memory for a packed response of `size` bytes: in the slab being filled, or of its own. */
