@@ -59,44 +59,54 @@ type Flat = Record<string, string | string[] | boolean | undefined> | null | und
 type Value = string | string[] | boolean;
 
 /**
- * The tokens of a response: descriptors, and the text of its strings run
- * together (joined once: building the text piece by piece would leave a
- * string behind for every piece).
+ * The tokens of the response being packed: descriptors, and its strings, to
+ * be joined into one text (joined once: building the text piece by piece
+ * would leave a string behind for every piece). Kept from one response to
+ * the next, so packing one grows no list.
  */
-class Tokens {
-  readonly descs: number[] = [];
-  readonly texts: string[] = [];
+let descs = new Uint32Array(256);
+let nDescs = 0;
+const texts: string[] = [];
+let nTexts = 0;
 
-  put(value: string | undefined): void {
-    if (value === undefined) return void this.descs.push(NONE);
-    this.descs.push((value.length << KIND_BITS) | STRING);
-    this.texts.push(value);
+function desc(d: number): void {
+  if (nDescs === descs.length) {
+    const more = new Uint32Array(2 * descs.length);
+    more.set(descs);
+    descs = more;
   }
-
-  value(value: Value): void {
-    if (typeof value === 'string') return this.put(value);
-    if (typeof value === 'boolean') return void this.descs.push(value ? TRUE : FALSE);
-    this.descs.push((value.length << KIND_BITS) | LIST);
-    for (const v of value) this.put(v);
-  }
-
-  record(rec: Flat): void {
-    if (rec === null || rec === undefined) return void this.descs.push(NONE);
-    const at = this.descs.length;
-    this.descs.push(RECORD);
-    let n = 0;
-    for (const name in rec) {
-      const value = rec[name];
-      if (value === undefined) continue;
-      this.put(name);
-      this.value(value);
-      n++;
-    }
-    this.descs[at] = (n << KIND_BITS) | RECORD;
-  }
+  descs[nDescs++] = d;
 }
 
-/** Reads the tokens Tokens wrote. */
+function put(value: string | undefined): void {
+  if (value === undefined) return desc(NONE);
+  desc((value.length << KIND_BITS) | STRING);
+  texts[nTexts++] = value;
+}
+
+function putValue(value: Value): void {
+  if (typeof value === 'string') return put(value);
+  if (typeof value === 'boolean') return desc(value ? TRUE : FALSE);
+  desc((value.length << KIND_BITS) | LIST);
+  for (const v of value) put(v);
+}
+
+function putRecord(rec: Flat): void {
+  if (rec === null || rec === undefined) return desc(NONE);
+  const count = nDescs;
+  desc(RECORD);
+  let n = 0;
+  for (const name in rec) {
+    const value = rec[name];
+    if (value === undefined) continue;
+    put(name);
+    putValue(value);
+    n++;
+  }
+  descs[count] = (n << KIND_BITS) | RECORD;
+}
+
+/** Reads the tokens packResponse wrote. */
 class Reader {
   private d = 0;
   private at = 0;
@@ -151,35 +161,36 @@ class Reader {
  */
 export function packResponse(stored: StoredResponse, alloc: (size: number) => Buffer = Buffer.allocUnsafeSlow): Buffer {
   const p = stored.policy.toObject() as CachePolicy.CachePolicyObject & { icc?: boolean };
-  const t = new Tokens();
-  t.put(stored.variant);
-  t.value(stored.tags);
-  t.record(stored.headers);
-  t.record(stored.tagVersions);
-  t.put(p.m);
-  t.put(p.u);
-  t.put(p.h);
-  t.record(p.resh);
-  t.record(p.rescc);
-  t.record(p.reqh);
-  t.record(p.reqcc);
-  const text = t.texts.join('');
+  nDescs = nTexts = 0;
+  put(stored.variant);
+  putValue(stored.tags);
+  putRecord(stored.headers);
+  putRecord(stored.tagVersions);
+  put(p.m);
+  put(p.u);
+  put(p.h);
+  putRecord(p.resh);
+  putRecord(p.rescc);
+  putRecord(p.reqh);
+  putRecord(p.reqcc);
+  texts.length = nTexts;
+  const text = texts.join('');
   const textLength = Buffer.byteLength(text);
-  const textAt = HEAD_SIZE + 4 * t.descs.length;
+  const textAt = HEAD_SIZE + 4 * nDescs;
   const body = stored.body;
   const blob = alloc(textAt + textLength + body.length);
   blob[0] = VERSION;
   blob[FLAGS] = (stored.mustRevalidate ? MUST_REVALIDATE : 0) | (p.sh ? SHARED : 0) | (p.icc === true ? IGNORE_CARGO_CULT : 0) | (p.a ? NO_AUTHORIZATION : 0);
   blob.writeUInt16LE(stored.status, STATUS);
   blob.writeUInt16LE(p.st, POLICY_STATUS);
-  blob.writeUInt32LE(t.descs.length, TOKENS);
+  blob.writeUInt32LE(nDescs, TOKENS);
   blob.writeUInt32LE(textLength, TEXT_LENGTH);
   blob.writeDoubleLE(stored.errorUntil, ERROR_UNTIL);
   blob.writeDoubleLE(stored.keepUntil, KEEP_UNTIL);
   blob.writeDoubleLE(p.t, RESPONSE_TIME);
   blob.writeDoubleLE(p.ch, HEURISTIC);
   blob.writeDoubleLE(p.imm, IMMUTABLE_MIN_TTL);
-  for (let i = 0; i < t.descs.length; i++) blob.writeUInt32LE(t.descs[i]!, HEAD_SIZE + 4 * i);
+  for (let i = 0; i < nDescs; i++) blob.writeUInt32LE(descs[i]!, HEAD_SIZE + 4 * i);
   blob.write(text, textAt, textLength, 'utf8');
   body.copy(blob, textAt + textLength);
   return blob;
