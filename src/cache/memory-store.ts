@@ -60,6 +60,21 @@ class Entry {
 
 type Slot = Buffer | Entry;
 
+/** Where keys are copied through (grown for a longer one). */
+let keyScratch = Buffer.allocUnsafeSlow(4096);
+
+/**
+ * `key` as one string of its own: a key is made by joining strings, and
+ * kept as made it would keep them all, the request's target with whatever
+ * it was cut from, for as long as the response is stored.
+ */
+function flat(key: string): string {
+  if (3 * key.length > keyScratch.length) keyScratch = Buffer.allocUnsafeSlow(3 * key.length);
+  const copy = keyScratch.toString('utf8', 0, keyScratch.write(key));
+  // Text UTF-8 cannot carry (a lone surrogate) keeps the key as it is.
+  return copy === key ? copy : key;
+}
+
 function packedOf(slot: Slot): readonly Buffer[] {
   return slot instanceof Entry ? slot.packed : [slot];
 }
@@ -184,7 +199,7 @@ export class MemoryStore implements CacheStore {
   /** `key` holds `slot` now, as the most recently used; it was counted as `before` bytes. */
   private place(key: string, slot: Slot, before: number): void {
     this.entries.delete(key);
-    this.entries.set(key, slot);
+    this.entries.set(flat(key), slot);
     this.bytes += this.costOf(key, slot) - before;
     this.evict();
   }
