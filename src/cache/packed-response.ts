@@ -18,7 +18,7 @@ import type { StoredResponse } from './cache-policy.js';
 import type { HeaderMap } from './capture-response.js';
 
 /** Bumped when the layout changes (packed responses live only in this process, so never read across versions). */
-const VERSION = 1;
+const VERSION = 2;
 
 const MUST_REVALIDATE = 1;
 const SHARED = 2;
@@ -36,7 +36,9 @@ const KEEP_UNTIL = 24;
 const RESPONSE_TIME = 32;
 const HEURISTIC = 40;
 const IMMUTABLE_MIN_TTL = 48;
-const HEAD_SIZE = 56;
+/** The whole packed response's length. */
+const LENGTH = 56;
+const HEAD_SIZE = 60;
 
 /**
  * What a token is: its kind in the low bits of its descriptor (a u32), the
@@ -185,6 +187,7 @@ export function packResponse(stored: StoredResponse, alloc: (size: number) => Bu
   blob.writeUInt16LE(p.st, POLICY_STATUS);
   blob.writeUInt32LE(nDescs, TOKENS);
   blob.writeUInt32LE(textLength, TEXT_LENGTH);
+  blob.writeUInt32LE(blob.length, LENGTH);
   blob.writeDoubleLE(stored.errorUntil, ERROR_UNTIL);
   blob.writeDoubleLE(stored.keepUntil, KEEP_UNTIL);
   blob.writeDoubleLE(p.t, RESPONSE_TIME);
@@ -254,4 +257,9 @@ export function packedVariant(blob: Buffer): string {
 /** When a packed response is of no more use (StoredResponse.keepUntil), without unpacking it. */
 export function packedKeepUntil(blob: Buffer): number {
   return blob.readDoubleLE(KEEP_UNTIL);
+}
+
+/** The length of the packed response at `at` in `buf` (where a store keeps several one after another). */
+export function packedLengthAt(buf: Buffer, at: number): number {
+  return buf.readUInt32LE(at + LENGTH);
 }
