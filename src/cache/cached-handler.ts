@@ -288,8 +288,8 @@ export class CachedHandler implements Handler {
     }
     // The capture keeps no body past the maximum object size. `storing` was made for this fetch alone.
     const answer = storing !== null && captured.body !== null ? storing : null;
-    if (answer !== null) answer.body = captured.body!;
     if (answer !== null) {
+      answer.body = captured.body!;
       this.pass.delete(f.key);
     } else {
       if (this.pass.size >= MAX_PASS_KEYS) this.pass.clear();

@@ -1,18 +1,17 @@
 /**
- * A stored response as one Buffer, for the memory store: a fixed binary
- * head (status, times, the policy's numbers and flags), a descriptor per
- * string, list and record (kind and length), the strings' text run together,
- * then the body. A response the store keeps is
- * then one off-heap block and a few small objects, not the dozen and more a
+ * A stored response as bytes, for the memory store: a fixed binary head
+ * (status, times, the policy's numbers and flags, its length), a descriptor
+ * per string, list and record (kind and length), the strings' text run
+ * together, then the body. A response the store keeps is then bytes in
+ * memory of the store's (slab-blocks.ts), not the dozen and more objects a
  * StoredResponse and its policy are made of: those would each survive the
  * young generation, be copied and promoted, and be marked on every full
  * collection for as long as the response is stored. It is unpacked when it
- * answers (the first hit).
+ * first answers.
  *
  * Written by hand, not as JSON (store-codec.ts, the shared stores' wire
  * format): a miss pays for this on every response, and JSON.stringify of a
- * policy costs several times the rest of storing it.
- */
+ * policy costs several times the rest of storing it. */
 import CachePolicy from 'http-cache-semantics';
 import type { StoredResponse } from './cache-policy.js';
 import type { HeaderMap } from './capture-response.js';
