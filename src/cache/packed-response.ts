@@ -11,7 +11,8 @@
  *
  * Written by hand, not as JSON (store-codec.ts, the shared stores' wire
  * format): a miss pays for this on every response, and JSON.stringify of a
- * policy costs several times the rest of storing it. */
+ * policy costs several times the rest of storing it.
+ */
 import CachePolicy from 'http-cache-semantics';
 import type { StoredResponse } from './cache-policy.js';
 import type { HeaderMap } from './capture-response.js';
