@@ -37,6 +37,8 @@ class Entry {
   unpacked: StoredResponse[] | null = null;
 
   constructor(
+    /** Its key as the Map holds it (flat()). */
+    readonly key: string,
     readonly packed: readonly Block[],
     /** The tags of its variants (for the index). */
     readonly tags: readonly string[],
@@ -108,7 +110,7 @@ export class MemoryStore implements CacheStore {
       return this.dropExpired(key, packed.map((p) => unpackResponse(Buffer.from(this.blocks.view(p)))), now);
     }
     const own = packed.map((p) => this.blocks.own(p));
-    const entry = new Entry(own, slot instanceof Entry ? slot.tags : NO_TAGS);
+    const entry = new Entry(flat(key), own, slot instanceof Entry ? slot.tags : NO_TAGS);
     const variants = own.map(unpackResponse);
     entry.unpacked = variants;
     this.place(key, entry, before);
@@ -132,7 +134,7 @@ export class MemoryStore implements CacheStore {
       const others = had === undefined ? [] : packedOf(had).filter((p) => this.keepsOther(p, stored.variant));
       const hadTags = had instanceof Entry ? had.tags : NO_TAGS;
       const tags = stored.tags.length === 0 ? hadTags : [...new Set([...hadTags, ...stored.tags])];
-      if (others.length > 0 || tags.length > 0) slot = new Entry([...others, packed], tags);
+      if (others.length > 0 || tags.length > 0) slot = new Entry(flat(key), [...others, packed], tags);
     }
     this.tags.add(key, stored.tags);
     this.place(key, slot, before);
@@ -188,7 +190,7 @@ export class MemoryStore implements CacheStore {
   /** `key` holds `slot` now, as the most recently used; it was counted as `before` bytes. */
   private place(key: string, slot: Slot, before: number): void {
     this.entries.delete(key);
-    this.entries.set(flat(key), slot);
+    this.entries.set(slot instanceof Entry ? slot.key : flat(key), slot);
     this.bytes += this.costOf(key, slot) - before;
     this.evict();
   }
