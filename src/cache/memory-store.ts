@@ -97,13 +97,16 @@ export class MemoryStore implements CacheStore {
   get(key: string): StoredResponse[] {
     const slot = this.entries.get(key);
     if (slot === undefined) return NONE;
-    const before = this.costOf(key, slot);
     const now = Date.now();
     if (slot instanceof Entry && slot.unpacked !== null) {
-      if (slot.unpacked.some((v) => v.keepUntil <= now)) return this.dropExpired(key, slot.unpacked, now);
-      this.place(key, slot, before);
-      return slot.unpacked;
+      // A hit: used last now, its cost as it was.
+      const variants = slot.unpacked;
+      for (const v of variants) if (v.keepUntil <= now) return this.dropExpired(key, variants, now);
+      this.entries.delete(key);
+      this.entries.set(slot.key, slot);
+      return variants;
     }
+    const before = this.costOf(key, slot);
     const packed = packedOf(slot);
     if (packed.some((p) => packedKeepUntil(this.blocks.view(p)) <= now)) {
       // Unpacked from copies: nothing returned may see into a slab.
