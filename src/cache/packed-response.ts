@@ -195,7 +195,7 @@ export function packResponse(stored: StoredResponse, alloc: (size: number) => Bu
   blob.writeDoubleLE(p.imm, IMMUTABLE_MIN_TTL);
   for (let i = 0; i < nDescs; i++) blob.writeUInt32LE(descs[i]!, HEAD_SIZE + 4 * i);
   blob.write(text, textAt, textLength, 'utf8');
-  body.copy(blob, textAt + textLength);
+  blob.set(body, textAt + textLength);
   return blob;
 }
 

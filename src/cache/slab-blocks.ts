@@ -83,7 +83,7 @@ export class SlabBlocks {
     if (typeof block !== 'number') return block;
     const view = this.view(block);
     const own = Buffer.allocUnsafeSlow(view.length);
-    view.copy(own);
+    own.set(view);
     this.free(block);
     return own;
   }
