@@ -146,18 +146,33 @@ function tagsOf(headers: HeaderMap): string[] {
  * and judged headers gets its policy from it (with its own time and URL)
  * instead of the library parsing the same headers again. A route's misses
  * mostly look alike. The serialized form's objects are shared: the library
- * writes to them only while constructing a policy.
+ * writes to them only while constructing a policy, and copies the
+ * serialized form's fields (so the one form serves each policy made from it).
  */
-let lastPlain: { made: string; policy: CachePolicy.CachePolicyObject } | null = null;
+let lastPlain: { status: number; judged: Record<string, string>; policy: CachePolicy.CachePolicyObject } | null = null;
+
+/** Whether two judged header records have the same names, in the same order, with the same values. */
+function sameJudged(a: Record<string, string>, b: Record<string, string>): boolean {
+  let n = 0;
+  for (const name in a) {
+    if (a[name] !== b[name]) return false;
+    n++;
+  }
+  for (const _ in b) n--;
+  return n === 0;
+}
 
 function policyOf(key: string, req: IncomingHttpHeaders, status: number, judged: Record<string, string>, vary: string): CachePolicy {
   const make = () => new CachePolicy(policyRequest(key, req, vary), { status, headers: judged }, { shared: true });
   if (vary !== '' || req['cache-control'] !== undefined || req.authorization !== undefined) return make();
-  let made = String(status);
-  for (const name in judged) made += `\n${name}: ${judged[name]}`;
-  if (lastPlain !== null && lastPlain.made === made) return CachePolicy.fromObject({ ...lastPlain.policy, t: Date.now(), u: key });
+  if (lastPlain !== null && lastPlain.status === status && sameJudged(lastPlain.judged, judged)) {
+    const form = lastPlain.policy;
+    form.t = Date.now();
+    form.u = key;
+    return CachePolicy.fromObject(form);
+  }
   const policy = make();
-  lastPlain = { made, policy: policy.toObject() };
+  lastPlain = { status, judged, policy: policy.toObject() };
   return policy;
 }
 

@@ -56,6 +56,9 @@ const UNSAFE = new Set(['POST', 'PUT', 'DELETE', 'PATCH']);
 const PASS_MS = 10_000;
 const MAX_PASS_KEYS = 10_000;
 const EMPTY = Buffer.alloc(0);
+const MISS: Verdict = { kind: 'miss' };
+/** No headers to add to the origin request (never written to). */
+const NO_HEADERS: Record<string, string> = {};
 
 /** What a fetch from the origin is for. */
 interface Fetch {
@@ -145,7 +148,7 @@ export class CachedHandler implements Handler {
   private answer(r: LeanRouteRequest, key: string, variants: StoredResponse[]): void {
     const h = r.req.headers;
     const found = lookup(variants, key, h);
-    const verdict: Verdict = found?.verdict ?? { kind: 'miss' };
+    const verdict = found?.verdict ?? MISS;
     if (found !== null && verdict.kind === 'fresh') return this.send(r, this.hit(found.stored, r.req.method!, h, ''));
     const { lock } = this.shared;
     if (found !== null && verdict.kind === 'stale-while-revalidate') {
@@ -259,7 +262,7 @@ export class CachedHandler implements Handler {
         when(this.fetched(r, f, captured, storing), () => f.locked && this.shared.lock.release(f.key, failed));
       },
     });
-    const add = verdict.kind === 'revalidate' ? verdict.headers : {};
+    const add = verdict.kind === 'revalidate' ? verdict.headers : NO_HEADERS;
     // A held answer is the cache's to log (send()); one passed on is logged as the client got it.
     const log: LeanRouteRequest['log'] = (status, bytes) => capture.holding || r.log(status, bytes);
     this.inner.serveLean({ ...r, req: originRequest(r.req, add), res: capture, body: null, log });
@@ -294,8 +297,9 @@ export class CachedHandler implements Handler {
       return;
     }
     // The capture keeps no body past the maximum object size. `storing` was made for this fetch alone.
-    const answer = storing !== null && captured.body !== null ? Object.assign(storing, { body: captured.body }) : null;
+    const answer = storing !== null && captured.body !== null ? storing : null;
     if (answer !== null) {
+      answer.body = captured.body!;
       this.pass.delete(f.key);
     } else {
       if (this.pass.size >= MAX_PASS_KEYS) this.pass.clear();

@@ -37,20 +37,21 @@ export interface CaptureHooks {
 export function headerMap(headers: OutgoingHttpHeaders | string[] | undefined): HeaderMap {
   const map: HeaderMap = {};
   if (headers === undefined) return map;
-  const add = (name: string, value: string) => {
-    const key = name.toLowerCase();
-    const had = map[key];
-    map[key] = had === undefined ? value : Array.isArray(had) ? [...had, value] : [had, value];
-  };
   if (Array.isArray(headers)) {
-    for (let i = 0; i + 1 < headers.length; i += 2) add(headers[i]!, headers[i + 1]!);
+    for (let i = 0; i + 1 < headers.length; i += 2) addHeader(map, headers[i]!, headers[i + 1]!);
   } else {
     for (const [name, value] of Object.entries(headers)) {
       if (value === undefined) continue;
-      for (const v of Array.isArray(value) ? value : [value]) add(name, String(v));
+      for (const v of Array.isArray(value) ? value : [value]) addHeader(map, name, String(v));
     }
   }
   return map;
+}
+
+function addHeader(map: HeaderMap, name: string, value: string): void {
+  const key = name.toLowerCase();
+  const had = map[key];
+  map[key] = had === undefined ? value : Array.isArray(had) ? [...had, value] : [had, value];
 }
 
 function withHeader(headers: OutgoingHttpHeaders | string[] | undefined, name: string, value: string): OutgoingHttpHeaders | string[] {
@@ -58,10 +59,14 @@ function withHeader(headers: OutgoingHttpHeaders | string[] | undefined, name: s
   return Array.isArray(headers) ? [...headers, name, value] : { ...headers, [name]: value };
 }
 
+const EMPTY = Buffer.alloc(0);
+
 export class CaptureResponse extends EventEmitter implements HttpResponse {
   private status = 0;
   private headers: HeaderMap = {};
-  private chunks: Buffer[] = [];
+  /** The body's chunks so far (most bodies come in one: no list for them). */
+  private first: Buffer | null = null;
+  private more: Buffer[] | null = null;
   private size = 0;
   private keep = true;
   private held = false;
@@ -154,8 +159,8 @@ export class CaptureResponse extends EventEmitter implements HttpResponse {
     // Past the end the client's 'close' only matters to those listening here; with none, it need not be
     // listened for (the front's writer then has no 'close' to emit once the response is written).
     if (this.listenerCount('close') === 0) this.client?.removeListener('close', this.onClientClose);
-    const body = this.keep ? (this.chunks.length === 1 ? this.chunks[0]! : Buffer.concat(this.chunks)) : null;
-    this.chunks = [];
+    const body = !this.keep ? null : this.more !== null ? Buffer.concat(this.more) : (this.first ?? EMPTY);
+    this.first = this.more = null;
     this.hooks.done({ status: this.status, headers: this.headers, body, held: this.held });
     return this;
   }
@@ -169,7 +174,7 @@ export class CaptureResponse extends EventEmitter implements HttpResponse {
     if (this.finished) return;
     this.finished = true;
     this.cut = true;
-    this.chunks = [];
+    this.first = this.more = null;
     this.hooks.done(null);
   }
 
@@ -178,9 +183,11 @@ export class CaptureResponse extends EventEmitter implements HttpResponse {
     this.size += chunk.length;
     if (this.size > this.limit) {
       this.keep = false;
-      this.chunks = [];
+      this.first = this.more = null;
+    } else if (this.first === null) {
+      this.first = chunk;
     } else {
-      this.chunks.push(chunk);
+      (this.more ??= [this.first]).push(chunk);
     }
   }
 }
