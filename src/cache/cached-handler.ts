@@ -13,11 +13,11 @@
 import { STATUS_CODES, type IncomingHttpHeaders } from 'node:http';
 import type { Handler, HttpResponse, LeanRouteRequest, MemoryResponse, RequestHead, RouteRequest } from '../http/handler.js';
 import type { Logger } from '../log/logger.js';
-import { hasEnded, unwatchClient, watchClient, type InFlight } from '../http/in-flight.js';
+import { hasEnded } from '../http/in-flight.js';
 import { sendPlain } from '../http/plain-response.js';
 import { hostName } from '../http/request-target.js';
 import { cacheKey, cookieValue, DEFAULT_KEY } from './cache-key.js';
-import { ageOf, evaluate, refreshed, toStore, variantOf, varyOf, type PolicySettings, type StoredResponse, type Verdict } from './cache-policy.js';
+import { ageOf, refreshed, toStore, variantOf, varyOf, type PolicySettings, type StoredResponse, type Verdict } from './cache-policy.js';
 import { when, type CacheStore, type Maybe } from './cache-store.js';
 import { invalidate, purge, type KeyOf } from './cache-purge.js';
 import { CaptureResponse, type Captured, type HeaderMap } from './capture-response.js';
@@ -25,6 +25,8 @@ import type { FetchLock, SharedOutcome, WaitOutcome } from './fetch-lock.js';
 import { detachedSocket, hasClientOnly, originRequest } from './origin-request.js';
 import type { PeerList } from '../http/peer-list.js';
 import { storedAnswer } from './stored-answer.js';
+import { fallback, forwardReason, lookup } from './variant-lookup.js';
+import { watchedWait } from './watched-wait.js';
 
 /** A route's cache settings. */
 export interface CacheRouteSettings extends PolicySettings {
@@ -378,59 +380,3 @@ export class CachedHandler implements Handler {
     r.log(answer.status, answer.body?.length ?? 0);
   }
 }
-
-/**
- * Runs `wait` (which returns what stops it) as the request's work under way
- * (in-flight.ts): a client that goes away before it calls back (a reset, or
- * a FIN as nginx sees it) stops it, `left` runs, and the access log says
- * 499. For waits on another request's fetch of the same key.
- */
-function watchedWait<T>(r: LeanRouteRequest, wait: (then: (outcome: T) => void) => () => void, then: (outcome: T) => void, left?: () => void): void {
-  let waiting = true;
-  const work: InFlight = {
-    clientGone: () => {
-      if (!waiting) return;
-      waiting = false;
-      stop();
-      unwatchClient(r.req, work);
-      left?.();
-      r.log(499, 0);
-    },
-    clientResponse: r.res,
-  };
-  // Before the wait starts: the front calls clientGone() a microtask later at the soonest.
-  watchClient(r.req, r.res, work);
-  const stop = wait((outcome) => {
-    waiting = false;
-    unwatchClient(r.req, work);
-    then(outcome);
-  });
-}
-
-/** Cache-Status' fwd for a request the store could not answer (RFC 9211 §2.2). */
-function forwardReason(variants: readonly StoredResponse[], verdict: Verdict, h: IncomingHttpHeaders): string {
-  if (verdict.kind === 'revalidate') return 'stale';
-  if (variants.length === 0) return 'uri-miss';
-  return variants.some((v) => v.variant === variantOf(varyOf(v), h)) ? 'stale' : 'vary-miss';
-}
-
-/** The stored variant for this request and how it may answer, or null. */
-function lookup(variants: readonly StoredResponse[], key: string, h: IncomingHttpHeaders): { stored: StoredResponse; verdict: Verdict } | null {
-  let best: { stored: StoredResponse; verdict: Verdict } | null = null;
-  for (const stored of variants) {
-    const verdict = evaluate(stored, key, h);
-    if (verdict.kind === 'fresh' || verdict.kind === 'stale-while-revalidate') return { stored, verdict };
-    if (verdict.kind === 'revalidate' && best === null) best = { stored, verdict };
-  }
-  return best;
-}
-
-/** A stored variant of this request that may still answer while the origin fails. */
-function fallback(variants: readonly StoredResponse[], h: IncomingHttpHeaders): StoredResponse | null {
-  const now = Date.now();
-  for (const stored of variants) {
-    if (stored.errorUntil > now && stored.variant === variantOf(varyOf(stored), h)) return stored;
-  }
-  return null;
-}
-
