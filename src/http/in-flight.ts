@@ -109,7 +109,7 @@ export function watchClient(req: Watched, res: EventEmitter | WatchingResponse, 
   }
   addInFlight(req.socket, work);
   // Once the caller has set the work going.
-  if ((req.socket as TrackedSocket)[kEnded]) queueMicrotask(() => cut(req.socket));
+  if (hasEnded(req.socket)) queueMicrotask(() => cut(req.socket));
 }
 
 /** `work` is done: the client is no longer watched for it. */
