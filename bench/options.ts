@@ -58,7 +58,7 @@ const USAGE = `Usage: npm run bench -- [--suite SUITES] [--quick] [--markdown] [
   --only IDS         servers to run, comma-separated: gatehouse,gunicorn,uwsgi,nginx-uwsgi,waitress,uwsgi-http11;
                      front suites: gatehouse, nginx (static, idle), nginx-uwsgi (slowloris); tls: gatehouse, nginx-uwsgi; proxy: gatehouse, nginx;
                      asgi: gatehouse, uvicorn, gunicorn-uvicorn, hypercorn, daphne, uvicorn-websockets, uvicorn-wsproto; cache: gatehouse, varnish, nginx-cache;
-                     upstreams: gatehouse, nginx-uwsgi, nginx
+                     upstreams: gatehouse, nginx-uwsgi, nginx, node-floor (Node's own floor for the uwsgi and proxy rows)
   --apps IDS         apps to run (wsgi, tls and proxy suites), comma-separated: hello,flask
   --no-control       skip the uWSGI --http11-socket control row
   --no-worker-cost   skip the per-request cost inside the Python worker
