@@ -237,8 +237,10 @@ function logTo(accessLog: AccessLog<RequestInfo>, req: RequestInfo, res: HttpRes
  * What llhttp lets through on an HTTP/1 connection and RFC 9112 refuses:
  * an HTTP/0.9 request line (no version: llhttp makes it a request), 400;
  * a version 2 or above on the request line, 505 as nginx answers;
- * Transfer-Encoding in HTTP/1.0 (§6.1: the framing is faulty) and more than
- * one Host (§3.2), 400. The status, or 0 when there is no fault.
+ * Transfer-Encoding in HTTP/1.0 (§6.1: the framing is faulty), more than
+ * one Host, or none in HTTP/1.1 (§3.2), 400 (node:http refuses a missing
+ * Host itself, but not on a request it hands to 'upgrade'). The status, or
+ * 0 when there is no fault.
  */
 function framingFault(req: IncomingMessage): number {
   if (req.httpVersionMajor !== 1) return req.httpVersionMajor === 0 ? 400 : 505;
@@ -246,7 +248,7 @@ function framingFault(req: IncomingMessage): number {
   let hosts = 0;
   const raw = req.rawHeaders;
   for (let i = 0; i < raw.length; i += 2) if (raw[i]!.length === 4 && raw[i]!.toLowerCase() === 'host') hosts++;
-  return hosts > 1 ? 400 : 0;
+  return hosts > 1 || (hosts === 0 && req.httpVersionMinor === 1) ? 400 : 0;
 }
 
 /**
