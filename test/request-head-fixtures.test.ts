@@ -135,6 +135,8 @@ interface Fixture {
   sees?: Partial<AppView>;
   /** 'same', or the id of the documented difference it shows. */
   verdict: string;
+  /** Sent in pieces, cut at these offsets (5 ms apart); whole when absent. */
+  cuts?: number[];
 }
 
 const CRLF = '\r\n';
@@ -159,6 +161,8 @@ const FIXTURES: Fixture[] = [
   { name: 'a head one byte over 16k (llhttp counts no line ends: it takes it)', bytes: sized(16385), reader: 'llhttp', llhttp: { statuses: [200], end: 'open' }, verdict: 'same' },
   { name: 'a head of 17k', bytes: sized(17 * 1024), reader: 'llhttp', llhttp: { statuses: [431], end: 'closed' }, verdict: 'same' },
   { name: 'a `..` segment (refused after reading, by both)', bytes: head('GET /a/../b HTTP/1.1', 'Host: x'), reader: 'fast', llhttp: { statuses: [400], end: 'closed' }, verdict: 'same' },
+  { name: 'two spaces after the method, the request line sent alone first (found by the fuzzer: llhttp takes it, the fast path refused it at once)', bytes: head('PATCH  /a HTTP/1.1', 'Host: x'), cuts: [20], reader: 'llhttp', llhttp: { statuses: [200], end: 'open' }, sees: { method: 'PATCH', target: '/a' }, verdict: 'same' },
+  { name: 'two spaces before the version (whole)', bytes: head('GET /a  HTTP/1.1', 'Host: x'), reader: 'llhttp', llhttp: { statuses: [200], end: 'open' }, sees: { target: '/a' }, verdict: 'same' },
   { name: 'a head split by a CRLF before the request line', bytes: CRLF + head('GET / HTTP/1.1', 'Host: x'), reader: 'llhttp', llhttp: { statuses: [200], end: 'open' }, verdict: 'same' },
 
   // Request smuggling: Content-Length and Transfer-Encoding.
@@ -239,6 +243,10 @@ const FIXTURES: Fixture[] = [
   { name: 'known: raw UTF-8 bytes in the target', bytes: head('GET /caf\xc3\xa9 HTTP/1.1', 'Host: x'), reader: 'llhttp', llhttp: { statuses: [400], end: 'closed' }, verdict: 'same' },
 ];
 
+function piecesOf(bytes: Buffer, cuts: number[]): Buffer[] {
+  return [0, ...cuts].map((from, i) => bytes.subarray(from, cuts[i] ?? bytes.length));
+}
+
 let servers: Servers;
 before(async () => {
   servers = await startServers();
@@ -251,7 +259,7 @@ for (const f of FIXTURES) {
   test(`fixture: ${f.name}`, async () => {
     const bytes = Buffer.from(f.bytes, 'latin1');
     assert.equal(gatehousePath(bytes).join(' → '), f.reader, 'gatehouse\'s reader');
-    const r = await servers.runCase(bytes);
+    const r = await servers.runCase(bytes, f.cuts === undefined ? undefined : piecesOf(bytes, f.cuts));
     const why = `\n${report(r)}`;
     assert.deepEqual(r.ref.answers.map((a) => a.status), f.llhttp.statuses, `llhttp's answers${why}`);
     assert.equal(r.ref.end, f.llhttp.end, `llhttp's connection${why}`);

@@ -141,5 +141,9 @@ export function unreadableHead(pending: Buffer): boolean {
   return false;
 }
 
-/** Method, target and an HTTP/1 version: what llhttp reads as a request line (the rest it refuses, or takes as HTTP/0.9). */
-const REQUEST_LINE_SHAPE = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+ [^ ]+ HTTP\/1\.[0-9]$/;
+/**
+ * Method, target and an HTTP/1 version: what llhttp reads as a request line
+ * (the rest it refuses, or takes as HTTP/0.9). llhttp takes more than one
+ * space between the parts (not a tab, not a trailing one).
+ */
+const REQUEST_LINE_SHAPE = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+ +[^ ]+ +HTTP\/1\.[0-9]$/;
