@@ -266,7 +266,7 @@ test('many sockets at once on one worker', async () => {
 test('an upgrade request to a WSGI app is served as an ordinary request', async () => {
   const r = await denied(`${base}/hello`);
   assert.equal(r.status, 200);
-  assert.deepEqual(JSON.parse(r.body), { interface: 'wsgi', upgrade: 'websocket' });
+  assert.deepEqual(JSON.parse(r.body), { interface: 'wsgi', upgrade: 'websocket', connection: 'Upgrade', body: '' });
 });
 
 test('a malformed handshake gets 400 before the app hears of it', async () => {

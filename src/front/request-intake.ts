@@ -90,6 +90,24 @@ export class RequestIntake {
     // node:http took its own error listener away with the socket. Not a closure: an action
     // keeping the socket (an open WebSocket) must not keep this request's objects with it.
     socket.on('error', destroySocket);
+    this.inTurn(req, socket, head, listener, resume);
+  }
+
+  /** onUpgrade() once node:http's answers to requests pipelined before it are written: the socket is this request's alone. */
+  private inTurn(req: IncomingMessage, socket: Socket, head: Buffer, listener: ListenerInfo, resume: ((socket: Socket) => void) | null): void {
+    if (socket.destroyed) return;
+    const earlier = (socket as Socket & { _httpMessage?: ServerResponse | null })._httpMessage;
+    // node:http gives the socket to its next queued answer when one finishes (its own 'finish' listener runs first).
+    if (earlier != null) return void earlier.once('finish', () => this.inTurn(req, socket, head, listener, resume));
+    // node:http hands an upgrade over at the end of its head, its body unread and the request
+    // marked complete. None with a body is switched (a WebSocket handshake has none; h2c is not
+    // served, and `curl --http2 -d` sends a POST with Upgrade: h2c): it is read again as an
+    // ordinary request, the `upgrade` token out of its Connection header, so llhttp reads the body.
+    if (resume !== null && declaresBody(req)) {
+      socket.removeListener('error', destroySocket);
+      socket.unshift(Buffer.concat([headWithoutUpgrade(req), head]));
+      return resume(socket);
+    }
     const fault = framingFault(req);
     if (fault !== 0) {
       this.ctx.accessLog?.begin(req);
@@ -249,6 +267,26 @@ function framingFault(req: IncomingMessage): number {
   const raw = req.rawHeaders;
   for (let i = 0; i < raw.length; i += 2) if (raw[i]!.length === 4 && raw[i]!.toLowerCase() === 'host') hosts++;
   return hosts > 1 || (hosts === 0 && req.httpVersionMinor === 1) ? 400 : 0;
+}
+
+function declaresBody(req: IncomingMessage): boolean {
+  const length = req.headers['content-length'];
+  return req.headers['transfer-encoding'] !== undefined || (length !== undefined && Number(length) > 0);
+}
+
+/** The request's head as it came (llhttp checked it), without `upgrade` among its Connection options. */
+function headWithoutUpgrade(req: IncomingMessage): Buffer {
+  let text = `${req.method} ${req.url} HTTP/${req.httpVersion}\r\n`;
+  const raw = req.rawHeaders;
+  for (let i = 0; i < raw.length; i += 2) {
+    let value = raw[i + 1]!;
+    if (raw[i]!.toLowerCase() === 'connection') {
+      value = value.split(',').map((o) => o.trim()).filter((o) => o !== '' && o.toLowerCase() !== 'upgrade').join(', ');
+      if (value === '') continue;
+    }
+    text += `${raw[i]}: ${value}\r\n`;
+  }
+  return Buffer.from(`${text}\r\n`, 'latin1');
 }
 
 /**

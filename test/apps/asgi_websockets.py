@@ -165,6 +165,7 @@ async def app(scope, receive, send):
 
 
 def wsgi_app(environ, start_response):
-    body = json.dumps({"interface": "wsgi", "upgrade": environ.get("HTTP_UPGRADE", "")}).encode()
+    sent = environ["wsgi.input"].read().decode("latin-1")
+    body = json.dumps({"interface": "wsgi", "upgrade": environ.get("HTTP_UPGRADE", ""), "connection": environ.get("HTTP_CONNECTION", ""), "body": sent}).encode()
     start_response("200 OK", [("Content-Type", "application/json")])
     return [body]

@@ -272,6 +272,30 @@ function endsConnection(p: Parsed): boolean {
   return close || (p.httpVersion === '1.0' && !keepAlive);
 }
 
+/** Its header's values, joined as node:http joins them (', '), or undefined. */
+function headerOf(p: Parsed, name: string): string | undefined {
+  const values: string[] = [];
+  for (let i = 0; i < p.rawHeaders.length; i += 2) if (p.rawHeaders[i]!.toLowerCase() === name) values.push(p.rawHeaders[i + 1]!);
+  return values.length === 0 ? undefined : values.join(', ');
+}
+
+/** An upgrade (Upgrade, and `upgrade` among the Connection options) with a body, as llhttp reads it. */
+function upgradeWithBody(p: Parsed): boolean {
+  const options = (headerOf(p, 'connection') ?? '').toLowerCase().split(',').map((o) => o.trim());
+  const length = headerOf(p, 'content-length');
+  return headerOf(p, 'upgrade') !== undefined && options.includes('upgrade') && (headerOf(p, 'transfer-encoding') !== undefined || (length !== undefined && Number(length) > 0));
+}
+
+/** What the app sees of a request read again without `upgrade` among its Connection options (request-intake.ts). */
+function withoutUpgradeOption(a: Answer): Answer {
+  if (a.view === undefined) return a;
+  const headers = { ...a.view.headers };
+  const rest = (headers.HTTP_CONNECTION ?? '').split(',').map((o) => o.trim()).filter((o) => o !== '' && o.toLowerCase() !== 'upgrade');
+  if (rest.length === 0) delete headers.HTTP_CONNECTION;
+  else headers.HTTP_CONNECTION = rest.join(', ');
+  return { ...a, view: { ...a.view, headers } };
+}
+
 /**
  * Gatehouse's answers to the requests its fast path read, up to the one
  * after which it closes: a refusal (always with Connection: close) or a
@@ -422,6 +446,23 @@ export const DIFFERENCES: readonly Difference[] = [
       'node:http gatehouse\'s answers must be the first of those the reference decided to give for what llhttp ' +
       'read, then at most the same refusal, and the connection closed.',
     explains: (c, ref, gh) => c.reads.fast.length === 0 && c.reads.then === 'llhttp' && nodeMay(gh, ref),
+  },
+  {
+    id: 'upgrade-with-body-read-on',
+    kind: 'deliberate',
+    reason:
+      'An upgrade request (Upgrade, and `upgrade` among the Connection options) with a body: gatehouse switches ' +
+      'no protocol for it (a WebSocket handshake has no body; `curl --http2 -d` sends such a POST with Upgrade: h2c) ' +
+      'and reads it again as an ordinary request without that Connection option (the app does not see it), then ' +
+      'goes on with the connection as nginx does. node:http with no \'upgrade\' listener answers it and then reads ' +
+      'nothing more on the connection (llhttp stays paused for the new protocol). Answers up to it must be the same.',
+    explains: (c, ref, gh) => {
+      const parsed = ref.parsed ?? [];
+      const last = parsed[parsed.length - 1];
+      if (last === undefined || !upgradeWithBody(last) || ref.end !== 'open' || ref.answers.length !== parsed.length) return false;
+      const expected = [...ref.answers.slice(0, -1), withoutUpgradeOption(ref.answers[ref.answers.length - 1]!)];
+      return differs({ answers: expected, end: 'open' }, { answers: gh.answers.slice(0, expected.length), end: 'open' }) === null;
+    },
   },
   {
     id: 'continue-skipped-once-answered',
