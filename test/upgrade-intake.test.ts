@@ -4,7 +4,8 @@
  * max_request_body, two Hosts) or that its app declines (a WSGI app) is
  * answered as any request, and a declined one's connection goes on with the
  * next request; one with a body is read again as an ordinary request; one
- * pipelined behind a request node:http reads waits for its answer; a WebSocket the app accepts gets its access log line (101)
+ * pipelined behind a request node:http reads waits for its answer (and a
+ * CONNECT's 405 too); a WebSocket the app accepts gets its access log line (101)
  * when it closes.
  */
 import { after, before, test } from 'node:test';
@@ -112,6 +113,19 @@ test('an upgrade pipelined behind a request node:http reads is handled once that
     c.close();
   }
   assert.ok(isAlive(server.pid), 'the front died');
+});
+
+test('a CONNECT pipelined behind a request node:http reads gets its 405 after that answer, not in place of it', async () => {
+  const c = await RawConnection.open(server.port);
+  try {
+    c.write('POST /web/chunked HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\nCONNECT example.com:443 HTTP/1.1\r\nHost: example.com:443\r\n\r\n');
+    const first = await c.readResponse();
+    assert.equal(first.status, 200);
+    assert.equal((JSON.parse(first.body.toString()) as { body: string }).body, 'abc');
+    assert.equal((await c.readResponse()).status, 405);
+  } finally {
+    c.close();
+  }
 });
 
 test('an upgrade the front refuses gets its status: no route 404, a body over max_request_body 413, two Hosts 400', async () => {

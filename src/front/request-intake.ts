@@ -90,15 +90,11 @@ export class RequestIntake {
     // node:http took its own error listener away with the socket. Not a closure: an action
     // keeping the socket (an open WebSocket) must not keep this request's objects with it.
     socket.on('error', destroySocket);
-    this.inTurn(req, socket, head, listener, resume);
+    afterEarlierAnswers(socket, () => this.inTurn(req, socket, head, listener, resume));
   }
 
-  /** onUpgrade() once node:http's answers to requests pipelined before it are written: the socket is this request's alone. */
+  /** onUpgrade() once the socket is this request's alone. */
   private inTurn(req: IncomingMessage, socket: Socket, head: Buffer, listener: ListenerInfo, resume: ((socket: Socket) => void) | null): void {
-    if (socket.destroyed) return;
-    const earlier = (socket as Socket & { _httpMessage?: ServerResponse | null })._httpMessage;
-    // node:http gives the socket to its next queued answer when one finishes (its own 'finish' listener runs first).
-    if (earlier != null) return void earlier.once('finish', () => this.inTurn(req, socket, head, listener, resume));
     // node:http hands an upgrade over at the end of its head, its body unread and the request
     // marked complete. None with a body is switched (a WebSocket handshake has none; h2c is not
     // served, and `curl --http2 -d` sends a POST with Upgrade: h2c): it is read again as an
@@ -267,6 +263,19 @@ function framingFault(req: IncomingMessage): number {
   const raw = req.rawHeaders;
   for (let i = 0; i < raw.length; i += 2) if (raw[i]!.length === 4 && raw[i]!.toLowerCase() === 'host') hosts++;
   return hosts > 1 || (hosts === 0 && req.httpVersionMinor === 1) ? 400 : 0;
+}
+
+/**
+ * `then()` once node:http has written its answers to the requests pipelined
+ * before the one it let go of the socket for (an upgrade, a CONNECT): until
+ * then the socket is theirs. Never if the socket closes first.
+ */
+export function afterEarlierAnswers(socket: Socket, then: () => void): void {
+  if (socket.destroyed) return;
+  const earlier = (socket as Socket & { _httpMessage?: ServerResponse | null })._httpMessage;
+  // node:http gives the socket to its next queued answer when one finishes (its own 'finish' listener runs first).
+  if (earlier != null) return void earlier.once('finish', () => afterEarlierAnswers(socket, then));
+  then();
 }
 
 function declaresBody(req: IncomingMessage): boolean {
