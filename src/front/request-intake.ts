@@ -283,14 +283,19 @@ function declaresBody(req: IncomingMessage): boolean {
   return req.headers['transfer-encoding'] !== undefined || (length !== undefined && Number(length) > 0);
 }
 
-/** The request's head as it came (llhttp checked it), without `upgrade` among its Connection options. */
+/**
+ * The request's head as it came (llhttp checked it), without `upgrade` among
+ * its Connection options (llhttp reads Proxy-Connection's too). Any option
+ * that holds the word goes, so that llhttp cannot read it as an upgrade again.
+ */
 function headWithoutUpgrade(req: IncomingMessage): Buffer {
   let text = `${req.method} ${req.url} HTTP/${req.httpVersion}\r\n`;
   const raw = req.rawHeaders;
   for (let i = 0; i < raw.length; i += 2) {
     let value = raw[i + 1]!;
-    if (raw[i]!.toLowerCase() === 'connection') {
-      value = value.split(',').map((o) => o.trim()).filter((o) => o !== '' && o.toLowerCase() !== 'upgrade').join(', ');
+    const name = raw[i]!.toLowerCase();
+    if (name === 'connection' || name === 'proxy-connection') {
+      value = value.split(',').map((o) => o.trim()).filter((o) => o !== '' && !o.toLowerCase().includes('upgrade')).join(', ');
       if (value === '') continue;
     }
     text += `${raw[i]}: ${value}\r\n`;

@@ -279,9 +279,9 @@ function headerOf(p: Parsed, name: string): string | undefined {
   return values.length === 0 ? undefined : values.join(', ');
 }
 
-/** An upgrade (Upgrade, and `upgrade` among the Connection options) with a body, as llhttp reads it. */
+/** An upgrade (Upgrade, and `upgrade` among the Connection or Proxy-Connection options) with a body, as llhttp reads it. */
 function upgradeWithBody(p: Parsed): boolean {
-  const options = (headerOf(p, 'connection') ?? '').toLowerCase().split(',').map((o) => o.trim());
+  const options = [headerOf(p, 'connection'), headerOf(p, 'proxy-connection')].join(',').toLowerCase().split(',').map((o) => o.trim());
   const length = headerOf(p, 'content-length');
   return headerOf(p, 'upgrade') !== undefined && options.includes('upgrade') && (headerOf(p, 'transfer-encoding') !== undefined || (length !== undefined && Number(length) > 0));
 }
@@ -290,9 +290,12 @@ function upgradeWithBody(p: Parsed): boolean {
 function withoutUpgradeOption(a: Answer): Answer {
   if (a.view === undefined) return a;
   const headers = { ...a.view.headers };
-  const rest = (headers.HTTP_CONNECTION ?? '').split(',').map((o) => o.trim()).filter((o) => o !== '' && o.toLowerCase() !== 'upgrade');
-  if (rest.length === 0) delete headers.HTTP_CONNECTION;
-  else headers.HTTP_CONNECTION = rest.join(', ');
+  for (const key of ['HTTP_CONNECTION', 'HTTP_PROXY_CONNECTION']) {
+    if (headers[key] === undefined) continue;
+    const rest = headers[key]!.split(',').map((o) => o.trim()).filter((o) => o !== '' && !o.toLowerCase().includes('upgrade'));
+    if (rest.length === 0) delete headers[key];
+    else headers[key] = rest.join(', ');
+  }
   return { ...a, view: { ...a.view, headers } };
 }
 
