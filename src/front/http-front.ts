@@ -25,7 +25,7 @@ import { isTls } from './tls-context.js';
 import { FastPath, type Serve } from './fast-path.js';
 import { MemoryAnswers } from './memory-answers.js';
 import { createGatewayServer } from './gateway-listener.js';
-import { RequestIntake, type ListenerInfo } from './request-intake.js';
+import { afterEarlierAnswers, RequestIntake, type ListenerInfo } from './request-intake.js';
 import { trackSession, type H2Connection } from './http2-response.js';
 import { MemberList } from '../http/member-list.js';
 
@@ -150,7 +150,8 @@ export class HttpFront {
     server.on('clientError', (err: NodeJS.ErrnoException, socket: Duplex) => this.onClientError(err, socket as Socket));
     // Without a listener Node drops CONNECT silently; a client deserves an answer.
     server.on('connect', (_req: IncomingMessage, socket: Duplex) => {
-      socket.end('HTTP/1.1 405 Method Not Allowed\r\nContent-Length: 0\r\nConnection: close\r\n\r\n');
+      socket.on('error', () => socket.destroy());
+      afterEarlierAnswers(socket as Socket, () => socket.end('HTTP/1.1 405 Method Not Allowed\r\nContent-Length: 0\r\nConnection: close\r\n\r\n'));
     });
     return server;
   }
