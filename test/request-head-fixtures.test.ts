@@ -202,6 +202,8 @@ const FIXTURES: Fixture[] = [
 
   // Other request lines and targets.
   { name: 'HTTP/1.0', bytes: head('GET / HTTP/1.0'), reader: 'llhttp', llhttp: { statuses: [200], end: 'closed' }, sees: { protocol: 'HTTP/1.0' }, verdict: 'same' },
+  { name: 'HTTP/2.0 on a request line sent alone first, the head then too large (found by the fuzzer: the fast path refused the line at once, 400)', bytes: sized(17 * 1024).replace('HTTP/1.1', 'HTTP/2.0'), cuts: [20], reader: 'llhttp', llhttp: { statuses: [431], end: 'closed' }, verdict: 'same' },
+  { name: 'HTTP/1.2 on a request line sent alone first: 400 at once on both', bytes: head('GET / HTTP/1.2', 'Host: x'), cuts: [16], reader: 'llhttp', llhttp: { statuses: [400], end: 'closed' }, verdict: 'same' },
   { name: 'HTTP/2.0 on an HTTP/1 request line: 505, as nginx', bytes: head('GET / HTTP/2.0', 'Host: x'), reader: 'llhttp', llhttp: { statuses: [505], end: 'closed' }, verdict: 'same' },
   { name: 'HTTP/0.9 (a request line with no version): 400 on both readers', bytes: 'GET /\r\n\r\n', reader: 'llhttp', llhttp: { statuses: [400], end: 'closed' }, verdict: 'same' },
   { name: 'an absolute-form target', bytes: head('GET http://a.example/p?q=1 HTTP/1.1', 'Host: x'), reader: 'llhttp', llhttp: { statuses: [200], end: 'open' }, sees: { target: 'http://a.example/p?q=1', path: '/p', query: 'q=1' }, verdict: 'same' },

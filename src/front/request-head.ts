@@ -142,8 +142,10 @@ export function unreadableHead(pending: Buffer): boolean {
 }
 
 /**
- * Method, target and an HTTP/1 version: what llhttp reads as a request line
- * (the rest it refuses, or takes as HTTP/0.9). llhttp takes more than one
- * space between the parts (not a tab, not a trailing one).
+ * Method, target and a version: what llhttp reads as a request line (the
+ * rest it refuses, or takes as HTTP/0.9 when the version is missing). llhttp
+ * takes more than one space between the parts (not a tab, not a trailing
+ * one), and the versions 0.9, 1.0, 1.1 and 2.0 (the front refuses 0.9 and
+ * 2.0 once it has the head, as framing faults).
  */
-const REQUEST_LINE_SHAPE = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+ +[^ ]+ +HTTP\/1\.[0-9]$/;
+const REQUEST_LINE_SHAPE = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+ +[^ ]+ +HTTP\/(?:0\.9|1\.[01]|2\.0)$/;
