@@ -53,6 +53,34 @@ test('combined (the default): host, Basic user, time, request line, status, byte
   });
 });
 
+test('combined: bytes past 0x7e in what the client sent (a UTF-8 user agent, a Basic user) are written as \\xHH, as nginx', async () => {
+  await withAccessLog(null, async (gh, lines) => {
+    const c = await RawConnection.open(gh.port);
+    try {
+      const auth = Buffer.from('zo\u00e9:pw', 'utf8').toString('base64');
+      c.write(Buffer.concat([Buffer.from(`GET /bytes HTTP/1.1\r\nHost: x\r\nAuthorization: Basic ${auth}\r\nUser-Agent: `), Buffer.from('caf\u00e9\u2603', 'utf8'), Buffer.from('\r\n\r\n')]));
+      assert.equal((await c.readResponse()).status, 200);
+    } finally {
+      c.close();
+    }
+    const line = await lineWith(lines, '/bytes');
+    assert.match(line, /^127\.0\.0\.1 - zo\\xc3\\xa9 \[.*\] "GET \/bytes HTTP\/1\.1" 200 \d+ "-" "caf\\xc3\\xa9\\xe2\\x98\\x83"$/);
+  });
+});
+
+test('a client that resets its connection mid-body still gets its line: 400, as nginx logs it (fast path and node:http)', async () => {
+  await withAccessLog(null, async (gh, lines) => {
+    for (const [path, framing, part] of [['/cut-sized', 'Content-Length: 100', '0123456789'], ['/cut-chunked', 'Transfer-Encoding: chunked', 'a\r\n0123456789\r\n']] as const) {
+      const c = await RawConnection.open(gh.port);
+      c.write(`POST ${path} HTTP/1.1\r\nHost: x\r\n${framing}\r\n\r\n${part}`);
+      // Once the server has read what came: a reset can drop what it has not.
+      await sleep(300);
+      c.socket.resetAndDestroy();
+      assert.match(await lineWith(lines, path), new RegExp(`"POST ${path} HTTP/1\\.1" 400 `));
+    }
+  });
+});
+
 test('json: one object per line with the documented keys', async () => {
   await withAccessLog('json', async (gh, lines) => {
     const res = await request(gh.url, '/slow?ms=300', { headers: { Referer: 'http://ref.test/', 'User-Agent': 'json-agent', Host: 'site.test' } });

@@ -11,12 +11,12 @@ import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
 import { connect as h2connect } from 'node:http2';
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { connect, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { APPS, hasCommand, hasSystemModule, SYSTEM_PYTHON } from './helpers/gatehouse.js';
-import { launch, RawConnection, request, sleep, waitUntil, withServer, type Server } from './helpers/harness.js';
+import { launchConfig, RawConnection, request, sleep, waitUntil, withServer, type Server } from './helpers/harness.js';
 
 const UPLOAD_APPS = `${APPS}/asgi_upload_apps.py`;
 const dir = mkdtempSync(join(tmpdir(), 'gh-asgi-upload-'));
@@ -46,8 +46,7 @@ max_request_body = "256m"
 `;
 
 before(async () => {
-  writeFileSync(join(dir, 'gatehouse.toml'), CONFIG);
-  server = await launch(['--config', join(dir, 'gatehouse.toml')], { workers: HAS_STARLETTE ? 2 : 1 });
+  server = await launchConfig(dir, CONFIG, HAS_STARLETTE ? 2 : 1);
 });
 
 after(async () => {

@@ -12,12 +12,12 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { WebSocket } from 'ws';
 import { APPS, hasSystemModule, SYSTEM_PYTHON } from './helpers/gatehouse.js';
-import { launch, request, runCli, sleep, type Server } from './helpers/harness.js';
+import { launch, launchConfig, request, runCli, sleep, type Server } from './helpers/harness.js';
 import { closed, denied, nextMessage, opened } from './helpers/ws-client.js';
 
 const APP = `${APPS}/asgi_websockets.py`;
@@ -53,8 +53,7 @@ app = "live"
 `;
 
 before(async () => {
-  writeFileSync(join(dir, 'gatehouse.toml'), CONFIG);
-  server = await launch(['--config', join(dir, 'gatehouse.toml')], { workers: 2 });
+  server = await launchConfig(dir, CONFIG, 2);
   base = server.url.replace(/^http/, 'ws');
 });
 

@@ -12,11 +12,11 @@ import assert from 'node:assert/strict';
 import { request as httpRequest } from 'node:http';
 import { connect as h2connect } from 'node:http2';
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { APPS, hasCommand, SYSTEM_PYTHON } from './helpers/gatehouse.js';
-import { launch, RawConnection, request, withServer, type Server, type SimpleResponse } from './helpers/harness.js';
+import { launchConfig, RawConnection, request, withServer, type Server, type SimpleResponse } from './helpers/harness.js';
 
 const ASGI_APPS = `${APPS}/asgi_apps.py`;
 const dir = mkdtempSync(join(tmpdir(), 'gh-asgi-'));
@@ -46,8 +46,7 @@ app = "async"
 `;
 
 before(async () => {
-  writeFileSync(join(dir, 'gatehouse.toml'), CONFIG);
-  server = await launch(['--config', join(dir, 'gatehouse.toml')], { workers: 2 });
+  server = await launchConfig(dir, CONFIG, 2);
 });
 
 after(async () => {

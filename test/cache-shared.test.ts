@@ -12,6 +12,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { connect, createServer } from 'node:net';
 import { tmpdir } from 'node:os';
+import { Writable } from 'node:stream';
 import { join } from 'node:path';
 import memjs from 'memjs';
 import { toStore, type PolicySettings, type StoredResponse } from '../src/cache/cache-policy.js';
@@ -20,7 +21,7 @@ import { MemcachedStore } from '../src/cache/memcached-store.js';
 import { RedisStore } from '../src/cache/redis-store.js';
 import { Logger } from '../src/log/logger.js';
 import { APPS, hasCommand, SYSTEM_PYTHON } from './helpers/gatehouse.js';
-import { launch, request, sleep, type Server, type SimpleResponse } from './helpers/harness.js';
+import { countMatches, launch, request, sleep, type Server, type SimpleResponse } from './helpers/harness.js';
 
 const APP = `${APPS}/cache_origin.py:app`;
 const POLICY: PolicySettings = { defaultTtl: 0, staleWhileRevalidate: 0, staleIfError: 0, grace: 0, storeSetCookie: false, storePrivate: false };
@@ -119,6 +120,50 @@ function variant(key: string, lang: string): StoredResponse {
 
 function status(r: SimpleResponse): string {
   return String(r.headers['cache-status'] ?? '');
+}
+
+/**
+ * A TCP hop between a store and memcached: before it passes on each
+ * compare-and-swap SET, another client writes the same item (what a key
+ * busy with other instances' writes sees), so every such SET loses.
+ */
+async function contendingProxy(port: number): Promise<{ port: number; contended(): number; close(): void }> {
+  const other = memjs.Client.create(`127.0.0.1:${port}`, { logger: { log: () => {} } });
+  let contended = 0;
+  const server = createServer((client) => {
+    const upstream = connect(port, '127.0.0.1');
+    upstream.pipe(client);
+    for (const s of [client, upstream]) s.on('error', () => client.destroy());
+    client.on('close', () => upstream.destroy());
+    let pending = Buffer.alloc(0);
+    let inOrder = Promise.resolve();
+    client.on('data', (d: Buffer) => {
+      pending = Buffer.concat([pending, d]);
+      // The binary protocol: a 24-byte header (opcode at 1, key length at 2, extras length at 4, body length at 8, CAS at 16).
+      while (pending.length >= 24 && pending.length >= 24 + pending.readUInt32BE(8)) {
+        const request = pending.subarray(0, 24 + pending.readUInt32BE(8));
+        pending = pending.subarray(request.length);
+        inOrder = inOrder.then(async () => {
+          if (request[1] === 0x01 && request.readBigUInt64BE(16) !== 0n) {
+            const keyAt = 24 + request[4]!;
+            const keyEnd = keyAt + request.readUInt16BE(2);
+            await other.set(request.toString('latin1', keyAt, keyEnd), request.subarray(keyEnd), { expires: 60 });
+            contended++;
+          }
+          upstream.write(request);
+        });
+      }
+    });
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return {
+    port: (server.address() as { port: number }).port,
+    contended: () => contended,
+    close: () => {
+      server.close();
+      other.close();
+    },
+  };
 }
 
 for (const kind of STORES) {
@@ -237,6 +282,26 @@ for (const kind of STORES) {
         }
       } finally {
         await Promise.all(stores.map((s) => s.stop()));
+      }
+    });
+
+    test('memcached: a write of a key\'s variants that loses compare-and-swap 8 times in a row gives up with one warning naming the key', { skip: kind.name === 'memcached' ? false : 'memcached only' }, async () => {
+      const proxy = await contendingProxy(port);
+      let log = '';
+      const logger = new Logger('info', new Writable({ write: (chunk: Buffer, _e, done) => ((log += chunk.toString()), done()) }));
+      const store = new MemcachedStore(`memcached://127.0.0.1:${proxy.port}`, logger, 'contended:');
+      try {
+        // Until it is connected its commands fail, as a miss; an item that is not there yet is added, which no one contends.
+        for (let i = 0; i < 100 && (await store.get('busy-key')).length === 0; i++) {
+          await store.put('busy-key', variant('busy-key', 'de'));
+          await sleep(20);
+        }
+        await store.put('busy-key', variant('busy-key', 'en'));
+        assert.equal(countMatches(log, /\[WARNING\] cache store memcached:\/\/127\.0\.0\.1:\d+: busy-key: not stored, .* 8 times in a row/g), 1, log);
+        assert.equal(proxy.contended(), 8);
+      } finally {
+        await store.stop();
+        proxy.close();
       }
     });
 

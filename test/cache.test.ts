@@ -168,6 +168,29 @@ test('the client of a coalesced miss leaves: the requests waiting for it are sti
   assert.match(answer.body, /^GET \/leaver call \d /);
 });
 
+test('the client of a coalesced miss resets mid-answer (fast path): the request waiting for it fetches for itself at once', async () => {
+  // lock_timeout is 5 s: the stale response is what a wait ended by it answers with (lock-timeout),
+  // or one told that the fetch failed (stale-if-error).
+  const path = at('/reset-leaver', { cc: 'max-age=1', chunked: '1', size: '768' });
+  await get(server, path);
+  await sleep(2100);
+  const leaver = await RawConnection.open(server.port);
+  try {
+    leaver.write(`GET ${path} HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Drip: 3\r\n\r\n`);
+    // Its answer has started: the head and the first part are out, the rest comes seconds later.
+    await leaver.waitForData((b) => b.includes('\r\n\r\n'));
+    const waiter = get(server, path);
+    await sleep(200);
+    leaver.socket.resetAndDestroy();
+    const answer = await waiter;
+    assert.equal(answer.status, 200);
+    assert.match(status(answer), /^gatehouse; fwd=stale; fwd-status=200/);
+    assert.equal((await calls(server, '/reset-leaver')).calls, 3);
+  } finally {
+    leaver.close();
+  }
+});
+
 test("requests node:http reads (HTTP/1.0, a chunked body) are cached and invalidate as the front's own do", async () => {
   const page = at('/node-path', { cc: 'max-age=60' });
   const ask10 = async () => {

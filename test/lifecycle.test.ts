@@ -11,6 +11,7 @@ import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { APPS } from './helpers/gatehouse.js';
+import { encodeUwsgiPacket } from '../src/upstream/uwsgi-packet.js';
 import { RawConnection, childPids, countMatches, isAlive, launch, request, runCli, sleep, waitUntil, withServer, workerPidsFor } from './helpers/harness.js';
 
 const APP = `${APPS}/lifecycle_apps.py:app`;
@@ -227,6 +228,28 @@ test('SIGTERM: a response still flowing to a slow client is delivered in full be
   } finally {
     await gh.kill();
     rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('SIGTERM: uwsgi and SCGI connections that sent no request, or part of its variables, are closed at once, not waited for', async () => {
+  const gh = await launch([APP, '--workers', '1', '--uwsgi-socket', '127.0.0.1:0', '--scgi-socket', '127.0.0.1:0', '--graceful-timeout', '60', '--header-timeout', '60']);
+  const port = (protocol: string) => Number(new RegExp(`Listening at: ${protocol}://127\\.0\\.0\\.1:(\\d+)`).exec(gh.output())![1]);
+  const connections: RawConnection[] = [];
+  try {
+    const silent = await RawConnection.open(port('uwsgi'));
+    const partUwsgi = await RawConnection.open(port('uwsgi'));
+    partUwsgi.write(encodeUwsgiPacket([['REQUEST_METHOD', 'GET'], ['REQUEST_URI', '/']])!.subarray(0, 12));
+    const partScgi = await RawConnection.open(port('scgi'));
+    partScgi.write('70:CONTENT_LENGTH\0');
+    connections.push(silent, partUwsgi, partScgi);
+    await sleep(200);
+    gh.proc.kill('SIGTERM');
+    // graceful_timeout and header_timeout are 60 s: a drain that waited for these would outlast this bound by far.
+    assert.equal((await gh.exited(15000)).code, 0);
+    for (const c of connections) await c.waitClosed();
+  } finally {
+    for (const c of connections) c.close();
+    await gh.kill();
   }
 });
 

@@ -15,7 +15,7 @@ import { connect, createServer as createNetServer, type AddressInfo, type Server
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { APPS, hasCommand, SYSTEM_PYTHON } from './helpers/gatehouse.js';
-import { launch, request, type Server } from './helpers/harness.js';
+import { launchConfig, request, type Server } from './helpers/harness.js';
 import { refusedAddress } from './helpers/upstreams.js';
 import { WebSocket, WebSocketServer } from 'ws';
 
@@ -133,8 +133,7 @@ before(async () => {
   const listeners = HAVE.openssl
     ? `[[listeners]]\nbind = "127.0.0.1:0"\n[[listeners]]\nbind = "127.0.0.1:0"\ncertfile = "${join(dir, 'up.crt')}"\nkeyfile = "${join(dir, 'up.key')}"\n`
     : `[[listeners]]\nbind = "127.0.0.1:0"\n`;
-  writeFileSync(join(dir, 'gatehouse.toml'), `${listeners}\n${routes.join('\n')}`);
-  server = await launch(['--config', join(dir, 'gatehouse.toml')], { workers: 0 });
+  server = await launchConfig(dir, `${listeners}\n${routes.join('\n')}`, 0);
   if (HAVE.gunicorn) await until(() => connectableUnix(gunicornSock), 10000, 'gunicorn did not start');
 });
 

@@ -10,7 +10,7 @@ import { mkdtempSync, rmSync, writeFileSync, mkdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { APPS, hasSystemModule, SYSTEM_PYTHON } from './helpers/gatehouse.js';
-import { launch, RawConnection, request, workerPidsFor, type Server } from './helpers/harness.js';
+import { launchConfig, RawConnection, request, workerPidsFor, type Server } from './helpers/harness.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'gh-routes-'));
 let server: Server;
@@ -78,8 +78,7 @@ app = "api"
 before(async () => {
   mkdirSync(join(dir, 'site'));
   writeFileSync(join(dir, 'site', 'hello.txt'), 'static hello\n');
-  writeFileSync(join(dir, 'gatehouse.toml'), CONFIG);
-  server = await launch(['--config', join(dir, 'gatehouse.toml')], { workers: 2 });
+  server = await launchConfig(dir, CONFIG, 2);
 });
 
 after(async () => {
@@ -214,11 +213,7 @@ test('max_request_body holds on every kind of route: a static route refuses a la
 test('an app that only has host routes: an unmatched request gets 404', async (t) => {
   const d = mkdtempSync(join(tmpdir(), 'gh-routes-404-'));
   t.after(() => rmSync(d, { recursive: true, force: true }));
-  writeFileSync(
-    join(d, 'g.toml'),
-    `app = "${APPS}/basic.py:whoami"\nbind = ["127.0.0.1:0"]\nworkers = 1\n[[routes]]\nhost = "only.test"\napp = "main"\n`,
-  );
-  const s = await launch(['--config', join(d, 'g.toml')], { workers: 1 });
+  const s = await launchConfig(d, `app = "${APPS}/basic.py:whoami"\nbind = ["127.0.0.1:0"]\nworkers = 1\n[[routes]]\nhost = "only.test"\napp = "main"\n`, 1);
   try {
     assert.equal((await request(s.url, '/', { headers: { Host: 'only.test' } })).status, 200);
     const r = await request(s.url, '/', { headers: { Host: 'other.test' } });
@@ -241,21 +236,18 @@ test('Flask mounted under a prefix builds its URLs with SCRIPT_NAME', { skip: !h
       '    return {"self": url_for("item", n=n), "script_root": request.script_root, "path": request.path}',
     ].join('\n') + '\n',
   );
-  writeFileSync(
-    join(d, 'g.toml'),
-    [
-      `python = "${SYSTEM_PYTHON}"`,
-      'workers = 1',
-      'bind = ["127.0.0.1:0"]',
-      '[apps.shop]',
-      'app = "prefixed:app"',
-      'chdir = "."',
-      '[[routes]]',
-      'path = "/shop"',
-      'app = "shop"',
-    ].join('\n') + '\n',
-  );
-  const s = await launch(['--config', join(d, 'g.toml')], { workers: 1 });
+  const config = [
+    `python = "${SYSTEM_PYTHON}"`,
+    'workers = 1',
+    'bind = ["127.0.0.1:0"]',
+    '[apps.shop]',
+    'app = "prefixed:app"',
+    'chdir = "."',
+    '[[routes]]',
+    'path = "/shop"',
+    'app = "shop"',
+  ];
+  const s = await launchConfig(d, config.join('\n') + '\n', 1);
   try {
     const r = await request(s.url, '/shop/items/3');
     assert.equal(r.status, 200, r.body);

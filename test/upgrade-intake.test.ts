@@ -10,12 +10,12 @@
  */
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { WebSocket } from 'ws';
 import { APPS, SYSTEM_PYTHON } from './helpers/gatehouse.js';
-import { isAlive, launch, RawConnection, waitUntil, type Server } from './helpers/harness.js';
+import { isAlive, launchConfig, RawConnection, waitUntil, type Server } from './helpers/harness.js';
 import { closed, nextMessage, opened } from './helpers/ws-client.js';
 
 const APP = `${APPS}/asgi_websockets.py`;
@@ -49,8 +49,7 @@ app = "live"
 `;
 
 before(async () => {
-  writeFileSync(join(dir, 'gatehouse.toml'), CONFIG);
-  server = await launch(['--config', join(dir, 'gatehouse.toml')], { workers: 2 });
+  server = await launchConfig(dir, CONFIG, 2);
 });
 
 after(async () => {

@@ -42,8 +42,8 @@ export class MemcachedStore implements CacheStore {
 
   constructor(
     /** memcached://HOST:PORT */
-    url: string,
-    logger: Logger,
+    private readonly url: string,
+    private readonly logger: Logger,
     private readonly prefix = 'gatehouse:',
   ) {
     this.memcached = new MemcachedConnection(new URL(url).host, logger, `cache store ${url}`);
@@ -66,6 +66,8 @@ export class MemcachedStore implements CacheStore {
         const encoded = encodeVariants(variants);
         if (cas === null ? await client.add(name, encoded, { expires }) : await this.memcached.setIfUnchanged(name, encoded, expires, cas)) return;
       }
+      // The key is busy with other instances' writes: this variant is not stored (a later fetch stores it).
+      this.logger.warning(`cache store ${this.url}: ${key}: not stored, its variants' item was written by other instances ${CAS_TRIES} times in a row (compare-and-swap lost)`);
     }, undefined);
   }
 

@@ -163,8 +163,13 @@ export class FastConnection {
 
   onClose(): void {
     this.path.forget(this);
-    // As node:http: the requests under way are aborted (their responses emit 'close' by themselves).
-    for (const x of this.answering.all()) x.body?.destroy(aborted());
+    // As node:http: the requests under way are aborted, and their responses say 'close' (node:http's
+    // by themselves; a lean one that ended says it once written, in finished()).
+    for (const x of this.answering.all()) {
+      x.body?.destroy(aborted());
+      const res = x.res;
+      if (res instanceof Http1Response && !res.finished && res.listenerCount('close') > 0) res.emit('close');
+    }
   }
 
   /**
@@ -312,7 +317,7 @@ export class FastConnection {
     const close = this.consume(head, rest);
     const body = head.headers['content-length'] === undefined ? null : toRequest(s, head);
     const req: RequestInfo = body ?? leanRequest(s, head);
-    const res = new Http1Response(head.method, settings.keepalive_timeout);
+    const res = new Http1Response(head.method, settings.keepalive_timeout, s);
     res.shouldKeepAlive = !close;
     const x = new FastRequest(this, head, body, res);
     res.request = x;

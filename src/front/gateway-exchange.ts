@@ -15,7 +15,7 @@ import { nodeObjects } from './gateway-node.js';
 /** What the connections of one gateway listener share. */
 export interface GatewayListener {
   serve: Serve['lean'];
-  /** FastCGI connections waiting for their next request (closed when the server drains). */
+  /** Connections waiting for a request's variables, or FastCGI ones for their next request (closed when the server drains). */
   idle: MemberList<Socket>;
   /** header_timeout: the longest wait for a request, between two. */
   waitMs: number;

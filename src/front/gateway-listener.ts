@@ -74,7 +74,7 @@ type RequestSocket = Socket & { [kRequest]?: OneRequest };
 const LISTENERS: ReadonlyArray<[string, (this: RequestSocket, chunk: Buffer) => void]> = [
   ['data', function (this: RequestSocket, chunk: Buffer) { this[kRequest]!.onData(chunk); }],
   ['drain', function (this: RequestSocket) { this[kRequest]!.exchange?.res.onDrain(); }],
-  ['close', function (this: RequestSocket) { this[kRequest]!.exchange?.gone('the front end closed the connection'); }],
+  ['close', function (this: RequestSocket) { this[kRequest]!.onClose(); }],
 ];
 
 /** uwsgi and SCGI: the vars, then CONTENT_LENGTH bytes of body; the response ends with the connection. */
@@ -90,6 +90,13 @@ class OneRequest implements GatewayWire {
   ) {
     (socket as RequestSocket)[kRequest] = this;
     for (const [event, fn] of LISTENERS) socket.on(event, fn);
+    // Idle until its vars are all in: a server that drains closes it at once rather than wait for them.
+    listener.idle.add(socket);
+  }
+
+  onClose(): void {
+    this.listener.idle.delete(this.socket);
+    this.exchange?.gone('the front end closed the connection');
   }
 
   send(data: Buffer[], last: boolean): boolean {
@@ -116,6 +123,7 @@ class OneRequest implements GatewayWire {
     const request = gatewayRequest(head.pairs);
     if (typeof request === 'string') return this.listener.garbage(socket, request);
     socket.setTimeout(0);
+    this.listener.idle.delete(socket);
     this.exchange = new GatewayExchange(request, this, this.listener.serve);
     if (head.used < data.length) this.onData(data.subarray(head.used));
   }

@@ -107,13 +107,19 @@ function headerNamesOf(variable: string): HeaderNames {
   return names;
 }
 
-const NOT_IN_TARGET = /[^\x21-\x7e]/;
+/** Bytes no request line can hold: controls and space. Bytes past 0x7f can (nginx takes them raw, and passes them on raw). */
+const NOT_IN_TARGET = /[\x00-\x20\x7f]/;
 
-/** Percent-encodes what cannot stand in a request line (a front end may pass a decoded path). */
+/**
+ * Percent-encodes what cannot stand in a request line (a front end may pass
+ * a decoded path). Bytes past 0x7f stay as they came (one latin-1 char
+ * each): PEP 3333 wants them raw in QUERY_STRING and RAW_URI, and PATH_INFO
+ * decoded from them as latin-1, as for a request read over HTTP.
+ */
 function requestTarget(text: string): string {
   // Tested first: a replace with a function goes through the runtime even when nothing matches.
   if (!NOT_IN_TARGET.test(text)) return text;
-  return text.replace(/[^\x21-\x7e]/g, (c) => `%${c.charCodeAt(0).toString(16).toUpperCase().padStart(2, '0')}`);
+  return text.replace(/[\x00-\x20\x7f]/g, (c) => `%${c.charCodeAt(0).toString(16).toUpperCase().padStart(2, '0')}`);
 }
 
 function portOf(text: string | undefined): number | undefined {

@@ -51,7 +51,8 @@ export class Http1Response extends (LazyEmitter as unknown as typeof EventEmitte
   _eventsCount = 0;
   shouldKeepAlive = true;
   headersSent = false;
-  destroyed = false;
+  /** destroy() was called. */
+  private cut = false;
   /** The connection ends after this response (asked for, or decided by the head). */
   last = false;
   finished = false;
@@ -85,9 +86,20 @@ export class Http1Response extends (LazyEmitter as unknown as typeof EventEmitte
     method: string,
     /** keepalive_timeout in seconds, announced in Keep-Alive. */
     private readonly keepAliveTimeout: number,
+    /** The connection's socket, ours or not yet. */
+    private readonly connection: Socket,
   ) {
     super();
     this.bodiless = method === 'HEAD';
+  }
+
+  /**
+   * As node:http's: destroyed, or its connection is (the client went away),
+   * so that work for a gone client can stop. From the moment the socket is
+   * destroyed, before its 'close' (node:http's says so at 'close').
+   */
+  get destroyed(): boolean {
+    return this.cut || this.connection.destroyed;
   }
 
   get writableLength(): number {
@@ -173,8 +185,8 @@ export class Http1Response extends (LazyEmitter as unknown as typeof EventEmitte
   }
 
   destroy(): void {
-    if (this.destroyed) return;
-    this.destroyed = true;
+    if (this.cut) return;
+    this.cut = true;
     // Once this response has the socket, the connection is cut (earlier responses are written by then).
     if (this.socket !== null) cutAfterWrites(this.socket);
   }
@@ -182,7 +194,7 @@ export class Http1Response extends (LazyEmitter as unknown as typeof EventEmitte
   /** The connection's socket is this response's now: what it held goes out. */
   assignSocket(socket: Socket): void {
     this.socket = socket;
-    if (this.destroyed) return cutAfterWrites(socket);
+    if (this.cut) return cutAfterWrites(socket);
     const held = this.held;
     if (held === null) return this.finished ? this.finishSoon() : undefined;
     this.held = null;

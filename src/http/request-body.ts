@@ -44,7 +44,10 @@ export function readRouteBody(
     if (result.kind === 'too-large') return refuse(r, 413);
     if (result.kind === 'timeout') return refuse(r, 408);
     logger.debug(`reading the body of ${r.req.method} ${r.req.url} failed: ${result.error.message}`);
-    if (!r.res.headersSent && !r.res.destroyed) refuse(r, 400);
+    if (r.res.headersSent) return;
+    // A client gone mid-body is told nothing, but its request is logged as nginx logs it.
+    if (r.res.destroyed) return r.log(400, 0);
+    refuse(r, 400);
   });
 }
 

@@ -16,9 +16,10 @@
  *   T whole seconds · D microseconds · M milliseconds · L seconds with
  *   decimals · p `<pid>` · {Name}i request header · {Name}o response header.
  *   A missing value is `-`. In values a client sends, `"` and `\` get a
- *   backslash and control bytes become `\xHH`, so no client can forge a line
- *   or break the quoting. gunicorn's {NAME}e (the WSGI environ) is not known
- *   to the front and is refused, as is any unknown atom.
+ *   backslash and control bytes and bytes past 0x7e become `\xHH` (as
+ *   nginx), so no client can forge a line or break the quoting. gunicorn's
+ *   {NAME}e (the WSGI environ) is not known to the front and is refused, as
+ *   is any unknown atom.
  *
  * The remote address is the forwarded client's when a trusted proxy sent the
  * request (see forwarded.ts), as with nginx's real_ip.
@@ -77,17 +78,23 @@ function clfTime(now: number): string {
   return cachedStamp;
 }
 
-/** A value as it may appear in a line: `-` when missing, quotes, backslashes and control bytes escaped. */
+/**
+ * A value as it may appear in a line: `-` when missing, quotes and
+ * backslashes escaped, control bytes and bytes past 0x7e as `\xHH` (as
+ * nginx: values are bytes, one latin-1 char each, which written as UTF-8
+ * would come out as other characters).
+ */
 function safe(value: string | undefined): string {
   if (!value) return '-';
-  return value.replace(/["\\]/g, (c) => '\\' + c).replace(/[\x00-\x1f\x7f]/g, (c) => `\\x${c.charCodeAt(0).toString(16).padStart(2, '0')}`);
+  return value.replace(/["\\]/g, (c) => '\\' + c).replace(/[\x00-\x1f\x7f-\xff]/g, (c) => `\\x${c.charCodeAt(0).toString(16).padStart(2, '0')}`);
 }
 
 /** The user name of an `Authorization: Basic` header (what Apache's and gunicorn's %u show). */
 function basicUser(header: string | undefined): string | undefined {
   const m = /^Basic\s+(\S+)/i.exec(header ?? '');
   if (!m) return undefined;
-  const decoded = Buffer.from(m[1]!, 'base64').toString('utf8');
+  // Its bytes, one char each, as the header's own value is (safe() writes those past 0x7e as \xHH).
+  const decoded = Buffer.from(m[1]!, 'base64').toString('latin1');
   const colon = decoded.indexOf(':');
   return colon < 0 ? undefined : decoded.slice(0, colon);
 }

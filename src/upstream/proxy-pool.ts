@@ -6,9 +6,15 @@
  * the connection when more comes ('bad response'), so that it is not
  * reused; its clients here remember whose answer ended last on their
  * connection, for nginx's warning naming that request and the upstream.
+ *
+ * After an answer that ends its connection (Connection: close) undici
+ * destroys the socket at once and gives the rest of that read back to it
+ * (unshift), where it is lost without a word: those bytes are seen there.
+ * Bytes that would come in a later read are never read at all (nor would
+ * nginx, which closes such a connection at the answer's end too).
  */
 import { createRequire } from 'node:module';
-import { connect as netConnect, isIP, type NetConnectOpts } from 'node:net';
+import { connect as netConnect, isIP, Socket, type NetConnectOpts } from 'node:net';
 import type { buildConnector, Client, Dispatcher, Pool } from 'undici';
 import type { ProxyTarget } from './proxy-target.js';
 
@@ -36,22 +42,50 @@ export interface PoolOptions {
 /** The Pool for the upstream `name` at `target`. */
 export function upstreamPool(name: string, target: ProxyTarget, options: PoolOptions): Pool {
   const Carrying = carryingClient();
+  const connect = connector(target, options.connect);
   const pool = new (undici().Pool)(target.origin, {
     connections: options.connections,
     keepAliveTimeout: options.keepAliveMs,
     keepAliveMaxTimeout: options.keepAliveMs,
-    connect: connector(target, options.connect),
-    factory: (origin, opts) => new Carrying(origin, opts),
+    factory: (origin, opts) => {
+      const client: Client & Carrier = new Carrying(origin, {
+        ...opts,
+        connect: (o: buildConnector.Options, callback: buildConnector.Callback) =>
+          connect(o, (...args) => {
+            if (args[0] === null) watchTail(args[1], () => pastEnd(client, name));
+            callback(...args);
+          }),
+      });
+      return client;
+    },
   });
   pool.on('disconnect', (_origin, targets, err) => {
-    const client = targets[targets.length - 1] as Partial<Carrier>;
-    const answered = client.answered;
-    if (answered === undefined || answered === null) return;
-    client.answered = null;
     // undici's word for bytes that came while no request was waiting for any.
-    if (err.code === 'UND_ERR_SOCKET' && err.message === 'bad response') answered.pastEnd(name);
+    if (err.code === 'UND_ERR_SOCKET' && err.message === 'bad response') pastEnd(targets[targets.length - 1] as Partial<Carrier>, name);
   });
   return pool;
+}
+
+/** The answer that ended last on `client`'s connection went on past its end. */
+function pastEnd(client: Partial<Carrier>, upstream: string): void {
+  const answered = client.answered;
+  if (answered === undefined || answered === null) return;
+  client.answered = null;
+  answered.pastEnd(upstream);
+}
+
+const kPastEnd = Symbol('gatehouse.pastEnd');
+type TailSocket = Socket & { [kPastEnd]?: () => void };
+
+/** Sees what undici gives back to a socket it has destroyed at an answer's end (the module header says why). */
+function watchTail(socket: Socket, pastEnd: () => void): void {
+  (socket as TailSocket)[kPastEnd] = pastEnd;
+  socket.unshift = unshiftPastEnd;
+}
+
+function unshiftPastEnd(this: TailSocket, chunk: Buffer, encoding?: BufferEncoding): void {
+  if (this.destroyed && chunk.length > 0) this[kPastEnd]!();
+  Socket.prototype.unshift.call(this, chunk, encoding);
 }
 
 let carrying: (new (origin: URL, opts: object) => Client & Carrier) | null = null;
@@ -83,11 +117,11 @@ function carryingClient(): new (origin: URL, opts: object) => Client & Carrier {
  * address's, as nginx's proxy_ssl_name (none for an IP address, whose
  * certificate is then checked for that IP).
  */
-function connector(target: ProxyTarget, options: buildConnector.BuildOptions): buildConnector.BuildOptions | buildConnector.connector {
+function connector(target: ProxyTarget, options: buildConnector.BuildOptions): buildConnector.connector {
   const path = target.socketPath;
   if (path !== undefined) return (_opts, callback) => unixConnect(path, callback);
-  if (!target.tls) return options;
   const connect = undici().buildConnector(options);
+  if (!target.tls) return connect;
   const host = target.authority.replace(/:\d+$/, '').replace(/^\[|\]$/g, '');
   const servername = isIP(host) === 0 ? host : undefined;
   return (opts, callback) => connect({ ...opts, servername }, callback);

@@ -4,9 +4,11 @@ with the headers the query asks for.
 Query: cc (Cache-Control), vary, etag, lm (Last-Modified), cookie (Set-Cookie),
 tag (Cache-Tag), ce (Content-Encoding), loc (Location), status, sleep
 (seconds), size (body bytes), chunked=1 (no Content-Length: the body in
-parts of 256 bytes, so it goes out chunked). /__calls?path=P tells how often P was called
-(and how many of those were answered 304); /__fail?on=1 makes every other
-request fail with 503 until /__fail?on=0.
+parts of 256 bytes, so it goes out chunked). Header X-Drip: seconds between
+those parts (not in the cache key: one client's answer is slow).
+/__calls?path=P tells how often P was called (and how many of those were
+answered 304); /__fail?on=1 makes every other request fail with 503 until
+/__fail?on=0.
 """
 import json
 import threading
@@ -56,6 +58,15 @@ def app(environ, start_response):
     status = q.get("status", "200")
     if q.get("chunked") == "1":
         start_response("%s X" % status, headers)
-        return [body[i:i + 256] for i in range(0, len(body), 256)]
+        parts = [body[i:i + 256] for i in range(0, len(body), 256)]
+        pause = environ.get("HTTP_X_DRIP")
+        return parts if pause is None else drip(parts, float(pause))
     start_response("%s X" % status, headers + [("Content-Length", str(len(body)))])
     return [body]
+
+
+def drip(parts, pause):
+    for i, part in enumerate(parts):
+        if i > 0:
+            time.sleep(pause)
+        yield part

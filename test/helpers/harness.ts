@@ -5,9 +5,10 @@
  * exact bytes on the wire matter.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { readdirSync, readFileSync } from 'node:fs';
+import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { request as httpRequest, type IncomingHttpHeaders } from 'node:http';
 import { connect, type Socket } from 'node:net';
+import { join } from 'node:path';
 import { CLI, ROOT } from './gatehouse.js';
 
 export function sleep(ms: number): Promise<void> {
@@ -232,6 +233,13 @@ export async function launch(
     server.port = Number(/:(\d+)$/.exec(tcp[2]!)![1]);
   }
   return server;
+}
+
+/** Writes `config` (TOML) to `dir`/gatehouse.toml and starts gatehouse from it; `workers`: the config's total, as launch() takes it. */
+export async function launchConfig(dir: string, config: string, workers: number): Promise<Server> {
+  const file = join(dir, 'gatehouse.toml');
+  writeFileSync(file, config);
+  return launch(['--config', file], { workers });
 }
 
 /** Runs the CLI to completion, asynchronously, measuring how long it took. */
