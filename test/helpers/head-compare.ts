@@ -279,11 +279,12 @@ function headerOf(p: Parsed, name: string): string | undefined {
   return values.length === 0 ? undefined : values.join(', ');
 }
 
-/** An upgrade (Upgrade, and `upgrade` among the Connection or Proxy-Connection options) with a body, as llhttp reads it. */
-function upgradeWithBody(p: Parsed): boolean {
+/** An upgrade (Upgrade, and `upgrade` among the Connection or Proxy-Connection options) as llhttp reads it: 'body' when it has one. */
+function upgradeOf(p: Parsed): 'body' | 'bodiless' | null {
   const options = [headerOf(p, 'connection'), headerOf(p, 'proxy-connection')].join(',').toLowerCase().split(',').map((o) => o.trim());
+  if (headerOf(p, 'upgrade') === undefined || !options.includes('upgrade')) return null;
   const length = headerOf(p, 'content-length');
-  return headerOf(p, 'upgrade') !== undefined && options.includes('upgrade') && (headerOf(p, 'transfer-encoding') !== undefined || (length !== undefined && Number(length) > 0));
+  return headerOf(p, 'transfer-encoding') !== undefined || (length !== undefined && Number(length) > 0) ? 'body' : 'bodiless';
 }
 
 /** What the app sees of a request read again without `upgrade` among its Connection options (request-intake.ts). */
@@ -451,19 +452,22 @@ export const DIFFERENCES: readonly Difference[] = [
     explains: (c, ref, gh) => c.reads.fast.length === 0 && c.reads.then === 'llhttp' && nodeMay(gh, ref),
   },
   {
-    id: 'upgrade-with-body-read-on',
+    id: 'declined-upgrade-read-on',
     kind: 'deliberate',
     reason:
-      'An upgrade request (Upgrade, and `upgrade` among the Connection options) with a body: gatehouse switches ' +
-      'no protocol for it (a WebSocket handshake has no body; `curl --http2 -d` sends such a POST with Upgrade: h2c) ' +
-      'and reads it again as an ordinary request without that Connection option (the app does not see it), then ' +
-      'goes on with the connection as nginx does. node:http with no \'upgrade\' listener answers it and then reads ' +
-      'nothing more on the connection (llhttp stays paused for the new protocol). Answers up to it must be the same.',
+      'An upgrade request (Upgrade, and `upgrade` among the Connection or Proxy-Connection options) that its route ' +
+      'does not switch (an app that is not ASGI, or no WebSocket): gatehouse answers it and goes on with the ' +
+      'connection, as nginx does; node:http with no \'upgrade\' listener answers it and then reads nothing more ' +
+      '(llhttp stays paused for the new protocol). One with a body is never switched (a WebSocket handshake has ' +
+      'none; `curl --http2 -d` sends such a POST with Upgrade: h2c): gatehouse reads it again without the ' +
+      'Connection options that hold `upgrade`, which the app then does not see. Answers up to it must be the same.',
     explains: (c, ref, gh) => {
       const parsed = ref.parsed ?? [];
       const last = parsed[parsed.length - 1];
-      if (last === undefined || !upgradeWithBody(last) || ref.end !== 'open' || ref.answers.length !== parsed.length) return false;
-      const expected = [...ref.answers.slice(0, -1), withoutUpgradeOption(ref.answers[ref.answers.length - 1]!)];
+      const upgrade = last === undefined ? null : upgradeOf(last);
+      if (upgrade === null || ref.end !== 'open' || ref.answers.length !== parsed.length) return false;
+      const answer = ref.answers[ref.answers.length - 1]!;
+      const expected = [...ref.answers.slice(0, -1), upgrade === 'body' ? withoutUpgradeOption(answer) : answer];
       return differs({ answers: expected, end: 'open' }, { answers: gh.answers.slice(0, expected.length), end: 'open' }) === null;
     },
   },
