@@ -83,6 +83,17 @@ function ownedSocket(base: typeof WebSocket): typeof WebSocket {
      * EventEmitter makes one again if a listener is ever added.
      */
     _events = undefined;
+    declare _pendingAutoPongs: number;
+
+    /**
+     * ws makes a callback per socket for the pongs it sends on its own (an
+     * arrow function and its context); only a pong on its way needs it: it
+     * is made then.
+     */
+    set _autoPongComplete(_: () => void) {}
+    get _autoPongComplete(): () => void {
+      return () => void this._pendingAutoPongs--;
+    }
 
     override emit(event: string | symbol, a?: unknown, b?: unknown): boolean {
       const owner = this.owner;

@@ -25,6 +25,7 @@ import type { Logger } from '../log/logger.js';
 import type { UpgradeRequest } from '../http/handler.js';
 import { encodeClose, encodeEmpty, encodeFrame, Frame, HEADER_SIZE, type FileSpec } from '../wire/frames.js';
 import type { HandshakeOwner, Keepalive, WebSocketFront } from './websocket-front.js';
+import { forgetConnection } from './scope.js';
 
 /** ws's WebSocket.OPEN (its module is loaded by websocket-front.ts, at the first handshake). */
 const OPEN = 1;
@@ -85,6 +86,9 @@ export class WebSocketSession implements Exchange, HandshakeOwner, Keepalive {
     this.label = `${u.req.method} ${u.req.url}`;
     this.socket = u.socket;
     this.log = u.log;
+    // The scope is built: the socket carries no more requests, and this session handles its end.
+    u.adopt();
+    forgetConnection(u.socket);
     this.unwatch = watchHandshake(u.socket, () => this.socketClosed());
   }
 
