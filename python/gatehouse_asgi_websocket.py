@@ -30,6 +30,7 @@ from gatehouse_wire import (
 ASGI = {"version": "3.0", "spec_version": "2.4"}
 EXTENSIONS = {"websocket.http.response": {}}
 SCHEMES = {"http": "ws", "https": "wss"}
+NO_SUBPROTOCOLS = ()  # shared by the scopes of clients that offer none (ASGI asks for an iterable)
 INBOX_HIGH = 1 << 20
 INBOX_LOW = INBOX_HIGH // 4
 # What a waiting message costs besides its bytes (its dict and tuple), so that tiny messages are held back too.
@@ -84,7 +85,7 @@ def websocket_scope(payload, state):
     scope["headers"] = [shared((n, v)) if n in SHARED_VALUES else (shared(n), v) for n, v in headers]
     scope["client"] = None if client is None else (shared(client[0]), client[1])
     scope["server"] = shared(http["server"])
-    scope["subprotocols"] = [p.strip() for v in offered for p in v.split(",") if p.strip()]
+    scope["subprotocols"] = [p.strip() for v in offered for p in v.split(",") if p.strip()] if offered else NO_SUBPROTOCOLS
     scope["extensions"] = EXTENSIONS
     scope["state"] = http["state"]
     return scope
@@ -125,9 +126,13 @@ class WebSocket(Responder):
         except Exception as exc:  # the call itself failed: done() says so as for a failure inside
             task = loop.create_future()
             task.set_exception(exc)
-        # done() reads no context variable: one context for all, not a copy per socket.
-        task.add_done_callback(self.done, context=DONE_CONTEXT)
+        # done() reads no context variable: one context for all, not a copy per socket; and the socket
+        # itself is the callback (__call__), not a bound method made for it.
+        task.add_done_callback(self, context=DONE_CONTEXT)
         return task
+
+    def __call__(self, task):
+        self.done(task)
 
     def done(self, task):
         try:
