@@ -73,6 +73,8 @@ const SWEEP_MAX_MS = 1000;
 
 type OwnedSocket = WebSocket & { owner: SocketEvents | null };
 
+const NO_EXTENSIONS = Object.freeze({});
+
 /** ws's WebSocket, whose events go to its owner once it has one (ws emits at most two arguments). */
 function ownedSocket(base: typeof WebSocket): typeof WebSocket {
   return class extends base {
@@ -83,6 +85,8 @@ function ownedSocket(base: typeof WebSocket): typeof WebSocket {
      * EventEmitter makes one again if a listener is ever added.
      */
     _events = undefined;
+    /** No extension negotiated: one empty table for every such socket (ws sets a socket's own when permessage-deflate is). */
+    _extensions = NO_EXTENSIONS;
     declare _pendingAutoPongs: number;
 
     /**
