@@ -58,7 +58,10 @@ export interface HandshakeOwner extends SocketEvents {
   malformed(status: number, why: string): void;
 }
 
-/** What the keepalive sweep needs of an open socket. */
+/** An open socket's place in the keepalive list: a field of the socket's owner (MemberList). */
+export const KEEPALIVE_AT = Symbol('gatehouse.keepaliveAt');
+
+/** What the keepalive sweep needs of an open socket; its times are whole milliseconds (small integers, kept unboxed). */
 export interface Keepalive {
   readonly ws: WebSocket | null;
   /** When the unanswered ping went out (performance.now() ms), 0 when none is. */
@@ -125,7 +128,7 @@ export class WebSocketFront {
   /** Made at the first handshake: servers without WebSockets do not load `ws`. */
   private server: WebSocketServer | null = null;
   private readonly owners = new WeakMap<IncomingMessage, HandshakeOwner>();
-  private readonly open = new MemberList<Keepalive>();
+  private readonly open = new MemberList<Keepalive>(KEEPALIVE_AT);
   private timer: NodeJS.Timeout | null = null;
 
   constructor(private readonly settings: WebSocketSettings) {}
@@ -164,7 +167,7 @@ export class WebSocketFront {
   watch(k: Keepalive): void {
     const every = this.settings.pingInterval * 1000;
     if (every <= 0) return;
-    k.lastPing = performance.now();
+    k.lastPing = Math.round(performance.now());
     this.open.add(k);
     if (this.timer === null) {
       const tick = Math.min(SWEEP_MAX_MS, every / 2, Math.max(1, this.settings.pingTimeout * 500));
@@ -189,7 +192,7 @@ export class WebSocketFront {
   }
 
   private sweep(): void {
-    const now = performance.now();
+    const now = Math.round(performance.now());
     const every = this.settings.pingInterval * 1000;
     const timeout = this.settings.pingTimeout * 1000;
     for (const k of this.open) {

@@ -24,7 +24,7 @@ import type { WorkerProcess } from '../pool/worker-process.js';
 import type { Logger } from '../log/logger.js';
 import type { UpgradeRequest } from '../http/handler.js';
 import { encodeClose, encodeEmpty, encodeFrame, Frame, type FileSpec } from '../wire/frames.js';
-import type { HandshakeOwner, Keepalive, WebSocketFront } from './websocket-front.js';
+import { KEEPALIVE_AT, type HandshakeOwner, type Keepalive, type WebSocketFront } from './websocket-front.js';
 import { forgetConnection } from './scope.js';
 
 /** ws's WebSocket.OPEN (its module is loaded by websocket-front.ts, at the first handshake). */
@@ -55,6 +55,7 @@ export class WebSocketSession implements Exchange, HandshakeOwner, Keepalive {
   ws: WebSocket | null = null;
   pingAt = 0;
   lastPing = 0;
+  [KEEPALIVE_AT]: number | undefined = undefined;
   private accept: (() => void) | null = null;
   /** Ends the watch on the socket during the handshake (watchHandshake); null once ended: ws's 'close' says it then. */
   private unwatch: (() => void) | null;
