@@ -39,6 +39,7 @@ CLOSE_CODE = struct.Struct("<H")
 DONE_CONTEXT = contextvars.Context()
 
 CONNECTING, OPEN, CLOSING, CLOSED, RESPONDING = range(5)
+CONNECT_PENDING = object()  # a socket's inbox while its websocket.connect is the only message
 
 # An open socket keeps its scope as long as it is open: what many scopes hold alike (header names,
 # these headers' values and those (name, value) pairs, the server, the client's host, the path) is one
@@ -103,8 +104,10 @@ class WebSocket(Responder):
         self.scope = websocket_scope(payload, worker.state)
         self.task = None
         self.state = CONNECTING
-        # A list rather than a deque: a deque costs a 64-slot block per socket; this one is short (INBOX_HIGH).
-        self.inbox = [({"type": "websocket.connect"}, 0)]
+        # Messages the app has not taken: CONNECT_PENDING until it takes its websocket.connect, then a list
+        # from the first message on (an idle socket keeps none). A list rather than a deque: a deque costs
+        # a 64-slot block per socket; this one is short (INBOX_HIGH).
+        self.inbox = CONNECT_PENDING
         self.held = 0  # bytes of messages in the inbox, with MESSAGE_COST each
         self.waiter = None  # a receive() waiting for a message
         self.paused = False  # the front was told WS_PAUSE
@@ -175,8 +178,17 @@ class WebSocket(Responder):
         elif kind == WS_RESUME:
             self.resume()
 
+    def queue(self, entry):
+        inbox = self.inbox
+        if inbox is CONNECT_PENDING:
+            self.inbox = [({"type": "websocket.connect"}, 0), entry]
+        elif inbox is None:
+            self.inbox = [entry]
+        else:
+            inbox.append(entry)
+
     def push(self, message, size):
-        self.inbox.append((message, size))
+        self.queue((message, size))
         self.held += size
         if self.held > INBOX_HIGH and not self.paused:
             self.paused = True
@@ -189,7 +201,7 @@ class WebSocket(Responder):
             return
         self.disconnected = True
         self.state = CLOSED
-        self.inbox.append(({"type": "websocket.disconnect", "code": code, "reason": reason}, 0))
+        self.queue(({"type": "websocket.disconnect", "code": code, "reason": reason}, 0))
         self.wake()
         self.resume()
 
@@ -209,11 +221,14 @@ class WebSocket(Responder):
     # --- the app's side
 
     async def receive(self):
-        inbox = self.inbox
-        while not inbox:
+        if self.inbox is CONNECT_PENDING:
+            self.inbox = None
+            return {"type": "websocket.connect"}
+        while not self.inbox:
             self.waiter = asyncio.get_running_loop().create_future()
             await self.waiter
             self.waiter = None
+        inbox = self.inbox
         message, size = inbox.pop(0)
         if size:
             self.held -= size
