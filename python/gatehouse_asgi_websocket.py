@@ -188,7 +188,11 @@ class WebSocket(Responder):
             inbox.append(entry)
 
     def push(self, message, size):
-        self.queue((message, size))
+        inbox = self.inbox
+        if inbox is None or inbox is CONNECT_PENDING:
+            self.queue((message, size))
+        else:
+            inbox.append((message, size))
         self.held += size
         if self.held > INBOX_HIGH and not self.paused:
             self.paused = True
@@ -221,14 +225,15 @@ class WebSocket(Responder):
     # --- the app's side
 
     async def receive(self):
-        if self.inbox is CONNECT_PENDING:
+        inbox = self.inbox
+        if inbox is CONNECT_PENDING:
             self.inbox = None
             return {"type": "websocket.connect"}
-        while not self.inbox:
+        while not inbox:
             self.waiter = asyncio.get_running_loop().create_future()
             await self.waiter
             self.waiter = None
-        inbox = self.inbox
+            inbox = self.inbox
         message, size = inbox.pop(0)
         if size:
             self.held -= size
