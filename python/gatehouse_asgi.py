@@ -20,6 +20,7 @@ import os
 import signal
 import sys
 
+from gatehouse_app import release_free_memory
 from gatehouse_asgi_http import HttpRequest
 from gatehouse_asgi_websocket import WebSocket
 from gatehouse_lifespan import Lifespan
@@ -122,6 +123,7 @@ class AsgiWorker:
         self.write = transport.write
         loop.add_signal_handler(signal.SIGTERM, self.stop)
         info = json.dumps({"pid": os.getpid(), "python": sys.version.split()[0], "interface": "asgi"}).encode()
+        release_free_memory()
         self.write(pack_header(READY, token, len(info)) + info)
         if self.timeout > 0:
             self.beat(loop, min(BEAT_MAX_INTERVAL, self.timeout / 4))

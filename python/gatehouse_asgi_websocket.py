@@ -30,6 +30,7 @@ from gatehouse_wire import (
 ASGI = {"version": "3.0", "spec_version": "2.4"}
 EXTENSIONS = {"websocket.http.response": {}}
 SCHEMES = {"http": "ws", "https": "wss"}
+NO_SUBPROTOCOLS = ()  # shared by the scopes of clients that offer none (ASGI asks for an iterable)
 INBOX_HIGH = 1 << 20
 INBOX_LOW = INBOX_HIGH // 4
 # What a waiting message costs besides its bytes (its dict and tuple), so that tiny messages are held back too.
@@ -38,6 +39,7 @@ CLOSE_CODE = struct.Struct("<H")
 DONE_CONTEXT = contextvars.Context()
 
 CONNECTING, OPEN, CLOSING, CLOSED, RESPONDING = range(5)
+CONNECT_PENDING = object()  # a socket's inbox while its websocket.connect is the only message
 
 # An open socket keeps its scope as long as it is open: what many scopes hold alike (header names,
 # these headers' values and those (name, value) pairs, the server, the client's host, the path) is one
@@ -84,7 +86,7 @@ def websocket_scope(payload, state):
     scope["headers"] = [shared((n, v)) if n in SHARED_VALUES else (shared(n), v) for n, v in headers]
     scope["client"] = None if client is None else (shared(client[0]), client[1])
     scope["server"] = shared(http["server"])
-    scope["subprotocols"] = [p.strip() for v in offered for p in v.split(",") if p.strip()]
+    scope["subprotocols"] = [p.strip() for v in offered for p in v.split(",") if p.strip()] if offered else NO_SUBPROTOCOLS
     scope["extensions"] = EXTENSIONS
     scope["state"] = http["state"]
     return scope
@@ -102,8 +104,10 @@ class WebSocket(Responder):
         self.scope = websocket_scope(payload, worker.state)
         self.task = None
         self.state = CONNECTING
-        # A list rather than a deque: a deque costs a 64-slot block per socket; this one is short (INBOX_HIGH).
-        self.inbox = [({"type": "websocket.connect"}, 0)]
+        # Messages the app has not taken: CONNECT_PENDING until it takes its websocket.connect, then a list
+        # from the first message on (an idle socket keeps none). A list rather than a deque: a deque costs
+        # a 64-slot block per socket; this one is short (INBOX_HIGH).
+        self.inbox = CONNECT_PENDING
         self.held = 0  # bytes of messages in the inbox, with MESSAGE_COST each
         self.waiter = None  # a receive() waiting for a message
         self.paused = False  # the front was told WS_PAUSE
@@ -125,9 +129,13 @@ class WebSocket(Responder):
         except Exception as exc:  # the call itself failed: done() says so as for a failure inside
             task = loop.create_future()
             task.set_exception(exc)
-        # done() reads no context variable: one context for all, not a copy per socket.
-        task.add_done_callback(self.done, context=DONE_CONTEXT)
+        # done() reads no context variable: one context for all, not a copy per socket; and the socket
+        # itself is the callback (__call__), not a bound method made for it.
+        task.add_done_callback(self, context=DONE_CONTEXT)
         return task
+
+    def __call__(self, task):
+        self.done(task)
 
     def done(self, task):
         try:
@@ -170,8 +178,21 @@ class WebSocket(Responder):
         elif kind == WS_RESUME:
             self.resume()
 
+    def queue(self, entry):
+        inbox = self.inbox
+        if inbox is CONNECT_PENDING:
+            self.inbox = [({"type": "websocket.connect"}, 0), entry]
+        elif inbox is None:
+            self.inbox = [entry]
+        else:
+            inbox.append(entry)
+
     def push(self, message, size):
-        self.inbox.append((message, size))
+        inbox = self.inbox
+        if inbox is None or inbox is CONNECT_PENDING:
+            self.queue((message, size))
+        else:
+            inbox.append((message, size))
         self.held += size
         if self.held > INBOX_HIGH and not self.paused:
             self.paused = True
@@ -184,7 +205,7 @@ class WebSocket(Responder):
             return
         self.disconnected = True
         self.state = CLOSED
-        self.inbox.append(({"type": "websocket.disconnect", "code": code, "reason": reason}, 0))
+        self.queue(({"type": "websocket.disconnect", "code": code, "reason": reason}, 0))
         self.wake()
         self.resume()
 
@@ -205,10 +226,14 @@ class WebSocket(Responder):
 
     async def receive(self):
         inbox = self.inbox
+        if inbox is CONNECT_PENDING:
+            self.inbox = None
+            return {"type": "websocket.connect"}
         while not inbox:
             self.waiter = asyncio.get_running_loop().create_future()
             await self.waiter
             self.waiter = None
+            inbox = self.inbox
         message, size = inbox.pop(0)
         if size:
             self.held -= size

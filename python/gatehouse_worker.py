@@ -24,7 +24,7 @@ import socket
 import sys
 import traceback
 
-from gatehouse_app import AppError, detect_interface, load_app
+from gatehouse_app import AppError, detect_interface, load_app, release_free_memory
 from gatehouse_sync import serve_sync
 from gatehouse_threads import serve_threads
 from gatehouse_wire import BOOT_ERROR, EXITED, FORK, HEADER_SIZE, READY, Stream, pack_header, unpack_header
@@ -61,6 +61,7 @@ def serve(app, sock, settings, token=0):
 
     signal.signal(signal.SIGTERM, stop)
     info = json.dumps({"pid": os.getpid(), "python": sys.version.split()[0], "interface": "wsgi"}).encode()
+    release_free_memory()
     sock.sendall(pack_header(READY, token, len(info)) + info)
     threads = settings.get("threads", 1)
     try:
@@ -79,6 +80,7 @@ def serve_template(app, sock, settings):
     private unix socket and says READY with that token. Children that exit
     are reported to the front as EXITED (id: pid; payload: exit status).
     """
+    release_free_memory()  # before the children share its pages
     sock.sendall(pack_header(READY, 0, 0))
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     buf = b""

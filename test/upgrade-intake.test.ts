@@ -143,8 +143,9 @@ test('an upgrade the front refuses gets its status: no route 404, a body over ma
   }
 });
 
-test("an accepted WebSocket's access log line says 101 once it closes", async () => {
-  const ws = new WebSocket(`ws://127.0.0.1:${server.port}/live/echo?logged=1`, { perMessageDeflate: false });
+test("an accepted WebSocket's access log line says 101 once it closes, with the client's address and headers", async () => {
+  const headers = { Referer: 'http://example.test/chat', 'User-Agent': 'upgrade-intake/1' };
+  const ws = new WebSocket(`ws://127.0.0.1:${server.port}/live/echo?logged=1`, { perMessageDeflate: false, headers });
   await opened(ws);
   ws.send('hi');
   assert.equal((await nextMessage(ws)).data.toString(), 'hi');
@@ -152,5 +153,6 @@ test("an accepted WebSocket's access log line says 101 once it closes", async ()
   await closed(ws);
   const line = () => readFileSync(accessLog, 'utf8').split('\n').find((l) => l.includes('/live/echo?logged=1'));
   assert.ok(await waitUntil(() => line() !== undefined, 5000), 'no access log line');
-  assert.match(line()!, /"GET \/live\/echo\?logged=1 HTTP\/1\.1" 101 /);
+  // Written at the close, from what the log kept of the request when the socket opened.
+  assert.match(line()!, /^127\.0\.0\.1 - - \[[^\]]+\] "GET \/live\/echo\?logged=1 HTTP\/1\.1" 101 \S+ "http:\/\/example\.test\/chat" "upgrade-intake\/1"$/);
 });

@@ -46,6 +46,11 @@ function connectionFields(socket: ScopeSocket): string {
   return (socket[kConnScope] ??= describeConnection(socket));
 }
 
+/** A connection that carries no more requests (an open WebSocket): its fields are not kept on it. */
+export function forgetConnection(socket: Socket): void {
+  (socket as ScopeSocket)[kConnScope] = undefined;
+}
+
 function describeConnection(socket: Socket): string {
   const tcp = socket.localPort !== undefined;
   const client = tcp ? `${bare(socket.remoteAddress)}\0${socket.remotePort ?? 0}` : '\0';

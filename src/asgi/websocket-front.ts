@@ -58,7 +58,10 @@ export interface HandshakeOwner extends SocketEvents {
   malformed(status: number, why: string): void;
 }
 
-/** What the keepalive sweep needs of an open socket. */
+/** An open socket's place in the keepalive list: a field of the socket's owner (MemberList). */
+export const KEEPALIVE_AT = Symbol('gatehouse.keepaliveAt');
+
+/** What the keepalive sweep needs of an open socket; its times are whole milliseconds (small integers, kept unboxed). */
 export interface Keepalive {
   readonly ws: WebSocket | null;
   /** When the unanswered ping went out (performance.now() ms), 0 when none is. */
@@ -73,6 +76,8 @@ const SWEEP_MAX_MS = 1000;
 
 type OwnedSocket = WebSocket & { owner: SocketEvents | null };
 
+const NO_EXTENSIONS = Object.freeze({});
+
 /** ws's WebSocket, whose events go to its owner once it has one (ws emits at most two arguments). */
 function ownedSocket(base: typeof WebSocket): typeof WebSocket {
   return class extends base {
@@ -83,6 +88,19 @@ function ownedSocket(base: typeof WebSocket): typeof WebSocket {
      * EventEmitter makes one again if a listener is ever added.
      */
     _events = undefined;
+    /** No extension negotiated: one empty table for every such socket (ws sets a socket's own when permessage-deflate is). */
+    _extensions = NO_EXTENSIONS;
+    declare _pendingAutoPongs: number;
+
+    /**
+     * ws makes a callback per socket for the pongs it sends on its own (an
+     * arrow function and its context); only a pong on its way needs it: it
+     * is made then.
+     */
+    set _autoPongComplete(_: () => void) {}
+    get _autoPongComplete(): () => void {
+      return () => void this._pendingAutoPongs--;
+    }
 
     override emit(event: string | symbol, a?: unknown, b?: unknown): boolean {
       const owner = this.owner;
@@ -110,7 +128,7 @@ export class WebSocketFront {
   /** Made at the first handshake: servers without WebSockets do not load `ws`. */
   private server: WebSocketServer | null = null;
   private readonly owners = new WeakMap<IncomingMessage, HandshakeOwner>();
-  private readonly open = new MemberList<Keepalive>();
+  private readonly open = new MemberList<Keepalive>(KEEPALIVE_AT);
   private timer: NodeJS.Timeout | null = null;
 
   constructor(private readonly settings: WebSocketSettings) {}
@@ -149,7 +167,7 @@ export class WebSocketFront {
   watch(k: Keepalive): void {
     const every = this.settings.pingInterval * 1000;
     if (every <= 0) return;
-    k.lastPing = performance.now();
+    k.lastPing = Math.round(performance.now());
     this.open.add(k);
     if (this.timer === null) {
       const tick = Math.min(SWEEP_MAX_MS, every / 2, Math.max(1, this.settings.pingTimeout * 500));
@@ -174,7 +192,7 @@ export class WebSocketFront {
   }
 
   private sweep(): void {
-    const now = performance.now();
+    const now = Math.round(performance.now());
     const every = this.settings.pingInterval * 1000;
     const timeout = this.settings.pingTimeout * 1000;
     for (const k of this.open) {

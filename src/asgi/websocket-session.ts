@@ -23,8 +23,9 @@ import type { Exchange } from '../pool/exchange.js';
 import type { WorkerProcess } from '../pool/worker-process.js';
 import type { Logger } from '../log/logger.js';
 import type { UpgradeRequest } from '../http/handler.js';
-import { encodeClose, encodeEmpty, encodeFrame, Frame, HEADER_SIZE, type FileSpec } from '../wire/frames.js';
-import type { HandshakeOwner, Keepalive, WebSocketFront } from './websocket-front.js';
+import { encodeClose, encodeEmpty, encodeFrame, Frame, type FileSpec } from '../wire/frames.js';
+import { KEEPALIVE_AT, type HandshakeOwner, type Keepalive, type WebSocketFront } from './websocket-front.js';
+import { forgetConnection } from './scope.js';
 
 /** ws's WebSocket.OPEN (its module is loaded by websocket-front.ts, at the first handshake). */
 const OPEN = 1;
@@ -41,9 +42,12 @@ const OWN_HEADERS = new Set(['upgrade', 'connection', 'sec-websocket-accept', 's
 const WS_ERROR_CLOSE: Record<string, number> = { WS_ERR_UNSUPPORTED_MESSAGE_LENGTH: 1009, WS_ERR_INVALID_UTF8: 1007 };
 const TOKEN = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
 const NO_HEADERS: readonly string[] = [];
+/** An open socket's frame: its WS_OPEN went out and is not sent again. */
+const SENT = Buffer.alloc(0);
 
 export class WebSocketSession implements Exchange, HandshakeOwner, Keepalive {
   worker: WorkerProcess | null = null;
+  id = 0;
   queuedAt = 0;
   sentAt = 0;
   subprotocol: string | null = null;
@@ -51,6 +55,7 @@ export class WebSocketSession implements Exchange, HandshakeOwner, Keepalive {
   ws: WebSocket | null = null;
   pingAt = 0;
   lastPing = 0;
+  [KEEPALIVE_AT]: number | undefined = undefined;
   private accept: (() => void) | null = null;
   /** Ends the watch on the socket during the handshake (watchHandshake); null once ended: ws's 'close' says it then. */
   private unwatch: (() => void) | null;
@@ -75,7 +80,7 @@ export class WebSocketSession implements Exchange, HandshakeOwner, Keepalive {
   private readonly log: UpgradeRequest['log'];
 
   constructor(
-    /** The WS_OPEN frame; once the socket is open only its header is kept (the pool reads the id there). */
+    /** The WS_OPEN frame; not kept once the socket is open (the pool has its id). */
     public frame: Buffer,
     u: UpgradeRequest,
     private readonly front: WebSocketFront,
@@ -85,6 +90,9 @@ export class WebSocketSession implements Exchange, HandshakeOwner, Keepalive {
     this.label = `${u.req.method} ${u.req.url}`;
     this.socket = u.socket;
     this.log = u.log;
+    // The scope is built: the socket carries no more requests, and this session handles its end.
+    u.adopt();
+    forgetConnection(u.socket);
     this.unwatch = watchHandshake(u.socket, () => this.socketClosed());
   }
 
@@ -213,7 +221,7 @@ export class WebSocketSession implements Exchange, HandshakeOwner, Keepalive {
     const accept = this.accept;
     if (accept === null || this.ws !== null || this.answered) return;
     this.accept = null;
-    this.frame = keepHeader(this.frame);
+    this.frame = SENT;
     const f = block.toString('latin1').split('\0');
     this.subprotocol = f[0] || null;
     const headers: string[] = [];
@@ -303,26 +311,6 @@ export class WebSocketSession implements Exchange, HandshakeOwner, Keepalive {
     if (!head.some((h, i) => i % 2 === 1 && h.toLowerCase() === 'content-length')) head.push('Content-Length', String(body.length));
     this.socket.end(Buffer.concat([httpHead(head), body]));
   }
-}
-
-/**
- * Open sockets' frame headers, side by side in slabs of their own: a copy from
- * Node's shared pool would keep its whole 8 KiB slab alive, with whatever else
- * was cut from it, as long as the socket is open.
- */
-const SLAB_SIZE = 4096;
-let slab = Buffer.allocUnsafeSlow(SLAB_SIZE);
-let slabUsed = 0;
-
-function keepHeader(frame: Buffer): Buffer {
-  if (slabUsed + HEADER_SIZE > SLAB_SIZE) {
-    slab = Buffer.allocUnsafeSlow(SLAB_SIZE);
-    slabUsed = 0;
-  }
-  const header = slab.subarray(slabUsed, slabUsed + HEADER_SIZE);
-  frame.copy(header, 0, 0, HEADER_SIZE);
-  slabUsed += HEADER_SIZE;
-  return header;
 }
 
 /** Bytes a client may send before its handshake is answered (RFC 6455 says none). */

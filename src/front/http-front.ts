@@ -18,7 +18,7 @@ import { formatBind, parseBind } from '../config/bind.js';
 import type { Config, ListenerSettings } from '../config/schema.js';
 import type { ExchangeContext } from '../http/handler.js';
 import { TrustedProxies } from '../http/forwarded.js';
-import { clientEnded, clientGoneFrom, inFlightOn } from '../http/in-flight.js';
+import { clientGoneFrom, inFlightOn, onClientEnd } from '../http/in-flight.js';
 import { createListenerServer, type ListenerServer } from './listener.js';
 import type { Router } from './router.js';
 import { isTls } from './tls-context.js';
@@ -239,7 +239,7 @@ export class HttpFront {
     socket.on('close', onTrackedClose);
     // A FIN while a request is with an app or a back end: the client went away, as nginx sees it (on the
     // fast path and node:http alike; a gateway listener's connection ends its requests as it closes).
-    socket.on('end', onTrackedEnd);
+    socket.on('end', onClientEnd);
   }
 
   /** @internal a tracked connection closed. */
@@ -281,10 +281,6 @@ type TrackedSocket = Socket & { [kFront]?: Tracking };
 function onTrackedClose(this: TrackedSocket): void {
   const t = this[kFront]!;
   t.front.closed(this, t.counted);
-}
-
-function onTrackedEnd(this: Socket): void {
-  clientEnded(this);
 }
 
 

@@ -16,6 +16,7 @@ import { refuse, sendPlain } from '../http/plain-response.js';
 import { hostName, parseTarget } from '../http/request-target.js';
 import type { TrustedProxies } from '../http/forwarded.js';
 import type { AccessLog } from '../log/access-log.js';
+import { onClientEnd } from '../http/in-flight.js';
 import type { Router } from './router.js';
 import type { LeanParts, Serve } from './fast-path.js';
 import { H2Request, H2Response } from './h2-compat.js';
@@ -116,7 +117,9 @@ export class RequestIntake {
       return r?.handler.serve(r);
     }
     // The 101 is the action's to write: the access log gets no response of ours.
-    place.handler.upgrade(new Upgrade(this, req, socket, head, place, this.logFor(req, undefined), listener, resume));
+    // Its line is written when the socket closes: the log keeps what it needs of the request, not the request.
+    const log = this.ctx.accessLog?.kept(req) ?? noLog;
+    place.handler.upgrade(new Upgrade(this, req, socket, head, place, log, listener, resume));
   }
 
   /** @internal An action declined an upgrade: it is served as any other request. */
@@ -358,4 +361,20 @@ class Upgrade implements UpgradeRequest {
   decline(): void {
     this.intake.declined(this, this.place, this.listener, this.resume);
   }
+
+  adopt(): void {
+    const socket = this.socket as AdoptedSocket;
+    socket.removeListener('error', destroySocket);
+    socket.removeListener('end', onClientEnd);
+    socket.setTimeout(0);
+    // net.Socket keeps its cleared timer object, and the addresses it read (re-read on demand while open).
+    kTimeout ??= Object.getOwnPropertySymbols(socket).find((s) => s.description === 'timeout') ?? Symbol('none');
+    socket[kTimeout] = null;
+    socket._peername = undefined;
+    socket._sockname = undefined;
+  }
 }
+
+/** net.Socket's own slot for its timer (an internal symbol, found on the first socket adopted). */
+let kTimeout: symbol | undefined;
+type AdoptedSocket = Socket & { [key: symbol]: unknown; _peername?: unknown; _sockname?: unknown };

@@ -92,6 +92,13 @@ export interface UpgradeRequest extends Omit<RouteRequest, 'res'> {
   head: Buffer;
   /** The action switches no protocol for this request: it is served as any other (serve()), and the connection goes on after it. */
   decline(): void;
+  /**
+   * The action keeps the socket open for long (an open WebSocket) and handles
+   * its errors and its end itself: the front drops its own listeners for
+   * them and what it kept of the connection (an idle socket costs less).
+   * Call it before adding the action's own listeners.
+   */
+  adopt(): void;
 }
 
 /** A request for an action that needs no node:http objects (Handler.serveLean). */

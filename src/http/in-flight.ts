@@ -48,6 +48,11 @@ export function clientEnded(socket: Socket): void {
   if (s[kInFlight] !== undefined) cut(socket);
 }
 
+/** The 'end' listener of a tracked connection: one function for all of them (idle connections are many). */
+export function onClientEnd(this: Socket): void {
+  clientEnded(this);
+}
+
 /** The client half-closed the connection (clientEnded). */
 export function hasEnded(socket: Socket): boolean {
   return (socket as TrackedSocket)[kEnded] === true;

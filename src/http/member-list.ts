@@ -9,8 +9,15 @@
  */
 export class MemberList<T extends object> implements Iterable<T> {
   private readonly items: T[] = [];
-  /** Where each member is in `items`: a property of the member, one symbol per list. */
-  private readonly at = Symbol('gatehouse.memberAt');
+
+  constructor(
+    /**
+     * Where each member is in `items`: a property of the member, one symbol
+     * per list. A class whose instances are members may declare it (given
+     * here) among its fields: it then takes no out-of-object slot.
+     */
+    private readonly at: symbol = Symbol('gatehouse.memberAt'),
+  ) {}
 
   get size(): number {
     return this.items.length;

@@ -148,11 +148,22 @@ const ATOMS: Record<string, Render> = {
   p: () => `<${process.pid}>`,
 };
 
+/** The request headers the atoms above read. */
+const ATOM_HEADERS: Record<string, string> = { u: 'authorization', f: 'referer', a: 'user-agent' };
+
 const ATOM = /%\(([^)]*)\)(.?)|%(.?)/g;
 
+/** A compiled format: its line renderer and the request headers (lower case) it reads; `problem` when it is not valid. */
+export interface CompiledFormat {
+  render?: Render;
+  headers?: readonly string[];
+  problem?: string;
+}
+
 /** Compiles a format of gunicorn's atoms; `problem` names what is wrong with it. */
-export function compileFormat(format: string): { render?: Render; problem?: string } {
+export function compileFormat(format: string): CompiledFormat {
   const parts: Array<string | Render> = [];
+  const reads = new Set<string>();
   let last = 0;
   for (const m of format.matchAll(ATOM)) {
     parts.push(format.slice(last, m.index));
@@ -167,8 +178,10 @@ export function compileFormat(format: string): { render?: Render; problem?: stri
     const header = /^\{([A-Za-z0-9!#$%&'*+.^_`|~-]+)\}([io])$/.exec(name);
     if (header) {
       const lower = header[1]!.toLowerCase();
-      if (header[2] === 'i') parts.push((e) => safe(requestHeader(e.req, lower)));
-      else {
+      if (header[2] === 'i') {
+        reads.add(lower);
+        parts.push((e) => safe(requestHeader(e.req, lower)));
+      } else {
         const inHead = new RegExp(`\\r\\n${lower.replace(/[.*+^$|]/g, '\\$&')}:[ \\t]*([^\\r]*)`, 'gi');
         parts.push((e) => safe(responseHeader(e.res, lower, inHead)));
       }
@@ -180,10 +193,12 @@ export function compileFormat(format: string): { render?: Render; problem?: stri
       return { problem: `unknown atom %(${name})s${why}; known: ${Object.keys(ATOMS).join(' ')} {Header}i {Header}o` };
     }
     parts.push(atom);
+    const read = ATOM_HEADERS[name];
+    if (read !== undefined) reads.add(read);
   }
   parts.push(format.slice(last));
   const pieces = parts.filter((p) => p !== '');
-  return { render: (e) => pieces.map((p) => (typeof p === 'string' ? p : p(e))).join('') };
+  return { render: (e) => pieces.map((p) => (typeof p === 'string' ? p : p(e))).join(''), headers: [...reads] };
 }
 
 function json(e: AccessEntry): string {
@@ -203,7 +218,7 @@ function json(e: AccessEntry): string {
 }
 
 /** The line renderer for an access_log_format value (combined, json or atoms); `problem` when it is not valid. */
-export function accessLogFormat(format: string): { render?: Render; problem?: string } {
-  if (format === 'json') return { render: json };
+export function accessLogFormat(format: string): CompiledFormat {
+  if (format === 'json') return { render: json, headers: ['referer', 'user-agent', 'host'] };
   return compileFormat(format === 'combined' ? COMBINED : format);
 }

@@ -4,6 +4,7 @@
  * stdout.
  */
 import { createWriteStream, openSync, type WriteStream } from 'node:fs';
+import type { IncomingHttpHeaders } from 'node:http';
 import { configError } from '../errors.js';
 import { accessLogFormat, type AccessEntry, type LoggedRequest, type LoggedResponse } from './access-log-format.js';
 
@@ -13,6 +14,8 @@ type TimedRequest = LoggedRequest & { [kStarted]?: number };
 export class AccessLog<Req extends LoggedRequest = LoggedRequest> {
   private out: WriteStream | NodeJS.WriteStream;
   private readonly render: (e: AccessEntry) => string;
+  /** The request headers the lines read. */
+  private readonly headerNames: readonly string[];
 
   /** Opens the file now, so a bad path stops the server at start with the flag named. */
   constructor(
@@ -26,6 +29,7 @@ export class AccessLog<Req extends LoggedRequest = LoggedRequest> {
     const compiled = accessLogFormat(format);
     if (compiled.render === undefined) throw configError('--access-log-format', format, compiled.problem!);
     this.render = compiled.render;
+    this.headerNames = compiled.headers ?? [];
     this.out = target === '-' ? process.stdout : this.open();
   }
 
@@ -60,9 +64,26 @@ export class AccessLog<Req extends LoggedRequest = LoggedRequest> {
 
   /** `res` gives the response headers (%({Name}o)s); `bytes` counts the body only. */
   write(req: Req, status: number, bytes: number, res?: LoggedResponse): void {
-    const started = (req as TimedRequest)[kStarted];
+    this.line(req, this.clientOf(req), status, bytes, res);
+  }
+
+  /**
+   * For a request whose line is written long after it came (an upgrade: an
+   * open WebSocket's line at its close): what the line reads of the request,
+   * taken now, so that the request's objects are not kept meanwhile.
+   */
+  kept(req: Req): (status: number, bytes: number) => void {
+    const headers: IncomingHttpHeaders = {};
+    for (const name of this.headerNames) if (req.headers[name] !== undefined) headers[name] = req.headers[name];
+    const lean: TimedRequest = { method: req.method, url: req.url, httpVersion: req.httpVersion, headers, [kStarted]: (req as TimedRequest)[kStarted] };
+    const client = this.clientOf(req);
+    return (status, bytes) => this.line(lean, client, status, bytes, undefined);
+  }
+
+  private line(req: TimedRequest, client: string, status: number, bytes: number, res: LoggedResponse | undefined): void {
+    const started = req[kStarted];
     const durationMs = started === undefined ? 0 : performance.now() - started;
-    this.out.write(this.render({ req, client: this.clientOf(req), res, status, bytes, durationMs, now: Date.now() }) + '\n');
+    this.out.write(this.render({ req, client, res, status, bytes, durationMs, now: Date.now() }) + '\n');
   }
 
   close(): Promise<void> {

@@ -9,6 +9,8 @@ import type { WorkerProcess } from './worker-process.js';
 export interface Exchange {
   /** The REQ frame, built once by the front; the pool writes the request id into it. */
   readonly frame: Buffer;
+  /** The request id the pool gave it (also in its frame), while a worker holds it. */
+  id: number;
   /** "GET /path", for log lines about this request. */
   readonly label: string;
   /** The worker holding this request, while one does. */

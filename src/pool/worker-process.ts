@@ -135,6 +135,7 @@ export class WorkerProcess {
    */
   send(x: Exchange, id: number, now: number): void {
     x.frame.writeUInt32LE(id, 1);
+    x.id = id;
     x.worker = this;
     x.sentAt = now;
     if (this.inflight.length === 0) this.headStartedAt = now;
@@ -156,9 +157,8 @@ export class WorkerProcess {
    * the worker is full: whenDrained() says when to send more.
    */
   relay(x: Exchange, frame: Buffer): boolean {
-    const id = x.frame.readUInt32LE(1);
     if (x.worker !== this || this.state === 'dead') return true;
-    frame.writeUInt32LE(id, 1);
+    frame.writeUInt32LE(x.id, 1);
     if (this.outbox.length === 0) setImmediate(this.flush);
     this.outbox.push(frame);
     return this.stream === null || this.stream.writableLength < RELAY_HIGH_WATER;
@@ -189,7 +189,7 @@ export class WorkerProcess {
   private tell(type: Frame, x: Exchange): void {
     if (x.worker !== this || this.state === 'dead') return;
     if (this.outbox.length === 0) setImmediate(this.flush);
-    this.outbox.push(encodeEmpty(type, x.frame.readUInt32LE(1)));
+    this.outbox.push(encodeEmpty(type, x.id));
   }
 
   /** Takes back every request this worker holds, oldest first, and forgets them. */
@@ -229,7 +229,7 @@ export class WorkerProcess {
   }
 
   private release(x: Exchange): void {
-    const oldest = this.inflight.delete(x.frame.readUInt32LE(1));
+    const oldest = this.inflight.delete(x.id);
     this.revoking.delete(x);
     x.worker = null;
     if (oldest === true) this.headStartedAt = performance.now();

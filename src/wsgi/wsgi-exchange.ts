@@ -24,6 +24,7 @@ const FAIL_TEXT = { 502: 'Bad Gateway', 503: 'Service Unavailable', 504: 'Gatewa
 
 export class WsgiExchange implements Exchange, InFlight {
   worker: WorkerProcess | null = null;
+  id = 0;
   queuedAt = 0;
   sentAt = 0;
   protected status = 0;
