@@ -95,6 +95,9 @@ export class CachedHandler implements Handler {
   private lastHeaders: IncomingHttpHeaders | null = null;
   private lastScheme = '';
   private lastKey = '';
+  /** What a store that answers at once gave for that key, and its count of changes then (CacheStore.writes). */
+  private lastVariants: StoredResponse[] | null = null;
+  private lastWrites = 0;
 
   constructor(
     private readonly inner: LeanHandler,
@@ -128,8 +131,12 @@ export class CachedHandler implements Handler {
       const found = lookup(variants, key, h);
       return found === null || found.verdict.kind !== 'fresh' ? null : this.hit(found.stored, head.method ?? 'GET', h, '', reusable ? key : null);
     };
-    const variants = this.shared.store.get(key);
-    return variants instanceof Promise ? variants.then((v) => freshHit(v, false)) : freshHit(variants, this.settings.key === DEFAULT_KEY);
+    const { store } = this.shared;
+    const variants = store.get(key);
+    if (variants instanceof Promise) return variants.then((v) => freshHit(v, false));
+    this.lastVariants = variants;
+    this.lastWrites = store.writes ?? NaN;
+    return freshHit(variants, this.settings.key === DEFAULT_KEY);
   }
 
   private handle(r: LeanRouteRequest): void {
@@ -138,8 +145,12 @@ export class CachedHandler implements Handler {
     if (method !== 'GET' && method !== 'HEAD') return this.forward(r, UNSAFE.has(method) ? 'method' : 'bypass');
     const h = r.req.headers;
     if (this.bypass(h)) return this.forward(r, 'bypass');
-    const key = h === this.lastHeaders && r.scheme === this.lastScheme ? this.lastKey : this.keyOf(r.scheme, r.host, r.req.url ?? '/', h);
-    this.lastHeaders = null;
+    const same = h === this.lastHeaders && r.scheme === this.lastScheme;
+    const key = same ? this.lastKey : this.keyOf(r.scheme, r.host, r.req.url ?? '/', h);
+    const known = this.lastVariants;
+    this.lastHeaders = this.lastVariants = null;
+    // The same request as answerFromMemory's, the store unchanged since: what it found is still there.
+    if (same && known !== null && this.shared.store.writes === this.lastWrites) return r.res.destroyed ? undefined : this.answer(r, key, known);
     this.lookUpAndAnswer(r, key);
   }
 

@@ -61,7 +61,20 @@ function withHeader(headers: OutgoingHttpHeaders | string[] | undefined, name: s
 
 const EMPTY = Buffer.alloc(0);
 
-export class CaptureResponse extends EventEmitter implements HttpResponse {
+/**
+ * EventEmitter's methods without its constructor, which makes a table of
+ * listeners for every capture: most (a miss passed on over HTTP/1.1) never
+ * get a listener.
+ */
+function LazyEmitter(): void {}
+Object.setPrototypeOf(LazyEmitter.prototype, EventEmitter.prototype);
+
+type Listener = (...args: unknown[]) => void;
+
+export class CaptureResponse extends (LazyEmitter as unknown as typeof EventEmitter) implements HttpResponse {
+  /** EventEmitter's own fields, present from the start so that a first listener does not change the object's shape. */
+  _events: object | undefined = undefined;
+  _eventsCount = 0;
   private status = 0;
   private headers: HeaderMap = {};
   /** The body's chunks so far (most bodies come in one: no list for them). */
@@ -73,6 +86,8 @@ export class CaptureResponse extends EventEmitter implements HttpResponse {
   private started = false;
   private finished = false;
   private cut = false;
+  /** The client's 'drain' is passed on (from the first listener for it here). */
+  private drainPassed = false;
 
   constructor(
     /** The client's response; null for a background refresh. */
@@ -82,10 +97,20 @@ export class CaptureResponse extends EventEmitter implements HttpResponse {
     private readonly hooks: CaptureHooks,
   ) {
     super();
-    if (client !== null) {
-      client.on('drain', () => this.emit('drain'));
-      client.on('close', this.onClientClose);
+    client?.on('close', this.onClientClose);
+  }
+
+  /** The client's 'drain' is listened for once a writer here waits for it (once() comes through here too). */
+  override on(event: string | symbol, listener: Listener): this {
+    if (event === 'drain' && !this.drainPassed && this.client !== null) {
+      this.drainPassed = true;
+      this.client.on('drain', () => this.emit('drain'));
     }
+    return super.on(event, listener);
+  }
+
+  override addListener(event: string | symbol, listener: Listener): this {
+    return this.on(event, listener);
   }
 
   private readonly onClientClose = (): void => {

@@ -74,6 +74,7 @@ export class MemoryStore implements CacheStore {
   private readonly tags = new TagIndex();
   /** Bytes counted for the keys and what they hold (slabs are counted by `blocks`). */
   private bytes = 0;
+  writes = 0;
 
   constructor(
     /** The byte bound over all responses. */
@@ -127,6 +128,7 @@ export class MemoryStore implements CacheStore {
 
   put(key: string, stored: StoredResponse): void {
     if (stored.body.length > this.maxObjectSize) return;
+    this.writes++;
     const length = packResponse(stored, (size) => this.blocks.alloc(size)).length;
     const packed = this.blocks.last;
     if (KEY_COST + key.length + length > this.maxSize) return this.blocks.free(packed);
@@ -140,12 +142,13 @@ export class MemoryStore implements CacheStore {
       if (others.length > 0 || tags.length > 0) slot = new Entry(flat(key), [...others, packed], tags);
     }
     this.tags.add(key, stored.tags);
-    this.place(key, slot, before);
+    this.place(key, slot, before, had !== undefined);
   }
 
   delete(key: string): boolean {
     const slot = this.entries.get(key);
     if (slot === undefined) return false;
+    this.writes++;
     this.entries.delete(key);
     this.bytes -= this.costOf(key, slot);
     if (slot instanceof Entry) {
@@ -164,6 +167,7 @@ export class MemoryStore implements CacheStore {
   }
 
   flush(): void {
+    this.writes++;
     this.entries.clear();
     this.blocks.clear();
     this.cursor = null;
@@ -190,9 +194,9 @@ export class MemoryStore implements CacheStore {
     return live;
   }
 
-  /** `key` holds `slot` now, as the most recently used; it was counted as `before` bytes. */
-  private place(key: string, slot: Slot, before: number): void {
-    this.entries.delete(key);
+  /** `key` holds `slot` now, as the most recently used; it was counted as `before` bytes. `had`: the key was in the Map. */
+  private place(key: string, slot: Slot, before: number, had = true): void {
+    if (had) this.entries.delete(key);
     this.entries.set(slot instanceof Entry ? slot.key : flat(key), slot);
     this.bytes += this.costOf(key, slot) - before;
     this.evict();
