@@ -219,25 +219,57 @@ export function toStore(key: string, req: IncomingHttpHeaders, status: number, h
   const { policy, storable, ttl } = judge(key, req, status, judged, vary);
   if (!storable) return 'not-storable';
   const cc = judged['cache-control'] ?? '';
-  const validator = headers.etag !== undefined || headers['last-modified'] !== undefined;
-  const afterStale = Math.max(directive(cc, STALE_WHILE_REVALIDATE), directive(cc, STALE_IF_ERROR), s.grace) * 1000;
+  const { kept, tags, mustRevalidate, validator } = responseFacts(headers);
+  const { staleWhileRevalidate, staleIfError } = staleDirectives(cc);
+  const afterStale = Math.max(staleWhileRevalidate, staleIfError, s.grace) * 1000;
   if (ttl <= 0 && !validator && afterStale === 0) return 'stale-at-once';
   const now = Date.now();
-  const mustRevalidate = /\b(must|proxy)-revalidate\b/i.test(joined(headers['cache-control']));
-  const kept: HeaderMap = {};
-  for (const name in headers) if (!HOP_BY_HOP.has(name)) kept[name] = headers[name]!;
   return {
     status,
     headers: kept,
     body,
     policy,
     variant: variantOf(vary, req),
-    tags: tagsOf(headers),
+    tags,
     mustRevalidate,
-    errorUntil: now + ttl + (mustRevalidate ? 0 : Math.max(directive(cc, STALE_IF_ERROR), s.grace) * 1000),
+    errorUntil: now + ttl + (mustRevalidate ? 0 : Math.max(staleIfError, s.grace) * 1000),
     // A response with a validator stays while it can be revalidated; without one, only while stale use is allowed.
     keepUntil: now + ttl + (validator ? Math.max(afterStale, 3600_000) : afterStale),
   };
+}
+
+/** What a stored response keeps of its headers, and reads from them. */
+interface ResponseFacts {
+  /** Without the hop-by-hop headers (never written to: shared by the responses made from the same headers). */
+  kept: HeaderMap;
+  tags: string[];
+  mustRevalidate: boolean;
+  validator: boolean;
+}
+
+/** The last facts worked out, and the header map they came from (the capture gives the same map for the same headers). */
+let lastFacts: { headers: HeaderMap; facts: ResponseFacts } | null = null;
+
+function responseFacts(headers: HeaderMap): ResponseFacts {
+  if (lastFacts !== null && lastFacts.headers === headers) return lastFacts.facts;
+  const kept: HeaderMap = {};
+  for (const name in headers) if (!HOP_BY_HOP.has(name)) kept[name] = headers[name]!;
+  const facts: ResponseFacts = {
+    kept,
+    tags: tagsOf(headers),
+    mustRevalidate: /\b(must|proxy)-revalidate\b/i.test(joined(headers['cache-control'])),
+    validator: headers.etag !== undefined || headers['last-modified'] !== undefined,
+  };
+  lastFacts = { headers, facts };
+  return facts;
+}
+
+/** The judged Cache-Control's stale-while-revalidate and stale-if-error (seconds), kept for the last value. */
+let lastStale = { cc: '', staleWhileRevalidate: 0, staleIfError: 0 };
+
+function staleDirectives(cc: string): { staleWhileRevalidate: number; staleIfError: number } {
+  if (cc !== lastStale.cc) lastStale = { cc, staleWhileRevalidate: directive(cc, STALE_WHILE_REVALIDATE), staleIfError: directive(cc, STALE_IF_ERROR) };
+  return lastStale;
 }
 
 /** The request's values of the headers a response's Vary names. */

@@ -48,6 +48,30 @@ export function headerMap(headers: OutgoingHttpHeaders | string[] | undefined): 
   return map;
 }
 
+/**
+ * The last flat header list made into a map (a copy), and its map: an
+ * origin's responses mostly carry the same headers, and the same map lets
+ * what is worked out from it be kept (cache-policy.ts, packed-response.ts).
+ * No map is written to once made (removeHeader copies it first).
+ */
+let lastList: string[] | null = null;
+let lastMap: HeaderMap = {};
+
+function sameList(a: readonly string[], b: readonly string[]): boolean {
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
+}
+
+/** headerMap(), the same map as last time for the same flat list. */
+function sharedMap(headers: OutgoingHttpHeaders | string[] | undefined): HeaderMap {
+  if (!Array.isArray(headers)) return headerMap(headers);
+  if (lastList !== null && sameList(headers, lastList)) return lastMap;
+  lastMap = headerMap(headers);
+  lastList = headers.slice();
+  return lastMap;
+}
+
 function addHeader(map: HeaderMap, name: string, value: string): void {
   const key = name.toLowerCase();
   const had = map[key];
@@ -154,7 +178,7 @@ export class CaptureResponse extends (LazyEmitter as unknown as typeof EventEmit
 
   writeHead(status: number, reason: string, headers?: OutgoingHttpHeaders | string[]): this {
     this.status = status;
-    this.headers = headerMap(headers);
+    this.headers = sharedMap(headers);
     const { hold, cacheStatus } = this.hooks.head(status, this.headers);
     this.held = hold || this.client === null;
     this.started = true;
@@ -163,6 +187,8 @@ export class CaptureResponse extends (LazyEmitter as unknown as typeof EventEmit
   }
 
   removeHeader(name: string): void {
+    // A copy: a map made at writeHead is never written to (it may be shared, and what it gave is kept by it).
+    this.headers = { ...this.headers };
     delete this.headers[name.toLowerCase()];
     this.passing?.removeHeader(name);
   }
