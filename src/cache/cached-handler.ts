@@ -127,16 +127,19 @@ export class CachedHandler implements Handler {
     this.lastHeaders = h;
     this.lastScheme = head.scheme;
     this.lastKey = key;
-    const freshHit = (variants: StoredResponse[], reusable: boolean) => {
-      const found = lookup(variants, key, h);
-      return found === null || found.verdict.kind !== 'fresh' ? null : this.hit(found.stored, head.method ?? 'GET', h, '', reusable ? key : null);
-    };
     const { store } = this.shared;
     const variants = store.get(key);
-    if (variants instanceof Promise) return variants.then((v) => freshHit(v, false));
+    if (variants instanceof Promise) return variants.then((v) => this.freshHit(v, key, head, false));
     this.lastVariants = variants;
     this.lastWrites = store.writes ?? NaN;
-    return freshHit(variants, this.settings.key === DEFAULT_KEY);
+    return this.freshHit(variants, key, head, this.settings.key === DEFAULT_KEY);
+  }
+
+  /** The answer of a fresh stored variant of `head`'s, or null. */
+  private freshHit(variants: StoredResponse[], key: string, head: RequestHead, reusable: boolean): MemoryResponse | null {
+    if (variants.length === 0) return null;
+    const found = lookup(variants, key, head.headers);
+    return found === null || found.verdict.kind !== 'fresh' ? null : this.hit(found.stored, head.method ?? 'GET', head.headers, '', reusable ? key : null);
   }
 
   private handle(r: LeanRouteRequest): void {

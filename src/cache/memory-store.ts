@@ -51,26 +51,21 @@ function packedOf(slot: Slot): readonly Block[] {
   return slot instanceof Entry ? slot.packed : [slot];
 }
 
-/** Where keys are copied through (grown for a longer one). */
-let keyScratch = Buffer.allocUnsafeSlow(4096);
-
 /**
  * `key` as one string of its own: a key is made by joining strings, and
  * kept as made it would keep them all, the request's target with whatever
- * it was cut from, for as long as the response is stored.
+ * it was cut from, for as long as the response is stored. Slicing a joined
+ * string copies it into one first (the slice is a view of that copy alone).
  */
 function flat(key: string): string {
-  if (3 * key.length > keyScratch.length) keyScratch = Buffer.allocUnsafeSlow(3 * key.length);
-  const copy = keyScratch.toString('utf8', 0, keyScratch.write(key));
-  // Text UTF-8 cannot carry (a lone surrogate) keeps the key as it is.
-  return copy === key ? copy : key;
+  return (key + ' ').slice(0, -1);
 }
 
 export class MemoryStore implements CacheStore {
   private readonly entries = new Map<string, Slot>();
   private readonly blocks: SlabBlocks;
   /** Where the least recently used key is: null until the first eviction, and after a flush. */
-  private cursor: MapIterator<string> | null = null;
+  private cursor: MapIterator<[string, Slot]> | null = null;
   private readonly tags = new TagIndex();
   /** Bytes counted for the keys and what they hold (slabs are counted by `blocks`). */
   private bytes = 0;
@@ -148,6 +143,12 @@ export class MemoryStore implements CacheStore {
   delete(key: string): boolean {
     const slot = this.entries.get(key);
     if (slot === undefined) return false;
+    this.remove(key, slot);
+    return true;
+  }
+
+  /** Drops `key`, which holds `slot`. */
+  private remove(key: string, slot: Slot): void {
     this.writes++;
     this.entries.delete(key);
     this.bytes -= this.costOf(key, slot);
@@ -157,7 +158,6 @@ export class MemoryStore implements CacheStore {
     } else {
       this.blocks.free(slot);
     }
-    return true;
   }
 
   deleteTag(tag: string): number {
@@ -215,10 +215,11 @@ export class MemoryStore implements CacheStore {
     while (this.size > this.maxSize && this.entries.size > 0) {
       let next = this.cursor?.next();
       if (next === undefined || next.done === true) {
-        this.cursor = this.entries.keys();
+        this.cursor = this.entries.entries();
         next = this.cursor.next();
       }
-      this.delete(next.value as string);
+      const [key, slot] = next.value as [string, Slot];
+      this.remove(key, slot);
     }
   }
 }
