@@ -230,6 +230,12 @@ function responseRun(stored: StoredResponse): Run {
   return run;
 }
 
+/** Whether `text` is ASCII (a key mostly is: its bytes are its characters, copied without a call into C++). */
+function isAscii(text: string): boolean {
+  for (let i = 0; i < text.length; i++) if (text.charCodeAt(i) > 0x7f) return false;
+  return true;
+}
+
 /**
  * `alloc` gives the memory to pack into, of the size asked: by default a
  * block of its own, of its exact size (a slice of a pool shared with the
@@ -245,7 +251,8 @@ export function packResponse(stored: StoredResponse, alloc: (size: number) => Bu
   const { variant, body } = stored;
   const url = p.u ?? '';
   const variantLength = variant === '' ? 0 : Buffer.byteLength(variant);
-  const urlLength = Buffer.byteLength(url);
+  const ascii = isAscii(url);
+  const urlLength = ascii ? url.length : Buffer.byteLength(url);
   const count = 1 + policy.count + response.count + 1;
   const textLength = variantLength + policy.text.length + response.text.length + urlLength;
   const textAt = HEAD_SIZE + 4 * count;
@@ -272,7 +279,8 @@ export function packResponse(stored: StoredResponse, alloc: (size: number) => Bu
   at += policy.text.length;
   blob.set(response.text, at);
   at += response.text.length;
-  blob.write(url, at, urlLength, 'utf8');
+  if (ascii) for (let i = 0; i < urlLength; i++) blob[at + i] = url.charCodeAt(i);
+  else blob.write(url, at, urlLength, 'utf8');
   blob.set(body, textAt + textLength);
   return blob;
 }
