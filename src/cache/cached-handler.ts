@@ -263,11 +263,12 @@ export class CachedHandler implements Handler, FetchSteps {
   fetchDone(f: OriginFetch, captured: Captured | null): void {
     // Failed: the origin broke off or answered 5xx (a client that left fails nothing).
     const failed = captured === null ? !f.r.res.destroyed : captured.status >= 500;
-    when(this.fetched(f.r, f, captured, f.storing), () => f.locked && this.shared.lock.release(f.key, failed));
+    when(this.fetched(f, captured), () => f.locked && this.shared.lock.release(f.key, failed));
   }
 
   /** The origin's answer is complete (or cut short): store it, and answer the client if the answer was held back. */
-  private fetched(r: LeanRouteRequest, f: OriginFetch, captured: Captured | null, storing: StoredResponse | null): Maybe<unknown> {
+  private fetched(f: OriginFetch, captured: Captured | null): Maybe<unknown> {
+    const { r, storing } = f;
     const h = r.req.headers;
     const method = r.req.method!;
     if (captured !== null && captured.status === 304 && f.revalidating !== null) {
