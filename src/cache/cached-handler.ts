@@ -160,7 +160,7 @@ export class CachedHandler implements Handler, FetchSteps {
       if (lock.acquire(key)) this.refreshInBackground(r, key, found.stored);
       return;
     }
-    if (/\bonly-if-cached\b/i.test(String(h['cache-control'] ?? ''))) {
+    if (h['cache-control'] !== undefined && /\bonly-if-cached\b/i.test(h['cache-control'])) {
       // RFC 9111 §5.2.1.7: nothing usable stored, and the client asked not to go further.
       return this.send(r, { status: 504, headers: { 'content-type': 'text/plain', 'content-length': '0', 'cache-status': `${NAME}; fwd=miss; detail=only-if-cached` }, body: EMPTY });
     }
