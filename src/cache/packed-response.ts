@@ -211,22 +211,24 @@ function sameHeaders(a: HeaderMap, b: HeaderMap): boolean {
 }
 
 /**
- * The response's tokens (tags, headers, tag versions) made last, and a copy
- * of the headers they were made from: a route's responses mostly carry the
- * same headers.
+ * The response's tokens (tags, headers, tag versions) made last, the
+ * headers they were made from and a copy of them: a route's responses
+ * mostly carry the same headers, and responses stored from the same
+ * captured headers share one record (cache-policy.ts' responseFacts, never
+ * written to).
  */
-let lastResponse: { headers: HeaderMap; run: Run } | null = null;
+let lastResponse: { source: HeaderMap; headers: HeaderMap; run: Run } | null = null;
 
 function responseRun(stored: StoredResponse): Run {
   const plain = stored.tags.length === 0 && stored.tagVersions === undefined;
   const last = lastResponse;
-  if (plain && last !== null && sameHeaders(stored.headers, last.headers)) return last.run;
+  if (plain && last !== null && (stored.headers === last.source || sameHeaders(stored.headers, last.headers))) return last.run;
   nDescs = nTexts = 0;
   putValue(stored.tags);
   putRecord(stored.headers);
   putRecord(stored.tagVersions);
   const run = takeRun();
-  if (plain) lastResponse = { headers: { ...stored.headers }, run };
+  if (plain) lastResponse = { source: stored.headers, headers: { ...stored.headers }, run };
   return run;
 }
 
