@@ -51,14 +51,21 @@ function packedOf(slot: Slot): readonly Block[] {
   return slot instanceof Entry ? slot.packed : [slot];
 }
 
+/** Where keys are copied through (grown for a longer one). */
+let keyScratch = Buffer.allocUnsafeSlow(4096);
+
 /**
  * `key` as one string of its own: a key is made by joining strings, and
  * kept as made it would keep them all, the request's target with whatever
- * it was cut from, for as long as the response is stored. Slicing a joined
- * string copies it into one first (the slice is a view of that copy alone).
+ * it was cut from, for as long as the response is stored. (A slice of the
+ * joined string would be a copy too, but two objects for the collector to
+ * keep and mark for each key stored.)
  */
 function flat(key: string): string {
-  return (key + ' ').slice(0, -1);
+  if (3 * key.length > keyScratch.length) keyScratch = Buffer.allocUnsafeSlow(3 * key.length);
+  const copy = keyScratch.toString('utf8', 0, keyScratch.write(key));
+  // Text UTF-8 cannot carry (a lone surrogate) keeps the key as it is.
+  return copy === key ? copy : key;
 }
 
 export class MemoryStore implements CacheStore {
