@@ -164,7 +164,8 @@ export class CachedHandler implements Handler, FetchSteps {
       // RFC 9111 §5.2.1.7: nothing usable stored, and the client asked not to go further.
       return this.send(r, { status: 504, headers: { 'content-type': 'text/plain', 'content-length': '0', 'cache-status': `${NAME}; fwd=miss; detail=only-if-cached` }, body: EMPTY });
     }
-    const passing = (this.pass.get(key) ?? 0) > Date.now();
+    const passUntil = this.pass.get(key);
+    const passing = passUntil !== undefined && passUntil > Date.now();
     const fetch = new OriginFetch(this, r, key, verdict.kind === 'revalidate' ? found!.stored : null, fallback(variants, h), forwardReason(variants, verdict, h));
     if (passing) return this.fetch(r, fetch, verdict);
     if (!lock.acquire(key)) return watchedWait<WaitOutcome>(r, (then) => lock.wait(key, then), (outcome) => this.afterWait(r, fetch, verdict, outcome));
