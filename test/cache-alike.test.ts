@@ -6,13 +6,16 @@
  * a way that matters (status, Cache-Control, Vary, Set-Cookie, validators,
  * Expires, Age, tags, the request's own headers) is judged, stored and
  * packed as it would have been on its own; a real gatehouse answers a run of
- * misses alike and unlike with what each asked for.
+ * misses alike and unlike with what each asked for, and passes a large miss
+ * on whole to a client that reads it slowly (the capture passes the
+ * client's 'drain' on once a writer waits for it).
  */
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { IncomingHttpHeaders, OutgoingHttpHeaders } from 'node:http';
 import type { Socket } from 'node:net';
 import { EventEmitter } from 'node:events';
+import { connect } from 'node:net';
 import { toStore, type PolicySettings, type StoredResponse } from '../src/cache/cache-policy.js';
 import { CachedHandler, type LeanHandler } from '../src/cache/cached-handler.js';
 import { CaptureResponse, type HeaderMap } from '../src/cache/capture-response.js';
@@ -258,4 +261,34 @@ test('a run of misses alike and unlike: each stored or not as its own headers sa
     if (stored) assert.match(again, /^gatehouse; hit; ttl=\d+$/, `again: ${i}`);
     else assert.doesNotMatch(again, /hit/, `again: ${i}`);
   }
+});
+
+test('a large miss to a client that reads slowly: passed on whole once the client reads', { timeout: 60_000 }, async () => {
+  // More than the kernel buffers a loopback connection and the front holds (1 MiB), in parts (chunked): it waits for drain.
+  const size = 16 * 1024 * 1024;
+  const socket = connect(server.port, '127.0.0.1');
+  await new Promise((resolve) => socket.once('connect', resolve));
+  socket.write(`GET /alike/large?cc=max-age%3D60&chunked=1&size=${size} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n`);
+  // Not read for a while: the front's buffers fill and the app's answer waits for 'drain'.
+  socket.pause();
+  await new Promise((resolve) => setTimeout(resolve, 1500));
+  const chunks: Buffer[] = [];
+  socket.on('data', (d: Buffer) => chunks.push(d));
+  socket.resume();
+  await new Promise((resolve) => socket.once('close', resolve));
+  const all = Buffer.concat(chunks);
+  const headEnd = all.indexOf('\r\n\r\n');
+  const head = all.subarray(0, headEnd).toString('latin1');
+  assert.match(head, /^HTTP\/1\.1 200 /);
+  assert.match(head, /\r\ncache-status: gatehouse; fwd=uri-miss; fwd-status=200/i);
+  let at = headEnd + 4;
+  let body = 0;
+  for (;;) {
+    const eol = all.indexOf('\r\n', at);
+    const n = parseInt(all.subarray(at, eol).toString('latin1'), 16);
+    if (n === 0) break;
+    body += n;
+    at = eol + 2 + n + 2;
+  }
+  assert.equal(body, size);
 });
