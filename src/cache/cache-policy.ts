@@ -100,9 +100,17 @@ const BLANK = /^[\s,]*$/;
 /**
  * The response headers the policy judges by: the origin's, with the
  * route's defaults added; only those the library reads, as it keeps them
- * for as long as the response is stored.
+ * for as long as the response is stored. The same record as last time when
+ * the headers it is made from and the route are the same (so that the
+ * policy made last, judge(), is found alike at once).
  */
 function judgedHeaders(headers: HeaderMap, s: PolicySettings): Record<string, string> {
+  const last = lastJudged;
+  if (last !== null && last.settings === s && last.cc === headers['cache-control'] && typeof last.cc !== 'object') {
+    let same = true;
+    for (let i = 0; i < POLICY_HEADERS.length && same; i++) same = headers[POLICY_HEADERS[i]!] === last.values[i] && typeof last.values[i] !== 'object';
+    if (same) return last.judged;
+  }
   // must-revalidate is the cache's to apply (StoredResponse.mustRevalidate): http-cache-semantics
   // refuses such a response even while it is fresh, and takes proxy-revalidate as no freshness at all.
   let cc = joined(headers['cache-control']).toLowerCase().replace(/\b(must|proxy)-revalidate\b/g, '');
@@ -117,8 +125,12 @@ function judgedHeaders(headers: HeaderMap, s: PolicySettings): Record<string, st
   for (const name of POLICY_HEADERS) if (headers[name] !== undefined) judged[name] = joined(headers[name]);
   const value = extra.length === 0 ? cc : [cc, ...extra].filter((d) => !BLANK.test(d)).join(', ');
   if (!BLANK.test(value)) judged['cache-control'] = value;
+  lastJudged = { settings: s, cc: headers['cache-control'], values: POLICY_HEADERS.map((name) => headers[name]), judged };
   return judged;
 }
+
+/** The last judged record made, and what from (judgedHeaders). */
+let lastJudged: { settings: PolicySettings; cc: string | string[] | undefined; values: (string | string[] | undefined)[]; judged: Record<string, string> } | null = null;
 
 const STALE_WHILE_REVALIDATE = /\bstale-while-revalidate=(\d+)/;
 const STALE_IF_ERROR = /\bstale-if-error=(\d+)/;
@@ -148,11 +160,15 @@ function tagsOf(headers: HeaderMap): string[] {
  * mostly look alike. The serialized form's objects are shared: the library
  * writes to them only while constructing a policy, and copies the
  * serialized form's fields (so the one form serves each policy made from it).
+ * With it, whether it was storable and its time to live when made: the
+ * same for each policy made from it as long as its freshness does not count
+ * from its own time (no Expires, no Last-Modified), null otherwise.
  */
-let lastPlain: { status: number; judged: Record<string, string>; policy: CachePolicy.CachePolicyObject } | null = null;
+let lastPlain: { status: number; judged: Record<string, string>; policy: CachePolicy.CachePolicyObject; storable: boolean; ttl: number | null } | null = null;
 
 /** Whether two judged header records have the same names, in the same order, with the same values. */
 function sameJudged(a: Record<string, string>, b: Record<string, string>): boolean {
+  if (a === b) return true;
   let n = 0;
   for (const name in a) {
     if (a[name] !== b[name]) return false;
@@ -162,18 +178,33 @@ function sameJudged(a: Record<string, string>, b: Record<string, string>): boole
   return n === 0;
 }
 
-function policyOf(key: string, req: IncomingHttpHeaders, status: number, judged: Record<string, string>, vary: string): CachePolicy {
+/** A response's policy, whether it may be stored, and its time to live (ms) from now, 0 when it may not. */
+interface Judgement {
+  policy: CachePolicy;
+  storable: boolean;
+  ttl: number;
+}
+
+function judgement(policy: CachePolicy): Judgement {
+  const storable = policy.storable();
+  return { policy, storable, ttl: storable ? policy.timeToLive() : 0 };
+}
+
+function judge(key: string, req: IncomingHttpHeaders, status: number, judged: Record<string, string>, vary: string): Judgement {
   const make = () => new CachePolicy(policyRequest(key, req, vary), { status, headers: judged }, { shared: true });
-  if (vary !== '' || req['cache-control'] !== undefined || req.authorization !== undefined) return make();
-  if (lastPlain !== null && lastPlain.status === status && sameJudged(lastPlain.judged, judged)) {
-    const form = lastPlain.policy;
+  if (vary !== '' || req['cache-control'] !== undefined || req.authorization !== undefined) return judgement(make());
+  const last = lastPlain;
+  if (last !== null && last.status === status && sameJudged(last.judged, judged)) {
+    const form = last.policy;
     form.t = Date.now();
     form.u = key;
-    return CachePolicy.fromObject(form);
+    const policy = CachePolicy.fromObject(form);
+    return { policy, storable: last.storable, ttl: !last.storable ? 0 : (last.ttl ?? policy.timeToLive()) };
   }
-  const policy = make();
-  lastPlain = { status, judged, policy: policy.toObject() };
-  return policy;
+  const made = judgement(make());
+  const steady = judged.expires === undefined && judged['last-modified'] === undefined;
+  lastPlain = { status, judged, policy: made.policy.toObject(), storable: made.storable, ttl: steady ? made.ttl : null };
+  return made;
 }
 
 /**
@@ -185,29 +216,60 @@ export function toStore(key: string, req: IncomingHttpHeaders, status: number, h
   const vary = joined(headers.vary);
   if (vary.trim() === '*') return 'vary-star';
   const judged = judgedHeaders(headers, s);
-  const policy = policyOf(key, req, status, judged, vary);
-  if (!policy.storable()) return 'not-storable';
+  const { policy, storable, ttl } = judge(key, req, status, judged, vary);
+  if (!storable) return 'not-storable';
   const cc = judged['cache-control'] ?? '';
-  const ttl = policy.timeToLive();
-  const validator = headers.etag !== undefined || headers['last-modified'] !== undefined;
-  const afterStale = Math.max(directive(cc, STALE_WHILE_REVALIDATE), directive(cc, STALE_IF_ERROR), s.grace) * 1000;
+  const { kept, tags, mustRevalidate, validator } = responseFacts(headers);
+  const { staleWhileRevalidate, staleIfError } = staleDirectives(cc);
+  const afterStale = Math.max(staleWhileRevalidate, staleIfError, s.grace) * 1000;
   if (ttl <= 0 && !validator && afterStale === 0) return 'stale-at-once';
   const now = Date.now();
-  const mustRevalidate = /\b(must|proxy)-revalidate\b/i.test(joined(headers['cache-control']));
-  const kept: HeaderMap = {};
-  for (const name in headers) if (!HOP_BY_HOP.has(name)) kept[name] = headers[name]!;
   return {
     status,
     headers: kept,
     body,
     policy,
     variant: variantOf(vary, req),
-    tags: tagsOf(headers),
+    tags,
     mustRevalidate,
-    errorUntil: now + ttl + (mustRevalidate ? 0 : Math.max(directive(cc, STALE_IF_ERROR), s.grace) * 1000),
+    errorUntil: now + ttl + (mustRevalidate ? 0 : Math.max(staleIfError, s.grace) * 1000),
     // A response with a validator stays while it can be revalidated; without one, only while stale use is allowed.
     keepUntil: now + ttl + (validator ? Math.max(afterStale, 3600_000) : afterStale),
   };
+}
+
+/** What a stored response keeps of its headers, and reads from them. */
+interface ResponseFacts {
+  /** Without the hop-by-hop headers (never written to: shared by the responses made from the same headers). */
+  kept: HeaderMap;
+  tags: string[];
+  mustRevalidate: boolean;
+  validator: boolean;
+}
+
+/** The last facts worked out, and the header map they came from (the capture gives the same map for the same headers). */
+let lastFacts: { headers: HeaderMap; facts: ResponseFacts } | null = null;
+
+function responseFacts(headers: HeaderMap): ResponseFacts {
+  if (lastFacts !== null && lastFacts.headers === headers) return lastFacts.facts;
+  const kept: HeaderMap = {};
+  for (const name in headers) if (!HOP_BY_HOP.has(name)) kept[name] = headers[name]!;
+  const facts: ResponseFacts = {
+    kept,
+    tags: tagsOf(headers),
+    mustRevalidate: /\b(must|proxy)-revalidate\b/i.test(joined(headers['cache-control'])),
+    validator: headers.etag !== undefined || headers['last-modified'] !== undefined,
+  };
+  lastFacts = { headers, facts };
+  return facts;
+}
+
+/** The judged Cache-Control's stale-while-revalidate and stale-if-error (seconds), kept for the last value. */
+let lastStale = { cc: '', staleWhileRevalidate: 0, staleIfError: 0 };
+
+function staleDirectives(cc: string): { staleWhileRevalidate: number; staleIfError: number } {
+  if (cc !== lastStale.cc) lastStale = { cc, staleWhileRevalidate: directive(cc, STALE_WHILE_REVALIDATE), staleIfError: directive(cc, STALE_IF_ERROR) };
+  return lastStale;
 }
 
 /** The request's values of the headers a response's Vary names. */

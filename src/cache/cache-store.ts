@@ -26,6 +26,11 @@ export interface CacheStore {
    */
   holds?(key: string, stored: StoredResponse): boolean;
   /**
+   * In a store that answers at once: a count of its changes (put, delete,
+   * flush), telling whether what it answered is still what it holds.
+   */
+  readonly writes?: number;
+  /**
    * Shared stores: the fetch lock of `key` across the instances sharing the
    * store, taken for `ms` (fetch-lock.ts). True when this instance has it,
    * and when the store fails (the request then fetches by itself).

@@ -27,6 +27,7 @@ import type { PeerList } from '../http/peer-list.js';
 import { storedAnswer } from './stored-answer.js';
 import { fallback, forwardReason, lookup } from './variant-lookup.js';
 import { watchedWait } from './watched-wait.js';
+import { OriginFetch, type FetchSteps } from './origin-fetch.js';
 
 /** A route's cache settings. */
 export interface CacheRouteSettings extends PolicySettings {
@@ -62,20 +63,7 @@ const MISS: Verdict = { kind: 'miss' };
 /** No headers to add to the origin request (never written to). */
 const NO_HEADERS: Record<string, string> = {};
 
-/** What a fetch from the origin is for. */
-interface Fetch {
-  key: string;
-  /** The stored response being revalidated (a 304 refreshes it). */
-  revalidating: StoredResponse | null;
-  /** A stale response that may answer if the origin fails. */
-  fallback: StoredResponse | null;
-  /** Holds the key's lock (releases it when done). */
-  locked: boolean;
-  /** Why it goes to the origin, for Cache-Status' fwd. */
-  fwd: string;
-}
-
-export class CachedHandler implements Handler {
+export class CachedHandler implements Handler, FetchSteps {
   /** Upgrades (WebSockets) are the inner handler's: nothing to cache or look up. */
   readonly upgrade: Handler['upgrade'];
   /** Keys whose last response was not storable, until when (ms): their requests do not wait for each other. */
@@ -95,6 +83,9 @@ export class CachedHandler implements Handler {
   private lastHeaders: IncomingHttpHeaders | null = null;
   private lastScheme = '';
   private lastKey = '';
+  /** What a store that answers at once gave for that key, and its count of changes then (CacheStore.writes). */
+  private lastVariants: StoredResponse[] | null = null;
+  private lastWrites = 0;
 
   constructor(
     private readonly inner: LeanHandler,
@@ -124,12 +115,19 @@ export class CachedHandler implements Handler {
     this.lastHeaders = h;
     this.lastScheme = head.scheme;
     this.lastKey = key;
-    const freshHit = (variants: StoredResponse[], reusable: boolean) => {
-      const found = lookup(variants, key, h);
-      return found === null || found.verdict.kind !== 'fresh' ? null : this.hit(found.stored, head.method ?? 'GET', h, '', reusable ? key : null);
-    };
-    const variants = this.shared.store.get(key);
-    return variants instanceof Promise ? variants.then((v) => freshHit(v, false)) : freshHit(variants, this.settings.key === DEFAULT_KEY);
+    const { store } = this.shared;
+    const variants = store.get(key);
+    if (variants instanceof Promise) return variants.then((v) => this.freshHit(v, key, head, false));
+    this.lastVariants = variants;
+    this.lastWrites = store.writes ?? NaN;
+    return this.freshHit(variants, key, head, this.settings.key === DEFAULT_KEY);
+  }
+
+  /** The answer of a fresh stored variant of `head`'s, or null. */
+  private freshHit(variants: StoredResponse[], key: string, head: RequestHead, reusable: boolean): MemoryResponse | null {
+    if (variants.length === 0) return null;
+    const found = lookup(variants, key, head.headers);
+    return found === null || found.verdict.kind !== 'fresh' ? null : this.hit(found.stored, head.method ?? 'GET', head.headers, '', reusable ? key : null);
   }
 
   private handle(r: LeanRouteRequest): void {
@@ -138,8 +136,12 @@ export class CachedHandler implements Handler {
     if (method !== 'GET' && method !== 'HEAD') return this.forward(r, UNSAFE.has(method) ? 'method' : 'bypass');
     const h = r.req.headers;
     if (this.bypass(h)) return this.forward(r, 'bypass');
-    const key = h === this.lastHeaders && r.scheme === this.lastScheme ? this.lastKey : this.keyOf(r.scheme, r.host, r.req.url ?? '/', h);
-    this.lastHeaders = null;
+    const same = h === this.lastHeaders && r.scheme === this.lastScheme;
+    const key = same ? this.lastKey : this.keyOf(r.scheme, r.host, r.req.url ?? '/', h);
+    const known = this.lastVariants;
+    this.lastHeaders = this.lastVariants = null;
+    // The same request as answerFromMemory's, the store unchanged since: what it found is still there.
+    if (same && known !== null && this.shared.store.writes === this.lastWrites) return r.res.destroyed ? undefined : this.answer(r, key, known);
     this.lookUpAndAnswer(r, key);
   }
 
@@ -158,18 +160,13 @@ export class CachedHandler implements Handler {
       if (lock.acquire(key)) this.refreshInBackground(r, key, found.stored);
       return;
     }
-    if (/\bonly-if-cached\b/i.test(String(h['cache-control'] ?? ''))) {
+    if (h['cache-control'] !== undefined && /\bonly-if-cached\b/i.test(h['cache-control'])) {
       // RFC 9111 §5.2.1.7: nothing usable stored, and the client asked not to go further.
       return this.send(r, { status: 504, headers: { 'content-type': 'text/plain', 'content-length': '0', 'cache-status': `${NAME}; fwd=miss; detail=only-if-cached` }, body: EMPTY });
     }
-    const passing = (this.pass.get(key) ?? 0) > Date.now();
-    const fetch: Fetch = {
-      key,
-      revalidating: verdict.kind === 'revalidate' ? found!.stored : null,
-      fallback: fallback(variants, h),
-      locked: false,
-      fwd: forwardReason(variants, verdict, h),
-    };
+    const passUntil = this.pass.get(key);
+    const passing = passUntil !== undefined && passUntil > Date.now();
+    const fetch = new OriginFetch(this, r, key, verdict.kind === 'revalidate' ? found!.stored : null, fallback(variants, h), forwardReason(variants, verdict, h));
     if (passing) return this.fetch(r, fetch, verdict);
     if (!lock.acquire(key)) return watchedWait<WaitOutcome>(r, (then) => lock.wait(key, then), (outcome) => this.afterWait(r, fetch, verdict, outcome));
     fetch.locked = true;
@@ -184,7 +181,7 @@ export class CachedHandler implements Handler {
   }
 
   /** Another request's fetch of the key is over, or the wait for it timed out: a stale answer within grace when it failed, else the store again. */
-  private afterWait(r: LeanRouteRequest, f: Fetch, verdict: Verdict, outcome: WaitOutcome): void {
+  private afterWait(r: LeanRouteRequest, f: OriginFetch, verdict: Verdict, outcome: WaitOutcome): void {
     if (outcome !== 'done' && this.answerStale(r, f, outcome)) return;
     if (outcome === 'timeout') return this.fetch(r, f, verdict);
     this.lookUpAndAnswer(r, f.key);
@@ -195,7 +192,7 @@ export class CachedHandler implements Handler {
    * out): answer from the store if it now can, else fetch. This request
    * still holds the key's lock here, so this process's waiters follow it.
    */
-  private afterSharedWait(r: LeanRouteRequest, f: Fetch, verdict: Verdict, outcome: 'done' | 'timeout'): void {
+  private afterSharedWait(r: LeanRouteRequest, f: OriginFetch, verdict: Verdict, outcome: 'done' | 'timeout'): void {
     const { lock, store } = this.shared;
     if (r.res.destroyed) return lock.release(f.key);
     if (outcome === 'timeout' && this.answerStale(r, f, outcome)) return lock.release(f.key, true);
@@ -209,7 +206,7 @@ export class CachedHandler implements Handler {
   }
 
   /** Answers with the request's stale variant while it may still answer when the origin fails (grace); false when there is none. */
-  private answerStale(r: LeanRouteRequest, f: Fetch, outcome: WaitOutcome): boolean {
+  private answerStale(r: LeanRouteRequest, f: OriginFetch, outcome: WaitOutcome): boolean {
     if (f.fallback === null || f.fallback.errorUntil <= Date.now()) return false;
     const detail = outcome === 'timeout' ? 'lock-timeout' : 'stale-if-error';
     this.send(r, this.hit(f.fallback, r.req.method!, r.req.headers, `; detail=${detail}`));
@@ -240,38 +237,39 @@ export class CachedHandler implements Handler {
   }
 
   /** Asks the inner handler; what it answers goes to the client (unless held back) and, if storable, to the store. */
-  private fetch(r: LeanRouteRequest, f: Fetch, verdict: Verdict): void {
-    const method = r.req.method!;
-    const h = r.req.headers;
-    let storing: StoredResponse | null = null;
-    const capture = new CaptureResponse(r.res, this.shared.maxObjectSize, {
-      head: (status, headers) => {
-        if (status === 304 && f.revalidating !== null) return { hold: true, cacheStatus: '' };
-        if (status >= 500 && f.fallback !== null) return { hold: true, cacheStatus: '' };
-        const judged = toStore(f.key, h, status, headers, EMPTY, this.settings);
-        const length = headers['content-length'];
-        const tooLarge = Number(length ?? 0) > this.shared.maxObjectSize;
-        storing = typeof judged === 'string' || tooLarge ? null : judged;
-        const detail = typeof judged === 'string' ? `; detail=${judged}` : tooLarge ? '; detail=too-large' : '';
-        // Without a Content-Length the body may still outgrow max_object_size: `stored` only when it is known now (RFC 9211 §2.5: a true value says it was).
-        const stored = storing === null ? detail : length === undefined ? '' : '; stored';
-        return { hold: method === 'HEAD', cacheStatus: `${NAME}; fwd=${f.fwd}; fwd-status=${status}${stored}` };
-      },
-      done: (captured) => {
-        // Waiters look the store up once what this fetch stores is there.
-        // Failed: the origin broke off or answered 5xx (a client that left fails nothing).
-        const failed = captured === null ? !r.res.destroyed : captured.status >= 500;
-        when(this.fetched(r, f, captured, storing), () => f.locked && this.shared.lock.release(f.key, failed));
-      },
-    });
+  private fetch(r: LeanRouteRequest, f: OriginFetch, verdict: Verdict): void {
+    const capture = new CaptureResponse(r.res, this.shared.maxObjectSize, f);
     const add = verdict.kind === 'revalidate' ? verdict.headers : NO_HEADERS;
     // A held answer is the cache's to log (send()); one passed on is logged as the client got it.
     const log: LeanRouteRequest['log'] = (status, bytes) => capture.holding || r.log(status, bytes);
     this.inner.serveLean({ ...r, req: originRequest(r.req, add), res: capture, body: null, log });
   }
 
+  /** The origin's head: held back when the cache answers instead, else passed on with what the cache does with it. */
+  fetchHead(f: OriginFetch, status: number, headers: HeaderMap): { hold: boolean; cacheStatus: string } {
+    if (status === 304 && f.revalidating !== null) return { hold: true, cacheStatus: '' };
+    if (status >= 500 && f.fallback !== null) return { hold: true, cacheStatus: '' };
+    const judged = toStore(f.key, f.r.req.headers, status, headers, EMPTY, this.settings);
+    const length = headers['content-length'];
+    const tooLarge = Number(length ?? 0) > this.shared.maxObjectSize;
+    const storing = typeof judged === 'string' || tooLarge ? null : judged;
+    f.storing = storing;
+    const detail = typeof judged === 'string' ? `; detail=${judged}` : tooLarge ? '; detail=too-large' : '';
+    // Without a Content-Length the body may still outgrow max_object_size: `stored` only when it is known now (RFC 9211 §2.5: a true value says it was).
+    const stored = storing === null ? detail : length === undefined ? '' : '; stored';
+    return { hold: f.r.req.method === 'HEAD', cacheStatus: `${NAME}; fwd=${f.fwd}; fwd-status=${status}${stored}` };
+  }
+
+  /** The origin's answer is over: stored (waiters look the store up once it is there), then the key's lock released. */
+  fetchDone(f: OriginFetch, captured: Captured | null): void {
+    // Failed: the origin broke off or answered 5xx (a client that left fails nothing).
+    const failed = captured === null ? !f.r.res.destroyed : captured.status >= 500;
+    when(this.fetched(f, captured), () => f.locked && this.shared.lock.release(f.key, failed));
+  }
+
   /** The origin's answer is complete (or cut short): store it, and answer the client if the answer was held back. */
-  private fetched(r: LeanRouteRequest, f: Fetch, captured: Captured | null, storing: StoredResponse | null): Maybe<unknown> {
+  private fetched(f: OriginFetch, captured: Captured | null): Maybe<unknown> {
+    const { r, storing } = f;
     const h = r.req.headers;
     const method = r.req.method!;
     if (captured !== null && captured.status === 304 && f.revalidating !== null) {

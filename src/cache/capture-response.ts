@@ -48,6 +48,30 @@ export function headerMap(headers: OutgoingHttpHeaders | string[] | undefined): 
   return map;
 }
 
+/**
+ * The last flat header list made into a map (a copy), and its map: an
+ * origin's responses mostly carry the same headers, and the same map lets
+ * what is worked out from it be kept (cache-policy.ts, packed-response.ts).
+ * No map is written to once made (removeHeader copies it first).
+ */
+let lastList: string[] | null = null;
+let lastMap: HeaderMap = {};
+
+function sameList(a: readonly string[], b: readonly string[]): boolean {
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
+}
+
+/** headerMap(), the same map as last time for the same flat list. */
+function sharedMap(headers: OutgoingHttpHeaders | string[] | undefined): HeaderMap {
+  if (!Array.isArray(headers)) return headerMap(headers);
+  if (lastList !== null && sameList(headers, lastList)) return lastMap;
+  lastMap = headerMap(headers);
+  lastList = headers.slice();
+  return lastMap;
+}
+
 function addHeader(map: HeaderMap, name: string, value: string): void {
   const key = name.toLowerCase();
   const had = map[key];
@@ -61,7 +85,20 @@ function withHeader(headers: OutgoingHttpHeaders | string[] | undefined, name: s
 
 const EMPTY = Buffer.alloc(0);
 
-export class CaptureResponse extends EventEmitter implements HttpResponse {
+/**
+ * EventEmitter's methods without its constructor, which makes a table of
+ * listeners for every capture: most (a miss passed on over HTTP/1.1) never
+ * get a listener.
+ */
+function LazyEmitter(): void {}
+Object.setPrototypeOf(LazyEmitter.prototype, EventEmitter.prototype);
+
+type Listener = (...args: unknown[]) => void;
+
+export class CaptureResponse extends (LazyEmitter as unknown as typeof EventEmitter) implements HttpResponse {
+  /** EventEmitter's own fields, present from the start so that a first listener does not change the object's shape. */
+  _events: object | undefined = undefined;
+  _eventsCount = 0;
   private status = 0;
   private headers: HeaderMap = {};
   /** The body's chunks so far (most bodies come in one: no list for them). */
@@ -73,6 +110,8 @@ export class CaptureResponse extends EventEmitter implements HttpResponse {
   private started = false;
   private finished = false;
   private cut = false;
+  /** The client's 'drain' is passed on (from the first listener for it here). */
+  private drainPassed = false;
 
   constructor(
     /** The client's response; null for a background refresh. */
@@ -82,10 +121,20 @@ export class CaptureResponse extends EventEmitter implements HttpResponse {
     private readonly hooks: CaptureHooks,
   ) {
     super();
-    if (client !== null) {
-      client.on('drain', () => this.emit('drain'));
-      client.on('close', this.onClientClose);
+    client?.on('close', this.onClientClose);
+  }
+
+  /** The client's 'drain' is listened for once a writer here waits for it (once() comes through here too). */
+  override on(event: string | symbol, listener: Listener): this {
+    if (event === 'drain' && !this.drainPassed && this.client !== null) {
+      this.drainPassed = true;
+      this.client.on('drain', () => this.emit('drain'));
     }
+    return super.on(event, listener);
+  }
+
+  override addListener(event: string | symbol, listener: Listener): this {
+    return this.on(event, listener);
   }
 
   private readonly onClientClose = (): void => {
@@ -129,7 +178,7 @@ export class CaptureResponse extends EventEmitter implements HttpResponse {
 
   writeHead(status: number, reason: string, headers?: OutgoingHttpHeaders | string[]): this {
     this.status = status;
-    this.headers = headerMap(headers);
+    this.headers = sharedMap(headers);
     const { hold, cacheStatus } = this.hooks.head(status, this.headers);
     this.held = hold || this.client === null;
     this.started = true;
@@ -138,6 +187,8 @@ export class CaptureResponse extends EventEmitter implements HttpResponse {
   }
 
   removeHeader(name: string): void {
+    // A copy: a map made at writeHead is never written to (it may be shared, and what it gave is kept by it).
+    this.headers = { ...this.headers };
     delete this.headers[name.toLowerCase()];
     this.passing?.removeHeader(name);
   }

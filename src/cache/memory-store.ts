@@ -57,7 +57,9 @@ let keyScratch = Buffer.allocUnsafeSlow(4096);
 /**
  * `key` as one string of its own: a key is made by joining strings, and
  * kept as made it would keep them all, the request's target with whatever
- * it was cut from, for as long as the response is stored.
+ * it was cut from, for as long as the response is stored. (A slice of the
+ * joined string would be a copy too, but two objects for the collector to
+ * keep and mark for each key stored.)
  */
 function flat(key: string): string {
   if (3 * key.length > keyScratch.length) keyScratch = Buffer.allocUnsafeSlow(3 * key.length);
@@ -70,10 +72,11 @@ export class MemoryStore implements CacheStore {
   private readonly entries = new Map<string, Slot>();
   private readonly blocks: SlabBlocks;
   /** Where the least recently used key is: null until the first eviction, and after a flush. */
-  private cursor: MapIterator<string> | null = null;
+  private cursor: MapIterator<[string, Slot]> | null = null;
   private readonly tags = new TagIndex();
   /** Bytes counted for the keys and what they hold (slabs are counted by `blocks`). */
   private bytes = 0;
+  writes = 0;
 
   constructor(
     /** The byte bound over all responses. */
@@ -127,6 +130,7 @@ export class MemoryStore implements CacheStore {
 
   put(key: string, stored: StoredResponse): void {
     if (stored.body.length > this.maxObjectSize) return;
+    this.writes++;
     const length = packResponse(stored, (size) => this.blocks.alloc(size)).length;
     const packed = this.blocks.last;
     if (KEY_COST + key.length + length > this.maxSize) return this.blocks.free(packed);
@@ -140,12 +144,19 @@ export class MemoryStore implements CacheStore {
       if (others.length > 0 || tags.length > 0) slot = new Entry(flat(key), [...others, packed], tags);
     }
     this.tags.add(key, stored.tags);
-    this.place(key, slot, before);
+    this.place(key, slot, before, had !== undefined);
   }
 
   delete(key: string): boolean {
     const slot = this.entries.get(key);
     if (slot === undefined) return false;
+    this.remove(key, slot);
+    return true;
+  }
+
+  /** Drops `key`, which holds `slot`. */
+  private remove(key: string, slot: Slot): void {
+    this.writes++;
     this.entries.delete(key);
     this.bytes -= this.costOf(key, slot);
     if (slot instanceof Entry) {
@@ -154,7 +165,6 @@ export class MemoryStore implements CacheStore {
     } else {
       this.blocks.free(slot);
     }
-    return true;
   }
 
   deleteTag(tag: string): number {
@@ -164,6 +174,7 @@ export class MemoryStore implements CacheStore {
   }
 
   flush(): void {
+    this.writes++;
     this.entries.clear();
     this.blocks.clear();
     this.cursor = null;
@@ -190,9 +201,9 @@ export class MemoryStore implements CacheStore {
     return live;
   }
 
-  /** `key` holds `slot` now, as the most recently used; it was counted as `before` bytes. */
-  private place(key: string, slot: Slot, before: number): void {
-    this.entries.delete(key);
+  /** `key` holds `slot` now, as the most recently used; it was counted as `before` bytes. `had`: the key was in the Map. */
+  private place(key: string, slot: Slot, before: number, had = true): void {
+    if (had) this.entries.delete(key);
     this.entries.set(slot instanceof Entry ? slot.key : flat(key), slot);
     this.bytes += this.costOf(key, slot) - before;
     this.evict();
@@ -211,10 +222,11 @@ export class MemoryStore implements CacheStore {
     while (this.size > this.maxSize && this.entries.size > 0) {
       let next = this.cursor?.next();
       if (next === undefined || next.done === true) {
-        this.cursor = this.entries.keys();
+        this.cursor = this.entries.entries();
         next = this.cursor.next();
       }
-      this.delete(next.value as string);
+      const [key, slot] = next.value as [string, Slot];
+      this.remove(key, slot);
     }
   }
 }

@@ -13,11 +13,12 @@ import type { Socket } from 'node:net';
 import type { RequestInfo } from '../http/handler.js';
 
 /** Request headers the cache answers from a stored response, never passed on. */
-const CLIENT_ONLY = new Set(['if-none-match', 'if-modified-since', 'if-match', 'if-unmodified-since', 'range', 'if-range']);
+const CLIENT_ONLY_NAMES = ['if-none-match', 'if-modified-since', 'if-match', 'if-unmodified-since', 'range', 'if-range'];
+const CLIENT_ONLY = new Set(CLIENT_ONLY_NAMES);
 
 export function originRequest(req: RequestInfo, add: Record<string, string>, socket?: Socket): RequestInfo {
   // The common miss: a plain GET goes on as it came (every read of a copy goes through its prototype).
-  if (req.method === 'GET' && socket === undefined && !hasClientOnly(req.headers) && Object.keys(add).length === 0) return req;
+  if (req.method === 'GET' && socket === undefined && !hasClientOnly(req.headers) && isEmpty(add)) return req;
   const headers: IncomingHttpHeaders = {};
   const rawHeaders: string[] = [];
   for (let i = 0; i + 1 < req.rawHeaders.length; i += 2) {
@@ -41,8 +42,13 @@ export function originRequest(req: RequestInfo, add: Record<string, string>, soc
 
 /** Whether the request has a header that makes the answer particular to it (a condition, a range). */
 export function hasClientOnly(headers: IncomingHttpHeaders): boolean {
-  for (const name of CLIENT_ONLY) if (headers[name] !== undefined) return true;
+  for (let i = 0; i < CLIENT_ONLY_NAMES.length; i++) if (headers[CLIENT_ONLY_NAMES[i]!] !== undefined) return true;
   return false;
+}
+
+function isEmpty(add: Record<string, string>): boolean {
+  for (const _ in add) return false;
+  return true;
 }
 
 /**

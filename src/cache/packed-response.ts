@@ -18,7 +18,7 @@ import type { StoredResponse } from './cache-policy.js';
 import type { HeaderMap } from './capture-response.js';
 
 /** Bumped when the layout changes (packed responses live only in this process, so never read across versions). */
-const VERSION = 2;
+const VERSION = 3;
 
 const MUST_REVALIDATE = 1;
 const SHARED = 2;
@@ -61,10 +61,10 @@ type Flat = Record<string, string | string[] | boolean | undefined> | null | und
 type Value = string | string[] | boolean;
 
 /**
- * The tokens of the response being packed: descriptors, and its strings, to
- * be joined into one text (joined once: building the text piece by piece
- * would leave a string behind for every piece). Kept from one response to
- * the next, so packing one grows no list.
+ * The tokens of the run being packed: descriptors, and its strings, to be
+ * joined into one text (joined once: building the text piece by piece would
+ * leave a string behind for every piece). Kept from one run to the next, so
+ * packing one grows no list.
  */
 let descs = new Uint32Array(256);
 let nDescs = 0;
@@ -157,35 +157,113 @@ class Reader {
 }
 
 /**
- * `alloc` gives the memory to pack into, of the size asked: by default a
- * block of its own, of its exact size (a slice of a pool shared with the
- * rest of the process would keep the pool's other bytes).
+ * Tokens packed before, as they go into a block: their descriptors (u32,
+ * little-endian) and their text's UTF-8 bytes.
  */
-export function packResponse(stored: StoredResponse, alloc: (size: number) => Buffer = Buffer.allocUnsafeSlow): Buffer {
-  const p = stored.policy.toObject() as CachePolicy.CachePolicyObject & { icc?: boolean };
+interface Run {
+  count: number;
+  descs: Buffer;
+  text: Buffer;
+}
+
+/** The tokens put since nDescs and nTexts were reset, as a run. */
+function takeRun(): Run {
+  const out = Buffer.allocUnsafe(4 * nDescs);
+  for (let i = 0; i < nDescs; i++) out.writeUInt32LE(descs[i]!, 4 * i);
+  texts.length = nTexts;
+  return { count: nDescs, descs: out, text: Buffer.from(texts.join(''), 'utf8') };
+}
+
+/**
+ * The policy's tokens made last, and what they were made from: a policy
+ * made from the last one alike (cache-policy.ts) shares its parsed parts,
+ * which the library never writes to once made, so the same objects pack
+ * to the same bytes.
+ */
+let lastPolicy: { m: string | undefined; h: string | undefined; resh: Flat; rescc: Flat; reqh: Flat; reqcc: Flat; run: Run } | null = null;
+
+function policyRun(p: CachePolicy.CachePolicyObject): Run {
+  const last = lastPolicy;
+  if (last !== null && last.resh === p.resh && last.rescc === p.rescc && last.reqh === p.reqh && last.reqcc === p.reqcc && last.m === p.m && last.h === p.h) return last.run;
   nDescs = nTexts = 0;
-  put(stored.variant);
-  putValue(stored.tags);
-  putRecord(stored.headers);
-  putRecord(stored.tagVersions);
   put(p.m);
-  put(p.u);
   put(p.h);
   putRecord(p.resh);
   putRecord(p.rescc);
   putRecord(p.reqh);
   putRecord(p.reqcc);
-  texts.length = nTexts;
-  const text = texts.join('');
-  const textLength = Buffer.byteLength(text);
-  const textAt = HEAD_SIZE + 4 * nDescs;
-  const body = stored.body;
+  const run = takeRun();
+  lastPolicy = { m: p.m, h: p.h, resh: p.resh, rescc: p.rescc, reqh: p.reqh, reqcc: p.reqcc, run };
+  return run;
+}
+
+/** Whether two header records have the same names, in the same order, with the same values. */
+function sameHeaders(a: HeaderMap, b: HeaderMap): boolean {
+  let n = 0;
+  for (const name in a) {
+    const x = a[name]!;
+    const y = b[name];
+    if (x !== y && (typeof x === 'string' || !Array.isArray(y) || x.length !== y.length || x.some((v, i) => v !== y[i]))) return false;
+    n++;
+  }
+  for (const _ in b) n--;
+  return n === 0;
+}
+
+/**
+ * The response's tokens (tags, headers, tag versions) made last, the
+ * headers they were made from and a copy of them: a route's responses
+ * mostly carry the same headers, and responses stored from the same
+ * captured headers share one record (cache-policy.ts' responseFacts, never
+ * written to).
+ */
+let lastResponse: { source: HeaderMap; headers: HeaderMap; run: Run } | null = null;
+
+function responseRun(stored: StoredResponse): Run {
+  const plain = stored.tags.length === 0 && stored.tagVersions === undefined;
+  const last = lastResponse;
+  if (plain && last !== null && (stored.headers === last.source || sameHeaders(stored.headers, last.headers))) return last.run;
+  nDescs = nTexts = 0;
+  putValue(stored.tags);
+  putRecord(stored.headers);
+  putRecord(stored.tagVersions);
+  const run = takeRun();
+  if (plain) lastResponse = { source: stored.headers, headers: { ...stored.headers }, run };
+  return run;
+}
+
+/** Whether `text` is ASCII (a key mostly is: its bytes are its characters, copied without a call into C++). */
+function isAscii(text: string): boolean {
+  for (let i = 0; i < text.length; i++) if (text.charCodeAt(i) > 0x7f) return false;
+  return true;
+}
+
+/**
+ * `alloc` gives the memory to pack into, of the size asked: by default a
+ * block of its own, of its exact size (a slice of a pool shared with the
+ * rest of the process would keep the pool's other bytes). The tokens are
+ * the variant, the policy's, the response's, then the URL (the key, which
+ * differs for every response: the runs before it are mostly those of the
+ * response packed before).
+ */
+export function packResponse(stored: StoredResponse, alloc: (size: number) => Buffer = Buffer.allocUnsafeSlow): Buffer {
+  const p = stored.policy.toObject() as CachePolicy.CachePolicyObject & { icc?: boolean };
+  const policy = policyRun(p);
+  const response = responseRun(stored);
+  const { variant, body } = stored;
+  const url = p.u ?? '';
+  const variantLength = variant === '' ? 0 : Buffer.byteLength(variant);
+  const ascii = isAscii(url);
+  const urlLength = ascii ? url.length : Buffer.byteLength(url);
+  const count = 1 + policy.count + response.count + 1;
+  const textLength = variantLength + policy.text.length + response.text.length + urlLength;
+  const textAt = HEAD_SIZE + 4 * count;
   const blob = alloc(textAt + textLength + body.length);
   blob[0] = VERSION;
   blob[FLAGS] = (stored.mustRevalidate ? MUST_REVALIDATE : 0) | (p.sh ? SHARED : 0) | (p.icc === true ? IGNORE_CARGO_CULT : 0) | (p.a ? NO_AUTHORIZATION : 0);
   blob.writeUInt16LE(stored.status, STATUS);
   blob.writeUInt16LE(p.st, POLICY_STATUS);
-  blob.writeUInt32LE(nDescs, TOKENS);
+  blob.writeUInt32LE(count, TOKENS);
   blob.writeUInt32LE(textLength, TEXT_LENGTH);
   blob.writeUInt32LE(blob.length, LENGTH);
   blob.writeDoubleLE(stored.errorUntil, ERROR_UNTIL);
@@ -193,8 +271,18 @@ export function packResponse(stored: StoredResponse, alloc: (size: number) => Bu
   blob.writeDoubleLE(p.t, RESPONSE_TIME);
   blob.writeDoubleLE(p.ch, HEURISTIC);
   blob.writeDoubleLE(p.imm, IMMUTABLE_MIN_TTL);
-  for (let i = 0; i < nDescs; i++) blob.writeUInt32LE(descs[i]!, HEAD_SIZE + 4 * i);
-  blob.write(text, textAt, textLength, 'utf8');
+  let at = blob.writeUInt32LE((variant.length << KIND_BITS) | STRING, HEAD_SIZE);
+  blob.set(policy.descs, at);
+  at += policy.descs.length;
+  blob.set(response.descs, at);
+  at = blob.writeUInt32LE(p.u === undefined ? NONE : (url.length << KIND_BITS) | STRING, at + response.descs.length);
+  if (variantLength > 0) at += blob.write(variant, at, variantLength, 'utf8');
+  blob.set(policy.text, at);
+  at += policy.text.length;
+  blob.set(response.text, at);
+  at += response.text.length;
+  if (ascii) for (let i = 0; i < urlLength; i++) blob[at + i] = url.charCodeAt(i);
+  else blob.write(url, at, urlLength, 'utf8');
   blob.set(body, textAt + textLength);
   return blob;
 }
@@ -212,6 +300,12 @@ export function unpackResponse(blob: Buffer): StoredResponse {
   const [textAt, bodyAt] = textRange(blob);
   const r = new Reader(blob, blob.toString('utf8', textAt, bodyAt));
   const variant = r.next()!;
+  const m = r.next();
+  const h = r.next();
+  const resh = r.record();
+  const rescc = r.record();
+  const reqh = r.record();
+  const reqcc = r.record();
   const tags = r.value() as string[];
   const headers = r.record() as HeaderMap;
   const tagVersions = r.record() as Record<string, string> | null;
@@ -223,14 +317,14 @@ export function unpackResponse(blob: Buffer): StoredResponse {
     imm: blob.readDoubleLE(IMMUTABLE_MIN_TTL),
     icc: (flags & IGNORE_CARGO_CULT) !== 0,
     st: blob.readUInt16LE(POLICY_STATUS),
-    m: r.next(),
+    m,
     u: r.next(),
-    h: r.next(),
-    resh: r.record(),
-    rescc: r.record(),
+    h,
+    resh,
+    rescc,
     a: (flags & NO_AUTHORIZATION) !== 0,
-    reqh: r.record(),
-    reqcc: r.record(),
+    reqh,
+    reqcc,
   } as CachePolicy.CachePolicyObject);
   const stored: StoredResponse = {
     status: blob.readUInt16LE(STATUS),

@@ -26,6 +26,7 @@ export function lookup(variants: readonly StoredResponse[], key: string, h: Inco
 
 /** A stored variant of this request that may still answer while the origin fails. */
 export function fallback(variants: readonly StoredResponse[], h: IncomingHttpHeaders): StoredResponse | null {
+  if (variants.length === 0) return null;
   const now = Date.now();
   for (const stored of variants) {
     if (stored.errorUntil > now && stored.variant === variantOf(varyOf(stored), h)) return stored;
