@@ -163,6 +163,7 @@ const FIXTURES: Fixture[] = [
   { name: 'a `..` segment (refused after reading, by both)', bytes: head('GET /a/../b HTTP/1.1', 'Host: x'), reader: 'fast', llhttp: { statuses: [400], end: 'closed' }, verdict: 'same' },
   { name: 'two spaces after the method, the request line sent alone first (found by the fuzzer: llhttp takes it, the fast path refused it at once)', bytes: head('PATCH  /a HTTP/1.1', 'Host: x'), cuts: [20], reader: 'llhttp', llhttp: { statuses: [200], end: 'open' }, sees: { method: 'PATCH', target: '/a' }, verdict: 'same' },
   { name: 'two spaces before the version (whole)', bytes: head('GET /a  HTTP/1.1', 'Host: x'), reader: 'llhttp', llhttp: { statuses: [200], end: 'open' }, sees: { target: '/a' }, verdict: 'same' },
+  { name: 'a bare LF between a body and the next request line, the line sent alone (found by the fuzzer: llhttp skips it, the fast path refused it at once)', bytes: head('POST /a HTTP/1.1', 'Host: x', 'Content-Length: 3') + 'abc\n' + head('GET /b HTTP/1.1', 'Host: x'), cuts: [69], reader: 'fast → llhttp', llhttp: { statuses: [200, 200], end: 'open' }, verdict: 'same' },
   { name: 'a head split by a CRLF before the request line', bytes: CRLF + head('GET / HTTP/1.1', 'Host: x'), reader: 'llhttp', llhttp: { statuses: [200], end: 'open' }, verdict: 'same' },
 
   // Request smuggling: Content-Length and Transfer-Encoding.

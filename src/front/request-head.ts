@@ -130,9 +130,10 @@ function trimSpaces(text: string, a: number, b: number): string {
  * rather than waiting for header_timeout.
  */
 export function unreadableHead(pending: Buffer): boolean {
-  // Empty lines before a request line are allowed (RFC 9112 §2.2; some clients send one after a body).
+  // Empty lines before a request line are allowed (RFC 9112 §2.2; some clients send one after a
+  // body); llhttp skips any run of CR and LF there, bare ones too.
   let start = 0;
-  while (pending[start] === 13 && pending[start + 1] === 10) start += 2;
+  while (pending[start] === 13 || pending[start] === 10) start++;
   for (let cr = pending.indexOf(13, start); cr >= 0 && cr + 1 < pending.length; cr = pending.indexOf(13, cr + 1)) if (pending[cr + 1] !== 10) return true;
   let lf = pending.indexOf(10, start);
   if (lf < 0) return false;
