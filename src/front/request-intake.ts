@@ -53,7 +53,7 @@ export class RequestIntake {
     }
     const r = this.route(req, res, listener, expectsContinue);
     if (r === null) return;
-    if (expectsContinue) continueInTurn(res);
+    if (expectsContinue) continueInTurn(req, res);
     r.handler.serve(r);
   }
 
@@ -321,8 +321,11 @@ function headWithoutUpgrade(req: IncomingMessage): Buffer {
  * written with a Buffer body (OutgoingMessage._send puts the head in front of
  * what is queued), and the client would take it for its next answer.
  */
-function continueInTurn(res: ServerResponse): void {
+function continueInTurn(req: IncomingMessage, res: ServerResponse): void {
   if (res.socket !== null) return void res.writeContinue();
+  // node:http closes the connection after an answer that skipped the 100 (the client may still send
+  // the body it holds back); a request that declares none holds nothing back.
+  if (!declaresBody(req)) (res as unknown as { _expect_continue: boolean })._expect_continue = false;
   res.once('socket', () => {
     if (!res.headersSent) res.writeContinue();
   });
