@@ -466,14 +466,16 @@ export const DIFFERENCES: readonly Difference[] = [
       const parsed = ref.parsed ?? [];
       const last = parsed[parsed.length - 1];
       const upgrade = last === undefined ? null : upgradeOf(last);
-      if (upgrade === null || ref.end !== 'open') return false;
-      if (upgrade === 'body' && ref.answers.length === parsed.length - 1) {
+      if (upgrade === null) return false;
+      if (upgrade === 'body' && ref.end === 'open' && ref.answers.length === parsed.length - 1) {
         return differs({ answers: ref.answers, end: 'open' }, { answers: gh.answers.slice(0, ref.answers.length), end: 'open' }) === null;
       }
       if (ref.answers.length !== parsed.length) return false;
       const answer = ref.answers[ref.answers.length - 1]!;
       const expected = [...ref.answers.slice(0, -1), upgrade === 'body' ? withoutUpgradeOption(answer) : answer];
-      return differs({ answers: expected, end: 'open' }, { answers: gh.answers.slice(0, expected.length), end: 'open' }) === null;
+      // A request that ends the connection (HTTP/1.0, Connection: close) ends it on both: then all must be the same.
+      if (ref.end === 'closed') return differs({ answers: expected, end: 'closed' }, gh) === null;
+      return ref.end === 'open' && differs({ answers: expected, end: 'open' }, { answers: gh.answers.slice(0, expected.length), end: 'open' }) === null;
     },
   },
   {
