@@ -6,7 +6,6 @@
  * unread), and hands the connection to node:http at the first request it
  * does not take.
  */
-import { IncomingMessage, ServerResponse } from 'node:http';
 import type { EventEmitter } from 'node:events';
 import type { Socket } from 'node:net';
 import type { TLSSocket } from 'node:tls';
@@ -21,7 +20,6 @@ import { parseHead, unreadableHead, type ParsedHead } from './request-head.js';
 const END_OF_HEAD = Buffer.from('\r\n\r\n');
 /** Pipelined bytes held while a request is answered; past this the socket is not read until it is. */
 const MAX_HELD = 64 * 1024;
-
 
 /** Lingering close (nginx's lingering_timeout and lingering_time). */
 const LINGER_MS = 5000;
@@ -80,7 +78,8 @@ export class FastConnection {
 
   constructor(
     private readonly path: FastPath,
-    private readonly socket: Socket,
+    /** @internal */
+    readonly socket: Socket,
     private readonly serve: Serve,
     private readonly toHttp: (socket: Socket) => void,
   ) {
@@ -330,21 +329,9 @@ export class FastConnection {
     if (this.pending !== null) this.pending = this.feedBody(this.pending);
   }
 
-  /** @internal node:http's request and response in place of the lean ones (what node:http's server makes per request). */
-  toNode(x: FastRequest): { req: IncomingMessage; res: ServerResponse } {
-    const lean = x.res as Http1Response;
-    const req = x.body ?? toRequest(this.socket, x.head);
-    const res = new ServerResponse(req) as NodeResponse;
-    res.shouldKeepAlive = lean.shouldKeepAlive;
-    // node:http's server sets it so that the response says Keep-Alive: timeout=N.
-    res._keepAliveTimeout = this.path.options.settings.keepalive_timeout * 1000;
-    if (this.answering.first === x) {
-      lean.detachSocket();
-      res.assignSocket(this.socket);
-    }
-    x.res = res;
-    res.once('finish', () => this.finished(x));
-    return { req, res };
+  /** @internal The request owns the socket now (its answer is the one being written). */
+  isCurrent(x: FastRequest): boolean {
+    return this.answering.first === x;
   }
 
   /** Pushes the body's part of `chunk` into the request receiving it; what follows it, if anything. */

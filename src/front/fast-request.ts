@@ -3,7 +3,7 @@
  * until its body is in and its response written, and the node:http objects
  * the fast path makes when a handler needs them.
  */
-import { IncomingMessage, type ServerResponse } from 'node:http';
+import { IncomingMessage, ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
 import type { RequestInfo } from '../http/handler.js';
 import type { FastConnection } from './fast-connection.js';
@@ -28,8 +28,22 @@ export class FastRequest implements LeanParts {
     this.bodyLeft = head.bodyLength;
   }
 
+  /** node:http's request and response in place of the lean ones (what node:http's server makes per request). */
   toNode(): { req: IncomingMessage; res: ServerResponse } {
-    return this.connection.toNode(this);
+    const { socket } = this.connection;
+    const lean = this.res as Http1Response;
+    const req = this.body ?? toRequest(socket, this.head);
+    const res = new ServerResponse(req) as NodeResponse;
+    res.shouldKeepAlive = lean.shouldKeepAlive;
+    // node:http's server sets it so that the response says Keep-Alive: timeout=N.
+    res._keepAliveTimeout = lean.keepAliveTimeout * 1000;
+    if (this.connection.isCurrent(this)) {
+      lean.detachSocket();
+      res.assignSocket(socket);
+    }
+    this.res = res;
+    res.once('finish', () => this.finished());
+    return { req, res };
   }
 
   /** Its response is written (Http1Response calls this, node:http's responses emit 'finish'). */

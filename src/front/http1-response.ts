@@ -85,7 +85,7 @@ export class Http1Response extends (LazyEmitter as unknown as typeof EventEmitte
   constructor(
     method: string,
     /** keepalive_timeout in seconds, announced in Keep-Alive. */
-    private readonly keepAliveTimeout: number,
+    readonly keepAliveTimeout: number,
     /** The connection's socket, ours or not yet. */
     private readonly connection: Socket,
   ) {
