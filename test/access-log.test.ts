@@ -104,6 +104,21 @@ test('json: one object per line with the documented keys', async () => {
   });
 });
 
+test('json: what the client sent is its UTF-8 text (a UTF-8 user agent), or \\xHH where it is not UTF-8 (a latin-1 referer)', async () => {
+  await withAccessLog('json', async (gh, lines) => {
+    const c = await RawConnection.open(gh.port);
+    try {
+      c.write(Buffer.concat([Buffer.from('GET /json-bytes HTTP/1.1\r\nHost: x\r\nReferer: http://r.test/'), Buffer.from('caf\u00e9', 'latin1'), Buffer.from('\r\nUser-Agent: '), Buffer.from('caf\u00e9\u2603', 'utf8'), Buffer.from('\r\n\r\n')]));
+      assert.equal((await c.readResponse()).status, 200);
+    } finally {
+      c.close();
+    }
+    const entry = JSON.parse(await lineWith(lines, '/json-bytes')) as Record<string, unknown>;
+    assert.equal(entry.user_agent, 'caf\u00e9\u2603');
+    assert.equal(entry.referer, 'http://r.test/caf\\xe9');
+  });
+});
+
 test("gunicorn's atoms, with request and response headers, durations and %%", async () => {
   const atoms = 'h l u t r m U q H s B b f a T D M L p {X-Request-Id}i {X-Answer}o {Content-Type}o {X-Missing}i'.split(' ');
   const format = atoms.map((a) => `%(${a})s`).join('|') + '|100%%';

@@ -8,7 +8,8 @@
  *   `time` (ISO-8601, UTC), `remote_addr`, `method`, `path` (the request
  *   target as sent, query included), `protocol`, `status`, `bytes` (body
  *   bytes sent), `duration_ms`, `referer`, `user_agent`, `host` (the last
- *   three null when the request had none).
+ *   three null when the request had none). What the client sent is written
+ *   as its UTF-8 text, or with bytes past 0x7e as `\xHH` when it is not UTF-8.
  * - a format of gunicorn's atoms, each written `%(NAME)s`, `%%` for a %:
  *   h remote address · l `-` · u Basic auth user · t `[time]` · r request line ·
  *   m method · U path (as sent, no query) · q query · H protocol · s status ·
@@ -24,6 +25,7 @@
  * The remote address is the forwarded client's when a trusted proxy sent the
  * request (see forwarded.ts), as with nginx's real_ip.
  */
+import { isUtf8 } from 'node:buffer';
 import type { IncomingHttpHeaders } from 'node:http';
 
 /** One finished request, as the access log sees it. */
@@ -86,7 +88,21 @@ function clfTime(now: number): string {
  */
 function safe(value: string | undefined): string {
   if (!value) return '-';
-  return value.replace(/["\\]/g, (c) => '\\' + c).replace(/[\x00-\x1f\x7f-\xff]/g, (c) => `\\x${c.charCodeAt(0).toString(16).padStart(2, '0')}`);
+  return value.replace(/["\\]/g, (c) => '\\' + c).replace(/[\x00-\x1f\x7f-\xff]/g, hexByte);
+}
+
+const hexByte = (c: string) => `\\x${c.charCodeAt(0).toString(16).padStart(2, '0')}`;
+
+/**
+ * A value the client sent, for a JSON line, which must be UTF-8 text: its
+ * bytes read as UTF-8 when they are, else those past 0x7e as `\xHH` as in
+ * the other formats (JSON.stringify escapes the control bytes itself).
+ */
+function jsonText(value: string | undefined): string | null {
+  if (value === undefined) return null;
+  if (!/[\x80-\xff]/.test(value)) return value;
+  const bytes = Buffer.from(value, 'latin1');
+  return isUtf8(bytes) ? bytes.toString('utf8') : value.replace(/[\x7f-\xff]/g, hexByte);
 }
 
 /** The user name of an `Authorization: Basic` header (what Apache's and gunicorn's %u show). */
@@ -206,14 +222,14 @@ function json(e: AccessEntry): string {
     time: new Date(e.now).toISOString(),
     remote_addr: e.client,
     method: e.req.method ?? null,
-    path: e.req.method ? e.req.url : null,
+    path: e.req.method ? jsonText(e.req.url) : null,
     protocol: e.req.httpVersion ? `HTTP/${e.req.httpVersion}` : null,
     status: e.status,
     bytes: e.bytes,
     duration_ms: Math.round(e.durationMs * 1000) / 1000,
-    referer: e.req.headers.referer ?? null,
-    user_agent: e.req.headers['user-agent'] ?? null,
-    host: e.req.headers.host ?? null,
+    referer: jsonText(e.req.headers.referer),
+    user_agent: jsonText(e.req.headers['user-agent']),
+    host: jsonText(e.req.headers.host),
   });
 }
 
