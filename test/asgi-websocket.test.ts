@@ -184,7 +184,7 @@ test('a client gone while the app decides: the app\'s receive() says websocket.d
 
 test('an app that returns: before accepting, a 500 and a log line; after accepting, the socket closes with 1000', async () => {
   assert.equal((await denied(`${base}/live/silent`)).status, 500);
-  assert.match(server.output(), /the app returned without accepting or closing the WebSocket/);
+  await server.waitFor(/the app returned without accepting or closing the WebSocket/, 2000);
   const ws = new WebSocket(`${base}/live/bye`);
   const message = nextMessage(ws);
   await opened(ws);
@@ -250,7 +250,10 @@ test('a client that does not read: the app\'s send() waits (it does not push eve
 test('many sockets at once on one worker', async () => {
   const sockets = Array.from({ length: 300 }, () => new WebSocket(`${base}/live/echo`, { perMessageDeflate: false }));
   await Promise.all(sockets.map((ws) => opened(ws)));
-  assert.equal((await appLog()).open, 300);
+  // The app counts a socket once its accept has gone out, which can be just after the client saw it.
+  let open = 0;
+  for (const deadline = Date.now() + 5000; open < 300 && Date.now() < deadline; await sleep(50)) open = (await appLog()).open;
+  assert.ok(open >= 300, `the app holds all 300 sockets open at once: ${open}`);
   const answers = await Promise.all(
     sockets.map(async (ws, i) => {
       ws.send(`n${i}`);

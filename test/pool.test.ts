@@ -37,19 +37,20 @@ test('requests never stay queued behind a long-running one while another worker 
 test("a sync worker's answers written together never wait for a slow request queued after them", async () => {
   const gh = await launch([`${APPS}/pool_apps.py:sleepy`, '--workers', '1']);
   try {
-    // The blocker lets the others queue on the only worker, in this order: fast, fast, slow.
-    const blocker = fetch(`${gh.url}/sleep/0.3`);
-    await sleep(50);
+    // The blocker lets the others queue on the only worker, in this order: fast, fast, slow. The gaps are
+    // wide so that a loaded machine's slow connects cannot reorder them.
+    const blocker = fetch(`${gh.url}/sleep/1`);
+    await sleep(100);
     const sent = performance.now();
     const fast = [0, 1].map(async (i) => {
-      await sleep(20 * i);
+      await sleep(50 * i);
       await (await fetch(`${gh.url}/fast/${i}`)).text();
       return performance.now() - sent;
     });
-    await sleep(60);
-    const slow = fetch(`${gh.url}/sleep/3`);
+    await sleep(400);
+    const slow = fetch(`${gh.url}/sleep/5`);
     const took = await Promise.all(fast);
-    assert.ok(Math.max(...took) < 1500, `both fast answers came while the slow request ran: ${took.map(Math.round).join(', ')} ms`);
+    assert.ok(Math.max(...took) < 3500, `both fast answers came while the slow request ran: ${took.map(Math.round).join(', ')} ms`);
     assert.equal((await blocker).status, 200);
     assert.equal((await slow).status, 200);
   } finally {
