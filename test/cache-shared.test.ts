@@ -21,7 +21,7 @@ import { MemcachedStore } from '../src/cache/memcached-store.js';
 import { RedisStore } from '../src/cache/redis-store.js';
 import { Logger } from '../src/log/logger.js';
 import { APPS, hasCommand, SYSTEM_PYTHON } from './helpers/gatehouse.js';
-import { countMatches, launch, request, sleep, type Server, type SimpleResponse } from './helpers/harness.js';
+import { countMatches, launch, RawConnection, request, sleep, type Server, type SimpleResponse } from './helpers/harness.js';
 
 const APP = `${APPS}/cache_origin.py:app`;
 const POLICY: PolicySettings = { defaultTtl: 0, staleWhileRevalidate: 0, staleIfError: 0, grace: 0, storeSetCookie: false, storePrivate: false };
@@ -389,6 +389,7 @@ describe("the memcached route option: pages the app put in memcached, the app on
 workers = 1
 bind = ["127.0.0.1:0"]
 app = "${APP}"
+access_log = "-"
 
 [[routes]]
 path = "/"
@@ -405,6 +406,23 @@ memcached = { server = "127.0.0.1:${port}", key = "page:$uri" }
     await server?.kill();
     memcached?.kill('SIGKILL');
     rmSync(dir, { recursive: true, force: true });
+  });
+
+  test('a client that leaves while memcached is asked: its page is not sent, and the line says 499', async () => {
+    await writer.set('page:/left', Buffer.from('cached'), {});
+    memcached!.kill('SIGSTOP');
+    try {
+      const c = await RawConnection.open(server.port);
+      c.write('GET /left HTTP/1.1\r\nHost: x\r\n\r\n');
+      await sleep(50);
+      c.close();
+      await sleep(30);
+    } finally {
+      // Well before the lookup's deadline: memcached answers the page after the client has gone.
+      memcached!.kill('SIGCONT');
+    }
+    await server.waitFor(/"GET \/left HTTP\/1\.1" 499 /, 3000);
+    assert.equal(await calls(server, '/left'), 0);
   });
 
   test('a page in memcached is served from there; a miss goes to the app; memcached gone: the app', async () => {

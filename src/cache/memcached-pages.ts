@@ -11,6 +11,7 @@ import type { Logger } from '../log/logger.js';
 import { cacheKey } from './cache-key.js';
 import type { LeanHandler } from './cached-handler.js';
 import { MemcachedConnection } from './memcached-connection.js';
+import { watchedWait } from './watched-wait.js';
 
 export interface MemcachedPagesSettings {
   /** HOST:PORT */
@@ -54,13 +55,21 @@ export class MemcachedPages implements Handler {
     const method = r.req.method;
     const key = cacheKey(this.settings.key, { scheme: r.scheme, host: r.host, url: r.req.url ?? '/', cookie: r.req.headers.cookie });
     if ((method !== 'GET' && method !== 'HEAD') || Buffer.byteLength(key) > 250 || !KEY.test(key)) return this.inner.serveLean(r);
-    void this.memcached.run('get', async (client) => (await client.get(key)).value, null).then((page) => {
-      if (page === null) return this.inner.serveLean(r);
-      const { res } = r;
-      if (res.destroyed) return;
-      res.writeHead(200, STATUS_CODES[200]!, { 'Content-Type': this.settings.contentType, 'Content-Length': String(page.length) });
-      res.end(method === 'HEAD' ? undefined : page);
-      r.log(200, method === 'HEAD' ? 0 : page.length);
-    });
+    // A client that goes away during the lookup (a reset or a FIN) is logged 499, and no app runs for it.
+    watchedWait<Buffer | null>(
+      r,
+      (then) => {
+        let wanted = true;
+        void this.memcached.run('get', async (client) => (await client.get(key)).value, null).then((page) => wanted && then(page));
+        return () => (wanted = false);
+      },
+      (page) => {
+        if (page === null) return this.inner.serveLean(r);
+        const { res } = r;
+        res.writeHead(200, STATUS_CODES[200]!, { 'Content-Type': this.settings.contentType, 'Content-Length': String(page.length) });
+        res.end(method === 'HEAD' ? undefined : page);
+        r.log(200, method === 'HEAD' ? 0 : page.length);
+      },
+    );
   }
 }

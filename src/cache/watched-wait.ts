@@ -1,6 +1,6 @@
 /**
- * A wait on another request's fetch of the same key (fetch-lock.ts), as
- * work under way for the waiting request's client (in-flight.ts).
+ * A wait on another request's fetch of the same key (fetch-lock.ts), or on
+ * memcached, as work under way for the waiting request's client (in-flight.ts).
  */
 import { unwatchClient, watchClient, type InFlight } from '../http/in-flight.js';
 import type { LeanRouteRequest } from '../http/handler.js';
@@ -9,7 +9,7 @@ import type { LeanRouteRequest } from '../http/handler.js';
  * Runs `wait` (which returns what stops it) as the request's work under way
  * (in-flight.ts): a client that goes away before it calls back (a reset, or
  * a FIN as nginx sees it) stops it, `left` runs, and the access log says
- * 499. For waits on another request's fetch of the same key.
+ * 499.
  */
 export function watchedWait<T>(r: LeanRouteRequest, wait: (then: (outcome: T) => void) => () => void, then: (outcome: T) => void, left?: () => void): void {
   let waiting = true;
