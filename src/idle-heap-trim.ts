@@ -7,15 +7,18 @@
  * thousands of idle connections kept for minutes memory it no longer used,
  * and one left fully idle kept it for good. Every CHECK_MS this looks at the
  * CPU time the process used since the last look; when it stayed under
- * QUIET_SHARE of a core and V8's heap has grown by GROWTH_BYTES since the
- * last trim, it asks V8 for the collection a low-memory notification makes
+ * QUIET_SHARE of a core and V8's old space (what a burst leaves behind; the
+ * young generation alone regrows with any trickle of work, such as a round
+ * of WebSocket pings) has grown by GROWTH_BYTES since the last trim (or its
+ * lowest since), it asks
+ * V8 for the collection a low-memory notification makes
  * (the young generation shrunk, old space compacted, free pages returned):
  * Node reaches it only through the inspector (HeapProfiler.collectGarbage,
  * in-process, no port). Busy, the front never trims; a request arriving
  * during a trim waits for it, as for any full collection.
  */
 import { createRequire } from 'node:module';
-import { getHeapStatistics } from 'node:v8';
+import { getHeapSpaceStatistics, getHeapStatistics } from 'node:v8';
 import type { Logger } from './log/logger.js';
 
 const CHECK_MS = 1000;
@@ -26,19 +29,22 @@ const GROWTH_BYTES = 4 * 1024 * 1024;
 type InspectorSession = { connect(): void; post(method: string, cb: () => void): void; disconnect(): void };
 
 const mb = (n: number) => `${(n / 1048576).toFixed(1)} MB`;
+const oldSpace = () => getHeapSpaceStatistics().find((s) => s.space_name === 'old_space')?.physical_space_size ?? 0;
 
 /** Starts the watch (an unref'd timer); without an inspector in this Node build it does nothing. */
 export function trimHeapWhenIdle(logger: Logger): void {
   if (!process.features.inspector) return;
-  let trimmedAt = getHeapStatistics().total_physical_size;
+  let trimmedAt = oldSpace();
   let cpu = process.cpuUsage();
   let busy = false;
   const timer = setInterval(() => {
     const used = process.cpuUsage(cpu);
     cpu = process.cpuUsage();
     const quiet = (used.user + used.system) / 1000 < CHECK_MS * QUIET_SHARE;
+    const old = oldSpace();
+    trimmedAt = Math.min(trimmedAt, old); // V8 gave some back itself: growth counts from there
+    if (busy || !quiet || old - trimmedAt < GROWTH_BYTES) return;
     const size = getHeapStatistics().total_physical_size;
-    if (busy || !quiet || size - trimmedAt < GROWTH_BYTES) return;
     busy = true;
     const { Session } = createRequire(import.meta.url)('node:inspector') as { Session: new () => InspectorSession };
     const session = new Session();
@@ -46,10 +52,10 @@ export function trimHeapWhenIdle(logger: Logger): void {
     session.post('HeapProfiler.collectGarbage', () => {
       // Not from within the session's own callback: that hangs the process.
       setImmediate(() => session.disconnect());
-      trimmedAt = getHeapStatistics().total_physical_size;
+      trimmedAt = oldSpace();
       cpu = process.cpuUsage(); // the trim's own CPU is no sign of load
       busy = false;
-      logger.debug(`quiet: V8's heap trimmed from ${mb(size)} to ${mb(trimmedAt)}`);
+      logger.debug(`quiet: V8's heap trimmed from ${mb(size)} to ${mb(getHeapStatistics().total_physical_size)}`);
     });
   }, CHECK_MS);
   timer.unref();
