@@ -3,6 +3,7 @@ import { helpText, parseCli } from './config/cli-args.js';
 import { GatehouseError } from './errors.js';
 import { loadSite, type Site } from './config/site.js';
 import { Gatehouse, VERSION } from './server.js';
+import { trimHeapWhenIdle } from './idle-heap-trim.js';
 
 function fail(err: unknown, debug: boolean, exitCode?: number): never {
   if (err instanceof GatehouseError) {
@@ -63,6 +64,7 @@ async function main(): Promise<void> {
   try {
     server = await Gatehouse.create(site);
     await server.start();
+    trimHeapWhenIdle(server.logger);
   } catch (err) {
     stopping = true;
     await server?.stop(0).catch(() => {});
