@@ -3,7 +3,8 @@
  * again answers as it did (status, headers, body, policy and its verdicts,
  * bookkeeping), for responses with every part a StoredResponse can have; the
  * store keeps its own copy, unpacks it once, counts what it keeps against
- * its bound, and drops the least recently used across many evictions.
+ * its bound, drops the least recently used across many evictions, and once
+ * full takes the slabs it empties back instead of allocating new ones.
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -12,6 +13,7 @@ import { ageOf, evaluate, toStore, type PolicySettings, type StoredResponse } fr
 import type { HeaderMap } from '../src/cache/capture-response.js';
 import { MemoryStore } from '../src/cache/memory-store.js';
 import { packedVariant, packResponse, unpackResponse } from '../src/cache/packed-response.js';
+import { SLAB_SIZE } from '../src/cache/slab-blocks.js';
 
 const POLICY: PolicySettings = { defaultTtl: 0, staleWhileRevalidate: 30, staleIfError: 0, grace: 0, storeSetCookie: true, storePrivate: false };
 
@@ -203,4 +205,23 @@ test('a store of some size packs small responses into slabs: each answers with i
   assert.ok(checked > now.length / 2, `${checked} checked`);
   for (const i of kept(0, 30000 + full.length)) store.delete(key(i));
   assert.ok(store.size < 1 << 20, `only the slab being filled is left (${store.size})`);
+});
+
+test('a full store that goes on storing new responses fills the slabs it empties again: it allocates no new slab', (t) => {
+  const max = 16 << 20;
+  const store = new MemoryStore(max, 1 << 16);
+  const key = (i: number) => `http://example.com/p?${i}`;
+  const put = (i: number) => store.put(key(i), stored(key(i), {}, { 'cache-control': 'max-age=60' }, Buffer.alloc(1024, i % 251)));
+  // Full, and evicting for a while (a slab holds some 190 of these).
+  for (let i = 0; i < 20000; i++) put(i);
+  const allocUnsafeSlow = Buffer.allocUnsafeSlow;
+  let slabs = 0;
+  t.mock.method(Buffer, 'allocUnsafeSlow', (size: number) => {
+    if (size === SLAB_SIZE) slabs++;
+    return allocUnsafeSlow(size);
+  });
+  for (let i = 20000; i < 40000; i++) put(i);
+  assert.equal(slabs, 0, 'slabs allocated while the store was full');
+  assert.ok(store.size <= max);
+  assert.ok(store.has(key(39999)) && !store.has(key(20000)), 'the newest kept, the oldest gone');
 });

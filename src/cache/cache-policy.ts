@@ -160,7 +160,7 @@ function tagsOf(headers: HeaderMap): string[] {
  * mostly look alike. The serialized form's objects are shared: the library
  * writes to them only while constructing a policy, and copies the
  * serialized form's fields (so the one form serves each policy made from it).
- * With it, whether it was storable and its time to live when made: the
+ * With it, whether it was storable and how long it was fresh when made: the
  * same for each policy made from it as long as its freshness does not count
  * from its own time (no Expires, no Last-Modified), null otherwise.
  */
@@ -178,16 +178,25 @@ function sameJudged(a: Record<string, string>, b: Record<string, string>): boole
   return n === 0;
 }
 
-/** A response's policy, whether it may be stored, and its time to live (ms) from now, 0 when it may not. */
+/** A response's policy, whether it may be stored, and how long (ms) it stays fresh from now, 0 when it may not be stored. */
 interface Judgement {
   policy: CachePolicy;
   storable: boolean;
   ttl: number;
 }
 
+/**
+ * How long (ms) a response stays fresh from now. Not the library's
+ * timeToLive(), which counts stale-while-revalidate and stale-if-error in
+ * too: toStore adds those (and grace) to this itself.
+ */
+function freshFor(policy: CachePolicy): number {
+  return Math.round(Math.max(0, policy.maxAge() - policy.age()) * 1000);
+}
+
 function judgement(policy: CachePolicy): Judgement {
   const storable = policy.storable();
-  return { policy, storable, ttl: storable ? policy.timeToLive() : 0 };
+  return { policy, storable, ttl: storable ? freshFor(policy) : 0 };
 }
 
 function judge(key: string, req: IncomingHttpHeaders, status: number, judged: Record<string, string>, vary: string): Judgement {
@@ -199,7 +208,7 @@ function judge(key: string, req: IncomingHttpHeaders, status: number, judged: Re
     form.t = Date.now();
     form.u = key;
     const policy = CachePolicy.fromObject(form);
-    return { policy, storable: last.storable, ttl: !last.storable ? 0 : (last.ttl ?? policy.timeToLive()) };
+    return { policy, storable: last.storable, ttl: !last.storable ? 0 : (last.ttl ?? freshFor(policy)) };
   }
   const made = judgement(make());
   const steady = judged.expires === undefined && judged['last-modified'] === undefined;

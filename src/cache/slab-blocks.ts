@@ -3,17 +3,20 @@
  * small ones one after another in slabs of the store's own, others in
  * memory of their own. A response in a slab is a number (the slab and the
  * place in it), not an object: a store filled by misses then holds its key
- * and little else per response. A slab is counted whole while a response
- * in it is kept; the last few emptied are kept to be filled again, so a
- * full store that keeps evicting allocates nothing new. Nothing outside the
- * store may keep a view into a slab: its bytes are used again.
+ * and little else per response. A slab is counted whole from when it is
+ * taken to be filled until no response in it is kept; the last few emptied
+ * are kept, uncounted, to be filled again. Uncounted, so that a full store
+ * that keeps storing takes them back in turn (the slab it starts is paid for
+ * by evicting until an older one empties) and allocates no new memory,
+ * which costs a page fault per page touched. Nothing outside the store may
+ * keep a view into a slab: its bytes are used again.
  */
 import { packedLengthAt } from './packed-response.js';
 
-const SLAB_SIZE = 256 * 1024;
+export const SLAB_SIZE = 256 * 1024;
 /** Larger responses get memory of their own. */
 const SLAB_MAX_BLOCK = SLAB_SIZE / 16;
-/** Emptied slabs kept to be filled again (they stay counted). */
+/** Emptied slabs kept to be filled again (memory past the store's bound, uncounted). */
 const SPARE_SLABS = 2;
 /** Smaller stores keep no slabs: a slab would be too large a part of the bound. */
 export const SLAB_MIN_STORE = 64 * SLAB_SIZE;
@@ -22,12 +25,12 @@ export const SLAB_MIN_STORE = 64 * SLAB_SIZE;
 export type Block = Buffer | number;
 
 export class SlabBlocks {
-  /** Bytes of the slabs held (with responses in them, being filled, or spare). */
+  /** Bytes of the slabs counted: with responses in them, or being filled (not the spares). */
   bytes = 0;
   /** The block alloc() gave last. */
   last: Block = 0;
   private readonly slabs: (Buffer | null)[] = [];
-  /** Bytes of the responses kept in each slab. */
+  /** How many responses each slab keeps (a count, not their bytes: freeing one then reads nothing of its slab's memory). */
   private readonly live: number[] = [];
   private freeIds: number[] = [];
   private spares: number[] = [];
@@ -51,7 +54,7 @@ export class SlabBlocks {
     const id = this.current;
     const at = this.used;
     this.used += size;
-    this.live[id] = this.live[id]! + size;
+    this.live[id] = this.live[id]! + 1;
     this.last = id * SLAB_SIZE + at;
     return this.slabs[id]!.subarray(at, at + size);
   }
@@ -73,7 +76,7 @@ export class SlabBlocks {
   free(block: Block): void {
     if (typeof block !== 'number') return;
     const id = Math.floor(block / SLAB_SIZE);
-    const left = this.live[id]! - packedLengthAt(this.slabs[id]!, block % SLAB_SIZE);
+    const left = this.live[id]! - 1;
     this.live[id] = left;
     if (left === 0 && id !== this.current) this.emptied(id);
   }
@@ -102,8 +105,8 @@ export class SlabBlocks {
     if (id === undefined) {
       id = this.freeIds.pop() ?? this.slabs.length;
       this.slabs[id] = Buffer.allocUnsafeSlow(SLAB_SIZE);
-      this.bytes += SLAB_SIZE;
     }
+    this.bytes += SLAB_SIZE;
     this.current = id;
     this.used = 0;
     this.live[id] = 0;
@@ -112,9 +115,9 @@ export class SlabBlocks {
 
   /** No kept response is in slab `id` any more: kept to be filled again, or let go. */
   private emptied(id: number): void {
+    this.bytes -= SLAB_SIZE;
     if (this.spares.length < SPARE_SLABS) return void this.spares.push(id);
     this.slabs[id] = null;
     this.freeIds.push(id);
-    this.bytes -= SLAB_SIZE;
   }
 }
