@@ -10,7 +10,7 @@
  */
 import { join } from 'node:path';
 import type { Row } from './bench-row.js';
-import { missLatencyLines } from './cache-miss-row.js';
+import { MISS_CACHE, missLatencyLines } from './cache-miss-row.js';
 import type { Options } from './options.js';
 import { commandPath } from './processes.js';
 import { rowsSection, rowsTable, targetVerdict, wrkCommand } from './report.js';
@@ -85,7 +85,7 @@ export async function runCacheSuite(versions: Versions, opts: Options): Promise<
     shown: (page) => `${page.id} (${page.path})`,
     logName: (server, page) => `cache-${server.id}-${page.path!.slice(1)}`,
   });
-  const misses = cached.missing() !== null || (opts.only !== null && !opts.only.has('gatehouse')) ? [] : await missLatencyLines(gatehouseServer(versions, PROCESSES), cached, opts);
+  const misses = cached.missing() !== null || (opts.only !== null && !opts.only.has('gatehouse')) ? [] : await missLatencyLines(gatehouseServer(versions, PROCESSES), gatehouseServer(versions, PROCESSES, ['--cache', MISS_CACHE]), opts);
   const lines = [
     ...PAGES.map((p) => targetLine(rows, p.id)),
     ...misses,
