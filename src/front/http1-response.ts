@@ -22,7 +22,7 @@ import type { HttpResponse } from '../http/handler.js';
 import { flatHeader, isHeaderName } from '../http/header-name.js';
 import { writeLatin1 } from '../wire/block-writer.js';
 import { decodeHead } from '../wire/frames.js';
-import { connectionLines, httpDate } from './response-lines.js';
+import { connectionBytes, dateLine } from './response-lines.js';
 
 /** Bytes held for a response that does not have the socket yet before writers are asked to wait. */
 const HELD_LIMIT = 16 * 1024;
@@ -32,7 +32,6 @@ const CRLF = Buffer.from('\r\n');
 const LAST_CHUNK = Buffer.from('0\r\n\r\n');
 /** Every response's header list until writeHead: no empty array made for each. */
 const NO_HEADERS: readonly string[] = [];
-const DATE = 'Date: ';
 /** How long a cut connection waits for the answers written before the cut to go out (a client that does not read them). */
 const FLUSH_MS = 10_000;
 const EMPTY = Buffer.alloc(0);
@@ -75,10 +74,10 @@ export class Http1Response extends (LazyEmitter as unknown as typeof EventEmitte
   private block: Buffer | null = null;
   private blockStart = 0;
   private blockEnd = 0;
-  /** The Date header's value, '' when the app gave one. */
-  private date = '';
-  /** The Connection lines, '' when the headers had one. */
-  private connectionText = '';
+  /** The Date line, null when the app gave one. */
+  private dateLine: Buffer | null = null;
+  /** The Connection lines, null when the headers had one. */
+  private connectionLine: Buffer | null = null;
   private chunked = false;
   /** Trailer lines for the last chunk (addTrailers), '' for none. */
   private trailerLines = '';
@@ -182,13 +181,10 @@ export class Http1Response extends (LazyEmitter as unknown as typeof EventEmitte
     if (status < 200 || status === 204 || status === 304) this.bodiless = true;
     // The blank line at the end.
     size += 2;
-    if ((seen & DATED) === 0) {
-      this.date = httpDate();
-      size += DATE.length + this.date.length + 2;
-    }
+    if ((seen & DATED) === 0) size += (this.dateLine = dateLine()).length;
     if ((seen & CLOSE) !== 0) this.shouldKeepAlive = false;
     this.last = !this.shouldKeepAlive;
-    if ((seen & CONNECTION) === 0) size += (this.connectionText = connectionLines(this.last, this.keepAliveTimeout)).length;
+    if ((seen & CONNECTION) === 0) size += (this.connectionLine = connectionBytes(this.last, this.keepAliveTimeout)).length;
     if ((seen & LENGTH) === 0 && !this.bodiless) {
       this.chunked = true;
       size += CHUNKED.length;
@@ -356,12 +352,8 @@ export class Http1Response extends (LazyEmitter as unknown as typeof EventEmitte
         at = writeLatin1(buf, at, '\r\n');
       }
     }
-    if (this.date !== '') {
-      at = writeLatin1(buf, at, DATE);
-      at = writeLatin1(buf, at, this.date);
-      at = writeLatin1(buf, at, '\r\n');
-    }
-    at = writeLatin1(buf, at, this.connectionText);
+    if (this.dateLine !== null) at = put(buf, at, this.dateLine);
+    if (this.connectionLine !== null) at = put(buf, at, this.connectionLine);
     if (this.chunked) at = writeLatin1(buf, at, CHUNKED);
     writeLatin1(buf, at, '\r\n');
     this.headSize = 0;
@@ -372,6 +364,12 @@ export class Http1Response extends (LazyEmitter as unknown as typeof EventEmitte
 function finish(res: Http1Response): void {
   res.emit('finish');
   res.request?.finished();
+}
+
+/** Copies `part` into `buf` at `at`; where it ends. */
+function put(buf: Buffer, at: number, part: Buffer): number {
+  buf.set(part, at);
+  return at + part.length;
 }
 
 /** The name from `start` to `end` in `block` is `lower` (a lower-case token) in any case. */
