@@ -6,8 +6,10 @@
  * The head is built once from the status and the headers the app sent (the
  * worker has checked them: no hop-by-hop header, token names, values
  * without control characters, latin-1), plus Date, Connection (and Keep-Alive), and `Transfer-Encoding: chunked`
- * when there is a body of unknown length, as node:http writes them. The head
- * goes out with the first body bytes in one write: a whole response is one
+ * when there is a body of unknown length, as node:http writes them. A
+ * worker's head block can be taken as it is (writeHeadBlock): its bytes are
+ * the head's, with each NUL made a separator, and no string is made of them.
+ * The head goes out with the first body bytes in one write: a whole response is one
  * buffer and one system call. A response waiting behind earlier pipelined
  * ones holds its bytes until the connection gives it the socket.
  *
@@ -19,7 +21,7 @@ import { EventEmitter } from 'node:events';
 import type { OutgoingHttpHeaders } from 'node:http';
 import type { Socket } from 'node:net';
 import type { HttpResponse } from '../http/handler.js';
-import { flatHeader, isHeaderName } from '../http/header-name.js';
+import { flatHeader, isHeaderName, isHeaderNameAt } from '../http/header-name.js';
 import { writeLatin1 } from '../wire/block-writer.js';
 import { decodeHead } from '../wire/frames.js';
 import { connectionBytes, dateLine } from './response-lines.js';
@@ -161,9 +163,9 @@ export class Http1Response extends (LazyEmitter as unknown as typeof EventEmitte
       i = value;
       while (i < end && block[i] !== 0) i++;
       fields++;
-      if (blockName(block, name, value - 1, 'content-length')) seen |= LENGTH;
-      else if (blockName(block, name, value - 1, 'date')) seen |= DATED;
-      else if (blockName(block, name, value - 1, 'connection')) seen |= block.toString('latin1', value, i).toLowerCase() === 'close' ? CONNECTION | CLOSE : CONNECTION;
+      if (isHeaderNameAt(block, name, value - 1, 'content-length')) seen |= LENGTH;
+      else if (isHeaderNameAt(block, name, value - 1, 'date')) seen |= DATED;
+      else if (isHeaderNameAt(block, name, value - 1, 'connection')) seen |= block.toString('latin1', value, i).toLowerCase() === 'close' ? CONNECTION | CLOSE : CONNECTION;
     }
     // Each NUL (one per field) becomes two bytes.
     size += 2 * fields;
@@ -370,13 +372,6 @@ function finish(res: Http1Response): void {
 function put(buf: Buffer, at: number, part: Buffer): number {
   buf.set(part, at);
   return at + part.length;
-}
-
-/** The name from `start` to `end` in `block` is `lower` (a lower-case token) in any case. */
-function blockName(block: Buffer, start: number, end: number, lower: string): boolean {
-  if (end - start !== lower.length) return false;
-  for (let i = 0; i < lower.length; i++) if ((block[start + i]! | 0x20) !== lower.charCodeAt(i)) return false;
-  return true;
 }
 
 /** An object of headers (the front's own plain answers) as `[name, value, ...]`. */
