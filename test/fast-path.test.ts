@@ -297,3 +297,30 @@ test('SIGTERM: an idle keep-alive connection on the fast path is closed and the 
     await server.kill();
   }
 });
+
+test('the heads an app sends reach the client byte for byte: its headers in order (latin-1 and empty values too), Date unless it gave one, Connection and Keep-Alive; HEAD, 204 and close', async () => {
+  const heads = await launch([`${APPS}/basic.py:response_heads`, '--keepalive-timeout', '7']);
+  try {
+    const c = await RawConnection.open(heads.port);
+    const paths = ['/json', '/dated', '/empty', '/latin', '/unsized'];
+    c.write(paths.map((p) => get(p)).join('') + 'HEAD /json HTTP/1.1\r\nHost: test\r\n\r\n' + get('/json', 'Connection: close\r\n'));
+    const got: string[] = [];
+    for (let i = 0; i < paths.length + 2; i++) {
+      const res = await c.readResponse(5000, { headRequest: i === paths.length });
+      got.push(res.rawHead.replace(/\r\nDate: (?!Thu, 01 Jan 1970)[A-Z][a-z]{2}, \d\d [A-Z][a-z]{2} \d{4} \d\d:\d\d:\d\d GMT/, '\r\nDate: (now)') + res.body.toString('latin1'));
+    }
+    c.close();
+    const alive = 'Connection: keep-alive\r\nKeep-Alive: timeout=7\r\n\r\n';
+    assert.deepEqual(got, [
+      `HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 2\r\nDate: (now)\r\n${alive}{}`,
+      `HTTP/1.1 200 OK\r\nDate: Thu, 01 Jan 1970 00:00:00 GMT\r\nContent-Length: 2\r\n${alive}ok`,
+      `HTTP/1.1 204 No Content\r\nDate: (now)\r\n${alive}`,
+      `HTTP/1.1 299 Fine Anyway\r\nX-Name: caf\xe9\r\nX-Empty: \r\nContent-Length: 1\r\nDate: (now)\r\n${alive}x`,
+      `HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 3\r\nDate: (now)\r\n${alive}abc`,
+      `HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 2\r\nDate: (now)\r\n${alive}`,
+      'HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 2\r\nDate: (now)\r\nConnection: close\r\n\r\n{}',
+    ]);
+  } finally {
+    await heads.kill();
+  }
+});

@@ -55,3 +55,18 @@ test('iteration is over a copy; takeAll empties it, oldest first', () => {
   assert.equal(sent.get(7), undefined);
   assert.deepEqual([...sent], []);
 });
+
+test('ids that wrap past 2^32 - 1 are still found, in the order sent', () => {
+  const sent = new SentRequests<string>();
+  const ids = [0xfffffffd, 0xfffffffe, 0xffffffff, 1, 2, 3];
+  for (const id of ids) sent.add(id, `r${id}`);
+  for (const id of ids) assert.equal(sent.get(id), `r${id}`);
+  assert.equal(sent.get(4), undefined);
+  assert.equal(sent.get(0xfffffffc), undefined);
+  assert.equal(sent.delete(1), false);
+  assert.equal(sent.delete(0xfffffffd), true);
+  assert.equal(sent.get(1), undefined);
+  assert.equal(sent.get(0xffffffff), 'r4294967295');
+  assert.equal(sent.get(3), 'r3');
+  assert.deepEqual([...sent], ['r4294967294', 'r4294967295', 'r2', 'r3']);
+});

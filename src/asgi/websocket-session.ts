@@ -23,7 +23,7 @@ import type { Exchange } from '../pool/exchange.js';
 import type { WorkerProcess } from '../pool/worker-process.js';
 import type { Logger } from '../log/logger.js';
 import type { UpgradeRequest } from '../http/handler.js';
-import { encodeClose, encodeEmpty, encodeFrame, Frame, type FileSpec } from '../wire/frames.js';
+import { decodeResponse, encodeClose, encodeEmpty, encodeFrame, Frame, type FileSpec } from '../wire/frames.js';
 import { KEEPALIVE_AT, type HandshakeOwner, type Keepalive, type WebSocketFront } from './websocket-front.js';
 import { forgetConnection } from './scope.js';
 
@@ -166,8 +166,9 @@ export class WebSocketSession implements Exchange, HandshakeOwner, Keepalive {
     }
   }
 
-  response(head: string[], body: Buffer): void {
+  response(payload: Buffer): void {
     this.finish();
+    const { head, body } = decodeResponse(payload);
     this.answer(head, body);
   }
 

@@ -6,8 +6,10 @@
  * The head is built once from the status and the headers the app sent (the
  * worker has checked them: no hop-by-hop header, token names, values
  * without control characters, latin-1), plus Date, Connection (and Keep-Alive), and `Transfer-Encoding: chunked`
- * when there is a body of unknown length, as node:http writes them. The head
- * goes out with the first body bytes in one write: a whole response is one
+ * when there is a body of unknown length, as node:http writes them. A
+ * worker's head block can be taken as it is (writeHeadBlock): its bytes are
+ * the head's, with each NUL made a separator, and no string is made of them.
+ * The head goes out with the first body bytes in one write: a whole response is one
  * buffer and one system call. A response waiting behind earlier pipelined
  * ones holds its bytes until the connection gives it the socket.
  *
@@ -19,9 +21,10 @@ import { EventEmitter } from 'node:events';
 import type { OutgoingHttpHeaders } from 'node:http';
 import type { Socket } from 'node:net';
 import type { HttpResponse } from '../http/handler.js';
-import { flatHeader, isHeaderName } from '../http/header-name.js';
+import { flatHeader, isHeaderName, isHeaderNameAt } from '../http/header-name.js';
 import { writeLatin1 } from '../wire/block-writer.js';
-import { connectionLines, httpDate } from './response-lines.js';
+import { decodeHead } from '../wire/frames.js';
+import { connectionBytes, dateLine } from './response-lines.js';
 
 /** Bytes held for a response that does not have the socket yet before writers are asked to wait. */
 const HELD_LIMIT = 16 * 1024;
@@ -31,11 +34,15 @@ const CRLF = Buffer.from('\r\n');
 const LAST_CHUNK = Buffer.from('0\r\n\r\n');
 /** Every response's header list until writeHead: no empty array made for each. */
 const NO_HEADERS: readonly string[] = [];
-const DATE = 'Date: ';
 /** How long a cut connection waits for the answers written before the cut to go out (a client that does not read them). */
 const FLUSH_MS = 10_000;
 const EMPTY = Buffer.alloc(0);
 const CHUNKED = 'Transfer-Encoding: chunked\r\n';
+/** What writeHead() saw among the headers, as bits. */
+const LENGTH = 1;
+const DATED = 2;
+const CONNECTION = 4;
+const CLOSE = 8;
 
 /**
  * EventEmitter's methods without its constructor, which makes a table of
@@ -65,10 +72,14 @@ export class Http1Response extends (LazyEmitter as unknown as typeof EventEmitte
   private status = 0;
   private reason = '';
   private headers: readonly string[] = NO_HEADERS;
-  /** The Date header's value, '' when the app gave one. */
-  private date = '';
-  /** The Connection lines, '' when the headers had one. */
-  private connectionText = '';
+  /** The worker's head block the head is copied from (writeHeadBlock), from blockStart to blockEnd; null: the head is made of `reason` and `headers`. */
+  private block: Buffer | null = null;
+  private blockStart = 0;
+  private blockEnd = 0;
+  /** The Date line, null when the app gave one. */
+  private dateLine: Buffer | null = null;
+  /** The Connection lines, null when the headers had one. */
+  private connectionLine: Buffer | null = null;
   private chunked = false;
   /** Trailer lines for the last chunk (addTrailers), '' for none. */
   private trailerLines = '';
@@ -113,45 +124,84 @@ export class Http1Response extends (LazyEmitter as unknown as typeof EventEmitte
   writeHead(status: number, reason: string, headers?: OutgoingHttpHeaders | readonly string[]): this {
     if (this.headersSent) throw new Error('the response head was already written');
     const flat = headers === undefined ? NO_HEADERS : Array.isArray(headers) ? (headers as string[]) : flatten(headers as OutgoingHttpHeaders);
-    // "HTTP/1.1 ", the code, a space, the reason and CRLF; the blank line at the end.
-    let size = 9 + String(status).length + 1 + reason.length + 2 + 2;
-    let length = false;
-    let date = false;
-    let connection = false;
-    let close = false;
+    // "HTTP/1.1 ", the code, a space, the reason and CRLF.
+    let size = 9 + String(status).length + 1 + reason.length + 2;
+    let seen = 0;
     for (let i = 0; i < flat.length; i += 2) {
       const name = flat[i]!;
       const value = flat[i + 1]!;
       size += name.length + value.length + 4;
       // Only the front's own answers set Connection (close); the worker lets no app do it.
-      if (isHeaderName(name, 'content-length')) length = true;
-      else if (isHeaderName(name, 'date')) date = true;
-      else if (isHeaderName(name, 'connection')) {
-        connection = true;
-        close = value.toLowerCase() === 'close';
-      }
-    }
-    if (status < 200 || status === 204 || status === 304) this.bodiless = true;
-    if (!date) {
-      this.date = httpDate();
-      size += DATE.length + this.date.length + 2;
-    }
-    if (close) this.shouldKeepAlive = false;
-    this.last = !this.shouldKeepAlive;
-    if (!connection) size += (this.connectionText = connectionLines(this.last, this.keepAliveTimeout)).length;
-    if (!length && !this.bodiless) {
-      this.chunked = true;
-      size += CHUNKED.length;
+      if (isHeaderName(name, 'content-length')) seen |= LENGTH;
+      else if (isHeaderName(name, 'date')) seen |= DATED;
+      else if (isHeaderName(name, 'connection')) seen |= value.toLowerCase() === 'close' ? CONNECTION | CLOSE : CONNECTION;
     }
     this.status = status;
     this.reason = reason;
-    this.headSize = size;
     this.headers = flat;
+    return this.settle(size, seen);
+  }
+
+  writeHeadBlock(block: Buffer, start: number, end: number): number {
+    if (this.headersSent) throw new Error('the response head was already written');
+    // The status line ('200 OK') is the block's first field, then names and values in turn: the
+    // head is the block with each NUL made ': ' after a name and CRLF after a line (putBlock()).
+    let i = start;
+    while (i < end && block[i] !== 0) i++;
+    if (i - start < 4 || block[start + 3] !== 32) throw new Error('no status line in the head block');
+    const status = (block[start]! - 48) * 100 + (block[start + 1]! - 48) * 10 + (block[start + 2]! - 48);
+    // "HTTP/1.1 ", the block, CRLF after its last line.
+    let size = 9 + end - start + 2;
+    let seen = 0;
+    let fields = 0;
+    while (i < end) {
+      const name = i + 1;
+      i = name;
+      while (i < end && block[i] !== 0) i++;
+      if (i === end) throw new Error('a header name without a value in the head block');
+      const value = i + 1;
+      i = value;
+      while (i < end && block[i] !== 0) i++;
+      fields++;
+      if (isHeaderNameAt(block, name, value - 1, 'content-length')) seen |= LENGTH;
+      else if (isHeaderNameAt(block, name, value - 1, 'date')) seen |= DATED;
+      else if (isHeaderNameAt(block, name, value - 1, 'connection')) seen |= block.toString('latin1', value, i).toLowerCase() === 'close' ? CONNECTION | CLOSE : CONNECTION;
+    }
+    // Each NUL (one per field) becomes two bytes.
+    size += 2 * fields;
+    this.status = status;
+    this.block = block;
+    this.blockStart = start;
+    this.blockEnd = end;
+    this.settle(size, seen);
+    return status;
+  }
+
+  /** writeHead()'s end: the head's lines the front adds, and its size (`size` so far: the status line and the headers). */
+  private settle(size: number, seen: number): this {
+    const status = this.status;
+    if (status < 200 || status === 204 || status === 304) this.bodiless = true;
+    // The blank line at the end.
+    size += 2;
+    if ((seen & DATED) === 0) size += (this.dateLine = dateLine()).length;
+    if ((seen & CLOSE) !== 0) this.shouldKeepAlive = false;
+    this.last = !this.shouldKeepAlive;
+    if ((seen & CONNECTION) === 0) size += (this.connectionLine = connectionBytes(this.last, this.keepAliveTimeout)).length;
+    if ((seen & LENGTH) === 0 && !this.bodiless) {
+      this.chunked = true;
+      size += CHUNKED.length;
+    }
+    this.headSize = size;
     this.headersSent = true;
     return this;
   }
 
   getHeader(name: string): string | undefined {
+    // A head written from a block is read as strings only if asked (the access log may).
+    if (this.block !== null && this.headers === NO_HEADERS) {
+      const at = this.block.indexOf(0, this.blockStart);
+      this.headers = at < 0 || at >= this.blockEnd ? [] : decodeHead(this.block, at + 1, this.blockEnd);
+    }
     return flatHeader(this.headers, name);
   }
 
@@ -267,26 +317,45 @@ export class Http1Response extends (LazyEmitter as unknown as typeof EventEmitte
     return ok;
   }
 
+  /** The block's lines (see writeHeadBlock) at `at` in `buf`; where they end. */
+  private putBlock(buf: Buffer, at: number): number {
+    const block = this.block!;
+    const end = this.blockEnd;
+    // The status line's NUL ends a line; then each name's is ': ', each value's a line end.
+    let name = false;
+    for (let i = this.blockStart; i < end; i++) {
+      const c = block[i]!;
+      if (c !== 0) buf[at++] = c;
+      else {
+        buf[at++] = name ? 58 : 13;
+        buf[at++] = name ? 32 : 10;
+        name = !name;
+      }
+    }
+    buf[at++] = 13;
+    buf[at++] = 10;
+    return at;
+  }
+
   /** Writes the head at the start of `buf` (headSize bytes), which is then out. */
   private putHead(buf: Buffer): Buffer {
     let at = writeLatin1(buf, 0, 'HTTP/1.1 ');
-    at = writeLatin1(buf, at, String(this.status));
-    buf[at++] = 32;
-    at = writeLatin1(buf, at, this.reason);
-    at = writeLatin1(buf, at, '\r\n');
-    const h = this.headers;
-    for (let i = 0; i < h.length; i += 2) {
-      at = writeLatin1(buf, at, h[i]!);
-      at = writeLatin1(buf, at, ': ');
-      at = writeLatin1(buf, at, h[i + 1]!);
+    if (this.block !== null) at = this.putBlock(buf, at);
+    else {
+      at = writeLatin1(buf, at, String(this.status));
+      buf[at++] = 32;
+      at = writeLatin1(buf, at, this.reason);
       at = writeLatin1(buf, at, '\r\n');
+      const h = this.headers;
+      for (let i = 0; i < h.length; i += 2) {
+        at = writeLatin1(buf, at, h[i]!);
+        at = writeLatin1(buf, at, ': ');
+        at = writeLatin1(buf, at, h[i + 1]!);
+        at = writeLatin1(buf, at, '\r\n');
+      }
     }
-    if (this.date !== '') {
-      at = writeLatin1(buf, at, DATE);
-      at = writeLatin1(buf, at, this.date);
-      at = writeLatin1(buf, at, '\r\n');
-    }
-    at = writeLatin1(buf, at, this.connectionText);
+    if (this.dateLine !== null) at = put(buf, at, this.dateLine);
+    if (this.connectionLine !== null) at = put(buf, at, this.connectionLine);
     if (this.chunked) at = writeLatin1(buf, at, CHUNKED);
     writeLatin1(buf, at, '\r\n');
     this.headSize = 0;
@@ -297,6 +366,12 @@ export class Http1Response extends (LazyEmitter as unknown as typeof EventEmitte
 function finish(res: Http1Response): void {
   res.emit('finish');
   res.request?.finished();
+}
+
+/** Copies `part` into `buf` at `at`; where it ends. */
+function put(buf: Buffer, at: number, part: Buffer): number {
+  buf.set(part, at);
+  return at + part.length;
 }
 
 /** An object of headers (the front's own plain answers) as `[name, value, ...]`. */

@@ -30,3 +30,30 @@ export function httpDate(): string {
   }
   return dateText;
 }
+
+/** The Date line (`Date: ...` and CRLF) as bytes, made once a second: a response's head copies it. */
+let lineSecond = -1;
+let dateBytes = Buffer.alloc(0);
+
+export function dateLine(): Buffer {
+  const date = httpDate();
+  if (dateSecond !== lineSecond) {
+    lineSecond = dateSecond;
+    dateBytes = Buffer.from(`Date: ${date}\r\n`, 'latin1');
+  }
+  return dateBytes;
+}
+
+/** connectionLines() as bytes. */
+const CLOSE_LINE = Buffer.from(connectionLines(true, 0), 'latin1');
+let bytesTimeout = -1;
+let keepAliveBytes = CLOSE_LINE;
+
+export function connectionBytes(close: boolean, keepAliveTimeout: number): Buffer {
+  if (close) return CLOSE_LINE;
+  if (keepAliveTimeout !== bytesTimeout) {
+    bytesTimeout = keepAliveTimeout;
+    keepAliveBytes = Buffer.from(connectionLines(false, keepAliveTimeout), 'latin1');
+  }
+  return keepAliveBytes;
+}

@@ -50,13 +50,16 @@ export interface HeaderVariables extends BodyHeaders {
 
 /** Where writeHeaderVariables() puts each name and each value, in turn (a REQ frame's BlockWriter). */
 export interface FieldSink {
+  /** A variable's name: one of few, which the sink may keep encoded. */
+  name(s: string): void;
   field(s: string): void;
 }
 
 /** The variables as an array, for the back ends that build their params from one. */
 export function headerVariables(req: RequestInfo, fwd: ForwardedRequest | undefined): HeaderVariables {
   const parts: string[] = [];
-  const { contentLength, transferEncoding } = writeHeaderVariables(req, fwd, { field: (s) => parts.push(s) });
+  const push = (s: string) => void parts.push(s);
+  const { contentLength, transferEncoding } = writeHeaderVariables(req, fwd, { name: push, field: push });
   return { parts, contentLength, transferEncoding };
 }
 
@@ -97,11 +100,11 @@ export function writeHeaderVariables(req: RequestInfo, fwd: ForwardedRequest | u
       value = fwd.host;
       host = true;
     }
-    out.field(name);
+    out.name(name);
     out.field(value);
   }
   if (fwd?.host !== undefined && !host) {
-    out.field('HTTP_HOST');
+    out.name('HTTP_HOST');
     out.field(fwd.host);
   }
   return { contentLength, transferEncoding };

@@ -45,6 +45,13 @@ export interface HttpResponse extends EventEmitter {
   shouldKeepAlive: boolean;
   /** `headers` as `[name, value, name, value...]` or an object. */
   writeHead(status: number, reason: string, headers?: OutgoingHttpHeaders | string[]): this;
+  /**
+   * Present where a worker's head block (`STATUS REASON\0Name\0Value...`,
+   * latin-1, as the worker checked it; `block` from `start` to `end`) can go
+   * out as it is, without strings made of it: writeHead() from it. The
+   * status; throws on a block that is no head.
+   */
+  writeHeadBlock?(block: Buffer, start: number, end: number): number;
   removeHeader(name: string): void;
   getHeader(name: string): number | string | string[] | undefined;
   write(chunk: Buffer): boolean;

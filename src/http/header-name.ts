@@ -14,3 +14,10 @@ export function isHeaderName(name: string, lower: string): boolean {
   for (let i = 0; i < name.length; i++) if ((name.charCodeAt(i) | 0x20) !== lower.charCodeAt(i)) return false;
   return true;
 }
+
+/** The name from `start` to `end` in `bytes` (latin-1) is `lower` (a lower-case token) in any case. */
+export function isHeaderNameAt(bytes: Uint8Array, start: number, end: number, lower: string): boolean {
+  if (end - start !== lower.length) return false;
+  for (let i = 0; i < lower.length; i++) if ((bytes[start + i]! | 0x20) !== lower.charCodeAt(i)) return false;
+  return true;
+}

@@ -11,7 +11,7 @@ import { fileURLToPath } from 'node:url';
 import { constants } from 'node:os';
 import type { Socket } from 'node:net';
 import type { Logger } from '../log/logger.js';
-import { decodeFields, decodeFile, decodeHead, decodeResponse, encodeEmpty, Frame, FrameDecoder } from '../wire/frames.js';
+import { decodeFields, decodeFile, decodeHead, encodeEmpty, Frame, FrameDecoder } from '../wire/frames.js';
 import type { Exchange } from './exchange.js';
 import { SentRequests } from './sent-requests.js';
 
@@ -257,12 +257,10 @@ export class WorkerProcess {
       return; // already answered (timed out) or cancelled
     }
     switch (type) {
-      case Frame.RESPONSE: {
-        const { head, body } = decodeResponse(payload);
+      case Frame.RESPONSE:
         this.finish(x);
-        x.response(head, body);
+        x.response(payload);
         break;
-      }
       case Frame.START:
         x.start(decodeHead(payload));
         break;

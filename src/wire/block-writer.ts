@@ -16,6 +16,10 @@ const BLOCK_START = HEADER_SIZE + 4;
 /** Up to this length a string is copied char by char; longer ones through Buffer#write, whose call costs more than a short copy. */
 const LOOP_LIMIT = 32;
 
+/** Names written by name(), encoded with their NUL, up to MAX_NAMES of them. */
+const names = new Map<string, Buffer>();
+const MAX_NAMES = 4096;
+
 export class BlockWriter {
   private buf = Buffer.allocUnsafe(4096);
   private at = BLOCK_START;
@@ -29,6 +33,23 @@ export class BlockWriter {
   text(s: string, start = 0, end = s.length): void {
     if (this.at + end - start > this.buf.length) this.grow(end - start);
     this.at = writeLatin1(this.buf, this.at, s, start, end);
+  }
+
+  /** Appends `b` (a block's constant part, encoded once: a copy costs less than writing its chars). */
+  bytes(b: Uint8Array): void {
+    if (this.at + b.length > this.buf.length) this.grow(b.length);
+    this.buf.set(b, this.at);
+    this.at += b.length;
+  }
+
+  /** Appends a NUL, then `s`, a name among few (a header's variable): copied from its encoding, kept for the next time. */
+  name(s: string): void {
+    let b = names.get(s);
+    if (b === undefined) {
+      b = Buffer.from(`\0${s}`, 'latin1');
+      if (names.size < MAX_NAMES) names.set(s, b);
+    }
+    this.bytes(b);
   }
 
   /** Appends a NUL, then `s`. */

@@ -159,8 +159,13 @@ export function decodeFields(payload: Buffer): Array<[string, string]> {
 
 /** The RESPONSE payload: head block and body. */
 export function decodeResponse(payload: Buffer): { head: string[]; body: Buffer } {
-  const headLen = payload.readUInt32LE(0);
-  return { head: decodeHead(payload, 4, 4 + headLen), body: payload.subarray(4 + headLen) };
+  const headEnd = responseHeadEnd(payload);
+  return { head: decodeHead(payload, 4, headEnd), body: payload.subarray(headEnd) };
+}
+
+/** Where a RESPONSE payload's head block ends and its body starts (the block starts at 4). */
+export function responseHeadEnd(payload: Buffer): number {
+  return 4 + payload.readUInt32LE(0);
 }
 
 export interface FileSpec {

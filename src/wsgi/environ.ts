@@ -63,6 +63,16 @@ function serverFromHost(host: string | undefined, scheme: string): string {
 }
 
 
+/** The environ's names and separators around the request's values, encoded once (BlockWriter.bytes). */
+const REQUEST_METHOD = Buffer.from('REQUEST_METHOD\0', 'latin1');
+const SCRIPT_NAME = Buffer.from('\0SCRIPT_NAME\0', 'latin1');
+const PATH_INFO = Buffer.from('\0PATH_INFO\0', 'latin1');
+const QUERY_STRING = Buffer.from('\0QUERY_STRING\0', 'latin1');
+const RAW_URI = Buffer.from('\0RAW_URI\0', 'latin1');
+const REQUEST_URI = Buffer.from('\0REQUEST_URI\0', 'latin1');
+const SERVER_PROTOCOL = Buffer.from('\0SERVER_PROTOCOL\0', 'latin1');
+const HTTP_1_1 = Buffer.from('\0SERVER_PROTOCOL\0HTTP/1.1', 'latin1');
+
 /** Where the request goes: its app is mounted at `prefix` (SCRIPT_NAME), `rest` is PATH_INFO. */
 export interface EnvironTarget {
   scheme: string;
@@ -82,20 +92,23 @@ export function buildEnviron(req: RequestInfo, target: EnvironTarget, w: BlockWr
   const fwd = forwardedOf(req);
   const url = req.url ?? '/';
   w.reset();
-  w.text('REQUEST_METHOD');
-  w.field(req.method ?? '');
-  w.field('SCRIPT_NAME');
-  w.field(target.prefix);
-  w.field('PATH_INFO');
-  w.field(target.rest);
-  w.field('QUERY_STRING');
-  w.field(target.query);
-  w.field('RAW_URI');
-  w.field(url);
-  w.field('REQUEST_URI');
-  w.field(url);
-  w.field('SERVER_PROTOCOL');
-  w.field(req.httpVersion === '1.1' ? 'HTTP/1.1' : `HTTP/${req.httpVersion}`);
+  w.bytes(REQUEST_METHOD);
+  w.text(req.method ?? '');
+  w.bytes(SCRIPT_NAME);
+  w.text(target.prefix);
+  w.bytes(PATH_INFO);
+  w.text(target.rest);
+  w.bytes(QUERY_STRING);
+  w.text(target.query);
+  w.bytes(RAW_URI);
+  w.text(url);
+  w.bytes(REQUEST_URI);
+  w.text(url);
+  if (req.httpVersion === '1.1') w.bytes(HTTP_1_1);
+  else {
+    w.bytes(SERVER_PROTOCOL);
+    w.text(`HTTP/${req.httpVersion}`);
+  }
   w.field(fwd === undefined ? connectionEnviron(req.socket, target.scheme) : describeConnection(req.socket, target.scheme, fwd));
   if (req.socket.localPort === undefined) w.text(serverFromHost(fwd?.host ?? req.headers.host, target.scheme));
   return writeHeaderVariables(req, fwd, w);

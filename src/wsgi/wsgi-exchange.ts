@@ -7,7 +7,7 @@ import { fstat, open, close } from 'node:fs';
 import type { Exchange } from '../pool/exchange.js';
 import type { WorkerProcess } from '../pool/worker-process.js';
 import type { Socket } from 'node:net';
-import type { FileSpec } from '../wire/frames.js';
+import { decodeHead, responseHeadEnd, type FileSpec } from '../wire/frames.js';
 import { discardBodyFile } from '../http/request-body.js';
 import { sendPlain } from '../http/plain-response.js';
 import type { ExchangeContext, HttpResponse, RequestInfo, RouteRequest } from '../http/handler.js';
@@ -61,11 +61,16 @@ export class WsgiExchange implements Exchange, InFlight {
     return `${this.req.method} ${this.req.url}`;
   }
 
-  response(head: string[], body: Buffer): void {
+  response(payload: Buffer): void {
     if (this.done) return;
+    const headEnd = responseHeadEnd(payload);
+    let body = payload.subarray(headEnd);
     const z = this.ctx.compression;
-    // Small bodies (the common case) cost one comparison here.
-    if (z !== null && (body.length >= z.minSize || this.req.method === 'HEAD')) {
+    // Small bodies (the common case) cost one comparison here, and their head goes out as the worker sent it.
+    const compress = z !== null && (body.length >= z.minSize || this.req.method === 'HEAD');
+    if (!compress && this.res.writeHeadBlock !== undefined) return this.respondAsSent(payload, headEnd, body);
+    const head = decodeHead(payload, 4, headEnd);
+    if (compress) {
       const coding = compressHead(head, z, this.req, body.length, body.length > SYNC_LIMIT);
       if (coding !== null && body.length > SYNC_LIMIT) {
         if (this.writeHead(head)) this.encode(coding, body.length);
@@ -78,6 +83,19 @@ export class WsgiExchange implements Exchange, InFlight {
       }
     }
     if (!this.writeHead(head)) return;
+    this.bytes = body.length;
+    this.res.end(body);
+    this.complete();
+  }
+
+  /** response() of a head that needs no change, written from the worker's bytes. */
+  private respondAsSent(payload: Buffer, headEnd: number, body: Buffer): void {
+    if (this.ctx.draining) this.res.shouldKeepAlive = false;
+    try {
+      this.status = this.res.writeHeadBlock!(payload, 4, headEnd);
+    } catch (err) {
+      return this.invalidHead(err as Error);
+    }
     this.bytes = body.length;
     this.res.end(body);
     this.complete();
@@ -203,14 +221,18 @@ export class WsgiExchange implements Exchange, InFlight {
       this.res.writeHead(this.status, statusLine.slice(4), head.length > 0 ? head : undefined);
       return true;
     } catch (err) {
-      // Node refused a header the worker let through: answer 500 rather than crash.
-      this.ctx.logger.error(`${this.label}: invalid response from the app: ${(err as Error).message}`);
-      this.res.removeHeader('content-length');
-      this.status = 500;
-      this.bytes = sendPlain(this.res, 500, 'Internal Server Error', this.ctx.draining);
-      this.complete();
+      this.invalidHead(err as Error);
       return false;
     }
+  }
+
+  /** Node refused a header the worker let through (or the head was no head): 500 rather than a crash. */
+  private invalidHead(err: Error): void {
+    this.ctx.logger.error(`${this.label}: invalid response from the app: ${err.message}`);
+    this.res.removeHeader('content-length');
+    this.status = 500;
+    this.bytes = sendPlain(this.res, 500, 'Internal Server Error', this.ctx.draining);
+    this.complete();
   }
 
   protected complete(): void {

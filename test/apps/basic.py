@@ -36,3 +36,19 @@ def whoami(environ, start_response):
     }
     start_response("200 OK", [("Content-Type", "application/json")])
     return [json.dumps(data).encode()]
+
+
+# The heads of test/fast-path.test.ts's "app heads byte for byte" test, by path.
+HEADS = {
+    "/json": ("200 OK", [("Content-Type", "application/json"), ("Content-Length", "2")], b"{}"),
+    "/dated": ("200 OK", [("Date", "Thu, 01 Jan 1970 00:00:00 GMT"), ("Content-Length", "2")], b"ok"),
+    "/empty": ("204 No Content", [], b""),
+    "/latin": ("299 Fine Anyway", [("X-Name", "caf\xe9"), ("X-Empty", ""), ("Content-Length", "1")], b"x"),
+    "/unsized": ("200 OK", [("Content-Type", "text/plain")], b"abc"),
+}
+
+
+def response_heads(environ, start_response):
+    status, headers, body = HEADS[environ["PATH_INFO"]]
+    start_response(status, list(headers))
+    return [body]
