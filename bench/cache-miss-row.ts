@@ -27,7 +27,7 @@ import { parseWrk } from './wrk.js';
 
 const MISS_CONNECTIONS = 1;
 /** The store the misses run on: full after WARM_SECONDS of misses (each 1 KiB page is about 1.3 KiB stored). */
-export const MISS_CACHE = '8m';
+export const MISS_CACHE = '16m';
 const WARM_SECONDS = 4;
 const WARM_CONNECTIONS = 4;
 const PAGE: AppSpec = { id: '1KiB-miss', module: 'cached_page', path: '/1k' };
