@@ -151,7 +151,8 @@ test('SIGHUP ×3 under load: no request fails, and afterwards only new workers s
     const onResponse = (s: LoadSample) => {
       if (s.status === 200) answers.push({ sentAt: s.sentAt, ...parseAnswer(s.body) });
     };
-    load = startLoad({ url: gh.url, concurrency: 8, durationMs: 6000, onResponse });
+    // Until a second after the last reload (stop() below): a loaded machine reloads slowly.
+    load = startLoad({ url: gh.url, concurrency: 8, durationMs: 30000, onResponse });
     await sleep(1000);
     const hupAt: number[] = [];
     const completeAt: number[] = [];
@@ -163,6 +164,8 @@ test('SIGHUP ×3 under load: no request fails, and afterwards only new workers s
       completeAt.push(await waitCount(gh, /Reload complete/, i + 1, 5000));
       await sleep(Math.max(0, 1500 - (performance.now() - cycleStart)));
     }
+    await sleep(1000);
+    load.stop();
     const result = await load.done;
     load = null;
 
@@ -229,6 +232,8 @@ test('--reload-on-touch: two touches under load reload gracefully and serve the 
       lastComplete = await waitCount(gh, /Reload complete/, i + 1, 5000);
       await sleep(Math.max(0, 1500 - (performance.now() - cycleStart)));
     }
+    await sleep(1000);
+    load.stop();
     const result = await load.done;
     load = null;
 
