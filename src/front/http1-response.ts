@@ -3,15 +3,11 @@
  * route actions that need no node:http objects (the app bridge): what
  * node:http's ServerResponse does for them, in a few lines.
  *
- * The head is built once from the status and the headers the app sent (the
- * worker has checked them: no hop-by-hop header, token names, values
- * without control characters, latin-1), plus Date, Connection (and Keep-Alive), and `Transfer-Encoding: chunked`
- * when there is a body of unknown length, as node:http writes them. A
- * worker's head block can be taken as it is (writeHeadBlock): its bytes are
- * the head's, with each NUL made a separator, and no string is made of them.
- * The head goes out with the first body bytes in one write: a whole response is one
- * buffer and one system call. A response waiting behind earlier pipelined
- * ones holds its bytes until the connection gives it the socket.
+ * The head (response-head.ts) is made once, from the headers or a
+ * worker's head block, and goes out with the first body bytes in one write:
+ * a whole response is one buffer and one system call. A response waiting
+ * behind earlier pipelined ones holds its bytes until the connection gives
+ * it the socket.
  *
  * Why by hand: a ServerResponse (and the IncomingMessage beside it) costs
  * the front more per request than the rest of an app request's work; this
@@ -21,10 +17,7 @@ import { EventEmitter } from 'node:events';
 import type { OutgoingHttpHeaders } from 'node:http';
 import type { Socket } from 'node:net';
 import type { HttpResponse } from '../http/handler.js';
-import { flatHeader, isHeaderName, isHeaderNameAt } from '../http/header-name.js';
-import { writeLatin1 } from '../wire/block-writer.js';
-import { decodeHead } from '../wire/frames.js';
-import { connectionBytes, dateLine } from './response-lines.js';
+import { ResponseHead } from './response-head.js';
 
 /** Bytes held for a response that does not have the socket yet before writers are asked to wait. */
 const HELD_LIMIT = 16 * 1024;
@@ -33,16 +26,9 @@ const JOIN_LIMIT = 64 * 1024;
 const CRLF = Buffer.from('\r\n');
 const LAST_CHUNK = Buffer.from('0\r\n\r\n');
 /** Every response's header list until writeHead: no empty array made for each. */
-const NO_HEADERS: readonly string[] = [];
 /** How long a cut connection waits for the answers written before the cut to go out (a client that does not read them). */
 const FLUSH_MS = 10_000;
 const EMPTY = Buffer.alloc(0);
-const CHUNKED = 'Transfer-Encoding: chunked\r\n';
-/** What writeHead() saw among the headers, as bits. */
-const LENGTH = 1;
-const DATED = 2;
-const CONNECTION = 4;
-const CLOSE = 8;
 
 /**
  * EventEmitter's methods without its constructor, which makes a table of
@@ -63,24 +49,9 @@ export class Http1Response extends (LazyEmitter as unknown as typeof EventEmitte
   /** The connection ends after this response (asked for, or decided by the head). */
   last = false;
   finished = false;
-  /**
-   * The head's size while it waits to go out with the first body bytes; 0
-   * once out. Its bytes are written from these fields straight into the
-   * buffer that goes out (putHead), not built as a string first.
-   */
+  /** The head, once written (writeHead); `headSize` is its size while it waits to go out with the first body bytes, 0 once out. */
+  private head: ResponseHead | null = null;
   private headSize = 0;
-  private status = 0;
-  private reason = '';
-  private headers: readonly string[] = NO_HEADERS;
-  /** The worker's head block the head is copied from (writeHeadBlock), from blockStart to blockEnd; null: the head is made of `reason` and `headers`. */
-  private block: Buffer | null = null;
-  private blockStart = 0;
-  private blockEnd = 0;
-  /** The Date line, null when the app gave one. */
-  private dateLine: Buffer | null = null;
-  /** The Connection lines, null when the headers had one. */
-  private connectionLine: Buffer | null = null;
-  private chunked = false;
   /** Trailer lines for the last chunk (addTrailers), '' for none. */
   private trailerLines = '';
   /** No body may be sent: HEAD, 1xx, 204, 304. */
@@ -123,86 +94,32 @@ export class Http1Response extends (LazyEmitter as unknown as typeof EventEmitte
 
   writeHead(status: number, reason: string, headers?: OutgoingHttpHeaders | readonly string[]): this {
     if (this.headersSent) throw new Error('the response head was already written');
-    const flat = headers === undefined ? NO_HEADERS : Array.isArray(headers) ? (headers as string[]) : flatten(headers as OutgoingHttpHeaders);
-    // "HTTP/1.1 ", the code, a space, the reason and CRLF.
-    let size = 9 + String(status).length + 1 + reason.length + 2;
-    let seen = 0;
-    for (let i = 0; i < flat.length; i += 2) {
-      const name = flat[i]!;
-      const value = flat[i + 1]!;
-      size += name.length + value.length + 4;
-      // Only the front's own answers set Connection (close); the worker lets no app do it.
-      if (isHeaderName(name, 'content-length')) seen |= LENGTH;
-      else if (isHeaderName(name, 'date')) seen |= DATED;
-      else if (isHeaderName(name, 'connection')) seen |= value.toLowerCase() === 'close' ? CONNECTION | CLOSE : CONNECTION;
-    }
-    this.status = status;
-    this.reason = reason;
-    this.headers = flat;
-    return this.settle(size, seen);
+    const flat = headers === undefined ? [] : Array.isArray(headers) ? (headers as string[]) : flatten(headers as OutgoingHttpHeaders);
+    return this.settle(ResponseHead.of(status, reason, flat));
   }
 
+  /** writeHead() of a worker's head block (response-head.ts) as it is; its status. */
   writeHeadBlock(block: Buffer, start: number, end: number): number {
     if (this.headersSent) throw new Error('the response head was already written');
-    // The status line ('200 OK') is the block's first field, then names and values in turn: the
-    // head is the block with each NUL made ': ' after a name and CRLF after a line (putBlock()).
-    let i = start;
-    while (i < end && block[i] !== 0) i++;
-    if (i - start < 4 || block[start + 3] !== 32) throw new Error('no status line in the head block');
-    const status = (block[start]! - 48) * 100 + (block[start + 1]! - 48) * 10 + (block[start + 2]! - 48);
-    // "HTTP/1.1 ", the block, CRLF after its last line.
-    let size = 9 + end - start + 2;
-    let seen = 0;
-    let fields = 0;
-    while (i < end) {
-      const name = i + 1;
-      i = name;
-      while (i < end && block[i] !== 0) i++;
-      if (i === end) throw new Error('a header name without a value in the head block');
-      const value = i + 1;
-      i = value;
-      while (i < end && block[i] !== 0) i++;
-      fields++;
-      if (isHeaderNameAt(block, name, value - 1, 'content-length')) seen |= LENGTH;
-      else if (isHeaderNameAt(block, name, value - 1, 'date')) seen |= DATED;
-      else if (isHeaderNameAt(block, name, value - 1, 'connection')) seen |= block.toString('latin1', value, i).toLowerCase() === 'close' ? CONNECTION | CLOSE : CONNECTION;
-    }
-    // Each NUL (one per field) becomes two bytes.
-    size += 2 * fields;
-    this.status = status;
-    this.block = block;
-    this.blockStart = start;
-    this.blockEnd = end;
-    this.settle(size, seen);
-    return status;
+    const head = ResponseHead.ofBlock(block, start, end);
+    this.settle(head);
+    return head.status;
   }
 
-  /** writeHead()'s end: the head's lines the front adds, and its size (`size` so far: the status line and the headers). */
-  private settle(size: number, seen: number): this {
-    const status = this.status;
+  private settle(head: ResponseHead): this {
+    const status = head.status;
     if (status < 200 || status === 204 || status === 304) this.bodiless = true;
-    // The blank line at the end.
-    size += 2;
-    if ((seen & DATED) === 0) size += (this.dateLine = dateLine()).length;
-    if ((seen & CLOSE) !== 0) this.shouldKeepAlive = false;
+    if (head.closes) this.shouldKeepAlive = false;
     this.last = !this.shouldKeepAlive;
-    if ((seen & CONNECTION) === 0) size += (this.connectionLine = connectionBytes(this.last, this.keepAliveTimeout)).length;
-    if ((seen & LENGTH) === 0 && !this.bodiless) {
-      this.chunked = true;
-      size += CHUNKED.length;
-    }
-    this.headSize = size;
+    head.complete(this.last, this.keepAliveTimeout, this.bodiless);
+    this.head = head;
+    this.headSize = head.size;
     this.headersSent = true;
     return this;
   }
 
   getHeader(name: string): string | undefined {
-    // A head written from a block is read as strings only if asked (the access log may).
-    if (this.block !== null && this.headers === NO_HEADERS) {
-      const at = this.block.indexOf(0, this.blockStart);
-      this.headers = at < 0 || at >= this.blockEnd ? [] : decodeHead(this.block, at + 1, this.blockEnd);
-    }
-    return flatHeader(this.headers, name);
+    return this.head?.getHeader(name);
   }
 
   /** The head is made whole in writeHead, which cannot fail halfway (node:http's can): nothing is left to remove. */
@@ -216,7 +133,7 @@ export class Http1Response extends (LazyEmitter as unknown as typeof EventEmitte
   write(chunk: Buffer): boolean {
     if (this.finished || this.destroyed) return false;
     if (this.bodiless || chunk.length === 0) return this.flushHead();
-    if (this.chunked) return this.out([Buffer.from(`${chunk.length.toString(16)}\r\n`, 'latin1'), chunk, CRLF]);
+    if (this.head?.chunked === true) return this.out([Buffer.from(`${chunk.length.toString(16)}\r\n`, 'latin1'), chunk, CRLF]);
     return this.out([chunk]);
   }
 
@@ -225,7 +142,7 @@ export class Http1Response extends (LazyEmitter as unknown as typeof EventEmitte
     if (!this.headersSent) this.writeHead(200, 'OK');
     this.finished = true;
     const body = chunk !== undefined && chunk.length > 0 && !this.bodiless ? chunk : null;
-    if (this.chunked) {
+    if (this.head?.chunked === true) {
       const last = this.trailerLines === '' ? LAST_CHUNK : Buffer.from(`0\r\n${this.trailerLines}\r\n`, 'latin1');
       this.out(body === null ? [last] : [Buffer.from(`${body.length.toString(16)}\r\n`, 'latin1'), body, CRLF, last]);
     } else if (body !== null) this.out([body]);
@@ -317,61 +234,16 @@ export class Http1Response extends (LazyEmitter as unknown as typeof EventEmitte
     return ok;
   }
 
-  /** The block's lines (see writeHeadBlock) at `at` in `buf`; where they end. */
-  private putBlock(buf: Buffer, at: number): number {
-    const block = this.block!;
-    const end = this.blockEnd;
-    // The status line's NUL ends a line; then each name's is ': ', each value's a line end.
-    let name = false;
-    for (let i = this.blockStart; i < end; i++) {
-      const c = block[i]!;
-      if (c !== 0) buf[at++] = c;
-      else {
-        buf[at++] = name ? 58 : 13;
-        buf[at++] = name ? 32 : 10;
-        name = !name;
-      }
-    }
-    buf[at++] = 13;
-    buf[at++] = 10;
-    return at;
-  }
-
   /** Writes the head at the start of `buf` (headSize bytes), which is then out. */
   private putHead(buf: Buffer): Buffer {
-    let at = writeLatin1(buf, 0, 'HTTP/1.1 ');
-    if (this.block !== null) at = this.putBlock(buf, at);
-    else {
-      at = writeLatin1(buf, at, String(this.status));
-      buf[at++] = 32;
-      at = writeLatin1(buf, at, this.reason);
-      at = writeLatin1(buf, at, '\r\n');
-      const h = this.headers;
-      for (let i = 0; i < h.length; i += 2) {
-        at = writeLatin1(buf, at, h[i]!);
-        at = writeLatin1(buf, at, ': ');
-        at = writeLatin1(buf, at, h[i + 1]!);
-        at = writeLatin1(buf, at, '\r\n');
-      }
-    }
-    if (this.dateLine !== null) at = put(buf, at, this.dateLine);
-    if (this.connectionLine !== null) at = put(buf, at, this.connectionLine);
-    if (this.chunked) at = writeLatin1(buf, at, CHUNKED);
-    writeLatin1(buf, at, '\r\n');
     this.headSize = 0;
-    return buf;
+    return this.head!.write(buf);
   }
 }
 
 function finish(res: Http1Response): void {
   res.emit('finish');
   res.request?.finished();
-}
-
-/** Copies `part` into `buf` at `at`; where it ends. */
-function put(buf: Buffer, at: number, part: Buffer): number {
-  buf.set(part, at);
-  return at + part.length;
 }
 
 /** An object of headers (the front's own plain answers) as `[name, value, ...]`. */
