@@ -20,7 +20,7 @@ export interface Exchange {
   /** When it was sent to its worker (ms, performance.now()). */
   sentAt: number;
 
-  /** The whole response at once: a RESPONSE frame's payload, as decodeResponse() and responseParts() read it. */
+  /** The whole response at once: a RESPONSE frame's payload, as decodeResponse() and responseHeadEnd() (wire/frames.ts) read it. */
   response(payload: Buffer): void;
   /** The status and headers of a streamed response; `trailers`: trailer fields come after its body. */
   start(head: string[], trailers?: boolean): void;
