@@ -14,6 +14,8 @@ import type { HeaderMap } from '../src/cache/capture-response.js';
 import { MemoryStore } from '../src/cache/memory-store.js';
 import { packedVariant, packResponse, unpackResponse } from '../src/cache/packed-response.js';
 import { SLAB_SIZE } from '../src/cache/slab-blocks.js';
+import { getHeapStatistics, setFlagsFromString } from 'node:v8';
+import { runInNewContext } from 'node:vm';
 
 const POLICY: PolicySettings = { defaultTtl: 0, staleWhileRevalidate: 30, staleIfError: 0, grace: 0, storeSetCookie: true, storePrivate: false };
 
@@ -224,4 +226,23 @@ test('a full store that goes on storing new responses fills the slabs it empties
   assert.equal(slabs, 0, 'slabs allocated while the store was full');
   assert.ok(store.size <= max);
   assert.ok(store.has(key(39999)) && !store.has(key(20000)), 'the newest kept, the oldest gone');
+});
+
+test('a full store keeps no object per response on the heap (its keys are in its slabs), so storing and evicting leaves the collector nothing to do', () => {
+  setFlagsFromString('--expose-gc');
+  const gc = runInNewContext('gc') as () => void;
+  const store = new MemoryStore(16 << 20, 1 << 16);
+  const key = (i: number) => `http://example.com/page?a-query-string-of-some-length=${i}`;
+  const response = stored(key(0), {}, { 'cache-control': 'max-age=60' }, Buffer.alloc(1024, 'x'));
+  // Full and evicting.
+  for (let i = 0; i < 30000; i++) store.put(key(i), { ...response });
+  const kept = [...Array(30000).keys()].filter((i) => store.has(key(i))).length;
+  assert.ok(kept > 5000 && kept < 30000, `full and evicting (${kept} kept)`);
+  gc();
+  const full = getHeapStatistics().used_heap_size;
+  store.flush();
+  gc();
+  const held = full - getHeapStatistics().used_heap_size;
+  // A key as a string takes some 90 bytes of heap, and its place in a Map's table more.
+  assert.ok(held < 40 * kept, `the full store held ${held} bytes of heap for ${kept} responses`);
 });

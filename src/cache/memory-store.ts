@@ -7,24 +7,25 @@
  * A response is kept packed (packed-response.ts), in memory of the store's
  * own (slab-blocks.ts), and unpacked the first time it answers, then kept
  * unpacked beside it and moved out of its slab. Most keys (one variant, no
- * tags, not used since stored) are their packed response alone in the Map:
- * a store filled by misses holds a key and a number per response, so
- * filling it costs the collector little, while a hit finds the same
- * StoredResponse each time (answers made from it are reused by identity).
- *
- * The use order is the Map's own (a key used or stored again is taken out
- * and put back at the end). The least recently used is found by one
- * iterator kept across evictions: every key before it has been taken out,
- * so it never walks over the slots they leave in the Map's table.
+ * tags, not used since stored, in a slab) are their packed response alone,
+ * the key kept in the slab beside it and found through the key index
+ * (key-index.ts), which also keeps the use order: a store filled and
+ * emptied by misses holds no object per response, so storing and evicting
+ * costs the collector nothing, while a hit finds the same StoredResponse
+ * each time (answers made from it are reused by identity). Other keys are
+ * held by an Entry.
  */
 import type { StoredResponse } from './cache-policy.js';
 import type { CacheStore } from './cache-store.js';
 import { packedKeepUntil, packedVariant, packResponse, unpackResponse } from './packed-response.js';
 import { SLAB_MIN_STORE, SlabBlocks, type Block } from './slab-blocks.js';
 import { TagIndex } from './tag-index.js';
+import { KeyIndex, keyHash } from './key-index.js';
 
-/** What a stored key costs beyond its packed bytes and its key: its place in the Map, its memory's objects and allocation (an estimate). */
+/** What a stored key costs beyond its packed bytes and its key: its place in the index, its memory's objects and allocation (an estimate). */
 const KEY_COST = 200;
+/** The index's value of a key held by an Entry (any other value is a block in a slab). */
+const HELD = -1;
 /** What a response costs once unpacked (its StoredResponse, headers and policy: the body stays in the packed bytes), and its Entry. */
 const UNPACKED_COST = 1200;
 
@@ -37,18 +38,12 @@ class Entry {
   unpacked: StoredResponse[] | null = null;
 
   constructor(
-    /** Its key as the Map holds it (flat()). */
+    /** Its key, as a string of its own (flat()). */
     readonly key: string,
     readonly packed: readonly Block[],
     /** The tags of its variants (for the index). */
     readonly tags: readonly string[],
   ) {}
-}
-
-type Slot = Block | Entry;
-
-function packedOf(slot: Slot): readonly Block[] {
-  return slot instanceof Entry ? slot.packed : [slot];
 }
 
 /** Where keys are copied through (grown for a longer one). */
@@ -69,10 +64,10 @@ function flat(key: string): string {
 }
 
 export class MemoryStore implements CacheStore {
-  private readonly entries = new Map<string, Slot>();
+  private readonly index = new KeyIndex((node, key) => this.sameKey(node, key));
+  /** The Entry of each node whose value is HELD, by node (null for the others). */
+  private readonly held: (Entry | null)[] = [];
   private readonly blocks: SlabBlocks;
-  /** Where the least recently used key is: null until the first eviction, and after a flush. */
-  private cursor: MapIterator<[string, Slot]> | null = null;
   private readonly tags = new TagIndex();
   /** Bytes counted for the keys and what they hold (slabs are counted by `blocks`). */
   private bytes = 0;
@@ -94,77 +89,87 @@ export class MemoryStore implements CacheStore {
 
   /** Whether `key` is stored, without using it (the use order stays). */
   has(key: string): boolean {
-    return this.entries.has(key);
+    return this.index.find(key) >= 0;
   }
 
   get(key: string): StoredResponse[] {
-    const slot = this.entries.get(key);
-    if (slot === undefined) return NONE;
+    const node = this.index.find(key);
+    if (node < 0) return NONE;
     const now = Date.now();
-    if (slot instanceof Entry && slot.unpacked !== null) {
+    const entry = this.entryOf(node);
+    if (entry !== null && entry.unpacked !== null) {
       // A hit: used last now, its cost as it was.
-      const variants = slot.unpacked;
+      const variants = entry.unpacked;
       for (const v of variants) if (v.keepUntil <= now) return this.dropExpired(key, variants, now);
-      this.entries.delete(key);
-      this.entries.set(slot.key, slot);
+      this.index.use(node);
       return variants;
     }
-    const before = this.costOf(key, slot);
-    const packed = packedOf(slot);
+    const before = this.costOf(node);
+    const packed = this.packedOf(node);
     if (packed.some((p) => packedKeepUntil(this.blocks.view(p)) <= now)) {
       // Unpacked from copies: nothing returned may see into a slab.
       return this.dropExpired(key, packed.map((p) => unpackResponse(Buffer.from(this.blocks.view(p)))), now);
     }
     const own = packed.map((p) => this.blocks.own(p));
-    const entry = new Entry(flat(key), own, slot instanceof Entry ? slot.tags : NO_TAGS);
+    const unpacked = new Entry(flat(key), own, entry?.tags ?? NO_TAGS);
     const variants = own.map(unpackResponse);
-    entry.unpacked = variants;
-    this.place(key, entry, before);
+    unpacked.unpacked = variants;
+    this.hold(node, unpacked);
+    this.index.use(node);
+    this.counted(node, before);
     return variants;
   }
 
   holds(key: string, stored: StoredResponse): boolean {
-    const slot = this.entries.get(key);
-    return slot instanceof Entry && slot.unpacked !== null && slot.unpacked.includes(stored);
+    const node = this.index.find(key);
+    return node >= 0 && (this.entryOf(node)?.unpacked?.includes(stored) ?? false);
   }
 
   put(key: string, stored: StoredResponse): void {
     if (stored.body.length > this.maxObjectSize) return;
     this.writes++;
-    const length = packResponse(stored, (size) => this.blocks.alloc(size)).length;
+    const length = packResponse(stored, (size) => this.blocks.alloc(size, key)).length;
     const packed = this.blocks.last;
     if (KEY_COST + key.length + length > this.maxSize) return this.blocks.free(packed);
-    const had = this.entries.get(key);
-    const before = had === undefined ? 0 : this.costOf(key, had);
-    let slot: Slot = packed;
-    if (had !== undefined || stored.tags.length > 0) {
-      const others = had === undefined ? [] : packedOf(had).filter((p) => this.keepsOther(p, stored.variant));
-      const hadTags = had instanceof Entry ? had.tags : NO_TAGS;
+    const hash = keyHash(key);
+    const had = this.index.find(key, hash);
+    const before = had < 0 ? 0 : this.costOf(had);
+    let entry: Entry | null = null;
+    if (had >= 0 || stored.tags.length > 0 || typeof packed !== 'number') {
+      const others = had < 0 ? [] : this.packedOf(had).filter((p) => this.keepsOther(p, stored.variant));
+      const hadTags = had < 0 ? NO_TAGS : (this.entryOf(had)?.tags ?? NO_TAGS);
       const tags = stored.tags.length === 0 ? hadTags : [...new Set([...hadTags, ...stored.tags])];
-      if (others.length > 0 || tags.length > 0) slot = new Entry(flat(key), [...others, packed], tags);
+      if (others.length > 0 || tags.length > 0 || typeof packed !== 'number') entry = new Entry(flat(key), [...others, packed], tags);
     }
     this.tags.add(key, stored.tags);
-    this.place(key, slot, before, had !== undefined);
+    let node = had;
+    if (node < 0) node = this.index.add(hash, entry === null ? (packed as number) : HELD);
+    else this.index.use(node);
+    if (entry === null) this.unhold(node, packed as number);
+    else this.hold(node, entry);
+    this.counted(node, before);
   }
 
   delete(key: string): boolean {
-    const slot = this.entries.get(key);
-    if (slot === undefined) return false;
-    this.remove(key, slot);
+    const node = this.index.find(key);
+    if (node < 0) return false;
+    this.remove(node);
     return true;
   }
 
-  /** Drops `key`, which holds `slot`. */
-  private remove(key: string, slot: Slot): void {
+  /** Drops the key of `node`. */
+  private remove(node: number): void {
     this.writes++;
-    this.entries.delete(key);
-    this.bytes -= this.costOf(key, slot);
-    if (slot instanceof Entry) {
-      for (const p of slot.packed) this.blocks.free(p);
-      this.tags.remove(key, slot.tags);
+    this.bytes -= this.costOf(node);
+    const entry = this.entryOf(node);
+    if (entry !== null) {
+      for (const p of entry.packed) this.blocks.free(p);
+      this.tags.remove(entry.key, entry.tags);
+      this.held[node] = null;
     } else {
-      this.blocks.free(slot);
+      this.blocks.free(this.index.value(node));
     }
+    this.index.remove(node);
   }
 
   deleteTag(tag: string): number {
@@ -175,15 +180,42 @@ export class MemoryStore implements CacheStore {
 
   flush(): void {
     this.writes++;
-    this.entries.clear();
+    this.index.clear();
+    this.held.length = 0;
     this.blocks.clear();
-    this.cursor = null;
     this.tags.clear();
     this.bytes = 0;
   }
 
   stop(): Promise<void> {
     return Promise.resolve();
+  }
+
+  /** Whether the key of `node` (their hashes are the same) is `key`. */
+  private sameKey(node: number, key: string): boolean {
+    const value = this.index.value(node);
+    return value === HELD ? this.held[node]!.key === key : this.blocks.sameKey(value, key);
+  }
+
+  private entryOf(node: number): Entry | null {
+    return this.index.value(node) === HELD ? this.held[node]! : null;
+  }
+
+  private packedOf(node: number): readonly Block[] {
+    const value = this.index.value(node);
+    return value === HELD ? this.held[node]!.packed : [value];
+  }
+
+  private hold(node: number, entry: Entry): void {
+    while (this.held.length <= node) this.held.push(null);
+    this.held[node] = entry;
+    this.index.setValue(node, HELD);
+  }
+
+  /** The key of `node` is its packed response in a slab alone. */
+  private unhold(node: number, block: number): void {
+    if (node < this.held.length) this.held[node] = null;
+    this.index.setValue(node, block);
   }
 
   /** Whether a variant stays beside a new one of `variant` (the one it replaces goes). */
@@ -201,32 +233,23 @@ export class MemoryStore implements CacheStore {
     return live;
   }
 
-  /** `key` holds `slot` now, as the most recently used; it was counted as `before` bytes. `had`: the key was in the Map. */
-  private place(key: string, slot: Slot, before: number, had = true): void {
-    if (had) this.entries.delete(key);
-    this.entries.set(slot instanceof Entry ? slot.key : flat(key), slot);
-    this.bytes += this.costOf(key, slot) - before;
+  /** `node` was counted as `before` bytes: counted as it is now, and the store kept within its bound. */
+  private counted(node: number, before: number): void {
+    this.bytes += this.costOf(node) - before;
     this.evict();
   }
 
-  /** Bytes counted for a key and what it holds. */
-  private costOf(key: string, slot: Slot): number {
-    if (!(slot instanceof Entry)) return KEY_COST + key.length + this.blocks.ownBytes(slot);
-    let cost = KEY_COST + key.length;
-    for (const p of slot.packed) cost += this.blocks.ownBytes(p);
-    return slot.unpacked === null ? cost : cost + UNPACKED_COST * slot.unpacked.length;
+  /** Bytes counted for a key and what it holds (a key in a slab is counted there). */
+  private costOf(node: number): number {
+    const entry = this.entryOf(node);
+    if (entry === null) return KEY_COST;
+    let cost = KEY_COST + entry.key.length;
+    for (const p of entry.packed) cost += this.blocks.ownBytes(p);
+    return entry.unpacked === null ? cost : cost + UNPACKED_COST * entry.unpacked.length;
   }
 
   /** The least recently used go until the store is within its bound again. */
   private evict(): void {
-    while (this.size > this.maxSize && this.entries.size > 0) {
-      let next = this.cursor?.next();
-      if (next === undefined || next.done === true) {
-        this.cursor = this.entries.entries();
-        next = this.cursor.next();
-      }
-      const [key, slot] = next.value as [string, Slot];
-      this.remove(key, slot);
-    }
+    while (this.size > this.maxSize && this.index.size > 0) this.remove(this.index.oldest);
   }
 }

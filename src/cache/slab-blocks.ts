@@ -18,8 +18,16 @@ export const SLAB_SIZE = 256 * 1024;
 const SLAB_MAX_BLOCK = SLAB_SIZE / 16;
 /** Emptied slabs kept to be filled again (memory past the store's bound, uncounted). */
 const SPARE_SLABS = 2;
+/** Before a key kept in a slab: its length (UTF-16 units; the key follows as UTF-16, so any string comes back as it was). */
+const KEY_LENGTH = 4;
 /** Smaller stores keep no slabs: a slab would be too large a part of the bound. */
 export const SLAB_MIN_STORE = 64 * SLAB_SIZE;
+
+/** Where the key kept with a block in `slab` starts (after the packed response). */
+function keyAt(slab: Buffer, block: number): number {
+  const at = block % SLAB_SIZE;
+  return at + packedLengthAt(slab, at);
+}
 
 /** A packed response: memory of its own, or where it is in a slab (slab number × SLAB_SIZE + offset). */
 export type Block = Buffer | number;
@@ -43,20 +51,48 @@ export class SlabBlocks {
     private readonly slabbed: boolean,
   ) {}
 
-  /** Memory to pack a response of `size` bytes into; its Block is then `last`. */
-  alloc(size: number): Buffer {
-    if (!this.slabbed || size > SLAB_MAX_BLOCK) {
+  /**
+   * Memory to pack a response of `size` bytes into; its Block is then
+   * `last`. In a slab, `key` is kept after it (keyIn() and sameKey() read
+   * it): the store then holds no string for it.
+   */
+  alloc(size: number, key: string): Buffer {
+    const whole = size + KEY_LENGTH + 2 * key.length;
+    if (!this.slabbed || whole > SLAB_MAX_BLOCK) {
       const own = Buffer.allocUnsafeSlow(size);
       this.last = own;
       return own;
     }
-    if (this.current < 0 || this.used + size > SLAB_SIZE) this.nextSlab();
+    if (this.current < 0 || this.used + whole > SLAB_SIZE) this.nextSlab();
     const id = this.current;
     const at = this.used;
-    this.used += size;
+    const slab = this.slabs[id]!;
+    this.used += whole;
     this.live[id] = this.live[id]! + 1;
     this.last = id * SLAB_SIZE + at;
-    return this.slabs[id]!.subarray(at, at + size);
+    slab.writeUInt32LE(key.length, at + size);
+    slab.write(key, at + size + KEY_LENGTH, 'utf16le');
+    return slab.subarray(at, at + size);
+  }
+
+  /** The key kept with a block in a slab. */
+  keyIn(block: number): string {
+    const slab = this.slabOf(block);
+    const at = keyAt(slab, block);
+    return slab.toString('utf16le', at + KEY_LENGTH, at + KEY_LENGTH + 2 * slab.readUInt32LE(at));
+  }
+
+  /** Whether the key kept with a block in a slab is `key` (read in place). */
+  sameKey(block: number, key: string): boolean {
+    const slab = this.slabOf(block);
+    const at = keyAt(slab, block);
+    if (slab.readUInt32LE(at) !== key.length) return false;
+    for (let i = 0, b = at + KEY_LENGTH; i < key.length; i++, b += 2) if ((slab[b]! | (slab[b + 1]! << 8)) !== key.charCodeAt(i)) return false;
+    return true;
+  }
+
+  private slabOf(block: number): Buffer {
+    return this.slabs[Math.floor(block / SLAB_SIZE)]!;
   }
 
   /** The packed response's bytes (a view into its slab only for as long as it is kept). */
