@@ -125,9 +125,10 @@ test('the memory store counts what it keeps: within its bound, at least the bodi
 test('the memory store drops the least recently used across many evictions, after the oldest went and after a flush', () => {
   const name = (i: number) => `k${String(i).padStart(3, '0')}`;
   const response = (k: string) => stored(k, {}, { 'cache-control': 'max-age=60' }, Buffer.alloc(100));
-  const probe = new MemoryStore(1 << 20, 1 << 16);
+  // A store too small for slabs: each response costs the same, its own.
+  const probe = new MemoryStore(1 << 16, 1 << 16);
   probe.put(name(0), response(name(0)));
-  const room = 20; // keys of one length, responses alike: each costs the same
+  const room = 20; // keys of one length, responses alike
   const store = new MemoryStore(probe.size * room, 1 << 16);
   const put = (i: number) => store.put(name(i), response(name(i)));
   const present = (from: number, to: number) => [...Array(to - from).keys()].map((i) => name(from + i)).filter((k) => store.has(k));
@@ -245,4 +246,26 @@ test('a full store keeps no object per response on the heap (its keys are in its
   const held = full - getHeapStatistics().used_heap_size;
   // A key as a string takes some 90 bytes of heap, and its place in a Map's table more.
   assert.ok(held < 40 * kept, `the full store held ${held} bytes of heap for ${kept} responses`);
+});
+
+test('a store under 16 MiB packs small responses into slabs of its size: memory is taken a slab at a time, not a response at a time', (t) => {
+  const allocUnsafeSlow = Buffer.allocUnsafeSlow;
+  const sizes: number[] = [];
+  t.mock.method(Buffer, 'allocUnsafeSlow', (size: number) => {
+    sizes.push(size);
+    return allocUnsafeSlow(size);
+  });
+  for (const max of [8 << 20, 1 << 20]) {
+    sizes.length = 0;
+    const store = new MemoryStore(max, 1 << 16);
+    const key = (i: number) => `http://example.com/p?${i}`;
+    const body = max > 1 << 20 ? 1024 : 300;
+    for (let i = 0; i < 20000; i++) store.put(key(i), stored(key(i), {}, { 'cache-control': 'max-age=60', 'x-i': String(i) }, Buffer.alloc(body, i % 251)));
+    assert.ok(store.size <= max);
+    const slabs = sizes.filter((s) => s >= 16 * 1024);
+    assert.ok(sizes.length - slabs.length < 10, `${max}: ${sizes.length - slabs.length} responses in memory of their own`);
+    assert.ok(slabs.length <= 64 + 2 && slabs.every((s) => s * 64 <= max), `${max}: ${slabs.length} slabs of ${slabs[0]} bytes`);
+    const [v] = store.get(key(19999));
+    assert.ok(v !== undefined && v.headers['x-i'] === '19999' && v.body.length === body && v.body.every((b) => b === 19999 % 251));
+  }
 });

@@ -18,7 +18,7 @@
 import type { StoredResponse } from './cache-policy.js';
 import type { CacheStore } from './cache-store.js';
 import { packedKeepUntil, packedVariant, packResponse, unpackResponse } from './packed-response.js';
-import { SLAB_MIN_STORE, SlabBlocks, type Block } from './slab-blocks.js';
+import { slabSize, SlabBlocks, type Block } from './slab-blocks.js';
 import { TagIndex } from './tag-index.js';
 import { KeyIndex, keyHash } from './key-index.js';
 
@@ -79,7 +79,7 @@ export class MemoryStore implements CacheStore {
     /** Larger responses are passed on, not stored. */
     readonly maxObjectSize: number,
   ) {
-    this.blocks = new SlabBlocks(maxSize >= SLAB_MIN_STORE);
+    this.blocks = new SlabBlocks(slabSize(maxSize));
   }
 
   /** The bytes counted against the bound. */

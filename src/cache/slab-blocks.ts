@@ -1,9 +1,10 @@
 /**
  * Memory for the packed responses of the memory store (memory-store.ts):
- * small ones one after another in slabs of the store's own, others in
- * memory of their own. A response in a slab is a number (the slab and the
- * place in it), not an object: a store filled by misses then holds its key
- * and little else per response. A slab is counted whole from when it is
+ * small ones one after another in slabs of the store's own (smaller slabs
+ * in a smaller store), others in memory of their own. A response in a slab
+ * is a number (the slab and the place in it), not an object, and its key is
+ * kept after it: a store filled by misses then holds no object per
+ * response. A slab is counted whole from when it is
  * taken to be filled until no response in it is kept; the last few emptied
  * are kept, uncounted, to be filled again. Uncounted, so that a full store
  * that keeps storing takes them back in turn (the slab it starts is paid for
@@ -13,23 +14,26 @@
  */
 import { packedLengthAt } from './packed-response.js';
 
+/** A store's slabs are this large (smaller ones in stores under STORE_SLABS of them: slabSize()). */
 export const SLAB_SIZE = 256 * 1024;
-/** Larger responses get memory of their own. */
-const SLAB_MAX_BLOCK = SLAB_SIZE / 16;
+/** Slabs a store holds at least: a slab, counted whole while it fills, is a small part of the bound. */
+const STORE_SLABS = 64;
+/** Smaller slabs than this are not worth it (few responses would fit): their stores keep none. */
+const MIN_SLAB_SIZE = 16 * 1024;
+/** Larger responses than a slab's 1/SLAB_BLOCKS get memory of their own. */
+const SLAB_BLOCKS = 16;
 /** Emptied slabs kept to be filled again (memory past the store's bound, uncounted). */
 const SPARE_SLABS = 2;
 /** Before a key kept in a slab: its length (UTF-16 units; the key follows as UTF-16, so any string comes back as it was). */
 const KEY_LENGTH = 4;
-/** Smaller stores keep no slabs: a slab would be too large a part of the bound. */
-export const SLAB_MIN_STORE = 64 * SLAB_SIZE;
-
-/** Where the key kept with a block in `slab` starts (after the packed response). */
-function keyAt(slab: Buffer, block: number): number {
-  const at = block % SLAB_SIZE;
-  return at + packedLengthAt(slab, at);
+/** The slabs of a store of `maxSize` bytes: SLAB_SIZE, or the power of two that makes STORE_SLABS of them; 0: none. */
+export function slabSize(maxSize: number): number {
+  let size = SLAB_SIZE;
+  while (size * STORE_SLABS > maxSize && size >= 2 * MIN_SLAB_SIZE) size /= 2;
+  return size * STORE_SLABS > maxSize ? 0 : size;
 }
 
-/** A packed response: memory of its own, or where it is in a slab (slab number × SLAB_SIZE + offset). */
+/** A packed response: memory of its own, or where it is in a slab (slab number × slab size + offset). */
 export type Block = Buffer | number;
 
 export class SlabBlocks {
@@ -46,10 +50,15 @@ export class SlabBlocks {
   private current = -1;
   private used = 0;
 
+  /** Responses larger than this (with their keys) get memory of their own. */
+  private readonly maxBlock: number;
+
   constructor(
-    /** False: every response gets memory of its own. */
-    private readonly slabbed: boolean,
-  ) {}
+    /** The slabs' size (slabSize()); 0: every response gets memory of its own. */
+    private readonly slabSize: number,
+  ) {
+    this.maxBlock = slabSize / SLAB_BLOCKS;
+  }
 
   /**
    * Memory to pack a response of `size` bytes into; its Block is then
@@ -58,18 +67,18 @@ export class SlabBlocks {
    */
   alloc(size: number, key: string): Buffer {
     const whole = size + KEY_LENGTH + 2 * key.length;
-    if (!this.slabbed || whole > SLAB_MAX_BLOCK) {
+    if (whole > this.maxBlock) {
       const own = Buffer.allocUnsafeSlow(size);
       this.last = own;
       return own;
     }
-    if (this.current < 0 || this.used + whole > SLAB_SIZE) this.nextSlab();
+    if (this.current < 0 || this.used + whole > this.slabSize) this.nextSlab();
     const id = this.current;
     const at = this.used;
     const slab = this.slabs[id]!;
     this.used += whole;
     this.live[id] = this.live[id]! + 1;
-    this.last = id * SLAB_SIZE + at;
+    this.last = id * this.slabSize + at;
     slab.writeUInt32LE(key.length, at + size);
     slab.write(key, at + size + KEY_LENGTH, 'utf16le');
     return slab.subarray(at, at + size);
@@ -78,28 +87,34 @@ export class SlabBlocks {
   /** The key kept with a block in a slab. */
   keyIn(block: number): string {
     const slab = this.slabOf(block);
-    const at = keyAt(slab, block);
+    const at = this.keyAt(slab, block);
     return slab.toString('utf16le', at + KEY_LENGTH, at + KEY_LENGTH + 2 * slab.readUInt32LE(at));
   }
 
   /** Whether the key kept with a block in a slab is `key` (read in place). */
   sameKey(block: number, key: string): boolean {
     const slab = this.slabOf(block);
-    const at = keyAt(slab, block);
+    const at = this.keyAt(slab, block);
     if (slab.readUInt32LE(at) !== key.length) return false;
     for (let i = 0, b = at + KEY_LENGTH; i < key.length; i++, b += 2) if ((slab[b]! | (slab[b + 1]! << 8)) !== key.charCodeAt(i)) return false;
     return true;
   }
 
   private slabOf(block: number): Buffer {
-    return this.slabs[Math.floor(block / SLAB_SIZE)]!;
+    return this.slabs[Math.floor(block / this.slabSize)]!;
+  }
+
+  /** Where the key kept with a block in `slab` starts (after the packed response). */
+  private keyAt(slab: Buffer, block: number): number {
+    const at = block % this.slabSize;
+    return at + packedLengthAt(slab, at);
   }
 
   /** The packed response's bytes (a view into its slab only for as long as it is kept). */
   view(block: Block): Buffer {
     if (typeof block !== 'number') return block;
-    const slab = this.slabs[Math.floor(block / SLAB_SIZE)]!;
-    const at = block % SLAB_SIZE;
+    const slab = this.slabOf(block);
+    const at = block % this.slabSize;
     return slab.subarray(at, at + packedLengthAt(slab, at));
   }
 
@@ -111,10 +126,13 @@ export class SlabBlocks {
   /** The block is no longer kept. */
   free(block: Block): void {
     if (typeof block !== 'number') return;
-    const id = Math.floor(block / SLAB_SIZE);
+    const id = Math.floor(block / this.slabSize);
     const left = this.live[id]! - 1;
     this.live[id] = left;
-    if (left === 0 && id !== this.current) this.emptied(id);
+    if (left !== 0) return;
+    // The slab being filled too: an empty slab is not counted (the next response takes it back from the spares).
+    if (id === this.current) this.current = -1;
+    this.emptied(id);
   }
 
   /** The block in memory of its own: moved out of its slab (which can then go with its neighbours). */
@@ -140,9 +158,9 @@ export class SlabBlocks {
     let id = this.spares.pop();
     if (id === undefined) {
       id = this.freeIds.pop() ?? this.slabs.length;
-      this.slabs[id] = Buffer.allocUnsafeSlow(SLAB_SIZE);
+      this.slabs[id] = Buffer.allocUnsafeSlow(this.slabSize);
     }
-    this.bytes += SLAB_SIZE;
+    this.bytes += this.slabSize;
     this.current = id;
     this.used = 0;
     this.live[id] = 0;
@@ -151,7 +169,7 @@ export class SlabBlocks {
 
   /** No kept response is in slab `id` any more: kept to be filled again, or let go. */
   private emptied(id: number): void {
-    this.bytes -= SLAB_SIZE;
+    this.bytes -= this.slabSize;
     if (this.spares.length < SPARE_SLABS) return void this.spares.push(id);
     this.slabs[id] = null;
     this.freeIds.push(id);
