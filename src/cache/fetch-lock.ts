@@ -21,8 +21,17 @@ export type SharedOutcome = 'acquired' | 'done' | 'timeout';
 const POLL_MS = 20;
 
 export class FetchLock {
-  /** Keys being fetched, with the requests waiting for each (null until one waits: most fetches have none). */
-  private readonly waiting = new Map<string, Set<(outcome: WaitOutcome) => void> | null>();
+  /**
+   * Keys being fetched, with the requests waiting for each (null until one
+   * waits: most fetches have none). Replaced by a new Map each time it
+   * empties: a Map remakes its table as keys come and go (each miss adds one
+   * and deletes it), and once a table of it has reached the old generation,
+   * each table it is remade into is kept from the young generation's
+   * collections by the one before (which points to it) and reaches the old
+   * generation too, so misses after a quiet spell made the full collections
+   * run every few seconds.
+   */
+  private waiting = new Map<string, Set<(outcome: WaitOutcome) => void> | null>();
   /** Keys whose lock in the shared store this process holds. */
   private readonly sharedHeld = new Set<string>();
 
@@ -111,6 +120,7 @@ export class FetchLock {
   release(key: string, failed = false): void {
     const set = this.waiting.get(key);
     this.waiting.delete(key);
+    if (this.waiting.size === 0) this.waiting = new Map();
     if (this.sharedHeld.delete(key)) void this.store.unlock?.(key);
     if (set !== undefined && set !== null) for (const wake of set) wake(failed ? 'failed' : 'done');
   }
