@@ -23,13 +23,11 @@ const POLL_MS = 20;
 export class FetchLock {
   /**
    * Keys being fetched, with the requests waiting for each (null until one
-   * waits: most fetches have none). Replaced by a new Map each time it
-   * empties: a Map remakes its table as keys come and go (each miss adds one
-   * and deletes it), and once a table of it has reached the old generation,
-   * each table it is remade into is kept from the young generation's
-   * collections by the one before (which points to it) and reaches the old
-   * generation too, so misses after a quiet spell made the full collections
-   * run every few seconds.
+   * waits: most fetches have none). A new Map each time it empties: each
+   * miss adds a key and deletes it, and V8 links every table a Map remakes
+   * to the one before, so once one table was promoted all later ones were
+   * too (as in http/member-list.ts), and full collections ran every few
+   * seconds under misses.
    */
   private waiting = new Map<string, Set<(outcome: WaitOutcome) => void> | null>();
   /** Keys whose lock in the shared store this process holds. */

@@ -29,6 +29,7 @@ const HELD = -1;
 /** What a response costs once unpacked (its StoredResponse, headers and policy: the body stays in the packed bytes), and its Entry. */
 const UNPACKED_COST = 1200;
 
+const NO_BLOCKS: readonly Block[] = [];
 const NO_TAGS: readonly string[] = [];
 const NONE: StoredResponse[] = [];
 
@@ -111,10 +112,10 @@ export class MemoryStore implements CacheStore {
       return this.dropExpired(key, packed.map((p) => unpackResponse(Buffer.from(this.blocks.view(p)))), now);
     }
     const own = packed.map((p) => this.blocks.own(p));
-    const unpacked = new Entry(flat(key), own, entry?.tags ?? NO_TAGS);
+    const hit = new Entry(flat(key), own, entry?.tags ?? NO_TAGS);
     const variants = own.map(unpackResponse);
-    unpacked.unpacked = variants;
-    this.hold(node, unpacked);
+    hit.unpacked = variants;
+    this.hold(node, hit);
     this.index.use(node);
     this.counted(node, before);
     return variants;
@@ -134,19 +135,16 @@ export class MemoryStore implements CacheStore {
     const hash = keyHash(key);
     const had = this.index.find(key, hash);
     const before = had < 0 ? 0 : this.costOf(had);
-    let entry: Entry | null = null;
-    if (had >= 0 || stored.tags.length > 0 || typeof packed !== 'number') {
-      const others = had < 0 ? [] : this.packedOf(had).filter((p) => this.keepsOther(p, stored.variant));
-      const hadTags = had < 0 ? NO_TAGS : (this.entryOf(had)?.tags ?? NO_TAGS);
-      const tags = stored.tags.length === 0 ? hadTags : [...new Set([...hadTags, ...stored.tags])];
-      if (others.length > 0 || tags.length > 0 || typeof packed !== 'number') entry = new Entry(flat(key), [...others, packed], tags);
-    }
+    const others = had < 0 ? NO_BLOCKS : this.packedOf(had).filter((p) => this.keepsOther(p, stored.variant));
+    const hadTags = had < 0 ? NO_TAGS : (this.entryOf(had)?.tags ?? NO_TAGS);
+    const tags = stored.tags.length === 0 ? hadTags : [...new Set([...hadTags, ...stored.tags])];
     this.tags.add(key, stored.tags);
-    let node = had;
-    if (node < 0) node = this.index.add(hash, entry === null ? (packed as number) : HELD);
-    else this.index.use(node);
-    if (entry === null) this.unhold(node, packed as number);
-    else this.hold(node, entry);
+    // A lone variant without tags, in a slab, is its block alone; anything else needs an Entry.
+    const alone = typeof packed === 'number' && others.length === 0 && tags.length === 0;
+    const node = had < 0 ? this.index.add(hash, alone ? packed : HELD) : had;
+    if (had >= 0) this.index.use(node);
+    if (alone) this.unhold(node, packed);
+    else this.hold(node, new Entry(flat(key), [...others, packed], tags));
     this.counted(node, before);
   }
 

@@ -62,7 +62,7 @@ export class SlabBlocks {
 
   /**
    * Memory to pack a response of `size` bytes into; its Block is then
-   * `last`. In a slab, `key` is kept after it (keyIn() and sameKey() read
+   * `last`. In a slab, `key` is kept after it (sameKey() reads
    * it): the store then holds no string for it.
    */
   alloc(size: number, key: string): Buffer {
@@ -82,13 +82,6 @@ export class SlabBlocks {
     slab.writeUInt32LE(key.length, at + size);
     slab.write(key, at + size + KEY_LENGTH, 'utf16le');
     return slab.subarray(at, at + size);
-  }
-
-  /** The key kept with a block in a slab. */
-  keyIn(block: number): string {
-    const slab = this.slabOf(block);
-    const at = this.keyAt(slab, block);
-    return slab.toString('utf16le', at + KEY_LENGTH, at + KEY_LENGTH + 2 * slab.readUInt32LE(at));
   }
 
   /** Whether the key kept with a block in a slab is `key` (read in place). */
