@@ -271,6 +271,36 @@ for (const kind of STORES) {
       return stores;
     }
 
+    test('clients that leave while the store is asked: 499, nothing sent, and no origin call for them', async () => {
+      const stored = at('/store-leaver-hit', { cc: 'max-age=60' });
+      const missing = at('/store-leaver-miss', { cc: 'max-age=60' });
+      await getAndStore(a, stored);
+      store!.kill('SIGSTOP');
+      let got = '';
+      try {
+        await Promise.all(
+          [stored, missing].map(async (path) => {
+            const c = connect({ port: a.port, host: '127.0.0.1' });
+            c.on('data', (d: Buffer) => (got += d.toString('latin1')));
+            c.write(`GET ${path} HTTP/1.1\r\nHost: 127.0.0.1:${a.port}\r\nUser-Agent: store-leaver\r\n\r\n`);
+            await sleep(50);
+            c.end();
+            await new Promise((resolve) => c.once('close', resolve));
+          }),
+        );
+      } finally {
+        // Well before the store's command deadline: it answers after the clients have gone.
+        store!.kill('SIGCONT');
+      }
+      assert.equal(got, '', 'nothing sent to the clients that half-closed');
+      for (const path of ['hit', 'miss']) {
+        assert.match((await a.waitFor(new RegExp(`"GET /store-leaver-${path}\\S* HTTP/1\\.1" (\\d+) .*"store-leaver"`), 3000))[1]!, /^499$/);
+      }
+      await sleep(200);
+      assert.equal(await calls(a, '/store-leaver-hit'), 1);
+      assert.equal(await calls(a, '/store-leaver-miss'), 0);
+    });
+
     test('two instances storing variants of one key at once lose none', async () => {
       const stores = await twoStores();
       try {
