@@ -37,6 +37,7 @@ INBOX_LOW = INBOX_HIGH // 4
 MESSAGE_COST = 256
 CLOSE_CODE = struct.Struct("<H")
 DONE_CONTEXT = contextvars.Context()
+TASK_NAME = "websocket"
 
 CONNECTING, OPEN, CLOSING, CLOSED, RESPONDING = range(5)
 CONNECT_PENDING = object()  # a socket's inbox while its websocket.connect is the only message
@@ -125,7 +126,9 @@ class WebSocket(Responder):
         """The app's coroutine is the task itself, with no coroutine of ours around it (an open socket
         costs one less); done() finishes what the app left."""
         try:
-            task = asyncio.ensure_future(self.worker.app(self.scope, self.receive, self.send), loop=loop)
+            app = self.worker.app(self.scope, self.receive, self.send)
+            # A name of its own would be a string per task: Python 3.11 makes "Task-N" at once.
+            task = loop.create_task(app, name=TASK_NAME) if asyncio.iscoroutine(app) else asyncio.ensure_future(app, loop=loop)
         except Exception as exc:  # the call itself failed: done() says so as for a failure inside
             task = loop.create_future()
             task.set_exception(exc)

@@ -224,6 +224,37 @@ test('pings: a client that answers stays open past keepalive_timeout; one that n
   await closed(live);
 });
 
+test('a silent socket lets its frame parser go and makes one again: a frame or a message in pieces across the silence still arrives whole', async () => {
+  // The sweep (every 150 ms here) lets a socket's parser go once it was silent since the last sweep with nothing under way.
+  const ws = new WebSocket(`${base}/live/echo`, { perMessageDeflate: false });
+  await opened(ws);
+  await sleep(700);
+  ws.send('after the silence');
+  assert.equal((await nextMessage(ws)).data.toString(), 'after the silence');
+  // One message in two frames, the silence between them.
+  ws.send('first half, ', { fin: false });
+  await sleep(700);
+  ws.send('second half', { fin: true });
+  assert.equal((await nextMessage(ws)).data.toString(), 'first half, second half');
+  ws.close(4000, 'done');
+  assert.equal((await closed(ws)).code, 4000);
+  await sleep(100);
+  assert.deepEqual((await appLog()).disconnects.at(-1), [4000, 'done']);
+  // One frame in two writes, a silence of more than two sweeps inside its header (written by hand: with
+  // no pong of the client's between them, it must be over before ws_ping_timeout).
+  const quiet = new WebSocket(`${base}/live/echo`, { perMessageDeflate: false, autoPong: false });
+  await opened(quiet);
+  const payload = Buffer.from('split frame');
+  const mask = Buffer.from([1, 2, 3, 4]);
+  const frame = Buffer.concat([Buffer.from([0x81, 0x80 | payload.length]), mask, payload.map((b, i) => b ^ mask[i % 4]!)]);
+  const raw = (quiet as unknown as { _socket: import('node:net').Socket })._socket;
+  raw.write(frame.subarray(0, 3));
+  await sleep(400);
+  raw.write(frame.subarray(3));
+  assert.equal((await nextMessage(quiet)).data.toString(), 'split frame');
+  quiet.terminate();
+});
+
 test('an app that does not read: the front stops reading the client (its send buffer stays full)', async () => {
   const ws = new WebSocket(`${base}/live/deaf`, { perMessageDeflate: false });
   await opened(ws);

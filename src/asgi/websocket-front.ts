@@ -17,6 +17,10 @@
  *
  * An open socket's events go straight to its owner (OwnedSocket.emit), not
  * through listeners: four closures and an event table per socket otherwise.
+ * Its frame parser (ws's Receiver, a Writable stream with its state and
+ * listeners: the largest part of an open socket) is dropped by the sweep
+ * once the socket has been silent since the last sweep with no frame under
+ * way, and made again when bytes arrive: a silent socket holds none.
  */
 import type { IncomingMessage } from 'node:http';
 import type { Socket } from 'node:net';
@@ -74,14 +78,104 @@ export interface Keepalive {
 
 const SWEEP_MAX_MS = 1000;
 
-type OwnedSocket = WebSocket & { owner: SocketEvents | null };
+type OwnedSocket = WebSocket & { owner: SocketEvents | null; shedReceiver(): void };
 
 const NO_EXTENSIONS = Object.freeze({});
 
+/** What this file reads of ws's Receiver (lib/receiver.js): its settings, its listeners and whether a frame is under way. */
+interface Receiver {
+  _allowSynchronousEvents: boolean;
+  _binaryType: string;
+  _extensions: object;
+  _isServer: boolean;
+  _maxBufferedChunks: number;
+  _maxFragments: number;
+  _maxPayload: number;
+  _skipUTF8Validation: boolean;
+  /** 0: waiting for a frame's first bytes (GET_INFO). */
+  _state: number;
+  _bufferedBytes: number;
+  _fragmented: number;
+  _errored: boolean;
+  _loop: boolean;
+  _writableState: { length: number; writing: boolean; ending: boolean; needDrain: boolean };
+  eventNames(): Array<string | symbol>;
+  listeners(event: string | symbol): Array<(...args: unknown[]) => void>;
+  on(event: string | symbol, listener: (...args: unknown[]) => void): unknown;
+}
+type ReceiverClass = new (options: object) => Receiver;
+
+/**
+ * How ws made a socket's first receiver, to make another alike: the options
+ * (the same for every socket without permessage-deflate), its listeners
+ * (ws's own functions, shared by all sockets) and the symbol that points
+ * back to the socket.
+ */
+interface ReceiverRecipe {
+  make: ReceiverClass;
+  options: object;
+  listeners: Array<[string | symbol, (...args: unknown[]) => void]>;
+  owner: symbol;
+}
+
+function recipeOf(make: ReceiverClass, r: Receiver): ReceiverRecipe {
+  const owner = Object.getOwnPropertySymbols(r).find((s) => s.description === 'websocket');
+  if (owner === undefined) throw new Error("ws's Receiver has no 'websocket' symbol: this ws version is not supported");
+  const options = {
+    allowSynchronousEvents: r._allowSynchronousEvents,
+    binaryType: r._binaryType,
+    extensions: r._extensions,
+    isServer: r._isServer,
+    maxBufferedChunks: r._maxBufferedChunks,
+    maxFragments: r._maxFragments,
+    maxPayload: r._maxPayload,
+    skipUTF8Validation: r._skipUTF8Validation,
+  };
+  return { make, options, listeners: r.eventNames().flatMap((e) => r.listeners(e).map((l) => [e, l] as [string | symbol, (...args: unknown[]) => void])), owner };
+}
+
+/** Nothing under way: no frame begun, no bytes waiting, no error, not ended, not holding the socket back. */
+function idle(r: Receiver): boolean {
+  const w = r._writableState;
+  return r._state === 0 && r._bufferedBytes === 0 && r._fragmented === 0 && !r._errored && !r._loop && w.length === 0 && !w.writing && !w.ending && !w.needDrain;
+}
+
 /** ws's WebSocket, whose events go to its owner once it has one (ws emits at most two arguments). */
-function ownedSocket(base: typeof WebSocket): typeof WebSocket {
+function ownedSocket(base: typeof WebSocket, receiverClass: ReceiverClass): typeof WebSocket {
+  let recipe: ReceiverRecipe | null = null;
   return class extends base {
     owner: SocketEvents | null = null;
+    /** The receiver, null while the socket is silent (shedReceiver). */
+    private live: Receiver | null = null;
+    /** The receiver was asked for since the last sweep. */
+    private used = false;
+
+    /** ws's own field, through which every use of the receiver goes: one is made when there is none. */
+    get _receiver(): Receiver | null {
+      this.used = true;
+      return (this.live ??= this.remakeReceiver());
+    }
+    set _receiver(r: Receiver | null) {
+      this.live = r;
+    }
+
+    private remakeReceiver(): Receiver | null {
+      if (recipe === null) return null; // none was let go yet: before setSocket, ws has none either
+      const r = new recipe.make(recipe.options);
+      (r as unknown as Record<symbol, unknown>)[recipe.owner] = this;
+      for (const [event, listener] of recipe.listeners) r.on(event, listener);
+      return r;
+    }
+
+    /** The sweep's: a receiver not asked for since the last sweep, with nothing under way, is let go. */
+    shedReceiver(): void {
+      const r = this.live;
+      if (r !== null && !this.used && this._extensions === NO_EXTENSIONS && this.readyState === this.OPEN && idle(r)) {
+        recipe ??= recipeOf(receiverClass, r);
+        this.live = null;
+      }
+      this.used = false;
+    }
     /**
      * No event table: EventEmitter's empty one is a dictionary-mode object
      * (its literal has a null prototype), about 180 bytes per open socket.
@@ -135,10 +229,10 @@ export class WebSocketFront {
 
   private makeServer(): WebSocketServer {
     const settings = this.settings;
-    const { WebSocketServer, WebSocket } = createRequire(import.meta.url)('ws') as typeof import('ws');
-    const server = new WebSocketServer({
+    const ws = createRequire(import.meta.url)('ws') as typeof import('ws') & { Receiver: ReceiverClass };
+    const server = new ws.WebSocketServer({
       noServer: true,
-      WebSocket: ownedSocket(WebSocket),
+      WebSocket: ownedSocket(ws.WebSocket, ws.Receiver),
       clientTracking: false,
       maxPayload: settings.maxSize,
       // What uvicorn's websockets gets by default: a 4 KiB window and memLevel 5 on our side, so a compressing socket costs less memory.
@@ -197,6 +291,7 @@ export class WebSocketFront {
     const timeout = this.settings.pingTimeout * 1000;
     for (const k of this.open) {
       const ws = k.ws!;
+      (ws as OwnedSocket).shedReceiver();
       if (k.pingAt !== 0) {
         if (timeout > 0 && now - k.pingAt >= timeout && !k.holding) ws.terminate();
       } else if (now - k.lastPing >= every) {
