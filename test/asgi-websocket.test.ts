@@ -224,6 +224,20 @@ test('pings: a client that answers stays open past keepalive_timeout; one that n
   await closed(live);
 });
 
+test('receive() in a task of its own, and cancelled by a timeout while it waits, as apps use it: the messages still come in order', async () => {
+  const ws = new WebSocket(`${base}/live/tasked`);
+  await opened(ws);
+  assert.equal((await nextMessage(ws)).data.toString(), 'timed out');
+  ws.send('a');
+  assert.equal((await nextMessage(ws)).data.toString(), 'got a');
+  ws.send('b');
+  assert.equal((await nextMessage(ws)).data.toString(), 'got b');
+  ws.close(1000);
+  assert.equal((await closed(ws)).code, 1000);
+  await sleep(100);
+  assert.deepEqual((await appLog()).disconnects.at(-1), [1000, '']);
+});
+
 test('a silent socket lets its frame parser go and makes one again: a frame or a message in pieces across the silence still arrives whole', async () => {
   // The sweep (every 150 ms here) lets a socket's parser go once it was silent since the last sweep with nothing under way.
   const ws = new WebSocket(`${base}/live/echo`, { perMessageDeflate: false });

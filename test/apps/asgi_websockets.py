@@ -133,8 +133,24 @@ async def bye(scope, receive, send):
     await send({"type": "websocket.send", "text": "bye"})
 
 
+async def tasked(scope, receive, send):
+    """receive() used as apps use it besides awaiting it: in a task of its own, and under a timeout that cancels it."""
+    await asyncio.create_task(receive())  # websocket.connect
+    await send({"type": "websocket.accept"})
+    try:
+        await asyncio.wait_for(receive(), 0.05)
+    except asyncio.TimeoutError:
+        await send({"type": "websocket.send", "text": "timed out"})
+    first = await asyncio.ensure_future(receive())
+    second = asyncio.create_task(receive())
+    await send({"type": "websocket.send", "text": "got " + first["text"]})
+    await send({"type": "websocket.send", "text": "got " + (await second)["text"]})
+    await until_disconnect(receive)
+
+
 ROUTES = {
     "/echo": echo,
+    "/tasked": tasked,
     "/silent": silent,
     "/bye": bye,
     "/scope": scope_app,
