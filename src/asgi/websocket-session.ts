@@ -45,20 +45,52 @@ const NO_HEADERS: readonly string[] = [];
 /** An open socket's frame: its WS_OPEN went out and is not sent again. */
 const SENT = Buffer.alloc(0);
 
+/** What the sessions of one app share: one object rather than three fields on every open socket. */
+export interface SessionRoute {
+  readonly front: WebSocketFront;
+  readonly pool: { dispatch(x: Exchange): void; cancel(x: Exchange): void };
+  readonly logger: Logger;
+}
+
+/** What a session holds only until its handshake is answered. */
+interface Handshake {
+  /** The WS_OPEN frame. */
+  frame: Buffer;
+  /** Completes ws's handshake (the 101), once the app accepts. */
+  accept: (() => void) | null;
+  /** Ends the watch on the socket during the handshake (watchHandshake); null once ended: ws's 'close' says it then. */
+  unwatch: (() => void) | null;
+  subprotocol: string | null;
+  acceptHeaders: readonly string[];
+}
+
+/**
+ * "GET /path" labels, one string for all the sockets of a URL (an open
+ * socket keeps its label), from a table emptied when full.
+ */
+const labels = new Map<string, string>();
+const MAX_LABELS = 1024;
+
+function labelOf(method: string, url: string): string {
+  const key = `${method} ${url}`;
+  const known = labels.get(key);
+  if (known !== undefined) return known;
+  if (labels.size >= MAX_LABELS) labels.clear();
+  labels.set(key, key);
+  return key;
+}
+
 export class WebSocketSession implements Exchange, HandshakeOwner, Keepalive {
   worker: WorkerProcess | null = null;
   id = 0;
   queuedAt = 0;
   sentAt = 0;
-  subprotocol: string | null = null;
-  acceptHeaders: readonly string[] = NO_HEADERS;
   ws: WebSocket | null = null;
   pingAt = 0;
   lastPing = 0;
   [KEEPALIVE_AT]: number | undefined = undefined;
-  private accept: (() => void) | null = null;
-  /** Ends the watch on the socket during the handshake (watchHandshake); null once ended: ws's 'close' says it then. */
-  private unwatch: (() => void) | null;
+  /** Null once the handshake is answered. */
+  private hs: Handshake | null;
   /** The pool is done with it (END, or it failed). */
   private done = false;
   /** The client's socket is closed (access log written). */
@@ -81,30 +113,40 @@ export class WebSocketSession implements Exchange, HandshakeOwner, Keepalive {
 
   constructor(
     /** The WS_OPEN frame; not kept once the socket is open (the pool has its id). */
-    public frame: Buffer,
+    frame: Buffer,
     u: UpgradeRequest,
-    private readonly front: WebSocketFront,
-    private readonly pool: { dispatch(x: Exchange): void; cancel(x: Exchange): void },
-    private readonly logger: Logger,
+    private readonly route: SessionRoute,
   ) {
-    this.label = `${u.req.method} ${u.req.url}`;
+    this.label = labelOf(u.req.method ?? 'GET', u.req.url ?? '/');
     this.socket = u.socket;
     this.log = u.log;
     // The scope is built: the socket carries no more requests, and this session handles its end.
     u.adopt();
     forgetConnection(u.socket);
-    this.unwatch = watchHandshake(u.socket, () => this.socketClosed());
+    this.hs = { frame, accept: null, unwatch: watchHandshake(u.socket, () => this.socketClosed()), subprotocol: null, acceptHeaders: NO_HEADERS };
+  }
+
+  get frame(): Buffer {
+    return this.hs?.frame ?? SENT;
+  }
+
+  get subprotocol(): string | null {
+    return this.hs?.subprotocol ?? null;
+  }
+
+  get acceptHeaders(): readonly string[] {
+    return this.hs?.acceptHeaders ?? NO_HEADERS;
   }
 
   // ---- the handshake (WebSocketFront)
 
   verify(accept: () => void): void {
-    this.accept = accept;
-    this.pool.dispatch(this);
+    if (this.hs !== null) this.hs.accept = accept;
+    this.route.pool.dispatch(this);
   }
 
   malformed(status: number, why: string): void {
-    this.logger.debug(`${this.label}: WebSocket handshake refused: ${why}`);
+    this.route.logger.debug(`${this.label}: WebSocket handshake refused: ${why}`);
     this.finish();
     this.answer([`${status} ${STATUS_CODES[status]}`, 'Content-Type', 'text/plain; charset=utf-8'], Buffer.from(`${why}\n`));
   }
@@ -112,9 +154,8 @@ export class WebSocketSession implements Exchange, HandshakeOwner, Keepalive {
   opened(ws: WebSocket): void {
     this.ws = ws;
     this.status = 101;
-    this.subprotocol = null;
-    this.acceptHeaders = NO_HEADERS;
-    this.front.watch(this);
+    this.hs = null;
+    this.route.front.watch(this);
   }
 
   // ---- the open socket's events (WebSocketFront)
@@ -124,19 +165,19 @@ export class WebSocketSession implements Exchange, HandshakeOwner, Keepalive {
   }
 
   onClose(code: number, reason: Buffer): void {
-    this.front.unwatch(this);
+    this.route.front.unwatch(this);
     // ws closed it for a protocol error: that code went to the client, and is the app's too.
     this.tell(code === 1006 && this.errorCode !== 0 ? this.errorCode : code, reason.toString('utf8'));
     this.socketClosed();
   }
 
   onPong(): void {
-    this.front.answered(this);
+    this.route.front.answered(this);
   }
 
   onError(err: Error & { code?: string }): void {
     this.errorCode = WS_ERROR_CLOSE[err.code ?? ''] ?? 1002;
-    this.logger.debug(`${this.label}: WebSocket: ${err.message}`);
+    this.route.logger.debug(`${this.label}: WebSocket: ${err.message}`);
   }
 
   // ---- frames from the worker (the pool's Exchange)
@@ -155,7 +196,7 @@ export class WebSocketSession implements Exchange, HandshakeOwner, Keepalive {
         try {
           ws.close(payload.readUInt16LE(0), payload.subarray(2));
         } catch (err) {
-          this.logger.error(`${this.label}: the app closed its WebSocket with a code or reason RFC 6455 does not allow: ${(err as Error).message}; closed with 1011`);
+          this.route.logger.error(`${this.label}: the app closed its WebSocket with a code or reason RFC 6455 does not allow: ${(err as Error).message}; closed with 1011`);
           ws.close(1011);
         }
         return;
@@ -201,7 +242,7 @@ export class WebSocketSession implements Exchange, HandshakeOwner, Keepalive {
   fail(status: 502 | 503 | 504, reason: string): void {
     if (this.done) return;
     this.finish();
-    this.logger.log(status === 503 ? 'warning' : 'error', `${this.label}: ${status} ${reason}`);
+    this.route.logger.log(status === 503 ? 'warning' : 'error', `${this.label}: ${status} ${reason}`);
     if (this.ws === null) return this.answer([`${status} ${STATUS_CODES[status]}`, 'Content-Type', 'text/plain; charset=utf-8'], Buffer.from(`${STATUS_CODES[status]}\n`));
     this.ws.close(1011);
   }
@@ -210,7 +251,7 @@ export class WebSocketSession implements Exchange, HandshakeOwner, Keepalive {
     if (this.done) return;
     if (this.ws === null) {
       this.fail(503, 'its worker is leaving');
-      return this.pool.cancel(this);
+      return this.route.pool.cancel(this);
     }
     this.ws.close(1012, 'service restart');
     this.tell(1012, '');
@@ -219,12 +260,12 @@ export class WebSocketSession implements Exchange, HandshakeOwner, Keepalive {
   // ---- the client
 
   private accepted(block: Buffer): void {
-    const accept = this.accept;
-    if (accept === null || this.ws !== null || this.answered) return;
-    this.accept = null;
-    this.frame = SENT;
+    const hs = this.hs;
+    const accept = hs?.accept ?? null;
+    if (hs === null || accept === null || this.ws !== null || this.answered) return;
+    hs.accept = null;
     const f = block.toString('latin1').split('\0');
-    this.subprotocol = f[0] || null;
+    hs.subprotocol = f[0] || null;
     const headers: string[] = [];
     for (let i = 1; i + 1 < f.length; i += 2) {
       const name = f[i]!;
@@ -232,11 +273,12 @@ export class WebSocketSession implements Exchange, HandshakeOwner, Keepalive {
       if (!TOKEN.test(name) || /[\r\n\0]/.test(value) || OWN_HEADERS.has(name.toLowerCase())) continue;
       headers.push(`${name}: ${value}`);
     }
-    if (headers.length > 0) this.acceptHeaders = headers;
+    if (headers.length > 0) hs.acceptHeaders = headers;
     // The watch ends before ws listens to the socket, whose 'close' then needs no listener of ours.
-    this.unwatch?.();
-    this.unwatch = null;
+    hs.unwatch?.();
+    hs.unwatch = null;
     accept();
+    this.hs = null;
     // ws did not take the socket (it was closing, or the server is): it closes without ws.
     if (this.ws === null) this.socket.once('close', () => this.socketClosed());
   }
@@ -294,14 +336,14 @@ export class WebSocketSession implements Exchange, HandshakeOwner, Keepalive {
     if (this.ws === null && !this.done) {
       // Gone during the handshake: the app's websocket.disconnect (CANCEL), or off the queue.
       this.status ||= 499;
-      this.pool.cancel(this);
+      this.route.pool.cancel(this);
     }
     this.log(this.status, this.socket.bytesWritten);
   }
 
   private finish(): void {
     this.done = true;
-    this.accept = null;
+    if (this.hs !== null) this.hs.accept = null;
   }
 
   /** An HTTP answer instead of the 101; the connection closes after it. */

@@ -21,7 +21,7 @@ import { hasUnsizedH2Body, readRouteBody, SPILL_BYTES } from '../http/request-bo
 import { refuse } from '../http/plain-response.js';
 import { WsgiExchange } from './wsgi-exchange.js';
 import { StreamedExchange } from '../asgi/streamed-exchange.js';
-import { WebSocketSession } from '../asgi/websocket-session.js';
+import { WebSocketSession, type SessionRoute } from '../asgi/websocket-session.js';
 import type { WebSocketFront } from '../asgi/websocket-front.js';
 import type { ExchangeContext, Handler, HttpResponse, LeanRouteRequest, RequestInfo, RouteRequest, UpgradeRequest } from '../http/handler.js';
 
@@ -40,6 +40,8 @@ export class WsgiApp implements Handler {
   private readonly cancel = (x: WsgiExchange) => this.pool.cancel(x);
   /** Where each request's environ or scope is written, and its frame taken from (synchronously). */
   private readonly block = new BlockWriter();
+  /** What this app's WebSocket sessions share, made at the first. */
+  private sessions: SessionRoute | null = null;
 
   serve(r: RouteRequest): void {
     this.answer(r, r.req);
@@ -60,7 +62,7 @@ export class WsgiApp implements Handler {
     buildScope(u.req, u, this.block);
     const frame = this.block.frame(scopeBody(0, null), null);
     frame[0] = Frame.WS_OPEN;
-    this.websockets.handshake(u.req, u.socket, u.head, new WebSocketSession(frame, u, this.websockets, this.pool, this.ctx.logger));
+    this.websockets.handshake(u.req, u.socket, u.head, new WebSocketSession(frame, u, (this.sessions ??= { front: this.websockets, pool: this.pool, logger: this.ctx.logger })));
   }
 
   private answer(r: RouteRequest<RequestInfo, HttpResponse>, body: Readable | null): void {
