@@ -2,7 +2,7 @@
  * The asgi suite: ASGI 3 apps (bench/apps/asgi_hello.py, a raw hello world;
  * bench/apps/fastapi_json.py, a FastAPI JSON route) on gatehouse
  * (--interface asgi) and on the ASGI servers a user could pick instead, each
- * with PROCESSES worker processes: uvicorn (--workers, uvloop), gunicorn
+ * with PROCESSES worker processes: uvicorn (--workers, uvloop, httptools), gunicorn
  * with uvicorn's worker class and hypercorn (-w, uvloop), all from Debian,
  * and daphne (one process: it has no workers option). Each row is a
  * main-table row (bench-row.ts: wrk, the connection check, the CPU
@@ -20,14 +20,15 @@ const ASGI_APPS: AppSpec[] = [
   { id: 'fastapi', module: 'fastapi_json', path: '/items/7?q=tea' },
 ];
 
-const uvicornMissing = () => (hasPythonModule('uvicorn') ? null : `uvicorn is not installed for ${PYTHON} (apt-get install uvicorn python3-uvloop)`);
+const uvicornMissing = () =>
+  hasPythonModule('uvicorn') && hasPythonModule('uvloop') && hasPythonModule('httptools') ? null : `uvicorn, uvloop or httptools is not installed for ${PYTHON} (apt-get install uvicorn python3-uvloop python3-httptools)`;
 
 export function asgiServers(versions: Versions): ServerSpec[] {
   return [
     gatehouseServer(versions, PROCESSES, ['--interface', 'asgi']),
     {
       id: 'uvicorn',
-      label: `uvicorn ${versions.uvicorn} (--workers ${PROCESSES}, --loop uvloop)`,
+      label: `uvicorn ${versions.uvicorn} (--workers ${PROCESSES}, --loop uvloop, --http httptools)`,
       missing: uvicornMissing,
       launch: (app, port) => [uvicornLaunch(app, port)],
       problemLines: /Traceback|\bERROR\b/,

@@ -44,7 +44,7 @@ const USAGE = `Usage: npm run bench -- [--suite SUITES] [--quick] [--markdown] [
                                   (h2load -c4 -m50); req/s of 2xx answers, non-2xx counts, CPU per answer (needs h2load, openssl)
                        proxy      the hello and flask apps on gunicorn (-w 2, unix socket): gatehouse's proxy action against
                                   nginx proxy_pass (upstream keepalive), with the connection check
-                       asgi       a raw ASGI hello and a FastAPI JSON route: gatehouse --interface asgi against uvicorn (--workers, uvloop),
+                       asgi       a raw ASGI hello and a FastAPI JSON route: gatehouse --interface asgi against uvicorn (--workers, uvloop, httptools),
                                   gunicorn -k uvicorn.workers.UvicornWorker, hypercorn and daphne; WebSocket echo messages/s (50 clients)
                                   and the memory of N idle WebSockets (--idle-connections): gatehouse against uvicorn (websockets, wsproto)
                        cache      hits on a cached 1 KiB and 64 KiB page: gatehouse --cache against Varnish and nginx uwsgi_cache,
