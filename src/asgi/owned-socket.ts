@@ -169,10 +169,12 @@ export function ownedSocket(base: typeof WebSocket, parts: WsParts): typeof WebS
     /** The keepalive sweep's: parts not asked for since the last sweep, with nothing under way, are let go. */
     shedParts(): void {
       const { receiver, sender } = this;
-      if (!this.used && receiver !== null && sender !== null && this._extensions === NO_EXTENSIONS && this.readyState === this.OPEN) {
-        if (receiverIdle(receiver) && senderIdle(sender)) {
-          recipe ??= recipeOf(receiver, sender);
-          this.receiver = this.sender = null;
+      if (!this.used && this._extensions === NO_EXTENSIONS && this.readyState === this.OPEN) {
+        // The first socket to let go of its parts shows how ws makes them (setSocket made both).
+        if (recipe === null && receiver !== null && sender !== null) recipe = recipeOf(receiver, sender);
+        if (recipe !== null) {
+          if (receiver !== null && receiverIdle(receiver)) this.receiver = null;
+          if (sender !== null && senderIdle(sender)) this.sender = null;
         }
       }
       this.used = false;
