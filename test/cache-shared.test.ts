@@ -21,7 +21,7 @@ import { MemcachedStore } from '../src/cache/memcached-store.js';
 import { RedisStore } from '../src/cache/redis-store.js';
 import { Logger } from '../src/log/logger.js';
 import { APPS, hasCommand, SYSTEM_PYTHON } from './helpers/gatehouse.js';
-import { countMatches, launch, RawConnection, request, sleep, type Server, type SimpleResponse } from './helpers/harness.js';
+import { countMatches, launch, RawConnection, request, sleep, stopProcess, type Server, type SimpleResponse } from './helpers/harness.js';
 
 const APP = `${APPS}/cache_origin.py:app`;
 const POLICY: PolicySettings = { defaultTtl: 0, staleWhileRevalidate: 0, staleIfError: 0, grace: 0, storeSetCookie: false, storePrivate: false };
@@ -289,7 +289,7 @@ for (const kind of STORES) {
       const stored = at('/store-leaver-hit', { cc: 'max-age=60' });
       const missing = at('/store-leaver-miss', { cc: 'max-age=60' });
       await getAndStore(a, stored);
-      store!.kill('SIGSTOP');
+      await stopProcess(store!);
       let got = '';
       try {
         await Promise.all(
@@ -457,7 +457,7 @@ memcached = { server = "127.0.0.1:${port}", key = "page:$uri" }
 
   test('a client that leaves while memcached is asked: its page is not sent, and the line says 499', async () => {
     await writer.set('page:/left', Buffer.from('cached'), {});
-    memcached!.kill('SIGSTOP');
+    await stopProcess(memcached!);
     try {
       const c = await RawConnection.open(server.port);
       c.write('GET /left HTTP/1.1\r\nHost: x\r\n\r\n');

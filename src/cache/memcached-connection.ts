@@ -5,12 +5,20 @@
  * (the next requests do not wait for it again), and both answer a given
  * fallback value, with a log line at most every few seconds.
  *
+ * After a failure the connection starts clean: memjs (1.3.2) on a request's
+ * deadline only ends the socket, keeps reading it, and keeps the part of an
+ * answer it had read; what comes late, or that part, was then read as the
+ * beginning of the next connection's answers (they went unanswered, or
+ * wrong). Here every socket memjs opened is destroyed and what it had read
+ * dropped (reset()).
+ *
  * Compare-and-swap (a get that returns the item's CAS, a set or delete that
  * applies only while the item still has it) is written here: memjs (1.3.2,
  * its latest) has none, but its perform() sends any request, and CAS is a
  * field of the binary protocol's request header.
  */
 import { createRequire } from 'node:module';
+import type { Socket } from 'node:net';
 import type memjs from 'memjs';
 import type { Logger } from '../log/logger.js';
 
@@ -30,6 +38,15 @@ const EXISTS = 2;
 /** Where the CAS goes in a request's 24-byte header. */
 const CAS_AT = 16;
 
+/** What reset() touches of memjs's Server (lib/memjs/server.js). */
+interface MemjsServer {
+  _socket: Socket | undefined;
+  connected: boolean;
+  responseBuffer: Buffer;
+  sock(sasl: boolean, go: (socket: Socket) => void): void;
+  error(err: Error): void;
+}
+
 /** An item's value and CAS (both null when it is absent). */
 export interface Versioned {
   value: Buffer | null;
@@ -41,6 +58,8 @@ export class MemcachedConnection {
   private readonly makeRequest: typeof memjs.Utils.makeRequestBuffer;
   private pausedUntil = 0;
   private warnedAt = -Infinity;
+  /** Every socket memjs opened that is not closed yet. */
+  private readonly sockets = new Set<Socket>();
 
   constructor(
     /** HOST:PORT */
@@ -53,6 +72,35 @@ export class MemcachedConnection {
     const { Client, Utils } = createRequire(import.meta.url)('memjs') as typeof memjs;
     this.makeRequest = Utils.makeRequestBuffer;
     this.client = Client.create(address, { retries: 0, timeout: TIMEOUT_S, conntimeout: TIMEOUT_S, keepAlive: true, logger: { log: () => {} } });
+    const sockets = this.sockets;
+    for (const server of this.servers) {
+      const sock = server.sock;
+      server.sock = function (this: MemjsServer, sasl, go) {
+        const had = this._socket;
+        sock.call(this, sasl, go);
+        const opened = this._socket;
+        if (opened !== undefined && opened !== had) {
+          sockets.add(opened);
+          opened.once('close', () => sockets.delete(opened));
+        }
+      };
+    }
+  }
+
+  private get servers(): MemjsServer[] {
+    return (this.client as unknown as { servers: MemjsServer[] }).servers;
+  }
+
+  /** A failed connection starts clean: its requests fail, its sockets are destroyed, what they had read is dropped. */
+  private reset(): void {
+    for (const server of this.servers) {
+      server.error(new Error('reset after a failure'));
+      server._socket = undefined;
+      server.connected = false;
+      server.responseBuffer = Buffer.alloc(0);
+    }
+    for (const socket of this.sockets) socket.destroy();
+    this.sockets.clear();
   }
 
   /** Runs `command`, or answers `otherwise` when memcached is paused, fails or is late. */
@@ -67,6 +115,7 @@ export class MemcachedConnection {
     } catch (err) {
       const now = performance.now();
       this.pausedUntil = now + PAUSE_MS;
+      this.reset();
       if (now - this.warnedAt >= WARN_EVERY_MS) {
         this.warnedAt = now;
         this.logger.warning(`${this.label}: ${what} failed, answering as a miss: ${(err as Error).message}`);
