@@ -169,7 +169,7 @@ class HttpRequest(Responder):
     __slots__ = (
         "worker", "rid", "scope", "body", "task", "status", "headers", "declared",
         "head_sent", "complete", "ended", "disconnected", "timed_out", "waiter", "inbox", "held", "paused",
-        "trailing", "timer", "clock_at", "time_left",
+        "trailing", "timer", "clock_at", "time_left", "held_back",
     )
 
     def __init__(self, worker, rid, payload):
@@ -193,9 +193,11 @@ class HttpRequest(Responder):
         self.timer = None  # --timeout's call, while the clock runs
         self.clock_at = 0.0  # when it last started running
         self.time_left = None  # of --timeout, None: no timeout
+        self.held_back = None  # a future while the front holds the response back (its client is far behind)
 
     def launch(self, loop):
-        return loop.create_task(self.run())
+        # A name of its own would be a string per task: Python 3.11 makes "Task-N" at once.
+        return loop.create_task(self.run(), name="http")
 
     async def run(self):
         worker = self.worker
@@ -230,7 +232,7 @@ class HttpRequest(Responder):
     def run_clock(self):
         """--timeout counts the app's time: it runs, except while the app waits for the client's next body bytes."""
         if self.time_left is not None and self.timer is None:
-            loop = asyncio.get_running_loop()
+            loop = self.worker.loop
             self.clock_at = loop.time()
             self.timer = loop.call_later(max(self.time_left, 0), self.time_out)
 
@@ -238,13 +240,13 @@ class HttpRequest(Responder):
         if self.timer is not None:
             self.timer.cancel()
             self.timer = None
-            self.time_left -= asyncio.get_running_loop().time() - self.clock_at
+            self.time_left -= self.worker.loop.time() - self.clock_at
 
     def time_out(self):
         self.timer = None
         self.timed_out = True
         self.task.cancel()
-        asyncio.get_running_loop().call_later(CANCEL_GRACE, self.abandon)
+        self.worker.loop.call_later(CANCEL_GRACE, self.abandon)
 
     def abandon(self):
         """The app swallowed its cancellation: the client gets its 504 now, and the task's sends fail from here on."""
@@ -257,6 +259,21 @@ class HttpRequest(Responder):
     def client_gone(self):
         self.disconnected = True
         self.wake()
+        self.let_go()
+
+    def on_frame(self, kind, payload):
+        """WS_PAUSE / WS_RESUME from the front: the client is far behind this response (send() waits), or has caught up."""
+        if kind == WS_PAUSE:
+            if self.held_back is None:
+                self.held_back = self.worker.loop.create_future()
+        elif kind == WS_RESUME:
+            self.let_go()
+
+    def let_go(self):
+        held_back = self.held_back
+        self.held_back = None
+        if held_back is not None and not held_back.done():
+            held_back.set_result(None)
 
     def wake(self):
         if self.waiter is not None and not self.waiter.done():
@@ -282,7 +299,7 @@ class HttpRequest(Responder):
         """The next http.request of a streamed body, or None once the request is over."""
         inbox = self.inbox
         while not inbox and not self.disconnected and not self.complete:
-            self.waiter = asyncio.get_running_loop().create_future()
+            self.waiter = self.worker.loop.create_future()
             # A slow client is not the app's time (body_timeout, in the front, is the client's).
             self.stop_clock()
             try:
@@ -315,7 +332,7 @@ class HttpRequest(Responder):
             self.body = None
             return {"type": "http.request", "body": body, "more_body": False}
         if not self.disconnected and not self.complete:
-            self.waiter = asyncio.get_running_loop().create_future()
+            self.waiter = self.worker.loop.create_future()
             await self.waiter
             self.waiter = None
         return {"type": "http.disconnect"}
@@ -338,6 +355,15 @@ class HttpRequest(Responder):
             if self.trailing and not more:
                 self.trailing = 2
             await self.worker.drain()
+            if self.held_back is not None:
+                # A slow client is not the app's time, as for a slow request body.
+                self.stop_clock()
+                try:
+                    await self.held_back
+                finally:
+                    self.run_clock()
+                if self.disconnected:
+                    raise ClientDisconnected("the client went away")
         elif kind == "http.response.trailers":
             self.send_trailers(message)
         elif kind == "http.response.pathsend":

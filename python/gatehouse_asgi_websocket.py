@@ -177,7 +177,7 @@ class WebSocket(Responder):
             self.gone(CLOSE_CODE.unpack_from(payload)[0], payload[2:].decode("utf-8", "replace"))
         elif kind == WS_PAUSE:
             if self.unpaused is None:
-                self.unpaused = asyncio.get_running_loop().create_future()
+                self.unpaused = self.worker.loop.create_future()
         elif kind == WS_RESUME:
             self.resume()
 
@@ -233,7 +233,7 @@ class WebSocket(Responder):
             self.inbox = None
             return {"type": "websocket.connect"}
         while not inbox:
-            self.waiter = asyncio.get_running_loop().create_future()
+            self.waiter = self.worker.loop.create_future()
             await self.waiter
             self.waiter = None
             inbox = self.inbox

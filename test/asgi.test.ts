@@ -12,6 +12,7 @@ import assert from 'node:assert/strict';
 import { request as httpRequest } from 'node:http';
 import { connect as h2connect } from 'node:http2';
 import { spawnSync } from 'node:child_process';
+import { connect } from 'node:net';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -210,6 +211,34 @@ test('the app failing: before the start 500, after it the connection is cut, no 
     assert.match(got, /^HTTP\/1\.1 200 /, path);
     assert.ok(got.includes('partial'), `${path}: the start of the body was sent`);
     assert.ok(!got.endsWith('0\r\n\r\n'), `${path}: the response never looks complete`);
+  }
+});
+
+test('a client that reads nothing holds back an app that only sends (its sends wait), and gets it all once it reads', async () => {
+  const reader = connect(server.port, '127.0.0.1');
+  let received = 0;
+  let tail = '';
+  reader.on('data', (d: Buffer) => {
+    received += d.length;
+    tail = (tail + d.toString('latin1', Math.max(0, d.length - 16))).slice(-16);
+  });
+  reader.pause();
+  reader.write(`GET /api/flood HTTP/1.1\r\nHost: x\r\n\r\n`);
+  try {
+    let chunks = 0;
+    for (let i = 0; i < 10; i++) {
+      await new Promise((r) => setTimeout(r, 100));
+      chunks = (json(await request(server.url, '/api/flooded')) as { chunks: number }).chunks;
+    }
+    // 4,096 chunks of 64 KiB if nothing held it: what the socket buffers, the front and its spool take is far less.
+    assert.ok(chunks > 0 && chunks < 512, `the app sent ${chunks} chunks of 64 KiB to a client that read none`);
+    const ended = new Promise<void>((resolve) => reader.on('data', () => tail.endsWith('\r\n0\r\n\r\n') && resolve()));
+    reader.resume();
+    await ended;
+    assert.ok(received > 4096 * 65536, `${received} bytes received`);
+    assert.equal((json(await request(server.url, '/api/flooded')) as { chunks: number }).chunks, 4096);
+  } finally {
+    reader.destroy();
   }
 });
 

@@ -58,7 +58,8 @@
  *               app's websocket.disconnect).
  *   WS_PAUSE    the receiver holds too much of this socket's messages:
  *               stop sending them until WS_RESUME. From the worker, also
- *               for a streamed request body (REQ_STREAM).
+ *               for a streamed request body (REQ_STREAM); from the front,
+ *               also for an ASGI response its client is far behind on.
  */
 
 export const enum Frame {

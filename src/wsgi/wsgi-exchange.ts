@@ -7,7 +7,7 @@ import { fstat, open, close } from 'node:fs';
 import type { Exchange } from '../pool/exchange.js';
 import type { WorkerProcess } from '../pool/worker-process.js';
 import type { Socket } from 'node:net';
-import { decodeHead, responseHeadEnd, type FileSpec } from '../wire/frames.js';
+import { decodeHead, encodeEmpty, Frame, responseHeadEnd, type FileSpec } from '../wire/frames.js';
 import { discardBodyFile } from '../http/request-body.js';
 import { sendPlain } from '../http/plain-response.js';
 import type { ExchangeContext, HttpResponse, RequestInfo, RouteRequest } from '../http/handler.js';
@@ -19,6 +19,13 @@ import { compressHead } from '../http/compress-head.js';
 
 /** How much of a response the front holds in memory for a slow client; the rest is spooled to disk. */
 const RESPONSE_BUFFER = 1024 * 1024;
+/**
+ * Spooled bytes past which an ASGI app's sends for the response wait until
+ * the client has taken them all (WS_PAUSE, WS_RESUME): a waiting task costs
+ * little, and an endless stream to a client that reads nothing must not fill
+ * the disk. (A WSGI worker cannot wait for one response alone.)
+ */
+const ASGI_SPOOL_HOLD = 16 * 1024 * 1024;
 
 const FAIL_TEXT = { 502: 'Bad Gateway', 503: 'Service Unavailable', 504: 'Gateway Timeout' } as const;
 
@@ -34,6 +41,8 @@ export class WsgiExchange implements Exchange, InFlight {
   private streaming = false;
   /** Body the client could not take yet, on disk; END must wait for it too. */
   private spool: ResponseSpool | null = null;
+  /** The ASGI app was told to wait (WS_PAUSE) until the spool is empty. */
+  private holdingApp = false;
   private endPending = false;
   /** The body is being compressed: it goes through this on its way to the response. */
   private encoder: Encoder | null = null;
@@ -119,9 +128,16 @@ export class WsgiExchange implements Exchange, InFlight {
       return;
     }
     this.spool ??= new ResponseSpool(out, () => {
+      if (this.holdingApp) this.holdApp(false);
       if (this.endPending) this.end();
     });
     this.spool.write(chunk);
+    if (!this.holdingApp && this.spool.pending > ASGI_SPOOL_HOLD && this.worker?.interface === 'asgi') this.holdApp(true);
+  }
+
+  private holdApp(hold: boolean): void {
+    this.holdingApp = hold;
+    if (!this.done) this.worker?.relay(this, encodeEmpty(hold ? Frame.WS_PAUSE : Frame.WS_RESUME, 0));
   }
 
   /** Kept by the response until its end: written after the last body bytes (the encoder's too). */
