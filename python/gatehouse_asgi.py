@@ -107,6 +107,7 @@ class AsgiWorker:
         self.lifespan = Lifespan(app, settings.get("lifespan", "auto"), self.state)
         self.shutdown_timeout = settings.get("graceful_timeout", 30)
         self.requests = {}
+        self.clocked = set()  # requests whose --timeout clock runs
         self.loop = None
         self.protocol = None
         self.transport = None
@@ -160,8 +161,12 @@ class AsgiWorker:
             self.transport.write(out[0] if len(out) == 1 else b"".join(out))
 
     def beat(self, loop, interval):
+        """The heartbeat, and --timeout for the requests past it (within an interval: a quarter of it, at most a second)."""
         if not self.protocol.transport.is_closing():
             self.write(pack_header(HEARTBEAT, 0, 0))
+        now = loop.time()
+        for request in [r for r in self.clocked if r.over_time(now)]:
+            request.time_out()
         loop.call_later(interval, self.beat, loop, interval)
 
     def start(self, rid, payload, kind):

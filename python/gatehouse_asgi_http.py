@@ -169,7 +169,7 @@ class HttpRequest(Responder):
     __slots__ = (
         "worker", "rid", "scope", "body", "task", "status", "headers", "declared",
         "head_sent", "complete", "ended", "disconnected", "timed_out", "waiter", "inbox", "held", "paused",
-        "trailing", "timer", "clock_at", "time_left", "held_back",
+        "trailing", "clock_at", "time_left", "held_back",
     )
 
     def __init__(self, worker, rid, payload):
@@ -190,8 +190,7 @@ class HttpRequest(Responder):
         self.held = 0  # their bytes
         self.paused = False  # the front was told WS_PAUSE
         self.trailing = 0  # 1: trailers follow the body (http.response.trailers); 2: the body is over, they are due
-        self.timer = None  # --timeout's call, while the clock runs
-        self.clock_at = 0.0  # when it last started running
+        self.clock_at = None  # when --timeout's clock last started running; None: stopped
         self.time_left = None  # of --timeout, None: no timeout
         self.held_back = None  # a future while the front holds the response back (its client is far behind)
 
@@ -230,20 +229,25 @@ class HttpRequest(Responder):
             worker.finished(self.rid)
 
     def run_clock(self):
-        """--timeout counts the app's time: it runs, except while the app waits for the client's next body bytes."""
-        if self.time_left is not None and self.timer is None:
-            loop = self.worker.loop
-            self.clock_at = loop.time()
-            self.timer = loop.call_later(max(self.time_left, 0), self.time_out)
+        """--timeout counts the app's time: it runs, except while the app waits for the client (its next
+        body bytes, or to take the response). The worker's heartbeat looks at the running clocks: a timer
+        per request cost a microsecond each."""
+        if self.time_left is not None and self.clock_at is None:
+            self.clock_at = self.worker.loop.time()
+            self.worker.clocked.add(self)
 
     def stop_clock(self):
-        if self.timer is not None:
-            self.timer.cancel()
-            self.timer = None
+        if self.clock_at is not None:
             self.time_left -= self.worker.loop.time() - self.clock_at
+            self.clock_at = None
+            self.worker.clocked.discard(self)
+
+    def over_time(self, now):
+        return now - self.clock_at >= self.time_left
 
     def time_out(self):
-        self.timer = None
+        self.stop_clock()
+        self.time_left = None  # the clock stops for good
         self.timed_out = True
         self.task.cancel()
         self.worker.loop.call_later(CANCEL_GRACE, self.abandon)
