@@ -20,6 +20,7 @@ import type { CacheStore } from '../src/cache/cache-store.js';
 import { MemcachedStore } from '../src/cache/memcached-store.js';
 import { RedisStore } from '../src/cache/redis-store.js';
 import { Logger } from '../src/log/logger.js';
+import { freePorts } from './helpers/back-ends.js';
 import { APPS, hasCommand, SYSTEM_PYTHON } from './helpers/gatehouse.js';
 import { countMatches, launch, RawConnection, request, sleep, stopProcess, type Server, type SimpleResponse } from './helpers/harness.js';
 
@@ -57,16 +58,6 @@ const STORES: StoreKind[] = [
   },
 ];
 
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const p = (s.address() as { port: number }).port;
-      s.close(() => resolve(p));
-    });
-  });
-}
 
 function accepts(port: number): Promise<boolean> {
   return new Promise((resolve) => {
@@ -209,7 +200,7 @@ for (const kind of STORES) {
     }
 
     before(async () => {
-      port = await freePort();
+      port = (await freePorts(1))[0]!;
       await startStore();
       const args = [APP, '--python', SYSTEM_PYTHON, '--cache-store', kind.url(port), '--threads', '4', '--access-log', '-'];
       [a, b] = await Promise.all([launch(args), launch(args)]);
@@ -426,7 +417,7 @@ describe("the memcached route option: pages the app put in memcached, the app on
   let writer: memjs.Client;
 
   before(async () => {
-    port = await freePort();
+    port = (await freePorts(1))[0]!;
     memcached = spawn('memcached', ['-p', String(port), '-l', '127.0.0.1', '-U', '0', '-m', '16', ...(process.getuid?.() === 0 ? ['-u', 'nobody'] : [])], { stdio: 'ignore' });
     for (let i = 0; i < 200 && !(await accepts(port)); i++) await sleep(25);
     const config = join(dir, 'gatehouse.toml');

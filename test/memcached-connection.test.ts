@@ -11,6 +11,7 @@ import { connect, createServer, type Server as NetServer, type Socket } from 'no
 import { Writable } from 'node:stream';
 import { MemcachedConnection } from '../src/cache/memcached-connection.js';
 import { Logger } from '../src/log/logger.js';
+import { freePorts } from './helpers/back-ends.js';
 import { hasCommand } from './helpers/gatehouse.js';
 import { sleep } from './helpers/harness.js';
 
@@ -19,16 +20,6 @@ const VALUE = Buffer.alloc(100_000, 'v');
 let memcached: ChildProcess | null = null;
 let port = 0;
 
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const p = (s.address() as { port: number }).port;
-      s.close(() => resolve(p));
-    });
-  });
-}
 
 /** A proxy to memcached whose first connection's first answer comes cut: some bytes, then the rest `holdMs` later. */
 async function cuttingProxy(holdMs: number): Promise<{ port: number; close(): void }> {
@@ -66,7 +57,7 @@ async function cuttingProxy(holdMs: number): Promise<{ port: number; close(): vo
 
 before(async () => {
   if (skip) return;
-  port = await freePort();
+  port = (await freePorts(1))[0]!;
   memcached = spawn('memcached', ['-p', String(port), '-l', '127.0.0.1', '-U', '0', '-m', '16', ...(process.getuid?.() === 0 ? ['-u', 'nobody'] : [])], { stdio: 'ignore' });
   const direct = new MemcachedConnection(`127.0.0.1:${port}`, new Logger('error'), 'test');
   for (let i = 0; i < 100 && !(await direct.run('set', (c) => c.set('big', VALUE, {}), false)); i++) await sleep(50);
