@@ -167,7 +167,7 @@ export class Gatehouse {
     for (const app of site.apps) {
       const { pool, owner } = createPool(app, settings.graceful_timeout, site.apps.length > 1 ? this.logger.named(app.name) : this.logger);
       this.pools.set(app.name, pool);
-      apps.set(app.name, new WsgiApp(pool, ctx, owner, settings.body_timeout, this.websockets));
+      apps.set(app.name, new WsgiApp(pool, ctx, owner, settings.body_timeout, app.max_temp_file_size, this.websockets));
     }
     // site.routes: the --static and --proxy routes first, then the file's.
     const shorthands = settings.static.length + settings.proxy.length;

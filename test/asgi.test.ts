@@ -36,6 +36,7 @@ app = "${ASGI_APPS}:wsgi_app"
 
 [apps.async]
 app = "${ASGI_APPS}:app"
+max_temp_file_size = "16m"
 
 [[routes]]
 path = "/"
@@ -214,7 +215,7 @@ test('the app failing: before the start 500, after it the connection is cut, no 
   }
 });
 
-test('a client that reads nothing holds back an app that only sends (its sends wait), and gets it all once it reads', async () => {
+test('max_temp_file_size: a client that reads nothing holds back an ASGI app that only sends (its sends wait), and gets it all once it reads', async () => {
   const reader = connect(server.port, '127.0.0.1');
   let received = 0;
   let tail = '';

@@ -114,6 +114,30 @@ test('a slow client of a big streamed response does not hold up the worker: the 
   }
 });
 
+test('--max-temp-file-size: past it a WSGI worker waits for the slow client (nginx), and goes on once the client reads', async () => {
+  const gh = await launch([`${APPS}/pool_apps.py:stream`, '--workers', '1', '--max-temp-file-size', '2m']);
+  try {
+    const mib = 32;
+    const big = await new Promise<IncomingMessage>((resolve, reject) => get(`${gh.url}/big/${mib}`, resolve).on('error', reject));
+    big.pause();
+    await sleep(300);
+    let small: string | null = null;
+    const smallDone = fetch(`${gh.url}/small`).then(async (r) => (small = await r.text()));
+    await sleep(800);
+    assert.equal(small, null, 'the only worker is held by the slow client (1 MiB in memory and 2 MiB on disk are full)');
+    let received = 0;
+    big.on('data', (d: Buffer) => (received += d.length));
+    const ended = new Promise((resolve) => big.on('end', resolve));
+    big.resume();
+    await ended;
+    assert.equal(received, mib * 2 ** 20);
+    await smallDone;
+    assert.equal(small, 'small', 'the worker serves again');
+  } finally {
+    await gh.stop();
+  }
+});
+
 test('a worker SIGKILLed under load fails only the request it was running; those queued on it go to the other worker', async () => {
   const gh = await launch([`${APPS}/pool_apps.py:sleepy`, '--workers', '2']);
   try {

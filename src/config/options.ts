@@ -102,6 +102,8 @@ export const OPTIONS: readonly OptionSpec[] = [
     doc: 'Replace a worker after it has served N requests (with no request lost). 0 disables. Default 0.' },
   { key: 'max_requests_jitter', kind: 'int', arg: 'N',
     doc: "Add a random 0..N to each worker's --max-requests, so workers do not all restart at once. Default 0." },
+  { key: 'max_temp_file_size', kind: 'size', arg: 'SIZE',
+    doc: "A response's bytes kept in a temp file for a slow client at most (nginx's uwsgi_max_temp_file_size), past 1 MiB in memory; then the app waits for the client. 0: no temp file. Default 1g." },
   { key: 'max_rss', kind: 'number', arg: 'MB',
     doc: 'Replace a worker, after its current request, when its resident memory exceeds MB megabytes. 0 disables.' },
   { key: 'user', short: 'u', kind: 'string', arg: 'USER',

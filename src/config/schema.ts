@@ -72,6 +72,14 @@ export function appSchema(base: string) {
     max_requests_jitter: count(0),
     /** Replace a worker whose resident memory exceeds this many megabytes; 0 disables. */
     max_rss: z.number().min(0, 'must be 0 or more megabytes'),
+    /**
+     * Bytes of a response the temp file holds at most for a slow client
+     * (nginx's uwsgi_max_temp_file_size), past the 1 MiB kept in memory; past
+     * them the app waits for the client: an ASGI app's sends for that
+     * response, a WSGI worker as a whole (the front stops reading it). 0: no
+     * temp file.
+     */
+    max_temp_file_size: size,
     /** Import the app once and fork the workers from it. */
     preload: z.boolean(),
     /** Development: reload the workers when a .py file changes. */
@@ -97,6 +105,7 @@ export const APP_DEFAULTS = {
   max_requests: 0,
   max_requests_jitter: 0,
   max_rss: 0,
+  max_temp_file_size: 1024 ** 3,
   preload: false,
   reload: false,
 };

@@ -64,6 +64,8 @@ export class WorkerProcess {
   private child: ChildProcess | null = null;
   private stream: Socket | null = null;
   private readonly revoking = new Set<Exchange>();
+  /** Responses whose client is so far behind that this worker's stream is not read (holdStream()). */
+  private readonly holding = new Set<Exchange>();
   private outbox: Buffer[] = [];
   /** Waiting for the stream to the worker to drain (relay()). */
   private drainWaiters: (() => void)[] = [];
@@ -162,6 +164,15 @@ export class WorkerProcess {
     if (this.outbox.length === 0) setImmediate(this.flush);
     this.outbox.push(frame);
     return this.stream === null || this.stream.writableLength < RELAY_HIGH_WATER;
+  }
+
+  /** Stops reading the worker while `x`'s client is far behind (the worker then waits in its writes), or reads it again. */
+  holdStream(x: Exchange, hold: boolean): void {
+    const before = this.holding.size;
+    if (hold) this.holding.add(x);
+    else this.holding.delete(x);
+    if (before === 0 && this.holding.size > 0) this.stream?.pause();
+    else if (before > 0 && this.holding.size === 0) this.stream?.resume();
   }
 
   whenDrained(fn: () => void): void {

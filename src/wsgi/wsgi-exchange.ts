@@ -19,13 +19,6 @@ import { compressHead } from '../http/compress-head.js';
 
 /** How much of a response the front holds in memory for a slow client; the rest is spooled to disk. */
 const RESPONSE_BUFFER = 1024 * 1024;
-/**
- * Spooled bytes past which an ASGI app's sends for the response wait until
- * the client has taken them all (WS_PAUSE, WS_RESUME): a waiting task costs
- * little, and an endless stream to a client that reads nothing must not fill
- * the disk. (A WSGI worker cannot wait for one response alone.)
- */
-const ASGI_SPOOL_HOLD = 16 * 1024 * 1024;
 
 const FAIL_TEXT = { 502: 'Bad Gateway', 503: 'Service Unavailable', 504: 'Gateway Timeout' } as const;
 
@@ -41,8 +34,10 @@ export class WsgiExchange implements Exchange, InFlight {
   private streaming = false;
   /** Body the client could not take yet, on disk; END must wait for it too. */
   private spool: ResponseSpool | null = null;
-  /** The ASGI app was told to wait (WS_PAUSE) until the spool is empty. */
+  /** The app waits until the spool is empty (spoolLimit reached). */
   private holdingApp = false;
+  /** The WSGI worker whose stream is not read meanwhile (it may have finished this request: this.worker is then null). */
+  private heldWorker: WorkerProcess | null = null;
   private endPending = false;
   /** The body is being compressed: it goes through this on its way to the response. */
   private encoder: Encoder | null = null;
@@ -53,6 +48,13 @@ export class WsgiExchange implements Exchange, InFlight {
     protected readonly req: RequestInfo,
     protected readonly res: HttpResponse,
     protected readonly ctx: ExchangeContext,
+    /**
+     * Bytes spooled past which the app waits until the client has taken them
+     * all: an ASGI app's sends for this response (WS_PAUSE, WS_RESUME), a
+     * WSGI worker as a whole (its stream is not read: it cannot wait for one
+     * response alone).
+     */
+    private readonly spoolLimit: number,
     private readonly bodyFile: string | null,
     /** Takes the request back from its pool (queue or worker). */
     protected readonly cancel: (x: WsgiExchange) => void,
@@ -132,12 +134,16 @@ export class WsgiExchange implements Exchange, InFlight {
       if (this.endPending) this.end();
     });
     this.spool.write(chunk);
-    if (!this.holdingApp && this.spool.pending > ASGI_SPOOL_HOLD && this.worker?.interface === 'asgi') this.holdApp(true);
+    if (!this.holdingApp && this.spool.pending > this.spoolLimit) this.holdApp(true);
   }
 
   private holdApp(hold: boolean): void {
     this.holdingApp = hold;
-    if (!this.done) this.worker?.relay(this, encodeEmpty(hold ? Frame.WS_PAUSE : Frame.WS_RESUME, 0));
+    const w = hold ? this.worker : this.heldWorker;
+    if (w?.interface === 'wsgi') {
+      this.heldWorker = hold ? w : null;
+      w.holdStream(this, hold);
+    } else if (!this.done) this.worker?.relay(this, encodeEmpty(hold ? Frame.WS_PAUSE : Frame.WS_RESUME, 0));
   }
 
   /** Kept by the response until its end: written after the last body bytes (the encoder's too). */
@@ -253,6 +259,8 @@ export class WsgiExchange implements Exchange, InFlight {
 
   protected complete(): void {
     this.done = true;
+    // An ASGI request ends in its worker by itself (CANCEL when the client left); a WSGI worker's stream must be read again.
+    if (this.holdingApp) this.holdApp(false);
     this.spool?.close();
     this.encoder?.destroy();
     unwatchClient(this.req, this);
