@@ -141,11 +141,8 @@ class AsgiWorker:
         return 0
 
     def write(self, frame):
-        """Frames written in one turn of the loop go out in one system call, after it.
-
-        The requests that came in one read start together, and their answers
-        leave together: a hello world's are about ten a write, not one.
-        """
+        """Frames written in one turn of the loop go out in one system call, after it: the requests
+        that came in one read start together, and their answers leave together."""
         if not self.out:
             self.loop.call_soon(self.flush)
         self.out.append(frame)

@@ -230,8 +230,8 @@ class HttpRequest(Responder):
 
     def run_clock(self):
         """--timeout counts the app's time: it runs, except while the app waits for the client (its next
-        body bytes, or to take the response). The worker's heartbeat looks at the running clocks: a timer
-        per request cost a microsecond each."""
+        body bytes, or to take the response). The worker's heartbeat looks at the running clocks, rather
+        than a timer made and cancelled for every request."""
         if self.time_left is not None and self.clock_at is None:
             self.clock_at = self.worker.loop.time()
             self.worker.clocked.add(self)
