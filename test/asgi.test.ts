@@ -237,10 +237,32 @@ test('max_temp_file_size: a client that reads nothing holds back an ASGI app tha
     reader.resume();
     await ended;
     assert.ok(received > 4096 * 65536, `${received} bytes received`);
-    assert.equal((json(await request(server.url, '/api/flooded')) as { chunks: number }).chunks, 4096);
+    assert.deepEqual(json(await request(server.url, '/api/flooded')), { chunks: 4096, ended: 'done' });
   } finally {
     reader.destroy();
   }
+});
+
+test('max_temp_file_size: a client that leaves while its response holds the app back: the waiting send() raises, the app stops', async () => {
+  const reader = connect(server.port, '127.0.0.1');
+  reader.pause();
+  reader.write(`GET /api/flood HTTP/1.1\r\nHost: x\r\n\r\n`);
+  type Flooded = { chunks: number; ended: string };
+  let last = -1;
+  for (let i = 0; i < 50; i++) {
+    await new Promise((r) => setTimeout(r, 100));
+    const { chunks } = json(await request(server.url, '/api/flooded')) as Flooded;
+    if (chunks > 0 && chunks === last) break; // held
+    last = chunks;
+  }
+  reader.destroy();
+  let flooded: Flooded = { chunks: 0, ended: '' };
+  for (let i = 0; i < 50 && flooded.ended === ''; i++) {
+    await new Promise((r) => setTimeout(r, 50));
+    flooded = json(await request(server.url, '/api/flooded')) as Flooded;
+  }
+  assert.equal(flooded.ended, 'ClientDisconnected');
+  assert.ok(flooded.chunks < 512, `${flooded.chunks} chunks sent`);
 });
 
 test('one worker runs many slow requests at once', async () => {

@@ -133,6 +133,13 @@ test('--max-temp-file-size: past it a WSGI worker waits for the slow client (ngi
     assert.equal(received, mib * 2 ** 20);
     await smallDone;
     assert.equal(small, 'small', 'the worker serves again');
+    // A client that leaves while it holds the worker lets go of it.
+    const leaver = await new Promise<IncomingMessage>((resolve, reject) => get(`${gh.url}/big/${mib}`, resolve).on('error', reject));
+    leaver.pause();
+    await sleep(500);
+    leaver.destroy();
+    const res = await fetch(`${gh.url}/small`, { signal: AbortSignal.timeout(5000) });
+    assert.equal(await res.text(), 'small', 'the worker serves once the client that held it left');
   } finally {
     await gh.stop();
   }

@@ -8,7 +8,7 @@ import time
 # What the lifespan left, and what requests saw of a client going away.
 EVENTS = []
 RUNNING = [0, 0]  # /slow requests running now, and the most at once so far
-FLOOD = [0]  # chunks /flood has sent so far
+FLOOD = [0, ""]  # chunks the last /flood sent so far, and how it ended ("" while it runs)
 BIG_FILE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "asgi_apps.py")
 
 
@@ -103,12 +103,17 @@ async def app(scope, receive, send):
         # 256 MiB, never awaiting anything but send(): only backpressure can hold it back.
         await send({"type": "http.response.start", "status": 200, "headers": [(b"content-type", b"application/octet-stream")]})
         chunk = b"x" * 65536
-        for _ in range(4096):
-            await send({"type": "http.response.body", "body": chunk, "more_body": True})
-            FLOOD[0] += 1
-        await send({"type": "http.response.body", "body": b""})
+        FLOOD[:] = [0, ""]
+        try:
+            for _ in range(4096):
+                await send({"type": "http.response.body", "body": chunk, "more_body": True})
+                FLOOD[0] += 1
+            await send({"type": "http.response.body", "body": b""})
+            FLOOD[1] = "done"
+        except OSError as exc:
+            FLOOD[1] = type(exc).__name__
     elif path.endswith("/flooded"):
-        await send_json(send, {"chunks": FLOOD[0]})
+        await send_json(send, {"chunks": FLOOD[0], "ended": FLOOD[1]})
     elif path.endswith("/most-at-once"):
         await send_json(send, {"most": RUNNING[1]})
     elif path.endswith("/stubborn"):
