@@ -9,8 +9,9 @@ has its task cancelled (504, or a cut connection if its response started);
 the worker goes on serving the others.
 
     gatehouse_asgi.py        this loop: the stream to the front, tasks, stopping
-    gatehouse_asgi_http.py   one HTTP request: scope, receive(), send()
+    gatehouse_asgi_http.py   one HTTP request: receive(), send(), its clock
     gatehouse_asgi_websocket.py  one WebSocket: scope, receive(), send()
+    gatehouse_asgi_response.py  what both share: the scope, the response frames
     gatehouse_lifespan.py    the lifespan protocol (startup before READY, shutdown at exit)
 """
 

@@ -1,168 +1,30 @@
-"""One ASGI HTTP request: the scope from a REQ payload, receive() and send().
-
-The REQ payload's block is latin-1 NUL-separated, built by src/asgi/scope.ts:
-method, scheme, http_version, root_path, path below it (both percent-decoded
-bytes), raw path, query string, client host, client port, server host,
-server port, then header names (lower case) and values, and last the temp
-file holding the body ('' when the body is inline, after the block).
+"""One ASGI HTTP request: receive() and send(), --timeout's clock, and the
+front holding the response back (its scope and response frames:
+gatehouse_asgi_response.py).
 
 A body of up to 256 KiB with a Content-Length comes whole with the request
 (REQ) and is one http.request message. A larger or unsized one is streamed
 (REQ_STREAM, then REQ_BODY frames and REQ_END): each piece is an
 http.request with more_body, and past BODY_HIGH bytes not yet taken by the
 app the front is told WS_PAUSE (it stops reading the client) until the app
-has taken most of them (WS_RESUME). (The block's body file field is always
-'' for an ASGI app: the front streams what it would have spilled.)
+has taken most of them (WS_RESUME). The other way, the front sends WS_PAUSE
+when the response's client is past max_temp_file_size behind: send() waits
+for WS_RESUME.
 """
 
 import asyncio
 import collections
-import http
 import os
-import sys
-import traceback
 
-from gatehouse_app import HOP_BY_HOP, AppError, bodiless, check_headers
-from gatehouse_wire import (
-    ABORT, BODY, END, FILE, REQ_END, RESPONSE, START, START_TRAILERS, TRAILERS, WS_PAUSE, WS_RESUME, encode_head, pack_header, pack_response, unpack_u32,
-)
+from gatehouse_app import AppError, check_headers
+from gatehouse_asgi_response import ClientDisconnected, Responder, read_scope
+from gatehouse_wire import ABORT, END, FILE, REQ_END, START, TRAILERS, WS_PAUSE, WS_RESUME, encode_head, pack_header
 
 # A streamed body's bytes received and not yet taken by the app past which the front stops reading the client.
 BODY_HIGH = 1 << 20
 BODY_LOW = BODY_HIGH // 4
 # A task cancelled for --timeout that is still running this long after (s) is answered for.
 CANCEL_GRACE = 1.0
-REASONS = {s.value: s.phrase for s in http.HTTPStatus}
-ASGI = {"version": "3.0", "spec_version": "2.3"}
-EXTENSIONS = {"http.response.pathsend": {}}
-# Offered when the client said it takes trailers (TE: trailers).
-EXTENSIONS_TRAILERS = {"http.response.pathsend": {}, "http.response.trailers": {}}
-HTTP_VERSIONS = {b"1.0": "1.0", b"1.1": "1.1", b"2.0": "2"}
-
-
-def read_scope(payload, state):
-    """A REQ or WS_OPEN payload: the HTTP scope and the inline body."""
-    blen = unpack_u32(payload, 0)[0]
-    f = payload[4 : 4 + blen].split(b"\0")
-    it = iter(f[11:-1])
-    headers = list(zip(it, it))
-    client = (f[7].decode("latin-1"), int(f[8])) if f[7] else None
-    server = (f[9].decode("latin-1"), int(f[10]) if f[10] else None) if f[9] else None  # a unix socket: (path, None)
-    scope = {
-        "type": "http",
-        "asgi": ASGI,
-        "http_version": HTTP_VERSIONS.get(f[2], "1.1"),
-        "method": f[0].decode("latin-1"),
-        "scheme": f[1].decode("latin-1"),
-        "path": (f[3] + f[4]).decode("utf-8", "replace"),
-        "raw_path": f[5],
-        "query_string": f[6],
-        "root_path": f[3].decode("utf-8", "replace"),
-        "headers": headers,
-        "client": client,
-        "server": server,
-        "extensions": EXTENSIONS_TRAILERS if payload.find(b"\0te\0", 4, 4 + blen) >= 0 and takes_trailers(headers) else EXTENSIONS,
-        "state": state.copy(),
-    }
-    return scope, payload[4 + blen :]
-
-
-def takes_trailers(headers):
-    for name, value in headers:
-        if name == b"te" and b"trailers" in [v.strip().split(b";")[0].lower() for v in value.split(b",")]:
-            return True
-    return False
-
-
-class ClientDisconnected(OSError):
-    """send() after the client went away (what the ASGI spec asks servers to raise)."""
-
-
-def plain(status, text):
-    body = text.encode()
-    head = encode_head(
-        "%d %s" % (status, REASONS[status]),
-        [("Content-Type", "text/plain; charset=utf-8"), ("Content-Length", str(len(body)))],
-    )
-    return head, body
-
-
-class Responder:
-    """What sends an HTTP response over the wire (an ASGI HTTP request, or a WebSocket's denial)."""
-
-    __slots__ = ()
-    trailing = 0  # HttpRequest's own: trailers follow the body
-
-    def start(self, message):
-        if self.status is not None:
-            raise AppError("http.response.start sent twice")
-        status = message["status"]
-        if type(status) is not int or not 100 <= status <= 599:
-            raise AppError("the status must be an int from 100 to 599, got %r" % (status,))
-        line = "%d %s" % (status, REASONS.get(status, ""))
-        headers = []
-        for name, value in message.get("headers", ()):
-            name = name.decode("latin-1")
-            if name.lower() not in HOP_BY_HOP:  # the front owns the connection's framing
-                headers.append((name, value.decode("latin-1")))
-        self.declared = check_headers(line, headers)
-        self.status = line
-        self.headers = headers
-
-    def body_part(self, body, more):
-        send = self.worker.write
-        rid = self.rid
-        if not self.head_sent:
-            self.head_sent = True
-            if not more:
-                # The whole response in one message: one frame, with its length.
-                self.complete = self.ended = True
-                headers = self.headers
-                if self.declared is None and not bodiless(self.status) and (body or self.scope.get("method") != "HEAD"):
-                    headers.append(("Content-Length", str(len(body))))
-                head = encode_head(self.status, headers)
-                send(b"".join((pack_response(RESPONSE, rid, 4 + len(head) + len(body), len(head)), head, body)))
-                self.wake()
-                return
-            head = encode_head(self.status, self.headers)
-            send(pack_header(START_TRAILERS if self.trailing else START, rid, len(head)) + head)
-        if body:
-            send(pack_header(BODY, rid, len(body)) + body)
-        if not more:
-            self.complete = True
-            self.end(END)
-            self.wake()
-
-    def end(self, kind):
-        """The frame that ends the request for the front: sent once."""
-        if not self.ended:
-            self.ended = True
-            self.worker.write(pack_header(kind, self.rid, 0))
-
-    def fail(self, status, text):
-        """An answer from the worker when the app gave none; a response already started is cut."""
-        if self.head_sent or self.ended:
-            self.end(ABORT)
-            return
-        self.ended = True
-        head, body = plain(status, text)
-        self.worker.write(pack_response(RESPONSE, self.rid, 4 + len(head) + len(body), len(head)) + head + body)
-
-    def label(self):
-        scope = self.scope
-        raw = scope["raw_path"] + (b"?" + scope["query_string"] if scope["query_string"] else b"")
-        return "%s %s" % (scope.get("method", "WEBSOCKET"), raw.decode("latin-1"))
-
-    def log(self, text):
-        sys.stderr.write("Error handling request %s: %s\n" % (self.label(), text))
-        sys.stderr.flush()
-
-    def log_exception(self, exc):
-        if isinstance(exc, AppError):
-            return self.log(str(exc))
-        sys.stderr.write("Error handling request %s\n" % self.label())
-        traceback.print_exception(type(exc), exc, exc.__traceback__, file=sys.stderr)
-        sys.stderr.flush()
 
 
 class HttpRequest(Responder):

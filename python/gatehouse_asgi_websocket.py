@@ -22,7 +22,7 @@ import contextvars
 import struct
 
 from gatehouse_app import AppError
-from gatehouse_asgi_http import ClientDisconnected, Responder, read_scope
+from gatehouse_asgi_response import ClientDisconnected, Responder, read_scope
 from gatehouse_wire import (
     ABORT, END, WS_ACCEPT, WS_BINARY, WS_CLOSE, WS_PAUSE, WS_RESUME, WS_TEXT, pack_header,
 )

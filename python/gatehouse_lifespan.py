@@ -11,7 +11,7 @@ import asyncio
 import sys
 import traceback
 
-from gatehouse_asgi_http import ASGI
+from gatehouse_asgi_response import ASGI
 
 
 class Lifespan:

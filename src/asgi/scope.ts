@@ -1,6 +1,6 @@
 /**
  * Builds an ASGI HTTP scope's per-request fields as the wire's latin-1
- * NUL-separated block (python/gatehouse_asgi_http.py reads it): method,
+ * NUL-separated block (python/gatehouse_asgi_response.py reads it): method,
  * scheme, HTTP version, root_path (the route's mount) and the path below it
  * (both percent-decoded bytes, which the worker decodes as UTF-8), raw path,
  * query string, client host and port, server host and port (a unix
