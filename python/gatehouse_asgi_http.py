@@ -104,6 +104,14 @@ class HttpRequest(Responder):
             self.clock_at = None
             self.worker.clocked.discard(self)
 
+    async def off_the_clock(self, future):
+        """Waits for the client: a slow client is not the app's time (body_timeout, in the front, is the client's)."""
+        self.stop_clock()
+        try:
+            await future
+        finally:
+            self.run_clock()
+
     def over_time(self, now):
         return now - self.clock_at >= self.time_left
 
@@ -166,12 +174,7 @@ class HttpRequest(Responder):
         inbox = self.inbox
         while not inbox and not self.disconnected and not self.complete:
             self.waiter = self.worker.loop.create_future()
-            # A slow client is not the app's time (body_timeout, in the front, is the client's).
-            self.stop_clock()
-            try:
-                await self.waiter
-            finally:
-                self.run_clock()
+            await self.off_the_clock(self.waiter)
             self.waiter = None
         if not inbox:
             return None
@@ -222,12 +225,7 @@ class HttpRequest(Responder):
                 self.trailing = 2
             await self.worker.drain()
             if self.held_back is not None:
-                # A slow client is not the app's time, as for a slow request body.
-                self.stop_clock()
-                try:
-                    await self.held_back
-                finally:
-                    self.run_clock()
+                await self.off_the_clock(self.held_back)
                 if self.disconnected:
                     raise ClientDisconnected("the client went away")
         elif kind == "http.response.trailers":

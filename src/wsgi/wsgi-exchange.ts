@@ -139,11 +139,12 @@ export class WsgiExchange implements Exchange, InFlight {
 
   private holdApp(hold: boolean): void {
     this.holdingApp = hold;
-    const w = hold ? this.worker : this.heldWorker;
-    if (w?.interface === 'wsgi') {
-      this.heldWorker = hold ? w : null;
+    const w = this.heldWorker ?? this.worker;
+    if (w === null) return;
+    if (w.interface === 'wsgi') {
       w.holdStream(this, hold);
-    } else if (!this.done) this.worker?.relay(this, encodeEmpty(hold ? Frame.WS_PAUSE : Frame.WS_RESUME, 0));
+      this.heldWorker = hold ? w : null;
+    } else if (!this.done) w.relay(this, encodeEmpty(hold ? Frame.WS_PAUSE : Frame.WS_RESUME, 0));
   }
 
   /** Kept by the response until its end: written after the last body bytes (the encoder's too). */

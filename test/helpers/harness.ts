@@ -17,10 +17,10 @@ export function sleep(ms: number): Promise<void> {
 
 // ---------------------------------------------------------------- processes
 
-/** Parent pid and state letter of a live process, or null when it is gone. */
-function procStat(pid: number, path = `/proc/${pid}/stat`): { ppid: number; state: string } | null {
+/** Parent pid and state letter of a live process (or of one of its threads), or null when it is gone. */
+function procStat(pid: number, thread?: number): { ppid: number; state: string } | null {
   try {
-    const text = readFileSync(path, 'utf8');
+    const text = readFileSync(thread === undefined ? `/proc/${pid}/stat` : `/proc/${pid}/task/${thread}/stat`, 'utf8');
     // pid (comm) state ppid ...; comm may hold spaces and parentheses.
     const rest = text.slice(text.lastIndexOf(')') + 2).split(' ');
     return { state: rest[0]!, ppid: Number(rest[1]) };
@@ -75,7 +75,7 @@ export function workerPidsFor(marker: string): number[] {
 export async function stopProcess(child: ChildProcess): Promise<void> {
   const pid = child.pid!;
   child.kill('SIGSTOP');
-  const stopped = () => readdirSync(`/proc/${pid}/task`).every((tid) => procStat(pid, `/proc/${pid}/task/${tid}/stat`)?.state === 'T');
+  const stopped = () => readdirSync(`/proc/${pid}/task`).every((tid) => procStat(pid, Number(tid))?.state === 'T');
   for (let i = 0; !stopped(); i++) {
     if (i === 1000) throw new Error(`process ${pid} did not stop within 1 s of SIGSTOP`);
     await sleep(1);
