@@ -69,6 +69,21 @@ test('a WSGI app and an ASGI app side by side: each route reaches its own pool, 
   assert.equal(scope.type, 'http');
 });
 
+test('a method outside llhttp\'s table and raw UTF-8 in the target reach an ASGI app (raw_path the bytes sent)', async () => {
+  for (const extra of ['', 'Transfer-Encoding: chunked\r\n']) {
+    const conn = await RawConnection.open(server.port);
+    // A string is written as UTF-8: the target goes out unencoded.
+    conn.write(`BREW /api/café/scope HTTP/1.1\r\nHost: x\r\n${extra}\r\n${extra === '' ? '' : '0\r\n\r\n'}`);
+    const r = await conn.readResponse();
+    conn.close();
+    assert.equal(r.status, 200, r.body.toString());
+    const scope = JSON.parse(r.body.toString()) as Record<string, unknown>;
+    assert.equal(scope.method, 'BREW');
+    assert.equal(scope.path, '/api/café/scope');
+    assert.equal(Buffer.from(scope.raw_path as string, 'latin1').toString(), '/api/café/scope');
+  }
+});
+
 test('the HTTP scope has every field of the ASGI spec, path decoded as UTF-8 and root_path the mount', async () => {
   const conn = await RawConnection.open(server.port);
   conn.write(`GET /api/caf%C3%A9/scope?q=a%20b&x=1 HTTP/1.1\r\nHost: 127.0.0.1:${server.port}\r\nX-Repeat: one\r\nx-repeat: two\r\nX_Under: u\r\n\r\n`);

@@ -522,6 +522,12 @@ test('an unsafe method that succeeds invalidates the URL and its Location', asyn
   assert.match(status(await get(server, other)), /miss/);
   await get(server, at('/inv-post', { loc: other, status: '500' }), {}, 'POST');
   assert.match(status(await get(server, other)), /hit/, 'a failed POST invalidates nothing');
+  // RFC 9111 §4.4: a method whose safety is unknown invalidates too; a safe one does not.
+  await get(server, page);
+  assert.match(status(await get(server, page, {}, 'PROPFIND')), /^gatehouse; fwd=bypass$/);
+  assert.match(status(await get(server, page)), /hit/, 'PROPFIND is safe');
+  assert.match(status(await get(server, page, {}, 'BREW')), /^gatehouse; fwd=method$/);
+  assert.match(status(await get(server, page)), /miss/, 'BREW, a method the cache does not know, invalidates');
 });
 
 test('route rules: default_ttl, bypass cookies, store_set_cookie, key, cache = false, max_object_size', async () => {

@@ -14,7 +14,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { gunzipSync } from 'node:zlib';
-import { parseHead } from '../src/front/request-head.js';
+import { parseHead, standInLine } from '../src/front/request-head.js';
 import { APPS } from './helpers/gatehouse.js';
 import { launch, RawConnection, sleep, waitUntil, type RawResponse, type Server } from './helpers/harness.js';
 
@@ -29,14 +29,19 @@ const heads: Array<[string, string, boolean]> = [
   ['POST with a Content-Length', 'POST /form HTTP/1.1\r\nHost: x\r\nContent-Length: 12', true],
   ['DELETE', 'DELETE /x HTTP/1.1\r\nHost: x', true],
   ['CONNECT', 'CONNECT example.com:443 HTTP/1.1\r\nHost: example.com:443', false],
-  ['a method not on the list', 'PROPFIND / HTTP/1.1\r\nHost: x', false],
+  ['one of llhttp\'s other methods', 'PROPFIND / HTTP/1.1\r\nHost: x', false],
+  ['a method llhttp does not know', 'BREW /pot HTTP/1.1\r\nHost: x', true],
+  ['a method with nginx\'s other characters', 'X_CUSTOM-M /x HTTP/1.1\r\nHost: x', true],
+  ['CONNECT with an origin-form target', 'CONNECT /x HTTP/1.1\r\nHost: x', false],
   ['a lower-case method', 'get / HTTP/1.1\r\nHost: x', false],
+  ['a method with a digit (nginx refuses it)', 'M1 / HTTP/1.1\r\nHost: x', false],
   ['OPTIONS *', 'OPTIONS * HTTP/1.1\r\nHost: x', false],
   ['HTTP/1.0', 'GET / HTTP/1.0\r\nHost: x', false],
   ['HTTP/2.0 on the request line', 'GET / HTTP/2.0\r\nHost: x', false],
   ['an absolute-form target', 'GET http://x/ HTTP/1.1\r\nHost: x', false],
   ['a space in the target', 'GET /a b HTTP/1.1\r\nHost: x', false],
-  ['a non-ASCII byte in the target', 'GET /caf\xe9 HTTP/1.1\r\nHost: x', false],
+  ['a non-ASCII byte in the target', 'GET /caf\xe9 HTTP/1.1\r\nHost: x', true],
+  ['a DEL in the target', 'GET /a\x7f HTTP/1.1\r\nHost: x', false],
   ['two spaces after the method', 'GET  / HTTP/1.1\r\nHost: x', false],
   ['no Host', 'GET / HTTP/1.1\r\nAccept: */*', false],
   ['two Hosts', 'GET / HTTP/1.1\r\nHost: x\r\nHost: y', false],
@@ -64,6 +69,30 @@ for (const [what, head, taken] of heads) {
     assert.equal(parseHead(head, 'http') !== null, taken);
   });
 }
+
+test('parseHead: a method llhttp does not know is read as sent, and the same string each time', () => {
+  const a = parseHead('BREW /pot HTTP/1.1\r\nHost: x', 'http')!;
+  const b = parseHead('BREW /kettle HTTP/1.1\r\nHost: x', 'http')!;
+  assert.equal(a.method, 'BREW');
+  assert.equal(b.method, 'BREW');
+  assert.equal(parseHead('GETS / HTTP/1.1\r\nHost: x', 'http')!.method, 'GETS');
+  assert.equal(parseHead('PUTS / HTTP/1.1\r\nHost: x', 'http')!.method, 'PUTS');
+});
+
+test('standInLine: the line llhttp reads in place of one it would refuse, and the line as sent', () => {
+  const line = (text: string) => standInLine(Buffer.from(text, 'latin1'));
+  const s = line('\r\nBREW /caf\xc3\xa9?q=\xe2%41 HTTP/1.0\r\nHost: x\r\n\r\nbody')!;
+  assert.equal(s.bytes.toString('latin1'), '\r\nGET /caf%C3%A9?q=%E2%41 HTTP/1.0\r\nHost: x\r\n\r\nbody');
+  assert.deepEqual(s.sent, { method: 'BREW', url: '/caf\xc3\xa9?q=\xe2%41' });
+  assert.equal(s.lineEnd, 29);
+  // GET for BREW, three bytes as %XX.
+  assert.equal(s.delta, -1 + 3 * 2);
+  assert.equal(line('PROPFIND /\xe9 HTTP/1.1\r\n\r\n')!.bytes.toString('latin1'), 'PROPFIND /%E9 HTTP/1.1\r\n\r\n');
+  // Read by llhttp as they are, or refused by it as nginx refuses them.
+  for (const text of ['PROPFIND / HTTP/1.1\r\n\r\n', 'GET /a HTTP/1.1\r\n\r\n', 'brew / HTTP/1.1\r\n\r\n', 'BREW / HTTP/1.1', 'BREW /\x00 HTTP/1.1\r\n\r\n']) {
+    assert.equal(line(text), null, JSON.stringify(text));
+  }
+});
 
 test('parseHead: names lower case, raw names kept, values without the spaces and tabs around them (a non-breaking space stays)', () => {
   const h = parseHead('POST /x?q HTTP/1.1\r\nHost:  example.com\t\r\nX-Pad: \xa0v\xa0 \r\nContent-Length: 007\r\nConnection: Close', 'http')!;

@@ -147,3 +147,38 @@ test('a #fragment in the target reaches neither PATH_INFO nor QUERY_STRING (RAW_
     assert.equal(environ.RAW_URI, path);
   }
 });
+
+/** The final status and the environ echo_environ sent back for the one request in `bytes` (after a 100 Continue, if any). */
+async function environOf(bytes: string): Promise<{ status: number; environ: Record<string, string> | null }> {
+  const { text } = await exchange(bytes);
+  const body = text.slice(text.lastIndexOf('\r\n\r\n') + 4);
+  return { status: statuses(text).pop() ?? 0, environ: body.startsWith('{') ? (JSON.parse(body) as Record<string, string>) : null };
+}
+
+test('any method nginx takes and raw UTF-8 in the target reach the app, on the fast path and on node:http\'s', async () => {
+  const cases: Array<[string, string, { method: string; path: string; raw: string; body: string }]> = [
+    ['fast path', 'BREW /pot HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n', { method: 'BREW', path: '/pot', raw: '/pot', body: '' }],
+    ['fast path, a body', 'X_SYNC-ALL /caf\xc3\xa9?q=\xe2\x82\xac HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\nConnection: close\r\n\r\nhi', { method: 'X_SYNC-ALL', path: '/café', raw: '/café?q=€', body: 'hi' }],
+    ['node:http, chunked', 'BREW /caf\xc3\xa9 HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n3\r\nabc\r\n0\r\n\r\n', { method: 'BREW', path: '/café', raw: '/café', body: 'abc' }],
+    ['node:http, HTTP/1.0', 'PROPFIND /\xe2\x82\xac HTTP/1.0\r\n\r\n', { method: 'PROPFIND', path: '/€', raw: '/€', body: '' }],
+    ['node:http, Expect', 'BREW /e HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\nContent-Length: 1\r\nConnection: close\r\n\r\nz', { method: 'BREW', path: '/e', raw: '/e', body: 'z' }],
+  ];
+  // PEP 3333: the app gets the bytes as latin-1; as UTF-8 they are what the client meant.
+  const utf8 = (latin1: string) => Buffer.from(latin1, 'latin1').toString('utf8');
+  for (const [reader, bytes, want] of cases) {
+    const { status, environ } = await environOf(bytes);
+    assert.equal(status, 200, reader);
+    assert.equal(environ!.REQUEST_METHOD, want.method, reader);
+    assert.equal(utf8(environ!.PATH_INFO!), want.path, reader);
+    assert.equal(utf8(environ!.RAW_URI!), want.raw, reader);
+    assert.equal(environ!.body, want.body, reader);
+  }
+});
+
+test('methods nginx refuses (lower case, digits) are 400 on both readers', async () => {
+  for (const bytes of ['brew / HTTP/1.1\r\nHost: x\r\n\r\n', 'M1 / HTTP/1.1\r\nHost: x\r\n\r\n', 'brew / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n']) {
+    const { text, closed } = await exchange(bytes);
+    assert.deepEqual(statuses(text), [400], JSON.stringify(bytes));
+    assert.ok(closed);
+  }
+});

@@ -79,6 +79,7 @@ before(async () => {
   writeFileSync(join(root, 'page.html'), HTML_PAGE);
   writeFileSync(join(root, 'blob.bin'), BLOB);
   writeFileSync(join(root, 'with space.txt'), SPACE);
+  writeFileSync(join(root, 'café €.txt'), SPACE);
   writeFileSync(join(root, 'specialfoo.txt'), SPECIALFOO);
   mkdirSync(join(root, 'special'));
   writeFileSync(join(root, 'special', 'x.txt'), FROM_ROOT);
@@ -219,6 +220,19 @@ test('percent-encoded file names are decoded', async () => {
   const res = await get('/static/with%20space.txt');
   assert.equal(res.status, 200);
   assert.equal(await res.text(), SPACE);
+});
+
+test('a file name in raw UTF-8 in the target (as curl and scripts send it, unencoded) is served, as nginx does', async () => {
+  // A string written to the socket goes out as UTF-8 bytes.
+  const res = await raw('/static/café%20€.txt');
+  assert.equal(res.status, 200);
+  assert.equal(res.body.toString(), SPACE);
+  assert.equal((await get('/static/caf%C3%A9%20%E2%82%AC.txt')).status, 200);
+});
+
+test('a method outside llhttp\'s table on a static file: 405, from the static handler', async () => {
+  const res = await raw('/static/readme.txt', 'BREW');
+  assert.equal(res.status, 405);
 });
 
 test('a missing file is a 404 from the static handler (not passed to the app)', async () => {

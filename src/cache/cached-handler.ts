@@ -54,7 +54,12 @@ export type LeanHandler = Handler & Required<Pick<Handler, 'serveLean'>>;
 
 /** The cache's name in Cache-Status. */
 const NAME = 'gatehouse';
-const UNSAFE = new Set(['POST', 'PUT', 'DELETE', 'PATCH']);
+/**
+ * Methods defined as safe (RFC 9110 §9.2.1, WebDAV's and QUERY): any other,
+ * one whose safety is unknown included, invalidates the URL when it succeeds
+ * (RFC 9111 §4.4).
+ */
+const SAFE = new Set(['GET', 'HEAD', 'OPTIONS', 'TRACE', 'PROPFIND', 'SEARCH', 'REPORT', 'QUERY']);
 /** How long a key whose response was not storable skips coalescing (Varnish's hit-for-miss). */
 const PASS_MS = 10_000;
 const MAX_PASS_KEYS = 10_000;
@@ -133,7 +138,7 @@ export class CachedHandler implements Handler, FetchSteps {
   private handle(r: LeanRouteRequest): void {
     const method = r.req.method ?? 'GET';
     if (method === 'PURGE') return purge(r, this.settings.purge, this.shared.store, this.keyOf);
-    if (method !== 'GET' && method !== 'HEAD') return this.forward(r, UNSAFE.has(method) ? 'method' : 'bypass');
+    if (method !== 'GET' && method !== 'HEAD') return this.forward(r, SAFE.has(method) ? 'bypass' : 'method');
     const h = r.req.headers;
     if (this.bypass(h)) return this.forward(r, 'bypass');
     const same = h === this.lastHeaders && r.scheme === this.lastScheme;

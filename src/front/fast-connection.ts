@@ -15,7 +15,7 @@ import { AnswerQueue } from './answer-queue.js';
 import { Http1Response } from './http1-response.js';
 import { aborted, endBody, FastRequest, leanRequest, toRequest, type NodeResponse } from './fast-request.js';
 import { headerValue, wire, type Prepared } from './memory-answers.js';
-import { parseHead, unreadableHead, type ParsedHead } from './request-head.js';
+import { expectStandIn, parseHead, standInLine, unreadableHead, type ParsedHead } from './request-head.js';
 
 const END_OF_HEAD = Buffer.from('\r\n\r\n');
 /** Pipelined bytes held while a request is answered; past this the socket is not read until it is. */
@@ -385,6 +385,10 @@ export class FastConnection {
     this.toHttp(s);
     const pending = this.pending;
     this.pending = null;
-    if (pending !== null) s.emit('data', pending);
+    if (pending === null) return;
+    // A method or target llhttp would refuse: it reads a stand-in, the request gets its own back.
+    const standIn = standInLine(pending);
+    if (standIn !== null) expectStandIn(s, standIn.sent);
+    s.emit('data', standIn?.bytes ?? pending);
   }
 }

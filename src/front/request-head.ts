@@ -1,14 +1,23 @@
 /**
  * The fast path's reader of an HTTP/1.1 request head (see fast-path.ts). It
  * accepts only heads it reads exactly as llhttp, node:http's parser, would,
- * so that no request can be read two ways: a method from a short list, an
- * origin-form target, HTTP/1.1, token header names, values without control
+ * so that no request can be read two ways: a method from a short list or one
+ * llhttp does not know (below), an origin-form target, HTTP/1.1, token header names, values without control
  * characters, no folded line, no repeated header, a Host, a body only as one
  * plain Content-Length, no Transfer-Encoding, Expect, Upgrade or
  * Proxy-Connection, Connection keep-alive or close. Anything else is null:
  * node:http reads it. test/request-head-fuzz.test.ts checks it against llhttp.
+ *
+ * Two things llhttp refuses (400) are requests all the same, and nginx passes
+ * them to the app: a method outside llhttp's table (RFC 9110 makes any token
+ * a method; gatehouse takes nginx's upper-case letters, `_` and `-`: a WSGI
+ * app answers 405 itself), and raw bytes of 0x80 and above in the target
+ * (UTF-8 sent unencoded; the app sees them as PEP 3333's latin-1, as if
+ * percent-encoded). The reader here takes both; a head it leaves to node:http
+ * is given to llhttp with a stand-in line (standInLine()) and gets its own
+ * line back once read (restoreLine()).
  */
-import type { IncomingHttpHeaders } from 'node:http';
+import { METHODS, type IncomingHttpHeaders, type IncomingMessage } from 'node:http';
 import type { RequestHead } from '../http/handler.js';
 
 export interface ParsedHead extends RequestHead {
@@ -27,7 +36,9 @@ export interface ParsedHead extends RequestHead {
  * lastIndex): exec() would make a match array and a string per group for
  * every line of every request.
  */
-const REQUEST_LINE = /(?:GET|HEAD|POST|PUT|PATCH|DELETE|OPTIONS) \/[\x21-\x7e]* HTTP\/1\.1(?:\r\n|$)/y;
+const REQUEST_LINE = /(?:GET|HEAD|POST|PUT|PATCH|DELETE|OPTIONS) \/[\x21-\x7e\x80-\xff]* HTTP\/1\.1(?:\r\n|$)/y;
+/** The same with any method nginx takes (upper-case letters, `_` and `-`). */
+const OTHER_LINE = /[A-Z_-]+ \/[\x21-\x7e\x80-\xff]* HTTP\/1\.1(?:\r\n|$)/y;
 /** A header line: a token, a colon, and a value of visible ASCII, spaces, tabs and obs-text (no control character), to its CRLF or the head's end. */
 const FIELD_NAME = /[!#$%&'*+\-.^_`|~0-9A-Za-z]+:/y;
 const FIELD_VALUE = /[\t\x20-\x7e\x80-\xff]*(?:\r\n|$)/y;
@@ -48,15 +59,25 @@ const read: string[] = [];
 
 /** The head (without its blank line) if the fast path may take it; null: node:http's. */
 export function parseHead(text: string, scheme: 'http' | 'https'): ParsedHead | null {
-  REQUEST_LINE.lastIndex = 0;
-  if (!REQUEST_LINE.test(text)) return null;
   const space = text.indexOf(' ');
-  const method = methodOf(text, space);
+  let method: string | null;
+  let lineEnd: number;
+  REQUEST_LINE.lastIndex = 0;
+  if (REQUEST_LINE.test(text)) {
+    method = methodOf(text, space);
+    lineEnd = REQUEST_LINE.lastIndex;
+  } else {
+    OTHER_LINE.lastIndex = 0;
+    if (!OTHER_LINE.test(text)) return null;
+    method = otherMethod(text.slice(0, space));
+    if (method === null) return null;
+    lineEnd = OTHER_LINE.lastIndex;
+  }
   const url = text.slice(space + 1, text.indexOf(' ', space + 1));
   // A plain object: a name such as `constructor` or `__proto__` then looks repeated, and goes to node:http.
   const headers: IncomingHttpHeaders = {};
   let count = 0;
-  for (let start = REQUEST_LINE.lastIndex, fields = 1; start < text.length; fields++) {
+  for (let start = lineEnd, fields = 1; start < text.length; fields++) {
     FIELD_NAME.lastIndex = start;
     if (fields > MAX_FIELDS || !FIELD_NAME.test(text)) return null;
     const colon = FIELD_NAME.lastIndex - 1;
@@ -97,6 +118,26 @@ function methodOf(text: string, length: number): string {
     case 79: return 'OPTIONS';
     default: return length === 3 ? 'PUT' : length === 4 ? 'POST' : 'PATCH';
   }
+}
+
+/** llhttp's table of methods. */
+const LLHTTP_METHODS = new Set(METHODS);
+/** Methods llhttp does not know, as read before (a copy each, not a slice of a head), up to this many. */
+const MAX_OTHER = 64;
+const otherMethods = new Map<string, string>();
+
+/**
+ * A method OTHER_LINE took, as one string for each (not a slice of a head);
+ * null for one of llhttp's (CONNECT, PROPFIND, PURGE...), which node:http
+ * reads as it always has.
+ */
+function otherMethod(method: string): string | null {
+  if (LLHTTP_METHODS.has(method)) return null;
+  const known = otherMethods.get(method);
+  if (known !== undefined) return known;
+  const own = Buffer.from(method, 'latin1').toString('latin1');
+  if (otherMethods.size < MAX_OTHER) otherMethods.set(own, own);
+  return own;
 }
 
 function lowerName(name: string): string {
@@ -150,3 +191,68 @@ export function unreadableHead(pending: Buffer): boolean {
  * 2.0 once it has the head, as framing faults).
  */
 const REQUEST_LINE_SHAPE = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+ +[^ ]+ +HTTP\/(?:0\.9|1\.[01]|2\.0)$/;
+
+/** A request line as the client sent it, where llhttp was given a stand-in. */
+export interface SentLine {
+  method: string;
+  url: string;
+}
+
+/** A method as nginx takes one (RFC 9110 allows any token); the target; the version. */
+const LINE = /^([A-Z_-]+) +([\x21-\x7e\x80-\xff]+) +(HTTP\/\d\.\d)$/;
+/** What llhttp reads in place of a method it does not know (the method has no meaning to llhttp or node:http otherwise). */
+const STAND_IN_METHOD = 'GET';
+
+/** A head made readable to llhttp (standInLine). */
+export interface StandIn {
+  /** `pending` with its first request line replaced. */
+  bytes: Buffer;
+  /** The line as the client sent it. */
+  sent: SentLine;
+  /** Where that line ended in `pending` (at its CRLF), and how much longer the new one is. */
+  lineEnd: number;
+  delta: number;
+}
+
+/**
+ * The bytes `pending` starts with, its first request line made one llhttp
+ * reads: a method outside its table replaced by a stand-in, and bytes of
+ * 0x80 and above in the target percent-encoded. Null when llhttp reads the
+ * line as it is (or refuses it, as nginx would).
+ */
+export function standInLine(pending: Buffer): StandIn | null {
+  let start = 0;
+  while (pending[start] === 13 || pending[start] === 10) start++;
+  const end = pending.indexOf('\r\n', start, 'latin1');
+  if (end < 0) return null;
+  const m = LINE.exec(pending.toString('latin1', start, end));
+  if (m === null) return null;
+  const [, method, url, version] = m as unknown as [string, string, string, string];
+  const unknown = !LLHTTP_METHODS.has(method);
+  if (!unknown && !HIGH_BYTE.test(url)) return null;
+  const encoded = url.replace(HIGH_BYTES, (c) => `%${c.charCodeAt(0).toString(16).toUpperCase()}`);
+  const line = Buffer.from(`${unknown ? STAND_IN_METHOD : method} ${encoded} ${version}`, 'latin1');
+  const bytes = Buffer.concat([pending.subarray(0, start), line, pending.subarray(end)]);
+  return { bytes, sent: { method, url }, lineEnd: end, delta: line.length - (end - start) };
+}
+
+const HIGH_BYTE = /[\x80-\xff]/;
+const HIGH_BYTES = /[\x80-\xff]/g;
+
+const kSentLine = Symbol('gatehouse.sentLine');
+type LineSocket = { [kSentLine]?: SentLine };
+
+/** node:http will read a stand-in for this socket's next request line: the request gets `sent` back (restoreLine). */
+export function expectStandIn(socket: object, sent: SentLine): void {
+  (socket as LineSocket)[kSentLine] = sent;
+}
+
+/** The request line as sent, for the request node:http read from a stand-in (a no-op for any other). */
+export function restoreLine(req: IncomingMessage): void {
+  const socket = req.socket as unknown as LineSocket;
+  const sent = socket[kSentLine];
+  if (sent === undefined) return;
+  socket[kSentLine] = undefined;
+  req.method = sent.method;
+  req.url = sent.url;
+}

@@ -22,6 +22,7 @@ import type { LeanParts, Serve } from './fast-path.js';
 import { H2Request, H2Response } from './h2-compat.js';
 import { connectionOf, h2Request, Http2Response } from './http2-response.js';
 import { gatewayScheme } from './gateway-request.js';
+import { restoreLine } from './request-head.js';
 
 /** Where route() sends a request: its route's action and the request's place under it. */
 type Placement = Omit<RouteRequest, 'req' | 'res' | 'log'> & { handler: Handler };
@@ -46,6 +47,7 @@ export class RequestIntake {
 
   /** A request as node:http has it (TLS, HTTP/2, and what the fast path hands over). */
   onRequest(req: IncomingMessage, res: ServerResponse, listener: ListenerInfo, expectsContinue = false): void {
+    restoreLine(req);
     const fault = req instanceof H2Request ? 0 : framingFault(req);
     if (fault !== 0) {
       this.ctx.accessLog?.begin(req);
@@ -88,6 +90,7 @@ export class RequestIntake {
    * ServerResponse of our own on the socket (upgradeResponse()).
    */
   onUpgrade(req: IncomingMessage, socket: Socket, head: Buffer, listener: ListenerInfo, resume: ((socket: Socket) => void) | null): void {
+    restoreLine(req);
     // node:http took its own error listener away with the socket. Not a closure: an action
     // keeping the socket (an open WebSocket) must not keep this request's objects with it.
     socket.on('error', destroySocket);
@@ -119,10 +122,7 @@ export class RequestIntake {
       return refuse({ res, log: this.logFor(req, res) }, fault);
     }
     const place = this.place(req, listener);
-    if (typeof place !== 'object' || place.handler.upgrade === undefined) {
-      const r = this.placed(req, this.upgradeResponse(req, socket, head, resume), place, listener, false);
-      return r?.handler.serve(r);
-    }
+    if (typeof place !== 'object' || place.handler.upgrade === undefined) return this.serveDeclined(req, socket, head, place, listener, resume);
     // The 101 is the action's to write: the access log gets no response of ours.
     // Its line is written when the socket closes: the log keeps what it needs of the request, not the request.
     const log = this.ctx.accessLog?.kept(req) ?? noLog;
@@ -131,7 +131,15 @@ export class RequestIntake {
 
   /** @internal An action declined an upgrade: it is served as any other request. */
   declined(u: Upgrade, place: Placement, listener: ListenerInfo, resume: ((socket: Socket) => void) | null): void {
-    const r = this.placed(u.req, this.upgradeResponse(u.req, u.socket, u.head, resume), place, listener, false)!;
+    this.serveDeclined(u.req, u.socket, u.head, place, listener, resume);
+  }
+
+  /** An upgrade served as any other request, a 100 Continue first when it asks for one (only 100-continue is left by now), as onRequest. */
+  private serveDeclined(req: IncomingMessage, socket: Socket, head: Buffer, place: Placing, listener: ListenerInfo, resume: ((socket: Socket) => void) | null): void {
+    const expectsContinue = req.headers.expect !== undefined;
+    const r = this.placed(req, this.upgradeResponse(req, socket, head, resume), place, listener, expectsContinue);
+    if (r === null) return;
+    if (expectsContinue) r.res.writeContinue();
     r.handler.serve(r);
   }
 
@@ -143,7 +151,9 @@ export class RequestIntake {
    */
   private upgradeResponse(req: IncomingMessage, socket: Socket, head: Buffer, resume: ((socket: Socket) => void) | null): ServerResponse {
     const res = new ServerResponse(req);
-    res.shouldKeepAlive = req.httpVersionMinor >= 1 && req.headers.connection?.toLowerCase().includes('close') !== true;
+    // llhttp reads Proxy-Connection as Connection.
+    const close = (value: string | string[] | undefined) => typeof value === 'string' && value.toLowerCase().includes('close');
+    res.shouldKeepAlive = req.httpVersionMinor >= 1 && !close(req.headers.connection) && !close(req.headers['proxy-connection']);
     res.assignSocket(socket);
     res.once('finish', () => {
       res.detachSocket(socket);

@@ -11,6 +11,13 @@
  * - gatehousePath: which reader gatehouse uses for each request on a
  *   connection (its fast path, src/front/request-head.ts, or node:http's
  *   llhttp), worked out as fast-path.ts decides it.
+ * - standIns: the bytes as the reference is to read them. gatehouse takes a
+ *   method outside llhttp's table and raw bytes of 0x80 and above in a
+ *   target, which llhttp refuses (nginx takes both): its fast path reads
+ *   them, and a head it hands over is given to llhttp with a stand-in line
+ *   and gets its own back. The reference reads the same stand-ins at the
+ *   same places and gives those requests their lines back, so that both
+ *   still differ only in the reading.
  * - judge: the reference's and gatehouse's outcomes compared: the same, a
  *   difference documented in DIFFERENCES, or a discrepancy (a test failure).
  *
@@ -18,7 +25,7 @@
  * than llhttp would, with the reason. When the front's reader changes on
  * purpose, its entry changes here (and the fixtures that show it).
  */
-import { parseHead, unreadableHead } from '../../src/front/request-head.js';
+import { parseHead, standInLine, unreadableHead, type SentLine } from '../../src/front/request-head.js';
 import { parseTarget } from '../../src/http/request-target.js';
 
 /** What the app saw of one request, in environ's terms (test/apps/echo_head.py sends the same fields). */
@@ -224,6 +231,38 @@ export interface Case {
   bytes: Buffer;
   /** gatehouseReads(bytes): what gatehouse's fast path read of it, and what happens to the rest. */
   reads: ReturnType<typeof gatehouseReads>;
+}
+
+/** Where each request gatehouse reads itself, or hands over first, starts (gatehouseReads' requests, then the handed-over one). */
+export function requestStarts(reads: Case['reads']): number[] {
+  const starts = [0, ...reads.fast.map((f) => f.next)];
+  return starts.slice(0, reads.fast.length + (reads.then === 'llhttp' ? 1 : 0));
+}
+
+/** Bytes with stand-in request lines: the bytes, each stood-in request's line as sent (by its place on the connection), and where a position of the original bytes went. */
+export interface StoodIn {
+  bytes: Buffer;
+  sent: Map<number, SentLine>;
+  at(pos: number): number;
+}
+
+/** `bytes` with the request lines starting at `starts` (ascending) made llhttp's stand-ins where gatehouse makes one (request-head.ts's standInLine). */
+export function standIns(bytes: Buffer, starts: number[]): StoodIn {
+  let out = bytes;
+  const sent = new Map<number, SentLine>();
+  const shifts: Array<{ end: number; delta: number }> = [];
+  // From the last: the places before it stay where they were.
+  for (let i = starts.length - 1; i >= 0; i--) {
+    const start = starts[i]!;
+    if (start >= bytes.length) continue;
+    const s = standInLine(out.subarray(start));
+    if (s === null) continue;
+    out = Buffer.concat([out.subarray(0, start), s.bytes]);
+    sent.set(i, s.sent);
+    shifts.push({ end: start + s.lineEnd, delta: s.delta });
+  }
+  const at = (pos: number) => shifts.reduce((p, s) => (pos >= s.end ? p + s.delta : p), pos);
+  return { bytes: out, sent, at };
 }
 
 export function caseOf(bytes: Buffer): Case {

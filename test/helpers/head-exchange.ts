@@ -4,7 +4,9 @@
  *
  * The reference is a plain node:http server in the test process (llhttp,
  * max header size 16k as gatehouse's default, node's own answers to what
- * llhttp refuses). What it parses goes through head-compare.ts's refusalOf
+ * llhttp refuses). It is sent head-compare.ts's stand-in lines where
+ * gatehouse reads or makes one, and gives those requests the lines as sent
+ * back (src/front/request-head.ts's restoreLine). What it parses goes through head-compare.ts's refusalOf
  * and viewOf — what gatehouse does with a request once read — and comes back
  * as test/apps/echo_head.py's answer does: 200 with the view in X-Echo.
  *
@@ -17,6 +19,7 @@
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { connect, type Socket } from 'node:net';
+import type { SentLine } from '../../src/front/request-head.js';
 import { refusalOf, viewOf, type Answer, type AppView, type Outcome, type Parsed } from './head-compare.js';
 
 /** What the reference read on one connection, and the answers it decided to give, request by request. */
@@ -34,6 +37,8 @@ export interface Reference {
   port: number;
   /** What node:http read and decided on the connection from client port `port` (forgotten once taken). */
   take(port: number): ReferenceRecord;
+  /** The requests (by their place) on the connection from client port `port` whose lines it reads as stand-ins, each with its line as sent. */
+  standIns(port: number, sent: Map<number, SentLine>): void;
   /**
    * Whether the reference has done all it will do on that connection until
    * the client sends more: it read the `sent` bytes, every request it read
@@ -54,7 +59,16 @@ export async function startReference(maxHeaderSize = 16 * 1024): Promise<Referen
   /** By the client's port. */
   const conns = new Map<number, Conn>();
   const connOf = (req: IncomingMessage): Conn | undefined => conns.get(req.socket.remotePort ?? 0);
-  const parsedOf = (req: IncomingMessage): Parsed => ({ method: req.method!, url: req.url!, httpVersion: req.httpVersion, rawHeaders: req.rawHeaders });
+  /** By the client's port: lines as sent, by the request's place on the connection. */
+  const sentLines = new Map<number, Map<number, SentLine>>();
+  const parsedOf = (req: IncomingMessage): Parsed => {
+    const sent = sentLines.get(req.socket.remotePort ?? 0)?.get(connOf(req)?.parsed.length ?? -1);
+    if (sent !== undefined) {
+      req.method = sent.method;
+      req.url = sent.url;
+    }
+    return { method: req.method!, url: req.url!, httpVersion: req.httpVersion, rawHeaders: req.rawHeaders };
+  };
   const handle = (req: IncomingMessage, res: ServerResponse, expectsContinue: boolean) => {
     const p = parsedOf(req);
     const conn = connOf(req);
@@ -125,9 +139,11 @@ export async function startReference(maxHeaderSize = 16 * 1024): Promise<Referen
       const answered = conn.exchanges.filter((x) => x.res.writableFinished).length;
       return conn.socket.bytesRead >= sent && conn.exchanges.every((x) => !x.req.complete || x.res.writableFinished) && seen >= answered;
     },
+    standIns: (port, sent) => void (sent.size > 0 && sentLines.set(port, sent)),
     take: (port) => {
       const conn = conns.get(port);
       conns.delete(port);
+      sentLines.delete(port);
       return { parsed: conn?.parsed ?? [], decided: conn?.decided ?? [] };
     },
     close: () =>
@@ -184,6 +200,8 @@ export interface ExchangeOptions {
   untilClosed?: () => boolean;
   /** Not settled until this says so (the reference's own view of the connection, from the client's port, the bytes sent and the final answers seen). */
   ready?: (clientPort: number, sent: number, seen: number) => boolean;
+  /** Called with the client's port once connected, before anything is sent. */
+  connected?: (clientPort: number) => void;
 }
 
 /** Pieces of a request sent apart wait this long between them (ms). */
@@ -192,7 +210,7 @@ const PIECE_GAP = 5;
 /** Writes `bytes` (or its pieces, PIECE_GAP ms apart) on a new connection to `port` and reads the outcome; `port` in it is the client's. */
 export function exchange(port: number, bytes: Buffer | Buffer[], opts: ExchangeOptions = {}): Promise<Outcome & { port: number }> {
   const pieces = Array.isArray(bytes) ? bytes : [bytes];
-  const { atLeast = () => 0, quietMs = 30, capMs = 5000, timeout408 = false, untilClosed = () => false, ready = () => true } = opts;
+  const { atLeast = () => 0, quietMs = 30, capMs = 5000, timeout408 = false, untilClosed = () => false, ready = () => true, connected } = opts;
   const total = pieces.reduce((n, p) => n + p.length, 0);
   return new Promise((resolve) => {
     const socket = connect(port, '127.0.0.1');
@@ -250,6 +268,7 @@ export function exchange(port: number, bytes: Buffer | Buffer[], opts: ExchangeO
     socket.on('error', () => {});
     socket.on('connect', () => {
       clientPort = socket.localPort ?? 0;
+      connected?.(clientPort);
       const next = (i: number) => {
         if (finished) return;
         socket.write(pieces[i]!);

@@ -8,7 +8,7 @@
  */
 import { APPS } from './gatehouse.js';
 import { launch, type Server } from './harness.js';
-import { caseOf, gatehousePath, judge, type Case, type Outcome, type Parsed, type Verdict } from './head-compare.js';
+import { caseOf, gatehousePath, judge, requestStarts, standIns, type Case, type Outcome, type Parsed, type StoodIn, type Verdict } from './head-compare.js';
 import { exchange, startReference, type Reference } from './head-exchange.js';
 
 /** gatehouse's --header-timeout in these tests, in seconds. */
@@ -48,8 +48,12 @@ export async function startServers(): Promise<Servers> {
     // rest to node:http) on what the fast path leaves, alone: what node:http makes of it in gatehouse.
     const last = c.reads.fast[c.reads.fast.length - 1];
     const ready = reference.idle;
-    const refRun = exchange(reference.port, pieces, { ready });
-    const restRun = last !== undefined && c.reads.then === 'llhttp' ? exchange(reference.port, bytes.subarray(last.next), { ready }) : null;
+    // With the stand-in lines gatehouse has llhttp read (head-compare.ts's standIns), in the same pieces.
+    const whole = standIns(bytes, requestStarts(c.reads));
+    const toReference = (s: StoodIn, parts: Buffer[]) => exchange(reference.port, recut(s, parts), { ready, connected: (port) => reference.standIns(port, s.sent) });
+    const refRun = toReference(whole, pieces);
+    const handed = last !== undefined && c.reads.then === 'llhttp' ? standIns(bytes.subarray(last.next), [0]) : null;
+    const restRun = handed === null ? null : toReference(handed, [handed.bytes]);
     const refs = Promise.all([refRun, restRun]);
     // Gatehouse's side waits for at least as many answers as the reference gave (Python may be slower),
     // and as its fast path will give, and for the close if the reference closed: an answer or a close is
@@ -83,6 +87,21 @@ export async function startServers(): Promise<Servers> {
       await gatehouse.kill();
     },
   };
+}
+
+/** The stood-in bytes cut where `pieces` (of the original bytes) were. */
+function recut(s: StoodIn, pieces: Buffer[]): Buffer[] {
+  if (pieces.length === 1) return [s.bytes];
+  const out: Buffer[] = [];
+  let from = 0;
+  let end = 0;
+  for (const piece of pieces) {
+    end += piece.length;
+    const to = s.at(end);
+    out.push(s.bytes.subarray(from, to));
+    from = to;
+  }
+  return out;
 }
 
 /** JSON of a string, long runs of one character shortened (`p×16340`) so that padded heads stay readable. */
