@@ -6,7 +6,7 @@ import { get, type IncomingMessage } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { APPS } from './helpers/gatehouse.js';
-import { childPids, launch, sleep, waitUntil } from './helpers/harness.js';
+import { childPids, deletedFiles, launch, sleep, waitUntil } from './helpers/harness.js';
 import { describeLoad, failures, runLoad } from './helpers/load.js';
 
 test('requests never stay queued behind a long-running one while another worker is free', async () => {
@@ -114,36 +114,39 @@ test('a slow client of a big streamed response does not hold up the worker: the 
   }
 });
 
-test('--max-temp-file-size: past it a WSGI worker waits for the slow client (nginx), and goes on once the client reads', async () => {
-  const gh = await launch([`${APPS}/pool_apps.py:stream`, '--workers', '1', '--max-temp-file-size', '2m']);
-  try {
-    const mib = 32;
-    const big = await new Promise<IncomingMessage>((resolve, reject) => get(`${gh.url}/big/${mib}`, resolve).on('error', reject));
-    big.pause();
-    await sleep(300);
-    let small: string | null = null;
-    const smallDone = fetch(`${gh.url}/small`).then(async (r) => (small = await r.text()));
-    await sleep(800);
-    assert.equal(small, null, 'the only worker is held by the slow client (1 MiB in memory and 2 MiB on disk are full)');
-    let received = 0;
-    big.on('data', (d: Buffer) => (received += d.length));
-    const ended = new Promise((resolve) => big.on('end', resolve));
-    big.resume();
-    await ended;
-    assert.equal(received, mib * 2 ** 20);
-    await smallDone;
-    assert.equal(small, 'small', 'the worker serves again');
-    // A client that leaves while it holds the worker lets go of it.
-    const leaver = await new Promise<IncomingMessage>((resolve, reject) => get(`${gh.url}/big/${mib}`, resolve).on('error', reject));
-    leaver.pause();
-    await sleep(500);
-    leaver.destroy();
-    const res = await fetch(`${gh.url}/small`, { signal: AbortSignal.timeout(5000) });
-    assert.equal(await res.text(), 'small', 'the worker serves once the client that held it left');
-  } finally {
-    await gh.stop();
-  }
-});
+for (const [size, mib] of [['2m', 32], ['0', 16]] as const) {
+  const what = size === '0' ? 'no temp file; past the 1 MiB held in memory' : 'past 1 MiB in memory and 2 MiB on disk';
+  test(`--max-temp-file-size ${size}: ${what} a WSGI worker waits for the slow client (nginx), and goes on once the client reads`, async () => {
+    const gh = await launch([`${APPS}/pool_apps.py:stream`, '--workers', '1', '--max-temp-file-size', size]);
+    try {
+      const big = await new Promise<IncomingMessage>((resolve, reject) => get(`${gh.url}/big/${mib}`, resolve).on('error', reject));
+      big.pause();
+      await sleep(300);
+      let small: string | null = null;
+      const smallDone = fetch(`${gh.url}/small`).then(async (r) => (small = await r.text()));
+      await sleep(800);
+      assert.equal(small, null, 'the only worker is held by the slow client');
+      if (size === '0') assert.deepEqual(deletedFiles(gh.pid), [], 'no temp file');
+      let received = 0;
+      big.on('data', (d: Buffer) => (received += d.length));
+      const ended = new Promise((resolve) => big.on('end', resolve));
+      big.resume();
+      await ended;
+      assert.equal(received, mib * 2 ** 20);
+      await smallDone;
+      assert.equal(small, 'small', 'the worker serves again');
+      // A client that leaves while it holds the worker lets go of it.
+      const leaver = await new Promise<IncomingMessage>((resolve, reject) => get(`${gh.url}/big/${mib}`, resolve).on('error', reject));
+      leaver.pause();
+      await sleep(500);
+      leaver.destroy();
+      const res = await fetch(`${gh.url}/small`, { signal: AbortSignal.timeout(5000) });
+      assert.equal(await res.text(), 'small', 'the worker serves once the client that held it left');
+    } finally {
+      await gh.stop();
+    }
+  });
+}
 
 test('a worker SIGKILLed under load fails only the request it was running; those queued on it go to the other worker', async () => {
   const gh = await launch([`${APPS}/pool_apps.py:sleepy`, '--workers', '2']);

@@ -17,7 +17,8 @@ import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, 
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { APPS } from './helpers/gatehouse.js';
-import { launch, type Server } from './helpers/harness.js';
+import { deletedFiles, launch, type Server } from './helpers/harness.js';
+import { get as httpGet, type IncomingMessage } from 'node:http';
 
 const APP = `${APPS}/wsgi_cases.py:dispatch`;
 const T = { timeout: 10_000 };
@@ -610,6 +611,20 @@ test('wsgi.file_wrapper: a real 3 MiB file is served byte-exact, with Content-Le
   const got = Buffer.from(await res.arrayBuffer());
   assert.equal(got.length, data.length);
   assert.ok(got.equals(data), 'same bytes');
+});
+
+test('wsgi.file_wrapper to a client that reads nothing for a while: the file waits for it (no temp file), then arrives byte-exact', T, async () => {
+  const { path, data } = threeMiB();
+  const res = await new Promise<IncomingMessage>((resolve, reject) => httpGet(`${gh.url}/file?path=${encodeURIComponent(path)}`, resolve).on('error', reject));
+  res.pause();
+  await new Promise((r) => setTimeout(r, 500));
+  assert.deepEqual(deletedFiles(gh.pid), [], 'no temp file while the client does not read');
+  const chunks: Buffer[] = [];
+  res.on('data', (d: Buffer) => chunks.push(d));
+  const ended = new Promise((resolve) => res.on('end', resolve));
+  res.resume();
+  await ended;
+  assert.ok(Buffer.concat(chunks).equals(data), 'same bytes');
 });
 
 test('wsgi.file_wrapper: a file seek()ed to an offset is served from that offset', T, async () => {

@@ -25,7 +25,7 @@ import { unwatchClient, watchClient, type InFlight } from '../http/in-flight.js'
 import type { Logger } from '../log/logger.js';
 import { discardBodyFile } from '../http/request-body.js';
 import type { Balancer, Peer } from './balancer.js';
-import { BodySink } from './body-sink.js';
+import { BodySink } from '../http/body-sink.js';
 import { clientResponseHead, upstreamRequestHeaders, upstreamTarget, type HeaderRules } from './proxy-headers.js';
 import type { CarriedHandler, Carrier } from './proxy-pool.js';
 import { requestServername, type ProxyTarget } from './proxy-target.js';

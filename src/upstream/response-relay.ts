@@ -11,7 +11,7 @@
  */
 import type { ExchangeContext, HttpResponse, RequestInfo, RouteRequest } from '../http/handler.js';
 import { unwatchClient, watchClient, type InFlight } from '../http/in-flight.js';
-import { BodySink } from './body-sink.js';
+import { BodySink } from '../http/body-sink.js';
 import type { CgiHead } from './cgi-response.js';
 import { upstreamFailed, UpstreamError, warnPastEnd } from './upstream-failure.js';
 

@@ -7,14 +7,15 @@ import { fstat, open, close } from 'node:fs';
 import type { Exchange } from '../pool/exchange.js';
 import type { WorkerProcess } from '../pool/worker-process.js';
 import type { Socket } from 'node:net';
+import type { Readable } from 'node:stream';
 import { decodeHead, encodeEmpty, Frame, responseHeadEnd, type FileSpec } from '../wire/frames.js';
 import { discardBodyFile } from '../http/request-body.js';
 import { sendPlain } from '../http/plain-response.js';
 import type { ExchangeContext, HttpResponse, RequestInfo, RouteRequest } from '../http/handler.js';
 import { unwatchClient, watchClient, type InFlight } from '../http/in-flight.js';
 import { readFileRegion } from '../http/file-region.js';
-import { pipeInto, ResponseSpool } from '../http/response-spool.js';
-import { compressSync, createEncoder, flushSoon, SYNC_LIMIT, type Coding, type Compression, type Encoder } from '../http/compression.js';
+import { BodySink } from '../http/body-sink.js';
+import { compressSync, SYNC_LIMIT } from '../http/compression.js';
 import { compressHead } from '../http/compress-head.js';
 
 /** How much of a response the front holds in memory for a slow client; the rest is spooled to disk. */
@@ -30,18 +31,17 @@ export class WsgiExchange implements Exchange, InFlight {
   protected status = 0;
   protected bytes = 0;
   protected done = false;
+  /** A streamed body's way to the client (compression, memory, temp file); from START on. */
+  private sink: BodySink | null = null;
   /** A FILE region is being streamed; END must wait for it. */
   private streaming = false;
-  /** Body the client could not take yet, on disk; END must wait for it too. */
-  private spool: ResponseSpool | null = null;
-  /** The app waits until the spool is empty (spoolLimit reached). */
+  /** Its stream, once the file is open (destroyed if the exchange ends first). */
+  private fileStream: Readable | null = null;
+  private endPending = false;
+  /** The app waits until the client has taken what is in the temp file (spoolLimit reached). */
   private holdingApp = false;
   /** The WSGI worker whose stream is not read meanwhile (it may have finished this request: this.worker is then null). */
   private heldWorker: WorkerProcess | null = null;
-  private endPending = false;
-  /** The body is being compressed: it goes through this on its way to the response. */
-  private encoder: Encoder | null = null;
-  private coding: Coding = 'gzip';
 
   constructor(
     readonly frame: Buffer,
@@ -49,10 +49,10 @@ export class WsgiExchange implements Exchange, InFlight {
     protected readonly res: HttpResponse,
     protected readonly ctx: ExchangeContext,
     /**
-     * Bytes spooled past which the app waits until the client has taken them
-     * all: an ASGI app's sends for this response (WS_PAUSE, WS_RESUME), a
-     * WSGI worker as a whole (its stream is not read: it cannot wait for one
-     * response alone).
+     * Bytes in the temp file past which the app waits until the client has
+     * taken them all (max_temp_file_size; 0: no temp file): an ASGI app's
+     * sends for this response (WS_PAUSE, WS_RESUME), a WSGI worker as a
+     * whole (its stream is not read: it cannot wait for one response alone).
      */
     private readonly spoolLimit: number,
     private readonly bodyFile: string | null,
@@ -81,17 +81,16 @@ export class WsgiExchange implements Exchange, InFlight {
     const compress = z !== null && (body.length >= z.minSize || this.req.method === 'HEAD');
     if (!compress && this.res.writeHeadBlock !== undefined) return this.respondAsSent(payload, headEnd, body);
     const head = decodeHead(payload, 4, headEnd);
-    if (compress) {
-      const coding = compressHead(head, z, this.req, body.length, body.length > SYNC_LIMIT);
-      if (coding !== null && body.length > SYNC_LIMIT) {
-        if (this.writeHead(head)) this.encode(coding, body.length);
-        this.body(body);
-        return this.end();
-      }
-      if (coding !== null) {
-        body = compressSync(coding, body);
-        head.push('Content-Length', String(body.length));
-      }
+    // A large body is compressed through a stream, as a streamed one, so the event loop is never held long.
+    if (compress && body.length > SYNC_LIMIT) {
+      this.start(head, false, body.length);
+      this.body(body);
+      return this.end();
+    }
+    const coding = compress ? compressHead(head, z, this.req, body.length, false) : null;
+    if (coding !== null) {
+      body = compressSync(coding, body);
+      head.push('Content-Length', String(body.length));
     }
     if (!this.writeHead(head)) return;
     this.bytes = body.length;
@@ -112,32 +111,27 @@ export class WsgiExchange implements Exchange, InFlight {
     this.complete();
   }
 
-  start(head: string[], trailers = false): void {
+  /** The head of a streamed response (`length`: its body's, when known). */
+  start(head: string[], trailers = false, length?: number): void {
     if (this.done) return;
     if (trailers) this.res.expectTrailers?.();
-    const z = this.ctx.compression;
-    const coding = z === null ? null : compressHead(head, z, this.req, undefined, true);
-    if (this.writeHead(head) && coding !== null) this.encode(coding, undefined);
+    const sink = new BodySink(this.res, { buffering: true, memory: RESPONSE_BUFFER, maxFile: this.spoolLimit }, (err) => {
+      this.ctx.logger.error(`${this.label}: compression failed: ${err.message}`);
+      this.abort();
+    });
+    if (this.writeHead(head, (status, reason, headers) => sink.head(this.ctx.compression, this.req, status, reason, headers, length))) this.sink = sink;
   }
 
   body(chunk: Buffer): void {
-    if (this.done) return;
-    if (this.encoder === null) this.bytes += chunk.length;
-    else flushSoon(this.encoder, this.coding);
-    const out = this.encoder ?? this.res;
-    if ((this.spool === null || this.spool.empty) && out.writableLength <= RESPONSE_BUFFER) {
-      out.write(chunk);
-      return;
+    if (this.done || this.sink === null) return;
+    if (!this.sink.write(chunk) && !this.holdingApp) {
+      this.holdApp(true);
+      this.sink.whenReady(() => this.holdApp(false));
     }
-    this.spool ??= new ResponseSpool(out, () => {
-      if (this.holdingApp) this.holdApp(false);
-      if (this.endPending) this.end();
-    });
-    this.spool.write(chunk);
-    if (!this.holdingApp && this.spool.pending > this.spoolLimit) this.holdApp(true);
   }
 
   private holdApp(hold: boolean): void {
+    if (this.holdingApp === hold) return;
     this.holdingApp = hold;
     const w = this.heldWorker ?? this.worker;
     if (w === null) return;
@@ -162,28 +156,41 @@ export class WsgiExchange implements Exchange, InFlight {
           close(fd, () => {});
           return this.fileFailed(`${spec.path.toString()} was replaced before it could be sent`);
         }
-        const stream = readFileRegion(fd, spec.offset, spec.offset + spec.length - 1);
+        const stream: Readable = readFileRegion(fd, spec.offset, spec.offset + spec.length - 1);
+        if (this.done) return void stream.destroy();
+        this.fileStream = stream;
+        const sink = this.sink!;
         stream.on('error', (e) => this.fileFailed(e.message));
-        if (this.encoder === null) stream.on('data', (chunk) => (this.bytes += chunk.length));
+        // The file waits for a slow client rather than fill the temp file.
+        stream.on('data', (chunk: Buffer) => {
+          sink.write(chunk);
+          if (!sink.keepingUp) {
+            stream.pause();
+            sink.whenReady(() => stream.resume());
+          }
+        });
         stream.on('end', () => {
           this.streaming = false;
+          this.fileStream = null;
           if (this.endPending) this.end();
         });
-        pipeInto(stream, this.encoder ?? this.res, false);
       });
     });
   }
 
   end(): void {
     if (this.done) return;
-    if (this.streaming || (this.spool !== null && !this.spool.empty)) {
+    if (this.streaming) {
       this.endPending = true;
       return;
     }
-    // With an encoder, the response ends when its last bytes are out ('end', in encode()).
-    if (this.encoder !== null) return void this.encoder.end();
-    this.res.end();
-    this.complete();
+    if (this.sink === null) {
+      this.res.end();
+      return this.complete();
+    }
+    this.sink.end(() => {
+      if (!this.done) this.complete();
+    });
   }
 
   abort(): void {
@@ -213,35 +220,24 @@ export class WsgiExchange implements Exchange, InFlight {
     this.cancel(this);
   }
 
-  /** From here on the body goes through an encoder; its output is what the client gets, and what the access log counts. */
-  private encode(coding: Coding, sizeHint: number | undefined): void {
-    const encoder = createEncoder(coding, sizeHint);
-    pipeInto(encoder, this.res, true);
-    encoder.on('data', (chunk: Buffer) => (this.bytes += chunk.length));
-    encoder.once('end', () => {
-      if (!this.done) this.complete();
-    });
-    encoder.once('error', (err) => {
-      this.ctx.logger.error(`${this.label}: compression failed: ${err.message}`);
-      this.abort();
-    });
-    this.encoder = encoder;
-    this.coding = coding;
-  }
-
   private fileFailed(why: string): void {
     this.ctx.logger.error(`${this.label}: file response failed: ${why}`);
     this.streaming = false;
     this.abort();
   }
 
-  /** Writes `head` (its status line taken off: the rest is the headers, not copied into an array of their own). */
-  private writeHead(head: string[]): boolean {
+  /**
+   * Writes `head` (its status line taken off: the rest is the headers, not
+   * copied into an array of their own), by `write` when given (a sink's,
+   * which may compress); false when Node refused it (answered 500).
+   */
+  private writeHead(head: string[], write?: (status: number, reason: string, headers: string[]) => void): boolean {
     const statusLine = head.shift()!;
     this.status = Number(statusLine.slice(0, 3));
     if (this.ctx.draining) this.res.shouldKeepAlive = false;
     try {
-      this.res.writeHead(this.status, statusLine.slice(4), head.length > 0 ? head : undefined);
+      if (write === undefined) this.res.writeHead(this.status, statusLine.slice(4), head.length > 0 ? head : undefined);
+      else write(this.status, statusLine.slice(4), head);
       return true;
     } catch (err) {
       this.invalidHead(err as Error);
@@ -261,9 +257,12 @@ export class WsgiExchange implements Exchange, InFlight {
   protected complete(): void {
     this.done = true;
     // An ASGI request ends in its worker by itself (CANCEL when the client left); a WSGI worker's stream must be read again.
-    if (this.holdingApp) this.holdApp(false);
-    this.spool?.close();
-    this.encoder?.destroy();
+    this.holdApp(false);
+    this.fileStream?.destroy();
+    if (this.sink !== null) {
+      this.bytes = this.sink.bytes;
+      this.sink.close();
+    }
     unwatchClient(this.req, this);
     discardBodyFile(this.bodyFile);
     this.log(this.status, this.bytes);

@@ -5,7 +5,7 @@
  * exact bytes on the wire matter.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { readdirSync, readFileSync, readlinkSync, writeFileSync } from 'node:fs';
 import { request as httpRequest, type IncomingHttpHeaders } from 'node:http';
 import { connect, type Socket } from 'node:net';
 import { join } from 'node:path';
@@ -44,6 +44,19 @@ export function childPids(pid: number): number[] {
     if (st !== null && st.ppid === pid && st.state !== 'Z') out.push(Number(name));
   }
   return out.sort((a, b) => a - b);
+}
+
+/** The unlinked files a process holds open (its temp files). */
+export function deletedFiles(pid: number): string[] {
+  const dir = `/proc/${pid}/fd`;
+  return readdirSync(dir).flatMap((fd) => {
+    try {
+      const target = readlinkSync(join(dir, fd));
+      return target.endsWith(' (deleted)') ? [target] : [];
+    } catch {
+      return [];
+    }
+  });
 }
 
 /**

@@ -1,19 +1,19 @@
 /**
- * Where a back end's response body goes on its way to the client, for every
- * upstream action (proxy, fastcgi, scgi, uwsgi): through the front's
- * compression when the response gets it (compress-head.ts decides, as for
- * app responses), and, with buffering, what a slow client cannot take yet
- * is held in memory up to `memory` bytes, then in an unlinked temp file up
- * to `maxFile` (nginx's proxy_buffers, proxy_temp_path and
- * proxy_max_temp_file_size): the back end is read to its end and freed
- * while the client takes its time, and the front's memory stays bounded.
- * Without buffering, or with the file full, the caller stops reading the
- * back end until `whenReady`.
+ * Where a streamed response body goes on its way to the client, for an app
+ * (wsgi-exchange.ts) and every upstream action (proxy, fastcgi, scgi,
+ * uwsgi): through the front's compression when the response gets it
+ * (compress-head.ts decides), and, with buffering, what a slow client
+ * cannot take yet is held in memory up to `memory` bytes, then in an
+ * unlinked temp file up to `maxFile` (nginx's proxy_buffers,
+ * proxy_temp_path and proxy_max_temp_file_size): the app or back end is
+ * read to its end and freed while the client takes its time, and the
+ * front's memory stays bounded. Without buffering, or with the file full,
+ * the caller stops its source until `whenReady`.
  */
-import type { HttpResponse, RequestHead } from '../http/handler.js';
-import { compressHead } from '../http/compress-head.js';
-import { createEncoder, flushSoon, type Coding, type Compression, type Encoder } from '../http/compression.js';
-import { pipeInto, ResponseSpool } from '../http/response-spool.js';
+import type { HttpResponse, RequestHead } from './handler.js';
+import { compressHead } from './compress-head.js';
+import { createEncoder, flushSoon, type Coding, type Compression, type Encoder } from './compression.js';
+import { pipeInto, ResponseSpool } from './response-spool.js';
 
 export interface BodySinkLimits {
   buffering: boolean;
@@ -29,8 +29,8 @@ export class BodySink {
   private encoder: Encoder | null = null;
   private coding: Coding = 'gzip';
   private spool: ResponseSpool | null = null;
-  /** The caller's reader, waiting for the temp file to empty. */
-  private resume: (() => void) | null = null;
+  /** The callers' sources, waiting for the temp file to empty. */
+  private waiting: Array<() => void> = [];
   /** end() was called while the temp file still held bytes. */
   private ending: (() => void) | null = null;
   private closed = false;
@@ -87,9 +87,19 @@ export class BodySink {
     return this.spool.pending < maxFile;
   }
 
+  /**
+   * The client takes what is written as it comes: nothing waits in the temp
+   * file, and no more than `memory` in memory. A source that can wait
+   * (a file on disk) waits for `whenReady` while this is false, rather than
+   * fill the temp file.
+   */
+  get keepingUp(): boolean {
+    return this.spoolEmpty && (this.encoder ?? this.res).writableLength <= this.limits.memory;
+  }
+
   /** Runs `resume` once the client has taken enough. */
   whenReady(resume: () => void): void {
-    if (this.spool !== null && !this.spool.empty) this.resume = resume;
+    if (this.spool !== null && !this.spool.empty) this.waiting.push(resume);
     else {
       const out: { once(event: 'drain', listener: () => void): unknown } = this.encoder ?? this.res;
       out.once('drain', () => this.closed || resume());
@@ -124,9 +134,9 @@ export class BodySink {
 
   private readonly spoolEmptied = (): void => {
     if (this.ending !== null) return this.finish();
-    const resume = this.resume;
-    this.resume = null;
-    resume?.();
+    const waiting = this.waiting;
+    this.waiting = [];
+    for (const resume of waiting) resume();
   };
 
   private finish(last?: Buffer): void {
