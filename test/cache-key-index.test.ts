@@ -59,11 +59,14 @@ test('the key index finds, orders and drops keys as a Map does, hashes colliding
   );
 });
 
-test('the key index: cleared, it holds nothing and takes keys again', () => {
+test('the key index: cleared, it holds nothing, gives back what its arrays grew to, and takes keys again', () => {
   const names: string[] = [];
   const index = new KeyIndex((node, key) => names[node] === key);
+  const first = index.room;
   for (let i = 0; i < 1000; i++) names[index.add(i, i)] = `k${i}`;
+  assert.ok(index.room >= 1000);
   index.clear();
+  assert.equal(index.room, first);
   assert.equal(index.size, 0);
   assert.equal(index.oldest, -1);
   assert.equal(index.find('k5', 5), -1);

@@ -14,7 +14,8 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { gunzipSync } from 'node:zlib';
-import { parseHead, standInLine } from '../src/front/request-head.js';
+import { parseHead } from '../src/front/request-head.js';
+import { standInLine } from '../src/front/stand-in-line.js';
 import { APPS } from './helpers/gatehouse.js';
 import { launch, RawConnection, sleep, waitUntil, type RawResponse, type Server } from './helpers/harness.js';
 

@@ -96,10 +96,20 @@ export class KeyIndex {
     this.size--;
   }
 
+  /** Forgets every key, and gives back the memory the arrays grew to (a flush, a PURGE of all). */
   clear(): void {
-    this.table.fill(0);
+    this.hashes = new Int32Array(FIRST_NODES);
+    this.values = new Float64Array(FIRST_NODES);
+    this.prev = new Int32Array(FIRST_NODES);
+    this.next = new Int32Array(FIRST_NODES);
+    this.table = new Int32Array(2 * FIRST_NODES);
     this.head = this.tail = this.free = NO_NODE;
     this.made = this.size = 0;
+  }
+
+  /** Keys the arrays have room for now. */
+  get room(): number {
+    return this.hashes.length;
   }
 
   private link(n: number): void {

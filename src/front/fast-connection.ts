@@ -15,7 +15,8 @@ import { AnswerQueue } from './answer-queue.js';
 import { Http1Response } from './http1-response.js';
 import { aborted, endBody, FastRequest, leanRequest, toRequest, type NodeResponse } from './fast-request.js';
 import { headerValue, wire, type Prepared } from './memory-answers.js';
-import { expectStandIn, parseHead, standInLine, unreadableHead, type ParsedHead } from './request-head.js';
+import { parseHead, unreadableHead, type ParsedHead } from './request-head.js';
+import { expectStandIn, standInLine } from './stand-in-line.js';
 
 const END_OF_HEAD = Buffer.from('\r\n\r\n');
 /** Pipelined bytes held while a request is answered; past this the socket is not read until it is. */

@@ -14,11 +14,11 @@
  * app answers 405 itself), and raw bytes of 0x80 and above in the target
  * (UTF-8 sent unencoded; the app sees them as PEP 3333's latin-1, as if
  * percent-encoded). The reader here takes both; a head it leaves to node:http
- * is given to llhttp with a stand-in line (standInLine()) and gets its own
- * line back once read (restoreLine()).
+ * is given to llhttp with a stand-in line (stand-in-line.ts).
  */
-import { METHODS, type IncomingHttpHeaders, type IncomingMessage } from 'node:http';
+import type { IncomingHttpHeaders } from 'node:http';
 import type { RequestHead } from '../http/handler.js';
+import { LLHTTP_METHODS } from './stand-in-line.js';
 
 export interface ParsedHead extends RequestHead {
   method: string;
@@ -120,8 +120,6 @@ function methodOf(text: string, length: number): string {
   }
 }
 
-/** llhttp's table of methods. */
-const LLHTTP_METHODS = new Set(METHODS);
 /** Methods llhttp does not know, as read before (a copy each, not a slice of a head), up to this many. */
 const MAX_OTHER = 64;
 const otherMethods = new Map<string, string>();
@@ -191,68 +189,3 @@ export function unreadableHead(pending: Buffer): boolean {
  * 2.0 once it has the head, as framing faults).
  */
 const REQUEST_LINE_SHAPE = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+ +[^ ]+ +HTTP\/(?:0\.9|1\.[01]|2\.0)$/;
-
-/** A request line as the client sent it, where llhttp was given a stand-in. */
-export interface SentLine {
-  method: string;
-  url: string;
-}
-
-/** A method as nginx takes one (RFC 9110 allows any token); the target; the version. */
-const LINE = /^([A-Z_-]+) +([\x21-\x7e\x80-\xff]+) +(HTTP\/\d\.\d)$/;
-/** What llhttp reads in place of a method it does not know (the method has no meaning to llhttp or node:http otherwise). */
-const STAND_IN_METHOD = 'GET';
-
-/** A head made readable to llhttp (standInLine). */
-export interface StandIn {
-  /** `pending` with its first request line replaced. */
-  bytes: Buffer;
-  /** The line as the client sent it. */
-  sent: SentLine;
-  /** Where that line ended in `pending` (at its CRLF), and how much longer the new one is. */
-  lineEnd: number;
-  delta: number;
-}
-
-/**
- * The bytes `pending` starts with, its first request line made one llhttp
- * reads: a method outside its table replaced by a stand-in, and bytes of
- * 0x80 and above in the target percent-encoded. Null when llhttp reads the
- * line as it is (or refuses it, as nginx would).
- */
-export function standInLine(pending: Buffer): StandIn | null {
-  let start = 0;
-  while (pending[start] === 13 || pending[start] === 10) start++;
-  const end = pending.indexOf('\r\n', start, 'latin1');
-  if (end < 0) return null;
-  const m = LINE.exec(pending.toString('latin1', start, end));
-  if (m === null) return null;
-  const [, method, url, version] = m as unknown as [string, string, string, string];
-  const unknown = !LLHTTP_METHODS.has(method);
-  if (!unknown && !HIGH_BYTE.test(url)) return null;
-  const encoded = url.replace(HIGH_BYTES, (c) => `%${c.charCodeAt(0).toString(16).toUpperCase()}`);
-  const line = Buffer.from(`${unknown ? STAND_IN_METHOD : method} ${encoded} ${version}`, 'latin1');
-  const bytes = Buffer.concat([pending.subarray(0, start), line, pending.subarray(end)]);
-  return { bytes, sent: { method, url }, lineEnd: end, delta: line.length - (end - start) };
-}
-
-const HIGH_BYTE = /[\x80-\xff]/;
-const HIGH_BYTES = /[\x80-\xff]/g;
-
-const kSentLine = Symbol('gatehouse.sentLine');
-type LineSocket = { [kSentLine]?: SentLine };
-
-/** node:http will read a stand-in for this socket's next request line: the request gets `sent` back (restoreLine). */
-export function expectStandIn(socket: object, sent: SentLine): void {
-  (socket as LineSocket)[kSentLine] = sent;
-}
-
-/** The request line as sent, for the request node:http read from a stand-in (a no-op for any other). */
-export function restoreLine(req: IncomingMessage): void {
-  const socket = req.socket as unknown as LineSocket;
-  const sent = socket[kSentLine];
-  if (sent === undefined) return;
-  socket[kSentLine] = undefined;
-  req.method = sent.method;
-  req.url = sent.url;
-}

@@ -22,7 +22,7 @@ import type { LeanParts, Serve } from './fast-path.js';
 import { H2Request, H2Response } from './h2-compat.js';
 import { connectionOf, h2Request, Http2Response } from './http2-response.js';
 import { gatewayScheme } from './gateway-request.js';
-import { restoreLine } from './request-head.js';
+import { restoreLine } from './stand-in-line.js';
 
 /** Where route() sends a request: its route's action and the request's place under it. */
 type Placement = Omit<RouteRequest, 'req' | 'res' | 'log'> & { handler: Handler };

@@ -25,7 +25,8 @@
  * than llhttp would, with the reason. When the front's reader changes on
  * purpose, its entry changes here (and the fixtures that show it).
  */
-import { parseHead, standInLine, unreadableHead, type SentLine } from '../../src/front/request-head.js';
+import { parseHead, unreadableHead } from '../../src/front/request-head.js';
+import { standInLine, type SentLine } from '../../src/front/stand-in-line.js';
 import { parseTarget } from '../../src/http/request-target.js';
 
 /** What the app saw of one request, in environ's terms (test/apps/echo_head.py sends the same fields). */

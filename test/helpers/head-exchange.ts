@@ -19,7 +19,7 @@
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { connect, type Socket } from 'node:net';
-import type { SentLine } from '../../src/front/request-head.js';
+import type { SentLine } from '../../src/front/stand-in-line.js';
 import { refusalOf, viewOf, type Answer, type AppView, type Outcome, type Parsed } from './head-compare.js';
 
 /** What the reference read on one connection, and the answers it decided to give, request by request. */
