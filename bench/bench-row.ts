@@ -5,7 +5,7 @@
  */
 import { setTimeout as sleep } from 'node:timers/promises';
 import { judgeConnections, readClientSockets, type ConnectionVerdict } from './connection-check.js';
-import { busyMachineNote, cpuReport, cpuSample, OTHER_CPU_LIMIT, runGroups, type CpuReport } from './cpu-usage.js';
+import { busyMachineNote, cpuReport, cpuSample, loadBoundNote, OTHER_CPU_LIMIT, runGroups, type CpuReport } from './cpu-usage.js';
 import type { Options } from './options.js';
 import type { Proc } from './processes.js';
 import { formatInt, formatMs, progress } from './report.js';
@@ -91,6 +91,8 @@ async function measureInto(row: Row, port: number, procs: readonly Proc[], secon
   row.cpu = m.cpu;
   const busy = busyMachineNote(m.cpu, m.cpu.otherPct);
   if (busy !== null) row.notes.push(busy);
+  const bound = loadBoundNote(m.cpu, 'wrk');
+  if (bound !== null) row.notes.push(bound);
   if (m.connError !== null) row.notes.push(`connection check failed: ${m.connError}`);
   if (m.conn && !m.conn.reliable) row.notes.push(`the connection check saw only ${m.conn.seen} of wrk's ${CONNECTIONS} connections: its verdict is unreliable`);
   row.notes.push(...wrkNotes(m.wrk, m.wrkOut));
