@@ -2,8 +2,9 @@
  * The fast path's reader of an HTTP/1.1 request head (see fast-path.ts). It
  * accepts only heads it reads exactly as llhttp, node:http's parser, would,
  * so that no request can be read two ways: a method from a short list or one
- * llhttp does not know (below), an origin-form target, HTTP/1.1, token header names, values without control
- * characters, no folded line, no repeated header, a Host, a body only as one
+ * llhttp does not know (below), an origin-form target, HTTP/1.1, token
+ * header names, values without control characters, no folded line, no
+ * repeated header, a Host, a body only as one
  * plain Content-Length, no Transfer-Encoding, Expect, Upgrade or
  * Proxy-Connection, Connection keep-alive or close. Anything else is null:
  * node:http reads it. test/request-head-fuzz.test.ts checks it against llhttp.
