@@ -34,6 +34,7 @@ const heads: Array<[string, string, boolean]> = [
   ['a method llhttp does not know', 'BREW /pot HTTP/1.1\r\nHost: x', true],
   ['a method with nginx\'s other characters', 'X_CUSTOM-M /x HTTP/1.1\r\nHost: x', true],
   ['CONNECT with an origin-form target', 'CONNECT /x HTTP/1.1\r\nHost: x', false],
+  ['PRI (llhttp\'s, not in node:http\'s METHODS)', 'PRI /x HTTP/1.1\r\nHost: x', false],
   ['a lower-case method', 'get / HTTP/1.1\r\nHost: x', false],
   ['a method with a digit (nginx refuses it)', 'M1 / HTTP/1.1\r\nHost: x', false],
   ['OPTIONS *', 'OPTIONS * HTTP/1.1\r\nHost: x', false],

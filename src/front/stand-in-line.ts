@@ -10,8 +10,8 @@
  */
 import { METHODS, type IncomingMessage } from 'node:http';
 
-/** llhttp's table of methods. */
-export const LLHTTP_METHODS: ReadonlySet<string> = new Set(METHODS);
+/** llhttp's table of methods: node:http's METHODS, and PRI, which llhttp reads as HTTP/2's connection preface. */
+export const LLHTTP_METHODS: ReadonlySet<string> = new Set([...METHODS, 'PRI']);
 
 /** A request line as the client sent it, where llhttp was given a stand-in. */
 export interface SentLine {
