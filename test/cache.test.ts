@@ -191,11 +191,11 @@ test('the client of a coalesced miss resets mid-answer (fast path): the request 
   }
 });
 
-test("requests node:http reads (HTTP/1.0, a chunked body) are cached and invalidate as the front's own do", async () => {
+test("requests node:http reads (HTTP/1.0 with a repeated header, a chunked body) are cached and invalidate as the front's own do", async () => {
   const page = at('/node-path', { cc: 'max-age=60' });
   const ask10 = async () => {
     const c = await RawConnection.open(server.port);
-    c.write(`GET ${page} HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n`);
+    c.write(`GET ${page} HTTP/1.0\r\nHost: 127.0.0.1\r\nAccept: a\r\nAccept: b\r\n\r\n`);
     const r = await c.readResponse();
     c.socket.destroy();
     return r;

@@ -89,13 +89,15 @@ function logged(line: RegExp): Promise<boolean> {
 }
 
 const big = 'x'.repeat(400 * 1024);
-/** How each request reaches gatehouse: the fast path, node:http (HTTP/1.0, a chunked body), a body spilled to disk. */
+/** How each request reaches gatehouse: the fast path, node:http (a repeated header, a chunked body), a body spilled to disk. */
 const REQUESTS: Array<[string, (path: string) => string, string]> = [
   ['fast path GET', (p) => `GET ${p} HTTP/1.1\r\nHost: x\r\n\r\n`, 'GET'],
   ['fast path POST', (p) => `POST ${p} HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n\r\nabc`, 'POST'],
   // Buffered to a temp file when the FIN comes: the app's or upstream's request starts only after it.
   ['fast path POST of 400 KiB', (p) => `POST ${p} HTTP/1.1\r\nHost: x\r\nContent-Length: ${big.length}\r\n\r\n${big}`, 'POST'],
-  ['node:http HTTP/1.0 GET', (p) => `GET ${p} HTTP/1.0\r\nHost: x\r\n\r\n`, 'GET'],
+  ['fast path HTTP/1.0 GET', (p) => `GET ${p} HTTP/1.0\r\nHost: x\r\n\r\n`, 'GET'],
+  // A repeated header: node:http's (the fast path takes none).
+  ['node:http HTTP/1.0 GET', (p) => `GET ${p} HTTP/1.0\r\nHost: x\r\nAccept: a\r\nAccept: b\r\n\r\n`, 'GET'],
   ['node:http chunked POST', (p) => `POST ${p} HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n`, 'POST'],
 ];
 

@@ -114,6 +114,39 @@ test('HTTP/1.0: the app sees HTTP/1.0, a streamed body is not chunked and the co
   });
 });
 
+test('HTTP/1.0 with Connection: keep-alive, on both readers: a sized answer keeps the connection, a streamed one (no length, no chunks) ends it, TE: chunked gets chunks', async () => {
+  // A repeated header sends the request to node:http; the front's own reader takes the others.
+  for (const [reader, extra] of [['fast path', ''], ['node:http', 'Accept: a\r\nAccept: b\r\n']] as const) {
+    await withServer(ARGS, async (gh) => {
+      const c = await RawConnection.open(gh.port);
+      try {
+        c.write(`GET /one HTTP/1.0\r\nConnection: keep-alive\r\n${extra}\r\n`);
+        const sized = await c.readResponse();
+        assert.equal(sized.header('connection')?.toLowerCase(), 'keep-alive', reader);
+        assert.equal(echo(sized).protocol, 'HTTP/1.0', reader);
+        c.write(`GET /stream HTTP/1.0\r\nConnection: keep-alive\r\n${extra}\r\n`);
+        await c.waitClosed();
+        const streamed = await c.readResponse();
+        assert.equal(streamed.header('connection')?.toLowerCase(), 'close', reader);
+        assert.equal(streamed.chunked, false, reader);
+        assert.equal(streamed.body.toString(), 'part1-part2-part3', reader);
+      } finally {
+        c.close();
+      }
+      const t = await RawConnection.open(gh.port);
+      try {
+        t.write(`GET /stream HTTP/1.0\r\nConnection: keep-alive\r\nTE: chunked\r\n${extra}\r\n`);
+        const chunked = await t.readResponse();
+        assert.equal(chunked.chunked, true, `${reader}: ${chunked.rawHead}`);
+        assert.equal(chunked.body.toString(), 'part1-part2-part3', reader);
+        assert.equal(chunked.header('connection')?.toLowerCase(), 'keep-alive', reader);
+      } finally {
+        t.close();
+      }
+    });
+  }
+});
+
 test('HTTP/1.0 with Connection: keep-alive keeps the connection for a second request', async () => {
   await withServer(ARGS, async (gh) => {
     const c = await RawConnection.open(gh.port);

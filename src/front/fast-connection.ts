@@ -26,6 +26,9 @@ const MAX_HELD = 64 * 1024;
 const LINGER_MS = 5000;
 const LINGER_MAX_MS = 30_000;
 
+/** node:http's test of an HTTP/1.0 request's TE for an answer it may chunk. */
+const CHUNKED_TE = /(?:^|\W)chunked(?:$|\W)/i;
+
 /** Requests answered at once on one connection (pipelining); more wait unread. */
 const MAX_IN_FLIGHT = 16;
 
@@ -319,6 +322,7 @@ export class FastConnection {
     const req: RequestInfo = body ?? leanRequest(s, head);
     const res = new Http1Response(head.method, settings.keepalive_timeout, s);
     res.shouldKeepAlive = !close;
+    if (head.httpVersion === '1.0') res.chunkable = CHUNKED_TE.test(String(head.headers.te ?? ''));
     const x = new FastRequest(this, head, body, res);
     res.request = x;
     if (this.answering.length === 0) res.assignSocket(s);

@@ -11,7 +11,7 @@
  * object, no parser: an idle keep-alive connection costs about half what it
  * does in node:http (3.6 KiB against 6.9), and so does a head trickling in
  * (slowloris), timed here by header_timeout. The first request this path
- * does not take (a chunked body, Expect, an upgrade, HTTP/1.0, a head over
+ * does not take (a chunked body, Expect, an upgrade, a head over
  * max_header_size, anything unusual) hands the connection, unread bytes
  * included, to node:http for good.
  *

@@ -57,9 +57,9 @@ export function toRequest(socket: Socket, head: ParsedHead): IncomingMessage {
   const req = new IncomingMessage(socket);
   req.method = head.method;
   req.url = head.url;
-  req.httpVersion = '1.1';
+  req.httpVersion = head.httpVersion;
   req.httpVersionMajor = 1;
-  req.httpVersionMinor = 1;
+  req.httpVersionMinor = head.httpVersion === '1.1' ? 1 : 0;
   req.headers = head.headers;
   req.rawHeaders = head.rawHeaders;
   return req;
@@ -67,7 +67,7 @@ export function toRequest(socket: Socket, head: ParsedHead): IncomingMessage {
 
 /** The fast path's own record of a request without a body (no node:http object). */
 export function leanRequest(socket: Socket, head: ParsedHead): RequestInfo {
-  return { method: head.method, url: head.url, httpVersion: '1.1', httpVersionMajor: 1, headers: head.headers, rawHeaders: head.rawHeaders, socket };
+  return { method: head.method, url: head.url, httpVersion: head.httpVersion, httpVersionMajor: 1, headers: head.headers, rawHeaders: head.rawHeaders, socket };
 }
 
 /** The request's body is all in (node:http's message-complete). */

@@ -63,6 +63,12 @@ export class Http1Response extends (LazyEmitter as unknown as typeof EventEmitte
   private needDrain = false;
   /** The request this answers, told when the response is written. */
   request: { finished(): void } | null = null;
+  /**
+   * A body of unknown length may go in chunks: not to HTTP/1.0 (unless it
+   * sent `TE: chunked`, as node:http reads it), where it ends with the
+   * connection instead.
+   */
+  chunkable = true;
 
   constructor(
     method: string,
@@ -109,9 +115,10 @@ export class Http1Response extends (LazyEmitter as unknown as typeof EventEmitte
   private settle(head: ResponseHead): this {
     const status = head.status;
     if (status < 200 || status === 204 || status === 304) this.bodiless = true;
-    if (head.closes) this.shouldKeepAlive = false;
+    // As node:http: an HTTP/1.0 connection is kept only after an answer with a Content-Length (a bodiless one too).
+    if (head.closes || (!this.chunkable && !head.sized)) this.shouldKeepAlive = false;
     this.last = !this.shouldKeepAlive;
-    head.complete(this.last, this.keepAliveTimeout, this.bodiless);
+    head.complete(this.last, this.keepAliveTimeout, this.bodiless, this.chunkable);
     this.head = head;
     this.headSize = head.size;
     this.headersSent = true;

@@ -1,10 +1,10 @@
 /**
- * The fast path's reader of an HTTP/1.1 request head (see fast-path.ts). It
+ * The fast path's reader of an HTTP/1.1 or 1.0 request head (see fast-path.ts). It
  * accepts only heads it reads exactly as llhttp, node:http's parser, would,
  * so that no request can be read two ways: a method from a short list or one
- * llhttp does not know (below), an origin-form target, HTTP/1.1, token
- * header names, values without control characters, no folded line, no
- * repeated header, a Host, a body only as one
+ * llhttp does not know (below), an origin-form target, HTTP/1.1 or 1.0,
+ * token header names, values without control characters, no folded line, no
+ * repeated header, a Host (HTTP/1.1), a body only as one
  * plain Content-Length, no Transfer-Encoding, Expect, Upgrade or
  * Proxy-Connection, Connection keep-alive or close. Anything else is null:
  * node:http reads it. test/request-head-fuzz.test.ts checks it against llhttp.
@@ -28,8 +28,10 @@ export interface ParsedHead extends RequestHead {
   rawHeaders: string[];
   /** The body's length: Content-Length, or 0. */
   bodyLength: number;
-  /** Connection: close. */
+  /** The connection ends after it: Connection: close, or HTTP/1.0 without Connection: keep-alive. */
   close: boolean;
+  /** HTTP/1.0: its answer cannot be chunked (unless it takes `TE: chunked`, as node:http reads it). */
+  httpVersion: '1.1' | '1.0';
 }
 
 /**
@@ -37,9 +39,9 @@ export interface ParsedHead extends RequestHead {
  * lastIndex): exec() would make a match array and a string per group for
  * every line of every request.
  */
-const REQUEST_LINE = /(?:GET|HEAD|POST|PUT|PATCH|DELETE|OPTIONS) \/[\x21-\x7e\x80-\xff]* HTTP\/1\.1(?:\r\n|$)/y;
+const REQUEST_LINE = /(?:GET|HEAD|POST|PUT|PATCH|DELETE|OPTIONS) \/[\x21-\x7e\x80-\xff]* HTTP\/1\.[01](?:\r\n|$)/y;
 /** The same with any method nginx takes (upper-case letters, `_` and `-`). */
-const OTHER_LINE = /[A-Z_-]+ \/[\x21-\x7e\x80-\xff]* HTTP\/1\.1(?:\r\n|$)/y;
+const OTHER_LINE = /[A-Z_-]+ \/[\x21-\x7e\x80-\xff]* HTTP\/1\.[01](?:\r\n|$)/y;
 /** A header line: a token, a colon, and a value of visible ASCII, spaces, tabs and obs-text (no control character), to its CRLF or the head's end. */
 const FIELD_NAME = /[!#$%&'*+\-.^_`|~0-9A-Za-z]+:/y;
 const FIELD_VALUE = /[\t\x20-\x7e\x80-\xff]*(?:\r\n|$)/y;
@@ -74,7 +76,10 @@ export function parseHead(text: string, scheme: 'http' | 'https'): ParsedHead | 
     if (method === null) return null;
     lineEnd = OTHER_LINE.lastIndex;
   }
-  const url = text.slice(space + 1, text.indexOf(' ', space + 1));
+  const urlEnd = text.indexOf(' ', space + 1);
+  const url = text.slice(space + 1, urlEnd);
+  // The version's last digit, after " HTTP/1.".
+  const http10 = text.charCodeAt(urlEnd + 8) === 48;
   // A plain object: a name such as `constructor` or `__proto__` then looks repeated, and goes to node:http.
   const headers: IncomingHttpHeaders = {};
   let count = 0;
@@ -102,12 +107,14 @@ export function parseHead(text: string, scheme: 'http' | 'https'): ParsedHead | 
     start = eol === next ? text.length : next;
   }
   const connection = headers.connection?.toLowerCase();
-  if (headers.host === undefined || (connection !== undefined && connection !== 'keep-alive' && connection !== 'close')) return null;
+  // node:http requires a Host of HTTP/1.1 only.
+  if ((headers.host === undefined && !http10) || (connection !== undefined && connection !== 'keep-alive' && connection !== 'close')) return null;
   const length = headers['content-length'];
   if (length !== undefined && !LENGTH.test(length)) return null;
   const rawHeaders = read.slice(0, count);
   read.fill('', 0, count);
-  return { method, url, httpVersion: '1.1', headers, rawHeaders, bodyLength: length === undefined ? 0 : Number(length), close: connection === 'close', scheme };
+  const close = http10 ? connection !== 'keep-alive' : connection === 'close';
+  return { method, url, httpVersion: http10 ? '1.0' : '1.1', headers, rawHeaders, bodyLength: length === undefined ? 0 : Number(length), close, scheme };
 }
 
 /** The method of a request line REQUEST_LINE took, as a constant string (not a new one per request). */

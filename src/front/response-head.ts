@@ -103,11 +103,16 @@ export class ResponseHead {
   }
 
   /** Adds the lines the front writes (Date, Connection, chunked framing) and the blank line; `size` is then whole. */
-  complete(last: boolean, keepAliveTimeout: number, bodiless: boolean): void {
+  /** The headers give the body's length. */
+  get sized(): boolean {
+    return (this.seen & LENGTH) !== 0;
+  }
+
+  complete(last: boolean, keepAliveTimeout: number, bodiless: boolean, chunkable: boolean): void {
     let size = this.size + 2;
     if ((this.seen & DATED) === 0) size += (this.dateLine = dateLine()).length;
     if ((this.seen & CONNECTION) === 0) size += (this.connectionLine = connectionBytes(last, keepAliveTimeout)).length;
-    if ((this.seen & LENGTH) === 0 && !bodiless) {
+    if ((this.seen & LENGTH) === 0 && !bodiless && chunkable) {
       this.chunked = true;
       size += CHUNKED.length;
     }
