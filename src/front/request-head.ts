@@ -1,13 +1,14 @@
 /**
- * The fast path's reader of an HTTP/1.1 or 1.0 request head (see fast-path.ts). It
- * accepts only heads it reads exactly as llhttp, node:http's parser, would,
- * so that no request can be read two ways: a method from a short list or one
- * llhttp does not know (below), an origin-form target, HTTP/1.1 or 1.0,
- * token header names, values without control characters, no folded line, no
- * repeated header, a Host (HTTP/1.1), a body only as one
- * plain Content-Length, no Transfer-Encoding, Expect, Upgrade or
- * Proxy-Connection, Connection keep-alive or close. Anything else is null:
- * node:http reads it. test/request-head-fuzz.test.ts checks it against llhttp.
+ * The fast path's reader of an HTTP/1.1 or 1.0 request head (see
+ * fast-path.ts). It accepts only heads it reads exactly as llhttp,
+ * node:http's parser, would, so that no request can be read two ways: a
+ * method from a short list or one llhttp does not know (below), an
+ * origin-form target, HTTP/1.1 or 1.0, token header names, values without
+ * control characters, no folded line, no repeated header, a Host (HTTP/1.1),
+ * a body only as one plain Content-Length, no Transfer-Encoding, Expect,
+ * Upgrade or Proxy-Connection, Connection keep-alive or close. Anything else
+ * is null: node:http reads it. test/request-head-fuzz.test.ts checks it
+ * against llhttp.
  *
  * Two things llhttp refuses (400) are requests all the same, and nginx passes
  * them to the app: a method outside llhttp's table (RFC 9110 makes any token
@@ -30,7 +31,7 @@ export interface ParsedHead extends RequestHead {
   bodyLength: number;
   /** The connection ends after it: Connection: close, or HTTP/1.0 without Connection: keep-alive. */
   close: boolean;
-  /** HTTP/1.0: its answer cannot be chunked (unless it takes `TE: chunked`, as node:http reads it). */
+  /** The version read (an HTTP/1.0 client gets no chunked answer, http1-response.ts). */
   httpVersion: '1.1' | '1.0';
 }
 
