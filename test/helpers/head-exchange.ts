@@ -6,9 +6,10 @@
  * max header size 16k as gatehouse's default, node's own answers to what
  * llhttp refuses). It is sent head-compare.ts's stand-in lines where
  * gatehouse reads or makes one, and gives those requests the lines as sent
- * back (src/front/request-head.ts's restoreLine). What it parses goes through head-compare.ts's refusalOf
- * and viewOf — what gatehouse does with a request once read — and comes back
- * as test/apps/echo_head.py's answer does: 200 with the view in X-Echo.
+ * back (as src/front/stand-in-line.ts's restoreLine). What it parses goes
+ * through head-compare.ts's refusalOf and viewOf — what gatehouse does with
+ * a request once read — and comes back as test/apps/echo_head.py's answer
+ * does: 200 with the view in X-Echo.
  *
  * An exchange writes the bytes at once and reads answers (status and X-Echo
  * of each; bodies are not needed) until it is settled: the server closed the
