@@ -44,13 +44,13 @@ export class StreamedExchange extends WsgiExchange {
     frame: Buffer,
     r: RouteRequest<RequestInfo, HttpResponse>,
     ctx: ExchangeContext,
-    spoolLimit: number,
+    maxTempFile: number,
     cancel: (x: WsgiExchange) => void,
     private readonly upload: Readable,
     /** body_timeout in ms (0: none). */
     private readonly idleMs: number,
   ) {
-    super(frame, r.req, r.res, ctx, spoolLimit, null, cancel, r.log);
+    super(frame, r.req, r.res, ctx, maxTempFile, null, cancel, r.log);
     frame[0] = Frame.REQ_STREAM;
     this.limit = r.maxRequestBody;
     // A client that goes away is seen as the connection or stream closing (clientGone()).

@@ -27,21 +27,23 @@ export class KeyIndex {
   /** The least recently used node, and the most (NO_NODE: none). */
   private head = NO_NODE;
   private tail = NO_NODE;
-  private hashes = new Int32Array(FIRST_NODES);
-  private values = new Float64Array(FIRST_NODES);
-  private prev = new Int32Array(FIRST_NODES);
+  private hashes!: Int32Array;
+  private values!: Float64Array;
+  private prev!: Int32Array;
   /** In use order; for a free node, the next free one. */
-  private next = new Int32Array(FIRST_NODES);
+  private next!: Int32Array;
   private free = NO_NODE;
   /** Nodes ever handed out (those past it were never used). */
   private made = 0;
   /** Node + 1 at each place; 0: empty. At most half full. */
-  private table = new Int32Array(2 * FIRST_NODES);
+  private table!: Int32Array;
 
   constructor(
     /** Whether `node` is `key`'s (their hashes are the same). */
     private readonly sameKey: (node: number, key: string) => boolean,
-  ) {}
+  ) {
+    this.clear();
+  }
 
   /** `key`'s node, or -1. */
   find(key: string, hash = keyHash(key)): number {
@@ -96,7 +98,7 @@ export class KeyIndex {
     this.size--;
   }
 
-  /** Forgets every key, and gives back the memory the arrays grew to (a flush, a PURGE of all). */
+  /** Forgets every key, the arrays back at their first size (a flush gives back what they grew to). */
   clear(): void {
     this.hashes = new Int32Array(FIRST_NODES);
     this.values = new Float64Array(FIRST_NODES);

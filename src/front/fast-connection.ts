@@ -320,9 +320,9 @@ export class FastConnection {
     const close = this.consume(head, rest);
     const body = head.headers['content-length'] === undefined ? null : toRequest(s, head);
     const req: RequestInfo = body ?? leanRequest(s, head);
-    const res = new Http1Response(head.method, settings.keepalive_timeout, s);
+    const chunkable = head.httpVersion === '1.1' || CHUNKED_TE.test(String(head.headers.te ?? ''));
+    const res = new Http1Response(head.method, settings.keepalive_timeout, s, chunkable);
     res.shouldKeepAlive = !close;
-    if (head.httpVersion === '1.0') res.chunkable = CHUNKED_TE.test(String(head.headers.te ?? ''));
     const x = new FastRequest(this, head, body, res);
     res.request = x;
     if (this.answering.length === 0) res.assignSocket(s);

@@ -63,12 +63,6 @@ export class Http1Response extends (LazyEmitter as unknown as typeof EventEmitte
   private needDrain = false;
   /** The request this answers, told when the response is written. */
   request: { finished(): void } | null = null;
-  /**
-   * A body of unknown length may go in chunks: not to HTTP/1.0 (unless it
-   * sent `TE: chunked`, as node:http reads it), where it ends with the
-   * connection instead.
-   */
-  chunkable = true;
 
   constructor(
     method: string,
@@ -76,6 +70,12 @@ export class Http1Response extends (LazyEmitter as unknown as typeof EventEmitte
     readonly keepAliveTimeout: number,
     /** The connection's socket, ours or not yet. */
     private readonly connection: Socket,
+    /**
+     * A body of unknown length may go in chunks: not to HTTP/1.0 (unless it
+     * sent `TE: chunked`, as node:http reads it), where it ends with the
+     * connection instead.
+     */
+    private readonly chunkable = true,
   ) {
     super();
     this.bodiless = method === 'HEAD';

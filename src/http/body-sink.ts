@@ -15,6 +15,9 @@ import { compressHead } from './compress-head.js';
 import { createEncoder, flushSoon, type Coding, type Compression, type Encoder } from './compression.js';
 import { pipeInto, ResponseSpool } from './response-spool.js';
 
+/** What a response holds in memory for a slow client before the temp file (an app's, a FastCGI/SCGI/uwsgi back end's; a proxy route's buffer_size). */
+export const RESPONSE_MEMORY = 1024 * 1024;
+
 export interface BodySinkLimits {
   buffering: boolean;
   /** Bytes waiting for the client in memory before the temp file is used. */

@@ -11,17 +11,15 @@
  */
 import type { ExchangeContext, HttpResponse, RequestInfo, RouteRequest } from '../http/handler.js';
 import { unwatchClient, watchClient, type InFlight } from '../http/in-flight.js';
-import { BodySink } from '../http/body-sink.js';
+import { BodySink, RESPONSE_MEMORY } from '../http/body-sink.js';
 import type { CgiHead } from './cgi-response.js';
 import { upstreamFailed, UpstreamError, warnPastEnd } from './upstream-failure.js';
 
-/** How much of a response the front holds in memory for a slow client before spooling to disk (as for apps). */
-const RESPONSE_BUFFER = 1024 * 1024;
 /** nginx's default fastcgi_max_temp_file_size: past it the back end waits for the client. */
 const MAX_TEMP_FILE = 1024 ** 3;
 const LIMITS = {
-  buffered: { buffering: true, memory: RESPONSE_BUFFER, maxFile: MAX_TEMP_FILE },
-  unbuffered: { buffering: false, memory: RESPONSE_BUFFER, maxFile: MAX_TEMP_FILE },
+  buffered: { buffering: true, memory: RESPONSE_MEMORY, maxFile: MAX_TEMP_FILE },
+  unbuffered: { buffering: false, memory: RESPONSE_MEMORY, maxFile: MAX_TEMP_FILE },
 };
 
 export class ResponseRelay implements InFlight {

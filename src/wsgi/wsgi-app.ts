@@ -33,8 +33,8 @@ export class WsgiApp implements Handler {
     private readonly bodyOwner: { uid?: number; gid?: number },
     /** body_timeout in seconds: a body that stops arriving this long gets 408. */
     private readonly bodyTimeout: number,
-    /** max_temp_file_size: bytes of a response spooled for a slow client before the app waits. */
-    private readonly spoolLimit: number,
+    /** max_temp_file_size: bytes of a response in the temp file for a slow client before the app waits. */
+    private readonly maxTempFile: number,
     /** WebSockets for an ASGI app. */
     private readonly websockets: WebSocketFront,
   ) {}
@@ -81,7 +81,7 @@ export class WsgiApp implements Handler {
     if (te !== undefined && te.trim().toLowerCase() !== 'chunked') return refuse(r, 501);
     // An ASGI app reads a body of unknown or large size as it arrives; a small one travels whole, in the REQ.
     if (asgi && (env.contentLength === undefined || Number(env.contentLength) > SPILL_BYTES)) {
-      return this.pool.dispatch(new StreamedExchange(this.block.frame(scopeBody(0, null), null), r, this.ctx, this.spoolLimit, this.cancel, body, this.bodyTimeout * 1000));
+      return this.pool.dispatch(new StreamedExchange(this.block.frame(scopeBody(0, null), null), r, this.ctx, this.maxTempFile, this.cancel, body, this.bodyTimeout * 1000));
     }
     this.readBody(r, body, this.block.toString(), bodyKeys);
   }
@@ -98,6 +98,6 @@ export class WsgiApp implements Handler {
   }
 
   private dispatch(r: RouteRequest<RequestInfo, HttpResponse>, frame: Buffer, bodyFile: string | null): void {
-    this.pool.dispatch(new WsgiExchange(frame, r.req, r.res, this.ctx, this.spoolLimit, bodyFile, this.cancel, r.log));
+    this.pool.dispatch(new WsgiExchange(frame, r.req, r.res, this.ctx, this.maxTempFile, bodyFile, this.cancel, r.log));
   }
 }

@@ -14,12 +14,10 @@ import { sendPlain } from '../http/plain-response.js';
 import type { ExchangeContext, HttpResponse, RequestInfo, RouteRequest } from '../http/handler.js';
 import { unwatchClient, watchClient, type InFlight } from '../http/in-flight.js';
 import { readFileRegion } from '../http/file-region.js';
-import { BodySink } from '../http/body-sink.js';
+import { BodySink, RESPONSE_MEMORY } from '../http/body-sink.js';
 import { compressSync, SYNC_LIMIT } from '../http/compression.js';
 import { compressHead } from '../http/compress-head.js';
 
-/** How much of a response the front holds in memory for a slow client; the rest is spooled to disk. */
-const RESPONSE_BUFFER = 1024 * 1024;
 
 const FAIL_TEXT = { 502: 'Bad Gateway', 503: 'Service Unavailable', 504: 'Gateway Timeout' } as const;
 
@@ -38,7 +36,7 @@ export class WsgiExchange implements Exchange, InFlight {
   /** Its stream, once the file is open (destroyed if the exchange ends first). */
   private fileStream: Readable | null = null;
   private endPending = false;
-  /** The app waits until the client has taken what is in the temp file (spoolLimit reached). */
+  /** The app waits until the client has taken what is in the temp file (maxTempFile reached). */
   private holdingApp = false;
   /** The WSGI worker whose stream is not read meanwhile (it may have finished this request: this.worker is then null). */
   private heldWorker: WorkerProcess | null = null;
@@ -54,7 +52,7 @@ export class WsgiExchange implements Exchange, InFlight {
      * sends for this response (WS_PAUSE, WS_RESUME), a WSGI worker as a
      * whole (its stream is not read: it cannot wait for one response alone).
      */
-    private readonly spoolLimit: number,
+    private readonly maxTempFile: number,
     private readonly bodyFile: string | null,
     /** Takes the request back from its pool (queue or worker). */
     protected readonly cancel: (x: WsgiExchange) => void,
@@ -115,7 +113,7 @@ export class WsgiExchange implements Exchange, InFlight {
   start(head: string[], trailers = false, length?: number): void {
     if (this.done) return;
     if (trailers) this.res.expectTrailers?.();
-    const sink = new BodySink(this.res, { buffering: true, memory: RESPONSE_BUFFER, maxFile: this.spoolLimit }, (err) => {
+    const sink = new BodySink(this.res, { buffering: true, memory: RESPONSE_MEMORY, maxFile: this.maxTempFile }, (err) => {
       this.ctx.logger.error(`${this.label}: compression failed: ${err.message}`);
       this.abort();
     });
