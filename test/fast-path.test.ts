@@ -55,8 +55,14 @@ const heads: Array<[string, string, boolean]> = [
   ['two Content-Lengths', 'POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nContent-Length: 5', false],
   ['Content-Length and Transfer-Encoding', 'POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nTransfer-Encoding: chunked', false],
   ['a huge Content-Length', 'POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 1234567890123456', false],
-  ['Transfer-Encoding', 'GET / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked', false],
-  ['Expect', 'GET / HTTP/1.1\r\nHost: x\r\nExpect: 100-continue', false],
+  ['Transfer-Encoding: chunked', 'POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked', true],
+  ['Transfer-Encoding: Chunked (llhttp reads it; the fast path only the usual spelling)', 'POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: Chunked', false],
+  ['Transfer-Encoding: gzip, chunked', 'POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip, chunked', false],
+  ['Transfer-Encoding with a tab', 'POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\t', false],
+  ['Transfer-Encoding in HTTP/1.0 (a framing fault)', 'POST / HTTP/1.0\r\nTransfer-Encoding: chunked', false],
+  ['Expect: 100-continue', 'POST / HTTP/1.1\r\nHost: x\r\nExpect: 100-Continue\r\nContent-Length: 3', true],
+  ['Expect: 100-continue in HTTP/1.0 (node:http ignores it)', 'POST / HTTP/1.0\r\nExpect: 100-continue\r\nContent-Length: 3', false],
+  ['another Expect (417)', 'GET / HTTP/1.1\r\nHost: x\r\nExpect: foo', false],
   ['Upgrade', 'GET / HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: websocket', false],
   ['Connection with another option', 'GET / HTTP/1.1\r\nHost: x\r\nConnection: keep-alive, TE', false],
   ['a folded line', 'GET / HTTP/1.1\r\nHost: x\r\nX-A: one\r\n two', false],
@@ -181,6 +187,64 @@ test('a POST whose body comes in pieces reaches the app whole; the request after
     assert.equal(seen.CONTENT_LENGTH, String(body.length));
     assert.equal(seen.CONTENT_TYPE, 'application/x-www-form-urlencoded');
     assert.equal(served(await c.readResponse()), 'app:/after');
+  });
+});
+
+/** What the app saw: method, raw target, body, CONTENT_LENGTH (echo_environ's JSON). */
+function seen(res: RawResponse): { method: string; uri: string; body: string; length: string | undefined } {
+  assert.equal(res.status, 200, `${res.status}: ${res.body.toString()}`);
+  const e = JSON.parse(res.body.toString()) as Record<string, string>;
+  return { method: e.REQUEST_METHOD!, uri: e.RAW_URI!, body: e.body!, length: e.CONTENT_LENGTH };
+}
+
+// llhttp refuses a method outside its table and raw UTF-8 in a target: once node:http reads a
+// connection such requests get 400, so these show the connection stayed on the front's own reader.
+const brew = (before: string) => Buffer.from(before + 'BREW /pot/caf\xc3\xa9 HTTP/1.1\r\nHost: test\r\n\r\n', 'latin1');
+const brewSeen = { method: 'BREW', uri: '/pot/caf\xc3\xa9', body: '', length: undefined };
+
+test('a chunked upload in pieces (an extension, trailers) reaches the app whole; a BREW with a raw UTF-8 target after it on the connection too', async () => {
+  await withConnection(async (c) => {
+    c.write('PUT /up HTTP/1.1\r\nHost: test\r\nTransfer-Encoding: chunked\r\n\r\n5;name="a b"\r\nhel');
+    await sleep(50);
+    c.write('lo\r\n1000\r\n' + 'x'.repeat(4096));
+    await sleep(50);
+    c.write(brew('\r\n0\r\nX-Checksum: 1\r\n\r\n'));
+    assert.deepEqual(seen(await c.readResponse()), { method: 'PUT', uri: '/up', body: 'hello' + 'x'.repeat(4096), length: '4101' });
+    assert.deepEqual(seen(await c.readResponse()), brewSeen);
+  });
+});
+
+test('Expect: 100-continue: 100 Continue before the body is sent, then the answer; the connection goes on', async () => {
+  await withConnection(async (c) => {
+    c.write('POST /e HTTP/1.1\r\nHost: test\r\nExpect: 100-continue\r\nContent-Length: 5\r\n\r\n');
+    assert.equal((await c.readResponse()).status, 100);
+    c.write('hello');
+    assert.deepEqual(seen(await c.readResponse()), { method: 'POST', uri: '/e', body: 'hello', length: '5' });
+    // A chunked one, sent without waiting for the 100 (as curl does after a second).
+    c.write(brew('POST /e2 HTTP/1.1\r\nHost: test\r\nExpect: 100-continue\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nhi\r\n0\r\n\r\n'));
+    assert.equal((await c.readResponse()).status, 100);
+    assert.deepEqual(seen(await c.readResponse()), { method: 'POST', uri: '/e2', body: 'hi', length: '2' });
+    assert.deepEqual(seen(await c.readResponse()), brewSeen);
+  });
+});
+
+test('Expect: 100-continue on a body over max_request_body: 413 and no 100 (the client never sends it)', async () => {
+  await withConnection(async (c) => {
+    c.write('POST /e HTTP/1.1\r\nHost: test\r\nExpect: 100-continue\r\nContent-Length: 999999999999\r\n\r\n');
+    const res = await c.readResponse();
+    assert.equal(res.status, 413);
+    await c.waitClosed();
+  });
+});
+
+test('a chunked body llhttp refuses (a chunk longer than its size): 400 and the connection closes, after the answers already written', async () => {
+  await withConnection(async (c) => {
+    c.write(get('/static/a.txt'));
+    assert.equal(served(await c.readResponse()), TEXT);
+    c.write('POST /bad HTTP/1.1\r\nHost: test\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabcd\r\n0\r\n\r\n' + get('/never'));
+    assert.equal((await c.readResponse()).status, 400);
+    await c.waitClosed();
+    assert.equal(c.pending.length, 0, 'nothing after the 400');
   });
 });
 

@@ -14,11 +14,11 @@ import type { FastPath, Serve } from './fast-path.js';
 import { AnswerQueue } from './answer-queue.js';
 import { Http1Response } from './http1-response.js';
 import { aborted, endBody, FastRequest, leanRequest, toRequest, type NodeResponse } from './fast-request.js';
-import { headerValue, wire, type Prepared } from './memory-answers.js';
-import { parseHead, unreadableHead, type ParsedHead } from './request-head.js';
+import { wire, type Prepared } from './memory-answers.js';
+import { afterLineEnds, readHead, type ParsedHead } from './request-head.js';
 import { expectStandIn, standInLine } from './stand-in-line.js';
+import { ChunkedBody, type ChunkFault } from './chunked-body.js';
 
-const END_OF_HEAD = Buffer.from('\r\n\r\n');
 /** Pipelined bytes held while a request is answered; past this the socket is not read until it is. */
 const MAX_HELD = 64 * 1024;
 
@@ -166,6 +166,7 @@ export class FastConnection {
 
   onClose(): void {
     this.path.forget(this);
+    this.receiving?.chunks?.close();
     // As node:http: the requests under way are aborted, and their responses say 'close' (node:http's
     // by themselves; a lean one that ended says it once written, in finished()).
     for (const x of this.answering.all()) {
@@ -183,52 +184,42 @@ export class FastConnection {
   private work(): void {
     const { settings, memory } = this.path.options;
     while (this.pending !== null && !this.loading && this.receiving === null && (!this.ended || (this.finReceived && this.answering.length === 0)) && !this.lastRead && this.answering.length < MAX_IN_FLIGHT) {
-      const end = this.pending.indexOf(END_OF_HEAD);
-      if (end < 0 && unreadableHead(this.pending)) {
-        // Waiting for the rest could only end in a timeout: refused now, as llhttp refuses.
-        // After the answers under way (this runs again once they are written).
-        if (this.answering.length === 0) this.path.options.onClientError(this.socket, 'HPE_INVALID_HEAD');
-        return;
+      // Line ends before a request line are skipped, as llhttp skips them (RFC 9112 §2.2: some clients send one after a body).
+      if (this.pending[0] === 13 || this.pending[0] === 10) {
+        this.pending = afterLineEnds(this.pending);
+        continue;
       }
-      if (end < 0 && this.pending.length <= settings.max_header_size) {
-        // The rest of the head is on its way: wait for it, on the clock once nothing is under way.
-        if (this.answering.length === 0) this.headerClock();
-        return;
-      }
-      // A head too large: node:http's, with its limits (431), once nothing is under way here.
-      if (end < 0 || end + 4 > settings.max_header_size) {
-        if (this.answering.length === 0) this.handOver();
-        return;
-      }
+      const head = readHead(this.pending, settings.max_header_size, this.scheme);
+      // Waiting for the rest could only end in a timeout: refused now, as llhttp refuses, after the
+      // answers under way (this runs again once they are written).
+      if (head === 'refused') return void (this.answering.length === 0 && this.path.options.onClientError(this.socket, 'HPE_INVALID_HEAD'));
+      // The rest of the head is on its way: wait for it, on the clock once nothing is under way.
+      if (head === 'waiting') return void (this.answering.length === 0 && this.headerClock());
+      // node:http's (a head too large gets its 431), once nothing is under way here.
+      if (head === 'llhttp') return void (this.answering.length === 0 && this.handOver());
       this.headDeadline = 0;
-      const head = parseHead(this.pending.toString('latin1', 0, end), this.scheme);
-      if (head === null) {
-        if (this.answering.length === 0) this.handOver();
-        return;
-      }
-      const rest = end + 4;
       // Memory answers go out at once: only when no response is waiting to be written before them.
       const answer = this.answering.length === 0 && !this.socket.writableNeedDrain ? memory.answer(head) : null;
-      if (answer instanceof Promise) return this.load(head, answer, rest);
-      if (answer === null) this.dispatch(head, rest);
-      else this.respond(head, answer, rest);
+      if (answer instanceof Promise) return this.load(head, answer);
+      if (answer === null) this.dispatch(head);
+      else this.respond(head, answer);
     }
   }
 
   /** Apart from work(): the closures' variables would be allocated on each pass of its loop. */
-  private load(head: ParsedHead, answer: Promise<Prepared | null>, rest: number): void {
+  private load(head: ParsedHead, answer: Promise<Prepared | null>): void {
     this.loading = true;
     answer.then(
-      (a) => this.afterLoad(head, a, rest),
-      () => this.afterLoad(head, null, rest),
+      (a) => this.afterLoad(head, a),
+      () => this.afterLoad(head, null),
     );
   }
 
-  private afterLoad(head: ParsedHead, answer: Prepared | null, rest: number): void {
+  private afterLoad(head: ParsedHead, answer: Prepared | null): void {
     this.loading = false;
     if (this.socket.destroyed) return;
-    if (answer === null) this.dispatch(head, rest);
-    else this.respond(head, answer, rest);
+    if (answer === null) this.dispatch(head);
+    else this.respond(head, answer);
     this.idleOrNext();
   }
 
@@ -255,6 +246,7 @@ export class FastConnection {
     s.end();
     if (unread) {
       this.pending = null;
+      this.receiving?.chunks?.close();
       this.receiving = null;
       this.lingerUntil = performance.now() + LINGER_MAX_MS;
       s.setTimeout(LINGER_MS);
@@ -268,15 +260,15 @@ export class FastConnection {
   }
 
   /**
-   * The head at the start of `pending` (`rest` bytes with its blank line) is
-   * read; true when its answer is the connection's last, after which nothing
-   * more is read.
+   * The head at the start of `pending` is read; true when its answer is the
+   * connection's last, after which nothing more is read.
    */
-  private consume(head: ParsedHead, rest: number): boolean {
-    this.pending = rest === this.pending!.length ? null : this.pending!.subarray(rest);
+  private consume(head: ParsedHead): boolean {
+    const size = head.size;
+    this.pending = size === this.pending!.length ? null : this.pending!.subarray(size);
     if (!this.closing(head)) return false;
     this.lastRead = true;
-    if (head.bodyLength === 0 && this.pending !== null) {
+    if (head.bodyLength === 0 && !head.chunked && this.pending !== null) {
       this.pending = null;
       this.unread = true;
     }
@@ -290,12 +282,12 @@ export class FastConnection {
   }
 
   /** Writes an answer from memory. */
-  private respond(head: ParsedHead, prepared: Prepared, rest: number): void {
+  private respond(head: ParsedHead, prepared: Prepared): void {
     const { settings, ctx } = this.path.options;
-    const close = this.consume(head, rest);
+    const close = this.consume(head);
     this.socket.write(wire(prepared, close, settings.keepalive_timeout));
     this.waitForNext();
-    if (ctx.accessLog !== null) this.log(head, prepared);
+    if (ctx.accessLog !== null) this.path.logAnswer(this.socket, head, prepared);
     if (close) this.close();
   }
 
@@ -312,26 +304,36 @@ export class FastConnection {
    * Gives the request to the front's handler, as a lean request record and
    * response writer (http1-response.ts), which the handler may exchange for
    * node:http's own objects; the response owns the socket, or waits for the
-   * ones before it.
+   * ones before it. A request that expects 100 Continue gets node:http's
+   * objects, and its 100 as node:http sends it (request-intake.ts).
    */
-  private dispatch(head: ParsedHead, rest: number): void {
+  private dispatch(head: ParsedHead): void {
     const { settings } = this.path.options;
     const s = this.socket;
-    const close = this.consume(head, rest);
-    const body = head.headers['content-length'] === undefined ? null : toRequest(s, head);
+    const close = this.consume(head);
+    const body = head.chunked || head.headers['content-length'] !== undefined ? toRequest(s, head) : null;
     const req: RequestInfo = body ?? leanRequest(s, head);
     const chunkable = head.httpVersion === '1.1' || CHUNKED_TE.test(String(head.headers.te ?? ''));
     const res = new Http1Response(head.method, settings.keepalive_timeout, s, chunkable);
     res.shouldKeepAlive = !close;
-    const x = new FastRequest(this, head, body, res);
+    const chunks = head.chunked ? new ChunkedBody(settings.max_header_size, (data) => body!.push(data)) : null;
+    const x = new FastRequest(this, head, body, res, chunks);
     res.request = x;
     if (this.answering.length === 0) res.assignSocket(s);
     this.answering.push(x);
-    this.serve.lean(req, res, x);
+    if (head.expectsContinue) this.serveContinued(x);
+    else this.serve.lean(req, res, x);
     if (body === null) return;
-    if (x.bodyLeft === 0) return endBody(body);
+    if (chunks === null && head.bodyLength === 0) return endBody(body);
     this.receiving = x;
     if (this.pending !== null) this.pending = this.feedBody(this.pending);
+  }
+
+  /** As node:http's 'checkContinue': its objects, which answer (or skip) the 100 as its own do. */
+  private serveContinued(x: FastRequest): void {
+    const { req, res } = x.toNode();
+    (res as NodeResponse & { _expect_continue: boolean })._expect_continue = true;
+    this.serve.node(req, res, true);
   }
 
   /** @internal The request owns the socket now (its answer is the one being written). */
@@ -342,17 +344,35 @@ export class FastConnection {
   /** Pushes the body's part of `chunk` into the request receiving it; what follows it, if anything. */
   private feedBody(chunk: Buffer): Buffer | null {
     const x = this.receiving!;
-    const body = x.body!;
-    const n = Math.min(x.bodyLeft, chunk.length);
-    x.bodyLeft -= n;
+    const rest = x.feed(chunk);
+    if (rest instanceof Error) {
+      this.bodyFault(rest);
+      return null;
+    }
     // Not read fast enough: the socket waits (IncomingMessage resumes it when read again).
-    if (!body.push(n === chunk.length ? chunk : chunk.subarray(0, n))) this.socket.pause();
-    if (x.bodyLeft === 0) {
+    if (x.full) this.socket.pause();
+    if (x.body!.complete) {
       this.receiving = null;
-      endBody(body);
       queueMicrotask(() => this.idleOrNext());
     }
-    return n === chunk.length ? null : chunk.subarray(n);
+    return rest;
+  }
+
+  /**
+   * A chunked body llhttp refuses (a bad chunk size, trailers too large...):
+   * what node:http does on its parser's error. The connection reads nothing
+   * more; the client is answered with the error's status (http-front.ts)
+   * unless an answer is being written (then the connection is cut), and the
+   * answers not yet begun are dropped; the body is cut short when the
+   * connection closes (onClose).
+   */
+  private bodyFault(fault: ChunkFault): void {
+    this.receiving = null;
+    this.pending = null;
+    this.lastRead = this.ended = true;
+    if (this.answering.first!.res.headersSent) return void this.socket.destroy();
+    for (const y of this.answering.all()) if (y.res instanceof Http1Response) y.res.abandon();
+    this.path.options.onClientError(this.socket, fault.code);
   }
 
   /** A response is written (node:http's resOnFinish): the next one gets the socket, or the connection waits for requests. */
@@ -367,15 +387,6 @@ export class FastConnection {
     if (last || this.socket.destroyed) return this.close(this.receiving !== null || this.pending !== null || this.unread);
     this.answering.first?.res.assignSocket(this.socket);
     this.idleOrNext();
-  }
-
-  private log(head: ParsedHead, prepared: Prepared): void {
-    const { ctx, proxies } = this.path.options;
-    // The access log reads what node:http's requests have: this one is made up only for it.
-    const req = toRequest(this.socket, head);
-    proxies?.resolve(req);
-    const answer = prepared.answer;
-    ctx.accessLog!.write(req, answer.status, answer.body?.length ?? 0, { getHeader: (name) => headerValue(answer.headers, name) });
   }
 
   /** node:http takes the connection from here, starting with the bytes not read. */

@@ -10,13 +10,17 @@ import type { FastConnection } from './fast-connection.js';
 import type { LeanParts } from './fast-path.js';
 import type { Http1Response } from './http1-response.js';
 import type { ParsedHead } from './request-head.js';
+import type { ChunkedBody, ChunkFault } from './chunked-body.js';
 
 /** node:http's internals that its own server uses around a response, and so does this path. */
 export type NodeResponse = ServerResponse & { _keepAliveTimeout: number; _last: boolean };
 
 /** A request given to the handler, until both its body is in and its response is written. */
 export class FastRequest implements LeanParts {
-  bodyLeft: number;
+  /** Of a Content-Length body, the bytes still to come. */
+  private bodyLeft: number;
+  /** The last feed() filled the body's buffer: read no more until it is read. */
+  full = false;
 
   constructor(
     private readonly connection: FastConnection,
@@ -24,8 +28,34 @@ export class FastRequest implements LeanParts {
     /** The body, pushed in as it arrives; null when there is none. */
     readonly body: IncomingMessage | null,
     public res: NodeResponse | Http1Response,
+    /** A chunked body's reader, until the body is in. */
+    readonly chunks: ChunkedBody | null = null,
   ) {
     this.bodyLeft = head.bodyLength;
+  }
+
+  /**
+   * Pushes the body's part of `chunk` into the body (ending it once all is
+   * in); what follows the body in `chunk`, if anything, or a chunked body's
+   * framing fault.
+   */
+  feed(chunk: Buffer): Buffer | null | ChunkFault {
+    const body = this.body!;
+    const chunks = this.chunks;
+    if (chunks !== null) {
+      const rest = chunks.feed(chunk);
+      this.full = chunks.full;
+      if (chunks.done) {
+        body.rawTrailers = chunks.trailers;
+        endBody(body);
+      }
+      return rest;
+    }
+    const n = Math.min(this.bodyLeft, chunk.length);
+    this.bodyLeft -= n;
+    this.full = !body.push(n === chunk.length ? chunk : chunk.subarray(0, n));
+    if (this.bodyLeft === 0) endBody(body);
+    return n === chunk.length ? null : chunk.subarray(n);
   }
 
   /** node:http's request and response in place of the lean ones (what node:http's server makes per request). */

@@ -16,7 +16,7 @@
  * - `writableNeedDrain`, `destroyed` and `shouldKeepAlive` exist, as on
  *   ServerResponse.
  */
-import type { IncomingMessage, OutgoingHttpHeaders } from 'node:http';
+import type { OutgoingHttpHeaders } from 'node:http';
 import { Http2ServerRequest, Http2ServerResponse, type IncomingHttpHeaders, type ServerHttp2Stream } from 'node:http2';
 import type { ReadableOptions } from 'node:stream';
 import { CONNECTION_SPECIFIC } from './http2-response.js';

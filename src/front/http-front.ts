@@ -74,7 +74,7 @@ export class HttpFront {
       const tls = isTls(listener);
       const info: ListenerInfo = { scheme: tls ? 'https' : 'http', httpsPort: redirect === false ? null : redirect === true ? 443 : redirect };
       const serve: Serve = {
-        node: (req, res) => this.intake.onRequest(req, res, info),
+        node: (req, res, expectsContinue) => this.intake.onRequest(req, res, info, expectsContinue),
         lean: (req, res, lean) => this.intake.onLeanRequest(req, res, info, lean),
       };
       // A uwsgi/FastCGI/SCGI listener reads its own requests (gateway-listener.ts).

@@ -185,6 +185,12 @@ export class Http1Response extends (LazyEmitter as unknown as typeof EventEmitte
     this.socket = null;
   }
 
+  /** The front ends the connection with an answer of its own (a fault in a request's body): this one writes nothing more. */
+  abandon(): void {
+    this.cut = true;
+    this.socket = null;
+  }
+
   /** The socket drained (the connection passes its 'drain' on). */
   onSocketDrain(): void {
     if (!this.needDrain) return;

@@ -5,10 +5,11 @@
  * method from a short list or one llhttp does not know (below), an
  * origin-form target, HTTP/1.1 or 1.0, token header names, values without
  * control characters, no folded line, no repeated header, a Host (HTTP/1.1),
- * a body only as one plain Content-Length, no Transfer-Encoding, Expect,
- * Upgrade or Proxy-Connection, Connection keep-alive or close. Anything else
- * is null: node:http reads it. test/request-head-fuzz.test.ts checks it
- * against llhttp.
+ * a body as one plain Content-Length or (HTTP/1.1) `Transfer-Encoding:
+ * chunked` (de-chunked by llhttp itself, chunked-body.ts), `Expect:
+ * 100-continue` (HTTP/1.1), no Upgrade or Proxy-Connection, Connection
+ * keep-alive or close. Anything else is null: node:http reads it.
+ * test/request-head-fuzz.test.ts checks it against llhttp.
  *
  * Two things llhttp refuses (400) are requests all the same, and nginx passes
  * them to the app: a method outside llhttp's table (RFC 9110 makes any token
@@ -27,10 +28,16 @@ export interface ParsedHead extends RequestHead {
   url: string;
   /** Names as sent, then values, as node:http's rawHeaders. */
   rawHeaders: string[];
-  /** The body's length: Content-Length, or 0. */
+  /** The body's length: Content-Length, or 0 (chunked: see `chunked`). */
   bodyLength: number;
+  /** The body is chunked (Transfer-Encoding: chunked). */
+  chunked: boolean;
+  /** Expect: 100-continue. */
+  expectsContinue: boolean;
   /** The connection ends after it: Connection: close, or HTTP/1.0 without Connection: keep-alive. */
   close: boolean;
+  /** Its size in bytes, with the blank line that ends it. */
+  size: number;
   /** The version read (an HTTP/1.0 client gets no chunked answer, http1-response.ts). */
   httpVersion: '1.1' | '1.0';
 }
@@ -46,11 +53,16 @@ const OTHER_LINE = /[A-Z_-]+ \/[\x21-\x7e\x80-\xff]* HTTP\/1\.[01](?:\r\n|$)/y;
 /** A header line: a token, a colon, and a value of visible ASCII, spaces, tabs and obs-text (no control character), to its CRLF or the head's end. */
 const FIELD_NAME = /[!#$%&'*+\-.^_`|~0-9A-Za-z]+:/y;
 const FIELD_VALUE = /[\t\x20-\x7e\x80-\xff]*(?:\r\n|$)/y;
+/** Headers that mean a protocol switch; and Proxy-Connection, which llhttp reads as Connection (close, upgrade). */
+const NOT_HERE = new Set(['upgrade', 'http2-settings', 'proxy-connection']);
 /**
- * Headers that mean a chunked body, a protocol switch or an interim answer;
- * and Proxy-Connection, which llhttp reads as Connection (close, upgrade).
+ * Headers read only with one value, and then without a tab in it (llhttp
+ * allows only spaces around a Content-Length or a Connection token; after a
+ * tab, the length is invalid, the token unknown), and only in HTTP/1.1 for
+ * the last two (HTTP/1.0 and a Transfer-Encoding is a framing fault;
+ * node:http ignores Expect there).
  */
-const NOT_HERE = new Set(['transfer-encoding', 'expect', 'upgrade', 'http2-settings', 'proxy-connection']);
+const STRICT = new Set(['content-length', 'connection', 'transfer-encoding', 'expect']);
 /** Content-Length as digits only (no sign, no list); more than 15 of them is no real body. */
 const LENGTH = /^\d{1,15}$/;
 /** More header lines than this: not an ordinary request. */
@@ -60,6 +72,29 @@ const MAX_NAMES = 4096;
 const lowerNames = new Map<string, string>();
 /** The head's names and values as read, copied out at its end: an array grown by push would make room for 17 of them. */
 const read: string[] = [];
+
+const END_OF_HEAD = Buffer.from('\r\n\r\n');
+
+/**
+ * What the fast path does with the head at the start of a connection's
+ * unread bytes (line ends before it skipped: afterLineEnds): reads it, waits
+ * for the rest of it ('waiting'), refuses it at once ('refused': it can never
+ * be read), or leaves it to node:http ('llhttp': over max_header_size, or not
+ * one parseHead takes).
+ */
+export function readHead(pending: Buffer, maxHeaderSize: number, scheme: 'http' | 'https'): ParsedHead | 'waiting' | 'refused' | 'llhttp' {
+  const end = pending.indexOf(END_OF_HEAD);
+  if (end < 0) return unreadableHead(pending) ? 'refused' : pending.length <= maxHeaderSize ? 'waiting' : 'llhttp';
+  if (end + 4 > maxHeaderSize) return 'llhttp';
+  return parseHead(pending.toString('latin1', 0, end), scheme) ?? 'llhttp';
+}
+
+/** `bytes` after the CRs and LFs it starts with, which llhttp skips before a request (RFC 9112 §2.2); null if that is all. */
+export function afterLineEnds(bytes: Buffer): Buffer | null {
+  let i = 0;
+  while (bytes[i] === 13 || bytes[i] === 10) i++;
+  return i === 0 ? bytes : i === bytes.length ? null : bytes.subarray(i);
+}
 
 /** The head (without its blank line) if the fast path may take it; null: node:http's. */
 export function parseHead(text: string, scheme: 'http' | 'https'): ParsedHead | null {
@@ -96,10 +131,7 @@ export function parseHead(text: string, scheme: 'http' | 'https'): ParsedHead | 
     const name = text.slice(start, colon);
     const key = lowerName(name);
     if (headers[key] !== undefined || NOT_HERE.has(key)) return null;
-    // llhttp (9.3) allows only spaces after a Content-Length or a Connection
-    // token: after a tab, the length is invalid (400), the token unknown
-    // (`close\t` is not close).
-    if ((key === 'content-length' || key === 'connection') && hasTab(text, colon + 1, eol)) return null;
+    if (STRICT.has(key) && hasTab(text, colon + 1, eol)) return null;
     const value = trimSpaces(text, colon + 1, eol);
     headers[key] = value;
     read[count++] = name;
@@ -112,10 +144,14 @@ export function parseHead(text: string, scheme: 'http' | 'https'): ParsedHead | 
   if ((headers.host === undefined && !http10) || (connection !== undefined && connection !== 'keep-alive' && connection !== 'close')) return null;
   const length = headers['content-length'];
   if (length !== undefined && !LENGTH.test(length)) return null;
+  const te = headers['transfer-encoding'];
+  const expect = headers.expect;
+  if (te !== undefined && (te !== 'chunked' || length !== undefined || http10)) return null;
+  if (expect !== undefined && (expect.toLowerCase() !== '100-continue' || http10)) return null;
   const rawHeaders = read.slice(0, count);
   read.fill('', 0, count);
   const close = http10 ? connection !== 'keep-alive' : connection === 'close';
-  return { method, url, httpVersion: http10 ? '1.0' : '1.1', headers, rawHeaders, bodyLength: length === undefined ? 0 : Number(length), close, scheme };
+  return { method, url, size: text.length + 4, httpVersion: http10 ? '1.0' : '1.1', headers, rawHeaders, bodyLength: length === undefined ? 0 : Number(length), chunked: te !== undefined, expectsContinue: expect !== undefined, close, scheme };
 }
 
 /** The method of a request line REQUEST_LINE took, as a constant string (not a new one per request). */
