@@ -41,8 +41,35 @@ const HEAD = Buffer.from('POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\nConne
 /** A fault in the body's framing, named by llhttp's code (HPE_INVALID_CHUNK_SIZE...). */
 export type ChunkFault = Error & { code: string };
 
+/** Parsers let go of, for the next chunked body (node:http keeps a free list of its own too). */
+const spare: OwnedParser[] = [];
+const MAX_SPARE = 32;
+type OwnedParser = NodeParser & { owner: ChunkedBody | null };
+
+// The parser's callbacks, the same functions for every parser (`this` is the parser).
+function onHeaders(this: OwnedParser, pairs: string[]): void {
+  this.owner!.trailers.push(...pairs);
+}
+function onBody(this: OwnedParser, data: Buffer): void {
+  const body = this.owner!;
+  body.full = !body.push(data);
+}
+function onComplete(this: OwnedParser): void {
+  this.owner!.done = true;
+}
+
+function newParser(): OwnedParser {
+  const p = new HTTPParser() as OwnedParser;
+  p.owner = null;
+  p[HTTPParser.kOnHeadersComplete] = () => 0;
+  p[HTTPParser.kOnHeaders] = onHeaders;
+  p[HTTPParser.kOnBody] = onBody;
+  p[HTTPParser.kOnMessageComplete] = onComplete;
+  return p;
+}
+
 export class ChunkedBody {
-  private parser: NodeParser | null = new HTTPParser();
+  private parser: OwnedParser | null = spare.pop() ?? newParser();
   /** The last chunk and the trailers are in. */
   done = false;
   /** Trailer names and values, as node:http's rawTrailers. */
@@ -53,14 +80,11 @@ export class ChunkedBody {
   constructor(
     maxHeaderSize: number,
     /** Gets each piece of data; false: no more until read (a Readable's push). */
-    private readonly push: (data: Buffer) => boolean,
+    readonly push: (data: Buffer) => boolean,
   ) {
     const p = this.parser!;
+    p.owner = this;
     p.initialize(HTTPParser.REQUEST, {}, maxHeaderSize, 0);
-    p[HTTPParser.kOnHeadersComplete] = () => 0;
-    p[HTTPParser.kOnHeaders] = (pairs: string[]) => this.trailers.push(...pairs);
-    p[HTTPParser.kOnBody] = (data: Buffer) => void (this.full = !this.push(data));
-    p[HTTPParser.kOnMessageComplete] = () => void (this.done = true);
     p.execute(HEAD);
   }
 
@@ -81,9 +105,13 @@ export class ChunkedBody {
     return Object.assign(new Error(`chunked body: ${(result as { reason?: string }).reason ?? result.message}`), { code: result.code ?? 'HPE_INVALID_CHUNK_SIZE' });
   }
 
-  /** Lets go of the parser (safe to call again). */
+  /** Lets go of the parser, kept for the next body if there is room (safe to call again). */
   close(): void {
-    this.parser?.close();
+    const p = this.parser;
+    if (p === null) return;
     this.parser = null;
+    p.owner = null;
+    if (spare.length < MAX_SPARE) spare.push(p);
+    else p.close();
   }
 }

@@ -404,7 +404,7 @@ export class FastConnection {
     if (pending === null) return;
     // A method or target llhttp would refuse: it reads a stand-in, the request gets its own back.
     const standIn = standInLine(pending);
-    if (standIn !== null) expectStandIn(s, standIn.sent);
+    if (standIn !== null) expectStandIn(s, standIn);
     s.emit('data', standIn?.bytes ?? pending);
   }
 }

@@ -108,18 +108,19 @@ export class RequestIntake {
       socket.unshift(Buffer.concat([headWithoutUpgrade(req), head]));
       return resume(socket);
     }
-    // What node:http answers any other request with an expectation it does not know (gatehouse sets no 'checkExpectation').
-    const expect = req.headers.expect;
-    if (expect !== undefined && expect.toLowerCase() !== '100-continue') {
-      this.ctx.accessLog?.begin(req);
-      const res = this.upgradeResponse(req, socket, head, resume);
-      return this.logFor(req, res)(417, sendPlain(res, 417, 'Expectation Failed', false));
-    }
+    // As node:http checks any other request: the framing (a missing Host first), then the expectation
+    // (417 for one it does not know: gatehouse sets no 'checkExpectation').
     const fault = framingFault(req);
     if (fault !== 0) {
       this.ctx.accessLog?.begin(req);
       const res = this.upgradeResponse(req, socket, head, resume);
       return refuse({ res, log: this.logFor(req, res) }, fault);
+    }
+    const expect = req.headers.expect;
+    if (expect !== undefined && expect.toLowerCase() !== '100-continue') {
+      this.ctx.accessLog?.begin(req);
+      const res = this.upgradeResponse(req, socket, head, resume);
+      return this.logFor(req, res)(417, sendPlain(res, 417, 'Expectation Failed', false));
     }
     const place = this.place(req, listener);
     if (typeof place !== 'object' || place.handler.upgrade === undefined) return this.serveDeclined(req, socket, head, place, listener, resume);

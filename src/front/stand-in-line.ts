@@ -30,6 +30,8 @@ export interface StandIn {
   bytes: Buffer;
   /** The line as the client sent it. */
   sent: SentLine;
+  /** The line llhttp is given in its place. */
+  read: SentLine;
   /** Where that line ended in `pending` (at its CRLF), and how much longer the new one is. */
   lineEnd: number;
   delta: number;
@@ -52,28 +54,35 @@ export function standInLine(pending: Buffer): StandIn | null {
   const unknown = !LLHTTP_METHODS.has(method);
   if (!unknown && !HIGH_BYTE.test(url)) return null;
   const encoded = url.replace(HIGH_BYTES, (c) => `%${c.charCodeAt(0).toString(16).toUpperCase()}`);
-  const line = Buffer.from(`${unknown ? STAND_IN_METHOD : method} ${encoded} ${version}`, 'latin1');
+  const read = { method: unknown ? STAND_IN_METHOD : method, url: encoded };
+  const line = Buffer.from(`${read.method} ${encoded} ${version}`, 'latin1');
   const bytes = Buffer.concat([pending.subarray(0, start), line, pending.subarray(end)]);
-  return { bytes, sent: { method, url }, lineEnd: end, delta: line.length - (end - start) };
+  return { bytes, sent: { method, url }, read, lineEnd: end, delta: line.length - (end - start) };
 }
 
 const HIGH_BYTE = /[\x80-\xff]/;
 const HIGH_BYTES = /[\x80-\xff]/g;
 
 const kSentLine = Symbol('gatehouse.sentLine');
-type LineSocket = { [kSentLine]?: SentLine };
+type LineSocket = { [kSentLine]?: Pick<StandIn, 'sent' | 'read'> };
 
-/** node:http will read a stand-in for this socket's next request line: the request gets `sent` back (restoreLine). */
-export function expectStandIn(socket: object, sent: SentLine): void {
-  (socket as LineSocket)[kSentLine] = sent;
+/** node:http will read this stand-in for the socket's next request line: the request gets its line as sent back (restoreLine). */
+export function expectStandIn(socket: object, standIn: StandIn): void {
+  (socket as LineSocket)[kSentLine] = { sent: standIn.sent, read: standIn.read };
 }
 
-/** The request line as sent, for the request node:http read from a stand-in (a no-op for any other). */
+/**
+ * The request line as sent, for the request node:http read from a stand-in
+ * (a no-op for any other). The stand-in is the first request node:http
+ * reads on the socket; one it answered itself without a 'request' (417 for
+ * an Expect it does not know) leaves no line for the next request.
+ */
 export function restoreLine(req: IncomingMessage): void {
   const socket = req.socket as unknown as LineSocket;
-  const sent = socket[kSentLine];
-  if (sent === undefined) return;
+  const line = socket[kSentLine];
+  if (line === undefined) return;
   socket[kSentLine] = undefined;
-  req.method = sent.method;
-  req.url = sent.url;
+  if (req.method !== line.read.method || req.url !== line.read.url) return;
+  req.method = line.sent.method;
+  req.url = line.sent.url;
 }

@@ -117,6 +117,9 @@ export async function startReference(maxHeaderSize = 16 * 1024): Promise<Referen
     const conn = connOf(req);
     conn?.parsed.push(parsedOf(req));
     conn?.decided.push({ status: 405 });
+    // node:http takes its error listener away with the socket; answers to requests before the CONNECT
+    // that are still to be written then write after this end (a harmless error, not to go uncaught).
+    socket.on('error', () => {});
     socket.end('HTTP/1.1 405 Method Not Allowed\r\nContent-Length: 0\r\nConnection: close\r\n\r\n');
   });
   server.on('connection', (socket: Socket) => {
