@@ -56,11 +56,11 @@ const FIELD_VALUE = /[\t\x20-\x7e\x80-\xff]*(?:\r\n|$)/y;
 /** Headers that mean a protocol switch; and Proxy-Connection, which llhttp reads as Connection (close, upgrade). */
 const NOT_HERE = new Set(['upgrade', 'http2-settings', 'proxy-connection']);
 /**
- * Headers read only with one value, and then without a tab in it (llhttp
- * allows only spaces around a Content-Length or a Connection token; after a
- * tab, the length is invalid, the token unknown), and only in HTTP/1.1 for
- * the last two (HTTP/1.0 and a Transfer-Encoding is a framing fault;
- * node:http ignores Expect there).
+ * Headers taken only without a tab in their value: llhttp allows only spaces
+ * around a Content-Length, a Connection or a Transfer-Encoding token (after a
+ * tab, the length is invalid, the token unknown); Expect likewise, to be
+ * safe. The last two only in HTTP/1.1 (HTTP/1.0 with a Transfer-Encoding is
+ * a framing fault; node:http ignores Expect there).
  */
 const STRICT = new Set(['content-length', 'connection', 'transfer-encoding', 'expect']);
 /** Content-Length as digits only (no sign, no list); more than 15 of them is no real body. */
