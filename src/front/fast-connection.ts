@@ -18,6 +18,7 @@ import { wire, type Prepared } from './memory-answers.js';
 import { afterLineEnds, readHead, type ParsedHead } from './request-head.js';
 import { expectStandIn, standInLine } from './stand-in-line.js';
 import { ChunkedBody, type ChunkFault } from './chunked-body.js';
+import { routeEvents, unrouteEvents, type SocketEvents } from './socket-events.js';
 
 /** Pipelined bytes held while a request is answered; past this the socket is not read until it is. */
 const MAX_HELD = 64 * 1024;
@@ -32,24 +33,11 @@ const CHUNKED_TE = /(?:^|\W)chunked(?:$|\W)/i;
 /** Requests answered at once on one connection (pipelining); more wait unread. */
 const MAX_IN_FLIGHT = 16;
 
-const kConnection = Symbol('gatehouse.fastConnection');
-type FastSocket = Socket & { [kConnection]?: FastConnection };
-
-/** The socket's listeners, the same functions for every connection: idle connections are many, and closures cost memory each. */
-const LISTENERS: ReadonlyArray<[string, (this: FastSocket, ...args: Buffer[]) => void]> = [
-  ['data', function (this: FastSocket, chunk: Buffer) { this[kConnection]!.onData(chunk); }],
-  ['end', function (this: FastSocket) { this[kConnection]!.onEnd(); }],
-  ['error', function (this: FastSocket) { this[kConnection]!.onError(); }],
-  ['timeout', function (this: FastSocket) { this[kConnection]!.onTimeout(); }],
-  ['drain', function (this: FastSocket) { this[kConnection]!.onDrain(); }],
-  ['close', function (this: FastSocket) { this[kConnection]!.onClose(); }],
-];
-
 function emitClose(res: EventEmitter): void {
   res.emit('close');
 }
 
-export class FastConnection {
+export class FastConnection implements SocketEvents {
   /** Bytes received and not yet read as a request. */
   private pending: Buffer | null = null;
   /** Waiting for a memory answer being loaded. */
@@ -91,9 +79,7 @@ export class FastConnection {
   }
 
   start(): void {
-    const s = this.socket as FastSocket;
-    s[kConnection] = this;
-    for (const [event, listener] of LISTENERS) s.on(event, listener);
+    routeEvents(this.socket, this);
     // As node:http, the first request's head is timed from the connection.
     this.headerClock();
   }
@@ -121,7 +107,7 @@ export class FastConnection {
     if (!this.busy && !this.ended) this.close();
   }
 
-  // The socket's events, through LISTENERS.
+  // The socket's events (socket-events.ts).
 
   onData(chunk: Buffer): void {
     if (this.lingerUntil !== 0) return this.lingered();
@@ -393,11 +379,10 @@ export class FastConnection {
   private handOver(): void {
     // Its 'end' has come and gone: node:http would wait for it.
     if (this.finReceived) return;
-    const s = this.socket as FastSocket;
+    const s = this.socket;
     this.path.forget(this);
     s.setTimeout(0);
-    for (const [event, listener] of LISTENERS) s.removeListener(event, listener);
-    s[kConnection] = undefined;
+    unrouteEvents(s);
     this.toHttp(s);
     const pending = this.pending;
     this.pending = null;

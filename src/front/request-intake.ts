@@ -11,21 +11,21 @@ import type { IncomingHttpHeaders, ServerHttp2Stream } from 'node:http2';
 import type { Socket } from 'node:net';
 import type { Readable } from 'node:stream';
 import type { Config } from '../config/schema.js';
-import type { ExchangeContext, Handler, HttpResponse, RequestInfo, RouteRequest, UpgradeRequest } from '../http/handler.js';
+import type { ExchangeContext, Handler, HttpResponse, RequestInfo, RouteRequest } from '../http/handler.js';
 import { refuse, sendPlain } from '../http/plain-response.js';
 import { hostName, parseTarget } from '../http/request-target.js';
 import type { TrustedProxies } from '../http/forwarded.js';
 import type { AccessLog } from '../log/access-log.js';
-import { onClientEnd } from '../http/in-flight.js';
 import type { Router } from './router.js';
 import type { LeanParts, Serve } from './fast-path.js';
 import { H2Request, H2Response } from './h2-compat.js';
 import { connectionOf, h2Request, Http2Response } from './http2-response.js';
 import { gatewayScheme } from './gateway-request.js';
 import { restoreLine } from './stand-in-line.js';
+import { destroySocket, headWithoutUpgrade, Upgrade } from './upgrade-request.js';
 
 /** Where route() sends a request: its route's action and the request's place under it. */
-type Placement = Omit<RouteRequest, 'req' | 'res' | 'log'> & { handler: Handler };
+export type Placement = Omit<RouteRequest, 'req' | 'res' | 'log'> & { handler: Handler };
 /** Or why the front answers the request itself: a status, or 'https' for redirect_https. */
 type Placing = Placement | 400 | 404 | 413 | 'https';
 
@@ -305,26 +305,6 @@ function declaresBody(req: IncomingMessage): boolean {
 }
 
 /**
- * The request's head as it came (llhttp checked it), without `upgrade` among
- * its Connection options (llhttp reads Proxy-Connection's too). Any option
- * that holds the word goes, so that llhttp cannot read it as an upgrade again.
- */
-function headWithoutUpgrade(req: IncomingMessage): Buffer {
-  let text = `${req.method} ${req.url} HTTP/${req.httpVersion}\r\n`;
-  const raw = req.rawHeaders;
-  for (let i = 0; i < raw.length; i += 2) {
-    let value = raw[i + 1]!;
-    const name = raw[i]!.toLowerCase();
-    if (name === 'connection' || name === 'proxy-connection') {
-      value = value.split(',').map((o) => o.trim()).filter((o) => o !== '' && !o.toLowerCase().includes('upgrade')).join(', ');
-      if (value === '') continue;
-    }
-    text += `${raw[i]}: ${value}\r\n`;
-  }
-  return Buffer.from(`${text}\r\n`, 'latin1');
-}
-
-/**
  * 100 Continue, once this response is the connection's current one (behind
  * pipelined ones it has no socket yet) and only while its final answer has
  * not begun (RFC 9110 §10.1.1 lets a server skip it then). Written earlier,
@@ -350,52 +330,5 @@ function redirectToHttps(req: RequestInfo, res: HttpResponse, host: string, port
   log(status, sendPlain(res, status, `Moved Permanently: ${location}`, req.method !== 'GET' && req.method !== 'HEAD', { Location: location }));
 }
 
-function destroySocket(this: Socket): void {
-  this.destroy();
-}
-
 /** The request's `log` when there is no access log: nothing to allocate per request. */
 function noLog(): void {}
-
-/** An upgrade for an action (Handler.upgrade); decline() makes the ServerResponse only then. */
-class Upgrade implements UpgradeRequest {
-  readonly scheme: string;
-  readonly host: string;
-  readonly prefix: string;
-  readonly rest: string;
-  readonly query: string;
-  readonly maxRequestBody: number;
-
-  constructor(
-    private readonly intake: RequestIntake,
-    readonly req: IncomingMessage,
-    readonly socket: Socket,
-    readonly head: Buffer,
-    private readonly place: Placement,
-    readonly log: RouteRequest['log'],
-    private readonly listener: ListenerInfo,
-    private readonly resume: ((socket: Socket) => void) | null,
-  ) {
-    ({ scheme: this.scheme, host: this.host, prefix: this.prefix, rest: this.rest, query: this.query, maxRequestBody: this.maxRequestBody } = place);
-  }
-
-  decline(): void {
-    this.intake.declined(this, this.place, this.listener, this.resume);
-  }
-
-  adopt(): void {
-    const socket = this.socket as AdoptedSocket;
-    socket.removeListener('error', destroySocket);
-    socket.removeListener('end', onClientEnd);
-    socket.setTimeout(0);
-    // net.Socket keeps its cleared timer object, and the addresses it read (re-read on demand while open).
-    kTimeout ??= Object.getOwnPropertySymbols(socket).find((s) => s.description === 'timeout') ?? Symbol('none');
-    socket[kTimeout] = null;
-    socket._peername = undefined;
-    socket._sockname = undefined;
-  }
-}
-
-/** net.Socket's own slot for its timer (an internal symbol, found on the first socket adopted). */
-let kTimeout: symbol | undefined;
-type AdoptedSocket = Socket & { [key: symbol]: unknown; _peername?: unknown; _sockname?: unknown };

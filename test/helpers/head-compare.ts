@@ -226,7 +226,7 @@ export function gatehouseReads(bytes: Buffer, maxHeaderSize = 16 * 1024): { fast
 /** A chunked body at the start of `bytes` as the fast path reads it (llhttp, chunked-body.ts): the body and where what follows starts, or null for a fault. */
 function dechunked(bytes: Buffer, maxHeaderSize: number): { body: Buffer; next: number } | null {
   const pieces: Buffer[] = [];
-  const reader = new ChunkedBody(maxHeaderSize, (data) => pieces.push(Buffer.from(data)) > 0);
+  const reader = new ChunkedBody(maxHeaderSize, (data) => pieces.push(data) > 0);
   const rest = reader.feed(bytes);
   reader.close();
   if (rest instanceof Error) return null;
