@@ -14,6 +14,8 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { gunzipSync } from 'node:zlib';
+import { createServer, type IncomingHttpHeaders, type IncomingMessage, type ServerResponse } from 'node:http';
+import { connect, type AddressInfo } from 'node:net';
 import { parseHead } from '../src/front/request-head.js';
 import { standInLine } from '../src/front/stand-in-line.js';
 import { APPS } from './helpers/gatehouse.js';
@@ -48,7 +50,11 @@ const heads: Array<[string, string, boolean]> = [
   ['two spaces after the method', 'GET  / HTTP/1.1\r\nHost: x', false],
   ['no Host', 'GET / HTTP/1.1\r\nAccept: */*', false],
   ['two Hosts', 'GET / HTTP/1.1\r\nHost: x\r\nHost: y', false],
-  ['a repeated header', 'GET / HTTP/1.1\r\nHost: x\r\nAccept: a\r\naccept: b', false],
+  ['a repeated header', 'GET / HTTP/1.1\r\nHost: x\r\nAccept: a\r\naccept: b', true],
+  ['repeated Cookie and Set-Cookie', 'GET / HTTP/1.1\r\nHost: x\r\nCookie: a=1\r\nCookie: b=2\r\nSet-Cookie: c\r\nSet-Cookie: d', true],
+  ['a repeated Connection', 'GET / HTTP/1.1\r\nHost: x\r\nConnection: keep-alive\r\nConnection: keep-alive', false],
+  ['a repeated Expect', 'POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\nExpect: 100-continue\r\nExpect: 100-continue', false],
+  ['a name the headers object has from its prototype', 'GET / HTTP/1.1\r\nHost: x\r\nConstructor: a', false],
   ['Content-Length: 0', 'GET / HTTP/1.1\r\nHost: x\r\nContent-Length: 0', true],
   ['Content-Length with a sign', 'POST / HTTP/1.1\r\nHost: x\r\nContent-Length: +5', false],
   ['Content-Length as a list', 'POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 5, 5', false],
@@ -113,6 +119,38 @@ test('parseHead: names lower case, raw names kept, values without the spaces and
   assert.equal(h.bodyLength, 7);
   assert.equal(h.close, true);
 });
+
+test('parseHead: repeated headers become the same headers object node:http makes of them', async () => {
+  const lines = [
+    'Host: x', 'Accept: a', 'accept: b', 'Cookie: c=1', 'Cookie: d=2', 'Set-Cookie: s', 'set-cookie: t', 'User-Agent: u1', 'User-Agent: u2',
+    'Authorization: first', 'Authorization: second', 'X-Forwarded-For: 1.2.3.4', 'X-Forwarded-For: 5.6.7.8', 'Cache-Control: no-cache',
+    'Cache-Control: max-age=0', 'Content-Type: text/plain', 'Content-Type: text/html', 'HasOwnProperty: a', 'hasownproperty: b',
+  ];
+  // Connection: close last, for the reference server to end the connection.
+  for (const head of [`GET / HTTP/1.1\r\n${lines.join('\r\n')}\r\nConnection: close`, 'GET / HTTP/1.1\r\nHost: x\r\nSet-Cookie: one\r\nConnection: close']) {
+    const ours = parseHead(head, 'http');
+    assert.ok(ours !== null, head);
+    assert.deepEqual({ ...ours.headers }, { ...(await nodeHeaders(head)) }, head);
+  }
+});
+
+/** The headers node:http's IncomingMessage makes of a head, read by a real server. */
+async function nodeHeaders(head: string): Promise<IncomingHttpHeaders> {
+  const server = createServer();
+  const seen = new Promise<IncomingHttpHeaders>((resolve) => server.once('request', (req: IncomingMessage, res: ServerResponse) => {
+    resolve(req.headers);
+    res.end();
+  }));
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const socket = connect((server.address() as AddressInfo).port, '127.0.0.1', () => socket.end(`${head}\r\n\r\n`, 'latin1'));
+  socket.resume();
+  try {
+    return await seen;
+  } finally {
+    socket.destroy();
+    server.close();
+  }
+}
 
 const TEXT = 'a small static file\n';
 const CSS = Array.from({ length: 200 }, (_, i) => `.rule-${i} { margin: ${i}px; }\n`).join('');
@@ -210,6 +248,17 @@ test('a chunked upload in pieces (an extension, trailers) reaches the app whole;
     await sleep(50);
     c.write(brew('\r\n0\r\nX-Checksum: 1\r\n\r\n'));
     assert.deepEqual(seen(await c.readResponse()), { method: 'PUT', uri: '/up', body: 'hello' + 'x'.repeat(4096), length: '4101' });
+    assert.deepEqual(seen(await c.readResponse()), brewSeen);
+  });
+});
+
+test('repeated headers reach the app joined as node:http joins them; a BREW with a raw UTF-8 target after them on the connection too', async () => {
+  await withConnection(async (c) => {
+    c.write(brew('GET /r HTTP/1.1\r\nHost: test\r\nAccept: a\r\naccept: b\r\nCookie: c=1\r\nCookie: d=2\r\nX-Trace: 1\r\nX-Trace: 2\r\n\r\n'));
+    const first = await c.readResponse();
+    assert.deepEqual(seen(first), { method: 'GET', uri: '/r', body: '', length: undefined });
+    const e = JSON.parse(first.body.toString()) as Record<string, string>;
+    assert.deepEqual([e.HTTP_ACCEPT, e.HTTP_COOKIE, e.HTTP_X_TRACE], ['a, b', 'c=1; d=2', '1, 2']);
     assert.deepEqual(seen(await c.readResponse()), brewSeen);
   });
 });

@@ -80,8 +80,8 @@ const CASES: Case[] = [
     served: ['POST /a'],
   },
   {
-    name: 'Connection: close on the node:http path (a chunked body), then more bytes: answered, the rest ignored',
-    bytes: 'POST /a HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n5\r\nhello\r\n0\r\n\r\nGET /b HTTP/1.1\r\nHost: x\r\n\r\n',
+    name: 'Connection: close on the node:http path (a repeated Connection header), then more bytes: answered, the rest ignored',
+    bytes: 'POST /a HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\nConnection: close\r\nConnection: close\r\n\r\n5\r\nhello\r\n0\r\n\r\nGET /b HTTP/1.1\r\nHost: x\r\n\r\n',
     answers: [200],
     served: ['POST /a'],
   },
@@ -159,9 +159,9 @@ test('any method nginx takes and raw UTF-8 in the target reach the app, on the f
   const cases: Array<[string, string, { method: string; path: string; raw: string; body: string }]> = [
     ['fast path', 'BREW /pot HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n', { method: 'BREW', path: '/pot', raw: '/pot', body: '' }],
     ['fast path, a body', 'X_SYNC-ALL /caf\xc3\xa9?q=\xe2\x82\xac HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\nConnection: close\r\n\r\nhi', { method: 'X_SYNC-ALL', path: '/café', raw: '/café?q=€', body: 'hi' }],
-    ['node:http, chunked', 'BREW /caf\xc3\xa9 HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n3\r\nabc\r\n0\r\n\r\n', { method: 'BREW', path: '/café', raw: '/café', body: 'abc' }],
+    ['node:http (a repeated Connection), chunked', 'BREW /caf\xc3\xa9 HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\nConnection: close\r\nConnection: close\r\n\r\n3\r\nabc\r\n0\r\n\r\n', { method: 'BREW', path: '/café', raw: '/café', body: 'abc' }],
     ['node:http, HTTP/1.0', 'PROPFIND /\xe2\x82\xac HTTP/1.0\r\n\r\n', { method: 'PROPFIND', path: '/€', raw: '/€', body: '' }],
-    ['node:http, Expect', 'BREW /e HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\nContent-Length: 1\r\nConnection: close\r\n\r\nz', { method: 'BREW', path: '/e', raw: '/e', body: 'z' }],
+    ['node:http (a repeated Connection), Expect', 'BREW /e HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\nContent-Length: 1\r\nConnection: close\r\nConnection: close\r\n\r\nz', { method: 'BREW', path: '/e', raw: '/e', body: 'z' }],
   ];
   // PEP 3333: the app gets the bytes as latin-1; as UTF-8 they are what the client meant.
   const utf8 = (latin1: string) => Buffer.from(latin1, 'latin1').toString('utf8');

@@ -115,8 +115,8 @@ test('HTTP/1.0: the app sees HTTP/1.0, a streamed body is not chunked and the co
 });
 
 test('HTTP/1.0 with Connection: keep-alive, on both readers: a sized answer keeps the connection, a streamed one (no length, no chunks) ends it, TE: chunked gets chunks', async () => {
-  // A repeated header sends the request to node:http; the front's own reader takes the others.
-  for (const [reader, extra] of [['fast path', ''], ['node:http', 'Accept: a\r\nAccept: b\r\n']] as const) {
+  // A repeated Connection header sends the request to node:http; the front's own reader takes the others.
+  for (const [reader, extra] of [['fast path', ''], ['node:http', 'Connection: keep-alive\r\n']] as const) {
     await withServer(ARGS, async (gh) => {
       const c = await RawConnection.open(gh.port);
       try {
@@ -188,9 +188,9 @@ test('Expect: 100-continue pipelined behind a slow request: its 100 Continue nev
   await withServer(ARGS, async (gh) => {
     const c = await RawConnection.open(gh.port);
     try {
-      // Both on node:http (a chunked body, then Expect): the second is answered by the app while the
-      // first still sleeps, so its answer is ready before its turn on the connection.
-      c.write('POST /slow?ms=700 HTTP/1.1\r\nHost: test\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n');
+      // Both on node:http (the first's repeated Connection header hands the connection to it): the second is
+      // answered by the app while the first still sleeps, so its answer is ready before its turn on the connection.
+      c.write('POST /slow?ms=700 HTTP/1.1\r\nHost: test\r\nTransfer-Encoding: chunked\r\nConnection: keep-alive\r\nConnection: keep-alive\r\n\r\n0\r\n\r\n');
       c.write('PUT /second HTTP/1.1\r\nHost: test\r\nExpect: 100-continue\r\nContent-Length: 0\r\n\r\n');
       assert.equal(echo(await c.readResponse()).path, '/slow');
       let r = await c.readResponse();

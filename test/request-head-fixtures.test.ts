@@ -17,7 +17,7 @@
  */
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { caseOf, DIFFERENCES, differs, gatehousePath, judge, viewOf, type AppView, type Outcome, type Reader } from './helpers/head-compare.js';
+import { caseOf, DIFFERENCES, differs, gatehousePath, judge, standIns, viewOf, type AppView, type Outcome, type Reader } from './helpers/head-compare.js';
 import { report, startServers, type Servers } from './helpers/head-run.js';
 
 // ------------------------------------------------------------ the comparison alone
@@ -112,6 +112,15 @@ test('judge: a 100 Continue skipped because the answer was ready first (continue
   assert.equal(judge(c, ref, { answers: [put, post], end: 'open' }).kind, 'discrepancy');
 });
 
+test('standIns: a place inside a replaced line maps into its stand-in, never past a later place', () => {
+  const bytes = Buffer.from('X_SYNC-ALL /a HTTP/1.1\r\nHost: x\r\n\r\nBREW /b\xe9 HTTP/1.1\r\nHost: x\r\n\r\n', 'latin1');
+  const s = standIns(bytes, [0, 38]);
+  const places = Array.from({ length: bytes.length + 1 }, (_, i) => s.at(i));
+  assert.ok(places.every((p, i) => i === 0 || p >= places[i - 1]!), JSON.stringify(places));
+  assert.equal(s.at(0), 0);
+  assert.equal(s.at(bytes.length), s.bytes.length);
+});
+
 test('differs names what differs', () => {
   assert.equal(differs(OK, { answers: [{ status: 200, view: { ...VIEW, headers: { ...VIEW.headers, HTTP_HOST: 'y' } } }], end: 'open' }), 'answer 1: HTTP_HOST: llhttp "x", gatehouse "y"');
 });
@@ -152,7 +161,7 @@ const FIXTURES: Fixture[] = [
   { name: 'a plain GET', bytes: head('GET /a%20b?x=1 HTTP/1.1', 'Host: example.com', 'Accept: */*'), reader: 'fast', llhttp: { statuses: [200], end: 'open' }, sees: { path: '/a b', query: 'x=1', protocol: 'HTTP/1.1', headers: { HTTP_HOST: 'example.com', HTTP_ACCEPT: '*/*' } }, verdict: 'same' },
   { name: 'a POST with a Content-Length', bytes: head('POST /f HTTP/1.1', 'Host: x', 'Content-Type: text/plain', 'Content-Length: 5') + 'hello', reader: 'fast', llhttp: { statuses: [200], end: 'open' }, sees: { method: 'POST', content_type: 'text/plain', content_length: '5', body: 'hello' }, verdict: 'same' },
   { name: 'three pipelined requests', bytes: head('GET /1 HTTP/1.1', 'Host: x') + head('POST /2 HTTP/1.1', 'Host: x', 'Content-Length: 3') + 'abc' + head('HEAD /3 HTTP/1.1', 'Host: x'), reader: 'fast → fast → fast', llhttp: { statuses: [200, 200, 200], end: 'open' }, verdict: 'same' },
-  { name: 'repeated Cookie headers (joined with "; "), a header with "_" and X-Forwarded-For (dropped)', bytes: head('GET / HTTP/1.1', 'Host: x', 'Cookie: a=1', 'Cookie: b=2', 'X_Y: z', 'X-Forwarded-For: 1.2.3.4'), reader: 'llhttp', llhttp: { statuses: [200], end: 'open' }, sees: { headers: { HTTP_HOST: 'x', HTTP_COOKIE: 'a=1; b=2' } }, verdict: 'same' },
+  { name: 'repeated Cookie headers (joined with "; "), a header with "_" and X-Forwarded-For (dropped)', bytes: head('GET / HTTP/1.1', 'Host: x', 'Cookie: a=1', 'Cookie: b=2', 'X_Y: z', 'X-Forwarded-For: 1.2.3.4'), reader: 'fast', llhttp: { statuses: [200], end: 'open' }, sees: { headers: { HTTP_HOST: 'x', HTTP_COOKIE: 'a=1; b=2' } }, verdict: 'same' },
   { name: 'spaces and tabs around a value, obs-text kept', bytes: head('GET / HTTP/1.1', 'Host:  x\t', 'X-A: \t\xa0caf\xe9\xa0 \t'), reader: 'fast', llhttp: { statuses: [200], end: 'open' }, sees: { headers: { HTTP_HOST: 'x', HTTP_X_A: '\xa0caf\xe9\xa0' } }, verdict: 'same' },
   { name: 'an empty Host', bytes: head('GET / HTTP/1.1', 'Host:'), reader: 'fast', llhttp: { statuses: [200], end: 'open' }, sees: { headers: { HTTP_HOST: '' } }, verdict: 'same' },
   { name: 'no Host in HTTP/1.1', bytes: head('GET / HTTP/1.1', 'Accept: */*'), reader: 'llhttp', llhttp: { statuses: [400], end: 'closed' }, verdict: 'same' },
@@ -202,7 +211,7 @@ const FIXTURES: Fixture[] = [
   { name: 'two spaces after the method', bytes: head('GET  / HTTP/1.1', 'Host: x'), reader: 'llhttp', llhttp: { statuses: [200], end: 'open' }, sees: { target: '/' }, verdict: 'same' },
   { name: 'a space after the version', bytes: head('GET / HTTP/1.1 ', 'Host: x'), reader: 'llhttp', llhttp: { statuses: [400], end: 'closed' }, verdict: 'same' },
   { name: 'HTTP/1.2', bytes: head('GET / HTTP/1.2', 'Host: x'), reader: 'llhttp', llhttp: { statuses: [400], end: 'closed' }, verdict: 'same' },
-  { name: 'a malformed request pipelined after good ones, all on node:http (its answers not yet written are dropped)', bytes: head('PUT /a HTTP/1.1', 'Host: x', 'Accept: a', 'Accept: b', 'Content-Length: 7') + 'caf\xe9\x00\r\n' + head('OPTIONS /a%00 HTTP/1.1', 'Host: x', 'Content-Length: 7') + 'a=1&b=2' + head('DELETE /m HTTP/1.1', 'Host: x') + 'a=1&b=2', reader: 'llhttp', llhttp: { statuses: [200, 400], end: 'closed' }, verdict: 'unwritten-answers-dropped' },
+  { name: 'a malformed request pipelined after good ones, all on node:http (its answers not yet written are dropped)', bytes: head('PUT /a HTTP/1.1', 'Host: x', 'Connection: keep-alive', 'Connection: keep-alive', 'Content-Length: 7') + 'caf\xe9\x00\r\n' + head('OPTIONS /a%00 HTTP/1.1', 'Host: x', 'Content-Length: 7') + 'a=1&b=2' + head('DELETE /m HTTP/1.1', 'Host: x') + 'a=1&b=2', reader: 'llhttp', llhttp: { statuses: [200, 400], end: 'closed' }, verdict: 'unwritten-answers-dropped' },
   { name: 'found by the fuzzer: a good request, a refused one (`..`), then bytes llhttp refuses', bytes: head('PUT /a HTTP/1.1', 'Host: x') + head('PATCH /.. HTTP/1.1', 'Host: x') + 'a=1&b=2', reader: 'fast → fast → waiting', llhttp: { statuses: [400], end: 'closed' }, verdict: 'fast-answers-then-close' },
   { name: 'a malformed request pipelined after a good one', bytes: head('GET / HTTP/1.1', 'Host: x') + head('GET / HTTP/1.1', 'Host : y'), reader: 'fast → llhttp', llhttp: { statuses: [400], end: 'closed' }, verdict: 'handed-over-after-answers' },
 
@@ -272,7 +281,8 @@ const FIXTURES: Fixture[] = [
   { name: 'a method outside llhttp\'s table with a chunked body: the fast path reads both requests', bytes: head('BREW /pot HTTP/1.1', 'Host: x', 'Transfer-Encoding: chunked') + '3\r\nabc\r\n0\r\n\r\n' + head('GET /next HTTP/1.1', 'Host: x'), reader: 'fast → fast', llhttp: { statuses: [200, 200], end: 'open' }, sees: { method: 'BREW', target: '/pot', body: 'abc' }, verdict: 'same' },
   { name: 'a method outside llhttp\'s table with `Chunked` (not the fast path\'s): node:http reads it under a stand-in line', bytes: head('BREW /pot HTTP/1.1', 'Host: x', 'Transfer-Encoding: Chunked') + '3\r\nabc\r\n0\r\n\r\n' + head('GET /next HTTP/1.1', 'Host: x'), reader: 'llhttp', llhttp: { statuses: [200, 200], end: 'open' }, sees: { method: 'BREW', target: '/pot', body: 'abc' }, verdict: 'same' },
   { name: 'raw UTF-8 in an HTTP/1.0 target, read by node:http under a stand-in line', bytes: head('PROPFIND /caf\xc3\xa9 HTTP/1.0'), reader: 'llhttp', llhttp: { statuses: [200], end: 'closed' }, sees: { method: 'PROPFIND', target: '/caf\xc3\xa9', path: '/caf\xc3\xa9' }, verdict: 'same' },
-  { name: 'a method outside llhttp\'s table after requests the fast path read, in pieces', bytes: head('GET /1 HTTP/1.1', 'Host: x') + head('X-BREW /2 HTTP/1.1', 'Host: x', 'Content-Length: 3') + 'abc' + head('M_X /3 HTTP/1.1', 'Host: x', 'Accept: a', 'Accept: b', 'Content-Length: 1') + 'z', cuts: [30, 60], reader: 'fast → fast → llhttp', llhttp: { statuses: [200, 200, 200], end: 'open' }, sees: { target: '/1' }, verdict: 'same' },
+  { name: 'a method outside llhttp\'s table, in pieces cut inside its request line (the reference\'s stand-in is shorter)', bytes: head('X_SYNC-ALL /LV6R HTTP/1.1', 'Host: x'), cuts: [23, 26, 31], reader: 'fast', llhttp: { statuses: [200], end: 'open' }, sees: { method: 'X_SYNC-ALL', target: '/LV6R' }, verdict: 'same' },
+  { name: 'a method outside llhttp\'s table after requests the fast path read, in pieces', bytes: head('GET /1 HTTP/1.1', 'Host: x') + head('X-BREW /2 HTTP/1.1', 'Host: x', 'Content-Length: 3') + 'abc' + head('M_X /3 HTTP/1.1', 'Host: x', 'Connection: keep-alive', 'Connection: keep-alive', 'Content-Length: 1') + 'z', cuts: [30, 60], reader: 'fast → fast → llhttp', llhttp: { statuses: [200, 200, 200], end: 'open' }, sees: { target: '/1' }, verdict: 'same' },
   { name: 'PRI, HTTP/2\'s preface method, on an HTTP/1.1 line stays llhttp\'s (found by the fuzzer: the fast path took it)', bytes: head('PRI /x HTTP/1.1', 'Host: x'), reader: 'llhttp', llhttp: { statuses: [400], end: 'closed' }, verdict: 'same' },
   { name: 'a method in lower case: 400 on both, as nginx', bytes: head('brew / HTTP/1.1', 'Host: x'), reader: 'llhttp', llhttp: { statuses: [400], end: 'closed' }, verdict: 'same' },
   { name: 'CONNECT with an origin-form target stays llhttp\'s (405)', bytes: head('CONNECT /x HTTP/1.1', 'Host: x'), reader: 'llhttp', llhttp: { statuses: [405], end: 'closed' }, verdict: 'same' },

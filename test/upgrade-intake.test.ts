@@ -100,12 +100,12 @@ test('an upgrade with a body (curl --http2 -d: a POST with Upgrade: h2c) is an o
 test('an upgrade pipelined behind a request node:http reads is handled once that answer is out (it used to crash the front)', async () => {
   const c = await RawConnection.open(server.port);
   try {
-    // A chunked body is read by node:http, not the fast path; the upgrade comes in the same write.
-    c.write('POST /web/chunked HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n' + upgrade('/web/declined') + 'GET /web/after HTTP/1.1\r\nHost: x\r\n\r\n');
-    for (const [body, upgraded] of [['abc', ''], ['', 'websocket'], ['', '']]) {
+    // A repeated Connection header: read by node:http, not the fast path; the upgrade comes in the same write.
+    c.write('POST /web/chunked HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\nConnection: keep-alive\r\nConnection: keep-alive\r\n\r\n3\r\nabc\r\n0\r\n\r\n' + upgrade('/web/declined') + 'GET /web/after HTTP/1.1\r\nHost: x\r\n\r\n');
+    for (const [body, upgraded, connection] of [['abc', '', 'keep-alive, keep-alive'], ['', 'websocket', 'Upgrade'], ['', '', '']]) {
       const answer = await c.readResponse();
       assert.equal(answer.status, 200);
-      assert.deepEqual(JSON.parse(answer.body.toString()) as { body: string; upgrade: string }, { interface: 'wsgi', upgrade: upgraded, connection: upgraded === '' ? '' : 'Upgrade', body });
+      assert.deepEqual(JSON.parse(answer.body.toString()) as { body: string; upgrade: string }, { interface: 'wsgi', upgrade: upgraded, connection, body });
     }
     assert.equal(c.closed, false);
   } finally {

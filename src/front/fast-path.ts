@@ -11,8 +11,8 @@
  * object, no parser: an idle keep-alive connection costs about half what it
  * does in node:http (3.6 KiB against 6.9), and so does a head trickling in
  * (slowloris), timed here by header_timeout. The first request this path
- * does not take (an upgrade, a head over max_header_size, a repeated header,
- * anything unusual) hands the connection, unread bytes included, to
+ * does not take (an upgrade, a head over max_header_size, a repeated framing
+ * field, anything unusual) hands the connection, unread bytes included, to
  * node:http for good.
  *
  * Why by hand: node:http spends about 45 µs on each request whatever the

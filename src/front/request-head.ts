@@ -4,7 +4,8 @@
  * node:http's parser, would, so that no request can be read two ways: a
  * method from a short list or one llhttp does not know (below), an
  * origin-form target, HTTP/1.1 or 1.0, token header names, values without
- * control characters, no folded line, no repeated header, a Host (HTTP/1.1),
+ * control characters, no folded line, a Host (HTTP/1.1) and no repeated Host,
+ * framing or Connection field (others are joined as node:http joins them),
  * a body as one plain Content-Length or (HTTP/1.1) `Transfer-Encoding:
  * chunked` (de-chunked by llhttp itself, chunked-body.ts), `Expect:
  * 100-continue` (HTTP/1.1), no Upgrade or Proxy-Connection, Connection
@@ -63,6 +64,11 @@ const NOT_HERE = new Set(['upgrade', 'http2-settings', 'proxy-connection']);
  * a framing fault; node:http ignores Expect there).
  */
 const STRICT = new Set(['content-length', 'connection', 'transfer-encoding', 'expect']);
+/** Fields node:http keeps the first of when they are repeated (IncomingMessage's matchKnownFields). */
+const FIRST_WINS = new Set([
+  'content-type', 'user-agent', 'referer', 'authorization', 'proxy-authorization', 'if-modified-since', 'if-unmodified-since',
+  'from', 'location', 'max-forwards', 'retry-after', 'etag', 'last-modified', 'server', 'age', 'expires',
+]);
 /** Content-Length as digits only (no sign, no list); more than 15 of them is no real body. */
 const LENGTH = /^\d{1,15}$/;
 /** More header lines than this: not an ordinary request. */
@@ -116,7 +122,7 @@ export function parseHead(text: string, scheme: 'http' | 'https'): ParsedHead | 
   const url = text.slice(space + 1, urlEnd);
   // The version's last digit, after " HTTP/1.".
   const http10 = text.charCodeAt(urlEnd + 8) === 48;
-  // A plain object: a name such as `constructor` or `__proto__` then looks repeated, and goes to node:http.
+  // A plain object, as node:http's: a name such as `constructor` or `__proto__` then looks repeated, and goes to node:http.
   const headers: IncomingHttpHeaders = {};
   let count = 0;
   for (let start = lineEnd, fields = 1; start < text.length; fields++) {
@@ -130,10 +136,11 @@ export function parseHead(text: string, scheme: 'http' | 'https'): ParsedHead | 
     const eol = text.charCodeAt(next - 1) === 10 ? next - 2 : next;
     const name = text.slice(start, colon);
     const key = lowerName(name);
-    if (headers[key] !== undefined || NOT_HERE.has(key)) return null;
-    if (STRICT.has(key) && hasTab(text, colon + 1, eol)) return null;
+    if (NOT_HERE.has(key) || (STRICT.has(key) && hasTab(text, colon + 1, eol))) return null;
     const value = trimSpaces(text, colon + 1, eol);
-    headers[key] = value;
+    const before = headers[key];
+    if (before === undefined) headers[key] = key === 'set-cookie' ? [value] : value;
+    else if (!addRepeated(headers, key, before, value)) return null;
     read[count++] = name;
     read[count++] = value;
     // A line ending the head's text is the last (the head's text does not end with CRLF).
@@ -152,6 +159,20 @@ export function parseHead(text: string, scheme: 'http' | 'https'): ParsedHead | 
   read.fill('', 0, count);
   const close = http10 ? connection !== 'keep-alive' : connection === 'close';
   return { method, url, size: text.length + 4, httpVersion: http10 ? '1.0' : '1.1', headers, rawHeaders, bodyLength: length === undefined ? 0 : Number(length), chunked: te !== undefined, expectsContinue: expect !== undefined, close, scheme };
+}
+
+/**
+ * A repeated header into `headers` as node:http's IncomingMessage puts it:
+ * Set-Cookie a list, Cookie joined with "; ", the fields of FIRST_WINS kept
+ * as first sent, any other joined with ", ". False when the request is
+ * node:http's instead: a repeated Host, framing or Connection field, or a
+ * name the object already has from its prototype (`constructor`).
+ */
+function addRepeated(headers: IncomingHttpHeaders, key: string, before: string | string[], value: string): boolean {
+  if (!Object.hasOwn(headers, key) || STRICT.has(key) || key === 'host') return false;
+  if (typeof before !== 'string') before.push(value);
+  else if (!FIRST_WINS.has(key)) headers[key] = before + (key === 'cookie' ? '; ' : ', ') + value;
+  return true;
 }
 
 /** The method of a request line REQUEST_LINE took, as a constant string (not a new one per request). */

@@ -131,7 +131,7 @@ const plainValue = fc.oneof(
   { weight: 2, arbitrary: fc.constantFrom('a\x00b', 'a\x01b', 'a\x7fb', 'a\rb', 'a\x0bb', 'a\x0cb', 'a\x1bb', '\x00', 'a\nb', 'a\r\nb') },
 );
 
-const NAMES = ['Accept', 'User-Agent', 'Cookie', 'Content-Type', 'X-Custom', 'Accept-Encoding', 'Keep-Alive', 'TE', 'Trailer', 'X_Under', 'X-Forwarded-For', 'Forwarded', 'X-Real-IP', 'Referer', 'Authorization', 'constructor', '__proto__', 'hasOwnProperty', 'toString'];
+const NAMES = ['Accept', 'User-Agent', 'Cookie', 'Set-Cookie', 'Content-Type', 'X-Custom', 'Accept-Encoding', 'Keep-Alive', 'TE', 'Trailer', 'X_Under', 'X-Forwarded-For', 'Forwarded', 'X-Real-IP', 'Referer', 'Authorization', 'constructor', '__proto__', 'hasOwnProperty', 'toString'];
 const ODD_NAMES = ['Host ', ' Host', 'X:A', 'X A', 'X\x00', 'X\x80', '\tX', 'X\t', 'X"Y', 'X(Y)', 'X/Y', 'X@', 'X{', 'Contents-Length', 'Content-Length-X', 'Transfer-Encodings', 'Connection-X'];
 const token = fc.stringMatching(/^[!#$%&'*+\-.^_`|~0-9A-Za-z]{1,12}$/);
 

@@ -276,7 +276,7 @@ export interface StoodIn {
 export function standIns(bytes: Buffer, starts: number[]): StoodIn {
   let out = bytes;
   const sent = new Map<number, SentLine>();
-  const shifts: Array<{ end: number; delta: number }> = [];
+  const shifts: Array<{ start: number; end: number; delta: number }> = [];
   // From the last: the places before it stay where they were.
   for (let i = starts.length - 1; i >= 0; i--) {
     const start = starts[i]!;
@@ -285,9 +285,15 @@ export function standIns(bytes: Buffer, starts: number[]): StoodIn {
     if (s === null) continue;
     out = Buffer.concat([out.subarray(0, start), s.bytes]);
     sent.set(i, s.sent);
-    shifts.push({ end: start + s.lineEnd, delta: s.delta });
+    shifts.push({ start, end: start + s.lineEnd, delta: s.delta });
   }
-  const at = (pos: number) => shifts.reduce((p, s) => (pos >= s.end ? p + s.delta : p), pos);
+  // A place inside a replaced line is at most that stand-in's end: cuts there stay in order (a shorter
+  // stand-in would otherwise put a later cut before an earlier one, and repeat bytes).
+  const at = (pos: number): number => {
+    const p = shifts.reduce((q, s) => (pos >= s.end ? q + s.delta : q), pos);
+    const line = shifts.find((s) => pos > s.start && pos < s.end);
+    return line === undefined ? p : Math.min(p, at(line.end));
+  };
   return { bytes: out, sent, at };
 }
 
