@@ -91,7 +91,8 @@ const END_OF_HEAD = Buffer.from('\r\n\r\n');
 export function readHead(pending: Buffer, maxHeaderSize: number, scheme: 'http' | 'https'): ParsedHead | 'waiting' | 'refused' | 'llhttp' {
   const end = pending.indexOf(END_OF_HEAD);
   if (end < 0) return unreadableHead(pending) ? 'refused' : pending.length <= maxHeaderSize ? 'waiting' : 'llhttp';
-  if (end + 4 > maxHeaderSize) return 'llhttp';
+  // Refused as it would be if its first line came alone, whatever its size.
+  if (end + 4 > maxHeaderSize) return unreadableHead(pending.subarray(0, end + 4)) ? 'refused' : 'llhttp';
   return parseHead(pending.toString('latin1', 0, end), scheme) ?? 'llhttp';
 }
 
