@@ -110,6 +110,13 @@ test('judge: a 100 Continue skipped because the answer was ready first (continue
   assert.equal(v.kind === 'documented' && v.difference.id, 'continue-skipped-once-answered');
   assert.equal(judge(c, ref, { answers: [post, put, { status: 100 }], end: 'open' }).kind, 'discrepancy');
   assert.equal(judge(c, ref, { answers: [put, post], end: 'open' }).kind, 'discrepancy');
+  // The same behind a request the fast path read, on the connection it then handed to node:http.
+  const after = caseOf(Buffer.from('GET /f HTTP/1.1\r\nHost: x\r\n\r\nPOST /a HTTP/1.1\r\nHost: x\r\nconstructor: y\r\n\r\nPUT /b HTTP/1.1\r\nExpect: 100-continue, x\r\nHost: y\r\nContent-Length: 0\r\n\r\n', 'latin1'));
+  const get = { status: 200, view: { ...VIEW, method: 'GET' } };
+  const skipped = judge(after, { answers: [get, post, { status: 100 }, put], end: 'open' }, { answers: [get, post, put], end: 'open' });
+  assert.equal(skipped.kind === 'documented' && skipped.difference.id, 'continue-skipped-once-answered');
+  // Not for the answers the fast path gives.
+  assert.equal(judge(after, { answers: [{ status: 100 }, get, post, put], end: 'open' }, { answers: [get, post, put], end: 'open' }).kind, 'discrepancy');
 });
 
 test('standIns: a place inside a replaced line maps into its stand-in, never past a later place', () => {
