@@ -135,8 +135,9 @@ export function parseHead(text: string, scheme: 'http' | 'https'): ParsedHead | 
     const next = FIELD_VALUE.lastIndex;
     // The line ends at its CRLF, or at the head's end (a value holds no LF).
     const eol = text.charCodeAt(next - 1) === 10 ? next - 2 : next;
-    const name = text.slice(start, colon);
-    const key = lowerName(name);
+    const known = knownName(text, start, colon);
+    const name = known >= 0 ? knownNames[known]! : text.slice(start, colon);
+    const key = known >= 0 ? knownNames[known + 1]! : lowerName(name);
     if (NOT_HERE.has(key) || (STRICT.has(key) && hasTab(text, colon + 1, eol))) return null;
     const value = trimSpaces(text, colon + 1, eol);
     const before = headers[key];
@@ -157,7 +158,7 @@ export function parseHead(text: string, scheme: 'http' | 'https'): ParsedHead | 
   if (te !== undefined && (te !== 'chunked' || length !== undefined || http10)) return null;
   if (expect !== undefined && (expect.toLowerCase() !== '100-continue' || http10)) return null;
   const rawHeaders = read.slice(0, count);
-  read.fill('', 0, count);
+  for (let i = 0; i < count; i++) read[i] = '';
   const close = http10 ? connection !== 'keep-alive' : connection === 'close';
   return { method, url, size: text.length + 4, httpVersion: http10 ? '1.0' : '1.1', headers, rawHeaders, bodyLength: length === undefined ? 0 : Number(length), chunked: te !== undefined, expectsContinue: expect !== undefined, close, scheme };
 }
@@ -211,9 +212,43 @@ function lowerName(name: string): string {
     lower = name.toLowerCase();
     // A copy of its own: a slice of the head may keep the whole head's text alive.
     const own = Buffer.from(name, 'latin1').toString('latin1');
-    if (lowerNames.size < MAX_NAMES) lowerNames.set(own, lower === name ? own : lower);
+    if (lowerNames.size < MAX_NAMES) {
+      lowerNames.set(own, lower === name ? own : lower);
+      learnName(own, lower === name ? own : lower);
+    }
   }
   return lower;
+}
+
+/**
+ * Names read before, found in the head's text in place: no slice of it and
+ * no hashing of one (a Map lookup per header line was a third of reading a
+ * browser's head). Indexed by length and first character; each slot holds a
+ * few names as sent and their lower case, in pairs, in knownNames.
+ */
+const SHAPE_MAX_LENGTH = 64;
+const SHAPE_NAMES = 4;
+const shapes: Array<number[] | undefined> = new Array(SHAPE_MAX_LENGTH * 128).fill(undefined);
+const knownNames: string[] = [];
+
+function shapeOf(length: number, first: number): number {
+  return length < SHAPE_MAX_LENGTH && first < 128 ? length * 128 + first : -1;
+}
+
+/** Where the name text[start, end) is in knownNames (its lower case follows it), or -1. */
+function knownName(text: string, start: number, end: number): number {
+  const slot = shapes[shapeOf(end - start, text.charCodeAt(start))];
+  if (slot !== undefined) for (let i = 0; i < slot.length; i++) if (text.startsWith(knownNames[slot[i]!]!, start)) return slot[i]!;
+  return -1;
+}
+
+function learnName(name: string, lower: string): void {
+  const shape = shapeOf(name.length, name.charCodeAt(0));
+  if (shape < 0) return;
+  const slot = (shapes[shape] ??= []);
+  if (slot.length >= SHAPE_NAMES) return;
+  slot.push(knownNames.length);
+  knownNames.push(name, lower);
 }
 
 function hasTab(text: string, from: number, to: number): boolean {
