@@ -120,6 +120,19 @@ test('parseHead: names lower case, raw names kept, values without the spaces and
   assert.equal(h.close, true);
 });
 
+test('parseHead: names read before (found in place, by length and first character) keep their spelling, also past a slot\'s few and past 64 characters', () => {
+  const long = `X-${'l'.repeat(70)}`;
+  const names = ['X-Aa', 'x-aa', 'X-AA', 'X-Ab', 'X-Ac', 'X-Ad', 'X-Ae', long, 'HOST'];
+  const head = `GET / HTTP/1.1\r\nHost: x\r\n${names.map((n, i) => `${n}: ${i}`).join('\r\n')}`;
+  for (let round = 0; round < 3; round++) {
+    const h = parseHead(head, 'http');
+    assert.ok(h === null, 'HOST repeats Host');
+    const ok = parseHead(head.replace('\r\nHOST: 8', ''), 'http')!;
+    assert.deepEqual(ok.rawHeaders.filter((_, i) => i % 2 === 0), ['Host', ...names.slice(0, -1)]);
+    assert.deepEqual(ok.headers, { host: 'x', 'x-aa': '0, 1, 2', 'x-ab': '3', 'x-ac': '4', 'x-ad': '5', 'x-ae': '6', [long.toLowerCase()]: '7' });
+  }
+});
+
 test('parseHead: repeated headers become the same headers object node:http makes of them', async () => {
   const lines = [
     'Host: x', 'Accept: a', 'accept: b', 'Cookie: c=1', 'Cookie: d=2', 'Set-Cookie: s', 'set-cookie: t', 'User-Agent: u1', 'User-Agent: u2',

@@ -213,8 +213,9 @@ function lowerName(name: string): string {
     // A copy of its own: a slice of the head may keep the whole head's text alive.
     const own = Buffer.from(name, 'latin1').toString('latin1');
     if (lowerNames.size < MAX_NAMES) {
-      lowerNames.set(own, lower === name ? own : lower);
-      learnName(own, lower === name ? own : lower);
+      const ownLower = lower === name ? own : lower;
+      lowerNames.set(own, ownLower);
+      learnName(own, ownLower);
     }
   }
   return lower;
@@ -237,7 +238,8 @@ function shapeOf(length: number, first: number): number {
 
 /** Where the name text[start, end) is in knownNames (its lower case follows it), or -1. */
 function knownName(text: string, start: number, end: number): number {
-  const slot = shapes[shapeOf(end - start, text.charCodeAt(start))];
+  const shape = shapeOf(end - start, text.charCodeAt(start));
+  const slot = shape < 0 ? undefined : shapes[shape];
   if (slot !== undefined) for (let i = 0; i < slot.length; i++) if (text.startsWith(knownNames[slot[i]!]!, start)) return slot[i]!;
   return -1;
 }
