@@ -15,7 +15,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { gunzipSync } from 'node:zlib';
 import { createServer, type IncomingHttpHeaders, type IncomingMessage, type ServerResponse } from 'node:http';
-import { connect, type AddressInfo } from 'node:net';
+import type { AddressInfo } from 'node:net';
 import { parseHead } from '../src/front/request-head.js';
 import { standInLine } from '../src/front/stand-in-line.js';
 import { APPS } from './helpers/gatehouse.js';
@@ -155,12 +155,12 @@ async function nodeHeaders(head: string): Promise<IncomingHttpHeaders> {
     res.end();
   }));
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const socket = connect((server.address() as AddressInfo).port, '127.0.0.1', () => socket.end(`${head}\r\n\r\n`, 'latin1'));
-  socket.resume();
+  const c = await RawConnection.open((server.address() as AddressInfo).port);
+  c.write(Buffer.from(`${head}\r\n\r\n`, 'latin1'));
   try {
     return await seen;
   } finally {
-    socket.destroy();
+    c.close();
     server.close();
   }
 }

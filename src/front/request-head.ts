@@ -73,9 +73,6 @@ const FIRST_WINS = new Set([
 const LENGTH = /^\d{1,15}$/;
 /** More header lines than this: not an ordinary request. */
 const MAX_FIELDS = 100;
-/** Header names as sent, lower-cased once (a lower-case copy per request otherwise), up to this many. */
-const MAX_NAMES = 4096;
-const lowerNames = new Map<string, string>();
 /** The head's names and values as read, copied out at its end: an array grown by push would make room for 17 of them. */
 const read: string[] = [];
 
@@ -137,7 +134,7 @@ export function parseHead(text: string, scheme: 'http' | 'https'): ParsedHead | 
     const eol = text.charCodeAt(next - 1) === 10 ? next - 2 : next;
     const known = knownName(text, start, colon);
     const name = known >= 0 ? knownNames[known]! : text.slice(start, colon);
-    const key = known >= 0 ? knownNames[known + 1]! : lowerName(name);
+    const key = known >= 0 ? knownNames[known + 1]! : learnName(name);
     if (NOT_HERE.has(key) || (STRICT.has(key) && hasTab(text, colon + 1, eol))) return null;
     const value = trimSpaces(text, colon + 1, eol);
     const before = headers[key];
@@ -206,29 +203,17 @@ function otherMethod(method: string): string | null {
   return own;
 }
 
-function lowerName(name: string): string {
-  let lower = lowerNames.get(name);
-  if (lower === undefined) {
-    lower = name.toLowerCase();
-    // A copy of its own: a slice of the head may keep the whole head's text alive.
-    const own = Buffer.from(name, 'latin1').toString('latin1');
-    if (lowerNames.size < MAX_NAMES) {
-      const ownLower = lower === name ? own : lower;
-      lowerNames.set(own, ownLower);
-      learnName(own, ownLower);
-    }
-  }
-  return lower;
-}
-
 /**
- * Names read before, found in the head's text in place: no slice of it and
- * no hashing of one (a Map lookup per header line was a third of reading a
- * browser's head). Indexed by length and first character; each slot holds a
- * few names as sent and their lower case, in pairs, in knownNames.
+ * Header names read before, found in the head's text in place: no slice of
+ * it and no hashing of one (a Map lookup per header line was a third of
+ * reading a browser's head). Indexed by length and first character; each
+ * slot holds a few names as sent and their lower case, in pairs, in
+ * knownNames, up to MAX_NAMES names in all. Any other name is lower-cased
+ * each time it comes.
  */
 const SHAPE_MAX_LENGTH = 64;
 const SHAPE_NAMES = 4;
+const MAX_NAMES = 4096;
 const shapes: Array<number[] | undefined> = new Array(SHAPE_MAX_LENGTH * 128).fill(undefined);
 const knownNames: string[] = [];
 
@@ -244,13 +229,17 @@ function knownName(text: string, start: number, end: number): number {
   return -1;
 }
 
-function learnName(name: string, lower: string): void {
+/** The lower case of a name not found in place, which is kept for the next time if there is room. */
+function learnName(name: string): string {
+  const lower = name.toLowerCase();
   const shape = shapeOf(name.length, name.charCodeAt(0));
-  if (shape < 0) return;
-  const slot = (shapes[shape] ??= []);
-  if (slot.length >= SHAPE_NAMES) return;
+  const slot = shape < 0 || knownNames.length >= 2 * MAX_NAMES ? undefined : (shapes[shape] ??= []);
+  if (slot === undefined || slot.length >= SHAPE_NAMES) return lower;
+  // Copies of their own: a slice of the head would keep the whole head's text alive.
+  const own = Buffer.from(name, 'latin1').toString('latin1');
   slot.push(knownNames.length);
-  knownNames.push(name, lower);
+  knownNames.push(own, lower === name ? own : lower);
+  return lower;
 }
 
 function hasTab(text: string, from: number, to: number): boolean {
@@ -272,15 +261,12 @@ function trimSpaces(text: string, a: number, b: number): string {
  * reads a request gatehouse refuses): the fast path answers 400 at once
  * rather than waiting for header_timeout.
  */
-export function unreadableHead(pending: Buffer): boolean {
-  // Empty lines before a request line are allowed (RFC 9112 §2.2; some clients send one after a
-  // body); llhttp skips any run of CR and LF there, bare ones too.
-  let start = 0;
-  while (pending[start] === 13 || pending[start] === 10) start++;
-  for (let cr = pending.indexOf(13, start); cr >= 0 && cr + 1 < pending.length; cr = pending.indexOf(13, cr + 1)) if (pending[cr + 1] !== 10) return true;
-  let lf = pending.indexOf(10, start);
+function unreadableHead(pending: Buffer): boolean {
+  // `pending` starts with the request line: the line ends before it are skipped (afterLineEnds).
+  for (let cr = pending.indexOf(13); cr >= 0 && cr + 1 < pending.length; cr = pending.indexOf(13, cr + 1)) if (pending[cr + 1] !== 10) return true;
+  let lf = pending.indexOf(10);
   if (lf < 0) return false;
-  if (lf === start || pending[lf - 1] !== 13 || !REQUEST_LINE_SHAPE.test(pending.toString('latin1', start, lf - 1))) return true;
+  if (pending[lf - 1] !== 13 || !REQUEST_LINE_SHAPE.test(pending.toString('latin1', 0, lf - 1))) return true;
   while ((lf = pending.indexOf(10, lf + 1)) >= 0) if (pending[lf - 1] !== 13) return true;
   return false;
 }

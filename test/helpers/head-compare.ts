@@ -558,9 +558,8 @@ export const DIFFERENCES: readonly Difference[] = [
       'the stand-in, meets the fault before it writes a 100 and writes only the refusal. A 100 before a final ' +
       'answer is always allowed (RFC 9110 §15.2.1); with a plain target both write the 100 and then the refusal.',
     explains: (c, ref, gh) => {
-      if (c.reads.then !== 'body-fault' || gh.answers.length !== ref.answers.length + 1) return false;
-      const i = gh.answers.findIndex((a, k) => a.status === 100 && ref.answers[k]?.status !== 100);
-      return i >= 0 && isRefusal(gh.answers[gh.answers.length - 1]) && differs(ref, { answers: gh.answers.filter((_, k) => k !== i), end: gh.end }) === null;
+      const i = extraContinue(gh.answers, ref.answers);
+      return c.reads.then === 'body-fault' && i >= 0 && isRefusal(gh.answers[gh.answers.length - 1]) && differs(ref, { answers: without(gh.answers, i), end: gh.end }) === null;
     },
   },
   {
@@ -572,14 +571,21 @@ export const DIFFERENCES: readonly Difference[] = [
       '(RFC 9110 §10.1.1 allows that); node:http writes it when it reads the request, and (20.20) after the ' +
       'final answer\'s head when that answer has a Buffer body, which a client takes for its next answer.',
     explains: (c, ref, gh) => {
-      if (ref.answers.length !== gh.answers.length + 1) return false;
-      const i = ref.answers.findIndex((a, k) => a.status === 100 && gh.answers[k]?.status !== 100);
+      const i = extraContinue(ref.answers, gh.answers);
       // Only for a request node:http read, after those the fast path answered.
-      if (i < c.reads.fast.length) return false;
-      return differs({ answers: ref.answers.filter((_, k) => k !== i), end: ref.end }, gh) === null;
+      return i >= 0 && i >= c.reads.fast.length && differs({ answers: without(ref.answers, i), end: ref.end }, gh) === null;
     },
   },
 ];
+
+/** Where `more`, one answer longer than `fewer`, has a 100 Continue that `fewer` has not (-1: it has none). */
+function extraContinue(more: Answer[], fewer: Answer[]): number {
+  return more.length !== fewer.length + 1 ? -1 : more.findIndex((a, k) => a.status === 100 && fewer[k]?.status !== 100);
+}
+
+function without(answers: Answer[], i: number): Answer[] {
+  return answers.filter((_, k) => k !== i);
+}
 
 /** Why two outcomes differ, or null when they are the same. */
 export function differs(ref: Outcome, gh: Outcome): string | null {
