@@ -31,17 +31,45 @@ export function emptyRow(server: ServerSpec, app: AppSpec, skipped: string | nul
   return { server, app, wrk: null, conn: null, cpu: null, notes: [], skipped, allRps: [] };
 }
 
-/** opts.repeat runs; the median by req/s of 2xx/3xx answers stands for the row, with the range of all runs. */
-export async function benchRow(server: ServerSpec, app: AppSpec, opts: Options, logName = `${server.id}-${app.id}`): Promise<Row> {
-  const runs: Row[] = [];
-  for (let i = 0; i < opts.repeat; i++) {
-    const r = await retryWhenBusy(opts, () => benchOnce(server, app, opts, logName), (row) => `${row.wrk ? formatInt(okRps(row.wrk)) : '?'} req/s, but `);
-    if (opts.repeat > 1) {
-      const non = r.wrk && r.wrk.non2xx3xx > 0 ? ` (${formatInt(r.wrk.non2xx3xx)} non-2xx/3xx answers)` : '';
-      progress(`   run ${i + 1}/${opts.repeat}: ${r.wrk ? `${formatInt(okRps(r.wrk))} req/s${non}, p99 ${formatMs(r.wrk.p99ms)}` : 'failed'}${r.conn ? `, served ${r.conn.served}/${CONNECTIONS}` : ''}`);
+/** One row to run: its server and app, its progress lines' name (`what`) and its logs' name. */
+export interface RowPlan {
+  server: ServerSpec;
+  app: AppSpec;
+  what: string;
+  logName: string;
+}
+
+/**
+ * Runs each plan's row opts.repeat times, each run on a fresh server, round by round (every row once,
+ * then every row again): this VM's speed drifts by up to 2× within minutes, and rows run one after
+ * the other compared those minutes as much as the servers; in rounds, the runs of the rows compared
+ * with each other fall in the same minutes. The median run by req/s of 2xx/3xx answers stands for
+ * each row, with the range of all runs; `done` is called with each row as its last run ends.
+ */
+export async function benchRows(plans: readonly RowPlan[], opts: Options, done: (row: Row) => void = () => {}): Promise<Row[]> {
+  const runs: Row[][] = plans.map(() => []);
+  const rows: Row[] = [];
+  for (let round = 1; round <= opts.repeat; round++) {
+    for (const [k, { server, app, what, logName }] of plans.entries()) {
+      progress(`-- ${what}${opts.repeat > 1 ? ` (run ${round}/${opts.repeat})` : ''} ...`);
+      const r = await retryWhenBusy(opts, () => benchOnce(server, app, opts, logName), (row) => `${row.wrk ? formatInt(okRps(row.wrk)) : '?'} req/s, but `);
+      if (opts.repeat > 1) {
+        const non = r.wrk && r.wrk.non2xx3xx > 0 ? ` (${formatInt(r.wrk.non2xx3xx)} non-2xx/3xx answers)` : '';
+        progress(`   ${r.wrk ? `${formatInt(okRps(r.wrk))} req/s${non}, p99 ${formatMs(r.wrk.p99ms)}` : 'failed'}${r.conn ? `, served ${r.conn.served}/${CONNECTIONS}` : ''}`);
+      }
+      runs[k]!.push(r);
+      if (round === opts.repeat) {
+        rows[k] = medianRow(runs[k]!);
+        if (opts.repeat > 1) progress(`   ${what}: the median of ${opts.repeat} runs`);
+        done(rows[k]!);
+      }
     }
-    runs.push(r);
   }
+  return rows;
+}
+
+/** The median run by req/s of 2xx/3xx answers, with every run's req/s and the other runs' notes. */
+function medianRow(runs: readonly Row[]): Row {
   const { median, ok } = medianRun(runs, (r) => (r.wrk === null ? null : okRps(r.wrk)));
   if (runs.length === 1 || ok.length === 0) return median;
   median.allRps = ok.map((r) => okRps(r.wrk!));

@@ -7,7 +7,7 @@
  * connection (wrk -t1 -c1), so no request queues behind another (with four,
  * both cores were 80–85% busy and the mean latency was 1.5–1.8 times one
  * connection's: mostly queueing). The two servers run side by side and are
- * measured in turn, --repeat pairs of runs: this VM drifts by more than the
+ * measured in turn, five pairs of runs or --repeat: this VM drifts by more than the
  * target within a minute, so runs of one server after the other's compared
  * the machine's moments as much as the servers (−21% to +30% on one build).
  * What misses add is the median of the pairs' ratios of mean latency.
@@ -32,6 +32,11 @@ const MISS_CONNECTIONS = 1;
 export const MISS_CACHE = '16m';
 const WARM_SECONDS = 4;
 const WARM_CONNECTIONS = 4;
+/** Then misses as measured, on one connection: without them the first measured run of the cache's server stood out, dearer than its later ones (see the README). */
+const SETTLE_SECONDS = 2;
+/** Pairs of runs at least (more with --repeat): a single pair's ratio moves by ±20% on this VM, twice the target. */
+const MIN_PAIRS = 5;
+const pairCount = (opts: Options) => Math.max(opts.repeat, MIN_PAIRS);
 const PAGE: AppSpec = { id: '1KiB-miss', module: 'cached_page', path: '/1k' };
 const TARGET = 0.1;
 /** A query string of its own for every request (`run` keeps runs on one server apart): every one a miss. */
@@ -79,10 +84,11 @@ interface MissPair {
 }
 
 /**
- * --repeat pairs of runs, the two servers up side by side and measured in
+ * pairCount pairs of runs, the two servers up side by side and measured in
  * turn (off then on, then on then off, …), so the machine's drift over the
  * minute falls on both alike; each after a warm-up of misses of its own (the
- * server's warm-up asks for the plain page: for the cache, hits).
+ * server's warm-up asks for the plain page: for the cache, hits), first on
+ * four connections to fill the store, then on one as measured.
  */
 async function missPairs(uncached: ServerSpec, cached: ServerSpec, opts: Options, notes: string[]): Promise<MissPair[]> {
   const dir = makeTempDir('gatehouse-bench-miss-');
@@ -91,7 +97,8 @@ async function missPairs(uncached: ServerSpec, cached: ServerSpec, opts: Options
     await withServer(uncached, PAGE, opts, 'cache-miss-off', notes, (offPort) =>
       withServer(cached, PAGE, opts, 'cache-miss-on', notes, async (onPort) => {
         for (const [port, name] of [[offPort, 'off'], [onPort, 'on']] as const) await missRun(dir, port, `warm${name}`, WARM_SECONDS, WARM_CONNECTIONS);
-        for (let i = 1; i <= opts.repeat; i++) {
+        for (const [port, name] of [[offPort, 'off'], [onPort, 'on']] as const) await missRun(dir, port, `settle${name}`, SETTLE_SECONDS);
+        for (let i = 1; i <= pairCount(opts); i++) {
           const measure = async (port: number) => latencyOf(await missRun(dir, port, `run${i}`, opts.duration), notes);
           const first = await measure(i % 2 === 1 ? offPort : onPort);
           const second = await measure(i % 2 === 1 ? onPort : offPort);
@@ -113,7 +120,7 @@ export async function missLatencyLines(uncached: ServerSpec, cached: ServerSpec,
   const notes: string[] = [];
   const pairs = await missPairs(uncached, cached, opts, notes);
   const cell = (side: 'off' | 'on') => `mean ${formatMs(median(pairs.map((p) => p[side].meanMs)))}, p99 ${formatMs(median(pairs.map((p) => p[side].p99Ms)))}`;
-  const head = `cache misses, 1 KiB page, wrk -t1 -c${MISS_CONNECTIONS} -d${opts.duration}s with a query string of its own per request, ${opts.repeat} interleaved pairs of runs on two servers side by side, after ${WARM_SECONDS} s of misses on ${WARM_CONNECTIONS} connections each`;
+  const head = `cache misses, 1 KiB page, wrk -t1 -c${MISS_CONNECTIONS} -d${opts.duration}s with a query string of its own per request, ${pairCount(opts)} interleaved pairs of runs on two servers side by side, after ${WARM_SECONDS} s of misses on ${WARM_CONNECTIONS} connections each and ${SETTLE_SECONDS} s on one`;
   if (pairs.length === 0) return [`${head}: failed.`, ...notes.map((n) => `cache misses: ${n}`)];
   const pct = (x: number) => `${x >= 0 ? '+' : ''}${(x * 100).toFixed(1)}%`;
   const added = pairs.map((p) => p.on.meanMs / p.off.meanMs - 1);

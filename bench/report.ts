@@ -179,7 +179,7 @@ function legend(rows: readonly Row[], repeat: number): string[] {
     `front CPU/req and Python CPU/req: CPU time (user + system, all threads) of the front process (gatehouse's node, nginx) and of the Python processes (gatehouse's workers, uWSGI) between the run's two samples (40% and 80% into it), over wrk's answers per second; shown for the servers with a front of their own.`,
     `gunicorn sync and uWSGI --http-socket close the connection after each response (wrk reconnects); gatehouse, nginx and waitress keep connections alive. nginx: worker_processes 1, keepalive_requests 1000000, uwsgi_pass to a unix socket.`,
     repeat > 1
-      ? `req/s: the median of ${repeat} runs, each with a fresh server; p99, connections and errors are the median run's.`
+      ? `req/s: the median of ${repeat} runs, each with a fresh server, run in rounds (each server once per app, then again), so that the servers compared share the machine's moments; p99, connections and errors are the median run's.`
       : `Single runs: on the 2-core machine runs of the same row differ by up to ±15%; use --repeat 3 (or BENCH_REPEAT=3) for numbers to publish.`,
     ...(rows.some((r) => r.server.control) ? [`control: uWSGI --http11-socket keeps connections alive but serves only a few of them (DESIGN.md): it must show STARVED; if it does not, the connection check is broken.`] : []),
   ];

@@ -4,9 +4,9 @@
  * running each server × app as a main-table row (bench-row.ts) with its
  * progress lines, and whether each gatehouse/peer ratio meets its target.
  */
-import { benchRow, emptyRow, type Row } from './bench-row.js';
+import { benchRows, emptyRow, type Row, type RowPlan } from './bench-row.js';
 import type { Options } from './options.js';
-import { progress, rowProgress, targetVerdict } from './report.js';
+import { rowProgress, targetVerdict } from './report.js';
 import { hasPythonModule, PYTHON, type AppSpec, type ServerSpec } from './servers.js';
 import { okRps } from './wrk.js';
 
@@ -25,26 +25,26 @@ export const chosenServers = <S extends ServerSpec>(servers: readonly S[], opts:
 /** "LABEL: skipped: WHY" for each server that cannot run here. */
 export const skippedServers = (servers: readonly ServerSpec[]) => servers.flatMap((s) => (s.missing() === null ? [] : [`${s.label}: skipped: ${s.missing()!}`]));
 
-/** One main-table row into `rows`, with its progress lines (`what`: the first one's, after "-- "). */
-async function runRow(what: string, { server, app }: Pairing, opts: Options, logName: string | undefined, rows: Row[]): Promise<void> {
-  progress(`-- ${what} ...`);
-  const row = await benchRow(server, app, opts, logName);
-  rows.push(row);
-  rowProgress(row, rows);
-}
-
-/** Runs the pairings in order (`suite`: for the progress lines and the logs' names); the rows run and why others were skipped. */
+/** Runs the pairings in rounds (benchRows; `suite`: for the progress lines and the logs' names); the rows run and why others were skipped. */
 export async function runPairings(suite: string, pairings: readonly Pairing[], opts: Options): Promise<{ rows: Row[]; skipped: string[] }> {
-  const rows: Row[] = [];
+  const plans: RowPlan[] = [];
   const skipped: string[] = [];
-  for (const pairing of pairings) {
-    const { server, app } = pairing;
+  for (const { server, app } of pairings) {
     if (opts.only !== null && !opts.only.has(server.id)) continue;
     const missing = server.missing() ?? flaskMissing(app);
     if (missing !== null) skipped.push(`${server.label} × ${app.id}: skipped: ${missing}`);
-    else await runRow(`${suite}: ${server.label} × ${app.id}`, pairing, opts, `${suite}-${server.id}-${app.id}`, rows);
+    else plans.push({ server, app, what: `${suite}: ${server.label} × ${app.id}`, logName: `${suite}-${server.id}-${app.id}` });
   }
-  return { rows, skipped };
+  return { rows: await runPlans(plans, opts), skipped };
+}
+
+/** benchRows with each row's progress lines as it ends. */
+async function runPlans(plans: readonly RowPlan[], opts: Options): Promise<Row[]> {
+  const ended: Row[] = [];
+  return benchRows(plans, opts, (row) => {
+    ended.push(row);
+    rowProgress(row, ended);
+  });
 }
 
 /** How runAppsOnServers names and skips rows. */
@@ -57,19 +57,25 @@ export interface AppRows {
   appMissing?: (app: AppSpec) => string | null;
 }
 
-/** Runs each app on each chosen server (app by app, the servers in order); the rows and the servers that cannot run here. */
+/** Runs each app on each chosen server (app by app, the servers' runs in rounds); the rows and the servers that cannot run here. */
 export async function runAppsOnServers(suite: string, servers: readonly ServerSpec[], apps: readonly AppSpec[], opts: Options, how: AppRows = {}): Promise<{ rows: Row[]; skipped: string[] }> {
-  const chosen = chosenServers(servers, opts);
+  const chosen = chosenServers(servers, opts).filter((s) => s.missing() === null);
   const rows: Row[] = [];
   for (const app of apps) {
-    for (const server of chosen) {
-      if (server.missing() !== null) continue;
-      const appMissing = how.appMissing?.(app) ?? null;
-      if (appMissing !== null) rows.push(emptyRow(server, app, appMissing));
-      else await runRow(`${suite}: ${server.label} × ${how.shown?.(app) ?? app.id}`, { server, app }, opts, how.logName?.(server, app) ?? `${suite}-${server.id}-${app.id}`, rows);
+    const appMissing = how.appMissing?.(app) ?? null;
+    if (appMissing !== null) {
+      rows.push(...chosen.map((server) => emptyRow(server, app, appMissing)));
+      continue;
     }
+    const plans = chosen.map((server) => ({
+      server,
+      app,
+      what: `${suite}: ${server.label} × ${how.shown?.(app) ?? app.id}`,
+      logName: how.logName?.(server, app) ?? `${suite}-${server.id}-${app.id}`,
+    }));
+    rows.push(...(await runPlans(plans, opts)));
   }
-  return { rows, skipped: skippedServers(chosen) };
+  return { rows, skipped: skippedServers(chosenServers(servers, opts)) };
 }
 
 /** "met" or "MISSED" for each app's gatehouse/peer ratio (req/s of 2xx/3xx answers; the peer: the app's other row). */

@@ -19,7 +19,7 @@
  */
 import { chmodSync, existsSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
-import { benchRow, failedRuns, medianRun, retryWhenBusy, type Row } from './bench-row.js';
+import { benchRows, failedRuns, medianRun, retryWhenBusy, type Row } from './bench-row.js';
 import { SERVED_SHARE } from './connection-check.js';
 import { busyMachineNote, cpuReport, cpuSample, formatCpu, PROCESS_NAMES, runGroups, usCell as us, usPerAnswer, type CpuReport } from './cpu-usage.js';
 import { H2_WARMUP_REQUESTS, h2loadArgs, h2loadLimitMs, non2xx, ok2xxRps, startH2load, unanswered, waitProgress, type H2Load, type H2Result } from './h2load.js';
@@ -99,8 +99,8 @@ async function makeCertificate(): Promise<{ dir: string; certfile: string; keyfi
 // ---------------------------------------------------------------- rows
 
 /** The HTTP/1.1 + TLS row: a main-table row (wrk over https) made into a TlsRow. */
-async function wrkRow(server: ServerSpec, app: AppSpec, workload: Workload, opts: Options): Promise<TlsRow> {
-  const r: Row = await benchRow(server, app, opts, `tls-${server.id}-${app.id}-${workload.id}`);
+async function wrkRow(server: ServerSpec, app: AppSpec, workload: Workload, what: string, opts: Options): Promise<TlsRow> {
+  const r: Row = (await benchRows([{ server, app, what, logName: `tls-${server.id}-${app.id}-${workload.id}` }], opts))[0]!;
   rowProgress(r, [r]);
   const row = emptyTlsRow(server, app, workload);
   row.notes = r.notes;
@@ -271,8 +271,9 @@ export async function runTlsSuite(versions: Versions, opts: Options): Promise<st
             rows.push(emptyTlsRow(server, app, workload, appMissing));
             continue;
           }
-          progress(`-- tls: ${server.label} × ${app.id} × ${workload.title} ...`);
-          const row = workload.kind === 'wrk' ? await wrkRow(server, app, workload, opts) : await h2Row(server, app, workload, opts, cert.dir);
+          const what = `tls: ${server.label} × ${app.id} × ${workload.title}`;
+          if (workload.kind === 'h2') progress(`-- ${what} ...`);
+          const row = workload.kind === 'wrk' ? await wrkRow(server, app, workload, what, opts) : await h2Row(server, app, workload, opts, cert.dir);
           if (workload.kind === 'h2') notesProgress(row.notes);
           rows.push(row);
         }
