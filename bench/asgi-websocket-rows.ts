@@ -4,7 +4,8 @@
  * processes each:
  *
  * - echo: messages per second with ECHO_CLIENTS clients, each with one
- *   message in flight (ws-echo-client.ts, a process of its own);
+ *   message in flight (ws-echo-client.ts, a process of its own); with
+ *   --repeat, the servers' runs in rounds as the main rows' (bench-row.ts);
  * - idle: the resident memory of --idle-connections open, silent
  *   WebSockets (ws-idle-client.ts), all of the server's processes, read as
  *   the idle suite reads it (idle-memory.ts) once it has settled.
@@ -14,6 +15,7 @@ import { memoryOf, settle, sourcesFor, type Memory } from './idle-memory.js';
 import type { Options } from './options.js';
 import { formatInt, noteLines, notesProgress, progress, renderTable } from './report.js';
 import { withServer } from './server-run.js';
+import { failedRuns, medianRun } from './bench-row.js';
 import { skippedServers } from './suite-rows.js';
 import { gatehouseServer, hasPythonModule, uvicornLaunch, PROCESSES, PYTHON, type AppSpec, type ServerSpec, type Versions } from './servers.js';
 
@@ -43,10 +45,12 @@ interface EchoRow {
   server: ServerSpec;
   done: { messages: number; seconds: number; min: number; max: number; opened: number; errors: Record<string, number> } | null;
   notes: string[];
+  /** Messages per second of every run, when there were several. */
+  allRates: number[];
 }
 
 async function echoRow(server: ServerSpec, opts: Options): Promise<EchoRow> {
-  const row: EchoRow = { server, done: null, notes: [] };
+  const row: EchoRow = { server, done: null, notes: [], allRates: [] };
   await withServer(server, APP, opts, `asgi-${server.id}-ws-echo`, row.notes, async (port) => {
     const args = ['--url', `ws://127.0.0.1:${port}/echo`, '--clients', String(ECHO_CLIENTS), '--seconds', String(opts.duration), '--warmup', '2', '--size', String(MESSAGE_SIZE)];
     const client = startClient('ws-echo-client', args, 4096);
@@ -59,6 +63,29 @@ async function echoRow(server: ServerSpec, opts: Options): Promise<EchoRow> {
   });
   return row;
 }
+
+/** The echo rows, --repeat runs each in rounds (each server once, then again); the median run by messages/s stands for a row. */
+async function echoRows(servers: readonly ServerSpec[], opts: Options): Promise<EchoRow[]> {
+  const runs: EchoRow[][] = servers.map(() => []);
+  for (let round = 1; round <= opts.repeat; round++) {
+    for (const [k, server] of servers.entries()) {
+      progress(`-- asgi: ${server.label} × WebSocket echo, ${ECHO_CLIENTS} clients${opts.repeat > 1 ? ` (run ${round}/${opts.repeat})` : ''} ...`);
+      const run = await echoRow(server, opts);
+      if (run.done) progress(`   ${formatInt(rate(run.done))} messages/s`);
+      notesProgress(run.notes);
+      runs[k]!.push(run);
+    }
+  }
+  return runs.map((r) => {
+    const { median, ok } = medianRun(r, (run) => (run.done === null ? null : rate(run.done)));
+    median.allRates = ok.length > 1 ? ok.map((run) => rate(run.done)) : [];
+    for (const [i, run] of r.entries()) if (run !== median) median.notes.push(...run.notes.map((n) => `run ${i + 1}: ${n}`));
+    if (ok.length < r.length) median.notes.push(failedRuns(r, ok));
+    return median;
+  });
+}
+
+const rate = (d: EchoRow['done']) => (d === null ? 0 : d.messages / d.seconds);
 
 interface IdleRow {
   server: ServerSpec;
@@ -111,15 +138,7 @@ export async function runWebSocketRows(versions: Versions, opts: Options): Promi
     uvicorn(versions, 'websockets', ['--backlog', '4096']),
   ].filter(keep);
   const skipped = skippedServers([...echoServers, ...idleServers]);
-  const echoes: EchoRow[] = [];
-  for (const server of echoServers) {
-    if (server.missing() !== null) continue;
-    progress(`-- asgi: ${server.label} × WebSocket echo, ${ECHO_CLIENTS} clients ...`);
-    const row = await echoRow(server, opts);
-    if (row.done) progress(`   ${formatInt(row.done.messages / row.done.seconds)} messages/s`);
-    notesProgress(row.notes);
-    echoes.push(row);
-  }
+  const echoes = await echoRows(echoServers.filter((s) => s.missing() === null), opts);
   const idles: IdleRow[] = [];
   for (const server of idleServers) {
     if (server.missing() !== null) continue;
@@ -130,11 +149,10 @@ export async function runWebSocketRows(versions: Versions, opts: Options): Promi
     idles.push(row);
   }
   const gatehouseRate = echoes.find((r) => r.server.id === 'gatehouse')?.done;
-  const rate = (d: EchoRow['done']) => (d === null ? 0 : d.messages / d.seconds);
   const echoHead = { server: 'server', rate: 'messages/s', spread: 'per client (fewest–most)', ratio: 'gatehouse/peer' };
   const echoBody = echoes.map((r) => ({
     server: r.server.label,
-    rate: r.done === null ? 'failed' : formatInt(rate(r.done)),
+    rate: r.done === null ? 'failed' : `${formatInt(rate(r.done))}${r.allRates.length > 1 ? ` (${formatInt(Math.min(...r.allRates))}–${formatInt(Math.max(...r.allRates))})` : ''}`,
     spread: r.done === null ? '' : `${formatInt(r.done.min)}–${formatInt(r.done.max)}`,
     ratio: r.server.id === 'gatehouse' || !gatehouseRate || r.done === null ? '—' : `${(rate(gatehouseRate) / rate(r.done)).toFixed(2)}×`,
   }));
@@ -157,7 +175,7 @@ export async function runWebSocketRows(versions: Versions, opts: Options): Promi
     '',
     renderTable(['server', 'open', 'before', 'after', 'front', 'per', 'pss', 'target'] as const, idleHead, idleBody, new Set(['open', 'before', 'after', 'front', 'per', 'pss'] as const), opts.markdown),
     '',
-    `${item}Echo: ${ECHO_CLIENTS} WebSocket clients (npm ws, one Node process, no compression) each send a ${MESSAGE_SIZE}-byte text message and the next when its echo is back, 2 s warm-up then ${opts.duration} s counted; bench/apps/ws_echo.py (raw ASGI). ${PROCESSES} Python processes each.`,
+    `${item}Echo: ${ECHO_CLIENTS} WebSocket clients (npm ws, one Node process, no compression) each send a ${MESSAGE_SIZE}-byte text message and the next when its echo is back, 2 s warm-up then ${opts.duration} s counted${opts.repeat > 1 ? `; the median of ${opts.repeat} runs in rounds (range in brackets)` : ''}; bench/apps/ws_echo.py (raw ASGI). ${PROCESSES} Python processes each.`,
     `${item}Idle: ${formatInt(n)} WebSockets opened (64 handshakes at a time) and left silent; resident memory (MB = MiB) of all the server's processes once it settled, as the idle suite reads it; "of which front": gatehouse's Node process; PSS splits the pages processes share between them (Python's and Node's code and libraries, also with processes outside the server: the client is a Node process too). Targets (issue 11): echo ≥ 1.0× uvicorn; ${formatInt(n)} idle WebSockets < ${TARGET_MB} MB in all.`,
     ...skipped.map((s) => `${item}${s}`),
     ...noteLines([...echoes, ...idles].map((r) => ({ server: r.server, app: APP, notes: r.notes })), ', WebSockets', opts.markdown),
