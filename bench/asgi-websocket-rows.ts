@@ -15,7 +15,7 @@ import { memoryOf, settle, sourcesFor, type Memory } from './idle-memory.js';
 import type { Options } from './options.js';
 import { formatInt, noteLines, notesProgress, progress, renderTable } from './report.js';
 import { withServer } from './server-run.js';
-import { failedRuns, medianRun } from './bench-row.js';
+import { failedRuns, inRounds, medianRun } from './bench-row.js';
 import { skippedServers } from './suite-rows.js';
 import { gatehouseServer, hasPythonModule, uvicornLaunch, PROCESSES, PYTHON, type AppSpec, type ServerSpec, type Versions } from './servers.js';
 
@@ -66,21 +66,18 @@ async function echoRow(server: ServerSpec, opts: Options): Promise<EchoRow> {
 
 /** The echo rows, --repeat runs each in rounds (each server once, then again); the median run by messages/s stands for a row. */
 async function echoRows(servers: readonly ServerSpec[], opts: Options): Promise<EchoRow[]> {
-  const runs: EchoRow[][] = servers.map(() => []);
-  for (let round = 1; round <= opts.repeat; round++) {
-    for (const [k, server] of servers.entries()) {
-      progress(`-- asgi: ${server.label} × WebSocket echo, ${ECHO_CLIENTS} clients${opts.repeat > 1 ? ` (run ${round}/${opts.repeat})` : ''} ...`);
-      const run = await echoRow(server, opts);
-      if (run.done) progress(`   ${formatInt(rate(run.done))} messages/s`);
-      notesProgress(run.notes);
-      runs[k]!.push(run);
-    }
-  }
-  return runs.map((r) => {
-    const { median, ok } = medianRun(r, (run) => (run.done === null ? null : rate(run.done)));
+  return inRounds(servers.length, opts.repeat, async (k, round) => {
+    const server = servers[k]!;
+    progress(`-- asgi: ${server.label} × WebSocket echo, ${ECHO_CLIENTS} clients${opts.repeat > 1 ? ` (run ${round}/${opts.repeat})` : ''} ...`);
+    const run = await echoRow(server, opts);
+    if (run.done) progress(`   ${formatInt(rate(run.done))} messages/s`);
+    notesProgress(run.notes);
+    return run;
+  }, (_, runs) => {
+    const { median, ok } = medianRun(runs, (run) => (run.done === null ? null : rate(run.done)));
     median.allRates = ok.length > 1 ? ok.map((run) => rate(run.done)) : [];
-    for (const [i, run] of r.entries()) if (run !== median) median.notes.push(...run.notes.map((n) => `run ${i + 1}: ${n}`));
-    if (ok.length < r.length) median.notes.push(failedRuns(r, ok));
+    for (const [i, run] of runs.entries()) if (run !== median) median.notes.push(...run.notes.map((n) => `run ${i + 1}: ${n}`));
+    if (ok.length < runs.length) median.notes.push(failedRuns(runs, ok));
     return median;
   });
 }

@@ -47,25 +47,37 @@ export interface RowPlan {
  * each row, with the range of all runs; `done` is called with each row as its last run ends.
  */
 export async function benchRows(plans: readonly RowPlan[], opts: Options, done: (row: Row) => void = () => {}): Promise<Row[]> {
-  const runs: Row[][] = plans.map(() => []);
-  const rows: Row[] = [];
-  for (let round = 1; round <= opts.repeat; round++) {
-    for (const [k, { server, app, what, logName }] of plans.entries()) {
-      progress(`-- ${what}${opts.repeat > 1 ? ` (run ${round}/${opts.repeat})` : ''} ...`);
-      const r = await retryWhenBusy(opts, () => benchOnce(server, app, opts, logName), (row) => `${row.wrk ? formatInt(okRps(row.wrk)) : '?'} req/s, but `);
-      if (opts.repeat > 1) {
-        const non = r.wrk && r.wrk.non2xx3xx > 0 ? ` (${formatInt(r.wrk.non2xx3xx)} non-2xx/3xx answers)` : '';
-        progress(`   ${r.wrk ? `${formatInt(okRps(r.wrk))} req/s${non}, p99 ${formatMs(r.wrk.p99ms)}` : 'failed'}${r.conn ? `, served ${r.conn.served}/${CONNECTIONS}` : ''}`);
-      }
-      runs[k]!.push(r);
-      if (round === opts.repeat) {
-        rows[k] = medianRow(runs[k]!);
-        if (opts.repeat > 1) progress(`   ${what}: the median of ${opts.repeat} runs`);
-        done(rows[k]!);
-      }
+  return inRounds(plans.length, opts.repeat, async (k, round) => {
+    const { server, app, what, logName } = plans[k]!;
+    progress(`-- ${what}${opts.repeat > 1 ? ` (run ${round}/${opts.repeat})` : ''} ...`);
+    const r = await retryWhenBusy(opts, () => benchOnce(server, app, opts, logName), (row) => `${row.wrk ? formatInt(okRps(row.wrk)) : '?'} req/s, but `);
+    if (opts.repeat > 1) {
+      const non = r.wrk && r.wrk.non2xx3xx > 0 ? ` (${formatInt(r.wrk.non2xx3xx)} non-2xx/3xx answers)` : '';
+      progress(`   ${r.wrk ? `${formatInt(okRps(r.wrk))} req/s${non}, p99 ${formatMs(r.wrk.p99ms)}` : 'failed'}${r.conn ? `, served ${r.conn.served}/${CONNECTIONS}` : ''}`);
+    }
+    return r;
+  }, (k, runs) => {
+    const row = medianRow(runs);
+    if (opts.repeat > 1) progress(`   ${plans[k]!.what}: the median of ${opts.repeat} runs`);
+    done(row);
+    return row;
+  });
+}
+
+/**
+ * Runs `count` rows `repeat` times each, round by round (`once(k, round)`: row k's run); `ended(k, runs)`
+ * makes row k of its runs as its last run ends. The rows, in order.
+ */
+export async function inRounds<Run, Made>(count: number, repeat: number, once: (k: number, round: number) => Promise<Run>, ended: (k: number, runs: Run[]) => Made): Promise<Made[]> {
+  const runs: Run[][] = Array.from({ length: count }, () => []);
+  const made: Made[] = [];
+  for (let round = 1; round <= repeat; round++) {
+    for (let k = 0; k < count; k++) {
+      runs[k]!.push(await once(k, round));
+      if (round === repeat) made[k] = ended(k, runs[k]!);
     }
   }
-  return rows;
+  return made;
 }
 
 /** The median run by req/s of 2xx/3xx answers, with every run's req/s and the other runs' notes. */
