@@ -64,8 +64,8 @@ const USAGE = `Usage: npm run bench -- [--suite SUITES] [--quick] [--markdown] [
   --no-worker-cost   skip the per-request cost inside the Python worker
   --no-reload        skip the reload-under-load rows (gatehouse and gunicorn, hello app, SIGHUP every 2 s under wrk)
   --no-retry         do not run a row again when other processes took CPU during it
-  --repeat N         run each wrk or h2load row N times, each with a fresh server, and show the median (and the range); wrk rows run in rounds
-                     (every server of an app once, then again), so that the servers compared share the machine's moments; also BENCH_REPEAT
+  --repeat N         run each wrk, h2load or WebSocket echo row N times, each with a fresh server, and show the median (and the range); the runs
+                     go in rounds (every server of an app once, then again), so that the servers compared share the machine's moments; also BENCH_REPEAT
   --logs DIR         keep each server's log as DIR/SERVER-APP.log (reload rows: DIR/SERVER-APP-reload.log; tls: DIR/tls-SERVER-APP-WORKLOAD.log);
                      nginx's error log is appended to its server's
   --idle-connections N   idle suite: keep-alive connections to hold open; asgi suite: idle WebSockets (default 10000)

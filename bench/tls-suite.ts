@@ -19,7 +19,7 @@
  */
 import { chmodSync, existsSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
-import { benchRows, failedRuns, medianRun, retryWhenBusy, type Row } from './bench-row.js';
+import { benchRows, inRounds, failedRuns, medianRun, retryWhenBusy, type Row } from './bench-row.js';
 import { SERVED_SHARE } from './connection-check.js';
 import { busyMachineNote, cpuReport, cpuSample, formatCpu, PROCESS_NAMES, runGroups, usCell as us, usPerAnswer, type CpuReport } from './cpu-usage.js';
 import { H2_WARMUP_REQUESTS, h2loadArgs, h2loadLimitMs, non2xx, ok2xxRps, startH2load, unanswered, waitProgress, type H2Load, type H2Result } from './h2load.js';
@@ -98,10 +98,16 @@ async function makeCertificate(): Promise<{ dir: string; certfile: string; keyfi
 
 // ---------------------------------------------------------------- rows
 
-/** The HTTP/1.1 + TLS row: a main-table row (wrk over https) made into a TlsRow. */
-async function wrkRow(server: ServerSpec, app: AppSpec, workload: Workload, what: string, opts: Options): Promise<TlsRow> {
-  const r: Row = (await benchRows([{ server, app, what, logName: `tls-${server.id}-${app.id}-${workload.id}` }], opts))[0]!;
-  rowProgress(r, [r]);
+/** The HTTP/1.1 + TLS rows of `servers`: main-table rows (wrk over https, in rounds) made into TlsRows. */
+async function wrkRows(servers: readonly ServerSpec[], app: AppSpec, workload: Workload, opts: Options): Promise<TlsRow[]> {
+  const plans = servers.map((server) => ({ server, app, what: `tls: ${server.label} × ${app.id} × ${workload.title}`, logName: `tls-${server.id}-${app.id}-${workload.id}` }));
+  const rows = await benchRows(plans, opts, (r) => rowProgress(r, [r]));
+  return rows.map((r) => wrkRow(r, workload));
+}
+
+/** A main-table row as a TlsRow. */
+function wrkRow(r: Row, workload: Workload): TlsRow {
+  const { server, app } = r;
   const row = emptyTlsRow(server, app, workload);
   row.notes = r.notes;
   const w = r.wrk;
@@ -189,16 +195,25 @@ async function measureH2(run: H2Run, url: string, load: H2Load, procs: readonly 
   if (c !== null && c.min < SERVED_SHARE * c.mean) run.notes.push(`the slowest h2 connection made ${formatInt(c.min)} req/s against a mean of ${formatInt(c.mean)}: starved`);
 }
 
-/** An h2 row: opts.repeat runs, the median by req/s of 2xx answers. */
-async function h2Row(server: ServerSpec, app: AppSpec, workload: Workload & { kind: 'h2' }, opts: Options, dir: string): Promise<TlsRow> {
+/** The h2 rows of `servers`: opts.repeat runs each, in rounds; the median by req/s of 2xx answers stands for a row. */
+async function h2Rows(servers: readonly ServerSpec[], app: AppSpec, workload: Workload & { kind: 'h2' }, opts: Options, dir: string): Promise<TlsRow[]> {
   const load: H2Load = { clients: workload.clients, streams: workload.streams, requests: H2_REQUESTS_PER_SECOND * opts.duration };
-  const runs: H2Run[] = [];
-  for (let i = 0; i < opts.repeat; i++) {
+  return inRounds(servers.length, opts.repeat, async (k, round) => {
+    const server = servers[k]!;
+    progress(`-- tls: ${server.label} × ${app.id} × ${workload.title}${opts.repeat > 1 ? ` (run ${round}/${opts.repeat})` : ''} ...`);
     const run = await retryWhenBusy(opts, () => h2Once(server, app, load, opts, `tls-${server.id}-${app.id}-${workload.id}`, dir), () => '');
-    progress(`   ${opts.repeat > 1 ? `run ${i + 1}/${opts.repeat}: ` : ''}${run.result ? h2Summary(run.result) : 'failed'}`);
+    progress(`   ${run.result ? h2Summary(run.result) : 'failed'}`);
     if (run.cpu) progress(`   ${formatCpu(run.cpu)}`);
-    runs.push(run);
-  }
+    return run;
+  }, (k, runs) => {
+    const row = h2Row(servers[k]!, app, workload, load, runs);
+    notesProgress(row.notes);
+    return row;
+  });
+}
+
+/** An h2 row of its runs. */
+function h2Row(server: ServerSpec, app: AppSpec, workload: Workload & { kind: 'h2' }, load: H2Load, runs: readonly H2Run[]): TlsRow {
   const { median, ok } = medianRun(runs, (r) => (r.result === null ? null : ok2xxRps(r.result)));
   const row = emptyTlsRow(server, app, workload);
   for (const [i, r] of runs.entries()) row.notes.push(...(r === median || runs.length === 1 ? r.notes : r.notes.map((n) => `run ${i + 1}: ${n}`)));
@@ -246,7 +261,7 @@ function h2Summary(h: H2Result): string {
 
 // ---------------------------------------------------------------- the suite
 
-/** Runs the rows, app by app, workload by workload (gatehouse, then nginx + uWSGI); the section's lines for stdout. */
+/** Runs the rows, app by app, workload by workload, the servers' runs in rounds (gatehouse, then nginx + uWSGI); the section's lines for stdout. */
 export async function runTlsSuite(versions: Versions, opts: Options): Promise<string[]> {
   const cert = await makeCertificate();
   try {
@@ -264,19 +279,11 @@ export async function runTlsSuite(versions: Versions, opts: Options): Promise<st
     const rows: TlsRow[] = [];
     for (const app of apps) {
       for (const workload of WORKLOADS) {
-        for (const server of chosen) {
-          if (server.missing() !== null) continue;
-          const appMissing = flaskMissing(app);
-          if (appMissing !== null) {
-            rows.push(emptyTlsRow(server, app, workload, appMissing));
-            continue;
-          }
-          const what = `tls: ${server.label} × ${app.id} × ${workload.title}`;
-          if (workload.kind === 'h2') progress(`-- ${what} ...`);
-          const row = workload.kind === 'wrk' ? await wrkRow(server, app, workload, what, opts) : await h2Row(server, app, workload, opts, cert.dir);
-          if (workload.kind === 'h2') notesProgress(row.notes);
-          rows.push(row);
-        }
+        const runnable = chosen.filter((server) => server.missing() === null);
+        const appMissing = flaskMissing(app);
+        if (appMissing !== null) rows.push(...runnable.map((server) => emptyTlsRow(server, app, workload, appMissing)));
+        else if (workload.kind === 'wrk') rows.push(...(await wrkRows(runnable, app, workload, opts)));
+        else rows.push(...(await h2Rows(runnable, app, workload, opts, cert.dir)));
       }
     }
     return section(rows, apps, skippedServers(chosen), opts);
