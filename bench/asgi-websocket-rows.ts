@@ -13,9 +13,9 @@
 import { countEstablished, clientEvent, startClient, waitForEvent, withFdLimits } from './front-servers.js';
 import { memoryOf, settle, sourcesFor, type Memory } from './idle-memory.js';
 import type { Options } from './options.js';
-import { formatInt, noteLines, notesProgress, progress, renderTable } from './report.js';
+import { formatInt, noteLines, notesProgress, progress, renderTable, rpsCell } from './report.js';
 import { withServer } from './server-run.js';
-import { failedRuns, inRounds, medianRun } from './bench-row.js';
+import { inRounds, medianRun } from './bench-row.js';
 import { skippedServers } from './suite-rows.js';
 import { gatehouseServer, hasPythonModule, uvicornLaunch, PROCESSES, PYTHON, type AppSpec, type ServerSpec, type Versions } from './servers.js';
 
@@ -45,7 +45,7 @@ interface EchoRow {
   server: ServerSpec;
   done: { messages: number; seconds: number; min: number; max: number; opened: number; errors: Record<string, number> } | null;
   notes: string[];
-  /** Messages per second of every run, when there were several. */
+  /** Messages per second of every run that did not fail. */
   allRates: number[];
 }
 
@@ -74,10 +74,9 @@ async function echoRows(servers: readonly ServerSpec[], opts: Options): Promise<
     notesProgress(run.notes);
     return run;
   }, (_, runs) => {
-    const { median, ok } = medianRun(runs, (run) => (run.done === null ? null : rate(run.done)));
-    median.allRates = ok.length > 1 ? ok.map((run) => rate(run.done)) : [];
-    for (const [i, run] of runs.entries()) if (run !== median) median.notes.push(...run.notes.map((n) => `run ${i + 1}: ${n}`));
-    if (ok.length < runs.length) median.notes.push(failedRuns(runs, ok));
+    const { median, ok, others } = medianRun(runs, (run) => (run.done === null ? null : rate(run.done)));
+    median.allRates = ok.map((run) => rate(run.done));
+    median.notes.push(...others);
     return median;
   });
 }
@@ -149,7 +148,7 @@ export async function runWebSocketRows(versions: Versions, opts: Options): Promi
   const echoHead = { server: 'server', rate: 'messages/s', spread: 'per client (fewest–most)', ratio: 'gatehouse/peer' };
   const echoBody = echoes.map((r) => ({
     server: r.server.label,
-    rate: r.done === null ? 'failed' : `${formatInt(rate(r.done))}${r.allRates.length > 1 ? ` (${formatInt(Math.min(...r.allRates))}–${formatInt(Math.max(...r.allRates))})` : ''}`,
+    rate: r.done === null ? 'failed' : rpsCell(rate(r.done), r.allRates),
     spread: r.done === null ? '' : `${formatInt(r.done.min)}–${formatInt(r.done.max)}`,
     ratio: r.server.id === 'gatehouse' || !gatehouseRate || r.done === null ? '—' : `${(rate(gatehouseRate) / rate(r.done)).toFixed(2)}×`,
   }));

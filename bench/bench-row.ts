@@ -82,26 +82,27 @@ export async function inRounds<Run, Made>(count: number, repeat: number, once: (
 
 /** The median run by req/s of 2xx/3xx answers, with every run's req/s and the other runs' notes. */
 function medianRow(runs: readonly Row[]): Row {
-  const { median, ok } = medianRun(runs, (r) => (r.wrk === null ? null : okRps(r.wrk)));
-  if (runs.length === 1 || ok.length === 0) return median;
-  median.allRps = ok.map((r) => okRps(r.wrk!));
-  for (const [i, r] of runs.entries()) {
-    if (r === median) continue;
-    for (const note of r.notes) median.notes.push(`run ${i + 1}: ${note}`);
-    if (r.conn !== null && r.conn.served < CONNECTIONS) median.notes.push(`run ${i + 1}: served only ${r.conn.served}/${CONNECTIONS} connections`);
-    if (r.wrk !== null && r.wrk.non2xx3xx > 0) median.notes.push(`run ${i + 1}: ${formatInt(r.wrk.non2xx3xx)} non-2xx/3xx answers`);
-  }
-  if (ok.length < runs.length) median.notes.push(failedRuns(runs, ok));
+  const { median, ok, others } = medianRun(runs, (r) => (r.wrk === null ? null : okRps(r.wrk)), (r) => [
+    ...(r.conn !== null && r.conn.served < CONNECTIONS ? [`served only ${r.conn.served}/${CONNECTIONS} connections`] : []),
+    ...(r.wrk !== null && r.wrk.non2xx3xx > 0 ? [`${formatInt(r.wrk.non2xx3xx)} non-2xx/3xx answers`] : []),
+  ]);
+  if (ok.length > 1) median.allRps = ok.map((r) => okRps(r.wrk!));
+  median.notes.push(...others);
   return median;
 }
 
-/** The runs that did not fail (`value` null), by `value`; the median of those (the first run when all failed). */
-export function medianRun<R>(runs: readonly R[], value: (run: R) => number | null): { median: R; ok: R[] } {
+/**
+ * The runs that did not fail (`value` null), by `value`; the median of those
+ * (the first run when all failed); and what the other runs noted (their notes
+ * and `more` of each, as "run N: …"), with how many failed when some did.
+ */
+export function medianRun<R extends { notes: readonly string[] }>(runs: readonly R[], value: (run: R) => number | null, more: (run: R) => string[] = () => []): { median: R; ok: R[]; others: string[] } {
   const ok = runs.filter((r) => value(r) !== null).sort((a, b) => value(a)! - value(b)!);
-  return { median: ok[Math.floor((ok.length - 1) / 2)] ?? runs[0]!, ok };
+  const median = ok[Math.floor((ok.length - 1) / 2)] ?? runs[0]!;
+  const others = runs.flatMap((r, i) => (r === median ? [] : [...r.notes, ...more(r)].map((n) => `run ${i + 1}: ${n}`)));
+  if (ok.length < runs.length) others.push(`${runs.length - ok.length} of ${runs.length} runs failed`);
+  return { median, ok, others };
 }
-
-export const failedRuns = (runs: readonly unknown[], ok: readonly unknown[]) => `${runs.length - ok.length} of ${runs.length} runs failed`;
 
 /** One run, run again once when other processes took CPU during it (the cleaner of the two is kept); `said`: the progress line's start. */
 export async function retryWhenBusy<R extends { cpu: CpuReport | null; notes: string[] }>(opts: Options, once: () => Promise<R>, said: (run: R) => string): Promise<R> {

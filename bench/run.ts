@@ -54,14 +54,13 @@
 import { existsSync } from 'node:fs';
 import { asgiServers, runAsgiSuite } from './asgi-suite.js';
 import { WEBSOCKET_SERVER_IDS } from './asgi-websocket-rows.js';
-import { benchRows, emptyRow, type Row } from './bench-row.js';
 import { runIdleSuite } from './idle-memory.js';
 import { fail, parseOptions, type Options } from './options.js';
 import { commandPath, installCleanup, killEverything } from './processes.js';
 import { reloadSection, runReloadRows } from './reload-row.js';
-import { headerLines, printReport, progress, rowProgress, type WsgiResults } from './report.js';
+import { headerLines, printReport, progress, type WsgiResults } from './report.js';
 import { APPS, detectVersions, PYTHON, servers, type Versions } from './servers.js';
-import { flaskMissing } from './suite-rows.js';
+import { flaskMissing, runAppsOnServers } from './suite-rows.js';
 import { runSlowlorisSuite } from './slowloris.js';
 import { runStaticSuite } from './static-row.js';
 import { runTlsSuite } from './tls-suite.js';
@@ -108,34 +107,17 @@ async function runWsgiSuite(versions: Versions, opts: Options): Promise<WsgiResu
   const apps = APPS.filter((a) => opts.apps === null || opts.apps.has(a.id));
   // --only names the rows exactly, the control row included.
   const chosen = servers(versions).filter((s) => (opts.only === null ? !s.control || opts.control : opts.only.has(s.id)));
-  const skippedServers: string[] = [];
-  for (const server of chosen) {
-    const missing = server.missing();
-    if (missing === null) continue;
-    skippedServers.push(`${server.label}: skipped: ${missing}`);
-    progress(`-- ${server.label}: skipped: ${missing}`);
-  }
-  const runnable = chosen.filter((s) => s.missing() === null);
-  const rows: Row[] = [];
-  // app by app, the servers' runs in rounds (benchRows); the table lists the rows server by server
-  for (const app of apps) {
-    const onApp = runnable.filter((s) => !s.apps || s.apps.includes(app.id));
-    const appMissing = flaskMissing(app);
-    if (appMissing !== null) {
-      rows.push(...onApp.map((server) => emptyRow(server, app, appMissing)));
-      continue;
-    }
-    const ended: Row[] = [];
-    const plans = onApp.map((server) => ({ server, app, what: `${server.label} × ${app.id}`, logName: `${server.id}-${app.id}` }));
-    rows.push(...(await benchRows(plans, opts, (row) => {
+  const { rows, skipped: skippedServers } = await runAppsOnServers('wsgi', chosen, apps, opts, {
+    appMissing: flaskMissing,
+    logName: (server, app) => `${server.id}-${app.id}`,
+    onRow: (row) => {
       if (row.server.control && row.conn !== null && row.conn.served === CONNECTIONS) {
         row.notes.push('the control was not flagged STARVED: the connection check did not work in this run');
       }
-      ended.push(row);
-      rowProgress(row, ended);
-    })));
-  }
-  rows.sort((a, b) => runnable.indexOf(a.server) - runnable.indexOf(b.server));
+    },
+  });
+  // The table lists the rows server by server.
+  rows.sort((a, b) => chosen.indexOf(a.server) - chosen.indexOf(b.server));
 
   const reloadRows = await runReloadRows(chosen, apps, opts);
   let cost: WorkerCost | string | null = null;

@@ -6,7 +6,7 @@
  */
 import { benchRows, emptyRow, type Row, type RowPlan } from './bench-row.js';
 import type { Options } from './options.js';
-import { rowProgress, targetVerdict } from './report.js';
+import { progress, rowProgress, targetVerdict } from './report.js';
 import { hasPythonModule, PYTHON, type AppSpec, type ServerSpec } from './servers.js';
 import { okRps } from './wrk.js';
 
@@ -38,10 +38,11 @@ export async function runPairings(suite: string, pairings: readonly Pairing[], o
   return { rows: await runPlans(plans, opts), skipped };
 }
 
-/** benchRows with each row's progress lines as it ends. */
-async function runPlans(plans: readonly RowPlan[], opts: Options): Promise<Row[]> {
+/** benchRows with each row's progress lines as it ends (`onRow` first). */
+async function runPlans(plans: readonly RowPlan[], opts: Options, onRow?: (row: Row) => void): Promise<Row[]> {
   const ended: Row[] = [];
   return benchRows(plans, opts, (row) => {
+    onRow?.(row);
     ended.push(row);
     rowProgress(row, ended);
   });
@@ -55,27 +56,37 @@ export interface AppRows {
   logName?: (server: ServerSpec, app: AppSpec) => string;
   /** Why the app cannot run here: its rows are shown as skipped. */
   appMissing?: (app: AppSpec) => string | null;
+  /** Called with each row as it ends, before its progress lines. */
+  onRow?: (row: Row) => void;
 }
 
-/** Runs each app on each chosen server (app by app, the servers' runs in rounds); the rows and the servers that cannot run here. */
+/**
+ * Runs each app on each chosen server that runs it (ServerSpec.apps), app by
+ * app, the servers' runs in rounds (benchRows); the rows, app by app, and the
+ * servers that cannot run here.
+ */
 export async function runAppsOnServers(suite: string, servers: readonly ServerSpec[], apps: readonly AppSpec[], opts: Options, how: AppRows = {}): Promise<{ rows: Row[]; skipped: string[] }> {
-  const chosen = chosenServers(servers, opts).filter((s) => s.missing() === null);
+  const chosen = chosenServers(servers, opts);
+  const skipped = skippedServers(chosen);
+  for (const line of skipped) progress(`-- ${suite}: ${line}`);
+  const runnable = chosen.filter((s) => s.missing() === null);
   const rows: Row[] = [];
   for (const app of apps) {
+    const onApp = runnable.filter((s) => s.apps === undefined || s.apps.includes(app.id));
     const appMissing = how.appMissing?.(app) ?? null;
     if (appMissing !== null) {
-      rows.push(...chosen.map((server) => emptyRow(server, app, appMissing)));
+      rows.push(...onApp.map((server) => emptyRow(server, app, appMissing)));
       continue;
     }
-    const plans = chosen.map((server) => ({
+    const plans = onApp.map((server) => ({
       server,
       app,
       what: `${suite}: ${server.label} × ${how.shown?.(app) ?? app.id}`,
       logName: how.logName?.(server, app) ?? `${suite}-${server.id}-${app.id}`,
     }));
-    rows.push(...(await runPlans(plans, opts)));
+    rows.push(...(await runPlans(plans, opts, how.onRow)));
   }
-  return { rows, skipped: skippedServers(chosenServers(servers, opts)) };
+  return { rows, skipped };
 }
 
 /** "met" or "MISSED" for each app's gatehouse/peer ratio (req/s of 2xx/3xx answers; the peer: the app's other row). */

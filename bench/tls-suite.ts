@@ -19,7 +19,7 @@
  */
 import { chmodSync, existsSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
-import { benchRows, inRounds, failedRuns, medianRun, retryWhenBusy, type Row } from './bench-row.js';
+import { benchRows, inRounds, medianRun, retryWhenBusy, type Row } from './bench-row.js';
 import { SERVED_SHARE } from './connection-check.js';
 import { busyMachineNote, cpuReport, cpuSample, formatCpu, PROCESS_NAMES, runGroups, usCell as us, usPerAnswer, type CpuReport } from './cpu-usage.js';
 import { H2_WARMUP_REQUESTS, h2loadArgs, h2loadLimitMs, non2xx, ok2xxRps, startH2load, unanswered, waitProgress, type H2Load, type H2Result } from './h2load.js';
@@ -214,10 +214,9 @@ async function h2Rows(servers: readonly ServerSpec[], app: AppSpec, workload: Wo
 
 /** An h2 row of its runs. */
 function h2Row(server: ServerSpec, app: AppSpec, workload: Workload & { kind: 'h2' }, load: H2Load, runs: readonly H2Run[]): TlsRow {
-  const { median, ok } = medianRun(runs, (r) => (r.result === null ? null : ok2xxRps(r.result)));
+  const { median, ok, others } = medianRun(runs, (r) => (r.result === null ? null : ok2xxRps(r.result)));
   const row = emptyTlsRow(server, app, workload);
-  for (const [i, r] of runs.entries()) row.notes.push(...(r === median || runs.length === 1 ? r.notes : r.notes.map((n) => `run ${i + 1}: ${n}`)));
-  if (ok.length < runs.length) row.notes.push(failedRuns(runs, ok));
+  row.notes.push(...median.notes, ...others);
   const h = median.result;
   if (h === null) return row;
   const names = PROCESS_NAMES[server.id]!;
