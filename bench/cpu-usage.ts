@@ -114,15 +114,32 @@ export function formatCpu(r: CpuReport): string {
   return `CPU, % of one core over ${r.seconds.toFixed(1)} s: ${parts.join(', ')}`;
 }
 
-/** Where a server's front and Python processes show in the CPU accounting (by command name); the others have no front of their own. */
-export const PROCESS_NAMES: Record<string, { front: string; python: string }> = {
+/** Where a server's processes show in the CPU accounting, by command name ('+' sums several). */
+export interface CpuNames {
+  /** Its front's (none: a server whose Python processes speak HTTP themselves). */
+  front?: string;
+  /** Its Python processes' (all of them, a master or manager too). */
+  python: string;
+}
+
+/** CpuNames by server id (a ServerSpec's own cpuNames rule). */
+export const PROCESS_NAMES: Record<string, CpuNames> = {
   gatehouse: { front: 'node', python: 'python3' },
   'nginx-uwsgi': { front: 'nginx', python: 'uwsgi' },
+  uwsgi: { python: 'uwsgi' },
+  gunicorn: { python: 'python3' },
+  waitress: { python: 'python3' },
+  uvicorn: { python: 'python3' },
+  'gunicorn-uvicorn': { python: 'python3' },
+  hypercorn: { python: 'python3' },
+  daphne: { python: 'python3' },
+  varnish: { front: 'varnishd+cache-main', python: 'uwsgi' },
+  'nginx-cache': { front: 'nginx', python: 'uwsgi' },
 };
 
-/** µs of CPU per answer of the processes named `name`, at `answersPerSecond`; null when none ran. */
-export function usPerAnswer(cpu: CpuReport | null, name: string, answersPerSecond: number): number | null {
-  const list = cpu?.byName.get(name);
+/** µs of CPU per answer of the processes named `name`, at `answersPerSecond`; null when none ran (or no name). */
+export function usPerAnswer(cpu: CpuReport | null, name: string | undefined, answersPerSecond: number): number | null {
+  const list = name === undefined ? undefined : cpu?.byName.get(name);
   if (list === undefined || answersPerSecond <= 0) return null;
   return (list.reduce((a, b) => a + b, 0) / 100 / answersPerSecond) * 1e6;
 }

@@ -110,11 +110,11 @@ function cells(row: Row, rows: readonly Row[]): Cells {
     else if (row.conn && row.conn.served < CONNECTIONS) ratio += ' (peer starved)';
     if (gh.wrk.non2xx3xx > 0 || w.non2xx3xx > 0) ratio += ' (non-2xx/3xx)';
   }
-  // CPU between the run's two samples, over its answers per second (servers with a front process of their own).
+  // CPU between the run's two samples, over its answers per second.
   const names = row.server.cpuNames ?? PROCESS_NAMES[row.server.id];
-  const perAnswer = (list: string) => usCell(sumOrNull(list.split('+').map((name) => usPerAnswer(row.cpu, name, w.rps))));
-  const front = names === undefined ? '' : perAnswer(names.front);
-  const python = names === undefined ? '' : perAnswer(names.python);
+  const perAnswer = (list: string | undefined) => (list === undefined ? '' : usCell(sumOrNull(list.split('+').map((name) => usPerAnswer(row.cpu, name, w.rps)))));
+  const front = perAnswer(names?.front);
+  const python = perAnswer(names?.python);
   return { ...base, rps: rpsCell(okRps(w), row.allRps), p99: formatMs(w.p99ms), served, non2xx: wrkNon2xx(w), errors: wrkErrors(w), front, python, ratio };
 }
 
@@ -176,7 +176,7 @@ function legend(rows: readonly Row[], repeat: number): string[] {
     SERVED_LEGEND,
     NON2XX_LEGEND,
     `errors: wrk's socket errors (connect, read, write, timeout); "(EOF)": all of them are read errors, one per request, from a server that closes each connection after a complete response without "Connection: close" (not failed requests). gatehouse/peer: gatehouse's req/s over the peer's, same app.`,
-    `front CPU/req and Python CPU/req: CPU time (user + system, all threads) of the front process (gatehouse's node, nginx) and of the Python processes (gatehouse's workers, uWSGI) between the run's two samples (40% and 80% into it), over wrk's answers per second; shown for the servers with a front of their own.`,
+    `front CPU/req and Python CPU/req: CPU time (user + system, all threads) of the front's processes (gatehouse's node, nginx, Varnish's) and of the Python processes (gatehouse's workers, uWSGI) between the run's two samples (40% and 80% into it), over wrk's answers per second. A server without a front (uWSGI --http-socket, gunicorn, waitress, uvicorn...) has no front cell: its Python processes speak HTTP themselves, and the Python cell is its whole cost.`,
     `gunicorn sync and uWSGI --http-socket close the connection after each response (wrk reconnects); gatehouse, nginx and waitress keep connections alive. nginx: worker_processes 1, keepalive_requests 1000000, uwsgi_pass to a unix socket.`,
     repeat > 1
       ? `req/s: the median of ${repeat} runs, each with a fresh server, run in rounds (each server once per app, then again), so that the servers compared share the machine's moments; p99, connections and errors are the median run's.`

@@ -9,6 +9,7 @@ import { spawnSync } from 'node:child_process';
 import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import type { CpuNames } from './cpu-usage.js';
 import { commandPath } from './processes.js';
 
 export const ROOT = fileURLToPath(new URL('../../', import.meta.url));
@@ -63,8 +64,8 @@ export interface ServerSpec {
   tls?: boolean;
   /** Logged lines that count as problems. */
   problemLines: RegExp;
-  /** The command names of its front's and its back end's processes in the CPU columns ('+' sums several); default PROCESS_NAMES by id. */
-  cpuNames?: { front: string; python: string };
+  /** The command names of its front's and its back end's processes in the CPU columns; default PROCESS_NAMES by id. */
+  cpuNames?: CpuNames;
   /** For the reload row: the signal of a graceful reload, and how many reloads the log says completed (`counted`: how). */
   reload?: { signal: NodeJS.Signals; completed(log: string): number; counted: string };
 }
