@@ -1,24 +1,23 @@
 /**
  * A plain TCP connection of an HTTP listener, read without node's Readable
- * stream's push: net.Socket's `onread` option has each read land in one
- * buffer for every connection, and its callback hands a copy of exactly the
- * bytes read to the socket's 'data' listeners, as node would. What it saves on each
- * read: the 64 KiB allocation node makes for it (then shrinks), the Readable
- * machinery's push, and the tick it schedules after every chunk (one more
- * call from C++ into JavaScript). A request on a kept-alive connection is
- * one read, so this is a good part of what the front spends on it that is
- * not the system calls themselves (the README's Performance section has the
- * figures).
+ * stream's push: each read lands in one buffer for every connection, and a
+ * copy of exactly the bytes read goes to the socket's 'data' listeners, as
+ * node would hand them. What it saves on each read: the 64 KiB allocation
+ * node makes for it (then shrinks), the Readable machinery's push, and the
+ * tick it schedules after every chunk (one more call from C++ into
+ * JavaScript). A request on a kept-alive connection is one read, so this is
+ * a good part of what the front spends on it that is not the system calls
+ * themselves (the README's Performance section has the figures).
  *
- * Node offers `onread` only to sockets it creates for a caller, not to the
- * ones a server accepts: the accepted socket's handle is given to a new
- * socket made with it (as node's own server does when it accepts), and the
- * accepted one, never used, is dropped. Everything else is the same socket:
- * writes, timeouts, pause() and resume() (they stop and start the reads),
- * 'end' at the client's FIN, and node:http reading it after a hand-over.
- * Where this node has no handle to take, the accepted socket is used as it is.
+ * This is net.Socket's own `onread` mode, which node offers only to the
+ * sockets it makes for a caller, not to those a server accepts: the accepted
+ * socket is switched to it in place (the mode's three fields, found by their
+ * names, and its handle told to read into the buffer), so nothing else
+ * changes: writes, timeouts, pause() and resume() (in this mode they stop and
+ * start the reads), 'end' at the client's FIN, and node:http reading it after
+ * a hand-over. A node without them leaves the socket as it is.
  */
-import { Socket, type SocketConstructorOpts } from 'node:net';
+import { Socket } from 'node:net';
 
 /** Where every read lands before it is copied out; one read at a time in this thread, each copied before the next. */
 const landing = Buffer.allocUnsafeSlow(64 * 1024);
@@ -39,30 +38,23 @@ function delivered(this: Socket, bytes: number, buffer: Buffer): boolean {
   return this.push(chunk);
 }
 
-interface DirectOptions {
-  handle: object;
-  onread: { buffer: Buffer; callback: (this: Socket, bytes: number, buffer: Buffer) => boolean };
-}
+/** The onread mode's fields of a net.Socket (node's lib/net.js: the buffer, its callback, a buffer-making function), by their names. */
+const fields = ((): { buffer: symbol; callback: symbol; generator: symbol } | null => {
+  const found = new Map(Object.getOwnPropertySymbols(new Socket()).map((s) => [s.description, s]));
+  const [buffer, callback, generator] = [found.get('kBuffer'), found.get('kBufferCb'), found.get('kBufferGen')];
+  return buffer && callback && generator ? { buffer, callback, generator } : null;
+})();
 
-/** The internals this takes over: the accepted socket's handle, and the server it counts towards. */
-interface Accepted {
-  _handle: object | null;
-  server?: unknown;
-  _server?: unknown;
-}
+type Switchable = Socket & { _handle?: { useUserBuffer?: (buffer: Buffer) => void } | null } & Record<symbol, unknown>;
 
-/** The socket to read `accepted` through: a new one on its handle, or `accepted` itself where that cannot be done. */
-export function directSocket(accepted: Socket): Socket {
-  const a = accepted as Socket & Accepted;
-  const handle = a._handle;
-  if (handle === null || handle === undefined || accepted.destroyed) return accepted;
-  // `handle` and (for a socket made this way) `onread` are not in the constructor's declared options.
-  const options: SocketConstructorOpts & DirectOptions = { handle, allowHalfOpen: accepted.allowHalfOpen, onread: { buffer: landing, callback: delivered } };
-  const direct = new Socket(options) as Socket & Accepted;
-  // The server counts its connections by the socket it made; the new one is that connection now.
-  direct.server = a.server;
-  direct._server = a._server;
-  a._handle = null;
-  a._server = null;
-  return direct;
+/** Switches an accepted socket to reading directly; false (the socket unchanged) where this node cannot. */
+export function readDirectly(socket: Socket): boolean {
+  const s = socket as Switchable;
+  const handle = s._handle;
+  if (fields === null || typeof handle?.useUserBuffer !== 'function' || s[fields.buffer] !== null || socket.destroyed) return false;
+  handle.useUserBuffer(landing);
+  s[fields.buffer] = landing;
+  s[fields.callback] = delivered;
+  s[fields.generator] = null;
+  return true;
 }

@@ -27,7 +27,7 @@ import { MemoryAnswers } from './memory-answers.js';
 import { createGatewayServer } from './gateway-listener.js';
 import { afterEarlierAnswers, RequestIntake, type ListenerInfo } from './request-intake.js';
 import { trackSession, type H2Connection } from './http2-response.js';
-import { directSocket } from './direct-socket.js';
+import { readDirectly } from './direct-socket.js';
 import { MemberList } from '../http/member-list.js';
 
 export class HttpFront {
@@ -129,10 +129,11 @@ export class HttpFront {
     // After an answer that switched no protocol, the connection goes on as one just accepted.
     const resume = toHttp === null ? null : (socket: Socket) => this.fastPath.take(socket, serve, toHttp);
     server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => this.intake.onUpgrade(req, socket as Socket, head, info, resume));
-    server.on('connection', (accepted: Socket) => {
+    server.on('connection', (socket: Socket) => {
+      if (!this.admit(socket, tls) || tls || toHttp === null) return;
       // The fast path's plain connections are read directly (direct-socket.ts); TLS ones by node:tls.
-      const socket = !tls && toHttp !== null ? directSocket(accepted) : accepted;
-      if (this.admit(socket, tls) && !tls && toHttp !== null) this.fastPath.take(socket, serve, toHttp);
+      readDirectly(socket);
+      this.fastPath.take(socket, serve, toHttp);
     });
     // Requests see the TLS socket, not the TCP one under it: track what they see. HTTP/1.1
     // over TLS is read by the fast path too; HTTP/2 sessions go to node:http2.
