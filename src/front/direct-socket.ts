@@ -34,8 +34,9 @@ const landing = Buffer.allocUnsafeSlow(64 * 1024);
 function delivered(this: Socket, bytes: number, buffer: Buffer): boolean {
   const chunk = Buffer.allocUnsafeSlow(bytes);
   buffer.copy(chunk, 0, 0, bytes);
-  if (this.readableFlowing === true && this.readableLength === 0 && this.readableEncoding === null) return this.emit('data', chunk) || true;
-  return this.push(chunk);
+  if (this.readableFlowing !== true || this.readableLength !== 0 || this.readableEncoding !== null) return this.push(chunk);
+  this.emit('data', chunk);
+  return true;
 }
 
 /** The onread mode's fields of a net.Socket (node's lib/net.js: the buffer, its callback, a buffer-making function), by their names. */
