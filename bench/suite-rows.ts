@@ -25,6 +25,14 @@ export const chosenServers = <S extends ServerSpec>(servers: readonly S[], opts:
 /** "LABEL: skipped: WHY" for each server that cannot run here. */
 export const skippedServers = (servers: readonly ServerSpec[]) => servers.flatMap((s) => (s.missing() === null ? [] : [`${s.label}: skipped: ${s.missing()!}`]));
 
+/** A row to run: its progress lines say "SUITE: SERVER × APP" (`shown`: the app as said there), its logs are SUITE-SERVER-APP unless `logName` says. */
+export const rowPlan = (suite: string, server: ServerSpec, app: AppSpec, shown = app.id, logName = `${suite}-${server.id}-${app.id}`): RowPlan => ({
+  server,
+  app,
+  what: `${suite}: ${server.label} × ${shown}`,
+  logName,
+});
+
 /** Runs the pairings in rounds (benchRows; `suite`: for the progress lines and the logs' names); the rows run and why others were skipped. */
 export async function runPairings(suite: string, pairings: readonly Pairing[], opts: Options): Promise<{ rows: Row[]; skipped: string[] }> {
   const plans: RowPlan[] = [];
@@ -33,7 +41,7 @@ export async function runPairings(suite: string, pairings: readonly Pairing[], o
     if (opts.only !== null && !opts.only.has(server.id)) continue;
     const missing = server.missing() ?? flaskMissing(app);
     if (missing !== null) skipped.push(`${server.label} × ${app.id}: skipped: ${missing}`);
-    else plans.push({ server, app, what: `${suite}: ${server.label} × ${app.id}`, logName: `${suite}-${server.id}-${app.id}` });
+    else plans.push(rowPlan(suite, server, app));
   }
   return { rows: await runPlans(plans, opts), skipped };
 }
@@ -78,12 +86,7 @@ export async function runAppsOnServers(suite: string, servers: readonly ServerSp
       rows.push(...onApp.map((server) => emptyRow(server, app, appMissing)));
       continue;
     }
-    const plans = onApp.map((server) => ({
-      server,
-      app,
-      what: `${suite}: ${server.label} × ${how.shown?.(app) ?? app.id}`,
-      logName: how.logName?.(server, app) ?? `${suite}-${server.id}-${app.id}`,
-    }));
+    const plans = onApp.map((server) => rowPlan(suite, server, app, how.shown?.(app), how.logName?.(server, app)));
     rows.push(...(await runPlans(plans, opts, how.onRow)));
   }
   return { rows, skipped };

@@ -28,7 +28,7 @@ import { firstLine, makeTempDir, removeTempDir, runCommand, type Proc } from './
 import { BLANK_CELLS, flaggedCount, formatInt, formatMs, HEAD, KEYS, noteLines, notesProgress, progress, renderTable, RIGHT, rowProgress, rpsCell, servedCell, SERVED_LEGEND, wrkErrors, wrkNon2xx, type Cells } from './report.js';
 import { withServer } from './server-run.js';
 import { APPS, gatehouseServer, nginxUwsgiServer, PROCESSES, type AppSpec, type ServerSpec, type Versions } from './servers.js';
-import { chosenServers, flaskMissing, skippedServers } from './suite-rows.js';
+import { chosenServers, flaskMissing, rowPlan, skippedServers } from './suite-rows.js';
 import { CONNECTIONS, okRps, WARMUP_SECONDS } from './wrk.js';
 
 /** h2load requests per second of --duration: 40,000 for the default 10 s, as `h2load -n 40000`. */
@@ -100,7 +100,7 @@ async function makeCertificate(): Promise<{ dir: string; certfile: string; keyfi
 
 /** The HTTP/1.1 + TLS rows of `servers`: main-table rows (wrk over https, in rounds) made into TlsRows. */
 async function wrkRows(servers: readonly ServerSpec[], app: AppSpec, workload: Workload, opts: Options): Promise<TlsRow[]> {
-  const plans = servers.map((server) => ({ server, app, what: `tls: ${server.label} × ${app.id} × ${workload.title}`, logName: `tls-${server.id}-${app.id}-${workload.id}` }));
+  const plans = servers.map((server) => rowPlan('tls', server, app, `${app.id} × ${workload.title}`, `tls-${server.id}-${app.id}-${workload.id}`));
   const rows = await benchRows(plans, opts, (r) => rowProgress(r, [r]));
   return rows.map((r) => wrkRow(r, workload));
 }

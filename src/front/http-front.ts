@@ -27,7 +27,7 @@ import { MemoryAnswers } from './memory-answers.js';
 import { createGatewayServer } from './gateway-listener.js';
 import { afterEarlierAnswers, RequestIntake, type ListenerInfo } from './request-intake.js';
 import { trackSession, type H2Connection } from './http2-response.js';
-import { readDirectly } from './direct-socket.js';
+import { readDirectly } from './read-directly.js';
 import { MemberList } from '../http/member-list.js';
 
 export class HttpFront {
@@ -131,7 +131,7 @@ export class HttpFront {
     server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => this.intake.onUpgrade(req, socket as Socket, head, info, resume));
     server.on('connection', (socket: Socket) => {
       if (!this.admit(socket, tls) || tls || toHttp === null) return;
-      // The fast path's plain connections are read directly (direct-socket.ts); TLS ones by node:tls.
+      // The fast path's plain connections are read directly (read-directly.ts); TLS ones by node:tls.
       readDirectly(socket);
       this.fastPath.take(socket, serve, toHttp);
     });

@@ -1,5 +1,5 @@
 /**
- * readDirectly (src/front/direct-socket.ts): an accepted connection read
+ * readDirectly (src/front/read-directly.ts): an accepted connection read
  * in net.Socket's onread mode, behaving as it did before: its bytes
  * in order as 'data' (each chunk a Buffer of its own), pause() and resume(),
  * the client's FIN as 'end' with the connection still writable (half-open),
@@ -9,7 +9,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { connect, createServer, type Server, type Socket } from 'node:net';
 import { once } from 'node:events';
-import { readDirectly } from '../src/front/direct-socket.js';
+import { readDirectly } from '../src/front/read-directly.js';
 
 async function serverWith(onSocket: (s: Socket) => void): Promise<{ server: Server; port: number }> {
   const server = createServer({ allowHalfOpen: true }, (s) => {
