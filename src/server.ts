@@ -217,7 +217,7 @@ export class Gatehouse {
       const asgi = `asgi (up to ${app.max_concurrency} requests at once per process)`;
       const mode = app.interface === 'asgi' ? asgi : app.interface === 'wsgi' ? wsgi : `${wsgi} for a WSGI app, ${asgi} for an ASGI one`;
       const named = this.site.apps.length > 1 ? ` for ${app.name}` : '';
-      this.logger.info(`Using worker: ${mode} (${app.workers} processes)${named}`);
+      this.logger.info(`Using worker: ${mode} (${app.workers} ${app.workers === 1 ? 'process' : 'processes'})${named}`);
     }
     await Promise.all([...this.pools.values()].map((pool) => pool.start()));
     for (const app of this.site.apps) {

@@ -57,7 +57,7 @@ async function observedMax(url: string): Promise<number> {
 
 test('--threads 4 tells the app wsgi.multithread=True (and multiprocess=True); without --threads it is False', async () => {
   await withServer([APP, '--workers', '1', '--threads', '4'], async (gh) => {
-    assert.match(gh.output(), /Using worker: threads \(4 per process\)/);
+    assert.match(gh.output(), /Using worker: threads \(4 per process\).* \(1 process\)$/m);
     const env = parseJson(await request(gh.url, '/env'));
     assert.equal(env.multithread, true, `wsgi.multithread with --threads 4: ${JSON.stringify(env)}`);
     assert.equal(env.multiprocess, true, `wsgi.multiprocess: ${JSON.stringify(env)}`);
