@@ -230,10 +230,16 @@ test('--log-level filters the error log: debug shows all, warning hides INFO, cr
   assert.match(debug, /\[DEBUG\] booting worker with pid \d+/);
   assert.match(debug, /\[INFO\] app printed to stdout/);
   assert.match(debug, /\[ERROR\] app wrote to wsgi.errors/);
+  // A worker's line that names its level in Python logging's usual formats is labelled, and filtered, by it.
+  assert.match(debug, /\[WARNING\] WARNING:django.request:Not Found: \/log/);
+  assert.match(debug, /\[DEBUG\] DEBUG:app:a debug line/);
+  assert.match(debug, /\[WARNING\] \/srv\/app.py:3: DeprecationWarning: old call/);
 
   const warning = await errorLogAt('warning');
   assert.match(warning, /\[ERROR\] app wrote to wsgi.errors/);
+  assert.match(warning, /\[WARNING\] WARNING:django.request:Not Found/);
   assert.doesNotMatch(warning, /\[(INFO|DEBUG)\]/);
+  assert.doesNotMatch(warning, /a debug line/);
 
   const critical = await errorLogAt('critical');
   assert.doesNotMatch(critical, /\[(INFO|DEBUG|WARNING|ERROR)\]/);

@@ -11,6 +11,7 @@ import { fileURLToPath } from 'node:url';
 import { constants } from 'node:os';
 import type { Socket } from 'node:net';
 import type { Logger } from '../log/logger.js';
+import { levelOfOutput } from '../log/output-level.js';
 import { decodeFields, decodeFile, decodeHead, encodeEmpty, Frame, FrameDecoder } from '../wire/frames.js';
 import type { Exchange } from './exchange.js';
 import { SentRequests } from './sent-requests.js';
@@ -331,10 +332,10 @@ function forwardOutput(stream: NodeJS.ReadableStream, level: 'info' | 'error', l
   stream.on('data', (text: string) => {
     const lines = (partial + text).split('\n');
     partial = lines.pop()!;
-    for (const line of lines) logger.log(level, line, pid);
+    for (const line of lines) logger.log(levelOfOutput(line, level), line, pid);
   });
   stream.on('end', () => {
-    if (partial) logger.log(level, partial, pid);
+    if (partial) logger.log(levelOfOutput(partial, level), partial, pid);
   });
 }
 

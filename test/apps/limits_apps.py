@@ -21,6 +21,11 @@ def app(environ, start_response):
         time.sleep(int(query.get("ms", ["500"])[0]) / 1000.0)
     if path == "/log":
         environ["wsgi.errors"].write("app wrote to wsgi.errors\n")
+        # Python logging's basicConfig format and the warnings module's: labelled by the level they name.
+        sys.stderr.write("WARNING:django.request:Not Found: /log\n")
+        sys.stderr.write("DEBUG:app:a debug line\n")
+        sys.stderr.write("/srv/app.py:3: DeprecationWarning: old call\n")
+        sys.stderr.flush()
         print("app printed to stdout")
         sys.stdout.flush()
     body = environ["wsgi.input"].read()
