@@ -184,7 +184,7 @@ test("what a miss stores, the fast path's lookup finds (the Host's port is not p
   const answer = (await handler.answerFromMemory({ method: 'GET', url: '/page', httpVersion: '1.1', headers, scheme: 'http' })) as MemoryResponse;
   assert.equal(answer.status, 200);
   assert.equal(answer.body?.toString(), 'hello');
-  assert.match(String(answer.headers['cache-status']), /^gatehouse; hit/);
+  assert.match(String(answer.headers['Cache-Status']), /^gatehouse; hit/);
   assert.equal(await handler.answerFromMemory({ method: 'GET', url: '/page', httpVersion: '1.1', headers, scheme: 'https' }), null, 'another scheme, another key');
   assert.equal(await handler.answerFromMemory({ method: 'GET', url: '/page', httpVersion: '1.1', headers: { ...headers, authorization: 'x' }, scheme: 'http' }), null);
   assert.equal(calls, 1);

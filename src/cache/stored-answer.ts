@@ -7,6 +7,7 @@
 import type { IncomingHttpHeaders, OutgoingHttpHeaders } from 'node:http';
 import parseRange from 'range-parser';
 import { ifRangeHolds, multipartBody, multipartRanges } from '../http/byte-ranges.js';
+import { displayName } from '../http/header-name.js';
 import type { MemoryResponse } from '../http/handler.js';
 import { preconditionStatus } from '../http/preconditions.js';
 import type { StoredResponse } from './cache-policy.js';
@@ -15,7 +16,15 @@ import type { StoredResponse } from './cache-policy.js';
 const NOT_MODIFIED_HEADERS = ['etag', 'cache-control', 'content-location', 'expires', 'vary', 'last-modified'];
 const PRECONDITION_FAILED = Buffer.from('Precondition Failed\n');
 
+/** The answer, its header names spelled as the origin's usually are (the store keeps them in lower case). */
 export function storedAnswer(stored: StoredResponse, method: string, req: IncomingHttpHeaders, age: number, cacheStatus: string): MemoryResponse {
+  const answer = answerOf(stored, method, req, age, cacheStatus);
+  const headers: OutgoingHttpHeaders = {};
+  for (const name in answer.headers) headers[displayName(name)] = answer.headers[name];
+  return { ...answer, headers };
+}
+
+function answerOf(stored: StoredResponse, method: string, req: IncomingHttpHeaders, age: number, cacheStatus: string): MemoryResponse {
   const headers: OutgoingHttpHeaders = {};
   const body = stored.body;
   const decided = preconditionStatus(stored.status, stored.headers, req);

@@ -21,3 +21,27 @@ export function isHeaderNameAt(bytes: Uint8Array, start: number, end: number, lo
   for (let i = 0; i < lower.length; i++) if ((bytes[start + i]! | 0x20) !== lower.charCodeAt(i)) return false;
   return true;
 }
+
+/** Names whose usual spelling is not each word capitalized. */
+const SPELLED: Record<string, string> = {
+  etag: 'ETag',
+  'www-authenticate': 'WWW-Authenticate',
+  'content-md5': 'Content-MD5',
+  'x-xss-protection': 'X-XSS-Protection',
+  'x-ua-compatible': 'X-UA-Compatible',
+};
+const shown = new Map<string, string>();
+
+/**
+ * A lower-case header name as HTTP/1.1 answers usually spell it
+ * (`cache-control` → `Cache-Control`): for answers made from a map with
+ * lower-case keys (a stored response), so that they read as the origin's.
+ */
+export function displayName(lower: string): string {
+  let name = shown.get(lower);
+  if (name === undefined) {
+    name = SPELLED[lower] ?? lower.replace(/(^|-)([a-z])/g, (_, dash: string, letter: string) => dash + letter.toUpperCase());
+    if (shown.size < 1000) shown.set(lower, name);
+  }
+  return name;
+}
