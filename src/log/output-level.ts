@@ -4,11 +4,11 @@
  * A worker's output goes to the error log line by line under its pid (what
  * gunicorn users see on the terminal). Python's logging says the level in
  * the line in its usual formats, and every app warning labelled [ERROR]
- * sends operators looking for errors that are not. So a level named where Python's usual formats put it
- * labels the line; any other line keeps its stream's label (stderr: error,
- * stdout: info), as before. `--log-level` then filters the line by its label,
- * as it does the server's own: an app's DEBUG lines show with
- * `--log-level debug`.
+ * sends operators looking for errors that are not. So a level named where
+ * those formats put it labels the line; any other line keeps its stream's
+ * label (stderr: error, stdout: info), as before. `--log-level` then filters
+ * the line by its label, as it does the server's own: an app's DEBUG lines
+ * show with `--log-level debug`.
  */
 import type { LogLevel } from './logger.js';
 
@@ -17,9 +17,9 @@ const NAMED: Record<string, LogLevel> = { DEBUG: 'debug', INFO: 'info', WARNING:
 /**
  * Python's usual formats: logging.basicConfig's `WARNING:name:message`, a
  * level first then a space (`ERROR something`), a bracketed level
- * (`[WARNING] ...`; gunicorn's `[time] [pid] [LEVEL] ...`), Flask's default handler
- * (`[time] ERROR in module: ...`), and a time first (`2026-12-05 10:00:00,123
- * WARNING ...`).
+ * (`[WARNING] ...`; gunicorn's `[time] [pid] [LEVEL] ...`), Flask's default
+ * handler (`[time] ERROR in module: ...`), and a time first (`2026-12-05
+ * 10:00:00,123 WARNING ...`).
  */
 const LEVEL_AT_START = /^(?:(?:\[[^\]]*\] ){1,2}|\d{4}-\d\d-\d\d[ T][\d:.,]+ )?\[?(DEBUG|INFO|WARNING|WARN|ERROR|CRITICAL|FATAL)\b[\]: ]/;
 /** The warnings module's `file.py:12: DeprecationWarning: message`. */
