@@ -121,18 +121,19 @@ export async function retryWhenBusy<R extends { cpu: CpuReport | null; notes: st
 
 async function benchOnce(server: ServerSpec, app: AppSpec, opts: Options, logName: string): Promise<Row> {
   const row = emptyRow(server, app);
-  await withServer(server, app, opts, logName, row.notes, (port, procs) => measureInto(row, port, procs, opts.duration, app.path, server.tls === true));
+  await withServer(server, app, opts, logName, row.notes, (port, procs) => measureInto(row, port, procs, opts.duration, app, server.tls === true));
   return row;
 }
 
-async function measureInto(row: Row, port: number, procs: readonly Proc[], seconds: number, path: string | undefined, tls: boolean): Promise<void> {
-  const m = await measure(port, seconds, procs, path, tls);
+async function measureInto(row: Row, port: number, procs: readonly Proc[], seconds: number, app: AppSpec, tls: boolean): Promise<void> {
+  const threads = app.wrkThreads ?? 1;
+  const m = await measure(port, seconds, procs, app.path, tls, threads);
   row.wrk = m.wrk;
   row.conn = m.conn;
   row.cpu = m.cpu;
   const busy = busyMachineNote(m.cpu, m.cpu.otherPct);
   if (busy !== null) row.notes.push(busy);
-  const bound = loadBoundNote(m.cpu, 'wrk');
+  const bound = loadBoundNote(m.cpu, 'wrk', threads);
   if (bound !== null) row.notes.push(bound);
   if (m.connError !== null) row.notes.push(`connection check failed: ${m.connError}`);
   if (m.conn && !m.conn.reliable) row.notes.push(`the connection check saw only ${m.conn.seen} of wrk's ${CONNECTIONS} connections: its verdict is unreliable`);
@@ -149,8 +150,8 @@ interface Measurement {
 }
 
 /** Nothing else runs while wrk does, but the server, the two short `ss` calls and the /proc reads. */
-async function measure(port: number, seconds: number, serverProcs: readonly Proc[], path: string | undefined, tls: boolean): Promise<Measurement> {
-  const { proc: wrk, done } = startWrk(port, seconds, path, tls);
+async function measure(port: number, seconds: number, serverProcs: readonly Proc[], path: string | undefined, tls: boolean, threads: number): Promise<Measurement> {
+  const { proc: wrk, done } = startWrk(port, seconds, path, tls, threads);
   const started = Date.now();
   const readAt = async (share: number) => {
     const wait = started + share * seconds * 1000 - Date.now();

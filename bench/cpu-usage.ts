@@ -96,14 +96,14 @@ export function busyMachineNote(r: CpuReport, pct: number): string | null {
   return `other processes on this machine used ${pct.toFixed(0)}% of a core during the run (${top}): its numbers are skewed`;
 }
 
-/** A load generator past this share of one core (its single thread) may be what sets the req/s. */
+/** A load generator past this share of one core per thread may be what sets the req/s. */
 export const LOAD_BOUND_PCT = 90;
 
 /** Says that the load generator (`name`: wrk, h2load) was near a whole core; null when it was not. */
-export function loadBoundNote(r: CpuReport, name: string): string | null {
+export function loadBoundNote(r: CpuReport, name: string, threads = 1): string | null {
   const pct = (r.byName.get(name) ?? []).reduce((a, b) => a + b, 0);
-  if (pct < LOAD_BOUND_PCT) return null;
-  return `${name} used ${pct.toFixed(0)}% of a core: the load generator, not the server, may set this row's req/s (compare the servers' CPU per request)`;
+  if (pct < LOAD_BOUND_PCT * threads) return null;
+  return `${name} used ${pct.toFixed(0)}% of ${threads === 1 ? 'a core' : `${threads} cores`}: the load generator, not the server, may set this row's req/s (compare the servers' CPU per request)`;
 }
 
 export function formatCpu(r: CpuReport): string {

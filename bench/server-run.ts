@@ -36,7 +36,7 @@ export async function withServer(server: ServerSpec, app: AppSpec, opts: Options
     if (notReady !== null) {
       notes.push(`did not start: ${notReady}`);
     } else {
-      const warm = await runCommand('wrk (warm-up)', 'wrk', wrkArgs(port, WARMUP_SECONDS, false, app.path, server.tls), (WARMUP_SECONDS + 30) * 1000);
+      const warm = await runCommand('wrk (warm-up)', 'wrk', wrkArgs(port, WARMUP_SECONDS, false, app.path, server.tls, app.wrkThreads), (WARMUP_SECONDS + 30) * 1000);
       if (warm.code !== 0) notes.push(`warm-up wrk failed: ${firstLine(warm.out)}`);
       await measure(port, procs);
     }

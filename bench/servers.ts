@@ -27,6 +27,11 @@ export interface AppSpec {
   module: string;
   /** The path wrk loads (warm-up and measured run); default `/`. */
   path?: string;
+  /**
+   * wrk's threads (default 1). Two where one wrk thread, not the servers,
+   * would set every server's rate alike (the cache suite's 64 KiB hits).
+   */
+  wrkThreads?: number;
 }
 
 export const APPS: AppSpec[] = [

@@ -16,9 +16,12 @@ export interface WrkResult {
   socketErrors: { connect: number; read: number; write: number; timeout: number };
 }
 
-/** One thread: with two cores, the other one is the server's. `path`: the URL's path; `tls`: https (wrk offers no ALPN: HTTP/1.1). */
-export function wrkArgs(port: number, seconds: number, latency: boolean, path = '/', tls = false): string[] {
-  return ['-t1', `-c${CONNECTIONS}`, `-d${seconds}s`, ...(latency ? ['--latency'] : []), `${tls ? 'https' : 'http'}://127.0.0.1:${port}${path}`];
+/**
+ * One thread by default: with two cores, the other one is the server's.
+ * `path`: the URL's path; `tls`: https (wrk offers no ALPN: HTTP/1.1).
+ */
+export function wrkArgs(port: number, seconds: number, latency: boolean, path = '/', tls = false, threads = 1): string[] {
+  return [`-t${threads}`, `-c${CONNECTIONS}`, `-d${seconds}s`, ...(latency ? ['--latency'] : []), `${tls ? 'https' : 'http'}://127.0.0.1:${port}${path}`];
 }
 
 /**
@@ -26,8 +29,8 @@ export function wrkArgs(port: number, seconds: number, latency: boolean, path = 
  * ends (null when wrk failed, with its output to say why). Killed when it
  * runs 30 s past its duration.
  */
-export function startWrk(port: number, seconds: number, path = '/', tls = false): { proc: Proc; done: Promise<{ result: WrkResult | null; out: string }> } {
-  const proc = new Proc('wrk', 'wrk', wrkArgs(port, seconds, true, path, tls), { capture: true });
+export function startWrk(port: number, seconds: number, path = '/', tls = false, threads = 1): { proc: Proc; done: Promise<{ result: WrkResult | null; out: string }> } {
+  const proc = new Proc('wrk', 'wrk', wrkArgs(port, seconds, true, path, tls, threads), { capture: true });
   const limit = setTimeout(() => proc.killGroup('SIGKILL'), (seconds + 30) * 1000);
   const done = proc.exited.then(async () => {
     clearTimeout(limit);
