@@ -363,7 +363,8 @@ function ageAndLifetime(policy: CachePolicy): { age: number; maxAge: number } {
 }
 
 /** The library's stale(), from the policy's clock. */
-function isStale(stored: StoredResponse): boolean {
+/** Whether a stored response is past its freshness lifetime. */
+export function isStale(stored: StoredResponse): boolean {
   const { age, maxAge } = ageAndLifetime(stored.policy);
   return maxAge <= age;
 }

@@ -24,7 +24,7 @@ import { CaptureResponse, type Captured, type HeaderMap } from './capture-respon
 import type { FetchLock, SharedOutcome, WaitOutcome } from './fetch-lock.js';
 import { detachedSocket, hasClientOnly, originRequest } from './origin-request.js';
 import type { PeerList } from '../http/peer-list.js';
-import { storedAnswer } from './stored-answer.js';
+import { spelledHeaders, storedAnswer } from './stored-answer.js';
 import { fallback, forwardReason, lookup } from './variant-lookup.js';
 import { watchedWait } from './watched-wait.js';
 import { OriginFetch, type FetchSteps } from './origin-fetch.js';
@@ -167,11 +167,11 @@ export class CachedHandler implements Handler, FetchSteps {
     }
     if (h['cache-control'] !== undefined && /\bonly-if-cached\b/i.test(h['cache-control'])) {
       // RFC 9111 §5.2.1.7: nothing usable stored, and the client asked not to go further.
-      return this.send(r, { status: 504, headers: { 'content-type': 'text/plain', 'content-length': '0', 'cache-status': `${NAME}; fwd=miss; detail=only-if-cached` }, body: EMPTY });
+      return this.send(r, { status: 504, headers: { 'Content-Type': 'text/plain', 'Content-Length': '0', 'Cache-Status': `${NAME}; fwd=miss; detail=only-if-cached` }, body: EMPTY });
     }
     const passUntil = this.pass.get(key);
     const passing = passUntil !== undefined && passUntil > Date.now();
-    const fetch = new OriginFetch(this, r, key, verdict.kind === 'revalidate' ? found!.stored : null, fallback(variants, h), forwardReason(variants, verdict, h));
+    const fetch = new OriginFetch(this, r, key, verdict.kind === 'revalidate' ? found!.stored : null, fallback(variants, h), forwardReason(variants, h));
     if (passing) return this.fetch(r, fetch, verdict);
     if (!lock.acquire(key)) return watchedWait<WaitOutcome>(r, (then) => lock.wait(key, then), (outcome) => this.afterWait(r, fetch, verdict, outcome));
     fetch.locked = true;
@@ -280,10 +280,10 @@ export class CachedHandler implements Handler, FetchSteps {
     if (captured !== null && captured.status === 304 && f.revalidating !== null) {
       const renewed = refreshed(f.revalidating, f.key, h, captured.headers, this.settings);
       if (typeof renewed === 'string') {
-        this.send(r, storedAnswer(f.revalidating, method, h, 0, `${NAME}; fwd=stale; fwd-status=304; detail=${renewed}`));
+        this.send(r, storedAnswer(f.revalidating, method, h, 0, `${NAME}; fwd=${f.fwd}; fwd-status=304; detail=${renewed}`));
         return this.shared.store.delete(f.key);
       }
-      this.send(r, storedAnswer(renewed, method, h, 0, `${NAME}; fwd=stale; fwd-status=304; stored`));
+      this.send(r, storedAnswer(renewed, method, h, 0, `${NAME}; fwd=${f.fwd}; fwd-status=304; stored`));
       return this.shared.store.put(f.key, renewed);
     }
     if (captured === null || (captured.held && captured.status >= 500 && f.fallback !== null)) {
@@ -316,8 +316,9 @@ export class CachedHandler implements Handler, FetchSteps {
       if (answer !== null) {
         this.send(r, storedAnswer(answer, method, h, 0, cacheStatus));
       } else {
-        const headers: HeaderMap = { ...captured.headers, 'cache-status': cacheStatus };
-        if (captured.body !== null) headers['content-length'] = String(captured.body.length);
+        const headers = spelledHeaders(captured.headers);
+        headers['Cache-Status'] = cacheStatus;
+        if (captured.body !== null) headers['Content-Length'] = String(captured.body.length);
         this.send(r, { status: captured.status, headers, body: null });
       }
     }

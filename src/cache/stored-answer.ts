@@ -11,17 +11,25 @@ import { displayName } from '../http/header-name.js';
 import type { MemoryResponse } from '../http/handler.js';
 import { preconditionStatus } from '../http/preconditions.js';
 import type { StoredResponse } from './cache-policy.js';
+import type { HeaderMap } from './capture-response.js';
 
 /** The headers a 304 carries (RFC 9110 §15.4.5). */
 const NOT_MODIFIED_HEADERS = ['etag', 'cache-control', 'content-location', 'expires', 'vary', 'last-modified'];
 const PRECONDITION_FAILED = Buffer.from('Precondition Failed\n');
 
+/** A copy of `map` (lower-case names, as the store and the capture keep them) with its names spelled as the origin's usually are. */
+export function spelledHeaders(map: HeaderMap): OutgoingHttpHeaders {
+  const headers: OutgoingHttpHeaders = {};
+  for (const name in map) headers[displayName(name)] = map[name];
+  return headers;
+}
+
 /** The answer; its header names spelled as the origin's usually are (the store keeps them in lower case). */
 export function storedAnswer(stored: StoredResponse, method: string, req: IncomingHttpHeaders, age: number, cacheStatus: string): MemoryResponse {
-  const headers: OutgoingHttpHeaders = {};
   const body = stored.body;
   const decided = preconditionStatus(stored.status, stored.headers, req);
   if (decided === 304) {
+    const headers: OutgoingHttpHeaders = {};
     for (const name of NOT_MODIFIED_HEADERS) if (stored.headers[name] !== undefined) headers[displayName(name)] = stored.headers[name];
     headers.Age = String(age);
     headers['Cache-Status'] = cacheStatus;
@@ -31,7 +39,7 @@ export function storedAnswer(stored: StoredResponse, method: string, req: Incomi
     const plain = { 'Content-Type': 'text/plain', 'Content-Length': String(PRECONDITION_FAILED.length), 'Cache-Status': cacheStatus };
     return { status: 412, headers: plain, body: method === 'HEAD' ? null : PRECONDITION_FAILED };
   }
-  for (const name in stored.headers) headers[displayName(name)] = stored.headers[name];
+  const headers = spelledHeaders(stored.headers);
   headers.Age = String(age);
   headers['Cache-Status'] = cacheStatus;
   const range = req.range;

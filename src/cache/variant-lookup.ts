@@ -4,13 +4,19 @@
  * a failing origin, and the reason Cache-Status gives for going forward.
  */
 import type { IncomingHttpHeaders } from 'node:http';
-import { evaluate, variantOf, varyOf, type StoredResponse, type Verdict } from './cache-policy.js';
+import { evaluate, isStale, variantOf, varyOf, type StoredResponse, type Verdict } from './cache-policy.js';
 
-/** Cache-Status' fwd for a request the store could not answer (RFC 9211 §2.2). */
-export function forwardReason(variants: readonly StoredResponse[], verdict: Verdict, h: IncomingHttpHeaders): string {
-  if (verdict.kind === 'revalidate') return 'stale';
+/**
+ * Cache-Status' fwd for a request the store could not answer (RFC 9211
+ * §2.2.1): `request` when a fresh response for it was stored but the
+ * request's own directives (no-cache, max-age=0, min-fresh…) kept it from
+ * answering, `stale` when the stored one was stale.
+ */
+export function forwardReason(variants: readonly StoredResponse[], h: IncomingHttpHeaders): string {
   if (variants.length === 0) return 'uri-miss';
-  return variants.some((v) => v.variant === variantOf(varyOf(v), h)) ? 'stale' : 'vary-miss';
+  const own = variants.filter((v) => v.variant === variantOf(varyOf(v), h));
+  if (own.length === 0) return 'vary-miss';
+  return own.some((v) => !isStale(v)) ? 'request' : 'stale';
 }
 
 /** The stored variant for this request and how it may answer, or null. */
