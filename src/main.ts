@@ -8,7 +8,9 @@ import { trimHeapWhenIdle } from './idle-heap-trim.js';
 function fail(err: unknown, debug: boolean, exitCode?: number): never {
   if (err instanceof GatehouseError) {
     process.stderr.write(`gatehouse: error: ${err.code}: ${err.message}\n`);
-    if (err.detail) process.stderr.write(err.detail.trimEnd() + '\n');
+    // The detail (a traceback) when it says more than the message, which ends with its last line.
+    const detail = err.detail?.trim();
+    if (detail && !err.message.endsWith(detail)) process.stderr.write(detail + '\n');
     if (debug && err.stack) process.stderr.write(err.stack + '\n');
     process.exit(exitCode ?? err.exitCode);
   }

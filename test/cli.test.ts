@@ -189,6 +189,8 @@ test('APP naming a missing attribute: GH_ERR_APP_IMPORT naming it', async () => 
   const lines = errorLines(r.stderr);
   assert.equal(lines.length, 1, r.stderr);
   assert.match(lines[0]!, /GH_ERR_APP_IMPORT.*'nope'/);
+  // Said once: the worker's one-line report is the message, not repeated under it.
+  assert.equal(r.stderr.split("has no attribute 'nope'").length - 1, 1, r.stderr);
 });
 
 test('--pythonpath DIR makes a module importable (relative to the current directory)', async () => {
