@@ -9,8 +9,8 @@ function fail(err: unknown, debug: boolean, exitCode?: number): never {
   if (err instanceof GatehouseError) {
     process.stderr.write(`gatehouse: error: ${err.code}: ${err.message}\n`);
     // The detail (a traceback) when it says more than the message, which ends with its last line.
-    const detail = err.detail?.trim();
-    if (detail && !err.message.endsWith(detail)) process.stderr.write(detail + '\n');
+    const detail = err.detail?.trimEnd();
+    if (detail && !err.message.endsWith(detail.trim())) process.stderr.write(detail + '\n');
     if (debug && err.stack) process.stderr.write(err.stack + '\n');
     process.exit(exitCode ?? err.exitCode);
   }
