@@ -23,6 +23,7 @@ import sys
 
 from gatehouse_app import release_free_memory
 from gatehouse_asgi_http import HttpRequest
+from gatehouse_asgi_response import routes_below_mount
 from gatehouse_asgi_websocket import WebSocket
 from gatehouse_lifespan import Lifespan
 from gatehouse_wire import (
@@ -106,6 +107,7 @@ class AsgiWorker:
         self.timeout = settings.get("timeout", 0) or 0
         self.state = {}  # lifespan state; each request gets a copy in scope["state"]
         self.lifespan = Lifespan(app, settings.get("lifespan", "auto"), self.state)
+        self.below_mount = routes_below_mount(settings.get("asgi_path", "auto"))
         self.shutdown_timeout = settings.get("graceful_timeout", 30)
         self.requests = {}
         self.clocked = set()  # requests whose --timeout clock runs

@@ -37,7 +37,7 @@ class HttpRequest(Responder):
     def __init__(self, worker, rid, payload):
         self.worker = worker
         self.rid = rid
-        self.scope, self.body = read_scope(payload, worker.state)
+        self.scope, self.body = read_scope(payload, worker.state, worker.below_mount)
         self.task = None
         self.status = None  # the status line once http.response.start came
         self.headers = None

@@ -26,7 +26,20 @@ EXTENSIONS_TRAILERS = {"http.response.pathsend": {}, "http.response.trailers": {
 HTTP_VERSIONS = {b"1.0": "1.0", b"1.1": "1.1", b"2.0": "2"}
 
 
-def read_scope(payload, state):
+def routes_below_mount(setting):
+    """Whether scope["path"] is the part below the route's mount (asgi_path):
+    auto says so for an app on a Starlette before 0.33, whose router matches
+    scope["path"] alone (later ones, and Django, take either form)."""
+    if setting != "auto":
+        return setting == "below-mount"
+    version = getattr(sys.modules.get("starlette"), "__version__", "")
+    try:
+        return tuple(int(p) for p in version.split(".")[:2]) < (0, 33)
+    except ValueError:
+        return False
+
+
+def read_scope(payload, state, below_mount=False):
     """A REQ or WS_OPEN payload: the HTTP scope and the inline body."""
     blen = unpack_u32(payload, 0)[0]
     f = payload[4 : 4 + blen].split(b"\0")
@@ -40,7 +53,7 @@ def read_scope(payload, state):
         "http_version": HTTP_VERSIONS.get(f[2], "1.1"),
         "method": f[0].decode("latin-1"),
         "scheme": f[1].decode("latin-1"),
-        "path": (f[3] + f[4]).decode("utf-8", "replace"),
+        "path": ((f[4] or b"/") if below_mount and f[3] else f[3] + f[4]).decode("utf-8", "replace"),
         "raw_path": f[5],
         "query_string": f[6],
         "root_path": f[3].decode("utf-8", "replace"),

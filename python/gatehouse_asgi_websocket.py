@@ -68,9 +68,9 @@ class _Scope:
     (PEP 412, as instance dicts do) and hold only their values, less than half a dict's size."""
 
 
-def websocket_scope(payload, state):
+def websocket_scope(payload, state, below_mount=False):
     """The WebSocket scope from a WS_OPEN payload, what it shares with other scopes shared."""
-    http = read_scope(payload, state)[0]
+    http = read_scope(payload, state, below_mount)[0]
     headers = http["headers"]
     offered = [v.decode("latin-1") for n, v in headers if n == b"sec-websocket-protocol"]
     client = http["client"]
@@ -102,7 +102,7 @@ class WebSocket(Responder):
     def __init__(self, worker, rid, payload):
         self.worker = worker
         self.rid = rid
-        self.scope = websocket_scope(payload, worker.state)
+        self.scope = websocket_scope(payload, worker.state, worker.below_mount)
         self.task = None
         self.state = CONNECTING
         # Messages the app has not taken: CONNECT_PENDING until it takes its websocket.connect, then a list

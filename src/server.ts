@@ -103,6 +103,7 @@ function createPool(app: AppSettings, gracefulTimeout: number, logger: Logger): 
           server_software: SOFTWARE,
           interface: app.interface,
           lifespan: app.lifespan,
+          asgi_path: app.asgi_path,
           timeout: app.timeout,
           graceful_timeout: gracefulTimeout,
         },

@@ -7,8 +7,11 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { request as httpRequest } from 'node:http';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { APPS, hasSystemModule, SYSTEM_PYTHON } from './helpers/gatehouse.js';
-import { request, withServer, type SimpleResponse } from './helpers/harness.js';
+import { launchConfig, request, withServer, type SimpleResponse } from './helpers/harness.js';
 
 const APP = `${APPS}/asgi_frameworks.py`;
 const PY = ['--python', SYSTEM_PYTHON];
@@ -73,4 +76,33 @@ test('Django: project.asgi:application is detected as ASGI and serves its views'
     const missing = await request(gh.url, '/nothing-here/');
     assert.equal(missing.status, 404);
   });
+});
+
+test('mounted under a route path: Starlette, FastAPI and Django route below their mounts; asgi_path sets what scope["path"] holds', { skip: noStarlette || noFastapi || noDjango }, async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'gh-asgi-mounts-'));
+  const app = (name: string, spec: string, extra = '') => `[apps.${name}]\napp = "${spec}"\n${extra}\n[[routes]]\npath = "/${name}"\napp = "${name}"\n`;
+  const config = [
+    `workers = 1\npython = "${SYSTEM_PYTHON}"\ninterface = "asgi"\n\n[[listeners]]\nbind = "127.0.0.1:0"\n`,
+    app('st', `${APP}:starlette_app`),
+    app('fa', `${APP}:fastapi_app`),
+    app('dj', 'project.asgi:application', `chdir = "${APPS}/djangoproject"`),
+    app('full', `${APPS}/asgi_apps.py:app`),
+    app('below', `${APPS}/asgi_apps.py:app`, 'asgi_path = "below-mount"'),
+  ].join('\n');
+  const server = await launchConfig(dir, config, 5);
+  try {
+    // Starlette before 0.33 (Debian 12 has 0.26) matches routes on scope["path"] alone: auto gives it the path below the mount.
+    const st = json(await request(server.url, '/st/hello?x=1')) as Record<string, unknown>;
+    assert.equal(st.path, '/st/hello');
+    assert.equal(st.root_path, '/st');
+    assert.deepEqual(json(await request(server.url, '/fa/items/42?q=tea')), { framework: 'fastapi', item_id: 42, q: 'tea' });
+    assert.deepEqual(json(await request(server.url, '/dj/hello/')), { framework: 'django', path: '/dj/hello/', method: 'GET' });
+    const full = JSON.parse((await request(server.url, '/full/scope')).body) as Record<string, unknown>;
+    assert.deepEqual([full.path, full.root_path], ['/full/scope', '/full']);
+    const below = JSON.parse((await request(server.url, '/below/scope')).body) as Record<string, unknown>;
+    assert.deepEqual([below.path, below.root_path], ['/scope', '/below']);
+  } finally {
+    await server.kill();
+    rmSync(dir, { recursive: true, force: true });
+  }
 });

@@ -40,6 +40,12 @@ export function appSchema(base: string) {
     max_concurrency: count(1).max(1_000_000, 'must be at most 1000000'),
     /** ASGI lifespan: auto (used when the app supports it), on (required), off. */
     lifespan: z.enum(['auto', 'on', 'off'], { error: 'must be auto, on or off' }),
+    /**
+     * ASGI, an app mounted under a route's path: scope["path"] with the mount
+     * (full, the ASGI spec) or below it (below-mount, what Starlette before
+     * 0.33 routes on); auto picks below-mount for such a Starlette.
+     */
+    asgi_path: z.enum(['auto', 'full', 'below-mount'], { error: 'must be auto, full or below-mount' }),
     /** Number of Python worker processes. */
     workers: count(1),
     /** Requests each worker runs at once, in threads. */
@@ -96,6 +102,7 @@ export const APP_DEFAULTS = {
   interface: 'auto' as 'auto' | 'wsgi' | 'asgi',
   max_concurrency: 1000,
   lifespan: 'auto' as 'auto' | 'on' | 'off',
+  asgi_path: 'auto' as 'auto' | 'full' | 'below-mount',
   python: 'python3',
   pythonpath: [] as string[],
   env: {} as Record<string, string>,
