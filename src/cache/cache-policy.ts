@@ -362,8 +362,7 @@ function ageAndLifetime(policy: CachePolicy): { age: number; maxAge: number } {
   return { age: c.base + (Date.now() - c.at) / 1000, maxAge: c.maxAge };
 }
 
-/** The library's stale(), from the policy's clock. */
-/** Whether a stored response is past its freshness lifetime. */
+/** The library's stale(), from the policy's clock: whether a stored response is past its freshness lifetime. */
 export function isStale(stored: StoredResponse): boolean {
   const { age, maxAge } = ageAndLifetime(stored.policy);
   return maxAge <= age;
