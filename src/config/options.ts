@@ -48,7 +48,7 @@ export const OPTIONS: readonly OptionSpec[] = [
   { key: 'lifespan', kind: 'string', arg: 'auto|on|off',
     doc: 'ASGI lifespan events: auto (default: used when the app supports them), on (required), off.' },
   { key: 'asgi_path', kind: 'string', arg: 'auto|full|below-mount',
-    doc: 'ASGI, an app on a route under a path prefix (its mount, the scope\'s root_path): full gives scope["path"] the whole path, mount included, as the ASGI spec says; below-mount the part below it, as Starlette before 0.33 routes (Debian 12 has 0.26); auto (default): below-mount when the app runs on such a Starlette, else full.' },
+    doc: 'ASGI app on a route under a path prefix: scope["path"] with the prefix (full, as the ASGI spec says) or below it (below-mount, as Starlette before 0.33 routes); auto (default): below-mount for such a Starlette.' },
   { key: 'ws_max_size', kind: 'size', arg: 'SIZE',
     doc: 'ASGI WebSockets: largest message taken from a client; past it the socket is closed with 1009. Default 16m.' },
   { key: 'ws_ping_interval', kind: 'seconds', arg: 'SECONDS', doc: 'ASGI WebSockets: seconds between pings to each client; 0: none. Default 20.' },
