@@ -53,6 +53,20 @@ test('combined (the default): host, Basic user, time, request line, status, byte
   });
 });
 
+test('HEAD, and a 304, log no body bytes: the app made one, the client got none (app and static file)', async () => {
+  await withAccessLog(null, async (gh, lines) => {
+    const head = await request(gh.url, '/head-app', { method: 'HEAD' });
+    assert.equal(head.status, 200);
+    assert.match(await lineWith(lines, '"HEAD /head-app'), /"HEAD \/head-app HTTP\/1\.1" 200 - /);
+    await request(gh.url, '/s/page.html', { method: 'HEAD' });
+    assert.match(await lineWith(lines, '"HEAD /s/page.html'), /"HEAD \/s\/page\.html HTTP\/1\.1" 200 - /);
+    const page = await request(gh.url, '/s/page.html');
+    const again = await request(gh.url, '/s/page.html?again', { headers: { 'If-None-Match': String(page.headers.etag) } });
+    assert.equal(again.status, 304);
+    assert.match(await lineWith(lines, '/s/page.html?again'), /" 304 - /);
+  });
+});
+
 test('combined: bytes past 0x7e in what the client sent (a UTF-8 user agent, a Basic user) are written as \\xHH, as nginx', async () => {
   await withAccessLog(null, async (gh, lines) => {
     const c = await RawConnection.open(gh.port);

@@ -83,6 +83,8 @@ export class AccessLog<Req extends LoggedRequest = LoggedRequest> {
   private line(req: TimedRequest, client: string, status: number, bytes: number, res: LoggedResponse | undefined): void {
     const started = req[kStarted];
     const durationMs = started === undefined ? 0 : performance.now() - started;
+    // The body an answer to HEAD, or a 204 or 304, may not carry was never sent, whatever the app made (nginx logs 0).
+    if (req.method === 'HEAD' || status === 204 || status === 304) bytes = 0;
     this.out.write(this.render({ req, client, res, status, bytes, durationMs, now: Date.now() }) + '\n');
   }
 
