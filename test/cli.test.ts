@@ -335,6 +335,24 @@ test('-b [::1]:0 serves over IPv6 loopback', async (t) => {
   });
 });
 
+test("gunicorn's spellings: --access-logfile and --keep-alive work; -k, --pid and --error-logfile say what to use instead", async () => {
+  await withServer([FILE_APP, '--access-logfile', '-', '--keep-alive', '3'], async (gh) => {
+    const r = await request(gh.url, '/logged', { headers: { Connection: 'keep-alive' } });
+    assert.equal(r.headers['keep-alive'], 'timeout=3');
+    assert.ok(await waitUntil(() => /"GET \/logged HTTP\/1\.1" 200 /.test(gh.output()), 3000), gh.output());
+  });
+  for (const [args, instead] of [
+    [['-k', 'uvicorn.workers.UvicornWorker'], /Unknown option '-k': .*--interface/],
+    [['--pid=/tmp/gh.pid'], /Unknown option '--pid': .*systemd/],
+    [['--error-logfile', '-'], /Unknown option '--error-logfile': .*stderr/],
+    [['--wrkers', '2'], /Unknown option '--wrkers' \(see gatehouse --help\)/],
+  ] as const) {
+    const r = await runCli([FILE_APP, ...args]);
+    assert.equal(r.code, 1, r.stderr);
+    assert.match(r.stderr, new RegExp(`GH_ERR_CONFIG: ${instead.source}`));
+  }
+});
+
 test('the README documents every flag that --help lists', async () => {
   const readme = readFileSync(join(ROOT, 'README.md'), 'utf8');
   const help = (await runCli(['--help'])).stdout;

@@ -3,6 +3,7 @@ import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { resolve } from 'node:path';
 import { GatehouseError } from '../errors.js';
 import { flagOf, OPTIONS, type OptionSpec } from './options.js';
+import { insteadOf } from './foreign-flags.js';
 
 /** What the command line asked for: the settings it gives (config keys), and which flag set each. */
 export type CliResult =
@@ -59,7 +60,9 @@ export function parseCli(argv: readonly string[]): CliResult {
   } catch (err) {
     // parseArgs says e.g. "Unknown option '--wrkers'"; keep its words, drop its advice about '--'.
     const message = (err as Error).message.split(/\.(?:\s|$)/)[0]!;
-    throw new GatehouseError('GH_ERR_CONFIG', `${message} (see gatehouse --help)`);
+    const flag = /^Unknown option '([^']+)'/.exec(message)?.[1];
+    const instead = flag === undefined ? null : insteadOf(flag);
+    throw new GatehouseError('GH_ERR_CONFIG', instead === null ? `${message} (see gatehouse --help)` : `${message}: ${instead}`);
   }
   const values = parsed.values as Record<string, string[] | boolean[] | undefined>;
   if (values.help) return { kind: 'help' };

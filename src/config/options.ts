@@ -16,7 +16,7 @@ export interface OptionSpec {
   /** The config key, snake_case. */
   key: string;
   short?: string;
-  /** Another long name for the flag (uWSGI's spelling). */
+  /** Another long name for the flag (uWSGI's or gunicorn's spelling). */
   alias?: string;
   kind: Kind;
   /** Placeholder in --help ('' for a flag that takes no value). */
@@ -77,7 +77,7 @@ export const OPTIONS: readonly OptionSpec[] = [
     doc: 'Time a client has to send its request line and headers; then 408 and the connection is closed. 0: no limit. Default 60.' },
   { key: 'body_timeout', kind: 'seconds', arg: 'SECONDS',
     doc: 'Time a request body may go without any data arriving; then 408 and close. 0: no limit. Default 60.' },
-  { key: 'keepalive_timeout', kind: 'seconds', arg: 'SECONDS',
+  { key: 'keepalive_timeout', alias: 'keep-alive', kind: 'seconds', arg: 'SECONDS',
     doc: 'How long an idle keep-alive connection stays open (announced as Keep-Alive: timeout=N; closed a second later). 0: no keep-alive. Default 5.' },
   { key: 'max_header_size', kind: 'size', arg: 'SIZE', doc: 'Largest request line plus headers; 431 past it. Default 16k.' },
   { key: 'max_connections', kind: 'int', arg: 'N',
@@ -93,7 +93,7 @@ export const OPTIONS: readonly OptionSpec[] = [
     doc: 'Cache the responses of every app route in this much memory (e.g. 256m), as a shared cache (RFC 9111). Rules per route: [cache] and a route\'s cache in --config.' },
   { key: 'cache_store', kind: 'string', arg: 'URL',
     doc: 'Keep the cache in memcached (memcached://HOST:PORT) or Redis (redis://HOST:PORT[/DB]), shared by every gatehouse using it, instead of memory; caches every app route.' },
-  { key: 'access_log', kind: 'path', arg: 'FILE', doc: "Write an access log to FILE, or '-' for stdout. Default: none." },
+  { key: 'access_log', alias: 'access-logfile', kind: 'path', arg: 'FILE', doc: "Write an access log to FILE, or '-' for stdout. Default: none." },
   { key: 'access_log_format', kind: 'string', arg: 'FORMAT',
     doc: "combined (default), json, or a format of gunicorn's atoms, e.g. '%(h)s \"%(r)s\" %(s)s %(D)s'." },
   { key: 'log_level', kind: 'string', arg: 'LEVEL', doc: `Error log level: ${LOG_LEVELS.join(', ')}. Default info.` },
