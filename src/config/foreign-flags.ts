@@ -16,7 +16,7 @@ const INSTEAD: Record<string, string> = {
   '--worker-connections': 'for an ASGI app, --max-concurrency N',
   '--error-logfile': ERROR_LOG,
   '--log-file': ERROR_LOG,
-  '-p': NO_DAEMON,
+  '-p': `gunicorn's -p: ${NO_DAEMON}; uWSGI's -p: --workers N`,
   '--pid': NO_DAEMON,
   '--pidfile': NO_DAEMON,
   '-D': NO_DAEMON,
