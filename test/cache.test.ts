@@ -99,10 +99,7 @@ test('a fresh response is stored and answered from the cache, with Age and Cache
   assert.equal(second.headers['content-length'], String(Buffer.byteLength(first.body)));
   assert.equal((await calls(server, '/fresh')).calls, 1);
   // Its header names are spelled as the origin's, not as the store keeps them (lower case).
-  const c = await RawConnection.open(server.port);
-  c.write(`GET ${path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n`);
-  const raw = (await c.readResponse()).rawHead;
-  c.socket.destroy();
+  const raw = await rawHead(`GET ${path} HTTP/1.1\r\n`);
   for (const name of ['Cache-Control', 'Content-Type', 'Age', 'Cache-Status', 'Content-Length']) assert.match(raw, new RegExp(`\r\n${name}: `), raw);
 });
 

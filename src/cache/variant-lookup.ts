@@ -14,9 +14,13 @@ import { evaluate, isStale, variantOf, varyOf, type StoredResponse, type Verdict
  */
 export function forwardReason(variants: readonly StoredResponse[], h: IncomingHttpHeaders): string {
   if (variants.length === 0) return 'uri-miss';
-  const own = variants.filter((v) => v.variant === variantOf(varyOf(v), h));
-  if (own.length === 0) return 'vary-miss';
-  return own.some((v) => !isStale(v)) ? 'request' : 'stale';
+  let stale = false;
+  for (const v of variants) {
+    if (v.variant !== variantOf(varyOf(v), h)) continue;
+    if (!isStale(v)) return 'request';
+    stale = true;
+  }
+  return stale ? 'stale' : 'vary-miss';
 }
 
 /** The stored variant for this request and how it may answer, or null. */
