@@ -10,13 +10,20 @@
  *   go by the keepalive sweep (shedParts) once the socket has not used them
  *   since the last sweep and has nothing under way in them, and made again,
  *   alike, at their next use. A socket with permessage-deflate keeps them
- *   (their compression state is its own).
+ *   (their compression state is its own);
+ * - the keepalive ping of a socket without its parts is written to the
+ *   socket as is (an empty ping frame), and the client's answer, a lone
+ *   empty pong frame, is heard without a frame parser: a sweep's pings
+ *   would otherwise make both parts again for every socket, only for them
+ *   to be let go of at the next sweep, and that churn fragments V8's old
+ *   space for good.
  *
  * ws reaches both only through its `_receiver` and `_sender` fields: here
  * they are accessors. What is read of ws's internals is typed below; a ws
  * whose parts do not carry the symbol pointing back to their socket is
  * refused at the first shedding, loudly, rather than misused.
  */
+import type { Socket } from 'node:net';
 import type { WebSocket } from 'ws';
 
 /** What an open socket's owner hears of ws's events. */
@@ -80,9 +87,18 @@ interface Recipe {
 
 const NO_EXTENSIONS = Object.freeze({});
 
+/** A server's ping with no payload: FIN and opcode 0x9, unmasked, length 0. */
+const EMPTY_PING = Buffer.from([0x89, 0x00]);
+const EMPTY = Buffer.alloc(0);
+
+/** A client's pong with no payload, alone in its chunk: FIN and opcode 0xA, masked, length 0, then the 4-byte mask. */
+function lonePong(chunk: Buffer): boolean {
+  return chunk.length === 6 && chunk[0] === 0x8a && chunk[1] === 0x80;
+}
+
 function ownerSymbol(part: object): symbol {
   const owner = Object.getOwnPropertySymbols(part).find((s) => s.description === 'websocket');
-  if (owner === undefined) throw new Error("ws's Receiver or Sender has no 'websocket' symbol: this version of ws is not supported");
+  if (owner === undefined) throw new Error("ws's socket, Receiver or Sender has no 'websocket' symbol: this version of ws is not supported");
   return owner;
 }
 
@@ -115,7 +131,25 @@ function senderIdle(s: Sender): boolean {
 /** ws's WebSocket class, made lean (above); `parts`: ws's Receiver and Sender classes. */
 export function ownedSocket(base: typeof WebSocket, parts: WsParts): typeof WebSocket {
   let recipe: Recipe | null = null;
-  return class extends base {
+  /** The symbol by which a socket points to its WebSocket. */
+  let socketOwner: symbol | null = null;
+  /**
+   * Every socket's 'data' listener in place of ws's: a lone pong while the
+   * parser is let go is heard here, anything else goes to ws's. Its
+   * `listener` field names ws's, so that ws's own removeListener('data',
+   * socketOnData), on an error or a close, removes this one (EventEmitter
+   * matches a wrapper by that field, as it does for once()).
+   */
+  const onData = Object.assign(
+    function (this: Socket, chunk: Buffer): void {
+      const ws = (this as unknown as Record<symbol, Lean | undefined>)[socketOwner!];
+      if (ws !== undefined && ws.parserShed() && lonePong(chunk)) ws.emit('pong', EMPTY);
+      else onData.listener!.call(this, chunk);
+    },
+    { listener: null as Listener | null },
+  );
+  type Lean = InstanceType<typeof Lean>;
+  const Lean = class extends base {
     owner: SocketEvents | null = null;
     /** The parts, null while let go. */
     private receiver: Receiver | null = null;
@@ -147,6 +181,26 @@ export function ownedSocket(base: typeof WebSocket, parts: WsParts): typeof WebS
     }
     set _sender(s: Sender | null) {
       this.sender = s;
+    }
+
+    /** ws's: the upgraded socket is handed over; its 'data' listener is put behind ours (onData). */
+    setSocket(socket: Socket, head: Buffer, options: object): void {
+      (base.prototype as unknown as { setSocket(s: Socket, h: Buffer, o: object): void }).setSocket.call(this, socket, head, options);
+      socketOwner ??= ownerSymbol(socket);
+      onData.listener ??= (socket.listeners('data').find((l) => l.name === 'socketOnData') as Listener | undefined) ?? null;
+      if (onData.listener === null) throw new Error("ws's socket has no 'data' listener named socketOnData: this version of ws is not supported");
+      socket.removeListener('data', onData.listener);
+      socket.on('data', onData);
+    }
+
+    parserShed(): boolean {
+      return this.receiver === null;
+    }
+
+    /** A keepalive ping (no arguments) of a socket whose writer is let go is written as is; any other goes through ws. */
+    override ping(...args: Parameters<WebSocket['ping']>): void {
+      if (args.length === 0 && this.sender === null && this.readyState === this.OPEN && this._extensions === NO_EXTENSIONS) (this._socket as Socket).write(EMPTY_PING);
+      else super.ping(...args);
     }
 
     /** None is made before the first were let go: before setSocket, ws has none either. */
@@ -210,4 +264,5 @@ export function ownedSocket(base: typeof WebSocket, parts: WsParts): typeof WebS
       return false;
     }
   };
+  return Lean;
 }
