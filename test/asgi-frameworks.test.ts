@@ -27,7 +27,7 @@ function json(r: SimpleResponse, status = 200): unknown {
 
 test('Starlette: routes, lifespan state, a streamed upload and a streamed response', { skip: noStarlette }, async () => {
   await withServer([`${APP}:starlette_app`, ...PY], async (gh) => {
-    assert.match(gh.output(), /The application is ASGI/);
+    assert.match(gh.output(), /Using worker: asgi \(up to \d+ requests at once per process\)/);
     assert.deepEqual(json(await request(gh.url, '/hello?x=1')), {
       framework: 'starlette',
       path: '/hello',
@@ -71,7 +71,7 @@ test('FastAPI: path and query parameters, a JSON body, a validation error', { sk
 
 test('Django: project.asgi:application is detected as ASGI and serves its views', { skip: noDjango }, async () => {
   await withServer(['project.asgi:application', '--chdir', `${APPS}/djangoproject`, ...PY], async (gh) => {
-    assert.match(gh.output(), /The application is ASGI/);
+    assert.match(gh.output(), /Using worker: asgi \(up to \d+ requests at once per process\)/);
     assert.deepEqual(json(await request(gh.url, '/hello/')), { framework: 'django', path: '/hello/', method: 'GET' });
     const missing = await request(gh.url, '/nothing-here/');
     assert.equal(missing.status, 404);

@@ -17,7 +17,7 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { APPS, hasCommand, SYSTEM_PYTHON } from './helpers/gatehouse.js';
-import { launchConfig, RawConnection, request, withServer, type Server, type SimpleResponse } from './helpers/harness.js';
+import { launchConfig, RawConnection, request, waitUntil, withServer, type Server, type SimpleResponse } from './helpers/harness.js';
 
 const ASGI_APPS = `${APPS}/asgi_apps.py`;
 const dir = mkdtempSync(join(tmpdir(), 'gh-asgi-'));
@@ -62,7 +62,11 @@ function json(r: SimpleResponse): Record<string, unknown> {
 }
 
 test('a WSGI app and an ASGI app side by side: each route reaches its own pool, with the right interface', async () => {
-  assert.match(server.output(), /\[async\].*The application is ASGI|The application is ASGI/);
+  // Both apps are "auto": each pool says what it runs once its first worker has loaded the app, and nothing before.
+  const said = () => /\[async\] Using worker: asgi \(up to 1000 requests at once per process\) \(1 process\)$/m.test(server.output());
+  assert.ok(await waitUntil(said, 10_000), server.output());
+  assert.match(server.output(), /\[web\] Using worker: sync \(1 process\)$/m);
+  assert.doesNotMatch(server.output(), /for a WSGI app|for an ASGI one/);
   const wsgi = json(await request(server.url, '/hello'));
   assert.deepEqual(wsgi, { interface: 'wsgi', path: '/hello', script: '' });
   const scope = json(await request(server.url, '/api/scope'));

@@ -126,10 +126,10 @@ test('references between sections are checked: an unknown app, several apps with
 
   const none = await runCli(['--config', configFile('workers = 2')]);
   assert.equal(none.code, 1);
-  assert.match(errorText(none), /app: name the WSGI application/);
+  assert.match(errorText(none), /app: name the application to serve \(WSGI or ASGI\)/);
 
   const missingApp = await runCli(['--config', configFile('[apps.a]\nworkers = 2\n[[routes]]\napp = "a"')]);
-  assert.match(errorText(missingApp), /apps\.a\.app: must name the WSGI application/);
+  assert.match(errorText(missingApp), /apps\.a\.app: must name the application \(WSGI or ASGI\)/);
 });
 
 test('a schema error does not hide the checks across sections: a bad app setting, an unknown app and a missing static root in one go', async () => {
@@ -155,7 +155,7 @@ test('a schema error does not hide the checks across sections: a bad app setting
   const later = await runCli(['--config', configFile(`[apps.web]\napp = ""\n[[routes]]\npath = "nope"\napp = "web"\n[[routes]]\napp = "wbe"`), '--check-config']);
   const laterText = errorText(later);
   assert.match(laterText, /GH_ERR_CONFIG: 3 problems in the configuration:/, laterText);
-  assert.match(laterText, /^ {2}apps\.web\.app: must name the WSGI application/m);
+  assert.match(laterText, /^ {2}apps\.web\.app: must name the application \(WSGI or ASGI\)/m);
   assert.match(laterText, /^ {2}routes\[0\]\.path: must start with \//m);
   assert.match(laterText, /^ {2}routes\[1\]\.app: no app named "wbe" \(apps: web\)/m);
 });

@@ -29,7 +29,7 @@ export const COMPRESSIONS = ['br', 'gzip'] as const;
 export function appSchema(base: string) {
   return z.object({
     /** The WSGI or ASGI application: module:callable, module:factory(), or a path to a .py file. */
-    app: z.string().min(1, 'must name the WSGI application, e.g. myproject.wsgi:application'),
+    app: z.string().min(1, 'must name the application (WSGI or ASGI), e.g. myproject.wsgi:application'),
     /**
      * wsgi, asgi, or auto: a coroutine function, or an object whose __call__
      * is one (FastAPI, Starlette, Django's get_asgi_application()), is ASGI,

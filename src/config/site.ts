@@ -32,7 +32,7 @@ export interface Site {
   file?: string;
 }
 
-const APP_NEEDED = 'name the WSGI application to serve, e.g. gatehouse myproject.wsgi:application or gatehouse app.py';
+const APP_NEEDED = 'name the application to serve (WSGI or ASGI), e.g. gatehouse myproject.wsgi:application, gatehouse main:app or gatehouse app.py';
 
 /** `['routes', 2, 'static', 'root']` → `routes[2].static.root`. */
 function keyPath(path: readonly PropertyKey[]): string {
@@ -154,7 +154,7 @@ function resolveSite(settings: Config, base: string, problems: Problems, routeIn
   }
   for (const [name, own] of Object.entries(settings.apps ?? {})) {
     const merged = { ...APP_DEFAULTS, chdir: base, ...topApp, ...own, name } as AppSettings;
-    if (own.app === undefined) problems.add(['apps', name, 'app'], 'must name the WSGI application, e.g. myproject.wsgi:application');
+    if (own.app === undefined) problems.add(['apps', name, 'app'], 'must name the application (WSGI or ASGI), e.g. myproject.wsgi:application');
     apps.push(merged);
   }
 

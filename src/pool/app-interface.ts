@@ -6,6 +6,12 @@
  */
 export type Interface = 'wsgi' | 'asgi';
 
+/** gunicorn's "Using worker:" line for a pool of `kind`: how many requests a process runs at once, and how many processes. */
+export function workerLine(kind: Interface, p: { workers: number; threads: number; maxConcurrency: number }): string {
+  const mode = kind === 'asgi' ? `asgi (up to ${p.maxConcurrency} requests at once per process)` : p.threads > 1 ? `threads (${p.threads} per process)` : 'sync';
+  return `Using worker: ${mode} (${p.workers} ${p.workers === 1 ? 'process' : 'processes'})`;
+}
+
 export class AppInterface {
   private waiters: (() => void)[] = [];
 

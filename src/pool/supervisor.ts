@@ -19,7 +19,7 @@
 import { randomInt } from 'node:crypto';
 import { GatehouseError } from '../errors.js';
 import type { Logger } from '../log/logger.js';
-import { AppInterface, type Interface } from './app-interface.js';
+import { AppInterface, workerLine, type Interface } from './app-interface.js';
 import { BootBackoff } from './boot-backoff.js';
 import { bootTimeoutError, importError, reloadFailure } from './boot-errors.js';
 import type { Exchange } from './exchange.js';
@@ -96,9 +96,10 @@ export class Supervisor {
     this.target = opts.workers;
     this.firstStart = new FirstStart(workers, (w, error) => this.retrying(`worker ${w.pid}`, error.detail ?? error.message));
     this.templates = opts.preload ? new PreloadTemplates(opts.spawn, this.templateEvents, logger) : null;
+    // Given as "auto", the kind of worker is said once the first worker has loaded the app.
     this.appInterface = new AppInterface(opts, (found) => {
+      this.logger.info(workerLine(found, opts));
       if (found !== 'asgi') return;
-      this.logger.info(`The application is ASGI: up to ${opts.maxConcurrency} requests at once per worker`);
       opts.threads = opts.maxConcurrency;
       dispatcher.setConcurrency(opts.maxConcurrency, true);
     });
