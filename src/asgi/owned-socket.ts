@@ -193,6 +193,7 @@ export function ownedSocket(base: typeof WebSocket, parts: WsParts): typeof WebS
       socket.on('data', onData);
     }
 
+    /** The frame parser is let go (shedParts): a lone pong is heard without it. */
     parserShed(): boolean {
       return this.receiver === null;
     }
