@@ -25,11 +25,14 @@ import { fastcgiSchema, scgiSchema, uwsgiSchema } from './upstream-actions.js';
 
 export const COMPRESSIONS = ['br', 'gzip'] as const;
 
+/** What an app without `app` is told (also by site.ts, for an [apps.NAME] table without it). */
+export const APP_MISSING = 'must name the application (WSGI or ASGI), e.g. myproject.wsgi:application';
+
 /** The settings of one application: its own pool of Python workers. */
 export function appSchema(base: string) {
   return z.object({
     /** The WSGI or ASGI application: module:callable, module:factory(), or a path to a .py file. */
-    app: z.string().min(1, 'must name the application (WSGI or ASGI), e.g. myproject.wsgi:application'),
+    app: z.string().min(1, APP_MISSING),
     /**
      * wsgi, asgi, or auto: a coroutine function, or an object whose __call__
      * is one (FastAPI, Starlette, Django's get_asgi_application()), is ASGI,

@@ -12,6 +12,7 @@ import { GatehouseError } from '../errors.js';
 import { salvage } from './salvage.js';
 import {
   APP_DEFAULTS,
+  APP_MISSING,
   appSchema,
   configSchema,
   keyPairProblem,
@@ -154,7 +155,7 @@ function resolveSite(settings: Config, base: string, problems: Problems, routeIn
   }
   for (const [name, own] of Object.entries(settings.apps ?? {})) {
     const merged = { ...APP_DEFAULTS, chdir: base, ...topApp, ...own, name } as AppSettings;
-    if (own.app === undefined) problems.add(['apps', name, 'app'], 'must name the application (WSGI or ASGI), e.g. myproject.wsgi:application');
+    if (own.app === undefined) problems.add(['apps', name, 'app'], APP_MISSING);
     apps.push(merged);
   }
 
