@@ -27,7 +27,6 @@ import { clientAddress } from './http/forwarded.js';
 import { resolveUser } from './config/users.js';
 import { watchForReload } from './pool/reload-watch.js';
 import { Logger } from './log/logger.js';
-import { workerLine } from './pool/app-interface.js';
 import { WorkerPool } from './pool/worker-pool.js';
 import { WebSocketFront } from './asgi/websocket-front.js';
 
@@ -214,12 +213,6 @@ export class Gatehouse {
     await Promise.all(this.upstreams.map((upstream) => upstream.start()));
     const bound = await this.front.listen(this.site.listeners);
     for (const address of bound) this.logger.info(`Listening at: ${address} (${process.pid})`);
-    // An app of interface "auto" has its line once a worker has loaded it (the supervisor's).
-    for (const app of this.site.apps) {
-      if (app.interface === 'auto') continue;
-      const logger = this.site.apps.length > 1 ? this.logger.named(app.name) : this.logger;
-      logger.info(workerLine(app.interface, { workers: app.workers, threads: app.threads, maxConcurrency: app.max_concurrency }));
-    }
     await Promise.all([...this.pools.values()].map((pool) => pool.start()));
     for (const app of this.site.apps) {
       const pool = this.pools.get(app.name)!;

@@ -11,6 +11,7 @@ import type { AddressInfo } from 'node:net';
 import { createRequire } from 'node:module';
 import { WebSocket, WebSocketServer } from 'ws';
 import { ownedSocket, type OwnedSocket, type WsParts } from '../src/asgi/owned-socket.js';
+import { waitUntil } from './helpers/harness.js';
 import { nextMessage, opened } from './helpers/ws-client.js';
 
 type Lean = OwnedSocket & { parserShed(): boolean };
@@ -48,10 +49,6 @@ function shed(sock: Lean): void {
   sock.shedParts();
 }
 
-const until = async (what: () => boolean): Promise<void> => {
-  for (const deadline = Date.now() + 3000; !what() && Date.now() < deadline; ) await new Promise((r) => setTimeout(r, 10));
-};
-
 before(async () => {
   await new Promise<void>((resolve) => http.listen(0, '127.0.0.1', resolve));
   url = `ws://127.0.0.1:${(http.address() as AddressInfo).port}/`;
@@ -77,7 +74,7 @@ test('a keepalive ping and its pong, parts let go: heard without making a frame 
   heard.length = 0;
   for (let round = 1; round <= 3; round++) {
     sock.ping();
-    await until(() => heard.length === round);
+    await waitUntil(() => heard.length === round, 3000);
     assert.ok(sock.parserShed(), `pong ${round} was heard without making a parser`);
   }
   assert.equal(pings, 3);
@@ -93,6 +90,6 @@ test('a keepalive ping and its pong, parts let go: heard without making a frame 
   assert.equal((await nextMessage(client)).data.toString(), 'echo after the pongs');
   assert.ok(!sock.parserShed(), 'a message makes the parser again');
   client.close(1000);
-  await until(() => heard.includes('close 1000'));
+  await waitUntil(() => heard.includes('close 1000'), 3000);
   assert.deepEqual(heard.slice(3), ['message after the pongs', 'close 1000']);
 });

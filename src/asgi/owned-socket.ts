@@ -20,8 +20,9 @@
  *
  * ws reaches both only through its `_receiver` and `_sender` fields: here
  * they are accessors. What is read of ws's internals is typed below; a ws
- * whose parts do not carry the symbol pointing back to their socket is
- * refused at the first shedding, loudly, rather than misused.
+ * whose socket does not carry the symbol pointing back to its WebSocket (the
+ * one its parts carry too), or whose 'data' listener is not socketOnData, is
+ * refused at its first socket, loudly, rather than misused.
  */
 import type { Socket } from 'node:net';
 import type { WebSocket } from 'ws';
@@ -81,8 +82,6 @@ interface Recipe {
   receiverOptions: object;
   receiverListeners: Array<[string | symbol, Listener]>;
   senderOnError: Listener;
-  /** The symbol by which a part points back to its socket. */
-  owner: symbol;
 }
 
 const NO_EXTENSIONS = Object.freeze({});
@@ -96,9 +95,10 @@ function lonePong(chunk: Buffer): boolean {
   return chunk.length === 6 && chunk[0] === 0x8a && chunk[1] === 0x80;
 }
 
-function ownerSymbol(part: object): symbol {
-  const owner = Object.getOwnPropertySymbols(part).find((s) => s.description === 'websocket');
-  if (owner === undefined) throw new Error("ws's socket, Receiver or Sender has no 'websocket' symbol: this version of ws is not supported");
+/** ws's kWebSocket: the symbol by which a socket, and each of its parts, points back to its WebSocket. */
+function ownerSymbol(socket: object): symbol {
+  const owner = Object.getOwnPropertySymbols(socket).find((s) => s.description === 'websocket');
+  if (owner === undefined) throw new Error("ws's socket has no 'websocket' symbol: this version of ws is not supported");
   return owner;
 }
 
@@ -114,7 +114,7 @@ function recipeOf(r: Receiver, s: Sender): Recipe {
     skipUTF8Validation: r._skipUTF8Validation,
   };
   const receiverListeners = r.eventNames().flatMap((e) => r.listeners(e).map((l): [string | symbol, Listener] => [e, l]));
-  return { receiverOptions, receiverListeners, senderOnError: s.onerror, owner: ownerSymbol(r) };
+  return { receiverOptions, receiverListeners, senderOnError: s.onerror };
 }
 
 /** Nothing under way: no frame begun, no bytes waiting, no error, not ended, not holding the socket back. */
@@ -131,8 +131,8 @@ function senderIdle(s: Sender): boolean {
 /** ws's WebSocket class, made lean (above); `parts`: ws's Receiver and Sender classes. */
 export function ownedSocket(base: typeof WebSocket, parts: WsParts): typeof WebSocket {
   let recipe: Recipe | null = null;
-  /** The symbol by which a socket points to its WebSocket. */
-  let socketOwner: symbol | null = null;
+  /** ws's kWebSocket (ownerSymbol), read from the first socket. */
+  let kWebSocket: symbol | null = null;
   /**
    * Every socket's 'data' listener in place of ws's: a lone pong while the
    * parser is let go is heard here, anything else goes to ws's. Its
@@ -142,8 +142,9 @@ export function ownedSocket(base: typeof WebSocket, parts: WsParts): typeof WebS
    */
   const onData = Object.assign(
     function (this: Socket, chunk: Buffer): void {
-      const ws = (this as unknown as Record<symbol, Lean | undefined>)[socketOwner!];
-      if (ws !== undefined && ws.parserShed() && lonePong(chunk)) ws.emit('pong', EMPTY);
+      // The length first: a message's chunk costs one comparison more than under ws's own listener.
+      const ws = lonePong(chunk) ? (this as unknown as Record<symbol, Lean | undefined>)[kWebSocket!] : undefined;
+      if (ws !== undefined && ws.parserShed()) ws.emit('pong', EMPTY);
       else onData.listener!.call(this, chunk);
     },
     { listener: null as Listener | null },
@@ -186,7 +187,7 @@ export function ownedSocket(base: typeof WebSocket, parts: WsParts): typeof WebS
     /** ws's: the upgraded socket is handed over; its 'data' listener is put behind ours (onData). */
     setSocket(socket: Socket, head: Buffer, options: object): void {
       (base.prototype as unknown as { setSocket(s: Socket, h: Buffer, o: object): void }).setSocket.call(this, socket, head, options);
-      socketOwner ??= ownerSymbol(socket);
+      kWebSocket ??= ownerSymbol(socket);
       onData.listener ??= (socket.listeners('data').find((l) => l.name === 'socketOnData') as Listener | undefined) ?? null;
       if (onData.listener === null) throw new Error("ws's socket has no 'data' listener named socketOnData: this version of ws is not supported");
       socket.removeListener('data', onData.listener);
@@ -198,9 +199,9 @@ export function ownedSocket(base: typeof WebSocket, parts: WsParts): typeof WebS
       return this.receiver === null;
     }
 
-    /** A keepalive ping (no arguments) of a socket whose writer is let go is written as is; any other goes through ws. */
+    /** A keepalive ping (no arguments) of an open socket whose writer is let go (never with permessage-deflate) is written as is; any other goes through ws. */
     override ping(...args: Parameters<WebSocket['ping']>): void {
-      if (args.length === 0 && this.sender === null && this.readyState === this.OPEN && this._extensions === NO_EXTENSIONS) (this._socket as Socket).write(EMPTY_PING);
+      if (args.length === 0 && this.sender === null && this.readyState === this.OPEN) (this._socket as Socket).write(EMPTY_PING);
       else super.ping(...args);
     }
 
@@ -208,7 +209,7 @@ export function ownedSocket(base: typeof WebSocket, parts: WsParts): typeof WebS
     private remakeReceiver(): Receiver | null {
       if (recipe === null) return null;
       const r = new parts.Receiver(recipe.receiverOptions);
-      (r as unknown as Record<symbol, unknown>)[recipe.owner] = this;
+      (r as unknown as Record<symbol, unknown>)[kWebSocket!] = this;
       for (const [event, listener] of recipe.receiverListeners) r.on(event, listener);
       return r;
     }
@@ -217,7 +218,7 @@ export function ownedSocket(base: typeof WebSocket, parts: WsParts): typeof WebS
       if (recipe === null) return null;
       const s = new parts.Sender(this._socket, this._extensions);
       s.onerror = recipe.senderOnError;
-      (s as unknown as Record<symbol, unknown>)[recipe.owner] = this;
+      (s as unknown as Record<symbol, unknown>)[kWebSocket!] = this;
       return s;
     }
 

@@ -96,7 +96,6 @@ export class Supervisor {
     this.target = opts.workers;
     this.firstStart = new FirstStart(workers, (w, error) => this.retrying(`worker ${w.pid}`, error.detail ?? error.message));
     this.templates = opts.preload ? new PreloadTemplates(opts.spawn, this.templateEvents, logger) : null;
-    // Given as "auto", the kind of worker is said once the first worker has loaded the app.
     this.appInterface = new AppInterface(opts, (found) => {
       this.logger.info(workerLine(found, opts));
       if (found !== 'asgi') return;
@@ -117,6 +116,8 @@ export class Supervisor {
 
   /** Spawns the workers; resolves once none is still booting and one serves, rejects if all failed. */
   start(): Promise<void> {
+    // gunicorn's "Using worker:" line; given as "auto", the interface is known once a worker has loaded the app (below).
+    if (this.opts.interface !== 'auto') this.logger.info(workerLine(this.opts.interface, this.opts));
     const started = this.firstStart.begin();
     if (this.templates) this.templates.start(this.generation);
     else for (let i = 0; i < this.target; i++) this.spawnWorker();
