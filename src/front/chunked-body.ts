@@ -2,10 +2,19 @@
  * A chunked request body on the fast path (fast-connection.ts), de-chunked
  * by llhttp itself: node's own HTTP parser, the one node:http reads with,
  * is given a head of ours and then the body's bytes as they arrive. Chunk
- * sizes, extensions, line ends and trailers are so read exactly as on
- * node:http's path, with its limits (max_header_size for the trailers), by
- * construction rather than by a second parser that would have to be proved
- * the same (the request's head is the front's own; request-head.ts).
+ * sizes, line ends, trailers and their limits (max_header_size for the
+ * trailers) are so read exactly as on node:http's path, by construction
+ * rather than by a second parser that would have to be proved the same (the
+ * request's head is the front's own; request-head.ts).
+ *
+ * One thing llhttp refuses that RFC 9112 §7.1.1 allows, and nginx reads: a
+ * chunk extension with whitespace around its `;` or `=` (`5; name=value`,
+ * BWS in the grammar). The body's framing is followed here (chunk-size
+ * line, data, its CRLF, ...) only to find such lines: one whose extensions
+ * are well formed is given to llhttp as its size alone (extensions mean
+ * nothing to an app, and llhttp drops them too); any other line goes to
+ * llhttp as it came, which judges it. So is everything from the last chunk
+ * on (the trailers).
  *
  * The parser comes from node:http's own module (`_http_common`), as node:http
  * takes it; it is not documented, which is why it is used for this alone.
@@ -68,6 +77,32 @@ function newParser(): OwnedParser {
   return p;
 }
 
+/** Where the reader is in the body's framing. */
+const LINE = 0; // at a chunk-size line
+const DATA = 1; // in a chunk's data and the CRLF after it
+const TAIL = 2; // past the last chunk's line (or a line llhttp refuses): the rest goes to llhttp as it comes
+/** A size line longer than this is not held back to be looked at: llhttp judges it (its own limit on a chunk's extensions is 16 KiB). */
+const LINE_MAX = 16 * 1024 + 64;
+const LF = 0x0a;
+
+const TOKEN = "[!#$%&'*+.^_`|~0-9A-Za-z-]+";
+const QUOTED = '"(?:[\\t \\x21\\x23-\\x5b\\x5d-\\x7e\\x80-\\xff]|\\\\[\\t \\x21-\\x7e\\x80-\\xff])*"';
+/** RFC 9112 §7.1.1: chunk-size *( BWS ";" BWS chunk-ext-name [ BWS "=" BWS chunk-ext-val ] ) CRLF. */
+const WITH_BWS = new RegExp(`^([0-9A-Fa-f]+)(?:[ \\t]*;[ \\t]*${TOKEN}(?:[ \\t]*=[ \\t]*(?:${TOKEN}|${QUOTED}))?)+\\r\\n$`);
+/** The same without the whitespace, which llhttp reads itself. */
+const WITHOUT_BWS = new RegExp(`^[0-9A-Fa-f]+(?:;${TOKEN}(?:=(?:${TOKEN}|${QUOTED}))?)+\\r\\n$`);
+
+/**
+ * A chunk-size line (latin-1, its CRLF included) as llhttp is to read it:
+ * its size alone when its extensions are well formed but have whitespace
+ * around `;` or `=`, which llhttp refuses; null: as it came.
+ */
+export function sizeAlone(line: string): string | null {
+  if (!line.includes(';')) return null;
+  const m = WITH_BWS.exec(line);
+  return m === null || WITHOUT_BWS.test(line) ? null : `${m[1]}\r\n`;
+}
+
 export class ChunkedBody {
   private parser: OwnedParser | null = spare.pop() ?? newParser();
   /** The last chunk and the trailers are in. */
@@ -76,6 +111,11 @@ export class ChunkedBody {
   readonly trailers: string[] = [];
   /** The last push() said to wait. */
   full = false;
+  private at = LINE;
+  /** In DATA: the bytes of the chunk and its CRLF still to come. */
+  private left = 0;
+  /** The start of a size line whose end is yet to come (not yet given to llhttp). */
+  private held: Buffer | null = null;
 
   constructor(
     maxHeaderSize: number,
@@ -94,14 +134,64 @@ export class ChunkedBody {
    */
   feed(chunk: Buffer): Buffer | null | ChunkFault {
     this.full = false;
-    const result = this.parser!.execute(chunk);
+    let from = 0; // chunk[from..] is not yet given to llhttp
+    let i = 0;
+    while (i < chunk.length && this.at !== TAIL) {
+      if (this.at === DATA) {
+        const n = Math.min(this.left, chunk.length - i);
+        i += n;
+        this.left -= n;
+        if (this.left === 0) this.at = LINE;
+        continue;
+      }
+      const held = this.held;
+      const lf = chunk.indexOf(LF, i);
+      const end = lf < 0 ? chunk.length : lf + 1;
+      const length = (held?.length ?? 0) + end - i;
+      if (lf < 0 && length <= LINE_MAX) {
+        // The line ends in a later read: what came before it goes now, the line waits.
+        this.held = held === null ? Buffer.from(chunk.subarray(i)) : Buffer.concat([held, chunk.subarray(i)]);
+        return this.give(chunk, from, i) ?? null;
+      }
+      this.held = null;
+      const line = lf < 0 || length > LINE_MAX ? null : (held?.toString('latin1') ?? '') + chunk.toString('latin1', i, end);
+      const alone = line === null ? null : sizeAlone(line);
+      if (alone !== null) {
+        const given = this.give(chunk, from, i) ?? this.give(Buffer.from(alone, 'latin1'), 0, alone.length);
+        if (given !== undefined) return given;
+        from = end;
+      } else if (held !== null) {
+        const given = this.give(held, 0, held.length);
+        if (given !== undefined) return given;
+      }
+      i = end;
+      const size = line === null ? NaN : parseInt(line, 16);
+      // After the last chunk's line (0), a line llhttp refuses or a size too large to count here: llhttp has the rest.
+      if (size > 0 && size <= Number.MAX_SAFE_INTEGER) {
+        this.at = DATA;
+        this.left = size + 2;
+      } else {
+        this.at = TAIL;
+      }
+    }
+    return this.give(chunk, from, chunk.length) ?? null;
+  }
+
+  /**
+   * Gives buf[start..end) to llhttp: undefined to go on, else what feed()
+   * returns (the body is over, or faulty).
+   */
+  private give(buf: Buffer, start: number, end: number): Buffer | null | ChunkFault | undefined {
+    if (start === end) return undefined;
+    const result = this.parser!.execute(start === 0 && end === buf.length ? buf : buf.subarray(start, end));
     if (typeof result === 'number') {
-      if (this.done) this.close();
+      if (!this.done) return undefined;
+      this.close();
       return null;
     }
     this.close();
     // After the body, llhttp skips line ends, then stops at the first other byte (counted as read).
-    if (this.done && result.code === 'HPE_CLOSED_CONNECTION') return chunk.subarray(result.bytesParsed! - 1);
+    if (this.done && result.code === 'HPE_CLOSED_CONNECTION') return buf.subarray(start + result.bytesParsed! - 1);
     return Object.assign(new Error(`chunked body: ${(result as { reason?: string }).reason ?? result.message}`), { code: result.code ?? 'HPE_INVALID_CHUNK_SIZE' });
   }
 

@@ -147,7 +147,7 @@ const header: fc.Arbitrary<Header> = fc.oneof(
   { weight: 1, arbitrary: fc.record({ name: fc.constantFrom(...ODD_NAMES), sep, value: plainValue }) },
 );
 
-const CHUNK_SIZE_STYLES = ['plain', 'plain', 'plain', 'ext', 'ext-quoted', 'ext-space', 'space-before-crlf', 'upper-hex', 'leading-zeros', '0x', 'bare-lf', 'tab-ext'];
+const CHUNK_SIZE_STYLES = ['plain', 'plain', 'plain', 'ext', 'ext-quoted', 'ext-space', 'ext-bws', 'ext-bws-quoted', 'space-before-crlf', 'upper-hex', 'leading-zeros', '0x', 'bare-lf', 'tab-ext'];
 
 const framing: fc.Arbitrary<Framing> = fc.oneof(
   { weight: 10, arbitrary: fc.constant<Framing>({ kind: 'none' }) },
@@ -245,6 +245,8 @@ function chunked(body: string, style: string, trailer: string): string {
       case 'ext': return `${hex};a=b`;
       case 'ext-quoted': return `${hex};a="b c"`;
       case 'ext-space': return `${hex} ;a=b`;
+      case 'ext-bws': return `${hex}; a=b`;
+      case 'ext-bws-quoted': return `${hex};a = "b c" ;d`;
       case 'tab-ext': return `${hex}\t;a=b`;
       case 'space-before-crlf': return `${hex} `;
       case 'upper-hex': return hex.toUpperCase();
