@@ -80,17 +80,77 @@ function newParser(): OwnedParser {
 /** Where the reader is in the body's framing. */
 const LINE = 0; // at a chunk-size line
 const DATA = 1; // in a chunk's data and the CRLF after it
-const TAIL = 2; // past the last chunk's line (or a line llhttp refuses): the rest goes to llhttp as it comes
-/** A size line longer than this is not held back to be looked at: llhttp judges it (its own limit on a chunk's extensions is 16 KiB). */
-const LINE_MAX = 16 * 1024 + 64;
+const TAIL = 2; // past the last chunk's line (or a line left to llhttp): the rest goes to llhttp as it comes
+/** A size line longer than this is not looked at (nor held back): llhttp judges it. */
+const LINE_MAX = 1024;
 const LF = 0x0a;
 
-const TOKEN = "[!#$%&'*+.^_`|~0-9A-Za-z-]+";
-const QUOTED = '"(?:[\\t \\x21\\x23-\\x5b\\x5d-\\x7e\\x80-\\xff]|\\\\[\\t \\x21-\\x7e\\x80-\\xff])*"';
-/** RFC 9112 §7.1.1: chunk-size *( BWS ";" BWS chunk-ext-name [ BWS "=" BWS chunk-ext-val ] ) CRLF. */
-const WITH_BWS = new RegExp(`^([0-9A-Fa-f]+)(?:[ \\t]*;[ \\t]*${TOKEN}(?:[ \\t]*=[ \\t]*(?:${TOKEN}|${QUOTED}))?)+\\r\\n$`);
-/** The same without the whitespace, which llhttp reads itself. */
-const WITHOUT_BWS = new RegExp(`^[0-9A-Fa-f]+(?:;${TOKEN}(?:=(?:${TOKEN}|${QUOTED}))?)+\\r\\n$`);
+/** tchar (RFC 9110 §5.6.2), by byte. */
+const TCHAR = new Uint8Array(256);
+for (const c of "!#$%&'*+-.^_`|~") TCHAR[c.charCodeAt(0)] = 1;
+for (let c = 0x30; c <= 0x39; c++) TCHAR[c] = 1;
+for (let c = 0x41; c <= 0x5a; c++) TCHAR[c] = TCHAR[c + 0x20] = 1;
+
+// The states of scanLine, after: the size; whitespace before a `;`; a `;` (and whitespace); a name; whitespace after
+// a name; a `=` (and whitespace); a token value; a quoted value's `"` and text; a `\` in it; its closing `"`; the CR.
+const SIZE = 0, BEFORE_SEMI = 1, SEMI = 2, NAME = 3, AFTER_NAME = 4, EQ = 5, VALUE = 6, QUOTED = 7, ESCAPE = 8, CLOSED = 9, CR = 10;
+const BAD = -1, WHOLE = -2;
+
+/**
+ * Reads a chunk-size line (latin-1) by RFC 9112 §7.1.1: chunk-size
+ * *( BWS ";" BWS chunk-ext-name [ BWS "=" BWS chunk-ext-val ] ) CRLF.
+ * 'line': whole and well formed; 'prefix': well formed so far, its end yet
+ * to come; 'bad': neither. `spaced`: it has whitespace outside a quoted
+ * value (the BWS llhttp refuses).
+ */
+interface Scan {
+  kind: 'line' | 'prefix' | 'bad';
+  spaced: boolean;
+}
+const TOO_LONG: Scan = { kind: 'bad', spaced: false };
+
+function scanLine(line: string): Scan {
+  let state = SIZE;
+  let spaced = false;
+  for (let i = 0; i < line.length && state >= 0; i++) {
+    const c = line.charCodeAt(i);
+    const ws = c === 0x20 || c === 0x09;
+    const t = c < 256 && TCHAR[c] === 1;
+    if (ws && state !== QUOTED && state !== ESCAPE) spaced = true;
+    switch (state) {
+      case SIZE:
+        state = (c >= 0x30 && c <= 0x39) || ((c | 0x20) >= 0x61 && (c | 0x20) <= 0x66) ? SIZE : i === 0 ? BAD : ws ? BEFORE_SEMI : c === 0x3b ? SEMI : c === 0x0d ? CR : BAD;
+        break;
+      case BEFORE_SEMI:
+        state = ws ? BEFORE_SEMI : c === 0x3b ? SEMI : BAD;
+        break;
+      case SEMI:
+        state = ws ? SEMI : t ? NAME : BAD;
+        break;
+      case NAME:
+      case AFTER_NAME:
+        state = t && state === NAME ? NAME : ws ? AFTER_NAME : c === 0x3d ? EQ : c === 0x3b ? SEMI : c === 0x0d && state === NAME ? CR : BAD;
+        break;
+      case EQ:
+        state = ws ? EQ : t ? VALUE : c === 0x22 ? QUOTED : BAD;
+        break;
+      case VALUE:
+      case CLOSED:
+        state = t && state === VALUE ? VALUE : ws ? BEFORE_SEMI : c === 0x3b ? SEMI : c === 0x0d ? CR : BAD;
+        break;
+      case QUOTED:
+        state = c === 0x22 ? CLOSED : c === 0x5c ? ESCAPE : ws || (c >= 0x21 && c <= 0xff && c !== 0x7f) ? QUOTED : BAD;
+        break;
+      case ESCAPE:
+        state = ws || (c >= 0x21 && c <= 0xff && c !== 0x7f) ? QUOTED : BAD;
+        break;
+      case CR:
+        state = c === 0x0a && i === line.length - 1 ? WHOLE : BAD;
+        break;
+    }
+  }
+  return { kind: state === WHOLE ? 'line' : state === BAD ? 'bad' : 'prefix', spaced };
+}
 
 /**
  * A chunk-size line (latin-1, its CRLF included) as llhttp is to read it:
@@ -98,9 +158,11 @@ const WITHOUT_BWS = new RegExp(`^[0-9A-Fa-f]+(?:;${TOKEN}(?:=(?:${TOKEN}|${QUOTE
  * around `;` or `=`, which llhttp refuses; null: as it came.
  */
 export function sizeAlone(line: string): string | null {
-  if (!line.includes(';')) return null;
-  const m = WITH_BWS.exec(line);
-  return m === null || WITHOUT_BWS.test(line) ? null : `${m[1]}\r\n`;
+  return givenAlone(line, scanLine(line));
+}
+
+function givenAlone(line: string, scan: Scan): string | null {
+  return scan.kind === 'line' && scan.spaced ? `${line.slice(0, line.search(/[^0-9A-Fa-f]/))}\r\n` : null;
 }
 
 export class ChunkedBody {
@@ -145,17 +207,17 @@ export class ChunkedBody {
         continue;
       }
       const held = this.held;
+      this.held = null;
       const lf = chunk.indexOf(LF, i);
       const end = lf < 0 ? chunk.length : lf + 1;
-      const length = (held?.length ?? 0) + end - i;
-      if (lf < 0 && length <= LINE_MAX) {
-        // The line ends in a later read: what came before it goes now, the line waits.
-        this.held = held === null ? Buffer.from(chunk.subarray(i)) : Buffer.concat([held, chunk.subarray(i)]);
+      const line = (held?.toString('latin1') ?? '') + chunk.toString('latin1', i, Math.min(end, i + LINE_MAX + 1));
+      const scan = line.length <= LINE_MAX ? scanLine(line) : TOO_LONG;
+      if (scan.kind === 'prefix') {
+        // The line ends in a later read and may be one to give alone: what came before it goes now, the line waits.
+        this.held = Buffer.from(line, 'latin1');
         return this.give(chunk, from, i) ?? null;
       }
-      this.held = null;
-      const line = lf < 0 || length > LINE_MAX ? null : (held?.toString('latin1') ?? '') + chunk.toString('latin1', i, end);
-      const alone = line === null ? null : sizeAlone(line);
+      const alone = givenAlone(line, scan);
       if (alone !== null) {
         const given = this.give(chunk, from, i) ?? this.give(Buffer.from(alone, 'latin1'), 0, alone.length);
         if (given !== undefined) return given;
@@ -165,8 +227,8 @@ export class ChunkedBody {
         if (given !== undefined) return given;
       }
       i = end;
-      const size = line === null ? NaN : parseInt(line, 16);
-      // After the last chunk's line (0), a line llhttp refuses or a size too large to count here: llhttp has the rest.
+      const size = scan.kind === 'line' ? parseInt(line, 16) : NaN;
+      // After the last chunk's line (0), a line not well formed (or too long to look at) or a size too large to count here: llhttp has the rest.
       if (size > 0 && size <= Number.MAX_SAFE_INTEGER) {
         this.at = DATA;
         this.left = size + 2;
