@@ -94,10 +94,17 @@ def websocket_scope(payload, state, below_mount=False):
 
 
 class WebSocket(Responder):
+    # The denial response's fields (Responder's) are the class's until a denial sets them: in the
+    # instance's __dict__, made then, so that an open socket does not carry them.
     __slots__ = (
         "worker", "rid", "scope", "task", "state", "inbox", "held", "waiter", "paused", "unpaused",
-        "disconnected", "status", "headers", "declared", "head_sent", "complete", "ended",
+        "disconnected", "ended", "__dict__",
     )
+    status = None
+    headers = None
+    declared = None
+    head_sent = False
+    complete = False
 
     def __init__(self, worker, rid, payload):
         self.worker = worker
@@ -114,13 +121,7 @@ class WebSocket(Responder):
         self.paused = False  # the front was told WS_PAUSE
         self.unpaused = None  # a future while the front says the client is slow
         self.disconnected = False  # the socket is closed: the app has its websocket.disconnect
-        # The denial response (Responder).
-        self.status = None
-        self.headers = None
-        self.declared = None
-        self.head_sent = False
-        self.complete = False
-        self.ended = False
+        self.ended = False  # the END (or ABORT) frame is sent
 
     def launch(self, loop):
         """The app's coroutine is the task itself, with no coroutine of ours around it (an open socket
@@ -228,15 +229,23 @@ class WebSocket(Responder):
     # --- the app's side
 
     async def receive(self):
+        # As few locals as can be: an idle socket's app waits here, in a coroutine their number sizes.
+        while not self.ready():
+            self.waiter = self.worker.loop.create_future()
+            await self.waiter
+            self.waiter = None
+        return self.take()
+
+    def ready(self):
+        inbox = self.inbox
+        return inbox is CONNECT_PENDING or bool(inbox)
+
+    def take(self):
+        """The next message (there is one: ready())."""
         inbox = self.inbox
         if inbox is CONNECT_PENDING:
             self.inbox = None
             return {"type": "websocket.connect"}
-        while not inbox:
-            self.waiter = self.worker.loop.create_future()
-            await self.waiter
-            self.waiter = None
-            inbox = self.inbox
         message, size = inbox.pop(0)
         if size:
             self.held -= size
