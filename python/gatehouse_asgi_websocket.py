@@ -41,6 +41,7 @@ TASK_NAME = "websocket"
 
 CONNECTING, OPEN, CLOSING, CLOSED, RESPONDING = range(5)
 CONNECT_PENDING = object()  # a socket's inbox while its websocket.connect is the only message
+RECEIVE = object()  # WebSocket.__call__ without a message: receive()
 
 # An open socket keeps its scope as long as it is open: what many scopes hold alike (header names,
 # these headers' values and those (name, value) pairs, the server, the client's host, the path) is one
@@ -127,19 +128,26 @@ class WebSocket(Responder):
         """The app's coroutine is the task itself, with no coroutine of ours around it (an open socket
         costs one less); done() finishes what the app left."""
         try:
-            app = self.worker.app(self.scope, self.receive, self.send)
+            # The socket itself is the app's receive and send (__call__), not two bound methods made for them.
+            app = self.worker.app(self.scope, self, self)
             # A name of its own would be a string per task: Python 3.11 makes "Task-N" at once.
             task = loop.create_task(app, name=TASK_NAME) if asyncio.iscoroutine(app) else asyncio.ensure_future(app, loop=loop)
         except Exception as exc:  # the call itself failed: done() says so as for a failure inside
             task = loop.create_future()
             task.set_exception(exc)
         # done() reads no context variable: one context for all, not a copy per socket; and the socket
-        # itself is the callback (__call__), not a bound method made for it.
+        # itself is the callback (__call__).
         task.add_done_callback(self, context=DONE_CONTEXT)
         return task
 
-    def __call__(self, task):
-        self.done(task)
+    def __call__(self, message=RECEIVE):
+        """The app's receive() (no argument) and send(message), and asyncio's callback once the app's
+        task is done (a future): one object for the three, as an open socket holds all three."""
+        if message is RECEIVE:
+            return self.receive()
+        if isinstance(message, asyncio.Future):
+            return self.done(message)
+        return self.send(message)
 
     def done(self, task):
         try:
