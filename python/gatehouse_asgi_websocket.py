@@ -145,7 +145,7 @@ class WebSocket(Responder):
         task is done (a future): one object for the three, as an open socket holds all three."""
         if message is RECEIVE:
             return self.receive()
-        if isinstance(message, asyncio.Future):
+        if asyncio.isfuture(message):
             return self.done(message)
         return self.send(message)
 
