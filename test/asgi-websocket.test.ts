@@ -224,6 +224,15 @@ test('pings: a client that answers stays open past keepalive_timeout; one that n
   await closed(live);
 });
 
+test('receive and send wrapped by a middleware (functools.wraps, as tracing middleware do): echo works through them', async () => {
+  const ws = new WebSocket(`${base}/live/wrapped`);
+  await opened(ws);
+  ws.send('through');
+  assert.equal((await nextMessage(ws)).data.toString(), 'through');
+  ws.close(1000);
+  assert.equal((await closed(ws)).code, 1000);
+});
+
 test('receive() in a task of its own, and cancelled by a timeout while it waits, as apps use it: the messages still come in order', async () => {
   const ws = new WebSocket(`${base}/live/tasked`);
   await opened(ws);

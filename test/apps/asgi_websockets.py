@@ -5,6 +5,7 @@ reasons, and what the flow-control paths managed to do.
 """
 
 import asyncio
+import functools
 import json
 
 LOG = {"disconnects": [], "sent": 0, "open": 0}
@@ -148,8 +149,23 @@ async def tasked(scope, receive, send):
     await until_disconnect(receive)
 
 
+async def wrapped(scope, receive, send):
+    """echo behind a middleware that wraps receive and send as tracing middleware do (functools.wraps)."""
+
+    @functools.wraps(receive)
+    async def traced_receive():
+        return await receive()
+
+    @functools.wraps(send)
+    async def traced_send(message):
+        await send(message)
+
+    await echo(scope, traced_receive, traced_send)
+
+
 ROUTES = {
     "/echo": echo,
+    "/wrapped": wrapped,
     "/tasked": tasked,
     "/silent": silent,
     "/bye": bye,
