@@ -150,14 +150,30 @@ def resolve_callable(module, expr, spec):
         try:
             obj = getattr(obj, part)
         except AttributeError:
-            raise AppError(
-                "%s has no attribute %r (APP was %r)" % (module.__name__, expr, spec)
-            ) from None
+            try:
+                found = callables_in(module)
+            except Exception:  # a hint only: an odd object (a proxy that raises) must not hide the error
+                found = []
+            hint = "; the callables it has: %s" % ", ".join(found) if found and obj is module else ""
+            raise AppError("%s has no attribute %r (APP was %r)%s" % (module.__name__, expr, spec, hint)) from None
     if call_args is not None:
         obj = obj(*call_args[0], **call_args[1])
     if not callable(obj):
         raise AppError("%r is not callable (APP was %r)" % (expr, spec))
     return obj
+
+
+def callables_in(module, most=8):
+    """What APP could have named in `module`: its public callables, but classes, modules and functions
+    it imported from elsewhere (an app object made from an imported class stays)."""
+    names = []
+    for name, obj in vars(module).items():
+        if name.startswith("_") or not callable(obj) or inspect.isclass(obj) or inspect.ismodule(obj):
+            continue
+        if inspect.isroutine(obj) and getattr(obj, "__module__", None) != module.__name__:
+            continue
+        names.append(name)
+    return names if len(names) <= most else names[:most] + ["..."]
 
 
 def parse_call_args(text, spec):

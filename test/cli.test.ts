@@ -189,6 +189,8 @@ test('APP naming a missing attribute: GH_ERR_APP_IMPORT naming it', async () => 
   const lines = errorLines(r.stderr);
   assert.equal(lines.length, 1, r.stderr);
   assert.match(lines[0]!, /GH_ERR_APP_IMPORT.*'nope'/);
+  // What it could have named instead: the module's own callables, not what it imported (json, os...).
+  assert.match(lines[0]!, /the callables it has: application, other, make_app, make_app_with$/);
   // Said once: the worker's one-line report is the message, not repeated under it.
   assert.equal(r.stderr.split("has no attribute 'nope'").length - 1, 1, r.stderr);
 });
