@@ -26,6 +26,7 @@ import type { UpgradeRequest } from '../http/handler.js';
 import { decodeResponse, encodeClose, encodeEmpty, encodeFrame, Frame, type FileSpec } from '../wire/frames.js';
 import { KEEPALIVE_AT, type HandshakeOwner, type Keepalive, type WebSocketFront } from './websocket-front.js';
 import { forgetConnection } from './scope.js';
+import { TOKEN } from '../http/token.js';
 
 /** ws's WebSocket.OPEN (its module is loaded by websocket-front.ts, at the first handshake). */
 const OPEN = 1;
@@ -40,7 +41,6 @@ const HELD_BY_STREAM = 2;
 const OWN_HEADERS = new Set(['upgrade', 'connection', 'sec-websocket-accept', 'sec-websocket-protocol', 'sec-websocket-extensions']);
 /** The close code ws sends for each of its errors (its receiver's); 1002 for the rest. */
 const WS_ERROR_CLOSE: Record<string, number> = { WS_ERR_UNSUPPORTED_MESSAGE_LENGTH: 1009, WS_ERR_INVALID_UTF8: 1007 };
-const TOKEN = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
 const NO_HEADERS: readonly string[] = [];
 /** An open socket's frame: its WS_OPEN went out and is not sent again. */
 const SENT = Buffer.alloc(0);

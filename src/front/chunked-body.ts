@@ -20,6 +20,7 @@
  * takes it; it is not documented, which is why it is used for this alone.
  */
 import { createRequire } from 'node:module';
+import { isTchar } from '../http/token.js';
 
 /** What node's parser binding offers, as far as this file uses it. */
 interface NodeParser {
@@ -85,37 +86,27 @@ const TAIL = 2; // past the last chunk's line (or a line left to llhttp): the re
 const LINE_MAX = 1024;
 const LF = 0x0a;
 
-/** tchar (RFC 9110 §5.6.2), by byte. */
-const TCHAR = new Uint8Array(256);
-for (const c of "!#$%&'*+-.^_`|~") TCHAR[c.charCodeAt(0)] = 1;
-for (let c = 0x30; c <= 0x39; c++) TCHAR[c] = 1;
-for (let c = 0x41; c <= 0x5a; c++) TCHAR[c] = TCHAR[c + 0x20] = 1;
-
 // The states of scanLine, after: the size; whitespace before a `;`; a `;` (and whitespace); a name; whitespace after
 // a name; a `=` (and whitespace); a token value; a quoted value's `"` and text; a `\` in it; its closing `"`; the CR.
 const SIZE = 0, BEFORE_SEMI = 1, SEMI = 2, NAME = 3, AFTER_NAME = 4, EQ = 5, VALUE = 6, QUOTED = 7, ESCAPE = 8, CLOSED = 9, CR = 10;
 const BAD = -1, WHOLE = -2;
 
+/** What scanLine found: a line well formed so far (its end yet to come), whole and well formed without or with whitespace, or neither. */
+const PREFIX = 0, PLAIN = 1, SPACED = 2, NOT_A_LINE = 3;
+
 /**
  * Reads a chunk-size line (latin-1) by RFC 9112 §7.1.1: chunk-size
  * *( BWS ";" BWS chunk-ext-name [ BWS "=" BWS chunk-ext-val ] ) CRLF.
- * 'line': whole and well formed; 'prefix': well formed so far, its end yet
- * to come; 'bad': neither. `spaced`: it has whitespace outside a quoted
- * value (the BWS llhttp refuses).
+ * SPACED: whole and well formed, with whitespace outside a quoted value
+ * (the BWS llhttp refuses).
  */
-interface Scan {
-  kind: 'line' | 'prefix' | 'bad';
-  spaced: boolean;
-}
-const TOO_LONG: Scan = { kind: 'bad', spaced: false };
-
-function scanLine(line: string): Scan {
+function scanLine(line: Uint8Array): number {
   let state = SIZE;
   let spaced = false;
   for (let i = 0; i < line.length && state >= 0; i++) {
-    const c = line.charCodeAt(i);
+    const c = line[i]!;
     const ws = c === 0x20 || c === 0x09;
-    const t = c < 256 && TCHAR[c] === 1;
+    const t = isTchar(c);
     if (ws && state !== QUOTED && state !== ESCAPE) spaced = true;
     switch (state) {
       case SIZE:
@@ -149,7 +140,31 @@ function scanLine(line: string): Scan {
         break;
     }
   }
-  return { kind: state === WHOLE ? 'line' : state === BAD ? 'bad' : 'prefix', spaced };
+  return state === WHOLE ? (spaced ? SPACED : PLAIN) : state === BAD ? NOT_A_LINE : PREFIX;
+}
+
+/** How many hex digits a line starts with. */
+function digits(line: Uint8Array): number {
+  let n = 0;
+  while (n < line.length && ((line[n]! >= 0x30 && line[n]! <= 0x39) || ((line[n]! | 0x20) >= 0x61 && (line[n]! | 0x20) <= 0x66))) n++;
+  return n;
+}
+
+/** The size line alone (its digits and CRLF), for a SPACED line. */
+function sizeOnly(line: Uint8Array): Buffer {
+  const n = digits(line);
+  const out = Buffer.allocUnsafe(n + 2);
+  out.set(line.subarray(0, n));
+  out[n] = 0x0d;
+  out[n + 1] = LF;
+  return out;
+}
+
+/** A whole line's chunk size (NaN past what a number counts exactly). */
+function sizeOf(line: Uint8Array): number {
+  let size = 0;
+  for (let i = 0, n = digits(line); i < n; i++) size = size * 16 + ((line[i]! & 0x0f) + (line[i]! > 0x39 ? 9 : 0));
+  return size <= Number.MAX_SAFE_INTEGER ? size : NaN;
 }
 
 /**
@@ -158,11 +173,8 @@ function scanLine(line: string): Scan {
  * around `;` or `=`, which llhttp refuses; null: as it came.
  */
 export function sizeAlone(line: string): string | null {
-  return givenAlone(line, scanLine(line));
-}
-
-function givenAlone(line: string, scan: Scan): string | null {
-  return scan.kind === 'line' && scan.spaced ? `${line.slice(0, line.search(/[^0-9A-Fa-f]/))}\r\n` : null;
+  const bytes = Buffer.from(line, 'latin1');
+  return scanLine(bytes) === SPACED ? sizeOnly(bytes).toString('latin1') : null;
 }
 
 export class ChunkedBody {
@@ -210,16 +222,18 @@ export class ChunkedBody {
       this.held = null;
       const lf = chunk.indexOf(LF, i);
       const end = lf < 0 ? chunk.length : lf + 1;
-      const line = (held?.toString('latin1') ?? '') + chunk.toString('latin1', i, Math.min(end, i + LINE_MAX + 1));
-      const scan = line.length <= LINE_MAX ? scanLine(line) : TOO_LONG;
-      if (scan.kind === 'prefix') {
+      // The line's bytes: a view of the read, unless it began in an earlier one.
+      const part = chunk.subarray(i, Math.min(end, i + LINE_MAX + 1));
+      const line = held === null ? part : Buffer.concat([held, part]);
+      const scan = line.length <= LINE_MAX ? scanLine(line) : NOT_A_LINE;
+      if (scan === PREFIX) {
         // The line ends in a later read and may be one to give alone: what came before it goes now, the line waits.
-        this.held = Buffer.from(line, 'latin1');
+        this.held = held === null ? Buffer.from(line) : line;
         return this.give(chunk, from, i) ?? null;
       }
-      const alone = givenAlone(line, scan);
-      if (alone !== null) {
-        const given = this.give(chunk, from, i) ?? this.give(Buffer.from(alone, 'latin1'), 0, alone.length);
+      if (scan === SPACED) {
+        const alone = sizeOnly(line);
+        const given = this.give(chunk, from, i) ?? this.give(alone, 0, alone.length);
         if (given !== undefined) return given;
         from = end;
       } else if (held !== null) {
@@ -227,9 +241,9 @@ export class ChunkedBody {
         if (given !== undefined) return given;
       }
       i = end;
-      const size = scan.kind === 'line' ? parseInt(line, 16) : NaN;
+      const size = scan === PLAIN || scan === SPACED ? sizeOf(line) : NaN;
       // After the last chunk's line (0), a line not well formed (or too long to look at) or a size too large to count here: llhttp has the rest.
-      if (size > 0 && size <= Number.MAX_SAFE_INTEGER) {
+      if (size > 0) {
         this.at = DATA;
         this.left = size + 2;
       } else {

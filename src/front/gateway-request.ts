@@ -13,6 +13,7 @@
 import type { IncomingHttpHeaders } from 'node:http';
 import type { Socket } from 'node:net';
 import type { RequestInfo } from '../http/handler.js';
+import { TOKEN } from '../http/token.js';
 
 const kScheme = Symbol('gatehouse.gatewayScheme');
 
@@ -79,7 +80,6 @@ type UsedName = (typeof USED_NAMES)[number];
 const USED_AT = new Map<string, number>(USED_NAMES.map((n, i) => [n, i]));
 const AT = Object.fromEntries(USED_NAMES.map((n, i) => [n, i])) as Record<UsedName, number>;
 
-const TOKEN = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
 const HEADER_VARIABLE = /^HTTP_[A-Z0-9_]+$/;
 /** The body's headers come from CONTENT_TYPE and CONTENT_LENGTH (nginx sends both forms); the front end has dealt with the connection's own. */
 const NOT_PASSED = new Set(['content-length', 'content-type', 'transfer-encoding', 'connection', 'keep-alive', 'expect', 'upgrade']);

@@ -8,6 +8,7 @@
  * the body for its own client.
  */
 import { STATUS_CODES } from 'node:http';
+import { TOKEN } from '../http/token.js';
 
 export interface CgiHead {
   status: number;
@@ -19,7 +20,6 @@ export interface CgiHead {
 }
 
 const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'transfer-encoding', 'te', 'trailer', 'upgrade', 'proxy-connection', 'status']);
-const TOKEN = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
 /** uWSGI writes the request's SERVER_PROTOCOL there: `HTTP/2.0 200 OK` for an HTTP/2 client. */
 const STATUS_LINE = /^HTTP\/\d(?:\.\d)? (\d{3})(?: (.*))?$/;
 
