@@ -42,6 +42,18 @@ def die_with_parent():
         pass  # not Linux: the closed stream still ends the worker when it is idle
 
 
+def set_scheduling(policy):
+    """--worker-scheduling batch: SCHED_BATCH, so that a worker woken by a request waits for the
+    running process's turn to end instead of preempting it (often the front, in the middle of
+    answering other clients); its share of CPU stays the same. Threads and forked children inherit it."""
+    if policy != "batch" or not hasattr(os, "sched_setscheduler"):
+        return
+    try:
+        os.sched_setscheduler(0, os.SCHED_BATCH, os.sched_param(0))
+    except OSError as exc:
+        sys.stderr.write("worker_scheduling = batch: could not set SCHED_BATCH (%s); the worker runs as any process\n" % exc)
+
+
 def serve(app, sock, settings, token=0):
     """Runs a worker on `sock` until the front closes it (or SIGTERM)."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the front decides; Ctrl-C reaches both
@@ -130,6 +142,7 @@ def main():
     # A worker hung in a request or in the app's import gets SIGABRT: the operator sees where it
     # hung (and where a C extension crashed).
     faulthandler.enable(file=sys.stderr, all_threads=True)
+    set_scheduling(settings.get("scheduling"))
     # gunicorn's order: --pythonpath entries, then the working directory (--chdir).
     if os.getcwd() not in sys.path:
         sys.path.insert(0, os.getcwd())

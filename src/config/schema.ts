@@ -53,6 +53,13 @@ export function appSchema(base: string) {
     workers: count(1),
     /** Requests each worker runs at once, in threads. */
     threads: count(1).max(1024, 'must be at most 1024'),
+    /**
+     * The workers' Linux scheduling policy: batch (SCHED_BATCH: a worker woken
+     * by a request does not preempt the process running, often the front,
+     * which goes on reading and answering clients; its share of CPU is the
+     * same) or normal (SCHED_OTHER, as any process).
+     */
+    worker_scheduling: z.enum(['batch', 'normal'], { error: 'must be batch or normal' }),
     /** The interpreter: a command on PATH or a path. */
     python: z.string().min(1).transform((p) => (p.includes('/') ? resolve(base, p) : p)),
     /** A virtualenv whose interpreter and site-packages the workers use. */
@@ -102,6 +109,7 @@ export function appSchema(base: string) {
 export const APP_DEFAULTS = {
   workers: availableParallelism(),
   threads: 1,
+  worker_scheduling: 'batch' as 'batch' | 'normal',
   interface: 'auto' as 'auto' | 'wsgi' | 'asgi',
   max_concurrency: 1000,
   lifespan: 'auto' as 'auto' | 'on' | 'off',

@@ -1,0 +1,67 @@
+/**
+ * --worker-scheduling: the Python workers run under SCHED_BATCH by default,
+ * so that a worker woken by a request does not preempt the front in the
+ * middle of its turn; every thread of a worker has it, and so do the workers
+ * a --preload template forks. `normal` leaves them as any process. Read as an
+ * operator reads it (`chrt -p PID`): the policy field of /proc/PID/task/TID/stat.
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { readFileSync, readdirSync } from 'node:fs';
+import { APPS } from './helpers/gatehouse.js';
+import { childPids, request, runCli, waitUntil, withServer } from './helpers/harness.js';
+
+const SCHED_OTHER = 0;
+const SCHED_BATCH = 3;
+const linuxOnly = process.platform !== 'linux' && 'SCHED_BATCH is Linux';
+
+/** The scheduling policy of each thread of `pid` (field 41 of its stat line). */
+function threadPolicies(pid: number): number[] {
+  return readdirSync(`/proc/${pid}/task`).map((tid) => {
+    const text = readFileSync(`/proc/${pid}/task/${tid}/stat`, 'utf8');
+    return Number(text.slice(text.lastIndexOf(')') + 2).split(' ')[41 - 3]);
+  });
+}
+
+function allAre(processes: number[][], policy: number, what: string): void {
+  assert.ok(processes.length > 0 && processes.flat().every((p) => p === policy), `${what}: policies ${JSON.stringify(processes)}, expected ${policy} in every thread`);
+}
+
+/** Every process below `pid` (workers, and a --preload template's children). */
+function descendants(pid: number): number[] {
+  return childPids(pid).flatMap((child) => [child, ...descendants(child)]);
+}
+
+/** Serves `args`, waits for `processes` Python processes with at least `threads` threads in one of them, and returns the front's and their policies. */
+async function policies(args: string[], processes: number, threads = 1): Promise<{ front: number[]; workers: number[][] }> {
+  return withServer(args, async (gh) => {
+    assert.equal((await request(gh.url, '/scope')).status, 200);
+    const ready = await waitUntil(() => {
+      const pids = descendants(gh.pid);
+      return pids.length === processes && pids.some((p) => threadPolicies(p).length >= threads);
+    }, 10_000);
+    assert.ok(ready, `expected ${processes} Python processes, found ${descendants(gh.pid).length}:\n${gh.output()}`);
+    return { front: threadPolicies(gh.pid), workers: descendants(gh.pid).map(threadPolicies) };
+  });
+}
+
+test('the workers run under SCHED_BATCH by default, every thread of them; the front does not', { skip: linuxOnly }, async () => {
+  const sync = await policies([`${APPS}/basic.py:hello`, '--workers', '2'], 2);
+  allAre(sync.workers, SCHED_BATCH, 'the sync workers');
+  allAre([sync.front], SCHED_OTHER, "the front's threads");
+
+  allAre((await policies([`${APPS}/basic.py:hello`, '--workers', '1', '--threads', '4'], 1, 5)).workers, SCHED_BATCH, 'the threaded worker');
+  allAre((await policies([`${APPS}/asgi_apps.py:app`, '--workers', '1', '--interface', 'asgi'], 1)).workers, SCHED_BATCH, 'the ASGI worker');
+});
+
+test('--preload: the template and the workers it forks run under SCHED_BATCH', { skip: linuxOnly }, async () => {
+  allAre((await policies([`${APPS}/basic.py:hello`, '--workers', '2', '--preload'], 3)).workers, SCHED_BATCH, 'the template and its workers');
+});
+
+test('--worker-scheduling normal leaves the workers under SCHED_OTHER; another value is refused with its key', { skip: linuxOnly }, async () => {
+  allAre((await policies([`${APPS}/basic.py:hello`, '--workers', '2', '--worker-scheduling', 'normal'], 2)).workers, SCHED_OTHER, 'the workers');
+
+  const bad = await runCli([`${APPS}/basic.py:hello`, '--worker-scheduling', 'fifo']);
+  assert.equal(bad.code, 1);
+  assert.match(bad.stderr, /GH_ERR_CONFIG: --worker-scheduling: must be batch or normal \(got "fifo"\)/);
+});
