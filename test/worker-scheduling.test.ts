@@ -7,9 +7,11 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { readFileSync, readdirSync } from 'node:fs';
+import { mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { APPS } from './helpers/gatehouse.js';
-import { childPids, request, runCli, waitUntil, withServer } from './helpers/harness.js';
+import { childPids, launchConfig, request, runCli, waitUntil, withServer } from './helpers/harness.js';
 
 const SCHED_OTHER = 0;
 const SCHED_BATCH = 3;
@@ -64,4 +66,19 @@ test('--worker-scheduling normal leaves the workers under SCHED_OTHER; another v
   const bad = await runCli([`${APPS}/basic.py:hello`, '--worker-scheduling', 'fifo']);
   assert.equal(bad.code, 1);
   assert.match(bad.stderr, /GH_ERR_CONFIG: --worker-scheduling: must be batch or normal \(got "fifo"\)/);
+});
+
+test('worker_scheduling is an app key: in the config file, each app pool has its own', { skip: linuxOnly }, async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'gh-scheduling-'));
+  const app = (name: string, extra = '') => `[apps.${name}]\napp = "${APPS}/basic.py:whoami"\n${extra}\n[[routes]]\npath = "/${name}"\napp = "${name}"\n`;
+  const config = ['workers = 1\n\n[[listeners]]\nbind = "127.0.0.1:0"\n', app('batched'), app('plain', 'worker_scheduling = "normal"')].join('\n');
+  const server = await launchConfig(dir, config, 2);
+  try {
+    const pidOf = async (path: string) => (JSON.parse((await request(server.url, path)).body) as { pid: number }).pid;
+    allAre([threadPolicies(await pidOf('/batched'))], SCHED_BATCH, 'the batched app');
+    allAre([threadPolicies(await pidOf('/plain'))], SCHED_OTHER, 'the plain app');
+  } finally {
+    await server.kill();
+    rmSync(dir, { recursive: true, force: true });
+  }
 });
