@@ -2,7 +2,8 @@
  * --worker-scheduling: the Python workers run under SCHED_BATCH by default,
  * so that a worker woken by a request does not preempt the front in the
  * middle of its turn; every thread of a worker has it, and so do the workers
- * a --preload template forks. `normal` leaves them as any process. Read as an
+ * a --preload template forks. `normal` leaves them the policy the front has
+ * (the test runner's, which the front inherits). Read as an
  * operator reads it (`chrt -p PID`): the policy field of /proc/PID/task/TID/stat.
  */
 import { test } from 'node:test';
@@ -13,7 +14,6 @@ import { join } from 'node:path';
 import { APPS } from './helpers/gatehouse.js';
 import { childPids, launchConfig, request, runCli, waitUntil, withServer } from './helpers/harness.js';
 
-const SCHED_OTHER = 0;
 const SCHED_BATCH = 3;
 const linuxOnly = process.platform !== 'linux' && 'SCHED_BATCH is Linux';
 
@@ -28,6 +28,9 @@ function threadPolicies(pid: number): number[] {
 function allAre(processes: number[][], policy: number, what: string): void {
   assert.ok(processes.length > 0 && processes.flat().every((p) => p === policy), `${what}: policies ${JSON.stringify(processes)}, expected ${policy} in every thread`);
 }
+
+/** What the front and a `normal` worker inherit: this process's own policy (SCHED_OTHER, unless the tests run under `chrt`). */
+const INHERITED = process.platform === 'linux' ? threadPolicies(process.pid)[0]! : 0;
 
 /** Every process below `pid` (workers, and a --preload template's children). */
 function descendants(pid: number): number[] {
@@ -47,10 +50,10 @@ async function policies(args: string[], processes: number, threads = 1): Promise
   });
 }
 
-test('the workers run under SCHED_BATCH by default, every thread of them; the front does not', { skip: linuxOnly }, async () => {
+test('the workers run under SCHED_BATCH by default, every thread of them; the front keeps its own', { skip: linuxOnly }, async () => {
   const sync = await policies([`${APPS}/basic.py:hello`, '--workers', '2'], 2);
   allAre(sync.workers, SCHED_BATCH, 'the sync workers');
-  allAre([sync.front], SCHED_OTHER, "the front's threads");
+  allAre([sync.front], INHERITED, "the front's threads");
 
   allAre((await policies([`${APPS}/basic.py:hello`, '--workers', '1', '--threads', '4'], 1, 5)).workers, SCHED_BATCH, 'the threaded worker');
   allAre((await policies([`${APPS}/asgi_apps.py:app`, '--workers', '1', '--interface', 'asgi'], 1)).workers, SCHED_BATCH, 'the ASGI worker');
@@ -60,8 +63,8 @@ test('--preload: the template and the workers it forks run under SCHED_BATCH', {
   allAre((await policies([`${APPS}/basic.py:hello`, '--workers', '2', '--preload'], 3)).workers, SCHED_BATCH, 'the template and its workers');
 });
 
-test('--worker-scheduling normal leaves the workers under SCHED_OTHER; another value is refused with its key', { skip: linuxOnly }, async () => {
-  allAre((await policies([`${APPS}/basic.py:hello`, '--workers', '2', '--worker-scheduling', 'normal'], 2)).workers, SCHED_OTHER, 'the workers');
+test("--worker-scheduling normal leaves the workers the front's policy; another value is refused with its key", { skip: linuxOnly }, async () => {
+  allAre((await policies([`${APPS}/basic.py:hello`, '--workers', '2', '--worker-scheduling', 'normal'], 2)).workers, INHERITED, 'the workers');
 
   const bad = await runCli([`${APPS}/basic.py:hello`, '--worker-scheduling', 'fifo']);
   assert.equal(bad.code, 1);
@@ -76,7 +79,7 @@ test('worker_scheduling is an app key: in the config file, each app pool has its
   try {
     const pidOf = async (path: string) => (JSON.parse((await request(server.url, path)).body) as { pid: number }).pid;
     allAre([threadPolicies(await pidOf('/batched'))], SCHED_BATCH, 'the batched app');
-    allAre([threadPolicies(await pidOf('/plain'))], SCHED_OTHER, 'the plain app');
+    allAre([threadPolicies(await pidOf('/plain'))], INHERITED, 'the plain app');
   } finally {
     await server.kill();
     rmSync(dir, { recursive: true, force: true });

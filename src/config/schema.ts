@@ -57,7 +57,8 @@ export function appSchema(base: string) {
      * The workers' Linux scheduling policy: batch (SCHED_BATCH: a worker woken
      * by a request does not preempt the process running, often the front,
      * which goes on reading and answering clients; its share of CPU is the
-     * same) or normal (SCHED_OTHER, as any process).
+     * same) or normal (the policy gatehouse itself was started with, as any
+     * child process).
      */
     worker_scheduling: z.enum(['batch', 'normal'], { error: 'must be batch or normal' }),
     /** The interpreter: a command on PATH or a path. */
