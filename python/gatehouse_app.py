@@ -150,11 +150,14 @@ def resolve_callable(module, expr, spec):
         try:
             obj = getattr(obj, part)
         except AttributeError:
-            try:
-                found = callables_in(module)
-            except Exception:  # a hint only: an odd object (a proxy that raises) must not hide the error
-                found = []
-            hint = "; the callables it has: %s" % ", ".join(found) if found and obj is module else ""
+            hint = ""
+            if obj is module:
+                try:
+                    found = callables_in(module)
+                except Exception:  # a hint only: an odd object (a proxy that raises) must not hide the error
+                    found = []
+                if found:
+                    hint = "; the callables it has: %s" % ", ".join(found)
             raise AppError("%s has no attribute %r (APP was %r)%s" % (module.__name__, expr, spec, hint)) from None
     if call_args is not None:
         obj = obj(*call_args[0], **call_args[1])

@@ -142,7 +142,7 @@ def main():
     # A worker hung in a request or in the app's import gets SIGABRT: the operator sees where it
     # hung (and where a C extension crashed).
     faulthandler.enable(file=sys.stderr, all_threads=True)
-    set_scheduling(settings.get("scheduling"))
+    set_scheduling(settings.get("worker_scheduling"))
     # gunicorn's order: --pythonpath entries, then the working directory (--chdir).
     if os.getcwd() not in sys.path:
         sys.path.insert(0, os.getcwd())

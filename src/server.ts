@@ -100,7 +100,7 @@ function createPool(app: AppSettings, gracefulTimeout: number, logger: Logger): 
           app: app.app,
           pythonpath: app.pythonpath,
           threads: app.threads,
-          scheduling: app.worker_scheduling,
+          worker_scheduling: app.worker_scheduling,
           server_software: SOFTWARE,
           interface: app.interface,
           lifespan: app.lifespan,

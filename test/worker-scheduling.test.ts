@@ -8,21 +8,18 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
+import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { APPS } from './helpers/gatehouse.js';
-import { childPids, launchConfig, request, runCli, waitUntil, withServer } from './helpers/harness.js';
+import { childPids, launchConfig, request, runCli, statFields, waitUntil, withServer } from './helpers/harness.js';
 
 const SCHED_BATCH = 3;
 const linuxOnly = process.platform !== 'linux' && 'SCHED_BATCH is Linux';
 
 /** The scheduling policy of each thread of `pid` (field 41 of its stat line). */
 function threadPolicies(pid: number): number[] {
-  return readdirSync(`/proc/${pid}/task`).map((tid) => {
-    const text = readFileSync(`/proc/${pid}/task/${tid}/stat`, 'utf8');
-    return Number(text.slice(text.lastIndexOf(')') + 2).split(' ')[41 - 3]);
-  });
+  return readdirSync(`/proc/${pid}/task`).map((tid) => Number(statFields(pid, tid)?.[41 - 3]));
 }
 
 function allAre(processes: number[][], policy: number, what: string): void {

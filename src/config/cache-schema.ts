@@ -8,17 +8,14 @@
 import { z } from 'zod';
 import { DEFAULT_KEY, keyTemplateProblem } from '../cache/cache-key.js';
 import { PeerList } from '../http/peer-list.js';
-import { seconds, size, trustedPeer } from './setting-types.js';
+import { headerName, seconds, size, trustedPeer } from './setting-types.js';
 import type { CacheRouteSettings } from '../cache/cached-handler.js';
 import type { CacheTierSettings } from '../cache/cache-tier.js';
 
 /** Who may send PURGE to a cached route by default: loopback only. */
 const DEFAULT_PURGE_ALLOW = ['127.0.0.1', '::1'];
 
-const headerName = z
-  .string()
-  .regex(/^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/, 'must be a header name')
-  .transform((h) => h.toLowerCase());
+const lowerHeaderName = headerName.transform((h) => h.toLowerCase());
 
 /** The rules a route may set, each optional (the top level's, then the defaults, apply). */
 function ruleFields() {
@@ -34,7 +31,7 @@ function ruleFields() {
     /** Requests carrying one of these cookies go to the app and are not stored (e.g. a session cookie). */
     bypass_cookies: z.array(z.string().min(1)).optional(),
     /** Requests carrying one of these headers go to the app and are not stored (Authorization always does). */
-    bypass_headers: z.array(headerName).optional(),
+    bypass_headers: z.array(lowerHeaderName).optional(),
     /** Seconds of freshness for a storable response that states none (nginx's proxy_cache_valid). Default 0: the RFC's rules. */
     default_ttl: seconds.optional(),
     /** Seconds a stale response is served while it is refreshed in the background, when the response gives no stale-while-revalidate. */

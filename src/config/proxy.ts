@@ -7,7 +7,7 @@ import { existsSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { z } from 'zod';
 import { parseProxyTarget } from '../upstream/proxy-target.js';
-import { size } from './setting-types.js';
+import { headerName, size } from './setting-types.js';
 
 const seconds = z.number({ error: 'must be a number of seconds' }).nonnegative('must be 0 or more seconds');
 const count = (min: number) => z.number({ error: 'must be a whole number' }).int('must be a whole number').min(min, `must be at least ${min}`);
@@ -34,8 +34,6 @@ const upstreamSchema = z.union([
     .strict(),
 ]);
 
-/** A header name for the add/remove tables. */
-const headerName = z.string().regex(/^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/, 'must be a header name');
 /** A header value: no line breaks or other control characters. */
 const headerValue = z.string().regex(/^[\t\x20-\x7e\x80-\xff]*$/, 'must have no control characters');
 

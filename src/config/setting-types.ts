@@ -8,6 +8,7 @@ import { isIP } from 'node:net';
 import { resolve } from 'node:path';
 import { z } from 'zod';
 import { parseBind } from './bind.js';
+import { TOKEN } from '../http/token.js';
 
 /** `100m`, `64k`, `1g` or a plain number of bytes (nginx's size syntax). */
 export function parseSize(text: string): number | undefined {
@@ -65,4 +66,6 @@ export const hostPattern = z
     message: 'must be a host name such as example.com or *.example.com',
   });
 
+/** A header name (HTTP's token), as written. */
+export const headerName = z.string().regex(TOKEN, 'must be a header name');
 export const urlPath = z.string().refine((p) => p.startsWith('/'), 'must start with /');

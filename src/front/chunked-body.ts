@@ -110,7 +110,7 @@ function scanLine(line: Uint8Array): number {
     if (ws && state !== QUOTED && state !== ESCAPE) spaced = true;
     switch (state) {
       case SIZE:
-        state = (c >= 0x30 && c <= 0x39) || ((c | 0x20) >= 0x61 && (c | 0x20) <= 0x66) ? SIZE : i === 0 ? BAD : ws ? BEFORE_SEMI : c === 0x3b ? SEMI : c === 0x0d ? CR : BAD;
+        state = hexValue(c) >= 0 ? SIZE : i === 0 ? BAD : ws ? BEFORE_SEMI : c === 0x3b ? SEMI : c === 0x0d ? CR : BAD;
         break;
       case BEFORE_SEMI:
         state = ws ? BEFORE_SEMI : c === 0x3b ? SEMI : BAD;
@@ -143,10 +143,17 @@ function scanLine(line: Uint8Array): number {
   return state === WHOLE ? (spaced ? SPACED : PLAIN) : state === BAD ? NOT_A_LINE : PREFIX;
 }
 
+/** The value of the hex digit `c`, or -1. */
+function hexValue(c: number): number {
+  if (c >= 0x30 && c <= 0x39) return c - 0x30;
+  const lower = c | 0x20;
+  return lower >= 0x61 && lower <= 0x66 ? lower - 0x57 : -1;
+}
+
 /** How many hex digits a line starts with. */
 function digits(line: Uint8Array): number {
   let n = 0;
-  while (n < line.length && ((line[n]! >= 0x30 && line[n]! <= 0x39) || ((line[n]! | 0x20) >= 0x61 && (line[n]! | 0x20) <= 0x66))) n++;
+  while (n < line.length && hexValue(line[n]!) >= 0) n++;
   return n;
 }
 
@@ -163,7 +170,7 @@ function sizeOnly(line: Uint8Array): Buffer {
 /** A whole line's chunk size (NaN past what a number counts exactly). */
 function sizeOf(line: Uint8Array): number {
   let size = 0;
-  for (let i = 0, n = digits(line); i < n; i++) size = size * 16 + ((line[i]! & 0x0f) + (line[i]! > 0x39 ? 9 : 0));
+  for (let i = 0, n = digits(line); i < n; i++) size = size * 16 + hexValue(line[i]!);
   return size <= Number.MAX_SAFE_INTEGER ? size : NaN;
 }
 

@@ -23,6 +23,7 @@
 import type { IncomingHttpHeaders } from 'node:http';
 import type { RequestHead } from '../http/handler.js';
 import { LLHTTP_METHODS } from './stand-in-line.js';
+import { TCHAR_CLASS } from '../http/token.js';
 
 export interface ParsedHead extends RequestHead {
   method: string;
@@ -52,7 +53,7 @@ const REQUEST_LINE = /(?:GET|HEAD|POST|PUT|PATCH|DELETE|OPTIONS) \/[\x21-\x7e\x8
 /** The same with any method nginx takes (upper-case letters, `_` and `-`). */
 const OTHER_LINE = /[A-Z_-]+ \/[\x21-\x7e\x80-\xff]* HTTP\/1\.[01](?:\r\n|$)/y;
 /** A header line: a token, a colon, and a value of visible ASCII, spaces, tabs and obs-text (no control character), to its CRLF or the head's end. */
-const FIELD_NAME = /[!#$%&'*+\-.^_`|~0-9A-Za-z]+:/y;
+const FIELD_NAME = new RegExp(`[${TCHAR_CLASS}]+:`, 'y');
 const FIELD_VALUE = /[\t\x20-\x7e\x80-\xff]*(?:\r\n|$)/y;
 /** Headers that mean a protocol switch; and Proxy-Connection, which llhttp reads as Connection (close, upgrade). */
 const NOT_HERE = new Set(['upgrade', 'http2-settings', 'proxy-connection']);
@@ -278,4 +279,4 @@ function unreadableHead(pending: Buffer): boolean {
  * one), and the versions 0.9, 1.0, 1.1 and 2.0 (the front refuses 0.9 and
  * 2.0 once it has the head, as framing faults).
  */
-const REQUEST_LINE_SHAPE = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+ +[^ ]+ +HTTP\/(?:0\.9|1\.[01]|2\.0)$/;
+const REQUEST_LINE_SHAPE = new RegExp(`^[${TCHAR_CLASS}]+ +[^ ]+ +HTTP/(?:0\\.9|1\\.[01]|2\\.0)$`);

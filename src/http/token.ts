@@ -1,12 +1,14 @@
 /** HTTP's token (RFC 9110 §5.6.2): method names, header names, chunk-extension names and values. */
 
-const TCHARS = "!#$%&'*+-.^_`|~0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
+/** The characters of a token, as a regular expression's character class (inside `[...]`). */
+export const TCHAR_CLASS = "!#$%&'*+\\-.^_`|~0-9A-Za-z";
 
 /** A whole string that is a token. */
-export const TOKEN = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
+export const TOKEN = new RegExp(`^[${TCHAR_CLASS}]+$`);
 
 const TCHAR = new Uint8Array(256);
-for (let i = 0; i < TCHARS.length; i++) TCHAR[TCHARS.charCodeAt(i)] = 1;
+const ONE_TCHAR = new RegExp(`[${TCHAR_CLASS}]`);
+for (let c = 0; c < 256; c++) TCHAR[c] = ONE_TCHAR.test(String.fromCharCode(c)) ? 1 : 0;
 
 /** Whether the character code `c` may be in a token. */
 export function isTchar(c: number): boolean {

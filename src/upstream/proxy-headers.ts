@@ -18,6 +18,7 @@
  */
 import type { HttpResponse, RequestInfo, RouteRequest } from '../http/handler.js';
 import { forwardedOf } from '../http/forwarded.js';
+import { TOKEN } from '../http/token.js';
 
 const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'proxy-connection', 'te', 'trailer', 'transfer-encoding', 'upgrade']);
 const FORWARDING = new Set(['x-forwarded-for', 'x-forwarded-proto', 'x-forwarded-host', 'forwarded']);
@@ -121,7 +122,7 @@ export function upstreamRequestHeaders(r: Routed, rules: HeaderRules, bodyLength
 
 /** RFC 7239 values are tokens or quoted strings. */
 function quoteIfNeeded(value: string): string {
-  return /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/.test(value) ? value : `"${value.replace(/["\\]/g, '\\$&')}"`;
+  return TOKEN.test(value) ? value : `"${value.replace(/["\\]/g, '\\$&')}"`;
 }
 
 /**

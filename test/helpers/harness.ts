@@ -17,16 +17,21 @@ export function sleep(ms: number): Promise<void> {
 
 // ---------------------------------------------------------------- processes
 
-/** Parent pid and state letter of a live process (or of one of its threads), or null when it is gone. */
-function procStat(pid: number, thread?: number): { ppid: number; state: string } | null {
+/** The fields of a process's (or one of its threads') stat line from the third (state) on, or null when it is gone. */
+export function statFields(pid: number, thread?: number | string): string[] | null {
   try {
     const text = readFileSync(thread === undefined ? `/proc/${pid}/stat` : `/proc/${pid}/task/${thread}/stat`, 'utf8');
     // pid (comm) state ppid ...; comm may hold spaces and parentheses.
-    const rest = text.slice(text.lastIndexOf(')') + 2).split(' ');
-    return { state: rest[0]!, ppid: Number(rest[1]) };
+    return text.slice(text.lastIndexOf(')') + 2).split(' ');
   } catch {
     return null;
   }
+}
+
+/** Parent pid and state letter of a live process (or of one of its threads), or null when it is gone. */
+function procStat(pid: number, thread?: number): { ppid: number; state: string } | null {
+  const rest = statFields(pid, thread);
+  return rest === null ? null : { state: rest[0]!, ppid: Number(rest[1]) };
 }
 
 /** True while the process exists and is not a zombie. */
