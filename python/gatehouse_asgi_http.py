@@ -29,7 +29,7 @@ CANCEL_GRACE = 1.0
 
 class HttpRequest(Responder):
     __slots__ = (
-        "worker", "rid", "scope", "body", "task", "status", "headers", "declared",
+        "worker", "rid", "scope", "body", "task", "status", "headers", "declared", "encoded",
         "head_sent", "complete", "ended", "disconnected", "timed_out", "waiter", "inbox", "held", "paused",
         "trailing", "clock_at", "time_left", "held_back",
     )

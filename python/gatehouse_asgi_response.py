@@ -24,6 +24,10 @@ EXTENSIONS = {"http.response.pathsend": {}}
 # Offered when the client said it takes trailers (TE: trailers).
 EXTENSIONS_TRAILERS = {"http.response.pathsend": {}, "http.response.trailers": {}}
 HTTP_VERSIONS = {b"1.0": "1.0", b"1.1": "1.1", b"2.0": "2"}
+# What start() made of a status and headers an app sends again and again (most send the same few):
+# the status line, the checked headers, the declared length and the encoded head.
+STARTED = {}
+STARTED_LIMIT = 256
 
 
 def routes_below_mount(setting):
@@ -96,17 +100,36 @@ class Responder:
         if self.status is not None:
             raise AppError("http.response.start sent twice")
         status = message["status"]
+        raw = tuple(message.get("headers", ()))
+        key = None
+        if type(status) is int:
+            try:
+                key = (status, raw)
+                known = STARTED.get(key)
+            except TypeError:  # something unhashable in the headers: checked below
+                key = known = None
+            if known is not None:
+                self.status, headers, self.declared, self.encoded = known
+                self.headers = list(headers)
+                return
         if type(status) is not int or not 100 <= status <= 599:
             raise AppError("the status must be an int from 100 to 599, got %r" % (status,))
         line = "%d %s" % (status, REASONS.get(status, ""))
         headers = []
-        for name, value in message.get("headers", ()):
+        for name, value in raw:
             name = name.decode("latin-1")
             if name.lower() not in HOP_BY_HOP:  # the front owns the connection's framing
                 headers.append((name, value.decode("latin-1")))
-        self.declared = check_headers(line, headers)
+        declared = check_headers(line, headers)
         self.status = line
         self.headers = headers
+        self.declared = declared
+        # With its length declared, nothing is added to the head: its bytes are known now.
+        self.encoded = None if declared is None else encode_head(line, headers)
+        if key is not None:
+            if len(STARTED) >= STARTED_LIMIT:
+                STARTED.clear()
+            STARTED[key] = (line, tuple(headers), declared, self.encoded)
 
     def body_part(self, body, more):
         send = self.worker.write
@@ -119,11 +142,11 @@ class Responder:
                 headers = self.headers
                 if self.declared is None and not bodiless(self.status) and (body or self.scope.get("method") != "HEAD"):
                     headers.append(("Content-Length", str(len(body))))
-                head = encode_head(self.status, headers)
+                head = self.encoded or encode_head(self.status, headers)
                 send(b"".join((pack_response(RESPONSE, rid, 4 + len(head) + len(body), len(head)), head, body)))
                 self.wake()
                 return
-            head = encode_head(self.status, self.headers)
+            head = self.encoded or encode_head(self.status, self.headers)
             send(pack_header(START_TRAILERS if self.trailing else START, rid, len(head)) + head)
         if body:
             send(pack_header(BODY, rid, len(body)) + body)

@@ -234,6 +234,20 @@ test('the app failing: before the start 500, after it the connection is cut, no 
   }
 });
 
+test('the same start message again and again: each response gets its own length, hop-by-hop headers dropped every time, a bad header refused every time', async () => {
+  // The worker keeps what it made of a start it has seen (gatehouse_asgi_response.py): nothing of one response may reach the next.
+  for (const query of ['abc', 'abcdefghij', 'a', 'sized', 'abc', 'sized']) {
+    const r = await request(server.url, `/api/same-start?${query}`);
+    const length = query === 'sized' ? 5 : query.length;
+    assert.equal(r.status, 200, query);
+    assert.equal(r.body, 'x'.repeat(length), query);
+    assert.equal(r.headers['content-length'], String(length), query);
+    assert.equal(r.headers['content-type'], 'text/plain', query);
+    assert.notEqual(r.headers['keep-alive'], 'timeout=99', `${query}: the app's Keep-Alive is the front's to decide`);
+  }
+  for (let i = 0; i < 2; i++) assert.equal((await request(server.url, '/api/bad-start')).status, 500);
+});
+
 test('max_temp_file_size: a client that reads nothing holds back an ASGI app that only sends (its sends wait), and gets it all once it reads', async () => {
   const reader = connect(server.port, '127.0.0.1');
   let received = 0;

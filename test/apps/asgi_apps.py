@@ -44,6 +44,10 @@ def jsonable_scope(scope):
     return out
 
 
+SAME_START_UNSIZED = {"type": "http.response.start", "status": 200, "headers": [(b"content-type", b"text/plain"), (b"keep-alive", b"timeout=99")]}
+SAME_START_SIZED = {"type": "http.response.start", "status": 200, "headers": [(b"content-type", b"text/plain"), (b"content-length", b"5")]}
+
+
 async def app(scope, receive, send):
     if scope["type"] == "lifespan":
         while True:
@@ -140,6 +144,13 @@ async def app(scope, receive, send):
         await send({"type": "http.response.body", "body": b"partial", "more_body": True})
     elif path.endswith("/no-response"):
         return
+    elif path.endswith("/same-start"):
+        # The same start message every time (as most apps send), with a body of the asked length.
+        await send(SAME_START_UNSIZED if scope["query_string"] != b"sized" else SAME_START_SIZED)
+        await send({"type": "http.response.body", "body": b"x" * (5 if scope["query_string"] == b"sized" else len(scope["query_string"]))})
+    elif path.endswith("/bad-start"):
+        await send({"type": "http.response.start", "status": 200, "headers": [(b"x-bad", b"a\r\nb")]})
+        await send({"type": "http.response.body", "body": b"never"})
     else:
         await send_json(send, {"error": "not found"}, 404)
 
