@@ -45,13 +45,29 @@ def die_with_parent():
 def set_scheduling(policy):
     """--worker-scheduling batch: SCHED_BATCH, so that a worker woken by a request waits for the
     running process's turn to end instead of preempting it (often the front, in the middle of
-    answering other clients); its share of CPU stays the same. Threads and forked children inherit it."""
-    if policy != "batch" or not hasattr(os, "sched_setscheduler"):
+    answering other clients); its share of CPU stays the same. Threads and forked children inherit it.
+    And a session of its own (own_session)."""
+    if policy != "batch":
+        return
+    own_session()
+    if not hasattr(os, "sched_setscheduler"):
         return
     try:
         os.sched_setscheduler(0, os.SCHED_BATCH, os.sched_param(0))
     except OSError as exc:
         sys.stderr.write("worker_scheduling = batch: could not set SCHED_BATCH (%s); the worker runs as any process\n" % exc)
+
+
+def own_session():
+    """Where Linux groups processes by session for CPU shares (autogroup, on by default in many
+    kernels), the front and its workers in one session would share one process's weight, and the
+    front would lose its core to any other program (a client on the same machine) far more often:
+    each worker leaves for a session of its own, and the front keeps the one it was started in.
+    The workers still die with the front (PDEATHSIG), and ignored the terminal's Ctrl-C already."""
+    try:
+        os.setsid()
+    except OSError:
+        pass  # already a group leader (not as gatehouse starts its workers)
 
 
 def serve(app, sock, settings, token=0):
@@ -122,6 +138,8 @@ def serve_template(app, sock, settings):
             if kind == FORK and os.fork() == 0:
                 sock.close()
                 die_with_parent()
+                if settings.get("worker_scheduling") == "batch":
+                    own_session()  # the template's is not shared
                 child = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
                 child.connect(settings["fork_socket"])
                 try:

@@ -2,9 +2,12 @@
  * --worker-scheduling: the Python workers run under SCHED_BATCH by default,
  * so that a worker woken by a request does not preempt the front in the
  * middle of its turn; every thread of a worker has it, and so do the workers
- * a --preload template forks. `normal` leaves them the policy the front has
- * (the test runner's, which the front inherits). Read as an
- * operator reads it (`chrt -p PID`): the policy field of /proc/PID/task/TID/stat.
+ * a --preload template forks. Each worker is also in a session of its own
+ * (the kernel's autogroup shares CPU out by session), the front in the one
+ * it was started in. `normal` leaves them the policy and session the front
+ * has (the test runner's, which the front inherits). Read as an operator
+ * reads them (`chrt -p PID`, `ps -o sid`): the policy and session fields of
+ * /proc/PID/task/TID/stat.
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -26,6 +29,9 @@ function allAre(processes: number[][], policy: number, what: string): void {
   assert.ok(processes.length > 0 && processes.flat().every((p) => p === policy), `${what}: policies ${JSON.stringify(processes)}, expected ${policy} in every thread`);
 }
 
+/** The session of `pid` (field 6 of its stat line). */
+const sessionOf = (pid: number) => Number(statFields(pid)?.[6 - 3]);
+
 /** What the front and a `normal` worker inherit: this process's own policy (SCHED_OTHER, unless the tests run under `chrt`). */
 const INHERITED = process.platform === 'linux' ? threadPolicies(process.pid)[0]! : 0;
 
@@ -35,7 +41,7 @@ function descendants(pid: number): number[] {
 }
 
 /** Serves `args`, waits for `processes` Python processes with at least `threads` threads in one of them, and returns the front's and their policies. */
-async function policies(args: string[], processes: number, threads = 1): Promise<{ front: number[]; workers: number[][] }> {
+async function policies(args: string[], processes: number, threads = 1): Promise<{ front: number[]; workers: number[][]; frontSession: number; sessions: number[][] }> {
   return withServer(args, async (gh) => {
     assert.equal((await request(gh.url, '/scope')).status, 200);
     const ready = await waitUntil(() => {
@@ -43,25 +49,39 @@ async function policies(args: string[], processes: number, threads = 1): Promise
       return pids.length === processes && pids.some((p) => threadPolicies(p).length >= threads);
     }, 10_000);
     assert.ok(ready, `expected ${processes} Python processes, found ${descendants(gh.pid).length}:\n${gh.output()}`);
-    return { front: threadPolicies(gh.pid), workers: descendants(gh.pid).map(threadPolicies) };
+    const pids = descendants(gh.pid);
+    return { front: threadPolicies(gh.pid), workers: pids.map(threadPolicies), frontSession: sessionOf(gh.pid), sessions: pids.map((pid) => [pid, sessionOf(pid)]) };
   });
+}
+
+/** Each of `sessions` ([pid, session]) its own session's leader. */
+function ownSessions(sessions: number[][], what: string): void {
+  assert.ok(sessions.length > 0 && sessions.every(([pid, sid]) => pid === sid), `${what}: [pid, session] ${JSON.stringify(sessions)}, expected each in a session of its own`);
 }
 
 test('the workers run under SCHED_BATCH by default, every thread of them; the front keeps its own', { skip: linuxOnly }, async () => {
   const sync = await policies([`${APPS}/basic.py:hello`, '--workers', '2'], 2);
   allAre(sync.workers, SCHED_BATCH, 'the sync workers');
   allAre([sync.front], INHERITED, "the front's threads");
+  ownSessions(sync.sessions, 'the sync workers');
+  assert.equal(sync.frontSession, sessionOf(process.pid), 'the front stays in the session it was started in');
 
   allAre((await policies([`${APPS}/basic.py:hello`, '--workers', '1', '--threads', '4'], 1, 5)).workers, SCHED_BATCH, 'the threaded worker');
-  allAre((await policies([`${APPS}/asgi_apps.py:app`, '--workers', '1', '--interface', 'asgi'], 1)).workers, SCHED_BATCH, 'the ASGI worker');
+  const asgi = await policies([`${APPS}/asgi_apps.py:app`, '--workers', '1', '--interface', 'asgi'], 1);
+  allAre(asgi.workers, SCHED_BATCH, 'the ASGI worker');
+  ownSessions(asgi.sessions, 'the ASGI worker');
 });
 
-test('--preload: the template and the workers it forks run under SCHED_BATCH', { skip: linuxOnly }, async () => {
-  allAre((await policies([`${APPS}/basic.py:hello`, '--workers', '2', '--preload'], 3)).workers, SCHED_BATCH, 'the template and its workers');
+test('--preload: the template and the workers it forks run under SCHED_BATCH, each in a session of its own', { skip: linuxOnly }, async () => {
+  const preload = await policies([`${APPS}/basic.py:hello`, '--workers', '2', '--preload'], 3);
+  allAre(preload.workers, SCHED_BATCH, 'the template and its workers');
+  ownSessions(preload.sessions, 'the template and its workers');
 });
 
-test("--worker-scheduling normal leaves the workers the front's policy; another value is refused with its key", { skip: linuxOnly }, async () => {
-  allAre((await policies([`${APPS}/basic.py:hello`, '--workers', '2', '--worker-scheduling', 'normal'], 2)).workers, INHERITED, 'the workers');
+test("--worker-scheduling normal leaves the workers the front's policy and session; another value is refused with its key", { skip: linuxOnly }, async () => {
+  const normal = await policies([`${APPS}/basic.py:hello`, '--workers', '2', '--worker-scheduling', 'normal'], 2);
+  allAre(normal.workers, INHERITED, 'the workers');
+  assert.deepEqual(normal.sessions.map(([, sid]) => sid), [normal.frontSession, normal.frontSession], "normal: the workers stay in the front's session");
 
   const bad = await runCli([`${APPS}/basic.py:hello`, '--worker-scheduling', 'fifo']);
   assert.equal(bad.code, 1);

@@ -54,11 +54,12 @@ export function appSchema(base: string) {
     /** Requests each worker runs at once, in threads. */
     threads: count(1).max(1024, 'must be at most 1024'),
     /**
-     * The workers' Linux scheduling policy: batch (SCHED_BATCH: a worker woken
-     * by a request does not preempt the process running, often the front,
-     * which goes on reading and answering clients; its share of CPU is the
-     * same) or normal (the policy gatehouse itself was started with, as any
-     * child process).
+     * How Linux schedules the workers: batch (SCHED_BATCH: a worker woken by
+     * a request does not preempt the process running, often the front, which
+     * goes on reading and answering clients; and each worker in a session of
+     * its own, so that where the kernel shares CPU out by session (autogroup)
+     * the workers do not take the front's share) or normal (the policy and
+     * session gatehouse itself was started with, as any child process).
      */
     worker_scheduling: z.enum(['batch', 'normal'], { error: 'must be batch or normal' }),
     /** The interpreter: a command on PATH or a path. */
