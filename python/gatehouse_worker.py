@@ -72,7 +72,7 @@ def own_session():
 
 def serve(app, sock, settings, token=0):
     """Runs a worker on `sock` until the front closes it (or SIGTERM)."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the front decides; Ctrl-C reaches both
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the front decides (Ctrl-C reaches a worker still in its session)
     if settings["interface"] == "asgi":
         from gatehouse_asgi import serve_asgi
 
