@@ -154,7 +154,7 @@ export function parseHead(text: string, scheme: 'http' | 'https'): ParsedHead | 
   const te = headers['transfer-encoding'];
   const expect = headers.expect;
   // Transfer-Coding names are case-insensitive (RFC 9112 §7): `Chunked` is chunked, as llhttp reads it.
-  if (te !== undefined && ((te !== 'chunked' && te.toLowerCase() !== 'chunked') || length !== undefined || http10)) return null;
+  if (te !== undefined && (te.toLowerCase() !== 'chunked' || length !== undefined || http10)) return null;
   if (expect !== undefined && (expect.toLowerCase() !== '100-continue' || http10)) return null;
   const rawHeaders = read.slice(0, count);
   for (let i = 0; i < count; i++) read[i] = '';
