@@ -14,11 +14,15 @@ from gatehouse_wire import REVOKED, pack_header
 
 # How often the watcher thread looks at the stream while a request runs (s).
 WATCH_INTERVAL = 0.01
-# While more requests wait here and the app answers them quickly, whole
-# responses are written together: one system call for several (each costs the
-# code after it a cold TLB). A response waits at most about this long (s) for
-# the others, or until the watcher's next look if the next request is slow.
-HOLD_SECONDS = 0.0002
+# While more requests wait here (the front sends a busy worker several) and the
+# app answers them quickly (the last one took under QUICK_SECONDS), whole
+# responses are written together: one system call for several, and one wake-up
+# of the front for them (each costs both sides far more than the write, on a
+# VM most). A response waits at most about HOLD_SECONDS for the others, or
+# until the watcher's next look if the request after it is slow; an app slower
+# than QUICK_SECONDS has its responses written one by one.
+QUICK_SECONDS = 0.0002
+HOLD_SECONDS = 0.001
 
 
 def watch(stream):
@@ -70,14 +74,14 @@ def serve_sync(stream, handle):
             last = perf_counter()
             continue
         stream.busy = True
-        if pending and took < HOLD_SECONDS and stream.held is None:
+        if pending and took < QUICK_SECONDS and stream.held is None:
             stream.held = []
             held_since = last
         handle(rid, payload)
         now = perf_counter()
         took = now - last
         last = now
-        if stream.held is not None and (not pending or now - held_since >= HOLD_SECONDS):
+        if stream.held is not None and (not pending or took >= QUICK_SECONDS or now - held_since >= HOLD_SECONDS):
             stream.flush()
         if cancelled:
             with lock:

@@ -3,11 +3,13 @@
  * it (python/gatehouse_worker.py with the stream on fd 3, REQ frames written
  * several at a time): while requests wait in its queue it holds quick answers
  * to send them in one write, and the held answers must still go out while a
- * slow request behind them runs, never after it.
+ * slow request behind them runs, never after it. The policy itself (which
+ * answers are held, for how long) is checked on the sync loop alone, on a
+ * clock of the test's own.
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -98,4 +100,64 @@ test('quick answers held for one write still go out while a slow request behind 
     await w.stop();
     rmSync(dir, { recursive: true, force: true });
   }
+});
+
+/**
+ * python/gatehouse_sync.py's serve_sync on a stand-in stream with `durations[i]`
+ * seconds of app time per request, all queued at the start, on a clock that
+ * moves only by them; each write as the request ids it carried and its time,
+ * and when each answer was ready.
+ */
+function syncWrites(durations: number[]): { writes: Array<{ ids: number[]; at: number }>; ready: number[] } {
+  const script = `
+import collections, json, sys, threading
+sys.path.insert(0, sys.argv[1])
+import gatehouse_sync as gs
+durations = json.loads(sys.argv[2])
+now = [0.0]
+gs.perf_counter = lambda: now[0]
+gs.WATCH_INTERVAL = 3600  # the watcher thread stays out of it: its flushes are timed by the real clock
+writes, ready = [], [None] * len(durations)
+class Stream:
+    pending = collections.deque((i, b"") for i in range(len(durations)))
+    lock = threading.Lock()
+    cancelled = set()
+    stopping = current = held = None
+    busy = False
+    def read_frames(self, block):
+        return False
+    def respond(self, rid):
+        ready[rid] = now[0]
+        if self.held is None: writes.append({"ids": [rid], "at": now[0]})
+        else: self.held.append(rid)
+    def flush(self):
+        held, self.held = self.held, None
+        if held: writes.append({"ids": held, "at": now[0]})
+stream = Stream()
+def handle(rid, payload):
+    now[0] += durations[rid]
+    stream.respond(rid)
+gs.serve_sync(stream, handle)
+print(json.dumps({"writes": writes, "ready": ready}))
+`;
+  const r = spawnSync(SYSTEM_PYTHON, ['-c', script, join(ROOT, 'python'), JSON.stringify(durations)], { encoding: 'utf8' });
+  assert.equal(r.status, 0, r.stderr);
+  return JSON.parse(r.stdout) as ReturnType<typeof syncWrites>;
+}
+
+test('the sync loop writes quick answers together for up to a millisecond, and slower ones one by one', () => {
+  // A quick app (50 µs a request, Flask's pace), 40 requests queued: a write about every millisecond.
+  const quick = syncWrites(Array(40).fill(0.00005));
+  assert.deepEqual(quick.writes.flatMap((w) => w.ids), [...Array(40).keys()], 'every answer once, in order');
+  assert.ok(quick.writes.length <= 3, `40 quick answers in ${quick.writes.length} writes: ${quick.writes.map((w) => w.ids.length).join(', ')}`);
+  for (const w of quick.writes) {
+    for (const id of w.ids) assert.ok(w.at - quick.ready[id]! <= 0.001 + 1e-9, `answer ${id} held ${((w.at - quick.ready[id]!) * 1e6).toFixed(0)} µs`);
+  }
+  // 0.5 ms a request: holding would make each answer wait for the next request, for little.
+  const slower = syncWrites(Array(6).fill(0.0005));
+  assert.deepEqual(slower.writes.map((w) => w.ids), [[0], [1], [2], [3], [4], [5]]);
+  // Quick answers, then a slow request: they go out as soon as it ends (the watcher thread sends them
+  // while it runs), and the quick ones after it are not held behind it.
+  const mixed = syncWrites([0.00005, 0.00005, 0.00005, 0.05, 0.00005, 0.00005]);
+  assert.deepEqual(mixed.writes.map((w) => w.ids), [[0, 1, 2, 3], [4], [5]]);
 });
