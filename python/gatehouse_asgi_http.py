@@ -18,7 +18,7 @@ import os
 
 from gatehouse_app import AppError, check_headers
 from gatehouse_asgi_response import ClientDisconnected, Responder, read_scope
-from gatehouse_wire import ABORT, END, FILE, REQ_END, START, TRAILERS, WS_PAUSE, WS_RESUME, encode_head, pack_header
+from gatehouse_wire import ABORT, END, FILE, REQ_END, START, TRAILERS, WS_PAUSE, WS_RESUME, pack_header
 
 # A streamed body's bytes received and not yet taken by the app past which the front stops reading the client.
 BODY_HIGH = 1 << 20
@@ -254,7 +254,7 @@ class HttpRequest(Responder):
         length = st.st_size if self.declared is None else min(self.declared, st.st_size)
         if self.declared is None:
             self.headers.append(("Content-Length", str(length)))
-        head = encode_head(self.status, self.headers)
+        head = self.head_block()
         spec = ("0\0%d\0%d\0%d\0" % (length, st.st_dev, st.st_ino)).encode() + os.fsencode(os.path.abspath(path))
         self.head_sent = self.complete = True
         self.worker.write(pack_header(START, self.rid, len(head)) + head + pack_header(FILE, self.rid, len(spec)) + spec)

@@ -139,14 +139,13 @@ class Responder:
             if not more:
                 # The whole response in one message: one frame, with its length.
                 self.complete = self.ended = True
-                headers = self.headers
                 if self.declared is None and not bodiless(self.status) and (body or self.scope.get("method") != "HEAD"):
-                    headers.append(("Content-Length", str(len(body))))
-                head = self.encoded or encode_head(self.status, headers)
+                    self.headers.append(("Content-Length", str(len(body))))
+                head = self.head_block()
                 send(b"".join((pack_response(RESPONSE, rid, 4 + len(head) + len(body), len(head)), head, body)))
                 self.wake()
                 return
-            head = self.encoded or encode_head(self.status, self.headers)
+            head = self.head_block()
             send(pack_header(START_TRAILERS if self.trailing else START, rid, len(head)) + head)
         if body:
             send(pack_header(BODY, rid, len(body)) + body)
@@ -154,6 +153,11 @@ class Responder:
             self.complete = True
             self.end(END)
             self.wake()
+
+    def head_block(self):
+        """The head as the front reads it: made by start() when the app declared the length, else now
+        (with the Content-Length added since)."""
+        return self.encoded or encode_head(self.status, self.headers)
 
     def end(self, kind):
         """The frame that ends the request for the front: sent once."""
