@@ -2,7 +2,7 @@
  * ASGI request bodies streamed to the app as they arrive (REQ_STREAM):
  * a 128 MiB upload hashed piece by piece while the front holds little of it,
  * a slow client that does not block its worker, backpressure on an app that
- * never reads, max_request_body mid-stream, a client reset mid-body seen as
+ * never reads, max_request_body and a faulty chunk mid-stream, a client reset mid-body seen as
  * http.disconnect, Starlette's request.body() and request.stream(), and an
  * HTTP/2 upload without Content-Length. Apps: test/apps/asgi_upload_apps.py.
  */
@@ -179,6 +179,18 @@ test('a chunked body past the route max_request_body gets 413 mid-stream', async
   assert.equal(r.status, 413);
   const after = await request(server.url, '/fast');
   assert.equal(after.status, 200);
+});
+
+test('a chunk that is not well formed mid-stream gets 400 at once (not 408 after body_timeout), and the connection closes', async () => {
+  const conn = await RawConnection.open(server.port);
+  conn.write('POST /small/hash HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n');
+  conn.write(chunked(Buffer.alloc(1024, 4)));
+  await sleep(50);
+  conn.write('4; =v\r\nabcd\r\n0\r\n\r\n');
+  const r = await conn.readResponse();
+  await conn.waitClosed();
+  assert.equal(r.status, 400);
+  assert.equal((await request(server.url, '/fast')).status, 200);
 });
 
 test('past max_request_body after the response started: the connection is cut, the response never ends', async () => {

@@ -4,8 +4,9 @@
  * over): a table of raw requests in, what the client gets back and what the
  * app saw out. Nothing after a request that ends the connection is read as a
  * request (§9.6); faulty framing is 400 (§6.1, §3.2); a head that can never
- * be read is refused at once, not after the header timeout; a fragment never
- * reaches the app.
+ * be read is refused at once, not after the header timeout; a body whose
+ * framing breaks off is refused in its turn, after the answers before it; a
+ * fragment never reaches the app.
  */
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -200,6 +201,32 @@ async function spacedExtensions(te: string): Promise<void> {
     assert.deepEqual(statuses(bad.text), [400], size);
   }
 }
+
+test('a faulty chunk after a pipelined request, on both readers: that request is answered, then the faulty one gets 400 (413 for extensions past 16 KiB), each logged once with its request line', async () => {
+  const readers: Array<[string, string]> = [
+    ['fast path', ''],
+    ['node:http (a repeated Connection)', 'Connection: close\r\nConnection: close\r\n'],
+  ];
+  const faults: Array<[string, number]> = [
+    ['5; =v', 400],
+    [`5;a=${'b'.repeat(17000)}`, 413],
+  ];
+  for (const [reader, extra] of readers) {
+    for (const [size, status] of faults) {
+      const what = `${reader}, ${size.slice(0, 6)}`;
+      const from = gh.output().length;
+      const { text, closed } = await exchange(
+        'GET /first HTTP/1.1\r\nHost: x\r\n\r\n' + `POST /bad HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n${extra}\r\n${size}\r\nhello\r\n0\r\n\r\n`,
+      );
+      assert.ok(closed, what);
+      assert.deepEqual(statuses(text), [200, status], `${what}: ${JSON.stringify(text.slice(0, 400))}`);
+      assert.ok(text.includes('"PATH_INFO": "/first"'), what);
+      await sleep(50);
+      const lines = logLines(from);
+      assert.deepEqual(lines.map((l) => /"([^"]*)" (\d{3})/.exec(l)?.slice(1).join(' ')).sort(), ['GET /first HTTP/1.1 200', `POST /bad HTTP/1.1 ${status}`], `${what}:\n${lines.join('\n')}`);
+    }
+  }
+});
 
 test('methods nginx refuses (lower case, digits) are 400 on both readers', async () => {
   for (const bytes of ['brew / HTTP/1.1\r\nHost: x\r\n\r\n', 'M1 / HTTP/1.1\r\nHost: x\r\n\r\n', 'brew / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n']) {

@@ -155,6 +155,15 @@ test('request_buffering = false: a chunked body past max_request_body is refused
   assert.equal(ok.status, 200);
 });
 
+test('request_buffering = false: a chunk that is not well formed is refused with 400 and the connection closes', async () => {
+  const from = server.output().length;
+  const conn = await RawConnection.open(server.port);
+  conn.write('POST /capped/bad HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\nzz\r\nhello\r\n0\r\n\r\n');
+  const res = await conn.readResponse();
+  await conn.waitClosed();
+  assert.equal(res.status, 400, server.output().slice(from));
+});
+
 test('an upstream host name: resolved at start, then again once per resolve_ttl, not per connection', async () => {
   assert.equal((await request(server.url, '/named/x')).headers['x-upstream'], 'a');
   let calls = 0;

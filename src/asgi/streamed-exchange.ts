@@ -10,9 +10,10 @@
  * app has not taken what it was sent (WS_PAUSE / WS_RESUME from the worker)
  * or while the stream to the worker is full.
  *
- * max_request_body and body_timeout hold as for a buffered body: 413 or 408
- * while the response has not started, else the connection is cut; either
- * way the app's request is cancelled (its receive() says http.disconnect).
+ * max_request_body, body_timeout and faulty framing (a bad chunk) hold as
+ * for a buffered body: 413, 408 or 400 while the response has not started,
+ * else the connection is cut; either way the app's request is cancelled
+ * (its receive() says http.disconnect).
  */
 import { STATUS_CODES } from 'node:http';
 import type { Readable } from 'node:stream';
@@ -20,12 +21,14 @@ import { encodeEmpty, encodeFrame, Frame } from '../wire/frames.js';
 import { sendPlain } from '../http/plain-response.js';
 import { WsgiExchange } from '../wsgi/wsgi-exchange.js';
 import type { ExchangeContext, HttpResponse, RequestInfo, RouteRequest } from '../http/handler.js';
+import { refusalFor, type BodyFault } from '../http/request-body.js';
 
 /** Why reading the client is paused: the app has not taken its body, or the stream to the worker is full. */
 const HELD_BY_APP = 1;
 const HELD_BY_STREAM = 2;
 
 const REFUSAL = {
+  400: 'the body broke off',
   408: 'the body stopped arriving',
   413: 'the body is over max_request_body',
   503: 'its worker gave it back after taking part of its body',
@@ -37,6 +40,8 @@ export class StreamedExchange extends WsgiExchange {
   private reading = false;
   /** The whole body was relayed (REQ_END sent). */
   private ended = false;
+  /** The status a faulty body is refused with once the request is at its worker; 0: none. */
+  private fault: keyof typeof REFUSAL | 0 = 0;
   private idle: NodeJS.Timeout | undefined;
   private readonly limit: number;
 
@@ -54,7 +59,11 @@ export class StreamedExchange extends WsgiExchange {
     frame[0] = Frame.REQ_STREAM;
     this.limit = r.maxRequestBody;
     // A client that goes away is seen as the connection or stream closing (clientGone()).
-    upload.on('error', () => {});
+    upload.on('error', (err) => {
+      if ((err as Partial<BodyFault>).status === undefined) return;
+      this.fault = refusalFor(err) === 413 ? 413 : 400;
+      if (this.reading) this.refuse(this.fault);
+    });
   }
 
   sent(): void {
@@ -62,6 +71,7 @@ export class StreamedExchange extends WsgiExchange {
     if (this.length > 0) return this.refuse(503);
     if (this.reading) return;
     this.reading = true;
+    if (this.fault !== 0) return this.refuse(this.fault);
     this.upload.on('data', this.onData);
     this.upload.once('end', this.onEnd);
     this.arm();

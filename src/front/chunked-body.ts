@@ -21,6 +21,7 @@
  */
 import { createRequire } from 'node:module';
 import { isTchar } from '../http/token.js';
+import type { BodyFault } from '../http/request-body.js';
 
 /** What node's parser binding offers, as far as this file uses it. */
 interface NodeParser {
@@ -48,8 +49,8 @@ const { HTTPParser } = createRequire(import.meta.url)('_http_common') as ParserM
  */
 const HEAD = Buffer.from('POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n', 'latin1');
 
-/** A fault in the body's framing, named by llhttp's code (HPE_INVALID_CHUNK_SIZE...). */
-export type ChunkFault = Error & { code: string };
+/** A fault in the body's framing, named by llhttp's code (HPE_INVALID_CHUNK_SIZE...), and the status it is refused with. */
+export type ChunkFault = BodyFault & { code: string };
 
 /** Parsers let go of, for the next chunked body (node:http keeps a free list of its own too). */
 const spare: OwnedParser[] = [];
@@ -275,7 +276,10 @@ export class ChunkedBody {
     this.close();
     // After the body, llhttp skips line ends, then stops at the first other byte (counted as read).
     if (this.done && result.code === 'HPE_CLOSED_CONNECTION') return buf.subarray(start + result.bytesParsed! - 1);
-    return Object.assign(new Error(`chunked body: ${(result as { reason?: string }).reason ?? result.message}`), { code: result.code ?? 'HPE_INVALID_CHUNK_SIZE' });
+    const code = result.code ?? 'HPE_INVALID_CHUNK_SIZE';
+    // As node:http answers llhttp's codes (http-front.ts).
+    const status = code === 'HPE_CHUNK_EXTENSIONS_OVERFLOW' ? 413 : 400;
+    return Object.assign(new Error(`chunked body: ${(result as { reason?: string }).reason ?? result.message}`), { code, status });
   }
 
   /** Lets go of the parser, kept for the next body if there is room (safe to call again). */

@@ -346,19 +346,21 @@ export class FastConnection implements SocketEvents {
 
   /**
    * A chunked body llhttp refuses (a bad chunk size, trailers too large...):
-   * what node:http does on its parser's error. The connection reads nothing
-   * more; the client is answered with the error's status (http-front.ts)
-   * unless an answer is being written (then the connection is cut), and the
-   * answers not yet begun are dropped; the body is cut short when the
-   * connection closes (onClose).
+   * as nginx, the connection reads nothing more, the answers before this
+   * request go out, and the request is answered in its turn by what reads
+   * its body (the fault's status, 400 or 413: request-body.ts), logged once
+   * with its request line; the connection closes after it. A body nobody
+   * reads any more (its answer is under way) needs no word: the connection
+   * closes once that answer is written.
    */
   private bodyFault(fault: ChunkFault): void {
+    const x = this.receiving!;
     this.receiving = null;
     this.pending = null;
     this.lastRead = this.ended = true;
-    if (this.answering.first!.res.headersSent) return void this.socket.destroy();
-    for (const y of this.answering.all()) if (y.res instanceof Http1Response) y.res.abandon();
-    this.path.options.onClientError(this.socket, fault.code);
+    if (!x.res.headersSent) x.res.shouldKeepAlive = false;
+    // Not destroy(): an IncomingMessage destroyed mid-body destroys its socket, and the answers with it.
+    if (x.body!.listenerCount('error') > 0) x.body!.emit('error', fault);
   }
 
   /** A response is written (node:http's resOnFinish): the next one gets the socket, or the connection waits for requests. */

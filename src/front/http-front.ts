@@ -226,11 +226,23 @@ export class HttpFront {
     // answer under way goes out, then the connection closes (llhttp keeps reading them).
     if (err.code === 'HPE_CLOSED_CONNECTION') return;
     const status = CLIENT_ERRORS[err.code ?? ''] ?? 400;
+    const incoming = bodyUnderWay(socket);
+    if (incoming !== null && err.code?.startsWith('HPE_')) {
+      // A body that broke off (a bad chunk), as on the fast path (fast-connection.ts): nothing more is
+      // read, and the request is answered in its turn by what reads its body. (llhttp says it again for
+      // each piece of data that comes after.)
+      socket.pause();
+      if (faulted.has(incoming)) return;
+      faulted.add(incoming);
+      if (incoming.listenerCount('error') > 0) return void incoming.emit('error', Object.assign(err, { status }));
+    }
     // The client is gone, or a response is already on its way (pipelining): nothing can be said.
     const replying = err.code !== 'ECONNRESET' && socket.writable && !(socket as SocketWithMessage)._httpMessage?.headersSent;
     if (!replying) return void socket.destroy();
     socket.write(`HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\nConnection: close\r\n\r\n`);
-    this.ctx.accessLog?.write(new IncomingMessage(socket), status, 0);
+    // A body that broke off belongs to a request already served: it logs its own line (with its
+    // request line, as nginx) when its body ends in the error. Anything else never became a request.
+    if (incoming === null) this.ctx.accessLog?.write(new IncomingMessage(socket), status, 0);
     // Once written (answers before it may still be on their way), whether or not the client closes its side.
     socket.destroySoon();
   }
@@ -297,6 +309,17 @@ const CLIENT_ERRORS: Record<string, number> = {
 
 /** node:http keeps the response being written on its socket (undocumented, but what its own error handler checks). */
 type SocketWithMessage = Socket & { _httpMessage?: { headersSent?: boolean } };
+/** node:http's parser on its socket, and the request it is reading (undocumented, as above). */
+type SocketWithParser = Socket & { parser?: { incoming?: IncomingMessage | null } | null };
+
+/** The request whose body node:http's parser is reading on `socket`, if any. */
+function bodyUnderWay(socket: Socket): IncomingMessage | null {
+  const incoming = (socket as SocketWithParser).parser?.incoming;
+  return incoming == null || incoming.complete ? null : incoming;
+}
+
+/** Requests whose body broke off, told so once. */
+const faulted = new WeakSet<IncomingMessage>();
 
 function formatTcp(addr: AddressInfo): string {
   return formatBind({ kind: 'tcp', host: addr.address, port: addr.port });

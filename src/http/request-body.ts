@@ -26,9 +26,23 @@ export type BodyResult =
 export type ReadBody = Extract<BodyResult, { kind: 'ok' }>;
 
 /**
+ * The error a body stream ends in when its framing breaks off mid-way (a bad
+ * chunk): the request is refused with `status` (400, or 413 for chunk
+ * extensions past llhttp's limit), as nginx answers "client sent invalid
+ * chunked body".
+ */
+export type BodyFault = Error & { status: number };
+
+/** The status a failed body is refused with: the fault's, else 400 (a body that broke off). */
+export function refusalFor(error: Error): number {
+  return (error as Partial<BodyFault>).status ?? 400;
+}
+
+/**
  * A route's request body read whole for its action, or the request refused
  * as nginx would: 413 past max_request_body, 408 when the body stops
- * arriving, 400 when it breaks off (logged at debug level). `done` runs only
+ * arriving, 400 when it breaks off or its framing is faulty (refusalFor(); logged
+ * at debug level). `done` runs only
  * once the body is in.
  */
 export function readRouteBody(
@@ -47,7 +61,7 @@ export function readRouteBody(
     if (r.res.headersSent) return;
     // A client gone mid-body is told nothing, but its request is logged as nginx logs it.
     if (r.res.destroyed) return r.log(400, 0);
-    refuse(r, 400);
+    refuse(r, refusalFor(result.error));
   });
 }
 
@@ -141,19 +155,23 @@ export function hasUnsizedH2Body(req: RequestInfo): boolean {
 
 /**
  * A body streamed to its action as it comes (no Content-Length: chunked, or
- * HTTP/2), cut at `limit` bytes: `over` runs when a byte past it arrives,
- * then the stream ends in an error (the front checks declared lengths).
+ * HTTP/2), cut at `limit` bytes: `refuse(413)` runs when a byte past it
+ * arrives, then the stream ends in an error (the front checks declared
+ * lengths); `refuse(400)` (or the fault's status) when its framing breaks off.
  */
-export function capBody(body: Readable, limit: number, over: () => void): Readable {
+export function capBody(body: Readable, limit: number, refuse: (status: number) => void): Readable {
   let length = 0;
   const capped = new Transform({
     transform(chunk: Buffer, _encoding, callback) {
       length += chunk.length;
       if (length <= limit) return callback(null, chunk);
-      over();
+      refuse(413);
       callback(new Error('the request body is over max_request_body'));
     },
   });
-  body.once('error', (err) => capped.destroy(err));
+  body.once('error', (err) => {
+    if ((err as Partial<BodyFault>).status !== undefined) refuse(refusalFor(err));
+    capped.destroy(err);
+  });
   return body.pipe(capped);
 }

@@ -120,7 +120,7 @@ export class HttpProxy implements Handler {
     if (!this.route.settings.request_buffering) {
       if (sized) return go(body); // the front refused a declared length over the limit
       let exchange: ProxyExchange | null = null;
-      const capped = capBody(body, r.maxRequestBody, () => exchange?.bodyTooLarge());
+      const capped = capBody(body, r.maxRequestBody, (status) => exchange?.bodyRefused(status));
       exchange = new ProxyExchange(this.route, r, capped, this.hashKey(req));
       return exchange.start();
     }

@@ -240,17 +240,22 @@ export class ProxyExchange implements CarriedHandler, InFlight {
     if (body !== null && !Buffer.isBuffer(body) && !('file' in body)) body.destroy();
   }
 
-  /** A body streamed from the client went past max_request_body: 413 when no answer has started, else the answer is cut. */
-  bodyTooLarge(): void {
+  /**
+   * A body streamed from the client went past max_request_body (413) or its
+   * framing broke off (400): refused when no answer has started, else the
+   * answer is cut.
+   */
+  bodyRefused(status: number): void {
     if (this.done) return;
+    const why = status === 413 ? 'the request body went past max_request_body' : 'the request body broke off';
     if (this.r.res.headersSent) {
-      this.route.logger.warning(`${this.what()}: the request body went past max_request_body after the response started; connection cut`);
+      this.route.logger.warning(`${this.what()}: ${why} after the response started; connection cut`);
       this.r.res.destroy();
       this.finish(this.status, 0);
     } else {
-      this.finish(413, sendPlain(this.r.res, 413, 'Payload Too Large', true));
+      this.finish(status, sendPlain(this.r.res, status, STATUS_CODES[status] ?? 'Error', true));
     }
-    this.abort?.(new Error('the request body is over max_request_body'));
+    this.abort?.(new Error(why));
   }
 
   /** tries_timeout passed: no response head yet, so this try ends (504) and no other starts. */
