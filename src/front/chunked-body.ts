@@ -22,6 +22,7 @@
 import { createRequire } from 'node:module';
 import { isTchar } from '../http/token.js';
 import type { BodyFault } from '../http/request-body.js';
+import { clientErrorStatus } from './client-errors.js';
 
 /** What node's parser binding offers, as far as this file uses it. */
 interface NodeParser {
@@ -277,9 +278,7 @@ export class ChunkedBody {
     // After the body, llhttp skips line ends, then stops at the first other byte (counted as read).
     if (this.done && result.code === 'HPE_CLOSED_CONNECTION') return buf.subarray(start + result.bytesParsed! - 1);
     const code = result.code ?? 'HPE_INVALID_CHUNK_SIZE';
-    // As node:http answers llhttp's codes (http-front.ts).
-    const status = code === 'HPE_CHUNK_EXTENSIONS_OVERFLOW' ? 413 : 400;
-    return Object.assign(new Error(`chunked body: ${(result as { reason?: string }).reason ?? result.message}`), { code, status });
+    return Object.assign(new Error(`chunked body: ${(result as { reason?: string }).reason ?? result.message}`), { code, status: clientErrorStatus(code) });
   }
 
   /** Lets go of the parser, kept for the next body if there is room (safe to call again). */

@@ -28,6 +28,7 @@ import { createGatewayServer } from './gateway-listener.js';
 import { afterEarlierAnswers, RequestIntake, type ListenerInfo } from './request-intake.js';
 import { trackSession, type H2Connection } from './http2-response.js';
 import { readDirectly } from './read-directly.js';
+import { clientErrorStatus } from './client-errors.js';
 import { MemberList } from '../http/member-list.js';
 
 export class HttpFront {
@@ -225,7 +226,7 @@ export class HttpFront {
     // Bytes after a request that ends the connection (RFC 9112 §9.6): ignored; the
     // answer under way goes out, then the connection closes (llhttp keeps reading them).
     if (err.code === 'HPE_CLOSED_CONNECTION') return;
-    const status = CLIENT_ERRORS[err.code ?? ''] ?? 400;
+    const status = clientErrorStatus(err.code);
     const incoming = bodyUnderWay(socket);
     if (incoming !== null && err.code?.startsWith('HPE_')) {
       // A body that broke off (a bad chunk), as on the fast path (fast-connection.ts): nothing more is
@@ -299,13 +300,6 @@ function onTrackedClose(this: TrackedSocket): void {
   t.front.closed(this, t.counted);
 }
 
-
-/** Node's parser errors and the status it answers them with (anything else: 400). */
-const CLIENT_ERRORS: Record<string, number> = {
-  HPE_HEADER_OVERFLOW: 431,
-  HPE_CHUNK_EXTENSIONS_OVERFLOW: 413,
-  ERR_HTTP_REQUEST_TIMEOUT: 408,
-};
 
 /** node:http keeps the response being written on its socket (undocumented, but what its own error handler checks). */
 type SocketWithMessage = Socket & { _httpMessage?: { headersSent?: boolean } };
