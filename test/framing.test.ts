@@ -214,6 +214,8 @@ test('a faulty chunk after a pipelined request, on both readers: that request is
   for (const [reader, extra] of readers) {
     for (const [size, status] of faults) {
       const what = `${reader}, ${size.slice(0, 6)}`;
+      // Lines of the requests before this one are all in (each is written before its answer ends).
+      await sleep(50);
       const from = gh.output().length;
       const { text, closed } = await exchange(
         'GET /first HTTP/1.1\r\nHost: x\r\n\r\n' + `POST /bad HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n${extra}\r\n${size}\r\nhello\r\n0\r\n\r\n`,
