@@ -11,9 +11,9 @@
  * or while the stream to the worker is full.
  *
  * max_request_body, body_timeout and faulty framing (a bad chunk) hold as
- * for a buffered body: 413, 408 or 400 while the response has not started,
- * else the connection is cut; either way the app's request is cancelled
- * (its receive() says http.disconnect).
+ * for a buffered body: 413, 408 or 400 (431 for trailers too large) while
+ * the response has not started, else the connection is cut; either way the
+ * app's request is cancelled (its receive() says http.disconnect).
  */
 import { STATUS_CODES } from 'node:http';
 import type { Readable } from 'node:stream';
@@ -21,7 +21,7 @@ import { encodeEmpty, encodeFrame, Frame } from '../wire/frames.js';
 import { sendPlain } from '../http/plain-response.js';
 import { WsgiExchange } from '../wsgi/wsgi-exchange.js';
 import type { ExchangeContext, HttpResponse, RequestInfo, RouteRequest } from '../http/handler.js';
-import { refusalFor, type BodyFault } from '../http/request-body.js';
+import { faultStatus } from '../http/request-body.js';
 
 /** Why reading the client is paused: the app has not taken its body, or the stream to the worker is full. */
 const HELD_BY_APP = 1;
@@ -31,6 +31,7 @@ const REFUSAL = {
   400: 'the body broke off',
   408: 'the body stopped arriving',
   413: 'the body is over max_request_body',
+  431: 'its trailers are over max_header_size',
   503: 'its worker gave it back after taking part of its body',
 } as const;
 
@@ -60,8 +61,9 @@ export class StreamedExchange extends WsgiExchange {
     this.limit = r.maxRequestBody;
     // A client that goes away is seen as the connection or stream closing (clientGone()).
     upload.on('error', (err) => {
-      if ((err as Partial<BodyFault>).status === undefined) return;
-      this.fault = refusalFor(err) === 413 ? 413 : 400;
+      const status = faultStatus(err);
+      if (status === undefined) return;
+      this.fault = status in REFUSAL ? (status as keyof typeof REFUSAL) : 400;
       if (this.reading) this.refuse(this.fault);
     });
   }

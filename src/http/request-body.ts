@@ -33,16 +33,16 @@ export type ReadBody = Extract<BodyResult, { kind: 'ok' }>;
  */
 export type BodyFault = Error & { status: number };
 
-/** The status a failed body is refused with: the fault's, else 400 (a body that broke off). */
-export function refusalFor(error: Error): number {
-  return (error as Partial<BodyFault>).status ?? 400;
+/** The status `error` refuses its request with when it is a BodyFault; undefined for any other error. */
+export function faultStatus(error: Error): number | undefined {
+  return (error as Partial<BodyFault>).status;
 }
 
 /**
  * A route's request body read whole for its action, or the request refused
  * as nginx would: 413 past max_request_body, 408 when the body stops
- * arriving, 400 when it breaks off or its framing is faulty (refusalFor(); logged
- * at debug level). `done` runs only
+ * arriving, 400 when it breaks off, the fault's status when its framing is
+ * faulty (logged at debug level). `done` runs only
  * once the body is in.
  */
 export function readRouteBody(
@@ -61,7 +61,7 @@ export function readRouteBody(
     if (r.res.headersSent) return;
     // A client gone mid-body is told nothing, but its request is logged as nginx logs it.
     if (r.res.destroyed) return r.log(400, 0);
-    refuse(r, refusalFor(result.error));
+    refuse(r, faultStatus(result.error) ?? 400);
   });
 }
 
@@ -170,7 +170,8 @@ export function capBody(body: Readable, limit: number, refuse: (status: number) 
     },
   });
   body.once('error', (err) => {
-    if ((err as Partial<BodyFault>).status !== undefined) refuse(refusalFor(err));
+    const status = faultStatus(err);
+    if (status !== undefined) refuse(status);
     capped.destroy(err);
   });
   return body.pipe(capped);
