@@ -7,10 +7,11 @@
  * connection (wrk -t1 -c1), so no request queues behind another (with four,
  * both cores were 80–85% busy and the mean latency was 1.5–1.8 times one
  * connection's: mostly queueing). The two servers run side by side and are
- * measured in turn, five pairs of runs or --repeat: this VM drifts by more than the
- * target within a minute, so runs of one server after the other's compared
- * the machine's moments as much as the servers (−21% to +30% on one build).
- * What misses add is the median of the pairs' ratios of mean latency.
+ * measured in turn, five pairs of runs or --repeat, each pair off, on, on,
+ * off in runs of half the duration: this VM drifts by more than the target within a minute, so runs
+ * of one server after the other's compared the machine's moments as much as
+ * the servers (−21% to +30% on one build). What misses add is the median of
+ * the pairs' ratios of mean latency.
  *
  * The store is measured full, as a cache under misses spends its life: a
  * small one (MISS_CACHE), filled and evicting after a warm-up of misses on
@@ -37,6 +38,8 @@ const SETTLE_SECONDS = 2;
 /** Pairs of runs at least (more with --repeat): a single pair's ratio moves by ±20% on this VM, twice the target. */
 const MIN_PAIRS = 5;
 const pairCount = (opts: Options) => Math.max(opts.repeat, MIN_PAIRS);
+/** Each pair is four runs of this many seconds: every server gets the run's duration in two. */
+const sliceSeconds = (opts: Options) => Math.max(1, Math.floor(opts.duration / 2));
 const PAGE: AppSpec = { id: '1KiB-miss', module: 'cached_page', path: '/1k' };
 const TARGET = 0.1;
 /** A query string of its own for every request (`run` keeps runs on one server apart): every one a miss. */
@@ -85,25 +88,32 @@ interface MissPair {
 
 /**
  * pairCount pairs of runs, the two servers up side by side and measured in
- * turn (off then on, then on then off, …), so the machine's drift over the
- * minute falls on both alike; each after a warm-up of misses of its own (the
- * server's warm-up asks for the plain page: for the cache, hits), first on
- * four connections to fill the store, then on one as measured.
+ * turn, each pair in four runs of half the run's duration: off, on, on, off.
+ * Drift steady over a pair falls on both alike, and each server is switched
+ * to once a pair (one run of each in turn let the VM's moments move a pair
+ * by ±20%; alternating the order, on, off, off, on, made the first run after
+ * a switch dearer for one server in some pairs and for the other in the
+ * rest). Each server first gets a warm-up of misses of its own (the server's
+ * warm-up asks for the plain page: for the cache, hits), on four connections
+ * to fill the store, then on one as measured.
  */
 async function missPairs(uncached: ServerSpec, cached: ServerSpec, opts: Options, notes: string[]): Promise<MissPair[]> {
   const dir = makeTempDir('gatehouse-bench-miss-');
   const pairs: MissPair[] = [];
+  const slice = sliceSeconds(opts);
   try {
     await withServer(uncached, PAGE, opts, 'cache-miss-off', notes, (offPort) =>
       withServer(cached, PAGE, opts, 'cache-miss-on', notes, async (onPort) => {
         for (const [port, name] of [[offPort, 'off'], [onPort, 'on']] as const) await missRun(dir, port, `warm${name}`, WARM_SECONDS, WARM_CONNECTIONS);
-        for (const [port, name] of [[offPort, 'off'], [onPort, 'on']] as const) await missRun(dir, port, `settle${name}`, SETTLE_SECONDS);
+        // The cache off last: each pair then starts where the one before it ended.
+        for (const [port, name] of [[onPort, 'on'], [offPort, 'off']] as const) await missRun(dir, port, `settle${name}`, SETTLE_SECONDS);
         for (let i = 1; i <= pairCount(opts); i++) {
-          const measure = async (port: number) => latencyOf(await missRun(dir, port, `run${i}`, opts.duration), notes);
-          const first = await measure(i % 2 === 1 ? offPort : onPort);
-          const second = await measure(i % 2 === 1 ? onPort : offPort);
-          const [off, on] = i % 2 === 1 ? [first, second] : [second, first];
-          if (off !== null && on !== null) pairs.push({ off, on });
+          const runs = { off: [] as MissLatency[], on: [] as MissLatency[] };
+          for (const [j, port] of [offPort, onPort, onPort, offPort].entries()) {
+            const latency = latencyOf(await missRun(dir, port, `run${i}s${j}`, slice), notes);
+            if (latency !== null) runs[port === offPort ? 'off' : 'on'].push(latency);
+          }
+          if (runs.off.length === 2 && runs.on.length === 2) pairs.push({ off: average(runs.off), on: average(runs.on) });
         }
       }).then(() => undefined),
     );
@@ -113,6 +123,11 @@ async function missPairs(uncached: ServerSpec, cached: ServerSpec, opts: Options
   return pairs;
 }
 
+/** Two slices of equal length taken as one run. */
+function average(runs: readonly MissLatency[]): MissLatency {
+  return { meanMs: (runs[0]!.meanMs + runs[1]!.meanMs) / 2, p99Ms: (runs[0]!.p99Ms + runs[1]!.p99Ms) / 2 };
+}
+
 const median = (xs: readonly number[]) => [...xs].sort((a, b) => a - b)[Math.floor((xs.length - 1) / 2)]!;
 
 /** The section's lines (list items): the cache off and on (all misses), and what the misses added. */
@@ -120,7 +135,7 @@ export async function missLatencyLines(uncached: ServerSpec, cached: ServerSpec,
   const notes: string[] = [];
   const pairs = await missPairs(uncached, cached, opts, notes);
   const cell = (side: 'off' | 'on') => `mean ${formatMs(median(pairs.map((p) => p[side].meanMs)))}, p99 ${formatMs(median(pairs.map((p) => p[side].p99Ms)))}`;
-  const head = `cache misses, 1 KiB page, wrk -t1 -c${MISS_CONNECTIONS} -d${opts.duration}s with a query string of its own per request, ${pairCount(opts)} interleaved pairs of runs on two servers side by side, after ${WARM_SECONDS} s of misses on ${WARM_CONNECTIONS} connections each and ${SETTLE_SECONDS} s on one`;
+  const head = `cache misses, 1 KiB page, wrk -t1 -c${MISS_CONNECTIONS} -d${sliceSeconds(opts)}s with a query string of its own per request, ${pairCount(opts)} pairs of runs on two servers side by side, each pair four such runs (off, on, on, off), after ${WARM_SECONDS} s of misses on ${WARM_CONNECTIONS} connections each and ${SETTLE_SECONDS} s on one`;
   if (pairs.length === 0) return [`${head}: failed.`, ...notes.map((n) => `cache misses: ${n}`)];
   const pct = (x: number) => `${x >= 0 ? '+' : ''}${(x * 100).toFixed(1)}%`;
   const added = pairs.map((p) => p.on.meanMs / p.off.meanMs - 1);
