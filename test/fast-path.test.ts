@@ -311,6 +311,24 @@ test('a chunked body llhttp refuses (a chunk longer than its size): 400 and the 
   });
 });
 
+test('a GET of a static file with a chunked body: answered, its body read and dropped, the request after it answered too', async () => {
+  await withConnection(async (c) => {
+    c.write(get('/static/a.txt', 'Transfer-Encoding: chunked\r\n') + '5\r\nhello\r\n0\r\n\r\n' + get('/static/a.txt'));
+    assert.equal(served(await c.readResponse()), TEXT);
+    assert.equal(served(await c.readResponse()), TEXT);
+  });
+});
+
+test('a GET of a static file with a faulty chunked body: the file, then the connection closes (nobody reads that body), no 400 after it', async () => {
+  await withConnection(async (c) => {
+    c.write(get('/static/a.txt', 'Transfer-Encoding: chunked\r\n') + '5; =v\r\nhello\r\n0\r\n\r\n' + get('/never'));
+    // Connection: close when the fault is read before the answer's head is written (else keep-alive, then the close).
+    assert.equal(served(await c.readResponse()), TEXT);
+    await c.waitClosed();
+    assert.equal(c.pending.length, 0, 'nothing after the answer');
+  });
+});
+
 test('static requests before and after an app request on one keep-alive connection', async () => {
   await withConnection(async (c) => {
     for (const path of ['/static/a.txt', '/static/a.txt', '/two', '/static/a.txt']) {

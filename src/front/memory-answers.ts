@@ -46,7 +46,9 @@ export class MemoryAnswers {
 
   /** The answer to `head` from memory; null when the route has none (node:http's request path then). */
   answer(head: ParsedHead): Prepared | null | Promise<Prepared | null> {
-    if (!this.any || (head.method !== 'GET' && head.method !== 'HEAD') || head.bodyLength > 0) return null;
+    // A request with a body (a GET may have one) goes the long way, where its body is read and dropped:
+    // answered from here, its body would be read as the next request.
+    if (!this.any || (head.method !== 'GET' && head.method !== 'HEAD') || head.bodyLength > 0 || head.chunked) return null;
     const h = head.headers;
     const key = conditional(h) ? null : `${head.method} ${head.scheme} ${h.host} ${head.url} ${h['accept-encoding'] ?? ''}`;
     if (key !== null) {
