@@ -236,6 +236,10 @@ export class HttpFront {
       if (faulted.has(incoming)) return;
       faulted.add(incoming);
       if (incoming.listenerCount('error') > 0) return void incoming.emit('error', Object.assign(err, { status }));
+      // Nobody reads that body (its answer is under way): the answers go out, then the connection closes.
+      const current = (socket as SocketWithMessage)._httpMessage;
+      if (current?.req === incoming && !current.headersSent) current.shouldKeepAlive = false;
+      return afterEarlierAnswers(socket, () => socket.destroySoon());
     }
     // The client is gone, or a response is already on its way (pipelining): nothing can be said.
     const replying = err.code !== 'ECONNRESET' && socket.writable && !(socket as SocketWithMessage)._httpMessage?.headersSent;
@@ -302,7 +306,7 @@ function onTrackedClose(this: TrackedSocket): void {
 
 
 /** node:http keeps the response being written on its socket (undocumented, but what its own error handler checks). */
-type SocketWithMessage = Socket & { _httpMessage?: { headersSent?: boolean } };
+type SocketWithMessage = Socket & { _httpMessage?: ServerResponse | null };
 /** node:http's parser on its socket, and the request it is reading (undocumented, as above). */
 type SocketWithParser = Socket & { parser?: { incoming?: IncomingMessage | null } | null };
 
