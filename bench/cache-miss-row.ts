@@ -8,10 +8,10 @@
  * both cores were 80–85% busy and the mean latency was 1.5–1.8 times one
  * connection's: mostly queueing). The two servers run side by side and are
  * measured in turn, five pairs of runs or --repeat, each pair off, on, on,
- * off in runs of half the duration: this VM drifts by more than the target within a minute, so runs
- * of one server after the other's compared the machine's moments as much as
- * the servers (−21% to +30% on one build). What misses add is the median of
- * the pairs' ratios of mean latency.
+ * off in runs of half the duration: this VM drifts by more than the target
+ * within a minute, so runs of one server after the other's compared the
+ * machine's moments as much as the servers (−21% to +30% on one build). What
+ * misses add is the median of the pairs' ratios of mean latency.
  *
  * The store is measured full, as a cache under misses spends its life: a
  * small one (MISS_CACHE), filled and evicting after a warm-up of misses on

@@ -10,12 +10,13 @@ import type { EventEmitter } from 'node:events';
 import type { Socket } from 'node:net';
 import type { TLSSocket } from 'node:tls';
 import type { RequestInfo } from '../http/handler.js';
+import { faultBody } from '../http/request-body.js';
 import type { FastPath, Serve } from './fast-path.js';
 import { AnswerQueue } from './answer-queue.js';
 import { Http1Response } from './http1-response.js';
 import { aborted, endBody, FastRequest, leanRequest, toRequest, type NodeResponse } from './fast-request.js';
 import { wire, type Prepared } from './memory-answers.js';
-import { afterLineEnds, readHead, type ParsedHead } from './request-head.js';
+import { afterLineEnds, hasBody, readHead, type ParsedHead } from './request-head.js';
 import { expectStandIn, standInLine } from './stand-in-line.js';
 import { ChunkedBody, type ChunkFault } from './chunked-body.js';
 import { routeEvents, unrouteEvents, type SocketEvents } from './socket-events.js';
@@ -254,7 +255,7 @@ export class FastConnection implements SocketEvents {
     this.pending = size === this.pending!.length ? null : this.pending!.subarray(size);
     if (!this.closing(head)) return false;
     this.lastRead = true;
-    if (head.bodyLength === 0 && !head.chunked && this.pending !== null) {
+    if (!hasBody(head) && this.pending !== null) {
       this.pending = null;
       this.unread = true;
     }
@@ -359,8 +360,7 @@ export class FastConnection implements SocketEvents {
     this.pending = null;
     this.lastRead = this.ended = true;
     if (!x.res.headersSent) x.res.shouldKeepAlive = false;
-    // Not destroy(): an IncomingMessage destroyed mid-body destroys its socket, and the answers with it.
-    if (x.body!.listenerCount('error') > 0) x.body!.emit('error', fault);
+    faultBody(x.body!, fault);
   }
 
   /** A response is written (node:http's resOnFinish): the next one gets the socket, or the connection waits for requests. */

@@ -30,6 +30,7 @@ import { trackSession, type H2Connection } from './http2-response.js';
 import { readDirectly } from './read-directly.js';
 import { clientErrorStatus } from './client-errors.js';
 import { MemberList } from '../http/member-list.js';
+import { faultBody } from '../http/request-body.js';
 
 export class HttpFront {
   readonly servers: ListenerServer[] = [];
@@ -235,11 +236,11 @@ export class HttpFront {
       socket.pause();
       if (faulted.has(incoming)) return;
       faulted.add(incoming);
-      if (incoming.listenerCount('error') > 0) return void incoming.emit('error', Object.assign(err, { status }));
-      // Nobody reads that body (its answer is under way): the answers go out, then the connection closes.
       const current = (socket as SocketWithMessage)._httpMessage;
       if (current?.req === incoming && !current.headersSent) current.shouldKeepAlive = false;
-      return afterEarlierAnswers(socket, () => socket.destroySoon());
+      // Nobody reads that body (its answer is under way): the answers go out, then the connection closes.
+      if (!faultBody(incoming, Object.assign(err, { status }))) afterEarlierAnswers(socket, () => socket.destroySoon());
+      return;
     }
     // The client is gone, or a response is already on its way (pipelining): nothing can be said.
     const replying = err.code !== 'ECONNRESET' && socket.writable && !(socket as SocketWithMessage)._httpMessage?.headersSent;

@@ -8,7 +8,7 @@
 import { STATUS_CODES, type IncomingHttpHeaders, type OutgoingHttpHeaders } from 'node:http';
 import type { MemoryResponse } from '../http/handler.js';
 import { parseTarget } from '../http/request-target.js';
-import type { ParsedHead } from './request-head.js';
+import { hasBody, type ParsedHead } from './request-head.js';
 import { hostName } from '../http/request-target.js';
 import type { Router } from './router.js';
 import { connectionLines, httpDate } from './response-lines.js';
@@ -48,7 +48,7 @@ export class MemoryAnswers {
   answer(head: ParsedHead): Prepared | null | Promise<Prepared | null> {
     // A request with a body (a GET may have one) goes the long way, where its body is read and dropped:
     // answered from here, its body would be read as the next request.
-    if (!this.any || (head.method !== 'GET' && head.method !== 'HEAD') || head.bodyLength > 0 || head.chunked) return null;
+    if (!this.any || (head.method !== 'GET' && head.method !== 'HEAD') || hasBody(head)) return null;
     const h = head.headers;
     const key = conditional(h) ? null : `${head.method} ${head.scheme} ${h.host} ${head.url} ${h['accept-encoding'] ?? ''}`;
     if (key !== null) {

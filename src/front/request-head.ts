@@ -25,6 +25,11 @@ import type { RequestHead } from '../http/handler.js';
 import { LLHTTP_METHODS } from './stand-in-line.js';
 import { TCHAR_CLASS } from '../http/token.js';
 
+/** A body follows the head (a Content-Length over 0, or chunked). */
+export function hasBody(head: ParsedHead): boolean {
+  return head.bodyLength > 0 || head.chunked;
+}
+
 export interface ParsedHead extends RequestHead {
   method: string;
   url: string;

@@ -33,6 +33,16 @@ export type ReadBody = Extract<BodyResult, { kind: 'ok' }>;
  */
 export type BodyFault = Error & { status: number };
 
+/**
+ * Tells whoever reads `body` that its framing broke off (they refuse the
+ * request in its turn); false when nobody reads it. Not destroy(): an
+ * IncomingMessage destroyed mid-body destroys its socket, and the answers
+ * before this one with it.
+ */
+export function faultBody(body: Readable, fault: BodyFault): boolean {
+  return body.listenerCount('error') > 0 && body.emit('error', fault);
+}
+
 /** The status `error` refuses its request with when it is a BodyFault; undefined for any other error. */
 export function faultStatus(error: Error): number | undefined {
   return (error as Partial<BodyFault>).status;
