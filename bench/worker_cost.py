@@ -466,6 +466,8 @@ def main():
     )
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     args = parser.parse_args()
+    if args.compare and args.loop_scale <= 0:
+        parser.error("--compare measures whole workers: it needs --loop-scale above 0")
 
     results = {"python": sys.version.split()[0], "apps": {}, "skipped": {}}
     apps = [("hello", os.path.join(HERE, "apps", "hello.py"), "/", args.hello_iterations)]
