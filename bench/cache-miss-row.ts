@@ -7,7 +7,7 @@
  * connection (wrk -t1 -c1), so no request queues behind another (with four,
  * both cores were 80–85% busy and the mean latency was 1.5–1.8 times one
  * connection's: mostly queueing). The two servers run side by side and are
- * measured in turn, five pairs of runs or --repeat, each pair off, on, on,
+ * measured in turn, nine pairs of runs or --repeat, each pair off, on, on,
  * off in runs of half the duration: this VM drifts by more than the target
  * within a minute, so runs of one server after the other's compared the
  * machine's moments as much as the servers (−21% to +30% on one build). What
@@ -35,8 +35,8 @@ const WARM_SECONDS = 4;
 const WARM_CONNECTIONS = 4;
 /** Then misses as measured, on one connection: without them the first measured run of the cache's server stood out, dearer than its later ones (see the README). */
 const SETTLE_SECONDS = 2;
-/** Pairs of runs at least (more with --repeat): a single pair's ratio moves by ±20% on this VM, twice the target. */
-const MIN_PAIRS = 5;
+/** Pairs of runs at least (more with --repeat): a single pair's ratio moves by ±20% on this VM, twice the target, and the median of five moved by ±5%. */
+const MIN_PAIRS = 9;
 const pairCount = (opts: Options) => Math.max(opts.repeat, MIN_PAIRS);
 /** Each pair is four runs of this many seconds: every server gets the run's duration in two. */
 const sliceSeconds = (opts: Options) => Math.max(1, Math.floor(opts.duration / 2));
