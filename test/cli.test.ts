@@ -100,8 +100,9 @@ test('--bind 127.0.0.1:99999: an error naming --bind and the address', async () 
 
 test('a negative number after a flag (--timeout -1, --workers -2): one-line error naming the flag', async () => {
   assertConfigError(await runCli([FILE_APP, '--timeout=-1']), '--timeout', '-1');
-  assertConfigError(await runCli([FILE_APP, '--timeout', '-1']), '--timeout');
-  assertConfigError(await runCli([FILE_APP, '--workers', '-2']), '--workers');
+  assertConfigError(await runCli([FILE_APP, '--timeout', '-1']), '--timeout', '-1');
+  assertConfigError(await runCli([FILE_APP, '--workers', '-2']), '--workers', '-2');
+  assertConfigError(await runCli([FILE_APP, '-w', '-2']), '--workers', '-2');
 });
 
 test('no APP: an error that says an APP is needed and what it looks like', async () => {

@@ -45,6 +45,25 @@ function convert(option: OptionSpec, given: string[]): { value?: unknown; proble
   }
 }
 
+/**
+ * `--timeout -1` and `-w -2` as `--timeout=-1` and `--workers=-2`: parseArgs calls a value that
+ * starts with a dash ambiguous, where gunicorn's argparse takes a negative number as the value; so
+ * joined, the value's own check says what is wrong with it.
+ */
+function joinNegativeValues(argv: readonly string[], options: NonNullable<ParseArgsConfig['options']>): string[] {
+  const out: string[] = [];
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i]!;
+    const next = argv[i + 1];
+    const name = arg.startsWith('--') ? arg.slice(2) : /^-[^-]$/.test(arg) ? Object.keys(options).find((n) => options[n]!.short === arg[1]) : undefined;
+    if (name !== undefined && options[name]?.type === 'string' && next !== undefined && /^-\d/.test(next)) {
+      out.push(`--${name}=${next}`);
+      i++;
+    } else out.push(arg);
+  }
+  return out;
+}
+
 export function parseCli(argv: readonly string[]): CliResult {
   const options: NonNullable<ParseArgsConfig['options']> = {
     help: { type: 'boolean', short: 'h' },
@@ -56,7 +75,7 @@ export function parseCli(argv: readonly string[]): CliResult {
   }
   let parsed: ReturnType<typeof parseArgs>;
   try {
-    parsed = parseArgs({ args: [...argv], options, allowPositionals: true, strict: true });
+    parsed = parseArgs({ args: joinNegativeValues(argv, options), options, allowPositionals: true, strict: true });
   } catch (err) {
     // parseArgs says e.g. "Unknown option '--wrkers'"; keep its words, drop its advice about '--'.
     const message = (err as Error).message.split(/\.(?:\s|$)/)[0]!;
