@@ -11,7 +11,7 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { APPS } from './helpers/gatehouse.js';
-import { launch, RawConnection, sleep, type Server } from './helpers/harness.js';
+import { launch, RawConnection, sleep, waitUntil, type Server } from './helpers/harness.js';
 
 let gh: Server;
 
@@ -223,6 +223,8 @@ test('a faulty chunk after a pipelined request, on both readers: that request is
       assert.ok(closed, what);
       assert.deepEqual(statuses(text), [200, status], `${what}: ${JSON.stringify(text.slice(0, 400))}`);
       assert.ok(text.includes('"PATH_INFO": "/first"'), what);
+      // Each request's line, then a moment for a third (a request logged twice) to show up.
+      await waitUntil(() => logLines(from).length >= 2, 5000);
       await sleep(50);
       const lines = logLines(from);
       assert.deepEqual(lines.map((l) => /"([^"]*)" (\d{3})/.exec(l)?.slice(1).join(' ')).sort(), ['GET /first HTTP/1.1 200', `POST /bad HTTP/1.1 ${status}`], `${what}:\n${lines.join('\n')}`);
