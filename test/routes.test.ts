@@ -156,6 +156,23 @@ test('host routing: exact name first, then the longest wildcard, then the defaul
   assert.equal(await body('api.example.net', '/v1/items'), 'app:api');
 });
 
+test('an absolute-form target routes by its own host, and the app sees that host (RFC 9112 §3.2.2)', async () => {
+  const send = async (line: string) => {
+    const c = new RawConnection(server.port);
+    await c.connected;
+    c.write(`${line}\r\nHost: other.test\r\nConnection: close\r\n\r\n`);
+    const res = await c.readResponse();
+    c.socket.destroy();
+    return res;
+  };
+  const exact = await send('GET http://example.com/ HTTP/1.1');
+  assert.equal(exact.body.toString(), 'exact example.com', 'the target\'s host, not the Host header, picks the routes');
+  const api = await send('GET http://api.example.net:8080/v1/items?x=1 HTTP/1.1');
+  assert.equal(api.status, 200, api.body.toString());
+  const seen = JSON.parse(api.body.toString()) as Record<string, unknown>;
+  assert.deepEqual([seen.label, seen.host, seen.path_info, seen.query], ['api', 'api.example.net:8080', '/items', 'x=1']);
+});
+
 test('a request without a Host (HTTP/1.0) goes to the default routes', async () => {
   const c = new RawConnection(server.port);
   await c.connected;

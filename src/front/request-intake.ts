@@ -13,7 +13,7 @@ import type { Readable } from 'node:stream';
 import type { Config } from '../config/schema.js';
 import type { ExchangeContext, Handler, HttpResponse, RequestInfo, RouteRequest } from '../http/handler.js';
 import { refuse, sendPlain } from '../http/plain-response.js';
-import { hostName, parseTarget } from '../http/request-target.js';
+import { hostName, parseTarget, targetAuthority } from '../http/request-target.js';
 import type { TrustedProxies } from '../http/forwarded.js';
 import type { AccessLog } from '../log/access-log.js';
 import type { Router } from './router.js';
@@ -53,6 +53,7 @@ export class RequestIntake {
       this.ctx.accessLog?.begin(req);
       return refuse({ res, log: this.logFor(req, res) }, fault);
     }
+    useTargetHost(req);
     const r = this.route(req, res, listener, expectsContinue);
     if (r === null) return;
     if (expectsContinue) continueInTurn(req, res);
@@ -116,6 +117,7 @@ export class RequestIntake {
       const res = this.upgradeResponse(req, socket, head, resume);
       return refuse({ res, log: this.logFor(req, res) }, fault);
     }
+    useTargetHost(req);
     const expect = req.headers.expect;
     if (expect !== undefined && expect.toLowerCase() !== '100-continue') {
       this.ctx.accessLog?.begin(req);
@@ -284,6 +286,25 @@ function framingFault(req: IncomingMessage): number {
   const raw = req.rawHeaders;
   for (let i = 0; i < raw.length; i += 2) if (raw[i]!.length === 4 && raw[i]!.toLowerCase() === 'host') hosts++;
   return hosts > 1 || (hosts === 0 && req.httpVersionMinor === 1) ? 400 : 0;
+}
+
+/**
+ * An absolute-form target (`GET http://a.example/p`) names the host: RFC
+ * 9112 §3.2.2 has the server ignore the Host header then (nginx routes by
+ * it too). It replaces the Host header, as Apache does, so that routing,
+ * the app's HTTP_HOST, the cache key and a proxied request all see one host.
+ * Only node:http reads such targets (the fast path hands them over).
+ */
+function useTargetHost(req: IncomingMessage): void {
+  const authority = targetAuthority(req.url ?? '/');
+  if (authority === null) return;
+  req.headers.host = authority;
+  const raw = req.rawHeaders;
+  let i = 0;
+  while (i < raw.length && !(raw[i]!.length === 4 && raw[i]!.toLowerCase() === 'host')) i += 2;
+  // An HTTP/1.0 request may come without a Host: it gets this one.
+  if (i === raw.length) raw.push('Host', authority);
+  else raw[i + 1] = authority;
 }
 
 /**

@@ -159,6 +159,8 @@ export function viewOf(p: Parsed, body: Buffer): AppView {
     const key = 'HTTP_' + raw.toUpperCase().replace(/-/g, '_');
     headers[key] = headers[key] === undefined ? value : headers[key] + (key === 'HTTP_COOKIE' ? '; ' : ', ') + value;
   }
+  const authority = authorityOf(p.url);
+  if (authority !== '') headers.HTTP_HOST = authority;
   return {
     method: p.method,
     target: p.url,
@@ -170,6 +172,12 @@ export function viewOf(p: Parsed, body: Buffer): AppView {
     content_length: bodyHeader ? String(body.length) : null,
     body: body.toString('latin1'),
   };
+}
+
+/** An absolute-form target's host (userinfo dropped), which stands for the Host header (RFC 9112 §3.2.2); '' for another form. */
+function authorityOf(url: string): string {
+  const m = /^[a-z][a-z0-9+.-]*:\/\/([^/?#]*)/i.exec(url);
+  return m === null ? '' : m[1]!.slice(m[1]!.indexOf('@') + 1);
 }
 
 // ------------------------------------------------------------ which reader
