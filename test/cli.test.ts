@@ -98,6 +98,10 @@ test('--bind 127.0.0.1:99999: an error naming --bind and the address', async () 
   assertConfigError(await runCli([FILE_APP, '--bind', '127.0.0.1:99999']), '--bind', '127.0.0.1:99999');
 });
 
+test('--bind 8000 (a port alone): a config error that says how to write it, not a failed listen on 0.0.31.64', async () => {
+  assertConfigError(await runCli([FILE_APP, '--bind', '8000']), '--bind', ':8000', '127.0.0.1:8000');
+});
+
 test('a negative number after a flag (--timeout -1, --workers -2): one-line error naming the flag', async () => {
   assertConfigError(await runCli([FILE_APP, '--timeout=-1']), '--timeout', '-1');
   assertConfigError(await runCli([FILE_APP, '--timeout', '-1']), '--timeout', '-1');

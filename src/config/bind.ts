@@ -20,6 +20,8 @@ export function parseBind(text: string): { address?: BindAddress; problem?: stri
     portText = text.slice(colon + 1);
   }
   if (!host) return { problem: 'missing host' };
+  // Node would take a bare number for an IPv4 address (8080 is 0.0.31.144): it is always a port meant.
+  if (/^\d+$/.test(host)) return { problem: `a host is missing: :${host} listens on every interface, 127.0.0.1:${host} on this machine alone` };
   if (!/^\d+$/.test(portText) || Number(portText) > 65535) return { problem: 'port must be a number from 0 to 65535' };
   return { address: { kind: 'tcp', host, port: Number(portText) } };
 }

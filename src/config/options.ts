@@ -28,7 +28,7 @@ export const OPTIONS: readonly OptionSpec[] = [
   { key: 'config', short: 'c', kind: 'path', arg: 'FILE',
     doc: 'Read settings, listeners, apps and routes from a TOML file; flags given too override its top-level keys.' },
   { key: 'bind', short: 'b', kind: 'list', arg: 'ADDRESS',
-    doc: 'Address to listen on: HOST:PORT, [::1]:PORT or unix:PATH. Repeat for several. Default 127.0.0.1:8000.' },
+    doc: 'Address to listen on: HOST:PORT, :PORT (every interface), [::1]:PORT or unix:PATH. Repeat for several. Default 127.0.0.1:8000.' },
   { key: 'uwsgi_socket', short: 's', alias: 'socket', kind: 'list', arg: 'ADDRESS',
     doc: "Also listen for the uwsgi protocol (nginx's uwsgi_pass) at ADDRESS, as for --bind. Repeatable. Alone, no HTTP listener is added." },
   { key: 'fastcgi_socket', kind: 'list', arg: 'ADDRESS', doc: "Also listen for FastCGI (nginx's fastcgi_pass) at ADDRESS. Repeatable." },
