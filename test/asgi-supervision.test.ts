@@ -3,7 +3,7 @@
  * failure a clear boot failure, apps without it still served, shutdown on
  * stop and reload), --timeout cancelling a request's task while its worker
  * serves on, an event loop blocked by sync code found by its missing
- * heartbeats and the worker replaced with its stack logged, reloads under
+ * heartbeats, sent nothing more and replaced with its stack logged, reloads under
  * load losing nothing, --max-requests recycling, and the auto guess refusing
  * what it cannot tell.
  */
@@ -119,12 +119,33 @@ test('an event loop blocked by sync code past --timeout: the worker is replaced 
     const blocked = await request(gh.url, '/block?s=20');
     assert.equal(blocked.status, 504);
     assert.ok(blocked.ms < 8000, `answered within seconds, not ${blocked.ms} ms`);
-    await gh.waitFor(/Worker \(pid:\d+\) event loop blocked for [\d.]+s \(sync code in an async app\?\); killing it/);
+    await gh.waitFor(/Worker \(pid:\d+\) event loop blocked for [\d.]+s at least \(sync code in an async app\?\); killing it/);
     await gh.waitFor(/asgi_apps\.py", line \d+ in app/);
     assert.ok(await waitUntil(() => countMatches(gh.output(), /Booting worker with pid/) >= 2, 10000), gh.output());
     const next = pidOf(await request(gh.url, '/pid'));
     assert.notEqual(next, pid);
   });
+});
+
+test('a worker whose event loop is blocked is sent no more requests: they go to the others, or wait for its replacement', async () => {
+  // --timeout 2: beats every 0.5 s, a worker passed over after 1 s of silence, killed after 2 s blocked.
+  await withServer([`${APP}:app`, ...PY, '--timeout', '2', '--workers', '2'], async (gh) => {
+    const blocked = request(gh.url, '/block?s=20');
+    await sleep(1300);
+    // The free worker is busy with some of these, so the fewest-in-flight rule alone would give the blocked one its share.
+    const quick = await Promise.all(Array.from({ length: 8 }, () => request(gh.url, '/slow?s=0.2')));
+    assert.deepEqual(quick.map((r) => r.status), Array(8).fill(200));
+    assert.equal((await blocked).status, 504);
+  }, { bootMs: 20000 });
+  await withServer([`${APP}:app`, ...PY, '--timeout', '2', '--workers', '1'], async (gh) => {
+    const first = pidOf(await request(gh.url, '/pid'));
+    const blocked = request(gh.url, '/block?s=20');
+    await sleep(1300);
+    const next = pidOf(await request(gh.url, '/pid'));
+    assert.notEqual(next, first, 'served by the replacement, after waiting for it');
+    assert.equal((await blocked).status, 504);
+    assert.doesNotMatch(gh.output(), /GET \/pid: 50[24]/);
+  }, { bootMs: 20000 });
 });
 
 test('SIGHUP under load: no request fails; old workers run lifespan shutdown', async () => {

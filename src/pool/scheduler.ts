@@ -6,13 +6,16 @@
  * ago, so frames travel in batches under load. If the running request then
  * takes longer than RESCUE_MS, the ones behind it are revoked and sent
  * elsewhere, so nothing stays queued behind a long request. A threaded worker
- * gets at most as many requests as it has threads. Otherwise a request waits
- * in a bounded queue (503 when full or waiting too long).
+ * gets at most as many requests as it has threads, an ASGI worker at most
+ * --max-concurrency, and none while its heartbeats say its event loop is
+ * blocked. Otherwise a request waits in a bounded queue (503 when full or
+ * waiting too long).
  *
  * The scheduler only reads the worker list; the supervisor adds and removes
  * workers and tells the scheduler when requests come back or room appears.
  */
 import type { Exchange } from './exchange.js';
+import { lateAfter } from './heartbeat.js';
 import { RequestQueue } from './request-queue.js';
 import type { WorkerProcess } from './worker-process.js';
 
@@ -24,6 +27,8 @@ export interface SchedulerOptions {
   queueSize: number;
   /** Seconds a request may wait for a worker (0: no limit). */
   queueTimeout: number;
+  /** --timeout in seconds: an ASGI worker silent past its heartbeat (heartbeat.ts) is sent nothing. */
+  timeout: number;
 }
 
 /**
@@ -45,6 +50,8 @@ export class Scheduler {
   private sync: boolean;
   private capacity: number;
   private refillAt: number;
+  /** Heartbeat silence (ms) after which a worker is passed over: its event loop is blocked. */
+  private lateMs = Infinity;
 
   constructor(
     /** The pool's workers, kept by the supervisor. */
@@ -61,6 +68,7 @@ export class Scheduler {
     this.sync = n === 1 && !asgi;
     this.capacity = this.sync ? PIPELINE_DEPTH : n;
     this.refillAt = this.sync ? REFILL_AT : n - 1;
+    this.lateMs = asgi ? lateAfter(this.opts.timeout * 1000) : Infinity;
   }
 
   /** Requests held by workers or waiting in the queue. */
@@ -135,7 +143,8 @@ export class Scheduler {
   private pick(now: number): WorkerProcess | null {
     let best: WorkerProcess | null = null;
     for (const w of this.workers) {
-      if (w.state !== 'ready') continue;
+      // A blocked ASGI loop would start nothing: what it was sent would wait, then fail when it is killed.
+      if (w.state !== 'ready' || now - w.beatAt > this.lateMs) continue;
       const n = w.inflight.length;
       if (n >= w.requestLimit - w.requests) continue; // --max-requests: no more than it may still serve
       if (n === 0) return w;

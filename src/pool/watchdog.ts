@@ -11,6 +11,7 @@
 import { readFileSync } from 'node:fs';
 import type { Logger } from '../log/logger.js';
 import type { Exchange } from './exchange.js';
+import { beatInterval } from './heartbeat.js';
 import type { TemplateProcess } from './template-process.js';
 import type { WorkerProcess } from './worker-process.js';
 
@@ -73,26 +74,34 @@ export class Watchdog {
     }
   }
 
-  /** An ASGI worker whose event loop sent no heartbeat for --timeout: blocked by sync code. */
+  /** An ASGI worker whose event loop has been blocked for --timeout (at least its silence less one beat interval): sync code. */
   private killBlocked(workers: readonly WorkerProcess[], now: number): void {
     const limit = this.opts.timeout * 1000;
+    const blocked = (w: WorkerProcess) => now - w.beatAt - beatInterval(limit);
     for (const w of workers) {
       // A retired worker with nothing in flight is leaving: its stream is closed (no more beats) while lifespan shutdown runs.
       const leaving = w.state === 'retiring' && w.inflight.length === 0;
-      if ((w.state !== 'ready' && w.state !== 'retiring') || leaving || w.retiredFor === 'timeout' || now - w.beatAt < limit) continue;
-      const silent = ((now - w.beatAt) / 1000).toFixed(1);
-      this.kill(w, `Worker (pid:${w.pid}) event loop blocked for ${silent}s (sync code in an async app?); killing it, its stack follows`);
+      if ((w.state !== 'ready' && w.state !== 'retiring') || leaving || w.retiredFor === 'timeout' || blocked(w) < limit) continue;
+      const seconds = (blocked(w) / 1000).toFixed(1);
+      // Any of its requests may be the one that blocks it (the stack says which): each is answered by its own age.
+      this.kill(w, `Worker (pid:${w.pid}) event loop blocked for ${seconds}s at least (sync code in an async app?); killing it, its stack follows`, (x) => now - x.sentAt >= limit);
     }
   }
 
-  /** 504 for the oldest request, SIGABRT (Python dumps its stack to the log), then SIGKILL. */
-  private kill(w: WorkerProcess, message: string): void {
+  /**
+   * SIGABRT (Python dumps its stack to the log), then SIGKILL. 504 for the
+   * request that ran past --timeout (`timedOut`; by default the oldest, which
+   * a sync or threaded worker runs first), 502 for the others it was running.
+   */
+  private kill(w: WorkerProcess, message: string, timedOut?: (x: Exchange) => boolean): void {
     this.logger.error(message);
     w.retire('timeout');
     const lost = w.takeAll();
-    lost.shift()?.fail(504, 'worker timeout');
-    // The other requests of a threaded or ASGI worker were running too.
-    if (this.opts.threads > 1) for (const x of lost.splice(0)) x.fail(502, 'its worker was killed after a timeout');
+    const running = lost.splice(0, this.opts.threads);
+    running.forEach((x, i) => {
+      if (timedOut?.(x) ?? i === 0) x.fail(504, 'worker timeout');
+      else x.fail(502, 'its worker was killed after a timeout');
+    });
     this.actions.requeue(lost);
     abort(w);
   }
