@@ -127,6 +127,16 @@ test('an event loop blocked by sync code past --timeout: the worker is replaced 
   });
 });
 
+test('a blocked loop\'s requests are answered by their own age: 504 for the one that blocked it, though an older one waited beside it', async () => {
+  await withServer([`${APP}:app`, ...PY, '--timeout', '2', '--workers', '1'], async (gh) => {
+    const waiting = request(gh.url, '/slow?s=30');
+    await sleep(300);
+    const blocker = await request(gh.url, '/block?s=20');
+    assert.equal(blocker.status, 504, blocker.body);
+    assert.equal((await waiting).status, 504, 'the older one waited past --timeout too');
+  }, { bootMs: 20000 });
+});
+
 test('a worker whose event loop is blocked is sent no more requests: they go to the others, or wait for its replacement', async () => {
   // --timeout 2: beats every 0.5 s, a worker passed over after 1 s of silence, killed after 2 s blocked.
   await withServer([`${APP}:app`, ...PY, '--timeout', '2', '--workers', '2'], async (gh) => {

@@ -70,7 +70,7 @@ export class Watchdog {
       const hung = w.inflight.first()!;
       const startedAt = this.opts.threads === 1 ? w.headStartedAt : hung.sentAt;
       if (now - startedAt < limit) continue;
-      this.kill(w, `Worker (pid:${w.pid}) timed out after ${((now - startedAt) / 1000).toFixed(1)}s on ${hung.label}; killing it`);
+      this.kill(w, `Worker (pid:${w.pid}) timed out after ${((now - startedAt) / 1000).toFixed(1)}s on ${hung.label}; killing it`, now);
     }
   }
 
@@ -83,25 +83,26 @@ export class Watchdog {
       const leaving = w.state === 'retiring' && w.inflight.length === 0;
       if ((w.state !== 'ready' && w.state !== 'retiring') || leaving || w.retiredFor === 'timeout' || blocked(w) < limit) continue;
       const seconds = (blocked(w) / 1000).toFixed(1);
-      // Any of its requests may be the one that blocks it (the stack says which): each is answered by its own age.
-      this.kill(w, `Worker (pid:${w.pid}) event loop blocked for ${seconds}s at least (sync code in an async app?); killing it, its stack follows`, (x) => now - x.sentAt >= limit);
+      this.kill(w, `Worker (pid:${w.pid}) event loop blocked for ${seconds}s at least (sync code in an async app?); killing it, its stack follows`, now);
     }
   }
 
   /**
-   * SIGABRT (Python dumps its stack to the log), then SIGKILL. 504 for the
-   * request that ran past --timeout (`timedOut`; by default the oldest, which
-   * a sync or threaded worker runs first), 502 for the others it was running.
+   * SIGABRT (Python dumps its stack to the log), then SIGKILL. A sync
+   * worker's running request gets 504 and those queued behind it go
+   * elsewhere. A threaded or ASGI worker runs all it holds, and any may be
+   * the one that hung (its stack says which): 504 for those sent --timeout
+   * ago or more, 502 for the others.
    */
-  private kill(w: WorkerProcess, message: string, timedOut?: (x: Exchange) => boolean): void {
+  private kill(w: WorkerProcess, message: string, now: number): void {
     this.logger.error(message);
     w.retire('timeout');
     const lost = w.takeAll();
-    const running = lost.splice(0, this.opts.threads);
-    running.forEach((x, i) => {
-      if (timedOut?.(x) ?? i === 0) x.fail(504, 'worker timeout');
+    const limit = this.opts.timeout * 1000;
+    for (const x of lost.splice(0, this.opts.threads)) {
+      if (this.opts.threads === 1 || now - x.sentAt >= limit) x.fail(504, 'worker timeout');
       else x.fail(502, 'its worker was killed after a timeout');
-    });
+    }
     this.actions.requeue(lost);
     abort(w);
   }
