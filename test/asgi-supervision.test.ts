@@ -138,10 +138,10 @@ test('a blocked loop\'s requests are answered by their own age: 504 for the one 
 });
 
 test('a worker whose event loop is blocked is sent no more requests: they go to the others, or wait for its replacement', async () => {
-  // --timeout 2: beats every 0.5 s, a worker passed over after 1 s of silence, killed after 2 s blocked.
+  // --timeout 2: beats every 0.5 s, so a blocked worker is passed over 0.5–1 s into its block and killed 2 s into it.
   await withServer([`${APP}:app`, ...PY, '--timeout', '2', '--workers', '2'], async (gh) => {
     const blocked = request(gh.url, '/block?s=20');
-    await sleep(1300);
+    await sleep(1600);
     // The free worker is busy with some of these, so the fewest-in-flight rule alone would give the blocked one its share.
     const quick = await Promise.all(Array.from({ length: 8 }, () => request(gh.url, '/slow?s=0.2')));
     assert.deepEqual(quick.map((r) => r.status), Array(8).fill(200));
@@ -150,7 +150,7 @@ test('a worker whose event loop is blocked is sent no more requests: they go to 
   await withServer([`${APP}:app`, ...PY, '--timeout', '2', '--workers', '1'], async (gh) => {
     const first = pidOf(await request(gh.url, '/pid'));
     const blocked = request(gh.url, '/block?s=20');
-    await sleep(1300);
+    await sleep(1600);
     const next = pidOf(await request(gh.url, '/pid'));
     assert.notEqual(next, first, 'served by the replacement, after waiting for it');
     assert.equal((await blocked).status, 504);
