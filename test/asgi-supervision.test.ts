@@ -3,7 +3,7 @@
  * failure a clear boot failure, apps without it still served, shutdown on
  * stop and reload), --timeout cancelling a request's task while its worker
  * serves on, an event loop blocked by sync code found by its missing
- * heartbeats, sent nothing more and replaced with its stack logged, reloads under
+ * heartbeats, logged, sent nothing more and replaced with its stack logged, reloads under
  * load losing nothing, --max-requests recycling, and the auto guess refusing
  * what it cannot tell.
  */
@@ -125,6 +125,17 @@ test('an event loop blocked by sync code past --timeout: the worker is replaced 
     const next = pidOf(await request(gh.url, '/pid'));
     assert.notEqual(next, pid);
   });
+});
+
+test('a loop blocked for less than --timeout is logged when its heartbeat is late and when it answers again; the worker serves on', async () => {
+  await withServer([`${APP}:app`, ...PY, '--timeout', '4'], async (gh) => {
+    const pid = pidOf(await request(gh.url, '/pid'));
+    assert.equal((await request(gh.url, '/block?s=2.5')).status, 200);
+    await gh.waitFor(new RegExp(`Worker \\(pid:${pid}\\) sent no heartbeat for [\\d.]+s: its event loop is blocked`));
+    await gh.waitFor(new RegExp(`Worker \\(pid:${pid}\\) event loop answered again after [\\d.]+s without a heartbeat`));
+    assert.equal(pidOf(await request(gh.url, '/pid')), pid);
+    assert.doesNotMatch(gh.output(), /killing it/);
+  }, { bootMs: 20000 });
 });
 
 test('a blocked loop\'s requests are answered by their own age: 504 for the one that blocked it, though an older one waited beside it', async () => {

@@ -11,7 +11,7 @@
 import { readFileSync } from 'node:fs';
 import type { Logger } from '../log/logger.js';
 import type { Exchange } from './exchange.js';
-import { beatInterval } from './heartbeat.js';
+import { beatInterval, lateAfter } from './heartbeat.js';
 import type { TemplateProcess } from './template-process.js';
 import type { WorkerProcess } from './worker-process.js';
 
@@ -42,6 +42,8 @@ const RSS_CHECK_MS = 1000;
 
 export class Watchdog {
   private rssCheckedAt = 0;
+  /** ASGI workers found late, with the last beat they had sent then. */
+  private readonly late = new Map<WorkerProcess, number>();
 
   constructor(
     private readonly opts: WatchdogOptions,
@@ -74,16 +76,33 @@ export class Watchdog {
     }
   }
 
-  /** An ASGI worker whose event loop has been blocked for --timeout (at least its silence less one beat interval): sync code. */
+  /**
+   * ASGI workers by their heartbeats (heartbeat.ts). One whose beat is late
+   * is logged then (the scheduler passes it over), and again when it beats
+   * once more: sync code in an async app shows long before --timeout. One
+   * whose loop has been blocked for --timeout (at least its silence less
+   * one beat interval) is killed.
+   */
   private killBlocked(workers: readonly WorkerProcess[], now: number): void {
     const limit = this.opts.timeout * 1000;
-    const blocked = (w: WorkerProcess) => now - w.beatAt - beatInterval(limit);
+    const late = lateAfter(limit);
+    for (const [w, since] of this.late) {
+      if (w.beatAt === since && workers.includes(w) && w.state !== 'dead') continue;
+      this.late.delete(w);
+      if (w.beatAt !== since) this.logger.warning(`Worker (pid:${w.pid}) event loop answered again after ${seconds(w.beatAt - since)}s without a heartbeat`);
+    }
     for (const w of workers) {
       // A retired worker with nothing in flight is leaving: its stream is closed (no more beats) while lifespan shutdown runs.
       const leaving = w.state === 'retiring' && w.inflight.length === 0;
-      if ((w.state !== 'ready' && w.state !== 'retiring') || leaving || w.retiredFor === 'timeout' || blocked(w) < limit) continue;
-      const seconds = (blocked(w) / 1000).toFixed(1);
-      this.kill(w, `Worker (pid:${w.pid}) event loop blocked for ${seconds}s at least (sync code in an async app?); killing it, its stack follows`, now);
+      const silent = now - w.beatAt;
+      if ((w.state !== 'ready' && w.state !== 'retiring') || leaving || w.retiredFor === 'timeout' || silent <= late) continue;
+      if (silent - beatInterval(limit) >= limit) {
+        this.late.delete(w);
+        this.kill(w, `Worker (pid:${w.pid}) event loop blocked for ${seconds(silent - beatInterval(limit))}s at least (sync code in an async app?); killing it, its stack follows`, now);
+      } else if (!this.late.has(w)) {
+        this.late.set(w, w.beatAt);
+        this.logger.warning(`Worker (pid:${w.pid}) sent no heartbeat for ${seconds(silent)}s: its event loop is blocked (sync code in an async app?); no new requests go to it meanwhile`);
+      }
     }
   }
 
@@ -148,3 +167,5 @@ function residentBytes(pid: number): number {
     return 0;
   }
 }
+
+const seconds = (ms: number) => (ms / 1000).toFixed(1);
