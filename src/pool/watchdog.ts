@@ -53,7 +53,7 @@ export class Watchdog {
 
   check(workers: readonly WorkerProcess[], template: TemplateProcess | null, now: number): void {
     if (this.opts.timeout > 0) {
-      if (this.opts.interface === 'asgi') this.killBlocked(workers, now);
+      if (this.opts.interface === 'asgi') this.watchHeartbeats(workers, now);
       else this.killHung(workers, now);
       this.killStuckBooting(workers, template, now);
     }
@@ -72,7 +72,7 @@ export class Watchdog {
       const hung = w.inflight.first()!;
       const startedAt = this.opts.threads === 1 ? w.headStartedAt : hung.sentAt;
       if (now - startedAt < limit) continue;
-      this.kill(w, `Worker (pid:${w.pid}) timed out after ${((now - startedAt) / 1000).toFixed(1)}s on ${hung.label}; killing it`, now);
+      this.kill(w, `Worker (pid:${w.pid}) timed out after ${seconds(now - startedAt)}s on ${hung.label}; killing it`, now);
     }
   }
 
@@ -83,7 +83,7 @@ export class Watchdog {
    * whose loop has been blocked for --timeout (at least its silence less
    * one beat interval) is killed.
    */
-  private killBlocked(workers: readonly WorkerProcess[], now: number): void {
+  private watchHeartbeats(workers: readonly WorkerProcess[], now: number): void {
     const limit = this.opts.timeout * 1000;
     const late = lateAfter(limit);
     for (const [w, since] of this.late) {
