@@ -236,6 +236,15 @@ test('--max-requests recycles an ASGI worker; SIGTERM runs lifespan shutdown', a
   });
 });
 
+test('--threads with an ASGI app is said to be ignored, whether the interface is given or found', async () => {
+  for (const given of [['--interface', 'asgi'], []]) {
+    await withServer([`${APP}:app`, ...PY, '--threads', '4', ...given], async (gh) => {
+      await gh.waitFor(/WARNING\] --threads 4 does not apply to an ASGI app/);
+      assert.equal((await request(gh.url, '/pid')).status, 200);
+    });
+  }
+});
+
 test('bad ASGI settings: exit 1 naming each flag and value', async () => {
   const r = await runCli([`${APP}:app`, '--interface', 'foo', '--lifespan', 'maybe', '--max-concurrency', '0']);
   assert.equal(r.code, 1);

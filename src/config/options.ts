@@ -41,7 +41,7 @@ export const OPTIONS: readonly OptionSpec[] = [
   { key: 'keyfile', kind: 'path', arg: 'FILE', doc: "The private key (PEM) of --certfile's certificate." },
   { key: 'workers', short: 'w', kind: 'int', arg: 'N', doc: 'Number of Python worker processes. Default: the number of CPUs.' },
   { key: 'threads', kind: 'int', arg: 'N',
-    doc: 'Requests each worker runs at once, in threads (wsgi.multithread is then True). Default 1.' },
+    doc: 'Requests each worker of a WSGI app runs at once, in threads (wsgi.multithread is then True); an ASGI app has --max-concurrency instead. Default 1.' },
   { key: 'interface', kind: 'string', arg: 'auto|wsgi|asgi',
     doc: 'The application is WSGI or ASGI 3; auto (default) tells by the callable (a coroutine function, or an object whose __call__ is one, is ASGI).' },
   { key: 'worker_scheduling', kind: 'string', arg: 'batch|normal',

@@ -51,7 +51,7 @@ export function appSchema(base: string) {
     asgi_path: z.enum(['auto', 'full', 'below-mount'], { error: 'must be auto, full or below-mount' }),
     /** Number of Python worker processes. */
     workers: count(1),
-    /** Requests each worker runs at once, in threads. */
+    /** Requests each worker of a WSGI app runs at once, in threads (an ASGI app: max_concurrency; threads is then ignored, with a warning). */
     threads: count(1).max(1024, 'must be at most 1024'),
     /**
      * How Linux schedules the workers: batch (SCHED_BATCH: a worker woken by

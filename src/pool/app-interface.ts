@@ -12,6 +12,11 @@ export function workerLine(kind: Interface, p: { workers: number; threads: numbe
   return `Using worker: ${mode} (${p.workers} ${p.workers === 1 ? 'process' : 'processes'})`;
 }
 
+/** --threads has no meaning for an ASGI app: said once the interface is known, where it would otherwise be dropped silently. */
+export function threadsIgnored(threads: number): string {
+  return `--threads ${threads} does not apply to an ASGI app (its workers run up to --max-concurrency requests at once on their event loop); ignored`;
+}
+
 export class AppInterface {
   private waiters: (() => void)[] = [];
 

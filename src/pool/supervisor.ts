@@ -19,7 +19,7 @@
 import { randomInt } from 'node:crypto';
 import { GatehouseError } from '../errors.js';
 import type { Logger } from '../log/logger.js';
-import { AppInterface, workerLine, type Interface } from './app-interface.js';
+import { AppInterface, threadsIgnored, workerLine, type Interface } from './app-interface.js';
 import { BootBackoff } from './boot-backoff.js';
 import { bootTimeoutError, importError, reloadFailure } from './boot-errors.js';
 import type { Exchange } from './exchange.js';
@@ -99,6 +99,7 @@ export class Supervisor {
     this.appInterface = new AppInterface(opts, (found) => {
       this.logger.info(workerLine(found, opts));
       if (found !== 'asgi') return;
+      if (opts.threads > 1) this.logger.warning(threadsIgnored(opts.threads));
       opts.threads = opts.maxConcurrency;
       dispatcher.setConcurrency(opts.maxConcurrency, true);
     });
