@@ -27,7 +27,6 @@ import { clientAddress } from './http/forwarded.js';
 import { resolveUser } from './config/users.js';
 import { watchForReload } from './pool/reload-watch.js';
 import { Logger } from './log/logger.js';
-import { threadsIgnored } from './pool/app-interface.js';
 import { WorkerPool } from './pool/worker-pool.js';
 import { WebSocketFront } from './asgi/websocket-front.js';
 
@@ -91,8 +90,6 @@ function createPool(app: AppSettings, gracefulTimeout: number, logger: Logger): 
     delete env.PYTHONHOME;
   }
   const owner = resolveUser(app.user, app.group, app.name === 'main' ? '--' : `apps.${app.name}.`);
-  // Given as "auto", the pool says it once a worker has loaded the app.
-  if (app.interface === 'asgi' && app.threads > 1) logger.warning(threadsIgnored(app.threads));
   const pool = new WorkerPool(
     {
       spawn: {
@@ -114,7 +111,7 @@ function createPool(app: AppSettings, gracefulTimeout: number, logger: Logger): 
         ...owner,
       },
       workers: app.workers,
-      threads: app.interface === 'asgi' ? app.max_concurrency : app.threads,
+      threads: app.threads,
       interface: app.interface,
       maxConcurrency: app.max_concurrency,
       gracefulTimeout,

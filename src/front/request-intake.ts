@@ -13,7 +13,7 @@ import type { Readable } from 'node:stream';
 import type { Config } from '../config/schema.js';
 import type { ExchangeContext, Handler, HttpResponse, RequestInfo, RouteRequest } from '../http/handler.js';
 import { refuse, sendPlain } from '../http/plain-response.js';
-import { hostName, parseTarget, targetAuthority } from '../http/request-target.js';
+import { hostName, parseTarget } from '../http/request-target.js';
 import type { TrustedProxies } from '../http/forwarded.js';
 import type { AccessLog } from '../log/access-log.js';
 import type { Router } from './router.js';
@@ -53,7 +53,6 @@ export class RequestIntake {
       this.ctx.accessLog?.begin(req);
       return refuse({ res, log: this.logFor(req, res) }, fault);
     }
-    useTargetHost(req);
     const r = this.route(req, res, listener, expectsContinue);
     if (r === null) return;
     if (expectsContinue) continueInTurn(req, res);
@@ -117,7 +116,6 @@ export class RequestIntake {
       const res = this.upgradeResponse(req, socket, head, resume);
       return refuse({ res, log: this.logFor(req, res) }, fault);
     }
-    useTargetHost(req);
     const expect = req.headers.expect;
     if (expect !== undefined && expect.toLowerCase() !== '100-continue') {
       this.ctx.accessLog?.begin(req);
@@ -206,6 +204,7 @@ export class RequestIntake {
     this.ctx.accessLog?.begin(req);
     const target = parseTarget(req.url ?? '/');
     if (target === null) return 400;
+    if (target.host !== null) useTargetHost(req, target.host);
     const host = hostName(req.headers.host);
     // A trusted proxy may say the client came over https (routing keeps the Host the proxy sent).
     const scheme = forwarded?.proto ?? gatewayScheme(req.socket) ?? listener.scheme;
@@ -284,7 +283,7 @@ function framingFault(req: IncomingMessage): number {
   if (req.httpVersionMinor === 0 && req.headers['transfer-encoding'] !== undefined) return 400;
   let hosts = 0;
   const raw = req.rawHeaders;
-  for (let i = 0; i < raw.length; i += 2) if (raw[i]!.length === 4 && raw[i]!.toLowerCase() === 'host') hosts++;
+  for (let i = 0; i < raw.length; i += 2) if (isHost(raw[i]!)) hosts++;
   return hosts > 1 || (hosts === 0 && req.httpVersionMinor === 1) ? 400 : 0;
 }
 
@@ -295,17 +294,17 @@ function framingFault(req: IncomingMessage): number {
  * the app's HTTP_HOST, the cache key and a proxied request all see one host.
  * Only node:http reads such targets (the fast path hands them over).
  */
-function useTargetHost(req: IncomingMessage): void {
-  const authority = targetAuthority(req.url ?? '/');
-  if (authority === null) return;
-  req.headers.host = authority;
+function useTargetHost(req: RequestInfo, host: string): void {
+  req.headers.host = host;
   const raw = req.rawHeaders;
   let i = 0;
-  while (i < raw.length && !(raw[i]!.length === 4 && raw[i]!.toLowerCase() === 'host')) i += 2;
+  while (i < raw.length && !isHost(raw[i]!)) i += 2;
   // An HTTP/1.0 request may come without a Host: it gets this one.
-  if (i === raw.length) raw.push('Host', authority);
-  else raw[i + 1] = authority;
+  if (i === raw.length) raw.push('Host', host);
+  else raw[i + 1] = host;
 }
+
+const isHost = (name: string) => name.length === 4 && name.toLowerCase() === 'host';
 
 /**
  * `then()` once node:http has written its answers to the requests pipelined

@@ -16,6 +16,12 @@ export interface RequestTarget {
   path: string;
   /** The raw query string, without '?'. */
   query: string;
+  /**
+   * The host an absolute-form target names (`http://a.example:8080/p` →
+   * `a.example:8080`, userinfo dropped), null for any other target. RFC 9112
+   * §3.2.2: a server that gets one ignores the Host header and uses this.
+   */
+  host: string | null;
 }
 
 /**
@@ -25,10 +31,14 @@ export interface RequestTarget {
  */
 export function parseTarget(url: string): RequestTarget | null {
   let target = url;
+  let host: string | null = null;
   if (target.charCodeAt(0) !== 47 /* '/' */) {
     // absolute-form (a proxy-style request line): keep only the path
     const m = ABSOLUTE.exec(target);
-    target = m ? target.slice(m[0].length) || '/' : target;
+    if (m !== null) {
+      target = target.slice(m[0].length) || '/';
+      host = m[1] || null;
+    }
   }
   // A fragment is the client's own business (RFC 9110 §4.2.4): never part of the path or the query.
   const hash = target.indexOf('#');
@@ -36,23 +46,12 @@ export function parseTarget(url: string): RequestTarget | null {
   const q = target.indexOf('?');
   const path = decodePath(q < 0 ? target : target.slice(0, q));
   if (path.includes('\0') || DOT_DOT.test(path)) return null;
-  return { path, query: q < 0 ? '' : target.slice(q + 1) };
+  return { path, query: q < 0 ? '' : target.slice(q + 1), host };
 }
 
 const DOT_DOT = /\/\.\.(?:\/|$)/;
 /** scheme://[userinfo@]authority at the start of an absolute-form target; the authority is group 1. */
 const ABSOLUTE = /^[a-zA-Z][a-zA-Z0-9+.-]*:\/\/(?:[^/?#@]*@)?([^/?#]*)/;
-
-/**
- * The host an absolute-form target names (`http://a.example:8080/p` →
- * `a.example:8080`), null for any other target or an empty authority. RFC
- * 9112 §3.2.2: a server that gets one ignores the Host header and uses this.
- */
-export function targetAuthority(url: string): string | null {
-  if (url.charCodeAt(0) === 47 /* '/' */) return null;
-  const host = ABSOLUTE.exec(url)?.[1];
-  return host ? host : null;
-}
 
 /** The Host header's name part, lower case: `Example.COM:8443` → `example.com`, `[::1]:80` → `::1`. */
 export function hostName(header: string | undefined): string {

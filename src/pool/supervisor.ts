@@ -47,7 +47,7 @@ export interface SupervisorOptions {
   /**
    * WSGI or ASGI; "auto" until the first worker that boots says which (its
    * READY frame), then that for good. An ASGI pool's `threads` becomes
-   * `maxConcurrency`: its workers run that many requests at once.
+   * `maxConcurrency` once known (runAsgi()): its workers run that many requests at once.
    */
   interface: 'auto' | Interface;
   /** ASGI: requests a worker runs at once on its event loop. */
@@ -98,11 +98,9 @@ export class Supervisor {
     this.templates = opts.preload ? new PreloadTemplates(opts.spawn, this.templateEvents, logger) : null;
     this.appInterface = new AppInterface(opts, (found) => {
       this.logger.info(workerLine(found, opts));
-      if (found !== 'asgi') return;
-      if (opts.threads > 1) this.logger.warning(threadsIgnored(opts.threads));
-      opts.threads = opts.maxConcurrency;
-      dispatcher.setConcurrency(opts.maxConcurrency, true);
+      if (found === 'asgi') this.runAsgi();
     });
+    if (opts.interface === 'asgi') this.runAsgi();
     this.watchdog = new Watchdog(
       opts,
       {
@@ -113,6 +111,13 @@ export class Supervisor {
       },
       logger,
     );
+  }
+
+  /** The app is ASGI (given, or found by the first worker): a worker runs --max-concurrency requests at once, and --threads means nothing. */
+  private runAsgi(): void {
+    if (this.opts.threads > 1) this.logger.warning(threadsIgnored(this.opts.threads));
+    this.opts.threads = this.opts.maxConcurrency;
+    this.dispatcher.setConcurrency(this.opts.maxConcurrency, true);
   }
 
   /** Spawns the workers; resolves once none is still booting and one serves, rejects if all failed. */

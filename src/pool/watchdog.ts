@@ -86,6 +86,7 @@ export class Watchdog {
   private watchHeartbeats(workers: readonly WorkerProcess[], now: number): void {
     const limit = this.opts.timeout * 1000;
     const late = lateAfter(limit);
+    const interval = beatInterval(limit);
     for (const [w, since] of this.late) {
       if (w.beatAt === since && workers.includes(w) && w.state !== 'dead') continue;
       this.late.delete(w);
@@ -96,9 +97,11 @@ export class Watchdog {
       const leaving = w.state === 'retiring' && w.inflight.length === 0;
       const silent = now - w.beatAt;
       if ((w.state !== 'ready' && w.state !== 'retiring') || leaving || w.retiredFor === 'timeout' || silent <= late) continue;
-      if (silent - beatInterval(limit) >= limit) {
+      // Blocked since a moment within one interval after its last beat.
+      const blocked = silent - interval;
+      if (blocked >= limit) {
         this.late.delete(w);
-        this.kill(w, `Worker (pid:${w.pid}) event loop blocked for ${seconds(silent - beatInterval(limit))}s at least (sync code in an async app?); killing it, its stack follows`, now);
+        this.kill(w, `Worker (pid:${w.pid}) event loop blocked for ${seconds(blocked)}s at least (sync code in an async app?); killing it, its stack follows`, now);
       } else if (!this.late.has(w)) {
         this.late.set(w, w.beatAt);
         this.logger.warning(`Worker (pid:${w.pid}) sent no heartbeat for ${seconds(silent)}s: its event loop is blocked (sync code in an async app?); no new requests go to it meanwhile`);
