@@ -147,6 +147,30 @@ test('--timeout 2 with threads: a request sleeping 10 s gets 504 within a few se
   });
 });
 
+test('--timeout with threads: the hung request gets 504, the requests running beside it are answered, then the worker is replaced', async () => {
+  await withServer([APP, '--workers', '1', '--threads', '3', '--timeout', '4'], async (gh) => {
+    const [oldPid] = childPids(gh.pid);
+    const hung = request(gh.url, '/sleep?s=30', { timeoutMs: 10_000 });
+    await sleep(1500);
+    // Still running when the first times out, and done within their own --timeout.
+    const beside = [request(gh.url, '/sleep?s=3', { timeoutMs: 10_000 }), request(gh.url, '/sleep?s=3', { timeoutMs: 10_000 })];
+    const h = await hung;
+    assert.equal(h.status, 504, `${h.status} ${h.body}`);
+    for (const r of await Promise.all(beside)) {
+      assert.equal(r.status, 200, `a request beside the hung one: ${r.status} ${r.body}`);
+      assert.equal(pidOf(r.body), oldPid, 'answered by the worker that timed out');
+    }
+    await gh.waitFor(new RegExp(`Worker \\(pid:${oldPid}\\) timed out after 4\\.\\ds on GET /sleep\\?s=30; it takes no new requests and is killed once its 2 other\\(s\\) are answered`));
+    await gh.waitFor(new RegExp(`Worker \\(pid:${oldPid}\\) answered its other requests; killing it`));
+    // Its stack, dumped as it is killed, shows the thread still in the hung request.
+    await gh.waitFor(/Thread 0x[0-9a-f]+[^]*in app/, 5000);
+    assert.ok(await waitUntil(() => !isAlive(oldPid!), 5000), `worker ${oldPid} was killed`);
+    const after = await request(gh.url, '/sleep?s=0', { timeoutMs: 10_000 });
+    assert.equal(after.status, 200, `${after.status} ${after.body}`);
+    assert.notEqual(pidOf(after.body), oldPid);
+  });
+});
+
 test('client disconnect in thread mode: close() is called on the endless iterable and the thread is free again', async () => {
   const dir = mkdtempSync(join(tmpdir(), 'gh-threads-close-'));
   try {

@@ -67,7 +67,7 @@ export const OPTIONS: readonly OptionSpec[] = [
   { key: 'proxy', kind: 'list', arg: 'URL=UPSTREAM',
     doc: 'Pass requests at URL to an HTTP upstream: host:port, unix:PATH, http:// or https:// (e.g. /api=http://127.0.0.1:9000/; a path after the address replaces URL). Repeatable.' },
   { key: 'timeout', short: 't', kind: 'seconds', arg: 'SECONDS',
-    doc: 'A request running longer than this gets 504 and its worker is killed and replaced; a worker still loading the app after this long is killed too (a boot failure). 0 disables. Default 30.' },
+    doc: 'A request running longer than this gets 504 and its worker is killed and replaced (a threaded worker once its other requests are answered); a worker still loading the app after this long is killed too (a boot failure). 0 disables. Default 30.' },
   { key: 'graceful_timeout', kind: 'seconds', arg: 'SECONDS',
     doc: 'On SIGTERM, how long in-flight requests may take to finish before workers are killed. Default 30.' },
   { key: 'queue_size', kind: 'int', arg: 'N', doc: 'Requests that may wait for a free worker; past it new requests get 503. Default 1024.' },

@@ -4,6 +4,10 @@
  * --timeout (gunicorn's WORKER TIMEOUT at boot), is killed after dumping its
  * Python stack; one past --max-rss is replaced after its current request.
  *
+ * A threaded worker's hung request gets 504 at once, but the worker is
+ * killed only once its other requests are answered: a thread cannot be
+ * stopped, and its neighbours need not fail with it.
+ *
  * An ASGI worker times out its own requests (it cancels their tasks and
  * serves on); it is killed only when its event loop stops sending
  * heartbeats for --timeout: sync code is blocking every request it holds.
@@ -44,6 +48,8 @@ export class Watchdog {
   private rssCheckedAt = 0;
   /** ASGI workers found late, with the last beat they had sent then. */
   private readonly late = new Map<WorkerProcess, number>();
+  /** Threaded workers killed after a timeout, so that each is killed once. */
+  private readonly killed = new WeakSet<WorkerProcess>();
 
   constructor(
     private readonly opts: WatchdogOptions,
@@ -54,6 +60,7 @@ export class Watchdog {
   check(workers: readonly WorkerProcess[], template: TemplateProcess | null, now: number): void {
     if (this.opts.timeout > 0) {
       if (this.opts.interface === 'asgi') this.watchHeartbeats(workers, now);
+      else if (this.opts.threads > 1) this.timeOutThreads(workers, now);
       else this.killHung(workers, now);
       this.killStuckBooting(workers, template, now);
     }
@@ -63,16 +70,47 @@ export class Watchdog {
     }
   }
 
-  /** A request past --timeout: 504 for it, SIGABRT (Python dumps its stack to the log), then SIGKILL. */
+  /** A sync worker's request past --timeout: 504 for it, SIGABRT (Python dumps its stack to the log), then SIGKILL. */
   private killHung(workers: readonly WorkerProcess[], now: number): void {
     const limit = this.opts.timeout * 1000;
     for (const w of workers) {
       if (w.state === 'dead' || w.retiredFor === 'timeout' || w.inflight.length === 0) continue;
-      // A sync worker runs its oldest request; a threaded one runs them all, the oldest first.
-      const hung = w.inflight.first()!;
-      const startedAt = this.opts.threads === 1 ? w.headStartedAt : hung.sentAt;
-      if (now - startedAt < limit) continue;
-      this.kill(w, `Worker (pid:${w.pid}) timed out after ${seconds(now - startedAt)}s on ${hung.label}; killing it`, now);
+      if (now - w.headStartedAt < limit) continue;
+      this.kill(w, `Worker (pid:${w.pid}) timed out after ${seconds(now - w.headStartedAt)}s on ${w.inflight.first()!.label}; killing it`, now);
+    }
+  }
+
+  /**
+   * A threaded worker runs all it holds, the oldest sent first: each request
+   * past --timeout gets 504 and is given up (its thread runs on, unheard),
+   * the worker takes no new ones, and once the others are answered (each
+   * within --timeout too) it is killed with its stack dumped, the hung
+   * thread's in it.
+   */
+  private timeOutThreads(workers: readonly WorkerProcess[], now: number): void {
+    const limit = this.opts.timeout * 1000;
+    for (const w of workers) {
+      if (w.state === 'dead' || this.killed.has(w)) continue;
+      const first = w.inflight.first();
+      const timedOut = first !== undefined && now - first.sentAt >= limit;
+      if (timedOut) {
+        const others = [...w.inflight].filter((o) => now - o.sentAt < limit).length;
+        this.logger.error(
+          `Worker (pid:${w.pid}) timed out after ${seconds(now - first.sentAt)}s on ${first.label}; ` +
+            (others > 0 ? `it takes no new requests and is killed once its ${others} other(s) are answered` : 'killing it, its stack follows'),
+        );
+        if (w.state === 'ready') this.actions.retire(w, 'timeout');
+        else w.retire('timeout');
+        for (let x = w.inflight.first(); x !== undefined && now - x.sentAt >= limit; x = w.inflight.first()) {
+          w.giveUp(x);
+          x.fail(504, 'worker timeout');
+        }
+      }
+      if (w.retiredFor === 'timeout' && w.inflight.length === 0) {
+        if (!timedOut) this.logger.error(`Worker (pid:${w.pid}) answered its other requests; killing it, its stack follows`);
+        this.killed.add(w);
+        abort(w);
+      }
     }
   }
 
@@ -112,9 +150,9 @@ export class Watchdog {
   /**
    * SIGABRT (Python dumps its stack to the log), then SIGKILL. A sync
    * worker's running request gets 504 and those queued behind it go
-   * elsewhere. A threaded or ASGI worker runs all it holds, and any may be
-   * the one that hung (its stack says which): 504 for those sent --timeout
-   * ago or more, 502 for the others.
+   * elsewhere. An ASGI worker's blocked loop held all its requests, and any
+   * may be the one that blocked it (its stack says which): 504 for those
+   * sent --timeout ago or more, 502 for the others.
    */
   private kill(w: WorkerProcess, message: string, now: number): void {
     this.logger.error(message);

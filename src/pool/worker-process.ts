@@ -204,6 +204,12 @@ export class WorkerProcess {
     this.outbox.push(encodeEmpty(type, x.id));
   }
 
+  /** Stops waiting for `x` (its thread hung): the worker is told to drop it, and whatever it sends for it later is ignored. */
+  giveUp(x: Exchange): void {
+    this.tell(Frame.CANCEL, x);
+    this.release(x);
+  }
+
   /** Takes back every request this worker holds, oldest first, and forgets them. */
   takeAll(): Exchange[] {
     const all = this.inflight.takeAll();
