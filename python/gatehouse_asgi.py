@@ -20,6 +20,7 @@ import json
 import os
 import signal
 import sys
+from time import monotonic
 
 from gatehouse_app import release_free_memory
 from gatehouse_asgi_http import HttpRequest
@@ -58,9 +59,12 @@ class FrontProtocol(asyncio.Protocol):
         self.transport = transport
 
     def data_received(self, data):
+        worker = self.worker
+        if worker.beat_due is not None and monotonic() >= worker.beat_due:
+            # Before any request read here starts: see AsgiWorker.send_beat().
+            worker.send_beat()
         buf = self.buf + data if self.buf else data
         pos, size = 0, len(buf)
-        worker = self.worker
         while size - pos >= HEADER_SIZE:
             kind, rid, length = unpack_header(buf, pos)
             end = pos + HEADER_SIZE + length
@@ -116,6 +120,8 @@ class AsgiWorker:
         self.transport = None
         self.out = []  # frames written in this turn of the loop, not yet sent
         self.out_size = 0
+        self.beat_interval = 0.0
+        self.beat_due = None  # when the next heartbeat is due (time.monotonic()); None: no heartbeats (--timeout 0)
         self.stopping = False
         self.idle = None  # set once stopping and no request runs
 
@@ -136,7 +142,8 @@ class AsgiWorker:
         release_free_memory()
         self.write(pack_header(READY, token, len(info)) + info)
         if self.timeout > 0:
-            self.beat(loop, min(BEAT_MAX_INTERVAL, self.timeout / 4))
+            self.beat_interval = min(BEAT_MAX_INTERVAL, self.timeout / 4)
+            self.beat(loop)
         await self.idle.wait()
         await self.lifespan.shutdown(self.shutdown_timeout)
         self.flush()
@@ -160,14 +167,23 @@ class AsgiWorker:
             self.out_size = 0
             self.transport.write(out[0] if len(out) == 1 else b"".join(out))
 
-    def beat(self, loop, interval):
-        """The heartbeat, and --timeout for the requests past it (within an interval: a quarter of it, at most a second)."""
-        if not self.protocol.transport.is_closing():
-            self.write(pack_header(HEARTBEAT, 0, 0))
+    def beat(self, loop):
+        """The heartbeat's timer, and --timeout for the requests past it (within an interval: a quarter of it, at most a second)."""
+        self.send_beat()
         now = loop.time()
         for request in [r for r in self.clocked if r.over_time(now)]:
             request.time_out()
-        loop.call_later(interval, self.beat, loop, interval)
+        loop.call_later(self.beat_interval, self.beat, loop)
+
+    def send_beat(self):
+        """A HEARTBEAT, written at once. Its timer sends one every interval, and so does the reading
+        of requests once one is due: no request read after a beat fell due starts before that beat
+        has left. So when this worker is killed with its loop blocked, the front may give a request
+        sent after its last beat fell due to another worker: it was never started here."""
+        if not self.protocol.transport.is_closing():
+            self.write(pack_header(HEARTBEAT, 0, 0))
+            self.flush()
+        self.beat_due = monotonic() + self.beat_interval
 
     def start(self, rid, payload, kind):
         if self.stopping:

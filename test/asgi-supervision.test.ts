@@ -169,6 +169,34 @@ test('a worker whose event loop is blocked is sent no more requests: they go to 
   }, { bootMs: 20000 });
 });
 
+test('requests sent to a worker after its loop blocked are not lost with it: the replacement serves them (a POST is not run twice)', async () => {
+  // --timeout 1: beats every 0.25 s; the loop is passed over 0.75 s after its last beat, so whatever the
+  // beat's phase, requests sent 0.35-0.5 s into the block reach it, and none of them can have started.
+  await withServer([`${APP}:app`, ...PY, '--timeout', '1', '--workers', '1'], async (gh) => {
+    const first = pidOf(await request(gh.url, '/pid'));
+    const t0 = performance.now();
+    const blocked = request(gh.url, '/block?s=20', { timeoutMs: 20_000 });
+    const probes: { at: number; answer: Promise<SimpleResponse> }[] = [];
+    let post: Promise<SimpleResponse> | null = null;
+    while (performance.now() - t0 < 700) {
+      await sleep(20);
+      probes.push({ at: performance.now() - t0, answer: request(gh.url, '/pid', { timeoutMs: 20_000 }) });
+      if (post === null && performance.now() - t0 >= 400) post = request(gh.url, '/pid', { method: 'POST', body: 'x', timeoutMs: 20_000 });
+    }
+    assert.equal((await blocked).status, 504);
+    // Unstarted too, but its beat could have been stuck behind a full stream: what may change state is never run twice.
+    assert.equal((await post!).status, 502);
+    await gh.waitFor(/killing it/);
+    const late = probes.filter((p) => p.at >= 350);
+    for (const p of late) {
+      const r = await p.answer;
+      assert.equal(r.status, 200, `sent ${Math.round(p.at)} ms after the blocking request: ${r.status} ${r.body}`);
+      assert.notEqual(pidOf(r), first, 'served by the replacement');
+    }
+    await Promise.all(probes.map((p) => p.answer));
+  }, { bootMs: 20000 });
+});
+
 test('SIGHUP under load: no request fails; old workers run lifespan shutdown', async () => {
   await withServer([`${APP}:app`, ...PY, '--workers', '2'], async (gh) => {
     const load = startLoad({ url: gh.url, path: '/slow?s=0.05', concurrency: 8, durationMs: 4000 });

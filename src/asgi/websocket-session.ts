@@ -107,6 +107,8 @@ export class WebSocketSession implements Exchange, HandshakeOwner, Keepalive {
 
   /** "GET /path", for log lines. */
   readonly label: string;
+  /** A handshake the app has not seen may go to another worker. */
+  readonly idempotent = true;
   /** The request's objects are not kept (an idle socket should cost little): only what the socket needs. */
   private readonly socket: Socket;
   private readonly log: UpgradeRequest['log'];

@@ -19,6 +19,8 @@ export interface Exchange {
   queuedAt: number;
   /** When it was sent to its worker (ms, performance.now()). */
   sentAt: number;
+  /** Running it twice does no more than running it once (RFC 9110 §9.2.2: not POST, PATCH, CONNECT or a method unknown). */
+  readonly idempotent: boolean;
 
   /** The whole response at once: a RESPONSE frame's payload, as decodeResponse() and responseHeadEnd() (wire/frames.ts) read it. */
   response(payload: Buffer): void;

@@ -14,6 +14,20 @@ export function beatInterval(timeoutMs: number): number {
   return Math.min(timeoutMs / 4, BEAT_MAX_INTERVAL_MS);
 }
 
+/** Timer lateness allowed for in startedBy(). */
+const TIMER_SLACK_MS = 20;
+
+/**
+ * The latest a request may have been sent for a worker whose last beat came
+ * at `beatAt` to have started it. A beat falls due every interval, and the
+ * loop sends it before it starts any request it reads after that
+ * (gatehouse_asgi.py's send_beat()); so a request sent after a beat fell
+ * due, to a loop that then sent none, was not started there.
+ */
+export function startedBy(beatAt: number, timeoutMs: number): number {
+  return beatAt + beatInterval(timeoutMs) + TIMER_SLACK_MS;
+}
+
 /** Silence (ms) after which an ASGI worker is sent no more requests; Infinity with --timeout 0 (no beats). */
 export function lateAfter(timeoutMs: number): number {
   return timeoutMs > 0 ? beatInterval(timeoutMs) + LATE_GRACE_MS : Infinity;

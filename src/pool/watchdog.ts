@@ -15,7 +15,7 @@
 import { readFileSync } from 'node:fs';
 import type { Logger } from '../log/logger.js';
 import type { Exchange } from './exchange.js';
-import { beatInterval, lateAfter } from './heartbeat.js';
+import { beatInterval, lateAfter, startedBy } from './heartbeat.js';
 import type { TemplateProcess } from './template-process.js';
 import type { WorkerProcess } from './worker-process.js';
 
@@ -150,20 +150,27 @@ export class Watchdog {
   /**
    * SIGABRT (Python dumps its stack to the log), then SIGKILL. A sync
    * worker's running request gets 504 and those queued behind it go
-   * elsewhere. An ASGI worker's blocked loop held all its requests, and any
-   * may be the one that blocked it (its stack says which): 504 for those
-   * sent --timeout ago or more, 502 for the others.
+   * elsewhere. Of an ASGI worker's, those sent after its loop blocked were
+   * not started (heartbeat.ts) and go elsewhere too, unless running them
+   * twice could do harm (a POST: its beat may have been stuck behind a
+   * full stream); any of the others may be the one that blocked it (its
+   * stack says which): 504 for those sent --timeout ago or more, 502 for
+   * the rest.
    */
   private kill(w: WorkerProcess, message: string, now: number): void {
     this.logger.error(message);
     w.retire('timeout');
-    const lost = w.takeAll();
     const limit = this.opts.timeout * 1000;
-    for (const x of lost.splice(0, this.opts.threads)) {
-      if (this.opts.threads === 1 || now - x.sentAt >= limit) x.fail(504, 'worker timeout');
+    const asgi = this.opts.interface === 'asgi';
+    const by = startedBy(w.beatAt, limit);
+    const unstarted: Exchange[] = [];
+    // A sync worker runs its oldest request, the one that timed out.
+    w.takeAll().forEach((x, i) => {
+      if (asgi ? x.sentAt > by && x.idempotent : i > 0) unstarted.push(x);
+      else if (now - x.sentAt >= limit) x.fail(504, 'worker timeout');
       else x.fail(502, 'its worker was killed after a timeout');
-    }
-    this.actions.requeue(lost);
+    });
+    this.actions.requeue(unstarted);
     abort(w);
   }
 

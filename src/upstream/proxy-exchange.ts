@@ -30,6 +30,7 @@ import { clientResponseHead, upstreamRequestHeaders, upstreamTarget, type Header
 import type { CarriedHandler, Carrier } from './proxy-pool.js';
 import { requestServername, type ProxyTarget } from './proxy-target.js';
 import { UpstreamError, upstreamFailed, warnPastEnd, type UpstreamPhase } from './upstream-failure.js';
+import { isIdempotent } from '../http/idempotent.js';
 
 export interface ProxyPeer extends Peer {
   readonly pool: Pool;
@@ -49,7 +50,6 @@ export interface ProxyRoute {
 export type UpstreamBody = null | Buffer | { file: string; length: number } | Readable;
 
 /** RFC 9110 §9.2.2. */
-const IDEMPOTENT = new Set(['GET', 'HEAD', 'OPTIONS', 'TRACE', 'PUT', 'DELETE']);
 
 class SendTimeout extends Error {}
 class TriesTimeout extends Error {}
@@ -275,7 +275,7 @@ export class ProxyExchange implements CarriedHandler, InFlight {
     const body = this.body;
     // A body streamed from the client cannot be sent twice.
     if (body !== null && !Buffer.isBuffer(body) && !('file' in body)) return null;
-    if (!unsent && !s.retry_non_idempotent && !IDEMPOTENT.has(this.r.req.method ?? '')) return null;
+    if (!unsent && !s.retry_non_idempotent && !isIdempotent(this.r.req.method)) return null;
     const tries = s.tries === 0 ? this.route.balancer.peers.length : s.tries;
     if (this.tried.size >= tries) return null;
     if (s.tries_timeout > 0 && performance.now() - this.startedAt >= s.tries_timeout * 1000) return null;

@@ -14,6 +14,7 @@ import { sendPlain } from '../http/plain-response.js';
 import type { ExchangeContext, HttpResponse, RequestInfo, RouteRequest } from '../http/handler.js';
 import { unwatchClient, watchClient, type InFlight } from '../http/in-flight.js';
 import { readFileRegion } from '../http/file-region.js';
+import { isIdempotent } from '../http/idempotent.js';
 import { BodySink, RESPONSE_MEMORY } from '../http/body-sink.js';
 import { compressSync, SYNC_LIMIT } from '../http/compression.js';
 import { compressHead } from '../http/compress-head.js';
@@ -68,6 +69,10 @@ export class WsgiExchange implements Exchange, InFlight {
 
   get label(): string {
     return `${this.req.method} ${this.req.url}`;
+  }
+
+  get idempotent(): boolean {
+    return isIdempotent(this.req.method);
   }
 
   response(payload: Buffer): void {
