@@ -7,6 +7,7 @@ import { readFileSync } from 'node:fs';
 import { delimiter, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { AppSettings, MemcachedSettings, RouteSettings } from './config/schema.js';
+import { APP_DEFAULTS } from './config/schema.js';
 import type { Site } from './config/site.js';
 import { Compression } from './http/compression.js';
 import { HttpFront } from './front/http-front.js';
@@ -114,6 +115,7 @@ function createPool(app: AppSettings, gracefulTimeout: number, logger: Logger): 
       threads: app.threads,
       interface: app.interface,
       maxConcurrency: app.max_concurrency,
+      maxConcurrencyGiven: app.max_concurrency !== APP_DEFAULTS.max_concurrency,
       gracefulTimeout,
       timeout: app.timeout,
       queueSize: app.queue_size,

@@ -273,6 +273,19 @@ test('--threads with an ASGI app is said to be ignored, whether the interface is
   }
 });
 
+test('--max-concurrency with a WSGI app is said to be ignored, whether the interface is given or found', async () => {
+  for (const given of [['--interface', 'wsgi'], []]) {
+    await withServer([`${APPS}/basic.py:hello`, ...PY, '--max-concurrency', '50', ...given], async (gh) => {
+      await gh.waitFor(/WARNING\] --max-concurrency 50 does not apply to a WSGI app/);
+      assert.equal((await request(gh.url, '/')).status, 200);
+    });
+  }
+  await withServer([`${APPS}/basic.py:hello`, ...PY], async (gh) => {
+    assert.equal((await request(gh.url, '/')).status, 200);
+    assert.doesNotMatch(gh.output(), /--max-concurrency/, 'nothing said when it was not set');
+  });
+});
+
 test('bad ASGI settings: exit 1 naming each flag and value', async () => {
   const r = await runCli([`${APP}:app`, '--interface', 'foo', '--lifespan', 'maybe', '--max-concurrency', '0']);
   assert.equal(r.code, 1);

@@ -46,7 +46,7 @@ export const OPTIONS: readonly OptionSpec[] = [
     doc: 'The application is WSGI or ASGI 3; auto (default) tells by the callable (a coroutine function, or an object whose __call__ is one, is ASGI).' },
   { key: 'worker_scheduling', kind: 'string', arg: 'batch|normal',
     doc: "How Linux schedules the workers: batch (default; SCHED_BATCH, a worker woken by a request does not preempt the front, and each worker in a session of its own, so that it does not share the front's CPU weight) or normal (the front's own policy and session, as any child process)." },
-  { key: 'max_concurrency', kind: 'int', arg: 'N', doc: 'ASGI: requests each worker runs at once on its event loop. Default 1000.' },
+  { key: 'max_concurrency', kind: 'int', arg: 'N', doc: 'ASGI: requests each worker runs at once on its event loop (a WSGI app has --threads instead). Default 1000.' },
   { key: 'lifespan', kind: 'string', arg: 'auto|on|off',
     doc: 'ASGI lifespan events: auto (default: used when the app supports them), on (required), off.' },
   { key: 'asgi_path', kind: 'string', arg: 'auto|full|below-mount',

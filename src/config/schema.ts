@@ -39,7 +39,7 @@ export function appSchema(base: string) {
      * another callable WSGI.
      */
     interface: z.enum(['auto', 'wsgi', 'asgi'], { error: 'must be auto, wsgi or asgi' }),
-    /** ASGI: requests each worker runs at once on its event loop. */
+    /** ASGI: requests each worker runs at once on its event loop (a WSGI app: threads; max_concurrency is then ignored, with a warning). */
     max_concurrency: count(1).max(1_000_000, 'must be at most 1000000'),
     /** ASGI lifespan: auto (used when the app supports it), on (required), off. */
     lifespan: z.enum(['auto', 'on', 'off'], { error: 'must be auto, on or off' }),

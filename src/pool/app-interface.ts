@@ -17,6 +17,11 @@ export function threadsIgnored(threads: number): string {
   return `--threads ${threads} does not apply to an ASGI app (its workers run up to --max-concurrency requests at once on their event loop); ignored`;
 }
 
+/** --max-concurrency has no meaning for a WSGI app: said once the interface is known. */
+export function concurrencyIgnored(n: number): string {
+  return `--max-concurrency ${n} does not apply to a WSGI app (its workers run one request at a time, or --threads N in threads); ignored`;
+}
+
 export class AppInterface {
   private waiters: (() => void)[] = [];
 

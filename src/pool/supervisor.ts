@@ -19,7 +19,7 @@
 import { randomInt } from 'node:crypto';
 import { GatehouseError } from '../errors.js';
 import type { Logger } from '../log/logger.js';
-import { AppInterface, threadsIgnored, workerLine, type Interface } from './app-interface.js';
+import { AppInterface, concurrencyIgnored, threadsIgnored, workerLine, type Interface } from './app-interface.js';
 import { BootBackoff } from './boot-backoff.js';
 import { bootTimeoutError, importError, reloadFailure } from './boot-errors.js';
 import type { Exchange } from './exchange.js';
@@ -52,6 +52,8 @@ export interface SupervisorOptions {
   interface: 'auto' | Interface;
   /** ASGI: requests a worker runs at once on its event loop. */
   maxConcurrency: number;
+  /** maxConcurrency was set, not the default: a WSGI app says it ignores it. */
+  maxConcurrencyGiven: boolean;
   /** Seconds a retiring worker's long-lived exchanges (open WebSockets) may go on before they are ended (1012). */
   gracefulTimeout: number;
 }
@@ -99,8 +101,10 @@ export class Supervisor {
     this.appInterface = new AppInterface(opts, (found) => {
       this.logger.info(workerLine(found, opts));
       if (found === 'asgi') this.runAsgi();
+      else this.runWsgi();
     });
     if (opts.interface === 'asgi') this.runAsgi();
+    else if (opts.interface === 'wsgi') this.runWsgi();
     this.watchdog = new Watchdog(
       opts,
       {
@@ -118,6 +122,11 @@ export class Supervisor {
     if (this.opts.threads > 1) this.logger.warning(threadsIgnored(this.opts.threads));
     this.opts.threads = this.opts.maxConcurrency;
     this.dispatcher.setConcurrency(this.opts.maxConcurrency, true);
+  }
+
+  /** The app is WSGI (given, or found): --max-concurrency means nothing. */
+  private runWsgi(): void {
+    if (this.opts.maxConcurrencyGiven) this.logger.warning(concurrencyIgnored(this.opts.maxConcurrency));
   }
 
   /** Spawns the workers; resolves once none is still booting and one serves, rejects if all failed. */
