@@ -197,6 +197,24 @@ test('requests sent to a worker after its loop blocked are not lost with it: the
   }, { bootMs: 20000 });
 });
 
+test('a request the loop read after a busy stretch and that then blocked it is not run again elsewhere', async () => {
+  // --timeout 1: beats every 0.25 s. Sync code keeps the loop 0.6 s from its timers; the second request
+  // reaches it 0.38 s in, after a beat fell due (so it looks unstarted, unless the loop beats as it reads it).
+  await withServer([`${APP}:app`, ...PY, '--timeout', '1', '--workers', '1'], async (gh) => {
+    assert.equal((await request(gh.url, '/pid')).status, 200);
+    const busy = request(gh.url, '/busy/block?s=0.6', { timeoutMs: 20_000 });
+    await sleep(380);
+    const blocker = request(gh.url, '/blocker/block?s=20', { timeoutMs: 20_000 });
+    const [b, r] = await Promise.all([busy, blocker]);
+    await gh.waitFor(/Booting worker with pid[^]*Booting worker with pid/, 10_000);
+    assert.equal((await request(gh.url, '/pid')).status, 200, 'the replacement serves');
+    assert.equal(countMatches(gh.output(), /blocking the loop for \/blocker\/block/), 1, `run once:\n${gh.output()}`);
+    assert.equal(r.status, 504);
+    // Its answer was written before the loop took the next request: it is not lost with the worker.
+    assert.equal(b.status, 200);
+  }, { bootMs: 20000 });
+});
+
 test('SIGHUP under load: no request fails; old workers run lifespan shutdown', async () => {
   await withServer([`${APP}:app`, ...PY, '--workers', '2'], async (gh) => {
     const load = startLoad({ url: gh.url, path: '/slow?s=0.05', concurrency: 8, durationMs: 4000 });

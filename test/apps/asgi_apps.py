@@ -126,6 +126,7 @@ async def app(scope, receive, send):
         except asyncio.CancelledError:
             await asyncio.sleep(30)  # ignores being cancelled
     elif path.endswith("/block"):
+        print("blocking the loop for %s" % path, flush=True)
         time.sleep(float(scope["query_string"].decode().partition("=")[2] or "5"))
         await send_json(send, {"blocked": True})
     elif path.endswith("/pid"):
