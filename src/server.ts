@@ -6,8 +6,7 @@
 import { readFileSync } from 'node:fs';
 import { delimiter, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import type { AppSettings, MemcachedSettings, RouteSettings } from './config/schema.js';
-import { APP_DEFAULTS } from './config/schema.js';
+import { APP_DEFAULTS, type AppSettings, type MemcachedSettings, type RouteSettings } from './config/schema.js';
 import type { Site } from './config/site.js';
 import { Compression } from './http/compression.js';
 import { HttpFront } from './front/http-front.js';

@@ -49,8 +49,6 @@ export interface ProxyRoute {
 /** The request body as it goes up: none, in memory, spilled to a file, or streamed from the client. */
 export type UpstreamBody = null | Buffer | { file: string; length: number } | Readable;
 
-/** RFC 9110 §9.2.2. */
-
 class SendTimeout extends Error {}
 class TriesTimeout extends Error {}
 
