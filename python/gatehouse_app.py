@@ -206,6 +206,8 @@ def check_headers(status, headers):
             raise AppError("status must be a str, got %r" % (status,))
         if len(status) < 4 or not status[:3].isdigit() or status[3] != " ":
             raise AppError("status must look like '200 OK', got %r" % status)
+        if not "100" <= status[:3] <= "599":
+            raise AppError("the status code must be from 100 to 599 (RFC 9110), got %r" % status)
         if len(_good_statuses) >= _CACHE_LIMIT:
             _good_statuses.clear()
         _good_statuses.add(status)

@@ -753,6 +753,7 @@ const BAD_HEADS: Array<{ kind: string; what: string; explains: RegExp }> = [
   { kind: 'int-status', what: 'an int status', explains: /299/ },
   { kind: 'text-status', what: 'a status without a code', explains: /TWO-HUNDRED/ },
   { kind: 'long-code-status', what: 'a status with a 4-digit code', explains: /2000 Way OK/ },
+  { kind: 'out-of-range-status', what: 'a status code past 599', explains: /600 Beyond/ },
   { kind: 'tuple-headers', what: 'headers given as a tuple, not a list', explains: /list/ },
 ];
 

@@ -291,6 +291,7 @@ BAD_HEADS = {
     "int-status": (299, []),
     "text-status": ("TWO-HUNDRED", []),
     "long-code-status": ("2000 Way OK", []),
+    "out-of-range-status": ("600 Beyond", []),
     "tuple-headers": ("200 OK", (("X-Tuple", "v"),)),
 }
 
