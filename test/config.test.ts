@@ -47,6 +47,25 @@ test('a config file alone serves its app; relative paths are relative to the fil
   }
 });
 
+test('a list setting may be one string in the file, as in gunicorn\'s: bind, pythonpath, forwarded_allow_ips (comma-separated)', async () => {
+  const file = configFile(['bind = "127.0.0.1:0"', 'workers = 1', 'pythonpath = "code"', 'forwarded_allow_ips = "10.9.9.9, 127.0.0.1"', 'app = "site_app:whoami"'].join('\n'));
+  const code = join(file, '..', 'code');
+  mkdirSync(code);
+  writeFileSync(join(code, 'site_app.py'), `import sys\nsys.path.insert(0, ${JSON.stringify(APPS)})\nfrom basic import whoami\n`);
+  const s = await launch(['--config', file], { workers: 1, cwd: tmpdir() });
+  try {
+    const r = await request(s.url, '/', { headers: { 'X-Forwarded-Host': 'shop.example' } });
+    assert.equal(r.status, 200, r.body);
+    assert.equal((JSON.parse(r.body) as { host: string }).host, 'shop.example', 'the second address of the string is trusted');
+  } finally {
+    await s.kill();
+  }
+  const bad = await runCli(['--config', configFile('bind = 5\nforwarded_allow_ips = "127.0.0.1,nope"\napp = "x:y"'), '--check-config']);
+  assert.equal(bad.code, 1);
+  assert.match(errorText(bad), /bind: must be an address such as 127\.0\.0\.1:8000, or a list of them \(got 5\)/);
+  assert.match(errorText(bad), /forwarded_allow_ips\[1\]: must be an IP address.* \(got "nope"\)/);
+});
+
 test('flags override the top level of the file (--workers 2 over workers = 3; APP over app)', async () => {
   const file = configFile(['bind = ["127.0.0.1:0"]', 'workers = 3', `app = "${APPS}/basic.py:nonexistent_name"`].join('\n'));
   const s = await launch(['--config', file, '--workers', '2', `${APPS}/basic.py:whoami`], { workers: 2 });

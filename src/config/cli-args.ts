@@ -2,7 +2,7 @@
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { resolve } from 'node:path';
 import { GatehouseError } from '../errors.js';
-import { flagOf, OPTIONS, type OptionSpec } from './options.js';
+import { flagOf, listItems, OPTIONS, type OptionSpec } from './options.js';
 import { insteadOf } from './foreign-flags.js';
 
 /** What the command line asked for: the settings it gives (config keys), and which flag set each. */
@@ -16,10 +16,9 @@ function convert(option: OptionSpec, given: string[]): { value?: unknown; proble
   const text = given[given.length - 1]!;
   switch (option.kind) {
     case 'list':
-      // --forwarded-allow-ips and --compress take gunicorn's comma-separated form.
-      return { value: given.flatMap((v) => (option.key === 'static' || option.key === 'proxy' || option.key === 'bind' ? [v] : v.split(','))).map((v) => v.trim()) };
+      return { value: listItems(option, given) };
     case 'paths':
-      return { value: given.flatMap((v) => v.split(',')).map((p) => resolve(p)) };
+      return { value: listItems(option, given).map((p) => resolve(p)) };
     case 'pairs': {
       const env: Record<string, string> = {};
       for (const pair of given) {

@@ -122,3 +122,14 @@ export const OPTIONS: readonly OptionSpec[] = [
 export function flagOf(option: OptionSpec): string {
   return option.key.replace(/_/g, '-');
 }
+
+/**
+ * The items of a list setting given as text (repeated flags, or one string
+ * in the config file): --forwarded-allow-ips, --compress and --pythonpath
+ * take gunicorn's comma-separated form too; an address, a static or a proxy
+ * route is one item each.
+ */
+export function listItems(option: OptionSpec, given: string[]): string[] {
+  const whole = option.key === 'static' || option.key === 'proxy' || option.key === 'bind';
+  return given.flatMap((v) => (whole ? [v] : v.split(','))).map((v) => v.trim());
+}

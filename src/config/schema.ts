@@ -28,6 +28,9 @@ export const COMPRESSIONS = ['br', 'gzip'] as const;
 /** What an app without `app` is told (also by site.ts, for an [apps.NAME] table without it). */
 export const APP_MISSING = 'must name the application (WSGI or ASGI), e.g. myproject.wsgi:application';
 
+/** What a list of addresses must be: a config file may give one as a string. */
+const ADDRESSES = 'must be an address such as 127.0.0.1:8000, or a list of them';
+
 /** The settings of one application: its own pool of Python workers. */
 export function appSchema(base: string) {
   return z.object({
@@ -73,7 +76,7 @@ export function appSchema(base: string) {
     /** The directory the workers run in and load the app from (on sys.path). Default: the config file's directory, or the current one. */
     chdir: directory(base).optional(),
     /** Directories added to the front of sys.path. */
-    pythonpath: z.array(path(base)),
+    pythonpath: z.array(path(base), { error: 'must be directories (a list, or one string of them separated by commas)' }),
     /** Environment variables for the workers (gunicorn's --env). */
     env: z.record(z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, 'must be an environment variable name'), z.string()),
     /** Run the workers as this user / group (needs root). */
@@ -317,18 +320,18 @@ function routeSchema(base: string) {
 export function configSchema(base: string) {
   return appSchema(base)
     .extend({
-      bind: z.array(bindAddress).optional(),
+      bind: z.array(bindAddress, { error: ADDRESSES }).optional(),
       /** Listeners for the uwsgi, FastCGI and SCGI protocols (uWSGI's flags), beside `bind`; unix sockets get `chmod_socket`. */
-      uwsgi_socket: z.array(bindAddress).default([]),
-      fastcgi_socket: z.array(bindAddress).default([]),
-      scgi_socket: z.array(bindAddress).default([]),
+      uwsgi_socket: z.array(bindAddress, { error: ADDRESSES }).default([]),
+      fastcgi_socket: z.array(bindAddress, { error: ADDRESSES }).default([]),
+      scgi_socket: z.array(bindAddress, { error: ADDRESSES }).default([]),
       chmod_socket: socketMode.optional(),
       certfile: file(base).optional(),
       keyfile: file(base).optional(),
       /** URL=DIR: serve DIR's files at URL. */
-      static: z.array(staticShorthand(base)).default([]),
+      static: z.array(staticShorthand(base), { error: 'must be URL=DIR, or a list of them' }).default([]),
       /** URL=UPSTREAM: pass requests at URL to UPSTREAM (see the proxy action). */
-      proxy: z.array(proxyShorthand(base)).default([]),
+      proxy: z.array(proxyShorthand(base), { error: 'must be URL=UPSTREAM, or a list of them' }).default([]),
       log_level: z.enum(LOG_LEVELS, { error: `must be one of ${LOG_LEVELS.join(', ')}` }).default('info'),
       /** File for the access log, or '-' for stdout. */
       access_log: z.string().min(1).transform((f) => (f === '-' ? f : resolve(base, f))).optional(),
@@ -352,7 +355,7 @@ export function configSchema(base: string) {
       ws_per_message_deflate: z.union([z.boolean(), z.enum(['on', 'off']).transform((v) => v === 'on')], { error: 'must be true, false, on or off' }).default(true),
       max_request_body: size.default(100 * 1024 ** 2),
       /** Peers whose X-Forwarded-* / Forwarded headers are believed; none by default, as the edge server (see src/http/forwarded.ts). */
-      forwarded_allow_ips: z.array(trustedPeer).default([]),
+      forwarded_allow_ips: z.array(trustedPeer, { error: 'must be addresses (a list, or one string of them separated by commas)' }).default([]),
       /** Time a client has to send the request headers (slowloris); 408 and close. */
       header_timeout: seconds.default(60),
       /** Time a request body may go without data arriving; 408 and close. */

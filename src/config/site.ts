@@ -10,6 +10,7 @@ import { parse as parseToml, TomlError } from 'smol-toml';
 import type { z } from 'zod';
 import { GatehouseError } from '../errors.js';
 import { salvage } from './salvage.js';
+import { listItems, OPTIONS } from './options.js';
 import {
   APP_DEFAULTS,
   APP_MISSING,
@@ -99,6 +100,22 @@ class Problems {
   }
 }
 
+/** The list settings: a config file may give one of them as a string (`bind = "127.0.0.1:8000"`, `forwarded_allow_ips = "10.0.0.1,10.0.0.2"`), as gunicorn's does. */
+const LISTS = OPTIONS.filter((o) => o.kind === 'list' || o.kind === 'paths');
+
+/** The file's list settings given as a string, at the top level or in an app's table, as their items. */
+function listsFromStrings(raw: Record<string, unknown>): void {
+  const apps = raw.apps !== null && typeof raw.apps === 'object' ? Object.values(raw.apps as Record<string, unknown>) : [];
+  for (const table of [raw, ...apps]) {
+    if (table === null || typeof table !== 'object') continue;
+    const t = table as Record<string, unknown>;
+    for (const option of LISTS) {
+      const value = t[option.key];
+      if (typeof value === 'string') t[option.key] = listItems(option, [value]);
+    }
+  }
+}
+
 function readConfigFile(file: string): Record<string, unknown> {
   let text: string;
   try {
@@ -107,7 +124,9 @@ function readConfigFile(file: string): Record<string, unknown> {
     throw new GatehouseError('GH_ERR_CONFIG', `--config: cannot read ${file}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
   }
   try {
-    return parseToml(text) as Record<string, unknown>;
+    const raw = parseToml(text) as Record<string, unknown>;
+    listsFromStrings(raw);
+    return raw;
   } catch (err) {
     if (err instanceof TomlError) {
       const first = err.message.split('\n')[0]!.replace(/^Invalid TOML document: /, '');
