@@ -17,6 +17,7 @@ the worker goes on serving the others.
 
 import asyncio
 import json
+import math
 import os
 import signal
 import sys
@@ -60,7 +61,7 @@ class FrontProtocol(asyncio.Protocol):
 
     def data_received(self, data):
         worker = self.worker
-        if worker.beat_due is not None and monotonic() >= worker.beat_due:
+        if monotonic() >= worker.beat_due:
             # Before any request read here starts: see AsgiWorker.send_beat().
             worker.send_beat()
         buf = self.buf + data if self.buf else data
@@ -121,7 +122,7 @@ class AsgiWorker:
         self.out = []  # frames written in this turn of the loop, not yet sent
         self.out_size = 0
         self.beat_interval = 0.0
-        self.beat_due = None  # when the next heartbeat is due (time.monotonic()); None: no heartbeats (--timeout 0)
+        self.beat_due = math.inf  # when the next heartbeat is due (time.monotonic()); never with --timeout 0
         self.stopping = False
         self.idle = None  # set once stopping and no request runs
 

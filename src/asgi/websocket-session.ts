@@ -107,8 +107,6 @@ export class WebSocketSession implements Exchange, HandshakeOwner, Keepalive {
 
   /** "GET /path", for log lines. */
   readonly label: string;
-  /** A handshake the app has not seen may go to another worker. */
-  readonly idempotent = true;
   /** The request's objects are not kept (an idle socket should cost little): only what the socket needs. */
   private readonly socket: Socket;
   private readonly log: UpgradeRequest['log'];
@@ -239,6 +237,11 @@ export class WebSocketSession implements Exchange, HandshakeOwner, Keepalive {
   abort(): void {
     this.finish();
     this.socket.destroy();
+  }
+
+  /** A handshake the app has not seen may go to another worker (a getter: no field on every open socket). */
+  get idempotent(): boolean {
+    return true;
   }
 
   fail(status: 502 | 503 | 504, reason: string): void {

@@ -105,16 +105,16 @@ const LISTS = OPTIONS.filter((o) => o.kind === 'list' || o.kind === 'paths');
 
 /** The file's list settings given as a string, at the top level or in an app's table, as their items. */
 function listsFromStrings(raw: Record<string, unknown>): void {
-  const apps = raw.apps !== null && typeof raw.apps === 'object' ? Object.values(raw.apps as Record<string, unknown>) : [];
-  for (const table of [raw, ...apps]) {
-    if (table === null || typeof table !== 'object') continue;
-    const t = table as Record<string, unknown>;
+  const tables = [raw, ...Object.values(isTable(raw.apps) ? raw.apps : {})].filter(isTable);
+  for (const t of tables) {
     for (const option of LISTS) {
       const value = t[option.key];
       if (typeof value === 'string') t[option.key] = listItems(option, [value]);
     }
   }
 }
+
+const isTable = (v: unknown): v is Record<string, unknown> => v !== null && typeof v === 'object';
 
 function readConfigFile(file: string): Record<string, unknown> {
   let text: string;
