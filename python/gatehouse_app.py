@@ -8,6 +8,7 @@ import inspect
 import os
 import re
 import sys
+from http import HTTPStatus
 
 HOP_BY_HOP = frozenset(
     (
@@ -204,7 +205,7 @@ def check_headers(status, headers):
     if type(status) is not str or status not in _good_statuses:
         if type(status) is not str:
             raise AppError("status must be a str, got %r" % (status,))
-        if len(status) < 4 or not status[:3].isdigit() or status[3] != " ":
+        if len(status) < 3 or not status[:3].isdigit() or status[3:4] not in ("", " "):
             raise AppError("status must look like '200 OK', got %r" % status)
         if not "100" <= status[:3] <= "599":
             raise AppError("the status code must be from 100 to 599 (RFC 9110), got %r" % status)
@@ -254,6 +255,15 @@ def check_headers(status, headers):
                 good.clear()
             good[item] = known
     return content_length
+
+
+def with_reason(status):
+    """A status given as its code alone ("200": PEP 3333 asks for a reason phrase, but gunicorn and
+    uWSGI take it) with the code's standard reason, so that the status line has its space (RFC 9112 §4)."""
+    try:
+        return "%s %s" % (status, HTTPStatus(int(status)).phrase)
+    except ValueError:
+        return status + " "  # a code HTTP does not name: an empty reason
 
 
 def bodiless(status):

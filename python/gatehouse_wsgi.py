@@ -7,7 +7,7 @@ import stat
 import sys
 import traceback
 
-from gatehouse_app import AppError, Cancelled, ErrorStream, FileWrapper, bodiless, check_headers
+from gatehouse_app import AppError, Cancelled, ErrorStream, FileWrapper, bodiless, check_headers, with_reason
 from gatehouse_wire import (
     ABORT,
     BODY,
@@ -95,7 +95,7 @@ class Handler:
             elif state[0] is not None:
                 raise AppError("start_response() called twice without exc_info")
             state[2] = check_headers(status, headers)
-            state[0] = status
+            state[0] = status if len(status) > 3 else with_reason(status)
             state[1] = headers
             return write
 

@@ -738,6 +738,28 @@ test('204: the response carries no Content-Length announcing a body (RFC 9110 §
   }
 });
 
+
+// A status of the code alone breaks PEP 3333, yet gunicorn and uWSGI take it, and apps written
+// against them give it: it is answered with the code's standard reason phrase.
+const CODE_ONLY: Array<{ target: string; line: string; body: string }> = [
+  { target: '/status?code=200&reason=none&mode=list', line: 'HTTP/1.1 200 OK', body: 'SHOULD-NOT-BE-SENT' },
+  { target: '/status?code=200&reason=none&mode=body', line: 'HTTP/1.1 200 OK', body: 'streamed body' },
+  { target: '/status?code=200&reason=none&mode=empty', line: 'HTTP/1.1 200 OK', body: '' },
+  { target: '/status?code=404&reason=none&mode=list', line: 'HTTP/1.1 404 Not Found', body: 'SHOULD-NOT-BE-SENT' },
+  { target: '/status?code=204&reason=none&mode=empty', line: 'HTTP/1.1 204 No Content', body: '' },
+  { target: '/status?code=299&reason=none&mode=list', line: 'HTTP/1.1 299 ', body: 'SHOULD-NOT-BE-SENT' },
+];
+
+test('a status given as its code alone ("200"): answered with its standard reason phrase', T, async () => {
+  for (const { target, line, body } of CODE_ONLY) {
+    const reply = await rawRequest(gh.port, get(target, 'Connection: close\r\n'));
+    const r = parseResponse(reply.data, { closed: reply.closedByServer });
+    assert.ok(r, `${target}: ${reply.data.toString('latin1')}`);
+    assert.equal(r.statusLine, line, target);
+    assert.equal(r.body.toString(), body, target);
+  }
+  assert.doesNotMatch(gh.output(), /status must look like/);
+});
 // ---- broken response heads -------------------------------------------------------------------
 
 const BAD_HEADS: Array<{ kind: string; what: string; explains: RegExp }> = [

@@ -268,7 +268,11 @@ def status_case(environ, start_response):
     code = q["code"]
     mode = q.get("mode", "list")
     reason = {"204": "No Content", "304": "Not Modified"}.get(code, "OK")
-    start_response("%s %s" % (code, reason), [("Content-Type", "text/plain"), ("ETag", '"v1"')])
+    # reason=none: the code alone, as some hand-written apps give it
+    status = code if q.get("reason") == "none" else "%s %s" % (code, reason)
+    start_response(status, [("Content-Type", "text/plain"), ("ETag", '"v1"')])
+    if mode == "body":
+        return iter([b"streamed ", b"body"])
     if mode == "empty":
         return []
     if mode == "gen":
