@@ -119,8 +119,10 @@ class AsgiWorker:
         self.loop = None
         self.protocol = None
         self.transport = None
+        self.fd = -1  # the stream's, written by flush()
         self.out = []  # frames written in this turn of the loop, not yet sent
         self.out_size = 0
+        self.flushing = False  # in flush(): hand_over() must not write in the middle of it
         self.beat_interval = 0.0
         self.beat_due = math.inf  # when the next heartbeat is due (time.monotonic()); never with --timeout 0
         self.stopping = False
@@ -138,7 +140,10 @@ class AsgiWorker:
         sock.setblocking(False)
         transport, self.protocol = await loop.create_connection(lambda: FrontProtocol(self), sock=sock)
         self.transport = transport
+        self.fd = sock.fileno()
         loop.add_signal_handler(signal.SIGTERM, self.stop)
+        # Not the loop's handler: that one waits for the loop, and this is for a loop that is stuck.
+        signal.signal(signal.SIGUSR1, self.hand_over)
         info = json.dumps({"pid": os.getpid(), "python": sys.version.split()[0], "interface": "asgi"}).encode()
         release_free_memory()
         self.write(pack_header(READY, token, len(info)) + info)
@@ -162,11 +167,36 @@ class AsgiWorker:
             self.flush()
 
     def flush(self):
+        """Writes the frames held, at once: uvloop's transport would hold them to the end of the
+        loop's turn, and a turn may never end (hand_over()). The transport only takes what the
+        stream cannot (it is full), and then all that follows, until it has written it."""
         out = self.out
         if out:
+            self.flushing = True
             self.out = []
             self.out_size = 0
-            self.transport.write(out[0] if len(out) == 1 else b"".join(out))
+            data = out[0] if len(out) == 1 else b"".join(out)
+            try:
+                if not self.transport.get_write_buffer_size():
+                    try:
+                        sent = os.write(self.fd, data)
+                    except OSError:
+                        sent = 0  # full, or the front is gone: the transport deals with either
+                    if sent == len(data):
+                        return
+                    data = data[sent:]
+                self.transport.write(data)
+            finally:
+                self.flushing = False
+
+    def hand_over(self, signum, frame):
+        """SIGUSR1: the front is about to kill this worker, its loop blocked (by sync code in one
+        request). The answers other requests finished in the loop's last turn are still held for
+        that turn's one write: they leave now rather than die with the worker. Python runs this
+        on the blocked thread between two of its bytecodes (or in a sleep); if that was in
+        flush(), it is writing them already."""
+        if not self.flushing:
+            self.flush()
 
     def beat(self, loop):
         """The heartbeat's timer, and --timeout for the requests past it (within an interval: a quarter of it, at most a second)."""

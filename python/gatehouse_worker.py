@@ -157,6 +157,8 @@ def main():
     if os.getppid() != parent:
         os._exit(1)
     sock = socket.socket(fileno=3)
+    # Its logs are the front's: an operator's `pkill -USR1 gatehouse` (reopen the logs) must not kill it.
+    signal.signal(signal.SIGUSR1, signal.SIG_IGN)
     # A worker hung in a request or in the app's import gets SIGABRT: the operator sees where it
     # hung (and where a C extension crashed).
     faulthandler.enable(file=sys.stderr, all_threads=True)

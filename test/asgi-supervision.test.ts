@@ -215,6 +215,21 @@ test('a request the loop read after a busy stretch and that then blocked it is n
   }, { bootMs: 20000 });
 });
 
+test('an answer finished in the loop turn in which another request blocks it is delivered, not lost with the worker', async () => {
+  await withServer([`${APP}:app`, ...PY, '--timeout', '1', '--workers', '1'], async (gh) => {
+    const first = pidOf(await request(gh.url, '/pid'));
+    const waiting = request(gh.url, '/wait-gate', { timeoutMs: 20_000 });
+    await sleep(200);
+    const blocker = request(gh.url, '/open-gate-and-block', { timeoutMs: 20_000 });
+    await gh.waitFor(/blocking the loop for \/open-gate-and-block/);
+    const answer = await waiting;
+    assert.equal(answer.status, 200, `${answer.status} ${answer.body}\n${gh.output()}`);
+    assert.equal(pidOf(answer), first);
+    assert.equal((await blocker).status, 504);
+    await gh.waitFor(/killing it, its stack follows/);
+  }, { bootMs: 20000 });
+});
+
 test('SIGHUP under load: no request fails; old workers run lifespan shutdown', async () => {
   await withServer([`${APP}:app`, ...PY, '--workers', '2'], async (gh) => {
     const load = startLoad({ url: gh.url, path: '/slow?s=0.05', concurrency: 8, durationMs: 4000 });

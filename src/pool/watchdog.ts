@@ -42,6 +42,8 @@ export interface WatchdogActions {
 }
 
 const KILL_GRACE_MS = 1000;
+/** How long a blocked ASGI worker has to hand over the answers it finished (SIGUSR1) before it is killed. */
+const HAND_OVER_MS = 100;
 const RSS_CHECK_MS = 1000;
 
 export class Watchdog {
@@ -50,6 +52,8 @@ export class Watchdog {
   private readonly late = new Map<WorkerProcess, number>();
   /** Threaded workers killed after a timeout, so that each is killed once. */
   private readonly killed = new WeakSet<WorkerProcess>();
+  /** Blocked ASGI workers asked to hand over their finished answers, and when. */
+  private readonly handingOver = new Map<WorkerProcess, number>();
 
   constructor(
     private readonly opts: WatchdogOptions,
@@ -76,7 +80,9 @@ export class Watchdog {
     for (const w of workers) {
       if (w.state === 'dead' || w.retiredFor === 'timeout' || w.inflight.length === 0) continue;
       if (now - w.headStartedAt < limit) continue;
-      this.kill(w, `Worker (pid:${w.pid}) timed out after ${seconds(now - w.headStartedAt)}s on ${w.inflight.first()!.label}; killing it`, now);
+      this.logger.error(`Worker (pid:${w.pid}) timed out after ${seconds(now - w.headStartedAt)}s on ${w.inflight.first()!.label}; killing it`);
+      w.retire('timeout');
+      this.kill(w, now);
     }
   }
 
@@ -119,12 +125,18 @@ export class Watchdog {
    * is logged then (the scheduler passes it over), and again when it beats
    * once more: sync code in an async app shows long before --timeout. One
    * whose loop has been blocked for --timeout (at least its silence less
-   * one beat interval) is killed.
+   * one beat interval) is told to hand over the answers it finished
+   * (SIGUSR1: python/gatehouse_asgi.py's hand_over()), then killed.
    */
   private watchHeartbeats(workers: readonly WorkerProcess[], now: number): void {
     const limit = this.opts.timeout * 1000;
     const late = lateAfter(limit);
     const interval = beatInterval(limit);
+    for (const [w, since] of this.handingOver) {
+      if (now - since < HAND_OVER_MS && w.state !== 'dead') continue;
+      this.handingOver.delete(w);
+      this.kill(w, now);
+    }
     for (const [w, since] of this.late) {
       if (w.beatAt === since && workers.includes(w) && w.state !== 'dead') continue;
       this.late.delete(w);
@@ -139,7 +151,11 @@ export class Watchdog {
       const blocked = silent - interval;
       if (blocked >= limit) {
         this.late.delete(w);
-        this.kill(w, `Worker (pid:${w.pid}) event loop blocked for ${seconds(blocked)}s at least (sync code in an async app?); killing it, its stack follows`, now);
+        this.logger.error(`Worker (pid:${w.pid}) event loop blocked for ${seconds(blocked)}s at least (sync code in an async app?); killing it, its stack follows`);
+        // The answers its loop finished in the turn it blocked in are held for that turn's write: they leave first.
+        w.retire('timeout');
+        w.kill('SIGUSR1');
+        this.handingOver.set(w, now);
       } else if (!this.late.has(w)) {
         this.late.set(w, w.beatAt);
         this.logger.warning(`Worker (pid:${w.pid}) sent no heartbeat for ${seconds(silent)}s: its event loop is blocked (sync code in an async app?); no new requests go to it meanwhile`);
@@ -148,7 +164,8 @@ export class Watchdog {
   }
 
   /**
-   * SIGABRT (Python dumps its stack to the log), then SIGKILL. A sync
+   * A worker retired for a timeout, and logged: SIGABRT (Python dumps its
+   * stack to the log), then SIGKILL. A sync
    * worker's running request gets 504 and those queued behind it go
    * elsewhere. Of an ASGI worker's, those sent after its loop blocked were
    * not started (heartbeat.ts) and go elsewhere too, unless running them
@@ -157,9 +174,7 @@ export class Watchdog {
    * stack says which): 504 for those sent --timeout ago or more, 502 for
    * the rest.
    */
-  private kill(w: WorkerProcess, message: string, now: number): void {
-    this.logger.error(message);
-    w.retire('timeout');
+  private kill(w: WorkerProcess, now: number): void {
     const limit = this.opts.timeout * 1000;
     const asgi = this.opts.interface === 'asgi';
     const by = startedBy(w.beatAt, limit);

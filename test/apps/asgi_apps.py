@@ -9,6 +9,7 @@ import time
 EVENTS = []
 RUNNING = [0, 0]  # /slow requests running now, and the most at once so far
 FLOOD = [0, ""]  # chunks the last /flood sent so far, and how it ended ("" while it runs)
+GATE = []  # the event /wait-gate waits on (made in the loop that serves it)
 BIG_FILE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "asgi_apps.py")
 
 
@@ -129,6 +130,17 @@ async def app(scope, receive, send):
         print("blocking the loop for %s" % path, flush=True)
         time.sleep(float(scope["query_string"].decode().partition("=")[2] or "5"))
         await send_json(send, {"blocked": True})
+    elif path.endswith("/wait-gate"):
+        GATE[:] = [asyncio.Event()]
+        await GATE[0].wait()
+        await send_json(send, {"pid": os.getpid()})
+    elif path.endswith("/open-gate-and-block"):
+        # /wait-gate then answers in the loop's next turn, and this task, run after it in that turn,
+        # blocks the loop before the turn's answers are written.
+        GATE[0].set()
+        await asyncio.sleep(0)
+        print("blocking the loop for %s" % path, flush=True)
+        time.sleep(20)
     elif path.endswith("/pid"):
         await send_json(send, {"pid": os.getpid()})
     elif path.endswith("/pathsend"):
