@@ -344,14 +344,23 @@ test('--compress gzip offers gzip only; --compress-min-size moves the threshold'
   });
 });
 
-test('--compress off: nothing is compressed and nothing varies', async () => {
-  await withServer([APP, '--compress', 'off'], async (s) => {
-    const r = await get(s.url, '/json', { 'Accept-Encoding': 'br, gzip' });
-    assert.equal(r.status, 200);
-    assert.equal(r.headers['content-encoding'], undefined);
-    assert.equal(r.raw.length, 20000);
-    assert.ok(!varies(r));
-    const streamed = await get(s.url, '/stream', { 'Accept-Encoding': 'gzip' });
-    assert.equal(streamed.headers['content-encoding'], undefined);
-  });
+test('--compress off (compress = "off" in the file): nothing is compressed and nothing varies', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'gh-compress-off-'));
+  const file = join(dir, 'gatehouse.toml');
+  writeFileSync(file, 'compress = "off"\n');
+  try {
+    for (const args of [[APP, '--compress', 'off'], [APP, '--config', file]]) {
+      await withServer(args, async (s) => {
+        const r = await get(s.url, '/json', { 'Accept-Encoding': 'br, gzip' });
+        assert.equal(r.status, 200);
+        assert.equal(r.headers['content-encoding'], undefined, args.join(' '));
+        assert.equal(r.raw.length, 20000);
+        assert.ok(!varies(r));
+        const streamed = await get(s.url, '/stream', { 'Accept-Encoding': 'gzip' });
+        assert.equal(streamed.headers['content-encoding'], undefined);
+      });
+    }
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 });

@@ -101,7 +101,6 @@ export function parseCli(argv: readonly string[]): CliResult {
     if (!Array.isArray(given)) continue;
     const { value, problem } = convert(o, given as string[]);
     if (problem) problems.push(`--${flagOf(o)}: ${problem}`);
-    else if (o.key === 'compress' && (value as string[]).join() === 'off') settings.compress = [];
     else settings[o.key] = value;
     flags.set(o.key, `--${flagOf(o)}`);
   }

@@ -127,9 +127,10 @@ export function flagOf(option: OptionSpec): string {
  * The items of a list setting given as text (repeated flags, or one string
  * in the config file): --forwarded-allow-ips, --compress and --pythonpath
  * take gunicorn's comma-separated form too; an address, a static or a proxy
- * route is one item each.
+ * route is one item each. --compress off is the empty list.
  */
 export function listItems(option: OptionSpec, given: string[]): string[] {
   const whole = option.key === 'static' || option.key === 'proxy' || option.key === 'bind';
-  return given.flatMap((v) => (whole ? [v] : v.split(','))).map((v) => v.trim());
+  const items = given.flatMap((v) => (whole ? [v] : v.split(','))).map((v) => v.trim());
+  return option.key === 'compress' && items.join() === 'off' ? [] : items;
 }

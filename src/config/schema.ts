@@ -367,7 +367,7 @@ export function configSchema(base: string) {
       /** Open client connections at most, over all listeners; past it new connections are closed at once. 0: no limit. */
       max_connections: count(0).default(10_000),
       /** Response compressions offered, in order of preference. */
-      compress: z.array(z.enum(COMPRESSIONS, { error: "must be br or gzip ('off' on the command line for none)" })).default(['br', 'gzip']),
+      compress: z.array(z.enum(COMPRESSIONS, { error: "must be br or gzip, or 'off' alone for none" })).default(['br', 'gzip']),
       /** Responses smaller than this are sent as they are. */
       compress_min_size: size.default(1024),
       /** Memory for small static files (up to 64k each), kept and rechecked every second; 0 disables. */
