@@ -4,7 +4,8 @@ The front sends a REQ only when this worker has room (--max-concurrency), so
 every request starts as a task at once and none waits behind another. The
 loop sends a HEARTBEAT frame every fraction of --timeout: when sync code
 blocks the loop, the heartbeats stop and the front replaces the worker
-(faulthandler prints where it was stuck). A request running past --timeout
+(faulthandler prints where it was stuck), once SIGUSR1 has had it write out
+the answers it finished (hand_over()). A request running past --timeout
 has its task cancelled (504, or a cut connection if its response started);
 the worker goes on serving the others.
 
