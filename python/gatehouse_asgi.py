@@ -177,8 +177,10 @@ class AsgiWorker:
             self.out = []
             self.out_size = 0
             data = out[0] if len(out) == 1 else b"".join(out)
+            transport = self.transport
             try:
-                if not self.transport.get_write_buffer_size():
+                # Closing, the transport may have closed the descriptor already, and its number be another file's.
+                if not transport.get_write_buffer_size() and not transport.is_closing():
                     try:
                         sent = os.write(self.fd, data)
                     except OSError:
@@ -186,7 +188,7 @@ class AsgiWorker:
                     if sent == len(data):
                         return
                     data = data[sent:]
-                self.transport.write(data)
+                transport.write(data)
             finally:
                 self.flushing = False
 
