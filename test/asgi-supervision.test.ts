@@ -219,7 +219,7 @@ test('an answer finished in the loop turn in which another request blocks it is 
   await withServer([`${APP}:app`, ...PY, '--timeout', '1', '--workers', '1'], async (gh) => {
     const first = pidOf(await request(gh.url, '/pid'));
     const waiting = request(gh.url, '/wait-gate', { timeoutMs: 20_000 });
-    await sleep(200);
+    await gh.waitFor(/waiting at the gate/);
     const blocker = request(gh.url, '/open-gate-and-block', { timeoutMs: 20_000 });
     await gh.waitFor(/blocking the loop for \/open-gate-and-block/);
     const answer = await waiting;

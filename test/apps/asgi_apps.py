@@ -132,6 +132,7 @@ async def app(scope, receive, send):
         await send_json(send, {"blocked": True})
     elif path.endswith("/wait-gate"):
         GATE[:] = [asyncio.Event()]
+        print("waiting at the gate", flush=True)
         await GATE[0].wait()
         await send_json(send, {"pid": os.getpid()})
     elif path.endswith("/open-gate-and-block"):
