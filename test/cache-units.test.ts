@@ -13,7 +13,7 @@ import { EventEmitter } from 'node:events';
 import type { OutgoingHttpHeaders } from 'node:http';
 import type { Socket } from 'node:net';
 import { cacheKey, DEFAULT_KEY } from '../src/cache/cache-key.js';
-import { acceptsCoding, evaluate, toStore, type PolicySettings, type StoredResponse } from '../src/cache/cache-policy.js';
+import { acceptsCoding, ageOf, evaluate, toStore, type PolicySettings, type StoredResponse } from '../src/cache/cache-policy.js';
 import { CachedHandler, type LeanHandler } from '../src/cache/cached-handler.js';
 import { FetchLock } from '../src/cache/fetch-lock.js';
 import { MemoryStore } from '../src/cache/memory-store.js';
@@ -109,6 +109,21 @@ test('responses stored one after another with the same headers each get a policy
   assert.ok(second.policy.age() < first.policy.age(), 'its own time of arrival');
   const other = toStore('k3', {}, 200, { 'cache-control': 'no-store' }, Buffer.from('3'), POLICY);
   assert.equal(other, 'not-storable', 'other headers: judged on their own');
+});
+
+test("a stored response's age follows the clock from one reading of it: no millisecond lost between two", () => {
+  const realNow = Date.now;
+  let t = 1_000_000;
+  Date.now = () => t++; // every reading a millisecond after the last
+  try {
+    const s = toStore('k', {}, 200, { 'cache-control': 'max-age=60' }, Buffer.from('x'), POLICY) as StoredResponse;
+    const arrived = s.policy.toObject().t as number;
+    ageOf(s); // the policy's clock starts here
+    Date.now = () => arrived + 2000;
+    assert.deepEqual({ age: ageOf(s).age, ttl: ageOf(s).ttl }, { age: 2, ttl: 58 }, 'two seconds old exactly');
+  } finally {
+    Date.now = realNow;
+  }
 });
 
 test("a shared store's codec keeps bodies and policies", () => {

@@ -357,9 +357,20 @@ export function acceptsCoding(accept: string | undefined, coding: string): boole
 const clocks = new WeakMap<CachePolicy, { base: number; at: number; maxAge: number }>();
 
 function ageAndLifetime(policy: CachePolicy): { age: number; maxAge: number } {
+  const now = Date.now();
   let c = clocks.get(policy);
-  if (c === undefined) clocks.set(policy, (c = { base: policy.age(), at: Date.now(), maxAge: policy.maxAge() }));
-  return { age: c.base + (Date.now() - c.at) / 1000, maxAge: c.maxAge };
+  if (c === undefined) clocks.set(policy, (c = { base: ageAt(policy, now), at: now, maxAge: policy.maxAge() }));
+  return { age: c.base + (now - c.at) / 1000, maxAge: c.maxAge };
+}
+
+/**
+ * The library's age() as of `now`. Its own reading of the clock may come a
+ * millisecond after `now`, and the clock's base would then lag by that much
+ * for as long as the policy is stored (a response one millisecond old read as
+ * new, its freshness one second more at the turn).
+ */
+function ageAt(policy: CachePolicy, now: number): number {
+  return policy.age.call(Object.create(policy, { now: { value: () => now } }) as CachePolicy);
 }
 
 /** The library's stale(), from the policy's clock: whether a stored response is past its freshness lifetime. */
