@@ -157,8 +157,11 @@ def main():
     if os.getppid() != parent:
         os._exit(1)
     sock = socket.socket(fileno=3)
-    # Its logs are the front's: an operator's `pkill -USR1 gatehouse` (reopen the logs) must not kill it.
-    signal.signal(signal.SIGUSR1, signal.SIG_IGN)
+    # The front's signals (reload, reopen the logs, a worker more or less) are for the front: sent to
+    # every process (`pkill -HUP -f gatehouse`, `systemctl kill -s HUP`), they must not end a worker,
+    # or stop it (TTIN and TTOU would), mid-request.
+    for name in ("SIGHUP", "SIGUSR1", "SIGUSR2", "SIGTTIN", "SIGTTOU"):
+        signal.signal(getattr(signal, name), signal.SIG_IGN)
     # A worker hung in a request or in the app's import gets SIGABRT: the operator sees where it
     # hung (and where a C extension crashed).
     faulthandler.enable(file=sys.stderr, all_threads=True)

@@ -609,7 +609,7 @@ test('SIGTTIN adds a worker, SIGTTOU removes one, never below one, with no faile
 
 // ------------------------------------------------------------------ 9
 
-test('SIGUSR1 reopens --access-log: after a rename, new lines go to a new file, the old one keeps its lines; workers ignore it', async () => {
+test('SIGUSR1 reopens --access-log: after a rename, new lines go to a new file, the old one keeps its lines', async () => {
   const dir = tempDir('usr1');
   const log = join(dir, 'access.log');
   const gh = await launch([VERSIONED, '--workers', '1', '--pythonpath', dir, '--access-log', log]);
@@ -618,10 +618,7 @@ test('SIGUSR1 reopens --access-log: after a rename, new lines go to a new file, 
     for (let i = 0; i < 5; i++) assert.equal((await request(gh.url, `/before-${i}`)).status, 200);
     assert.ok(await waitUntil(() => lines(log).length === 5, 3000), `5 lines written: ${lines(log).length}`);
     renameSync(log, `${log}.1`);
-    // As `pkill -USR1 -f gatehouse` sends it: to the workers too, which must not die of it.
-    const workers = childPids(gh.pid);
-    assert.equal(workers.length, 1);
-    for (const pid of [gh.pid, ...workers]) process.kill(pid, 'SIGUSR1');
+    process.kill(gh.pid, 'SIGUSR1');
     await gh.waitFor(/Reopened log files/, 3000);
     for (let i = 0; i < 5; i++) assert.equal((await request(gh.url, `/after-${i}`)).status, 200);
     assert.ok(await waitUntil(() => lines(log).length === 5, 3000), `a new ${log} with 5 lines; it has ${lines(log).length}`);
@@ -631,10 +628,24 @@ test('SIGUSR1 reopens --access-log: after a rename, new lines go to a new file, 
     assert.ok(fresh.every((l) => /"GET \/after-\d HTTP\/1\.1" 200 /.test(l)), `the new file has only the new requests:\n${fresh.join('\n')}`);
     assert.equal(rotated.length, 5, `the rotated file keeps its 5 lines:\n${rotated.join('\n')}`);
     assert.ok(rotated.every((l) => /"GET \/before-\d HTTP\/1\.1" 200 /.test(l)), `the rotated file has only the old requests:\n${rotated.join('\n')}`);
-    assert.deepEqual(childPids(gh.pid), workers, 'the same worker serves');
   } finally {
     await gh.kill();
     rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('the front\'s signals sent to the workers too, as `pkill -f gatehouse` or `systemctl kill` sends them, neither end nor stop them', async () => {
+  const gh = await launch([VERSIONED, '--workers', '1']);
+  try {
+    const workers = childPids(gh.pid);
+    assert.equal(workers.length, 1);
+    for (const signal of ['SIGHUP', 'SIGUSR1', 'SIGUSR2', 'SIGTTIN', 'SIGTTOU'] as const) process.kill(workers[0]!, signal);
+    await sleep(300);
+    for (let i = 0; i < 3; i++) assert.equal((await request(gh.url, `/after-signals-${i}`, { timeoutMs: 3000 })).status, 200);
+    assert.deepEqual(childPids(gh.pid), workers, 'the same worker serves');
+    assert.doesNotMatch(gh.output(), /exited|Booting worker with pid[^]*Booting worker with pid/);
+  } finally {
+    await gh.kill();
   }
 });
 
