@@ -30,7 +30,7 @@ from gatehouse_asgi_response import routes_below_mount
 from gatehouse_asgi_websocket import WebSocket
 from gatehouse_lifespan import Lifespan
 from gatehouse_wire import (
-    BOOT_ERROR, CANCEL, HEADER_SIZE, HEARTBEAT, READY, REQ, REQ_BODY, REQ_END, REQ_STREAM, REVOKED, WS_OPEN, WS_RESUME,
+    BOOT_ERROR, CANCEL, HEADER_SIZE, HEARTBEAT, LEAVING, READY, REQ, REQ_BODY, REQ_END, REQ_STREAM, REVOKED, WS_OPEN, WS_RESUME,
     WS_TEXT, pack_header, unpack_header,
 )
 
@@ -128,6 +128,7 @@ class AsgiWorker:
         self.beat_due = math.inf  # when the next heartbeat is due (time.monotonic()); never with --timeout 0
         self.stopping = False
         self.idle = None  # set once stopping and no request runs
+        self.gone = None  # set once the front has closed the stream
 
     async def run(self, sock, token):
         # Kept: asyncio.get_running_loop() makes a getpid() system call each time (CPython 3.11).
@@ -138,6 +139,7 @@ class AsgiWorker:
             sock.sendall(pack_header(BOOT_ERROR, 0, len(payload)) + payload)
             return 3
         self.idle = asyncio.Event()
+        self.gone = asyncio.Event()
         sock.setblocking(False)
         transport, self.protocol = await loop.create_connection(lambda: FrontProtocol(self), sock=sock)
         self.transport = transport
@@ -153,6 +155,14 @@ class AsgiWorker:
             self.beat(loop)
         await self.idle.wait()
         await self.lifespan.shutdown(self.shutdown_timeout)
+        if not transport.is_closing():
+            # SIGTERM, not the front: say so (every request it started is answered). The front takes
+            # back what it sends meanwhile (start() answers REVOKED), then closes the stream.
+            self.write(pack_header(LEAVING, 0, 0))
+            try:
+                await asyncio.wait_for(self.gone.wait(), self.shutdown_timeout)
+            except asyncio.TimeoutError:
+                pass
         self.flush()
         transport.close()
         return 0
@@ -254,6 +264,7 @@ class AsgiWorker:
         for request in self.requests.values():
             if isinstance(request, WebSocket):
                 request.gone(1012, "")  # their sockets went with the front
+        self.gone.set()
         self.stop()
 
 

@@ -10,7 +10,7 @@ import threading
 import time
 from time import perf_counter
 
-from gatehouse_wire import REVOKED, pack_header
+from gatehouse_wire import LEAVING, REVOKED, pack_header
 
 # How often the watcher thread looks at the stream while a request runs (s).
 WATCH_INTERVAL = 0.01
@@ -86,8 +86,13 @@ def serve_sync(stream, handle):
         if cancelled:
             with lock:
                 cancelled.discard(rid)
-    # Leaving (SIGTERM): hand back what was queued here so the front sends it elsewhere.
+    # Leaving (SIGTERM): hand back what was queued here so the front sends it elsewhere, say so,
+    # and hand back what comes until the front, having taken it all back, closes the stream.
     stream.flush()
-    with lock:
-        while pending:
-            stream.send(pack_header(REVOKED, popleft()[0], 0))
+    stream.send(pack_header(LEAVING, 0, 0))
+    while True:
+        with lock:
+            while pending:
+                stream.send(pack_header(REVOKED, popleft()[0], 0))
+        if not read_frames(True):
+            return

@@ -1,9 +1,9 @@
 """Thread mode (--threads N): the main thread reads the stream, N threads run requests."""
 
-import os
 import queue
-import sys
 import threading
+
+from gatehouse_wire import LEAVING, REVOKED, pack_header
 
 
 def serve_threads(stream, handle, threads):
@@ -25,10 +25,9 @@ def serve_threads(stream, handle, threads):
                 stream.cancelled.discard(item[0])
                 last = stream.stopping and not stream.running
             if last:
-                # SIGTERM arrived while requests ran; the last one is answered.
-                sys.stdout.flush()
-                sys.stderr.flush()
-                os._exit(0)
+                # SIGTERM arrived while requests ran; the last one is answered, and none starts now:
+                # the front takes back what it sends meanwhile, then closes the stream.
+                stream.send(pack_header(LEAVING, 0, 0))
 
     pool = [threading.Thread(target=run, name="gatehouse-%d" % i, daemon=True) for i in range(threads)]
     for thread in pool:
@@ -38,6 +37,9 @@ def serve_threads(stream, handle, threads):
         with stream.lock:
             while pending:
                 item = pending.popleft()
+                if stream.stopping:
+                    stream.send(pack_header(REVOKED, item[0], 0))  # leaving: the front sends it elsewhere
+                    continue
                 stream.running.add(item[0])
                 work.put(item)
     # The front closed the stream: finish what is running, then leave.

@@ -35,6 +35,7 @@ HEARTBEAT = 20
 WS_ACCEPT = 21
 START_TRAILERS = 27  # a START whose TRAILERS frames follow the body
 TRAILERS = 28
+LEAVING = 29  # id 0: leaving on SIGTERM; every request this worker started is answered
 # Frame types, both ways (an open WebSocket)
 WS_TEXT = 22
 WS_BINARY = 23

@@ -27,7 +27,7 @@ import traceback
 from gatehouse_app import AppError, detect_interface, load_app, release_free_memory
 from gatehouse_sync import serve_sync
 from gatehouse_threads import serve_threads
-from gatehouse_wire import BOOT_ERROR, EXITED, FORK, HEADER_SIZE, READY, Stream, pack_header, unpack_header
+from gatehouse_wire import BOOT_ERROR, EXITED, FORK, HEADER_SIZE, LEAVING, READY, Stream, pack_header, unpack_header
 from gatehouse_wsgi import Handler
 
 
@@ -82,10 +82,21 @@ def serve(app, sock, settings, token=0):
     handle = Handler(app, stream, settings).handle
 
     def stop(signum, frame):
-        # Idle: leave now. Busy: finish the request in hand, then leave.
-        if not stream.busy and not stream.running:
-            sys.exit(0)
+        # Busy: finish the request in hand, then leave (the loop says LEAVING). Idle: say LEAVING
+        # now; the front takes back what it sent meanwhile, then closes the stream, and the loop
+        # ends. Unless this thread was sending (a frame half written: the lock is not taken
+        # twice), or cannot: then leave at once, as before.
         stream.stopping = True
+        if stream.busy or stream.running:
+            return
+        if not stream.send_lock.acquire(blocking=False):
+            sys.exit(0)
+        try:
+            sock.sendall(pack_header(LEAVING, 0, 0))
+        except OSError:
+            sys.exit(0)
+        finally:
+            stream.send_lock.release()
 
     signal.signal(signal.SIGTERM, stop)
     info = json.dumps({"pid": os.getpid(), "python": sys.version.split()[0], "interface": "wsgi"}).encode()

@@ -649,6 +649,27 @@ test('the front\'s signals sent to the workers too, as `pkill -f gatehouse` or `
   }
 });
 
+test('SIGTERM to every process at once, as systemd stops a service: the requests under way and queued are all answered', async () => {
+  const cases = [
+    { app: `${APPS}/pool_apps.py:sleepy`, path: '/sleep/1', extra: [] },
+    { app: `${APPS}/pool_apps.py:sleepy`, path: '/sleep/1', extra: ['--threads', '2'] },
+    { app: `${APPS}/asgi_apps.py:app`, path: '/slow?s=1', extra: ['--interface', 'asgi', '--max-concurrency', '2'] },
+  ];
+  for (const { app, path, extra } of cases) {
+    const gh = await launch([app, '--workers', '2', ...extra]);
+    try {
+      const answers = Array.from({ length: 6 }, () => request(gh.url, path, { timeoutMs: 15_000 }));
+      await sleep(300);
+      for (const pid of [gh.pid, ...childPids(gh.pid)]) process.kill(pid, 'SIGTERM');
+      const statuses = (await Promise.all(answers)).map((r) => r.status);
+      assert.deepEqual(statuses, Array(6).fill(200), `${extra.join(' ') || 'sync'}:\n${gh.output()}`);
+      assert.doesNotMatch(gh.output(), /died/);
+    } finally {
+      await gh.kill();
+    }
+  }
+});
+
 // ------------------------------------------------------------------ 10
 
 test('no leaks: after the SIGHUP and --max-requests runs, fds return to the startup count and no Python process remains', (t) => {

@@ -332,6 +332,13 @@ export class Supervisor {
       closeIfIdle(w);
       this.dispatcher.drain();
     },
+    leaving: (w) => {
+      if (w.state === 'ready' && !this.stopping) {
+        this.logger.info(`Worker (pid:${w.pid}) leaves on SIGTERM; it is sent nothing more`);
+        this.retire(w, 'SIGTERM');
+      }
+      closeIfIdle(w);
+    },
     closed: (w, code, signal) => {
       if (!this.forget(w)) return;
       const lost = w.takeAll();

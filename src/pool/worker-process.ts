@@ -41,6 +41,8 @@ export interface WorkerEvents {
   revoked(worker: WorkerProcess, x: Exchange): void;
   /** The process is gone and its streams are closed. */
   closed(worker: WorkerProcess, code: number | null, signal: NodeJS.Signals | null): void;
+  /** It leaves (SIGTERM from outside, as systemd's stop sends every process): what it has not answered it never started, and it hands it back. */
+  leaving(worker: WorkerProcess): void;
   spawnError(worker: WorkerProcess, err: Error): void;
 }
 
@@ -272,6 +274,7 @@ export class WorkerProcess {
     if (x === undefined) {
       // id 0 is never a request's.
       if (type === Frame.HEARTBEAT) this.beatAt = performance.now();
+      else if (type === Frame.LEAVING) this.events.leaving(this);
       return; // already answered (timed out) or cancelled
     }
     switch (type) {

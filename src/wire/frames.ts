@@ -46,6 +46,9 @@
  *   REVOKED     the request was never started (REVOKE, or the worker is leaving).
  *   HEARTBEAT   id 0, empty: an ASGI worker's event loop is not blocked (sent
  *               every min(1 s, timeout / 4) while --timeout is on).
+ *   LEAVING     id 0, empty: the worker leaves (SIGTERM); it answered every
+ *               request it started, so the front sends elsewhere those it
+ *               has not answered (sent after its last read).
  *   EXITED      (from the template) the child with pid `id` exited; payload:
  *               its exit code, or minus the signal that killed it.
  *   WS_ACCEPT   the app accepted the WebSocket: latin-1
@@ -90,6 +93,7 @@ export const enum Frame {
   WS_RESUME = 26,
   START_TRAILERS = 27,
   TRAILERS = 28,
+  LEAVING = 29,
 }
 
 export const HEADER_SIZE = 9;
