@@ -26,6 +26,7 @@ import type { UpgradeRequest } from '../http/handler.js';
 import { decodeResponse, encodeClose, encodeEmpty, encodeFrame, Frame, type FileSpec } from '../wire/frames.js';
 import { KEEPALIVE_AT, type HandshakeOwner, type Keepalive, type WebSocketFront } from './websocket-front.js';
 import { forgetConnection } from './scope.js';
+import { watchHandshake } from './handshake-watch.js';
 import { TOKEN } from '../http/token.js';
 
 /** ws's WebSocket.OPEN (its module is loaded by websocket-front.ts, at the first handshake). */
@@ -359,38 +360,6 @@ export class WebSocketSession implements Exchange, HandshakeOwner, Keepalive {
     if (!head.some((h, i) => i % 2 === 1 && h.toLowerCase() === 'content-length')) head.push('Content-Length', String(body.length));
     this.socket.end(Buffer.concat([httpHead(head), body]));
   }
-}
-
-/** Bytes a client may send before its handshake is answered (RFC 6455 says none). */
-const EARLY_LIMIT = 64 * 1024;
-
-/**
- * Reads the socket while the app decides on the handshake (or it waits for a
- * worker), so that a client that leaves is seen at once: the app's
- * receive() says so, and a queued handshake leaves the queue. What the
- * client sends meanwhile is given back to the socket when the returned
- * function ends the watch, right before ws takes the socket (same turn).
- */
-function watchHandshake(socket: Socket, onClose: () => void): () => void {
-  const early: Buffer[] = [];
-  let size = 0;
-  const onData = (chunk: Buffer) => {
-    size += chunk.length;
-    if (size > EARLY_LIMIT) return void socket.destroy();
-    early.push(chunk);
-  };
-  const onEnd = () => socket.destroy();
-  socket.on('data', onData);
-  socket.once('end', onEnd);
-  socket.on('close', onClose);
-  socket.resume();
-  return () => {
-    socket.removeListener('data', onData);
-    socket.removeListener('end', onEnd);
-    socket.removeListener('close', onClose);
-    // Still flowing: ws's 'data' listener, added in this same turn, gets what comes next.
-    if (early.length > 0) socket.unshift(Buffer.concat(early));
-  };
 }
 
 /** `STATUS\0Name\0Value...` as an HTTP/1.1 head that closes the connection. */
