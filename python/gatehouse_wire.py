@@ -96,6 +96,19 @@ class Stream:
         with self.send_lock:
             self.sock.sendall(data)
 
+    def send_now(self, data):
+        """send() from a signal handler: False, having sent nothing, while a send is under way
+        (perhaps this very thread's, interrupted halfway through a frame), or if it fails."""
+        if not self.send_lock.acquire(blocking=False):
+            return False
+        try:
+            self.sock.sendall(data)
+            return True
+        except OSError:
+            return False
+        finally:
+            self.send_lock.release()
+
     def respond(self, data):
         """Sends a whole response, or keeps it for flush() while responses are held."""
         # Once per request: acquire()/release() cost less than `with`.

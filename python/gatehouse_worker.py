@@ -84,19 +84,10 @@ def serve(app, sock, settings, token=0):
     def stop(signum, frame):
         # Busy: finish the request in hand, then leave (the loop says LEAVING). Idle: say LEAVING
         # now; the front takes back what it sent meanwhile, then closes the stream, and the loop
-        # ends. Unless this thread was sending (a frame half written: the lock is not taken
-        # twice), or cannot: then leave at once, as before.
+        # ends. If it cannot be said now, leave at once, as before.
         stream.stopping = True
-        if stream.busy or stream.running:
-            return
-        if not stream.send_lock.acquire(blocking=False):
+        if not stream.busy and not stream.running and not stream.send_now(pack_header(LEAVING, 0, 0)):
             sys.exit(0)
-        try:
-            sock.sendall(pack_header(LEAVING, 0, 0))
-        except OSError:
-            sys.exit(0)
-        finally:
-            stream.send_lock.release()
 
     signal.signal(signal.SIGTERM, stop)
     info = json.dumps({"pid": os.getpid(), "python": sys.version.split()[0], "interface": "wsgi"}).encode()

@@ -80,8 +80,7 @@ export class Watchdog {
     for (const w of workers) {
       if (w.state === 'dead' || w.retiredFor === 'timeout' || w.inflight.length === 0) continue;
       if (now - w.headStartedAt < limit) continue;
-      this.logger.error(`Worker (pid:${w.pid}) timed out after ${seconds(now - w.headStartedAt)}s on ${w.inflight.first()!.label}; killing it`);
-      w.retire('timeout');
+      this.condemn(w, `Worker (pid:${w.pid}) timed out after ${seconds(now - w.headStartedAt)}s on ${w.inflight.first()!.label}; killing it`);
       this.kill(w, now);
     }
   }
@@ -151,9 +150,8 @@ export class Watchdog {
       const blocked = silent - interval;
       if (blocked >= limit) {
         this.late.delete(w);
-        this.logger.error(`Worker (pid:${w.pid}) event loop blocked for ${seconds(blocked)}s at least (sync code in an async app?); killing it, its stack follows`);
+        this.condemn(w, `Worker (pid:${w.pid}) event loop blocked for ${seconds(blocked)}s at least (sync code in an async app?); killing it, its stack follows`);
         // The answers its loop finished in the turn it blocked in are held for that turn's write: they leave first.
-        w.retire('timeout');
         w.kill('SIGUSR1');
         this.handingOver.set(w, now);
       } else if (!this.late.has(w)) {
@@ -163,8 +161,14 @@ export class Watchdog {
     }
   }
 
+  /** Logs why a worker is to be killed, and takes it out of service. */
+  private condemn(w: WorkerProcess, message: string): void {
+    this.logger.error(message);
+    w.retire('timeout');
+  }
+
   /**
-   * A worker retired for a timeout, and logged: SIGABRT (Python dumps its
+   * A condemned worker: SIGABRT (Python dumps its
    * stack to the log), then SIGKILL. A sync
    * worker's running request gets 504 and those queued behind it go
    * elsewhere. Of an ASGI worker's, those sent after its loop blocked were
