@@ -17,7 +17,7 @@
  * small one (MISS_CACHE), filled and evicting after a warm-up of misses on
  * four connections. While a store first fills, each stored response also
  * costs the first touch of new memory (page faults, far dearer on a VM than
- * on bare metal); the README gives that figure.
+ * on bare metal); docs/performance-log.md gives that figure.
  */
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -33,7 +33,7 @@ const MISS_CONNECTIONS = 1;
 export const MISS_CACHE = '16m';
 const WARM_SECONDS = 4;
 const WARM_CONNECTIONS = 4;
-/** Then misses as measured, on one connection: without them the first measured run of the cache's server stood out, dearer than its later ones (see the README). */
+/** Then misses as measured, on one connection: without them the first measured run of the cache's server stood out, dearer than its later ones (see docs/performance-log.md). */
 const SETTLE_SECONDS = 2;
 /** Pairs of runs at least (more with --repeat): a single pair's ratio moves by ±20% on this VM, twice the target, and the median of five moved by ±5%. */
 const MIN_PAIRS = 9;

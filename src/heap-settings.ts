@@ -10,14 +10,16 @@
  * before any code runs): the `gatehouse` command's first lines do
  * (cli.ts). Started another way without a semi-space flag, the young
  * generation is kept at its initial two 1 MiB semi-spaces instead, which
- * saves the same memory but costs HTTP/2 answers some CPU (the README says
- * how much). A semi-space flag given to node (command line or NODE_OPTIONS,
- * e.g. --max-semi-space-size=16 for V8's default) is left to rule.
+ * saves the same memory but costs HTTP/2 answers some CPU
+ * (docs/performance-log.md says how much). A semi-space flag given to node
+ * (command line or NODE_OPTIONS, e.g. --max-semi-space-size=16 for V8's
+ * default) is left to rule.
  *
  * Scavenges run on the main thread alone. A front's young garbage dies
  * young (about 2% survives a scavenge under load), so V8's helper threads
  * have little to share, and on a machine whose cores the workers keep busy
- * the pause waited for them to be scheduled: the README gives the figures.
+ * the pause waited for them to be scheduled: docs/performance-log.md gives
+ * the figures.
  */
 import { setFlagsFromString } from 'node:v8';
 

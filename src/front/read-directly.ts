@@ -7,7 +7,7 @@
  * tick it schedules after every chunk (one more call from C++ into
  * JavaScript). A request on a kept-alive connection is one read, so this is
  * a good part of what the front spends on it that is not the system calls
- * themselves (the README's Performance section has the figures).
+ * themselves (docs/performance-log.md's Performance section has the figures).
  *
  * This is net.Socket's own `onread` mode, which node offers only to the
  * sockets it makes for a caller, not to those a server accepts: the accepted
