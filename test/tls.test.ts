@@ -72,6 +72,7 @@ before(async () => {
   mkdirSync(join(tmp, 'public'));
   writeFileSync(join(tmp, 'public', 'style.css'), CSS);
   writeFileSync(join(tmp, 'public', 'blob.bin'), randomBytes(300_000));
+  mkdirSync(join(tmp, 'public', 'no-index'));
   writeFileSync(
     join(tmp, 'site.toml'),
     `access_log = "${accessLog}"
@@ -494,7 +495,7 @@ test('a body cut short (END_STREAM before its Content-Length) never reaches the 
   assert.deepEqual(accessLines().filter((l) => l.includes(path) && / 200 /.test(l)), [], 'the app answered a truncated body');
 });
 
-test('static files over HTTP/2: content, type, ETag and 304, range', { skip: NO_OPENSSL }, async () => {
+test('static files over HTTP/2: content, type, ETag and 304, range; a directory: 301 to its slash form, 403 without an index file', { skip: NO_OPENSSL }, async () => {
   const session = await h2session(portOf(site!, 0));
   try {
     const css = await h2request(session, '/static/style.css');
@@ -508,6 +509,11 @@ test('static files over HTTP/2: content, type, ETag and 304, range', { skip: NO_
     const range = await h2request(session, '/static/blob.bin', { headers: { range: 'bytes=10-19' } });
     assert.equal(range.status, 206);
     assert.ok(range.body.equals(readFileSync(join(tmp, 'public', 'blob.bin')).subarray(10, 20)));
+    const bare = await h2request(session, '/static/no-index');
+    assert.equal(bare.status, 301);
+    assert.equal(bare.headers.location, '/static/no-index/');
+    assert.equal((await h2request(session, '/static/no-index/')).status, 403);
+    assert.equal((await h2request(session, '/static/no-such-dir/')).status, 404);
   } finally {
     await h2close(session);
   }
