@@ -263,7 +263,7 @@ test('--log-level filters the error log: debug shows all, warning hides INFO, cr
   assert.doesNotMatch(info, /\[DEBUG\]/);
 });
 
-test("requests Node's parser refuses are logged too: 408 for a head not sent in time, 431, 400 (request line \"-\")", async () => {
+test("requests the parser refuses are logged too: 408 for a head not sent in time, 431, 414, 400 (request line \"-\")", async () => {
   await withAccessLog(
     null,
     async (gh, lines) => {
@@ -276,14 +276,18 @@ test("requests Node's parser refuses are logged too: 408 for a head not sent in 
       await big.connected;
       big.write(`GET / HTTP/1.1\r\nHost: x\r\nX-Big: ${'a'.repeat(4096)}\r\n\r\n`);
       assert.equal((await big.readResponse()).status, 431);
+      const long = new RawConnection(gh.port);
+      await long.connected;
+      long.write(`GET /${'u'.repeat(4096)} HTTP/1.1\r\nHost: x\r\n\r\n`);
+      assert.equal((await long.readResponse()).status, 414);
       const bad = new RawConnection(gh.port);
       await bad.connected;
       bad.write('NOT A REQUEST\r\n\r\n');
       assert.equal((await bad.readResponse()).status, 400);
-      for (const status of [408, 431, 400]) {
+      for (const status of [408, 431, 414, 400]) {
         assert.match(await lineWith(lines, `" ${status} `), new RegExp(`^127\\.0\\.0\\.1 - - \\[.*\\] "-" ${status} - "-" "-"$`));
       }
-      for (const c of [slow, big, bad]) c.socket.destroy();
+      for (const c of [slow, big, long, bad]) c.socket.destroy();
     },
     ['--header-timeout', '1', '--max-header-size', '2k'],
   );

@@ -3,7 +3,8 @@
  * small values set by flags: header_timeout (slowloris, also trickled byte by
  * byte and on a keep-alive connection's second request), body_timeout (an
  * upload that stalls never reaches a worker, its temp file is removed),
- * keepalive_timeout, max_header_size (431), max_request_body per route (413,
+ * keepalive_timeout, max_header_size (431, and 414 for a target that alone
+ * reaches it), max_request_body per route (413,
  * also with Expect: 100-continue and a growing chunked body) and
  * max_connections.
  *
@@ -225,6 +226,61 @@ test('max_header_size 2k: a 3 KiB head gets 431 and close; a 1 KiB one passes', 
   try {
     ok.write(`GET /small-head HTTP/1.1\r\nHost: test\r\nX-Small: ${'s'.repeat(1024)}\r\n\r\n`);
     assert.equal(answer(await ok.readResponse()).path, '/small-head');
+  } finally {
+    ok.close();
+  }
+});
+
+test('max_header_size 2k: a target of 2k gets 414 URI Too Long and close (as nginx), whole or in pieces, on the fast path and on node:http; a shorter one that the headers take over the limit 431', async () => {
+  // node:http counts the target alone first: 2048 bytes reach the limit of 2k.
+  const longLine = `GET /${'t'.repeat(2047)} HTTP/1.1\r\n`;
+  const refusal = async (c: RawConnection, status: number) => {
+    const res = await c.readResponse();
+    assert.equal(`${res.version} ${res.status} ${res.reason}`, status === 414 ? 'HTTP/1.1 414 URI Too Long' : 'HTTP/1.1 431 Request Header Fields Too Large');
+    assert.equal(res.header('connection'), 'close');
+    await c.waitClosed();
+  };
+  const cases: Array<[string, string[], number]> = [
+    ['whole (the fast path)', [`${longLine}Host: test\r\n\r\n`], 414],
+    ['in pieces, the line cut inside the target before and after the limit', [longLine.slice(0, 900), longLine.slice(900, 2000), longLine.slice(2000), 'Host: test\r\n\r\n'], 414],
+    ['one byte shorter, its Host taking the head over the limit', [`GET /${'t'.repeat(2046)} HTTP/1.1\r\nHost: test\r\n\r\n`], 431],
+  ];
+  for (const [what, pieces, status] of cases) {
+    const c = await RawConnection.open(gh.port);
+    try {
+      for (const piece of pieces) {
+        c.write(piece);
+        await sleep(30);
+      }
+      await refusal(c, status);
+    } catch (err) {
+      throw new Error(`${what}: ${(err as Error).message}`);
+    } finally {
+      c.close();
+    }
+  }
+  // On a connection node:http reads (a repeated Connection header hands it over): the target in pieces,
+  // the overflow found in a read that holds no line start; then a head whose header fields are too large.
+  for (const [tail, status] of [[longLine, 414], [`GET /h HTTP/1.1\r\nHost: test\r\nX-Big: ${'b'.repeat(2100)}\r\n`, 431]] as const) {
+    const c = await RawConnection.open(gh.port);
+    try {
+      c.write('GET /first HTTP/1.1\r\nHost: test\r\nConnection: keep-alive\r\nConnection: keep-alive\r\n\r\n');
+      assert.equal(answer(await c.readResponse()).path, '/first');
+      for (let at = 0; at < tail.length; at += 700) {
+        c.write(tail.slice(at, at + 700));
+        await sleep(30);
+      }
+      c.write('Host: test\r\n\r\n');
+      await refusal(c, status);
+    } finally {
+      c.close();
+    }
+  }
+  // A target just under the limit, with no header to take it over: served.
+  const ok = await RawConnection.open(gh.port);
+  try {
+    ok.write(`GET /${'t'.repeat(2040)} HTTP/1.0\r\n\r\n`);
+    assert.equal(answer(await ok.readResponse()).path.length, 2041);
   } finally {
     ok.close();
   }

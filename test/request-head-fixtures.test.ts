@@ -176,6 +176,12 @@ const FIXTURES: Fixture[] = [
   { name: 'a head of exactly 16k', bytes: sized(16384), reader: 'fast', llhttp: { statuses: [200], end: 'open' }, verdict: 'same' },
   { name: 'a head one byte over 16k (llhttp counts no line ends: it takes it)', bytes: sized(16385), reader: 'llhttp', llhttp: { statuses: [200], end: 'open' }, verdict: 'same' },
   { name: 'a head of 17k', bytes: sized(17 * 1024), reader: 'llhttp', llhttp: { statuses: [431], end: 'closed' }, verdict: 'same' },
+  { name: 'a target of 16k (llhttp counts it alone against the limit): 414 at once on both, as nginx', bytes: head(`GET /${'t'.repeat(16383)} HTTP/1.1`, 'Host: x'), reader: 'too-long', llhttp: { statuses: [414], end: 'closed' }, verdict: 'same' },
+  { name: 'a target a byte shorter, that its Host header takes over the limit: 431 on both', bytes: head(`GET /${'t'.repeat(16382)} HTTP/1.1`, 'Host: x'), reader: 'llhttp', llhttp: { statuses: [431], end: 'closed' }, verdict: 'same' },
+  { name: 'a target of 16k in pieces, cut inside it before and after the limit (llhttp overflows in a read with no line start in it)', bytes: head(`GET /${'t'.repeat(16383)} HTTP/1.1`, 'Host: x'), cuts: [3, 5000, 16000, 16390], reader: 'too-long', llhttp: { statuses: [414], end: 'closed' }, verdict: 'same' },
+  { name: 'a target of 16k in raw UTF-8: 414 on both (llhttp reads it under a stand-in line)', bytes: head(`GET /${'\xc3\xa9'.repeat(8192)} HTTP/1.1`, 'Host: x'), reader: 'too-long', llhttp: { statuses: [414], end: 'closed' }, verdict: 'same' },
+  { name: 'a target of 16k after a request the fast path read: gatehouse answers that one first', bytes: head('GET /first HTTP/1.1', 'Host: x') + head(`GET /${'t'.repeat(16400)} HTTP/1.1`, 'Host: x'), reader: 'fast → too-long', llhttp: { statuses: [414], end: 'closed' }, verdict: 'target-too-long-at-once' },
+  { name: 'a method outside llhttp\'s table and a target of 16k, its line not yet ended: 414 at once, as nginx; llhttp, with no stand-in for a line not whole, refuses the method', bytes: `BREW /${'t'.repeat(16400)}`, reader: 'too-long', llhttp: { statuses: [400], end: 'closed' }, verdict: 'target-too-long-at-once' },
   { name: 'a `..` segment (refused after reading, by both)', bytes: head('GET /a/../b HTTP/1.1', 'Host: x'), reader: 'fast', llhttp: { statuses: [400], end: 'closed' }, verdict: 'same' },
   { name: 'two spaces after the method, the request line sent alone first (found by the fuzzer: llhttp takes it, the fast path refused it at once)', bytes: head('PATCH  /a HTTP/1.1', 'Host: x'), cuts: [20], reader: 'llhttp', llhttp: { statuses: [200], end: 'open' }, sees: { method: 'PATCH', target: '/a' }, verdict: 'same' },
   { name: 'two spaces before the version (whole)', bytes: head('GET /a  HTTP/1.1', 'Host: x'), reader: 'llhttp', llhttp: { statuses: [200], end: 'open' }, sees: { target: '/a' }, verdict: 'same' },
@@ -336,7 +342,7 @@ for (const f of FIXTURES) {
 
 test('the fixtures cover every reader and every deliberate or pending difference (timing and bugs: the tests above)', () => {
   const readers = new Set(FIXTURES.flatMap((f) => f.reader.split(' → ') as Reader[]));
-  assert.deepEqual([...readers].sort(), ['body-fault', 'fast', 'llhttp', 'refused', 'waiting']);
+  assert.deepEqual([...readers].sort(), ['body-fault', 'fast', 'llhttp', 'refused', 'too-long', 'waiting']);
   const shown = new Set(FIXTURES.map((f) => f.verdict));
   for (const d of DIFFERENCES) if (d.kind === 'deliberate' || d.kind === 'pending') assert.ok(shown.has(d.id), `no fixture shows ${d.id}`);
 });

@@ -187,12 +187,12 @@ test('precompressed = false: the siblings are ignored, the original is served (c
 
 // ---------------------------------------------------------------- index, symlinks
 
-test('index: the first of the list that exists; none → 404', async () => {
+test('index: the first of the list that exists; none → 403 (a directory that exists, never listed, as nginx)', async () => {
   const cases: Array<[string, number, string]> = [
     ['/idx/both/', 200, 'both/index.htm\n'],
     ['/idx/htmlonly/', 200, 'htmlonly/index.html\n'],
     ['/plain/both/', 200, 'both/index.html\n'],
-    ['/idx/none/', 404, ''],
+    ['/idx/none/', 403, ''],
   ];
   for (const [path, status, body] of cases) {
     const r = await get(path);

@@ -2,7 +2,8 @@
  * `--static URL=DIR`: files served by the front itself, nginx-like, without
  * Python. Routing (longest prefix, segment boundaries, everything else to the
  * app), conditional requests (ETag, Last-Modified, 304), ranges (206, 416),
- * HEAD, Content-Type, index.html and the directory redirect, no listings,
+ * HEAD, Content-Type, index.html and the directory redirect, no listings
+ * (403 for a directory without an index file, as nginx),
  * dotfiles, `..` traversal over raw sockets, symlinks, methods (405), the
  * access log, and bad --static values.
  *
@@ -504,14 +505,27 @@ test('a directory without a trailing slash → 301 to the slash form, under the 
   assert.deepEqual(wrong, [], `directory redirects:\n${wrong.join('\n')}`);
 });
 
-test('no directory listing: a directory without index.html → 404', async () => {
-  for (const path of ['/static/empty/', '/static/', '/static/sub/', '/static/special/']) {
-    const res = await get(path);
-    const body = await res.text();
-    assert.equal(res.status, 404, `${path}: expected 404, got ${res.status}: ${JSON.stringify(body.slice(0, 200))}`);
+test('no directory listing: a directory without index.html → 403 Forbidden, as nginx without autoindex; one that does not exist → 404', async () => {
+  for (const path of ['/static/empty/', '/static/', '/static/sub/', '/static/special/', '/via-link/empty/']) {
+    const r = await raw(path);
+    const body = r.body.toString('latin1');
+    assert.equal(`${r.version} ${r.status} ${r.reason}`, 'HTTP/1.1 403 Forbidden', `${path}: ${JSON.stringify(body.slice(0, 200))}`);
     assert.ok(!body.includes('listed-if-listing') && !body.includes('visible.txt') && !body.includes('style.css'), `${path}: no listing`);
     assert.notEqual(body, HELLO, `${path}: answered by the app`);
   }
+  assert.equal((await get('/static/empty/', { method: 'HEAD' })).status, 403);
+  for (const path of ['/static/no-such-dir/', '/static/empty/no-such-dir/', '/static/no/such/dir/', '/static/style.css/']) await assert404(path);
+  // Its name without the slash still gets the redirect first (nginx's 301 too).
+  const bare = await get('/static/empty');
+  assert.equal(bare.status, 301);
+  assert.equal(new URL(bare.headers.get('location')!, gh.url).pathname, '/static/empty/');
+  // The access log says what the client got.
+  assert.equal((await raw('/static/empty/?dir-log=1')).status, 403);
+  assert.equal((await raw('/static/no-such-dir/?dir-log=2')).status, 404);
+  const lineFor = (target: string) => (existsSync(accessLog) ? readFileSync(accessLog, 'utf8').split('\n').find((l) => l.includes(`"GET ${target} HTTP/1.1"`)) : undefined);
+  assert.ok(await waitUntil(() => lineFor('/static/no-such-dir/?dir-log=2') !== undefined && lineFor('/static/empty/?dir-log=1') !== undefined, 3000), 'access log lines');
+  assert.match(lineFor('/static/empty/?dir-log=1')!, /" 403 \d+ "/);
+  assert.match(lineFor('/static/no-such-dir/?dir-log=2')!, /" 404 \d+ "/);
 });
 
 // ---------------------------------------------------------------- dotfiles

@@ -25,7 +25,7 @@ import { gunzipSync } from 'node:zlib';
 import { join } from 'node:path';
 import { H2Request, H2Response as CompatResponse } from '../src/front/h2-compat.js';
 import { APPS, hasCommand } from './helpers/gatehouse.js';
-import { launch, request, runCli, sleep, waitUntil, type Server } from './helpers/harness.js';
+import { launch, RawConnection, request, runCli, sleep, waitUntil, type Server } from './helpers/harness.js';
 
 const HAS_OPENSSL = hasCommand('openssl');
 const NO_OPENSSL = HAS_OPENSSL ? false : 'openssl is not installed (Debian: openssl)';
@@ -72,6 +72,7 @@ before(async () => {
   mkdirSync(join(tmp, 'public'));
   writeFileSync(join(tmp, 'public', 'style.css'), CSS);
   writeFileSync(join(tmp, 'public', 'blob.bin'), randomBytes(300_000));
+  mkdirSync(join(tmp, 'public', 'no-index'));
   writeFileSync(
     join(tmp, 'site.toml'),
     `access_log = "${accessLog}"
@@ -363,7 +364,7 @@ test('http2 = false: curl --http2 gets HTTP/1.1 over TLS', { skip: NO_CURL }, as
   assert.equal(r.stdout, '200 1.1');
 });
 
-test('redirect_https: a plain listener answers 301 (GET) or 308 (POST) to https on the given port', { skip: NO_OPENSSL }, async () => {
+test('redirect_https: a plain listener answers 301 (GET) or 308 (POST) to https on the given port; 414 to a target too long', { skip: NO_OPENSSL }, async () => {
   const base = `http://${site!.addresses[2]}`;
   const get = await request(base, '/some/path?q=1', { headers: { Host: 'shop.test:8080' } });
   assert.equal(get.status, 301);
@@ -371,6 +372,20 @@ test('redirect_https: a plain listener answers 301 (GET) or 308 (POST) to https 
   const post = await request(base, '/form', { method: 'POST', headers: { Host: 'shop.test' }, body: 'x=1' });
   assert.equal(post.status, 308);
   assert.equal(post.headers.location, 'https://shop.test:8443/form');
+  // node:http reads every request there: a target of 16k (the default limit) in pieces gets 414 all the same.
+  const c = await RawConnection.open(portOf(site!, 2));
+  try {
+    const line = `GET /${'t'.repeat(16383)} HTTP/1.1\r\nHost: shop.test\r\n\r\n`;
+    for (let at = 0; at < line.length; at += 6000) {
+      c.write(line.slice(at, at + 6000));
+      await sleep(30);
+    }
+    const long = await c.readResponse();
+    assert.equal(`${long.status} ${long.reason}`, '414 URI Too Long');
+    await c.waitClosed();
+  } finally {
+    c.close();
+  }
 });
 
 test('HTTP/2 responses: one-piece, streamed, file_wrapper file, spooled to a slow reader, HEAD, 413 refusal', { skip: NO_OPENSSL }, async () => {
@@ -494,7 +509,7 @@ test('a body cut short (END_STREAM before its Content-Length) never reaches the 
   assert.deepEqual(accessLines().filter((l) => l.includes(path) && / 200 /.test(l)), [], 'the app answered a truncated body');
 });
 
-test('static files over HTTP/2: content, type, ETag and 304, range', { skip: NO_OPENSSL }, async () => {
+test('static files over HTTP/2: content, type, ETag and 304, range; a directory: 301 to its slash form, 403 without an index file', { skip: NO_OPENSSL }, async () => {
   const session = await h2session(portOf(site!, 0));
   try {
     const css = await h2request(session, '/static/style.css');
@@ -508,6 +523,11 @@ test('static files over HTTP/2: content, type, ETag and 304, range', { skip: NO_
     const range = await h2request(session, '/static/blob.bin', { headers: { range: 'bytes=10-19' } });
     assert.equal(range.status, 206);
     assert.ok(range.body.equals(readFileSync(join(tmp, 'public', 'blob.bin')).subarray(10, 20)));
+    const bare = await h2request(session, '/static/no-index');
+    assert.equal(bare.status, 301);
+    assert.equal(bare.headers.location, '/static/no-index/');
+    assert.equal((await h2request(session, '/static/no-index/')).status, 403);
+    assert.equal((await h2request(session, '/static/no-such-dir/')).status, 404);
   } finally {
     await h2close(session);
   }

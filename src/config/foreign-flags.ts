@@ -9,6 +9,7 @@ const WORKER_CLASS = "gatehouse tells a WSGI from an ASGI app itself (--interfac
 const ERROR_LOG = "the error log goes to stderr (a redirect, or systemd's journal, keeps it); --log-level sets its level";
 const NO_DAEMON = 'gatehouse writes no pid file and stays in the foreground: run it under systemd or another supervisor';
 const HEADER_SIZE = '--max-header-size SIZE (the request line and headers together)';
+const LINE_SIZE = '--max-header-size SIZE (the request line and headers together; a target that alone reaches it gets 414)';
 
 const INSTEAD: Record<string, string> = {
   '-k': WORKER_CLASS,
@@ -21,7 +22,7 @@ const INSTEAD: Record<string, string> = {
   '--pidfile': NO_DAEMON,
   '-D': NO_DAEMON,
   '--daemon': NO_DAEMON,
-  '--limit-request-line': HEADER_SIZE,
+  '--limit-request-line': LINE_SIZE,
   '--limit-request-field_size': HEADER_SIZE,
   '--http': '--bind ADDRESS',
   '--http-socket': '--bind ADDRESS',

@@ -81,7 +81,7 @@ export const OPTIONS: readonly OptionSpec[] = [
     doc: 'Time a request body may go without any data arriving; then 408 and close. 0: no limit. Default 60.' },
   { key: 'keepalive_timeout', alias: 'keep-alive', kind: 'seconds', arg: 'SECONDS',
     doc: 'How long an idle keep-alive connection stays open (announced as Keep-Alive: timeout=N; closed a second later). 0: no keep-alive. Default 5.' },
-  { key: 'max_header_size', kind: 'size', arg: 'SIZE', doc: 'Largest request line plus headers; 431 past it. Default 16k.' },
+  { key: 'max_header_size', kind: 'size', arg: 'SIZE', doc: 'Largest request line plus headers; 431 past it (414 when the target alone reaches it). Default 16k.' },
   { key: 'max_connections', kind: 'int', arg: 'N',
     doc: 'Client connections open at once, over all listeners; past it new ones are closed at once. 0: no limit. Default 10000.' },
   { key: 'forwarded_allow_ips', kind: 'list', arg: 'IPS',

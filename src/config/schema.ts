@@ -362,7 +362,7 @@ export function configSchema(base: string) {
       body_timeout: seconds.default(60),
       /** How long an idle keep-alive connection is kept. */
       keepalive_timeout: seconds.default(5),
-      /** Largest request head (request line and headers); 431 past it. */
+      /** Largest request head (request line and headers); 431 past it, 414 when the target alone reaches it (src/front/uri-too-long.ts). */
       max_header_size: size.default(16 * 1024),
       /** Open client connections at most, over all listeners; past it new connections are closed at once. 0: no limit. */
       max_connections: count(0).default(10_000),

@@ -20,6 +20,8 @@ import { afterLineEnds, hasBody, readHead, type ParsedHead } from './request-hea
 import { expectStandIn, standInLine } from './stand-in-line.js';
 import { ChunkedBody, type ChunkFault } from './chunked-body.js';
 import { routeEvents, unrouteEvents, type SocketEvents } from './socket-events.js';
+import { URI_TOO_LONG } from './client-errors.js';
+import { readByHttp } from './uri-too-long.js';
 
 /** Pipelined bytes held while a request is answered; past this the socket is not read until it is. */
 const MAX_HELD = 64 * 1024;
@@ -177,9 +179,9 @@ export class FastConnection implements SocketEvents {
         continue;
       }
       const head = readHead(this.pending, settings.max_header_size, this.scheme);
-      // Waiting for the rest could only end in a timeout: refused now, as llhttp refuses, after the
-      // answers under way (this runs again once they are written).
-      if (head === 'refused') return void (this.answering.length === 0 && this.path.options.onClientError(this.socket, 'HPE_INVALID_HEAD'));
+      // Waiting for the rest could only end in a timeout, or a target too long in llhttp's 414: refused
+      // now, as llhttp refuses, after the answers under way (this runs again once they are written).
+      if (head === 'refused' || head === 'too-long') return void (this.answering.length === 0 && this.path.options.onClientError(this.socket, head === 'refused' ? 'HPE_INVALID_HEAD' : URI_TOO_LONG));
       // The rest of the head is on its way: wait for it, on the clock once nothing is under way.
       if (head === 'waiting') return void (this.answering.length === 0 && this.headerClock());
       // node:http's (a head too large gets its 431), once nothing is under way here.
@@ -388,10 +390,10 @@ export class FastConnection implements SocketEvents {
     this.toHttp(s);
     const pending = this.pending;
     this.pending = null;
-    if (pending === null) return;
+    if (pending === null) return readByHttp(s);
     // A method or target llhttp would refuse: it reads a stand-in, the request gets its own back.
     const standIn = standInLine(pending);
     if (standIn !== null) expectStandIn(s, standIn);
-    s.emit('data', standIn?.bytes ?? pending);
+    readByHttp(s, standIn?.bytes ?? pending);
   }
 }

@@ -28,7 +28,8 @@ import { createGatewayServer } from './gateway-listener.js';
 import { afterEarlierAnswers, RequestIntake, type ListenerInfo } from './request-intake.js';
 import { trackSession, type H2Connection } from './http2-response.js';
 import { readDirectly } from './read-directly.js';
-import { clientErrorStatus } from './client-errors.js';
+import { clientErrorStatus, URI_TOO_LONG } from './client-errors.js';
+import { overflowedInTarget, readByHttp, unwatchLines, type ParserError } from './uri-too-long.js';
 import { MemberList } from '../http/member-list.js';
 import { faultBody } from '../http/request-body.js';
 
@@ -130,9 +131,14 @@ export class HttpFront {
     const toHttp = info.httpsPort === null ? takeConnections(server, tls ? 'secureConnection' : 'connection') : null;
     // After an answer that switched no protocol, the connection goes on as one just accepted.
     const resume = toHttp === null ? null : (socket: Socket) => this.fastPath.take(socket, serve, toHttp);
-    server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => this.intake.onUpgrade(req, socket as Socket, head, info, resume));
+    server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
+      unwatchLines(socket as Socket);
+      this.intake.onUpgrade(req, socket as Socket, head, info, resume);
+    });
     server.on('connection', (socket: Socket) => {
-      if (!this.admit(socket, tls) || tls || toHttp === null) return;
+      if (!this.admit(socket, tls) || tls) return;
+      // redirect_https: node:http reads every request (its own listener, before this one, took the socket).
+      if (toHttp === null) return readByHttp(socket);
       // The fast path's plain connections are read directly (read-directly.ts); TLS ones by node:tls.
       readDirectly(socket);
       this.fastPath.take(socket, serve, toHttp);
@@ -156,6 +162,7 @@ export class HttpFront {
     server.on('clientError', (err: NodeJS.ErrnoException, socket: Duplex) => this.onClientError(err, socket as Socket));
     // Without a listener Node drops CONNECT silently; a client deserves an answer.
     server.on('connect', (_req: IncomingMessage, socket: Duplex) => {
+      unwatchLines(socket as Socket);
       socket.on('error', () => socket.destroy());
       afterEarlierAnswers(socket as Socket, () => socket.end('HTTP/1.1 405 Method Not Allowed\r\nContent-Length: 0\r\nConnection: close\r\n\r\n'));
     });
@@ -220,15 +227,18 @@ export class HttpFront {
 
   /**
    * A request Node's parser refused (malformed, head too large, head not in
-   * time): answered as Node would, and written to the access log as nginx
-   * does, so a slowloris shows there as 408s.
+   * time): answered as Node would (but 414 for a target too long,
+   * uri-too-long.ts), and written to the access log as nginx does, so a
+   * slowloris shows there as 408s.
    */
-  private onClientError(err: NodeJS.ErrnoException, socket: Socket): void {
+  private onClientError(err: ParserError, socket: Socket): void {
     // Bytes after a request that ends the connection (RFC 9112 §9.6): ignored; the
     // answer under way goes out, then the connection closes (llhttp keeps reading them).
     if (err.code === 'HPE_CLOSED_CONNECTION') return;
-    const status = clientErrorStatus(err.code);
     const incoming = bodyUnderWay(socket);
+    // A head too large while its request line was read: its target alone reached the limit.
+    const tooLong = incoming === null && err.code === 'HPE_HEADER_OVERFLOW' && overflowedInTarget(socket, err);
+    const status = clientErrorStatus(tooLong ? URI_TOO_LONG : err.code);
     if (incoming !== null && err.code?.startsWith('HPE_')) {
       // A body that broke off (a bad chunk), as on the fast path (fast-connection.ts): nothing more is
       // read, and the request is answered in its turn by what reads its body. (llhttp says it again for

@@ -24,6 +24,7 @@ import type { IncomingHttpHeaders } from 'node:http';
 import type { RequestHead } from '../http/handler.js';
 import { LLHTTP_METHODS } from './stand-in-line.js';
 import { TCHAR_CLASS } from '../http/token.js';
+import { targetTooLong } from './uri-too-long.js';
 
 /** A body follows the head (a Content-Length over 0, or chunked). */
 export function hasBody(head: ParsedHead): boolean {
@@ -88,14 +89,19 @@ const END_OF_HEAD = Buffer.from('\r\n\r\n');
  * What the fast path does with the head at the start of a connection's
  * unread bytes (line ends before it skipped: afterLineEnds): reads it, waits
  * for the rest of it ('waiting'), refuses it at once ('refused': it can never
- * be read), or leaves it to node:http ('llhttp': over max_header_size, or not
- * one parseHead takes).
+ * be read; 'too-long': its target alone reaches max_header_size, 414,
+ * uri-too-long.ts), or leaves it to node:http ('llhttp': over
+ * max_header_size, or not one parseHead takes).
  */
-export function readHead(pending: Buffer, maxHeaderSize: number, scheme: 'http' | 'https'): ParsedHead | 'waiting' | 'refused' | 'llhttp' {
+export function readHead(pending: Buffer, maxHeaderSize: number, scheme: 'http' | 'https'): ParsedHead | 'waiting' | 'refused' | 'too-long' | 'llhttp' {
   const end = pending.indexOf(END_OF_HEAD);
-  if (end < 0) return unreadableHead(pending) ? 'refused' : pending.length <= maxHeaderSize ? 'waiting' : 'llhttp';
-  // Refused as it would be if its first line came alone, whatever its size.
-  if (end + 4 > maxHeaderSize) return unreadableHead(pending.subarray(0, end + 4)) ? 'refused' : 'llhttp';
+  if (end < 0 && pending.length <= maxHeaderSize) return unreadableHead(pending) ? 'refused' : 'waiting';
+  if (end < 0 || end + 4 > maxHeaderSize) {
+    // The request line comes first, as llhttp and nginx read it; then, whatever its size, the head is
+    // refused as it would be if its first line came alone.
+    if (targetTooLong(pending, maxHeaderSize)) return 'too-long';
+    return unreadableHead(end < 0 ? pending : pending.subarray(0, end + 4)) ? 'refused' : 'llhttp';
+  }
   return parseHead(pending.toString('latin1', 0, end), scheme) ?? 'llhttp';
 }
 

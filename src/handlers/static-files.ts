@@ -3,8 +3,9 @@
  * `location /static/ { alias DIR/; }`), never reaching Python.
  *
  * Paths are resolved here, through the file cache: dotfiles (and so `..`)
- * are 404, a directory gets the first of its `index` files that exists or the
- * redirect to its slash form, never a listing, and a file whose real path
+ * are 404, a directory gets the first of its `index` files that exists (403
+ * without one, as nginx without autoindex) or the redirect to its slash form,
+ * never a listing, and a file whose real path
  * (symlinks followed) is outside the root is 404 unless allow_outside_symlinks.
  * Whole files go out from memory or disk (file-response.ts), as a
  * precompressed FILE.br / FILE.gz sibling when the client takes it, or
@@ -36,6 +37,7 @@ type Miss = { kind: 'miss'; path: string };
 type Lookup = (path: string) => CachedFile | undefined;
 const SLASH: Plan = { kind: 'slash' };
 const NOT_FOUND: Plan = { kind: 'status', status: 404 };
+const FORBIDDEN: Plan = { kind: 'status', status: 403 };
 
 /** Which precompressed siblings a client takes, best first (whatever `compress` says: they are files of their own). */
 const PRECOMPRESSED = new Compression(COMPRESSIONS, 0);
@@ -143,19 +145,19 @@ export class StaticFiles implements Handler {
     const full = join(this.settings.root, path);
     const f = lookup(full);
     if (f === undefined) return { kind: 'miss', path: full };
-    if (f.kind === 'denied') return { kind: 'status', status: 403 };
+    if (f.kind === 'denied') return FORBIDDEN;
     if (f.kind === 'error') return { kind: 'status', status: 500 };
     if (f.kind === 'missing' || f.kind === 'other' || !this.allowed(f)) return NOT_FOUND;
     if (f.kind === 'file') return path.endsWith('/') ? NOT_FOUND : this.decideFile(head, f, lookup);
     if (!path.endsWith('/')) return SLASH;
-    // A directory URL: the first index file that exists, else 404 (no listings).
+    // A directory URL: the first index file that exists, else 403, as nginx answers when it may not list it.
     for (const name of this.settings.index) {
       const index = join(full, name);
       const g = lookup(index);
       if (g === undefined) return { kind: 'miss', path: index };
       if (g.kind === 'file' && this.allowed(g)) return this.decideFile(head, g, lookup);
     }
-    return NOT_FOUND;
+    return FORBIDDEN;
   }
 
   /** Symlinks are followed, but only to files inside the root unless the route allows more. */

@@ -5,10 +5,10 @@
  * Content-Length, Transfer-Encoding variants, Connection and
  * Proxy-Connection variants, control bytes and NUL, a space before the
  * colon, absolute-form, authority and asterisk targets, raw UTF-8 and a
- * #fragment in the target, heads just under and over 16k, HTTP/0.9, 1.0,
- * 2.0 and other versions, unusual methods, two Hosts, Expect, Upgrade,
- * chunk extensions, pipelined requests and trailing bytes; sometimes sent in
- * pieces, so that heads and bodies arrive split.
+ * #fragment in the target, heads and targets just under and over 16k,
+ * HTTP/0.9, 1.0, 2.0 and other versions, unusual methods, two Hosts,
+ * Expect, Upgrade, chunk extensions, pipelined requests and trailing bytes;
+ * sometimes sent in pieces, so that heads and bodies arrive split.
  *
  * A case is a structure (so fast-check shrinks it to a small failing
  * request) serialized to bytes by caseBytes.
@@ -43,6 +43,8 @@ export interface Request {
   body: string;
   /** Pad the head (an X-Pad header) to 16k + this many bytes; null: no padding. */
   padTo: number | null;
+  /** Pad the target to 16k + this many bytes (a target of 16k is a 414); null: as generated. */
+  padTarget: number | null;
 }
 
 export interface GenCase {
@@ -181,6 +183,7 @@ const hostileRequest: fc.Arbitrary<Request> = fc.record({
   framing,
   body,
   padTo: fc.oneof({ weight: 20, arbitrary: fc.constant(null) }, { weight: 1, arbitrary: fc.oneof(fc.integer({ min: -8, max: 8 }), fc.constantFrom(-2000, 200, 20000)) }),
+  padTarget: fc.oneof({ weight: 30, arbitrary: fc.constant(null) }, { weight: 1, arbitrary: fc.oneof(fc.integer({ min: -8, max: 8 }), fc.constantFrom(-20, 200, 20000)) }),
 });
 
 /**
@@ -218,6 +221,7 @@ const ordinaryRequest: fc.Arbitrary<Request> = fc.record({
   ),
   body,
   padTo: fc.oneof({ weight: 30, arbitrary: fc.constant(null) }, { weight: 1, arbitrary: fc.integer({ min: -8, max: 8 }) }),
+  padTarget: fc.oneof({ weight: 40, arbitrary: fc.constant(null) }, { weight: 1, arbitrary: fc.integer({ min: -8, max: 8 }) }),
 }).map((r) => (r.framing.kind === 'none' ? { ...r, body: '' } : r));
 
 const request = fc.oneof({ weight: 3, arbitrary: ordinaryRequest }, { weight: 1, arbitrary: hostileRequest });
@@ -261,7 +265,8 @@ function chunked(body: string, style: string, trailer: string): string {
 
 /** The head's lines (request line first, no line ends) and the body that follows it. */
 function requestLines(r: Request): { lines: string[]; body: string } {
-  const line = r.version === '' ? `${r.method}${r.space}${r.target}` : `${r.method}${r.space}${r.target}${r.space}${r.version}`;
+  const target = r.padTarget === null ? r.target : r.target + 't'.repeat(Math.max(0, MAX_HEADER_SIZE + r.padTarget - Buffer.byteLength(r.target, 'latin1')));
+  const line = r.version === '' ? `${r.method}${r.space}${target}` : `${r.method}${r.space}${target}${r.space}${r.version}`;
   const headers = r.headers.map((h) => `${h.name}${h.sep}${h.value}`);
   let framingHeaders: string[] = [];
   let body = '';

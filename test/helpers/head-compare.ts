@@ -184,10 +184,12 @@ function authorityOf(url: string): string {
 
 /**
  * Which reader gatehouse uses for one request of a connection ('refused': a
- * head it can never read, answered 400 at once; 'body-fault': a chunked body
- * whose framing llhttp refuses, read on the fast path, chunked-body.ts).
+ * head it can never read, answered 400 at once; 'too-long': a request line
+ * whose target alone reaches max_header_size, answered 414 at once,
+ * uri-too-long.ts; 'body-fault': a chunked body whose framing llhttp
+ * refuses, read on the fast path, chunked-body.ts).
  */
-export type Reader = 'fast' | 'llhttp' | 'waiting' | 'refused' | 'body-fault';
+export type Reader = 'fast' | 'llhttp' | 'waiting' | 'refused' | 'too-long' | 'body-fault';
 
 /** A request gatehouse's fast path reads: what it parsed (request-head.ts's parseHead), its body, and whether it asked to close. */
 export interface FastRead {
@@ -208,12 +210,13 @@ export interface FastRead {
  * the rest: 'llhttp' when it hands the connection over, 'waiting' when it
  * waits for the rest of a head (it needs CRLFCRLF), 'refused' when what came
  * of a head can never be read (request-head.ts's unreadableHead: 400 at once),
+ * 'too-long' when its request line's target reached the limit (414 at once),
  * 'body-fault' when a chunked body it read is refused by llhttp (that request
  * is not among `fast`), null when nothing is left or the last request asked
  * to close (the fast path reads no further). Line ends before a request are
  * skipped, as llhttp skips them.
  */
-export function gatehouseReads(bytes: Buffer, maxHeaderSize = 16 * 1024): { fast: FastRead[]; then: 'llhttp' | 'waiting' | 'refused' | 'body-fault' | null } {
+export function gatehouseReads(bytes: Buffer, maxHeaderSize = 16 * 1024): { fast: FastRead[]; then: Exclude<Reader, 'fast'> | null } {
   const fast: FastRead[] = [];
   let pos = 0;
   while (pos < bytes.length) {
@@ -283,10 +286,14 @@ export interface Case {
   reads: ReturnType<typeof gatehouseReads>;
 }
 
-/** Where each request gatehouse reads itself, or hands over first, starts (gatehouseReads' requests, then the handed-over one). */
+/**
+ * Where each request gatehouse reads itself, or hands over first, starts (gatehouseReads' requests, then the
+ * handed-over one; or the one whose target is too long, which llhttp reads under gatehouse's stand-in line
+ * when it is whole, to answer what gatehouse answers).
+ */
 export function requestStarts(reads: Case['reads']): number[] {
   const starts = [0, ...reads.fast.map((f) => f.next)];
-  return starts.slice(0, reads.fast.length + (reads.then === 'llhttp' ? 1 : 0));
+  return starts.slice(0, reads.fast.length + (reads.then === 'llhttp' || reads.then === 'too-long' ? 1 : 0));
 }
 
 /** Bytes with stand-in request lines: the bytes, each stood-in request's line as sent (by its place on the connection), and where a position of the original bytes went. */
@@ -463,6 +470,21 @@ export const DIFFERENCES: readonly Difference[] = [
       c.reads.then === 'refused' &&
       (ref.end === 'open' || (ref.end === 'closed' && isRefusal(ref.answers[ref.answers.length - 1]))) &&
       differs({ answers: [...fastAnswers(c), { status: 400 }], end: 'closed' }, gh) === null,
+  },
+  {
+    id: 'target-too-long-at-once',
+    kind: 'deliberate',
+    reason:
+      'A request line whose target reaches max_header_size: the fast path answers 414 and closes as soon as it ' +
+      'has that much of the target (uri-too-long.ts), as nginx does when a line does not fit its buffer, whatever ' +
+      'comes after. llhttp (node:http with gatehouse\'s 414) answers the same when that is all it met, but it ' +
+      'reads on to the end of what arrived and may refuse something there first (400: a byte no target holds, a ' +
+      'bad version, or a method or raw bytes it reads only under a stand-in line, which a line not yet whole ' +
+      'cannot have). After pipelined requests, gatehouse answers them first; node:http writes its refusal in ' +
+      'place of the answers not yet written.',
+    explains: (c, ref, gh) =>
+      c.reads.then === 'too-long' && readTheSame(c, ref) && ref.end === 'closed' && isRefusal(ref.answers[ref.answers.length - 1]) &&
+      differs({ answers: [...fastAnswers(c), { status: 414 }], end: 'closed' }, gh) === null,
   },
   {
     id: 'waits-for-line',

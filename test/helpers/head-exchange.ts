@@ -4,9 +4,11 @@
  *
  * The reference is a plain node:http server in the test process (llhttp,
  * max header size 16k as gatehouse's default, node's own answers to what
- * llhttp refuses). It is sent head-compare.ts's stand-in lines where
- * gatehouse reads or makes one, and gives those requests the lines as sent
- * back (as src/front/stand-in-line.ts's restoreLine). What it parses goes
+ * llhttp refuses, but 414 where gatehouse answers it: a head that overflows
+ * while its target is read, src/front/uri-too-long.ts). It is sent
+ * head-compare.ts's stand-in lines where gatehouse reads or makes one, and
+ * gives those requests the lines as sent back (as
+ * src/front/stand-in-line.ts's restoreLine). What it parses goes
  * through head-compare.ts's refusalOf and viewOf — what gatehouse does with
  * a request once read — and comes back as test/apps/echo_head.py's answer
  * does: 200 with the view in X-Echo.
@@ -18,9 +20,11 @@
  * answers as the reference gave, and for the close when the reference
  * closed, so a slow Python worker is never taken for a missing answer.
  */
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { createServer, STATUS_CODES, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { connect, type Socket } from 'node:net';
+import { clientErrorStatus, URI_TOO_LONG } from '../../src/front/client-errors.js';
 import type { SentLine } from '../../src/front/stand-in-line.js';
+import { overflowedInTarget, readByHttp, type ParserError } from '../../src/front/uri-too-long.js';
 import { refusalOf, viewOf, type Answer, type AppView, type Outcome, type Parsed } from './head-compare.js';
 
 /** What the reference read on one connection, and the answers it decided to give, request by request. */
@@ -122,7 +126,15 @@ export async function startReference(maxHeaderSize = 16 * 1024): Promise<Referen
     socket.on('error', () => {});
     socket.end('HTTP/1.1 405 Method Not Allowed\r\nContent-Length: 0\r\nConnection: close\r\n\r\n');
   });
+  // node:http's own answer to a request llhttp refuses (lib/_http_server.js's socketOnError), but 414 for a target too long.
+  server.on('clientError', (err: ParserError, socket: Socket & { _httpMessage?: { _headerSent: boolean } | null }) => {
+    const code = err.code === 'HPE_HEADER_OVERFLOW' && overflowedInTarget(socket, err) ? URI_TOO_LONG : err.code;
+    const status = clientErrorStatus(code);
+    if (socket.writable && (!socket._httpMessage || !socket._httpMessage._headerSent)) socket.write(`HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\nConnection: close\r\n\r\n`);
+    socket.destroy(err);
+  });
   server.on('connection', (socket: Socket) => {
+    readByHttp(socket);
     const port = socket.remotePort ?? 0;
     // A new connection from a port used before starts afresh.
     conns.set(port, { socket, parsed: [], decided: [], exchanges: [] });
