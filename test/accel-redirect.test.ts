@@ -19,7 +19,7 @@ import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { APPS, hasCommand, SYSTEM_PYTHON } from './helpers/gatehouse.js';
-import { launchConfig, request, sleep, type Server } from './helpers/harness.js';
+import { launchConfig, request, runCli, sleep, type Server } from './helpers/harness.js';
 
 const APP = `${APPS}/accel_apps.py`;
 const HAS_OPENSSL = hasCommand('openssl');
@@ -154,6 +154,14 @@ function assertFile(r: { status: number; headers: Record<string, unknown>; raw: 
   assert.equal(r.headers['content-type'], 'application/pdf', `${what}: the app's Content-Type`);
   assert.equal(r.headers['x-accel-redirect'], undefined, `${what}: the header never reaches the client`);
 }
+
+test('internal is a boolean, checked as any route key', async () => {
+  const file = join(dir, 'bad.toml');
+  writeFileSync(file, `app = "${APP}:application"\n\n[[routes]]\npath = "/p"\ninternal = "yes"\nstatic = { root = "protected" }\n`);
+  const r = await runCli(['--config', file, '--check-config']);
+  assert.equal(r.code, 1);
+  assert.match(r.stderr, /routes\[0\]\.internal: must be true or false/);
+});
 
 test('an ordinary app answer is unchanged', async () => {
   const r = await request(server.url, '/app/plain');
