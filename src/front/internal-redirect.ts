@@ -18,7 +18,7 @@
 import { IncomingMessage, STATUS_CODES, type OutgoingHttpHeaders, type ServerResponse } from 'node:http';
 import type { IncomingHttpHeaders } from 'node:http2';
 import type { AccelRedirect } from '../http/accel-redirect.js';
-import type { ExchangeContext, HttpResponse, Reroute, RequestInfo, RouteRequest } from '../http/handler.js';
+import type { ExchangeContext, Reroute, Rerouted, RequestInfo, RouteRequest } from '../http/handler.js';
 import { isHeaderName } from '../http/header-name.js';
 import { sendPlain } from '../http/plain-response.js';
 import { parseTarget } from '../http/request-target.js';
@@ -54,7 +54,7 @@ export class InternalRedirect {
   /** RouteRequest.reroute of every request the front routes. */
   readonly reroute: Reroute = (r, accel) => this.follow(r, accel);
 
-  private follow(r: RouteRequest<RequestInfo, HttpResponse>, accel: AccelRedirect): void {
+  private follow(r: Rerouted, accel: AccelRedirect): void {
     const prior = this.redirected.get(r.req);
     const client = prior?.client ?? r.req;
     const hops = (prior?.hops ?? 0) + 1;
@@ -95,7 +95,7 @@ export class InternalRedirect {
   }
 
   /** The front's own answer to a redirect it cannot follow; `error`: its error log line. */
-  private refuse(r: RouteRequest<RequestInfo, HttpResponse>, status: 404 | 500, error: string | null): void {
+  private refuse(r: Rerouted, status: 404 | 500, error: string | null): void {
     if (error !== null) this.ctx.logger.error(`${error} (${status})`);
     r.log(status, sendPlain(r.res, status, STATUS_CODES[status]!, this.ctx.draining));
   }

@@ -101,7 +101,10 @@ export interface RouteRequest<Req extends RequestInfo = IncomingMessage, Res ext
 }
 
 /** RouteRequest.reroute: `r` is the request whose action got the X-Accel-Redirect. */
-export type Reroute = (r: RouteRequest<RequestInfo, HttpResponse>, accel: AccelRedirect) => void;
+export type Reroute = (r: Rerouted, accel: AccelRedirect) => void;
+
+/** What Reroute needs of the request it routes again (an exchange may keep these rather than the whole RouteRequest). */
+export type Rerouted = Pick<RouteRequest<RequestInfo, HttpResponse>, 'req' | 'res' | 'log' | 'scheme' | 'host' | 'lean'>;
 
 /** How a lean request gets node:http's request and response, for an action that needs them (static files). */
 export interface NodeParts {

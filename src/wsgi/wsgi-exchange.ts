@@ -11,7 +11,7 @@ import type { Readable } from 'node:stream';
 import { decodeHead, encodeEmpty, Frame, responseHeadEnd, type FileSpec } from '../wire/frames.js';
 import { discardBodyFile } from '../http/request-body.js';
 import { sendPlain } from '../http/plain-response.js';
-import type { ExchangeContext, HttpResponse, RequestInfo, RouteRequest } from '../http/handler.js';
+import type { ExchangeContext, HttpResponse, NodeParts, RequestInfo, Reroute, RouteRequest } from '../http/handler.js';
 import { unwatchClient, watchClient, type InFlight } from '../http/in-flight.js';
 import { readFileRegion } from '../http/file-region.js';
 import { isIdempotent } from '../http/idempotent.js';
@@ -50,11 +50,19 @@ export class WsgiExchange implements Exchange, InFlight {
   protected readonly res: HttpResponse;
   /** Writes the access log line (the route's: a cache fetching from the app may keep it quiet); nothing once the request is rerouted. */
   private log: RouteRequest['log'];
+  /**
+   * What an X-Accel-Redirect needs of the route request (its reroute
+   * follows one), kept here rather than the request itself: an exchange
+   * must not hold one more object for as long as it runs.
+   */
+  private readonly reroute: Reroute | null;
+  private readonly scheme: string;
+  private readonly host: string;
+  private readonly lean: NodeParts | null;
 
   constructor(
     readonly frame: Buffer,
-    /** The request as routed (its reroute() follows an X-Accel-Redirect). */
-    private readonly route: RouteRequest<RequestInfo, HttpResponse>,
+    r: RouteRequest<RequestInfo, HttpResponse>,
     protected readonly ctx: ExchangeContext,
     /**
      * Bytes in the temp file past which the app waits until the client has
@@ -67,9 +75,13 @@ export class WsgiExchange implements Exchange, InFlight {
     /** Takes the request back from its pool (queue or worker). */
     protected readonly cancel: (x: WsgiExchange) => void,
   ) {
-    this.req = route.req;
-    this.res = route.res;
-    this.log = route.log;
+    this.req = r.req;
+    this.res = r.res;
+    this.log = r.log;
+    this.reroute = r.reroute;
+    this.scheme = r.scheme;
+    this.host = r.host;
+    this.lean = r.lean;
     watchClient(this.req, this.res, this);
   }
 
@@ -268,12 +280,13 @@ export class WsgiExchange implements Exchange, InFlight {
    * routes the request again, and the access log line is the final answer's.
    */
   private redirected(head: readonly string[]): boolean {
-    const reroute = this.route.reroute;
+    const reroute = this.reroute;
     const at = reroute === null ? -1 : accelIndex(head, 1);
     if (at < 0) return false;
+    const { req, res, log, scheme, host, lean } = this;
     this.log = rerouted;
     this.complete();
-    reroute!(this.route, accelRedirect(head, 1, at));
+    reroute!({ req, res, log, scheme, host, lean }, accelRedirect(head, 1, at));
     return true;
   }
 
