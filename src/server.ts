@@ -191,7 +191,7 @@ export class Gatehouse {
       else if (route.scgi !== undefined) handler = this.upstream(actions.UpstreamAction!.scgi(route.scgi, ctx, SOFTWARE, settings.body_timeout, keyPath(i, 'scgi')));
       else if (route.uwsgi !== undefined) handler = this.upstream(actions.UpstreamAction!.uwsgi(route.uwsgi, ctx, SOFTWARE, settings.body_timeout, keyPath(i, 'uwsgi')));
       else handler = new Respond(route.return!.status, route.return!.body, route.return!.content_type);
-      return { hosts: route.host ?? [], path: route.path, maxRequestBody: route.max_request_body ?? settings.max_request_body, handler };
+      return { hosts: route.host ?? [], path: route.path, maxRequestBody: route.max_request_body ?? settings.max_request_body, handler, internal: route.internal === true };
     });
     this.front = new HttpFront(new Router(entries), ctx, settings);
   }

@@ -166,7 +166,7 @@ class Client extends EventEmitter implements HttpResponse {
 test("the capture's header map: the same for the same list, its own for another, never changed by removeHeader", () => {
   const seen: HeaderMap[] = [];
   const capture = (list: string[]) => {
-    const c = new CaptureResponse(new Client(), 1 << 16, { head: (_s, h) => (seen.push(h), { hold: false, cacheStatus: 'x' }), done: () => {} });
+    const c = new CaptureResponse(new Client(), 1 << 16, { head: (_s, h) => (seen.push(h), { hold: false, cacheStatus: 'x' }), done: () => {}, rerouted: () => {} });
     c.writeHead(200, 'OK', list);
     return c;
   };
@@ -196,6 +196,8 @@ function leanRequest(url: string, headers: IncomingHttpHeaders, res: HttpRespons
     query: '',
     maxRequestBody: 1024,
     log() {},
+    reroute() {},
+    lean: null,
     body: null,
   };
 }

@@ -192,6 +192,8 @@ test("what a miss stores, the fast path's lookup finds (the Host's port is not p
     query: '',
     maxRequestBody: 1024,
     log() {},
+    reroute() {},
+    lean: null,
     body: null,
   };
   handler.serveLean(r);

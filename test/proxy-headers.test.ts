@@ -30,7 +30,7 @@ function routed(rawHeaders: string[], opts: { url?: string; prefix?: string; res
     socket: { remoteAddress: opts.peer ?? '::ffff:192.0.2.7' } as Socket,
   };
   if (opts.trust) new TrustedProxies(opts.trust).resolve(req);
-  return { req, res: null as unknown as HttpResponse, scheme: opts.scheme ?? 'http', host: '', prefix: opts.prefix ?? '', rest: opts.rest ?? '/', query: opts.query ?? '', maxRequestBody: 0, log: () => {} };
+  return { req, res: null as unknown as HttpResponse, scheme: opts.scheme ?? 'http', host: '', prefix: opts.prefix ?? '', rest: opts.rest ?? '/', query: opts.query ?? '', maxRequestBody: 0, log: () => {}, reroute: () => {}, lean: null };
 }
 
 const RULES: HeaderRules = { host: undefined, requestHeaders: new Map(), responseHeaders: new Map(), passPath: undefined, rewriteLocation: true };

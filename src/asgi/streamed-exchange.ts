@@ -56,7 +56,7 @@ export class StreamedExchange extends WsgiExchange {
     /** body_timeout in ms (0: none). */
     private readonly idleMs: number,
   ) {
-    super(frame, r.req, r.res, ctx, maxTempFile, null, cancel, r.log);
+    super(frame, r, ctx, maxTempFile, null, cancel);
     frame[0] = Frame.REQ_STREAM;
     this.limit = r.maxRequestBody;
     // A client that goes away is seen as the connection or stream closing (clientGone()).

@@ -20,7 +20,8 @@ import { cacheKey, cookieValue, DEFAULT_KEY } from './cache-key.js';
 import { ageOf, refreshed, toStore, variantOf, varyOf, type PolicySettings, type StoredResponse, type Verdict } from './cache-policy.js';
 import { when, type CacheStore, type Maybe } from './cache-store.js';
 import { invalidate, purge, type KeyOf } from './cache-purge.js';
-import { CaptureResponse, type Captured, type HeaderMap } from './capture-response.js';
+import { CaptureResponse, rerouteCapture, type Captured, type HeaderMap } from './capture-response.js';
+import type { AccelRedirect } from '../http/accel-redirect.js';
 import type { FetchLock, SharedOutcome, WaitOutcome } from './fetch-lock.js';
 import { detachedSocket, hasClientOnly, originRequest } from './origin-request.js';
 import type { PeerList } from '../http/peer-list.js';
@@ -28,6 +29,7 @@ import { spelledHeaders, storedAnswer } from './stored-answer.js';
 import { fallback, forwardReason, lookup } from './variant-lookup.js';
 import { watchedWait } from './watched-wait.js';
 import { OriginFetch, type FetchSteps } from './origin-fetch.js';
+import { PassKeys } from './pass-keys.js';
 
 /** A route's cache settings. */
 export interface CacheRouteSettings extends PolicySettings {
@@ -60,9 +62,6 @@ const NAME = 'gatehouse';
  * (RFC 9111 §4.4).
  */
 const SAFE = new Set(['GET', 'HEAD', 'OPTIONS', 'TRACE', 'PROPFIND', 'SEARCH', 'REPORT', 'QUERY']);
-/** How long a key whose response was not storable skips coalescing (Varnish's hit-for-miss). */
-const PASS_MS = 10_000;
-const MAX_PASS_KEYS = 10_000;
 const EMPTY = Buffer.alloc(0);
 const MISS: Verdict = { kind: 'miss' };
 /** No headers to add to the origin request (never written to). */
@@ -71,8 +70,8 @@ const NO_HEADERS: Record<string, string> = {};
 export class CachedHandler implements Handler, FetchSteps {
   /** Upgrades (WebSockets) are the inner handler's: nothing to cache or look up. */
   readonly upgrade: Handler['upgrade'];
-  /** Keys whose last response was not storable, until when (ms): their requests do not wait for each other. */
-  private readonly pass = new Map<string, number>();
+  /** Keys whose last response was not storable: their requests do not wait for each other. */
+  private readonly pass = new PassKeys();
   /**
    * The last plain answer made from each stored response: the same object
    * while its Age is the same second, so the front writes the bytes it made
@@ -169,8 +168,7 @@ export class CachedHandler implements Handler, FetchSteps {
       // RFC 9111 §5.2.1.7: nothing usable stored, and the client asked not to go further.
       return this.send(r, { status: 504, headers: { 'Content-Type': 'text/plain', 'Content-Length': '0', 'Cache-Status': `${NAME}; fwd=miss; detail=only-if-cached` }, body: EMPTY });
     }
-    const passUntil = this.pass.get(key);
-    const passing = passUntil !== undefined && passUntil > Date.now();
+    const passing = this.pass.passes(key);
     const fetch = new OriginFetch(this, r, key, verdict.kind === 'revalidate' ? found!.stored : null, fallback(variants, h), forwardReason(variants, h));
     if (passing) return this.fetch(r, fetch, verdict);
     if (!lock.acquire(key)) return watchedWait<WaitOutcome>(r, (then) => lock.wait(key, then), (outcome) => this.afterWait(r, fetch, verdict, outcome));
@@ -247,7 +245,18 @@ export class CachedHandler implements Handler, FetchSteps {
     const add = verdict.kind === 'revalidate' ? verdict.headers : NO_HEADERS;
     // A held answer is the cache's to log (send()); one passed on is logged as the client got it.
     const log: LeanRouteRequest['log'] = (status, bytes) => capture.holding || r.log(status, bytes);
-    this.inner.serveLean({ ...r, req: originRequest(r.req, add), res: capture, body: null, log });
+    this.inner.serveLean({ ...r, req: originRequest(r.req, add), res: capture, body: null, log, reroute: r.reroute === null ? null : rerouteCapture });
+  }
+
+  /**
+   * The origin answered with an X-Accel-Redirect: nothing is stored (the
+   * key passes, as for any answer not storable, so that requests for it do
+   * not wait on each other), and the client's request is routed again.
+   */
+  fetchRerouted(f: OriginFetch, accel: AccelRedirect): void {
+    this.pass.add(f.key);
+    if (f.locked) this.shared.lock.release(f.key);
+    f.r.reroute!(f.r, accel);
   }
 
   /** The origin's head: held back when the cache answers instead, else passed on with what the cache does with it. */
@@ -307,8 +316,7 @@ export class CachedHandler implements Handler, FetchSteps {
       answer.body = captured.body!;
       this.pass.delete(f.key);
     } else {
-      if (this.pass.size >= MAX_PASS_KEYS) this.pass.clear();
-      this.pass.set(f.key, Date.now() + PASS_MS);
+      this.pass.add(f.key);
     }
     if (captured.held) {
       // HEAD: the origin was asked for the GET, the client gets its head.
@@ -343,9 +351,11 @@ export class CachedHandler implements Handler, FetchSteps {
         this.shared.logger.debug(`cache: ${key}: background refresh not stored (${result})`);
         release();
       },
+      // No client to redirect: the stale response stays until a request fetches the key.
+      rerouted: () => this.shared.lock.release(key),
     });
     const req = originRequest(r.req, validators, detachedSocket(r.req.socket));
-    this.inner.serveLean({ ...r, req, res: capture, body: null, log: () => {} });
+    this.inner.serveLean({ ...r, req, res: capture, body: null, log: () => {}, reroute: r.reroute === null ? null : rerouteCapture });
   }
 
   /** To the origin without the store; an unsafe method that succeeds invalidates the URL and its Location / Content-Location. */
@@ -356,8 +366,9 @@ export class CachedHandler implements Handler, FetchSteps {
       done: (captured) => {
         if (unsafe && captured !== null && captured.status < 400) invalidate(r, captured.headers, this.shared.store, this.keyOf);
       },
+      rerouted: (accel) => r.reroute!(r, accel),
     });
-    this.inner.serveLean({ ...r, res: capture });
+    this.inner.serveLean({ ...r, res: capture, reroute: r.reroute === null ? null : rerouteCapture });
   }
 
   /** Varnish's built-in rule (Authorization) and the route's bypass cookies and headers. */

@@ -8,7 +8,8 @@
  */
 import { EventEmitter } from 'node:events';
 import type { OutgoingHttpHeaders } from 'node:http';
-import type { HttpResponse } from '../http/handler.js';
+import type { AccelRedirect } from '../http/accel-redirect.js';
+import type { HttpResponse, Reroute } from '../http/handler.js';
 
 /** Response headers as the store keeps them: lower-case names. */
 export type HeaderMap = Record<string, string | string[]>;
@@ -31,7 +32,17 @@ export interface CaptureHooks {
   head(status: number, headers: HeaderMap): { hold: boolean; cacheStatus: string };
   /** The response is complete; null: it was cut short (the origin failed mid-way, or the client left). */
   done(captured: Captured | null): void;
+  /**
+   * The origin's head had X-Accel-Redirect (src/http/accel-redirect.ts):
+   * nothing was recorded, and the capture is over (done() never comes).
+   * The redirected answer is the client's alone: what a route caches is
+   * what its own origin answers.
+   */
+  rerouted(accel: AccelRedirect): void;
 }
+
+/** The reroute of a cached route's requests to its inner handler, whose `res` is their capture: the capture's hooks follow an X-Accel-Redirect. */
+export const rerouteCapture: Reroute = (inner, accel) => (inner.res as CaptureResponse).rerouted(accel);
 
 /** `writeHead`'s headers (a flat list or an object) as a map with lower-case names. */
 export function headerMap(headers: OutgoingHttpHeaders | string[] | undefined): HeaderMap {
@@ -219,6 +230,14 @@ export class CaptureResponse extends (LazyEmitter as unknown as typeof EventEmit
   destroy(): void {
     this.passing?.destroy();
     this.fail();
+  }
+
+  /** The origin asked for an internal redirect instead of answering (rerouteCapture). */
+  rerouted(accel: AccelRedirect): void {
+    if (this.finished) return;
+    this.finished = true;
+    this.client?.removeListener('close', this.onClientClose);
+    this.hooks.rerouted(accel);
   }
 
   private fail(): void {

@@ -3,6 +3,7 @@
  * the hooks of its capture (capture-response.ts), in one object per fetch
  * rather than a closure for each hook and the values they share.
  */
+import type { AccelRedirect } from '../http/accel-redirect.js';
 import type { LeanRouteRequest } from '../http/handler.js';
 import type { StoredResponse } from './cache-policy.js';
 import type { CaptureHooks, Captured, HeaderMap } from './capture-response.js';
@@ -11,6 +12,7 @@ import type { CaptureHooks, Captured, HeaderMap } from './capture-response.js';
 export interface FetchSteps {
   fetchHead(f: OriginFetch, status: number, headers: HeaderMap): { hold: boolean; cacheStatus: string };
   fetchDone(f: OriginFetch, captured: Captured | null): void;
+  fetchRerouted(f: OriginFetch, accel: AccelRedirect): void;
 }
 
 export class OriginFetch implements CaptureHooks {
@@ -37,5 +39,9 @@ export class OriginFetch implements CaptureHooks {
 
   done(captured: Captured | null): void {
     this.steps.fetchDone(this, captured);
+  }
+
+  rerouted(accel: AccelRedirect): void {
+    this.steps.fetchRerouted(this, accel);
   }
 }

@@ -26,7 +26,7 @@ import type { Socket } from 'node:net';
 import type { Readable } from 'node:stream';
 import type { Config } from '../config/schema.js';
 import type { TrustedProxies } from '../http/forwarded.js';
-import type { ExchangeContext, HttpResponse, RequestInfo } from '../http/handler.js';
+import type { ExchangeContext, HttpResponse, NodeParts, RequestInfo } from '../http/handler.js';
 import { headerValue, type MemoryAnswers, type Prepared } from './memory-answers.js';
 import { toRequest } from './fast-request.js';
 import type { ParsedHead } from './request-head.js';
@@ -54,11 +54,9 @@ export interface Serve {
 }
 
 /** What comes with a lean request: its body, and node:http's objects for an action that needs them. */
-export interface LeanParts {
+export interface LeanParts extends NodeParts {
   /** The body as it arrives (node:http's IncomingMessage, which is also the request, or an HTTP/2 stream); null: none. */
   body: Readable | null;
-  /** Replaces the lean request and response by node:http's; call before anything is written. */
-  toNode(): { req: IncomingMessage; res: ServerResponse };
 }
 
 export class FastPath {

@@ -76,14 +76,14 @@ export class HttpFront {
       const bind = parseBind(listener.bind).address!;
       const redirect = listener.redirect_https;
       const tls = isTls(listener);
-      const info: ListenerInfo = { scheme: tls ? 'https' : 'http', httpsPort: redirect === false ? null : redirect === true ? 443 : redirect };
+      // A uwsgi/FastCGI/SCGI listener reads its own requests (gateway-listener.ts).
+      const protocol = listener.protocol;
+      const gateway = protocol !== 'http';
+      const info: ListenerInfo = { scheme: tls ? 'https' : 'http', httpsPort: redirect === false ? null : redirect === true ? 443 : redirect, gateway };
       const serve: Serve = {
         node: (req, res, expectsContinue) => this.intake.onRequest(req, res, info, expectsContinue),
         lean: (req, res, lean) => this.intake.onLeanRequest(req, res, info, lean),
       };
-      // A uwsgi/FastCGI/SCGI listener reads its own requests (gateway-listener.ts).
-      const protocol = listener.protocol;
-      const gateway = protocol !== 'http';
       const server = protocol === 'http' ? this.httpServer(listener, info, serve) : createGatewayServer(protocol, serve.lean, this.ctx.logger, this.settings.header_timeout * 1000);
       if (gateway) server.on('connection', (socket: Socket) => this.admit(socket, false));
       this.servers.push(server);

@@ -59,7 +59,8 @@ export class MemoryAnswers {
     if (target === null) return null;
     const match = this.router.match(hostName(h.host), target.path);
     const handler = match?.entry.handler;
-    if (handler?.answerFromMemory === undefined) return null;
+    // An internal route's 404 is request-intake.ts's.
+    if (handler?.answerFromMemory === undefined || match!.entry.internal) return null;
     const answer = handler.answerFromMemory(head, target.path.slice(match!.prefix.length));
     if (answer instanceof Promise) return answer.then((a) => (a === null ? null : this.prepare(a)));
     if (answer === null) return null;

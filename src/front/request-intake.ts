@@ -22,10 +22,11 @@ import { H2Request, H2Response } from './h2-compat.js';
 import { connectionOf, h2Request, Http2Response } from './http2-response.js';
 import { gatewayScheme } from './gateway-request.js';
 import { restoreLine } from './stand-in-line.js';
+import { InternalRedirect } from './internal-redirect.js';
 import { destroySocket, headWithoutUpgrade, Upgrade } from './upgrade-request.js';
 
 /** Where route() sends a request: its route's action and the request's place under it. */
-export type Placement = Omit<RouteRequest, 'req' | 'res' | 'log'> & { handler: Handler };
+export type Placement = Omit<RouteRequest, 'req' | 'res' | 'log' | 'reroute' | 'lean'> & { handler: Handler };
 /** Or why the front answers the request itself: a status, or 'https' for redirect_https. */
 type Placing = Placement | 400 | 404 | 413 | 'https';
 
@@ -34,16 +35,23 @@ export interface ListenerInfo {
   scheme: 'http' | 'https';
   /** Redirect every request to https on this port (a plain listener's redirect_https). */
   httpsPort: number | null;
+  /** A uwsgi, FastCGI or SCGI listener: X-Accel-Redirect is the web server's in front (RouteRequest.reroute). */
+  gateway: boolean;
 }
 
 export class RequestIntake {
+  /** Where an X-Accel-Redirect takes a request. */
+  private readonly redirects: InternalRedirect;
+
   constructor(
     private readonly router: Router,
     private readonly ctx: ExchangeContext,
     private readonly settings: Config,
     /** Null when no peer is trusted (the default): requests then skip forwarded-header handling entirely. */
     private readonly proxies: TrustedProxies | null,
-  ) {}
+  ) {
+    this.redirects = new InternalRedirect(router, ctx);
+  }
 
   /** A request as node:http has it (TLS, HTTP/2, and what the fast path hands over). */
   onRequest(req: IncomingMessage, res: ServerResponse, listener: ListenerInfo, expectsContinue = false): void {
@@ -177,7 +185,10 @@ export class RequestIntake {
     const r = this.route(req, res, listener, false);
     if (r === null) return;
     r.body = lean.body;
-    if (r.handler.serveLean !== undefined) return r.handler.serveLean(r);
+    if (r.handler.serveLean !== undefined) {
+      r.lean = lean;
+      return r.handler.serveLean(r);
+    }
     const node = lean.toNode();
     this.ctx.accessLog?.begin(node.req);
     r.handler.serve({ ...r, req: node.req, res: node.res, log: this.logFor(node.req, node.res) });
@@ -210,7 +221,7 @@ export class RequestIntake {
     const scheme = forwarded?.proto ?? gatewayScheme(req.socket) ?? listener.scheme;
     if (listener.httpsPort !== null && scheme !== 'https') return 'https';
     const match = this.router.match(host, target.path);
-    if (match === null) return 404;
+    if (match === null || match.entry.internal) return 404;
     const maxRequestBody = match.entry.maxRequestBody;
     // max_request_body holds on every route, as nginx's client_max_body_size: a declared
     // body over it is refused before it is read (or, with Expect: 100-continue, sent).
@@ -232,7 +243,7 @@ export class RequestIntake {
     const log = this.logFor(req, res);
     if (typeof place === 'object') {
       const { scheme, host, prefix, rest, query, maxRequestBody, handler } = place;
-      return { req, res, scheme, host, prefix, rest, query, maxRequestBody, log, handler, body: null };
+      return { req, res, scheme, host, prefix, rest, query, maxRequestBody, log, reroute: listener.gateway ? null : this.redirects.reroute, lean: null, handler, body: null };
     }
     if (place === 'https') redirectToHttps(req, res, hostName(req.headers.host), listener.httpsPort!, log);
     else if (place === 404 && !expectsContinue) log(404, sendPlain(res, 404, 'Not Found', false));

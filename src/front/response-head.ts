@@ -11,6 +11,7 @@
  * latin-1). The head's bytes are written straight into the buffer that goes
  * out (write()), not built as a string first.
  */
+import { ACCEL_REDIRECT } from '../http/accel-redirect.js';
 import { flatHeader, isHeaderName, isHeaderNameAt } from '../http/header-name.js';
 import { writeLatin1 } from '../wire/block-writer.js';
 import { decodeHead } from '../wire/frames.js';
@@ -23,6 +24,7 @@ const LENGTH = 1;
 const DATED = 2;
 const CONNECTION = 4;
 const CLOSE = 8;
+const ACCEL = 16;
 
 export class ResponseHead {
   status = 0;
@@ -87,6 +89,7 @@ export class ResponseHead {
       if (isHeaderNameAt(block, name, value - 1, 'content-length')) seen |= LENGTH;
       else if (isHeaderNameAt(block, name, value - 1, 'date')) seen |= DATED;
       else if (isHeaderNameAt(block, name, value - 1, 'connection')) seen |= block.toString('latin1', value, i).toLowerCase() === 'close' ? CONNECTION | CLOSE : CONNECTION;
+      else if (isHeaderNameAt(block, name, value - 1, ACCEL_REDIRECT)) seen |= ACCEL;
     }
     head.status = (block[start]! - 48) * 100 + (block[start + 1]! - 48) * 10 + (block[start + 2]! - 48);
     head.block = block;
@@ -95,6 +98,11 @@ export class ResponseHead {
     head.size = size;
     head.seen = seen;
     return head;
+  }
+
+  /** The headers have X-Accel-Redirect: this head is not for the client (src/http/accel-redirect.ts). */
+  get redirects(): boolean {
+    return (this.seen & ACCEL) !== 0;
   }
 
   /** The headers say Connection: close. */

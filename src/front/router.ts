@@ -14,6 +14,8 @@ export interface RouteEntry {
   path: string;
   maxRequestBody: number;
   handler: Handler;
+  /** Reached only by an internal redirect (X-Accel-Redirect): a client asking for it gets 404, as from nginx's `internal`. */
+  internal: boolean;
 }
 
 /** The route matched; the path below its prefix is `path.slice(prefix.length)`. The router's own record: nothing is made per request. */

@@ -8,6 +8,7 @@ import type { Socket } from 'node:net';
 import type { Readable } from 'node:stream';
 import type { AccessLog } from '../log/access-log.js';
 import type { Logger } from '../log/logger.js';
+import type { AccelRedirect } from './accel-redirect.js';
 import type { Compression } from './compression.js';
 
 /** What the front shares with the route actions that answer asynchronously. */
@@ -49,7 +50,8 @@ export interface HttpResponse extends EventEmitter {
    * Present where a worker's head block (`STATUS REASON\0Name\0Value...`,
    * latin-1, as the worker checked it; `block` from `start` to `end`) can go
    * out as it is, without strings made of it: writeHead() from it. The
-   * status; throws on a block that is no head.
+   * status; throws on a block that is no head. 0, with nothing written, when
+   * the head has X-Accel-Redirect (accel-redirect.ts): the caller follows it.
    */
   writeHeadBlock?(block: Buffer, start: number, end: number): number;
   removeHeader(name: string): void;
@@ -85,6 +87,29 @@ export interface RouteRequest<Req extends RequestInfo = IncomingMessage, Res ext
   maxRequestBody: number;
   /** Writes the access log line once the answer is sent. */
   log(status: number, bytes: number): void;
+  /**
+   * Routes the request again, as the front routed it, to what an
+   * X-Accel-Redirect names: the action calls it instead of writing that head
+   * (nothing of its answer is written), and the access log line is then the
+   * final answer's. Null for a request from a uwsgi, FastCGI or SCGI
+   * listener: the web server in front follows the header (nginx does behind
+   * uwsgi_pass), which goes out as any other.
+   */
+  reroute: Reroute | null;
+  /** node:http's objects in place of lean `req` and `res` (the front's LeanParts); null when `req` and `res` are node:http's already. */
+  lean: NodeParts | null;
+}
+
+/** RouteRequest.reroute: `r` is the request whose action got the X-Accel-Redirect. */
+export type Reroute = (r: Rerouted, accel: AccelRedirect) => void;
+
+/** What Reroute needs of the request it routes again (an exchange may keep these rather than the whole RouteRequest). */
+export type Rerouted = Pick<RouteRequest<RequestInfo, HttpResponse>, 'req' | 'res' | 'log' | 'scheme' | 'host' | 'lean'>;
+
+/** How a lean request gets node:http's request and response, for an action that needs them (static files). */
+export interface NodeParts {
+  /** Replaces the lean request and response by node:http's; call before anything is written. */
+  toNode(): { req: IncomingMessage; res: ServerResponse };
 }
 
 /**
@@ -92,7 +117,7 @@ export interface RouteRequest<Req extends RequestInfo = IncomingMessage, Res ext
  * WebSocket handshake), routed as any other, for Handler.upgrade. The action
  * owns `socket` from then on: node:http no longer reads or writes it.
  */
-export interface UpgradeRequest extends Omit<RouteRequest, 'res'> {
+export interface UpgradeRequest extends Omit<RouteRequest, 'res' | 'reroute' | 'lean'> {
   /** The client connection. */
   socket: Socket;
   /** What the client sent past the request head (the new protocol's first bytes, often none). */

@@ -9,6 +9,7 @@
  */
 import { STATUS_CODES } from 'node:http';
 import { TOKEN } from '../http/token.js';
+import { ACCEL_REDIRECT } from '../http/accel-redirect.js';
 
 export interface CgiHead {
   status: number;
@@ -17,6 +18,8 @@ export interface CgiHead {
   headers: string[];
   /** The body's length when the back end declared it. */
   contentLength: number | undefined;
+  /** The head has X-Accel-Redirect (src/http/accel-redirect.ts). */
+  accel: boolean;
 }
 
 const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'transfer-encoding', 'te', 'trailer', 'upgrade', 'proxy-connection', 'status']);
@@ -102,6 +105,7 @@ export function parseHead(text: string): CgiHead | string {
   let statusHeader: string | undefined;
   let location = false;
   let contentLength: number | undefined;
+  let accel = false;
   while (at < text.length) {
     const nl = lineEnd(text, at);
     const line = lineAt(text, at, nl);
@@ -117,7 +121,7 @@ export function parseHead(text: string): CgiHead | string {
     else if (lower === 'content-length') {
       if (!/^\d{1,15}$/.test(value) || (contentLength !== undefined && contentLength !== Number(value))) return `an invalid Content-Length ${JSON.stringify(value)}`;
       contentLength = Number(value);
-    }
+    } else if (lower === ACCEL_REDIRECT) accel = true;
     if (!HOP_BY_HOP.has(lower)) headers.push(name, value);
   }
   if (status === undefined && statusHeader !== undefined) {
@@ -128,5 +132,5 @@ export function parseHead(text: string): CgiHead | string {
   }
   status ??= location ? 302 : 200;
   if (status < 200 || status > 599) return `an invalid status ${status}`;
-  return { status, reason: reason || STATUS_CODES[status] || '', headers, contentLength };
+  return { status, reason: reason || STATUS_CODES[status] || '', headers, contentLength, accel };
 }

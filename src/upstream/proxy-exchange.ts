@@ -18,7 +18,7 @@ import { STATUS_CODES } from 'node:http';
 import type { Readable } from 'node:stream';
 import type { Dispatcher, Pool } from 'undici';
 import type { ProxySettings } from '../config/proxy.js';
-import type { HttpResponse, RequestInfo, RouteRequest } from '../http/handler.js';
+import type { HttpResponse, RequestInfo, Reroute, RouteRequest } from '../http/handler.js';
 import type { Compression } from '../http/compression.js';
 import { sendPlain } from '../http/plain-response.js';
 import { unwatchClient, watchClient, type InFlight } from '../http/in-flight.js';
@@ -31,6 +31,7 @@ import type { CarriedHandler, Carrier } from './proxy-pool.js';
 import { requestServername, type ProxyTarget } from './proxy-target.js';
 import { UpstreamError, upstreamFailed, warnPastEnd, type UpstreamPhase } from './upstream-failure.js';
 import { isIdempotent } from '../http/idempotent.js';
+import { accelRedirectOf, type AccelRedirect } from '../http/accel-redirect.js';
 
 export interface ProxyPeer extends Peer {
   readonly pool: Pool;
@@ -68,7 +69,7 @@ export class ProxyExchange implements CarriedHandler, InFlight {
   /** This try's request is on a connection / wholly written. */
   private connected = false;
   private sent = false;
-  /** This try's answer (a 502/503) is being read and dropped, for a retry. */
+  /** This try's answer is being read and dropped: a 502/503, for a retry, or an X-Accel-Redirect's. */
   private discarding = false;
   /** The upstream said it closes the connection after this answer. */
   private closing = false;
@@ -176,6 +177,7 @@ export class ProxyExchange implements CarriedHandler, InFlight {
     this.route.balancer.succeeded(peer);
     clearTimeout(this.triesTimer);
     const head = clientResponseHead(raw, this.route.rules, this.r, [peer.target.authority, this.sentHost]);
+    if (head.accel && this.r.reroute !== null) return this.redirect(this.r.reroute, accelRedirectOf(head.headers, 0));
     this.status = status;
     this.resume = resume;
     this.closing = head.close;
@@ -185,7 +187,7 @@ export class ProxyExchange implements CarriedHandler, InFlight {
   }
 
   onData(chunk: Buffer): boolean {
-    if (this.discarding || this.done) return !this.done;
+    if (this.discarding || this.done) return this.discarding;
     if (this.sink.write(chunk)) return true;
     this.sink.whenReady(this.resume);
     return false;
@@ -305,8 +307,26 @@ export class ProxyExchange implements CarriedHandler, InFlight {
     return `${this.r.req.method} ${this.r.req.url}`;
   }
 
+  /**
+   * The upstream's head has X-Accel-Redirect: the front routes the request
+   * again and logs its final answer; the rest of this answer is read and
+   * dropped, so that its connection may serve another request.
+   */
+  private redirect(reroute: Reroute, accel: AccelRedirect): boolean {
+    this.discarding = true;
+    this.close();
+    reroute(this.r, accel);
+    return true;
+  }
+
   /** `bytes`: those the front wrote itself, besides the upstream's body. */
   private finish(status: number, bytes: number): void {
+    this.close();
+    this.r.log(status, bytes + this.sink.bytes);
+  }
+
+  /** Nothing more goes to the client. */
+  private close(): void {
     this.done = true;
     clearTimeout(this.sendTimer);
     clearTimeout(this.triesTimer);
@@ -314,7 +334,6 @@ export class ProxyExchange implements CarriedHandler, InFlight {
     unwatchClient(this.r.req, this);
     const body = this.body;
     if (body !== null && !Buffer.isBuffer(body) && 'file' in body) discardBodyFile(body.file);
-    this.r.log(status, bytes + this.sink.bytes);
   }
 }
 

@@ -12,6 +12,7 @@
 import type { ExchangeContext, HttpResponse, RequestInfo, RouteRequest } from '../http/handler.js';
 import { unwatchClient, watchClient, type InFlight } from '../http/in-flight.js';
 import { BodySink, RESPONSE_MEMORY } from '../http/body-sink.js';
+import { accelRedirectOf } from '../http/accel-redirect.js';
 import type { CgiHead } from './cgi-response.js';
 import { upstreamFailed, UpstreamError, warnPastEnd } from './upstream-failure.js';
 
@@ -78,6 +79,23 @@ export class ResponseRelay implements InFlight {
       return false;
     }
     this.status = head.status;
+    return true;
+  }
+
+  /**
+   * A head with X-Accel-Redirect, unless a web server in front follows it
+   * (reroute null): nothing of this answer goes to the client, and the front
+   * routes the request again (its final answer is logged). False: the head
+   * is to be written as any other.
+   */
+  redirected(head: CgiHead): boolean {
+    const reroute = this.r.reroute;
+    if (!head.accel || reroute === null) return false;
+    this.done = true;
+    this.closed = true;
+    this.sink.close();
+    unwatchClient(this.r.req, this);
+    reroute(this.r, accelRedirectOf(head.headers, 0));
     return true;
   }
 

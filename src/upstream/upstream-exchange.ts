@@ -211,7 +211,8 @@ export class UpstreamExchange implements SocketUser, Expiring {
       return null;
     }
     this.headDone = true;
-    if (!this.relay.head(got.head)) {
+    // An X-Accel-Redirect's answer is not read further (nginx closes the connection too).
+    if (this.relay.redirected(got.head) || !this.relay.head(got.head)) {
       this.finish(false);
       return null;
     }

@@ -98,6 +98,6 @@ export class WsgiApp implements Handler {
   }
 
   private dispatch(r: RouteRequest<RequestInfo, HttpResponse>, frame: Buffer, bodyFile: string | null): void {
-    this.pool.dispatch(new WsgiExchange(frame, r.req, r.res, this.ctx, this.maxTempFile, bodyFile, this.cancel, r.log));
+    this.pool.dispatch(new WsgiExchange(frame, r, this.ctx, this.maxTempFile, bodyFile, this.cancel));
   }
 }

@@ -11,16 +11,20 @@ import type { Readable } from 'node:stream';
 import { decodeHead, encodeEmpty, Frame, responseHeadEnd, type FileSpec } from '../wire/frames.js';
 import { discardBodyFile } from '../http/request-body.js';
 import { sendPlain } from '../http/plain-response.js';
-import type { ExchangeContext, HttpResponse, RequestInfo, RouteRequest } from '../http/handler.js';
+import type { ExchangeContext, HttpResponse, NodeParts, RequestInfo, Reroute, RouteRequest } from '../http/handler.js';
 import { unwatchClient, watchClient, type InFlight } from '../http/in-flight.js';
 import { readFileRegion } from '../http/file-region.js';
 import { isIdempotent } from '../http/idempotent.js';
 import { BodySink, RESPONSE_MEMORY } from '../http/body-sink.js';
 import { compressSync, SYNC_LIMIT } from '../http/compression.js';
 import { compressHead } from '../http/compress-head.js';
+import { accelIndex, accelRedirect } from '../http/accel-redirect.js';
 
 
 const FAIL_TEXT = { 502: 'Bad Gateway', 503: 'Service Unavailable', 504: 'Gateway Timeout' } as const;
+
+/** The log of a rerouted request's first exchange: its line is the final answer's. */
+function rerouted(): void {}
 
 export class WsgiExchange implements Exchange, InFlight {
   worker: WorkerProcess | null = null;
@@ -42,10 +46,23 @@ export class WsgiExchange implements Exchange, InFlight {
   /** The WSGI worker whose stream is not read meanwhile (it may have finished this request: this.worker is then null). */
   private heldWorker: WorkerProcess | null = null;
 
+  protected readonly req: RequestInfo;
+  protected readonly res: HttpResponse;
+  /** Writes the access log line (the route's: a cache fetching from the app may keep it quiet); nothing once the request is rerouted. */
+  private log: RouteRequest['log'];
+  /**
+   * What an X-Accel-Redirect needs of the route request (its reroute
+   * follows one), kept here rather than the request itself: an exchange
+   * must not hold one more object for as long as it runs.
+   */
+  private readonly reroute: Reroute | null;
+  private readonly scheme: string;
+  private readonly host: string;
+  private readonly lean: NodeParts | null;
+
   constructor(
     readonly frame: Buffer,
-    protected readonly req: RequestInfo,
-    protected readonly res: HttpResponse,
+    r: RouteRequest<RequestInfo, HttpResponse>,
     protected readonly ctx: ExchangeContext,
     /**
      * Bytes in the temp file past which the app waits until the client has
@@ -57,10 +74,15 @@ export class WsgiExchange implements Exchange, InFlight {
     private readonly bodyFile: string | null,
     /** Takes the request back from its pool (queue or worker). */
     protected readonly cancel: (x: WsgiExchange) => void,
-    /** Writes the access log line (the route's: a cache fetching from the app may keep it quiet). */
-    private readonly log: RouteRequest['log'],
   ) {
-    watchClient(req, res, this);
+    this.req = r.req;
+    this.res = r.res;
+    this.log = r.log;
+    this.reroute = r.reroute;
+    this.scheme = r.scheme;
+    this.host = r.host;
+    this.lean = r.lean;
+    watchClient(this.req, this.res, this);
   }
 
   get clientResponse(): HttpResponse {
@@ -84,6 +106,7 @@ export class WsgiExchange implements Exchange, InFlight {
     const compress = z !== null && (body.length >= z.minSize || this.req.method === 'HEAD');
     if (!compress && this.res.writeHeadBlock !== undefined) return this.respondAsSent(payload, headEnd, body);
     const head = decodeHead(payload, 4, headEnd);
+    if (this.redirected(head)) return;
     // A large body is compressed through a stream, as a streamed one, so the event loop is never held long.
     if (compress && body.length > SYNC_LIMIT) {
       this.start(head, false, body.length);
@@ -109,6 +132,8 @@ export class WsgiExchange implements Exchange, InFlight {
     } catch (err) {
       return this.invalidHead(err as Error);
     }
+    // 0: the head has X-Accel-Redirect, and nothing was written.
+    if (this.status === 0) return void this.redirected(decodeHead(payload, 4, headEnd));
     this.bytes = body.length;
     this.res.end(body);
     this.complete();
@@ -116,7 +141,7 @@ export class WsgiExchange implements Exchange, InFlight {
 
   /** The head of a streamed response (`length`: its body's, when known). */
   start(head: string[], trailers = false, length?: number): void {
-    if (this.done) return;
+    if (this.done || this.redirected(head)) return;
     if (trailers) this.res.expectTrailers?.();
     const sink = new BodySink(this.res, { buffering: true, memory: RESPONSE_MEMORY, maxFile: this.maxTempFile }, (err) => {
       this.ctx.logger.error(`${this.label}: compression failed: ${err.message}`);
@@ -246,6 +271,23 @@ export class WsgiExchange implements Exchange, InFlight {
       this.invalidHead(err as Error);
       return false;
     }
+  }
+
+  /**
+   * When the app's head (status line first) has X-Accel-Redirect and the
+   * front follows it (not a web server in front: reroute null): nothing of
+   * the answer goes out (the rest of its frames are dropped), the front
+   * routes the request again, and the access log line is the final answer's.
+   */
+  private redirected(head: readonly string[]): boolean {
+    const reroute = this.reroute;
+    const at = reroute === null ? -1 : accelIndex(head, 1);
+    if (at < 0) return false;
+    const { req, res, log, scheme, host, lean } = this;
+    this.log = rerouted;
+    this.complete();
+    reroute!({ req, res, log, scheme, host, lean }, accelRedirect(head, 1, at));
+    return true;
   }
 
   /** Node refused a header the worker let through (or the head was no head): 500 rather than a crash. */
