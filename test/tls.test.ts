@@ -590,6 +590,44 @@ test('HTTP/1.1 on a TLS port keeps the HTTP/1 limits: a head over --max-header-s
   }
 });
 
+/** A request on `session` that is expected to be reset: its status (0: none) and the reset code. */
+function h2reset(session: ClientHttp2Session, path: string): Promise<{ status: number; rstCode: number }> {
+  return new Promise((resolve) => {
+    const stream = session.request({ ':path': path });
+    let status = 0;
+    stream.on('response', (h) => (status = Number(h[':status'])));
+    stream.on('data', () => {});
+    stream.on('error', () => {});
+    stream.on('close', () => resolve({ status, rstCode: stream.rstCode ?? 0 }));
+  });
+}
+
+test('HTTP/2 holds a header list to --max-header-size from the first request, before the client has acknowledged that limit', { skip: NO_OPENSSL }, async () => {
+  const gh = await launch(['--certfile', cert('a'), '--keyfile', key('a'), '--max-header-size', '4k', ECHO]);
+  const session = h2connect(`https://127.0.0.1:${gh.port}`, { rejectUnauthorized: false });
+  session.on('error', () => {});
+  try {
+    // Issued before the session connects: it goes out with the client's preface, before the client has
+    // the server's SETTINGS to acknowledge, when nghttp2 does not yet apply the limit they announce.
+    const first = h2reset(session, '/' + 'a'.repeat(6000));
+    assert.deepEqual(await first, { status: 0, rstCode: h2.NGHTTP2_ENHANCE_YOUR_CALM });
+    // The session goes on; nghttp2 says the same once the limit is acknowledged.
+    assert.equal((await h2request(session, '/after')).status, 200);
+    assert.deepEqual(await h2reset(session, '/' + 'a'.repeat(6000)), { status: 0, rstCode: h2.NGHTTP2_ENHANCE_YOUR_CALM });
+    assert.equal((await h2request(session, '/' + 'b'.repeat(3000))).status, 200);
+    // Under the limit, a first request is served.
+    const second = h2connect(`https://127.0.0.1:${gh.port}`, { rejectUnauthorized: false });
+    try {
+      assert.equal((await h2request(second, '/' + 'b'.repeat(3000))).status, 200);
+    } finally {
+      second.close();
+    }
+  } finally {
+    session.close();
+    await gh.kill();
+  }
+});
+
 test('SIGTERM drains HTTP/2: GOAWAY to the client, the stream under way is answered, then the server exits', { skip: NO_OPENSSL }, async () => {
   // Long keep-alive and grace: without GOAWAY the session would hold the server for 20 s.
   const gh = await launch(['--certfile', cert('a'), '--keyfile', key('a'), '--graceful-timeout', '20', '--keepalive-timeout', '60', '--workers', '2', ECHO]);

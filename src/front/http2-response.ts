@@ -44,6 +44,22 @@ export function connectionOf(stream: ServerHttp2Stream): H2Connection {
   return (session[kConnection] ??= { socket: session.socket as TLSSocket, open: 0 });
 }
 
+/**
+ * Whether a stream's header list is over `max` (max_header_size) while its
+ * session still waits for the client to acknowledge the SETTINGS announcing
+ * that limit: nghttp2 holds header lists to it only once acknowledged (RFC
+ * 9113 §6.5.3), so a client's first requests could carry up to node's own
+ * limit. Counted as RFC 9113 §6.5.2 counts (each field's name and value
+ * and 32); after the acknowledgement nghttp2 does this itself, at no cost
+ * here.
+ */
+export function overHeaderListSize(stream: ServerHttp2Stream, rawHeaders: readonly string[], max: number): boolean {
+  if (stream.session?.pendingSettingsAck !== true) return false;
+  let size = 0;
+  for (const field of rawHeaders) size += field.length;
+  return size + 16 * rawHeaders.length > max;
+}
+
 /** A stream's request as the front's handlers read it; Host from `:authority` when the client sent none. */
 export function h2Request(stream: ServerHttp2Stream, headers: IncomingHttpHeaders, rawHeaders: string[], socket: TLSSocket): RequestInfo {
   const authority = headers[':authority'];

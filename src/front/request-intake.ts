@@ -7,7 +7,7 @@
  * connections these come from are http-front.ts's.
  */
 import { IncomingMessage, ServerResponse } from 'node:http';
-import type { IncomingHttpHeaders, ServerHttp2Stream } from 'node:http2';
+import { constants as h2constants, type IncomingHttpHeaders, type ServerHttp2Stream } from 'node:http2';
 import type { Socket } from 'node:net';
 import type { Readable } from 'node:stream';
 import type { Config } from '../config/schema.js';
@@ -19,7 +19,7 @@ import type { AccessLog } from '../log/access-log.js';
 import type { Router } from './router.js';
 import type { LeanParts, Serve } from './fast-path.js';
 import { H2Request, H2Response } from './h2-compat.js';
-import { connectionOf, h2Request, Http2Response } from './http2-response.js';
+import { connectionOf, h2Request, Http2Response, overHeaderListSize } from './http2-response.js';
 import { gatewayScheme } from './gateway-request.js';
 import { restoreLine } from './stand-in-line.js';
 import { InternalRedirect } from './internal-redirect.js';
@@ -74,6 +74,11 @@ export class RequestIntake {
    * (h2-compat.ts), made then. Expect and CONNECT as node:http2 answers them.
    */
   onStream(stream: ServerHttp2Stream, headers: IncomingHttpHeaders, rawHeaders: string[], listener: ListenerInfo, lean: Serve['lean']): void {
+    // As nghttp2 answers one over the limit it has announced: the stream reset with ENHANCE_YOUR_CALM.
+    if (overHeaderListSize(stream, rawHeaders, this.settings.max_header_size)) {
+      stream.on('error', () => {});
+      return void stream.close(h2constants.NGHTTP2_ENHANCE_YOUR_CALM);
+    }
     const method = headers[':method'];
     if (method === 'CONNECT' || (headers.expect !== undefined && headers.expect !== '100-continue')) {
       stream.on('error', () => {});
