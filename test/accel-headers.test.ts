@@ -249,3 +249,31 @@ for (const app of ['app', 'asgi'] as const) {
     assertBigBody(held, 'unbuffered');
   });
 }
+
+test('X-Accel-Expires on a cached route: 60 stores a no-cache answer (the client sees the app\'s Cache-Control); 0 stores nothing', async () => {
+  const fresh = '/c/cached?cc=no-cache&expires=60';
+  const first = await request(server.url, fresh);
+  const second = await request(server.url, fresh);
+  assert.equal(first.body, 'call 1');
+  assert.equal(second.body, 'call 1', 'a hit: the app was called once');
+  assert.match(String(second.headers['cache-status']), /^gatehouse; hit; ttl=(59|60)$/);
+  assert.equal(second.headers['cache-control'], 'no-cache', 'the app\'s Cache-Control');
+  assertHiddenExpires(first.headers);
+  assertHiddenExpires(second.headers);
+  const at = `/c/cached?cc=max-age%3D0&expires=%40${Math.floor(Date.now() / 1000) + 120}`;
+  await request(server.url, at);
+  const atHit = await request(server.url, at);
+  assert.equal(atHit.body, 'call 1', '@ and a Unix time');
+  assert.match(String(atHit.headers['cache-status']), /^gatehouse; hit; ttl=1[12]\d$/);
+  const off = '/c/cached?cc=public%2C%20max-age%3D60&expires=0';
+  const one = await request(server.url, off);
+  const two = await request(server.url, off);
+  assert.equal(one.body, 'call 1');
+  assert.equal(two.body, 'call 2', 'not stored: the app answered again');
+  assert.match(String(two.headers['cache-status']), /detail=x-accel-expires/);
+  assert.equal(two.headers['cache-control'], 'public, max-age=60');
+});
+
+function assertHiddenExpires(headers: IncomingHttpHeaders): void {
+  assert.equal(headers['x-accel-expires'], undefined, 'X-Accel-Expires never reaches the client');
+}
