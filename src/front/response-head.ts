@@ -9,8 +9,8 @@
  * as node:http writes them. The worker has checked the headers (no
  * hop-by-hop header, token names, values without control characters,
  * latin-1). A head with an X-Accel-* header is flagged (`accel`): the
- * caller rewrites it without them. The head's bytes are written straight into the buffer that goes
- * out (write()), not built as a string first.
+ * caller rewrites it without them. The head's bytes are written straight
+ * into the buffer that goes out (write()), not built as a string first.
  */
 import { isAccelNameAt } from '../http/accel-headers.js';
 import { flatHeader, isHeaderName, isHeaderNameAt } from '../http/header-name.js';

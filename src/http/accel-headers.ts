@@ -9,7 +9,7 @@
  *   `yes` holds it even where the route does not buffer.
  * - X-Accel-Expires: seconds, or `@` and a Unix time; `0`: not stored. A
  *   cached route's freshness for it, over Cache-Control and Expires
- *   (cache-policy.ts); the client sees the app's Cache-Control.
+ *   (src/cache/accel-expires.ts); the client sees the app's Cache-Control.
  * - X-Accel-Limit-Rate, X-Accel-Charset: hidden, not acted on.
  *
  * Ordinary heads cost one length comparison per name here (isAccelName);
@@ -82,6 +82,7 @@ export function takeAccel(flat: string[], from: number, at: number, hide: boolea
   return found;
 }
 
+/** Where the name `lower` (any case) is in `flat` from `from`, -1 when it is not. */
 function indexOfName(flat: readonly string[], from: number, lower: string): number {
   for (let i = from; i < flat.length; i += 2) if (isHeaderName(flat[i]!, lower)) return i;
   return -1;
