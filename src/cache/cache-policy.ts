@@ -4,11 +4,13 @@
  * here only what it leaves to the cache: the route's overrides (a default
  * TTL, stale-while-revalidate and stale-if-error defaults, storing responses
  * with Set-Cookie or `private` when the route says so), Vary: * never
- * stored, grace, and the Content-Encoding check.
+ * stored, grace, the Content-Encoding check, and X-Accel-Expires
+ * (accel-expires.ts).
  */
 import CachePolicy from 'http-cache-semantics';
 import type { IncomingHttpHeaders } from 'node:http';
 import type { HeaderMap } from './capture-response.js';
+import { accelFreshness, withAccelFreshness } from './accel-expires.js';
 
 /** A route's cache settings, as the policy needs them (seconds). */
 export interface PolicySettings {
@@ -218,13 +220,15 @@ function judge(key: string, req: IncomingHttpHeaders, status: number, judged: Re
 
 /**
  * The stored form of a complete response to a GET, or a reason it is not
- * stored (for Cache-Status' detail).
+ * stored (for Cache-Status' detail). `accelExpires`: its X-Accel-Expires.
  */
-export function toStore(key: string, req: IncomingHttpHeaders, status: number, headers: HeaderMap, body: Buffer, s: PolicySettings): StoredResponse | string {
+export function toStore(key: string, req: IncomingHttpHeaders, status: number, headers: HeaderMap, body: Buffer, s: PolicySettings, accelExpires?: string): StoredResponse | string {
   if (headers['set-cookie'] !== undefined && !s.storeSetCookie) return 'set-cookie';
   const vary = joined(headers.vary);
   if (vary.trim() === '*') return 'vary-star';
-  const judged = judgedHeaders(headers, s);
+  const accel = accelFreshness(accelExpires, Date.now());
+  if (accel === 'off') return 'x-accel-expires';
+  const judged = accel === null ? judgedHeaders(headers, s) : withAccelFreshness(judgedHeaders(headers, s), accel);
   const { policy, storable, ttl } = judge(key, req, status, judged, vary);
   if (!storable) return 'not-storable';
   const cc = judged['cache-control'] ?? '';
@@ -330,10 +334,10 @@ export function evaluate(stored: StoredResponse, key: string, req: IncomingHttpH
 }
 
 /** A 304 from the origin: the stored response with its headers refreshed (RFC 9111 §4.3.4). */
-export function refreshed(stored: StoredResponse, key: string, req: IncomingHttpHeaders, headers: HeaderMap, s: PolicySettings): StoredResponse | string {
+export function refreshed(stored: StoredResponse, key: string, req: IncomingHttpHeaders, headers: HeaderMap, s: PolicySettings, accelExpires?: string): StoredResponse | string {
   const merged: HeaderMap = { ...stored.headers };
   for (const name in headers) if (!HOP_BY_HOP.has(name) && !name.startsWith('content-')) merged[name] = headers[name]!;
-  return toStore(key, req, stored.status, merged, stored.body, s);
+  return toStore(key, req, stored.status, merged, stored.body, s, accelExpires);
 }
 
 /** Whether an Accept-Encoding value allows `coding` (named, or `*`, with a q above 0). */

@@ -260,10 +260,10 @@ export class CachedHandler implements Handler, FetchSteps {
   }
 
   /** The origin's head: held back when the cache answers instead, else passed on with what the cache does with it. */
-  fetchHead(f: OriginFetch, status: number, headers: HeaderMap): { hold: boolean; cacheStatus: string } {
+  fetchHead(f: OriginFetch, status: number, headers: HeaderMap, accelExpires: string | undefined): { hold: boolean; cacheStatus: string } {
     if (status === 304 && f.revalidating !== null) return { hold: true, cacheStatus: '' };
     if (status >= 500 && f.fallback !== null) return { hold: true, cacheStatus: '' };
-    const judged = toStore(f.key, f.r.req.headers, status, headers, EMPTY, this.settings);
+    const judged = toStore(f.key, f.r.req.headers, status, headers, EMPTY, this.settings, accelExpires);
     const length = headers['content-length'];
     const tooLarge = Number(length ?? 0) > this.shared.maxObjectSize;
     const storing = typeof judged === 'string' || tooLarge ? null : judged;
@@ -287,7 +287,7 @@ export class CachedHandler implements Handler, FetchSteps {
     const h = r.req.headers;
     const method = r.req.method!;
     if (captured !== null && captured.status === 304 && f.revalidating !== null) {
-      const renewed = refreshed(f.revalidating, f.key, h, captured.headers, this.settings);
+      const renewed = refreshed(f.revalidating, f.key, h, captured.headers, this.settings, captured.accelExpires);
       if (typeof renewed === 'string') {
         this.send(r, storedAnswer(f.revalidating, method, h, 0, `${NAME}; fwd=${f.fwd}; fwd-status=304; detail=${renewed}`));
         return this.shared.store.delete(f.key);
@@ -344,9 +344,9 @@ export class CachedHandler implements Handler, FetchSteps {
         const release = () => this.shared.lock.release(key);
         if (captured === null || captured.body === null) return release();
         const result =
-          captured.status === 304 ? refreshed(stale, key, h, captured.headers, this.settings)
+          captured.status === 304 ? refreshed(stale, key, h, captured.headers, this.settings, captured.accelExpires)
           : captured.status >= 500 ? 'origin-error'
-          : toStore(key, h, captured.status, captured.headers, captured.body, this.settings);
+          : toStore(key, h, captured.status, captured.headers, captured.body, this.settings, captured.accelExpires);
         if (typeof result !== 'string') return when(this.shared.store.put(key, result), release);
         this.shared.logger.debug(`cache: ${key}: background refresh not stored (${result})`);
         release();

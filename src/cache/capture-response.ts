@@ -21,6 +21,8 @@ export interface Captured {
   body: Buffer | null;
   /** Held back from the client: the cache answers it. */
   held: boolean;
+  /** The origin's X-Accel-Expires (cache-policy.ts), if it sent one. */
+  accelExpires: string | undefined;
 }
 
 export interface CaptureHooks {
@@ -29,7 +31,7 @@ export interface CaptureHooks {
    * answers it once the capture ends); else it goes on with `cacheStatus`
    * as its Cache-Status.
    */
-  head(status: number, headers: HeaderMap): { hold: boolean; cacheStatus: string };
+  head(status: number, headers: HeaderMap, accelExpires: string | undefined): { hold: boolean; cacheStatus: string };
   /** The response is complete; null: it was cut short (the origin failed mid-way, or the client left). */
   done(captured: Captured | null): void;
   /**
@@ -123,6 +125,8 @@ export class CaptureResponse extends (LazyEmitter as unknown as typeof EventEmit
   private cut = false;
   /** The client's 'drain' is passed on (from the first listener for it here). */
   private drainPassed = false;
+  /** The origin's X-Accel-Expires, taken off its head (cacheExpires()). */
+  private accelExpires: string | undefined = undefined;
 
   constructor(
     /** The client's response; null for a background refresh. */
@@ -187,10 +191,17 @@ export class CaptureResponse extends (LazyEmitter as unknown as typeof EventEmit
     if (this.client !== null) this.client.shouldKeepAlive = value;
   }
 
+  cacheExpires(value: string): void {
+    this.accelExpires = value;
+  }
+
   writeHead(status: number, reason: string, headers?: OutgoingHttpHeaders | string[]): this {
     this.status = status;
     this.headers = sharedMap(headers);
-    const { hold, cacheStatus } = this.hooks.head(status, this.headers);
+    // Still in the head when a web server in front is to read it too (accel-headers.ts).
+    const inHead = this.headers['x-accel-expires'];
+    this.accelExpires ??= Array.isArray(inHead) ? inHead[0] : inHead;
+    const { hold, cacheStatus } = this.hooks.head(status, this.headers, this.accelExpires);
     this.held = hold || this.client === null;
     this.started = true;
     if (!this.held) this.client!.writeHead(status, reason, withHeader(headers, 'Cache-Status', cacheStatus));
@@ -223,7 +234,7 @@ export class CaptureResponse extends (LazyEmitter as unknown as typeof EventEmit
     if (this.listenerCount('close') === 0) this.client?.removeListener('close', this.onClientClose);
     const body = !this.keep ? null : this.more !== null ? Buffer.concat(this.more) : (this.first ?? EMPTY);
     this.first = this.more = null;
-    this.hooks.done({ status: this.status, headers: this.headers, body, held: this.held });
+    this.hooks.done({ status: this.status, headers: this.headers, body, held: this.held, accelExpires: this.accelExpires });
     return this;
   }
 

@@ -10,7 +10,7 @@ import type { CaptureHooks, Captured, HeaderMap } from './capture-response.js';
 
 /** What the cached handler does at the origin's head and at its end (cached-handler.ts). */
 export interface FetchSteps {
-  fetchHead(f: OriginFetch, status: number, headers: HeaderMap): { hold: boolean; cacheStatus: string };
+  fetchHead(f: OriginFetch, status: number, headers: HeaderMap, accelExpires: string | undefined): { hold: boolean; cacheStatus: string };
   fetchDone(f: OriginFetch, captured: Captured | null): void;
   fetchRerouted(f: OriginFetch, accel: AccelRedirect): void;
 }
@@ -33,8 +33,8 @@ export class OriginFetch implements CaptureHooks {
     readonly fwd: string,
   ) {}
 
-  head(status: number, headers: HeaderMap): { hold: boolean; cacheStatus: string } {
-    return this.steps.fetchHead(this, status, headers);
+  head(status: number, headers: HeaderMap, accelExpires: string | undefined): { hold: boolean; cacheStatus: string } {
+    return this.steps.fetchHead(this, status, headers, accelExpires);
   }
 
   done(captured: Captured | null): void {

@@ -104,11 +104,11 @@ export class Http1Response extends (LazyEmitter as unknown as typeof EventEmitte
     return this.settle(ResponseHead.of(status, reason, flat));
   }
 
-  /** writeHead() of a worker's head block (response-head.ts) as it is; its status (0 for an X-Accel-Redirect, not written). */
+  /** writeHead() of a worker's head block (response-head.ts) as it is; its status (0 for a head with X-Accel-* headers, not written). */
   writeHeadBlock(block: Buffer, start: number, end: number): number {
     if (this.headersSent) throw new Error('the response head was already written');
     const head = ResponseHead.ofBlock(block, start, end);
-    if (head.redirects) return 0;
+    if (head.accel) return 0;
     this.settle(head);
     return head.status;
   }

@@ -8,10 +8,11 @@
  * have them, and `Transfer-Encoding: chunked` for a body of unknown length,
  * as node:http writes them. The worker has checked the headers (no
  * hop-by-hop header, token names, values without control characters,
- * latin-1). The head's bytes are written straight into the buffer that goes
- * out (write()), not built as a string first.
+ * latin-1). A head with an X-Accel-* header is flagged (`accel`): the
+ * caller rewrites it without them. The head's bytes are written straight
+ * into the buffer that goes out (write()), not built as a string first.
  */
-import { ACCEL_REDIRECT } from '../http/accel-redirect.js';
+import { isAccelNameAt } from '../http/accel-headers.js';
 import { flatHeader, isHeaderName, isHeaderNameAt } from '../http/header-name.js';
 import { writeLatin1 } from '../wire/block-writer.js';
 import { decodeHead } from '../wire/frames.js';
@@ -89,7 +90,7 @@ export class ResponseHead {
       if (isHeaderNameAt(block, name, value - 1, 'content-length')) seen |= LENGTH;
       else if (isHeaderNameAt(block, name, value - 1, 'date')) seen |= DATED;
       else if (isHeaderNameAt(block, name, value - 1, 'connection')) seen |= block.toString('latin1', value, i).toLowerCase() === 'close' ? CONNECTION | CLOSE : CONNECTION;
-      else if (isHeaderNameAt(block, name, value - 1, ACCEL_REDIRECT)) seen |= ACCEL;
+      else if (isAccelNameAt(block, name, value - 1)) seen |= ACCEL;
     }
     head.status = (block[start]! - 48) * 100 + (block[start + 1]! - 48) * 10 + (block[start + 2]! - 48);
     head.block = block;
@@ -100,8 +101,8 @@ export class ResponseHead {
     return head;
   }
 
-  /** The headers have X-Accel-Redirect: this head is not for the client (src/http/accel-redirect.ts). */
-  get redirects(): boolean {
+  /** The headers have an X-Accel-* header: this head is not for the client as it is (src/http/accel-headers.ts). */
+  get accel(): boolean {
     return (this.seen & ACCEL) !== 0;
   }
 

@@ -11,8 +11,6 @@
  * answer's own: Content-Type, Content-Disposition, Accept-Ranges,
  * Set-Cookie, Cache-Control and Expires.
  */
-import { isHeaderName } from './header-name.js';
-
 export const ACCEL_REDIRECT = 'x-accel-redirect';
 
 /** The headers of the redirecting head kept for the final answer (lower case). */
@@ -26,24 +24,9 @@ export interface AccelRedirect {
   kept: string[];
 }
 
-/**
- * Where the X-Accel-Redirect name is in `flat` (`[name, value, ...]` from
- * index `from`), -1 when it has none: names of another length cost one
- * comparison each.
- */
-export function accelIndex(flat: readonly string[], from: number): number {
-  for (let i = from; i < flat.length; i += 2) if (isHeaderName(flat[i]!, ACCEL_REDIRECT)) return i;
-  return -1;
-}
-
-/** The redirect a head asks for, `at` its X-Accel-Redirect name (accelIndex()). */
+/** The redirect a head asks for, `at` its X-Accel-Redirect name (accel-headers.ts finds it). */
 export function accelRedirect(flat: readonly string[], from: number, at: number): AccelRedirect {
   const kept: string[] = [];
   for (let i = from; i + 1 < flat.length; i += 2) if (KEPT_HEADERS.has(flat[i]!.toLowerCase())) kept.push(flat[i]!, flat[i + 1]!);
   return { target: flat[at + 1]!.trim(), kept };
-}
-
-/** accelRedirect() of a head known to carry the header (accelIndex() found it, or a walk made for the head already did). */
-export function accelRedirectOf(flat: readonly string[], from: number): AccelRedirect {
-  return accelRedirect(flat, from, accelIndex(flat, from));
 }

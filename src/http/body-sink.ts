@@ -7,8 +7,9 @@
  * unlinked temp file up to `maxFile` (nginx's proxy_buffers,
  * proxy_temp_path and proxy_max_temp_file_size): the app or back end is
  * read to its end and freed while the client takes its time, and the
- * front's memory stays bounded. Without buffering, or with the file full,
- * the caller stops its source until `whenReady`.
+ * front's memory stays bounded. Without buffering (the route's setting, or
+ * the response's `X-Accel-Buffering: no`), or with the file full, the
+ * caller stops its source until `whenReady`.
  */
 import type { HttpResponse, RequestHead } from './handler.js';
 import { compressHead } from './compress-head.js';
@@ -37,12 +38,25 @@ export class BodySink {
   /** end() was called while the temp file still held bytes. */
   private ending: (() => void) | null = null;
   private closed = false;
+  /** limits.buffering, unless the response's head said otherwise (buffer()). */
+  private buffering: boolean;
 
   constructor(
     private readonly res: HttpResponse,
     private readonly limits: BodySinkLimits,
     private readonly onError: (err: Error) => void,
-  ) {}
+  ) {
+    this.buffering = limits.buffering;
+  }
+
+  /**
+   * X-Accel-Buffering (accel-headers.ts), read from the head before any body
+   * byte: false holds nothing past what the connection takes (the source
+   * waits for the client), true holds as `limits` allow.
+   */
+  buffer(on: boolean): void {
+    this.buffering = on;
+  }
 
   /**
    * Writes the response head (headers: names and values, changed in place
@@ -77,9 +91,9 @@ export class BodySink {
     if (this.encoder === null) this.bytes += chunk.length;
     else flushSoon(this.encoder, this.coding);
     const out = this.encoder ?? this.res;
-    const { buffering, memory, maxFile } = this.limits;
+    const { memory, maxFile } = this.limits;
     if (this.spool === null || this.spool.empty) {
-      if (!buffering) return out.write(chunk);
+      if (!this.buffering) return out.write(chunk);
       if (out.writableLength <= memory || maxFile === 0) {
         out.write(chunk);
         return maxFile > 0 || out.writableLength <= memory;
@@ -118,7 +132,7 @@ export class BodySink {
     if (this.closed) return;
     this.ending = done;
     if (last !== null && last.length > 0) {
-      if (this.spoolEmpty && this.encoder === null && (!this.limits.buffering || this.res.writableLength <= this.limits.memory)) return this.finish(last);
+      if (this.spoolEmpty && this.encoder === null && (!this.buffering || this.res.writableLength <= this.limits.memory)) return this.finish(last);
       this.write(last);
     }
     if (this.spoolEmpty) this.finish();

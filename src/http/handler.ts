@@ -51,9 +51,15 @@ export interface HttpResponse extends EventEmitter {
    * latin-1, as the worker checked it; `block` from `start` to `end`) can go
    * out as it is, without strings made of it: writeHead() from it. The
    * status; throws on a block that is no head. 0, with nothing written, when
-   * the head has X-Accel-Redirect (accel-redirect.ts): the caller follows it.
+   * the head has an X-Accel-* header (accel-headers.ts): the caller reads
+   * the head and writes it without them (or follows its X-Accel-Redirect).
    */
   writeHeadBlock?(block: Buffer, start: number, end: number): number;
+  /**
+   * Present where a cache records the answer (capture-response.ts): the
+   * X-Accel-Expires of the head about to be written, taken off it.
+   */
+  cacheExpires?(value: string): void;
   removeHeader(name: string): void;
   getHeader(name: string): number | string | string[] | undefined;
   write(chunk: Buffer): boolean;

@@ -9,7 +9,7 @@
  */
 import { STATUS_CODES } from 'node:http';
 import { TOKEN } from '../http/token.js';
-import { ACCEL_REDIRECT } from '../http/accel-redirect.js';
+import { isAccelName } from '../http/accel-headers.js';
 
 export interface CgiHead {
   status: number;
@@ -18,7 +18,7 @@ export interface CgiHead {
   headers: string[];
   /** The body's length when the back end declared it. */
   contentLength: number | undefined;
-  /** The head has X-Accel-Redirect (src/http/accel-redirect.ts). */
+  /** The head has X-Accel-* headers (src/http/accel-headers.ts): the relay reads them and takes them off. */
   accel: boolean;
 }
 
@@ -121,7 +121,7 @@ export function parseHead(text: string): CgiHead | string {
     else if (lower === 'content-length') {
       if (!/^\d{1,15}$/.test(value) || (contentLength !== undefined && contentLength !== Number(value))) return `an invalid Content-Length ${JSON.stringify(value)}`;
       contentLength = Number(value);
-    } else if (lower === ACCEL_REDIRECT) accel = true;
+    } else if (isAccelName(lower)) accel = true;
     if (!HOP_BY_HOP.has(lower)) headers.push(name, value);
   }
   if (status === undefined && statusHeader !== undefined) {

@@ -31,7 +31,8 @@ import type { CarriedHandler, Carrier } from './proxy-pool.js';
 import { requestServername, type ProxyTarget } from './proxy-target.js';
 import { UpstreamError, upstreamFailed, warnPastEnd, type UpstreamPhase } from './upstream-failure.js';
 import { isIdempotent } from '../http/idempotent.js';
-import { accelRedirectOf, type AccelRedirect } from '../http/accel-redirect.js';
+import { ACCEL_REDIRECT, type AccelRedirect } from '../http/accel-redirect.js';
+import { accelAt, takeAccel } from '../http/accel-headers.js';
 
 export interface ProxyPeer extends Peer {
   readonly pool: Pool;
@@ -177,7 +178,7 @@ export class ProxyExchange implements CarriedHandler, InFlight {
     this.route.balancer.succeeded(peer);
     clearTimeout(this.triesTimer);
     const head = clientResponseHead(raw, this.route.rules, this.r, [peer.target.authority, this.sentHost]);
-    if (head.accel && this.r.reroute !== null) return this.redirect(this.r.reroute, accelRedirectOf(head.headers, 0));
+    if (head.accel && this.readAccel(head.headers)) return true;
     this.status = status;
     this.resume = resume;
     this.closing = head.close;
@@ -308,15 +309,33 @@ export class ProxyExchange implements CarriedHandler, InFlight {
   }
 
   /**
-   * The upstream's head has X-Accel-Redirect: the front routes the request
-   * again and logs its final answer; the rest of this answer is read and
-   * dropped, so that its connection may serve another request.
+   * The upstream's head has X-Accel-* headers (`headers`, after
+   * response_headers: one it removes is not acted on, as with nginx's
+   * proxy_ignore_headers): taken off unless a web server in front reads
+   * them (reroute null), the buffering and the cache's freshness they ask
+   * for applied. True when the front follows its X-Accel-Redirect.
    */
-  private redirect(reroute: Reroute, accel: AccelRedirect): boolean {
+  private readAccel(headers: string[]): boolean {
+    const at = accelAt(headers, 0);
+    if (at < 0) return false;
+    const reroute = this.r.reroute;
+    const accel = takeAccel(headers, 0, at, reroute !== null);
+    if (accel.buffering !== null) this.sink.buffer(accel.buffering);
+    if (accel.expires !== null) this.r.res.cacheExpires?.(accel.expires);
+    if (accel.redirect === null || reroute === null || this.route.rules.responseHeaders.has(ACCEL_REDIRECT)) return false;
+    this.redirect(reroute, accel.redirect);
+    return true;
+  }
+
+  /**
+   * The front routes the request again and logs its final answer; the rest
+   * of this answer is read and dropped, so that its connection may serve
+   * another request.
+   */
+  private redirect(reroute: Reroute, accel: AccelRedirect): void {
     this.discarding = true;
     this.close();
     reroute(this.r, accel);
-    return true;
   }
 
   /** `bytes`: those the front wrote itself, besides the upstream's body. */

@@ -17,7 +17,7 @@
  * - the path: the route's prefix replaced by `pass_path` when it is set.
  */
 import type { HttpResponse, RequestInfo, RouteRequest } from '../http/handler.js';
-import { ACCEL_REDIRECT } from '../http/accel-redirect.js';
+import { isAccelName } from '../http/accel-headers.js';
 import { forwardedOf } from '../http/forwarded.js';
 import { TOKEN } from '../http/token.js';
 
@@ -157,7 +157,7 @@ export interface ClientResponseHead {
   length: number | undefined;
   /** The upstream said `Connection: close`. */
   close: boolean;
-  /** The head has X-Accel-Redirect (unless `response_headers` removes it, as nginx's proxy_ignore_headers would). */
+  /** The upstream's head has X-Accel-* headers (accel-headers.ts): the exchange reads them and takes them off. */
   accel: boolean;
 }
 
@@ -185,13 +185,13 @@ export function clientResponseHead(raw: Buffer[], rules: HeaderRules, r: Routed,
     const name = text[i]!;
     const key = name.toLowerCase();
     if (key === 'content-length') length ??= Number(text[i + 1]!);
-    else if (key === ACCEL_REDIRECT) accel = true;
+    else if (isAccelName(key)) accel = true;
     if (HOP_BY_HOP.has(key) || named?.has(key) === true) continue;
     let value = text[i + 1]!;
     if (rules.rewriteLocation && (key === 'location' || key === 'refresh')) value = rewriteLocation(value, r, rules.passPath, upstreamBases);
     out.push(name, value);
   }
-  return { headers: applyTable(out, rules.responseHeaders), length, close, accel: accel && !rules.responseHeaders.has(ACCEL_REDIRECT) };
+  return { headers: applyTable(out, rules.responseHeaders), length, close, accel };
 }
 
 /** undici's raw header buffers as strings: one latin-1 decode for all (a byte per character), cut by their lengths. */

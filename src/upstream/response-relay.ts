@@ -12,7 +12,7 @@
 import type { ExchangeContext, HttpResponse, RequestInfo, RouteRequest } from '../http/handler.js';
 import { unwatchClient, watchClient, type InFlight } from '../http/in-flight.js';
 import { BodySink, RESPONSE_MEMORY } from '../http/body-sink.js';
-import { accelRedirectOf } from '../http/accel-redirect.js';
+import { accelAt, takeAccel } from '../http/accel-headers.js';
 import type { CgiHead } from './cgi-response.js';
 import { upstreamFailed, UpstreamError, warnPastEnd } from './upstream-failure.js';
 
@@ -83,19 +83,25 @@ export class ResponseRelay implements InFlight {
   }
 
   /**
-   * A head with X-Accel-Redirect, unless a web server in front follows it
-   * (reroute null): nothing of this answer goes to the client, and the front
-   * routes the request again (its final answer is logged). False: the head
-   * is to be written as any other.
+   * A head's X-Accel-* headers: taken off unless a web server in front reads
+   * them (reroute null), the buffering and the cache's freshness they ask for
+   * applied. True for an X-Accel-Redirect the front follows: nothing of this
+   * answer goes to the client, and the front routes the request again (its
+   * final answer is logged). False: the head is to be written.
    */
   redirected(head: CgiHead): boolean {
+    const at = head.accel ? accelAt(head.headers, 0) : -1;
+    if (at < 0) return false;
     const reroute = this.r.reroute;
-    if (!head.accel || reroute === null) return false;
+    const accel = takeAccel(head.headers, 0, at, reroute !== null);
+    if (accel.buffering !== null) this.sink.buffer(accel.buffering);
+    if (accel.expires !== null) this.r.res.cacheExpires?.(accel.expires);
+    if (accel.redirect === null || reroute === null) return false;
     this.done = true;
     this.closed = true;
     this.sink.close();
     unwatchClient(this.r.req, this);
-    reroute(this.r, accelRedirectOf(head.headers, 0));
+    reroute(this.r, accel.redirect);
     return true;
   }
 

@@ -18,7 +18,7 @@ import { isIdempotent } from '../http/idempotent.js';
 import { BodySink, RESPONSE_MEMORY } from '../http/body-sink.js';
 import { compressSync, SYNC_LIMIT } from '../http/compression.js';
 import { compressHead } from '../http/compress-head.js';
-import { accelIndex, accelRedirect } from '../http/accel-redirect.js';
+import { accelAt, takeAccel } from '../http/accel-headers.js';
 
 
 const FAIL_TEXT = { 502: 'Bad Gateway', 503: 'Service Unavailable', 504: 'Gateway Timeout' } as const;
@@ -45,6 +45,8 @@ export class WsgiExchange implements Exchange, InFlight {
   private holdingApp = false;
   /** The WSGI worker whose stream is not read meanwhile (it may have finished this request: this.worker is then null). */
   private heldWorker: WorkerProcess | null = null;
+  /** The head's X-Accel-Buffering, if it had one (accel-headers.ts): start()'s sink buffers as it says. */
+  private buffering: boolean | null = null;
 
   protected readonly req: RequestInfo;
   protected readonly res: HttpResponse;
@@ -104,9 +106,9 @@ export class WsgiExchange implements Exchange, InFlight {
     const z = this.ctx.compression;
     // Small bodies (the common case) cost one comparison here, and their head goes out as the worker sent it.
     const compress = z !== null && (body.length >= z.minSize || this.req.method === 'HEAD');
-    if (!compress && this.res.writeHeadBlock !== undefined) return this.respondAsSent(payload, headEnd, body);
+    if (!compress && this.res.writeHeadBlock !== undefined && this.respondAsSent(payload, headEnd, body)) return;
     const head = decodeHead(payload, 4, headEnd);
-    if (this.redirected(head)) return;
+    if (this.readAccel(head)) return;
     // A large body is compressed through a stream, as a streamed one, so the event loop is never held long.
     if (compress && body.length > SYNC_LIMIT) {
       this.start(head, false, body.length);
@@ -124,26 +126,28 @@ export class WsgiExchange implements Exchange, InFlight {
     this.complete();
   }
 
-  /** response() of a head that needs no change, written from the worker's bytes. */
-  private respondAsSent(payload: Buffer, headEnd: number, body: Buffer): void {
+  /** response() of a head that needs no change, written from the worker's bytes; false when it needs one (nothing written). */
+  private respondAsSent(payload: Buffer, headEnd: number, body: Buffer): boolean {
     if (this.ctx.draining) this.res.shouldKeepAlive = false;
     try {
       this.status = this.res.writeHeadBlock!(payload, 4, headEnd);
     } catch (err) {
-      return this.invalidHead(err as Error);
+      this.invalidHead(err as Error);
+      return true;
     }
-    // 0: the head has X-Accel-Redirect, and nothing was written.
-    if (this.status === 0) return void this.redirected(decodeHead(payload, 4, headEnd));
+    // 0: the head has X-Accel-* headers, to be read and taken off (response() goes on with it decoded).
+    if (this.status === 0) return false;
     this.bytes = body.length;
     this.res.end(body);
     this.complete();
+    return true;
   }
 
   /** The head of a streamed response (`length`: its body's, when known). */
   start(head: string[], trailers = false, length?: number): void {
-    if (this.done || this.redirected(head)) return;
+    if (this.done || this.readAccel(head)) return;
     if (trailers) this.res.expectTrailers?.();
-    const sink = new BodySink(this.res, { buffering: true, memory: RESPONSE_MEMORY, maxFile: this.maxTempFile }, (err) => {
+    const sink = new BodySink(this.res, { buffering: this.buffering ?? true, memory: RESPONSE_MEMORY, maxFile: this.maxTempFile }, (err) => {
       this.ctx.logger.error(`${this.label}: compression failed: ${err.message}`);
       this.abort();
     });
@@ -274,19 +278,25 @@ export class WsgiExchange implements Exchange, InFlight {
   }
 
   /**
-   * When the app's head (status line first) has X-Accel-Redirect and the
-   * front follows it (not a web server in front: reroute null): nothing of
-   * the answer goes out (the rest of its frames are dropped), the front
-   * routes the request again, and the access log line is the final answer's.
+   * The X-Accel-* headers of the app's head (status line first), taken off
+   * it unless a web server in front reads them (reroute null): the buffering
+   * and the cache's freshness they ask for noted. True when the head has
+   * X-Accel-Redirect and the front follows it: nothing of the answer goes
+   * out (the rest of its frames are dropped), the front routes the request
+   * again, and the access log line is the final answer's.
    */
-  private redirected(head: readonly string[]): boolean {
-    const reroute = this.reroute;
-    const at = reroute === null ? -1 : accelIndex(head, 1);
+  private readAccel(head: string[]): boolean {
+    const at = accelAt(head, 1);
     if (at < 0) return false;
+    const reroute = this.reroute;
+    const accel = takeAccel(head, 1, at, reroute !== null);
+    this.buffering = accel.buffering;
+    if (accel.expires !== null) this.res.cacheExpires?.(accel.expires);
+    if (accel.redirect === null || reroute === null) return false;
     const { req, res, log, scheme, host, lean } = this;
     this.log = rerouted;
     this.complete();
-    reroute!({ req, res, log, scheme, host, lean }, accelRedirect(head, 1, at));
+    reroute({ req, res, log, scheme, host, lean }, accel.redirect);
     return true;
   }
 
