@@ -57,13 +57,7 @@ def application(environ, start_response):
 
 async def asgi_app(scope, receive, send):
     if scope["type"] == "lifespan":
-        while True:
-            message = await receive()
-            if message["type"] == "lifespan.startup":
-                await send({"type": "lifespan.startup.complete"})
-            else:
-                await send({"type": "lifespan.shutdown.complete"})
-                return
+        return  # no lifespan: the server goes on without it
     while True:
         message = await receive()
         if not message.get("more_body", False):

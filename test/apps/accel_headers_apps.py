@@ -69,13 +69,7 @@ def application(environ, start_response):
 
 async def asgi_app(scope, receive, send):
     if scope["type"] == "lifespan":
-        while True:
-            message = await receive()
-            if message["type"] == "lifespan.startup":
-                await send({"type": "lifespan.startup.complete"})
-            else:
-                await send({"type": "lifespan.shutdown.complete"})
-                return
+        return  # no lifespan: the server goes on without it
     q = {k: v[0] for k, v in parse_qs(scope["query_string"].decode("latin-1")).items()}
     name = "/" + scope["path"].rsplit("/", 1)[-1]
     if name == "/big":
