@@ -10,7 +10,6 @@
  */
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { createServer, type IncomingHttpHeaders, type Server as HttpServer } from 'node:http';
 import { connect as h2connect } from 'node:http2';
@@ -18,11 +17,11 @@ import { connect, type AddressInfo, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { encodeUwsgiPacket } from '../src/upstream/uwsgi-packet.js';
-import { APPS, hasCommand, SYSTEM_PYTHON } from './helpers/gatehouse.js';
+import { accelSite, HAS_OPENSSL, listening } from './helpers/accel-site.js';
+import { APPS, SYSTEM_PYTHON } from './helpers/gatehouse.js';
 import { launchConfig, request, sleep, type Server } from './helpers/harness.js';
 
 const APP = `${APPS}/accel_headers_apps.py`;
-const HAS_OPENSSL = hasCommand('openssl');
 const dir = mkdtempSync(join(tmpdir(), 'gh-accel-headers-'));
 const backendDir = join(dir, 'backend');
 const HIDDEN = ['x-accel-expires', 'x-accel-limit-rate', 'x-accel-buffering', 'x-accel-charset', 'x-accel-redirect'];
@@ -49,44 +48,17 @@ function startUpstream(): Promise<number> {
   return new Promise((resolve) => upstream.listen(0, '127.0.0.1', () => resolve((upstream.address() as AddressInfo).port)));
 }
 
-function listening(s: Server, scheme: string): string {
-  return new RegExp(`Listening at: ${scheme}://(\\S+) \\(`).exec(s.output())![1]!;
-}
-
 before(async () => {
   const upstreamPort = await startUpstream();
-  if (HAS_OPENSSL) {
-    const made = spawnSync('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', join(dir, 'key.pem'), '-out', join(dir, 'cert.pem'), '-days', '2', '-subj', '/CN=localhost']);
-    assert.equal(made.status, 0, made.stderr.toString());
-  }
   mkdirSync(backendDir);
   backend = await launchConfig(backendDir, `workers = 1\npython = "${SYSTEM_PYTHON}"\napp = "${APP}:application"\n\n[[listeners]]\nbind = "127.0.0.1:0"\nprotocol = "uwsgi"\n`, 1);
-  const tls = HAS_OPENSSL ? '\n[[listeners]]\nbind = "127.0.0.1:0"\ncertfile = "cert.pem"\nkeyfile = "key.pem"\n' : '';
   server = await launchConfig(
     dir,
-    `
-workers = 2
-python = "${SYSTEM_PYTHON}"
-# On, so that both ways an app's head is read are tried: its bytes as they are (small bodies), decoded (HEAD).
-compress = ["gzip"]
-
-[[listeners]]
-bind = "127.0.0.1:0"
-${tls}
-[apps.wsgi]
-app = "${APP}:application"
-
-[apps.asgi]
-app = "${APP}:asgi_app"
-
-[[routes]]
-path = "/app"
-app = "wsgi"
-
-[[routes]]
-path = "/asgi"
-app = "asgi"
-
+    accelSite(
+      dir,
+      APP,
+      'workers = 2',
+      `
 [[routes]]
 path = "/c"
 app = "wsgi"
@@ -100,6 +72,7 @@ proxy = { upstreams = ["127.0.0.1:${upstreamPort}"] }
 path = "/uwsgi"
 uwsgi = { pass = "${listening(backend, 'uwsgi')}" }
 `,
+    ),
     4,
   );
   if (HAS_OPENSSL) tlsUrl = `https://${listening(server, 'https')}`;

@@ -10,7 +10,6 @@
  */
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, type Server as HttpServer } from 'node:http';
@@ -18,11 +17,11 @@ import { connect as h2connect, type IncomingHttpHeaders as H2Headers } from 'nod
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { APPS, hasCommand, SYSTEM_PYTHON } from './helpers/gatehouse.js';
+import { accelSite, HAS_OPENSSL, listening } from './helpers/accel-site.js';
+import { APPS, SYSTEM_PYTHON } from './helpers/gatehouse.js';
 import { launchConfig, request, runCli, sleep, type Server } from './helpers/harness.js';
 
 const APP = `${APPS}/accel_apps.py`;
-const HAS_OPENSSL = hasCommand('openssl');
 const dir = mkdtempSync(join(tmpdir(), 'gh-accel-'));
 const backendDir = join(dir, 'backend');
 /** The protected file: 50,000 bytes, each its offset's low byte. */
@@ -45,18 +44,10 @@ function startUpstream(): Promise<number> {
   return new Promise((resolve) => upstream.listen(0, '127.0.0.1', () => resolve((upstream.address() as AddressInfo).port)));
 }
 
-function listening(s: Server, scheme: string): string {
-  return new RegExp(`Listening at: ${scheme}://(\\S+) \\(`).exec(s.output())![1]!;
-}
-
 before(async () => {
   mkdirSync(join(dir, 'protected'));
   writeFileSync(join(dir, 'protected', 'report.pdf'), FILE);
   const upstreamPort = await startUpstream();
-  if (HAS_OPENSSL) {
-    const made = spawnSync('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', join(dir, 'key.pem'), '-out', join(dir, 'cert.pem'), '-days', '2', '-subj', '/CN=localhost']);
-    assert.equal(made.status, 0, made.stderr.toString());
-  }
   mkdirSync(backendDir);
   backend = await launchConfig(
     backendDir,
@@ -75,37 +66,17 @@ protocol = "uwsgi"
 `,
     1,
   );
-  const tls = HAS_OPENSSL ? '\n[[listeners]]\nbind = "127.0.0.1:0"\ncertfile = "cert.pem"\nkeyfile = "key.pem"\n' : '';
   server = await launchConfig(
     dir,
-    `
-workers = 1
-python = "${SYSTEM_PYTHON}"
-access_log = "access.log"
-# On, so that both ways an app's head is read are tried: its bytes as they are (small bodies), decoded (HEAD).
-compress = ["gzip"]
-
-[[listeners]]
-bind = "127.0.0.1:0"
-${tls}
-[apps.wsgi]
-app = "${APP}:application"
-
-[apps.asgi]
-app = "${APP}:asgi_app"
-
-[[routes]]
-path = "/app"
-app = "wsgi"
-
+    accelSite(
+      dir,
+      APP,
+      'workers = 1\naccess_log = "access.log"',
+      `
 [[routes]]
 path = "/c"
 app = "wsgi"
 cache = true
-
-[[routes]]
-path = "/asgi"
-app = "asgi"
 
 [[routes]]
 path = "/protected"
@@ -133,6 +104,7 @@ scgi = { pass = "${listening(backend, 'scgi')}" }
 path = "/uwsgi"
 uwsgi = { pass = "${listening(backend, 'uwsgi')}" }
 `,
+    ),
     2,
   );
   if (HAS_OPENSSL) tlsUrl = `https://${listening(server, 'https')}`;

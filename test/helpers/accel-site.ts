@@ -1,0 +1,54 @@
+/**
+ * What the two X-Accel test files share (test/accel-redirect.test.ts,
+ * test/accel-headers.test.ts): a site with a WSGI and an ASGI app of one
+ * Python file, a plain listener and, where openssl is installed, a TLS one.
+ */
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { join } from 'node:path';
+import { hasCommand, SYSTEM_PYTHON } from './gatehouse.js';
+import type { Server } from './harness.js';
+
+export const HAS_OPENSSL = hasCommand('openssl');
+
+/** The `host:port` a server says it listens at for `scheme` (its start-up line). */
+export function listening(s: Server, scheme: string): string {
+  return new RegExp(`Listening at: ${scheme}://(\\S+) \\(`).exec(s.output())![1]!;
+}
+
+/**
+ * The site's TOML: `settings` (top-level keys), the listeners, the apps
+ * `wsgi` (`APP:application`) and `asgi` (`APP:asgi_app`) at /app and
+ * /asgi, then `routes`. With openssl, a self-signed certificate is made in
+ * `dir` for the TLS listener.
+ */
+export function accelSite(dir: string, app: string, settings: string, routes: string): string {
+  let tls = '';
+  if (HAS_OPENSSL) {
+    const made = spawnSync('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', join(dir, 'key.pem'), '-out', join(dir, 'cert.pem'), '-days', '2', '-subj', '/CN=localhost']);
+    assert.equal(made.status, 0, made.stderr.toString());
+    tls = '\n[[listeners]]\nbind = "127.0.0.1:0"\ncertfile = "cert.pem"\nkeyfile = "key.pem"\n';
+  }
+  return `python = "${SYSTEM_PYTHON}"
+# On, so that both ways an app's head is read are tried: its bytes as they are (small bodies), decoded (HEAD).
+compress = ["gzip"]
+${settings}
+
+[[listeners]]
+bind = "127.0.0.1:0"
+${tls}
+[apps.wsgi]
+app = "${app}:application"
+
+[apps.asgi]
+app = "${app}:asgi_app"
+
+[[routes]]
+path = "/app"
+app = "wsgi"
+
+[[routes]]
+path = "/asgi"
+app = "asgi"
+${routes}`;
+}
