@@ -283,11 +283,7 @@ function routeSchema(base: string) {
       path: urlPath.transform((p) => p.replace(/\/+$/, '') || '/').default('/'),
       /** Largest request body on this route (413 past it). */
       max_request_body: size.optional(),
-      /**
-       * Only for internal redirects (false): a client that asks for this route
-       * gets 404, and only an app's or back end's X-Accel-Redirect reaches it
-       * (nginx's `internal`; README: "X-Accel-Redirect").
-       */
+      /** Reached only by an app's or back end's X-Accel-Redirect (false): a client asking for it gets 404, as nginx's `internal`. */
       internal: z.boolean({ error: 'must be true or false' }).optional(),
       /** Actions: exactly one. */
       app: z.string().min(1).optional(),
