@@ -18,6 +18,7 @@
  * in front acts on them.
  */
 import { accelRedirect, ACCEL_REDIRECT, type AccelRedirect } from './accel-redirect.js';
+import type { HttpResponse, Reroute } from './handler.js';
 import { isHeaderName } from './header-name.js';
 
 const PREFIX = 'x-accel-';
@@ -37,7 +38,7 @@ export function isAccelNameAt(bytes: Uint8Array, start: number, end: number): bo
 }
 
 /** Where the first X-Accel-* name is in `flat` (`[name, value, ...]` from `from`), -1 when it has none. */
-export function accelAt(flat: readonly string[], from: number): number {
+function accelAt(flat: readonly string[], from: number): number {
   for (let i = from; i < flat.length; i += 2) if (isAccelName(flat[i]!)) return i;
   return -1;
 }
@@ -56,7 +57,7 @@ export interface AccelHeaders {
  * The X-Accel-* headers of `flat` (`[name, value, ...]` from `from`; `at`:
  * the first of them, accelAt()), taken out of it (in place) when `hide`.
  */
-export function takeAccel(flat: string[], from: number, at: number, hide: boolean): AccelHeaders {
+function takeAccel(flat: string[], from: number, at: number, hide: boolean): AccelHeaders {
   const found: AccelHeaders = { redirect: null, buffering: null, expires: null };
   // The redirect's kept headers are none of these: read before any is taken out.
   const redirectAt = indexOfName(flat, at, ACCEL_REDIRECT);
@@ -80,6 +81,22 @@ export function takeAccel(flat: string[], from: number, at: number, hide: boolea
   }
   if (hide) flat.length = kept;
   return found;
+}
+
+/**
+ * What every action that relays a head (app, proxy, fastcgi, scgi, uwsgi)
+ * does with its X-Accel-* headers: null without one; else taken off `flat`
+ * unless a web server in front reads them (`reroute` null, whose redirect
+ * is then null too), X-Accel-Expires handed to the cache, and the rest for
+ * the caller: the buffering to apply, the redirect to follow.
+ */
+export function readAccel(flat: string[], from: number, res: HttpResponse, reroute: Reroute | null): AccelHeaders | null {
+  const at = accelAt(flat, from);
+  if (at < 0) return null;
+  const accel = takeAccel(flat, from, at, reroute !== null);
+  if (accel.expires !== null) res.cacheExpires?.(accel.expires);
+  if (reroute === null) accel.redirect = null;
+  return accel;
 }
 
 /** Where the name `lower` (any case) is in `flat` from `from`, -1 when it is not. */

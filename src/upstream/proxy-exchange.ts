@@ -32,7 +32,7 @@ import { requestServername, type ProxyTarget } from './proxy-target.js';
 import { UpstreamError, upstreamFailed, warnPastEnd, type UpstreamPhase } from './upstream-failure.js';
 import { isIdempotent } from '../http/idempotent.js';
 import { ACCEL_REDIRECT, type AccelRedirect } from '../http/accel-redirect.js';
-import { accelAt, takeAccel } from '../http/accel-headers.js';
+import { readAccel } from '../http/accel-headers.js';
 
 export interface ProxyPeer extends Peer {
   readonly pool: Pool;
@@ -316,14 +316,11 @@ export class ProxyExchange implements CarriedHandler, InFlight {
    * for applied. True when the front follows its X-Accel-Redirect.
    */
   private readAccel(headers: string[]): boolean {
-    const at = accelAt(headers, 0);
-    if (at < 0) return false;
-    const reroute = this.r.reroute;
-    const accel = takeAccel(headers, 0, at, reroute !== null);
+    const accel = readAccel(headers, 0, this.r.res, this.r.reroute);
+    if (accel === null) return false;
     if (accel.buffering !== null) this.sink.buffer(accel.buffering);
-    if (accel.expires !== null) this.r.res.cacheExpires?.(accel.expires);
-    if (accel.redirect === null || reroute === null || this.route.rules.responseHeaders.has(ACCEL_REDIRECT)) return false;
-    this.redirect(reroute, accel.redirect);
+    if (accel.redirect === null || this.route.rules.responseHeaders.has(ACCEL_REDIRECT)) return false;
+    this.redirect(this.r.reroute!, accel.redirect);
     return true;
   }
 

@@ -12,7 +12,7 @@
 import type { ExchangeContext, HttpResponse, RequestInfo, RouteRequest } from '../http/handler.js';
 import { unwatchClient, watchClient, type InFlight } from '../http/in-flight.js';
 import { BodySink, RESPONSE_MEMORY } from '../http/body-sink.js';
-import { accelAt, takeAccel } from '../http/accel-headers.js';
+import { readAccel } from '../http/accel-headers.js';
 import type { CgiHead } from './cgi-response.js';
 import { upstreamFailed, UpstreamError, warnPastEnd } from './upstream-failure.js';
 
@@ -90,18 +90,15 @@ export class ResponseRelay implements InFlight {
    * final answer is logged). False: the head is to be written.
    */
   redirected(head: CgiHead): boolean {
-    const at = head.accel ? accelAt(head.headers, 0) : -1;
-    if (at < 0) return false;
-    const reroute = this.r.reroute;
-    const accel = takeAccel(head.headers, 0, at, reroute !== null);
+    const accel = head.accel ? readAccel(head.headers, 0, this.r.res, this.r.reroute) : null;
+    if (accel === null) return false;
     if (accel.buffering !== null) this.sink.buffer(accel.buffering);
-    if (accel.expires !== null) this.r.res.cacheExpires?.(accel.expires);
-    if (accel.redirect === null || reroute === null) return false;
+    if (accel.redirect === null) return false;
     this.done = true;
     this.closed = true;
     this.sink.close();
     unwatchClient(this.r.req, this);
-    reroute(this.r, accel.redirect);
+    this.r.reroute!(this.r, accel.redirect);
     return true;
   }
 

@@ -18,7 +18,7 @@ import { isIdempotent } from '../http/idempotent.js';
 import { BodySink, RESPONSE_MEMORY } from '../http/body-sink.js';
 import { compressSync, SYNC_LIMIT } from '../http/compression.js';
 import { compressHead } from '../http/compress-head.js';
-import { accelAt, takeAccel } from '../http/accel-headers.js';
+import { readAccel } from '../http/accel-headers.js';
 
 
 const FAIL_TEXT = { 502: 'Bad Gateway', 503: 'Service Unavailable', 504: 'Gateway Timeout' } as const;
@@ -286,17 +286,14 @@ export class WsgiExchange implements Exchange, InFlight {
    * again, and the access log line is the final answer's.
    */
   private readAccel(head: string[]): boolean {
-    const at = accelAt(head, 1);
-    if (at < 0) return false;
-    const reroute = this.reroute;
-    const accel = takeAccel(head, 1, at, reroute !== null);
+    const accel = readAccel(head, 1, this.res, this.reroute);
+    if (accel === null) return false;
     this.buffering = accel.buffering;
-    if (accel.expires !== null) this.res.cacheExpires?.(accel.expires);
-    if (accel.redirect === null || reroute === null) return false;
+    if (accel.redirect === null) return false;
     const { req, res, log, scheme, host, lean } = this;
     this.log = rerouted;
     this.complete();
-    reroute({ req, res, log, scheme, host, lean }, accel.redirect);
+    this.reroute!({ req, res, log, scheme, host, lean }, accel.redirect);
     return true;
   }
 
