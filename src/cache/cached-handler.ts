@@ -20,7 +20,7 @@ import { cacheKey, cookieValue, DEFAULT_KEY } from './cache-key.js';
 import { ageOf, refreshed, toStore, variantOf, varyOf, type PolicySettings, type StoredResponse, type Verdict } from './cache-policy.js';
 import { when, type CacheStore, type Maybe } from './cache-store.js';
 import { invalidate, purge, type KeyOf } from './cache-purge.js';
-import { CaptureResponse, rerouteCapture, type Captured, type HeaderMap } from './capture-response.js';
+import { CaptureResponse, captureReroute, type Captured, type HeaderMap } from './capture-response.js';
 import type { AccelRedirect } from '../http/accel-redirect.js';
 import type { FetchLock, SharedOutcome, WaitOutcome } from './fetch-lock.js';
 import { detachedSocket, hasClientOnly, originRequest } from './origin-request.js';
@@ -245,7 +245,7 @@ export class CachedHandler implements Handler, FetchSteps {
     const add = verdict.kind === 'revalidate' ? verdict.headers : NO_HEADERS;
     // A held answer is the cache's to log (send()); one passed on is logged as the client got it.
     const log: LeanRouteRequest['log'] = (status, bytes) => capture.holding || r.log(status, bytes);
-    this.inner.serveLean({ ...r, req: originRequest(r.req, add), res: capture, body: null, log, reroute: r.reroute === null ? null : rerouteCapture });
+    this.inner.serveLean({ ...r, req: originRequest(r.req, add), res: capture, body: null, log, reroute: captureReroute(r) });
   }
 
   /**
@@ -355,7 +355,7 @@ export class CachedHandler implements Handler, FetchSteps {
       rerouted: () => this.shared.lock.release(key),
     });
     const req = originRequest(r.req, validators, detachedSocket(r.req.socket));
-    this.inner.serveLean({ ...r, req, res: capture, body: null, log: () => {}, reroute: r.reroute === null ? null : rerouteCapture });
+    this.inner.serveLean({ ...r, req, res: capture, body: null, log: () => {}, reroute: captureReroute(r) });
   }
 
   /** To the origin without the store; an unsafe method that succeeds invalidates the URL and its Location / Content-Location. */
@@ -368,7 +368,7 @@ export class CachedHandler implements Handler, FetchSteps {
       },
       rerouted: (accel) => r.reroute!(r, accel),
     });
-    this.inner.serveLean({ ...r, res: capture, reroute: r.reroute === null ? null : rerouteCapture });
+    this.inner.serveLean({ ...r, res: capture, reroute: captureReroute(r) });
   }
 
   /** Varnish's built-in rule (Authorization) and the route's bypass cookies and headers. */

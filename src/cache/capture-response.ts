@@ -44,7 +44,10 @@ export interface CaptureHooks {
 }
 
 /** The reroute of a cached route's requests to its inner handler, whose `res` is their capture: the capture's hooks follow an X-Accel-Redirect. */
-export const rerouteCapture: Reroute = (inner, accel) => (inner.res as CaptureResponse).rerouted(accel);
+const rerouteCapture: Reroute = (inner, accel) => (inner.res as CaptureResponse).rerouted(accel);
+
+/** The reroute to give the inner handler for route request `r`: none where `r` may not be rerouted (behind a web server in front). */
+export const captureReroute = (r: { reroute: Reroute | null }): Reroute | null => (r.reroute === null ? null : rerouteCapture);
 
 /** `writeHead`'s headers (a flat list or an object) as a map with lower-case names. */
 export function headerMap(headers: OutgoingHttpHeaders | string[] | undefined): HeaderMap {
