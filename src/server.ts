@@ -123,6 +123,7 @@ function createPool(app: AppSettings, gracefulTimeout: number, logger: Logger): 
       maxRequestsJitter: app.max_requests_jitter,
       maxRss: app.max_rss * 2 ** 20,
       preload: app.preload,
+      sticky: app.sticky,
     },
     logger,
   );

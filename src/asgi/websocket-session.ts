@@ -83,6 +83,8 @@ function labelOf(method: string, url: string): string {
 
 export class WebSocketSession implements Exchange, HandshakeOwner, Keepalive {
   worker: WorkerProcess | null = null;
+  /** Set only for a sticky app's sockets: the others do not carry it. */
+  declare affinity?: number;
   id = 0;
   queuedAt = 0;
   sentAt = 0;

@@ -47,6 +47,8 @@ export const OPTIONS: readonly OptionSpec[] = [
   { key: 'worker_scheduling', kind: 'string', arg: 'batch|normal',
     doc: "How Linux schedules the workers: batch (default; SCHED_BATCH, a worker woken by a request does not preempt the front, and each worker in a session of its own, so that it does not share the front's CPU weight) or normal (the front's own policy and session, as any child process)." },
   { key: 'max_concurrency', kind: 'int', arg: 'N', doc: 'ASGI: requests each worker runs at once on its event loop (a WSGI app has --threads instead). Default 1000.' },
+  { key: 'sticky', kind: 'flag', arg: '',
+    doc: "Send each client's requests to the same worker (by its address, a trusted proxy's forwarded one), as nginx's ip_hash: for apps that keep a client's session in one worker's memory, such as Socket.IO's long-polling, with several workers." },
   { key: 'lifespan', kind: 'string', arg: 'auto|on|off',
     doc: 'ASGI lifespan events: auto (default: used when the app supports them), on (required), off.' },
   { key: 'asgi_path', kind: 'string', arg: 'auto|full|below-mount',

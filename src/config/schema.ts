@@ -94,13 +94,13 @@ export function appSchema(base: string) {
     /** Replace a worker whose resident memory exceeds this many megabytes; 0 disables. */
     max_rss: z.number().min(0, 'must be 0 or more megabytes'),
     /**
-     * Bytes of a response the temp file holds at most for a slow client
-     * (nginx's uwsgi_max_temp_file_size), past the 1 MiB kept in memory; past
-     * them the app waits for the client: an ASGI app's sends for that
-     * response, a WSGI worker as a whole (the front stops reading it). 0: no
-     * temp file.
+     * Bytes of a response the temp file holds at most for a slow client (nginx's
+     * uwsgi_max_temp_file_size), past the 1 MiB kept in memory; past them the app waits for
+     * the client: an ASGI app's sends for that response, a WSGI worker as a whole. 0: none.
      */
     max_temp_file_size: size,
+    /** Send each client's requests (by its address) to the same worker while it serves, as nginx's ip_hash. */
+    sticky: z.boolean(),
     /** Import the app once and fork the workers from it. */
     preload: z.boolean(),
     /** Development: reload the workers when a .py file changes. */
@@ -130,6 +130,7 @@ export const APP_DEFAULTS = {
   max_rss: 0,
   max_temp_file_size: 1024 ** 3,
   preload: false,
+  sticky: false,
   reload: false,
 };
 

@@ -21,6 +21,8 @@ export interface Exchange {
   sentAt: number;
   /** Running it twice does no more than running it once (RFC 9110 §9.2.2: not POST, PATCH, CONNECT or a method unknown). */
   readonly idempotent: boolean;
+  /** For an app with `sticky`: its client's affinity (worker-slots.ts), which picks its worker. */
+  affinity?: number;
 
   /** The whole response at once: a RESPONSE frame's payload, as decodeResponse() and responseHeadEnd() (wire/frames.ts) read it. */
   response(payload: Buffer): void;

@@ -9,7 +9,9 @@
  * gets at most as many requests as it has threads, an ASGI worker at most
  * --max-concurrency, and none while its heartbeats say its event loop is
  * blocked. Otherwise a request waits in a bounded queue (503 when full or
- * waiting too long).
+ * waiting too long). A request with an affinity (a sticky app's) goes to the
+ * worker in its slot (worker-slots.ts) when that one can take it, else as
+ * any other.
  *
  * The scheduler only reads the worker list; the supervisor adds and removes
  * workers and tells the scheduler when requests come back or room appears.
@@ -29,6 +31,8 @@ export interface SchedulerOptions {
   queueTimeout: number;
   /** --timeout in seconds: an ASGI worker silent past its heartbeat (heartbeat.ts) is sent nothing. */
   timeout: number;
+  /** The pool's size at start: sticky requests are spread over that many slots (setSlots() after a resize). */
+  workers: number;
 }
 
 /**
@@ -52,6 +56,8 @@ export class Scheduler {
   private refillAt: number;
   /** Heartbeat silence (ms) after which a worker is passed over: its event loop is blocked. */
   private lateMs = Infinity;
+  /** The pool's target size: the slots a sticky request's affinity is taken modulo. */
+  private slots: number;
 
   constructor(
     /** The pool's workers, kept by the supervisor. */
@@ -60,6 +66,7 @@ export class Scheduler {
   ) {
     this.sync = true;
     this.capacity = this.refillAt = 0;
+    this.slots = opts.workers;
     this.setConcurrency(opts.threads, opts.interface === 'asgi');
   }
 
@@ -69,6 +76,11 @@ export class Scheduler {
     this.capacity = this.sync ? PIPELINE_DEPTH : n;
     this.refillAt = this.sync ? REFILL_AT : n - 1;
     this.lateMs = asgi ? lateAfter(this.opts.timeout * 1000) : Infinity;
+  }
+
+  /** The pool's target size changed (sticky dispatch maps clients over that many slots). */
+  setSlots(n: number): void {
+    this.slots = n;
   }
 
   /** Requests held by workers or waiting in the queue. */
@@ -81,7 +93,7 @@ export class Scheduler {
   dispatch(x: Exchange): void {
     const now = performance.now();
     if (this.queue.length === 0) {
-      const w = this.pick(now);
+      const w = x.affinity === undefined ? this.pick(now) : this.pickFor(x.affinity, now);
       if (w !== null) {
         w.send(x, this.takeId(), now);
         return;
@@ -114,11 +126,12 @@ export class Scheduler {
     if (this.queue.length === 0) return;
     const now = performance.now();
     while (this.queue.length > 0) {
-      const w = this.pick(now);
+      const affinity = this.queue.peek()!.affinity;
+      const w = affinity === undefined ? this.pick(now) : this.pickFor(affinity, now);
       if (w === null) break;
       // A sync worker is filled in one batch; the others take one each, so each request goes to the least busy.
       do w.send(this.queue.shift()!, this.takeId(), now);
-      while (this.sync && this.queue.length > 0 && w.inflight.length < Math.min(this.capacity, w.requestLimit - w.requests));
+      while (this.sync && this.queue.length > 0 && this.queue.peek()!.affinity === undefined && w.inflight.length < Math.min(this.capacity, w.requestLimit - w.requests));
     }
   }
 
@@ -143,15 +156,27 @@ export class Scheduler {
   private pick(now: number): WorkerProcess | null {
     let best: WorkerProcess | null = null;
     for (const w of this.workers) {
-      // A blocked ASGI loop would start nothing: what it was sent would wait, then fail when it is killed.
-      if (w.state !== 'ready' || now - w.beatAt > this.lateMs) continue;
-      const n = w.inflight.length;
-      if (n >= w.requestLimit - w.requests) continue; // --max-requests: no more than it may still serve
-      if (n === 0) return w;
-      if (n > this.refillAt || (this.sync && now - w.headStartedAt >= SHORT_MS)) continue;
-      if (best === null || n < best.inflight.length) best = w;
+      if (!this.takes(w, now)) continue;
+      if (w.inflight.length === 0) return w;
+      if (best === null || w.inflight.length < best.inflight.length) best = w;
     }
     return best;
+  }
+
+  /** The worker in the affinity's slot if it can take a request now, else the one pick() finds. */
+  private pickFor(affinity: number, now: number): WorkerProcess | null {
+    const slot = affinity % this.slots;
+    for (const w of this.workers) if (w.slot === slot && this.takes(w, now)) return w;
+    return this.pick(now);
+  }
+
+  /** Whether `w` may be sent a request now. */
+  private takes(w: WorkerProcess, now: number): boolean {
+    // A blocked ASGI loop would start nothing: what it was sent would wait, then fail when it is killed.
+    if (w.state !== 'ready' || now - w.beatAt > this.lateMs) return false;
+    const n = w.inflight.length;
+    if (n >= w.requestLimit - w.requests) return false; // --max-requests: no more than it may still serve
+    return n === 0 || (n <= this.refillAt && !(this.sync && now - w.headStartedAt >= SHORT_MS));
   }
 
   private expireQueued(now: number): void {

@@ -18,6 +18,7 @@
  */
 import { randomInt } from 'node:crypto';
 import { GatehouseError } from '../errors.js';
+import { freeSlot } from './worker-slots.js';
 import type { Logger } from '../log/logger.js';
 import { AppInterface, concurrencyIgnored, threadsIgnored, workerLine, type Interface } from './app-interface.js';
 import { BootBackoff } from './boot-backoff.js';
@@ -186,8 +187,9 @@ export class Supervisor {
     this.target += delta;
     this.logger.info(`Number of workers: ${this.target}`);
     if (delta < 0) {
-      const newest = this.workers.filter((w) => w.state === 'ready' || w.state === 'booting').pop();
-      if (newest) this.retire(newest, 'fewer workers');
+      // The one in the last slot, so that the slots left are those sticky dispatch maps clients over.
+      const last = this.workers.filter((w) => w.state === 'ready' || w.state === 'booting').reduce<WorkerProcess | null>((a, w) => (a === null || w.slot >= a.slot ? w : a), null);
+      if (last) this.retire(last, 'fewer workers');
     }
     this.reconcile();
   }
@@ -212,6 +214,7 @@ export class Supervisor {
     const { maxRequests, maxRequestsJitter } = this.opts;
     const limit = maxRequests > 0 ? maxRequests + randomInt(maxRequestsJitter + 1) : Infinity;
     const w = new WorkerProcess(this.workerEvents, this.logger, this.generation, limit);
+    w.slot = freeSlot(this.workers, this.generation);
     this.workers.push(w);
     if (template) {
       template.fork(w);

@@ -15,7 +15,11 @@ import type { WorkerProcess } from './worker-process.js';
 /** How long exchanges told to shut down (open WebSockets) have to end before the workers are stopped (ms). */
 const SHUTDOWN_MS = 1000;
 
-export type PoolOptions = SupervisorOptions & SchedulerOptions;
+export type PoolOptions = SupervisorOptions &
+  SchedulerOptions & {
+    /** Each client's requests go to one worker (worker-slots.ts): the front gives them its affinity. */
+    sticky: boolean;
+  };
 
 export class WorkerPool {
   private readonly list: WorkerProcess[] = [];
@@ -38,6 +42,11 @@ export class WorkerPool {
   /** Workers wanted (changed by SIGTTIN / SIGTTOU). */
   get target(): number {
     return this.supervisor.target;
+  }
+
+  /** Requests are to carry their client's affinity (Exchange.affinity, affinityOf()). */
+  get sticky(): boolean {
+    return this.opts.sticky;
   }
 
   /** Whether the app is ASGI; null until the first worker has told (interface "auto"). */
@@ -78,6 +87,7 @@ export class WorkerPool {
   /** SIGTTIN / SIGTTOU: one worker more or fewer (never fewer than one). */
   resize(delta: 1 | -1): void {
     this.supervisor.resize(delta);
+    this.scheduler.setSlots(this.supervisor.target);
   }
 
   /**

@@ -63,6 +63,8 @@ export class WorkerProcess {
   requests = 0;
   /** Why we are ending this worker, so its exit is not reported as a crash. */
   retiredFor: string | null = null;
+  /** Its place among the pool's workers, for sticky dispatch (worker-slots.ts). */
+  slot = 0;
 
   private child: ChildProcess | null = null;
   private stream: Socket | null = null;

@@ -13,6 +13,8 @@
  */
 import type { Readable } from 'node:stream';
 import type { WorkerPool } from '../pool/worker-pool.js';
+import { affinityOf } from '../pool/worker-slots.js';
+import { clientAddress } from '../http/forwarded.js';
 import { encodeRequest, Frame } from '../wire/frames.js';
 import { BlockWriter } from '../wire/block-writer.js';
 import { bodyEnviron, buildEnviron } from './environ.js';
@@ -64,7 +66,9 @@ export class WsgiApp implements Handler {
     buildScope(u.req, u, this.block);
     const frame = this.block.frame(scopeBody(0, null), null);
     frame[0] = Frame.WS_OPEN;
-    this.websockets.handshake(u.req, u.socket, u.head, new WebSocketSession(frame, u, (this.sessions ??= { front: this.websockets, pool: this.pool, logger: this.ctx.logger })));
+    const session = new WebSocketSession(frame, u, (this.sessions ??= { front: this.websockets, pool: this.pool, logger: this.ctx.logger }));
+    if (this.pool.sticky) session.affinity = affinityOf(clientAddress(u.req));
+    this.websockets.handshake(u.req, u.socket, u.head, session);
   }
 
   private answer(r: RouteRequest<RequestInfo, HttpResponse>, body: Readable | null): void {
@@ -81,7 +85,7 @@ export class WsgiApp implements Handler {
     if (te !== undefined && te.trim().toLowerCase() !== 'chunked') return refuse(r, 501);
     // An ASGI app reads a body of unknown or large size as it arrives; a small one travels whole, in the REQ.
     if (asgi && (env.contentLength === undefined || Number(env.contentLength) > SPILL_BYTES)) {
-      return this.pool.dispatch(new StreamedExchange(this.block.frame(scopeBody(0, null), null), r, this.ctx, this.maxTempFile, this.cancel, body, this.bodyTimeout * 1000));
+      return this.send(r, new StreamedExchange(this.block.frame(scopeBody(0, null), null), r, this.ctx, this.maxTempFile, this.cancel, body, this.bodyTimeout * 1000));
     }
     this.readBody(r, body, this.block.toString(), bodyKeys);
   }
@@ -98,6 +102,12 @@ export class WsgiApp implements Handler {
   }
 
   private dispatch(r: RouteRequest<RequestInfo, HttpResponse>, frame: Buffer, bodyFile: string | null): void {
-    this.pool.dispatch(new WsgiExchange(frame, r, this.ctx, this.maxTempFile, bodyFile, this.cancel));
+    this.send(r, new WsgiExchange(frame, r, this.ctx, this.maxTempFile, bodyFile, this.cancel));
+  }
+
+  /** To the pool; a sticky app's request with its client's affinity (src/pool/worker-slots.ts). */
+  private send(r: RouteRequest<RequestInfo, HttpResponse>, x: WsgiExchange): void {
+    if (this.pool.sticky) x.affinity = affinityOf(clientAddress(r.req));
+    this.pool.dispatch(x);
   }
 }

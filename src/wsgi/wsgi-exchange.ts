@@ -28,6 +28,8 @@ function rerouted(): void {}
 
 export class WsgiExchange implements Exchange, InFlight {
   worker: WorkerProcess | null = null;
+  /** Set only for a sticky app's requests: the others keep the shape they have without it. */
+  declare affinity?: number;
   id = 0;
   queuedAt = 0;
   sentAt = 0;
