@@ -19,7 +19,9 @@ import { join } from 'node:path';
 import { encodeUwsgiPacket } from '../src/upstream/uwsgi-packet.js';
 import { accelSite, HAS_OPENSSL, listening } from './helpers/accel-site.js';
 import { APPS, SYSTEM_PYTHON } from './helpers/gatehouse.js';
-import { launchConfig, request, sleep, type Server } from './helpers/harness.js';
+import { launchConfig, type Server } from './helpers/launch.js';
+import { request } from './helpers/request.js';
+import { sleep } from './helpers/wait.js';
 
 const APP = `${APPS}/accel_headers_apps.py`;
 const dir = mkdtempSync(join(tmpdir(), 'gh-accel-headers-'));

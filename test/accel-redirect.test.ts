@@ -19,7 +19,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { accelSite, HAS_OPENSSL, listening } from './helpers/accel-site.js';
 import { APPS, SYSTEM_PYTHON } from './helpers/gatehouse.js';
-import { launchConfig, request, runCli, sleep, type Server } from './helpers/harness.js';
+import { launchConfig, runCli, type Server } from './helpers/launch.js';
+import { request } from './helpers/request.js';
+import { sleep } from './helpers/wait.js';
 
 const APP = `${APPS}/accel_apps.py`;
 const dir = mkdtempSync(join(tmpdir(), 'gh-accel-'));

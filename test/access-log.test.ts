@@ -10,7 +10,10 @@ import { mkdirSync, mkdtempSync, readFileSync, renameSync, rmSync, writeFileSync
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { APPS, CLI, ROOT } from './helpers/gatehouse.js';
-import { RawConnection, request, runCli, sleep, waitUntil, withServer, type Server } from './helpers/harness.js';
+import { runCli, withServer, type Server } from './helpers/launch.js';
+import { RawConnection } from './helpers/raw-connection.js';
+import { request } from './helpers/request.js';
+import { sleep, waitUntil } from './helpers/wait.js';
 
 const APP = `${APPS}/limits_apps.py:app`;
 const dir = mkdtempSync(join(tmpdir(), 'gh-access-log-'));

@@ -8,7 +8,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { APPS } from './helpers/gatehouse.js';
-import { launch } from './helpers/harness.js';
+import { launch } from './helpers/launch.js';
 import { describeLoad, failures, runLoad } from './helpers/load.js';
 
 /** Of the bytes allocated in the young generation, the share that survived its scavenges. */

@@ -11,7 +11,8 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { APPS, hasSystemModule, SYSTEM_PYTHON } from './helpers/gatehouse.js';
-import { launchConfig, request, withServer, type SimpleResponse } from './helpers/harness.js';
+import { launchConfig, withServer } from './helpers/launch.js';
+import { request, type SimpleResponse } from './helpers/request.js';
 
 const APP = `${APPS}/asgi_frameworks.py`;
 const PY = ['--python', SYSTEM_PYTHON];

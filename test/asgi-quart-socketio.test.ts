@@ -11,7 +11,7 @@ import assert from 'node:assert/strict';
 import { request } from 'node:http';
 import { WebSocket } from 'ws';
 import { APPS, hasSystemModule, SYSTEM_PYTHON } from './helpers/gatehouse.js';
-import { withServer } from './helpers/harness.js';
+import { withServer } from './helpers/launch.js';
 import { closed, nextMessage, opened } from './helpers/ws-client.js';
 
 const APP = `${APPS}/asgi_quart_socketio.py`;

@@ -13,7 +13,9 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { APPS, SYSTEM_PYTHON } from './helpers/gatehouse.js';
-import { countMatches, request, runCli, sleep, waitUntil, withServer, type SimpleResponse } from './helpers/harness.js';
+import { countMatches, runCli, withServer } from './helpers/launch.js';
+import { request, type SimpleResponse } from './helpers/request.js';
+import { sleep, waitUntil } from './helpers/wait.js';
 import { describeLoad, failures, startLoad } from './helpers/load.js';
 
 const APP = `${APPS}/asgi_apps.py`;

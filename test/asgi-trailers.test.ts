@@ -15,7 +15,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { gunzipSync } from 'node:zlib';
 import { APPS, hasCommand, SYSTEM_PYTHON } from './helpers/gatehouse.js';
-import { launch, RawConnection, withServer, type Server } from './helpers/harness.js';
+import { launch, withServer, type Server } from './helpers/launch.js';
+import { RawConnection } from './helpers/raw-connection.js';
 
 const TRAILER_APPS = `${APPS}/asgi_trailer_apps.py`;
 const BODY = 'first part, ' + 'second part, '.repeat(200) + 'last part\n';

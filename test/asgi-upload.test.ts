@@ -16,7 +16,10 @@ import { connect, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { APPS, hasCommand, hasSystemModule, SYSTEM_PYTHON } from './helpers/gatehouse.js';
-import { launchConfig, RawConnection, request, sleep, waitUntil, withServer, type Server } from './helpers/harness.js';
+import { launchConfig, withServer, type Server } from './helpers/launch.js';
+import { RawConnection } from './helpers/raw-connection.js';
+import { request } from './helpers/request.js';
+import { sleep, waitUntil } from './helpers/wait.js';
 
 const UPLOAD_APPS = `${APPS}/asgi_upload_apps.py`;
 const dir = mkdtempSync(join(tmpdir(), 'gh-asgi-upload-'));

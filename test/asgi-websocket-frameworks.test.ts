@@ -8,7 +8,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { WebSocket } from 'ws';
 import { APPS, hasSystemModule, SYSTEM_PYTHON } from './helpers/gatehouse.js';
-import { withServer } from './helpers/harness.js';
+import { withServer } from './helpers/launch.js';
 import { closed, nextMessage, opened } from './helpers/ws-client.js';
 
 const APP = `${APPS}/asgi_ws_frameworks.py`;

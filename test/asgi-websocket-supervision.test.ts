@@ -14,7 +14,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { WebSocket } from 'ws';
 import { APPS, hasCommand, SYSTEM_PYTHON } from './helpers/gatehouse.js';
-import { countMatches, launch, sleep, waitUntil, withServer, workerPidsFor } from './helpers/harness.js';
+import { countMatches, launch, withServer } from './helpers/launch.js';
+import { workerPidsFor } from './helpers/processes.js';
+import { sleep, waitUntil } from './helpers/wait.js';
 import { closed, nextMessage, opened } from './helpers/ws-client.js';
 
 const APP = `${APPS}/asgi_websockets.py:app`;

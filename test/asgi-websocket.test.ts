@@ -17,7 +17,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { WebSocket } from 'ws';
 import { APPS, hasSystemModule, SYSTEM_PYTHON } from './helpers/gatehouse.js';
-import { launch, launchConfig, request, runCli, sleep, type Server } from './helpers/harness.js';
+import { launch, launchConfig, runCli, type Server } from './helpers/launch.js';
+import { request } from './helpers/request.js';
+import { sleep } from './helpers/wait.js';
 import { closed, denied, nextMessage, opened } from './helpers/ws-client.js';
 
 const APP = `${APPS}/asgi_websockets.py`;

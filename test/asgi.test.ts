@@ -17,7 +17,10 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { APPS, hasCommand, SYSTEM_PYTHON } from './helpers/gatehouse.js';
-import { launchConfig, RawConnection, request, waitUntil, withServer, type Server, type SimpleResponse } from './helpers/harness.js';
+import { launchConfig, withServer, type Server } from './helpers/launch.js';
+import { RawConnection } from './helpers/raw-connection.js';
+import { request, type SimpleResponse } from './helpers/request.js';
+import { waitUntil } from './helpers/wait.js';
 
 const ASGI_APPS = `${APPS}/asgi_apps.py`;
 const dir = mkdtempSync(join(tmpdir(), 'gh-asgi-'));

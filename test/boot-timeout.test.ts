@@ -11,7 +11,10 @@ import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { APPS, SYSTEM_PYTHON } from './helpers/gatehouse.js';
-import { launch, request, runCli, waitUntil, workerPidsFor } from './helpers/harness.js';
+import { launch, runCli } from './helpers/launch.js';
+import { workerPidsFor } from './helpers/processes.js';
+import { request } from './helpers/request.js';
+import { waitUntil } from './helpers/wait.js';
 
 const APP = `${APPS}/hang_on_import.py`;
 const T = { timeout: 60_000 };

@@ -27,7 +27,8 @@ import type { HttpResponse, LeanRouteRequest } from '../src/http/handler.js';
 import { PeerList } from '../src/http/peer-list.js';
 import { Logger } from '../src/log/logger.js';
 import { APPS, SYSTEM_PYTHON } from './helpers/gatehouse.js';
-import { launch, request, type Server } from './helpers/harness.js';
+import { launch, type Server } from './helpers/launch.js';
+import { request } from './helpers/request.js';
 
 const POLICY: PolicySettings = { defaultTtl: 0, staleWhileRevalidate: 0, staleIfError: 0, grace: 0, storeSetCookie: false, storePrivate: false };
 const BASE: HeaderMap = { 'content-type': 'application/octet-stream', 'cache-control': 'public, max-age=3600', 'content-length': '1024' };

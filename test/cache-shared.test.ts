@@ -22,7 +22,11 @@ import { RedisStore } from '../src/cache/redis-store.js';
 import { Logger } from '../src/log/logger.js';
 import { freePorts } from './helpers/back-ends.js';
 import { APPS, hasCommand, SYSTEM_PYTHON } from './helpers/gatehouse.js';
-import { countMatches, launch, RawConnection, request, sleep, stopProcess, type Server, type SimpleResponse } from './helpers/harness.js';
+import { countMatches, launch, type Server } from './helpers/launch.js';
+import { stopProcess } from './helpers/processes.js';
+import { RawConnection } from './helpers/raw-connection.js';
+import { request, type SimpleResponse } from './helpers/request.js';
+import { sleep } from './helpers/wait.js';
 
 const APP = `${APPS}/cache_origin.py:app`;
 const POLICY: PolicySettings = { defaultTtl: 0, staleWhileRevalidate: 0, staleIfError: 0, grace: 0, storeSetCookie: false, storePrivate: false };

@@ -13,7 +13,9 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { APPS, SYSTEM_PYTHON } from './helpers/gatehouse.js';
-import { launch, request, sleep, type Server, type SimpleResponse } from './helpers/harness.js';
+import { launch, type Server } from './helpers/launch.js';
+import { request, type SimpleResponse } from './helpers/request.js';
+import { sleep } from './helpers/wait.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'gh-cache-waiters-'));
 let gh: Server;

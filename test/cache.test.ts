@@ -12,7 +12,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { gunzipSync } from 'node:zlib';
 import { APPS, SYSTEM_PYTHON } from './helpers/gatehouse.js';
-import { launch, RawConnection, request, runCli, sleep, waitUntil, type Server, type SimpleResponse } from './helpers/harness.js';
+import { launch, runCli, type Server } from './helpers/launch.js';
+import { RawConnection } from './helpers/raw-connection.js';
+import { request, type SimpleResponse } from './helpers/request.js';
+import { sleep, waitUntil } from './helpers/wait.js';
 
 const APP = `${APPS}/cache_origin.py:app`;
 const dir = mkdtempSync(join(tmpdir(), 'gh-cache-'));

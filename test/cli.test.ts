@@ -11,7 +11,10 @@ import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { APPS, CLI, hasCommand, ROOT, SYSTEM_PYTHON } from './helpers/gatehouse.js';
-import { request, runCli, waitUntil, withServer, workerPidsFor } from './helpers/harness.js';
+import { runCli, withServer } from './helpers/launch.js';
+import { workerPidsFor } from './helpers/processes.js';
+import { request } from './helpers/request.js';
+import { waitUntil } from './helpers/wait.js';
 
 const CLI_APPS = `${APPS}/cli_apps`;
 const FILE_APP = `${CLI_APPS}/cliapp_file.py`;

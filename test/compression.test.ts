@@ -20,7 +20,10 @@ import { join } from 'node:path';
 import { createHash } from 'node:crypto';
 import { brotliDecompressSync, createBrotliDecompress, createGunzip, gunzipSync } from 'node:zlib';
 import { APPS } from './helpers/gatehouse.js';
-import { launch, RawConnection, request, waitUntil, withServer, type Server, type SimpleResponse } from './helpers/harness.js';
+import { launch, withServer, type Server } from './helpers/launch.js';
+import { RawConnection } from './helpers/raw-connection.js';
+import { request, type SimpleResponse } from './helpers/request.js';
+import { waitUntil } from './helpers/wait.js';
 
 const APP = `${APPS}/compress_apps.py:app`;
 

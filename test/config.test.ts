@@ -10,7 +10,9 @@ import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { APPS, ROOT } from './helpers/gatehouse.js';
-import { countMatches, launch, request, runCli, waitUntil } from './helpers/harness.js';
+import { countMatches, launch, runCli } from './helpers/launch.js';
+import { request } from './helpers/request.js';
+import { waitUntil } from './helpers/wait.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'gh-config-'));
 after(() => rmSync(dir, { recursive: true, force: true }));

@@ -19,7 +19,9 @@ import type { AddressInfo } from 'node:net';
 import { parseHead } from '../src/front/request-head.js';
 import { standInLine } from '../src/front/stand-in-line.js';
 import { APPS } from './helpers/gatehouse.js';
-import { launch, RawConnection, sleep, waitUntil, type RawResponse, type Server } from './helpers/harness.js';
+import { launch, type Server } from './helpers/launch.js';
+import { RawConnection, type RawResponse } from './helpers/raw-connection.js';
+import { sleep, waitUntil } from './helpers/wait.js';
 
 const HEAD_OK = 'GET /static/a.txt HTTP/1.1\r\nHost: example.com\r\nAccept: */*';
 

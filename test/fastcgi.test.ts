@@ -10,7 +10,8 @@ import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
 import { mkdirSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { launch, request, type Server } from './helpers/harness.js';
+import { launch, type Server } from './helpers/launch.js';
+import { request } from './helpers/request.js';
 import { APPS } from './helpers/gatehouse.js';
 import { countingRelay, hasPhpFpm, startPhpFpm, tempDir, type Peer } from './helpers/back-ends.js';
 

@@ -15,7 +15,10 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { APPS } from './helpers/gatehouse.js';
-import { launch, RawConnection, request, runCli, waitUntil, type Server } from './helpers/harness.js';
+import { launch, runCli, type Server } from './helpers/launch.js';
+import { RawConnection } from './helpers/raw-connection.js';
+import { request } from './helpers/request.js';
+import { waitUntil } from './helpers/wait.js';
 
 const APP = `${APPS}/basic.py:echo_environ`;
 type Environ = Record<string, string | boolean | null>;

@@ -10,7 +10,8 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { APPS, hasSystemModule, SYSTEM_PYTHON } from './helpers/gatehouse.js';
-import { request, withServer, type SimpleResponse } from './helpers/harness.js';
+import { withServer } from './helpers/launch.js';
+import { request, type SimpleResponse } from './helpers/request.js';
 
 const FLASK_DIR = `${APPS}/flaskapp`;
 const DJANGO_DIR = `${APPS}/djangoproject`;

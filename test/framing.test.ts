@@ -11,7 +11,9 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { APPS } from './helpers/gatehouse.js';
-import { launch, RawConnection, sleep, waitUntil, type Server } from './helpers/harness.js';
+import { launch, type Server } from './helpers/launch.js';
+import { RawConnection } from './helpers/raw-connection.js';
+import { sleep, waitUntil } from './helpers/wait.js';
 
 let gh: Server;
 

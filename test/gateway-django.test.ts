@@ -8,7 +8,8 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
-import { launch, request, type SimpleResponse } from './helpers/harness.js';
+import { launch } from './helpers/launch.js';
+import { request, type SimpleResponse } from './helpers/request.js';
 import { APPS, hasCommand, hasSystemModule, SYSTEM_PYTHON } from './helpers/gatehouse.js';
 import { freePorts, startNginx, tempDir } from './helpers/back-ends.js';
 

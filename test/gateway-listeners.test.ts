@@ -13,7 +13,10 @@ import { createHash, randomBytes } from 'node:crypto';
 import { mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { connect } from 'node:net';
 import { join } from 'node:path';
-import { launch, RawConnection, request, waitUntil, type RawResponse, type Server } from './helpers/harness.js';
+import { launch, type Server } from './helpers/launch.js';
+import { RawConnection, type RawResponse } from './helpers/raw-connection.js';
+import { request } from './helpers/request.js';
+import { waitUntil } from './helpers/wait.js';
 import { APPS, hasCommand, hasSystemModule, SYSTEM_PYTHON } from './helpers/gatehouse.js';
 import { freePorts, startNginx, tempDir, type Peer } from './helpers/back-ends.js';
 import {

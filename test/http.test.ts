@@ -11,7 +11,9 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { APPS, hasCommand } from './helpers/gatehouse.js';
-import { RawConnection, sleep, withServer, type RawResponse } from './helpers/harness.js';
+import { withServer } from './helpers/launch.js';
+import { RawConnection, type RawResponse } from './helpers/raw-connection.js';
+import { sleep } from './helpers/wait.js';
 
 const APP = `${APPS}/http_apps.py:app`;
 /** Every test runs its own server: 3 workers, 1 KiB body limit. */

@@ -9,7 +9,8 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { WebSocket } from 'ws';
 import { APPS, SYSTEM_PYTHON } from './helpers/gatehouse.js';
-import { launch, request } from './helpers/harness.js';
+import { launch } from './helpers/launch.js';
+import { request } from './helpers/request.js';
 import { nextMessage, opened } from './helpers/ws-client.js';
 
 const SOCKETS = 2000;

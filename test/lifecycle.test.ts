@@ -12,7 +12,11 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { APPS } from './helpers/gatehouse.js';
 import { encodeUwsgiPacket } from '../src/upstream/uwsgi-packet.js';
-import { RawConnection, childPids, countMatches, isAlive, launch, request, runCli, sleep, waitUntil, withServer, workerPidsFor } from './helpers/harness.js';
+import { countMatches, launch, runCli, withServer } from './helpers/launch.js';
+import { childPids, isAlive, workerPidsFor } from './helpers/processes.js';
+import { RawConnection } from './helpers/raw-connection.js';
+import { request } from './helpers/request.js';
+import { sleep, waitUntil } from './helpers/wait.js';
 
 const APP = `${APPS}/lifecycle_apps.py:app`;
 

@@ -17,7 +17,9 @@ import { mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { APPS } from './helpers/gatehouse.js';
-import { launch, RawConnection, sleep, waitUntil, withServer, type RawResponse, type Server } from './helpers/harness.js';
+import { launch, withServer, type Server } from './helpers/launch.js';
+import { RawConnection, type RawResponse } from './helpers/raw-connection.js';
+import { sleep, waitUntil } from './helpers/wait.js';
 
 const APP = `${APPS}/limits_apps.py:app`;
 

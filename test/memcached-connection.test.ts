@@ -13,7 +13,7 @@ import { MemcachedConnection } from '../src/cache/memcached-connection.js';
 import { Logger } from '../src/log/logger.js';
 import { freePorts } from './helpers/back-ends.js';
 import { hasCommand } from './helpers/gatehouse.js';
-import { sleep } from './helpers/harness.js';
+import { sleep } from './helpers/wait.js';
 
 const skip = hasCommand('memcached') ? false : 'needs memcached (Debian package memcached)';
 const VALUE = Buffer.alloc(100_000, 'v');

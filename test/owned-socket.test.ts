@@ -11,7 +11,7 @@ import type { AddressInfo } from 'node:net';
 import { createRequire } from 'node:module';
 import { WebSocket, WebSocketServer } from 'ws';
 import { ownedSocket, type OwnedSocket, type WsParts } from '../src/asgi/owned-socket.js';
-import { waitUntil } from './helpers/harness.js';
+import { waitUntil } from './helpers/wait.js';
 import { nextMessage, opened } from './helpers/ws-client.js';
 
 type Lean = OwnedSocket & { parserShed(): boolean };

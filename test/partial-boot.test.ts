@@ -14,7 +14,10 @@ import { existsSync, mkdtempSync, readFileSync, rmSync, unlinkSync, writeFileSyn
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { APPS, SYSTEM_PYTHON } from './helpers/gatehouse.js';
-import { childPids, countMatches, isAlive, launch, request, runCli, sleep, waitUntil, workerPidsFor } from './helpers/harness.js';
+import { countMatches, launch, runCli } from './helpers/launch.js';
+import { childPids, isAlive, workerPidsFor } from './helpers/processes.js';
+import { request } from './helpers/request.js';
+import { sleep, waitUntil } from './helpers/wait.js';
 import { describeLoad, failures, startLoad } from './helpers/load.js';
 
 const APP = `${APPS}/boot_once.py`;

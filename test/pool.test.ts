@@ -6,7 +6,9 @@ import { get, type IncomingMessage } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { APPS } from './helpers/gatehouse.js';
-import { childPids, deletedFiles, launch, sleep, waitUntil } from './helpers/harness.js';
+import { launch } from './helpers/launch.js';
+import { childPids, deletedFiles } from './helpers/processes.js';
+import { sleep, waitUntil } from './helpers/wait.js';
 import { describeLoad, failures, runLoad } from './helpers/load.js';
 
 test('requests never stay queued behind a long-running one while another worker is free', async () => {

@@ -4,7 +4,9 @@ import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'n
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { APPS } from './helpers/gatehouse.js';
-import { childPids, isAlive, launch, waitUntil } from './helpers/harness.js';
+import { launch } from './helpers/launch.js';
+import { childPids, isAlive } from './helpers/processes.js';
+import { waitUntil } from './helpers/wait.js';
 import { failures, runLoad, describeLoad } from './helpers/load.js';
 
 function setup() {

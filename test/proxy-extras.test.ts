@@ -11,7 +11,10 @@ import { join } from 'node:path';
 import { gunzipSync } from 'node:zlib';
 import { DnsCache } from '../src/upstream/dns-cache.js';
 import { hasPhpFpm, startPhpFpm, tempDir, type Peer } from './helpers/back-ends.js';
-import { launch, RawConnection, request, runCli, sleep, type Server } from './helpers/harness.js';
+import { launch, runCli, type Server } from './helpers/launch.js';
+import { RawConnection } from './helpers/raw-connection.js';
+import { request } from './helpers/request.js';
+import { sleep } from './helpers/wait.js';
 import { finishedWhileClientStalls, refusedAddress, startUpstream, type Upstream } from './helpers/upstreams.js';
 
 const tmp = tempDir('proxy-extras');

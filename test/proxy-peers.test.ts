@@ -15,7 +15,8 @@ import { connect, createServer as createNetServer, type AddressInfo, type Server
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { APPS, hasCommand, SYSTEM_PYTHON } from './helpers/gatehouse.js';
-import { launchConfig, request, type Server } from './helpers/harness.js';
+import { launchConfig, type Server } from './helpers/launch.js';
+import { request } from './helpers/request.js';
 import { refusedAddress } from './helpers/upstreams.js';
 import { WebSocket, WebSocketServer } from 'ws';
 

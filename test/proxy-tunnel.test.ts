@@ -12,7 +12,9 @@ import { createServer, type Server as HttpServer } from 'node:http';
 import type { Socket } from 'node:net';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { launch, RawConnection, waitUntil, type Server } from './helpers/harness.js';
+import { launch, type Server } from './helpers/launch.js';
+import { RawConnection } from './helpers/raw-connection.js';
+import { waitUntil } from './helpers/wait.js';
 import { tempDir } from './helpers/back-ends.js';
 
 let tmp: ReturnType<typeof tempDir>;

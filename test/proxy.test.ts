@@ -10,7 +10,10 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { WebSocket, WebSocketServer } from 'ws';
-import { launch, RawConnection, request, runCli, waitUntil, type Server } from './helpers/harness.js';
+import { launch, runCli, type Server } from './helpers/launch.js';
+import { RawConnection } from './helpers/raw-connection.js';
+import { request } from './helpers/request.js';
+import { waitUntil } from './helpers/wait.js';
 import { finishedWhileClientStalls, refusedAddress, startRawUpstream, startUpstream, type Echo, type Upstream } from './helpers/upstreams.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'gh-proxy-'));

@@ -28,7 +28,7 @@ import fc from 'fast-check';
 import { caseBytes, caseChunks, requestCase } from './helpers/head-arbitrary.js';
 import { gatehousePath } from './helpers/head-compare.js';
 import { report, startServers, type Result, type Servers } from './helpers/head-run.js';
-import { isAlive } from './helpers/harness.js';
+import { isAlive } from './helpers/processes.js';
 
 const RUNS = Number(process.env.GH_FUZZ_RUNS ?? 300);
 const KEEP_GOING = process.env.GH_FUZZ_KEEP_GOING === '1';

@@ -10,7 +10,10 @@ import { mkdtempSync, rmSync, writeFileSync, mkdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { APPS, hasSystemModule, SYSTEM_PYTHON } from './helpers/gatehouse.js';
-import { launchConfig, RawConnection, request, workerPidsFor, type Server } from './helpers/harness.js';
+import { launchConfig, type Server } from './helpers/launch.js';
+import { workerPidsFor } from './helpers/processes.js';
+import { RawConnection } from './helpers/raw-connection.js';
+import { request } from './helpers/request.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'gh-routes-'));
 let server: Server;

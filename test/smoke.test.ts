@@ -1,7 +1,9 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { APPS } from './helpers/gatehouse.js';
-import { childPids, isAlive, launch, waitUntil } from './helpers/harness.js';
+import { launch } from './helpers/launch.js';
+import { childPids, isAlive } from './helpers/processes.js';
+import { waitUntil } from './helpers/wait.js';
 
 test('serves a WSGI app over HTTP and leaves no worker behind', async () => {
   const gh = await launch([`${APPS}/basic.py:echo_environ`, '--workers', '2']);

@@ -15,7 +15,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { brotliCompressSync, brotliDecompressSync, gunzipSync, gzipSync } from 'node:zlib';
 import { APPS } from './helpers/gatehouse.js';
-import { launch, request, sleep, withServer, type Server, type SimpleResponse } from './helpers/harness.js';
+import { launch, withServer, type Server } from './helpers/launch.js';
+import { request, type SimpleResponse } from './helpers/request.js';
+import { sleep } from './helpers/wait.js';
 
 const APP = `${APPS}/basic.py:hello`;
 const JS = Buffer.from(Array.from({ length: 120 }, (_, i) => `console.log('original app.js line ${i}');\n`).join(''));

@@ -17,7 +17,10 @@ import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, 
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { APPS } from './helpers/gatehouse.js';
-import { launch, RawConnection, request, runCli, waitUntil, withServer, type RawResponse, type Server } from './helpers/harness.js';
+import { launch, runCli, withServer, type Server } from './helpers/launch.js';
+import { RawConnection, type RawResponse } from './helpers/raw-connection.js';
+import { request } from './helpers/request.js';
+import { waitUntil } from './helpers/wait.js';
 
 const APP = `${APPS}/basic.py:hello`;
 const HELLO = 'hello\n';

@@ -16,7 +16,10 @@ import { connect, createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { APPS } from './helpers/gatehouse.js';
-import { childPids, countMatches, isAlive, launch, request, runCli, sleep, waitUntil, workerPidsFor, type Server } from './helpers/harness.js';
+import { countMatches, launch, runCli, type Server } from './helpers/launch.js';
+import { childPids, isAlive, workerPidsFor } from './helpers/processes.js';
+import { request } from './helpers/request.js';
+import { sleep, waitUntil } from './helpers/wait.js';
 import { describeLoad, failures, startLoad, type LoadRun, type LoadSample } from './helpers/load.js';
 
 const SUP = `${APPS}/supervisor_apps.py`;

@@ -15,7 +15,11 @@ import { chmodSync, copyFileSync, existsSync, mkdtempSync, readFileSync, readdir
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { APPS, SYSTEM_PYTHON } from './helpers/gatehouse.js';
-import { RawConnection, childPids, isAlive, launch, request, runCli, sleep, waitUntil, withServer, type SimpleResponse } from './helpers/harness.js';
+import { launch, runCli, withServer } from './helpers/launch.js';
+import { childPids, isAlive } from './helpers/processes.js';
+import { RawConnection } from './helpers/raw-connection.js';
+import { request, type SimpleResponse } from './helpers/request.js';
+import { sleep, waitUntil } from './helpers/wait.js';
 
 const APP = `${APPS}/threads_apps.py:app`;
 

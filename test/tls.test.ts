@@ -25,7 +25,10 @@ import { gunzipSync } from 'node:zlib';
 import { join } from 'node:path';
 import { H2Request, H2Response as CompatResponse } from '../src/front/h2-compat.js';
 import { APPS, hasCommand } from './helpers/gatehouse.js';
-import { launch, RawConnection, request, runCli, sleep, waitUntil, type Server } from './helpers/harness.js';
+import { launch, runCli, type Server } from './helpers/launch.js';
+import { RawConnection } from './helpers/raw-connection.js';
+import { request } from './helpers/request.js';
+import { sleep, waitUntil } from './helpers/wait.js';
 
 const HAS_OPENSSL = hasCommand('openssl');
 const NO_OPENSSL = HAS_OPENSSL ? false : 'openssl is not installed (Debian: openssl)';

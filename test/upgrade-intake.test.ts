@@ -15,7 +15,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { WebSocket } from 'ws';
 import { APPS, SYSTEM_PYTHON } from './helpers/gatehouse.js';
-import { isAlive, launchConfig, RawConnection, waitUntil, type Server } from './helpers/harness.js';
+import { launchConfig, type Server } from './helpers/launch.js';
+import { isAlive } from './helpers/processes.js';
+import { RawConnection } from './helpers/raw-connection.js';
+import { waitUntil } from './helpers/wait.js';
 import { closed, nextMessage, opened } from './helpers/ws-client.js';
 
 const APP = `${APPS}/asgi_websockets.py`;

@@ -4,7 +4,7 @@ import assert from 'node:assert/strict';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { connect } from 'node:net';
-import { launch, runCli } from './helpers/harness.js';
+import { launch, runCli } from './helpers/launch.js';
 import { APPS, SYSTEM_PYTHON } from './helpers/gatehouse.js';
 import { tempDir } from './helpers/back-ends.js';
 

@@ -12,7 +12,9 @@ import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { readFileSync, readdirSync, readlinkSync } from 'node:fs';
 import { APPS } from './helpers/gatehouse.js';
-import { childPids, request, withServer, type Server } from './helpers/harness.js';
+import { withServer, type Server } from './helpers/launch.js';
+import { childPids } from './helpers/processes.js';
+import { request } from './helpers/request.js';
 
 const T = { timeout: 30_000 };
 

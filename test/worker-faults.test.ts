@@ -12,7 +12,10 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { APPS } from './helpers/gatehouse.js';
-import { childPids, request, sleep, withServer, type Server } from './helpers/harness.js';
+import { withServer, type Server } from './helpers/launch.js';
+import { childPids } from './helpers/processes.js';
+import { request } from './helpers/request.js';
+import { sleep } from './helpers/wait.js';
 
 const APP = `${APPS}/worker_faults.py:app`;
 const T = { timeout: 30_000 };

@@ -7,7 +7,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { APPS, SYSTEM_PYTHON } from './helpers/gatehouse.js';
-import { request, withServer } from './helpers/harness.js';
+import { withServer } from './helpers/launch.js';
+import { request } from './helpers/request.js';
 
 const PY = ['--python', SYSTEM_PYTHON];
 

@@ -15,7 +15,10 @@ import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { APPS } from './helpers/gatehouse.js';
-import { childPids, launchConfig, request, runCli, statFields, waitUntil, withServer } from './helpers/harness.js';
+import { launchConfig, runCli, withServer } from './helpers/launch.js';
+import { childPids, statFields } from './helpers/processes.js';
+import { request } from './helpers/request.js';
+import { waitUntil } from './helpers/wait.js';
 
 const SCHED_BATCH = 3;
 const linuxOnly = process.platform !== 'linux' && 'SCHED_BATCH is Linux';

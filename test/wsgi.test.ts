@@ -17,7 +17,8 @@ import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, 
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { APPS } from './helpers/gatehouse.js';
-import { deletedFiles, launch, type Server } from './helpers/harness.js';
+import { launch, type Server } from './helpers/launch.js';
+import { deletedFiles } from './helpers/processes.js';
 import { get as httpGet, type IncomingMessage } from 'node:http';
 
 const APP = `${APPS}/wsgi_cases.py:dispatch`;

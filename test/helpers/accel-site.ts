@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
 import { hasCommand, SYSTEM_PYTHON } from './gatehouse.js';
-import type { Server } from './harness.js';
+import type { Server } from './launch.js';
 
 export const HAS_OPENSSL = hasCommand('openssl');
 

@@ -4,7 +4,7 @@ import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'no
 import { connect, createServer, type Server as NetServer, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { sleep } from './harness.js';
+import { sleep } from './wait.js';
 import { hasCommand } from './gatehouse.js';
 
 export const PHP_FPM = 'php-fpm8.2';

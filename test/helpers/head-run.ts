@@ -7,7 +7,7 @@
  * connections.
  */
 import { APPS } from './gatehouse.js';
-import { launch, type Server } from './harness.js';
+import { launch, type Server } from './launch.js';
 import { caseOf, gatehousePath, judge, requestStarts, standIns, type Case, type Outcome, type Parsed, type StoodIn, type Verdict } from './head-compare.js';
 import { exchange, startReference, type Reference } from './head-exchange.js';
 

@@ -7,7 +7,7 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { connect, createServer as createNetServer, type AddressInfo, type Server as NetServer, type Socket } from 'node:net';
 import { gzipSync } from 'node:zlib';
-import { waitUntil } from './harness.js';
+import { waitUntil } from './wait.js';
 
 export interface Upstream {
   name: string;
