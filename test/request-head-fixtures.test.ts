@@ -8,7 +8,7 @@
  * Each fixture says, for its bytes: which reader gatehouse uses (its fast
  * path, llhttp, or waiting for the rest of a head), what llhttp (the node:http
  * reference) answers, what the app sees, and the verdict — 'same', or the id
- * of the documented difference in test/helpers/head-compare.ts's DIFFERENCES.
+ * of the documented difference in test/helpers/head-differences.ts's DIFFERENCES.
  * When the front's reader changes on purpose, the fixtures that show it change
  * here with their DIFFERENCES entry.
  *
@@ -17,7 +17,11 @@
  */
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { caseOf, DIFFERENCES, differs, gatehousePath, judge, standIns, viewOf, type AppView, type Outcome, type Reader } from './helpers/head-compare.js';
+import { DIFFERENCES, judge } from './helpers/head-differences.js';
+import { differs, type AppView, type Outcome } from './helpers/head-outcome.js';
+import { caseOf, gatehousePath, type Reader } from './helpers/head-readers.js';
+import { standIns } from './helpers/head-stand-ins.js';
+import { viewOf } from './helpers/head-view.js';
 import { report, startServers, type Servers } from './helpers/head-run.js';
 
 // ------------------------------------------------------------ the comparison alone

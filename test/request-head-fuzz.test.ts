@@ -9,7 +9,7 @@
  * gatehouse's default 16k head limit). Both must accept it and let the app
  * see the same method, target, version, headers and body, or refuse it with
  * the same status, and leave the connection in the same state — or differ
- * in a way documented in test/helpers/head-compare.ts's DIFFERENCES. A
+ * in a way documented in test/helpers/head-differences.ts's DIFFERENCES. A
  * failure prints the bytes, which reader gatehouse used (its fast path or
  * llhttp), what llhttp parsed, and both outcomes, shrunk to a small case.
  *
@@ -26,7 +26,7 @@ import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
 import { caseBytes, caseChunks, requestCase } from './helpers/head-arbitrary.js';
-import { gatehousePath } from './helpers/head-compare.js';
+import { gatehousePath } from './helpers/head-readers.js';
 import { report, startServers, type Result, type Servers } from './helpers/head-run.js';
 import { isAlive } from './helpers/processes.js';
 

@@ -6,10 +6,10 @@
  * max header size 16k as gatehouse's default, node's own answers to what
  * llhttp refuses, but 414 where gatehouse answers it: a head that overflows
  * while its target is read, src/front/uri-too-long.ts). It is sent
- * head-compare.ts's stand-in lines where gatehouse reads or makes one, and
+ * head-stand-ins.ts's stand-in lines where gatehouse reads or makes one, and
  * gives those requests the lines as sent back (as
  * src/front/stand-in-line.ts's restoreLine). What it parses goes
- * through head-compare.ts's refusalOf and viewOf — what gatehouse does with
+ * through head-view.ts's refusalOf and viewOf — what gatehouse does with
  * a request once read — and comes back as test/apps/echo_head.py's answer
  * does: 200 with the view in X-Echo.
  *
@@ -25,7 +25,8 @@ import { connect, type Socket } from 'node:net';
 import { clientErrorStatus, URI_TOO_LONG } from '../../src/front/client-errors.js';
 import type { SentLine } from '../../src/front/stand-in-line.js';
 import { overflowedInTarget, readByHttp, type ParserError } from '../../src/front/uri-too-long.js';
-import { refusalOf, viewOf, type Answer, type AppView, type Outcome, type Parsed } from './head-compare.js';
+import type { Answer, AppView, Outcome, Parsed } from './head-outcome.js';
+import { refusalOf, viewOf } from './head-view.js';
 
 /** What the reference read on one connection, and the answers it decided to give, request by request. */
 export interface ReferenceRecord {

@@ -8,7 +8,10 @@
  */
 import { APPS } from './gatehouse.js';
 import { launch, type Server } from './launch.js';
-import { caseOf, gatehousePath, judge, requestStarts, standIns, type Case, type Outcome, type Parsed, type StoodIn, type Verdict } from './head-compare.js';
+import { judge, type Verdict } from './head-differences.js';
+import type { Outcome, Parsed } from './head-outcome.js';
+import { caseOf, gatehousePath, requestStarts, type Case } from './head-readers.js';
+import { standIns, type StoodIn } from './head-stand-ins.js';
 import { exchange, startReference, type Reference } from './head-exchange.js';
 
 /** gatehouse's --header-timeout in these tests, in seconds. */
@@ -48,7 +51,7 @@ export async function startServers(): Promise<Servers> {
     // rest to node:http) on what the fast path leaves, alone: what node:http makes of it in gatehouse.
     const last = c.reads.fast[c.reads.fast.length - 1];
     const ready = reference.idle;
-    // With the stand-in lines gatehouse has llhttp read (head-compare.ts's standIns), in the same pieces.
+    // With the stand-in lines gatehouse has llhttp read (head-stand-ins.ts's standIns), in the same pieces.
     const whole = standIns(bytes, requestStarts(c.reads));
     const toReference = (s: StoodIn, parts: Buffer[]) => exchange(reference.port, recut(s, parts), { ready, connected: (port) => reference.standIns(port, s.sent) });
     const refRun = toReference(whole, pieces);
