@@ -1,4 +1,4 @@
-"""WSGI (PEP 3333) conformance cases for test/wsgi.test.ts. Standard library only.
+"""WSGI (PEP 3333) conformance cases for test/wsgi-*.test.ts. Standard library only.
 
 `wsgi_cases.py:dispatch` picks a case by the first segment of PATH_INFO
 (`/environ/...`, `/input?op=read`, ...); every case is also a callable of its
