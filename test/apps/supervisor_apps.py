@@ -1,4 +1,4 @@
-"""WSGI apps for test/supervisor.test.ts (stdlib only).
+"""WSGI apps for test/supervisor-*.test.ts (stdlib only).
 
 Module-level settings, read once at import (so a reload is what changes them):
   SUP_VERSION_FILE   file whose stripped contents are VERSION (else $SUP_VERSION, else "none");

@@ -1,4 +1,4 @@
-"""An app whose import fails (test/supervisor.test.ts, --check-config)."""
+"""An app whose import fails (test/supervisor-reload.test.ts, --check-config)."""
 import os  # noqa: F401  (some real work before the failure)
 
 
