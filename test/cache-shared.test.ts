@@ -9,171 +9,22 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { connect, createServer } from 'node:net';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { Writable } from 'node:stream';
 import { join } from 'node:path';
-import memjs from 'memjs';
-import { toStore, type PolicySettings, type StoredResponse } from '../src/cache/cache-policy.js';
 import type { CacheStore } from '../src/cache/cache-store.js';
 import { MemcachedStore } from '../src/cache/memcached-store.js';
 import { RedisStore } from '../src/cache/redis-store.js';
 import { Logger } from '../src/log/logger.js';
 import { freePorts } from './helpers/back-ends.js';
-import { APPS, hasCommand, SYSTEM_PYTHON } from './helpers/gatehouse.js';
+import { APP, at, get, status } from './helpers/cache-origin.js';
+import { accepts, calls, contendingProxy, getAndStore, missWithin, STORES, storeBack, variant } from './helpers/cache-stores.js';
+import { hasCommand, SYSTEM_PYTHON } from './helpers/gatehouse.js';
 import { countMatches, launch, type Server } from './helpers/launch.js';
 import { stopProcess } from './helpers/processes.js';
-import { RawConnection } from './helpers/raw-connection.js';
-import { request, type SimpleResponse } from './helpers/request.js';
 import { sleep } from './helpers/wait.js';
-
-const APP = `${APPS}/cache_origin.py:app`;
-const POLICY: PolicySettings = { defaultTtl: 0, staleWhileRevalidate: 0, staleIfError: 0, grace: 0, storeSetCookie: false, storePrivate: false };
-
-interface StoreKind {
-  name: string;
-  command: string;
-  args(port: number, dir: string): string[];
-  url(port: number): string;
-  /** What PURGE by tag answers for one tagged key (memcached cannot count). */
-  purgedOne: string;
-  /** A flush on one instance shows on another within this long (memcached: its generation is read once a second). */
-  flushMs: number;
-}
-
-const STORES: StoreKind[] = [
-  {
-    name: 'Redis',
-    command: 'redis-server',
-    args: (port, dir) => ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', dir],
-    url: (port) => `redis://127.0.0.1:${port}/3`,
-    purgedOne: 'Purged 1',
-    flushMs: 0,
-  },
-  {
-    name: 'memcached',
-    command: 'memcached',
-    // memcached refuses to run as root without a user to switch to.
-    args: (port) => ['-p', String(port), '-l', '127.0.0.1', '-U', '0', '-m', '16', ...(process.getuid?.() === 0 ? ['-u', 'nobody'] : [])],
-    url: (port) => `memcached://127.0.0.1:${port}`,
-    purgedOne: 'Purged',
-    flushMs: 1500,
-  },
-];
-
-
-function accepts(port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const c = connect(port, '127.0.0.1');
-    c.once('connect', () => {
-      c.destroy();
-      resolve(true);
-    });
-    c.once('error', () => resolve(false));
-  });
-}
-
-function at(path: string, q: Record<string, string> = {}): string {
-  const query = new URLSearchParams(q).toString();
-  return query === '' ? path : `${path}?${query}`;
-}
-
-async function calls(s: Server, path: string): Promise<number> {
-  return (JSON.parse((await request(s.url, at('/__calls', { path }))).body) as { calls: number }).calls;
-}
-
-function get(s: Server, path: string, headers: Record<string, string> = {}, method = 'GET'): Promise<SimpleResponse> {
-  return request(s.url, path, { headers, method });
-}
-
-/**
- * GET on `s`, then waits until the store has what it stored (asking `s`
- * with only-if-cached, which never reaches the app): the store is written
- * once the client has its answer, so another instance may look too early.
- */
-async function getAndStore(s: Server, path: string): Promise<SimpleResponse> {
-  const r = await get(s, path);
-  for (let i = 0; (await get(s, path, { 'cache-control': 'only-if-cached' })).status !== 200; i++) {
-    if (i === 100) throw new Error(`${path}: not in the store 2 s after it was fetched`);
-    await sleep(20);
-  }
-  return r;
-}
-
-/** Waits until `s` stores and finds responses in its store again (after the store stopped or failed). */
-async function storeBack(s: Server): Promise<void> {
-  for (let i = 0; ; i++) {
-    const probe = at(`/store-back-${i}`, { cc: 'max-age=60' });
-    await get(s, probe);
-    await sleep(50);
-    if ((await get(s, probe, { 'cache-control': 'only-if-cached' })).status === 200) return;
-    if (i === 60) throw new Error('the store did not come back within 3 s');
-  }
-}
-
-/** GETs until the answer is a miss (a flush on another instance may take flushMs to show). */
-async function missWithin(s: Server, path: string, ms: number): Promise<string> {
-  const deadline = Date.now() + ms;
-  for (;;) {
-    const r = status(await get(s, path, { 'cache-control': 'only-if-cached' }));
-    if (!/hit/.test(r) || Date.now() >= deadline) return r;
-    await sleep(50);
-  }
-}
-
-/** A stored variant of `key` for Accept-Language `lang`, its body the language. */
-function variant(key: string, lang: string): StoredResponse {
-  return toStore(key, { 'accept-language': lang }, 200, { 'cache-control': 'max-age=60', vary: 'Accept-Language' }, Buffer.from(lang), POLICY) as StoredResponse;
-}
-
-function status(r: SimpleResponse): string {
-  return String(r.headers['cache-status'] ?? '');
-}
-
-/**
- * A TCP hop between a store and memcached: before it passes on each
- * compare-and-swap SET, another client writes the same item (what a key
- * busy with other instances' writes sees), so every such SET loses.
- */
-async function contendingProxy(port: number): Promise<{ port: number; contended(): number; close(): void }> {
-  const other = memjs.Client.create(`127.0.0.1:${port}`, { logger: { log: () => {} } });
-  let contended = 0;
-  const server = createServer((client) => {
-    const upstream = connect(port, '127.0.0.1');
-    upstream.pipe(client);
-    for (const s of [client, upstream]) s.on('error', () => client.destroy());
-    client.on('close', () => upstream.destroy());
-    let pending = Buffer.alloc(0);
-    let inOrder = Promise.resolve();
-    client.on('data', (d: Buffer) => {
-      pending = Buffer.concat([pending, d]);
-      // The binary protocol: a 24-byte header (opcode at 1, key length at 2, extras length at 4, body length at 8, CAS at 16).
-      while (pending.length >= 24 && pending.length >= 24 + pending.readUInt32BE(8)) {
-        const request = pending.subarray(0, 24 + pending.readUInt32BE(8));
-        pending = pending.subarray(request.length);
-        inOrder = inOrder.then(async () => {
-          if (request[1] === 0x01 && request.readBigUInt64BE(16) !== 0n) {
-            const keyAt = 24 + request[4]!;
-            const keyEnd = keyAt + request.readUInt16BE(2);
-            await other.set(request.toString('latin1', keyAt, keyEnd), request.subarray(keyEnd), { expires: 60 });
-            contended++;
-          }
-          upstream.write(request);
-        });
-      }
-    });
-  });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  return {
-    port: (server.address() as { port: number }).port,
-    contended: () => contended,
-    close: () => {
-      server.close();
-      other.close();
-    },
-  };
-}
 
 for (const kind of STORES) {
   const skip = hasCommand(kind.command) ? false : `needs ${kind.command} (Debian package ${kind.command})`;
@@ -412,79 +263,3 @@ for (const kind of STORES) {
     });
   });
 }
-
-describe("the memcached route option: pages the app put in memcached, the app on a miss", { skip: hasCommand('memcached') ? false : 'needs memcached (Debian package memcached)' }, () => {
-  const dir = mkdtempSync(join(tmpdir(), 'gh-memcached-pages-'));
-  let port = 0;
-  let memcached: ChildProcess | null = null;
-  let server: Server;
-  let writer: memjs.Client;
-
-  before(async () => {
-    port = (await freePorts(1))[0]!;
-    memcached = spawn('memcached', ['-p', String(port), '-l', '127.0.0.1', '-U', '0', '-m', '16', ...(process.getuid?.() === 0 ? ['-u', 'nobody'] : [])], { stdio: 'ignore' });
-    for (let i = 0; i < 200 && !(await accepts(port)); i++) await sleep(25);
-    const config = join(dir, 'gatehouse.toml');
-    writeFileSync(
-      config,
-      `python = "${SYSTEM_PYTHON}"
-workers = 1
-bind = ["127.0.0.1:0"]
-app = "${APP}"
-access_log = "-"
-
-[[routes]]
-path = "/"
-app = "main"
-memcached = { server = "127.0.0.1:${port}", key = "page:$uri" }
-`,
-    );
-    server = await launch(['--config', config], { workers: 1 });
-    writer = memjs.Client.create(`127.0.0.1:${port}`, { logger: { log: () => {} } });
-  });
-
-  after(async () => {
-    writer?.close();
-    await server?.kill();
-    memcached?.kill('SIGKILL');
-    rmSync(dir, { recursive: true, force: true });
-  });
-
-  test('a client that leaves while memcached is asked: its page is not sent, and the line says 499', async () => {
-    await writer.set('page:/left', Buffer.from('cached'), {});
-    await stopProcess(memcached!);
-    try {
-      const c = await RawConnection.open(server.port);
-      c.write('GET /left HTTP/1.1\r\nHost: x\r\n\r\n');
-      await sleep(50);
-      c.close();
-      await sleep(30);
-    } finally {
-      // Well before the lookup's deadline: memcached answers the page after the client has gone.
-      memcached!.kill('SIGCONT');
-    }
-    await server.waitFor(/"GET \/left HTTP\/1\.1" 499 /, 3000);
-    assert.equal(await calls(server, '/left'), 0);
-  });
-
-  test('a page in memcached is served from there; a miss goes to the app; memcached gone: the app', async () => {
-    const miss = await get(server, '/article?x=1');
-    assert.match(miss.body, /^GET \/article call 1 /);
-    await writer.set('page:/article', Buffer.from('<h1>from memcached</h1>'), {});
-    const hit = await get(server, '/article?x=1');
-    assert.equal(hit.status, 200);
-    assert.equal(hit.body, '<h1>from memcached</h1>');
-    assert.equal(hit.headers['content-type'], 'text/html; charset=utf-8');
-    const head = await get(server, '/article', {}, 'HEAD');
-    assert.equal(head.headers['content-length'], String('<h1>from memcached</h1>'.length));
-    assert.equal(head.body, '');
-    const post = await get(server, '/article', {}, 'POST');
-    assert.match(post.body, /^POST \/article call 2 /, 'only GET and HEAD look memcached up');
-    memcached!.kill('SIGKILL');
-    await sleep(100);
-    const fallback = await get(server, '/article');
-    assert.equal(fallback.status, 200);
-    assert.match(fallback.body, /^GET \/article call 3 /);
-    assert.equal(await calls(server, '/article'), 3);
-  });
-});
