@@ -38,7 +38,7 @@ def whoami(environ, start_response):
     return [json.dumps(data).encode()]
 
 
-# The heads of test/fast-path.test.ts's "app heads byte for byte" test, by path.
+# The heads of test/fast-path-connections.test.ts's "app heads byte for byte" test, by path.
 HEADS = {
     "/json": ("200 OK", [("Content-Type", "application/json"), ("Content-Length", "2")], b"{}"),
     "/dated": ("200 OK", [("Date", "Thu, 01 Jan 1970 00:00:00 GMT"), ("Content-Length", "2")], b"ok"),
