@@ -3,7 +3,7 @@
  * by table: what goes up for a request, what comes down for a response,
  * the target sent up and Location rewriting. Pure functions over the
  * request records the front makes; the same rules run end to end in
- * proxy.test.ts.
+ * proxy-requests.test.ts.
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
