@@ -1,4 +1,4 @@
-"""WSGI app for test/limits.test.ts and test/access-log.test.ts (stdlib only)."""
+"""WSGI app for test/limits-*.test.ts and test/access-log.test.ts (stdlib only)."""
 import json
 import sys
 import time
