@@ -1,4 +1,4 @@
-"""WSGI apps for test/http.test.ts (stdlib only)."""
+"""WSGI apps for test/http-connections.test.ts and test/http-bodies.test.ts (stdlib only)."""
 import json
 import time
 from urllib.parse import parse_qs
