@@ -15,7 +15,7 @@ import { chmodSync, copyFileSync, existsSync, mkdtempSync, readFileSync, readdir
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { APPS, SYSTEM_PYTHON } from './helpers/gatehouse.js';
-import { launch, runCli, withServer } from './helpers/launch.js';
+import { runCli, withServer } from './helpers/launch.js';
 import { childPids, isAlive } from './helpers/processes.js';
 import { RawConnection } from './helpers/raw-connection.js';
 import { request, type SimpleResponse } from './helpers/request.js';
