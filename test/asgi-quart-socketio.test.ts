@@ -13,6 +13,7 @@ import { WebSocket } from 'ws';
 import { APPS, hasSystemModule, SYSTEM_PYTHON } from './helpers/gatehouse.js';
 import { withServer } from './helpers/launch.js';
 import { closed, nextMessage, opened } from './helpers/ws-client.js';
+import { connectPolling, polled, postWhilePolling } from './helpers/engineio-polling.js';
 
 const APP = `${APPS}/asgi_quart_socketio.py`;
 
@@ -39,25 +40,13 @@ test('Quart: a page, a 300 KiB upload read by a worker whose before_serving ran,
   });
 });
 
-/** The Engine.IO packets of one HTTP long-polling answer (separated by the record separator). */
-async function polled(res: Response): Promise<string[]> {
-  assert.equal(res.status, 200);
-  return (await res.text()).split('\x1e');
-}
-
 test('python-socketio: long-polling handshake and connect over HTTP; events and acks over its WebSocket transport', { skip: !hasSystemModule('socketio') && 'needs python3-socketio' }, async () => {
   await withServer([`${APP}:socketio_app`, '--python', SYSTEM_PYTHON], async (server) => {
     // Long-polling: the open packet, the namespace connect sent by POST, its answer and the server's event by GET.
     const [open] = await polled(await fetch(`${server.url}/socket.io/?EIO=4&transport=polling`));
-    assert.match(open!, /^0\{/);
-    const { sid, upgrades } = JSON.parse(open!.slice(1)) as { sid: string; upgrades: string[] };
-    assert.deepEqual(upgrades, ['websocket']);
-    const poll = `${server.url}/socket.io/?EIO=4&transport=polling&sid=${sid}`;
-    const posted = await fetch(poll, { method: 'POST', body: '40', headers: { 'Content-Type': 'text/plain;charset=UTF-8' } });
-    assert.equal(await posted.text(), 'OK');
+    assert.deepEqual((JSON.parse(open!.slice(1)) as { upgrades: string[] }).upgrades, ['websocket']);
+    const { packets } = await connectPolling(server.url, 2);
     // The connect handler's event goes out before the namespace's connect answer (python-socketio sends that once the handler returns).
-    const packets: string[] = [];
-    while (packets.length < 2) packets.push(...(await polled(await fetch(poll))));
     assert.deepEqual(packets.map((p) => p.slice(0, 2)), ['42', '40']);
     assert.equal(JSON.parse(packets[0]!.slice(2))[0], 'welcome');
 
@@ -80,18 +69,8 @@ test('python-socketio: long-polling handshake and connect over HTTP; events and 
 test('--sticky: on two workers a pending long poll and the next POST, then the WebSocket upgrade, reach the worker holding the session', { skip: !hasSystemModule('socketio') && 'needs python3-socketio' }, async () => {
   await withServer([`${APP}:socketio_app`, '--python', SYSTEM_PYTHON, '--workers', '2', '--sticky'], async (server) => {
     for (let round = 0; round < 3; round++) {
-      const [open] = await polled(await fetch(`${server.url}/socket.io/?EIO=4&transport=polling`));
-      const { sid } = JSON.parse(open!.slice(1)) as { sid: string };
-      const poll = `${server.url}/socket.io/?EIO=4&transport=polling&sid=${sid}`;
-      assert.equal(await (await fetch(poll, { method: 'POST', body: '40' })).text(), 'OK');
-      const packets: string[] = [];
-      while (packets.length < 2) packets.push(...(await polled(await fetch(poll))));
-      // The next GET waits for something to send; meanwhile the client posts an event, whose answer that GET brings.
-      const pending = fetch(poll).then(polled);
-      await new Promise((r) => setTimeout(r, 100));
-      const posted = await fetch(poll, { method: 'POST', body: `42["shout","round ${round}"]` });
-      assert.equal(posted.status, 200, 'the POST reached the worker holding the session');
-      assert.deepEqual(await pending, [`42["heard",{"text":"ROUND ${round}"}]`]);
+      const { sid, poll } = await connectPolling(server.url, 2);
+      assert.deepEqual(await postWhilePolling(poll, `42["shout","round ${round}"]`), [`42["heard",{"text":"ROUND ${round}"}]`]);
 
       // Engine.IO's upgrade: the probe, then the switch; the session's events now travel on the WebSocket.
       const ws = new WebSocket(`${server.url.replace(/^http/, 'ws')}/socket.io/?EIO=4&transport=websocket&sid=${sid}`);
