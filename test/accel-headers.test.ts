@@ -10,15 +10,15 @@
  */
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { createServer, type IncomingHttpHeaders, type Server as HttpServer } from 'node:http';
+import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
+import type { IncomingHttpHeaders, RequestListener, Server as HttpServer } from 'node:http';
 import { connect as h2connect } from 'node:http2';
-import { connect, type AddressInfo, type Socket } from 'node:net';
+import { connect, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { encodeUwsgiPacket } from '../src/upstream/uwsgi-packet.js';
-import { accelSite, HAS_OPENSSL, listening } from './helpers/accel-site.js';
-import { APPS, SYSTEM_PYTHON } from './helpers/gatehouse.js';
+import { accelSite, HAS_OPENSSL, launchBackend, listening, startUpstream, stopSite } from './helpers/accel-site.js';
+import { APPS } from './helpers/gatehouse.js';
 import { launchConfig, type Server } from './helpers/launch.js';
 import { request } from './helpers/request.js';
 import { sleep } from './helpers/wait.js';
@@ -35,25 +35,23 @@ let backend: Server;
 let upstream: HttpServer;
 let tlsUrl = '';
 
-function startUpstream(): Promise<number> {
-  upstream = createServer((_req, res) => {
-    res.writeHead(200, {
-      'Content-Type': 'text/plain',
-      'X-Accel-Expires': '30',
-      'X-Accel-Limit-Rate': '1024',
-      'X-Accel-Buffering': 'no',
-      'X-Accel-Charset': 'utf-8',
-      'X-Accelerated': 'kept',
-    });
-    res.end('upstream body');
+/** The upstream of the proxy route: every X-Accel-* header, and one that only looks like them. */
+const upstreamAnswer: RequestListener = (_req, res) => {
+  res.writeHead(200, {
+    'Content-Type': 'text/plain',
+    'X-Accel-Expires': '30',
+    'X-Accel-Limit-Rate': '1024',
+    'X-Accel-Buffering': 'no',
+    'X-Accel-Charset': 'utf-8',
+    'X-Accelerated': 'kept',
   });
-  return new Promise((resolve) => upstream.listen(0, '127.0.0.1', () => resolve((upstream.address() as AddressInfo).port)));
-}
+  res.end('upstream body');
+};
 
 before(async () => {
-  const upstreamPort = await startUpstream();
-  mkdirSync(backendDir);
-  backend = await launchConfig(backendDir, `workers = 1\npython = "${SYSTEM_PYTHON}"\napp = "${APP}:application"\n\n[[listeners]]\nbind = "127.0.0.1:0"\nprotocol = "uwsgi"\n`, 1);
+  let upstreamPort: number;
+  ({ upstream, port: upstreamPort } = await startUpstream(upstreamAnswer));
+  backend = await launchBackend(backendDir, APP, ['uwsgi']);
   server = await launchConfig(
     dir,
     accelSite(
@@ -80,12 +78,7 @@ uwsgi = { pass = "${listening(backend, 'uwsgi')}" }
   if (HAS_OPENSSL) tlsUrl = `https://${listening(server, 'https')}`;
 });
 
-after(async () => {
-  await server?.kill();
-  await backend?.kill();
-  await new Promise((resolve) => upstream?.close(resolve));
-  rmSync(dir, { recursive: true, force: true });
-});
+after(() => stopSite(dir, server, backend, upstream));
 
 function assertHidden(headers: IncomingHttpHeaders, what: string): void {
   for (const name of HIDDEN) assert.equal(headers[name], undefined, `${what}: ${name} never reaches the client`);

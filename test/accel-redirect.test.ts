@@ -11,14 +11,13 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { createServer, type Server as HttpServer } from 'node:http';
+import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import type { RequestListener, Server as HttpServer } from 'node:http';
 import { connect as h2connect, type IncomingHttpHeaders as H2Headers } from 'node:http2';
-import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { accelSite, HAS_OPENSSL, listening } from './helpers/accel-site.js';
-import { APPS, SYSTEM_PYTHON } from './helpers/gatehouse.js';
+import { accelSite, HAS_OPENSSL, launchBackend, listening, startUpstream, stopSite } from './helpers/accel-site.js';
+import { APPS } from './helpers/gatehouse.js';
 import { launchConfig, runCli, type Server } from './helpers/launch.js';
 import { request } from './helpers/request.js';
 import { sleep } from './helpers/wait.js';
@@ -34,40 +33,21 @@ let upstream: HttpServer;
 let tlsUrl = '';
 
 /** The upstream of the proxy routes: /up/send answers with X-Accel-Redirect and a body of its own. */
-function startUpstream(): Promise<number> {
-  upstream = createServer((req, res) => {
-    if (req.url?.startsWith('/up/send')) {
-      res.writeHead(200, { 'Content-Type': 'application/pdf', 'X-Accel-Redirect': '/protected/report.pdf', 'Set-Cookie': 'up=1', 'Content-Length': 14 });
-      return res.end('upstream body!');
-    }
-    res.writeHead(200, { 'Content-Type': 'text/plain' });
-    res.end('upstream plain');
-  });
-  return new Promise((resolve) => upstream.listen(0, '127.0.0.1', () => resolve((upstream.address() as AddressInfo).port)));
-}
+const upstreamAnswer: RequestListener = (req, res) => {
+  if (req.url?.startsWith('/up/send')) {
+    res.writeHead(200, { 'Content-Type': 'application/pdf', 'X-Accel-Redirect': '/protected/report.pdf', 'Set-Cookie': 'up=1', 'Content-Length': 14 });
+    return void res.end('upstream body!');
+  }
+  res.writeHead(200, { 'Content-Type': 'text/plain' });
+  res.end('upstream plain');
+};
 
 before(async () => {
   mkdirSync(join(dir, 'protected'));
   writeFileSync(join(dir, 'protected', 'report.pdf'), FILE);
-  const upstreamPort = await startUpstream();
-  mkdirSync(backendDir);
-  backend = await launchConfig(
-    backendDir,
-    `
-workers = 1
-python = "${SYSTEM_PYTHON}"
-app = "${APP}:application"
-
-[[listeners]]
-bind = "127.0.0.1:0"
-protocol = "scgi"
-
-[[listeners]]
-bind = "127.0.0.1:0"
-protocol = "uwsgi"
-`,
-    1,
-  );
+  let upstreamPort: number;
+  ({ upstream, port: upstreamPort } = await startUpstream(upstreamAnswer));
+  backend = await launchBackend(backendDir, APP, ['scgi', 'uwsgi']);
   server = await launchConfig(
     dir,
     accelSite(
@@ -112,12 +92,7 @@ uwsgi = { pass = "${listening(backend, 'uwsgi')}" }
   if (HAS_OPENSSL) tlsUrl = `https://${listening(server, 'https')}`;
 });
 
-after(async () => {
-  await server?.kill();
-  await backend?.kill();
-  await new Promise((resolve) => upstream?.close(resolve));
-  rmSync(dir, { recursive: true, force: true });
-});
+after(() => stopSite(dir, server, backend, upstream));
 
 const md5 = (b: Buffer) => createHash('md5').update(b).digest('hex');
 

@@ -128,7 +128,7 @@ export class CaptureResponse extends (LazyEmitter as unknown as typeof EventEmit
   private cut = false;
   /** The client's 'drain' is passed on (from the first listener for it here). */
   private drainPassed = false;
-  /** The origin's X-Accel-Expires, taken off its head (cacheExpires()). */
+  /** The origin's X-Accel-Expires, as the relay read it from its head (cacheExpires(), from readAccel()). */
   private accelExpires: string | undefined = undefined;
 
   constructor(
@@ -201,9 +201,6 @@ export class CaptureResponse extends (LazyEmitter as unknown as typeof EventEmit
   writeHead(status: number, reason: string, headers?: OutgoingHttpHeaders | string[]): this {
     this.status = status;
     this.headers = sharedMap(headers);
-    // Still in the head when a web server in front is to read it too (accel-headers.ts).
-    const inHead = this.headers['x-accel-expires'];
-    this.accelExpires ??= Array.isArray(inHead) ? inHead[0] : inHead;
     const { hold, cacheStatus } = this.hooks.head(status, this.headers, this.accelExpires);
     this.held = hold || this.client === null;
     this.started = true;

@@ -93,7 +93,7 @@ export class Scheduler {
   dispatch(x: Exchange): void {
     const now = performance.now();
     if (this.queue.length === 0) {
-      const w = x.affinity === undefined ? this.pick(now) : this.pickFor(x.affinity, now);
+      const w = this.pickFor(x, now);
       if (w !== null) {
         w.send(x, this.takeId(), now);
         return;
@@ -126,8 +126,7 @@ export class Scheduler {
     if (this.queue.length === 0) return;
     const now = performance.now();
     while (this.queue.length > 0) {
-      const affinity = this.queue.peek()!.affinity;
-      const w = affinity === undefined ? this.pick(now) : this.pickFor(affinity, now);
+      const w = this.pickFor(this.queue.peek()!, now);
       if (w === null) break;
       // A sync worker is filled in one batch; the others take one each, so each request goes to the least busy.
       do w.send(this.queue.shift()!, this.takeId(), now);
@@ -163,10 +162,12 @@ export class Scheduler {
     return best;
   }
 
-  /** The worker in the affinity's slot if it can take a request now, else the one pick() finds. */
-  private pickFor(affinity: number, now: number): WorkerProcess | null {
-    const slot = affinity % this.slots;
-    for (const w of this.workers) if (w.slot === slot && this.takes(w, now)) return w;
+  /** For `x`: the worker in its affinity's slot if it has one and that worker can take it now, else the one pick() finds. */
+  private pickFor(x: Exchange, now: number): WorkerProcess | null {
+    if (x.affinity !== undefined) {
+      const slot = x.affinity % this.slots;
+      for (const w of this.workers) if (w.slot === slot && this.takes(w, now)) return w;
+    }
     return this.pick(now);
   }
 

@@ -29,7 +29,7 @@ import { BodySink } from '../http/body-sink.js';
 import { clientResponseHead, upstreamRequestHeaders, upstreamTarget, type HeaderRules } from './proxy-headers.js';
 import type { CarriedHandler, Carrier } from './proxy-pool.js';
 import { requestServername, type ProxyTarget } from './proxy-target.js';
-import { UpstreamError, upstreamFailed, warnPastEnd, type UpstreamPhase } from './upstream-failure.js';
+import { UpstreamError, upstreamFailed, warnPastEnd } from './upstream-failure.js';
 import { isIdempotent } from '../http/idempotent.js';
 import { ACCEL_REDIRECT, type AccelRedirect } from '../http/accel-redirect.js';
 import { readAccel } from '../http/accel-headers.js';

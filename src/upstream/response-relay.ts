@@ -44,7 +44,7 @@ export class ResponseRelay implements InFlight {
     /** The client went away first: the back end's connection is of no more use. */
     private readonly onClientGone: () => void,
     /** Spool what the client cannot take yet rather than slow the back end down. */
-    private readonly buffering: boolean,
+    buffering: boolean,
   ) {
     this.sink = new BodySink(r.res, buffering ? LIMITS.buffered : LIMITS.unbuffered, (err) => this.fail(new UpstreamError(502, 'read', `compression failed: ${err.message}`)));
     watchClient(r.req, r.res, this);

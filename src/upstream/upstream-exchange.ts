@@ -108,7 +108,7 @@ export class UpstreamExchange implements SocketUser, Expiring {
   deadlineDue = 0;
 
   constructor(
-    private readonly r: RouteRequest<RequestInfo, HttpResponse>,
+    r: RouteRequest<RequestInfo, HttpResponse>,
     ctx: ExchangeContext,
     private readonly target: UpstreamTarget,
     private readonly wire: ExchangeWire,

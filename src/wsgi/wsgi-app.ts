@@ -13,6 +13,7 @@
  */
 import type { Readable } from 'node:stream';
 import type { WorkerPool } from '../pool/worker-pool.js';
+import type { Exchange } from '../pool/exchange.js';
 import { affinityOf } from '../pool/worker-slots.js';
 import { clientAddress } from '../http/forwarded.js';
 import { encodeRequest, Frame } from '../wire/frames.js';
@@ -67,8 +68,7 @@ export class WsgiApp implements Handler {
     const frame = this.block.frame(scopeBody(0, null), null);
     frame[0] = Frame.WS_OPEN;
     const session = new WebSocketSession(frame, u, (this.sessions ??= { front: this.websockets, pool: this.pool, logger: this.ctx.logger }));
-    if (this.pool.sticky) session.affinity = affinityOf(clientAddress(u.req));
-    this.websockets.handshake(u.req, u.socket, u.head, session);
+    this.websockets.handshake(u.req, u.socket, u.head, this.stick(session, u.req));
   }
 
   private answer(r: RouteRequest<RequestInfo, HttpResponse>, body: Readable | null): void {
@@ -105,9 +105,13 @@ export class WsgiApp implements Handler {
     this.send(r, new WsgiExchange(frame, r, this.ctx, this.maxTempFile, bodyFile, this.cancel));
   }
 
-  /** To the pool; a sticky app's request with its client's affinity (src/pool/worker-slots.ts). */
   private send(r: RouteRequest<RequestInfo, HttpResponse>, x: WsgiExchange): void {
-    if (this.pool.sticky) x.affinity = affinityOf(clientAddress(r.req));
-    this.pool.dispatch(x);
+    this.pool.dispatch(this.stick(x, r.req));
+  }
+
+  /** `x`, given its client's affinity when the app is sticky (src/pool/worker-slots.ts). */
+  private stick<X extends Exchange>(x: X, req: RequestInfo): X {
+    if (this.pool.sticky) x.affinity = affinityOf(clientAddress(req));
+    return x;
   }
 }

@@ -6,7 +6,6 @@
 import { fstat, open, close } from 'node:fs';
 import type { Exchange } from '../pool/exchange.js';
 import type { WorkerProcess } from '../pool/worker-process.js';
-import type { Socket } from 'node:net';
 import type { Readable } from 'node:stream';
 import { decodeHead, encodeEmpty, Frame, responseHeadEnd, type FileSpec } from '../wire/frames.js';
 import { discardBodyFile } from '../http/request-body.js';

@@ -1,13 +1,18 @@
 /**
  * What the two X-Accel test files share (test/accel-redirect.test.ts,
  * test/accel-headers.test.ts): a site with a WSGI and an ASGI app of one
- * Python file, a plain listener and, where openssl is installed, a TLS one.
+ * Python file, a plain listener and, where openssl is installed, a TLS one;
+ * the plain HTTP upstream of its proxy routes and the second gatehouse behind
+ * its uwsgi and SCGI routes; and their stop.
  */
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
+import { mkdirSync, rmSync } from 'node:fs';
+import { createServer, type RequestListener, type Server as HttpServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { hasCommand, SYSTEM_PYTHON } from './gatehouse.js';
-import type { Server } from './launch.js';
+import { launchConfig, type Server } from './launch.js';
 
 export const HAS_OPENSSL = hasCommand('openssl');
 
@@ -51,4 +56,26 @@ app = "wsgi"
 path = "/asgi"
 app = "asgi"
 ${routes}`;
+}
+
+/** A plain HTTP server on a loopback port answering with `handler`, and that port. */
+export async function startUpstream(handler: RequestListener): Promise<{ upstream: HttpServer; port: number }> {
+  const upstream = createServer(handler);
+  await new Promise<void>((resolve) => upstream.listen(0, '127.0.0.1', resolve));
+  return { upstream, port: (upstream.address() as AddressInfo).port };
+}
+
+/** A second gatehouse in `dir` (made here) serving `app`'s `application` on one listener per protocol (`uwsgi`, `scgi`). */
+export function launchBackend(dir: string, app: string, protocols: readonly string[]): Promise<Server> {
+  mkdirSync(dir);
+  const listeners = protocols.map((p) => `\n[[listeners]]\nbind = "127.0.0.1:0"\nprotocol = "${p}"\n`).join('');
+  return launchConfig(dir, `workers = 1\npython = "${SYSTEM_PYTHON}"\napp = "${app}:application"\n${listeners}`, 1);
+}
+
+/** Stops the site, its back end and its upstream (what of them started), and removes `dir`. */
+export async function stopSite(dir: string, server: Server | undefined, backend: Server | undefined, upstream: HttpServer | undefined): Promise<void> {
+  await server?.kill();
+  await backend?.kill();
+  await new Promise((resolve) => upstream?.close(resolve) ?? resolve(undefined));
+  rmSync(dir, { recursive: true, force: true });
 }
