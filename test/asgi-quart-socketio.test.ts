@@ -8,10 +8,10 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { request } from 'node:http';
 import { WebSocket } from 'ws';
 import { APPS, hasSystemModule, SYSTEM_PYTHON } from './helpers/gatehouse.js';
 import { withServer } from './helpers/launch.js';
+import { request } from './helpers/request.js';
 import { closed, nextMessage, opened } from './helpers/ws-client.js';
 import { connectPolling, polled, postWhilePolling } from './helpers/engineio-polling.js';
 
@@ -88,25 +88,14 @@ test('--sticky: on two workers a pending long poll and the next POST, then the W
   });
 });
 
-/** GET `path` from the source address `from` (any 127.x.y.z is this machine's): the body. */
-function getFrom(url: string, from: string): Promise<string> {
-  return new Promise((resolve, reject) => {
-    request(url, { localAddress: from, agent: false }, (res) => {
-      let body = '';
-      res.setEncoding('utf8');
-      res.on('data', (c: string) => (body += c));
-      res.on('end', () => resolve(body));
-    })
-      .on('error', reject)
-      .end();
-  });
-}
+/** GET /pid from the source address `from` (any 127.x.y.z is this machine's): the worker's pid. */
+const pidFrom = async (url: string, from: string) => (await request(url, '/pid', { localAddress: from })).body;
 
 test('--sticky: each client address is always served by the same worker, and addresses spread over the workers', { skip: !hasSystemModule('quart') && 'needs python3-quart' }, async () => {
   await withServer([`${APP}:quart_app`, '--python', SYSTEM_PYTHON, '--workers', '2', '--sticky'], async (server) => {
     const workerOf = new Map<string, string>();
     const ask = async (from: string) => {
-      const pid = await getFrom(`${server.url}/pid`, from);
+      const pid = await pidFrom(server.url, from);
       assert.equal(workerOf.get(from) ?? pid, pid, `${from} stays with worker ${workerOf.get(from)}`);
       workerOf.set(from, pid);
     };
@@ -123,7 +112,7 @@ test('--sticky: each client address is always served by the same worker, and add
     let replacement = gone;
     for (let i = 0; i < 100 && (replacement === gone || replacement === kept); i++) {
       await new Promise((r) => setTimeout(r, 100));
-      replacement = await getFrom(`${server.url}/pid`, addresses.find((a) => before.get(a) === gone)!);
+      replacement = await pidFrom(server.url, addresses.find((a) => before.get(a) === gone)!);
     }
     workerOf.clear();
     for (const from of addresses) await ask(from);

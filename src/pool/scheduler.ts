@@ -9,9 +9,12 @@
  * gets at most as many requests as it has threads, an ASGI worker at most
  * --max-concurrency, and none while its heartbeats say its event loop is
  * blocked. Otherwise a request waits in a bounded queue (503 when full or
- * waiting too long). A request with an affinity (a sticky app's) goes to the
- * worker in its slot (worker-slots.ts) when that one can take it, else as
- * any other.
+ * waiting too long). A request with an affinity (a sticky app's) goes only
+ * to the worker in its slot (worker-slots.ts), and waits for it when it is
+ * busy or booting, as nginx's `ip_hash` waits on its one upstream: another
+ * worker would not know the client's session. Only when no worker holds
+ * the slot (it died and its replacement is not spawned yet) does it go to
+ * any other. Waiting sticky requests do not hold up those of other slots.
  *
  * The scheduler only reads the worker list; the supervisor adds and removes
  * workers and tells the scheduler when requests come back or room appears.
@@ -92,6 +95,11 @@ export class Scheduler {
 
   dispatch(x: Exchange): void {
     const now = performance.now();
+    if (this.queue.length > 0 && x.affinity !== undefined) {
+      // Its slot's worker may be idle while others' requests wait: queued behind them, it goes by drain().
+      if (this.enqueue(x, now)) this.drain();
+      return;
+    }
     if (this.queue.length === 0) {
       const w = this.pickFor(x, now);
       if (w !== null) {
@@ -99,12 +107,18 @@ export class Scheduler {
         return;
       }
     }
+    this.enqueue(x, now);
+  }
+
+  /** Puts `x` in the queue; false when the queue is full (then `x` failed with 503). */
+  private enqueue(x: Exchange, now: number): boolean {
     if (this.queue.length >= this.opts.queueSize) {
       x.fail(503, 'queue full');
-      return;
+      return false;
     }
     x.queuedAt = now;
     this.queue.push(x);
+    return true;
   }
 
   /** The client went away. */
@@ -125,6 +139,10 @@ export class Scheduler {
   drain(): void {
     if (this.queue.length === 0) return;
     const now = performance.now();
+    if (this.queue.peek()!.affinity !== undefined) {
+      this.drainSticky(now);
+      return;
+    }
     while (this.queue.length > 0) {
       const w = this.pickFor(this.queue.peek()!, now);
       if (w === null) break;
@@ -132,6 +150,24 @@ export class Scheduler {
       do w.send(this.queue.shift()!, this.takeId(), now);
       while (this.sync && this.queue.length > 0 && this.queue.peek()!.affinity === undefined && w.inflight.length < Math.min(this.capacity, w.requestLimit - w.requests));
     }
+  }
+
+  /**
+   * A sticky app's waiting requests (all have an affinity), oldest first, each to its slot's worker
+   * when that one has room: those whose worker is busy stay, in their order, and do not hold up the
+   * rest. Stops as soon as no worker has room, so a full pool costs a look at each worker.
+   */
+  private drainSticky(now: number): void {
+    let open = 0;
+    for (const w of this.workers) if (this.takes(w, now)) open++;
+    if (open === 0) return;
+    this.queue.sweep((x) => {
+      const w = this.pickFor(x, now);
+      if (w === null) return false;
+      w.send(x, this.takeId(), now);
+      if (!this.takes(w, now)) open--;
+      return true;
+    }, () => open > 0);
   }
 
   /** A pass of the supervisor's loop: fail requests that waited too long, rescue those stuck behind a long one. */
@@ -162,13 +198,20 @@ export class Scheduler {
     return best;
   }
 
-  /** For `x`: the worker in its affinity's slot if it has one and that worker can take it now, else the one pick() finds. */
+  /**
+   * For `x`: with an affinity, the worker in its slot if that one can take it now, none while the
+   * slot's worker is busy or booting, any (pick()) when no worker holds the slot; else pick().
+   */
   private pickFor(x: Exchange, now: number): WorkerProcess | null {
-    if (x.affinity !== undefined) {
-      const slot = x.affinity % this.slots;
-      for (const w of this.workers) if (w.slot === slot && this.takes(w, now)) return w;
+    if (x.affinity === undefined) return this.pick(now);
+    const slot = x.affinity % this.slots;
+    let held = false;
+    for (const w of this.workers) {
+      if (w.slot !== slot || (w.state !== 'ready' && w.state !== 'booting')) continue;
+      if (this.takes(w, now)) return w;
+      held = true;
     }
-    return this.pick(now);
+    return held ? null : this.pick(now);
   }
 
   /** Whether `w` may be sent a request now. */

@@ -13,12 +13,13 @@ export interface SimpleResponse {
 
 /**
  * One request on a fresh connection (no agent pooling). `target` is a base URL
- * (`http://127.0.0.1:8000`) or `{ socketPath }` for a unix socket.
+ * (`http://127.0.0.1:8000`) or `{ socketPath }` for a unix socket; `localAddress`
+ * is the client's source address (any 127.x.y.z is this machine's).
  */
 export function request(
   target: string | { socketPath: string },
   path: string,
-  opts: { method?: string; headers?: Record<string, string>; body?: string | Buffer; timeoutMs?: number } = {},
+  opts: { method?: string; headers?: Record<string, string>; body?: string | Buffer; timeoutMs?: number; localAddress?: string } = {},
 ): Promise<SimpleResponse> {
   const started = Date.now();
   return new Promise((resolve, reject) => {
@@ -29,7 +30,7 @@ export function request(
             return { host: u.hostname.replace(/^\[|\]$/g, ''), port: Number(u.port) };
           })()
         : { socketPath: target.socketPath };
-    const req = httpRequest({ ...base, path, method: opts.method ?? 'GET', headers: opts.headers, agent: false }, (res) => {
+    const req = httpRequest({ ...base, path, method: opts.method ?? 'GET', headers: opts.headers, localAddress: opts.localAddress, agent: false }, (res) => {
       const chunks: Buffer[] = [];
       res.on('data', (c: Buffer) => chunks.push(c));
       res.on('error', reject);
