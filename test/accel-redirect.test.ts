@@ -66,6 +66,11 @@ internal = true
 static = { root = "protected" }
 
 [[routes]]
+path = "/dated"
+internal = true
+static = { root = "protected", expires = 3600 }
+
+[[routes]]
 path = "/private-app"
 internal = true
 app = "wsgi"
@@ -224,6 +229,17 @@ test('a cached app route: the X-Accel-Redirect answer is not stored, each reques
   assert.deepEqual(first.headers['set-cookie'], ['calls=1']);
   assert.deepEqual(second.headers['set-cookie'], ['calls=2'], 'the app answered again');
   assert.equal(second.headers['cache-control'], 'public, max-age=60', 'the app\'s Cache-Control');
+});
+
+test('an internal static route with its own expires: its Cache-Control and Expires go over the app\'s, as nginx\'s expires does', async () => {
+  const r = await request(server.url, '/app/cached?to=/dated/report.pdf');
+  assertFile(r, 'dated route');
+  assert.equal(r.headers['cache-control'], 'public, max-age=3600', 'the route\'s, not the app\'s max-age=60');
+  const expires = Date.parse(String(r.headers.expires));
+  assert.ok(Math.abs(expires - (Date.now() + 3600_000)) < 120_000, `Expires an hour ahead: ${r.headers.expires}`);
+  assert.match(String(r.headers['set-cookie']), /^calls=\d+$/, 'the other kept headers stay');
+  const plain = await request(server.url, '/app/cached');
+  assert.equal(plain.headers['cache-control'], 'public, max-age=60', 'a route without expires keeps the app\'s');
 });
 
 test('the access log shows the client\'s request line with the final status and bytes', async () => {

@@ -47,6 +47,7 @@ export class StaticFiles implements Handler {
   /** The root's real path, with a trailing separator: what every file served must start with. */
   private readonly inside: string;
   private readonly cacheControl: string;
+  readonly setsCaching: boolean;
   /** Compression of files that have no sibling; null when off (or no-transform). */
   private readonly compression: Compression | null;
 
@@ -59,6 +60,7 @@ export class StaticFiles implements Handler {
     this.inside = real.endsWith(sep) ? real : real + sep;
     // send's default (revalidate every time) unless the route says otherwise.
     this.cacheControl = settings.cache_control ?? `public, max-age=${Math.floor(settings.expires ?? 0)}`;
+    this.setsCaching = settings.cache_control !== undefined || settings.expires !== undefined;
     this.compression = noTransform(this.cacheControl) ? null : compression;
   }
 

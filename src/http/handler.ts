@@ -180,6 +180,13 @@ export interface MemoryResponse {
 export interface Handler {
   serve(request: RouteRequest): void;
   /**
+   * True when the route's own settings set the answer's Cache-Control and
+   * Expires (a static route's `expires` or `cache_control`): those of a head
+   * that redirected here (X-Accel-Redirect) do not go over them, as nginx's
+   * `expires` replaces them.
+   */
+  readonly setsCaching?: boolean;
+  /**
    * Present when the action needs no node:http objects (the app bridge): the
    * front's own HTTP/1.1 reader then hands it its own lean request record
    * and response writer, which cost less than node:http's.

@@ -3,8 +3,8 @@
 `/send?to=VALUE` answers with `X-Accel-Redirect: VALUE` (and a body that must
 never reach the client), as django-sendfile2's nginx backend does; `/stream`
 the same as a streamed response; `/loop` redirects to itself; `/cached`
-redirects with a Cache-Control a cache would store, its call count in a
-cookie; `/echo` says what request it got; `/plain` is an ordinary answer.
+redirects (to `to`, too) with a Cache-Control a cache would store, its call
+count in a cookie; `/echo` says what request it got; `/plain` is an ordinary answer.
 """
 
 import json
@@ -39,7 +39,7 @@ def application(environ, start_response):
     if name == "/cached":
         CALLS[0] += 1
         headers = [("Cache-Control", "public, max-age=60"), ("Set-Cookie", "calls=%d" % CALLS[0])]
-        start_response("200 OK", headers + [("X-Accel-Redirect", "/protected/report.pdf")])
+        start_response("200 OK", headers + [("X-Accel-Redirect", target(query))])
         return [b""]
     if name == "/loop":
         start_response("200 OK", [("X-Accel-Redirect", environ["SCRIPT_NAME"] + "/loop")])
