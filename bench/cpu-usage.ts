@@ -3,14 +3,20 @@
  * check's two reads): the server's processes, wrk, kernel threads, and
  * everything else. The machine has 2 cores and wrk needs a good part of one,
  * so anything else running at the same time (a test suite, a build) skews a
- * row; "other" says so, and above OTHER_CPU_LIMIT the row is run again.
+ * row; "other" says so, and above OTHER_CPU_LIMIT the row is run again. On a
+ * VM the hypervisor may also give the machine's CPUs to others for part of
+ * the time ("steal" in /proc/stat): every figure of the run is then slower
+ * than the machine's own, and the row says so past STEAL_LIMIT.
  */
 import { spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
+import { availableParallelism } from 'node:os';
 import { processTable, type Proc } from './processes.js';
 
 /** % of one core; above this, other processes took enough CPU to skew the run. */
 export const OTHER_CPU_LIMIT = 15;
+/** % of the machine's CPU time (all its cores) the hypervisor took; above this, the row says so. */
+export const STEAL_LIMIT = 5;
 
 /** The unit of /proc's CPU times. */
 const CLOCK_TICKS = ((): number => {
@@ -22,6 +28,8 @@ export interface CpuSample {
   at: number;
   /** user + nice + system over all CPUs, in clock ticks (softirq, where loopback TCP partly runs, left out). */
   busy: number;
+  /** Time the hypervisor gave this VM's CPUs to others, over all CPUs, in clock ticks. */
+  steal: number;
   /** Every process: pid → its label and CPU ticks. */
   procs: Map<number, { label: string; ticks: number; ours: boolean }>;
 }
@@ -39,7 +47,7 @@ export function cpuSample(groups: ReadonlyArray<{ label: string; pids: readonly 
     if (ours !== undefined) procs.set(info.pid, { label: ours === '' ? info.comm : ours, ticks: info.ticks, ours: true });
     else procs.set(info.pid, { label: info.pid === 2 || info.ppid === 2 ? 'kernel' : info.comm, ticks: info.ticks, ours: false });
   }
-  return { at: performance.now(), busy, procs };
+  return { at: performance.now(), busy, steal: f[7] ?? 0, procs };
 }
 
 /** cpuSample's groups for a run: the server's processes as they are now (by command name), the load generator (`load`, wrk or h2load) and the benchmark. */
@@ -62,6 +70,8 @@ export interface CpuReport {
   visibleOtherPct: number;
   /** The biggest of those, by command name. */
   others: Array<[string, number]>;
+  /** % of the machine's CPU time (all its cores) the hypervisor took (steal). */
+  stealPct: number;
 }
 
 export function cpuReport(a: CpuSample, b: CpuSample): CpuReport {
@@ -86,14 +96,24 @@ export function cpuReport(a: CpuSample, b: CpuSample): CpuReport {
   // differently, so take the larger.
   const visible = [...othersByName.values()].reduce((x, y) => x + y, 0);
   const otherPct = Math.max(0, pct(visible), pct(b.busy - a.busy - ours - kernel));
-  return { seconds, byName, kernelPct: pct(kernel), otherPct, visibleOtherPct: pct(visible), others };
+  const stealPct = pct(b.steal - a.steal) / availableParallelism();
+  return { seconds, byName, kernelPct: pct(kernel), otherPct, visibleOtherPct: pct(visible), others, stealPct };
 }
 
-/** Says that other processes took more than OTHER_CPU_LIMIT (`pct`: otherPct or visibleOtherPct); null when they did not. */
+/**
+ * Says that other processes took more than OTHER_CPU_LIMIT (`pct`: otherPct or visibleOtherPct), or the
+ * hypervisor more than STEAL_LIMIT; null when neither did.
+ */
 export function busyMachineNote(r: CpuReport, pct: number): string | null {
-  if (pct <= OTHER_CPU_LIMIT) return null;
-  const top = r.others.map(([name, p]) => `${name} ${p.toFixed(0)}%`).join(', ');
-  return `other processes on this machine used ${pct.toFixed(0)}% of a core during the run (${top}): its numbers are skewed`;
+  const notes: string[] = [];
+  if (pct > OTHER_CPU_LIMIT) {
+    const top = r.others.map(([name, p]) => `${name} ${p.toFixed(0)}%`).join(', ');
+    notes.push(`other processes on this machine used ${pct.toFixed(0)}% of a core during the run (${top}): its numbers are skewed`);
+  }
+  if (r.stealPct > STEAL_LIMIT) {
+    notes.push(`the hypervisor took ${r.stealPct.toFixed(0)}% of this VM's CPU time during the run (steal): every figure is slower than the machine's own, the servers compared in the same round less so`);
+  }
+  return notes.length === 0 ? null : notes.join('; ');
 }
 
 /** A load generator past this share of one core per thread may be what sets the req/s. */
@@ -111,7 +131,7 @@ export function formatCpu(r: CpuReport): string {
   parts.push(`kernel threads ${r.kernelPct.toFixed(0)}`);
   const top = r.others.filter(([, p]) => p >= 1).map(([name, p]) => `${name} ${p.toFixed(0)}`);
   parts.push(`other ${r.otherPct.toFixed(0)}${top.length > 0 ? ` (${top.join(', ')})` : ''}`);
-  return `CPU, % of one core over ${r.seconds.toFixed(1)} s: ${parts.join(', ')}`;
+  return `CPU, % of one core over ${r.seconds.toFixed(1)} s: ${parts.join(', ')}; steal ${r.stealPct.toFixed(0)}% of the machine`;
 }
 
 /** Where a server's processes show in the CPU accounting, by command name ('+' sums several). */
