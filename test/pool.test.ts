@@ -36,6 +36,23 @@ test('requests never stay queued behind a long-running one while another worker 
   }
 });
 
+test('requests a busy sync worker gives back unstarted wait for it in the queue, their --queue-timeout counted from their arrival', async () => {
+  const gh = await launch([`${APPS}/pool_apps.py:sleepy`, '--workers', '1', '--queue-timeout', '3']);
+  try {
+    // The queue timeout is measured on the front's clock: let it pass the timeout's length first.
+    await sleep(3500);
+    // Sent in the same tick: the fast ones are queued on the only worker behind the slow one, then taken
+    // back (it runs past 50 ms) into the pool's queue, where they wait for it with nowhere else to go.
+    const slow = fetch(`${gh.url}/sleep/1`);
+    const fast = Array.from({ length: 5 }, (_, i) => fetch(`${gh.url}/fast/${i}`));
+    const answers = await Promise.all(fast);
+    assert.deepEqual(answers.map((r) => r.status), [200, 200, 200, 200, 200], 'each waited about a second, within the 3 s queue timeout');
+    assert.equal((await slow).status, 200);
+  } finally {
+    await gh.stop();
+  }
+});
+
 test("a sync worker's answers written together never wait for a slow request queued after them", async () => {
   const gh = await launch([`${APPS}/pool_apps.py:sleepy`, '--workers', '1']);
   try {

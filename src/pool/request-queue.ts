@@ -40,23 +40,6 @@ export class RequestQueue {
     this.head = 0;
   }
 
-  /**
-   * Offers each waiting request to `place`, oldest first, while `more()` holds; those it placed
-   * (true) leave the queue, the others keep their order.
-   */
-  sweep(place: (x: Exchange) => boolean, more: () => boolean): void {
-    const { items } = this;
-    let kept = this.head;
-    let i = this.head;
-    for (; i < items.length && more(); i++) {
-      const x = items[i]!;
-      if (!place(x)) items[kept++] = x;
-    }
-    if (kept === i) return;
-    items.copyWithin(kept, i);
-    items.length -= i - kept;
-  }
-
   /** Removes a request (its client went away); false if it was not waiting. */
   remove(x: Exchange): boolean {
     const i = this.items.indexOf(x, this.head);

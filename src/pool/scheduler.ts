@@ -14,14 +14,15 @@
  * busy or booting, as nginx's `ip_hash` waits on its one upstream: another
  * worker would not know the client's session. Only when no worker holds
  * the slot (it died and its replacement is not spawned yet) does it go to
- * any other. Waiting sticky requests do not hold up those of other slots.
+ * any other. Each slot's requests wait in a queue of their own
+ * (waiting-requests.ts), so they hold up no other slot's.
  *
  * The scheduler only reads the worker list; the supervisor adds and removes
  * workers and tells the scheduler when requests come back or room appears.
  */
 import type { Exchange } from './exchange.js';
 import { lateAfter } from './heartbeat.js';
-import { RequestQueue } from './request-queue.js';
+import { WaitingRequests } from './waiting-requests.js';
 import type { WorkerProcess } from './worker-process.js';
 
 export interface SchedulerOptions {
@@ -52,7 +53,6 @@ const SHORT_MS = 5;
 const RESCUE_MS = 50;
 
 export class Scheduler {
-  private readonly queue = new RequestQueue();
   private nextId = 1;
   private sync: boolean;
   private capacity: number;
@@ -61,6 +61,7 @@ export class Scheduler {
   private lateMs = Infinity;
   /** The pool's target size: the slots a sticky request's affinity is taken modulo. */
   private slots: number;
+  private readonly waiting: WaitingRequests;
 
   constructor(
     /** The pool's workers, kept by the supervisor. */
@@ -70,6 +71,7 @@ export class Scheduler {
     this.sync = true;
     this.capacity = this.refillAt = 0;
     this.slots = opts.workers;
+    this.waiting = new WaitingRequests(opts.workers);
     this.setConcurrency(opts.threads, opts.interface === 'asgi');
   }
 
@@ -84,41 +86,33 @@ export class Scheduler {
   /** The pool's target size changed (sticky dispatch maps clients over that many slots). */
   setSlots(n: number): void {
     this.slots = n;
+    this.waiting.setSlots(n);
   }
 
   /** Requests held by workers or waiting in the queue. */
   get pending(): number {
-    let n = this.queue.length;
+    let n = this.waiting.length;
     for (const w of this.workers) n += w.inflight.length;
     return n;
   }
 
   dispatch(x: Exchange): void {
     const now = performance.now();
-    if (this.queue.length > 0 && x.affinity !== undefined) {
-      // Its slot's worker may be idle while others' requests wait: queued behind them, it goes by drain().
-      if (this.enqueue(x, now)) this.drain();
-      return;
-    }
-    if (this.queue.length === 0) {
+    // From now on it waits for a worker: also if a worker gives it back unstarted (requeue()).
+    x.queuedAt = now;
+    const queue = this.waiting.queueOf(x);
+    if (queue.length === 0) {
       const w = this.pickFor(x, now);
       if (w !== null) {
         w.send(x, this.takeId(), now);
         return;
       }
     }
-    this.enqueue(x, now);
-  }
-
-  /** Puts `x` in the queue; false when the queue is full (then `x` failed with 503). */
-  private enqueue(x: Exchange, now: number): boolean {
-    if (this.queue.length >= this.opts.queueSize) {
+    if (this.waiting.length >= this.opts.queueSize) {
       x.fail(503, 'queue full');
-      return false;
+      return;
     }
-    x.queuedAt = now;
-    this.queue.push(x);
-    return true;
+    queue.push(x);
   }
 
   /** The client went away. */
@@ -127,47 +121,27 @@ export class Scheduler {
       x.worker.cancel(x);
       return;
     }
-    this.queue.remove(x);
+    this.waiting.remove(x);
   }
 
   /** Requests taken back from a worker before they started: they go first, in their order. */
   requeue(xs: Exchange[]): void {
-    this.queue.unshift(xs);
+    this.waiting.unshift(xs);
   }
 
   /** Hands waiting requests to workers with room. */
   drain(): void {
-    if (this.queue.length === 0) return;
+    if (this.waiting.length === 0) return;
     const now = performance.now();
-    if (this.queue.peek()!.affinity !== undefined) {
-      this.drainSticky(now);
-      return;
+    for (const queue of this.waiting.nonEmpty()) {
+      while (queue.length > 0) {
+        const w = this.pickFor(queue.peek()!, now);
+        if (w === null) break;
+        // A sync worker is filled in one batch; the others take one each, so each request goes to the least busy.
+        do w.send(queue.shift()!, this.takeId(), now);
+        while (this.sync && queue.length > 0 && w.inflight.length < Math.min(this.capacity, w.requestLimit - w.requests));
+      }
     }
-    while (this.queue.length > 0) {
-      const w = this.pickFor(this.queue.peek()!, now);
-      if (w === null) break;
-      // A sync worker is filled in one batch; the others take one each, so each request goes to the least busy.
-      do w.send(this.queue.shift()!, this.takeId(), now);
-      while (this.sync && this.queue.length > 0 && this.queue.peek()!.affinity === undefined && w.inflight.length < Math.min(this.capacity, w.requestLimit - w.requests));
-    }
-  }
-
-  /**
-   * A sticky app's waiting requests (all have an affinity), oldest first, each to its slot's worker
-   * when that one has room: those whose worker is busy stay, in their order, and do not hold up the
-   * rest. Stops as soon as no worker has room, so a full pool costs a look at each worker.
-   */
-  private drainSticky(now: number): void {
-    let open = 0;
-    for (const w of this.workers) if (this.takes(w, now)) open++;
-    if (open === 0) return;
-    this.queue.sweep((x) => {
-      const w = this.pickFor(x, now);
-      if (w === null) return false;
-      w.send(x, this.takeId(), now);
-      if (!this.takes(w, now)) open--;
-      return true;
-    }, () => open > 0);
   }
 
   /** A pass of the supervisor's loop: fail requests that waited too long, rescue those stuck behind a long one. */
@@ -179,7 +153,7 @@ export class Scheduler {
 
   /** Fails every waiting request (the pool is stopping). */
   failWaiting(reason: string): void {
-    for (const x of this.queue.takeAll()) x.fail(503, reason);
+    for (const x of this.waiting.takeAll()) x.fail(503, reason);
   }
 
   private takeId(): number {
@@ -226,8 +200,10 @@ export class Scheduler {
   private expireQueued(now: number): void {
     const { queueTimeout } = this.opts;
     if (queueTimeout <= 0) return;
-    while (this.queue.length > 0 && now - this.queue.peek()!.queuedAt > queueTimeout * 1000) {
-      this.queue.shift()!.fail(503, `waited more than ${queueTimeout}s for a worker`);
+    for (const queue of this.waiting.nonEmpty()) {
+      while (queue.length > 0 && now - queue.peek()!.queuedAt > queueTimeout * 1000) {
+        queue.shift()!.fail(503, `waited more than ${queueTimeout}s for a worker`);
+      }
     }
   }
 }
