@@ -16,6 +16,7 @@ import { constants, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Logger } from '../log/logger.js';
 import { encodeEmpty, Frame, FrameDecoder, HEADER_SIZE } from '../wire/frames.js';
+import { whenGone } from './child-exit.js';
 import { spawnPython, type WorkerProcess, type WorkerSpawnOptions } from './worker-process.js';
 
 export interface TemplateEvents {
@@ -58,8 +59,8 @@ export class TemplateProcess {
     stream.on('error', () => {});
     const decoder = new FrameDecoder((type, id, payload) => this.onFrame(type, id, payload));
     stream.on('data', (chunk: Buffer) => decoder.push(chunk));
-    this.child.on('error', () => {}); // 'close' follows; the pool reports it
-    this.child.on('close', (code, signal) => {
+    this.child.on('error', () => {}); // its exit follows; the pool reports it
+    whenGone(this.child, stream, () => {}, (code, signal) => {
       this.state = 'dead';
       this.cleanUp();
       // Its children die with it (parent-death signal), and no one is left to report their exits.

@@ -14,6 +14,7 @@ import type { Logger } from '../log/logger.js';
 import { levelOfOutput } from '../log/output-level.js';
 import { decodeFields, decodeFile, decodeHead, encodeEmpty, Frame, FrameDecoder } from '../wire/frames.js';
 import type { Exchange } from './exchange.js';
+import { closeAfterExit, whenGone } from './child-exit.js';
 import { SentRequests } from './sent-requests.js';
 
 /** Bytes waiting for the worker past which relay() says to stop reading the clients. */
@@ -92,9 +93,11 @@ export class WorkerProcess {
     const child = spawnPython(opts, opts.settings, this.logger);
     this.child = child;
     this.pid = child.pid ?? 0;
-    this.listen(child.stdio[3] as Socket);
+    const stream = child.stdio[3] as Socket;
+    this.listen(stream);
     child.on('error', (err) => this.events.spawnError(this, err));
-    child.on('close', (code, signal) => {
+    whenGone(child, stream, () => this.exitedNow(), (code, signal, held) => {
+      if (held) this.logger.info(`Worker (pid:${this.pid}) exited; a process it started still holds its pipes`);
       this.state = 'dead';
       this.events.closed(this, code, signal);
     });
@@ -113,7 +116,14 @@ export class WorkerProcess {
   /** The template reports that this forked worker exited: its code, or minus the signal. */
   exited(status: number): void {
     this.exitStatus = status;
+    this.exitedNow();
+    if (!this.streamClosed && this.stream !== null) closeAfterExit(this.stream);
     this.closeIfGone();
+  }
+
+  /** The process has exited (its pipes may stay open a while longer): it is sent nothing more. */
+  private exitedNow(): void {
+    if (this.state === 'ready' || this.state === 'booting') this.state = 'retiring';
   }
 
   private closeIfGone(): void {
