@@ -1,11 +1,15 @@
 /**
  * levelOfOutput (src/log/output-level.ts): the label a worker's printed line
- * gets in the error log, from the level Python's usual log formats name.
+ * gets in the error log, from the level Python's usual log formats name; and
+ * forwardOutput (src/log/worker-output.ts), which cuts the output into lines.
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { once } from 'node:events';
+import { PassThrough } from 'node:stream';
 import { levelOfOutput } from '../src/log/output-level.js';
-import type { LogLevel } from '../src/log/logger.js';
+import type { Logger, LogLevel } from '../src/log/logger.js';
+import { forwardOutput, MAX_LINE } from '../src/log/worker-output.js';
 
 const CASES: Array<[line: string, stream: LogLevel, label: LogLevel]> = [
   // logging.basicConfig: LEVEL:name:message
@@ -39,4 +43,22 @@ const CASES: Array<[line: string, stream: LogLevel, label: LogLevel]> = [
 
 test('a worker line is labelled by the level it names, else by its stream', () => {
   for (const [line, stream, label] of CASES) assert.equal(levelOfOutput(line, stream), label, JSON.stringify(line));
+});
+
+test('forwardOutput: a line per newline, its level labelled; output with no newline is logged in pieces of MAX_LINE, not held whole', async () => {
+  const out = new PassThrough();
+  const logged: Array<[LogLevel, string, number]> = [];
+  const logger = { log: (level: LogLevel, line: string, pid: number) => void logged.push([level, line, pid]) } as unknown as Logger;
+  forwardOutput(out, 'error', logger, 42);
+  out.write('WARNING:app:first\nsecond pa');
+  out.write('rt\n');
+  out.write('\r 10%'.repeat(10_000)); // a progress bar redrawn, never a newline: 50,000 characters
+  await new Promise((resolve) => setImmediate(resolve));
+  assert.ok(logged.length >= 5, 'the held progress bar was logged before any newline came');
+  out.end('\rdone');
+  await once(out, 'end');
+  assert.deepEqual(logged.slice(0, 2), [['warning', 'WARNING:app:first', 42], ['error', 'second part', 42]]);
+  const bar = logged.slice(2).map(([, line]) => line);
+  assert.ok(bar.every((line) => line.length <= MAX_LINE), `pieces of at most ${MAX_LINE}: ${bar.map((l) => l.length).join(', ')}`);
+  assert.equal(bar.join(''), '\r 10%'.repeat(10_000) + '\rdone', 'nothing lost');
 });

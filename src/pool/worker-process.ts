@@ -11,7 +11,7 @@ import { fileURLToPath } from 'node:url';
 import { constants } from 'node:os';
 import type { Socket } from 'node:net';
 import type { Logger } from '../log/logger.js';
-import { levelOfOutput } from '../log/output-level.js';
+import { forwardOutput } from '../log/worker-output.js';
 import { decodeFields, decodeFile, decodeHead, encodeEmpty, Frame, FrameDecoder } from '../wire/frames.js';
 import type { Exchange } from './exchange.js';
 import { closeAfterExit, whenGone } from './child-exit.js';
@@ -344,20 +344,6 @@ export function spawnPython(opts: WorkerSpawnOptions, settings: Record<string, u
   forwardOutput(child.stdout!, 'info', logger, child.pid ?? 0);
   forwardOutput(child.stderr!, 'error', logger, child.pid ?? 0);
   return child;
-}
-
-/** Logs a child's output line by line under its pid. */
-function forwardOutput(stream: NodeJS.ReadableStream, level: 'info' | 'error', logger: Logger, pid: number): void {
-  let partial = '';
-  stream.setEncoding('utf8');
-  stream.on('data', (text: string) => {
-    const lines = (partial + text).split('\n');
-    partial = lines.pop()!;
-    for (const line of lines) logger.log(levelOfOutput(line, level), line, pid);
-  });
-  stream.on('end', () => {
-    if (partial) logger.log(levelOfOutput(partial, level), partial, pid);
-  });
 }
 
 function signalName(n: number): NodeJS.Signals | undefined {
