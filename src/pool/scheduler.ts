@@ -191,7 +191,7 @@ export class Scheduler {
   /** Whether `w` may be sent a request now. */
   private takes(w: WorkerProcess, now: number): boolean {
     // A blocked ASGI loop would start nothing: what it was sent would wait, then fail when it is killed.
-    if (w.state !== 'ready' || now - w.beatAt > this.lateMs) return false;
+    if (w.state !== 'ready' || w.hasExited || now - w.beatAt > this.lateMs) return false;
     const n = w.inflight.length;
     if (n >= w.requestLimit - w.requests) return false; // --max-requests: no more than it may still serve
     return n === 0 || (n <= this.refillAt && !(this.sync && now - w.headStartedAt >= SHORT_MS));

@@ -66,6 +66,11 @@ export class WorkerProcess {
   retiredFor: string | null = null;
   /** Its place among the pool's workers, for sticky dispatch (worker-slots.ts). */
   slot = 0;
+  /**
+   * The process has exited, and is sent nothing more. Its pipes may stay open a while longer
+   * (child-exit.ts): it is reported gone, its state 'dead', once they close.
+   */
+  hasExited = false;
 
   private child: ChildProcess | null = null;
   private stream: Socket | null = null;
@@ -96,7 +101,7 @@ export class WorkerProcess {
     const stream = child.stdio[3] as Socket;
     this.listen(stream);
     child.on('error', (err) => this.events.spawnError(this, err));
-    whenGone(child, stream, () => this.exitedNow(), (code, signal, held) => {
+    whenGone(child, stream, () => (this.hasExited = true), (code, signal, held) => {
       if (held) this.logger.info(`Worker (pid:${this.pid}) exited; a process it started still holds its pipes`);
       this.state = 'dead';
       this.events.closed(this, code, signal);
@@ -116,15 +121,12 @@ export class WorkerProcess {
   /** The template reports that this forked worker exited: its code, or minus the signal. */
   exited(status: number): void {
     this.exitStatus = status;
-    this.exitedNow();
+    this.hasExited = true;
     if (!this.streamClosed && this.stream !== null) closeAfterExit(this.stream);
     this.closeIfGone();
   }
 
-  /** The process has exited (its pipes may stay open a while longer): it is sent nothing more. */
-  private exitedNow(): void {
-    if (this.state === 'ready' || this.state === 'booting') this.state = 'retiring';
-  }
+
 
   private closeIfGone(): void {
     if (this.state === 'dead' || this.exitStatus === null || !this.streamClosed) return;
