@@ -13,8 +13,8 @@ import type { Socket } from 'node:net';
 import type { Logger } from '../log/logger.js';
 import { forwardOutput } from '../log/worker-output.js';
 import { decodeFields, decodeFile, decodeHead, encodeEmpty, Frame, FrameDecoder } from '../wire/frames.js';
-import type { Exchange } from './exchange.js';
 import { closeAfterExit, whenGone } from './child-exit.js';
+import type { Exchange } from './exchange.js';
 import { SentRequests } from './sent-requests.js';
 
 /** Bytes waiting for the worker past which relay() says to stop reading the clients. */
@@ -125,8 +125,6 @@ export class WorkerProcess {
     if (!this.streamClosed && this.stream !== null) closeAfterExit(this.stream);
     this.closeIfGone();
   }
-
-
 
   private closeIfGone(): void {
     if (this.state === 'dead' || this.exitStatus === null || !this.streamClosed) return;
