@@ -7,10 +7,12 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { once } from 'node:events';
+import { connect } from 'node:net';
 import { gunzipSync } from 'node:zlib';
 import { APPS } from './helpers/gatehouse.js';
 import { BIG, CSS, dir, get, gh, serveFastPathSite, served, TEXT, withConnection } from './helpers/fast-path-site.js';
-import { launch } from './helpers/launch.js';
+import { countMatches, launch } from './helpers/launch.js';
 import { RawConnection } from './helpers/raw-connection.js';
 import { sleep, waitUntil } from './helpers/wait.js';
 
@@ -119,6 +121,28 @@ test('a client that pipelines 100 requests for a 60 KiB file and reads late gets
       else assert.ok(res.body.equals(BIG), `${p}: ${res.body.length} bytes`);
     }
   });
+});
+
+test('a client that pipelines app requests and reads none of the answers: no more are read once its socket is backed up; all are answered once it reads', async () => {
+  const n = 40_000;
+  const client = connect(gh.port, '127.0.0.1');
+  await once(client, 'connect');
+  client.pause();
+  // Its 40,000 answers (about 1.5 KB each, the app's environ) are far more than the kernel's buffers hold.
+  client.write(Array.from({ length: n }, (_, i) => get(`/flood-${i}`)).join(''));
+  await sleep(2000);
+  const answered = countMatches(gh.output(), /"GET \/flood-\d+ HTTP\/1\.1" 200/);
+  assert.ok(answered < n / 2, `${answered} of ${n} answered while the client read nothing: the front holds what the socket cannot take`);
+  let statusLines = 0;
+  let tail = '';
+  client.setEncoding('latin1');
+  client.on('data', (text: string) => {
+    statusLines += countMatches(tail + text, /HTTP\/1\.1 200 OK\r\n/);
+    tail = text.slice(-16);
+  });
+  client.resume();
+  assert.ok(await waitUntil(() => statusLines >= n, 60_000), `${statusLines} of ${n} answers once the client read`);
+  client.destroy();
 });
 
 test('keepalive_timeout: an idle connection after a static answer is closed without a word', async () => {

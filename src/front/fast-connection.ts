@@ -33,7 +33,7 @@ const LINGER_MAX_MS = 30_000;
 /** node:http's test of an HTTP/1.0 request's TE for an answer it may chunk. */
 const CHUNKED_TE = /(?:^|\W)chunked(?:$|\W)/i;
 
-/** Requests answered at once on one connection (pipelining); more wait unread. */
+/** Requests answered at once on one connection (pipelining); more wait unread, all while the client leaves its answers unread (as nginx). */
 const MAX_IN_FLIGHT = 16;
 
 function emitClose(res: EventEmitter): void {
@@ -132,11 +132,12 @@ export class FastConnection implements SocketEvents {
     if (!this.busy) this.idleOrNext();
   }
 
-  /** node:http's socketOnDrain: the response writing now may go on. */
+  /** node:http's socketOnDrain: the response writing now may go on, and pipelined requests held back by it are read. */
   onDrain(): void {
     const res = this.answering.first?.res;
     if (res instanceof Http1Response) res.onSocketDrain();
     else if (res !== undefined && res.writableNeedDrain) res.emit('drain');
+    if (this.pending !== null && !this.socket.destroyed) this.idleOrNext();
   }
 
   onError(): void {
@@ -172,7 +173,7 @@ export class FastConnection implements SocketEvents {
    */
   private work(): void {
     const { settings, memory } = this.path.options;
-    while (this.pending !== null && !this.loading && this.receiving === null && (!this.ended || (this.finReceived && this.answering.length === 0)) && !this.lastRead && this.answering.length < MAX_IN_FLIGHT) {
+    while (this.pending !== null && !this.loading && this.receiving === null && (!this.ended || (this.finReceived && this.answering.length === 0)) && !this.lastRead && this.answering.length < MAX_IN_FLIGHT && !this.socket.writableNeedDrain) {
       // Line ends before a request line are skipped, as llhttp skips them (RFC 9112 §2.2: some clients send one after a body).
       if (this.pending[0] === 13 || this.pending[0] === 10) {
         this.pending = afterLineEnds(this.pending);
