@@ -34,8 +34,8 @@ const BODY_HEADERS = new Set(['content-length', 'transfer-encoding', 'expect']);
 /** Kept headers that describe the body of a 2xx answer only (not a 304's, nor an error's). */
 const CONTENT_HEADERS = new Set(['content-type', 'content-disposition', 'accept-ranges']);
 
-/** Kept headers a route that sets its own (Handler.setsCaching) answers without. */
-const CACHING_HEADERS = new Set(['cache-control', 'expires']);
+/** Kept headers a route that sets its own (Handler.setsCaching) answers without, as withoutNames() takes them. */
+const CACHING_HEADERS: readonly string[] = ['cache-control', '', 'expires', ''];
 
 /** What a redirected request carries from the ones before it. */
 interface Redirected {
@@ -77,7 +77,7 @@ export class InternalRedirect {
     // A request the front routed without lean parts came with node:http's objects (or HTTP/2's look-alikes).
     const res = r.lean === null ? (r.res as ServerResponse) : r.lean.toNode().res;
     const kept = prior === undefined ? accel.kept : [...withoutNames(prior.kept, accel.kept), ...accel.kept];
-    keepHeaders(res, match.entry.handler.setsCaching === true ? kept.filter(notCaching) : kept);
+    keepHeaders(res, match.entry.handler.setsCaching === true ? withoutNames(kept, CACHING_HEADERS) : kept);
     const req = redirectedRequest(r.req, accel.target);
     this.redirected.set(req, { client, hops, kept });
     const accessLog = this.ctx.accessLog;
@@ -104,11 +104,6 @@ export class InternalRedirect {
     if (error !== null) this.ctx.logger.error(`${error} (${status})`);
     r.log(status, sendPlain(r.res, status, STATUS_CODES[status]!, this.ctx.draining));
   }
-}
-
-/** For a `[name, value, ...]` list's filter(): false for Cache-Control and Expires and their values. */
-function notCaching(_: string, i: number, list: readonly string[]): boolean {
-  return !CACHING_HEADERS.has(list[i - (i % 2)]!.toLowerCase());
 }
 
 /** `list` without the names `over` has (`[name, value, ...]` both). */

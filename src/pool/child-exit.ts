@@ -25,7 +25,7 @@ export const STREAM_GRACE_MS = 200;
 export function whenGone(
   child: ChildProcess,
   wire: Socket,
-  exited: () => void,
+  exited: (code: number | null, signal: NodeJS.Signals | null) => void,
   gone: (code: number | null, signal: NodeJS.Signals | null, held: boolean) => void,
 ): void {
   let reported = false;
@@ -36,7 +36,7 @@ export function whenGone(
   };
   child.on('close', (code, signal) => report(code, signal, false));
   child.on('exit', (code, signal) => {
-    exited();
+    exited(code, signal);
     setTimeout(() => {
       if (reported) return;
       wire.destroy();

@@ -59,8 +59,6 @@ export class Scheduler {
   private refillAt: number;
   /** Heartbeat silence (ms) after which a worker is passed over: its event loop is blocked. */
   private lateMs = Infinity;
-  /** The pool's target size: the slots a sticky request's affinity is taken modulo. */
-  private slots: number;
   private readonly waiting: WaitingRequests;
 
   constructor(
@@ -70,7 +68,6 @@ export class Scheduler {
   ) {
     this.sync = true;
     this.capacity = this.refillAt = 0;
-    this.slots = opts.workers;
     this.waiting = new WaitingRequests(opts.workers);
     this.setConcurrency(opts.threads, opts.interface === 'asgi');
   }
@@ -85,7 +82,6 @@ export class Scheduler {
 
   /** The pool's target size changed (sticky dispatch maps clients over that many slots). */
   setSlots(n: number): void {
-    this.slots = n;
     this.waiting.setSlots(n);
   }
 
@@ -133,7 +129,7 @@ export class Scheduler {
   drain(): void {
     if (this.waiting.length === 0) return;
     const now = performance.now();
-    for (const queue of this.waiting.nonEmpty()) {
+    for (const queue of this.waiting.queues) {
       while (queue.length > 0) {
         const w = this.pickFor(queue.peek()!, now);
         if (w === null) break;
@@ -178,7 +174,7 @@ export class Scheduler {
    */
   private pickFor(x: Exchange, now: number): WorkerProcess | null {
     if (x.affinity === undefined) return this.pick(now);
-    const slot = x.affinity % this.slots;
+    const slot = this.waiting.slotOf(x.affinity);
     let held = false;
     for (const w of this.workers) {
       if (w.slot !== slot || (w.state !== 'ready' && w.state !== 'booting')) continue;
@@ -200,7 +196,7 @@ export class Scheduler {
   private expireQueued(now: number): void {
     const { queueTimeout } = this.opts;
     if (queueTimeout <= 0) return;
-    for (const queue of this.waiting.nonEmpty()) {
+    for (const queue of this.waiting.queues) {
       while (queue.length > 0 && now - queue.peek()!.queuedAt > queueTimeout * 1000) {
         queue.shift()!.fail(503, `waited more than ${queueTimeout}s for a worker`);
       }

@@ -8,25 +8,34 @@ import type { Exchange } from './exchange.js';
 import { RequestQueue } from './request-queue.js';
 
 export class WaitingRequests {
-  /** Requests without an affinity. */
-  readonly common = new RequestQueue();
-  /** A sticky app's requests, by slot: their affinity modulo `slots`. */
-  private bySlot: RequestQueue[] = [];
+  /**
+   * Every queue, the common one (requests without an affinity) first, then one per slot as sticky
+   * requests come for it. Kept, not made for each look: drain() goes through them after every answer.
+   */
+  readonly queues: RequestQueue[] = [new RequestQueue()];
 
-  constructor(private slots: number) {}
+  constructor(
+    /** The pool's target size: the slots a sticky request's affinity is taken modulo. */
+    private slots: number,
+  ) {}
 
   get length(): number {
-    let n = this.common.length;
-    for (const q of this.bySlot) n += q.length;
+    let n = 0;
+    for (const q of this.queues) n += q.length;
     return n;
+  }
+
+  /** The slot a sticky request's affinity maps to. */
+  slotOf(affinity: number): number {
+    return affinity % this.slots;
   }
 
   /** The queue `x` waits in. */
   queueOf(x: Exchange): RequestQueue {
-    if (x.affinity === undefined) return this.common;
-    const slot = x.affinity % this.slots;
-    while (this.bySlot.length <= slot) this.bySlot.push(new RequestQueue());
-    return this.bySlot[slot]!;
+    if (x.affinity === undefined) return this.queues[0]!;
+    const at = 1 + this.slotOf(x.affinity);
+    while (this.queues.length <= at) this.queues.push(new RequestQueue());
+    return this.queues[at]!;
   }
 
   push(x: Exchange): void {
@@ -50,23 +59,15 @@ export class WaitingRequests {
     return this.queueOf(x).remove(x);
   }
 
-  /** The queues with requests in them, the common one first. */
-  *nonEmpty(): IterableIterator<RequestQueue> {
-    if (this.common.length > 0) yield this.common;
-    for (const q of this.bySlot) if (q.length > 0) yield q;
-  }
-
   /** Empties every queue: the requests, oldest first. */
   takeAll(): Exchange[] {
-    const all = [this.common, ...this.bySlot].flatMap((q) => q.takeAll());
-    return all.sort((a, b) => a.queuedAt - b.queuedAt);
+    return this.queues.flatMap((q) => q.takeAll()).sort((a, b) => a.queuedAt - b.queuedAt);
   }
 
   /** The pool's target size changed: a sticky app's requests wait for the slots they now map to. */
   setSlots(n: number): void {
-    const sticky = this.bySlot.flatMap((q) => q.takeAll()).sort((a, b) => a.queuedAt - b.queuedAt);
+    const sticky = this.queues.splice(1).flatMap((q) => q.takeAll()).sort((a, b) => a.queuedAt - b.queuedAt);
     this.slots = n;
-    this.bySlot = [];
     for (const x of sticky) this.push(x);
   }
 }

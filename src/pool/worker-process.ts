@@ -66,11 +66,6 @@ export class WorkerProcess {
   retiredFor: string | null = null;
   /** Its place among the pool's workers, for sticky dispatch (worker-slots.ts). */
   slot = 0;
-  /**
-   * The process has exited, and is sent nothing more. Its pipes may stay open a while longer
-   * (child-exit.ts): it is reported gone, its state 'dead', once they close.
-   */
-  hasExited = false;
 
   private child: ChildProcess | null = null;
   private stream: Socket | null = null;
@@ -80,7 +75,7 @@ export class WorkerProcess {
   private outbox: Buffer[] = [];
   /** Waiting for the stream to the worker to drain (relay()). */
   private drainWaiters: (() => void)[] = [];
-  /** A forked worker is gone once its exit is reported and its stream is closed. */
+  /** Its exit: its code, or minus the signal. A forked worker is gone once its exit is reported and its stream is closed. */
   private exitStatus: number | null = null;
   private streamClosed = false;
 
@@ -101,7 +96,7 @@ export class WorkerProcess {
     const stream = child.stdio[3] as Socket;
     this.listen(stream);
     child.on('error', (err) => this.events.spawnError(this, err));
-    whenGone(child, stream, () => (this.hasExited = true), (code, signal, held) => {
+    whenGone(child, stream, (code, signal) => (this.exitStatus = code ?? -(constants.signals[signal!] ?? 0)), (code, signal, held) => {
       if (held) this.logger.info(`Worker (pid:${this.pid}) exited; a process it started still holds its pipes`);
       this.state = 'dead';
       this.events.closed(this, code, signal);
@@ -121,9 +116,16 @@ export class WorkerProcess {
   /** The template reports that this forked worker exited: its code, or minus the signal. */
   exited(status: number): void {
     this.exitStatus = status;
-    this.hasExited = true;
     if (!this.streamClosed && this.stream !== null) closeAfterExit(this.stream);
     this.closeIfGone();
+  }
+
+  /**
+   * The process has exited, and is sent nothing more. Its pipes may stay open a while longer
+   * (child-exit.ts): it is reported gone, its state 'dead', once they close.
+   */
+  get hasExited(): boolean {
+    return this.exitStatus !== null;
   }
 
   private closeIfGone(): void {
