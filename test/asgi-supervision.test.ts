@@ -140,6 +140,20 @@ test('a loop blocked for less than --timeout is logged when its heartbeat is lat
   }, { bootMs: 20000 });
 });
 
+
+test('a front held up (a stalled machine, a stopped process) does not take the beats still unread in its pipes for blocked loops', async () => {
+  await withServer([`${APP}:app`, ...PY, '--workers', '2', '--timeout', '4'], async (gh) => {
+    const pid = pidOf(await request(gh.url, '/pid'));
+    for (const ms of [2500, 2500, 6000]) {
+      process.kill(gh.pid, 'SIGSTOP');
+      await sleep(ms);
+      process.kill(gh.pid, 'SIGCONT');
+      await sleep(500);
+    }
+    assert.equal(pidOf(await request(gh.url, '/pid')), pid);
+    assert.doesNotMatch(gh.output(), /sent no heartbeat|without a heartbeat|killing it/);
+  }, { bootMs: 20000 });
+});
 test('a blocked loop\'s requests are answered by their own age: 504 for the one that blocked it, though an older one waited beside it', async () => {
   await withServer([`${APP}:app`, ...PY, '--timeout', '2', '--workers', '1'], async (gh) => {
     const waiting = request(gh.url, '/slow?s=30');

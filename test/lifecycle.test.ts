@@ -121,6 +121,21 @@ test('--timeout 1: a hung request gets 504 in time, the log names it, a new work
   });
 });
 
+test('a front held up past --timeout while a request finished in time: 200, not 504, and the worker is kept', async () => {
+  await withServer([APP, '--workers', '1', '--timeout', '2'], async (gh) => {
+    const pid = pidOf((await request(gh.url, '/pid')).body);
+    const slow = request(gh.url, '/sleep?s=0.5', { timeoutMs: 10000 });
+    await sleep(100);
+    process.kill(gh.pid, 'SIGSTOP');
+    await sleep(3000);
+    process.kill(gh.pid, 'SIGCONT');
+    const r = await slow;
+    assert.equal(r.status, 200, r.body);
+    assert.equal(pidOf((await request(gh.url, '/pid')).body), pid);
+    assert.doesNotMatch(gh.output(), /timed out/);
+  });
+});
+
 test('SIGTERM drains: the in-flight slow request completes, exit 0, no worker left', async () => {
   const gh = await launch([APP, '--workers', '2']);
   try {
