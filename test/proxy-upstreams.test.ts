@@ -10,7 +10,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { accessLog, dir, json, malformed, refused, serveProxySite, server, silent, ups } from './helpers/proxy-site.js';
+import { accessLog, dir, json, malformed, refused, serveProxySite, server, silent, stale, ups } from './helpers/proxy-site.js';
 import { RawConnection } from './helpers/raw-connection.js';
 import { request } from './helpers/request.js';
 import { waitUntil } from './helpers/wait.js';
@@ -126,6 +126,20 @@ test('passive health: after max_fails an upstream gets no requests for fail_time
   assert.ok(statuses.filter((s) => s === 502).length <= 1, statuses.join(' '));
   assert.deepEqual(statuses.slice(2), [200, 200, 200, 200]);
   await server.waitFor(new RegExp(`upstream ${malformed} marked down for 30 s`));
+});
+
+test('a kept-alive upstream connection closed as a request goes out: a GET goes again on a new one, a POST gets 502 (as nginx)', async () => {
+  for (let i = 1; i <= 3; i++) {
+    const r = await request(server.url, '/stale/x');
+    assert.equal(r.status, 200, r.body);
+    assert.equal(r.body, `connection ${i}`);
+  }
+  assert.equal(stale.connections(), 3);
+  const post = await request(server.url, '/stale/x', { method: 'POST', body: 'order=1' });
+  assert.equal(post.status, 502);
+  assert.equal(stale.connections(), 3, 'the POST was not sent again');
+  assert.match(server.output(), /POST \/stale\/x: upstream 127\.0\.0\.1:\d+ failed/);
+  assert.doesNotMatch(server.output(), /GET \/stale\/x: upstream/);
 });
 
 test('upstream down: 502 at once with an error-log line naming it and the phase', async () => {

@@ -8,6 +8,11 @@
  * sent: any method), or a reset or a 502/503 answer (idempotent methods
  * only, unless retry_non_idempotent), within `tries` and `tries_timeout`.
  * A read timeout is not retried (the upstream may still be working on it).
+ * A kept-alive connection that fails before any answer (the upstream closed
+ * it, idle, as the request went out: its keep-alive timeout ran out) does not
+ * count as a try and marks no upstream failed: an idempotent request goes
+ * again on a new connection, to the same upstream (nginx gives a failure on
+ * a cached connection a try of its own too).
  * tries_timeout also ends a try that has no response head by then (504).
  * The body goes out through body-sink.ts (compression, temp file).
  * Once the response head went out, a failure cuts the client connection
@@ -69,6 +74,8 @@ export class ProxyExchange implements CarriedHandler, InFlight {
   private abort: ((err?: Error) => void) | null = null;
   /** This try's request is on a connection / wholly written. */
   private connected = false;
+  /** This try's connection had carried a request before. */
+  private reused = false;
   private sent = false;
   /** This try's answer is being read and dropped: a 502/503, for a retry, or an X-Accel-Redirect's. */
   private discarding = false;
@@ -151,6 +158,7 @@ export class ProxyExchange implements CarriedHandler, InFlight {
   onConnect(abort: (err?: Error) => void): void {
     this.abort = abort;
     this.connected = true;
+    this.reused = this.carrier !== null && this.carrier.written++ > 0;
     if (this.done) return abort();
     if (this.body !== null) this.armSend();
   }
@@ -211,6 +219,10 @@ export class ProxyExchange implements CarriedHandler, InFlight {
     if (this.done) return;
     if (this.discarding) return this.send(this.reserved!);
     const failure = this.classify(err);
+    if (this.status === 0 && this.reused && failure.status === 502 && !malformed(err) && this.retryTo(false, peer) !== null) {
+      this.route.logger.debug(`${this.what()}: upstream ${peer.name} closed a kept-alive connection (${failure.message}); sending it again on a new one`);
+      return this.send(peer);
+    }
     if (this.status === 0) {
       this.route.balancer.failed(peer);
       const retryable = failure.phase === 'connect' || (failure.status === 502 && !malformed(err));
@@ -270,16 +282,21 @@ export class ProxyExchange implements CarriedHandler, InFlight {
     this.abort?.(new TriesTimeout());
   }
 
-  /** The upstream for another try, or null when this request may not have one. `unsent`: the failed try never reached its upstream. */
-  private retryTo(unsent: boolean): ProxyPeer | null {
+  /**
+   * The upstream for another try, or null when this request may not have one.
+   * `unsent`: the failed try never reached its upstream; `again`: the try
+   * failed on a stale connection, and this upstream is tried once more.
+   */
+  private retryTo(unsent: boolean, again?: ProxyPeer): ProxyPeer | null {
     const s = this.route.settings;
     const body = this.body;
     // A body streamed from the client cannot be sent twice.
     if (body !== null && !Buffer.isBuffer(body) && !('file' in body)) return null;
     if (!unsent && !s.retry_non_idempotent && !isIdempotent(this.r.req.method)) return null;
+    if (s.tries_timeout > 0 && performance.now() - this.startedAt >= s.tries_timeout * 1000) return null;
+    if (again !== undefined) return again;
     const tries = s.tries === 0 ? this.route.balancer.peers.length : s.tries;
     if (this.tried.size >= tries) return null;
-    if (s.tries_timeout > 0 && performance.now() - this.startedAt >= s.tries_timeout * 1000) return null;
     return (this.reserved = this.route.balancer.pick(this.tried, this.key));
   }
 

@@ -31,6 +31,8 @@ export interface CarriedHandler extends Dispatcher.DispatchHandlers {
 /** An upstream connection's client: the handler whose answer ended last on it. */
 export interface Carrier {
   answered: CarriedHandler | null;
+  /** Requests written on its current connection (reset when it connects again). */
+  written: number;
 }
 
 export interface PoolOptions {
@@ -52,7 +54,10 @@ export function upstreamPool(name: string, target: ProxyTarget, options: PoolOpt
         ...opts,
         connect: (o: buildConnector.Options, callback: buildConnector.Callback) =>
           connect(o, (...args) => {
-            if (args[0] === null) watchTail(args[1], () => pastEnd(client, name));
+            if (args[0] === null) {
+              client.written = 0;
+              watchTail(args[1], () => pastEnd(client, name));
+            }
             callback(...args);
           }),
       });
@@ -93,6 +98,7 @@ let carrying: (new (origin: URL, opts: object) => Client & Carrier) | null = nul
 function carryingClient(): new (origin: URL, opts: object) => Client & Carrier {
   return (carrying ??= class extends undici().Client implements Carrier {
     answered: CarriedHandler | null = null;
+    written = 0;
 
     override dispatch(options: Dispatcher.DispatchOptions, handler: Dispatcher.DispatchHandlers): boolean {
       // Bytes past an answer's end are that answer's only until another request goes out here (the

@@ -12,7 +12,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { WebSocketServer } from 'ws';
 import { launch, type Server } from './launch.js';
-import { refusedAddress, startRawUpstream, startUpstream, type Echo, type Upstream } from './upstreams.js';
+import { refusedAddress, startRawUpstream, startStaleUpstream, startUpstream, type Echo, type Upstream } from './upstreams.js';
 
 /** The site's temp dir and its access log (set before the tests run). */
 export let dir = '';
@@ -23,6 +23,7 @@ const raws: Array<{ close(): Promise<void> }> = [];
 export let malformed = '';
 export let silent = '';
 export let refused = '';
+export let stale: Awaited<ReturnType<typeof startStaleUpstream>>;
 let wss: WebSocketServer;
 let wsPort = 0;
 
@@ -34,7 +35,8 @@ async function startSite(): Promise<void> {
   ups.unix = await startUpstream('unix', join(dir, 'up.sock'));
   const bad = await startRawUpstream('HTTP/1.1 abc Broken\r\nContent-Length: 2\r\n\r\nno');
   const quiet = await startRawUpstream(null);
-  raws.push(bad, quiet);
+  stale = await startStaleUpstream();
+  raws.push(bad, quiet, stale);
   malformed = bad.address;
   silent = quiet.address;
   refused = await refusedAddress();
@@ -68,6 +70,7 @@ ${route('/tries-time', `upstreams = [{ address = "${ups.f!.address}", max_fails 
 ${route('/failover', `upstreams = ["${ups.k1!.address}", "${ups.k2!.address}"]`)}
 ${route('/passive', `upstreams = [{ address = "${malformed}", max_fails = 1, fail_timeout = 30 }, "${b}"]`)}
 ${route('/refused', `upstreams = ["${refused}"]`)}
+${route('/stale', `upstreams = ["${stale.address}"]`)}
 ${route('/silent', `upstreams = ["${silent}"]\nread_timeout = 0.5`)}
 ${route('/malformed', `upstreams = ["${malformed}"]`)}
 ${route('/buffered', `upstreams = ["${ups.h!.address}"]\nbuffer_size = "64m"`)}

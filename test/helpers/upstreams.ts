@@ -183,6 +183,39 @@ export async function startRawUpstream(reply: string | null): Promise<{ address:
   };
 }
 
+/**
+ * An upstream whose keep-alive runs out just as the next request comes: it
+ * answers the first request on each connection (`connection N`, kept alive)
+ * and closes the connection, unanswered, when another request comes on it.
+ */
+export async function startStaleUpstream(): Promise<{ address: string; connections: () => number; close(): Promise<void> }> {
+  let count = 0;
+  const sockets = new Set<Socket>();
+  const server: NetServer = createNetServer((socket) => {
+    const n = ++count;
+    sockets.add(socket);
+    socket.on('error', () => {});
+    socket.once('close', () => sockets.delete(socket));
+    let answered = false;
+    socket.on('data', (chunk) => {
+      if (answered) return void socket.destroy();
+      if (!chunk.includes('\r\n\r\n')) return;
+      answered = true;
+      const body = `connection ${n}`;
+      socket.write(`HTTP/1.1 200 OK\r\nContent-Length: ${body.length}\r\n\r\n${body}`);
+    });
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return {
+    address: `127.0.0.1:${(server.address() as AddressInfo).port}`,
+    connections: () => count,
+    close: () => new Promise((resolve) => {
+      for (const s of sockets) s.destroy();
+      server.close(() => resolve());
+    }),
+  };
+}
+
 /** An address where nothing listens (a port just freed). */
 export async function refusedAddress(): Promise<string> {
   const server = createNetServer();
