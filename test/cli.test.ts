@@ -325,6 +325,24 @@ test('-b unix:PATH replaces a stale socket left by a killed server', async () =>
   }
 });
 
+test('-b unix:PATH where a running server listens: one GH_ERR_BIND line, and that server keeps its socket', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'gh-sock-'));
+  const sock = join(dir, 'gh.sock');
+  try {
+    await withServer([FILE_APP, '-b', `unix:${sock}`], async () => {
+      const r = await runCli([FILE_APP, '-b', `unix:${sock}`, '--workers', '1'], { timeoutMs: 10000 });
+      assert.notEqual(r.code, 0);
+      const lines = errorLines(r.stderr);
+      assert.equal(lines.length, 1, r.stderr);
+      assert.match(lines[0]!, new RegExp(`GH_ERR_BIND: cannot listen on unix:${sock}: address already in use`));
+      assert.doesNotMatch(r.stderr, /Booting worker/);
+      assert.equal((await json({ socketPath: sock })).form, 'file.py', 'the running server still answers on its socket');
+    });
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
 async function ipv6Loopback(): Promise<boolean> {
   const s = createServer();
   return new Promise((resolve) => {

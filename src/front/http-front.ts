@@ -9,7 +9,7 @@
  */
 import { IncomingMessage, ServerResponse, STATUS_CODES } from 'node:http';
 import type { IncomingHttpHeaders, ServerHttp2Session, ServerHttp2Stream } from 'node:http2';
-import { chmod, lstatSync, unlinkSync } from 'node:fs';
+import { chmod } from 'node:fs';
 import type { AddressInfo, Socket } from 'node:net';
 import type { TLSSocket } from 'node:tls';
 import type { Duplex } from 'node:stream';
@@ -25,6 +25,7 @@ import { isTls } from './tls-context.js';
 import { FastPath, type Serve } from './fast-path.js';
 import { MemoryAnswers } from './memory-answers.js';
 import { createGatewayServer } from './gateway-listener.js';
+import { clearStaleSocket } from './socket-file.js';
 import { afterEarlierAnswers, RequestIntake, type ListenerInfo } from './request-intake.js';
 import { trackSession, type H2Connection } from './http2-response.js';
 import { readDirectly } from './read-directly.js';
@@ -87,7 +88,7 @@ export class HttpFront {
       const server = protocol === 'http' ? this.httpServer(listener, info, serve) : createGatewayServer(protocol, serve.lean, this.ctx.logger, this.settings.header_timeout * 1000);
       if (gateway) server.on('connection', (socket: Socket) => this.admit(socket, false));
       this.servers.push(server);
-      if (bind.kind === 'unix') removeStaleSocket(bind.path);
+      if (bind.kind === 'unix') await clearStaleSocket(bind.path);
       await new Promise<void>((resolve, reject) => {
         server.once('error', (err: NodeJS.ErrnoException) => {
           const why = err.code === 'EADDRINUSE' ? 'address already in use' : err.code === 'EACCES' ? 'permission denied' : err.message;
@@ -334,11 +335,3 @@ function formatTcp(addr: AddressInfo): string {
   return formatBind({ kind: 'tcp', host: addr.address, port: addr.port });
 }
 
-/** A socket file left by a previous run would make listen fail; a non-socket file is left alone. */
-function removeStaleSocket(path: string): void {
-  try {
-    if (lstatSync(path).isSocket()) unlinkSync(path);
-  } catch {
-    // does not exist
-  }
-}
