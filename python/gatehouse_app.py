@@ -202,6 +202,10 @@ _BAD_VALUE = re.compile(r"[^\t\x20-\x7e\x80-\xff]")
 
 
 def check_headers(status, headers):
+    """The response's declared Content-Length (None if it has none) and its headers,
+    checked; AppError for what HTTP does not allow. The app's list is returned as it is,
+    values stripped of outer spaces, or a new one where a header must go; the caller
+    adds to a copy, never to the app's list, which the app may use again."""
     if type(status) is not str or status not in _good_statuses:
         if type(status) is not str:
             raise AppError("status must be a str, got %r" % (status,))
@@ -224,6 +228,8 @@ def check_headers(status, headers):
                 known = None
             if known is not None:
                 if known >= 0:
+                    if content_length is not None:
+                        raise AppError("Content-Length given twice (%d and %d)" % (content_length, known))
                     content_length = known
                 continue
         if type(item) is not tuple or len(item) != 2:
@@ -249,12 +255,18 @@ def check_headers(status, headers):
         if lower == "content-length":
             if not value.isdigit():
                 raise AppError("Content-Length must be a whole number, got %r" % value)
-            content_length = known = int(value)
+            known = int(value)
+            if content_length is not None:
+                raise AppError("Content-Length given twice (%d and %d)" % (content_length, known))
+            content_length = known
         if not stripped:
             if len(good) >= _CACHE_LIMIT:
                 good.clear()
             good[item] = known
-    return content_length
+    if content_length is not None and (status[0] == "1" or status[:3] == "204"):
+        # RFC 9110 §8.6: never on a 1xx or 204, which have no body (nginx drops it too).
+        return None, [h for h in headers if h[0].lower() != "content-length"]
+    return content_length, headers
 
 
 def with_reason(status):

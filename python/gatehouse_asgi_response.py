@@ -120,7 +120,7 @@ class Responder:
             name = name.decode("latin-1")
             if name.lower() not in HOP_BY_HOP:  # the front owns the connection's framing
                 headers.append((name, value.decode("latin-1")))
-        declared = check_headers(line, headers)
+        declared, headers = check_headers(line, headers)
         self.status = line
         self.headers = headers
         self.declared = declared

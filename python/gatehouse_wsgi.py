@@ -94,9 +94,8 @@ class Handler:
                     exc_info = None
             elif state[0] is not None:
                 raise AppError("start_response() called twice without exc_info")
-            state[2] = check_headers(status, headers)
+            state[2], state[1] = check_headers(status, headers)
             state[0] = status if len(status) > 3 else with_reason(status)
-            state[1] = headers
             return write
 
         result = None
@@ -176,7 +175,7 @@ class Handler:
         declared = state[2]
         if declared is None:
             if not bodiless(state[0]):
-                headers.append(("Content-Length", str(length)))
+                headers = headers + [("Content-Length", str(length))]
         elif declared != length and not state[5]:
             self.send_chunk(rid, state, body)
             self.finish(rid, state)
@@ -210,7 +209,7 @@ class Handler:
             raise AppError("the app returned without calling start_response()")
         if not state[3]:
             if state[2] is None and not bodiless(state[0]):
-                state[1].append(("Content-Length", "0"))
+                state[1] = state[1] + [("Content-Length", "0")]
             head = encode_head(state[0], state[1])
             state[3] = True
             self.send(pack_header(START, rid, len(head)) + head + pack_header(END, rid, 0))
@@ -249,7 +248,7 @@ class Handler:
                 return False  # iterate it: the short body then aborts the connection
             length = declared
         else:
-            state[1].append(("Content-Length", str(length)))
+            state[1] = state[1] + [("Content-Length", str(length))]
         head = encode_head(state[0], state[1])
         spec = ("%d\0%d\0%d\0%d\0" % (offset, length, st.st_dev, st.st_ino)).encode() + os.fsencode(path)
         state[3] = True

@@ -129,6 +129,7 @@ const BAD_HEADS: Array<{ kind: string; what: string; explains: RegExp }> = [
   { kind: 'long-code-status', what: 'a status with a 4-digit code', explains: /2000 Way OK/ },
   { kind: 'out-of-range-status', what: 'a status code past 599', explains: /600 Beyond/ },
   { kind: 'tuple-headers', what: 'headers given as a tuple, not a list', explains: /list/ },
+  { kind: 'two-content-lengths', what: 'two Content-Length headers', explains: /Content-Length given twice \(18 and 19\)/ },
 ];
 
 for (const { kind, what, explains } of BAD_HEADS) {

@@ -182,14 +182,24 @@ test('204 and 304: no body is sent even when the app returns one; the next pipel
   assert.ok(!reply.data.includes('SHOULD-NOT'), 'no app body on the wire');
 });
 
-test('204: the response carries no Content-Length announcing a body (RFC 9110 §8.6)', T, async () => {
-  for (const mode of ['list', 'gen', 'empty']) {
-    const reply = await rawRequest(gh.port, get(`/status?code=204&mode=${mode}`, 'Connection: close\r\n'));
+test('204: the response carries no Content-Length announcing a body (RFC 9110 §8.6), not even the app\'s own', T, async () => {
+  for (const target of ['mode=list', 'mode=gen', 'mode=empty', 'mode=list&length=18', 'mode=empty&length=0']) {
+    const reply = await rawRequest(gh.port, get(`/status?code=204&${target}`, 'Connection: close\r\n'));
     const r = parseResponse(reply.data);
     assert.ok(r, reply.data.toString('latin1'));
     assert.equal(r.status, 204);
     const cl = header(r, 'content-length');
-    assert.ok(cl === undefined || cl === '0', `204 (${mode}) sent Content-Length: ${cl}`);
+    assert.equal(cl, undefined, `204 (${target}) sent Content-Length: ${cl}`);
+  }
+});
+
+test('an app that passes the same header list to every start_response: each answer gets its own Content-Length', T, async () => {
+  for (const body of ['hello', '', 'hello, world', '', 'abc']) {
+    const reply = await rawRequest(gh.port, get(`/shared?body=${encodeURIComponent(body)}`, 'Connection: close\r\n'), { ms: 3000 });
+    const r = parseResponse(reply.data);
+    assert.ok(r?.complete, `a complete answer for ${JSON.stringify(body)}: ${reply.data.toString('latin1')}`);
+    assert.equal(header(r, 'content-length'), String(body.length));
+    assert.equal(r.body.toString(), body);
   }
 });
 

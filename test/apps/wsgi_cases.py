@@ -270,7 +270,10 @@ def status_case(environ, start_response):
     reason = {"204": "No Content", "304": "Not Modified"}.get(code, "OK")
     # reason=none: the code alone, as some hand-written apps give it
     status = code if q.get("reason") == "none" else "%s %s" % (code, reason)
-    start_response(status, [("Content-Type", "text/plain"), ("ETag", '"v1"')])
+    headers = [("Content-Type", "text/plain"), ("ETag", '"v1"')]
+    if "length" in q:  # the app declares a length of its own
+        headers.append(("Content-Length", q["length"]))
+    start_response(status, headers)
     if mode == "body":
         return iter([b"streamed ", b"body"])
     if mode == "empty":
@@ -297,7 +300,19 @@ BAD_HEADS = {
     "long-code-status": ("2000 Way OK", []),
     "out-of-range-status": ("600 Beyond", []),
     "tuple-headers": ("200 OK", (("X-Tuple", "v"),)),
+    "two-content-lengths": ("200 OK", [("Content-Length", "18"), ("Content-Length", "19")]),
 }
+
+
+# One list for every response, as small hand-written apps keep their headers: the
+# server must add its Content-Length to a copy, never to this list.
+SHARED_HEADERS = [("Content-Type", "text/plain")]
+
+
+def shared_case(environ, start_response):
+    start_response("200 OK", SHARED_HEADERS)
+    body = _query(environ).get("body", "").encode()
+    return [body] if body else []
 
 
 def bad_case(environ, start_response):
@@ -358,6 +373,7 @@ CASES = {
     "bad": bad_case,
     "raise": raise_case,
     "content-length": content_length_case,
+    "shared": shared_case,
 }
 
 
