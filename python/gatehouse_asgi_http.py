@@ -31,7 +31,7 @@ class HttpRequest(Responder):
     __slots__ = (
         "worker", "rid", "scope", "body", "task", "status", "headers", "declared", "encoded",
         "head_sent", "complete", "ended", "disconnected", "timed_out", "waiter", "inbox", "held", "paused",
-        "trailing", "clock_at", "time_left", "held_back",
+        "trailing", "clock_at", "time_left", "held_back", "sent",
     )
 
     def __init__(self, worker, rid, payload):
@@ -42,6 +42,7 @@ class HttpRequest(Responder):
         self.status = None  # the status line once http.response.start came
         self.headers = None
         self.declared = None  # Content-Length the app declared
+        self.sent = 0  # body bytes sent, counted when it declared one
         self.head_sent = False
         self.complete = False  # the app sent its last body message
         self.ended = False  # the front got the frame that ends this request

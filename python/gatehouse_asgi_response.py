@@ -116,10 +116,13 @@ class Responder:
             raise AppError("the status must be an int from 100 to 599, got %r" % (status,))
         line = "%d %s" % (status, REASONS.get(status, ""))
         headers = []
-        for name, value in raw:
-            name = name.decode("latin-1")
-            if name.lower() not in HOP_BY_HOP:  # the front owns the connection's framing
-                headers.append((name, value.decode("latin-1")))
+        try:
+            for name, value in raw:
+                name = name.decode("latin-1")
+                if name.lower() not in HOP_BY_HOP:  # the front owns the connection's framing
+                    headers.append((name, value.decode("latin-1")))
+        except (AttributeError, TypeError, ValueError):
+            raise AppError("each header must be a pair of bytes (name, value), got %r" % (raw,)) from None
         declared, headers = check_headers(line, headers)
         self.status = line
         self.headers = headers
@@ -132,6 +135,40 @@ class Responder:
             STARTED[key] = (line, tuple(headers), declared, self.encoded)
 
     def body_part(self, body, more):
+        if type(body) is not bytes:
+            if not isinstance(body, (bytearray, memoryview)):
+                raise AppError("http.response.body's body must be bytes, got %s" % type(body).__name__)
+            body = bytes(body)
+        declared = self.declared
+        if declared is not None:
+            sent = self.sent + len(body)
+            if (sent > declared or (sent < declared and not more)) and not self.no_body():
+                return self.off_length(body, more, sent)
+            self.sent = sent
+        self.write_part(body, more)
+
+    def no_body(self):
+        """A response whose declared length tells of a body it does not carry."""
+        return bodiless(self.status) or self.scope.get("method") == "HEAD"
+
+    def off_length(self, body, more, sent):
+        """A body that does not keep to its Content-Length: bytes past it are dropped (they would be read as
+        the connection's next answer), and a body that ends short cuts the connection (as a WSGI app's)."""
+        declared = self.declared
+        if sent > declared:
+            if self.sent < declared:
+                self.log("the app sent more than its Content-Length (%d); the rest was dropped" % declared)
+            body = body[: declared - self.sent]
+            self.sent = declared
+            return self.write_part(body, more)
+        self.log("response had Content-Length %d but the app sent %d bytes; connection aborted" % (declared, sent))
+        self.sent = sent
+        self.write_part(body, True)
+        self.complete = True
+        self.end(ABORT)
+        self.wake()
+
+    def write_part(self, body, more):
         send = self.worker.write
         rid = self.rid
         if not self.head_sent:

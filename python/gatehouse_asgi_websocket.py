@@ -104,6 +104,7 @@ class WebSocket(Responder):
     status = None
     headers = None
     declared = None
+    sent = 0
     head_sent = False
     complete = False
 

@@ -237,6 +237,39 @@ test('the app failing: before the start 500, after it the connection is cut, no 
   }
 });
 
+test('a body that does not keep to its Content-Length: short, the connection is cut; long, the rest is dropped and the next answer follows cleanly', async () => {
+  for (const parts of ['only', 'on,ly']) {
+    const conn = await RawConnection.open(server.port);
+    conn.write(`GET /api/off-length?declared=100&parts=${parts} HTTP/1.1\r\nHost: x\r\n\r\n`);
+    await conn.waitClosed();
+    const got = conn.pending.toString('latin1');
+    assert.match(got, /^HTTP\/1\.1 200 [\s\S]*\r\n\r\non(ly)?$/, `${parts}: the start of the body, then the cut: ${JSON.stringify(got)}`);
+  }
+  await server.waitFor(/GET \/api\/off-length\?declared=100&parts=on,ly: response had Content-Length 100 but the app sent 4 bytes; connection aborted/);
+  for (const parts of ['helloEXTRA', 'hel,loEX,TRA']) {
+    const conn = await RawConnection.open(server.port);
+    conn.write(`GET /api/off-length?declared=5&parts=${parts} HTTP/1.1\r\nHost: x\r\n\r\nGET /api/pid HTTP/1.1\r\nHost: x\r\n\r\n`);
+    const first = await conn.readResponse();
+    assert.equal(first.body.toString(), 'hello', parts);
+    const second = await conn.readResponse();
+    assert.equal(second.status, 200, parts);
+    assert.match(second.body.toString(), /"pid"/, parts);
+    conn.close();
+  }
+  await server.waitFor(/GET \/api\/off-length\?declared=5&parts=hel,loEX,TRA: the app sent more than its Content-Length \(5\); the rest was dropped/);
+  const head = await RawConnection.open(server.port);
+  head.write('HEAD /api/off-length?declared=100&parts= HTTP/1.1\r\nHost: x\r\n\r\n');
+  const r = await head.readResponse(5000, { headRequest: true });
+  assert.equal(r.status, 200, 'HEAD: a length with no body is what HEAD is');
+  head.close();
+});
+
+test('a body that is not bytes: 500, and the log says what was sent', async () => {
+  const r = await request(server.url, '/api/str-body', { timeoutMs: 5000 });
+  assert.equal(r.status, 500);
+  await server.waitFor(/GET \/api\/str-body: http\.response\.body's body must be bytes, got str/);
+});
+
 test('the same start message again and again: each response gets its own length, hop-by-hop headers dropped every time, a bad header refused every time', async () => {
   // The worker keeps what it made of a start it has seen (gatehouse_asgi_response.py): nothing of one response may reach the next.
   for (const query of ['abc', 'abcdefghij', 'a', 'sized', 'abc', 'sized']) {

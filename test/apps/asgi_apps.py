@@ -162,6 +162,16 @@ async def app(scope, receive, send):
         # The same start message every time (as most apps send), with a body of the asked length.
         await send(SAME_START_UNSIZED if scope["query_string"] != b"sized" else SAME_START_SIZED)
         await send({"type": "http.response.body", "body": b"x" * (5 if scope["query_string"] == b"sized" else len(scope["query_string"]))})
+    elif path.endswith("/off-length"):
+        # A declared length the body does not keep to: ?declared=N&parts=a,b (each part a body message).
+        q = dict(p.split("=", 1) for p in scope["query_string"].decode().split("&"))
+        await send({"type": "http.response.start", "status": 200, "headers": [(b"content-length", q["declared"].encode())]})
+        parts = q.get("parts", "").split(",")
+        for i, part in enumerate(parts):
+            await send({"type": "http.response.body", "body": part.encode(), "more_body": i < len(parts) - 1})
+    elif path.endswith("/str-body"):
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": "text, not bytes"})
     elif path.endswith("/bad-start"):
         await send({"type": "http.response.start", "status": 200, "headers": [(b"x-bad", b"a\r\nb")]})
         await send({"type": "http.response.body", "body": b"never"})
