@@ -214,7 +214,7 @@ export class Gatehouse {
     this.logger.info(`Starting gatehouse ${VERSION}`);
     if (this.site.file) this.logger.info(`Configuration: ${this.site.file}`);
     await Promise.all(this.upstreams.map((upstream) => upstream.start()));
-    const bound = await this.front.listen(this.site.listeners);
+    const bound = await this.front.listen(this.site.listeners, this.site.apps.reduce((n, app) => n + app.workers, 0));
     for (const address of bound) this.logger.info(`Listening at: ${address} (${process.pid})`);
     await Promise.all([...this.pools.values()].map((pool) => pool.start()));
     for (const app of this.site.apps) {

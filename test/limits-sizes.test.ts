@@ -10,6 +10,7 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { hasCommand } from './helpers/gatehouse.js';
 import { launch, withServer } from './helpers/launch.js';
 import { answer, APP, get, gh, serveLimitsApp } from './helpers/limits-app.js';
 import { RawConnection, type RawResponse } from './helpers/raw-connection.js';
@@ -210,3 +211,19 @@ test('max_connections 3: a 4th connection is closed at once, the 3 keep working,
     }
   });
 });
+
+test('an open-file limit below max_connections: a warning at start, and connections past what fits are refused and logged, not dropped unseen', { skip: hasCommand('prlimit') ? false : 'needs prlimit (Debian: util-linux)' }, async () => {
+  await withServer([APP], async (server) => {
+    await server.waitFor(/\[WARNING\] The open-file limit is 300: max_connections 10000 does not fit beside the 136 descriptors kept for the workers and the front's own files, so at most 164 client connections are taken at once/, 3000);
+    const open: RawConnection[] = [];
+    try {
+      for (let i = 0; i < 200; i++) open.push(await RawConnection.open(server.port));
+      await server.waitFor(/\[WARNING\] max_connections \(164\) reached: refused \d+ new connection/, 3000);
+      open[0]!.write(get('/first'));
+      assert.equal(answer(await open[0]!.readResponse()).path, '/first', 'the connections taken are served');
+    } finally {
+      for (const c of open) c.close();
+    }
+  }, { wrap: ['prlimit', '--nofile=300:300'] });
+});
+

@@ -26,6 +26,7 @@ import { FastPath, type Serve } from './fast-path.js';
 import { MemoryAnswers } from './memory-answers.js';
 import { createGatewayServer } from './gateway-listener.js';
 import { clearStaleSocket } from './socket-file.js';
+import { fitConnections } from './open-files.js';
 import { afterEarlierAnswers, RequestIntake, type ListenerInfo } from './request-intake.js';
 import { trackSession, type H2Connection } from './http2-response.js';
 import { readDirectly } from './read-directly.js';
@@ -48,6 +49,8 @@ export class HttpFront {
   /** Connections refused at max_connections since the last warning, and when that was. */
   private refused = 0;
   private refusedWarnedAt = -Infinity;
+  /** Client connections held at once (0: no limit): max_connections, or fewer for the open-file limit (listen()). */
+  private maxConnections: number;
   /** The TLS socket node:http2 is making a session of (onSession runs while it does). */
   private h2Socket: TLSSocket | null = null;
   /** What a tracked socket points to (see track()): two records for all of them, not one each. */
@@ -59,6 +62,7 @@ export class HttpFront {
     private readonly ctx: ExchangeContext,
     private readonly settings: Config,
   ) {
+    this.maxConnections = settings.max_connections;
     this.proxies = settings.forwarded_allow_ips.length > 0 ? new TrustedProxies(settings.forwarded_allow_ips) : null;
     this.intake = new RequestIntake(router, ctx, settings, this.proxies);
     this.fastPath = new FastPath({
@@ -70,8 +74,9 @@ export class HttpFront {
     });
   }
 
-  /** Listens on every address; rejects with GH_ERR_BIND naming the address that failed. */
-  async listen(listeners: readonly ListenerSettings[]): Promise<string[]> {
+  /** Listens on every address, for `workers` workers in all; rejects with GH_ERR_BIND naming the address that failed. */
+  async listen(listeners: readonly ListenerSettings[], workers: number): Promise<string[]> {
+    this.maxConnections = fitConnections(this.settings.max_connections, workers, this.ctx.logger);
     const bound: string[] = [];
     for (const listener of listeners) {
       const bind = parseBind(listener.bind).address!;
@@ -112,7 +117,7 @@ export class HttpFront {
    * per server) before any TLS handshake; false: refused, past max_connections.
    */
   private admit(socket: Socket, tls: boolean): boolean {
-    const max = this.settings.max_connections;
+    const max = this.maxConnections;
     if (max > 0 && this.open >= max) {
       this.refuseConnection(socket);
       return false;
@@ -221,7 +226,7 @@ export class HttpFront {
     this.refused++;
     const now = performance.now();
     if (now - this.refusedWarnedAt < 10_000) return;
-    this.ctx.logger.warning(`max_connections (${this.settings.max_connections}) reached: refused ${this.refused} new connection(s)`);
+    this.ctx.logger.warning(`max_connections (${this.maxConnections}) reached: refused ${this.refused} new connection(s)`);
     this.refused = 0;
     this.refusedWarnedAt = now;
   }

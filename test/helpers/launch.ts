@@ -41,7 +41,7 @@ export function countMatches(text: string, pattern: RegExp): number {
  */
 export async function launch(
   args: string[],
-  opts: { cwd?: string; env?: NodeJS.ProcessEnv; bootMs?: number; workers?: number; nodeArgs?: string[] } = {},
+  opts: { cwd?: string; env?: NodeJS.ProcessEnv; bootMs?: number; workers?: number; nodeArgs?: string[]; wrap?: string[] } = {},
 ): Promise<Server> {
   const full = [...args];
   let workers = opts.workers ?? 1;
@@ -52,7 +52,9 @@ export async function launch(
     else full.push('--workers', '1');
   }
 
-  const proc = spawn(process.execPath, [...(opts.nodeArgs ?? []), CLI, ...full], {
+  // `wrap`: a command that runs gatehouse in its place (exec), such as prlimit with limits of its own.
+  const command = [...(opts.wrap ?? []), process.execPath, ...(opts.nodeArgs ?? []), CLI, ...full];
+  const proc = spawn(command[0]!, command.slice(1), {
     cwd: opts.cwd ?? ROOT,
     env: { ...process.env, ...opts.env },
     stdio: ['ignore', 'pipe', 'pipe'],
@@ -205,7 +207,7 @@ export function runCli(
 export async function withServer<T>(
   args: string[],
   fn: (server: Server) => Promise<T>,
-  opts: { cwd?: string; env?: NodeJS.ProcessEnv; bootMs?: number } = {},
+  opts: { cwd?: string; env?: NodeJS.ProcessEnv; bootMs?: number; wrap?: string[] } = {},
 ): Promise<T> {
   const server = await launch(args, opts);
   try {
