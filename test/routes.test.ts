@@ -10,7 +10,7 @@ import { mkdtempSync, rmSync, writeFileSync, mkdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { APPS, hasSystemModule, SYSTEM_PYTHON } from './helpers/gatehouse.js';
-import { launchConfig, type Server } from './helpers/launch.js';
+import { launchConfig, runCli, withServer, type Server } from './helpers/launch.js';
 import { workerPidsFor } from './helpers/processes.js';
 import { RawConnection } from './helpers/raw-connection.js';
 import { request } from './helpers/request.js';
@@ -277,3 +277,25 @@ test('Flask mounted under a prefix builds its URLs with SCRIPT_NAME', { skip: !h
     await s.kill();
   }
 });
+
+test('SCRIPT_NAME in the environment or --env mounts the app of a site without routes there, as gunicorn does', async () => {
+  const app = `${APPS}/wsgi_cases.py:dispatch`;
+  const environ = async (url: string, path: string) => {
+    const r = await request(url, path);
+    assert.equal(r.status, 200, `${path}: ${r.body}`);
+    const e = JSON.parse(r.body) as Record<string, string>;
+    return [e.SCRIPT_NAME, e.PATH_INFO];
+  };
+  await withServer([app, '--python', SYSTEM_PYTHON], async (s) => {
+    assert.deepEqual(await environ(s.url, '/myapp/environ'), ['/myapp', '/environ']);
+    assert.equal((await request(s.url, '/environ')).status, 404, 'nothing is served outside SCRIPT_NAME');
+    assert.equal((await request(s.url, '/myappx/environ')).status, 404);
+  }, { env: { SCRIPT_NAME: '/myapp' } });
+  await withServer([app, '--python', SYSTEM_PYTHON, '--env', 'SCRIPT_NAME=/shop/'], async (s) => {
+    assert.deepEqual(await environ(s.url, '/shop/environ'), ['/shop', '/environ']);
+  });
+  const bad = await runCli([app, '--python', SYSTEM_PYTHON, '--env', 'SCRIPT_NAME=shop']);
+  assert.equal(bad.code, 1);
+  assert.match(bad.stderr, /--env: SCRIPT_NAME must be a path starting with \/, got "shop"/);
+});
+

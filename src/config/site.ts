@@ -162,6 +162,23 @@ export function loadSite(cliSettings: Record<string, unknown>, flags: Map<string
 
 const APP_KEYS = Object.keys(appSchema('/').shape) as (keyof Config)[];
 
+/**
+ * Where the one app of a site without routes is mounted: at `/`, or under the
+ * SCRIPT_NAME in its --env or gatehouse's own environment, as gunicorn does
+ * (`SCRIPT_NAME=/app gunicorn ...`): requests below it reach the app with
+ * that SCRIPT_NAME, others get 404.
+ */
+function mountOf(app: AppSettings, problems: Problems): string {
+  const fromEnv = app.env.SCRIPT_NAME !== undefined;
+  const name = (fromEnv ? app.env.SCRIPT_NAME : process.env.SCRIPT_NAME) ?? '';
+  if (name === '' || name === '/') return '/';
+  if (!name.startsWith('/')) {
+    problems.add(fromEnv ? ['env'] : ['app'], `SCRIPT_NAME must be a path starting with /, got ${JSON.stringify(name)}${fromEnv ? '' : ' (from the environment)'}`);
+    return '/';
+  }
+  return name.replace(/\/+$/, '');
+}
+
 /** `routeIndex`: the routes' indices in the file, when some were left out (see salvage.ts). */
 function resolveSite(settings: Config, base: string, problems: Problems, routeIndex?: readonly number[]): Site {
   const topApp: Record<string, unknown> = {};
@@ -180,7 +197,7 @@ function resolveSite(settings: Config, base: string, problems: Problems, routeIn
 
   const routes: RouteSettings[] = [...settings.static, ...settings.proxy, ...(settings.routes ?? [])];
   if (settings.routes === undefined) {
-    if (apps.length === 1) routes.push({ path: '/', app: apps[0]!.name });
+    if (apps.length === 1) routes.push({ path: mountOf(apps[0]!, problems), app: apps[0]!.name });
     else if (apps.length > 1) problems.add(['routes'], `with several apps (${apps.map((a) => a.name).join(', ')}), routes must say which requests go to which`);
     else if (routes.length === 0 && !problems.has(['apps']) && !problems.has(['static']) && !problems.has(['proxy'])) problems.add(['app'], APP_NEEDED);
   }
