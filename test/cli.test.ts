@@ -343,6 +343,32 @@ test('-b unix:PATH where a running server listens: one GH_ERR_BIND line, and tha
   }
 });
 
+async function freePort(): Promise<number> {
+  const s = createServer();
+  await new Promise<void>((resolve) => s.listen(0, '127.0.0.1', resolve));
+  const port = (s.address() as { port: number }).port;
+  await new Promise<void>((resolve) => s.close(() => resolve()));
+  return port;
+}
+
+test('WEB_CONCURRENCY, PORT and FORWARDED_ALLOW_IPS from the environment, as gunicorn takes them; flags and the file win', async () => {
+  const port = await freePort();
+  const env = { WEB_CONCURRENCY: '2', PORT: String(port), FORWARDED_ALLOW_IPS: '127.0.0.1' };
+  await withServer([`${APPS}/wsgi_cases.py:dispatch`, '--python', SYSTEM_PYTHON], async (gh) => {
+    assert.match(gh.output(), new RegExp(`Listening at: http://0\\.0\\.0\\.0:${port} `));
+    assert.match(gh.output(), /Using worker: sync \(2 processes\)/);
+    const r = await request(`http://127.0.0.1:${port}`, '/environ', { headers: { 'X-Forwarded-For': '203.0.113.9' } });
+    assert.equal((JSON.parse(r.body) as { REMOTE_ADDR: string }).REMOTE_ADDR, '203.0.113.9');
+  }, { env, workers: 2 });
+  await withServer([FILE_APP, '-w', '1', '-b', '127.0.0.1:0'], async (gh) => {
+    assert.match(gh.output(), /Listening at: http:\/\/127\.0\.0\.1:\d+ /);
+    assert.match(gh.output(), /Using worker: sync \(1 process\)/);
+  }, { env: { WEB_CONCURRENCY: '3', PORT: String(port) }, workers: 1 });
+  const bad = await runCli([FILE_APP], { env: { WEB_CONCURRENCY: 'many' } });
+  assert.equal(bad.code, 1);
+  assert.deepEqual(errorLines(bad.stderr), ['gatehouse: error: GH_ERR_CONFIG: WEB_CONCURRENCY (environment): must be a number (got "many")']);
+});
+
 async function ipv6Loopback(): Promise<boolean> {
   const s = createServer();
   return new Promise((resolve) => {

@@ -108,6 +108,27 @@ export function parseCli(argv: readonly string[]): CliResult {
   return { kind: 'run', settings, flags };
 }
 
+/**
+ * The settings the environment gives (OptionSpec's `env`: WEB_CONCURRENCY,
+ * FORWARDED_ALLOW_IPS, PORT), each named by its variable for errors; flags
+ * and the config file override them (loadSite).
+ */
+export function envSettings(env: NodeJS.ProcessEnv = process.env): { settings: Record<string, unknown>; names: Map<string, string> } {
+  const settings: Record<string, unknown> = {};
+  const names = new Map<string, string>();
+  const problems: string[] = [];
+  for (const o of OPTIONS) {
+    const text = o.env === undefined ? undefined : env[o.env.name];
+    if (o.env === undefined || text === undefined || text === '') continue;
+    const { value, problem } = convert(o, [o.env.value?.(text) ?? text]);
+    if (problem) problems.push(`${o.env.name} (environment): ${problem}`);
+    else settings[o.key] = value;
+    names.set(o.key, `${o.env.name} (environment)`);
+  }
+  if (problems.length > 0) throw new GatehouseError('GH_ERR_CONFIG', problems.join('; '));
+  return { settings, names };
+}
+
 export function helpText(): string {
   const lines = [
     'Usage: gatehouse [options] APP',

@@ -22,13 +22,20 @@ export interface OptionSpec {
   /** Placeholder in --help ('' for a flag that takes no value). */
   arg: string;
   doc: string;
+  /**
+   * An environment variable that gives the key's value when neither a flag
+   * nor the config file does, as it does for gunicorn and uvicorn (PaaS and
+   * container images set them); `env.value` makes the flag's text of it.
+   */
+  env?: { name: string; value?: (text: string) => string };
 }
 
 export const OPTIONS: readonly OptionSpec[] = [
   { key: 'config', short: 'c', kind: 'path', arg: 'FILE',
     doc: 'Read settings, listeners, apps and routes from a TOML file; flags given too override its top-level keys.' },
   { key: 'bind', short: 'b', kind: 'list', arg: 'ADDRESS',
-    doc: 'Address to listen on: HOST:PORT, :PORT (every interface), [::1]:PORT or unix:PATH. Repeat for several. Default 127.0.0.1:8000.' },
+    doc: 'Address to listen on: HOST:PORT, :PORT (every interface), [::1]:PORT or unix:PATH. Repeat for several. Default 127.0.0.1:8000, or 0.0.0.0:$PORT when PORT is set.',
+    env: { name: 'PORT', value: (port) => `0.0.0.0:${port}` } },
   { key: 'uwsgi_socket', short: 's', alias: 'socket', kind: 'list', arg: 'ADDRESS',
     doc: "Also listen for the uwsgi protocol (nginx's uwsgi_pass) at ADDRESS, as for --bind. Repeatable. Alone, no HTTP listener is added." },
   { key: 'fastcgi_socket', kind: 'list', arg: 'ADDRESS', doc: "Also listen for FastCGI (nginx's fastcgi_pass) at ADDRESS. Repeatable." },
@@ -39,7 +46,8 @@ export const OPTIONS: readonly OptionSpec[] = [
     doc: 'Serve TLS on every --bind address with this certificate (PEM, its chain after it), HTTP/2 and HTTP/1.1 on the same port. ' +
       'Needs --keyfile. Several certificates by SNI, tls_min_version, http2 = false: [[listeners]] in --config.' },
   { key: 'keyfile', kind: 'path', arg: 'FILE', doc: "The private key (PEM) of --certfile's certificate." },
-  { key: 'workers', short: 'w', kind: 'int', arg: 'N', doc: 'Number of Python worker processes. Default: the number of CPUs.' },
+  { key: 'workers', short: 'w', kind: 'int', arg: 'N', doc: 'Number of Python worker processes. Default: $WEB_CONCURRENCY, else the number of CPUs.',
+    env: { name: 'WEB_CONCURRENCY' } },
   { key: 'threads', kind: 'int', arg: 'N',
     doc: 'Requests each worker of a WSGI app runs at once, in threads (wsgi.multithread is then True); an ASGI app has --max-concurrency instead. Default 1.' },
   { key: 'interface', kind: 'string', arg: 'auto|wsgi|asgi',
@@ -87,7 +95,8 @@ export const OPTIONS: readonly OptionSpec[] = [
   { key: 'max_connections', kind: 'int', arg: 'N',
     doc: 'Client connections open at once, over all listeners; past it new ones are closed at once. 0: no limit. Default 10000.' },
   { key: 'forwarded_allow_ips', kind: 'list', arg: 'IPS',
-    doc: 'Peers (IPs, CIDRs, unix, *) whose X-Forwarded-For/-Proto/-Host and Forwarded headers set the client address, scheme and host. Comma-separated. Default: none (gatehouse is the edge; from other peers these headers are dropped).' },
+    doc: 'Peers (IPs, CIDRs, unix, *) whose X-Forwarded-For/-Proto/-Host and Forwarded headers set the client address, scheme and host. Comma-separated. Default: $FORWARDED_ALLOW_IPS, else none (gatehouse is the edge; from other peers these headers are dropped).',
+    env: { name: 'FORWARDED_ALLOW_IPS' } },
   { key: 'compress', kind: 'list', arg: 'CODINGS',
     doc: "Compress responses with these codings, preferred first: br,gzip (default), gzip, or 'off'." },
   { key: 'compress_min_size', kind: 'size', arg: 'SIZE', doc: 'Responses smaller than this are not compressed. Default 1k.' },

@@ -9,6 +9,7 @@ import { dirname, resolve } from 'node:path';
 import { parse as parseToml, TomlError } from 'smol-toml';
 import type { z } from 'zod';
 import { GatehouseError } from '../errors.js';
+import { envSettings } from './cli-args.js';
 import { salvage } from './salvage.js';
 import { listItems, OPTIONS } from './options.js';
 import {
@@ -137,11 +138,19 @@ function readConfigFile(file: string): Record<string, unknown> {
 }
 
 /** Settings from the command line (and the file it names) → the site, or GH_ERR_CONFIG with every problem. */
-export function loadSite(cliSettings: Record<string, unknown>, flags: Map<string, string>): Site {
+export function loadSite(cliSettings: Record<string, unknown>, flags: Map<string, string>, fromEnv: ReturnType<typeof envSettings> = envSettings()): Site {
   const { config: file, ...fromCli } = cliSettings as { config?: string } & Record<string, unknown>;
-  const raw = file === undefined ? fromCli : { ...readConfigFile(file), ...fromCli };
+  const given = file === undefined ? fromCli : { ...readConfigFile(file), ...fromCli };
+  // The environment's settings come under the file's and the flags' (any listener or socket they give outdoes PORT).
+  const listening = ['listeners', 'uwsgi_socket', 'fastcgi_socket', 'scgi_socket'].some((k) => given[k] !== undefined);
+  const raw: Record<string, unknown> = { ...given };
+  for (const [key, value] of Object.entries(fromEnv.settings)) {
+    if (given[key] !== undefined || (key === 'bind' && listening)) continue;
+    raw[key] = value;
+    flags = new Map(flags).set(key, fromEnv.names.get(key)!);
+  }
   // --bind on the command line replaces the file's listeners, as any flag replaces what the file says.
-  if (flags.has('bind')) delete raw.listeners;
+  if (flags.has('bind') && fromCli.bind !== undefined) delete raw.listeners;
   const base = file === undefined ? process.cwd() : dirname(resolve(file));
   const problems = new Problems(raw, flags, file !== undefined);
   const schema = configSchema(base);

@@ -207,7 +207,7 @@ export function runCli(
 export async function withServer<T>(
   args: string[],
   fn: (server: Server) => Promise<T>,
-  opts: { cwd?: string; env?: NodeJS.ProcessEnv; bootMs?: number; wrap?: string[] } = {},
+  opts: { cwd?: string; env?: NodeJS.ProcessEnv; bootMs?: number; wrap?: string[]; workers?: number } = {},
 ): Promise<T> {
   const server = await launch(args, opts);
   try {
