@@ -191,6 +191,16 @@ test('a TOML syntax error names the file, line and column; a missing file is nam
   assert.match(errorText(missing), /--config: cannot read .*nope\.toml: ENOENT/);
 });
 
+test("gunicorn's gunicorn.conf.py or uWSGI's ini given to --config: an error that says the file is TOML and the settings are flags", async () => {
+  for (const [name, text, whose] of [['gunicorn.conf.py', 'bind = "0.0.0.0:8000"\nworkers = 4\n', "gunicorn's Python config"], ['uwsgi.ini', '[uwsgi]\nprocesses = 4\n', "uWSGI's config"]] as const) {
+    const file = join(dir, name);
+    writeFileSync(file, text);
+    const r = await runCli(['--config', file, `${APPS}/basic.py:hello`]);
+    assert.equal(r.code, 1);
+    assert.match(errorText(r), new RegExp(`GH_ERR_CONFIG: --config: .*${name.replace('.', '\\.')} looks like ${whose}; gatehouse's config file is TOML .*--workers`));
+  }
+});
+
 test('a flag that overrides a bad file value is reported by its flag name', async () => {
   const file = configFile(`app = "${APPS}/basic.py:hello"\nworkers = 2`);
   const r = await runCli(['--config', file, '--workers', '0']);

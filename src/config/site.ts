@@ -118,6 +118,10 @@ function listsFromStrings(raw: Record<string, unknown>): void {
 const isTable = (v: unknown): v is Record<string, unknown> => v !== null && typeof v === 'object';
 
 function readConfigFile(file: string): Record<string, unknown> {
+  const foreign = /\.py$/.test(file) ? "gunicorn's Python config" : /\.(ini|ya?ml|xml)$/.test(file) ? "uWSGI's config" : null;
+  if (foreign !== null) {
+    throw new GatehouseError('GH_ERR_CONFIG', `--config: ${file} looks like ${foreign}; gatehouse's config file is TOML (README: Config file), and the same settings are its flags (--bind, --workers, --access-logfile...: gatehouse --help)`);
+  }
   let text: string;
   try {
     text = readFileSync(file, 'utf8');
