@@ -10,7 +10,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { accessLog, dir, json, malformed, refused, serveProxySite, server, silent, stale, ups } from './helpers/proxy-site.js';
+import { accessLog, dir, dying, json, malformed, refused, serveProxySite, server, silent, stale, ups } from './helpers/proxy-site.js';
 import { RawConnection } from './helpers/raw-connection.js';
 import { request } from './helpers/request.js';
 import { waitUntil } from './helpers/wait.js';
@@ -140,6 +140,17 @@ test('a kept-alive upstream connection closed as a request goes out: a GET goes 
   assert.equal(stale.connections(), 3, 'the POST was not sent again');
   assert.match(server.output(), /POST \/stale\/x: upstream 127\.0\.0\.1:\d+ failed/);
   assert.doesNotMatch(server.output(), /GET \/stale\/x: upstream/);
+});
+
+test('a kept-alive connection closed by an upstream that has stopped listening: the GET goes to the next upstream, once', async () => {
+  // Round robin: the first request opens a connection to the dying upstream, the second goes to b, the third reuses the first's connection.
+  assert.equal((await request(server.url, '/stale-dying/x')).body, 'connection 1');
+  assert.equal((await request(server.url, '/stale-dying/x')).status, 200);
+  dying.stopListening();
+  const r = await request(server.url, '/stale-dying/x', { timeoutMs: 5000 });
+  assert.equal(r.status, 200, r.body);
+  assert.equal(json(r.body).name, 'b');
+  assert.equal(dying.connections(), 1);
 });
 
 test('upstream down: 502 at once with an error-log line naming it and the phase', async () => {

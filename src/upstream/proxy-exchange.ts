@@ -129,7 +129,7 @@ export class ProxyExchange implements CarriedHandler, InFlight {
     this.tried.add(peer);
     this.peer = peer;
     this.reserved = null;
-    this.connected = this.sent = this.discarding = false;
+    this.connected = this.sent = this.discarding = this.reused = false;
     peer.active++;
     const req = this.r.req;
     const read = s.read_timeout * 1000;
@@ -219,7 +219,7 @@ export class ProxyExchange implements CarriedHandler, InFlight {
     if (this.done) return;
     if (this.discarding) return this.send(this.reserved!);
     const failure = this.classify(err);
-    if (this.status === 0 && this.reused && failure.status === 502 && !malformed(err) && this.retryTo(false, peer) !== null) {
+    if (this.status === 0 && this.reused && failure.phase !== 'connect' && failure.status === 502 && !malformed(err) && this.retryTo(false, peer) !== null) {
       this.route.logger.debug(`${this.what()}: upstream ${peer.name} closed a kept-alive connection (${failure.message}); sending it again on a new one`);
       return this.send(peer);
     }

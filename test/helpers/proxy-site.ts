@@ -24,6 +24,8 @@ export let malformed = '';
 export let silent = '';
 export let refused = '';
 export let stale: Awaited<ReturnType<typeof startStaleUpstream>>;
+/** A stale upstream that the test then stops listening, before a second one that stays. */
+export let dying: Awaited<ReturnType<typeof startStaleUpstream>>;
 let wss: WebSocketServer;
 let wsPort = 0;
 
@@ -36,7 +38,8 @@ async function startSite(): Promise<void> {
   const bad = await startRawUpstream('HTTP/1.1 abc Broken\r\nContent-Length: 2\r\n\r\nno');
   const quiet = await startRawUpstream(null);
   stale = await startStaleUpstream();
-  raws.push(bad, quiet, stale);
+  dying = await startStaleUpstream();
+  raws.push(bad, quiet, stale, dying);
   malformed = bad.address;
   silent = quiet.address;
   refused = await refusedAddress();
@@ -71,6 +74,7 @@ ${route('/failover', `upstreams = ["${ups.k1!.address}", "${ups.k2!.address}"]`)
 ${route('/passive', `upstreams = [{ address = "${malformed}", max_fails = 1, fail_timeout = 30 }, "${b}"]`)}
 ${route('/refused', `upstreams = ["${refused}"]`)}
 ${route('/stale', `upstreams = ["${stale.address}"]`)}
+${route('/stale-dying', `upstreams = ["${dying.address}", "${ups.b!.address}"]`)}
 ${route('/silent', `upstreams = ["${silent}"]\nread_timeout = 0.5`)}
 ${route('/malformed', `upstreams = ["${malformed}"]`)}
 ${route('/buffered', `upstreams = ["${ups.h!.address}"]\nbuffer_size = "64m"`)}

@@ -188,7 +188,7 @@ export async function startRawUpstream(reply: string | null): Promise<{ address:
  * answers the first request on each connection (`connection N`, kept alive)
  * and closes the connection, unanswered, when another request comes on it.
  */
-export async function startStaleUpstream(): Promise<{ address: string; connections: () => number; close(): Promise<void> }> {
+export async function startStaleUpstream(): Promise<{ address: string; connections: () => number; stopListening(): void; close(): Promise<void> }> {
   let count = 0;
   const sockets = new Set<Socket>();
   const server: NetServer = createNetServer((socket) => {
@@ -209,9 +209,12 @@ export async function startStaleUpstream(): Promise<{ address: string; connectio
   return {
     address: `127.0.0.1:${(server.address() as AddressInfo).port}`,
     connections: () => count,
+    /** No new connections (refused), the open ones kept. */
+    stopListening: () => void server.close(),
     close: () => new Promise((resolve) => {
       for (const s of sockets) s.destroy();
-      server.close(() => resolve());
+      if (server.listening) server.close(() => resolve());
+      else resolve();
     }),
   };
 }
