@@ -148,15 +148,16 @@ export function loadSite(cliSettings: Record<string, unknown>, flags: Map<string
   // The environment's settings come under the file's and the flags' (any listener or socket they give outdoes PORT).
   const listening = ['listeners', 'uwsgi_socket', 'fastcgi_socket', 'scgi_socket'].some((k) => given[k] !== undefined);
   const raw: Record<string, unknown> = { ...given };
+  const named = new Map(flags);
   for (const [key, value] of Object.entries(fromEnv.settings)) {
     if (given[key] !== undefined || (key === 'bind' && listening)) continue;
     raw[key] = value;
-    flags = new Map(flags).set(key, fromEnv.names.get(key)!);
+    named.set(key, fromEnv.names.get(key)!);
   }
   // --bind on the command line replaces the file's listeners, as any flag replaces what the file says.
-  if (flags.has('bind') && fromCli.bind !== undefined) delete raw.listeners;
+  if (fromCli.bind !== undefined) delete raw.listeners;
   const base = file === undefined ? process.cwd() : dirname(resolve(file));
-  const problems = new Problems(raw, flags, file !== undefined);
+  const problems = new Problems(raw, named, file !== undefined);
   const schema = configSchema(base);
   const parsed = schema.safeParse(raw);
   if (!parsed.success) {
