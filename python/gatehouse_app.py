@@ -195,6 +195,8 @@ def parse_call_args(text, spec):
 # a tuple of two str that passed once passes again. Bounded: emptied when full.
 _good_statuses = set()
 _good_headers = {}
+# Hop-by-hop header names an app sent, said once per worker.
+_dropped_names = set()
 _CACHE_LIMIT = 4096
 # A header name is a token; a value is visible ASCII, spaces, tabs and obs-text (no CR, LF, NUL or other control).
 _TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+\Z")
@@ -205,7 +207,11 @@ def check_headers(status, headers):
     """The response's declared Content-Length (None if it has none) and its headers,
     checked; AppError for what HTTP does not allow. The app's list is returned as it is,
     values stripped of outer spaces, or a new one where a header must go; the caller
-    adds to a copy, never to the app's list, which the app may use again."""
+    adds to a copy, never to the app's list, which the app may use again.
+
+    Hop-by-hop headers (PEP 3333 forbids them) are dropped with a word in the log, as
+    gunicorn drops them (SSE examples send Connection: keep-alive), except
+    Connection: close, which the front honours by closing after the answer."""
     if type(status) is not str or status not in _good_statuses:
         if type(status) is not str:
             raise AppError("status must be a str, got %r" % (status,))
@@ -219,6 +225,7 @@ def check_headers(status, headers):
     if type(headers) is not list:
         raise AppError("response headers must be a list, got %s" % type(headers).__name__)
     content_length = None
+    hop = False
     good = _good_headers
     for item in headers:
         if type(item) is tuple:
@@ -243,7 +250,8 @@ def check_headers(status, headers):
             headers[headers.index(item)] = (name, value)
         lower = name.lower()
         if lower in HOP_BY_HOP:
-            raise AppError("hop-by-hop header %r is not allowed from a WSGI app (PEP 3333)" % name)
+            hop = True
+            continue
         try:
             value.encode("latin-1")
         except UnicodeEncodeError:
@@ -263,10 +271,24 @@ def check_headers(status, headers):
             if len(good) >= _CACHE_LIMIT:
                 good.clear()
             good[item] = known
+    if hop:
+        headers = without_hop_by_hop(headers)
     if content_length is not None and (status[0] == "1" or status[:3] == "204"):
         # RFC 9110 §8.6: never on a 1xx or 204, which have no body (nginx drops it too).
         return None, [h for h in headers if h[0].lower() != "content-length"]
     return content_length, headers
+
+
+def without_hop_by_hop(headers):
+    kept = []
+    for name, value in headers:
+        lower = name.lower()
+        if lower not in HOP_BY_HOP or (lower == "connection" and value.strip().lower() == "close"):
+            kept.append((name, value))
+        elif lower not in _dropped_names:
+            _dropped_names.add(lower)
+            sys.stderr.write("the app sent a hop-by-hop %s header (PEP 3333 leaves those to the server); dropped, here and from now on\n" % name)
+    return kept
 
 
 def with_reason(status):

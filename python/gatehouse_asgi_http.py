@@ -240,7 +240,7 @@ class HttpRequest(Responder):
         if self.trailing != 2:
             raise AppError("http.response.trailers needs trailers=True in http.response.start and the body's last part before it")
         fields = [(n.decode("latin-1"), v.decode("latin-1")) for n, v in message.get("headers", ())]
-        check_headers(self.status, fields)
+        fields = check_headers(self.status, fields)[1]
         block = "\0".join(part for field in fields for part in field).encode("latin-1")
         self.worker.write(pack_header(TRAILERS, self.rid, len(block)) + block)
         if not message.get("more_trailers", False):

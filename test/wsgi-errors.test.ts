@@ -115,10 +115,6 @@ test('close(): called exactly once when the client stops reading a fast endless 
 // ---- broken response heads -------------------------------------------------------------------
 
 const BAD_HEADS: Array<{ kind: string; what: string; explains: RegExp }> = [
-  { kind: 'connection', what: 'a hop-by-hop Connection header', explains: /Connection/ },
-  { kind: 'transfer-encoding', what: 'a hop-by-hop Transfer-Encoding header', explains: /Transfer-Encoding/ },
-  { kind: 'keep-alive', what: 'a hop-by-hop Keep-Alive header', explains: /Keep-Alive/ },
-  { kind: 'upgrade', what: 'a hop-by-hop Upgrade header', explains: /Upgrade/ },
   { kind: 'non-latin1-value', what: 'a header value that is not latin-1', explains: /X-Snow/ },
   { kind: 'int-value', what: 'an int header value', explains: /X-Number/ },
   { kind: 'bytes-name', what: 'a bytes header name', explains: /X-Bytes-Name/ },

@@ -193,6 +193,28 @@ test('204: the response carries no Content-Length announcing a body (RFC 9110 §
   }
 });
 
+test('hop-by-hop headers from the app are dropped with one log line each, as gunicorn drops them; Connection: close closes after the answer', T, async () => {
+  for (let i = 0; i < 2; i++) {
+    const reply = await rawRequest(gh.port, get('/hop') + get('/one', 'Connection: close\r\n'), { ms: 3000 });
+    const rs = parseAll(reply.data, ['GET', 'GET']);
+    assert.equal(rs[0]!.status, 200);
+    assert.equal(rs[0]!.body.toString(), 'hop body');
+    assert.equal(header(rs[0]!, 'transfer-encoding'), undefined);
+    assert.equal(header(rs[0]!, 'upgrade'), undefined);
+    assert.notEqual(header(rs[0]!, 'keep-alive'), 'timeout=99');
+    assert.equal(rs[1]!.body.toString(), 'hello, world', 'the connection goes on to the next answer');
+  }
+  for (const name of ['Connection', 'Keep-Alive', 'Transfer-Encoding', 'Upgrade']) {
+    await gh.waitFor(new RegExp(`the app sent a hop-by-hop ${name} header \\(PEP 3333 leaves those to the server\\); dropped`), 3000);
+  }
+  const closing = await rawRequest(gh.port, get('/hop?close=1') + get('/one'), { ms: 3000 });
+  assert.equal(closing.closedByServer, true);
+  const r = parseResponse(closing.data);
+  assert.equal(r?.body.toString(), 'hop body');
+  assert.equal(header(r!, 'connection'), 'close');
+  assert.ok(!closing.data.includes('hello, world'), 'nothing is answered after Connection: close');
+});
+
 test('an app that passes the same header list to every start_response: each answer gets its own Content-Length', T, async () => {
   for (const body of ['hello', '', 'hello, world', '', 'abc']) {
     const reply = await rawRequest(gh.port, get(`/shared?body=${encodeURIComponent(body)}`, 'Connection: close\r\n'), { ms: 3000 });

@@ -286,10 +286,6 @@ def status_case(environ, start_response):
 # ---- broken responses ------------------------------------------------------------
 
 BAD_HEADS = {
-    "connection": ("200 OK", [("Connection", "close")]),
-    "transfer-encoding": ("200 OK", [("Transfer-Encoding", "chunked")]),
-    "keep-alive": ("200 OK", [("Keep-Alive", "timeout=5")]),
-    "upgrade": ("200 OK", [("Upgrade", "websocket")]),
     "non-latin1-value": ("200 OK", [("X-Snow", "snow \u2603")]),
     "int-value": ("200 OK", [("X-Number", 5)]),
     "bytes-name": ("200 OK", [(b"X-Bytes-Name", "v")]),
@@ -302,6 +298,24 @@ BAD_HEADS = {
     "tuple-headers": ("200 OK", (("X-Tuple", "v"),)),
     "two-content-lengths": ("200 OK", [("Content-Length", "18"), ("Content-Length", "19")]),
 }
+
+
+# Hop-by-hop headers, as SSE examples and old apps send them (gunicorn drops them).
+HOP_HEADERS = [
+    ("Content-Type", "text/plain"),
+    ("Connection", "keep-alive"),
+    ("Keep-Alive", "timeout=99"),
+    ("Transfer-Encoding", "chunked"),
+    ("Upgrade", "websocket"),
+]
+
+
+def hop_case(environ, start_response):
+    if _query(environ).get("close"):
+        start_response("200 OK", [("Content-Type", "text/plain"), ("Connection", "close")])
+    else:
+        start_response("200 OK", HOP_HEADERS)
+    return [b"hop body"]
 
 
 # One list for every response, as small hand-written apps keep their headers: the
@@ -374,6 +388,7 @@ CASES = {
     "raise": raise_case,
     "content-length": content_length_case,
     "shared": shared_case,
+    "hop": hop_case,
 }
 
 
