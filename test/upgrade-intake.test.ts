@@ -79,6 +79,19 @@ test('an upgrade the app declines is answered as any request, and the connection
   }
 });
 
+test('an upgrade with Expect: 100-continue among other expectations gets its 100 as node:http gives any request, one with another expectation alone 417', async () => {
+  const c = await RawConnection.open(server.port);
+  try {
+    c.write(upgrade('/web/x', 'Expect: 100-continue, foo\r\n'));
+    assert.equal((await c.readResponse()).status, 100);
+    assert.equal((await c.readResponse()).status, 200);
+    c.write(upgrade('/web/x', 'Expect: foo\r\n'));
+    assert.equal((await c.readResponse()).status, 417);
+  } finally {
+    c.close();
+  }
+});
+
 test('an upgrade with a body (curl --http2 -d: a POST with Upgrade: h2c) is an ordinary request: the app reads the body, the connection goes on', async () => {
   const post = (path: string, framing: string, body: string) =>
     `POST ${path} HTTP/1.1\r\nHost: x\r\nConnection: Upgrade, HTTP2-Settings\r\nUpgrade: h2c\r\nHTTP2-Settings: AAMAAABkAAQCAAAAAAIAAAAA\r\n${framing}\r\n${body}`;

@@ -25,6 +25,9 @@ import { restoreLine } from './stand-in-line.js';
 import { InternalRedirect } from './internal-redirect.js';
 import { destroySocket, headWithoutUpgrade, Upgrade } from './upgrade-request.js';
 
+/** What node:http takes for a 100-continue expectation (its own test: the token anywhere in the value). */
+const CONTINUE = /(?:^|\W)100-continue(?:$|\W)/i;
+
 /** Where route() sends a request: its route's action and the request's place under it. */
 export type Placement = Omit<RouteRequest, 'req' | 'res' | 'log' | 'reroute' | 'lean'> & { handler: Handler };
 /** Or why the front answers the request itself: a status, or 'https' for redirect_https. */
@@ -130,7 +133,7 @@ export class RequestIntake {
       return refuse({ res, log: this.logFor(req, res) }, fault);
     }
     const expect = req.headers.expect;
-    if (expect !== undefined && expect.toLowerCase() !== '100-continue') {
+    if (expect !== undefined && !CONTINUE.test(expect)) {
       this.ctx.accessLog?.begin(req);
       const res = this.upgradeResponse(req, socket, head, resume);
       return this.logFor(req, res)(417, sendPlain(res, 417, 'Expectation Failed', false));
