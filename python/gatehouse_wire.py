@@ -58,12 +58,16 @@ unpack_header = HEADER.unpack_from
 unpack_u32 = U32.unpack_from
 
 
-def encode_head(status, headers):
-    """Status and headers as the latin-1 NUL-separated block the front expects."""
+def encode_head(status, headers, length=None):
+    """Status and headers as the latin-1 NUL-separated block the front expects; `length`: a
+    Content-Length the server adds (the app's list is never added to: it may use it again)."""
     parts = [status]
     for name, value in headers:
         parts.append(name)
         parts.append(value)
+    if length is not None:
+        parts.append("Content-Length")
+        parts.append(length)
     return "\0".join(parts).encode("latin-1")
 
 

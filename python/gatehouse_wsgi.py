@@ -170,17 +170,17 @@ class Handler:
 
     def send_whole(self, rid, state, body):
         """The common case: one bytes object; one frame carries the whole response."""
-        headers = state[1]
         length = len(body)
         declared = state[2]
+        added = None
         if declared is None:
             if not bodiless(state[0]):
-                headers = headers + [("Content-Length", str(length))]
+                added = str(length)
         elif declared != length and not state[5]:
             self.send_chunk(rid, state, body)
             self.finish(rid, state)
             return
-        head = encode_head(state[0], headers)
+        head = encode_head(state[0], state[1], added)
         self.respond(b"".join((pack_response(RESPONSE, rid, 4 + len(head) + length, len(head)), head, body)))
 
     def send_chunk(self, rid, state, data):
@@ -208,9 +208,7 @@ class Handler:
         if state[0] is None:
             raise AppError("the app returned without calling start_response()")
         if not state[3]:
-            if state[2] is None and not bodiless(state[0]):
-                state[1] = state[1] + [("Content-Length", "0")]
-            head = encode_head(state[0], state[1])
+            head = encode_head(state[0], state[1], "0" if state[2] is None and not bodiless(state[0]) else None)
             state[3] = True
             self.send(pack_header(START, rid, len(head)) + head + pack_header(END, rid, 0))
             return
@@ -243,13 +241,11 @@ class Handler:
             return False
         length = max(0, st.st_size - offset)
         declared = state[2]
+        if declared is not None and declared > length:
+            return False  # iterate it: the short body then aborts the connection
+        head = encode_head(state[0], state[1], None if declared is not None else str(length))
         if declared is not None:
-            if declared > length:
-                return False  # iterate it: the short body then aborts the connection
             length = declared
-        else:
-            state[1] = state[1] + [("Content-Length", str(length))]
-        head = encode_head(state[0], state[1])
         spec = ("%d\0%d\0%d\0%d\0" % (offset, length, st.st_dev, st.st_ino)).encode() + os.fsencode(path)
         state[3] = True
         state[4] = length
