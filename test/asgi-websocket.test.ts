@@ -226,6 +226,24 @@ test('pings: a client that answers stays open past keepalive_timeout; one that n
   await closed(live);
 });
 
+test('a front held up past ws_ping_timeout (a stalled machine, a stopped process) does not cut a socket whose pong waits unread', async () => {
+  const ws = new WebSocket(`${base}/live/echo`, { autoPong: false });
+  await opened(ws);
+  // Stopped right after a ping goes out; the pong then waits in the front's socket until it runs again.
+  await new Promise<void>((resolve) => ws.once('ping', () => resolve()));
+  process.kill(server.pid, 'SIGSTOP');
+  ws.pong();
+  ws.on('ping', () => ws.pong());
+  await sleep(2000);
+  process.kill(server.pid, 'SIGCONT');
+  await sleep(1000);
+  assert.equal(ws.readyState, WebSocket.OPEN);
+  ws.send('still here');
+  assert.equal((await nextMessage(ws)).data.toString(), 'still here');
+  ws.close();
+  await closed(ws);
+});
+
 test('receive and send wrapped by a middleware (functools.wraps, as tracing middleware do): echo works through them', async () => {
   const ws = new WebSocket(`${base}/live/wrapped`);
   await opened(ws);

@@ -24,6 +24,7 @@ import type { Socket } from 'node:net';
 import { createRequire } from 'node:module';
 import type { WebSocket, WebSocketServer } from 'ws';
 import { MemberList } from '../http/member-list.js';
+import { StallGuard } from '../pool/stall-guard.js';
 import { ownedSocket, type OwnedSocket, type SocketEvents, type WsParts } from './owned-socket.js';
 
 export interface WebSocketSettings {
@@ -66,6 +67,8 @@ export interface Keepalive {
 }
 
 const SWEEP_MAX_MS = 1000;
+/** A sweep this much later than its tick finds the front held up (stall-guard.ts). */
+const HELD_MS = 1000;
 
 export class WebSocketFront {
   /** Made at the first handshake: servers without WebSockets do not load `ws`. */
@@ -73,6 +76,7 @@ export class WebSocketFront {
   private readonly owners = new WeakMap<IncomingMessage, HandshakeOwner>();
   private readonly open = new MemberList<Keepalive>(KEEPALIVE_AT);
   private timer: NodeJS.Timeout | null = null;
+  private stall = new StallGuard(SWEEP_MAX_MS + HELD_MS);
 
   constructor(private readonly settings: WebSocketSettings) {}
 
@@ -114,6 +118,7 @@ export class WebSocketFront {
     this.open.add(k);
     if (this.timer === null) {
       const tick = Math.min(SWEEP_MAX_MS, every / 2, Math.max(1, this.settings.pingTimeout * 500));
+      this.stall = new StallGuard(tick + HELD_MS);
       this.timer = setInterval(() => this.sweep(), tick);
       this.timer.unref();
     }
@@ -138,11 +143,13 @@ export class WebSocketFront {
     const now = Math.round(performance.now());
     const every = this.settings.pingInterval * 1000;
     const timeout = this.settings.pingTimeout * 1000;
+    // After the front was held up, the pongs may wait unread: no socket is cut for its pong this time.
+    const held = this.stall.held(now);
     for (const k of this.open) {
       const ws = k.ws!;
       (ws as OwnedSocket).shedParts();
       if (k.pingAt !== 0) {
-        if (timeout > 0 && now - k.pingAt >= timeout && !k.holding) ws.terminate();
+        if (timeout > 0 && now - k.pingAt >= timeout && !k.holding && !held) ws.terminate();
       } else if (now - k.lastPing >= every) {
         k.pingAt = k.lastPing = now;
         ws.ping();

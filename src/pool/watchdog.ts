@@ -16,6 +16,7 @@ import { readFileSync } from 'node:fs';
 import type { Logger } from '../log/logger.js';
 import type { Exchange } from './exchange.js';
 import { beatInterval, lateAfter, startedBy } from './heartbeat.js';
+import { StallGuard } from './stall-guard.js';
 import type { TemplateProcess } from './template-process.js';
 import type { WorkerProcess } from './worker-process.js';
 
@@ -45,11 +46,7 @@ const KILL_GRACE_MS = 1000;
 /** How long a blocked ASGI worker has to hand over the answers it finished (SIGUSR1) before it is killed. */
 const HAND_OVER_MS = 100;
 const RSS_CHECK_MS = 1000;
-/**
- * A check this long after the one before finds the front itself held up (a
- * stalled machine, a stopped process): what the workers sent meanwhile,
- * their beats and answers, is still unread in its pipes.
- */
+/** A check this long after the one before judges no worker (stall-guard.ts): their beats and answers may wait unread. */
 const HELD_MS = 250;
 
 export class Watchdog {
@@ -60,8 +57,7 @@ export class Watchdog {
   private readonly killed = new WeakSet<WorkerProcess>();
   /** Blocked ASGI workers asked to hand over their finished answers, and when. */
   private readonly handingOver = new Map<WorkerProcess, number>();
-  private checkedAt = performance.now();
-  private heldBefore = false;
+  private readonly stall = new StallGuard(HELD_MS);
 
   constructor(
     private readonly opts: WatchdogOptions,
@@ -70,11 +66,7 @@ export class Watchdog {
   ) {}
 
   check(workers: readonly WorkerProcess[], template: TemplateProcess | null, now: number): void {
-    // A held front judges no worker until it has read its pipes; a front always this late still judges every other check.
-    const held = now - this.checkedAt > HELD_MS && !this.heldBefore;
-    this.checkedAt = now;
-    this.heldBefore = held;
-    if (held) return;
+    if (this.stall.held(now)) return;
     if (this.opts.timeout > 0) {
       if (this.opts.interface === 'asgi') this.watchHeartbeats(workers, now);
       else if (this.opts.threads > 1) this.timeOutThreads(workers, now);
