@@ -8,11 +8,12 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { writeFileSync } from 'node:fs';
+import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import { connect } from 'node:net';
 import { get as httpGet, type IncomingMessage } from 'node:http';
 import { join } from 'node:path';
 import { deletedFiles } from './helpers/processes.js';
-import { expectServing, get, gh, header, parseAll, parseResponse, pattern, rawRequest, scratch, serveWsgiCases, T } from './helpers/wsgi-cases.js';
+import { bodyTmp, expectServing, get, gh, header, parseAll, parseResponse, pattern, rawRequest, scratch, serveWsgiCases, T } from './helpers/wsgi-cases.js';
 
 serveWsgiCases();
 
@@ -246,3 +247,30 @@ test('a status given as its code alone ("200"): answered with its standard reaso
   }
   assert.doesNotMatch(gh.output(), /status must look like/);
 });
+
+test('temp files that cannot be made (TMPDIR gone, a full disk): a large request body gets 500 and a log line; a slow client still gets its whole large response, from memory', { timeout: 30_000 }, async () => {
+  rmSync(bodyTmp, { recursive: true, force: true });
+  try {
+    const post = await fetch(`${gh.url}/input?op=read`, { method: 'POST', body: Buffer.alloc(400 * 1024, 97) });
+    assert.equal(post.status, 500);
+    await post.text();
+    await gh.waitFor(/POST \/input\?op=read: cannot keep its request body in a temp file in .* \(TMPDIR\): ENOENT/, 3000);
+
+    const size = 6 * 1024 * 1024;
+    const socket = connect(gh.port, '127.0.0.1');
+    socket.pause(); // the client reads nothing at first: past 1 MiB the front would use a temp file
+    socket.write(get('/big?size=' + size, 'Connection: close\r\n'));
+    await gh.waitFor(/cannot hold a response for a slow client in a temp file in .* \(TMPDIR\): ENOENT/, 5000);
+    const chunks: Buffer[] = [];
+    socket.on('data', (c: Buffer) => chunks.push(c));
+    socket.resume();
+    await new Promise((resolve) => socket.once('close', resolve));
+    const r = parseResponse(Buffer.concat(chunks), { closed: true });
+    assert.ok(r?.complete, 'the whole response');
+    assert.ok(r.body.equals(pattern(size)), 'every byte in order');
+  } finally {
+    mkdirSync(bodyTmp, { recursive: true });
+  }
+  await expectServing();
+});
+

@@ -15,6 +15,8 @@ import type { HttpResponse, RequestHead } from './handler.js';
 import { compressHead } from './compress-head.js';
 import { createEncoder, flushSoon, type Coding, type Compression, type Encoder } from './compression.js';
 import { pipeInto, ResponseSpool } from './response-spool.js';
+import type { Logger } from '../log/logger.js';
+import { tmpdir } from 'node:os';
 
 /** What a response holds in memory for a slow client before the temp file (an app's, a FastCGI/SCGI/uwsgi back end's; a proxy route's buffer_size). */
 export const RESPONSE_MEMORY = 1024 * 1024;
@@ -45,6 +47,8 @@ export class BodySink {
     private readonly res: HttpResponse,
     private readonly limits: BodySinkLimits,
     private readonly onError: (err: Error) => void,
+    /** For the error log's line when the temp file cannot be used (the response goes on from memory). */
+    private readonly logger: Logger,
   ) {
     this.buffering = limits.buffering;
   }
@@ -99,9 +103,9 @@ export class BodySink {
         return maxFile > 0 || out.writableLength <= memory;
       }
     }
-    this.spool ??= new ResponseSpool(out, this.spoolEmptied);
+    this.spool ??= new ResponseSpool(out, this.spoolEmptied, this.spoolFailed);
     this.spool.write(chunk);
-    return this.spool.pending < maxFile;
+    return this.spool.pending < maxFile && !this.spool.failed;
   }
 
   /**
@@ -148,6 +152,10 @@ export class BodySink {
     this.spool?.close();
     if (this.encoder !== null && !this.encoder.writableEnded) this.encoder.destroy();
   }
+
+  private readonly spoolFailed = (err: Error): void => {
+    this.logger.error(`cannot hold a response for a slow client in a temp file in ${tmpdir()} (TMPDIR): ${err.message}; it goes on from memory, its source waiting for the client`);
+  };
 
   private readonly spoolEmptied = (): void => {
     if (this.ending !== null) return this.finish();

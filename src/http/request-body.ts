@@ -21,7 +21,9 @@ export type BodyResult =
   | { kind: 'ok'; length: number; data: Buffer | null; file: string | null }
   | { kind: 'too-large' }
   | { kind: 'timeout' }
-  | { kind: 'error'; error: Error };
+  | { kind: 'error'; error: Error }
+  /** The temp file could not be written (a full disk, TMPDIR not writable): the server's fault, not the client's. */
+  | { kind: 'spool-failed'; error: Error };
 
 export type ReadBody = Extract<BodyResult, { kind: 'ok' }>;
 
@@ -67,6 +69,11 @@ export function readRouteBody(
     if (result.kind === 'ok') return done(result);
     if (result.kind === 'too-large') return refuse(r, 413);
     if (result.kind === 'timeout') return refuse(r, 408);
+    if (result.kind === 'spool-failed') {
+      // nginx answers 500 too when client_body_temp_path cannot be written.
+      logger.error(`${r.req.method} ${r.req.url}: cannot keep its request body in a temp file in ${tmpdir()} (TMPDIR): ${result.error.message} (500)`);
+      return refuse(r, 500);
+    }
     logger.debug(`reading the body of ${r.req.method} ${r.req.url} failed: ${result.error.message}`);
     if (r.res.headersSent) return;
     // A client gone mid-body is told nothing, but its request is logged as nginx logs it.
@@ -135,9 +142,9 @@ export function readBody(
     if (length > SPILL_BYTES) {
       file = join(tmpdir(), `gatehouse-body-${process.pid}-${randomBytes(6).toString('hex')}`);
       out = createWriteStream(file, { mode: 0o600 });
-      out.on('error', (error) => finish({ kind: 'error', error }));
+      out.on('error', (error) => finish({ kind: 'spool-failed', error }));
       if (owner.uid !== undefined || owner.gid !== undefined) {
-        out.once('open', (fd) => fchown(fd, owner.uid ?? -1, owner.gid ?? -1, (err) => err && finish({ kind: 'error', error: err })));
+        out.once('open', (fd) => fchown(fd, owner.uid ?? -1, owner.gid ?? -1, (err) => err && finish({ kind: 'spool-failed', error: err })));
       }
       for (const c of chunks.splice(0)) out.write(c);
     }

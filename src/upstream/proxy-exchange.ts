@@ -112,7 +112,7 @@ export class ProxyExchange implements CarriedHandler, InFlight {
     this.sink = new BodySink(r.res, { buffering: s.buffering, memory: s.buffer_size, maxFile: s.max_temp_file_size }, (err) => {
       this.abort?.(err);
       this.fail(this.peer!.name, new UpstreamError(502, 'read', `compression failed: ${err.message}`));
-    });
+    }, route.logger);
     watchClient(r.req, r.res, this);
   }
 

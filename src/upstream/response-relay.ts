@@ -46,7 +46,7 @@ export class ResponseRelay implements InFlight {
     /** Spool what the client cannot take yet rather than slow the back end down. */
     buffering: boolean,
   ) {
-    this.sink = new BodySink(r.res, buffering ? LIMITS.buffered : LIMITS.unbuffered, (err) => this.fail(new UpstreamError(502, 'read', `compression failed: ${err.message}`)));
+    this.sink = new BodySink(r.res, buffering ? LIMITS.buffered : LIMITS.unbuffered, (err) => this.fail(new UpstreamError(502, 'read', `compression failed: ${err.message}`)), ctx.logger);
     watchClient(r.req, r.res, this);
   }
 

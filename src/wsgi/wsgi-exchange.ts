@@ -151,7 +151,7 @@ export class WsgiExchange implements Exchange, InFlight {
     const sink = new BodySink(this.res, { buffering: this.buffering ?? true, memory: RESPONSE_MEMORY, maxFile: this.maxTempFile }, (err) => {
       this.ctx.logger.error(`${this.label}: compression failed: ${err.message}`);
       this.abort();
-    });
+    }, this.ctx.logger);
     if (this.writeHead(head, (status, reason, headers) => sink.head(this.ctx.compression, this.req, status, reason, headers, length))) this.sink = sink;
   }
 

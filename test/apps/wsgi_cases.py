@@ -300,6 +300,13 @@ BAD_HEADS = {
 }
 
 
+def big_case(environ, start_response):
+    """?size=N: pattern(N) in 64 KiB pieces, for a client that reads slowly."""
+    data = pattern(int(_query(environ)["size"]))
+    start_response("200 OK", [("Content-Type", "application/octet-stream")])
+    return (data[i : i + 65536] for i in range(0, len(data), 65536))
+
+
 # Hop-by-hop headers, as SSE examples and old apps send them (gunicorn drops them).
 HOP_HEADERS = [
     ("Content-Type", "text/plain"),
@@ -389,6 +396,7 @@ CASES = {
     "content-length": content_length_case,
     "shared": shared_case,
     "hop": hop_case,
+    "big": big_case,
 }
 
 
