@@ -40,6 +40,9 @@ async function main(): Promise<void> {
     process.stdout.write(`gatehouse: configuration OK${apps ? `; ${apps} import${site.apps.length > 1 ? '' : 's'}` : ''}\n`);
     process.exit(0);
   }
+  // A log reader that goes away (`gatehouse | tee`, a log shipper restarting) must not take the
+  // server with it: writes to a closed pipe fail with EPIPE, and an unheard 'error' would end the process.
+  for (const out of [process.stdout, process.stderr]) out.on('error', () => {});
   let server: Gatehouse | null = null;
   let stopping = false;
   const stop = async (graceSeconds: number, signal: string) => {

@@ -6,11 +6,12 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { APPS } from './helpers/gatehouse.js';
+import { APPS, CLI } from './helpers/gatehouse.js';
 import { encodeUwsgiPacket } from '../src/upstream/uwsgi-packet.js';
 import { countMatches, launch, runCli, withServer } from './helpers/launch.js';
 import { childPids, isAlive, workerPidsFor } from './helpers/processes.js';
@@ -291,6 +292,22 @@ test('SIGINT stops at once, without waiting for a slow request', async () => {
     assert.ok(await waitUntil(() => workers.every((p) => !isAlive(p)), 1000), 'no worker left');
   } finally {
     await gh.kill();
+  }
+});
+
+test('the reader of its log output going away (gatehouse | tee, a log shipper restarting) does not stop the server', async () => {
+  const proc = spawn(process.execPath, [CLI, APP, '--workers', '1', '--bind', '127.0.0.1:0', '--access-log', '-'], { stdio: ['ignore', 'pipe', 'pipe'] });
+  try {
+    let err = '';
+    proc.stderr.on('data', (d: Buffer) => (err += d.toString()));
+    assert.ok(await waitUntil(() => /Listening at: http:\/\/127\.0\.0\.1:\d+/.test(err) && /Booting worker/.test(err), 15000), err);
+    const url = /Listening at: (http:\/\/127\.0\.0\.1:\d+)/.exec(err)![1]!;
+    proc.stdout.destroy();
+    proc.stderr.destroy();
+    for (let i = 0; i < 3; i++) assert.equal((await request(url, '/pid')).status, 200, 'served with its log pipes closed');
+    assert.equal(proc.exitCode, null, 'still running');
+  } finally {
+    proc.kill('SIGKILL');
   }
 });
 
