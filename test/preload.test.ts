@@ -1,10 +1,10 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { APPS } from './helpers/gatehouse.js';
-import { launch } from './helpers/launch.js';
+import { launch, runCli } from './helpers/launch.js';
 import { childPids, isAlive } from './helpers/processes.js';
 import { waitUntil } from './helpers/wait.js';
 import { failures, runLoad, describeLoad } from './helpers/load.js';
@@ -77,3 +77,27 @@ test('--preload: SIGHUP under load makes a new template with the new code, and b
     rmSync(dir, { recursive: true, force: true });
   }
 });
+
+test('--preload with a TMPDIR that cannot hold the template\'s socket: a clear boot failure at start, a failed reload later (the old workers serve on)', async () => {
+  const { dir, env } = setup();
+  const socketTmp = join(dir, 'tmp');
+  mkdirSync(socketTmp);
+  const gh = await launch([`${APPS}/preload_app.py`, '--workers', '1', '--preload'], { env: { ...env, TMPDIR: socketTmp } });
+  try {
+    rmSync(socketTmp, { recursive: true, force: true });
+    process.kill(gh.pid, 'SIGHUP');
+    await gh.waitFor(/Reload failed, the running workers keep serving: cannot make the --preload template's socket directory in .* \(TMPDIR\): ENOENT/, 5000);
+    assert.equal((await fetch(gh.url)).status, 200);
+    mkdirSync(socketTmp);
+    process.kill(gh.pid, 'SIGHUP');
+    await gh.waitFor(/Reload complete/, 15000);
+    assert.equal((await fetch(gh.url)).status, 200);
+  } finally {
+    await gh.stop();
+    rmSync(dir, { recursive: true, force: true });
+  }
+  const r = await runCli([`${APPS}/preload_app.py`, '--workers', '1', '--preload', '--bind', '127.0.0.1:0'], { env: { ...env, TMPDIR: join(dir, 'gone') } });
+  assert.equal(r.code, 3);
+  assert.match(r.stderr, /gatehouse: error: GH_ERR_WORKER_BOOT: cannot make the --preload template's socket directory in .*gone \(TMPDIR\): ENOENT/);
+});
+

@@ -157,8 +157,14 @@ export class Supervisor {
     this.reloading = ++this.generation;
     this.logger.info(`Reloading (${reason}): booting ${this.target} new worker(s)`);
     // With --preload the new template imports the new code; its workers are forked once it is ready.
-    if (this.templates) this.templates.replace(this.generation);
-    else for (let i = 0; i < this.target; i++) this.spawnWorker();
+    if (this.templates) {
+      try {
+        this.templates.replace(this.generation);
+      } catch (err) {
+        this.templates.rollBack();
+        this.abortReload((err as Error).message);
+      }
+    } else for (let i = 0; i < this.target; i++) this.spawnWorker();
   }
 
   whenInterfaceKnown(fn: () => void): void {
@@ -389,7 +395,12 @@ export class Supervisor {
     this.templates?.stopIdle();
     const live = this.workers.filter((w) => w.state === 'booting' || w.state === 'ready').length;
     if (live < this.target && this.firstStart.done && this.backoff.due(now)) {
-      this.templates?.restartIfDead(this.generation);
+      try {
+        this.templates?.restartIfDead(this.generation);
+      } catch (err) {
+        this.backoff.failed();
+        this.retrying('the template process', (err as Error).message);
+      }
       for (let i = live; i < this.target; i++) this.spawnWorker();
     }
     this.dispatcher.drain();

@@ -14,6 +14,7 @@ import { chmodSync, chownSync, mkdtempSync, rmSync } from 'node:fs';
 import { createServer, type Server, type Socket } from 'node:net';
 import { constants, tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { GatehouseError } from '../errors.js';
 import type { Logger } from '../log/logger.js';
 import { encodeEmpty, Frame, FrameDecoder, HEADER_SIZE } from '../wire/frames.js';
 import { whenGone } from './child-exit.js';
@@ -46,12 +47,13 @@ export class TemplateProcess {
     private readonly events: TemplateEvents,
     logger: Logger,
   ) {
-    this.dir = mkdtempSync(join(tmpdir(), 'gatehouse-fork-'));
-    if (opts.uid !== undefined || opts.gid !== undefined) chownSync(this.dir, opts.uid ?? -1, opts.gid ?? -1);
+    this.dir = socketDir(opts);
     const socketPath = join(this.dir, 'workers.sock');
     this.server = createServer((socket) => this.onConnection(socket));
     // The directory is private (0700, the workers' owner); the socket itself must be writable by them.
     this.server.listen(socketPath, () => chmodSync(socketPath, 0o777));
+    // Its workers then never connect: they fail their boot within --timeout, and that is reported.
+    this.server.on('error', (err) => logger.error(`The --preload template's socket ${socketPath} failed: ${err.message}`));
     // Forked workers share the template's stdout/stderr: their lines carry the template's pid.
     this.child = spawnPython(opts, { ...opts.settings, fork_socket: socketPath }, logger);
     this.pid = this.child.pid ?? 0;
@@ -127,5 +129,18 @@ export class TemplateProcess {
     };
     socket.on('data', onData);
     socket.on('error', () => {});
+  }
+}
+
+/** The private directory of the template's socket; GH_ERR_WORKER_BOOT when TMPDIR cannot have it (gone, full). */
+function socketDir(opts: WorkerSpawnOptions): string {
+  let dir: string | null = null;
+  try {
+    dir = mkdtempSync(join(tmpdir(), 'gatehouse-fork-'));
+    if (opts.uid !== undefined || opts.gid !== undefined) chownSync(dir, opts.uid ?? -1, opts.gid ?? -1);
+    return dir;
+  } catch (err) {
+    if (dir !== null) rmSync(dir, { recursive: true, force: true });
+    throw new GatehouseError('GH_ERR_WORKER_BOOT', `cannot make the --preload template's socket directory in ${tmpdir()} (TMPDIR): ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
   }
 }
