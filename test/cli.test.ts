@@ -389,16 +389,23 @@ test('-b [::1]:0 serves over IPv6 loopback', async (t) => {
   });
 });
 
-test("gunicorn's spellings: --access-logfile and --keep-alive work; -k, --pid and --error-logfile say what to use instead", async () => {
-  await withServer([FILE_APP, '--access-logfile', '-', '--keep-alive', '3'], async (gh) => {
+test("gunicorn's command lines: --access-logfile, --keep-alive, --error-logfile -, --capture-output and -k sync/gthread/UvicornWorker work; -k gevent, a log file and --pid say what to use instead", async () => {
+  await withServer([FILE_APP, '--access-logfile', '-', '--error-logfile', '-', '--capture-output', '-k', 'sync', '--keep-alive', '3'], async (gh) => {
     const r = await request(gh.url, '/logged', { headers: { Connection: 'keep-alive' } });
     assert.equal(r.headers['keep-alive'], 'timeout=3');
     assert.ok(await waitUntil(() => /"GET \/logged HTTP\/1\.1" 200 /.test(gh.output()), 3000), gh.output());
   });
+  await withServer([`${APPS}/asgi_apps.py:app`, '--python', SYSTEM_PYTHON, '--log-file=-', '--worker-class', 'uvicorn.workers.UvicornWorker'], async (gh) => {
+    assert.match(gh.output(), /Using worker: asgi/);
+    assert.equal((await request(gh.url, '/pid')).status, 200);
+  });
+  await withServer([FILE_APP, '-k', 'gthread', '--threads', '2'], async (gh) => {
+    assert.match(gh.output(), /Using worker: threads \(2 per process\)/);
+  });
   for (const [args, instead] of [
-    [['-k', 'uvicorn.workers.UvicornWorker'], /Unknown option '-k': .*--interface/],
+    [['-k', 'gevent'], /Unknown option '-k': .*--threads/],
     [['--pid=/tmp/gh.pid'], /Unknown option '--pid': .*systemd/],
-    [['--error-logfile', '-'], /Unknown option '--error-logfile': .*stderr/],
+    [['--error-logfile', '/var/log/gunicorn/error.log'], /Unknown option '--error-logfile': .*stderr/],
     [['--wrkers', '2'], /Unknown option '--wrkers' \(see gatehouse --help\)/],
   ] as const) {
     const r = await runCli([FILE_APP, ...args]);

@@ -3,7 +3,7 @@ import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { resolve } from 'node:path';
 import { GatehouseError } from '../errors.js';
 import { flagOf, listItems, OPTIONS, type OptionSpec } from './options.js';
-import { insteadOf } from './foreign-flags.js';
+import { insteadOf, translateForeign } from './foreign-flags.js';
 
 /** What the command line asked for: the settings it gives (config keys), and which flag set each. */
 export type CliResult =
@@ -74,7 +74,7 @@ export function parseCli(argv: readonly string[]): CliResult {
   }
   let parsed: ReturnType<typeof parseArgs>;
   try {
-    parsed = parseArgs({ args: joinNegativeValues(argv, options), options, allowPositionals: true, strict: true });
+    parsed = parseArgs({ args: joinNegativeValues(translateForeign(argv), options), options, allowPositionals: true, strict: true });
   } catch (err) {
     // parseArgs says e.g. "Unknown option '--wrkers'"; keep its words, drop its advice about '--'.
     const message = (err as Error).message.split(/\.(?:\s|$)/)[0]!;

@@ -5,7 +5,7 @@
  * meaning are aliases in options.ts instead: --access-logfile, --keep-alive,
  * --socket.)
  */
-const WORKER_CLASS = "gatehouse tells a WSGI from an ASGI app itself (--interface auto|wsgi|asgi); gunicorn's gthread is --threads N";
+const WORKER_CLASS = 'gatehouse runs sync, gthread and uvicorn\'s worker classes as they are; for gevent or eventlet, --threads N (or an ASGI app: --interface asgi)';
 const ERROR_LOG = "the error log goes to stderr (a redirect, or systemd's journal, keeps it); --log-level sets its level";
 const NO_DAEMON = 'gatehouse writes no pid file and stays in the foreground: run it under systemd or another supervisor';
 const HEADER_SIZE = '--max-header-size SIZE (the request line and headers together)';
@@ -30,6 +30,47 @@ const INSTEAD: Record<string, string> = {
   '--module': 'the APP argument (module:callable)',
   '--wsgi-file': 'the APP argument (path/to/file.py)',
   '--master': 'gatehouse always supervises its workers',
+};
+
+/**
+ * gunicorn's flags whose meaning gatehouse has without a flag, as Dockerfiles
+ * and Procfiles give them: `--error-logfile -` / `--log-file -` (stderr, where
+ * the error log goes anyway), `--capture-output` (workers' output is always
+ * logged), `-k sync` / `gthread` (the workers are that already; --threads says
+ * how many threads) and uvicorn's worker classes (`--interface asgi`). They are
+ * dropped or made gatehouse's own, so such a command line runs unchanged; any
+ * other value (a log file, gevent) is left for insteadOf()'s advice.
+ */
+export function translateForeign(argv: readonly string[]): string[] {
+  const out: string[] = [];
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i]!;
+    const eq = arg.indexOf('=');
+    const name = arg.startsWith('--') && eq > 0 ? arg.slice(0, eq) : arg;
+    const inline = name !== arg ? arg.slice(eq + 1) : undefined;
+    const value = inline ?? argv[i + 1];
+    const taken = inline === undefined ? 2 : 1;
+    if ((name === '--error-logfile' || name === '--log-file') && value === '-') {
+      i += taken - 1;
+    } else if (name === '--capture-output') {
+      continue;
+    } else if ((name === '-k' || name === '--worker-class') && value !== undefined && GUNICORN_WORKERS[value] !== undefined) {
+      out.push(...GUNICORN_WORKERS[value]!);
+      i += taken - 1;
+    } else {
+      out.push(arg);
+    }
+  }
+  return out;
+}
+
+/** gunicorn's worker classes gatehouse runs as they are: what each becomes. */
+const GUNICORN_WORKERS: Record<string, string[]> = {
+  sync: [],
+  gthread: [],
+  'uvicorn.workers.UvicornWorker': ['--interface', 'asgi'],
+  'uvicorn.workers.UvicornH11Worker': ['--interface', 'asgi'],
+  'uvicorn_worker.UvicornWorker': ['--interface', 'asgi'],
 };
 
 /** What to use instead of `flag` (as typed: `--name`, `--name=value` or `-x`), or null. */
