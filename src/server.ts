@@ -27,6 +27,7 @@ import { clientAddress } from './http/forwarded.js';
 import { resolveUser } from './config/users.js';
 import { watchForReload } from './pool/reload-watch.js';
 import { Logger } from './log/logger.js';
+import { LogFile } from './log/log-file.js';
 import { WorkerPool } from './pool/worker-pool.js';
 import { WebSocketFront } from './asgi/websocket-front.js';
 
@@ -132,6 +133,7 @@ function createPool(app: AppSettings, gracefulTimeout: number, logger: Logger): 
 
 export class Gatehouse {
   readonly logger: Logger;
+  private readonly errorLog: LogFile;
   /** The pools by app name. */
   readonly pools = new Map<string, WorkerPool>();
   readonly front: HttpFront;
@@ -154,7 +156,9 @@ export class Gatehouse {
     private readonly actions: OptionalActions,
   ) {
     const settings = site.settings;
-    this.logger = new Logger(settings.log_level);
+    // Its own write errors can only go to stderr.
+    this.errorLog = new LogFile(settings.error_log, '--error-log', process.stderr, (err) => process.stderr.write(`gatehouse: error log ${settings.error_log}: ${err.message}\n`), true);
+    this.logger = new Logger(settings.log_level, this.errorLog);
     this.accessLog = settings.access_log
       ? new AccessLog(settings.access_log, settings.access_log_format, (err) => this.logger.error(`access log: ${err.message}`), clientAddress)
       : null;
@@ -266,6 +270,7 @@ export class Gatehouse {
 
   /** SIGUSR1: reopen the log files (after logrotate moved them). */
   reopenLogs(): void {
+    this.errorLog.reopen();
     this.accessLog?.reopen();
     this.logger.info('Reopened log files');
   }

@@ -6,7 +6,7 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { APPS, CLI, ROOT } from './helpers/gatehouse.js';
@@ -211,6 +211,33 @@ test('SIGUSR1 reopens a json access log after it was moved away', async () => {
     const old = readFileSync(`${file}.1`, 'utf8').trim().split('\n');
     assert.deepEqual(old.map((l) => (JSON.parse(l) as { path: string }).path), ['/before-rotate']);
   });
+});
+
+test("--error-logfile FILE (gunicorn's; --error-log): the front's and the workers' lines go to FILE, none to stderr, and SIGUSR1 reopens it", async () => {
+  const file = join(dir, 'error.log');
+  const proc = spawn(process.execPath, [CLI, APP, '--workers', '1', '--bind', '127.0.0.1:0', '--error-logfile', file], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
+  let stderr = '';
+  proc.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+  const exited = new Promise((resolve) => proc.on('exit', resolve));
+  const text = (f = file) => (existsSync(f) ? readFileSync(f, 'utf8') : '');
+  try {
+    assert.ok(await waitUntil(() => /Booting worker with pid/.test(text()), 15000), text() + stderr);
+    const url = /Listening at: (http:\/\/127\.0\.0\.1:\d+)/.exec(text())![1]!;
+    assert.equal((await request(url, '/log')).status, 200);
+    assert.ok(await waitUntil(() => text().includes('app wrote to wsgi.errors'), 3000), text());
+    renameSync(file, `${file}.1`);
+    process.kill(proc.pid!, 'SIGUSR1');
+    assert.ok(await waitUntil(() => /Reopened log files/.test(text()), 3000), text());
+    assert.equal((await request(url, '/log')).status, 200);
+    assert.ok(await waitUntil(() => text().includes('app wrote to wsgi.errors'), 3000), text());
+    assert.match(text(`${file}.1`), /Starting gatehouse[\s\S]*app wrote to wsgi.errors/);
+    proc.kill('SIGTERM');
+    await exited;
+    assert.match(text(), /Shutting down: Master\n$/, 'the last line is in the file at exit');
+    assert.equal(stderr, '', 'nothing on stderr');
+  } finally {
+    proc.kill('SIGKILL');
+  }
 });
 
 /**

@@ -6,7 +6,6 @@
  * --socket.)
  */
 const WORKER_CLASS = 'gatehouse runs sync, gthread and uvicorn\'s worker classes as they are; for gevent or eventlet, --threads N (or an ASGI app: --interface asgi)';
-const ERROR_LOG = "the error log goes to stderr (a redirect, or systemd's journal, keeps it); --log-level sets its level";
 const NO_DAEMON = 'gatehouse writes no pid file and stays in the foreground: run it under systemd or another supervisor';
 const HEADER_SIZE = '--max-header-size SIZE (the request line and headers together)';
 const LINE_SIZE = '--max-header-size SIZE (the request line and headers together; a target that alone reaches it gets 414)';
@@ -15,8 +14,6 @@ const INSTEAD: Record<string, string> = {
   '-k': WORKER_CLASS,
   '--worker-class': WORKER_CLASS,
   '--worker-connections': 'for an ASGI app, --max-concurrency N',
-  '--error-logfile': ERROR_LOG,
-  '--log-file': ERROR_LOG,
   '-p': `gunicorn's -p: ${NO_DAEMON}; uWSGI's -p: --workers N`,
   '--pid': NO_DAEMON,
   '--pidfile': NO_DAEMON,
@@ -34,8 +31,8 @@ const INSTEAD: Record<string, string> = {
 
 /**
  * gunicorn's flags whose meaning gatehouse has without a flag, as Dockerfiles
- * and Procfiles give them: `--error-logfile -` / `--log-file -` (stderr, where
- * the error log goes anyway), `--capture-output` (workers' output is always
+ * and Procfiles give them: `--log-file` (--error-log's older gunicorn name),
+ * `--capture-output` (workers' output is always
  * logged), `-k sync` / `gthread` (the workers are that already; --threads says
  * how many threads) and uvicorn's worker classes (`--interface asgi`). They are
  * dropped or made gatehouse's own, so such a command line runs unchanged; any
@@ -50,8 +47,9 @@ export function translateForeign(argv: readonly string[]): string[] {
     const inline = name !== arg ? arg.slice(eq + 1) : undefined;
     const value = inline ?? argv[i + 1];
     const taken = inline === undefined ? 2 : 1;
-    if ((name === '--error-logfile' || name === '--log-file') && value === '-') {
-      i += taken - 1;
+    if (name === '--log-file') {
+      // gunicorn's older name of --error-logfile.
+      out.push(inline === undefined ? '--error-log' : `--error-log=${inline}`);
     } else if (name === '--capture-output') {
       continue;
     } else if ((name === '-k' || name === '--worker-class') && value !== undefined && GUNICORN_WORKERS[value] !== undefined) {

@@ -107,6 +107,8 @@ export const OPTIONS: readonly OptionSpec[] = [
   { key: 'cache_store', kind: 'string', arg: 'URL',
     doc: 'Keep the cache in memcached (memcached://HOST:PORT) or Redis (redis://HOST:PORT[/DB]), shared by every gatehouse using it, instead of memory; caches every app route.' },
   { key: 'access_log', alias: 'access-logfile', kind: 'path', arg: 'FILE', doc: "Write an access log to FILE, or '-' for stdout. Default: none." },
+  { key: 'error_log', alias: 'error-logfile', kind: 'path', arg: 'FILE',
+    doc: "Write the error log (gatehouse's own lines and the workers' output) to FILE, or '-' for stderr; SIGUSR1 reopens it. Default: stderr." },
   { key: 'access_log_format', kind: 'string', arg: 'FORMAT',
     doc: "combined (default), json, or a format of gunicorn's atoms, e.g. '%(h)s \"%(r)s\" %(s)s %(D)s'." },
   { key: 'log_level', kind: 'string', arg: 'LEVEL', doc: `Error log level: ${LOG_LEVELS.join(', ')}. Default info.` },

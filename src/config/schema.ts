@@ -338,6 +338,8 @@ export function configSchema(base: string) {
       log_level: z.enum(LOG_LEVELS, { error: `must be one of ${LOG_LEVELS.join(', ')}` }).default('info'),
       /** File for the access log, or '-' for stdout. */
       access_log: z.string().min(1).transform((f) => (f === '-' ? f : resolve(base, f))).optional(),
+      /** File for the error log (gunicorn's --error-logfile), or '-' for stderr. */
+      error_log: z.string().min(1).transform((f) => (f === '-' ? f : resolve(base, f))).default('-'),
       /** combined, json, or a format with gunicorn's atoms (%(h)s %(r)s ...); see src/log/access-log-format.ts. */
       access_log_format: z
         .string()

@@ -3,26 +3,26 @@
  * names (see access-log-format.ts), to a file that SIGUSR1 reopens or to
  * stdout.
  */
-import { createWriteStream, openSync, type WriteStream } from 'node:fs';
 import type { IncomingHttpHeaders } from 'node:http';
 import { configError } from '../errors.js';
+import { LogFile } from './log-file.js';
 import { accessLogFormat, type AccessEntry, type LoggedRequest, type LoggedResponse } from './access-log-format.js';
 
 const kStarted = Symbol('gatehouse.requestStarted');
 type TimedRequest = LoggedRequest & { [kStarted]?: number };
 
 export class AccessLog<Req extends LoggedRequest = LoggedRequest> {
-  private out: WriteStream | NodeJS.WriteStream;
+  private readonly out: LogFile;
   private readonly render: (e: AccessEntry) => string;
   /** The request headers the lines read. */
   private readonly headerNames: readonly string[];
 
   /** Opens the file now, so a bad path stops the server at start with the flag named. */
   constructor(
-    private readonly target: string,
+    target: string,
     /** access_log_format, already validated by the schema. */
     format: string,
-    private readonly onError: (err: Error) => void,
+    onError: (err: Error) => void,
     /** The client's address as the log shows it (the front knows about trusted proxies). */
     private readonly clientOf: (req: Req) => string,
   ) {
@@ -30,31 +30,12 @@ export class AccessLog<Req extends LoggedRequest = LoggedRequest> {
     if (compiled.render === undefined) throw configError('--access-log-format', format, compiled.problem!);
     this.render = compiled.render;
     this.headerNames = compiled.headers ?? [];
-    this.out = target === '-' ? process.stdout : this.open();
+    this.out = new LogFile(target, '--access-log', process.stdout, onError);
   }
 
-  private open(): WriteStream {
-    let fd: number;
-    try {
-      fd = openSync(this.target, 'a');
-    } catch (err) {
-      throw configError('--access-log', this.target, `cannot open: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
-    }
-    const out = createWriteStream('', { fd });
-    out.on('error', this.onError);
-    return out;
-  }
-
-  /** Opens the file again by name (logrotate moved the old one away); lines already buffered go to the old file. */
+  /** Opens the file again by name (logrotate moved the old one away). */
   reopen(): void {
-    if (this.out === process.stdout) return;
-    const old = this.out as WriteStream;
-    try {
-      this.out = this.open();
-      old.end();
-    } catch (err) {
-      this.onError(err as Error);
-    }
+    this.out.reopen();
   }
 
   /** Notes when a request started, for its duration (%(D)s, duration_ms). */
@@ -89,7 +70,6 @@ export class AccessLog<Req extends LoggedRequest = LoggedRequest> {
   }
 
   close(): Promise<void> {
-    if (this.out === process.stdout) return Promise.resolve();
-    return new Promise((resolve) => (this.out as WriteStream).end(resolve));
+    return this.out.close();
   }
 }

@@ -29,7 +29,8 @@ export class Logger {
 
   constructor(
     level: LogLevel = 'info',
-    private readonly out: NodeJS.WritableStream = process.stderr,
+    /** Where the lines go: stderr, or --error-log's file (log-file.ts). */
+    private readonly out: { write(line: string): unknown } = process.stderr,
     /** Starts every message, e.g. `[api] ` for one app's pool when a site has several. */
     private readonly prefix = '',
   ) {
