@@ -4,6 +4,7 @@
  * (new code); an old one is stopped only once its last worker is gone, since
  * its workers die with it.
  */
+import type { GatehouseError } from '../errors.js';
 import type { Logger } from '../log/logger.js';
 import { TemplateProcess, type TemplateEvents } from './template-process.js';
 import type { WorkerSpawnOptions } from './worker-process.js';
@@ -19,14 +20,22 @@ export class PreloadTemplates {
     private readonly logger: Logger,
   ) {}
 
-  start(generation: number): void {
-    this.current = new TemplateProcess(this.spawn, generation, this.events, this.logger);
+  /** A template for `generation`; the error, the current one kept, when TMPDIR cannot hold its socket. */
+  start(generation: number): GatehouseError | null {
+    try {
+      this.current = new TemplateProcess(this.spawn, generation, this.events, this.logger);
+      return null;
+    } catch (err) {
+      return err as GatehouseError;
+    }
   }
 
   /** A reload: a new template imports the new code; the current one keeps its workers until they retire. */
-  replace(generation: number): void {
-    if (this.current) this.old.push(this.current);
-    this.start(generation);
+  replace(generation: number): GatehouseError | null {
+    const previous = this.current;
+    const failed = this.start(generation);
+    if (failed === null && previous !== null) this.old.push(previous);
+    return failed;
   }
 
   /** The new template did not import: go back to the previous one. */
@@ -35,8 +44,8 @@ export class PreloadTemplates {
   }
 
   /** The current template died: workers still wanted need a new one. */
-  restartIfDead(generation: number): void {
-    if (this.current?.state === 'dead') this.start(generation);
+  restartIfDead(generation: number): GatehouseError | null {
+    return this.current?.state === 'dead' ? this.start(generation) : null;
   }
 
   /** An old template whose workers are all gone is stopped (stopping it earlier would kill them). */

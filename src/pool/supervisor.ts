@@ -20,56 +20,16 @@ import { randomInt } from 'node:crypto';
 import { GatehouseError } from '../errors.js';
 import { freeSlot } from './worker-slots.js';
 import type { Logger } from '../log/logger.js';
-import { AppInterface, concurrencyIgnored, threadsIgnored, workerLine, type Interface } from './app-interface.js';
+import { AppInterface, concurrencyIgnored, threadsIgnored, workerLine } from './app-interface.js';
 import { BootBackoff } from './boot-backoff.js';
 import { bootTimeoutError, importError, reloadFailure } from './boot-errors.js';
-import type { Exchange } from './exchange.js';
 import { FirstStart } from './first-start.js';
 import { PreloadTemplates } from './preload-templates.js';
 import { closeIfIdle, retire, stopAll } from './retirement.js';
 import type { TemplateEvents, TemplateProcess } from './template-process.js';
 import { Watchdog } from './watchdog.js';
-import { WorkerProcess, type WorkerEvents, type WorkerSpawnOptions } from './worker-process.js';
-
-export interface SupervisorOptions {
-  spawn: WorkerSpawnOptions;
-  workers: number;
-  /** Requests a worker runs at once (1: a sync worker). */
-  threads: number;
-  /** Seconds a request may run before its worker is killed (0: no limit). */
-  timeout: number;
-  /** Replace a worker after this many requests, plus 0..maxRequestsJitter (0: never). */
-  maxRequests: number;
-  maxRequestsJitter: number;
-  /** Replace a worker whose resident memory exceeds this many bytes (0: no limit). */
-  maxRss: number;
-  /** Import the app once in a template process and fork the workers from it. */
-  preload: boolean;
-  /**
-   * WSGI or ASGI; "auto" until the first worker that boots says which (its
-   * READY frame), then that for good. An ASGI pool's `threads` becomes
-   * `maxConcurrency` once known (runAsgi()): its workers run that many requests at once.
-   */
-  interface: 'auto' | Interface;
-  /** ASGI: requests a worker runs at once on its event loop. */
-  maxConcurrency: number;
-  /** maxConcurrency was set, not the default: a WSGI app says it ignores it. */
-  maxConcurrencyGiven: boolean;
-  /** Seconds a retiring worker's long-lived exchanges (open WebSockets) may go on before they are ended (1012). */
-  gracefulTimeout: number;
-}
-
-/** What the supervisor tells the scheduler. */
-export interface Dispatcher {
-  /** Requests a worker gave back before running them: they go first. */
-  requeue(xs: Exchange[]): void;
-  /** A worker may have room for waiting requests. */
-  drain(): void;
-  /** A pass of the loop, before the supervisor's own work. */
-  tick(now: number): void;
-  /** Workers now run this many requests at once (an app found to be ASGI). */
-  setConcurrency(n: number, asgi: boolean): void;
-}
+import { WorkerProcess, type WorkerEvents } from './worker-process.js';
+import type { Dispatcher, SupervisorOptions } from './supervisor-options.js';
 
 const TICK_MS = 25;
 
@@ -135,8 +95,9 @@ export class Supervisor {
     // gunicorn's "Using worker:" line; given as "auto", the interface is known once a worker has loaded the app (below).
     if (this.opts.interface !== 'auto') this.logger.info(workerLine(this.opts.interface, this.opts));
     const started = this.firstStart.begin();
-    if (this.templates) this.templates.start(this.generation);
-    else for (let i = 0; i < this.target; i++) this.spawnWorker();
+    const failed = this.templates?.start(this.generation) ?? null;
+    if (failed !== null) throw failed;
+    if (!this.templates) for (let i = 0; i < this.target; i++) this.spawnWorker();
     this.timer = setInterval(() => this.reconcile(), TICK_MS);
     this.timer.unref();
     return started;
@@ -158,12 +119,8 @@ export class Supervisor {
     this.logger.info(`Reloading (${reason}): booting ${this.target} new worker(s)`);
     // With --preload the new template imports the new code; its workers are forked once it is ready.
     if (this.templates) {
-      try {
-        this.templates.replace(this.generation);
-      } catch (err) {
-        this.templates.rollBack();
-        this.abortReload((err as Error).message);
-      }
+      const failed = this.templates.replace(this.generation);
+      if (failed !== null) this.abortReload(failed.message);
     } else for (let i = 0; i < this.target; i++) this.spawnWorker();
   }
 
@@ -181,8 +138,7 @@ export class Supervisor {
       this.abortReload(mismatch);
     } else {
       // A replacement that imported changed code: retried with backoff, as a boot failure is.
-      this.backoff.failed();
-      this.retrying(`worker ${w.pid}`, mismatch);
+      this.failedToBoot(`worker ${w.pid}`, mismatch);
     }
     return false;
   }
@@ -255,8 +211,7 @@ export class Supervisor {
       this.templates?.rollBack();
       this.abortReload(reloadFailure(error));
     } else {
-      this.backoff.failed();
-      this.retrying('the template process', error.detail ?? error.message);
+      this.failedToBoot('the template process', error.detail ?? error.message);
     }
   }
 
@@ -290,6 +245,12 @@ export class Supervisor {
       if (this.firstStart.done) this.retrying(`worker ${w.pid}`, error.detail ?? error.message);
       else this.firstStart.workerFailed(w, error);
     }
+  }
+
+  /** A worker or template that failed to boot after the first start: counted, and tried again later. */
+  private failedToBoot(who: string, why: string): void {
+    this.backoff.failed();
+    this.retrying(who, why);
   }
 
   private retrying(who: string, why: string): void {
@@ -395,12 +356,8 @@ export class Supervisor {
     this.templates?.stopIdle();
     const live = this.workers.filter((w) => w.state === 'booting' || w.state === 'ready').length;
     if (live < this.target && this.firstStart.done && this.backoff.due(now)) {
-      try {
-        this.templates?.restartIfDead(this.generation);
-      } catch (err) {
-        this.backoff.failed();
-        this.retrying('the template process', (err as Error).message);
-      }
+      const failed = this.templates?.restartIfDead(this.generation) ?? null;
+      if (failed !== null) this.failedToBoot('the template process', failed.message);
       for (let i = live; i < this.target; i++) this.spawnWorker();
     }
     this.dispatcher.drain();

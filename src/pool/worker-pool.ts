@@ -9,7 +9,8 @@ import type { Logger } from '../log/logger.js';
 import type { Exchange } from './exchange.js';
 import { Scheduler, type SchedulerOptions } from './scheduler.js';
 import { shutdownLongLived } from './retirement.js';
-import { Supervisor, type SupervisorOptions } from './supervisor.js';
+import { Supervisor } from './supervisor.js';
+import type { SupervisorOptions } from './supervisor-options.js';
 import type { WorkerProcess } from './worker-process.js';
 
 /** How long exchanges told to shut down (open WebSockets) have to end before the workers are stopped (ms). */
