@@ -3,7 +3,8 @@
  * use instead: people type them from habit, and "unknown option" alone
  * leaves them to search --help. (Those with a gatehouse flag of the same
  * meaning are aliases in options.ts instead: --access-logfile, --keep-alive,
- * --socket.)
+ * --error-logfile, --socket; those that say what gatehouse does anyway are
+ * taken by translateForeign().)
  */
 const WORKER_CLASS = 'gatehouse runs sync, gthread and uvicorn\'s worker classes as they are; for gevent or eventlet, --threads N (or an ASGI app: --interface asgi)';
 const NO_DAEMON = 'gatehouse writes no pid file and stays in the foreground: run it under systemd or another supervisor';
@@ -30,13 +31,13 @@ const INSTEAD: Record<string, string> = {
 };
 
 /**
- * gunicorn's flags whose meaning gatehouse has without a flag, as Dockerfiles
- * and Procfiles give them: `--log-file` (--error-log's older gunicorn name),
- * `--capture-output` (workers' output is always
- * logged), `-k sync` / `gthread` (the workers are that already; --threads says
- * how many threads) and uvicorn's worker classes (`--interface asgi`). They are
- * dropped or made gatehouse's own, so such a command line runs unchanged; any
- * other value (a log file, gevent) is left for insteadOf()'s advice.
+ * gunicorn's flags whose meaning gatehouse has without a flag of that name,
+ * as Dockerfiles and Procfiles give them: `--log-file` (--error-log's older
+ * gunicorn name), `--capture-output` (workers' output is always logged),
+ * `-k sync` / `gthread` (the workers are that already; --threads says how many
+ * threads) and uvicorn's worker classes (`--interface asgi`). They are dropped
+ * or made gatehouse's own, so such a command line runs unchanged; any other
+ * worker class (gevent) is left for insteadOf()'s advice.
  */
 export function translateForeign(argv: readonly string[]): string[] {
   const out: string[] = [];
