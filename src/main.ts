@@ -72,6 +72,8 @@ async function main(): Promise<void> {
     trimHeapWhenIdle(server.logger);
   } catch (err) {
     stopping = true;
+    // With --error-log FILE the file has the failure too (stderr gets it below, as always).
+    if (config.error_log !== '-' && err instanceof GatehouseError) server?.logger.error(`${err.code}: ${err.message}${err.detail ? `\n${err.detail.trimEnd()}` : ''}`);
     await server?.stop(0).catch(() => {});
     fail(err, debug);
   }

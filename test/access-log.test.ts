@@ -240,6 +240,14 @@ test("--error-logfile FILE (gunicorn's; --error-log): the front's and the worker
   }
 });
 
+test('--error-log FILE: a start that fails (no worker imports the app) is in the file too, with its traceback, and on stderr as always', async () => {
+  const file = join(dir, 'boot-error.log');
+  const r = await runCli([`${APPS}/lifecycle_import_error.py`, '--workers', '1', '--bind', '127.0.0.1:0', '--error-log', file]);
+  assert.equal(r.code, 3, r.stderr);
+  assert.match(r.stderr, /gatehouse: error: GH_ERR_APP_IMPORT/);
+  assert.match(readFileSync(file, 'utf8'), /\[ERROR\] GH_ERR_APP_IMPORT: cannot load the application: [\s\S]*Traceback \(most recent call last\)/);
+});
+
 /**
  * Starts gatehouse on a unix socket with `--log-level LEVEL` (the boot lines
  * the usual launcher waits for are INFO, so readiness is polled instead),
