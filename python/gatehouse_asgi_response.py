@@ -15,7 +15,7 @@ import http
 import sys
 import traceback
 
-from gatehouse_app import HOP_BY_HOP, AppError, bodiless, check_headers
+from gatehouse_app import AppError, bodiless, check_headers
 from gatehouse_wire import ABORT, BODY, END, RESPONSE, START, START_TRAILERS, encode_head, pack_header, pack_response, unpack_u32
 
 REASONS = {s.value: s.phrase for s in http.HTTPStatus}
@@ -115,14 +115,11 @@ class Responder:
         if type(status) is not int or not 100 <= status <= 599:
             raise AppError("the status must be an int from 100 to 599, got %r" % (status,))
         line = "%d %s" % (status, REASONS.get(status, ""))
-        headers = []
         try:
-            for name, value in raw:
-                name = name.decode("latin-1")
-                if name.lower() not in HOP_BY_HOP:  # the front owns the connection's framing
-                    headers.append((name, value.decode("latin-1")))
+            headers = [(name.decode("latin-1"), value.decode("latin-1")) for name, value in raw]
         except (AttributeError, TypeError, ValueError):
             raise AppError("each header must be a pair of bytes (name, value), got %r" % (raw,)) from None
+        # Hop-by-hop headers are dropped there, as a WSGI app's: the front owns the connection's framing.
         declared, headers = check_headers(line, headers)
         self.status = line
         self.headers = headers

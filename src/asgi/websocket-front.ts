@@ -76,9 +76,14 @@ export class WebSocketFront {
   private readonly owners = new WeakMap<IncomingMessage, HandshakeOwner>();
   private readonly open = new MemberList<Keepalive>(KEEPALIVE_AT);
   private timer: NodeJS.Timeout | null = null;
-  private stall = new StallGuard(SWEEP_MAX_MS + HELD_MS);
+  /** How often the open sockets are looked at (pings due, pongs late). */
+  private readonly tick: number;
+  private readonly stall: StallGuard;
 
-  constructor(private readonly settings: WebSocketSettings) {}
+  constructor(private readonly settings: WebSocketSettings) {
+    this.tick = Math.min(SWEEP_MAX_MS, (settings.pingInterval * 1000) / 2, Math.max(1, settings.pingTimeout * 500));
+    this.stall = new StallGuard(this.tick + HELD_MS);
+  }
 
   private makeServer(): WebSocketServer {
     const settings = this.settings;
@@ -117,9 +122,7 @@ export class WebSocketFront {
     k.lastPing = Math.round(performance.now());
     this.open.add(k);
     if (this.timer === null) {
-      const tick = Math.min(SWEEP_MAX_MS, every / 2, Math.max(1, this.settings.pingTimeout * 500));
-      this.stall = new StallGuard(tick + HELD_MS);
-      this.timer = setInterval(() => this.sweep(), tick);
+      this.timer = setInterval(() => this.sweep(), this.tick);
       this.timer.unref();
     }
   }

@@ -219,13 +219,14 @@ export class ProxyExchange implements CarriedHandler, InFlight {
     if (this.done) return;
     if (this.discarding) return this.send(this.reserved!);
     const failure = this.classify(err);
-    if (this.status === 0 && this.reused && failure.phase !== 'connect' && failure.status === 502 && !malformed(err) && this.retryTo(false, peer) !== null) {
-      this.route.logger.debug(`${this.what()}: upstream ${peer.name} closed a kept-alive connection (${failure.message}); sending it again on a new one`);
-      return this.send(peer);
-    }
     if (this.status === 0) {
-      this.route.balancer.failed(peer);
       const retryable = failure.phase === 'connect' || (failure.status === 502 && !malformed(err));
+      // A reused connection was connected: its failure is the stale connection's, not the upstream's.
+      if (retryable && this.reused && this.retryTo(false, peer) !== null) {
+        this.route.logger.debug(`${this.what()}: upstream ${peer.name} closed a kept-alive connection (${failure.message}); sending it again on a new one`);
+        return this.send(peer);
+      }
+      this.route.balancer.failed(peer);
       if (retryable && this.retryTo(failure.phase === 'connect') !== null) {
         this.route.logger.warning(`${this.what()}: upstream ${peer.name} failed while ${failure.phase === 'connect' ? 'connecting' : 'waiting for the response'} (${failure.message}); trying ${this.reserved!.name}`);
         return this.send(this.reserved!);
